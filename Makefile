@@ -1,0 +1,131 @@
+# gammad build. Everything lands in $(BUILD); `make V=1` shows full commands.
+#
+#   make            BPF objects, skeletons, gammad, gammactl, tools, test runner
+#   make deps       install the Debian packages the project needs (idempotent)
+#   make test       deps + build + the whole test suite
+#   make run        deps + build + lab with deploy/examples + gammad (Ctrl-C tears down)
+#   make clean
+
+BUILD    ?= build
+CLANG    ?= clang-19
+LLVM_STRIP ?= llvm-strip-19
+BPFTOOL  ?= bpftool
+CC       ?= cc
+V        ?= 0
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+CFLAGS_COMMON := -std=gnu11 -g -O2 -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Iinclude -Iuser/lib -I$(BUILD) -D_GNU_SOURCE -MMD -MP
+USER_CFLAGS := $(CFLAGS_COMMON) $(shell pkg-config --cflags libbpf yaml-0.1 2>/dev/null) $(EXTRA_CFLAGS)
+USER_LDLIBS := $(shell pkg-config --libs libbpf yaml-0.1 2>/dev/null || echo -lbpf -lyaml) -lelf -lz -lm -lpthread
+
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+	-Wno-unused-function -Iinclude -Ibpf -I$(BUILD) -MMD -MP
+
+# ---- sources, found by convention (add a file, it is built) ----------------
+LIB_SRCS   := $(wildcard user/lib/*.c)
+LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB        := $(BUILD)/libgammad.a
+
+BPF_SRCS   := $(wildcard bpf/*.bpf.c)
+BPF_OBJS   := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/bpf/%.bpf.o)
+BPF_SKELS  := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/skel/%.skel.h)
+
+TEST_BPF_SRCS  := $(wildcard tests/progs/*.bpf.c)
+TEST_BPF_OBJS  := $(TEST_BPF_SRCS:tests/progs/%.bpf.c=$(BUILD)/tests/progs/%.bpf.o)
+TEST_BPF_SKELS := $(TEST_BPF_SRCS:tests/progs/%.bpf.c=$(BUILD)/skel/test_%.skel.h)
+
+# Programs: user/<prog>/*.c and tools/<prog>/*.c each give $(BUILD)/<prog>.
+USER_PROGS := $(filter-out lib,$(notdir $(patsubst %/,%,$(dir $(wildcard user/*/*.c)))))
+TOOL_PROGS := $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c))))
+PROGS      := $(sort $(USER_PROGS) $(TOOL_PROGS))
+PROG_BINS  := $(PROGS:%=$(BUILD)/%)
+
+TEST_SRCS  := $(wildcard tests/*.c tests/lib/*.c tests/prog_tests/*.c)
+TEST_OBJS  := $(TEST_SRCS:%.c=$(BUILD)/%.o)
+TEST_BIN   := $(BUILD)/test_progs
+
+VMLINUX    := $(BUILD)/vmlinux.h
+
+.PHONY: all deps test run bench fuzz clean lab-down
+all: $(PROG_BINS) $(TEST_BIN)
+
+deps:
+	$(Q)tools/deps.sh
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(TEST_BIN) $(TESTFLAGS)
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tools/run.sh
+
+clean:
+	$(call msg,CLEAN,$(BUILD))
+	$(Q)rm -rf $(BUILD)
+
+# ---- BPF ---------------------------------------------------------------------
+$(VMLINUX):
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c | $(VMLINUX)
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/progs/%.bpf.o: tests/progs/%.bpf.c | $(VMLINUX)
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/skel/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/skel/test_%.skel.h: $(BUILD)/tests/progs/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(BPFTOOL) gen skeleton $< name test_$(subst -,_,$*)_bpf > $@.tmp && mv $@.tmp $@
+
+# ---- userspace ---------------------------------------------------------------
+# Every user object may include a skeleton; they are generated first.
+$(BUILD)/%.o: %.c | $(BPF_SKELS) $(TEST_BPF_SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(USER_CFLAGS) -Itests -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+.SECONDEXPANSION:
+$(PROG_BINS): $(BUILD)/%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard user/$$*/*.c tools/$$*/*.c)) $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(filter %.o,$^) $(LIB) $(USER_LDLIBS) -o $@
+
+# The runner's test list is generated from the test sources, like selftests' prog_tests.
+$(BUILD)/tests/prog_tests.h: $(wildcard tests/prog_tests/*.c)
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)cat /dev/null $(sort $^) | sed -n 's/^void \(test_[a-z0-9_]*\)(void).*/DEFINE_TEST(\1)/p' > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/tests/test_progs.o: $(BUILD)/tests/prog_tests.h
+
+$(TEST_BIN): $(TEST_OBJS) $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(TEST_OBJS) $(LIB) $(USER_LDLIBS) -o $@
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

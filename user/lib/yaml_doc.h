@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Read-only access to YAML (and JSON) manifests through libyaml's document
+ * API. Every node keeps its line, so whoever rejects a value can name the
+ * file, line and field. Getters return 0, -ENOENT (absent or null) or
+ * -EINVAL (present but of the wrong type or out of range); they never print:
+ * the caller decides and reports once through ydoc_error().
+ */
+#ifndef GAMMAD_YAML_DOC_H
+#define GAMMAD_YAML_DOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <yaml.h>
+
+/* Largest manifest file we read; larger ones are rejected as a whole. */
+#define YDOC_MAX_FILE_BYTES (64u << 20)
+
+struct ydoc {
+	yaml_document_t doc;
+	const char *file;	/* owned by the ydoc_set */
+	int index;		/* 0-based position of the document in its file */
+	yaml_node_t *root;	/* NULL for an empty document */
+};
+
+/* All documents of one file (or buffer), in order. */
+struct ydoc_set {
+	char *file;
+	struct ydoc *docs;
+	size_t nr_docs;
+};
+
+/* Error text of the last failed load: "file:line:col: problem". */
+struct ydoc_error {
+	char msg[512];
+	int line;
+};
+
+int ydoc_load_file(const char *path, struct ydoc_set *set, struct ydoc_error *err);
+int ydoc_load_buf(const char *name, const void *buf, size_t len,
+		  struct ydoc_set *set, struct ydoc_error *err);
+void ydoc_set_free(struct ydoc_set *set);
+
+/* 1-based line of a node, as editors show it. */
+static inline int ynode_line(const yaml_node_t *n)
+{
+	return n ? (int)n->start_mark.line + 1 : 0;
+}
+
+yaml_node_t *ynode_get(const struct ydoc *d, int id);
+bool ynode_is_null(const yaml_node_t *n);
+/* Scalar text, or NULL if n is not a scalar. YAML null gives NULL too. */
+const char *ynode_str(const yaml_node_t *n);
+
+/* Value of key in mapping map; NULL when map is not a mapping or key is absent. */
+yaml_node_t *ymap_get(const struct ydoc *d, const yaml_node_t *map, const char *key);
+/* Follow a dotted path of keys: ymap_path(d, root, "metadata.name"). */
+yaml_node_t *ymap_path(const struct ydoc *d, const yaml_node_t *map, const char *path);
+
+size_t yseq_len(const yaml_node_t *seq);
+yaml_node_t *yseq_at(const struct ydoc *d, const yaml_node_t *seq, size_t i);
+
+int yget_str(const struct ydoc *d, const yaml_node_t *map, const char *key,
+	     const char **out);
+int yget_int(const struct ydoc *d, const yaml_node_t *map, const char *key,
+	     long long min, long long max, long long *out);
+int yget_bool(const struct ydoc *d, const yaml_node_t *map, const char *key,
+	      bool *out);
+/* Mapping or sequence child; -EINVAL if present with another type. */
+int yget_map(const struct ydoc *d, const yaml_node_t *map, const char *key,
+	     yaml_node_t **out);
+int yget_seq(const struct ydoc *d, const yaml_node_t *map, const char *key,
+	     yaml_node_t **out);
+
+/* Parse a whole scalar as an integer in [min, max]; -EINVAL otherwise. */
+int yparse_int(const char *s, long long min, long long max, long long *out);
+
+/* Iterate the pairs of a mapping node. */
+#define ymap_for_each(d, map, kn, vn)						\
+	for (yaml_node_pair_t *__p = (map) && (map)->type == YAML_MAPPING_NODE \
+		? (map)->data.mapping.pairs.start : NULL;			\
+	     __p && __p < (map)->data.mapping.pairs.top &&			\
+	     ((kn) = ynode_get(d, __p->key), (vn) = ynode_get(d, __p->value), 1); \
+	     __p++)
+
+#endif
