@@ -56,8 +56,19 @@ TEST_BIN   := $(BUILD)/test_progs
 
 VMLINUX    := $(BUILD)/vmlinux.h
 
-.PHONY: all deps test run bench fuzz clean lab-down
-all: $(PROG_BINS) $(TEST_BIN)
+# libFuzzer targets: tests/fuzz/<name>.c with the library built in, under
+# ASan/UBSan. The suite replays their corpora; `make fuzz` explores.
+FUZZ_SRCS  := $(wildcard tests/fuzz/*.c)
+FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+	-Iinclude -Iuser/lib -I$(BUILD) -D_GNU_SOURCE \
+	$(shell pkg-config --cflags libbpf yaml-0.1 2>/dev/null)
+FUZZ_TIME  ?= 60
+SHARED     ?= $(abspath ../shared)
+
+.PHONY: all deps test run fuzz clean
+all: $(PROG_BINS) $(TEST_BIN) $(FUZZ_BINS)
 
 deps:
 	$(Q)tools/deps.sh
@@ -65,6 +76,18 @@ deps:
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(TEST_BIN) $(TESTFLAGS)
+
+# make fuzz [FUZZ_TIME=seconds]: each target explores from its own seeds and
+# the shared Gateway API manifests; new inputs land in build/fuzz/corpus-*.
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory $(FUZZ_BINS)
+	$(Q)for f in $(FUZZ_BINS); do \
+		n=$$(basename $$f); dir=$(BUILD)/fuzz/corpus-$$n; mkdir -p $$dir; \
+		cp tests/fuzz/corpus/$$n/* $$dir/ 2>/dev/null || true; \
+		find $(SHARED)/gateway-api/conformance -name '*.yaml' -exec cp -t $$dir {} + 2>/dev/null || true; \
+		echo "fuzz: $$n for $(FUZZ_TIME)s"; \
+		$$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 $$dir || exit 1; \
+	done
 
 run: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -111,8 +134,10 @@ $(LIB): $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# Objects and skeletons are kept: they are inputs of later builds, not temporaries.
+.SECONDARY:
 .SECONDEXPANSION:
-$(PROG_BINS): $(BUILD)/%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard user/$$*/*.c tools/$$*/*.c)) $(LIB)
+$(PROG_BINS): $(BUILD)/%: $$(addprefix $(BUILD)/,$$(addsuffix .o,$$(basename $$(wildcard user/$$*/*.c tools/$$*/*.c)))) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(filter %.o,$^) $(LIB) $(USER_LDLIBS) -o $@
 
@@ -127,5 +152,10 @@ $(BUILD)/tests/test_progs.o: $(BUILD)/tests/prog_tests.h
 $(TEST_BIN): $(TEST_OBJS) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(TEST_OBJS) $(LIB) $(USER_LDLIBS) -o $@
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) | $(BPF_SKELS)
+	$(call msg,FUZZ-CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(LIB_SRCS) $(USER_LDLIBS) -o $@
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Service load balancing at connect time: frontend -> route table of the
+ * client's class -> weighted backend (alias table, O(1)) -> endpoint.
+ * Shared by every hook that translates a destination (connect, sendmsg).
+ *
+ * Values are copied out of the maps field by field right after lookup: the
+ * agent replaces entries while programs run and a hash element may be
+ * reused, so nothing is read twice from the same pointer.
+ */
+#ifndef GAMMAD_BPF_LB_H
+#define GAMMAD_BPF_LB_H
+
+#include "lib/maps.h"
+#include "lib/class.h"
+#include "lib/stats.h"
+
+struct lb_result {
+	struct gammad_ep_val ep;
+	__u32 be_id;
+	__u32 route_id;
+};
+
+static __always_inline __u32 lb_table_selector(const struct gammad_fe_val *fe)
+{
+	struct gammad_cons_key ck = { .table_gen = fe->table_gen };
+	struct gammad_cons_val *cv;
+
+	if (!(fe->flags & GAMMAD_FE_HAS_CONSUMERS))
+		return fe->default_sel;
+	ck.ns_id = client_ns_id();
+	if (ck.ns_id == GAMMAD_NS_ALL)
+		return fe->default_sel;
+	cv = bpf_map_lookup_elem(&gammad_cons_v1, &ck);
+	return cv ? cv->sel : fe->default_sel;
+}
+
+/* Weighted choice of a backend id; returns a reason, GAMMAD_R_OK on success. */
+static __always_inline __u32 lb_pick_backend(__u32 sel_id, __u32 *be_id, __u32 *route_id)
+{
+	struct gammad_alias_key ak = { .sel_id = sel_id };
+	struct gammad_sel_val *sv;
+	struct gammad_alias_val *av;
+	__u32 nr_slots, total, flags, threshold, primary, alias;
+
+	sv = bpf_map_lookup_elem(&gammad_sel_v1, &sel_id);
+	if (!sv)
+		return GAMMAD_R_NO_SELECTOR;
+	nr_slots = sv->nr_slots;
+	total = sv->total_weight;
+	flags = sv->flags;
+	*route_id = sv->route_id;
+	if ((flags & GAMMAD_SEL_NO_ROUTE_BACKENDS) || !nr_slots || !total)
+		return GAMMAD_R_NO_ROUTE_BACKENDS;
+
+	ak.slot = bpf_get_prandom_u32() % nr_slots;
+	av = bpf_map_lookup_elem(&gammad_alias_v1, &ak);
+	if (!av)
+		return GAMMAD_R_NO_ALIAS;
+	threshold = av->threshold;
+	primary = av->primary;
+	alias = av->alias;
+	*be_id = bpf_get_prandom_u32() % total < threshold ? primary : alias;
+	return GAMMAD_R_OK;
+}
+
+/* Equal share of the backend's ready endpoints. */
+static __always_inline __u32 lb_pick_endpoint(__u32 be_id, struct gammad_ep_val *ep)
+{
+	struct gammad_ep_key ek = {};
+	struct gammad_be_val *bv;
+	struct gammad_ep_val *ev;
+	__u32 nr, flags;
+
+	bv = bpf_map_lookup_elem(&gammad_be_v1, &be_id);
+	if (!bv)
+		return GAMMAD_R_NO_BACKEND;
+	ek.ep_set = bv->ep_set;
+	nr = bv->nr_endpoints;
+	flags = bv->flags;
+	if (flags & GAMMAD_BE_UNRESOLVED)
+		return GAMMAD_R_BE_UNRESOLVED;
+	if ((flags & GAMMAD_BE_NO_ENDPOINTS) || !nr)
+		return GAMMAD_R_BE_NO_ENDPOINTS;
+
+	ek.idx = bpf_get_prandom_u32() % nr;
+	ev = bpf_map_lookup_elem(&gammad_ep_v1, &ek);
+	if (!ev)
+		return GAMMAD_R_NO_ENDPOINT;
+	__builtin_memcpy(ep, ev, sizeof(*ep));
+	return GAMMAD_R_OK;
+}
+
+static __always_inline __u32 lb_pick(const struct gammad_fe_val *fe, struct lb_result *res)
+{
+	__u32 reason;
+
+	reason = lb_pick_backend(lb_table_selector(fe), &res->be_id, &res->route_id);
+	if (reason)
+		return reason;
+	return lb_pick_endpoint(res->be_id, &res->ep);
+}
+
+/* Count a successful translation everywhere it is accounted. */
+static __always_inline void lb_account(const struct gammad_fe_val *fe,
+				       const struct lb_result *res)
+{
+	svc_hit(fe->svc_port_id, fe->flags);
+	be_stats_inc(res->be_id);
+	route_stats_inc(res->route_id);
+}
+
+/* Frontend entry copied to *fe; false when the destination is no Service. */
+static __always_inline bool lb_frontend(const struct gammad_fe_key *key,
+					struct gammad_fe_val *fe)
+{
+	struct gammad_fe_val *v = bpf_map_lookup_elem(&gammad_fe_v1, key);
+
+	if (!v)
+		return false;
+	__builtin_memcpy(fe, v, sizeof(*fe));
+	return true;
+}
+
+#endif

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Same-node socket redirect: keys of the sockhash and the local-endpoint
+ * test. sockops and sk_msg contexts both carry the 4-tuple with the same
+ * byte orders: local_port in host order, remote_port in network order in
+ * the upper 16 bits of the __u32 on little-endian (bpf_ntohl() gives the
+ * host-order port). Getting this wrong fails silently: no redirect, TCP.
+ */
+#ifndef GAMMAD_BPF_SOCKMAP_H
+#define GAMMAD_BPF_SOCKMAP_H
+
+#include "lib/addr.h"
+#include "lib/maps.h"
+
+static __always_inline __be16 ctx_local_port(__u32 local_port)
+{
+	return bpf_htons((__u16)local_port);
+}
+
+static __always_inline __be16 ctx_remote_port(__u32 remote_port)
+{
+	return bpf_htons((__u16)bpf_ntohl(remote_port));
+}
+
+static __always_inline bool is_local_endpoint(const __u8 addr[16], __u8 family)
+{
+	struct gammad_lep_key k = { .family = family };
+
+	addr_copy(k.addr, addr);
+	return bpf_map_lookup_elem(&gammad_lep_v1, &k) != NULL;
+}
+
+/*
+ * Context fields are read with volatile loads: otherwise clang merges the
+ * IPv4 and IPv6 branches into one load through a computed ctx pointer,
+ * which the verifier rejects ("dereference of modified ctx ptr").
+ */
+#define CTX_READ(field) (*(volatile __u32 *)&(field))
+
+/* Fill the key of the socket described by a sockops or sk_msg context. */
+#define SOCK_KEY_FROM_CTX(key, ctx) ({						\
+	__u32 ___family = CTX_READ((ctx)->family);				\
+	bool ___ok = true;							\
+	(key)->family = ___family;						\
+	(key)->local_port = ctx_local_port(CTX_READ((ctx)->local_port));	\
+	(key)->remote_port = ctx_remote_port(CTX_READ((ctx)->remote_port));	\
+	if (___family == AF_INET) {						\
+		addr_from_ip4((key)->local, CTX_READ((ctx)->local_ip4));	\
+		addr_from_ip4((key)->remote, CTX_READ((ctx)->remote_ip4));	\
+	} else if (___family == AF_INET6) {					\
+		addr_from_ip6((key)->local, CTX_READ((ctx)->local_ip6[0]),	\
+			      CTX_READ((ctx)->local_ip6[1]),			\
+			      CTX_READ((ctx)->local_ip6[2]),			\
+			      CTX_READ((ctx)->local_ip6[3]));			\
+		addr_from_ip6((key)->remote, CTX_READ((ctx)->remote_ip6[0]),	\
+			      CTX_READ((ctx)->remote_ip6[1]),			\
+			      CTX_READ((ctx)->remote_ip6[2]),			\
+			      CTX_READ((ctx)->remote_ip6[3]));			\
+	} else {								\
+		___ok = false;							\
+	}									\
+	___ok;									\
+})
+
+/* The key under which the other end of a connection is stored. */
+static __always_inline void sock_key_peer(struct gammad_sock_key *peer,
+					  const struct gammad_sock_key *self)
+{
+	addr_copy(peer->local, self->remote);
+	addr_copy(peer->remote, self->local);
+	peer->local_port = self->remote_port;
+	peer->remote_port = self->local_port;
+	peer->family = self->family;
+}
+
+#endif

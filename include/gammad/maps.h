@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Every BPF map key and value of the gammad data path, shared by the BPF
+ * programs (bpf/) and the agent (user/). No vmlinux.h here: only
+ * <linux/types.h>, so both sides compile it the same way. Every type is
+ * prefixed gammad_ (vmlinux.h already has `struct key`, `struct backend`...).
+ *
+ * Layout rules:
+ * - Fields are naturally aligned and padding is explicit (`pad`), so the
+ *   sizes below hold on every ABI and keys hash the same on both sides
+ *   (userspace must zero keys before filling them: memset or `= {}`).
+ * - A layout change gets a new map name (the _vN suffix), so a new agent can
+ *   build the new map beside the old one instead of flushing live state.
+ * - Addresses are 16 bytes: IPv4 in the first 4 bytes, the rest zero.
+ *   Ports are in network byte order (__be16) everywhere.
+ *
+ * Publication (see user/lib/datapath.h): a Service port's route table is a
+ * tree frontend -> (consumer) -> selector -> alias slots -> backend ->
+ * endpoints. Everything below the frontend is written under fresh ids, then
+ * the frontend entry is updated once (new table_gen/default_sel): a connect()
+ * sees either the whole old table or the whole new one. Old ids are deleted
+ * only after the programs that may still read them have finished.
+ */
+#ifndef GAMMAD_MAPS_H
+#define GAMMAD_MAPS_H
+
+/*
+ * BPF objects include vmlinux.h first (bpf/lib/common.h), which has the
+ * __u8..__be16 typedefs; <linux/types.h> would pull <asm/types.h>, absent
+ * from the BPF target's include path.
+ */
+#ifndef __bpf__
+#include <linux/types.h>
+#endif
+
+/*
+ * Address arrays are 4-byte aligned so both sides may access them as __u32
+ * words (the BPF contexts hold addresses as __u32[4]); no size changes.
+ */
+#define GAMMAD_ALIGN4 __attribute__((aligned(4)))
+
+/*
+ * Map names, pinned as <pin_dir>/<name>; at most 15 characters. The BPF
+ * side defines them under the same identifiers (bpf/lib/maps.h).
+ */
+#define GAMMAD_MAP_FRONTEND	"gammad_fe_v1"
+#define GAMMAD_MAP_CONSUMER	"gammad_cons_v1"
+#define GAMMAD_MAP_CGROUP_NS	"gammad_cgns_v1"
+#define GAMMAD_MAP_SELECTOR	"gammad_sel_v1"
+#define GAMMAD_MAP_ALIAS	"gammad_alias_v1"
+#define GAMMAD_MAP_BACKEND	"gammad_be_v1"
+#define GAMMAD_MAP_ENDPOINT	"gammad_ep_v1"
+#define GAMMAD_MAP_SVC_STATS	"gammad_svcst_v1"
+#define GAMMAD_MAP_BE_STATS	"gammad_best_v1"
+#define GAMMAD_MAP_ROUTE_STATS	"gammad_rtst_v1"
+#define GAMMAD_MAP_DROPS	"gammad_drop_v1"
+#define GAMMAD_MAP_SOCK_ORIG	"gammad_sko_v1"
+#define GAMMAD_MAP_REVNAT	"gammad_rnat_v1"
+#define GAMMAD_MAP_LOCAL_EP	"gammad_lep_v1"
+#define GAMMAD_MAP_SOCKHASH	"gammad_sockh_v1"
+#define GAMMAD_MAP_SOCK_REDIR	"gammad_skr_v1"
+
+/* Fixed limits the programs depend on. */
+#define GAMMAD_MAX_CGROUP_DEPTH	16	/* ancestor levels searched for a client class */
+#define GAMMAD_MAX_WEIGHT	1000000	/* Gateway API maximum backendRef weight */
+#define GAMMAD_MAX_WEIGHT_SUM	0xffffffffU	/* total_weight is a __u32 */
+#define GAMMAD_NS_ALL		0	/* ns_id of "unknown client": never a consumer */
+
+/* ---- frontend: Service ClusterIP:port/proto -> route table ----------- */
+
+struct gammad_fe_key {
+	__u8 addr[16] GAMMAD_ALIGN4;
+	__be16 port;
+	__u8 proto;		/* IPPROTO_TCP, IPPROTO_UDP */
+	__u8 family;		/* AF_INET, AF_INET6 */
+};
+
+enum gammad_fe_flags {
+	GAMMAD_FE_HAS_CONSUMERS	= 1 << 0,	/* look up the client class */
+	GAMMAD_FE_L7_UNENFORCED	= 1 << 1,	/* routes have L7 rules the L4 path ignores */
+};
+
+struct gammad_fe_val {
+	__u32 svc_port_id;	/* dense index into the per-Service-port counters */
+	__u32 table_gen;	/* route table id: key of consumer entries */
+	__u32 flags;		/* enum gammad_fe_flags */
+	__u32 default_sel;	/* selector for clients without a consumer table */
+};
+
+/* ---- consumer: (table, client namespace) -> selector ----------------- */
+
+struct gammad_cons_key {
+	__u32 table_gen;
+	__u32 ns_id;
+};
+
+struct gammad_cons_val {
+	__u32 sel;
+};
+
+/* ---- client class: cgroup id -> namespace id -------------------------- */
+
+/* Key: __u64 cgroup v2 id (the inode of the cgroup directory). */
+struct gammad_cgns_val {
+	__u32 ns_id;
+};
+
+/* ---- selector + alias table: weighted choice of a backend ------------ */
+
+enum gammad_sel_flags {
+	GAMMAD_SEL_NO_ROUTE_BACKENDS = 1 << 0,	/* no backendRef with weight > 0 */
+};
+
+struct gammad_sel_val {
+	__u32 nr_slots;		/* alias slots 0..nr_slots-1 */
+	__u32 total_weight;	/* sum of the weights, the threshold scale */
+	__u32 flags;		/* enum gammad_sel_flags */
+	__u32 route_id;		/* dense index into the per-route counters */
+};
+
+/*
+ * Vose's alias method in integers: pick slot = rand % nr_slots and
+ * r = rand % total_weight; the slot's primary wins when r < threshold, its
+ * alias otherwise. Backend i then has the exact probability
+ * weight_i / total_weight (see user/lib/alias.h).
+ */
+struct gammad_alias_key {
+	__u32 sel_id;
+	__u32 slot;
+};
+
+struct gammad_alias_val {
+	__u32 threshold;	/* in [0, total_weight] */
+	__u32 primary;		/* be_id */
+	__u32 alias;		/* be_id */
+};
+
+/* ---- backend (a Service port a route points to) and its endpoints ---- */
+
+enum gammad_be_flags {
+	GAMMAD_BE_UNRESOLVED	= 1 << 0,	/* backendRef did not resolve: refuse */
+	GAMMAD_BE_NO_ENDPOINTS	= 1 << 1,	/* Service has no ready endpoint: refuse */
+};
+
+struct gammad_be_val {
+	__u32 ep_set;		/* key prefix of the endpoint entries */
+	__u32 nr_endpoints;	/* endpoints 0..nr_endpoints-1 */
+	__u32 flags;		/* enum gammad_be_flags */
+};
+
+struct gammad_ep_key {
+	__u32 ep_set;
+	__u32 idx;
+};
+
+struct gammad_ep_val {
+	__u8 addr[16] GAMMAD_ALIGN4;
+	__be16 port;
+	__u8 family;
+	__u8 flags;		/* reserved, 0 */
+};
+
+/* ---- counters (per-CPU arrays; userspace sums the CPUs) -------------- */
+
+struct gammad_svc_stats {
+	__u64 connects;		/* connect/sendmsg translated to an endpoint */
+	__u64 no_backend;	/* no route backend: selector/alias/backend missing or empty */
+	__u64 no_endpoint;	/* backend with no endpoints */
+	__u64 refused;		/* connections refused (ECONNREFUSED / dropped datagram) */
+	__u64 l7_unenforced;	/* translated, but the route's L7 rules were ignored */
+};
+
+struct gammad_be_stats {
+	__u64 connects;
+};
+
+struct gammad_route_stats {
+	__u64 connects;
+};
+
+/* Index of the global per-CPU drop/miss counter array. */
+enum gammad_reason {
+	GAMMAD_R_OK = 0,
+	GAMMAD_R_NO_SELECTOR,		/* frontend/consumer names a missing selector */
+	GAMMAD_R_NO_ROUTE_BACKENDS,	/* selector without weighted backends */
+	GAMMAD_R_NO_ALIAS,		/* alias slot missing */
+	GAMMAD_R_NO_BACKEND,		/* backend entry missing */
+	GAMMAD_R_BE_UNRESOLVED,		/* backendRef unresolved */
+	GAMMAD_R_BE_NO_ENDPOINTS,	/* backend without endpoints */
+	GAMMAD_R_NO_ENDPOINT,		/* endpoint entry missing */
+	GAMMAD_R_FAMILY,		/* endpoint family cannot be reached from this socket */
+	GAMMAD_R_SOCK_STORAGE,		/* no socket storage for the original address */
+	GAMMAD_R_REVNAT_FULL,		/* reverse NAT entry could not be stored */
+	GAMMAD_R_STATS_RANGE,		/* counter id beyond the configured arrays */
+	GAMMAD_R_SOCKHASH_UPDATE,	/* local socket could not enter the sockhash */
+	GAMMAD_R_REDIR_NO_PEER,		/* sk_msg: peer socket not in the sockhash */
+	GAMMAD_R_MAX,
+};
+
+/* Size of the reason array: room for new reasons without a new map name. */
+#define GAMMAD_R_SLOTS		64
+_Static_assert(GAMMAD_R_MAX <= GAMMAD_R_SLOTS, "gammad_reason");
+
+/* ---- per-socket state ------------------------------------------------- */
+
+/* Socket storage: the Service address a connected socket really talks to. */
+struct gammad_sock_orig {
+	__u8 vip[16] GAMMAD_ALIGN4;
+	__u8 be_addr[16] GAMMAD_ALIGN4;	/* the endpoint the socket was sent to */
+	__be16 vip_port;
+	__be16 be_port;
+	__u8 family;		/* family of vip/be_addr as seen by the socket */
+	__u8 pad[3];
+};
+
+/*
+ * Reverse NAT of datagrams (LRU hash): a reply from an endpoint to a socket
+ * that sent to a ClusterIP must appear to come from the ClusterIP. Keyed by
+ * the socket cookie and the endpoint, as one unconnected UDP socket may talk
+ * to several Services.
+ */
+struct gammad_revnat_key {
+	__u64 cookie;
+	__u8 addr[16] GAMMAD_ALIGN4;		/* endpoint */
+	__be16 port;
+	__u8 family;
+	__u8 pad[5];
+};
+
+struct gammad_revnat_val {
+	__u8 addr[16] GAMMAD_ALIGN4;		/* ClusterIP */
+	__be16 port;
+	__u8 pad[2];
+};
+
+/* ---- same-node socket redirect ------------------------------------------ */
+
+/* Local endpoint (pod IP on this node): key of GAMMAD_MAP_LOCAL_EP. */
+struct gammad_lep_key {
+	__u8 addr[16] GAMMAD_ALIGN4;
+	__u8 family;
+	__u8 pad[3];
+};
+
+struct gammad_lep_val {
+	__u32 flags;		/* reserved, 0 */
+};
+
+/*
+ * SOCKHASH key: the 4-tuple of an established TCP socket as it sees itself.
+ * Both ends are pod IPs of this node, unique on the node, and a socket
+ * leaves the map when it closes, before its tuple can be reused.
+ */
+struct gammad_sock_key {
+	__u8 local[16] GAMMAD_ALIGN4;
+	__u8 remote[16] GAMMAD_ALIGN4;
+	__be16 local_port;
+	__be16 remote_port;
+	__u8 family;
+	__u8 pad[3];
+};
+
+/* Socket storage: the redirect decision of a socket, taken once. */
+enum gammad_redir_state {
+	GAMMAD_REDIR_UNDECIDED = 0,
+	GAMMAD_REDIR_PEER,		/* every message goes to the peer's ingress */
+	GAMMAD_REDIR_TCP,		/* peer missing at first send: TCP for good */
+};
+
+struct gammad_sock_redir {
+	__u32 state;		/* enum gammad_redir_state */
+};
+
+_Static_assert(sizeof(struct gammad_fe_key) == 20, "gammad_fe_key");
+_Static_assert(sizeof(struct gammad_fe_val) == 16, "gammad_fe_val");
+_Static_assert(sizeof(struct gammad_cons_key) == 8, "gammad_cons_key");
+_Static_assert(sizeof(struct gammad_cons_val) == 4, "gammad_cons_val");
+_Static_assert(sizeof(struct gammad_cgns_val) == 4, "gammad_cgns_val");
+_Static_assert(sizeof(struct gammad_sel_val) == 16, "gammad_sel_val");
+_Static_assert(sizeof(struct gammad_alias_key) == 8, "gammad_alias_key");
+_Static_assert(sizeof(struct gammad_alias_val) == 12, "gammad_alias_val");
+_Static_assert(sizeof(struct gammad_be_val) == 12, "gammad_be_val");
+_Static_assert(sizeof(struct gammad_ep_key) == 8, "gammad_ep_key");
+_Static_assert(sizeof(struct gammad_ep_val) == 20, "gammad_ep_val");
+_Static_assert(sizeof(struct gammad_svc_stats) == 40, "gammad_svc_stats");
+_Static_assert(sizeof(struct gammad_be_stats) == 8, "gammad_be_stats");
+_Static_assert(sizeof(struct gammad_route_stats) == 8, "gammad_route_stats");
+_Static_assert(sizeof(struct gammad_sock_orig) == 40, "gammad_sock_orig");
+_Static_assert(sizeof(struct gammad_revnat_key) == 32, "gammad_revnat_key");
+_Static_assert(sizeof(struct gammad_revnat_val) == 20, "gammad_revnat_val");
+_Static_assert(sizeof(struct gammad_lep_key) == 20, "gammad_lep_key");
+_Static_assert(sizeof(struct gammad_lep_val) == 4, "gammad_lep_val");
+_Static_assert(sizeof(struct gammad_sock_key) == 40, "gammad_sock_key");
+_Static_assert(sizeof(struct gammad_sock_redir) == 4, "gammad_sock_redir");
+_Static_assert(_Alignof(struct gammad_fe_key) == 4, "gammad_fe_key align");
+_Static_assert(_Alignof(struct gammad_ep_val) == 4, "gammad_ep_val align");
+_Static_assert(_Alignof(struct gammad_lep_key) == 4, "gammad_lep_key align");
+_Static_assert(_Alignof(struct gammad_sock_key) == 4, "gammad_sock_key align");
+_Static_assert(_Alignof(struct gammad_sock_orig) == 4, "gammad_sock_orig align");
+
+#endif

@@ -1,0 +1,443 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The Gateway API mesh conformance suite, run against the translator: for
+ * every test of conformance/mesh-expectations.yaml, load the base manifests,
+ * one synthesized ready endpoint per Deployment (the suite's pods), and the
+ * test's route manifests; then evaluate each case's request as its client and
+ * check status code, backend, headers, redirect and weight shares. Also:
+ * every YAML under conformance/ and crds/ loads without a crash.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "test_progs.h"
+#include "lib/translate_fixture.h"
+
+#define CONF "gateway-api/conformance"
+
+/* The client pods of the suite (setup.clients in the expectations). */
+static const char *client_namespace(const char *client)
+{
+	if (client && !strcmp(client, "consumer_echo_v1"))
+		return "gateway-conformance-mesh-consumer";
+	return "gateway-conformance-mesh";
+}
+
+/* Known upstream slips the mesh harness does not check either. */
+static bool skip_path_check(const char *test, long index)
+{
+	/* MeshHTTPRouteNamedRule case 1 expects "/named" for "/unnamed" (see its note). */
+	return !strcmp(test, "MeshHTTPRouteNamedRule") && index == 1;
+}
+
+/*
+ * One ready endpoint per Deployment, for every Service selecting it, named
+ * like a ReplicaSet pod ("echo-v1-5d8f7c9b6-abcde") with a fake pod IP.
+ */
+static int synthesize_endpoints(struct tfx *f)
+{
+	char *yaml = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&yaml, &len);
+	int ret;
+
+	if (!out)
+		return -ENOMEM;
+	for (size_t d = 0; d < f->m.deployments.nr; d++) {
+		const struct k8s_deployment *dep = f->m.deployments.items[d];
+
+		for (size_t s = 0; s < f->m.services.nr; s++) {
+			const struct k8s_service *svc = f->m.services.items[s];
+
+			if (strcmp(svc->meta.namespace, dep->meta.namespace) ||
+			    !svc->selector.nr ||
+			    !k8s_labels_match(&svc->selector, &dep->template.labels))
+				continue;
+			fprintf(out, "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+				"metadata:\n  name: %s-%s\n  namespace: %s\n  labels:\n"
+				"    kubernetes.io/service-name: %s\naddressType: IPv4\n"
+				"endpoints:\n- addresses: [\"10.244.%zu.%zu\"]\n"
+				"  conditions: {ready: true}\n"
+				"  targetRef: {kind: Pod, namespace: %s, name: %s-5d8f7c9b6-abcde}\n"
+				"ports:\n", svc->meta.name, dep->meta.name, svc->meta.namespace,
+				svc->meta.name, d / 200, d % 200 + 10, dep->meta.namespace,
+				dep->meta.name);
+			for (size_t p = 0; p < svc->nr_ports; p++) {
+				const struct k8s_service_port *sp = &svc->ports[p];
+
+				fprintf(out, "- {name: %s, port: %u, protocol: TCP}\n",
+					sp->name ? sp->name : "\"\"",
+					sp->target_port ? sp->target_port : sp->port);
+			}
+		}
+	}
+	fclose(out);
+	ret = tfx_load(f, "synthesized-endpoints.yaml", yaml);
+	free(yaml);
+	return ret;
+}
+
+static int load_test(struct tfx *f, const struct ydoc *d, const yaml_node_t *test)
+{
+	const char *base = test_shared_path(CONF "/mesh/manifests.yaml");
+	yaml_node_t *manifests = ymap_get(d, test, "manifests");
+	char path[512];
+	int ret;
+
+	if (!base)
+		return -ENOENT;
+	ret = manifest_load_path(&f->m, base, &f->dg);
+	if (!ret)
+		ret = synthesize_endpoints(f);
+	for (size_t i = 0; !ret && i < yseq_len(manifests); i++) {
+		snprintf(path, sizeof(path), "%s/%s/tests/mesh/%s", env.shared_dir, CONF,
+			 ynode_str(yseq_at(d, manifests, i)));
+		ret = manifest_load_path(&f->m, path, &f->dg);
+	}
+	if (!ret)
+		ret = tfx_translate(f);
+	return ret;
+}
+
+struct target {
+	char svc[128], ns[128];
+	uint16_t port;
+	bool pod;		/* the "<... pod IP>" host: not a Service */
+};
+
+/* "echo", "echo-v1:8080", "echo-v1.gateway-conformance-mesh", "<echo-v2 pod IP>:8080" */
+static void parse_host(const char *host, const char *client_ns, const char *protocol,
+		       long port, struct target *t)
+{
+	const char *colon, *dot;
+
+	memset(t, 0, sizeof(*t));
+	t->port = port > 0 ? (uint16_t)port : !strcmp(protocol, "https") ? 443 : 80;
+	if (host[0] == '<') {
+		t->pod = true;
+		snprintf(t->svc, sizeof(t->svc), "%.*s", (int)strcspn(host + 1, " "), host + 1);
+		return;
+	}
+	colon = strchr(host, ':');
+	snprintf(t->svc, sizeof(t->svc), "%.*s", (int)(colon ? colon - host : (long)strlen(host)),
+		 host);
+	dot = strchr(t->svc, '.');
+	snprintf(t->ns, sizeof(t->ns), "%s", dot ? dot + 1 : client_ns);
+	if (dot)
+		t->svc[dot - t->svc] = 0;
+}
+
+static const char *str_at(const struct ydoc *d, const yaml_node_t *map, const char *path)
+{
+	return ynode_str(ymap_path(d, map, path));
+}
+
+static long int_at(const struct ydoc *d, const yaml_node_t *map, const char *path)
+{
+	const char *s = str_at(d, map, path);
+
+	return s ? strtol(s, NULL, 10) : -1;
+}
+
+/* Request headers of the case, as the evaluator takes them. */
+static size_t case_headers(const struct ydoc *d, const yaml_node_t *req,
+			   struct ev_header *h, size_t max)
+{
+	yaml_node_t *map = ymap_get(d, req, "headers"), *k, *v;
+	size_t n = 0;
+
+	ymap_for_each(d, map, k, v) {
+		if (n < max)
+			h[n++] = (struct ev_header){ ynode_str(k), ynode_str(v) };
+	}
+	return n;
+}
+
+/* All values of a header joined with ",", as the echo server reports them. */
+static void joined_header(const struct ev_headers *h, const char *name, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < h->nr && n < len; i++)
+		if (!strcasecmp(h->items[i].name, name))
+			n += snprintf(buf + n, len - n, "%s%s", n ? "," : "", h->items[i].value);
+}
+
+static void check_headers(const struct ydoc *d, const yaml_node_t *expect, const char *key,
+			  const char *absent_key, const struct ev_headers *got,
+			  const char *what)
+{
+	yaml_node_t *map = ymap_get(d, expect, key), *k, *v, *absent;
+	char buf[512];
+
+	ymap_for_each(d, map, k, v) {
+		joined_header(got, ynode_str(k), buf, sizeof(buf));
+		if (!ASSERT_STREQ(buf, ynode_str(v), what))
+			test__printf("  header %s\n", ynode_str(k));
+	}
+	absent = ymap_get(d, expect, absent_key);
+	for (size_t i = 0; i < yseq_len(absent); i++) {
+		const char *name = ynode_str(yseq_at(d, absent, i));
+
+		if (!ASSERT_NULL(ev_header_get(got, name), what))
+			test__printf("  header %s must be absent\n", name);
+	}
+}
+
+static bool status_expected(const struct ydoc *d, const yaml_node_t *expect, int status)
+{
+	yaml_node_t *codes = ymap_get(d, expect, "status_codes");
+
+	for (size_t i = 0; i < yseq_len(codes); i++)
+		if (strtol(ynode_str(yseq_at(d, codes, i)), NULL, 10) == status)
+			return true;
+	return false;
+}
+
+/* Every endpoint of the backend is a pod whose name starts with prefix. */
+static bool backend_is(const struct tr_backend *b, const char *prefix)
+{
+	if (!b || !b->endpoints || !b->endpoints->nr)
+		return false;
+	for (size_t i = 0; i < b->endpoints->nr; i++) {
+		const char *pod = b->endpoints->items[i].target_name;
+
+		if (!pod || strncmp(pod, prefix, strlen(prefix)))
+			return false;
+	}
+	return true;
+}
+
+static void check_redirect(const struct ydoc *d, const yaml_node_t *expect,
+			   const struct ev_result *r)
+{
+	yaml_node_t *rd = ymap_get(d, expect, "redirect");
+	const char *s;
+	char port[8];
+
+	if (!rd || r->status < 300 || r->status > 399)
+		return;
+	if ((s = str_at(d, rd, "scheme")))
+		ASSERT_STREQ(r->redirect.scheme, s, "redirect scheme");
+	if ((s = str_at(d, rd, "host")))
+		ASSERT_STREQ(r->redirect.host, s, "redirect host");
+	if ((s = str_at(d, rd, "path")))
+		ASSERT_STREQ(r->redirect.path, s, "redirect path");
+	snprintf(port, sizeof(port), "%u", r->redirect.port);
+	if ((s = str_at(d, rd, "port")))
+		ASSERT_STREQ(port, s, "redirect port");
+}
+
+static void check_result(const struct ydoc *d, const char *test, const yaml_node_t *c,
+			 const struct ev_result *r)
+{
+	yaml_node_t *expect = ymap_get(d, c, "expect");
+	const char *backend = str_at(d, expect, "backend");
+	const char *path = str_at(d, expect, "backend_request.path");
+
+	if (!ASSERT_TRUE(status_expected(d, expect, r->status), "status code"))
+		test__printf("  got %d\n", r->status);
+	if (backend && !ASSERT_TRUE(backend_is(r->backend, backend), "backend"))
+		test__printf("  want %s, got %s\n", backend, r->backend ? r->backend->name : "-");
+	if (path && r->status == 200 && !skip_path_check(test, int_at(d, c, "index")))
+		ASSERT_STREQ(r->target, path, "backend request path");
+	check_headers(d, ymap_get(d, expect, "backend_request") ?: expect, "headers",
+		      "absent_headers", &r->request_headers, "backend request header");
+	check_headers(d, expect, "response_headers", "absent_response_headers",
+		      &r->response_headers, "response header");
+	check_redirect(d, expect, r);
+}
+
+/* A request to a pod IP is never routed: it reaches that pod as sent. */
+static void check_pod_request(const struct ydoc *d, const yaml_node_t *c,
+			      const struct target *t)
+{
+	const char *backend = str_at(d, ymap_get(d, c, "expect"), "backend");
+
+	ASSERT_TRUE(status_expected(d, ymap_get(d, c, "expect"), 200), "pod status");
+	if (backend)
+		ASSERT_STREQ(t->svc, backend, "pod backend");
+	ASSERT_NULL(ymap_path(d, c, "expect.response_headers"), "no route filters on pods");
+}
+
+static const struct tr_class *case_class(struct tfx *f, const struct target *t,
+					 const char *client_ns)
+{
+	const struct tr_class *cls = tfx_class(f, t->ns, t->svc, t->port, client_ns);
+
+	if (!ASSERT_OK_PTR(cls, "service port"))
+		test__printf("  %s/%s:%u\n", t->ns, t->svc, t->port);
+	return cls;
+}
+
+/* Evaluate once per backend with weight (draw = its offset), check each. */
+static void run_case(struct tfx *f, const struct ydoc *d, const char *test,
+		     const char *client, const yaml_node_t *c)
+{
+	yaml_node_t *req = ymap_get(d, c, "request");
+	const char *ns = client_namespace(str_at(d, c, "client") ?: client);
+	struct ev_request r = { 0 };
+	struct ev_header h[16];
+	const struct tr_class *cls;
+	struct ev_result res;
+	struct target t;
+	uint64_t draw = 0;
+
+	parse_host(str_at(d, req, "host"), ns, str_at(d, req, "protocol"),
+		   int_at(d, req, "port"), &t);
+	if (t.pod) {
+		check_pod_request(d, c, &t);
+		return;
+	}
+	cls = case_class(f, &t, ns);
+	if (!cls)
+		return;
+	r.method = str_at(d, req, "method");
+	r.target = str_at(d, req, "path");
+	r.nr_headers = case_headers(d, req, h, 16);
+	r.headers = h;
+	r.host = t.svc;
+	r.port = t.port;
+	do {
+		if (!ASSERT_OK(ev_evaluate(cls, &r, draw, &res), "evaluate"))
+			return;
+		check_result(d, test, c, &res);
+		draw += res.backend ? res.backend->weight : 1;
+		ev_result_free(&res);
+	} while (res.entry && draw < res.entry->rule->total_weight);
+}
+
+static double backend_share(const struct tr_rule *r, const char *name)
+{
+	uint64_t w = 0;
+
+	for (size_t i = 0; i < r->nr_backends; i++)
+		if (!strcmp(r->backends[i].name, name))
+			w += r->backends[i].weight;
+	return r->total_weight ? (double)w / r->total_weight : 0;
+}
+
+static void run_weight_check(struct tfx *f, const struct ydoc *d, const char *client,
+			     const yaml_node_t *test)
+{
+	yaml_node_t *wc = ymap_get(d, test, "weight_check"), *k, *v;
+	yaml_node_t *c0 = yseq_at(d, ymap_get(d, test, "cases"), 0);
+	yaml_node_t *req = ymap_get(d, c0, "request");
+	const char *ns = client_namespace(client);
+	const struct tr_entry *e;
+	const struct tr_class *cls;
+	struct ev_request r = { .target = str_at(d, req, "path") };
+	struct target t;
+
+	if (!wc)
+		return;
+	parse_host(str_at(d, req, "host"), ns, str_at(d, req, "protocol"),
+		   int_at(d, req, "port"), &t);
+	cls = case_class(f, &t, ns);
+	e = cls ? ev_match(cls, &r) : NULL;
+	if (!ASSERT_OK_PTR(e, "weighted rule"))
+		return;
+	ymap_for_each(d, ymap_get(d, wc, "expected_distribution"), k, v) {
+		double want = strtod(ynode_str(v), NULL);
+		double got = backend_share(e->rule, ynode_str(k));
+
+		if (!ASSERT_TRUE(fabs(got - want) < 1e-9, "weight share"))
+			test__printf("  %s: want %.3f got %.3f\n", ynode_str(k), want, got);
+	}
+	/* Every backend with traffic is one the distribution expects. */
+	for (size_t i = 0; i < e->rule->nr_backends; i++)
+		if (e->rule->backends[i].weight)
+			ASSERT_OK_PTR(ymap_path(d, wc, "expected_distribution") ?
+				      ymap_get(d, ymap_get(d, wc, "expected_distribution"),
+					       e->rule->backends[i].name) : NULL,
+				      "expected backend");
+}
+
+static void run_test(const struct ydoc *d, const yaml_node_t *test)
+{
+	const char *name = str_at(d, test, "shortName");
+	const char *client = str_at(d, test, "client");
+	yaml_node_t *cases = ymap_get(d, test, "cases");
+	struct tfx f;
+
+	if (!test__start_subtest(name))
+		return;
+	tfx_init(&f);
+	if (ASSERT_OK(load_test(&f, d, test), "load and translate")) {
+		ASSERT_EQ(f.dg.nr_errors, 0, "diagnostics");
+		for (size_t i = 0; i < f.dg.nr; i++)
+			test__printf("  %s\n", f.dg.entries[i].msg);
+		for (size_t i = 0; i < yseq_len(cases); i++)
+			run_case(&f, d, name, client, yseq_at(d, cases, i));
+		run_weight_check(&f, d, client, test);
+	}
+	tfx_free(&f);
+}
+
+void test_translate_conformance(void)
+{
+	const char *path = test_shared_path(CONF "/mesh-expectations.yaml");
+	struct ydoc_error err;
+	struct ydoc_set set;
+	yaml_node_t *tests;
+	size_t nr_tests;
+
+	if (!path) {
+		test__skip("no %s (set GAMMAD_SHARED)", CONF);
+		return;
+	}
+	if (!ASSERT_OK(ydoc_load_file(path, &set, &err), "load expectations"))
+		return;
+	tests = ymap_get(&set.docs[0], set.docs[0].root, "tests");
+	nr_tests = yseq_len(tests);
+	ASSERT_EQ(nr_tests, 22, "mesh tests");
+	for (size_t i = 0; i < nr_tests; i++)
+		run_test(&set.docs[0], yseq_at(&set.docs[0], tests, i));
+	ydoc_set_free(&set);
+}
+
+/* Every YAML file under dir (recursively) loads and translates without a crash. */
+static void load_tree(const char *dir, size_t *nr_files)
+{
+	struct dirent **names;
+	int n = scandir(dir, &names, NULL, alphasort);
+
+	for (int i = 0; i < n; i++) {
+		char path[1024];
+		struct stat st;
+		struct tfx f;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+		if (names[i]->d_name[0] != '.' && !stat(path, &st)) {
+			if (S_ISDIR(st.st_mode)) {
+				load_tree(path, nr_files);
+			} else if (strstr(path, ".yaml")) {
+				tfx_init(&f);
+				ASSERT_OK(manifest_load_path(&f.m, path, &f.dg), path);
+				ASSERT_OK(tfx_translate(&f), path);
+				tfx_free(&f);
+				(*nr_files)++;
+			}
+		}
+		free(names[i]);
+	}
+	free(names);
+}
+
+void test_translate_shared_yaml(void)
+{
+	size_t nr_files = 0;
+
+	if (!env.shared_dir) {
+		test__skip("no shared dir");
+		return;
+	}
+	load_tree(test_shared_path("gateway-api"), &nr_files);
+	ASSERT_GT(nr_files, 30, "yaml files");
+}

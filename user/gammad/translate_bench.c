@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * gammad translate --bench [--services N] [--routes N] [--endpoints N]
+ *
+ * Generates a cluster as one YAML buffer (Services with ClusterIPs spread
+ * over 100 namespaces, one EndpointSlice per Service, HTTPRoutes with a
+ * path-matched weighted split and an exact match), then times the real
+ * loader, the translator and the map image, and prints peak RSS.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cmd.h"
+#include "image.h"
+#include "manifest.h"
+#include "translate.h"
+
+#define BENCH_NAMESPACES 100
+
+struct bench_opts {
+	long services, routes, endpoints;
+};
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void gen_service(FILE *out, long i, long nr_eps)
+{
+	fprintf(out, "---\napiVersion: v1\nkind: Service\nmetadata: {name: svc-%ld, namespace: ns-%ld}\n"
+		"spec:\n  clusterIP: 10.%ld.%ld.%ld\n  selector: {app: svc-%ld}\n"
+		"  ports: [{name: http, port: 80, targetPort: 8080}]\n",
+		i, i % BENCH_NAMESPACES, 96 + ((i + 1) >> 16), ((i + 1) >> 8) & 255, (i + 1) & 255,
+		i);
+	fprintf(out, "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+		"metadata: {name: svc-%ld-1, namespace: ns-%ld, labels: "
+		"{kubernetes.io/service-name: svc-%ld}}\naddressType: IPv4\n"
+		"ports: [{name: http, port: 8080}]\nendpoints:\n", i, i % BENCH_NAMESPACES, i);
+	for (long e = 0; e < nr_eps; e++) {
+		long a = i * nr_eps + e + 1;
+
+		fprintf(out, "- {addresses: [10.%ld.%ld.%ld], conditions: {ready: true}, "
+			"nodeName: node-%ld}\n", 128 + ((a >> 16) & 127), (a >> 8) & 255, a & 255,
+			a % 16);
+	}
+}
+
+static void gen_route(FILE *out, long j, long services)
+{
+	long s = j % services, next = (s + BENCH_NAMESPACES) % services;
+
+	fprintf(out, "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+		"metadata: {name: route-%ld, namespace: ns-%ld}\nspec:\n"
+		"  parentRefs: [{group: \"\", kind: Service, name: svc-%ld, port: 80}]\n"
+		"  rules:\n"
+		"  - matches: [{path: {type: PathPrefix, value: /v1}}]\n"
+		"    backendRefs: [{name: svc-%ld, port: 80, weight: 90}, "
+		"{name: svc-%ld, port: 80, weight: 10}]\n"
+		"  - matches: [{path: {type: Exact, value: /health}, headers: [{name: x, value: y}]}]\n"
+		"    backendRefs: [{name: svc-%ld, port: 80}]\n",
+		j, s % BENCH_NAMESPACES, s, s, next, s);
+}
+
+static char *generate(const struct bench_opts *o, size_t *len)
+{
+	char *buf = NULL;
+	FILE *out = open_memstream(&buf, len);
+
+	if (!out)
+		return NULL;
+	for (long i = 0; i < o->services; i++)
+		gen_service(out, i, o->endpoints / o->services +
+			    (i < o->endpoints % o->services));
+	for (long j = 0; j < o->routes; j++)
+		gen_route(out, j, o->services);
+	if (fclose(out)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static int parse_opts(int argc, char **argv, struct bench_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "services", required_argument, NULL, 's' },
+		{ "routes", required_argument, NULL, 'r' },
+		{ "endpoints", required_argument, NULL, 'e' },
+		{ 0 },
+	};
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		long v = optarg ? strtol(optarg, NULL, 10) : -1;
+
+		if (opt == '?' || v < 0 || v > 10000000) {
+			fprintf(stderr, "usage: gammad translate --bench [--services N] [--routes N] [--endpoints N]\n");
+			return -EINVAL;
+		}
+		if (opt == 's')
+			o->services = v;
+		else if (opt == 'r')
+			o->routes = v;
+		else
+			o->endpoints = v;
+	}
+	if (!o->services)
+		o->services = 1;
+	return 0;
+}
+
+static int run(const struct bench_opts *o)
+{
+	struct diag dg = { 0 };
+	struct tr_result res;
+	struct rusage ru;
+	struct model m;
+	struct img img;
+	double t0, t1, t2, t3, t4;
+	size_t len;
+	char *yaml;
+	int ret;
+
+	t0 = now();
+	yaml = generate(o, &len);
+	if (!yaml)
+		return -ENOMEM;
+	model_init(&m);
+	t1 = now();
+	ret = manifest_load_buf(&m, "bench.yaml", yaml, len, &dg);
+	free(yaml);
+	t2 = now();
+	if (!ret)
+		ret = translate(&m, &dg, &res);
+	t3 = now();
+	if (!ret) {
+		ret = img_build(&m, &res, &img);
+		t4 = now();
+		if (!ret) {
+			printf("services %ld, routes %ld, endpoints %ld (%.1f MiB of YAML)\n",
+			       o->services, o->routes, o->endpoints, len / 1048576.0);
+			printf("generate  %.3f s\nparse     %.3f s\ntranslate %.3f s\nimage     %.3f s\n"
+			       "total (parse + translate) %.3f s\n", t1 - t0, t2 - t1, t3 - t2,
+			       t4 - t3, t3 - t1);
+			printf("image: %zu frontends, %zu selectors, %zu rule tables, %zu backends, %zu endpoint sets\n",
+			       img.nr_frontends, img.nr_selectors, img.nr_rule_tables, img.nr_backends,
+			       img.nr_endpoint_sets);
+			img_free(&img);
+		}
+		tr_result_free(&res);
+	}
+	getrusage(RUSAGE_SELF, &ru);
+	printf("peak RSS  %.1f MiB\ndiagnostics %zu\n", ru.ru_maxrss / 1024.0, dg.nr);
+	model_free(&m);
+	diag_free(&dg);
+	return ret;
+}
+
+int translate_bench(int argc, char **argv)
+{
+	struct bench_opts o = { .services = 10000, .routes = 10000, .endpoints = 100000 };
+	int ret = parse_opts(argc, argv, &o);
+
+	if (ret)
+		return EXIT_USAGE;
+	ret = run(&o);
+	if (ret)
+		fprintf(stderr, "gammad translate --bench: %s\n", strerror(-ret));
+	return ret ? EXIT_FATAL : 0;
+}

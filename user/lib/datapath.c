@@ -1,0 +1,713 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Loader and writer of the in-kernel L4 data path (see datapath.h).
+ *
+ * Both BPF objects declare every map (bpf/lib/maps.h); each map gets the
+ * pin path <pin_dir>/<name> before load, so libbpf reuses a pinned map when
+ * there is one (checking type, key, value, size and flags) and pins the new
+ * one otherwise. The first object to load creates, the second reuses, and
+ * a restarted agent adopts. Cgroup links are pinned too; sk_msg is attached
+ * to the sockhash with bpf_prog_attach (libbpf 1.1 has no link for it),
+ * which the pinned sockhash keeps alive.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/magic.h>
+#include <netinet/in.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "alias.h"
+#include "datapath.h"
+#include "log.h"
+#include "skel/sock_addr.skel.h"
+#include "skel/sockops.skel.h"
+
+#define LINK_PREFIX "link_"
+
+struct dp {
+	char pin_dir[PATH_MAX / 2];	/* room for "/<name>" in a PATH_MAX path */
+	struct sock_addr_bpf *sa;
+	struct sockops_bpf *so;		/* NULL with no_sockmap */
+	int cg_fd;
+	uint64_t cg_id;
+	int sync_outer_fd, sync_inner_fd;
+	bool adopted;
+	int nr_cpus;
+};
+
+/* ---- sizes -------------------------------------------------------------- */
+
+static uint32_t map_size_wanted(const struct dp_sizes *s, const char *name)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} tab[] = {
+		{ GAMMAD_MAP_FRONTEND, offsetof(struct dp_sizes, frontends) },
+		{ GAMMAD_MAP_CONSUMER, offsetof(struct dp_sizes, consumers) },
+		{ GAMMAD_MAP_CGROUP_NS, offsetof(struct dp_sizes, cgroups) },
+		{ GAMMAD_MAP_SELECTOR, offsetof(struct dp_sizes, selectors) },
+		{ GAMMAD_MAP_ALIAS, offsetof(struct dp_sizes, alias_slots) },
+		{ GAMMAD_MAP_BACKEND, offsetof(struct dp_sizes, backends) },
+		{ GAMMAD_MAP_BE_STATS, offsetof(struct dp_sizes, backends) },
+		{ GAMMAD_MAP_ENDPOINT, offsetof(struct dp_sizes, endpoints) },
+		{ GAMMAD_MAP_LOCAL_EP, offsetof(struct dp_sizes, local_endpoints) },
+		{ GAMMAD_MAP_SVC_STATS, offsetof(struct dp_sizes, svc_ports) },
+		{ GAMMAD_MAP_ROUTE_STATS, offsetof(struct dp_sizes, routes) },
+		{ GAMMAD_MAP_REVNAT, offsetof(struct dp_sizes, revnat) },
+		{ GAMMAD_MAP_SOCKHASH, offsetof(struct dp_sizes, sockets) },
+	};
+
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (!strcmp(tab[i].name, name))
+			return *(const uint32_t *)((const char *)s + tab[i].off);
+	return 0;
+}
+
+/*
+ * Give a map its pin path and size. A pinned map of the same name is
+ * adopted as it is: a different layout under the same versioned name is a
+ * bug (refuse), a different size is kept (resizing needs a new map and a
+ * migration; report it).
+ */
+static int map_prepare(struct dp *dp, struct bpf_map *m, const struct dp_sizes *sizes)
+{
+	const char *name = bpf_map__name(m);
+	uint32_t want = map_size_wanted(sizes, name);
+	struct bpf_map_info info = {};
+	uint32_t len = sizeof(info);
+	char path[PATH_MAX];
+	int fd, err;
+
+	snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, name);
+	err = bpf_map__set_pin_path(m, path);
+	if (err)
+		return err;
+	fd = bpf_obj_get(path);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			return -errno;
+		return want ? bpf_map__set_max_entries(m, want) : 0;
+	}
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	close(fd);
+	if (err)
+		return -errno;
+	if (info.type != bpf_map__type(m) || info.key_size != bpf_map__key_size(m) ||
+	    info.value_size != bpf_map__value_size(m)) {
+		pr_err("datapath: pinned map %s has another layout; refusing to adopt it", path);
+		return -EEXIST;
+	}
+	if (!strcmp(name, GAMMAD_MAP_FRONTEND))
+		dp->adopted = true;
+	if (want && want != info.max_entries)
+		pr_warn("datapath: %s keeps its pinned size %u (configured %u)",
+			path, info.max_entries, want);
+	return bpf_map__set_max_entries(m, info.max_entries);
+}
+
+static int obj_prepare_maps(struct dp *dp, struct bpf_object *obj, const struct dp_sizes *sizes)
+{
+	struct bpf_map *m;
+	int err;
+
+	bpf_object__for_each_map(m, obj) {
+		if (bpf_map__is_internal(m))
+			continue;
+		err = map_prepare(dp, m, sizes);
+		if (err) {
+			pr_err("datapath: map %s: %s", bpf_map__name(m), strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+/* ---- links --------------------------------------------------------------- */
+
+/* "gammad_connect4" -> "<pin_dir>/link_connect4" */
+static void link_pin_path(const struct dp *dp, const struct bpf_program *p,
+			  char *buf, size_t len)
+{
+	const char *name = bpf_program__name(p);
+
+	if (!strncmp(name, "gammad_", 7))
+		name += 7;
+	snprintf(buf, len, "%s/" LINK_PREFIX "%s", dp->pin_dir, name);
+}
+
+/*
+ * Adopt the pinned link of this hook when it is attached to our cgroup:
+ * swap in the new program atomically (no connect() goes unseen during an
+ * upgrade). A link for another cgroup or hook is detached and replaced.
+ */
+static int link_adopt(const struct dp *dp, const struct bpf_program *p, const char *path)
+{
+	struct bpf_link_info info = {};
+	uint32_t len = sizeof(info);
+	int fd, err;
+
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	if (!err && info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == dp->cg_id &&
+	    info.cgroup.attach_type == bpf_program__expected_attach_type(p)) {
+		err = bpf_link_update(fd, bpf_program__fd(p), NULL);
+		close(fd);
+		return err ? -errno : 1;
+	}
+	pr_info("datapath: replacing %s (attached elsewhere)", path);
+	bpf_link_detach(fd);
+	close(fd);
+	unlink(path);
+	return 0;
+}
+
+static int attach_cgroup_prog(struct dp *dp, struct bpf_program *p)
+{
+	char path[PATH_MAX];
+	struct bpf_link *link;
+	int err;
+
+	link_pin_path(dp, p, path, sizeof(path));
+	err = link_adopt(dp, p, path);
+	if (err)
+		return err < 0 ? err : 0;
+	link = bpf_program__attach_cgroup(p, dp->cg_fd);
+	if (!link)
+		return -errno;
+	err = bpf_link__pin(link, path);
+	/* The pin holds the attachment; our fd is not needed any more. */
+	bpf_link__disconnect(link);
+	bpf_link__destroy(link);
+	return err;
+}
+
+/* A hook this configuration no longer wants (no_sockmap after a full install). */
+static int detach_pinned_link(const struct dp *dp, const char *hook)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/" LINK_PREFIX "%s", dp->pin_dir, hook);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	bpf_link_detach(fd);
+	close(fd);
+	return unlink(path) ? -errno : 0;
+}
+
+static int attach_all(struct dp *dp)
+{
+	struct bpf_program *p;
+	int err;
+
+	bpf_object__for_each_program(p, dp->sa->obj) {
+		err = attach_cgroup_prog(dp, p);
+		if (err)
+			goto fail;
+	}
+	if (!dp->so)
+		return detach_pinned_link(dp, "sockops");
+	p = dp->so->progs.gammad_sockops;
+	err = attach_cgroup_prog(dp, p);
+	if (err)
+		goto fail;
+	p = dp->so->progs.gammad_sk_msg;
+	/* Replaces the program of an adopted sockhash. */
+	err = bpf_prog_attach(bpf_program__fd(p), bpf_map__fd(dp->so->maps.gammad_sockh_v1),
+			      BPF_SK_MSG_VERDICT, 0);
+	if (err)
+		err = -errno;
+	if (!err)
+		return 0;
+fail:
+	pr_err("datapath: attach %s: %s", bpf_program__name(p), strerror(-err));
+	return err;
+}
+
+/* ---- open / close / uninstall ------------------------------------------ */
+
+static int mkdir_p(const char *path)
+{
+	char buf[PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *s = buf + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		if (mkdir(buf, 0700) && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(buf, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Pins need bpffs; mount it at /sys/fs/bpf when the pin dir is there and it is not. */
+static int ensure_bpffs(const char *pin_dir)
+{
+	struct statfs st;
+
+	if (strncmp(pin_dir, "/sys/fs/bpf/", 12))
+		return 0;
+	if (!statfs("/sys/fs/bpf", &st) && st.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700")) {
+		pr_err("datapath: mount bpffs at /sys/fs/bpf: %s", strerror(errno));
+		return -errno;
+	}
+	pr_info("datapath: mounted bpffs at /sys/fs/bpf");
+	return 0;
+}
+
+int dp_cgroup_id(const char *path, uint64_t *id)
+{
+	union {
+		struct file_handle fh;
+		char buf[sizeof(struct file_handle) + sizeof(uint64_t)];
+	} h = {};
+	int mnt;
+
+	h.fh.handle_bytes = sizeof(uint64_t);
+	if (name_to_handle_at(AT_FDCWD, path, &h.fh, &mnt, 0))
+		return -errno;
+	memcpy(id, h.fh.f_handle, sizeof(*id));
+	return 0;
+}
+
+/* The map-in-map whose updates make the kernel wait for running programs. */
+static int sync_init(struct dp *dp)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, o);
+
+	dp->sync_inner_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "gammad_sync_in", 4, 4, 1, NULL);
+	if (dp->sync_inner_fd < 0)
+		return -errno;
+	o.inner_map_fd = dp->sync_inner_fd;
+	dp->sync_outer_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "gammad_sync", 4, 4, 1, &o);
+	return dp->sync_outer_fd < 0 ? -errno : 0;
+}
+
+static int load_objects(struct dp *dp, const struct dp_opts *opts)
+{
+	int err;
+
+	dp->sa = sock_addr_bpf__open();
+	if (!dp->sa)
+		return -errno;
+	err = obj_prepare_maps(dp, dp->sa->obj, &opts->sizes);
+	if (!err)
+		err = sock_addr_bpf__load(dp->sa);
+	if (err || opts->no_sockmap)
+		return err;
+	dp->so = sockops_bpf__open();
+	if (!dp->so)
+		return -errno;
+	err = obj_prepare_maps(dp, dp->so->obj, &opts->sizes);
+	if (!err)
+		err = sockops_bpf__load(dp->so);
+	return err;
+}
+
+int dp_open(const struct dp_opts *opts, struct dp **out)
+{
+	struct dp *dp;
+	int err;
+
+	if (!opts || !opts->cgroup || !out)
+		return -EINVAL;
+	dp = calloc(1, sizeof(*dp));
+	if (!dp)
+		return -ENOMEM;
+	dp->cg_fd = dp->sync_outer_fd = dp->sync_inner_fd = -1;
+	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s",
+		 opts->pin_dir ? opts->pin_dir : DP_PIN_DIR_DEFAULT);
+	dp->nr_cpus = libbpf_num_possible_cpus();
+	err = dp->nr_cpus < 0 ? dp->nr_cpus : 0;
+	if (!err)
+		err = ensure_bpffs(dp->pin_dir);
+	if (!err)
+		err = mkdir_p(dp->pin_dir);
+	if (!err) {
+		dp->cg_fd = open(opts->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dp->cg_fd < 0)
+			err = -errno;
+	}
+	if (!err)
+		err = dp_cgroup_id(opts->cgroup, &dp->cg_id);
+	if (!err)
+		err = load_objects(dp, opts);
+	if (!err)
+		err = attach_all(dp);
+	if (!err)
+		err = sync_init(dp);
+	if (err) {
+		pr_err("datapath: open (pin dir %s, cgroup %s): %s", dp->pin_dir,
+		       opts->cgroup, strerror(-err));
+		dp_close(dp);
+		return err;
+	}
+	*out = dp;
+	return 0;
+}
+
+void dp_close(struct dp *dp)
+{
+	if (!dp)
+		return;
+	sockops_bpf__destroy(dp->so);
+	sock_addr_bpf__destroy(dp->sa);
+	if (dp->cg_fd >= 0)
+		close(dp->cg_fd);
+	if (dp->sync_outer_fd >= 0)
+		close(dp->sync_outer_fd);
+	if (dp->sync_inner_fd >= 0)
+		close(dp->sync_inner_fd);
+	free(dp);
+}
+
+bool dp_adopted(const struct dp *dp)
+{
+	return dp->adopted;
+}
+
+/*
+ * Links are detached first (hooks stop at once even if some process still
+ * holds a link fd), then every pin is removed; maps die with their last
+ * reference, and the sockhash takes its sk_msg program with it.
+ */
+int dp_uninstall(const char *pin_dir)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	int err = 0;
+	DIR *d;
+
+	if (!pin_dir)
+		pin_dir = DP_PIN_DIR_DEFAULT;
+	d = opendir(pin_dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(d))) {
+		int fd;
+
+		if (strncmp(e->d_name, LINK_PREFIX, strlen(LINK_PREFIX)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, e->d_name);
+		fd = bpf_obj_get(path);
+		if (fd >= 0) {
+			bpf_link_detach(fd);
+			close(fd);
+		}
+	}
+	rewinddir(d);
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, e->d_name);
+		if (unlink(path) && !err)
+			err = -errno;
+	}
+	closedir(d);
+	if (rmdir(pin_dir) && !err)
+		err = -errno;
+	return err;
+}
+
+int dp_map_fd(const struct dp *dp, const char *name)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(dp->sa->obj, name);
+
+	return m ? bpf_map__fd(m) : -ENOENT;
+}
+
+/* ---- writer -------------------------------------------------------------- */
+
+#define MAP_FD(dp, name) bpf_map__fd((dp)->sa->maps.name)
+
+static int map_update(int fd, const void *k, const void *v)
+{
+	return bpf_map_update_elem(fd, k, v, BPF_ANY) ? -errno : 0;
+}
+
+/* Deleting what is already gone is fine: retiring is idempotent. */
+static int map_delete(int fd, const void *k)
+{
+	return bpf_map_delete_elem(fd, k) && errno != ENOENT ? -errno : 0;
+}
+
+void dp_fe_key(struct gammad_fe_key *key, int family, const void *addr,
+	       uint16_t port, uint8_t proto)
+{
+	memset(key, 0, sizeof(*key));
+	memcpy(key->addr, addr, family == AF_INET6 ? 16 : 4);
+	key->port = htons(port);
+	key->proto = proto;
+	key->family = family;
+}
+
+void dp_ep(struct gammad_ep_val *ep, int family, const void *addr, uint16_t port)
+{
+	memset(ep, 0, sizeof(*ep));
+	memcpy(ep->addr, addr, family == AF_INET6 ? 16 : 4);
+	ep->port = htons(port);
+	ep->family = family;
+}
+
+int dp_endpoints_write(struct dp *dp, uint32_t ep_set,
+		       const struct gammad_ep_val *eps, uint32_t nr)
+{
+	for (uint32_t i = 0; i < nr; i++) {
+		struct gammad_ep_key k = { .ep_set = ep_set, .idx = i };
+		int err = map_update(MAP_FD(dp, gammad_ep_v1), &k, &eps[i]);
+
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int dp_endpoints_delete(struct dp *dp, uint32_t ep_set, uint32_t nr)
+{
+	int err = 0;
+
+	for (uint32_t i = 0; i < nr; i++) {
+		struct gammad_ep_key k = { .ep_set = ep_set, .idx = i };
+		int e = map_delete(MAP_FD(dp, gammad_ep_v1), &k);
+
+		err = err ?: e;
+	}
+	return err;
+}
+
+int dp_backend_write(struct dp *dp, uint32_t be_id, const struct gammad_be_val *be)
+{
+	return map_update(MAP_FD(dp, gammad_be_v1), &be_id, be);
+}
+
+int dp_backend_delete(struct dp *dp, uint32_t be_id)
+{
+	return map_delete(MAP_FD(dp, gammad_be_v1), &be_id);
+}
+
+int dp_selector_write(struct dp *dp, uint32_t sel_id, uint32_t route_id,
+		      const struct dp_weighted *w, size_t n)
+{
+	struct gammad_sel_val sv = { .route_id = route_id };
+	struct gammad_alias_val *slots = NULL;
+	uint32_t *ids = NULL, *weights = NULL;
+	int err = -ENOMEM;
+
+	ids = calloc(n + 1, sizeof(*ids));
+	weights = calloc(n + 1, sizeof(*weights));
+	slots = calloc(n + 1, sizeof(*slots));
+	if (!ids || !weights || !slots)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = w[i].be_id;
+		weights[i] = w[i].weight;
+	}
+	err = alias_table_build(ids, weights, n, slots, &sv.nr_slots, &sv.total_weight);
+	if (err)
+		goto out;
+	if (!sv.nr_slots)
+		sv.flags |= GAMMAD_SEL_NO_ROUTE_BACKENDS;
+	/* Slots first: the selector is what makes them reachable. */
+	for (uint32_t s = 0; s < sv.nr_slots; s++) {
+		struct gammad_alias_key k = { .sel_id = sel_id, .slot = s };
+
+		err = map_update(MAP_FD(dp, gammad_alias_v1), &k, &slots[s]);
+		if (err)
+			goto out;
+	}
+	err = map_update(MAP_FD(dp, gammad_sel_v1), &sel_id, &sv);
+out:
+	free(ids);
+	free(weights);
+	free(slots);
+	return err;
+}
+
+int dp_selector_delete(struct dp *dp, uint32_t sel_id)
+{
+	struct gammad_sel_val sv;
+	int err;
+
+	if (bpf_map_lookup_elem(MAP_FD(dp, gammad_sel_v1), &sel_id, &sv))
+		return errno == ENOENT ? 0 : -errno;
+	err = map_delete(MAP_FD(dp, gammad_sel_v1), &sel_id);
+	for (uint32_t s = 0; s < sv.nr_slots; s++) {
+		struct gammad_alias_key k = { .sel_id = sel_id, .slot = s };
+		int e = map_delete(MAP_FD(dp, gammad_alias_v1), &k);
+
+		err = err ?: e;
+	}
+	return err;
+}
+
+int dp_consumer_write(struct dp *dp, uint32_t table_gen, uint32_t ns_id, uint32_t sel_id)
+{
+	struct gammad_cons_key k = { .table_gen = table_gen, .ns_id = ns_id };
+	struct gammad_cons_val v = { .sel = sel_id };
+
+	if (ns_id == GAMMAD_NS_ALL)
+		return -EINVAL;	/* unknown clients always get default_sel */
+	return map_update(MAP_FD(dp, gammad_cons_v1), &k, &v);
+}
+
+int dp_consumer_delete(struct dp *dp, uint32_t table_gen, uint32_t ns_id)
+{
+	struct gammad_cons_key k = { .table_gen = table_gen, .ns_id = ns_id };
+
+	return map_delete(MAP_FD(dp, gammad_cons_v1), &k);
+}
+
+int dp_frontend_publish(struct dp *dp, const struct gammad_fe_key *key,
+			const struct gammad_fe_val *val)
+{
+	return map_update(MAP_FD(dp, gammad_fe_v1), key, val);
+}
+
+int dp_frontend_delete(struct dp *dp, const struct gammad_fe_key *key)
+{
+	return map_delete(MAP_FD(dp, gammad_fe_v1), key);
+}
+
+int dp_cgroup_ns_set(struct dp *dp, uint64_t cgroup_id, uint32_t ns_id)
+{
+	struct gammad_cgns_val v = { .ns_id = ns_id };
+
+	return map_update(MAP_FD(dp, gammad_cgns_v1), &cgroup_id, &v);
+}
+
+int dp_cgroup_ns_delete(struct dp *dp, uint64_t cgroup_id)
+{
+	return map_delete(MAP_FD(dp, gammad_cgns_v1), &cgroup_id);
+}
+
+static void lep_key(struct gammad_lep_key *k, int family, const void *addr)
+{
+	memset(k, 0, sizeof(*k));
+	memcpy(k->addr, addr, family == AF_INET6 ? 16 : 4);
+	k->family = family;
+}
+
+int dp_local_endpoint_add(struct dp *dp, int family, const void *addr)
+{
+	struct gammad_lep_key k;
+	struct gammad_lep_val v = {};
+
+	lep_key(&k, family, addr);
+	return map_update(MAP_FD(dp, gammad_lep_v1), &k, &v);
+}
+
+int dp_local_endpoint_delete(struct dp *dp, int family, const void *addr)
+{
+	struct gammad_lep_key k;
+
+	lep_key(&k, family, addr);
+	return map_delete(MAP_FD(dp, gammad_lep_v1), &k);
+}
+
+/*
+ * The kernel waits for an RCU grace period after every successful update
+ * of a map-in-map (maybe_wait_bpf_programs(), "so that userspace knows all
+ * non-sleepable programs that could be running use the new map value").
+ * cgroup sock_addr, sockops and sk_msg programs are all non-sleepable.
+ */
+int dp_sync(struct dp *dp)
+{
+	uint32_t k = 0;
+
+	return map_update(dp->sync_outer_fd, &k, &dp->sync_inner_fd);
+}
+
+/* ---- counters ------------------------------------------------------------- */
+
+/* Sum nr_u64 counters of a per-CPU value over every possible CPU. */
+static int percpu_sum(struct dp *dp, int fd, uint32_t key, __u64 *out, size_t nr_u64)
+{
+	__u64 *vals;
+	int err = 0;
+
+	vals = calloc((size_t)dp->nr_cpus, nr_u64 * sizeof(uint64_t));
+	if (!vals)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &key, vals)) {
+		err = -errno;
+		goto out;
+	}
+	memset(out, 0, nr_u64 * sizeof(uint64_t));
+	for (int c = 0; c < dp->nr_cpus; c++)
+		for (size_t i = 0; i < nr_u64; i++)
+			out[i] += vals[(size_t)c * nr_u64 + i];
+out:
+	free(vals);
+	return err;
+}
+
+int dp_svc_stats(struct dp *dp, uint32_t svc_port_id, struct gammad_svc_stats *out)
+{
+	return percpu_sum(dp, MAP_FD(dp, gammad_svcst_v1), svc_port_id,
+			  (__u64 *)out, sizeof(*out) / sizeof(__u64));
+}
+
+int dp_be_stats(struct dp *dp, uint32_t be_id, struct gammad_be_stats *out)
+{
+	return percpu_sum(dp, MAP_FD(dp, gammad_best_v1), be_id, &out->connects, 1);
+}
+
+int dp_route_stats(struct dp *dp, uint32_t route_id, struct gammad_route_stats *out)
+{
+	return percpu_sum(dp, MAP_FD(dp, gammad_rtst_v1), route_id, &out->connects, 1);
+}
+
+int dp_reasons(struct dp *dp, __u64 *out)
+{
+	for (uint32_t r = 0; r < GAMMAD_R_MAX; r++) {
+		int err = percpu_sum(dp, MAP_FD(dp, gammad_drop_v1), r, &out[r], 1);
+
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+const char *dp_reason_name(unsigned int reason)
+{
+	static const char *const names[GAMMAD_R_MAX] = {
+		[GAMMAD_R_OK] = "ok",
+		[GAMMAD_R_NO_SELECTOR] = "no_selector",
+		[GAMMAD_R_NO_ROUTE_BACKENDS] = "no_route_backends",
+		[GAMMAD_R_NO_ALIAS] = "no_alias_slot",
+		[GAMMAD_R_NO_BACKEND] = "no_backend",
+		[GAMMAD_R_BE_UNRESOLVED] = "backend_unresolved",
+		[GAMMAD_R_BE_NO_ENDPOINTS] = "backend_no_endpoints",
+		[GAMMAD_R_NO_ENDPOINT] = "no_endpoint",
+		[GAMMAD_R_FAMILY] = "endpoint_family",
+		[GAMMAD_R_SOCK_STORAGE] = "sock_storage",
+		[GAMMAD_R_REVNAT_FULL] = "revnat_full",
+		[GAMMAD_R_STATS_RANGE] = "stats_id_range",
+		[GAMMAD_R_SOCKHASH_UPDATE] = "sockhash_update",
+		[GAMMAD_R_REDIR_NO_PEER] = "redirect_no_peer",
+	};
+
+	return reason < GAMMAD_R_MAX && names[reason] ? names[reason] : "unknown";
+}

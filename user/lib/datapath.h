@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The in-kernel L4 data path: load, pin, attach, adopt, uninstall, and the
+ * low-level writer of its maps (layout in include/gammad/maps.h).
+ *
+ * Lifecycle. dp_open() loads bpf/sock_addr.bpf.c and bpf/sockops.bpf.c,
+ * pins every map as <pin_dir>/<map name> and every cgroup link as
+ * <pin_dir>/link_<hook>, so the data path keeps working after the agent
+ * exits. A later dp_open() ADOPTS what is pinned: maps are reused with
+ * their entries (never flushed; a configured size that differs from the
+ * pinned one is reported and the pinned size kept), and the pinned links
+ * get the newly loaded programs through an atomic link update. Links pinned
+ * for another cgroup are replaced. dp_close() only releases this process's
+ * handles; dp_uninstall() detaches and removes everything pinned.
+ *
+ * Publication order. A Service port's route table is replaced, never
+ * edited: write every new piece under FRESH ids, innermost first, then flip
+ * the frontend entry, then retire the old ids once no program can still
+ * read them:
+ *
+ *	dp_endpoints_write(ep_set')        endpoints of each new backend
+ *	dp_backend_write(be_id')           backends pointing at them
+ *	dp_selector_write(sel_id', ...)    alias slots, then the selector
+ *	dp_consumer_write(gen', ns, sel')  consumer tables of the new generation
+ *	dp_frontend_publish(key, {gen', default_sel', ...})   the one flip
+ *	dp_sync()                          running programs have finished
+ *	dp_*_delete(old ids)               retire the previous generation
+ *
+ * A backend whose endpoints change is flipped the same way: new ep_set,
+ * then one dp_backend_write() of its entry. Every function returns 0 or a
+ * negative errno (a full map is -E2BIG: count it, report it).
+ */
+#ifndef GAMMAD_DATAPATH_H
+#define GAMMAD_DATAPATH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gammad/maps.h"
+
+#define DP_PIN_DIR_DEFAULT "/sys/fs/bpf/gammad"
+
+/* Map sizes; 0 keeps the default of bpf/lib/maps.h. */
+struct dp_sizes {
+	uint32_t frontends;	/* ClusterIP x port x protocol */
+	uint32_t consumers;	/* (route table, client namespace) pairs */
+	uint32_t cgroups;	/* pod cgroups with a known namespace */
+	uint32_t selectors;
+	uint32_t alias_slots;	/* sum of the selectors' weighted backends */
+	uint32_t backends;	/* also the size of the per-backend counters */
+	uint32_t endpoints;
+	uint32_t local_endpoints;	/* pod IPs of this node */
+	uint32_t svc_ports;	/* per-Service-port counters: svc_port_id < svc_ports */
+	uint32_t routes;	/* per-route counters: route_id < routes */
+	uint32_t revnat;	/* UDP reverse NAT entries (LRU) */
+	uint32_t sockets;	/* same-node sockets in the sockhash */
+};
+
+struct dp_opts {
+	const char *pin_dir;	/* NULL: DP_PIN_DIR_DEFAULT */
+	const char *cgroup;	/* cgroup v2 directory the hooks attach to */
+	struct dp_sizes sizes;
+	bool no_sockmap;	/* skip sockops + sk_msg (same-node redirect) */
+};
+
+struct dp;
+
+int dp_open(const struct dp_opts *opts, struct dp **out);
+/* Release this process's handles; pinned maps and links stay. */
+void dp_close(struct dp *dp);
+/* Detach the pinned links and remove every pinned object and the pin dir. */
+int dp_uninstall(const char *pin_dir);
+/* True when dp_open() found pinned maps and adopted them. */
+bool dp_adopted(const struct dp *dp);
+/* fd of a map by name (GAMMAD_MAP_*), for inspection; -ENOENT if unknown. */
+int dp_map_fd(const struct dp *dp, const char *name);
+
+/* Cgroup v2 id of a cgroup directory (what BPF sees), from its file handle. */
+int dp_cgroup_id(const char *path, uint64_t *id);
+
+/* ---- key/value constructors ------------------------------------------- */
+
+/* addr: struct in_addr or struct in6_addr bytes; port in host order. */
+void dp_fe_key(struct gammad_fe_key *key, int family, const void *addr,
+	       uint16_t port, uint8_t proto);
+void dp_ep(struct gammad_ep_val *ep, int family, const void *addr, uint16_t port);
+
+/* ---- writer -------------------------------------------------------------- */
+
+int dp_endpoints_write(struct dp *dp, uint32_t ep_set,
+		       const struct gammad_ep_val *eps, uint32_t nr);
+int dp_endpoints_delete(struct dp *dp, uint32_t ep_set, uint32_t nr);
+
+int dp_backend_write(struct dp *dp, uint32_t be_id, const struct gammad_be_val *be);
+int dp_backend_delete(struct dp *dp, uint32_t be_id);
+
+struct dp_weighted {
+	uint32_t be_id;
+	uint32_t weight;	/* 0: never chosen */
+};
+
+/*
+ * Build the alias table of (be_id, weight) pairs and write its slots, then
+ * the selector. No positive weight: a selector flagged NO_ROUTE_BACKENDS
+ * (connections refused). sel_id must not be referenced yet.
+ */
+int dp_selector_write(struct dp *dp, uint32_t sel_id, uint32_t route_id,
+		      const struct dp_weighted *w, size_t n);
+/* Delete the selector, then its slots (read from the selector entry). */
+int dp_selector_delete(struct dp *dp, uint32_t sel_id);
+
+int dp_consumer_write(struct dp *dp, uint32_t table_gen, uint32_t ns_id, uint32_t sel_id);
+int dp_consumer_delete(struct dp *dp, uint32_t table_gen, uint32_t ns_id);
+
+/* The generation flip: one update of the frontend entry. */
+int dp_frontend_publish(struct dp *dp, const struct gammad_fe_key *key,
+			const struct gammad_fe_val *val);
+int dp_frontend_delete(struct dp *dp, const struct gammad_fe_key *key);
+
+/* Client class: processes in this cgroup (or below) belong to ns_id. */
+int dp_cgroup_ns_set(struct dp *dp, uint64_t cgroup_id, uint32_t ns_id);
+int dp_cgroup_ns_delete(struct dp *dp, uint64_t cgroup_id);
+
+/* Pod IPs of this node: sockets between two of them are redirected. */
+int dp_local_endpoint_add(struct dp *dp, int family, const void *addr);
+int dp_local_endpoint_delete(struct dp *dp, int family, const void *addr);
+
+/*
+ * Wait until every BPF program that may have read the maps before this
+ * call has finished (an RCU grace period, through the kernel's wait on
+ * map-in-map updates). After it, retired entries are unreachable.
+ */
+int dp_sync(struct dp *dp);
+
+/* ---- counters (summed over CPUs) --------------------------------------- */
+
+int dp_svc_stats(struct dp *dp, uint32_t svc_port_id, struct gammad_svc_stats *out);
+int dp_be_stats(struct dp *dp, uint32_t be_id, struct gammad_be_stats *out);
+int dp_route_stats(struct dp *dp, uint32_t route_id, struct gammad_route_stats *out);
+/* out[GAMMAD_R_MAX], indexed by enum gammad_reason. */
+int dp_reasons(struct dp *dp, __u64 *out);
+const char *dp_reason_name(unsigned int reason);
+
+#endif

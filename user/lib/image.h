@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The map image: the complete desired contents of the data-path maps, as
+ * plain C tables built from a translation. It allocates no kernel ids: every
+ * entry is named by a 64-bit id that is either its identity (frontends,
+ * backends, namespaces, pods) or its content (endpoint sets, selectors, rule
+ * tables), and carries a 64-bit content hash. Two images built from inputs
+ * that differ by one route differ only in the entries that route reaches, so
+ * img_diff() gives a writer the minimal set of map operations.
+ *
+ * Tables (all sorted by id, so building is deterministic):
+ *  namespaces   name -> ns_id: a stable hash of the name (nonzero; a
+ *               collision probes to the next free id in name order), so ids
+ *               survive restarts and unrelated changes.
+ *  pods         pod UID -> ns_id (the agent finds pod cgroups by UID) and
+ *  pod_ips      pod IP -> ns_id.
+ *  frontends    (ClusterIP, port, protocol) -> the Service port's identity,
+ *               a generation and its classes: the default class (ns_id 0,
+ *               all clients) and one per consumer namespace, each naming an
+ *               L4 selector and, when the class needs L7, a rule table.
+ *  selectors    a weighted set of backends (weights as given, and their
+ *               total); identical content is one entry (id = content hash).
+ *  rule_tables  the ordered rules of a class (match summary, flags, the
+ *               selector of each rule); id = content hash.
+ *  backends     (Service ns/name, port, address family) -> endpoint set, with
+ *               IMG_BACKEND_UNRESOLVED (500 / ECONNREFUSED) or
+ *               IMG_BACKEND_NO_ENDPOINTS (503 / ECONNREFUSED).
+ *  endpoint_sets sorted (address, port) lists; id = content hash.
+ *
+ * Publishing a change of one frontend without exposing half of it:
+ *  1. write the endpoint sets, selectors and rule tables that are new (their
+ *     ids are their content, so nothing in use is overwritten), and the
+ *     backends that changed (one map update each flips a backend to its new,
+ *     complete endpoint set);
+ *  2. write the frontend's classes under its new generation (classes are
+ *     keyed by (generation, ns_id), so the old generation's stay intact);
+ *  3. update the frontend entry to the new generation: this single map
+ *     update is the moment every connection starts seeing the new table;
+ *  4. delete what is no longer referenced (old generation's classes, and the
+ *     entries img_diff() reports removed).
+ * The generation is derived from the frontend's content hash, so it only
+ * changes when the frontend's tables do.
+ */
+#ifndef GAMMAD_IMAGE_H
+#define GAMMAD_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hashmap.h"
+#include "translate.h"
+
+#define IMG_BACKEND_UNRESOLVED (1u << 0)
+#define IMG_BACKEND_NO_ENDPOINTS (1u << 1)
+
+#define IMG_SELECTOR_L7_UNENFORCED (1u << 0)
+#define IMG_SELECTOR_NO_ROUTE (1u << 1)
+
+#define IMG_RULE_REDIRECT (1u << 0)
+#define IMG_RULE_FILTERS (1u << 1)
+#define IMG_RULE_USERSPACE_ONLY (1u << 2)
+#define IMG_RULE_GRPC (1u << 3)
+
+#define IMG_CLASS_NEEDS_L7 (1u << 0)
+
+struct img_namespace {
+	uint32_t id;
+	const char *name;
+};
+
+struct img_pod {
+	const char *uid;
+	uint64_t id;		/* hash of the UID */
+	uint32_t ns_id;
+};
+
+struct img_pod_ip {
+	struct ip_addr addr;
+	uint32_t ns_id;
+};
+
+struct img_endpoint {
+	struct ip_addr addr;
+	uint16_t port;
+};
+
+struct img_endpoint_set {
+	uint64_t id;		/* content hash */
+	struct img_endpoint *items;
+	size_t nr;
+};
+
+struct img_backend {
+	uint64_t id;		/* hash of ns/name/port/family */
+	uint64_t hash;		/* content */
+	const char *namespace, *name;
+	uint16_t port;
+	uint8_t family;
+	uint32_t flags;
+	uint64_t endpoint_set;	/* 0 when unresolved */
+};
+
+struct img_selector_item {
+	uint64_t backend;
+	uint32_t weight;
+};
+
+struct img_selector {
+	uint64_t id;		/* content hash */
+	struct img_selector_item *items;
+	size_t nr;
+	uint64_t total_weight;
+	uint32_t flags;
+};
+
+struct img_rule {
+	const char *route_namespace, *route_name;
+	uint16_t rule_index, match_index;
+	uint32_t flags;
+	const char *match;	/* summary, e.g. "PathPrefix /v2 method GET" */
+	uint64_t match_hash;	/* of the match, flags and filter contents */
+	uint64_t selector;	/* 0: no backend (redirect or 500) */
+};
+
+struct img_rule_table {
+	uint64_t id;		/* content hash */
+	struct img_rule *items;
+	size_t nr;
+};
+
+struct img_class {
+	uint32_t ns_id;		/* 0: all clients */
+	uint32_t flags;
+	uint64_t l4_selector;
+	uint64_t rule_table;	/* 0 when the class needs no L7 */
+};
+
+struct img_frontend {
+	uint64_t id;		/* hash of address, port, protocol */
+	uint64_t hash;		/* content */
+	uint32_t generation;	/* nonzero, from the content hash */
+	struct ip_addr addr;
+	uint16_t port;
+	uint8_t protocol;
+	const char *svc_namespace, *svc_name, *port_name;
+	struct img_class *classes;
+	size_t nr_classes;
+};
+
+struct img {
+	struct img_namespace *namespaces;
+	size_t nr_namespaces;
+	struct img_pod *pods;
+	size_t nr_pods;
+	struct img_pod_ip *pod_ips;
+	size_t nr_pod_ips;
+	struct img_frontend *frontends;
+	size_t nr_frontends;
+	struct img_selector *selectors;
+	size_t nr_selectors;
+	struct img_rule_table *rule_tables;
+	size_t nr_rule_tables;
+	struct img_backend *backends;
+	size_t nr_backends;
+	struct img_endpoint_set *endpoint_sets;
+	size_t nr_endpoint_sets;
+	struct strmap strings;	/* interned strings the tables point to */
+	struct strmap ns_by_name;	/* name -> ns_id */
+	struct strmap index;	/* build-time dedup; freed by img_build */
+};
+
+/* Build the image of a translation; the image owns all its memory. */
+int img_build(const struct model *m, const struct tr_result *r, struct img *out);
+void img_free(struct img *img);
+/* ns_id of a namespace name, 0 when the image does not know it. */
+uint32_t img_ns_id(const struct img *img, const char *name);
+
+enum img_table {
+	IMG_NAMESPACES, IMG_PODS, IMG_POD_IPS, IMG_FRONTENDS, IMG_SELECTORS,
+	IMG_RULE_TABLES, IMG_BACKENDS, IMG_ENDPOINT_SETS, IMG_TABLE_COUNT,
+};
+
+enum img_change_op { IMG_ADDED, IMG_REMOVED, IMG_CHANGED };
+
+struct img_change {
+	enum img_table table;
+	enum img_change_op op;
+	uint64_t id;
+};
+
+struct img_diff {
+	struct img_change *items;
+	size_t nr;
+	size_t counts[IMG_TABLE_COUNT][3];	/* per table and op */
+};
+
+/* What changed from old to new, entry by entry, in table then id order. */
+int img_diff(const struct img *old, const struct img *new, struct img_diff *out);
+void img_diff_free(struct img_diff *d);
+const char *img_table_name(enum img_table t);
+
+#endif

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The object store: every object loaded from manifests, owned here and
+ * indexed by namespace/name. Objects are kept in load order; a second object
+ * with the same kind and namespace/name is reported (with where the first
+ * one was) and dropped, so the first definition wins.
+ *
+ * EndpointSlices are also indexed by the Service they belong to (label
+ * kubernetes.io/service-name), which is how the translator finds endpoints.
+ */
+#ifndef GAMMAD_MODEL_H
+#define GAMMAD_MODEL_H
+
+#include "gapi.h"
+#include "hashmap.h"
+#include "k8s.h"
+
+/* A growable array of owned object pointers with a namespace/name index. */
+struct model_set {
+	void **items;
+	size_t nr, cap;
+	struct strmap by_name;	/* "ns/name" (or "name") -> item */
+};
+
+struct model_slices {
+	struct k8s_endpoint_slice **items;
+	size_t nr, cap;
+};
+
+struct model {
+	struct model_set namespaces;	/* struct k8s_namespace */
+	struct model_set services;	/* struct k8s_service */
+	struct model_set pods;		/* struct k8s_pod */
+	struct model_set deployments;	/* struct k8s_deployment */
+	struct model_set slices;	/* struct k8s_endpoint_slice */
+	struct model_set routes[ROUTE_KIND_COUNT];	/* struct gapi_route */
+	struct model_set grants;	/* struct gapi_reference_grant */
+	struct strmap slices_by_service;	/* "ns/svc" -> struct model_slices */
+};
+
+/* Longest "namespace/name" key plus its terminator. */
+#define MODEL_KEY_MAX (2 * K8S_NAME_MAX + 2)
+
+void model_init(struct model *m);
+void model_free(struct model *m);
+
+/*
+ * Take ownership of a parsed object (heap-allocated). Returns 0, -EEXIST
+ * after reporting a duplicate (the object is freed), or -ENOMEM (freed too).
+ */
+int model_add_namespace(struct model *m, struct k8s_namespace *o, struct diag *dg);
+int model_add_service(struct model *m, struct k8s_service *o, struct diag *dg);
+int model_add_pod(struct model *m, struct k8s_pod *o, struct diag *dg);
+int model_add_deployment(struct model *m, struct k8s_deployment *o, struct diag *dg);
+int model_add_endpoint_slice(struct model *m, struct k8s_endpoint_slice *o, struct diag *dg);
+int model_add_route(struct model *m, struct gapi_route *o, struct diag *dg);
+int model_add_grant(struct model *m, struct gapi_reference_grant *o, struct diag *dg);
+
+const struct k8s_namespace *model_namespace(const struct model *m, const char *name);
+const struct k8s_service *model_service(const struct model *m, const char *ns,
+					const char *name);
+const struct gapi_route *model_route(const struct model *m, enum gapi_route_kind kind,
+				     const char *ns, const char *name);
+/* EndpointSlices of a Service, or NULL when it has none. */
+const struct model_slices *model_service_slices(const struct model *m, const char *ns,
+						const char *name);
+
+/* "ns/name" into buf (MODEL_KEY_MAX bytes). */
+const char *model_key(char *buf, const char *ns, const char *name);
+
+#endif

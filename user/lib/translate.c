@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The translation pipeline: Service ports, then per route its rules (checked,
+ * backends resolved) and parentRefs (bound to ports), then the client
+ * classes of every port, then the statuses. See translate.h for the rules.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "status.h"
+#include "translate_int.h"
+
+static int meta_cmp(const struct k8s_meta *a, const struct k8s_meta *b)
+{
+	int d = strcmp(a->namespace ? a->namespace : "", b->namespace ? b->namespace : "");
+
+	return d ? d : strcmp(a->name, b->name);
+}
+
+static int service_ptr_cmp(const void *pa, const void *pb)
+{
+	const struct k8s_service *a = *(const struct k8s_service *const *)pa;
+	const struct k8s_service *b = *(const struct k8s_service *const *)pb;
+
+	return meta_cmp(&a->meta, &b->meta);
+}
+
+static int port_cmp(const void *pa, const void *pb)
+{
+	const struct tr_port *a = pa, *b = pb;
+
+	if (a->svc != b->svc)
+		return meta_cmp(&a->svc->meta, &b->svc->meta);
+	if (a->port->port != b->port->port)
+		return (int)a->port->port - (int)b->port->port;
+	return (int)a->port->protocol - (int)b->port->protocol;
+}
+
+/* Headless and ExternalName Services have no virtual IP to route. */
+static bool has_frontend(const struct k8s_service *svc)
+{
+	return svc->type != SVC_HEADLESS && svc->type != SVC_EXTERNAL_NAME;
+}
+
+static int init_self(struct tr_ctx *c, struct tr_port *p)
+{
+	p->self = (struct tr_backend){
+		.namespace = p->svc->meta.namespace, .name = p->svc->meta.name,
+		.port = p->port->port, .weight = 1,
+	};
+	p->self.endpoints = tr_endpoint_set_get(c, p->svc, p->port);
+	if (!p->self.endpoints)
+		return -ENOMEM;
+	p->self.state = p->self.endpoints->nr ? TR_BACKEND_OK : TR_BACKEND_NO_ENDPOINTS;
+	return 0;
+}
+
+static size_t count_ports(const struct k8s_service **svcs, size_t nr)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < nr; i++)
+		n += svcs[i]->nr_ports;
+	return n;
+}
+
+/* Services in name order, at most TR_MAX_SERVICES of them. */
+static int collect_services(struct tr_ctx *c, const struct k8s_service ***out, size_t *nr)
+{
+	const struct model_set *set = &c->m->services;
+	const struct k8s_service **svcs;
+	size_t n = 0;
+
+	svcs = calloc(set->nr ? set->nr : 1, sizeof(*svcs));
+	if (!svcs)
+		return -ENOMEM;
+	for (size_t i = 0; i < set->nr; i++)
+		if (has_frontend(set->items[i]))
+			svcs[n++] = set->items[i];
+	qsort(svcs, n, sizeof(*svcs), service_ptr_cmp);
+	if (n > TR_MAX_SERVICES) {
+		const struct k8s_service *first = svcs[TR_MAX_SERVICES];
+
+		diag_report(c->dg, LOG_ERROR, first->meta.loc.file, first->meta.loc.line, NULL,
+			    "more than %d Services; %zu Services from %s/%s on (in name order) are not served",
+			    TR_MAX_SERVICES, n - TR_MAX_SERVICES, first->meta.namespace,
+			    first->meta.name);
+		n = TR_MAX_SERVICES;
+	}
+	*out = svcs;
+	*nr = n;
+	return 0;
+}
+
+static int index_ports(struct tr_ctx *c)
+{
+	struct tr_result *res = c->res;
+	char key[MODEL_KEY_MAX + 16];
+	int ret;
+
+	for (size_t i = 0; i < res->nr_ports; i++) {
+		struct tr_port *p = &res->ports[i];
+
+		snprintf(key, sizeof(key), "%s/%s/%u/%u", p->svc->meta.namespace,
+			 p->svc->meta.name, p->port->port, p->port->protocol);
+		ret = strmap_put(&res->port_index, key, p, NULL);
+		if (ret == -EEXIST)
+			continue;	/* a duplicate port in one Service: the first wins */
+		ret = ret ? ret : init_self(c, p);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int build_ports(struct tr_ctx *c)
+{
+	const struct k8s_service **svcs;
+	size_t nr_svcs;
+	int ret;
+
+	ret = collect_services(c, &svcs, &nr_svcs);
+	if (ret)
+		return ret;
+	c->res->ports = calloc(count_ports(svcs, nr_svcs) + 1, sizeof(*c->res->ports));
+	if (!c->res->ports) {
+		free(svcs);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nr_svcs; i++)
+		for (size_t j = 0; j < svcs[i]->nr_ports; j++)
+			c->res->ports[c->res->nr_ports++] = (struct tr_port){
+				.svc = svcs[i], .port = &svcs[i]->ports[j],
+			};
+	free(svcs);
+	qsort(c->res->ports, c->res->nr_ports, sizeof(*c->res->ports), port_cmp);
+	return index_ports(c);
+}
+
+static int route_ptr_cmp(const void *pa, const void *pb)
+{
+	const struct gapi_route *a = *(const struct gapi_route *const *)pa;
+	const struct gapi_route *b = *(const struct gapi_route *const *)pb;
+
+	if (a->kind != b->kind)
+		return (int)a->kind - (int)b->kind;
+	return meta_cmp(&a->meta, &b->meta);
+}
+
+static int collect_routes(struct tr_ctx *c)
+{
+	const struct gapi_route **routes;
+	size_t n = 0;
+
+	for (int k = 0; k < ROUTE_KIND_COUNT; k++)
+		n += c->m->routes[k].nr;
+	routes = calloc(n + 1, sizeof(*routes));
+	c->infos = calloc(n + 1, sizeof(*c->infos));
+	c->res->routes = calloc(n + 1, sizeof(*c->res->routes));
+	c->res->rules = calloc(n + 1, sizeof(*c->res->rules));
+	if (!routes || !c->infos || !c->res->routes || !c->res->rules) {
+		free(routes);
+		return -ENOMEM;
+	}
+	n = 0;
+	for (int k = 0; k < ROUTE_KIND_COUNT; k++)
+		for (size_t i = 0; i < c->m->routes[k].nr; i++)
+			routes[n++] = c->m->routes[k].items[i];
+	qsort(routes, n, sizeof(*routes), route_ptr_cmp);
+	for (size_t i = 0; i < n; i++)
+		c->infos[i].route = routes[i];
+	c->nr_infos = c->res->nr_routes = n;
+	free(routes);
+	return 0;
+}
+
+static int process_routes(struct tr_ctx *c)
+{
+	int ret;
+
+	for (size_t i = 0; i < c->nr_infos; i++) {
+		ret = tr_build_rules(c, &c->infos[i]);
+		c->res->rules[i] = c->infos[i].rules;	/* the result owns them */
+		if (!ret)
+			ret = tr_bind_parents(c, &c->infos[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void ctx_free(struct tr_ctx *c)
+{
+	for (size_t i = 0; i < c->nr_infos; i++) {
+		struct tr_route_info *info = &c->infos[i];
+
+		for (size_t j = 0; info->parents && j < info->route->nr_parents; j++)
+			free(info->parents[j].reject_message);
+		free(info->parents);
+		free(info->refs_message);
+	}
+	free(c->infos);
+	free(c->bindings);
+}
+
+int translate(const struct model *m, struct diag *dg, struct tr_result *out)
+{
+	struct tr_ctx c = { .m = m, .dg = dg, .res = out };
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = build_ports(&c);
+	if (!ret)
+		ret = collect_routes(&c);
+	if (!ret)
+		ret = process_routes(&c);
+	if (!ret)
+		ret = tr_build_classes(&c);
+	if (!ret)
+		ret = tr_build_statuses(&c);
+	ctx_free(&c);
+	if (ret)
+		tr_result_free(out);
+	return ret;
+}
+
+static void class_free(struct tr_class *cls)
+{
+	free(cls->entries);
+	free(cls->l4.items);
+}
+
+void tr_result_free(struct tr_result *r)
+{
+	struct strmap_slot *slot;
+
+	for (size_t i = 0; i < r->nr_ports; i++) {
+		for (size_t j = 0; j < r->ports[i].nr_classes; j++)
+			class_free(&r->ports[i].classes[j]);
+		free(r->ports[i].classes);
+	}
+	free(r->ports);
+	for (size_t i = 0; r->routes && i < r->nr_routes; i++) {
+		tr_route_status_free(&r->routes[i]);
+		if (r->rules)
+			tr_rules_free(r->rules[i], r->routes[i].route ?
+				      r->routes[i].route->nr_rules : 0);
+	}
+	free(r->routes);
+	free(r->rules);
+	strmap_for_each(&r->endpoint_sets, slot) {
+		struct tr_endpoint_set *set = slot->value;
+
+		free(set->items);
+		free(set);
+	}
+	strmap_free(&r->endpoint_sets);
+	strmap_free(&r->port_index);
+	memset(r, 0, sizeof(*r));
+}
+
+const struct tr_port *tr_find_port(const struct tr_result *r, const char *ns,
+				   const char *name, uint16_t port)
+{
+	char key[MODEL_KEY_MAX + 16];
+
+	snprintf(key, sizeof(key), "%s/%s/%u/%u", ns, name, port, L4_TCP);
+	return strmap_get(&r->port_index, key);
+}
+
+const struct tr_class *tr_port_class(const struct tr_port *p, const char *client_ns)
+{
+	for (size_t i = 1; client_ns && i < p->nr_classes; i++)
+		if (!strcmp(p->classes[i].client_namespace, client_ns))
+			return &p->classes[i];
+	return &p->classes[0];
+}
+
+const struct tr_route_status *tr_find_route(const struct tr_result *r,
+					    enum gapi_route_kind kind, const char *ns,
+					    const char *name)
+{
+	for (size_t i = 0; i < r->nr_routes; i++) {
+		const struct gapi_route *route = r->routes[i].route;
+
+		if (route->kind == kind && !strcmp(route->meta.namespace, ns) &&
+		    !strcmp(route->meta.name, name))
+			return &r->routes[i];
+	}
+	return NULL;
+}
+
+const struct tr_condition *tr_condition(const struct tr_parent_status *p, const char *type)
+{
+	for (size_t i = 0; i < p->nr_conditions; i++)
+		if (!strcmp(p->conditions[i].type, type))
+			return &p->conditions[i];
+	return NULL;
+}

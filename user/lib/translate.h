@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * GAMMA translation: model -> the effective routing table of every Service
+ * port for every class of client, and the status of every route.
+ *
+ * The rules, as GEP-1294 and the Gateway API mesh docs state them:
+ *  - A route binds to a Service through a parentRef {group: "", kind:
+ *    Service}; `port` binds one Service port, `sectionName` the named port,
+ *    neither all ports (only TCP ports: the route kinds are all TCP-based).
+ *  - Producer routes (in the Service's namespace) apply to all clients;
+ *    consumer routes (in another namespace) apply only to clients in their
+ *    own namespace and, for them, replace the producer routes of that port.
+ *    So a port has a default class and one class per consumer namespace.
+ *  - Within a class, kinds rank GRPCRoute > HTTPRoute > TLSRoute > TCPRoute;
+ *    routes of a losing kind are not Accepted on that port (Conflicted).
+ *  - The rules of all winning routes of a class form one table, one entry
+ *    per match, ordered by the HTTPRoute (or GRPCRoute) precedence rules.
+ *  - A backendRef resolves to the endpoints of the Service port it names,
+ *    never through that Service's own routes.
+ *  - A port without routes behaves like plain Kubernetes: its own endpoints.
+ *
+ * The result points into the model; keep the model alive while using it.
+ */
+#ifndef GAMMAD_TRANSLATE_H
+#define GAMMAD_TRANSLATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hashmap.h"
+#include "model.h"
+
+/* Translation limits; exceeding one is a diagnostic or a route condition. */
+#define TR_MAX_SERVICES 65536
+#define TR_MAX_ENDPOINTS 4096		/* per backend Service port */
+#define TR_MAX_ENTRIES 1024		/* table entries per Service port and class */
+#define TR_MAX_CLASSES 256		/* consumer namespaces per Service port */
+
+#define TR_CONTROLLER_NAME "gammad.io/mesh"
+
+enum tr_backend_state {
+	TR_BACKEND_OK,
+	TR_BACKEND_UNRESOLVED,		/* HTTP 500 for its share; ECONNREFUSED at L4 */
+	TR_BACKEND_NO_ENDPOINTS,	/* HTTP 503 for its share; ECONNREFUSED at L4 */
+};
+
+struct tr_endpoint {
+	struct ip_addr addr;
+	uint16_t port;
+	const char *target_name;	/* pod name from targetRef, may be NULL */
+	const char *node_name;		/* may be NULL */
+};
+
+/* Ready endpoints of one Service port, sorted by (family, address, port). */
+struct tr_endpoint_set {
+	const struct k8s_service *svc;
+	const struct k8s_service_port *port;
+	struct tr_endpoint *items;
+	size_t nr;
+	bool truncated;			/* more than TR_MAX_ENDPOINTS were ready */
+};
+
+struct tr_backend {
+	const struct gapi_backend_ref *ref;	/* NULL: a port's own endpoints */
+	const char *namespace, *name;
+	uint16_t port;
+	uint32_t weight;
+	enum tr_backend_state state;
+	const struct tr_endpoint_set *endpoints;	/* NULL when unresolved */
+};
+
+/* A rule of a route, validated and with its backends resolved. */
+struct tr_rule {
+	const struct gapi_route *route;
+	const struct gapi_rule *rule;
+	size_t index;				/* in route->rules */
+	bool valid;
+	const char *invalid_reason;		/* status reason when !valid */
+	char *invalid_message;
+	struct tr_backend *backends;
+	size_t nr_backends;
+	uint64_t total_weight;
+	const struct gapi_filter *redirect;	/* RequestRedirect, or NULL */
+	const struct gapi_filter *rewrite;	/* URLRewrite, or NULL */
+	bool userspace_only;			/* regex matches: no kernel matcher */
+};
+
+/* One row of an effective table: a rule under one of its matches. */
+struct tr_entry {
+	const struct tr_rule *rule;
+	const struct gapi_match *match;		/* NULL: matches every request */
+	size_t match_index;
+};
+
+/* L4 selector flags. */
+#define TR_L4_L7_UNENFORCED (1u << 0)	/* union of rules that differ by L7 matches */
+#define TR_L4_NO_ROUTE (1u << 1)	/* plain Kubernetes: the port's own endpoints */
+
+struct tr_l4_item {
+	const struct tr_backend *backend;
+	uint64_t weight;
+};
+
+/* What a connection gets when only L4 is enforced. */
+struct tr_l4 {
+	struct tr_l4_item *items;
+	size_t nr;
+	uint64_t total_weight;
+	unsigned int flags;
+};
+
+struct tr_class {
+	const char *client_namespace;	/* NULL: all clients without a class of their own */
+	enum gapi_route_kind kind;	/* ROUTE_KIND_COUNT: no route */
+	struct tr_entry *entries;
+	size_t nr_entries;
+	bool needs_l7;			/* entries need request matching or filters */
+	struct tr_l4 l4;
+};
+
+struct tr_port {
+	const struct k8s_service *svc;
+	const struct k8s_service_port *port;
+	struct tr_backend self;		/* the port's own endpoints (no-route behaviour) */
+	struct tr_class *classes;	/* [0] is the default class */
+	size_t nr_classes;
+};
+
+struct tr_condition {
+	const char *type;		/* Accepted, ResolvedRefs, PartiallyInvalid */
+	bool status;
+	const char *reason;
+	char *message;
+};
+
+struct tr_parent_status {
+	const struct gapi_parent_ref *ref;
+	struct tr_condition conditions[3];
+	size_t nr_conditions;
+};
+
+struct tr_route_status {
+	const struct gapi_route *route;
+	struct tr_parent_status *parents;	/* only parentRefs of kind Service */
+	size_t nr_parents;
+};
+
+struct tr_result {
+	struct tr_port *ports;		/* sorted by namespace, name, port, protocol */
+	size_t nr_ports;
+	struct tr_route_status *routes;	/* sorted by kind, namespace, name */
+	size_t nr_routes;
+	/* internals */
+	struct tr_rule **rules;		/* per route, in the order of routes[] */
+	struct strmap endpoint_sets;	/* "ns/name/port/proto" -> tr_endpoint_set */
+	struct strmap port_index;	/* same key -> tr_port */
+};
+
+int translate(const struct model *m, struct diag *dg, struct tr_result *out);
+void tr_result_free(struct tr_result *r);
+
+const struct tr_port *tr_find_port(const struct tr_result *r, const char *ns,
+				   const char *name, uint16_t port);
+/* The class a client in client_ns gets on this port (the default when none). */
+const struct tr_class *tr_port_class(const struct tr_port *p, const char *client_ns);
+const struct tr_route_status *tr_find_route(const struct tr_result *r,
+					    enum gapi_route_kind kind, const char *ns,
+					    const char *name);
+/* A condition of a parent status by type, or NULL. */
+const struct tr_condition *tr_condition(const struct tr_parent_status *p, const char *type);
+
+#endif
