@@ -878,21 +878,7 @@ static void subtest_udp(unsigned short port, int family)
 	ssize_t n;
 	int fd;
 
-	if (family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_addr = in6addr_loopback;
-		s6->sin6_port = htons(port);
-		len = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		s4->sin_port = htons(port);
-		len = sizeof(*s4);
-	}
+	len = echo_loopback_addr(family, port, &ss);
 	fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (!ASSERT_GE(fd, 0, "socket"))
 		return;
