@@ -54,9 +54,9 @@ int echo_proc_log_count(const struct echo_proc *p, const char *needle);
 /* A loopback port nothing listens on (bound once, then released). */
 unsigned short echo_free_port(int type);
 
-/* Connect to 127.0.0.1 (AF_INET) or ::1 (AF_INET6) with I/O timeouts. */
-/* Loopback address of family with port; returns its length. */
+/* The loopback address of family with port in *ss; returns its length. */
 socklen_t echo_loopback_addr(int family, unsigned short port, struct sockaddr_storage *ss);
+/* Connect to 127.0.0.1 (AF_INET) or ::1 (AF_INET6) with I/O timeouts. */
 int echo_connect(int family, unsigned short port);
 int echo_send_all(int fd, const void *buf, size_t len);
 int echo_send_str(int fd, const char *s);
