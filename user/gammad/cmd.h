@@ -9,6 +9,7 @@
 #define EXIT_FATAL 3
 
 int cmd_translate(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 /* The translate benchmark (translate_bench.c), reached via `translate --bench`. */
 int translate_bench(int argc, char **argv);
 

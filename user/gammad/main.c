@@ -17,6 +17,8 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
 	{ "translate", cmd_translate,
 	  "print the effective route tables and statuses of manifests (no kernel)" },
+	{ "run", cmd_run,
+	  "the agent: write the translated manifests into the kernel data path" },
 };
 
 static void usage(FILE *out)

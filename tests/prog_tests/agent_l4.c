@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The agent end to end at L4: the lab up with the Gateway API mesh
+ * conformance manifests, `gammad run --once` writes the translated image into
+ * maps pinned under a test pin dir with the hooks on the lab's cgroup root,
+ * then clients in the echo-v1 pod reach Services by ClusterIP.
+ */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "test_progs.h"
+#include "cgroup.h"
+#include "datapath.h"
+#include "image_apply.h"
+#include "lib/lab_env.h"
+
+#define MESH_NS "gateway-conformance-mesh"
+
+/* ClusterIP of a Service, from the lab's cluster.yaml. */
+static bool cluster_ip(struct lab_env *lab, const char *name, char *buf, size_t len)
+{
+	char *out = NULL;
+	int ret;
+
+	ret = lab_run_capture(&out,
+			      "awk '/^kind: Service/{s=1;n=\"\";ns=\"\"} s&&/^  name:/{n=$2} "
+			      "s&&/^  namespace:/{ns=$2} s&&/clusterIP:/&&n==\"%s\"&&ns==\"%s\"{print $2; exit}' "
+			      "%s/cluster.yaml", name, MESH_NS, lab->out);
+	buf[0] = 0;
+	if (!ret && out)
+		sscanf(out, "%45s", buf);
+	free(out);
+	return buf[0] != 0;
+}
+
+/* Call http://ip:port/ from pod `from`; the name of the answering pod or "". */
+static void call(struct lab_env *lab, const struct lab_pod_info *from, const char *ip,
+		 int port, char *pod, size_t len)
+{
+	char *out = NULL, *p;
+	int ret;
+
+	pod[0] = 0;
+	ret = lab_env_exec(lab, from, &out, "%s client http://%s:%d/ --timeout=5",
+			   test_bin("echo"), ip, port);
+	test__printf("echo client http://%s:%d/ -> %d\n%s\n", ip, port, ret, out ? out : "");
+	if (ASSERT_EQ(ret, 0, "echo client exit status") &&
+	    ASSERT_HAS_SUBSTR(out, "StatusCode=200", "HTTP 200") &&
+	    (p = strstr(out, "\"pod\": \"")))
+		sscanf(p + 8, "%255[^\"]", pod);
+	(void)len;
+	free(out);
+}
+
+/* Pod cgroup directory names, as kubelet makes them. */
+static void subtest_pod_dirs(void)
+{
+	char uid[64];
+
+	ASSERT_OK(ia_pod_uid_from_dir("pod0a1b-2c", uid, sizeof(uid)), "cgroupfs");
+	ASSERT_STREQ(uid, "0a1b-2c", "cgroupfs uid");
+	ASSERT_OK(ia_pod_uid_from_dir("kubepods-besteffort-pod0a1b_2c.slice", uid, sizeof(uid)),
+		  "systemd");
+	ASSERT_STREQ(uid, "0a1b-2c", "systemd uid");
+	ASSERT_EQ(ia_pod_uid_from_dir("kubepods-besteffort.slice", uid, sizeof(uid)), -ENOENT,
+		  "qos slice");
+	ASSERT_EQ(ia_pod_uid_from_dir("cri-containerd-ab.scope", uid, sizeof(uid)), -ENOENT,
+		  "container scope");
+	ASSERT_EQ(ia_pod_uid_from_dir("pod", uid, sizeof(uid)), -ENOENT, "empty uid");
+}
+
+void test_agent_l4(void)
+{
+	const char *manifests = test_shared_path("gateway-api/conformance/mesh/manifests.yaml");
+	const struct lab_pod_info *v1, *v2;
+	char want[64], pin_dir[64], root[PATH_MAX], gammad[PATH_MAX], ip[64], pod[256], *out = NULL, *k;
+	struct lab_env lab;
+	int ret;
+
+	if (test__start_subtest("pod_cgroup_names"))
+		subtest_pod_dirs();
+	if (geteuid()) {
+		test__skip("needs root");
+		return;
+	}
+	if (!manifests) {
+		test__skip("no shared gateway-api/conformance/mesh/manifests.yaml");
+		return;
+	}
+	if (access(test_bin("echo"), X_OK) || access(test_bin("lab"), X_OK) ||
+	    access(test_bin("gammad"), X_OK)) {
+		test__skip("build/echo, build/lab or build/gammad not built");
+		return;
+	}
+	ret = lab_env_init(&lab);
+	if (ret == -EBUSY) {
+		test__skip("another lab is up on this machine");
+		return;
+	}
+	if (!ASSERT_OK(ret, "lab_env_init"))
+		return;
+	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/gammad-test-%d", (int)getpid());
+	ret = lab_env_up(&lab, manifests, &out);
+	if (!ASSERT_EQ(ret, 0, "lab up")) {
+		test__printf("%s", out ? out : "");
+		goto cleanup;
+	}
+	free(out);
+	out = NULL;
+	v1 = lab_env_find(&lab, MESH_NS, "echo-v1");
+	v2 = lab_env_find(&lab, MESH_NS, "echo-v2");
+	if (!ASSERT_OK_PTR(v1, "echo-v1 pod") || !ASSERT_OK_PTR(v2, "echo-v2 pod"))
+		goto cleanup;
+	/* The lab's cgroup root: the pod cgroup up to its kubepods tree. */
+	snprintf(root, sizeof(root), "%s", v1->cgroup);
+	k = strstr(root, "/kubepods");
+	if (!ASSERT_OK_PTR(k, "kubepods in the pod cgroup"))
+		goto cleanup;
+	*k = 0;
+
+	/* Without the agent, ClusterIPs lead nowhere (the lab blackholes them). */
+	if (ASSERT_TRUE(cluster_ip(&lab, "echo-v2", ip, sizeof(ip)), "ClusterIP of echo-v2")) {
+		ret = lab_env_exec(&lab, v1, &out, "%s client http://%s:80/ --timeout=2",
+				   test_bin("echo"), ip);
+		ASSERT_NEQ(ret, 0, "ClusterIP unreachable before gammad run");
+		free(out);
+		out = NULL;
+	}
+
+	snprintf(gammad, sizeof(gammad), "%s", test_bin("gammad"));
+	ret = lab_run_capture(&out, "%s run --once --manifests %s --cgroup %s --pin-dir %s",
+			      gammad, lab.out, root, pin_dir);
+	test__printf("gammad run: %d\n%s", ret, out ? out : "");
+	ASSERT_HAS_SUBSTR(out, "applied", "one line with the duration");
+	snprintf(want, sizeof(want), " %zu pod cgroups,", lab.nr_pods);
+	ASSERT_HAS_SUBSTR(out, want, "every lab pod's cgroup mapped to its namespace");
+	free(out);
+	out = NULL;
+	if (!ASSERT_EQ(ret, 0, "gammad run --once"))
+		goto cleanup;
+	ASSERT_EQ(access(pin_dir, F_OK), 0, "pin dir kept after exit");
+
+	if (test__start_subtest("echo_v2_port_80")) {
+		if (ASSERT_TRUE(cluster_ip(&lab, "echo-v2", ip, sizeof(ip)), "ClusterIP of echo-v2")) {
+			call(&lab, v1, ip, 80, pod, sizeof(pod));
+			ASSERT_STREQ(pod, v2->name, "answer from the echo-v2 pod");
+		}
+	}
+	if (test__start_subtest("echo_v2_port_8080")) {
+		if (ASSERT_TRUE(cluster_ip(&lab, "echo-v2", ip, sizeof(ip)), "ClusterIP of echo-v2")) {
+			call(&lab, v1, ip, 8080, pod, sizeof(pod));
+			ASSERT_STREQ(pod, v2->name, "answer from the echo-v2 pod");
+		}
+	}
+	if (test__start_subtest("echo_port_8080")) {
+		/* Service echo selects v1 and v2 and the manifests have no routes. */
+		if (ASSERT_TRUE(cluster_ip(&lab, "echo", ip, sizeof(ip)), "ClusterIP of echo")) {
+			call(&lab, v1, ip, 8080, pod, sizeof(pod));
+			ASSERT_TRUE(!strcmp(pod, v1->name) || !strcmp(pod, v2->name),
+				    "answer from an echo pod");
+		}
+	}
+cleanup:
+	free(out);
+	dp_uninstall(pin_dir);
+	lab_env_fini(&lab);
+}
