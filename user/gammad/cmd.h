@@ -10,6 +10,7 @@
 
 int cmd_translate(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_uninstall(int argc, char **argv);
 /* The translate benchmark (translate_bench.c), reached via `translate --bench`. */
 int translate_bench(int argc, char **argv);
 

@@ -19,6 +19,8 @@ static const struct subcommand subcommands[] = {
 	  "print the effective route tables and statuses of manifests (no kernel)" },
 	{ "run", cmd_run,
 	  "the agent: write the translated manifests into the kernel data path" },
+	{ "uninstall", cmd_uninstall,
+	  "detach the hooks and remove everything pinned (also: --uninstall)" },
 };
 
 static void usage(FILE *out)
@@ -39,6 +41,9 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	/* `gammad --uninstall` is the spelling operators expect from a flag. */
+	if (!strcmp(argv[1], "--uninstall"))
+		argv[1] = "uninstall";
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
 		if (!strcmp(argv[1], subcommands[i].name))
 			return subcommands[i].run(argc - 1, argv + 1);
