@@ -52,6 +52,32 @@ static void call(struct lab_env *lab, const struct lab_pod_info *from, const cha
 	free(out);
 }
 
+/*
+ * gammad run --once on the lab: hooks on the lab's cgroup root (the pod
+ * cgroup of `pod` up to its kubepods tree), maps under pin_dir. Returns the
+ * exit status after checking its one log line.
+ */
+static int agent_run_once(struct lab_env *lab, const struct lab_pod_info *pod,
+			  const char *pin_dir)
+{
+	char root[PATH_MAX], want[64], *out = NULL, *k;
+	int ret;
+
+	snprintf(root, sizeof(root), "%s", pod->cgroup);
+	k = strstr(root, "/kubepods");
+	if (!ASSERT_OK_PTR(k, "kubepods in the pod cgroup"))
+		return -1;
+	*k = 0;
+	ret = lab_run_capture(&out, "%s run --once --manifests %s --cgroup %s --pin-dir %s",
+			      test_bin("gammad"), lab->out, root, pin_dir);
+	test__printf("gammad run: %d\n%s", ret, out ? out : "");
+	ASSERT_HAS_SUBSTR(out, "applied", "one line with the duration");
+	snprintf(want, sizeof(want), " %zu pod cgroups,", lab->nr_pods);
+	ASSERT_HAS_SUBSTR(out, want, "every lab pod's cgroup mapped to its namespace");
+	free(out);
+	return ret;
+}
+
 /* Pod cgroup directory names, as kubelet makes them. */
 static void subtest_pod_dirs(void)
 {
@@ -73,7 +99,7 @@ void test_agent_l4(void)
 {
 	const char *manifests = test_shared_path("gateway-api/conformance/mesh/manifests.yaml");
 	const struct lab_pod_info *v1, *v2;
-	char want[64], pin_dir[64], root[PATH_MAX], gammad[PATH_MAX], ip[64], pod[256], *out = NULL, *k;
+	char pin_dir[64], ip[64], pod[256], *out = NULL;
 	struct lab_env lab;
 	int ret;
 
@@ -111,13 +137,6 @@ void test_agent_l4(void)
 	v2 = lab_env_find(&lab, MESH_NS, "echo-v2");
 	if (!ASSERT_OK_PTR(v1, "echo-v1 pod") || !ASSERT_OK_PTR(v2, "echo-v2 pod"))
 		goto cleanup;
-	/* The lab's cgroup root: the pod cgroup up to its kubepods tree. */
-	snprintf(root, sizeof(root), "%s", v1->cgroup);
-	k = strstr(root, "/kubepods");
-	if (!ASSERT_OK_PTR(k, "kubepods in the pod cgroup"))
-		goto cleanup;
-	*k = 0;
-
 	/* Without the agent, ClusterIPs lead nowhere (the lab blackholes them). */
 	if (ASSERT_TRUE(cluster_ip(&lab, "echo-v2", ip, sizeof(ip)), "ClusterIP of echo-v2")) {
 		ret = lab_env_exec(&lab, v1, &out, "%s client http://%s:80/ --timeout=2",
@@ -127,15 +146,7 @@ void test_agent_l4(void)
 		out = NULL;
 	}
 
-	snprintf(gammad, sizeof(gammad), "%s", test_bin("gammad"));
-	ret = lab_run_capture(&out, "%s run --once --manifests %s --cgroup %s --pin-dir %s",
-			      gammad, lab.out, root, pin_dir);
-	test__printf("gammad run: %d\n%s", ret, out ? out : "");
-	ASSERT_HAS_SUBSTR(out, "applied", "one line with the duration");
-	snprintf(want, sizeof(want), " %zu pod cgroups,", lab.nr_pods);
-	ASSERT_HAS_SUBSTR(out, want, "every lab pod's cgroup mapped to its namespace");
-	free(out);
-	out = NULL;
+	ret = agent_run_once(&lab, v1, pin_dir);
 	if (!ASSERT_EQ(ret, 0, "gammad run --once"))
 		goto cleanup;
 	ASSERT_EQ(access(pin_dir, F_OK), 0, "pin dir kept after exit");
@@ -159,6 +170,93 @@ void test_agent_l4(void)
 			ASSERT_TRUE(!strcmp(pod, v1->name) || !strcmp(pod, v2->name),
 				    "answer from an echo pod");
 		}
+	}
+cleanup:
+	free(out);
+	dp_uninstall(pin_dir);
+	lab_env_fini(&lab);
+}
+
+/* Connections from `from` to ip:80, one each; how many the pods of `deploy` answered. */
+static int count_answers(struct lab_env *lab, const struct lab_pod_info *from, const char *ip,
+			 int conns, const char *deploy, int *errors)
+{
+	char *out = NULL, *line, *save = NULL, prefix[128];
+	int ret, n, hits = 0;
+
+	ret = lab_env_exec(lab, from, &out, "%s client http://%s:80/ --count=%d --new-conn",
+			   test_bin("echo"), ip, conns);
+	test__printf("from %s: %d\n%s\n", from->name, ret, out ? out : "");
+	snprintf(prefix, sizeof(prefix), "pod=%s-", deploy);
+	*errors = -1;
+	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(line, prefix, strlen(prefix)) &&
+		    sscanf(strstr(line, " count="), " count=%d", &n) == 1)
+			hits += n;
+		else if (sscanf(line, "errors=%d", &n) == 1)
+			*errors = n;
+	}
+	free(out);
+	return hits;
+}
+
+/*
+ * deploy/examples/shop.yaml through the agent: the producer route splits
+ * reviews 80/20 between reviews-v1 and reviews-v2 for every client; the
+ * frontend namespace's consumer route sends its clients to reviews-v2 only.
+ */
+void test_agent_l4_routes(void)
+{
+	const struct lab_pod_info *storefront, *web;
+	char manifests[PATH_MAX], pin_dir[64], ip[64], *out = NULL;
+	struct lab_env lab;
+	int ret, v2, errors;
+
+	if (geteuid()) {
+		test__skip("needs root");
+		return;
+	}
+	snprintf(manifests, sizeof(manifests), "%s/deploy/examples/shop.yaml", env.src_dir);
+	ret = lab_env_init(&lab);
+	if (ret == -EBUSY) {
+		test__skip("another lab is up on this machine");
+		return;
+	}
+	if (!ASSERT_OK(ret, "lab_env_init"))
+		return;
+	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/gammad-test-%d", (int)getpid());
+	ret = lab_env_up(&lab, manifests, &out);
+	if (!ASSERT_EQ(ret, 0, "lab up")) {
+		test__printf("%s", out ? out : "");
+		goto cleanup;
+	}
+	storefront = lab_env_find(&lab, "shop", "storefront");
+	web = lab_env_find(&lab, "frontend", "web");
+	if (!ASSERT_OK_PTR(storefront, "storefront pod") || !ASSERT_OK_PTR(web, "web pod"))
+		goto cleanup;
+	if (!ASSERT_EQ(agent_run_once(&lab, storefront, pin_dir), 0, "gammad run --once"))
+		goto cleanup;
+	free(out);
+	out = NULL;
+	ret = lab_run_capture(&out, "%s translate %s | awk '$1 == \"Service\" && "
+			      "$2 == \"shop/reviews\" && $4 == \"80\" { print $NF; exit }'",
+			      test_bin("gammad"), lab.out);
+	ip[0] = 0;
+	if (out)
+		sscanf(out, "%63s", ip);
+	if (!ASSERT_NEQ(ip[0], 0, "ClusterIP of shop/reviews"))
+		goto cleanup;
+
+	if (test__start_subtest("producer_split_80_20")) {
+		v2 = count_answers(&lab, storefront, ip, 1000, "reviews-v2", &errors);
+		ASSERT_EQ(errors, 0, "every connection answered");
+		ASSERT_GE(v2, 150, "reviews-v2 share >= 15%");
+		ASSERT_LE(v2, 250, "reviews-v2 share <= 25%");
+	}
+	if (test__start_subtest("consumer_route_for_its_namespace")) {
+		v2 = count_answers(&lab, web, ip, 200, "reviews-v2", &errors);
+		ASSERT_EQ(errors, 0, "every connection answered");
+		ASSERT_EQ(v2, 200, "all frontend clients to reviews-v2");
 	}
 cleanup:
 	free(out);
