@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <unistd.h>
+#include <bpf/bpf.h>
 
 #include "test_progs.h"
 #include "cgroup.h"
@@ -95,6 +96,32 @@ static void subtest_pod_dirs(void)
 	ASSERT_EQ(ia_pod_uid_from_dir("pod", uid, sizeof(uid)), -ENOENT, "empty uid");
 }
 
+/* How many pinned frontends point into the upper id range, and how many in all. */
+static int frontends_in_upper_range(const char *pin_dir, int *total)
+{
+	struct gammad_fe_key key, next;
+	struct gammad_fe_val val;
+	char path[128];
+	void *prev = NULL;
+	int fd, upper = 0;
+
+	*total = 0;
+	snprintf(path, sizeof(path), "%s/gammad_fe_v1", pin_dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -1;
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &val))
+			continue;
+		(*total)++;
+		upper += val.table_gen > IA_RANGE;
+	}
+	close(fd);
+	return upper;
+}
+
 void test_agent_l4(void)
 {
 	const char *manifests = test_shared_path("gateway-api/conformance/mesh/manifests.yaml");
@@ -169,6 +196,24 @@ void test_agent_l4(void)
 			call(&lab, v1, ip, 8080, pod, sizeof(pod));
 			ASSERT_TRUE(!strcmp(pod, v1->name) || !strcmp(pod, v2->name),
 				    "answer from an echo pod");
+		}
+	}
+	if (test__start_subtest("restart_writes_the_unused_range")) {
+		/*
+		 * A restarted agent knows nothing of the ids in use: it must
+		 * publish into the range no pinned frontend points to.
+		 */
+		int total, upper = frontends_in_upper_range(pin_dir, &total);
+
+		ASSERT_GT(total, 0, "frontends pinned");
+		ASSERT_EQ(upper, 0, "first run in the lower range");
+		if (ASSERT_EQ(agent_run_once(&lab, v1, pin_dir), 0, "second gammad run --once")) {
+			upper = frontends_in_upper_range(pin_dir, &total);
+			ASSERT_EQ(upper, total, "restart published into the upper range");
+			if (ASSERT_TRUE(cluster_ip(&lab, "echo-v2", ip, sizeof(ip)), "ClusterIP")) {
+				call(&lab, v1, ip, 80, pod, sizeof(pod));
+				ASSERT_STREQ(pod, v2->name, "still routed after restart");
+			}
 		}
 	}
 cleanup:

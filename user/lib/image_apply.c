@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <bpf/bpf.h>
+
 #include "image_apply.h"
 #include "log.h"
 
@@ -342,6 +344,37 @@ static void retire(struct dp *dp, const struct ia_state *st, const struct ia_sta
 		dp_endpoints_delete(dp, st->base + (uint32_t)i, st->ep_set_sizes[i]);
 }
 
+/*
+ * The id range the pinned frontends point into, or 0 when there are none.
+ * A restarted agent has no ia_state: it must write its first apply into the
+ * other range, or it would overwrite entries live connections still read.
+ */
+static uint32_t pinned_range_base(struct dp *dp)
+{
+	int fd = dp_map_fd(dp, "gammad_fe_v1");
+	struct gammad_fe_key key, next;
+	struct gammad_fe_val val;
+	void *prev = NULL;
+
+	if (fd < 0)
+		return 0;
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &val))
+			continue;
+		return val.table_gen > IA_RANGE ? IA_RANGE + 1 : 1;
+	}
+	return 0;
+}
+
+static uint32_t next_range_base(struct dp *dp, const struct ia_state *st)
+{
+	uint32_t in_use = st->applies ? st->base : pinned_range_base(dp);
+
+	return in_use == 1 ? IA_RANGE + 1 : 1;
+}
+
 int ia_apply(struct dp *dp, struct ia_state *st, const struct img *img,
 	     const char *cgroup_root, struct ia_stats *stats)
 {
@@ -353,7 +386,7 @@ int ia_apply(struct dp *dp, struct ia_state *st, const struct img *img,
 		stats = &dummy;
 	memset(stats, 0, sizeof(*stats));
 	nx.applies = st->applies + 1;
-	nx.base = (st->applies && st->base == 1) ? IA_RANGE + 1 : 1;
+	nx.base = next_range_base(dp, st);
 	err = write_all(dp, img, &nx, cgroup_root, stats);
 	if (err) {
 		/*
