@@ -59,6 +59,7 @@
 #define GAMMAD_MAP_LOCAL_EP	"gammad_lep_v1"
 #define GAMMAD_MAP_SOCKHASH	"gammad_sockh_v1"
 #define GAMMAD_MAP_SOCK_REDIR	"gammad_skr_v1"
+#define GAMMAD_MAP_OBJECTS	"gammad_obj_v1"
 
 /* Fixed limits the programs depend on. */
 #define GAMMAD_MAX_CGROUP_DEPTH	16	/* ancestor levels searched for a client class */
@@ -271,6 +272,52 @@ struct gammad_sock_redir {
 	__u32 state;		/* enum gammad_redir_state */
 };
 
+/* ---- object table: what each kernel id stands for ------------------------ */
+
+/*
+ * Written by the agent only; no program reads it. For every id the agent
+ * allocated it records the image object behind it (identity or content
+ * hash), the hash of what is written under the id (0 while being written)
+ * and the Gateway API names. A restarted agent rebuilds its id allocation
+ * from this table and reconciles against it instead of flushing; gammactl
+ * and `bpftool map dump` show names from it.
+ */
+enum gammad_obj_kind {
+	GAMMAD_OBJ_FRONTEND = 1,	/* id: svc_port_id (a Service port) */
+	GAMMAD_OBJ_TABLE,		/* id: table_gen (a frontend's route table) */
+	GAMMAD_OBJ_SELECTOR,		/* id: sel_id, also the route_id of counters */
+	GAMMAD_OBJ_BACKEND,		/* id: be_id (a Service port routes point to) */
+	GAMMAD_OBJ_ENDPOINT_SET,	/* id: ep_set */
+	GAMMAD_OBJ_NAMESPACE,		/* id: ns_id */
+	GAMMAD_OBJ_KIND_MAX,
+};
+
+struct gammad_obj_key {
+	__u32 kind;		/* enum gammad_obj_kind */
+	__u32 id;
+};
+
+#define GAMMAD_OBJ_NS_LEN	64	/* a namespace name is at most 63 bytes */
+#define GAMMAD_OBJ_NAME_LEN	128	/* longer names are cut (with a warning) */
+
+struct gammad_obj_val {
+	__u64 ident;		/* image id: identity hash or content hash */
+	__u64 hash;		/* content written under the id; 0: incomplete */
+	__u8 addr[16] GAMMAD_ALIGN4;	/* FRONTEND: the ClusterIP */
+	__u32 ref;		/* FRONTEND: its table_gen; TABLE: its svc_port_id;
+				 * ENDPOINT_SET: number of endpoints */
+	__u16 port;		/* FRONTEND, BACKEND: Service port (host order) */
+	__u8 family;		/* FRONTEND, BACKEND: AF_INET, AF_INET6 */
+	__u8 proto;		/* FRONTEND: IPPROTO_TCP, IPPROTO_UDP */
+	char namespace[GAMMAD_OBJ_NS_LEN];	/* of the Service / route / namespace */
+	char name[GAMMAD_OBJ_NAME_LEN];		/* FRONTEND, BACKEND: Service;
+						 * SELECTOR: route that uses it
+						 * (empty: plain Kubernetes);
+						 * NAMESPACE: its name */
+	char section[GAMMAD_OBJ_NS_LEN];	/* FRONTEND: port name;
+						 * SELECTOR: "rule N" */
+};
+
 _Static_assert(sizeof(struct gammad_fe_key) == 20, "gammad_fe_key");
 _Static_assert(sizeof(struct gammad_fe_val) == 16, "gammad_fe_val");
 _Static_assert(sizeof(struct gammad_cons_key) == 8, "gammad_cons_key");
@@ -292,6 +339,8 @@ _Static_assert(sizeof(struct gammad_lep_key) == 20, "gammad_lep_key");
 _Static_assert(sizeof(struct gammad_lep_val) == 4, "gammad_lep_val");
 _Static_assert(sizeof(struct gammad_sock_key) == 40, "gammad_sock_key");
 _Static_assert(sizeof(struct gammad_sock_redir) == 4, "gammad_sock_redir");
+_Static_assert(sizeof(struct gammad_obj_key) == 8, "gammad_obj_key");
+_Static_assert(sizeof(struct gammad_obj_val) == 296, "gammad_obj_val");
 _Static_assert(_Alignof(struct gammad_fe_key) == 4, "gammad_fe_key align");
 _Static_assert(_Alignof(struct gammad_ep_val) == 4, "gammad_ep_val align");
 _Static_assert(_Alignof(struct gammad_lep_key) == 4, "gammad_lep_key align");

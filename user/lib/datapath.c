@@ -68,6 +68,7 @@ static uint32_t map_size_wanted(const struct dp_sizes *s, const char *name)
 		{ GAMMAD_MAP_ROUTE_STATS, offsetof(struct dp_sizes, routes) },
 		{ GAMMAD_MAP_REVNAT, offsetof(struct dp_sizes, revnat) },
 		{ GAMMAD_MAP_SOCKHASH, offsetof(struct dp_sizes, sockets) },
+		{ GAMMAD_MAP_OBJECTS, offsetof(struct dp_sizes, objects) },
 	};
 
 	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)

@@ -55,6 +55,7 @@ struct dp_sizes {
 	uint32_t routes;	/* per-route counters: route_id < routes */
 	uint32_t revnat;	/* UDP reverse NAT entries (LRU) */
 	uint32_t sockets;	/* same-node sockets in the sockhash */
+	uint32_t objects;	/* object table: every id allocated above */
 };
 
 struct dp_opts {
