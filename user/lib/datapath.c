@@ -44,6 +44,7 @@ struct dp {
 	uint64_t cg_id;
 	int sync_outer_fd, sync_inner_fd;
 	bool adopted;
+	bool sa_loaded;		/* sock_addr loaded: its maps are ours */
 	int nr_cpus;
 };
 
@@ -111,7 +112,8 @@ static int map_prepare(struct dp *dp, struct bpf_map *m, const struct dp_sizes *
 		pr_err("datapath: pinned map %s has another layout; refusing to adopt it", path);
 		return -EEXIST;
 	}
-	if (!strcmp(name, GAMMAD_MAP_FRONTEND))
+	/* Only the first object can find a map an earlier agent pinned. */
+	if (!strcmp(name, GAMMAD_MAP_FRONTEND) && !dp->sa_loaded)
 		dp->adopted = true;
 	if (want && want != info.max_entries)
 		pr_warn("datapath: %s keeps its pinned size %u (configured %u)",
@@ -316,6 +318,7 @@ static int load_objects(struct dp *dp, const struct dp_opts *opts)
 	err = obj_prepare_maps(dp, dp->sa->obj, &opts->sizes);
 	if (!err)
 		err = sock_addr_bpf__load(dp->sa);
+	dp->sa_loaded = !err;
 	if (err || opts->no_sockmap)
 		return err;
 	dp->so = sockops_bpf__open();
@@ -437,6 +440,13 @@ int dp_map_fd(const struct dp *dp, const char *name)
 	struct bpf_map *m = bpf_object__find_map_by_name(dp->sa->obj, name);
 
 	return m ? bpf_map__fd(m) : -ENOENT;
+}
+
+uint32_t dp_map_capacity(const struct dp *dp, const char *name)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(dp->sa->obj, name);
+
+	return m ? bpf_map__max_entries(m) : 0;
 }
 
 /* ---- writer -------------------------------------------------------------- */
@@ -625,6 +635,51 @@ int dp_local_endpoint_delete(struct dp *dp, int family, const void *addr)
 
 	lep_key(&k, family, addr);
 	return map_delete(MAP_FD(dp, gammad_lep_v1), &k);
+}
+
+int dp_obj_put(struct dp *dp, uint32_t kind, uint32_t id, const struct gammad_obj_val *val)
+{
+	struct gammad_obj_key k = { .kind = kind, .id = id };
+
+	return map_update(MAP_FD(dp, gammad_obj_v1), &k, val);
+}
+
+int dp_obj_delete(struct dp *dp, uint32_t kind, uint32_t id)
+{
+	struct gammad_obj_key k = { .kind = kind, .id = id };
+
+	return map_delete(MAP_FD(dp, gammad_obj_v1), &k);
+}
+
+int dp_counters_reset(struct dp *dp, uint32_t kind, uint32_t id)
+{
+	size_t size;
+	void *zero;
+	int fd, err;
+
+	switch (kind) {
+	case GAMMAD_OBJ_FRONTEND:
+		fd = MAP_FD(dp, gammad_svcst_v1);
+		size = sizeof(struct gammad_svc_stats);
+		break;
+	case GAMMAD_OBJ_SELECTOR:
+		fd = MAP_FD(dp, gammad_rtst_v1);
+		size = sizeof(struct gammad_route_stats);
+		break;
+	case GAMMAD_OBJ_BACKEND:
+		fd = MAP_FD(dp, gammad_best_v1);
+		size = sizeof(struct gammad_be_stats);
+		break;
+	default:
+		return 0;
+	}
+	/* Per-CPU values are 8-byte aligned, one per possible CPU. */
+	zero = calloc((size_t)dp->nr_cpus, (size + 7) & ~(size_t)7);
+	if (!zero)
+		return -ENOMEM;
+	err = map_update(fd, &id, zero);
+	free(zero);
+	return err;
 }
 
 /*

@@ -77,6 +77,9 @@ bool dp_adopted(const struct dp *dp);
 /* fd of a map by name (GAMMAD_MAP_*), for inspection; -ENOENT if unknown. */
 int dp_map_fd(const struct dp *dp, const char *name);
 
+/* max_entries of a map by name, 0 if unknown. */
+uint32_t dp_map_capacity(const struct dp *dp, const char *name);
+
 /* Cgroup v2 id of a cgroup directory (what BPF sees), from its file handle. */
 int dp_cgroup_id(const char *path, uint64_t *id);
 
@@ -126,6 +129,20 @@ int dp_cgroup_ns_delete(struct dp *dp, uint64_t cgroup_id);
 /* Pod IPs of this node: sockets between two of them are redirected. */
 int dp_local_endpoint_add(struct dp *dp, int family, const void *addr);
 int dp_local_endpoint_delete(struct dp *dp, int family, const void *addr);
+
+/*
+ * Object table (GAMMAD_MAP_OBJECTS): what an allocated id stands for.
+ * Written by the agent around every object it writes (see image_apply.c).
+ */
+int dp_obj_put(struct dp *dp, uint32_t kind, uint32_t id, const struct gammad_obj_val *val);
+int dp_obj_delete(struct dp *dp, uint32_t kind, uint32_t id);
+
+/*
+ * Zero the counters behind a newly allocated id (FRONTEND: svc_port_id,
+ * SELECTOR: route_id, BACKEND: be_id), so it does not inherit the counts of
+ * an object that held the id before. Other kinds have no counters.
+ */
+int dp_counters_reset(struct dp *dp, uint32_t kind, uint32_t id);
 
 /*
  * Wait until every BPF program that may have read the maps before this
