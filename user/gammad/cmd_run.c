@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * gammad run --manifests DIR [--cgroup PATH] [--pin-dir PATH] [--node-name NAME]
- *            [--resync SECONDS] [--once] [-v]
+ *            [--resync SECONDS] [--map-size NAME=ENTRIES]... [--once] [-v]
  *
  * The agent: load the manifests in DIR, translate, build the map image and
  * reconcile the (pinned) data-path maps with it (image_apply.h); map pod
@@ -46,7 +46,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: gammad run --manifests DIR [--cgroup PATH] [--pin-dir PATH]\n"
-		"                  [--node-name NAME] [--resync SECONDS] [--once] [-v]\n"
+		"                  [--node-name NAME] [--resync SECONDS]\n"
+		"                  [--map-size NAME=ENTRIES]... [--once] [-v]\n"
 		"\n"
 		"Translate the manifests in DIR and reconcile the data-path maps pinned\n"
 		"under --pin-dir (default " DP_PIN_DIR_DEFAULT ") with the result, with the\n"
@@ -54,7 +55,11 @@ static void usage(FILE *out)
 		"cgroups are mapped to their namespaces. --node-name: only pods with this\n"
 		"spec.nodeName are local (same-node redirect); default: every pod.\n"
 		"--once: apply, exit 0, keep everything pinned. Otherwise apply every\n"
-		"change of DIR (inotify) and resync every --resync seconds (default %d).\n",
+		"change of DIR (inotify) and resync every --resync seconds (default %d).\n"
+		"--map-size: entries of a map (frontends, consumers, cgroups, selectors,\n"
+		"alias-slots, backends, endpoints, local-endpoints, svc-ports, routes,\n"
+		"revnat, sockets, objects); a pinned map of another size is replaced by\n"
+		"one of the new size holding the same entries.\n",
 		RESYNC_DEFAULT_S);
 }
 
@@ -261,6 +266,7 @@ int cmd_run(int argc, char **argv)
 		{ "pin-dir", required_argument, NULL, 'p' },
 		{ "node-name", required_argument, NULL, 'n' },
 		{ "resync", required_argument, NULL, 'r' },
+		{ "map-size", required_argument, NULL, 's' },
 		{ "once", no_argument, NULL, 'o' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -271,11 +277,11 @@ int cmd_run(int argc, char **argv)
 	int resync_s = RESYNC_DEFAULT_S;
 	struct dp_opts o = { 0 };
 	bool once = false;
-	char cg2[4096];
+	char cg2[4096], msg[512];
 	int opt, ret;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+m:c:p:n:r:ovh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+m:c:p:n:r:s:ovh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
 			a.dir = optarg;
@@ -293,6 +299,12 @@ int cmd_run(int argc, char **argv)
 			if (parse_seconds(optarg, &resync_s)) {
 				fprintf(stderr, "gammad run: --resync %s: expected whole seconds "
 					"from 1 to 86400\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 's':
+			if (dp_sizes_parse(&o.sizes, optarg, msg, sizeof(msg))) {
+				fprintf(stderr, "gammad run: --map-size %s\n", msg);
 				return EXIT_USAGE;
 			}
 			break;

@@ -30,59 +30,83 @@
 
 #include "alias.h"
 #include "datapath.h"
+#include "datapath_int.h"
 #include "log.h"
 #include "skel/sock_addr.skel.h"
 #include "skel/sockops.skel.h"
 
 #define LINK_PREFIX "link_"
 
-struct dp {
-	char pin_dir[PATH_MAX / 2];	/* room for "/<name>" in a PATH_MAX path */
-	struct sock_addr_bpf *sa;
-	struct sockops_bpf *so;		/* NULL with no_sockmap */
-	int cg_fd;
-	uint64_t cg_id;
-	int sync_outer_fd, sync_inner_fd;
-	bool adopted;
-	bool sa_loaded;		/* sock_addr loaded: its maps are ours */
-	int nr_cpus;
-};
 
 /* ---- sizes -------------------------------------------------------------- */
 
+/* Configuration name of each size, and the maps it sizes. */
+static const struct {
+	const char *option;
+	size_t off;
+	const char *maps[2];
+} size_tab[] = {
+	{ "frontends", offsetof(struct dp_sizes, frontends), { GAMMAD_MAP_FRONTEND } },
+	{ "consumers", offsetof(struct dp_sizes, consumers), { GAMMAD_MAP_CONSUMER } },
+	{ "cgroups", offsetof(struct dp_sizes, cgroups), { GAMMAD_MAP_CGROUP_NS } },
+	{ "selectors", offsetof(struct dp_sizes, selectors), { GAMMAD_MAP_SELECTOR } },
+	{ "alias-slots", offsetof(struct dp_sizes, alias_slots), { GAMMAD_MAP_ALIAS } },
+	{ "backends", offsetof(struct dp_sizes, backends),
+	  { GAMMAD_MAP_BACKEND, GAMMAD_MAP_BE_STATS } },
+	{ "endpoints", offsetof(struct dp_sizes, endpoints), { GAMMAD_MAP_ENDPOINT } },
+	{ "local-endpoints", offsetof(struct dp_sizes, local_endpoints), { GAMMAD_MAP_LOCAL_EP } },
+	{ "svc-ports", offsetof(struct dp_sizes, svc_ports), { GAMMAD_MAP_SVC_STATS } },
+	{ "routes", offsetof(struct dp_sizes, routes), { GAMMAD_MAP_ROUTE_STATS } },
+	{ "revnat", offsetof(struct dp_sizes, revnat), { GAMMAD_MAP_REVNAT } },
+	{ "sockets", offsetof(struct dp_sizes, sockets), { GAMMAD_MAP_SOCKHASH } },
+	{ "objects", offsetof(struct dp_sizes, objects), { GAMMAD_MAP_OBJECTS } },
+};
+#define NR_SIZES (sizeof(size_tab) / sizeof(size_tab[0]))
+
 static uint32_t map_size_wanted(const struct dp_sizes *s, const char *name)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-	} tab[] = {
-		{ GAMMAD_MAP_FRONTEND, offsetof(struct dp_sizes, frontends) },
-		{ GAMMAD_MAP_CONSUMER, offsetof(struct dp_sizes, consumers) },
-		{ GAMMAD_MAP_CGROUP_NS, offsetof(struct dp_sizes, cgroups) },
-		{ GAMMAD_MAP_SELECTOR, offsetof(struct dp_sizes, selectors) },
-		{ GAMMAD_MAP_ALIAS, offsetof(struct dp_sizes, alias_slots) },
-		{ GAMMAD_MAP_BACKEND, offsetof(struct dp_sizes, backends) },
-		{ GAMMAD_MAP_BE_STATS, offsetof(struct dp_sizes, backends) },
-		{ GAMMAD_MAP_ENDPOINT, offsetof(struct dp_sizes, endpoints) },
-		{ GAMMAD_MAP_LOCAL_EP, offsetof(struct dp_sizes, local_endpoints) },
-		{ GAMMAD_MAP_SVC_STATS, offsetof(struct dp_sizes, svc_ports) },
-		{ GAMMAD_MAP_ROUTE_STATS, offsetof(struct dp_sizes, routes) },
-		{ GAMMAD_MAP_REVNAT, offsetof(struct dp_sizes, revnat) },
-		{ GAMMAD_MAP_SOCKHASH, offsetof(struct dp_sizes, sockets) },
-		{ GAMMAD_MAP_OBJECTS, offsetof(struct dp_sizes, objects) },
-	};
-
-	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
-		if (!strcmp(tab[i].name, name))
-			return *(const uint32_t *)((const char *)s + tab[i].off);
+	for (size_t i = 0; i < NR_SIZES; i++)
+		for (size_t j = 0; j < 2 && size_tab[i].maps[j]; j++)
+			if (!strcmp(size_tab[i].maps[j], name))
+				return *(const uint32_t *)((const char *)s + size_tab[i].off);
 	return 0;
+}
+
+int dp_sizes_parse(struct dp_sizes *s, const char *arg, char *err, size_t len)
+{
+	const char *eq = strchr(arg, '=');
+	unsigned long long v;
+	char *end;
+
+	for (size_t i = 0; eq && i < NR_SIZES; i++) {
+		if (strlen(size_tab[i].option) != (size_t)(eq - arg) ||
+		    strncmp(size_tab[i].option, arg, (size_t)(eq - arg)))
+			continue;
+		errno = 0;
+		v = strtoull(eq + 1, &end, 10);
+		if (errno || end == eq + 1 || *end || v < 1 || v > DP_SIZE_MAX) {
+			snprintf(err, len, "%s: size must be a whole number from 1 to %u",
+				 arg, DP_SIZE_MAX);
+			return -EINVAL;
+		}
+		*(uint32_t *)((char *)s + size_tab[i].off) = (uint32_t)v;
+		return 0;
+	}
+	snprintf(err, len, "%s: expected NAME=ENTRIES with NAME one of", arg);
+	for (size_t i = 0; i < NR_SIZES; i++) {
+		size_t n = strlen(err);
+
+		snprintf(err + n, len - n, "%s %s", i ? "," : "", size_tab[i].option);
+	}
+	return -EINVAL;
 }
 
 /*
  * Give a map its pin path and size. A pinned map of the same name is
  * adopted as it is: a different layout under the same versioned name is a
- * bug (refuse), a different size is kept (resizing needs a new map and a
- * migration; report it).
+ * bug (refuse); a different configured size makes a new map that gets the
+ * old one's entries before it replaces its pin (datapath_resize.c), or, for
+ * maps whose contents cannot be copied, keeps the pinned size (reported).
  */
 static int map_prepare(struct dp *dp, struct bpf_map *m, const struct dp_sizes *sizes)
 {
@@ -115,6 +139,8 @@ static int map_prepare(struct dp *dp, struct bpf_map *m, const struct dp_sizes *
 	/* Only the first object can find a map an earlier agent pinned. */
 	if (!strcmp(name, GAMMAD_MAP_FRONTEND) && !dp->sa_loaded)
 		dp->adopted = true;
+	if (want && want != info.max_entries && !dp->sa_loaded)
+		return dp_resize_plan(dp, m, path, info.max_entries, want);
 	if (want && want != info.max_entries)
 		pr_warn("datapath: %s keeps its pinned size %u (configured %u)",
 			path, info.max_entries, want);
@@ -319,6 +345,9 @@ static int load_objects(struct dp *dp, const struct dp_opts *opts)
 	if (!err)
 		err = sock_addr_bpf__load(dp->sa);
 	dp->sa_loaded = !err;
+	/* Before any later object looks for the pins, and before any attach. */
+	if (!err)
+		err = dp_resize_finish(dp);
 	if (err || opts->no_sockmap)
 		return err;
 	dp->so = sockops_bpf__open();
@@ -376,6 +405,7 @@ void dp_close(struct dp *dp)
 {
 	if (!dp)
 		return;
+	dp_resize_release(dp);
 	sockops_bpf__destroy(dp->so);
 	sock_addr_bpf__destroy(dp->sa);
 	if (dp->cg_fd >= 0)

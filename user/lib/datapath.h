@@ -8,7 +8,8 @@
  * <pin_dir>/link_<hook>, so the data path keeps working after the agent
  * exits. A later dp_open() ADOPTS what is pinned: maps are reused with
  * their entries (never flushed; a configured size that differs from the
- * pinned one is reported and the pinned size kept), and the pinned links
+ * pinned one makes a new map filled with the old one's entries, see
+ * datapath_resize.c), and the pinned links
  * get the newly loaded programs through an atomic link update. Links pinned
  * for another cgroup are replaced. dp_close() only releases this process's
  * handles; dp_uninstall() detaches and removes everything pinned.
@@ -57,6 +58,16 @@ struct dp_sizes {
 	uint32_t sockets;	/* same-node sockets in the sockhash */
 	uint32_t objects;	/* object table: every id allocated above */
 };
+
+/* Largest configurable size: keeps ids and preallocated maps sane. */
+#define DP_SIZE_MAX (1u << 24)
+
+/*
+ * Parse "NAME=ENTRIES" (NAME: frontends, consumers, cgroups, selectors,
+ * alias-slots, backends, endpoints, local-endpoints, svc-ports, routes,
+ * revnat, sockets, objects) into s; -EINVAL with a message in err.
+ */
+int dp_sizes_parse(struct dp_sizes *s, const char *arg, char *err, size_t len);
 
 struct dp_opts {
 	const char *pin_dir;	/* NULL: DP_PIN_DIR_DEFAULT */
