@@ -199,7 +199,9 @@ static void resync(struct agent *a)
 		apply_dir(a);
 		return;
 	}
+	a->opts.full = true;
 	ret = ia_apply(a->dp, &a->img, &a->opts, &s);
+	a->opts.full = false;
 	if (ret)
 		pr_err("resync %s: %s", a->dir, strerror(-ret));
 	else if (ia_stats_changes(&s))
@@ -344,7 +346,9 @@ int cmd_run(int argc, char **argv)
 	}
 	if (dp_adopted(a.dp))
 		pr_info("adopted the data path pinned in %s: reconciling without a flush", pin_dir);
+	a.opts.full = true;	/* clean what an earlier agent left */
 	ret = apply_dir(&a);
+	a.opts.full = false;
 	if (!once && !ret)
 		ret = watch_loop(&a, resync_s);
 	if (a.have_img)
