@@ -45,6 +45,7 @@ struct dp {
 	int sync_outer_fd, sync_inner_fd;
 	bool adopted;
 	int nr_cpus;
+	struct dp_sizes sizes;		/* as configured, for dp_adopt_maps() */
 };
 
 /* ---- sizes -------------------------------------------------------------- */
@@ -68,6 +69,8 @@ static uint32_t map_size_wanted(const struct dp_sizes *s, const char *name)
 		{ GAMMAD_MAP_ROUTE_STATS, offsetof(struct dp_sizes, routes) },
 		{ GAMMAD_MAP_REVNAT, offsetof(struct dp_sizes, revnat) },
 		{ GAMMAD_MAP_SOCKHASH, offsetof(struct dp_sizes, sockets) },
+		{ GAMMAD_MAP_CT, offsetof(struct dp_sizes, conntrack) },
+		{ GAMMAD_MAP_POD, offsetof(struct dp_sizes, pods) },
 	};
 
 	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
@@ -339,6 +342,7 @@ int dp_open(const struct dp_opts *opts, struct dp **out)
 	dp->cg_fd = dp->sync_outer_fd = dp->sync_inner_fd = -1;
 	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s",
 		 opts->pin_dir ? opts->pin_dir : DP_PIN_DIR_DEFAULT);
+	dp->sizes = opts->sizes;
 	dp->nr_cpus = libbpf_num_possible_cpus();
 	err = dp->nr_cpus < 0 ? dp->nr_cpus : 0;
 	if (!err)
@@ -428,6 +432,15 @@ int dp_uninstall(const char *pin_dir)
 	closedir(d);
 	if (rmdir(pin_dir) && !err)
 		err = -errno;
+	return err;
+}
+
+int dp_adopt_maps(struct dp *dp, struct bpf_object *obj)
+{
+	bool adopted = dp->adopted;	/* our own pins are no adoption */
+	int err = obj_prepare_maps(dp, obj, &dp->sizes);
+
+	dp->adopted = adopted;
 	return err;
 }
 
