@@ -25,6 +25,7 @@
 #include "test_progs.h"
 #include "lib/dp_fixture.h"
 #include "lib/pktbuild.h"
+#include "lib/svc_publish.h"
 #include "tc_maps.h"
 #include "skel/tc.skel.h"
 
@@ -289,52 +290,19 @@ struct tc_env {
 
 /* ---- route tables, through the data path writer ------------------------ */
 
-struct ep_w {
-	const char *ip;
-	uint16_t port;
-	uint32_t weight;
-};
-
-/* Service id: svc_port_id id, selector/route/table id*10, backends id*10+i. */
 static int publish(struct dp *dp, const char *vip, uint8_t proto, uint32_t id,
-		   const struct ep_w *eps, int nr, uint32_t fe_flags)
+		   const struct svc_ep *eps, int nr, uint32_t fe_flags)
 {
-	struct gammad_fe_val fe = { .svc_port_id = id, .table_gen = id * 10,
-				    .flags = fe_flags, .default_sel = id * 10 };
-	struct dp_weighted w[4];
-	struct gammad_fe_key key;
-	int err = 0;
-
-	for (int i = 0; i < nr && !err; i++) {
-		struct gammad_be_val be = { .ep_set = id * 10 + i, .nr_endpoints = 1 };
-		struct gammad_ep_val ep;
-		struct in6_addr a;
-		int fam = strchr(eps[i].ip, ':') ? AF_INET6 : AF_INET;
-
-		if (!eps[i].port) {	/* a backend Service without endpoints */
-			be.nr_endpoints = 0;
-			be.flags = GAMMAD_BE_NO_ENDPOINTS;
-		} else {
-			inet_pton(fam, eps[i].ip, &a);
-			dp_ep(&ep, fam, &a, eps[i].port);
-			err = dp_endpoints_write(dp, id * 10 + i, &ep, 1);
-		}
-		err = err ?: dp_backend_write(dp, id * 10 + i, &be);
-		w[i] = (struct dp_weighted){ id * 10 + i, eps[i].weight };
-	}
-	err = err ?: dp_selector_write(dp, id * 10, id * 10, w, nr);
-	fx_key(&key, vip, proto);
-	key.port = htons(VPORT);
-	return err ?: dp_frontend_publish(dp, &key, &fe);
+	return svc_publish(dp, vip, VPORT, proto, id, eps, nr, fe_flags);
 }
 
 static int publish_all(struct dp *dp)
 {
-	const struct ep_w tcp4[] = { { EP4, EPORT, 1 } }, udp4[] = { { EP4U, EPORTU, 1 } };
-	const struct ep_w tcp6[] = { { EP6, EPORT, 1 } }, udp6[] = { { EP6U, EPORTU, 1 } };
-	const struct ep_w none4[] = { { "198.18.1.9", 0, 1 } }, none6[] = { { "fd00:18::9", 0, 1 } };
-	const struct ep_w cons[] = { { EPCA, EPORT, 1 } }, cons7[] = { { EPCB, EPORT, 1 } };
-	const struct ep_w wt[] = { { EPW70, EPORT, 70 }, { EPW30, EPORT, 30 } };
+	const struct svc_ep tcp4[] = { { EP4, EPORT, 1 } }, udp4[] = { { EP4U, EPORTU, 1 } };
+	const struct svc_ep tcp6[] = { { EP6, EPORT, 1 } }, udp6[] = { { EP6U, EPORTU, 1 } };
+	const struct svc_ep none4[] = { { "198.18.1.9", 0, 1 } }, none6[] = { { "fd00:18::9", 0, 1 } };
+	const struct svc_ep cons[] = { { EPCA, EPORT, 1 } }, cons7[] = { { EPCB, EPORT, 1 } };
+	const struct svc_ep wt[] = { { EPW70, EPORT, 70 }, { EPW30, EPORT, 30 } };
 	struct in_addr p7;
 	int err;
 
