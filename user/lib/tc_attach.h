@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The per-packet data path (bpf/tc.bpf.c): load it beside an open data
+ * path (sharing its pinned maps) and attach it to interfaces.
+ *
+ * Attachment is a TCX ingress link per interface (kernel >= 6.6), pinned as
+ * <pin_dir>/link_tc_<ifindex> so it outlives the agent like the cgroup
+ * links, and removed by dp_uninstall() with them. A pinned link found for
+ * the same interface is adopted: the new program replaces the old one
+ * atomically (bpf_link_update), no packet goes unseen during an upgrade.
+ * libbpf 1.1 has no TCX wrapper: the link is made with a raw
+ * bpf_link_create(prog, ifindex, BPF_TCX_INGRESS). A TCX link goes away by
+ * itself when its interface does; its pin then stays until tc_detach().
+ */
+#ifndef GAMMAD_TC_ATTACH_H
+#define GAMMAD_TC_ATTACH_H
+
+#include <stdbool.h>
+
+#include "datapath.h"
+
+struct tc_dp_opts {
+	const char *pin_dir;	/* the data path's pin dir; NULL: DP_PIN_DIR_DEFAULT */
+	bool redirect;		/* deliver with redirect_peer/neigh (else the stack routes) */
+};
+
+enum tc_role {
+	TC_ROLE_POD,		/* host side of a pod's veth */
+	TC_ROLE_UPLINK,		/* the node's interface to other nodes */
+};
+
+struct tc_dp;
+
+int tc_dp_open(struct dp *dp, const struct tc_dp_opts *opts, struct tc_dp **out);
+/* Release this process's handles; attached (pinned) links stay. */
+void tc_dp_close(struct tc_dp *t);
+
+/* Attach (or adopt) the ingress program of `role` on ifindex, in the caller's netns. */
+int tc_attach(struct tc_dp *t, int ifindex, enum tc_role role);
+/* Detach and unpin the link of ifindex; 0 when there was none. */
+int tc_detach(struct tc_dp *t, int ifindex);
+
+#endif
