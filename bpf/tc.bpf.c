@@ -117,6 +117,34 @@ static __always_inline int tc_forward(struct __sk_buff *skb, struct pkt *p,
 	return tc_deliver(skb, &p->o.t);
 }
 
+/*
+ * A SYN not for a Service on the tuple a closing translated flow used after
+ * DNAT: the client dialled the endpoint itself (connect-time translation,
+ * or by address) from the same port while the flow to the ClusterIP was in
+ * TIME_WAIT. The endpoint sees a new connection; so must we, or its
+ * replies would be reverse translated.
+ */
+static __always_inline void tc_reuse_check(const struct pkt *p)
+{
+	struct gammad_ct_key k = {};
+	struct gammad_ct_val *v;
+
+	if (!tcp_is_syn(p))
+		return;
+	addr_copy(k.saddr, p->o.t.daddr);
+	addr_copy(k.daddr, p->o.t.saddr);
+	k.sport = p->o.t.dport;
+	k.dport = p->o.t.sport;
+	k.proto = p->o.t.proto;
+	k.family = p->o.t.family;
+	k.dir = GAMMAD_CT_REV;
+	v = bpf_map_lookup_elem(&gammad_ct_v1, &k);
+	if (v && (v->flags & GAMMAD_CT_F_CLOSING)) {
+		ct_delete(&k, v);
+		tc_count(GAMMAD_TC_CLOSED);
+	}
+}
+
 /* Endpoint -> client on a translated flow: the source becomes the ClusterIP. */
 static __always_inline int tc_reply(struct __sk_buff *skb, struct pkt *p)
 {
@@ -125,6 +153,7 @@ static __always_inline int tc_reply(struct __sk_buff *skb, struct pkt *p)
 	__u8 nat[16] GAMMAD_ALIGN4;
 	__be16 port;
 
+	tc_reuse_check(p);
 	k.dir = GAMMAD_CT_REV;
 	k.pad = 0;
 	v = bpf_map_lookup_elem(&gammad_ct_v1, &k);

@@ -141,6 +141,21 @@ static const struct tc_case cases[] = {
 	  TCP(AF_INET, C4, VIP4, 40000, VPORT, SYN), false,
 	  TCP(AF_INET, C4, EP4, 40000, EPORT, SYN), 0, D(NF, XL) },
 
+	/* ---- a direct connection on the tuple of a closing flow ---- */
+	{ "v4 tcp syn of a flow", HOOK_POD,
+	  TCP(AF_INET, C4, VIP4, 40010, VPORT, SYN), false,
+	  TCP(AF_INET, C4, EP4, 40010, EPORT, SYN), 0, D(NF, XL) },
+	{ "v4 tcp fin of that flow", HOOK_POD,
+	  TCP(AF_INET, C4, VIP4, 40010, VPORT, FIN | ACK), false,
+	  TCP(AF_INET, C4, EP4, 40010, EPORT, FIN | ACK), 0,
+	  D(XL, [GAMMAD_TC_CLOSING] = 1) },
+	{ "v4 direct syn to the endpoint on its tuple: flow ends", HOOK_POD,
+	  TCP(AF_INET, C4, EP4, 40010, EPORT, SYN), true, {}, 0,
+	  D([GAMMAD_TC_PASS] = 1, [GAMMAD_TC_CLOSED] = 1) },
+	{ "v4 its syn-ack: not reverse translated", HOOK_POD,
+	  TCP(AF_INET, EP4, C4, EPORT, 40010, SYN | ACK), true, {}, 0,
+	  D([GAMMAD_TC_PASS] = 1) },
+
 	/* ---- IPv4 options, RST ---- */
 	{ "v4 tcp syn with ip options (ihl 6)", HOOK_POD,
 	  TCP(AF_INET, C4, VIP4, 40001, VPORT, SYN, .ip_opts = 4), false,
