@@ -8,7 +8,8 @@
  * pseudo-header fields (BPF_F_PSEUDO_HDR), ports are not. IPv6 addresses
  * are 16 bytes, beyond the helpers' 2/4-byte forms: their bpf_csum_diff is
  * applied with size 0, and BPF_F_IPV6 keeps skb->csum out of it (no IPv6
- * header checksum absorbs the change; kernel >= 6.16).
+ * header checksum absorbs the change; kernel >= 6.16, older ones refuse the
+ * flag and get the update without it, their behaviour before the fix).
  *
  * An ICMP error's quote is payload: its checksums are computed here and the
  * sum of every changed byte is applied once to the ICMP checksum.
@@ -48,8 +49,14 @@ static __always_inline int nat_addr(struct __sk_buff *skb, struct pkt_l3 *l, int
 			return -1;
 	} else {
 		__s64 diff = bpf_csum_diff((__be32 *)old, 16, (__be32 *)new, 16, 0);
+		long err = 0;
 
-		if (l4 && bpf_l4_csum_replace(skb, l->csum_off, 0, diff, fl | BPF_F_IPV6))
+		if (l4) {
+			err = bpf_l4_csum_replace(skb, l->csum_off, 0, diff, fl | BPF_F_IPV6);
+			if (err == -EINVAL)	/* kernel < 6.16: no BPF_F_IPV6 */
+				err = bpf_l4_csum_replace(skb, l->csum_off, 0, diff, fl);
+		}
+		if (err)
 			return -1;
 		if (bpf_skb_store_bytes(skb, off, new, 16, 0))
 			return -1;
