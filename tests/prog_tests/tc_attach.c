@@ -149,13 +149,25 @@ static int env_setup(struct tca_env *e)
 	return ASSERT_OK(err, "publish") ? 0 : -1;
 }
 
+/* tc_attach/tc_detach name interfaces by ifindex: in the node's netns. */
+static int in_node(struct tca_env *e, struct tc_dp *t, int ifindex, bool attach)
+{
+	int prev = netns_enter(e->node), err;
+
+	if (prev < 0)
+		return prev;
+	err = attach ? tc_attach(t, ifindex, TC_ROLE_POD) : tc_detach(t, ifindex);
+	netns_leave(prev);
+	return err;
+}
+
 static void env_teardown(struct tca_env *e)
 {
 	for (int i = 0; i < NR_PODS; i++) {
 		if (e->srv[i] > 0)
 			id_server_stop(e->srv[i]);
-		if (e->tc && e->ifindex[i])
-			tc_detach(e->tc, e->ifindex[i]);
+		if (e->tc && e->ifindex[i] && e->node[0])
+			in_node(e, e->tc, e->ifindex[i], false);
 	}
 	tc_dp_close(e->tc);
 	/* removes the pin dir (and any link pin left), the netns of the prefix */
@@ -255,7 +267,6 @@ static void test_pins(struct tca_env *e)
 	char path[PATH_MAX];
 	struct stat st;
 	struct hello_job *j;
-	int prev;
 
 	xsnprintf(path, sizeof(path), "%s/link_tc_%d", e->fx.pin_dir, e->ifindex[CLIENT]);
 	if (!ASSERT_OK(stat(path, &st), "link pinned"))
@@ -272,18 +283,14 @@ static void test_pins(struct tca_env *e)
 
 	if (!ASSERT_OK(tc_dp_open(e->fx.dp, &o, &e->tc), "reopen"))
 		return;
-	prev = netns_enter(e->node);
-	if (!ASSERT_GE(prev, 0, "enter node"))
-		return;
-	ASSERT_OK(tc_attach(e->tc, e->ifindex[CLIENT], TC_ROLE_POD), "adopt");
-	netns_leave(prev);
+	ASSERT_OK(in_node(e, e->tc, e->ifindex[CLIENT], true), "adopt");
 	j = hello(e, NULL, VIP4, false, 20);
 	if (j) {
 		ASSERT_EQ(j->ok, 20, "works after adoption");
 		hello_job_free(j);
 	}
 	/* no link on the client's veth: its packets to the ClusterIP hit the blackhole */
-	if (!ASSERT_OK(tc_detach(e->tc, e->ifindex[CLIENT]), "detach"))
+	if (!ASSERT_OK(in_node(e, e->tc, e->ifindex[CLIENT], false), "detach"))
 		return;
 	ASSERT_ERR(stat(path, &st), "pin removed");
 	j = hello(e, NULL, VIP4, false, 1);
@@ -291,6 +298,43 @@ static void test_pins(struct tca_env *e)
 		ASSERT_EQ(j->ok, 0, "no TC path, no Service");
 		hello_job_free(j);
 	}
+}
+
+/* Without TCX: a clsact filter does the same job, and tc_detach removes it. */
+static void test_clsact(struct tca_env *e)
+{
+	struct tc_dp_opts o = { .pin_dir = e->fx.pin_dir, .redirect = true, .clsact = true };
+	int ifindex = e->ifindex[CLIENT];
+	struct tc_dp *t = NULL;
+	struct hello_job *j;
+	char path[PATH_MAX];
+	struct stat st;
+
+	xsnprintf(path, sizeof(path), "%s/link_tc_%d", e->fx.pin_dir, ifindex);
+	if (!ASSERT_OK(tc_dp_open(e->fx.dp, &o, &t), "open") ||
+	    !ASSERT_OK(in_node(e, e->tc, ifindex, false), "detach TCX") ||
+	    !ASSERT_OK(in_node(e, t, ifindex, true), "attach clsact"))
+		goto out;
+	ASSERT_ERR(stat(path, &st), "no TCX pin");
+	xsnprintf(path, sizeof(path), "%s/clsact_tc_%d", e->fx.pin_dir, ifindex);
+	ASSERT_OK(stat(path, &st), "clsact mark pinned");
+	j = hello(e, NULL, VIP4, false, 20);
+	if (j) {
+		ASSERT_EQ(j->ok, 20, "works through clsact");
+		hello_job_free(j);
+	}
+	if (!ASSERT_OK(in_node(e, t, ifindex, false), "detach clsact"))
+		goto out;
+	ASSERT_ERR(stat(path, &st), "clsact mark removed");
+	j = hello(e, NULL, VIP4, false, 1);
+	if (j) {
+		ASSERT_EQ(j->ok, 0, "filter gone");
+		hello_job_free(j);
+	}
+out:
+	tc_dp_close(t);
+	/* back to the TCX link for what follows */
+	ASSERT_OK(in_node(e, e->tc, ifindex, true), "re-attach TCX");
 }
 
 void test_tc_attach(void)
@@ -303,6 +347,8 @@ void test_tc_attach(void)
 		test_traffic(&e);
 	if (test__start_subtest("connect_time_untouched"))
 		test_connect_time(&e);
+	if (test__start_subtest("clsact_fallback"))
+		test_clsact(&e);
 	if (test__start_subtest("pinned_links"))
 		test_pins(&e);
 cleanup:

@@ -11,6 +11,13 @@
  * libbpf 1.1 has no TCX wrapper: the link is made with a raw
  * bpf_link_create(prog, ifindex, BPF_TCX_INGRESS). A TCX link goes away by
  * itself when its interface does; its pin then stays until tc_detach().
+ *
+ * Kernels without TCX (< 6.6, EINVAL) get a clsact ingress filter instead
+ * (handle/priority GAMMAD_TC_HANDLE/PRIO, replaced in place on re-attach).
+ * It lives with the interface's qdisc, not in the pin dir; the program is
+ * pinned as <pin_dir>/clsact_tc_<ifindex> to mark it. tc_detach() removes
+ * both; dp_uninstall() only the mark (the filter stays until its interface
+ * goes or tc_detach() runs).
  */
 #ifndef GAMMAD_TC_ATTACH_H
 #define GAMMAD_TC_ATTACH_H
@@ -22,7 +29,11 @@
 struct tc_dp_opts {
 	const char *pin_dir;	/* the data path's pin dir; NULL: DP_PIN_DIR_DEFAULT */
 	bool redirect;		/* deliver with redirect_peer/neigh (else the stack routes) */
+	bool clsact;		/* attach clsact filters even where TCX works (tests) */
 };
+
+#define GAMMAD_TC_HANDLE	0x6d67	/* "gm" */
+#define GAMMAD_TC_PRIO		1
 
 enum tc_role {
 	TC_ROLE_POD,		/* host side of a pod's veth */
@@ -37,7 +48,7 @@ void tc_dp_close(struct tc_dp *t);
 
 /* Attach (or adopt) the ingress program of `role` on ifindex, in the caller's netns. */
 int tc_attach(struct tc_dp *t, int ifindex, enum tc_role role);
-/* Detach and unpin the link of ifindex; 0 when there was none. */
+/* Detach and unpin the link (or filter) of ifindex; 0 when there was none. */
 int tc_detach(struct tc_dp *t, int ifindex);
 
 #endif
