@@ -9,8 +9,9 @@
  * programs deliver with bpf_redirect_peer/neigh.
  *
  *   pod0 (A, 198.18.1.2) ─ h0 ┐
- *   pod1 (B, 198.18.2.2) ─ h1 ┤ node netns: TCX ingress on h0..h2
- *   pod2 (client)        ─ h2 ┘
+ *   pod1 (B, 198.18.2.2) ─ h1 ┤ node netns: TCX ingress on h0..h2 (pod)
+ *   pod2 (client)        ─ h2 ┤             and up0 (uplink)
+ *   remote (198.18.100.2)─ up0┘ another node's client, routed by the node
  */
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -39,6 +40,8 @@ struct tca_env {
 	char pod[NR_PODS][64];
 	char ip4[NR_PODS][32], ip6[NR_PODS][64];
 	int ifindex[NR_PODS];	/* node side, in the node netns */
+	char remote[64];	/* a client on "another node", behind the uplink */
+	int uplink;		/* ifindex of up0 in the node netns */
 	pid_t srv[NR_PODS];
 	struct tc_dp *tc;
 };
@@ -79,6 +82,19 @@ static int pod_wire(struct tca_env *e, int i)
 	return 0;
 }
 
+/* The uplink: a netns standing for another node, routed to Services via the node. */
+static int remote_wire(struct tca_env *e)
+{
+	struct veth_end node = { e->node, "up0", "198.18.100.1/24", "fd00:18:100::1/64" };
+	struct veth_end remote;
+
+	xsnprintf(e->remote, sizeof(e->remote), "%s-remote", e->fx.prefix);
+	remote = (struct veth_end){ e->remote, "eth0", "198.18.100.2/24", "fd00:18:100::2/64" };
+	if (netns_add(e->remote) || no_dad(e->remote) || veth_pair_add(&node, &remote))
+		return -EIO;
+	return sys_run("ip -n %s route add 198.19.0.0/16 via 198.18.100.1", e->remote) ? -EIO : 0;
+}
+
 static int node_setup(struct tca_env *e)
 {
 	xsnprintf(e->node, sizeof(e->node), "%s-node", e->fx.prefix);
@@ -92,7 +108,7 @@ static int node_setup(struct tca_env *e)
 	for (int i = 0; i < NR_PODS; i++)
 		if (pod_wire(e, i))
 			return -EIO;
-	return 0;
+	return remote_wire(e);
 }
 
 /* Attach to the node side of every pod veth and register the pods. */
@@ -114,6 +130,9 @@ static int attach_all(struct tca_env *e)
 		e->ifindex[i] = if_nametoindex(hif);
 		err = e->ifindex[i] ? tc_attach(e->tc, e->ifindex[i], TC_ROLE_POD) : -ENODEV;
 	}
+	e->uplink = if_nametoindex("up0");
+	if (!err)
+		err = e->uplink ? tc_attach(e->tc, e->uplink, TC_ROLE_UPLINK) : -ENODEV;
 	netns_leave(prev);
 	for (int i = 0; i < NR_PODS && !err; i++) {
 		struct in6_addr a4, a6;
@@ -169,14 +188,16 @@ static void env_teardown(struct tca_env *e)
 		if (e->tc && e->ifindex[i] && e->node[0])
 			in_node(e, e->tc, e->ifindex[i], false);
 	}
+	if (e->tc && e->uplink)
+		in_node(e, e->tc, e->uplink, false);
 	tc_dp_close(e->tc);
 	/* removes the pin dir (and any link pin left), the netns of the prefix */
 	fx_teardown(&e->fx);
 }
 
 /* count hellos from the client pod, outside every managed cgroup unless cg. */
-static struct hello_job *hello(struct tca_env *e, const char *cg, const char *vip, bool udp,
-			       int count)
+static struct hello_job *hello_from(const char *netns, const char *cg, const char *vip,
+				    bool udp, int count)
 {
 	struct hello_job *j = hello_job_new(vip, FX_PORT, udp, count);
 
@@ -187,7 +208,7 @@ static struct hello_job *hello(struct tca_env *e, const char *cg, const char *vi
 	 * seen now and then on IPv6 in the first seconds of fresh veths.
 	 */
 	j->timeout_ms = 3000;
-	if (!ASSERT_OK(child_run(cg, e->pod[CLIENT], hello_loop, j, 120000), "client")) {
+	if (!ASSERT_OK(child_run(cg, netns, hello_loop, j, 120000), "client")) {
 		hello_job_free(j);
 		return NULL;
 	}
@@ -197,10 +218,17 @@ static struct hello_job *hello(struct tca_env *e, const char *cg, const char *vi
 	return j;
 }
 
-/* 70/30 within +-tol percent (5 for 1000 hellos: > 3 sigma; 10 for 200). */
-static void expect_split(struct tca_env *e, const char *vip, bool udp, int count, int tol)
+static struct hello_job *hello(struct tca_env *e, const char *cg, const char *vip, bool udp,
+			       int count)
 {
-	struct hello_job *j = hello(e, NULL, vip, udp, count);
+	return hello_from(e->pod[CLIENT], cg, vip, udp, count);
+}
+
+/* 70/30 within +-tol percent (5 for 1000 hellos: > 3 sigma; 10 for 200). */
+static void expect_split_from(const char *netns, const char *vip, bool udp, int count,
+			      int tol)
+{
+	struct hello_job *j = hello_from(netns, NULL, vip, udp, count);
 	int lo70 = count * (70 - tol) / 100, hi70 = count * (70 + tol) / 100;
 
 	if (!j)
@@ -211,6 +239,11 @@ static void expect_split(struct tca_env *e, const char *vip, bool udp, int count
 	/* UDP: recvfrom's source; TCP: the handshake itself needs the ClusterIP */
 	ASSERT_EQ(j->peer_mismatch, 0, "replies come from the ClusterIP");
 	hello_job_free(j);
+}
+
+static void expect_split(struct tca_env *e, const char *vip, bool udp, int count, int tol)
+{
+	expect_split_from(e->pod[CLIENT], vip, udp, count, tol);
 }
 
 static void test_traffic(struct tca_env *e)
@@ -239,6 +272,28 @@ static void test_traffic(struct tca_env *e)
 		  "delivered into the pods' netns");
 	ASSERT_EQ(after[GAMMAD_TC_REWRITE_ERR] - before[GAMMAD_TC_REWRITE_ERR], 0, "no rewrite error");
 	ASSERT_EQ(after[GAMMAD_TC_NO_ENDPOINT] - before[GAMMAD_TC_NO_ENDPOINT], 0, "no miss");
+}
+
+/*
+ * A client on another node reaches the ClusterIP through the uplink
+ * program and gets its answers from the local pods, from the ClusterIP.
+ */
+static void test_remote(struct tca_env *e)
+{
+	__u64 before[GAMMAD_TC_MAX], after[GAMMAD_TC_MAX];
+
+	if (!ASSERT_OK(dp_tc_counters(e->fx.dp, before), "counters"))
+		return;
+	expect_split_from(e->remote, VIP4, false, 1000, 5);
+	expect_split_from(e->remote, VIP4, true, 200, 10);
+	if (!ASSERT_OK(dp_tc_counters(e->fx.dp, after), "counters"))
+		return;
+	ASSERT_GE(after[GAMMAD_TC_NEW_FLOW] - before[GAMMAD_TC_NEW_FLOW], 1150, "flows");
+	/* replies leave by the uplink: not a local pod, redirect_neigh */
+	ASSERT_GE(after[GAMMAD_TC_REDIR_NEIGH] - before[GAMMAD_TC_REDIR_NEIGH], 1200,
+		  "replies through the uplink");
+	ASSERT_GE(after[GAMMAD_TC_REDIR_PEER] - before[GAMMAD_TC_REDIR_PEER], 1200,
+		  "requests into the pods");
 }
 
 /* A client in the managed cgroup is translated at connect time: the TC path only sees pod IPs. */
@@ -345,6 +400,8 @@ void test_tc_attach(void)
 		goto cleanup;
 	if (test__start_subtest("weighted_traffic"))
 		test_traffic(&e);
+	if (test__start_subtest("remote_node"))
+		test_remote(&e);
 	if (test__start_subtest("connect_time_untouched"))
 		test_connect_time(&e);
 	if (test__start_subtest("clsact_fallback"))
