@@ -22,6 +22,11 @@
  * fragment has no ports; translating only the first would split the
  * datagram), IPv6 extension headers, mid-flow TCP without an entry (a
  * connection that kube-proxy or another path already serves).
+ *
+ * Known limits: no NAT46/64 per packet (an endpoint of the other family
+ * drops the flow, counted); hairpin (a pod sent to itself) needs an SNAT
+ * this path does not do; redirected packets keep their TTL/hop limit, as
+ * the node is then no routing hop.
  */
 #include "lib/common.h"
 #include "lib/maps.h"
