@@ -36,6 +36,7 @@
 #define NOEP6	"fd00:19::20"
 #define CONS4	"198.19.0.30"
 #define WVIP4	"198.19.0.40"
+#define X64VIP4	"198.19.0.60"	/* an IPv4 Service whose endpoint is IPv6 */
 #define VPORT	8080
 
 /* Endpoints. */
@@ -108,6 +109,8 @@ static const struct pb_spec q_tcp4_other = TCP(AF_INET, C4, EP4, 40009, 80, ACK)
 static const struct pb_spec q_udp6_fwd = UDP(AF_INET6, C6, EP6U, 50000, EPORTU);
 static const struct pb_spec q_udp6_fwd_x = UDP(AF_INET6, C6, VIP6, 50000, VPORT);
 static const struct pb_spec q_tcp6_fwd = TCP(AF_INET6, C6, EP6, 40001, EPORT, ACK, .payload = 1400);
+static const struct pb_spec q_udp6_rev = UDP(AF_INET6, VIP6, C6, VPORT, 50000, .payload = 5);
+static const struct pb_spec q_udp6_rev_x = UDP(AF_INET6, EP6U, C6, EPORTU, 50000, .payload = 5);
 static const struct pb_spec q_tcp6_fwd_x = TCP(AF_INET6, C6, VIP6, 40001, VPORT, ACK, .payload = 1400);
 
 static const struct tc_case cases[] = {
@@ -233,6 +236,9 @@ static const struct tc_case cases[] = {
 	{ "v4 no endpoint: dropped", HOOK_POD,
 	  TCP(AF_INET, C4, NOEP4, 40005, VPORT, SYN), true, {}, TC_ACT_SHOT,
 	  D([GAMMAD_TC_NO_ENDPOINT] = 1) },
+	{ "v4 Service with an IPv6 endpoint: dropped", HOOK_POD,
+	  TCP(AF_INET, C4, X64VIP4, 40007, VPORT, SYN), true, {}, TC_ACT_SHOT,
+	  D([GAMMAD_TC_FAMILY] = 1) },
 
 	/* ---- client class, uplink ---- */
 	{ "v4 consumer route for a pod of namespace 7", HOOK_POD,
@@ -285,6 +291,9 @@ static const struct tc_case cases[] = {
 	  ICMP6(R6, C6, 2, 0, &q_tcp6_fwd, .quote_l4 = 100), false,
 	  ICMP6(R6, C6, 2, 0, &q_tcp6_fwd_x, .quote_l4 = 100), 0,
 	  D([GAMMAD_TC_ICMP_XLATE] = 1) },
+	{ "v6 icmpv6 to the ClusterIP about a reply", HOOK_POD,
+	  ICMP6(C6, VIP6, 1, 4, &q_udp6_rev), false,
+	  ICMP6(C6, EP6U, 1, 4, &q_udp6_rev_x), 0, D([GAMMAD_TC_ICMP_XLATE] = 1) },
 	{ "v6 fragment header: passed", HOOK_POD,
 	  UDP(AF_INET6, C6, VIP6, 50001, VPORT, .frag = 1), true, {}, 0,
 	  D([GAMMAD_TC_FRAGMENT] = 1) },
@@ -318,6 +327,7 @@ static int publish_all(struct dp *dp)
 	const struct svc_ep none4[] = { { "198.18.1.9", 0, 1 } }, none6[] = { { "fd00:18::9", 0, 1 } };
 	const struct svc_ep cons[] = { { EPCA, EPORT, 1 } }, cons7[] = { { EPCB, EPORT, 1 } };
 	const struct svc_ep wt[] = { { EPW70, EPORT, 70 }, { EPW30, EPORT, 30 } };
+	const struct svc_ep x64[] = { { EP6, EPORT, 1 } };
 	struct in_addr p7;
 	int err;
 
@@ -333,6 +343,7 @@ static int publish_all(struct dp *dp)
 	      dp_consumer_write(dp, 70, NS7, 80) ?:
 	      publish(dp, CONS4, IPPROTO_TCP, 7, cons, 1, GAMMAD_FE_HAS_CONSUMERS) ?:
 	      publish(dp, WVIP4, IPPROTO_TCP, 9, wt, 2, 0) ?:
+	      publish(dp, X64VIP4, IPPROTO_TCP, 10, x64, 1, 0) ?:
 	      dp_pod_set(dp, AF_INET, &p7, NS7, 0);
 	return err;
 }
@@ -433,6 +444,37 @@ static void test_weighted(struct tc_env *e)
 	}
 }
 
+/*
+ * Per-packet cost under BPF_PROG_TEST_RUN (the program alone, no stack):
+ * printed for comparison; the bound only catches a runaway (a loop, a
+ * lookup storm), not a regression of a few ns on a shared machine.
+ */
+static void test_cost(struct tc_env *e)
+{
+	static const struct pb_spec specs[] = {
+		TCP(AF_INET, C4, EP4, 40200, 80, ACK, .payload = 100),		/* not for the mesh */
+		TCP(AF_INET, C4, VIP4, 40000, VPORT, ACK, .payload = 100),	/* translated */
+	};
+	static const char *const names[] = { "non-mesh", "translated" };
+	static uint8_t in[PB_MAX], out[PB_MAX];
+	struct __sk_buff ctx = { .ifindex = 1, .ingress_ifindex = 1 };
+
+	for (int i = 0; i < 2; i++) {
+		size_t len = pb_build(&specs[i], in);
+		LIBBPF_OPTS(bpf_test_run_opts, o,
+			    .data_in = in, .data_size_in = len,
+			    .data_out = out, .data_size_out = sizeof(out),
+			    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
+			    .repeat = 100000);
+
+		if (!ASSERT_OK(bpf_prog_test_run_opts(
+				bpf_program__fd(e->skel->progs.gammad_tc_pod), &o), "test run"))
+			return;
+		test__printf("%-10s %u ns per packet\n", names[i], o.duration);
+		ASSERT_LT(o.duration, 20000, "per-packet cost");
+	}
+}
+
 /* Idle UDP flows and closing TCP flows end by timeout (1 s in this object). */
 static void test_idle(struct tc_env *e)
 {
@@ -501,6 +543,8 @@ void test_tc_nat(void)
 	}
 	if (test__start_subtest("weighted_split"))
 		test_weighted(&e);
+	if (test__start_subtest("cost"))
+		test_cost(&e);
 	if (test__start_subtest("idle_timeout"))
 		test_idle(&e);
 cleanup:
