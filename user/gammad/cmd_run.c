@@ -28,6 +28,7 @@
 #include "image_apply.h"
 #include "log.h"
 #include "manifest.h"
+#include "status_file.h"
 #include "translate.h"
 
 static volatile sig_atomic_t stop;
@@ -116,6 +117,7 @@ static int apply_dir(struct dp *dp, struct ia_state *st, const char *dir, const 
 		pr_err("translate %s: %s", dir, strerror(-ret));
 		goto out_model;
 	}
+	status_file_write(dir, &res, &dg);	/* route conditions beside the manifests */
 	ret = img_build(&m, &res, &img);
 	if (ret) {
 		pr_err("image of %s: %s", dir, strerror(-ret));
