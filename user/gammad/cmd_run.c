@@ -28,8 +28,11 @@
 #include "image_apply.h"
 #include "log.h"
 #include "manifest.h"
+#include "metrics_http.h"
 #include "status_file.h"
 #include "translate.h"
+
+#define METRICS_ADDR_DEFAULT "127.0.0.1:9464"
 
 static volatile sig_atomic_t stop;
 
@@ -42,12 +45,15 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: gammad run --manifests DIR [--cgroup PATH] [--pin-dir PATH] [--once] [-v]\n"
+		"                  [--metrics-addr IP:PORT|off]\n"
 		"\n"
 		"Translate the manifests in DIR and write the result into the data-path\n"
 		"maps pinned under --pin-dir (default " DP_PIN_DIR_DEFAULT "), with the\n"
 		"hooks attached to --cgroup (default: the cgroup2 mount root), whose pod\n"
 		"cgroups are mapped to their namespaces. --once: apply, exit 0, keep\n"
-		"everything pinned. Otherwise re-apply whenever DIR changes (polled).\n");
+		"everything pinned. Otherwise re-apply whenever DIR changes (polled).\n"
+		"--metrics-addr: /metrics, /healthz, /readyz (default " METRICS_ADDR_DEFAULT ",\n"
+		"\"off\" disables; not served with --once).\n");
 }
 
 static double now_ms(void)
@@ -146,11 +152,15 @@ int cmd_run(int argc, char **argv)
 		{ "cgroup", required_argument, NULL, 'c' },
 		{ "pin-dir", required_argument, NULL, 'p' },
 		{ "once", no_argument, NULL, 'o' },
+		{ "metrics-addr", required_argument, NULL, 'M' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *manifests = NULL, *cgroup = NULL, *pin_dir = DP_PIN_DIR_DEFAULT;
+	const char *metrics_addr = METRICS_ADDR_DEFAULT;
+	struct metrics_server *ms = NULL;
+	double t0;
 	char cg2[4096];
 	struct ia_state st = { 0 };
 	struct dp_opts o = { 0 };
@@ -173,6 +183,9 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'o':
 			once = true;
+			break;
+		case 'M':
+			metrics_addr = optarg;
 			break;
 		case 'v':
 			log_threshold = LOG_DEBUG;
@@ -204,9 +217,17 @@ int cmd_run(int argc, char **argv)
 		pr_err("data path (pin dir %s, cgroup %s): %s", pin_dir, cgroup, strerror(-ret));
 		return EXIT_FATAL;
 	}
+	if (!once && strcmp(metrics_addr, "off") &&
+	    metrics_server_start(metrics_addr, pin_dir, &ms)) {
+		dp_close(dp);
+		return EXIT_FATAL;
+	}
 	fp = dir_fingerprint(manifests, 0);
+	t0 = now_ms();
 	ret = apply_dir(dp, &st, manifests, cgroup);
+	metrics_server_note_apply(ms, ret, now_ms() - t0);
 	if (once || ret) {
+		metrics_server_stop(ms);
 		ia_state_free(&st);
 		dp_close(dp);
 		return ret ? EXIT_FATAL : 0;
@@ -221,8 +242,11 @@ int cmd_run(int argc, char **argv)
 		if (now == fp)
 			continue;
 		fp = now;
-		apply_dir(dp, &st, manifests, cgroup);	/* errors logged; keep running */
+		t0 = now_ms();
+		ret = apply_dir(dp, &st, manifests, cgroup);	/* errors logged; keep running */
+		metrics_server_note_apply(ms, ret, now_ms() - t0);
 	}
+	metrics_server_stop(ms);
 	ia_state_free(&st);
 	dp_close(dp);
 	return 0;
