@@ -5,7 +5,6 @@
 
 #include <bpf/bpf.h>
 
-#include "log.h"
 #include "objtab.h"
 
 void objtab_key(struct gammad_obj_key *k, enum gammad_obj_kind kind, uint32_t id)
@@ -28,44 +27,15 @@ bool objtab_set_str(char *dst, size_t size, const char *src)
 	return cut;
 }
 
-static int obj_fd(struct dp *dp)
-{
-	int fd = dp_map_fd(dp, GAMMAD_MAP_OBJECTS);
-
-	if (fd < 0)
-		pr_err("map %s: %s", GAMMAD_MAP_OBJECTS, strerror(-fd));
-	return fd;
-}
-
+/* The writer is the data path's (dp_obj_put): one place logs and counts. */
 int objtab_put(struct dp *dp, const struct gammad_obj_key *k, const struct gammad_obj_val *v)
 {
-	int fd = obj_fd(dp);
-
-	if (fd < 0)
-		return fd;
-	if (bpf_map_update_elem(fd, k, v, BPF_ANY)) {
-		int err = -errno;
-
-		pr_err("object %s %u (%s/%s): %s", objtab_kind_name(k->kind), k->id,
-		       v->namespace, v->name, strerror(-err));
-		return err;
-	}
-	return 0;
+	return dp_obj_put(dp, k->kind, k->id, v);
 }
 
 int objtab_del(struct dp *dp, const struct gammad_obj_key *k)
 {
-	int fd = obj_fd(dp);
-
-	if (fd < 0)
-		return fd;
-	if (bpf_map_delete_elem(fd, k) && errno != ENOENT) {
-		int err = -errno;
-
-		pr_err("object %s %u: %s", objtab_kind_name(k->kind), k->id, strerror(-err));
-		return err;
-	}
-	return 0;
+	return dp_obj_delete(dp, k->kind, k->id);
 }
 
 int objtab_get(int map_fd, const struct gammad_obj_key *k, struct gammad_obj_val *v)
