@@ -387,7 +387,7 @@ int ctl_endpoints(struct ctl *c, int argc, char **argv)
 	char addr[64], ns[128] = "", name[256], a[256], e[80];
 	size_t nr = 0;
 	uint16_t port = 0;
-	bool by_addr;
+	bool by_addr, via_routes = false;
 	struct dpv_maps m;
 	struct dpv v;
 	int ret = 0;
@@ -460,6 +460,28 @@ int ctl_endpoints(struct ctl *c, int argc, char **argv)
 			found_ns = b->namespace;
 			list[nr++] = b;
 		}
+		/* No route points at it: what its own clients reach, through its routes. */
+		for (size_t i = 0; !nr && i < v.nr_fes; i++) {
+			const struct dpv_frontend *f = &v.fes[i];
+
+			if (!f->named || strcmp(f->svc_name, name) || (ns[0] && strcmp(f->svc_ns, ns)))
+				continue;
+			for (size_t k = 0; k < f->nr_classes; k++) {
+				const struct dpv_selector *s = dpv_selector(&v, f->classes[k].sel);
+
+				for (size_t j = 0; s && j < s->nr_shares; j++) {
+					const struct dpv_backend *b = dpv_backend(&v, s->shares[j].be_id);
+					bool dup = false;
+
+					for (size_t x = 0; x < nr; x++)
+						dup |= list[x] == b;
+					if (b && !dup)
+						list[nr++] = b;
+				}
+			}
+			found_ns = f->svc_ns;
+			via_routes = true;
+		}
 		if (!nr) {
 			fprintf(stderr, "gammactl: no Service %s among the backends in %s%s\n", argv[1],
 				c->pin_dir, v.nr_objects ? "" :
@@ -477,6 +499,7 @@ int ctl_endpoints(struct ctl *c, int argc, char **argv)
 		jw_kstr(&w, "service", argv[1]);
 		jw_kstr(&w, "namespace", ns[0] ? ns : NULL);
 		jw_kstr(&w, "name", ns[0] ? name : NULL);
+		jw_kbool(&w, "throughRoutes", via_routes);
 		jw_key(&w, "backends");
 		jw_arr_begin(&w);
 		for (size_t i = 0; i < nr; i++) {
@@ -489,6 +512,9 @@ int ctl_endpoints(struct ctl *c, int argc, char **argv)
 		jw_finish(&w);
 		fputc('\n', c->out);
 	} else {
+		if (via_routes)
+			fprintf(c->out, "# no route points at %s/%s: the backends its clients reach "
+				"through its routes\n", ns, name);
 		fprintf(c->out, "%-40s %-12s %10s %s\n", "BACKEND", "STATE", "CONNECTS", "ENDPOINTS");
 		for (size_t i = 0; i < nr; i++) {
 			fprintf(c->out, "%-40s %-12s %10llu", dpv_backend_label(list[i], a, sizeof(a)),

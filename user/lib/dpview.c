@@ -349,7 +349,7 @@ const char *dpv_selector_label(const struct dpv_selector *s, char *buf, size_t l
 		snprintf(buf, len, "%s/%s%s%s", s->route_ns, s->route_name,
 			 s->section[0] ? " " : "", s->section);
 	else if (s && s->named)
-		snprintf(buf, len, "(no route)");
+		snprintf(buf, len, "(no route) selector %u", s->id);
 	else
 		snprintf(buf, len, "selector %u", s ? s->id : 0);
 	return buf;

@@ -154,7 +154,7 @@ uint32_t dpv_class_selector(const struct dpv_frontend *fe, uint32_t ns_id);
 
 /* "ns/name:port" of a backend, or "backend <id>", in buf. */
 const char *dpv_backend_label(const struct dpv_backend *b, char *buf, size_t len);
-/* "ns/name rule N", "(no route)" or "selector <id>", in buf. */
+/* "ns/name rule N", "(no route) selector <id>" or "selector <id>", in buf. */
 const char *dpv_selector_label(const struct dpv_selector *s, char *buf, size_t len);
 /* "ns/name:port" (or "addr:port") of a frontend, in buf. */
 const char *dpv_frontend_label(const struct dpv_frontend *fe, char *buf, size_t len);
