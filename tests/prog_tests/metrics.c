@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The agent's HTTP endpoint: scraped over a plain socket after known
+ * traffic on the scenario of tests/lib/ops.h, /metrics must carry the
+ * per Service / route / backend counters under their Gateway API names,
+ * the drop reasons, the map fill levels and the apply metrics; /healthz
+ * and /readyz answer 200 once the first apply is done.
+ */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "test_progs.h"
+#include "lib/hello.h"
+#include "lib/lab_env.h"
+#include "lib/ops.h"
+
+#define WEB_LABELS "namespace=\"app\",service=\"web\",port=\"80\",port_name=\"http\"," \
+	"protocol=\"TCP\",address=\"198.19.7.1\""
+#define ORPHAN_LABELS "namespace=\"app\",service=\"orphan\",port=\"80\",port_name=\"http\"," \
+	"protocol=\"TCP\",address=\"198.19.7.4\""
+
+static void check_value(const char *scrape, const char *series, double want)
+{
+	double got = ops_prom_value(scrape, series);
+
+	if (!ASSERT_EQ((long long)got, (long long)want, series))
+		test__printf("series %s: got %g, want %g\n", series, got, want);
+}
+
+static void scrape_checks(struct ops_env *e, int web_default, int web_client, int a, int b,
+			  int refused)
+{
+	char *body = NULL, series[512];
+	int status;
+
+	if (!ASSERT_OK(ops_http_get(e->agent.metrics_port, "/metrics", &status, &body), "GET"))
+		return;
+	test__printf("%s", body);
+	ASSERT_EQ(status, 200, "/metrics status");
+	check_value(body, "gammad_up", 1);
+	check_value(body, "gammad_ready", 1);
+	check_value(body, "gammad_datapath_up", 1);
+	check_value(body, "gammad_apply_generation", 1);
+	check_value(body, "gammad_apply_errors_total", 0);
+	ASSERT_GT(ops_prom_value(body, "gammad_last_apply_duration_seconds") * 1e6, 0,
+		  "apply duration (us)");
+	ASSERT_GT(ops_prom_value(body, "gammad_last_apply_timestamp_seconds"), 1.6e9,
+		  "apply time");
+	check_value(body, "gammad_service_connects_total{" WEB_LABELS "}", web_default + web_client);
+	check_value(body, "gammad_service_refused_total{" ORPHAN_LABELS "}", refused);
+	check_value(body, "gammad_service_connects_total{" ORPHAN_LABELS "}", 0);
+	check_value(body, "gammad_backend_connects_total{namespace=\"app\",service=\"web-v1\","
+		    "port=\"80\",backend=\"app/web-v1:80\"}", a);
+	check_value(body, "gammad_backend_connects_total{namespace=\"app\",service=\"web-v2\","
+		    "port=\"80\",backend=\"app/web-v2:80\"}", b);
+	check_value(body, "gammad_backend_endpoints{namespace=\"app\",service=\"web-v1\","
+		    "port=\"80\",backend=\"app/web-v1:80\"}", 1);
+	ASSERT_HAS_SUBSTR(body, "gammad_route_connects_total{namespace=\"app\",route=\"web-split\"",
+			  "producer route series");
+	ASSERT_HAS_SUBSTR(body, "gammad_route_connects_total{namespace=\"client\","
+			  "route=\"web-client\"", "consumer route series");
+	/* The route series carry the selector id: find them by prefix. */
+	for (const char *p = body; (p = strstr(p, "gammad_route_connects_total{")); p++) {
+		long long v;
+
+		if (sscanf(strchr(p, '}') + 1, " %lld", &v) != 1)
+			continue;
+		if (!strncmp(p, "gammad_route_connects_total{namespace=\"app\",route=\"web-split\"", 62))
+			ASSERT_EQ(v, web_default, "web-split connects");
+		if (!strncmp(p, "gammad_route_connects_total{namespace=\"client\",route=\"web-client\"",
+			     66))
+			ASSERT_EQ(v, web_client, "web-client connects");
+	}
+	check_value(body, "gammad_drops_total{reason=\"backend_unresolved\"}", refused);
+	check_value(body, "gammad_map_entries{map=\"gammad_fe_v1\"}", 4);
+	check_value(body, "gammad_map_entries{map=\"gammad_cons_v1\"}", 1);
+	snprintf(series, sizeof(series), "gammad_map_max_entries{map=\"gammad_fe_v1\"}");
+	ASSERT_GT(ops_prom_value(body, series), 4, "frontend map capacity");
+	ASSERT_HAS_SUBSTR(body, "# TYPE gammad_service_connects_total counter", "TYPE lines");
+	free(body);
+}
+
+void test_metrics(void)
+{
+	struct hello_job *j;
+	struct ops_env e;
+	int web_default = 0, web_client = 0, a = 0, b = 0, refused = 0, status;
+	char *body = NULL;
+
+	if (geteuid()) {
+		test__skip("needs root");
+		return;
+	}
+	if (access(test_bin("gammad"), X_OK)) {
+		test__skip("build/gammad not built");
+		return;
+	}
+	if (!ASSERT_OK(ops_env_setup(&e), "scenario with the agent running"))
+		goto out;
+	if (!ASSERT_GT(e.agent.metrics_port, 0, "metrics port logged"))
+		goto out;
+
+	if (test__start_subtest("healthz_readyz")) {
+		if (ASSERT_OK(ops_http_get(e.agent.metrics_port, "/healthz", &status, &body), "GET"))
+			ASSERT_EQ(status, 200, "/healthz");
+		free(body);
+		if (ASSERT_OK(ops_http_get(e.agent.metrics_port, "/readyz", &status, &body), "GET"))
+			ASSERT_EQ(status, 200, "/readyz after the first apply");
+		free(body);
+		if (ASSERT_OK(ops_http_get(e.agent.metrics_port, "/nope", &status, &body), "GET"))
+			ASSERT_EQ(status, 404, "unknown path");
+		free(body);
+		body = NULL;
+	}
+	if (test__start_subtest("counters_after_traffic")) {
+		/* Known traffic: default class, consumer class, refused. */
+		j = ops_hellos(e.cg_srv, "198.19.7.1", 100);
+		if (ASSERT_OK_PTR(j, "hellos srv->web")) {
+			web_default = j->ok;
+			a += j->ids['A'];
+			b += j->ids['B'];
+			ASSERT_EQ(j->ok, 100, "all answered");
+			hello_job_free(j);
+		}
+		j = ops_hellos(e.cg_cli, "198.19.7.1", 40);
+		if (ASSERT_OK_PTR(j, "hellos cli->web")) {
+			web_client = j->ok;
+			a += j->ids['A'];
+			b += j->ids['B'];
+			ASSERT_EQ(j->ids['B'], 40, "consumer class to web-v2");
+			hello_job_free(j);
+		}
+		j = ops_hellos(e.cg_cli, "198.19.7.4", 15);
+		if (ASSERT_OK_PTR(j, "hellos cli->orphan")) {
+			refused = j->fail;
+			ASSERT_EQ(j->fail, 15, "unresolved backend refused");
+			hello_job_free(j);
+		}
+		scrape_checks(&e, web_default, web_client, a, b, refused);
+	}
+	if (test__start_subtest("bad_metrics_addr")) {
+		int ret = lab_run_capture(&body, "%s run --manifests %s --cgroup %s --pin-dir %s "
+					  "--metrics-addr nonsense", test_bin("gammad"),
+					  e.manifests, e.fx.cg, e.fx.pin_dir);
+
+		ASSERT_EQ(ret, 3, "a bad address is fatal");
+		ASSERT_HAS_SUBSTR(body, "metrics address nonsense", "names the address");
+		free(body);
+		body = NULL;
+	}
+out:
+	ops_env_teardown(&e);
+}
