@@ -215,7 +215,9 @@ static void resync(struct agent *a)
 		apply_dir(a);
 		return;
 	}
+	a->opts.full = true;
 	ret = ia_apply(a->dp, &a->img, &a->opts, &s);
+	a->opts.full = false;
 	if (ret)
 		pr_err("resync %s: %s", a->dir, strerror(-ret));
 	else if (ia_stats_changes(&s))
@@ -369,7 +371,9 @@ int cmd_run(int argc, char **argv)
 		dp_close(a.dp);
 		return EXIT_FATAL;
 	}
+	a.opts.full = true;	/* clean what an earlier agent left */
 	ret = apply_dir(&a);
+	a.opts.full = false;
 	if (!once && !ret)
 		ret = watch_loop(&a, resync_s);
 	metrics_server_stop(a.metrics);
