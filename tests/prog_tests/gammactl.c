@@ -265,6 +265,7 @@ out:
 static void check_endpoints_status(struct ops_env *e)
 {
 	struct ydoc_set set = { 0 };
+	int ret;
 	const yaml_node_t *r;
 	const struct ydoc *d;
 	char *out = NULL;
@@ -297,7 +298,9 @@ static void check_endpoints_status(struct ops_env *e)
 	free(out);
 	out = NULL;
 	/* Human tables name Services and routes, not ids. */
-	if (ASSERT_EQ(ctl(e, &out, "services"), 0, "services table")) {
+	ret = ctl(e, &out, "services");
+	test__printf("gammactl services:\n%s", out ? out : "");
+	if (ASSERT_EQ(ret, 0, "services table")) {
 		ASSERT_HAS_SUBSTR(out, "app/web:80", "Service name");
 		ASSERT_HAS_SUBSTR(out, "client/web-client", "consumer route name");
 	}
