@@ -201,6 +201,8 @@ static int parse_dst(struct explain *x)
 		x->family = AF_INET6;
 	else
 		return -EINVAL;
+	/* The canonical spelling, as the view prints addresses. */
+	inet_ntop(x->family, x->addr_bytes, x->addr, sizeof(x->addr));
 	return 0;
 }
 

@@ -378,7 +378,12 @@ static bool parse_addr_port(const char *s, char *addr, size_t len, uint16_t *por
 	if (p < 0 || p > 65535)
 		return false;
 	*port = (uint16_t)p;
-	return inet_pton(AF_INET, addr, buf) == 1 || inet_pton(AF_INET6, addr, buf) == 1;
+	/* The canonical spelling, as the view prints addresses. */
+	if (inet_pton(AF_INET, addr, buf) == 1)
+		return inet_ntop(AF_INET, buf, addr, (socklen_t)len) != NULL;
+	if (inet_pton(AF_INET6, addr, buf) == 1)
+		return inet_ntop(AF_INET6, buf, addr, (socklen_t)len) != NULL;
+	return false;
 }
 
 int ctl_endpoints(struct ctl *c, int argc, char **argv)

@@ -380,9 +380,6 @@ static int add_backend(struct builder *b, uint32_t id)
 	struct dpv_backend *be;
 	int err;
 
-	for (size_t i = 0; i < b->v->nr_bes; i++)
-		if (b->v->bes[i].id == id)
-			return 0;
 	err = grow((void **)&b->v->bes, &b->cap_bes, b->v->nr_bes, sizeof(*be));
 	if (err)
 		return err;
@@ -439,9 +436,6 @@ static int add_selector(struct builder *b, uint32_t id)
 	uint64_t total, den;
 	int err;
 
-	for (size_t i = 0; i < b->v->nr_sels; i++)
-		if (b->v->sels[i].id == id)
-			return 0;
 	err = grow((void **)&b->v->sels, &b->cap_sels, b->v->nr_sels, sizeof(*s));
 	if (err)
 		return err;
@@ -475,12 +469,8 @@ static int add_selector(struct builder *b, uint32_t id)
 		if (thr < total && (err = add_share(s, a.alias, total - thr, den)))
 			return err;
 	}
-	for (size_t i = 0; i < s->nr_shares; i++) {
+	for (size_t i = 0; i < s->nr_shares; i++)
 		s->shares[i].share = (double)s->shares[i].num / (double)den;
-		err = add_backend(b, s->shares[i].be_id);
-		if (err)
-			return err;
-	}
 	return 0;
 }
 
@@ -519,15 +509,35 @@ static int add_frontend(struct builder *b, const struct gammad_fe_key *k,
 	return 0;
 }
 
-static int add_consumer(struct builder *b, const struct gammad_cons_key *k, uint32_t sel)
+/* Frontend indices sorted by table_gen: consumers find their frontend. */
+struct gen_idx {
+	uint32_t gen;
+	size_t idx;
+};
+
+static int cmp_gen(const void *a, const void *b)
 {
-	for (size_t i = 0; i < b->v->nr_fes; i++) {
-		struct dpv_frontend *f = &b->v->fes[i];
+	return cmp_u32(((const struct gen_idx *)a)->gen, ((const struct gen_idx *)b)->gen);
+}
+
+static int add_consumer(struct builder *b, const struct gen_idx *by_gen,
+			const struct gammad_cons_key *k, uint32_t sel)
+{
+	size_t lo = 0, hi = b->v->nr_fes;
+
+	while (lo < hi) {	/* first entry with gen >= k->table_gen */
+		size_t mid = (lo + hi) / 2;
+
+		if (by_gen[mid].gen < k->table_gen)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < b->v->nr_fes && by_gen[i].gen == k->table_gen; i++) {
+		struct dpv_frontend *f = &b->v->fes[by_gen[i].idx];
 		struct dpv_class *n;
 		const char *name;
 
-		if (f->val.table_gen != k->table_gen)
-			continue;
 		n = realloc(f->classes, (f->nr_classes + 1) * sizeof(*n));
 		if (!n)
 			return -ENOMEM;
@@ -541,6 +551,23 @@ static int add_consumer(struct builder *b, const struct gammad_cons_key *k, uint
 			snprintf(n->ns_name, sizeof(n->ns_name), "%s", name);
 	}
 	return 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	return cmp_u32(*(const uint32_t *)a, *(const uint32_t *)b);
+}
+
+/* Sort ids and drop duplicates and zeros; returns the new count. */
+static size_t sort_unique(uint32_t *ids, size_t nr)
+{
+	size_t n = 0;
+
+	qsort(ids, nr, sizeof(*ids), cmp_id);
+	for (size_t i = 0; i < nr; i++)
+		if (ids[i] && (!n || ids[n - 1] != ids[i]))
+			ids[n++] = ids[i];
+	return n;
 }
 
 static uint32_t count_keys(int fd, size_t key_size)
@@ -597,7 +624,9 @@ int dpv_build(const struct dpv_maps *m, struct dpv *v)
 	struct gammad_fe_key fk, fnext;
 	struct gammad_cons_key ck, cnext;
 	void *prev;
-	size_t cap_nss = 0;
+	struct gen_idx *by_gen = NULL;
+	uint32_t *ids = NULL;
+	size_t cap_nss = 0, nr_ids = 0;
 	int err = 0;
 
 	memset(v, 0, sizeof(*v));
@@ -632,28 +661,63 @@ int dpv_build(const struct dpv_maps *m, struct dpv *v)
 		if (err)
 			goto out;
 	}
+	by_gen = calloc(v->nr_fes + 1, sizeof(*by_gen));
+	if (!by_gen) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < v->nr_fes; i++)
+		by_gen[i] = (struct gen_idx){ .gen = v->fes[i].val.table_gen, .idx = i };
+	qsort(by_gen, v->nr_fes, sizeof(*by_gen), cmp_gen);
 	for (prev = NULL; !bpf_map_get_next_key(m->fd[DPV_CONS], prev, &cnext); prev = &ck) {
 		struct gammad_cons_val val;
 
 		ck = cnext;
 		if (bpf_map_lookup_elem(m->fd[DPV_CONS], &ck, &val))
 			continue;
-		err = add_consumer(&b, &ck, val.sel);
+		err = add_consumer(&b, by_gen, &ck, val.sel);
 		if (err)
 			goto out;
 	}
+	/* Every selector a class names, once; then every backend they draw from. */
+	for (size_t i = 0; i < v->nr_fes; i++)
+		nr_ids += v->fes[i].nr_classes;
+	ids = calloc(nr_ids + 1, sizeof(*ids));
+	if (!ids) {
+		err = -ENOMEM;
+		goto out;
+	}
+	nr_ids = 0;
 	for (size_t i = 0; i < v->nr_fes; i++) {
 		struct dpv_frontend *f = &v->fes[i];
 
 		qsort(f->classes + 1, f->nr_classes - 1, sizeof(*f->classes), cmp_class);
-		for (size_t c = 0; c < f->nr_classes; c++) {
-			if (!f->classes[c].sel)
-				continue;
-			err = add_selector(&b, f->classes[c].sel);
-			if (err)
-				goto out;
-		}
+		for (size_t c = 0; c < f->nr_classes; c++)
+			ids[nr_ids++] = f->classes[c].sel;
 	}
+	nr_ids = sort_unique(ids, nr_ids);
+	for (size_t i = 0; i < nr_ids && !err; i++)
+		err = add_selector(&b, ids[i]);
+	if (err)
+		goto out;
+	free(ids);
+	nr_ids = 0;
+	for (size_t i = 0; i < v->nr_sels; i++)
+		nr_ids += v->sels[i].nr_shares;
+	ids = calloc(nr_ids + 1, sizeof(*ids));
+	if (!ids) {
+		err = -ENOMEM;
+		goto out;
+	}
+	nr_ids = 0;
+	for (size_t i = 0; i < v->nr_sels; i++)
+		for (size_t j = 0; j < v->sels[i].nr_shares; j++)
+			ids[nr_ids++] = v->sels[i].shares[j].be_id;
+	nr_ids = sort_unique(ids, nr_ids);
+	for (size_t i = 0; i < nr_ids && !err; i++)
+		err = add_backend(&b, ids[i]);
+	if (err)
+		goto out;
 	qsort(v->fes, v->nr_fes, sizeof(*v->fes), cmp_fe);
 	if (v->nr_sels)
 		qsort(v->sels, v->nr_sels, sizeof(*v->sels), cmp_sel);
@@ -664,6 +728,8 @@ int dpv_build(const struct dpv_maps *m, struct dpv *v)
 			dpv_percpu_sum(m, DPV_DROP, r, &v->reasons[r], 1);
 	fill_levels(&b);
 out:
+	free(ids);
+	free(by_gen);
 	free(b.objs.keys);
 	free(b.objs.vals);
 	if (err) {
