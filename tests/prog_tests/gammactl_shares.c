@@ -4,7 +4,7 @@
  * written with weights 1:2:4 over three backends shows shares 1/7, 2/7 and
  * 4/7 (each slot gives threshold/total to its primary and the rest to its
  * alias, divided by the number of slots). No object table here: ids are
- * shown, and a Service is found by ClusterIP.
+ * shown, and a Service is found by ClusterIP (IPv4 or IPv6, any spelling).
  */
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -76,6 +76,16 @@ void test_gammactl_shares(void)
 	ret = lab_run_capture(&out, "%s --pin-dir %s routes", test_bin("gammactl"), fx.pin_dir);
 	ASSERT_HAS_SUBSTR(out, "57.14%", "4/7 as a percentage");
 	ASSERT_HAS_SUBSTR(out, "14.29%", "1/7 as a percentage");
+	free(out);
+	out = NULL;
+	/* IPv6: a ClusterIP in any spelling, endpoints in brackets. */
+	fx_key(&key, "fd00:19::1", IPPROTO_TCP);
+	if (ASSERT_OK(fx_publish(&fx, &key, 2, weights, 600), "publish IPv6")) {
+		ret = lab_run_capture(&out, "%s --pin-dir %s endpoints '[fd00:19:0:0::1]:%d'",
+				      test_bin("gammactl"), fx.pin_dir, FX_PORT);
+		ASSERT_EQ(ret, 0, "endpoints by IPv6 ClusterIP");
+		ASSERT_HAS_SUBSTR(out, "[fd00:18:1::2]:8080", "IPv6 endpoint");
+	}
 out:
 	ydoc_set_free(&set);
 	free(out);
