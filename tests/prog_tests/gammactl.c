@@ -80,6 +80,9 @@ static void run_case(struct ops_env *e, const struct xcase *c, struct tally *t)
 	ASSERT_STREQ(ops_jstr(&set.docs[0], NULL, "kernel.available"), "true", "kernel read");
 	ASSERT_STREQ(ops_jstr(&set.docs[0], NULL, "kernel.agrees"), "true",
 		     "kernel tables agree with the translation");
+	/* The source pod's cgroup is the one the agent mapped to its namespace. */
+	ASSERT_EQ(ops_jnum(&set.docs[0], NULL, "kernel.namespaceCgroups"), 1,
+		  "one pod cgroup of the source namespace mapped");
 	if (c->want_rule) {
 		char rule[256];
 

@@ -125,6 +125,9 @@ void test_status_file(void)
 			ASSERT_STREQ(ops_jstr(d, p, "controllerName"), "gammad.io/mesh", "controller");
 		}
 	}
+	if (test__start_subtest("unwritable_dir"))
+		ASSERT_EQ(status_file_write("/nonexistent-gammad-dir", &f.res, &f.dg), -ENOENT,
+			  "error returned, not fatal");
 	if (test__start_subtest("loader_ignores_it")) {
 		model_init(&m);
 		ASSERT_OK(manifest_load_path(&m, dir, &dg), "load the dir");

@@ -19,6 +19,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <bpf/bpf.h>
+
 #include "gammactl.h"
 #include "image.h"
 #include "log.h"
@@ -166,6 +168,7 @@ struct explain {
 	const struct dpv_frontend *fe;
 	uint32_t ns_id, sel;
 	bool consumer;
+	int ns_cgroups;			/* pod cgroups mapped to ns_id; -1: unknown */
 	struct dist got;
 	bool agree;
 };
@@ -318,6 +321,28 @@ static int translator_dist(struct explain *x)
 	return 0;
 }
 
+/*
+ * The kernel knows a client's namespace only through the pod cgroups the
+ * agent mapped: none for this namespace means its pods get the default class.
+ */
+static int count_ns_cgroups(const struct dpv_maps *m, uint32_t ns_id)
+{
+	__u64 key, next;
+	struct gammad_cgns_val val;
+	void *prev = NULL;
+	int n = 0;
+
+	if (m->fd[DPV_CGNS] < 0)
+		return -1;
+	while (!bpf_map_get_next_key(m->fd[DPV_CGNS], prev, &next)) {
+		key = next;
+		prev = &key;
+		if (!bpf_map_lookup_elem(m->fd[DPV_CGNS], &key, &val) && val.ns_id == ns_id)
+			n++;
+	}
+	return n;
+}
+
 static int kernel_read(struct explain *x, const struct img *img)
 {
 	const struct dpv_selector *s;
@@ -350,6 +375,7 @@ static int kernel_read(struct explain *x, const struct img *img)
 	for (size_t i = 1; x->ns_id && i < x->fe->nr_classes; i++)
 		if (x->fe->classes[i].ns_id == x->ns_id)
 			x->consumer = true;
+	x->ns_cgroups = count_ns_cgroups(&x->maps, x->ns_id);
 	s = dpv_selector(&x->view, x->sel);
 	if (!s || !s->present)
 		return dist_add(&x->got, "refused: no route backends", 1.0);
@@ -477,6 +503,7 @@ static void print_json(struct explain *x, const char *reason)
 	jw_kstr(&w, "note", x->kernel_note[0] ? x->kernel_note : NULL);
 	if (x->kernel && x->fe) {
 		jw_kint(&w, "nsId", x->ns_id);
+		jw_kint(&w, "namespaceCgroups", x->ns_cgroups);
 		jw_kstr(&w, "class", x->consumer ? "consumer" : "default");
 		jw_kint(&w, "selector", x->sel);
 		jw_kstr(&w, "route", dpv_selector_label(s, buf, sizeof(buf)));
@@ -571,6 +598,10 @@ static void print_text(struct explain *x, const char *reason)
 			x->consumer ? "consumer" : "default", x->ns_id, x->sel,
 			dpv_selector_label(dpv_selector(&x->view, x->sel), buf, sizeof(buf)));
 		print_dist(out, "kernel shares", &x->got);
+		if (x->consumer && !x->ns_cgroups)
+			fprintf(out, "note         no pod cgroup is mapped to namespace %s: until the "
+				"agent maps this pod's cgroup, it gets the default class\n",
+				x->pod->meta.namespace);
 	}
 	fprintf(out, "agreement    %s\n", x->agree ? "the kernel draws from the same endpoints with "
 		"the same shares" : "MISMATCH: the kernel's tables differ from the translation "

@@ -120,6 +120,22 @@ int status_write_json(FILE *out, const char *manifests, const struct tr_result *
 	return jw_finish(&w);
 }
 
+/*
+ * A manifest directory may be read-only (a ConfigMap volume): say so once,
+ * not on every apply, until a write succeeds again.
+ */
+static int last_err;
+
+static int report(const char *path, int err)
+{
+	if (err == last_err)
+		pr_debug("status file %s: %s", path, strerror(-err));
+	else
+		pr_err("status file %s: %s (route conditions not written)", path, strerror(-err));
+	last_err = err;
+	return err;
+}
+
 int status_file_write(const char *manifests, const struct tr_result *r, const struct diag *dg)
 {
 	char path[PATH_MAX], tmp[PATH_MAX + 16];
@@ -127,18 +143,13 @@ int status_file_write(const char *manifests, const struct tr_result *r, const st
 	int fd, err;
 
 	err = status_file_path(manifests, path, sizeof(path));
-	if (err) {
-		pr_err("status file of %s: %s", manifests, strerror(-err));
-		return err;
-	}
+	if (err)
+		return report(manifests, err);
 	/* Dot-named too, beside the target so rename() stays in one filesystem. */
 	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
 	fd = mkstemp(tmp);
-	if (fd < 0) {
-		err = -errno;
-		pr_err("status file %s: %s", tmp, strerror(-err));
-		return err;
-	}
+	if (fd < 0)
+		return report(path, -errno);
 	fchmod(fd, 0644);
 	f = fdopen(fd, "w");
 	if (!f) {
@@ -157,9 +168,9 @@ int status_file_write(const char *manifests, const struct tr_result *r, const st
 		err = -errno;
 		goto fail;
 	}
+	last_err = 0;
 	return 0;
 fail:
-	pr_err("status file %s: %s", path, strerror(-err));
 	unlink(tmp);
-	return err;
+	return report(path, err);
 }

@@ -33,7 +33,10 @@ int status_file_path(const char *manifests, char *buf, size_t len);
 /* Write the statuses as JSON to out. */
 int status_write_json(FILE *out, const char *manifests, const struct tr_result *r,
 		      const struct diag *dg, bool pretty);
-/* Replace the status file of manifests atomically; 0 or negative errno (logged). */
+/*
+ * Replace the status file of manifests atomically; 0 or negative errno,
+ * logged once per distinct error (a read-only DIR does not flood the log).
+ */
 int status_file_write(const char *manifests, const struct tr_result *r, const struct diag *dg);
 
 #endif
