@@ -42,6 +42,7 @@ static void scrape_checks(struct ops_env *e, int web_default, int web_client, in
 	check_value(body, "gammad_datapath_up", 1);
 	check_value(body, "gammad_apply_generation", 1);
 	check_value(body, "gammad_apply_errors_total", 0);
+	check_value(body, "gammad_input_errors", 0);
 	ASSERT_GT(ops_prom_value(body, "gammad_last_apply_duration_seconds") * 1e6, 0,
 		  "apply duration (us)");
 	ASSERT_GT(ops_prom_value(body, "gammad_last_apply_timestamp_seconds"), 1.6e9,

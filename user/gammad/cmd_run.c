@@ -182,7 +182,7 @@ static int apply_dir(struct agent *a)
 
 	ret = load_image(a->dir, &img, &input_errors);
 	if (ret) {
-		metrics_server_note_apply(a->metrics, ret, now_ms() - t0);
+		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);
 		return ret;
 	}
 	ret = ia_apply(a->dp, &img, &a->opts, &s);
@@ -191,11 +191,11 @@ static int apply_dir(struct agent *a)
 		       "table per Service port; retrying at the next change or resync)",
 		       a->dir, now_ms() - t0, strerror(-ret));
 		img_free(&img);
-		metrics_server_note_apply(a->metrics, ret, now_ms() - t0);
+		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);
 		return ret;
 	}
 	a->generation++;
-	metrics_server_note_apply(a->metrics, 0, now_ms() - t0);
+	metrics_server_note_apply(a->metrics, 0, now_ms() - t0, input_errors);
 	log_apply("applied", a->dir, now_ms() - t0, &s, input_errors);
 	if (a->have_img)
 		img_free(&a->img);

@@ -143,7 +143,8 @@ int metrics_server_start(const char *addr, const char *pin_dir, struct metrics_s
 	return 0;
 }
 
-void metrics_server_note_apply(struct metrics_server *s, int err, double ms)
+void metrics_server_note_apply(struct metrics_server *s, int err, double ms,
+			       size_t input_errors)
 {
 	struct timespec ts;
 
@@ -158,6 +159,7 @@ void metrics_server_note_apply(struct metrics_server *s, int err, double ms)
 		s->agent.ready = true;
 	}
 	s->agent.last_apply_seconds = ms / 1e3;
+	s->agent.input_errors = input_errors;
 	s->agent.last_apply_time = ts.tv_sec + ts.tv_nsec / 1e9;
 	pthread_mutex_unlock(&s->lock);
 }

@@ -15,8 +15,12 @@ struct metrics_server;
 
 /* addr: "IP:PORT" or "[IPv6]:PORT" (port 0: any free port, logged). */
 int metrics_server_start(const char *addr, const char *pin_dir, struct metrics_server **out);
-/* Record an apply: err 0 for success, its duration in milliseconds. */
-void metrics_server_note_apply(struct metrics_server *s, int err, double ms);
+/*
+ * Record an apply: err 0 for success, its duration in milliseconds and the
+ * number of input errors (diagnostics of level error) in the manifests.
+ */
+void metrics_server_note_apply(struct metrics_server *s, int err, double ms,
+			       size_t input_errors);
 void metrics_server_stop(struct metrics_server *s);
 
 #endif

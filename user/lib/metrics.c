@@ -90,6 +90,9 @@ int metrics_render(FILE *out, const struct dpv *v, const struct metrics_agent *a
 		fprintf(out, "gammad_apply_generation %llu\n", (unsigned long long)a->generation);
 		header(out, "gammad_apply_errors_total", "counter", "Applies that failed.");
 		fprintf(out, "gammad_apply_errors_total %llu\n", (unsigned long long)a->apply_errors);
+		header(out, "gammad_input_errors", "gauge",
+		       "Errors in the manifests at the last apply (see the status file).");
+		fprintf(out, "gammad_input_errors %llu\n", (unsigned long long)a->input_errors);
 		header(out, "gammad_last_apply_duration_seconds", "gauge",
 		       "Duration of the last apply (load, translate, write the maps).");
 		fprintf(out, "gammad_last_apply_duration_seconds %.6f\n", a->last_apply_seconds);

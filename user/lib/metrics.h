@@ -13,7 +13,7 @@
  *   gammad_backend_endpoints{...}: ready endpoints behind it
  *   gammad_drops_total{reason}: connections not translated, by reason
  *   gammad_map_entries{map}, gammad_map_max_entries{map}: fill levels
- *   gammad_apply_generation, gammad_apply_errors_total,
+ *   gammad_apply_generation, gammad_apply_errors_total, gammad_input_errors,
  *   gammad_last_apply_duration_seconds, gammad_last_apply_timestamp_seconds
  *
  * Ids the object table does not name are shown as "id:<n>".
@@ -33,6 +33,7 @@ struct metrics_agent {
 	uint64_t apply_errors;		/* failed applies */
 	double last_apply_seconds;	/* duration of the last apply */
 	double last_apply_time;		/* unix time of its end, 0: none yet */
+	uint64_t input_errors;		/* errors in the manifests at the last apply */
 };
 
 /* v may be NULL (data path not readable): only the agent's metrics. */
