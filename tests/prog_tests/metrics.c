@@ -139,6 +139,37 @@ void test_metrics(void)
 		}
 		scrape_checks(&e, web_default, web_client, a, b, refused);
 	}
+	if (test__start_subtest("reapply_on_change")) {
+		/* A manifest with an error: the agent re-applies, metrics and status say so. */
+		double gen = 0;
+
+		ASSERT_OK(ops_write_file(e.manifests, "bad.yaml",
+					 "apiVersion: v1\nkind: Service\n"
+					 "metadata: {name: bad, namespace: app}\n"
+					 "spec: {ports: [{port: 99999}]}\n"), "write bad.yaml");
+		for (int i = 0; i < 100 && gen < 2; i++) {
+			usleep(100 * 1000);
+			if (!ops_http_get(e.agent.metrics_port, "/metrics", &status, &body))
+				gen = ops_prom_value(body, "gammad_apply_generation");
+			if (gen < 2) {
+				free(body);
+				body = NULL;
+			}
+		}
+		if (ASSERT_EQ(gen, 2, "second apply after the change")) {
+			check_value(body, "gammad_input_errors", 1);
+			check_value(body, "gammad_apply_errors_total", 0);
+		}
+		free(body);
+		body = NULL;
+		if (ASSERT_EQ(lab_run_capture(&body, "%s --manifests %s status",
+					      test_bin("gammactl"), e.manifests), 0, "status")) {
+			ASSERT_HAS_SUBSTR(body, "1 input error(s)", "status file counts it");
+			ASSERT_HAS_SUBSTR(body, "bad.yaml:4", "and names the line");
+		}
+		free(body);
+		body = NULL;
+	}
 	if (test__start_subtest("bad_metrics_addr")) {
 		int ret = lab_run_capture(&body, "%s run --manifests %s --cgroup %s --pin-dir %s "
 					  "--metrics-addr nonsense", test_bin("gammad"),
