@@ -260,6 +260,16 @@ static void check_stats(struct ops_env *e, const struct tally *t)
 			lines += *p == '\n';
 		ASSERT_EQ(lines, 2, "two samples");
 	}
+	free(out);
+	out = NULL;
+	/* Tables: the second sample shows what grew since the first (nothing). */
+	if (ASSERT_EQ(ctl(e, &out, "stats --watch --interval 0.2 --count 2"), 0, "watch table")) {
+		const char *second = strstr(out ?: "", "DELTA");
+
+		ASSERT_OK_PTR(second, "delta column in the second sample");
+		ASSERT_HAS_SUBSTR(second, "+0", "no traffic in between");
+		ASSERT_HAS_SUBSTR(out, "app/web-v1:80", "backends by name");
+	}
 out:
 	ydoc_set_free(&set);
 	free(out);

@@ -606,34 +606,66 @@ static void stats_json(struct ctl *c, const struct dpv *v, bool pretty)
 	fputc('\n', c->out);
 }
 
-static void stats_text(struct ctl *c, const struct dpv *v)
+/* Growth of a counter since the previous sample ("" without one). */
+static const char *delta(bool have, uint64_t now, uint64_t before, char *buf, size_t len)
 {
-	char a[256];
+	if (!have)
+		snprintf(buf, len, "%s", "");
+	else
+		snprintf(buf, len, "+%llu", (unsigned long long)(now >= before ? now - before : now));
+	return buf;
+}
 
-	fprintf(c->out, "%-44s %10s %10s %10s %10s %10s\n", "SERVICE PORT", "CONNECTS",
+static const struct dpv_frontend *prev_fe(const struct dpv *p, const struct dpv_frontend *f)
+{
+	for (size_t i = 0; p && i < p->nr_fes; i++)
+		if (!memcmp(&p->fes[i].key, &f->key, sizeof(f->key)) &&
+		    p->fes[i].val.svc_port_id == f->val.svc_port_id)
+			return &p->fes[i];
+	return NULL;
+}
+
+/* prev: the previous sample of --watch (NULL: none), for a +DELTA column. */
+static void stats_text(struct ctl *c, const struct dpv *v, const struct dpv *prev)
+{
+	const char *dh = prev ? "DELTA" : "";
+	char a[256], d[32];
+
+	fprintf(c->out, "%-44s %10s %8s %10s %10s %10s %10s\n", "SERVICE PORT", "CONNECTS", dh,
 		"NO-BACKEND", "NO-ENDPT", "REFUSED", "L7-UNENF");
 	for (size_t i = 0; i < v->nr_fes; i++) {
 		const struct gammad_svc_stats *s = &v->fes[i].stats;
+		const struct dpv_frontend *p = prev_fe(prev, &v->fes[i]);
 
-		fprintf(c->out, "%-44s %10llu %10llu %10llu %10llu %10llu\n",
+		fprintf(c->out, "%-44s %10llu %8s %10llu %10llu %10llu %10llu\n",
 			dpv_frontend_label(&v->fes[i], a, sizeof(a)),
-			(unsigned long long)s->connects, (unsigned long long)s->no_backend,
-			(unsigned long long)s->no_endpoint, (unsigned long long)s->refused,
-			(unsigned long long)s->l7_unenforced);
+			(unsigned long long)s->connects,
+			delta(p, s->connects, p ? p->stats.connects : 0, d, sizeof(d)),
+			(unsigned long long)s->no_backend, (unsigned long long)s->no_endpoint,
+			(unsigned long long)s->refused, (unsigned long long)s->l7_unenforced);
 	}
-	fprintf(c->out, "\n%-44s %10s\n", "ROUTE", "CONNECTS");
-	for (size_t i = 0; i < v->nr_sels; i++)
-		fprintf(c->out, "%-44s %10llu\n", dpv_selector_label(&v->sels[i], a, sizeof(a)),
-			(unsigned long long)v->sels[i].connects);
-	fprintf(c->out, "\n%-44s %10s\n", "BACKEND", "CONNECTS");
-	for (size_t i = 0; i < v->nr_bes; i++)
-		fprintf(c->out, "%-44s %10llu\n", dpv_backend_label(&v->bes[i], a, sizeof(a)),
-			(unsigned long long)v->bes[i].connects);
-	fprintf(c->out, "\n%-44s %10s\n", "DROP REASON", "COUNT");
+	fprintf(c->out, "\n%-44s %10s %8s\n", "ROUTE", "CONNECTS", dh);
+	for (size_t i = 0; i < v->nr_sels; i++) {
+		const struct dpv_selector *p = prev ? dpv_selector(prev, v->sels[i].id) : NULL;
+
+		fprintf(c->out, "%-44s %10llu %8s\n", dpv_selector_label(&v->sels[i], a, sizeof(a)),
+			(unsigned long long)v->sels[i].connects,
+			delta(p, v->sels[i].connects, p ? p->connects : 0, d, sizeof(d)));
+	}
+	fprintf(c->out, "\n%-44s %10s %8s\n", "BACKEND", "CONNECTS", dh);
+	for (size_t i = 0; i < v->nr_bes; i++) {
+		const struct dpv_backend *p = prev ? dpv_backend(prev, v->bes[i].id) : NULL;
+
+		fprintf(c->out, "%-44s %10llu %8s\n", dpv_backend_label(&v->bes[i], a, sizeof(a)),
+			(unsigned long long)v->bes[i].connects,
+			delta(p, v->bes[i].connects, p ? p->connects : 0, d, sizeof(d)));
+	}
+	fprintf(c->out, "\n%-44s %10s %8s\n", "DROP REASON", "COUNT", dh);
 	for (unsigned int r = 1; r < GAMMAD_R_MAX; r++)
 		if (v->reasons[r])
-			fprintf(c->out, "%-44s %10llu\n", dp_reason_name(r),
-				(unsigned long long)v->reasons[r]);
+			fprintf(c->out, "%-44s %10llu %8s\n", dp_reason_name(r),
+				(unsigned long long)v->reasons[r],
+				delta(prev, v->reasons[r], prev ? prev->reasons[r] : 0, d, sizeof(d)));
 	fprintf(c->out, "\n%-44s %10s %10s\n", "MAP", "ENTRIES", "MAX");
 	for (int i = 0; i < DPV_MAP_COUNT; i++)
 		if (v->fill[i].counted && i != DPV_SVCST && i != DPV_BEST && i != DPV_RTST &&
@@ -682,6 +714,9 @@ int ctl_stats(struct ctl *c, int argc, char **argv)
 	}
 	if (!watch)
 		count = 1;
+	struct dpv prev = { 0 };
+	bool have_prev = false;
+
 	for (long n = 0; count < 0 || n < count; n++) {
 		struct dpv_maps m;
 		struct dpv v;
@@ -692,17 +727,26 @@ int ctl_stats(struct ctl *c, int argc, char **argv)
 
 			nanosleep(&ts, NULL);
 		}
-		if (ctl_view(c, &m, &v))
+		if (ctl_view(c, &m, &v)) {
+			if (have_prev)
+				dpv_free(&prev);
 			return CTL_EXIT_ERROR;
+		}
 		if (c->json) {
 			stats_json(c, &v, !watch);
 		} else {
 			if (watch)
 				fprintf(c->out, "--- %lld\n", (long long)time(NULL));
-			stats_text(c, &v);
+			stats_text(c, &v, have_prev ? &prev : NULL);
 		}
 		fflush(c->out);
-		ctl_view_free(&m, &v);
+		dpv_maps_close(&m);
+		if (have_prev)
+			dpv_free(&prev);
+		prev = v;	/* kept for the next sample's deltas */
+		have_prev = true;
 	}
+	if (have_prev)
+		dpv_free(&prev);
 	return 0;
 }
