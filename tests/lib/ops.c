@@ -281,11 +281,11 @@ int ops_env_setup(struct ops_env *e)
 
 	memset(e, 0, sizeof(*e));
 	err = fx_setup(&e->fx, 2, false);
+	e->fx_up = true;	/* fx_teardown() also undoes a partial setup */
 	if (err) {
 		test__printf("fixture: %s\n", strerror(-err));
 		return err;
 	}
-	e->fx_up = true;
 	snprintf(e->dir, sizeof(e->dir), "/tmp/gammad-ops-XXXXXX");
 	if (!mkdtemp(e->dir)) {
 		e->dir[0] = 0;

@@ -33,7 +33,7 @@
 
 /* One outcome: a share of connections going to an endpoint list (or refused). */
 struct dist_item {
-	char key[1024];		/* sorted endpoints, or "refused: <why>" */
+	char *key;		/* sorted endpoints, or "refused: <why>" */
 	double share;
 };
 
@@ -55,9 +55,19 @@ static int dist_add(struct dist *d, const char *key, double share)
 	if (!n)
 		return -ENOMEM;
 	d->items = n;
-	snprintf(n[d->nr].key, sizeof(n[d->nr].key), "%s", key);
+	n[d->nr].key = strdup(key);
+	if (!n[d->nr].key)
+		return -ENOMEM;
 	n[d->nr++].share = share;
 	return 0;
+}
+
+static void dist_free(struct dist *d)
+{
+	for (size_t i = 0; i < d->nr; i++)
+		free(d->items[i].key);
+	free(d->items);
+	memset(d, 0, sizeof(*d));
 }
 
 static bool dist_equal(const struct dist *a, const struct dist *b)
@@ -78,68 +88,84 @@ static bool dist_equal(const struct dist *a, const struct dist *b)
 	return true;
 }
 
-static int cmp_str(const void *a, const void *b)
+static int cmp_ep(const void *pa, const void *pb)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	const struct dpv_endpoint *a = pa, *b = pb;
+
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	if (memcmp(a->addr, b->addr, 16))
+		return memcmp(a->addr, b->addr, 16);
+	return a->port < b->port ? -1 : a->port > b->port;
 }
 
-/* Sorted, comma-joined endpoint strings. */
-static void join_sorted(char **eps, size_t nr, char *buf, size_t len)
+/*
+ * The outcome key of an endpoint list: every endpoint, sorted, comma-joined
+ * (malloc'd; NULL on ENOMEM). Sorted here so both sides compare equal
+ * whatever order they hold their endpoints in.
+ */
+static char *ep_key(struct dpv_endpoint *eps, size_t nr)
 {
-	size_t off = 0;
+	char *buf = NULL, ep[64];
+	size_t len = 0;
+	FILE *f;
 
-	qsort(eps, nr, sizeof(*eps), cmp_str);
-	buf[0] = 0;
-	for (size_t i = 0; i < nr && off < len; i++)
-		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "", eps[i]);
 	if (!nr)
-		snprintf(buf, len, "refused: no endpoints");
+		return strdup("refused: no endpoints");
+	qsort(eps, nr, sizeof(*eps), cmp_ep);
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	for (size_t i = 0; i < nr; i++)
+		fprintf(f, "%s%s", i ? "," : "", dpv_ep_str(&eps[i], ep, sizeof(ep)));
+	if (fclose(f)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
 }
 
-static void tr_backend_key(const struct tr_backend *b, int family, char *buf, size_t len)
+static char *tr_backend_key(const struct tr_backend *b, int family)
 {
-	char *eps[TR_MAX_ENDPOINTS];
-	char store[64 * 64];
+	struct dpv_endpoint *eps;
 	size_t nr = 0;
+	char *key;
 
-	if (b->state == TR_BACKEND_UNRESOLVED) {
-		snprintf(buf, len, "refused: unresolved");
-		return;
-	}
-	for (size_t i = 0; b->endpoints && i < b->endpoints->nr && nr < 64; i++) {
+	if (b->state == TR_BACKEND_UNRESOLVED)
+		return strdup("refused: unresolved");
+	eps = calloc((b->endpoints ? b->endpoints->nr : 0) + 1, sizeof(*eps));
+	if (!eps)
+		return NULL;
+	for (size_t i = 0; b->endpoints && i < b->endpoints->nr; i++) {
 		const struct tr_endpoint *e = &b->endpoints->items[i];
-		struct dpv_endpoint de = { .family = e->addr.family, .port = e->port };
 
 		if (e->addr.family != family)
 			continue;
-		memcpy(de.addr, e->addr.addr, 16);
-		eps[nr] = store + nr * 64;
-		dpv_ep_str(&de, eps[nr], 64);
-		nr++;
+		eps[nr].family = e->addr.family;
+		memcpy(eps[nr].addr, e->addr.addr, 16);
+		eps[nr++].port = e->port;
 	}
-	join_sorted(eps, nr, buf, len);
+	key = ep_key(eps, nr);
+	free(eps);
+	return key;
 }
 
-static void dp_backend_key(const struct dpv_backend *b, char *buf, size_t len)
+static char *dp_backend_key(const struct dpv_backend *b)
 {
-	char *eps[64];
-	char store[64 * 64];
-	size_t nr = 0;
+	struct dpv_endpoint *eps;
+	char *key;
 
-	if (!b || !b->present) {
-		snprintf(buf, len, "refused: backend missing");
-		return;
-	}
-	if (b->val.flags & GAMMAD_BE_UNRESOLVED) {
-		snprintf(buf, len, "refused: unresolved");
-		return;
-	}
-	for (size_t i = 0; i < b->nr_eps && nr < 64; i++) {
-		eps[nr] = store + nr * 64;
-		dpv_ep_str(&b->eps[i], eps[nr], 64);
-		nr++;
-	}
-	join_sorted(eps, nr, buf, len);
+	if (!b || !b->present)
+		return strdup("refused: backend missing");
+	if (b->val.flags & GAMMAD_BE_UNRESOLVED)
+		return strdup("refused: unresolved");
+	eps = calloc(b->nr_eps + 1, sizeof(*eps));
+	if (!eps)
+		return NULL;
+	memcpy(eps, b->eps, b->nr_eps * sizeof(*eps));
+	key = ep_key(eps, b->nr_eps);
+	free(eps);
+	return key;
 }
 
 struct explain {
@@ -305,7 +331,7 @@ static void class_reason(const struct explain *x, char *buf, size_t len)
 static int translator_dist(struct explain *x)
 {
 	const struct tr_l4 *l4 = &x->cls->l4;
-	char key[1024];
+	char *key;
 	int err;
 
 	if (!l4->total_weight)
@@ -313,8 +339,11 @@ static int translator_dist(struct explain *x)
 	for (size_t i = 0; i < l4->nr; i++) {
 		if (!l4->items[i].weight)
 			continue;
-		tr_backend_key(l4->items[i].backend, x->family, key, sizeof(key));
+		key = tr_backend_key(l4->items[i].backend, x->family);
+		if (!key)
+			return -ENOMEM;
 		err = dist_add(&x->want, key, (double)l4->items[i].weight / (double)l4->total_weight);
+		free(key);
 		if (err)
 			return err;
 	}
@@ -347,7 +376,7 @@ static int kernel_read(struct explain *x, const struct img *img)
 {
 	const struct dpv_selector *s;
 	struct stat sb;
-	char key[1024];
+	char *key;
 	int err;
 
 	if (stat(x->c->pin_dir, &sb)) {
@@ -382,8 +411,11 @@ static int kernel_read(struct explain *x, const struct img *img)
 	if ((s->val.flags & GAMMAD_SEL_NO_ROUTE_BACKENDS) || !s->nr_shares)
 		return dist_add(&x->got, "refused: no route backends", 1.0);
 	for (size_t i = 0; i < s->nr_shares; i++) {
-		dp_backend_key(dpv_backend(&x->view, s->shares[i].be_id), key, sizeof(key));
+		key = dp_backend_key(dpv_backend(&x->view, s->shares[i].be_id));
+		if (!key)
+			return -ENOMEM;
 		err = dist_add(&x->got, key, s->shares[i].share);
+		free(key);
 		if (err)
 			return err;
 	}
@@ -398,7 +430,7 @@ static void backend_name(const struct tr_backend *b, char *buf, size_t len)
 static void json_tr_backends(struct json_writer *w, const struct explain *x,
 			     const struct tr_backend *bs, size_t nr, const struct tr_l4 *l4)
 {
-	char name[512], key[1024];
+	char name[512], *key;
 	uint64_t total = 0;
 
 	if (l4) {
@@ -414,7 +446,7 @@ static void json_tr_backends(struct json_writer *w, const struct explain *x,
 		uint64_t weight = l4 ? l4->items[i].weight : b->weight;
 
 		backend_name(b, name, sizeof(name));
-		tr_backend_key(b, x->family, key, sizeof(key));
+		key = tr_backend_key(b, x->family);
 		jw_obj_begin(w);
 		jw_kstr(w, "backend", name);
 		jw_key(w, "weight");
@@ -422,8 +454,9 @@ static void json_tr_backends(struct json_writer *w, const struct explain *x,
 		jw_key(w, "percent");
 		jw_double(w, total ? 100.0 * (double)weight / (double)total : 0, 4);
 		jw_kstr(w, "state", tr_backend_state_name(b->state));
-		jw_kstr(w, "endpoints", key);
+		jw_kstr(w, "endpoints", key ? key : "?");
 		jw_obj_end(w);
+		free(key);
 	}
 	jw_arr_end(w);
 }
@@ -710,8 +743,8 @@ out:
 		ev_result_free(&x->ev);
 	if (x->kernel)
 		ctl_view_free(&x->maps, &x->view);
-	free(x->want.items);
-	free(x->got.items);
+	dist_free(&x->want);
+	dist_free(&x->got);
 	free(x);
 	if (have_img)
 		img_free(&img);
