@@ -13,6 +13,7 @@
 #include "lib/hello.h"
 #include "lib/lab_env.h"
 #include "lib/ops.h"
+#include "metrics.h"
 
 #define WEB_LABELS "namespace=\"app\",service=\"web\",port=\"80\",port_name=\"http\"," \
 	"protocol=\"TCP\",address=\"198.19.7.1\""
@@ -182,4 +183,41 @@ void test_metrics(void)
 	}
 out:
 	ops_env_teardown(&e);
+}
+
+/* The exposition without a kernel: agent metrics only, and label escaping. */
+void test_metrics_render(void)
+{
+	struct metrics_agent a = { .ready = false, .generation = 0, .apply_errors = 2 };
+	struct dpv_frontend fe = { .port = 80, .proto = "TCP", .named = true };
+	struct dpv v = { .fes = &fe, .nr_fes = 1 };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	f = open_memstream(&buf, &len);
+	if (!ASSERT_OK_PTR(f, "memstream"))
+		return;
+	ASSERT_OK(metrics_render(f, NULL, &a), "render without a data path");
+	fclose(f);
+	ASSERT_EQ(ops_prom_value(buf, "gammad_datapath_up"), 0, "data path down");
+	ASSERT_EQ(ops_prom_value(buf, "gammad_ready"), 0, "not ready before the first apply");
+	ASSERT_EQ(ops_prom_value(buf, "gammad_apply_errors_total"), 2, "apply errors");
+	ASSERT_NULL(strstr(buf, "gammad_service_connects_total{"), "no data-path series");
+	free(buf);
+	buf = NULL;
+
+	snprintf(fe.svc_ns, sizeof(fe.svc_ns), "app");
+	snprintf(fe.svc_name, sizeof(fe.svc_name), "we\"b\\x");
+	snprintf(fe.addr, sizeof(fe.addr), "10.0.0.1");
+	fe.stats.connects = 7;
+	f = open_memstream(&buf, &len);
+	if (!ASSERT_OK_PTR(f, "memstream"))
+		return;
+	ASSERT_OK(metrics_render(f, &v, &a), "render a view");
+	fclose(f);
+	ASSERT_EQ(ops_prom_value(buf, "gammad_service_connects_total{namespace=\"app\","
+				 "service=\"we\\\"b\\\\x\",port=\"80\",port_name=\"\","
+				 "protocol=\"TCP\",address=\"10.0.0.1\"}"), 7, "escaped labels");
+	free(buf);
 }
