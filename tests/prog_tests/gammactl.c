@@ -350,6 +350,13 @@ static void check_errors(struct ops_env *e)
 	ASSERT_EQ(ret, 1, "unknown Service address fails");
 	ASSERT_HAS_SUBSTR(out, "no Service has ClusterIP 198.19.9.9", "names the address");
 	free(out);
+	/* The status file names the manifests: enough for explain. */
+	ret = lab_run_capture(&out, "%s --pin-dir %s --status-file %s/.gammad-status.json "
+			      "explain client/cli 198.19.7.1:80", test_bin("gammactl"),
+			      e->fx.pin_dir, e->manifests);
+	ASSERT_EQ(ret, 0, "explain through the status file");
+	ASSERT_HAS_SUBSTR(out, "consumer routes of namespace client", "class");
+	free(out);
 	ret = lab_run_capture(&out, "%s explain app/srv 198.19.7.1:80", test_bin("gammactl"));
 	ASSERT_EQ(ret, 2, "explain without manifests");
 	ASSERT_HAS_SUBSTR(out, "--manifests", "says what is missing");

@@ -11,6 +11,7 @@
  * the translation's L4 shares, endpoint for endpoint.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include "translate.h"
 #include "translate_eval.h"
 #include "translate_output.h"
+#include "yaml_doc.h"
 
 #define MAX_HEADERS 32
 
@@ -641,6 +643,28 @@ static void print_text(struct explain *x, const char *reason)
 		"(agent not run on these manifests, or an apply pending)");
 }
 
+/* The manifest path the agent recorded in its status file. */
+static int manifests_of_status(const char *path, char *buf, size_t len)
+{
+	struct ydoc_error yerr = { 0 };
+	struct ydoc_set set = { 0 };
+	const char *m = NULL;
+	int err;
+
+	err = ydoc_load_file(path, &set, &yerr);
+	if (err) {
+		fprintf(stderr, "gammactl: status file %s: %s\n", path,
+			yerr.msg[0] ? yerr.msg : strerror(-err));
+		return err;
+	}
+	err = set.nr_docs == 1 && !yget_str(&set.docs[0], set.docs[0].root, "manifests", &m) &&
+	      m ? 0 : -ENOENT;
+	if (!err)
+		snprintf(buf, len, "%s", m);
+	ydoc_set_free(&set);
+	return err;
+}
+
 int ctl_explain(struct ctl *c, int argc, char **argv)
 {
 	struct explain *x;
@@ -648,7 +672,7 @@ int ctl_explain(struct ctl *c, int argc, char **argv)
 	struct tr_result res;
 	struct model m;
 	struct img img;
-	char reason[512];
+	char reason[512], manifests_buf[PATH_MAX];
 	int ret = CTL_EXIT_ERROR, err, matches;
 	bool have_res = false, have_img = false;
 
@@ -659,9 +683,13 @@ int ctl_explain(struct ctl *c, int argc, char **argv)
 			"  HEADER: \"Name: value\"\n");
 		return CTL_EXIT_USAGE;
 	}
+	if (!c->manifests && c->status_file &&
+	    manifests_of_status(c->status_file, manifests_buf, sizeof(manifests_buf)) == 0)
+		c->manifests = manifests_buf;
 	if (!c->manifests) {
 		fprintf(stderr, "gammactl explain: needs --manifests DIR (the agent's manifest "
-			"directory) to know pods, namespaces and routes\n");
+			"directory) or --status-file PATH (which names it) to know pods, namespaces "
+			"and routes\n");
 		return CTL_EXIT_USAGE;
 	}
 	x = calloc(1, sizeof(*x));
