@@ -51,7 +51,8 @@ static void usage(FILE *out)
 		"  --pin-dir DIR      maps pinned by gammad (default " DP_PIN_DIR_DEFAULT ")\n"
 		"  --json             JSON instead of tables\n"
 		"  --manifests DIR    the agent's manifest directory (status, explain)\n"
-		"  --status-file PATH the status file (default DIR/.gammad-status.json)\n");
+		"  --status-file PATH the status file (default DIR/.gammad-status.json); it\n"
+		"                     names DIR, so explain needs only one of the two\n");
 }
 
 /* Global options may come anywhere; the rest is left in argv in order. */
