@@ -67,8 +67,14 @@ static void scrape_checks(struct ops_env *e, int web_default, int web_client, in
 
 		if (sscanf(strchr(p, '}') + 1, " %lld", &v) != 1)
 			continue;
-		if (!strncmp(p, "gammad_route_connects_total{namespace=\"app\",route=\"web-split\"", 62))
+		if (!strncmp(p, "gammad_route_connects_total{namespace=\"app\",route=\"web-split\"",
+			     62)) {
+			const char *eol = strchr(p, '\n'), *svc;
+
 			ASSERT_EQ(v, web_default, "web-split connects");
+			svc = strstr(p, "service=\"app/web\",port=\"80\"");
+			ASSERT_TRUE(svc && (!eol || svc < eol), "route labelled with its Service port");
+		}
 		if (!strncmp(p, "gammad_route_connects_total{namespace=\"client\",route=\"web-client\"",
 			     66))
 			ASSERT_EQ(v, web_client, "web-client connects");

@@ -76,8 +76,53 @@ static void be_labels(const struct dpv_backend *b, char *buf, size_t len)
 		snprintf(buf, len, "namespace=\"\",service=\"\",port=\"\",backend=\"id:%u\"", b->id);
 }
 
+/*
+ * The Service port using each selector (by index in v->sels), NULL when
+ * several share it (identical tables are one selector) or none does.
+ */
+static const struct dpv_frontend **selector_users(const struct dpv *v)
+{
+	const struct dpv_frontend **user = calloc(v->nr_sels + 1, sizeof(*user));
+	bool *shared = calloc(v->nr_sels + 1, sizeof(*shared));
+
+	if (!user || !shared) {
+		free(user);
+		free(shared);
+		return NULL;
+	}
+	for (size_t i = 0; i < v->nr_fes; i++)
+		for (size_t c = 0; c < v->fes[i].nr_classes; c++) {
+			const struct dpv_selector *s = dpv_selector(v, v->fes[i].classes[c].sel);
+			size_t k;
+
+			if (!s)
+				continue;
+			k = (size_t)(s - v->sels);
+			if (user[k] && user[k] != &v->fes[i])
+				shared[k] = true;
+			user[k] = &v->fes[i];
+		}
+	for (size_t k = 0; k < v->nr_sels; k++)
+		if (shared[k] || (user[k] && !user[k]->named))
+			user[k] = NULL;
+	free(shared);
+	return user;
+}
+
+static void route_service(const struct dpv_frontend *user, char *buf, size_t len)
+{
+	char ns[160], name[300];
+
+	if (user)
+		snprintf(buf, len, "service=\"%s/%s\",port=\"%u\"", esc(user->svc_ns, ns, sizeof(ns)),
+			 esc(user->svc_name, name, sizeof(name)), user->port);
+	else
+		snprintf(buf, len, "service=\"\",port=\"\"");
+}
+
 int metrics_render(FILE *out, const struct dpv *v, const struct metrics_agent *a)
 {
+	const struct dpv_frontend **users;
 	char labels[1024], ns[160], name[300], sec[160];
 
 	header(out, "gammad_up", "gauge", "The agent is running.");
@@ -121,22 +166,28 @@ int metrics_render(FILE *out, const struct dpv *v, const struct metrics_agent *a
 		    "Connections translated while the route's L7 rules were not enforced.",
 		    offsetof(struct gammad_svc_stats, l7_unenforced));
 
+	users = selector_users(v);
+	if (!users)
+		return -ENOMEM;
 	header(out, "gammad_route_connects_total", "counter",
 	       "Connections routed by a route rule's backend selector.");
 	for (size_t i = 0; i < v->nr_sels; i++) {
 		const struct dpv_selector *s = &v->sels[i];
+		char svc[512];
 
+		route_service(users[i], svc, sizeof(svc));
 		if (s->named)
 			fprintf(out, "gammad_route_connects_total{namespace=\"%s\",route=\"%s\","
-				"rule=\"%s\",selector=\"%u\"} %llu\n",
+				"rule=\"%s\",%s,selector=\"%u\"} %llu\n",
 				esc(s->route_ns, ns, sizeof(ns)), esc(s->route_name, name, sizeof(name)),
-				esc(s->section, sec, sizeof(sec)), s->id,
+				esc(s->section, sec, sizeof(sec)), svc, s->id,
 				(unsigned long long)s->connects);
 		else
 			fprintf(out, "gammad_route_connects_total{namespace=\"\",route=\"id:%u\","
-				"rule=\"\",selector=\"%u\"} %llu\n", s->id, s->id,
+				"rule=\"\",%s,selector=\"%u\"} %llu\n", s->id, svc, s->id,
 				(unsigned long long)s->connects);
 	}
+	free(users);
 	header(out, "gammad_backend_connects_total", "counter",
 	       "Connections sent to a backend (a Service port routes point to).");
 	for (size_t i = 0; i < v->nr_bes; i++) {

@@ -6,8 +6,9 @@
  *   gammad_service_connects_total{namespace,service,port,port_name,protocol,address}
  *     (and _no_backend_total, _no_endpoint_total, _refused_total,
  *      _l7_unenforced_total): per Service port (frontend)
- *   gammad_route_connects_total{namespace,route,rule,selector}: per route
- *     selector (route="" for a port without routes)
+ *   gammad_route_connects_total{namespace,route,rule,service,port,selector}:
+ *     per route selector (route="" for a port without routes; service
+ *     "ns/name" and port of the Service port using it, empty when shared)
  *   gammad_backend_connects_total{namespace,service,port,backend}: per backend
  *     (a Service port routes point to; backend="ns/name:port")
  *   gammad_backend_endpoints{...}: ready endpoints behind it
