@@ -18,7 +18,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <signal.h>
+#include <time.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -225,10 +228,17 @@ static bool counts_equal(const long *a, const long *b, const char *when)
 
 struct world {
 	const char *when;
+	bool loose;	/* mid-apply state: only complete tables and recorded ids */
 	struct tab t[NR_M];
 	bool *seen[NR_M];
 	int bad;
 };
+
+/* A problem only in the state between two applies. */
+#define BAD_STRICT(w, fmt, ...) do {					\
+	if (!(w)->loose)						\
+		BAD(w, fmt, ##__VA_ARGS__);				\
+} while (0)
 
 #define BAD(w, fmt, ...) do {						\
 	(w)->bad++;							\
@@ -362,18 +372,18 @@ static void check_frontends(struct world *w, uint32_t *svc_ids, uint32_t *gens)
 			BAD(w, "%s: svc_port_id %u has no FRONTEND object", from, v->svc_port_id);
 		} else {
 			if (o->ref != v->table_gen)
-				BAD(w, "%s: FRONTEND object ref %u, table_gen %u", from, o->ref,
+				BAD_STRICT(w, "%s: FRONTEND object ref %u, table_gen %u", from, o->ref,
 				    v->table_gen);
 			if (o->port != ntohs(k->port) || o->proto != k->proto ||
 			    o->family != k->family || memcmp(o->addr, k->addr, 16))
-				BAD(w, "%s: FRONTEND object %u describes another address", from,
+				BAD_STRICT(w, "%s: FRONTEND object %u describes another address", from,
 				    v->svc_port_id);
 		}
 		o = obj_of(w, GAMMAD_OBJ_TABLE, v->table_gen);
 		if (!o)
 			BAD(w, "%s: table_gen %u has no TABLE object", from, v->table_gen);
 		else if (o->ref != v->svc_port_id)
-			BAD(w, "%s: TABLE object ref %u, svc_port_id %u", from, o->ref,
+			BAD_STRICT(w, "%s: TABLE object ref %u, svc_port_id %u", from, o->ref,
 			    v->svc_port_id);
 	}
 }
@@ -451,9 +461,9 @@ static void key_hex(const struct tab *t, size_t i, char *buf, size_t len)
 }
 
 /* Number of problems found, each printed; 0 when the maps are consistent. */
-static int check_world(const char *pin_dir, const char *when)
+static int check_world_mode(const char *pin_dir, const char *when, bool loose)
 {
-	struct world w = { .when = when };
+	struct world w = { .when = when, .loose = loose };
 	uint32_t *svc_ids = NULL, *gens = NULL;
 	char hex[128];
 
@@ -467,6 +477,8 @@ static int check_world(const char *pin_dir, const char *when)
 	svc_ids = calloc(w.t[M_FE].nr + 1, sizeof(*svc_ids));
 	gens = calloc(w.t[M_FE].nr + 1, sizeof(*gens));
 	check_frontends(&w, svc_ids, gens);
+	if (w.loose)
+		goto out;
 	for (int m = M_CONS; m <= M_EP; m++)
 		for (size_t i = 0; i < w.t[m].nr; i++) {
 			if (w.seen[m][i])
@@ -483,6 +495,11 @@ out:
 	free(svc_ids);
 	free(gens);
 	return w.bad;
+}
+
+static int check_world(const char *pin_dir, const char *when)
+{
+	return check_world_mode(pin_dir, when, false);
 }
 
 #define ASSERT_WORLD(fx, when) ASSERT_EQ(check_world((fx)->pin_dir, when), 0, when)
@@ -881,6 +898,27 @@ static void subtest_removal(void)
 		counts_read(fx.pin_dir, c);
 		snprintf(when, sizeof(when), "cycle %d: counts equal to the first A", round);
 		counts_equal(cA, c, when);
+	}
+
+	/* An image with no Service at all: every route map empties. */
+	{
+		struct built e;
+
+		if (ASSERT_OK(build_img(&e, NS("lonely"), false), "empty image")) {
+			ASSERT_OK(ia_apply(fx.dp, &e.img, NULL, &st), "apply empty image");
+			ASSERT_WORLD(&fx, "empty image");
+			counts_read(fx.pin_dir, c);
+			for (int m = M_FE; m <= M_EP; m++)
+				ASSERT_EQ(c[m], 0, map_names[m]);
+			ASSERT_EQ(c[M_OBJ], 1, "only the namespace object left");
+			ASSERT_NEQ(obj_id(fx.pin_dir, GAMMAD_OBJ_NAMESPACE, "lonely", "lonely", 0), 0,
+				   "namespace object of lonely");
+		}
+		built_free(&e);
+		ASSERT_OK(apply_yaml(fx.dp, variants[1], &st), "A after empty");
+		ASSERT_WORLD(&fx, "A after empty");
+		counts_read(fx.pin_dir, c);
+		counts_equal(cA, c, "A after empty: counts");
 	}
 out:
 	fx_teardown(&fx);
@@ -1395,6 +1433,81 @@ out:
 	fx_teardown(&fx);
 }
 
+/* ---- agents killed at random points ---------------------------------------------------- */
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/*
+ * A child applies an image and is SIGKILLed after a delay that sweeps the
+ * apply. Right after the kill every frontend must reach a complete table and
+ * every id it reaches must be in the object table; the next (parent) apply
+ * of the same image must leave exactly the maps of a clean apply.
+ */
+static void subtest_killed_anywhere(void)
+{
+	static const size_t vs[] = { 1, 4, 5, 3 };
+	struct built b[4];
+	long clean[4][NR_M], c[NR_M];
+	struct dp_fixture fx;
+	struct ia_stats st;
+	double dur = 0;
+	char when[96];
+	int nb = 0, killed = 0;
+
+	if (!ASSERT_OK(fx_setup(&fx, 0, false), "fx_setup"))
+		goto out;
+	for (nb = 0; nb < 4; nb++)
+		if (!ASSERT_OK(build_img(&b[nb], variants[vs[nb]], true), "build"))
+			goto out;
+	/* Clean counts of each image, and the time an apply takes. */
+	for (int r = 0; r < 2; r++)
+		for (int i = 0; i < 4; i++) {
+			double t0 = now_us();
+
+			if (!ASSERT_OK(ia_apply(fx.dp, &b[i].img, NULL, &st), "clean apply"))
+				goto out;
+			dur = dur > now_us() - t0 ? dur : now_us() - t0;
+			counts_read(fx.pin_dir, clean[i]);
+		}
+	test__printf("killed_anywhere: an apply takes up to %.0f us\n", dur);
+	for (int n = 0; n < 48; n++) {
+		int i = n % 4, status;
+		useconds_t delay = (useconds_t)(dur * 1.2 * ((n * 7) % 48) / 48);
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			ia_apply(fx.dp, &b[i].img, NULL, NULL);
+			_exit(0);
+		}
+		if (!ASSERT_GT(pid, 0, "fork"))
+			break;
+		usleep(delay);
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		killed += WIFSIGNALED(status);
+		snprintf(when, sizeof(when), "kill %d (image %d, after %u us, %s)", n, i,
+			 (unsigned)delay, WIFSIGNALED(status) ? "killed" : "finished");
+		ASSERT_EQ(check_world_mode(fx.pin_dir, when, true), 0, when);
+		snprintf(when, sizeof(when), "kill %d: the next apply", n);
+		ASSERT_OK(ia_apply(fx.dp, &b[i].img, NULL, &st), when);
+		ASSERT_WORLD(&fx, when);
+		counts_read(fx.pin_dir, c);
+		counts_equal(clean[i], c, when);
+	}
+	test__printf("killed_anywhere: %d of 48 children killed mid-apply\n", killed);
+	ASSERT_GT(killed, 24, "most children killed mid-apply");
+out:
+	while (nb-- > 0)
+		built_free(&b[nb]);
+	fx_teardown(&fx);
+}
+
 /* ---- an agent killed inside the retire step ------------------------------------------ */
 
 /*
@@ -1679,6 +1792,8 @@ void test_apply_reconcile(void)
 	if (test__start_subtest("unresolved_backend"))
 		zero_weight_case("unresolved_backend", HR("r", "app") PARENT_A80 "  rules:\n"
 				 RULE_ANY(BE("b1") ", " BE("missing")));
+	if (test__start_subtest("killed_anywhere"))
+		subtest_killed_anywhere();
 	if (test__start_subtest("killed_in_retire"))
 		subtest_killed_in_retire();
 	if (test__start_subtest("clients"))
