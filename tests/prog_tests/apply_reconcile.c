@@ -29,6 +29,7 @@
 #include "test_progs.h"
 #include "image.h"
 #include "image_apply.h"
+#include "map_dump.h"
 #include "lib/dp_fixture.h"
 #include "lib/translate_fixture.h"
 #include "translate_cases.h"
@@ -924,8 +925,35 @@ out:
 	fx_teardown(&fx);
 }
 
+/*
+ * Content-addressed entries are never edited: a key of the consumer,
+ * selector, alias or endpoint map present before and after an apply holds
+ * the same value (its id was not retired in between, so not reused).
+ */
+static int snap_edited(const struct snap *a, const struct snap *b, const char *when)
+{
+	static const int maps[] = { M_CONS, M_SEL, M_ALIAS, M_EP };
+	int n = 0;
+
+	for (size_t m = 0; m < sizeof(maps) / sizeof(maps[0]); m++) {
+		const struct tab *x = &a->t[maps[m]], *y = &b->t[maps[m]];
+
+		for (size_t i = 0; i < x->nr; i++) {
+			long j = tab_find(y, KEY(x, i));
+
+			if (j < 0 || !memcmp(VAL(x, i), VAL(y, j), x->vsz))
+				continue;
+			test__printf("%s: live entry of %s edited in place\n", when,
+				     map_names[maps[m]]);
+			n++;
+		}
+	}
+	return n;
+}
+
 static void subtest_churn(void)
 {
+	struct snap before = {}, cur = {};
 	long first[NR_VARIANTS][NR_M], c[NR_M];
 	bool seen[NR_VARIANTS] = {};
 	struct dp_fixture fx;
@@ -948,6 +976,13 @@ static void subtest_churn(void)
 			ASSERT_EQ(ia_stats_changes(&st), 0, "same variant twice: no change");
 		if (ASSERT_EQ(check_world(fx.pin_dir, when), 0, when) == false)
 			break;
+		snap_free(&cur);
+		ASSERT_OK(snap_take(fx.pin_dir, &cur), "snapshot");
+		if (i)
+			ASSERT_EQ(snap_edited(&before, &cur, when), 0, "no live entry edited");
+		snap_free(&before);
+		before = cur;
+		memset(&cur, 0, sizeof(cur));
 		counts_read(fx.pin_dir, c);
 		if (!seen[v]) {
 			memcpy(first[v], c, sizeof(c));
@@ -968,6 +1003,8 @@ static void subtest_churn(void)
 			counts_equal(first[v], c, when);
 	}
 out:
+	snap_free(&before);
+	snap_free(&cur);
 	fx_teardown(&fx);
 }
 
@@ -1079,6 +1116,14 @@ static void subtest_restart(void)
 	/* The planted ids may be handed out again only now that they are gone. */
 	ASSERT_OK(apply_yaml(fx.dp, yaml, &st), "fourth apply");
 	ASSERT_EQ(ia_stats_changes(&st), 0, "then stable");
+	/* The restarted agent goes on with other images. */
+	for (size_t v = 0; v < NR_VARIANTS; v++) {
+		char when[64];
+
+		snprintf(when, sizeof(when), "restarted agent, variant %zu", v);
+		ASSERT_OK(apply_yaml(fx.dp, variants[v], &st), when);
+		ASSERT_WORLD(&fx, when);
+	}
 out:
 	snap_free(&s1);
 	snap_free(&s2);
@@ -1768,6 +1813,60 @@ out:
 	fx_teardown(&fx);
 }
 
+/* ---- map_dump against get_next_key ------------------------------------------------------ */
+
+static void map_dump_case(__u32 max, __u32 fill, __u32 flags)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = flags);
+	struct map_dump d = {};
+	char when[64];
+	int fd, err;
+
+	snprintf(when, sizeof(when), "map_dump max %u fill %u flags %#x", max, fill, flags);
+	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "gammad_t_dump", 8, 12, max, &o);
+	if (!ASSERT_GE(fd, 0, "create map"))
+		return;
+	for (__u32 i = 0; i < fill; i++) {
+		__u64 k = (__u64)i * 0x9e3779b97f4a7c15ull;
+		__u32 v[3] = { i, ~i, i * 3 };
+
+		if (!ASSERT_OK(bpf_map_update_elem(fd, &k, v, BPF_NOEXIST), "fill"))
+			goto out;
+	}
+	err = map_dump_read(fd, &d);
+	if (!ASSERT_OK(err, when))
+		goto out;
+	ASSERT_EQ(d.nr, fill, when);
+	ASSERT_EQ(d.key_size, 8, "key size");
+	ASSERT_EQ(d.val_size, 12, "value size");
+	for (size_t i = 0; i < d.nr; i++) {
+		const __u32 *v = map_dump_val(&d, i);
+		__u64 k = *(const __u64 *)map_dump_key(&d, i);
+
+		if (!ASSERT_EQ(k, (__u64)v[0] * 0x9e3779b97f4a7c15ull, "key matches value") ||
+		    !ASSERT_EQ(v[1], ~v[0], "value intact"))
+			break;
+		for (size_t j = 0; j < i; j++)
+			if (!ASSERT_NEQ(*(const __u64 *)map_dump_key(&d, j), k, "no duplicate"))
+				break;
+	}
+out:
+	map_dump_free(&d);
+	close(fd);
+}
+
+static void subtest_map_dump(void)
+{
+	static const __u32 sizes[] = { 1, 2, 3, 7, 64, 1000, 4096 };
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		map_dump_case(sizes[i], 0, 0);
+		map_dump_case(sizes[i], sizes[i], 0);
+		map_dump_case(sizes[i], sizes[i], BPF_F_NO_PREALLOC);
+		map_dump_case(sizes[i], sizes[i] / 2 + 1, BPF_F_NO_PREALLOC);
+	}
+}
+
 void test_apply_reconcile(void)
 {
 	if (geteuid()) {
@@ -1813,6 +1912,8 @@ void test_apply_reconcile(void)
 		subtest_killed_in_retire();
 	if (test__start_subtest("clients"))
 		subtest_clients();
+	if (test__start_subtest("map_dump"))
+		subtest_map_dump();
 	if (test__start_subtest("legacy_adopt"))
 		subtest_legacy_adopt();
 }
