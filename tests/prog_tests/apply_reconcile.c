@@ -738,6 +738,32 @@ static bool fe_same(const struct gammad_fe_val *a, const struct gammad_fe_val *b
 	return !memcmp(a, b, sizeof(*a));
 }
 
+/* Every FRONTEND and BACKEND object of a is in b under the same id, same name. */
+static int ids_changed(const struct snap *a, const struct snap *b, const char *when)
+{
+	const struct tab *x = &a->t[M_OBJ], *y = &b->t[M_OBJ];
+	int n = 0, seen = 0;
+
+	for (size_t i = 0; i < x->nr; i++) {
+		const struct gammad_obj_key *k = KEY(x, i);
+		const struct gammad_obj_val *v = VAL(x, i), *w;
+		long j;
+
+		if (k->kind != GAMMAD_OBJ_FRONTEND && k->kind != GAMMAD_OBJ_BACKEND)
+			continue;
+		seen++;
+		j = tab_find(y, k);
+		w = j < 0 ? NULL : VAL(y, j);
+		if (w && w->ident == v->ident && !strcmp(w->name, v->name) && w->port == v->port)
+			continue;
+		test__printf("%s: %s %s/%s:%u lost id %u\n", when,
+			     k->kind == GAMMAD_OBJ_BACKEND ? "backend" : "frontend", v->namespace,
+			     v->name, v->port, k->id);
+		n++;
+	}
+	return seen ? n : -1;
+}
+
 static void subtest_minimal_change(void)
 {
 	struct dp_fixture fx;
@@ -775,6 +801,7 @@ static void subtest_minimal_change(void)
 	ASSERT_TRUE(fe_same(&b.fe_b1, &a.fe_b1), "weights: b1 untouched");
 	ASSERT_TRUE(fe_same(&b.fe_b2, &a.fe_b2), "weights: b2 untouched");
 	ASSERT_OK(snap_take(fx.pin_dir, &s2), "snapshot 50/50");
+	ASSERT_EQ(ids_changed(&s1, &s2, "weights"), 0, "weights: every svc_port_id, be_id kept");
 	/* Every other frontend entry byte-identical, and every svc_port_id kept. */
 	if (ASSERT_EQ(s2.t[M_FE].nr, s1.t[M_FE].nr, "same frontends")) {
 		size_t changed = 0;
@@ -806,6 +833,9 @@ static void subtest_minimal_change(void)
 	ASSERT_EQ(st.selectors_written, 0, "endpoints: no selector written");
 	ASSERT_EQ(st.frontends_flipped, 0, "endpoints: no frontend flipped");
 	ASSERT_WORLD(&fx, "b2 endpoints");
+	snap_free(&s1);
+	ASSERT_OK(snap_take(fx.pin_dir, &s1), "snapshot b2 endpoints");
+	ASSERT_EQ(ids_changed(&s2, &s1, "endpoints"), 0, "endpoints: every svc_port_id, be_id kept");
 	ids_read(&fx, &c);
 	for (int i = 0; i < NR_BASE_SVCS; i++)
 		ASSERT_EQ(c.be[i], a.be[i], "endpoints: be_id kept");
@@ -1193,9 +1223,16 @@ static void subtest_counters(void)
 	if (!ASSERT_NEQ(b1, 0, "b1 backend id"))
 		goto out;
 	ASSERT_OK(counters_plant(&fx, GAMMAD_MAP_BE_STATS, b1, 1, 7), "plant b1 counts");
+	if (!ASSERT_OK(fe_lookup(&fx, "10.96.0.10", 80, IPPROTO_TCP, &fe), "a:80"))
+		goto out;
+	ASSERT_OK(counters_plant(&fx, GAMMAD_MAP_SVC_STATS, fe.svc_port_id,
+				 sizeof(struct gammad_svc_stats) / 8, 3), "plant a:80 counts");
 
-	/* Unrelated change: b1 keeps its counts. */
-	ASSERT_OK(apply_yaml(fx.dp, R_A80("70", "30") EP_B2, &st), "unrelated apply");
+	/* Unrelated change for b1, a flip for a:80: both keep their counts. */
+	ASSERT_OK(apply_yaml(fx.dp, R_A80("60", "40") EP_B2, &st), "unrelated apply");
+	ASSERT_EQ(st.frontends_flipped, 1, "a:80 flipped");
+	if (ASSERT_OK(dp_svc_stats(fx.dp, fe.svc_port_id, &ss), "a:80 svc stats"))
+		ASSERT_EQ(ss.connects, 3ull * cpus, "a:80 counts survive its flip");
 	ASSERT_GT(ia_stats_changes(&st), 0, "unrelated apply changed something");
 	ASSERT_EQ(obj_id(fx.pin_dir, GAMMAD_OBJ_BACKEND, "app", "b1", 80), b1, "b1 id kept");
 	if (ASSERT_OK(dp_be_stats(fx.dp, b1, &bs), "b1 stats"))
