@@ -1478,6 +1478,22 @@ static void subtest_consumers(void)
 			ASSERT_STREQ(so->name, "c", "selector object names the route");
 			ASSERT_STREQ(so->namespace, k->ns_id == ns_client ? "client" : "other",
 				     "selector object names the route namespace");
+			/* maps.h: SELECTOR section is "rule N". BUG if empty. */
+			ASSERT_HAS_SUBSTR(so->section, "rule ", "selector object names the rule");
+		}
+	}
+	{
+		struct gammad_obj_key ok = { GAMMAD_OBJ_FRONTEND, fe.svc_port_id };
+		long j = tab_find(&obj, &ok);
+
+		if (ASSERT_GE(j, 0, "a:80 frontend object")) {
+			const struct gammad_obj_val *fo = VAL(&obj, j);
+
+			ASSERT_STREQ(fo->name, "a", "frontend object: Service");
+			ASSERT_STREQ(fo->namespace, "app", "frontend object: namespace");
+			ASSERT_STREQ(fo->section, "http", "frontend object: port name");
+			ASSERT_EQ(fo->port, 80, "frontend object: port");
+			ASSERT_EQ(fo->proto, IPPROTO_TCP, "frontend object: protocol");
 		}
 	}
 
