@@ -8,6 +8,18 @@
  * image_retire.c): every frontend reaches a complete table, nothing in the
  * route maps is unreachable, and the object table describes exactly the
  * live ids.
+ *
+ * Subtests that fail on the code under test (bugs, not test errors):
+ *  fail_alias_slots, fail_consumers, fail_objects: an apply that overflows
+ *	a map logs the object it was writing, never the full map;
+ *  object_names, consumers: a selector object keeps the name of the first
+ *	route that produced its content (renames are never recorded), and its
+ *	section ("rule N" in maps.h) is never written;
+ *  zero_weight_backend, all_weights_zero: a backend that only a weight 0
+ *	names is written, then retired, on every apply (never idempotent);
+ *  killed_in_retire: complete objects whose entries an interrupted retire
+ *	already deleted are trusted by every later apply: the frontend names a
+ *	missing selector for good.
  */
 #include <arpa/inet.h>
 #include <errno.h>
