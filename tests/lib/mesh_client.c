@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent_env.h"
+#include "mesh_client.h"
+#include "test_progs.h"
+
+#define MC_TIMEOUT_S 5
+
+struct mc_shared {
+	int stop;		/* set by the parent */
+	size_t n;		/* results written, published after each one */
+	struct mc_result res[];
+};
+
+void mc_addr_port(char *buf, size_t len, const char *ip, int port)
+{
+	snprintf(buf, len, strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, port);
+}
+
+static int fill_addr(struct sockaddr_storage *ss, socklen_t *len, const char *ip, int port)
+{
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons(port);
+		*len = sizeof(*a4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons(port);
+		*len = sizeof(*a6);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static void peer_str(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	buf[0] = 0;
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl))
+		return;
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+		mc_addr_port(buf, len, ip, ntohs(a->sin_port));
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+		mc_addr_port(buf, len, ip, ntohs(a->sin6_port));
+	}
+}
+
+/* "pod": "NAME" or "pod":"NAME" anywhere in buf. */
+static void find_pod(const char *buf, char *pod, size_t len)
+{
+	const char *p = strstr(buf, "\"pod\"");
+	size_t n;
+
+	pod[0] = 0;
+	if (!p)
+		return;
+	p += 5;
+	p += strspn(p, " \t");
+	if (*p++ != ':')
+		return;
+	p += strspn(p, " \t");
+	if (*p++ != '"')
+		return;
+	n = strcspn(p, "\"");
+	if (n >= len)
+		n = len - 1;
+	memcpy(pod, p, n);
+	pod[n] = 0;
+}
+
+/* Read until `until` appears (NULL: until EOF) or the buffer is full. */
+static int recv_until(int fd, char *buf, size_t cap, const char *until)
+{
+	size_t got = 0;
+
+	buf[0] = 0;
+	while (got + 1 < cap) {
+		ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (!n)
+			return until ? -ECONNRESET : 0;
+		got += n;
+		buf[got] = 0;
+		if (until && strstr(buf, until))
+			return 0;
+	}
+	return 0;
+}
+
+static void one_request(const char *ip, int port, enum mc_proto proto, struct mc_result *r)
+{
+	static const char http_req[] = "GET / HTTP/1.1\r\nHost: mesh\r\nConnection: close\r\n\r\n";
+	struct timeval tv = { MC_TIMEOUT_S, 0 };
+	struct sockaddr_storage ss;
+	char buf[8192];
+	const char *step = "address";
+	socklen_t sl;
+	int fd = -1, err;
+
+	memset(r, 0, sizeof(*r));
+	r->t_start_us = mono_us();
+	err = fill_addr(&ss, &sl, ip, port);
+	if (err)
+		goto out;
+	step = "socket";
+	fd = socket(ss.ss_family, (proto == MC_UDP ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
+		goto fail;
+	step = "connect";
+	if (connect(fd, (struct sockaddr *)&ss, sl))
+		goto fail;
+	r->t_conn_us = mono_us();
+	peer_str(fd, r->peer, sizeof(r->peer));
+	switch (proto) {
+	case MC_HTTP:
+		step = "send";
+		if (send(fd, http_req, sizeof(http_req) - 1, MSG_NOSIGNAL) < 0)
+			goto fail;
+		step = "recv";
+		err = recv_until(fd, buf, sizeof(buf), NULL);
+		if (!err && strncmp(buf, "HTTP/1.1 200 ", 13))
+			err = -EPROTO;
+		break;
+	case MC_LINE:
+		step = "greeting";
+		err = recv_until(fd, buf, sizeof(buf), "\n");
+		if (err)
+			break;
+		step = "send";
+		if (send(fd, "TEST\n", 5, MSG_NOSIGNAL) < 0)
+			goto fail;
+		step = "recv";
+		err = recv_until(fd, buf, sizeof(buf), "}");
+		break;
+	case MC_UDP:
+		step = "send";
+		if (send(fd, "mesh", 4, 0) < 0)
+			goto fail;
+		step = "recv";
+		err = recv_until(fd, buf, sizeof(buf), "}");
+		break;
+	}
+	if (!err) {
+		find_pod(buf, r->pod, sizeof(r->pod));
+		if (!r->pod[0])
+			err = -EBADMSG;
+	}
+	goto out;
+fail:
+	err = -errno;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (!r->t_conn_us)
+		r->t_conn_us = mono_us();
+	r->err = err;
+	if (err)
+		snprintf(r->step, sizeof(r->step), "%s", step);
+}
+
+static int place_self(const struct mc_place *at)
+{
+	char path[4096];
+	int fd, ret = 0;
+
+	if (at->cgroup) {
+		snprintf(path, sizeof(path), "%s/cgroup.procs", at->cgroup);
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0\n", 2) != 2)
+			ret = -errno;
+		if (fd >= 0)
+			close(fd);
+		if (ret)
+			return ret;
+	}
+	if (at->netns) {
+		snprintf(path, sizeof(path), "/run/netns/%s", at->netns);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, CLONE_NEWNET))
+			ret = -errno;
+		if (fd >= 0)
+			close(fd);
+	}
+	return ret;
+}
+
+int mc_loop_start(struct mc_loop *l, const struct mc_place *at, const char *ip, int port,
+		  enum mc_proto proto, size_t max)
+{
+	memset(l, 0, sizeof(*l));
+	l->max = max;
+	l->map_len = sizeof(struct mc_shared) + max * sizeof(struct mc_result);
+	l->sh = mmap(NULL, l->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (l->sh == MAP_FAILED) {
+		l->sh = NULL;
+		return -errno;
+	}
+	l->res = l->sh->res;
+	fflush(NULL);
+	l->pid = fork();
+	if (l->pid < 0) {
+		l->pid = 0;
+		return -errno;
+	}
+	if (!l->pid) {
+		int ret;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		ret = place_self(at);
+		if (ret)
+			_exit(100 + (-ret & 0x7f) % 100);
+		for (size_t i = 0; i < max && !__atomic_load_n(&l->sh->stop, __ATOMIC_ACQUIRE); i++) {
+			one_request(ip, port, proto, &l->sh->res[i]);
+			__atomic_store_n(&l->sh->n, i + 1, __ATOMIC_RELEASE);
+		}
+		_exit(0);
+	}
+	return 0;
+}
+
+size_t mc_loop_count(const struct mc_loop *l)
+{
+	return l->sh ? __atomic_load_n(&l->sh->n, __ATOMIC_ACQUIRE) : 0;
+}
+
+size_t mc_loop_wait(struct mc_loop *l)
+{
+	int status;
+
+	if (l->pid) {
+		waitpid(l->pid, &status, 0);
+		if (!WIFEXITED(status) || WEXITSTATUS(status))
+			test__printf("client process: status 0x%x (>= 100: could not join its cgroup/netns)\n",
+				     status);
+		l->pid = 0;
+	}
+	return mc_loop_count(l);
+}
+
+size_t mc_loop_stop(struct mc_loop *l)
+{
+	if (l->sh)
+		__atomic_store_n(&l->sh->stop, 1, __ATOMIC_RELEASE);
+	return mc_loop_wait(l);
+}
+
+void mc_loop_free(struct mc_loop *l)
+{
+	if (l->pid) {
+		kill(l->pid, SIGKILL);
+		waitpid(l->pid, NULL, 0);
+		l->pid = 0;
+	}
+	if (l->sh)
+		munmap(l->sh, l->map_len);
+	l->sh = NULL;
+	l->res = NULL;
+}
+
+size_t mc_run(struct mc_loop *l, const struct mc_place *at, const char *ip, int port,
+	      enum mc_proto proto, size_t n)
+{
+	size_t got;
+
+	if (mc_loop_start(l, at, ip, port, proto, n))
+		return 0;
+	got = mc_loop_wait(l);
+	/* Each distinct outcome once, with how many. */
+	for (size_t i = 0; i < got; i++) {
+		const struct mc_result *r = &l->res[i], *q;
+		size_t same = 0, j;
+
+		for (j = 0; j < i; j++) {
+			q = &l->res[j];
+			if (q->err == r->err && !strcmp(q->pod, r->pod) && !strcmp(q->peer, r->peer))
+				break;
+		}
+		if (j < i)
+			continue;
+		for (j = i; j < got; j++) {
+			q = &l->res[j];
+			same += q->err == r->err && !strcmp(q->pod, r->pod) && !strcmp(q->peer, r->peer);
+		}
+		if (r->err)
+			test__printf("  %s %s:%d: %zu x %s: %s\n", proto == MC_UDP ? "udp" : "tcp",
+				     ip, port, same, r->step, strerror(-r->err));
+		else
+			test__printf("  %s %s:%d: %zu x peer=%s pod=%s\n", proto == MC_UDP ? "udp" : "tcp",
+				     ip, port, same, r->peer, r->pod);
+	}
+	return got;
+}
+
+size_t mc_count_errors(const struct mc_result *res, size_t n)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += res[i].err != 0;
+	return c;
+}
+
+size_t mc_count_pod(const struct mc_result *res, size_t n, const char *pod)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += !res[i].err && !strcmp(res[i].pod, pod);
+	return c;
+}
+
+size_t mc_count_peer(const struct mc_result *res, size_t n, const char *peer)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += !res[i].err && !strcmp(res[i].peer, peer);
+	return c;
+}
