@@ -20,7 +20,7 @@
 #include "mesh_client.h"
 #include "test_progs.h"
 
-#define MC_TIMEOUT_S 5
+#define MC_TIMEOUT_MS 5000
 
 struct mc_shared {
 	int stop;		/* set by the parent */
@@ -122,10 +122,11 @@ static int recv_until(int fd, char *buf, size_t cap, const char *until)
 	return 0;
 }
 
-static void one_request(const char *ip, int port, enum mc_proto proto, struct mc_result *r)
+static void one_request(const char *ip, int port, enum mc_proto proto, int timeout_ms,
+			struct mc_result *r)
 {
 	static const char http_req[] = "GET / HTTP/1.1\r\nHost: mesh\r\nConnection: close\r\n\r\n";
-	struct timeval tv = { MC_TIMEOUT_S, 0 };
+	struct timeval tv = { timeout_ms / 1000, timeout_ms % 1000 * 1000 };
 	struct sockaddr_storage ss;
 	char buf[8192];
 	const char *step = "address";
@@ -246,7 +247,8 @@ int mc_loop_start(struct mc_loop *l, const struct mc_place *at, const char *ip, 
 		if (ret)
 			_exit(100 + (-ret & 0x7f) % 100);
 		for (size_t i = 0; i < max && !__atomic_load_n(&l->sh->stop, __ATOMIC_ACQUIRE); i++) {
-			one_request(ip, port, proto, &l->sh->res[i]);
+			one_request(ip, port, proto, at->timeout_ms ?: MC_TIMEOUT_MS,
+				    &l->sh->res[i]);
 			__atomic_store_n(&l->sh->n, i + 1, __ATOMIC_RELEASE);
 		}
 		_exit(0);

@@ -32,6 +32,7 @@ enum mc_proto {
 struct mc_place {
 	const char *cgroup;	/* cgroup directory to join; NULL: the test's own */
 	const char *netns;	/* name under /run/netns; NULL: the test's own */
+	int timeout_ms;		/* per socket operation; 0: 5 s */
 };
 
 struct mc_result {
