@@ -54,26 +54,31 @@ static int fill_addr(struct sockaddr_storage *ss, socklen_t *len, const char *ip
 	return -EINVAL;
 }
 
-static void peer_str(int fd, char *buf, size_t len)
+static void addr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
 	char ip[INET6_ADDRSTRLEN] = "?";
 
-	buf[0] = 0;
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl))
-		return;
-	if (ss.ss_family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
 
 		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
 		mc_addr_port(buf, len, ip, ntohs(a->sin_port));
 	} else {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
 
 		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
 		mc_addr_port(buf, len, ip, ntohs(a->sin6_port));
 	}
+}
+
+static void peer_str(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	buf[0] = 0;
+	if (!getpeername(fd, (struct sockaddr *)&ss, &sl))
+		addr_str(&ss, buf, len);
 }
 
 /* "pod": "NAME" or "pod":"NAME" anywhere in buf. */
@@ -139,10 +144,29 @@ static void one_request(const char *ip, int port, enum mc_proto proto, int timeo
 	if (err)
 		goto out;
 	step = "socket";
-	fd = socket(ss.ss_family, (proto == MC_UDP ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+	fd = socket(ss.ss_family, (proto >= MC_UDP ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
 		goto fail;
+	if (proto == MC_UDP_SENDTO) {
+		struct sockaddr_storage from;
+		socklen_t fl = sizeof(from);
+		ssize_t got;
+
+		step = "sendto";
+		if (sendto(fd, "mesh", 4, 0, (struct sockaddr *)&ss, sl) < 0)
+			goto fail;
+		r->t_conn_us = mono_us();
+		step = "recvfrom";
+		do
+			got = recvfrom(fd, buf, sizeof(buf) - 1, 0, (struct sockaddr *)&from, &fl);
+		while (got < 0 && errno == EINTR);
+		if (got < 0)
+			goto fail;
+		buf[got] = 0;
+		addr_str(&from, r->peer, sizeof(r->peer));
+		goto parse;
+	}
 	step = "connect";
 	if (connect(fd, (struct sockaddr *)&ss, sl))
 		goto fail;
@@ -176,7 +200,10 @@ static void one_request(const char *ip, int port, enum mc_proto proto, int timeo
 		step = "recv";
 		err = recv_until(fd, buf, sizeof(buf), "}");
 		break;
+	case MC_UDP_SENDTO:
+		break;
 	}
+parse:
 	if (!err) {
 		find_pod(buf, r->pod, sizeof(r->pod));
 		if (!r->pod[0])
@@ -320,10 +347,10 @@ size_t mc_run(struct mc_loop *l, const struct mc_place *at, const char *ip, int 
 			same += q->err == r->err && !strcmp(q->pod, r->pod) && !strcmp(q->peer, r->peer);
 		}
 		if (r->err)
-			test__printf("  %s %s:%d: %zu x %s: %s\n", proto == MC_UDP ? "udp" : "tcp",
+			test__printf("  %s %s:%d: %zu x %s: %s\n", proto >= MC_UDP ? "udp" : "tcp",
 				     ip, port, same, r->step, strerror(-r->err));
 		else
-			test__printf("  %s %s:%d: %zu x peer=%s pod=%s\n", proto == MC_UDP ? "udp" : "tcp",
+			test__printf("  %s %s:%d: %zu x peer=%s pod=%s\n", proto >= MC_UDP ? "udp" : "tcp",
 				     ip, port, same, r->peer, r->pod);
 	}
 	return got;

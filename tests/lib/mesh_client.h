@@ -27,6 +27,7 @@ enum mc_proto {
 	MC_HTTP,	/* GET / on a new connection; the echo body names the pod */
 	MC_LINE,	/* TCP line protocol: greeting, TEST, JSON with the pod */
 	MC_UDP,		/* one datagram on a connected UDP socket, the JSON reply */
+	MC_UDP_SENDTO,	/* unconnected: sendto(), recvfrom() (its source is the peer) */
 };
 
 struct mc_place {
@@ -37,10 +38,10 @@ struct mc_place {
 
 struct mc_result {
 	int64_t t_start_us;	/* CLOCK_MONOTONIC before socket() */
-	int64_t t_conn_us;	/* after connect() returned */
+	int64_t t_conn_us;	/* after connect() (MC_UDP_SENDTO: sendto()) returned */
 	int err;		/* 0, or -errno of the failing step */
 	char step[16];		/* which step failed */
-	char peer[64];		/* getpeername(): "ip:port" or "[ip]:port" */
+	char peer[64];		/* getpeername() (MC_UDP_SENDTO: recvfrom() source), "ip:port" or "[ip]:port" */
 	char pod[128];		/* the pod that answered */
 };
 

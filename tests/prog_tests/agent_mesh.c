@@ -60,7 +60,37 @@ static const char extra_manifest[] =
 	"  selector: {app: echo, version: v2}\n"
 	"  ports:\n"
 	"  - {name: http, port: 80, targetPort: 8080}\n"
-	"  - {name: tcp, port: 9090}\n";
+	"  - {name: tcp, port: 9090}\n"
+	"---\n"
+	"apiVersion: v1\n"
+	"kind: Service\n"
+	"metadata: {name: echo-dual, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  ipFamilyPolicy: RequireDualStack\n"
+	"  selector: {app: echo}\n"
+	"  ports:\n"
+	"  - {name: http, port: 80, targetPort: 8080}\n"
+	"---\n"
+	"apiVersion: v1\n"
+	"kind: Service\n"
+	"metadata: {name: echo-v2-dual, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  ipFamilyPolicy: RequireDualStack\n"
+	"  selector: {app: echo, version: v2}\n"
+	"  ports:\n"
+	"  - {name: http, port: 80, targetPort: 8080}\n";
+
+/* The dual-stack Service echo-dual (echo-v1 and echo-v2) to echo-v2 only. */
+static const char dual_route[] =
+	"apiVersion: gateway.networking.k8s.io/v1\n"
+	"kind: HTTPRoute\n"
+	"metadata: {name: echo-dual-to-v2, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  parentRefs:\n"
+	"  - {group: \"\", kind: Service, name: echo-dual, port: 80}\n"
+	"  rules:\n"
+	"  - backendRefs:\n"
+	"    - {name: echo-v2-dual, port: 80}\n";
 
 /* Service echo port 8080 only goes to echo-v2. */
 static const char port_route[] =
@@ -164,7 +194,7 @@ static void expect_served(const struct mc_place *at, const char *ip, int port,
 	size_t got, in_set = 0;
 
 	mc_addr_port(peer, sizeof(peer), ip, port);
-	test__printf("%s %s, %zu connections:\n", proto == MC_UDP ? "udp" : "tcp", peer, n);
+	test__printf("%s %s, %zu connections:\n", proto >= MC_UDP ? "udp" : "tcp", peer, n);
 	got = mc_run(&l, at, ip, port, proto, n);
 	ASSERT_EQ(got, n, "every connection made");
 	ASSERT_EQ(mc_count_errors(l.res, got), 0, "no connection failed");
@@ -262,10 +292,11 @@ static void echo_client_peer(struct mesh *m, const char *mode, const char *ip, i
 	free(out);
 }
 
-/* 3a. IPv6 ClusterIPs: an IPv6-only Service and a dual-stack one. */
+/* 3a. IPv6 ClusterIPs: IPv6-only and dual-stack Services, with and without a route. */
 static void subtest_ipv6(struct mesh *m)
 {
 	const char *v2[] = { m->v2->name }, *udp[] = { m->udp->name };
+	const char *both[] = { m->v1->name, m->v2->name };
 	char ip[INET6_ADDRSTRLEN];
 
 	if (!set_routes(m, NULL))
@@ -277,6 +308,20 @@ static void subtest_ipv6(struct mesh *m)
 	}
 	if (service_ip(m, "udp-echo", true, ip))
 		expect_served(&m->at_v1, ip, 9090, MC_LINE, 10, udp, 1, NULL);
+	/* Dual stack: no route, both pods by the IPv6 ClusterIP... */
+	if (service_ip(m, "echo-dual", true, ip)) {
+		size_t counts[2] = { 0 };
+
+		expect_served(&m->at_v1, ip, 80, MC_HTTP, 30, both, 2, counts);
+		ASSERT_GT(counts[0], 0, "echo-dual over IPv6 reaches echo-v1");
+		ASSERT_GT(counts[1], 0, "echo-dual over IPv6 reaches echo-v2");
+	}
+	/* ...and a route on the Service applies to both of its ClusterIPs. */
+	if (!set_routes(m, dual_route))
+		return;
+	for (int v6 = 0; v6 < 2; v6++)
+		if (service_ip(m, "echo-dual", v6, ip))
+			expect_served(&m->at_v1, ip, 80, MC_HTTP, 20, v2, 1, NULL);
 }
 
 /* 3b. UDP through a ClusterIP, both families: replies come from the ClusterIP. */
@@ -291,6 +336,8 @@ static void subtest_udp(struct mesh *m)
 		if (!service_ip(m, "udp-echo", v6, ip))
 			continue;
 		expect_served(&m->at_v1, ip, 53, MC_UDP, 10, udp, 1, NULL);
+		/* DNS style: sendto() the ClusterIP, the reply's source is the ClusterIP. */
+		expect_served(&m->at_v1, ip, 53, MC_UDP_SENDTO, 10, udp, 1, NULL);
 		echo_client_peer(m, "udp", ip, 53, m->udp->name);
 	}
 }
