@@ -308,6 +308,14 @@ static void subtest_ipv6(struct mesh *m)
 	}
 	if (service_ip(m, "udp-echo", true, ip))
 		expect_served(&m->at_v1, ip, 9090, MC_LINE, 10, udp, 1, NULL);
+	/* An IPv6 socket to a v4-mapped IPv4 ClusterIP (what Java clients do). */
+	if (service_ip(m, "echo-v2", false, ip)) {
+		char mapped[INET6_ADDRSTRLEN + 8];
+
+		snprintf(mapped, sizeof(mapped), "::ffff:%s", ip);
+		expect_served(&m->at_v1, mapped, 80, MC_HTTP, 10, v2, 1, NULL);
+		expect_served(&m->at_v1, mapped, 9090, MC_LINE, 10, v2, 1, NULL);
+	}
 	/* Dual stack: no route, both pods by the IPv6 ClusterIP... */
 	if (service_ip(m, "echo-dual", true, ip)) {
 		size_t counts[2] = { 0 };
@@ -339,6 +347,14 @@ static void subtest_udp(struct mesh *m)
 		/* DNS style: sendto() the ClusterIP, the reply's source is the ClusterIP. */
 		expect_served(&m->at_v1, ip, 53, MC_UDP_SENDTO, 10, udp, 1, NULL);
 		echo_client_peer(m, "udp", ip, 53, m->udp->name);
+	}
+	/* An IPv6 socket to the v4-mapped IPv4 ClusterIP. */
+	if (service_ip(m, "udp-echo", false, ip)) {
+		char mapped[INET6_ADDRSTRLEN + 8];
+
+		snprintf(mapped, sizeof(mapped), "::ffff:%s", ip);
+		expect_served(&m->at_v1, mapped, 53, MC_UDP, 10, udp, 1, NULL);
+		expect_served(&m->at_v1, mapped, 53, MC_UDP_SENDTO, 10, udp, 1, NULL);
 	}
 }
 
