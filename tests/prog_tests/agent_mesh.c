@@ -480,55 +480,57 @@ out:
 		test__printf("rmdir %s: %s\n", cg, strerror(errno));
 }
 
-void test_agent_mesh(void)
+/* Lab up (lab flags + the conformance base + extra.yaml), agent started; false: cleanup. */
+static bool mesh_up(struct mesh *m, const char *flags)
 {
 	const char *manifests = test_shared_path("gateway-api/conformance/mesh/manifests.yaml");
-	char extra[PATH_MAX + 32], args[2 * PATH_MAX + 64];
-	struct mesh m = { 0 };
+	char extra[PATH_MAX + 32], args[2 * PATH_MAX + 128], *out = NULL;
 	FILE *f;
+	int ret;
 
 	if (!manifests) {
 		test__skip("no shared gateway-api/conformance/mesh/manifests.yaml");
-		return;
+		return false;
 	}
 	if (access(test_bin("gammad"), X_OK)) {
 		test__skip("build/gammad not built");
-		return;
+		return false;
 	}
-	if (lab_env_start(&m.lab, NULL))
-		goto cleanup;
-	snprintf(extra, sizeof(extra), "%s/extra.yaml", m.lab.dir);
+	if (lab_env_start(&m->lab, NULL))
+		return false;
+	snprintf(extra, sizeof(extra), "%s/extra.yaml", m->lab.dir);
 	f = fopen(extra, "we");
 	if (!ASSERT_OK_PTR(f, "write extra.yaml"))
-		goto cleanup;
+		return false;
 	fputs(extra_manifest, f);
 	fclose(f);
-	snprintf(args, sizeof(args), "%s %s", manifests, extra);
-	{
-		char *out = NULL;
-		int ret = lab_env_up(&m.lab, args, &out);
+	snprintf(args, sizeof(args), "%s %s %s", flags, manifests, extra);
+	ret = lab_env_up(&m->lab, args, &out);
+	if (!ASSERT_EQ(ret, 0, "lab up"))
+		test__printf("%s", out ? out : "");
+	free(out);
+	if (ret)
+		return false;
+	m->v1 = lab_env_find(&m->lab, MESH_NS, "echo-v1");
+	m->v2 = lab_env_find(&m->lab, MESH_NS, "echo-v2");
+	m->udp = lab_env_find(&m->lab, MESH_NS, "udp-echo");
+	m->consumer = lab_env_find(&m->lab, CONSUMER_NS, "echo-v1");
+	if (!ASSERT_OK_PTR(m->v1, "echo-v1 pod") || !ASSERT_OK_PTR(m->v2, "echo-v2 pod") ||
+	    !ASSERT_OK_PTR(m->udp, "udp-echo pod") || !ASSERT_OK_PTR(m->consumer, "consumer pod"))
+		return false;
+	m->at_v1 = (struct mc_place){ .cgroup = m->v1->container_cgroup, .netns = m->v1->netns };
+	m->at_consumer = (struct mc_place){ .cgroup = m->consumer->container_cgroup,
+					    .netns = m->consumer->netns };
+	return ASSERT_OK(agent_env_init(&m->ag, &m->lab), "agent manifests dir") &&
+	       ASSERT_OK(agent_env_start(&m->ag), "gammad run: first apply");
+}
 
-		if (!ASSERT_EQ(ret, 0, "lab up"))
-			test__printf("%s", out ? out : "");
-		free(out);
-		if (ret)
-			goto cleanup;
-	}
-	m.v1 = lab_env_find(&m.lab, MESH_NS, "echo-v1");
-	m.v2 = lab_env_find(&m.lab, MESH_NS, "echo-v2");
-	m.udp = lab_env_find(&m.lab, MESH_NS, "udp-echo");
-	m.consumer = lab_env_find(&m.lab, CONSUMER_NS, "echo-v1");
-	if (!ASSERT_OK_PTR(m.v1, "echo-v1 pod") || !ASSERT_OK_PTR(m.v2, "echo-v2 pod") ||
-	    !ASSERT_OK_PTR(m.udp, "udp-echo pod") || !ASSERT_OK_PTR(m.consumer, "consumer pod"))
-		goto cleanup;
-	m.at_v1 = (struct mc_place){ .cgroup = m.v1->container_cgroup, .netns = m.v1->netns };
-	m.at_consumer = (struct mc_place){ .cgroup = m.consumer->container_cgroup,
-					   .netns = m.consumer->netns };
-	if (!ASSERT_OK(agent_env_init(&m.ag, &m.lab), "agent manifests dir"))
-		goto cleanup;
-	if (!ASSERT_OK(agent_env_start(&m.ag), "gammad run: first apply"))
-		goto cleanup;
+void test_agent_mesh(void)
+{
+	struct mesh m = { 0 };
 
+	if (!mesh_up(&m, ""))
+		goto cleanup;
 	if (test__start_subtest("no_routes_every_port"))
 		subtest_every_port(&m);
 	if (test__start_subtest("port_scoped_parent_ref"))
@@ -537,6 +539,27 @@ void test_agent_mesh(void)
 		subtest_ipv6(&m);
 	if (test__start_subtest("udp_cluster_ip"))
 		subtest_udp(&m);
+	if (test__start_subtest("host_processes_by_attach_cgroup"))
+		subtest_host_processes(&m);
+cleanup:
+	agent_env_fini(&m.ag);
+	lab_env_fini(&m.lab);
+}
+
+/*
+ * The same client classes with kubelet's systemd cgroup driver
+ * (kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<UID>.slice):
+ * pods get their namespace's routes, host processes the producer route.
+ */
+void test_agent_mesh_systemd(void)
+{
+	struct mesh m = { 0 };
+
+	if (!mesh_up(&m, "--systemd-cgroups"))
+		goto cleanup;
+	ASSERT_HAS_SUBSTR(m.v1->cgroup, ".slice/", "systemd cgroup layout");
+	if (test__start_subtest("no_routes_every_port"))
+		subtest_every_port(&m);
 	if (test__start_subtest("host_processes_by_attach_cgroup"))
 		subtest_host_processes(&m);
 cleanup:
