@@ -144,7 +144,8 @@ static void one_request(const char *ip, int port, enum mc_proto proto, int timeo
 	if (err)
 		goto out;
 	step = "socket";
-	fd = socket(ss.ss_family, (proto >= MC_UDP ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+	fd = socket(ss.ss_family, (proto == MC_UDP || proto == MC_UDP_SENDTO ? SOCK_DGRAM : SOCK_STREAM) |
+		    SOCK_CLOEXEC, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
 		goto fail;
@@ -201,6 +202,7 @@ static void one_request(const char *ip, int port, enum mc_proto proto, int timeo
 		err = recv_until(fd, buf, sizeof(buf), "}");
 		break;
 	case MC_UDP_SENDTO:
+	case MC_PINGPONG:
 		break;
 	}
 parse:
@@ -220,6 +222,82 @@ out:
 	r->err = err;
 	if (err)
 		snprintf(r->step, sizeof(r->step), "%s", step);
+}
+
+/*
+ * MC_PINGPONG: one connection for the whole loop, made with MC_LINE's TEST
+ * exchange (result 0 names the pod); then one PING/PONG per result, all on
+ * that connection. It must survive whatever happens to the agent.
+ */
+static void pingpong_loop(struct mc_shared *sh, const char *ip, int port, int timeout_ms,
+			  size_t max)
+{
+	struct timeval tv = { timeout_ms / 1000, timeout_ms % 1000 * 1000 };
+	struct sockaddr_storage ss;
+	struct mc_result *r;
+	char buf[256], pod[128] = "", peer[64] = "";
+	socklen_t sl;
+	int fd = -1;
+
+	for (size_t i = 0; i < max && !__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE); i++) {
+		const char *step = "";
+		int err = 0;
+
+		r = &sh->res[i];
+		memset(r, 0, sizeof(*r));
+		r->t_start_us = mono_us();
+		if (fd == -2) {
+			step = "broken";
+			err = -ENOTCONN;
+		} else if (fd < 0) {
+			step = "connect";
+			if (fill_addr(&ss, &sl, ip, port) ||
+			    (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+			    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+			    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ||
+			    connect(fd, (struct sockaddr *)&ss, sl)) {
+				err = -errno;
+				goto done;
+			}
+			peer_str(fd, peer, sizeof(peer));
+			step = "greeting";
+			err = recv_until(fd, buf, sizeof(buf), "\n");
+			if (!err) {
+				step = "TEST";
+				if (send(fd, "TEST\n", 5, MSG_NOSIGNAL) < 0)
+					err = -errno;
+				else
+					err = recv_until(fd, buf, sizeof(buf), "\n");
+			}
+			if (!err)
+				find_pod(buf, pod, sizeof(pod));
+		} else {
+			step = "PING";
+			if (send(fd, "PING\n", 5, MSG_NOSIGNAL) < 0)
+				err = -errno;
+			else
+				err = recv_until(fd, buf, sizeof(buf), "\n");
+			if (!err && strncmp(buf, "PONG", 4))
+				err = -EBADMSG;
+		}
+done:
+		r->t_conn_us = mono_us();
+		r->err = err;
+		if (err) {
+			snprintf(r->step, sizeof(r->step), "%s", step);
+			/* A broken connection is not made again: every later PING fails too. */
+			if (fd >= 0)
+				close(fd);
+			fd = -2;
+		} else {
+			snprintf(r->pod, sizeof(r->pod), "%s", pod);
+			snprintf(r->peer, sizeof(r->peer), "%s", peer);
+		}
+		__atomic_store_n(&sh->n, i + 1, __ATOMIC_RELEASE);
+		usleep(2000);
+	}
+	if (fd >= 0)
+		close(fd);
 }
 
 static int place_self(const struct mc_place *at)
@@ -273,6 +351,10 @@ int mc_loop_start(struct mc_loop *l, const struct mc_place *at, const char *ip, 
 		ret = place_self(at);
 		if (ret)
 			_exit(100 + (-ret & 0x7f) % 100);
+		if (proto == MC_PINGPONG) {
+			pingpong_loop(l->sh, ip, port, at->timeout_ms ?: MC_TIMEOUT_MS, max);
+			_exit(0);
+		}
 		for (size_t i = 0; i < max && !__atomic_load_n(&l->sh->stop, __ATOMIC_ACQUIRE); i++) {
 			one_request(ip, port, proto, at->timeout_ms ?: MC_TIMEOUT_MS,
 				    &l->sh->res[i]);

@@ -28,6 +28,7 @@ enum mc_proto {
 	MC_LINE,	/* TCP line protocol: greeting, TEST, JSON with the pod */
 	MC_UDP,		/* one datagram on a connected UDP socket, the JSON reply */
 	MC_UDP_SENDTO,	/* unconnected: sendto(), recvfrom() (its source is the peer) */
+	MC_PINGPONG,	/* ONE TCP line connection (TEST once), then PING/PONG per result */
 };
 
 struct mc_place {

@@ -41,7 +41,7 @@ static const char extra_manifest[] =
 	"    spec:\n"
 	"      containers:\n"
 	"      - name: echo\n"
-	"        args: [--port=8080]\n";
+	"        args: [--tcp=9090, --port=8080]\n";
 
 /* echo:80 -> echo-v1 (A: 100/0) or echo-v2 (B: 0/100). */
 #define FLIP_ROUTE(w1, w2)							\
@@ -188,16 +188,43 @@ static void tl_check(const struct timeline *tl, const struct mc_result *res, siz
 		ASSERT_GT(stable[k], 0, "each config served on its own");
 }
 
+/*
+ * An established connection (to echo:9090, a port no route touches) that
+ * ping-pongs through everything the subtest does: not one exchange may fail.
+ */
+static void pingpong_check(struct mc_loop *pp)
+{
+	size_t n = mc_loop_stop(pp), errors = mc_count_errors(pp->res, n);
+
+	test__printf("  long-lived connection: %zu exchanges, %zu failed, pod %s\n", n, errors,
+		     n ? pp->res[0].pod : "-");
+	for (size_t i = 0; i < n && i < 3; i++)
+		if (pp->res[i].err)
+			test__printf("  exchange %zu: %s: %s\n", i, pp->res[i].step,
+				     strerror(-pp->res[i].err));
+	ASSERT_GT(n, 10, "exchanges on the long-lived connection");
+	ASSERT_EQ(errors, 0, "the long-lived connection never failed");
+	if (n)
+		ASSERT_EQ(mc_count_pod(pp->res, n, pp->res[0].pod), n - errors,
+			  "one pod for the whole connection");
+	mc_loop_free(pp);
+}
+
 /* 4. Weights flip 10 times under a connection loop. */
 static void subtest_flips(struct churn *c)
 {
 	struct timeline tl = { 0 };
-	struct mc_loop l;
+	struct mc_loop l, pp;
 	size_t n;
 
 	tl_begin(&tl, c);
-	if (!ASSERT_OK(mc_loop_start(&l, &c->at, c->ip, 80, MC_HTTP, MAX_CONNS), "client loop"))
+	if (!ASSERT_OK(mc_loop_start(&pp, &c->at, c->ip, 9090, MC_PINGPONG, 100000),
+		       "long-lived connection"))
 		return;
+	if (!ASSERT_OK(mc_loop_start(&l, &c->at, c->ip, 80, MC_HTTP, MAX_CONNS), "client loop")) {
+		mc_loop_free(&pp);
+		return;
+	}
 	sleep_ms(HOLD_MS);
 	for (int i = 1; i <= FLIPS; i++) {
 		if (!tl_change(&tl, c, true))
@@ -208,6 +235,7 @@ static void subtest_flips(struct churn *c)
 	tl_check(&tl, l.res, n);
 	ASSERT_EQ(mc_count_pod(l.res, n, c->v3->name), 0, "echo-v3 (never routed to) got nothing");
 	mc_loop_free(&l);
+	pingpong_check(&pp);
 }
 
 /*
@@ -219,12 +247,17 @@ static void subtest_kill9(struct churn *c)
 {
 	struct timeline tl = { 0 };
 	int64_t t_kill, t_restart = INT64_MAX, t_kill2 = INT64_MAX, t_end2 = 0;
-	struct mc_loop l;
+	struct mc_loop l, pp;
 	size_t n, down = 0, across = 0;
 
 	tl_begin(&tl, c);
-	if (!ASSERT_OK(mc_loop_start(&l, &c->at, c->ip, 80, MC_HTTP, MAX_CONNS), "client loop"))
+	if (!ASSERT_OK(mc_loop_start(&pp, &c->at, c->ip, 9090, MC_PINGPONG, 100000),
+		       "long-lived connection"))
 		return;
+	if (!ASSERT_OK(mc_loop_start(&l, &c->at, c->ip, 80, MC_HTTP, MAX_CONNS), "client loop")) {
+		mc_loop_free(&pp);
+		return;
+	}
 	sleep_ms(HOLD_MS);
 	t_kill = mono_us();
 	agent_env_kill(&c->ag, SIGKILL);
@@ -267,6 +300,7 @@ out:
 	ASSERT_GT(across, 0, "connections made across the second restart");
 	ASSERT_EQ(mc_count_pod(l.res, n, c->v3->name), 0, "echo-v3 (never routed to) got nothing");
 	mc_loop_free(&l);
+	pingpong_check(&pp);
 }
 
 void test_agent_churn(void)
