@@ -28,6 +28,8 @@
 #define MAX_CONNS 300000
 #define HOLD_MS 300
 #define FLIPS 10
+/* Outside what the lab allocates (it counts up from 10.96.0.10). */
+#define GONE_IP "10.96.0.200"
 
 /* echo-v3: a third pod behind Service echo that no route ever names. */
 static const char extra_manifest[] =
@@ -303,6 +305,77 @@ out:
 	pingpong_check(&pp);
 }
 
+/* A Service of the test's own, with its EndpointSlice: echo-gone -> the echo-v1 pod. */
+static void gone_manifest(const struct churn *c, char *buf, size_t len)
+{
+	snprintf(buf, len,
+		 "apiVersion: v1\n"
+		 "kind: Service\n"
+		 "metadata: {name: echo-gone, namespace: " MESH_NS "}\n"
+		 "spec:\n"
+		 "  clusterIP: " GONE_IP "\n"
+		 "  selector: {app: echo, version: v1}\n"
+		 "  ports:\n"
+		 "  - {name: http, port: 80, targetPort: 8080, protocol: TCP}\n"
+		 "---\n"
+		 "apiVersion: discovery.k8s.io/v1\n"
+		 "kind: EndpointSlice\n"
+		 "metadata:\n"
+		 "  name: echo-gone-x1\n"
+		 "  namespace: " MESH_NS "\n"
+		 "  labels: {kubernetes.io/service-name: echo-gone}\n"
+		 "addressType: IPv4\n"
+		 "endpoints:\n"
+		 "- addresses: [%s]\n"
+		 "  conditions: {ready: true, serving: true, terminating: false}\n"
+		 "  targetRef: {kind: Pod, namespace: " MESH_NS ", name: %s}\n"
+		 "ports:\n"
+		 "- {name: http, port: 8080, protocol: TCP}\n",
+		 c->v1->ip4, c->v1->name);
+}
+
+/*
+ * A Service deleted while no agent runs: the restarted agent must remove
+ * its frontend (stale state goes), and leave every other Service served.
+ */
+static void subtest_restart_removes_stale(struct churn *c)
+{
+	const struct mc_place at_short = { .cgroup = c->at.cgroup, .netns = c->at.netns,
+					   .timeout_ms = 1000 };
+	char text[2048];
+	struct mc_loop l;
+	size_t n;
+
+	gone_manifest(c, text, sizeof(text));
+	if (!ASSERT_OK(agent_env_update(&c->ag, "gone.yaml", text), "agent applied echo-gone"))
+		return;
+	n = mc_run(&l, &c->at, GONE_IP, 80, MC_HTTP, 5);
+	ASSERT_EQ(mc_count_pod(l.res, n, c->v1->name), 5, "echo-gone served by echo-v1");
+	mc_loop_free(&l);
+
+	agent_env_kill(&c->ag, SIGKILL);
+	if (!ASSERT_OK(agent_env_write(&c->ag, "gone.yaml", NULL), "remove echo-gone") ||
+	    !ASSERT_OK(agent_env_start(&c->ag), "restarted agent applied"))
+		return;
+	/* No frontend any more: the ClusterIP is the host's blackhole again. */
+	n = mc_run(&l, &at_short, GONE_IP, 80, MC_HTTP, 2);
+	ASSERT_EQ(n, 2, "connections tried");
+	ASSERT_EQ(mc_count_errors(l.res, n), n, "echo-gone no longer served after the restart");
+	mc_loop_free(&l);
+	/* Nor after the restarted agent's next apply (which reuses the old id range). */
+	if (!ASSERT_OK(agent_env_update(&c->ag, "ns.yaml",
+					"apiVersion: v1\nkind: Namespace\nmetadata: {name: churn-extra}\n"),
+		       "one more apply"))
+		return;
+	n = mc_run(&l, &at_short, GONE_IP, 80, MC_HTTP, 2);
+	ASSERT_EQ(mc_count_errors(l.res, n), n, "echo-gone not served after the next apply");
+	mc_loop_free(&l);
+	n = mc_run(&l, &c->at, c->ip, 80, MC_HTTP, 10);
+	ASSERT_EQ(mc_count_errors(l.res, n), 0, "echo still served");
+	ASSERT_EQ(mc_count_pod(l.res, n, route_pod(c, c->route)), n, "echo by its route");
+	mc_loop_free(&l);
+}
+
 void test_agent_churn(void)
 {
 	const char *manifests = test_shared_path("gateway-api/conformance/mesh/manifests.yaml");
@@ -354,6 +427,8 @@ void test_agent_churn(void)
 		subtest_flips(&c);
 	if (test__start_subtest("kill9_restart_under_traffic"))
 		subtest_kill9(&c);
+	if (test__start_subtest("restart_removes_stale"))
+		subtest_restart_removes_stale(&c);
 cleanup:
 	free(out);
 	agent_env_fini(&c.ag);
