@@ -24,6 +24,7 @@
 #include "lib/mesh_client.h"
 
 #define MESH_NS "gateway-conformance-mesh"
+#define CONSUMER_NS "gateway-conformance-mesh-consumer"
 #define MAX_CONFIGS 16
 #define MAX_CONNS 300000
 #define HOLD_MS 300
@@ -60,6 +61,27 @@ static const char extra_manifest[] =
 
 static const char route_a[] = FLIP_ROUTE(100, 0);
 static const char route_b[] = FLIP_ROUTE(0, 100);
+
+/* The consumer namespace's own route for echo:80: echo-v2. */
+static const char consumer_route[] =
+	"apiVersion: gateway.networking.k8s.io/v1\n"
+	"kind: HTTPRoute\n"
+	"metadata: {name: echo-consumer, namespace: " CONSUMER_NS "}\n"
+	"spec:\n"
+	"  parentRefs:\n"
+	"  - {group: \"\", kind: Service, name: echo, namespace: " MESH_NS ", port: 80}\n"
+	"  rules:\n"
+	"  - backendRefs:\n"
+	"    - {name: echo-v2, namespace: " MESH_NS ", port: 80}\n"
+	"---\n"
+	"apiVersion: gateway.networking.k8s.io/v1beta1\n"
+	"kind: ReferenceGrant\n"
+	"metadata: {name: consumer-to-echo, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  from:\n"
+	"  - {group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: " CONSUMER_NS "}\n"
+	"  to:\n"
+	"  - {group: \"\", kind: Service}\n";
 
 struct timeline {
 	int n;
@@ -125,6 +147,24 @@ static bool tl_change(struct timeline *tl, struct churn *c, bool wait)
 	c->route = route;
 	if (wait)
 		tl->applied_us[k] = c->ag.last_applied_us;
+	return true;
+}
+
+/* The next config: file `name` written (text NULL: removed), its only valid pod `pod`. */
+static bool tl_file(struct timeline *tl, struct churn *c, const char *name, const char *text,
+		    const char *pod)
+{
+	int k = tl->n;
+
+	if (!ASSERT_LT(k, MAX_CONFIGS, "configs"))
+		return false;
+	tl->pod[k] = pod;
+	tl->write_us[k] = mono_us();
+	tl->applied_us[k] = INT64_MAX;
+	tl->n++;
+	if (!ASSERT_OK(agent_env_update(&c->ag, name, text), "agent applied the change"))
+		return false;
+	tl->applied_us[k] = c->ag.last_applied_us;
 	return true;
 }
 
@@ -238,6 +278,43 @@ static void subtest_flips(struct churn *c)
 	ASSERT_EQ(mc_count_pod(l.res, n, c->v3->name), 0, "echo-v3 (never routed to) got nothing");
 	mc_loop_free(&l);
 	pingpong_check(&pp);
+}
+
+/*
+ * 4b. The consumer namespace's own route comes and goes 10 times under a
+ * connection loop from its pod: echo-v1 (the producer route) without it,
+ * echo-v2 with it.
+ */
+static void subtest_consumer_flips(struct churn *c)
+{
+	const struct lab_pod_info *cons = lab_env_find(&c->lab, CONSUMER_NS, "echo-v1");
+	struct timeline tl = { 0 };
+	struct mc_place at;
+	struct mc_loop l;
+	size_t n;
+
+	if (!ASSERT_OK_PTR(cons, "consumer pod"))
+		return;
+	at = (struct mc_place){ .cgroup = cons->container_cgroup, .netns = cons->netns };
+	/* The producer route to echo-v1 first, outside the timeline. */
+	if (c->route != route_a && !tl_change(&tl, c, true))
+		return;
+	tl_begin(&tl, c);
+	if (!ASSERT_OK(mc_loop_start(&l, &at, c->ip, 80, MC_HTTP, MAX_CONNS), "client loop"))
+		return;
+	sleep_ms(HOLD_MS);
+	for (int i = 1; i <= FLIPS; i++) {
+		if (!tl_file(&tl, c, "consumer.yaml", i % 2 ? consumer_route : NULL,
+			     i % 2 ? c->v2->name : c->v1->name))
+			break;
+		sleep_ms(HOLD_MS);
+	}
+	n = mc_loop_stop(&l);
+	tl_check(&tl, l.res, n);
+	ASSERT_EQ(mc_count_pod(l.res, n, c->v3->name), 0, "echo-v3 (never routed to) got nothing");
+	mc_loop_free(&l);
+	if (tl.n != FLIPS + 1)	/* stopped half way: no consumer route for what follows */
+		agent_env_update(&c->ag, "consumer.yaml", NULL);
 }
 
 /*
@@ -425,6 +502,8 @@ void test_agent_churn(void)
 
 	if (test__start_subtest("weight_flips_under_traffic"))
 		subtest_flips(&c);
+	if (test__start_subtest("consumer_route_flips_under_traffic"))
+		subtest_consumer_flips(&c);
 	if (test__start_subtest("kill9_restart_under_traffic"))
 		subtest_kill9(&c);
 	if (test__start_subtest("restart_removes_stale"))
