@@ -78,7 +78,37 @@ static const char extra_manifest[] =
 	"  ipFamilyPolicy: RequireDualStack\n"
 	"  selector: {app: echo, version: v2}\n"
 	"  ports:\n"
+	"  - {name: http, port: 80, targetPort: 8080}\n"
+	"---\n"
+	"apiVersion: v1\n"
+	"kind: Service\n"
+	"metadata: {name: echo-empty, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  selector: {app: nobody}\n"
+	"  ports:\n"
 	"  - {name: http, port: 80, targetPort: 8080}\n";
+
+/* echo:7070 to a Service that does not exist, echo:443 to one without endpoints. */
+static const char dead_routes[] =
+	"apiVersion: gateway.networking.k8s.io/v1\n"
+	"kind: HTTPRoute\n"
+	"metadata: {name: echo-7070-nowhere, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  parentRefs:\n"
+	"  - {group: \"\", kind: Service, name: echo, port: 7070}\n"
+	"  rules:\n"
+	"  - backendRefs:\n"
+	"    - {name: no-such-service, port: 7070}\n"
+	"---\n"
+	"apiVersion: gateway.networking.k8s.io/v1\n"
+	"kind: HTTPRoute\n"
+	"metadata: {name: echo-443-empty, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  parentRefs:\n"
+	"  - {group: \"\", kind: Service, name: echo, port: 443}\n"
+	"  rules:\n"
+	"  - backendRefs:\n"
+	"    - {name: echo-empty, port: 80}\n";
 
 /* The dual-stack Service echo-dual (echo-v1 and echo-v2) to echo-v2 only. */
 static const char dual_route[] =
@@ -274,6 +304,38 @@ static void subtest_port_scoped(struct mesh *m)
 	ASSERT_GT(counts[1], 0, "echo:443 still reaches echo-v2");
 }
 
+/* n connections from `at` to ip:port, each refused by connect() (not left hanging). */
+static void expect_refused(const struct mc_place *at, const char *ip, int port, size_t n)
+{
+	struct mc_loop l;
+	size_t got = mc_run(&l, at, ip, port, MC_HTTP, n), refused = 0;
+
+	for (size_t i = 0; i < got; i++)
+		refused += l.res[i].err == -ECONNREFUSED && !strcmp(l.res[i].step, "connect");
+	ASSERT_EQ(got, n, "connections tried");
+	ASSERT_EQ(refused, n, "connect() fails with ECONNREFUSED");
+	mc_loop_free(&l);
+}
+
+/*
+ * Issue 4: a route to a backendRef that does not resolve, or a Service with
+ * no ready endpoint, fails connect() with ECONNREFUSED; the other ports of
+ * the Service are not affected.
+ */
+static void subtest_refused(struct mesh *m)
+{
+	const char *both[] = { m->v1->name, m->v2->name };
+	char ip[INET6_ADDRSTRLEN];
+
+	if (!set_routes(m, dead_routes) || !service_ip(m, "echo", false, ip))
+		return;
+	expect_refused(&m->at_v1, ip, 7070, 3);
+	expect_refused(&m->at_v1, ip, 443, 3);
+	expect_served(&m->at_v1, ip, 80, MC_HTTP, 10, both, 2, NULL);
+	if (service_ip(m, "echo-empty", false, ip))
+		expect_refused(&m->at_v1, ip, 80, 3);
+}
+
 /* The echo client's own view: exit 0 and a Peer= line with the ClusterIP:port. */
 static void echo_client_peer(struct mesh *m, const char *mode, const char *ip, int port,
 			     const char *pod)
@@ -462,6 +524,9 @@ static void subtest_host_processes(struct mesh *m)
 	expect_served(&inside, ip, 9090, MC_LINE, 10, (const char *[]){ m->v1->name, m->v2->name },
 		      2, NULL);
 
+	/* A pod IP is not a Service: left as it is, also inside. */
+	expect_served(&inside, m->v2->ip4, 8080, MC_HTTP, 5, v2, 1, NULL);
+
 	test__printf("host process outside the attach cgroup:\n");
 	got = mc_run(&l, &outside_short, ip, 80, MC_HTTP, 3);
 	ASSERT_EQ(got, 3, "connections tried");
@@ -541,6 +606,8 @@ void test_agent_mesh(void)
 		subtest_udp(&m);
 	if (test__start_subtest("host_processes_by_attach_cgroup"))
 		subtest_host_processes(&m);
+	if (test__start_subtest("unresolvable_backends_refused"))
+		subtest_refused(&m);
 cleanup:
 	agent_env_fini(&m.ag);
 	lab_env_fini(&m.lab);
