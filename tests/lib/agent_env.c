@@ -33,6 +33,7 @@ int agent_env_init(struct agent_env *ag, const struct lab_env *lab)
 	if (!lab->dir[0] || !lab->nr_pods)
 		return -EINVAL;
 	snprintf(ag->dir, sizeof(ag->dir), "%.*s/agent", PATH_MAX - 16, lab->dir);
+	snprintf(ag->tmp, sizeof(ag->tmp), "%s", lab->dir);
 	snprintf(ag->log, sizeof(ag->log), "%.*s/agent.log", PATH_MAX - 16, lab->dir);
 	/* The hooks go on the lab's cgroup root: a pod cgroup up to its kubepods tree. */
 	snprintf(ag->cgroup, sizeof(ag->cgroup), "%s", lab->pods[0].cgroup);
@@ -56,8 +57,11 @@ int agent_env_write(struct agent_env *ag, const char *name, const char *text)
 	snprintf(path, sizeof(path), "%s/%s", ag->dir, name);
 	if (!text)
 		return unlink(path) && errno != ENOENT ? -errno : 0;
-	/* A dot file: the agent's directory walk skips it until the rename. */
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", ag->dir, name);
+	/*
+	 * Made outside the watched directory and renamed into it: the agent
+	 * sees one change, with the whole content (no event for a temp file).
+	 */
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", ag->tmp, name);
 	f = fopen(tmp, "we");
 	if (!f)
 		return -errno;

@@ -29,6 +29,7 @@ struct agent_env {
 	pid_t pid;			/* running agent, 0: none */
 	char pin_dir[64];		/* /sys/fs/bpf/gammad-test-<pid> */
 	char dir[PATH_MAX];		/* the --manifests directory */
+	char tmp[PATH_MAX];		/* beside it, same filesystem: files are made here */
 	char cgroup[PATH_MAX];		/* --cgroup: the lab's cgroup root */
 	char log[PATH_MAX];		/* stdout and stderr of every agent started */
 	int64_t last_applied_us;	/* when the last awaited "applied" line was seen */
