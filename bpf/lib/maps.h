@@ -54,6 +54,19 @@ GAMMAD_PERCPU_ARRAY(gammad_best_v1, struct gammad_be_stats, 16384);
 GAMMAD_PERCPU_ARRAY(gammad_rtst_v1, struct gammad_route_stats, 16384);
 GAMMAD_PERCPU_ARRAY(gammad_drop_v1, __u64, GAMMAD_R_SLOTS);
 
+/*
+ * What every id above stands for (include/gammad/maps.h). Userspace only;
+ * declared here so it is created and pinned with the rest. Not
+ * preallocated: most slots of a large configuration stay empty.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct gammad_obj_key);
+	__type(value, struct gammad_obj_val);
+} gammad_obj_v1 SEC(".maps");
+
 /* Per-socket state. */
 GAMMAD_SK_STORAGE(gammad_sko_v1, struct gammad_sock_orig);
 GAMMAD_SK_STORAGE(gammad_skr_v1, struct gammad_sock_redir);
@@ -72,5 +85,18 @@ struct {
 	__type(key, struct gammad_sock_key);
 	__type(value, __u64);
 } gammad_sockh_v1 SEC(".maps");
+
+/* ---- TC data path (bpf/tc.bpf.c) ---------------------------------------- */
+
+/* Conntrack: LRU, so a full table evicts the oldest flow instead of failing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct gammad_ct_key);
+	__type(value, struct gammad_ct_val);
+} gammad_ct_v1 SEC(".maps");
+
+GAMMAD_HASH(gammad_pod_v1, struct gammad_pod_key, struct gammad_pod_val, 16384);
+GAMMAD_PERCPU_ARRAY(gammad_tcst_v1, __u64, GAMMAD_TC_SLOTS);
 
 #endif

@@ -2,7 +2,8 @@
 /*
  * The data path outlives its loader: maps and cgroup links are pinned. A
  * second load adopts them (same maps, entries and counters kept, links
- * updated in place, not duplicated), and uninstall removes everything.
+ * updated in place, not duplicated), a load with other sizes moves the
+ * entries into maps of the new sizes, and uninstall removes everything.
  */
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -58,6 +59,23 @@ static int loader(void *arg)
 	return fx_publish(fx, &key, 1, &w, 300) ? 2 : 0;
 }
 
+/* max_entries of a pinned map; -1 on error. */
+static long pinned_size(struct dp_fixture *fx, const char *name)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[PATH_MAX + 32];
+	int fd, err;
+
+	xsnprintf(path, sizeof(path), "%s/%s", fx->pin_dir, name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -1;
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	close(fd);
+	return err ? -1 : (long)info.max_entries;
+}
+
 static int hellos_ok(struct dp_fixture *fx, int n)
 {
 	struct hello_job *j = hello_job_new("198.19.2.1", FX_PORT, false, n);
@@ -110,6 +128,28 @@ void test_datapath_pin(void)
 		/* A recreated map would have counted only the last 10. */
 		if (ASSERT_OK(dp_svc_stats(fx.dp, 1, &st), "stats"))
 			ASSERT_GE(st.connects, 20, "counters kept");
+	}
+	if (test__start_subtest("resize_keeps_entries")) {
+		/* fx_dp_open's sizes: 256 frontends, 64 svc_ports; sockhash 65536. */
+		struct dp_opts o = {
+			.pin_dir = fx.pin_dir, .cgroup = fx.cg,
+			.sizes = { .frontends = 512, .selectors = 1024, .backends = 1024,
+				   .svc_ports = 128, .routes = 1024, .sockets = 1000 },
+		};
+		long sockets = pinned_size(&fx, GAMMAD_MAP_SOCKHASH);
+
+		dp_close(fx.dp);
+		fx.dp = NULL;
+		if (!ASSERT_OK(dp_open(&o, &fx.dp), "load with other sizes"))
+			goto out;
+		ASSERT_EQ(pinned_size(&fx, GAMMAD_MAP_FRONTEND), 512, "frontend map resized");
+		ASSERT_EQ(pinned_size(&fx, GAMMAD_MAP_SVC_STATS), 128, "counter array resized");
+		ASSERT_EQ(pinned_size(&fx, GAMMAD_MAP_SOCKHASH), sockets,
+			  "sockhash keeps its size (sockets cannot move)");
+		each_hook_has(&fx, 1);
+		ASSERT_EQ(hellos_ok(&fx, 10), 10, "routed by the copied entries");
+		if (ASSERT_OK(dp_svc_stats(fx.dp, 1, &st), "stats"))
+			ASSERT_GE(st.connects, 30, "counters copied");
 	}
 	if (test__start_subtest("uninstall_removes_all")) {
 		dp_close(fx.dp);

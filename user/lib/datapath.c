@@ -30,57 +30,85 @@
 
 #include "alias.h"
 #include "datapath.h"
+#include "datapath_int.h"
 #include "log.h"
 #include "skel/sock_addr.skel.h"
 #include "skel/sockops.skel.h"
 
 #define LINK_PREFIX "link_"
 
-struct dp {
-	char pin_dir[PATH_MAX / 2];	/* room for "/<name>" in a PATH_MAX path */
-	struct sock_addr_bpf *sa;
-	struct sockops_bpf *so;		/* NULL with no_sockmap */
-	int cg_fd;
-	uint64_t cg_id;
-	int sync_outer_fd, sync_inner_fd;
-	bool adopted;
-	int nr_cpus;
-};
 
 /* ---- sizes -------------------------------------------------------------- */
 
+/* Configuration name of each size, and the maps it sizes. */
+static const struct {
+	const char *option;
+	size_t off;
+	const char *maps[2];
+} size_tab[] = {
+	{ "frontends", offsetof(struct dp_sizes, frontends), { GAMMAD_MAP_FRONTEND } },
+	{ "consumers", offsetof(struct dp_sizes, consumers), { GAMMAD_MAP_CONSUMER } },
+	{ "cgroups", offsetof(struct dp_sizes, cgroups), { GAMMAD_MAP_CGROUP_NS } },
+	{ "selectors", offsetof(struct dp_sizes, selectors), { GAMMAD_MAP_SELECTOR } },
+	{ "alias-slots", offsetof(struct dp_sizes, alias_slots), { GAMMAD_MAP_ALIAS } },
+	{ "backends", offsetof(struct dp_sizes, backends),
+	  { GAMMAD_MAP_BACKEND, GAMMAD_MAP_BE_STATS } },
+	{ "endpoints", offsetof(struct dp_sizes, endpoints), { GAMMAD_MAP_ENDPOINT } },
+	{ "local-endpoints", offsetof(struct dp_sizes, local_endpoints), { GAMMAD_MAP_LOCAL_EP } },
+	{ "svc-ports", offsetof(struct dp_sizes, svc_ports), { GAMMAD_MAP_SVC_STATS } },
+	{ "routes", offsetof(struct dp_sizes, routes), { GAMMAD_MAP_ROUTE_STATS } },
+	{ "revnat", offsetof(struct dp_sizes, revnat), { GAMMAD_MAP_REVNAT } },
+	{ "sockets", offsetof(struct dp_sizes, sockets), { GAMMAD_MAP_SOCKHASH } },
+	{ "objects", offsetof(struct dp_sizes, objects), { GAMMAD_MAP_OBJECTS } },
+	{ "conntrack", offsetof(struct dp_sizes, conntrack), { GAMMAD_MAP_CT } },
+	{ "pods", offsetof(struct dp_sizes, pods), { GAMMAD_MAP_POD } },
+};
+#define NR_SIZES (sizeof(size_tab) / sizeof(size_tab[0]))
+
 static uint32_t map_size_wanted(const struct dp_sizes *s, const char *name)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-	} tab[] = {
-		{ GAMMAD_MAP_FRONTEND, offsetof(struct dp_sizes, frontends) },
-		{ GAMMAD_MAP_CONSUMER, offsetof(struct dp_sizes, consumers) },
-		{ GAMMAD_MAP_CGROUP_NS, offsetof(struct dp_sizes, cgroups) },
-		{ GAMMAD_MAP_SELECTOR, offsetof(struct dp_sizes, selectors) },
-		{ GAMMAD_MAP_ALIAS, offsetof(struct dp_sizes, alias_slots) },
-		{ GAMMAD_MAP_BACKEND, offsetof(struct dp_sizes, backends) },
-		{ GAMMAD_MAP_BE_STATS, offsetof(struct dp_sizes, backends) },
-		{ GAMMAD_MAP_ENDPOINT, offsetof(struct dp_sizes, endpoints) },
-		{ GAMMAD_MAP_LOCAL_EP, offsetof(struct dp_sizes, local_endpoints) },
-		{ GAMMAD_MAP_SVC_STATS, offsetof(struct dp_sizes, svc_ports) },
-		{ GAMMAD_MAP_ROUTE_STATS, offsetof(struct dp_sizes, routes) },
-		{ GAMMAD_MAP_REVNAT, offsetof(struct dp_sizes, revnat) },
-		{ GAMMAD_MAP_SOCKHASH, offsetof(struct dp_sizes, sockets) },
-	};
-
-	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
-		if (!strcmp(tab[i].name, name))
-			return *(const uint32_t *)((const char *)s + tab[i].off);
+	for (size_t i = 0; i < NR_SIZES; i++)
+		for (size_t j = 0; j < 2 && size_tab[i].maps[j]; j++)
+			if (!strcmp(size_tab[i].maps[j], name))
+				return *(const uint32_t *)((const char *)s + size_tab[i].off);
 	return 0;
+}
+
+int dp_sizes_parse(struct dp_sizes *s, const char *arg, char *err, size_t len)
+{
+	const char *eq = strchr(arg, '=');
+	unsigned long long v;
+	char *end;
+
+	for (size_t i = 0; eq && i < NR_SIZES; i++) {
+		if (strlen(size_tab[i].option) != (size_t)(eq - arg) ||
+		    strncmp(size_tab[i].option, arg, (size_t)(eq - arg)))
+			continue;
+		errno = 0;
+		v = strtoull(eq + 1, &end, 10);
+		if (errno || end == eq + 1 || *end || v < 1 || v > DP_SIZE_MAX) {
+			snprintf(err, len, "%s: size must be a whole number from 1 to %u",
+				 arg, DP_SIZE_MAX);
+			return -EINVAL;
+		}
+		*(uint32_t *)((char *)s + size_tab[i].off) = (uint32_t)v;
+		return 0;
+	}
+	snprintf(err, len, "%s: expected NAME=ENTRIES with NAME one of", arg);
+	for (size_t i = 0; i < NR_SIZES; i++) {
+		size_t n = strlen(err);
+
+		snprintf(err + n, len - n, "%s %s", i ? "," : "", size_tab[i].option);
+	}
+	return -EINVAL;
 }
 
 /*
  * Give a map its pin path and size. A pinned map of the same name is
  * adopted as it is: a different layout under the same versioned name is a
- * bug (refuse), a different size is kept (resizing needs a new map and a
- * migration; report it).
+ * bug (refuse); a different configured size makes a new map that gets the
+ * old one's entries before it replaces its pin (datapath_resize.c), or, for
+ * maps whose contents cannot be copied, keeps the pinned size (reported).
  */
 static int map_prepare(struct dp *dp, struct bpf_map *m, const struct dp_sizes *sizes)
 {
@@ -110,8 +138,11 @@ static int map_prepare(struct dp *dp, struct bpf_map *m, const struct dp_sizes *
 		pr_err("datapath: pinned map %s has another layout; refusing to adopt it", path);
 		return -EEXIST;
 	}
-	if (!strcmp(name, GAMMAD_MAP_FRONTEND))
+	/* Only the first object can find a map an earlier agent pinned. */
+	if (!strcmp(name, GAMMAD_MAP_FRONTEND) && !dp->sa_loaded)
 		dp->adopted = true;
+	if (want && want != info.max_entries && !dp->sa_loaded)
+		return dp_resize_plan(dp, m, path, info.max_entries, want);
 	if (want && want != info.max_entries)
 		pr_warn("datapath: %s keeps its pinned size %u (configured %u)",
 			path, info.max_entries, want);
@@ -315,6 +346,10 @@ static int load_objects(struct dp *dp, const struct dp_opts *opts)
 	err = obj_prepare_maps(dp, dp->sa->obj, &opts->sizes);
 	if (!err)
 		err = sock_addr_bpf__load(dp->sa);
+	dp->sa_loaded = !err;
+	/* Before any later object looks for the pins, and before any attach. */
+	if (!err)
+		err = dp_resize_finish(dp);
 	if (err || opts->no_sockmap)
 		return err;
 	dp->so = sockops_bpf__open();
@@ -339,6 +374,7 @@ int dp_open(const struct dp_opts *opts, struct dp **out)
 	dp->cg_fd = dp->sync_outer_fd = dp->sync_inner_fd = -1;
 	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s",
 		 opts->pin_dir ? opts->pin_dir : DP_PIN_DIR_DEFAULT);
+	dp->sizes = opts->sizes;
 	dp->nr_cpus = libbpf_num_possible_cpus();
 	err = dp->nr_cpus < 0 ? dp->nr_cpus : 0;
 	if (!err)
@@ -372,6 +408,7 @@ void dp_close(struct dp *dp)
 {
 	if (!dp)
 		return;
+	dp_resize_release(dp);
 	sockops_bpf__destroy(dp->so);
 	sock_addr_bpf__destroy(dp->sa);
 	if (dp->cg_fd >= 0)
@@ -431,11 +468,27 @@ int dp_uninstall(const char *pin_dir)
 	return err;
 }
 
+int dp_adopt_maps(struct dp *dp, struct bpf_object *obj)
+{
+	bool adopted = dp->adopted;	/* our own pins are no adoption */
+	int err = obj_prepare_maps(dp, obj, &dp->sizes);
+
+	dp->adopted = adopted;
+	return err;
+}
+
 int dp_map_fd(const struct dp *dp, const char *name)
 {
 	struct bpf_map *m = bpf_object__find_map_by_name(dp->sa->obj, name);
 
 	return m ? bpf_map__fd(m) : -ENOENT;
+}
+
+uint32_t dp_map_capacity(const struct dp *dp, const char *name)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(dp->sa->obj, name);
+
+	return m ? bpf_map__max_entries(m) : 0;
 }
 
 /* ---- writer -------------------------------------------------------------- */
@@ -624,6 +677,51 @@ int dp_local_endpoint_delete(struct dp *dp, int family, const void *addr)
 
 	lep_key(&k, family, addr);
 	return map_delete(MAP_FD(dp, gammad_lep_v1), &k);
+}
+
+int dp_obj_put(struct dp *dp, uint32_t kind, uint32_t id, const struct gammad_obj_val *val)
+{
+	struct gammad_obj_key k = { .kind = kind, .id = id };
+
+	return map_update(MAP_FD(dp, gammad_obj_v1), &k, val);
+}
+
+int dp_obj_delete(struct dp *dp, uint32_t kind, uint32_t id)
+{
+	struct gammad_obj_key k = { .kind = kind, .id = id };
+
+	return map_delete(MAP_FD(dp, gammad_obj_v1), &k);
+}
+
+int dp_counters_reset(struct dp *dp, uint32_t kind, uint32_t id)
+{
+	size_t size;
+	void *zero;
+	int fd, err;
+
+	switch (kind) {
+	case GAMMAD_OBJ_FRONTEND:
+		fd = MAP_FD(dp, gammad_svcst_v1);
+		size = sizeof(struct gammad_svc_stats);
+		break;
+	case GAMMAD_OBJ_SELECTOR:
+		fd = MAP_FD(dp, gammad_rtst_v1);
+		size = sizeof(struct gammad_route_stats);
+		break;
+	case GAMMAD_OBJ_BACKEND:
+		fd = MAP_FD(dp, gammad_best_v1);
+		size = sizeof(struct gammad_be_stats);
+		break;
+	default:
+		return 0;
+	}
+	/* Per-CPU values are 8-byte aligned, one per possible CPU. */
+	zero = calloc((size_t)dp->nr_cpus, (size + 7) & ~(size_t)7);
+	if (!zero)
+		return -ENOMEM;
+	err = map_update(fd, &id, zero);
+	free(zero);
+	return err;
 }
 
 /*

@@ -8,7 +8,8 @@
  * <pin_dir>/link_<hook>, so the data path keeps working after the agent
  * exits. A later dp_open() ADOPTS what is pinned: maps are reused with
  * their entries (never flushed; a configured size that differs from the
- * pinned one is reported and the pinned size kept), and the pinned links
+ * pinned one makes a new map filled with the old one's entries, see
+ * datapath_resize.c), and the pinned links
  * get the newly loaded programs through an atomic link update. Links pinned
  * for another cgroup are replaced. dp_close() only releases this process's
  * handles; dp_uninstall() detaches and removes everything pinned.
@@ -55,7 +56,20 @@ struct dp_sizes {
 	uint32_t routes;	/* per-route counters: route_id < routes */
 	uint32_t revnat;	/* UDP reverse NAT entries (LRU) */
 	uint32_t sockets;	/* same-node sockets in the sockhash */
+	uint32_t objects;	/* object table: every id allocated above */
+	uint32_t conntrack;	/* TC path: flow entries (two per flow, LRU) */
+	uint32_t pods;		/* TC path: pod IPs with a namespace / local veth */
 };
+
+/* Largest configurable size: keeps ids and preallocated maps sane. */
+#define DP_SIZE_MAX (1u << 24)
+
+/*
+ * Parse "NAME=ENTRIES" (NAME: frontends, consumers, cgroups, selectors,
+ * alias-slots, backends, endpoints, local-endpoints, svc-ports, routes,
+ * revnat, sockets, objects, conntrack, pods) into s; -EINVAL with a message in err.
+ */
+int dp_sizes_parse(struct dp_sizes *s, const char *arg, char *err, size_t len);
 
 struct dp_opts {
 	const char *pin_dir;	/* NULL: DP_PIN_DIR_DEFAULT */
@@ -73,8 +87,18 @@ void dp_close(struct dp *dp);
 int dp_uninstall(const char *pin_dir);
 /* True when dp_open() found pinned maps and adopted them. */
 bool dp_adopted(const struct dp *dp);
+/*
+ * Share this data path's maps with another BPF object of it (bpf/tc.bpf.c):
+ * call between its open and its load; every map gets the pin path and size
+ * dp_open() gave it, and the loaded object then uses the pinned maps.
+ */
+struct bpf_object;
+int dp_adopt_maps(struct dp *dp, struct bpf_object *obj);
 /* fd of a map by name (GAMMAD_MAP_*), for inspection; -ENOENT if unknown. */
 int dp_map_fd(const struct dp *dp, const char *name);
+
+/* max_entries of a map by name, 0 if unknown. */
+uint32_t dp_map_capacity(const struct dp *dp, const char *name);
 
 /* Cgroup v2 id of a cgroup directory (what BPF sees), from its file handle. */
 int dp_cgroup_id(const char *path, uint64_t *id);
@@ -125,6 +149,20 @@ int dp_cgroup_ns_delete(struct dp *dp, uint64_t cgroup_id);
 /* Pod IPs of this node: sockets between two of them are redirected. */
 int dp_local_endpoint_add(struct dp *dp, int family, const void *addr);
 int dp_local_endpoint_delete(struct dp *dp, int family, const void *addr);
+
+/*
+ * Object table (GAMMAD_MAP_OBJECTS): what an allocated id stands for.
+ * Written by the agent around every object it writes (see image_apply.c).
+ */
+int dp_obj_put(struct dp *dp, uint32_t kind, uint32_t id, const struct gammad_obj_val *val);
+int dp_obj_delete(struct dp *dp, uint32_t kind, uint32_t id);
+
+/*
+ * Zero the counters behind a newly allocated id (FRONTEND: svc_port_id,
+ * SELECTOR: route_id, BACKEND: be_id), so it does not inherit the counts of
+ * an object that held the id before. Other kinds have no counters.
+ */
+int dp_counters_reset(struct dp *dp, uint32_t kind, uint32_t id);
 
 /*
  * Wait until every BPF program that may have read the maps before this

@@ -331,6 +331,14 @@ static int fill_class(struct img_builder *b, const struct tr_class *cls, uint8_t
 		flags |= IMG_SELECTOR_NO_ROUTE;
 	out->ns_id = img_ns_id(b->img, cls->client_namespace);
 	out->flags = cls->needs_l7 ? IMG_CLASS_NEEDS_L7 : 0;
+	if (cls->nr_entries) {
+		const struct gapi_route *route = cls->entries[0].rule->route;
+
+		out->route_namespace = intern(b, route->meta.namespace);
+		out->route_name = intern(b, route->meta.name);
+		if (!out->route_namespace || !out->route_name)
+			return -ENOMEM;
+	}
 	ret = add_selector(b, cls->l4.items, cls->l4.nr, flags, family, &out->l4_selector);
 	if (!ret && cls->needs_l7)
 		ret = add_rule_table(b, cls, family, &out->rule_table);
@@ -362,6 +370,8 @@ static int add_frontend(struct img_builder *b, const struct tr_port *p, const st
 		ret = fill_class(b, &p->classes[i], a->family, c);
 		h = mix_u64(mix_u64(h, ((uint64_t)c->ns_id << 32) | c->flags), c->l4_selector);
 		h = mix_u64(h, c->rule_table);
+		if (c->route_name)
+			h = mix_str(mix_str(h, c->route_namespace), c->route_name);
 	}
 	f->hash = h;
 	f->generation = (uint32_t)(h ^ (h >> 32)) ?: 1;
@@ -483,6 +493,11 @@ static int build_pods(struct img_builder *b)
 			if (!ip)
 				return -ENOMEM;
 			*ip = (struct img_pod_ip){ .addr = pod->pod_ips[j], .ns_id = ns_id };
+			if (pod->spec.node_name) {
+				ip->node_name = intern(b, pod->spec.node_name);
+				if (!ip->node_name)
+					return -ENOMEM;
+			}
 		}
 	}
 	return 0;

@@ -77,6 +77,7 @@ struct img_pod {
 struct img_pod_ip {
 	struct ip_addr addr;
 	uint32_t ns_id;
+	const char *node_name;	/* spec.nodeName, NULL when unset */
 };
 
 struct img_endpoint {
@@ -133,6 +134,8 @@ struct img_class {
 	uint32_t flags;
 	uint64_t l4_selector;
 	uint64_t rule_table;	/* 0 when the class needs no L7 */
+	const char *route_namespace;	/* route of its first rule, NULL: no route */
+	const char *route_name;
 };
 
 struct img_frontend {

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Image -> maps: see image_apply.h. */
+/* Image -> maps, as a reconcile against the kernel: see image_apply.h. */
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,10 +8,18 @@
 
 #include <bpf/bpf.h>
 
-#include "image_apply.h"
+#include "hashmap.h"
+#include "image_apply_int.h"
 #include "log.h"
 
-/* Index of id in a table sorted by id (entries of `size` bytes, id first). */
+size_t ia_stats_changes(const struct ia_stats *s)
+{
+	return s->frontends_flipped + s->frontends_removed + s->selectors_written +
+	       s->backends_written + s->endpoint_sets_written + s->cgroups_written +
+	       s->local_eps_written + s->retired;
+}
+
+/* Index of id in an image table sorted by id (entries of `size` bytes, id first). */
 static long find_idx(const void *base, size_t nr, size_t size, uint64_t id)
 {
 	size_t lo = 0, hi = nr;
@@ -28,378 +35,300 @@ static long find_idx(const void *base, size_t nr, size_t size, uint64_t id)
 		else
 			hi = mid;
 	}
-	/* Not sorted as expected: fall back to a scan. */
-	for (size_t i = 0; i < nr; i++)
-		if (*(const uint64_t *)((const char *)base + i * size) == id)
-			return (long)i;
 	return -1;
 }
 
-#define DENSE(st_base, tbl, nr, id)						\
-	({ long __i = find_idx((tbl), (nr), sizeof(*(tbl)), (id));		\
-	   __i < 0 ? 0u : (uint32_t)((st_base) + (uint32_t)__i); })
+#define IMG_IDX(img, table, id) \
+	find_idx((img)->table, (img)->nr_##table, sizeof((img)->table[0]), (id))
 
-int ia_pod_uid_from_dir(const char *name, char *uid, size_t len)
+/* Content hashes are never 0: 0 marks an object being written. */
+static uint64_t nonzero(uint64_t h)
 {
-	const char *p;
-	size_t n;
-
-	if (!strncmp(name, "pod", 3) && name[3]) {
-		p = name + 3;
-		n = strlen(p);
-	} else {
-		const char *s = strstr(name, "-pod");
-		size_t l = strlen(name);
-
-		if (!s || l < 6 || strcmp(name + l - 6, ".slice"))
-			return -ENOENT;
-		while (strstr(s + 1, "-pod"))
-			s = strstr(s + 1, "-pod");
-		p = s + 4;
-		n = (size_t)(name + l - 6 - p);
-	}
-	if (!n || n >= len)
-		return -ENOENT;
-	for (size_t i = 0; i < n; i++)
-		uid[i] = p[i] == '_' ? '-' : p[i];
-	uid[n] = 0;
-	return 0;
+	return h ? h : 1;
 }
 
-/* ---- cgroup walk (nftw has no user pointer) ----------------------------- */
-
-static struct {
-	struct dp *dp;
-	const struct img *img;
-	struct ia_state *next;
-	int err;
-} walk;
-
-static int walk_fn(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+static void copy_name(char *dst, size_t len, const char *src, const char *what)
 {
-	char uid[64];
-	uint64_t cgid;
-	uint64_t *n;
-	int err;
-
-	if (type != FTW_D)
-		return 0;
-	if (ia_pod_uid_from_dir(path + ftw->base, uid, sizeof(uid)))
-		return 0;
-	for (size_t i = 0; i < walk.img->nr_pods; i++) {
-		const struct img_pod *p = &walk.img->pods[i];
-
-		if (strcmp(p->uid, uid))
-			continue;
-		err = dp_cgroup_id(path, &cgid);
-		if (!err)
-			err = dp_cgroup_ns_set(walk.dp, cgid, p->ns_id);
-		if (err) {
-			pr_err("pod cgroup %s: %s", path, strerror(-err));
-			walk.err = err;
-			return 1;
-		}
-		n = realloc(walk.next->cgroups, (walk.next->nr_cgroups + 1) * sizeof(*n));
-		if (!n) {
-			walk.err = -ENOMEM;
-			return 1;
-		}
-		walk.next->cgroups = n;
-		n[walk.next->nr_cgroups++] = cgid;
-		pr_debug("pod %s: cgroup %s -> ns %u", uid, path, p->ns_id);
-		break;
-	}
-	return 0;
-}
-
-static bool has_u64(const uint64_t *v, size_t n, uint64_t x)
-{
-	for (size_t i = 0; i < n; i++)
-		if (v[i] == x)
-			return true;
-	return false;
-}
-
-static bool has_fe(const struct gammad_fe_key *v, size_t n, const struct gammad_fe_key *k)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!memcmp(&v[i], k, sizeof(*k)))
-			return true;
-	return false;
-}
-
-static bool has_lep(const struct gammad_lep_key *v, size_t n, const struct gammad_lep_key *k)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!memcmp(&v[i], k, sizeof(*k)))
-			return true;
-	return false;
-}
-
-void ia_state_free(struct ia_state *st)
-{
-	free(st->ep_set_sizes);
-	free(st->consumers);
-	free(st->frontends);
-	free(st->cgroups);
-	free(st->leps);
-	memset(st, 0, sizeof(*st));
-}
-
-static int write_all(struct dp *dp, const struct img *img, struct ia_state *nx,
-		     const char *cgroup_root, struct ia_stats *stats)
-{
-	uint32_t base = nx->base;
-	size_t nr_cons = 0;
-	int err = 0;
-
-	if (img->nr_endpoint_sets > IA_RANGE || img->nr_backends > IA_RANGE ||
-	    img->nr_selectors > IA_RANGE || img->nr_frontends > IA_RANGE) {
-		pr_err("image: more than %d entries in a table", IA_RANGE);
-		return -E2BIG;
-	}
-	/* 1. endpoint sets */
-	nx->ep_set_sizes = calloc(img->nr_endpoint_sets + 1, sizeof(uint32_t));
-	if (!nx->ep_set_sizes)
-		return -ENOMEM;
-	nx->nr_ep_sets = img->nr_endpoint_sets;
-	for (size_t i = 0; i < img->nr_endpoint_sets; i++) {
-		const struct img_endpoint_set *s = &img->endpoint_sets[i];
-		struct gammad_ep_val *eps = calloc(s->nr + 1, sizeof(*eps));
-
-		if (!eps)
-			return -ENOMEM;
-		for (size_t j = 0; j < s->nr; j++)
-			dp_ep(&eps[j], s->items[j].addr.family, s->items[j].addr.addr, s->items[j].port);
-		err = dp_endpoints_write(dp, base + (uint32_t)i, eps, (uint32_t)s->nr);
-		free(eps);
-		if (err) {
-			pr_err("endpoint set %016llx: %s", (unsigned long long)s->id, strerror(-err));
-			return err;
-		}
-		nx->ep_set_sizes[i] = (uint32_t)s->nr;
-	}
-	stats->endpoint_sets = img->nr_endpoint_sets;
-	/* 2. backends */
-	for (size_t i = 0; i < img->nr_backends; i++) {
-		const struct img_backend *b = &img->backends[i];
-		struct gammad_be_val be = { 0 };
-		long e = b->endpoint_set ? find_idx(img->endpoint_sets, img->nr_endpoint_sets,
-						    sizeof(img->endpoint_sets[0]), b->endpoint_set) : -1;
-
-		if (e >= 0) {
-			be.ep_set = base + (uint32_t)e;
-			be.nr_endpoints = (uint32_t)img->endpoint_sets[e].nr;
-		}
-		if (b->flags & IMG_BACKEND_UNRESOLVED)
-			be.flags |= GAMMAD_BE_UNRESOLVED;
-		if ((b->flags & IMG_BACKEND_NO_ENDPOINTS) || (e < 0 && !be.flags) ||
-		    (e >= 0 && !be.nr_endpoints))
-			be.flags |= GAMMAD_BE_NO_ENDPOINTS;
-		err = dp_backend_write(dp, base + (uint32_t)i, &be);
-		if (err) {
-			pr_err("backend %s/%s:%u: %s", b->namespace, b->name, b->port, strerror(-err));
-			return err;
-		}
-	}
-	nx->nr_backends = img->nr_backends;
-	stats->backends = img->nr_backends;
-	/* 3. selectors */
-	for (size_t i = 0; i < img->nr_selectors; i++) {
-		const struct img_selector *s = &img->selectors[i];
-		struct dp_weighted *w = calloc(s->nr + 1, sizeof(*w));
-		size_t n = 0;
-
-		if (!w)
-			return -ENOMEM;
-		for (size_t j = 0; j < s->nr; j++) {
-			long b = find_idx(img->backends, img->nr_backends, sizeof(img->backends[0]),
-					  s->items[j].backend);
-
-			if (b < 0)
-				continue;
-			w[n].be_id = base + (uint32_t)b;
-			w[n++].weight = s->items[j].weight;
-		}
-		err = dp_selector_write(dp, base + (uint32_t)i, base + (uint32_t)i, w, n);
-		free(w);
-		if (err) {
-			pr_err("selector %016llx: %s", (unsigned long long)s->id, strerror(-err));
-			return err;
-		}
-		nx->nr_selectors = i + 1;
-	}
-	stats->selectors = img->nr_selectors;
-	/* 4. consumer classes */
-	for (size_t i = 0; i < img->nr_frontends; i++)
-		for (size_t c = 0; c < img->frontends[i].nr_classes; c++)
-			nr_cons += img->frontends[i].classes[c].ns_id != 0;
-	nx->consumers = calloc(nr_cons + 1, sizeof(*nx->consumers));
-	nx->frontends = calloc(img->nr_frontends + 1, sizeof(*nx->frontends));
-	if (!nx->consumers || !nx->frontends)
-		return -ENOMEM;
-	for (size_t i = 0; i < img->nr_frontends; i++) {
-		const struct img_frontend *f = &img->frontends[i];
-		uint32_t gen = base + (uint32_t)i;
-
-		for (size_t c = 0; c < f->nr_classes; c++) {
-			const struct img_class *cl = &f->classes[c];
-			uint32_t sel = DENSE(base, img->selectors, img->nr_selectors, cl->l4_selector);
-
-			if (!cl->ns_id)
-				continue;
-			err = dp_consumer_write(dp, gen, cl->ns_id, sel);
-			if (err) {
-				pr_err("consumer class %s/%s:%u ns %u: %s", f->svc_namespace,
-				       f->svc_name, f->port, cl->ns_id, strerror(-err));
-				return err;
-			}
-			nx->consumers[nx->nr_consumers].table_gen = gen;
-			nx->consumers[nx->nr_consumers++].ns_id = cl->ns_id;
-		}
-	}
-	stats->consumers = nx->nr_consumers;
-	/* 5. frontends: the flip */
-	for (size_t i = 0; i < img->nr_frontends; i++) {
-		const struct img_frontend *f = &img->frontends[i];
-		struct gammad_fe_val val = { .svc_port_id = (uint32_t)i, .table_gen = base + (uint32_t)i };
-		struct gammad_fe_key key;
-
-		for (size_t c = 0; c < f->nr_classes; c++) {
-			const struct img_class *cl = &f->classes[c];
-			long s = find_idx(img->selectors, img->nr_selectors,
-					  sizeof(img->selectors[0]), cl->l4_selector);
-
-			if (cl->ns_id)
-				val.flags |= GAMMAD_FE_HAS_CONSUMERS;
-			else if (s >= 0)
-				val.default_sel = base + (uint32_t)s;
-			if (s >= 0 && (img->selectors[s].flags & IMG_SELECTOR_L7_UNENFORCED))
-				val.flags |= GAMMAD_FE_L7_UNENFORCED;
-		}
-		dp_fe_key(&key, f->addr.family, f->addr.addr, f->port, f->protocol);
-		err = dp_frontend_publish(dp, &key, &val);
-		if (err) {
-			pr_err("frontend %s/%s:%u: %s", f->svc_namespace, f->svc_name, f->port,
-			       strerror(-err));
-			return err;
-		}
-		nx->frontends[nx->nr_frontends++] = key;
-	}
-	stats->frontends = nx->nr_frontends;
-	/* 6. client classes and local endpoints */
-	if (cgroup_root) {
-		walk.dp = dp;
-		walk.img = img;
-		walk.next = nx;
-		walk.err = 0;
-		if (nftw(cgroup_root, walk_fn, 32, FTW_PHYS | FTW_MOUNT) < 0 && !walk.err) {
-			err = -errno;
-			pr_err("cgroup %s: %s", cgroup_root, strerror(-err));
-			return err;
-		}
-		if (walk.err)
-			return walk.err;
-	}
-	stats->cgroups = nx->nr_cgroups;
-	nx->leps = calloc(img->nr_pod_ips + 1, sizeof(*nx->leps));
-	if (!nx->leps)
-		return -ENOMEM;
-	for (size_t i = 0; i < img->nr_pod_ips; i++) {
-		const struct img_pod_ip *p = &img->pod_ips[i];
-		struct gammad_lep_key k = { .family = p->addr.family };
-
-		memcpy(k.addr, p->addr.addr, p->addr.family == AF_INET ? 4 : 16);
-		err = dp_local_endpoint_add(dp, p->addr.family, p->addr.addr);
-		if (err) {
-			pr_err("local endpoint %u: %s", (unsigned)i, strerror(-err));
-			return err;
-		}
-		nx->leps[nx->nr_leps++] = k;
-	}
-	stats->local_eps = nx->nr_leps;
-	return 0;
-}
-
-/* Retire what st holds and nx does not (ids of st->base are never in nx). */
-static void retire(struct dp *dp, const struct ia_state *st, const struct ia_state *nx)
-{
-	for (size_t i = 0; i < st->nr_frontends; i++)
-		if (!nx || !has_fe(nx->frontends, nx->nr_frontends, &st->frontends[i]))
-			dp_frontend_delete(dp, &st->frontends[i]);
-	for (size_t i = 0; i < st->nr_cgroups; i++)
-		if (!nx || !has_u64(nx->cgroups, nx->nr_cgroups, st->cgroups[i]))
-			dp_cgroup_ns_delete(dp, st->cgroups[i]);
-	for (size_t i = 0; i < st->nr_leps; i++)
-		if (!nx || !has_lep(nx->leps, nx->nr_leps, &st->leps[i]))
-			dp_local_endpoint_delete(dp, st->leps[i].family, st->leps[i].addr);
-	dp_sync(dp);
-	for (size_t i = 0; i < st->nr_consumers; i++)
-		dp_consumer_delete(dp, st->consumers[i].table_gen, st->consumers[i].ns_id);
-	for (size_t i = 0; i < st->nr_selectors; i++)
-		dp_selector_delete(dp, st->base + (uint32_t)i);
-	for (size_t i = 0; i < st->nr_backends; i++)
-		dp_backend_delete(dp, st->base + (uint32_t)i);
-	for (size_t i = 0; i < st->nr_ep_sets; i++)
-		dp_endpoints_delete(dp, st->base + (uint32_t)i, st->ep_set_sizes[i]);
+	if (!src)
+		src = "";
+	if (strlen(src) >= len)
+		pr_warn("%s: name %s cut to %zu bytes in the object table", what, src, len - 1);
+	snprintf(dst, len, "%s", src);
 }
 
 /*
- * The id range the pinned frontends point into, or 0 when there are none.
- * A restarted agent has no ia_state: it must write its first apply into the
- * other range, or it would overwrite entries live connections still read.
+ * Record (kind, id) before its entries are written, with hash 0, then
+ * complete it: an agent stopped in between leaves an id nobody reuses and
+ * the next apply retires.
  */
-static uint32_t pinned_range_base(struct dp *dp)
+int ia_obj_begin(struct ia_ctx *c, uint32_t kind, uint32_t id, struct gammad_obj_val *v)
 {
-	int fd = dp_map_fd(dp, "gammad_fe_v1");
-	struct gammad_fe_key key, next;
-	struct gammad_fe_val val;
-	void *prev = NULL;
+	uint64_t hash = v->hash;
+	int err;
 
-	if (fd < 0)
-		return 0;
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &val))
+	v->hash = 0;
+	err = dp_obj_put(c->dp, kind, id, v);
+	v->hash = hash;
+	return err;
+}
+
+static int write_namespaces(struct ia_ctx *c)
+{
+	for (size_t i = 0; i < c->img->nr_namespaces; i++) {
+		const struct img_namespace *ns = &c->img->namespaces[i];
+		struct gammad_obj_val v = { .ident = ns->id, .hash = nonzero(hash_str(ns->name)) };
+		int err;
+
+		if (ia_known_exact(c, GAMMAD_OBJ_NAMESPACE, v.ident, v.hash))
 			continue;
-		return val.table_gen > IA_RANGE ? IA_RANGE + 1 : 1;
+		copy_name(v.name, sizeof(v.name), ns->name, "namespace");
+		copy_name(v.namespace, sizeof(v.namespace), ns->name, "namespace");
+		err = dp_obj_put(c->dp, GAMMAD_OBJ_NAMESPACE, ns->id, &v);
+		if (err) {
+			pr_err("namespace %s: %s", ns->name, strerror(-err));
+			return err;
+		}
 	}
 	return 0;
 }
 
-static uint32_t next_range_base(struct dp *dp, const struct ia_state *st)
+static int write_endpoint_set(struct ia_ctx *c, const struct img_endpoint_set *s, uint32_t *id)
 {
-	uint32_t in_use = st->applies ? st->base : pinned_range_base(dp);
+	struct gammad_obj_val v = { .ident = s->id, .hash = nonzero(s->id), .ref = (uint32_t)s->nr };
+	const struct ia_known *k = ia_known_exact(c, GAMMAD_OBJ_ENDPOINT_SET, v.ident, v.hash);
+	struct gammad_ep_val *eps;
+	int err;
 
-	return in_use == 1 ? IA_RANGE + 1 : 1;
+	if (k) {
+		*id = k->id;
+		return 0;
+	}
+	eps = calloc(s->nr + 1, sizeof(*eps));
+	if (!eps)
+		return -ENOMEM;
+	for (size_t j = 0; j < s->nr; j++)
+		dp_ep(&eps[j], s->items[j].addr.family, s->items[j].addr.addr, s->items[j].port);
+	err = ia_id_alloc(c, GAMMAD_OBJ_ENDPOINT_SET, id) ?:
+	      ia_obj_begin(c, GAMMAD_OBJ_ENDPOINT_SET, *id, &v) ?:
+	      dp_endpoints_write(c->dp, *id, eps, (uint32_t)s->nr) ?:
+	      dp_obj_put(c->dp, GAMMAD_OBJ_ENDPOINT_SET, *id, &v);
+	free(eps);
+	c->stats->endpoint_sets_written++;
+	return err;
 }
 
-int ia_apply(struct dp *dp, struct ia_state *st, const struct img *img,
-	     const char *cgroup_root, struct ia_stats *stats)
+static int write_endpoint_sets(struct ia_ctx *c)
 {
-	struct ia_state nx = { 0 };
-	struct ia_stats dummy;
+	for (size_t i = 0; i < c->img->nr_endpoint_sets; i++) {
+		int err = write_endpoint_set(c, &c->img->endpoint_sets[i], &c->ep_ids[i]);
+
+		if (err) {
+			pr_err("endpoint set %016llx: %s",
+			       (unsigned long long)c->img->endpoint_sets[i].id, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+static void backend_val(const struct ia_ctx *c, const struct img_backend *b,
+			struct gammad_be_val *be)
+{
+	long e = b->endpoint_set ? IMG_IDX(c->img, endpoint_sets, b->endpoint_set) : -1;
+
+	memset(be, 0, sizeof(*be));
+	if (e >= 0) {
+		be->ep_set = c->ep_ids[e];
+		be->nr_endpoints = (uint32_t)c->img->endpoint_sets[e].nr;
+	}
+	if (b->flags & IMG_BACKEND_UNRESOLVED)
+		be->flags |= GAMMAD_BE_UNRESOLVED;
+	if ((b->flags & IMG_BACKEND_NO_ENDPOINTS) || (e < 0 && !be->flags) ||
+	    (e >= 0 && !be->nr_endpoints))
+		be->flags |= GAMMAD_BE_NO_ENDPOINTS;
+}
+
+/* A backend keeps its id; a new endpoint set is one update of its entry. */
+static int write_backend(struct ia_ctx *c, const struct img_backend *b, uint32_t *id)
+{
+	const struct ia_known *k = ia_known_ident(c, GAMMAD_OBJ_BACKEND, b->id);
+	struct gammad_obj_val v = { .ident = b->id, .port = b->port, .family = b->family };
+	struct gammad_be_val be;
 	int err;
+
+	backend_val(c, b, &be);
+	v.hash = nonzero(hash_bytes(&be, sizeof(be), b->id));
+	if (k && k->hash == v.hash) {
+		*id = k->id;
+		return 0;
+	}
+	copy_name(v.namespace, sizeof(v.namespace), b->namespace, b->name);
+	copy_name(v.name, sizeof(v.name), b->name, b->name);
+	if (k) {
+		*id = k->id;
+		err = 0;
+	} else {
+		err = ia_id_alloc(c, GAMMAD_OBJ_BACKEND, id) ?:
+		      ia_obj_begin(c, GAMMAD_OBJ_BACKEND, *id, &v) ?:
+		      dp_counters_reset(c->dp, GAMMAD_OBJ_BACKEND, *id);
+	}
+	err = err ?: dp_backend_write(c->dp, *id, &be) ?:
+	      dp_obj_put(c->dp, GAMMAD_OBJ_BACKEND, *id, &v);
+	c->stats->backends_written++;
+	return err;
+}
+
+static int write_backends(struct ia_ctx *c)
+{
+	for (size_t i = 0; i < c->img->nr_backends; i++) {
+		const struct img_backend *b = &c->img->backends[i];
+		int err = write_backend(c, b, &c->be_ids[i]);
+
+		if (err) {
+			pr_err("backend %s/%s:%u: %s", b->namespace, b->name, b->port,
+			       strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The class a selector is named after: the first one using it that has a
+ * route (else the first one). Selectors no class uses are only used by L7
+ * rule tables, which nothing in the kernel reads yet.
+ */
+static int find_selector_users(struct ia_ctx *c)
+{
+	const struct img *img = c->img;
+
+	c->sel_users = calloc(img->nr_selectors + 1, sizeof(*c->sel_users));
+	if (!c->sel_users)
+		return -ENOMEM;
+	for (size_t i = 0; i < img->nr_frontends; i++)
+		for (size_t j = 0; j < img->frontends[i].nr_classes; j++) {
+			const struct img_class *cl = &img->frontends[i].classes[j];
+			long s = IMG_IDX(img, selectors, cl->l4_selector);
+
+			if (s < 0)
+				continue;
+			if (!c->sel_users[s] || (!c->sel_users[s]->route_name && cl->route_name))
+				c->sel_users[s] = cl;
+		}
+	return 0;
+}
+
+/* Content-addressed: a changed selector is a new one, never an edit. */
+static int write_selector(struct ia_ctx *c, const struct img_selector *s, uint32_t *id,
+			  const struct img_class *user)
+{
+	struct gammad_obj_val v = { .ident = s->id };
+	struct dp_weighted *w;
+	size_t n = 0;
+	int err;
+
+	if (!user)
+		return 0;	/* only L7 rules use it: nothing at L4 reads it */
+	w = calloc(s->nr + 1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	for (size_t j = 0; j < s->nr; j++) {
+		long b = IMG_IDX(c->img, backends, s->items[j].backend);
+
+		if (b < 0)
+			continue;
+		w[n].be_id = c->be_ids[b];
+		w[n++].weight = s->items[j].weight;
+	}
+	v.hash = nonzero(hash_bytes(w, n * sizeof(*w), s->id));
+	if (ia_known_exact(c, GAMMAD_OBJ_SELECTOR, v.ident, v.hash)) {
+		*id = ia_known_exact(c, GAMMAD_OBJ_SELECTOR, v.ident, v.hash)->id;
+		free(w);
+		return 0;
+	}
+	copy_name(v.namespace, sizeof(v.namespace), user->route_namespace, "route");
+	copy_name(v.name, sizeof(v.name), user->route_name, "route");
+	err = ia_id_alloc(c, GAMMAD_OBJ_SELECTOR, id) ?:
+	      ia_obj_begin(c, GAMMAD_OBJ_SELECTOR, *id, &v) ?:
+	      dp_counters_reset(c->dp, GAMMAD_OBJ_SELECTOR, *id) ?:
+	      dp_selector_write(c->dp, *id, *id, w, n) ?:
+	      dp_obj_put(c->dp, GAMMAD_OBJ_SELECTOR, *id, &v);
+	free(w);
+	c->stats->selectors_written++;
+	return err;
+}
+
+static int write_selectors(struct ia_ctx *c)
+{
+	int err = find_selector_users(c);
+
+	for (size_t i = 0; i < c->img->nr_selectors && !err; i++) {
+		err = write_selector(c, &c->img->selectors[i], &c->sel_ids[i], c->sel_users[i]);
+		if (err)
+			pr_err("selector %016llx: %s",
+			       (unsigned long long)c->img->selectors[i].id, strerror(-err));
+	}
+	return err;
+}
+
+static int ctx_init(struct ia_ctx *c, struct dp *dp, const struct img *img,
+		    struct ia_stats *stats)
+{
+	memset(c, 0, sizeof(*c));
+	c->dp = dp;
+	c->img = img;
+	c->stats = stats;
+	c->ep_ids = calloc(img->nr_endpoint_sets + 1, sizeof(uint32_t));
+	c->be_ids = calloc(img->nr_backends + 1, sizeof(uint32_t));
+	c->sel_ids = calloc(img->nr_selectors + 1, sizeof(uint32_t));
+	if (!c->ep_ids || !c->be_ids || !c->sel_ids)
+		return -ENOMEM;
+	return ia_ids_load(c);
+}
+
+static void ctx_free(struct ia_ctx *c)
+{
+	ia_ids_free(c);
+	free(c->ep_ids);
+	free(c->be_ids);
+	free(c->sel_ids);
+	free(c->sel_users);
+}
+
+int ia_apply(struct dp *dp, const struct img *img, const struct ia_opts *opts,
+	     struct ia_stats *stats)
+{
+	struct ia_stats dummy;
+	struct ia_ctx c;
+	int err, err2;
 
 	if (!stats)
 		stats = &dummy;
 	memset(stats, 0, sizeof(*stats));
-	nx.applies = st->applies + 1;
-	nx.base = next_range_base(dp, st);
-	err = write_all(dp, img, &nx, cgroup_root, stats);
+	err = ctx_init(&c, dp, img, stats);
 	if (err) {
-		/*
-		 * Partly written: frontends already flipped may point at nx's
-		 * ids, so nothing is deleted; the next apply rewrites the same
-		 * range (st is unchanged) and retires st's as usual.
-		 */
-		ia_state_free(&nx);
+		ctx_free(&c);
 		return err;
 	}
-	if (st->applies)
-		retire(dp, st, &nx);
-	ia_state_free(st);
-	*st = nx;
-	return 0;
+	/* Innermost first: nothing is referenced before it is complete. */
+	err = write_namespaces(&c) ?: write_endpoint_sets(&c) ?: write_backends(&c) ?:
+	      write_selectors(&c) ?: ia_frontends_apply(&c);
+	err2 = ia_clients_apply(&c, opts ? opts : &(struct ia_opts){ 0 });
+	err = err ?: err2;
+	/*
+	 * Retire even after an error: every frontend points at a complete
+	 * table, and what none reaches may go. Nothing changed: nothing
+	 * became unreachable.
+	 */
+	if (!err && !ia_stats_changes(stats) && opts && !opts->full) {
+		ctx_free(&c);
+		return 0;
+	}
+	err2 = dp_sync(dp);
+	if (err2)
+		pr_err("data path sync: %s", strerror(-err2));
+	else
+		err2 = ia_retire(&c);
+	ctx_free(&c);
+	return err ?: err2;
 }

@@ -1,9 +1,25 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Write a whole map image (image.h) into the data-path maps (datapath.h),
- * allocating dense kernel ids per image entry. Each apply uses fresh ids
- * (two alternating id ranges), flips every frontend, deletes frontends that
- * disappeared, waits with dp_sync() and then retires the previous apply's ids.
+ * Reconcile the data-path maps (datapath.h) with a map image (image.h).
+ *
+ * The kernel is the only state: every apply reads the object table
+ * (gammad_obj_v1) and the route maps, so a restarted agent runs exactly the
+ * same code as a running one and nothing is flushed. Per image object:
+ *
+ *  - endpoint sets and selectors are content-addressed: an unchanged one
+ *    keeps its id, a new one gets a fresh id (a live one is never edited);
+ *  - a backend keeps its id (and counters) for as long as it exists; a new
+ *    endpoint set is published by one update of its entry;
+ *  - a frontend keeps its svc_port_id; when its table changes, the consumer
+ *    entries go under a fresh table_gen and one update of the frontend
+ *    entry flips every class at once (the generation flip);
+ *  - then dp_sync(), and whatever no frontend reaches any more is deleted,
+ *    found by walking the kernel's own maps from the frontends: this also
+ *    cleans what a crashed agent or a failed apply left behind.
+ *
+ * Every id is recorded in the object table before it is written (content
+ * hash 0 until complete), so an agent killed at any point leaves no id that
+ * the next one could hand out twice.
  */
 #ifndef GAMMAD_IMAGE_APPLY_H
 #define GAMMAD_IMAGE_APPLY_H
@@ -14,35 +30,37 @@
 #include "datapath.h"
 #include "image.h"
 
-/* Entries per id range (half of the default map sizes). */
-#define IA_RANGE 8192
-
-struct ia_state {
-	unsigned int applies;		/* number of successful applies */
-	uint32_t base;			/* id base of the last apply */
-	uint32_t *ep_set_sizes;		/* per endpoint set of the last apply */
-	size_t nr_ep_sets, nr_backends, nr_selectors;
-	struct gammad_cons_key *consumers;
-	size_t nr_consumers;
-	struct gammad_fe_key *frontends;
-	size_t nr_frontends;
-	uint64_t *cgroups;
-	size_t nr_cgroups;
-	struct gammad_lep_key *leps;
-	size_t nr_leps;
+struct ia_opts {
+	const char *cgroup_root;	/* walked for pod cgroups; NULL: none */
+	const char *node_name;		/* pods of this node are local; NULL: all */
+	/*
+	 * Retire even when this apply changed nothing: the first apply of a
+	 * process and resyncs, which also clean what others left behind.
+	 */
+	bool full;
 };
 
+/* What an apply did: "written" counts entries changed in the kernel. */
 struct ia_stats {
-	size_t frontends, consumers, selectors, backends, endpoint_sets, cgroups, local_eps;
+	size_t frontends;		/* in the image */
+	size_t frontends_flipped;	/* new or changed route table */
+	size_t frontends_removed;
+	size_t selectors_written, backends_written, endpoint_sets_written;
+	size_t cgroups, cgroups_written;	/* pod cgroups found / changed */
+	size_t local_eps, local_eps_written;
+	size_t retired;			/* stale kernel entries deleted */
 };
+
+/* Nonzero when the apply changed anything the data path reads. */
+size_t ia_stats_changes(const struct ia_stats *s);
 
 /*
- * Apply img; cgroup_root (may be NULL) is walked for pod cgroups. Returns 0
- * or a negative errno (logged once with the object's name).
+ * Reconcile the maps with img. On error (logged once, with the object's
+ * name) every frontend still points at a complete table, old or new, and
+ * the next apply picks up from what is in the kernel.
  */
-int ia_apply(struct dp *dp, struct ia_state *st, const struct img *img,
-	     const char *cgroup_root, struct ia_stats *stats);
-void ia_state_free(struct ia_state *st);
+int ia_apply(struct dp *dp, const struct img *img, const struct ia_opts *opts,
+	     struct ia_stats *stats);
 
 /* UID of a pod cgroup directory name (pod<UID>, *-pod<UID_>.slice), or -ENOENT. */
 int ia_pod_uid_from_dir(const char *name, char *uid, size_t len);

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Id allocation of the apply (image_apply.h): which ids are in use is read
+ * from the kernel on every apply, from the object table and from the route
+ * maps themselves, so entries no object describes (an older agent's) are
+ * never handed out twice either.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image_apply_int.h"
+#include "log.h"
+
+/* Ids that are only keys (no counter array behind them). */
+#define IA_KEY_ID_LIMIT (1u << 22)
+
+static const char *const kind_names[GAMMAD_OBJ_KIND_MAX] = {
+	[GAMMAD_OBJ_FRONTEND] = "service port",
+	[GAMMAD_OBJ_TABLE] = "route table",
+	[GAMMAD_OBJ_SELECTOR] = "selector",
+	[GAMMAD_OBJ_BACKEND] = "backend",
+	[GAMMAD_OBJ_ENDPOINT_SET] = "endpoint set",
+	[GAMMAD_OBJ_NAMESPACE] = "namespace",
+};
+
+int ia_dump(const struct ia_ctx *c, const char *name, struct map_dump *d)
+{
+	int fd = dp_map_fd(c->dp, name);
+	int err = fd < 0 ? fd : map_dump_read(fd, d);
+
+	if (err)
+		pr_err("read map %s: %s", name, strerror(-err));
+	return err;
+}
+
+static uint32_t min_u32(uint32_t a, uint32_t b)
+{
+	return a < b ? a : b;
+}
+
+/* Counter arrays are indexed by id: the smaller of the two maps bounds it. */
+static uint32_t kind_limit(const struct ia_ctx *c, uint32_t kind)
+{
+	switch (kind) {
+	case GAMMAD_OBJ_FRONTEND:
+		return min_u32(dp_map_capacity(c->dp, GAMMAD_MAP_SVC_STATS),
+			       dp_map_capacity(c->dp, GAMMAD_MAP_FRONTEND));
+	case GAMMAD_OBJ_SELECTOR:
+		return min_u32(dp_map_capacity(c->dp, GAMMAD_MAP_ROUTE_STATS),
+			       dp_map_capacity(c->dp, GAMMAD_MAP_SELECTOR));
+	case GAMMAD_OBJ_BACKEND:
+		return min_u32(dp_map_capacity(c->dp, GAMMAD_MAP_BE_STATS),
+			       dp_map_capacity(c->dp, GAMMAD_MAP_BACKEND));
+	case GAMMAD_OBJ_TABLE:
+	case GAMMAD_OBJ_ENDPOINT_SET:
+		return IA_KEY_ID_LIMIT;
+	default:
+		return 0;	/* namespace ids come from the image */
+	}
+}
+
+static void mark_used(struct ia_ctx *c, uint32_t kind, uint32_t id)
+{
+	struct ia_kind *k = &c->kinds[kind];
+
+	if (id < k->limit)
+		k->used[id / 64] |= 1ull << (id % 64);
+}
+
+static int known_cmp(const void *a, const void *b)
+{
+	const struct ia_known *x = a, *y = b;
+
+	if (x->ident != y->ident)
+		return x->ident < y->ident ? -1 : 1;
+	if (x->hash != y->hash)
+		return x->hash < y->hash ? -1 : 1;
+	return 0;
+}
+
+static int load_objects(struct ia_ctx *c)
+{
+	struct map_dump d;
+	int err = ia_dump(c, GAMMAD_MAP_OBJECTS, &d);
+
+	if (err)
+		return err;
+	for (uint32_t kind = 1; kind < GAMMAD_OBJ_KIND_MAX && !err; kind++) {
+		c->kinds[kind].known = calloc(d.nr + 1, sizeof(struct ia_known));
+		if (!c->kinds[kind].known)
+			err = -ENOMEM;
+	}
+	for (size_t i = 0; i < d.nr && !err; i++) {
+		const struct gammad_obj_key *key = map_dump_key(&d, i);
+		const struct gammad_obj_val *val = map_dump_val(&d, i);
+		struct ia_kind *k;
+
+		if (!key->kind || key->kind >= GAMMAD_OBJ_KIND_MAX)
+			continue;
+		mark_used(c, key->kind, key->id);
+		if (!val->hash)
+			continue;	/* being written when its agent stopped */
+		k = &c->kinds[key->kind];
+		k->known[k->nr_known++] = (struct ia_known){
+			.ident = val->ident, .hash = val->hash, .id = key->id, .ref = val->ref,
+		};
+	}
+	for (uint32_t kind = 1; kind < GAMMAD_OBJ_KIND_MAX && !err; kind++)
+		qsort(c->kinds[kind].known, c->kinds[kind].nr_known, sizeof(struct ia_known),
+		      known_cmp);
+	map_dump_free(&d);
+	return err;
+}
+
+/* Ids the route maps use, whether or not an object describes them. */
+static int mark_kernel_ids(struct ia_ctx *c)
+{
+	struct map_dump d;
+	int err;
+
+	err = ia_dump(c, GAMMAD_MAP_FRONTEND, &d);
+	for (size_t i = 0; !err && i < d.nr; i++) {
+		const struct gammad_fe_val *v = map_dump_val(&d, i);
+
+		mark_used(c, GAMMAD_OBJ_FRONTEND, v->svc_port_id);
+		mark_used(c, GAMMAD_OBJ_TABLE, v->table_gen);
+		mark_used(c, GAMMAD_OBJ_SELECTOR, v->default_sel);
+	}
+	map_dump_free(&d);
+	if (!err)
+		err = ia_dump(c, GAMMAD_MAP_CONSUMER, &d);
+	for (size_t i = 0; !err && i < d.nr; i++) {
+		const struct gammad_cons_key *k = map_dump_key(&d, i);
+		const struct gammad_cons_val *v = map_dump_val(&d, i);
+
+		mark_used(c, GAMMAD_OBJ_TABLE, k->table_gen);
+		mark_used(c, GAMMAD_OBJ_SELECTOR, v->sel);
+	}
+	map_dump_free(&d);
+	if (!err)
+		err = ia_dump(c, GAMMAD_MAP_SELECTOR, &d);
+	for (size_t i = 0; !err && i < d.nr; i++)
+		mark_used(c, GAMMAD_OBJ_SELECTOR, *(const __u32 *)map_dump_key(&d, i));
+	map_dump_free(&d);
+	if (!err)
+		err = ia_dump(c, GAMMAD_MAP_BACKEND, &d);
+	for (size_t i = 0; !err && i < d.nr; i++) {
+		const struct gammad_be_val *v = map_dump_val(&d, i);
+
+		mark_used(c, GAMMAD_OBJ_BACKEND, *(const __u32 *)map_dump_key(&d, i));
+		mark_used(c, GAMMAD_OBJ_ENDPOINT_SET, v->ep_set);
+	}
+	map_dump_free(&d);
+	if (!err)
+		err = ia_dump(c, GAMMAD_MAP_ENDPOINT, &d);
+	for (size_t i = 0; !err && i < d.nr; i++) {
+		const struct gammad_ep_key *k = map_dump_key(&d, i);
+
+		mark_used(c, GAMMAD_OBJ_ENDPOINT_SET, k->ep_set);
+	}
+	map_dump_free(&d);
+	return err;
+}
+
+int ia_ids_load(struct ia_ctx *c)
+{
+	int err;
+
+	for (uint32_t kind = 1; kind < GAMMAD_OBJ_KIND_MAX; kind++) {
+		struct ia_kind *k = &c->kinds[kind];
+
+		k->limit = kind_limit(c, kind);
+		k->cursor = 1;
+		k->used = calloc(k->limit / 64 + 1, sizeof(uint64_t));
+		if (!k->used)
+			return -ENOMEM;
+		mark_used(c, kind, 0);	/* id 0 means "none" everywhere */
+	}
+	err = load_objects(c);
+	return err ?: mark_kernel_ids(c);
+}
+
+void ia_ids_free(struct ia_ctx *c)
+{
+	for (uint32_t kind = 0; kind < GAMMAD_OBJ_KIND_MAX; kind++) {
+		free(c->kinds[kind].known);
+		free(c->kinds[kind].used);
+	}
+	memset(c->kinds, 0, sizeof(c->kinds));
+}
+
+static const struct ia_known *lower_bound(const struct ia_kind *k, uint64_t ident, uint64_t hash)
+{
+	size_t lo = 0, hi = k->nr_known;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const struct ia_known *m = &k->known[mid];
+
+		if (m->ident < ident || (m->ident == ident && m->hash < hash))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < k->nr_known ? &k->known[lo] : NULL;
+}
+
+const struct ia_known *ia_known_exact(const struct ia_ctx *c, uint32_t kind,
+				      uint64_t ident, uint64_t hash)
+{
+	const struct ia_known *k = lower_bound(&c->kinds[kind], ident, hash);
+
+	return k && k->ident == ident && k->hash == hash ? k : NULL;
+}
+
+const struct ia_known *ia_known_ident(const struct ia_ctx *c, uint32_t kind, uint64_t ident)
+{
+	const struct ia_known *k = lower_bound(&c->kinds[kind], ident, 0);
+
+	return k && k->ident == ident ? k : NULL;
+}
+
+int ia_id_alloc(struct ia_ctx *c, uint32_t kind, uint32_t *id)
+{
+	struct ia_kind *k = &c->kinds[kind];
+
+	for (uint32_t n = 0; n < k->limit; n++) {
+		uint32_t i = k->cursor;
+
+		k->cursor = k->cursor + 1 < k->limit ? k->cursor + 1 : 1;
+		if (i >= k->limit || k->used[i / 64] & (1ull << (i % 64)))
+			continue;
+		k->used[i / 64] |= 1ull << (i % 64);
+		*id = i;
+		return 0;
+	}
+	pr_err("no free %s id: all %u in use (raise the map size)", kind_names[kind],
+	       k->limit ? k->limit - 1 : 0);
+	return -ENOSPC;
+}

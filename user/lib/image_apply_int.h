@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Internals shared by image_apply*.c: the id allocator and the apply context. */
+#ifndef GAMMAD_IMAGE_APPLY_INT_H
+#define GAMMAD_IMAGE_APPLY_INT_H
+
+#include <stdbool.h>
+
+#include "image_apply.h"
+#include "map_dump.h"
+
+/* An object of the object table whose content is complete. */
+struct ia_known {
+	uint64_t ident, hash;
+	uint32_t id, ref;
+};
+
+struct ia_kind {
+	struct ia_known *known;		/* sorted by (ident, hash) */
+	size_t nr_known;
+	uint64_t *used;			/* bitmap of ids 0..limit-1 in use */
+	uint32_t limit;
+	uint32_t cursor;		/* next-fit allocation */
+};
+
+struct ia_ctx {
+	struct dp *dp;
+	const struct img *img;
+	struct ia_stats *stats;
+	struct ia_kind kinds[GAMMAD_OBJ_KIND_MAX];
+	uint32_t *ep_ids, *be_ids, *sel_ids;	/* kernel id per image index */
+	const struct img_class **sel_users;	/* per selector: the class naming it */
+};
+
+/* Read the object table and mark every id the kernel maps use. */
+int ia_ids_load(struct ia_ctx *c);
+void ia_ids_free(struct ia_ctx *c);
+/* The complete object (kind, ident) with content hash, or NULL. */
+const struct ia_known *ia_known_exact(const struct ia_ctx *c, uint32_t kind,
+				      uint64_t ident, uint64_t hash);
+/* Any complete object (kind, ident), or NULL. */
+const struct ia_known *ia_known_ident(const struct ia_ctx *c, uint32_t kind, uint64_t ident);
+/* A free id of kind, marked used; -ENOSPC names the full table. */
+int ia_id_alloc(struct ia_ctx *c, uint32_t kind, uint32_t *id);
+
+/* Record (kind, id) as being written (hash 0); v's hash is kept for later. */
+int ia_obj_begin(struct ia_ctx *c, uint32_t kind, uint32_t id, struct gammad_obj_val *v);
+
+/*
+ * Publish every frontend whose table changed (consumer entries under a new
+ * table_gen, then one update of the frontend) and delete the frontends the
+ * image no longer has. Needs c->sel_ids.
+ */
+int ia_frontends_apply(struct ia_ctx *c);
+
+/* Pod cgroups -> namespace ids and local endpoints, stale entries removed. */
+int ia_clients_apply(struct ia_ctx *c, const struct ia_opts *opts);
+
+/* After dp_sync(): delete every entry no frontend reaches any more. */
+int ia_retire(struct ia_ctx *c);
+
+/* Dump the map `name` of the data path. */
+int ia_dump(const struct ia_ctx *c, const char *name, struct map_dump *d);
+
+#endif
