@@ -81,16 +81,19 @@ static void peer_str(int fd, char *buf, size_t len)
 		addr_str(&ss, buf, len);
 }
 
-/* "pod": "NAME" or "pod":"NAME" anywhere in buf. */
-static void find_pod(const char *buf, char *pod, size_t len)
+/* "key": "VALUE" or "key":"VALUE" anywhere in buf ("" when absent). */
+static void find_str(const char *buf, const char *key, char *val, size_t len)
 {
-	const char *p = strstr(buf, "\"pod\"");
+	char quoted[32];
+	const char *p;
 	size_t n;
 
-	pod[0] = 0;
+	val[0] = 0;
+	snprintf(quoted, sizeof(quoted), "\"%s\"", key);
+	p = strstr(buf, quoted);
 	if (!p)
 		return;
-	p += 5;
+	p += strlen(quoted);
 	p += strspn(p, " \t");
 	if (*p++ != ':')
 		return;
@@ -100,8 +103,13 @@ static void find_pod(const char *buf, char *pod, size_t len)
 	n = strcspn(p, "\"");
 	if (n >= len)
 		n = len - 1;
-	memcpy(pod, p, n);
-	pod[n] = 0;
+	memcpy(val, p, n);
+	val[n] = 0;
+}
+
+static void find_pod(const char *buf, char *pod, size_t len)
+{
+	find_str(buf, "pod", pod, len);
 }
 
 /* Read until `until` appears (NULL: until EOF) or the buffer is full. */
@@ -208,6 +216,7 @@ static void one_request(const char *ip, int port, enum mc_proto proto, int timeo
 parse:
 	if (!err) {
 		find_pod(buf, r->pod, sizeof(r->pod));
+		find_str(buf, proto == MC_LINE ? "tcpport" : "httpPort", r->port, sizeof(r->port));
 		if (!r->pod[0])
 			err = -EBADMSG;
 	}
@@ -453,6 +462,15 @@ size_t mc_count_pod(const struct mc_result *res, size_t n, const char *pod)
 
 	for (size_t i = 0; i < n; i++)
 		c += !res[i].err && !strcmp(res[i].pod, pod);
+	return c;
+}
+
+size_t mc_count_port(const struct mc_result *res, size_t n, const char *port)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += !res[i].err && !strcmp(res[i].port, port);
 	return c;
 }
 

@@ -44,6 +44,7 @@ struct mc_result {
 	char step[16];		/* which step failed */
 	char peer[64];		/* getpeername() (MC_UDP_SENDTO: recvfrom() source), "ip:port" or "[ip]:port" */
 	char pod[128];		/* the pod that answered */
+	char port[8];		/* the port it answered on ("httpPort"/"tcpport"), "" for UDP */
 };
 
 struct mc_loop {
@@ -75,6 +76,7 @@ size_t mc_run(struct mc_loop *l, const struct mc_place *at, const char *ip, int 
 size_t mc_count_errors(const struct mc_result *res, size_t n);
 size_t mc_count_pod(const struct mc_result *res, size_t n, const char *pod);
 size_t mc_count_peer(const struct mc_result *res, size_t n, const char *peer);
+size_t mc_count_port(const struct mc_result *res, size_t n, const char *port);
 
 /* "ip:port", "[ip]:port" for IPv6: how getpeername() results are printed. */
 void mc_addr_port(char *buf, size_t len, const char *ip, int port);

@@ -169,12 +169,13 @@ static const char class_routes[] =
 static const struct {
 	int port;
 	enum mc_proto proto;
+	const char *target;	/* the targetPort, as the server reports it */
 } mesh_ports[] = {
-	{ 80, MC_HTTP },	/* -> 8080 --port */
-	{ 8080, MC_HTTP },	/* -> 8080 --port */
-	{ 443, MC_HTTP },	/* -> 8443 --port/--tls: plain HTTP here */
-	{ 9090, MC_LINE },	/* -> 9090 --tcp */
-	{ 7070, MC_HTTP },	/* -> 7070 --grpc: plain HTTP here */
+	{ 80, MC_HTTP, "8080" },	/* --port */
+	{ 8080, MC_HTTP, "8080" },	/* --port */
+	{ 443, MC_HTTP, "8443" },	/* --port/--tls: plain HTTP here */
+	{ 9090, MC_LINE, "9090" },	/* --tcp */
+	{ 7070, MC_HTTP, "7070" },	/* --grpc: plain HTTP here */
 };
 
 struct mesh {
@@ -215,9 +216,9 @@ static bool service_ip(struct mesh *m, const char *name, bool v6, char *ip)
  * n connections from `at` to ip:port: every one answered, by one of pods[],
  * with getpeername() == ip:port. counts[i]: how many pods[i] answered.
  */
-static void expect_served(const struct mc_place *at, const char *ip, int port,
-			  enum mc_proto proto, size_t n, const char *const *pods, int nr_pods,
-			  size_t *counts)
+static void expect_served_on(const struct mc_place *at, const char *ip, int port,
+			     enum mc_proto proto, size_t n, const char *const *pods, int nr_pods,
+			     size_t *counts, const char *target)
 {
 	char peer[64];
 	struct mc_loop l;
@@ -237,7 +238,16 @@ static void expect_served(const struct mc_place *at, const char *ip, int port,
 		in_set += c;
 	}
 	ASSERT_EQ(in_set, got, "answered by the expected pods only");
+	if (target)
+		ASSERT_EQ(mc_count_port(l.res, got, target), got, "answered on the targetPort");
 	mc_loop_free(&l);
+}
+
+static void expect_served(const struct mc_place *at, const char *ip, int port,
+			  enum mc_proto proto, size_t n, const char *const *pods, int nr_pods,
+			  size_t *counts)
+{
+	expect_served_on(at, ip, port, proto, n, pods, nr_pods, counts, NULL);
 }
 
 /* 1. No routes: every port of echo, echo-v1 and echo-v2 by ClusterIP. */
@@ -260,8 +270,8 @@ static void subtest_every_port(struct mesh *m)
 			/* echo: either pod; echo-v1 / echo-v2: their own only. */
 			const char *const *pods = s == 2 ? &both[1] : both;
 
-			expect_served(&m->at_v1, ip, mesh_ports[p].port, mesh_ports[p].proto, 8, pods,
-				      s ? 1 : 2, s ? NULL : counts);
+			expect_served_on(&m->at_v1, ip, mesh_ports[p].port, mesh_ports[p].proto, 8,
+					 pods, s ? 1 : 2, s ? NULL : counts, mesh_ports[p].target);
 		}
 		if (!s) {
 			/* 40 connections of plain Kubernetes over two pods: both answer. */
