@@ -281,6 +281,76 @@ static void subtest_flips(struct churn *c)
 }
 
 /*
+ * Issue 4: a 70/30 split over 1,000 new connections lands within +-5%; a
+ * weight-0 backend (echo-v3) never gets a connection.
+ */
+static void subtest_split(struct churn *c)
+{
+	static const char split[] =
+		"apiVersion: gateway.networking.k8s.io/v1\n"
+		"kind: HTTPRoute\n"
+		"metadata: {name: echo-flip, namespace: " MESH_NS "}\n"
+		"spec:\n"
+		"  parentRefs:\n"
+		"  - {group: \"\", kind: Service, name: echo, port: 80}\n"
+		"  rules:\n"
+		"  - backendRefs:\n"
+		"    - {name: echo-v1, port: 80, weight: 70}\n"
+		"    - {name: echo-v2, port: 80, weight: 30}\n"
+		"    - {name: echo-v3, port: 80, weight: 0}\n";
+	static const char v3_service[] =
+		"apiVersion: v1\n"
+		"kind: Service\n"
+		"metadata: {name: echo-v3, namespace: " MESH_NS "}\n"
+		"spec:\n"
+		"  clusterIP: 10.96.0.201\n"
+		"  selector: {app: echo, version: v3}\n"
+		"  ports:\n"
+		"  - {name: http, port: 80, targetPort: 8080, protocol: TCP}\n"
+		"---\n"
+		"apiVersion: discovery.k8s.io/v1\n"
+		"kind: EndpointSlice\n"
+		"metadata:\n"
+		"  name: echo-v3-x1\n"
+		"  namespace: " MESH_NS "\n"
+		"  labels: {kubernetes.io/service-name: echo-v3}\n"
+		"addressType: IPv4\n"
+		"endpoints:\n"
+		"- addresses: [%s]\n"
+		"  conditions: {ready: true, serving: true, terminating: false}\n"
+		"  targetRef: {kind: Pod, namespace: " MESH_NS ", name: %s}\n"
+		"ports:\n"
+		"- {name: http, port: 8080, protocol: TCP}\n";
+	char text[2048];
+	struct mc_loop l;
+	size_t n, v1, v2;
+
+	/* echo-v3 as a Service of its own, so that a route can name it with weight 0. */
+	snprintf(text, sizeof(text), v3_service, c->v3->ip4, c->v3->name);
+	if (!ASSERT_OK(agent_env_write(&c->ag, "v3.yaml", text), "write v3.yaml") ||
+	    !ASSERT_OK(agent_env_update(&c->ag, "routes.yaml", split), "agent applied 70/30/0"))
+		goto out;
+	c->route = NULL;
+	n = mc_run(&l, &c->at, c->ip, 80, MC_HTTP, 1000);
+	v1 = mc_count_pod(l.res, n, c->v1->name);
+	v2 = mc_count_pod(l.res, n, c->v2->name);
+	test__printf("  1000 connections: echo-v1 %zu, echo-v2 %zu, echo-v3 %zu, failed %zu\n", v1, v2,
+		     mc_count_pod(l.res, n, c->v3->name), mc_count_errors(l.res, n));
+	ASSERT_EQ(n, 1000, "connections made");
+	ASSERT_EQ(mc_count_errors(l.res, n), 0, "no connection failed");
+	ASSERT_EQ(mc_count_pod(l.res, n, c->v3->name), 0, "weight 0: no connection");
+	ASSERT_GE(v1, 650, "echo-v1 >= 65%");
+	ASSERT_LE(v1, 750, "echo-v1 <= 75%");
+	ASSERT_EQ(v1 + v2, n, "only the weighted backends");
+	mc_loop_free(&l);
+out:
+	/* Back to the A route, and without the extra Service. */
+	agent_env_write(&c->ag, "v3.yaml", NULL);
+	if (ASSERT_OK(agent_env_update(&c->ag, "routes.yaml", route_a), "back to route A"))
+		c->route = route_a;
+}
+
+/*
  * 4b. The consumer namespace's own route comes and goes 10 times under a
  * connection loop from its pod: echo-v1 (the producer route) without it,
  * echo-v2 with it.
@@ -500,6 +570,8 @@ void test_agent_churn(void)
 	    !ASSERT_OK(agent_env_start(&c.ag), "gammad run: first apply"))
 		goto cleanup;
 
+	if (test__start_subtest("split_70_30_weight_0"))
+		subtest_split(&c);
 	if (test__start_subtest("weight_flips_under_traffic"))
 		subtest_flips(&c);
 	if (test__start_subtest("consumer_route_flips_under_traffic"))
