@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* One pass of the node agent: see agent.h. */
 #include <errno.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -82,11 +83,22 @@ static void read_routes(struct agent *a)
 
 static void sync_tc(struct agent *a)
 {
+	int uplinks[AGENT_MAX_UPLINKS];
 	struct tc_sync_stats st;
+	size_t n = 0;
 
 	if (!a->tc)
 		return;
-	if (tc_sync(a->tc, a->dp, a->pin_dir, a->uplinks, a->nr_uplinks, !a->tc_refreshed, &st))
+	/* Resolved every pass: a recreated uplink has a new ifindex. */
+	for (size_t i = 0; i < a->nr_uplinks; i++) {
+		unsigned int ifindex = if_nametoindex(a->uplinks[i]);
+
+		if (ifindex)
+			uplinks[n++] = (int)ifindex;
+		else
+			pr_warn("tc: uplink %s: no such interface now", a->uplinks[i]);
+	}
+	if (tc_sync(a->tc, a->dp, a->pin_dir, uplinks, n, !a->tc_refreshed, &st))
 		return;		/* logged with the interface */
 	if (st.attached || st.detached || !a->tc_refreshed)
 		pr_info("tc: %zu pod veths and %zu uplinks carry the TC path (%zu attached, "

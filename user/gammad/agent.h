@@ -28,7 +28,7 @@ struct agent {
 	const char *dir, *pin_dir;
 	struct ia_opts opts;
 	struct host_routes routes;	/* read before every pass */
-	int uplinks[AGENT_MAX_UPLINKS];
+	const char *uplinks[AGENT_MAX_UPLINKS];	/* by name: an uplink may be recreated */
 	size_t nr_uplinks;
 	bool tc_refreshed;		/* our programs replaced the pinned ones */
 	struct img img;			/* last image applied without error */

@@ -177,12 +177,10 @@ static int watch_loop(struct agent *a, struct dirwatch *w, uint64_t fp, int resy
 	return stop ? 0 : ret;
 }
 
-/* --uplink NAME: the interface must exist now (its ifindex is what TC uses). */
+/* --uplink NAME: the interface must exist at start; it is found by name every pass. */
 static int add_uplink(struct agent *a, const char *name)
 {
-	unsigned int ifindex = if_nametoindex(name);
-
-	if (!ifindex) {
+	if (!if_nametoindex(name)) {
 		fprintf(stderr, "gammad run: --uplink %s: no such interface\n", name);
 		return -ENODEV;
 	}
@@ -191,7 +189,7 @@ static int add_uplink(struct agent *a, const char *name)
 			AGENT_MAX_UPLINKS);
 		return -E2BIG;
 	}
-	a->uplinks[a->nr_uplinks++] = (int)ifindex;
+	a->uplinks[a->nr_uplinks++] = name;
 	return 0;
 }
 
