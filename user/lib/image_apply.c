@@ -16,7 +16,7 @@ size_t ia_stats_changes(const struct ia_stats *s)
 {
 	return s->frontends_flipped + s->frontends_removed + s->selectors_written +
 	       s->backends_written + s->endpoint_sets_written + s->cgroups_written +
-	       s->local_eps_written + s->retired;
+	       s->local_eps_written + s->pods_written + s->retired;
 }
 
 /* Index of id in an image table sorted by id (entries of `size` bytes, id first). */
