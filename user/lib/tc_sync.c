@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "map_dump.h"
@@ -87,20 +88,16 @@ static int pinned_ifindex(const char *name)
 	return *end || v <= 0 || v > 0x7fffffff ? 0 : (int)v;
 }
 
+/* Pinned BPF objects cannot be open()ed: ask for their existence only. */
 static bool pinned(const char *pin_dir, int ifindex)
 {
 	char path[4200];
-	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/link_tc_%d", pin_dir, ifindex);
-	f = fopen(path, "r");
-	if (!f) {
-		snprintf(path, sizeof(path), "%s/clsact_tc_%d", pin_dir, ifindex);
-		f = fopen(path, "r");
-	}
-	if (f)
-		fclose(f);
-	return f != NULL;
+	if (!access(path, F_OK))
+		return true;
+	snprintf(path, sizeof(path), "%s/clsact_tc_%d", pin_dir, ifindex);
+	return !access(path, F_OK);
 }
 
 static const char *if_name(int ifindex, char *buf)
