@@ -22,6 +22,7 @@
  * Service ranges on the host), so every answer is the TC path's work; the
  * per-CPU counters gammad_tcst_v1 say how many packets it translated.
  */
+#include <arpa/inet.h>
 #include <net/if.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -451,11 +452,135 @@ static void subtest_connect_time(struct tce_env *e)
 	ASSERT_EQ(DELTA(GAMMAD_TC_CT_MISS), 0, "no mid-flow ClusterIP packet");
 }
 
+
 static void sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
 
 	nanosleep(&ts, NULL);
+}
+
+/* ifindex gammad_pod_v1 holds for a pod IP (0: not local), -1: no entry. */
+static long pod_map_ifindex(const char *pin_dir, int family, const char *ip)
+{
+	struct gammad_pod_key k = { .family = family };
+	struct gammad_pod_val v;
+	char path[128];
+	int fd, err;
+
+	inet_pton(family, ip, k.addr);
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, GAMMAD_MAP_POD);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -1;
+	err = bpf_map_lookup_elem(fd, &k, &v);
+	close(fd);
+	return err ? -1 : (long)v.ifindex;
+}
+
+static bool wait_for(bool (*cond)(struct tce_env *, const void *), struct tce_env *e,
+		     const void *arg, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms / 50; t++) {
+		if (cond(e, arg))
+			return true;
+		sleep_ms(50);
+	}
+	return cond(e, arg);
+}
+
+static bool pin_gone(struct tce_env *e, const void *arg)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/link_tc_%u", e->ag.pin_dir, *(const unsigned int *)arg);
+	return stat(path, &st) != 0;
+}
+
+static bool veth_followed(struct tce_env *e, const void *arg)
+{
+	const struct lab_pod_info *p = arg;
+	long idx = if_nametoindex(p->veth);
+
+	return idx && link_pinned(e->ag.pin_dir, p->veth) &&
+	       pod_map_ifindex(e->ag.pin_dir, AF_INET, p->ip4) == idx &&
+	       pod_map_ifindex(e->ag.pin_dir, AF_INET6, p->ip6) == idx;
+}
+
+/* The pod's network as the lab wires it (tools/lab/netns.c), on a new veth of the same name. */
+static int veth_rewire(const struct lab_pod_info *p)
+{
+	const char *v = p->veth, *ns = p->netns;
+
+	return sys_run("ip link add %s address ee:ee:ee:ee:ee:ee type veth peer name eth0 netns %s",
+		       v, ns) ||
+	       sys_run("sysctl -qw net/ipv4/conf/%s/proxy_arp=1 net/ipv6/conf/%s/accept_dad=0", v, v) ||
+	       sys_run("ip link set %s up", v) ||
+	       sys_run("ip addr add fe80::1/64 dev %s nodad", v) ||
+	       sys_run("ip route add %s/32 dev %s", p->ip4, v) ||
+	       sys_run("ip -6 route add %s/128 dev %s", p->ip6, v) ||
+	       sys_run("ip -n %s addr add %s/32 dev eth0", ns, p->ip4) ||
+	       sys_run("ip -n %s addr add %s/128 dev eth0 nodad", ns, p->ip6) ||
+	       sys_run("ip -n %s link set eth0 up", ns) ||
+	       sys_run("ip -n %s route add 169.254.1.1 dev eth0 scope link", ns) ||
+	       sys_run("ip -n %s neigh replace 169.254.1.1 lladdr ee:ee:ee:ee:ee:ee dev eth0 "
+		       "nud permanent", ns) ||
+	       sys_run("ip -n %s route add 10.244.0.0/16 via 169.254.1.1 dev eth0 src %s", ns,
+		       p->ip4) ||
+	       sys_run("ip -n %s route add 10.96.0.0/16 via 169.254.1.1 dev eth0 src %s", ns,
+		       p->ip4) ||
+	       sys_run("ip -n %s -6 route add fd00:10:244::/64 via fe80::1 dev eth0 src %s", ns,
+		       p->ip6) ||
+	       sys_run("ip -n %s -6 route add fd00:10:96::/112 via fe80::1 dev eth0 src %s", ns,
+		       p->ip6) ? -EIO : 0;
+}
+
+/*
+ * The agent follows veths: tce-b's veth goes away (its link is unpinned),
+ * comes back with another ifindex (attached, gammad_pod_v1 updated), and
+ * the TC path delivers into it again.
+ */
+static void subtest_veth_churn(struct tce_env *e)
+{
+	struct mc_place fe = outside(e->fe->netns), pod = outside(e->client->netns);
+	__u64 before[GAMMAD_TC_MAX], after[GAMMAD_TC_MAX];
+	unsigned int old = if_nametoindex(e->b->veth);
+	size_t a = 0, b = 0;
+
+	if (!ASSERT_NEQ(old, 0, "tce-b veth") ||
+	    !ASSERT_TRUE(link_pinned(e->ag.pin_dir, e->b->veth), "tce-b veth attached") ||
+	    !ASSERT_EQ(pod_map_ifindex(e->ag.pin_dir, AF_INET, e->b->ip4), old,
+		       "gammad_pod_v1: tce-b's veth"))
+		return;
+	if (!ASSERT_OK(sys_run("ip link del %s", e->b->veth), "delete tce-b's veth"))
+		return;
+	ASSERT_TRUE(wait_for(pin_gone, e, &old, 15000), "link of the vanished veth unpinned");
+	if (!ASSERT_OK(veth_rewire(e->b), "tce-b's veth made again"))
+		return;
+	test__printf("tce-b veth %s: ifindex %u -> %u\n", e->b->veth, old,
+		     if_nametoindex(e->b->veth));
+	if (!ASSERT_TRUE(wait_for(veth_followed, e, e->b, 15000),
+			 "new veth attached and in gammad_pod_v1")) {
+		test__printf("pod map: %ld, want %u\n",
+			     pod_map_ifindex(e->ag.pin_dir, AF_INET, e->b->ip4),
+			     if_nametoindex(e->b->veth));
+		tc_ready(e, true);
+		return;
+	}
+	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, before), "counters"))
+		return;
+	/* tce-fe's clients all go to tce-b: delivered into the new veth's peer */
+	if (run_clients(e, &fe, VIP4, HTTP_PORT, MC_HTTP, 100, &a, &b))
+		ASSERT_EQ(b, 100, "tce-fe clients reach tce-b through its new veth");
+	if (run_clients(e, &fe, VIP6, HTTP_PORT, MC_HTTP, 100, &a, &b))
+		ASSERT_EQ(b, 100, "IPv6: tce-fe clients reach tce-b through its new veth");
+	expect_split(e, &pod, VIP4, 200, 10);
+	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, after), "counters"))
+		return;
+	print_delta(before, after);
+	ASSERT_GE(DELTA(GAMMAD_TC_REDIR_PEER), 3 * 400, "delivered with redirect_peer");
+	ASSERT_EQ(DELTA(GAMMAD_TC_NO_ENDPOINT), 0, "no miss");
 }
 
 /* Results a PING/PONG loop has made so far, waiting until it has at least n (or timeout). */
@@ -593,7 +718,14 @@ static int env_setup(struct tce_env *e)
 	if (!ASSERT_OK(ret, "routes.yaml for the agent") || !ASSERT_OK(remote_up(e), "remote node"))
 		return -1;
 	check_topology(e);
-	return ASSERT_OK(agent_start_tc(e), "gammad run --uplink: applied, TC links, pod map") ? 0 : -1;
+	if (!ASSERT_OK(agent_start_tc(e), "gammad run --uplink: applied, TC links, pod map"))
+		return -1;
+	/* the agent says what it attached, on lines with "tc:" */
+	lab_run_capture(&out, "grep 'tc: ' %s", e->ag.log);
+	ASSERT_HAS_SUBSTR(out, e->uplink, "a tc: log line names the uplink");
+	ASSERT_HAS_SUBSTR(out, e->b->veth, "a tc: log line names a pod veth");
+	free(out);
+	return 0;
 }
 
 static void env_teardown(struct tce_env *e)
@@ -640,6 +772,8 @@ void test_agent_tc(void)
 		subtest_remote(&e, VIP6);
 	if (test__start_subtest("connect_time_not_translated"))
 		subtest_connect_time(&e);
+	if (test__start_subtest("veth_churn_followed"))
+		subtest_veth_churn(&e);
 	/* last: kills the agent */
 	if (test__start_subtest("kill9_existing_and_new_flows"))
 		subtest_kill9(&e);
