@@ -188,6 +188,16 @@ static bool link_pinned(const char *pin_dir, const char *ifname)
 	return !stat(path, &st);
 }
 
+static bool wait_for_uplink(struct tce_env *e, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms / 50; t++) {
+		if (link_pinned(e->ag.pin_dir, e->uplink))
+			return true;
+		nanosleep(&(struct timespec){ 0, 50 * 1000000L }, NULL);
+	}
+	return link_pinned(e->ag.pin_dir, e->uplink);
+}
+
 /* Every lab pod's veth and the uplink have their TC link, every pod IP is in the pod map. */
 static bool tc_ready(struct tce_env *e, bool print)
 {
@@ -238,6 +248,8 @@ static int agent_start_tc(struct tce_env *e)
 
 /* ---- the remote node --------------------------------------------------- */
 
+static int remote_link_up(struct tce_env *e);
+
 static int remote_up(struct tce_env *e)
 {
 	int pid = (int)getpid();
@@ -249,8 +261,15 @@ static int remote_up(struct tce_env *e)
 		return -EIO;
 	e->remote_up = true;
 	if (sys_run("ip netns exec %s sysctl -qw net.ipv6.conf.all.accept_dad=0 "
-		    "net.ipv6.conf.default.accept_dad=0", e->remote) ||
-	    sys_run("ip link add %s type veth peer name eth0 netns %s", e->uplink, e->remote) ||
+		    "net.ipv6.conf.default.accept_dad=0", e->remote))
+		return -EIO;
+	return remote_link_up(e);
+}
+
+/* The uplink veth pair, its addresses and routes on both sides. */
+static int remote_link_up(struct tce_env *e)
+{
+	if (sys_run("ip link add %s type veth peer name eth0 netns %s", e->uplink, e->remote) ||
 	    sys_run("sysctl -qw net.ipv6.conf.%s.accept_dad=0", e->uplink) ||
 	    /* host end: one address, no prefix route; the subnet's route is added by hand */
 	    sys_run("ip addr add " REMOTE4_GW "/32 dev %s", e->uplink) ||
@@ -431,7 +450,13 @@ static void subtest_remote(struct tce_env *e, const char *vip)
 /* A client inside --cgroup is rewritten at connect(): TC sees only pod IPs, translates nothing. */
 static void subtest_connect_time(struct tce_env *e)
 {
-	struct mc_place at = { .cgroup = e->client->container_cgroup, .netns = e->client->netns,
+	/*
+	 * From tce-fe's pod: its earlier TC flows were TCP only. The client
+	 * pod's UDP flows to the ClusterIP leave REV entries a connect-time
+	 * datagram on the same source port would run into (see the
+	 * udp_same_port_* subtests): that is another failure, tested there.
+	 */
+	struct mc_place at = { .cgroup = e->fe->container_cgroup, .netns = e->fe->netns,
 			       .timeout_ms = 3000 };
 	__u64 before[GAMMAD_TC_MAX], after[GAMMAD_TC_MAX];
 	size_t a = 0, b = 0;
@@ -656,6 +681,244 @@ out:
 	}
 }
 
+/*
+ * A new agent after the kill -9 adopts the pinned links (programs replaced
+ * in place): a long-lived connection made before goes on through the
+ * restart, new flows are translated.
+ */
+static void subtest_restart(struct tce_env *e)
+{
+	struct mc_place pod = outside(e->client->netns), remote = outside(e->remote);
+	struct mc_loop p4 = {};
+	size_t n;
+
+	if (!ASSERT_OK(mc_loop_start(&p4, &pod, VIP4, LINE_PORT, MC_PINGPONG, 100000), "pinger"))
+		return;
+	if (!ASSERT_GE(pongs_reach(&p4, 50, 10000), 50, "long-lived connection exchanges"))
+		goto out;
+	agent_env_kill(&e->ag, SIGKILL);	/* none left running by the kill -9 subtest */
+	if (!ASSERT_OK(agent_start_tc(e), "restarted agent: applied, TC links, pod map"))
+		goto out;
+	n = mc_loop_count(&p4);
+	ASSERT_GE(pongs_reach(&p4, n + 200, 10000), n + 200, "connection goes on after the restart");
+	expect_split(e, &pod, VIP4, 200, 10);
+	expect_split(e, &remote, VIP6, 200, 10);
+out:
+	n = mc_loop_stop(&p4);
+	ASSERT_EQ(mc_count_errors(p4.res, n), 0, "long-lived: no exchange failed");
+	mc_loop_free(&p4);
+}
+
+/*
+ * The uplink vanishes (a NIC, bond or VLAN taken down and deleted): the
+ * agent must go on following pod veths. Then tce-a's veth is made again
+ * (a pod restart): it must be attached like any new veth.
+ */
+static void subtest_uplink_gone(struct tce_env *e)
+{
+	struct mc_place pod = outside(e->client->netns);
+	unsigned int up = if_nametoindex(e->uplink);
+
+	if (!ASSERT_NEQ(up, 0, "uplink") ||
+	    !ASSERT_OK(sys_run("ip link del %s", e->uplink), "uplink deleted"))
+		return;
+	sleep_ms(500);
+	if (!ASSERT_OK(sys_run("ip link del %s", e->a->veth), "delete tce-a's veth") ||
+	    !ASSERT_OK(veth_rewire(e->a), "tce-a's veth made again"))
+		return;
+	test__printf("uplink %s (ifindex %u) gone; tce-a veth %s now ifindex %u\n", e->uplink, up,
+		     e->a->veth, if_nametoindex(e->a->veth));
+	if (!ASSERT_TRUE(wait_for(veth_followed, e, e->a, 15000),
+			 "new veth of tce-a attached while the uplink is gone")) {
+		char *out = NULL;
+
+		lab_run_capture(&out, "grep 'tc: ' %s | tail -n 8", e->ag.log);
+		test__printf("agent's last tc: lines\n%s", out ? out : "");
+		free(out);
+		ASSERT_FALSE(wait_for(pin_gone, e, &up, 10), "stale uplink link left pinned");
+		return;
+	}
+	expect_split(e, &pod, VIP4, 200, 10);
+}
+
+/* The uplink made again under the same name: attached again, the remote node served again. */
+static void subtest_uplink_back(struct tce_env *e)
+{
+	struct mc_place remote = outside(e->remote);
+	size_t a = 0, b = 0;
+
+	if (if_nametoindex(e->uplink))
+		sys_run("ip link del %s", e->uplink);
+	if (!ASSERT_OK(remote_link_up(e), "uplink made again"))
+		return;
+	if (!ASSERT_TRUE(wait_for_uplink(e, 15000), "--uplink attached again by name")) {
+		char *out = NULL;
+
+		lab_run_capture(&out, "grep 'tc: ' %s | tail -n 8", e->ag.log);
+		test__printf("agent's last tc: lines\n%s", out ? out : "");
+		free(out);
+	}
+	run_clients(e, &remote, VIP4, HTTP_PORT, MC_HTTP, 20, &a, &b);
+}
+
+/* gammad uninstall: the TC links go with the rest, the ClusterIP leads nowhere again. */
+static void subtest_uninstall(struct tce_env *e)
+{
+	struct mc_place pod = outside(e->client->netns);
+	char *out = NULL;
+	struct mc_loop l;
+	size_t n;
+	int ret;
+
+	agent_env_kill(&e->ag, SIGKILL);
+	ret = lab_run_capture(&out, "%s uninstall --pin-dir %s", test_bin("gammad"), e->ag.pin_dir);
+	if (!ASSERT_EQ(ret, 0, "gammad uninstall"))
+		test__printf("%s", out ? out : "");
+	free(out);
+	ASSERT_NEQ(access(e->ag.pin_dir, F_OK), 0, "pin dir removed");
+	for (size_t i = 0; i < e->lab.nr_pods; i++)
+		ASSERT_FALSE(link_pinned(e->ag.pin_dir, e->lab.pods[i].veth), "no link pinned");
+	/* no program left on the veths: nothing translates */
+	pod.timeout_ms = 1000;
+	n = mc_run(&l, &pod, VIP4, HTTP_PORT, MC_HTTP, 3);
+	ASSERT_EQ(mc_count_errors(l.res, n), n, "ClusterIP unreachable after uninstall");
+	mc_loop_free(&l);
+	lab_run_capture(&out, "bpftool net show dev %s 2>&1", e->client->veth);
+	test__printf("bpftool net show dev %s:\n%s", e->client->veth, out ? out : "");
+	ASSERT_TRUE(out && !strstr(out, "gammad"), "no gammad program on the client's veth");
+	free(out);
+}
+
+/*
+ * One source port, two flows one after the other from a pod outside
+ * --cgroup: first to the ClusterIP (translated by TC, answered by pod X),
+ * then straight to pod X's IP and target port. The second is not a Service
+ * flow: its reply must come from pod X's address, not from the ClusterIP.
+ */
+struct port_reuse {
+	char vip[64], ip[2][64], pod[2][256];	/* tce-a, tce-b: IP and name */
+	int port;
+	/* results */
+	int step;				/* last step reached */
+	char via_vip_from[80], via_vip_pod[256];
+	char direct_to[80], direct_from[80];
+};
+
+static int udp_once(int family, int sport, const char *ip, int port, char *from, size_t flen,
+		    char *reply, size_t rlen)
+{
+	struct sockaddr_storage dst = {}, src = {}, got;
+	struct timeval tv = { 2, 0 };
+	socklen_t glen = sizeof(got), dlen;
+	int one = 1, fd, ret = -1;
+	ssize_t n;
+
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *d = (void *)&dst, *l = (void *)&src;
+
+		d->sin6_family = l->sin6_family = AF_INET6;
+		d->sin6_port = htons(port);
+		l->sin6_port = htons(sport);
+		inet_pton(AF_INET6, ip, &d->sin6_addr);
+		dlen = sizeof(*d);
+	} else {
+		struct sockaddr_in *d = (void *)&dst, *l = (void *)&src;
+
+		d->sin_family = l->sin_family = AF_INET;
+		d->sin_port = htons(port);
+		l->sin_port = htons(sport);
+		inet_pton(AF_INET, ip, &d->sin_addr);
+		dlen = sizeof(*d);
+	}
+	fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    bind(fd, (struct sockaddr *)&src, dlen) ||
+	    sendto(fd, "TEST", 4, 0, (struct sockaddr *)&dst, dlen) != 4)
+		goto out;
+	n = recvfrom(fd, reply, rlen - 1, 0, (struct sockaddr *)&got, &glen);
+	if (n <= 0)
+		goto out;
+	reply[n] = 0;
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *g = (void *)&got;
+		char a[64];
+
+		inet_ntop(AF_INET6, &g->sin6_addr, a, sizeof(a));
+		snprintf(from, flen, "[%s]:%d", a, ntohs(g->sin6_port));
+	} else {
+		struct sockaddr_in *g = (void *)&got;
+		char a[64];
+
+		inet_ntop(AF_INET, &g->sin_addr, a, sizeof(a));
+		snprintf(from, flen, "%s:%d", a, ntohs(g->sin_port));
+	}
+	ret = 0;
+out:
+	close(fd);
+	return ret;
+}
+
+static int port_reuse_run(void *arg)
+{
+	struct port_reuse *r = arg;
+	int family = strchr(r->vip, ':') ? AF_INET6 : AF_INET, x;
+	char reply[2048];
+
+	if (udp_once(family, r->port, r->vip, UDP_PORT, r->via_vip_from,
+		     sizeof(r->via_vip_from), reply, sizeof(reply)))
+		return 0;
+	r->step = 1;
+	x = strstr(reply, r->pod[0]) ? 0 : strstr(reply, r->pod[1]) ? 1 : -1;
+	if (x < 0)
+		return 0;
+	snprintf(r->via_vip_pod, sizeof(r->via_vip_pod), "%s", r->pod[x]);
+	mc_addr_port(r->direct_to, sizeof(r->direct_to), r->ip[x], 5353);
+	r->step = 2;
+	if (udp_once(family, r->port, r->ip[x], 5353, r->direct_from, sizeof(r->direct_from),
+		     reply, sizeof(reply)))
+		return 0;
+	r->step = 3;
+	return 0;
+}
+
+static void subtest_udp_port_reuse(struct tce_env *e, bool v6)
+{
+	struct port_reuse *r = shared_alloc(sizeof(*r));
+	__u64 before[GAMMAD_TC_MAX], after[GAMMAD_TC_MAX];
+	char want[80];
+
+	if (!ASSERT_OK_PTR(r, "shared"))
+		return;
+	memset(r, 0, sizeof(*r));
+	snprintf(r->vip, sizeof(r->vip), "%s", v6 ? VIP6 : VIP4);
+	snprintf(r->ip[0], sizeof(r->ip[0]), "%s", v6 ? e->a->ip6 : e->a->ip4);
+	snprintf(r->ip[1], sizeof(r->ip[1]), "%s", v6 ? e->b->ip6 : e->b->ip4);
+	snprintf(r->pod[0], sizeof(r->pod[0]), "%s", e->a->name);
+	snprintf(r->pod[1], sizeof(r->pod[1]), "%s", e->b->name);
+	r->port = 47000 + (v6 ? 1 : 0) + (int)(getpid() % 500) * 2;
+	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, before), "counters"))
+		goto out;
+	if (!ASSERT_OK(child_run(NULL, e->client->netns, port_reuse_run, r, 20000), "client"))
+		goto out;
+	tc_counters(e->ag.pin_dir, after);
+	print_delta(before, after);
+	test__printf("port %d: to %s:53 answered by %s from %s; then to %s answered from %s\n",
+		     r->port, r->vip, r->via_vip_pod, r->via_vip_from, r->direct_to,
+		     r->direct_from);
+	mc_addr_port(want, sizeof(want), r->vip, UDP_PORT);
+	if (!ASSERT_GE(r->step, 2, "ClusterIP answered by a tce pod") ||
+	    !ASSERT_STREQ(r->via_vip_from, want, "first reply from the ClusterIP"))
+		goto out;
+	ASSERT_EQ(r->step, 3, "direct datagram answered");
+	ASSERT_STREQ(r->direct_from, r->direct_to,
+		     "reply to the direct datagram from the pod, not from the ClusterIP");
+out:
+	shared_free(r, sizeof(*r));
+}
+
 /* ---- setup ------------------------------------------------------------- */
 
 /* Before the agent the ClusterIP leads nowhere; the remote node reaches the pods. */
@@ -772,11 +1035,22 @@ void test_agent_tc(void)
 		subtest_remote(&e, VIP6);
 	if (test__start_subtest("connect_time_not_translated"))
 		subtest_connect_time(&e);
+	if (test__start_subtest("udp_same_port_clusterip_then_pod_ipv4"))
+		subtest_udp_port_reuse(&e, false);
+	if (test__start_subtest("udp_same_port_clusterip_then_pod_ipv6"))
+		subtest_udp_port_reuse(&e, true);
 	if (test__start_subtest("veth_churn_followed"))
 		subtest_veth_churn(&e);
-	/* last: kills the agent */
 	if (test__start_subtest("kill9_existing_and_new_flows"))
 		subtest_kill9(&e);
+	if (test__start_subtest("restart_adopts_links_and_flows"))
+		subtest_restart(&e);
+	if (test__start_subtest("uplink_gone_pods_still_followed"))
+		subtest_uplink_gone(&e);
+	if (test__start_subtest("uplink_recreated_reattached"))
+		subtest_uplink_back(&e);
+	if (test__start_subtest("uninstall_detaches"))
+		subtest_uninstall(&e);
 cleanup:
 	env_teardown(&e);
 }
