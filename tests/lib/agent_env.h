@@ -56,4 +56,29 @@ void agent_env_fini(struct agent_env *ag);
 /* CLOCK_MONOTONIC in microseconds. */
 int64_t mono_us(void);
 
+/* Namespaces of the mesh conformance manifests (shared/gateway-api/conformance/mesh). */
+#define MESH_NS "gateway-conformance-mesh"
+#define CONSUMER_NS "gateway-conformance-mesh-consumer"
+
+/* The consumer namespace's own route for echo:80 (to echo-v2), with its ReferenceGrant. */
+#define CONSUMER_ROUTE_YAML							\
+	"apiVersion: gateway.networking.k8s.io/v1\n"				\
+	"kind: HTTPRoute\n"							\
+	"metadata: {name: echo-consumer, namespace: " CONSUMER_NS "}\n"	\
+	"spec:\n"								\
+	"  parentRefs:\n"							\
+	"  - {group: \"\", kind: Service, name: echo, namespace: " MESH_NS ", port: 80}\n" \
+	"  rules:\n"								\
+	"  - backendRefs:\n"							\
+	"    - {name: echo-v2, namespace: " MESH_NS ", port: 80}\n"		\
+	"---\n"								\
+	"apiVersion: gateway.networking.k8s.io/v1beta1\n"			\
+	"kind: ReferenceGrant\n"						\
+	"metadata: {name: consumer-to-echo, namespace: " MESH_NS "}\n"		\
+	"spec:\n"								\
+	"  from:\n"								\
+	"  - {group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: " CONSUMER_NS "}\n" \
+	"  to:\n"								\
+	"  - {group: \"\", kind: Service}\n"
+
 #endif

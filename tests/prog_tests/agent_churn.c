@@ -23,8 +23,6 @@
 #include "lib/lab_env.h"
 #include "lib/mesh_client.h"
 
-#define MESH_NS "gateway-conformance-mesh"
-#define CONSUMER_NS "gateway-conformance-mesh-consumer"
 #define MAX_CONFIGS 16
 #define MAX_CONNS 300000
 #define HOLD_MS 300
@@ -64,24 +62,7 @@ static const char route_b[] = FLIP_ROUTE(0, 100);
 
 /* The consumer namespace's own route for echo:80: echo-v2. */
 static const char consumer_route[] =
-	"apiVersion: gateway.networking.k8s.io/v1\n"
-	"kind: HTTPRoute\n"
-	"metadata: {name: echo-consumer, namespace: " CONSUMER_NS "}\n"
-	"spec:\n"
-	"  parentRefs:\n"
-	"  - {group: \"\", kind: Service, name: echo, namespace: " MESH_NS ", port: 80}\n"
-	"  rules:\n"
-	"  - backendRefs:\n"
-	"    - {name: echo-v2, namespace: " MESH_NS ", port: 80}\n"
-	"---\n"
-	"apiVersion: gateway.networking.k8s.io/v1beta1\n"
-	"kind: ReferenceGrant\n"
-	"metadata: {name: consumer-to-echo, namespace: " MESH_NS "}\n"
-	"spec:\n"
-	"  from:\n"
-	"  - {group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: " CONSUMER_NS "}\n"
-	"  to:\n"
-	"  - {group: \"\", kind: Service}\n";
+	CONSUMER_ROUTE_YAML;
 
 struct timeline {
 	int n;

@@ -17,8 +17,6 @@
 #include "lib/lab_env.h"
 #include "lib/mesh_client.h"
 
-#define MESH_NS "gateway-conformance-mesh"
-#define CONSUMER_NS "gateway-conformance-mesh-consumer"
 /* An address of the pod range the lab never hands out (it counts up from .0.2). */
 #define HOST_CLIENT_IP "10.244.255.250"
 
@@ -146,24 +144,7 @@ static const char class_routes[] =
 	"  - backendRefs:\n"
 	"    - {name: echo-v1, port: 80}\n"
 	"---\n"
-	"apiVersion: gateway.networking.k8s.io/v1\n"
-	"kind: HTTPRoute\n"
-	"metadata: {name: echo-consumer, namespace: " CONSUMER_NS "}\n"
-	"spec:\n"
-	"  parentRefs:\n"
-	"  - {group: \"\", kind: Service, name: echo, namespace: " MESH_NS ", port: 80}\n"
-	"  rules:\n"
-	"  - backendRefs:\n"
-	"    - {name: echo-v2, namespace: " MESH_NS ", port: 80}\n"
-	"---\n"
-	"apiVersion: gateway.networking.k8s.io/v1beta1\n"
-	"kind: ReferenceGrant\n"
-	"metadata: {name: consumer-to-echo, namespace: " MESH_NS "}\n"
-	"spec:\n"
-	"  from:\n"
-	"  - {group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: " CONSUMER_NS "}\n"
-	"  to:\n"
-	"  - {group: \"\", kind: Service}\n";
+	CONSUMER_ROUTE_YAML;
 
 /* The conformance Services' ports and what their target ports speak. */
 static const struct {
