@@ -91,7 +91,10 @@ static const char manifests_yaml[] =
 	"  ports:\n    - {name: http, port: 80, targetPort: http}\n" extra
 	SERVICE("svc", "{app: tce}", VIP4, VIP6,
 		"    - {name: line, port: 9000, targetPort: 9090}\n"
-		"    - {name: dns, port: 53, targetPort: 5353, protocol: UDP}\n")
+		"    - {name: dns, port: 53, targetPort: 5353, protocol: UDP}\n"
+		/* nobody listens on these target ports: RST, ICMP port unreachable */
+		"    - {name: dead-tcp, port: 9001, targetPort: 9191}\n"
+		"    - {name: dead-udp, port: 54, targetPort: 5454, protocol: UDP}\n")
 	SERVICE("svc-a", "{app: tce, version: a}", "10.96.77.11", "fd00:10:96::770b", "")
 	SERVICE("svc-b", "{app: tce, version: b}", "10.96.77.12", "fd00:10:96::770c", "")
 	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
@@ -919,6 +922,51 @@ out:
 	shared_free(r, sizeof(*r));
 }
 
+/*
+ * Errors come back through the translation: a TCP RST and an ICMP port
+ * unreachable from an endpoint with no listener reach the client as the
+ * ClusterIP's (ECONNREFUSED on connect() and on a connected UDP socket:
+ * the kernel matches the ICMP quote to the socket, so it must be
+ * translated back), from a pod and from the remote node.
+ */
+static void expect_refused(const struct mc_place *at, const char *vip, int port,
+			   enum mc_proto proto, size_t n)
+{
+	struct mc_loop l;
+	size_t got, refused = 0;
+
+	got = mc_run(&l, at, vip, port, proto, n);
+	for (size_t i = 0; i < got; i++)
+		refused += l.res[i].err == -ECONNREFUSED;
+	ASSERT_EQ(got, n, "requests made");
+	ASSERT_EQ(refused, n, "every one refused (not timed out)");
+	mc_loop_free(&l);
+}
+
+static void subtest_refused(struct tce_env *e, bool v6)
+{
+	struct mc_place pod = outside(e->client->netns), remote = outside(e->remote);
+	__u64 before[GAMMAD_TC_MAX], after[GAMMAD_TC_MAX];
+	const char *vip = v6 ? VIP6 : VIP4;
+
+	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, before), "counters"))
+		return;
+	/*
+	 * 4 datagrams from each client: the kernel lets a pod send a burst of
+	 * 6 ICMP errors to one peer, then 1 per second (icmp_ratelimit); a
+	 * lost error here must be the TC path's, not the rate limit's.
+	 */
+	expect_refused(&pod, vip, 9001, MC_LINE, 10);
+	expect_refused(&pod, vip, 54, MC_UDP, 4);
+	expect_refused(&remote, vip, 9001, MC_LINE, 10);
+	expect_refused(&remote, vip, 54, MC_UDP, 4);
+	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, after), "counters"))
+		return;
+	print_delta(before, after);
+	ASSERT_GE(DELTA(GAMMAD_TC_ICMP_XLATE), 8, "ICMP errors translated back");
+	ASSERT_GE(DELTA(GAMMAD_TC_CLOSED), 20, "RSTs end their flows");
+}
+
 /* ---- setup ------------------------------------------------------------- */
 
 /* Before the agent the ClusterIP leads nowhere; the remote node reaches the pods. */
@@ -1033,6 +1081,10 @@ void test_agent_tc(void)
 		subtest_remote(&e, VIP4);
 	if (test__start_subtest("remote_node_ipv6"))
 		subtest_remote(&e, VIP6);
+	if (test__start_subtest("refused_ipv4"))
+		subtest_refused(&e, false);
+	if (test__start_subtest("refused_ipv6"))
+		subtest_refused(&e, true);
 	if (test__start_subtest("connect_time_not_translated"))
 		subtest_connect_time(&e);
 	if (test__start_subtest("udp_same_port_clusterip_then_pod_ipv4"))
