@@ -687,21 +687,36 @@ out:
 /*
  * A new agent after the kill -9 adopts the pinned links (programs replaced
  * in place): a long-lived connection made before goes on through the
- * restart, new flows are translated.
+ * restart, new flows are translated; a veth made again while no agent ran
+ * is attached, the link of the old one unpinned.
  */
 static void subtest_restart(struct tce_env *e)
 {
 	struct mc_place pod = outside(e->client->netns), remote = outside(e->remote);
+	struct mc_place fe = outside(e->fe->netns);
 	struct mc_loop p4 = {};
-	size_t n;
+	size_t n, a = 0, b = 0;
+	unsigned int old;
 
 	if (!ASSERT_OK(mc_loop_start(&p4, &pod, VIP4, LINE_PORT, MC_PINGPONG, 100000), "pinger"))
 		return;
 	if (!ASSERT_GE(pongs_reach(&p4, 50, 10000), 50, "long-lived connection exchanges"))
 		goto out;
 	agent_env_kill(&e->ag, SIGKILL);	/* none left running by the kill -9 subtest */
+	/*
+	 * A pod restarted while no agent ran (tce-fe's client: not on the
+	 * long-lived connection's path): its old veth's link is left pinned.
+	 */
+	old = if_nametoindex(e->fe->veth);
+	if (!ASSERT_OK(sys_run("ip link del %s", e->fe->veth), "delete fe-client's veth") ||
+	    !ASSERT_OK(veth_rewire(e->fe), "fe-client's veth made again"))
+		goto out;
 	if (!ASSERT_OK(agent_start_tc(e), "restarted agent: applied, TC links, pod map"))
 		goto out;
+	ASSERT_TRUE(veth_followed(e, e->fe), "fe-client's new veth attached by the new agent");
+	ASSERT_TRUE(wait_for(pin_gone, e, &old, 5000), "the old veth's link unpinned");
+	if (run_clients(e, &fe, VIP4, HTTP_PORT, MC_HTTP, 20, &a, &b))
+		ASSERT_EQ(b, 20, "fe-client through its new veth: consumer route to tce-b");
 	n = mc_loop_count(&p4);
 	ASSERT_GE(pongs_reach(&p4, n + 200, 10000), n + 200, "connection goes on after the restart");
 	expect_split(e, &pod, VIP4, 200, 10);
