@@ -10,7 +10,7 @@
  *
  * Clients that connect() never sees:
  *  - processes in a pod's netns but in the test's own cgroup (outside
- *    --cgroup), started with `ip netns exec` or forked into the netns;
+ *    --cgroup), forked into the netns (tests/lib/mesh_client.c);
  *  - a "remote node": netns gtce<pid>-r behind a veth pair whose host end
  *    (gtce<pid>u) is the --uplink, with 10.244.200.2 and fd00:10:244::c8:2
  *    (pod-range subnets of their own, routed by the host to the uplink).
@@ -21,6 +21,15 @@
  * Only the TC path can take them to a ClusterIP (the lab blackholes the
  * Service ranges on the host), so every answer is the TC path's work; the
  * per-CPU counters gammad_tcst_v1 say how many packets it translated.
+ *
+ * Subtests run in order and share the lab and the agent; the last ones
+ * kill and restart the agent, remove and remake veths, and uninstall.
+ * Known failures when written (see the report of branch tce):
+ *  - udp_same_port_clusterip_then_pod_*: a REV conntrack entry of a UDP
+ *    flow to the ClusterIP reverse-translates the replies of a later flow
+ *    the same client sends straight to that endpoint from the same port;
+ *  - uplink_recreated_reattached: --uplink is resolved to an ifindex once,
+ *    an uplink made again under its name never gets the program back.
  */
 #include <arpa/inet.h>
 #include <net/if.h>
