@@ -991,6 +991,44 @@ static void subtest_refused(struct tce_env *e, bool v6)
 	ASSERT_GE(DELTA(GAMMAD_TC_CLOSED), 20, "RSTs end their flows");
 }
 
+/*
+ * Segments larger than the MTU: a 120 kB request body leaves the client
+ * as GSO packets (veths offload), which the TC path rewrites and redirects
+ * whole; every request must be answered, from a pod and from the remote
+ * node, both families.
+ */
+static void subtest_large(struct tce_env *e)
+{
+	const char *from[] = { e->client->netns, e->remote };
+	const char *vips[] = { VIP4, "[" VIP6 "]" };
+	__u64 before[GAMMAD_TC_MAX], after[GAMMAD_TC_MAX];
+
+	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, before), "counters"))
+		return;
+	for (int i = 0; i < 2; i++) {
+		for (int f = 0; f < 2; f++) {
+			char *out = NULL;
+			int ret;
+
+			ret = lab_run_capture(&out, "ip netns exec %s %s client http://%s:80/ "
+					      "--method=POST --body=$(head -c 120000 /dev/zero | "
+					      "tr \\\\0 x) --count=20 --new-conn --timeout=5",
+					      from[i], test_bin("echo"), vips[f]);
+			test__printf("120 kB bodies to %s from %s: %d\n%s\n", vips[f], from[i], ret,
+				     out ? out : "");
+			ASSERT_EQ(ret, 0, "echo client exit status");
+			ASSERT_HAS_SUBSTR(out, "status=200 count=20", "every large request answered");
+			ASSERT_HAS_SUBSTR(out, "errors=0", "no error");
+			free(out);
+		}
+	}
+	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, after), "counters"))
+		return;
+	print_delta(before, after);
+	ASSERT_EQ(DELTA(GAMMAD_TC_REWRITE_ERR), 0, "no rewrite error");
+	ASSERT_EQ(DELTA(GAMMAD_TC_CT_MISS), 0, "no mid-flow miss");
+}
+
 /* ---- setup ------------------------------------------------------------- */
 
 /* Before the agent the ClusterIP leads nowhere; the remote node reaches the pods. */
@@ -1109,6 +1147,8 @@ void test_agent_tc(void)
 		subtest_refused(&e, false);
 	if (test__start_subtest("refused_ipv6"))
 		subtest_refused(&e, true);
+	if (test__start_subtest("large_requests_gso"))
+		subtest_large(&e);
 	if (test__start_subtest("connect_time_not_translated"))
 		subtest_connect_time(&e);
 	if (test__start_subtest("udp_same_port_clusterip_then_pod_ipv4"))
