@@ -142,8 +142,14 @@ int agent_env_start(struct agent_env *ag)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		execl(test_bin("gammad"), "gammad", "run", "--manifests", ag->dir, "--cgroup",
-		      ag->cgroup, "--pin-dir", ag->pin_dir, (char *)NULL);
+		char *argv[64] = { "gammad", "run", "--manifests", ag->dir, "--cgroup",
+				   ag->cgroup, "--pin-dir", ag->pin_dir };
+		int argc = 8;
+
+		for (const char *const *a = ag->args; a && *a && argc < 63; a++)
+			argv[argc++] = (char *)*a;
+		argv[argc] = NULL;
+		execv(test_bin("gammad"), argv);
 		_exit(127);
 	}
 	close(fd);
