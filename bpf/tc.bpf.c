@@ -123,18 +123,21 @@ static __always_inline int tc_forward(struct __sk_buff *skb, struct pkt *p,
 }
 
 /*
- * A SYN not for a Service on the tuple a closing translated flow used after
- * DNAT: the client dialled the endpoint itself (connect-time translation,
- * or by address) from the same port while the flow to the ClusterIP was in
- * TIME_WAIT. The endpoint sees a new connection; so must we, or its
+ * A packet not for a Service on the tuple a translated flow used after
+ * DNAT: the client now talks to the endpoint itself (connect-time
+ * translation, or by address) from the same port. For TCP that is a SYN
+ * while the flow to the ClusterIP was in TIME_WAIT; for UDP any datagram,
+ * as a datagram flow has no end the wire shows (its forward entry may have
+ * timed out long ago). The endpoint sees a new flow; so must we, or its
  * replies would be reverse translated.
  */
 static __always_inline void tc_reuse_check(const struct pkt *p)
 {
 	struct gammad_ct_key k = {};
 	struct gammad_ct_val *v;
+	bool udp = p->o.t.proto == IPPROTO_UDP;
 
-	if (!tcp_is_syn(p))
+	if (!udp && !tcp_is_syn(p))
 		return;
 	addr_copy(k.saddr, p->o.t.daddr);
 	addr_copy(k.daddr, p->o.t.saddr);
@@ -144,7 +147,7 @@ static __always_inline void tc_reuse_check(const struct pkt *p)
 	k.family = p->o.t.family;
 	k.dir = GAMMAD_CT_REV;
 	v = bpf_map_lookup_elem(&gammad_ct_v1, &k);
-	if (v && (v->flags & GAMMAD_CT_F_CLOSING)) {
+	if (v && (udp || (v->flags & GAMMAD_CT_F_CLOSING))) {
 		ct_delete(&k, v);
 		tc_count(GAMMAD_TC_CLOSED);
 	}

@@ -24,12 +24,10 @@
  *
  * Subtests run in order and share the lab and the agent; the last ones
  * kill and restart the agent, remove and remake veths, and uninstall.
- * Known failures when written (see the report of branch tce):
- *  - udp_same_port_clusterip_then_pod_*: a REV conntrack entry of a UDP
- *    flow to the ClusterIP reverse-translates the replies of a later flow
- *    the same client sends straight to that endpoint from the same port;
- *  - uplink_recreated_reattached: --uplink is resolved to an ifindex once,
- *    an uplink made again under its name never gets the program back.
+ * Two subtests guard bugs they found: udp_same_port_clusterip_then_pod_*
+ * (a stale reverse conntrack entry of a UDP flow to the ClusterIP must not
+ * rewrite the replies of a later direct flow from the same port) and
+ * uplink_recreated_reattached (--uplink is found by name every pass).
  */
 #include <arpa/inet.h>
 #include <net/if.h>

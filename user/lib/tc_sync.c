@@ -143,27 +143,34 @@ int tc_sync(struct tc_dp *t, struct dp *dp, const char *pin_dir, const int *upli
 	char name[IF_NAMESIZE];
 	struct want *w;
 	size_t nr;
-	int err;
+	int err, e2;
 
 	if (!st)
 		st = &dummy;
 	memset(st, 0, sizeof(*st));
 	err = wanted(dp, uplinks, nr_uplinks, &w, &nr, st);
-	for (size_t i = 0; i < nr && !err; i++) {
+	if (err) {
+		free(w);
+		return err;
+	}
+	/* One interface failing (a veth going away meanwhile) stops no other. */
+	for (size_t i = 0; i < nr; i++) {
+		int e;
+
 		if (!refresh && pinned(pin_dir, w[i].ifindex))
 			continue;
-		err = tc_attach(t, w[i].ifindex, w[i].role);
-		if (err) {
+		e = tc_attach(t, w[i].ifindex, w[i].role);
+		if (e) {
 			pr_err("tc: attach to %s (ifindex %d): %s", if_name(w[i].ifindex, name),
-			       w[i].ifindex, strerror(-err));
-			break;
+			       w[i].ifindex, strerror(-e));
+			err = err ?: e;
+			continue;
 		}
 		pr_debug("tc: attached to %s (ifindex %d) as %s", if_name(w[i].ifindex, name),
 			 w[i].ifindex, w[i].role == TC_ROLE_UPLINK ? "uplink" : "pod veth");
 		st->attached++;
 	}
-	if (!err)
-		err = detach_unwanted(t, pin_dir, w, nr, st);
+	e2 = detach_unwanted(t, pin_dir, w, nr, st);
 	free(w);
-	return err;
+	return err ?: e2;
 }
