@@ -147,6 +147,9 @@ $(PROG_BINS): $(BUILD)/%: $$(addprefix $(BUILD)/,$$(addsuffix .o,$$(basename $$(
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(filter %.o,$^) $(LIB) $(USER_LDLIBS) -o $@
 
+# Only the agent serves HTTP (user/gammad/metrics_http.c).
+$(BUILD)/gammad: USER_LDLIBS += -lmicrohttpd
+
 # The runner's test list is generated from the test sources, like selftests' prog_tests.
 $(BUILD)/tests/prog_tests.h: $(wildcard tests/prog_tests/*.c)
 	$(call msg,GEN,$@)

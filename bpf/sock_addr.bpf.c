@@ -15,6 +15,7 @@
 #include "lib/addr.h"
 #include "lib/maps.h"
 #include "lib/stats.h"
+#include "lib/class.h"
 #include "lib/lb.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -140,7 +141,7 @@ static __always_inline int sa_translate(struct bpf_sock_addr *ctx, const bool v6
 	if (!lb_frontend(&key, &fe))
 		return GAMMAD_ALLOW;	/* not a Service: untouched */
 
-	reason = lb_pick(&fe, &res);
+	reason = lb_pick(&fe, lb_needs_class(&fe) ? client_ns_id() : GAMMAD_NS_ALL, &res);
 	if (!reason && !sa_write_dst(ctx, v6, &res.ep, &x))
 		reason = GAMMAD_R_FAMILY;
 	if (reason) {

@@ -19,6 +19,9 @@
 #ifndef AF_INET6
 #define AF_INET6	10
 #endif
+#ifndef EINVAL
+#define EINVAL		22
+#endif
 #ifndef ECONNREFUSED
 #define ECONNREFUSED	111
 #endif

@@ -12,7 +12,6 @@
 #define GAMMAD_BPF_LB_H
 
 #include "lib/maps.h"
-#include "lib/class.h"
 #include "lib/stats.h"
 
 struct lb_result {
@@ -21,15 +20,17 @@ struct lb_result {
 	__u32 route_id;
 };
 
-static __always_inline __u32 lb_table_selector(const struct gammad_fe_val *fe)
+/*
+ * The client class (ns_id) is an input: each hook knows its client in its
+ * own way (cgroup at connect time, source pod IP per packet), and both then
+ * take exactly the same route, backend and endpoint decisions below.
+ */
+static __always_inline __u32 lb_table_selector(const struct gammad_fe_val *fe, __u32 ns_id)
 {
-	struct gammad_cons_key ck = { .table_gen = fe->table_gen };
+	struct gammad_cons_key ck = { .table_gen = fe->table_gen, .ns_id = ns_id };
 	struct gammad_cons_val *cv;
 
-	if (!(fe->flags & GAMMAD_FE_HAS_CONSUMERS))
-		return fe->default_sel;
-	ck.ns_id = client_ns_id();
-	if (ck.ns_id == GAMMAD_NS_ALL)
+	if (!(fe->flags & GAMMAD_FE_HAS_CONSUMERS) || ns_id == GAMMAD_NS_ALL)
 		return fe->default_sel;
 	cv = bpf_map_lookup_elem(&gammad_cons_v1, &ck);
 	return cv ? cv->sel : fe->default_sel;
@@ -91,11 +92,18 @@ static __always_inline __u32 lb_pick_endpoint(__u32 be_id, struct gammad_ep_val 
 	return GAMMAD_R_OK;
 }
 
-static __always_inline __u32 lb_pick(const struct gammad_fe_val *fe, struct lb_result *res)
+/* Whether the route table depends on the client class: skip the lookup if not. */
+static __always_inline bool lb_needs_class(const struct gammad_fe_val *fe)
+{
+	return fe->flags & GAMMAD_FE_HAS_CONSUMERS;
+}
+
+static __always_inline __u32 lb_pick(const struct gammad_fe_val *fe, __u32 ns_id,
+				     struct lb_result *res)
 {
 	__u32 reason;
 
-	reason = lb_pick_backend(lb_table_selector(fe), &res->be_id, &res->route_id);
+	reason = lb_pick_backend(lb_table_selector(fe, ns_id), &res->be_id, &res->route_id);
 	if (reason)
 		return reason;
 	return lb_pick_endpoint(res->be_id, &res->ep);

@@ -86,4 +86,17 @@ struct {
 	__type(value, __u64);
 } gammad_sockh_v1 SEC(".maps");
 
+/* ---- TC data path (bpf/tc.bpf.c) ---------------------------------------- */
+
+/* Conntrack: LRU, so a full table evicts the oldest flow instead of failing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct gammad_ct_key);
+	__type(value, struct gammad_ct_val);
+} gammad_ct_v1 SEC(".maps");
+
+GAMMAD_HASH(gammad_pod_v1, struct gammad_pod_key, struct gammad_pod_val, 16384);
+GAMMAD_PERCPU_ARRAY(gammad_tcst_v1, __u64, GAMMAD_TC_SLOTS);
+
 #endif

@@ -74,4 +74,13 @@ static __always_inline void svc_hit(__u32 svc_port_id, __u32 fe_flags)
 		s->l7_unenforced++;
 }
 
+/* TC data path: one per-CPU counter per enum gammad_tc_reason. */
+static __always_inline void tc_count(__u32 reason)
+{
+	__u64 *c = bpf_map_lookup_elem(&gammad_tcst_v1, &reason);
+
+	if (c)
+		*c += 1;
+}
+
 #endif

@@ -347,4 +347,101 @@ _Static_assert(_Alignof(struct gammad_lep_key) == 4, "gammad_lep_key align");
 _Static_assert(_Alignof(struct gammad_sock_key) == 4, "gammad_sock_key align");
 _Static_assert(_Alignof(struct gammad_sock_orig) == 4, "gammad_sock_orig align");
 
+/* ==== TC data path: per-packet translation (bpf/tc.bpf.c) ============== */
+/*
+ * What connect() never sees (other nodes, unmanaged cgroups, connections
+ * older than the agent) is translated per packet on the host side of pod
+ * veths and on the uplink. A flow has two conntrack entries in one LRU map:
+ * FWD keyed by the client's tuple towards the ClusterIP (value: the
+ * endpoint), REV keyed by the endpoint's reply tuple (value: the ClusterIP).
+ * Each entry can rebuild the other's key from its own key and value.
+ */
+#define GAMMAD_MAP_CT		"gammad_ct_v1"
+#define GAMMAD_MAP_POD		"gammad_pod_v1"
+#define GAMMAD_MAP_TC_STATS	"gammad_tcst_v1"
+
+enum gammad_ct_dir {
+	GAMMAD_CT_FWD = 0,	/* client -> ClusterIP: DNAT to nat_addr */
+	GAMMAD_CT_REV = 1,	/* endpoint -> client: SNAT to nat_addr */
+};
+
+struct gammad_ct_key {
+	__u8 saddr[16] GAMMAD_ALIGN4;
+	__u8 daddr[16] GAMMAD_ALIGN4;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;		/* IPPROTO_TCP, IPPROTO_UDP */
+	__u8 family;		/* AF_INET, AF_INET6 */
+	__u8 dir;		/* enum gammad_ct_dir */
+	__u8 pad;
+};
+
+enum gammad_ct_flags {
+	GAMMAD_CT_F_CLOSING	= 1 << 0,	/* FIN seen: short timeout */
+	GAMMAD_CT_F_REPLIED	= 1 << 1,	/* REV entry used at least once */
+};
+
+struct gammad_ct_val {
+	__u8 nat_addr[16] GAMMAD_ALIGN4;	/* FWD: endpoint, REV: ClusterIP */
+	__be16 nat_port;
+	__u8 flags;		/* enum gammad_ct_flags */
+	__u8 pad;
+	__u32 svc_port_id;	/* Service port of the flow, for accounting */
+	__u64 last_seen;	/* bpf_ktime_get_ns() of the last packet */
+};
+
+/*
+ * Pod IPs the agent knows (this node's and, for uplink traffic, other
+ * nodes'): the client class of a packet is the namespace of its source pod.
+ * ifindex is the host side of the pod's veth when the pod is local (0
+ * otherwise): translated packets for it go straight into the pod's netns.
+ */
+struct gammad_pod_key {
+	__u8 addr[16] GAMMAD_ALIGN4;
+	__u8 family;
+	__u8 pad[3];
+};
+
+struct gammad_pod_val {
+	__u32 ns_id;		/* GAMMAD_NS_ALL: no consumer class */
+	__u32 ifindex;		/* host-side veth of a local pod, else 0 */
+};
+
+/* Index of the per-CPU TC counter array (gammad_tcst_v1), one __u64 each. */
+enum gammad_tc_reason {
+	GAMMAD_TC_PASS = 0,		/* not for the mesh: untouched */
+	GAMMAD_TC_NEW_FLOW,		/* conntrack entries created */
+	GAMMAD_TC_XLATE,		/* ClusterIP -> endpoint (every packet) */
+	GAMMAD_TC_REV_XLATE,		/* endpoint -> ClusterIP (every reply) */
+	GAMMAD_TC_ICMP_XLATE,		/* ICMP error about a flow translated back */
+	GAMMAD_TC_NO_ENDPOINT,		/* no route backend/endpoint: dropped */
+	GAMMAD_TC_CT_FULL,		/* conntrack entry not stored: dropped */
+	GAMMAD_TC_CT_MISS,		/* mid-flow TCP to a ClusterIP, no entry: passed */
+	GAMMAD_TC_FRAGMENT,		/* IP fragment to/from the mesh: passed */
+	GAMMAD_TC_MALFORMED,		/* truncated headers: passed */
+	GAMMAD_TC_CLOSED,		/* RST: entries removed */
+	GAMMAD_TC_CLOSING,		/* FIN: entries marked closing */
+	GAMMAD_TC_EXPIRED,		/* idle entry found and removed */
+	GAMMAD_TC_REWRITE_ERR,		/* a rewrite helper failed: dropped */
+	GAMMAD_TC_REDIR_PEER,		/* delivered into a local pod's netns */
+	GAMMAD_TC_REDIR_NEIGH,		/* delivered through bpf_redirect_neigh */
+	GAMMAD_TC_FIB_MISS,		/* no FIB answer: left to the stack */
+	GAMMAD_TC_FAMILY,		/* endpoint of another family: dropped */
+	GAMMAD_TC_MAX,
+};
+
+#define GAMMAD_TC_SLOTS		32
+_Static_assert(GAMMAD_TC_MAX <= GAMMAD_TC_SLOTS, "gammad_tc_reason");
+
+/* Load-time switches of bpf/tc.bpf.c (its .rodata `tc_cfg_flags`). */
+enum gammad_tc_cfg {
+	GAMMAD_TC_CFG_REDIRECT	= 1 << 0,	/* deliver with redirect_peer/neigh */
+};
+
+_Static_assert(sizeof(struct gammad_ct_key) == 40, "gammad_ct_key");
+_Static_assert(sizeof(struct gammad_ct_val) == 32, "gammad_ct_val");
+_Static_assert(sizeof(struct gammad_pod_key) == 20, "gammad_pod_key");
+_Static_assert(sizeof(struct gammad_pod_val) == 8, "gammad_pod_val");
+_Static_assert(_Alignof(struct gammad_ct_key) == 4, "gammad_ct_key align");
+
 #endif

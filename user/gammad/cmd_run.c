@@ -2,7 +2,7 @@
 /*
  * gammad run --manifests DIR [--cgroup PATH] [--pin-dir PATH] [--node-name NAME]
  *            [--resync SECONDS] [--map-size NAME=ENTRIES]... [--no-sockmap]
- *            [--once] [-v]
+ *            [--once] [-v] [--metrics-addr IP:PORT|off]
  *
  * The agent: load the manifests in DIR, translate, build the map image and
  * reconcile the (pinned) data-path maps with it (image_apply.h); map pod
@@ -10,6 +10,9 @@
  * pod IPs as local endpoints. With --once, exit leaving everything pinned.
  * Otherwise watch DIR with inotify and reconcile on every change, and every
  * --resync seconds with the last image (pods started since get their class).
+ * Every translation writes the route conditions to DIR/.gammad-status.json
+ * (status_file.h); while running, /metrics, /healthz and /readyz are served
+ * on --metrics-addr (metrics_http.h).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -32,6 +35,8 @@
 #include "image_apply.h"
 #include "log.h"
 #include "manifest.h"
+#include "metrics_http.h"
+#include "status_file.h"
 #include "translate.h"
 
 static volatile sig_atomic_t stop;
@@ -42,6 +47,7 @@ static void on_signal(int sig)
 }
 
 #define RESYNC_DEFAULT_S 10
+#define METRICS_ADDR_DEFAULT "127.0.0.1:9464"
 
 static void usage(FILE *out)
 {
@@ -49,6 +55,7 @@ static void usage(FILE *out)
 		"usage: gammad run --manifests DIR [--cgroup PATH] [--pin-dir PATH]\n"
 		"                  [--node-name NAME] [--resync SECONDS]\n"
 		"                  [--map-size NAME=ENTRIES]... [--no-sockmap] [--once] [-v]\n"
+		"                  [--metrics-addr IP:PORT|off]\n"
 		"\n"
 		"Translate the manifests in DIR and reconcile the data-path maps pinned\n"
 		"under --pin-dir (default " DP_PIN_DIR_DEFAULT ") with the result, with the\n"
@@ -62,8 +69,10 @@ static void usage(FILE *out)
 		"--map-size: entries of a map (frontends, consumers, cgroups, selectors,\n"
 		"alias-slots, backends, endpoints, local-endpoints, svc-ports, routes,\n"
 		"revnat, sockets, objects); a pinned map of another size is replaced by\n"
-		"one of the new size holding the same entries.\n",
-		RESYNC_DEFAULT_S);
+		"one of the new size holding the same entries.\n"
+		"--metrics-addr: serve /metrics, /healthz, /readyz (default %s; \"off\"\n"
+		"disables; not served with --once).\n",
+		RESYNC_DEFAULT_S, METRICS_ADDR_DEFAULT);
 }
 
 static double now_ms(void)
@@ -117,6 +126,7 @@ struct agent {
 	struct img img;		/* last image applied without error */
 	bool have_img;
 	unsigned int generation;	/* applies that changed the kernel */
+	struct metrics_server *metrics;	/* NULL: not served */
 };
 
 static void log_apply(const char *what, const char *dir, double ms, const struct ia_stats *s,
@@ -152,6 +162,7 @@ static int load_image(const char *dir, struct img *img, size_t *input_errors)
 		pr_err("translate %s: %s", dir, strerror(-ret));
 		goto out_model;
 	}
+	status_file_write(dir, &res, &dg);	/* route conditions beside the manifests */
 	ret = img_build(&m, &res, img);
 	if (ret)
 		pr_err("image of %s: %s", dir, strerror(-ret));
@@ -172,17 +183,21 @@ static int apply_dir(struct agent *a)
 	int ret;
 
 	ret = load_image(a->dir, &img, &input_errors);
-	if (ret)
+	if (ret) {
+		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);
 		return ret;
+	}
 	ret = ia_apply(a->dp, &img, &a->opts, &s);
 	if (ret) {
 		pr_err("apply %s failed after %.1f ms: %s (the data path keeps a complete "
 		       "table per Service port; retrying at the next change or resync)",
 		       a->dir, now_ms() - t0, strerror(-ret));
 		img_free(&img);
+		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);
 		return ret;
 	}
 	a->generation++;
+	metrics_server_note_apply(a->metrics, 0, now_ms() - t0, input_errors);
 	log_apply("applied", a->dir, now_ms() - t0, &s, input_errors);
 	if (a->have_img)
 		img_free(&a->img);
@@ -202,7 +217,9 @@ static void resync(struct agent *a)
 		apply_dir(a);
 		return;
 	}
+	a->opts.full = true;
 	ret = ia_apply(a->dp, &a->img, &a->opts, &s);
+	a->opts.full = false;
 	if (ret)
 		pr_err("resync %s: %s", a->dir, strerror(-ret));
 	else if (ia_stats_changes(&s))
@@ -272,11 +289,12 @@ int cmd_run(int argc, char **argv)
 		{ "map-size", required_argument, NULL, 's' },
 		{ "once", no_argument, NULL, 'o' },
 		{ "no-sockmap", no_argument, NULL, 'S' },
+		{ "metrics-addr", required_argument, NULL, 'M' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *pin_dir = DP_PIN_DIR_DEFAULT;
+	const char *pin_dir = DP_PIN_DIR_DEFAULT, *metrics_addr = METRICS_ADDR_DEFAULT;
 	struct agent a = { 0 };
 	int resync_s = RESYNC_DEFAULT_S;
 	struct dp_opts o = { 0 };
@@ -285,7 +303,7 @@ int cmd_run(int argc, char **argv)
 	int opt, ret;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+m:c:p:n:r:s:ovh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+m:c:p:n:r:s:oM:vh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
 			a.dir = optarg;
@@ -317,6 +335,9 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'S':
 			o.no_sockmap = true;
+			break;
+		case 'M':
+			metrics_addr = optarg;
 			break;
 		case 'v':
 			log_threshold = LOG_DEBUG;
@@ -351,9 +372,17 @@ int cmd_run(int argc, char **argv)
 	}
 	if (dp_adopted(a.dp))
 		pr_info("adopted the data path pinned in %s: reconciling without a flush", pin_dir);
+	if (!once && strcmp(metrics_addr, "off") &&
+	    metrics_server_start(metrics_addr, pin_dir, &a.metrics)) {
+		dp_close(a.dp);
+		return EXIT_FATAL;
+	}
+	a.opts.full = true;	/* clean what an earlier agent left */
 	ret = apply_dir(&a);
+	a.opts.full = false;
 	if (!once && !ret)
 		ret = watch_loop(&a, resync_s);
+	metrics_server_stop(a.metrics);
 	if (a.have_img)
 		img_free(&a.img);
 	dp_close(a.dp);

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * gammad translate --bench [--services N] [--routes N] [--endpoints N]
+ * gammad translate --bench [--services N] [--routes N] [--endpoints N] [--apply]
  *
  * Generates a cluster as one YAML buffer (Services with ClusterIPs spread
  * over 100 namespaces, one EndpointSlice per Service, HTTPRoutes with a
  * path-matched weighted split and an exact match), then times the real
- * loader, the translator and the map image, and prints peak RSS.
+ * loader, the translator and the map image, and prints peak RSS. With
+ * --apply it also loads the data path (its own pin dir and cgroup, removed
+ * afterwards) and times the first apply into empty maps, an apply with
+ * nothing changed, and an apply after one route changed.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,8 +18,13 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cgroup.h"
 #include "cmd.h"
 #include "image.h"
+#include "image_apply.h"
 #include "manifest.h"
 #include "translate.h"
 
@@ -24,6 +32,7 @@
 
 struct bench_opts {
 	long services, routes, endpoints;
+	bool apply;
 };
 
 static double now(void)
@@ -95,19 +104,23 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 		{ "services", required_argument, NULL, 's' },
 		{ "routes", required_argument, NULL, 'r' },
 		{ "endpoints", required_argument, NULL, 'e' },
+		{ "apply", no_argument, NULL, 'a' },
 		{ 0 },
 	};
 	int opt;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		long v = optarg ? strtol(optarg, NULL, 10) : -1;
+		long v = optarg ? strtol(optarg, NULL, 10) : 0;
 
 		if (opt == '?' || v < 0 || v > 10000000) {
-			fprintf(stderr, "usage: gammad translate --bench [--services N] [--routes N] [--endpoints N]\n");
+			fprintf(stderr, "usage: gammad translate --bench [--services N] [--routes N] "
+				"[--endpoints N] [--apply]\n");
 			return -EINVAL;
 		}
-		if (opt == 's')
+		if (opt == 'a')
+			o->apply = true;
+		else if (opt == 's')
 			o->services = v;
 		else if (opt == 'r')
 			o->routes = v;
@@ -117,6 +130,95 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 	if (!o->services)
 		o->services = 1;
 	return 0;
+}
+
+/* An image of the same cluster with route 0's weights changed. */
+static int image_of(const char *yaml, size_t len, struct img *img)
+{
+	struct diag dg = { 0 };
+	struct tr_result res;
+	struct model m;
+	int ret;
+
+	model_init(&m);
+	ret = manifest_load_buf(&m, "bench.yaml", yaml, len, &dg);
+	if (!ret)
+		ret = translate(&m, &dg, &res);
+	if (!ret) {
+		ret = img_build(&m, &res, img);
+		tr_result_free(&res);
+	}
+	model_free(&m);
+	diag_free(&dg);
+	return ret;
+}
+
+static int timed_apply(struct dp *dp, const struct img *img, const char *what)
+{
+	struct ia_stats s;
+	double t0 = now();
+	int ret = ia_apply(dp, img, NULL, &s);
+
+	if (!ret)
+		printf("apply %-10s %.3f s (%zu frontends flipped, %zu selectors, %zu backends, "
+		       "%zu endpoint sets written, %zu retired)\n", what, now() - t0,
+		       s.frontends_flipped, s.selectors_written, s.backends_written,
+		       s.endpoint_sets_written, s.retired);
+	return ret;
+}
+
+/* First apply, no-op apply, one-route apply, in a data path of our own. */
+static int bench_apply(const struct bench_opts *o, const struct img *img)
+{
+	char cg[4200], root[4096], pin[64], *yaml;
+	struct dp_opts dopts = { 0 };
+	struct img changed;
+	struct dp *dp = NULL;
+	size_t len;
+	int ret;
+
+	ret = cgroup2_mount_path(root, sizeof(root));
+	if (ret)
+		return ret;
+	snprintf(cg, sizeof(cg), "%s/gammad-bench-%d", root, (int)getpid());
+	snprintf(pin, sizeof(pin), "/sys/fs/bpf/gammad-bench-%d", (int)getpid());
+	if (mkdir(cg, 0755))
+		return -errno;
+	dopts.pin_dir = pin;
+	dopts.cgroup = cg;
+	dopts.sizes.endpoints = (uint32_t)(o->endpoints * 2 + 1024);
+	dopts.sizes.alias_slots = (uint32_t)(o->services * 4 + 1024);
+	dopts.sizes.objects = (uint32_t)(o->services * 8 + 4096);
+	ret = dp_open(&dopts, &dp);
+	if (!ret)
+		ret = timed_apply(dp, img, "first");
+	if (!ret)
+		ret = timed_apply(dp, img, "unchanged");
+	/* Route 0 sends 90/10; the change makes it 50/50. */
+	if (!ret && o->routes) {
+		struct bench_opts one = *o;
+
+		yaml = generate(&one, &len);
+		ret = yaml ? 0 : -ENOMEM;
+		if (!ret) {
+			char *w = strstr(yaml, "weight: 90}, {name: svc-");
+
+			if (w)
+				memcpy(w, "weight: 50", 10);
+			if (w && (w = strstr(w, "weight: 10}")))
+				memcpy(w, "weight: 50", 10);
+			ret = image_of(yaml, len, &changed);
+			free(yaml);
+		}
+		if (!ret) {
+			ret = timed_apply(dp, &changed, "one route");
+			img_free(&changed);
+		}
+	}
+	dp_close(dp);
+	dp_uninstall(pin);
+	rmdir(cg);
+	return ret;
 }
 
 static int run(const struct bench_opts *o)
@@ -155,6 +257,8 @@ static int run(const struct bench_opts *o)
 			printf("image: %zu frontends, %zu selectors, %zu rule tables, %zu backends, %zu endpoint sets\n",
 			       img.nr_frontends, img.nr_selectors, img.nr_rule_tables, img.nr_backends,
 			       img.nr_endpoint_sets);
+			if (o->apply)
+				ret = bench_apply(o, &img);
 			img_free(&img);
 		}
 		tr_result_free(&res);

@@ -60,6 +60,8 @@ static const struct {
 	{ "revnat", offsetof(struct dp_sizes, revnat), { GAMMAD_MAP_REVNAT } },
 	{ "sockets", offsetof(struct dp_sizes, sockets), { GAMMAD_MAP_SOCKHASH } },
 	{ "objects", offsetof(struct dp_sizes, objects), { GAMMAD_MAP_OBJECTS } },
+	{ "conntrack", offsetof(struct dp_sizes, conntrack), { GAMMAD_MAP_CT } },
+	{ "pods", offsetof(struct dp_sizes, pods), { GAMMAD_MAP_POD } },
 };
 #define NR_SIZES (sizeof(size_tab) / sizeof(size_tab[0]))
 
@@ -372,6 +374,7 @@ int dp_open(const struct dp_opts *opts, struct dp **out)
 	dp->cg_fd = dp->sync_outer_fd = dp->sync_inner_fd = -1;
 	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s",
 		 opts->pin_dir ? opts->pin_dir : DP_PIN_DIR_DEFAULT);
+	dp->sizes = opts->sizes;
 	dp->nr_cpus = libbpf_num_possible_cpus();
 	err = dp->nr_cpus < 0 ? dp->nr_cpus : 0;
 	if (!err)
@@ -462,6 +465,15 @@ int dp_uninstall(const char *pin_dir)
 	closedir(d);
 	if (rmdir(pin_dir) && !err)
 		err = -errno;
+	return err;
+}
+
+int dp_adopt_maps(struct dp *dp, struct bpf_object *obj)
+{
+	bool adopted = dp->adopted;	/* our own pins are no adoption */
+	int err = obj_prepare_maps(dp, obj, &dp->sizes);
+
+	dp->adopted = adopted;
 	return err;
 }
 

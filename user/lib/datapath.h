@@ -57,6 +57,8 @@ struct dp_sizes {
 	uint32_t revnat;	/* UDP reverse NAT entries (LRU) */
 	uint32_t sockets;	/* same-node sockets in the sockhash */
 	uint32_t objects;	/* object table: every id allocated above */
+	uint32_t conntrack;	/* TC path: flow entries (two per flow, LRU) */
+	uint32_t pods;		/* TC path: pod IPs with a namespace / local veth */
 };
 
 /* Largest configurable size: keeps ids and preallocated maps sane. */
@@ -65,7 +67,7 @@ struct dp_sizes {
 /*
  * Parse "NAME=ENTRIES" (NAME: frontends, consumers, cgroups, selectors,
  * alias-slots, backends, endpoints, local-endpoints, svc-ports, routes,
- * revnat, sockets, objects) into s; -EINVAL with a message in err.
+ * revnat, sockets, objects, conntrack, pods) into s; -EINVAL with a message in err.
  */
 int dp_sizes_parse(struct dp_sizes *s, const char *arg, char *err, size_t len);
 
@@ -85,6 +87,13 @@ void dp_close(struct dp *dp);
 int dp_uninstall(const char *pin_dir);
 /* True when dp_open() found pinned maps and adopted them. */
 bool dp_adopted(const struct dp *dp);
+/*
+ * Share this data path's maps with another BPF object of it (bpf/tc.bpf.c):
+ * call between its open and its load; every map gets the pin path and size
+ * dp_open() gave it, and the loaded object then uses the pinned maps.
+ */
+struct bpf_object;
+int dp_adopt_maps(struct dp *dp, struct bpf_object *obj);
 /* fd of a map by name (GAMMAD_MAP_*), for inspection; -ENOENT if unknown. */
 int dp_map_fd(const struct dp *dp, const char *name);
 

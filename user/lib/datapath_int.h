@@ -31,6 +31,7 @@ struct dp {
 	bool adopted;
 	bool sa_loaded;		/* sock_addr loaded: its maps are ours */
 	int nr_cpus;
+	struct dp_sizes sizes;		/* as configured, for dp_adopt_maps() */
 	struct dp_resize resizes[DP_MAX_RESIZES];
 	int nr_resizes;
 };

@@ -193,28 +193,35 @@ static int write_backends(struct ia_ctx *c)
 	return 0;
 }
 
-/* The route a selector is named after: that of the first class using it. */
-static const struct img_class *selector_user(const struct img *img, uint64_t sel)
+/*
+ * The class a selector is named after: the first one using it that has a
+ * route (else the first one). Selectors no class uses are only used by L7
+ * rule tables, which nothing in the kernel reads yet.
+ */
+static int find_selector_users(struct ia_ctx *c)
 {
-	const struct img_class *any = NULL;
+	const struct img *img = c->img;
 
+	c->sel_users = calloc(img->nr_selectors + 1, sizeof(*c->sel_users));
+	if (!c->sel_users)
+		return -ENOMEM;
 	for (size_t i = 0; i < img->nr_frontends; i++)
 		for (size_t j = 0; j < img->frontends[i].nr_classes; j++) {
 			const struct img_class *cl = &img->frontends[i].classes[j];
+			long s = IMG_IDX(img, selectors, cl->l4_selector);
 
-			if (cl->l4_selector != sel)
+			if (s < 0)
 				continue;
-			if (cl->route_name)
-				return cl;
-			any = any ? any : cl;
+			if (!c->sel_users[s] || (!c->sel_users[s]->route_name && cl->route_name))
+				c->sel_users[s] = cl;
 		}
-	return any;
+	return 0;
 }
 
 /* Content-addressed: a changed selector is a new one, never an edit. */
-static int write_selector(struct ia_ctx *c, const struct img_selector *s, uint32_t *id)
+static int write_selector(struct ia_ctx *c, const struct img_selector *s, uint32_t *id,
+			  const struct img_class *user)
 {
-	const struct img_class *user = selector_user(c->img, s->id);
 	struct gammad_obj_val v = { .ident = s->id };
 	struct dp_weighted *w;
 	size_t n = 0;
@@ -253,16 +260,15 @@ static int write_selector(struct ia_ctx *c, const struct img_selector *s, uint32
 
 static int write_selectors(struct ia_ctx *c)
 {
-	for (size_t i = 0; i < c->img->nr_selectors; i++) {
-		int err = write_selector(c, &c->img->selectors[i], &c->sel_ids[i]);
+	int err = find_selector_users(c);
 
-		if (err) {
+	for (size_t i = 0; i < c->img->nr_selectors && !err; i++) {
+		err = write_selector(c, &c->img->selectors[i], &c->sel_ids[i], c->sel_users[i]);
+		if (err)
 			pr_err("selector %016llx: %s",
 			       (unsigned long long)c->img->selectors[i].id, strerror(-err));
-			return err;
-		}
 	}
-	return 0;
+	return err;
 }
 
 static int ctx_init(struct ia_ctx *c, struct dp *dp, const struct img *img,
@@ -286,6 +292,7 @@ static void ctx_free(struct ia_ctx *c)
 	free(c->ep_ids);
 	free(c->be_ids);
 	free(c->sel_ids);
+	free(c->sel_users);
 }
 
 int ia_apply(struct dp *dp, const struct img *img, const struct ia_opts *opts,
@@ -310,8 +317,13 @@ int ia_apply(struct dp *dp, const struct img *img, const struct ia_opts *opts,
 	err = err ?: err2;
 	/*
 	 * Retire even after an error: every frontend points at a complete
-	 * table, and what none reaches may go.
+	 * table, and what none reaches may go. Nothing changed: nothing
+	 * became unreachable.
 	 */
+	if (!err && !ia_stats_changes(stats) && opts && !opts->full) {
+		ctx_free(&c);
+		return 0;
+	}
 	err2 = dp_sync(dp);
 	if (err2)
 		pr_err("data path sync: %s", strerror(-err2));

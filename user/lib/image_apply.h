@@ -33,6 +33,11 @@
 struct ia_opts {
 	const char *cgroup_root;	/* walked for pod cgroups; NULL: none */
 	const char *node_name;		/* pods of this node are local; NULL: all */
+	/*
+	 * Retire even when this apply changed nothing: the first apply of a
+	 * process and resyncs, which also clean what others left behind.
+	 */
+	bool full;
 };
 
 /* What an apply did: "written" counts entries changed in the kernel. */

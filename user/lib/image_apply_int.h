@@ -28,6 +28,7 @@ struct ia_ctx {
 	struct ia_stats *stats;
 	struct ia_kind kinds[GAMMAD_OBJ_KIND_MAX];
 	uint32_t *ep_ids, *be_ids, *sel_ids;	/* kernel id per image index */
+	const struct img_class **sel_users;	/* per selector: the class naming it */
 };
 
 /* Read the object table and mark every id the kernel maps use. */

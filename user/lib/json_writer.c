@@ -158,6 +158,18 @@ void jw_uint(struct json_writer *w, uint64_t v)
 	put(w, buf);
 }
 
+void jw_double(struct json_writer *w, double v, int decimals)
+{
+	char buf[64];
+
+	separate(w);
+	if (v != v || v > 1e300 || v < -1e300)
+		snprintf(buf, sizeof(buf), "null");	/* JSON has no NaN or infinity */
+	else
+		snprintf(buf, sizeof(buf), "%.*f", decimals, v);
+	put(w, buf);
+}
+
 void jw_bool(struct json_writer *w, bool v)
 {
 	separate(w);

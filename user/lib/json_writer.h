@@ -38,6 +38,8 @@ void jw_key(struct json_writer *w, const char *key);
 void jw_str(struct json_writer *w, const char *s);	/* NULL writes null */
 void jw_int(struct json_writer *w, int64_t v);
 void jw_uint(struct json_writer *w, uint64_t v);
+/* Fixed-point with that many decimals; NaN and infinities write null. */
+void jw_double(struct json_writer *w, double v, int decimals);
 void jw_bool(struct json_writer *w, bool v);
 void jw_null(struct json_writer *w);
 /* Shorthands for a key followed by a value. */

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Conntrack of the TC path: two entries per flow in one LRU hash (layout in
+ * gammad/maps.h). FWD (client -> ClusterIP) owns the flow: its idle timeout
+ * decides when the flow ends and takes REV along. REV entries are reachable
+ * only by the endpoint's reply tuple, so one outliving its flow in the LRU
+ * is harmless, and a new flow on the same tuple overwrites it.
+ *
+ * Timeouts are load-time constants (the agent may set them before load):
+ * TCP 6 h idle, UDP 60 s, a TCP flow with a FIN 10 s (as Cilium's defaults).
+ */
+#ifndef GAMMAD_BPF_CT_H
+#define GAMMAD_BPF_CT_H
+
+#include "lib/addr.h"
+#include "lib/maps.h"
+#include "lib/stats.h"
+#include "lib/pkt.h"
+
+#define NSEC_PER_SEC	1000000000ULL
+
+const volatile __u64 tc_ct_tcp_timeout = 21600 * NSEC_PER_SEC;
+const volatile __u64 tc_ct_udp_timeout = 60 * NSEC_PER_SEC;
+const volatile __u64 tc_ct_closing_timeout = 10 * NSEC_PER_SEC;
+
+/* The key of the other direction of the flow an entry belongs to. */
+static __always_inline void ct_peer_key(struct gammad_ct_key *peer, const struct gammad_ct_key *k,
+					const struct gammad_ct_val *v)
+{
+	__builtin_memset(peer, 0, sizeof(*peer));
+	peer->proto = k->proto;
+	peer->family = k->family;
+	if (k->dir == GAMMAD_CT_FWD) {
+		/* endpoint -> client */
+		addr_copy(peer->saddr, v->nat_addr);
+		addr_copy(peer->daddr, k->saddr);
+		peer->sport = v->nat_port;
+		peer->dport = k->sport;
+		peer->dir = GAMMAD_CT_REV;
+	} else {
+		/* client -> ClusterIP */
+		addr_copy(peer->saddr, k->daddr);
+		addr_copy(peer->daddr, v->nat_addr);
+		peer->sport = k->dport;
+		peer->dport = v->nat_port;
+		peer->dir = GAMMAD_CT_FWD;
+	}
+}
+
+static __always_inline __u64 ct_timeout(const struct gammad_ct_val *v, __u8 proto)
+{
+	if (v->flags & GAMMAD_CT_F_CLOSING)
+		return tc_ct_closing_timeout;
+	return proto == IPPROTO_TCP ? tc_ct_tcp_timeout : tc_ct_udp_timeout;
+}
+
+/* Remove both entries of the flow of (k, v). */
+static __always_inline void ct_delete(const struct gammad_ct_key *k, const struct gammad_ct_val *v)
+{
+	struct gammad_ct_key peer;
+
+	ct_peer_key(&peer, k, v);
+	bpf_map_delete_elem(&gammad_ct_v1, &peer);
+	bpf_map_delete_elem(&gammad_ct_v1, k);
+}
+
+/* Mark both entries closing: the flow then ends after the short timeout. */
+static __always_inline void ct_closing(const struct gammad_ct_key *k, struct gammad_ct_val *v)
+{
+	struct gammad_ct_val *pv;
+	struct gammad_ct_key peer;
+
+	v->flags |= GAMMAD_CT_F_CLOSING;
+	ct_peer_key(&peer, k, v);
+	pv = bpf_map_lookup_elem(&gammad_ct_v1, &peer);
+	if (pv)
+		pv->flags |= GAMMAD_CT_F_CLOSING;
+}
+
+/* End of a TCP flow: RST ends it now, FIN starts the closing timeout. */
+static __always_inline void ct_tcp_flags(const struct gammad_ct_key *k, struct gammad_ct_val *v,
+					 __u8 tcp_flags)
+{
+	if (k->proto != IPPROTO_TCP)
+		return;
+	if (tcp_flags & TCPF_RST) {
+		ct_delete(k, v);
+		tc_count(GAMMAD_TC_CLOSED);
+	} else if ((tcp_flags & TCPF_FIN) && !(v->flags & GAMMAD_CT_F_CLOSING)) {
+		ct_closing(k, v);
+		tc_count(GAMMAD_TC_CLOSING);
+	}
+}
+
+/*
+ * Refresh the idle timer of a live entry; false when it had expired. The
+ * stamp is written only when 1/16 of the timeout has passed: an entry is
+ * shared by the CPUs of a flow, a write per packet would bounce its line.
+ */
+static __always_inline bool ct_refresh(struct gammad_ct_val *v, __u8 proto, __u64 now)
+{
+	__u64 timeout = ct_timeout(v, proto), idle = now - v->last_seen;
+
+	if (idle > timeout)
+		return false;
+	if (idle > timeout / 16)
+		v->last_seen = now;
+	return true;
+}
+
+/*
+ * Store a new flow: REV first, so a reply can never beat its entry, then
+ * FWD only if no other CPU stored this tuple meanwhile (its choice wins,
+ * *out gets it). 0, or -1 when the table refused (LRU under pressure).
+ */
+static __always_inline int ct_create(const struct gammad_ct_key *fwd, __u32 svc_port_id,
+				     const struct gammad_ep_val *ep, struct gammad_ct_val *out)
+{
+	struct gammad_ct_val rv = {}, *cur;
+	struct gammad_ct_key rk;
+	__u64 now = bpf_ktime_get_ns();
+
+	__builtin_memset(out, 0, sizeof(*out));
+	addr_copy(out->nat_addr, ep->addr);
+	out->nat_port = ep->port;
+	out->svc_port_id = svc_port_id;
+	out->last_seen = now;
+
+	ct_peer_key(&rk, fwd, out);
+	addr_copy(rv.nat_addr, fwd->daddr);
+	rv.nat_port = fwd->dport;
+	rv.svc_port_id = svc_port_id;
+	rv.last_seen = now;
+	if (bpf_map_update_elem(&gammad_ct_v1, &rk, &rv, BPF_ANY))
+		return -1;
+	if (!bpf_map_update_elem(&gammad_ct_v1, fwd, out, BPF_NOEXIST))
+		return 0;
+	cur = bpf_map_lookup_elem(&gammad_ct_v1, fwd);
+	if (!cur)
+		return -1;
+	__builtin_memcpy(out, cur, sizeof(*out));
+	return 0;
+}
+
+#endif

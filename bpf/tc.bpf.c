@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Per-packet Service translation (TC hooks), for what connect() never sees:
+ * packets from other nodes, from processes outside the managed cgroups,
+ * from connections older than the agent.
+ *
+ * Attached at the ingress of the host side of every pod veth (traffic
+ * leaving the pod) and of the uplink (traffic from other nodes):
+ *
+ *  - to a ClusterIP:port with a conntrack entry: DNAT to its endpoint;
+ *  - first packet of a flow (TCP SYN, any UDP datagram): the route, weighted
+ *    backend and endpoint are chosen by the connect-time code (lib/lb.h),
+ *    with the client class of the source pod IP, and stored (lib/ct.h);
+ *  - from an endpoint on a reply tuple: SNAT back to the ClusterIP;
+ *  - ICMP errors quoting a translated flow: quote and outer header back;
+ *  - everything else: TC_ACT_OK untouched, after two hash lookups.
+ *
+ * A connection translated at connect time carries the endpoint on the wire,
+ * never the ClusterIP, and has no conntrack entry: it passes untouched.
+ *
+ * Not translated, and passed to the stack: IP fragments (a non-first
+ * fragment has no ports; translating only the first would split the
+ * datagram), IPv6 extension headers, mid-flow TCP without an entry (a
+ * connection that kube-proxy or another path already serves).
+ *
+ * Known limits: no NAT46/64 per packet (an endpoint of the other family
+ * drops the flow, counted); hairpin (a pod sent to itself) needs an SNAT
+ * this path does not do; redirected packets keep their TTL/hop limit, as
+ * the node is then no routing hop.
+ */
+#include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/stats.h"
+#include "lib/class.h"
+#include "lib/lb.h"
+#include "lib/pkt.h"
+#include "lib/nat.h"
+#include "lib/ct.h"
+#include "lib/fib.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Choose an endpoint for a new flow and store it; false: drop (counted). */
+static __always_inline bool tc_new_flow(const struct gammad_ct_key *fwd,
+					const struct gammad_fe_val *fe,
+					struct gammad_ct_val *ct)
+{
+	struct lb_result res;
+	__u32 ns, reason;
+
+	ns = lb_needs_class(fe) ? addr_ns_id(fwd->saddr, fwd->family) : GAMMAD_NS_ALL;
+	reason = lb_pick(fe, ns, &res);
+	if (!reason && res.ep.family != fwd->family)
+		reason = GAMMAD_R_FAMILY;	/* no NAT46/64 per packet */
+	if (reason) {
+		svc_miss(fe->svc_port_id, reason);
+		tc_count(reason == GAMMAD_R_FAMILY ? GAMMAD_TC_FAMILY : GAMMAD_TC_NO_ENDPOINT);
+		return false;
+	}
+	if (ct_create(fwd, fe->svc_port_id, &res.ep, ct)) {
+		tc_count(GAMMAD_TC_CT_FULL);
+		return false;
+	}
+	lb_account(fe, &res);
+	tc_count(GAMMAD_TC_NEW_FLOW);
+	return true;
+}
+
+static __always_inline bool tcp_is_syn(const struct pkt *p)
+{
+	return (p->tcp_flags & (TCPF_SYN | TCPF_ACK | TCPF_RST)) == TCPF_SYN;
+}
+
+/*
+ * The flow's FWD entry, copied to *ct; NULL when there is none to use: an
+ * idle one is removed, and a closing one gives way to a new SYN (the
+ * client reuses its port).
+ */
+static __always_inline struct gammad_ct_val *tc_fwd_entry(const struct gammad_ct_key *k,
+							  const struct pkt *p)
+{
+	struct gammad_ct_val *v = bpf_map_lookup_elem(&gammad_ct_v1, k);
+
+	if (!v)
+		return NULL;
+	if (!ct_refresh(v, k->proto, bpf_ktime_get_ns()))
+		tc_count(GAMMAD_TC_EXPIRED);
+	else if (!((v->flags & GAMMAD_CT_F_CLOSING) && tcp_is_syn(p)))
+		return v;
+	/* idle, or a new connection reusing the tuple of a closing one */
+	ct_delete(k, v);
+	return NULL;
+}
+
+/* Client -> ClusterIP: DNAT to the flow's endpoint. */
+static __always_inline int tc_forward(struct __sk_buff *skb, struct pkt *p,
+				      const struct gammad_fe_val *fe)
+{
+	struct gammad_ct_key k = p->o.t;
+	struct gammad_ct_val ct, *v;
+
+	k.dir = GAMMAD_CT_FWD;
+	k.pad = 0;
+	v = tc_fwd_entry(&k, p);
+	if (v) {
+		__builtin_memcpy(&ct, v, sizeof(ct));
+	} else {
+		if (k.proto == IPPROTO_TCP && !tcp_is_syn(p)) {
+			tc_count(GAMMAD_TC_CT_MISS);
+			return TC_ACT_OK;
+		}
+		if (!tc_new_flow(&k, fe, &ct))
+			return TC_ACT_SHOT;
+	}
+	if (nat_addr_port(skb, &p->o, NAT_DST, ct.nat_addr, ct.nat_port)) {
+		tc_count(GAMMAD_TC_REWRITE_ERR);
+		return TC_ACT_SHOT;
+	}
+	tc_count(GAMMAD_TC_XLATE);
+	if (v)	/* a new flow starts with a SYN: nothing ends yet */
+		ct_tcp_flags(&k, v, p->tcp_flags);
+	return tc_deliver(skb, &p->o.t);
+}
+
+/*
+ * A SYN not for a Service on the tuple a closing translated flow used after
+ * DNAT: the client dialled the endpoint itself (connect-time translation,
+ * or by address) from the same port while the flow to the ClusterIP was in
+ * TIME_WAIT. The endpoint sees a new connection; so must we, or its
+ * replies would be reverse translated.
+ */
+static __always_inline void tc_reuse_check(const struct pkt *p)
+{
+	struct gammad_ct_key k = {};
+	struct gammad_ct_val *v;
+
+	if (!tcp_is_syn(p))
+		return;
+	addr_copy(k.saddr, p->o.t.daddr);
+	addr_copy(k.daddr, p->o.t.saddr);
+	k.sport = p->o.t.dport;
+	k.dport = p->o.t.sport;
+	k.proto = p->o.t.proto;
+	k.family = p->o.t.family;
+	k.dir = GAMMAD_CT_REV;
+	v = bpf_map_lookup_elem(&gammad_ct_v1, &k);
+	if (v && (v->flags & GAMMAD_CT_F_CLOSING)) {
+		ct_delete(&k, v);
+		tc_count(GAMMAD_TC_CLOSED);
+	}
+}
+
+/* Endpoint -> client on a translated flow: the source becomes the ClusterIP. */
+static __always_inline int tc_reply(struct __sk_buff *skb, struct pkt *p)
+{
+	struct gammad_ct_key k = p->o.t;
+	struct gammad_ct_val *v;
+	__u8 nat[16] GAMMAD_ALIGN4;
+	__be16 port;
+
+	tc_reuse_check(p);
+	k.dir = GAMMAD_CT_REV;
+	k.pad = 0;
+	v = bpf_map_lookup_elem(&gammad_ct_v1, &k);
+	if (!v) {
+		tc_count(GAMMAD_TC_PASS);
+		return TC_ACT_OK;
+	}
+	addr_copy(nat, v->nat_addr);
+	port = v->nat_port;
+	/* REV entries never time out on their own (lib/ct.h): no stamp to keep. */
+	if (!(v->flags & GAMMAD_CT_F_REPLIED))
+		v->flags |= GAMMAD_CT_F_REPLIED;
+	if (nat_addr_port(skb, &p->o, NAT_SRC, nat, port)) {
+		tc_count(GAMMAD_TC_REWRITE_ERR);
+		return TC_ACT_SHOT;
+	}
+	tc_count(GAMMAD_TC_REV_XLATE);
+	ct_tcp_flags(&k, v, p->tcp_flags);
+	return tc_deliver(skb, &p->o.t);
+}
+
+/*
+ * An ICMP error quotes a packet of a flow as it was on the wire past us.
+ * Its reversed tuple is a REV key when the quote is a translated forward
+ * packet (client -> endpoint: the endpoint becomes the ClusterIP again) and
+ * a FWD key when it is a translated reply (ClusterIP -> client: back to the
+ * endpoint). The outer address is the quoted one when the error comes from
+ * (or goes to) that host itself, and is translated with it.
+ */
+static __always_inline int tc_icmp(struct __sk_buff *skb, struct pkt *p)
+{
+	struct gammad_ct_key k = {};
+	struct gammad_ct_val *v;
+	struct pkt_l3 in = {};
+	__u8 nat[16] GAMMAD_ALIGN4, old[16] GAMMAD_ALIGN4;
+	int side, v_in;
+	__be16 port;
+
+	v_in = pkt_icmp_inner(skb, p, &in);
+	if (v_in != PKT_OK) {
+		tc_count(v_in == PKT_BAD ? GAMMAD_TC_MALFORMED : GAMMAD_TC_PASS);
+		return TC_ACT_OK;
+	}
+	addr_copy(k.saddr, in.t.daddr);
+	addr_copy(k.daddr, in.t.saddr);
+	k.sport = in.t.dport;
+	k.dport = in.t.sport;
+	k.proto = in.t.proto;
+	k.family = in.t.family;
+	k.dir = GAMMAD_CT_REV;
+	side = NAT_DST;
+	v = bpf_map_lookup_elem(&gammad_ct_v1, &k);
+	if (!v) {
+		k.dir = GAMMAD_CT_FWD;
+		side = NAT_SRC;
+		v = bpf_map_lookup_elem(&gammad_ct_v1, &k);
+	}
+	if (!v) {
+		tc_count(GAMMAD_TC_PASS);
+		return TC_ACT_OK;
+	}
+	addr_copy(nat, v->nat_addr);
+	port = v->nat_port;
+	addr_copy(old, side == NAT_DST ? in.t.daddr : in.t.saddr);
+	if (nat_quote(skb, p, &in, side, nat, port))
+		goto err;
+	/* The quote's destination sent the error, or its source receives it. */
+	if (side == NAT_DST && addr_eq(p->o.t.saddr, old) && nat_addr(skb, &p->o, NAT_SRC, nat))
+		goto err;
+	if (side == NAT_SRC && addr_eq(p->o.t.daddr, old) && nat_addr(skb, &p->o, NAT_DST, nat))
+		goto err;
+	tc_count(GAMMAD_TC_ICMP_XLATE);
+	return tc_deliver(skb, &p->o.t);
+err:
+	tc_count(GAMMAD_TC_REWRITE_ERR);
+	return TC_ACT_SHOT;
+}
+
+static __always_inline int tc_handle(struct __sk_buff *skb)
+{
+	struct gammad_fe_key fk = {};
+	struct gammad_fe_val fe;
+	struct pkt p = {};
+
+	switch (pkt_parse(skb, &p)) {
+	case PKT_OK:
+		break;
+	case PKT_FRAG:
+		tc_count(GAMMAD_TC_FRAGMENT);
+		return TC_ACT_OK;
+	case PKT_BAD:
+		tc_count(GAMMAD_TC_MALFORMED);
+		return TC_ACT_OK;
+	default:
+		tc_count(GAMMAD_TC_PASS);
+		return TC_ACT_OK;
+	}
+	if (p.icmp_err)
+		return tc_icmp(skb, &p);
+
+	addr_copy(fk.addr, p.o.t.daddr);
+	fk.port = p.o.t.dport;
+	fk.proto = p.o.t.proto;
+	fk.family = p.o.t.family;
+	if (lb_frontend(&fk, &fe))
+		return tc_forward(skb, &p, &fe);
+	return tc_reply(skb, &p);
+}
+
+/* Host side of a pod's veth, ingress: what the pod sends. */
+SEC("tc")
+int gammad_tc_pod(struct __sk_buff *skb)
+{
+	return tc_handle(skb);
+}
+
+/*
+ * Uplink ingress: what other nodes send (their clients to our ClusterIPs,
+ * replies of our endpoints' flows). The same translation; its own program
+ * so the two kinds of links can be told apart and the uplink may diverge.
+ */
+SEC("tc")
+int gammad_tc_uplink(struct __sk_buff *skb)
+{
+	return tc_handle(skb);
+}

@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: Apache-2.0
+/* /metrics, /healthz, /readyz over libmicrohttpd: see metrics_http.h. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
+
+struct metrics_server {
+	struct MHD_Daemon *d;
+	char pin_dir[4096];
+	pthread_mutex_t lock;
+	struct metrics_agent agent;
+};
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int code,
+			     const char *type, const char *body, size_t len)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", type);
+	ret = MHD_queue_response(conn, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_size, void **con_cls)
+{
+	struct metrics_server *s = cls;
+	struct metrics_agent a;
+	enum MHD_Result ret;
+	char *buf;
+	size_t len;
+
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", "GET only\n", 9);
+	pthread_mutex_lock(&s->lock);
+	a = s->agent;
+	pthread_mutex_unlock(&s->lock);
+	if (!strcmp(url, "/healthz"))
+		return reply(conn, MHD_HTTP_OK, "text/plain", "ok\n", 3);
+	if (!strcmp(url, "/readyz"))
+		return a.ready ? reply(conn, MHD_HTTP_OK, "text/plain", "ready\n", 6)
+			       : reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
+				       "not ready: first apply not done\n", 32);
+	if (strcmp(url, "/metrics"))
+		return reply(conn, MHD_HTTP_NOT_FOUND, "text/plain",
+			     "not found: /metrics, /healthz, /readyz\n", 39);
+	if (metrics_render_buf(s->pin_dir, &a, &buf, &len))
+		return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
+			     "metrics: render failed\n", 23);
+	ret = reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", buf, len);
+	free(buf);
+	return ret;
+}
+
+static int parse_addr(const char *text, struct sockaddr_storage *ss)
+{
+	char host[64];
+	const char *colon;
+	long port;
+	char *end;
+
+	memset(ss, 0, sizeof(*ss));
+	if (text[0] == '[') {
+		colon = strstr(text, "]:");
+		if (!colon || colon - text - 1 >= (long)sizeof(host))
+			return -EINVAL;
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - text - 1), text + 1);
+		colon++;
+	} else {
+		colon = strrchr(text, ':');
+		if (!colon || colon - text >= (long)sizeof(host))
+			return -EINVAL;
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - text), text);
+	}
+	port = strtol(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || port < 0 || port > 65535)
+		return -EINVAL;
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+	} else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int metrics_server_start(const char *addr, const char *pin_dir, struct metrics_server **out)
+{
+	const union MHD_DaemonInfo *info;
+	struct sockaddr_storage ss;
+	struct metrics_server *s;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	int err;
+
+	err = parse_addr(addr, &ss);
+	if (err) {
+		pr_err("metrics address %s: want IP:PORT or [IPv6]:PORT", addr);
+		return err;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	snprintf(s->pin_dir, sizeof(s->pin_dir), "%s", pin_dir);
+	pthread_mutex_init(&s->lock, NULL);
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	s->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, s,
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
+				MHD_OPTION_END);
+	if (!s->d) {
+		err = errno ? -errno : -EADDRINUSE;
+		pr_err("metrics on %s: cannot listen: %s", addr, strerror(-err));
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		return err;
+	}
+	info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	pr_info("metrics on %s (port %u): /metrics /healthz /readyz", addr,
+		info ? info->port : 0);
+	*out = s;
+	return 0;
+}
+
+void metrics_server_note_apply(struct metrics_server *s, int err, double ms,
+			       size_t input_errors)
+{
+	struct timespec ts;
+
+	if (!s)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	pthread_mutex_lock(&s->lock);
+	if (err) {
+		s->agent.apply_errors++;
+	} else {
+		s->agent.generation++;
+		s->agent.ready = true;
+	}
+	s->agent.last_apply_seconds = ms / 1e3;
+	s->agent.input_errors = input_errors;
+	s->agent.last_apply_time = ts.tv_sec + ts.tv_nsec / 1e9;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void metrics_server_stop(struct metrics_server *s)
+{
+	if (!s)
+		return;
+	MHD_stop_daemon(s->d);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}

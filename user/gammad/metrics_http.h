@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The agent's HTTP endpoint (libmicrohttpd, its own thread): /metrics in
+ * the Prometheus text format (user/lib/metrics.h), /healthz (200 while the
+ * agent runs) and /readyz (200 once the first full apply is done, 503
+ * before).
+ */
+#ifndef GAMMAD_METRICS_HTTP_H
+#define GAMMAD_METRICS_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct metrics_server;
+
+/* addr: "IP:PORT" or "[IPv6]:PORT" (port 0: any free port, logged). */
+int metrics_server_start(const char *addr, const char *pin_dir, struct metrics_server **out);
+/*
+ * Record an apply: err 0 for success, its duration in milliseconds and the
+ * number of input errors (diagnostics of level error) in the manifests.
+ */
+void metrics_server_note_apply(struct metrics_server *s, int err, double ms,
+			       size_t input_errors);
+void metrics_server_stop(struct metrics_server *s);
+
+#endif

@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "log.h"
+#include "tc_attach.h"
+#include "skel/tc.skel.h"
+
+/* Newer than Debian 12's UAPI headers (kernel 6.6). */
+#define GAMMAD_BPF_TCX_INGRESS		46
+#define GAMMAD_BPF_LINK_TYPE_TCX	11
+
+/* The head of struct bpf_link_info as a TCX link fills it. */
+struct tcx_link_info {
+	__u32 type;
+	__u32 id;
+	__u32 prog_id;
+	__u32 pad;
+	__u32 ifindex;
+	__u32 attach_type;
+};
+
+struct tc_dp {
+	char pin_dir[PATH_MAX / 2];
+	struct tc_bpf *skel;
+	bool clsact;
+};
+
+int tc_dp_open(struct dp *dp, const struct tc_dp_opts *opts, struct tc_dp **out)
+{
+	struct tc_dp *t = calloc(1, sizeof(*t));
+	int err;
+
+	if (!t)
+		return -ENOMEM;
+	snprintf(t->pin_dir, sizeof(t->pin_dir), "%s",
+		 opts && opts->pin_dir ? opts->pin_dir : DP_PIN_DIR_DEFAULT);
+	t->skel = tc_bpf__open();
+	if (!t->skel) {
+		err = -errno;
+		goto fail;
+	}
+	if (opts && opts->redirect)
+		t->skel->rodata->tc_cfg_flags |= GAMMAD_TC_CFG_REDIRECT;
+	t->clsact = opts && opts->clsact;
+	err = dp_adopt_maps(dp, t->skel->obj);
+	if (!err)
+		err = tc_bpf__load(t->skel);
+	if (!err) {
+		*out = t;
+		return 0;
+	}
+fail:
+	pr_err("tc: load: %s", strerror(-err));
+	tc_dp_close(t);
+	return err;
+}
+
+void tc_dp_close(struct tc_dp *t)
+{
+	if (!t)
+		return;
+	tc_bpf__destroy(t->skel);
+	free(t);
+}
+
+static void link_path(const struct tc_dp *t, int ifindex, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/link_tc_%d", t->pin_dir, ifindex);
+}
+
+/* Marks a clsact filter of ours (the program pinned): what tc_detach looks for. */
+static void clsact_mark_path(const struct tc_dp *t, int ifindex, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/clsact_tc_%d", t->pin_dir, ifindex);
+}
+
+/* 1: the pinned link of ifindex now runs prog_fd; 0: none to adopt (any stale pin removed). */
+static int link_adopt(const char *path, int ifindex, int prog_fd)
+{
+	struct bpf_link_info raw = {};
+	struct tcx_link_info *info = (struct tcx_link_info *)&raw;
+	__u32 len = sizeof(raw);
+	int fd, err;
+
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	err = bpf_obj_get_info_by_fd(fd, &raw, &len);
+	if (!err && info->type == GAMMAD_BPF_LINK_TYPE_TCX && info->ifindex == (__u32)ifindex &&
+	    info->attach_type == GAMMAD_BPF_TCX_INGRESS) {
+		err = bpf_link_update(fd, prog_fd, NULL) ? -errno : 1;
+		close(fd);
+		return err;
+	}
+	/* its interface is gone (ifindex 0) or was replaced */
+	bpf_link_detach(fd);
+	close(fd);
+	return unlink(path) ? -errno : 0;
+}
+
+/* The clsact ingress hook of ifindex and our filter on it. */
+static void clsact_ids(int ifindex, struct bpf_tc_hook *hook, struct bpf_tc_opts *o)
+{
+	hook->ifindex = ifindex;
+	hook->attach_point = BPF_TC_INGRESS;
+	o->handle = GAMMAD_TC_HANDLE;
+	o->priority = GAMMAD_TC_PRIO;
+}
+
+static int clsact_attach(int ifindex, int prog_fd)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook);
+	LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
+	int err;
+
+	clsact_ids(ifindex, &hook, &o);
+	err = bpf_tc_hook_create(&hook);
+	if (err && err != -EEXIST)
+		return err;
+	return bpf_tc_attach(&hook, &o);
+}
+
+/* Our filter only: the qdisc may hold other programs' filters. */
+static int clsact_detach(int ifindex)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook);
+	LIBBPF_OPTS(bpf_tc_opts, o);
+	int err;
+
+	clsact_ids(ifindex, &hook, &o);
+	err = bpf_tc_detach(&hook, &o);
+	/* no qdisc, no filter, or no interface any more: nothing attached */
+	return err == -ENOENT || err == -EINVAL || err == -ENODEV ? 0 : err;
+}
+
+int tc_attach(struct tc_dp *t, int ifindex, enum tc_role role)
+{
+	struct bpf_program *p = role == TC_ROLE_UPLINK ? t->skel->progs.gammad_tc_uplink
+						       : t->skel->progs.gammad_tc_pod;
+	char path[PATH_MAX];
+	int fd, err;
+
+	link_path(t, ifindex, path, sizeof(path));
+	err = link_adopt(path, ifindex, bpf_program__fd(p));
+	if (err)
+		return err < 0 ? err : 0;
+	fd = t->clsact ? -EINVAL : bpf_link_create(bpf_program__fd(p), ifindex,
+						    GAMMAD_BPF_TCX_INGRESS, NULL);
+	if (fd == -EINVAL) {
+		err = clsact_attach(ifindex, bpf_program__fd(p));
+		if (!err) {
+			clsact_mark_path(t, ifindex, path, sizeof(path));
+			unlink(path);
+			err = bpf_obj_pin(bpf_program__fd(p), path) ? -errno : 0;
+		}
+		if (err)
+			pr_err("tc: clsact on ifindex %d: %s", ifindex, strerror(-err));
+		return err;
+	}
+	if (fd < 0) {
+		err = fd;
+		pr_err("tc: attach to ifindex %d: %s", ifindex, strerror(-err));
+		return err;
+	}
+	err = bpf_obj_pin(fd, path) ? -errno : 0;
+	if (err)
+		bpf_link_detach(fd);	/* no pin, no attachment left behind */
+	close(fd);
+	return err;
+}
+
+int tc_detach(struct tc_dp *t, int ifindex)
+{
+	char path[PATH_MAX];
+	int fd, err = 0;
+
+	clsact_mark_path(t, ifindex, path, sizeof(path));
+	if (!access(path, F_OK)) {
+		err = clsact_detach(ifindex);
+		if (!err && unlink(path))
+			err = -errno;
+	}
+	link_path(t, ifindex, path, sizeof(path));
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return errno == ENOENT ? err : -errno;
+	bpf_link_detach(fd);
+	close(fd);
+	return unlink(path) ? -errno : err;
+}
