@@ -10,5 +10,6 @@ int cmd_crr(int argc, char **argv);
 int cmd_change(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_runstat(int argc, char **argv);
+int cmd_tc(int argc, char **argv);
 
 #endif

@@ -8,6 +8,7 @@
  *   bench change --addr IP:PORT --expect ID --src F --dst F [--timeout-ms T]
  *   bench gen fill|ipt|cp ...
  *   bench runstat -- CMD [ARGS...]
+ *   bench tc --pin-dir P --cgroup C --netns NODE --pod IP,IFNAME...
  */
 #include <stdio.h>
 #include <string.h>
@@ -22,11 +23,12 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "serve", cmd_serve }, { "rr", cmd_rr },   { "crr", cmd_crr },
 		{ "change", cmd_change }, { "gen", cmd_gen }, { "runstat", cmd_runstat },
+		{ "tc", cmd_tc },
 	};
 
 	for (size_t i = 0; argc > 1 && i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(argv[1], cmds[i].name))
 			return cmds[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "usage: bench serve|rr|crr|change|gen|runstat ... (see tools/bench/README.md)\n");
+	fprintf(stderr, "usage: bench serve|rr|crr|change|gen|runstat|tc ... (see tools/bench/README.md)\n");
 	return 2;
 }
