@@ -418,6 +418,8 @@ measure() { # REP MODE
 				f && /"bits_per_second"/ { gsub(/,/, "", $2); printf "%.2f", $2 / 1e9; exit }' <<<"$out")"
 		else log "$m: iperf3 failed"; fi
 	fi
+	# BENCH_AFTER='cmd': run after every mode (development: counters, maps).
+	if [ -n "${BENCH_AFTER:-}" ]; then eval "$BENCH_AFTER" >&2 || true; fi
 }
 
 # ---- control plane ---------------------------------------------------------------
