@@ -187,12 +187,20 @@ static __always_inline int sa_getpeername(struct bpf_sock_addr *ctx, const bool 
 	return GAMMAD_ALLOW;
 }
 
-/* A datagram from an endpoint this socket sent to appears to come from the ClusterIP. */
+/*
+ * A datagram from an endpoint this socket sent to appears to come from the
+ * ClusterIP. An IPv6 socket's sendto() of a v4-mapped address runs the
+ * IPv4 sendmsg hook (udpv6_sendmsg hands it to udp_sendmsg), which
+ * remembered the endpoint as IPv4, while the reply reaches recvmsg6 as
+ * ::ffff:a.b.c.d: that source is looked up as IPv4 too, and the ClusterIP
+ * given back v4-mapped.
+ */
 static __always_inline int sa_recvmsg(struct bpf_sock_addr *ctx, const bool v6)
 {
 	struct gammad_revnat_key k = {};
 	struct gammad_revnat_val *v;
-	__u32 *w;
+	bool mapped = false;
+	__u32 *w, w3;
 
 	k.cookie = bpf_get_socket_cookie(ctx);
 	k.port = (__be16)ctx->user_port;
@@ -201,15 +209,28 @@ static __always_inline int sa_recvmsg(struct bpf_sock_addr *ctx, const bool v6)
 		addr_from_ip4(k.addr, ctx->user_ip4);
 	} else {
 		k.family = AF_INET6;
+		w3 = ctx->user_ip6[3];
 		addr_from_ip6(k.addr, ctx->user_ip6[0], ctx->user_ip6[1],
-			      ctx->user_ip6[2], ctx->user_ip6[3]);
+			      ctx->user_ip6[2], w3);
 	}
 	v = bpf_map_lookup_elem(&gammad_rnat_v1, &k);
+	if (!v && v6 && ip6_is_v4mapped(((__u32 *)k.addr)[0], ((__u32 *)k.addr)[1],
+					((__u32 *)k.addr)[2])) {
+		k.family = AF_INET;
+		addr_from_ip4(k.addr, w3);
+		v = bpf_map_lookup_elem(&gammad_rnat_v1, &k);
+		mapped = true;
+	}
 	if (!v)
 		return GAMMAD_ALLOW;
 	w = (__u32 *)v->addr;
 	if (!v6) {
 		ctx->user_ip4 = w[0];
+	} else if (mapped) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0xffff);
+		ctx->user_ip6[3] = w[0];
 	} else {
 		ctx->user_ip6[0] = w[0];
 		ctx->user_ip6[1] = w[1];

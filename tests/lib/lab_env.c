@@ -151,6 +151,77 @@ int lab_env_init(struct lab_env *lab)
 	return 0;
 }
 
+int lab_env_start(struct lab_env *lab, const char *args)
+{
+	char *out = NULL;
+	int ret;
+
+	memset(lab, 0, sizeof(*lab));
+	lab->lock_fd = -1;
+	if (geteuid()) {
+		test__skip("needs root");
+		return 1;
+	}
+	if (access(test_bin("echo"), X_OK) || access(test_bin("lab"), X_OK)) {
+		test__skip("build/echo or build/lab not built");
+		return 1;
+	}
+	ret = lab_env_init(lab);
+	if (ret == -EBUSY) {
+		test__skip("another lab is up on this machine");
+		return 1;
+	}
+	if (!ASSERT_OK(ret, "lab_env_init"))
+		return ret;
+	if (!args)
+		return 0;
+	ret = lab_env_up(lab, args, &out);
+	if (!ASSERT_EQ(ret, 0, "lab up"))
+		test__printf("%s", out ? out : "");
+	free(out);
+	return ret;
+}
+
+int lab_env_cluster_ips(const struct lab_env *lab, const char *ns, const char *name,
+			char ips[][INET6_ADDRSTRLEN], int max)
+{
+	char path[PATH_MAX + 16], *line = NULL, kind[64] = "", n[256] = "", s[256] = "";
+	bool in_list = false;
+	size_t cap = 0;
+	int nr = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/cluster.yaml", lab->out);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	/* The lab writes one document per object, in block style (tools/lab/emit_yaml.c). */
+	while (getline(&line, &cap, f) > 0) {
+		if (!strncmp(line, "---", 3)) {
+			if (nr)
+				break;
+			kind[0] = n[0] = s[0] = 0;
+			in_list = false;
+		} else if (!strncmp(line, "kind: ", 6)) {
+			sscanf(line + 6, "%63s", kind);
+		} else if (!strncmp(line, "  name: ", 8) && !n[0]) {
+			sscanf(line + 8, "%255s", n);
+		} else if (!strncmp(line, "  namespace: ", 13)) {
+			sscanf(line + 13, "%255s", s);
+		} else if (!strncmp(line, "  clusterIPs:", 13)) {
+			in_list = !strcmp(kind, "Service") && !strcmp(n, name) && !strcmp(s, ns);
+		} else if (in_list && !strncmp(line, "  - ", 4)) {
+			if (nr < max)
+				sscanf(line + 4, "%45s", ips[nr++]);
+		} else {
+			in_list = false;
+		}
+	}
+	free(line);
+	fclose(f);
+	return nr;
+}
+
 int lab_env_up(struct lab_env *lab, const char *args, char **out)
 {
 	int ret;

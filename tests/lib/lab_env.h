@@ -7,8 +7,8 @@
  *
  *	struct lab_env lab;
  *
- *	if (lab_env_init(&lab)) { test__skip(...); return; }
- *	if (!ASSERT_OK(lab_env_up(&lab, "", manifests, &out), out)) goto cleanup;
+ *	if (lab_env_start(&lab, manifests))	// skips or fails the test itself
+ *		goto cleanup;
  *	pod = lab_env_find(&lab, "ns", "deploy");
  *	lab_env_exec(&lab, pod, &out, "%s client http://%s:8080/", test_bin("echo"), ip);
  * cleanup:
@@ -50,6 +50,17 @@ struct lab_env {
  * by a test is up on this machine (the caller skips); other errors: fail.
  */
 int lab_env_init(struct lab_env *lab);
+/*
+ * The setup every lab test repeats: skip the test (test__skip, returns 1)
+ * when not root, when build/echo or build/lab is missing, or when a lab not
+ * started by a test is up; lab_env_init (a failure is asserted, returns it);
+ * then, unless args is NULL, lab up ARGS, its output printed when it fails.
+ * 0: the lab is ready. Whatever it returns, lab_env_fini() is safe to call.
+ */
+int lab_env_start(struct lab_env *lab, const char *args);
+/* ClusterIPs of Service ns/name from cluster.yaml, in order; how many (0: none). */
+int lab_env_cluster_ips(const struct lab_env *lab, const char *ns, const char *name,
+			char ips[][INET6_ADDRSTRLEN], int max);
 /* lab up --state <state> ARGS (a shell-quoted string); exit status, output in *out. */
 int lab_env_up(struct lab_env *lab, const char *args, char **out);
 /* lab down; exit status, output in *out (may be NULL). */

@@ -32,7 +32,9 @@ END {
 }' "$raw" > "$stem.csv"
 
 # ---- Markdown ------------------------------------------------------------------
-awk -F, -v machine="$machine" -v reps="$reps" -v quick="$quick" -v ipvs="$have_ipvs" '
+have_tc=0
+[ -f bpf/tc.bpf.c ] && have_tc=1
+awk -F, -v machine="$machine" -v reps="$reps" -v quick="$quick" -v ipvs="$have_ipvs" -v tc="$have_tc" '
 NR == 1 { next }
 {
 	m = $1; k = $2
@@ -79,7 +81,7 @@ END {
 			cell(m, "cps", "%.0f"), ratio(m, "cps"), cell(m, "wrk_rps", "%.0f"), ratio(m, "wrk_rps"),
 			cell(m, "gbps", "%.2f"), ratio(m, "gbps"), cell(m, "cpu_us", "%.1f"), cell(m, "cpu_conn_us", "%.1f")
 		if (m == "gammad-sk-10" && !has["gammad-tc-10", "p50_us"])
-			print "| gammad TC path (per-packet DNAT) | - | not built yet | | | | | | | | | | |"
+			print "| gammad TC path (per-packet DNAT) | - | " (tc ? "not in this run" : "not built yet") " | | | | | | | | | | |"
 	}
 	if (!ipvs)
 		print "| IPVS (ipvsadm, NAT) | 10 / 1,000 / 10,000 | n/a: this kernel is built without CONFIG_IP_VS | | | | | | | | | | |"

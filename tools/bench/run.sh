@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench [BENCH_ARGS="--quick | --reps N"]: gammad against direct pod to
+# make bench [BENCH_ARGS="--quick --reps N --cpus LIST|all"]: gammad against direct pod to
 # pod, kube-proxy-style iptables DNAT, IPVS and haproxy, in one run,
 # interleaved. See tools/bench/README.md for the topology and the method.
 #
@@ -20,10 +20,14 @@ OUTDIR=${OUTDIR:-$ROOT/bench/results}
 
 QUICK=0
 REPS=5
+# Every pod process and haproxy on one CPU (taskset): on a shared machine
+# that keeps other jobs' scheduling out of the ratios. --cpus all: no pinning.
+BENCH_CPUS=${BENCH_CPUS:-$([ "$(nproc)" -ge 2 ] && echo 1 || echo all)}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1 ;;
 	--reps) REPS=$2; shift ;;
+	--cpus) BENCH_CPUS=$2; shift ;;
 	-h|--help) sed -n '2,11p' "$0"; exit 0 ;;
 	*) echo "bench: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -147,11 +151,15 @@ setup_topology() {
 }
 
 # podrun POD CMD...: CMD in the pod's network namespace and cgroup.
+# --cpus LIST: every pod process and haproxy run on these CPUs only.
+PIN_CPUS=()
+[ "$BENCH_CPUS" != all ] && PIN_CPUS=(taskset -c "$BENCH_CPUS")
 podrun() {
 	local pod=$1; shift
 	# Join the cgroup first: `ip netns exec` remounts /sys without it.
-	sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec ip netns exec "$@"' sh \
-		"$CG/kubepods/besteffort/pod${POD_UID[$pod]}/c" "gbench-$pod" "$@"
+	sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh \
+		"$CG/kubepods/besteffort/pod${POD_UID[$pod]}/c" "${PIN_CPUS[@]}" \
+		ip netns exec "gbench-$pod" "$@"
 }
 
 SERVER_PIDS=
@@ -188,7 +196,7 @@ start_servers() {
 	    http-reuse always
 	    server b0 $(pod_ip b0):8080
 	EOF
-	nsx $NODE haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+	nsx $NODE "${PIN_CPUS[@]}" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 	PIDS+=($!)
 	HAPROXY_PID=$!
 	sleep 0.5
@@ -279,7 +287,7 @@ dp_gammad() { # sk|nosk SERVICES
 	local extra=()
 	[ "$1" = nosk ] && extra=(--no-sockmap)
 	"$GAMMAD" run --once --manifests "$MAN" --cgroup "$CG" --pin-dir "$PIN" \
-		--node-name node-a "${extra[@]}" >>"$WORK/gammad.log" 2>&1 ||
+		--node-name node-a --no-tc "${extra[@]}" >>"$WORK/gammad.log" 2>&1 ||
 		{ tail -5 "$WORK/gammad.log" >&2; exit 1; }
 	DP_STATE=$want
 }
@@ -293,7 +301,7 @@ dp_tc() { # SERVICES
 	write_manifests $(($1 - SVC_REAL))
 	mkdir -p "$CG/tc"
 	"$GAMMAD" run --once --manifests "$MAN" --cgroup "$CG/tc" --pin-dir "$PIN" \
-		--node-name node-a --no-sockmap >>"$WORK/gammad.log" 2>&1 ||
+		--node-name node-a --no-sockmap --no-tc >>"$WORK/gammad.log" 2>&1 ||
 		{ tail -5 "$WORK/gammad.log" >&2; exit 1; }
 	for pod in "${POD_NAMES[@]}"; do pods+=(--pod "${POD_IP[$pod]},gbench-h${POD_IDX[$pod]}"); done
 	"$BENCH" tc --pin-dir "$PIN" --cgroup "$CG/tc" --netns $NODE "${pods[@]}" >>"$WORK/gammad.log" 2>&1 ||
@@ -429,7 +437,7 @@ change_test() { # SERVICES: manifest change -> the kernel serving it, with a wat
 	write_manifests $((n - SVC_REAL))
 	svc_yaml svcchg 10.251.0.30 "$(pod_ip b0)" > "$MAN/chg.yaml"
 	"$GAMMAD" run --manifests "$MAN" --cgroup "$CG" --pin-dir "$PIN" --node-name node-a \
-		--metrics-addr off >>"$WORK/gammad.log" 2>&1 &
+		--metrics-addr off --no-tc >>"$WORK/gammad.log" 2>&1 &
 	agent=$!; PIDS+=($agent)
 	for _ in $(seq 100); do
 		podrun client "$BENCH" rr --addr 10.251.0.30:8080 --count 1 --warmup 0 >/dev/null 2>&1 && break
@@ -462,7 +470,7 @@ cp_apply() { # services routes endpoints: translate+apply wall time and peak RSS
 	dp_off
 	for what in cold warm; do
 		out=$("$BENCH" runstat -- "$GAMMAD" run --once --manifests "$dir" --cgroup "$CG" \
-			--pin-dir "$PIN" "${sizes[@]}" 2>&1 >/dev/null) ||
+			--pin-dir "$PIN" --no-tc "${sizes[@]}" 2>&1 >/dev/null) ||
 			{ log "cp apply ($what) failed: $(tail -3 <<<"$out")"; continue; }
 		out=$(grep wall_ms= <<<"$out")
 		rec 1 "cp-$s-$r-$e" "${what}_ms" "$(kv "$out" wall_ms)"
@@ -518,7 +526,7 @@ log "data path done in $(($(date +%s) - T0)) s; writing results"
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUTDIR"
-MACHINE="$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), $(. /etc/os-release; echo "$PRETTY_NAME")"
+MACHINE="$([ "$BENCH_CPUS" != all ] && echo "pods and haproxy pinned to CPU $BENCH_CPUS (taskset) of ")$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), $(. /etc/os-release; echo "$PRETTY_NAME")"
 "$ROOT/tools/bench/report.sh" "$RAW" "$OUTDIR/$STAMP" "$MACHINE" "$REPS" "$QUICK" "$HAVE_IPVS"
 cp "$OUTDIR/$STAMP.md" "$OUTDIR/latest.md"
 cp "$OUTDIR/$STAMP.csv" "$OUTDIR/latest.csv"

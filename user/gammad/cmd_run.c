@@ -2,7 +2,7 @@
 /*
  * gammad run --manifests DIR [--cgroup PATH] [--pin-dir PATH] [--node-name NAME]
  *            [--resync SECONDS] [--map-size NAME=ENTRIES]... [--no-sockmap]
- *            [--once] [-v] [--metrics-addr IP:PORT|off]
+ *            [--once] [-v] [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]
  *
  * The agent: load the manifests in DIR, translate, build the map image and
  * reconcile the (pinned) data-path maps with it (image_apply.h); map pod
@@ -10,7 +10,10 @@
  * pod IPs as local endpoints. With --once, exit leaving everything pinned.
  * Otherwise watch DIR with inotify and reconcile on every change, and every
  * --resync seconds with the last image (pods started since get their class).
- * Every translation writes the route conditions to DIR/.gammad-status.json
+ * The TC path (tc_attach.h) is attached to the host side of every local
+ * pod's veth, found from the host routes and followed through rtnetlink,
+ * and to every --uplink. Every translation writes the route conditions to
+ * DIR/.gammad-status.json
  * (status_file.h); while running, /metrics, /healthz and /readyz are served
  * on --metrics-addr (metrics_http.h).
  */
@@ -26,6 +29,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <net/if.h>
+#include <poll.h>
+
+#include "agent.h"
 #include "cgroup.h"
 #include "cmd.h"
 #include "datapath.h"
@@ -34,10 +41,8 @@
 #include "image.h"
 #include "image_apply.h"
 #include "log.h"
-#include "manifest.h"
 #include "metrics_http.h"
-#include "status_file.h"
-#include "translate.h"
+#include "netmon.h"
 
 static volatile sig_atomic_t stop;
 
@@ -55,7 +60,7 @@ static void usage(FILE *out)
 		"usage: gammad run --manifests DIR [--cgroup PATH] [--pin-dir PATH]\n"
 		"                  [--node-name NAME] [--resync SECONDS]\n"
 		"                  [--map-size NAME=ENTRIES]... [--no-sockmap] [--once] [-v]\n"
-		"                  [--metrics-addr IP:PORT|off]\n"
+		"                  [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]\n"
 		"\n"
 		"Translate the manifests in DIR and reconcile the data-path maps pinned\n"
 		"under --pin-dir (default " DP_PIN_DIR_DEFAULT ") with the result, with the\n"
@@ -68,10 +73,14 @@ static void usage(FILE *out)
 		"(sockops + sk_msg detached).\n"
 		"--map-size: entries of a map (frontends, consumers, cgroups, selectors,\n"
 		"alias-slots, backends, endpoints, local-endpoints, svc-ports, routes,\n"
-		"revnat, sockets, objects); a pinned map of another size is replaced by\n"
+		"revnat, sockets, objects, conntrack, pods); a pinned map of another size is replaced by\n"
 		"one of the new size holding the same entries.\n"
 		"--metrics-addr: serve /metrics, /healthz, /readyz (default %s; \"off\"\n"
-		"disables; not served with --once).\n",
+		"disables; not served with --once).\n"
+		"The TC path translates packets connect() never saw: it is attached to\n"
+		"the host side of every local pod's veth (from the host routes, followed\n"
+		"as pods come and go) and to every --uplink (traffic from other nodes).\n"
+		"--no-tc: connect-time routing only.\n",
 		RESYNC_DEFAULT_S, METRICS_ADDR_DEFAULT);
 }
 
@@ -119,150 +128,73 @@ static uint64_t dir_fingerprint(const char *path, int depth)
 	return h;
 }
 
-struct agent {
-	struct dp *dp;
-	const char *dir;
-	struct ia_opts opts;
-	struct img img;		/* last image applied without error */
-	bool have_img;
-	unsigned int generation;	/* applies that changed the kernel */
-	struct metrics_server *metrics;	/* NULL: not served */
-};
-
-static void log_apply(const char *what, const char *dir, double ms, const struct ia_stats *s,
-		      size_t input_errors)
+/*
+ * Poll the manifests (inotify), links and routes (rtnetlink) and the resync
+ * timer. w and fp were taken before the first apply, so a change made
+ * while it ran is not missed.
+ */
+static int watch_loop(struct agent *a, struct dirwatch *w, uint64_t fp, int resync_s)
 {
-	pr_info("%s %s in %.1f ms: %zu frontends (%zu flipped, %zu removed), written %zu "
-		"selectors, %zu backends, %zu endpoint sets; %zu pod cgroups (%zu changed), "
-		"%zu local endpoints (%zu new); %zu stale entries retired (%zu input errors)",
-		what, dir, ms, s->frontends, s->frontends_flipped, s->frontends_removed,
-		s->selectors_written, s->backends_written, s->endpoint_sets_written, s->cgroups,
-		s->cgroups_written, s->local_eps, s->local_eps_written, s->retired, input_errors);
-}
-
-/* Manifests -> image; diagnostics at debug level (`gammad translate` shows them). */
-static int load_image(const char *dir, struct img *img, size_t *input_errors)
-{
-	struct diag dg = { 0 };
-	struct tr_result res;
-	struct model m;
-	int ret;
-
-	model_init(&m);
-	ret = manifest_load_path(&m, dir, &dg);
-	if (ret) {
-		pr_err("manifests %s: %s", dir, strerror(-ret));
-		goto out_model;
-	}
-	for (size_t i = 0; i < dg.nr; i++)
-		pr_debug("%s", dg.entries[i].msg);
-	*input_errors = dg.nr_errors;
-	ret = translate(&m, &dg, &res);
-	if (ret) {
-		pr_err("translate %s: %s", dir, strerror(-ret));
-		goto out_model;
-	}
-	status_file_write(dir, &res, &dg);	/* route conditions beside the manifests */
-	ret = img_build(&m, &res, img);
-	if (ret)
-		pr_err("image of %s: %s", dir, strerror(-ret));
-	tr_result_free(&res);
-out_model:
-	model_free(&m);
-	diag_free(&dg);
-	return ret;
-}
-
-/* Translate DIR and reconcile the kernel with it. */
-static int apply_dir(struct agent *a)
-{
-	double t0 = now_ms();
-	size_t input_errors = 0;
-	struct ia_stats s;
-	struct img img;
-	int ret;
-
-	ret = load_image(a->dir, &img, &input_errors);
-	if (ret) {
-		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);
-		return ret;
-	}
-	ret = ia_apply(a->dp, &img, &a->opts, &s);
-	if (ret) {
-		pr_err("apply %s failed after %.1f ms: %s (the data path keeps a complete "
-		       "table per Service port; retrying at the next change or resync)",
-		       a->dir, now_ms() - t0, strerror(-ret));
-		img_free(&img);
-		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);
-		return ret;
-	}
-	a->generation++;
-	metrics_server_note_apply(a->metrics, 0, now_ms() - t0, input_errors);
-	log_apply("applied", a->dir, now_ms() - t0, &s, input_errors);
-	if (a->have_img)
-		img_free(&a->img);
-	a->img = img;
-	a->have_img = true;
-	return 0;
-}
-
-/* The last image again: new pod cgroups, and repair of anything drifted. */
-static void resync(struct agent *a)
-{
-	double t0 = now_ms();
-	struct ia_stats s;
-	int ret;
-
-	if (!a->have_img) {
-		apply_dir(a);
-		return;
-	}
-	a->opts.full = true;
-	ret = ia_apply(a->dp, &a->img, &a->opts, &s);
-	a->opts.full = false;
-	if (ret)
-		pr_err("resync %s: %s", a->dir, strerror(-ret));
-	else if (ia_stats_changes(&s))
-		log_apply("resynced", a->dir, now_ms() - t0, &s, 0);
-}
-
-static int watch_loop(struct agent *a, int resync_s)
-{
-	uint64_t fp = dir_fingerprint(a->dir, 0);
 	double next_resync = now_ms() + resync_s * 1e3;
-	struct dirwatch w;
-	int ret;
+	struct pollfd fds[2];
+	int ret = 0, nl;
 
-	ret = dirwatch_open(&w, a->dir);
-	if (ret)
-		return ret;
+	nl = netmon_open();
+	if (nl < 0)
+		pr_warn("link and route events: %s (pods are followed every --resync only)",
+			strerror(-nl));
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	fds[0] = (struct pollfd){ .fd = dirwatch_fd(w), .events = POLLIN };
+	fds[1] = (struct pollfd){ .fd = nl, .events = POLLIN };
 	while (!stop) {
 		double left = next_resync - now_ms();
+		int n = poll(fds, nl < 0 ? 1 : 2, left > 0 ? (int)left + 1 : 0);
 
-		ret = dirwatch_wait(&w, left > 0 ? (int)left : 0);
-		if (ret == -EINTR)
+		if (n < 0 && errno == EINTR)
 			continue;
-		if (ret < 0) {
+		if (n < 0) {
+			ret = -errno;
 			pr_err("watch %s: %s", a->dir, strerror(-ret));
 			break;
 		}
-		if (ret > 0) {
+		if (fds[0].revents && dirwatch_wait(w, 0) > 0) {
 			uint64_t now = dir_fingerprint(a->dir, 0);
 
 			/* Our own status file and editors' dot-files change nothing. */
 			if (now != fp) {
 				fp = now;
-				apply_dir(a);	/* errors logged; keep running */
+				agent_apply_dir(a);	/* errors logged; keep running */
 			}
-			continue;
 		}
-		resync(a);
-		next_resync = now_ms() + resync_s * 1e3;
+		if (nl >= 0 && fds[1].revents && netmon_settle(nl) > 0)
+			agent_resync(a, false);	/* a pod came or went */
+		if (now_ms() >= next_resync) {
+			agent_resync(a, true);
+			next_resync = now_ms() + resync_s * 1e3;
+		}
 	}
-	dirwatch_close(&w);
+	if (nl >= 0)
+		close(nl);
 	return stop ? 0 : ret;
+}
+
+/* --uplink NAME: the interface must exist now (its ifindex is what TC uses). */
+static int add_uplink(struct agent *a, const char *name)
+{
+	unsigned int ifindex = if_nametoindex(name);
+
+	if (!ifindex) {
+		fprintf(stderr, "gammad run: --uplink %s: no such interface\n", name);
+		return -ENODEV;
+	}
+	if (a->nr_uplinks == AGENT_MAX_UPLINKS) {
+		fprintf(stderr, "gammad run: --uplink %s: at most %d uplinks\n", name,
+			AGENT_MAX_UPLINKS);
+		return -E2BIG;
+	}
+	a->uplinks[a->nr_uplinks++] = (int)ifindex;
+	return 0;
 }
 
 static int parse_seconds(const char *s, int *out)
@@ -290,6 +222,8 @@ int cmd_run(int argc, char **argv)
 		{ "once", no_argument, NULL, 'o' },
 		{ "no-sockmap", no_argument, NULL, 'S' },
 		{ "metrics-addr", required_argument, NULL, 'M' },
+		{ "uplink", required_argument, NULL, 'u' },
+		{ "no-tc", no_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -298,12 +232,14 @@ int cmd_run(int argc, char **argv)
 	struct agent a = { 0 };
 	int resync_s = RESYNC_DEFAULT_S;
 	struct dp_opts o = { 0 };
-	bool once = false;
+	bool once = false, no_tc = false;
+	struct dirwatch w = { .fd = -1 };
+	uint64_t fp = 0;
 	char cg2[4096], msg[512];
 	int opt, ret;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+m:c:p:n:r:s:oM:vh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+m:c:p:n:r:s:oM:u:Tvh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
 			a.dir = optarg;
@@ -339,6 +275,13 @@ int cmd_run(int argc, char **argv)
 		case 'M':
 			metrics_addr = optarg;
 			break;
+		case 'u':
+			if (add_uplink(&a, optarg))
+				return EXIT_USAGE;
+			break;
+		case 'T':
+			no_tc = true;
+			break;
 		case 'v':
 			log_threshold = LOG_DEBUG;
 			break;
@@ -372,19 +315,46 @@ int cmd_run(int argc, char **argv)
 	}
 	if (dp_adopted(a.dp))
 		pr_info("adopted the data path pinned in %s: reconciling without a flush", pin_dir);
+	a.pin_dir = pin_dir;
+	if (no_tc && a.nr_uplinks) {
+		fprintf(stderr, "gammad run: --uplink needs the TC path (drop --no-tc)\n");
+		dp_close(a.dp);
+		return EXIT_USAGE;
+	}
+	if (!no_tc) {
+		ret = tc_dp_open(a.dp, &(struct tc_dp_opts){ .pin_dir = pin_dir, .redirect = true },
+				 &a.tc);
+		if (ret) {
+			pr_err("TC data path (pin dir %s): %s", pin_dir, strerror(-ret));
+			dp_close(a.dp);
+			return EXIT_FATAL;
+		}
+	}
 	if (!once && strcmp(metrics_addr, "off") &&
 	    metrics_server_start(metrics_addr, pin_dir, &a.metrics)) {
+		agent_free(&a);
 		dp_close(a.dp);
 		return EXIT_FATAL;
 	}
+	/* Watch before the first apply: what changes during it is seen. */
+	if (!once) {
+		ret = dirwatch_open(&w, a.dir);
+		if (ret) {
+			agent_free(&a);
+			dp_close(a.dp);
+			return EXIT_FATAL;
+		}
+		fp = dir_fingerprint(a.dir, 0);
+	}
 	a.opts.full = true;	/* clean what an earlier agent left */
-	ret = apply_dir(&a);
+	ret = agent_apply_dir(&a);
 	a.opts.full = false;
 	if (!once && !ret)
-		ret = watch_loop(&a, resync_s);
+		ret = watch_loop(&a, &w, fp, resync_s);
+	if (!once)
+		dirwatch_close(&w);
 	metrics_server_stop(a.metrics);
-	if (a.have_img)
-		img_free(&a.img);
+	agent_free(&a);
 	dp_close(a.dp);
 	return ret ? EXIT_FATAL : 0;
 }

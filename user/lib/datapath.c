@@ -495,9 +495,37 @@ uint32_t dp_map_capacity(const struct dp *dp, const char *name)
 
 #define MAP_FD(dp, name) bpf_map__fd((dp)->sa->maps.name)
 
+/* The --map-size name of a map, for messages. */
+static const char *size_option(const char *map)
+{
+	for (size_t i = 0; i < NR_SIZES; i++)
+		for (size_t j = 0; j < 2 && size_tab[i].maps[j]; j++)
+			if (!strcmp(size_tab[i].maps[j], map))
+				return size_tab[i].option;
+	return NULL;
+}
+
+/* The kernel refused an entry for lack of room: say which map and how to grow it. */
+static void report_full(int fd)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	const char *opt;
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return;
+	opt = size_option(info.name);
+	pr_err("datapath: map %s is full (%u entries)%s%s", info.name, info.max_entries,
+	       opt ? "; raise it with --map-size " : "", opt ? opt : "");
+}
+
 static int map_update(int fd, const void *k, const void *v)
 {
-	return bpf_map_update_elem(fd, k, v, BPF_ANY) ? -errno : 0;
+	if (!bpf_map_update_elem(fd, k, v, BPF_ANY))
+		return 0;
+	if (errno == E2BIG || errno == ENOSPC)
+		report_full(fd);
+	return -errno;
 }
 
 /* Deleting what is already gone is fine: retiring is idempotent. */

@@ -22,5 +22,10 @@ int dirwatch_open(struct dirwatch *w, const char *root);
  */
 int dirwatch_wait(struct dirwatch *w, int timeout_ms);
 void dirwatch_close(struct dirwatch *w);
+/* The inotify fd, for callers that poll several sources. */
+static inline int dirwatch_fd(const struct dirwatch *w)
+{
+	return w->fd;
+}
 
 #endif

@@ -338,6 +338,17 @@ static int fill_class(struct img_builder *b, const struct tr_class *cls, uint8_t
 		out->route_name = intern(b, route->meta.name);
 		if (!out->route_namespace || !out->route_name)
 			return -ENOMEM;
+		out->first_rule = out->last_rule = (uint16_t)cls->entries[0].rule->index;
+		for (size_t i = 1; i < cls->nr_entries; i++) {
+			const struct tr_rule *r = cls->entries[i].rule;
+
+			if (r->route != route)
+				continue;
+			if (r->index < out->first_rule)
+				out->first_rule = (uint16_t)r->index;
+			if (r->index > out->last_rule)
+				out->last_rule = (uint16_t)r->index;
+		}
 	}
 	ret = add_selector(b, cls->l4.items, cls->l4.nr, flags, family, &out->l4_selector);
 	if (!ret && cls->needs_l7)
@@ -371,7 +382,8 @@ static int add_frontend(struct img_builder *b, const struct tr_port *p, const st
 		h = mix_u64(mix_u64(h, ((uint64_t)c->ns_id << 32) | c->flags), c->l4_selector);
 		h = mix_u64(h, c->rule_table);
 		if (c->route_name)
-			h = mix_str(mix_str(h, c->route_namespace), c->route_name);
+			h = mix_u64(mix_str(mix_str(h, c->route_namespace), c->route_name),
+				    ((uint64_t)c->first_rule << 16) | c->last_rule);
 	}
 	f->hash = h;
 	f->generation = (uint32_t)(h ^ (h >> 32)) ?: 1;

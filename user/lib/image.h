@@ -136,6 +136,7 @@ struct img_class {
 	uint64_t rule_table;	/* 0 when the class needs no L7 */
 	const char *route_namespace;	/* route of its first rule, NULL: no route */
 	const char *route_name;
+	uint16_t first_rule, last_rule;	/* rule indexes of that route it uses */
 };
 
 struct img_frontend {

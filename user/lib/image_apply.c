@@ -16,7 +16,7 @@ size_t ia_stats_changes(const struct ia_stats *s)
 {
 	return s->frontends_flipped + s->frontends_removed + s->selectors_written +
 	       s->backends_written + s->endpoint_sets_written + s->cgroups_written +
-	       s->local_eps_written + s->retired;
+	       s->local_eps_written + s->pods_written + s->retired;
 }
 
 /* Index of id in an image table sorted by id (entries of `size` bytes, id first). */
@@ -99,7 +99,10 @@ static int write_endpoint_set(struct ia_ctx *c, const struct img_endpoint_set *s
 	struct gammad_ep_val *eps;
 	int err;
 
-	if (k) {
+	long have = k ? ia_present_get(&c->ep_present, k->id) : -1;
+
+	/* An empty set has no entries to find: its object is all there is. */
+	if (k && (have < 0 ? 0 : have) == (long)s->nr) {
 		*id = k->id;
 		return 0;
 	}
@@ -113,14 +116,16 @@ static int write_endpoint_set(struct ia_ctx *c, const struct img_endpoint_set *s
 	      dp_endpoints_write(c->dp, *id, eps, (uint32_t)s->nr) ?:
 	      dp_obj_put(c->dp, GAMMAD_OBJ_ENDPOINT_SET, *id, &v);
 	free(eps);
-	c->stats->endpoint_sets_written++;
+	if (!err)
+		c->stats->endpoint_sets_written++;
 	return err;
 }
 
 static int write_endpoint_sets(struct ia_ctx *c)
 {
 	for (size_t i = 0; i < c->img->nr_endpoint_sets; i++) {
-		int err = write_endpoint_set(c, &c->img->endpoint_sets[i], &c->ep_ids[i]);
+		int err = c->ep_needed[i] ?
+			  write_endpoint_set(c, &c->img->endpoint_sets[i], &c->ep_ids[i]) : 0;
 
 		if (err) {
 			pr_err("endpoint set %016llx: %s",
@@ -159,8 +164,12 @@ static int write_backend(struct ia_ctx *c, const struct img_backend *b, uint32_t
 	backend_val(c, b, &be);
 	v.hash = nonzero(hash_bytes(&be, sizeof(be), b->id));
 	if (k && k->hash == v.hash) {
+		const struct gammad_be_val *cur = ia_backend_entry(c, k->id);
+
 		*id = k->id;
-		return 0;
+		if (cur && !memcmp(cur, &be, sizeof(be)))
+			return 0;
+		/* The object says written, the kernel disagrees: rewrite. */
 	}
 	copy_name(v.namespace, sizeof(v.namespace), b->namespace, b->name);
 	copy_name(v.name, sizeof(v.name), b->name, b->name);
@@ -174,23 +183,61 @@ static int write_backend(struct ia_ctx *c, const struct img_backend *b, uint32_t
 	}
 	err = err ?: dp_backend_write(c->dp, *id, &be) ?:
 	      dp_obj_put(c->dp, GAMMAD_OBJ_BACKEND, *id, &v);
-	c->stats->backends_written++;
+	if (!err)
+		c->stats->backends_written++;
 	return err;
+}
+
+/*
+ * Backends some alias slot will name: those with a positive weight in a
+ * selector a class uses. Others (weight 0 only, L7 rules only) would be
+ * unreachable, so retired right after being written.
+ */
+static int find_needed(struct ia_ctx *c)
+{
+	const struct img *img = c->img;
+	bool **needed = &c->be_needed;
+
+	*needed = calloc(img->nr_backends + 1, sizeof(bool));
+	c->ep_needed = calloc(img->nr_endpoint_sets + 1, sizeof(bool));
+	if (!*needed || !c->ep_needed)
+		return -ENOMEM;
+	for (size_t i = 0; i < img->nr_selectors; i++) {
+		if (!c->sel_users[i])
+			continue;
+		for (size_t j = 0; j < img->selectors[i].nr; j++) {
+			long b = IMG_IDX(img, backends, img->selectors[i].items[j].backend);
+
+			if (b >= 0 && img->selectors[i].items[j].weight)
+				(*needed)[b] = true;
+		}
+	}
+	for (size_t b = 0; b < img->nr_backends; b++) {
+		long e = img->backends[b].endpoint_set ?
+			 IMG_IDX(img, endpoint_sets, img->backends[b].endpoint_set) : -1;
+
+		if ((*needed)[b] && e >= 0)
+			c->ep_needed[e] = true;
+	}
+	return 0;
 }
 
 static int write_backends(struct ia_ctx *c)
 {
-	for (size_t i = 0; i < c->img->nr_backends; i++) {
-		const struct img_backend *b = &c->img->backends[i];
-		int err = write_backend(c, b, &c->be_ids[i]);
+	int err = 0;
 
-		if (err) {
+	for (size_t i = 0; i < c->img->nr_backends && !err; i++) {
+		const struct img_backend *b = &c->img->backends[i];
+
+		if (!c->be_needed[i])
+			continue;
+		err = write_backend(c, b, &c->be_ids[i]);
+
+		if (err)
 			pr_err("backend %s/%s:%u: %s", b->namespace, b->name, b->port,
 			       strerror(-err));
-			return err;
-		}
 	}
-	return 0;
+	return err;
 }
 
 /*
@@ -218,11 +265,24 @@ static int find_selector_users(struct ia_ctx *c)
 	return 0;
 }
 
+/* "rule N" when the class's rules are one rule, "rules N-M" otherwise. */
+static void selector_section(const struct img_class *cl, char *buf, size_t len)
+{
+	buf[0] = 0;
+	if (!cl->route_name)
+		return;
+	if (cl->first_rule == cl->last_rule)
+		snprintf(buf, len, "rule %u", cl->first_rule);
+	else
+		snprintf(buf, len, "rules %u-%u", cl->first_rule, cl->last_rule);
+}
+
 /* Content-addressed: a changed selector is a new one, never an edit. */
 static int write_selector(struct ia_ctx *c, const struct img_selector *s, uint32_t *id,
 			  const struct img_class *user)
 {
 	struct gammad_obj_val v = { .ident = s->id };
+	const struct ia_known *k;
 	struct dp_weighted *w;
 	size_t n = 0;
 	int err;
@@ -240,27 +300,33 @@ static int write_selector(struct ia_ctx *c, const struct img_selector *s, uint32
 		w[n].be_id = c->be_ids[b];
 		w[n++].weight = s->items[j].weight;
 	}
-	v.hash = nonzero(hash_bytes(w, n * sizeof(*w), s->id));
-	if (ia_known_exact(c, GAMMAD_OBJ_SELECTOR, v.ident, v.hash)) {
-		*id = ia_known_exact(c, GAMMAD_OBJ_SELECTOR, v.ident, v.hash)->id;
+	copy_name(v.namespace, sizeof(v.namespace), user->route_namespace, "route");
+	copy_name(v.name, sizeof(v.name), user->route_name, "route");
+	selector_section(user, v.section, sizeof(v.section));
+	/* Names are part of the object: a renamed route gets its own selector. */
+	v.hash = hash_bytes(w, n * sizeof(*w), s->id);
+	v.hash = nonzero(hash_bytes(v.namespace, sizeof(v.namespace) + sizeof(v.name) +
+				    sizeof(v.section), v.hash));
+	k = ia_known_exact(c, GAMMAD_OBJ_SELECTOR, v.ident, v.hash);
+	if (k && ia_present_get(&c->sel_present, k->id) >= 0) {
+		*id = k->id;
 		free(w);
 		return 0;
 	}
-	copy_name(v.namespace, sizeof(v.namespace), user->route_namespace, "route");
-	copy_name(v.name, sizeof(v.name), user->route_name, "route");
 	err = ia_id_alloc(c, GAMMAD_OBJ_SELECTOR, id) ?:
 	      ia_obj_begin(c, GAMMAD_OBJ_SELECTOR, *id, &v) ?:
 	      dp_counters_reset(c->dp, GAMMAD_OBJ_SELECTOR, *id) ?:
 	      dp_selector_write(c->dp, *id, *id, w, n) ?:
 	      dp_obj_put(c->dp, GAMMAD_OBJ_SELECTOR, *id, &v);
 	free(w);
-	c->stats->selectors_written++;
+	if (!err)
+		c->stats->selectors_written++;
 	return err;
 }
 
 static int write_selectors(struct ia_ctx *c)
 {
-	int err = find_selector_users(c);
+	int err = 0;
 
 	for (size_t i = 0; i < c->img->nr_selectors && !err; i++) {
 		err = write_selector(c, &c->img->selectors[i], &c->sel_ids[i], c->sel_users[i]);
@@ -283,7 +349,7 @@ static int ctx_init(struct ia_ctx *c, struct dp *dp, const struct img *img,
 	c->sel_ids = calloc(img->nr_selectors + 1, sizeof(uint32_t));
 	if (!c->ep_ids || !c->be_ids || !c->sel_ids)
 		return -ENOMEM;
-	return ia_ids_load(c);
+	return find_selector_users(c) ?: find_needed(c) ?: ia_ids_load(c);
 }
 
 static void ctx_free(struct ia_ctx *c)
@@ -293,6 +359,8 @@ static void ctx_free(struct ia_ctx *c)
 	free(c->be_ids);
 	free(c->sel_ids);
 	free(c->sel_users);
+	free(c->be_needed);
+	free(c->ep_needed);
 }
 
 int ia_apply(struct dp *dp, const struct img *img, const struct ia_opts *opts,

@@ -28,11 +28,17 @@
 #include <stdint.h>
 
 #include "datapath.h"
+#include "host_routes.h"
 #include "image.h"
 
 struct ia_opts {
 	const char *cgroup_root;	/* walked for pod cgroups; NULL: none */
 	const char *node_name;		/* pods of this node are local; NULL: all */
+	/*
+	 * The node's host routes: the interface of a local pod's route is
+	 * the host side of its veth (TC delivery). NULL: no interfaces.
+	 */
+	const struct host_routes *routes;
 	/*
 	 * Retire even when this apply changed nothing: the first apply of a
 	 * process and resyncs, which also clean what others left behind.
@@ -48,6 +54,7 @@ struct ia_stats {
 	size_t selectors_written, backends_written, endpoint_sets_written;
 	size_t cgroups, cgroups_written;	/* pod cgroups found / changed */
 	size_t local_eps, local_eps_written;
+	size_t pods, pods_written;	/* pod IPs for the TC path's client class */
 	size_t retired;			/* stale kernel entries deleted */
 };
 

@@ -16,18 +16,21 @@
 #define IA_KEY_ID_LIMIT (1u << 22)
 
 static const char *const kind_names[GAMMAD_OBJ_KIND_MAX] = {
-	[GAMMAD_OBJ_FRONTEND] = "service port",
-	[GAMMAD_OBJ_TABLE] = "route table",
-	[GAMMAD_OBJ_SELECTOR] = "selector",
-	[GAMMAD_OBJ_BACKEND] = "backend",
-	[GAMMAD_OBJ_ENDPOINT_SET] = "endpoint set",
-	[GAMMAD_OBJ_NAMESPACE] = "namespace",
+	[GAMMAD_OBJ_FRONTEND] = "service port id (--map-size svc-ports and frontends)",
+	[GAMMAD_OBJ_TABLE] = "route table id",
+	[GAMMAD_OBJ_SELECTOR] = "selector id (--map-size selectors and routes)",
+	[GAMMAD_OBJ_BACKEND] = "backend id (--map-size backends)",
+	[GAMMAD_OBJ_ENDPOINT_SET] = "endpoint set id",
+	[GAMMAD_OBJ_NAMESPACE] = "namespace id",
 };
 
 int ia_dump(const struct ia_ctx *c, const char *name, struct map_dump *d)
 {
 	int fd = dp_map_fd(c->dp, name);
-	int err = fd < 0 ? fd : map_dump_read(fd, d);
+	int err;
+
+	memset(d, 0, sizeof(*d));
+	err = fd < 0 ? fd : map_dump_read(fd, d);
 
 	if (err)
 		pr_err("read map %s: %s", name, strerror(-err));
@@ -113,6 +116,120 @@ static int load_objects(struct ia_ctx *c)
 	return err;
 }
 
+static int present_add(struct ia_present *p, size_t *cap, uint32_t id, uint32_t value)
+{
+	if (p->nr == *cap) {
+		size_t n = *cap ? *cap * 2 : 256;
+		uint64_t *v = realloc(p->ids, n * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		p->ids = v;
+		*cap = n;
+	}
+	p->ids[p->nr++] = (uint64_t)id << 32 | value;
+	return 0;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+long ia_present_get(const struct ia_present *p, uint32_t id)
+{
+	size_t lo = 0, hi = p->nr;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (p->ids[mid] >> 32 < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < p->nr && p->ids[lo] >> 32 == id ? (long)(uint32_t)p->ids[lo] : -1;
+}
+
+/* Entries per endpoint set: sort the (ep_set, 0) pairs and count runs. */
+static int count_endpoints(struct ia_ctx *c, const struct map_dump *d)
+{
+	struct ia_present *p = &c->ep_present;
+	size_t cap = 0;
+	int err = 0;
+
+	for (size_t i = 0; i < d->nr && !err; i++) {
+		const struct gammad_ep_key *k = map_dump_key(d, i);
+
+		err = present_add(p, &cap, k->ep_set, 0);
+	}
+	if (err)
+		return err;
+	qsort(p->ids, p->nr, sizeof(*p->ids), u64_cmp);
+	/* Collapse runs of one ep_set into one (ep_set, count) item. */
+	size_t out = 0;
+
+	for (size_t i = 0; i < p->nr;) {
+		size_t j = i;
+
+		while (j < p->nr && p->ids[j] >> 32 == p->ids[i] >> 32)
+			j++;
+		p->ids[out++] = (p->ids[i] & ~0xffffffffull) | (uint32_t)(j - i);
+		i = j;
+	}
+	p->nr = out;
+	return 0;
+}
+
+static int be_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+const struct gammad_be_val *ia_backend_entry(const struct ia_ctx *c, uint32_t id)
+{
+	const struct map_dump *d = &c->be_dump;
+	size_t lo = 0, hi = d->nr;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		uint32_t v = *(const uint32_t *)map_dump_key(d, mid);
+
+		if (v == id)
+			return map_dump_val(d, mid);
+		if (v < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* The backend dump sorted by id, keys and values moved together. */
+static int sort_backends(struct map_dump *d)
+{
+	size_t rec = d->key_size + d->val_size;
+	char *tmp = malloc(d->nr * rec + 1);
+
+	if (!tmp)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->nr; i++) {
+		memcpy(tmp + i * rec, map_dump_key(d, i), d->key_size);
+		memcpy(tmp + i * rec + d->key_size, map_dump_val(d, i), d->val_size);
+	}
+	qsort(tmp, d->nr, rec, be_cmp);
+	for (size_t i = 0; i < d->nr; i++) {
+		memcpy(map_dump_key(d, i), tmp + i * rec, d->key_size);
+		memcpy(map_dump_val(d, i), tmp + i * rec + d->key_size, d->val_size);
+	}
+	free(tmp);
+	return 0;
+}
+
 /* Ids the route maps use, whether or not an object describes them. */
 static int mark_kernel_ids(struct ia_ctx *c)
 {
@@ -140,18 +257,26 @@ static int mark_kernel_ids(struct ia_ctx *c)
 	map_dump_free(&d);
 	if (!err)
 		err = ia_dump(c, GAMMAD_MAP_SELECTOR, &d);
-	for (size_t i = 0; !err && i < d.nr; i++)
-		mark_used(c, GAMMAD_OBJ_SELECTOR, *(const __u32 *)map_dump_key(&d, i));
-	map_dump_free(&d);
-	if (!err)
-		err = ia_dump(c, GAMMAD_MAP_BACKEND, &d);
-	for (size_t i = 0; !err && i < d.nr; i++) {
-		const struct gammad_be_val *v = map_dump_val(&d, i);
+	for (size_t i = 0, cap = 0; !err && i < d.nr; i++) {
+		__u32 id = *(const __u32 *)map_dump_key(&d, i);
+		const struct gammad_sel_val *v = map_dump_val(&d, i);
 
-		mark_used(c, GAMMAD_OBJ_BACKEND, *(const __u32 *)map_dump_key(&d, i));
-		mark_used(c, GAMMAD_OBJ_ENDPOINT_SET, v->ep_set);
+		mark_used(c, GAMMAD_OBJ_SELECTOR, id);
+		err = present_add(&c->sel_present, &cap, id, v->nr_slots);
 	}
 	map_dump_free(&d);
+	if (!err) {
+		qsort(c->sel_present.ids, c->sel_present.nr, sizeof(uint64_t), u64_cmp);
+		err = ia_dump(c, GAMMAD_MAP_BACKEND, &c->be_dump);
+	}
+	for (size_t i = 0; !err && i < c->be_dump.nr; i++) {
+		const struct gammad_be_val *v = map_dump_val(&c->be_dump, i);
+
+		mark_used(c, GAMMAD_OBJ_BACKEND, *(const __u32 *)map_dump_key(&c->be_dump, i));
+		mark_used(c, GAMMAD_OBJ_ENDPOINT_SET, v->ep_set);
+	}
+	if (!err)
+		err = sort_backends(&c->be_dump);
 	if (!err)
 		err = ia_dump(c, GAMMAD_MAP_ENDPOINT, &d);
 	for (size_t i = 0; !err && i < d.nr; i++) {
@@ -159,6 +284,8 @@ static int mark_kernel_ids(struct ia_ctx *c)
 
 		mark_used(c, GAMMAD_OBJ_ENDPOINT_SET, k->ep_set);
 	}
+	if (!err)
+		err = count_endpoints(c, &d);
 	map_dump_free(&d);
 	return err;
 }
@@ -183,6 +310,11 @@ int ia_ids_load(struct ia_ctx *c)
 
 void ia_ids_free(struct ia_ctx *c)
 {
+	free(c->sel_present.ids);
+	free(c->ep_present.ids);
+	map_dump_free(&c->be_dump);
+	memset(&c->sel_present, 0, sizeof(c->sel_present));
+	memset(&c->ep_present, 0, sizeof(c->ep_present));
 	for (uint32_t kind = 0; kind < GAMMAD_OBJ_KIND_MAX; kind++) {
 		free(c->kinds[kind].known);
 		free(c->kinds[kind].used);
@@ -235,7 +367,6 @@ int ia_id_alloc(struct ia_ctx *c, uint32_t kind, uint32_t *id)
 		*id = i;
 		return 0;
 	}
-	pr_err("no free %s id: all %u in use (raise the map size)", kind_names[kind],
-	       k->limit ? k->limit - 1 : 0);
+	pr_err("no free %s: all %u in use", kind_names[kind], k->limit ? k->limit - 1 : 0);
 	return -ENOSPC;
 }

@@ -22,6 +22,16 @@ struct ia_kind {
 	uint32_t cursor;		/* next-fit allocation */
 };
 
+/*
+ * What the route maps hold, read at the start of an apply: an object is
+ * only reused when its entries are really there (an agent killed inside a
+ * retire, or someone with bpftool, may have removed them).
+ */
+struct ia_present {
+	uint64_t *ids;		/* id << 32 | value, sorted */
+	size_t nr;
+};
+
 struct ia_ctx {
 	struct dp *dp;
 	const struct img *img;
@@ -29,6 +39,10 @@ struct ia_ctx {
 	struct ia_kind kinds[GAMMAD_OBJ_KIND_MAX];
 	uint32_t *ep_ids, *be_ids, *sel_ids;	/* kernel id per image index */
 	const struct img_class **sel_users;	/* per selector: the class naming it */
+	bool *be_needed, *ep_needed;		/* per image index: an alias slot reaches it */
+	struct ia_present sel_present;		/* selector id -> nr_slots */
+	struct ia_present ep_present;		/* ep_set -> entries in the map */
+	struct map_dump be_dump;		/* backend entries */
 };
 
 /* Read the object table and mark every id the kernel maps use. */
@@ -39,6 +53,11 @@ const struct ia_known *ia_known_exact(const struct ia_ctx *c, uint32_t kind,
 				      uint64_t ident, uint64_t hash);
 /* Any complete object (kind, ident), or NULL. */
 const struct ia_known *ia_known_ident(const struct ia_ctx *c, uint32_t kind, uint64_t ident);
+/* Value recorded for id (nr_slots, endpoint count), or -1 when absent. */
+long ia_present_get(const struct ia_present *p, uint32_t id);
+/* The kernel's backend entry of id, or NULL. */
+const struct gammad_be_val *ia_backend_entry(const struct ia_ctx *c, uint32_t id);
+
 /* A free id of kind, marked used; -ENOSPC names the full table. */
 int ia_id_alloc(struct ia_ctx *c, uint32_t kind, uint32_t *id);
 

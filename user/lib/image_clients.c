@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The client side of an apply (image_apply.h): pod cgroups -> namespace ids
- * (the client class of connect()), and the pod IPs of this node (same-node
- * redirect). Each is reconciled with what the kernel map holds: changed
- * entries written, entries of pods that are gone deleted.
+ * (the client class of connect()), the pod IPs of this node (same-node
+ * redirect), and every pod IP -> namespace id and, for local pods, the host
+ * side of its veth (the TC path's client class and delivery). Each is
+ * reconciled with what the kernel map holds: changed entries written,
+ * entries of pods that are gone deleted.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -208,10 +210,69 @@ static int local_endpoints_apply(struct ia_ctx *c, const char *node)
 	return 0;
 }
 
+/* ---- pod IPs for the TC path ---------------------------------------------- */
+
+static void pod_key(struct gammad_pod_key *k, const struct ip_addr *a)
+{
+	memset(k, 0, sizeof(*k));
+	memcpy(k->addr, a->addr, a->family == AF_INET6 ? 16 : 4);
+	k->family = a->family;
+}
+
+static int pod_key_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct gammad_pod_key));
+}
+
+static int pods_apply(struct ia_ctx *c, const struct ia_opts *o)
+{
+	int fd = dp_map_fd(c->dp, GAMMAD_MAP_POD);
+	size_t n = c->img->nr_pod_ips;
+	struct gammad_pod_key *keys;
+	struct map_dump d = { 0 };
+	int err = 0;
+
+	if (fd < 0)
+		return 0;	/* a data path without the TC maps */
+	keys = calloc(n + 1, sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && !err; i++) {
+		const struct img_pod_ip *p = &c->img->pod_ips[i];
+		struct gammad_pod_val want = { .ns_id = p->ns_id }, cur;
+
+		if (pod_ip_local(p, o->node_name))
+			want.ifindex = (uint32_t)host_routes_ifindex(o->routes, &p->addr);
+		pod_key(&keys[i], &p->addr);
+		if (!bpf_map_lookup_elem(fd, &keys[i], &cur) && !memcmp(&cur, &want, sizeof(cur)))
+			continue;
+		err = bpf_map_update_elem(fd, &keys[i], &want, BPF_ANY) ? -errno : 0;
+		if (err)
+			pr_err("pod IP %zu of %zu: %s", i, n, strerror(-err));
+		else
+			c->stats->pods_written++;
+	}
+	c->stats->pods = n;
+	qsort(keys, n, sizeof(*keys), pod_key_cmp);
+	if (!err)
+		err = ia_dump(c, GAMMAD_MAP_POD, &d);
+	for (size_t i = 0; !err && i < d.nr; i++) {
+		const struct gammad_pod_key *k = map_dump_key(&d, i);
+
+		if (!bsearch(k, keys, n, sizeof(*keys), pod_key_cmp) &&
+		    !bpf_map_delete_elem(fd, k))
+			c->stats->retired++;
+	}
+	map_dump_free(&d);
+	free(keys);
+	return err;
+}
+
 int ia_clients_apply(struct ia_ctx *c, const struct ia_opts *opts)
 {
 	int err = cgroups_apply(c, opts->cgroup_root);
 	int err2 = local_endpoints_apply(c, opts->node_name);
+	int err3 = pods_apply(c, opts);
 
-	return err ?: err2;
+	return err ?: err2 ?: err3;
 }

@@ -232,10 +232,8 @@ static int retire_objects(struct ia_ctx *c, const struct live *l)
 	for (size_t i = 0; !err && i < d.nr; i++) {
 		const struct gammad_obj_key *k = map_dump_key(&d, i);
 
-		if (!object_live(c, l, k) &&
-		    bpf_map_delete_elem(dp_map_fd(c->dp, GAMMAD_MAP_OBJECTS), k) &&
-		    errno != ENOENT)
-			pr_warn("retire object %u/%u: %s", k->kind, k->id, strerror(errno));
+		if (!object_live(c, l, k))
+			retire_key(c, GAMMAD_MAP_OBJECTS, k);
 	}
 	map_dump_free(&d);
 	return err;

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "status.h"
 #include "status_file.h"
+#include "translate_output.h"
 
 int status_file_path(const char *manifests, char *buf, size_t len)
 {
@@ -32,47 +33,6 @@ int status_file_path(const char *manifests, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-static const char *level_name(enum log_level l)
-{
-	return l == LOG_ERROR ? "error" : l == LOG_WARN ? "warn" : l == LOG_INFO ? "info" :
-	       "debug";
-}
-
-static void write_parent(struct json_writer *w, const struct gapi_route *route,
-			 const struct tr_parent_status *ps)
-{
-	const struct gapi_parent_ref *p = ps->ref;
-
-	jw_obj_begin(w);
-	jw_key(w, "parentRef");
-	jw_obj_begin(w);
-	jw_kstr(w, "group", p->group);
-	jw_kstr(w, "kind", p->kind);
-	jw_kstr(w, "namespace", p->namespace);
-	jw_kstr(w, "name", p->name);
-	if (p->port)
-		jw_kint(w, "port", p->port);
-	if (p->section_name)
-		jw_kstr(w, "sectionName", p->section_name);
-	jw_obj_end(w);
-	jw_kstr(w, "controllerName", TR_CONTROLLER_NAME);
-	jw_key(w, "conditions");
-	jw_arr_begin(w);
-	for (size_t i = 0; i < ps->nr_conditions; i++) {
-		const struct tr_condition *c = &ps->conditions[i];
-
-		jw_obj_begin(w);
-		jw_kstr(w, "type", c->type);
-		jw_kstr(w, "status", c->status ? "True" : "False");
-		jw_kstr(w, "reason", c->reason);
-		jw_kstr(w, "message", c->message ? c->message : "");
-		jw_kint(w, "observedGeneration", route->meta.generation);
-		jw_obj_end(w);
-	}
-	jw_arr_end(w);
-	jw_obj_end(w);
-}
-
 int status_write_json(FILE *out, const char *manifests, const struct tr_result *r,
 		      const struct diag *dg, bool pretty)
 {
@@ -84,38 +44,8 @@ int status_write_json(FILE *out, const char *manifests, const struct tr_result *
 	jw_kstr(&w, "manifests", manifests);
 	jw_kint(&w, "time", (int64_t)time(NULL));
 	jw_kint(&w, "inputErrors", dg ? (int64_t)dg->nr_errors : 0);
-	jw_key(&w, "routes");
-	jw_arr_begin(&w);
-	for (size_t i = 0; i < r->nr_routes; i++) {
-		const struct tr_route_status *rs = &r->routes[i];
-
-		jw_obj_begin(&w);
-		jw_kstr(&w, "kind", gapi_kind_name(rs->route->kind));
-		jw_kstr(&w, "namespace", rs->route->meta.namespace);
-		jw_kstr(&w, "name", rs->route->meta.name);
-		jw_kint(&w, "generation", rs->route->meta.generation);
-		jw_key(&w, "parents");
-		jw_arr_begin(&w);
-		for (size_t p = 0; p < rs->nr_parents; p++)
-			write_parent(&w, rs->route, &rs->parents[p]);
-		jw_arr_end(&w);
-		jw_obj_end(&w);
-	}
-	jw_arr_end(&w);
-	jw_key(&w, "diagnostics");
-	jw_arr_begin(&w);
-	for (size_t i = 0; dg && i < dg->nr; i++) {
-		const struct diag_entry *e = &dg->entries[i];
-
-		jw_obj_begin(&w);
-		jw_kstr(&w, "level", level_name(e->level));
-		jw_kstr(&w, "file", e->file);
-		jw_kint(&w, "line", e->line);
-		jw_kstr(&w, "field", e->field);
-		jw_kstr(&w, "message", e->msg);
-		jw_obj_end(&w);
-	}
-	jw_arr_end(&w);
+	tr_json_route_statuses(&w, r);
+	tr_json_diagnostics(&w, dg);
 	jw_obj_end(&w);
 	return jw_finish(&w);
 }

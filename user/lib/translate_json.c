@@ -322,7 +322,7 @@ static void write_parent_status(struct json_writer *w, const struct gapi_route *
 		jw_kstr(w, "type", c->type);
 		jw_kstr(w, "status", c->status ? "True" : "False");
 		jw_kstr(w, "reason", c->reason);
-		jw_kstr(w, "message", c->message);
+		jw_kstr(w, "message", c->message ? c->message : "");
 		jw_kint(w, "observedGeneration", route->meta.generation);
 		jw_obj_end(w);
 	}
@@ -348,13 +348,22 @@ static void write_route(struct json_writer *w, const struct tr_route_status *rs)
 	jw_obj_end(w);
 }
 
+void tr_json_route_statuses(struct json_writer *w, const struct tr_result *r)
+{
+	jw_key(w, "routes");
+	jw_arr_begin(w);
+	for (size_t i = 0; i < r->nr_routes; i++)
+		write_route(w, &r->routes[i]);
+	jw_arr_end(w);
+}
+
 static const char *level_name(enum log_level l)
 {
 	return l == LOG_ERROR ? "error" : l == LOG_WARN ? "warn" : l == LOG_INFO ? "info" :
 	       "debug";
 }
 
-static void write_diagnostics(struct json_writer *w, const struct diag *dg)
+void tr_json_diagnostics(struct json_writer *w, const struct diag *dg)
 {
 	jw_key(w, "diagnostics");
 	jw_arr_begin(w);
@@ -384,12 +393,8 @@ int tr_write_json(FILE *out, const struct tr_result *r, const struct diag *dg, b
 	for (size_t i = 0; i < r->nr_ports; i++)
 		write_port(&w, &r->ports[i]);
 	jw_arr_end(&w);
-	jw_key(&w, "routes");
-	jw_arr_begin(&w);
-	for (size_t i = 0; i < r->nr_routes; i++)
-		write_route(&w, &r->routes[i]);
-	jw_arr_end(&w);
-	write_diagnostics(&w, dg);
+	tr_json_route_statuses(&w, r);
+	tr_json_diagnostics(&w, dg);
 	jw_obj_end(&w);
 	return jw_finish(&w);
 }

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent_env.h"
+#include "datapath.h"
+#include "test_progs.h"
+
+int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+int agent_env_init(struct agent_env *ag, const struct lab_env *lab)
+{
+	char *out = NULL, *k;
+	int ret;
+
+	memset(ag, 0, sizeof(*ag));
+	snprintf(ag->pin_dir, sizeof(ag->pin_dir), "/sys/fs/bpf/gammad-test-%d", (int)getpid());
+	if (!lab->dir[0] || !lab->nr_pods)
+		return -EINVAL;
+	snprintf(ag->dir, sizeof(ag->dir), "%.*s/agent", PATH_MAX - 16, lab->dir);
+	snprintf(ag->tmp, sizeof(ag->tmp), "%s", lab->dir);
+	snprintf(ag->log, sizeof(ag->log), "%.*s/agent.log", PATH_MAX - 16, lab->dir);
+	/* The hooks go on the lab's cgroup root: a pod cgroup up to its kubepods tree. */
+	snprintf(ag->cgroup, sizeof(ag->cgroup), "%s", lab->pods[0].cgroup);
+	k = strstr(ag->cgroup, "/kubepods");
+	if (!k)
+		return -ENOENT;
+	*k = 0;
+	if (mkdir(ag->dir, 0755) && errno != EEXIST)
+		return -errno;
+	ret = lab_run_capture(&out, "cp %s/cluster.yaml %s/", lab->out, ag->dir);
+	free(out);
+	return ret ? -EIO : 0;
+}
+
+int agent_env_write(struct agent_env *ag, const char *name, const char *text)
+{
+	char path[PATH_MAX + 64], tmp[PATH_MAX + 64];
+	size_t len;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", ag->dir, name);
+	if (!text)
+		return unlink(path) && errno != ENOENT ? -errno : 0;
+	/*
+	 * Made outside the watched directory and renamed into it: the agent
+	 * sees one change, with the whole content (no event for a temp file).
+	 */
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", ag->tmp, name);
+	f = fopen(tmp, "we");
+	if (!f)
+		return -errno;
+	len = strlen(text);
+	if (fwrite(text, 1, len, f) != len || fclose(f)) {
+		unlink(tmp);
+		return -EIO;
+	}
+	return rename(tmp, path) ? -errno : 0;
+}
+
+int agent_env_applied(const struct agent_env *ag)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	int n = 0;
+	FILE *f = fopen(ag->log, "re");
+
+	if (!f)
+		return 0;
+	/* "<time> info  applied DIR in X ms: ..." (user/gammad/cmd_run.c) */
+	while (getline(&line, &cap, f) > 0)
+		n += strstr(line, " applied ") != NULL;
+	free(line);
+	fclose(f);
+	return n;
+}
+
+static bool agent_alive(struct agent_env *ag)
+{
+	int status;
+
+	if (!ag->pid)
+		return false;
+	if (waitpid(ag->pid, &status, WNOHANG) == ag->pid) {
+		test__printf("agent %d exited: status 0x%x\n", (int)ag->pid, status);
+		ag->pid = 0;
+		return false;
+	}
+	return true;
+}
+
+int agent_env_wait_applied(struct agent_env *ag, int n, int timeout_ms)
+{
+	struct timespec ts = { 0, 5 * 1000000L };
+	int64_t deadline = mono_us() + timeout_ms * 1000LL;
+
+	for (;;) {
+		if (agent_env_applied(ag) >= n) {
+			ag->last_applied_us = mono_us();
+			return 0;
+		}
+		if (!agent_alive(ag))
+			return agent_env_applied(ag) >= n ? 0 : -ESRCH;
+		if (mono_us() > deadline)
+			return -ETIMEDOUT;
+		nanosleep(&ts, NULL);
+	}
+}
+
+int agent_env_start(struct agent_env *ag)
+{
+	int before = agent_env_applied(ag), fd;
+	pid_t pid;
+
+	if (access(test_bin("gammad"), X_OK))
+		return -ENOENT;
+	fd = open(ag->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(fd);
+		return -errno;
+	}
+	if (!pid) {
+		/* The agent must not outlive a test that crashed. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(test_bin("gammad"), "gammad", "run", "--manifests", ag->dir, "--cgroup",
+		      ag->cgroup, "--pin-dir", ag->pin_dir, (char *)NULL);
+		_exit(127);
+	}
+	close(fd);
+	ag->pid = pid;
+	return agent_env_wait_applied(ag, before + 1, AGENT_APPLY_TIMEOUT_MS);
+}
+
+int agent_env_update(struct agent_env *ag, const char *name, const char *text)
+{
+	int before = agent_env_applied(ag), ret;
+
+	ret = agent_env_write(ag, name, text);
+	if (ret)
+		return ret;
+	return agent_env_wait_applied(ag, before + 1, AGENT_APPLY_TIMEOUT_MS);
+}
+
+void agent_env_kill(struct agent_env *ag, int sig)
+{
+	if (!ag->pid)
+		return;
+	kill(ag->pid, sig);
+	if (sig == SIGKILL || sig == SIGTERM || sig == SIGINT) {
+		waitpid(ag->pid, NULL, 0);
+		ag->pid = 0;
+	}
+}
+
+void agent_env_fini(struct agent_env *ag)
+{
+	char *out = NULL;
+
+	agent_env_kill(ag, SIGKILL);
+	if (ag->pin_dir[0])
+		dp_uninstall(ag->pin_dir);
+	if (ag->log[0] && !access(ag->log, F_OK)) {
+		lab_run_capture(&out, "cat %s", ag->log);
+		test__printf("--- agent log\n%s", out ? out : "");
+		free(out);
+	}
+	ag->pin_dir[0] = 0;
+	ag->log[0] = 0;
+}

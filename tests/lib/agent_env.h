@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The agent (build/gammad run) as a long-running child of a lab test: a
+ * manifests directory of the test's own (the lab's cluster.yaml plus route
+ * files the test writes), a per-test pin dir, the hooks on the lab's cgroup
+ * root, and its log in a file the test counts "applied" lines in.
+ *
+ *	struct agent_env ag;
+ *
+ *	agent_env_init(&ag, &lab);		// before any goto cleanup
+ *	agent_env_write(&ag, "routes.yaml", text);
+ *	if (!ASSERT_OK(agent_env_start(&ag), "agent")) goto cleanup;
+ *	... agent_env_update(&ag, "routes.yaml", other) ...
+ * cleanup:
+ *	agent_env_fini(&ag);			// kill -9, gammad uninstall, log shown on failure
+ */
+#ifndef GAMMAD_TEST_AGENT_ENV_H
+#define GAMMAD_TEST_AGENT_ENV_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lab_env.h"
+
+#define AGENT_APPLY_TIMEOUT_MS 15000
+
+struct agent_env {
+	pid_t pid;			/* running agent, 0: none */
+	char pin_dir[64];		/* /sys/fs/bpf/gammad-test-<pid> */
+	char dir[PATH_MAX];		/* the --manifests directory */
+	char tmp[PATH_MAX];		/* beside it, same filesystem: files are made here */
+	char cgroup[PATH_MAX];		/* --cgroup: the lab's cgroup root */
+	char log[PATH_MAX];		/* stdout and stderr of every agent started */
+	int64_t last_applied_us;	/* when the last awaited "applied" line was seen */
+};
+
+/* Paths, pin dir and manifests dir with the lab's cluster.yaml; never fails a test. */
+int agent_env_init(struct agent_env *ag, const struct lab_env *lab);
+/* Write (or, text NULL, remove) a file of the manifests dir, atomically (rename). */
+int agent_env_write(struct agent_env *ag, const char *name, const char *text);
+/* Start gammad run and wait for its first "applied" line. */
+int agent_env_start(struct agent_env *ag);
+/* "applied" lines in the log so far (every agent started counts). */
+int agent_env_applied(const struct agent_env *ag);
+/* Wait until the log holds at least n "applied" lines; -ETIMEDOUT, or -ESRCH if the agent died. */
+int agent_env_wait_applied(struct agent_env *ag, int n, int timeout_ms);
+/* agent_env_write, then wait for the next "applied" line. */
+int agent_env_update(struct agent_env *ag, const char *name, const char *text);
+/* Send sig to the agent and reap it. */
+void agent_env_kill(struct agent_env *ag, int sig);
+/* Kill the agent, uninstall the pin dir, print the log (shown when the test failed). */
+void agent_env_fini(struct agent_env *ag);
+
+/* CLOCK_MONOTONIC in microseconds. */
+int64_t mono_us(void);
+
+/* Namespaces of the mesh conformance manifests (shared/gateway-api/conformance/mesh). */
+#define MESH_NS "gateway-conformance-mesh"
+#define CONSUMER_NS "gateway-conformance-mesh-consumer"
+
+/* The consumer namespace's own route for echo:80 (to echo-v2), with its ReferenceGrant. */
+#define CONSUMER_ROUTE_YAML							\
+	"apiVersion: gateway.networking.k8s.io/v1\n"				\
+	"kind: HTTPRoute\n"							\
+	"metadata: {name: echo-consumer, namespace: " CONSUMER_NS "}\n"	\
+	"spec:\n"								\
+	"  parentRefs:\n"							\
+	"  - {group: \"\", kind: Service, name: echo, namespace: " MESH_NS ", port: 80}\n" \
+	"  rules:\n"								\
+	"  - backendRefs:\n"							\
+	"    - {name: echo-v2, namespace: " MESH_NS ", port: 80}\n"		\
+	"---\n"								\
+	"apiVersion: gateway.networking.k8s.io/v1beta1\n"			\
+	"kind: ReferenceGrant\n"						\
+	"metadata: {name: consumer-to-echo, namespace: " MESH_NS "}\n"		\
+	"spec:\n"								\
+	"  from:\n"								\
+	"  - {group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: " CONSUMER_NS "}\n" \
+	"  to:\n"								\
+	"  - {group: \"\", kind: Service}\n"
+
+#endif

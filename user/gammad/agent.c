@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: Apache-2.0
+/* One pass of the node agent: see agent.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent.h"
+#include "log.h"
+#include "manifest.h"
+#include "metrics_http.h"
+#include "status_file.h"
+#include "tc_sync.h"
+#include "translate.h"
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void log_apply(const char *what, const char *dir, double ms, const struct ia_stats *s,
+		      size_t input_errors)
+{
+	pr_info("%s %s in %.1f ms: %zu frontends (%zu flipped, %zu removed), written %zu "
+		"selectors, %zu backends, %zu endpoint sets; %zu pod cgroups (%zu changed), "
+		"%zu local endpoints (%zu new), %zu pod IPs (%zu written); %zu stale entries "
+		"retired (%zu input errors)",
+		what, dir, ms, s->frontends, s->frontends_flipped, s->frontends_removed,
+		s->selectors_written, s->backends_written, s->endpoint_sets_written, s->cgroups,
+		s->cgroups_written, s->local_eps, s->local_eps_written, s->pods, s->pods_written,
+		s->retired, input_errors);
+}
+
+/* Manifests -> image; diagnostics at debug level (`gammad translate` shows them). */
+static int load_image(const char *dir, struct img *img, size_t *input_errors)
+{
+	struct diag dg = { 0 };
+	struct tr_result res;
+	struct model m;
+	int ret;
+
+	model_init(&m);
+	ret = manifest_load_path(&m, dir, &dg);
+	if (ret) {
+		pr_err("manifests %s: %s", dir, strerror(-ret));
+		goto out_model;
+	}
+	for (size_t i = 0; i < dg.nr; i++)
+		pr_debug("%s", dg.entries[i].msg);
+	*input_errors = dg.nr_errors;
+	ret = translate(&m, &dg, &res);
+	if (ret) {
+		pr_err("translate %s: %s", dir, strerror(-ret));
+		goto out_model;
+	}
+	status_file_write(dir, &res, &dg);	/* route conditions beside the manifests */
+	ret = img_build(&m, &res, img);
+	if (ret)
+		pr_err("image of %s: %s", dir, strerror(-ret));
+	tr_result_free(&res);
+out_model:
+	model_free(&m);
+	diag_free(&dg);
+	return ret;
+}
+
+/* Which pods are local and behind which veth: the host routes, read fresh. */
+static void read_routes(struct agent *a)
+{
+	int err;
+
+	host_routes_free(&a->routes);
+	err = host_routes_read(&a->routes);
+	if (err)
+		pr_warn("host routes: %s (no pod is reached through TC delivery this pass)",
+			strerror(-err));
+	a->opts.routes = &a->routes;
+}
+
+static void sync_tc(struct agent *a)
+{
+	struct tc_sync_stats st;
+
+	if (!a->tc)
+		return;
+	if (tc_sync(a->tc, a->dp, a->pin_dir, a->uplinks, a->nr_uplinks, !a->tc_refreshed, &st))
+		return;		/* logged with the interface */
+	if (st.attached || st.detached || !a->tc_refreshed)
+		pr_info("tc: %zu pod veths and %zu uplinks carry the TC path (%zu attached, "
+			"%zu detached)", st.pods, st.uplinks, st.attached, st.detached);
+	a->tc_refreshed = true;
+}
+
+int agent_apply_dir(struct agent *a)
+{
+	double t0 = now_ms();
+	size_t input_errors = 0;
+	struct ia_stats s;
+	struct img img;
+	int ret;
+
+	ret = load_image(a->dir, &img, &input_errors);
+	if (ret) {
+		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);
+		return ret;
+	}
+	read_routes(a);
+	ret = ia_apply(a->dp, &img, &a->opts, &s);
+	if (ret) {
+		pr_err("apply %s failed after %.1f ms: %s (the data path keeps a complete "
+		       "table per Service port; retrying at the next change or resync)",
+		       a->dir, now_ms() - t0, strerror(-ret));
+		img_free(&img);
+		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);
+		return ret;
+	}
+	a->generation++;
+	metrics_server_note_apply(a->metrics, 0, now_ms() - t0, input_errors);
+	log_apply("applied", a->dir, now_ms() - t0, &s, input_errors);
+	if (a->have_img)
+		img_free(&a->img);
+	a->img = img;
+	a->have_img = true;
+	sync_tc(a);
+	return 0;
+}
+
+void agent_resync(struct agent *a, bool full)
+{
+	double t0 = now_ms();
+	struct ia_stats s;
+	int ret;
+
+	if (!a->have_img) {
+		agent_apply_dir(a);
+		return;
+	}
+	read_routes(a);
+	a->opts.full = full;
+	ret = ia_apply(a->dp, &a->img, &a->opts, &s);
+	a->opts.full = false;
+	if (ret)
+		pr_err("resync %s: %s", a->dir, strerror(-ret));
+	else if (ia_stats_changes(&s))
+		log_apply("resynced", a->dir, now_ms() - t0, &s, 0);
+	sync_tc(a);
+}
+
+void agent_free(struct agent *a)
+{
+	if (a->have_img)
+		img_free(&a->img);
+	a->have_img = false;
+	host_routes_free(&a->routes);
+	tc_dp_close(a->tc);
+	a->tc = NULL;
+}

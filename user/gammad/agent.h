@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One pass of the node agent (`gammad run`): translate the manifests and
+ * reconcile the kernel with them (image_apply.h), with this node's host
+ * routes telling which pods are local and which veth leads into each, then
+ * keep the TC programs attached to exactly those veths and the uplinks
+ * (tc_sync.h). The watch loop (cmd_run.c) decides when a pass runs.
+ */
+#ifndef GAMMAD_AGENT_H
+#define GAMMAD_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "datapath.h"
+#include "host_routes.h"
+#include "image.h"
+#include "image_apply.h"
+#include "tc_attach.h"
+
+#define AGENT_MAX_UPLINKS 8
+
+struct metrics_server;
+
+struct agent {
+	struct dp *dp;
+	struct tc_dp *tc;		/* NULL: no TC path (--no-tc) */
+	const char *dir, *pin_dir;
+	struct ia_opts opts;
+	struct host_routes routes;	/* read before every pass */
+	int uplinks[AGENT_MAX_UPLINKS];
+	size_t nr_uplinks;
+	bool tc_refreshed;		/* our programs replaced the pinned ones */
+	struct img img;			/* last image applied without error */
+	bool have_img;
+	unsigned int generation;	/* applies that changed the kernel */
+	struct metrics_server *metrics;	/* NULL: not served */
+};
+
+/* Translate DIR and reconcile; errors are logged, the data path stays whole. */
+int agent_apply_dir(struct agent *a);
+/*
+ * The last image again (or DIR when there is none yet): new pods, gone
+ * veths, drift. full: also retire leftovers when nothing changed.
+ */
+void agent_resync(struct agent *a, bool full);
+void agent_free(struct agent *a);
+
+#endif
