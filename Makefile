@@ -93,6 +93,12 @@ run: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/run.sh
 
+# make bench [BENCH_ARGS=--quick]: gammad against direct, iptables, IPVS and
+# haproxy, interleaved in one run; results in bench/results/ (tools/bench/).
+.PHONY: bench
+bench: deps all
+	$(Q)tools/bench/run.sh $(BENCH_ARGS)
+
 clean:
 	$(call msg,CLEAN,$(BUILD))
 	$(Q)rm -rf $(BUILD)

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * gammad run --manifests DIR [--cgroup PATH] [--pin-dir PATH] [--node-name NAME]
- *            [--resync SECONDS] [--map-size NAME=ENTRIES]... [--once] [-v]
- *            [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]
+ *            [--resync SECONDS] [--map-size NAME=ENTRIES]... [--no-sockmap]
+ *            [--once] [-v] [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]
  *
  * The agent: load the manifests in DIR, translate, build the map image and
  * reconcile the (pinned) data-path maps with it (image_apply.h); map pod
@@ -59,7 +59,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: gammad run --manifests DIR [--cgroup PATH] [--pin-dir PATH]\n"
 		"                  [--node-name NAME] [--resync SECONDS]\n"
-		"                  [--map-size NAME=ENTRIES]... [--once] [-v]\n"
+		"                  [--map-size NAME=ENTRIES]... [--no-sockmap] [--once] [-v]\n"
 		"                  [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]\n"
 		"\n"
 		"Translate the manifests in DIR and reconcile the data-path maps pinned\n"
@@ -69,6 +69,8 @@ static void usage(FILE *out)
 		"spec.nodeName are local (same-node redirect); default: every pod.\n"
 		"--once: apply, exit 0, keep everything pinned. Otherwise apply every\n"
 		"change of DIR (inotify) and resync every --resync seconds (default %d).\n"
+		"--no-sockmap: connect-time routing only, no same-node socket redirect\n"
+		"(sockops + sk_msg detached).\n"
 		"--map-size: entries of a map (frontends, consumers, cgroups, selectors,\n"
 		"alias-slots, backends, endpoints, local-endpoints, svc-ports, routes,\n"
 		"revnat, sockets, objects, conntrack, pods); a pinned map of another size is replaced by\n"
@@ -216,6 +218,7 @@ int cmd_run(int argc, char **argv)
 		{ "resync", required_argument, NULL, 'r' },
 		{ "map-size", required_argument, NULL, 's' },
 		{ "once", no_argument, NULL, 'o' },
+		{ "no-sockmap", no_argument, NULL, 'S' },
 		{ "metrics-addr", required_argument, NULL, 'M' },
 		{ "uplink", required_argument, NULL, 'u' },
 		{ "no-tc", no_argument, NULL, 'T' },
@@ -263,6 +266,9 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'o':
 			once = true;
+			break;
+		case 'S':
+			o.no_sockmap = true;
 			break;
 		case 'M':
 			metrics_addr = optarg;
