@@ -31,6 +31,23 @@ static __always_inline bool is_local_endpoint(const __u8 addr[16], __u8 family)
 }
 
 /*
+ * A dual-stack socket ([::] listener, or AF_INET6 client of an IPv4
+ * address) talks IPv4 under ::ffff:a.b.c.d. Key it as the IPv4 socket it
+ * is, so it meets its IPv4 peer in the sockhash and the local endpoints.
+ */
+static __always_inline void sock_key_unmap_v4(struct gammad_sock_key *key)
+{
+	const __u32 *l = (const __u32 *)key->local, *r = (const __u32 *)key->remote;
+	__u32 l4 = l[3], r4 = r[3];
+
+	if (!ip6_is_v4mapped(l[0], l[1], l[2]) || !ip6_is_v4mapped(r[0], r[1], r[2]))
+		return;
+	key->family = AF_INET;
+	addr_from_ip4(key->local, l4);
+	addr_from_ip4(key->remote, r4);
+}
+
+/*
  * Context fields are read with volatile loads: otherwise clang merges the
  * IPv4 and IPv6 branches into one load through a computed ctx pointer,
  * which the verifier rejects ("dereference of modified ctx ptr").
@@ -56,6 +73,7 @@ static __always_inline bool is_local_endpoint(const __u8 addr[16], __u8 family)
 			      CTX_READ((ctx)->remote_ip6[1]),			\
 			      CTX_READ((ctx)->remote_ip6[2]),			\
 			      CTX_READ((ctx)->remote_ip6[3]));			\
+		sock_key_unmap_v4(key);						\
 	} else {								\
 		___ok = false;							\
 	}									\

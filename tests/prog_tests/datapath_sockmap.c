@@ -5,7 +5,8 @@
  * ClusterIP that resolves to the server in B, both in the attach cgroup.
  * After the handshake, sockops has put both sockets into the sockhash and
  * sk_msg hands every message to the peer's receive queue: a 10,000-message
- * ping-pong must move (almost) no packets over the veth.
+ * ping-pong must move (almost) no packets over the veth, also when one end
+ * is a dual-stack IPv6 socket talking IPv4 (v4-mapped addresses).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -179,6 +180,14 @@ void test_datapath_sockmap(void)
 	}
 	if (test__start_subtest("redirect_v6")) {
 		moved = run_pingpong(&fx, &t, "fd00:19::101", 10000);
+		ASSERT_TRUE(moved >= 0 && moved < 50, "10,000 round trips, < 50 packets");
+	}
+	if (test__start_subtest("redirect_v4_from_dual_stack_socket")) {
+		/*
+		 * An AF_INET6 socket dialing ::ffff:<ClusterIP> talks IPv4 under
+		 * v4-mapped addresses; its IPv4 peer must still find it.
+		 */
+		moved = run_pingpong(&fx, &t, "::ffff:198.19.1.1", 10000);
 		ASSERT_TRUE(moved >= 0 && moved < 50, "10,000 round trips, < 50 packets");
 	}
 	if (test__start_subtest("control_not_local")) {

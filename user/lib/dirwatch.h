@@ -8,7 +8,7 @@
 #ifndef GAMMAD_DIRWATCH_H
 #define GAMMAD_DIRWATCH_H
 
-#define DIRWATCH_QUIET_MS 50
+#define DIRWATCH_QUIET_MS 10
 
 struct dirwatch {
 	int fd;
