@@ -232,7 +232,6 @@ static int write_backends(struct ia_ctx *c)
 		if (!c->be_needed[i])
 			continue;
 		err = write_backend(c, b, &c->be_ids[i]);
-
 		if (err)
 			pr_err("backend %s/%s:%u: %s", b->namespace, b->name, b->port,
 			       strerror(-err));
