@@ -13,14 +13,46 @@
 #define ENOTSUPP 524
 #endif
 
-static int read_one_by_one(int fd, struct map_dump *d, size_t cap)
+/*
+ * Buffers grow with what the map holds, not with its capacity: a map
+ * sized for 200,000 entries holding 1,000 costs a few pages, not megabytes
+ * of page faults on every read.
+ */
+#define DUMP_FIRST_CAP 1024
+
+static int grow(struct map_dump *d, size_t *cap, size_t max)
+{
+	size_t n = *cap ? *cap * 2 : DUMP_FIRST_CAP;
+	void *k, *v;
+
+	if (n > max)
+		n = max;
+	if (n <= *cap)
+		return -E2BIG;
+	k = realloc(d->keys, n * d->key_size);
+	if (!k)
+		return -ENOMEM;
+	d->keys = k;
+	v = realloc(d->vals, n * d->val_size);
+	if (!v)
+		return -ENOMEM;
+	d->vals = v;
+	*cap = n;
+	return 0;
+}
+
+static int read_one_by_one(int fd, struct map_dump *d, size_t *cap, size_t max)
 {
 	void *prev = NULL;
+	int err;
 
 	d->nr = 0;
-	while (d->nr < cap) {
-		void *k = map_dump_key(d, d->nr);
+	for (;;) {
+		void *k;
 
+		if (d->nr == *cap && (err = grow(d, cap, max)))
+			return err == -E2BIG ? 0 : err;
+		k = map_dump_key(d, d->nr);
 		if (bpf_map_get_next_key(fd, prev, k))
 			return errno == ENOENT ? 0 : -errno;
 		prev = k;
@@ -29,10 +61,9 @@ static int read_one_by_one(int fd, struct map_dump *d, size_t cap)
 			continue;
 		d->nr++;
 	}
-	return 0;
 }
 
-static int read_batched(int fd, struct map_dump *d, size_t cap)
+static int read_batched(int fd, struct map_dump *d, size_t *cap, size_t max)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	/* The batch cursor is opaque: a bucket index for hash maps. */
@@ -41,17 +72,25 @@ static int read_batched(int fd, struct map_dump *d, size_t cap)
 
 	d->nr = 0;
 	for (;;) {
-		__u32 count = (__u32)(cap - d->nr);
+		__u32 count;
 		int err;
 
-		if (!count)
-			return 0;
+		if (*cap - d->nr < DUMP_FIRST_CAP / 2 && *cap < max && (err = grow(d, cap, max)))
+			return err;
+		count = (__u32)(*cap - d->nr);
 		err = bpf_map_lookup_batch(fd, cursor, out, map_dump_key(d, d->nr),
 					   map_dump_val(d, d->nr), &count, &opts);
 		err = err ? -errno : 0;
 		d->nr += count;
 		if (err == -ENOENT)
 			return 0;
+		/* One bucket holds more than the room left: make room, same cursor. */
+		if (err == -ENOSPC && *cap < max) {
+			err = grow(d, cap, max);
+			if (err)
+				return err;
+			continue;
+		}
 		if (err)
 			return err;
 		memcpy(in, out, sizeof(in));
@@ -63,7 +102,7 @@ int map_dump_read(int fd, struct map_dump *out)
 {
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
-	size_t cap;
+	size_t cap = 0, max;
 	int err;
 
 	memset(out, 0, sizeof(*out));
@@ -71,17 +110,13 @@ int map_dump_read(int fd, struct map_dump *out)
 		return -errno;
 	out->key_size = info.key_size;
 	out->val_size = info.value_size;
-	/* One spare slot: a batch may report ENOSPC with exactly cap left. */
-	cap = (size_t)info.max_entries + 1;
-	out->keys = calloc(cap, out->key_size);
-	out->vals = calloc(cap, out->val_size);
-	if (!out->keys || !out->vals) {
-		map_dump_free(out);
-		return -ENOMEM;
-	}
-	err = read_batched(fd, out, cap);
+	/* One spare slot: a batch may report ENOSPC with exactly the entries left. */
+	max = (size_t)info.max_entries + 1;
+	err = grow(out, &cap, max);
+	if (!err)
+		err = read_batched(fd, out, &cap, max);
 	if (err == -EINVAL || err == -ENOTSUPP || err == -EOPNOTSUPP)
-		err = read_one_by_one(fd, out, cap);
+		err = read_one_by_one(fd, out, &cap, max);
 	if (err)
 		map_dump_free(out);
 	return err;
