@@ -295,6 +295,15 @@ int cmd_run(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	/* Before anything is loaded or attached: a typo must not leave hooks behind. */
+	if (no_tc && a.nr_uplinks) {
+		fprintf(stderr, "gammad run: --uplink needs the TC path (drop --no-tc)\n");
+		return EXIT_USAGE;
+	}
+	if (access(a.dir, R_OK)) {
+		fprintf(stderr, "gammad run: --manifests %s: %s\n", a.dir, strerror(errno));
+		return EXIT_USAGE;
+	}
 	if (!a.opts.cgroup_root) {
 		ret = cgroup2_mount_path(cg2, sizeof(cg2));
 		if (ret) {
@@ -302,6 +311,11 @@ int cmd_run(int argc, char **argv)
 			return EXIT_FATAL;
 		}
 		a.opts.cgroup_root = cg2;
+	}
+	if (access(a.opts.cgroup_root, R_OK)) {
+		fprintf(stderr, "gammad run: --cgroup %s: %s\n", a.opts.cgroup_root,
+			strerror(errno));
+		return EXIT_USAGE;
 	}
 	o.pin_dir = pin_dir;
 	o.cgroup = a.opts.cgroup_root;
@@ -314,11 +328,6 @@ int cmd_run(int argc, char **argv)
 	if (dp_adopted(a.dp))
 		pr_info("adopted the data path pinned in %s: reconciling without a flush", pin_dir);
 	a.pin_dir = pin_dir;
-	if (no_tc && a.nr_uplinks) {
-		fprintf(stderr, "gammad run: --uplink needs the TC path (drop --no-tc)\n");
-		dp_close(a.dp);
-		return EXIT_USAGE;
-	}
 	if (!no_tc) {
 		ret = tc_dp_open(a.dp, &(struct tc_dp_opts){ .pin_dir = pin_dir, .redirect = true },
 				 &a.tc);

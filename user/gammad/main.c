@@ -47,6 +47,9 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
 		if (!strcmp(argv[1], subcommands[i].name))
 			return subcommands[i].run(argc - 1, argv + 1);
+	/* `gammad --manifests DIR ...`: options alone mean the agent (DaemonSet). */
+	if (argv[1][0] == '-' && argv[1][1] == '-')
+		return cmd_run(argc, argv);
 	fprintf(stderr, "gammad: unknown command \"%s\"\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;
