@@ -552,17 +552,30 @@ void dp_ep(struct gammad_ep_val *ep, int family, const void *addr, uint16_t port
 	ep->family = family;
 }
 
+/* One syscall per set (an endpoint set can hold thousands). */
 int dp_endpoints_write(struct dp *dp, uint32_t ep_set,
 		       const struct gammad_ep_val *eps, uint32_t nr)
 {
-	for (uint32_t i = 0; i < nr; i++) {
-		struct gammad_ep_key k = { .ep_set = ep_set, .idx = i };
-		int err = map_update(MAP_FD(dp, gammad_ep_v1), &k, &eps[i]);
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+	int fd = MAP_FD(dp, gammad_ep_v1);
+	struct gammad_ep_key *keys;
+	__u32 count = nr;
+	int err = 0;
 
-		if (err)
-			return err;
+	if (!nr)
+		return 0;
+	keys = calloc(nr, sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < nr; i++)
+		keys[i] = (struct gammad_ep_key){ .ep_set = ep_set, .idx = i };
+	if (bpf_map_update_batch(fd, keys, eps, &count, &opts)) {
+		err = -errno;
+		if (err == -E2BIG || err == -ENOSPC)
+			report_full(fd);
 	}
-	return 0;
+	free(keys);
+	return err;
 }
 
 int dp_endpoints_delete(struct dp *dp, uint32_t ep_set, uint32_t nr)
