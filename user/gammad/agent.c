@@ -115,6 +115,7 @@ int agent_apply_dir(struct agent *a)
 	int ret;
 
 	ret = load_image(a->dir, &img, &input_errors);
+	a->dir_failed = ret != 0;
 	if (ret) {
 		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);
 		return ret;
@@ -127,6 +128,7 @@ int agent_apply_dir(struct agent *a)
 		       a->dir, now_ms() - t0, strerror(-ret));
 		img_free(&img);
 		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);
+		a->dir_failed = true;
 		return ret;
 	}
 	a->generation++;
@@ -146,8 +148,8 @@ void agent_resync(struct agent *a, bool full)
 	struct ia_stats s;
 	int ret;
 
-	if (!a->have_img) {
-		agent_apply_dir(a);
+	if (!a->have_img || a->dir_failed) {
+		agent_apply_dir(a);	/* the manifests, not an image older than them */
 		return;
 	}
 	read_routes(a);

@@ -33,6 +33,7 @@ struct agent {
 	bool tc_refreshed;		/* our programs replaced the pinned ones */
 	struct img img;			/* last image applied without error */
 	bool have_img;
+	bool dir_failed;		/* DIR's last apply failed: resync retries DIR */
 	unsigned int generation;	/* applies that changed the kernel */
 	struct metrics_server *metrics;	/* NULL: not served */
 };
@@ -40,7 +41,7 @@ struct agent {
 /* Translate DIR and reconcile; errors are logged, the data path stays whole. */
 int agent_apply_dir(struct agent *a);
 /*
- * The last image again (or DIR when there is none yet): new pods, gone
+ * The last image again (DIR when there is none yet or DIR last failed): new pods, gone
  * veths, drift. full: also retire leftovers when nothing changed.
  */
 void agent_resync(struct agent *a, bool full);
