@@ -394,6 +394,31 @@ static bool self_under(const char *cg)
 	return !f || under;
 }
 
+/*
+ * The split and the L4 protocols from `at` to vip, with the TC counters
+ * before and after: every connection a flow, translated both ways, no
+ * miss and no rewrite error. False when the counters cannot be read.
+ */
+static bool split_through_tc(struct tce_env *e, struct mc_place *at, const char *vip,
+			     __u64 *before, __u64 *after)
+{
+	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, before), "counters"))
+		return false;
+	expect_split(e, at, vip, 1000, 5);
+	expect_l4(e, at, vip, 50);
+	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, after), "counters"))
+		return false;
+	print_delta(before, after);
+	/* 1,000 + 5 HTTP, 55 line, 110 UDP flows */
+	ASSERT_GE(DELTA(GAMMAD_TC_NEW_FLOW), 1150, "a conntrack flow per connection");
+	/* SYN, ACK, request, FIN, ACK: several packets each way per connection */
+	ASSERT_GE(DELTA(GAMMAD_TC_XLATE), 3000, "ClusterIP -> endpoint");
+	ASSERT_GE(DELTA(GAMMAD_TC_REV_XLATE), 3000, "endpoint -> ClusterIP");
+	ASSERT_EQ(DELTA(GAMMAD_TC_NO_ENDPOINT), 0, "no miss");
+	ASSERT_EQ(DELTA(GAMMAD_TC_REWRITE_ERR), 0, "no rewrite error");
+	return true;
+}
+
 /* A process in a pod's netns outside --cgroup: IPv4, 70/30 over 1,000 connections. */
 static void subtest_unmanaged(struct tce_env *e, const char *vip)
 {
@@ -402,21 +427,9 @@ static void subtest_unmanaged(struct tce_env *e, const char *vip)
 
 	if (!ASSERT_FALSE(self_under(e->ag.cgroup), "test process outside --cgroup"))
 		return;
-	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, before), "counters"))
+	if (!split_through_tc(e, &at, vip, before, after))
 		return;
-	expect_split(e, &at, vip, 1000, 5);
-	expect_l4(e, &at, vip, 50);
-	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, after), "counters"))
-		return;
-	print_delta(before, after);
-	/* 1,000 + 5 HTTP, 55 line, 110 UDP flows */
-	ASSERT_GE(DELTA(GAMMAD_TC_NEW_FLOW), 1150, "a conntrack flow per connection");
-	/* SYN, ACK, request, FIN, ACK: several packets each way per connection */
-	ASSERT_GE(DELTA(GAMMAD_TC_XLATE), 3000, "ClusterIP -> endpoint");
-	ASSERT_GE(DELTA(GAMMAD_TC_REV_XLATE), 3000, "endpoint -> ClusterIP");
 	ASSERT_GE(DELTA(GAMMAD_TC_REDIR_PEER), 3000, "delivered into the pods' netns");
-	ASSERT_EQ(DELTA(GAMMAD_TC_NO_ENDPOINT), 0, "no miss");
-	ASSERT_EQ(DELTA(GAMMAD_TC_REWRITE_ERR), 0, "no rewrite error");
 	ASSERT_EQ(DELTA(GAMMAD_TC_CT_FULL), 0, "conntrack not full");
 	ASSERT_EQ(DELTA(GAMMAD_TC_FAMILY), 0, "no endpoint of the other family");
 }
@@ -439,21 +452,11 @@ static void subtest_remote(struct tce_env *e, const char *vip)
 	struct mc_place at = outside(e->remote);
 	__u64 before[GAMMAD_TC_MAX], after[GAMMAD_TC_MAX];
 
-	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, before), "counters"))
+	if (!split_through_tc(e, &at, vip, before, after))
 		return;
-	expect_split(e, &at, vip, 1000, 5);
-	expect_l4(e, &at, vip, 50);
-	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, after), "counters"))
-		return;
-	print_delta(before, after);
-	ASSERT_GE(DELTA(GAMMAD_TC_NEW_FLOW), 1150, "a flow per connection");
-	ASSERT_GE(DELTA(GAMMAD_TC_XLATE), 3000, "ClusterIP -> endpoint");
-	ASSERT_GE(DELTA(GAMMAD_TC_REV_XLATE), 3000, "endpoint -> ClusterIP");
 	/* requests straight into the pods, replies out by the uplink (not a local pod) */
 	ASSERT_GE(DELTA(GAMMAD_TC_REDIR_PEER), 3000, "requests into the pods' netns");
 	ASSERT_GE(DELTA(GAMMAD_TC_REDIR_NEIGH), 3000, "replies through the uplink");
-	ASSERT_EQ(DELTA(GAMMAD_TC_NO_ENDPOINT), 0, "no miss");
-	ASSERT_EQ(DELTA(GAMMAD_TC_REWRITE_ERR), 0, "no rewrite error");
 	ASSERT_EQ(DELTA(GAMMAD_TC_FIB_MISS), 0, "the FIB knows the way back");
 }
 
