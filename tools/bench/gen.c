@@ -22,8 +22,8 @@
 #include <string.h>
 
 #include "bench.h"
+#include "synth_cluster.h"
 
-#define CP_NAMESPACES 100
 
 static void fill_vip(long i, char *out, size_t len)
 {
@@ -168,46 +168,6 @@ static int gen_ipt(long n, long eps, char **svcs, int nr_svcs)
 	return 0;
 }
 
-static void gen_cp(long services, long routes, long endpoints)
-{
-	for (long i = 0; i < CP_NAMESPACES && i < services; i++)
-		printf("---\napiVersion: v1\nkind: Namespace\nmetadata: {name: ns-%ld}\n", i);
-	for (long i = 0; i < services; i++) {
-		long nr = endpoints / services + (i < endpoints % services);
-
-		printf("---\napiVersion: v1\nkind: Service\nmetadata: {name: svc-%ld, namespace: ns-%ld}\n"
-		       "spec:\n  clusterIP: 10.%ld.%ld.%ld\n  selector: {app: svc-%ld}\n"
-		       "  ports: [{name: http, port: 80, targetPort: 8080}]\n",
-		       i, i % CP_NAMESPACES, 96 + ((i + 1) >> 16), ((i + 1) >> 8) & 255,
-		       (i + 1) & 255, i);
-		printf("---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
-		       "metadata: {name: svc-%ld-1, namespace: ns-%ld, labels: "
-		       "{kubernetes.io/service-name: svc-%ld}}\naddressType: IPv4\n"
-		       "ports: [{name: http, port: 8080}]\nendpoints:\n", i, i % CP_NAMESPACES, i);
-		for (long e = 0; e < nr; e++) {
-			long a = i * (endpoints / services) + e + 1;
-
-			printf("- {addresses: [10.%ld.%ld.%ld], conditions: {ready: true}, "
-			       "nodeName: node-%ld}\n", 128 + ((a >> 16) & 127), (a >> 8) & 255,
-			       a & 255, a % 16);
-		}
-	}
-	for (long j = 0; j < routes; j++) {
-		long s = j % services, next = (s + CP_NAMESPACES) % services;
-
-		printf("---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
-		       "metadata: {name: route-%ld, namespace: ns-%ld}\nspec:\n"
-		       "  parentRefs: [{group: \"\", kind: Service, name: svc-%ld, port: 80}]\n"
-		       "  rules:\n"
-		       "  - matches: [{path: {type: PathPrefix, value: /v1}}]\n"
-		       "    backendRefs: [{name: svc-%ld, port: 80, weight: 90}, "
-		       "{name: svc-%ld, port: 80, weight: 10}]\n"
-		       "  - matches: [{path: {type: Exact, value: /health}, headers: [{name: x, value: y}]}]\n"
-		       "    backendRefs: [{name: svc-%ld, port: 80}]\n",
-		       j, s % CP_NAMESPACES, s, s, next, s);
-	}
-}
-
 int cmd_gen(int argc, char **argv)
 {
 	long services = 0, routes = 0, endpoints = 0, eps = 2;
@@ -235,7 +195,8 @@ int cmd_gen(int argc, char **argv)
 	else if (!strcmp(argv[1], "ipt"))
 		return gen_ipt(services, eps, svcs, nr_svcs);
 	else if (!strcmp(argv[1], "cp") && services > 0)
-		gen_cp(services, routes, endpoints);
+		synth_cluster_write(stdout, &(struct synth_cluster){ .services = services,
+				    .routes = routes, .endpoints = endpoints, .namespaces = true });
 	else
 		goto usage;
 	return 0;

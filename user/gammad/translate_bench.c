@@ -26,9 +26,8 @@
 #include "image.h"
 #include "image_apply.h"
 #include "manifest.h"
+#include "synth_cluster.h"
 #include "translate.h"
-
-#define BENCH_NAMESPACES 100
 
 struct bench_opts {
 	long services, routes, endpoints;
@@ -43,42 +42,6 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void gen_service(FILE *out, long i, long nr_eps)
-{
-	fprintf(out, "---\napiVersion: v1\nkind: Service\nmetadata: {name: svc-%ld, namespace: ns-%ld}\n"
-		"spec:\n  clusterIP: 10.%ld.%ld.%ld\n  selector: {app: svc-%ld}\n"
-		"  ports: [{name: http, port: 80, targetPort: 8080}]\n",
-		i, i % BENCH_NAMESPACES, 96 + ((i + 1) >> 16), ((i + 1) >> 8) & 255, (i + 1) & 255,
-		i);
-	fprintf(out, "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
-		"metadata: {name: svc-%ld-1, namespace: ns-%ld, labels: "
-		"{kubernetes.io/service-name: svc-%ld}}\naddressType: IPv4\n"
-		"ports: [{name: http, port: 8080}]\nendpoints:\n", i, i % BENCH_NAMESPACES, i);
-	for (long e = 0; e < nr_eps; e++) {
-		long a = i * nr_eps + e + 1;
-
-		fprintf(out, "- {addresses: [10.%ld.%ld.%ld], conditions: {ready: true}, "
-			"nodeName: node-%ld}\n", 128 + ((a >> 16) & 127), (a >> 8) & 255, a & 255,
-			a % 16);
-	}
-}
-
-static void gen_route(FILE *out, long j, long services)
-{
-	long s = j % services, next = (s + BENCH_NAMESPACES) % services;
-
-	fprintf(out, "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
-		"metadata: {name: route-%ld, namespace: ns-%ld}\nspec:\n"
-		"  parentRefs: [{group: \"\", kind: Service, name: svc-%ld, port: 80}]\n"
-		"  rules:\n"
-		"  - matches: [{path: {type: PathPrefix, value: /v1}}]\n"
-		"    backendRefs: [{name: svc-%ld, port: 80, weight: 90}, "
-		"{name: svc-%ld, port: 80, weight: 10}]\n"
-		"  - matches: [{path: {type: Exact, value: /health}, headers: [{name: x, value: y}]}]\n"
-		"    backendRefs: [{name: svc-%ld, port: 80}]\n",
-		j, s % BENCH_NAMESPACES, s, s, next, s);
-}
-
 static char *generate(const struct bench_opts *o, size_t *len)
 {
 	char *buf = NULL;
@@ -86,11 +49,8 @@ static char *generate(const struct bench_opts *o, size_t *len)
 
 	if (!out)
 		return NULL;
-	for (long i = 0; i < o->services; i++)
-		gen_service(out, i, o->endpoints / o->services +
-			    (i < o->endpoints % o->services));
-	for (long j = 0; j < o->routes; j++)
-		gen_route(out, j, o->services);
+	synth_cluster_write(out, &(struct synth_cluster){ .services = o->services,
+			    .routes = o->routes, .endpoints = o->endpoints });
 	if (fclose(out)) {
 		free(buf);
 		return NULL;

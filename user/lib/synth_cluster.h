@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A synthetic cluster as YAML, for benchmarks of the control plane
+ * (`gammad translate --bench`, `make bench`): Services with ClusterIPs
+ * spread over SYNTH_NAMESPACES namespaces, one EndpointSlice per Service,
+ * and HTTPRoutes with a path-matched 90/10 split and an exact match.
+ */
+#ifndef GAMMAD_SYNTH_CLUSTER_H
+#define GAMMAD_SYNTH_CLUSTER_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#define SYNTH_NAMESPACES 100
+
+struct synth_cluster {
+	long services, routes, endpoints;
+	bool namespaces;	/* also write the Namespace objects */
+};
+
+void synth_cluster_write(FILE *out, const struct synth_cluster *c);
+
+#endif
