@@ -133,19 +133,13 @@ static __always_inline int tc_forward(struct __sk_buff *skb, struct pkt *p,
  */
 static __always_inline void tc_reuse_check(const struct pkt *p)
 {
-	struct gammad_ct_key k = {};
+	struct gammad_ct_key k;
 	struct gammad_ct_val *v;
 	bool udp = p->o.t.proto == IPPROTO_UDP;
 
 	if (!udp && !tcp_is_syn(p))
 		return;
-	addr_copy(k.saddr, p->o.t.daddr);
-	addr_copy(k.daddr, p->o.t.saddr);
-	k.sport = p->o.t.dport;
-	k.dport = p->o.t.sport;
-	k.proto = p->o.t.proto;
-	k.family = p->o.t.family;
-	k.dir = GAMMAD_CT_REV;
+	ct_reversed_key(&k, &p->o.t, GAMMAD_CT_REV);
 	v = bpf_map_lookup_elem(&gammad_ct_v1, &k);
 	if (v && (udp || (v->flags & GAMMAD_CT_F_CLOSING))) {
 		ct_delete(&k, v);
@@ -193,7 +187,7 @@ static __always_inline int tc_reply(struct __sk_buff *skb, struct pkt *p)
  */
 static __always_inline int tc_icmp(struct __sk_buff *skb, struct pkt *p)
 {
-	struct gammad_ct_key k = {};
+	struct gammad_ct_key k;
 	struct gammad_ct_val *v;
 	struct pkt_l3 in = {};
 	__u8 nat[16] GAMMAD_ALIGN4, old[16] GAMMAD_ALIGN4;
@@ -205,13 +199,7 @@ static __always_inline int tc_icmp(struct __sk_buff *skb, struct pkt *p)
 		tc_count(v_in == PKT_BAD ? GAMMAD_TC_MALFORMED : GAMMAD_TC_PASS);
 		return TC_ACT_OK;
 	}
-	addr_copy(k.saddr, in.t.daddr);
-	addr_copy(k.daddr, in.t.saddr);
-	k.sport = in.t.dport;
-	k.dport = in.t.sport;
-	k.proto = in.t.proto;
-	k.family = in.t.family;
-	k.dir = GAMMAD_CT_REV;
+	ct_reversed_key(&k, &in.t, GAMMAD_CT_REV);
 	side = NAT_DST;
 	v = bpf_map_lookup_elem(&gammad_ct_v1, &k);
 	if (!v) {

@@ -47,6 +47,20 @@ static __always_inline void ct_peer_key(struct gammad_ct_key *peer, const struct
 	}
 }
 
+/* The tuple of the packets going the other way, as a key of direction dir. */
+static __always_inline void ct_reversed_key(struct gammad_ct_key *k, const struct gammad_ct_key *t,
+					    __u8 dir)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	addr_copy(k->saddr, t->daddr);
+	addr_copy(k->daddr, t->saddr);
+	k->sport = t->dport;
+	k->dport = t->sport;
+	k->proto = t->proto;
+	k->family = t->family;
+	k->dir = dir;
+}
+
 static __always_inline __u64 ct_timeout(const struct gammad_ct_val *v, __u8 proto)
 {
 	if (v->flags & GAMMAD_CT_F_CLOSING)
