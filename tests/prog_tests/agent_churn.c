@@ -234,6 +234,19 @@ static void pingpong_check(struct mc_loop *pp)
 }
 
 /* 4. Weights flip 10 times under a connection loop. */
+/* A long-lived ping-pong connection and a loop of new HTTP connections. */
+static bool start_traffic(struct churn *c, struct mc_loop *l, struct mc_loop *pp)
+{
+	if (!ASSERT_OK(mc_loop_start(pp, &c->at, c->ip, 9090, MC_PINGPONG, 100000),
+		       "long-lived connection"))
+		return false;
+	if (!ASSERT_OK(mc_loop_start(l, &c->at, c->ip, 80, MC_HTTP, MAX_CONNS), "client loop")) {
+		mc_loop_free(pp);
+		return false;
+	}
+	return true;
+}
+
 static void subtest_flips(struct churn *c)
 {
 	struct timeline tl = { 0 };
@@ -241,13 +254,8 @@ static void subtest_flips(struct churn *c)
 	size_t n;
 
 	tl_begin(&tl, c);
-	if (!ASSERT_OK(mc_loop_start(&pp, &c->at, c->ip, 9090, MC_PINGPONG, 100000),
-		       "long-lived connection"))
+	if (!start_traffic(c, &l, &pp))
 		return;
-	if (!ASSERT_OK(mc_loop_start(&l, &c->at, c->ip, 80, MC_HTTP, MAX_CONNS), "client loop")) {
-		mc_loop_free(&pp);
-		return;
-	}
 	sleep_ms(HOLD_MS);
 	for (int i = 1; i <= FLIPS; i++) {
 		if (!tl_change(&tl, c, true))
@@ -381,13 +389,8 @@ static void subtest_kill9(struct churn *c)
 	size_t n, down = 0, across = 0;
 
 	tl_begin(&tl, c);
-	if (!ASSERT_OK(mc_loop_start(&pp, &c->at, c->ip, 9090, MC_PINGPONG, 100000),
-		       "long-lived connection"))
+	if (!start_traffic(c, &l, &pp))
 		return;
-	if (!ASSERT_OK(mc_loop_start(&l, &c->at, c->ip, 80, MC_HTTP, MAX_CONNS), "client loop")) {
-		mc_loop_free(&pp);
-		return;
-	}
 	sleep_ms(HOLD_MS);
 	t_kill = mono_us();
 	agent_env_kill(&c->ag, SIGKILL);
