@@ -32,7 +32,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Wno-unused-function -Iinclude -Ibpf -I$(BUILD) -MMD -MP
 
 # ---- sources, found by convention (add a file, it is built) ----------------
-LIB_SRCS   := $(wildcard user/lib/*.c)
+LIB_SRCS   := $(wildcard user/lib/*/*.c)
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB        := $(BUILD)/libgammad.a
 

@@ -8,11 +8,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "image.h"
-#include "manifest.h"
-#include "translate.h"
-#include "translate_eval.h"
-#include "translate_output.h"
+#include "image/image.h"
+#include "input/manifest.h"
+#include "translate/translate.h"
+#include "translate/translate_eval.h"
+#include "translate/translate_output.h"
 
 static void evaluate_all(const struct tr_result *res)
 {

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "agent_env.h"
-#include "datapath.h"
+#include "datapath/datapath.h"
 #include "test_progs.h"
 
 int64_t mono_us(void)

@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "cgroup.h"
+#include "datapath/cgroup.h"
 #include "test_progs.h"
 #include "netns.h"
 #include "id_server.h"

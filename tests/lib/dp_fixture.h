@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "datapath.h"
+#include "datapath/datapath.h"
 
 #define FX_MAX_PODS	4
 #define FX_PORT		8080

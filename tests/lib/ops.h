@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "yaml_doc.h"
+#include "input/yaml_doc.h"
 #include "lib/dp_fixture.h"
 
 #define OPS_CLI_UID "0a0a0a0a-0000-4000-8000-00000000c11e"

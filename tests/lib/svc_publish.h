@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "datapath.h"
+#include "datapath/datapath.h"
 
 struct svc_ep {
 	const char *ip;		/* endpoint address as text */

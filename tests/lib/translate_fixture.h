@@ -6,9 +6,9 @@
 #ifndef GAMMAD_TRANSLATE_FIXTURE_H
 #define GAMMAD_TRANSLATE_FIXTURE_H
 
-#include "manifest.h"
-#include "translate.h"
-#include "translate_eval.h"
+#include "input/manifest.h"
+#include "translate/translate.h"
+#include "translate/translate_eval.h"
 
 struct tfx {
 	struct model m;

@@ -10,10 +10,10 @@
 #include <bpf/bpf.h>
 
 #include "test_progs.h"
-#include "cgroup.h"
-#include "datapath.h"
-#include "image_apply.h"
-#include "map_dump.h"
+#include "datapath/cgroup.h"
+#include "datapath/datapath.h"
+#include "image/image_apply.h"
+#include "datapath/map_dump.h"
 #include "lib/lab_env.h"
 
 #define MESH_NS "gateway-conformance-mesh"

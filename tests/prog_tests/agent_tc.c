@@ -40,7 +40,7 @@
 #include <bpf/libbpf.h>
 
 #include "test_progs.h"
-#include "tc_maps.h"
+#include "datapath/tc_maps.h"
 #include "lib/agent_env.h"
 #include "lib/lab_env.h"
 #include "lib/mesh_client.h"

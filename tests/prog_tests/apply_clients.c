@@ -15,7 +15,7 @@
 #include <bpf/bpf.h>
 
 #include "test_progs.h"
-#include "image_apply.h"
+#include "image/image_apply.h"
 #include "lib/dp_fixture.h"
 #include "lib/netns.h"
 #include "lib/translate_fixture.h"

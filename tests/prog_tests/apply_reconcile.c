@@ -39,9 +39,9 @@
 #include <bpf/libbpf.h>
 
 #include "test_progs.h"
-#include "image.h"
-#include "image_apply.h"
-#include "map_dump.h"
+#include "image/image.h"
+#include "image/image_apply.h"
+#include "datapath/map_dump.h"
 #include "lib/dp_fixture.h"
 #include "lib/translate_fixture.h"
 #include "translate_cases.h"

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 
 #include "test_progs.h"
-#include "alias.h"
+#include "datapath/alias.h"
 
 struct alias_case {
 	const char *name;

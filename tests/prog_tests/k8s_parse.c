@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 
 #include "test_progs.h"
-#include "k8s.h"
+#include "input/k8s.h"
 
 enum obj_kind { K_NAMESPACE, K_SERVICE, K_POD, K_DEPLOYMENT, K_SLICE };
 

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "test_progs.h"
-#include "cgroup.h"
-#include "k8s.h"
+#include "datapath/cgroup.h"
+#include "input/k8s.h"
 #include "lib/lab_env.h"
 
 #define MESH_NS "gateway-conformance-mesh"

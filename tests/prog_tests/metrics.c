@@ -13,7 +13,7 @@
 #include "lib/hello.h"
 #include "lib/lab_env.h"
 #include "lib/ops.h"
-#include "metrics.h"
+#include "view/metrics.h"
 
 #define WEB_LABELS "namespace=\"app\",service=\"web\",port=\"80\",port_name=\"http\"," \
 	"protocol=\"TCP\",address=\"198.19.7.1\""

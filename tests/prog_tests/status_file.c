@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "test_progs.h"
-#include "manifest.h"
-#include "status_file.h"
+#include "input/manifest.h"
+#include "view/status_file.h"
 #include "lib/lab_env.h"
 #include "lib/ops.h"
 #include "lib/translate_fixture.h"

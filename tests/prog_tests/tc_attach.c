@@ -26,8 +26,8 @@
 #include "lib/id_server.h"
 #include "lib/hello.h"
 #include "lib/svc_publish.h"
-#include "tc_attach.h"
-#include "tc_maps.h"
+#include "datapath/tc_attach.h"
+#include "datapath/tc_maps.h"
 
 #define NR_PODS		3
 #define CLIENT		2

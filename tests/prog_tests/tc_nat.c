@@ -26,7 +26,7 @@
 #include "lib/dp_fixture.h"
 #include "lib/pktbuild.h"
 #include "lib/svc_publish.h"
-#include "tc_maps.h"
+#include "datapath/tc_maps.h"
 #include "skel/tc.skel.h"
 
 /* Services (ClusterIPs in the fixture's blackholed 198.19/16, fd00:19::/64). */

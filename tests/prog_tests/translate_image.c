@@ -7,11 +7,11 @@
 #include <sys/socket.h>
 
 #include "test_progs.h"
-#include "image.h"
-#include "json_writer.h"
+#include "image/image.h"
+#include "base/json_writer.h"
 #include "lib/translate_fixture.h"
 #include "translate_cases.h"
-#include "translate_output.h"
+#include "translate/translate_output.h"
 
 struct l4_case {
 	const char *name;

@@ -5,7 +5,7 @@
  */
 #include "test_progs.h"
 #include "lib/translate_fixture.h"
-#include "status.h"
+#include "translate/status.h"
 #include "translate_cases.h"
 
 struct status_case {

@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "bench.h"
-#include "synth_cluster.h"
+#include "input/synth_cluster.h"
 
 
 static void fill_vip(long i, char *out, size_t len)

@@ -22,10 +22,10 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "datapath.h"
+#include "datapath/datapath.h"
 #include "gammad/maps.h"
-#include "tc_attach.h"
-#include "tc_maps.h"
+#include "datapath/tc_attach.h"
+#include "datapath/tc_maps.h"
 
 int cmd_tc(int argc, char **argv)
 {

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "conn.h"
-#include "log.h"
+#include "base/log.h"
 
 /* Buffers above this size are freed when they empty, so idle connections stay small. */
 #define CONN_KEEP_BUF 16384

@@ -12,7 +12,7 @@
 #include "chunked.h"
 #include "conn.h"
 #include "http_reply.h"
-#include "log.h"
+#include "base/log.h"
 
 enum http_conn_state {
 	HTTP_READ_HEAD,

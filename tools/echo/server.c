@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "conn.h"
-#include "log.h"
+#include "base/log.h"
 #include "server.h"
 
 #define EPOLL_BATCH 256

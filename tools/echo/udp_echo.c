@@ -5,7 +5,7 @@
 #include <sys/socket.h>
 
 #include "json_out.h"
-#include "log.h"
+#include "base/log.h"
 #include "server.h"
 
 /* Bound the work per wakeup so TCP connections are not starved. */

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "lab.h"
-#include "log.h"
+#include "base/log.h"
 
 /* Only files the lab writes are removed: --state may point anywhere. */
 static void remove_state_dir(const char *state_dir, const char *out_dir)

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "k8s_field.h"
+#include "input/k8s_field.h"
 #include "lab.h"
 
 #define MAX_SVC_PORTS 128

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "lab.h"
-#include "log.h"
+#include "base/log.h"
 
 static void exec_usage(void)
 {

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "lab.h"
-#include "log.h"
+#include "base/log.h"
 
 static void service_lines(FILE *f, const struct k8s_service *s, const char *pod_ns)
 {

@@ -18,8 +18,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "diag.h"
-#include "k8s.h"
+#include "base/diag.h"
+#include "input/k8s.h"
 
 /* Every object the lab creates on the host carries one of these prefixes. */
 #define LAB_NETNS_PREFIX	"glab-"

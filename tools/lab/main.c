@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "lab.h"
-#include "log.h"
+#include "base/log.h"
 
 const char *lab_default_state_dir(void)
 {

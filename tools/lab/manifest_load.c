@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include "k8s_field.h"
+#include "input/k8s_field.h"
 #include "lab.h"
 
 /* Grow an array of n elements by one; *arr may move. */

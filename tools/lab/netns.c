@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "lab.h"
-#include "log.h"
+#include "base/log.h"
 
 static const char host_routes[] =
 	"route replace blackhole " LAB_SVC_NET4 "\n"

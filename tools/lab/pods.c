@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "lab.h"
-#include "log.h"
+#include "base/log.h"
 
 #define MAX_ARGS 256
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "lab.h"
-#include "log.h"
+#include "base/log.h"
 
 static void print_table(const struct lab_model *m)
 {

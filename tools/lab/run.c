@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "lab.h"
-#include "log.h"
+#include "base/log.h"
 
 static int wait_child(pid_t pid, const char *what)
 {

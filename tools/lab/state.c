@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "lab.h"
-#include "log.h"
+#include "base/log.h"
 
 #define LOCK_WAIT_MS 60000
 

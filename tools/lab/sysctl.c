@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "lab.h"
-#include "log.h"
+#include "base/log.h"
 
 static const char *const forwarding_keys[] = {
 	"net/ipv4/ip_forward",

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "lab.h"
-#include "log.h"
+#include "base/log.h"
 
 static void up_usage(void)
 {

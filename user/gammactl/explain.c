@@ -23,13 +23,13 @@
 #include <bpf/bpf.h>
 
 #include "gammactl.h"
-#include "image.h"
-#include "log.h"
-#include "manifest.h"
-#include "translate.h"
-#include "translate_eval.h"
-#include "translate_output.h"
-#include "yaml_doc.h"
+#include "image/image.h"
+#include "base/log.h"
+#include "input/manifest.h"
+#include "translate/translate.h"
+#include "translate/translate_eval.h"
+#include "translate/translate_output.h"
+#include "input/yaml_doc.h"
 
 #define MAX_HEADERS 32
 

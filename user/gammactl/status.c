@@ -7,8 +7,8 @@
 #include <time.h>
 
 #include "gammactl.h"
-#include "status_file.h"
-#include "yaml_doc.h"
+#include "view/status_file.h"
+#include "input/yaml_doc.h"
 
 static const char *str(const struct ydoc *d, const yaml_node_t *map, const char *key)
 {

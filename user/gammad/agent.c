@@ -7,12 +7,12 @@
 #include <time.h>
 
 #include "agent.h"
-#include "log.h"
-#include "manifest.h"
+#include "base/log.h"
+#include "input/manifest.h"
 #include "metrics_http.h"
-#include "status_file.h"
-#include "tc_sync.h"
-#include "translate.h"
+#include "view/status_file.h"
+#include "datapath/tc_sync.h"
+#include "translate/translate.h"
 
 static double now_ms(void)
 {

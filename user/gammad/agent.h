@@ -12,11 +12,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "datapath.h"
-#include "host_routes.h"
-#include "image.h"
-#include "image_apply.h"
-#include "tc_attach.h"
+#include "datapath/datapath.h"
+#include "datapath/host_routes.h"
+#include "image/image.h"
+#include "image/image_apply.h"
+#include "datapath/tc_attach.h"
 
 #define AGENT_MAX_UPLINKS 8
 

@@ -33,16 +33,16 @@
 #include <poll.h>
 
 #include "agent.h"
-#include "cgroup.h"
+#include "datapath/cgroup.h"
 #include "cmd.h"
-#include "datapath.h"
-#include "dirwatch.h"
-#include "hashmap.h"
-#include "image.h"
-#include "image_apply.h"
-#include "log.h"
+#include "datapath/datapath.h"
+#include "input/dirwatch.h"
+#include "base/hashmap.h"
+#include "image/image.h"
+#include "image/image_apply.h"
+#include "base/log.h"
 #include "metrics_http.h"
-#include "netmon.h"
+#include "datapath/netmon.h"
 
 static volatile sig_atomic_t stop;
 

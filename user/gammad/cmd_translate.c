@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "manifest.h"
-#include "translate.h"
-#include "translate_output.h"
+#include "input/manifest.h"
+#include "translate/translate.h"
+#include "translate/translate_output.h"
 
 struct translate_opts {
 	bool json, compact, bench;

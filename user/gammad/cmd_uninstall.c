@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "datapath.h"
-#include "log.h"
+#include "datapath/datapath.h"
+#include "base/log.h"
 
 int cmd_uninstall(int argc, char **argv)
 {

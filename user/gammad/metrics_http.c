@@ -12,8 +12,8 @@
 
 #include <microhttpd.h>
 
-#include "log.h"
-#include "metrics.h"
+#include "base/log.h"
+#include "view/metrics.h"
 #include "metrics_http.h"
 
 struct metrics_server {

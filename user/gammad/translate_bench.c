@@ -21,13 +21,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cgroup.h"
+#include "datapath/cgroup.h"
 #include "cmd.h"
-#include "image.h"
-#include "image_apply.h"
-#include "manifest.h"
-#include "synth_cluster.h"
-#include "translate.h"
+#include "image/image.h"
+#include "image/image_apply.h"
+#include "input/manifest.h"
+#include "input/synth_cluster.h"
+#include "translate/translate.h"
 
 struct bench_opts {
 	long services, routes, endpoints;

@@ -31,7 +31,7 @@
 #include "alias.h"
 #include "datapath.h"
 #include "datapath_int.h"
-#include "log.h"
+#include "base/log.h"
 #include "skel/sock_addr.skel.h"
 #include "skel/sockops.skel.h"
 

@@ -21,7 +21,7 @@
 #include <bpf/libbpf.h>
 
 #include "datapath_int.h"
-#include "log.h"
+#include "base/log.h"
 #include "map_dump.h"
 
 static bool copyable(enum bpf_map_type t)

@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "k8s.h"
+#include "input/k8s.h"
 
 struct host_route {
 	struct ip_addr addr;

@@ -9,7 +9,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "tc_attach.h"
 #include "skel/tc.skel.h"
 

@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 
 #include "image.h"
-#include "translate_output.h"
+#include "translate/translate_output.h"
 
 /* Append a zeroed element to a growable array; NULL on ENOMEM. */
 static void *vec_push(void **arr, size_t *nr, size_t *cap, size_t size)

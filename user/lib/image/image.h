@@ -47,8 +47,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hashmap.h"
-#include "translate.h"
+#include "base/hashmap.h"
+#include "translate/translate.h"
 
 #define IMG_BACKEND_UNRESOLVED (1u << 0)
 #define IMG_BACKEND_NO_ENDPOINTS (1u << 1)

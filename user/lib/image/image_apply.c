@@ -8,9 +8,9 @@
 
 #include <bpf/bpf.h>
 
-#include "hashmap.h"
+#include "base/hashmap.h"
 #include "image_apply_int.h"
-#include "log.h"
+#include "base/log.h"
 
 size_t ia_stats_changes(const struct ia_stats *s)
 {

@@ -27,8 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "datapath.h"
-#include "host_routes.h"
+#include "datapath/datapath.h"
+#include "datapath/host_routes.h"
 #include "image.h"
 
 struct ia_opts {

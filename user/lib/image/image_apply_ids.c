@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "image_apply_int.h"
-#include "log.h"
+#include "base/log.h"
 
 /* Ids that are only keys (no counter array behind them). */
 #define IA_KEY_ID_LIMIT (1u << 22)

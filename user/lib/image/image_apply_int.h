@@ -6,7 +6,7 @@
 #include <stdbool.h>
 
 #include "image_apply.h"
-#include "map_dump.h"
+#include "datapath/map_dump.h"
 
 /* An object of the object table whose content is complete. */
 struct ia_known {

@@ -16,7 +16,7 @@
 #include <bpf/bpf.h>
 
 #include "image_apply_int.h"
-#include "log.h"
+#include "base/log.h"
 
 int ia_pod_uid_from_dir(const char *name, char *uid, size_t len)
 {

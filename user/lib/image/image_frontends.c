@@ -13,9 +13,9 @@
 
 #include <bpf/bpf.h>
 
-#include "hashmap.h"
+#include "base/hashmap.h"
 #include "image_apply_int.h"
-#include "log.h"
+#include "base/log.h"
 
 struct fe_table {
 	struct gammad_fe_val val;		/* without table_gen */

@@ -14,7 +14,7 @@
 #include <bpf/bpf.h>
 
 #include "image_apply_int.h"
-#include "log.h"
+#include "base/log.h"
 
 /* A set of u32 ids (with a count per id for endpoint sets). */
 struct idset {

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "dirwatch.h"
-#include "log.h"
+#include "base/log.h"
 
 #define WATCH_MASK (IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | \
 		    IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)

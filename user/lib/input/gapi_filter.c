@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gapi_parse.h"
+#include "gapi_int.h"
 
 static const char *const filter_names[] = {
 	[FILTER_REQUEST_HEADER] = "RequestHeaderModifier",

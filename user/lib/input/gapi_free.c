@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gapi_parse.h"
+#include "gapi_int.h"
 
 static void kv_list_free(struct gapi_kv_match *kv, size_t nr)
 {

@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "gapi_parse.h"
+#include "gapi_int.h"
 
 static int parse_entry(const struct kf_ctx *c, const yaml_node_t *item, const char *path,
 		       bool from, char **group, char **kind, char **third)

@@ -4,8 +4,8 @@
  * Each returns 0, -ENOENT when an optional field is absent (nothing
  * reported), -EINVAL after reporting, or -ENOMEM.
  */
-#ifndef GAMMAD_GAPI_PARSE_H
-#define GAMMAD_GAPI_PARSE_H
+#ifndef GAMMAD_GAPI_INT_H
+#define GAMMAD_GAPI_INT_H
 
 #include "gapi.h"
 #include "k8s_field.h"

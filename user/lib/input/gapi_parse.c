@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gapi_parse.h"
+#include "gapi_int.h"
 
 int gp_str(const struct kf_ctx *c, const yaml_node_t *map, const char *key,
 	   const char *parent, bool required, size_t max_len, char **out)

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gapi_parse.h"
+#include "gapi_int.h"
 
 static const char *const kind_names[ROUTE_KIND_COUNT] = {
 	[ROUTE_GRPC] = "GRPCRoute",

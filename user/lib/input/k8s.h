@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "diag.h"
+#include "base/diag.h"
 #include "yaml_doc.h"
 
 /* Kubernetes name limits (DNS-1123 label / subdomain). */

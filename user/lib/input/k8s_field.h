@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "diag.h"
+#include "base/diag.h"
 #include "yaml_doc.h"
 
 #define KF_PATH_MAX 256

@@ -12,7 +12,7 @@
 #define GAMMAD_MODEL_H
 
 #include "gapi.h"
-#include "hashmap.h"
+#include "base/hashmap.h"
 #include "k8s.h"
 
 /* A growable array of owned object pointers with a namespace/name index. */

@@ -27,8 +27,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "hashmap.h"
-#include "model.h"
+#include "base/hashmap.h"
+#include "input/model.h"
 
 /* Translation limits; exceeding one is a diagnostic or a route condition. */
 #define TR_MAX_SERVICES 65536

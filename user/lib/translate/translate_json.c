@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "json_writer.h"
+#include "base/json_writer.h"
 #include "status.h"
 #include "translate_output.h"
 

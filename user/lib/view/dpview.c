@@ -13,10 +13,10 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "datapath.h"
+#include "datapath/datapath.h"
 #include "dpview.h"
-#include "log.h"
-#include "objtab.h"
+#include "base/log.h"
+#include "datapath/objtab.h"
 
 static const char *const map_names[DPV_MAP_COUNT] = {
 	[DPV_FE] = GAMMAD_MAP_FRONTEND,

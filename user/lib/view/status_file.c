@@ -10,11 +10,11 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "json_writer.h"
-#include "log.h"
-#include "status.h"
+#include "base/json_writer.h"
+#include "base/log.h"
+#include "translate/status.h"
 #include "status_file.h"
-#include "translate_output.h"
+#include "translate/translate_output.h"
 
 int status_file_path(const char *manifests, char *buf, size_t len)
 {

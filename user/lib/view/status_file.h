@@ -24,7 +24,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "translate.h"
+#include "translate/translate.h"
 
 #define STATUS_FILE_NAME ".gammad-status.json"
 
