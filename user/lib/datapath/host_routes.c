@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Host routes from rtnetlink: see host_routes.h. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>

@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "input/k8s.h"
+#include "base/ip_addr.h"
 
 struct host_route {
 	struct ip_addr addr;

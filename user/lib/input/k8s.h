@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "base/diag.h"
+#include "base/ip_addr.h"
 #include "yaml_doc.h"
 
 /* Kubernetes name limits (DNS-1123 label / subdomain). */
@@ -24,11 +25,6 @@
 #define K8S_LABEL_NAME_MAX 63
 
 enum l4_proto { L4_TCP = 6, L4_UDP = 17, L4_SCTP = 132 };
-
-struct ip_addr {
-	uint8_t family;		/* AF_INET or AF_INET6 */
-	uint8_t addr[16];	/* IPv4 in the first 4 bytes */
-};
 
 /* Where an object came from, for diagnostics and statuses. */
 struct src_loc {
@@ -179,9 +175,6 @@ void k8s_meta_free(struct k8s_meta *m);
 const char *k8s_label_get(const struct k8s_labels *l, const char *key);
 /* Every selector label is present with the same value in labels. */
 bool k8s_labels_match(const struct k8s_labels *selector, const struct k8s_labels *labels);
-int ip_addr_parse(const char *s, struct ip_addr *out);
-/* "10.0.0.1" or "fd00::1" (no brackets); buf of INET6_ADDRSTRLEN. */
-const char *ip_addr_str(const struct ip_addr *a, char *buf, size_t len);
 /* RFC 3339 "2024-01-02T03:04:05Z" (fraction and offset allowed) to epoch seconds. */
 int k8s_parse_time(const char *s, int64_t *out);
 
