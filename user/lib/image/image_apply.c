@@ -9,8 +9,8 @@
 #include <bpf/bpf.h>
 
 #include "base/hashmap.h"
-#include "image_apply_int.h"
 #include "base/log.h"
+#include "image_apply_int.h"
 
 size_t ia_stats_changes(const struct ia_stats *s)
 {
@@ -54,22 +54,6 @@ static void copy_name(char *dst, size_t len, const char *src, const char *what)
 	if (strlen(src) >= len)
 		pr_warn("%s: name %s cut to %zu bytes in the object table", what, src, len - 1);
 	snprintf(dst, len, "%s", src);
-}
-
-/*
- * Record (kind, id) before its entries are written, with hash 0, then
- * complete it: an agent stopped in between leaves an id nobody reuses and
- * the next apply retires.
- */
-int ia_obj_begin(struct ia_ctx *c, uint32_t kind, uint32_t id, struct gammad_obj_val *v)
-{
-	uint64_t hash = v->hash;
-	int err;
-
-	v->hash = 0;
-	err = dp_obj_put(c->dp, kind, id, v);
-	v->hash = hash;
-	return err;
 }
 
 static int write_namespaces(struct ia_ctx *c)

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "image_apply_int.h"
 #include "base/log.h"
+#include "image_apply_int.h"
 
 /* Ids that are only keys (no counter array behind them). */
 #define IA_KEY_ID_LIMIT (1u << 22)
@@ -369,4 +369,20 @@ int ia_id_alloc(struct ia_ctx *c, uint32_t kind, uint32_t *id)
 	}
 	pr_err("no free %s: all %u in use", kind_names[kind], k->limit ? k->limit - 1 : 0);
 	return -ENOSPC;
+}
+
+/*
+ * Record (kind, id) before its entries are written, with hash 0, then
+ * complete it: an agent stopped in between leaves an id nobody reuses and
+ * the next apply retires.
+ */
+int ia_obj_begin(struct ia_ctx *c, uint32_t kind, uint32_t id, struct gammad_obj_val *v)
+{
+	uint64_t hash = v->hash;
+	int err;
+
+	v->hash = 0;
+	err = dp_obj_put(c->dp, kind, id, v);
+	v->hash = hash;
+	return err;
 }

@@ -27,6 +27,11 @@ int gp_enum(const struct kf_ctx *c, const yaml_node_t *map, const char *key,
 	    const char *parent, const char *const *names, size_t nr_names,
 	    int *out);
 
+/* A parentRef: defaults group gateway.networking.k8s.io, kind Gateway. */
+int gp_parse_parent_ref(const struct kf_ctx *c, const yaml_node_t *map,
+			const char *path, const char *route_ns,
+			struct gapi_parent_ref *out);
+/* A backendRef (of a rule, with its weight, or of a filter): kind Service by default. */
 int gp_parse_backend_ref(const struct kf_ctx *c, const yaml_node_t *map,
 			 const char *path, const char *route_ns, bool with_weight,
 			 struct gapi_backend_ref *out);
