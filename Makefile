@@ -4,6 +4,7 @@
 #   make deps       install the Debian packages the project needs (idempotent)
 #   make test       deps + build + the whole test suite
 #   make run        deps + build + lab with deploy/examples + gammad (Ctrl-C tears down)
+#   make layers     check that user/lib's stages depend on each other one way (tools/layers.sh)
 #   make clean
 
 BUILD    ?= build
@@ -98,6 +99,11 @@ run: deps
 .PHONY: bench
 bench: deps all
 	$(Q)tools/bench/run.sh $(BENCH_ARGS)
+
+# The test suite runs the same check (tests/prog_tests/layers.c).
+.PHONY: layers
+layers: $(LIB)
+	$(Q)tools/layers.sh --objs $(BUILD)/user/lib
 
 clean:
 	$(call msg,CLEAN,$(BUILD))

@@ -11,8 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent_env.h"
 #include "datapath/datapath.h"
+#include "agent_env.h"
 #include "test_progs.h"
 
 int64_t mono_us(void)

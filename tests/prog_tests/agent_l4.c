@@ -9,12 +9,12 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 
-#include "test_progs.h"
 #include "datapath/cgroup.h"
 #include "datapath/datapath.h"
-#include "image/image_apply.h"
 #include "datapath/map_dump.h"
+#include "image/image_apply.h"
 #include "lib/lab_env.h"
+#include "test_progs.h"
 
 #define MESH_NS "gateway-conformance-mesh"
 

@@ -39,12 +39,12 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "test_progs.h"
 #include "datapath/tc_maps.h"
 #include "lib/agent_env.h"
 #include "lib/lab_env.h"
 #include "lib/mesh_client.h"
 #include "lib/netns.h"
+#include "test_progs.h"
 
 #define NS		"tce"
 #define FE_NS		"tce-fe"

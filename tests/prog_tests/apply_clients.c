@@ -14,11 +14,11 @@
 
 #include <bpf/bpf.h>
 
-#include "test_progs.h"
 #include "image/image_apply.h"
 #include "lib/dp_fixture.h"
 #include "lib/netns.h"
 #include "lib/translate_fixture.h"
+#include "test_progs.h"
 
 #define POD(name, ns, uid, node, ip) \
 	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: " name ", namespace: " ns \

@@ -38,12 +38,12 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "test_progs.h"
+#include "datapath/map_dump.h"
 #include "image/image.h"
 #include "image/image_apply.h"
-#include "datapath/map_dump.h"
 #include "lib/dp_fixture.h"
 #include "lib/translate_fixture.h"
+#include "test_progs.h"
 #include "translate_cases.h"
 
 /* ---- pinned map tables ---------------------------------------------------- */

@@ -6,8 +6,8 @@
  */
 #include <stdlib.h>
 
-#include "test_progs.h"
 #include "datapath/alias.h"
+#include "test_progs.h"
 
 struct alias_case {
 	const char *name;

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
-#include "test_progs.h"
 #include "input/k8s.h"
+#include "test_progs.h"
 
 enum obj_kind { K_NAMESPACE, K_SERVICE, K_POD, K_DEPLOYMENT, K_SLICE };
 

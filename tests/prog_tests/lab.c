@@ -12,10 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "test_progs.h"
 #include "datapath/cgroup.h"
 #include "input/k8s.h"
 #include "lib/lab_env.h"
+#include "test_progs.h"
 
 #define MESH_NS "gateway-conformance-mesh"
 #define CONSUMER_NS "gateway-conformance-mesh-consumer"

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "test_progs.h"
 #include "lib/hello.h"
 #include "lib/lab_env.h"
 #include "lib/ops.h"
 #include "view/metrics.h"
+#include "test_progs.h"
 
 #define WEB_LABELS "namespace=\"app\",service=\"web\",port=\"80\",port_name=\"http\"," \
 	"protocol=\"TCP\",address=\"198.19.7.1\""

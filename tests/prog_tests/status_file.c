@@ -9,12 +9,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "test_progs.h"
 #include "input/manifest.h"
-#include "view/status_file.h"
 #include "lib/lab_env.h"
 #include "lib/ops.h"
 #include "lib/translate_fixture.h"
+#include "view/status_file.h"
+#include "test_progs.h"
 #include "translate_cases.h"
 
 static const char routes_yaml[] =

@@ -20,14 +20,14 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "test_progs.h"
-#include "lib/dp_fixture.h"
-#include "lib/netns.h"
-#include "lib/id_server.h"
-#include "lib/hello.h"
-#include "lib/svc_publish.h"
 #include "datapath/tc_attach.h"
 #include "datapath/tc_maps.h"
+#include "lib/dp_fixture.h"
+#include "lib/hello.h"
+#include "lib/id_server.h"
+#include "lib/netns.h"
+#include "lib/svc_publish.h"
+#include "test_progs.h"
 
 #define NR_PODS		3
 #define CLIENT		2

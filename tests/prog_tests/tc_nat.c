@@ -22,11 +22,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "test_progs.h"
+#include "datapath/tc_maps.h"
 #include "lib/dp_fixture.h"
 #include "lib/pktbuild.h"
 #include "lib/svc_publish.h"
-#include "datapath/tc_maps.h"
+#include "test_progs.h"
 #include "skel/tc.skel.h"
 
 /* Services (ClusterIPs in the fixture's blackholed 198.19/16, fd00:19::/64). */

@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
-#include "test_progs.h"
-#include "image/image.h"
 #include "base/json_writer.h"
+#include "image/image.h"
 #include "lib/translate_fixture.h"
-#include "translate_cases.h"
 #include "translate/translate_output.h"
+#include "test_progs.h"
+#include "translate_cases.h"
 
 struct l4_case {
 	const char *name;

@@ -3,9 +3,9 @@
  * Table-driven route status cases: manifests, a route and parentRef, and the
  * exact "Status:Reason" of Accepted, ResolvedRefs and PartiallyInvalid.
  */
-#include "test_progs.h"
 #include "lib/translate_fixture.h"
 #include "translate/status.h"
+#include "test_progs.h"
 #include "translate_cases.h"
 
 struct status_case {

@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
 #include "input/synth_cluster.h"
+#include "bench.h"
 
 
 static void fill_vip(long i, char *out, size_t len)

@@ -21,11 +21,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench.h"
 #include "datapath/datapath.h"
-#include "gammad/maps.h"
 #include "datapath/tc_attach.h"
 #include "datapath/tc_maps.h"
+#include "bench.h"
+#include "gammad/maps.h"
 
 int cmd_tc(int argc, char **argv)
 {

@@ -8,8 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "conn.h"
 #include "base/log.h"
+#include "conn.h"
 
 /* Buffers above this size are freed when they empty, so idle connections stay small. */
 #define CONN_KEEP_BUF 16384

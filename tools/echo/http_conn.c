@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "chunked.h"
 #include "conn.h"
 #include "http_reply.h"
-#include "base/log.h"
 
 enum http_conn_state {
 	HTTP_READ_HEAD,

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "conn.h"
 #include "json_out.h"
-#include "base/log.h"
 
 #define LINE_GREETING	"Gateway API Test TCP Server\n"
 #define LINE_MAX_LEN	(64 * 1024)	/* bufio.Scanner's default limit */

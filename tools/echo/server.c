@@ -10,8 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "conn.h"
 #include "base/log.h"
+#include "conn.h"
 #include "server.h"
 
 #define EPOLL_BATCH 256

@@ -4,8 +4,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "json_out.h"
 #include "base/log.h"
+#include "json_out.h"
 #include "server.h"
 
 /* Bound the work per wakeup so TCP connections are not starved. */

@@ -17,9 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "datapath/cgroup.h"
 #include "lab.h"
-#include "base/log.h"
 
 int lab_cgroup_root(const struct lab_opts *opts, char *out, size_t len)
 {

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lab.h"
 #include "base/log.h"
+#include "lab.h"
 
 /* Only files the lab writes are removed: --state may point anywhere. */
 static void remove_state_dir(const char *state_dir, const char *out_dir)

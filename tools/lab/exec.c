@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lab.h"
 #include "base/log.h"
+#include "lab.h"
 
 static void exec_usage(void)
 {

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lab.h"
 #include "base/log.h"
+#include "lab.h"
 
 static void service_lines(FILE *f, const struct k8s_service *s, const char *pod_ns)
 {

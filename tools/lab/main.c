@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lab.h"
 #include "base/log.h"
+#include "lab.h"
 
 const char *lab_default_state_dir(void)
 {

@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lab.h"
 #include "base/log.h"
+#include "lab.h"
 
 static const char host_routes[] =
 	"route replace blackhole " LAB_SVC_NET4 "\n"

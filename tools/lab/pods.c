@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lab.h"
 #include "base/log.h"
+#include "lab.h"
 
 #define MAX_ARGS 256
 

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lab.h"
 #include "base/log.h"
+#include "lab.h"
 
 static void print_table(const struct lab_model *m)
 {

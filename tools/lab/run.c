@@ -9,8 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "lab.h"
 #include "base/log.h"
+#include "lab.h"
 
 static int wait_child(pid_t pid, const char *what)
 {

@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lab.h"
 #include "base/log.h"
+#include "lab.h"
 
 #define LOCK_WAIT_MS 60000
 

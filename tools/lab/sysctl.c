@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lab.h"
 #include "base/log.h"
+#include "lab.h"
 
 static const char *const forwarding_keys[] = {
 	"net/ipv4/ip_forward",

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lab.h"
 #include "base/log.h"
+#include "lab.h"
 
 static void up_usage(void)
 {

@@ -22,14 +22,14 @@
 
 #include <bpf/bpf.h>
 
-#include "gammactl.h"
-#include "image/image.h"
 #include "base/log.h"
+#include "image/image.h"
 #include "input/manifest.h"
+#include "input/yaml_doc.h"
 #include "translate/translate.h"
 #include "translate/translate_eval.h"
 #include "translate/translate_output.h"
-#include "input/yaml_doc.h"
+#include "gammactl.h"
 
 #define MAX_HEADERS 32
 

@@ -6,8 +6,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "view/dpview.h"
 #include "base/json_writer.h"
+#include "view/dpview.h"
 
 #define CTL_EXIT_ERROR 1	/* the command ran into an error (reported) */
 #define CTL_EXIT_USAGE 2

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "datapath/datapath.h"
 #include "gammactl.h"
-#include "base/log.h"
 
 struct command {
 	const char *name;

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "gammactl.h"
-#include "view/status_file.h"
 #include "input/yaml_doc.h"
+#include "view/status_file.h"
+#include "gammactl.h"
 
 static const char *str(const struct ydoc *d, const yaml_node_t *map, const char *key)
 {

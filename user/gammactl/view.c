@@ -9,9 +9,9 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include "base/log.h"
 #include "datapath/datapath.h"
 #include "gammactl.h"
-#include "base/log.h"
 
 int ctl_view(struct ctl *c, struct dpv_maps *m, struct dpv *v)
 {

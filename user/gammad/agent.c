@@ -6,13 +6,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "agent.h"
 #include "base/log.h"
-#include "input/manifest.h"
-#include "metrics_http.h"
-#include "view/status_file.h"
 #include "datapath/tc_sync.h"
+#include "input/manifest.h"
 #include "translate/translate.h"
+#include "view/status_file.h"
+#include "agent.h"
+#include "metrics_http.h"
 
 static double now_ms(void)
 {

@@ -14,9 +14,9 @@
 
 #include "datapath/datapath.h"
 #include "datapath/host_routes.h"
+#include "datapath/tc_attach.h"
 #include "image/image.h"
 #include "image/image_apply.h"
-#include "datapath/tc_attach.h"
 
 #define AGENT_MAX_UPLINKS 8
 

@@ -32,17 +32,17 @@
 #include <net/if.h>
 #include <poll.h>
 
-#include "agent.h"
-#include "datapath/cgroup.h"
-#include "cmd.h"
-#include "datapath/datapath.h"
-#include "input/dirwatch.h"
 #include "base/hashmap.h"
+#include "base/log.h"
+#include "datapath/cgroup.h"
+#include "datapath/datapath.h"
+#include "datapath/netmon.h"
 #include "image/image.h"
 #include "image/image_apply.h"
-#include "base/log.h"
+#include "input/dirwatch.h"
+#include "agent.h"
+#include "cmd.h"
 #include "metrics_http.h"
-#include "datapath/netmon.h"
 
 static volatile sig_atomic_t stop;
 

@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cmd.h"
 #include "input/manifest.h"
 #include "translate/translate.h"
 #include "translate/translate_output.h"
+#include "cmd.h"
 
 struct translate_opts {
 	bool json, compact, bench;

@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cmd.h"
-#include "datapath/datapath.h"
 #include "base/log.h"
+#include "datapath/datapath.h"
+#include "cmd.h"
 
 int cmd_uninstall(int argc, char **argv)
 {

@@ -22,12 +22,12 @@
 #include <unistd.h>
 
 #include "datapath/cgroup.h"
-#include "cmd.h"
 #include "image/image.h"
 #include "image/image_apply.h"
 #include "input/manifest.h"
 #include "input/synth_cluster.h"
 #include "translate/translate.h"
+#include "cmd.h"
 
 struct bench_opts {
 	long services, routes, endpoints;

@@ -28,10 +28,10 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "base/log.h"
 #include "alias.h"
 #include "datapath.h"
 #include "datapath_int.h"
-#include "base/log.h"
 #include "skel/sock_addr.skel.h"
 #include "skel/sockops.skel.h"
 

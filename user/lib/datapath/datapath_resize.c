@@ -20,8 +20,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "datapath_int.h"
 #include "base/log.h"
+#include "datapath_int.h"
 #include "map_dump.h"
 
 static bool copyable(enum bpf_map_type t)

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "image.h"
 #include "translate/translate_output.h"
+#include "image.h"
 
 /* Append a zeroed element to a growable array; NULL on ENOMEM. */
 static void *vec_push(void **arr, size_t *nr, size_t *cap, size_t size)

@@ -5,8 +5,8 @@
 
 #include <stdbool.h>
 
-#include "image_apply.h"
 #include "datapath/map_dump.h"
+#include "image_apply.h"
 
 /* An object of the object table whose content is complete. */
 struct ia_known {

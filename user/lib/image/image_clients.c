@@ -15,8 +15,8 @@
 
 #include <bpf/bpf.h>
 
-#include "image_apply_int.h"
 #include "base/log.h"
+#include "image_apply_int.h"
 
 int ia_pod_uid_from_dir(const char *name, char *uid, size_t len)
 {

@@ -14,8 +14,8 @@
 #include <bpf/bpf.h>
 
 #include "base/hashmap.h"
-#include "image_apply_int.h"
 #include "base/log.h"
+#include "image_apply_int.h"
 
 struct fe_table {
 	struct gammad_fe_val val;		/* without table_gen */

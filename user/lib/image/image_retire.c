@@ -13,8 +13,8 @@
 
 #include <bpf/bpf.h>
 
-#include "image_apply_int.h"
 #include "base/log.h"
+#include "image_apply_int.h"
 
 /* A set of u32 ids (with a count per id for endpoint sets). */
 struct idset {

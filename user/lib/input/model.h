@@ -11,8 +11,8 @@
 #ifndef GAMMAD_MODEL_H
 #define GAMMAD_MODEL_H
 
-#include "gapi.h"
 #include "base/hashmap.h"
+#include "gapi.h"
 #include "k8s.h"
 
 /* A growable array of owned object pointers with a namespace/name index. */

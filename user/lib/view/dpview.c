@@ -13,10 +13,10 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "datapath/datapath.h"
-#include "dpview.h"
 #include "base/log.h"
+#include "datapath/datapath.h"
 #include "datapath/objtab.h"
+#include "dpview.h"
 
 static const char *const map_names[DPV_MAP_COUNT] = {
 	[DPV_FE] = GAMMAD_MAP_FRONTEND,

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "datapath/datapath.h"
 #include "base/log.h"
+#include "datapath/datapath.h"
 #include "metrics.h"
 
 /* A label value with \, " and newline escaped, in buf. */

@@ -13,8 +13,8 @@
 #include "base/json_writer.h"
 #include "base/log.h"
 #include "translate/status.h"
-#include "status_file.h"
 #include "translate/translate_output.h"
+#include "status_file.h"
 
 int status_file_path(const char *manifests, char *buf, size_t len)
 {
