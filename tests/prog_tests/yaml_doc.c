@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The YAML access layer every manifest reader stands on. */
-#include <yaml_doc.h>
-#include <diag.h>
-
+#include "base/diag.h"
+#include "input/yaml_doc.h"
 #include "test_progs.h"
 
 static const char multi_doc[] =
