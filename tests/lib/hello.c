@@ -37,7 +37,7 @@ int hello_loop(void *p)
 {
 	struct hello_job *j = p;
 
-	for (int i = 0; i < j->count; i++) {
+	for (int i = 0; i < j->count && !j->stop; i++) {
 		struct sockaddr_storage peer = {};
 		long t0 = now_us();
 		char id = 0;

@@ -18,8 +18,9 @@ struct hello_job {
 	socklen_t dst_len;
 	bool udp;
 	bool connected;		/* UDP: connect() + send() instead of sendto() */
-	int count;
+	int count;		/* at most this many hellos */
 	int timeout_ms;
+	volatile int stop;	/* set by the parent: finish the current hello and return */
 	/* results */
 	int ok, fail, last_err;
 	int ids[256];

@@ -243,12 +243,17 @@ static void test_outside(struct dp_fixture *fx)
  * B" while a client connects in a loop. Each generation is written under
  * fresh ids, published by one frontend update, and the previous one is
  * deleted after dp_sync(). No connect may fail or reach C.
+ *
+ * The client runs until FLIPS flips are done, however long they take on a
+ * busy machine: the test counts flips, not time.
  */
+#define FLIPS 40
+
 static void test_flip(struct dp_fixture *fx)
 {
-	struct hello_job *j = hello_job_new("198.19.0.8", FX_PORT, false, 3000);
+	struct hello_job *j = hello_job_new("198.19.0.8", FX_PORT, false, 1 << 30);
 	struct gammad_fe_key key;
-	int flips = 0, st = -1;
+	int flips = 0, st = -1, ok_at_first = -1;
 	uint32_t prev = 0;
 	pid_t pid;
 
@@ -265,7 +270,7 @@ static void test_flip(struct dp_fixture *fx)
 	pid = child_start(fx->cg, NULL, hello_loop, j);
 	if (!ASSERT_GT(pid, 0, "client"))
 		goto out;
-	while (waitpid(pid, &st, WNOHANG) == 0) {
+	while (flips < FLIPS && waitpid(pid, &st, WNOHANG) == 0) {
 		uint32_t base = 100 + ((flips + 1) % 4) * 10;
 		bool to_a = (flips + 1) % 2 == 0;
 
@@ -288,8 +293,11 @@ static void test_flip(struct dp_fixture *fx)
 			dp_endpoints_delete(fx->dp, prev + i, 1);
 		}
 		prev = base;
-		flips++;
+		if (!flips++)
+			ok_at_first = j->ok;
 	}
+	j->stop = 1;
+	waitpid(pid, &st, 0);
 	test__printf("flip: %d flips (sync %ld ns avg), A=%d B=%d C=%d fail=%d (errno %d)\n",
 		     flips, sync_ns / (flips ?: 1), j->ids['A'], j->ids['B'], j->ids['C'],
 		     j->fail, j->last_err);
@@ -299,9 +307,10 @@ static void test_flip(struct dp_fixture *fx)
 				test__printf("  reason %s: +%llu\n", dp_reason_name(r),
 					     after[r] - before[r]);
 	ASSERT_EQ(j->fail, 0, "no connect failed");
-	ASSERT_EQ(j->ok, 3000, "all answered");
+	ASSERT_GT(j->ok, 0, "answered");
 	ASSERT_EQ(j->ids['C'], 0, "never a backend of no generation");
-	ASSERT_GT(flips, 10, "flipped under load");
+	ASSERT_EQ(flips, FLIPS, "every flip made while the client ran");
+	ASSERT_GT(j->ok, ok_at_first, "the client connected between the first and the last flip");
 	ASSERT_GT(j->ids['A'], 0, "saw A");
 	ASSERT_GT(j->ids['B'], 0, "saw B");
 out:
