@@ -12,6 +12,10 @@
  *    backend and endpoint are chosen by the connect-time code (lib/lb.h),
  *    with the client class of the source pod IP, and stored (lib/ct.h);
  *  - from an endpoint on a reply tuple: SNAT back to the ClusterIP;
+ *  - hairpin, the endpoint chosen is the sender itself: the source becomes
+ *    the node's hairpin address too, and the packet goes back into the pod;
+ *    its replies (endpoint -> hairpin address) become ClusterIP -> pod
+ *    (lib/hairpin.h);
  *  - ICMP errors quoting a translated flow: quote and outer header back;
  *  - everything else: TC_ACT_OK untouched, after two hash lookups.
  *
@@ -24,9 +28,14 @@
  * connection that kube-proxy or another path already serves).
  *
  * Known limits: no NAT46/64 per packet (an endpoint of the other family
- * drops the flow, counted); hairpin (a pod sent to itself) needs an SNAT
- * this path does not do; redirected packets keep their TTL/hop limit, as
- * the node is then no routing hop.
+ * drops the flow, counted); a hairpin of a pod on another node (arriving
+ * by the uplink) gets this node's hairpin address, which that pod's replies
+ * reach only if its node routes it here; redirected packets keep their
+ * TTL/hop limit, as the node is then no routing hop. Hairpin flows keep
+ * the client's port: two flows of one pod from one source port to two
+ * Service ports that land on the same endpoint port would share a tuple
+ * (a client's kernel picks a free port per destination, so this takes a
+ * port reused on purpose).
  */
 #include "lib/common.h"
 #include "lib/maps.h"
@@ -47,6 +56,7 @@ static __always_inline bool tc_new_flow(const struct gammad_ct_key *fwd,
 {
 	struct lb_result res;
 	__u32 ns, reason;
+	__u8 flags;
 
 	ns = lb_needs_class(fe) ? addr_ns_id(fwd->saddr, fwd->family) : GAMMAD_NS_ALL;
 	reason = lb_pick(fe, ns, &res);
@@ -57,7 +67,9 @@ static __always_inline bool tc_new_flow(const struct gammad_ct_key *fwd,
 		tc_count(reason == GAMMAD_R_FAMILY ? GAMMAD_TC_FAMILY : GAMMAD_TC_NO_ENDPOINT);
 		return false;
 	}
-	if (ct_create(fwd, fe->svc_port_id, &res.ep, ct)) {
+	/* hairpin: the sender is the endpoint (lib/hairpin.h) */
+	flags = addr_eq(res.ep.addr, fwd->saddr) ? GAMMAD_CT_F_HAIRPIN : 0;
+	if (ct_create(fwd, fe->svc_port_id, &res.ep, flags, ct)) {
 		tc_count(GAMMAD_TC_CT_FULL);
 		return false;
 	}
@@ -112,14 +124,23 @@ static __always_inline int tc_forward(struct __sk_buff *skb, struct pkt *p,
 		if (!tc_new_flow(&k, fe, &ct))
 			return TC_ACT_SHOT;
 	}
-	if (nat_addr_port(skb, &p->o, NAT_DST, ct.nat_addr, ct.nat_port)) {
-		tc_count(GAMMAD_TC_REWRITE_ERR);
-		return TC_ACT_SHOT;
+	if (nat_addr_port(skb, &p->o, NAT_DST, ct.nat_addr, ct.nat_port))
+		goto err;
+	if (ct.flags & GAMMAD_CT_F_HAIRPIN) {
+		__u8 h[16] GAMMAD_ALIGN4;
+
+		hairpin_addr(h, k.family);
+		if (nat_addr(skb, &p->o, NAT_SRC, h))
+			goto err;
+		tc_count(GAMMAD_TC_HAIRPIN);
 	}
 	tc_count(GAMMAD_TC_XLATE);
 	if (v)	/* a new flow starts with a SYN: nothing ends yet */
 		ct_tcp_flags(&k, v, p->tcp_flags);
 	return tc_deliver(skb, &p->o.t);
+err:
+	tc_count(GAMMAD_TC_REWRITE_ERR);
+	return TC_ACT_SHOT;
 }
 
 /*
@@ -147,13 +168,18 @@ static __always_inline void tc_reuse_check(const struct pkt *p)
 	}
 }
 
-/* Endpoint -> client on a translated flow: the source becomes the ClusterIP. */
+/*
+ * Endpoint -> client on a translated flow: the source becomes the
+ * ClusterIP; on a hairpin flow the destination, the hairpin address,
+ * becomes the endpoint again (it is the client).
+ */
 static __always_inline int tc_reply(struct __sk_buff *skb, struct pkt *p)
 {
 	struct gammad_ct_key k = p->o.t;
 	struct gammad_ct_val *v;
 	__u8 nat[16] GAMMAD_ALIGN4;
 	__be16 port;
+	__u8 flags;
 
 	tc_reuse_check(p);
 	k.dir = GAMMAD_CT_REV;
@@ -165,16 +191,44 @@ static __always_inline int tc_reply(struct __sk_buff *skb, struct pkt *p)
 	}
 	addr_copy(nat, v->nat_addr);
 	port = v->nat_port;
+	flags = v->flags;
 	/* REV entries never time out on their own (lib/ct.h): no stamp to keep. */
-	if (!(v->flags & GAMMAD_CT_F_REPLIED))
+	if (!(flags & GAMMAD_CT_F_REPLIED))
 		v->flags |= GAMMAD_CT_F_REPLIED;
-	if (nat_addr_port(skb, &p->o, NAT_SRC, nat, port)) {
-		tc_count(GAMMAD_TC_REWRITE_ERR);
-		return TC_ACT_SHOT;
+	if (nat_addr_port(skb, &p->o, NAT_SRC, nat, port))
+		goto err;
+	if (flags & GAMMAD_CT_F_HAIRPIN) {
+		if (nat_addr(skb, &p->o, NAT_DST, k.saddr))
+			goto err;
+		tc_count(GAMMAD_TC_HAIRPIN);
 	}
 	tc_count(GAMMAD_TC_REV_XLATE);
 	ct_tcp_flags(&k, v, p->tcp_flags);
 	return tc_deliver(skb, &p->o.t);
+err:
+	tc_count(GAMMAD_TC_REWRITE_ERR);
+	return TC_ACT_SHOT;
+}
+
+/*
+ * One side of an ICMP error's quote to (addr, port), and the outer address
+ * that is the same host: when the quote's destination changes, the outer
+ * source if it sent the error; when its source changes, the outer
+ * destination if it receives it.
+ */
+static __always_inline int tc_icmp_side(struct __sk_buff *skb, struct pkt *p, struct pkt_l3 *in,
+					int side, const __u8 addr[16], __be16 port)
+{
+	__u8 old[16] GAMMAD_ALIGN4;
+
+	addr_copy(old, side == NAT_DST ? in->t.daddr : in->t.saddr);
+	if (nat_quote(skb, p, in, side, addr, port))
+		return -1;
+	if (side == NAT_DST && addr_eq(p->o.t.saddr, old))
+		return nat_addr(skb, &p->o, NAT_SRC, addr);
+	if (side == NAT_SRC && addr_eq(p->o.t.daddr, old))
+		return nat_addr(skb, &p->o, NAT_DST, addr);
+	return 0;
 }
 
 /*
@@ -184,15 +238,21 @@ static __always_inline int tc_reply(struct __sk_buff *skb, struct pkt *p)
  * a FWD key when it is a translated reply (ClusterIP -> client: back to the
  * endpoint). The outer address is the quoted one when the error comes from
  * (or goes to) that host itself, and is translated with it.
+ *
+ * On a hairpin flow the other side of the quote is translated too: the
+ * hairpin address back to the pod (an error from the pod's server side) or
+ * the pod to the hairpin address (an error from its client side), so the
+ * error reaches the socket that sent the quoted packet, quoting it as sent.
  */
 static __always_inline int tc_icmp(struct __sk_buff *skb, struct pkt *p)
 {
 	struct gammad_ct_key k;
 	struct gammad_ct_val *v;
 	struct pkt_l3 in = {};
-	__u8 nat[16] GAMMAD_ALIGN4, old[16] GAMMAD_ALIGN4;
+	__u8 nat[16] GAMMAD_ALIGN4;
 	int side, v_in;
 	__be16 port;
+	__u8 flags;
 
 	v_in = pkt_icmp_inner(skb, p, &in);
 	if (v_in != PKT_OK) {
@@ -213,14 +273,22 @@ static __always_inline int tc_icmp(struct __sk_buff *skb, struct pkt *p)
 	}
 	addr_copy(nat, v->nat_addr);
 	port = v->nat_port;
-	addr_copy(old, side == NAT_DST ? in.t.daddr : in.t.saddr);
-	if (nat_quote(skb, p, &in, side, nat, port))
+	flags = v->flags;
+	if (tc_icmp_side(skb, p, &in, side, nat, port))
 		goto err;
-	/* The quote's destination sent the error, or its source receives it. */
-	if (side == NAT_DST && addr_eq(p->o.t.saddr, old) && nat_addr(skb, &p->o, NAT_SRC, nat))
-		goto err;
-	if (side == NAT_SRC && addr_eq(p->o.t.daddr, old) && nat_addr(skb, &p->o, NAT_DST, nat))
-		goto err;
+	if (flags & GAMMAD_CT_F_HAIRPIN) {
+		/* REV key (pod, H): its source is the pod; FWD: the pod's peer becomes H */
+		if (side == NAT_DST) {
+			addr_copy(nat, k.saddr);
+			port = in.t.sport;
+		} else {
+			hairpin_addr(nat, k.family);
+			port = in.t.dport;
+		}
+		if (tc_icmp_side(skb, p, &in, side == NAT_DST ? NAT_SRC : NAT_DST, nat, port))
+			goto err;
+		tc_count(GAMMAD_TC_HAIRPIN);
+	}
 	tc_count(GAMMAD_TC_ICMP_XLATE);
 	return tc_deliver(skb, &p->o.t);
 err:

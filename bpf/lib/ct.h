@@ -6,6 +6,10 @@
  * only by the endpoint's reply tuple, so one outliving its flow in the LRU
  * is harmless, and a new flow on the same tuple overwrites it.
  *
+ * A hairpin flow (the endpoint is the client itself, lib/hairpin.h) has
+ * GAMMAD_CT_F_HAIRPIN on both entries: its reply tuple runs from the
+ * endpoint to the hairpin address, not to the client.
+ *
  * Timeouts are load-time constants (the agent may set them before load):
  * TCP 6 h idle, UDP 60 s, a TCP flow with a FIN 10 s (as Cilium's defaults).
  */
@@ -16,6 +20,7 @@
 #include "lib/maps.h"
 #include "lib/stats.h"
 #include "lib/pkt.h"
+#include "lib/hairpin.h"
 
 #define NSEC_PER_SEC	1000000000ULL
 
@@ -31,15 +36,18 @@ static __always_inline void ct_peer_key(struct gammad_ct_key *peer, const struct
 	peer->proto = k->proto;
 	peer->family = k->family;
 	if (k->dir == GAMMAD_CT_FWD) {
-		/* endpoint -> client */
+		/* endpoint -> client (hairpin: -> the hairpin address) */
 		addr_copy(peer->saddr, v->nat_addr);
-		addr_copy(peer->daddr, k->saddr);
+		if (v->flags & GAMMAD_CT_F_HAIRPIN)
+			hairpin_addr(peer->daddr, k->family);
+		else
+			addr_copy(peer->daddr, k->saddr);
 		peer->sport = v->nat_port;
 		peer->dport = k->sport;
 		peer->dir = GAMMAD_CT_REV;
 	} else {
-		/* client -> ClusterIP */
-		addr_copy(peer->saddr, k->daddr);
+		/* client -> ClusterIP (hairpin: the endpoint is the client) */
+		addr_copy(peer->saddr, (v->flags & GAMMAD_CT_F_HAIRPIN) ? k->saddr : k->daddr);
 		addr_copy(peer->daddr, v->nat_addr);
 		peer->sport = k->dport;
 		peer->dport = v->nat_port;
@@ -126,9 +134,11 @@ static __always_inline bool ct_refresh(struct gammad_ct_val *v, __u8 proto, __u6
  * Store a new flow: REV first, so a reply can never beat its entry, then
  * FWD only if no other CPU stored this tuple meanwhile (its choice wins,
  * *out gets it). 0, or -1 when the table refused (LRU under pressure).
+ * flags: GAMMAD_CT_F_HAIRPIN or 0, for both entries.
  */
 static __always_inline int ct_create(const struct gammad_ct_key *fwd, __u32 svc_port_id,
-				     const struct gammad_ep_val *ep, struct gammad_ct_val *out)
+				     const struct gammad_ep_val *ep, __u8 flags,
+				     struct gammad_ct_val *out)
 {
 	struct gammad_ct_val rv = {}, *cur;
 	struct gammad_ct_key rk;
@@ -137,12 +147,14 @@ static __always_inline int ct_create(const struct gammad_ct_key *fwd, __u32 svc_
 	__builtin_memset(out, 0, sizeof(*out));
 	addr_copy(out->nat_addr, ep->addr);
 	out->nat_port = ep->port;
+	out->flags = flags;
 	out->svc_port_id = svc_port_id;
 	out->last_seen = now;
 
 	ct_peer_key(&rk, fwd, out);
 	addr_copy(rv.nat_addr, fwd->daddr);
 	rv.nat_port = fwd->dport;
+	rv.flags = flags;
 	rv.svc_port_id = svc_port_id;
 	rv.last_seen = now;
 	if (bpf_map_update_elem(&gammad_ct_v1, &rk, &rv, BPF_ANY))

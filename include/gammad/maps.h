@@ -355,6 +355,9 @@ _Static_assert(_Alignof(struct gammad_sock_orig) == 4, "gammad_sock_orig align")
  * FWD keyed by the client's tuple towards the ClusterIP (value: the
  * endpoint), REV keyed by the endpoint's reply tuple (value: the ClusterIP).
  * Each entry can rebuild the other's key from its own key and value.
+ * A hairpin flow (endpoint == client) is SNATed to the node's hairpin
+ * address as well; its REV key is (endpoint, hairpin address) and both
+ * entries carry GAMMAD_CT_F_HAIRPIN (bpf/lib/hairpin.h).
  */
 #define GAMMAD_MAP_CT		"gammad_ct_v1"
 #define GAMMAD_MAP_POD		"gammad_pod_v1"
@@ -379,6 +382,9 @@ struct gammad_ct_key {
 enum gammad_ct_flags {
 	GAMMAD_CT_F_CLOSING	= 1 << 0,	/* FIN seen: short timeout */
 	GAMMAD_CT_F_REPLIED	= 1 << 1,	/* REV entry used at least once */
+	GAMMAD_CT_F_HAIRPIN	= 1 << 2,	/* endpoint == client: the client side is
+						 * SNATed to the hairpin address, the REV
+						 * key's daddr is that address */
 };
 
 struct gammad_ct_val {
@@ -427,6 +433,8 @@ enum gammad_tc_reason {
 	GAMMAD_TC_REDIR_NEIGH,		/* delivered through bpf_redirect_neigh */
 	GAMMAD_TC_FIB_MISS,		/* no FIB answer: left to the stack */
 	GAMMAD_TC_FAMILY,		/* endpoint of another family: dropped */
+	GAMMAD_TC_HAIRPIN,		/* a packet of a hairpin flow translated (either
+					 * way, ICMP errors too): the pod reached itself */
 	GAMMAD_TC_MAX,
 };
 

@@ -37,6 +37,8 @@
 #define CONS4	"198.19.0.30"
 #define WVIP4	"198.19.0.40"
 #define X64VIP4	"198.19.0.60"	/* an IPv4 Service whose endpoint is IPv6 */
+#define HPVIP4	"198.19.0.70"	/* Services whose only endpoint is the client HP4/HP6 */
+#define HPVIP6	"fd00:19::70"
 #define VPORT	8080
 
 /* Endpoints. */
@@ -57,6 +59,10 @@
 #define P7	"198.18.7.2"	/* a pod of namespace 7 */
 #define R4	"198.18.9.1"	/* a router on the path */
 #define R6	"fd00:18:9::1"
+#define HP4	"198.18.6.2"	/* a pod calling its own Service (hairpin) */
+#define HP6	"fd00:18:6::2"
+#define HAIR4	"169.254.7.1"	/* the default hairpin addresses (bpf/lib/hairpin.h) */
+#define HAIR6	"100::7:1"
 #define REMOTE4	"10.1.0.5"	/* a client on another node */
 #define REMOTE6	"fd00:10:1::5"
 #define NS7	7
@@ -97,6 +103,8 @@ struct tc_case {
 #define XL [GAMMAD_TC_XLATE] = 1
 #define RX [GAMMAD_TC_REV_XLATE] = 1
 #define NF [GAMMAD_TC_NEW_FLOW] = 1
+#define HP [GAMMAD_TC_HAIRPIN] = 1
+#define IX [GAMMAD_TC_ICMP_XLATE] = 1
 
 /* Packets quoted by ICMP errors, as they were on the wire. */
 static const struct pb_spec q_udp4_fwd = UDP(AF_INET, C4, EP4U, 50000, EPORTU);
@@ -112,6 +120,16 @@ static const struct pb_spec q_tcp6_fwd = TCP(AF_INET6, C6, EP6, 40001, EPORT, AC
 static const struct pb_spec q_udp6_rev = UDP(AF_INET6, VIP6, C6, VPORT, 50000, .payload = 5);
 static const struct pb_spec q_udp6_rev_x = UDP(AF_INET6, EP6U, C6, EPORTU, 50000, .payload = 5);
 static const struct pb_spec q_tcp6_fwd_x = TCP(AF_INET6, C6, VIP6, 40001, VPORT, ACK, .payload = 1400);
+
+/* Hairpin: the pod's own packets as sent and as its other side sees them. */
+static const struct pb_spec q_hp_udp4_fwd = UDP(AF_INET, HAIR4, HP4, 51000, EPORTU, .payload = 3);
+static const struct pb_spec q_hp_udp4_fwd_x = UDP(AF_INET, HP4, HPVIP4, 51000, VPORT, .payload = 3);
+static const struct pb_spec q_hp_udp4_rev = UDP(AF_INET, HPVIP4, HP4, VPORT, 51000);
+static const struct pb_spec q_hp_udp4_rev_x = UDP(AF_INET, HP4, HAIR4, EPORTU, 51000);
+static const struct pb_spec q_hp_udp6_fwd = UDP(AF_INET6, HAIR6, HP6, 51000, EPORTU);
+static const struct pb_spec q_hp_udp6_fwd_x = UDP(AF_INET6, HP6, HPVIP6, 51000, VPORT);
+static const struct pb_spec q_hp_udp6_rev = UDP(AF_INET6, HPVIP6, HP6, VPORT, 51000, .payload = 9);
+static const struct pb_spec q_hp_udp6_rev_x = UDP(AF_INET6, HP6, HAIR6, EPORTU, 51000, .payload = 9);
 
 static const struct tc_case cases[] = {
 	/* ---- IPv4 TCP: one connection from SYN to FIN ---- */
@@ -305,6 +323,75 @@ static const struct tc_case cases[] = {
 	{ "v6 uplink: udp from another node", HOOK_UPLINK,
 	  UDP(AF_INET6, REMOTE6, VIP6, 33000, VPORT), false,
 	  UDP(AF_INET6, REMOTE6, EP6U, 33000, EPORTU), 0, D(NF, XL) },
+
+	/* ---- hairpin: a pod whose own Service picks the pod itself ---- */
+	{ "v4 hairpin syn: from the hairpin address to the pod itself", HOOK_POD,
+	  TCP(AF_INET, HP4, HPVIP4, 41000, VPORT, SYN), false,
+	  TCP(AF_INET, HAIR4, HP4, 41000, EPORT, SYN), 0, D(NF, XL, HP) },
+	{ "v4 hairpin syn-ack: from the ClusterIP to the pod", HOOK_POD,
+	  TCP(AF_INET, HP4, HAIR4, EPORT, 41000, SYN | ACK), false,
+	  TCP(AF_INET, HPVIP4, HP4, VPORT, 41000, SYN | ACK), 0, D(RX, HP) },
+	{ "v4 hairpin data", HOOK_POD,
+	  TCP(AF_INET, HP4, HPVIP4, 41000, VPORT, ACK | PSH, .payload = 333), false,
+	  TCP(AF_INET, HAIR4, HP4, 41000, EPORT, ACK | PSH, .payload = 333), 0, D(XL, HP) },
+	{ "v4 hairpin reply data", HOOK_POD,
+	  TCP(AF_INET, HP4, HAIR4, EPORT, 41000, ACK | PSH, .payload = 1001), false,
+	  TCP(AF_INET, HPVIP4, HP4, VPORT, 41000, ACK | PSH, .payload = 1001), 0, D(RX, HP) },
+	{ "v4 hairpin rst from the pod's server side: flow removed", HOOK_POD,
+	  TCP(AF_INET, HP4, HAIR4, EPORT, 41000, RST | ACK), false,
+	  TCP(AF_INET, HPVIP4, HP4, VPORT, 41000, RST | ACK), 0,
+	  D(RX, HP, [GAMMAD_TC_CLOSED] = 1) },
+	{ "v4 hairpin after rst: both entries gone", HOOK_POD,
+	  TCP(AF_INET, HP4, HAIR4, EPORT, 41000, ACK), true, {}, 0, D([GAMMAD_TC_PASS] = 1) },
+	{ "v4 hairpin udp", HOOK_POD,
+	  UDP(AF_INET, HP4, HPVIP4, 51000, VPORT, .payload = 3), false,
+	  UDP(AF_INET, HAIR4, HP4, 51000, EPORTU, .payload = 3), 0, D(NF, XL, HP) },
+	{ "v4 hairpin udp reply", HOOK_POD,
+	  UDP(AF_INET, HP4, HAIR4, EPORTU, 51000), false,
+	  UDP(AF_INET, HPVIP4, HP4, VPORT, 51000), 0, D(RX, HP) },
+	{ "v4 hairpin udp zero checksum stays zero", HOOK_POD,
+	  UDP(AF_INET, HP4, HPVIP4, 51000, VPORT, .udp_csum0 = true), false,
+	  UDP(AF_INET, HAIR4, HP4, 51000, EPORTU, .udp_csum0 = true), 0, D(XL, HP) },
+	{ "v4 hairpin icmp port unreachable from the pod's server side", HOOK_POD,
+	  ICMP4(HP4, HAIR4, 3, 3, &q_hp_udp4_fwd), false,
+	  ICMP4(HPVIP4, HP4, 3, 3, &q_hp_udp4_fwd_x), 0, D(IX, HP) },
+	{ "v4 hairpin icmp from the pod's client side about a reply", HOOK_POD,
+	  ICMP4(HP4, HPVIP4, 3, 3, &q_hp_udp4_rev), false,
+	  ICMP4(HAIR4, HP4, 3, 3, &q_hp_udp4_rev_x), 0, D(IX, HP) },
+	{ "v6 hairpin syn", HOOK_POD,
+	  TCP(AF_INET6, HP6, HPVIP6, 41000, VPORT, SYN), false,
+	  TCP(AF_INET6, HAIR6, HP6, 41000, EPORT, SYN), 0, D(NF, XL, HP) },
+	{ "v6 hairpin syn-ack", HOOK_POD,
+	  TCP(AF_INET6, HP6, HAIR6, EPORT, 41000, SYN | ACK), false,
+	  TCP(AF_INET6, HPVIP6, HP6, VPORT, 41000, SYN | ACK), 0, D(RX, HP) },
+	{ "v6 hairpin data", HOOK_POD,
+	  TCP(AF_INET6, HP6, HPVIP6, 41000, VPORT, ACK | PSH, .payload = 77), false,
+	  TCP(AF_INET6, HAIR6, HP6, 41000, EPORT, ACK | PSH, .payload = 77), 0, D(XL, HP) },
+	{ "v6 hairpin fin from the client side: closing", HOOK_POD,
+	  TCP(AF_INET6, HP6, HPVIP6, 41000, VPORT, FIN | ACK), false,
+	  TCP(AF_INET6, HAIR6, HP6, 41000, EPORT, FIN | ACK), 0,
+	  D(XL, HP, [GAMMAD_TC_CLOSING] = 1) },
+	{ "v6 hairpin fin reply", HOOK_POD,
+	  TCP(AF_INET6, HP6, HAIR6, EPORT, 41000, FIN | ACK), false,
+	  TCP(AF_INET6, HPVIP6, HP6, VPORT, 41000, FIN | ACK), 0, D(RX, HP) },
+	{ "v6 hairpin udp", HOOK_POD,
+	  UDP(AF_INET6, HP6, HPVIP6, 51000, VPORT), false,
+	  UDP(AF_INET6, HAIR6, HP6, 51000, EPORTU), 0, D(NF, XL, HP) },
+	{ "v6 hairpin udp reply", HOOK_POD,
+	  UDP(AF_INET6, HP6, HAIR6, EPORTU, 51000, .payload = 9), false,
+	  UDP(AF_INET6, HPVIP6, HP6, VPORT, 51000, .payload = 9), 0, D(RX, HP) },
+	{ "v6 hairpin icmpv6 port unreachable from the pod's server side", HOOK_POD,
+	  ICMP6(HP6, HAIR6, 1, 4, &q_hp_udp6_fwd), false,
+	  ICMP6(HPVIP6, HP6, 1, 4, &q_hp_udp6_fwd_x), 0, D(IX, HP) },
+	{ "v6 hairpin icmpv6 from the pod's client side about a reply", HOOK_POD,
+	  ICMP6(HP6, HPVIP6, 1, 4, &q_hp_udp6_rev), false,
+	  ICMP6(HAIR6, HP6, 1, 4, &q_hp_udp6_rev_x), 0, D(IX, HP) },
+	{ "v4 a client that is not the endpoint: no hairpin", HOOK_POD,
+	  TCP(AF_INET, C4, HPVIP4, 41001, VPORT, SYN), false,
+	  TCP(AF_INET, C4, HP4, 41001, EPORT, SYN), 0, D(NF, XL) },
+	{ "v4 the pod's reply to it: no hairpin", HOOK_POD,
+	  TCP(AF_INET, HP4, C4, EPORT, 41001, SYN | ACK), false,
+	  TCP(AF_INET, HPVIP4, C4, VPORT, 41001, SYN | ACK), 0, D(RX) },
 };
 
 struct tc_env {
@@ -328,6 +415,8 @@ static int publish_all(struct dp *dp)
 	const struct svc_ep cons[] = { { EPCA, EPORT, 1 } }, cons7[] = { { EPCB, EPORT, 1 } };
 	const struct svc_ep wt[] = { { EPW70, EPORT, 70 }, { EPW30, EPORT, 30 } };
 	const struct svc_ep x64[] = { { EP6, EPORT, 1 } };
+	const struct svc_ep hp4[] = { { HP4, EPORT, 1 } }, hp4u[] = { { HP4, EPORTU, 1 } };
+	const struct svc_ep hp6[] = { { HP6, EPORT, 1 } }, hp6u[] = { { HP6, EPORTU, 1 } };
 	struct in_addr p7;
 	int err;
 
@@ -344,6 +433,10 @@ static int publish_all(struct dp *dp)
 	      publish(dp, CONS4, IPPROTO_TCP, 7, cons, 1, GAMMAD_FE_HAS_CONSUMERS) ?:
 	      publish(dp, WVIP4, IPPROTO_TCP, 9, wt, 2, 0) ?:
 	      publish(dp, X64VIP4, IPPROTO_TCP, 10, x64, 1, 0) ?:
+	      publish(dp, HPVIP4, IPPROTO_TCP, 11, hp4, 1, 0) ?:
+	      publish(dp, HPVIP4, IPPROTO_UDP, 12, hp4u, 1, 0) ?:
+	      publish(dp, HPVIP6, IPPROTO_TCP, 13, hp6, 1, 0) ?:
+	      publish(dp, HPVIP6, IPPROTO_UDP, 14, hp6u, 1, 0) ?:
 	      dp_pod_set(dp, AF_INET, &p7, NS7, 0);
 	return err;
 }

@@ -3,6 +3,7 @@
  * gammad run --manifests DIR [--cgroup PATH] [--pin-dir PATH] [--node-name NAME]
  *            [--resync SECONDS] [--map-size NAME=ENTRIES]... [--no-sockmap]
  *            [--once] [-v] [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]
+ *            [--hairpin-addr IP]...
  *
  * The agent: load the manifests in DIR, translate, build the map image and
  * reconcile the (pinned) data-path maps with it (image_apply.h); map pod
@@ -29,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <net/if.h>
 #include <poll.h>
 
@@ -61,6 +63,7 @@ static void usage(FILE *out)
 		"                  [--node-name NAME] [--resync SECONDS]\n"
 		"                  [--map-size NAME=ENTRIES]... [--no-sockmap] [--once] [-v]\n"
 		"                  [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]\n"
+		"                  [--hairpin-addr IP]...\n"
 		"\n"
 		"Translate the manifests in DIR and reconcile the data-path maps pinned\n"
 		"under --pin-dir (default " DP_PIN_DIR_DEFAULT ") with the result, with the\n"
@@ -80,7 +83,11 @@ static void usage(FILE *out)
 		"The TC path translates packets connect() never saw: it is attached to\n"
 		"the host side of every local pod's veth (from the host routes, followed\n"
 		"as pods come and go) and to every --uplink (traffic from other nodes).\n"
-		"--no-tc: connect-time routing only.\n",
+		"--no-tc: connect-time routing only.\n"
+		"--hairpin-addr: the source a pod sees when the TC path sends its own\n"
+		"connection to a ClusterIP back to itself (one per family; default\n"
+		"169.254.7.1 and 100::7:1). Pods must route it to their interface (a\n"
+		"default route does); it should lead nowhere else.\n",
 		RESYNC_DEFAULT_S, METRICS_ADDR_DEFAULT);
 }
 
@@ -195,6 +202,29 @@ static int add_uplink(struct agent *a, const char *name)
 	return 0;
 }
 
+/* --hairpin-addr IP: one address per family, checked before anything is loaded. */
+static int parse_hairpin(const char *s, struct tc_dp_opts *to, struct in_addr *a4,
+			 struct in6_addr *a6)
+{
+	int family = inet_pton(AF_INET, s, a4) == 1 ? AF_INET :
+		     inet_pton(AF_INET6, s, a6) == 1 ? AF_INET6 : 0;
+
+	if (!family || !tc_hairpin_addr_ok(family, family == AF_INET ? (void *)a4 : (void *)a6)) {
+		fprintf(stderr, "gammad run: --hairpin-addr %s: expected a unicast IPv4 or "
+			"IPv6 address (not loopback, unspecified, IPv6 link-local)\n", s);
+		return -EINVAL;
+	}
+	if ((family == AF_INET && to->hairpin4) || (family == AF_INET6 && to->hairpin6)) {
+		fprintf(stderr, "gammad run: --hairpin-addr %s: one address per family\n", s);
+		return -EINVAL;
+	}
+	if (family == AF_INET)
+		to->hairpin4 = a4;
+	else
+		to->hairpin6 = a6;
+	return 0;
+}
+
 static int parse_seconds(const char *s, int *out)
 {
 	char *end;
@@ -222,6 +252,7 @@ int cmd_run(int argc, char **argv)
 		{ "metrics-addr", required_argument, NULL, 'M' },
 		{ "uplink", required_argument, NULL, 'u' },
 		{ "no-tc", no_argument, NULL, 'T' },
+		{ "hairpin-addr", required_argument, NULL, 'H' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -232,12 +263,15 @@ int cmd_run(int argc, char **argv)
 	struct dp_opts o = { 0 };
 	bool once = false, no_tc = false;
 	struct dirwatch w = { .fd = -1 };
+	struct tc_dp_opts to = { .pin_dir = pin_dir, .redirect = true };
+	struct in_addr hp4;
+	struct in6_addr hp6;
 	uint64_t fp = 0;
 	char cg2[4096], msg[512];
 	int opt, ret;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+m:c:p:n:r:s:oM:u:Tvh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+m:c:p:n:r:s:oM:u:TH:vh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
 			a.dir = optarg;
@@ -280,6 +314,10 @@ int cmd_run(int argc, char **argv)
 		case 'T':
 			no_tc = true;
 			break;
+		case 'H':
+			if (parse_hairpin(optarg, &to, &hp4, &hp6))
+				return EXIT_USAGE;
+			break;
 		case 'v':
 			log_threshold = LOG_DEBUG;
 			break;
@@ -298,6 +336,10 @@ int cmd_run(int argc, char **argv)
 	/* Before anything is loaded or attached: a typo must not leave hooks behind. */
 	if (no_tc && a.nr_uplinks) {
 		fprintf(stderr, "gammad run: --uplink needs the TC path (drop --no-tc)\n");
+		return EXIT_USAGE;
+	}
+	if (no_tc && (to.hairpin4 || to.hairpin6)) {
+		fprintf(stderr, "gammad run: --hairpin-addr needs the TC path (drop --no-tc)\n");
 		return EXIT_USAGE;
 	}
 	if (access(a.dir, R_OK)) {
@@ -329,8 +371,8 @@ int cmd_run(int argc, char **argv)
 		pr_info("adopted the data path pinned in %s: reconciling without a flush", pin_dir);
 	a.pin_dir = pin_dir;
 	if (!no_tc) {
-		ret = tc_dp_open(a.dp, &(struct tc_dp_opts){ .pin_dir = pin_dir, .redirect = true },
-				 &a.tc);
+		to.pin_dir = pin_dir;
+		ret = tc_dp_open(a.dp, &to, &a.tc);
 		if (ret) {
 			pr_err("TC data path (pin dir %s): %s", pin_dir, strerror(-ret));
 			dp_close(a.dp);

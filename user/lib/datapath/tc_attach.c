@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -49,6 +50,10 @@ int tc_dp_open(struct dp *dp, const struct tc_dp_opts *opts, struct tc_dp **out)
 	}
 	if (opts && opts->redirect)
 		t->skel->rodata->tc_cfg_flags |= GAMMAD_TC_CFG_REDIRECT;
+	if (opts && opts->hairpin4)
+		t->skel->rodata->tc_hairpin4 = opts->hairpin4->s_addr;
+	if (opts && opts->hairpin6)
+		memcpy((void *)t->skel->rodata->tc_hairpin6, opts->hairpin6, 16);
 	t->clsact = opts && opts->clsact;
 	err = dp_adopt_maps(dp, t->skel->obj);
 	if (!err)
@@ -61,6 +66,22 @@ fail:
 	pr_err("tc: load: %s", strerror(-err));
 	tc_dp_close(t);
 	return err;
+}
+
+bool tc_hairpin_addr_ok(int family, const void *addr)
+{
+	const struct in6_addr *a6 = addr;
+
+	if (family == AF_INET) {
+		uint32_t a = ntohl(((const struct in_addr *)addr)->s_addr);
+
+		/* not 0/8, 127/8, multicast or above */
+		return a >> 24 && a >> 24 != 127 && a < 0xe0000000u;
+	}
+	/* link-local: the pod would look for it on its link (NDP), not route it to the node */
+	return !IN6_IS_ADDR_UNSPECIFIED(a6) && !IN6_IS_ADDR_LOOPBACK(a6) &&
+	       !IN6_IS_ADDR_MULTICAST(a6) && !IN6_IS_ADDR_V4MAPPED(a6) &&
+	       !IN6_IS_ADDR_LINKLOCAL(a6);
 }
 
 void tc_dp_close(struct tc_dp *t)

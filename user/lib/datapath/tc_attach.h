@@ -23,6 +23,7 @@
 #define GAMMAD_TC_ATTACH_H
 
 #include <stdbool.h>
+#include <netinet/in.h>
 
 #include "datapath.h"
 
@@ -30,7 +31,16 @@ struct tc_dp_opts {
 	const char *pin_dir;	/* the data path's pin dir; NULL: DP_PIN_DIR_DEFAULT */
 	bool redirect;		/* deliver with redirect_peer/neigh (else the stack routes) */
 	bool clsact;		/* attach clsact filters even where TCX works (tests) */
+	/*
+	 * Source of hairpin flows as the pod's server side sees it
+	 * (bpf/lib/hairpin.h); NULL: the default, 169.254.7.1 / 100::7:1.
+	 */
+	const struct in_addr *hairpin4;
+	const struct in6_addr *hairpin6;
 };
+
+/* A usable hairpin address: unicast, not loopback, unspecified or v4-mapped. */
+bool tc_hairpin_addr_ok(int family, const void *addr);
 
 #define GAMMAD_TC_HANDLE	0x6d67	/* "gm" */
 #define GAMMAD_TC_PRIO		1
