@@ -22,6 +22,12 @@
  * Service ranges on the host), so every answer is the TC path's work; the
  * per-CPU counters gammad_tcst_v1 say how many packets it translated.
  *
+ * Hairpin: a process in tce-a's netns outside --cgroup calls Service
+ * tce/hp (80/20 tce-a/tce-b by an HTTPRoute), svc (UDP, 50/50) and svc-a
+ * (tce-a only): every connection the TC path sends back to tce-a itself
+ * must be answered, from the ClusterIP, while tce-a's server sees the
+ * node's hairpin address (the lab routes it, as a default route would).
+ *
  * Subtests run in order and share the lab and the agent; the last ones
  * kill and restart the agent, remove and remake veths, and uninstall.
  * Two subtests guard bugs they found: udp_same_port_clusterip_then_pod_*
@@ -53,6 +59,12 @@
 #define HTTP_PORT	80
 #define LINE_PORT	9000
 #define UDP_PORT	53
+#define HP_VIP4		"10.96.77.13"	/* tce/hp: 80/20 tce-a/tce-b */
+#define HP_VIP6		"fd00:10:96::770d"
+#define A_VIP4		"10.96.77.11"	/* tce/svc-a: tce-a only */
+#define A_VIP6		"fd00:10:96::770b"
+#define HAIRPIN4	"169.254.7.1"	/* gammad's default hairpin addresses */
+#define HAIRPIN6	"100::7:1"
 /* the remote node's subnets: inside the pod ranges, so pods' routes reach them */
 #define REMOTE4		"10.244.200.2"
 #define REMOTE4_GW	"10.244.200.1"
@@ -96,14 +108,22 @@ static const char manifests_yaml[] =
 	"  ipFamilyPolicy: RequireDualStack\n"				\
 	"  clusterIP: " ip4 "\n  clusterIPs: [" ip4 ", \"" ip6 "\"]\n"	\
 	"  ports:\n    - {name: http, port: 80, targetPort: http}\n" extra
-	SERVICE("svc", "{app: tce}", VIP4, VIP6,
-		"    - {name: line, port: 9000, targetPort: 9090}\n"
-		"    - {name: dns, port: 53, targetPort: 5353, protocol: UDP}\n"
-		/* nobody listens on these target ports: RST, ICMP port unreachable */
-		"    - {name: dead-tcp, port: 9001, targetPort: 9191}\n"
-		"    - {name: dead-udp, port: 54, targetPort: 5454, protocol: UDP}\n")
-	SERVICE("svc-a", "{app: tce, version: a}", "10.96.77.11", "fd00:10:96::770b", "")
+#define L4_PORTS							\
+		"    - {name: line, port: 9000, targetPort: 9090}\n"		\
+		"    - {name: dns, port: 53, targetPort: 5353, protocol: UDP}\n"	\
+		/* nobody listens on these target ports: RST, ICMP port unreachable */ \
+		"    - {name: dead-tcp, port: 9001, targetPort: 9191}\n"		\
+		"    - {name: dead-udp, port: 54, targetPort: 5454, protocol: UDP}\n"
+	SERVICE("svc", "{app: tce}", VIP4, VIP6, L4_PORTS)
+	SERVICE("svc-a", "{app: tce, version: a}", A_VIP4, A_VIP6, L4_PORTS)
 	SERVICE("svc-b", "{app: tce, version: b}", "10.96.77.12", "fd00:10:96::770c", "")
+	SERVICE("hp", "{app: tce}", HP_VIP4, HP_VIP6, "")
+	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+	"metadata: {name: hp-split, namespace: " NS "}\n"
+	"spec:\n  parentRefs:\n    - {group: \"\", kind: Service, name: hp, port: 80}\n"
+	"  rules:\n    - backendRefs:\n"
+	"        - {name: svc-a, port: 80, weight: 80}\n"
+	"        - {name: svc-b, port: 80, weight: 20}\n"
 	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
 	"metadata: {name: split, namespace: " NS "}\n"
 	"spec:\n  parentRefs:\n    - {group: \"\", kind: Service, name: svc, port: 80}\n"
@@ -354,16 +374,23 @@ static bool run_clients(struct tce_env *e, const struct mc_place *at, const char
 	return ok;
 }
 
+/* n requests: pct percent to tce-a, the rest to tce-b, within +-tol percent. */
+static void expect_share(struct tce_env *e, const struct mc_place *at, const char *vip,
+			 int port, enum mc_proto proto, size_t n, int pct, int tol)
+{
+	size_t a = 0, b = 0;
+
+	if (!run_clients(e, at, vip, port, proto, n, &a, &b))
+		return;
+	ASSERT_GE(a, n * (pct - tol) / 100, "tce-a share >= pct - tol");
+	ASSERT_LE(a, n * (pct + tol) / 100, "tce-a share <= pct + tol");
+}
+
 /* n new HTTP connections: 70/30 between tce-a and tce-b within +-tol percent. */
 static void expect_split(struct tce_env *e, const struct mc_place *at, const char *vip,
 			 size_t n, int tol)
 {
-	size_t a = 0, b = 0;
-
-	if (!run_clients(e, at, vip, HTTP_PORT, MC_HTTP, n, &a, &b))
-		return;
-	ASSERT_GE(a, n * (70 - tol) / 100, "tce-a share >= 70% - tol");
-	ASSERT_LE(a, n * (70 + tol) / 100, "tce-a share <= 70% + tol");
+	expect_share(e, at, vip, HTTP_PORT, MC_HTTP, n, 70, tol);
 }
 
 /* The TCP line port and the UDP port (connected and sendto/recvfrom), both pods seen. */
@@ -571,6 +598,10 @@ static int veth_rewire(const struct lab_pod_info *p)
 	       sys_run("ip -n %s -6 route add fd00:10:244::/64 via fe80::1 dev eth0 src %s", ns,
 		       p->ip6) ||
 	       sys_run("ip -n %s -6 route add fd00:10:96::/112 via fe80::1 dev eth0 src %s", ns,
+		       p->ip6) ||
+	       sys_run("ip -n %s route add " HAIRPIN4 " via 169.254.1.1 dev eth0 src %s", ns,
+		       p->ip4) ||
+	       sys_run("ip -n %s -6 route add " HAIRPIN6 " via fe80::1 dev eth0 src %s", ns,
 		       p->ip6) ? -EIO : 0;
 }
 
@@ -1030,6 +1061,187 @@ static void subtest_large(struct tce_env *e)
 	ASSERT_EQ(DELTA(GAMMAD_TC_CT_MISS), 0, "no mid-flow miss");
 }
 
+/* ---- hairpin ----------------------------------------------------------- */
+
+/*
+ * tce-a's own connections through the TC path, with the counters: every
+ * packet of a connection sent back to tce-a is a hairpin translation, and
+ * nothing is missed or dropped.
+ */
+static bool hairpin_counters(struct tce_env *e, const __u64 *before, size_t min)
+{
+	__u64 after[GAMMAD_TC_MAX];
+
+	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, after), "counters"))
+		return false;
+	print_delta(before, after);
+	ASSERT_GE(DELTA(GAMMAD_TC_HAIRPIN), min, "hairpin translations");
+	ASSERT_EQ(DELTA(GAMMAD_TC_NO_ENDPOINT), 0, "no miss");
+	ASSERT_EQ(DELTA(GAMMAD_TC_REWRITE_ERR), 0, "no rewrite error");
+	ASSERT_EQ(DELTA(GAMMAD_TC_CT_MISS), 0, "no mid-flow miss");
+	ASSERT_EQ(DELTA(GAMMAD_TC_FIB_MISS), 0, "delivered, not left to the stack");
+	return true;
+}
+
+/*
+ * A process in tce-a's netns, outside --cgroup, calls its own Service with
+ * the 80/20 route: 1,000 connections, 0 errors, 80/20 within +-5%, the
+ * ClusterIP as the peer of every one (run_clients).
+ */
+static void subtest_hairpin(struct tce_env *e, const char *vip)
+{
+	struct mc_place at = outside(e->a->netns);
+	__u64 before[GAMMAD_TC_MAX];
+
+	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, before), "counters"))
+		return;
+	expect_share(e, &at, vip, HTTP_PORT, MC_HTTP, 1000, 80, 5);
+	/* SYN, ACK, request, FIN, ACK one way, as many back: >= 6 per hairpin connection */
+	hairpin_counters(e, before, 6 * 750);
+}
+
+/* gammactl stats shows the hairpin counter as the kernel holds it, in text and JSON. */
+static void subtest_hairpin_stats(struct tce_env *e)
+{
+	__u64 now[GAMMAD_TC_MAX];
+	char *out = NULL, want[64];
+	int ret;
+
+	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, now), "counters") ||
+	    !ASSERT_GT(now[GAMMAD_TC_HAIRPIN], 0, "hairpins counted"))
+		return;
+	ret = lab_run_capture(&out, "%s stats --pin-dir %s", test_bin("gammactl"), e->ag.pin_dir);
+	ASSERT_EQ(ret, 0, "gammactl stats");
+	ASSERT_HAS_SUBSTR(out, "TC PATH", "stats: TC path section");
+	ASSERT_TRUE(out && strstr(out, "\nhairpin "), "stats: a hairpin row");
+	test__printf("%s", out ? out : "");
+	free(out);
+	ret = lab_run_capture(&out, "%s stats --json --pin-dir %s", test_bin("gammactl"),
+			      e->ag.pin_dir);
+	ASSERT_EQ(ret, 0, "gammactl stats --json");
+	/* the agent is idle (no client runs): the counter stands still */
+	snprintf(want, sizeof(want), "\"hairpin\": %llu",
+		 (unsigned long long)now[GAMMAD_TC_HAIRPIN]);
+	ASSERT_HAS_SUBSTR(out, want, "stats --json: tc.hairpin");
+	free(out);
+}
+
+/*
+ * UDP (GAMMA has no UDP route: svc's dns port is tce-a and tce-b, 50/50):
+ * 1,000 datagrams from unconnected sockets, every reply's source the
+ * ClusterIP (recvfrom), and connected sockets; both families.
+ */
+static void subtest_hairpin_udp(struct tce_env *e)
+{
+	struct mc_place at = outside(e->a->netns);
+	__u64 before[GAMMAD_TC_MAX];
+
+	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, before), "counters"))
+		return;
+	expect_share(e, &at, VIP4, UDP_PORT, MC_UDP_SENDTO, 1000, 50, 5);
+	expect_share(e, &at, VIP6, UDP_PORT, MC_UDP_SENDTO, 1000, 50, 5);
+	expect_share(e, &at, VIP4, UDP_PORT, MC_UDP, 200, 50, 10);
+	expect_share(e, &at, VIP6, UDP_PORT, MC_UDP, 200, 50, 10);
+	/* a datagram and its reply per hairpin flow */
+	hairpin_counters(e, before, 2 * 1000);
+}
+
+/*
+ * svc-a has only tce-a: from tce-a every connection is a hairpin. A TCP
+ * RST and an ICMP port unreachable from tce-a's own stack reach its client
+ * socket as the ClusterIP's (ECONNREFUSED, not a timeout).
+ */
+static void subtest_hairpin_refused(struct tce_env *e)
+{
+	struct mc_place at = outside(e->a->netns);
+	__u64 before[GAMMAD_TC_MAX], after[GAMMAD_TC_MAX];
+
+	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, before), "counters"))
+		return;
+	/* 4 datagrams per family: within the pod's burst of ICMP errors to one peer */
+	expect_refused(&at, A_VIP4, 9001, MC_LINE, 10);
+	expect_refused(&at, A_VIP6, 9001, MC_LINE, 10);
+	expect_refused(&at, A_VIP4, 54, MC_UDP, 4);
+	expect_refused(&at, A_VIP6, 54, MC_UDP, 4);
+	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, after), "counters"))
+		return;
+	print_delta(before, after);
+	ASSERT_GE(DELTA(GAMMAD_TC_ICMP_XLATE), 8, "ICMP errors translated back");
+	ASSERT_GE(DELTA(GAMMAD_TC_CLOSED), 20, "RSTs end their flows");
+	/* SYN and RST of 20 connections, 8 datagrams and their errors */
+	ASSERT_GE(DELTA(GAMMAD_TC_HAIRPIN), 2 * 20 + 2 * 8, "hairpin translations");
+	ASSERT_EQ(DELTA(GAMMAD_TC_REWRITE_ERR), 0, "no rewrite error");
+}
+
+/* Established TCP connections in tce-a's netns whose peer is the hairpin address. */
+static int hairpin_peers(struct tce_env *e, const char *hairpin)
+{
+	bool v6 = strchr(hairpin, ':');
+	char *out = NULL;
+	int n = -1;
+
+	if (!lab_run_capture(&out, "ip netns exec %s ss -Htn state established dst %s%s%s | wc -l",
+			     e->a->netns, v6 ? "[" : "", hairpin, v6 ? "]" : ""))
+		n = atoi(out);
+	free(out);
+	return n;
+}
+
+/*
+ * Long-lived hairpin connections (tce-a to svc-a's line port, both
+ * families) go on through an agent kill -9 and a restart: the conntrack
+ * entries are pinned and the new program uses the same hairpin address.
+ * tce-a's server side sees the hairpin address as its peer meanwhile.
+ */
+static void subtest_hairpin_restart(struct tce_env *e)
+{
+	struct mc_place at = outside(e->a->netns);
+	struct mc_loop p4 = {}, p6 = {};
+	bool s4, s6;
+	size_t n4, n6;
+
+	s4 = ASSERT_OK(mc_loop_start(&p4, &at, A_VIP4, LINE_PORT, MC_PINGPONG, 100000), "pinger");
+	s6 = ASSERT_OK(mc_loop_start(&p6, &at, A_VIP6, LINE_PORT, MC_PINGPONG, 100000), "pinger");
+	if (!s4 || !s6)
+		goto out;
+	if (!ASSERT_GE(pongs_reach(&p4, 50, 10000), 50, "IPv4 hairpin connection exchanges") ||
+	    !ASSERT_GE(pongs_reach(&p6, 50, 10000), 50, "IPv6 hairpin connection exchanges"))
+		goto out;
+	ASSERT_GE(hairpin_peers(e, HAIRPIN4), 1, "tce-a's server sees " HAIRPIN4);
+	ASSERT_GE(hairpin_peers(e, HAIRPIN6), 1, "tce-a's server sees " HAIRPIN6);
+
+	agent_env_kill(&e->ag, SIGKILL);
+	ASSERT_EQ(e->ag.pid, 0, "agent killed");
+	n4 = mc_loop_count(&p4);
+	n6 = mc_loop_count(&p6);
+	ASSERT_GE(pongs_reach(&p4, n4 + 200, 10000), n4 + 200, "IPv4 hairpin goes on after kill -9");
+	ASSERT_GE(pongs_reach(&p6, n6 + 200, 10000), n6 + 200, "IPv6 hairpin goes on after kill -9");
+
+	if (!ASSERT_OK(agent_start_tc(e), "restarted agent"))
+		goto out;
+	n4 = mc_loop_count(&p4);
+	n6 = mc_loop_count(&p6);
+	ASSERT_GE(pongs_reach(&p4, n4 + 200, 10000), n4 + 200, "IPv4 hairpin goes on after restart");
+	ASSERT_GE(pongs_reach(&p6, n6 + 200, 10000), n6 + 200, "IPv6 hairpin goes on after restart");
+	/* and new hairpin connections are made by the new agent's program */
+	expect_share(e, &at, A_VIP4, LINE_PORT, MC_LINE, 20, 100, 0);
+out:
+	if (s4) {
+		n4 = mc_loop_stop(&p4);
+		ASSERT_EQ(mc_count_errors(p4.res, n4), 0, "IPv4 hairpin: no exchange failed");
+		ASSERT_EQ(mc_count_pod(p4.res, n4, e->a->name), n4, "IPv4: tce-a answered itself");
+		test__printf("IPv4 hairpin: %zu exchanges\n", n4);
+		mc_loop_free(&p4);
+	}
+	if (s6) {
+		n6 = mc_loop_stop(&p6);
+		ASSERT_EQ(mc_count_errors(p6.res, n6), 0, "IPv6 hairpin: no exchange failed");
+		ASSERT_EQ(mc_count_pod(p6.res, n6, e->a->name), n6, "IPv6: tce-a answered itself");
+		test__printf("IPv6 hairpin: %zu exchanges\n", n6);
+		mc_loop_free(&p6);
+	}
+}
+
 /* ---- setup ------------------------------------------------------------- */
 
 /* Before the agent the ClusterIP leads nowhere; the remote node reaches the pods. */
@@ -1156,6 +1368,18 @@ void test_agent_tc(void)
 		subtest_udp_port_reuse(&e, false);
 	if (test__start_subtest("udp_same_port_clusterip_then_pod_ipv6"))
 		subtest_udp_port_reuse(&e, true);
+	if (test__start_subtest("hairpin_ipv4"))
+		subtest_hairpin(&e, HP_VIP4);
+	if (test__start_subtest("hairpin_ipv6"))
+		subtest_hairpin(&e, HP_VIP6);
+	if (test__start_subtest("hairpin_stats"))
+		subtest_hairpin_stats(&e);
+	if (test__start_subtest("hairpin_udp"))
+		subtest_hairpin_udp(&e);
+	if (test__start_subtest("hairpin_refused"))
+		subtest_hairpin_refused(&e);
+	if (test__start_subtest("hairpin_survives_kill9_restart"))
+		subtest_hairpin_restart(&e);
 	if (test__start_subtest("veth_churn_followed"))
 		subtest_veth_churn(&e);
 	if (test__start_subtest("kill9_existing_and_new_flows"))

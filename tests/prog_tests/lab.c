@@ -152,8 +152,8 @@ static char *machine_snapshot(void)
 	lab_run_capture(&out,
 			"ip -o netns list | grep '^glab-';"
 			"ip -o link show | cut -d: -f2 | grep glab;"
-			"ip route show type blackhole | grep -E '^blackhole 10[.](96|244)[.]';"
-			"ip -6 route show type blackhole | grep -E '^blackhole fd00:10:(96|244):';"
+			"ip route show type blackhole | grep -E '^blackhole (10[.](96|244)[.]|169[.]254[.]7[.]1 )';"
+			"ip -6 route show type blackhole | grep -E '^blackhole (fd00:10:(96|244):|100::7:1 )';"
 			"ls -d %s/gammad-lab* 2>/dev/null; ls /etc/netns 2>/dev/null | grep glab;"
 			"true", cg2);
 	return out;

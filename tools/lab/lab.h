@@ -34,6 +34,13 @@
 #define LAB_SVC_NET6		"fd00:10:96::/112"
 #define LAB_GW4			"169.254.1.1"
 #define LAB_GW6			"fe80::1"
+/*
+ * gammad's default hairpin addresses (bpf/lib/hairpin.h): a pod reaching
+ * itself through its Service sees them as its peer and must route them to
+ * its interface, which a cluster's default route does; lab pods have none.
+ */
+#define LAB_HAIRPIN4		"169.254.7.1"
+#define LAB_HAIRPIN6		"100::7:1"
 /* Calico gives every host-side veth this MAC; pods have a static ARP entry for it. */
 #define LAB_HOST_MAC		"ee:ee:ee:ee:ee:ee"
 #define LAB_FIRST_SVC_HOST	10	/* 10.96.0.10, fd00:10:96::a */

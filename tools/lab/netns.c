@@ -2,9 +2,11 @@
 /*
  * Pod networking, wired the way Calico does it: a veth per pod, /32 (/128)
  * host routes, a link-local gateway answered by the host side, and routes in
- * the pod only to the pod and service ranges - no default route, so nothing
- * a pod sends can leave the machine. Host blackhole routes cover the whole
- * pod and service ranges for the same reason.
+ * the pod only to the pod and service ranges and to gammad's hairpin
+ * addresses (what a default route would do for them) - no default route,
+ * so nothing a pod sends can leave the machine. Host blackhole routes cover
+ * the whole pod and service ranges and the hairpin addresses for the same
+ * reason.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -24,13 +26,17 @@ static const char host_routes[] =
 	"route replace blackhole " LAB_SVC_NET4 "\n"
 	"route replace blackhole " LAB_SVC_NET6 "\n"
 	"route replace blackhole " LAB_POD_NET4 "\n"
-	"route replace blackhole " LAB_POD_NET6 "\n";
+	"route replace blackhole " LAB_POD_NET6 "\n"
+	"route replace blackhole " LAB_HAIRPIN4 "/32\n"
+	"route replace blackhole " LAB_HAIRPIN6 "/128\n";
 
 static const char host_routes_del[] =
 	"route del blackhole " LAB_SVC_NET4 "\n"
 	"route del blackhole " LAB_SVC_NET6 "\n"
 	"route del blackhole " LAB_POD_NET4 "\n"
-	"route del blackhole " LAB_POD_NET6 "\n";
+	"route del blackhole " LAB_POD_NET6 "\n"
+	"route del blackhole " LAB_HAIRPIN4 "/32\n"
+	"route del blackhole " LAB_HAIRPIN6 "/128\n";
 
 int lab_host_routes_add(void)
 {
@@ -134,7 +140,9 @@ static int pod_side(const struct lab_pod *p, const char *ip4, const char *ip6)
 		 "route add " LAB_POD_NET4 " via " LAB_GW4 " dev eth0 src %1$s\n"
 		 "route add " LAB_SVC_NET4 " via " LAB_GW4 " dev eth0 src %1$s\n"
 		 "route add " LAB_POD_NET6 " via " LAB_GW6 " dev eth0 src %2$s\n"
-		 "route add " LAB_SVC_NET6 " via " LAB_GW6 " dev eth0 src %2$s\n",
+		 "route add " LAB_SVC_NET6 " via " LAB_GW6 " dev eth0 src %2$s\n"
+		 "route add " LAB_HAIRPIN4 " via " LAB_GW4 " dev eth0 src %1$s\n"
+		 "route add " LAB_HAIRPIN6 " via " LAB_GW6 " dev eth0 src %2$s\n",
 		 ip4, ip6);
 	return run_ip_batch(p->netns, cmds, false);
 }

@@ -29,7 +29,8 @@ static const struct command commands[] = {
 	{ "endpoints", ctl_endpoints, "SERVICE",
 	  "the endpoints behind a Service (ns/name, name or ClusterIP[:port])" },
 	{ "stats", ctl_stats, "[--watch [--interval S] [--count N]]",
-	  "connections per Service port, route and backend; drops by reason; map fill" },
+	  "connections per Service port, route and backend; drops by reason;\n"
+	  "              TC path counters (translations, hairpins); map fill" },
 	{ "status", ctl_status, "",
 	  "route conditions (Accepted, ResolvedRefs) from the agent's status file" },
 	{ "explain", ctl_explain, "SRC_POD DST_IP:PORT [REQUEST-LINE [HEADER...]]",

@@ -11,6 +11,7 @@
 
 #include "base/log.h"
 #include "datapath/datapath.h"
+#include "datapath/tc_maps.h"
 #include "gammactl.h"
 
 int ctl_view(struct ctl *c, struct dpv_maps *m, struct dpv *v)
@@ -588,6 +589,15 @@ static void stats_json(struct ctl *c, const struct dpv *v, bool pretty)
 		jw_uint(&w, v->reasons[r]);
 	}
 	jw_obj_end(&w);
+	if (v->has_tc) {
+		jw_key(&w, "tc");
+		jw_obj_begin(&w);
+		for (unsigned int r = 0; r < GAMMAD_TC_MAX; r++) {
+			jw_key(&w, dp_tc_reason_name(r));
+			jw_uint(&w, v->tc[r]);
+		}
+		jw_obj_end(&w);
+	}
 	jw_key(&w, "maps");
 	jw_arr_begin(&w);
 	for (int i = 0; i < DPV_MAP_COUNT; i++) {
@@ -666,10 +676,17 @@ static void stats_text(struct ctl *c, const struct dpv *v, const struct dpv *pre
 			fprintf(c->out, "%-44s %10llu %8s\n", dp_reason_name(r),
 				(unsigned long long)v->reasons[r],
 				delta(prev, v->reasons[r], prev ? prev->reasons[r] : 0, d, sizeof(d)));
+	if (v->has_tc)
+		fprintf(c->out, "\n%-44s %10s %8s\n", "TC PATH", "COUNT", dh);
+	for (unsigned int r = 0; v->has_tc && r < GAMMAD_TC_MAX; r++)
+		if (v->tc[r])
+			fprintf(c->out, "%-44s %10llu %8s\n", dp_tc_reason_name(r),
+				(unsigned long long)v->tc[r],
+				delta(prev, v->tc[r], prev ? prev->tc[r] : 0, d, sizeof(d)));
 	fprintf(c->out, "\n%-44s %10s %10s\n", "MAP", "ENTRIES", "MAX");
 	for (int i = 0; i < DPV_MAP_COUNT; i++)
 		if (v->fill[i].counted && i != DPV_SVCST && i != DPV_BEST && i != DPV_RTST &&
-		    i != DPV_DROP)
+		    i != DPV_DROP && i != DPV_TCST)
 			fprintf(c->out, "%-44s %10u %10u\n", dpv_map_name(i), v->fill[i].entries,
 				v->fill[i].max_entries);
 }

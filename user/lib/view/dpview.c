@@ -36,6 +36,9 @@ static const char *const map_names[DPV_MAP_COUNT] = {
 	[DPV_SOCKH] = GAMMAD_MAP_SOCKHASH,
 	[DPV_SKO] = GAMMAD_MAP_SOCK_ORIG,
 	[DPV_SKR] = GAMMAD_MAP_SOCK_REDIR,
+	[DPV_CT] = GAMMAD_MAP_CT,
+	[DPV_POD] = GAMMAD_MAP_POD,
+	[DPV_TCST] = GAMMAD_MAP_TC_STATS,
 };
 
 /* Maps a view cannot do without. */
@@ -600,6 +603,8 @@ static void fill_levels(struct builder *b)
 		[DPV_OBJ] = sizeof(struct gammad_obj_key),
 		[DPV_RNAT] = sizeof(struct gammad_revnat_key),
 		[DPV_SOCKH] = sizeof(struct gammad_sock_key),
+		[DPV_CT] = sizeof(struct gammad_ct_key),
+		[DPV_POD] = sizeof(struct gammad_pod_key),
 	};
 
 	for (int i = 0; i < DPV_MAP_COUNT; i++) {
@@ -611,7 +616,8 @@ static void fill_levels(struct builder *b)
 		if (key_sizes[i]) {
 			f->entries = count_keys(b->m->fd[i], key_sizes[i]);
 			f->counted = true;
-		} else if (i == DPV_SVCST || i == DPV_BEST || i == DPV_RTST || i == DPV_DROP) {
+		} else if (i == DPV_SVCST || i == DPV_BEST || i == DPV_RTST || i == DPV_DROP ||
+			   i == DPV_TCST) {
 			f->entries = f->max_entries;	/* arrays are always full */
 			f->counted = true;
 		}
@@ -726,6 +732,9 @@ int dpv_build(const struct dpv_maps *m, struct dpv *v)
 	if (m->fd[DPV_DROP] >= 0)
 		for (uint32_t r = 0; r < GAMMAD_R_MAX; r++)
 			dpv_percpu_sum(m, DPV_DROP, r, &v->reasons[r], 1);
+	v->has_tc = m->fd[DPV_TCST] >= 0;
+	for (uint32_t r = 0; v->has_tc && r < GAMMAD_TC_MAX; r++)
+		dpv_percpu_sum(m, DPV_TCST, r, &v->tc[r], 1);
 	fill_levels(&b);
 out:
 	free(ids);

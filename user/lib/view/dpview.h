@@ -11,7 +11,8 @@
  *       (total - threshold)/total to its alias, each divided by n (exact)
  *         backend (Service ns/name:port, flags) -> endpoints
  *   counters per Service port, route, backend (per-CPU sums), drop reasons,
- *   fill level of every map.
+ *   the TC path's counters (translations, hairpins, misses), fill level of
+ *   every map.
  *
  * Names come from the object table (gammad_obj_v1, see objtab.h); ids the
  * table does not name are shown as ids. Entries change while the view is
@@ -29,7 +30,7 @@
 enum dpv_map {
 	DPV_FE, DPV_CONS, DPV_CGNS, DPV_SEL, DPV_ALIAS, DPV_BE, DPV_EP, DPV_LEP,
 	DPV_SVCST, DPV_BEST, DPV_RTST, DPV_DROP, DPV_OBJ, DPV_RNAT, DPV_SOCKH,
-	DPV_SKO, DPV_SKR, DPV_MAP_COUNT,
+	DPV_SKO, DPV_SKR, DPV_CT, DPV_POD, DPV_TCST, DPV_MAP_COUNT,
 };
 
 struct dpv_maps {
@@ -134,6 +135,8 @@ struct dpv {
 	size_t nr_nss;
 	size_t nr_objects;
 	uint64_t reasons[GAMMAD_R_MAX];
+	bool has_tc;			/* the TC path's counters are pinned */
+	uint64_t tc[GAMMAD_TC_MAX];	/* enum gammad_tc_reason (dp_tc_reason_name) */
 	struct dpv_fill fill[DPV_MAP_COUNT];
 };
 

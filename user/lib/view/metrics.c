@@ -7,6 +7,7 @@
 
 #include "base/log.h"
 #include "datapath/datapath.h"
+#include "datapath/tc_maps.h"
 #include "metrics.h"
 
 /* A label value with \, " and newline escaped, in buf. */
@@ -205,6 +206,14 @@ int metrics_render(FILE *out, const struct dpv *v, const struct metrics_agent *a
 	for (unsigned int r = 1; r < GAMMAD_R_MAX; r++)
 		fprintf(out, "gammad_drops_total{reason=\"%s\"} %llu\n", dp_reason_name(r),
 			(unsigned long long)v->reasons[r]);
+	if (v->has_tc) {
+		header(out, "gammad_tc_total", "counter",
+		       "TC path events by kind: packets translated (hairpin: a pod reached "
+		       "itself), redirected, passed, dropped; flows created and ended.");
+		for (unsigned int r = 0; r < GAMMAD_TC_MAX; r++)
+			fprintf(out, "gammad_tc_total{event=\"%s\"} %llu\n",
+				dp_tc_reason_name(r), (unsigned long long)v->tc[r]);
+	}
 	header(out, "gammad_map_entries", "gauge", "Entries in a pinned data-path map.");
 	for (int i = 0; i < DPV_MAP_COUNT; i++)
 		if (v->fill[i].counted)
