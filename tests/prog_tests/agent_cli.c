@@ -27,6 +27,13 @@ static const struct {
 	{ "bad_resync", "run --manifests /tmp --resync 0", "--resync 0" },
 	{ "uplink_without_tc", "run --manifests /tmp --uplink lo --no-tc", "--uplink needs the TC path" },
 	{ "missing_cgroup", "run --manifests /tmp", "--cgroup /nonexistent/cg" },
+	{ "bad_hairpin_addr", "run --manifests /tmp --hairpin-addr 169.254.7", "--hairpin-addr 169.254.7" },
+	{ "loopback_hairpin_addr", "run --manifests /tmp --hairpin-addr ::1", "--hairpin-addr ::1" },
+	{ "linklocal_hairpin_addr", "run --manifests /tmp --hairpin-addr fe80::7", "IPv6 link-local" },
+	{ "two_hairpin_addr4", "run --manifests /tmp --hairpin-addr 169.254.7.2 --hairpin-addr 10.1.1.1",
+	  "one address per family" },
+	{ "hairpin_without_tc", "run --manifests /tmp --hairpin-addr 169.254.7.2 --no-tc",
+	  "--hairpin-addr needs the TC path" },
 };
 
 void test_agent_cli(void)

@@ -602,6 +602,44 @@ static void test_idle(struct tc_env *e)
 	}
 }
 
+/*
+ * The hairpin address is a load-time constant: an object loaded with other
+ * addresses (as gammad run --hairpin-addr sets them) uses them both ways.
+ */
+static void test_hairpin_addr(struct tc_env *e)
+{
+	const struct tc_case rows[] = {
+		{ "v4 syn", HOOK_POD, TCP(AF_INET, HP4, HPVIP4, 42000, VPORT, SYN), false,
+		  TCP(AF_INET, "10.96.255.254", HP4, 42000, EPORT, SYN), 0, D(NF, XL, HP) },
+		{ "v4 syn-ack", HOOK_POD, TCP(AF_INET, HP4, "10.96.255.254", EPORT, 42000, SYN | ACK),
+		  false, TCP(AF_INET, HPVIP4, HP4, VPORT, 42000, SYN | ACK), 0, D(RX, HP) },
+		{ "v6 udp", HOOK_POD, UDP(AF_INET6, HP6, HPVIP6, 52000, VPORT), false,
+		  UDP(AF_INET6, "fd00:10:96::fffe", HP6, 52000, EPORTU), 0, D(NF, XL, HP) },
+		{ "v6 udp reply", HOOK_POD, UDP(AF_INET6, HP6, "fd00:10:96::fffe", EPORTU, 52000),
+		  false, UDP(AF_INET6, HPVIP6, HP6, VPORT, 52000), 0, D(RX, HP) },
+	};
+	struct tc_bpf *def = e->skel, *skel = tc_bpf__open();
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (!ASSERT_OK_PTR(skel, "open tc"))
+		return;
+	inet_pton(AF_INET, "10.96.255.254", &a4);
+	inet_pton(AF_INET6, "fd00:10:96::fffe", &a6);
+	skel->rodata->tc_hairpin4 = a4.s_addr;
+	memcpy((void *)skel->rodata->tc_hairpin6, &a6, sizeof(a6));
+	if (ASSERT_OK(dp_adopt_maps(e->fx.dp, skel->obj), "share maps") &&
+	    ASSERT_OK(tc_bpf__load(skel), "load tc")) {
+		e->skel = skel;
+		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+			test__printf("  %s\n", rows[i].name);
+			run_case(e, &rows[i]);
+		}
+		e->skel = def;
+	}
+	tc_bpf__destroy(skel);
+}
+
 static int env_setup(struct tc_env *e)
 {
 	int err = fx_setup(&e->fx, 0, false);
@@ -640,6 +678,8 @@ void test_tc_nat(void)
 		test_cost(&e);
 	if (test__start_subtest("idle_timeout"))
 		test_idle(&e);
+	if (test__start_subtest("hairpin_address_set_at_load"))
+		test_hairpin_addr(&e);
 cleanup:
 	tc_bpf__destroy(e.skel);
 	fx_teardown(&e.fx);
