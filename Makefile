@@ -164,13 +164,17 @@ $(BUILD)/tests/prog_tests.h: $(wildcard tests/prog_tests/*.c)
 
 $(BUILD)/tests/test_progs.o: $(BUILD)/tests/prog_tests.h
 
+# The HTTP/1.1 parser's differential test and fuzz target compare with nodejs' http_parser.
+$(TEST_BIN): USER_LDLIBS += -lhttp_parser
 $(TEST_BIN): $(TEST_OBJS) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(TEST_OBJS) $(LIB) $(USER_LDLIBS) -o $@
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) | $(BPF_SKELS)
+# A target may take helpers from tests/lib: FUZZ_EXTRA_<name> lists them.
+FUZZ_EXTRA_fuzz_http1 := tests/lib/http1_ref.c
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $$(FUZZ_EXTRA_$$*) | $(BPF_SKELS)
 	$(call msg,FUZZ-CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(LIB_SRCS) $(USER_LDLIBS) -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -Itests $< $(FUZZ_EXTRA_$*) $(LIB_SRCS) $(USER_LDLIBS) -lhttp_parser -o $@
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
