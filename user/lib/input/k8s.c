@@ -368,6 +368,49 @@ static int parse_service_ports(const struct kf_ctx *c, const yaml_node_t *spec,
 	return 0;
 }
 
+/*
+ * Which endpoints this node's clients use. Values the API server would not
+ * accept are warned about and ignored: kube-proxy then treats the Service as
+ * having neither field, and so do we.
+ */
+static int parse_traffic_fields(const struct kf_ctx *c, const yaml_node_t *spec,
+				struct k8s_service *out)
+{
+	static const char *const dists[] = {
+		[TRAFFIC_DIST_PREFER_CLOSE] = "PreferClose",
+		[TRAFFIC_DIST_PREFER_SAME_ZONE] = "PreferSameZone",
+		[TRAFFIC_DIST_PREFER_SAME_NODE] = "PreferSameNode",
+	};
+	const char *s;
+	int ret;
+
+	ret = kf_str(c, spec, "internalTrafficPolicy", "spec", false, &s);
+	if (ret == -EINVAL)
+		return ret;
+	if (!ret) {
+		if (!strcmp(s, "Local"))
+			out->internal_traffic_policy = TRAFFIC_POLICY_LOCAL;
+		else if (strcmp(s, "Cluster"))
+			kf_warn(c, ymap_get(c->d, spec, "internalTrafficPolicy"),
+				"spec.internalTrafficPolicy",
+				"must be Cluster or Local, got \"%s\"; Cluster is used", s);
+	}
+	ret = kf_str(c, spec, "trafficDistribution", "spec", false, &s);
+	if (ret == -EINVAL)
+		return ret;
+	if (ret)
+		return 0;
+	for (size_t i = 1; i < sizeof(dists) / sizeof(dists[0]); i++) {
+		if (!strcmp(s, dists[i])) {
+			out->traffic_distribution = i;
+			return 0;
+		}
+	}
+	kf_warn(c, ymap_get(c->d, spec, "trafficDistribution"), "spec.trafficDistribution",
+		"must be PreferClose, PreferSameZone or PreferSameNode, got \"%s\"; ignored", s);
+	return 0;
+}
+
 static int check_service_name(const struct kf_ctx *c, const struct k8s_service *s)
 {
 	const char *name = s->meta.name;
@@ -400,6 +443,8 @@ int k8s_parse_service(const struct ydoc *d, struct diag *dg, struct k8s_service 
 		ret = k8s_get_string_map(&c, spec, "selector", "spec", true, &out->selector);
 	if (!ret)
 		ret = parse_service_ports(&c, spec, out);
+	if (!ret)
+		ret = parse_traffic_fields(&c, spec, out);
 	if (ret)
 		k8s_service_free(out);
 	return ret;
@@ -866,6 +911,75 @@ static int parse_target_ref(const struct kf_ctx *c, const yaml_node_t *map, cons
 	return ret;
 }
 
+void k8s_strings_free(struct k8s_strings *l)
+{
+	for (size_t i = 0; i < l->nr; i++)
+		free(l->items[i]);
+	free(l->items);
+	memset(l, 0, sizeof(*l));
+}
+
+bool k8s_strings_has(const struct k8s_strings *l, const char *s)
+{
+	for (size_t i = 0; s && i < l->nr; i++)
+		if (!strcmp(l->items[i], s))
+			return true;
+	return false;
+}
+
+/* hints.<key>: [{name: ...}, ...] (forZones, forNodes) into *out. */
+static int parse_hint_names(const struct kf_ctx *c, const yaml_node_t *hints, const char *hpath,
+			    const char *key, struct k8s_strings *out)
+{
+	char path[KF_PATH_MAX], lpath[KF_PATH_MAX];
+	yaml_node_t *seq, *item;
+	const char *name;
+	int ret = kf_seq(c, hints, key, hpath, false, &seq);
+
+	if (ret == -ENOENT)
+		return 0;
+	if (ret)
+		return ret;
+	out->items = calloc(yseq_len(seq) + 1, sizeof(*out->items));
+	if (!out->items)
+		return -ENOMEM;
+	kf_join(lpath, sizeof(lpath), hpath, "%s", key);
+	for (size_t i = 0; i < yseq_len(seq); i++) {
+		ret = seq_map_item(c, seq, i, lpath, path, sizeof(path), &item);
+		if (!ret)
+			ret = kf_str(c, item, "name", path, true, &name);
+		if (ret)
+			return ret;
+		out->items[out->nr] = strdup(name);
+		if (!out->items[out->nr])
+			return -ENOMEM;
+		out->nr++;
+	}
+	return 0;
+}
+
+/* zone and hints: what topology-aware routing (trafficDistribution) reads. */
+static int parse_endpoint_topology(const struct kf_ctx *c, const yaml_node_t *map,
+				   const char *path, struct k8s_endpoint *ep)
+{
+	char hpath[KF_PATH_MAX];
+	yaml_node_t *hints;
+	int ret = dup_opt_str(c, map, "zone", path, &ep->zone);
+
+	if (ret)
+		return ret;
+	ret = kf_map(c, map, "hints", path, false, &hints);
+	if (ret == -ENOENT)
+		return 0;
+	if (ret)
+		return ret;
+	kf_join(hpath, sizeof(hpath), path, "hints");
+	ret = parse_hint_names(c, hints, hpath, "forZones", &ep->hint_zones);
+	if (!ret)
+		ret = parse_hint_names(c, hints, hpath, "forNodes", &ep->hint_nodes);
+	return ret;
+}
+
 static int parse_endpoint(const struct kf_ctx *c, const yaml_node_t *map, const char *path,
 			  uint8_t family, struct k8s_endpoint *ep)
 {
@@ -877,6 +991,8 @@ static int parse_endpoint(const struct kf_ctx *c, const yaml_node_t *map, const 
 		ret = dup_opt_str(c, map, "nodeName", path, &ep->node_name);
 	if (!ret)
 		ret = parse_target_ref(c, map, path, ep);
+	if (!ret)
+		ret = parse_endpoint_topology(c, map, path, ep);
 	return ret;
 }
 
@@ -888,6 +1004,9 @@ static void endpoint_free(struct k8s_endpoint *ep)
 	free(ep->target_namespace);
 	free(ep->target_name);
 	free(ep->target_uid);
+	free(ep->zone);
+	k8s_strings_free(&ep->hint_zones);
+	k8s_strings_free(&ep->hint_nodes);
 	memset(ep, 0, sizeof(*ep));
 }
 

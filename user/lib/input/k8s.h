@@ -53,6 +53,15 @@ struct k8s_meta {
 	struct k8s_labels annotations;	/* metadata.annotations */
 };
 
+struct k8s_strings {
+	char **items;
+	size_t nr;
+};
+
+/* s is one of l's strings. */
+bool k8s_strings_has(const struct k8s_strings *l, const char *s);
+void k8s_strings_free(struct k8s_strings *l);
+
 struct k8s_namespace {
 	struct k8s_meta meta;
 };
@@ -75,6 +84,20 @@ struct k8s_service_port {
 	char *target_port_name;
 };
 
+/* spec.internalTrafficPolicy */
+enum k8s_traffic_policy {
+	TRAFFIC_POLICY_CLUSTER,		/* default: every endpoint */
+	TRAFFIC_POLICY_LOCAL,		/* only endpoints on this node */
+};
+
+/* spec.trafficDistribution */
+enum k8s_traffic_dist {
+	TRAFFIC_DIST_NONE,
+	TRAFFIC_DIST_PREFER_CLOSE,	/* same zone first (an alias of PreferSameZone) */
+	TRAFFIC_DIST_PREFER_SAME_ZONE,
+	TRAFFIC_DIST_PREFER_SAME_NODE,	/* same node first, then same zone */
+};
+
 struct k8s_service {
 	struct k8s_meta meta;
 	enum k8s_service_type type;
@@ -86,6 +109,9 @@ struct k8s_service {
 	struct k8s_labels selector;	/* empty: no selector (manual endpoints) */
 	struct k8s_service_port *ports;
 	size_t nr_ports;
+	/* Which endpoints a connection from this node may use. */
+	enum k8s_traffic_policy internal_traffic_policy;
+	enum k8s_traffic_dist traffic_distribution;
 };
 
 struct k8s_container_port {
@@ -131,6 +157,9 @@ struct k8s_endpoint {
 	bool ready, serving, terminating;	/* conditions; ready/serving default true */
 	char *node_name;
 	char *target_kind, *target_namespace, *target_name, *target_uid;
+	char *zone;				/* may be NULL */
+	struct k8s_strings hint_zones;		/* hints.forZones[].name */
+	struct k8s_strings hint_nodes;		/* hints.forNodes[].name */
 };
 
 struct k8s_endpoint_port {
