@@ -140,7 +140,17 @@ struct gammad_alias_val {
 
 enum gammad_be_flags {
 	GAMMAD_BE_UNRESOLVED	= 1 << 0,	/* backendRef did not resolve: refuse */
-	GAMMAD_BE_NO_ENDPOINTS	= 1 << 1,	/* Service has no ready endpoint: refuse */
+	GAMMAD_BE_NO_ENDPOINTS	= 1 << 1,	/* Service has no usable endpoint: refuse */
+	/*
+	 * Why these endpoints (the agent chose them for this node; the
+	 * programs ignore these bits, gammactl shows them). Bits 8-15 are
+	 * kept for load-balancing settings of the Service (session affinity).
+	 */
+	GAMMAD_BE_LOCAL_ONLY	= 1 << 2,	/* internalTrafficPolicy Local */
+	GAMMAD_BE_ZONE		= 1 << 3,	/* trafficDistribution: this zone's */
+	GAMMAD_BE_NODE		= 1 << 4,	/* PreferSameNode: this node's */
+	GAMMAD_BE_TERMINATING	= 1 << 5,	/* no ready endpoint: terminating fallback */
+	GAMMAD_BE_TOPOLOGY_ALL	= 1 << 6,	/* trafficDistribution, none close: all */
 };
 
 struct gammad_be_val {

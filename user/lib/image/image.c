@@ -146,7 +146,9 @@ static int add_backend(struct img_builder *b, const struct tr_backend *tb, uint8
 		out->flags = IMG_BACKEND_UNRESOLVED;
 	else if (!family_count(tb->endpoints, family))
 		out->flags = IMG_BACKEND_NO_ENDPOINTS;
-	out->hash = mix_u64(mix_u64(*id, set), out->flags);
+	if (tb->endpoints)
+		out->policy = tb->endpoints->policy;
+	out->hash = mix_u64(mix_u64(mix_u64(*id, set), out->flags), out->policy);
 	return out->namespace && out->name ? 0 : -ENOMEM;
 }
 

@@ -98,6 +98,7 @@ struct img_backend {
 	uint16_t port;
 	uint8_t family;
 	uint32_t flags;
+	uint32_t policy;	/* TR_EP_*: which endpoints this node uses, and why */
 	uint64_t endpoint_set;	/* 0 when unresolved */
 };
 

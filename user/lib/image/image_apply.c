@@ -120,6 +120,22 @@ static int write_endpoint_sets(struct ia_ctx *c)
 	return 0;
 }
 
+/* The endpoint policy in force, for gammactl (the programs ignore it). */
+static uint32_t policy_flags(uint32_t policy)
+{
+	static const struct { uint32_t tr, be; } tab[] = {
+		{ TR_EP_LOCAL, GAMMAD_BE_LOCAL_ONLY }, { TR_EP_ZONE, GAMMAD_BE_ZONE },
+		{ TR_EP_NODE, GAMMAD_BE_NODE }, { TR_EP_TERMINATING, GAMMAD_BE_TERMINATING },
+		{ TR_EP_TOPOLOGY_ALL, GAMMAD_BE_TOPOLOGY_ALL },
+	};
+	uint32_t f = 0;
+
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (policy & tab[i].tr)
+			f |= tab[i].be;
+	return f;
+}
+
 static void backend_val(const struct ia_ctx *c, const struct img_backend *b,
 			struct gammad_be_val *be)
 {
@@ -135,6 +151,7 @@ static void backend_val(const struct ia_ctx *c, const struct img_backend *b,
 	if ((b->flags & IMG_BACKEND_NO_ENDPOINTS) || (e < 0 && !be->flags) ||
 	    (e >= 0 && !be->nr_endpoints))
 		be->flags |= GAMMAD_BE_NO_ENDPOINTS;
+	be->flags |= policy_flags(b->policy);
 }
 
 /* A backend keeps its id; a new endpoint set is one update of its entry. */

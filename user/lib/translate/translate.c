@@ -207,10 +207,20 @@ static void ctx_free(struct tr_ctx *c)
 
 int translate(const struct model *m, struct diag *dg, struct tr_result *out)
 {
+	return translate_opts(m, NULL, dg, out);
+}
+
+int translate_opts(const struct model *m, const struct tr_opts *opts, struct diag *dg,
+		   struct tr_result *out)
+{
 	struct tr_ctx c = { .m = m, .dg = dg, .res = out };
 	int ret;
 
 	memset(out, 0, sizeof(*out));
+	if (opts)
+		c.opts = *opts;
+	if (!c.opts.max_endpoints)
+		c.opts.max_endpoints = TR_MAX_ENDPOINTS;
 	ret = build_ports(&c);
 	if (!ret)
 		ret = collect_routes(&c);

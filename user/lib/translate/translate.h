@@ -32,7 +32,7 @@
 
 /* Translation limits; exceeding one is a diagnostic or a route condition. */
 #define TR_MAX_SERVICES 65536
-#define TR_MAX_ENDPOINTS 4096		/* per backend Service port */
+#define TR_MAX_ENDPOINTS 16384		/* per Service port, default of tr_opts */
 #define TR_MAX_ENTRIES 1024		/* table entries per Service port and class */
 #define TR_MAX_CLASSES 256		/* consumer namespaces per Service port */
 
@@ -43,6 +43,28 @@ enum tr_backend_state {
 	TR_BACKEND_UNRESOLVED,		/* HTTP 500 for its share; ECONNREFUSED at L4 */
 	TR_BACKEND_NO_ENDPOINTS,	/* HTTP 503 for its share; ECONNREFUSED at L4 */
 };
+
+/*
+ * Where the translation runs: which endpoints of a Service port a client on
+ * this node uses depends on the node (internalTrafficPolicy: Local,
+ * PreferSameNode) and its zone (PreferClose, PreferSameZone).
+ */
+struct tr_opts {
+	const char *node_name;		/* NULL: every endpoint is on this node */
+	const char *zone;		/* NULL: this node's zone is unknown */
+	uint32_t max_endpoints;		/* per Service port; 0: TR_MAX_ENDPOINTS */
+};
+
+/*
+ * The policy in force for one Service port's endpoint set: which rule chose
+ * the endpoints (kube-proxy's, see translate_backend.c). Bits 8-15 are left
+ * for load-balancing settings of the Service (session affinity).
+ */
+#define TR_EP_LOCAL (1u << 0)		/* internalTrafficPolicy Local: this node's only */
+#define TR_EP_ZONE (1u << 1)		/* trafficDistribution: this zone's only */
+#define TR_EP_NODE (1u << 2)		/* PreferSameNode: this node's only */
+#define TR_EP_TERMINATING (1u << 3)	/* no ready endpoint: serving+terminating ones */
+#define TR_EP_TOPOLOGY_ALL (1u << 4)	/* trafficDistribution set, none close: all */
 
 struct tr_endpoint {
 	struct ip_addr addr;
@@ -57,7 +79,9 @@ struct tr_endpoint_set {
 	const struct k8s_service_port *port;
 	struct tr_endpoint *items;
 	size_t nr;
-	bool truncated;			/* more than TR_MAX_ENDPOINTS were ready */
+	bool truncated;			/* more than max_endpoints were chosen */
+	unsigned int policy;		/* TR_EP_* */
+	size_t nr_candidates;		/* endpoints the slices hold for this port */
 };
 
 struct tr_backend {
@@ -157,6 +181,11 @@ struct tr_result {
 };
 
 int translate(const struct model *m, struct diag *dg, struct tr_result *out);
+/* translate() for a node: opts may be NULL (every endpoint local, no zone). */
+int translate_opts(const struct model *m, const struct tr_opts *opts, struct diag *dg,
+		   struct tr_result *out);
+/* "local,zone,terminating" words of TR_EP_* bits, "" for none, in buf. */
+const char *tr_ep_policy_str(unsigned int policy, char *buf, size_t len);
 void tr_result_free(struct tr_result *r);
 
 const struct tr_port *tr_find_port(const struct tr_result *r, const char *ns,

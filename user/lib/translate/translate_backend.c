@@ -54,27 +54,78 @@ static int endpoint_cmp(const void *pa, const void *pb)
 	return (int)a->port - (int)b->port;
 }
 
-static int push_endpoint(struct tr_endpoint_set *set, size_t *cap, const struct ip_addr *a,
-			 uint16_t port, const struct k8s_endpoint *ep)
+/*
+ * An endpoint address of the Service port as this node sees it: its
+ * conditions and where it is. An address in two slices (one endpoint being
+ * moved between slices) is one candidate with both entries' conditions.
+ */
+struct ep_cand {
+	struct tr_endpoint ep;
+	bool ready;		/* conditions.ready */
+	bool terminating;	/* serving and terminating, not ready: the fallback */
+	bool local;		/* nodeName is this node (internalTrafficPolicy) */
+	bool same_node;		/* hints.forNodes (or nodeName) name this node */
+	bool same_zone;		/* hints.forZones (or zone) name this node's zone */
+};
+
+struct cand_list {
+	struct ep_cand *items;
+	size_t nr, cap;
+};
+
+static int cand_cmp(const void *pa, const void *pb)
 {
-	if (set->nr == *cap) {
-		size_t n = *cap ? *cap * 2 : 4;
-		void *items = realloc(set->items, n * sizeof(*set->items));
+	return endpoint_cmp(&((const struct ep_cand *)pa)->ep, &((const struct ep_cand *)pb)->ep);
+}
+
+static bool on_node(const char *node, const struct k8s_endpoint *ep)
+{
+	return ep->node_name && !strcmp(ep->node_name, node);
+}
+
+/*
+ * Hints are what the EndpointSlice controller wrote for trafficDistribution;
+ * an endpoint without them is placed by its own nodeName and zone, so
+ * hand-written slices (file mode) need no hints.
+ */
+static void place(const struct tr_opts *o, const struct k8s_endpoint *ep, struct ep_cand *c)
+{
+	c->local = !o->node_name || on_node(o->node_name, ep);
+	if (o->node_name)
+		c->same_node = ep->hint_nodes.nr ? k8s_strings_has(&ep->hint_nodes, o->node_name)
+						 : on_node(o->node_name, ep);
+	if (o->zone)
+		c->same_zone = ep->hint_zones.nr ? k8s_strings_has(&ep->hint_zones, o->zone)
+						 : ep->zone && !strcmp(ep->zone, o->zone);
+}
+
+static int push_cand(struct cand_list *l, const struct tr_opts *o, const struct ip_addr *a,
+		     uint16_t port, const struct k8s_endpoint *ep)
+{
+	struct ep_cand *c;
+
+	if (l->nr == l->cap) {
+		size_t n = l->cap ? l->cap * 2 : 4;
+		void *items = realloc(l->items, n * sizeof(*l->items));
 
 		if (!items)
 			return -ENOMEM;
-		set->items = items;
-		*cap = n;
+		l->items = items;
+		l->cap = n;
 	}
-	set->items[set->nr++] = (struct tr_endpoint){
-		.addr = *a, .port = port,
-		.target_name = ep->target_name, .node_name = ep->node_name,
+	c = &l->items[l->nr++];
+	*c = (struct ep_cand){
+		.ep = { .addr = *a, .port = port, .target_name = ep->target_name,
+			.node_name = ep->node_name },
+		.ready = ep->ready,
+		.terminating = !ep->ready && ep->serving && ep->terminating,
 	};
+	place(o, ep, c);
 	return 0;
 }
 
-/* Add the ready endpoints of one slice for the given Service port. */
-static int add_slice(struct tr_endpoint_set *set, size_t *cap,
+/* Add the usable (ready, or serving and terminating) endpoints of one slice. */
+static int add_slice(struct cand_list *l, const struct tr_opts *o,
 		     const struct k8s_endpoint_slice *s, const struct k8s_service_port *sp)
 {
 	const struct k8s_endpoint_port *port = NULL;
@@ -89,10 +140,10 @@ static int add_slice(struct tr_endpoint_set *set, size_t *cap,
 	for (size_t i = 0; i < s->nr_endpoints; i++) {
 		const struct k8s_endpoint *ep = &s->endpoints[i];
 
-		if (!ep->ready)
+		if (!ep->ready && !(ep->serving && ep->terminating))
 			continue;
 		for (size_t j = 0; j < ep->nr_addresses; j++) {
-			ret = push_endpoint(set, cap, &ep->addresses[j], port->port, ep);
+			ret = push_cand(l, o, &ep->addresses[j], port->port, ep);
 			if (ret)
 				return ret;
 		}
@@ -100,46 +151,156 @@ static int add_slice(struct tr_endpoint_set *set, size_t *cap,
 	return 0;
 }
 
-/* Sort, drop duplicates (an address may be in two slices), cap at the limit. */
-static void normalize_set(struct tr_endpoint_set *set)
+/* Sort and merge duplicates: an address is counted once. */
+static void merge_cands(struct cand_list *l)
 {
 	size_t n = 0;
 
-	if (!set->nr)
-		return;
-	qsort(set->items, set->nr, sizeof(*set->items), endpoint_cmp);
-	for (size_t i = 0; i < set->nr; i++)
-		if (!n || endpoint_cmp(&set->items[n - 1], &set->items[i]))
-			set->items[n++] = set->items[i];
-	set->nr = n;
-	if (set->nr > TR_MAX_ENDPOINTS) {
-		set->nr = TR_MAX_ENDPOINTS;
-		set->truncated = true;
+	if (l->nr)
+		qsort(l->items, l->nr, sizeof(*l->items), cand_cmp);
+	for (size_t i = 0; i < l->nr; i++) {
+		struct ep_cand *c = &l->items[i], *prev = n ? &l->items[n - 1] : NULL;
+
+		if (prev && !cand_cmp(prev, c)) {
+			prev->ready |= c->ready;
+			prev->terminating = !prev->ready && (prev->terminating || c->terminating);
+			prev->local |= c->local;
+			prev->same_node |= c->same_node;
+			prev->same_zone |= c->same_zone;
+			continue;
+		}
+		l->items[n++] = *c;
 	}
+	l->nr = n;
+}
+
+/* Which candidates a connection may use; the set's policy bits say why. */
+enum ep_pick { PICK_READY, PICK_TERMINATING };
+#define PICK_LOCAL (1u << 4)
+#define PICK_NODE (1u << 5)
+#define PICK_ZONE (1u << 6)
+
+static bool picked(const struct ep_cand *c, unsigned int pick)
+{
+	if ((pick & 0xf) == PICK_READY ? !c->ready : !c->terminating)
+		return false;
+	if ((pick & PICK_LOCAL) && !c->local)
+		return false;
+	if ((pick & PICK_NODE) && !c->same_node)
+		return false;
+	return !(pick & PICK_ZONE) || c->same_zone;
+}
+
+static bool any_picked(const struct cand_list *l, unsigned int pick)
+{
+	for (size_t i = 0; i < l->nr; i++)
+		if (picked(&l->items[i], pick))
+			return true;
+	return false;
+}
+
+/*
+ * kube-proxy's choice (pkg/proxy/topology.go, CategorizeEndpoints):
+ *  - internalTrafficPolicy Local: this node's ready endpoints, else this
+ *    node's serving-and-terminating ones, else none (refused);
+ *  - otherwise the ready endpoints, narrowed by trafficDistribution to
+ *    those for this node (PreferSameNode) or else this zone (PreferClose,
+ *    PreferSameZone, and PreferSameNode's fallback) when there are any;
+ *  - no ready endpoint at all: the serving-and-terminating ones, so a
+ *    rolling update of a small Deployment does not refuse connections. The
+ *    fallback ends as soon as one endpoint is ready again.
+ */
+static unsigned int choose(const struct cand_list *l, const struct k8s_service *svc,
+			   unsigned int *policy)
+{
+	enum k8s_traffic_dist dist = svc->traffic_distribution;
+
+	if (svc->internal_traffic_policy == TRAFFIC_POLICY_LOCAL) {
+		*policy = TR_EP_LOCAL;
+		if (any_picked(l, PICK_READY | PICK_LOCAL))
+			return PICK_READY | PICK_LOCAL;
+		if (any_picked(l, PICK_TERMINATING | PICK_LOCAL))
+			*policy |= TR_EP_TERMINATING;
+		return PICK_TERMINATING | PICK_LOCAL;
+	}
+	*policy = 0;
+	if (!any_picked(l, PICK_READY)) {
+		if (any_picked(l, PICK_TERMINATING))
+			*policy = TR_EP_TERMINATING;
+		return PICK_TERMINATING;
+	}
+	if (dist == TRAFFIC_DIST_PREFER_SAME_NODE && any_picked(l, PICK_READY | PICK_NODE)) {
+		*policy = TR_EP_NODE;
+		return PICK_READY | PICK_NODE;
+	}
+	if (dist != TRAFFIC_DIST_NONE && any_picked(l, PICK_READY | PICK_ZONE)) {
+		*policy = TR_EP_ZONE;
+		return PICK_READY | PICK_ZONE;
+	}
+	if (dist != TRAFFIC_DIST_NONE)
+		*policy = TR_EP_TOPOLOGY_ALL;
+	return PICK_READY;
 }
 
 static int build_set(struct tr_ctx *c, const struct k8s_service *svc,
 		     const struct k8s_service_port *sp, struct tr_endpoint_set *set)
 {
 	const struct model_slices *slices;
-	size_t cap = 0;
-	int ret;
+	struct cand_list l = { 0 };
+	unsigned int pick;
+	size_t n = 0;
+	int ret = 0;
 
 	set->svc = svc;
 	set->port = sp;
 	slices = model_service_slices(c->m, svc->meta.namespace, svc->meta.name);
-	for (size_t i = 0; slices && i < slices->nr; i++) {
-		ret = add_slice(set, &cap, slices->items[i], sp);
-		if (ret)
-			return ret;
+	for (size_t i = 0; !ret && slices && i < slices->nr; i++)
+		ret = add_slice(&l, &c->opts, slices->items[i], sp);
+	if (ret) {
+		free(l.items);
+		return ret;
 	}
-	normalize_set(set);
+	merge_cands(&l);
+	pick = choose(&l, svc, &set->policy);
+	set->nr_candidates = l.nr;
+	set->items = calloc(l.nr ? l.nr : 1, sizeof(*set->items));
+	if (!set->items) {
+		free(l.items);
+		return -ENOMEM;
+	}
+	/* In address order: the cap keeps the same endpoints on every node. */
+	for (size_t i = 0; i < l.nr; i++) {
+		if (!picked(&l.items[i], pick))
+			continue;
+		if (n == c->opts.max_endpoints) {
+			set->truncated = true;
+			break;
+		}
+		set->items[n++] = l.items[i].ep;
+	}
+	set->nr = n;
+	free(l.items);
 	if (set->truncated)
 		diag_report(c->dg, LOG_WARN, svc->meta.loc.file, svc->meta.loc.line, NULL,
-			    "Service %s/%s port %u has more than %d ready endpoints; the first %d (by address) are used",
-			    svc->meta.namespace, svc->meta.name, sp->port, TR_MAX_ENDPOINTS,
-			    TR_MAX_ENDPOINTS);
+			    "Service %s/%s port %u has more than %u usable endpoints; the first %u (by address) are used (raise --map-size endpoints-per-service)",
+			    svc->meta.namespace, svc->meta.name, sp->port, c->opts.max_endpoints,
+			    c->opts.max_endpoints);
 	return 0;
+}
+
+const char *tr_ep_policy_str(unsigned int policy, char *buf, size_t len)
+{
+	static const char *const words[] = {
+		"local", "zone", "node", "terminating", "topology-all",
+	};
+	size_t n = 0;
+
+	if (len)
+		buf[0] = 0;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]) && n < len; i++)
+		if (policy & (1u << i))
+			n += snprintf(buf + n, len - n, "%s%s", n ? "," : "", words[i]);
+	return buf;
 }
 
 const struct tr_endpoint_set *tr_endpoint_set_get(struct tr_ctx *c,

@@ -39,6 +39,7 @@ struct tr_binding {
 
 struct tr_ctx {
 	const struct model *m;
+	struct tr_opts opts;		/* max_endpoints filled in */
 	struct diag *dg;
 	struct tr_result *res;
 	struct tr_route_info *infos;	/* in the order of res->routes */

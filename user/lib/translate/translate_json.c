@@ -177,6 +177,17 @@ static void write_endpoints(struct json_writer *w, const struct tr_endpoint_set 
 	jw_arr_end(w);
 	if (set && set->truncated)
 		jw_kbool(w, "endpointsTruncated", true);
+	if (set && set->policy) {
+		char buf[96], *save, *word;
+
+		/* the words of tr_ep_policy_str, as a list */
+		tr_ep_policy_str(set->policy, buf, sizeof(buf));
+		jw_key(w, "endpointPolicy");
+		jw_arr_begin(w);
+		for (word = strtok_r(buf, ",", &save); word; word = strtok_r(NULL, ",", &save))
+			jw_str(w, word);
+		jw_arr_end(w);
+	}
 }
 
 static void write_backend(struct json_writer *w, const struct tr_backend *b, uint64_t weight)

@@ -39,10 +39,14 @@ const char *tr_format_match(const struct gapi_match *m, char *buf, size_t len)
 static void print_backend(FILE *out, const char *indent, const struct tr_backend *b,
 			  uint64_t weight, uint64_t total)
 {
-	fprintf(out, "%s-> %s/%s:%u weight %llu/%llu %s, %zu endpoint(s)\n", indent,
+	char pol[96] = "";
+
+	if (b->endpoints && b->endpoints->policy)
+		tr_ep_policy_str(b->endpoints->policy, pol, sizeof(pol));
+	fprintf(out, "%s-> %s/%s:%u weight %llu/%llu %s, %zu endpoint(s)%s%s\n", indent,
 		b->namespace, b->name, b->port, (unsigned long long)weight,
 		(unsigned long long)total, tr_backend_state_name(b->state),
-		b->endpoints ? b->endpoints->nr : 0);
+		b->endpoints ? b->endpoints->nr : 0, pol[0] ? ", policy " : "", pol);
 }
 
 static void print_entry(FILE *out, size_t i, const struct tr_entry *e)
