@@ -36,7 +36,8 @@ static void log_apply(const char *what, const char *dir, double ms, const struct
 }
 
 /* Manifests -> image; diagnostics at debug level (`gammad translate` shows them). */
-static int load_image(const char *dir, struct img *img, size_t *input_errors)
+static int load_image(const char *dir, const struct tr_opts *tr, struct img *img,
+		      size_t *input_errors)
 {
 	struct diag dg = { 0 };
 	struct tr_result res;
@@ -52,7 +53,7 @@ static int load_image(const char *dir, struct img *img, size_t *input_errors)
 	for (size_t i = 0; i < dg.nr; i++)
 		pr_debug("%s", dg.entries[i].msg);
 	*input_errors = dg.nr_errors;
-	ret = translate(&m, &dg, &res);
+	ret = translate_opts(&m, tr, &dg, &res);
 	if (ret) {
 		pr_err("translate %s: %s", dir, strerror(-ret));
 		goto out_model;
@@ -114,7 +115,7 @@ int agent_apply_dir(struct agent *a)
 	struct img img;
 	int ret;
 
-	ret = load_image(a->dir, &img, &input_errors);
+	ret = load_image(a->dir, &a->tr, &img, &input_errors);
 	a->dir_failed = ret != 0;
 	if (ret) {
 		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);

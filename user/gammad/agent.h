@@ -27,6 +27,7 @@ struct agent {
 	struct tc_dp *tc;		/* NULL: no TC path (--no-tc) */
 	const char *dir, *pin_dir;
 	struct ia_opts opts;
+	struct tr_opts tr;		/* this node and zone, endpoints per Service */
 	struct host_routes routes;	/* read before every pass */
 	const char *uplinks[AGENT_MAX_UPLINKS];	/* by name: an uplink may be recreated */
 	size_t nr_uplinks;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * gammad run --manifests DIR [--cgroup PATH] [--pin-dir PATH] [--node-name NAME]
+ * gammad run --manifests DIR [--cgroup PATH] [--pin-dir PATH] [--node-name NAME] [--zone ZONE]
  *            [--resync SECONDS] [--map-size NAME=ENTRIES]... [--no-sockmap]
  *            [--once] [-v] [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]
  *            [--hairpin-addr IP]...
@@ -60,7 +60,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: gammad run --manifests DIR [--cgroup PATH] [--pin-dir PATH]\n"
-		"                  [--node-name NAME] [--resync SECONDS]\n"
+		"                  [--node-name NAME] [--zone ZONE] [--resync SECONDS]\n"
 		"                  [--map-size NAME=ENTRIES]... [--no-sockmap] [--once] [-v]\n"
 		"                  [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]\n"
 		"                  [--hairpin-addr IP]...\n"
@@ -69,7 +69,10 @@ static void usage(FILE *out)
 		"under --pin-dir (default " DP_PIN_DIR_DEFAULT ") with the result, with the\n"
 		"hooks attached to --cgroup (default: the cgroup2 mount root), whose pod\n"
 		"cgroups are mapped to their namespaces. --node-name: only pods with this\n"
-		"spec.nodeName are local (same-node redirect); default: every pod.\n"
+		"spec.nodeName are local (same-node redirect, internalTrafficPolicy Local,\n"
+		"PreferSameNode); default: every pod. --zone: this node's\n"
+		"topology.kubernetes.io/zone, for trafficDistribution (PreferClose,\n"
+		"PreferSameZone); default: none.\n"
 		"--once: apply, exit 0, keep everything pinned. Otherwise apply every\n"
 		"change of DIR (inotify) and resync every --resync seconds (default %d).\n"
 		"--no-sockmap: connect-time routing only, no same-node socket redirect\n"
@@ -77,7 +80,9 @@ static void usage(FILE *out)
 		"--map-size: entries of a map (frontends, consumers, cgroups, selectors,\n"
 		"alias-slots, backends, endpoints, local-endpoints, svc-ports, routes,\n"
 		"revnat, sockets, objects, conntrack, pods); a pinned map of another size is replaced by\n"
-		"one of the new size holding the same entries.\n"
+		"one of the new size holding the same entries. endpoints-per-service: endpoints\n"
+		"one Service port uses at most (default %d; more are a warning, the first\n"
+		"by address are used).\n"
 		"--metrics-addr: serve /metrics, /healthz, /readyz (default %s; \"off\"\n"
 		"disables; not served with --once).\n"
 		"The TC path translates packets connect() never saw: it is attached to\n"
@@ -88,7 +93,7 @@ static void usage(FILE *out)
 		"connection to a ClusterIP back to itself (one per family; default\n"
 		"169.254.7.1 and 100::7:1). Pods must route it to their interface (a\n"
 		"default route does); it should lead nowhere else.\n",
-		RESYNC_DEFAULT_S, METRICS_ADDR_DEFAULT);
+		RESYNC_DEFAULT_S, TR_MAX_ENDPOINTS, METRICS_ADDR_DEFAULT);
 }
 
 static double now_ms(void)
@@ -245,6 +250,7 @@ int cmd_run(int argc, char **argv)
 		{ "cgroup", required_argument, NULL, 'c' },
 		{ "pin-dir", required_argument, NULL, 'p' },
 		{ "node-name", required_argument, NULL, 'n' },
+		{ "zone", required_argument, NULL, 'z' },
 		{ "resync", required_argument, NULL, 'r' },
 		{ "map-size", required_argument, NULL, 's' },
 		{ "once", no_argument, NULL, 'o' },
@@ -271,7 +277,7 @@ int cmd_run(int argc, char **argv)
 	int opt, ret;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+m:c:p:n:r:s:oM:u:TH:vh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+m:c:p:n:z:r:s:oM:u:TH:vh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
 			a.dir = optarg;
@@ -284,6 +290,10 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'n':
 			a.opts.node_name = optarg;
+			a.tr.node_name = optarg;
+			break;
+		case 'z':
+			a.tr.zone = optarg;
 			break;
 		case 'r':
 			if (parse_seconds(optarg, &resync_s)) {
@@ -359,6 +369,7 @@ int cmd_run(int argc, char **argv)
 			strerror(errno));
 		return EXIT_USAGE;
 	}
+	a.tr.max_endpoints = o.sizes.endpoints_per_service;
 	o.pin_dir = pin_dir;
 	o.cgroup = a.opts.cgroup_root;
 	ret = dp_open(&o, &a.dp);

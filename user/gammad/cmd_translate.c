@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * gammad translate [--json [--compact]] [-v] PATH...
+ * gammad translate [--json [--compact]] [--node-name NAME] [--zone ZONE]
+ *                  [--map-size endpoints-per-service=N] [-v] PATH...
  * gammad translate --bench [--services N] [--routes N] [--endpoints N]
  *
  * Loads manifests (files and directories), translates them and prints the
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "datapath/datapath.h"
 #include "input/manifest.h"
 #include "translate/translate.h"
 #include "translate/translate_output.h"
@@ -19,18 +21,23 @@
 
 struct translate_opts {
 	bool json, compact, bench;
+	struct tr_opts tr;	/* as gammad run on that node would translate */
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: gammad translate [--json [--compact]] [-v] PATH...\n"
+		"usage: gammad translate [--json [--compact]] [--node-name NAME] [--zone ZONE]\n"
+		"                        [--map-size endpoints-per-service=N] [-v] PATH...\n"
 		"       gammad translate --bench [--services N] [--routes N] [--endpoints N]\n"
 		"\n"
 		"Print the effective route table of every Service port for every client\n"
 		"class, and the status of every route, for the manifests in PATH (files or\n"
 		"directories of YAML/JSON). Exit 0, or 1 when the input had errors (they are\n"
-		"printed and the rest is translated), 2 on usage errors.\n");
+		"printed and the rest is translated), 2 on usage errors.\n"
+		"--node-name, --zone, --map-size endpoints-per-service: as gammad run takes\n"
+		"them; the endpoints a Service port uses depend on them\n"
+		"(internalTrafficPolicy, trafficDistribution).\n");
 }
 
 static int parse_opts(int argc, char **argv, struct translate_opts *o)
@@ -39,13 +46,16 @@ static int parse_opts(int argc, char **argv, struct translate_opts *o)
 		{ "json", no_argument, NULL, 'j' },
 		{ "compact", no_argument, NULL, 'c' },
 		{ "bench", no_argument, NULL, 'b' },
+		{ "node-name", required_argument, NULL, 'n' },
+		{ "zone", required_argument, NULL, 'z' },
+		{ "map-size", required_argument, NULL, 's' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "+jcbvh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+jcbn:z:s:vh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'j':
 			o->json = true;
@@ -56,6 +66,26 @@ static int parse_opts(int argc, char **argv, struct translate_opts *o)
 		case 'b':
 			o->bench = true;
 			return 0;	/* the benchmark parses the rest */
+		case 'n':
+			o->tr.node_name = optarg;
+			break;
+		case 'z':
+			o->tr.zone = optarg;
+			break;
+		case 's': {
+			struct dp_sizes sz = { 0 };
+			char msg[512];
+
+			if (strncmp(optarg, "endpoints-per-service=", 22) ||
+			    dp_sizes_parse(&sz, optarg, msg, sizeof(msg))) {
+				fprintf(stderr, "gammad translate: --map-size %s: only "
+					"endpoints-per-service=N (1 to %u) applies to a translation\n",
+					optarg, DP_SIZE_MAX);
+				return -1;
+			}
+			o->tr.max_endpoints = sz.endpoints_per_service;
+			break;
+		}
 		case 'v':
 			log_threshold = LOG_DEBUG;
 			break;
@@ -80,7 +110,7 @@ static int translate_paths(char **paths, int nr, const struct translate_opts *o)
 	model_init(&m);
 	for (int i = 0; i < nr && ret != -ENOMEM; i++)
 		ret = manifest_load_path(&m, paths[i], &dg);
-	if (ret == -ENOMEM || (ret = translate(&m, &dg, &res))) {
+	if (ret == -ENOMEM || (ret = translate_opts(&m, &o->tr, &dg, &res))) {
 		fprintf(stderr, "gammad translate: %s\n", strerror(-ret));
 		model_free(&m);
 		diag_free(&dg);

@@ -62,6 +62,8 @@ static const struct {
 	{ "objects", offsetof(struct dp_sizes, objects), { GAMMAD_MAP_OBJECTS } },
 	{ "conntrack", offsetof(struct dp_sizes, conntrack), { GAMMAD_MAP_CT } },
 	{ "pods", offsetof(struct dp_sizes, pods), { GAMMAD_MAP_POD } },
+	/* no map of its own: a cap of the translation, entries of gammad_ep_v1 */
+	{ "endpoints-per-service", offsetof(struct dp_sizes, endpoints_per_service), { NULL } },
 };
 #define NR_SIZES (sizeof(size_tab) / sizeof(size_tab[0]))
 

@@ -59,6 +59,11 @@ struct dp_sizes {
 	uint32_t objects;	/* object table: every id allocated above */
 	uint32_t conntrack;	/* TC path: flow entries (two per flow, LRU) */
 	uint32_t pods;		/* TC path: pod IPs with a namespace / local veth */
+	/*
+	 * Endpoints one Service port (one backend) uses at most; not a map:
+	 * the agent's translation caps each set (0: its default, 16,384).
+	 */
+	uint32_t endpoints_per_service;
 };
 
 /* Largest configurable size: keeps ids and preallocated maps sane. */
@@ -67,7 +72,8 @@ struct dp_sizes {
 /*
  * Parse "NAME=ENTRIES" (NAME: frontends, consumers, cgroups, selectors,
  * alias-slots, backends, endpoints, local-endpoints, svc-ports, routes,
- * revnat, sockets, objects, conntrack, pods) into s; -EINVAL with a message in err.
+ * revnat, sockets, objects, conntrack, pods, endpoints-per-service) into s; -EINVAL
+ * with a message in err.
  */
 int dp_sizes_parse(struct dp_sizes *s, const char *arg, char *err, size_t len);
 
