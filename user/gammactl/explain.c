@@ -199,7 +199,22 @@ struct explain {
 	int ns_cgroups;			/* pod cgroups mapped to ns_id; -1: unknown */
 	struct dist got;
 	bool agree;
+	struct tr_opts tr;		/* the node (and zone) whose agent decides */
 };
+
+/* Backends of the L4 selector whose endpoints a policy narrowed, one per call. */
+static const struct tr_backend *next_policy(const struct explain *x, size_t *i)
+{
+	for (; *i < x->cls->l4.nr; (*i)++) {
+		const struct tr_backend *b = x->cls->l4.items[*i].backend;
+
+		if (b->endpoints && b->endpoints->policy) {
+			(*i)++;
+			return b;
+		}
+	}
+	return NULL;
+}
 
 static int parse_dst(struct explain *x)
 {
@@ -466,6 +481,7 @@ static void json_tr_backends(struct json_writer *w, const struct explain *x,
 static void print_json(struct explain *x, const char *reason)
 {
 	const struct dpv_selector *s = x->kernel && x->fe ? dpv_selector(&x->view, x->sel) : NULL;
+	const struct tr_backend *b;
 	struct json_writer w;
 	char buf[512];
 
@@ -492,6 +508,20 @@ static void print_json(struct explain *x, const char *reason)
 	jw_kbool(&w, "needsL7", x->cls->needs_l7);
 	jw_kstr(&w, "reason", reason);
 	jw_obj_end(&w);
+	jw_kstr(&w, "node", x->tr.node_name);
+	jw_kstr(&w, "zone", x->tr.zone);
+	jw_key(&w, "endpointPolicies");
+	jw_arr_begin(&w);
+	for (size_t i = 0; (b = next_policy(x, &i));) {
+		char pol[96];
+
+		jw_obj_begin(&w);
+		backend_name(b, buf, sizeof(buf));
+		jw_kstr(&w, "backend", buf);
+		jw_kstr(&w, "policy", tr_ep_policy_str(b->endpoints->policy, pol, sizeof(pol)));
+		jw_obj_end(&w);
+	}
+	jw_arr_end(&w);
 	if (x->has_request) {
 		const struct tr_entry *e = x->ev.entry;
 
@@ -579,6 +609,7 @@ static void print_dist(FILE *out, const char *title, const struct dist *d)
 
 static void print_text(struct explain *x, const char *reason)
 {
+	const struct tr_backend *b;
 	FILE *out = x->c->out;
 	char buf[512], pct[32];
 
@@ -588,6 +619,14 @@ static void print_text(struct explain *x, const char *reason)
 		x->tp->port->name ? " (" : "", x->tp->port->name ? x->tp->port->name : "",
 		x->tp->port->name ? ")" : "", x->addr, x->port);
 	fprintf(out, "class        %s\n", reason);
+	for (size_t i = 0; (b = next_policy(x, &i));) {
+		char pol[96];
+
+		backend_name(b, buf, sizeof(buf));
+		fprintf(out, "endpoints    %s: %s (node %s, zone %s)\n", buf,
+			tr_ep_policy_str(b->endpoints->policy, pol, sizeof(pol)),
+			x->tr.node_name ? x->tr.node_name : "any", x->tr.zone ? x->tr.zone : "none");
+	}
 	if (x->has_request) {
 		const struct tr_entry *e = x->ev.entry;
 
@@ -724,7 +763,10 @@ int ctl_explain(struct ctl *c, int argc, char **argv)
 			"no", x->pod_arg, c->manifests, matches > 1 ? ": say ns/name" : "");
 		goto out;
 	}
-	err = translate(&m, &dg, &res);
+	/* The endpoints a Service port uses depend on the node that translates. */
+	x->tr.node_name = c->node_name ? c->node_name : x->pod->spec.node_name;
+	x->tr.zone = c->zone;
+	err = translate_opts(&m, &x->tr, &dg, &res);
 	if (err) {
 		fprintf(stderr, "gammactl explain: translate %s: %s\n", c->manifests, strerror(-err));
 		goto out;

@@ -16,6 +16,8 @@ struct ctl {
 	const char *pin_dir;
 	const char *manifests;	/* --manifests DIR: status file, explain */
 	const char *status_file;
+	const char *node_name;	/* --node-name: explain as the agent of this node */
+	const char *zone;	/* --zone: ... in this zone */
 	bool json;
 	FILE *out;
 };
@@ -34,6 +36,8 @@ void ctl_view_free(struct dpv_maps *m, struct dpv *v);
 /* JSON pieces shared by the commands. */
 void ctl_json_endpoints(struct json_writer *w, const struct dpv_backend *b);
 void ctl_json_be_flags(struct json_writer *w, const struct dpv_backend *b);
+/* "policy": [...] of a backend (NULL: empty), see dpv_be_policy(). */
+void ctl_json_be_policy(struct json_writer *w, const struct dpv_backend *b);
 /* "80.00%" style, exact shares printed with 2 decimals. */
 const char *ctl_percent(double share, char *buf, size_t len);
 

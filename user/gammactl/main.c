@@ -43,7 +43,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: gammactl [--pin-dir DIR] [--json] [--manifests DIR] [--status-file PATH]\n"
-		"                COMMAND [ARGS]\n\ncommands:\n");
+		"                [--node-name NAME] [--zone ZONE] COMMAND [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < NR_COMMANDS; i++)
 		fprintf(out, "  %-9s %s\n  %-9s   %s\n", commands[i].name, commands[i].args, "",
 			commands[i].help);
@@ -53,7 +53,10 @@ static void usage(FILE *out)
 		"  --json             JSON instead of tables\n"
 		"  --manifests DIR    the agent's manifest directory (status, explain)\n"
 		"  --status-file PATH the status file (default DIR/.gammad-status.json); it\n"
-		"                     names DIR, so explain needs only one of the two\n");
+		"                     names DIR, so explain needs only one of the two\n"
+		"  --node-name NAME   explain: the node whose agent decides (default: the\n"
+		"                     source pod's spec.nodeName), as gammad run --node-name\n"
+		"  --zone ZONE        explain: that node's zone, as gammad run --zone\n");
 }
 
 /* Global options may come anywhere; the rest is left in argv in order. */
@@ -79,6 +82,10 @@ static int parse_global(struct ctl *c, int *argc, char **argv)
 			dst = &c->manifests;
 		else if (!strcmp(a, "--status-file"))
 			dst = &c->status_file;
+		else if (!strcmp(a, "--node-name"))
+			dst = &c->node_name;
+		else if (!strcmp(a, "--zone"))
+			dst = &c->zone;
 		if (dst) {
 			if (i + 1 >= *argc) {
 				fprintf(stderr, "gammactl: %s needs a value\n", a);

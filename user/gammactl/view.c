@@ -101,6 +101,21 @@ void ctl_json_be_flags(struct json_writer *w, const struct dpv_backend *b)
 	if (b->val.flags & GAMMAD_BE_NO_ENDPOINTS)
 		jw_str(w, "no_endpoints");
 	jw_arr_end(w);
+	ctl_json_be_policy(w, b);
+}
+
+/* "policy": the words of dpv_be_policy() as a list (empty: none). */
+void ctl_json_be_policy(struct json_writer *w, const struct dpv_backend *b)
+{
+	char buf[128], *save, *word;
+
+	jw_key(w, "policy");
+	jw_arr_begin(w);
+	dpv_be_policy(b, buf, sizeof(buf));
+	for (word = strtok_r(buf, ",", &save); word; word = strtok_r(NULL, ",", &save))
+		if (strcmp(word, "-"))
+			jw_str(w, word);
+	jw_arr_end(w);
 }
 
 void ctl_json_endpoints(struct json_writer *w, const struct dpv_backend *b)
@@ -143,7 +158,7 @@ int ctl_services(struct ctl *c, int argc, char **argv)
 {
 	struct dpv_maps m;
 	struct dpv v;
-	char a[256], b[256], d[64];
+	char a[256], b[256], d[64], e[128];
 
 	if (argc != 1) {
 		fprintf(stderr, "usage: gammactl services\n");
@@ -188,6 +203,8 @@ int ctl_services(struct ctl *c, int argc, char **argv)
 			}
 			jw_arr_end(&w);
 			json_svc_counters(&w, &f->stats);
+			ctl_json_be_policy(&w, dpv_service_backend(&v, f->svc_ns, f->svc_name,
+								   f->port));
 			jw_obj_end(&w);
 		}
 		jw_arr_end(&w);
@@ -195,8 +212,9 @@ int ctl_services(struct ctl *c, int argc, char **argv)
 		jw_finish(&w);
 		fputc('\n', c->out);
 	} else {
-		fprintf(c->out, "%-40s %-24s %-5s %-5s %-16s %-32s %10s %8s\n", "SERVICE", "CLUSTER-IP",
-			"PROTO", "GEN", "CLIENTS", "ROUTE", "CONNECTS", "REFUSED");
+		fprintf(c->out, "%-40s %-24s %-5s %-5s %-16s %-32s %10s %8s  %s\n", "SERVICE",
+			"CLUSTER-IP", "PROTO", "GEN", "CLIENTS", "ROUTE", "CONNECTS", "REFUSED",
+			"POLICY");
 		for (size_t i = 0; i < v.nr_fes; i++) {
 			const struct dpv_frontend *f = &v.fes[i];
 
@@ -213,10 +231,14 @@ int ctl_services(struct ctl *c, int argc, char **argv)
 				}
 				fprintf(c->out, "%-16s %-32s", ns_label(cl, d, sizeof(d)),
 					dpv_selector_label(dpv_selector(&v, cl->sel), b, sizeof(b)));
+				/* POLICY: the Service port's own endpoints, as plain clients get them */
 				if (!k)
-					fprintf(c->out, " %10llu %8llu",
+					fprintf(c->out, " %10llu %8llu  %s",
 						(unsigned long long)f->stats.connects,
-						(unsigned long long)f->stats.refused);
+						(unsigned long long)f->stats.refused,
+						dpv_be_policy(f->named ? dpv_service_backend(&v,
+							f->svc_ns, f->svc_name, f->port) : NULL,
+							e, sizeof(e)));
 				fputc('\n', c->out);
 			}
 		}
@@ -521,10 +543,15 @@ int ctl_endpoints(struct ctl *c, int argc, char **argv)
 		if (via_routes)
 			fprintf(c->out, "# no route points at %s/%s: the backends its clients reach "
 				"through its routes\n", ns, name);
-		fprintf(c->out, "%-40s %-12s %10s %s\n", "BACKEND", "STATE", "CONNECTS", "ENDPOINTS");
+		fprintf(c->out, "%-40s %-12s %-16s %10s %s\n", "BACKEND", "STATE", "POLICY",
+			"CONNECTS", "ENDPOINTS");
 		for (size_t i = 0; i < nr; i++) {
-			fprintf(c->out, "%-40s %-12s %10llu", dpv_backend_label(list[i], a, sizeof(a)),
-				be_state(list[i]), (unsigned long long)list[i]->connects);
+			char pol[128];
+
+			fprintf(c->out, "%-40s %-12s %-16s %10llu",
+				dpv_backend_label(list[i], a, sizeof(a)), be_state(list[i]),
+				dpv_be_policy(list[i], pol, sizeof(pol)),
+				(unsigned long long)list[i]->connects);
 			for (size_t x = 0; x < list[i]->nr_eps; x++)
 				fprintf(c->out, " %s", dpv_ep_str(&list[i]->eps[x], e, sizeof(e)));
 			fputc('\n', c->out);

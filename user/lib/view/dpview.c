@@ -762,3 +762,36 @@ void dpv_free(struct dpv *v)
 	free(v->nss);
 	memset(v, 0, sizeof(*v));
 }
+
+const char *dpv_be_policy(const struct dpv_backend *b, char *buf, size_t len)
+{
+	static const struct { uint32_t bit; const char *word; } tab[] = {
+		{ GAMMAD_BE_LOCAL_ONLY, "local" }, { GAMMAD_BE_ZONE, "zone" },
+		{ GAMMAD_BE_NODE, "node" }, { GAMMAD_BE_TERMINATING, "terminating" },
+		{ GAMMAD_BE_TOPOLOGY_ALL, "topology-all" },
+	};
+	size_t n = 0;
+
+	if (!len)
+		return buf;
+	buf[0] = 0;
+	for (size_t i = 0; b && b->present && i < sizeof(tab) / sizeof(tab[0]) && n < len; i++)
+		if (b->val.flags & tab[i].bit)
+			n += snprintf(buf + n, len - n, "%s%s", n ? "," : "", tab[i].word);
+	if (!buf[0])
+		snprintf(buf, len, "-");
+	return buf;
+}
+
+const struct dpv_backend *dpv_service_backend(const struct dpv *v, const char *ns,
+					      const char *name, uint16_t port)
+{
+	for (size_t i = 0; i < v->nr_bes; i++) {
+		const struct dpv_backend *b = &v->bes[i];
+
+		if (b->named && b->port == port && !strcmp(b->namespace, ns) &&
+		    !strcmp(b->name, name))
+			return b;
+	}
+	return NULL;
+}

@@ -155,6 +155,16 @@ const struct dpv_frontend *dpv_frontend_by_addr(const struct dpv *v, const char 
 /* The selector the kernel uses for clients of namespace ns_id. */
 uint32_t dpv_class_selector(const struct dpv_frontend *fe, uint32_t ns_id);
 
+/*
+ * The endpoint policy in force for a backend (gammad_be_val.flags, policy
+ * bits): "local,zone,node,terminating,topology-all" words, "-" for none.
+ * One place for every reader: session affinity is to be added here too.
+ */
+const char *dpv_be_policy(const struct dpv_backend *b, char *buf, size_t len);
+/* The backend of Service ns/name port (its own endpoints), or NULL. */
+const struct dpv_backend *dpv_service_backend(const struct dpv *v, const char *ns,
+					      const char *name, uint16_t port);
+
 /* "ns/name:port" of a backend, or "backend <id>", in buf. */
 const char *dpv_backend_label(const struct dpv_backend *b, char *buf, size_t len);
 /* "ns/name rule N", "(no route) selector <id>" or "selector <id>", in buf. */
