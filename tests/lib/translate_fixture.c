@@ -30,7 +30,7 @@ int tfx_translate(struct tfx *f)
 
 	if (f->translated)
 		tr_result_free(&f->res);
-	ret = translate(&f->m, &f->dg, &f->res);
+	ret = translate_opts(&f->m, &f->opts, &f->dg, &f->res);
 	f->translated = !ret;
 	return ret;
 }

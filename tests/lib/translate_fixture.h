@@ -15,6 +15,7 @@ struct tfx {
 	struct diag dg;
 	struct tr_result res;
 	bool translated;
+	struct tr_opts opts;	/* the node tfx_translate translates for */
 };
 
 void tfx_init(struct tfx *f);
