@@ -284,3 +284,89 @@ out:
 		img_free(&img);
 	tfx_free(&f);
 }
+
+/* Service app/s with n endpoints 10.1.x.y, per slices of 100, the last
+ * `dups` of each slice repeated at the head of the next. */
+static char *big_service(size_t n, size_t dups)
+{
+	size_t cap = 256 + n * 48 + (n / 100 + 1) * (256 + dups * 48), len = 0;
+	char *y = malloc(cap);
+
+	if (!y)
+		return NULL;
+	len += snprintf(y + len, cap - len, "%s", SVC_HEAD(""));
+	for (size_t i = 0; i < n; i++) {
+		if (i % 100 == 0) {
+			len += snprintf(y + len, cap - len,
+					"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+					"metadata: {name: s-%zu, namespace: app, labels: {kubernetes.io/service-name: s}}\n"
+					"addressType: IPv4\nports: [{name: http, port: 8080}]\nendpoints:\n",
+					i / 100);
+			for (size_t d = i >= dups ? i - dups : i; d < i; d++)
+				len += snprintf(y + len, cap - len, "- {addresses: [10.1.%zu.%zu]}\n",
+						d / 250, d % 250 + 1);
+		}
+		len += snprintf(y + len, cap - len, "- {addresses: [10.1.%zu.%zu]}\n", i / 250,
+				i % 250 + 1);
+	}
+	return y;
+}
+
+/*
+ * Kubernetes' scalability thresholds: 5,000 endpoints per Service over many
+ * slices are all used (duplicates between slices once); over the default of
+ * 16,384 the first 16,384 are used, with a warning and a note in the
+ * ResolvedRefs condition of a route that sends there.
+ */
+void test_translate_svc_endpoints_scale(void)
+{
+	static const char route[] =
+		"---\napiVersion: v1\nkind: Service\nmetadata: {name: front, namespace: app}\n"
+		"spec:\n  clusterIP: 10.96.5.2\n  ports: [{name: http, port: 80}]\n"
+		"---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+		"metadata: {name: r, namespace: app}\n"
+		"spec:\n  parentRefs: [{group: \"\", kind: Service, name: front, port: 80}]\n"
+		"  rules: [{backendRefs: [{name: s, port: 80}]}]\n";
+	const struct tr_parent_status *ps;
+	const struct tr_condition *cond;
+	const struct tr_port *p;
+	char *y = NULL;
+	struct tfx f;
+
+	tfx_init(&f);
+	y = big_service(5000, 10);
+	if (!ASSERT_OK_PTR(y, "yaml") || !ASSERT_OK(tfx_load(&f, "big.yaml", y), "load 5,000") ||
+	    !ASSERT_OK(tfx_translate(&f), "translate"))
+		goto out;
+	p = tr_find_port(&f.res, "app", "s", 80);
+	if (ASSERT_OK_PTR(p, "port")) {
+		ASSERT_EQ(p->self.endpoints->nr, 5000, "5,000 endpoints over 50 slices, once each");
+		ASSERT_FALSE(p->self.endpoints->truncated, "not truncated");
+	}
+	tfx_free(&f);
+	free(y);
+
+	tfx_init(&f);
+	y = big_service(20000, 0);
+	if (!ASSERT_OK_PTR(y, "yaml") || !ASSERT_OK(tfx_load(&f, "big.yaml", y), "load 20,000") ||
+	    !ASSERT_OK(tfx_load(&f, "route.yaml", route), "route") ||
+	    !ASSERT_OK(tfx_translate(&f), "translate"))
+		goto out;
+	p = tr_find_port(&f.res, "app", "s", 80);
+	if (ASSERT_OK_PTR(p, "port")) {
+		ASSERT_EQ(p->self.endpoints->nr, TR_MAX_ENDPOINTS, "the default cap");
+		ASSERT_EQ(TR_MAX_ENDPOINTS, 16384, "the default is 16,384");
+		ASSERT_TRUE(p->self.endpoints->truncated, "truncated");
+	}
+	ASSERT_OK_PTR(diag_find(&f.dg, "more than 16384 usable endpoints"), "a warning");
+	ps = tfx_parent(&f, ROUTE_HTTP, "app", "r", 0);
+	cond = ps ? tr_condition(ps, "ResolvedRefs") : NULL;
+	if (ASSERT_OK_PTR(cond, "ResolvedRefs")) {
+		ASSERT_TRUE(cond->status, "ResolvedRefs stays True");
+		ASSERT_HAS_SUBSTR(cond->message, "more endpoints than the 16384 used",
+				  "the condition says so");
+	}
+out:
+	free(y);
+	tfx_free(&f);
+}

@@ -75,6 +75,26 @@ static int accepted_condition(const struct tr_route_info *info, size_t parent,
 					TR_MAX_ENTRIES, TR_MAX_CLASSES));
 }
 
+/*
+ * A backend over the endpoints-per-service cap resolves, but not all of its
+ * endpoints are used: say so in the ResolvedRefs message (the first one).
+ */
+static char *resolved_message(const struct tr_route_info *info)
+{
+	for (size_t i = 0; info->rules && i < info->route->nr_rules; i++) {
+		const struct tr_rule *r = &info->rules[i];
+
+		for (size_t j = 0; r->valid && j < r->nr_backends; j++) {
+			const struct tr_backend *b = &r->backends[j];
+
+			if (b->endpoints && b->endpoints->truncated)
+				return tr_strdupf("all references resolved; Service %s/%s port %u has more endpoints than the %zu used (--map-size endpoints-per-service)",
+						  b->namespace, b->name, b->port, b->endpoints->nr);
+		}
+	}
+	return strdup("all references resolved");
+}
+
 static int parent_status(const struct tr_route_info *info, size_t parent,
 			 struct tr_parent_status *ps)
 {
@@ -90,7 +110,7 @@ static int parent_status(const struct tr_route_info *info, size_t parent,
 				    strdup(info->refs_message));
 	else
 		ret = add_condition(ps, STATUS_RESOLVED_REFS, true, "ResolvedRefs",
-				    strdup("all references resolved"));
+				    resolved_message(info));
 	if (!ret && partial)
 		ret = add_condition(ps, STATUS_PARTIALLY_INVALID, true, "UnsupportedValue",
 				    dropped_rules_message(info));
