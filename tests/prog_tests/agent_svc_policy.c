@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Kubernetes Service semantics end to end, on the lab, through the agent
- * (`gammad run --node-name lab-node --zone zone-a`), each checked on both
- * paths a client of a ClusterIP takes:
+ * (`gammad run --node-name lab-node --zone zone-a`), dual-stack Services
+ * checked over IPv4 and IPv6 on both paths a client of a ClusterIP takes:
  *  - connect time: a client in the client pod's container cgroup and netns;
  *  - TC: a client in the client pod's netns but in the test's own cgroup,
  *    outside --cgroup, so only the TC program on the pod's veth translates.
@@ -48,6 +48,9 @@
 #define VIP_ZON		"10.96.78.11"
 #define VIP_TRM		"10.96.78.12"
 #define VIP_EXT		"10.96.78.13"
+#define VIP6_LOC	"fd00:10:96::780a"
+#define VIP6_ZON	"fd00:10:96::780b"
+#define VIP6_TRM	"fd00:10:96::780c"
 #define HTTP_PORT	80
 #define LINE_PORT	9000
 #define N		20	/* connections per check */
@@ -106,63 +109,76 @@ static void sleep_ms(int ms)
 
 /* ---- manifests the test writes ------------------------------------------ */
 
-/* A Service without selector and its one EndpointSlice; eps: "- {...}\n" lines. */
-static char *service_yaml(const char *name, const char *spec, const char *ports,
-			  const char *eps)
+/* One EndpointSlice of Service `name` for a family; eps: "- {...}\n" lines. */
+static char *slice_yaml(const char *name, int v6, const char *eps)
 {
 	char *s = NULL;
 
 	if (asprintf(&s,
-		     "apiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: " NS "}\n"
-		     "spec:\n%s  ports: %s\n"
 		     "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
-		     "metadata: {name: %s-1, namespace: " NS ", labels: {kubernetes.io/service-name: %s}}\n"
-		     "addressType: IPv4\n"
+		     "metadata: {name: %s-%d, namespace: " NS ", labels: {kubernetes.io/service-name: %s}}\n"
+		     "addressType: IPv%d\n"
 		     "ports: [{name: http, port: 8080}, {name: line, port: 9090}]\n"
 		     "endpoints:\n%s",
-		     name, spec, ports, name, name, eps) < 0)
+		     name, v6 ? 6 : 4, name, v6 ? 6 : 4, eps) < 0)
 		return NULL;
 	return s;
 }
 
 #define PORTS "[{name: http, port: 80, targetPort: 8080}, {name: line, port: 9000, targetPort: 9090}]"
 
-/* One endpoint line: the pod's IPv4 address, its pod name, and more fields. */
-static const char *ep(char *buf, size_t len, const struct lab_pod_info *p, const char *rest)
+/* One endpoint line: the pod's address of a family, its pod name, and more fields. */
+static const char *ep(char *buf, size_t len, const struct lab_pod_info *p, int v6,
+		      const char *rest)
 {
-	snprintf(buf, len, "- {addresses: [%s], targetRef: {kind: Pod, namespace: " NS
-		 ", name: %s}%s}\n", p->ip4, p->name, rest);
+	snprintf(buf, len, "- {addresses: [\"%s\"], targetRef: {kind: Pod, namespace: " NS
+		 ", name: %s}%s}\n", v6 ? p->ip6 : p->ip4, p->name, rest);
 	return buf;
 }
 
 #define TERMINATING ", conditions: {ready: false, serving: true, terminating: true}"
 #define NOT_READY ", conditions: {ready: false, serving: false}"
 
-static const char *vip_of(const char *name)
+/* The ClusterIPs of the Services the test writes. */
+static const char *vip_of(const char *name, int v6)
 {
-	return !strcmp(name, "loc") ? VIP_LOC : !strcmp(name, "zon") ? VIP_ZON : VIP_TRM;
+	if (!strcmp(name, "loc"))
+		return v6 ? VIP6_LOC : VIP_LOC;
+	if (!strcmp(name, "zon"))
+		return v6 ? VIP6_ZON : VIP_ZON;
+	return v6 ? VIP6_TRM : VIP_TRM;
 }
 
 /*
- * Write NAME.yaml: Service NAME (its ClusterIP, spec lines) and one slice of
- * svp-a, svp-b, svp-c with those extra fields each (NULL: not in the slice).
+ * Write NAME.yaml: dual-stack Service NAME (its ClusterIPs, spec lines) and
+ * a slice per family of svp-a, svp-b, svp-c with those extra fields each
+ * (NULL: not in the slice); wait: until the agent applied it.
  */
 static int write_service(struct svp_env *e, bool wait, const char *name, const char *spec,
 			 const char *ra, const char *rb, const char *rc)
 {
-	char a[512], b[512], c[512], eps[1600], file[64], full[256];
-	char *y;
-	int ret;
+	char a[512], b[512], c[512], eps[1600], file[64];
+	char *y = NULL, *sl[2] = {};
+	int ret = -ENOMEM;
 
-	snprintf(eps, sizeof(eps), "%s%s%s", ra ? ep(a, sizeof(a), e->a, ra) : "",
-		 rb ? ep(b, sizeof(b), e->b, rb) : "", rc ? ep(c, sizeof(c), e->c, rc) : "");
-	snprintf(full, sizeof(full), "  clusterIP: %s\n%s", vip_of(name), spec);
-	y = service_yaml(name, full, PORTS, eps);
-	if (!y)
-		return -ENOMEM;
-	snprintf(file, sizeof(file), "%s.yaml", name);
-	ret = wait ? agent_env_update(&e->ag, file, y) : agent_env_write(&e->ag, file, y);
-	free(y);
+	for (int v6 = 0; v6 < 2; v6++) {
+		snprintf(eps, sizeof(eps), "%s%s%s", ra ? ep(a, sizeof(a), e->a, v6, ra) : "",
+			 rb ? ep(b, sizeof(b), e->b, v6, rb) : "",
+			 rc ? ep(c, sizeof(c), e->c, v6, rc) : "");
+		sl[v6] = slice_yaml(name, v6, eps);
+	}
+	if (sl[0] && sl[1] &&
+	    asprintf(&y, "apiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: " NS "}\n"
+		     "spec:\n  ipFamilyPolicy: RequireDualStack\n"
+		     "  clusterIP: %s\n  clusterIPs: [%s, \"%s\"]\n%s  ports: " PORTS "\n%s%s",
+		     name, vip_of(name, 0), vip_of(name, 0), vip_of(name, 1), spec, sl[0],
+		     sl[1]) >= 0) {
+		snprintf(file, sizeof(file), "%s.yaml", name);
+		ret = wait ? agent_env_update(&e->ag, file, y) : agent_env_write(&e->ag, file, y);
+		free(y);
+	}
+	free(sl[0]);
+	free(sl[1]);
 	return ret;
 }
 
@@ -264,14 +280,16 @@ static void subtest_local(struct svp_env *e)
 		return;
 	gammactl_row(e, "loc", "local", NULL);
 	for (enum path p = 0; p < NR_PATHS; p++)
-		refused(e, p, VIP_LOC, HTTP_PORT);
+		for (int v6 = 0; v6 < 2; v6++)
+			refused(e, p, vip_of("loc", v6), HTTP_PORT);
 	if (!ASSERT_OK(write_service(e, true, "loc", "  internalTrafficPolicy: Local\n",
 				     ", nodeName: node-2", ", nodeName: " NODE, NULL),
 		       "loc: svp-b on this node"))
 		return;
 	for (enum path p = 0; p < NR_PATHS; p++)
-		if (serve(e, p, VIP_LOC, HTTP_PORT, cnt))
-			ASSERT_EQ(cnt[1], N, "served by the local endpoint only");
+		for (int v6 = 0; v6 < 2; v6++)
+			if (serve(e, p, vip_of("loc", v6), HTTP_PORT, cnt))
+				ASSERT_EQ(cnt[1], N, "served by the local endpoint only");
 }
 
 static void subtest_zone(struct svp_env *e)
@@ -287,10 +305,12 @@ static void subtest_zone(struct svp_env *e)
 		return;
 	gammactl_row(e, "zon", "zone", NULL);
 	for (enum path p = 0; p < NR_PATHS; p++)
-		if (serve(e, p, VIP_ZON, HTTP_PORT, cnt)) {
-			ASSERT_EQ(cnt[0], 0, "svp-a (hinted for zone-b) gets nothing");
-			ASSERT_EQ(cnt[1] + cnt[2], N, "served by the endpoints hinted for zone-a");
-		}
+		for (int v6 = 0; v6 < 2; v6++)
+			if (serve(e, p, vip_of("zon", v6), HTTP_PORT, cnt)) {
+				ASSERT_EQ(cnt[0], 0, "svp-a (hinted for zone-b) gets nothing");
+				ASSERT_EQ(cnt[1] + cnt[2], N,
+					  "served by the endpoints hinted for zone-a");
+			}
 }
 
 static size_t pongs_reach(struct mc_loop *l, size_t n, int timeout_ms)
@@ -313,8 +333,9 @@ static void subtest_terminating(struct svp_env *e)
 		return;
 	gammactl_row(e, "trm", "terminating", NULL);
 	for (enum path p = 0; p < NR_PATHS; p++) {
-		if (serve(e, p, VIP_TRM, HTTP_PORT, cnt))
-			ASSERT_EQ(cnt[0] + cnt[1], N, "served by the terminating endpoints");
+		for (int v6 = 0; v6 < 2; v6++)
+			if (serve(e, p, vip_of("trm", v6), HTTP_PORT, cnt))
+				ASSERT_EQ(cnt[0] + cnt[1], N, "served by the terminating endpoints");
 		/* a connection opened now, on a terminating endpoint, must outlive the change */
 		at[p] = place(e, p);
 		started[p] = ASSERT_OK(mc_loop_start(&pp[p], &at[p], VIP_TRM, LINE_PORT,
@@ -327,8 +348,9 @@ static void subtest_terminating(struct svp_env *e)
 		      "trm: svp-c ready")) {
 		gammactl_row(e, "trm", NS "/trm:80", "terminating");
 		for (enum path p = 0; p < NR_PATHS; p++)
-			if (serve(e, p, VIP_TRM, HTTP_PORT, cnt))
-				ASSERT_EQ(cnt[2], N, "served by the ready endpoint only");
+			for (int v6 = 0; v6 < 2; v6++)
+				if (serve(e, p, vip_of("trm", v6), HTTP_PORT, cnt))
+					ASSERT_EQ(cnt[2], N, "served by the ready endpoint only");
 	}
 	for (enum path p = 0; p < NR_PATHS; p++) {
 		if (!started[p])
@@ -361,7 +383,7 @@ static void subtest_untouched(struct svp_env *e)
 		     "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
 		     "metadata: {name: hl-1, namespace: " NS ", labels: {kubernetes.io/service-name: hl}}\n"
 		     "addressType: IPv4\nports: [{name: http, port: 8080}]\nendpoints:\n%s",
-		     ep(a, sizeof(a), e->a, "")) < 0)
+		     ep(a, sizeof(a), e->a, 0, "")) < 0)
 		return;
 	ASSERT_OK(agent_env_write(&e->ag, "hl.yaml", hl), "hl.yaml");
 	free(hl);
@@ -370,7 +392,7 @@ static void subtest_untouched(struct svp_env *e)
 	{
 		char *y, eps[600];
 
-		snprintf(eps, sizeof(eps), "%s", ep(a, sizeof(a), e->a, ""));
+		snprintf(eps, sizeof(eps), "%s", ep(a, sizeof(a), e->a, 0, ""));
 		if (asprintf(&y, "apiVersion: v1\nkind: Service\nmetadata: {name: ext, namespace: " NS "}\n"
 			     "spec:\n  type: NodePort\n%s  ports: [{name: http, port: 8080, nodePort: 30080}]\n"
 			     "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
