@@ -175,26 +175,21 @@ static void merge_cands(struct cand_list *l)
 }
 
 /* Which candidates a connection may use; the set's policy bits say why. */
-enum ep_pick { PICK_READY, PICK_TERMINATING };
-#define PICK_LOCAL (1u << 4)
-#define PICK_NODE (1u << 5)
-#define PICK_ZONE (1u << 6)
+struct ep_pick {
+	bool terminating;	/* the serving-and-terminating ones, not the ready ones */
+	bool local, same_node, same_zone;	/* and only those */
+};
 
-static bool picked(const struct ep_cand *c, unsigned int pick)
+static bool picked(const struct ep_cand *c, struct ep_pick p)
 {
-	if ((pick & 0xf) == PICK_READY ? !c->ready : !c->terminating)
-		return false;
-	if ((pick & PICK_LOCAL) && !c->local)
-		return false;
-	if ((pick & PICK_NODE) && !c->same_node)
-		return false;
-	return !(pick & PICK_ZONE) || c->same_zone;
+	return (p.terminating ? c->terminating : c->ready) && (!p.local || c->local) &&
+	       (!p.same_node || c->same_node) && (!p.same_zone || c->same_zone);
 }
 
-static bool any_picked(const struct cand_list *l, unsigned int pick)
+static bool any_picked(const struct cand_list *l, struct ep_pick p)
 {
 	for (size_t i = 0; i < l->nr; i++)
-		if (picked(&l->items[i], pick))
+		if (picked(&l->items[i], p))
 			return true;
 	return false;
 }
@@ -210,36 +205,40 @@ static bool any_picked(const struct cand_list *l, unsigned int pick)
  *    rolling update of a small Deployment does not refuse connections. The
  *    fallback ends as soon as one endpoint is ready again.
  */
-static unsigned int choose(const struct cand_list *l, const struct k8s_service *svc,
-			   unsigned int *policy)
+static struct ep_pick choose(const struct cand_list *l, const struct k8s_service *svc,
+			     unsigned int *policy)
 {
 	enum k8s_traffic_dist dist = svc->traffic_distribution;
+	struct ep_pick ready = { 0 }, term = { .terminating = true };
+	struct ep_pick node = { .same_node = true }, zone = { .same_zone = true };
 
+	*policy = 0;
 	if (svc->internal_traffic_policy == TRAFFIC_POLICY_LOCAL) {
 		*policy = TR_EP_LOCAL;
-		if (any_picked(l, PICK_READY | PICK_LOCAL))
-			return PICK_READY | PICK_LOCAL;
-		if (any_picked(l, PICK_TERMINATING | PICK_LOCAL))
+		ready.local = term.local = true;
+		if (any_picked(l, ready))
+			return ready;
+		if (any_picked(l, term))
 			*policy |= TR_EP_TERMINATING;
-		return PICK_TERMINATING | PICK_LOCAL;
+		return term;
 	}
-	*policy = 0;
-	if (!any_picked(l, PICK_READY)) {
-		if (any_picked(l, PICK_TERMINATING))
+	if (!any_picked(l, ready)) {
+		if (any_picked(l, term))
 			*policy = TR_EP_TERMINATING;
-		return PICK_TERMINATING;
+		return term;
 	}
-	if (dist == TRAFFIC_DIST_PREFER_SAME_NODE && any_picked(l, PICK_READY | PICK_NODE)) {
+	if (dist == TRAFFIC_DIST_NONE)
+		return ready;
+	if (dist == TRAFFIC_DIST_PREFER_SAME_NODE && any_picked(l, node)) {
 		*policy = TR_EP_NODE;
-		return PICK_READY | PICK_NODE;
+		return node;
 	}
-	if (dist != TRAFFIC_DIST_NONE && any_picked(l, PICK_READY | PICK_ZONE)) {
+	if (any_picked(l, zone)) {
 		*policy = TR_EP_ZONE;
-		return PICK_READY | PICK_ZONE;
+		return zone;
 	}
-	if (dist != TRAFFIC_DIST_NONE)
-		*policy = TR_EP_TOPOLOGY_ALL;
-	return PICK_READY;
+	*policy = TR_EP_TOPOLOGY_ALL;
+	return ready;
 }
 
 static int build_set(struct tr_ctx *c, const struct k8s_service *svc,
@@ -247,7 +246,7 @@ static int build_set(struct tr_ctx *c, const struct k8s_service *svc,
 {
 	const struct model_slices *slices;
 	struct cand_list l = { 0 };
-	unsigned int pick;
+	struct ep_pick pick;
 	size_t n = 0;
 	int ret = 0;
 
