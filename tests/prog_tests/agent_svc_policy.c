@@ -268,6 +268,27 @@ static void gammactl_row(struct svp_env *e, const char *name, const char *want,
 	free(out);
 }
 
+/*
+ * gammactl explain translates as the client pod's node (its spec.nodeName,
+ * the agent's --node-name) and zone: it agrees with the kernel endpoint for
+ * endpoint (exit 0) and names the policy.
+ */
+static void explain_agrees(struct svp_env *e, const char *name, const char *policy)
+{
+	char want[128], *out = NULL;
+	int ret;
+
+	ret = lab_run_capture(&out, "%s --pin-dir %s --manifests %s --zone " ZONE
+			      " explain " NS "/%s %s:80", test_bin("gammactl"), e->ag.pin_dir,
+			      e->ag.dir, e->client->name, vip_of(name, 0));
+	snprintf(want, sizeof(want), "endpoints    " NS "/%s:80: %s (node " NODE ", zone " ZONE ")",
+		 name, policy);
+	if (!ASSERT_EQ(ret, 0, "gammactl explain: the kernel agrees"))
+		test__printf("%s", out ? out : "");
+	ASSERT_HAS_SUBSTR(out ? out : "", want, "gammactl explain names the policy");
+	free(out);
+}
+
 /* ---- subtests ----------------------------------------------------------- */
 
 static void subtest_local(struct svp_env *e)
@@ -290,6 +311,7 @@ static void subtest_local(struct svp_env *e)
 		for (int v6 = 0; v6 < 2; v6++)
 			if (serve(e, p, vip_of("loc", v6), HTTP_PORT, cnt))
 				ASSERT_EQ(cnt[1], N, "served by the local endpoint only");
+	explain_agrees(e, "loc", "local");
 }
 
 static void subtest_zone(struct svp_env *e)
@@ -304,6 +326,7 @@ static void subtest_zone(struct svp_env *e)
 		       "zon: hints"))
 		return;
 	gammactl_row(e, "zon", "zone", NULL);
+	explain_agrees(e, "zon", "zone");
 	for (enum path p = 0; p < NR_PATHS; p++)
 		for (int v6 = 0; v6 < 2; v6++)
 			if (serve(e, p, vip_of("zon", v6), HTTP_PORT, cnt)) {
