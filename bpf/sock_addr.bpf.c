@@ -130,6 +130,7 @@ static __always_inline int sa_translate(struct bpf_sock_addr *ctx, const bool v6
 					const bool connected)
 {
 	struct gammad_fe_key key = {};
+	struct lb_aff aff;
 	struct gammad_fe_val fe;
 	struct lb_result res;
 	struct sa_xlat x = {};
@@ -141,7 +142,11 @@ static __always_inline int sa_translate(struct bpf_sock_addr *ctx, const bool v6
 	if (!lb_frontend(&key, &fe))
 		return GAMMAD_ALLOW;	/* not a Service: untouched */
 
-	reason = lb_pick(&fe, lb_needs_class(&fe) ? client_ns_id() : GAMMAD_NS_ALL, &res);
+	/* the source address is not chosen yet: the pod is its netns */
+	__builtin_memset(&aff.key, 0, sizeof(aff.key));
+	aff.key.kind = GAMMAD_AFF_NETNS;
+	*(__u64 *)aff.key.client = bpf_get_netns_cookie(ctx);
+	reason = lb_pick(&fe, lb_needs_class(&fe) ? client_ns_id() : GAMMAD_NS_ALL, &aff, &res);
 	if (!reason && !sa_write_dst(ctx, v6, &res.ep, &x))
 		reason = GAMMAD_R_FAMILY;
 	if (reason) {

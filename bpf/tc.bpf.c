@@ -49,17 +49,33 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* The affinity work area of tc_new_flow (lib/affinity.h): off the stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lb_aff);
+} gammad_tcscr_v1 SEC(".maps");
+
 /* Choose an endpoint for a new flow and store it; false: drop (counted). */
 static __always_inline bool tc_new_flow(const struct gammad_ct_key *fwd,
 					const struct gammad_fe_val *fe,
 					struct gammad_ct_val *ct)
 {
 	struct lb_result res;
-	__u32 ns, reason;
+	struct lb_aff *aff;
+	__u32 ns, reason, zero = 0;
 	__u8 flags;
 
 	ns = lb_needs_class(fe) ? addr_ns_id(fwd->saddr, fwd->family) : GAMMAD_NS_ALL;
-	reason = lb_pick(fe, ns, &res);
+	/* the client of session affinity is the packet's source, as for kube-proxy */
+	aff = bpf_map_lookup_elem(&gammad_tcscr_v1, &zero);
+	if (aff) {
+		__builtin_memset(&aff->key, 0, sizeof(aff->key));
+		aff->key.kind = fwd->family == AF_INET ? GAMMAD_AFF_INET : GAMMAD_AFF_INET6;
+		addr_copy(aff->key.client, fwd->saddr);
+	}
+	reason = lb_pick(fe, ns, aff, &res);
 	if (!reason && res.ep.family != fwd->family)
 		reason = GAMMAD_R_FAMILY;	/* no NAT46/64 per packet */
 	if (reason) {

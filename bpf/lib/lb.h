@@ -13,6 +13,7 @@
 
 #include "lib/maps.h"
 #include "lib/stats.h"
+#include "lib/affinity.h"
 
 struct lb_result {
 	struct gammad_ep_val ep;
@@ -65,30 +66,45 @@ static __always_inline __u32 lb_pick_backend(__u32 sel_id, __u32 *be_id, __u32 *
 	return GAMMAD_R_OK;
 }
 
-/* Equal share of the backend's ready endpoints. */
-static __always_inline __u32 lb_pick_endpoint(__u32 be_id, struct gammad_ep_val *ep)
+/*
+ * Equal share of the backend's ready endpoints, or the one this client
+ * has while its session affinity is fresh. a: the affinity work area with
+ * the client filled in (NULL: no affinity); its key's be_id is set here.
+ */
+static __always_inline __u32 lb_pick_endpoint(__u32 be_id, struct lb_aff *a,
+					      struct gammad_ep_val *ep)
 {
 	struct gammad_ep_key ek = {};
 	struct gammad_be_val *bv;
 	struct gammad_ep_val *ev;
-	__u32 nr, flags;
+	__u32 nr, flags, timeout;
+	__u64 now = 0;
 
-	bv = bpf_map_lookup_elem(&gammad_be_v1, &be_id);
+	bv = bpf_map_lookup_elem(&gammad_be_v2, &be_id);
 	if (!bv)
 		return GAMMAD_R_NO_BACKEND;
 	ek.ep_set = bv->ep_set;
 	nr = bv->nr_endpoints;
 	flags = bv->flags;
+	timeout = a ? bv->affinity_timeout : 0;
 	if (flags & GAMMAD_BE_UNRESOLVED)
 		return GAMMAD_R_BE_UNRESOLVED;
 	if ((flags & GAMMAD_BE_NO_ENDPOINTS) || !nr)
 		return GAMMAD_R_BE_NO_ENDPOINTS;
 
+	if (timeout && a) {
+		a->key.be_id = be_id;
+		now = bpf_ktime_get_coarse_ns();
+		if (aff_recall(a, ek.ep_set, nr, timeout, now, ep))
+			return GAMMAD_R_OK;
+	}
 	ek.idx = bpf_get_prandom_u32() % nr;
 	ev = bpf_map_lookup_elem(&gammad_ep_v1, &ek);
 	if (!ev)
 		return GAMMAD_R_NO_ENDPOINT;
 	__builtin_memcpy(ep, ev, sizeof(*ep));
+	if (timeout && a)
+		aff_remember(a, ek.idx, now, ep);
 	return GAMMAD_R_OK;
 }
 
@@ -98,15 +114,20 @@ static __always_inline bool lb_needs_class(const struct gammad_fe_val *fe)
 	return fe->flags & GAMMAD_FE_HAS_CONSUMERS;
 }
 
+/*
+ * Route, backend, endpoint. The client (ns_id: its class; a->key: its
+ * session affinity identity, see gammad_aff_kind) is an input like the
+ * class: each hook knows it in its own way.
+ */
 static __always_inline __u32 lb_pick(const struct gammad_fe_val *fe, __u32 ns_id,
-				     struct lb_result *res)
+				     struct lb_aff *a, struct lb_result *res)
 {
 	__u32 reason;
 
 	reason = lb_pick_backend(lb_table_selector(fe, ns_id), &res->be_id, &res->route_id);
 	if (reason)
 		return reason;
-	return lb_pick_endpoint(res->be_id, &res->ep);
+	return lb_pick_endpoint(res->be_id, a, &res->ep);
 }
 
 /* Count a successful translation everywhere it is accounted. */

@@ -44,7 +44,7 @@ GAMMAD_HASH(gammad_cons_v1, struct gammad_cons_key, struct gammad_cons_val, 1638
 GAMMAD_HASH(gammad_cgns_v1, __u64, struct gammad_cgns_val, 16384);
 GAMMAD_HASH(gammad_sel_v1, __u32, struct gammad_sel_val, 16384);
 GAMMAD_HASH(gammad_alias_v1, struct gammad_alias_key, struct gammad_alias_val, 65536);
-GAMMAD_HASH(gammad_be_v1, __u32, struct gammad_be_val, 16384);
+GAMMAD_HASH(gammad_be_v2, __u32, struct gammad_be_val, 16384);
 GAMMAD_HASH(gammad_ep_v1, struct gammad_ep_key, struct gammad_ep_val, 65536);
 GAMMAD_HASH(gammad_lep_v1, struct gammad_lep_key, struct gammad_lep_val, 4096);
 
@@ -77,6 +77,18 @@ struct {
 	__type(key, struct gammad_revnat_key);
 	__type(value, struct gammad_revnat_val);
 } gammad_rnat_v1 SEC(".maps");
+
+/*
+ * Session affinity: which endpoint a (backend, client) got last, and when.
+ * LRU: clients that stopped connecting make room for new ones; an evicted
+ * client just picks afresh.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct gammad_aff_key);
+	__type(value, struct gammad_aff_val);
+} gammad_aff_v1 SEC(".maps");
 
 /* Value: the socket; libbpf drops BTF for sockhashes, the key stays typed in code. */
 struct {

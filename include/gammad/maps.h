@@ -48,7 +48,7 @@
 #define GAMMAD_MAP_CGROUP_NS	"gammad_cgns_v1"
 #define GAMMAD_MAP_SELECTOR	"gammad_sel_v1"
 #define GAMMAD_MAP_ALIAS	"gammad_alias_v1"
-#define GAMMAD_MAP_BACKEND	"gammad_be_v1"
+#define GAMMAD_MAP_BACKEND	"gammad_be_v2"
 #define GAMMAD_MAP_ENDPOINT	"gammad_ep_v1"
 #define GAMMAD_MAP_SVC_STATS	"gammad_svcst_v1"
 #define GAMMAD_MAP_BE_STATS	"gammad_best_v1"
@@ -60,6 +60,8 @@
 #define GAMMAD_MAP_SOCKHASH	"gammad_sockh_v1"
 #define GAMMAD_MAP_SOCK_REDIR	"gammad_skr_v1"
 #define GAMMAD_MAP_OBJECTS	"gammad_obj_v1"
+#define GAMMAD_MAP_AFFINITY	"gammad_aff_v1"
+#define GAMMAD_MAP_RELEASE	"gammad_rel_v1"	/* bpf/sock_iter.bpf.c: removed endpoints */
 
 /* Fixed limits the programs depend on. */
 #define GAMMAD_MAX_CGROUP_DEPTH	16	/* ancestor levels searched for a client class */
@@ -153,10 +155,16 @@ enum gammad_be_flags {
 	GAMMAD_BE_TOPOLOGY_ALL	= 1 << 6,	/* trafficDistribution, none close: all */
 };
 
+/*
+ * v2: affinity_timeout. A backend is a Service port (per address family),
+ * whether a connection reaches it as a Service without routes or as a
+ * route's backendRef: its Service's sessionAffinity travels with it.
+ */
 struct gammad_be_val {
 	__u32 ep_set;		/* key prefix of the endpoint entries */
 	__u32 nr_endpoints;	/* endpoints 0..nr_endpoints-1 */
 	__u32 flags;		/* enum gammad_be_flags */
+	__u32 affinity_timeout;	/* sessionAffinity ClientIP: seconds; 0: none */
 };
 
 struct gammad_ep_key {
@@ -169,6 +177,40 @@ struct gammad_ep_val {
 	__be16 port;
 	__u8 family;
 	__u8 flags;		/* reserved, 0 */
+};
+
+/*
+ * The endpoints of a set are written sorted by (family, address bytes,
+ * port in host order), as the translator sorts them: session affinity
+ * finds a remembered endpoint in a changed set by binary search.
+ */
+
+/* ---- session affinity (sessionAffinity: ClientIP) ----------------------- */
+
+/*
+ * Who a client is. Per packet (TC path) it is the source address, as for
+ * kube-proxy. At connect time the source address is not chosen yet; the
+ * client is its network namespace (one per pod, as Cilium's socket LB
+ * keys it): `client` then holds the netns cookie in its first 8 bytes.
+ */
+enum gammad_aff_kind {
+	GAMMAD_AFF_NETNS = 1,		/* client: bpf_get_netns_cookie() */
+	GAMMAD_AFF_INET = 2,		/* AF_INET: client is the IPv4 source */
+	GAMMAD_AFF_INET6 = 10,		/* AF_INET6: the IPv6 source */
+};
+
+/* LRU hash: one entry per (backend, client) that connected recently. */
+struct gammad_aff_key {
+	__u32 be_id;		/* the backend Service port */
+	__u8 kind;		/* enum gammad_aff_kind */
+	__u8 pad[3];
+	__u8 client[16] GAMMAD_ALIGN4;
+};
+
+struct gammad_aff_val {
+	struct gammad_ep_val ep;	/* the endpoint this client sticks to */
+	__u32 idx;		/* its index in the set it was last seen in */
+	__u64 last_used;	/* bpf_ktime_get_coarse_ns() of the last connection */
 };
 
 /* ---- counters (per-CPU arrays; userspace sums the CPUs) -------------- */
@@ -336,9 +378,11 @@ _Static_assert(sizeof(struct gammad_cgns_val) == 4, "gammad_cgns_val");
 _Static_assert(sizeof(struct gammad_sel_val) == 16, "gammad_sel_val");
 _Static_assert(sizeof(struct gammad_alias_key) == 8, "gammad_alias_key");
 _Static_assert(sizeof(struct gammad_alias_val) == 12, "gammad_alias_val");
-_Static_assert(sizeof(struct gammad_be_val) == 12, "gammad_be_val");
+_Static_assert(sizeof(struct gammad_be_val) == 16, "gammad_be_val");
 _Static_assert(sizeof(struct gammad_ep_key) == 8, "gammad_ep_key");
 _Static_assert(sizeof(struct gammad_ep_val) == 20, "gammad_ep_val");
+_Static_assert(sizeof(struct gammad_aff_key) == 24, "gammad_aff_key");
+_Static_assert(sizeof(struct gammad_aff_val) == 32, "gammad_aff_val");
 _Static_assert(sizeof(struct gammad_svc_stats) == 40, "gammad_svc_stats");
 _Static_assert(sizeof(struct gammad_be_stats) == 8, "gammad_be_stats");
 _Static_assert(sizeof(struct gammad_route_stats) == 8, "gammad_route_stats");

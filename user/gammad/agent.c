@@ -107,6 +107,45 @@ static void sync_tc(struct agent *a)
 	a->tc_refreshed = true;
 }
 
+/*
+ * Endpoints the last apply removed release what still points at them:
+ * connected sockets translated to them, the TC path's UDP flows
+ * (sock_release.h). Right after the apply, so the next connect already
+ * picks from the new endpoints.
+ */
+static void release_removed(struct agent *a, const struct img *old, const struct img *new)
+{
+	struct dp_release_stats st;
+	struct img_endpoint *rm = NULL;
+	struct gammad_ep_val *eps;
+	double t0 = now_ms();
+	size_t n = 0;
+	int ret;
+
+	ret = img_removed_endpoints(old, new, &rm, &n);
+	if (ret || !n) {
+		if (ret)
+			pr_err("removed endpoints: %s", strerror(-ret));
+		return;
+	}
+	eps = calloc(n, sizeof(*eps));
+	if (!eps) {
+		free(rm);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		dp_ep(&eps[i], rm[i].addr.family, rm[i].addr.addr, rm[i].port);
+	ret = dp_release(a->release, a->dp, eps, n, a->reset_removed_tcp, &st);
+	if (ret)
+		pr_err("release of %zu removed endpoints: %s", n, strerror(-ret));
+	pr_info("released %zu removed endpoints in %.1f ms: %zu UDP and %zu TCP sockets "
+		"destroyed in %zu network namespaces, %zu TC UDP flows removed%s",
+		n, now_ms() - t0, st.udp, st.tcp, st.netns, st.ct_flows,
+		a->release ? "" : " (no socket iterators on this kernel)");
+	free(eps);
+	free(rm);
+}
+
 int agent_apply_dir(struct agent *a)
 {
 	double t0 = now_ms();
@@ -135,8 +174,10 @@ int agent_apply_dir(struct agent *a)
 	a->generation++;
 	metrics_server_note_apply(a->metrics, 0, now_ms() - t0, input_errors);
 	log_apply("applied", a->dir, now_ms() - t0, &s, input_errors);
-	if (a->have_img)
+	if (a->have_img) {
+		release_removed(a, &a->img, &img);
 		img_free(&a->img);
+	}
 	a->img = img;
 	a->have_img = true;
 	sync_tc(a);
@@ -172,4 +213,6 @@ void agent_free(struct agent *a)
 	host_routes_free(&a->routes);
 	tc_dp_close(a->tc);
 	a->tc = NULL;
+	dp_release_close(a->release);
+	a->release = NULL;
 }

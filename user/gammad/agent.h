@@ -14,6 +14,7 @@
 
 #include "datapath/datapath.h"
 #include "datapath/host_routes.h"
+#include "datapath/sock_release.h"
 #include "datapath/tc_attach.h"
 #include "image/image.h"
 #include "image/image_apply.h"
@@ -37,6 +38,8 @@ struct agent {
 	bool dir_failed;		/* DIR's last apply failed: resync retries DIR */
 	unsigned int generation;	/* applies that changed the kernel */
 	struct metrics_server *metrics;	/* NULL: not served */
+	struct dp_release *release;	/* socket iterators; NULL: kernel < 6.5 */
+	bool reset_removed_tcp;		/* also abort TCP sockets of removed endpoints */
 };
 
 /* Translate DIR and reconcile; errors are logged, the data path stays whole. */

@@ -4,6 +4,7 @@
  *            [--resync SECONDS] [--map-size NAME=ENTRIES]... [--no-sockmap]
  *            [--once] [-v] [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]
  *            [--hairpin-addr IP]...
+ *            [--reset-removed-tcp]
  *
  * The agent: load the manifests in DIR, translate, build the map image and
  * reconcile the (pinned) data-path maps with it (image_apply.h); map pod
@@ -64,6 +65,7 @@ static void usage(FILE *out)
 		"                  [--map-size NAME=ENTRIES]... [--no-sockmap] [--once] [-v]\n"
 		"                  [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]\n"
 		"                  [--hairpin-addr IP]...\n"
+		"                  [--reset-removed-tcp]\n"
 		"\n"
 		"Translate the manifests in DIR and reconcile the data-path maps pinned\n"
 		"under --pin-dir (default " DP_PIN_DIR_DEFAULT ") with the result, with the\n"
@@ -79,10 +81,15 @@ static void usage(FILE *out)
 		"(sockops + sk_msg detached).\n"
 		"--map-size: entries of a map (frontends, consumers, cgroups, selectors,\n"
 		"alias-slots, backends, endpoints, local-endpoints, svc-ports, routes,\n"
-		"revnat, sockets, objects, conntrack, pods); a pinned map of another size is replaced by\n"
+		"revnat, sockets, objects, conntrack, pods, affinity); a pinned map of another size is replaced by\n"
 		"one of the new size holding the same entries. endpoints-per-service: endpoints\n"
 		"one Service port uses at most (default %d; more are a warning, the first\n"
 		"by address are used).\n"
+		"An endpoint removed by an apply releases what points at it: connected UDP\n"
+		"sockets that connect() sent to it get ECONNABORTED (their next connect picks\n"
+		"a live endpoint), the TC path's UDP flows to it are forgotten.\n"
+		"--reset-removed-tcp: abort established TCP connections to it too (RST);\n"
+		"default: they are left alone, as kube-proxy does.\n"
 		"--metrics-addr: serve /metrics, /healthz, /readyz (default %s; \"off\"\n"
 		"disables; not served with --once).\n"
 		"The TC path translates packets connect() never saw: it is attached to\n"
@@ -259,6 +266,7 @@ int cmd_run(int argc, char **argv)
 		{ "uplink", required_argument, NULL, 'u' },
 		{ "no-tc", no_argument, NULL, 'T' },
 		{ "hairpin-addr", required_argument, NULL, 'H' },
+		{ "reset-removed-tcp", no_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -277,7 +285,7 @@ int cmd_run(int argc, char **argv)
 	int opt, ret;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+m:c:p:n:z:r:s:oM:u:TH:vh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+m:c:p:n:z:r:s:oM:u:TH:Rvh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
 			a.dir = optarg;
@@ -327,6 +335,9 @@ int cmd_run(int argc, char **argv)
 		case 'H':
 			if (parse_hairpin(optarg, &to, &hp4, &hp6))
 				return EXIT_USAGE;
+			break;
+		case 'R':
+			a.reset_removed_tcp = true;
 			break;
 		case 'v':
 			log_threshold = LOG_DEBUG;
@@ -389,6 +400,12 @@ int cmd_run(int argc, char **argv)
 			dp_close(a.dp);
 			return EXIT_FATAL;
 		}
+	}
+	if (!once) {
+		ret = dp_release_open(a.dp, &a.release);
+		if (ret)
+			pr_warn("socket iterators (bpf_sock_destroy, kernel 6.5+): %s; sockets of "
+				"removed endpoints are not released, only TC flows", strerror(-ret));
 	}
 	if (!once && strcmp(metrics_addr, "off") &&
 	    metrics_server_start(metrics_addr, pin_dir, &a.metrics)) {

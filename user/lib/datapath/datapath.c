@@ -64,6 +64,7 @@ static const struct {
 	{ "pods", offsetof(struct dp_sizes, pods), { GAMMAD_MAP_POD } },
 	/* no map of its own: a cap of the translation, entries of gammad_ep_v1 */
 	{ "endpoints-per-service", offsetof(struct dp_sizes, endpoints_per_service), { NULL } },
+	{ "affinity", offsetof(struct dp_sizes, affinity), { GAMMAD_MAP_AFFINITY } },
 };
 #define NR_SIZES (sizeof(size_tab) / sizeof(size_tab[0]))
 
@@ -595,12 +596,12 @@ int dp_endpoints_delete(struct dp *dp, uint32_t ep_set, uint32_t nr)
 
 int dp_backend_write(struct dp *dp, uint32_t be_id, const struct gammad_be_val *be)
 {
-	return map_update(MAP_FD(dp, gammad_be_v1), &be_id, be);
+	return map_update(MAP_FD(dp, gammad_be_v2), &be_id, be);
 }
 
 int dp_backend_delete(struct dp *dp, uint32_t be_id)
 {
-	return map_delete(MAP_FD(dp, gammad_be_v1), &be_id);
+	return map_delete(MAP_FD(dp, gammad_be_v2), &be_id);
 }
 
 int dp_selector_write(struct dp *dp, uint32_t sel_id, uint32_t route_id,

@@ -64,6 +64,7 @@ struct dp_sizes {
 	 * the agent's translation caps each set (0: its default, 16,384).
 	 */
 	uint32_t endpoints_per_service;
+	uint32_t affinity;	/* session affinity: (backend, client) entries (LRU) */
 };
 
 /* Largest configurable size: keeps ids and preallocated maps sane. */
@@ -72,8 +73,8 @@ struct dp_sizes {
 /*
  * Parse "NAME=ENTRIES" (NAME: frontends, consumers, cgroups, selectors,
  * alias-slots, backends, endpoints, local-endpoints, svc-ports, routes,
- * revnat, sockets, objects, conntrack, pods, endpoints-per-service) into s; -EINVAL
- * with a message in err.
+ * revnat, sockets, objects, conntrack, pods, affinity, endpoints-per-service) into s;
+ * -EINVAL with a message in err.
  */
 int dp_sizes_parse(struct dp_sizes *s, const char *arg, char *err, size_t len);
 

@@ -141,6 +141,7 @@ static int add_backend(struct img_builder *b, const struct tr_backend *tb, uint8
 	*out = (struct img_backend){
 		.id = *id, .namespace = intern(b, tb->namespace), .name = intern(b, tb->name),
 		.port = tb->port, .family = family, .endpoint_set = set,
+		.affinity_timeout = tb->affinity_timeout,
 	};
 	if (tb->state == TR_BACKEND_UNRESOLVED)
 		out->flags = IMG_BACKEND_UNRESOLVED;
@@ -148,7 +149,8 @@ static int add_backend(struct img_builder *b, const struct tr_backend *tb, uint8
 		out->flags = IMG_BACKEND_NO_ENDPOINTS;
 	if (tb->endpoints)
 		out->policy = tb->endpoints->policy;
-	out->hash = mix_u64(mix_u64(mix_u64(*id, set), out->flags), out->policy);
+	out->hash = mix_u64(mix_u64(mix_u64(*id, set), out->flags), out->policy) ^
+		    mix_u64(0x61, out->affinity_timeout);
 	return out->namespace && out->name ? 0 : -ENOMEM;
 }
 

@@ -100,6 +100,7 @@ struct img_backend {
 	uint32_t flags;
 	uint32_t policy;	/* TR_EP_*: which endpoints this node uses, and why */
 	uint64_t endpoint_set;	/* 0 when unresolved */
+	uint32_t affinity_timeout;	/* sessionAffinity ClientIP seconds, 0: none */
 };
 
 struct img_selector_item {
@@ -203,5 +204,13 @@ struct img_diff {
 int img_diff(const struct img *old, const struct img *new, struct img_diff *out);
 void img_diff_free(struct img_diff *d);
 const char *img_table_name(enum img_table t);
+
+/*
+ * Endpoints (address, port) in some endpoint set of old and in none of
+ * new: what connections may still point at after new is applied. *out is
+ * malloc'd (NULL when there are none), sorted.
+ */
+int img_removed_endpoints(const struct img *old, const struct img *new,
+			  struct img_endpoint **out, size_t *nr);
 
 #endif

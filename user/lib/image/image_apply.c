@@ -146,6 +146,7 @@ static void backend_val(const struct ia_ctx *c, const struct img_backend *b,
 		be->ep_set = c->ep_ids[e];
 		be->nr_endpoints = (uint32_t)c->img->endpoint_sets[e].nr;
 	}
+	be->affinity_timeout = b->affinity_timeout;
 	if (b->flags & IMG_BACKEND_UNRESOLVED)
 		be->flags |= GAMMAD_BE_UNRESOLVED;
 	if ((b->flags & IMG_BACKEND_NO_ENDPOINTS) || (e < 0 && !be->flags) ||

@@ -148,3 +148,68 @@ void img_diff_free(struct img_diff *d)
 	free(d->items);
 	memset(d, 0, sizeof(*d));
 }
+
+static int endpoint_cmp(const void *pa, const void *pb)
+{
+	const struct img_endpoint *a = pa, *b = pb;
+	int d = (int)a->addr.family - (int)b->addr.family;
+
+	if (d)
+		return d;
+	d = memcmp(a->addr.addr, b->addr.addr, sizeof(a->addr.addr));
+	return d ? d : (int)a->port - (int)b->port;
+}
+
+/* Every endpoint of every set of img, sorted, each once. */
+static int all_endpoints(const struct img *img, struct img_endpoint **out, size_t *nr)
+{
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < img->nr_endpoint_sets; i++)
+		n += img->endpoint_sets[i].nr;
+	*out = NULL;
+	*nr = 0;
+	if (!n)
+		return 0;
+	*out = malloc(n * sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	for (size_t i = 0; i < img->nr_endpoint_sets; i++)
+		for (size_t j = 0; j < img->endpoint_sets[i].nr; j++)
+			(*out)[k++] = img->endpoint_sets[i].items[j];
+	qsort(*out, n, sizeof(**out), endpoint_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (!*nr || endpoint_cmp(&(*out)[*nr - 1], &(*out)[i]))
+			(*out)[(*nr)++] = (*out)[i];
+	return 0;
+}
+
+int img_removed_endpoints(const struct img *old, const struct img *new,
+			  struct img_endpoint **out, size_t *nr)
+{
+	struct img_endpoint *was, *now;
+	size_t nr_was, nr_now, n = 0;
+	int ret;
+
+	*out = NULL;
+	*nr = 0;
+	ret = all_endpoints(old, &was, &nr_was);
+	if (ret)
+		return ret;
+	ret = all_endpoints(new, &now, &nr_now);
+	if (ret) {
+		free(was);
+		return ret;
+	}
+	for (size_t i = 0; i < nr_was; i++)
+		if (!nr_now || !bsearch(&was[i], now, nr_now, sizeof(*now), endpoint_cmp))
+			was[n++] = was[i];
+	free(now);
+	if (!n) {
+		free(was);
+		return 0;
+	}
+	*out = was;
+	*nr = n;
+	return 0;
+}

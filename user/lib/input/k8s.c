@@ -411,6 +411,50 @@ static int parse_traffic_fields(const struct kf_ctx *c, const yaml_node_t *spec,
 	return 0;
 }
 
+/*
+ * spec.sessionAffinity None | ClientIP, and its timeout. The API server
+ * rejects a timeout outside 1..86400 and a sessionAffinityConfig beside
+ * None; so do we.
+ */
+static int parse_session_affinity(const struct kf_ctx *c, const yaml_node_t *spec,
+				  struct k8s_service *out)
+{
+	const char *path = "spec.sessionAffinityConfig.clientIP";
+	yaml_node_t *cfg = NULL, *cip = NULL;
+	long long t = K8S_AFFINITY_TIMEOUT_DEFAULT;
+	const char *s = "None";
+	int ret;
+
+	ret = kf_str(c, spec, "sessionAffinity", "spec", false, &s);
+	if (ret && ret != -ENOENT)
+		return ret;
+	if (strcmp(s, "None") && strcmp(s, "ClientIP"))
+		return kf_error(c, ymap_get(c->d, spec, "sessionAffinity"), "spec.sessionAffinity",
+				"must be None or ClientIP, got \"%s\"", s);
+	ret = kf_map(c, spec, "sessionAffinityConfig", "spec", false, &cfg);
+	if (ret == -ENOENT)
+		cfg = NULL;
+	else if (ret)
+		return ret;
+	if (cfg && !strcmp(s, "None"))
+		return kf_error(c, cfg, "spec.sessionAffinityConfig",
+				"must not be set when spec.sessionAffinity is None");
+	if (cfg) {
+		ret = kf_map(c, cfg, "clientIP", "spec.sessionAffinityConfig", false, &cip);
+		if (ret && ret != -ENOENT)
+			return ret;
+	}
+	if (cip) {
+		ret = kf_int(c, cip, "timeoutSeconds", path, false, 1, K8S_AFFINITY_TIMEOUT_MAX, &t);
+		if (ret == -ENOENT)
+			t = K8S_AFFINITY_TIMEOUT_DEFAULT;
+		else if (ret)
+			return ret;
+	}
+	out->affinity_timeout = strcmp(s, "ClientIP") ? 0 : (uint32_t)t;
+	return 0;
+}
+
 static int check_service_name(const struct kf_ctx *c, const struct k8s_service *s)
 {
 	const char *name = s->meta.name;
@@ -445,6 +489,8 @@ int k8s_parse_service(const struct ydoc *d, struct diag *dg, struct k8s_service 
 		ret = parse_service_ports(&c, spec, out);
 	if (!ret)
 		ret = parse_traffic_fields(&c, spec, out);
+	if (!ret)
+		ret = parse_session_affinity(&c, spec, out);
 	if (ret)
 		k8s_service_free(out);
 	return ret;

@@ -112,7 +112,16 @@ struct k8s_service {
 	/* Which endpoints a connection from this node may use. */
 	enum k8s_traffic_policy internal_traffic_policy;
 	enum k8s_traffic_dist traffic_distribution;
+	/*
+	 * spec.sessionAffinity ClientIP: seconds a client keeps its endpoint
+	 * after its last connection (sessionAffinityConfig.clientIP.timeoutSeconds,
+	 * default K8S_AFFINITY_TIMEOUT_DEFAULT); 0: None.
+	 */
+	uint32_t affinity_timeout;
 };
+
+#define K8S_AFFINITY_TIMEOUT_DEFAULT 10800	/* 3 h, the API server's default */
+#define K8S_AFFINITY_TIMEOUT_MAX 86400		/* the API server's validation limit */
 
 struct k8s_container_port {
 	char *name;		/* may be NULL */

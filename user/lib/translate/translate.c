@@ -49,6 +49,7 @@ static int init_self(struct tr_ctx *c, struct tr_port *p)
 	p->self = (struct tr_backend){
 		.namespace = p->svc->meta.namespace, .name = p->svc->meta.name,
 		.port = p->port->port, .weight = 1,
+		.affinity_timeout = p->svc->affinity_timeout,
 	};
 	p->self.endpoints = tr_endpoint_set_get(c, p->svc, p->port);
 	if (!p->self.endpoints)

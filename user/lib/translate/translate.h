@@ -91,6 +91,12 @@ struct tr_backend {
 	uint32_t weight;
 	enum tr_backend_state state;
 	const struct tr_endpoint_set *endpoints;	/* NULL when unresolved */
+	/*
+	 * The backend Service's sessionAffinity ClientIP timeout in seconds
+	 * (0: None). It holds wherever the Service is a backend: on its own
+	 * ports and as a route's backendRef alike.
+	 */
+	uint32_t affinity_timeout;
 };
 
 /* A rule of a route, validated and with its backends resolved. */

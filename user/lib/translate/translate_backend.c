@@ -374,6 +374,7 @@ int tr_resolve_backend(struct tr_ctx *c, const struct gapi_backend_ref *ref,
 	out->endpoints = tr_endpoint_set_get(c, svc, sp);
 	if (!out->endpoints)
 		return -ENOMEM;
+	out->affinity_timeout = svc->affinity_timeout;
 	out->state = out->endpoints->nr ? TR_BACKEND_OK : TR_BACKEND_NO_ENDPOINTS;
 	return 0;
 }

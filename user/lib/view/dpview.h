@@ -62,7 +62,7 @@ struct dpv_endpoint {
 
 struct dpv_backend {
 	uint32_t id;
-	bool present;			/* entry found in gammad_be_v1 */
+	bool present;			/* entry found in gammad_be_v2 */
 	struct gammad_be_val val;
 	struct dpv_endpoint *eps;
 	size_t nr_eps;
