@@ -213,6 +213,23 @@ struct gammad_aff_val {
 	__u64 last_used;	/* bpf_ktime_get_coarse_ns() of the last connection */
 };
 
+/*
+ * Key of gammad_rel_v1 (bpf/sock_iter.bpf.c): a Service port and an
+ * endpoint it no longer reaches. Sockets that connect() sent from that
+ * ClusterIP:port to that endpoint are destroyed, and the TC path's flows
+ * of the pair forgotten. IPv4 ClusterIPs are AF_INET even when a dual-stack
+ * socket dialed them v4-mapped.
+ */
+struct gammad_rel_key {
+	__u8 vip[16] GAMMAD_ALIGN4;	/* ClusterIP */
+	__u8 ep[16] GAMMAD_ALIGN4;	/* endpoint */
+	__be16 vip_port;
+	__be16 ep_port;
+	__u8 family;		/* of both: an endpoint of another family is never reached */
+	__u8 proto;		/* IPPROTO_TCP, IPPROTO_UDP */
+	__u8 pad[2];
+};
+
 /* ---- counters (per-CPU arrays; userspace sums the CPUs) -------------- */
 
 struct gammad_svc_stats {
@@ -383,6 +400,7 @@ _Static_assert(sizeof(struct gammad_ep_key) == 8, "gammad_ep_key");
 _Static_assert(sizeof(struct gammad_ep_val) == 20, "gammad_ep_val");
 _Static_assert(sizeof(struct gammad_aff_key) == 24, "gammad_aff_key");
 _Static_assert(sizeof(struct gammad_aff_val) == 32, "gammad_aff_val");
+_Static_assert(sizeof(struct gammad_rel_key) == 40, "gammad_rel_key");
 _Static_assert(sizeof(struct gammad_svc_stats) == 40, "gammad_svc_stats");
 _Static_assert(sizeof(struct gammad_be_stats) == 8, "gammad_be_stats");
 _Static_assert(sizeof(struct gammad_route_stats) == 8, "gammad_route_stats");

@@ -211,6 +211,7 @@ static void one_request(const char *ip, int port, enum mc_proto proto, int timeo
 		break;
 	case MC_UDP_SENDTO:
 	case MC_PINGPONG:
+	case MC_UDP_HOLD:
 		break;
 	}
 parse:
@@ -309,6 +310,66 @@ done:
 		close(fd);
 }
 
+/* MC_UDP_HOLD: one connected UDP socket for the whole loop (see mesh_client.h). */
+static void udp_hold_loop(struct mc_shared *sh, const char *ip, int port, int timeout_ms,
+			  size_t max)
+{
+	struct timeval tv = { timeout_ms / 1000, timeout_ms % 1000 * 1000 };
+	struct sockaddr_storage ss;
+	bool connected = false;
+	char buf[2048];
+	socklen_t sl;
+	int fd = -1;
+
+	if (fill_addr(&ss, &sl, ip, port) ||
+	    (fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
+		return;
+	for (size_t i = 0; i < max && !__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE); i++) {
+		struct mc_result *r = &sh->res[i];
+		const char *step = "connect";
+		int err = 0;
+
+		memset(r, 0, sizeof(*r));
+		r->t_start_us = mono_us();
+		if (!connected) {
+			if (connect(fd, (struct sockaddr *)&ss, sl)) {
+				err = -errno;
+				goto done;
+			}
+			connected = true;
+		}
+		r->t_conn_us = mono_us();
+		peer_str(fd, r->peer, sizeof(r->peer));
+		step = "send";
+		if (send(fd, "mesh", 4, 0) < 0) {
+			err = -errno;
+			goto done;
+		}
+		step = "recv";
+		err = recv_until(fd, buf, sizeof(buf), "}");
+		if (!err) {
+			find_pod(buf, r->pod, sizeof(r->pod));
+			if (!r->pod[0])
+				err = -EBADMSG;
+		}
+done:
+		r->err = err;
+		if (err) {
+			int soerr;
+			socklen_t el = sizeof(soerr);
+
+			snprintf(r->step, sizeof(r->step), "%s", step);
+			/* take the socket's pending error with this one, then re-resolve */
+			getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el);
+			connected = false;
+		}
+		__atomic_store_n(&sh->n, i + 1, __ATOMIC_RELEASE);
+		usleep(50000);
+	}
+	close(fd);
+}
+
 static int place_self(const struct mc_place *at)
 {
 	char path[4096];
@@ -362,6 +423,10 @@ int mc_loop_start(struct mc_loop *l, const struct mc_place *at, const char *ip, 
 			_exit(100 + (-ret & 0x7f) % 100);
 		if (proto == MC_PINGPONG) {
 			pingpong_loop(l->sh, ip, port, at->timeout_ms ?: MC_TIMEOUT_MS, max);
+			_exit(0);
+		}
+		if (proto == MC_UDP_HOLD) {
+			udp_hold_loop(l->sh, ip, port, at->timeout_ms ?: MC_TIMEOUT_MS, max);
 			_exit(0);
 		}
 		for (size_t i = 0; i < max && !__atomic_load_n(&l->sh->stop, __ATOMIC_ACQUIRE); i++) {

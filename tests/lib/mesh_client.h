@@ -29,6 +29,15 @@ enum mc_proto {
 	MC_UDP,		/* one datagram on a connected UDP socket, the JSON reply */
 	MC_UDP_SENDTO,	/* unconnected: sendto(), recvfrom() (its source is the peer) */
 	MC_PINGPONG,	/* ONE TCP line connection (TEST once), then PING/PONG per result */
+	/*
+	 * ONE connected UDP socket, a datagram every 50 ms, the JSON reply per
+	 * result, as a long-lived UDP client (metrics agent, QUIC, game) does.
+	 * After an error (step "send"/"recv") the same socket, its pending
+	 * error taken (SO_ERROR), is connected to the address again before the
+	 * next datagram, as such a client re-resolves; a lost reply costs a
+	 * timeout (timeout_ms).
+	 */
+	MC_UDP_HOLD,
 };
 
 struct mc_place {

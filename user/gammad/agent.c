@@ -116,8 +116,8 @@ static void sync_tc(struct agent *a)
 static void release_removed(struct agent *a, const struct img *old, const struct img *new)
 {
 	struct dp_release_stats st;
-	struct img_endpoint *rm = NULL;
-	struct gammad_ep_val *eps;
+	struct img_reach *rm = NULL;
+	struct gammad_rel_key *rel;
 	double t0 = now_ms();
 	size_t n = 0;
 	int ret;
@@ -128,21 +128,22 @@ static void release_removed(struct agent *a, const struct img *old, const struct
 			pr_err("removed endpoints: %s", strerror(-ret));
 		return;
 	}
-	eps = calloc(n, sizeof(*eps));
-	if (!eps) {
+	rel = calloc(n, sizeof(*rel));
+	if (!rel) {
 		free(rm);
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
-		dp_ep(&eps[i], rm[i].addr.family, rm[i].addr.addr, rm[i].port);
-	ret = dp_release(a->release, a->dp, eps, n, a->reset_removed_tcp, &st);
+		dp_rel_key(&rel[i], rm[i].addr.family, rm[i].addr.addr, rm[i].port,
+			   rm[i].protocol, rm[i].ep.addr.addr, rm[i].ep.port);
+	ret = dp_release(a->release, a->dp, rel, n, a->reset_removed_tcp, &st);
 	if (ret)
 		pr_err("release of %zu removed endpoints: %s", n, strerror(-ret));
-	pr_info("released %zu removed endpoints in %.1f ms: %zu UDP and %zu TCP sockets "
-		"destroyed in %zu network namespaces, %zu TC UDP flows removed%s",
+	pr_info("released %zu (Service port, endpoint) pairs in %.1f ms: %zu UDP and %zu TCP "
+		"sockets destroyed in %zu network namespaces, %zu TC UDP flows removed%s",
 		n, now_ms() - t0, st.udp, st.tcp, st.netns, st.ct_flows,
 		a->release ? "" : " (no socket iterators on this kernel)");
-	free(eps);
+	free(rel);
 	free(rm);
 }
 

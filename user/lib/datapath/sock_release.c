@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
 
@@ -174,35 +175,58 @@ out:
 	return err;
 }
 
-static bool ep_listed(const struct gammad_ep_val *eps, size_t n, const uint8_t addr[16],
-		      __be16 port, uint8_t family)
+void dp_rel_key(struct gammad_rel_key *k, int family, const void *vip, uint16_t vip_port,
+		uint8_t proto, const void *ep, uint16_t ep_port)
 {
-	for (size_t i = 0; i < n; i++)
-		if (eps[i].family == family && eps[i].port == port &&
-		    !memcmp(eps[i].addr, addr, 16))
-			return true;
-	return false;
+	size_t len = family == AF_INET ? 4 : 16;
+
+	memset(k, 0, sizeof(*k));
+	memcpy(k->vip, vip, len);
+	memcpy(k->ep, ep, len);
+	k->vip_port = htons(vip_port);
+	k->ep_port = htons(ep_port);
+	k->family = (uint8_t)family;
+	k->proto = proto;
 }
 
-/* Delete the TC path's UDP flows to a removed endpoint (both entries of each). */
-static int release_ct(struct dp *dp, const struct gammad_ep_val *eps, size_t n,
+static int rel_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct gammad_rel_key));
+}
+
+/* Delete the TC path's UDP flows of a removed pair (both entries of each). */
+static int release_ct(struct dp *dp, const struct gammad_rel_key *rel, size_t n,
 		      struct dp_release_stats *st)
 {
 	int fd = dp_map_fd(dp, GAMMAD_MAP_CT), err = 0;
 	struct gammad_ct_key k, next, *del = NULL;
+	struct gammad_rel_key *sorted, rk;
 	struct gammad_ct_val v;
 	size_t nr = 0, cap = 0;
 	void *prev = NULL;
 
 	if (fd < 0)
 		return 0;
+	sorted = malloc(n * sizeof(*sorted));
+	if (!sorted)
+		return -ENOMEM;
+	memcpy(sorted, rel, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), rel_cmp);
 	/* collect first: deleting while walking restarts the walk */
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		k = next;
 		prev = &k;
 		if (k.dir != GAMMAD_CT_FWD || k.proto != IPPROTO_UDP ||
-		    bpf_map_lookup_elem(fd, &k, &v) ||
-		    !ep_listed(eps, n, v.nat_addr, v.nat_port, k.family))
+		    bpf_map_lookup_elem(fd, &k, &v))
+			continue;
+		memset(&rk, 0, sizeof(rk));
+		memcpy(rk.vip, k.daddr, 16);
+		memcpy(rk.ep, v.nat_addr, 16);
+		rk.vip_port = k.dport;
+		rk.ep_port = v.nat_port;
+		rk.family = k.family;
+		rk.proto = k.proto;
+		if (!bsearch(&rk, sorted, n, sizeof(*sorted), rel_cmp))
 			continue;
 		if (nr + 2 > cap) {
 			size_t c = cap ? 2 * cap : 64;
@@ -231,10 +255,11 @@ static int release_ct(struct dp *dp, const struct gammad_ep_val *eps, size_t n,
 		if (!bpf_map_delete_elem(fd, &del[i]) && del[i].dir == GAMMAD_CT_FWD)
 			st->ct_flows++;
 	free(del);
+	free(sorted);
 	return err;
 }
 
-int dp_release(struct dp_release *r, struct dp *dp, const struct gammad_ep_val *eps, size_t n,
+int dp_release(struct dp_release *r, struct dp *dp, const struct gammad_rel_key *rel, size_t n,
 	       bool tcp, struct dp_release_stats *st)
 {
 	int err = 0, e;
@@ -243,28 +268,20 @@ int dp_release(struct dp_release *r, struct dp *dp, const struct gammad_ep_val *
 	memset(st, 0, sizeof(*st));
 	if (!n)
 		return 0;
-	err = release_ct(dp, eps, n, st);
+	err = release_ct(dp, rel, n, st);
 	if (!r)
 		return err;
-	/* the iterators look endpoints up in gammad_rel_v1: fill it in rounds */
+	/* the iterators look pairs up in gammad_rel_v1: fill it in rounds */
 	for (size_t i = 0; i < n; i += r->rel_max) {
 		size_t end = i + r->rel_max < n ? i + r->rel_max : n;
 
-		for (size_t j = i; j < end; j++) {
-			struct gammad_ep_val key = eps[j];
-
-			key.flags = 0;
-			if (bpf_map_update_elem(r->rel_fd, &key, &one, BPF_ANY) && !err)
+		for (size_t j = i; j < end; j++)
+			if (bpf_map_update_elem(r->rel_fd, &rel[j], &one, BPF_ANY) && !err)
 				err = -errno;
-		}
 		e = release_sockets(r, tcp, st);
 		err = err ?: e;
-		for (size_t j = i; j < end; j++) {
-			struct gammad_ep_val key = eps[j];
-
-			key.flags = 0;
-			bpf_map_delete_elem(r->rel_fd, &key);
-		}
+		for (size_t j = i; j < end; j++)
+			bpf_map_delete_elem(r->rel_fd, &rel[j]);
 	}
 	return err;
 }

@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "datapath.h"
 
@@ -35,12 +36,17 @@ struct dp_release_stats {
 int dp_release_open(struct dp *dp, struct dp_release **out);
 void dp_release_close(struct dp_release *r);
 
+/* A (Service port, endpoint) pair; addresses as in_addr/in6_addr bytes, ports host order. */
+void dp_rel_key(struct gammad_rel_key *k, int family, const void *vip, uint16_t vip_port,
+		uint8_t proto, const void *ep, uint16_t ep_port);
+
 /*
- * Release what points at eps[0..n) (endpoints as in gammad_ep_v1). r may
- * be NULL (no iterators: conntrack only); tcp: destroy TCP sockets too.
- * 0 or a negative errno; *st counts what was done either way.
+ * Release what points at the pairs rel[0..n): connections through that
+ * Service port to that endpoint. r may be NULL (no iterators: conntrack
+ * only); tcp: destroy TCP sockets too. 0 or a negative errno; *st counts
+ * what was done either way.
  */
-int dp_release(struct dp_release *r, struct dp *dp, const struct gammad_ep_val *eps, size_t n,
+int dp_release(struct dp_release *r, struct dp *dp, const struct gammad_rel_key *rel, size_t n,
 	       bool tcp, struct dp_release_stats *st);
 
 #endif

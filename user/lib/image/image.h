@@ -206,11 +206,20 @@ void img_diff_free(struct img_diff *d);
 const char *img_table_name(enum img_table t);
 
 /*
- * Endpoints (address, port) in some endpoint set of old and in none of
- * new: what connections may still point at after new is applied. *out is
- * malloc'd (NULL when there are none), sorted.
+ * A Service port (frontend) and an endpoint it reaches (through any class,
+ * route and backend). img_removed_endpoints() gives the pairs old has and
+ * new does not: what connections through that Service port may still point
+ * at after new is applied. An endpoint that leaves one Service but stays in
+ * another counts only for the first. *out is malloc'd (NULL when none).
  */
+struct img_reach {
+	struct ip_addr addr;	/* ClusterIP of the frontend */
+	uint16_t port;
+	uint8_t protocol;
+	struct img_endpoint ep;
+};
+
 int img_removed_endpoints(const struct img *old, const struct img *new,
-			  struct img_endpoint **out, size_t *nr);
+			  struct img_reach **out, size_t *nr);
 
 #endif

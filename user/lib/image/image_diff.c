@@ -149,67 +149,124 @@ void img_diff_free(struct img_diff *d)
 	memset(d, 0, sizeof(*d));
 }
 
-static int endpoint_cmp(const void *pa, const void *pb)
+static int addr_cmp(const struct ip_addr *a, const struct ip_addr *b)
 {
-	const struct img_endpoint *a = pa, *b = pb;
-	int d = (int)a->addr.family - (int)b->addr.family;
+	int d = (int)a->family - (int)b->family;
 
-	if (d)
-		return d;
-	d = memcmp(a->addr.addr, b->addr.addr, sizeof(a->addr.addr));
-	return d ? d : (int)a->port - (int)b->port;
+	return d ? d : memcmp(a->addr, b->addr, sizeof(a->addr));
 }
 
-/* Every endpoint of every set of img, sorted, each once. */
-static int all_endpoints(const struct img *img, struct img_endpoint **out, size_t *nr)
+static int reach_cmp(const void *pa, const void *pb)
 {
-	size_t n = 0, k = 0;
+	const struct img_reach *a = pa, *b = pb;
+	int d = addr_cmp(&a->addr, &b->addr);
 
-	for (size_t i = 0; i < img->nr_endpoint_sets; i++)
-		n += img->endpoint_sets[i].nr;
-	*out = NULL;
-	*nr = 0;
-	if (!n)
-		return 0;
-	*out = malloc(n * sizeof(**out));
-	if (!*out)
-		return -ENOMEM;
-	for (size_t i = 0; i < img->nr_endpoint_sets; i++)
-		for (size_t j = 0; j < img->endpoint_sets[i].nr; j++)
-			(*out)[k++] = img->endpoint_sets[i].items[j];
-	qsort(*out, n, sizeof(**out), endpoint_cmp);
-	for (size_t i = 0; i < n; i++)
-		if (!*nr || endpoint_cmp(&(*out)[*nr - 1], &(*out)[i]))
-			(*out)[(*nr)++] = (*out)[i];
+	if (!d)
+		d = (int)a->port - (int)b->port;
+	if (!d)
+		d = (int)a->protocol - (int)b->protocol;
+	if (!d)
+		d = addr_cmp(&a->ep.addr, &b->ep.addr);
+	return d ? d : (int)a->ep.port - (int)b->ep.port;
+}
+
+/* Tables are sorted by their first field, the 64-bit id. */
+static int id_cmp(const void *key, const void *item)
+{
+	uint64_t a = *(const uint64_t *)key, b = *(const uint64_t *)item;
+
+	return a < b ? -1 : a > b;
+}
+
+#define FIND(img, table, id) \
+	((const __typeof__((img)->table[0]) *)bsearch(&(id), (img)->table, (img)->nr_##table, \
+						      sizeof((img)->table[0]), id_cmp))
+
+struct reach_list {
+	struct img_reach *items;
+	size_t nr, cap;
+};
+
+static int reach_push(struct reach_list *l, const struct img_frontend *fe,
+		      const struct img_endpoint *ep)
+{
+	if (l->nr == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		struct img_reach *p = realloc(l->items, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		l->items = p;
+		l->cap = cap;
+	}
+	l->items[l->nr++] = (struct img_reach){
+		.addr = fe->addr, .port = fe->port, .protocol = fe->protocol, .ep = *ep,
+	};
+	return 0;
+}
+
+/* Every (frontend, endpoint) the kernel can pick in img, sorted, each once. */
+static int all_reach(const struct img *img, struct reach_list *l)
+{
+	size_t n = 0;
+	int ret = 0;
+
+	memset(l, 0, sizeof(*l));
+	for (size_t f = 0; f < img->nr_frontends && !ret; f++) {
+		const struct img_frontend *fe = &img->frontends[f];
+
+		for (size_t c = 0; c < fe->nr_classes && !ret; c++) {
+			const struct img_selector *sel = FIND(img, selectors, fe->classes[c].l4_selector);
+
+			for (size_t i = 0; sel && i < sel->nr && !ret; i++) {
+				const struct img_backend *be = FIND(img, backends, sel->items[i].backend);
+				const struct img_endpoint_set *set =
+					be ? FIND(img, endpoint_sets, be->endpoint_set) : NULL;
+
+				for (size_t j = 0; set && j < set->nr && !ret; j++)
+					ret = reach_push(l, fe, &set->items[j]);
+			}
+		}
+	}
+	if (ret || !l->nr)
+		return ret;
+	qsort(l->items, l->nr, sizeof(*l->items), reach_cmp);
+	for (size_t i = 0; i < l->nr; i++)
+		if (!n || reach_cmp(&l->items[n - 1], &l->items[i]))
+			l->items[n++] = l->items[i];
+	l->nr = n;
 	return 0;
 }
 
 int img_removed_endpoints(const struct img *old, const struct img *new,
-			  struct img_endpoint **out, size_t *nr)
+			  struct img_reach **out, size_t *nr)
 {
-	struct img_endpoint *was, *now;
-	size_t nr_was, nr_now, n = 0;
+	struct reach_list was, now;
+	size_t n = 0;
 	int ret;
 
 	*out = NULL;
 	*nr = 0;
-	ret = all_endpoints(old, &was, &nr_was);
-	if (ret)
-		return ret;
-	ret = all_endpoints(new, &now, &nr_now);
+	ret = all_reach(old, &was);
+	if (!ret)
+		ret = all_reach(new, &now);
+	else
+		now.items = NULL;
 	if (ret) {
-		free(was);
+		free(was.items);
+		free(now.items);
 		return ret;
 	}
-	for (size_t i = 0; i < nr_was; i++)
-		if (!nr_now || !bsearch(&was[i], now, nr_now, sizeof(*now), endpoint_cmp))
-			was[n++] = was[i];
-	free(now);
+	for (size_t i = 0; i < was.nr; i++)
+		if (!now.nr || !bsearch(&was.items[i], now.items, now.nr, sizeof(*now.items),
+					reach_cmp))
+			was.items[n++] = was.items[i];
+	free(now.items);
 	if (!n) {
-		free(was);
+		free(was.items);
 		return 0;
 	}
-	*out = was;
+	*out = was.items;
 	*nr = n;
 	return 0;
 }
