@@ -432,6 +432,36 @@ out:
 	update_services(e, all, all);
 }
 
+/* gammactl policy: aff's ports and front's route backend show the affinity, plain none. */
+static void subtest_gammactl(struct aff_env *e)
+{
+	char *out = NULL;
+	int ret;
+
+	ret = lab_run_capture(&out, "%s --pin-dir %s policy", test_bin("gammactl"), e->ag.pin_dir);
+	if (!ASSERT_EQ(ret, 0, "gammactl policy"))
+		goto out;
+	test__printf("%s", out);
+	ASSERT_HAS_SUBSTR(out, NS "/aff:80", "aff:80 listed");
+	ASSERT_HAS_SUBSTR(out, "affinity=ClientIP/10800s", "its affinity shown");
+	free(out);
+	out = NULL;
+	ret = lab_run_capture(&out, "%s --pin-dir %s policy " NS "/front", test_bin("gammactl"),
+			      e->ag.pin_dir);
+	if (ASSERT_EQ(ret, 0, "gammactl policy front")) {
+		ASSERT_HAS_SUBSTR(out, "affinity=ClientIP/10800s", "front's route backend aff keeps it");
+		ASSERT_NULL(strstr(out, NS "/plain"), "only front");
+	}
+	free(out);
+	out = NULL;
+	ret = lab_run_capture(&out, "%s --json --pin-dir %s policy " NS "/plain",
+			      test_bin("gammactl"), e->ag.pin_dir);
+	if (ASSERT_EQ(ret, 0, "gammactl --json policy plain"))
+		ASSERT_HAS_SUBSTR(out, "\"type\": \"None\"", "plain: no affinity");
+out:
+	free(out);
+}
+
 /* ---- setup --------------------------------------------------------------------- */
 
 static int env_setup(struct aff_env *e)
@@ -486,6 +516,8 @@ void test_agent_affinity(void)
 	}
 	if (env_setup(&e))
 		goto cleanup;
+	if (test__start_subtest("gammactl_policy"))
+		subtest_gammactl(&e);
 	if (test__start_subtest("connect_sticky_per_pod"))
 		subtest_sticky(&e, false);
 	if (test__start_subtest("tc_sticky_per_pod"))

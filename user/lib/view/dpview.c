@@ -39,6 +39,7 @@ static const char *const map_names[DPV_MAP_COUNT] = {
 	[DPV_CT] = GAMMAD_MAP_CT,
 	[DPV_POD] = GAMMAD_MAP_POD,
 	[DPV_TCST] = GAMMAD_MAP_TC_STATS,
+	[DPV_AFF] = GAMMAD_MAP_AFFINITY,
 };
 
 /* Maps a view cannot do without. */
@@ -605,6 +606,7 @@ static void fill_levels(struct builder *b)
 		[DPV_SOCKH] = sizeof(struct gammad_sock_key),
 		[DPV_CT] = sizeof(struct gammad_ct_key),
 		[DPV_POD] = sizeof(struct gammad_pod_key),
+		[DPV_AFF] = sizeof(struct gammad_aff_key),
 	};
 
 	for (int i = 0; i < DPV_MAP_COUNT; i++) {
