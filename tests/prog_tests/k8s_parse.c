@@ -168,6 +168,21 @@ static void check_slice(const union any_obj *o)
 #define DEP_HEAD "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: echo-v1\nspec:\n"
 #define SLICE_HEAD "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: echo-1\n"
 
+static void check_affinity_default(const union any_obj *o)
+{
+	ASSERT_EQ(o->svc.affinity_timeout, K8S_AFFINITY_TIMEOUT_DEFAULT, "ClientIP: 10800 s");
+}
+
+static void check_affinity_timeout(const union any_obj *o)
+{
+	ASSERT_EQ(o->svc.affinity_timeout, 30, "timeoutSeconds");
+}
+
+static void check_affinity_none(const union any_obj *o)
+{
+	ASSERT_EQ(o->svc.affinity_timeout, 0, "None: no affinity");
+}
+
 static const struct parse_case cases[] = {
 	{ "namespace", K_NAMESPACE,
 	  "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n"
@@ -194,6 +209,29 @@ static const struct parse_case cases[] = {
 	  "  ipFamilies: [IPv4, IPv6]\n  ipFamilyPolicy: RequireDualStack\n"
 	  "  ports:\n  - port: 80\n",
 	  NULL, check_dual_stack },
+	{ "service_affinity_default_timeout", K_SERVICE,
+	  SVC_HEAD "  sessionAffinity: ClientIP\n  ports:\n  - port: 80\n",
+	  NULL, check_affinity_default },
+	{ "service_affinity_timeout", K_SERVICE,
+	  SVC_HEAD "  sessionAffinity: ClientIP\n"
+	  "  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: 30\n"
+	  "  ports:\n  - port: 80\n",
+	  NULL, check_affinity_timeout },
+	{ "service_affinity_none", K_SERVICE,
+	  SVC_HEAD "  sessionAffinity: None\n  ports:\n  - port: 80\n",
+	  NULL, check_affinity_none },
+	{ "service_affinity_bad", K_SERVICE,
+	  SVC_HEAD "  sessionAffinity: Cookie\n  ports:\n  - port: 80\n",
+	  "t.yaml:7: spec.sessionAffinity: must be None or ClientIP, got \"Cookie\"", NULL },
+	{ "service_affinity_timeout_range", K_SERVICE,
+	  SVC_HEAD "  sessionAffinity: ClientIP\n"
+	  "  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: 86401\n"
+	  "  ports:\n  - port: 80\n",
+	  "t.yaml:10: spec.sessionAffinityConfig.clientIP.timeoutSeconds: must be an integer in 1..86400", NULL },
+	{ "service_affinity_config_with_none", K_SERVICE,
+	  SVC_HEAD "  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: 30\n"
+	  "  ports:\n  - port: 80\n",
+	  "t.yaml:8: spec.sessionAffinityConfig: must not be set when spec.sessionAffinity is None", NULL },
 	{ "service_port_not_int", K_SERVICE,
 	  SVC_HEAD "  ports:\n  - name: a\n    port: 80\n  - name: b\n    port: http\n",
 	  "t.yaml:11: spec.ports[1].port: must be an integer in 1..65535, got \"http\"", NULL },
