@@ -199,6 +199,14 @@ static void write_backend(struct json_writer *w, const struct tr_backend *b, uin
 	jw_key(w, "weight");
 	jw_uint(w, weight);
 	jw_kstr(w, "state", tr_backend_state_name(b->state));
+	if (b->affinity_timeout) {
+		/* only when set: translations of Services without it stay as they were */
+		jw_key(w, "sessionAffinity");
+		jw_obj_begin(w);
+		jw_kstr(w, "type", "ClientIP");
+		jw_kint(w, "timeoutSeconds", b->affinity_timeout);
+		jw_obj_end(w);
+	}
 	if (b->ref)
 		write_filters(w, b->ref->filters, b->ref->nr_filters);
 	write_endpoints(w, b->endpoints);

@@ -43,10 +43,13 @@ static void print_backend(FILE *out, const char *indent, const struct tr_backend
 
 	if (b->endpoints && b->endpoints->policy)
 		tr_ep_policy_str(b->endpoints->policy, pol, sizeof(pol));
-	fprintf(out, "%s-> %s/%s:%u weight %llu/%llu %s, %zu endpoint(s)%s%s\n", indent,
+	fprintf(out, "%s-> %s/%s:%u weight %llu/%llu %s, %zu endpoint(s)%s%s", indent,
 		b->namespace, b->name, b->port, (unsigned long long)weight,
 		(unsigned long long)total, tr_backend_state_name(b->state),
 		b->endpoints ? b->endpoints->nr : 0, pol[0] ? ", policy " : "", pol);
+	if (b->affinity_timeout)
+		fprintf(out, ", affinity ClientIP %us", b->affinity_timeout);
+	fputc('\n', out);
 }
 
 static void print_entry(FILE *out, size_t i, const struct tr_entry *e)
