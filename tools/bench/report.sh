@@ -52,6 +52,7 @@ function name(m, s) {
 	if (m == "direct-remote") return "direct to a pod on the remote node | -"
 	if (m == "gammad-ct-remote") return "gammad connect-time -> remote node pod | 10"
 	if (m ~ /^gammad-ct-/) { sub(/^gammad-ct-/, "", s); return "gammad connect-time" svcs(s) }
+	if (m ~ /^gammad-aff-/) { sub(/^gammad-aff-/, "", s); return "gammad connect-time, sessionAffinity ClientIP" svcs(s) }
 	if (m ~ /^gammad-sk-/) { sub(/^gammad-sk-/, "", s); return "gammad connect-time + socket redirect" svcs(s) }
 	if (m ~ /^gammad-tc-/) { sub(/^gammad-tc-/, "", s); return "gammad TC path only (per-packet DNAT, redirect_peer)" svcs(s) }
 	if (m ~ /^iptables-/) { sub(/^iptables-/, "", s); return "kube-proxy iptables DNAT" svcs(s) }
@@ -129,6 +130,14 @@ END {
 	a2 = pick("gammad-ct-10", "p50_us"); b2 = pick("gammad-ct-10000", "p50_us")
 	if (a > 0 && b > 0 && a2 > 0 && b2 > 0)
 		printf "| gammad flat from 10 to 10k Services (within 5%%) | new conn/s %+.1f%%, p50 %+.1f%% | %s |\n", (b / a - 1) * 100, (b2 / a2 - 1) * 100, verdict((b / a - 1) ^ 2 <= 0.0025 && (b2 / a2 - 1) ^ 2 <= 0.0025)
+	# session affinity on against off, at the largest scale measured
+	for (k = 0; k < 2; k++) {
+		sfx = k ? "-10be" : ""
+		a = pick("gammad-aff-10000" sfx, "cps"); b = pick("gammad-ct-10000" sfx, "cps"); sc = "10k"
+		if (!(a > 0 && b > 0)) { a = pick("gammad-aff-1000" sfx, "cps"); b = pick("gammad-ct-1000" sfx, "cps"); sc = "1,000 (quick)" }
+		if (a > 0 && b > 0)
+			printf "| session affinity on >= 0.9x off (new conn/s, %s Services%s) | %.2fx (%.0f vs %.0f /s) | %s |\n", sc, k ? ", 10 backends" : "", a / b, a, b, verdict(a / b >= 0.9)
+	}
 	c = pick("control-10", "change_ms")
 	if (c > 0)
 		printf "| change-to-served < 50 ms | %.1f ms (10 Services) | %s |\n", c, verdict(c < 50)

@@ -231,7 +231,8 @@ svc_yaml() { # NAME VIP IPS...
 	metadata: {name: $name, namespace: bench}
 	spec:
 	  clusterIP: $vip
-	  selector: {app: $name}
+	  selector: {app: $name}${AFFINITY:+
+	  sessionAffinity: ClientIP}
 	  ports: [{name: http, port: 8080, targetPort: 8080}, {name: id, port: 9000, targetPort: 9000}, {name: bulk, port: 5201, targetPort: 5201}]
 	EOF
 	for pn in http:8080 id:9000 bulk:5201; do
@@ -279,13 +280,13 @@ dp_off() {
 	"$GAMMAD" uninstall --pin-dir "$PIN" >/dev/null 2>&1 || true
 	DP_STATE=off
 }
-dp_gammad() { # sk|nosk SERVICES
+dp_gammad() { # sk|nosk|aff SERVICES (aff: nosk, the real Services with sessionAffinity ClientIP)
 	local want="$1/$2"
 	[ "$DP_STATE" = "$want" ] && return 0
 	dp_off
-	write_manifests $(($2 - SVC_REAL))
+	AFFINITY=$([ "$1" = aff ] && echo 1) write_manifests $(($2 - SVC_REAL))
 	local extra=()
-	[ "$1" = nosk ] && extra=(--no-sockmap)
+	[ "$1" = sk ] || extra=(--no-sockmap)
 	"$GAMMAD" run --once --manifests "$MAN" --cgroup "$CG" --pin-dir "$PIN" \
 		--node-name node-a --no-tc "${extra[@]}" >>"$WORK/gammad.log" 2>&1 ||
 		{ tail -5 "$WORK/gammad.log" >&2; exit 1; }
@@ -377,6 +378,7 @@ mode_setup() {
 	gammad-ct-remote) ipt_clear; ipvs_clear; dp_gammad nosk 10 ;;
 	gammad-ct-*)	n=${m#gammad-ct-}; ipt_clear; ipvs_clear; dp_gammad nosk "${n%%-*}" ;;
 	gammad-sk-*)	n=${m#gammad-sk-}; ipt_clear; ipvs_clear; dp_gammad sk "${n%%-*}" ;;
+	gammad-aff-*)	n=${m#gammad-aff-}; ipt_clear; ipvs_clear; dp_gammad aff "${n%%-*}" ;;
 	gammad-tc-*)	n=${m#gammad-tc-}; ipt_clear; ipvs_clear; dp_tc "${n%%-*}" ;;
 	iptables-*)	n=${m#iptables-}; ipvs_clear; dp_off; ipt_load "${n%%-*}" ;;
 	ipvs-*)		n=${m#ipvs-}; ipt_clear; dp_off; ipvs_load "${n%%-*}" ;;
@@ -488,6 +490,10 @@ cp_apply() { # services routes endpoints: translate+apply wall time and peak RSS
 MODES=(direct)
 for s in $SCALES; do MODES+=("gammad-ct-$s"); done
 MODES+=(gammad-sk-10)
+# Session affinity on against off (gammad-ct-*), connect time: --quick at
+# 1,000 Services, the full run at 10,000 (one endpoint and ten).
+if [ "$QUICK" = 1 ]; then MODES+=(gammad-aff-1000 gammad-aff-1000-10be gammad-ct-1000-10be)
+else MODES+=(gammad-aff-10000 gammad-aff-10000-10be); fi
 # The TC path (bpf/tc.bpf.c) when this tree has it; `gammad run` does not drive it yet.
 HAVE_TC=0
 [ -f bpf/tc.bpf.c ] && HAVE_TC=1 && MODES+=(gammad-tc-10)
