@@ -35,7 +35,8 @@ static const struct map_expect maps[] = {
 	  "\"total_weight\"" },
 	{ GAMMAD_MAP_ALIAS, { "'gammad_alias_key'", "'sel_id'", "'slot'", "'threshold'",
 	  "'primary'", "'alias'" }, "\"threshold\"" },
-	{ GAMMAD_MAP_BACKEND, { "'gammad_be_val'", "'ep_set'", "'nr_endpoints'", "'flags'" },
+	{ GAMMAD_MAP_BACKEND, { "'gammad_be_val'", "'ep_set'", "'nr_endpoints'", "'flags'",
+	  "'affinity_timeout'" },
 	  "\"nr_endpoints\"" },
 	{ GAMMAD_MAP_ENDPOINT, { "'gammad_ep_key'", "'idx'", "'gammad_ep_val'", "'addr'", "'port'" },
 	  "\"idx\"" },
@@ -56,6 +57,8 @@ static const struct map_expect maps[] = {
 	{ GAMMAD_MAP_POD, { "'gammad_pod_key'", "'addr'", "'gammad_pod_val'", "'ns_id'",
 	  "'ifindex'" }, NULL },
 	{ GAMMAD_MAP_TC_STATS, { "'__u32'", "'__u64'" }, "\"cpu\"" },
+	{ GAMMAD_MAP_AFFINITY, { "'gammad_aff_key'", "'be_id'", "'kind'", "'client'",
+	  "'gammad_aff_val'", "'idx'", "'last_used'" }, NULL },
 };
 
 static int populate(struct dp_fixture *fx)

@@ -474,8 +474,24 @@ int dp_uninstall(const char *pin_dir)
 int dp_adopt_maps(struct dp *dp, struct bpf_object *obj)
 {
 	bool adopted = dp->adopted;	/* our own pins are no adoption */
-	int err = obj_prepare_maps(dp, obj, &dp->sizes);
+	struct bpf_map *m;
+	int err = 0;
 
+	/*
+	 * Only the data path's maps are shared and pinned; a map of this
+	 * object alone (a scratch area, the release iterators' input) stays
+	 * private to it, so no later layout of it can clash with a pin.
+	 */
+	bpf_object__for_each_map(m, obj) {
+		if (bpf_map__is_internal(m) ||
+		    !bpf_object__find_map_by_name(dp->sa->obj, bpf_map__name(m)))
+			continue;
+		err = map_prepare(dp, m, &dp->sizes);
+		if (err) {
+			pr_err("datapath: map %s: %s", bpf_map__name(m), strerror(-err));
+			break;
+		}
+	}
 	dp->adopted = adopted;
 	return err;
 }

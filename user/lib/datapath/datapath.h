@@ -96,8 +96,9 @@ int dp_uninstall(const char *pin_dir);
 bool dp_adopted(const struct dp *dp);
 /*
  * Share this data path's maps with another BPF object of it (bpf/tc.bpf.c):
- * call between its open and its load; every map gets the pin path and size
- * dp_open() gave it, and the loaded object then uses the pinned maps.
+ * call between its open and its load; every map it shares with the data
+ * path gets the pin path and size dp_open() gave it, and the loaded object
+ * then uses the pinned maps. Maps of that object alone stay unpinned.
  */
 struct bpf_object;
 int dp_adopt_maps(struct dp *dp, struct bpf_object *obj);
