@@ -432,32 +432,39 @@ out:
 	update_services(e, all, all);
 }
 
-/* gammactl policy: aff's ports and front's route backend show the affinity, plain none. */
+/*
+ * gammactl's POLICY: aff's ports show the affinity, plain's none; front's
+ * route backend aff:80 keeps it (gammactl endpoints front).
+ */
 static void subtest_gammactl(struct aff_env *e)
 {
-	char *out = NULL;
+	char *out = NULL, *line;
 	int ret;
 
-	ret = lab_run_capture(&out, "%s --pin-dir %s policy", test_bin("gammactl"), e->ag.pin_dir);
-	if (!ASSERT_EQ(ret, 0, "gammactl policy"))
+	ret = lab_run_capture(&out, "%s --pin-dir %s services", test_bin("gammactl"),
+			      e->ag.pin_dir);
+	if (!ASSERT_EQ(ret, 0, "gammactl services"))
 		goto out;
 	test__printf("%s", out);
-	ASSERT_HAS_SUBSTR(out, NS "/aff:80", "aff:80 listed");
-	ASSERT_HAS_SUBSTR(out, "affinity=ClientIP/10800s", "its affinity shown");
-	free(out);
-	out = NULL;
-	ret = lab_run_capture(&out, "%s --pin-dir %s policy " NS "/front", test_bin("gammactl"),
-			      e->ag.pin_dir);
-	if (ASSERT_EQ(ret, 0, "gammactl policy front")) {
-		ASSERT_HAS_SUBSTR(out, "affinity=ClientIP/10800s", "front's route backend aff keeps it");
-		ASSERT_NULL(strstr(out, NS "/plain"), "only front");
+	line = strstr(out, NS "/aff:80 ");
+	if (ASSERT_OK_PTR(line, "aff:80 listed")) {
+		*strchrnul(line, '\n') = 0;
+		ASSERT_HAS_SUBSTR(line, "affinity=ClientIP/10800s", "its affinity in POLICY");
 	}
 	free(out);
 	out = NULL;
-	ret = lab_run_capture(&out, "%s --json --pin-dir %s policy " NS "/plain",
+	ret = lab_run_capture(&out, "%s --pin-dir %s endpoints " NS "/front", test_bin("gammactl"),
+			      e->ag.pin_dir);
+	if (ASSERT_EQ(ret, 0, "gammactl endpoints front")) {
+		test__printf("%s", out);
+		ASSERT_HAS_SUBSTR(out, "affinity=ClientIP/10800s", "front's route backend aff keeps it");
+	}
+	free(out);
+	out = NULL;
+	ret = lab_run_capture(&out, "%s --json --pin-dir %s endpoints " NS "/plain",
 			      test_bin("gammactl"), e->ag.pin_dir);
-	if (ASSERT_EQ(ret, 0, "gammactl --json policy plain"))
-		ASSERT_HAS_SUBSTR(out, "\"type\": \"None\"", "plain: no affinity");
+	if (ASSERT_EQ(ret, 0, "gammactl --json endpoints plain"))
+		ASSERT_NULL(strstr(out, "affinity"), "plain: no affinity");
 out:
 	free(out);
 }

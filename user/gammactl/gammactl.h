@@ -27,7 +27,6 @@ int ctl_routes(struct ctl *c, int argc, char **argv);
 int ctl_endpoints(struct ctl *c, int argc, char **argv);
 int ctl_stats(struct ctl *c, int argc, char **argv);
 int ctl_status(struct ctl *c, int argc, char **argv);
-int ctl_policy(struct ctl *c, int argc, char **argv);
 int ctl_explain(struct ctl *c, int argc, char **argv);
 
 /* Open the pinned maps and build the view; error logged. */

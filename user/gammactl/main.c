@@ -31,8 +31,6 @@ static const struct command commands[] = {
 	{ "stats", ctl_stats, "[--watch [--interval S] [--count N]]",
 	  "connections per Service port, route and backend; drops by reason;\n"
 	  "              TC path counters (translations, hairpins); map fill" },
-	{ "policy", ctl_policy, "[SERVICE]",
-	  "the Service semantics per Service port and backend (session affinity)" },
 	{ "status", ctl_status, "",
 	  "route conditions (Accepted, ResolvedRefs) from the agent's status file" },
 	{ "explain", ctl_explain, "SRC_POD DST_IP:PORT [REQUEST-LINE [HEADER...]]",

@@ -780,6 +780,9 @@ const char *dpv_be_policy(const struct dpv_backend *b, char *buf, size_t len)
 	for (size_t i = 0; b && b->present && i < sizeof(tab) / sizeof(tab[0]) && n < len; i++)
 		if (b->val.flags & tab[i].bit)
 			n += snprintf(buf + n, len - n, "%s%s", n ? "," : "", tab[i].word);
+	if (b && b->present && b->val.affinity_timeout && n < len)
+		snprintf(buf + n, len - n, "%saffinity=ClientIP/%us", n ? "," : "",
+			 b->val.affinity_timeout);
 	if (!buf[0])
 		snprintf(buf, len, "-");
 	return buf;

@@ -157,8 +157,9 @@ uint32_t dpv_class_selector(const struct dpv_frontend *fe, uint32_t ns_id);
 
 /*
  * The endpoint policy in force for a backend (gammad_be_val.flags, policy
- * bits): "local,zone,node,terminating,topology-all" words, "-" for none.
- * One place for every reader: session affinity is to be added here too.
+ * bits): "local,zone,node,terminating,topology-all" words, then
+ * "affinity=ClientIP/<timeout>s" (gammad_be_val.affinity_timeout), "-" for
+ * none. One place for every reader.
  */
 const char *dpv_be_policy(const struct dpv_backend *b, char *buf, size_t len);
 /* The backend of Service ns/name port (its own endpoints), or NULL. */
