@@ -387,6 +387,43 @@ static void test_removed(struct aff_env *e, const struct path *p, uint32_t id, c
 	ASSERT_EQ(count[next], 20, "the set grew: the client keeps its endpoint at its new index");
 }
 
+/*
+ * An agent of the gammad_be_v1 layout (no affinity_timeout) left its
+ * backends pinned: a new data path moves them into gammad_be_v2 before it
+ * attaches anything, and removes the old pin.
+ */
+static void test_upgrade_be_v1(struct aff_env *e)
+{
+	struct { uint32_t ep_set, nr_endpoints, flags; } old = { 4242, 3, GAMMAD_BE_NO_ENDPOINTS };
+	struct gammad_be_val v = {};
+	char path[PATH_MAX + 32];
+	struct dp *dp2 = NULL;
+	uint32_t key = 777;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/gammad_be_v1", e->fx.pin_dir);
+	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "gammad_be_v1", 4, sizeof(old), 16, NULL);
+	if (!ASSERT_GE(fd, 0, "old map") ||
+	    !ASSERT_OK(bpf_map_update_elem(fd, &key, &old, BPF_ANY), "old entry") ||
+	    !ASSERT_OK(bpf_obj_pin(fd, path), "pin old map"))
+		goto out;
+	if (!ASSERT_OK(fx_dp_open(&e->fx, &dp2), "a new data path on the pin dir"))
+		goto out;
+	if (ASSERT_OK(bpf_map_lookup_elem(dp_map_fd(dp2, GAMMAD_MAP_BACKEND), &key, &v),
+		      "moved to gammad_be_v2")) {
+		ASSERT_EQ(v.ep_set, 4242, "ep_set");
+		ASSERT_EQ(v.nr_endpoints, 3, "nr_endpoints");
+		ASSERT_EQ(v.flags, GAMMAD_BE_NO_ENDPOINTS, "flags");
+		ASSERT_EQ(v.affinity_timeout, 0, "no affinity until the first apply");
+	}
+	ASSERT_NEQ(access(path, F_OK), 0, "old pin removed");
+out:
+	dp_close(dp2);
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+}
+
 static int env_setup(struct aff_env *e)
 {
 	int err = fx_setup(&e->fx, NPODS, false);
@@ -435,6 +472,9 @@ void test_datapath_affinity(void)
 	}
 	if (test__start_subtest("tc_clients_differ"))
 		test_clients_differ(&e, 300);
+	/* last: it opens the data path a second time on the same pins */
+	if (test__start_subtest("upgrade_from_be_v1"))
+		test_upgrade_be_v1(&e);
 out:
 	tc_bpf__destroy(e.tc);
 	fx_teardown(&e.fx);

@@ -339,6 +339,8 @@ static int sync_init(struct dp *dp)
 	return dp->sync_outer_fd < 0 ? -errno : 0;
 }
 
+static int migrate_be_v1(struct dp *dp);
+
 static int load_objects(struct dp *dp, const struct dp_opts *opts)
 {
 	int err;
@@ -353,6 +355,8 @@ static int load_objects(struct dp *dp, const struct dp_opts *opts)
 	/* Before any later object looks for the pins, and before any attach. */
 	if (!err)
 		err = dp_resize_finish(dp);
+	if (!err)
+		err = migrate_be_v1(dp);
 	if (err || opts->no_sockmap)
 		return err;
 	dp->so = sockops_bpf__open();
@@ -545,6 +549,48 @@ static int map_update(int fd, const void *k, const void *v)
 	if (errno == E2BIG || errno == ENOSPC)
 		report_full(fd);
 	return -errno;
+}
+
+/*
+ * gammad_be_v1 (12 bytes: no affinity_timeout) pinned by an older agent:
+ * its entries go into gammad_be_v2, before any program of ours is
+ * attached, so connections keep their backends across the upgrade; the
+ * first apply then rewrites them with their affinity. The old pin goes.
+ */
+#define BE_V1_NAME "gammad_be_v1"
+
+static int migrate_be_v1(struct dp *dp)
+{
+	struct { uint32_t ep_set, nr_endpoints, flags; } old;
+	uint32_t key, next, *prev = NULL;
+	char path[PATH_MAX];
+	size_t n = 0;
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "%s/" BE_V1_NAME, dp->pin_dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	while (!err && !bpf_map_get_next_key(fd, prev, &next)) {
+		struct gammad_be_val v = {};
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &old))
+			continue;
+		v.ep_set = old.ep_set;
+		v.nr_endpoints = old.nr_endpoints;
+		v.flags = old.flags;
+		err = map_update(MAP_FD(dp, gammad_be_v2), &key, &v);
+		n += !err;
+	}
+	close(fd);
+	if (err)
+		return err;
+	if (unlink(path))
+		return -errno;
+	pr_info("datapath: %zu backends of %s moved to " GAMMAD_MAP_BACKEND, n, path);
+	return 0;
 }
 
 /* Deleting what is already gone is fine: retiring is idempotent. */
