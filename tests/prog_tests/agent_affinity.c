@@ -15,7 +15,7 @@
  *
  *   aff    10.96.78.10 / fd00:10:96::780a  ClientIP (10800 s): http 80, dns 53/UDP
  *   front  10.96.78.11                      no affinity; HTTPRoute -> aff:80
- *   plain  10.96.78.12                      no affinity: dns 53/UDP, line 9000
+ *   plain  10.96.78.12 / fd00:10:96::780c  no affinity: dns 53/UDP, line 9000
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -38,6 +38,7 @@
 #define AFF6		"fd00:10:96::780a"
 #define FRONT4		"10.96.78.11"
 #define PLAIN4		"10.96.78.12"
+#define PLAIN6		"fd00:10:96::780c"
 #define NB		3	/* backend pods */
 #define NC		3	/* client pods */
 
@@ -140,12 +141,14 @@ static int write_services(struct aff_env *e, unsigned int aff_mask, unsigned int
 		  "spec:\n  clusterIP: " FRONT4 "\n"
 		  "  ports:\n    - {name: http, port: 80, targetPort: 8080}\n"
 		  "---\napiVersion: v1\nkind: Service\nmetadata: {name: plain, namespace: " NS "}\n"
-		  "spec:\n  clusterIP: " PLAIN4 "\n"
+		  "spec:\n  ipFamilyPolicy: RequireDualStack\n"
+		  "  clusterIP: " PLAIN4 "\n  clusterIPs: [" PLAIN4 ", \"" PLAIN6 "\"]\n"
 		  "  ports:\n    - {name: dns, port: 53, targetPort: 5353, protocol: UDP}\n"
 		  "    - {name: line, port: 9000, targetPort: 9090}\n");
 	off = slice(e, buf, sizeof(buf), off, "aff", false, aff_mask, aff_ports);
 	off = slice(e, buf, sizeof(buf), off, "aff", true, aff_mask, aff_ports);
 	off = slice(e, buf, sizeof(buf), off, "plain", false, plain_mask, plain_ports);
+	off = slice(e, buf, sizeof(buf), off, "plain", true, plain_mask, plain_ports);
 	if (off >= sizeof(buf))
 		return -ENOSPC;
 	return agent_env_write(&e->ag, "aff.yaml", buf);
@@ -326,7 +329,7 @@ static void subtest_removed(struct aff_env *e, bool tc)
  * at most one error (connect time: ECONNABORTED, then it connects again;
  * TC: its flow is forgotten, the next datagram is a new flow).
  */
-static void subtest_udp_released(struct aff_env *e, bool tc)
+static void subtest_udp_released(struct aff_env *e, bool tc, const char *vip)
 {
 	struct mc_place at = tc ? at_tc(e->cl[2]) : at_connect(e->cl[2]);
 	unsigned int all = (1u << NB) - 1;
@@ -336,7 +339,7 @@ static void subtest_udp_released(struct aff_env *e, bool tc)
 	int victim;
 
 	at.timeout_ms = 200;
-	if (!ASSERT_OK(mc_loop_start(&l, &at, PLAIN4, 53, MC_UDP_HOLD, 2000), "udp client"))
+	if (!ASSERT_OK(mc_loop_start(&l, &at, vip, 53, MC_UDP_HOLD, 2000), "udp client"))
 		return;
 	for (int i = 0; i < 100 && mc_loop_count(&l) < 10; i++)
 		usleep(50000);
@@ -365,9 +368,9 @@ static void subtest_udp_released(struct aff_env *e, bool tc)
 		late++;
 		late_bad += r->err || backend_of(e, r->pod) == victim;
 	}
-	test__printf("%s: aff-%c removed; %zu datagrams, %zu errors, %zu sent 1 s after the "
+	test__printf("%s %s: aff-%c removed; %zu datagrams, %zu errors, %zu sent 1 s after the "
 		     "apply, %zu of them not answered by a live endpoint\n", tc ? "tc" : "connect",
-		     'a' + victim, n, errors, late, late_bad);
+		     vip, 'a' + victim, n, errors, late, late_bad);
 	ASSERT_GE(late, 10, "datagrams after the first second");
 	ASSERT_EQ(late_bad, 0, "from 1 s after the apply: live endpoints only");
 	ASSERT_LE(errors, 1, "the application sees at most one error");
@@ -537,10 +540,14 @@ void test_agent_affinity(void)
 		subtest_removed(&e, false);
 	if (test__start_subtest("tc_removed_endpoint_never_chosen"))
 		subtest_removed(&e, true);
-	if (test__start_subtest("connect_udp_socket_released"))
-		subtest_udp_released(&e, false);
-	if (test__start_subtest("tc_udp_flow_released"))
-		subtest_udp_released(&e, true);
+	if (test__start_subtest("connect_udp_socket_released_ipv4"))
+		subtest_udp_released(&e, false, PLAIN4);
+	if (test__start_subtest("connect_udp_socket_released_ipv6"))
+		subtest_udp_released(&e, false, PLAIN6);
+	if (test__start_subtest("tc_udp_flow_released_ipv4"))
+		subtest_udp_released(&e, true, PLAIN4);
+	if (test__start_subtest("tc_udp_flow_released_ipv6"))
+		subtest_udp_released(&e, true, PLAIN6);
 	if (test__start_subtest("tcp_left_alone_by_default"))
 		subtest_tcp(&e, false);
 	if (test__start_subtest("tcp_reset_removed_tcp"))
