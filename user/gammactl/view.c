@@ -543,12 +543,13 @@ int ctl_endpoints(struct ctl *c, int argc, char **argv)
 		if (via_routes)
 			fprintf(c->out, "# no route points at %s/%s: the backends its clients reach "
 				"through its routes\n", ns, name);
-		fprintf(c->out, "%-40s %-12s %-16s %10s %s\n", "BACKEND", "STATE", "POLICY",
+		/* POLICY holds e.g. "local,affinity=ClientIP/10800s" */
+		fprintf(c->out, "%-40s %-12s %-32s %10s %s\n", "BACKEND", "STATE", "POLICY",
 			"CONNECTS", "ENDPOINTS");
 		for (size_t i = 0; i < nr; i++) {
 			char pol[128];
 
-			fprintf(c->out, "%-40s %-12s %-16s %10llu",
+			fprintf(c->out, "%-40s %-12s %-32s %10llu",
 				dpv_backend_label(list[i], a, sizeof(a)), be_state(list[i]),
 				dpv_be_policy(list[i], pol, sizeof(pol)),
 				(unsigned long long)list[i]->connects);
