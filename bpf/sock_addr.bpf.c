@@ -17,6 +17,7 @@
 #include "lib/stats.h"
 #include "lib/class.h"
 #include "lib/lb.h"
+#include "lib/engine.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -30,7 +31,8 @@ struct sa_xlat {
 };
 
 /* Where getpeername and connected-socket replies find the ClusterIP again. */
-static __always_inline void remember_sock(struct bpf_sock_addr *ctx, const struct sa_xlat *x)
+static __always_inline void remember_sock(struct bpf_sock_addr *ctx, const struct sa_xlat *x,
+					  __u8 flags)
 {
 	struct gammad_sock_orig *o;
 
@@ -44,6 +46,7 @@ static __always_inline void remember_sock(struct bpf_sock_addr *ctx, const struc
 	o->vip_port = x->vip_port;
 	o->be_port = x->be_port;
 	o->family = x->family;
+	o->flags = flags;	/* a retried connect() may go elsewhere */
 }
 
 /* Where recvmsg finds the ClusterIP of a datagram's source endpoint. */
@@ -119,6 +122,25 @@ static __always_inline bool sa_write_dst(struct bpf_sock_addr *ctx, const bool v
 	return true;
 }
 
+/* Send the connection to the HTTP engine's listener in the client's netns. */
+static __always_inline void sa_write_engine(struct bpf_sock_addr *ctx, const bool v6,
+					    __u8 svc_family, struct sa_xlat *x)
+{
+	__u32 *w = (__u32 *)x->be;
+
+	engine_addr(x->be, v6, svc_family);
+	if (!v6) {
+		ctx->user_ip4 = w[0];
+	} else {
+		ctx->user_ip6[0] = w[0];
+		ctx->user_ip6[1] = w[1];
+		ctx->user_ip6[2] = w[2];
+		ctx->user_ip6[3] = w[3];
+	}
+	x->be_port = engine_port;
+	ctx->user_port = engine_port;
+}
+
 /*
  * The common body of connect and sendmsg. `connected` is true for connect:
  * the socket keeps its translation for getpeername. A TCP connect() runs
@@ -146,8 +168,12 @@ static __always_inline int sa_translate(struct bpf_sock_addr *ctx, const bool v6
 	__builtin_memset(&aff.key, 0, sizeof(aff.key));
 	aff.key.kind = GAMMAD_AFF_NETNS;
 	*(__u64 *)aff.key.client = bpf_get_netns_cookie(ctx);
-	reason = lb_pick(&fe, lb_needs_class(&fe) ? client_ns_id() : GAMMAD_NS_ALL, &aff, &res);
-	if (!reason && !sa_write_dst(ctx, v6, &res.ep, &x))
+	/* Only a TCP connect() can be steered: the engine speaks HTTP over TCP. */
+	reason = lb_pick(&fe, lb_needs_class(&fe) ? client_ns_id() : GAMMAD_NS_ALL, &aff,
+			 connected && proto == IPPROTO_TCP, &res);
+	if (!reason && res.engine)
+		sa_write_engine(ctx, v6, key.family, &x);
+	else if (!reason && !sa_write_dst(ctx, v6, &res.ep, &x))
 		reason = GAMMAD_R_FAMILY;
 	if (reason) {
 		svc_miss(fe.svc_port_id, reason);
@@ -155,7 +181,7 @@ static __always_inline int sa_translate(struct bpf_sock_addr *ctx, const bool v6
 		return GAMMAD_REJECT;
 	}
 	if (connected)
-		remember_sock(ctx, &x);
+		remember_sock(ctx, &x, res.engine ? GAMMAD_SKO_ENGINE : 0);
 	if (proto == IPPROTO_UDP)
 		remember_datagram(ctx, &x);
 	lb_account(&fe, &res);

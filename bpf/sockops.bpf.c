@@ -18,6 +18,7 @@
 #include "lib/maps.h"
 #include "lib/stats.h"
 #include "lib/sockmap.h"
+#include "lib/engine.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -29,6 +30,12 @@ int gammad_sockops(struct bpf_sock_ops *skops)
 	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
 	    skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
 		return 1;
+	/*
+	 * A connection steered to the HTTP engine ends on loopback, never a
+	 * local endpoint: it records its origin and stays out of the sockhash.
+	 */
+	if (skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
+		engine_record_origdst(skops);
 	if (!SOCK_KEY_FROM_CTX(&key, skops))
 		return 1;
 	if (!is_local_endpoint(key.local, key.family) ||

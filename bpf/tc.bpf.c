@@ -75,7 +75,7 @@ static __always_inline bool tc_new_flow(const struct gammad_ct_key *fwd,
 		aff->key.kind = fwd->family == AF_INET ? GAMMAD_AFF_INET : GAMMAD_AFF_INET6;
 		addr_copy(aff->key.client, fwd->saddr);
 	}
-	reason = lb_pick(fe, ns, aff, &res);
+	reason = lb_pick(fe, ns, aff, false, &res);	/* packets cannot be steered */
 	if (!reason && res.ep.family != fwd->family)
 		reason = GAMMAD_R_FAMILY;	/* no NAT46/64 per packet */
 	if (reason) {

@@ -19,6 +19,7 @@ struct lb_result {
 	struct gammad_ep_val ep;
 	__u32 be_id;
 	__u32 route_id;
+	bool engine;		/* to the HTTP engine: no backend was picked */
 };
 
 /*
@@ -37,8 +38,14 @@ static __always_inline __u32 lb_table_selector(const struct gammad_fe_val *fe, _
 	return cv ? cv->sel : fe->default_sel;
 }
 
-/* Weighted choice of a backend id; returns a reason, GAMMAD_R_OK on success. */
-static __always_inline __u32 lb_pick_backend(__u32 sel_id, __u32 *be_id, __u32 *route_id)
+/*
+ * Weighted choice of a backend id; returns a reason, GAMMAD_R_OK on success.
+ * engine_ok: the caller can steer a connection to the HTTP engine (a TCP
+ * connect()); then a selector marked GAMMAD_SEL_HTTP_ENGINE picks nothing
+ * and sets *engine, even without backends (the engine answers 3xx/500/503).
+ */
+static __always_inline __u32 lb_pick_backend(__u32 sel_id, bool engine_ok, __u32 *be_id,
+					     __u32 *route_id, bool *engine)
 {
 	struct gammad_alias_key ak = { .sel_id = sel_id };
 	struct gammad_sel_val *sv;
@@ -52,6 +59,10 @@ static __always_inline __u32 lb_pick_backend(__u32 sel_id, __u32 *be_id, __u32 *
 	total = sv->total_weight;
 	flags = sv->flags;
 	*route_id = sv->route_id;
+	if (engine_ok && (flags & GAMMAD_SEL_HTTP_ENGINE)) {
+		*engine = true;
+		return GAMMAD_R_OK;
+	}
 	if ((flags & GAMMAD_SEL_NO_ROUTE_BACKENDS) || !nr_slots || !total)
 		return GAMMAD_R_NO_ROUTE_BACKENDS;
 
@@ -120,20 +131,31 @@ static __always_inline bool lb_needs_class(const struct gammad_fe_val *fe)
  * class: each hook knows it in its own way.
  */
 static __always_inline __u32 lb_pick(const struct gammad_fe_val *fe, __u32 ns_id,
-				     struct lb_aff *a, struct lb_result *res)
+				     struct lb_aff *a, bool engine_ok, struct lb_result *res)
 {
 	__u32 reason;
 
-	reason = lb_pick_backend(lb_table_selector(fe, ns_id), &res->be_id, &res->route_id);
-	if (reason)
+	res->engine = false;
+	reason = lb_pick_backend(lb_table_selector(fe, ns_id), engine_ok, &res->be_id,
+				 &res->route_id, &res->engine);
+	if (reason || res->engine)
 		return reason;
 	return lb_pick_endpoint(res->be_id, a, &res->ep);
 }
 
-/* Count a successful translation everywhere it is accounted. */
+/*
+ * Count a successful translation everywhere it is accounted. A connection
+ * steered to the engine counts as a connect of its Service port and route;
+ * the engine accounts its requests' backends itself.
+ */
 static __always_inline void lb_account(const struct gammad_fe_val *fe,
 				       const struct lb_result *res)
 {
+	if (res->engine) {
+		svc_hit(fe->svc_port_id, 0);
+		route_stats_inc(res->route_id);
+		return;
+	}
 	svc_hit(fe->svc_port_id, fe->flags);
 	be_stats_inc(res->be_id);
 	route_stats_inc(res->route_id);

@@ -90,6 +90,18 @@ struct {
 	__type(value, struct gammad_aff_val);
 } gammad_aff_v1 SEC(".maps");
 
+/*
+ * Original destination of connections steered to the HTTP engine, from
+ * sockops to the agent's accept (LRU: an entry the agent never took, its
+ * client gone before accept, is evicted rather than filling the map).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct gammad_origdst_key);
+	__type(value, struct gammad_origdst_val);
+} gammad_origdst_v1 SEC(".maps");
+
 /* Value: the socket; libbpf drops BTF for sockhashes, the key stays typed in code. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);

@@ -62,12 +62,14 @@
 #define GAMMAD_MAP_OBJECTS	"gammad_obj_v1"
 #define GAMMAD_MAP_AFFINITY	"gammad_aff_v1"
 #define GAMMAD_MAP_RELEASE	"gammad_rel_v1"	/* bpf/sock_iter.bpf.c: removed endpoints */
+#define GAMMAD_MAP_ORIGDST	"gammad_origdst_v1"
 
 /* Fixed limits the programs depend on. */
 #define GAMMAD_MAX_CGROUP_DEPTH	16	/* ancestor levels searched for a client class */
 #define GAMMAD_MAX_WEIGHT	1000000	/* Gateway API maximum backendRef weight */
 #define GAMMAD_MAX_WEIGHT_SUM	0xffffffffU	/* total_weight is a __u32 */
 #define GAMMAD_NS_ALL		0	/* ns_id of "unknown client": never a consumer */
+#define GAMMAD_ENGINE_PORT_DEFAULT 15006	/* HTTP engine listener in each pod (loopback) */
 
 /* ---- frontend: Service ClusterIP:port/proto -> route table ----------- */
 
@@ -112,6 +114,13 @@ struct gammad_cgns_val {
 
 enum gammad_sel_flags {
 	GAMMAD_SEL_NO_ROUTE_BACKENDS = 1 << 0,	/* no backendRef with weight > 0 */
+	/*
+	 * The class has HTTP rules: a TCP connect() goes to the agent's HTTP
+	 * engine listener on loopback in the client's own netns (engine port,
+	 * a load-time constant of bpf/sock_addr.bpf.c), which decides per
+	 * request. Written only by an agent run with --http-engine.
+	 */
+	GAMMAD_SEL_HTTP_ENGINE = 1 << 1,
 };
 
 struct gammad_sel_val {
@@ -264,6 +273,7 @@ enum gammad_reason {
 	GAMMAD_R_STATS_RANGE,		/* counter id beyond the configured arrays */
 	GAMMAD_R_SOCKHASH_UPDATE,	/* local socket could not enter the sockhash */
 	GAMMAD_R_REDIR_NO_PEER,		/* sk_msg: peer socket not in the sockhash */
+	GAMMAD_R_ORIGDST_UPDATE,	/* engine connection's original destination not stored */
 	GAMMAD_R_MAX,
 };
 
@@ -274,13 +284,41 @@ _Static_assert(GAMMAD_R_MAX <= GAMMAD_R_SLOTS, "gammad_reason");
 /* ---- per-socket state ------------------------------------------------- */
 
 /* Socket storage: the Service address a connected socket really talks to. */
+enum gammad_sock_orig_flags {
+	/* be_addr is the HTTP engine listener: sockops records the origin */
+	GAMMAD_SKO_ENGINE = 1 << 0,
+};
+
 struct gammad_sock_orig {
 	__u8 vip[16] GAMMAD_ALIGN4;
 	__u8 be_addr[16] GAMMAD_ALIGN4;	/* the endpoint the socket was sent to */
 	__be16 vip_port;
 	__be16 be_port;
 	__u8 family;		/* family of vip/be_addr as seen by the socket */
-	__u8 pad[3];
+	__u8 flags;		/* enum gammad_sock_orig_flags (was padding: 0) */
+	__u8 pad[2];
+};
+
+/*
+ * The HTTP engine's view of a steered connection (LRU hash, written by
+ * sockops at ACTIVE_ESTABLISHED, looked up and deleted by the agent when it
+ * accepts the connection). The engine listener is per pod, so its netns
+ * cookie (SO_NETNS_COOKIE) and the client's source port name the socket;
+ * family is the family of the connection as the listener sees it (a v6
+ * socket connected to ::ffff:127.0.0.1 is AF_INET, as its listener is).
+ */
+struct gammad_origdst_key {
+	__u64 netns_cookie;
+	__be16 port;		/* client's source port */
+	__u8 family;		/* AF_INET, AF_INET6 */
+	__u8 pad[5];
+};
+
+struct gammad_origdst_val {
+	__u8 vip[16] GAMMAD_ALIGN4;	/* the ClusterIP dialed (IPv4: first 4 bytes) */
+	__be16 vip_port;
+	__u8 family;		/* of vip: AF_INET also for a v4-mapped dial */
+	__u8 pad;
 };
 
 /*
@@ -406,6 +444,8 @@ _Static_assert(sizeof(struct gammad_be_stats) == 8, "gammad_be_stats");
 _Static_assert(sizeof(struct gammad_route_stats) == 8, "gammad_route_stats");
 _Static_assert(sizeof(struct gammad_sock_orig) == 40, "gammad_sock_orig");
 _Static_assert(sizeof(struct gammad_revnat_key) == 32, "gammad_revnat_key");
+_Static_assert(sizeof(struct gammad_origdst_key) == 16, "gammad_origdst_key");
+_Static_assert(sizeof(struct gammad_origdst_val) == 20, "gammad_origdst_val");
 _Static_assert(sizeof(struct gammad_revnat_val) == 20, "gammad_revnat_val");
 _Static_assert(sizeof(struct gammad_lep_key) == 20, "gammad_lep_key");
 _Static_assert(sizeof(struct gammad_lep_val) == 4, "gammad_lep_val");

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Steering to the HTTP engine (gammad run --http-engine). A TCP connect()
+ * whose selector is marked GAMMAD_SEL_HTTP_ENGINE goes to the agent's
+ * listener on loopback in the client's own netns, port engine_port; the
+ * socket remembers the ClusterIP:port (gammad_sko_v1, flagged
+ * GAMMAD_SKO_ENGINE), so getpeername() still shows it. Once the connection
+ * is established, sockops copies that origin into gammad_origdst_v1 under
+ * (netns cookie, family, client port), where the agent finds it on accept:
+ * the listener is per pod, so nothing about the client is guessed.
+ *
+ * engine_port is a load-time constant (network order) the agent may set
+ * before load (--engine-port); the default is GAMMAD_ENGINE_PORT_DEFAULT.
+ */
+#ifndef GAMMAD_BPF_ENGINE_H
+#define GAMMAD_BPF_ENGINE_H
+
+#include "lib/addr.h"
+#include "lib/maps.h"
+#include "lib/stats.h"
+
+const volatile __u16 engine_port = bpf_htons(GAMMAD_ENGINE_PORT_DEFAULT);
+
+/*
+ * The listener's address as the connecting socket must see it: 127.0.0.1,
+ * ::ffff:127.0.0.1 for an AF_INET6 socket dialing an IPv4 Service (the
+ * connection is IPv4 and lands on the IPv4 listener), ::1 for IPv6.
+ */
+static __always_inline void engine_addr(__u8 out[16], bool v6_socket, __u8 svc_family)
+{
+	if (!v6_socket)
+		addr_from_ip4(out, bpf_htonl(0x7f000001));
+	else if (svc_family == AF_INET)
+		addr_from_ip6(out, 0, 0, bpf_htonl(0xffff), bpf_htonl(0x7f000001));
+	else
+		addr_from_ip6(out, 0, 0, 0, bpf_htonl(1));
+}
+
+/*
+ * sockops, ACTIVE_ESTABLISHED: when this socket was steered, record its
+ * origin for the agent's accept. The client port is known only now (the
+ * kernel binds it after the connect hook). On loopback this callback runs
+ * before the final ACK is sent, so the entry exists before accept() can
+ * return the connection.
+ */
+static __always_inline void engine_record_origdst(struct bpf_sock_ops *skops)
+{
+	struct gammad_origdst_key k = {};
+	struct gammad_origdst_val v = {};
+	struct gammad_sock_orig *o;
+	struct bpf_sock *sk = skops->sk;
+	__u32 *be, *vip;
+
+	if (!sk)
+		return;
+	o = bpf_sk_storage_get(&gammad_sko_v1, sk, 0, 0);
+	if (!o || !(o->flags & GAMMAD_SKO_ENGINE))
+		return;
+	be = (__u32 *)o->be_addr;
+	vip = (__u32 *)o->vip;
+	k.netns_cookie = bpf_get_netns_cookie(skops);
+	k.port = bpf_htons((__u16)skops->local_port);
+	v.vip_port = o->vip_port;
+	if (o->family == AF_INET) {
+		k.family = AF_INET;
+		v.family = AF_INET;
+		addr_from_ip4(v.vip, vip[0]);
+	} else if (ip6_is_v4mapped(be[0], be[1], be[2])) {
+		k.family = AF_INET;
+		v.family = AF_INET;
+		addr_from_ip4(v.vip, vip[3]);
+	} else {
+		k.family = AF_INET6;
+		v.family = AF_INET6;
+		addr_copy(v.vip, o->vip);
+	}
+	if (bpf_map_update_elem(&gammad_origdst_v1, &k, &v, BPF_ANY))
+		reason_inc(GAMMAD_R_ORIGDST_UPDATE);
+}
+
+#endif
