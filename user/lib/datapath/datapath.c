@@ -62,6 +62,7 @@ static const struct {
 	{ "objects", offsetof(struct dp_sizes, objects), { GAMMAD_MAP_OBJECTS } },
 	{ "conntrack", offsetof(struct dp_sizes, conntrack), { GAMMAD_MAP_CT } },
 	{ "pods", offsetof(struct dp_sizes, pods), { GAMMAD_MAP_POD } },
+	{ "origdst", offsetof(struct dp_sizes, origdst), { GAMMAD_MAP_ORIGDST } },
 	/* no map of its own: a cap of the translation, entries of gammad_ep_v1 */
 	{ "endpoints-per-service", offsetof(struct dp_sizes, endpoints_per_service), { NULL } },
 	{ "affinity", offsetof(struct dp_sizes, affinity), { GAMMAD_MAP_AFFINITY } },
@@ -348,6 +349,7 @@ static int load_objects(struct dp *dp, const struct dp_opts *opts)
 	dp->sa = sock_addr_bpf__open();
 	if (!dp->sa)
 		return -errno;
+	dp->sa->rodata->engine_port = htons(opts->engine_port ?: GAMMAD_ENGINE_PORT_DEFAULT);
 	err = obj_prepare_maps(dp, dp->sa->obj, &opts->sizes);
 	if (!err)
 		err = sock_addr_bpf__load(dp->sa);
@@ -362,6 +364,7 @@ static int load_objects(struct dp *dp, const struct dp_opts *opts)
 	dp->so = sockops_bpf__open();
 	if (!dp->so)
 		return -errno;
+	dp->so->rodata->engine_port = dp->sa->rodata->engine_port;
 	err = obj_prepare_maps(dp, dp->so->obj, &opts->sizes);
 	if (!err)
 		err = sockops_bpf__load(dp->so);
@@ -669,7 +672,13 @@ int dp_backend_delete(struct dp *dp, uint32_t be_id)
 int dp_selector_write(struct dp *dp, uint32_t sel_id, uint32_t route_id,
 		      const struct dp_weighted *w, size_t n)
 {
-	struct gammad_sel_val sv = { .route_id = route_id };
+	return dp_selector_write_flags(dp, sel_id, route_id, w, n, 0);
+}
+
+int dp_selector_write_flags(struct dp *dp, uint32_t sel_id, uint32_t route_id,
+			    const struct dp_weighted *w, size_t n, uint32_t flags)
+{
+	struct gammad_sel_val sv = { .route_id = route_id, .flags = flags };
 	struct gammad_alias_val *slots = NULL;
 	uint32_t *ids = NULL, *weights = NULL;
 	int err = -ENOMEM;
@@ -911,6 +920,7 @@ const char *dp_reason_name(unsigned int reason)
 		[GAMMAD_R_STATS_RANGE] = "stats_id_range",
 		[GAMMAD_R_SOCKHASH_UPDATE] = "sockhash_update",
 		[GAMMAD_R_REDIR_NO_PEER] = "redirect_no_peer",
+		[GAMMAD_R_ORIGDST_UPDATE] = "origdst_update",
 	};
 
 	return reason < GAMMAD_R_MAX && names[reason] ? names[reason] : "unknown";

@@ -59,6 +59,7 @@ struct dp_sizes {
 	uint32_t objects;	/* object table: every id allocated above */
 	uint32_t conntrack;	/* TC path: flow entries (two per flow, LRU) */
 	uint32_t pods;		/* TC path: pod IPs with a namespace / local veth */
+	uint32_t origdst;	/* HTTP engine: connections between connect and accept (LRU) */
 	/*
 	 * Endpoints one Service port (one backend) uses at most; not a map:
 	 * the agent's translation caps each set (0: its default, 16,384).
@@ -73,8 +74,8 @@ struct dp_sizes {
 /*
  * Parse "NAME=ENTRIES" (NAME: frontends, consumers, cgroups, selectors,
  * alias-slots, backends, endpoints, local-endpoints, svc-ports, routes,
- * revnat, sockets, objects, conntrack, pods, affinity, endpoints-per-service) into s;
- * -EINVAL with a message in err.
+ * revnat, sockets, objects, conntrack, pods, affinity, origdst, endpoints-per-service)
+ * into s; -EINVAL with a message in err.
  */
 int dp_sizes_parse(struct dp_sizes *s, const char *arg, char *err, size_t len);
 
@@ -83,6 +84,12 @@ struct dp_opts {
 	const char *cgroup;	/* cgroup v2 directory the hooks attach to */
 	struct dp_sizes sizes;
 	bool no_sockmap;	/* skip sockops + sk_msg (same-node redirect) */
+	/*
+	 * Port of the HTTP engine listeners (host order; 0: the default), a
+	 * load-time constant of the programs. Only selectors flagged
+	 * GAMMAD_SEL_HTTP_ENGINE use it.
+	 */
+	uint16_t engine_port;
 };
 
 struct dp;
@@ -139,6 +146,9 @@ struct dp_weighted {
  */
 int dp_selector_write(struct dp *dp, uint32_t sel_id, uint32_t route_id,
 		      const struct dp_weighted *w, size_t n);
+/* The same with enum gammad_sel_flags to set (GAMMAD_SEL_HTTP_ENGINE). */
+int dp_selector_write_flags(struct dp *dp, uint32_t sel_id, uint32_t route_id,
+			    const struct dp_weighted *w, size_t n, uint32_t flags);
 /* Delete the selector, then its slots (read from the selector entry). */
 int dp_selector_delete(struct dp *dp, uint32_t sel_id);
 

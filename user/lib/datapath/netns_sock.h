@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Sockets in other network namespaces (the HTTP engine's per-pod listeners
+ * and upstream connections). A socket keeps the netns it was created in, so
+ * one process can hold sockets in every pod's netns: each is created by a
+ * short-lived helper thread that setns()es into the target netns, makes the
+ * socket and exits. The calling thread never changes its netns.
+ *
+ * A pod's netns is found through a process of its cgroup: the first pid of
+ * cgroup.procs in the cgroup or below it (kubelet puts the processes in
+ * container cgroups under the pod's), then /proc/PID/ns/net.
+ */
+#ifndef GAMMAD_NETNS_SOCK_H
+#define GAMMAD_NETNS_SOCK_H
+
+#include <stdint.h>
+
+/*
+ * Open the netns of a process in cgroup `path` (or a cgroup below it):
+ * O_RDONLY|O_CLOEXEC fd, its inode in *ino. -ESRCH: no process there now.
+ */
+int netns_of_cgroup(const char *path, uint64_t *ino);
+/* socket(family, type, proto) created inside netns_fd; fd or -errno. */
+int netns_socket(int netns_fd, int family, int type, int proto);
+/*
+ * A listening TCP socket on loopback (127.0.0.1 or ::1, IPV6_V6ONLY)
+ * port `port` (host order) inside netns_fd, non-blocking; fd or -errno.
+ */
+int netns_listen_loopback(int netns_fd, int family, uint16_t port, int backlog);
+/* The netns cookie of a socket's namespace (SO_NETNS_COOKIE), what BPF sees. */
+int sock_netns_cookie(int fd, uint64_t *cookie);
+
+#endif
