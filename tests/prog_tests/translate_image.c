@@ -334,3 +334,65 @@ void test_translate_image_dual_stack(void)
 	img_free(&img);
 	tfx_free(&f);
 }
+
+static uint32_t class_selector_flags(const struct img *img, const char *svc, uint16_t port,
+				     size_t cls)
+{
+	const struct img_frontend *fe = frontend(img, svc, port);
+
+	if (!fe || cls >= fe->nr_classes)
+		return ~0u;
+	for (size_t i = 0; i < img->nr_selectors; i++)
+		if (img->selectors[i].id == fe->classes[cls].l4_selector)
+			return img->selectors[i].flags;
+	return ~0u;
+}
+
+/*
+ * --http-engine: the L4 selector of a class with HTTPRoute rules is marked
+ * for the engine; TCPRoute, GRPCRoute (not yet) and route-less ports are not.
+ * Without the option the image is exactly the one img_build() makes.
+ */
+void test_translate_image_http_engine(void)
+{
+	static const char yaml[] =
+		HR("r", "app") PARENT_A80 "  rules:\n" RULE(PREFIX("/x"), BE("b1")) RULE_ANY(BE("b2"))
+		"---\n" TCPR("t", "app") PARENT_PORT("81") "  rules:\n" RULE_ANY(BE("b3"))
+		"---\n" GR("g", "app") PARENT_PORT("9000") "  rules:\n" RULE_ANY(BE("b1"));
+	struct img_opts on = { .http_engine = true };
+	struct img plain, with, off;
+	struct img_diff d = { 0 };
+	struct tfx f;
+
+	if (!ASSERT_OK(tfx_setup(&f, yaml), "setup"))
+		goto out_f;
+	if (!ASSERT_OK(img_build(&f.m, &f.res, &plain), "plain"))
+		goto out_f;
+	if (!ASSERT_OK(img_build_opts(&f.m, &f.res, &on, &with), "with the engine"))
+		goto out_plain;
+	if (!ASSERT_OK(img_build_opts(&f.m, &f.res, &(struct img_opts){ 0 }, &off), "off"))
+		goto out_with;
+	ASSERT_TRUE(class_selector_flags(&with, "a", 80, 0) & IMG_SELECTOR_HTTP_ENGINE,
+		    "HTTPRoute port: to the engine");
+	ASSERT_FALSE(class_selector_flags(&with, "a", 81, 0) & IMG_SELECTOR_HTTP_ENGINE,
+		     "TCPRoute port: L4");
+	ASSERT_FALSE(class_selector_flags(&with, "a", 9000, 0) & IMG_SELECTOR_HTTP_ENGINE,
+		     "GRPCRoute port: L4 for now");
+	ASSERT_FALSE(class_selector_flags(&with, "b1", 80, 0) & IMG_SELECTOR_HTTP_ENGINE,
+		     "no route: L4");
+	ASSERT_FALSE(class_selector_flags(&plain, "a", 80, 0) & IMG_SELECTOR_HTTP_ENGINE,
+		     "img_build: never");
+	ASSERT_OK(img_diff(&plain, &off, &d), "diff");
+	ASSERT_EQ(d.nr, 0, "option off: the same image");
+	img_diff_free(&d);
+	ASSERT_OK(img_diff(&plain, &with, &d), "diff");
+	ASSERT_GT(d.nr, 0, "option on: the HTTP class's selector differs");
+	img_diff_free(&d);
+	img_free(&off);
+out_with:
+	img_free(&with);
+out_plain:
+	img_free(&plain);
+out_f:
+	tfx_free(&f);
+}

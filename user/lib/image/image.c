@@ -28,6 +28,7 @@ static void *vec_push(void **arr, size_t *nr, size_t *cap, size_t size)
 struct img_builder {
 	const struct model *m;
 	struct img *img;
+	struct img_opts opts;
 	size_t cap[IMG_TABLE_COUNT];
 };
 
@@ -333,6 +334,9 @@ static int fill_class(struct img_builder *b, const struct tr_class *cls, uint8_t
 		flags |= IMG_SELECTOR_L7_UNENFORCED;
 	if (cls->l4.flags & TR_L4_NO_ROUTE)
 		flags |= IMG_SELECTOR_NO_ROUTE;
+	/* Any HTTPRoute rule: requests need the engine (GRPCRoute: not yet). */
+	if (b->opts.http_engine && cls->kind == ROUTE_HTTP && cls->nr_entries)
+		flags |= IMG_SELECTOR_HTTP_ENGINE;
 	out->ns_id = img_ns_id(b->img, cls->client_namespace);
 	out->flags = cls->needs_l7 ? IMG_CLASS_NEEDS_L7 : 0;
 	if (cls->nr_entries) {
@@ -501,7 +505,12 @@ static int build_pods(struct img_builder *b)
 			if (!out)
 				return -ENOMEM;
 			*out = (struct img_pod){ .uid = intern(b, pod->meta.uid),
-						 .id = hash_str(pod->meta.uid), .ns_id = ns_id };
+						 .id = hash_str(pod->meta.uid), .ns_id = ns_id,
+						 .namespace = intern(b, pod->meta.namespace),
+						 .name = intern(b, pod->meta.name) };
+			if (!out->uid || (pod->meta.namespace && !out->namespace) ||
+			    (pod->meta.name && !out->name))
+				return -ENOMEM;
 		}
 		for (size_t j = 0; j < pod->nr_pod_ips; j++) {
 			struct img_pod_ip *ip = PUSH(b, IMG_POD_IPS, pod_ips, nr_pod_ips);
@@ -569,9 +578,17 @@ static void sort_tables(struct img *img)
 
 int img_build(const struct model *m, const struct tr_result *r, struct img *out)
 {
+	return img_build_opts(m, r, NULL, out);
+}
+
+int img_build_opts(const struct model *m, const struct tr_result *r,
+		   const struct img_opts *opts, struct img *out)
+{
 	struct img_builder b = { .m = m, .img = out };
 	int ret;
 
+	if (opts)
+		b.opts = *opts;
 	memset(out, 0, sizeof(*out));
 	ret = build_namespaces(&b);
 	if (!ret)

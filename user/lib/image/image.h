@@ -44,6 +44,7 @@
 #ifndef GAMMAD_IMAGE_H
 #define GAMMAD_IMAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,8 @@
 
 #define IMG_SELECTOR_L7_UNENFORCED (1u << 0)
 #define IMG_SELECTOR_NO_ROUTE (1u << 1)
+/* The class has HTTP rules and the image was built for the HTTP engine. */
+#define IMG_SELECTOR_HTTP_ENGINE (1u << 2)
 
 #define IMG_RULE_REDIRECT (1u << 0)
 #define IMG_RULE_FILTERS (1u << 1)
@@ -72,6 +75,7 @@ struct img_pod {
 	const char *uid;
 	uint64_t id;		/* hash of the UID */
 	uint32_t ns_id;
+	const char *namespace, *name;	/* for the agent's per-pod state and logs */
 };
 
 struct img_pod_ip {
@@ -175,8 +179,20 @@ struct img {
 	struct strmap index;	/* build-time dedup; freed by img_build */
 };
 
+struct img_opts {
+	/*
+	 * Mark the L4 selector of every class with HTTP rules (any HTTPRoute
+	 * rule) IMG_SELECTOR_HTTP_ENGINE: its TCP connections go to the HTTP
+	 * engine. Off: the image is exactly what it was without the engine.
+	 */
+	bool http_engine;
+};
+
 /* Build the image of a translation; the image owns all its memory. */
 int img_build(const struct model *m, const struct tr_result *r, struct img *out);
+/* The same with options (NULL: img_build()). */
+int img_build_opts(const struct model *m, const struct tr_result *r,
+		   const struct img_opts *opts, struct img *out);
 void img_free(struct img *img);
 /* ns_id of a namespace name, 0 when the image does not know it. */
 uint32_t img_ns_id(const struct img *img, const char *name);

@@ -283,6 +283,7 @@ static int write_selector(struct ia_ctx *c, const struct img_selector *s, uint32
 			  const struct img_class *user)
 {
 	struct gammad_obj_val v = { .ident = s->id };
+	uint32_t sel_flags = s->flags & IMG_SELECTOR_HTTP_ENGINE ? GAMMAD_SEL_HTTP_ENGINE : 0;
 	const struct ia_known *k;
 	struct dp_weighted *w;
 	size_t n = 0;
@@ -306,6 +307,8 @@ static int write_selector(struct ia_ctx *c, const struct img_selector *s, uint32
 	selector_section(user, v.section, sizeof(v.section));
 	/* Names are part of the object: a renamed route gets its own selector. */
 	v.hash = hash_bytes(w, n * sizeof(*w), s->id);
+	if (sel_flags)
+		v.hash = hash_bytes(&sel_flags, sizeof(sel_flags), v.hash);
 	v.hash = nonzero(hash_bytes(v.namespace, sizeof(v.namespace) + sizeof(v.name) +
 				    sizeof(v.section), v.hash));
 	k = ia_known_exact(c, GAMMAD_OBJ_SELECTOR, v.ident, v.hash);
@@ -317,7 +320,7 @@ static int write_selector(struct ia_ctx *c, const struct img_selector *s, uint32
 	err = ia_id_alloc(c, GAMMAD_OBJ_SELECTOR, id) ?:
 	      ia_obj_begin(c, GAMMAD_OBJ_SELECTOR, *id, &v) ?:
 	      dp_counters_reset(c->dp, GAMMAD_OBJ_SELECTOR, *id) ?:
-	      dp_selector_write(c->dp, *id, *id, w, n) ?:
+	      dp_selector_write_flags(c->dp, *id, *id, w, n, sel_flags) ?:
 	      dp_obj_put(c->dp, GAMMAD_OBJ_SELECTOR, *id, &v);
 	free(w);
 	if (!err)

@@ -44,6 +44,13 @@ struct ia_opts {
 	 * process and resyncs, which also clean what others left behind.
 	 */
 	bool full;
+	/*
+	 * Called for every pod cgroup found in this apply (the pods whose
+	 * connect()s the data path classifies), with the cgroup's path;
+	 * NULL: not called. The agent follows pods with it (HTTP engine).
+	 */
+	void (*pod_cgroup)(void *ctx, const struct img_pod *pod, const char *path);
+	void *pod_cgroup_ctx;
 };
 
 /* What an apply did: "written" counts entries changed in the kernel. */

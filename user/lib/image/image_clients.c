@@ -49,6 +49,7 @@ int ia_pod_uid_from_dir(const char *name, char *uid, size_t len)
 
 static struct {
 	struct ia_ctx *c;
+	const struct ia_opts *o;
 	uint64_t *ids;		/* cgroups found, the entries to keep */
 	size_t nr;
 	int err;
@@ -102,6 +103,8 @@ static int walk_fn(const char *path, const struct stat *sb, int type, struct FTW
 		return 1;
 	}
 	pr_debug("pod %s: cgroup %s -> ns %u", uid, path, pod->ns_id);
+	if (walk.o->pod_cgroup)
+		walk.o->pod_cgroup(walk.o->pod_cgroup_ctx, pod, path);
 	return 0;
 }
 
@@ -113,12 +116,14 @@ static bool has_u64(const uint64_t *v, size_t n, uint64_t x)
 	return false;
 }
 
-static int cgroups_apply(struct ia_ctx *c, const char *root)
+static int cgroups_apply(struct ia_ctx *c, const struct ia_opts *o)
 {
+	const char *root = o->cgroup_root;
 	struct map_dump d = { 0 };
 	int err = 0;
 
 	walk.c = c;
+	walk.o = o;
 	walk.ids = NULL;
 	walk.nr = 0;
 	walk.err = 0;
@@ -270,7 +275,7 @@ static int pods_apply(struct ia_ctx *c, const struct ia_opts *o)
 
 int ia_clients_apply(struct ia_ctx *c, const struct ia_opts *opts)
 {
-	int err = cgroups_apply(c, opts->cgroup_root);
+	int err = cgroups_apply(c, opts);
 	int err2 = local_endpoints_apply(c, opts->node_name);
 	int err3 = pods_apply(c, opts);
 
