@@ -12,7 +12,9 @@
 #include "translate/translate.h"
 #include "view/status_file.h"
 #include "agent.h"
+#include "engine_stub.h"
 #include "metrics_http.h"
+#include "steer.h"
 
 static double now_ms(void)
 {
@@ -36,8 +38,8 @@ static void log_apply(const char *what, const char *dir, double ms, const struct
 }
 
 /* Manifests -> image; diagnostics at debug level (`gammad translate` shows them). */
-static int load_image(const char *dir, const struct tr_opts *tr, struct img *img,
-		      size_t *input_errors)
+static int load_image(const char *dir, const struct tr_opts *tr, const struct img_opts *io,
+		      struct img *img, size_t *input_errors)
 {
 	struct diag dg = { 0 };
 	struct tr_result res;
@@ -59,7 +61,7 @@ static int load_image(const char *dir, const struct tr_opts *tr, struct img *img
 		goto out_model;
 	}
 	status_file_write(dir, &res, &dg);	/* route conditions beside the manifests */
-	ret = img_build(&m, &res, img);
+	ret = img_build_opts(&m, &res, io, img);
 	if (ret)
 		pr_err("image of %s: %s", dir, strerror(-ret));
 	tr_result_free(&res);
@@ -147,22 +149,38 @@ static void release_removed(struct agent *a, const struct img *old, const struct
 	free(rm);
 }
 
+/* ia_apply, following the pods' engine listeners when the HTTP engine is on. */
+static int apply(struct agent *a, const struct img *img, struct ia_stats *s)
+{
+	int ret;
+
+	if (!a->steer)
+		return ia_apply(a->dp, img, &a->opts, s);
+	a->opts.pod_cgroup = steer_pod_cgroup;
+	a->opts.pod_cgroup_ctx = a->steer;
+	steer_pass_begin(a->steer);
+	ret = ia_apply(a->dp, img, &a->opts, s);
+	steer_pass_end(a->steer, ret == 0);
+	return ret;
+}
+
 int agent_apply_dir(struct agent *a)
 {
+	struct img_opts io = { .http_engine = a->steer != NULL };
 	double t0 = now_ms();
 	size_t input_errors = 0;
 	struct ia_stats s;
 	struct img img;
 	int ret;
 
-	ret = load_image(a->dir, &a->tr, &img, &input_errors);
+	ret = load_image(a->dir, &a->tr, &io, &img, &input_errors);
 	a->dir_failed = ret != 0;
 	if (ret) {
 		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);
 		return ret;
 	}
 	read_routes(a);
-	ret = ia_apply(a->dp, &img, &a->opts, &s);
+	ret = apply(a, &img, &s);
 	if (ret) {
 		pr_err("apply %s failed after %.1f ms: %s (the data path keeps a complete "
 		       "table per Service port; retrying at the next change or resync)",
@@ -197,7 +215,7 @@ void agent_resync(struct agent *a, bool full)
 	}
 	read_routes(a);
 	a->opts.full = full;
-	ret = ia_apply(a->dp, &a->img, &a->opts, &s);
+	ret = apply(a, &a->img, &s);
 	a->opts.full = false;
 	if (ret)
 		pr_err("resync %s: %s", a->dir, strerror(-ret));
@@ -206,8 +224,40 @@ void agent_resync(struct agent *a, bool full)
 	sync_tc(a);
 }
 
+int agent_engine_start(struct agent *a, uint16_t port)
+{
+	struct engine_opts eo = { .upstream_socket = steer_upstream_socket };
+	int err;
+
+	err = steer_new(a->dp, port, &a->steer);
+	if (err)
+		return err;
+	eo.ctx = a->steer;
+	a->engine = engine_new(&eo);
+	if (!a->engine) {
+		pr_err("http engine: %s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	steer_set_engine(a->steer, a->engine);
+	err = engine_start(a->engine);
+	if (!err)
+		err = steer_start(a->steer);
+	if (!err)
+		pr_info("http engine: on, listeners on loopback port %u in every managed pod",
+			port);
+	return err;
+}
+
 void agent_free(struct agent *a)
 {
+	/* Listeners first: nothing new reaches the engine while it stops. */
+	steer_free(a->steer);
+	a->steer = NULL;
+	if (a->engine) {
+		engine_stop(a->engine);
+		engine_free(a->engine);
+		a->engine = NULL;
+	}
 	if (a->have_img)
 		img_free(&a->img);
 	a->have_img = false;

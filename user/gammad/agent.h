@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "datapath/datapath.h"
 #include "datapath/host_routes.h"
@@ -22,6 +23,8 @@
 #define AGENT_MAX_UPLINKS 8
 
 struct metrics_server;
+struct steer;
+struct engine;
 
 struct agent {
 	struct dp *dp;
@@ -40,6 +43,9 @@ struct agent {
 	struct metrics_server *metrics;	/* NULL: not served */
 	struct dp_release *release;	/* socket iterators; NULL: kernel < 6.5 */
 	bool reset_removed_tcp;		/* also abort TCP sockets of removed endpoints */
+	/* --http-engine: per-pod listeners and the engine (NULL: off) */
+	struct steer *steer;
+	struct engine *engine;
 };
 
 /* Translate DIR and reconcile; errors are logged, the data path stays whole. */
@@ -49,6 +55,11 @@ int agent_apply_dir(struct agent *a);
  * veths, drift. full: also retire leftovers when nothing changed.
  */
 void agent_resync(struct agent *a, bool full);
+/*
+ * --http-engine: the engine and the per-pod listeners on loopback `port`
+ * (steer.h); call before the first apply, which marks the selectors.
+ */
+int agent_engine_start(struct agent *a, uint16_t port);
 void agent_free(struct agent *a);
 
 #endif

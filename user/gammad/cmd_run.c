@@ -3,7 +3,7 @@
  * gammad run --manifests DIR [--cgroup PATH] [--pin-dir PATH] [--node-name NAME] [--zone ZONE]
  *            [--resync SECONDS] [--map-size NAME=ENTRIES]... [--no-sockmap]
  *            [--once] [-v] [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]
- *            [--hairpin-addr IP]...
+ *            [--hairpin-addr IP]... [--http-engine [--engine-port PORT]]
  *            [--reset-removed-tcp]
  *
  * The agent: load the manifests in DIR, translate, build the map image and
@@ -64,7 +64,7 @@ static void usage(FILE *out)
 		"                  [--node-name NAME] [--zone ZONE] [--resync SECONDS]\n"
 		"                  [--map-size NAME=ENTRIES]... [--no-sockmap] [--once] [-v]\n"
 		"                  [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]\n"
-		"                  [--hairpin-addr IP]...\n"
+		"                  [--hairpin-addr IP]... [--http-engine [--engine-port PORT]]\n"
 		"                  [--reset-removed-tcp]\n"
 		"\n"
 		"Translate the manifests in DIR and reconcile the data-path maps pinned\n"
@@ -99,8 +99,14 @@ static void usage(FILE *out)
 		"--hairpin-addr: the source a pod sees when the TC path sends its own\n"
 		"connection to a ClusterIP back to itself (one per family; default\n"
 		"169.254.7.1 and 100::7:1). Pods must route it to their interface (a\n"
-		"default route does); it should lead nowhere else.\n",
-		RESYNC_DEFAULT_S, TR_MAX_ENDPOINTS, METRICS_ADDR_DEFAULT);
+		"default route does); it should lead nowhere else.\n"
+		"--http-engine (experimental, off by default): TCP connections to a Service\n"
+		"port whose routes for the client's namespace have HTTP rules go to the\n"
+		"agent's HTTP engine, through a listener the agent holds in every managed\n"
+		"pod's netns on loopback --engine-port (default %d); getpeername() still\n"
+		"shows the ClusterIP. Not with --once.\n",
+		RESYNC_DEFAULT_S, TR_MAX_ENDPOINTS, METRICS_ADDR_DEFAULT,
+		GAMMAD_ENGINE_PORT_DEFAULT);
 }
 
 static double now_ms(void)
@@ -267,6 +273,8 @@ int cmd_run(int argc, char **argv)
 		{ "no-tc", no_argument, NULL, 'T' },
 		{ "hairpin-addr", required_argument, NULL, 'H' },
 		{ "reset-removed-tcp", no_argument, NULL, 'R' },
+		{ "http-engine", no_argument, NULL, 'E' },
+		{ "engine-port", required_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -275,7 +283,8 @@ int cmd_run(int argc, char **argv)
 	struct agent a = { 0 };
 	int resync_s = RESYNC_DEFAULT_S;
 	struct dp_opts o = { 0 };
-	bool once = false, no_tc = false;
+	bool once = false, no_tc = false, http_engine = false, engine_port_set = false;
+	int engine_port = GAMMAD_ENGINE_PORT_DEFAULT;
 	struct dirwatch w = { .fd = -1 };
 	struct tc_dp_opts to = { .pin_dir = pin_dir, .redirect = true };
 	struct in_addr hp4;
@@ -285,7 +294,7 @@ int cmd_run(int argc, char **argv)
 	int opt, ret;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+m:c:p:n:z:r:s:oM:u:TH:Rvh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+m:c:p:n:z:r:s:oM:u:TH:REP:vh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
 			a.dir = optarg;
@@ -339,6 +348,22 @@ int cmd_run(int argc, char **argv)
 		case 'R':
 			a.reset_removed_tcp = true;
 			break;
+		case 'E':
+			http_engine = true;
+			break;
+		case 'P': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (end == optarg || *end || v < 1 || v > 65535) {
+				fprintf(stderr, "gammad run: --engine-port %s: expected a port "
+					"from 1 to 65535\n", optarg);
+				return EXIT_USAGE;
+			}
+			engine_port = (int)v;
+			engine_port_set = true;
+			break;
+		}
 		case 'v':
 			log_threshold = LOG_DEBUG;
 			break;
@@ -363,6 +388,15 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "gammad run: --hairpin-addr needs the TC path (drop --no-tc)\n");
 		return EXIT_USAGE;
 	}
+	if (engine_port_set && !http_engine) {
+		fprintf(stderr, "gammad run: --engine-port needs --http-engine\n");
+		return EXIT_USAGE;
+	}
+	if (http_engine && once) {
+		fprintf(stderr, "gammad run: --http-engine needs a running agent (drop --once): "
+			"its listeners live in the agent\n");
+		return EXIT_USAGE;
+	}
 	if (access(a.dir, R_OK)) {
 		fprintf(stderr, "gammad run: --manifests %s: %s\n", a.dir, strerror(errno));
 		return EXIT_USAGE;
@@ -383,6 +417,7 @@ int cmd_run(int argc, char **argv)
 	a.tr.max_endpoints = o.sizes.endpoints_per_service;
 	o.pin_dir = pin_dir;
 	o.cgroup = a.opts.cgroup_root;
+	o.engine_port = (uint16_t)engine_port;
 	ret = dp_open(&o, &a.dp);
 	if (ret) {
 		pr_err("data path (pin dir %s, cgroup %s): %s", pin_dir, a.opts.cgroup_root,
@@ -409,6 +444,12 @@ int cmd_run(int argc, char **argv)
 	}
 	if (!once && strcmp(metrics_addr, "off") &&
 	    metrics_server_start(metrics_addr, pin_dir, &a.metrics)) {
+		agent_free(&a);
+		dp_close(a.dp);
+		return EXIT_FATAL;
+	}
+	if (http_engine && agent_engine_start(&a, (uint16_t)engine_port)) {
+		metrics_server_stop(a.metrics);
 		agent_free(&a);
 		dp_close(a.dp);
 		return EXIT_FATAL;
