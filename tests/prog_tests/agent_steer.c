@@ -1,0 +1,641 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Steering to the HTTP engine (issue 12), through the real lab and
+ * `gammad run --http-engine`: a pod's connect() to a Service port whose
+ * routes for the pod's namespace have HTTP rules lands on the agent's
+ * listener on loopback in the pod's own netns; the agent finds the origin
+ * (ClusterIP:port) in gammad_origdst_v1 and hands the connection to the
+ * engine with the pod's namespace and name. Until the engine core lands the
+ * agent runs a stand-in engine (user/gammad/engine_stub.h) that writes
+ * "ORIGIN <vip> <port> <ns> <ns/pod>" and, on "CONNECT <ip> <port>", relays
+ * to a socket made through upstream_socket in the client pod's netns.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+
+#include "test_progs.h"
+#include "gammad/maps.h"
+#include "lib/agent_env.h"
+#include "lib/lab_env.h"
+#include "lib/mesh_client.h"
+#include "lib/netns.h"
+
+#define ENGINE_PORT 15006
+#define PROBE_TIMEOUT_MS 5000
+/* The churn pod: not in the lab, made by the test (uid, netns, cgroup). */
+#define CHURN_UID "5eed0000-0000-4000-8000-00000000c0de"
+#define CHURN_NAME "churn-pod"
+
+/*
+ * echo-v6: echo-v2 behind an IPv6-only ClusterIP. The churn pod: a Pod the
+ * agent knows from the manifests whose cgroup the test makes and removes.
+ */
+static const char extra_manifest[] =
+	"apiVersion: v1\n"
+	"kind: Service\n"
+	"metadata: {name: echo-v6, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  ipFamilyPolicy: SingleStack\n"
+	"  ipFamilies: [IPv6]\n"
+	"  selector: {app: echo, version: v2}\n"
+	"  ports:\n"
+	"  - {name: http, port: 80, targetPort: 8080}\n";
+
+static const char churn_pod_yaml[] =
+	"apiVersion: v1\n"
+	"kind: Pod\n"
+	"metadata: {name: " CHURN_NAME ", namespace: " MESH_NS ", uid: " CHURN_UID "}\n"
+	"spec:\n"
+	"  containers: [{name: c, image: none}]\n"
+	"status: {phase: Running}\n";
+
+/*
+ * echo:8080: producer HTTPRoute (steered for the default class); the
+ * consumer namespace's TCPRoute on it (L4 for that class). echo:80: only the
+ * consumer namespace's HTTPRoute (steered for it, L4 for everyone else).
+ * echo:9090: no route (L4). echo-v6:80: producer HTTPRoute.
+ */
+static const char routes[] =
+	"apiVersion: gateway.networking.k8s.io/v1\n"
+	"kind: HTTPRoute\n"
+	"metadata: {name: echo-8080-http, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  parentRefs:\n"
+	"  - {group: \"\", kind: Service, name: echo, port: 8080}\n"
+	"  rules:\n"
+	"  - matches: [{path: {type: PathPrefix, value: /}}]\n"
+	"    backendRefs:\n"
+	"    - {name: echo-v1, port: 8080}\n"
+	"---\n"
+	"apiVersion: gateway.networking.k8s.io/v1alpha2\n"
+	"kind: TCPRoute\n"
+	"metadata: {name: echo-8080-tcp, namespace: " CONSUMER_NS "}\n"
+	"spec:\n"
+	"  parentRefs:\n"
+	"  - {group: \"\", kind: Service, name: echo, namespace: " MESH_NS ", port: 8080}\n"
+	"  rules:\n"
+	"  - backendRefs:\n"
+	"    - {name: echo-v2, namespace: " MESH_NS ", port: 8080}\n"
+	"---\n"
+	"apiVersion: gateway.networking.k8s.io/v1beta1\n"
+	"kind: ReferenceGrant\n"
+	"metadata: {name: consumer-tcp-to-echo, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  from:\n"
+	"  - {group: gateway.networking.k8s.io, kind: TCPRoute, namespace: " CONSUMER_NS "}\n"
+	"  to:\n"
+	"  - {group: \"\", kind: Service}\n"
+	"---\n"
+	"apiVersion: gateway.networking.k8s.io/v1\n"
+	"kind: HTTPRoute\n"
+	"metadata: {name: echo-v6-http, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  parentRefs:\n"
+	"  - {group: \"\", kind: Service, name: echo-v6, port: 80}\n"
+	"  rules:\n"
+	"  - backendRefs:\n"
+	"    - {name: echo-v2, port: 80}\n"
+	"---\n"
+	CONSUMER_ROUTE_YAML;
+
+struct steer_env {
+	struct lab_env lab;
+	struct agent_env ag;
+	const struct lab_pod_info *v1, *v2, *consumer;
+	struct mc_place at_v1, at_consumer;
+	char echo4[INET6_ADDRSTRLEN], echo6[INET6_ADDRSTRLEN];
+};
+
+/* What a client saw on one steered (or not) connection. */
+struct probe {
+	int err;		/* 0 or -errno of `step` */
+	char step[16];
+	char peer[64];		/* getpeername(), "ip:port" / "[ip]:port" */
+	char line[512];		/* first line the server side wrote */
+	char up[512];		/* after CONNECT: what came back */
+};
+
+static void fmt_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)ss;
+
+		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+		snprintf(buf, len, "%s:%u", ip, ntohs(a->sin_port));
+	} else {
+		const struct sockaddr_in6 *a = (const void *)ss;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, len, "[%s]:%u", ip, ntohs(a->sin6_port));
+	}
+}
+
+static int read_line(int fd, char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	while (n + 1 < cap) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, PROBE_TIMEOUT_MS) <= 0)
+			return -ETIMEDOUT;
+		r = read(fd, buf + n, 1);
+		if (r <= 0)
+			return r ? -errno : -ECONNRESET;
+		if (buf[n] == '\n')
+			break;
+		if (buf[n] != '\r')
+			n++;
+	}
+	buf[n] = 0;
+	return 0;
+}
+
+static int place(const struct mc_place *at)
+{
+	char path[4096];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", at->cgroup);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "0\n", 2) != 2)
+		ret = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (ret)
+		return ret;
+	snprintf(path, sizeof(path), "/run/netns/%s", at->netns);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWNET))
+		ret = -errno;
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+#define FAIL(s) do { p->err = -errno; snprintf(p->step, sizeof(p->step), "%s", s); \
+		     goto out; } while (0)
+
+/*
+ * In a child placed at `at`: connect to ip:port, getpeername, read a line
+ * (steered: the ORIGIN line; line protocol: the greeting; `http`: send a GET
+ * first and read the status line). With `upstream`, send it, read two lines
+ * (CONNECTED and the upstream's greeting), write the probe to res_fd and hold
+ * the connection until go_fd is readable.
+ */
+static void probe_child(const struct mc_place *at, const char *ip, int port, bool http,
+			const char *upstream, int res_fd, int go_fd)
+{
+	struct probe pr = { 0 }, *p = &pr;
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len;
+	struct timeval tv = { .tv_sec = PROBE_TIMEOUT_MS / 1000 };
+	int fd = -1, r;
+	char c;
+
+	if (place(at))
+		FAIL("place");
+	if (strchr(ip, ':')) {
+		struct sockaddr_in6 *a = (void *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		inet_pton(AF_INET6, ip, &a->sin6_addr);
+		len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (void *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		inet_pton(AF_INET, ip, &a->sin_addr);
+		len = sizeof(*a);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		FAIL("socket");
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&ss, len))
+		FAIL("connect");
+	len = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &len))
+		FAIL("getpeername");
+	fmt_addr(&ss, p->peer, sizeof(p->peer));
+	if (http && dprintf(fd, "GET / HTTP/1.1\r\nHost: echo\r\nConnection: close\r\n\r\n") < 0)
+		FAIL("send");
+	r = read_line(fd, p->line, sizeof(p->line));
+	if (r) {
+		errno = -r;
+		FAIL("read");
+	}
+	if (upstream) {
+		char l1[256], l2[256];
+
+		if (dprintf(fd, "%s\n", upstream) < 0)
+			FAIL("send");
+		r = read_line(fd, l1, sizeof(l1)) ?: read_line(fd, l2, sizeof(l2));
+		if (r) {
+			errno = -r;
+			FAIL("upstream");
+		}
+		snprintf(p->up, sizeof(p->up), "%s|%s", l1, l2);
+	}
+out:
+	(void)!write(res_fd, p, sizeof(*p));
+	if (upstream && fd >= 0)
+		(void)!read(go_fd, &c, 1);
+	if (fd >= 0)
+		close(fd);
+	_exit(0);
+}
+
+struct probe_run {
+	pid_t pid;
+	int res_fd, go_fd;
+};
+
+static int probe_start(struct probe_run *run, const struct mc_place *at, const char *ip,
+		       int port, bool http, const char *upstream)
+{
+	int res[2], go[2];
+
+	if (pipe2(res, O_CLOEXEC) || pipe2(go, O_CLOEXEC))
+		return -errno;
+	run->pid = fork();
+	if (run->pid < 0)
+		return -errno;
+	if (!run->pid) {
+		close(res[0]);
+		close(go[1]);
+		probe_child(at, ip, port, http, upstream, res[1], go[0]);
+	}
+	close(res[1]);
+	close(go[0]);
+	run->res_fd = res[0];
+	run->go_fd = go[1];
+	return 0;
+}
+
+static int probe_result(struct probe_run *run, struct probe *p)
+{
+	struct pollfd pf = { .fd = run->res_fd, .events = POLLIN };
+
+	memset(p, 0, sizeof(*p));
+	if (poll(&pf, 1, 3 * PROBE_TIMEOUT_MS) <= 0 ||
+	    read(run->res_fd, p, sizeof(*p)) != sizeof(*p)) {
+		snprintf(p->step, sizeof(p->step), "no result");
+		p->err = -ETIMEDOUT;
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+static void probe_finish(struct probe_run *run)
+{
+	close(run->go_fd);
+	close(run->res_fd);
+	if (run->pid > 0) {
+		kill(run->pid, SIGKILL);
+		waitpid(run->pid, NULL, 0);
+	}
+	run->pid = 0;
+}
+
+/* One connection; the probe printed for the log (unless quiet and fine). */
+static struct probe probe_q(const struct mc_place *at, const char *ip, int port, bool http,
+			    bool quiet)
+{
+	struct probe_run run;
+	struct probe p = { 0 };
+
+	if (probe_start(&run, at, ip, port, http, NULL)) {
+		p.err = -errno;
+		snprintf(p.step, sizeof(p.step), "fork");
+		return p;
+	}
+	probe_result(&run, &p);
+	probe_finish(&run);
+	if (!quiet || p.err)
+		test__printf("%s:%d -> err %d (%s) peer %s line \"%s\"\n", ip, port, p.err,
+			     p.step, p.peer, p.line);
+	return p;
+}
+
+static struct probe probe(const struct mc_place *at, const char *ip, int port, bool http)
+{
+	return probe_q(at, ip, port, http, false);
+}
+
+static long pinned_entries(const char *pin_dir, const char *name)
+{
+	__u8 key[64], next[64];
+	char path[128];
+	long n = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -1;
+	for (void *k = NULL; !bpf_map_get_next_key(fd, k, next); k = key, n++)
+		memcpy(key, next, sizeof(key));
+	close(fd);
+	return n;
+}
+
+/* Listening sockets on the engine port in netns `ns` ("ss -Hltn"). */
+static int engine_listeners(const char *ns)
+{
+	char *out = NULL;
+	int n = 0;
+
+	if (lab_run_capture(&out, "ip netns exec %s ss -Hltn 'sport = :%d'", ns, ENGINE_PORT))
+		n = -1;
+	for (char *s = out; n >= 0 && s && (s = strstr(s, "LISTEN")); s++)
+		n++;
+	free(out);
+	return n;
+}
+
+/* dial: the address the client dials (a v4-mapped one for ip's IPv4 Service). */
+static void expect_steered_as(const struct mc_place *at, const char *dial, const char *ip,
+			      int port, const char *ns, const char *pod_name)
+{
+	char want[512], peer[64];
+	struct probe p = probe(at, dial, port, false);
+
+	mc_addr_port(peer, sizeof(peer), dial, port);
+	snprintf(want, sizeof(want), "ORIGIN %s %d %s %s/%s", ip, port, ns, ns, pod_name);
+	ASSERT_EQ(p.err, 0, "steered connection made");
+	ASSERT_STREQ(p.peer, peer, "getpeername() is the ClusterIP:port");
+	ASSERT_STREQ(p.line, want, "the engine got the origin and the pod");
+}
+
+static void expect_steered(const struct mc_place *at, const char *ip, int port,
+			   const char *ns, const char *pod_name)
+{
+	expect_steered_as(at, ip, ip, port, ns, pod_name);
+}
+
+static void expect_l4_http(const struct mc_place *at, const char *ip, int port)
+{
+	char peer[64];
+	struct probe p = probe(at, ip, port, true);
+
+	mc_addr_port(peer, sizeof(peer), ip, port);
+	ASSERT_EQ(p.err, 0, "L4 connection made");
+	ASSERT_STREQ(p.peer, peer, "getpeername() is the ClusterIP:port");
+	ASSERT_STREQ(p.line, "HTTP/1.1 200 OK", "a backend answered (not the engine)");
+}
+
+/* 1. Every managed pod has the listeners; HTTP ports steered, others L4. */
+static void subtest_steered(struct steer_env *e)
+{
+	struct probe p;
+
+	for (size_t i = 0; i < e->lab.nr_pods; i++)
+		ASSERT_EQ(engine_listeners(e->lab.pods[i].netns), 2,
+			  "IPv4 and IPv6 listeners in the pod's netns");
+	/* default class, producer HTTPRoute */
+	expect_steered(&e->at_v1, e->echo4, 8080, MESH_NS, e->v1->name);
+	/* no route for the default class on echo:80: L4 */
+	expect_l4_http(&e->at_v1, e->echo4, 80);
+	/* the line protocol port has no route at all: L4, the server's greeting */
+	p = probe(&e->at_v1, e->echo4, 9090, false);
+	ASSERT_EQ(p.err, 0, "echo:9090 connection");
+	ASSERT_STREQ(p.line, "Gateway API Test TCP Server", "echo:9090 answered by a backend");
+	ASSERT_EQ(pinned_entries(e->ag.pin_dir, GAMMAD_MAP_ORIGDST), 0,
+		  "origdst entries taken on accept");
+}
+
+/* 2. Consumer classes: with HTTP rules steered (its own namespace), with a TCPRoute L4. */
+static void subtest_consumer(struct steer_env *e)
+{
+	expect_steered(&e->at_consumer, e->echo4, 80, CONSUMER_NS, e->consumer->name);
+	expect_l4_http(&e->at_consumer, e->echo4, 8080);
+}
+
+/*
+ * 3. IPv6 ClusterIP: steered to [::1], origin and getpeername in IPv6. An
+ * IPv6 socket dialing the IPv4 ClusterIP v4-mapped lands on the IPv4
+ * listener; its origin is the IPv4 ClusterIP, getpeername() the mapped one.
+ */
+static void subtest_ipv6(struct steer_env *e)
+{
+	char mapped[INET6_ADDRSTRLEN + 8];
+
+	expect_steered(&e->at_v1, e->echo6, 80, MESH_NS, e->v1->name);
+	snprintf(mapped, sizeof(mapped), "::ffff:%s", e->echo4);
+	expect_steered_as(&e->at_v1, mapped, e->echo4, 8080, MESH_NS, e->v1->name);
+}
+
+/* 4. Many connections: every one gets its own origin; the origin map stays empty. */
+static void subtest_no_leak(struct steer_env *e)
+{
+	int ok = 0;
+
+	for (int i = 0; i < 50; i++) {
+		struct probe p = probe_q(i & 1 ? &e->at_consumer : &e->at_v1, e->echo4,
+					 i & 1 ? 80 : 8080, false, true);
+
+		ok += !p.err && !strncmp(p.line, "ORIGIN ", 7);
+	}
+	ASSERT_EQ(ok, 50, "50 steered connections with their origin");
+	ASSERT_EQ(pinned_entries(e->ag.pin_dir, GAMMAD_MAP_ORIGDST), 0,
+		  "no origdst entry left behind");
+}
+
+/* 5. upstream_socket: made in the client pod's netns, the backend sees the pod's IP. */
+static void subtest_upstream_source(struct steer_env *e)
+{
+	struct probe_run run;
+	struct probe p;
+	char cmd[128], *out = NULL;
+
+	snprintf(cmd, sizeof(cmd), "CONNECT %s 9090", e->v2->ip4);
+	if (!ASSERT_OK(probe_start(&run, &e->at_v1, e->echo4, 8080, false, cmd), "probe"))
+		return;
+	probe_result(&run, &p);
+	test__printf("upstream: err %d (%s) line \"%s\" up \"%s\"\n", p.err, p.step, p.line,
+		     p.up);
+	ASSERT_EQ(p.err, 0, "steered, upstream connected");
+	ASSERT_STREQ(p.up, "CONNECTED|Gateway API Test TCP Server",
+		     "relayed to the backend's line server");
+	/* While the connection is open: the backend's peer is echo-v1's own IP. */
+	lab_run_capture(&out, "ip netns exec %s ss -Htn state established 'sport = :9090'",
+			e->v2->netns);
+	test__printf("ss in %s: %s", e->v2->netns, out ? out : "");
+	ASSERT_HAS_SUBSTR(out ? out : "", e->v1->ip4, "backend sees the client pod's IP");
+	free(out);
+	probe_finish(&run);
+}
+
+/* A process of the churn pod: in its cgroup c0 and its netns, until killed. */
+static pid_t churn_process(const char *cg, const char *ns)
+{
+	struct mc_place at = { .cgroup = cg, .netns = ns };
+	pid_t pid = fork();
+
+	if (!pid) {
+		if (place(&at))
+			_exit(1);
+		sys_run("ip link set lo up");
+		pause();
+		_exit(0);
+	}
+	return pid;
+}
+
+static bool wait_listeners(const char *ns, int want, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms; t += 100) {
+		if (engine_listeners(ns) == want)
+			return true;
+		usleep(100 * 1000);
+	}
+	return false;
+}
+
+/* 6. Pod churn: a pod's cgroup with a process appears, then goes. */
+static void subtest_pod_churn(struct steer_env *e)
+{
+	char ns[64], pod_cg[PATH_MAX], cg[PATH_MAX + 8], *slash;
+	pid_t pid = 0;
+
+	snprintf(ns, sizeof(ns), "gdt%d-churn", getpid());
+	snprintf(pod_cg, sizeof(pod_cg), "%s", e->v1->cgroup);
+	slash = strrchr(pod_cg, '/');
+	if (!ASSERT_OK_PTR(slash, "pod cgroup parent"))
+		return;
+	snprintf(slash + 1, sizeof(pod_cg) - (size_t)(slash + 1 - pod_cg), "pod%s", CHURN_UID);
+	snprintf(cg, sizeof(cg), "%s/c0", pod_cg);
+	if (!ASSERT_OK(netns_add(ns), "churn netns"))
+		return;
+	if (!ASSERT_OK(mkdir(pod_cg, 0755), "pod cgroup") || !ASSERT_OK(mkdir(cg, 0755), "c0"))
+		goto out;
+	pid = churn_process(cg, ns);
+	if (!ASSERT_GT(pid, 0, "churn process"))
+		goto out;
+	if (!ASSERT_OK(agent_env_update(&e->ag, "churn.yaml", churn_pod_yaml), "pod added"))
+		goto out;
+	ASSERT_TRUE(wait_listeners(ns, 2, 15000), "listeners made when the pod appeared");
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	pid = 0;
+	rmdir(cg);
+	ASSERT_OK(rmdir(pod_cg), "pod cgroup removed");
+	ASSERT_TRUE(wait_listeners(ns, 0, 15000), "listeners closed when the pod went");
+out:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	rmdir(cg);
+	rmdir(pod_cg);
+	netns_del(ns);
+	agent_env_write(&e->ag, "churn.yaml", NULL);
+}
+
+/*
+ * 7. The flag off: a new agent on the same pins without --http-engine. The
+ * selectors lose the engine bit: the HTTPRoute port is plain L4 again.
+ */
+static void subtest_flag_off(struct steer_env *e)
+{
+	e->ag.args = NULL;
+	agent_env_kill(&e->ag, SIGKILL);
+	if (!ASSERT_OK(agent_env_start(&e->ag), "agent without --http-engine"))
+		return;
+	expect_l4_http(&e->at_v1, e->echo4, 8080);
+	expect_l4_http(&e->at_consumer, e->echo4, 80);
+	ASSERT_EQ(engine_listeners(e->v1->netns), 0, "no listener without the flag");
+}
+
+static bool service_ip(struct steer_env *e, const char *name, bool v6, char *ip)
+{
+	char ips[2][INET6_ADDRSTRLEN];
+	int n = lab_env_cluster_ips(&e->lab, MESH_NS, name, ips, 2);
+
+	ip[0] = 0;
+	for (int i = 0; i < n; i++)
+		if (!!strchr(ips[i], ':') == v6)
+			strcpy(ip, ips[i]);
+	return ASSERT_NEQ(ip[0], 0, name);
+}
+
+void test_agent_steer(void)
+{
+	static const char *const args[] = { "--http-engine", "--resync", "1", NULL };
+	const char *manifests = test_shared_path("gateway-api/conformance/mesh/manifests.yaml");
+	char extra[PATH_MAX + 32], up[2 * PATH_MAX + 64], *out = NULL;
+	struct steer_env e = { 0 };
+	FILE *f;
+	int ret;
+
+	if (!manifests) {
+		test__skip("no shared gateway-api/conformance/mesh/manifests.yaml");
+		return;
+	}
+	if (lab_env_start(&e.lab, NULL))
+		goto cleanup;
+	snprintf(extra, sizeof(extra), "%s/extra.yaml", e.lab.dir);
+	f = fopen(extra, "we");
+	if (!ASSERT_OK_PTR(f, "write extra.yaml"))
+		goto cleanup;
+	fputs(extra_manifest, f);
+	fclose(f);
+	snprintf(up, sizeof(up), "%s %s", manifests, extra);
+	ret = lab_env_up(&e.lab, up, &out);
+	if (!ASSERT_EQ(ret, 0, "lab up"))
+		test__printf("%s", out ? out : "");
+	free(out);
+	if (ret)
+		goto cleanup;
+	e.v1 = lab_env_find(&e.lab, MESH_NS, "echo-v1");
+	e.v2 = lab_env_find(&e.lab, MESH_NS, "echo-v2");
+	e.consumer = lab_env_find(&e.lab, CONSUMER_NS, "echo-v1");
+	if (!ASSERT_OK_PTR(e.v1, "echo-v1") || !ASSERT_OK_PTR(e.v2, "echo-v2") ||
+	    !ASSERT_OK_PTR(e.consumer, "consumer pod") ||
+	    !service_ip(&e, "echo", false, e.echo4) || !service_ip(&e, "echo-v6", true, e.echo6))
+		goto cleanup;
+	e.at_v1 = (struct mc_place){ .cgroup = e.v1->container_cgroup, .netns = e.v1->netns };
+	e.at_consumer = (struct mc_place){ .cgroup = e.consumer->container_cgroup,
+					   .netns = e.consumer->netns };
+	if (!ASSERT_OK(agent_env_init(&e.ag, &e.lab), "agent dir"))
+		goto cleanup;
+	e.ag.args = args;
+	if (!ASSERT_OK(agent_env_write(&e.ag, "routes.yaml", routes), "routes") ||
+	    !ASSERT_OK(agent_env_start(&e.ag), "gammad run --http-engine"))
+		goto cleanup;
+	if (!ASSERT_TRUE(wait_listeners(e.v1->netns, 2, 10000), "echo-v1's listeners"))
+		goto cleanup;
+	if (test__start_subtest("steered_and_l4"))
+		subtest_steered(&e);
+	if (test__start_subtest("consumer_classes"))
+		subtest_consumer(&e);
+	if (test__start_subtest("ipv6"))
+		subtest_ipv6(&e);
+	if (test__start_subtest("origdst_no_leak"))
+		subtest_no_leak(&e);
+	if (test__start_subtest("upstream_from_client_netns"))
+		subtest_upstream_source(&e);
+	if (test__start_subtest("pod_churn"))
+		subtest_pod_churn(&e);
+	if (test__start_subtest("flag_off"))
+		subtest_flag_off(&e);
+cleanup:
+	agent_env_fini(&e.ag);
+	lab_env_fini(&e.lab);
+}
