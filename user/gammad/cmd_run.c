@@ -81,7 +81,8 @@ static void usage(FILE *out)
 		"(sockops + sk_msg detached).\n"
 		"--map-size: entries of a map (frontends, consumers, cgroups, selectors,\n"
 		"alias-slots, backends, endpoints, local-endpoints, svc-ports, routes,\n"
-		"revnat, sockets, objects, conntrack, pods, affinity); a pinned map of another size is replaced by\n"
+		"revnat, sockets, objects, conntrack, pods, affinity,\n"
+		"origdst); a pinned map of another size is replaced by\n"
 		"one of the new size holding the same entries. endpoints-per-service: endpoints\n"
 		"one Service port uses at most (default %d; more are a warning, the first\n"
 		"by address are used).\n"
@@ -104,7 +105,7 @@ static void usage(FILE *out)
 		"port whose routes for the client's namespace have HTTP rules go to the\n"
 		"agent's HTTP engine, through a listener the agent holds in every managed\n"
 		"pod's netns on loopback --engine-port (default %d); getpeername() still\n"
-		"shows the ClusterIP. Not with --once.\n",
+		"shows the ClusterIP. Not with --once or --no-sockmap.\n",
 		RESYNC_DEFAULT_S, TR_MAX_ENDPOINTS, METRICS_ADDR_DEFAULT,
 		GAMMAD_ENGINE_PORT_DEFAULT);
 }
@@ -390,6 +391,11 @@ int cmd_run(int argc, char **argv)
 	}
 	if (engine_port_set && !http_engine) {
 		fprintf(stderr, "gammad run: --engine-port needs --http-engine\n");
+		return EXIT_USAGE;
+	}
+	if (http_engine && o.no_sockmap) {
+		fprintf(stderr, "gammad run: --http-engine needs the sockops program, which "
+			"records each steered connection's origin (drop --no-sockmap)\n");
 		return EXIT_USAGE;
 	}
 	if (http_engine && once) {
