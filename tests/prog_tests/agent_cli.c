@@ -34,6 +34,14 @@ static const struct {
 	  "one address per family" },
 	{ "hairpin_without_tc", "run --manifests /tmp --hairpin-addr 169.254.7.2 --no-tc",
 	  "--hairpin-addr needs the TC path" },
+	{ "engine_port_without_engine", "run --manifests /tmp --engine-port 15007",
+	  "--engine-port needs --http-engine" },
+	{ "bad_engine_port", "run --manifests /tmp --http-engine --engine-port 70000",
+	  "--engine-port 70000" },
+	{ "http_engine_once", "run --manifests /tmp --http-engine --once",
+	  "--http-engine needs a running agent" },
+	{ "http_engine_no_sockmap", "run --manifests /tmp --http-engine --no-sockmap",
+	  "drop --no-sockmap" },
 };
 
 void test_agent_cli(void)

@@ -52,6 +52,8 @@ static const struct map_expect maps[] = {
 	{ GAMMAD_MAP_REVNAT, { "'gammad_revnat_key'", "'cookie'", "'gammad_revnat_val'" }, NULL },
 	{ GAMMAD_MAP_SOCK_ORIG, { "'gammad_sock_orig'", "'vip'", "'be_addr'", "'vip_port'" }, NULL },
 	{ GAMMAD_MAP_SOCK_REDIR, { "'gammad_sock_redir'", "'state'" }, NULL },
+	{ GAMMAD_MAP_ORIGDST, { "'gammad_origdst_key'", "'netns_cookie'", "'gammad_origdst_val'",
+	  "'vip'", "'vip_port'" }, NULL },
 	{ GAMMAD_MAP_CT, { "'gammad_ct_key'", "'saddr'", "'dport'", "'dir'", "'gammad_ct_val'",
 	  "'nat_addr'", "'last_seen'" }, NULL },
 	{ GAMMAD_MAP_POD, { "'gammad_pod_key'", "'addr'", "'gammad_pod_val'", "'ns_id'",
