@@ -156,7 +156,7 @@ static __always_inline int sa_translate(struct bpf_sock_addr *ctx, const bool v6
 	struct gammad_fe_val fe;
 	struct lb_result res;
 	struct sa_xlat x = {};
-	__u32 reason, proto = ctx->protocol;
+	__u32 reason, ns_id, proto = ctx->protocol;
 
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return GAMMAD_ALLOW;
@@ -168,9 +168,12 @@ static __always_inline int sa_translate(struct bpf_sock_addr *ctx, const bool v6
 	__builtin_memset(&aff.key, 0, sizeof(aff.key));
 	aff.key.kind = GAMMAD_AFF_NETNS;
 	*(__u64 *)aff.key.client = bpf_get_netns_cookie(ctx);
+	ns_id = lb_needs_class(&fe) ? client_ns_id() : GAMMAD_NS_ALL;
 	/* Only a TCP connect() can be steered: the engine speaks HTTP over TCP. */
-	reason = lb_pick(&fe, lb_needs_class(&fe) ? client_ns_id() : GAMMAD_NS_ALL, &aff,
-			 connected && proto == IPPROTO_TCP, &res);
+	reason = lb_pick(&fe, ns_id, &aff, connected && proto == IPPROTO_TCP, &res);
+	/* No listener in this netns: the L4 choice, as without the engine. */
+	if (!reason && res.engine && !engine_listens_here(ctx))
+		reason = lb_pick(&fe, ns_id, &aff, false, &res);
 	if (!reason && res.engine)
 		sa_write_engine(ctx, v6, key.family, &x);
 	else if (!reason && !sa_write_dst(ctx, v6, &res.ep, &x))
@@ -182,6 +185,9 @@ static __always_inline int sa_translate(struct bpf_sock_addr *ctx, const bool v6
 	}
 	if (connected)
 		remember_sock(ctx, &x, res.engine ? GAMMAD_SKO_ENGINE : 0);
+	/* the engine wants the client's namespace even where the port has no consumers */
+	if (res.engine)
+		engine_remember_class(ctx, lb_needs_class(&fe) ? ns_id : client_ns_id());
 	if (proto == IPPROTO_UDP)
 		remember_datagram(ctx, &x);
 	lb_account(&fe, &res);

@@ -7,7 +7,9 @@
  * GAMMAD_SKO_ENGINE), so getpeername() still shows it. Once the connection
  * is established, sockops copies that origin into gammad_origdst_v1 under
  * (netns cookie, family, client port), where the agent finds it on accept:
- * the listener is per pod, so nothing about the client is guessed.
+ * the listener's netns and the class connect() used (gammad_ske_v1) name the
+ * client, so nothing about it is guessed. Only a netns where the agent
+ * listens (gammad_engns_v1, by netns cookie) is steered; elsewhere L4.
  *
  * engine_port is a load-time constant (network order) the agent may set
  * before load (--engine-port); the default is GAMMAD_ENGINE_PORT_DEFAULT.
@@ -36,6 +38,26 @@ static __always_inline void engine_addr(__u8 out[16], bool v6_socket, __u8 svc_f
 		addr_from_ip6(out, 0, 0, 0, bpf_htonl(1));
 }
 
+/* Does the agent listen in the caller's netns? Not: the L4 path, never a closed port. */
+static __always_inline bool engine_listens_here(struct bpf_sock_addr *ctx)
+{
+	__u64 cookie = bpf_get_netns_cookie(ctx);
+
+	return bpf_map_lookup_elem(&gammad_engns_v1, &cookie) != NULL;
+}
+
+/* connect(): the class this steered socket was decided with, for sockops. */
+static __always_inline void engine_remember_class(struct bpf_sock_addr *ctx, __u32 ns_id)
+{
+	struct gammad_sock_engine *e;
+
+	e = bpf_sk_storage_get(&gammad_ske_v1, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (e)
+		e->ns_id = ns_id;
+	else
+		reason_inc(GAMMAD_R_SOCK_STORAGE);
+}
+
 /*
  * sockops, ACTIVE_ESTABLISHED: when this socket was steered, record its
  * origin for the agent's accept. The client port is known only now (the
@@ -47,6 +69,7 @@ static __always_inline void engine_record_origdst(struct bpf_sock_ops *skops)
 {
 	struct gammad_origdst_key k = {};
 	struct gammad_origdst_val v = {};
+	struct gammad_sock_engine *e;
 	struct gammad_sock_orig *o;
 	struct bpf_sock *sk = skops->sk;
 	__u32 *be, *vip;
@@ -56,6 +79,8 @@ static __always_inline void engine_record_origdst(struct bpf_sock_ops *skops)
 	o = bpf_sk_storage_get(&gammad_sko_v1, sk, 0, 0);
 	if (!o || !(o->flags & GAMMAD_SKO_ENGINE))
 		return;
+	e = bpf_sk_storage_get(&gammad_ske_v1, sk, 0, 0);
+	v.ns_id = e ? e->ns_id : GAMMAD_NS_ALL;
 	be = (__u32 *)o->be_addr;
 	vip = (__u32 *)o->vip;
 	k.netns_cookie = bpf_get_netns_cookie(skops);

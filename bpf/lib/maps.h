@@ -70,6 +70,7 @@ struct {
 /* Per-socket state. */
 GAMMAD_SK_STORAGE(gammad_sko_v1, struct gammad_sock_orig);
 GAMMAD_SK_STORAGE(gammad_skr_v1, struct gammad_sock_redir);
+GAMMAD_SK_STORAGE(gammad_ske_v1, struct gammad_sock_engine);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -101,6 +102,8 @@ struct {
 	__type(key, struct gammad_origdst_key);
 	__type(value, struct gammad_origdst_val);
 } gammad_origdst_v1 SEC(".maps");
+
+GAMMAD_HASH(gammad_engns_v1, __u64, struct gammad_engns_val, 16384);
 
 /* Value: the socket; libbpf drops BTF for sockhashes, the key stays typed in code. */
 struct {

@@ -63,6 +63,8 @@
 #define GAMMAD_MAP_AFFINITY	"gammad_aff_v1"
 #define GAMMAD_MAP_RELEASE	"gammad_rel_v1"	/* bpf/sock_iter.bpf.c: removed endpoints */
 #define GAMMAD_MAP_ORIGDST	"gammad_origdst_v1"
+#define GAMMAD_MAP_ENGINE_NS	"gammad_engns_v1"
+#define GAMMAD_MAP_SOCK_ENGINE	"gammad_ske_v1"
 
 /* Fixed limits the programs depend on. */
 #define GAMMAD_MAX_CGROUP_DEPTH	16	/* ancestor levels searched for a client class */
@@ -319,6 +321,26 @@ struct gammad_origdst_val {
 	__be16 vip_port;
 	__u8 family;		/* of vip: AF_INET also for a v4-mapped dial */
 	__u8 pad;
+	__u32 ns_id;		/* client class connect() used (GAMMAD_NS_ALL: none) */
+};
+
+/*
+ * Socket storage of a steered socket: the client class connect() decided
+ * with (a netns may hold several pods' processes: host-network pods), so
+ * the engine uses exactly the class the kernel used.
+ */
+struct gammad_sock_engine {
+	__u32 ns_id;
+};
+
+/*
+ * Network namespaces where the agent listens on the engine port (key: the
+ * netns cookie, __u64). connect() steers only into a netns listed here; a
+ * client elsewhere (a pod the agent has no listener for yet, no agent) keeps
+ * the L4 path instead of meeting a closed port.
+ */
+struct gammad_engns_val {
+	__u32 flags;		/* reserved, 0 */
 };
 
 /*
@@ -445,7 +467,9 @@ _Static_assert(sizeof(struct gammad_route_stats) == 8, "gammad_route_stats");
 _Static_assert(sizeof(struct gammad_sock_orig) == 40, "gammad_sock_orig");
 _Static_assert(sizeof(struct gammad_revnat_key) == 32, "gammad_revnat_key");
 _Static_assert(sizeof(struct gammad_origdst_key) == 16, "gammad_origdst_key");
-_Static_assert(sizeof(struct gammad_origdst_val) == 20, "gammad_origdst_val");
+_Static_assert(sizeof(struct gammad_origdst_val) == 24, "gammad_origdst_val");
+_Static_assert(sizeof(struct gammad_sock_engine) == 4, "gammad_sock_engine");
+_Static_assert(sizeof(struct gammad_engns_val) == 4, "gammad_engns_val");
 _Static_assert(sizeof(struct gammad_revnat_val) == 20, "gammad_revnat_val");
 _Static_assert(sizeof(struct gammad_lep_key) == 20, "gammad_lep_key");
 _Static_assert(sizeof(struct gammad_lep_val) == 4, "gammad_lep_val");

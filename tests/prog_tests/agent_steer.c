@@ -177,6 +177,8 @@ static int place(const struct mc_place *at)
 		close(fd);
 	if (ret)
 		return ret;
+	if (!at->netns)
+		return 0;	/* the test's own (the host's) */
 	snprintf(path, sizeof(path), "/run/netns/%s", at->netns);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || setns(fd, CLONE_NEWNET))
@@ -482,6 +484,73 @@ static void subtest_upstream_source(struct steer_env *e)
 	probe_finish(&run);
 }
 
+/* The netns cookie of a named netns, as the programs see it. */
+static int netns_cookie(const char *ns, uint64_t *cookie)
+{
+	socklen_t len = sizeof(*cookie);
+	int prev, fd, err = 0;
+
+	prev = netns_enter(ns);
+	if (prev < 0)
+		return prev;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || getsockopt(fd, SOL_SOCKET, 71 /* SO_NETNS_COOKIE */, cookie, &len))
+		err = -errno;
+	if (fd >= 0)
+		close(fd);
+	netns_leave(prev);
+	return err;
+}
+
+/*
+ * 6. Only a netns the agent listens in is steered: with echo-v1's netns taken
+ * out of gammad_engns_v1 its connections keep the L4 path (a client the agent
+ * has no listener for must not meet a closed port); put back, steered again.
+ */
+static void subtest_unlisted_netns_l4(struct steer_env *e)
+{
+	struct gammad_engns_val v = { 0 };
+	char path[128];
+	uint64_t cookie;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", e->ag.pin_dir, GAMMAD_MAP_ENGINE_NS);
+	fd = bpf_obj_get(path);
+	if (!ASSERT_GE(fd, 0, "pinned engine netns map") ||
+	    !ASSERT_OK(netns_cookie(e->v1->netns, &cookie), "echo-v1's netns cookie"))
+		goto out;
+	if (!ASSERT_OK(bpf_map_delete_elem(fd, &cookie), "echo-v1's netns was listed"))
+		goto out;
+	expect_l4_http(&e->at_v1, e->echo4, 8080);
+	ASSERT_OK(bpf_map_update_elem(fd, &cookie, &v, BPF_ANY), "listed again");
+	expect_steered(&e->at_v1, e->echo4, 8080, MESH_NS, e->v1->name);
+out:
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * 7. A host process in the attach cgroup, in the agent's own netns: the
+ * agent's own listener takes it, with no namespace (producer routes) and no pod.
+ */
+static void subtest_host_process(struct steer_env *e)
+{
+	char cg[PATH_MAX + 32], want[128];
+	struct mc_place at;
+	struct probe p;
+
+	snprintf(cg, sizeof(cg), "%s/gdt%d-host", e->ag.cgroup, getpid());
+	if (!ASSERT_OK(mkdir(cg, 0755), "host client cgroup"))
+		return;
+	at = (struct mc_place){ .cgroup = cg };
+	p = probe(&at, e->echo4, 8080, false);
+	snprintf(want, sizeof(want), "ORIGIN %s 8080  ", e->echo4);
+	ASSERT_EQ(p.err, 0, "steered connection made");
+	ASSERT_STREQ(p.line, want, "origin without a namespace or pod");
+	if (rmdir(cg))
+		test__printf("rmdir %s: %s\n", cg, strerror(errno));
+}
+
 /* A process of the churn pod: in its cgroup c0 and its netns, until killed. */
 static pid_t churn_process(const char *cg, const char *ns)
 {
@@ -508,7 +577,7 @@ static bool wait_listeners(const char *ns, int want, int timeout_ms)
 	return false;
 }
 
-/* 6. Pod churn: a pod's cgroup with a process appears, then goes. */
+/* 8. Pod churn: a pod's cgroup with a process appears, then goes. */
 static void subtest_pod_churn(struct steer_env *e)
 {
 	char ns[64], pod_cg[PATH_MAX], cg[PATH_MAX + 8], *slash;
@@ -549,7 +618,7 @@ out:
 }
 
 /*
- * 7. The flag off: a new agent on the same pins without --http-engine. The
+ * 9. The flag off: a new agent on the same pins without --http-engine. The
  * selectors lose the engine bit: the HTTPRoute port is plain L4 again.
  */
 static void subtest_flag_off(struct steer_env *e)
@@ -631,6 +700,10 @@ void test_agent_steer(void)
 		subtest_no_leak(&e);
 	if (test__start_subtest("upstream_from_client_netns"))
 		subtest_upstream_source(&e);
+	if (test__start_subtest("unlisted_netns_l4"))
+		subtest_unlisted_netns_l4(&e);
+	if (test__start_subtest("host_process_agent_netns"))
+		subtest_host_process(&e);
 	if (test__start_subtest("pod_churn"))
 		subtest_pod_churn(&e);
 	if (test__start_subtest("flag_off"))

@@ -158,6 +158,7 @@ static int apply(struct agent *a, const struct img *img, struct ia_stats *s)
 		return ia_apply(a->dp, img, &a->opts, s);
 	a->opts.pod_cgroup = steer_pod_cgroup;
 	a->opts.pod_cgroup_ctx = a->steer;
+	steer_set_namespaces(a->steer, img);
 	steer_pass_begin(a->steer);
 	ret = ia_apply(a->dp, img, &a->opts, s);
 	steer_pass_end(a->steer, ret == 0);

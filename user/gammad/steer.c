@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Per-pod engine listeners and the accept loop: see steer.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -22,33 +24,62 @@
 
 #define STEER_EVENTS 64
 
-struct steer_pod {
+/*
+ * One network namespace the agent listens in: a pod's, shared by the pods of
+ * one sandbox or by host-network pods, or the agent's own (clients in the
+ * attach cgroup without a pod of their own).
+ */
+struct steer_ns {
 	uint64_t id;			/* never reused: the engine's netns_ctx */
-	char uid[64];
-	char ns[64];
-	char name[254];			/* "ns/name" */
+	uint64_t ino;			/* of /proc/PID/ns/net */
 	int netns_fd;
-	uint64_t netns_ino;
-	uint64_t cookie;		/* netns cookie, what sockops keys by */
+	uint64_t cookie;		/* netns cookie, what the programs key by */
 	int lfd[2];			/* AF_INET, AF_INET6 listeners (-1: none) */
-	bool seen;
+	bool own;			/* the agent's netns: kept while it runs */
+	size_t nr_pods;			/* pods found in it by this pass */
+	char pod_ns[64];		/* its pod when it has exactly one */
+	char pod[254];			/* "ns/name" of that pod, "" otherwise */
+	size_t pass_pods;		/* counting during a pass */
+	char pass_ns[64], pass_pod[254];
+};
+
+struct steer_nsname {
+	uint32_t id;
+	char name[64];
 };
 
 struct steer {
 	struct dp *dp;
 	uint16_t port;
 	struct engine *engine;
-	int epfd, wake_fd, origdst_fd;
+	int epfd, wake_fd, origdst_fd, engns_fd;
 	pthread_t thread;
 	bool running;
-	pthread_mutex_t lock;		/* pods, stats */
-	struct steer_pod **pods;
-	size_t nr_pods;
+	pthread_mutex_t lock;		/* everything below */
+	struct steer_ns **nss;
+	size_t nr_nss;
+	struct steer_nsname *names;	/* ns_id -> namespace, from the last image */
+	size_t nr_names;
 	uint64_t next_id;
 	struct steer_stats st;
 };
 
 static const int families[2] = { AF_INET, AF_INET6 };
+
+/* Netns entries an earlier agent left (its listeners died with it). */
+static int engns_clear(struct steer *s)
+{
+	uint64_t key, next;
+	void *k = NULL;
+
+	while (!bpf_map_get_next_key(s->engns_fd, k, &next)) {
+		key = next;
+		if (bpf_map_delete_elem(s->engns_fd, &key) && errno != ENOENT)
+			return -errno;
+		k = NULL;	/* restart: the walk position was deleted */
+	}
+	return 0;
+}
 
 int steer_new(struct dp *dp, uint16_t port, struct steer **out)
 {
@@ -64,11 +95,15 @@ int steer_new(struct dp *dp, uint16_t port, struct steer **out)
 	s->next_id = 1;
 	pthread_mutex_init(&s->lock, NULL);
 	s->origdst_fd = dp_map_fd(dp, GAMMAD_MAP_ORIGDST);
+	s->engns_fd = dp_map_fd(dp, GAMMAD_MAP_ENGINE_NS);
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	err = s->origdst_fd < 0 ? s->origdst_fd : s->epfd < 0 || s->wake_fd < 0 ? -errno : 0;
+	err = s->origdst_fd < 0 ? s->origdst_fd : s->engns_fd < 0 ? s->engns_fd :
+	      s->epfd < 0 || s->wake_fd < 0 ? -errno : 0;
 	if (!err && epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &ev))
 		err = -errno;
+	if (!err)
+		err = engns_clear(s);
 	if (err) {
 		pr_err("http engine: steering setup: %s", strerror(-err));
 		steer_free(s);
@@ -83,18 +118,33 @@ void steer_set_engine(struct steer *s, struct engine *e)
 	s->engine = e;
 }
 
-static struct steer_pod *pod_by_id(struct steer *s, uint64_t id)
+static struct steer_ns *ns_by_id(struct steer *s, uint64_t id)
 {
-	for (size_t i = 0; i < s->nr_pods; i++)
-		if (s->pods[i]->id == id)
-			return s->pods[i];
+	for (size_t i = 0; i < s->nr_nss; i++)
+		if (s->nss[i]->id == id)
+			return s->nss[i];
+	return NULL;
+}
+
+static const char *ns_name(const struct steer *s, uint32_t id)
+{
+	for (size_t i = 0; id && i < s->nr_names; i++)
+		if (s->names[i].id == id)
+			return s->names[i].name;
 	return NULL;
 }
 
 /* The origin of an accepted connection, or -ENOENT: it is closed then. */
-static int origin_take(struct steer *s, const struct steer_pod *p, int family,
+/*
+ * The client's namespace is the class connect() used (kernel); a class the
+ * kernel did not know (a pod's cgroup not mapped yet) is the namespace of the
+ * netns's only pod; else none: the producer routes, as at L4.
+ */
+static int origin_take(struct steer *s, const struct steer_ns *p, int family,
 		       const struct sockaddr_storage *peer, struct engine_origin *o)
 {
+	const char *cls;
+
 	struct gammad_origdst_key k = { .netns_cookie = p->cookie, .family = (uint8_t)family };
 	struct gammad_origdst_val v;
 
@@ -106,19 +156,26 @@ static int origin_take(struct steer *s, const struct steer_pod *p, int family,
 	o->vip.family = v.family;
 	memcpy(o->vip.addr, v.vip, v.family == AF_INET6 ? 16 : 4);
 	o->vport = ntohs(v.vip_port);
-	snprintf(o->client_ns, sizeof(o->client_ns), "%s", p->ns);
-	snprintf(o->client_pod, sizeof(o->client_pod), "%s", p->name);
+	cls = ns_name(s, v.ns_id);
+	snprintf(o->client_ns, sizeof(o->client_ns), "%s", cls ? cls : p->pod[0] ? p->pod_ns : "");
+	snprintf(o->client_pod, sizeof(o->client_pod), "%s", p->pod);
 	o->netns_ctx = (void *)(uintptr_t)p->id;
 	return 0;
 }
 
+/* For logs: its pod, or what it is. */
+static const char *ns_label(const struct steer_ns *p)
+{
+	return p->own ? "(the agent's own)" : p->pod[0] ? p->pod : "(shared by pods)";
+}
+
 static void accept_all(struct steer *s, uint64_t id, int fi)
 {
-	struct steer_pod *p;
+	struct steer_ns *p;
 	struct engine_origin o;
 
 	pthread_mutex_lock(&s->lock);
-	p = pod_by_id(s, id);
+	p = ns_by_id(s, id);
 	while (p && p->lfd[fi] >= 0) {
 		struct sockaddr_storage peer;
 		socklen_t len = sizeof(peer);
@@ -128,7 +185,7 @@ static void accept_all(struct steer *s, uint64_t id, int fi)
 			     SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				pr_warn("http engine: pod %s: accept: %s", p->name,
+				pr_warn("http engine: netns %s: accept: %s", ns_label(p),
 					strerror(errno));
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
@@ -136,9 +193,12 @@ static void accept_all(struct steer *s, uint64_t id, int fi)
 		}
 		err = origin_take(s, p, families[fi], &peer, &o);
 		if (err) {
+			/* Logged at 1, 2, 4, 8...: a flood must not flood the log. */
 			s->st.no_origin++;
-			pr_warn("http engine: pod %s: a connection without its origin (%s): "
-				"closed", p->name, strerror(-err));
+			if (!(s->st.no_origin & (s->st.no_origin - 1)))
+				pr_warn("http engine: netns %s: a connection without its "
+					"origin (%s): closed (%llu so far)", ns_label(p), strerror(-err),
+					(unsigned long long)s->st.no_origin);
 			close(fd);
 			continue;
 		}
@@ -175,9 +235,16 @@ static void *accept_thread(void *arg)
 	}
 }
 
+static int own_netns_open(struct steer *s);
+
 int steer_start(struct steer *s)
 {
-	int err = pthread_create(&s->thread, NULL, accept_thread, s);
+	int err = own_netns_open(s);
+
+	if (err)
+		pr_warn("http engine: the agent's netns: %s (its clients keep the L4 path)",
+			strerror(-err));
+	err = pthread_create(&s->thread, NULL, accept_thread, s);
 
 	if (err) {
 		pr_err("http engine: accept thread: %s", strerror(err));
@@ -187,8 +254,11 @@ int steer_start(struct steer *s)
 	return 0;
 }
 
-static void pod_close(struct steer *s, struct steer_pod *p)
+static void ns_close(struct steer *s, struct steer_ns *p)
 {
+	/* Not steered here any more: new connections take the L4 path. */
+	if (p->lfd[0] >= 0)
+		bpf_map_delete_elem(s->engns_fd, &p->cookie);
 	for (int fi = 0; fi < 2; fi++) {
 		if (p->lfd[fi] < 0)
 			continue;
@@ -201,26 +271,24 @@ static void pod_close(struct steer *s, struct steer_pod *p)
 	p->netns_fd = -1;
 }
 
-/* Listeners in the pod's netns; called with the lock held. */
-static int pod_open(struct steer *s, struct steer_pod *p, int netns_fd, uint64_t ino)
+/* Listeners in the netns, then the programs may steer into it; lock held. */
+static int ns_open(struct steer *s, struct steer_ns *p, const char *what)
 {
+	struct gammad_engns_val v = { 0 };
 	int err = 0;
 
-	p->netns_fd = netns_fd;
-	p->netns_ino = ino;
-	p->id = s->next_id++;
 	for (int fi = 0; fi < 2 && !err; fi++) {
 		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = p->id << 1 | (unsigned)fi };
-		int fd = netns_listen_loopback(netns_fd, families[fi], s->port, STEER_BACKLOG);
+		int fd = netns_listen_loopback(p->netns_fd, families[fi], s->port, STEER_BACKLOG);
 
 		if (fd == -EADDRNOTAVAIL && families[fi] == AF_INET6) {
-			pr_info("http engine: pod %s: no IPv6 loopback, IPv4 only", p->name);
+			pr_info("http engine: %s: no IPv6 loopback, IPv4 only", what);
 			break;
 		}
 		if (fd < 0) {
 			err = fd;
-			pr_err("http engine: pod %s: listen on loopback port %u (%s): %s",
-			       p->name, s->port, fi ? "IPv6" : "IPv4", strerror(-err));
+			pr_err("http engine: %s: listen on loopback port %u (%s): %s", what,
+			       s->port, fi ? "IPv6" : "IPv4", strerror(-err));
 			break;
 		}
 		p->lfd[fi] = fd;
@@ -229,24 +297,92 @@ static int pod_open(struct steer *s, struct steer_pod *p, int netns_fd, uint64_t
 	}
 	if (!err)
 		err = sock_netns_cookie(p->lfd[0], &p->cookie);
-	if (err)
-		pod_close(s, p);
-	return err;
+	if (!err && bpf_map_update_elem(s->engns_fd, &p->cookie, &v, BPF_ANY))
+		err = -errno;
+	if (err) {
+		ns_close(s, p);
+		return err;
+	}
+	pr_info("http engine: %s: listening on loopback port %u in its netns", what, s->port);
+	return 0;
+}
+
+static struct steer_ns *ns_add(struct steer *s, int netns_fd, uint64_t ino)
+{
+	struct steer_ns *p = calloc(1, sizeof(*p)), **v;
+
+	v = p ? realloc(s->nss, (s->nr_nss + 1) * sizeof(*v)) : NULL;
+	if (!v) {
+		free(p);
+		return NULL;
+	}
+	s->nss = v;
+	s->nss[s->nr_nss++] = p;
+	p->id = s->next_id++;
+	p->ino = ino;
+	p->netns_fd = netns_fd;
+	p->lfd[0] = p->lfd[1] = -1;
+	return p;
+}
+
+static int own_netns_open(struct steer *s)
+{
+	struct steer_ns *p;
+	struct stat st;
+	int fd;
+
+	fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
+		int err = -errno;
+
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	pthread_mutex_lock(&s->lock);
+	p = ns_add(s, fd, st.st_ino);
+	if (p) {
+		p->own = true;
+		/* no listener here (port taken): its clients keep the L4 path */
+		ns_open(s, p, "the agent's netns (clients without a pod)");
+	} else {
+		close(fd);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return p ? 0 : -ENOMEM;
+}
+
+void steer_set_namespaces(struct steer *s, const struct img *img)
+{
+	struct steer_nsname *n = calloc(img->nr_namespaces + 1, sizeof(*n));
+
+	if (!n)
+		return;		/* keep the old table: ids are stable hashes of names */
+	for (size_t i = 0; i < img->nr_namespaces; i++) {
+		n[i].id = img->namespaces[i].id;
+		snprintf(n[i].name, sizeof(n[i].name), "%s", img->namespaces[i].name);
+	}
+	pthread_mutex_lock(&s->lock);
+	free(s->names);
+	s->names = n;
+	s->nr_names = img->nr_namespaces;
+	pthread_mutex_unlock(&s->lock);
 }
 
 void steer_pass_begin(struct steer *s)
 {
 	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < s->nr_pods; i++)
-		s->pods[i]->seen = false;
+	for (size_t i = 0; i < s->nr_nss; i++)
+		s->nss[i]->pass_pods = 0;
 	pthread_mutex_unlock(&s->lock);
 }
 
 void steer_pod_cgroup(void *ctx, const struct img_pod *pod, const char *path)
 {
 	struct steer *s = ctx;
-	struct steer_pod *p = NULL, **v;
+	struct steer_ns *p = NULL;
 	uint64_t ino = 0;
+	char what[300];
 	int nsfd;
 
 	/* The netns now: a pod whose sandbox was recreated has a new one. */
@@ -257,37 +393,28 @@ void steer_pod_cgroup(void *ctx, const struct img_pod *pod, const char *path)
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < s->nr_pods && !p; i++)
-		if (!strcmp(s->pods[i]->uid, pod->uid))
-			p = s->pods[i];
-	if (p && p->netns_fd >= 0 && p->netns_ino == ino) {
-		p->seen = true;
+	for (size_t i = 0; i < s->nr_nss && !p; i++)
+		if (s->nss[i]->ino == ino)
+			p = s->nss[i];
+	if (p) {
 		close(nsfd);
-		goto out;
-	}
-	if (!p) {
-		p = calloc(1, sizeof(*p));
-		v = p ? realloc(s->pods, (s->nr_pods + 1) * sizeof(*v)) : NULL;
-		if (!v) {
-			free(p);
+	} else {
+		p = ns_add(s, nsfd, ino);
+		if (!p) {
 			close(nsfd);
 			pr_err("http engine: pod %s/%s: %s", pod->namespace, pod->name,
 			       strerror(ENOMEM));
 			goto out;
 		}
-		s->pods = v;
-		s->pods[s->nr_pods++] = p;
-		p->lfd[0] = p->lfd[1] = p->netns_fd = -1;
-		snprintf(p->uid, sizeof(p->uid), "%s", pod->uid);
-		snprintf(p->ns, sizeof(p->ns), "%s", pod->namespace ? pod->namespace : "");
-		snprintf(p->name, sizeof(p->name), "%s/%s", p->ns, pod->name ? pod->name : "");
-	} else {
-		pod_close(s, p);	/* the old netns is gone with its sandbox */
+		snprintf(what, sizeof(what), "pod %s/%s", pod->namespace ? pod->namespace : "",
+			 pod->name ? pod->name : "");
+		ns_open(s, p, what);	/* failed: retried by the next pass */
 	}
-	p->seen = true;
-	if (!pod_open(s, p, nsfd, ino))
-		pr_info("http engine: pod %s: listening on loopback port %u in its netns",
-			p->name, s->port);
+	if (!p->pass_pods++) {
+		snprintf(p->pass_ns, sizeof(p->pass_ns), "%s", pod->namespace ? pod->namespace : "");
+		snprintf(p->pass_pod, sizeof(p->pass_pod), "%s/%s", p->pass_ns,
+			 pod->name ? pod->name : "");
+	}
 out:
 	pthread_mutex_unlock(&s->lock);
 }
@@ -297,32 +424,45 @@ void steer_pass_end(struct steer *s, bool ok)
 	size_t n = 0;
 
 	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < s->nr_pods; i++) {
-		struct steer_pod *p = s->pods[i];
+	for (size_t i = 0; i < s->nr_nss; i++) {
+		struct steer_ns *p = s->nss[i];
 
-		if (p->seen || !ok) {
-			s->pods[n++] = p;
+		if (!ok) {
+			s->nss[n++] = p;	/* a failed walk may have missed pods */
 			continue;
 		}
-		pr_info("http engine: pod %s gone: listeners closed", p->name);
-		pod_close(s, p);
-		free(p);
+		if (!p->own && (!p->pass_pods || p->lfd[0] < 0)) {
+			if (p->lfd[0] >= 0)
+				pr_info("http engine: pod %s gone: listeners closed",
+					p->pod[0] ? p->pod : "(shared netns)");
+			ns_close(s, p);
+			free(p);
+			continue;
+		}
+		p->nr_pods = p->pass_pods;
+		if (p->nr_pods == 1) {
+			memcpy(p->pod_ns, p->pass_ns, sizeof(p->pod_ns));
+			memcpy(p->pod, p->pass_pod, sizeof(p->pod));
+		} else {
+			p->pod_ns[0] = p->pod[0] = 0;	/* shared: the kernel's class only */
+		}
+		s->nss[n++] = p;
 	}
-	s->nr_pods = n;
+	s->nr_nss = n;
 	s->st.pods = 0;
 	for (size_t i = 0; i < n; i++)
-		s->st.pods += s->pods[i]->lfd[0] >= 0;
+		s->st.pods += s->nss[i]->lfd[0] >= 0 && !s->nss[i]->own;
 	pthread_mutex_unlock(&s->lock);
 }
 
 int steer_upstream_socket(void *ctx, int family, void *netns_ctx)
 {
 	struct steer *s = ctx;
-	struct steer_pod *p;
+	struct steer_ns *p;
 	int nsfd = -ESRCH, fd;
 
 	pthread_mutex_lock(&s->lock);
-	p = pod_by_id(s, (uint64_t)(uintptr_t)netns_ctx);
+	p = ns_by_id(s, (uint64_t)(uintptr_t)netns_ctx);
 	if (p && p->netns_fd >= 0)
 		nsfd = dup(p->netns_fd);
 	pthread_mutex_unlock(&s->lock);
@@ -350,11 +490,12 @@ void steer_free(struct steer *s)
 		(void)!write(s->wake_fd, &one, sizeof(one));
 		pthread_join(s->thread, NULL);
 	}
-	for (size_t i = 0; i < s->nr_pods; i++) {
-		pod_close(s, s->pods[i]);
-		free(s->pods[i]);
+	for (size_t i = 0; i < s->nr_nss; i++) {
+		ns_close(s, s->nss[i]);
+		free(s->nss[i]);
 	}
-	free(s->pods);
+	free(s->nss);
+	free(s->names);
 	if (s->epfd >= 0)
 		close(s->epfd);
 	if (s->wake_fd >= 0)

@@ -2,19 +2,24 @@
 /*
  * The agent's side of steering to the HTTP engine (gammad run --http-engine).
  *
- * Per managed pod (a pod whose cgroup the apply mapped to its namespace) the
- * agent holds two listening sockets INSIDE the pod's netns, on loopback
- * 127.0.0.1 and ::1 at the engine port: connect4/6 send the pod's connections
- * to Service ports with HTTP rules there (bpf/lib/engine.h). The pod's netns
- * is found through a process of its cgroup; listeners are made when a pod
- * appears (or its netns changes: a new sandbox) and closed when it goes.
+ * In the netns of every managed pod (a pod whose cgroup the apply mapped to
+ * its namespace), and in its own (clients in the attach cgroup without a pod),
+ * the agent holds two listening sockets on loopback 127.0.0.1 and ::1 at the
+ * engine port, and lists the netns (cookie) in gammad_engns_v1: connect4/6
+ * steer connections to Service ports with HTTP rules there
+ * (bpf/lib/engine.h), and only there (elsewhere: L4). The pod's netns is
+ * found through a process of its cgroup; pods sharing a netns (host-network
+ * pods) share its listeners. Listeners are made when a netns first appears
+ * (a new sandbox is a new netns) and closed when no pod uses it any more; on
+ * exit the netns entries go, so clients fall back to L4.
  *
  * An accept thread (epoll) takes each connection, looks up and deletes its
  * origin in gammad_origdst_v1 by (the listener's netns cookie, family, the
  * client's port), and hands the socket to the engine with the origin: the
- * ClusterIP:port, the pod's namespace and name. A connection without an
- * origin entry (the LRU evicted it, or it never was steered) is closed and
- * counted: nothing is guessed.
+ * ClusterIP:port, the client's namespace (the class connect() used, recorded
+ * by the kernel) and its pod (when the netns has one pod). A connection
+ * without an origin entry (the LRU evicted it, or it never was steered) is
+ * closed and counted: nothing is guessed.
  *
  * steer_upstream_socket() is the engine's upstream_socket callback: a socket
  * made in the client pod's netns, so the backend sees the pod's own IP.
@@ -34,7 +39,7 @@ struct engine;
 struct steer;
 
 struct steer_stats {
-	uint64_t pods;			/* pods with listeners now */
+	uint64_t pods;			/* pod netns with listeners now */
 	uint64_t accepted;		/* connections handed to the engine */
 	uint64_t no_origin;		/* accepted without an origdst entry: closed */
 	uint64_t adopt_failed;		/* the engine refused: closed */
@@ -45,6 +50,8 @@ int steer_new(struct dp *dp, uint16_t port, struct steer **out);
 void steer_set_engine(struct steer *s, struct engine *e);
 /* Start the accept thread. */
 int steer_start(struct steer *s);
+/* The namespace names of the image's ns_ids (the class the kernel recorded). */
+void steer_set_namespaces(struct steer *s, const struct img *img);
 /*
  * A pass over the pods: steer_pass_begin(), then steer_pod_cgroup() for every
  * pod cgroup found (ia_opts.pod_cgroup), then steer_pass_end(ok): listeners of
