@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <net/if.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -37,17 +38,41 @@ static void log_apply(const char *what, const char *dir, double ms, const struct
 		s->retired, input_errors);
 }
 
-/* Manifests -> image; diagnostics at debug level (`gammad translate` shows them). */
-static int load_image(const char *dir, const struct tr_opts *tr, const struct img_opts *io,
-		      struct img *img, size_t *input_errors)
-{
-	struct diag dg = { 0 };
-	struct tr_result res;
+/*
+ * One translation with the model it points into: the HTTP engine holds it
+ * until the last request that started on it is done (engine_set_tables).
+ */
+struct agent_tables {
+	struct tr_result res;	/* first: the engine gets &res */
 	struct model m;
-	int ret;
+};
 
-	model_init(&m);
-	ret = manifest_load_path(&m, dir, &dg);
+/* engine_opts.release_tables, and ours when no engine took the tables. */
+static void release_tables(void *ctx, struct tr_result *res)
+{
+	struct agent_tables *t = (struct agent_tables *)res;
+
+	(void)ctx;
+	tr_result_free(&t->res);
+	model_free(&t->m);
+	free(t);
+}
+
+/*
+ * Manifests -> image; diagnostics at debug level (`gammad translate` shows
+ * them). With an engine, it gets the translation too.
+ */
+static int load_image(const char *dir, const struct tr_opts *tr, const struct img_opts *io,
+		      struct engine *engine, struct img *img, size_t *input_errors)
+{
+	struct agent_tables *t = calloc(1, sizeof(*t));
+	struct diag dg = { 0 };
+	int ret, err;
+
+	if (!t)
+		return -ENOMEM;
+	model_init(&t->m);
+	ret = manifest_load_path(&t->m, dir, &dg);
 	if (ret) {
 		pr_err("manifests %s: %s", dir, strerror(-ret));
 		goto out_model;
@@ -55,18 +80,29 @@ static int load_image(const char *dir, const struct tr_opts *tr, const struct im
 	for (size_t i = 0; i < dg.nr; i++)
 		pr_debug("%s", dg.entries[i].msg);
 	*input_errors = dg.nr_errors;
-	ret = translate_opts(&m, tr, &dg, &res);
+	ret = translate_opts(&t->m, tr, &dg, &t->res);
 	if (ret) {
 		pr_err("translate %s: %s", dir, strerror(-ret));
 		goto out_model;
 	}
-	status_file_write(dir, &res, &dg);	/* route conditions beside the manifests */
-	ret = img_build_opts(&m, &res, io, img);
+	status_file_write(dir, &t->res, &dg);	/* route conditions beside the manifests */
+	ret = img_build_opts(&t->m, &t->res, io, img);
 	if (ret)
 		pr_err("image of %s: %s", dir, strerror(-ret));
-	tr_result_free(&res);
+	if (!ret && engine) {
+		/* The engine owns t from here on, also when this fails. */
+		err = engine_set_tables(engine, &t->res);
+		if (err)
+			pr_err("http engine: new tables of %s: %s", dir, strerror(-err));
+		diag_free(&dg);
+		return ret;
+	}
+	release_tables(NULL, &t->res);
+	diag_free(&dg);
+	return ret;
 out_model:
-	model_free(&m);
+	model_free(&t->m);
+	free(t);
 	diag_free(&dg);
 	return ret;
 }
@@ -174,7 +210,7 @@ int agent_apply_dir(struct agent *a)
 	struct img img;
 	int ret;
 
-	ret = load_image(a->dir, &a->tr, &io, &img, &input_errors);
+	ret = load_image(a->dir, &a->tr, &io, a->engine, &img, &input_errors);
 	a->dir_failed = ret != 0;
 	if (ret) {
 		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);
@@ -227,7 +263,8 @@ void agent_resync(struct agent *a, bool full)
 
 int agent_engine_start(struct agent *a, uint16_t port)
 {
-	struct engine_opts eo = { .upstream_socket = steer_upstream_socket };
+	struct engine_opts eo = { .upstream_socket = steer_upstream_socket,
+				  .release_tables = release_tables };
 	int err;
 
 	err = steer_new(a->dp, port, &a->steer);

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 
 #include "base/log.h"
+#include "translate/translate.h"
 #include "engine_stub.h"
 
 #define STUB_IO_TIMEOUT_MS 10000
@@ -42,9 +43,19 @@ struct engine *engine_new(const struct engine_opts *opts)
 
 int engine_set_tables(struct engine *e, struct tr_result *res)
 {
-	(void)e;
-	(void)res;
+	if (e->opts.release_tables) {
+		e->opts.release_tables(e->opts.ctx, res);
+	} else {
+		tr_result_free(res);
+		free(res);
+	}
 	return 0;
+}
+
+void engine_forget_netns(struct engine *e, void *netns_ctx)
+{
+	(void)e;
+	(void)netns_ctx;	/* the stand-in pools nothing */
 }
 
 int engine_start(struct engine *e)
@@ -180,11 +191,15 @@ int engine_adopt(struct engine *e, int fd, const struct engine_origin *o)
 	pthread_t t;
 	int err;
 
-	if (atomic_load(&e->stopping))
+	if (atomic_load(&e->stopping)) {
+		close(fd);
 		return -ESHUTDOWN;
+	}
 	c = calloc(1, sizeof(*c));
-	if (!c)
+	if (!c) {
+		close(fd);
 		return -ENOMEM;
+	}
 	*c = (struct stub_conn){ .e = e, .fd = fd, .o = *o };
 	atomic_fetch_add(&e->live, 1);
 	pthread_attr_init(&at);
@@ -194,6 +209,7 @@ int engine_adopt(struct engine *e, int fd, const struct engine_origin *o)
 	if (err) {
 		atomic_fetch_sub(&e->live, 1);
 		free(c);
+		close(fd);
 		return -err;
 	}
 	return 0;

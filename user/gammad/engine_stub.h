@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * STAND-IN for the HTTP engine core (user/lib/engine/engine.h, branch
- * `engine`), with the interface of the shared design, so the steering side
+ * `engine`), with the part of its interface the agent uses (same names,
+ * same ownership rules), so the steering side
  * can be built and tested end to end before the core lands. When it lands,
  * this file and engine_stub.c go and steer.c includes "engine/engine.h".
  *
@@ -33,13 +34,19 @@ struct engine_opts {
 	/* socket(family, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC, 0) in the client's netns */
 	int (*upstream_socket)(void *ctx, int family, void *netns_ctx);
 	void *ctx;
+	/* when no connection uses a translation anymore; NULL: tr_result_free + free */
+	void (*release_tables)(void *ctx, struct tr_result *res);
 };
 
 struct engine;
 
 struct engine *engine_new(const struct engine_opts *opts);
+/* The engine owns res from here on (the stand-in releases it at once). */
 int engine_set_tables(struct engine *e, struct tr_result *res);
+/* The engine owns fd from here on, also on failure. */
 int engine_adopt(struct engine *e, int fd, const struct engine_origin *o);
+/* A netns went away: drop what was made with netns_ctx (nothing to drop here). */
+void engine_forget_netns(struct engine *e, void *netns_ctx);
 int engine_start(struct engine *e);
 void engine_stop(struct engine *e);
 void engine_free(struct engine *e);

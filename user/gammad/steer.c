@@ -202,10 +202,10 @@ static void accept_all(struct steer *s, uint64_t id, int fi)
 			close(fd);
 			continue;
 		}
-		err = s->engine ? engine_adopt(s->engine, fd, &o) : -ENOTCONN;
+		/* The engine owns fd from here on, also when it refuses it. */
+		err = s->engine ? engine_adopt(s->engine, fd, &o) : (close(fd), -ENOTCONN);
 		if (err) {
 			s->st.adopt_failed++;
-			close(fd);
 			continue;
 		}
 		s->st.accepted++;
@@ -421,7 +421,8 @@ out:
 
 void steer_pass_end(struct steer *s, bool ok)
 {
-	size_t n = 0;
+	uint64_t *gone = calloc(s->nr_nss + 1, sizeof(*gone));
+	size_t n = 0, nr_gone = 0;
 
 	pthread_mutex_lock(&s->lock);
 	for (size_t i = 0; i < s->nr_nss; i++) {
@@ -436,6 +437,8 @@ void steer_pass_end(struct steer *s, bool ok)
 				pr_info("http engine: pod %s gone: listeners closed",
 					p->pod[0] ? p->pod : "(shared netns)");
 			ns_close(s, p);
+			if (gone)
+				gone[nr_gone++] = p->id;
 			free(p);
 			continue;
 		}
@@ -453,6 +456,13 @@ void steer_pass_end(struct steer *s, bool ok)
 	for (size_t i = 0; i < n; i++)
 		s->st.pods += s->nss[i]->lfd[0] >= 0 && !s->nss[i]->own;
 	pthread_mutex_unlock(&s->lock);
+	/*
+	 * Outside the lock: the engine waits for its thread, which may be in
+	 * steer_upstream_socket(). Its connections in that netns go too.
+	 */
+	for (size_t i = 0; s->engine && i < nr_gone; i++)
+		engine_forget_netns(s->engine, (void *)(uintptr_t)gone[i]);
+	free(gone);
 }
 
 int steer_upstream_socket(void *ctx, int family, void *netns_ctx)
