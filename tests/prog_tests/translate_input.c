@@ -153,7 +153,7 @@ void test_translate_input(void)
 			run_case(&cases[i]);
 }
 
-/* Directories: walked in order; a symlink cycle ends with one diagnostic. */
+/* Directories: walked in order; a symlink cycle is walked once (each real directory once). */
 void test_translate_input_dir_cycle(void)
 {
 	char dir[] = "/tmp/gammad-cycle-XXXXXX", path[128];
@@ -173,9 +173,8 @@ void test_translate_input_dir_cycle(void)
 	ASSERT_OK(symlink(".", path), "symlink");
 	ASSERT_OK(tfx_load(&f, "base.yaml", tfx_base_yaml), "base");
 	ASSERT_OK(manifest_load_path(&f.m, dir, &f.dg), "load dir");
-	ASSERT_OK_PTR(diag_find(&f.dg, "nested deeper than"), "cycle reported");
 	ASSERT_EQ(f.m.routes[ROUTE_HTTP].nr, 1, "route loaded once");
-	ASSERT_OK_PTR(diag_find(&f.dg, "duplicate HTTPRoute"), "copies are duplicates");
+	ASSERT_EQ(f.dg.nr, 0, "no copies read, nothing to report");
 	ASSERT_ERR(manifest_load_path(&f.m, "/nonexistent/x.yaml", &f.dg), "missing path");
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/route.yaml", dir);

@@ -6,11 +6,56 @@
 
 #include "diag.h"
 
+/* Control characters become \xNN, so that a message stays one line and inert. */
+static void escape_controls(const char *in, char *out, size_t len)
+{
+	size_t n = 0;
+
+	for (; *in && n + 5 < len; in++) {
+		unsigned char ch = (unsigned char)*in;
+
+		if (ch >= 0x20 && ch != 0x7f)
+			out[n++] = (char)ch;
+		else
+			n += snprintf(out + n, len - n, "\\x%02x", ch);
+	}
+	out[n] = 0;
+}
+
+static struct diag_entry *new_entry(struct diag *d)
+{
+	struct diag_entry *e;
+
+	if (d->nr % 64 == 0) {
+		e = realloc(d->entries, (d->nr + 64) * sizeof(*e));
+		if (!e)
+			return NULL;
+		d->entries = e;
+	}
+	return &d->entries[d->nr];
+}
+
+static void add_entry(struct diag *d, enum log_level level, const char *file, int line,
+		      const char *field, const char *msg)
+{
+	struct diag_entry *e = new_entry(d);
+
+	if (!e)
+		return;
+	if (d->print)
+		log_msg(level, "%s", msg);
+	d->nr++;
+	e->level = level;
+	e->file = file ? strdup(file) : NULL;
+	e->line = line;
+	e->field = field ? strdup(field) : NULL;
+	e->msg = strdup(msg);
+}
+
 void diag_report(struct diag *d, enum log_level level, const char *file, int line,
 		 const char *field, const char *fmt, ...)
 {
-	char text[1024], full[1536];
-	struct diag_entry *e;
+	char text[1024], full[2048], safe[2048];
 	va_list ap;
 	int n = 0;
 
@@ -19,31 +64,35 @@ void diag_report(struct diag *d, enum log_level level, const char *file, int lin
 	va_end(ap);
 
 	if (file && line)
-		n = snprintf(full, sizeof(full), "%s:%d: ", file, line);
+		n = snprintf(full, sizeof(full), "%.512s:%d: ", file, line);
 	else if (file)
-		n = snprintf(full, sizeof(full), "%s: ", file);
+		n = snprintf(full, sizeof(full), "%.512s: ", file);
 	if (field)
-		n += snprintf(full + n, sizeof(full) - n, "%s: ", field);
+		n += snprintf(full + n, sizeof(full) - n, "%.256s: ", field);
 	snprintf(full + n, sizeof(full) - n, "%s", text);
+	escape_controls(full, safe, sizeof(safe));
 
 	if (!d) {
-		log_msg(level, "%s", full);
+		log_msg(level, "%s", safe);
 		return;
 	}
-	if (d->print)
-		log_msg(level, "%s", full);
 	if (level == LOG_ERROR)
 		d->nr_errors++;
-	e = realloc(d->entries, (d->nr + 1) * sizeof(*e));
-	if (!e)
+	/* Once each: a cycle or a loop must not repeat one line forever. */
+	if (strmap_get(&d->seen, safe))
 		return;
-	d->entries = e;
-	e = &d->entries[d->nr++];
-	e->level = level;
-	e->file = file ? strdup(file) : NULL;
-	e->line = line;
-	e->field = field ? strdup(field) : NULL;
-	e->msg = strdup(full);
+	if (d->nr >= DIAG_MAX_ENTRIES) {
+		if (!d->nr_dropped++) {
+			snprintf(text, sizeof(text),
+				 "more diagnostics not shown (at most %d are kept)",
+				 DIAG_MAX_ENTRIES);
+			add_entry(d, LOG_ERROR, NULL, 0, NULL, text);
+		}
+		return;
+	}
+	if (strmap_put(&d->seen, safe, (void *)1, NULL))
+		return;
+	add_entry(d, level, file, line, field, safe);
 }
 
 void diag_free(struct diag *d)
@@ -54,6 +103,7 @@ void diag_free(struct diag *d)
 		free(d->entries[i].msg);
 	}
 	free(d->entries);
+	strmap_free(&d->seen);
 	memset(d, 0, sizeof(*d));
 }
 

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "hashmap.h"
 #include "log.h"
 
 struct diag_entry {
@@ -21,10 +22,20 @@ struct diag_entry {
 	char *msg;		/* full line: "file:line: field: message" */
 };
 
+/*
+ * At most DIAG_MAX_ENTRIES are kept (and printed); an identical message is
+ * kept once. nr_errors counts on past the limit, and one last entry says
+ * that more were not shown. Control characters in messages (from file
+ * names or values) are written as \xNN: a diagnostic is one line.
+ */
+#define DIAG_MAX_ENTRIES 1000
+
 struct diag {
 	struct diag_entry *entries;
 	size_t nr;
 	size_t nr_errors;
+	size_t nr_dropped;	/* past DIAG_MAX_ENTRIES */
+	struct strmap seen;	/* messages kept, for the once-only rule */
 	bool print;		/* also log each entry when reported */
 };
 

@@ -890,6 +890,10 @@ static int parse_endpoint_addresses(const struct kf_ctx *c, const yaml_node_t *m
 	if (!ret && !yseq_len(seq))
 		ret = kf_error(c, seq, kf_join(apath, sizeof(apath), path, "addresses"),
 			       "at least one address is required");
+	if (!ret && yseq_len(seq) > K8S_MAX_ENDPOINT_ADDRESSES)
+		ret = kf_error(c, seq, kf_join(apath, sizeof(apath), path, "addresses"),
+			       "has %zu items, at most %d allowed", yseq_len(seq),
+			       K8S_MAX_ENDPOINT_ADDRESSES);
 	/* FQDN endpoints carry names, not addresses: nothing to route to. */
 	if (ret || !family)
 		return ret;
@@ -1066,6 +1070,10 @@ static int parse_endpoints(const struct kf_ctx *c, struct k8s_endpoint_slice *ou
 		return 0;
 	if (ret)
 		return ret;
+	/* The API server's limit; past it a slice is someone's amplifier, not a slice. */
+	if (yseq_len(seq) > K8S_MAX_SLICE_ENDPOINTS)
+		return kf_error(c, seq, "endpoints", "has %zu items, at most %d allowed",
+				yseq_len(seq), K8S_MAX_SLICE_ENDPOINTS);
 	out->endpoints = calloc(yseq_len(seq) + 1, sizeof(*out->endpoints));
 	if (!out->endpoints)
 		return -ENOMEM;

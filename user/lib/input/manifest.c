@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "base/hashmap.h"
 #include "manifest.h"
 
 typedef int (*load_fn)(struct model *m, const struct ydoc *d, struct diag *dg);
@@ -94,6 +97,9 @@ static bool version_served(const char *versions, const char *version)
 {
 	size_t n = strlen(version);
 
+	/* "group/" has an empty version: strstr() would find it everywhere, forever. */
+	if (!n)
+		return false;
 	for (const char *p = versions; (p = strstr(p, version)); p += n)
 		if ((p == versions || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
 			return true;
@@ -183,87 +189,150 @@ static int load_doc(struct model *m, const struct ydoc *d, struct diag *dg, int 
 }
 
 /*
- * Documents are parsed and dispatched one at a time, so memory holds one
- * document tree, never a whole file's; a syntax error ends the file there,
- * and the documents before it stay loaded.
+ * What one load may take, whatever its files hold: bytes from any source
+ * (pipes included), nodes repeated by aliases, files and directories. Each
+ * real directory and file is visited once (device and inode), so symlinks
+ * can neither loop nor multiply the walk.
  */
-static int load_stream(struct model *m, const char *name, yaml_parser_t *parser,
-		       struct diag *dg)
+struct load {
+	struct model *m;
+	struct diag *dg;
+	uint64_t bytes_left;
+	uint64_t alias_budget;
+	size_t entries_left;
+	struct strmap seen;	/* "dev:ino" of every directory and file read */
+};
+
+static void load_init(struct load *l, struct model *m, struct diag *dg)
+{
+	*l = (struct load){ .m = m, .dg = dg, .bytes_left = MANIFEST_MAX_LOAD_BYTES,
+			    .alias_budget = MANIFEST_MAX_ALIAS_NODES,
+			    .entries_left = MANIFEST_MAX_ENTRIES };
+}
+
+/*
+ * Documents are composed and dispatched one at a time, so memory holds one
+ * document tree, never a whole file's. A document over a limit is dropped
+ * with its line; a syntax error, invalid UTF-8 or too many bytes end the
+ * file there, and the documents before it stay loaded.
+ */
+static int load_stream(struct load *l, const char *name, struct ydoc_src *src)
 {
 	struct ydoc d = { .file = name };
+	yaml_parser_t parser;
 	int ret = 0;
 
+	if (!yaml_parser_initialize(&parser))
+		return -ENOMEM;
+	ydoc_src_attach(&parser, src);
 	while (ret != -ENOMEM) {
-		if (!yaml_parser_load(parser, &d.doc)) {
-			diag_report(dg, LOG_ERROR, name, (int)parser->problem_mark.line + 1, NULL,
-				    "column %zu: %s%s%s; rest of the file ignored",
-				    parser->problem_mark.column + 1,
-				    parser->problem ? parser->problem : "malformed YAML",
-				    parser->context ? " " : "", parser->context ? parser->context : "");
-			break;
-		}
-		d.root = yaml_document_get_root_node(&d.doc);
-		if (!d.root) {
-			/* An empty document is how libyaml signals the end. */
-			yaml_document_delete(&d.doc);
-			if (parser->stream_end_produced)
+		struct ydoc_error err;
+
+		ret = ydoc_compose(&parser, src, &d.doc, &l->alias_budget, &err);
+		if (ret == -EINVAL) {
+			/* The stream's end names its column; a dropped document its field. */
+			if (err.fatal || !err.field[0])
+				diag_report(l->dg, LOG_ERROR, name, err.line, NULL,
+					    "column %d: %s", err.col, err.problem);
+			else
+				diag_report(l->dg, LOG_ERROR, name, err.line, err.field, "%s",
+					    err.problem);
+			if (err.fatal)
 				break;
+			d.index++;
 			continue;
 		}
-		ret = load_doc(m, &d, dg, 0);
+		if (ret <= 0)
+			break;
+		d.root = yaml_document_get_root_node(&d.doc);
+		if (d.root)
+			ret = load_doc(l->m, &d, l->dg, 0);
 		yaml_document_delete(&d.doc);
 		d.index++;
 	}
+	yaml_parser_delete(&parser);
+	l->bytes_left -= src->total < l->bytes_left ? src->total : l->bytes_left;
 	return ret == -ENOMEM ? ret : 0;
 }
 
-static bool too_large(const char *name, size_t len, struct diag *dg)
+static bool too_large(const char *name, uint64_t len, uint64_t limit, struct diag *dg)
 {
-	if (len <= YDOC_MAX_FILE_BYTES)
+	if (len <= limit)
 		return false;
-	diag_report(dg, LOG_ERROR, name, 1, NULL, "file too large (%zu bytes, limit %u), ignored",
-		    len, YDOC_MAX_FILE_BYTES);
+	diag_report(dg, LOG_ERROR, name, 1, NULL, "file too large (%llu bytes, limit %llu), ignored",
+		    (unsigned long long)len, (unsigned long long)limit);
 	return true;
+}
+
+static uint64_t file_limit(const struct load *l)
+{
+	return l->bytes_left < YDOC_MAX_FILE_BYTES ? l->bytes_left : YDOC_MAX_FILE_BYTES;
 }
 
 int manifest_load_buf(struct model *m, const char *name, const void *buf, size_t len,
 		      struct diag *dg)
 {
-	yaml_parser_t parser;
-	int ret;
+	struct ydoc_src src;
+	struct load l;
 
-	if (too_large(name, len, dg))
+	load_init(&l, m, dg);
+	if (too_large(name, len, file_limit(&l), dg))
 		return 0;
-	if (!yaml_parser_initialize(&parser))
-		return -ENOMEM;
-	yaml_parser_set_input_string(&parser, buf, len);
-	ret = load_stream(m, name, &parser, dg);
-	yaml_parser_delete(&parser);
-	return ret;
+	ydoc_src_buf(&src, buf, len, file_limit(&l));
+	return load_stream(&l, name, &src);
 }
 
-static int load_file(struct model *m, const char *path, struct diag *dg)
+/* Mark a file or directory as read; false when it was already. */
+static bool first_visit(struct load *l, const struct stat *st, int *err)
 {
-	yaml_parser_t parser;
-	struct stat st;
-	FILE *f;
+	char key[48];
 	int ret;
 
-	f = fopen(path, "rb");
-	if (!f || fstat(fileno(f), &st)) {
-		diag_report(dg, LOG_ERROR, path, 0, NULL, "%s", strerror(errno));
-		if (f)
-			fclose(f);
+	*err = 0;
+	snprintf(key, sizeof(key), "%llx:%llx", (unsigned long long)st->st_dev,
+		 (unsigned long long)st->st_ino);
+	ret = strmap_put(&l->seen, key, NULL, NULL);
+	if (ret == -EEXIST)
+		return false;
+	*err = ret;
+	return !ret;
+}
+
+/*
+ * Read one file. Opened with O_NONBLOCK so that a FIFO swapped in after the
+ * caller's stat() cannot block open(); what was opened is checked again.
+ * A pipe is read only when given as the path itself (top), as /dev/stdin is.
+ */
+static int load_file(struct load *l, const char *path, bool top)
+{
+	struct ydoc_src src;
+	struct stat st;
+	int fd, ret = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st)) {
+		diag_report(l->dg, LOG_ERROR, path, 0, NULL, "%s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return 0;
 	}
-	if (too_large(path, st.st_size, dg) || !yaml_parser_initialize(&parser)) {
-		fclose(f);
-		return st.st_size > YDOC_MAX_FILE_BYTES ? 0 : -ENOMEM;
+	if (!S_ISREG(st.st_mode) && !(top && S_ISFIFO(st.st_mode))) {
+		diag_report(l->dg, top ? LOG_ERROR : LOG_WARN, path, 0, NULL,
+			    top ? "not a regular file or directory, ignored"
+				: "not a regular file, skipped");
+		goto out;
 	}
-	yaml_parser_set_input_file(&parser, f);
-	ret = load_stream(m, path, &parser, dg);
-	yaml_parser_delete(&parser);
-	fclose(f);
+	if (S_ISREG(st.st_mode) && too_large(path, st.st_size, file_limit(l), l->dg))
+		goto out;
+	if (!first_visit(l, &st, &ret))
+		goto out;
+	/* A pipe's writer may be slow: wait for it like any reader of a pipe. */
+	if (S_ISFIFO(st.st_mode))
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	ydoc_src_fd(&src, fd, file_limit(l));
+	ret = load_stream(l, path, &src);
+out:
+	close(fd);
 	return ret;
 }
 
@@ -275,9 +344,9 @@ static bool is_manifest_name(const char *name)
 	       (!strcmp(dot, ".yaml") || !strcmp(dot, ".yml") || !strcmp(dot, ".json"));
 }
 
-static int load_any(struct model *m, const char *path, struct diag *dg, int depth);
+static int load_any(struct load *l, const char *path, int depth);
 
-static int load_dir(struct model *m, const char *path, struct diag *dg, int depth)
+static int load_dir(struct load *l, const char *path, int depth)
 {
 	struct dirent **names;
 	int n, ret = 0;
@@ -285,7 +354,7 @@ static int load_dir(struct model *m, const char *path, struct diag *dg, int dept
 	n = scandir(path, &names, NULL, alphasort);
 	if (n < 0) {
 		ret = -errno;
-		diag_report(dg, LOG_ERROR, path, 0, NULL, "%s", strerror(errno));
+		diag_report(l->dg, LOG_ERROR, path, 0, NULL, "%s", strerror(errno));
 		return ret;
 	}
 	for (int i = 0; i < n; i++) {
@@ -295,13 +364,23 @@ static int load_dir(struct model *m, const char *path, struct diag *dg, int dept
 
 		if (name[0] == '.' || ret == -ENOMEM)
 			goto next;
-		snprintf(child, sizeof(child), "%s/%s", path, name);
+		if (!l->entries_left) {
+			diag_report(l->dg, LOG_ERROR, path, 0, NULL,
+				    "more than %d files and directories in one load, rest skipped",
+				    MANIFEST_MAX_ENTRIES);
+			ret = -E2BIG;
+			goto next;
+		}
+		l->entries_left--;
+		if ((size_t)snprintf(child, sizeof(child), "%s/%s", path, name) >= sizeof(child))
+			goto next;
+		/* stat(), never open(), decides: FIFOs and devices are not read. */
 		if (stat(child, &st))
 			goto next;
 		if (S_ISDIR(st.st_mode))
-			ret = load_any(m, child, dg, depth + 1);
-		else if (S_ISREG(st.st_mode) && is_manifest_name(name))
-			ret = load_file(m, child, dg);
+			ret = load_any(l, child, depth + 1);
+		else if (is_manifest_name(name))
+			ret = load_file(l, child, false);
 next:
 		free(names[i]);
 	}
@@ -309,28 +388,37 @@ next:
 	return ret == -ENOMEM ? ret : 0;
 }
 
-static int load_any(struct model *m, const char *path, struct diag *dg, int depth)
+static int load_any(struct load *l, const char *path, int depth)
 {
 	struct stat st;
+	int ret;
 
 	if (stat(path, &st)) {
-		int ret = -errno;
-
-		diag_report(dg, LOG_ERROR, path, 0, NULL, "%s", strerror(errno));
+		ret = -errno;
+		diag_report(l->dg, LOG_ERROR, path, 0, NULL, "%s", strerror(errno));
 		return ret;
 	}
 	if (!S_ISDIR(st.st_mode))
-		return load_file(m, path, dg);
+		return load_file(l, path, depth == 0);
+	if (!first_visit(l, &st, &ret)) {
+		pr_debug("%s: directory already read (a symlink), skipped", path);
+		return ret;
+	}
 	if (depth >= MANIFEST_MAX_DEPTH) {
-		diag_report(dg, LOG_ERROR, path, 0, NULL,
-			    "directories nested deeper than %d (a symlink cycle?), skipped",
-			    MANIFEST_MAX_DEPTH);
+		diag_report(l->dg, LOG_ERROR, path, 0, NULL,
+			    "directories nested deeper than %d, skipped", MANIFEST_MAX_DEPTH);
 		return 0;
 	}
-	return load_dir(m, path, dg, depth);
+	return load_dir(l, path, depth);
 }
 
 int manifest_load_path(struct model *m, const char *path, struct diag *dg)
 {
-	return load_any(m, path, dg, 0);
+	struct load l;
+	int ret;
+
+	load_init(&l, m, dg);
+	ret = load_any(&l, path, 0);
+	strmap_free(&l.seen);
+	return ret;
 }

@@ -7,17 +7,29 @@
  * are skipped with a debug line; a known kind under an apiVersion that the
  * API server does not serve is skipped with a warning.
  *
- * Problems are reported once through diag and never stop the load: a
- * malformed file is rejected as a whole (libyaml cannot resume after a syntax
- * error), a bad document is dropped, everything else is kept.
+ * Problems are reported once through diag and never stop the load: a syntax
+ * error, invalid UTF-8 or too many bytes end a file there (libyaml cannot
+ * resume; the documents before stay), a bad document is dropped, everything
+ * else is kept. Directories are walked once per real directory; FIFOs,
+ * devices and sockets inside them are skipped without being opened.
  */
 #ifndef GAMMAD_MANIFEST_H
 #define GAMMAD_MANIFEST_H
 
 #include "model.h"
 
-/* Nesting limit for directories and List items (cycles through symlinks). */
+/* Nesting limit for directories and List items. */
 #define MANIFEST_MAX_DEPTH 16
+/*
+ * The budget of one load (one manifest_load_path() or _buf() call): bytes
+ * read from all files (each also at most YDOC_MAX_FILE_BYTES), nodes that
+ * aliases repeat in all documents (each document also at most
+ * YDOC_MAX_NODES), files and directories looked at. Past a limit the rest
+ * is skipped with a diagnostic; what was loaded stays.
+ */
+#define MANIFEST_MAX_LOAD_BYTES (256ull << 20)
+#define MANIFEST_MAX_ALIAS_NODES (8ull << 20)
+#define MANIFEST_MAX_ENTRIES 100000
 
 /*
  * Load a file or a directory. Returns 0 when everything was read (even if

@@ -11,10 +11,20 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <yaml.h>
 
 /* Largest manifest file we read; larger ones are rejected as a whole. */
 #define YDOC_MAX_FILE_BYTES (64u << 20)
+/*
+ * Limits of one document, checked while it is composed (before any parser
+ * sees it): collections nested deeper than YDOC_MAX_DEPTH end the stream
+ * (libyaml's scanner is quadratic in flow depth); more than YDOC_MAX_NODES
+ * nodes, counting a node again every time an alias repeats it, drop the
+ * document. An alias inside the node it names (a cycle) drops it too.
+ */
+#define YDOC_MAX_DEPTH 64
+#define YDOC_MAX_NODES (1u << 20)
 
 struct ydoc {
 	yaml_document_t doc;
@@ -30,11 +40,50 @@ struct ydoc_set {
 	size_t nr_docs;
 };
 
-/* Error text of the last failed load: "file:line:col: problem". */
+/* Error of the last failed load or composition. */
 struct ydoc_error {
-	char msg[512];
-	int line;
+	char msg[1024];		/* "file:line:col: [field: ]problem" (ydoc_load_*) */
+	int line, col;		/* 1-based; 0 when unknown */
+	char field[256];	/* dotted path of the offending node, "" for none */
+	char problem[320];
+	bool fatal;		/* the rest of the stream cannot be read */
 };
+
+/*
+ * Where a stream's bytes come from: a buffer or a file descriptor, read
+ * through ydoc_src_attach(). Bytes are checked before libyaml sees them:
+ * invalid UTF-8, characters YAML forbids and bytes past limit end the stream
+ * exactly there, with the line and column, so every document before that
+ * point is still composed (libyaml's own reader decodes ahead and reports
+ * such errors at offset 0, losing them).
+ */
+struct ydoc_src {
+	const unsigned char *buf;
+	size_t len, off;
+	int fd;			/* -1 for a buffer */
+	uint64_t limit, total;	/* bytes allowed, bytes delivered */
+	unsigned char pend[4];	/* start of a character cut by a read */
+	size_t nr_pend;
+	int line, col;		/* position of the next byte, 1-based */
+	const char *bad;	/* why the stream stopped early, or NULL */
+	int bad_line, bad_col;
+	int read_errno;
+};
+
+void ydoc_src_buf(struct ydoc_src *s, const void *buf, size_t len, uint64_t limit);
+void ydoc_src_fd(struct ydoc_src *s, int fd, uint64_t limit);
+void ydoc_src_attach(yaml_parser_t *parser, struct ydoc_src *s);
+
+/*
+ * Compose the next document of the stream into doc (libyaml's document
+ * model, with the limits above). *alias_budget is what aliases may still
+ * expand to in the whole load; it is decreased (NULL: no load budget).
+ * Returns 1 with a document (its root may be NULL for an empty one), 0 at
+ * the end of the stream, -EINVAL with err set (err->fatal: stop reading the
+ * stream; otherwise the next call reads the next document), -ENOMEM.
+ */
+int ydoc_compose(yaml_parser_t *parser, struct ydoc_src *src, yaml_document_t *doc,
+		 uint64_t *alias_budget, struct ydoc_error *err);
 
 int ydoc_load_file(const char *path, struct ydoc_set *set, struct ydoc_error *err);
 int ydoc_load_buf(const char *name, const void *buf, size_t len,
@@ -72,7 +121,11 @@ int yget_map(const struct ydoc *d, const yaml_node_t *map, const char *key,
 int yget_seq(const struct ydoc *d, const yaml_node_t *map, const char *key,
 	     yaml_node_t **out);
 
-/* Parse a whole scalar as an integer in [min, max]; -EINVAL otherwise. */
+/*
+ * Parse a whole plain scalar as an integer in [min, max] the way Kubernetes'
+ * YAML 1.1 reader does: optional sign, decimal, 0x hex, 0b binary, a leading
+ * 0 for octal ("010" is 8), '_' separators; -EINVAL otherwise.
+ */
 int yparse_int(const char *s, long long min, long long max, long long *out);
 
 /* Iterate the pairs of a mapping node. */
