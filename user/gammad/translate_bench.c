@@ -71,9 +71,20 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		long v = optarg ? strtol(optarg, NULL, 10) : 0;
+		char *end = NULL;
+		long v = 0;
 
-		if (opt == '?' || v < 0 || v > 10000000) {
+		if (optarg) {
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || !*optarg || *end || v < 0 || v > 10000000) {
+				fprintf(stderr, "gammad translate --bench: --%s: \"%s\" is not a number "
+					"in 0..10000000\n", longopts[opt == 's' ? 0 : opt == 'r' ? 1 : 2].name,
+					optarg);
+				return -EINVAL;
+			}
+		}
+		if (opt == '?') {
 			fprintf(stderr, "usage: gammad translate --bench [--services N] [--routes N] "
 				"[--endpoints N] [--apply]\n");
 			return -EINVAL;

@@ -4,6 +4,7 @@
  * backends resolved) and parentRefs (bound to ports), then the client
  * classes of every port, then the statuses. See translate.h for the rules.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,54 @@ static int index_ports(struct tr_ctx *c)
 	return 0;
 }
 
+/*
+ * Two Services on one ClusterIP:port would be two frontends with one kernel
+ * key, the later silently replacing the earlier. The API server never
+ * allocates one address twice; when the manifests do, the first Service in
+ * name order keeps the port and the other is named, with both names.
+ */
+static int drop_shared_frontends(struct tr_ctx *c)
+{
+	struct tr_result *res = c->res;
+	struct strmap owners = { 0 };
+	size_t kept = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < res->nr_ports && !ret; i++) {
+		struct tr_port *p = &res->ports[i];
+		const struct k8s_service *other = NULL;
+		char key[INET6_ADDRSTRLEN + 16], ip[INET6_ADDRSTRLEN];
+		void *old;
+
+		for (size_t a = 0; a < p->svc->nr_cluster_ips && !other && !ret; a++) {
+			ip_addr_str(&p->svc->cluster_ips[a], ip, sizeof(ip));
+			snprintf(key, sizeof(key), "%s|%u|%u", ip, p->port->port, p->port->protocol);
+			ret = strmap_put(&owners, key, (void *)p->svc, &old);
+			if (ret == -EEXIST) {
+				ret = 0;
+				if (old != p->svc)
+					other = old;
+			}
+		}
+		if (ret)
+			break;
+		if (!other) {
+			res->ports[kept++] = *p;
+			continue;
+		}
+		diag_report(c->dg, LOG_ERROR, p->svc->meta.loc.file, p->svc->meta.loc.line,
+			    "spec.clusterIP",
+			    "Service %s/%s port %u: ClusterIP %s%s%s:%u/%s is also Service %s/%s's; this port is not served",
+			    p->svc->meta.namespace, p->svc->meta.name, p->port->port,
+			    strchr(ip, ':') ? "[" : "", ip, strchr(ip, ':') ? "]" : "",
+			    p->port->port, l4_proto_name(p->port->protocol), other->meta.namespace,
+			    other->meta.name);
+	}
+	res->nr_ports = ret ? res->nr_ports : kept;
+	strmap_free(&owners);
+	return ret;
+}
+
 static int build_ports(struct tr_ctx *c)
 {
 	const struct k8s_service **svcs;
@@ -137,7 +186,8 @@ static int build_ports(struct tr_ctx *c)
 			};
 	free(svcs);
 	qsort(c->res->ports, c->res->nr_ports, sizeof(*c->res->ports), port_cmp);
-	return index_ports(c);
+	ret = drop_shared_frontends(c);
+	return ret ? ret : index_ports(c);
 }
 
 static int route_ptr_cmp(const void *pa, const void *pb)
