@@ -26,8 +26,8 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
 CFLAGS_COMMON := -std=gnu11 -g -O2 -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Iinclude -Iuser/lib -I$(BUILD) -D_GNU_SOURCE -MMD -MP
-USER_CFLAGS := $(CFLAGS_COMMON) $(shell pkg-config --cflags libbpf yaml-0.1 2>/dev/null) $(EXTRA_CFLAGS)
-USER_LDLIBS := $(shell pkg-config --libs libbpf yaml-0.1 2>/dev/null || echo -lbpf -lyaml) -lelf -lz -lm -lpthread
+USER_CFLAGS := $(CFLAGS_COMMON) $(shell pkg-config --cflags libbpf yaml-0.1 libpcre2-8 2>/dev/null) $(EXTRA_CFLAGS)
+USER_LDLIBS := $(shell pkg-config --libs libbpf yaml-0.1 libpcre2-8 2>/dev/null || echo -lbpf -lyaml -lpcre2-8) -lelf -lz -lm -lpthread
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Wno-unused-function -Iinclude -Ibpf -I$(BUILD) -MMD -MP
@@ -64,7 +64,7 @@ FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -fno-omit-frame-pointer \
 	-Iinclude -Iuser/lib -I$(BUILD) -D_GNU_SOURCE \
-	$(shell pkg-config --cflags libbpf yaml-0.1 2>/dev/null)
+	$(shell pkg-config --cflags libbpf yaml-0.1 libpcre2-8 2>/dev/null)
 FUZZ_TIME  ?= 60
 SHARED     ?= $(abspath ../shared)
 

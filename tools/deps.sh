@@ -7,7 +7,7 @@ set -euo pipefail
 # Fuzz: libFuzzer and the sanitizer runtimes for clang-19.
 PACKAGES=(
 	clang-19 llvm-19 libclang-rt-19-dev libfuzzer-19-dev
-	libbpf-dev bpftool libelf-dev zlib1g-dev libyaml-dev libmicrohttpd-dev pkg-config
+	libbpf-dev bpftool libelf-dev zlib1g-dev libyaml-dev libpcre2-dev libmicrohttpd-dev pkg-config
 	libhttp-parser-dev
 	make gcc libc6-dev iproute2 procps
 	wrk iperf3 haproxy ipvsadm gnuplot-nox iptables

@@ -23,6 +23,11 @@
 #include <unistd.h>
 
 #include "test_progs.h"
+#include "base/regex.h"
+#include "gammad/maps.h"
+#include "image/image.h"
+#include "input/manifest.h"
+#include "translate/translate.h"
 
 #define LIMIT_SECONDS 5
 #define LIMIT_RSS_KIB (256 * 1024)
@@ -219,8 +224,9 @@ static const struct fixed_case fixed[] = {
 	  W("bad-utf8") },
 	{ "dup-clusterip.yaml", 1,
 	  W("Service good/twin-b port 80: ClusterIP 10.96.8.8:80/TCP is also Service good/twin-a's"), NULL },
-	{ "regex-nested.yaml", 1,
-	  W("regex-bomb", "regular expression", "too large"),
+	{ "regex-nested.yaml", 0,
+	  W("HTTPRoute good/regex-bomb (generation 0)\n  parent Service good/web port 80\n"
+	    "    Accepted=False UnsupportedValue: no valid rule: regular expression \"((((a{1,99}){1,99}){1,99}){1,99})\" is over the compile budget (regular expression is too large)"),
 	  W("invalid regular expression") },
 };
 
@@ -435,6 +441,79 @@ static void case_status_file(void)
 	free(r.out);
 }
 
+/* Regular expressions: a compile bomb is "over budget", a backtracking bomb stops. */
+static void case_regex_budget(void)
+{
+	char subject[161];
+	struct timespec t0, t1;
+	double ms;
+
+	ASSERT_EQ(rx_check("((((a{1,99}){1,99}){1,99}){1,99})", NULL, 0), RX_TOO_LARGE,
+		  "nested counted repeats");
+	ASSERT_EQ(rx_check("/v[0-9", NULL, 0), RX_INVALID, "invalid is invalid");
+	memset(subject, 'a', 159);
+	subject[159] = '!';
+	subject[160] = 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(rx_match("(\\w+\\s?)*", subject, 160), -E2BIG, "backtracking bounded");
+	for (int i = 0; i < 1000; i++)
+		ASSERT_EQ(rx_match("/(a*)*b\\1", subject, 160), 0, "backreference");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+	ASSERT_LT(ms, LIMIT_SECONDS * 1000, "milliseconds");
+	ASSERT_EQ(rx_match("/v[0-9]+/.*", "/v2/items", 9), 1, "still matches");
+	rx_cache_clear();
+}
+
+/*
+ * Weights: one backend summed over 288 rules passes 2^32. The kernel's
+ * selector (the image) must hold exactly the translated split.
+ */
+static void case_weights(void)
+{
+	const char *files[] = { src_path("base.yaml"), src_path("weight-overflow.yaml") };
+	const struct tr_l4 *l4 = NULL;
+	struct diag dg = { 0 };
+	struct tr_result res;
+	struct model m;
+	struct img img;
+	bool found = false;
+
+	model_init(&m);
+	for (int i = 0; i < 2; i++)
+		ASSERT_OK(manifest_load_path(&m, files[i], &dg), "load");
+	if (!ASSERT_OK(translate(&m, &dg, &res), "translate"))
+		goto out;
+	for (size_t i = 0; i < res.nr_ports; i++)
+		if (!strcmp(res.ports[i].svc->meta.name, "web") && res.ports[i].nr_classes)
+			l4 = &res.ports[i].classes[0].l4;
+	if (!ASSERT_OK_PTR(l4, "class of good/web") ||
+	    !ASSERT_LE(l4->total_weight, GAMMAD_MAX_WEIGHT_SUM, "fits 32 bits") ||
+	    !ASSERT_TRUE(l4->flags & TR_L4_SCALED, "says it was scaled"))
+		goto free_res;
+	if (ASSERT_OK(img_build(&m, &res, &img), "image")) {
+		for (size_t i = 0; i < img.nr_selectors; i++) {
+			const struct img_selector *sel = &img.selectors[i];
+			uint64_t sum = 0;
+			bool same = sel->nr == l4->nr && sel->total_weight == l4->total_weight;
+
+			for (size_t j = 0; j < sel->nr; j++) {
+				sum += sel->items[j].weight;
+				same &= sel->items[j].weight == l4->items[j].weight;
+			}
+			ASSERT_EQ(sum, sel->total_weight, "selector total is its sum");
+			found |= same;
+		}
+		ASSERT_TRUE(found, "the kernel's selector is the translated split");
+		img_free(&img);
+	}
+free_res:
+	tr_result_free(&res);
+out:
+	model_free(&m);
+	diag_free(&dg);
+}
+
 void test_hostile_input(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/gammad-hostile.XXXXXX");
@@ -461,6 +540,10 @@ void test_hostile_input(void)
 		case_octal();
 	if (test__start_subtest("status_file"))
 		case_status_file();
+	if (test__start_subtest("regex_budget"))
+		case_regex_budget();
+	if (test__start_subtest("weights_exact"))
+		case_weights();
 	{
 		char cmd[PATH_MAX + 16];
 

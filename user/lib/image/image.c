@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "gammad/maps.h"
 #include "translate/translate_output.h"
 #include "image.h"
 
@@ -172,6 +173,13 @@ static int add_selector(struct img_builder *b, const struct tr_l4_item *items, s
 		total += items[i].weight;
 	}
 	*id = h;
+	/*
+	 * The kernel draws against a 32-bit total; the translator fits unions
+	 * into it (translate_l4.c). Anything else is refused, never truncated:
+	 * the kernel's split must be the translated one.
+	 */
+	if (!ret && total > GAMMAD_MAX_WEIGHT_SUM)
+		ret = -EOVERFLOW;
 	if (!ret)
 		ret = seen(b, 'S', h, &was);
 	if (!ret && !was) {

@@ -125,6 +125,7 @@ struct tr_entry {
 /* L4 selector flags. */
 #define TR_L4_L7_UNENFORCED (1u << 0)	/* union of rules that differ by L7 matches */
 #define TR_L4_NO_ROUTE (1u << 1)	/* plain Kubernetes: the port's own endpoints */
+#define TR_L4_SCALED (1u << 2)		/* union weights scaled to the kernel's 32-bit total */
 
 struct tr_l4_item {
 	const struct tr_backend *backend;

@@ -261,6 +261,7 @@ static void write_l4(struct json_writer *w, const struct tr_l4 *l4)
 	jw_key(w, "l4");
 	jw_obj_begin(w);
 	jw_kbool(w, "l7Unenforced", l4->flags & TR_L4_L7_UNENFORCED);
+	jw_kbool(w, "weightsScaled", l4->flags & TR_L4_SCALED);
 	jw_kbool(w, "noRoute", l4->flags & TR_L4_NO_ROUTE);
 	jw_key(w, "totalWeight");
 	jw_uint(w, l4->total_weight);

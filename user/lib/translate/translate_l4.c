@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gammad/maps.h"
 #include "translate_int.h"
 
 static bool rule_has_filters(const struct tr_rule *r)
@@ -89,6 +90,51 @@ static int union_add(struct tr_l4 *l4, size_t *cap, struct strmap *index,
 	return 0;
 }
 
+static uint64_t gcd64(uint64_t a, uint64_t b)
+{
+	while (b) {
+		uint64_t t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/*
+ * The kernel draws against a 32-bit total (maps.h). A union summed over many
+ * rules can pass it (287 rules of 1,000,000 to one backend): the weights
+ * are divided by their common divisor, and if that is not enough scaled
+ * down (none to 0) and the class says so. Either way the translation states
+ * the weights the kernel gets, so the two never disagree.
+ */
+static void fit_weights(struct tr_l4 *l4)
+{
+	uint64_t g = 0, total = 0, factor, room;
+
+	if (l4->total_weight <= GAMMAD_MAX_WEIGHT_SUM)
+		return;
+	for (size_t i = 0; i < l4->nr; i++)
+		g = gcd64(g, l4->items[i].weight);
+	for (size_t i = 0; g > 1 && i < l4->nr; i++)
+		l4->items[i].weight /= g;
+	l4->total_weight /= g ? g : 1;
+	if (l4->total_weight > GAMMAD_MAX_WEIGHT_SUM) {
+		/* Each weight loses less than 1 to rounding and keeps at least 1. */
+		room = GAMMAD_MAX_WEIGHT_SUM - l4->nr;
+		factor = (l4->total_weight + room - 1) / room;
+		for (size_t i = 0; i < l4->nr; i++) {
+			uint64_t w = l4->items[i].weight / factor;
+
+			l4->items[i].weight = w || !l4->items[i].weight ? w : 1;
+		}
+		l4->flags |= TR_L4_SCALED;
+	}
+	for (size_t i = 0; i < l4->nr; i++)
+		total += l4->items[i].weight;
+	l4->total_weight = total;
+}
+
 static int build_union(struct tr_class *cls)
 {
 	struct strmap index = { 0 };
@@ -106,6 +152,8 @@ static int build_union(struct tr_class *cls)
 			ret = union_add(&cls->l4, &cap, &index, &r->backends[j]);
 	}
 	strmap_free(&index);
+	if (!ret)
+		fit_weights(&cls->l4);
 	return ret;
 }
 

@@ -1,29 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Request matching for the evaluator (semantics in translate_eval.h). */
-#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "base/regex.h"
 #include "translate_eval.h"
 
-/* Whole-value POSIX ERE match; an expression that does not compile never matches. */
+/*
+ * Whole-value match with the pattern compiled once (base/regex.h); one that
+ * does not compile, or a match over its budget, never matches.
+ */
 static bool regex_full_match(const char *re, const char *s, size_t len)
 {
-	regex_t compiled;
-	char *anchored, *subject;
-	bool ok = false;
-
-	if (asprintf(&anchored, "^(%s)$", re) < 0)
-		return false;
-	subject = strndup(s, len);
-	if (subject && !regcomp(&compiled, anchored, REG_EXTENDED | REG_NOSUB)) {
-		ok = !regexec(&compiled, subject, 0, NULL, 0);
-		regfree(&compiled);
-	}
-	free(subject);
-	free(anchored);
-	return ok;
+	return rx_match(re, s, len) == 1;
 }
 
 static bool value_match(enum gapi_match_type type, const char *want, const char *got,

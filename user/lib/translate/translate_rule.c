@@ -4,10 +4,10 @@
  * rule so one bad rule is dropped (PartiallyInvalid) and the others served.
  */
 #include <errno.h>
-#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/regex.h"
 #include "translate_int.h"
 
 bool tr_match_is_catch_all(const struct gapi_match *m)
@@ -81,52 +81,67 @@ static const struct gapi_filter *find_filter(const struct gapi_rule *r,
 	return NULL;
 }
 
-static bool regex_ok(const char *re)
+/* The first regular expression of a match that cannot be used, and why. */
+static bool regex_bad(const char *re, const char **bad, enum rx_status *st, char *why,
+		      size_t len)
 {
-	regex_t compiled;
+	enum rx_status s;
 
-	if (regcomp(&compiled, re, REG_EXTENDED | REG_NOSUB))
+	if (*bad)
+		return true;
+	s = rx_check(re, why, len);
+	if (s == RX_OK)
 		return false;
-	regfree(&compiled);
+	*bad = re;
+	*st = s;
 	return true;
 }
 
-/* Regular expressions must compile (POSIX ERE); they make the rule userspace-only. */
+/*
+ * Regular expressions must compile within the budget of regex.h; they make
+ * the rule userspace-only. One over budget is reported as that, not as
+ * invalid: the fix is a simpler pattern, not a corrected one.
+ */
 static int check_regexes(const struct gapi_match *m, struct tr_rule *out,
 			 struct rule_problem *p)
 {
+	enum rx_status st = RX_OK;
 	const char *bad = NULL;
+	char why[128];
 
 	if (m->path && m->path_type == MATCH_REGEX) {
 		out->userspace_only = true;
-		if (!regex_ok(m->path))
-			bad = m->path;
+		regex_bad(m->path, &bad, &st, why, sizeof(why));
 	}
 	if (m->grpc_type == MATCH_REGEX) {
 		out->userspace_only = true;
-		if (m->grpc_service && !regex_ok(m->grpc_service))
-			bad = m->grpc_service;
-		if (m->grpc_method && !regex_ok(m->grpc_method))
-			bad = m->grpc_method;
+		if (m->grpc_service)
+			regex_bad(m->grpc_service, &bad, &st, why, sizeof(why));
+		if (m->grpc_method)
+			regex_bad(m->grpc_method, &bad, &st, why, sizeof(why));
 	}
 	for (size_t i = 0; i < m->nr_headers; i++) {
 		if (m->headers[i].type != MATCH_REGEX)
 			continue;
 		out->userspace_only = true;
-		if (!regex_ok(m->headers[i].value))
-			bad = m->headers[i].value;
+		regex_bad(m->headers[i].value, &bad, &st, why, sizeof(why));
 	}
 	for (size_t i = 0; i < m->nr_query; i++) {
 		if (m->query[i].type != MATCH_REGEX)
 			continue;
 		out->userspace_only = true;
-		if (!regex_ok(m->query[i].value))
-			bad = m->query[i].value;
+		regex_bad(m->query[i].value, &bad, &st, why, sizeof(why));
 	}
 	if (!bad)
 		return 0;
+	if (st == RX_NO_MEMORY)
+		return -ENOMEM;
+	if (st == RX_TOO_LARGE)
+		return problem(p, "UnsupportedValue",
+			       tr_strdupf("regular expression \"%.64s\" is over the compile budget (%s)",
+					  bad, why));
 	return problem(p, "UnsupportedValue",
-		       tr_strdupf("invalid regular expression \"%.64s\"", bad));
+		       tr_strdupf("invalid regular expression \"%.64s\": %s", bad, why));
 }
 
 /* ReplacePrefixMatch only makes sense under PathPrefix matches. */

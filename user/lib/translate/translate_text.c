@@ -72,11 +72,12 @@ static void print_entry(FILE *out, size_t i, const struct tr_entry *e)
 
 static void print_class(FILE *out, const struct tr_class *c)
 {
-	fprintf(out, "  clients %s: %s%s%s\n",
+	fprintf(out, "  clients %s: %s%s%s%s\n",
 		c->client_namespace ? c->client_namespace : "*",
 		c->kind == ROUTE_KIND_COUNT ? "no route" : gapi_kind_name(c->kind),
 		c->needs_l7 ? ", needs L7" : "",
-		c->l4.flags & TR_L4_L7_UNENFORCED ? ", L4 selector is a union" : "");
+		c->l4.flags & TR_L4_L7_UNENFORCED ? ", L4 selector is a union" : "",
+		c->l4.flags & TR_L4_SCALED ? " (weights scaled to 32 bits)" : "");
 	for (size_t i = 0; i < c->nr_entries; i++)
 		print_entry(out, i, &c->entries[i]);
 	fprintf(out, "    l4:\n");
