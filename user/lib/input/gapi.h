@@ -54,7 +54,7 @@ enum gapi_route_kind {
 enum gapi_match_type {
 	MATCH_EXACT,
 	MATCH_PREFIX,		/* path only: PathPrefix */
-	MATCH_REGEX,		/* RegularExpression: POSIX ERE, userspace only */
+	MATCH_REGEX,		/* RegularExpression: PCRE2 (base/regex.h), userspace only */
 };
 
 struct gapi_kv_match {
