@@ -439,6 +439,22 @@ static void case_status_file(void)
 		ASSERT_FALSE(strchr(r.out, '\x1b'), "no raw escape");
 	}
 	free(r.out);
+
+	/* Escapes in values reach the terminal as text, and forge no line. */
+	f = fopen(p, "w");
+	if (!ASSERT_OK_PTR(f, "open"))
+		return;
+	fputs("{\"apiVersion\": \"gammad.io/status/v1\", \"inputErrors\": 0, \"routes\": "
+	      "[{\"kind\": \"HTTPRoute\", \"namespace\": \"n\", \"name\": \"r\\u001b[2J\\nforged\", "
+	      "\"parents\": []}]}\n", f);
+	fclose(f);
+	if (!ASSERT_OK(run_bounded(argv, -1, &r), "run"))
+		return;
+	if (check_bounds(&r, 0)) {
+		ASSERT_HAS_SUBSTR(r.out, "HTTPRoute n/r\\x1b[2J\\x0aforged", "escaped");
+		ASSERT_FALSE(strchr(r.out, '\x1b'), "no raw escape");
+	}
+	free(r.out);
 }
 
 /* Regular expressions: a compile bomb is "over budget", a backtracking bomb stops. */

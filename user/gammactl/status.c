@@ -10,11 +10,33 @@
 #include "view/status_file.h"
 #include "gammactl.h"
 
+/*
+ * A string of the status file, fit for a terminal: the file may be crafted
+ * (or hold values from crafted manifests), so control characters are shown
+ * as \xNN and long values are cut. Rotating buffers: a few per printf.
+ */
 static const char *str(const struct ydoc *d, const yaml_node_t *map, const char *key)
 {
+	static char bufs[8][1024];
+	static unsigned int next;
+	char *out = bufs[next++ % 8];
 	const char *s = NULL;
+	size_t n = 0;
 
-	return yget_str(d, map, key, &s) ? "" : s;
+	if (yget_str(d, map, key, &s))
+		return "";
+	for (; *s && n + 8 < sizeof(bufs[0]); s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch < 0x20 || ch == 0x7f)
+			n += snprintf(out + n, sizeof(bufs[0]) - n, "\\x%02x", ch);
+		else
+			out[n++] = (char)ch;
+	}
+	if (*s)
+		n += snprintf(out + n, sizeof(bufs[0]) - n, "...");
+	out[n] = 0;
+	return out;
 }
 
 static void parent_label(const struct ydoc *d, const yaml_node_t *ref, char *buf, size_t len)
