@@ -79,15 +79,18 @@ test: deps
 	$(Q)$(TEST_BIN) $(TESTFLAGS)
 
 # make fuzz [FUZZ_TIME=seconds]: each target explores from its own seeds and
-# the shared Gateway API manifests; new inputs land in build/fuzz/corpus-*.
+# the shared Gateway API manifests, with tests/fuzz/<target>.dict when there
+# is one (the hostile-input tokens of issue 17); new inputs land in
+# build/fuzz/corpus-*.
 fuzz: deps
 	$(Q)$(MAKE) --no-print-directory $(FUZZ_BINS)
 	$(Q)for f in $(FUZZ_BINS); do \
 		n=$$(basename $$f); dir=$(BUILD)/fuzz/corpus-$$n; mkdir -p $$dir; \
 		cp tests/fuzz/corpus/$$n/* $$dir/ 2>/dev/null || true; \
 		find $(SHARED)/gateway-api/conformance -name '*.yaml' -exec cp -t $$dir {} + 2>/dev/null || true; \
+		dict=; [ -f tests/fuzz/$$n.dict ] && dict=-dict=tests/fuzz/$$n.dict; \
 		echo "fuzz: $$n for $(FUZZ_TIME)s"; \
-		$$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 $$dir || exit 1; \
+		$$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 $$dict $$dir || exit 1; \
 	done
 
 run: deps

@@ -12,11 +12,13 @@
 
 struct rx_entry {
 	pcre2_code *code;	/* NULL when the pattern was refused */
+	size_t size;		/* compiled bytes */
 	enum rx_status status;
 	char why[128];
 };
 
 static struct strmap cache;
+static size_t cache_bytes;
 static pcre2_match_context *match_ctx;
 static pcre2_compile_context *compile_ctx;
 
@@ -31,6 +33,7 @@ void rx_cache_clear(void)
 		free(e);
 	}
 	strmap_free(&cache);
+	cache_bytes = 0;
 }
 
 static int contexts(void)
@@ -71,8 +74,10 @@ static struct rx_entry *compile(const char *pattern)
 	snprintf(anchored, sizeof(anchored), "^(?:%s)$", pattern);
 	e->code = pcre2_compile((PCRE2_SPTR)anchored, PCRE2_ZERO_TERMINATED, 0,
 				&code, &off, compile_ctx);
-	if (e->code)
+	if (e->code) {
+		pcre2_pattern_info(e->code, PCRE2_INFO_SIZE, &e->size);
 		return e;
+	}
 	pcre2_get_error_message(code, (PCRE2_UCHAR *)e->why, sizeof(e->why));
 	switch (code) {
 	case PCRE2_ERROR_PATTERN_TOO_LARGE:
@@ -100,11 +105,12 @@ static struct rx_entry *lookup(const char *pattern)
 	e = strmap_get(&cache, pattern);
 	if (e)
 		return e;
-	if (cache.nr >= RX_CACHE_MAX)
+	if (cache.nr >= RX_CACHE_MAX || cache_bytes >= RX_CACHE_BYTES)
 		rx_cache_clear();
 	e = compile(pattern);
 	if (!e)
 		return NULL;
+	cache_bytes += e->size + strlen(pattern);
 	if (strmap_put(&cache, pattern, e, NULL)) {
 		pcre2_code_free(e->code);
 		free(e);

@@ -8,8 +8,10 @@
  *
  * Patterns are compiled once and kept by their text, so a route revision's
  * patterns are compiled when it is first translated and every evaluated
- * request reuses them. The cache holds at most RX_CACHE_MAX patterns; past
- * that it starts over (an agent whose routes keep changing stays bounded).
+ * request reuses them. The cache holds at most RX_CACHE_MAX patterns and
+ * RX_CACHE_BYTES compiled bytes; past that it starts over (an agent whose
+ * routes keep changing stays bounded). Not thread-safe: translation runs
+ * on one thread.
  */
 #ifndef GAMMAD_REGEX_H
 #define GAMMAD_REGEX_H
@@ -22,6 +24,7 @@
 #define RX_DEPTH_LIMIT 1000
 #define RX_HEAP_LIMIT 1024	/* KiB */
 #define RX_CACHE_MAX 4096
+#define RX_CACHE_BYTES (16u << 20)
 
 enum rx_status {
 	RX_OK,
