@@ -287,6 +287,25 @@ static void case_deep_flow(void)
 	translate_case(p, 1, W("deep.yaml:4:", "nested deeper than"), NULL);
 }
 
+/* 300k anchors and as many aliases in one document: hashed, not searched. */
+static void case_many_anchors(void)
+{
+	const char *p = tmp_path("anchors.yaml");
+	FILE *f = fopen(p, "w");
+
+	if (!ASSERT_OK_PTR(f, "open"))
+		return;
+	fputs("apiVersion: v1\nkind: Namespace\nmetadata: {name: anchors}\na: [", f);
+	for (int i = 0; i < 300000; i++)
+		fprintf(f, "&a%d x, ", i);
+	fputs("x]\nb: [", f);
+	for (int i = 0; i < 300000; i++)
+		fprintf(f, "*a%d, ", i);
+	fputs("x]\n", f);
+	fclose(f);
+	translate_case(p, 0, NULL, NULL);
+}
+
 /* 8 MiB of tiny documents, each wrong: diagnostics stop at a limit, once each. */
 static void case_many_diags(void)
 {
@@ -540,6 +559,8 @@ void test_hostile_input(void)
 		case_many_labels();
 	if (test__start_subtest("deep_flow"))
 		case_deep_flow();
+	if (test__start_subtest("many_anchors"))
+		case_many_anchors();
 	if (test__start_subtest("many_diagnostics"))
 		case_many_diags();
 	if (test__start_subtest("dir_walk"))

@@ -162,7 +162,6 @@ struct cframe {
 };
 
 struct canchor {
-	char *name;
 	int node;
 	bool done;		/* the node is complete: aliasing it is no cycle */
 };
@@ -175,6 +174,7 @@ struct composer {
 	int depth;
 	struct canchor *anchors;
 	size_t nr_anchors;
+	struct strmap anchor_index;	/* name -> size_t * (index of its latest definition) */
 	uint64_t *weight;	/* by node id: nodes it stands for, aliases expanded */
 	size_t weight_cap;
 	uint64_t nodes;		/* the document's nodes, aliases expanded */
@@ -278,24 +278,40 @@ static int add_anchor(struct composer *c, const yaml_char_t *name, int node, siz
 	*idx = 0;
 	if (!name)
 		return 0;
-	a = realloc(c->anchors, (c->nr_anchors + 1) * sizeof(*a));
-	if (!a)
-		return -ENOMEM;
-	c->anchors = a;
-	a[c->nr_anchors] = (struct canchor){ .name = strdup((const char *)name), .node = node };
-	if (!a[c->nr_anchors].name)
-		return -ENOMEM;
+	size_t *slot = strmap_get(&c->anchor_index, (const char *)name);
+	int ret;
+
+	if (!(c->nr_anchors & (c->nr_anchors - 1))) {
+		a = realloc(c->anchors, (c->nr_anchors ? c->nr_anchors * 2 : 1) * sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		c->anchors = a;
+	}
+	c->anchors[c->nr_anchors] = (struct canchor){ .node = node };
+	if (!slot) {
+		slot = malloc(sizeof(*slot));
+		if (!slot)
+			return -ENOMEM;
+		ret = strmap_put(&c->anchor_index, (const char *)name, slot, NULL);
+		if (ret) {
+			free(slot);
+			return ret;
+		}
+	}
+	*slot = c->nr_anchors;
 	*idx = ++c->nr_anchors;
 	return 0;
 }
 
-/* The latest anchor of that name, as YAML says an anchor may be redefined. */
+/*
+ * The latest anchor of that name (YAML lets an anchor be redefined); hashed,
+ * since a document may hold a million anchors and as many aliases.
+ */
 static struct canchor *find_anchor(struct composer *c, const yaml_char_t *name)
 {
-	for (size_t i = c->nr_anchors; i-- > 0;)
-		if (!strcmp(c->anchors[i].name, (const char *)name))
-			return &c->anchors[i];
-	return NULL;
+	size_t *slot = strmap_get(&c->anchor_index, (const char *)name);
+
+	return slot ? &c->anchors[*slot] : NULL;
 }
 
 static bool is_merge_key(const yaml_node_t *k)
@@ -491,8 +507,11 @@ static int on_alias(struct composer *c, const yaml_event_t *e)
 
 static void composer_free(struct composer *c)
 {
-	for (size_t i = 0; i < c->nr_anchors; i++)
-		free(c->anchors[i].name);
+	struct strmap_slot *s;
+
+	strmap_for_each(&c->anchor_index, s)
+		free(s->value);
+	strmap_free(&c->anchor_index);
 	free(c->anchors);
 	free(c->weight);
 }
