@@ -48,6 +48,15 @@ struct run {
 	bool out_cut;
 };
 
+static int argc_last(char *const argv[])
+{
+	int n = 0;
+
+	while (argv[n + 1])
+		n++;
+	return n;
+}
+
 /*
  * Run argv with stdout+stderr captured, stdin from in_fd (or /dev/null), an
  * address-space limit and a kill after KILL_SECONDS; the child's own peak RSS
@@ -105,6 +114,8 @@ static int run_bounded(char *const argv[], int in_fd, struct run *r)
 	r->out_cut = (size_t)n > OUT_MAX;
 	r->out_len = r->out_cut ? OUT_MAX : (size_t)n;
 	r->out[r->out_len] = 0;
+	test__printf("  %s: exit %d in %.2f s, peak RSS %ld KiB, %zu bytes of output\n",
+		     argv[argc_last(argv)], r->status, r->seconds, r->rss_kib, r->out_len);
 	return 0;
 }
 
@@ -222,6 +233,9 @@ static const struct fixed_case fixed[] = {
 	  W("invalid-utf8.yaml:42: column 27: invalid UTF-8",
 	    "Service good/before-utf8 port 80"),
 	  W("bad-utf8") },
+	{ "port-octal.json", 1,
+	  W("port-octal.json:1: spec.ports[0].port: must be an integer in 1..65535, got \"010\""),
+	  W("good/js") },
 	{ "dup-clusterip.yaml", 1,
 	  W("Service good/twin-b port 80: ClusterIP 10.96.8.8:80/TCP is also Service good/twin-a's"), NULL },
 	{ "regex-nested.yaml", 0,

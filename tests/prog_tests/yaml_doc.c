@@ -2,6 +2,8 @@
 /* The YAML access layer every manifest reader stands on. */
 #include "base/diag.h"
 #include "input/yaml_doc.h"
+#include <limits.h>
+
 #include "test_progs.h"
 
 static const char multi_doc[] =
@@ -68,6 +70,22 @@ static void subtest_int_range(void)
 	ASSERT_EQ(yparse_int("12ab", 0, 100, &v), -EINVAL, "trailing junk");
 	ASSERT_EQ(yparse_int("", 0, 100, &v), -EINVAL, "empty");
 	ASSERT_EQ(yparse_int("99999999999999999999", 0, 100, &v), -EINVAL, "overflow");
+	/* YAML 1.1, as Kubernetes reads YAML; JSON has only decimals. */
+	ASSERT_OK(yparse_int("010", 0, 100, &v), "octal");
+	ASSERT_EQ(v, 8, "010 is 8");
+	ASSERT_OK(yparse_int("0x1F", 0, 100, &v), "hex");
+	ASSERT_EQ(v, 31, "0x1F");
+	ASSERT_OK(yparse_int("0b101", 0, 100, &v), "binary");
+	ASSERT_EQ(v, 5, "0b101");
+	ASSERT_OK(yparse_int("1_0", 0, 100, &v), "underscore");
+	ASSERT_EQ(v, 10, "1_0");
+	ASSERT_OK(yparse_int("-9223372036854775808", LLONG_MIN, 0, &v), "min");
+	ASSERT_EQ(yparse_int("08", 0, 100, &v), -EINVAL, "8 is no octal digit");
+	ASSERT_EQ(yparse_int("0x", 0, 100, &v), -EINVAL, "no digits");
+	ASSERT_EQ(yparse_json_int("010", 0, 100, &v), -EINVAL, "JSON: no leading zero");
+	ASSERT_EQ(yparse_json_int("0x10", 0, 100, &v), -EINVAL, "JSON: no hex");
+	ASSERT_OK(yparse_json_int("0", 0, 100, &v), "JSON 0");
+	ASSERT_OK(yparse_json_int("-5", -10, 100, &v), "JSON negative");
 }
 
 static void subtest_malformed(void)

@@ -279,7 +279,7 @@ static int parse_target_port(const struct kf_ctx *c, const yaml_node_t *map,
 	}
 	kf_join(path, sizeof(path), parent, "targetPort");
 	if (n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-	    !yparse_int((const char *)n->data.scalar.value, 1, 65535, &v)) {
+	    !ydoc_int(c->d, (const char *)n->data.scalar.value, 1, 65535, &v)) {
 		p->target_port = (uint16_t)v;
 		return 0;
 	}

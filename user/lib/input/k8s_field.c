@@ -114,7 +114,7 @@ int kf_int(const struct kf_ctx *c, const yaml_node_t *map, const char *key,
 		return ret;
 	/* A quoted "80" is a string to the API server, not a number. */
 	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
-	    yparse_int((const char *)n->data.scalar.value, min, max, out))
+	    ydoc_int(c->d, (const char *)n->data.scalar.value, min, max, out))
 		return kf_error(c, n, path, "must be an integer in %lld..%lld, got %s",
 				min, max, kf_describe(n, got, sizeof(got)));
 	return 0;

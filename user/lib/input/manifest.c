@@ -245,6 +245,7 @@ static int load_stream(struct load *l, const char *name, struct ydoc_src *src)
 		if (ret <= 0)
 			break;
 		d.root = yaml_document_get_root_node(&d.doc);
+		ydoc_detect_json(&d);
 		if (d.root)
 			ret = load_doc(l->m, &d, l->dg, 0);
 		yaml_document_delete(&d.doc);

@@ -626,6 +626,7 @@ static int append_doc(struct ydoc_set *set, yaml_document_t *doc)
 		.index = (int)set->nr_docs,
 	};
 	docs[set->nr_docs].root = yaml_document_get_root_node(&docs[set->nr_docs].doc);
+	ydoc_detect_json(&docs[set->nr_docs]);
 	set->nr_docs++;
 	return 0;
 }
@@ -868,6 +869,28 @@ int yparse_int(const char *s, long long min, long long max, long long *out)
 	return 0;
 }
 
+int yparse_json_int(const char *s, long long min, long long max, long long *out)
+{
+	const char *p = s;
+
+	if (!s)
+		return -EINVAL;
+	if (*p == '-')
+		p++;
+	if (!(*p >= '0' && *p <= '9') || (p[0] == '0' && p[1]))
+		return -EINVAL;
+	for (const char *q = p; *q; q++)
+		if (*q < '0' || *q > '9')
+			return -EINVAL;
+	return yparse_int(s, min, max, out);
+}
+
+void ydoc_detect_json(struct ydoc *d)
+{
+	d->json = d->root && d->root->type == YAML_MAPPING_NODE &&
+		  d->root->data.mapping.style == YAML_FLOW_MAPPING_STYLE;
+}
+
 int yget_int(const struct ydoc *d, const yaml_node_t *map, const char *key,
 	     long long min, long long max, long long *out)
 {
@@ -878,7 +901,7 @@ int yget_int(const struct ydoc *d, const yaml_node_t *map, const char *key,
 	/* A quoted "80" is a string to the API server, not a number. */
 	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
 		return -EINVAL;
-	return yparse_int((const char *)n->data.scalar.value, min, max, out);
+	return ydoc_int(d, (const char *)n->data.scalar.value, min, max, out);
 }
 
 int yget_bool(const struct ydoc *d, const yaml_node_t *map, const char *key, bool *out)

@@ -31,6 +31,12 @@ struct ydoc {
 	const char *file;	/* owned by the ydoc_set */
 	int index;		/* 0-based position of the document in its file */
 	yaml_node_t *root;	/* NULL for an empty document */
+	/*
+	 * The document is JSON: its root is a flow mapping ("{"), which is how
+	 * kubectl tells JSON from YAML. Numbers then follow JSON ("010" is an
+	 * error there, 8 in YAML 1.1); see ydoc_int().
+	 */
+	bool json;
 };
 
 /* All documents of one file (or buffer), in order. */
@@ -127,6 +133,16 @@ int yget_seq(const struct ydoc *d, const yaml_node_t *map, const char *key,
  * 0 for octal ("010" is 8), '_' separators; -EINVAL otherwise.
  */
 int yparse_int(const char *s, long long min, long long max, long long *out);
+/* The same for JSON: -?(0|[1-9][0-9]*) only. */
+int yparse_json_int(const char *s, long long min, long long max, long long *out);
+/* A plain scalar of d as an integer, by the rules of d's syntax (JSON or YAML). */
+static inline int ydoc_int(const struct ydoc *d, const char *s, long long min, long long max,
+			   long long *out)
+{
+	return d->json ? yparse_json_int(s, min, max, out) : yparse_int(s, min, max, out);
+}
+/* Mark d as JSON when its root is a flow mapping. */
+void ydoc_detect_json(struct ydoc *d);
 
 /* Iterate the pairs of a mapping node. */
 #define ymap_for_each(d, map, kn, vn)						\
