@@ -71,11 +71,13 @@ static int parse_header_mod(const struct kf_ctx *c, const yaml_node_t *map,
 	for (size_t i = 0; !ret && i < n; i++) {
 		const char *s = ynode_str(item = yseq_at(c->d, seq, i));
 
+		kf_join(ipath, sizeof(ipath), path, "remove[%zu]", i);
 		if (!s || strlen(s) > 256)
-			return kf_error(c, item ? item : seq,
-					kf_join(ipath, sizeof(ipath), path, "remove[%zu]", i),
+			return kf_error(c, item ? item : seq, ipath,
 					"must be a header name of at most 256 characters");
-		ret = kf_strdup(&out->remove[out->nr_remove++], s);
+		ret = kf_check_text(c, item, ipath, s);
+		if (!ret)
+			ret = kf_strdup(&out->remove[out->nr_remove++], s);
 	}
 	return ret;
 }

@@ -22,13 +22,11 @@ int gp_str(const struct kf_ctx *c, const yaml_node_t *map, const char *key,
 	/*
 	 * No Gateway API string may hold a control character (the CRDs' patterns
 	 * and HTTP itself forbid them; a tab inside a header value is HTTP's own).
-	 * A newline in a path or header would forge lines in every text output.
 	 */
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-			return kf_error(c, ymap_get(c->d, map, key),
-					kf_join(path, sizeof(path), parent, "%s", key),
-					"contains a control character (\\x%02x), not allowed", *p);
+	ret = kf_check_text(c, ymap_get(c->d, map, key),
+			    kf_join(path, sizeof(path), parent, "%s", key), s);
+	if (ret)
+		return ret;
 	return kf_strdup(out, s);
 }
 

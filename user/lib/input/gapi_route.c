@@ -66,7 +66,9 @@ static int parse_hostnames(const struct kf_ctx *c, const yaml_node_t *spec,
 			return kf_error(c, item ? item : seq, path,
 					"must be a hostname of at most %d characters",
 					K8S_NAME_MAX);
-		ret = kf_strdup(&r->hostnames[r->nr_hostnames++], s);
+		ret = kf_check_text(c, item, path, s);
+		if (!ret)
+			ret = kf_strdup(&r->hostnames[r->nr_hostnames++], s);
 		if (ret)
 			return ret;
 	}

@@ -84,6 +84,12 @@ static int dup_opt_str(const struct kf_ctx *c, const yaml_node_t *map, const cha
 	*out = NULL;
 	if (ret == -ENOENT)
 		return 0;
+	if (!ret) {
+		char path[KF_PATH_MAX];
+
+		ret = kf_check_text(c, ymap_get(c->d, map, key),
+				    kf_join(path, sizeof(path), parent, "%s", key), s);
+	}
 	return ret ? ret : kf_strdup(out, s);
 }
 

@@ -168,6 +168,24 @@ int kf_seq(const struct kf_ctx *c, const yaml_node_t *map, const char *key,
 	return get_typed(c, map, key, parent, required, YAML_SEQUENCE_NODE, "a list", out);
 }
 
+int kf_control_char(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; p && *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return *p;
+	return 0;
+}
+
+int kf_check_text(const struct kf_ctx *c, const yaml_node_t *n, const char *path,
+		  const char *s)
+{
+	int ch = kf_control_char(s);
+
+	if (!ch)
+		return 0;
+	return kf_error(c, n, path, "contains a control character (\\x%02x), not allowed", ch);
+}
+
 int kf_strdup(char **dst, const char *src)
 {
 	*dst = NULL;

@@ -62,6 +62,15 @@ int k8s_get_string_map(const struct kf_ctx *c, const yaml_node_t *parent_map,
 		       const char *key, const char *parent, bool strict,
 		       struct k8s_labels *out);
 
+/*
+ * The first control character of s (other than a tab), or 0. No field we
+ * keep and print may hold one: it would forge lines in every text output.
+ */
+int kf_control_char(const char *s);
+/* Report s at n/path if it holds a control character; 0 or -EINVAL. */
+int kf_check_text(const struct kf_ctx *c, const yaml_node_t *n, const char *path,
+		  const char *s);
+
 /* Duplicate a string into *dst (NULL stays NULL); -ENOMEM on failure. */
 int kf_strdup(char **dst, const char *src);
 
