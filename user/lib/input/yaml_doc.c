@@ -59,7 +59,15 @@ static size_t check_bytes(struct ydoc_src *s, const unsigned char *buf, size_t n
 	size_t i = 0;
 
 	while (i < n) {
-		int w = char_len(buf + i, n - i);
+		int w;
+
+		/* ASCII, nearly all of any manifest, without the decoder. */
+		if (buf[i] >= 0x20 && buf[i] < 0x7f) {
+			s->col++;
+			i++;
+			continue;
+		}
+		w = char_len(buf + i, n - i);
 
 		if (w < 0)
 			break;
@@ -368,6 +376,28 @@ static int check_duplicate_keys(struct composer *c, const yaml_node_t *map)
 
 	if (nr < 2)
 		return 0;
+	/* Small mappings, nearly all of them: pairwise, no table. */
+	if (nr <= 8) {
+		for (size_t i = 1; i < nr; i++) {
+			int kid = map->data.mapping.pairs.start[i].key;
+			yaml_node_t *k = yaml_document_get_node(c->doc, kid);
+
+			if (k->type != YAML_SCALAR_NODE)
+				continue;
+			for (size_t j = 0; j < i; j++) {
+				yaml_node_t *o = yaml_document_get_node(c->doc,
+						map->data.mapping.pairs.start[j].key);
+
+				if (o->type != YAML_SCALAR_NODE || !same_scalar(o, k))
+					continue;
+				c->stack[c->depth - 1].key = kid;
+				return fail(c, &k->start_mark, false,
+					    "duplicate key (first at line %d), document ignored",
+					    (int)o->start_mark.line + 1);
+			}
+		}
+		return 0;
+	}
 	while (cap < nr * 2)
 		cap *= 2;
 	slots = calloc(cap, sizeof(*slots));
