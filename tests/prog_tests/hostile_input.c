@@ -409,6 +409,47 @@ static void case_pipe(void)
 	free(r.out);
 }
 
+/*
+ * A pipe that brings one byte at a time, cutting a UTF-8 character across
+ * reads: the document is read whole (a short read is not the end).
+ */
+static void case_pipe_trickle(void)
+{
+	static const char doc[] = "apiVersion: v1\nkind: Service\n"
+		"metadata: {name: trickled, namespace: good, annotations: {note: \"caf\xc3\xa9\"}}\n"
+		"spec: {clusterIP: 10.96.7.13, ports: [{port: 80}]}\n";
+	char *argv[] = { (char *)test_bin("gammad"), "translate", (char *)src_path("base.yaml"),
+			 "/dev/stdin", NULL };
+	struct run r;
+	int fds[2];
+	pid_t w;
+
+	if (!ASSERT_OK(pipe(fds), "pipe"))
+		return;
+	w = fork();
+	if (w == 0) {
+		close(fds[0]);
+		for (size_t i = 0; i < sizeof(doc) - 1; i++) {
+			if (write(fds[1], doc + i, 1) != 1)
+				break;
+			usleep(2000);
+		}
+		_exit(0);
+	}
+	close(fds[1]);
+	if (!ASSERT_OK(run_bounded(argv, fds[0], &r), "run")) {
+		close(fds[0]);
+		return;
+	}
+	close(fds[0]);
+	waitpid(w, NULL, 0);
+	if (check_bounds(&r, 0)) {
+		ASSERT_HAS_SUBSTR(r.out, "Service good/trickled port 80", "whole document read");
+		ASSERT_HAS_SUBSTR(r.out, GOOD_ROUTE, "good route kept");
+	}
+	free(r.out);
+}
+
 /* A device given as the path is not read. */
 static void case_device(void)
 {
@@ -585,6 +626,8 @@ void test_hostile_input(void)
 		case_fifo_path();
 	if (test__start_subtest("pipe_limit"))
 		case_pipe();
+	if (test__start_subtest("pipe_trickle"))
+		case_pipe_trickle();
 	if (test__start_subtest("device_path"))
 		case_device();
 	if (test__start_subtest("bench_flags"))

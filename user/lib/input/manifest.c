@@ -260,8 +260,14 @@ static bool too_large(const char *name, uint64_t len, uint64_t limit, struct dia
 {
 	if (len <= limit)
 		return false;
-	diag_report(dg, LOG_ERROR, name, 1, NULL, "file too large (%llu bytes, limit %llu), ignored",
-		    (unsigned long long)len, (unsigned long long)limit);
+	if (limit < YDOC_MAX_FILE_BYTES)
+		diag_report(dg, LOG_ERROR, name, 1, NULL,
+			    "file of %llu bytes ignored: the load's %llu bytes are used up",
+			    (unsigned long long)len, (unsigned long long)MANIFEST_MAX_LOAD_BYTES);
+	else
+		diag_report(dg, LOG_ERROR, name, 1, NULL,
+			    "file too large (%llu bytes, limit %llu), ignored",
+			    (unsigned long long)len, (unsigned long long)limit);
 	return true;
 }
 

@@ -88,71 +88,76 @@ static size_t check_bytes(struct ydoc_src *s, const unsigned char *buf, size_t n
 	return i;
 }
 
+static void src_stop(struct ydoc_src *s, const char *why)
+{
+	s->bad = why;
+	s->bad_line = s->line;
+	s->bad_col = s->col;
+}
+
+/*
+ * libyaml's read handler. It must never answer 0 bytes before the real end:
+ * libyaml takes that for the end of the stream, and a document cut there
+ * could be loaded as if whole. So a read that brings only part of a
+ * character (a pipe may) reads again, and any early stop is an error.
+ */
 static int src_read(void *data, unsigned char *out, size_t size, size_t *got)
 {
 	struct ydoc_src *s = data;
 	size_t n, ok;
+	bool cut;
 
 	*got = 0;
-	if (s->bad)
+	if (s->bad || size < sizeof(s->pend))
 		return 0;
-	if (s->fd < 0) {
-		n = s->len - s->off < size ? s->len - s->off : size;
-		memcpy(out, s->buf + s->off, n);
-	} else {
-		ssize_t r;
-
-		memcpy(out, s->pend, s->nr_pend);
-		do
-			r = read(s->fd, out + s->nr_pend, size - s->nr_pend);
-		while (r < 0 && errno == EINTR);
-		if (r < 0) {
-			s->read_errno = errno;
-			s->bad = strerror(errno);
-			s->bad_line = s->line;
-			s->bad_col = s->col;
-			return 0;
-		}
-		n = s->nr_pend + (size_t)r;
-		if (!r && s->nr_pend) {
-			/* The stream ended inside a character. */
-			s->bad = "invalid UTF-8 (cut at the end)";
-			s->bad_line = s->line;
-			s->bad_col = s->col;
-			return 0;
-		}
-		s->nr_pend = 0;
-	}
-	if (s->total + n > s->limit) {
-		n = s->limit - s->total;
-		if (!n) {
-			s->bad = "too many bytes";
-			s->bad_line = s->line;
-			s->bad_col = s->col;
-			return 0;
-		}
-	}
-	ok = check_bytes(s, out, n);
-	if (ok < n && !s->bad) {
-		/* A character cut by the read: keep its start for the next one. */
-		if (s->fd >= 0 && n - ok < sizeof(s->pend)) {
-			s->nr_pend = n - ok;
-			memcpy(s->pend, out + ok, s->nr_pend);
-		} else if (s->fd < 0 && s->off + n < s->len) {
-			/* The buffer goes on: the next call sees the whole character. */
+	do {
+		if (s->fd < 0) {
+			n = s->len - s->off < size ? s->len - s->off : size;
+			memcpy(out, s->buf + s->off, n);
 		} else {
-			s->bad = "invalid UTF-8 (cut at the end)";
-			s->bad_line = s->line;
-			s->bad_col = s->col;
+			ssize_t r;
+
+			memcpy(out, s->pend, s->nr_pend);
+			do
+				r = read(s->fd, out + s->nr_pend, size - s->nr_pend);
+			while (r < 0 && errno == EINTR);
+			if (r < 0) {
+				s->read_errno = errno;
+				src_stop(s, strerror(errno));
+				return 0;
+			}
+			if (!r && s->nr_pend) {
+				src_stop(s, "invalid UTF-8 (cut at the end)");
+				return 0;
+			}
+			n = s->nr_pend + (size_t)r;
+			s->nr_pend = 0;
 		}
-	}
-	if (s->fd < 0)
-		s->off += ok;
-	s->total += ok;
+		if (!n)
+			return 1;	/* the real end */
+		cut = s->total + n > s->limit;
+		if (cut)
+			n = s->limit - s->total;
+		ok = check_bytes(s, out, n);
+		if (ok < n && !s->bad) {
+			if (cut)
+				src_stop(s, "too many bytes");
+			else if (s->fd >= 0 && n - ok < sizeof(s->pend)) {
+				/* A character cut by the read: keep its start for the next one. */
+				s->nr_pend = n - ok;
+				memcpy(s->pend, out + ok, s->nr_pend);
+			} else if (s->fd >= 0 || s->off + n >= s->len) {
+				src_stop(s, "invalid UTF-8 (cut at the end)");
+			}
+		} else if (!n && cut) {
+			src_stop(s, "too many bytes");
+		}
+		if (s->fd < 0)
+			s->off += ok;
+		s->total += ok;
+	} while (!ok && !s->bad);
 	*got = ok;
-	if (!ok && s->bad)
-		return 0;
-	return 1;
+	return ok || !s->bad;
 }
 
 void ydoc_src_attach(yaml_parser_t *parser, struct ydoc_src *s)
