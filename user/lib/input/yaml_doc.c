@@ -478,8 +478,13 @@ static int on_node_start(struct composer *c, const yaml_event_t *e)
 		anchor = e->data.mapping_start.anchor;
 		break;
 	}
+	/*
+	 * libyaml refuses a value or tag that is not UTF-8 here (the reader and
+	 * scanner checked them already); an allocation failure looks the same.
+	 * Either way this document only: a load must not end on it.
+	 */
 	if (!id)
-		return -ENOMEM;
+		return fail(c, m, false, "value or tag cannot be stored, document ignored");
 	node = yaml_document_get_node(c->doc, id);
 	node->start_mark = e->start_mark;
 	node->end_mark = e->end_mark;
