@@ -3,6 +3,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <errno.h>
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,25 +16,48 @@ struct rx_entry {
 	size_t size;		/* compiled bytes */
 	enum rx_status status;
 	char why[128];
+	unsigned int users;	/* matches under way (under lock) */
+	bool dropped;		/* out of the cache: freed by its last user */
 };
 
+/*
+ * One cache for the process: the translator checks patterns while request
+ * threads (the HTTP engine) may be matching. Entries are counted while a
+ * match uses one, so clearing the cache never frees a pattern in use.
+ */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct strmap cache;
 static size_t cache_bytes;
 static pcre2_match_context *match_ctx;
 static pcre2_compile_context *compile_ctx;
 
-void rx_cache_clear(void)
+static void entry_free(struct rx_entry *e)
+{
+	pcre2_code_free(e->code);
+	free(e);
+}
+
+static void clear_locked(void)
 {
 	struct strmap_slot *s;
 
 	strmap_for_each(&cache, s) {
 		struct rx_entry *e = s->value;
 
-		pcre2_code_free(e->code);
-		free(e);
+		if (e->users)
+			e->dropped = true;
+		else
+			entry_free(e);
 	}
 	strmap_free(&cache);
 	cache_bytes = 0;
+}
+
+void rx_cache_clear(void)
+{
+	pthread_mutex_lock(&lock);
+	clear_locked();
+	pthread_mutex_unlock(&lock);
 }
 
 static int contexts(void)
@@ -96,60 +120,74 @@ static struct rx_entry *compile(const char *pattern)
 	return e;
 }
 
-static struct rx_entry *lookup(const char *pattern)
+/* The entry of pattern, compiled now if new; with users + 1 when use is set. Under lock. */
+static struct rx_entry *lookup_locked(const char *pattern, bool use)
 {
 	struct rx_entry *e;
 
 	if (contexts())
 		return NULL;
 	e = strmap_get(&cache, pattern);
-	if (e)
-		return e;
-	if (cache.nr >= RX_CACHE_MAX || cache_bytes >= RX_CACHE_BYTES)
-		rx_cache_clear();
-	e = compile(pattern);
-	if (!e)
-		return NULL;
-	cache_bytes += e->size + strlen(pattern);
-	if (strmap_put(&cache, pattern, e, NULL)) {
-		pcre2_code_free(e->code);
-		free(e);
-		return NULL;
+	if (!e) {
+		if (cache.nr >= RX_CACHE_MAX || cache_bytes >= RX_CACHE_BYTES)
+			clear_locked();
+		e = compile(pattern);
+		if (!e)
+			return NULL;
+		if (strmap_put(&cache, pattern, e, NULL)) {
+			entry_free(e);
+			return NULL;
+		}
+		cache_bytes += e->size + strlen(pattern);
 	}
+	e->users += use;
 	return e;
 }
 
 enum rx_status rx_check(const char *pattern, char *why, size_t len)
 {
-	const struct rx_entry *e = lookup(pattern);
+	const struct rx_entry *e;
+	enum rx_status st;
 
-	if (!e) {
-		if (why)
-			snprintf(why, len, "out of memory");
-		return RX_NO_MEMORY;
-	}
+	pthread_mutex_lock(&lock);
+	e = lookup_locked(pattern, false);
+	st = e ? e->status : RX_NO_MEMORY;
 	if (why)
-		snprintf(why, len, "%s", e->why);
-	return e->status;
+		snprintf(why, len, "%s", e ? e->why : "out of memory");
+	pthread_mutex_unlock(&lock);
+	return st;
 }
 
 int rx_match(const char *pattern, const char *subject, size_t len)
 {
-	const struct rx_entry *e = lookup(pattern);
-	pcre2_match_data *md;
+	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+	struct rx_entry *e;
 	int rc;
 
-	if (!e || !e->code)
-		return -EINVAL;
-	md = pcre2_match_data_create(1, NULL);
 	if (!md)
 		return -ENOMEM;
+	pthread_mutex_lock(&lock);
+	e = lookup_locked(pattern, true);
+	pthread_mutex_unlock(&lock);
+	if (!e || !e->code) {
+		rc = -EINVAL;
+		goto out;
+	}
+	/* A compiled pattern is read-only: matches run outside the lock. */
 	rc = pcre2_match(e->code, (PCRE2_SPTR)subject, len, 0, 0, md, match_ctx);
-	pcre2_match_data_free(md);
 	if (rc >= 0)
-		return 1;
-	if (rc == PCRE2_ERROR_NOMATCH)
-		return 0;
-	/* Match, depth or heap limit: over budget, which is no match. */
-	return -E2BIG;
+		rc = 1;
+	else if (rc == PCRE2_ERROR_NOMATCH)
+		rc = 0;
+	else
+		rc = -E2BIG;	/* match, depth or heap limit: over budget, no match */
+out:
+	if (e) {
+		pthread_mutex_lock(&lock);
+		if (!--e->users && e->dropped)
+			entry_free(e);
+		pthread_mutex_unlock(&lock);
+	}
+	pcre2_match_data_free(md);
+	return rc;
 }

@@ -10,8 +10,8 @@
  * patterns are compiled when it is first translated and every evaluated
  * request reuses them. The cache holds at most RX_CACHE_MAX patterns and
  * RX_CACHE_BYTES compiled bytes; past that it starts over (an agent whose
- * routes keep changing stays bounded). Not thread-safe: translation runs
- * on one thread.
+ * routes keep changing stays bounded). Thread-safe: a pattern in use by a
+ * match is freed only after that match.
  */
 #ifndef GAMMAD_REGEX_H
 #define GAMMAD_REGEX_H
