@@ -1,0 +1,1213 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The HTTP engine (user/lib/engine) over real loopback sockets, without the
+ * kernel steering: the test listens itself, accepts, and hands each
+ * connection to the engine with the ClusterIP:port a client would have
+ * dialed. Backends are build/echo servers (they say which pod answered and
+ * what arrived) and a small server in this file for what echo cannot do
+ * (checksummed bodies, chunked and close-delimited responses, a backend that
+ * dies mid-response, one that never answers, an endless download, 101).
+ * Responses are read with the library's own parser (http/http1.h).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test_progs.h"
+#include "lib/echo_harness.h"
+#include "engine/engine.h"
+#include "http/http1.h"
+#include "input/manifest.h"
+
+#define VIP "10.96.0.10"
+#define BUF_SIZE (16 * 1024)		/* the engine's buffers in this test */
+#define HEADER_TIMEOUT_MS 400
+#define IO_TIMEOUT_MS 5000
+
+/* ---- a small test server ---------------------------------------------------- */
+
+#define TS_CONNS 64
+
+struct tsrv {
+	int lfd;
+	uint16_t port;
+	pthread_t thread;
+	int stop;				/* atomic */
+	pthread_t conns[TS_CONNS];
+	int nr_conns;
+	/* what it saw */
+	int hang_requests, closed_after_hang;	/* atomic */
+	long long stream_bytes;			/* atomic */
+};
+
+struct tconn {
+	struct tsrv *s;
+	int fd;
+};
+
+static bool ts_stopping(struct tsrv *s)
+{
+	return __atomic_load_n(&s->stop, __ATOMIC_RELAXED);
+}
+
+/* recv with a stop check: >0 bytes, 0 EOF, -1 error or stop */
+static ssize_t ts_recv(struct tsrv *s, int fd, void *buf, size_t n)
+{
+	while (!ts_stopping(s)) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int r = poll(&p, 1, 100);
+
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (r > 0)
+			return recv(fd, buf, n, 0);
+	}
+	return -1;
+}
+
+static int ts_send(struct tsrv *s, int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+
+	while (n && !ts_stopping(s)) {
+		struct pollfd pf = { .fd = fd, .events = POLLOUT };
+		ssize_t w;
+
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= w;
+	}
+	return n ? -1 : 0;
+}
+
+static uint64_t fnv1a(uint64_t h, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+#define FNV_INIT 0xcbf29ce484222325ULL
+
+/* The bytes of the test bodies: position-dependent, so a lost or moved byte shows. */
+static void fill(char *p, size_t n, size_t off)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = 'a' + (off + i) % 23;
+}
+
+struct sum {
+	uint64_t h;
+	size_t n;
+};
+
+static void on_sum(void *ctx, const char *p, size_t n)
+{
+	struct sum *s = ctx;
+
+	s->h = fnv1a(s->h, p, n);
+	s->n += n;
+}
+
+static int ts_reply(struct tsrv *s, int fd, const char *head_fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int ts_reply(struct tsrv *s, int fd, const char *head_fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, head_fmt);
+	n = vsnprintf(buf, sizeof(buf), head_fmt, ap);
+	va_end(ap);
+	return ts_send(s, fd, buf, n);
+}
+
+static void *ts_conn(void *arg)
+{
+	struct tconn *tc = arg;
+	struct tsrv *s = tc->s;
+	int fd = tc->fd;
+	size_t cap = 1 << 20, len = 0;
+	char *buf = malloc(cap);
+	struct h1_head *hp = malloc(sizeof(*hp));	/* big: not on a thread's stack */
+	struct h1_limits lim = { H1_HEAD_MAX_DEFAULT, H1_TARGET_MAX_DEFAULT };
+
+	free(tc);
+	while (buf && hp) {
+		struct h1_scan scan = { 0 };
+		long hl;
+		ssize_t n;
+		char path[256];
+		struct sum sum = { FNV_INIT, 0 };
+
+		while ((hl = h1_head_end(buf, len, &lim, &scan)) == 0) {
+			n = ts_recv(s, fd, buf + len, cap - len);
+			if (n <= 0)
+				goto out;
+			len += n;
+		}
+		if (hl < 0 || h1_parse_request(buf, hl, &lim, hp))
+			goto out;
+		snprintf(path, sizeof(path), "%.*s", (int)hp->path.len, hp->path.p);
+		if (hp->expect_continue && ts_reply(s, fd, "HTTP/1.1 100 Continue\r\n\r\n"))
+			goto out;
+		/* the body: checksummed, whatever the path */
+		memmove(buf, buf + hl, len - hl);
+		len -= hl;
+		if (hp->body == H1_BODY_LENGTH) {
+			uint64_t left = hp->content_length;
+
+			for (;;) {
+				size_t take = len < left ? len : left;
+
+				on_sum(&sum, buf, take);
+				left -= take;
+				memmove(buf, buf + take, len - take);
+				len -= take;
+				if (!left)
+					break;
+				if ((n = ts_recv(s, fd, buf + len, cap - len)) <= 0)
+					goto out;
+				len += n;
+			}
+		} else if (hp->body == H1_BODY_CHUNKED) {
+			struct h1_chunked ch = { 0 };
+
+			for (;;) {
+				long m = h1_chunked_scan(&ch, buf, len, on_sum, &sum);
+
+				if (m < 0)
+					goto out;
+				memmove(buf, buf + m, len - m);
+				len -= m;
+				if (ch.done)
+					break;
+				if ((n = ts_recv(s, fd, buf + len, cap - len)) <= 0)
+					goto out;
+				len += n;
+			}
+		}
+		bool head = h1_str_eq(&hp->method, "HEAD");
+		unsigned long arg = 0;
+		const char *num = strrchr(path, '/');
+
+		if (num)
+			arg = strtoul(num + 1, NULL, 10);
+		if (!strncmp(path, "/ts/sum", 7)) {
+			if (ts_reply(s, fd, "HTTP/1.1 200 OK\r\nContent-Length: 41\r\n\r\n"
+				     "len=%016zx sum=%016llx", sum.n, (unsigned long long)sum.h))
+				goto out;
+		} else if (!strncmp(path, "/ts/len/", 8) || !strncmp(path, "/ts/close/", 10) ||
+			   !strncmp(path, "/ts/chunked/", 12)) {
+			bool chunked = path[4] == 'c' && path[5] == 'h';
+			bool close_ = path[4] == 'c' && path[5] == 'l';
+			char *body = malloc(arg + 1);
+
+			fill(body, arg, 0);
+			if (chunked)
+				ts_reply(s, fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+					 "Trailer: X-Sum\r\n\r\n");
+			else if (close_)
+				ts_reply(s, fd, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+			else
+				ts_reply(s, fd, "HTTP/1.1 200 OK\r\nContent-Length: %lu\r\n\r\n", arg);
+			for (size_t off = 0; !head && off < arg;) {
+				size_t k = arg - off < 7000 ? arg - off : 7000;
+
+				if (chunked)
+					ts_reply(s, fd, "%zx\r\n", k);
+				ts_send(s, fd, body + off, k);
+				if (chunked)
+					ts_send(s, fd, "\r\n", 2);
+				off += k;
+			}
+			if (chunked && !head)
+				ts_reply(s, fd, "0\r\nX-Sum: %016llx\r\n\r\n",
+					 (unsigned long long)fnv1a(FNV_INIT, body, arg));
+			free(body);
+			if (close_)
+				goto out;
+		} else if (!strcmp(path, "/ts/204")) {
+			ts_reply(s, fd, "HTTP/1.1 204 No Content\r\nX-Kind: 204\r\n\r\n");
+		} else if (!strcmp(path, "/ts/304")) {
+			ts_reply(s, fd, "HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\n\r\n");
+		} else if (!strcmp(path, "/ts/die")) {
+			/* promise a megabyte, send a little, then an RST */
+			struct linger l = { 1, 0 };
+			char part[1000];
+
+			fill(part, sizeof(part), 0);
+			ts_reply(s, fd, "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n");
+			ts_send(s, fd, part, sizeof(part));
+			usleep(100 * 1000);
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+			goto out;
+		} else if (!strcmp(path, "/ts/hang")) {
+			char c;
+
+			__atomic_add_fetch(&s->hang_requests, 1, __ATOMIC_RELAXED);
+			n = ts_recv(s, fd, &c, 1);
+			if (n == 0 || (n < 0 && !ts_stopping(s)))
+				__atomic_add_fetch(&s->closed_after_hang, 1, __ATOMIC_RELAXED);
+			goto out;
+		} else if (!strcmp(path, "/ts/stream")) {
+			/* an endless download: what it manages to send is counted */
+			char chunk[16384];
+			int small = 16384;
+
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+			fill(chunk, sizeof(chunk), 0);
+			ts_reply(s, fd, "HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n");
+			while (!ts_stopping(s)) {
+				ssize_t w = send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL | MSG_DONTWAIT);
+
+				if (w > 0)
+					__atomic_add_fetch(&s->stream_bytes, w, __ATOMIC_RELAXED);
+				else if (w < 0 && errno == EAGAIN)
+					usleep(5000);
+				else
+					break;
+			}
+			goto out;
+		} else if (!strcmp(path, "/ts/upgrade")) {
+			ts_reply(s, fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\n"
+				 "Connection: Upgrade\r\n\r\n");
+			/* echo what comes, upper-cased, until EOF */
+			for (;;) {
+				for (size_t i = 0; i < len; i++)
+					buf[i] = buf[i] >= 'a' && buf[i] <= 'z' ? buf[i] - 32 : buf[i];
+				if (len && ts_send(s, fd, buf, len))
+					goto out;
+				len = 0;
+				n = ts_recv(s, fd, buf, cap);
+				if (n <= 0)
+					break;
+				len = n;
+			}
+			shutdown(fd, SHUT_WR);
+			goto out;
+		} else {
+			ts_reply(s, fd, "HTTP/1.1 418 I'm a teapot\r\nContent-Length: 0\r\n\r\n");
+		}
+	}
+out:
+	free(buf);
+	free(hp);
+	close(fd);
+	return NULL;
+}
+
+static void *ts_accept(void *arg)
+{
+	struct tsrv *s = arg;
+
+	while (!ts_stopping(s)) {
+		struct pollfd p = { .fd = s->lfd, .events = POLLIN };
+		struct tconn *tc;
+		int fd;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (s->nr_conns == TS_CONNS || !(tc = malloc(sizeof(*tc)))) {
+			close(fd);
+			continue;
+		}
+		tc->s = s;
+		tc->fd = fd;
+		if (pthread_create(&s->conns[s->nr_conns], NULL, ts_conn, tc)) {
+			close(fd);
+			free(tc);
+			continue;
+		}
+		s->nr_conns++;
+	}
+	for (int i = 0; i < s->nr_conns; i++)
+		pthread_join(s->conns[i], NULL);
+	return NULL;
+}
+
+static int listen_loopback(uint16_t *port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) || listen(fd, 128) ||
+	    getsockname(fd, (struct sockaddr *)&sin, &sl)) {
+		int ret = -errno;
+
+		close(fd);
+		return ret;
+	}
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+static int ts_start(struct tsrv *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->lfd = listen_loopback(&s->port);
+	if (s->lfd < 0)
+		return s->lfd;
+	if (pthread_create(&s->thread, NULL, ts_accept, s)) {
+		close(s->lfd);
+		s->lfd = -1;
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+static void ts_stop(struct tsrv *s)
+{
+	if (s->lfd < 0)
+		return;
+	__atomic_store_n(&s->stop, 1, __ATOMIC_RELAXED);
+	pthread_join(s->thread, NULL);
+	close(s->lfd);
+	s->lfd = -1;
+}
+
+/* ---- the fixture ------------------------------------------------------------ */
+
+struct fix {
+	struct echo_proc echo[3];	/* pods b1, b2, b3 */
+	struct tsrv ts;
+	struct model m;
+	struct diag dg;
+	struct engine *e;
+	int lfd;
+	uint16_t lport;
+};
+
+#define SVC(name, ip) \
+	"---\napiVersion: v1\nkind: Service\nmetadata: {name: " name ", namespace: app}\n" \
+	"spec:\n  clusterIP: " ip "\n  ports: [{name: http, port: 80}]\n"
+#define SLICE(name, port) \
+	"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n" \
+	"metadata: {name: " name "-1, namespace: app, labels: {kubernetes.io/service-name: " name "}}\n" \
+	"addressType: IPv4\nendpoints:\n- addresses: [127.0.0.1]\n  conditions: {ready: true}\n" \
+	"ports:\n- {name: http, port: " port "}\n"
+#define RULE(match, filters, backends) \
+	"  - matches: [" match "]\n" filters "    backendRefs: [" backends "]\n"
+#define PREFIX(v) "{path: {type: PathPrefix, value: \"" v "\"}}"
+
+static const char routes_yaml[] =
+	"apiVersion: v1\nkind: Namespace\nmetadata: {name: app}\n"
+	SVC("a", VIP) SVC("b1", "10.96.0.11") SVC("b2", "10.96.0.12") SVC("b3", "10.96.0.13")
+	SVC("ts", "10.96.0.14") SVC("bempty", "10.96.0.15")
+	SLICE("b1", "%u") SLICE("b2", "%u") SLICE("b3", "%u") SLICE("ts", "%u")
+	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+	"metadata: {name: r, namespace: app}\nspec:\n"
+	"  parentRefs: [{group: \"\", kind: Service, name: a, port: 80}]\n  rules:\n"
+	RULE("{path: {type: PathPrefix, value: /v}, headers: [{name: x-version, value: v2}]}", "",
+	     "{name: b2, port: 80}")
+	RULE(PREFIX("/v"), "", "{name: b1, port: 80}")
+	RULE(PREFIX("/b1"), "", "{name: b1, port: 80}")
+	RULE(PREFIX("/b2"), "", "{name: b2, port: 80}")
+	RULE(PREFIX("/split"), "", "{name: b1, port: 80, weight: 80}, {name: b3, port: 80, weight: 20}")
+	RULE("{path: {type: Exact, value: /old}}",
+	     "    filters: [{type: RequestRedirect, requestRedirect: {hostname: new.example.com, "
+	     "path: {type: ReplaceFullPath, replaceFullPath: /new/place}, statusCode: 301}}]\n", "")
+	RULE(PREFIX("/rewrite"),
+	     "    filters: [{type: URLRewrite, urlRewrite: {hostname: rewritten.example, "
+	     "path: {type: ReplacePrefixMatch, replacePrefixMatch: /prefix}}}]\n",
+	     "{name: b1, port: 80}")
+	RULE(PREFIX("/hdr"),
+	     "    filters:\n"
+	     "    - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-Set, value: s1}], "
+	     "add: [{name: X-Add, value: a1}], remove: [X-Drop]}}\n"
+	     "    - {type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: X-Resp, value: r1}], "
+	     "remove: [X-Gone]}}\n",
+	     "{name: b1, port: 80}")
+	RULE(PREFIX("/invalid"), "", "{name: nosuch, port: 80}")
+	RULE(PREFIX("/empty"), "", "{name: bempty, port: 80}")
+	RULE(PREFIX("/ts"), "", "{name: ts, port: 80}");
+
+static void release_tables(void *ctx, struct tr_result *res)
+{
+	tr_result_free(res);
+	free(res);
+}
+
+static int fix_start(struct fix *f)
+{
+	static const char *const pods[] = { "b1", "b2", "b3" };
+	struct engine_opts o = {
+		.release_tables = release_tables,
+		.buf_size = BUF_SIZE,
+		.header_timeout_ms = HEADER_TIMEOUT_MS,
+	};
+	struct tr_result *res;
+	char *yaml = NULL;
+	int ret;
+
+	memset(f, 0, sizeof(*f));
+	f->lfd = f->ts.lfd = -1;
+	model_init(&f->m);
+	for (int i = 0; i < 3; i++) {
+		const char *args[] = { "--port=0", "--pod", pods[i], "--namespace", "app", NULL };
+
+		ret = echo_proc_start(&f->echo[i], args, NULL);
+		if (!ASSERT_OK(ret, "echo start"))
+			return ret;
+	}
+	ret = ts_start(&f->ts);
+	if (!ASSERT_OK(ret, "test server"))
+		return ret;
+	if (asprintf(&yaml, routes_yaml, echo_proc_port(&f->echo[0], "http", 0),
+		     echo_proc_port(&f->echo[1], "http", 0), echo_proc_port(&f->echo[2], "http", 0),
+		     f->ts.port) < 0)
+		return -ENOMEM;
+	ret = manifest_load_buf(&f->m, "engine.yaml", yaml, strlen(yaml), &f->dg);
+	free(yaml);
+	if (!ASSERT_OK(ret, "manifests"))
+		return ret;
+	res = calloc(1, sizeof(*res));
+	if (!res)
+		return -ENOMEM;
+	ret = translate(&f->m, &f->dg, res);
+	if (!ASSERT_OK(ret, "translate")) {
+		free(res);
+		return ret;
+	}
+	f->e = engine_new(&o);
+	if (!ASSERT_OK_PTR(f->e, "engine_new"))
+		return -ENOMEM;
+	ret = engine_set_tables(f->e, res);
+	if (!ASSERT_OK(ret, "engine_set_tables"))
+		return ret;
+	ret = engine_start(f->e);
+	if (!ASSERT_OK(ret, "engine_start"))
+		return ret;
+	f->lfd = listen_loopback(&f->lport);
+	return ASSERT_GE(f->lfd, 0, "listen") ? 0 : f->lfd;
+}
+
+static void fix_stop(struct fix *f)
+{
+	if (f->e) {
+		engine_stop(f->e);
+		engine_free(f->e);
+	}
+	ts_stop(&f->ts);
+	for (int i = 0; i < 3; i++)
+		if (f->echo[i].pid)
+			echo_proc_stop(&f->echo[i]);
+	if (f->lfd >= 0)
+		close(f->lfd);
+	model_free(&f->m);
+	diag_free(&f->dg);
+}
+
+/* A client connection through the engine, as if it had dialed VIP:80 from app. */
+static int client(struct fix *f)
+{
+	struct engine_origin o = { .vport = 80, .client_ns = "app", .client_pod = "app/client" };
+	struct timeval tv = { IO_TIMEOUT_MS / 1000, 0 };
+	int cfd, afd;
+
+	ip_addr_parse(VIP, &o.vip);
+	cfd = echo_connect(AF_INET, f->lport);
+	if (cfd < 0)
+		return cfd;
+	setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	afd = accept4(f->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (afd < 0 || engine_adopt(f->e, afd, &o)) {
+		close(cfd);
+		return -EIO;
+	}
+	return cfd;
+}
+
+/* ---- reading responses with http1.h ----------------------------------------- */
+
+struct reader {
+	int fd;
+	char *buf;
+	size_t len, cap;
+};
+
+struct resp {
+	int status;
+	char *head;		/* NUL-terminated */
+	struct h1_head h;	/* points into head */
+	char *body;
+	size_t body_len;
+	char trailer[128];	/* a chunked body's trailer section */
+};
+
+struct body_acc {
+	struct resp *r;
+	size_t cap;
+};
+
+static void on_body(void *ctx, const char *p, size_t n)
+{
+	struct body_acc *a = ctx;
+
+	if (a->r->body_len + n + 1 > a->cap) {
+		a->cap = (a->r->body_len + n + 1) * 2;
+		a->r->body = realloc(a->r->body, a->cap);
+	}
+	memcpy(a->r->body + a->r->body_len, p, n);
+	a->r->body_len += n;
+	a->r->body[a->r->body_len] = 0;
+}
+
+/* More bytes: >0, 0 on EOF, -errno (ECONNRESET, EAGAIN for the timeout). */
+static ssize_t rd_more(struct reader *r)
+{
+	ssize_t n;
+
+	if (r->len == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 65536;
+		r->buf = realloc(r->buf, r->cap);
+	}
+	n = recv(r->fd, r->buf + r->len, r->cap - r->len, 0);
+	if (n < 0)
+		return -errno;
+	r->len += n;
+	return n;
+}
+
+static void rd_drop(struct reader *r, size_t n)
+{
+	memmove(r->buf, r->buf + n, r->len - n);
+	r->len -= n;
+}
+
+static void resp_free(struct resp *p)
+{
+	free(p->head);
+	free(p->body);
+	memset(p, 0, sizeof(*p));
+}
+
+/*
+ * One final response (interim ones are skipped, counted in *interim) to a
+ * request of method. 0, or -errno: -ECONNRESET for a reset, -EPIPE for an
+ * EOF inside the message, -EAGAIN on the timeout.
+ */
+static int read_resp(struct reader *r, const char *method, struct resp *p, int *interim)
+{
+	struct h1_limits lim = { H1_HEAD_MAX_DEFAULT, H1_TARGET_MAX_DEFAULT };
+	struct h1_str m = { method, strlen(method) };
+	struct body_acc acc = { p, 0 };
+	ssize_t n;
+	long hl;
+
+	memset(p, 0, sizeof(*p));
+	p->body = calloc(1, 1);
+	for (;;) {
+		struct h1_scan scan = { 0 };
+
+		while ((hl = h1_head_end(r->buf, r->len, &lim, &scan)) == 0) {
+			n = rd_more(r);
+			if (n <= 0)
+				return n ? n : -EPIPE;
+		}
+		if (hl < 0)
+			return -EPROTO;
+		free(p->head);
+		p->head = strndup(r->buf, hl);
+		rd_drop(r, hl);
+		if (h1_parse_response(p->head, hl, &m, &p->h))
+			return -EPROTO;
+		p->status = p->h.status;
+		if (p->status >= 200 || p->status == 101)
+			break;
+		if (interim)
+			(*interim)++;
+	}
+	if (p->h.body == H1_BODY_LENGTH) {
+		while (r->len < p->h.content_length) {
+			n = rd_more(r);
+			if (n <= 0)
+				return n ? n : -EPIPE;
+		}
+		on_body(&acc, r->buf, p->h.content_length);
+		rd_drop(r, p->h.content_length);
+	} else if (p->h.body == H1_BODY_CHUNKED) {
+		struct h1_chunked ch = { 0 };
+
+		for (;;) {
+			long k = h1_chunked_scan(&ch, r->buf, r->len, on_body, &acc);
+
+			if (k < 0)
+				return -EPROTO;
+			if (ch.done) {
+				/* the trailer section is in the tail of what was scanned */
+				size_t t = (size_t)k < sizeof(p->trailer) - 1 ? (size_t)k :
+					   sizeof(p->trailer) - 1;
+
+				memcpy(p->trailer, r->buf + k - t, t);
+				rd_drop(r, k);
+				break;
+			}
+			rd_drop(r, k);
+			n = rd_more(r);
+			if (n <= 0)
+				return n ? n : -EPIPE;
+		}
+	} else if (p->h.body == H1_BODY_CLOSE) {
+		while ((n = rd_more(r)) > 0)
+			;
+		if (n < 0)
+			return n;
+		on_body(&acc, r->buf, r->len);
+		rd_drop(r, r->len);
+	}
+	return 0;
+}
+
+static const char *resp_header(struct resp *p, const char *name, char *buf, size_t len)
+{
+	const struct h1_header *x = h1_header_get(&p->h, name);
+
+	if (!x)
+		return NULL;
+	snprintf(buf, len, "%.*s", (int)x->value.len, x->value.p);
+	return buf;
+}
+
+/* Send raw bytes and read one response to method. */
+static int exchange(struct reader *r, const char *raw, const char *method, struct resp *p)
+{
+	if (echo_send_str(r->fd, raw))
+		return -EIO;
+	return read_resp(r, method, p, NULL);
+}
+
+/* The pod the echo server named in its JSON body, in buf. */
+static const char *echo_pod(const struct resp *p, char *buf, size_t len)
+{
+	const char *s = p->body ? strstr(p->body, "\"pod\": \"") : NULL;
+	const char *e;
+
+	if (!s)
+		return "";
+	s += 8;
+	e = strchr(s, '"');
+	snprintf(buf, len, "%.*s", e ? (int)(e - s) : 0, s);
+	return buf;
+}
+
+static long long ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000LL + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* ---- the subtests ----------------------------------------------------------- */
+
+#define GET(path, extra) "GET " path " HTTP/1.1\r\nHost: a.app\r\n" extra "\r\n"
+
+static void t_routing(struct fix *f)
+{
+	struct reader r = { .fd = client(f) };
+	struct resp p;
+	char pod[32];
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	if (ASSERT_OK(exchange(&r, GET("/v", "x-version: v2\r\n"), "GET", &p), "v2")) {
+		ASSERT_EQ(p.status, 200, "v2 status");
+		ASSERT_STREQ(echo_pod(&p, pod, sizeof(pod)), "b2", "header match to b2");
+	}
+	resp_free(&p);
+	if (ASSERT_OK(exchange(&r, GET("/v", "x-version: v3\r\n"), "GET", &p), "v3")) {
+		ASSERT_STREQ(echo_pod(&p, pod, sizeof(pod)), "b1", "no header match to b1");
+	}
+	resp_free(&p);
+	close(r.fd);
+	free(r.buf);
+}
+
+static void t_split(struct fix *f)
+{
+	struct reader r = { .fd = client(f) };
+	int b1 = 0, b3 = 0, other = 0;
+	struct engine_stats st;
+	struct resp p;
+	char pod[32];
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	for (int i = 0; i < 1000; i++) {
+		if (!ASSERT_OK(exchange(&r, GET("/split", ""), "GET", &p), "request"))
+			break;
+		echo_pod(&p, pod, sizeof(pod));
+		b1 += !strcmp(pod, "b1");
+		b3 += !strcmp(pod, "b3");
+		other += strcmp(pod, "b1") && strcmp(pod, "b3");
+		resp_free(&p);
+	}
+	resp_free(&p);
+	test__printf("split: b1 %d b3 %d other %d\n", b1, b3, other);
+	/* 80/20 per request on one connection: within +-5 points of 1,000. */
+	ASSERT_GE(b1, 750, "b1 share");
+	ASSERT_LE(b1, 850, "b1 share");
+	ASSERT_EQ(b1 + b3, 1000, "all answered by b1 or b3");
+	engine_get_stats(f->e, &st);
+	ASSERT_GE(st.upstream_reused, 990, "upstream connections reused");
+	close(r.fd);
+	free(r.buf);
+}
+
+static void t_alternate(struct fix *f)
+{
+	struct reader r = { .fd = client(f) };
+	int wrong = 0, done = 0;
+	struct resp p;
+	char pod[32];
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	for (int i = 0; i < 1000; i++) {
+		static const char *const reqs[] = { GET("/b1/x", ""), GET("/b2/y", ""),
+						    GET("/v", "x-version: v2\r\n"), GET("/v", "") };
+		static const char *const want[] = { "b1", "b2", "b2", "b1" };
+
+		if (!ASSERT_OK(exchange(&r, reqs[i % 4], "GET", &p), "request"))
+			break;
+		wrong += strcmp(echo_pod(&p, pod, sizeof(pod)), want[i % 4]) != 0;
+		done++;
+		resp_free(&p);
+	}
+	resp_free(&p);
+	ASSERT_EQ(done, 1000, "answered");
+	ASSERT_EQ(wrong, 0, "misrouted");
+	close(r.fd);
+	free(r.buf);
+}
+
+static void t_filters(struct fix *f)
+{
+	struct reader r = { .fd = client(f) };
+	struct resp p;
+	char v[256];
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	/* redirect: the exact Location, answered by the engine */
+	if (ASSERT_OK(exchange(&r, GET("/old?q=1", ""), "GET", &p), "redirect")) {
+		ASSERT_EQ(p.status, 301, "redirect status");
+		ASSERT_STREQ(resp_header(&p, "Location", v, sizeof(v)),
+			     "http://new.example.com/new/place?q=1", "Location");
+	}
+	resp_free(&p);
+	/* URLRewrite: path prefix and hostname */
+	if (ASSERT_OK(exchange(&r, GET("/rewrite/x?y=2", ""), "GET", &p), "rewrite")) {
+		ASSERT_EQ(p.status, 200, "rewrite status");
+		ASSERT_HAS_SUBSTR(p.body, "\"path\": \"/prefix/x?y=2\"", "rewritten path");
+		ASSERT_HAS_SUBSTR(p.body, "\"host\": \"rewritten.example\"", "rewritten host");
+	}
+	resp_free(&p);
+	/* Host kept without a rewrite */
+	if (ASSERT_OK(exchange(&r, GET("/b1", ""), "GET", &p), "host")) {
+		ASSERT_HAS_SUBSTR(p.body, "\"host\": \"a.app\"", "host kept");
+		ASSERT_HAS_SUBSTR(p.body, "\"path\": \"/b1\"", "path kept");
+	}
+	resp_free(&p);
+	/* header modifiers both ways; hop-by-hop fields do not reach the backend */
+	if (ASSERT_OK(exchange(&r, GET("/hdr", "X-Set: old\r\nX-Drop: d\r\nX-Keep: k\r\n"
+				       "Connection: keep-alive, X-Hop\r\nX-Hop: h\r\n"
+				       "X-Echo-Set-Header: X-Gone:g,X-Stay:s\r\n"),
+			  "GET", &p), "modifiers")) {
+		ASSERT_EQ(p.status, 200, "modifiers status");
+		ASSERT_HAS_SUBSTR(p.body, "\"X-Set\": [\n   \"s1\"\n  ]", "set");
+		ASSERT_HAS_SUBSTR(p.body, "\"X-Add\"", "add");
+		ASSERT_HAS_SUBSTR(p.body, "\"X-Keep\"", "untouched");
+		ASSERT_NULL(strstr(p.body, "X-Drop"), "removed");
+		ASSERT_NULL(strstr(p.body, "X-Hop"), "named by Connection");
+		ASSERT_NULL(strstr(p.body, "\"Connection\""), "Connection");
+		ASSERT_STREQ(resp_header(&p, "X-Resp", v, sizeof(v)), "r1", "response add");
+		ASSERT_STREQ(resp_header(&p, "X-Stay", v, sizeof(v)), "s", "response kept");
+		ASSERT_NULL(resp_header(&p, "X-Gone", v, sizeof(v)), "response remove");
+		test__printf("%s\n%s\n", p.head, p.body);
+	}
+	resp_free(&p);
+	close(r.fd);
+	free(r.buf);
+}
+
+static void t_local(struct fix *f)
+{
+	static const struct { const char *req, *method; int status; } cases[] = {
+		{ GET("/nomatch", ""), "GET", 404 },
+		{ GET("/invalid", ""), "GET", 500 },
+		{ GET("/empty", ""), "GET", 503 },
+		{ "HEAD /nomatch HTTP/1.1\r\nHost: a\r\n\r\n", "HEAD", 404 },
+		{ "POST /nomatch HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", "POST", 404 },
+		{ GET("/b1", ""), "GET", 200 },	/* the connection is still good */
+	};
+	struct reader r = { .fd = client(f) };
+	struct resp p;
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (!ASSERT_OK(exchange(&r, cases[i].req, cases[i].method, &p), cases[i].req))
+			break;
+		ASSERT_EQ(p.status, cases[i].status, cases[i].req);
+		if (!strcmp(cases[i].method, "HEAD"))
+			ASSERT_EQ(p.body_len, 0, "HEAD body");
+		resp_free(&p);
+	}
+	resp_free(&p);
+	/* a malformed request: 400, then the connection closes */
+	if (ASSERT_OK(exchange(&r, "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", "GET", &p), "bad")) {
+		ASSERT_EQ(p.status, 400, "bad request");
+		ASSERT_OK(echo_wait_closed(r.fd), "closed after 400");
+	}
+	resp_free(&p);
+	close(r.fd);
+	free(r.buf);
+}
+
+static void send_chunked(int fd, size_t total, uint64_t *sum)
+{
+	char chunk[10000], line[32];
+
+	*sum = FNV_INIT;
+	for (size_t off = 0; off < total;) {
+		size_t k = total - off < sizeof(chunk) ? total - off : sizeof(chunk) - off % 7;
+
+		fill(chunk, k, off);
+		*sum = fnv1a(*sum, chunk, k);
+		snprintf(line, sizeof(line), "%zx;ext=1\r\n", k);
+		echo_send_str(fd, line);
+		echo_send_all(fd, chunk, k);
+		echo_send_str(fd, "\r\n");
+		off += k;
+	}
+	echo_send_str(fd, "0\r\nX-Trailer: t\r\n\r\n");
+}
+
+static void t_bodies(struct fix *f)
+{
+	const size_t total = 3 * 1024 * 1024 + 17;
+	struct reader r = { .fd = client(f) };
+	char want[64], *body = malloc(total);
+	uint64_t sum;
+	struct resp p;
+	int interim = 0;
+
+	if (!ASSERT_GE(r.fd, 0, "client") || !body)
+		goto out;
+	fill(body, total, 0);
+	snprintf(want, sizeof(want), "len=%016zx sum=%016llx", total,
+		 (unsigned long long)fnv1a(FNV_INIT, body, total));
+	/* Content-Length upload */
+	{
+		char head[128];
+
+		snprintf(head, sizeof(head), "POST /ts/sum HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n",
+			 total);
+		echo_send_str(r.fd, head);
+		echo_send_all(r.fd, body, total);
+		if (ASSERT_OK(read_resp(&r, "POST", &p, NULL), "length upload"))
+			ASSERT_STREQ(p.body, want, "length upload checksum");
+		resp_free(&p);
+	}
+	/* chunked upload with extensions and a trailer */
+	echo_send_str(r.fd, "POST /ts/sum HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+	send_chunked(r.fd, total, &sum);
+	if (ASSERT_OK(read_resp(&r, "POST", &p, NULL), "chunked upload")) {
+		char w2[64];
+
+		snprintf(w2, sizeof(w2), "len=%016zx sum=%016llx", total, (unsigned long long)sum);
+		ASSERT_STREQ(p.body, w2, "chunked upload checksum");
+	}
+	resp_free(&p);
+	/* Expect: 100-continue: the 100 comes through before the body is sent */
+	{
+		char head[160];
+		struct pollfd pf = { .fd = r.fd, .events = POLLIN };
+
+		snprintf(head, sizeof(head), "POST /ts/sum HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n"
+			 "Expect: 100-continue\r\n\r\n", total);
+		echo_send_str(r.fd, head);
+		ASSERT_EQ(poll(&pf, 1, IO_TIMEOUT_MS), 1, "100 Continue arrives");
+		ASSERT_GT(rd_more(&r), 0, "read 100");
+		ASSERT_EQ(strncmp(r.buf, "HTTP/1.1 100 Continue\r\n", 23), 0, "100 Continue");
+		echo_send_all(r.fd, body, total);
+		if (ASSERT_OK(read_resp(&r, "POST", &p, &interim), "expect upload"))
+			ASSERT_STREQ(p.body, want, "expect upload checksum");
+		ASSERT_EQ(interim, 1, "one interim response");
+		resp_free(&p);
+	}
+	/* downloads: length, chunked with a trailer, and a keep-alive request after each */
+	if (ASSERT_OK(exchange(&r, GET("/ts/len/3000017", ""), "GET", &p), "length download")) {
+		ASSERT_EQ(p.body_len, 3000017, "length download size");
+		ASSERT_EQ(fnv1a(FNV_INIT, p.body, p.body_len), fnv1a(FNV_INIT, body, 3000017),
+			  "length download checksum");
+	}
+	resp_free(&p);
+	if (ASSERT_OK(exchange(&r, GET("/ts/chunked/2000003", ""), "GET", &p), "chunked download")) {
+		char v[64];
+
+		ASSERT_EQ(p.body_len, 2000003, "chunked download size");
+		ASSERT_EQ(fnv1a(FNV_INIT, p.body, p.body_len), fnv1a(FNV_INIT, body, 2000003),
+			  "chunked download checksum");
+		snprintf(v, sizeof(v), "X-Sum: %016llx",
+			 (unsigned long long)fnv1a(FNV_INIT, body, 2000003));
+		ASSERT_HAS_SUBSTR(p.trailer, v, "trailer");
+	}
+	resp_free(&p);
+	/* close-delimited: the client is told, and the connection ends with the body */
+	if (ASSERT_OK(exchange(&r, GET("/ts/close/100000", ""), "GET", &p), "close download")) {
+		char v[32];
+
+		ASSERT_EQ(p.body_len, 100000, "close download size");
+		ASSERT_STREQ(resp_header(&p, "Connection", v, sizeof(v)), "close", "Connection: close");
+	}
+	resp_free(&p);
+out:
+	free(body);
+	if (r.fd >= 0)
+		close(r.fd);
+	free(r.buf);
+}
+
+static void t_pipelined(struct fix *f)
+{
+	static const char reqs[] = GET("/b2/1", "") GET("/nomatch", "") GET("/b1/2", "")
+		"HEAD /ts/len/777 HTTP/1.1\r\nHost: a\r\n\r\n" GET("/v", "x-version: v2\r\n")
+		GET("/ts/chunked/10000", "") GET("/b1/last", "");
+	static const struct { const char *method; int status; const char *pod; size_t len; } want[] = {
+		{ "GET", 200, "b2", 0 }, { "GET", 404, NULL, 14 }, { "GET", 200, "b1", 0 },
+		{ "HEAD", 200, NULL, 0 }, { "GET", 200, "b2", 0 }, { "GET", 200, NULL, 10000 },
+		{ "GET", 200, "b1", 0 },
+	};
+	struct reader r = { .fd = client(f) };
+	struct resp p;
+	char pod[32];
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	ASSERT_OK(echo_send_str(r.fd, reqs), "send all at once");
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		if (!ASSERT_OK(read_resp(&r, want[i].method, &p, NULL), "response"))
+			break;
+		ASSERT_EQ(p.status, want[i].status, "status in order");
+		if (want[i].pod)
+			ASSERT_STREQ(echo_pod(&p, pod, sizeof(pod)), want[i].pod, "pod in order");
+		else
+			ASSERT_EQ(p.body_len, want[i].len, "body in order");
+		resp_free(&p);
+	}
+	resp_free(&p);
+	close(r.fd);
+	free(r.buf);
+}
+
+static void t_framing(struct fix *f)
+{
+	struct reader r = { .fd = client(f) };
+	struct resp p;
+	char v[32];
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	/* HEAD: the length of the GET, no body; then the connection still works */
+	if (ASSERT_OK(exchange(&r, "HEAD /ts/len/5000 HTTP/1.1\r\nHost: a\r\n\r\n", "HEAD", &p), "HEAD")) {
+		ASSERT_STREQ(resp_header(&p, "Content-Length", v, sizeof(v)), "5000", "HEAD length");
+		ASSERT_EQ(p.body_len, 0, "HEAD body");
+	}
+	resp_free(&p);
+	if (ASSERT_OK(exchange(&r, GET("/ts/204", ""), "GET", &p), "204")) {
+		ASSERT_EQ(p.status, 204, "204");
+		ASSERT_STREQ(resp_header(&p, "X-Kind", v, sizeof(v)), "204", "204 head");
+	}
+	resp_free(&p);
+	if (ASSERT_OK(exchange(&r, GET("/ts/304", ""), "GET", &p), "304")) {
+		ASSERT_EQ(p.status, 304, "304");
+		ASSERT_EQ(p.body_len, 0, "304 body");
+	}
+	resp_free(&p);
+	if (ASSERT_OK(exchange(&r, GET("/ts/len/10", ""), "GET", &p), "after")) {
+		ASSERT_EQ(p.status, 200, "after no-body responses");
+		ASSERT_EQ(p.body_len, 10, "after no-body responses");
+		ASSERT_EQ(r.len, 0, "no stray bytes");
+	}
+	resp_free(&p);
+	/* Connection: close is honoured */
+	if (ASSERT_OK(exchange(&r, GET("/b1", "Connection: close\r\n"), "GET", &p), "close")) {
+		ASSERT_STREQ(resp_header(&p, "Connection", v, sizeof(v)), "close", "close answered");
+		ASSERT_OK(echo_wait_closed(r.fd), "closed");
+	}
+	resp_free(&p);
+	close(r.fd);
+	free(r.buf);
+}
+
+static void t_upgrade(struct fix *f)
+{
+	struct reader r = { .fd = client(f) };
+	struct resp p;
+	char v[32];
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	if (!ASSERT_OK(exchange(&r, GET("/ts/upgrade", "Connection: Upgrade\r\nUpgrade: test\r\n"),
+				"GET", &p), "upgrade"))
+		goto out;
+	ASSERT_EQ(p.status, 101, "101");
+	ASSERT_STREQ(resp_header(&p, "Upgrade", v, sizeof(v)), "test", "Upgrade");
+	echo_send_str(r.fd, "hello tunnel");
+	while (r.len < 12 && rd_more(&r) > 0)
+		;
+	ASSERT_EQ(r.len, 12, "tunnel bytes");
+	ASSERT_EQ(memcmp(r.buf, "HELLO TUNNEL", 12), 0, "tunnel both ways");
+	shutdown(r.fd, SHUT_WR);
+	ASSERT_OK(echo_wait_closed(r.fd), "half close goes through");
+out:
+	resp_free(&p);
+	close(r.fd);
+	free(r.buf);
+}
+
+static void t_slow_reader(struct fix *f)
+{
+	struct reader r = { .fd = client(f) };
+	struct engine_stats st;
+	long long a, b;
+	int small = 4096;
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	setsockopt(r.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	__atomic_store_n(&f->ts.stream_bytes, 0, __ATOMIC_RELAXED);
+	echo_send_str(r.fd, GET("/ts/stream", ""));
+	/* the client reads nothing: the upstream must be held back */
+	usleep(800 * 1000);
+	a = __atomic_load_n(&f->ts.stream_bytes, __ATOMIC_RELAXED);
+	usleep(400 * 1000);
+	b = __atomic_load_n(&f->ts.stream_bytes, __ATOMIC_RELAXED);
+	engine_get_stats(f->e, &st);
+	test__printf("slow reader: upstream sent %lld then %lld bytes; engine buffers %llu\n", a, b,
+		     (unsigned long long)st.buffer_bytes);
+	ASSERT_GT(a, 0, "stream started");
+	ASSERT_EQ(b, a, "upstream stopped by backpressure");
+	/* kernel buffers (autotuned, a few MB at most on loopback) plus 4 of ours */
+	ASSERT_LT(b, 32LL << 20, "bounded");
+	ASSERT_LE(st.buffer_bytes, (uint64_t)4 * BUF_SIZE * st.clients, "engine memory per client");
+	close(r.fd);
+	free(r.buf);
+}
+
+static void t_upstream_dies(struct fix *f)
+{
+	struct reader r = { .fd = client(f) };
+	struct timespec t0;
+	struct resp p;
+	int ret;
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = exchange(&r, GET("/ts/die", ""), "GET", &p);
+	ASSERT_EQ(ret, -ECONNRESET, "client sees a reset");
+	ASSERT_LT(ms_since(&t0), IO_TIMEOUT_MS - 500, "no hang");
+	resp_free(&p);
+	close(r.fd);
+	free(r.buf);
+}
+
+static void t_client_dies(struct fix *f)
+{
+	struct reader r = { .fd = client(f) };
+	struct engine_stats st;
+	struct timespec t0;
+	int before = __atomic_load_n(&f->ts.closed_after_hang, __ATOMIC_RELAXED);
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	echo_send_str(r.fd, GET("/ts/hang", ""));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (__atomic_load_n(&f->ts.hang_requests, __ATOMIC_RELAXED) < 1 && ms_since(&t0) < 3000)
+		usleep(10 * 1000);
+	ASSERT_EQ(__atomic_load_n(&f->ts.hang_requests, __ATOMIC_RELAXED), 1, "request arrived");
+	close(r.fd);
+	free(r.buf);
+	while (__atomic_load_n(&f->ts.closed_after_hang, __ATOMIC_RELAXED) == before &&
+	       ms_since(&t0) < 3000)
+		usleep(10 * 1000);
+	ASSERT_EQ(__atomic_load_n(&f->ts.closed_after_hang, __ATOMIC_RELAXED), before + 1,
+		  "upstream released");
+	engine_get_stats(f->e, &st);
+	ASSERT_EQ(st.upstreams, st.upstreams_idle, "no upstream left in use");
+}
+
+static void t_header_timeout(struct fix *f)
+{
+	struct reader r = { .fd = client(f) };
+	struct timespec t0;
+	struct resp p;
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (ASSERT_OK(exchange(&r, "GET /b1 HTTP/1.1\r\nHost: a\r\nX-Slow:", "GET", &p), "408")) {
+		ASSERT_EQ(p.status, 408, "header timeout");
+		ASSERT_GE(ms_since(&t0), HEADER_TIMEOUT_MS - 50, "not before the timeout");
+		ASSERT_OK(echo_wait_closed(r.fd), "closed");
+	}
+	resp_free(&p);
+	close(r.fd);
+	free(r.buf);
+}
+
+void test_engine_http(void)
+{
+	static const struct { const char *name; void (*fn)(struct fix *); } subs[] = {
+		{ "routing", t_routing },
+		{ "weighted_split", t_split },
+		{ "keepalive_alternating", t_alternate },
+		{ "filters", t_filters },
+		{ "local_answers", t_local },
+		{ "bodies", t_bodies },
+		{ "pipelined", t_pipelined },
+		{ "framing", t_framing },
+		{ "upgrade", t_upgrade },
+		{ "slow_reader", t_slow_reader },
+		{ "upstream_dies", t_upstream_dies },
+		{ "client_dies", t_client_dies },
+		{ "header_timeout", t_header_timeout },
+	};
+	struct fix f;
+
+	if (fix_start(&f))
+		goto out;
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+		if (test__start_subtest(subs[i].name))
+			subs[i].fn(&f);
+out:
+	fix_stop(&f);
+}

@@ -1,0 +1,517 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The HTTP engine's event loop: lifecycle, publishing tables, taking client
+ * connections, their I/O and the timers. What a request does is
+ * engine_req.c; what both share (buffers, tables, the upstream pool) is
+ * engine_conn.c.
+ *
+ * epoll is edge triggered: each side remembers whether it may read or write
+ * (rd_ready, wr_ready) until a call says EAGAIN, and a side whose buffer is
+ * full is simply not read. That is the backpressure: the kernel's receive
+ * buffer fills and TCP closes the window.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <stdio.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine_int.h"
+#include "base/log.h"
+
+#define EVENTS_MAX 64
+#define TICK_MS 100		/* timers are checked this often */
+#define RUN_PASSES_MAX 32	/* I/O passes of one client per turn, then others' turn */
+
+static void client_run(struct engine *e, struct cconn *c);
+
+int engine_set_tables(struct engine *e, struct tr_result *res)
+{
+	struct eng_tables *t, *old;
+	int ret = 0;
+
+	if (!e || !res)
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		eng_release_res(e, res);
+		return -ENOMEM;
+	}
+	t->refs = 1;
+	t->res = res;
+	t->e = e;
+	/* Every (ClusterIP, TCP port) of every Service port the translation has. */
+	for (size_t i = 0; i < res->nr_ports && !ret; i++) {
+		const struct tr_port *p = &res->ports[i];
+
+		if (!p->svc || !p->port || p->port->protocol != L4_TCP)
+			continue;
+		for (size_t j = 0; j < p->svc->nr_cluster_ips && !ret; j++) {
+			char key[96];
+
+			eng_tables_key(&p->svc->cluster_ips[j], p->port->port, key, sizeof(key));
+			ret = strmap_put(&t->vips, key, (void *)p, NULL);
+			if (ret == -EEXIST)
+				ret = 0;
+		}
+	}
+	if (ret) {
+		eng_tables_put(t);
+		return ret;
+	}
+	pthread_mutex_lock(&e->lock);
+	old = e->tables;
+	e->tables = t;
+	pthread_mutex_unlock(&e->lock);
+	eng_tables_put(old);
+	return 0;
+}
+
+static void client_new(struct engine *e, struct pending *p)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
+	struct cconn *c;
+	int one = 1, fl;
+
+	if (e->nr_clients >= e->o.max_conns) {
+		pr_warn("engine: %u client connections, refusing one from %s", e->o.max_conns,
+			p->origin.client_pod);
+		close(p->fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c || ebuf_alloc(e, &c->in) || ebuf_alloc(e, &c->out))
+		goto fail;
+	c->kind = EOBJ_CLIENT;
+	c->fd = p->fd;
+	c->origin = p->origin;
+	c->last_io = e->now;
+	c->rd_ready = c->wr_ready = true;
+	fl = fcntl(c->fd, F_GETFL);
+	if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK))
+		goto fail;
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	ev.data.ptr = c;
+	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, c->fd, &ev))
+		goto fail;
+	c->next = e->clients;
+	if (e->clients)
+		e->clients->prev = c;
+	e->clients = c;
+	e->nr_clients++;
+	eng_stat_add(e, &e->st.clients, 1);
+	client_run(e, c);	/* a request may be waiting already */
+	return;
+fail:
+	pr_warn("engine: cannot take a connection from %s: %s", p->origin.client_pod,
+		strerror(errno));
+	close(p->fd);
+	if (c) {
+		ebuf_release(e, &c->in);
+		ebuf_release(e, &c->out);
+	}
+	free(c);
+}
+
+static bool io_read(int fd, struct ebuf *b, bool *ready, bool *eof, int *err)
+{
+	size_t room;
+	ssize_t n;
+
+	if (!*ready || *eof || *err || !b->p)
+		return false;
+	room = ebuf_room(b);
+	if (!room)
+		return false;
+	n = recv(fd, b->p + b->off + b->len, room, 0);
+	if (n > 0) {
+		b->len += n;
+		return true;
+	}
+	if (!n) {
+		*eof = true;
+		return true;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		*ready = false;
+		return false;
+	}
+	if (errno == EINTR)
+		return true;
+	*err = errno;
+	return true;
+}
+
+static bool io_write(int fd, struct ebuf *b, bool *ready, int *err)
+{
+	ssize_t n;
+
+	if (!*ready || *err || !b->len)
+		return false;
+	n = send(fd, b->p + b->off, b->len, MSG_NOSIGNAL);
+	if (n > 0) {
+		ebuf_consume(b, n);
+		return true;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		*ready = false;
+		return false;
+	}
+	if (n < 0 && errno == EINTR)
+		return true;
+	*err = n < 0 ? errno : EIO;
+	return true;
+}
+
+/* Move everything that can move for a client and its upstream. */
+static void client_run(struct engine *e, struct cconn *c)
+{
+	for (int pass = 0; !c->dead; pass++) {
+		struct uconn *u = c->up;
+		bool moved = false;
+		int cerr = 0;
+
+		if (pass == RUN_PASSES_MAX) {
+			/* Others' turn; edge-triggered readiness is kept in the flags. */
+			if (!c->again) {
+				c->again = true;
+				e->nr_again++;
+			}
+			return;
+		}
+		moved |= io_read(c->fd, &c->in, &c->rd_ready, &c->rd_eof, &cerr);
+		if (u && !u->connected && (u->wr_ready || u->rd_ready)) {
+			int err = 0;
+			socklen_t l = sizeof(err);
+
+			if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &l))
+				err = errno;
+			if (err)
+				u->err = err;
+			else if (u->wr_ready)
+				u->connected = true;
+			moved |= err || u->connected;
+		}
+		if (u && u->connected)
+			moved |= io_read(u->fd, &u->in, &u->rd_ready, &u->eof, &u->err);
+		if (cerr) {
+			eng_client_close(e, c, true);
+			return;
+		}
+		moved |= eng_client_step(e, c);
+		if (c->dead)
+			return;
+		u = c->up;
+		moved |= io_write(c->fd, &c->out, &c->wr_ready, &cerr);
+		if (u && u->connected)
+			moved |= io_write(u->fd, &u->out, &u->wr_ready, &u->err);
+		if (cerr) {
+			eng_client_close(e, c, true);
+			return;
+		}
+		if (!moved)
+			return;
+		c->last_io = e->now;
+	}
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+static void take_pending(struct engine *e)
+{
+	struct pending *p, *next;
+	uint64_t v;
+
+	if (read(e->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_warn("engine: eventfd read: %s", strerror(errno));
+	pthread_mutex_lock(&e->lock);
+	p = e->pending;
+	e->pending = NULL;
+	pthread_mutex_unlock(&e->lock);
+	for (; p; p = next) {
+		next = p->next;
+		client_new(e, p);
+		free(p);
+	}
+}
+
+static void check_timers(struct engine *e)
+{
+	struct cconn *c, *next;
+	struct uconn *u, *unext;
+
+	/* Handling one client closes at most that client: next stays valid. */
+	for (c = e->clients; c; c = next) {
+		next = c->next;
+		if (e->now < eng_client_deadline(e, c))
+			continue;
+		eng_client_timeout(e, c);
+		if (!c->dead)
+			client_run(e, c);
+	}
+	for (u = e->pool; u; u = unext) {
+		unext = u->next;
+		if (e->now - u->since >= e->o.pool_idle_ms) {
+			eng_pool_unlink(e, u);
+			eng_upstream_close(e, u);
+		}
+	}
+}
+
+static void reap(struct engine *e)
+{
+	while (e->dead_c) {
+		struct cconn *c = e->dead_c;
+
+		e->dead_c = c->next;
+		free(c);
+	}
+	while (e->dead_u) {
+		struct uconn *u = e->dead_u;
+
+		e->dead_u = u->next;
+		free(u);
+	}
+}
+
+static void handle_event(struct engine *e, struct epoll_event *ev)
+{
+	enum eobj_kind *kind = ev->data.ptr;
+	bool rd = ev->events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+	bool wr = ev->events & (EPOLLOUT | EPOLLHUP | EPOLLERR);
+
+	if (*kind == EOBJ_WAKE) {
+		take_pending(e);
+		return;
+	}
+	if (*kind == EOBJ_CLIENT) {
+		struct cconn *c = ev->data.ptr;
+
+		if (c->dead)
+			return;
+		c->rd_ready |= rd;
+		c->wr_ready |= wr;
+		client_run(e, c);
+		return;
+	}
+	struct uconn *u = ev->data.ptr;
+
+	if (u->dead)
+		return;
+	u->rd_ready |= rd;
+	u->wr_ready |= wr;
+	if (u->owner) {
+		client_run(e, u->owner);
+	} else if (rd) {
+		/* An idle upstream closed, or sent what nobody asked for. */
+		eng_pool_unlink(e, u);
+		eng_upstream_close(e, u);
+	}
+}
+
+static void *engine_loop(void *arg)
+{
+	struct engine *e = arg;
+	struct epoll_event evs[EVENTS_MAX];
+	uint64_t last_tick = eng_now_ms();
+
+	while (!__atomic_load_n(&e->stop, __ATOMIC_ACQUIRE)) {
+		int n = epoll_wait(e->epfd, evs, EVENTS_MAX, e->nr_again ? 0 : TICK_MS);
+
+		if (n < 0 && errno != EINTR) {
+			pr_err("engine: epoll_wait: %s", strerror(errno));
+			break;
+		}
+		e->now = eng_now_ms();
+		for (int i = 0; i < n; i++)
+			handle_event(e, &evs[i]);
+		if (e->nr_again) {
+			struct cconn *c, *next;
+
+			for (c = e->clients; c && e->nr_again; c = next) {
+				next = c->next;
+				if (!c->again)
+					continue;
+				c->again = false;
+				e->nr_again--;
+				client_run(e, c);	/* closes at most c */
+			}
+		}
+		if (e->now - last_tick >= TICK_MS) {
+			last_tick = e->now;
+			check_timers(e);
+		}
+		reap(e);
+	}
+	return NULL;
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+struct engine *engine_new(const struct engine_opts *opts)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct engine *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	e->epfd = e->wakefd = -1;
+	if (opts)
+		e->o = *opts;
+	if (!e->o.upstream_socket)
+		e->o.upstream_socket = eng_default_socket;
+	if (!e->o.buf_size)
+		e->o.buf_size = ENGINE_BUF_SIZE;
+	if (e->o.buf_size < 1024)
+		e->o.buf_size = 1024;
+	if (!e->o.header_timeout_ms)
+		e->o.header_timeout_ms = ENGINE_HEADER_TIMEOUT_MS;
+	if (!e->o.idle_timeout_ms)
+		e->o.idle_timeout_ms = ENGINE_IDLE_TIMEOUT_MS;
+	if (!e->o.connect_timeout_ms)
+		e->o.connect_timeout_ms = ENGINE_CONNECT_TIMEOUT_MS;
+	if (!e->o.pool_idle_ms)
+		e->o.pool_idle_ms = ENGINE_POOL_IDLE_MS;
+	if (!e->o.max_conns)
+		e->o.max_conns = ENGINE_MAX_CONNS;
+	/* A head must fit in a buffer with room to spare for what filters add. */
+	e->lim.head_max = e->o.buf_size / 2 < ENGINE_HEAD_MAX ? e->o.buf_size / 2 : ENGINE_HEAD_MAX;
+	e->lim.target_max = H1_TARGET_MAX_DEFAULT < e->lim.head_max ? H1_TARGET_MAX_DEFAULT :
+				e->lim.head_max;
+	pthread_mutex_init(&e->lock, NULL);
+	e->wake_kind = EOBJ_WAKE;
+	e->epfd = epoll_create1(EPOLL_CLOEXEC);
+	e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (getrandom(&e->rng, sizeof(e->rng), 0) != sizeof(e->rng))
+		e->rng = (uint64_t)time(NULL) * 2654435761u;
+	e->rng |= 1;
+	e->now = eng_now_ms();
+	ev.data.ptr = &e->wake_kind;
+	if (e->epfd < 0 || e->wakefd < 0 || epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev)) {
+		pr_err("engine: epoll/eventfd: %s", strerror(errno));
+		engine_free(e);
+		return NULL;
+	}
+	return e;
+}
+
+int engine_adopt(struct engine *e, int fd, const struct engine_origin *o)
+{
+	struct pending *p;
+	uint64_t one = 1;
+
+	if (fd < 0)
+		return -EBADF;
+	if (!e || !o) {
+		close(fd);
+		return -EINVAL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		close(fd);
+		return -ENOMEM;
+	}
+	p->fd = fd;
+	p->origin = *o;
+	p->origin.client_ns[sizeof(p->origin.client_ns) - 1] = 0;
+	p->origin.client_pod[sizeof(p->origin.client_pod) - 1] = 0;
+	pthread_mutex_lock(&e->lock);
+	p->next = e->pending;
+	e->pending = p;
+	pthread_mutex_unlock(&e->lock);
+	if (write(e->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
+	return 0;
+}
+
+int engine_start(struct engine *e)
+{
+	int ret;
+
+	if (!e)
+		return -EINVAL;
+	if (e->running)
+		return -EALREADY;
+	__atomic_store_n(&e->stop, 0, __ATOMIC_RELEASE);
+	ret = pthread_create(&e->thread, NULL, engine_loop, e);
+	if (ret)
+		return -ret;
+	e->running = true;
+	return 0;
+}
+
+void engine_stop(struct engine *e)
+{
+	uint64_t one = 1;
+	struct pending *p;
+
+	if (!e || !e->running)
+		return;
+	__atomic_store_n(&e->stop, 1, __ATOMIC_RELEASE);
+	if (write(e->wakefd, &one, sizeof(one)) < 0)
+		pr_warn("engine: eventfd write: %s", strerror(errno));
+	pthread_join(e->thread, NULL);
+	e->running = false;
+	while (e->clients)
+		eng_client_close(e, e->clients, false);
+	while (e->pool) {
+		struct uconn *u = e->pool;
+
+		eng_pool_unlink(e, u);
+		eng_upstream_close(e, u);
+	}
+	reap(e);
+	pthread_mutex_lock(&e->lock);
+	p = e->pending;
+	e->pending = NULL;
+	pthread_mutex_unlock(&e->lock);
+	while (p) {
+		struct pending *next = p->next;
+
+		close(p->fd);
+		free(p);
+		p = next;
+	}
+}
+
+void engine_free(struct engine *e)
+{
+	struct pending *p;
+
+	if (!e)
+		return;
+	engine_stop(e);
+	/* Connections adopted to an engine never started. */
+	for (p = e->pending; p;) {
+		struct pending *next = p->next;
+
+		close(p->fd);
+		free(p);
+		p = next;
+	}
+	eng_tables_put(e->tables);
+	if (e->epfd >= 0)
+		close(e->epfd);
+	if (e->wakefd >= 0)
+		close(e->wakefd);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+}
+
+void engine_get_stats(struct engine *e, struct engine_stats *st)
+{
+	st->clients = __atomic_load_n(&e->st.clients, __ATOMIC_RELAXED);
+	st->upstreams = __atomic_load_n(&e->st.upstreams, __ATOMIC_RELAXED);
+	st->upstreams_idle = __atomic_load_n(&e->st.upstreams_idle, __ATOMIC_RELAXED);
+	st->buffer_bytes = __atomic_load_n(&e->st.buffer_bytes, __ATOMIC_RELAXED);
+	st->requests = __atomic_load_n(&e->st.requests, __ATOMIC_RELAXED);
+	st->upstream_reused = __atomic_load_n(&e->st.upstream_reused, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The HTTP/1.1 engine: a reverse proxy that decides every request with the
+ * translation (translate/translate_eval.h). One event loop (epoll, edge
+ * triggered) in its own thread holds the client connections handed to it
+ * (engine_adopt) and the upstream connections it opens, pooled per endpoint
+ * and network namespace.
+ *
+ * Memory: every client connection has two buffers of buf_size bytes (what
+ * the client sent, what goes back to it) and its upstream connection two
+ * more, allocated once. Reading stops when the buffer it fills is full, so a
+ * peer that stops reading stops the other one through TCP's window: a
+ * client that never reads costs at most 4 * buf_size of engine memory (plus
+ * what the kernel's socket buffers hold), and max_conns bounds the whole.
+ *
+ * Not done yet (issue 12): timeouts.request / backendRequest (504), retry,
+ * RequestMirror, metrics, HTTP/1.0 clients of a chunked response (they get
+ * the chunked body), trailers are forwarded as they come (not filtered).
+ */
+#ifndef GAMMAD_ENGINE_H
+#define GAMMAD_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/ip_addr.h"
+#include "translate/translate.h"
+
+/* Defaults of struct engine_opts (0 there means these). */
+#define ENGINE_BUF_SIZE		(64 * 1024)	/* bytes, per buffer (4 per client) */
+#define ENGINE_HEAD_MAX		(32 * 1024)	/* a request or response head; over: 431 / 502 */
+#define ENGINE_HEADER_TIMEOUT_MS 10000		/* first byte of a head to its end */
+#define ENGINE_IDLE_TIMEOUT_MS	60000		/* keep-alive wait, and no byte moving in a request */
+#define ENGINE_CONNECT_TIMEOUT_MS 5000		/* upstream connect(); then 503 */
+#define ENGINE_POOL_IDLE_MS	30000		/* an idle pooled upstream connection is closed */
+#define ENGINE_TUNNEL_IDLE_MS	3600000		/* an Upgrade tunnel without traffic */
+#define ENGINE_LINGER_MS	2000		/* draining a client after our last response */
+#define ENGINE_MAX_CONNS	4096		/* client connections; more are refused */
+#define ENGINE_POOL_MAX		1024		/* idle upstream connections in all */
+
+struct engine_origin {
+	struct ip_addr vip;		/* the ClusterIP the client dialed */
+	uint16_t vport;			/* and its port */
+	char client_ns[64];		/* the client pod's namespace (its class) */
+	char client_pod[254];		/* "ns/name", for logs */
+	void *netns_ctx;		/* passed to upstream_socket(): which pod's netns */
+};
+
+struct engine_opts {
+	/*
+	 * socket(family, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC, 0) in the
+	 * client's netns; -errno on failure. NULL: plain socket() here.
+	 * Called from the engine's thread.
+	 */
+	int (*upstream_socket)(void *ctx, int family, void *netns_ctx);
+	void *ctx;
+	/*
+	 * Called (from any thread) when no connection uses a translation
+	 * given to engine_set_tables() anymore. NULL: tr_result_free(res) and
+	 * free(res). The model the translation points into must live until then.
+	 */
+	void (*release_tables)(void *ctx, struct tr_result *res);
+	/* Limits; 0 takes the ENGINE_* default. */
+	size_t buf_size;
+	unsigned int header_timeout_ms;
+	unsigned int idle_timeout_ms;
+	unsigned int connect_timeout_ms;
+	unsigned int pool_idle_ms;
+	unsigned int max_conns;
+};
+
+/* What the engine holds now (for tests and /metrics); read from any thread. */
+struct engine_stats {
+	uint64_t clients;		/* client connections open */
+	uint64_t upstreams;		/* upstream connections open, idle ones included */
+	uint64_t upstreams_idle;	/* of them in the pool */
+	uint64_t buffer_bytes;		/* bytes of connection buffers allocated */
+	uint64_t requests;		/* requests answered (proxied or local) */
+	uint64_t upstream_reused;	/* requests sent on a pooled connection */
+};
+
+struct engine;
+
+struct engine *engine_new(const struct engine_opts *opts);
+/*
+ * Publish a new translation (after every apply). res is heap-allocated and
+ * the engine owns it from this call on (also on failure): it is released
+ * through opts->release_tables when the last request that started on it is
+ * done. A request keeps the tables it started with. 0 or -errno.
+ */
+int engine_set_tables(struct engine *e, struct tr_result *res);
+/*
+ * Hand an accepted client connection to the engine; the engine owns fd from
+ * this call on (also on failure, when it is closed). Any thread. 0 or -errno.
+ */
+int engine_adopt(struct engine *e, int fd, const struct engine_origin *o);
+/* Start the event loop in its own thread. 0 or -errno. */
+int engine_start(struct engine *e);
+/* Stop the loop and close every connection it holds. */
+void engine_stop(struct engine *e);
+void engine_free(struct engine *e);
+void engine_get_stats(struct engine *e, struct engine_stats *st);
+
+#endif

@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * What the HTTP engine's loop and its request state machine share: buffers,
+ * the published tables, upstream connections and their pool, and closing a
+ * client. Nothing here calls into the loop (engine.c) or a request
+ * (engine_req.c): both build on it.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine_int.h"
+#include "base/log.h"
+
+uint64_t eng_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* xorshift64*: weights and endpoints are picked per request, uniformly. */
+uint64_t eng_random(struct engine *e)
+{
+	uint64_t x = e->rng;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	e->rng = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+void eng_stat_add(struct engine *e, uint64_t *field, int64_t d)
+{
+	__atomic_add_fetch(field, (uint64_t)d, __ATOMIC_RELAXED);
+}
+
+/* ---- buffers ------------------------------------------------------------- */
+
+int ebuf_alloc(struct engine *e, struct ebuf *b)
+{
+	b->p = malloc(e->o.buf_size);
+	if (!b->p)
+		return -ENOMEM;
+	b->cap = e->o.buf_size;
+	b->off = b->len = 0;
+	eng_stat_add(e, &e->st.buffer_bytes, b->cap);
+	return 0;
+}
+
+void ebuf_release(struct engine *e, struct ebuf *b)
+{
+	if (b->p)
+		eng_stat_add(e, &e->st.buffer_bytes, -(int64_t)b->cap);
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+size_t ebuf_room(struct ebuf *b)
+{
+	if (!b->len)
+		b->off = 0;
+	/* Move the data to the front only when the tail has little room left. */
+	if (b->off && b->cap - b->off - b->len < b->cap / 4) {
+		memmove(b->p, b->p + b->off, b->len);
+		b->off = 0;
+	}
+	return b->cap - b->off - b->len;
+}
+
+void ebuf_consume(struct ebuf *b, size_t n)
+{
+	b->off += n;
+	b->len -= n;
+	if (!b->len)
+		b->off = 0;
+}
+
+int ebuf_append(struct ebuf *b, const void *p, size_t n)
+{
+	if (ebuf_room(b) < n)
+		return -ENOSPC;
+	memcpy(b->p + b->off + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+/* ---- tables -------------------------------------------------------------- */
+
+void eng_tables_key(const struct ip_addr *a, uint16_t port, char *buf, size_t len)
+{
+	char ip[64];
+
+	snprintf(buf, len, "%s %u", ip_addr_str(a, ip, sizeof(ip)), port);
+}
+
+struct eng_tables *eng_tables_get(struct engine *e)
+{
+	struct eng_tables *t;
+
+	pthread_mutex_lock(&e->lock);
+	t = e->tables;
+	if (t)
+		__atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&e->lock);
+	return t;
+}
+
+void eng_release_res(struct engine *e, struct tr_result *res)
+{
+	if (!res)
+		return;
+	if (e->o.release_tables) {
+		e->o.release_tables(e->o.ctx, res);
+		return;
+	}
+	tr_result_free(res);
+	free(res);
+}
+
+void eng_tables_put(struct eng_tables *t)
+{
+	if (!t || __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	eng_release_res(t->e, t->res);
+	strmap_free(&t->vips);
+	free(t);
+}
+
+const struct tr_port *eng_tables_port(struct eng_tables *t, const struct engine_origin *o)
+{
+	char key[96];
+
+	if (!t)
+		return NULL;
+	eng_tables_key(&o->vip, o->vport, key, sizeof(key));
+	return strmap_get(&t->vips, key);
+}
+
+/* ---- upstream connections ------------------------------------------------ */
+
+static bool ukey_eq(const struct ukey *a, const struct ukey *b)
+{
+	return a->addr.family == b->addr.family && a->port == b->port &&
+	       a->netns_ctx == b->netns_ctx &&
+	       !memcmp(a->addr.addr, b->addr.addr, a->addr.family == AF_INET ? 4 : 16);
+}
+
+void eng_pool_unlink(struct engine *e, struct uconn *u)
+{
+	if (u->prev)
+		u->prev->next = u->next;
+	else
+		e->pool = u->next;
+	if (u->next)
+		u->next->prev = u->prev;
+	u->next = u->prev = NULL;
+	e->nr_pool--;
+	eng_stat_add(e, &e->st.upstreams_idle, -1);
+}
+
+void eng_upstream_close(struct engine *e, struct uconn *u)
+{
+	if (u->dead)
+		return;
+	u->dead = true;
+	close(u->fd);
+	u->fd = -1;
+	ebuf_release(e, &u->in);
+	ebuf_release(e, &u->out);
+	u->next = e->dead_u;
+	e->dead_u = u;
+	eng_stat_add(e, &e->st.upstreams, -1);
+}
+
+int eng_default_socket(void *ctx, int family, void *netns_ctx)
+{
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	return fd < 0 ? -errno : fd;
+}
+
+static struct uconn *upstream_new(struct engine *e, const struct ukey *k)
+{
+	struct sockaddr_storage ss = { 0 };
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
+	struct uconn *u;
+	socklen_t sl;
+	int fd, one = 1, ret;
+
+	fd = e->o.upstream_socket(e->o.ctx, k->addr.family, k->netns_ctx);
+	if (fd < 0) {
+		errno = -fd;
+		return NULL;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (k->addr.family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(k->port);
+		memcpy(&sin->sin_addr, k->addr.addr, 4);
+		sl = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(k->port);
+		memcpy(&sin6->sin6_addr, k->addr.addr, 16);
+		sl = sizeof(*sin6);
+	}
+	ret = connect(fd, (struct sockaddr *)&ss, sl);
+	if (ret && errno != EINPROGRESS) {
+		ret = errno;
+		close(fd);
+		errno = ret;
+		return NULL;
+	}
+	u = calloc(1, sizeof(*u));
+	if (!u) {
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	u->kind = EOBJ_UPSTREAM;
+	u->fd = fd;
+	u->key = *k;
+	u->connected = !ret;
+	u->since = e->now;
+	ev.data.ptr = u;
+	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		ret = errno;
+		close(fd);
+		free(u);
+		errno = ret;
+		return NULL;
+	}
+	eng_stat_add(e, &e->st.upstreams, 1);
+	return u;
+}
+
+struct uconn *eng_upstream_get(struct engine *e, const struct ukey *k, struct cconn *owner)
+{
+	struct uconn *u;
+
+	for (u = e->pool; u; u = u->next)
+		if (ukey_eq(&u->key, k))
+			break;
+	if (u) {
+		eng_pool_unlink(e, u);
+		eng_stat_add(e, &e->st.upstream_reused, 1);
+		u->rd_ready = u->wr_ready = true;
+	} else {
+		u = upstream_new(e, k);
+		if (!u)
+			return NULL;
+	}
+	/* Idle connections hold no buffers. */
+	if (ebuf_alloc(e, &u->in) || ebuf_alloc(e, &u->out)) {
+		eng_upstream_close(e, u);
+		errno = ENOMEM;
+		return NULL;
+	}
+	u->owner = owner;
+	return u;
+}
+
+/* Pooled only after a complete response with nothing left over. */
+void eng_upstream_release(struct engine *e, struct uconn *u, bool reuse)
+{
+	if (!u || u->dead)
+		return;
+	u->owner = NULL;
+	if (!reuse || !u->connected || u->eof || u->err || u->in.len || u->out.len ||
+	    e->nr_pool >= ENGINE_POOL_MAX) {
+		eng_upstream_close(e, u);
+		return;
+	}
+	ebuf_release(e, &u->in);
+	ebuf_release(e, &u->out);
+	u->since = e->now;
+	u->prev = NULL;
+	u->next = e->pool;
+	if (e->pool)
+		e->pool->prev = u;
+	e->pool = u;
+	e->nr_pool++;
+	eng_stat_add(e, &e->st.upstreams_idle, 1);
+}
+
+/* ---- client connections -------------------------------------------------- */
+
+void eng_client_close(struct engine *e, struct cconn *c, bool reset)
+{
+	if (c->dead)
+		return;
+	eng_request_end(e, c, false);
+	if (reset) {
+		/* An RST, so the client knows the response is cut short. */
+		struct linger l = { .l_onoff = 1, .l_linger = 0 };
+
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	}
+	close(c->fd);
+	c->fd = -1;
+	c->dead = true;
+	if (c->again) {
+		c->again = false;
+		e->nr_again--;
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		e->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = e->dead_c;
+	c->prev = NULL;
+	e->dead_c = c;
+	e->nr_clients--;
+	ebuf_release(e, &c->in);
+	ebuf_release(e, &c->out);
+	eng_stat_add(e, &e->st.clients, -1);
+}
+
+/* The request in flight is over: its upstream and tables go. */
+void eng_request_end(struct engine *e, struct cconn *c, bool reuse_upstream)
+{
+	if (c->up) {
+		eng_upstream_release(e, c->up, reuse_upstream);
+		c->up = NULL;
+	}
+	if (c->tab) {
+		eng_tables_put(c->tab);
+		c->tab = NULL;
+	}
+}
+

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Internals of the HTTP engine: connections, buffers, the loop's state. */
+#ifndef GAMMAD_ENGINE_INT_H
+#define GAMMAD_ENGINE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "engine.h"
+#include "base/hashmap.h"
+#include "http/http1.h"
+#include "translate/translate_eval.h"
+
+/* Bytes at p[off .. off+len) of a fixed buffer of cap bytes. */
+struct ebuf {
+	char *p;
+	size_t cap, off, len;
+};
+
+/* A published translation with its (ClusterIP, port) -> tr_port index. */
+struct eng_tables {
+	int refs;			/* atomic */
+	struct tr_result *res;
+	struct strmap vips;		/* "ip port" -> const struct tr_port */
+	struct engine *e;
+};
+
+enum eobj_kind { EOBJ_WAKE, EOBJ_CLIENT, EOBJ_UPSTREAM };
+
+struct uconn;
+
+/* Where a client connection is. */
+enum cstate {
+	CS_HEAD,	/* waiting for (the rest of) a request head */
+	CS_REQ,		/* a request in flight: body up, response down */
+	CS_TUNNEL,	/* after 101: bytes both ways */
+	CS_CLOSING,	/* flush what is left, then shut down writing */
+	CS_LINGER,	/* read and drop until EOF or ENGINE_LINGER_MS */
+};
+
+struct cconn {
+	enum eobj_kind kind;		/* EOBJ_CLIENT; first, for epoll data */
+	int fd;
+	bool dead;
+	bool rd_ready, wr_ready, rd_eof, wr_shut;
+	bool again;			/* more to do next loop turn (fairness) */
+	enum cstate state;
+	struct engine_origin origin;
+	struct ebuf in, out;
+	struct cconn *next, *prev;	/* engine's list of clients */
+	uint64_t last_io;		/* ms: last byte moved for this client */
+	uint64_t head_start;		/* ms: first byte of the head waited for, 0 none */
+	uint64_t linger_until;
+	struct h1_scan scan;
+	/* the request in flight */
+	struct eng_tables *tab;
+	char method[32];
+	struct h1_str method_str;
+	bool close_after;		/* Connection: close on this response, then close */
+	uint8_t minor;			/* HTTP/1.<minor> of the request */
+	bool upgrade;
+	bool expect_continue;
+	enum h1_body req_body;
+	uint64_t req_left;
+	struct h1_chunked req_ch;
+	bool req_done;
+	struct uconn *up;		/* NULL: answered here (body dropped) */
+	const struct gapi_filter *resp_filters[2];	/* rule's, backendRef's */
+	size_t nr_resp_filters[2];
+	struct h1_scan rscan;
+	bool resp_head_done, resp_started, resp_done;
+	enum h1_body resp_body;
+	uint64_t resp_left;
+	struct h1_chunked resp_ch;
+	bool up_reusable;		/* the upstream said keep-alive */
+};
+
+struct ukey {
+	struct ip_addr addr;
+	uint16_t port;
+	void *netns_ctx;
+};
+
+struct uconn {
+	enum eobj_kind kind;		/* EOBJ_UPSTREAM */
+	int fd;
+	bool dead;
+	bool connected, rd_ready, wr_ready, eof, wr_shut;
+	int err;			/* errno of a failed connect, read or write */
+	struct ukey key;
+	struct ebuf in, out;
+	struct cconn *owner;		/* NULL: idle in the pool */
+	struct uconn *next, *prev;	/* the pool (idle only) */
+	uint64_t since;			/* ms: connect started, or idle since */
+};
+
+struct pending {
+	int fd;
+	struct engine_origin origin;
+	struct pending *next;
+};
+
+struct engine {
+	struct engine_opts o;
+	struct h1_limits lim;
+	int epfd, wakefd;
+	enum eobj_kind wake_kind;	/* epoll data of wakefd */
+	pthread_t thread;
+	bool running;
+	int stop;			/* atomic */
+	pthread_mutex_t lock;		/* pending and tables */
+	struct pending *pending;
+	struct eng_tables *tables;
+	struct cconn *clients;
+	struct uconn *pool;		/* idle upstreams */
+	struct cconn *dead_c;		/* freed after the epoll batch */
+	struct uconn *dead_u;
+	uint64_t rng;
+	uint64_t now;			/* ms, CLOCK_MONOTONIC, per loop turn */
+	size_t nr_clients, nr_pool, nr_again;
+	struct engine_stats st;		/* atomics */
+};
+
+/* engine_conn.c */
+uint64_t eng_now_ms(void);
+uint64_t eng_random(struct engine *e);
+void eng_tables_key(const struct ip_addr *a, uint16_t port, char *buf, size_t len);
+void eng_release_res(struct engine *e, struct tr_result *res);
+struct eng_tables *eng_tables_get(struct engine *e);
+void eng_tables_put(struct eng_tables *t);
+const struct tr_port *eng_tables_port(struct eng_tables *t, const struct engine_origin *o);
+int ebuf_alloc(struct engine *e, struct ebuf *b);	/* of e->o.buf_size bytes */
+void ebuf_release(struct engine *e, struct ebuf *b);
+size_t ebuf_room(struct ebuf *b);	/* compacts when it helps */
+void ebuf_consume(struct ebuf *b, size_t n);
+int ebuf_append(struct ebuf *b, const void *p, size_t n);	/* -ENOSPC */
+struct uconn *eng_upstream_get(struct engine *e, const struct ukey *k, struct cconn *owner);
+void eng_upstream_release(struct engine *e, struct uconn *u, bool reuse);
+void eng_pool_unlink(struct engine *e, struct uconn *u);
+void eng_upstream_close(struct engine *e, struct uconn *u);
+int eng_default_socket(void *ctx, int family, void *netns_ctx);
+void eng_client_close(struct engine *e, struct cconn *c, bool reset);
+void eng_stat_add(struct engine *e, uint64_t *field, int64_t d);
+/* The request in flight is over: release its upstream and tables. */
+void eng_request_end(struct engine *e, struct cconn *c, bool reuse_upstream);
+
+/* engine_req.c: one pass of a client's state machine; false when nothing moved. */
+bool eng_client_step(struct engine *e, struct cconn *c);
+/* A timer of this client passed (at e->now). */
+void eng_client_timeout(struct engine *e, struct cconn *c);
+uint64_t eng_client_deadline(struct engine *e, struct cconn *c);
+
+#endif

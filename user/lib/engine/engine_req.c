@@ -1,0 +1,867 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * One client connection's state machine: read a request head, decide it
+ * with ev_evaluate() on the class table of the Service port the client
+ * dialed, answer it here or send it to an endpoint of the chosen backend,
+ * then stream the body up and the response down. One request at a time per
+ * connection: a pipelined request waits in the buffer until the response
+ * before it is out, so responses leave in order.
+ *
+ * Every head that leaves is re-serialized from what the parser understood,
+ * without the hop-by-hop fields (Connection and what it names, Keep-Alive,
+ * Proxy-Connection, TE, Upgrade unless upgrading); bodies are forwarded as
+ * they came (chunked stays chunked, with its trailers), only scanned for
+ * their end.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "engine_int.h"
+#include "base/log.h"
+#include "input/gapi.h"
+
+/* ---- writing heads ------------------------------------------------------- */
+
+struct wr {
+	struct ebuf *b;
+	bool fail;
+};
+
+static void put(struct wr *w, const char *p, size_t n)
+{
+	if (!w->fail && ebuf_append(w->b, p, n))
+		w->fail = true;
+}
+
+static void puts_(struct wr *w, const char *s)
+{
+	put(w, s, strlen(s));
+}
+
+static void putf(struct wr *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(struct wr *w, const char *fmt, ...)
+{
+	char tmp[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		w->fail = true;
+	else
+		put(w, tmp, n);
+}
+
+static void put_field(struct wr *w, const char *n, size_t nl, const char *v, size_t vl)
+{
+	put(w, n, nl);
+	put(w, ": ", 2);
+	put(w, v, vl);
+	put(w, "\r\n", 2);
+}
+
+static bool name_ieq(const char *a, size_t al, const char *lit)
+{
+	return al == strlen(lit) && !strncasecmp(a, lit, al);
+}
+
+/* Does a Connection field of h name this field (it is then hop-by-hop)? */
+static bool connection_names(const struct h1_head *h, const char *n, size_t nl)
+{
+	for (size_t i = 0; i < h->nr_headers; i++) {
+		const struct h1_header *f = &h->headers[i];
+		const char *p = f->value.p, *end = p + f->value.len;
+
+		if (!h1_str_ieq(&f->name, "Connection"))
+			continue;
+		while (p < end) {
+			const char *t;
+
+			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+				p++;
+			t = p;
+			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+				p++;
+			if (p > t && (size_t)(p - t) == nl && !strncasecmp(t, n, nl))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Fields a proxy never forwards (RFC 9110 7.6.1), on both sides. */
+static bool hop_by_hop(const char *n, size_t nl)
+{
+	return name_ieq(n, nl, "Connection") || name_ieq(n, nl, "Keep-Alive") ||
+	       name_ieq(n, nl, "Proxy-Connection") || name_ieq(n, nl, "TE") ||
+	       name_ieq(n, nl, "Upgrade");
+}
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}
+
+/* ---- the request's end --------------------------------------------------- */
+
+/*
+ * An answer of our own, with a small text body. What is left of the request
+ * body is read and dropped (c->up is NULL), unless the client waits for a
+ * 100 Continue that will not come: then the connection closes after this.
+ */
+static void local_reply(struct engine *e, struct cconn *c, int status, const char *location,
+			const struct ev_headers *extra)
+{
+	struct wr w = { .b = &c->out };
+	char body[64];
+	int blen;
+
+	eng_request_end(e, c, false);
+	if (!c->req_done && c->expect_continue) {
+		c->close_after = true;
+		c->req_done = true;
+	}
+	blen = snprintf(body, sizeof(body), "%d %s\n", status, reason_phrase(status));
+	for (int attempt = 0; attempt < 2; attempt++) {
+		size_t mark = c->out.len;
+
+		w.fail = false;
+		putf(&w, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
+		for (size_t i = 0; extra && attempt == 0 && i < extra->nr; i++)
+			put_field(&w, extra->items[i].name, strlen(extra->items[i].name),
+				  extra->items[i].value, strlen(extra->items[i].value));
+		if (location)
+			put_field(&w, "Location", 8, location, strlen(location));
+		putf(&w, "Content-Type: text/plain\r\nContent-Length: %d\r\n", blen);
+		if (c->close_after)
+			puts_(&w, "Connection: close\r\n");
+		else if (!c->minor)
+			puts_(&w, "Connection: keep-alive\r\n");
+		puts_(&w, "\r\n");
+		if (!h1_str_eq(&c->method_str, "HEAD"))
+			put(&w, body, blen);
+		if (!w.fail)
+			break;
+		c->out.len = mark;	/* too long with the extra fields: without */
+	}
+	c->resp_head_done = c->resp_started = c->resp_done = true;
+	eng_stat_add(e, &e->st.requests, 1);
+}
+
+/* A request the parser refused: answer and close. */
+static void reply_error(struct engine *e, struct cconn *c, int status)
+{
+	c->close_after = true;
+	c->req_done = true;
+	c->method_str = (struct h1_str){ "GET", 3 };
+	local_reply(e, c, status, NULL, NULL);
+	ebuf_consume(&c->in, c->in.len);
+	c->state = CS_CLOSING;
+}
+
+/* ---- body forwarding ----------------------------------------------------- */
+
+/*
+ * Move body bytes from src to dst (NULL: drop them) as far as the framing
+ * and dst's room allow. Returns whether anything moved, -1 for a chunked
+ * body out of shape; *done once the body's end went through.
+ */
+static int fwd_body(struct ebuf *src, struct ebuf *dst, enum h1_body kind, uint64_t *left,
+		    struct h1_chunked *ch, bool *done)
+{
+	size_t n = src->len;
+
+	*done = false;
+	if (kind == H1_BODY_NONE || (kind == H1_BODY_LENGTH && !*left)) {
+		*done = true;
+		return 0;
+	}
+	if (dst) {
+		size_t room = ebuf_room(dst);
+
+		if (n > room)
+			n = room;
+	}
+	if (!n)
+		return 0;
+	if (kind == H1_BODY_LENGTH) {
+		if (n > *left)
+			n = *left;
+		*left -= n;
+		*done = !*left;
+	} else if (kind == H1_BODY_CHUNKED) {
+		long m = h1_chunked_scan(ch, src->p + src->off, n, NULL, NULL);
+
+		if (m < 0)
+			return -1;
+		n = m;
+		*done = ch->done;
+	}
+	if (dst && n)
+		ebuf_append(dst, src->p + src->off, n);
+	ebuf_consume(src, n);
+	return n || *done;
+}
+
+/* ---- starting a request -------------------------------------------------- */
+
+struct arena {
+	char *p;
+	size_t len, cap;
+};
+
+static const char *arena_dup(struct arena *a, const char *p, size_t n)
+{
+	char *s = a->p + a->len;
+
+	if (a->len + n + 1 > a->cap)
+		return "";
+	memcpy(s, p, n);
+	s[n] = 0;
+	a->len += n + 1;
+	return s;
+}
+
+/* The request head for the upstream: origin form, HTTP/1.1, the fields as filtered. */
+static int write_request_head(struct cconn *c, const struct h1_head *h, const struct ev_result *r,
+			      struct ebuf *out)
+{
+	struct wr w = { .b = out };
+	bool host = false;
+
+	put(&w, c->method, strlen(c->method));
+	put(&w, " ", 1);
+	puts_(&w, r->target);
+	puts_(&w, " HTTP/1.1\r\n");
+	for (size_t i = 0; i < r->request_headers.nr; i++) {
+		const struct ev_kv *kv = &r->request_headers.items[i];
+		size_t nl = strlen(kv->name);
+
+		if (hop_by_hop(kv->name, nl) || connection_names(h, kv->name, nl) ||
+		    name_ieq(kv->name, nl, "Content-Length") ||
+		    name_ieq(kv->name, nl, "Transfer-Encoding"))
+			continue;
+		host |= name_ieq(kv->name, nl, "Host");
+		put_field(&w, kv->name, nl, kv->value, strlen(kv->value));
+	}
+	if (!host) {
+		/* HTTP/1.0 without Host: the authority the client dialed. */
+		char ip[64];
+
+		ip_addr_str(&c->origin.vip, ip, sizeof(ip));
+		if (c->origin.vip.family == AF_INET6)
+			putf(&w, "Host: [%s]:%u\r\n", ip, c->origin.vport);
+		else
+			putf(&w, "Host: %s:%u\r\n", ip, c->origin.vport);
+	}
+	/* The framing the parser validated, as it was. */
+	if (h->body == H1_BODY_LENGTH) {
+		putf(&w, "Content-Length: %llu\r\n", (unsigned long long)h->content_length);
+	} else if (h->body == H1_BODY_CHUNKED) {
+		const struct h1_header *te = h1_header_get(h, "Transfer-Encoding");
+
+		put_field(&w, "Transfer-Encoding", 17, te->value.p, te->value.len);
+	}
+	if (c->upgrade) {
+		const struct h1_header *up = h1_header_get(h, "Upgrade");
+
+		puts_(&w, "Connection: upgrade\r\n");
+		if (up)
+			put_field(&w, "Upgrade", 7, up->value.p, up->value.len);
+	}
+	puts_(&w, "\r\n");
+	return w.fail ? -ENOSPC : 0;
+}
+
+/* The host of the Host field, without its port, for redirects. */
+static const char *host_only(struct arena *a, const struct h1_str *host)
+{
+	const char *p = host->p, *end = host->p + host->len;
+
+	if (!host->len)
+		return NULL;
+	if (*p == '[') {
+		const char *rb = memchr(p, ']', host->len);
+
+		return arena_dup(a, p, rb ? (size_t)(rb + 1 - p) : host->len);
+	}
+	const char *colon = memchr(p, ':', host->len);
+
+	return arena_dup(a, p, colon ? (size_t)(colon - p) : (size_t)(end - p));
+}
+
+static void start_request(struct engine *e, struct cconn *c, const struct h1_head *h)
+{
+	struct ev_header *hdrs = NULL;
+	struct arena a = { 0 };
+	struct ev_request req = { 0 };
+	struct ev_result r = { 0 };
+	const struct tr_port *port;
+	const struct tr_class *cls;
+	const struct tr_endpoint_set *eps;
+	struct ukey k;
+	bool evaluated = false;
+
+	c->state = CS_REQ;
+	c->minor = h->minor;
+	c->close_after = !h->keep_alive;
+	c->upgrade = h->upgrade;
+	c->expect_continue = h->expect_continue;
+	c->req_body = h->body;
+	c->req_left = h->content_length;
+	memset(&c->req_ch, 0, sizeof(c->req_ch));
+	c->req_done = h->body == H1_BODY_NONE || (h->body == H1_BODY_LENGTH && !h->content_length);
+	c->resp_head_done = c->resp_started = c->resp_done = false;
+	c->up_reusable = false;
+	memset(&c->rscan, 0, sizeof(c->rscan));
+	c->nr_resp_filters[0] = c->nr_resp_filters[1] = 0;
+	if (h->method.len >= sizeof(c->method)) {
+		c->method_str = (struct h1_str){ "GET", 3 };
+		c->close_after = true;
+		local_reply(e, c, 501, NULL, NULL);
+		return;
+	}
+	memcpy(c->method, h->method.p, h->method.len);
+	c->method[h->method.len] = 0;
+	c->method_str = (struct h1_str){ c->method, h->method.len };
+
+	c->tab = eng_tables_get(e);
+	port = eng_tables_port(c->tab, &c->origin);
+	if (!port) {
+		char ip[64];
+
+		pr_debug("engine: %s: no Service has %s port %u", c->origin.client_pod,
+			 ip_addr_str(&c->origin.vip, ip, sizeof(ip)), c->origin.vport);
+		local_reply(e, c, 503, NULL, NULL);
+		return;
+	}
+	cls = tr_port_class(port, c->origin.client_ns);
+
+	/* ev_evaluate() wants NUL-terminated strings: copy the head's pieces. */
+	a.cap = h->head_len + 2 * h->nr_headers + 64;
+	a.p = malloc(a.cap);
+	hdrs = calloc(h->nr_headers + 1, sizeof(*hdrs));
+	if (!a.p || !hdrs)
+		goto fail;
+	for (size_t i = 0; i < h->nr_headers; i++) {
+		hdrs[i].name = arena_dup(&a, h->headers[i].name.p, h->headers[i].name.len);
+		hdrs[i].value = arena_dup(&a, h->headers[i].value.p, h->headers[i].value.len);
+	}
+	req.method = c->method;
+	req.target = arena_dup(&a, h->path.p, h->path.len);
+	req.headers = hdrs;
+	req.nr_headers = h->nr_headers;
+	req.scheme = "http";
+	req.host = host_only(&a, &h->host);
+	req.port = c->origin.vport;
+	if (ev_evaluate(cls, &req, eng_random(e), &r))
+		goto fail;
+	evaluated = true;
+
+	if (r.status >= 300 && r.status < 400) {
+		local_reply(e, c, r.status, r.redirect.location, &r.response_headers);
+		goto out;
+	}
+	if (r.status != 200) {
+		local_reply(e, c, r.status, NULL, &r.response_headers);
+		goto out;
+	}
+	eps = r.backend ? r.backend->endpoints : NULL;
+	if (!eps || !eps->nr) {
+		local_reply(e, c, 503, NULL, &r.response_headers);
+		goto out;
+	}
+	/* Uniform over the ready endpoints, as the kernel's L4 pick. */
+	const struct tr_endpoint *ep = &eps->items[eng_random(e) % eps->nr];
+
+	k = (struct ukey){ .addr = ep->addr, .port = ep->port, .netns_ctx = c->origin.netns_ctx };
+	c->up = eng_upstream_get(e, &k, c);
+	if (!c->up) {
+		pr_debug("engine: %s: upstream %s/%s: %s", c->origin.client_pod, r.backend->namespace,
+			 r.backend->name, strerror(errno));
+		local_reply(e, c, 503, NULL, &r.response_headers);
+		goto out;
+	}
+	if (write_request_head(c, h, &r, &c->up->out)) {
+		local_reply(e, c, 431, NULL, NULL);
+		goto out;
+	}
+	/* ResponseHeaderModifier: the rule's, then the backendRef's. */
+	if (r.entry) {
+		c->resp_filters[0] = r.entry->rule->rule->filters;
+		c->nr_resp_filters[0] = r.entry->rule->rule->nr_filters;
+	}
+	if (r.backend->ref) {
+		c->resp_filters[1] = r.backend->ref->filters;
+		c->nr_resp_filters[1] = r.backend->ref->nr_filters;
+	}
+	goto out;
+fail:
+	pr_warn("engine: %s: evaluating a request failed: out of memory", c->origin.client_pod);
+	local_reply(e, c, 500, NULL, NULL);
+out:
+	if (evaluated)
+		ev_result_free(&r);
+	free(hdrs);
+	free(a.p);
+}
+
+static bool step_head(struct engine *e, struct cconn *c)
+{
+	struct h1_head *h;
+	long n;
+	int ret;
+
+	/* The previous response leaves first: bounded memory, and order. */
+	if (c->out.len)
+		return false;
+	if (!c->in.len) {
+		c->head_start = 0;
+		if (c->rd_eof) {
+			eng_client_close(e, c, false);
+			return true;
+		}
+		return false;
+	}
+	if (!c->head_start)
+		c->head_start = e->now;
+	n = h1_head_end(c->in.p + c->in.off, c->in.len, &e->lim, &c->scan);
+	if (n < 0) {
+		reply_error(e, c, h1_error_status(n));
+		return true;
+	}
+	if (!n) {
+		if (c->rd_eof) {
+			eng_client_close(e, c, false);
+			return true;
+		}
+		return false;
+	}
+	h = malloc(sizeof(*h));
+	if (!h) {
+		reply_error(e, c, 500);
+		return true;
+	}
+	ret = h1_parse_request(c->in.p + c->in.off, n, &e->lim, h);
+	if (ret) {
+		free(h);
+		reply_error(e, c, h1_error_status(ret));
+		return true;
+	}
+	start_request(e, c, h);
+	free(h);
+	/* The head was used in place; now it goes. */
+	ebuf_consume(&c->in, n);
+	memset(&c->scan, 0, sizeof(c->scan));
+	c->head_start = 0;
+	return true;
+}
+
+/* ---- the response -------------------------------------------------------- */
+
+struct field {
+	const char *n, *v;
+	size_t nl, vl;
+};
+
+static void fields_remove(struct field *f, size_t *nr, const char *name)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < *nr; i++)
+		if (!name_ieq(f[i].n, f[i].nl, name))
+			f[j++] = f[i];
+	*nr = j;
+}
+
+static void fields_add(struct field *f, size_t *nr, const char *n, const char *v)
+{
+	f[(*nr)++] = (struct field){ n, v, strlen(n), strlen(v) };
+}
+
+/* Apply ResponseHeaderModifier filters: set, then add, then remove, per filter. */
+static size_t apply_response_filters(const struct cconn *c, struct field *f, size_t nr)
+{
+	for (int k = 0; k < 2; k++) {
+		for (size_t i = 0; i < c->nr_resp_filters[k]; i++) {
+			const struct gapi_filter *flt = &c->resp_filters[k][i];
+			const struct gapi_header_mod *m = &flt->header_mod;
+
+			if (flt->type != FILTER_RESPONSE_HEADER)
+				continue;
+			for (size_t j = 0; j < m->nr_set; j++) {
+				fields_remove(f, &nr, m->set[j].name);
+				fields_add(f, &nr, m->set[j].name, m->set[j].value);
+			}
+			for (size_t j = 0; j < m->nr_add; j++)
+				fields_add(f, &nr, m->add[j].name, m->add[j].value);
+			for (size_t j = 0; j < m->nr_remove; j++)
+				fields_remove(f, &nr, m->remove[j]);
+		}
+	}
+	return nr;
+}
+
+static size_t response_filter_fields(const struct cconn *c)
+{
+	size_t n = 0;
+
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < c->nr_resp_filters[k]; i++)
+			if (c->resp_filters[k][i].type == FILTER_RESPONSE_HEADER)
+				n += c->resp_filters[k][i].header_mod.nr_set +
+				     c->resp_filters[k][i].header_mod.nr_add;
+	return n;
+}
+
+static int write_response_head(struct cconn *c, const struct h1_head *h, struct ebuf *out)
+{
+	struct wr w = { .b = out };
+	bool upgrade = h->status == 101;
+	struct field *f;
+	size_t nr = 0;
+
+	f = calloc(h->nr_headers + response_filter_fields(c) + 1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	for (size_t i = 0; i < h->nr_headers; i++) {
+		const struct h1_header *x = &h->headers[i];
+
+		if (upgrade && h1_str_ieq(&x->name, "Upgrade"))
+			;
+		else if (hop_by_hop(x->name.p, x->name.len) ||
+			 connection_names(h, x->name.p, x->name.len))
+			continue;
+		f[nr++] = (struct field){ x->name.p, x->value.p, x->name.len, x->value.len };
+	}
+	if (h->status >= 200)
+		nr = apply_response_filters(c, f, nr);
+	putf(&w, "HTTP/1.1 %u ", h->status);
+	put(&w, h->reason.p, h->reason.len);
+	puts_(&w, "\r\n");
+	for (size_t i = 0; i < nr; i++)
+		put_field(&w, f[i].n, f[i].nl, f[i].v, f[i].vl);
+	if (upgrade)
+		puts_(&w, "Connection: upgrade\r\n");
+	else if (h->status >= 200 && c->close_after)
+		puts_(&w, "Connection: close\r\n");
+	else if (h->status >= 200 && !c->minor)
+		puts_(&w, "Connection: keep-alive\r\n");
+	puts_(&w, "\r\n");
+	free(f);
+	return w.fail ? -ENOSPC : 0;
+}
+
+/*
+ * The upstream failed. Before any byte of the response went to the client,
+ * the client gets an answer of ours (502, 503, 504) and keeps its
+ * connection; after, it gets a reset: a response cut short must not look
+ * complete.
+ */
+static bool upstream_failed(struct engine *e, struct cconn *c, int status)
+{
+	if (c->resp_started) {
+		eng_client_close(e, c, true);
+		return true;
+	}
+	local_reply(e, c, status, NULL, NULL);
+	return true;
+}
+
+static bool step_response_head(struct engine *e, struct cconn *c, struct uconn *u)
+{
+	struct h1_head *h;
+	long n;
+	int ret;
+
+	if (c->out.len)
+		return false;	/* an interim response still leaving */
+	if (!u->in.len) {
+		if (u->eof || u->err)
+			return upstream_failed(e, c, 502);
+		return false;
+	}
+	n = h1_head_end(u->in.p + u->in.off, u->in.len, &e->lim, &c->rscan);
+	if (n < 0)
+		return upstream_failed(e, c, 502);
+	if (!n) {
+		if (u->eof || u->err)
+			return upstream_failed(e, c, 502);
+		return false;
+	}
+	h = malloc(sizeof(*h));
+	if (!h)
+		return upstream_failed(e, c, 502);
+	ret = h1_parse_response(u->in.p + u->in.off, n, &c->method_str, h);
+	if (ret || (h->status == 101 && !c->upgrade)) {
+		pr_debug("engine: %s: upstream response refused: %s", c->origin.client_pod,
+			 ret ? h1_error_str(ret) : "101 without Upgrade");
+		free(h);
+		return upstream_failed(e, c, 502);
+	}
+	if (h->status < 200 && h->status != 101) {
+		/* 100 Continue and other interim responses go through as they are. */
+		ret = write_response_head(c, h, &c->out);
+		free(h);
+		ebuf_consume(&u->in, n);
+		memset(&c->rscan, 0, sizeof(c->rscan));
+		return ret ? upstream_failed(e, c, 502) : true;
+	}
+	c->resp_body = h->body;
+	c->resp_left = h->content_length;
+	memset(&c->resp_ch, 0, sizeof(c->resp_ch));
+	c->up_reusable = h->keep_alive && h->body != H1_BODY_CLOSE;
+	if (h->body == H1_BODY_CLOSE)
+		c->close_after = true;	/* the client learns the end by the close */
+	ret = write_response_head(c, h, &c->out);
+	if (ret) {
+		free(h);
+		c->out.len = 0;
+		return upstream_failed(e, c, 502);
+	}
+	ebuf_consume(&u->in, n);
+	c->resp_head_done = c->resp_started = true;
+	eng_stat_add(e, &e->st.requests, 1);
+	if (h->status == 101) {
+		c->state = CS_TUNNEL;
+		c->req_done = c->resp_done = true;
+	} else {
+		c->resp_done = h->body == H1_BODY_NONE ||
+			       (h->body == H1_BODY_LENGTH && !h->content_length);
+	}
+	free(h);
+	return true;
+}
+
+static bool step_response_body(struct engine *e, struct cconn *c, struct uconn *u)
+{
+	bool done;
+	int r = fwd_body(&u->in, &c->out, c->resp_body, &c->resp_left, &c->resp_ch, &done);
+
+	if (r < 0) {
+		pr_debug("engine: %s: upstream sent a bad chunked body", c->origin.client_pod);
+		eng_client_close(e, c, true);
+		return true;
+	}
+	if (done) {
+		c->resp_done = true;
+		return true;
+	}
+	if ((u->eof || u->err) && !u->in.len) {
+		if (c->resp_body == H1_BODY_CLOSE && !u->err) {
+			c->resp_done = true;
+			c->up_reusable = false;
+			return true;
+		}
+		/* The upstream died inside the response: the client sees a reset. */
+		eng_client_close(e, c, true);
+		return true;
+	}
+	return r > 0;
+}
+
+static bool step_req(struct engine *e, struct cconn *c)
+{
+	struct uconn *u = c->up;
+	bool moved = false, done;
+
+	if (!c->req_done) {
+		int r = fwd_body(&c->in, u ? &u->out : NULL, c->req_body, &c->req_left,
+				 &c->req_ch, &done);
+
+		if (r < 0) {
+			c->close_after = true;
+			c->req_done = true;
+			ebuf_consume(&c->in, c->in.len);
+			return upstream_failed(e, c, 400);
+		}
+		moved |= r > 0;
+		if (done)
+			c->req_done = moved = true;
+	}
+	if (u && !u->connected) {
+		if (u->err)
+			return upstream_failed(e, c, 503);
+	} else if (u && !c->resp_head_done) {
+		moved |= step_response_head(e, c, u);
+	} else if (u && !c->resp_done) {
+		moved |= step_response_body(e, c, u);
+	}
+	if (c->dead || c->state != CS_REQ)
+		return true;
+	if (c->rd_eof && !c->in.len && !(c->req_done && c->resp_done)) {
+		/* The client went away: so does its upstream connection. */
+		eng_client_close(e, c, false);
+		return true;
+	}
+	if (c->req_done && c->resp_done) {
+		u = c->up;
+		eng_request_end(e, c, u && c->up_reusable && !u->in.len);
+		c->state = c->close_after ? CS_CLOSING : CS_HEAD;
+		return true;
+	}
+	if (c->resp_done && c->up) {
+		/* Answered before the body ended: drop the rest, not the upstream's turn. */
+		eng_upstream_release(e, c->up, false);
+		c->up = NULL;
+		moved = true;
+	}
+	return moved;
+}
+
+/* ---- after a 101: a tunnel ----------------------------------------------- */
+
+static bool pipe_bytes(struct ebuf *src, struct ebuf *dst)
+{
+	size_t n = src->len, room = ebuf_room(dst);
+
+	if (n > room)
+		n = room;
+	if (!n)
+		return false;
+	ebuf_append(dst, src->p + src->off, n);
+	ebuf_consume(src, n);
+	return true;
+}
+
+static bool step_tunnel(struct engine *e, struct cconn *c)
+{
+	struct uconn *u = c->up;
+	bool moved = false;
+
+	if (u->err) {
+		eng_client_close(e, c, true);
+		return true;
+	}
+	moved |= pipe_bytes(&c->in, &u->out);
+	moved |= pipe_bytes(&u->in, &c->out);
+	/* A half close goes through once what came before it is out. */
+	if (c->rd_eof && !c->in.len && !u->out.len && !u->wr_shut) {
+		shutdown(u->fd, SHUT_WR);
+		u->wr_shut = moved = true;
+	}
+	if (u->eof && !u->in.len && !c->out.len && !c->wr_shut) {
+		shutdown(c->fd, SHUT_WR);
+		c->wr_shut = moved = true;
+	}
+	if (c->wr_shut && u->wr_shut) {
+		eng_client_close(e, c, false);
+		return true;
+	}
+	return moved;
+}
+
+/* ---- entry points -------------------------------------------------------- */
+
+bool eng_client_step(struct engine *e, struct cconn *c)
+{
+	bool moved;
+
+	switch (c->state) {
+	case CS_HEAD:
+		return step_head(e, c);
+	case CS_REQ:
+		return step_req(e, c);
+	case CS_TUNNEL:
+		return step_tunnel(e, c);
+	case CS_CLOSING:
+		moved = c->in.len > 0;
+		ebuf_consume(&c->in, c->in.len);
+		if (c->out.len)
+			return moved;
+		/* Shut down writing, then drain: a close with unread bytes would
+		 * send an RST that can destroy the response in flight. */
+		shutdown(c->fd, SHUT_WR);
+		c->wr_shut = true;
+		c->state = CS_LINGER;
+		c->linger_until = e->now + ENGINE_LINGER_MS;
+		return true;
+	case CS_LINGER:
+		moved = c->in.len > 0;
+		ebuf_consume(&c->in, c->in.len);
+		if (c->rd_eof) {
+			eng_client_close(e, c, false);
+			return true;
+		}
+		return moved;
+	}
+	return false;
+}
+
+uint64_t eng_client_deadline(struct engine *e, struct cconn *c)
+{
+	switch (c->state) {
+	case CS_HEAD:
+		if (c->head_start)
+			return c->head_start + e->o.header_timeout_ms;
+		return c->last_io + e->o.idle_timeout_ms;
+	case CS_REQ:
+		if (c->up && !c->up->connected)
+			return c->up->since + e->o.connect_timeout_ms;
+		return c->last_io + e->o.idle_timeout_ms;
+	case CS_TUNNEL:
+		return c->last_io + ENGINE_TUNNEL_IDLE_MS;
+	case CS_CLOSING:
+		return c->last_io + e->o.idle_timeout_ms;
+	case CS_LINGER:
+		return c->linger_until;
+	}
+	return 0;
+}
+
+void eng_client_timeout(struct engine *e, struct cconn *c)
+{
+	switch (c->state) {
+	case CS_HEAD:
+		if (c->in.len && c->head_start) {
+			reply_error(e, c, 408);
+			return;
+		}
+		eng_client_close(e, c, false);
+		return;
+	case CS_REQ:
+		if (c->up && !c->up->connected) {
+			upstream_failed(e, c, 503);
+		} else if (!c->resp_started) {
+			c->close_after = true;
+			c->req_done = true;
+			upstream_failed(e, c, 504);
+		} else {
+			eng_client_close(e, c, true);
+		}
+		return;
+	default:
+		eng_client_close(e, c, false);
+		return;
+	}
+}
