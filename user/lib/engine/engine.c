@@ -311,9 +311,15 @@ static void handle_event(struct engine *e, struct epoll_event *ev)
 	if (u->owner) {
 		client_run(e, u->owner);
 	} else if (rd) {
-		/* An idle upstream closed, or sent what nobody asked for. */
-		eng_pool_unlink(e, u);
-		eng_upstream_close(e, u);
+		char b;
+		ssize_t n = recv(u->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+		/* An idle upstream closed, or sent what nobody asked for (an event
+		 * of its last response, still in this batch, is neither). */
+		if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+			eng_pool_unlink(e, u);
+			eng_upstream_close(e, u);
+		}
 	}
 }
 

@@ -248,17 +248,19 @@ static struct uconn *upstream_new(struct engine *e, const struct ukey *k)
 	return u;
 }
 
-struct uconn *eng_upstream_get(struct engine *e, const struct ukey *k, struct cconn *owner)
+struct uconn *eng_upstream_get(struct engine *e, const struct ukey *k, struct cconn *owner,
+			       bool fresh)
 {
 	struct uconn *u;
 
-	for (u = e->pool; u; u = u->next)
+	for (u = fresh ? NULL : e->pool; u; u = u->next)
 		if (ukey_eq(&u->key, k))
 			break;
 	if (u) {
 		eng_pool_unlink(e, u);
 		eng_stat_add(e, &e->st.upstream_reused, 1);
 		u->rd_ready = u->wr_ready = true;
+		u->reused = true;
 	} else {
 		u = upstream_new(e, k);
 		if (!u)
@@ -343,5 +345,7 @@ void eng_request_end(struct engine *e, struct cconn *c, bool reuse_upstream)
 		eng_tables_put(c->tab);
 		c->tab = NULL;
 	}
+	free(c->retry_head);
+	c->retry_head = NULL;
 }
 

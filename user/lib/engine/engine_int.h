@@ -73,6 +73,11 @@ struct cconn {
 	uint64_t resp_left;
 	struct h1_chunked resp_ch;
 	bool up_reusable;		/* the upstream said keep-alive */
+	bool dechunk;			/* an HTTP/1.0 client: chunked response decoded,
+					   its end told by the close */
+	char *retry_head;		/* the head sent on a pooled connection, to send
+					   again on a new one if that one turns out closed */
+	size_t retry_len;
 };
 
 struct ukey {
@@ -86,6 +91,7 @@ struct uconn {
 	int fd;
 	bool dead;
 	bool connected, rd_ready, wr_ready, eof, wr_shut;
+	bool reused;			/* taken from the pool for this request */
 	int err;			/* errno of a failed connect, read or write */
 	struct ukey key;
 	struct ebuf in, out;
@@ -134,7 +140,9 @@ void ebuf_release(struct engine *e, struct ebuf *b);
 size_t ebuf_room(struct ebuf *b);	/* compacts when it helps */
 void ebuf_consume(struct ebuf *b, size_t n);
 int ebuf_append(struct ebuf *b, const void *p, size_t n);	/* -ENOSPC */
-struct uconn *eng_upstream_get(struct engine *e, const struct ukey *k, struct cconn *owner);
+/* A pooled connection to k, or a new one (always new when fresh); NULL and errno. */
+struct uconn *eng_upstream_get(struct engine *e, const struct ukey *k, struct cconn *owner,
+			       bool fresh);
 void eng_upstream_release(struct engine *e, struct uconn *u, bool reuse);
 void eng_pool_unlink(struct engine *e, struct uconn *u);
 void eng_upstream_close(struct engine *e, struct uconn *u);

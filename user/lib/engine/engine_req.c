@@ -196,8 +196,13 @@ static void reply_error(struct engine *e, struct cconn *c, int status)
  * and dst's room allow. Returns whether anything moved, -1 for a chunked
  * body out of shape; *done once the body's end went through.
  */
+static void append_data(void *ctx, const char *p, size_t n)
+{
+	ebuf_append(ctx, p, n);	/* fits: decoded data is shorter than its coding */
+}
+
 static int fwd_body(struct ebuf *src, struct ebuf *dst, enum h1_body kind, uint64_t *left,
-		    struct h1_chunked *ch, bool *done)
+		    struct h1_chunked *ch, bool decode, bool *done)
 {
 	size_t n = src->len;
 
@@ -220,12 +225,17 @@ static int fwd_body(struct ebuf *src, struct ebuf *dst, enum h1_body kind, uint6
 		*left -= n;
 		*done = !*left;
 	} else if (kind == H1_BODY_CHUNKED) {
-		long m = h1_chunked_scan(ch, src->p + src->off, n, NULL, NULL);
+		long m = h1_chunked_scan(ch, src->p + src->off, n, decode && dst ? append_data : NULL,
+					 dst);
 
 		if (m < 0)
 			return -1;
 		n = m;
 		*done = ch->done;
+		if (decode) {
+			ebuf_consume(src, n);
+			return n || *done;
+		}
 	}
 	if (dst && n)
 		ebuf_append(dst, src->p + src->off, n);
@@ -261,7 +271,11 @@ static int write_request_head(struct cconn *c, const struct h1_head *h, const st
 
 	put(&w, c->method, strlen(c->method));
 	put(&w, " ", 1);
-	puts_(&w, r->target);
+	/* OPTIONS * is evaluated as "/" but stays "*" unless rewritten. */
+	if (h1_str_eq(&h->target, "*") && !strcmp(r->target, "/"))
+		puts_(&w, "*");
+	else
+		puts_(&w, r->target);
 	puts_(&w, " HTTP/1.1\r\n");
 	for (size_t i = 0; i < r->request_headers.nr; i++) {
 		const struct ev_kv *kv = &r->request_headers.items[i];
@@ -342,7 +356,7 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	memset(&c->req_ch, 0, sizeof(c->req_ch));
 	c->req_done = h->body == H1_BODY_NONE || (h->body == H1_BODY_LENGTH && !h->content_length);
 	c->resp_head_done = c->resp_started = c->resp_done = false;
-	c->up_reusable = false;
+	c->up_reusable = c->dechunk = false;
 	memset(&c->rscan, 0, sizeof(c->rscan));
 	c->nr_resp_filters[0] = c->nr_resp_filters[1] = 0;
 	if (h->method.len >= sizeof(c->method)) {
@@ -354,6 +368,12 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	memcpy(c->method, h->method.p, h->method.len);
 	c->method[h->method.len] = 0;
 	c->method_str = (struct h1_str){ c->method, h->method.len };
+	if (h1_str_eq(&h->method, "CONNECT")) {
+		/* A tunnel to an authority of the client's choice: not a route's to give. */
+		c->close_after = true;
+		local_reply(e, c, 501, NULL, NULL);
+		return;
+	}
 
 	c->tab = eng_tables_get(e);
 	port = eng_tables_port(c->tab, &c->origin);
@@ -405,7 +425,7 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	const struct tr_endpoint *ep = &eps->items[eng_random(e) % eps->nr];
 
 	k = (struct ukey){ .addr = ep->addr, .port = ep->port, .netns_ctx = c->origin.netns_ctx };
-	c->up = eng_upstream_get(e, &k, c);
+	c->up = eng_upstream_get(e, &k, c, false);
 	if (!c->up) {
 		pr_debug("engine: %s: upstream %s/%s: %s", c->origin.client_pod, r.backend->namespace,
 			 r.backend->name, strerror(errno));
@@ -415,6 +435,18 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	if (write_request_head(c, h, &r, &c->up->out)) {
 		local_reply(e, c, 431, NULL, NULL);
 		goto out;
+	}
+	/*
+	 * A pooled connection may have been closed by the upstream just now
+	 * (its idle timeout): a request without a body is then sent again on a
+	 * new connection, as every proxy does; it never reached the upstream.
+	 */
+	if (c->up->reused && c->req_done) {
+		c->retry_head = malloc(c->up->out.len);
+		if (c->retry_head) {
+			memcpy(c->retry_head, c->up->out.p + c->up->out.off, c->up->out.len);
+			c->retry_len = c->up->out.len;
+		}
 	}
 	/* ResponseHeaderModifier: the rule's, then the backendRef's. */
 	if (r.entry) {
@@ -559,6 +591,8 @@ static int write_response_head(struct cconn *c, const struct h1_head *h, struct 
 
 		if (upgrade && h1_str_ieq(&x->name, "Upgrade"))
 			;
+		else if (c->dechunk && h1_str_ieq(&x->name, "Transfer-Encoding"))
+			continue;
 		else if (hop_by_hop(x->name.p, x->name.len) ||
 			 connection_names(h, x->name.p, x->name.len))
 			continue;
@@ -594,6 +628,20 @@ static bool upstream_failed(struct engine *e, struct cconn *c, int status)
 		eng_client_close(e, c, true);
 		return true;
 	}
+	if (c->retry_head && c->up && c->up->reused && !c->up->in.len && (c->up->eof || c->up->err)) {
+		struct ukey k = c->up->key;
+		char *head = c->retry_head;
+
+		c->retry_head = NULL;
+		eng_upstream_release(e, c->up, false);
+		c->up = eng_upstream_get(e, &k, c, true);
+		if (c->up && !ebuf_append(&c->up->out, head, c->retry_len)) {
+			free(head);
+			memset(&c->rscan, 0, sizeof(c->rscan));
+			return true;
+		}
+		free(head);
+	}
 	local_reply(e, c, status, NULL, NULL);
 	return true;
 }
@@ -622,6 +670,8 @@ static bool step_response_head(struct engine *e, struct cconn *c, struct uconn *
 	h = malloc(sizeof(*h));
 	if (!h)
 		return upstream_failed(e, c, 502);
+	free(c->retry_head);	/* the upstream answers: no sending again */
+	c->retry_head = NULL;
 	ret = h1_parse_response(u->in.p + u->in.off, n, &c->method_str, h);
 	if (ret || (h->status == 101 && !c->upgrade)) {
 		pr_debug("engine: %s: upstream response refused: %s", c->origin.client_pod,
@@ -630,8 +680,9 @@ static bool step_response_head(struct engine *e, struct cconn *c, struct uconn *
 		return upstream_failed(e, c, 502);
 	}
 	if (h->status < 200 && h->status != 101) {
-		/* 100 Continue and other interim responses go through as they are. */
-		ret = write_response_head(c, h, &c->out);
+		/* 100 Continue and other interim responses go through as they are,
+		 * except to HTTP/1.0 clients, which know none. */
+		ret = c->minor ? write_response_head(c, h, &c->out) : 0;
 		free(h);
 		ebuf_consume(&u->in, n);
 		memset(&c->rscan, 0, sizeof(c->rscan));
@@ -641,7 +692,8 @@ static bool step_response_head(struct engine *e, struct cconn *c, struct uconn *
 	c->resp_left = h->content_length;
 	memset(&c->resp_ch, 0, sizeof(c->resp_ch));
 	c->up_reusable = h->keep_alive && h->body != H1_BODY_CLOSE;
-	if (h->body == H1_BODY_CLOSE)
+	c->dechunk = h->body == H1_BODY_CHUNKED && !c->minor;
+	if (h->body == H1_BODY_CLOSE || c->dechunk)
 		c->close_after = true;	/* the client learns the end by the close */
 	ret = write_response_head(c, h, &c->out);
 	if (ret) {
@@ -666,7 +718,8 @@ static bool step_response_head(struct engine *e, struct cconn *c, struct uconn *
 static bool step_response_body(struct engine *e, struct cconn *c, struct uconn *u)
 {
 	bool done;
-	int r = fwd_body(&u->in, &c->out, c->resp_body, &c->resp_left, &c->resp_ch, &done);
+	int r = fwd_body(&u->in, &c->out, c->resp_body, &c->resp_left, &c->resp_ch, c->dechunk,
+			 &done);
 
 	if (r < 0) {
 		pr_debug("engine: %s: upstream sent a bad chunked body", c->origin.client_pod);
@@ -697,7 +750,7 @@ static bool step_req(struct engine *e, struct cconn *c)
 
 	if (!c->req_done) {
 		int r = fwd_body(&c->in, u ? &u->out : NULL, c->req_body, &c->req_left,
-				 &c->req_ch, &done);
+				 &c->req_ch, false, &done);
 
 		if (r < 0) {
 			c->close_after = true;
