@@ -29,6 +29,7 @@
 #include "input/manifest.h"
 
 #define VIP "10.96.0.10"
+#define VIP6 "fd00::10"
 #define BUF_SIZE (16 * 1024)		/* the engine's buffers in this test */
 #define HEADER_TIMEOUT_MS 400
 #define IO_TIMEOUT_MS 5000
@@ -150,6 +151,8 @@ static void *ts_conn(void *arg)
 	struct h1_head *hp = malloc(sizeof(*hp));	/* big: not on a thread's stack */
 	struct h1_limits lim = { H1_HEAD_MAX_DEFAULT, H1_TARGET_MAX_DEFAULT };
 
+	bool drop_next = false;
+
 	free(tc);
 	while (buf && hp) {
 		struct h1_scan scan = { 0 };
@@ -164,8 +167,8 @@ static void *ts_conn(void *arg)
 				goto out;
 			len += n;
 		}
-		if (hl < 0 || h1_parse_request(buf, hl, &lim, hp))
-			goto out;
+		if (hl < 0 || h1_parse_request(buf, hl, &lim, hp) || drop_next)
+			goto out;	/* drop_next: as a server whose idle timeout just hit */
 		snprintf(path, sizeof(path), "%.*s", (int)hp->path.len, hp->path.p);
 		if (hp->expect_continue && ts_reply(s, fd, "HTTP/1.1 100 Continue\r\n\r\n"))
 			goto out;
@@ -245,6 +248,10 @@ static void *ts_conn(void *arg)
 			free(body);
 			if (close_)
 				goto out;
+		} else if (!strcmp(path, "/ts/lie")) {
+			/* keep-alive promised, and the next request on it never answered */
+			ts_reply(s, fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+			drop_next = true;
 		} else if (!strcmp(path, "/ts/204")) {
 			ts_reply(s, fd, "HTTP/1.1 204 No Content\r\nX-Kind: 204\r\n\r\n");
 		} else if (!strcmp(path, "/ts/304")) {
@@ -395,7 +402,8 @@ static void ts_stop(struct tsrv *s)
 struct fix {
 	struct echo_proc echo[3];	/* pods b1, b2, b3 */
 	struct tsrv ts;
-	struct model m;
+	uint16_t dead_port;
+	struct model m[2];		/* the first translation's, a second one's */
 	struct diag dg;
 	struct engine *e;
 	int lfd;
@@ -410,22 +418,49 @@ struct fix {
 	"metadata: {name: " name "-1, namespace: app, labels: {kubernetes.io/service-name: " name "}}\n" \
 	"addressType: IPv4\nendpoints:\n- addresses: [127.0.0.1]\n  conditions: {ready: true}\n" \
 	"ports:\n- {name: http, port: " port "}\n"
+#define SLICE6(name, port) \
+	"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n" \
+	"metadata: {name: " name "-6, namespace: app, labels: {kubernetes.io/service-name: " name "}}\n" \
+	"addressType: IPv6\nendpoints:\n- addresses: [\"::1\"]\n  conditions: {ready: true}\n" \
+	"ports:\n- {name: http, port: " port "}\n"
 #define RULE(match, filters, backends) \
 	"  - matches: [" match "]\n" filters "    backendRefs: [" backends "]\n"
 #define PREFIX(v) "{path: {type: PathPrefix, value: \"" v "\"}}"
 
+/*
+ * Service a (VIP:80) has the route; b1, b2, b3 are the echo pods, ts the test
+ * server, dead a port nothing listens on, six (IPv6, no route) echo b2 over
+ * ::1. A consumer route of namespace other sends its clients to o3 (echo b3).
+ * The printf arguments: the ports of b1, b2, b3, ts, dead, six, o3, then the
+ * backend of /b1 (b1, or b3 in the second translation).
+ */
 static const char routes_yaml[] =
 	"apiVersion: v1\nkind: Namespace\nmetadata: {name: app}\n"
+	"---\napiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n"
 	SVC("a", VIP) SVC("b1", "10.96.0.11") SVC("b2", "10.96.0.12") SVC("b3", "10.96.0.13")
-	SVC("ts", "10.96.0.14") SVC("bempty", "10.96.0.15")
-	SLICE("b1", "%u") SLICE("b2", "%u") SLICE("b3", "%u") SLICE("ts", "%u")
+	SVC("ts", "10.96.0.14") SVC("bempty", "10.96.0.15") SVC("dead", "10.96.0.16")
+	"---\napiVersion: v1\nkind: Service\nmetadata: {name: six, namespace: app}\n"
+	"spec:\n  clusterIPs: [\"" VIP6 "\"]\n  ipFamilies: [IPv6]\n  ports: [{name: http, port: 80}]\n"
+	SLICE("b1", "%u") SLICE("b2", "%u") SLICE("b3", "%u") SLICE("ts", "%u") SLICE("dead", "%u")
+	SLICE6("six", "%u")
+	"---\napiVersion: v1\nkind: Service\nmetadata: {name: o3, namespace: other}\n"
+	"spec:\n  clusterIP: 10.96.1.3\n  ports: [{name: http, port: 80}]\n"
+	"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+	"metadata: {name: o3-1, namespace: other, labels: {kubernetes.io/service-name: o3}}\n"
+	"addressType: IPv4\nendpoints:\n- addresses: [127.0.0.1]\n  conditions: {ready: true}\n"
+	"ports:\n- {name: http, port: %u}\n"
+	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+	"metadata: {name: consumer, namespace: other}\nspec:\n"
+	"  parentRefs: [{group: \"\", kind: Service, name: a, namespace: app, port: 80}]\n"
+	"  rules:\n  - backendRefs: [{name: o3, port: 80}]\n"
 	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
 	"metadata: {name: r, namespace: app}\nspec:\n"
 	"  parentRefs: [{group: \"\", kind: Service, name: a, port: 80}]\n  rules:\n"
 	RULE("{path: {type: PathPrefix, value: /v}, headers: [{name: x-version, value: v2}]}", "",
 	     "{name: b2, port: 80}")
 	RULE(PREFIX("/v"), "", "{name: b1, port: 80}")
-	RULE(PREFIX("/b1"), "", "{name: b1, port: 80}")
+	RULE(PREFIX("/b1"), "", "{name: %s, port: 80}")
+	RULE(PREFIX("/dead"), "", "{name: dead, port: 80}")
 	RULE(PREFIX("/b2"), "", "{name: b2, port: 80}")
 	RULE(PREFIX("/split"), "", "{name: b1, port: 80, weight: 80}, {name: b3, port: 80, weight: 20}")
 	RULE("{path: {type: Exact, value: /old}}",
@@ -446,10 +481,40 @@ static const char routes_yaml[] =
 	RULE(PREFIX("/empty"), "", "{name: bempty, port: 80}")
 	RULE(PREFIX("/ts"), "", "{name: ts, port: 80}");
 
+static int released;	/* translations the engine gave back */
+
 static void release_tables(void *ctx, struct tr_result *res)
 {
+	__atomic_add_fetch(&released, 1, __ATOMIC_RELAXED);
 	tr_result_free(res);
 	free(res);
+}
+
+/* Load the manifests into m with /b1 going to b1_backend; a translation on the heap. */
+static struct tr_result *load(struct fix *f, struct model *m, const char *b1_backend)
+{
+	uint16_t b2 = echo_proc_port(&f->echo[1], "http", 0);
+	struct tr_result *res;
+	char *yaml = NULL;
+	int ret;
+
+	if (asprintf(&yaml, routes_yaml, echo_proc_port(&f->echo[0], "http", 0), b2,
+		     echo_proc_port(&f->echo[2], "http", 0), f->ts.port, f->dead_port, b2,
+		     echo_proc_port(&f->echo[2], "http", 0), b1_backend) < 0)
+		return NULL;
+	ret = manifest_load_buf(m, "engine.yaml", yaml, strlen(yaml), &f->dg);
+	free(yaml);
+	if (!ASSERT_OK(ret, "manifests"))
+		return NULL;
+	res = calloc(1, sizeof(*res));
+	if (!res)
+		return NULL;
+	ret = translate(m, &f->dg, res);
+	if (!ASSERT_OK(ret, "translate")) {
+		free(res);
+		return NULL;
+	}
+	return res;
 }
 
 static int fix_start(struct fix *f)
@@ -461,12 +526,12 @@ static int fix_start(struct fix *f)
 		.header_timeout_ms = HEADER_TIMEOUT_MS,
 	};
 	struct tr_result *res;
-	char *yaml = NULL;
 	int ret;
 
 	memset(f, 0, sizeof(*f));
 	f->lfd = f->ts.lfd = -1;
-	model_init(&f->m);
+	model_init(&f->m[0]);
+	model_init(&f->m[1]);
 	for (int i = 0; i < 3; i++) {
 		const char *args[] = { "--port=0", "--pod", pods[i], "--namespace", "app", NULL };
 
@@ -477,25 +542,16 @@ static int fix_start(struct fix *f)
 	ret = ts_start(&f->ts);
 	if (!ASSERT_OK(ret, "test server"))
 		return ret;
-	if (asprintf(&yaml, routes_yaml, echo_proc_port(&f->echo[0], "http", 0),
-		     echo_proc_port(&f->echo[1], "http", 0), echo_proc_port(&f->echo[2], "http", 0),
-		     f->ts.port) < 0)
-		return -ENOMEM;
-	ret = manifest_load_buf(&f->m, "engine.yaml", yaml, strlen(yaml), &f->dg);
-	free(yaml);
-	if (!ASSERT_OK(ret, "manifests"))
-		return ret;
-	res = calloc(1, sizeof(*res));
+	f->dead_port = echo_free_port(SOCK_STREAM);
+	res = load(f, &f->m[0], "b1");
 	if (!res)
-		return -ENOMEM;
-	ret = translate(&f->m, &f->dg, res);
-	if (!ASSERT_OK(ret, "translate")) {
-		free(res);
-		return ret;
-	}
+		return -EINVAL;
 	f->e = engine_new(&o);
-	if (!ASSERT_OK_PTR(f->e, "engine_new"))
+	if (!ASSERT_OK_PTR(f->e, "engine_new")) {
+		tr_result_free(res);
+		free(res);
 		return -ENOMEM;
+	}
 	ret = engine_set_tables(f->e, res);
 	if (!ASSERT_OK(ret, "engine_set_tables"))
 		return ret;
@@ -518,18 +574,20 @@ static void fix_stop(struct fix *f)
 			echo_proc_stop(&f->echo[i]);
 	if (f->lfd >= 0)
 		close(f->lfd);
-	model_free(&f->m);
+	model_free(&f->m[0]);
+	model_free(&f->m[1]);
 	diag_free(&f->dg);
 }
 
-/* A client connection through the engine, as if it had dialed VIP:80 from app. */
-static int client(struct fix *f)
+/* A client connection through the engine, as if a pod in ns had dialed vip:80. */
+static int client_to(struct fix *f, const char *vip, const char *ns)
 {
-	struct engine_origin o = { .vport = 80, .client_ns = "app", .client_pod = "app/client" };
+	struct engine_origin o = { .vport = 80, .client_pod = "test/client" };
 	struct timeval tv = { IO_TIMEOUT_MS / 1000, 0 };
 	int cfd, afd;
 
-	ip_addr_parse(VIP, &o.vip);
+	ip_addr_parse(vip, &o.vip);
+	snprintf(o.client_ns, sizeof(o.client_ns), "%s", ns);
 	cfd = echo_connect(AF_INET, f->lport);
 	if (cfd < 0)
 		return cfd;
@@ -540,6 +598,11 @@ static int client(struct fix *f)
 		return -EIO;
 	}
 	return cfd;
+}
+
+static int client(struct fix *f)
+{
+	return client_to(f, VIP, "app");
 }
 
 /* ---- reading responses with http1.h ----------------------------------------- */
@@ -1184,6 +1247,115 @@ static void t_header_timeout(struct fix *f)
 	free(r.buf);
 }
 
+static void t_origins(struct fix *f)
+{
+	static const struct { const char *vip, *ns, *req, *pod; int status; } cases[] = {
+		{ "10.96.0.11", "app", GET("/any", ""), "b1", 200 },	/* no route: its endpoints */
+		{ VIP6, "app", GET("/any", ""), "b2", 200 },		/* IPv6 both sides */
+		{ VIP, "other", GET("/b1", ""), "b3", 200 },		/* the consumer route */
+		{ VIP, "app", GET("/dead", ""), NULL, 503 },		/* connect refused */
+		{ "10.96.9.9", "app", GET("/", ""), NULL, 503 },	/* no such Service */
+		{ VIP, "app", "CONNECT a:80 HTTP/1.1\r\nHost: a:80\r\n\r\n", NULL, 501 },
+	};
+	struct resp p;
+	char pod[32];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct reader r = { .fd = client_to(f, cases[i].vip, cases[i].ns) };
+
+		if (!ASSERT_GE(r.fd, 0, "client"))
+			return;
+		if (ASSERT_OK(exchange(&r, cases[i].req, "GET", &p), cases[i].vip)) {
+			ASSERT_EQ(p.status, cases[i].status, cases[i].vip);
+			if (cases[i].pod)
+				ASSERT_STREQ(echo_pod(&p, pod, sizeof(pod)), cases[i].pod, cases[i].vip);
+		}
+		resp_free(&p);
+		close(r.fd);
+		free(r.buf);
+	}
+}
+
+static void t_http10(struct fix *f)
+{
+	struct reader r = { .fd = client(f) };
+	struct resp p;
+	char v[32];
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	if (ASSERT_OK(exchange(&r, "GET /b2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "GET", &p),
+		      "1.0 keep-alive")) {
+		ASSERT_EQ(p.status, 200, "1.0 status");
+		ASSERT_STREQ(resp_header(&p, "Connection", v, sizeof(v)), "keep-alive", "1.0 keep-alive");
+		ASSERT_HAS_SUBSTR(p.body, "\"proto\": \"HTTP/1.1\"", "HTTP/1.1 upstream");
+	}
+	resp_free(&p);
+	/* a chunked response to an HTTP/1.0 client: decoded, ended by the close */
+	if (ASSERT_OK(exchange(&r, "GET /ts/chunked/50000 HTTP/1.0\r\n\r\n", "GET", &p), "1.0 chunked")) {
+		ASSERT_NULL(resp_header(&p, "Transfer-Encoding", v, sizeof(v)), "no chunked to 1.0");
+		ASSERT_EQ(p.h.body, H1_BODY_CLOSE, "close-delimited");
+		ASSERT_EQ(p.body_len, 50000, "decoded length");
+	}
+	resp_free(&p);
+	close(r.fd);
+	free(r.buf);
+}
+
+static void t_stale_pool(struct fix *f)
+{
+	struct reader r = { .fd = client(f) };
+	struct engine_stats st0, st1;
+	struct resp p;
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	if (ASSERT_OK(exchange(&r, GET("/ts/lie", ""), "GET", &p), "lie"))
+		ASSERT_EQ(p.status, 200, "lie");
+	resp_free(&p);
+	usleep(50 * 1000);
+	engine_get_stats(f->e, &st0);
+	/* the pooled connection is closed by the server when this arrives: sent again */
+	if (ASSERT_OK(exchange(&r, GET("/ts/len/10", ""), "GET", &p), "after")) {
+		ASSERT_EQ(p.status, 200, "answered on a new connection");
+		ASSERT_EQ(p.body_len, 10, "body");
+	}
+	resp_free(&p);
+	engine_get_stats(f->e, &st1);
+	ASSERT_EQ(st1.upstream_reused, st0.upstream_reused + 1, "the pooled one was tried");
+	close(r.fd);
+	free(r.buf);
+}
+
+/* Last: it changes where /b1 goes. */
+static void t_new_tables(struct fix *f)
+{
+	struct reader r = { .fd = client(f) };
+	struct tr_result *res;
+	struct resp p;
+	char pod[32];
+	int before;
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	if (ASSERT_OK(exchange(&r, GET("/b1", ""), "GET", &p), "before"))
+		ASSERT_STREQ(echo_pod(&p, pod, sizeof(pod)), "b1", "old tables");
+	resp_free(&p);
+	res = load(f, &f->m[1], "b3");
+	if (!ASSERT_OK_PTR(res, "second translation"))
+		goto out;
+	before = __atomic_load_n(&released, __ATOMIC_RELAXED);
+	ASSERT_OK(engine_set_tables(f->e, res), "engine_set_tables");
+	/* no request holds the old tables: they go at once */
+	ASSERT_EQ(__atomic_load_n(&released, __ATOMIC_RELAXED), before + 1, "old tables released");
+	if (ASSERT_OK(exchange(&r, GET("/b1", ""), "GET", &p), "after"))
+		ASSERT_STREQ(echo_pod(&p, pod, sizeof(pod)), "b3", "new tables, same connection");
+	resp_free(&p);
+out:
+	close(r.fd);
+	free(r.buf);
+}
+
 void test_engine_http(void)
 {
 	static const struct { const char *name; void (*fn)(struct fix *); } subs[] = {
@@ -1200,6 +1372,10 @@ void test_engine_http(void)
 		{ "upstream_dies", t_upstream_dies },
 		{ "client_dies", t_client_dies },
 		{ "header_timeout", t_header_timeout },
+		{ "origins", t_origins },
+		{ "http10", t_http10 },
+		{ "stale_pool", t_stale_pool },
+		{ "new_tables", t_new_tables },
 	};
 	struct fix f;
 
