@@ -461,6 +461,7 @@ static const char routes_yaml[] =
 	RULE(PREFIX("/v"), "", "{name: b1, port: 80}")
 	RULE(PREFIX("/b1"), "", "{name: %s, port: 80}")
 	RULE(PREFIX("/dead"), "", "{name: dead, port: 80}")
+	RULE(PREFIX("/slow"), "    timeouts: {request: 300ms, backendRequest: 10s}\n", "{name: b1, port: 80}")
 	RULE(PREFIX("/b2"), "", "{name: b2, port: 80}")
 	RULE(PREFIX("/split"), "", "{name: b1, port: 80, weight: 80}, {name: b3, port: 80, weight: 20}")
 	RULE("{path: {type: Exact, value: /old}}",
@@ -1327,6 +1328,28 @@ static void t_stale_pool(struct fix *f)
 	free(r.buf);
 }
 
+static void t_request_timeout(struct fix *f)
+{
+	struct reader r = { .fd = client(f) };
+	struct timespec t0;
+	struct resp p;
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (ASSERT_OK(exchange(&r, GET("/slow?delay=3s", ""), "GET", &p), "slow")) {
+		ASSERT_EQ(p.status, 504, "timeouts.request");
+		ASSERT_GE(ms_since(&t0), 300, "not before");
+		ASSERT_LT(ms_since(&t0), 2000, "not after the backend");
+	}
+	resp_free(&p);
+	if (ASSERT_OK(exchange(&r, GET("/slow", ""), "GET", &p), "fast"))
+		ASSERT_EQ(p.status, 200, "in time, same connection");
+	resp_free(&p);
+	close(r.fd);
+	free(r.buf);
+}
+
 /* Last: it changes where /b1 goes. */
 static void t_new_tables(struct fix *f)
 {
@@ -1375,6 +1398,7 @@ void test_engine_http(void)
 		{ "origins", t_origins },
 		{ "http10", t_http10 },
 		{ "stale_pool", t_stale_pool },
+		{ "request_timeout", t_request_timeout },
 		{ "new_tables", t_new_tables },
 	};
 	struct fix f;

@@ -13,9 +13,12 @@
  * client that never reads costs at most 4 * buf_size of engine memory (plus
  * what the kernel's socket buffers hold), and max_conns bounds the whole.
  *
- * Not done yet (issue 12): timeouts.request / backendRequest (504), retry,
- * RequestMirror, metrics, HTTP/1.0 clients of a chunked response (they get
- * the chunked body), trailers are forwarded as they come (not filtered).
+ * A rule's timeouts.request and backendRequest (GEP-2257 durations) end a
+ * request with 504 before its response starts, with a reset after; without
+ * retries both are one window, from the request head on, the shorter wins.
+ *
+ * Not done yet (issue 12): retry (and so backendRequest per attempt),
+ * RequestMirror, per-request metrics. Trailers are forwarded as they come.
  */
 #ifndef GAMMAD_ENGINE_H
 #define GAMMAD_ENGINE_H

@@ -73,6 +73,7 @@ struct cconn {
 	uint64_t resp_left;
 	struct h1_chunked resp_ch;
 	bool up_reusable;		/* the upstream said keep-alive */
+	uint64_t req_deadline;		/* ms: the rule's timeouts.request/backendRequest, 0 none */
 	bool dechunk;			/* an HTTP/1.0 client: chunked response decoded,
 					   its end told by the close */
 	char *retry_head;		/* the head sent on a pooled connection, to send

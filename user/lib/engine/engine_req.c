@@ -317,6 +317,57 @@ static int write_request_head(struct cconn *c, const struct h1_head *h, const st
 	return w.fail ? -ENOSPC : 0;
 }
 
+/*
+ * A GEP-2257 duration ("1h", "1m30s", "500ms": 1 to 4 number-unit pairs of
+ * up to 5 digits) in ms; 0 for "0s" (no timeout) and -1 when it is none.
+ */
+static long long duration_ms(const char *s)
+{
+	long long total = 0;
+	int pairs = 0;
+
+	if (!s || !*s)
+		return -1;
+	while (*s) {
+		long long v = 0;
+		int digits = 0;
+
+		while (*s >= '0' && *s <= '9' && digits < 6) {
+			v = v * 10 + (*s++ - '0');
+			digits++;
+		}
+		if (!digits || digits > 5 || ++pairs > 4)
+			return -1;
+		if (s[0] == 'm' && s[1] == 's') {
+			s += 2;
+		} else if (*s == 'h' || *s == 'm' || *s == 's') {
+			v *= *s == 'h' ? 3600000 : *s == 'm' ? 60000 : 1000;
+			s++;
+		} else {
+			return -1;
+		}
+		total += v;
+	}
+	return total;
+}
+
+/* When the rule's timeouts end this request (no retries: backendRequest is
+ * the same window as request), 0 for never. */
+static uint64_t rule_deadline(struct engine *e, const struct tr_entry *ent)
+{
+	long long t, best = 0;
+
+	if (!ent || !ent->rule->rule)
+		return 0;
+	t = duration_ms(ent->rule->rule->timeout_request);
+	if (t > 0)
+		best = t;
+	t = duration_ms(ent->rule->rule->timeout_backend);
+	if (t > 0 && (!best || t < best))
+		best = t;
+	return best ? e->now + best : 0;
+}
+
 /* The host of the Host field, without its port, for redirects. */
 static const char *host_only(struct arena *a, const struct h1_str *host)
 {
@@ -332,6 +383,13 @@ static const char *host_only(struct arena *a, const struct h1_str *host)
 	const char *colon = memchr(p, ':', host->len);
 
 	return arena_dup(a, p, colon ? (size_t)(colon - p) : (size_t)(end - p));
+}
+
+/* RFC 9110 9.2.2: what may be sent twice. */
+static bool idempotent(const struct h1_str *m)
+{
+	return h1_str_eq(m, "GET") || h1_str_eq(m, "HEAD") || h1_str_eq(m, "OPTIONS") ||
+	       h1_str_eq(m, "TRACE") || h1_str_eq(m, "PUT") || h1_str_eq(m, "DELETE");
 }
 
 static void start_request(struct engine *e, struct cconn *c, const struct h1_head *h)
@@ -357,6 +415,7 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	c->req_done = h->body == H1_BODY_NONE || (h->body == H1_BODY_LENGTH && !h->content_length);
 	c->resp_head_done = c->resp_started = c->resp_done = false;
 	c->up_reusable = c->dechunk = false;
+	c->req_deadline = 0;
 	memset(&c->rscan, 0, sizeof(c->rscan));
 	c->nr_resp_filters[0] = c->nr_resp_filters[1] = 0;
 	if (h->method.len >= sizeof(c->method)) {
@@ -441,13 +500,14 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	 * (its idle timeout): a request without a body is then sent again on a
 	 * new connection, as every proxy does; it never reached the upstream.
 	 */
-	if (c->up->reused && c->req_done) {
+	if (c->up->reused && c->req_done && idempotent(&h->method)) {
 		c->retry_head = malloc(c->up->out.len);
 		if (c->retry_head) {
 			memcpy(c->retry_head, c->up->out.p + c->up->out.off, c->up->out.len);
 			c->retry_len = c->up->out.len;
 		}
 	}
+	c->req_deadline = rule_deadline(e, r.entry);
 	/* ResponseHeaderModifier: the rule's, then the backendRef's. */
 	if (r.entry) {
 		c->resp_filters[0] = r.entry->rule->rule->filters;
@@ -878,10 +938,12 @@ uint64_t eng_client_deadline(struct engine *e, struct cconn *c)
 		if (c->head_start)
 			return c->head_start + e->o.header_timeout_ms;
 		return c->last_io + e->o.idle_timeout_ms;
-	case CS_REQ:
-		if (c->up && !c->up->connected)
-			return c->up->since + e->o.connect_timeout_ms;
-		return c->last_io + e->o.idle_timeout_ms;
+	case CS_REQ: {
+		uint64_t d = c->up && !c->up->connected ? c->up->since + e->o.connect_timeout_ms :
+			     c->last_io + e->o.idle_timeout_ms;
+
+		return c->req_deadline && !c->resp_done && c->req_deadline < d ? c->req_deadline : d;
+	}
 	case CS_TUNNEL:
 		return c->last_io + ENGINE_TUNNEL_IDLE_MS;
 	case CS_CLOSING:
@@ -903,7 +965,13 @@ void eng_client_timeout(struct engine *e, struct cconn *c)
 		eng_client_close(e, c, false);
 		return;
 	case CS_REQ:
-		if (c->up && !c->up->connected) {
+		if (c->req_deadline && !c->resp_done && e->now >= c->req_deadline) {
+			/* timeouts.request / backendRequest: 504, or a reset once answering */
+			if (c->resp_started)
+				eng_client_close(e, c, true);
+			else
+				local_reply(e, c, 504, NULL, NULL);
+		} else if (c->up && !c->up->connected) {
 			upstream_failed(e, c, 503);
 		} else if (!c->resp_started) {
 			c->close_after = true;
