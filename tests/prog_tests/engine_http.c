@@ -1169,11 +1169,14 @@ static void t_slow_reader(struct fix *f)
 	setsockopt(r.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
 	__atomic_store_n(&f->ts.stream_bytes, 0, __ATOMIC_RELAXED);
 	echo_send_str(r.fd, GET("/ts/stream", ""));
-	/* the client reads nothing: the upstream must be held back */
-	usleep(800 * 1000);
-	a = __atomic_load_n(&f->ts.stream_bytes, __ATOMIC_RELAXED);
-	usleep(400 * 1000);
-	b = __atomic_load_n(&f->ts.stream_bytes, __ATOMIC_RELAXED);
+	/* the client reads nothing: the upstream must be held back, soon */
+	a = -1;
+	b = 0;
+	for (int i = 0; i < 40 && (a != b || !b); i++) {
+		a = b;
+		usleep(250 * 1000);
+		b = __atomic_load_n(&f->ts.stream_bytes, __ATOMIC_RELAXED);
+	}
 	engine_get_stats(f->e, &st);
 	test__printf("slow reader: upstream sent %lld then %lld bytes; engine buffers %llu\n", a, b,
 		     (unsigned long long)st.buffer_bytes);
@@ -1350,6 +1353,72 @@ static void t_request_timeout(struct fix *f)
 	free(r.buf);
 }
 
+#define CONC_CLIENTS 50
+#define CONC_REQUESTS 100
+
+struct conc {
+	int fd;
+	unsigned int seed;
+	int ok, wrong;
+};
+
+static void *conc_client(void *arg)
+{
+	static const char *const reqs[] = { GET("/b1/c", ""), GET("/b2/c", ""),
+					    GET("/v", "x-version: v2\r\n"), GET("/v", "") };
+	static const char *const want[] = { "b1", "b2", "b2", "b1" };
+	struct conc *c = arg;
+	struct reader r = { .fd = c->fd };
+	struct resp p;
+	char pod[32];
+
+	for (int i = 0; i < CONC_REQUESTS; i++) {
+		int k = rand_r(&c->seed) % 4;
+
+		if (exchange(&r, reqs[k], "GET", &p)) {
+			resp_free(&p);
+			break;
+		}
+		if (p.status == 200 && !strcmp(echo_pod(&p, pod, sizeof(pod)), want[k]))
+			c->ok++;
+		else
+			c->wrong++;
+		resp_free(&p);
+	}
+	free(r.buf);
+	return NULL;
+}
+
+/* Many clients at once, each response reaching the client that asked. */
+static void t_concurrent(struct fix *f)
+{
+	struct conc cs[CONC_CLIENTS] = { 0 };
+	pthread_t th[CONC_CLIENTS];
+	int started = 0, ok = 0, wrong = 0;
+
+	for (int i = 0; i < CONC_CLIENTS; i++) {
+		cs[i].fd = client(f);
+		cs[i].seed = i + 1;
+		if (!ASSERT_GE(cs[i].fd, 0, "client"))
+			goto out;
+	}
+	for (; started < CONC_CLIENTS; started++)
+		if (pthread_create(&th[started], NULL, conc_client, &cs[started]))
+			break;
+out:
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < CONC_CLIENTS; i++) {
+		ok += cs[i].ok;
+		wrong += cs[i].wrong;
+		if (cs[i].fd > 0)
+			close(cs[i].fd);
+	}
+	ASSERT_EQ(started, CONC_CLIENTS, "threads");
+	ASSERT_EQ(ok, CONC_CLIENTS * CONC_REQUESTS, "answered right");
+	ASSERT_EQ(wrong, 0, "misrouted");
+}
+
 /* Last: it changes where /b1 goes. */
 static void t_new_tables(struct fix *f)
 {
@@ -1399,6 +1468,7 @@ void test_engine_http(void)
 		{ "http10", t_http10 },
 		{ "stale_pool", t_stale_pool },
 		{ "request_timeout", t_request_timeout },
+		{ "concurrent", t_concurrent },
 		{ "new_tables", t_new_tables },
 	};
 	struct fix f;
