@@ -408,6 +408,8 @@ struct fix {
 	struct engine *e;
 	int lfd;
 	uint16_t lport;
+	int sockets;			/* upstream_socket() calls */
+	void *last_netns;		/* and the netns_ctx of the last */
 };
 
 #define SVC(name, ip) \
@@ -518,10 +520,23 @@ static struct tr_result *load(struct fix *f, struct model *m, const char *b1_bac
 	return res;
 }
 
+/* What the steering side gives: here a plain socket, counted. */
+static int test_socket(void *ctx, int family, void *netns_ctx)
+{
+	struct fix *f = ctx;
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	__atomic_add_fetch(&f->sockets, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&f->last_netns, netns_ctx, __ATOMIC_RELAXED);
+	return fd < 0 ? -errno : fd;
+}
+
 static int fix_start(struct fix *f)
 {
 	static const char *const pods[] = { "b1", "b2", "b3" };
 	struct engine_opts o = {
+		.upstream_socket = test_socket,
+		.ctx = f,
 		.release_tables = release_tables,
 		.buf_size = BUF_SIZE,
 		.header_timeout_ms = HEADER_TIMEOUT_MS,
@@ -581,9 +596,9 @@ static void fix_stop(struct fix *f)
 }
 
 /* A client connection through the engine, as if a pod in ns had dialed vip:80. */
-static int client_to(struct fix *f, const char *vip, const char *ns)
+static int client_netns(struct fix *f, const char *vip, const char *ns, void *netns_ctx)
 {
-	struct engine_origin o = { .vport = 80, .client_pod = "test/client" };
+	struct engine_origin o = { .vport = 80, .client_pod = "test/client", .netns_ctx = netns_ctx };
 	struct timeval tv = { IO_TIMEOUT_MS / 1000, 0 };
 	int cfd, afd;
 
@@ -599,6 +614,11 @@ static int client_to(struct fix *f, const char *vip, const char *ns)
 		return -EIO;
 	}
 	return cfd;
+}
+
+static int client_to(struct fix *f, const char *vip, const char *ns)
+{
+	return client_netns(f, vip, ns, NULL);
 }
 
 static int client(struct fix *f)
@@ -1419,6 +1439,49 @@ out:
 	ASSERT_EQ(wrong, 0, "misrouted");
 }
 
+/* Upstream sockets are made by the callback with the client's netns_ctx, pooled per netns. */
+static void t_netns(struct fix *f)
+{
+	static int pod_a, pod_b;	/* two pods' netns_ctx */
+	struct reader ra = { .fd = client_netns(f, VIP, "app", &pod_a) };
+	struct reader rb = { .fd = client_netns(f, VIP, "app", &pod_b) };
+	struct engine_stats st0, st1;
+	struct resp p;
+	int sockets;
+	char c;
+
+	if (!ASSERT_GE(ra.fd, 0, "client a") || !ASSERT_GE(rb.fd, 0, "client b"))
+		goto out;
+	sockets = __atomic_load_n(&f->sockets, __ATOMIC_RELAXED);
+	if (ASSERT_OK(exchange(&ra, GET("/ts/len/1", ""), "GET", &p), "a"))
+		ASSERT_EQ(p.status, 200, "a");
+	resp_free(&p);
+	ASSERT_EQ(__atomic_load_n(&f->sockets, __ATOMIC_RELAXED), sockets + 1, "a new socket for a");
+	ASSERT_TRUE(__atomic_load_n(&f->last_netns, __ATOMIC_RELAXED) == &pod_a, "in a's netns");
+	/* b's request may not use a's pooled connection: another source */
+	if (ASSERT_OK(exchange(&rb, GET("/ts/len/2", ""), "GET", &p), "b"))
+		ASSERT_EQ(p.status, 200, "b");
+	resp_free(&p);
+	ASSERT_TRUE(__atomic_load_n(&f->last_netns, __ATOMIC_RELAXED) == &pod_b, "in b's netns");
+	engine_get_stats(f->e, &st0);
+	/* pod a goes away: its client is reset, its pooled upstream closed */
+	engine_forget_netns(f->e, &pod_a);
+	engine_get_stats(f->e, &st1);
+	ASSERT_EQ(st1.upstreams_idle, st0.upstreams_idle - 1, "a's pooled upstream closed");
+	ASSERT_EQ(recv(ra.fd, &c, 1, 0), -1, "a's client reset");
+	ASSERT_EQ(errno, ECONNRESET, "a's client reset");
+	if (ASSERT_OK(exchange(&rb, GET("/b1", ""), "GET", &p), "b still served"))
+		ASSERT_EQ(p.status, 200, "b still served");
+	resp_free(&p);
+out:
+	if (ra.fd >= 0)
+		close(ra.fd);
+	if (rb.fd >= 0)
+		close(rb.fd);
+	free(ra.buf);
+	free(rb.buf);
+}
+
 /* Last: it changes where /b1 goes. */
 static void t_new_tables(struct fix *f)
 {
@@ -1469,6 +1532,7 @@ void test_engine_http(void)
 		{ "stale_pool", t_stale_pool },
 		{ "request_timeout", t_request_timeout },
 		{ "concurrent", t_concurrent },
+		{ "netns", t_netns },
 		{ "new_tables", t_new_tables },
 	};
 	struct fix f;

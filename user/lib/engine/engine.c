@@ -32,6 +32,7 @@
 #define RUN_PASSES_MAX 32	/* I/O passes of one client per turn, then others' turn */
 
 static void client_run(struct engine *e, struct cconn *c);
+static void eng_reap(struct engine *e);
 
 int engine_set_tables(struct engine *e, struct tr_result *res)
 {
@@ -225,6 +226,25 @@ static void client_run(struct engine *e, struct cconn *c)
 
 /* ---- the loop ------------------------------------------------------------ */
 
+static void forget_netns(struct engine *e, void *netns_ctx)
+{
+	struct cconn *c, *cnext;
+	struct uconn *u, *unext;
+
+	for (c = e->clients; c; c = cnext) {
+		cnext = c->next;
+		if (c->origin.netns_ctx == netns_ctx)
+			eng_client_close(e, c, true);
+	}
+	for (u = e->pool; u; u = unext) {
+		unext = u->next;
+		if (u->key.netns_ctx == netns_ctx) {
+			eng_pool_unlink(e, u);
+			eng_upstream_close(e, u);
+		}
+	}
+}
+
 static void take_pending(struct engine *e)
 {
 	struct pending *p, *next;
@@ -235,10 +255,19 @@ static void take_pending(struct engine *e)
 	pthread_mutex_lock(&e->lock);
 	p = e->pending;
 	e->pending = NULL;
+	e->pending_tail = &e->pending;
 	pthread_mutex_unlock(&e->lock);
 	for (; p; p = next) {
 		next = p->next;
-		client_new(e, p);
+		if (p->fd >= 0) {
+			client_new(e, p);
+		} else {
+			forget_netns(e, p->origin.netns_ctx);
+			pthread_mutex_lock(&e->lock);
+			e->forget_done++;
+			pthread_cond_broadcast(&e->forgotten);
+			pthread_mutex_unlock(&e->lock);
+		}
 		free(p);
 	}
 }
@@ -266,7 +295,7 @@ static void check_timers(struct engine *e)
 	}
 }
 
-static void reap(struct engine *e)
+static void eng_reap(struct engine *e)
 {
 	while (e->dead_c) {
 		struct cconn *c = e->dead_c;
@@ -355,7 +384,7 @@ static void *engine_loop(void *arg)
 			last_tick = e->now;
 			check_timers(e);
 		}
-		reap(e);
+		eng_reap(e);
 	}
 	return NULL;
 }
@@ -393,6 +422,8 @@ struct engine *engine_new(const struct engine_opts *opts)
 	e->lim.target_max = H1_TARGET_MAX_DEFAULT < e->lim.head_max ? H1_TARGET_MAX_DEFAULT :
 				e->lim.head_max;
 	pthread_mutex_init(&e->lock, NULL);
+	pthread_cond_init(&e->forgotten, NULL);
+	e->pending_tail = &e->pending;
 	e->wake_kind = EOBJ_WAKE;
 	e->epfd = epoll_create1(EPOLL_CLOEXEC);
 	e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -430,12 +461,47 @@ int engine_adopt(struct engine *e, int fd, const struct engine_origin *o)
 	p->origin.client_ns[sizeof(p->origin.client_ns) - 1] = 0;
 	p->origin.client_pod[sizeof(p->origin.client_pod) - 1] = 0;
 	pthread_mutex_lock(&e->lock);
-	p->next = e->pending;
-	e->pending = p;
+	*e->pending_tail = p;
+	e->pending_tail = &p->next;
 	pthread_mutex_unlock(&e->lock);
 	if (write(e->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		return -errno;
 	return 0;
+}
+
+void engine_forget_netns(struct engine *e, void *netns_ctx)
+{
+	struct pending *p;
+	uint64_t one = 1, seq;
+
+	if (!e)
+		return;
+	pthread_mutex_lock(&e->lock);
+	if (!e->running) {
+		/* No loop: nothing runs but this thread (as in engine_stop). */
+		pthread_mutex_unlock(&e->lock);
+		forget_netns(e, netns_ctx);
+		eng_reap(e);
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		pthread_mutex_unlock(&e->lock);
+		pr_err("engine: out of memory forgetting a netns");
+		return;
+	}
+	p->fd = -1;
+	p->origin.netns_ctx = netns_ctx;
+	*e->pending_tail = p;
+	e->pending_tail = &p->next;
+	seq = ++e->forget_req;
+	pthread_mutex_unlock(&e->lock);
+	if (write(e->wakefd, &one, sizeof(one)) < 0)
+		pr_warn("engine: eventfd write: %s", strerror(errno));
+	pthread_mutex_lock(&e->lock);
+	while (e->forget_done < seq && e->running)
+		pthread_cond_wait(&e->forgotten, &e->lock);
+	pthread_mutex_unlock(&e->lock);
 }
 
 int engine_start(struct engine *e)
@@ -447,11 +513,11 @@ int engine_start(struct engine *e)
 	if (e->running)
 		return -EALREADY;
 	__atomic_store_n(&e->stop, 0, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&e->lock);
 	ret = pthread_create(&e->thread, NULL, engine_loop, e);
-	if (ret)
-		return -ret;
-	e->running = true;
-	return 0;
+	e->running = !ret;
+	pthread_mutex_unlock(&e->lock);
+	return -ret;
 }
 
 void engine_stop(struct engine *e)
@@ -465,7 +531,14 @@ void engine_stop(struct engine *e)
 	if (write(e->wakefd, &one, sizeof(one)) < 0)
 		pr_warn("engine: eventfd write: %s", strerror(errno));
 	pthread_join(e->thread, NULL);
+	pthread_mutex_lock(&e->lock);
 	e->running = false;
+	p = e->pending;
+	e->pending = NULL;
+	e->pending_tail = &e->pending;
+	e->forget_done = e->forget_req;	/* everything is closed below */
+	pthread_cond_broadcast(&e->forgotten);
+	pthread_mutex_unlock(&e->lock);
 	while (e->clients)
 		eng_client_close(e, e->clients, false);
 	while (e->pool) {
@@ -474,15 +547,12 @@ void engine_stop(struct engine *e)
 		eng_pool_unlink(e, u);
 		eng_upstream_close(e, u);
 	}
-	reap(e);
-	pthread_mutex_lock(&e->lock);
-	p = e->pending;
-	e->pending = NULL;
-	pthread_mutex_unlock(&e->lock);
+	eng_reap(e);
 	while (p) {
 		struct pending *next = p->next;
 
-		close(p->fd);
+		if (p->fd >= 0)
+			close(p->fd);
 		free(p);
 		p = next;
 	}
@@ -499,7 +569,8 @@ void engine_free(struct engine *e)
 	for (p = e->pending; p;) {
 		struct pending *next = p->next;
 
-		close(p->fd);
+		if (p->fd >= 0)
+			close(p->fd);
 		free(p);
 		p = next;
 	}
@@ -509,6 +580,7 @@ void engine_free(struct engine *e)
 	if (e->wakefd >= 0)
 		close(e->wakefd);
 	pthread_mutex_destroy(&e->lock);
+	pthread_cond_destroy(&e->forgotten);
 	free(e);
 }
 

@@ -97,6 +97,13 @@ int engine_set_tables(struct engine *e, struct tr_result *res);
  * this call on (also on failure, when it is closed). Any thread. 0 or -errno.
  */
 int engine_adopt(struct engine *e, int fd, const struct engine_origin *o);
+/*
+ * A pod went away: close every client connection adopted with netns_ctx and
+ * every pooled upstream connection made with it. Returns when that is done;
+ * then netns_ctx may be freed (or reused for another pod: pooled connections
+ * are keyed by it). Any thread but the engine's.
+ */
+void engine_forget_netns(struct engine *e, void *netns_ctx);
 /* Start the event loop in its own thread. 0 or -errno. */
 int engine_start(struct engine *e);
 /* Stop the loop and close every connection it holds. */

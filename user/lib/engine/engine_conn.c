@@ -6,6 +6,7 @@
  * (engine_req.c): both build on it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -200,6 +201,14 @@ static struct uconn *upstream_new(struct engine *e, const struct ukey *k)
 	fd = e->o.upstream_socket(e->o.ctx, k->addr.family, k->netns_ctx);
 	if (fd < 0) {
 		errno = -fd;
+		return NULL;
+	}
+	/* The callback is asked for a non-blocking socket; a blocking one would stall the loop. */
+	ret = fcntl(fd, F_GETFL);
+	if (ret < 0 || (!(ret & O_NONBLOCK) && fcntl(fd, F_SETFL, ret | O_NONBLOCK))) {
+		ret = errno;
+		close(fd);
+		errno = ret;
 		return NULL;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -101,6 +101,7 @@ struct uconn {
 	uint64_t since;			/* ms: connect started, or idle since */
 };
 
+/* What other threads hand the loop, in order: a client, or a netns to forget (fd -1). */
 struct pending {
 	int fd;
 	struct engine_origin origin;
@@ -116,7 +117,9 @@ struct engine {
 	bool running;
 	int stop;			/* atomic */
 	pthread_mutex_t lock;		/* pending and tables */
-	struct pending *pending;
+	struct pending *pending, **pending_tail;
+	pthread_cond_t forgotten;	/* forget_done moved */
+	uint64_t forget_req, forget_done;
 	struct eng_tables *tables;
 	struct cconn *clients;
 	struct uconn *pool;		/* idle upstreams */
