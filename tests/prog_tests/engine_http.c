@@ -36,7 +36,7 @@
 
 /* ---- a small test server ---------------------------------------------------- */
 
-#define TS_CONNS 64
+#define TS_CONNS 512
 
 struct tsrv {
 	int lfd;
@@ -1482,6 +1482,74 @@ out:
 	free(rb.buf);
 }
 
+/*
+ * Clients that misbehave in every way we could think of, then vanish: the
+ * engine neither crashes nor keeps anything of theirs, and still serves.
+ */
+static void t_chaos(struct fix *f)
+{
+	static const char *const heads[] = {
+		GET("/b1", ""), GET("/ts/stream", ""), GET("/ts/die", ""), GET("/ts/hang", ""),
+		"POST /ts/sum HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\nabc",
+		"POST /ts/sum HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+		"POST /nomatch HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+		"GET /b1 HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+		GET("/ts/upgrade", "Connection: Upgrade\r\nUpgrade: test\r\n") "raw bytes",
+		GET("/v", "x-version: v2\r\n") GET("/b2", "") GET("/ts/len/300000", ""),
+	};
+	unsigned int seed = 12345;
+	struct engine_stats st;
+	struct timespec t0;
+	struct resp p;
+
+	for (int i = 0; i < 300; i++) {
+		int fd = client(f), what = rand_r(&seed) % 4;
+		const char *h = heads[rand_r(&seed) % (sizeof(heads) / sizeof(heads[0]))];
+		char junk[2048];
+
+		if (!ASSERT_GE(fd, 0, "client"))
+			return;
+		if (what == 0) {
+			/* a head cut anywhere */
+			echo_send_all(fd, h, rand_r(&seed) % (strlen(h) + 1));
+		} else if (what == 1) {
+			/* bytes of no protocol */
+			size_t n = rand_r(&seed) % sizeof(junk);
+
+			for (size_t j = 0; j < n; j++)
+				junk[j] = rand_r(&seed);
+			echo_send_all(fd, junk, n);
+		} else {
+			echo_send_str(fd, h);
+		}
+		if (what == 3)
+			usleep(rand_r(&seed) % 20000);	/* let it get going, then leave */
+		if (rand_r(&seed) % 2) {
+			struct linger l = { 1, 0 };	/* and sometimes with a reset */
+
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+		}
+		close(fd);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		usleep(20 * 1000);
+		engine_get_stats(f->e, &st);
+	} while ((st.clients || st.upstreams != st.upstreams_idle) && ms_since(&t0) < 4000);
+	ASSERT_EQ(st.clients, 0, "no client left");
+	ASSERT_EQ(st.upstreams, st.upstreams_idle, "no upstream left in use");
+	ASSERT_EQ(st.buffer_bytes, 0, "no buffer left");
+	{
+		struct reader r = { .fd = client(f) };
+
+		if (ASSERT_OK(exchange(&r, GET("/b2", ""), "GET", &p), "still serving"))
+			ASSERT_EQ(p.status, 200, "still serving");
+		resp_free(&p);
+		close(r.fd);
+		free(r.buf);
+	}
+}
+
 /* Last: it changes where /b1 goes. */
 static void t_new_tables(struct fix *f)
 {
@@ -1533,6 +1601,7 @@ void test_engine_http(void)
 		{ "request_timeout", t_request_timeout },
 		{ "concurrent", t_concurrent },
 		{ "netns", t_netns },
+		{ "chaos", t_chaos },
 		{ "new_tables", t_new_tables },
 	};
 	struct fix f;
