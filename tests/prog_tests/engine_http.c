@@ -463,6 +463,13 @@ static const char routes_yaml[] =
 	RULE(PREFIX("/v"), "", "{name: b1, port: 80}")
 	RULE(PREFIX("/b1"), "", "{name: %s, port: 80}")
 	RULE(PREFIX("/dead"), "", "{name: dead, port: 80}")
+	RULE(PREFIX("/mirror/full"),
+	     "    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: b3, port: 80}}}]\n",
+	     "{name: b1, port: 80}")
+	RULE(PREFIX("/mirror/half"),
+	     "    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: b3, port: 80}, "
+	     "fraction: {numerator: 1, denominator: 2}}}]\n",
+	     "{name: b1, port: 80}")
 	RULE(PREFIX("/slow"), "    timeouts: {request: 300ms, backendRequest: 10s}\n", "{name: b1, port: 80}")
 	RULE(PREFIX("/b2"), "", "{name: b2, port: 80}")
 	RULE(PREFIX("/split"), "", "{name: b1, port: 80, weight: 80}, {name: b3, port: 80, weight: 20}")
@@ -549,7 +556,9 @@ static int fix_start(struct fix *f)
 	model_init(&f->m[0]);
 	model_init(&f->m[1]);
 	for (int i = 0; i < 3; i++) {
-		const char *args[] = { "--port=0", "--pod", pods[i], "--namespace", "app", NULL };
+		/* -v: b3 logs every request, the mirror test counts them */
+		const char *args[] = { "--port=0", "--pod", pods[i], "--namespace", "app",
+				       i == 2 ? "-v" : NULL, NULL };
 
 		ret = echo_proc_start(&f->echo[i], args, NULL);
 		if (!ASSERT_OK(ret, "echo start"))
@@ -1550,6 +1559,39 @@ static void t_chaos(struct fix *f)
 	}
 }
 
+static void t_mirror(struct fix *f)
+{
+	struct reader r = { .fd = client(f) };
+	struct timespec t0;
+	int full = 0, half = 0, ok = 0;
+	struct resp p;
+	char pod[32];
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	for (int i = 0; i < 200; i++) {
+		if (!ASSERT_OK(exchange(&r, i < 20 ? GET("/mirror/full", "") : GET("/mirror/half", ""),
+					"GET", &p), "request"))
+			break;
+		ok += p.status == 200 && !strcmp(echo_pod(&p, pod, sizeof(pod)), "b1");
+		resp_free(&p);
+	}
+	resp_free(&p);
+	ASSERT_EQ(ok, 200, "answered by the backend, not the mirror");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		usleep(50 * 1000);
+		full = echo_proc_log_count(&f->echo[2], "GET /mirror/full ->");
+		half = echo_proc_log_count(&f->echo[2], "GET /mirror/half ->");
+	} while ((full < 20 || half < 60) && ms_since(&t0) < 3000);
+	test__printf("mirror: full %d of 20, half %d of 180\n", full, half);
+	ASSERT_EQ(full, 20, "every request mirrored");
+	ASSERT_GE(half, 60, "about half mirrored");
+	ASSERT_LE(half, 120, "about half mirrored");
+	close(r.fd);
+	free(r.buf);
+}
+
 /* Last: it changes where /b1 goes. */
 static void t_new_tables(struct fix *f)
 {
@@ -1602,6 +1644,7 @@ void test_engine_http(void)
 		{ "concurrent", t_concurrent },
 		{ "netns", t_netns },
 		{ "chaos", t_chaos },
+		{ "mirror", t_mirror },
 		{ "new_tables", t_new_tables },
 	};
 	struct fix f;

@@ -286,6 +286,7 @@ static void check_timers(struct engine *e)
 		if (!c->dead)
 			client_run(e, c);
 	}
+	eng_mirror_timers(e);
 	for (u = e->pool; u; u = unext) {
 		unext = u->next;
 		if (e->now - u->since >= e->o.pool_idle_ms) {
@@ -339,6 +340,8 @@ static void handle_event(struct engine *e, struct epoll_event *ev)
 	u->wr_ready |= wr;
 	if (u->owner) {
 		client_run(e, u->owner);
+	} else if (u->mirror) {
+		eng_mirror_run(e, u);
 	} else if (rd) {
 		char b;
 		ssize_t n = recv(u->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -541,6 +544,7 @@ void engine_stop(struct engine *e)
 	pthread_mutex_unlock(&e->lock);
 	while (e->clients)
 		eng_client_close(e, e->clients, false);
+	eng_mirror_close_all(e);
 	while (e->pool) {
 		struct uconn *u = e->pool;
 

@@ -17,8 +17,12 @@
  * request with 504 before its response starts, with a reset after; without
  * retries both are one window, from the request head on, the shorter wins.
  *
+ * RequestMirror (rule and backendRef filters, percent and fraction) sends a
+ * copy of each request without a body to an endpoint of the mirror Service
+ * and drops its response; requests with a body are not mirrored.
+ *
  * Not done yet (issue 12): retry (and so backendRequest per attempt),
- * RequestMirror, per-request metrics. Trailers are forwarded as they come.
+ * mirroring bodies, per-request metrics. Trailers are forwarded as they come.
  */
 #ifndef GAMMAD_ENGINE_H
 #define GAMMAD_ENGINE_H

@@ -96,7 +96,8 @@ struct uconn {
 	int err;			/* errno of a failed connect, read or write */
 	struct ukey key;
 	struct ebuf in, out;
-	struct cconn *owner;		/* NULL: idle in the pool */
+	struct cconn *owner;		/* NULL: idle in the pool, or a mirror */
+	struct mirror *mirror;		/* a RequestMirror copy in flight */
 	struct uconn *next, *prev;	/* the pool (idle only) */
 	uint64_t since;			/* ms: connect started, or idle since */
 };
@@ -128,6 +129,8 @@ struct engine {
 	uint64_t rng;
 	uint64_t now;			/* ms, CLOCK_MONOTONIC, per loop turn */
 	size_t nr_clients, nr_pool, nr_again;
+	struct uconn *mirrors;		/* RequestMirror copies in flight */
+	size_t nr_mirrors;
 	struct engine_stats st;		/* atomics */
 };
 
@@ -155,6 +158,16 @@ void eng_client_close(struct engine *e, struct cconn *c, bool reset);
 void eng_stat_add(struct engine *e, uint64_t *field, int64_t d);
 /* The request in flight is over: release its upstream and tables. */
 void eng_request_end(struct engine *e, struct cconn *c, bool reuse_upstream);
+
+/* engine_mirror.c: RequestMirror, fire and forget. */
+#define ENGINE_MIRRORS_MAX	256		/* copies in flight; more are dropped */
+#define ENGINE_MIRROR_TIMEOUT_MS 10000		/* a copy's whole exchange */
+/* Send head (a whole bodyless request) to an endpoint of ns/name:port. */
+void eng_mirror_start(struct engine *e, struct eng_tables *t, const struct gapi_backend_ref *ref,
+		      const char *method, const struct ebuf *head, void *netns_ctx);
+void eng_mirror_run(struct engine *e, struct uconn *u);
+void eng_mirror_timers(struct engine *e);
+void eng_mirror_close_all(struct engine *e);
 
 /* engine_req.c: one pass of a client's state machine; false when nothing moved. */
 bool eng_client_step(struct engine *e, struct cconn *c);

@@ -385,6 +385,25 @@ static const char *host_only(struct arena *a, const struct h1_str *host)
 	return arena_dup(a, p, colon ? (size_t)(colon - p) : (size_t)(end - p));
 }
 
+/* RequestMirror filters: a copy of the head just written, by percent. */
+static void start_mirrors(struct engine *e, struct cconn *c, const struct gapi_filter *f,
+			  size_t nr, const struct ebuf *head)
+{
+	for (size_t i = 0; i < nr; i++) {
+		if (f[i].type != FILTER_REQUEST_MIRROR || !f[i].mirror.backend)
+			continue;
+		if (!c->req_done) {
+			pr_debug("engine: %s: a request with a body is not mirrored",
+				 c->origin.client_pod);
+			continue;
+		}
+		if (eng_random(e) % 100 >= f[i].mirror.percent)
+			continue;
+		eng_mirror_start(e, c->tab, f[i].mirror.backend, c->method, head,
+				 c->origin.netns_ctx);
+	}
+}
+
 /* RFC 9110 9.2.2: what may be sent twice. */
 static bool idempotent(const struct h1_str *m)
 {
@@ -508,6 +527,11 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 		}
 	}
 	c->req_deadline = rule_deadline(e, r.entry);
+	if (r.entry)
+		start_mirrors(e, c, r.entry->rule->rule->filters, r.entry->rule->rule->nr_filters,
+			      &c->up->out);
+	if (r.backend->ref)
+		start_mirrors(e, c, r.backend->ref->filters, r.backend->ref->nr_filters, &c->up->out);
 	/* ResponseHeaderModifier: the rule's, then the backendRef's. */
 	if (r.entry) {
 		c->resp_filters[0] = r.entry->rule->rule->filters;
