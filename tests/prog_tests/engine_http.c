@@ -483,9 +483,10 @@ static const char routes_yaml[] =
 	RULE(PREFIX("/hdr"),
 	     "    filters:\n"
 	     "    - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-Set, value: s1}], "
-	     "add: [{name: X-Add, value: a1}], remove: [X-Drop]}}\n"
-	     "    - {type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: X-Resp, value: r1}], "
-	     "remove: [X-Gone]}}\n",
+	     "add: [{name: X-Add, value: a1}, {name: X-Evil, value: \"e\\r\\nX-Injected: 1\"}], "
+	     "remove: [X-Drop]}}\n"
+	     "    - {type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: X-Resp, value: r1}, "
+	     "{name: Content-Length, value: \"3\"}], remove: [X-Gone, Content-Length]}}\n",
 	     "{name: b1, port: 80}")
 	RULE(PREFIX("/invalid"), "", "{name: nosuch, port: 80}")
 	RULE(PREFIX("/empty"), "", "{name: bempty, port: 80}")
@@ -942,6 +943,10 @@ static void t_filters(struct fix *f)
 		ASSERT_STREQ(resp_header(&p, "X-Resp", v, sizeof(v)), "r1", "response add");
 		ASSERT_STREQ(resp_header(&p, "X-Stay", v, sizeof(v)), "s", "response kept");
 		ASSERT_NULL(resp_header(&p, "X-Gone", v, sizeof(v)), "response remove");
+		/* filters may not split a message nor touch its framing */
+		ASSERT_NULL(strstr(p.body, "X-Injected"), "no injected request field");
+		ASSERT_NULL(strstr(p.body, "X-Evil"), "no field with a CR LF value");
+		ASSERT_HAS_SUBSTR(p.body, "\"pod\": \"b1\"", "whole body");
 		test__printf("%s\n%s\n", p.head, p.body);
 	}
 	resp_free(&p);

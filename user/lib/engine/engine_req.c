@@ -104,6 +104,43 @@ static bool hop_by_hop(const char *n, size_t nl)
 	       name_ieq(n, nl, "Upgrade");
 }
 
+/*
+ * Fields that come from route filters (and the Location built from them)
+ * are checked before they go out: the API only limits their length, and a
+ * CR or LF in a value would let a route author inject fields or split a
+ * message.
+ */
+static bool field_ok(const char *n, size_t nl, const char *v, size_t vl)
+{
+	static const char tchar[] = "!#$%&'*+-.^_`|~";
+
+	if (!nl)
+		return false;
+	for (size_t i = 0; i < nl; i++) {
+		unsigned char ch = n[i];
+
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= 'A' && ch <= 'Z') || (ch && strchr(tchar, ch))))
+			return false;
+	}
+	for (size_t i = 0; i < vl; i++) {
+		unsigned char ch = v[i];
+
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* What a response filter may not touch: the message's framing and the hop's. */
+static bool framing_field(const char *n)
+{
+	size_t nl = strlen(n);
+
+	return hop_by_hop(n, nl) || name_ieq(n, nl, "Content-Length") ||
+	       name_ieq(n, nl, "Transfer-Encoding");
+}
+
 static const char *reason_phrase(int status)
 {
 	switch (status) {
@@ -157,9 +194,13 @@ static void local_reply(struct engine *e, struct cconn *c, int status, const cha
 
 		w.fail = false;
 		putf(&w, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
-		for (size_t i = 0; extra && attempt == 0 && i < extra->nr; i++)
-			put_field(&w, extra->items[i].name, strlen(extra->items[i].name),
-				  extra->items[i].value, strlen(extra->items[i].value));
+		for (size_t i = 0; extra && attempt == 0 && i < extra->nr; i++) {
+			const struct ev_kv *kv = &extra->items[i];
+
+			if (!framing_field(kv->name) &&
+			    field_ok(kv->name, strlen(kv->name), kv->value, strlen(kv->value)))
+				put_field(&w, kv->name, strlen(kv->name), kv->value, strlen(kv->value));
+		}
 		if (location)
 			put_field(&w, "Location", 8, location, strlen(location));
 		putf(&w, "Content-Type: text/plain\r\nContent-Length: %d\r\n", blen);
@@ -283,7 +324,8 @@ static int write_request_head(struct cconn *c, const struct h1_head *h, const st
 
 		if (hop_by_hop(kv->name, nl) || connection_names(h, kv->name, nl) ||
 		    name_ieq(kv->name, nl, "Content-Length") ||
-		    name_ieq(kv->name, nl, "Transfer-Encoding"))
+		    name_ieq(kv->name, nl, "Transfer-Encoding") ||
+		    !field_ok(kv->name, nl, kv->value, strlen(kv->value)))
 			continue;
 		host |= name_ieq(kv->name, nl, "Host");
 		put_field(&w, kv->name, nl, kv->value, strlen(kv->value));
@@ -487,6 +529,13 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	evaluated = true;
 
 	if (r.status >= 300 && r.status < 400) {
+		if (!r.redirect.location ||
+		    !field_ok("Location", 8, r.redirect.location, strlen(r.redirect.location))) {
+			pr_debug("engine: %s: a redirect's Location is no field value",
+				 c->origin.client_pod);
+			local_reply(e, c, 500, NULL, NULL);
+			goto out;
+		}
 		local_reply(e, c, r.status, r.redirect.location, &r.response_headers);
 		goto out;
 	}
@@ -625,6 +674,12 @@ static void fields_add(struct field *f, size_t *nr, const char *n, const char *v
 	f[(*nr)++] = (struct field){ n, v, strlen(n), strlen(v) };
 }
 
+static bool filter_field_ok(const struct gapi_header *x)
+{
+	return !framing_field(x->name) &&
+	       field_ok(x->name, strlen(x->name), x->value, strlen(x->value));
+}
+
 /* Apply ResponseHeaderModifier filters: set, then add, then remove, per filter. */
 static size_t apply_response_filters(const struct cconn *c, struct field *f, size_t nr)
 {
@@ -636,13 +691,17 @@ static size_t apply_response_filters(const struct cconn *c, struct field *f, siz
 			if (flt->type != FILTER_RESPONSE_HEADER)
 				continue;
 			for (size_t j = 0; j < m->nr_set; j++) {
+				if (!filter_field_ok(&m->set[j]))
+					continue;
 				fields_remove(f, &nr, m->set[j].name);
 				fields_add(f, &nr, m->set[j].name, m->set[j].value);
 			}
 			for (size_t j = 0; j < m->nr_add; j++)
-				fields_add(f, &nr, m->add[j].name, m->add[j].value);
+				if (filter_field_ok(&m->add[j]))
+					fields_add(f, &nr, m->add[j].name, m->add[j].value);
 			for (size_t j = 0; j < m->nr_remove; j++)
-				fields_remove(f, &nr, m->remove[j]);
+				if (!framing_field(m->remove[j]))
+					fields_remove(f, &nr, m->remove[j]);
 		}
 	}
 	return nr;
