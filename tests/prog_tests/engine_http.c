@@ -432,9 +432,10 @@ struct fix {
 /*
  * Service a (VIP:80) has the route; b1, b2, b3 are the echo pods, ts the test
  * server, dead a port nothing listens on, six (IPv6, no route) echo b2 over
- * ::1. A consumer route of namespace other sends its clients to o3 (echo b3).
- * The printf arguments: the ports of b1, b2, b3, ts, dead, six, o3, then the
- * backend of /b1 (b1, or b3 in the second translation).
+ * ::1, sticky (sessionAffinity ClientIP, no route) echo b1 and b3. A consumer
+ * route of namespace other sends its clients to o3 (echo b3). The printf
+ * arguments: the ports of b1, b2, b3, ts, dead, six, sticky's two, o3, then
+ * the backend of /b1 (b1, or b3 in the second translation).
  */
 static const char routes_yaml[] =
 	"apiVersion: v1\nkind: Namespace\nmetadata: {name: app}\n"
@@ -445,6 +446,14 @@ static const char routes_yaml[] =
 	"spec:\n  clusterIPs: [\"" VIP6 "\"]\n  ipFamilies: [IPv6]\n  ports: [{name: http, port: 80}]\n"
 	SLICE("b1", "%u") SLICE("b2", "%u") SLICE("b3", "%u") SLICE("ts", "%u") SLICE("dead", "%u")
 	SLICE6("six", "%u")
+	"---\napiVersion: v1\nkind: Service\nmetadata: {name: sticky, namespace: app}\n"
+	"spec:\n  clusterIP: 10.96.0.17\n  ports: [{name: http, port: 80}]\n"
+	"  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}\n"
+	SLICE("sticky", "%u")
+	"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+	"metadata: {name: sticky-2, namespace: app, labels: {kubernetes.io/service-name: sticky}}\n"
+	"addressType: IPv4\nendpoints:\n- addresses: [127.0.0.1]\n  conditions: {ready: true}\n"
+	"ports:\n- {name: http, port: %u}\n"
 	"---\napiVersion: v1\nkind: Service\nmetadata: {name: o3, namespace: other}\n"
 	"spec:\n  clusterIP: 10.96.1.3\n  ports: [{name: http, port: 80}]\n"
 	"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
@@ -511,6 +520,7 @@ static struct tr_result *load(struct fix *f, struct model *m, const char *b1_bac
 
 	if (asprintf(&yaml, routes_yaml, echo_proc_port(&f->echo[0], "http", 0), b2,
 		     echo_proc_port(&f->echo[2], "http", 0), f->ts.port, f->dead_port, b2,
+		     echo_proc_port(&f->echo[0], "http", 0), echo_proc_port(&f->echo[2], "http", 0),
 		     echo_proc_port(&f->echo[2], "http", 0), b1_backend) < 0)
 		return NULL;
 	ret = manifest_load_buf(m, "engine.yaml", yaml, strlen(yaml), &f->dg);
@@ -1597,6 +1607,42 @@ static void t_mirror(struct fix *f)
 	free(r.buf);
 }
 
+/* sessionAffinity ClientIP: each client pod (netns_ctx) stays on one endpoint. */
+static void t_affinity(struct fix *f)
+{
+	static int pods[8];
+	int b1_pods = 0, b3_pods = 0;
+
+	for (int i = 0; i < 8; i++) {
+		char first[32] = "", pod[32];
+		int same = 0;
+
+		for (int j = 0; j < 10; j++) {
+			struct reader r = { .fd = client_netns(f, "10.96.0.17", "app", &pods[i]) };
+			struct resp p;
+
+			if (!ASSERT_GE(r.fd, 0, "client"))
+				return;
+			if (ASSERT_OK(exchange(&r, GET("/", ""), "GET", &p), "sticky")) {
+				echo_pod(&p, pod, sizeof(pod));
+				if (!j)
+					snprintf(first, sizeof(first), "%s", pod);
+				same += !strcmp(pod, first);
+			}
+			resp_free(&p);
+			close(r.fd);
+			free(r.buf);
+		}
+		ASSERT_EQ(same, 10, "one endpoint per client pod");
+		b1_pods += !strcmp(first, "b1");
+		b3_pods += !strcmp(first, "b3");
+	}
+	test__printf("affinity: %d pods on b1, %d on b3\n", b1_pods, b3_pods);
+	ASSERT_EQ(b1_pods + b3_pods, 8, "every pod answered");
+	for (int i = 0; i < 8; i++)
+		engine_forget_netns(f->e, &pods[i]);
+}
+
 /* Last: it changes where /b1 goes. */
 static void t_new_tables(struct fix *f)
 {
@@ -1650,6 +1696,7 @@ void test_engine_http(void)
 		{ "netns", t_netns },
 		{ "chaos", t_chaos },
 		{ "mirror", t_mirror },
+		{ "affinity", t_affinity },
 		{ "new_tables", t_new_tables },
 	};
 	struct fix f;

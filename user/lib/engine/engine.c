@@ -231,6 +231,7 @@ static void forget_netns(struct engine *e, void *netns_ctx)
 	struct cconn *c, *cnext;
 	struct uconn *u, *unext;
 
+	eng_affinity_forget(e, netns_ctx);
 	for (c = e->clients; c; c = cnext) {
 		cnext = c->next;
 		if (c->origin.netns_ctx == netns_ctx)
@@ -287,6 +288,10 @@ static void check_timers(struct engine *e)
 			client_run(e, c);
 	}
 	eng_mirror_timers(e);
+	if (e->now - e->aff_tick >= 1000) {
+		e->aff_tick = e->now;
+		eng_affinity_expire(e, false);
+	}
 	for (u = e->pool; u; u = unext) {
 		unext = u->next;
 		if (e->now - u->since >= e->o.pool_idle_ms) {
@@ -579,6 +584,7 @@ void engine_free(struct engine *e)
 		p = next;
 	}
 	eng_tables_put(e->tables);
+	eng_affinity_expire(e, true);
 	if (e->epfd >= 0)
 		close(e->epfd);
 	if (e->wakefd >= 0)

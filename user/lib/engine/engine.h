@@ -50,7 +50,9 @@ struct engine_origin {
 	uint16_t vport;			/* and its port */
 	char client_ns[64];		/* the client pod's namespace (its class) */
 	char client_pod[254];		/* "ns/name", for logs */
-	void *netns_ctx;		/* passed to upstream_socket(): which pod's netns */
+	void *netns_ctx;		/* passed to upstream_socket(): which pod's netns;
+					   also what pools upstreams and keeps
+					   sessionAffinity ClientIP per pod */
 };
 
 struct engine_opts {

@@ -129,6 +129,9 @@ struct engine {
 	uint64_t rng;
 	uint64_t now;			/* ms, CLOCK_MONOTONIC, per loop turn */
 	size_t nr_clients, nr_pool, nr_again;
+	struct affinity **aff;		/* sessionAffinity ClientIP: AFF_BUCKETS chains */
+	size_t nr_aff;
+	uint64_t aff_tick;		/* ms: last expiry walk */
 	struct uconn *mirrors;		/* RequestMirror copies in flight */
 	size_t nr_mirrors;
 	struct engine_stats st;		/* atomics */
@@ -158,6 +161,14 @@ void eng_client_close(struct engine *e, struct cconn *c, bool reset);
 void eng_stat_add(struct engine *e, uint64_t *field, int64_t d);
 /* The request in flight is over: release its upstream and tables. */
 void eng_request_end(struct engine *e, struct cconn *c, bool reuse_upstream);
+
+/* engine_affinity.c: sessionAffinity ClientIP, per client pod (netns_ctx). */
+#define ENGINE_AFFINITY_MAX	65536		/* remembered (pod, Service) pairs */
+/* The endpoint this pod used last on backend b, if still fresh and ready; else one now. */
+const struct tr_endpoint *eng_affinity_pick(struct engine *e, void *netns_ctx,
+					    const struct tr_backend *b);
+void eng_affinity_expire(struct engine *e, bool all);
+void eng_affinity_forget(struct engine *e, void *netns_ctx);
 
 /* engine_mirror.c: RequestMirror, fire and forget. */
 #define ENGINE_MIRRORS_MAX	256		/* copies in flight; more are dropped */

@@ -548,8 +548,9 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 		local_reply(e, c, 503, NULL, &r.response_headers);
 		goto out;
 	}
-	/* Uniform over the ready endpoints, as the kernel's L4 pick. */
-	const struct tr_endpoint *ep = &eps->items[eng_random(e) % eps->nr];
+	/* Uniform over the ready endpoints, as the kernel's L4 pick, unless the
+	 * Service keeps a client on one (sessionAffinity ClientIP). */
+	const struct tr_endpoint *ep = eng_affinity_pick(e, c->origin.netns_ctx, r.backend);
 
 	k = (struct ukey){ .addr = ep->addr, .port = ep->port, .netns_ctx = c->origin.netns_ctx };
 	c->up = eng_upstream_get(e, &k, c, false);
