@@ -232,6 +232,7 @@ static void forget_netns(struct engine *e, void *netns_ctx)
 	struct uconn *u, *unext;
 
 	eng_affinity_forget(e, netns_ctx);
+	eng_mirror_forget(e, netns_ctx);
 	for (c = e->clients; c; c = cnext) {
 		cnext = c->next;
 		if (c->origin.netns_ctx == netns_ctx)

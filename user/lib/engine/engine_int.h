@@ -179,6 +179,7 @@ void eng_mirror_start(struct engine *e, struct eng_tables *t, const struct gapi_
 void eng_mirror_run(struct engine *e, struct uconn *u);
 void eng_mirror_timers(struct engine *e);
 void eng_mirror_close_all(struct engine *e);
+void eng_mirror_forget(struct engine *e, void *netns_ctx);
 
 /* engine_req.c: one pass of a client's state machine; false when nothing moved. */
 bool eng_client_step(struct engine *e, struct cconn *c);

@@ -219,3 +219,14 @@ void eng_mirror_close_all(struct engine *e)
 	while (e->mirrors)
 		mirror_end(e, e->mirrors, false);
 }
+
+void eng_mirror_forget(struct engine *e, void *netns_ctx)
+{
+	struct uconn *u, *next;
+
+	for (u = e->mirrors; u; u = next) {
+		next = u->next;
+		if (u->key.netns_ctx == netns_ctx)
+			mirror_end(e, u, false);
+	}
+}
