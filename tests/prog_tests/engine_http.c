@@ -34,6 +34,14 @@
 #define HEADER_TIMEOUT_MS 400
 #define IO_TIMEOUT_MS 5000
 
+static long long ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000LL + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
 /* ---- a small test server ---------------------------------------------------- */
 
 #define TS_CONNS 512
@@ -408,6 +416,13 @@ struct fix {
 	struct engine *e;
 	int lfd;
 	uint16_t lport;
+	pthread_mutex_t log_lock;	/* what on_request saw */
+	int nr_logs;
+	struct {
+		int status;
+		bool complete, entry;
+		char backend[64];
+	} logs[64];			/* the last ones, a ring */
 	int sockets;			/* upstream_socket() calls */
 	void *last_netns;		/* and the netns_ctx of the last */
 };
@@ -549,6 +564,21 @@ static int test_socket(void *ctx, int family, void *netns_ctx)
 	return fd < 0 ? -errno : fd;
 }
 
+static void log_request(void *ctx, const struct engine_request_log *l)
+{
+	struct fix *f = ctx;
+	int i;
+
+	pthread_mutex_lock(&f->log_lock);
+	i = f->nr_logs++ % 64;
+	f->logs[i].status = l->status;
+	f->logs[i].complete = l->complete;
+	f->logs[i].entry = l->entry;
+	snprintf(f->logs[i].backend, sizeof(f->logs[i].backend), "%s",
+		 l->backend ? l->backend->name : "-");
+	pthread_mutex_unlock(&f->log_lock);
+}
+
 static int fix_start(struct fix *f)
 {
 	static const char *const pods[] = { "b1", "b2", "b3" };
@@ -556,6 +586,7 @@ static int fix_start(struct fix *f)
 		.upstream_socket = test_socket,
 		.ctx = f,
 		.release_tables = release_tables,
+		.on_request = log_request,
 		.buf_size = BUF_SIZE,
 		.header_timeout_ms = HEADER_TIMEOUT_MS,
 	};
@@ -563,6 +594,7 @@ static int fix_start(struct fix *f)
 	int ret;
 
 	memset(f, 0, sizeof(*f));
+	pthread_mutex_init(&f->log_lock, NULL);
 	f->lfd = f->ts.lfd = -1;
 	model_init(&f->m[0]);
 	model_init(&f->m[1]);
@@ -613,6 +645,31 @@ static void fix_stop(struct fix *f)
 	model_free(&f->m[0]);
 	model_free(&f->m[1]);
 	diag_free(&f->dg);
+	pthread_mutex_destroy(&f->log_lock);
+}
+
+/* "status:backend:entry" of the log k requests back (0: the last), waiting for it a little. */
+static const char *log_back(struct fix *f, int since, int k, char *buf, size_t len)
+{
+	struct timespec t0;
+	int n;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		pthread_mutex_lock(&f->log_lock);
+		n = f->nr_logs;
+		if (n - since > k) {
+			int i = (n - 1 - k) % 64;
+
+			snprintf(buf, len, "%d:%s:%s%s", f->logs[i].status, f->logs[i].backend,
+				 f->logs[i].entry ? "rule" : "-", f->logs[i].complete ? "" : ":cut");
+		}
+		pthread_mutex_unlock(&f->log_lock);
+		if (n - since > k)
+			return buf;
+		usleep(5000);
+	} while (ms_since(&t0) < 2000);
+	return "none";
 }
 
 /* A client connection through the engine, as if a pod in ns had dialed vip:80. */
@@ -819,13 +876,6 @@ static const char *echo_pod(const struct resp *p, char *buf, size_t len)
 	return buf;
 }
 
-static long long ms_since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (t.tv_sec - t0->tv_sec) * 1000LL + (t.tv_nsec - t0->tv_nsec) / 1000000;
-}
 
 /* ---- the subtests ----------------------------------------------------------- */
 
@@ -974,14 +1024,21 @@ static void t_local(struct fix *f)
 		{ "POST /nomatch HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", "POST", 404 },
 		{ GET("/b1", ""), "GET", 200 },	/* the connection is still good */
 	};
+	static const char *const logged[] = {
+		"404:-:-", "500:-:rule", "503:-:rule", "404:-:-", "404:-:-", "200:b1:rule",
+	};
 	struct reader r = { .fd = client(f) };
+	int since = f->nr_logs;
 	struct resp p;
+	char lb[96];
 
 	if (!ASSERT_GE(r.fd, 0, "client"))
 		return;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (!ASSERT_OK(exchange(&r, cases[i].req, cases[i].method, &p), cases[i].req))
 			break;
+		/* each request ends in on_request with its rule, backend and status */
+		ASSERT_STREQ(log_back(f, since + i, 0, lb, sizeof(lb)), logged[i], cases[i].req);
 		ASSERT_EQ(p.status, cases[i].status, cases[i].req);
 		if (!strcmp(cases[i].method, "HEAD"))
 			ASSERT_EQ(p.body_len, 0, "HEAD body");
@@ -992,6 +1049,7 @@ static void t_local(struct fix *f)
 	if (ASSERT_OK(exchange(&r, "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", "GET", &p), "bad")) {
 		ASSERT_EQ(p.status, 400, "bad request");
 		ASSERT_OK(echo_wait_closed(r.fd), "closed after 400");
+		ASSERT_STREQ(log_back(f, since + 6, 0, lb, sizeof(lb)), "400:-:-", "400 logged");
 	}
 	resp_free(&p);
 	close(r.fd);
@@ -1245,6 +1303,12 @@ static void t_upstream_dies(struct fix *f)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ret = exchange(&r, GET("/ts/die", ""), "GET", &p);
 	ASSERT_EQ(ret, -ECONNRESET, "client sees a reset");
+	{
+		char lb[96];
+
+		ASSERT_STREQ(log_back(f, f->nr_logs - 1, 0, lb, sizeof(lb)), "200:ts:rule:cut",
+			     "logged as cut short");
+	}
 	ASSERT_LT(ms_since(&t0), IO_TIMEOUT_MS - 500, "no hang");
 	resp_free(&p);
 	close(r.fd);

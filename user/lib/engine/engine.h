@@ -21,12 +21,17 @@
  * copy of each request without a body to an endpoint of the mirror Service
  * and drops its response; requests with a body are not mirrored.
  *
+ * Every request ends in opts->on_request (rule entry, backend, status,
+ * request and upstream latency): the data per-request metrics need.
+ *
  * Not done yet (issue 12): retry (and so backendRequest per attempt),
- * mirroring bodies, per-request metrics. Trailers are forwarded as they come.
+ * mirroring bodies, the /metrics rendering of on_request. Trailers are
+ * forwarded as they come.
  */
 #ifndef GAMMAD_ENGINE_H
 #define GAMMAD_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +60,18 @@ struct engine_origin {
 					   sessionAffinity ClientIP per pod */
 };
 
+/* One request, as it ended (for metrics and access logs). */
+struct engine_request_log {
+	const struct engine_origin *origin;
+	const struct tr_entry *entry;		/* the rule's entry; NULL: none matched, no route,
+						   or the request never got that far */
+	const struct tr_backend *backend;	/* NULL: answered by the engine */
+	int status;				/* what the client got; 0: nothing */
+	bool complete;				/* false: cut short (a reset, a client gone) */
+	uint64_t request_us;			/* head read -> response out (or the end) */
+	uint64_t upstream_us;			/* request head queued -> response head, 0: none */
+};
+
 struct engine_opts {
 	/*
 	 * socket(family, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC, 0) in the
@@ -69,6 +86,11 @@ struct engine_opts {
 	 * free(res). The model the translation points into must live until then.
 	 */
 	void (*release_tables)(void *ctx, struct tr_result *res);
+	/*
+	 * Called in the engine's thread as each request ends; what l points
+	 * to is valid during the call only. NULL: nothing.
+	 */
+	void (*on_request)(void *ctx, const struct engine_request_log *l);
 	/* Limits; 0 takes the ENGINE_* default. */
 	size_t buf_size;
 	unsigned int header_timeout_ms;

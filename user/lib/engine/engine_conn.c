@@ -20,6 +20,14 @@
 #include "engine_int.h"
 #include "base/log.h"
 
+uint64_t eng_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 uint64_t eng_now_ms(void)
 {
 	struct timespec ts;
@@ -346,6 +354,23 @@ void eng_client_close(struct engine *e, struct cconn *c, bool reset)
 /* The request in flight is over: its upstream and tables go. */
 void eng_request_end(struct engine *e, struct cconn *c, bool reuse_upstream)
 {
+	if (c->log_pending) {
+		struct engine_request_log l = {
+			.origin = &c->origin,
+			.entry = c->log_entry,
+			.backend = c->log_backend,
+			.status = c->log_status,
+			.complete = c->req_done && c->resp_done,
+		};
+		uint64_t now = eng_now_us();
+
+		c->log_pending = false;
+		l.request_us = now - c->t_start;
+		if (c->t_up_sent && c->t_up_head)
+			l.upstream_us = c->t_up_head - c->t_up_sent;
+		if (e->o.on_request)
+			e->o.on_request(e->o.ctx, &l);
+	}
 	if (c->up) {
 		eng_upstream_release(e, c->up, reuse_upstream);
 		c->up = NULL;

@@ -73,6 +73,12 @@ struct cconn {
 	uint64_t resp_left;
 	struct h1_chunked resp_ch;
 	bool up_reusable;		/* the upstream said keep-alive */
+	/* for opts->on_request */
+	bool log_pending;
+	int log_status;
+	const struct tr_entry *log_entry;
+	const struct tr_backend *log_backend;
+	uint64_t t_start, t_up_sent, t_up_head;	/* us */
 	uint64_t req_deadline;		/* ms: the rule's timeouts.request/backendRequest, 0 none */
 	bool dechunk;			/* an HTTP/1.0 client: chunked response decoded,
 					   its end told by the close */
@@ -139,6 +145,7 @@ struct engine {
 
 /* engine_conn.c */
 uint64_t eng_now_ms(void);
+uint64_t eng_now_us(void);
 uint64_t eng_random(struct engine *e);
 void eng_tables_key(const struct ip_addr *a, uint16_t port, char *buf, size_t len);
 void eng_release_res(struct engine *e, struct tr_result *res);

@@ -183,7 +183,15 @@ static void local_reply(struct engine *e, struct cconn *c, int status, const cha
 	char body[64];
 	int blen;
 
-	eng_request_end(e, c, false);
+	/* The upstream goes now; the tables stay until the request ends (its log). */
+	if (c->up) {
+		eng_upstream_release(e, c->up, false);
+		c->up = NULL;
+	}
+	free(c->retry_head);
+	c->retry_head = NULL;
+	c->log_status = status;
+	c->log_backend = NULL;
 	if (!c->req_done && c->expect_continue) {
 		c->close_after = true;
 		c->req_done = true;
@@ -225,7 +233,14 @@ static void reply_error(struct engine *e, struct cconn *c, int status)
 	c->close_after = true;
 	c->req_done = true;
 	c->method_str = (struct h1_str){ "GET", 3 };
+	if (!c->log_pending) {
+		c->log_pending = true;
+		c->log_entry = NULL;
+		c->t_start = eng_now_us();
+		c->t_up_sent = c->t_up_head = 0;
+	}
 	local_reply(e, c, status, NULL, NULL);
+	eng_request_end(e, c, false);
 	ebuf_consume(&c->in, c->in.len);
 	c->state = CS_CLOSING;
 }
@@ -477,6 +492,12 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	c->resp_head_done = c->resp_started = c->resp_done = false;
 	c->up_reusable = c->dechunk = false;
 	c->req_deadline = 0;
+	c->log_pending = true;
+	c->log_status = 0;
+	c->log_entry = NULL;
+	c->log_backend = NULL;
+	c->t_start = eng_now_us();
+	c->t_up_sent = c->t_up_head = 0;
 	memset(&c->rscan, 0, sizeof(c->rscan));
 	c->nr_resp_filters[0] = c->nr_resp_filters[1] = 0;
 	if (h->method.len >= sizeof(c->method)) {
@@ -527,6 +548,7 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	if (ev_evaluate(cls, &req, eng_random(e), &r))
 		goto fail;
 	evaluated = true;
+	c->log_entry = r.entry;
 
 	if (r.status >= 300 && r.status < 400) {
 		if (!r.redirect.location ||
@@ -577,6 +599,8 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 		}
 	}
 	c->req_deadline = rule_deadline(e, r.entry);
+	c->log_backend = r.backend;
+	c->t_up_sent = eng_now_us();
 	if (r.entry)
 		start_mirrors(e, c, r.entry->rule->rule->filters, r.entry->rule->rule->nr_filters,
 			      &c->up->out);
@@ -847,6 +871,8 @@ static bool step_response_head(struct engine *e, struct cconn *c, struct uconn *
 	}
 	ebuf_consume(&u->in, n);
 	c->resp_head_done = c->resp_started = true;
+	c->log_status = h->status;
+	c->t_up_head = eng_now_us();
 	eng_stat_add(e, &e->st.requests, 1);
 	if (h->status == 101) {
 		c->state = CS_TUNNEL;
