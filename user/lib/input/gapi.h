@@ -182,6 +182,12 @@ struct gapi_rule {
 	size_t nr_backends;
 	char *timeout_request;		/* GEP-2257 durations, kept as written */
 	char *timeout_backend;
+	/* retry (GEP-1731, experimental): HTTP status codes, attempts, backoff */
+	bool has_retry;
+	uint16_t *retry_codes;		/* 400..599 */
+	size_t nr_retry_codes;
+	int retry_attempts;		/* -1 when omitted */
+	char *retry_backoff;		/* GEP-2257 duration as written, NULL when omitted */
 };
 
 struct gapi_route {

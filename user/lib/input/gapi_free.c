@@ -97,6 +97,8 @@ static void rule_free(struct gapi_rule *r)
 	free(r->backends);
 	free(r->timeout_request);
 	free(r->timeout_backend);
+	free(r->retry_codes);
+	free(r->retry_backoff);
 }
 
 void gapi_route_free(struct gapi_route *r)

@@ -124,6 +124,49 @@ static int parse_timeouts(const struct kf_ctx *c, const yaml_node_t *rule,
 	return ret == -ENOENT ? 0 : ret;
 }
 
+/* retry: {codes: [500, 502], attempts: 2, backoff: 100ms} (HTTPRoute, experimental) */
+static int parse_retry(const struct kf_ctx *c, const yaml_node_t *rule, const char *rpath,
+		       struct gapi_rule *out)
+{
+	char path[KF_PATH_MAX], ipath[KF_PATH_MAX];
+	yaml_node_t *t, *seq;
+	long long v;
+	size_t n;
+	int ret;
+
+	out->retry_attempts = -1;
+	ret = kf_map(c, rule, "retry", rpath, false, &t);
+	if (ret)
+		return ret == -ENOENT ? 0 : ret;
+	out->has_retry = true;
+	kf_join(path, sizeof(path), rpath, "retry");
+	ret = gp_list(c, t, "codes", path, 64, &seq, &n);
+	if (ret && ret != -ENOENT)
+		return ret;
+	if (!ret && n) {
+		ret = gp_alloc((void **)&out->retry_codes, n, sizeof(*out->retry_codes));
+		if (ret)
+			return ret;
+		for (size_t i = 0; i < n; i++) {
+			const yaml_node_t *item = yseq_at(c->d, seq, i);
+
+			kf_join(ipath, sizeof(ipath), path, "codes[%zu]", i);
+			if (!item || item->type != YAML_SCALAR_NODE ||
+			    yparse_int((const char *)item->data.scalar.value, 400, 599, &v))
+				return kf_error(c, item ? item : seq, ipath,
+						"must be an HTTP status code in 400..599");
+			out->retry_codes[out->nr_retry_codes++] = v;
+		}
+	}
+	ret = kf_int(c, t, "attempts", path, false, 0, 1000000, &v);
+	if (ret && ret != -ENOENT)
+		return ret;
+	if (!ret)
+		out->retry_attempts = v;
+	ret = gp_str(c, t, "backoff", path, false, 32, &out->retry_backoff);
+	return ret == -ENOENT ? 0 : ret;
+}
+
 static int parse_rule(const struct kf_ctx *c, const yaml_node_t *rule, const char *rpath,
 		      const struct gapi_route *r, struct gapi_rule *out)
 {
@@ -143,6 +186,8 @@ static int parse_rule(const struct kf_ctx *c, const yaml_node_t *rule, const cha
 				       &out->nr_filters);
 	if (!ret && r->kind == ROUTE_HTTP)
 		ret = parse_timeouts(c, rule, rpath, out);
+	if (!ret && r->kind == ROUTE_HTTP)
+		ret = parse_retry(c, rule, rpath, out);
 	return ret;
 }
 
