@@ -56,6 +56,7 @@ struct tsrv {
 	/* what it saw */
 	int hang_requests, closed_after_hang;	/* atomic */
 	long long stream_bytes;			/* atomic */
+	int flaky[3];				/* atomic: /ts/flaky/503, /ts/flaky/reset, /ts/once/503 */
 };
 
 struct tconn {
@@ -260,6 +261,22 @@ static void *ts_conn(void *arg)
 			/* keep-alive promised, and the next request on it never answered */
 			ts_reply(s, fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
 			drop_next = true;
+		} else if (!strcmp(path, "/ts/flaky/503") || !strcmp(path, "/ts/flaky/reset") ||
+			   !strcmp(path, "/ts/once/503")) {
+			/* two failures, then an answer, and again */
+			int k = path[4] == 'o' ? 2 : path[10] == 'r' ? 1 : 0;
+			int n = __atomic_fetch_add(&s->flaky[k], 1, __ATOMIC_RELAXED);
+
+			if (n % 3 == 2) {
+				ts_reply(s, fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+			} else if (k == 1) {
+				struct linger l = { 1, 0 };
+
+				setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+				goto out;
+			} else {
+				ts_reply(s, fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy");
+			}
 		} else if (!strcmp(path, "/ts/204")) {
 			ts_reply(s, fd, "HTTP/1.1 204 No Content\r\nX-Kind: 204\r\n\r\n");
 		} else if (!strcmp(path, "/ts/304")) {
@@ -514,7 +531,14 @@ static const char routes_yaml[] =
 	     "{name: b1, port: 80}")
 	RULE(PREFIX("/invalid"), "", "{name: nosuch, port: 80}")
 	RULE(PREFIX("/empty"), "", "{name: bempty, port: 80}")
-	RULE(PREFIX("/ts"), "", "{name: ts, port: 80}");
+	RULE(PREFIX("/ts"), "", "{name: ts, port: 80}")
+	/* a route has at most 16 rules: a second one on the same port */
+	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+	"metadata: {name: r2, namespace: app}\nspec:\n"
+	"  parentRefs: [{group: \"\", kind: Service, name: a, port: 80}]\n  rules:\n"
+	RULE(PREFIX("/ts/flaky"), "    retry: {codes: [503], attempts: 2, backoff: 10ms}\n",
+	     "{name: ts, port: 80}")
+	RULE(PREFIX("/ts/once"), "    retry: {codes: [503], attempts: 1}\n", "{name: ts, port: 80}");
 
 static int released;	/* translations the engine gave back */
 
@@ -540,7 +564,8 @@ static struct tr_result *load(struct fix *f, struct model *m, const char *b1_bac
 		return NULL;
 	ret = manifest_load_buf(m, "engine.yaml", yaml, strlen(yaml), &f->dg);
 	free(yaml);
-	if (!ASSERT_OK(ret, "manifests"))
+	/* a rejected route would quietly turn the tests into 503s */
+	if (!ASSERT_OK(ret, "manifests") || !ASSERT_EQ(f->dg.nr_errors, 0, "manifest errors"))
 		return NULL;
 	res = calloc(1, sizeof(*res));
 	if (!res)
@@ -1707,6 +1732,33 @@ static void t_affinity(struct fix *f)
 		engine_forget_netns(f->e, &pods[i]);
 }
 
+/* The rule's retry: on its codes and on connections that fail before an answer. */
+static void t_retry(struct fix *f)
+{
+	static const struct { const char *req; int status, tries; } cases[] = {
+		{ GET("/ts/flaky/503", ""), 200, 3 },	/* 503, 503, then 200 */
+		{ GET("/ts/flaky/reset", ""), 200, 3 },	/* reset, reset, then 200 */
+		{ GET("/ts/once/503", ""), 503, 2 },	/* one retry is not enough */
+	};
+	struct reader r = { .fd = client(f) };
+	struct resp p;
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int before = __atomic_load_n(&f->ts.flaky[i], __ATOMIC_RELAXED);
+
+		if (ASSERT_OK(exchange(&r, cases[i].req, "GET", &p), cases[i].req)) {
+			ASSERT_EQ(p.status, cases[i].status, cases[i].req);
+			ASSERT_EQ(__atomic_load_n(&f->ts.flaky[i], __ATOMIC_RELAXED) - before,
+				  cases[i].tries, "attempts");
+		}
+		resp_free(&p);
+	}
+	close(r.fd);
+	free(r.buf);
+}
+
 /* Last: it changes where /b1 goes. */
 static void t_new_tables(struct fix *f)
 {
@@ -1761,6 +1813,7 @@ void test_engine_http(void)
 		{ "chaos", t_chaos },
 		{ "mirror", t_mirror },
 		{ "affinity", t_affinity },
+		{ "retry", t_retry },
 		{ "new_tables", t_new_tables },
 	};
 	struct fix f;

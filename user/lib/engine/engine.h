@@ -24,9 +24,15 @@
  * Every request ends in opts->on_request (rule entry, backend, status,
  * request and upstream latency): the data per-request metrics need.
  *
- * Not done yet (issue 12): retry (and so backendRequest per attempt),
- * mirroring bodies, the /metrics rendering of on_request. Trailers are
- * forwarded as they come.
+ * A rule's retry (experimental) sends a request without a body again, after
+ * the backoff and to an endpoint of the same backend, when the response has
+ * one of its codes or the connection failed before an answer (refused,
+ * reset, closed); attempts omitted means 1, codes omitted means connection
+ * failures only. timeouts.request covers all attempts.
+ *
+ * Not done yet (issue 12): retrying or mirroring requests with a body,
+ * backendRequest per attempt, the /metrics rendering of on_request.
+ * Trailers are forwarded as they come.
  */
 #ifndef GAMMAD_ENGINE_H
 #define GAMMAD_ENGINE_H

@@ -82,9 +82,13 @@ struct cconn {
 	uint64_t req_deadline;		/* ms: the rule's timeouts.request/backendRequest, 0 none */
 	bool dechunk;			/* an HTTP/1.0 client: chunked response decoded,
 					   its end told by the close */
-	char *retry_head;		/* the head sent on a pooled connection, to send
-					   again on a new one if that one turns out closed */
+	char *retry_head;		/* the head sent, to send again: on a new connection
+					   when a pooled one turns out closed, or for the
+					   rule's retry */
 	size_t retry_len;
+	const struct gapi_rule *retry;	/* the rule's retry, NULL: none */
+	int retries_left;
+	uint64_t retry_at;		/* ms: the backoff ends, 0: no retry waiting */
 };
 
 struct ukey {

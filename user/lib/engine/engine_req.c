@@ -492,6 +492,9 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	c->resp_head_done = c->resp_started = c->resp_done = false;
 	c->up_reusable = c->dechunk = false;
 	c->req_deadline = 0;
+	c->retry = NULL;
+	c->retries_left = 0;
+	c->retry_at = 0;
 	c->log_pending = true;
 	c->log_status = 0;
 	c->log_entry = NULL;
@@ -588,10 +591,17 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	}
 	/*
 	 * A pooled connection may have been closed by the upstream just now
-	 * (its idle timeout): a request without a body is then sent again on a
-	 * new connection, as every proxy does; it never reached the upstream.
+	 * (its idle timeout): an idempotent request without a body is then
+	 * sent again on a new connection, as every proxy does. The rule's
+	 * retry sends a request without a body again too (a body is not kept).
 	 */
-	if (c->up->reused && c->req_done && idempotent(&h->method)) {
+	c->retry = r.entry && r.entry->rule->rule && r.entry->rule->rule->has_retry ?
+		   r.entry->rule->rule : NULL;
+	c->retries_left = !c->retry ? 0 : c->retry->retry_attempts < 0 ? 1 :
+			  c->retry->retry_attempts;
+	c->retry_at = 0;
+	if ((c->up->reused && c->req_done && idempotent(&h->method)) ||
+	    (c->retries_left && c->req_done)) {
 		c->retry_head = malloc(c->up->out.len);
 		if (c->retry_head) {
 			memcpy(c->retry_head, c->up->out.p + c->up->out.off, c->up->out.len);
@@ -784,6 +794,58 @@ static int write_response_head(struct cconn *c, const struct h1_head *h, struct 
 	return w.fail ? -ENOSPC : 0;
 }
 
+/* Send the kept head again, to an endpoint of the same backend. */
+static bool retry_send(struct engine *e, struct cconn *c)
+{
+	const struct tr_backend *b = c->log_backend;
+	const struct tr_endpoint *ep;
+	struct ukey k;
+
+	c->retry_at = 0;
+	if (!b || !b->endpoints || !b->endpoints->nr || !c->retry_head)
+		return false;
+	ep = eng_affinity_pick(e, c->origin.netns_ctx, b);
+	k = (struct ukey){ .addr = ep->addr, .port = ep->port, .netns_ctx = c->origin.netns_ctx };
+	c->up = eng_upstream_get(e, &k, c, false);
+	if (!c->up)
+		return false;
+	if (ebuf_append(&c->up->out, c->retry_head, c->retry_len)) {
+		eng_upstream_release(e, c->up, false);
+		c->up = NULL;
+		return false;
+	}
+	memset(&c->rscan, 0, sizeof(c->rscan));
+	c->t_up_sent = eng_now_us();
+	return true;
+}
+
+/* The rule's retry: drop this attempt, send again after the backoff. */
+static bool retry_later(struct engine *e, struct cconn *c)
+{
+	long long backoff = c->retry->retry_backoff ? duration_ms(c->retry->retry_backoff) : 0;
+
+	if (!c->retry_head || c->retries_left <= 0)
+		return false;
+	c->retries_left--;
+	if (c->up) {
+		eng_upstream_release(e, c->up, false);
+		c->up = NULL;
+	}
+	if (backoff > 0) {
+		c->retry_at = e->now + backoff;
+		return true;
+	}
+	return retry_send(e, c);
+}
+
+static bool retry_code(const struct cconn *c, int status)
+{
+	for (size_t i = 0; c->retry && i < c->retry->nr_retry_codes; i++)
+		if (c->retry->retry_codes[i] == status)
+			return true;
+	return false;
+}
+
 /*
  * The upstream failed. Before any byte of the response went to the client,
  * the client gets an answer of ours (502, 503, 504) and keeps its
@@ -798,18 +860,17 @@ static bool upstream_failed(struct engine *e, struct cconn *c, int status)
 	}
 	if (c->retry_head && c->up && c->up->reused && !c->up->in.len && (c->up->eof || c->up->err)) {
 		struct ukey k = c->up->key;
-		char *head = c->retry_head;
 
-		c->retry_head = NULL;
 		eng_upstream_release(e, c->up, false);
 		c->up = eng_upstream_get(e, &k, c, true);
-		if (c->up && !ebuf_append(&c->up->out, head, c->retry_len)) {
-			free(head);
+		if (c->up && !ebuf_append(&c->up->out, c->retry_head, c->retry_len)) {
 			memset(&c->rscan, 0, sizeof(c->rscan));
-			return true;
+			return true;	/* not one of the rule's retries */
 		}
-		free(head);
 	}
+	/* A connection refused, reset or closed before an answer: the rule may retry. */
+	if (c->retry && status != 504 && retry_later(e, c))
+		return true;
 	local_reply(e, c, status, NULL, NULL);
 	return true;
 }
@@ -838,8 +899,10 @@ static bool step_response_head(struct engine *e, struct cconn *c, struct uconn *
 	h = malloc(sizeof(*h));
 	if (!h)
 		return upstream_failed(e, c, 502);
-	free(c->retry_head);	/* the upstream answers: no sending again */
-	c->retry_head = NULL;
+	if (!c->retry) {
+		free(c->retry_head);	/* the upstream answers: no sending again */
+		c->retry_head = NULL;
+	}
 	ret = h1_parse_response(u->in.p + u->in.off, n, &c->method_str, h);
 	if (ret || (h->status == 101 && !c->upgrade)) {
 		pr_debug("engine: %s: upstream response refused: %s", c->origin.client_pod,
@@ -855,6 +918,12 @@ static bool step_response_head(struct engine *e, struct cconn *c, struct uconn *
 		ebuf_consume(&u->in, n);
 		memset(&c->rscan, 0, sizeof(c->rscan));
 		return ret ? upstream_failed(e, c, 502) : true;
+	}
+	if (h->status != 101 && retry_code(c, h->status) && c->retries_left > 0) {
+		free(h);
+		if (retry_later(e, c))
+			return true;
+		return upstream_failed(e, c, 502);
 	}
 	c->resp_body = h->body;
 	c->resp_left = h->content_length;
@@ -1052,6 +1121,9 @@ uint64_t eng_client_deadline(struct engine *e, struct cconn *c)
 		uint64_t d = c->up && !c->up->connected ? c->up->since + e->o.connect_timeout_ms :
 			     c->last_io + e->o.idle_timeout_ms;
 
+		if (c->retry_at && c->retry_at < d)
+			d = c->retry_at;
+
 		return c->req_deadline && !c->resp_done && c->req_deadline < d ? c->req_deadline : d;
 	}
 	case CS_TUNNEL:
@@ -1075,7 +1147,11 @@ void eng_client_timeout(struct engine *e, struct cconn *c)
 		eng_client_close(e, c, false);
 		return;
 	case CS_REQ:
-		if (c->req_deadline && !c->resp_done && e->now >= c->req_deadline) {
+		if (c->retry_at && e->now >= c->retry_at && !c->resp_started &&
+		    !(c->req_deadline && e->now >= c->req_deadline)) {
+			if (!retry_send(e, c))
+				local_reply(e, c, 503, NULL, NULL);
+		} else if (c->req_deadline && !c->resp_done && e->now >= c->req_deadline) {
 			/* timeouts.request / backendRequest: 504, or a reset once answering */
 			if (c->resp_started)
 				eng_client_close(e, c, true);
