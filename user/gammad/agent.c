@@ -13,7 +13,7 @@
 #include "translate/translate.h"
 #include "view/status_file.h"
 #include "agent.h"
-#include "engine_stub.h"
+#include "engine/engine.h"
 #include "metrics_http.h"
 #include "steer.h"
 

@@ -19,7 +19,7 @@
 
 #include "base/log.h"
 #include "datapath/netns_sock.h"
-#include "engine_stub.h"
+#include "engine/engine.h"
 #include "steer.h"
 
 #define STEER_EVENTS 64
