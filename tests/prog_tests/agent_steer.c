@@ -5,10 +5,9 @@
  * routes for the pod's namespace have HTTP rules lands on the agent's
  * listener on loopback in the pod's own netns; the agent finds the origin
  * (ClusterIP:port) in gammad_origdst_v1 and hands the connection to the
- * engine with the pod's namespace and name. Until the engine core lands the
- * agent runs a stand-in engine (user/gammad/engine_stub.h) that writes
- * "ORIGIN <vip> <port> <ns> <ns/pod>" and, on "CONNECT <ip> <port>", relays
- * to a socket made through upstream_socket in the client pod's netns.
+ * engine with the client's class. What only the engine can do tells a
+ * steered connection from an L4 one: every HTTPRoute here adds a response
+ * header X-Class naming the class whose rules answered.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -73,7 +72,10 @@ static const char routes[] =
 	"  parentRefs:\n"
 	"  - {group: \"\", kind: Service, name: echo, port: 8080}\n"
 	"  rules:\n"
+	"  - matches: [{path: {type: PathPrefix, value: /old}}]\n"
+	"    filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}, statusCode: 301}}]\n"
 	"  - matches: [{path: {type: PathPrefix, value: /}}]\n"
+	"    filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: X-Class, value: producer}]}}]\n"
 	"    backendRefs:\n"
 	"    - {name: echo-v1, port: 8080}\n"
 	"---\n"
@@ -103,10 +105,20 @@ static const char routes[] =
 	"  parentRefs:\n"
 	"  - {group: \"\", kind: Service, name: echo-v6, port: 80}\n"
 	"  rules:\n"
-	"  - backendRefs:\n"
+	"  - filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: X-Class, value: v6}]}}]\n"
+	"    backendRefs:\n"
 	"    - {name: echo-v2, port: 80}\n"
 	"---\n"
-	CONSUMER_ROUTE_YAML;
+	"apiVersion: gateway.networking.k8s.io/v1\n"
+	"kind: HTTPRoute\n"
+	"metadata: {name: echo-consumer, namespace: " CONSUMER_NS "}\n"
+	"spec:\n"
+	"  parentRefs:\n"
+	"  - {group: \"\", kind: Service, name: echo, namespace: " MESH_NS ", port: 80}\n"
+	"  rules:\n"
+	"  - filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: X-Class, value: consumer}]}}]\n"
+	"    backendRefs:\n"
+	"    - {name: echo-v2, namespace: " MESH_NS ", port: 80}\n";
 
 struct steer_env {
 	struct lab_env lab;
@@ -122,7 +134,7 @@ struct probe {
 	char step[16];
 	char peer[64];		/* getpeername(), "ip:port" / "[ip]:port" */
 	char line[512];		/* first line the server side wrote */
-	char up[512];		/* after CONNECT: what came back */
+	char up[1024];		/* http: the response head's lines, '|' after each */
 };
 
 static void fmt_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
@@ -188,15 +200,17 @@ static int place(const struct mc_place *at)
 	return ret;
 }
 
+/* The request target of `http` probes without one of their own. */
+static const char *probe_target = "/";
+
 #define FAIL(s) do { p->err = -errno; snprintf(p->step, sizeof(p->step), "%s", s); \
 		     goto out; } while (0)
 
 /*
  * In a child placed at `at`: connect to ip:port, getpeername, read a line
- * (steered: the ORIGIN line; line protocol: the greeting; `http`: send a GET
- * first and read the status line). With `upstream`, send it, read two lines
- * (CONNECTED and the upstream's greeting), write the probe to res_fd and hold
- * the connection until go_fd is readable.
+ * (line protocol: the greeting; `http`: send a GET first, read the status
+ * line and the head). With `upstream` (a request target), GET it, write a
+ * first probe to res_fd and wait for go_fd before reading the answer.
  */
 static void probe_child(const struct mc_place *at, const char *ip, int port, bool http,
 			const char *upstream, int res_fd, int go_fd)
@@ -235,29 +249,29 @@ static void probe_child(const struct mc_place *at, const char *ip, int port, boo
 	if (getpeername(fd, (struct sockaddr *)&ss, &len))
 		FAIL("getpeername");
 	fmt_addr(&ss, p->peer, sizeof(p->peer));
-	if (http && dprintf(fd, "GET / HTTP/1.1\r\nHost: echo\r\nConnection: close\r\n\r\n") < 0)
+	if (http && dprintf(fd, "GET %s HTTP/1.1\r\nHost: echo\r\nConnection: close\r\n\r\n",
+			    upstream ? upstream : probe_target) < 0)
 		FAIL("send");
+	if (upstream) {
+		/* the request is under way (a slow one): the parent looks at the backend */
+		(void)!write(res_fd, p, sizeof(*p));
+		(void)!read(go_fd, &c, 1);
+	}
 	r = read_line(fd, p->line, sizeof(p->line));
 	if (r) {
 		errno = -r;
 		FAIL("read");
 	}
-	if (upstream) {
-		char l1[256], l2[256];
+	for (size_t n = 0; http && n + 2 < sizeof(p->up);) {
+		char l[256];
 
-		if (dprintf(fd, "%s\n", upstream) < 0)
-			FAIL("send");
-		r = read_line(fd, l1, sizeof(l1)) ?: read_line(fd, l2, sizeof(l2));
-		if (r) {
-			errno = -r;
-			FAIL("upstream");
-		}
-		snprintf(p->up, sizeof(p->up), "%s|%s", l1, l2);
+		r = read_line(fd, l, sizeof(l));
+		if (r || !l[0])
+			break;
+		n += (size_t)snprintf(p->up + n, sizeof(p->up) - n, "%s|", l);
 	}
 out:
 	(void)!write(res_fd, p, sizeof(*p));
-	if (upstream && fd >= 0)
-		(void)!read(go_fd, &c, 1);
 	if (fd >= 0)
 		close(fd);
 	_exit(0);
@@ -371,24 +385,28 @@ static int engine_listeners(const char *ns)
 	return n;
 }
 
-/* dial: the address the client dials (a v4-mapped one for ip's IPv4 Service). */
-static void expect_steered_as(const struct mc_place *at, const char *dial, const char *ip,
-			      int port, const char *ns, const char *pod_name)
+/*
+ * dial: the address the client dials (a v4-mapped one for ip's IPv4 Service).
+ * Steered: the engine answered with the X-Class of the class's rules.
+ */
+static void expect_steered_as(const struct mc_place *at, const char *dial, int port,
+			      const char *cls)
 {
-	char want[512], peer[64];
-	struct probe p = probe(at, dial, port, false);
+	char want[64], peer[64];
+	struct probe p = probe(at, dial, port, true);
 
 	mc_addr_port(peer, sizeof(peer), dial, port);
-	snprintf(want, sizeof(want), "ORIGIN %s %d %s %s/%s", ip, port, ns, ns, pod_name);
+	snprintf(want, sizeof(want), "|X-Class: %s|", cls);
+	test__printf("  head: %s\n", p.up);
 	ASSERT_EQ(p.err, 0, "steered connection made");
 	ASSERT_STREQ(p.peer, peer, "getpeername() is the ClusterIP:port");
-	ASSERT_STREQ(p.line, want, "the engine got the origin and the pod");
+	ASSERT_STREQ(p.line, "HTTP/1.1 200 OK", "answered");
+	ASSERT_HAS_SUBSTR(p.up, want, "the engine used the client's class");
 }
 
-static void expect_steered(const struct mc_place *at, const char *ip, int port,
-			   const char *ns, const char *pod_name)
+static void expect_steered(const struct mc_place *at, const char *ip, int port, const char *cls)
 {
-	expect_steered_as(at, ip, ip, port, ns, pod_name);
+	expect_steered_as(at, ip, port, cls);
 }
 
 static void expect_l4_http(const struct mc_place *at, const char *ip, int port)
@@ -399,7 +417,8 @@ static void expect_l4_http(const struct mc_place *at, const char *ip, int port)
 	mc_addr_port(peer, sizeof(peer), ip, port);
 	ASSERT_EQ(p.err, 0, "L4 connection made");
 	ASSERT_STREQ(p.peer, peer, "getpeername() is the ClusterIP:port");
-	ASSERT_STREQ(p.line, "HTTP/1.1 200 OK", "a backend answered (not the engine)");
+	ASSERT_STREQ(p.line, "HTTP/1.1 200 OK", "a backend answered");
+	ASSERT_FALSE(strstr(p.up, "X-Class"), "not through the engine");
 }
 
 /* 1. Every managed pod has the listeners; HTTP ports steered, others L4. */
@@ -411,7 +430,7 @@ static void subtest_steered(struct steer_env *e)
 		ASSERT_EQ(engine_listeners(e->lab.pods[i].netns), 2,
 			  "IPv4 and IPv6 listeners in the pod's netns");
 	/* default class, producer HTTPRoute */
-	expect_steered(&e->at_v1, e->echo4, 8080, MESH_NS, e->v1->name);
+	expect_steered(&e->at_v1, e->echo4, 8080, "producer");
 	/* no route for the default class on echo:80: L4 */
 	expect_l4_http(&e->at_v1, e->echo4, 80);
 	/* the line protocol port has no route at all: L4, the server's greeting */
@@ -425,7 +444,7 @@ static void subtest_steered(struct steer_env *e)
 /* 2. Consumer classes: with HTTP rules steered (its own namespace), with a TCPRoute L4. */
 static void subtest_consumer(struct steer_env *e)
 {
-	expect_steered(&e->at_consumer, e->echo4, 80, CONSUMER_NS, e->consumer->name);
+	expect_steered(&e->at_consumer, e->echo4, 80, "consumer");
 	expect_l4_http(&e->at_consumer, e->echo4, 8080);
 }
 
@@ -438,9 +457,9 @@ static void subtest_ipv6(struct steer_env *e)
 {
 	char mapped[INET6_ADDRSTRLEN + 8];
 
-	expect_steered(&e->at_v1, e->echo6, 80, MESH_NS, e->v1->name);
+	expect_steered(&e->at_v1, e->echo6, 80, "v6");
 	snprintf(mapped, sizeof(mapped), "::ffff:%s", e->echo4);
-	expect_steered_as(&e->at_v1, mapped, e->echo4, 8080, MESH_NS, e->v1->name);
+	expect_steered_as(&e->at_v1, mapped, 8080, "producer");
 }
 
 /* 4. Many connections: every one gets its own origin; the origin map stays empty. */
@@ -450,37 +469,42 @@ static void subtest_no_leak(struct steer_env *e)
 
 	for (int i = 0; i < 50; i++) {
 		struct probe p = probe_q(i & 1 ? &e->at_consumer : &e->at_v1, e->echo4,
-					 i & 1 ? 80 : 8080, false, true);
+					 i & 1 ? 80 : 8080, true, true);
 
-		ok += !p.err && !strncmp(p.line, "ORIGIN ", 7);
+		ok += !p.err && strstr(p.up, i & 1 ? "X-Class: consumer|" : "X-Class: producer|");
 	}
-	ASSERT_EQ(ok, 50, "50 steered connections with their origin");
+	ASSERT_EQ(ok, 50, "50 steered connections, each with its class");
 	ASSERT_EQ(pinned_entries(e->ag.pin_dir, GAMMAD_MAP_ORIGDST), 0,
 		  "no origdst entry left behind");
 }
 
-/* 5. upstream_socket: made in the client pod's netns, the backend sees the pod's IP. */
+/*
+ * 5. upstream_socket: made in the client pod's netns, the backend sees the
+ * pod's IP. A slow request (echo's ?delay) keeps the upstream connection
+ * open while ss looks at the backend.
+ */
 static void subtest_upstream_source(struct steer_env *e)
 {
+	struct mc_place at_v2 = { .cgroup = e->v2->container_cgroup, .netns = e->v2->netns };
 	struct probe_run run;
 	struct probe p;
-	char cmd[128], *out = NULL;
+	char *out = NULL;
 
-	snprintf(cmd, sizeof(cmd), "CONNECT %s 9090", e->v2->ip4);
-	if (!ASSERT_OK(probe_start(&run, &e->at_v1, e->echo4, 8080, false, cmd), "probe"))
+	/* echo-v2 asks, the route sends it to echo-v1 */
+	if (!ASSERT_OK(probe_start(&run, &at_v2, e->echo4, 8080, true, "/?delay=2s"),
+		       "probe"))
 		return;
 	probe_result(&run, &p);
-	test__printf("upstream: err %d (%s) line \"%s\" up \"%s\"\n", p.err, p.step, p.line,
-		     p.up);
-	ASSERT_EQ(p.err, 0, "steered, upstream connected");
-	ASSERT_STREQ(p.up, "CONNECTED|Gateway API Test TCP Server",
-		     "relayed to the backend's line server");
-	/* While the connection is open: the backend's peer is echo-v1's own IP. */
-	lab_run_capture(&out, "ip netns exec %s ss -Htn state established 'sport = :9090'",
-			e->v2->netns);
-	test__printf("ss in %s: %s", e->v2->netns, out ? out : "");
-	ASSERT_HAS_SUBSTR(out ? out : "", e->v1->ip4, "backend sees the client pod's IP");
+	ASSERT_EQ(p.err, 0, "steered, request sent");
+	lab_run_capture(&out, "ip netns exec %s ss -Htn state established 'sport = :8080'",
+			e->v1->netns);
+	test__printf("ss in %s: %s", e->v1->netns, out ? out : "");
+	ASSERT_HAS_SUBSTR(out ? out : "", e->v2->ip4, "backend sees the client pod's IP");
+	ASSERT_FALSE(out && strstr(out, "127.0.0.1"), "not the engine's loopback");
 	free(out);
+	(void)!write(run.go_fd, "g", 1);
+	probe_result(&run, &p);
+	ASSERT_STREQ(p.line, "HTTP/1.1 200 OK", "slow request answered");
 	probe_finish(&run);
 }
 
@@ -523,7 +547,7 @@ static void subtest_unlisted_netns_l4(struct steer_env *e)
 		goto out;
 	expect_l4_http(&e->at_v1, e->echo4, 8080);
 	ASSERT_OK(bpf_map_update_elem(fd, &cookie, &v, BPF_ANY), "listed again");
-	expect_steered(&e->at_v1, e->echo4, 8080, MESH_NS, e->v1->name);
+	expect_steered(&e->at_v1, e->echo4, 8080, "producer");
 out:
 	if (fd >= 0)
 		close(fd);
@@ -531,11 +555,11 @@ out:
 
 /*
  * 7. A host process in the attach cgroup, in the agent's own netns: the
- * agent's own listener takes it, with no namespace (producer routes) and no pod.
+ * agent's own listener takes it: the producer routes (it has no namespace).
  */
 static void subtest_host_process(struct steer_env *e)
 {
-	char cg[PATH_MAX + 32], want[128];
+	char cg[PATH_MAX + 32];
 	struct mc_place at;
 	struct probe p;
 
@@ -543,10 +567,17 @@ static void subtest_host_process(struct steer_env *e)
 	if (!ASSERT_OK(mkdir(cg, 0755), "host client cgroup"))
 		return;
 	at = (struct mc_place){ .cgroup = cg };
-	p = probe(&at, e->echo4, 8080, false);
-	snprintf(want, sizeof(want), "ORIGIN %s 8080  ", e->echo4);
+	/*
+	 * The lab's pods have no route back to the host (no default route),
+	 * so no upstream from the host: a rule the engine answers itself.
+	 */
+	probe_target = "/old/x";
+	p = probe(&at, e->echo4, 8080, true);
+	probe_target = "/";
+	test__printf("  head: %s\n", p.up);
 	ASSERT_EQ(p.err, 0, "steered connection made");
-	ASSERT_STREQ(p.line, want, "origin without a namespace or pod");
+	ASSERT_STREQ(p.line, "HTTP/1.1 301 Moved Permanently", "the engine redirected");
+	ASSERT_HAS_SUBSTR(p.up, "/new/x|", "with the producer rule's Location");
 	if (rmdir(cg))
 		test__printf("rmdir %s: %s\n", cg, strerror(errno));
 }
