@@ -3,10 +3,12 @@
 #
 # Brings up the lab (pods as network namespaces in kubelet-style cgroups,
 # each running the echo server), prints what gammad's translation makes of
-# the example's routes, starts the agent on the lab's cgroup, and then shows
-# which pods answer connections to the reviews ClusterIP: from the shop
-# namespace (producer route, 80/20) and from the frontend namespace (its
-# consumer route, all to reviews-v2). Ctrl-C tears everything down.
+# the example's routes, starts the agent (with its HTTP engine) on the lab's
+# cgroup, and then shows, every few seconds, which pods answer requests to
+# the reviews ClusterIP from the shop namespace (producer route: 80/20 per
+# request on one keep-alive connection, "end-user: jason" to reviews-v2,
+# /old-reviews redirected) and from the frontend namespace (its consumer
+# route, all to reviews-v2). Ctrl-C tears everything down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -43,7 +45,8 @@ echo "run: what gammad makes of the routes (gammad translate):"
 echo
 
 echo "run: starting gammad on $lab_cgroup (maps pinned under $PIN_DIR)"
-"$BUILD/gammad" run --manifests "$work/manifests" --cgroup "$lab_cgroup" --pin-dir "$PIN_DIR" &
+"$BUILD/gammad" run --manifests "$work/manifests" --cgroup "$lab_cgroup" --pin-dir "$PIN_DIR" \
+	--http-engine &
 agent=$!
 for _ in $(seq 50); do
 	[ -e "$PIN_DIR/gammad_fe_v1" ] && break
@@ -59,12 +62,26 @@ vip=$("$BUILD/gammad" translate "$work/manifests" 2>/dev/null |
 	awk '$1 == "Service" && $2 == "shop/reviews" && $4 == "80" { print $NF; exit }')
 [ -n "$vip" ] || { echo "run: no ClusterIP for shop/reviews in cluster.yaml" >&2; exit 1; }
 
-echo "run: 100 new connections to reviews ($vip:80) every 5 s from each client (Ctrl-C to stop)"
+# client POD WHAT ARGS...: echo client from inside a pod, titled.
+client() {
+	local pod=$1 what=$2
+	shift 2
+	echo "--- from $pod: $what"
+	"$BUILD/lab" exec "$pod" -- "$PWD/$BUILD/echo" client "$@" ||
+		echo "run: requests from $pod failed"
+}
+
+shop=$(pod_name shop storefront)
+web=$(pod_name frontend web)
+echo "run: requests to reviews ($vip:80) every 5 s (Ctrl-C to stop)"
 while :; do
-	for client in "$(pod_name shop storefront)" "$(pod_name frontend web)"; do
-		echo "--- from $client"
-		"$BUILD/lab" exec "$client" -- "$PWD/$BUILD/echo" client "http://$vip/" \
-			--count=100 --new-conn || echo "run: requests from $client failed"
-	done
+	client "$shop" "100 requests on one keep-alive connection (80/20 per request)" \
+		"http://$vip/reviews/1" --count=100
+	client "$shop" "100 requests with end-user: jason (header route)" \
+		"http://$vip/reviews/1" -H end-user:jason --count=100
+	client "$shop" "GET /old-reviews/1 (redirect)" "http://$vip/old-reviews/1" |
+		grep -E '^(---|StatusCode|ResponseHeader=Location)'
+	client "$web" "100 requests (consumer route of namespace frontend)" \
+		"http://$vip/reviews/1" --count=100
 	sleep 5
 done
