@@ -153,7 +153,6 @@ int lab_env_init(struct lab_env *lab)
 
 int lab_env_start(struct lab_env *lab, const char *args)
 {
-	char *out = NULL;
 	int ret;
 
 	memset(lab, 0, sizeof(*lab));
@@ -173,13 +172,30 @@ int lab_env_start(struct lab_env *lab, const char *args)
 	}
 	if (!ASSERT_OK(ret, "lab_env_init"))
 		return ret;
-	if (!args)
-		return 0;
-	ret = lab_env_up(lab, args, &out);
+	return args ? lab_env_up_checked(lab, args) : 0;
+}
+
+int lab_env_up_checked(struct lab_env *lab, const char *args)
+{
+	char *out = NULL;
+	int ret = lab_env_up(lab, args, &out);
+
 	if (!ASSERT_EQ(ret, 0, "lab up"))
 		test__printf("%s", out ? out : "");
 	free(out);
 	return ret;
+}
+
+int lab_env_write(const struct lab_env *lab, const char *name, const char *text, char *path)
+{
+	FILE *f;
+
+	snprintf(path, PATH_MAX, "%.*s/%s", PATH_MAX - 64, lab->dir, name);
+	f = fopen(path, "we");
+	if (!ASSERT_OK_PTR(f, name))
+		return -1;
+	fputs(text, f);
+	return ASSERT_OK(fclose(f), name) ? 0 : -1;
 }
 
 int lab_env_cluster_ips(const struct lab_env *lab, const char *ns, const char *name,

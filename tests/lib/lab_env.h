@@ -63,6 +63,10 @@ int lab_env_cluster_ips(const struct lab_env *lab, const char *ns, const char *n
 			char ips[][INET6_ADDRSTRLEN], int max);
 /* lab up --state <state> ARGS (a shell-quoted string); exit status, output in *out. */
 int lab_env_up(struct lab_env *lab, const char *args, char **out);
+/* lab_env_up, asserting it worked (its output shown when not): 0 or the exit status. */
+int lab_env_up_checked(struct lab_env *lab, const char *args);
+/* Write text as a file of the lab's temp dir; its path in path[PATH_MAX]. 0, or -1 (asserted). */
+int lab_env_write(const struct lab_env *lab, const char *name, const char *text, char *path);
 /* lab down; exit status, output in *out (may be NULL). */
 int lab_env_down(struct lab_env *lab, char **out);
 /* Down if up, release the lock, remove the temp dir. Safe to call twice. */

@@ -478,21 +478,10 @@ static int env_setup(struct aff_env *e)
 {
 	static const char *const be[NB] = { "aff-a", "aff-b", "aff-c" };
 	static const char *const cl[NC] = { "client-1", "client-2", "client-3" };
-	char path[PATH_MAX], *out = NULL;
-	FILE *f;
-	int ret;
+	char path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%.*s/aff-lab.yaml", PATH_MAX - 20, e->lab.dir);
-	f = fopen(path, "we");
-	if (!ASSERT_OK_PTR(f, "manifest file"))
-		return -1;
-	fputs(lab_yaml, f);
-	fclose(f);
-	ret = lab_env_up(&e->lab, path, &out);
-	if (!ASSERT_EQ(ret, 0, "lab up"))
-		test__printf("%s", out ? out : "");
-	free(out);
-	if (ret)
+	if (lab_env_write(&e->lab, "aff-lab.yaml", lab_yaml, path) ||
+	    lab_env_up_checked(&e->lab, path))
 		return -1;
 	for (int i = 0; i < NB; i++)
 		if (!ASSERT_OK_PTR(e->be[i] = lab_env_find(&e->lab, NS, be[i]), be[i]))

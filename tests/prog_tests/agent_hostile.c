@@ -149,8 +149,6 @@ void test_agent_hostile(void)
 	const char *manifests = test_shared_path("gateway-api/conformance/mesh/manifests.yaml");
 	struct agent_env ag = { 0 };
 	struct lab_env lab = { 0 };
-	char *out = NULL;
-	int ret;
 
 	if (!manifests) {
 		test__skip("no shared gateway-api/conformance/mesh/manifests.yaml");
@@ -162,18 +160,14 @@ void test_agent_hostile(void)
 	}
 	if (lab_env_start(&lab, NULL))
 		goto cleanup;
-	ret = lab_env_up(&lab, manifests, &out);
-	if (!ASSERT_EQ(ret, 0, "lab up")) {
-		test__printf("%s", out ? out : "");
+	if (lab_env_up_checked(&lab, manifests))
 		goto cleanup;
-	}
 	if (!ASSERT_OK(agent_env_init(&ag, &lab), "agent manifests dir") ||
 	    !ASSERT_OK(agent_env_write(&ag, "routes.yaml", ECHO_ROUTE("echo-v1")), "routes.yaml") ||
 	    !ASSERT_OK(agent_env_start(&ag), "gammad run: first apply"))
 		goto cleanup;
 	run(&lab, &ag);
 cleanup:
-	free(out);
 	agent_env_fini(&ag);
 	lab_env_fini(&lab);
 }

@@ -679,10 +679,8 @@ void test_agent_steer(void)
 {
 	static const char *const args[] = { "--http-engine", "--resync", "1", NULL };
 	const char *manifests = test_shared_path("gateway-api/conformance/mesh/manifests.yaml");
-	char extra[PATH_MAX + 32], up[2 * PATH_MAX + 64], *out = NULL;
+	char extra[PATH_MAX], up[2 * PATH_MAX + 64];
 	struct steer_env e = { 0 };
-	FILE *f;
-	int ret;
 
 	if (!manifests) {
 		test__skip("no shared gateway-api/conformance/mesh/manifests.yaml");
@@ -690,18 +688,10 @@ void test_agent_steer(void)
 	}
 	if (lab_env_start(&e.lab, NULL))
 		goto cleanup;
-	snprintf(extra, sizeof(extra), "%s/extra.yaml", e.lab.dir);
-	f = fopen(extra, "we");
-	if (!ASSERT_OK_PTR(f, "write extra.yaml"))
+	if (lab_env_write(&e.lab, "extra.yaml", extra_manifest, extra))
 		goto cleanup;
-	fputs(extra_manifest, f);
-	fclose(f);
 	snprintf(up, sizeof(up), "%s %s", manifests, extra);
-	ret = lab_env_up(&e.lab, up, &out);
-	if (!ASSERT_EQ(ret, 0, "lab up"))
-		test__printf("%s", out ? out : "");
-	free(out);
-	if (ret)
+	if (lab_env_up_checked(&e.lab, up))
 		goto cleanup;
 	e.v1 = lab_env_find(&e.lab, MESH_NS, "echo-v1");
 	e.v2 = lab_env_find(&e.lab, MESH_NS, "echo-v2");

@@ -451,21 +451,11 @@ static bool link_pinned(const char *pin_dir, const char *ifname)
 
 static int env_setup(struct svp_env *e)
 {
-	char path[PATH_MAX], *out = NULL;
-	int i = 0, ret;
-	FILE *f;
+	char path[PATH_MAX];
+	int i = 0;
 
-	snprintf(path, sizeof(path), "%.*s/svp.yaml", PATH_MAX - 16, e->lab.dir);
-	f = fopen(path, "we");
-	if (!ASSERT_OK_PTR(f, "manifest file"))
-		return -1;
-	fputs(manifests_yaml, f);
-	fclose(f);
-	ret = lab_env_up(&e->lab, path, &out);
-	if (!ASSERT_EQ(ret, 0, "lab up"))
-		test__printf("%s", out ? out : "");
-	free(out);
-	if (ret)
+	if (lab_env_write(&e->lab, "svp.yaml", manifests_yaml, path) ||
+	    lab_env_up_checked(&e->lab, path))
 		return -1;
 	e->a = lab_env_find(&e->lab, NS, "svp-a");
 	e->b = lab_env_find(&e->lab, NS, "svp-b");

@@ -1271,20 +1271,10 @@ static void check_topology(struct tce_env *e)
 static int env_setup(struct tce_env *e)
 {
 	char path[PATH_MAX], *out = NULL;
-	FILE *f;
 	int ret;
 
-	snprintf(path, sizeof(path), "%.*s/tce.yaml", PATH_MAX - 16, e->lab.dir);
-	f = fopen(path, "we");
-	if (!ASSERT_OK_PTR(f, "manifest file"))
-		return -1;
-	fputs(manifests_yaml, f);
-	fclose(f);
-	ret = lab_env_up(&e->lab, path, &out);
-	if (!ASSERT_EQ(ret, 0, "lab up"))
-		test__printf("%s", out ? out : "");
-	free(out);
-	if (ret)
+	if (lab_env_write(&e->lab, "tce.yaml", manifests_yaml, path) ||
+	    lab_env_up_checked(&e->lab, path))
 		return -1;
 	e->a = lab_env_find(&e->lab, NS, "tce-a");
 	e->b = lab_env_find(&e->lab, NS, "tce-b");
