@@ -16,24 +16,10 @@
 #include <sys/stat.h>
 
 #include "test_progs.h"
+#include "lib/mesh_conf.h"
 #include "lib/translate_fixture.h"
 
-#define CONF "gateway-api/conformance"
-
-/* The client pods of the suite (setup.clients in the expectations). */
-static const char *client_namespace(const char *client)
-{
-	if (client && !strcmp(client, "consumer_echo_v1"))
-		return "gateway-conformance-mesh-consumer";
-	return "gateway-conformance-mesh";
-}
-
-/* Known upstream slips the mesh harness does not check either. */
-static bool skip_path_check(const char *test, long index)
-{
-	/* MeshHTTPRouteNamedRule case 1 expects "/named" for "/unnamed" (see its note). */
-	return !strcmp(test, "MeshHTTPRouteNamedRule") && index == 1;
-}
+#define CONF MESH_CONF_DIR
 
 /*
  * One ready endpoint per Deployment, for every Service selecting it, named
@@ -104,46 +90,6 @@ static int load_test(struct tfx *f, const struct ydoc *d, const yaml_node_t *tes
 	return ret;
 }
 
-struct target {
-	char svc[128], ns[128];
-	uint16_t port;
-	bool pod;		/* the "<... pod IP>" host: not a Service */
-};
-
-/* "echo", "echo-v1:8080", "echo-v1.gateway-conformance-mesh", "<echo-v2 pod IP>:8080" */
-static void parse_host(const char *host, const char *client_ns, const char *protocol,
-		       long port, struct target *t)
-{
-	const char *colon, *dot;
-
-	memset(t, 0, sizeof(*t));
-	t->port = port > 0 ? (uint16_t)port : !strcmp(protocol, "https") ? 443 : 80;
-	if (host[0] == '<') {
-		t->pod = true;
-		snprintf(t->svc, sizeof(t->svc), "%.*s", (int)strcspn(host + 1, " "), host + 1);
-		return;
-	}
-	colon = strchr(host, ':');
-	snprintf(t->svc, sizeof(t->svc), "%.*s", (int)(colon ? colon - host : (long)strlen(host)),
-		 host);
-	dot = strchr(t->svc, '.');
-	snprintf(t->ns, sizeof(t->ns), "%s", dot ? dot + 1 : client_ns);
-	if (dot)
-		t->svc[dot - t->svc] = 0;
-}
-
-static const char *str_at(const struct ydoc *d, const yaml_node_t *map, const char *path)
-{
-	return ynode_str(ymap_path(d, map, path));
-}
-
-static long int_at(const struct ydoc *d, const yaml_node_t *map, const char *path)
-{
-	const char *s = str_at(d, map, path);
-
-	return s ? strtol(s, NULL, 10) : -1;
-}
-
 /* Request headers of the case, as the evaluator takes them. */
 static size_t case_headers(const struct ydoc *d, const yaml_node_t *req,
 			   struct ev_header *h, size_t max)
@@ -190,16 +136,6 @@ static void check_headers(const struct ydoc *d, const yaml_node_t *expect, const
 	}
 }
 
-static bool status_expected(const struct ydoc *d, const yaml_node_t *expect, int status)
-{
-	yaml_node_t *codes = ymap_get(d, expect, "status_codes");
-
-	for (size_t i = 0; i < yseq_len(codes); i++)
-		if (strtol(ynode_str(yseq_at(d, codes, i)), NULL, 10) == status)
-			return true;
-	return false;
-}
-
 /* Every endpoint of the backend is a pod whose name starts with prefix. */
 static bool backend_is(const struct tr_backend *b, const char *prefix)
 {
@@ -223,14 +159,14 @@ static void check_redirect(const struct ydoc *d, const yaml_node_t *expect,
 
 	if (!rd || r->status < 300 || r->status > 399)
 		return;
-	if ((s = str_at(d, rd, "scheme")))
+	if ((s = mesh_conf_str(d, rd, "scheme")))
 		ASSERT_STREQ(r->redirect.scheme, s, "redirect scheme");
-	if ((s = str_at(d, rd, "host")))
+	if ((s = mesh_conf_str(d, rd, "host")))
 		ASSERT_STREQ(r->redirect.host, s, "redirect host");
-	if ((s = str_at(d, rd, "path")))
+	if ((s = mesh_conf_str(d, rd, "path")))
 		ASSERT_STREQ(r->redirect.path, s, "redirect path");
 	snprintf(port, sizeof(port), "%u", r->redirect.port);
-	if ((s = str_at(d, rd, "port")))
+	if ((s = mesh_conf_str(d, rd, "port")))
 		ASSERT_STREQ(port, s, "redirect port");
 }
 
@@ -238,14 +174,14 @@ static void check_result(const struct ydoc *d, const char *test, const yaml_node
 			 const struct ev_result *r)
 {
 	yaml_node_t *expect = ymap_get(d, c, "expect");
-	const char *backend = str_at(d, expect, "backend");
-	const char *path = str_at(d, expect, "backend_request.path");
+	const char *backend = mesh_conf_str(d, expect, "backend");
+	const char *path = mesh_conf_str(d, expect, "backend_request.path");
 
-	if (!ASSERT_TRUE(status_expected(d, expect, r->status), "status code"))
+	if (!ASSERT_TRUE(mesh_conf_status_expected(d, expect, r->status), "status code"))
 		test__printf("  got %d\n", r->status);
 	if (backend && !ASSERT_TRUE(backend_is(r->backend, backend), "backend"))
 		test__printf("  want %s, got %s\n", backend, r->backend ? r->backend->name : "-");
-	if (path && r->status == 200 && !skip_path_check(test, int_at(d, c, "index")))
+	if (path && r->status == 200 && !mesh_conf_skip_path_check(test, mesh_conf_int(d, c, "index")))
 		ASSERT_STREQ(r->target, path, "backend request path");
 	check_headers(d, ymap_get(d, expect, "backend_request") ?: expect, "headers",
 		      "absent_headers", &r->request_headers, "backend request header");
@@ -256,17 +192,17 @@ static void check_result(const struct ydoc *d, const char *test, const yaml_node
 
 /* A request to a pod IP is never routed: it reaches that pod as sent. */
 static void check_pod_request(const struct ydoc *d, const yaml_node_t *c,
-			      const struct target *t)
+			      const struct mesh_conf_target *t)
 {
-	const char *backend = str_at(d, ymap_get(d, c, "expect"), "backend");
+	const char *backend = mesh_conf_str(d, ymap_get(d, c, "expect"), "backend");
 
-	ASSERT_TRUE(status_expected(d, ymap_get(d, c, "expect"), 200), "pod status");
+	ASSERT_TRUE(mesh_conf_status_expected(d, ymap_get(d, c, "expect"), 200), "pod status");
 	if (backend)
 		ASSERT_STREQ(t->svc, backend, "pod backend");
 	ASSERT_NULL(ymap_path(d, c, "expect.response_headers"), "no route filters on pods");
 }
 
-static const struct tr_class *case_class(struct tfx *f, const struct target *t,
+static const struct tr_class *case_class(struct tfx *f, const struct mesh_conf_target *t,
 					 const char *client_ns)
 {
 	const struct tr_class *cls = tfx_class(f, t->ns, t->svc, t->port, client_ns);
@@ -281,16 +217,15 @@ static void run_case(struct tfx *f, const struct ydoc *d, const char *test,
 		     const char *client, const yaml_node_t *c)
 {
 	yaml_node_t *req = ymap_get(d, c, "request");
-	const char *ns = client_namespace(str_at(d, c, "client") ?: client);
+	const char *ns = mesh_conf_client_ns(mesh_conf_str(d, c, "client") ?: client);
 	struct ev_request r = { 0 };
 	struct ev_header h[16];
 	const struct tr_class *cls;
 	struct ev_result res;
-	struct target t;
+	struct mesh_conf_target t;
 	uint64_t draw = 0;
 
-	parse_host(str_at(d, req, "host"), ns, str_at(d, req, "protocol"),
-		   int_at(d, req, "port"), &t);
+	mesh_conf_case_target(d, req, ns, &t);
 	if (t.pod) {
 		check_pod_request(d, c, &t);
 		return;
@@ -298,8 +233,8 @@ static void run_case(struct tfx *f, const struct ydoc *d, const char *test,
 	cls = case_class(f, &t, ns);
 	if (!cls)
 		return;
-	r.method = str_at(d, req, "method");
-	r.target = str_at(d, req, "path");
+	r.method = mesh_conf_str(d, req, "method");
+	r.target = mesh_conf_str(d, req, "path");
 	r.nr_headers = case_headers(d, req, h, 16);
 	r.headers = h;
 	r.host = t.svc;
@@ -329,16 +264,15 @@ static void run_weight_check(struct tfx *f, const struct ydoc *d, const char *cl
 	yaml_node_t *wc = ymap_get(d, test, "weight_check"), *k, *v;
 	yaml_node_t *c0 = yseq_at(d, ymap_get(d, test, "cases"), 0);
 	yaml_node_t *req = ymap_get(d, c0, "request");
-	const char *ns = client_namespace(client);
+	const char *ns = mesh_conf_client_ns(client);
 	const struct tr_entry *e;
 	const struct tr_class *cls;
-	struct ev_request r = { .target = str_at(d, req, "path") };
-	struct target t;
+	struct ev_request r = { .target = mesh_conf_str(d, req, "path") };
+	struct mesh_conf_target t;
 
 	if (!wc)
 		return;
-	parse_host(str_at(d, req, "host"), ns, str_at(d, req, "protocol"),
-		   int_at(d, req, "port"), &t);
+	mesh_conf_case_target(d, req, ns, &t);
 	cls = case_class(f, &t, ns);
 	e = cls ? ev_match(cls, &r) : NULL;
 	if (!ASSERT_OK_PTR(e, "weighted rule"))
@@ -361,8 +295,8 @@ static void run_weight_check(struct tfx *f, const struct ydoc *d, const char *cl
 
 static void run_test(const struct ydoc *d, const yaml_node_t *test)
 {
-	const char *name = str_at(d, test, "shortName");
-	const char *client = str_at(d, test, "client");
+	const char *name = mesh_conf_str(d, test, "shortName");
+	const char *client = mesh_conf_str(d, test, "client");
 	yaml_node_t *cases = ymap_get(d, test, "cases");
 	struct tfx f;
 
@@ -382,23 +316,15 @@ static void run_test(const struct ydoc *d, const yaml_node_t *test)
 
 void test_translate_conformance(void)
 {
-	const char *path = test_shared_path(CONF "/mesh-expectations.yaml");
-	struct ydoc_error err;
+	const struct ydoc *d;
 	struct ydoc_set set;
 	yaml_node_t *tests;
-	size_t nr_tests;
+	size_t nr_tests = mesh_conf_load(&set, &d, &tests);
 
-	if (!path) {
-		test__skip("no %s (set GAMMAD_SHARED)", CONF);
+	if (!nr_tests)
 		return;
-	}
-	if (!ASSERT_OK(ydoc_load_file(path, &set, &err), "load expectations"))
-		return;
-	tests = ymap_get(&set.docs[0], set.docs[0].root, "tests");
-	nr_tests = yseq_len(tests);
-	ASSERT_EQ(nr_tests, 22, "mesh tests");
 	for (size_t i = 0; i < nr_tests; i++)
-		run_test(&set.docs[0], yseq_at(&set.docs[0], tests, i));
+		run_test(d, yseq_at(d, tests, i));
 	ydoc_set_free(&set);
 }
 
