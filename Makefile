@@ -4,6 +4,7 @@
 #   make deps       install the Debian packages the project needs (idempotent)
 #   make test       deps + build + the whole test suite
 #   make run        deps + build + lab with deploy/examples + gammad (Ctrl-C tears down)
+#   make conformance  the Gateway API mesh conformance suite end to end (build/conformance/report.yaml)
 #   make layers     check that user/lib's stages depend on each other one way (tools/layers.sh)
 #   make clean
 
@@ -100,6 +101,23 @@ fuzz: deps
 run: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/run.sh
+
+# make conformance: the Gateway API mesh conformance suite end to end in the
+# lab through gammad run --http-engine (tests/prog_tests/conformance_mesh.c);
+# build/conformance/report.yaml is a ConformanceReport, summary.txt per test.
+# The report's implementation.url and .contact: CONFORMANCE_URL, CONFORMANCE_CONTACT.
+CONFORMANCE_URL     ?= $(shell git remote get-url origin 2>/dev/null)
+CONFORMANCE_CONTACT ?=
+.PHONY: conformance
+conformance: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)rm -rf $(BUILD)/conformance && mkdir -p $(BUILD)/conformance
+	$(Q)GAMMAD_CONFORMANCE_OUT=$(abspath $(BUILD)/conformance) \
+	GAMMAD_CONFORMANCE_VERSION="$$(git describe --always --dirty 2>/dev/null)" \
+	GAMMAD_CONFORMANCE_URL="$(CONFORMANCE_URL)" GAMMAD_CONFORMANCE_CONTACT="$(CONFORMANCE_CONTACT)" \
+		$(TEST_BIN) -t conformance_mesh; st=$$?; \
+	cat $(BUILD)/conformance/summary.txt 2>/dev/null || echo "no summary (see above)"; \
+	exit $$st
 
 # make bench [BENCH_ARGS=--quick]: gammad against direct, iptables, IPVS and
 # haproxy, interleaved in one run; results in bench/results/ (tools/bench/).
