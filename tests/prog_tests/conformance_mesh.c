@@ -609,8 +609,6 @@ static bool conf_up(struct conf *cf)
 {
 	static const char *const args[] = { "--http-engine", NULL };
 	const char *base = test_shared_path(MESH_CONF_DIR "/mesh/manifests.yaml");
-	char *out = NULL;
-	int ret;
 
 	if (!base) {
 		test__skip("no %s/mesh/manifests.yaml", MESH_CONF_DIR);
@@ -620,13 +618,7 @@ static bool conf_up(struct conf *cf)
 		test__skip("build/gammad not built");
 		return false;
 	}
-	if (lab_env_start(&cf->lab, NULL))
-		return false;
-	ret = lab_env_up(&cf->lab, base, &out);
-	if (!ASSERT_EQ(ret, 0, "lab up"))
-		test__printf("%s", out ? out : "");
-	free(out);
-	if (ret)
+	if (lab_env_start(&cf->lab, base))
 		return false;
 	cf->v1 = lab_env_find(&cf->lab, MESH_NS, "echo-v1");
 	cf->v2 = lab_env_find(&cf->lab, MESH_NS, "echo-v2");
