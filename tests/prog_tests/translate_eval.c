@@ -271,9 +271,28 @@ out:
 	tfx_free(&f);
 }
 
+/* ev_pick_l4: the draw lands by the union's weights, as the kernel's connect-time pick. */
+static void pick_l4(void)
+{
+	struct tr_backend b[3] = { 0 };
+	struct tr_l4_item items[] = { { &b[0], 3 }, { &b[1], 0 }, { &b[2], 1 } };
+	struct tr_l4 l4 = { .items = items, .nr = 3, .total_weight = 4 };
+
+	ASSERT_EQ(ev_pick_l4(&l4, 0), &b[0], "draw 0");
+	ASSERT_EQ(ev_pick_l4(&l4, 2), &b[0], "draw 2");
+	ASSERT_EQ(ev_pick_l4(&l4, 3), &b[2], "draw 3: weight 0 is never picked");
+	ASSERT_EQ(ev_pick_l4(&l4, 7), &b[2], "draw wraps");
+	items[0].weight = items[2].weight = 0;
+	ASSERT_NULL(ev_pick_l4(&l4, 1), "all weights 0");
+	l4.nr = 0;
+	ASSERT_NULL(ev_pick_l4(&l4, 1), "empty");
+}
+
 void test_translate_eval(void)
 {
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		if (test__start_subtest(cases[i].name))
 			run_case(&cases[i]);
+	if (test__start_subtest("pick_l4"))
+		pick_l4();
 }

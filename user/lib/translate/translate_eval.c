@@ -158,6 +158,23 @@ const struct tr_backend *ev_pick_backend(const struct tr_backend *b, size_t nr,
 	return NULL;
 }
 
+const struct tr_backend *ev_pick_l4(const struct tr_l4 *l4, uint64_t draw)
+{
+	uint64_t total = 0;
+
+	for (size_t i = 0; i < l4->nr; i++)
+		total += l4->items[i].weight;
+	if (!total)
+		return NULL;
+	draw %= total;
+	for (size_t i = 0; i < l4->nr; i++) {
+		if (draw < l4->items[i].weight)
+			return l4->items[i].backend;
+		draw -= l4->items[i].weight;
+	}
+	return NULL;
+}
+
 static int backend_status(const struct tr_backend *b)
 {
 	if (!b)

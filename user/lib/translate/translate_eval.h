@@ -74,6 +74,8 @@ const struct tr_entry *ev_match(const struct tr_class *cls, const struct ev_requ
 /* The backend that draw (any number; taken modulo the total weight) selects. */
 const struct tr_backend *ev_pick_backend(const struct tr_backend *b, size_t nr,
 					 uint64_t draw);
+/* The backend of an L4 union by its weights (the kernel's pick for a connection), or NULL. */
+const struct tr_backend *ev_pick_l4(const struct tr_l4 *l4, uint64_t draw);
 /* Evaluate a request; draw selects among weighted backends. */
 int ev_evaluate(const struct tr_class *cls, const struct ev_request *req, uint64_t draw,
 		struct ev_result *out);
