@@ -95,6 +95,8 @@ static void client_new(struct engine *e, struct pending *p)
 	c->fd = p->fd;
 	c->origin = p->origin;
 	c->last_io = e->now;
+	c->state = CS_SNIFF;
+	c->head_start = e->now;	/* CS_SNIFF: since when the client said nothing */
 	c->rd_ready = c->wr_ready = true;
 	fl = fcntl(c->fd, F_GETFL);
 	if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK))
@@ -426,6 +428,8 @@ struct engine *engine_new(const struct engine_opts *opts)
 		e->o.pool_idle_ms = ENGINE_POOL_IDLE_MS;
 	if (!e->o.max_conns)
 		e->o.max_conns = ENGINE_MAX_CONNS;
+	if (!e->o.sniff_timeout_ms)
+		e->o.sniff_timeout_ms = ENGINE_SNIFF_TIMEOUT_MS;
 	/* A head must fit in a buffer with room to spare for what filters add. */
 	e->lim.head_max = e->o.buf_size / 2 < ENGINE_HEAD_MAX ? e->o.buf_size / 2 : ENGINE_HEAD_MAX;
 	e->lim.target_max = H1_TARGET_MAX_DEFAULT < e->lim.head_max ? H1_TARGET_MAX_DEFAULT :
@@ -603,4 +607,5 @@ void engine_get_stats(struct engine *e, struct engine_stats *st)
 	st->buffer_bytes = __atomic_load_n(&e->st.buffer_bytes, __ATOMIC_RELAXED);
 	st->requests = __atomic_load_n(&e->st.requests, __ATOMIC_RELAXED);
 	st->upstream_reused = __atomic_load_n(&e->st.upstream_reused, __ATOMIC_RELAXED);
+	st->passthroughs = __atomic_load_n(&e->st.passthroughs, __ATOMIC_RELAXED);
 }

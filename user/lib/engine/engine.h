@@ -30,6 +30,13 @@
  * reset, closed); attempts omitted means 1, codes omitted means connection
  * failures only. timeouts.request covers all attempts.
  *
+ * A connection that does not start like HTTP/1.x (a method token and SP:
+ * a TLS ClientHello, a binary protocol) or whose client says nothing for
+ * sniff_timeout_ms (a server-first protocol) is passed through at L4: a
+ * backend of the class's L4 union (the kernel's weights), an endpoint as
+ * for a request, the bytes read so far, then a tunnel both ways. Only the
+ * first bytes of a connection are looked at: once HTTP, always HTTP.
+ *
  * Not done yet (issue 12): retrying or mirroring requests with a body,
  * backendRequest per attempt, the /metrics rendering of on_request.
  * Trailers are forwarded as they come.
@@ -53,6 +60,8 @@
 #define ENGINE_POOL_IDLE_MS	30000		/* an idle pooled upstream connection is closed */
 #define ENGINE_TUNNEL_IDLE_MS	3600000		/* an Upgrade tunnel without traffic */
 #define ENGINE_LINGER_MS	2000		/* draining a client after our last response */
+#define ENGINE_SNIFF_TIMEOUT_MS	300		/* a client silent this long is server-first: L4 */
+#define ENGINE_SNIFF_MAX	32		/* longest method token; no SP by then: not HTTP */
 #define ENGINE_MAX_CONNS	4096		/* client connections; more are refused */
 #define ENGINE_POOL_MAX		1024		/* idle upstream connections in all */
 
@@ -104,6 +113,7 @@ struct engine_opts {
 	unsigned int connect_timeout_ms;
 	unsigned int pool_idle_ms;
 	unsigned int max_conns;
+	unsigned int sniff_timeout_ms;
 };
 
 /* What the engine holds now (for tests and /metrics); read from any thread. */
@@ -114,6 +124,7 @@ struct engine_stats {
 	uint64_t buffer_bytes;		/* bytes of connection buffers allocated */
 	uint64_t requests;		/* requests answered (proxied or local) */
 	uint64_t upstream_reused;	/* requests sent on a pooled connection */
+	uint64_t passthroughs;		/* connections passed through at L4 (not HTTP) */
 };
 
 struct engine;

@@ -31,6 +31,7 @@ struct uconn;
 
 /* Where a client connection is. */
 enum cstate {
+	CS_SNIFF,	/* a new connection: HTTP, or bytes to pass through at L4? */
 	CS_HEAD,	/* waiting for (the rest of) a request head */
 	CS_REQ,		/* a request in flight: body up, response down */
 	CS_TUNNEL,	/* after 101: bytes both ways */
@@ -191,6 +192,12 @@ void eng_mirror_run(struct engine *e, struct uconn *u);
 void eng_mirror_timers(struct engine *e);
 void eng_mirror_close_all(struct engine *e);
 void eng_mirror_forget(struct engine *e, void *netns_ctx);
+
+/* engine_pass.c: what is not HTTP goes through at L4. */
+/* true: c's first bytes are HTTP (or may still be), so the HTTP path takes it. */
+bool eng_sniff_http(const struct ebuf *in, bool *undecided);
+/* Connect c to an endpoint of its class's L4 union and tunnel; false: c was closed. */
+bool eng_passthrough(struct engine *e, struct cconn *c);
 
 /* engine_req.c: one pass of a client's state machine; false when nothing moved. */
 bool eng_client_step(struct engine *e, struct cconn *c);

@@ -1058,7 +1058,7 @@ static bool step_tunnel(struct engine *e, struct cconn *c)
 	moved |= pipe_bytes(&c->in, &u->out);
 	moved |= pipe_bytes(&u->in, &c->out);
 	/* A half close goes through once what came before it is out. */
-	if (c->rd_eof && !c->in.len && !u->out.len && !u->wr_shut) {
+	if (c->rd_eof && !c->in.len && !u->out.len && !u->wr_shut && u->connected) {
 		shutdown(u->fd, SHUT_WR);
 		u->wr_shut = moved = true;
 	}
@@ -1073,6 +1073,31 @@ static bool step_tunnel(struct engine *e, struct cconn *c)
 	return moved;
 }
 
+/* ---- the first bytes: HTTP or not ---------------------------------------- */
+
+static bool step_sniff(struct engine *e, struct cconn *c)
+{
+	bool undecided;
+
+	if (!c->in.len) {
+		if (c->rd_eof) {
+			eng_client_close(e, c, false);
+			return true;
+		}
+		return false;
+	}
+	if (!eng_sniff_http(&c->in, &undecided)) {
+		eng_passthrough(e, c);
+		return true;
+	}
+	if (undecided && !c->rd_eof)
+		return false;
+	/* HTTP from here on: keep-alive requests are not looked at again. */
+	c->state = CS_HEAD;
+	c->head_start = 0;
+	return true;
+}
+
 /* ---- entry points -------------------------------------------------------- */
 
 bool eng_client_step(struct engine *e, struct cconn *c)
@@ -1080,6 +1105,8 @@ bool eng_client_step(struct engine *e, struct cconn *c)
 	bool moved;
 
 	switch (c->state) {
+	case CS_SNIFF:
+		return step_sniff(e, c);
 	case CS_HEAD:
 		return step_head(e, c);
 	case CS_REQ:
@@ -1113,6 +1140,8 @@ bool eng_client_step(struct engine *e, struct cconn *c)
 uint64_t eng_client_deadline(struct engine *e, struct cconn *c)
 {
 	switch (c->state) {
+	case CS_SNIFF:
+		return c->head_start + e->o.sniff_timeout_ms;
 	case CS_HEAD:
 		if (c->head_start)
 			return c->head_start + e->o.header_timeout_ms;
@@ -1127,6 +1156,8 @@ uint64_t eng_client_deadline(struct engine *e, struct cconn *c)
 		return c->req_deadline && !c->resp_done && c->req_deadline < d ? c->req_deadline : d;
 	}
 	case CS_TUNNEL:
+		if (c->up && !c->up->connected)
+			return c->up->since + e->o.connect_timeout_ms;
 		return c->last_io + ENGINE_TUNNEL_IDLE_MS;
 	case CS_CLOSING:
 		return c->last_io + e->o.idle_timeout_ms;
@@ -1139,6 +1170,15 @@ uint64_t eng_client_deadline(struct engine *e, struct cconn *c)
 void eng_client_timeout(struct engine *e, struct cconn *c)
 {
 	switch (c->state) {
+	case CS_SNIFF:
+		if (!c->in.len) {
+			/* Silent: a server-first protocol (its server speaks first). */
+			eng_passthrough(e, c);
+			return;
+		}
+		/* The start of a method, then nothing: HTTP's header timeout decides. */
+		c->state = CS_HEAD;
+		return;
 	case CS_HEAD:
 		if (c->in.len && c->head_start) {
 			reply_error(e, c, 408);
