@@ -33,6 +33,7 @@
 #define BUF_SIZE (16 * 1024)		/* the engine's buffers in this test */
 #define HEADER_TIMEOUT_MS 400
 #define IO_TIMEOUT_MS 5000
+#define SNIFF_TIMEOUT_MS 200	/* a silent client is server-first after this */
 
 static long long ms_since(const struct timespec *t0)
 {
@@ -538,7 +539,13 @@ static const char routes_yaml[] =
 	"  parentRefs: [{group: \"\", kind: Service, name: a, port: 80}]\n  rules:\n"
 	RULE(PREFIX("/ts/flaky"), "    retry: {codes: [503], attempts: 2, backoff: 10ms}\n",
 	     "{name: ts, port: 80}")
-	RULE(PREFIX("/ts/once"), "    retry: {codes: [503], attempts: 1}\n", "{name: ts, port: 80}");
+	RULE(PREFIX("/ts/once"), "    retry: {codes: [503], attempts: 1}\n", "{name: ts, port: 80}")
+	/* tcpf: a route whose backend speaks the echo's TCP line protocol (b1's --tcp port) */
+	SVC("tcpf", "10.96.0.18") SVC("lineb", "10.96.0.19") SLICE("lineb", "%u")
+	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+	"metadata: {name: rt, namespace: app}\nspec:\n"
+	"  parentRefs: [{group: \"\", kind: Service, name: tcpf}]\n  rules:\n"
+	"  - backendRefs: [{name: lineb, port: 80}]\n";
 
 static int released;	/* translations the engine gave back */
 
@@ -560,7 +567,8 @@ static struct tr_result *load(struct fix *f, struct model *m, const char *b1_bac
 	if (asprintf(&yaml, routes_yaml, echo_proc_port(&f->echo[0], "http", 0), b2,
 		     echo_proc_port(&f->echo[2], "http", 0), f->ts.port, f->dead_port, b2,
 		     echo_proc_port(&f->echo[0], "http", 0), echo_proc_port(&f->echo[2], "http", 0),
-		     echo_proc_port(&f->echo[2], "http", 0), b1_backend) < 0)
+		     echo_proc_port(&f->echo[2], "http", 0), b1_backend,
+		     echo_proc_port(&f->echo[0], "tcp", 0)) < 0)
 		return NULL;
 	ret = manifest_load_buf(m, "engine.yaml", yaml, strlen(yaml), &f->dg);
 	free(yaml);
@@ -617,6 +625,7 @@ static int fix_start(struct fix *f)
 		.on_request = log_request,
 		.buf_size = BUF_SIZE,
 		.header_timeout_ms = HEADER_TIMEOUT_MS,
+		.sniff_timeout_ms = SNIFF_TIMEOUT_MS,
 	};
 	struct tr_result *res;
 	int ret;
@@ -628,7 +637,7 @@ static int fix_start(struct fix *f)
 	model_init(&f->m[1]);
 	for (int i = 0; i < 3; i++) {
 		/* -v: b3 logs every request, the mirror test counts them */
-		const char *args[] = { "--port=0", "--pod", pods[i], "--namespace", "app",
+		const char *args[] = { "--port=0", "--tcp=0", "--pod", pods[i], "--namespace", "app",
 				       i == 2 ? "-v" : NULL, NULL };
 
 		ret = echo_proc_start(&f->echo[i], args, NULL);
@@ -1790,6 +1799,109 @@ out:
 	free(r.buf);
 }
 
+/* Read from fd until buf holds want (or the peer closes, or IO_TIMEOUT_MS); bytes read. */
+static size_t read_until(int fd, char *buf, size_t cap, const void *want, size_t wl)
+{
+	size_t len = 0;
+
+	while (len < cap && !(len >= wl && memmem(buf, len, want, wl))) {
+		ssize_t n = recv(fd, buf + len, cap - len, 0);
+
+		if (n <= 0)
+			break;
+		len += n;
+	}
+	return len;
+}
+
+static const char greeting[] = "Gateway API Test TCP Server\n";
+
+/* A TLS ClientHello-like prefix is no HTTP: it reaches tcpf's route backend unchanged. */
+static void t_passthrough_binary(struct fix *f)
+{
+	/* a TLS 1.0 record header of a handshake, then bytes of no protocol, one line */
+	static const char hello[] = "\x16\x03\x01\x00\x2a\x01\x00\x00\x26\x03\x03\x00\xff"
+				    "binary passthrough data\n";
+	size_t hl = sizeof(hello) - 1, len;
+	struct engine_stats st0, st;
+	ssize_t n;
+	char buf[256];
+	int fd = client_to(f, "10.96.0.18", "app");
+
+	if (!ASSERT_GE(fd, 0, "client"))
+		return;
+	engine_get_stats(f->e, &st0);
+	ASSERT_OK(echo_send_all(fd, hello, hl), "send");
+	/* the line server greets, then echoes the line as it came */
+	len = read_until(fd, buf, sizeof(buf), hello, hl);
+	ASSERT_EQ(len, strlen(greeting) + hl, "greeting and echo");
+	ASSERT_EQ(memcmp(buf, greeting, strlen(greeting)), 0, "greeting");
+	ASSERT_OK_PTR(memmem(buf, len, hello, hl), "bytes unchanged both ways");
+	/* and on the same connection afterwards, even what looks like HTTP */
+	echo_send_str(fd, "GET / HTTP/1.1\n");
+	len = read_until(fd, buf, sizeof(buf), "GET / HTTP/1.1\n", 15);
+	ASSERT_EQ(len, 15, "still a tunnel");
+	engine_get_stats(f->e, &st);
+	ASSERT_EQ(st.passthroughs - st0.passthroughs, 1, "counted");
+	shutdown(fd, SHUT_WR);
+	ASSERT_OK(echo_wait_closed(fd), "half close goes through");
+	close(fd);
+	/* junk to the HTTP route's Service is no 400 either: the route's backends get it */
+	fd = client(f);
+	if (!ASSERT_GE(fd, 0, "client"))
+		return;
+	echo_send_all(fd, "\x00\x01\x02\x03", 4);
+	n = recv(fd, buf, sizeof(buf), 0);
+	ASSERT_FALSE(n >= 5 && !memcmp(buf, "HTTP/", 5), "no HTTP answer to binary");
+	close(fd);
+}
+
+/* A client that says nothing: the backend speaks first, and its greeting arrives. */
+static void t_passthrough_server_first(struct fix *f)
+{
+	struct engine_stats st0, st;
+	struct timespec t0;
+	char buf[256];
+	size_t len;
+	int fd;
+
+	engine_get_stats(f->e, &st0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fd = client_to(f, "10.96.0.18", "app");
+	if (!ASSERT_GE(fd, 0, "client"))
+		return;
+	len = read_until(fd, buf, sizeof(buf), greeting, strlen(greeting));
+	ASSERT_EQ(len, strlen(greeting), "greeting");
+	ASSERT_EQ(memcmp(buf, greeting, len), 0, "greeting bytes");
+	ASSERT_GE(ms_since(&t0), SNIFF_TIMEOUT_MS - 50, "not before the sniff timeout");
+	echo_send_str(fd, "PING\n");
+	len = read_until(fd, buf, sizeof(buf), "PONG\n", 5);
+	ASSERT_EQ(len, 5, "then both ways");
+	engine_get_stats(f->e, &st);
+	ASSERT_EQ(st.passthroughs - st0.passthroughs, 1, "counted");
+	close(fd);
+}
+
+/* HTTP on a fresh connection to the same Service still goes through HTTP routing. */
+static void t_passthrough_http(struct fix *f)
+{
+	struct reader r = { .fd = client_to(f, "10.96.0.18", "app") };
+	struct engine_stats st0, st;
+	struct resp p;
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	engine_get_stats(f->e, &st0);
+	/* leading empty lines are HTTP's too; the line server would answer no HTTP */
+	if (ASSERT_OK(exchange(&r, "\r\n" GET("/x", ""), "GET", &p), "http"))
+		ASSERT_EQ(p.status, 502, "HTTP routing to a backend that speaks no HTTP");
+	resp_free(&p);
+	engine_get_stats(f->e, &st);
+	ASSERT_EQ(st.passthroughs, st0.passthroughs, "not passed through");
+	close(r.fd);
+	free(r.buf);
+}
+
 void test_engine_http(void)
 {
 	static const struct { const char *name; void (*fn)(struct fix *); } subs[] = {
@@ -1817,6 +1929,9 @@ void test_engine_http(void)
 		{ "affinity", t_affinity },
 		{ "retry", t_retry },
 		{ "new_tables", t_new_tables },
+		{ "passthrough_binary", t_passthrough_binary },
+		{ "passthrough_server_first", t_passthrough_server_first },
+		{ "passthrough_http", t_passthrough_http },
 	};
 	struct fix f;
 
