@@ -644,7 +644,7 @@ static void subtest_veth_churn(struct tce_env *e)
 		ASSERT_EQ(b, 100, "tce-fe clients reach tce-b through its new veth");
 	if (run_clients(e, &fe, VIP6, HTTP_PORT, MC_HTTP, 100, &a, &b))
 		ASSERT_EQ(b, 100, "IPv6: tce-fe clients reach tce-b through its new veth");
-	expect_split(e, &pod, VIP4, 200, 10);
+	expect_split(e, &pod, VIP4, 400, 10);
 	if (!ASSERT_OK(tc_counters(e->ag.pin_dir, after), "counters"))
 		return;
 	print_delta(before, after);
@@ -694,10 +694,10 @@ static void subtest_kill9(struct tce_env *e)
 	ASSERT_GE(pongs_reach(&p4, n4 + 200, 10000), n4 + 200, "IPv4 connection goes on after kill -9");
 	ASSERT_GE(pongs_reach(&p6, n6 + 200, 10000), n6 + 200, "IPv6 connection goes on after kill -9");
 	/* and new flows, from the pod and from the remote node, both families */
-	expect_split(e, &pod, VIP4, 200, 10);
-	expect_split(e, &pod, VIP6, 200, 10);
-	expect_split(e, &remote, VIP4, 200, 10);
-	expect_split(e, &remote, VIP6, 200, 10);
+	expect_split(e, &pod, VIP4, 400, 10);
+	expect_split(e, &pod, VIP6, 400, 10);
+	expect_split(e, &remote, VIP4, 400, 10);
+	expect_split(e, &remote, VIP6, 400, 10);
 	run_clients(e, &pod, VIP4, UDP_PORT, MC_UDP_SENDTO, 20, &a, &b);
 	run_clients(e, &remote, VIP6, UDP_PORT, MC_UDP_SENDTO, 20, &a, &b);
 	ASSERT_TRUE(link_pinned(e->ag.pin_dir, e->client->veth), "pod veth link still pinned");
@@ -760,8 +760,8 @@ static void subtest_restart(struct tce_env *e)
 		ASSERT_EQ(b, 20, "fe-client through its new veth: consumer route to tce-b");
 	n = mc_loop_count(&p4);
 	ASSERT_GE(pongs_reach(&p4, n + 200, 10000), n + 200, "connection goes on after the restart");
-	expect_split(e, &pod, VIP4, 200, 10);
-	expect_split(e, &remote, VIP6, 200, 10);
+	expect_split(e, &pod, VIP4, 400, 10);
+	expect_split(e, &remote, VIP6, 400, 10);
 out:
 	n = mc_loop_stop(&p4);
 	ASSERT_EQ(mc_count_errors(p4.res, n), 0, "long-lived: no exchange failed");
@@ -797,7 +797,7 @@ static void subtest_uplink_gone(struct tce_env *e)
 		ASSERT_FALSE(wait_for(pin_gone, e, &up, 10), "stale uplink link left pinned");
 		return;
 	}
-	expect_split(e, &pod, VIP4, 200, 10);
+	expect_split(e, &pod, VIP4, 400, 10);
 }
 
 /* The uplink made again under the same name: attached again, the remote node served again. */
@@ -1140,8 +1140,8 @@ static void subtest_hairpin_udp(struct tce_env *e)
 		return;
 	expect_share(e, &at, VIP4, UDP_PORT, MC_UDP_SENDTO, 1000, 50, 5);
 	expect_share(e, &at, VIP6, UDP_PORT, MC_UDP_SENDTO, 1000, 50, 5);
-	expect_share(e, &at, VIP4, UDP_PORT, MC_UDP, 200, 50, 10);
-	expect_share(e, &at, VIP6, UDP_PORT, MC_UDP, 200, 50, 10);
+	expect_share(e, &at, VIP4, UDP_PORT, MC_UDP, 400, 50, 10);
+	expect_share(e, &at, VIP6, UDP_PORT, MC_UDP, 400, 50, 10);
 	/* a datagram and its reply per hairpin flow */
 	hairpin_counters(e, before, 2 * 1000);
 }
