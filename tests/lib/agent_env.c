@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+
 #include "datapath/datapath.h"
 #include "agent_env.h"
 #include "test_progs.h"
@@ -192,4 +194,21 @@ void agent_env_fini(struct agent_env *ag)
 	}
 	ag->pin_dir[0] = 0;
 	ag->log[0] = 0;
+}
+
+long pinned_entries(const char *pin_dir, const char *name)
+{
+	__u8 key[64], next[64];
+	char path[128];
+	long n = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -1;
+	for (void *k = NULL; !bpf_map_get_next_key(fd, k, next); k = key, n++)
+		memcpy(key, next, sizeof(key));
+	close(fd);
+	return n;
 }

@@ -53,6 +53,9 @@ void agent_env_kill(struct agent_env *ag, int sig);
 /* Kill the agent, uninstall the pin dir, print the log (shown when the test failed). */
 void agent_env_fini(struct agent_env *ag);
 
+/* Entries of the map pinned as pin_dir/name (keys up to 64 bytes), or -1. */
+long pinned_entries(const char *pin_dir, const char *name);
+
 /* CLOCK_MONOTONIC in microseconds. */
 int64_t mono_us(void);
 

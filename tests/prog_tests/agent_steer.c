@@ -354,23 +354,6 @@ static struct probe probe(const struct mc_place *at, const char *ip, int port, b
 	return probe_q(at, ip, port, http, false);
 }
 
-static long pinned_entries(const char *pin_dir, const char *name)
-{
-	__u8 key[64], next[64];
-	char path[128];
-	long n = 0;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
-	fd = bpf_obj_get(path);
-	if (fd < 0)
-		return -1;
-	for (void *k = NULL; !bpf_map_get_next_key(fd, k, next); k = key, n++)
-		memcpy(key, next, sizeof(key));
-	close(fd);
-	return n;
-}
-
 /* Listening sockets on the engine port in netns `ns` ("ss -Hltn"). */
 static int engine_listeners(const char *ns)
 {

@@ -189,23 +189,6 @@ static void print_delta(const __u64 *before, const __u64 *after)
 
 #define DELTA(r) ((long long)(after[r] - before[r]))
 
-static long pinned_entries(const char *pin_dir, const char *name)
-{
-	__u8 key[64], next[64];
-	char path[128];
-	long n = 0;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
-	fd = bpf_obj_get(path);
-	if (fd < 0)
-		return -1;
-	for (void *k = NULL; !bpf_map_get_next_key(fd, k, next); k = key, n++)
-		memcpy(key, next, sizeof(key));
-	close(fd);
-	return n;
-}
-
 static bool link_pinned(const char *pin_dir, const char *ifname)
 {
 	unsigned int idx = if_nametoindex(ifname);
