@@ -172,7 +172,7 @@ static __always_inline int sa_translate(struct bpf_sock_addr *ctx, const bool v6
 	/* Only a TCP connect() can be steered: the engine speaks HTTP over TCP. */
 	reason = lb_pick(&fe, ns_id, &aff, connected && proto == IPPROTO_TCP, &res);
 	/* No listener in this netns: the L4 choice, as without the engine. */
-	if (!reason && res.engine && !engine_listens_here(ctx))
+	if (!reason && res.engine && !engine_listens_here(ctx, v6, key.family))
 		reason = lb_pick(&fe, ns_id, &aff, false, &res);
 	if (!reason && res.engine)
 		sa_write_engine(ctx, v6, key.family, &x);

@@ -9,7 +9,9 @@
  * (netns cookie, family, client port), where the agent finds it on accept:
  * the listener's netns and the class connect() used (gammad_ske_v1) name the
  * client, so nothing about it is guessed. Only a netns where the agent
- * listens (gammad_engns_v1, by netns cookie) is steered; elsewhere L4.
+ * listens (gammad_engns_v1, by netns cookie) and whose listener is alive
+ * now (bpf_sk_lookup_tcp: not after the agent was killed) is steered;
+ * elsewhere L4.
  *
  * engine_port is a load-time constant (network order) the agent may set
  * before load (--engine-port); the default is GAMMAD_ENGINE_PORT_DEFAULT.
@@ -38,12 +40,49 @@ static __always_inline void engine_addr(__u8 out[16], bool v6_socket, __u8 svc_f
 		addr_from_ip6(out, 0, 0, 0, bpf_htonl(1));
 }
 
-/* Does the agent listen in the caller's netns? Not: the L4 path, never a closed port. */
-static __always_inline bool engine_listens_here(struct bpf_sock_addr *ctx)
+/*
+ * Is the listener the connection would land on (engine_addr) there now? An
+ * agent killed with SIGKILL leaves its gammad_engns_v1 entries behind but
+ * its listeners die with it: until its successor listens again the
+ * connection takes the L4 path instead of meeting a closed port. A lookup
+ * with no source finds no established socket, only the listener.
+ */
+static __always_inline bool engine_listener_alive(struct bpf_sock_addr *ctx, bool v6_socket,
+						  __u8 svc_family)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+
+	if (v6_socket && svc_family == AF_INET6) {
+		t.ipv6.daddr[3] = bpf_htonl(1);
+		t.ipv6.dport = engine_port;
+		sk = bpf_sk_lookup_tcp(ctx, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
+	} else {
+		t.ipv4.daddr = bpf_htonl(0x7f000001);
+		t.ipv4.dport = engine_port;
+		sk = bpf_sk_lookup_tcp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	}
+	if (!sk)
+		return false;
+	bpf_sk_release(sk);
+	return true;
+}
+
+/*
+ * Does the agent listen in the caller's netns, now? Not: the L4 path, never
+ * a closed port.
+ */
+static __always_inline bool engine_listens_here(struct bpf_sock_addr *ctx, bool v6_socket,
+						__u8 svc_family)
 {
 	__u64 cookie = bpf_get_netns_cookie(ctx);
 
-	return bpf_map_lookup_elem(&gammad_engns_v1, &cookie) != NULL;
+	if (!bpf_map_lookup_elem(&gammad_engns_v1, &cookie))
+		return false;
+	if (engine_listener_alive(ctx, v6_socket, svc_family))
+		return true;
+	reason_inc(GAMMAD_R_ENGINE_GONE);
+	return false;
 }
 
 /* connect(): the class this steered socket was decided with, for sockops. */

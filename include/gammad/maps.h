@@ -276,6 +276,7 @@ enum gammad_reason {
 	GAMMAD_R_SOCKHASH_UPDATE,	/* local socket could not enter the sockhash */
 	GAMMAD_R_REDIR_NO_PEER,		/* sk_msg: peer socket not in the sockhash */
 	GAMMAD_R_ORIGDST_UPDATE,	/* engine connection's original destination not stored */
+	GAMMAD_R_ENGINE_GONE,		/* steered netns without a live engine listener: L4 */
 	GAMMAD_R_MAX,
 };
 

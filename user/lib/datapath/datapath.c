@@ -921,6 +921,7 @@ const char *dp_reason_name(unsigned int reason)
 		[GAMMAD_R_SOCKHASH_UPDATE] = "sockhash_update",
 		[GAMMAD_R_REDIR_NO_PEER] = "redirect_no_peer",
 		[GAMMAD_R_ORIGDST_UPDATE] = "origdst_update",
+		[GAMMAD_R_ENGINE_GONE] = "engine_gone",
 	};
 
 	return reason < GAMMAD_R_MAX && names[reason] ? names[reason] : "unknown";
