@@ -95,8 +95,9 @@ static void client_new(struct engine *e, struct pending *p)
 	c->fd = p->fd;
 	c->origin = p->origin;
 	c->last_io = e->now;
-	c->state = CS_SNIFF;
-	c->head_start = e->now;	/* CS_SNIFF: since when the client said nothing */
+	/* CS_SNIFF: since when the client said nothing; a handed-over one is HTTP */
+	c->state = p->http ? CS_HEAD : CS_SNIFF;
+	c->head_start = p->http ? 0 : e->now;
 	c->rd_ready = c->wr_ready = true;
 	fl = fcntl(c->fd, F_GETFL);
 	if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK))
@@ -395,6 +396,8 @@ static void *engine_loop(void *arg)
 			last_tick = e->now;
 			check_timers(e);
 		}
+		if (__atomic_load_n(&e->give, __ATOMIC_ACQUIRE))
+			eng_handoff_run(e);
 		eng_reap(e);
 	}
 	return NULL;
@@ -453,7 +456,8 @@ struct engine *engine_new(const struct engine_opts *opts)
 	return e;
 }
 
-int engine_adopt(struct engine *e, int fd, const struct engine_origin *o)
+/* Queue a client for the loop; http: from a previous engine, not sniffed again. */
+static int eng_adopt(struct engine *e, int fd, const struct engine_origin *o, bool http)
 {
 	struct pending *p;
 	uint64_t one = 1;
@@ -470,6 +474,7 @@ int engine_adopt(struct engine *e, int fd, const struct engine_origin *o)
 		return -ENOMEM;
 	}
 	p->fd = fd;
+	p->http = http;
 	p->origin = *o;
 	p->origin.client_ns[sizeof(p->origin.client_ns) - 1] = 0;
 	p->origin.client_pod[sizeof(p->origin.client_pod) - 1] = 0;
@@ -480,6 +485,16 @@ int engine_adopt(struct engine *e, int fd, const struct engine_origin *o)
 	if (write(e->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		return -errno;
 	return 0;
+}
+
+int engine_adopt(struct engine *e, int fd, const struct engine_origin *o)
+{
+	return eng_adopt(e, fd, o, false);
+}
+
+int engine_adopt_http(struct engine *e, int fd, const struct engine_origin *o)
+{
+	return eng_adopt(e, fd, o, true);
 }
 
 void engine_forget_netns(struct engine *e, void *netns_ctx)

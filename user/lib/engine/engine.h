@@ -149,6 +149,29 @@ int engine_adopt(struct engine *e, int fd, const struct engine_origin *o);
  * are keyed by it). Any thread but the engine's.
  */
 void engine_forget_netns(struct engine *e, void *netns_ctx);
+/*
+ * Restarts (engine_handoff.c). A client connection taken from a previous
+ * engine at a request boundary: it spoke HTTP already, so it is not sniffed
+ * again (an idle keep-alive connection would look server-first). Same
+ * ownership as engine_adopt().
+ */
+int engine_adopt_http(struct engine *e, int fd, const struct engine_origin *o);
+/*
+ * give(ctx, fd, origin, http): pass fd (and what the successor needs) on;
+ * 0: passed (the engine then closes its own fd, without shutdown: the socket
+ * lives on in the successor), -EAGAIN: try again later, other -errno: the
+ * successor is gone, stop handing over.
+ */
+typedef int (*engine_give_fn)(void *ctx, int fd, const struct engine_origin *o, bool http);
+/*
+ * Hand every client connection to give() as soon as it is at a request
+ * boundary: no request in flight, no byte of the next one read, nothing
+ * left to send. What the client sends next waits in the socket for the
+ * successor. Connections not at a boundary yet are served on and given at
+ * their next one (tunnels never are). engine_get_stats().clients tells how
+ * many are left. Any thread; give() runs in the engine's.
+ */
+int engine_handoff(struct engine *e, engine_give_fn give, void *ctx);
 /* Start the event loop in its own thread. 0 or -errno. */
 int engine_start(struct engine *e);
 /* Stop the loop and close every connection it holds. */

@@ -116,6 +116,7 @@ struct uconn {
 /* What other threads hand the loop, in order: a client, or a netns to forget (fd -1). */
 struct pending {
 	int fd;
+	bool http;			/* from a previous engine: HTTP already (engine_adopt_http) */
 	struct engine_origin origin;
 	struct pending *next;
 };
@@ -146,6 +147,8 @@ struct engine {
 	struct uconn *mirrors;		/* RequestMirror copies in flight */
 	size_t nr_mirrors;
 	struct engine_stats st;		/* atomics */
+	engine_give_fn give;		/* engine_handoff(): hand clients over; NULL: no */
+	void *give_ctx;
 };
 
 /* engine_conn.c */
@@ -198,6 +201,9 @@ void eng_mirror_forget(struct engine *e, void *netns_ctx);
 bool eng_sniff_http(const struct ebuf *in, bool *undecided);
 /* Connect c to an endpoint of its class's L4 union and tunnel; false: c was closed. */
 bool eng_passthrough(struct engine *e, struct cconn *c);
+
+/* engine_handoff.c: give the clients at a request boundary away (engine_handoff); each loop turn. */
+void eng_handoff_run(struct engine *e);
 
 /* engine_req.c: one pass of a client's state machine; false when nothing moved. */
 bool eng_client_step(struct engine *e, struct cconn *c);
