@@ -14,6 +14,7 @@
 #include "view/status_file.h"
 #include "agent.h"
 #include "engine/engine.h"
+#include "handover.h"
 #include "metrics_http.h"
 #include "steer.h"
 
@@ -277,17 +278,40 @@ int agent_engine_start(struct agent *a, uint16_t port)
 		return -ENOMEM;
 	}
 	steer_set_engine(a->steer, a->engine);
+	a->engine_port = port;
 	err = engine_start(a->engine);
-	if (!err)
-		err = steer_start(a->steer);
-	if (!err)
-		pr_info("http engine: on, listeners on loopback port %u in every managed pod",
-			port);
-	return err;
+	if (err)
+		return err;
+	err = handover_take(a->pin_dir, port, a->steer, &a->ho_prev);
+	if (err && err != -ENOENT)
+		return err;
+	err = steer_prune_engns(a->steer);
+	if (err)
+		pr_warn("http engine: stale netns entries: %s", strerror(-err));
+	return 0;
+}
+
+int agent_engine_ready(struct agent *a)
+{
+	int err = steer_start(a->steer);
+
+	if (err)
+		return err;
+	pr_info("http engine: on, listeners on loopback port %u in every managed pod",
+		a->engine_port);
+	/* We accept too now: the old agent may stop. */
+	if (a->ho_prev)
+		handover_go(a->ho_prev, a->engine);
+	handover_listen(a->pin_dir, &a->ho_next);	/* failure logged: no restarts */
+	return 0;
 }
 
 void agent_free(struct agent *a)
 {
+	/* Nothing from the old agent or for a successor any more. */
+	handover_free(a->ho_prev);
+	handover_free(a->ho_next);
+	a->ho_prev = a->ho_next = NULL;
 	/* Listeners first: nothing new reaches the engine while it stops. */
 	steer_free(a->steer);
 	a->steer = NULL;

@@ -46,6 +46,10 @@ struct agent {
 	/* --http-engine: per-pod listeners and the engine (NULL: off) */
 	struct steer *steer;
 	struct engine *engine;
+	uint16_t engine_port;
+	/* restarts (handover.h): from the agent we replaced, to our successor */
+	struct handover *ho_prev, *ho_next;
+	bool handed_over;		/* a successor took over: stop applying */
 };
 
 /* Translate DIR and reconcile; errors are logged, the data path stays whole. */
@@ -57,9 +61,15 @@ int agent_apply_dir(struct agent *a);
 void agent_resync(struct agent *a, bool full);
 /*
  * --http-engine: the engine and the per-pod listeners on loopback `port`
- * (steer.h); call before the first apply, which marks the selectors.
+ * (steer.h), taken from a running agent when there is one (handover.h);
+ * call before the first apply, which marks the selectors.
  */
 int agent_engine_start(struct agent *a, uint16_t port);
+/*
+ * After the first apply (the engine has its tables): accept, tell the agent
+ * we replace to hand its connections over, listen for a successor.
+ */
+int agent_engine_ready(struct agent *a);
 void agent_free(struct agent *a);
 
 #endif

@@ -45,6 +45,7 @@
 #include "input/dirwatch.h"
 #include "agent.h"
 #include "cmd.h"
+#include "handover.h"
 #include "metrics_http.h"
 
 static volatile sig_atomic_t stop;
@@ -162,7 +163,7 @@ static uint64_t dir_fingerprint(const char *path, int depth)
 static int watch_loop(struct agent *a, struct dirwatch *w, uint64_t fp, int resync_s)
 {
 	double next_resync = now_ms() + resync_s * 1e3;
-	struct pollfd fds[2];
+	struct pollfd fds[3];
 	int ret = 0, nl;
 
 	nl = netmon_open();
@@ -175,13 +176,22 @@ static int watch_loop(struct agent *a, struct dirwatch *w, uint64_t fp, int resy
 	fds[1] = (struct pollfd){ .fd = nl, .events = POLLIN };
 	while (!stop) {
 		double left = next_resync - now_ms();
-		int n = poll(fds, nl < 0 ? 1 : 2, left > 0 ? (int)left + 1 : 0);
+		int n;
+
+		/* a successor agent (handover.h); poll skips -1 */
+		fds[2] = (struct pollfd){ .fd = handover_poll_fd(a->ho_next), .events = POLLIN };
+		n = poll(fds, 3, left > 0 ? (int)left + 1 : 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			ret = -errno;
 			pr_err("watch %s: %s", a->dir, strerror(-ret));
+			break;
+		}
+		if (fds[2].revents &&
+		    handover_serve(a->ho_next, a->steer, a->engine_port) == 1) {
+			a->handed_over = true;	/* the successor applies from now on */
 			break;
 		}
 		if (fds[0].revents && dirwatch_wait(w, 0) > 0) {
@@ -202,7 +212,7 @@ static int watch_loop(struct agent *a, struct dirwatch *w, uint64_t fp, int resy
 	}
 	if (nl >= 0)
 		close(nl);
-	return stop ? 0 : ret;
+	return stop || a->handed_over ? 0 : ret;
 }
 
 /* --uplink NAME: the interface must exist at start; it is found by name every pass. */
@@ -473,8 +483,12 @@ int cmd_run(int argc, char **argv)
 	a.opts.full = true;	/* clean what an earlier agent left */
 	ret = agent_apply_dir(&a);
 	a.opts.full = false;
+	if (!ret && http_engine)
+		ret = agent_engine_ready(&a);
 	if (!once && !ret)
 		ret = watch_loop(&a, &w, fp, resync_s);
+	if (a.handed_over)
+		handover_drain(a.ho_next, a.steer, a.engine);
 	if (!once)
 		dirwatch_close(&w);
 	metrics_server_stop(a.metrics);

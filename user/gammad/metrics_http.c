@@ -128,6 +128,9 @@ int metrics_server_start(const char *addr, const char *pin_dir, struct metrics_s
 	s->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, s,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
+				/* SO_REUSEPORT: a restarted agent serves beside the old
+				 * one until it has handed over (handover.h) */
+				MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
 				MHD_OPTION_END);
 	if (!s->d) {
 		err = errno ? -errno : -EADDRINUSE;

@@ -31,6 +31,7 @@
  */
 struct steer_ns {
 	uint64_t id;			/* never reused: the engine's netns_ctx */
+	uint64_t prev_id;		/* adopted: the predecessor's id of it, else 0 */
 	uint64_t ino;			/* of /proc/PID/ns/net */
 	int netns_fd;
 	uint64_t cookie;		/* netns cookie, what the programs key by */
@@ -61,24 +62,41 @@ struct steer {
 	struct steer_nsname *names;	/* ns_id -> namespace, from the last image */
 	size_t nr_names;
 	uint64_t next_id;
+	bool released;			/* steer_release_listeners(): the successor's now */
 	struct steer_stats st;
 };
 
 static const int families[2] = { AF_INET, AF_INET6 };
 
+static bool listens_in(struct steer *s, uint64_t cookie)
+{
+	for (size_t i = 0; i < s->nr_nss; i++)
+		if (s->nss[i]->lfd[0] >= 0 && s->nss[i]->cookie == cookie)
+			return true;
+	return false;
+}
+
 /* Netns entries an earlier agent left (its listeners died with it). */
-static int engns_clear(struct steer *s)
+int steer_prune_engns(struct steer *s)
 {
 	uint64_t key, next;
 	void *k = NULL;
+	int err = 0;
 
+	pthread_mutex_lock(&s->lock);
 	while (!bpf_map_get_next_key(s->engns_fd, k, &next)) {
 		key = next;
-		if (bpf_map_delete_elem(s->engns_fd, &key) && errno != ENOENT)
-			return -errno;
+		k = &key;
+		if (listens_in(s, key))
+			continue;
+		if (bpf_map_delete_elem(s->engns_fd, &key) && errno != ENOENT) {
+			err = -errno;
+			break;
+		}
 		k = NULL;	/* restart: the walk position was deleted */
 	}
-	return 0;
+	pthread_mutex_unlock(&s->lock);
+	return err;
 }
 
 int steer_new(struct dp *dp, uint16_t port, struct steer **out)
@@ -102,8 +120,6 @@ int steer_new(struct dp *dp, uint16_t port, struct steer **out)
 	      s->epfd < 0 || s->wake_fd < 0 ? -errno : 0;
 	if (!err && epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &ev))
 		err = -errno;
-	if (!err)
-		err = engns_clear(s);
 	if (err) {
 		pr_err("http engine: steering setup: %s", strerror(-err));
 		steer_free(s);
@@ -340,6 +356,15 @@ static int own_netns_open(struct steer *s)
 		return err;
 	}
 	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->nr_nss; i++) {
+		if (s->nss[i]->ino == st.st_ino) {
+			/* adopted from the predecessor, with its listeners */
+			s->nss[i]->own = true;
+			pthread_mutex_unlock(&s->lock);
+			close(fd);
+			return 0;
+		}
+	}
 	p = ns_add(s, fd, st.st_ino);
 	if (p) {
 		p->own = true;
@@ -385,6 +410,8 @@ void steer_pod_cgroup(void *ctx, const struct img_pod *pod, const char *path)
 	char what[300];
 	int nsfd;
 
+	if (__atomic_load_n(&s->released, __ATOMIC_RELAXED))
+		return;		/* handed over: the successor follows the pods */
 	/* The netns now: a pod whose sandbox was recreated has a new one. */
 	nsfd = netns_of_cgroup(path, &ino);
 	if (nsfd < 0) {
@@ -481,6 +508,111 @@ int steer_upstream_socket(void *ctx, int family, void *netns_ctx)
 	fd = netns_socket(nsfd, family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	close(nsfd);
 	return fd;
+}
+
+/* ---- restarts (handover.c) ---------------------------------------------- */
+
+int steer_export(struct steer *s, int (*fn)(void *ctx, const struct steer_ns_export *x),
+		 void *ctx)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->nr_nss && !err; i++) {
+		const struct steer_ns *p = s->nss[i];
+		struct steer_ns_export x = {
+			.id = p->id, .ino = p->ino, .cookie = p->cookie, .own = p->own,
+			.nr_pods = p->nr_pods, .netns_fd = p->netns_fd,
+			.lfd = { p->lfd[0], p->lfd[1] },
+		};
+
+		if (p->lfd[0] < 0 || p->netns_fd < 0)
+			continue;	/* nothing to hand: the successor opens it */
+		memcpy(x.pod_ns, p->pod_ns, sizeof(x.pod_ns));
+		memcpy(x.pod, p->pod, sizeof(x.pod));
+		err = fn(ctx, &x);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+int steer_adopt_ns(struct steer *s, const struct steer_ns_export *x)
+{
+	struct steer_ns *p;
+	int err = 0;
+
+	pthread_mutex_lock(&s->lock);
+	p = ns_add(s, x->netns_fd, x->ino);
+	if (!p) {
+		pthread_mutex_unlock(&s->lock);
+		for (int fi = 0; fi < 2; fi++)
+			if (x->lfd[fi] >= 0)
+				close(x->lfd[fi]);
+		close(x->netns_fd);
+		return -ENOMEM;
+	}
+	p->prev_id = x->id;
+	/* The agent's own netns stays while we run (the pod passes do not list it). */
+	if (x->own) {
+		struct stat st;
+
+		p->own = !stat("/proc/self/ns/net", &st) && st.st_ino == x->ino;
+	}
+	p->cookie = x->cookie;
+	p->nr_pods = x->nr_pods;
+	memcpy(p->pod_ns, x->pod_ns, sizeof(p->pod_ns));
+	memcpy(p->pod, x->pod, sizeof(p->pod));
+	p->pod_ns[sizeof(p->pod_ns) - 1] = p->pod[sizeof(p->pod) - 1] = 0;
+	for (int fi = 0; fi < 2; fi++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = p->id << 1 | (unsigned)fi };
+
+		p->lfd[fi] = x->lfd[fi];
+		if (p->lfd[fi] >= 0 && !err && epoll_ctl(s->epfd, EPOLL_CTL_ADD, p->lfd[fi], &ev))
+			err = -errno;
+	}
+	if (err) {
+		/* Not ours to steer: closing would delete the entry the old agent serves. */
+		for (int fi = 0; fi < 2; fi++) {
+			if (p->lfd[fi] >= 0) {
+				epoll_ctl(s->epfd, EPOLL_CTL_DEL, p->lfd[fi], NULL);
+				close(p->lfd[fi]);
+			}
+			p->lfd[fi] = -1;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+void *steer_ns_ctx_of_prev(struct steer *s, uint64_t prev_id)
+{
+	void *ctx = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->nr_nss && !ctx && prev_id; i++)
+		if (s->nss[i]->prev_id == prev_id && s->nss[i]->lfd[0] >= 0)
+			ctx = (void *)(uintptr_t)s->nss[i]->id;
+	pthread_mutex_unlock(&s->lock);
+	return ctx;
+}
+
+void steer_release_listeners(struct steer *s)
+{
+	pthread_mutex_lock(&s->lock);
+	__atomic_store_n(&s->released, true, __ATOMIC_RELAXED);
+	for (size_t i = 0; i < s->nr_nss; i++) {
+		struct steer_ns *p = s->nss[i];
+
+		for (int fi = 0; fi < 2; fi++) {
+			if (p->lfd[fi] < 0)
+				continue;
+			/* Out of the epoll first: the file lives on in the successor. */
+			epoll_ctl(s->epfd, EPOLL_CTL_DEL, p->lfd[fi], NULL);
+			close(p->lfd[fi]);
+			p->lfd[fi] = -1;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
 }
 
 void steer_get_stats(struct steer *s, struct steer_stats *out)

@@ -11,7 +11,8 @@
  * found through a process of its cgroup; pods sharing a netns (host-network
  * pods) share its listeners. Listeners are made when a netns first appears
  * (a new sandbox is a new netns) and closed when no pod uses it any more; on
- * exit the netns entries go, so clients fall back to L4.
+ * exit the netns entries go, so clients fall back to L4. On a restart the
+ * listeners go to the successor (handover.h) and the entries stay.
  *
  * An accept thread (epoll) takes each connection, looks up and deletes its
  * origin in gammad_origdst_v1 by (the listener's netns cookie, family, the
@@ -63,6 +64,43 @@ void steer_pass_end(struct steer *s, bool ok);
 /* engine_opts.upstream_socket: ctx is the steer, netns_ctx from the origin. */
 int steer_upstream_socket(void *ctx, int family, void *netns_ctx);
 void steer_get_stats(struct steer *s, struct steer_stats *out);
+
+/*
+ * Restarts (handover.c): a netns with its listeners, as one agent hands it
+ * to the next. The fds are the steer's (borrowed by steer_export's callback,
+ * given to steer_adopt_ns).
+ */
+struct steer_ns_export {
+	uint64_t id;			/* the exporting agent's netns_ctx of it */
+	uint64_t ino, cookie;
+	bool own;			/* the agent's own netns */
+	size_t nr_pods;
+	char pod_ns[64], pod[254];
+	int netns_fd, lfd[2];		/* lfd[1] -1: IPv4 only */
+};
+
+/* fn for every netns with listeners, under the steer's lock; stops at fn's -errno. */
+int steer_export(struct steer *s, int (*fn)(void *ctx, const struct steer_ns_export *x),
+		 void *ctx);
+/*
+ * Before steer_start(): a predecessor's netns and listeners; the steer owns
+ * the fds from this call on (also on failure). Accepting starts with
+ * steer_start(). 0 or -errno.
+ */
+int steer_adopt_ns(struct steer *s, const struct steer_ns_export *x);
+/* The netns_ctx this steer gave the predecessor's netns `prev_id`; NULL: not adopted or gone. */
+void *steer_ns_ctx_of_prev(struct steer *s, uint64_t prev_id);
+/*
+ * gammad_engns_v1 holds only the netns this steer listens in: what an
+ * earlier agent left (killed: its listeners died with it) goes.
+ */
+int steer_prune_engns(struct steer *s);
+/*
+ * Stop accepting (the successor accepts now): listeners closed here, their
+ * sockets live on in the successor; gammad_engns_v1 is left as it is. The
+ * netns stay: connections still served here make upstream sockets in them.
+ */
+void steer_release_listeners(struct steer *s);
 /* Stop the accept thread, close every listener. */
 void steer_free(struct steer *s);
 

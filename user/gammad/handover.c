@@ -1,0 +1,520 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Handing the HTTP engine's sockets to a restarted agent: see handover.h. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/hashmap.h"
+#include "base/log.h"
+#include "engine/engine.h"
+#include "handover.h"
+#include "steer.h"
+
+#define HO_MAGIC	0x68616d67u	/* "gmah" */
+#define HO_VERSION	1
+#define HO_MAX_FDS	3		/* NS: netns, IPv4 listener, IPv6 listener */
+#define HO_HELLO_MS	5000		/* a successor's HELLO, the old agent's NS records */
+
+enum ho_type {
+	HO_HELLO = 1,	/* new -> old: engine_port */
+	HO_NS,		/* old -> new: a netns, fds netns + listeners */
+	HO_NS_END,	/* old -> new: that was all */
+	HO_GO,		/* new -> old: stop accepting, send the connections */
+	HO_CONN,	/* old -> new: a client connection at a request boundary, fd */
+};
+
+struct ho_msg {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t type;
+	union {
+		struct {
+			uint16_t engine_port;
+		} hello;
+		struct {
+			uint64_t id, ino, cookie;
+			uint32_t nr_pods;
+			uint8_t own;
+			uint8_t v6;		/* an IPv6 listener follows the IPv4 one */
+			char pod_ns[64];
+			char pod[254];
+		} ns;
+		struct {
+			uint64_t ns_id;		/* the old agent's netns_ctx */
+			uint8_t http;
+			struct ip_addr vip;
+			uint16_t vport;
+			char client_ns[64];
+			char client_pod[254];
+		} conn;
+	};
+};
+
+struct handover {
+	int lfd;		/* listening for a successor, -1: not */
+	int cfd;		/* the connection to the other agent, -1: none */
+	char name[108];		/* abstract address, without its leading NUL */
+	char pin_dir[4096];	/* to listen again after a successor went away */
+	/* new agent: adopting the old one's connections */
+	pthread_t thread;
+	bool thread_on;
+	struct steer *steer;
+	struct engine *engine;
+	uint64_t adopted, dropped;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* "@gammad-handover:<pin dir>"; a pin dir too long for sun_path by its hash. */
+static socklen_t ho_addr(const char *pin_dir, struct sockaddr_un *a, char *name, size_t len)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	if (strlen(pin_dir) + 18 < sizeof(a->sun_path) - 1)
+		snprintf(name, len, "gammad-handover:%s", pin_dir);
+	else
+		snprintf(name, len, "gammad-handover:#%016llx",
+			 (unsigned long long)hash_bytes(pin_dir, strlen(pin_dir), 0));
+	memcpy(a->sun_path + 1, name, strlen(name));
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name));
+}
+
+/* The other agent must be ours: same uid (or root). */
+static int peer_ok(int fd)
+{
+	struct ucred cr;
+	socklen_t l = sizeof(cr);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l))
+		return -errno;
+	return cr.uid == geteuid() || cr.uid == 0 ? 0 : -EPERM;
+}
+
+static int ho_send(int fd, struct ho_msg *m, const int *fds, int nr_fds, int flags)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * HO_MAX_FDS)] = { 0 };
+	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+
+	m->magic = HO_MAGIC;
+	m->version = HO_VERSION;
+	if (nr_fds) {
+		struct cmsghdr *c;
+
+		mh.msg_control = cbuf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nr_fds);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nr_fds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nr_fds);
+	}
+	do
+		n = sendmsg(fd, &mh, MSG_NOSIGNAL | flags);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)sizeof(*m) ? 0 : -EPROTO;
+}
+
+/*
+ * One message with up to HO_MAX_FDS fds (-1 where none came), waiting up to
+ * timeout_ms (-1: for ever). 0, -ECONNRESET at the peer's end, -errno.
+ */
+static int ho_recv(int fd, struct ho_msg *m, int *fds, int *nr_fds, int timeout_ms)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * HO_MAX_FDS)];
+	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct cmsghdr *c;
+	ssize_t n;
+	int r;
+
+	*nr_fds = 0;
+	for (int i = 0; i < HO_MAX_FDS; i++)
+		fds[i] = -1;
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	if (!r)
+		return -ETIMEDOUT;
+	do
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		size_t k;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int f;
+
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (*nr_fds < HO_MAX_FDS)
+				fds[(*nr_fds)++] = f;
+			else
+				close(f);
+		}
+	}
+	if (!n)
+		return -ECONNRESET;
+	if (n != (ssize_t)sizeof(*m) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+	    m->magic != HO_MAGIC || m->version != HO_VERSION) {
+		for (int i = 0; i < *nr_fds; i++)
+			close(fds[i]);
+		*nr_fds = 0;
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static void close_fds(int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+void handover_free(struct handover *h)
+{
+	if (!h)
+		return;
+	if (h->cfd >= 0)
+		shutdown(h->cfd, SHUT_RDWR);	/* a receiving thread sees its end */
+	if (h->thread_on)
+		pthread_join(h->thread, NULL);
+	if (h->cfd >= 0)
+		close(h->cfd);
+	if (h->lfd >= 0)
+		close(h->lfd);
+	free(h);
+}
+
+static struct handover *ho_new(void)
+{
+	struct handover *h = calloc(1, sizeof(*h));
+
+	if (h)
+		h->lfd = h->cfd = -1;
+	return h;
+}
+
+/* ---- the new agent -------------------------------------------------------- */
+
+int handover_take(const char *pin_dir, uint16_t port, struct steer *s, struct handover **out)
+{
+	struct handover *h = ho_new();
+	struct sockaddr_un a;
+	struct ho_msg m = { .type = HO_HELLO };
+	size_t nss = 0;
+	socklen_t al;
+	int err, fds[HO_MAX_FDS], nr;
+
+	if (!h)
+		return -ENOMEM;
+	h->steer = s;
+	al = ho_addr(pin_dir, &a, h->name, sizeof(h->name));
+	h->cfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (h->cfd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	if (connect(h->cfd, (struct sockaddr *)&a, al)) {
+		/* nobody listens: no agent runs (or it was killed) */
+		err = errno == ECONNREFUSED || errno == ENOENT ? -ENOENT : -errno;
+		goto fail;
+	}
+	err = peer_ok(h->cfd);
+	if (err) {
+		pr_err("http engine: handover: @%s belongs to another user", h->name);
+		goto fail;
+	}
+	m.hello.engine_port = port;
+	err = ho_send(h->cfd, &m, NULL, 0, 0);
+	for (;;) {
+		if (!err)
+			err = ho_recv(h->cfd, &m, fds, &nr, HO_HELLO_MS);
+		if (err)
+			break;
+		if (m.type == HO_NS_END) {
+			close_fds(fds, nr);
+			break;
+		}
+		if (m.type != HO_NS || nr != 2 + !!m.ns.v6) {
+			close_fds(fds, nr);
+			err = -EPROTO;
+			break;
+		}
+		struct steer_ns_export x = {
+			.id = m.ns.id, .ino = m.ns.ino, .cookie = m.ns.cookie, .own = m.ns.own,
+			.nr_pods = m.ns.nr_pods, .netns_fd = fds[0], .lfd = { fds[1], fds[2] },
+		};
+
+		memcpy(x.pod_ns, m.ns.pod_ns, sizeof(x.pod_ns));
+		memcpy(x.pod, m.ns.pod, sizeof(x.pod));
+		x.pod_ns[sizeof(x.pod_ns) - 1] = x.pod[sizeof(x.pod) - 1] = 0;
+		if (steer_adopt_ns(s, &x))	/* owns the fds now */
+			pr_warn("http engine: handover: netns of %s not taken",
+				x.pod[0] ? x.pod : "(shared or the agent's)");
+		else
+			nss++;
+	}
+	if (err) {
+		/*
+		 * The running agent carries on: two agents must not both write
+		 * the maps, so this one gives up (the caller exits).
+		 */
+		pr_err("http engine: handover from the running agent failed after %zu netns: %s",
+		       nss, strerror(-err));
+		if (err == -ENOENT)
+			err = -EPROTO;
+		goto fail;
+	}
+	pr_info("http engine: took the listeners of %zu netns from the running agent", nss);
+	*out = h;
+	return 0;
+fail:
+	handover_free(h);
+	return err;
+}
+
+/* The new agent's thread: the old one's connections, until it exits. */
+static void *take_conns(void *arg)
+{
+	struct handover *h = arg;
+	int fds[HO_MAX_FDS], nr, err;
+	struct ho_msg m;
+
+	for (;;) {
+		struct engine_origin o = { 0 };
+
+		err = ho_recv(h->cfd, &m, fds, &nr, -1);
+		if (err)
+			break;
+		if (m.type != HO_CONN || nr != 1) {
+			close_fds(fds, nr);
+			err = -EPROTO;
+			break;
+		}
+		o.vip = m.conn.vip;
+		o.vport = m.conn.vport;
+		memcpy(o.client_ns, m.conn.client_ns, sizeof(o.client_ns));
+		memcpy(o.client_pod, m.conn.client_pod, sizeof(o.client_pod));
+		o.client_ns[sizeof(o.client_ns) - 1] = o.client_pod[sizeof(o.client_pod) - 1] = 0;
+		o.netns_ctx = steer_ns_ctx_of_prev(h->steer, m.conn.ns_id);
+		if (!o.netns_ctx) {
+			close(fds[0]);	/* its pod is gone here */
+			h->dropped++;
+			continue;
+		}
+		/* the engine owns the fd from here on, also when it refuses it */
+		if (m.conn.http ? engine_adopt_http(h->engine, fds[0], &o) :
+				  engine_adopt(h->engine, fds[0], &o))
+			h->dropped++;
+		else
+			h->adopted++;
+	}
+	if (err != -ECONNRESET)
+		pr_warn("http engine: handover: receiving connections: %s", strerror(-err));
+	pr_info("http engine: handover done: %llu connections taken over, %llu dropped "
+		"(their pod gone)", (unsigned long long)h->adopted,
+		(unsigned long long)h->dropped);
+	return NULL;
+}
+
+int handover_go(struct handover *h, struct engine *e)
+{
+	struct ho_msg m = { .type = HO_GO };
+	int err;
+
+	h->engine = e;
+	err = pthread_create(&h->thread, NULL, take_conns, h);
+	if (err) {
+		pr_err("http engine: handover thread: %s", strerror(err));
+		return -err;
+	}
+	h->thread_on = true;
+	err = ho_send(h->cfd, &m, NULL, 0, 0);
+	if (err)
+		pr_err("http engine: handover: GO: %s (the old agent keeps its connections)",
+		       strerror(-err));
+	return err;
+}
+
+/* ---- the running agent ---------------------------------------------------- */
+
+static int ho_bind(struct handover *h, const char *pin_dir)
+{
+	struct sockaddr_un a;
+	socklen_t al = ho_addr(pin_dir, &a, h->name, sizeof(h->name));
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&a, al) || listen(fd, 1)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	h->lfd = fd;
+	return 0;
+}
+
+int handover_listen(const char *pin_dir, struct handover **out)
+{
+	struct handover *h = ho_new();
+	int err;
+
+	if (!h)
+		return -ENOMEM;
+	snprintf(h->pin_dir, sizeof(h->pin_dir), "%s", pin_dir);
+	err = ho_bind(h, pin_dir);
+	if (err) {
+		pr_warn("http engine: handover socket @%s: %s (a restart will not take over "
+			"this agent's connections)", h->name, strerror(-err));
+		handover_free(h);
+		return err;
+	}
+	*out = h;
+	return 0;
+}
+
+int handover_poll_fd(const struct handover *h)
+{
+	return h ? h->lfd : -1;
+}
+
+static int send_ns(void *ctx, const struct steer_ns_export *x)
+{
+	struct handover *h = ctx;
+	struct ho_msg m = { .type = HO_NS };
+	int fds[HO_MAX_FDS] = { x->netns_fd, x->lfd[0], x->lfd[1] };
+
+	m.ns.id = x->id;
+	m.ns.ino = x->ino;
+	m.ns.cookie = x->cookie;
+	m.ns.nr_pods = (uint32_t)x->nr_pods;
+	m.ns.own = x->own;
+	m.ns.v6 = x->lfd[1] >= 0;
+	memcpy(m.ns.pod_ns, x->pod_ns, sizeof(m.ns.pod_ns));
+	memcpy(m.ns.pod, x->pod, sizeof(m.ns.pod));
+	return ho_send(h->cfd, &m, fds, 2 + m.ns.v6, 0);
+}
+
+int handover_serve(struct handover *h, struct steer *s, uint16_t port)
+{
+	struct ho_msg m = { 0 };
+	int fds[HO_MAX_FDS], nr, err;
+
+	h->cfd = accept4(h->lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (h->cfd < 0)
+		return 0;	/* it went away already */
+	err = peer_ok(h->cfd);
+	if (!err)
+		err = ho_recv(h->cfd, &m, fds, &nr, HO_HELLO_MS);
+	if (!err) {
+		close_fds(fds, nr);
+		if (m.type != HO_HELLO)
+			err = -EPROTO;
+		else if (m.hello.engine_port != port)
+			err = -EADDRNOTAVAIL;
+	}
+	if (err) {
+		pr_warn("http engine: a successor on @%s: %s: not handing over", h->name,
+			strerror(-err));
+		goto abort;
+	}
+	/* One successor: the address is its to listen on once it took over. */
+	close(h->lfd);
+	h->lfd = -1;
+	pr_info("http engine: a successor: handing over the listeners (no more applies here)");
+	err = steer_export(s, send_ns, h);
+	if (!err) {
+		m = (struct ho_msg){ .type = HO_NS_END };
+		err = ho_send(h->cfd, &m, NULL, 0, 0);
+	}
+	/* Its first apply runs now; we keep accepting until its GO. */
+	if (!err)
+		err = ho_recv(h->cfd, &m, fds, &nr, HANDOVER_TIMEOUT_MS);
+	if (!err) {
+		close_fds(fds, nr);
+		if (m.type != HO_GO)
+			err = -EPROTO;
+	}
+	if (!err)
+		return 1;
+	pr_warn("http engine: the successor went away before taking over (%s): carrying on",
+		strerror(-err));
+abort:
+	close(h->cfd);
+	h->cfd = -1;
+	if (h->lfd < 0 && ho_bind(h, h->pin_dir))
+		pr_warn("http engine: handover socket @%s: cannot listen again", h->name);
+	return 0;
+}
+
+/* engine_give_fn: one connection to the successor, from the engine's thread. */
+static int give_conn(void *ctx, int fd, const struct engine_origin *o, bool http)
+{
+	struct handover *h = ctx;
+	struct ho_msg m = { .type = HO_CONN };
+
+	m.conn.ns_id = (uint64_t)(uintptr_t)o->netns_ctx;
+	m.conn.http = http;
+	m.conn.vip = o->vip;
+	m.conn.vport = o->vport;
+	memcpy(m.conn.client_ns, o->client_ns, sizeof(m.conn.client_ns));
+	memcpy(m.conn.client_pod, o->client_pod, sizeof(m.conn.client_pod));
+	/* never block the engine: a full socket is tried again next turn */
+	return ho_send(h->cfd, &m, &fd, 1, MSG_DONTWAIT);
+}
+
+void handover_drain(struct handover *h, struct steer *s, struct engine *e)
+{
+	uint64_t t0 = now_ms();
+	struct engine_stats st;
+	struct timespec tick = { 0, 10 * 1000000L };
+
+	steer_release_listeners(s);
+	if (engine_handoff(e, give_conn, h)) {
+		pr_err("http engine: handover: cannot start handing connections over");
+		return;
+	}
+	for (;;) {
+		engine_get_stats(e, &st);
+		if (!st.clients)
+			break;
+		if (now_ms() - t0 >= HANDOVER_DRAIN_MS) {
+			pr_warn("http engine: handover: %llu connections not at a request "
+				"boundary after %d ms (tunnels, long requests): closed",
+				(unsigned long long)st.clients, HANDOVER_DRAIN_MS);
+			break;
+		}
+		nanosleep(&tick, NULL);
+	}
+	pr_info("http engine: handed over in %llu ms", (unsigned long long)(now_ms() - t0));
+}

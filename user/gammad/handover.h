@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Restarts of `gammad run --http-engine` without a refused connect or a
+ * lost request: the running agent hands its per-pod engine listeners and
+ * its client connections to a successor, over a unix socket with
+ * SCM_RIGHTS, as HAProxy's seamless reload and Envoy's hot restart do.
+ *
+ * To restart or upgrade, start the new agent (same --pin-dir and
+ * --engine-port) while the old one runs. The old one listens on the
+ * abstract unix socket "@gammad-handover:<pin dir>" (SOCK_SEQPACKET; the
+ * peer must have its uid); the new one connects at start:
+ *
+ *   new -> old  HELLO (version, engine port)   old stops applying: one writer
+ *   old -> new  NS ... NS_END                  every netns it listens in:
+ *                                              netns fd, listener fds, pods
+ *   new                                        first apply (its tables), then
+ *                                              accepts too: the listening
+ *                                              sockets are the same, never closed
+ *   new -> old  GO                             old stops accepting
+ *   old -> new  CONN ...                       each client connection at its
+ *                                              next request boundary (fd, origin)
+ *   old                                        exits when it holds none, or
+ *                                              after HANDOVER_DRAIN_MS
+ *
+ * A connection is at a boundary when no request is in flight and no byte of
+ * the next one was read (engine_handoff): what the client sends meanwhile
+ * waits in the socket for the new agent. In-flight requests finish in the
+ * old agent first; WebSocket and passthrough tunnels stay there and are
+ * closed at HANDOVER_DRAIN_MS. The BPF maps and links are pinned and shared:
+ * the new agent adopts them (dp_open) and replaces the programs in place.
+ *
+ * No predecessor (none running, or killed: the abstract socket died with
+ * it): the new agent starts fresh and listens itself (connect4/6 meanwhile
+ * take the L4 path where no engine listener is alive: bpf/lib/engine.h).
+ * A predecessor that refuses (another engine port, another protocol
+ * version) or fails midway keeps running and the new agent exits: two
+ * agents must not both write the maps.
+ */
+#ifndef GAMMAD_HANDOVER_H
+#define GAMMAD_HANDOVER_H
+
+#include <stdint.h>
+
+#define HANDOVER_DRAIN_MS	30000	/* the old agent's last connections are closed then */
+#define HANDOVER_TIMEOUT_MS	60000	/* the new agent's first apply, HELLO to GO */
+
+struct engine;
+struct steer;
+struct handover;
+
+/*
+ * New agent, before its first apply: take the listeners of an agent running
+ * on pin_dir into s. 0 and *out: taken (then handover_go); -ENOENT: no
+ * predecessor to take from (start fresh); other -errno: there is one but
+ * the handover failed (logged): it carries on, and this agent must not run
+ * beside it (exit).
+ */
+int handover_take(const char *pin_dir, uint16_t port, struct steer *s, struct handover **out);
+/*
+ * New agent, once it accepts: the old one stops accepting and sends its
+ * connections, which a thread adopts into e as they come.
+ */
+int handover_go(struct handover *h, struct engine *e);
+
+/* Every agent with the engine: listen for a successor; -errno (logged): restarts hand nothing over. */
+int handover_listen(const char *pin_dir, struct handover **out);
+/* The fd to poll for a successor (POLLIN), -1: none. */
+int handover_poll_fd(const struct handover *h);
+/*
+ * POLLIN on handover_poll_fd(): serve the successor up to its GO. 1: handed
+ * over (stop applying; handover_drain() next); 0: it went away before GO
+ * (listening again, carry on).
+ */
+int handover_serve(struct handover *h, struct steer *s, uint16_t port);
+/* After handover_serve() == 1: stop accepting, give every connection away, wait for the last. */
+void handover_drain(struct handover *h, struct steer *s, struct engine *e);
+
+/* Waits for a receiving thread to see its predecessor's end. */
+void handover_free(struct handover *h);
+
+#endif
