@@ -212,6 +212,7 @@ static void one_request(const char *ip, int port, enum mc_proto proto, int timeo
 	case MC_UDP_SENDTO:
 	case MC_PINGPONG:
 	case MC_UDP_HOLD:
+	case MC_HTTP_KEEPALIVE:
 		break;
 	}
 parse:
@@ -302,6 +303,105 @@ done:
 		} else {
 			snprintf(r->pod, sizeof(r->pod), "%s", pod);
 			snprintf(r->peer, sizeof(r->peer), "%s", peer);
+		}
+		__atomic_store_n(&sh->n, i + 1, __ATOMIC_RELEASE);
+		usleep(2000);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/* One keep-alive response (head and Content-Length body) into buf; 0 or -errno. */
+static int recv_http_response(int fd, char *buf, size_t cap)
+{
+	size_t got = 0, want = 0;
+	char *end = NULL, *cl;
+
+	buf[0] = 0;
+	while (got + 1 < cap && (!end || got < want)) {
+		ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (!n)
+			return -ECONNRESET;
+		got += (size_t)n;
+		buf[got] = 0;
+		if (!end && (end = strstr(buf, "\r\n\r\n"))) {
+			cl = strcasestr(buf, "\r\ncontent-length:");
+			if (!cl || cl > end)
+				return -EPROTO;
+			want = (size_t)(end + 4 - buf) + strtoul(cl + 17, NULL, 10);
+		}
+	}
+	if (!end || got != want)
+		return -EMSGSIZE;
+	return strncmp(buf, "HTTP/1.1 200 ", 13) ? -EPROTO : 0;
+}
+
+/* MC_HTTP_KEEPALIVE: one connection, a GET per result (see mesh_client.h). */
+static void keepalive_loop(struct mc_shared *sh, const char *ip, int port, int timeout_ms,
+			   const char *path, size_t max)
+{
+	struct timeval tv = { timeout_ms / 1000, timeout_ms % 1000 * 1000 };
+	struct sockaddr_storage ss;
+	char buf[8192], peer[64] = "", req[512];
+	socklen_t sl;
+	int fd = -1, rl;
+
+	rl = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: mesh\r\n\r\n",
+		      path ? path : "/");
+	if (rl < 0 || (size_t)rl >= sizeof(req))
+		return;
+
+	for (size_t i = 0; i < max && !__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE); i++) {
+		struct mc_result *r = &sh->res[i];
+		const char *step = "request";
+		int err = 0;
+
+		memset(r, 0, sizeof(*r));
+		r->t_start_us = mono_us();
+		if (fd == -2) {
+			step = "broken";
+			err = -ENOTCONN;
+			goto done;
+		}
+		if (fd < 0) {
+			step = "connect";
+			if (fill_addr(&ss, &sl, ip, port) ||
+			    (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+			    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+			    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ||
+			    connect(fd, (struct sockaddr *)&ss, sl)) {
+				err = -errno;
+				goto done;
+			}
+			peer_str(fd, peer, sizeof(peer));
+		}
+		step = "send";
+		if (send(fd, req, (size_t)rl, MSG_NOSIGNAL) < 0) {
+			err = -errno;
+			goto done;
+		}
+		step = "recv";
+		err = recv_http_response(fd, buf, sizeof(buf));
+		if (!err) {
+			find_pod(buf, r->pod, sizeof(r->pod));
+			find_str(buf, "httpPort", r->port, sizeof(r->port));
+			if (!r->pod[0])
+				err = -EBADMSG;
+		}
+done:
+		r->t_conn_us = mono_us();
+		r->err = err;
+		snprintf(r->peer, sizeof(r->peer), "%s", peer);
+		if (err) {
+			snprintf(r->step, sizeof(r->step), "%s", step);
+			if (fd >= 0)
+				close(fd);
+			fd = -2;
 		}
 		__atomic_store_n(&sh->n, i + 1, __ATOMIC_RELEASE);
 		usleep(2000);
@@ -423,6 +523,11 @@ int mc_loop_start(struct mc_loop *l, const struct mc_place *at, const char *ip, 
 			_exit(100 + (-ret & 0x7f) % 100);
 		if (proto == MC_PINGPONG) {
 			pingpong_loop(l->sh, ip, port, at->timeout_ms ?: MC_TIMEOUT_MS, max);
+			_exit(0);
+		}
+		if (proto == MC_HTTP_KEEPALIVE) {
+			keepalive_loop(l->sh, ip, port, at->timeout_ms ?: MC_TIMEOUT_MS, at->path,
+				       max);
 			_exit(0);
 		}
 		if (proto == MC_UDP_HOLD) {

@@ -38,12 +38,19 @@ enum mc_proto {
 	 * timeout (timeout_ms).
 	 */
 	MC_UDP_HOLD,
+	/*
+	 * ONE TCP connection, GET / with keep-alive per result (Content-Length
+	 * responses), as an HTTP client with a connection pool does. Like
+	 * MC_PINGPONG, a broken connection is not made again.
+	 */
+	MC_HTTP_KEEPALIVE,
 };
 
 struct mc_place {
 	const char *cgroup;	/* cgroup directory to join; NULL: the test's own */
 	const char *netns;	/* name under /run/netns; NULL: the test's own */
 	int timeout_ms;		/* per socket operation; 0: 5 s */
+	const char *path;	/* MC_HTTP_KEEPALIVE's request target; NULL: "/" */
 };
 
 struct mc_result {

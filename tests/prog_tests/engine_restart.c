@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Restarting `gammad run --http-engine` (issue 12, Restarts), through the
+ * real lab: pods' clients keep talking to a Service port with HTTP rules
+ * while the agent is replaced.
+ *
+ * The route sends GET / to echo-v1 only, while the port's L4 union has
+ * echo-v1 and echo-v2: every answer from echo-v1 tells the engine decided
+ * the request (the L4 path would send about half to echo-v2).
+ *
+ * graceful: twice, a new agent is started while the old one runs
+ * (handover.h): a keep-alive connection making requests all along, one
+ * whose slow requests (150 ms) are in flight most of the time, and a loop
+ * of new connections see no failed request and no refused connect; the
+ * keep-alive connections go on in the new agent after the old one exited,
+ * and every answer is the engine's.
+ *
+ * kill9: the agent is killed. Its steered connections die with it (the
+ * test reports how); new connections meanwhile take the L4 path (the BPF
+ * sees no live listener) and succeed; after a restart they are the
+ * engine's again.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include "test_progs.h"
+#include "lib/agent_env.h"
+#include "lib/lab_env.h"
+#include "lib/mesh_client.h"
+
+#define LOOP_MAX 200000
+
+static const char routes[] =
+	"apiVersion: gateway.networking.k8s.io/v1\n"
+	"kind: HTTPRoute\n"
+	"metadata: {name: echo-restart, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  parentRefs:\n"
+	"  - {group: \"\", kind: Service, name: echo, port: 8080}\n"
+	"  rules:\n"
+	"  - matches: [{path: {type: Exact, value: /}}]\n"
+	"    backendRefs:\n"
+	"    - {name: echo-v1, port: 8080}\n"
+	"  - matches: [{path: {type: PathPrefix, value: /never}}]\n"
+	"    backendRefs:\n"
+	"    - {name: echo-v2, port: 8080}\n";
+
+struct restart_env {
+	struct lab_env lab;
+	struct agent_env ag;
+	const struct lab_pod_info *v1, *v2;
+	struct mc_place at_v1, at_v2;
+	char echo4[INET6_ADDRSTRLEN];
+};
+
+/* Answers from a pod of the Deployment `name` (pods are "<name>-<hash>-<id>"). */
+static size_t count_from(const struct mc_result *res, size_t n, const char *name)
+{
+	size_t k = 0, len = strlen(name);
+
+	for (size_t i = 0; i < n; i++)
+		k += !res[i].err && !strncmp(res[i].pod, name, len) && res[i].pod[len] == '-';
+	return k;
+}
+
+/* Print the distinct failures of res[0..n) (step, errno) with how many of each. */
+static void print_errors(const char *what, const struct mc_result *res, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t same = 0;
+		bool seen = false;
+
+		if (!res[i].err)
+			continue;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = res[j].err == res[i].err && !strcmp(res[j].step, res[i].step);
+		if (seen)
+			continue;
+		for (size_t j = i; j < n; j++)
+			same += res[j].err == res[i].err && !strcmp(res[j].step, res[i].step);
+		test__printf("%s: %zu x step %s: %s (first at result %zu)\n", what, same,
+			     res[i].step, strerror(-res[i].err), i);
+	}
+}
+
+/* Lines of the agents' log containing s. */
+static int log_count(const struct agent_env *ag, const char *s)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	int n = 0;
+	FILE *f = fopen(ag->log, "re");
+
+	if (!f)
+		return 0;
+	while (getline(&line, &cap, f) > 0)
+		n += strstr(line, s) != NULL;
+	free(line);
+	fclose(f);
+	return n;
+}
+
+/* Wait up to timeout_ms for pid to exit; its wait status, or -1. */
+static int wait_exit(pid_t pid, int timeout_ms)
+{
+	int status;
+
+	for (int t = 0; t < timeout_ms; t += 10) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return status;
+		usleep(10000);
+	}
+	return -1;
+}
+
+static void wait_results(const struct mc_loop *l, size_t more)
+{
+	size_t want = mc_loop_count(l) + more;
+
+	for (int t = 0; t < 5000 && mc_loop_count(l) < want; t += 5)
+		usleep(5000);
+}
+
+/* Start a new agent beside the running one; it takes over, the old one exits 0. */
+static bool restart_graceful(struct restart_env *e)
+{
+	pid_t old = e->ag.pid;
+	int status;
+
+	e->ag.pid = 0;
+	if (!ASSERT_OK(agent_env_start(&e->ag), "new agent started and applied")) {
+		kill(old, SIGKILL);
+		waitpid(old, NULL, 0);
+		return false;
+	}
+	status = wait_exit(old, 40000);
+	if (status)
+		kill(old, SIGKILL), waitpid(old, NULL, 0);
+	return ASSERT_EQ(status, 0, "the old agent handed over and exited 0");
+}
+
+#define RESTARTS 2
+
+static void subtest_graceful(struct restart_env *e)
+{
+	struct mc_place at_slow = e->at_v2;
+	struct mc_loop ka = { 0 }, slow = { 0 }, nc = { 0 };
+	size_t nka, nslow, nnc, at_exit[RESTARTS] = { 0 }, slow_exit = 0;
+	char *out = NULL;
+
+	/* a request in flight most of the time: it finishes in the old agent */
+	at_slow.path = "/?delay=150ms";
+	if (!ASSERT_OK(mc_loop_start(&ka, &e->at_v1, e->echo4, 8080, MC_HTTP_KEEPALIVE,
+				     LOOP_MAX), "keep-alive loop") ||
+	    !ASSERT_OK(mc_loop_start(&slow, &at_slow, e->echo4, 8080, MC_HTTP_KEEPALIVE,
+				     LOOP_MAX), "slow keep-alive loop") ||
+	    !ASSERT_OK(mc_loop_start(&nc, &e->at_v2, e->echo4, 8080, MC_HTTP, LOOP_MAX),
+		       "new-connection loop"))
+		goto out;
+	wait_results(&ka, 50);
+	wait_results(&slow, 2);
+	wait_results(&nc, 20);
+	for (int i = 0; i < RESTARTS; i++) {
+		if (!restart_graceful(e))
+			goto out;
+		at_exit[i] = mc_loop_count(&ka);
+		slow_exit = mc_loop_count(&slow);
+		/* the same connections, served by the new agent alone */
+		wait_results(&ka, 100);
+		wait_results(&slow, 3);
+		wait_results(&nc, 30);
+	}
+	nka = mc_loop_stop(&ka);
+	nslow = mc_loop_stop(&slow);
+	nnc = mc_loop_stop(&nc);
+	test__printf("%d restarts: keep-alive %zu requests (old agents gone at %zu, %zu), slow "
+		     "keep-alive %zu, new connections %zu\n", RESTARTS, nka, at_exit[0],
+		     at_exit[1], nslow, nnc);
+	print_errors("keep-alive", ka.res, nka);
+	print_errors("slow keep-alive", slow.res, nslow);
+	print_errors("new connections", nc.res, nnc);
+	ASSERT_GE(nka, at_exit[RESTARTS - 1] + 100, "keep-alive requests after the last restart");
+	ASSERT_GE(nslow, slow_exit + 3, "slow keep-alive requests after the last restart");
+	ASSERT_EQ(mc_count_errors(ka.res, nka), 0, "no failed request on the keep-alive connection");
+	ASSERT_EQ(mc_count_errors(slow.res, nslow), 0, "no failed request on the slow one");
+	ASSERT_EQ(mc_count_errors(nc.res, nnc), 0, "no failed request, no refused connect");
+	ASSERT_EQ(count_from(ka.res, nka, "echo-v1"), nka, "keep-alive: the engine's rule, every time");
+	ASSERT_EQ(count_from(slow.res, nslow, "echo-v1"), nslow, "slow: the engine's rule, every time");
+	ASSERT_EQ(count_from(nc.res, nnc, "echo-v1"), nnc, "new connections: the engine's rule, every time");
+	ASSERT_EQ(log_count(&e->ag, "took the listeners of"), RESTARTS, "listeners handed over");
+	ASSERT_EQ(log_count(&e->ag, "handover done: "), RESTARTS, "connections handed over");
+	ASSERT_EQ(log_count(&e->ag, "handover done: 0 "), 0, "the keep-alive ones among them");
+	lab_run_capture(&out, "grep -h 'handed over in\\|handover done' %s", e->ag.log);
+	test__printf("%s", out ? out : "");
+	free(out);
+out:
+	mc_loop_free(&ka);
+	mc_loop_free(&slow);
+	mc_loop_free(&nc);
+}
+
+static void subtest_kill9(struct restart_env *e)
+{
+	struct mc_loop ka = { 0 }, l = { 0 };
+	int64_t t_restart, t_ok = 0;
+	size_t n, before;
+	char peer[64];
+
+	if (!ASSERT_OK(mc_loop_start(&ka, &e->at_v1, e->echo4, 8080, MC_HTTP_KEEPALIVE,
+				     LOOP_MAX), "keep-alive loop"))
+		return;
+	wait_results(&ka, 50);
+	before = mc_loop_count(&ka);
+	agent_env_kill(&e->ag, SIGKILL);
+	wait_results(&ka, 5);
+	n = mc_loop_stop(&ka);
+	test__printf("the steered keep-alive connection after kill -9 (%zu requests before):\n",
+		     before);
+	print_errors("  keep-alive", ka.res, n);
+	ASSERT_GT(mc_count_errors(ka.res, n), 0, "its connection died with the agent");
+	mc_loop_free(&ka);
+
+	/* No agent: new connections take the L4 path, none is refused. */
+	mc_run(&l, &e->at_v2, e->echo4, 8080, MC_HTTP, 20);
+	mc_addr_port(peer, sizeof(peer), e->echo4, 8080);
+	ASSERT_EQ(mc_count_errors(l.res, 20), 0, "no agent: new connections succeed (L4)");
+	ASSERT_EQ(mc_count_peer(l.res, 20, peer), 20, "getpeername() is the ClusterIP");
+	test__printf("no agent: %zu of 20 answered by echo-v1 (the L4 union)\n",
+		     count_from(l.res, 20, "echo-v1"));
+	mc_loop_free(&l);
+
+	/* Restarted: steered again (timing measured, not asserted). */
+	t_restart = mono_us();
+	if (!ASSERT_OK(agent_env_start(&e->ag), "restarted"))
+		return;
+	for (int i = 0; i < 100 && !t_ok; i++) {
+		mc_run(&l, &e->at_v2, e->echo4, 8080, MC_HTTP, 10);
+		if (count_from(l.res, 10, "echo-v1") == 10)
+			t_ok = mono_us();
+		mc_loop_free(&l);
+	}
+	if (t_ok)
+		test__printf("restart -> first applied: %.0f ms, -> steered: %.0f ms\n",
+			     (e->ag.last_applied_us - t_restart) / 1e3,
+			     (t_ok - t_restart) / 1e3);
+	ASSERT_NEQ(t_ok, 0, "after the restart the engine decides again");
+	mc_run(&l, &e->at_v2, e->echo4, 8080, MC_HTTP, 50);
+	ASSERT_EQ(count_from(l.res, 50, "echo-v1"), 50, "restarted: every request the engine's");
+	mc_loop_free(&l);
+}
+
+void test_engine_restart(void)
+{
+	static const char *const args[] = { "--http-engine", "--resync", "1", NULL };
+	const char *manifests = test_shared_path("gateway-api/conformance/mesh/manifests.yaml");
+	struct restart_env e = { 0 };
+	char ips[2][INET6_ADDRSTRLEN];
+	int n;
+
+	if (!manifests) {
+		test__skip("no shared gateway-api/conformance/mesh/manifests.yaml");
+		return;
+	}
+	if (lab_env_start(&e.lab, NULL) || lab_env_up_checked(&e.lab, manifests))
+		goto cleanup;
+	e.v1 = lab_env_find(&e.lab, MESH_NS, "echo-v1");
+	e.v2 = lab_env_find(&e.lab, MESH_NS, "echo-v2");
+	if (!ASSERT_OK_PTR(e.v1, "echo-v1") || !ASSERT_OK_PTR(e.v2, "echo-v2"))
+		goto cleanup;
+	n = lab_env_cluster_ips(&e.lab, MESH_NS, "echo", ips, 2);
+	for (int i = 0; i < n; i++)
+		if (!strchr(ips[i], ':'))
+			memcpy(e.echo4, ips[i], sizeof(e.echo4));
+	if (!ASSERT_NEQ(e.echo4[0], 0, "echo's IPv4 ClusterIP"))
+		goto cleanup;
+	e.at_v1 = (struct mc_place){ .cgroup = e.v1->container_cgroup, .netns = e.v1->netns };
+	e.at_v2 = (struct mc_place){ .cgroup = e.v2->container_cgroup, .netns = e.v2->netns };
+	if (!ASSERT_OK(agent_env_init(&e.ag, &e.lab), "agent dir"))
+		goto cleanup;
+	e.ag.args = args;
+	if (!ASSERT_OK(agent_env_write(&e.ag, "routes.yaml", routes), "routes") ||
+	    !ASSERT_OK(agent_env_start(&e.ag), "gammad run --http-engine"))
+		goto cleanup;
+	if (test__start_subtest("graceful"))
+		subtest_graceful(&e);
+	if (test__start_subtest("kill9"))
+		subtest_kill9(&e);
+cleanup:
+	agent_env_fini(&e.ag);
+	lab_env_fini(&e.lab);
+}
