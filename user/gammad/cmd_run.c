@@ -106,7 +106,10 @@ static void usage(FILE *out)
 		"port whose routes for the client's namespace have HTTP rules go to the\n"
 		"agent's HTTP engine, through a listener the agent holds in every managed\n"
 		"pod's netns on loopback --engine-port (default %d); getpeername() still\n"
-		"shows the ClusterIP. Not with --once or --no-sockmap.\n",
+		"shows the ClusterIP. Not with --once or --no-sockmap. To restart or upgrade,\n"
+		"start the new agent (same --pin-dir, --engine-port) while the old one runs:\n"
+		"it takes over the listeners and, at their request boundaries, the\n"
+		"connections; the old one exits.\n",
 		RESYNC_DEFAULT_S, TR_MAX_ENDPOINTS, METRICS_ADDR_DEFAULT,
 		GAMMAD_ENGINE_PORT_DEFAULT);
 }
