@@ -308,10 +308,9 @@ int agent_engine_ready(struct agent *a)
 
 void agent_free(struct agent *a)
 {
-	/* Nothing from the old agent or for a successor any more. */
+	/* Nothing more from the agent we replaced (its thread adopts into the engine). */
 	handover_free(a->ho_prev);
-	handover_free(a->ho_next);
-	a->ho_prev = a->ho_next = NULL;
+	a->ho_prev = NULL;
 	/* Listeners first: nothing new reaches the engine while it stops. */
 	steer_free(a->steer);
 	a->steer = NULL;
@@ -320,6 +319,9 @@ void agent_free(struct agent *a)
 		engine_free(a->engine);
 		a->engine = NULL;
 	}
+	/* After the engine: it may be giving connections to our successor. */
+	handover_free(a->ho_next);
+	a->ho_next = NULL;
 	if (a->have_img)
 		img_free(&a->img);
 	a->have_img = false;

@@ -202,10 +202,12 @@ void handover_free(struct handover *h)
 {
 	if (!h)
 		return;
-	if (h->cfd >= 0)
-		shutdown(h->cfd, SHUT_RDWR);	/* a receiving thread sees its end */
-	if (h->thread_on)
+	if (h->thread_on) {
+		/* our receiving thread sees its end (the sender just closes: what it
+		 * queued is still read) */
+		shutdown(h->cfd, SHUT_RDWR);
 		pthread_join(h->thread, NULL);
+	}
 	if (h->cfd >= 0)
 		close(h->cfd);
 	if (h->lfd >= 0)
