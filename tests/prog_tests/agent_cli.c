@@ -36,6 +36,8 @@ static const struct {
 	  "--hairpin-addr needs the TC path" },
 	{ "engine_port_without_engine", "run --manifests /tmp --engine-port 15007",
 	  "--engine-port needs --http-engine" },
+	{ "handover_wait_without_engine", "run --manifests /tmp --handover-wait",
+	  "--handover-wait needs --http-engine" },
 	{ "bad_engine_port", "run --manifests /tmp --http-engine --engine-port 70000",
 	  "--engine-port 70000" },
 	{ "http_engine_once", "run --manifests /tmp --http-engine --once",

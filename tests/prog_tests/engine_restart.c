@@ -15,6 +15,9 @@
  * keep-alive connections go on in the new agent after the old one exited,
  * and every answer is the engine's.
  *
+ * handover_wait: with --handover-wait the old agent stays after handing
+ * over, until SIGTERM.
+ *
  * kill9: the agent is killed. Its steered connections die with it (the
  * test reports how); new connections meanwhile take the L4 path (the BPF
  * sees no live listener) and succeed; after a restart they are the
@@ -252,6 +255,69 @@ static void subtest_kill9(struct restart_env *e)
 	mc_loop_free(&l);
 }
 
+/* Poll up to timeout_ms for a log line containing s. */
+static bool wait_log(const struct agent_env *ag, const char *s, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms; t += 10) {
+		if (log_count(ag, s))
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/*
+ * --handover-wait: the old agent stays after handing over (a DaemonSet's
+ * container must not exit, or it is restarted and takes everything back)
+ * and exits at SIGTERM, holding nothing the new one needs.
+ */
+static void subtest_handover_wait(struct restart_env *e)
+{
+	static const char *const wait_args[] = { "--http-engine", "--resync", "1",
+						 "--handover-wait", NULL };
+	const char *const *args = e->ag.args;
+	struct mc_loop ka = { 0 }, l = { 0 };
+	size_t n;
+	pid_t old;
+	int status;
+
+	agent_env_kill(&e->ag, SIGTERM);
+	e->ag.args = wait_args;
+	if (!ASSERT_OK(agent_env_start(&e->ag), "agent with --handover-wait"))
+		goto out;
+	e->ag.args = args;
+	if (!ASSERT_OK(mc_loop_start(&ka, &e->at_v1, e->echo4, 8080, MC_HTTP_KEEPALIVE,
+				     LOOP_MAX), "keep-alive loop"))
+		goto out;
+	wait_results(&ka, 20);
+	old = e->ag.pid;
+	e->ag.pid = 0;
+	if (!ASSERT_OK(agent_env_start(&e->ag), "new agent")) {
+		kill(old, SIGKILL);
+		waitpid(old, NULL, 0);
+		goto out;
+	}
+	ASSERT_TRUE(wait_log(&e->ag, "waiting for SIGTERM", 10000), "handed over, waiting");
+	ASSERT_EQ(wait_exit(old, 500), -1, "the old agent stays");
+	wait_results(&ka, 50);
+	kill(old, SIGTERM);
+	status = wait_exit(old, 5000);
+	if (status)
+		kill(old, SIGKILL), waitpid(old, NULL, 0);
+	ASSERT_EQ(status, 0, "SIGTERM: it exits 0");
+	wait_results(&ka, 50);
+	n = mc_loop_stop(&ka);
+	print_errors("keep-alive", ka.res, n);
+	ASSERT_EQ(mc_count_errors(ka.res, n), 0, "no failed request on the keep-alive connection");
+	ASSERT_EQ(count_from(ka.res, n, "echo-v1"), n, "keep-alive: the engine's rule, every time");
+	mc_run(&l, &e->at_v2, e->echo4, 8080, MC_HTTP, 20);
+	ASSERT_EQ(count_from(l.res, 20, "echo-v1"), 20, "new connections: the new agent's engine");
+out:
+	e->ag.args = args;
+	mc_loop_free(&ka);
+	mc_loop_free(&l);
+}
+
 void test_engine_restart(void)
 {
 	static const char *const args[] = { "--http-engine", "--resync", "1", NULL };
@@ -288,6 +354,8 @@ void test_engine_restart(void)
 		subtest_graceful(&e);
 	if (test__start_subtest("kill9"))
 		subtest_kill9(&e);
+	if (test__start_subtest("handover_wait"))
+		subtest_handover_wait(&e);
 cleanup:
 	agent_env_fini(&e.ag);
 	lab_env_fini(&e.lab);

@@ -3,8 +3,8 @@
  * gammad run --manifests DIR [--cgroup PATH] [--pin-dir PATH] [--node-name NAME] [--zone ZONE]
  *            [--resync SECONDS] [--map-size NAME=ENTRIES]... [--no-sockmap]
  *            [--once] [-v] [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]
- *            [--hairpin-addr IP]... [--http-engine [--engine-port PORT]]
- *            [--reset-removed-tcp]
+ *            [--hairpin-addr IP]... [--http-engine [--engine-port PORT]
+ *            [--handover-wait]] [--reset-removed-tcp]
  *
  * The agent: load the manifests in DIR, translate, build the map image and
  * reconcile the (pinned) data-path maps with it (image_apply.h); map pod
@@ -65,8 +65,8 @@ static void usage(FILE *out)
 		"                  [--node-name NAME] [--zone ZONE] [--resync SECONDS]\n"
 		"                  [--map-size NAME=ENTRIES]... [--no-sockmap] [--once] [-v]\n"
 		"                  [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]\n"
-		"                  [--hairpin-addr IP]... [--http-engine [--engine-port PORT]]\n"
-		"                  [--reset-removed-tcp]\n"
+		"                  [--hairpin-addr IP]... [--http-engine [--engine-port PORT]\n"
+		"                  [--handover-wait]] [--reset-removed-tcp]\n"
 		"\n"
 		"Translate the manifests in DIR and reconcile the data-path maps pinned\n"
 		"under --pin-dir (default " DP_PIN_DIR_DEFAULT ") with the result, with the\n"
@@ -109,7 +109,8 @@ static void usage(FILE *out)
 		"shows the ClusterIP. Not with --once or --no-sockmap. To restart or upgrade,\n"
 		"start the new agent (same --pin-dir, --engine-port) while the old one runs:\n"
 		"it takes over the listeners and, at their request boundaries, the\n"
-		"connections; the old one exits.\n",
+		"connections; the old one exits (--handover-wait: it waits for SIGTERM\n"
+		"instead, for supervisors that restart what exits).\n",
 		RESYNC_DEFAULT_S, TR_MAX_ENDPOINTS, METRICS_ADDR_DEFAULT,
 		GAMMAD_ENGINE_PORT_DEFAULT);
 }
@@ -288,6 +289,7 @@ int cmd_run(int argc, char **argv)
 		{ "hairpin-addr", required_argument, NULL, 'H' },
 		{ "reset-removed-tcp", no_argument, NULL, 'R' },
 		{ "http-engine", no_argument, NULL, 'E' },
+		{ "handover-wait", no_argument, NULL, 'W' },
 		{ "engine-port", required_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -298,6 +300,7 @@ int cmd_run(int argc, char **argv)
 	int resync_s = RESYNC_DEFAULT_S;
 	struct dp_opts o = { 0 };
 	bool once = false, no_tc = false, http_engine = false, engine_port_set = false;
+	bool handover_wait = false;
 	int engine_port = GAMMAD_ENGINE_PORT_DEFAULT;
 	struct dirwatch w = { .fd = -1 };
 	struct tc_dp_opts to = { .pin_dir = pin_dir, .redirect = true };
@@ -308,7 +311,7 @@ int cmd_run(int argc, char **argv)
 	int opt, ret;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+m:c:p:n:z:r:s:oM:u:TH:REP:vh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+m:c:p:n:z:r:s:oM:u:TH:REP:Wvh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
 			a.dir = optarg;
@@ -365,6 +368,9 @@ int cmd_run(int argc, char **argv)
 		case 'E':
 			http_engine = true;
 			break;
+		case 'W':
+			handover_wait = true;
+			break;
 		case 'P': {
 			char *end;
 			long v = strtol(optarg, &end, 10);
@@ -402,8 +408,9 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "gammad run: --hairpin-addr needs the TC path (drop --no-tc)\n");
 		return EXIT_USAGE;
 	}
-	if (engine_port_set && !http_engine) {
-		fprintf(stderr, "gammad run: --engine-port needs --http-engine\n");
+	if ((engine_port_set || handover_wait) && !http_engine) {
+		fprintf(stderr, "gammad run: --%s needs --http-engine\n",
+			engine_port_set ? "engine-port" : "handover-wait");
 		return EXIT_USAGE;
 	}
 	if (http_engine && o.no_sockmap) {
@@ -490,8 +497,17 @@ int cmd_run(int argc, char **argv)
 		ret = agent_engine_ready(&a);
 	if (!once && !ret)
 		ret = watch_loop(&a, &w, fp, resync_s);
-	if (a.handed_over)
+	if (a.handed_over) {
 		handover_drain(a.ho_next, a.steer, a.engine);
+		/*
+		 * A supervisor that restarts what exits (a DaemonSet's container)
+		 * would start this agent again, which would take everything back.
+		 */
+		if (handover_wait)
+			pr_info("handed over: waiting for SIGTERM (--handover-wait)");
+		while (handover_wait && !stop)
+			poll(NULL, 0, 1000);
+	}
 	if (!once)
 		dirwatch_close(&w);
 	metrics_server_stop(a.metrics);
