@@ -69,6 +69,17 @@ static size_t count_from(const struct mc_result *res, size_t n, const char *name
 	return k;
 }
 
+/* The longest t_start_us -> t_conn_us of res[0..n). */
+static int64_t max_us(const struct mc_result *res, size_t n)
+{
+	int64_t m = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (res[i].t_conn_us - res[i].t_start_us > m)
+			m = res[i].t_conn_us - res[i].t_start_us;
+	return m;
+}
+
 /* Print the distinct failures of res[0..n) (step, errno) with how many of each. */
 static void print_errors(const char *what, const struct mc_result *res, size_t n)
 {
@@ -182,6 +193,9 @@ static void subtest_graceful(struct restart_env *e)
 	test__printf("%d restarts: keep-alive %zu requests (old agents gone at %zu, %zu), slow "
 		     "keep-alive %zu, new connections %zu\n", RESTARTS, nka, at_exit[0],
 		     at_exit[1], nslow, nnc);
+	/* what a restart costs a client: the slowest request, the slowest connect() */
+	test__printf("slowest keep-alive request %.1f ms, slowest connect() %.1f ms\n",
+		     max_us(ka.res, nka) / 1e3, max_us(nc.res, nnc) / 1e3);
 	print_errors("keep-alive", ka.res, nka);
 	print_errors("slow keep-alive", slow.res, nslow);
 	print_errors("new connections", nc.res, nnc);
