@@ -15,6 +15,9 @@
  * keep-alive connections go on in the new agent after the old one exited,
  * and every answer is the engine's.
  *
+ * no_engine_refused: a new agent without --http-engine beside the running
+ * one exits, the running one carries on.
+ *
  * handover_wait: with --handover-wait the old agent stays after handing
  * over, until SIGTERM.
  *
@@ -23,6 +26,7 @@
  * sees no live listener) and succeed; after a restart they are the
  * engine's again.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -219,6 +223,30 @@ out:
 	mc_loop_free(&nc);
 }
 
+/*
+ * A new agent without --http-engine beside the running one has nothing to
+ * take over and must not write the maps beside it: it exits at once, the
+ * running one carries on.
+ */
+static void subtest_no_engine_refused(struct restart_env *e)
+{
+	static const char *const l4_args[] = { "--resync", "1", NULL };
+	const char *const *args = e->ag.args;
+	struct mc_loop l = { 0 };
+	pid_t old = e->ag.pid;
+
+	e->ag.args = l4_args;
+	e->ag.pid = 0;
+	ASSERT_EQ(agent_env_start(&e->ag), -ESRCH, "the new agent exits without applying");
+	e->ag.pid = old;
+	e->ag.args = args;
+	ASSERT_EQ(log_count(&e->ag, "stop it first"), 1, "and says why");
+	ASSERT_EQ(wait_exit(old, 200), -1, "the running agent carries on");
+	mc_run(&l, &e->at_v2, e->echo4, 8080, MC_HTTP, 20);
+	ASSERT_EQ(count_from(l.res, 20, "echo-v1"), 20, "its engine decides every request");
+	mc_loop_free(&l);
+}
+
 static void subtest_kill9(struct restart_env *e)
 {
 	struct mc_loop ka = { 0 }, l = { 0 };
@@ -366,6 +394,8 @@ void test_engine_restart(void)
 		goto cleanup;
 	if (test__start_subtest("graceful"))
 		subtest_graceful(&e);
+	if (test__start_subtest("no_engine_refused"))
+		subtest_no_engine_refused(&e);
 	if (test__start_subtest("kill9"))
 		subtest_kill9(&e);
 	if (test__start_subtest("handover_wait"))

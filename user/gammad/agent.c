@@ -282,9 +282,8 @@ int agent_engine_start(struct agent *a, uint16_t port)
 	err = engine_start(a->engine);
 	if (err)
 		return err;
-	err = handover_take(a->pin_dir, port, a->steer, &a->ho_prev);
-	if (err && err != -ENOENT)
-		return err;
+	if (a->ho_prev)
+		handover_adopt(a->ho_prev, a->steer);	/* taken before the load (cmd_run.c) */
 	err = steer_prune_engns(a->steer);
 	if (err)
 		pr_warn("http engine: stale netns entries: %s", strerror(-err));
@@ -302,7 +301,6 @@ int agent_engine_ready(struct agent *a)
 	/* We accept too now: the old agent may stop. */
 	if (a->ho_prev)
 		handover_go(a->ho_prev, a->engine);
-	handover_listen(a->pin_dir, &a->ho_next);	/* failure logged: no restarts */
 	return 0;
 }
 

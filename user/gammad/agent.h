@@ -61,8 +61,8 @@ int agent_apply_dir(struct agent *a);
 void agent_resync(struct agent *a, bool full);
 /*
  * --http-engine: the engine and the per-pod listeners on loopback `port`
- * (steer.h), taken from a running agent when there is one (handover.h);
- * call before the first apply, which marks the selectors.
+ * (steer.h), with those taken from the agent we replace (a->ho_prev,
+ * handover.h); call before the first apply, which marks the selectors.
  */
 int agent_engine_start(struct agent *a, uint16_t port);
 /*

@@ -440,6 +440,20 @@ int cmd_run(int argc, char **argv)
 			strerror(errno));
 		return EXIT_USAGE;
 	}
+	/*
+	 * Before anything is loaded: an agent running on this pin dir hands
+	 * its engine's sockets over (handover.h), or we must not run beside it.
+	 */
+	if (!once && strcmp(metrics_addr, "off") && metrics_addr_check(metrics_addr))
+		return EXIT_FATAL;	/* before a running agent is asked */
+	if (!once) {
+		ret = handover_take(pin_dir, http_engine ? (uint16_t)engine_port : 0, &a.ho_prev);
+		if (ret == -EBUSY)
+			pr_err("an agent runs on pin dir %s: stop it first (a restart beside the "
+			       "running agent hands over only with --http-engine on both)", pin_dir);
+		if (ret && ret != -ENOENT)
+			return EXIT_FATAL;
+	}
 	a.tr.max_endpoints = o.sizes.endpoints_per_service;
 	o.pin_dir = pin_dir;
 	o.cgroup = a.opts.cgroup_root;
@@ -495,6 +509,8 @@ int cmd_run(int argc, char **argv)
 	a.opts.full = false;
 	if (!ret && http_engine)
 		ret = agent_engine_ready(&a);
+	if (!ret && !once)
+		handover_listen(pin_dir, &a.ho_next);	/* failure logged: no handover */
 	if (!once && !ret)
 		ret = watch_loop(&a, &w, fp, resync_s);
 	if (a.handed_over) {

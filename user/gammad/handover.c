@@ -64,7 +64,9 @@ struct handover {
 	int cfd;		/* the connection to the other agent, -1: none */
 	char name[108];		/* abstract address, without its leading NUL */
 	char pin_dir[4096];	/* to listen again after a successor went away */
-	/* new agent: adopting the old one's connections */
+	/* new agent: the old one's netns until handover_adopt(), its connections */
+	struct steer_ns_export *nss;
+	size_t nr_nss;
 	pthread_t thread;
 	bool thread_on;
 	struct steer *steer;
@@ -83,13 +85,17 @@ static uint64_t now_ms(void)
 /* "@gammad-handover:<pin dir>"; a pin dir too long for sun_path by its hash. */
 static socklen_t ho_addr(const char *pin_dir, struct sockaddr_un *a, char *name, size_t len)
 {
+	size_t pl = strlen(pin_dir);
+
+	while (pl > 1 && pin_dir[pl - 1] == '/')
+		pl--;		/* "/sys/fs/bpf/gammad/" is "/sys/fs/bpf/gammad" */
 	memset(a, 0, sizeof(*a));
 	a->sun_family = AF_UNIX;
-	if (strlen(pin_dir) + 18 < sizeof(a->sun_path) - 1)
-		snprintf(name, len, "gammad-handover:%s", pin_dir);
+	if (pl + 18 < sizeof(a->sun_path) - 1)
+		snprintf(name, len, "gammad-handover:%.*s", (int)pl, pin_dir);
 	else
 		snprintf(name, len, "gammad-handover:#%016llx",
-			 (unsigned long long)hash_bytes(pin_dir, strlen(pin_dir), 0));
+			 (unsigned long long)hash_bytes(pin_dir, pl, 0));
 	memcpy(a->sun_path + 1, name, strlen(name));
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name));
 }
@@ -198,10 +204,26 @@ static void close_fds(int *fds, int n)
 			close(fds[i]);
 }
 
+static void exports_close(struct handover *h)
+{
+	for (size_t i = 0; i < h->nr_nss; i++) {
+		const struct steer_ns_export *x = &h->nss[i];
+
+		close(x->netns_fd);
+		close(x->lfd[0]);
+		if (x->lfd[1] >= 0)
+			close(x->lfd[1]);
+	}
+	free(h->nss);
+	h->nss = NULL;
+	h->nr_nss = 0;
+}
+
 void handover_free(struct handover *h)
 {
 	if (!h)
 		return;
+	exports_close(h);
 	if (h->thread_on) {
 		/* our receiving thread sees its end (the sender just closes: what it
 		 * queued is still read) */
@@ -226,18 +248,16 @@ static struct handover *ho_new(void)
 
 /* ---- the new agent -------------------------------------------------------- */
 
-int handover_take(const char *pin_dir, uint16_t port, struct steer *s, struct handover **out)
+int handover_take(const char *pin_dir, uint16_t port, struct handover **out)
 {
 	struct handover *h = ho_new();
 	struct sockaddr_un a;
 	struct ho_msg m = { .type = HO_HELLO };
-	size_t nss = 0;
 	socklen_t al;
 	int err, fds[HO_MAX_FDS], nr;
 
 	if (!h)
 		return -ENOMEM;
-	h->steer = s;
 	al = ho_addr(pin_dir, &a, h->name, sizeof(h->name));
 	h->cfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (h->cfd < 0) {
@@ -249,6 +269,10 @@ int handover_take(const char *pin_dir, uint16_t port, struct steer *s, struct ha
 		err = errno == ECONNREFUSED || errno == ENOENT ? -ENOENT : -errno;
 		goto fail;
 	}
+	if (!port) {
+		err = -EBUSY;	/* an agent runs, and we have nothing to take over */
+		goto fail;
+	}
 	err = peer_ok(h->cfd);
 	if (err) {
 		pr_err("http engine: handover: @%s belongs to another user", h->name);
@@ -257,6 +281,8 @@ int handover_take(const char *pin_dir, uint16_t port, struct steer *s, struct ha
 	m.hello.engine_port = port;
 	err = ho_send(h->cfd, &m, NULL, 0, 0);
 	for (;;) {
+		struct steer_ns_export *v;
+
 		if (!err)
 			err = ho_recv(h->cfd, &m, fds, &nr, HO_HELLO_MS);
 		if (err)
@@ -270,37 +296,56 @@ int handover_take(const char *pin_dir, uint16_t port, struct steer *s, struct ha
 			err = -EPROTO;
 			break;
 		}
-		struct steer_ns_export x = {
+		v = realloc(h->nss, (h->nr_nss + 1) * sizeof(*v));
+		if (!v) {
+			close_fds(fds, nr);
+			err = -ENOMEM;
+			break;
+		}
+		h->nss = v;
+		v = &h->nss[h->nr_nss++];
+		*v = (struct steer_ns_export){
 			.id = m.ns.id, .ino = m.ns.ino, .cookie = m.ns.cookie, .own = m.ns.own,
 			.nr_pods = m.ns.nr_pods, .netns_fd = fds[0], .lfd = { fds[1], fds[2] },
 		};
-
-		memcpy(x.pod_ns, m.ns.pod_ns, sizeof(x.pod_ns));
-		memcpy(x.pod, m.ns.pod, sizeof(x.pod));
-		x.pod_ns[sizeof(x.pod_ns) - 1] = x.pod[sizeof(x.pod) - 1] = 0;
-		if (steer_adopt_ns(s, &x))	/* owns the fds now */
-			pr_warn("http engine: handover: netns of %s not taken",
-				x.pod[0] ? x.pod : "(shared or the agent's)");
-		else
-			nss++;
+		memcpy(v->pod_ns, m.ns.pod_ns, sizeof(v->pod_ns));
+		memcpy(v->pod, m.ns.pod, sizeof(v->pod));
+		v->pod_ns[sizeof(v->pod_ns) - 1] = v->pod[sizeof(v->pod) - 1] = 0;
 	}
 	if (err) {
 		/*
-		 * The running agent carries on: two agents must not both write
+		 * The running agent carries on (it refused: another engine
+		 * port, no engine; or it failed): two agents must not both write
 		 * the maps, so this one gives up (the caller exits).
 		 */
-		pr_err("http engine: handover from the running agent failed after %zu netns: %s",
-		       nss, strerror(-err));
-		if (err == -ENOENT)
+		pr_err("http engine: taking over from the agent running on %s failed after %zu "
+		       "netns: %s", pin_dir, h->nr_nss, strerror(-err));
+		if (err == -ENOENT || err == -ECONNRESET)
 			err = -EPROTO;
 		goto fail;
 	}
-	pr_info("http engine: took the listeners of %zu netns from the running agent", nss);
+	pr_info("http engine: took the listeners of %zu netns from the running agent",
+		h->nr_nss);
 	*out = h;
 	return 0;
 fail:
 	handover_free(h);
 	return err;
+}
+
+void handover_adopt(struct handover *h, struct steer *s)
+{
+	h->steer = s;
+	for (size_t i = 0; i < h->nr_nss; i++) {
+		const struct steer_ns_export *x = &h->nss[i];
+
+		if (steer_adopt_ns(s, x))	/* owns the fds now */
+			pr_warn("http engine: handover: netns of %s not taken",
+				x->pod[0] ? x->pod : "(shared or the agent's)");
+	}
+	free(h->nss);
+	h->nss = NULL;
+	h->nr_nss = 0;
 }
 
 /* The new agent's thread: the old one's connections, until it exits. */
@@ -442,6 +487,8 @@ int handover_serve(struct handover *h, struct steer *s, uint16_t port)
 		close_fds(fds, nr);
 		if (m.type != HO_HELLO)
 			err = -EPROTO;
+		else if (!s)
+			err = -EOPNOTSUPP;	/* no engine here: nothing to hand over */
 		else if (m.hello.engine_port != port)
 			err = -EADDRNOTAVAIL;
 	}

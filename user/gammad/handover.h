@@ -8,7 +8,8 @@
  * To restart or upgrade, start the new agent (same --pin-dir and
  * --engine-port) while the old one runs. The old one listens on the
  * abstract unix socket "@gammad-handover:<pin dir>" (SOCK_SEQPACKET; the
- * peer must have its uid); the new one connects at start:
+ * peer must have its uid); the new one connects at start, before it loads
+ * anything:
  *
  *   new -> old  HELLO (version, engine port)   old stops applying: one writer
  *   old -> new  NS ... NS_END                  every netns it listens in:
@@ -33,8 +34,9 @@
  * it): the new agent starts fresh and listens itself (connect4/6 meanwhile
  * take the L4 path where no engine listener is alive: bpf/lib/engine.h).
  * A predecessor that refuses (another engine port, another protocol
- * version) or fails midway keeps running and the new agent exits: two
- * agents must not both write the maps.
+ * version, no engine) or fails midway keeps running and the new agent
+ * exits: two agents must not both write the maps. So does a new agent
+ * without --http-engine that finds one running (nothing to take over).
  */
 #ifndef GAMMAD_HANDOVER_H
 #define GAMMAD_HANDOVER_H
@@ -49,27 +51,33 @@ struct steer;
 struct handover;
 
 /*
- * New agent, before its first apply: take the listeners of an agent running
- * on pin_dir into s. 0 and *out: taken (then handover_go); -ENOENT: no
- * predecessor to take from (start fresh); other -errno: there is one but
- * the handover failed (logged): it carries on, and this agent must not run
- * beside it (exit).
+ * New agent, before it loads anything: take the listeners of an agent
+ * running on pin_dir (port: our --engine-port, 0 without the engine).
+ * 0 and *out: taken (then handover_adopt, handover_go); -ENOENT: no agent
+ * runs (start fresh); -EBUSY: one runs and port is 0; other -errno: one
+ * runs but the handover failed (logged). Unless 0 or -ENOENT the running
+ * agent carries on and this one must not run beside it (exit).
  */
-int handover_take(const char *pin_dir, uint16_t port, struct steer *s, struct handover **out);
+int handover_take(const char *pin_dir, uint16_t port, struct handover **out);
+/* Before steer_start(): the taken netns and listeners go to s. */
+void handover_adopt(struct handover *h, struct steer *s);
 /*
  * New agent, once it accepts: the old one stops accepting and sends its
  * connections, which a thread adopts into e as they come.
  */
 int handover_go(struct handover *h, struct engine *e);
 
-/* Every agent with the engine: listen for a successor; -errno (logged): restarts hand nothing over. */
+/*
+ * Every running agent: listen for a successor (one without the engine
+ * refuses it); -errno (logged): restarts hand nothing over.
+ */
 int handover_listen(const char *pin_dir, struct handover **out);
 /* The fd to poll for a successor (POLLIN), -1: none. */
 int handover_poll_fd(const struct handover *h);
 /*
  * POLLIN on handover_poll_fd(): serve the successor up to its GO. 1: handed
- * over (stop applying; handover_drain() next); 0: it went away before GO
- * (listening again, carry on).
+ * over (stop applying; handover_drain() next); 0: it went away before GO,
+ * or was refused (s NULL: no engine here; another port): carry on.
  */
 int handover_serve(struct handover *h, struct steer *s, uint16_t port);
 /* After handover_serve() == 1: stop accepting, give every connection away, wait for the last. */

@@ -105,6 +105,17 @@ static int parse_addr(const char *text, struct sockaddr_storage *ss)
 	return 0;
 }
 
+int metrics_addr_check(const char *addr)
+{
+	struct sockaddr_storage ss;
+
+	if (parse_addr(addr, &ss)) {
+		pr_err("metrics address %s: want IP:PORT or [IPv6]:PORT", addr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int metrics_server_start(const char *addr, const char *pin_dir, struct metrics_server **out)
 {
 	const union MHD_DaemonInfo *info;

@@ -13,6 +13,8 @@
 
 struct metrics_server;
 
+/* 0 if addr is "IP:PORT" or "[IPv6]:PORT", else -EINVAL (logged). */
+int metrics_addr_check(const char *addr);
 /* addr: "IP:PORT" or "[IPv6]:PORT" (port 0: any free port, logged). */
 int metrics_server_start(const char *addr, const char *pin_dir, struct metrics_server **out);
 /*

@@ -571,7 +571,10 @@ int steer_adopt_ns(struct steer *s, const struct steer_ns_export *x)
 			err = -errno;
 	}
 	if (err) {
-		/* Not ours to steer: closing would delete the entry the old agent serves. */
+		/*
+		 * Our copies only (the old agent still accepts on them until GO);
+		 * the next pass drops this netns and listens afresh.
+		 */
 		for (int fi = 0; fi < 2; fi++) {
 			if (p->lfd[fi] >= 0) {
 				epoll_ctl(s->epfd, EPOLL_CTL_DEL, p->lfd[fi], NULL);
