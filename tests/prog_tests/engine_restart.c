@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "test_progs.h"
+#include "gammad/maps.h"
 #include "lib/agent_env.h"
 #include "lib/lab_env.h"
 #include "lib/mesh_client.h"
@@ -268,7 +269,13 @@ static void subtest_kill9(struct restart_env *e)
 	ASSERT_GT(mc_count_errors(ka.res, n), 0, "its connection died with the agent");
 	mc_loop_free(&ka);
 
-	/* No agent: new connections take the L4 path, none is refused. */
+	/*
+	 * No agent: new connections take the L4 path, none is refused. The
+	 * killed agent's netns entries are still there: the live-listener
+	 * check alone keeps them off the dead port.
+	 */
+	ASSERT_GT(pinned_entries(e->ag.pin_dir, GAMMAD_MAP_ENGINE_NS), 0,
+		  "the killed agent's gammad_engns_v1 entries remain");
 	mc_run(&l, &e->at_v2, e->echo4, 8080, MC_HTTP, 20);
 	mc_addr_port(peer, sizeof(peer), e->echo4, 8080);
 	ASSERT_EQ(mc_count_errors(l.res, 20), 0, "no agent: new connections succeed (L4)");
