@@ -22,7 +22,8 @@
 #define HO_MAGIC	0x68616d67u	/* "gmah" */
 #define HO_VERSION	1
 #define HO_MAX_FDS	3		/* NS: netns, IPv4 listener, IPv6 listener */
-#define HO_HELLO_MS	5000		/* a successor's HELLO, the old agent's NS records */
+#define HO_HELLO_MS	5000		/* a successor's HELLO after it connected */
+#define HO_NS_MS	30000		/* the old agent's NS records (it may be mid-apply) */
 
 enum ho_type {
 	HO_HELLO = 1,	/* new -> old: engine_port */
@@ -32,6 +33,7 @@ enum ho_type {
 	HO_CONN,	/* old -> new: a client connection at a request boundary, fd */
 };
 
+/* Its layout is the protocol between two builds: change it, bump HO_VERSION. */
 struct ho_msg {
 	uint32_t magic;
 	uint16_t version;
@@ -284,7 +286,7 @@ int handover_take(const char *pin_dir, uint16_t port, struct handover **out)
 		struct steer_ns_export *v;
 
 		if (!err)
-			err = ho_recv(h->cfd, &m, fds, &nr, HO_HELLO_MS);
+			err = ho_recv(h->cfd, &m, fds, &nr, HO_NS_MS);
 		if (err)
 			break;
 		if (m.type == HO_NS_END) {
