@@ -24,6 +24,7 @@
 
 #include "test_progs.h"
 #include "lib/echo_harness.h"
+#include "lib/ops.h"
 #include "engine/engine.h"
 #include "http/http1.h"
 #include "input/manifest.h"
@@ -540,6 +541,7 @@ static const char routes_yaml[] =
 	RULE(PREFIX("/ts/flaky"), "    retry: {codes: [503], attempts: 2, backoff: 10ms}\n",
 	     "{name: ts, port: 80}")
 	RULE(PREFIX("/ts/once"), "    retry: {codes: [503], attempts: 1}\n", "{name: ts, port: 80}")
+	"  - name: named\n    matches: [" PREFIX("/named") "]\n    backendRefs: [{name: b2, port: 80}]\n"
 	/* tcpf: a route whose backend speaks the echo's TCP line protocol (b1's --tcp port) */
 	SVC("tcpf", "10.96.0.18") SVC("lineb", "10.96.0.19") SLICE("lineb", "%u")
 	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
@@ -1902,6 +1904,88 @@ static void t_passthrough_http(struct fix *f)
 	free(r.buf);
 }
 
+/* The value of one series of the engine's /metrics text, 0 when absent. */
+static double metric(struct fix *f, const char *series)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	double v;
+
+	if (!out)
+		return -1;
+	ASSERT_OK(engine_metrics_render(f->e, out), "render");
+	fclose(out);
+	v = ops_prom_value(text, series);
+	free(text);
+	return v < 0 ? 0 : v;
+}
+
+#define RQ "gammad_http_requests_total"
+#define RD "gammad_http_request_duration_seconds_count"
+#define UD "gammad_http_upstream_duration_seconds_count"
+#define S(route, rule, backend) \
+	"{namespace=\"app\",route=\"" route "\",rule=\"" rule "\",backend=\"" backend "\""
+static const char *const m_series[] = {
+	RQ S("r", "8", "app/b1:80") ",code_class=\"2xx\"}",	/* /split: 80 */
+	RQ S("r", "8", "app/b3:80") ",code_class=\"2xx\"}",	/*         20 */
+	RQ S("r", "9", "") ",code_class=\"3xx\"}",		/* /old: the engine's 301 */
+	RQ "{namespace=\"\",route=\"\",rule=\"\",backend=\"\",code_class=\"4xx\"}",		/* no rule matched */
+	RQ S("r", "13", "") ",code_class=\"5xx\"}",		/* /empty: 503 */
+	RQ S("r2", "named", "app/b2:80") ",code_class=\"2xx\"}", /* a rule's name */
+	RD S("r2", "named", "app/b2:80") "}",
+	UD S("r2", "named", "app/b2:80") "}",
+	UD S("r", "9", "") "}",				/* no upstream, none counted */
+	RQ S("r", "0", "app/b2:80") ",code_class=\"none\"}",	/* nothing cut short */
+};
+
+/*
+ * Per-request metrics: the series of each rule and backend count exactly
+ * the requests sent to them (as a delta: earlier subtests count too).
+ */
+static void t_metrics(struct fix *f)
+{
+	static const struct { const char *req; int n; } sent[] = {
+		{ GET("/split", ""), 40 }, { GET("/old", ""), 5 }, { GET("/nomatch", ""), 3 },
+		{ GET("/empty", ""), 4 }, { GET("/named/x", ""), 7 },
+	};
+	const size_t nr = sizeof(m_series) / sizeof(m_series[0]);
+	struct reader r = { .fd = client(f) };
+	double before[16], after[16];
+	int since = f->nr_logs, total = 0;
+	struct resp p;
+	char lb[96];
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	for (size_t i = 0; i < nr; i++)
+		before[i] = metric(f, m_series[i]);
+	for (size_t i = 0; i < sizeof(sent) / sizeof(sent[0]); i++)
+		for (int k = 0; k < sent[i].n; k++, total++) {
+			if (!ASSERT_OK(exchange(&r, sent[i].req, "GET", &p), sent[i].req))
+				goto out;
+			resp_free(&p);
+		}
+	/* counted before on_request: once the last log is there, so are the counts */
+	log_back(f, since + total - 1, 0, lb, sizeof(lb));
+	for (size_t i = 0; i < nr; i++)
+		after[i] = metric(f, m_series[i]);
+	ASSERT_EQ((long)(after[0] - before[0] + after[1] - before[1]), 40, "/split by backend");
+	ASSERT_GT((long)(after[0] - before[0]), 20, "/split mostly b1");
+	ASSERT_EQ((long)(after[2] - before[2]), 5, "/old redirects, no backend");
+	ASSERT_EQ((long)(after[3] - before[3]), 3, "404s without a rule");
+	ASSERT_EQ((long)(after[4] - before[4]), 4, "/empty 503s");
+	ASSERT_EQ((long)(after[5] - before[5]), 7, "a rule by its name");
+	ASSERT_EQ((long)(after[6] - before[6]), 7, "request latency observed");
+	ASSERT_EQ((long)(after[7] - before[7]), 7, "upstream latency observed");
+	ASSERT_EQ((long)(after[8] - before[8]), 0, "no upstream latency for a redirect");
+	ASSERT_EQ((long)(after[9] - before[9]), 0, "nothing cut short");
+out:
+	resp_free(&p);
+	close(r.fd);
+	free(r.buf);
+}
+
 void test_engine_http(void)
 {
 	static const struct { const char *name; void (*fn)(struct fix *); } subs[] = {
@@ -1932,6 +2016,7 @@ void test_engine_http(void)
 		{ "passthrough_binary", t_passthrough_binary },
 		{ "passthrough_server_first", t_passthrough_server_first },
 		{ "passthrough_http", t_passthrough_http },
+		{ "metrics", t_metrics },
 	};
 	struct fix f;
 

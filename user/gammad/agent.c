@@ -262,6 +262,12 @@ void agent_resync(struct agent *a, bool full)
 	sync_tc(a);
 }
 
+/* metrics_server_set_extra: the engine's series after the rest. */
+static int render_engine_metrics(void *ctx, FILE *out)
+{
+	return engine_metrics_render(ctx, out);
+}
+
 int agent_engine_start(struct agent *a, uint16_t port)
 {
 	struct engine_opts eo = { .upstream_socket = steer_upstream_socket,
@@ -279,6 +285,7 @@ int agent_engine_start(struct agent *a, uint16_t port)
 	}
 	steer_set_engine(a->steer, a->engine);
 	a->engine_port = port;
+	metrics_server_set_extra(a->metrics, render_engine_metrics, a->engine);
 	err = engine_start(a->engine);
 	if (err)
 		return err;
@@ -313,6 +320,7 @@ void agent_free(struct agent *a)
 	steer_free(a->steer);
 	a->steer = NULL;
 	if (a->engine) {
+		metrics_server_set_extra(a->metrics, NULL, NULL);
 		engine_stop(a->engine);
 		engine_free(a->engine);
 		a->engine = NULL;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,7 +22,47 @@ struct metrics_server {
 	char pin_dir[4096];
 	pthread_mutex_t lock;
 	struct metrics_agent agent;
+	/* more /metrics text (the HTTP engine's); set before serving it, or under lock */
+	int (*extra)(void *ctx, FILE *out);
+	void *extra_ctx;
 };
+
+/* buf (len bytes, malloc'd) with the extra text after it. */
+static int append_extra(struct metrics_server *s, char **buf, size_t *len)
+{
+	int (*extra)(void *, FILE *);
+	char *more = NULL;
+	size_t more_len = 0;
+	void *ctx;
+	FILE *f;
+	int err;
+
+	pthread_mutex_lock(&s->lock);
+	extra = s->extra;
+	ctx = s->extra_ctx;
+	pthread_mutex_unlock(&s->lock);
+	if (!extra)
+		return 0;
+	f = open_memstream(&more, &more_len);
+	if (!f)
+		return -errno;
+	err = extra(ctx, f);
+	if (fclose(f) && !err)
+		err = -EIO;
+	if (!err) {
+		char *all = realloc(*buf, *len + more_len + 1);
+
+		if (all) {
+			memcpy(all + *len, more, more_len + 1);
+			*buf = all;
+			*len += more_len;
+		} else {
+			err = -ENOMEM;
+		}
+	}
+	free(more);
+	return err;
+}
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int code,
 			     const char *type, const char *body, size_t len)
@@ -65,6 +106,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	if (metrics_render_buf(s->pin_dir, &a, &buf, &len))
 		return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
 			     "metrics: render failed\n", 23);
+	if (append_extra(s, &buf, &len)) {
+		free(buf);
+		return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
+			     "metrics: render failed\n", 23);
+	}
 	ret = reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", buf, len);
 	free(buf);
 	return ret;
@@ -175,6 +221,17 @@ void metrics_server_note_apply(struct metrics_server *s, int err, double ms,
 	s->agent.last_apply_seconds = ms / 1e3;
 	s->agent.input_errors = input_errors;
 	s->agent.last_apply_time = ts.tv_sec + ts.tv_nsec / 1e9;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void metrics_server_set_extra(struct metrics_server *s, int (*render)(void *ctx, FILE *out),
+			      void *ctx)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->extra = render;
+	s->extra_ctx = ctx;
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct metrics_server;
 
@@ -23,6 +24,13 @@ int metrics_server_start(const char *addr, const char *pin_dir, struct metrics_s
  */
 void metrics_server_note_apply(struct metrics_server *s, int err, double ms,
 			       size_t input_errors);
+/*
+ * More /metrics text after the data path's and the agent's: render(ctx,
+ * out) is called per scrape from the server's thread (the HTTP engine's
+ * series). Clear it (NULL) before what ctx points to goes.
+ */
+void metrics_server_set_extra(struct metrics_server *s, int (*render)(void *ctx, FILE *out),
+			      void *ctx);
 void metrics_server_stop(struct metrics_server *s);
 
 #endif

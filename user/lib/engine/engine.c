@@ -68,6 +68,10 @@ int engine_set_tables(struct engine *e, struct tr_result *res)
 		eng_tables_put(t);
 		return ret;
 	}
+	/* Counter slots resolved now, not per request; without, requests count as none. */
+	t->mix = eng_metrics_index_new(e->metrics, res);
+	if (!t->mix)
+		pr_warn("engine: no memory for the metrics index: requests count without route");
 	pthread_mutex_lock(&e->lock);
 	old = e->tables;
 	e->tables = t;
@@ -447,8 +451,9 @@ struct engine *engine_new(const struct engine_opts *opts)
 		e->rng = (uint64_t)time(NULL) * 2654435761u;
 	e->rng |= 1;
 	e->now = eng_now_ms();
+	e->metrics = eng_metrics_new();
 	ev.data.ptr = &e->wake_kind;
-	if (e->epfd < 0 || e->wakefd < 0 || epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev)) {
+	if (!e->metrics || e->epfd < 0 || e->wakefd < 0 || epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev)) {
 		pr_err("engine: epoll/eventfd: %s", strerror(errno));
 		engine_free(e);
 		return NULL;
@@ -611,6 +616,7 @@ void engine_free(struct engine *e)
 		close(e->wakefd);
 	pthread_mutex_destroy(&e->lock);
 	pthread_cond_destroy(&e->forgotten);
+	eng_metrics_free(e->metrics);
 	free(e);
 }
 

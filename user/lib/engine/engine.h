@@ -22,7 +22,9 @@
  * and drops its response; requests with a body are not mirrored.
  *
  * Every request ends in opts->on_request (rule entry, backend, status,
- * request and upstream latency): the data per-request metrics need.
+ * request and upstream latency), and in the engine's own per-request
+ * metrics (engine_metrics_render), counted without a lock on slots resolved
+ * when the tables are published.
  *
  * A rule's retry (experimental) sends a request without a body again, after
  * the backoff and to an endpoint of the same backend, when the response has
@@ -38,7 +40,7 @@
  * first bytes of a connection are looked at: once HTTP, always HTTP.
  *
  * Not done yet (issue 12): retrying or mirroring requests with a body,
- * backendRequest per attempt, the /metrics rendering of on_request.
+ * backendRequest per attempt.
  * Trailers are forwarded as they come.
  */
 #ifndef GAMMAD_ENGINE_H
@@ -47,6 +49,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/ip_addr.h"
 #include "translate/translate.h"
@@ -178,5 +181,23 @@ int engine_start(struct engine *e);
 void engine_stop(struct engine *e);
 void engine_free(struct engine *e);
 void engine_get_stats(struct engine *e, struct engine_stats *st);
+/*
+ * Prometheus text of the engine, any thread:
+ *   gammad_http_requests_total{namespace,route,rule,backend,code_class}
+ *     namespace/route: the HTTPRoute; rule: its name, else its index;
+ *     backend: "ns/name:port", "" when the engine answered (redirect, 404,
+ *     500, 503); code_class: 1xx..5xx, "none" when the client got nothing.
+ *     Requests no rule decided (no rule matched, a refused head) have
+ *     every label empty; a class without routes has only backend set.
+ *   gammad_http_request_duration_seconds{namespace,route,rule,backend}:
+ *     histogram, request head read to the response's end.
+ *   gammad_http_upstream_duration_seconds{...}: histogram, request head
+ *     queued upstream to the response head (requests that reached one).
+ *   gammad_http_engine_clients, _upstreams, _upstreams_idle, _buffer_bytes
+ *     (gauges), _upstream_reused_total, _passthroughs_total.
+ * A series shows from its first request on and is kept for the engine's
+ * life (a route removed and added again continues its counters).
+ */
+int engine_metrics_render(struct engine *e, FILE *out);
 
 #endif

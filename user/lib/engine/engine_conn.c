@@ -142,6 +142,7 @@ void eng_tables_put(struct eng_tables *t)
 		return;
 	eng_release_res(t->e, t->res);
 	strmap_free(&t->vips);
+	eng_metrics_index_free(t->mix);
 	free(t);
 }
 
@@ -368,6 +369,7 @@ void eng_request_end(struct engine *e, struct cconn *c, bool reuse_upstream)
 		l.request_us = now - c->t_start;
 		if (c->t_up_sent && c->t_up_head)
 			l.upstream_us = c->t_up_head - c->t_up_sent;
+		eng_metrics_count(e->metrics, c->tab, &l);
 		if (e->o.on_request)
 			e->o.on_request(e->o.ctx, &l);
 	}

@@ -23,6 +23,7 @@ struct eng_tables {
 	struct tr_result *res;
 	struct strmap vips;		/* "ip port" -> const struct tr_port */
 	struct engine *e;
+	struct eng_metrics_index *mix;	/* rule/backend -> metrics series */
 };
 
 enum eobj_kind { EOBJ_WAKE, EOBJ_CLIENT, EOBJ_UPSTREAM };
@@ -149,6 +150,7 @@ struct engine {
 	struct engine_stats st;		/* atomics */
 	engine_give_fn give;		/* engine_handoff(): hand clients over; NULL: no */
 	void *give_ctx;
+	struct eng_metrics *metrics;	/* per-request series (engine_metrics.c) */
 };
 
 /* engine_conn.c */
@@ -195,6 +197,19 @@ void eng_mirror_run(struct engine *e, struct uconn *u);
 void eng_mirror_timers(struct engine *e);
 void eng_mirror_close_all(struct engine *e);
 void eng_mirror_forget(struct engine *e, void *netns_ctx);
+
+/* engine_metrics.c: per-request series, counted without a lock. */
+#define EM_BUCKETS 14			/* latency buckets, 0.5 ms .. 10 s, then +Inf */
+struct eng_metrics;
+struct eng_metrics_index;
+struct eng_metrics *eng_metrics_new(void);
+void eng_metrics_free(struct eng_metrics *m);
+/* The series of every rule and backend of res; NULL on ENOMEM (then all count as none). */
+struct eng_metrics_index *eng_metrics_index_new(struct eng_metrics *m, const struct tr_result *res);
+void eng_metrics_index_free(struct eng_metrics_index *ix);
+/* A request ended on tables t (NULL: none). Engine thread only. */
+void eng_metrics_count(struct eng_metrics *m, const struct eng_tables *t,
+		       const struct engine_request_log *l);
 
 /* engine_pass.c: what is not HTTP goes through at L4. */
 /* true: c's first bytes are HTTP (or may still be), so the HTTP path takes it. */
