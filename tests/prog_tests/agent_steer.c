@@ -631,8 +631,58 @@ out:
 	agent_env_write(&e->ag, "churn.yaml", NULL);
 }
 
+/* `gammactl explain` of a request from pod at (ns/name) to ip:port, its text output. */
+static char *explain(struct steer_env *e, const char *pod, const char *ip, int port,
+		     const char *request)
+{
+	char *out = NULL;
+
+	if (lab_run_capture(&out, "%s --pin-dir %s --manifests %s explain %s %s:%d '%s' "
+			    "'x-test: 1' 2>&1", test_bin("gammactl"), e->ag.pin_dir, e->ag.dir, pod,
+			    ip, port, request) && !out)
+		return strdup("");
+	test__printf("%s", out ? out : "");
+	return out ? out : strdup("");
+}
+
 /*
- * 9. The flag off: a new agent on the same pins without --http-engine. The
+ * 9. gammactl explain asks the running agent: the rule the engine's live
+ * tables give a request, the redirect it answers, the backends and their
+ * weights; a class the kernel keeps on L4 is said to be off the engine.
+ */
+static void subtest_explain_live(struct steer_env *e)
+{
+	char *out, pod[340];
+
+	snprintf(pod, sizeof(pod), "%s/%s", e->v1->ns, e->v1->name);
+	out = explain(e, pod, e->echo4, 8080, "GET /old/x?q=1");
+	ASSERT_HAS_SUBSTR(out, "engine       on: the kernel steers", "steered");
+	ASSERT_HAS_SUBSTR(out, "live rule    HTTPRoute " MESH_NS "/echo-8080-http rule 0,",
+			  "the live rule");
+	ASSERT_HAS_SUBSTR(out, "live filters RequestRedirect", "its filter");
+	ASSERT_HAS_SUBSTR(out, "live outcome 301 Location: http://echo:8080/new/x?q=1",
+			  "the engine's redirect");
+	ASSERT_NULL(strstr(out, "decide differently"), "live tables as the manifests");
+	free(out);
+	out = explain(e, pod, e->echo4, 8080, "GET /other");
+	ASSERT_HAS_SUBSTR(out, "live rule    HTTPRoute " MESH_NS "/echo-8080-http rule 1,",
+			  "the catch-all rule");
+	ASSERT_HAS_SUBSTR(out, "live filters ResponseHeaderModifier", "its filter");
+	ASSERT_HAS_SUBSTR(out, "live weights weight 1 " MESH_NS "/echo-v1:8080 (OK, 1 endpoints)",
+			  "its backend");
+	ASSERT_HAS_SUBSTR(out, "live outcome 200, e.g. to " MESH_NS "/echo-v1:8080, target /other",
+			  "proxied");
+	free(out);
+	/* the consumer class has a TCPRoute on echo:8080: L4, not the engine */
+	snprintf(pod, sizeof(pod), "%s/%s", e->consumer->ns, e->consumer->name);
+	out = explain(e, pod, e->echo4, 8080, "GET /old/x");
+	ASSERT_HAS_SUBSTR(out, "engine       off for this port and class", "not steered");
+	ASSERT_NULL(strstr(out, "live rule"), "no live decision for an L4 class");
+	free(out);
+}
+
+/*
+ * 10. The flag off: a new agent on the same pins without --http-engine. The
  * selectors lose the engine bit: the HTTPRoute port is plain L4 again.
  */
 static void subtest_flag_off(struct steer_env *e)
@@ -644,6 +694,15 @@ static void subtest_flag_off(struct steer_env *e)
 	expect_l4_http(&e->at_v1, e->echo4, 8080);
 	expect_l4_http(&e->at_consumer, e->echo4, 80);
 	ASSERT_EQ(engine_listeners(e->v1->netns), 0, "no listener without the flag");
+	{
+		char pod[340], *out;
+
+		snprintf(pod, sizeof(pod), "%s/%s", e->v1->ns, e->v1->name);
+		out = explain(e, pod, e->echo4, 8080, "GET /old/x");
+		ASSERT_HAS_SUBSTR(out, "engine       off for this port and class: the kernel's "
+				  "selector does not steer", "explain: the engine is off");
+		free(out);
+	}
 }
 
 static bool service_ip(struct steer_env *e, const char *name, bool v6, char *ip)
@@ -710,6 +769,8 @@ void test_agent_steer(void)
 		subtest_host_process(&e);
 	if (test__start_subtest("pod_churn"))
 		subtest_pod_churn(&e);
+	if (test__start_subtest("explain_live"))
+		subtest_explain_live(&e);
 	if (test__start_subtest("flag_off"))
 		subtest_flag_off(&e);
 cleanup:

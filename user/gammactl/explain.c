@@ -8,7 +8,10 @@
  * Kubernetes; then, for a request, the first matching rule and its weighted
  * backends), and the kernel's tables are read back for the same client
  * class and compared: the backend shares the kernel draws from must equal
- * the translation's L4 shares, endpoint for endpoint.
+ * the translation's L4 shares, endpoint for endpoint. For a request, the
+ * running agent is asked too (--agent, its /explain): whether the kernel
+ * steers this client's connections to its HTTP engine, and the rule, backend
+ * and answer the engine gives on the tables it serves now.
  */
 #include <errno.h>
 #include <limits.h>
@@ -199,6 +202,8 @@ struct explain {
 	int ns_cgroups;			/* pod cgroups mapped to ns_id; -1: unknown */
 	struct dist got;
 	bool agree;
+	bool steered;			/* the selector sends this class to the HTTP engine */
+	struct ctl_live live;
 	struct tr_opts tr;		/* the node (and zone) whose agent decides */
 };
 
@@ -425,6 +430,7 @@ static int kernel_read(struct explain *x, const struct img *img)
 	s = dpv_selector(&x->view, x->sel);
 	if (!s || !s->present)
 		return dist_add(&x->got, "refused: no route backends", 1.0);
+	x->steered = s->val.flags & GAMMAD_SEL_HTTP_ENGINE;
 	if ((s->val.flags & GAMMAD_SEL_NO_ROUTE_BACKENDS) || !s->nr_shares)
 		return dist_add(&x->got, "refused: no route backends", 1.0);
 	for (size_t i = 0; i < s->nr_shares; i++) {
@@ -477,6 +483,8 @@ static void json_tr_backends(struct json_writer *w, const struct explain *x,
 	}
 	jw_arr_end(w);
 }
+
+static void json_live(struct json_writer *w, struct explain *x);
 
 static void print_json(struct explain *x, const char *reason)
 {
@@ -555,6 +563,7 @@ static void print_json(struct explain *x, const char *reason)
 			jw_null(&w);
 		jw_kbool(&w, "enforcedInKernel", !x->cls->needs_l7);
 		jw_obj_end(&w);
+		json_live(&w, x);
 	}
 	jw_key(&w, "l4");
 	jw_obj_begin(&w);
@@ -595,6 +604,106 @@ static void print_json(struct explain *x, const char *reason)
 	jw_obj_end(&w);
 	jw_finish(&w);
 	fputc('\n', x->c->out);
+}
+
+/* Does the engine's live answer differ from the manifests' translation? */
+static bool live_differs(const struct explain *x)
+{
+	const struct ctl_live *l = &x->live;
+	const struct tr_entry *e = x->ev.entry;
+	int want = x->ev.status;
+
+	if (want == 200 && (!x->ev.backend || !x->ev.backend->endpoints ||
+			    !x->ev.backend->endpoints->nr))
+		want = 503;
+	if (l->status != want || l->has_rule != !!e)
+		return true;
+	return e && (strcmp(l->ns, e->rule->route->meta.namespace) ||
+		     strcmp(l->route, e->rule->route->meta.name) || l->index != (long long)e->rule->index);
+}
+
+/* The engine's half: steered or not, and its live decision. */
+static void print_live_text(struct explain *x)
+{
+	const struct ctl_live *l = &x->live;
+	FILE *out = x->c->out;
+
+	if (!x->has_request)
+		return;
+	if (x->kernel && x->fe && !x->steered) {
+		fprintf(out, "engine       off for this port and class: the kernel's selector does "
+			"not steer to the HTTP engine, connections take the L4 path%s\n",
+			x->cls->needs_l7 ? " (the agent runs without --http-engine, or has not "
+			"applied these routes)" : "");
+		return;
+	} else if (x->kernel && x->fe)
+		fprintf(out, "engine       on: the kernel steers this class's connections to the "
+			"agent's HTTP engine\n");
+	if (!l->reachable) {
+		fprintf(out, "live         not asked: %s\n", l->note);
+		return;
+	}
+	fprintf(out, "live         the engine's tables (generation %lld)%s\n", l->generation,
+		l->service_port ? "" : ": no such Service port, a request gets 503");
+	if (!l->service_port)
+		return;
+	if (l->has_rule)
+		fprintf(out, "live rule    %s %s/%s rule %lld%s%s%s, match %s\n", l->kind, l->ns,
+			l->route, l->index, l->name[0] ? " (" : "", l->name, l->name[0] ? ")" : "",
+			l->match);
+	else
+		fprintf(out, "live rule    none: %s\n", x->cls->kind == ROUTE_KIND_COUNT ?
+			"no route, the port's own endpoints" : "no rule matches");
+	if (l->filters[0])
+		fprintf(out, "live filters %s\n", l->filters);
+	if (l->backends[0])
+		fprintf(out, "live weights %s\n", l->backends);
+	fprintf(out, "live outcome %d%s%s%s%s%s%s\n", l->status,
+		l->location[0] ? " Location: " : "", l->location,
+		l->picked[0] ? ", e.g. to " : "", l->picked,
+		l->target[0] ? ", target " : "", l->target);
+	if (live_differs(x))
+		fprintf(out, "note         the engine's live tables decide differently from the "
+			"manifests (an apply pending, or refused: see the agent's log)\n");
+}
+
+static void json_live(struct json_writer *w, struct explain *x)
+{
+	const struct ctl_live *l = &x->live;
+
+	jw_key(w, "engine");
+	jw_obj_begin(w);
+	if (x->kernel && x->fe)
+		jw_kbool(w, "steered", x->steered);
+	jw_kbool(w, "reachable", l->reachable);
+	if (!l->reachable) {
+		jw_kstr(w, "note", l->note);
+		jw_obj_end(w);
+		return;
+	}
+	jw_kint(w, "generation", l->generation);
+	jw_kbool(w, "servicePort", l->service_port);
+	jw_kint(w, "status", l->status);
+	jw_key(w, "rule");
+	if (l->has_rule) {
+		jw_obj_begin(w);
+		jw_kstr(w, "kind", l->kind);
+		jw_kstr(w, "namespace", l->ns);
+		jw_kstr(w, "name", l->route);
+		jw_kint(w, "rule", l->index);
+		jw_kstr(w, "ruleName", l->name[0] ? l->name : NULL);
+		jw_kstr(w, "matchSummary", l->match);
+		jw_kstr(w, "filters", l->filters);
+		jw_kstr(w, "backends", l->backends);
+		jw_obj_end(w);
+	} else {
+		jw_null(w);
+	}
+	jw_kstr(w, "picked", l->picked[0] ? l->picked : NULL);
+	jw_kstr(w, "location", l->location[0] ? l->location : NULL);
+	jw_kstr(w, "target", l->target[0] ? l->target : NULL);
+	jw_kbool(w, "differsFromManifests", live_differs(x));
+	jw_obj_end(w);
 }
 
 static void print_dist(FILE *out, const char *title, const struct dist *d)
@@ -660,6 +769,7 @@ static void print_text(struct explain *x, const char *reason)
 			fprintf(out, "note         this class has L7 rules; the kernel enforces only "
 				"their L4 union below\n");
 	}
+	print_live_text(x);
 	print_dist(out, "translation (L4: what a connection gets)", &x->want);
 	if (!x->kernel) {
 		fprintf(out, "kernel       not read: %s\n", x->kernel_note);
@@ -803,6 +913,9 @@ int ctl_explain(struct ctl *c, int argc, char **argv)
 		goto out;
 	}
 	x->agree = x->kernel && dist_equal(&x->want, &x->got);
+	if (x->has_request)
+		ctl_live_explain(c->agent, x->pod->meta.namespace, x->addr, x->port, &x->req,
+				 &x->live);
 	if (c->json)
 		print_json(x, reason);
 	else

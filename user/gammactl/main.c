@@ -43,7 +43,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: gammactl [--pin-dir DIR] [--json] [--manifests DIR] [--status-file PATH]\n"
-		"                [--node-name NAME] [--zone ZONE] COMMAND [ARGS]\n\ncommands:\n");
+		"                [--node-name NAME] [--zone ZONE] [--agent IP:PORT] COMMAND [ARGS]\n"
+		"\ncommands:\n");
 	for (size_t i = 0; i < NR_COMMANDS; i++)
 		fprintf(out, "  %-9s %s\n  %-9s   %s\n", commands[i].name, commands[i].args, "",
 			commands[i].help);
@@ -56,7 +57,10 @@ static void usage(FILE *out)
 		"                     names DIR, so explain needs only one of the two\n"
 		"  --node-name NAME   explain: the node whose agent decides (default: the\n"
 		"                     source pod's spec.nodeName), as gammad run --node-name\n"
-		"  --zone ZONE        explain: that node's zone, as gammad run --zone\n");
+		"  --zone ZONE        explain: that node's zone, as gammad run --zone\n"
+		"  --agent IP:PORT    explain: the running agent's --metrics-addr, asked what\n"
+		"                     its HTTP engine does with the request (default "
+		CTL_AGENT_DEFAULT ")\n");
 }
 
 /* Global options may come anywhere; the rest is left in argv in order. */
@@ -86,6 +90,8 @@ static int parse_global(struct ctl *c, int *argc, char **argv)
 			dst = &c->node_name;
 		else if (!strcmp(a, "--zone"))
 			dst = &c->zone;
+		else if (!strcmp(a, "--agent"))
+			dst = &c->agent;
 		if (dst) {
 			if (i + 1 >= *argc) {
 				fprintf(stderr, "gammactl: %s needs a value\n", a);
@@ -115,7 +121,7 @@ static int parse_global(struct ctl *c, int *argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct ctl c = { .pin_dir = DP_PIN_DIR_DEFAULT, .out = stdout };
+	struct ctl c = { .pin_dir = DP_PIN_DIR_DEFAULT, .out = stdout, .agent = CTL_AGENT_DEFAULT };
 
 	log_threshold = LOG_WARN;
 	if (parse_global(&c, &argc, argv))

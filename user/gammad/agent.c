@@ -11,6 +11,7 @@
 #include "datapath/tc_sync.h"
 #include "input/manifest.h"
 #include "translate/translate.h"
+#include "translate/translate_eval.h"
 #include "view/status_file.h"
 #include "agent.h"
 #include "engine/engine.h"
@@ -268,6 +269,34 @@ static int render_engine_metrics(void *ctx, FILE *out)
 	return engine_metrics_render(ctx, out);
 }
 
+/* metrics_server_set_explain: a query to an origin and a request for engine_explain(). */
+static int explain_engine(void *ctx, const struct explain_query *q, FILE *out)
+{
+	struct ev_header hdrs[EXPLAIN_HEADERS_MAX];
+	char names[EXPLAIN_HEADERS_MAX][128];
+	struct engine_origin o = { .vport = (uint16_t)q->port };
+	struct ev_request req = { .method = q->method ? q->method : "GET",
+				  .target = q->target ? q->target : "/",
+				  .scheme = "http", .host = q->host, .port = (uint16_t)q->port };
+
+	if (ip_addr_parse(q->vip, &o.vip) || strlen(q->ns) >= sizeof(o.client_ns))
+		return -EINVAL;
+	snprintf(o.client_ns, sizeof(o.client_ns), "%s", q->ns);
+	snprintf(o.client_pod, sizeof(o.client_pod), "%s/(explain)", q->ns);
+	for (size_t i = 0; i < q->nr_headers; i++) {
+		const char *colon = strchr(q->headers[i], ':');
+
+		if (!colon || colon == q->headers[i] || colon - q->headers[i] >= 128)
+			return -EINVAL;
+		snprintf(names[i], sizeof(names[i]), "%.*s", (int)(colon - q->headers[i]),
+			 q->headers[i]);
+		hdrs[i] = (struct ev_header){ names[i], colon + 1 + strspn(colon + 1, " \t") };
+	}
+	req.headers = hdrs;
+	req.nr_headers = q->nr_headers;
+	return engine_explain(ctx, &o, &req, out);
+}
+
 int agent_engine_start(struct agent *a, uint16_t port)
 {
 	struct engine_opts eo = { .upstream_socket = steer_upstream_socket,
@@ -286,6 +315,7 @@ int agent_engine_start(struct agent *a, uint16_t port)
 	steer_set_engine(a->steer, a->engine);
 	a->engine_port = port;
 	metrics_server_set_extra(a->metrics, render_engine_metrics, a->engine);
+	metrics_server_set_explain(a->metrics, explain_engine, a->engine);
 	err = engine_start(a->engine);
 	if (err)
 		return err;
@@ -321,6 +351,7 @@ void agent_free(struct agent *a)
 	a->steer = NULL;
 	if (a->engine) {
 		metrics_server_set_extra(a->metrics, NULL, NULL);
+		metrics_server_set_explain(a->metrics, NULL, NULL);
 		engine_stop(a->engine);
 		engine_free(a->engine);
 		a->engine = NULL;

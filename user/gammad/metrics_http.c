@@ -25,7 +25,71 @@ struct metrics_server {
 	/* more /metrics text (the HTTP engine's); set before serving it, or under lock */
 	int (*extra)(void *ctx, FILE *out);
 	void *extra_ctx;
+	int (*explain)(void *ctx, const struct explain_query *q, FILE *out);
+	void *explain_ctx;
 };
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int code,
+			     const char *type, const char *body, size_t len);
+
+static enum MHD_Result take_header(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
+{
+	struct explain_query *q = cls;
+
+	(void)kind;
+	if (!strcmp(key, "h") && value && q->nr_headers < EXPLAIN_HEADERS_MAX)
+		q->headers[q->nr_headers++] = value;
+	return MHD_YES;
+}
+
+/* GET /explain?ns=&vip=&port=&method=&target=&host=&h=Name:value...: the engine's decision. */
+static enum MHD_Result handle_explain(struct metrics_server *s, struct MHD_Connection *conn)
+{
+	int (*fn)(void *, const struct explain_query *, FILE *);
+	struct explain_query q = { 0 };
+	const char *port;
+	char *buf = NULL;
+	size_t len = 0;
+	enum MHD_Result ret;
+	void *ctx;
+	FILE *f;
+	int err;
+
+	pthread_mutex_lock(&s->lock);
+	fn = s->explain;
+	ctx = s->explain_ctx;
+	pthread_mutex_unlock(&s->lock);
+	if (!fn)
+		return reply(conn, MHD_HTTP_NOT_FOUND, "text/plain",
+			     "no HTTP engine: gammad run without --http-engine\n", 49);
+	q.ns = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "ns");
+	q.vip = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "vip");
+	port = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "port");
+	q.method = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "method");
+	q.target = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "target");
+	q.host = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "host");
+	q.port = port ? (unsigned int)strtoul(port, NULL, 10) : 0;
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, take_header, &q);
+	if (!q.ns || !q.vip || !q.port || q.port > 65535)
+		return reply(conn, MHD_HTTP_BAD_REQUEST, "text/plain",
+			     "want ns, vip and port (and method, target, host, h)\n", 51);
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return MHD_NO;
+	err = fn(ctx, &q, f);
+	if (fclose(f) && !err)
+		err = -EIO;
+	if (err == -EINVAL)
+		ret = reply(conn, MHD_HTTP_BAD_REQUEST, "text/plain", "bad query\n", 10);
+	else if (err)
+		ret = reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
+			    "explain failed\n", 15);
+	else
+		ret = reply(conn, MHD_HTTP_OK, "application/json", buf, len);
+	free(buf);
+	return ret;
+}
 
 /* buf (len bytes, malloc'd) with the extra text after it. */
 static int append_extra(struct metrics_server *s, char **buf, size_t *len)
@@ -100,9 +164,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		return a.ready ? reply(conn, MHD_HTTP_OK, "text/plain", "ready\n", 6)
 			       : reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
 				       "not ready: first apply not done\n", 32);
+	if (!strcmp(url, "/explain"))
+		return handle_explain(s, conn);
 	if (strcmp(url, "/metrics"))
 		return reply(conn, MHD_HTTP_NOT_FOUND, "text/plain",
-			     "not found: /metrics, /healthz, /readyz\n", 39);
+			     "not found: /metrics, /healthz, /readyz, /explain\n", 49);
 	if (metrics_render_buf(s->pin_dir, &a, &buf, &len))
 		return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
 			     "metrics: render failed\n", 23);
@@ -232,6 +298,18 @@ void metrics_server_set_extra(struct metrics_server *s, int (*render)(void *ctx,
 	pthread_mutex_lock(&s->lock);
 	s->extra = render;
 	s->extra_ctx = ctx;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void metrics_server_set_explain(struct metrics_server *s,
+				int (*fn)(void *ctx, const struct explain_query *q, FILE *out),
+				void *ctx)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->explain = fn;
+	s->explain_ctx = ctx;
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -2,8 +2,8 @@
 /*
  * The agent's HTTP endpoint (libmicrohttpd, its own thread): /metrics in
  * the Prometheus text format (user/lib/metrics.h), /healthz (200 while the
- * agent runs) and /readyz (200 once the first full apply is done, 503
- * before).
+ * agent runs), /readyz (200 once the first full apply is done, 503
+ * before) and, with the HTTP engine, /explain (its live decision).
  */
 #ifndef GAMMAD_METRICS_HTTP_H
 #define GAMMAD_METRICS_HTTP_H
@@ -31,6 +31,21 @@ void metrics_server_note_apply(struct metrics_server *s, int err, double ms,
  */
 void metrics_server_set_extra(struct metrics_server *s, int (*render)(void *ctx, FILE *out),
 			      void *ctx);
+/*
+ * GET /explain?ns=NS&vip=IP&port=N[&method=M][&target=/p?q][&host=H][&h=Name:value]...
+ * asks fn (the HTTP engine, engine_explain) what a request from a pod of
+ * namespace NS to IP:N gets on the live tables; 404 while fn is NULL.
+ */
+#define EXPLAIN_HEADERS_MAX 32
+struct explain_query {
+	const char *ns, *vip, *method, *target, *host;	/* NULL when not given */
+	unsigned int port;
+	const char *headers[EXPLAIN_HEADERS_MAX];	/* "Name:value" */
+	size_t nr_headers;
+};
+void metrics_server_set_explain(struct metrics_server *s,
+				int (*fn)(void *ctx, const struct explain_query *q, FILE *out),
+				void *ctx);
 void metrics_server_stop(struct metrics_server *s);
 
 #endif

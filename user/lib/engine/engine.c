@@ -73,6 +73,7 @@ int engine_set_tables(struct engine *e, struct tr_result *res)
 	if (!t->mix)
 		pr_warn("engine: no memory for the metrics index: requests count without route");
 	pthread_mutex_lock(&e->lock);
+	t->generation = ++e->generation;
 	old = e->tables;
 	e->tables = t;
 	pthread_mutex_unlock(&e->lock);

@@ -199,5 +199,18 @@ void engine_get_stats(struct engine *e, struct engine_stats *st);
  * life (a route removed and added again continues its counters).
  */
 int engine_metrics_render(struct engine *e, FILE *out);
+/*
+ * What a request from client o (its namespace, the ClusterIP:port it
+ * dialed) gets on the tables the engine serves now, as one JSON object:
+ * generation (engine_set_tables calls so far), service_port (false: the
+ * engine knows no such Service port: 503), service, class, route_kind,
+ * status, rule {kind, namespace, route, index, name, match, filters,
+ * backends [{backend, weight, state, endpoints, filters}]}, picked (one
+ * weighted draw), location (redirects), target and request_headers (as the
+ * backend would get them), response_headers. Any thread. 0 or -errno.
+ */
+struct ev_request;
+int engine_explain(struct engine *e, const struct engine_origin *o, const struct ev_request *req,
+		   FILE *out);
 
 #endif

@@ -24,6 +24,7 @@ struct eng_tables {
 	struct strmap vips;		/* "ip port" -> const struct tr_port */
 	struct engine *e;
 	struct eng_metrics_index *mix;	/* rule/backend -> metrics series */
+	uint64_t generation;		/* engine_set_tables() calls, this one's */
 };
 
 enum eobj_kind { EOBJ_WAKE, EOBJ_CLIENT, EOBJ_UPSTREAM };
@@ -151,6 +152,7 @@ struct engine {
 	engine_give_fn give;		/* engine_handoff(): hand clients over; NULL: no */
 	void *give_ctx;
 	struct eng_metrics *metrics;	/* per-request series (engine_metrics.c) */
+	uint64_t generation;		/* tables published (under lock) */
 };
 
 /* engine_conn.c */
