@@ -1,0 +1,865 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The HTTP engine at issue 12's sizes, through the real lab and `gammad run
+ * --http-engine`: clients are processes in a pod's cgroup and netns whose
+ * connect() the kernel steers to the agent, backends are the lab's echo
+ * pods and, for what echo cannot do, the test server of tests/lib/http_tsrv
+ * listening inside echo-v1's netns (Service bulk). Checked: keep-alive
+ * connections switching backends per request (0 misrouted of 10,000), 100
+ * concurrent clients x 200 requests each answered to the client that asked,
+ * 10 MB bodies both ways in both framings by checksum, pipelining, a slow
+ * reader's cost to the agent, an upstream killed mid-response, a client
+ * killed mid-request; and the /metrics series count exactly what was sent.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include "test_progs.h"
+#include "lib/agent_env.h"
+#include "lib/echo_harness.h"
+#include "lib/http_reader.h"
+#include "lib/http_tsrv.h"
+#include "lib/lab_env.h"
+#include "lib/netns.h"
+#include "lib/ops.h"
+
+#define BULK_PORT 7777		/* the test server in echo-v1's netns */
+#define KILL_PORT 7778		/* a server the test kills mid-response */
+#define BIG (10 * 1024 * 1024)	/* the issue's 10 MB */
+#define IO_TIMEOUT_S 10
+
+/* For the lab (its cluster.yaml gives the Service a ClusterIP). */
+static const char bulk_service[] =
+	"apiVersion: v1\n"
+	"kind: Service\n"
+	"metadata: {name: bulk, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  selector: {app: echo, version: v1}\n"
+	"  ports:\n"
+	"  - {name: http, port: 7777, targetPort: 7777}\n"
+	"  - {name: kill, port: 7778, targetPort: 7778}\n";
+
+static const char routes[] =
+	"apiVersion: gateway.networking.k8s.io/v1\n"
+	"kind: HTTPRoute\n"
+	"metadata: {name: bulk, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  parentRefs:\n"
+	"  - {group: \"\", kind: Service, name: bulk, port: 7777}\n"
+	"  rules:\n"
+	"  - matches: [{path: {type: PathPrefix, value: /}}]\n"
+	"    backendRefs: [{name: bulk, port: 7777}]\n"
+	"---\n"
+	"apiVersion: gateway.networking.k8s.io/v1\n"
+	"kind: HTTPRoute\n"
+	"metadata: {name: bulk-kill, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  parentRefs:\n"
+	"  - {group: \"\", kind: Service, name: bulk, port: 7778}\n"
+	"  rules:\n"
+	"  - matches: [{path: {type: PathPrefix, value: /kill}}]\n"
+	"    backendRefs: [{name: bulk, port: 7778}]\n"
+	"---\n"
+	"apiVersion: gateway.networking.k8s.io/v1\n"
+	"kind: HTTPRoute\n"
+	"metadata: {name: echo-split, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  parentRefs:\n"
+	"  - {group: \"\", kind: Service, name: echo, port: 80}\n"
+	"  rules:\n"
+	"  - matches: [{path: {type: PathPrefix, value: /v1}}]\n"
+	"    backendRefs: [{name: echo-v1, port: 8080}]\n"
+	"  - matches: [{path: {type: PathPrefix, value: /v2}}]\n"
+	"    backendRefs: [{name: echo-v2, port: 8080}]\n";
+
+struct http_env {
+	struct lab_env lab;
+	struct agent_env ag;
+	const struct lab_pod_info *v1, *v2;
+	char echo[INET6_ADDRSTRLEN], bulk[INET6_ADDRSTRLEN];
+	uint16_t metrics_port;
+	struct tsrv ts;
+};
+
+static long long ms_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
+
+/* A connection to ip:port from where the caller is (a child placed in a pod). */
+static int dial(const char *ip, int port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct timeval tv = { IO_TIMEOUT_S, 0 };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	inet_pton(AF_INET, ip, &sin.sin_addr);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin))) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int send_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+
+	while (n) {
+		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		c += w;
+		n -= w;
+	}
+	return 0;
+}
+
+/* One value of the agent's /metrics, 0 when absent, -1 when not scraped. */
+static double scrape(struct http_env *e, const char *series)
+{
+	char *body = NULL;
+	int status = 0;
+	double v;
+
+	if (ops_http_get(e->metrics_port, "/metrics", &status, &body) || status != 200) {
+		free(body);
+		return -1;
+	}
+	v = ops_prom_value(body, series);
+	free(body);
+	return v < 0 ? 0 : v;
+}
+
+/* The agent's resident memory in KiB. */
+static long agent_rss_kb(struct http_env *e)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)e->ag.pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* ---- many clients, each checking every answer is its own ------------------- */
+
+struct load {
+	/* in */
+	char ip[INET6_ADDRSTRLEN];
+	int conns, reqs;
+	/* out (shared with the parent) */
+	atomic_int ok, misrouted, foreign, errors, sent[2];
+	char first_error[256];
+};
+
+struct load_conn {
+	struct load *l;
+	int id;
+};
+
+static void load_fail(struct load *l, const char *fmt, int a, int b)
+{
+	if (atomic_fetch_add(&l->errors, 1) == 0)
+		snprintf(l->first_error, sizeof(l->first_error), fmt, a, b);
+}
+
+/*
+ * One keep-alive connection making reqs requests, each to /v1 or /v2 at
+ * random with a path naming this connection and request: the echo that
+ * answers says which pod it is and what path it got.
+ */
+static void *load_conn(void *arg)
+{
+	struct load_conn *lc = arg;
+	struct load *l = lc->l;
+	unsigned int seed = (unsigned int)(lc->id * 2654435761u) ^ (unsigned int)getpid();
+	struct reader r = { .fd = dial(l->ip, 80) };
+
+	if (r.fd < 0) {
+		load_fail(l, "connection %d: connect: %d", lc->id, r.fd);
+		return NULL;
+	}
+	for (int i = 0; i < l->reqs; i++) {
+		int v = rand_r(&seed) & 1;
+		char req[256], path[128], want_path[160], pod[128];
+		struct resp p;
+		int ret;
+
+		snprintf(path, sizeof(path), "/v%d/c%d/r%d/%u", v + 1, lc->id, i, rand_r(&seed));
+		snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: echo\r\n\r\n", path);
+		ret = exchange(&r, req, "GET", &p);
+		if (ret || p.status != 200) {
+			load_fail(l, "connection %d: request failed: %d", lc->id, ret ? ret : p.status);
+			resp_free(&p);
+			break;
+		}
+		atomic_fetch_add(&l->sent[v], 1);
+		snprintf(want_path, sizeof(want_path), "\"path\": \"%s\"", path);
+		echo_pod(&p, pod, sizeof(pod));
+		if (!strstr(p.body, want_path))
+			atomic_fetch_add(&l->foreign, 1);	/* someone else's answer */
+		else if (strncmp(pod, v ? "echo-v2-" : "echo-v1-", 8))
+			atomic_fetch_add(&l->misrouted, 1);
+		else
+			atomic_fetch_add(&l->ok, 1);
+		resp_free(&p);
+	}
+	close(r.fd);
+	free(r.buf);
+	return NULL;
+}
+
+static int load_run(void *arg)
+{
+	struct load *l = arg;
+	pthread_t *th = calloc(l->conns, sizeof(*th));
+	struct load_conn *lc = calloc(l->conns, sizeof(*lc));
+	int started = 0;
+
+	if (!th || !lc)
+		return 1;
+	for (int i = 0; i < l->conns; i++) {
+		lc[i] = (struct load_conn){ l, i };
+		if (pthread_create(&th[i], NULL, load_conn, &lc[i]))
+			break;
+		started++;
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	return started == l->conns ? 0 : 1;
+}
+
+#define SERIES(rule, backend) \
+	"gammad_http_requests_total{namespace=\"" MESH_NS "\",route=\"echo-split\",rule=\"" rule \
+	"\",backend=\"" MESH_NS "/" backend ":8080\",code_class=\"2xx\"}"
+
+static void run_load(struct http_env *e, int conns, int reqs, bool check_metrics)
+{
+	struct load *l = shared_alloc(sizeof(*l));
+	double m0[2] = { 0 }, m1[2];
+	long long t0 = ms_now();
+	int total = conns * reqs;
+	pid_t pid;
+
+	if (!ASSERT_OK_PTR(l, "shared memory"))
+		return;
+	snprintf(l->ip, sizeof(l->ip), "%s", e->echo);
+	l->conns = conns;
+	l->reqs = reqs;
+	if (check_metrics) {
+		m0[0] = scrape(e, SERIES("0", "echo-v1"));
+		m0[1] = scrape(e, SERIES("1", "echo-v2"));
+	}
+	pid = child_start(e->v2->container_cgroup, e->v2->netns, load_run, l);
+	if (ASSERT_GT(pid, 0, "client process"))
+		ASSERT_EQ(child_wait(pid, 120000), 0, "clients done");
+	test__printf("%d x %d requests in %lld ms: ok %d misrouted %d foreign %d errors %d (%s); "
+		     "v1 %d v2 %d\n", conns, reqs, ms_now() - t0, l->ok, l->misrouted, l->foreign,
+		     l->errors, l->first_error, l->sent[0], l->sent[1]);
+	ASSERT_EQ(l->errors, 0, "no request failed");
+	ASSERT_EQ(l->misrouted, 0, "misrouted");
+	ASSERT_EQ(l->foreign, 0, "answers reaching another client or request");
+	ASSERT_EQ(l->ok, total, "every request answered correctly");
+	if (check_metrics) {
+		m1[0] = scrape(e, SERIES("0", "echo-v1"));
+		m1[1] = scrape(e, SERIES("1", "echo-v2"));
+		ASSERT_EQ((long)(m1[0] - m0[0]), l->sent[0], "/metrics: rule 0 (echo-v1) requests");
+		ASSERT_EQ((long)(m1[1] - m0[1]), l->sent[1], "/metrics: rule 1 (echo-v2) requests");
+		ASSERT_GE(scrape(e, "gammad_http_request_duration_seconds_count{namespace=\"" MESH_NS
+				 "\",route=\"echo-split\",rule=\"0\",backend=\"" MESH_NS
+				 "/echo-v1:8080\"}"), m1[0], "latency histogram counts them");
+	}
+	shared_free(l, sizeof(*l));
+}
+
+/* 1. Keep-alive connections switching backends per request: 0 misrouted of 10,000. */
+static void subtest_keepalive(struct http_env *e)
+{
+	run_load(e, 10, 1000, true);
+}
+
+/* 2. 100 concurrent clients x 200 random requests, every answer to the client that asked. */
+static void subtest_concurrent(struct http_env *e)
+{
+	run_load(e, 100, 200, false);
+}
+
+/* ---- bodies -------------------------------------------------------------- */
+
+struct bulk {
+	char ip[INET6_ADDRSTRLEN];
+	int step;			/* what failed, 0: nothing */
+	int err;
+	char got[256], want[256];
+};
+
+/* Send a 10 MB body (ts_fill bytes) with Content-Length or chunked; its checksum. */
+static int send_body(int fd, bool chunked, uint64_t *sum)
+{
+	static char chunk[65536];
+
+	*sum = TS_FNV_INIT;
+	for (size_t off = 0; off < BIG;) {
+		size_t k = BIG - off < 50000 ? BIG - off : 50000;
+		char line[32];
+		int ret;
+
+		ts_fill(chunk, k, off);
+		*sum = ts_fnv1a(*sum, chunk, k);
+		if (chunked) {
+			snprintf(line, sizeof(line), "%zx\r\n", k);
+			ret = send_all(fd, line, strlen(line));
+			if (!ret)
+				ret = send_all(fd, chunk, k);
+			if (!ret)
+				ret = send_all(fd, "\r\n", 2);
+		} else {
+			ret = send_all(fd, chunk, k);
+		}
+		if (ret)
+			return ret;
+		off += k;
+	}
+	return chunked ? send_all(fd, "0\r\n\r\n", 5) : 0;
+}
+
+static int bulk_run(void *arg)
+{
+	struct bulk *b = arg;
+	struct reader r = { .fd = dial(b->ip, BULK_PORT) };
+	char *want_body = malloc(BIG);
+	uint64_t sum, want_sum;
+	struct resp p = { 0 };
+	int ret;
+
+	if (r.fd < 0 || !want_body) {
+		b->step = 1;
+		b->err = r.fd;
+		return 1;
+	}
+	ts_fill(want_body, BIG, 0);
+	want_sum = ts_fnv1a(TS_FNV_INIT, want_body, BIG);
+	/* uploads: the server's checksum of what arrived */
+	for (int chunked = 0; chunked < 2; chunked++) {
+		char head[160];
+
+		snprintf(head, sizeof(head), "POST /ts/sum HTTP/1.1\r\nHost: bulk\r\n%s\r\n",
+			 chunked ? "Transfer-Encoding: chunked\r\n" :
+				   "Content-Length: 10485760\r\n");
+		ret = send_all(r.fd, head, strlen(head));
+		if (!ret)
+			ret = send_body(r.fd, chunked, &sum);
+		if (!ret)
+			ret = read_resp(&r, "POST", &p, NULL);
+		b->step = 2 + chunked;
+		if (ret) {
+			b->err = ret;
+			goto out;
+		}
+		snprintf(b->got, sizeof(b->got), "%d %s", p.status, p.body);
+		snprintf(b->want, sizeof(b->want), "200 len=%016zx sum=%016llx", (size_t)BIG,
+			 (unsigned long long)sum);
+		resp_free(&p);
+		if (strcmp(b->got, b->want))
+			goto out;
+	}
+	/* downloads: our checksum of what came, and the server's trailer */
+	for (int chunked = 0; chunked < 2; chunked++) {
+		char req[128], v[64];
+
+		snprintf(req, sizeof(req), "GET /ts/%s/%d HTTP/1.1\r\nHost: bulk\r\n\r\n",
+			 chunked ? "chunked" : "len", BIG);
+		ret = exchange(&r, req, "GET", &p);
+		b->step = 4 + chunked;
+		if (ret) {
+			b->err = ret;
+			goto out;
+		}
+		snprintf(b->got, sizeof(b->got), "%d %zu %016llx %s", p.status, p.body_len,
+			 (unsigned long long)ts_fnv1a(TS_FNV_INIT, p.body, p.body_len),
+			 chunked ? (strstr(p.trailer, "X-Sum: ") ? strstr(p.trailer, "X-Sum: ") + 7 :
+				    "no-trailer") : "-");
+		if (chunked) {
+			char *nl = strpbrk(b->got, "\r\n");
+
+			if (nl)
+				*nl = 0;
+		}
+		snprintf(v, sizeof(v), "%016llx", (unsigned long long)want_sum);
+		snprintf(b->want, sizeof(b->want), "200 %d %s %s", BIG, v, chunked ? v : "-");
+		resp_free(&p);
+		if (strcmp(b->got, b->want))
+			goto out;
+	}
+	b->step = 0;
+out:
+	resp_free(&p);
+	free(want_body);
+	free(r.buf);
+	close(r.fd);
+	return b->step ? 1 : 0;
+}
+
+/* 3. 10 MB uploads and downloads, Content-Length and chunked, intact by checksum. */
+static void subtest_bodies(struct http_env *e)
+{
+	struct bulk *b = shared_alloc(sizeof(*b));
+	long long t0 = ms_now();
+	pid_t pid;
+
+	if (!ASSERT_OK_PTR(b, "shared memory"))
+		return;
+	snprintf(b->ip, sizeof(b->ip), "%s", e->bulk);
+	pid = child_start(e->v2->container_cgroup, e->v2->netns, bulk_run, b);
+	if (ASSERT_GT(pid, 0, "client process"))
+		child_wait(pid, 60000);
+	test__printf("4 x 10 MB in %lld ms; step %d err %d got \"%s\" want \"%s\"\n",
+		     ms_now() - t0, b->step, b->err, b->got, b->want);
+	ASSERT_EQ(b->step, 0, "uploads (CL, chunked) then downloads (CL, chunked) intact");
+	shared_free(b, sizeof(*b));
+}
+
+/* ---- pipelining ---------------------------------------------------------- */
+
+#define PIPELINED 100
+
+struct pipe_res {
+	char ip[INET6_ADDRSTRLEN], bulk[INET6_ADDRSTRLEN];
+	int answered, in_order, sums_ok, err;
+};
+
+static int pipe_run(void *arg)
+{
+	struct pipe_res *pr = arg;
+	struct reader r = { .fd = dial(pr->ip, 80) };
+	char *all = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (r.fd < 0) {
+		pr->err = r.fd;
+		return 1;
+	}
+	/* every request in one write: the engine must answer them in order */
+	f = open_memstream(&all, &len);
+	for (int i = 0; f && i < PIPELINED; i++)
+		fprintf(f, "GET /v%d/pipe/%d HTTP/1.1\r\nHost: echo\r\n\r\n", i % 2 + 1, i);
+	if (!f || fclose(f) || send_all(r.fd, all, len)) {
+		pr->err = -EIO;
+		return 1;
+	}
+	free(all);
+	for (int i = 0; i < PIPELINED; i++) {
+		char want[64], pod[128];
+		struct resp p;
+
+		if (read_resp(&r, "GET", &p, NULL)) {
+			resp_free(&p);
+			break;
+		}
+		pr->answered++;
+		snprintf(want, sizeof(want), "\"path\": \"/v%d/pipe/%d\"", i % 2 + 1, i);
+		pr->in_order += strstr(p.body, want) &&
+				!strncmp(echo_pod(&p, pod, sizeof(pod)), i % 2 ? "echo-v2-" : "echo-v1-",
+					 8);
+		resp_free(&p);
+	}
+	close(r.fd);
+	free(r.buf);
+	/* with bodies: pipelined uploads to the test server, each checksummed */
+	r = (struct reader){ .fd = dial(pr->bulk, BULK_PORT) };
+	if (r.fd < 0) {
+		pr->err = r.fd;
+		return 1;
+	}
+	all = NULL;
+	f = open_memstream(&all, &len);
+	for (int i = 0; f && i < 10; i++) {
+		char body[3000];
+
+		ts_fill(body, 1000 + i * 100, i);
+		fprintf(f, "POST /ts/sum HTTP/1.1\r\nHost: bulk\r\nContent-Length: %d\r\n\r\n",
+			1000 + i * 100);
+		fwrite(body, 1, 1000 + i * 100, f);
+	}
+	if (!f || fclose(f) || send_all(r.fd, all, len)) {
+		pr->err = -EIO;
+		return 1;
+	}
+	free(all);
+	for (int i = 0; i < 10; i++) {
+		char body[3000], want[64];
+		struct resp p;
+
+		if (read_resp(&r, "POST", &p, NULL)) {
+			resp_free(&p);
+			break;
+		}
+		ts_fill(body, 1000 + i * 100, i);
+		snprintf(want, sizeof(want), "len=%016x sum=%016llx", 1000 + i * 100,
+			 (unsigned long long)ts_fnv1a(TS_FNV_INIT, body, 1000 + i * 100));
+		pr->sums_ok += !strcmp(p.body, want);
+		resp_free(&p);
+	}
+	close(r.fd);
+	free(r.buf);
+	return 0;
+}
+
+/* 4. Pipelined requests: answered in order, each by its rule's backend; pipelined bodies. */
+static void subtest_pipelined(struct http_env *e)
+{
+	struct pipe_res *pr = shared_alloc(sizeof(*pr));
+	pid_t pid;
+
+	if (!ASSERT_OK_PTR(pr, "shared memory"))
+		return;
+	snprintf(pr->ip, sizeof(pr->ip), "%s", e->echo);
+	snprintf(pr->bulk, sizeof(pr->bulk), "%s", e->bulk);
+	pid = child_start(e->v2->container_cgroup, e->v2->netns, pipe_run, pr);
+	if (ASSERT_GT(pid, 0, "client process"))
+		child_wait(pid, 30000);
+	ASSERT_EQ(pr->err, 0, "client");
+	ASSERT_EQ(pr->answered, PIPELINED, "every pipelined request answered");
+	ASSERT_EQ(pr->in_order, PIPELINED, "in order, each from its rule's backend");
+	ASSERT_EQ(pr->sums_ok, 10, "pipelined uploads, each body intact");
+	shared_free(pr, sizeof(*pr));
+}
+
+/* ---- a slow reader ------------------------------------------------------- */
+
+struct hold {
+	char ip[INET6_ADDRSTRLEN];
+	int port;
+	char req[128];
+	volatile int sent;		/* the request is out */
+	int err;
+	/* with read_all: what came, how it ended */
+	bool read_all;
+	long long bytes, ms;
+	int end;			/* 0 EOF, -errno */
+};
+
+/* Send the request, then either never read (until killed) or read until the end. */
+static int hold_run(void *arg)
+{
+	struct hold *h = arg;
+	int fd = dial(h->ip, h->port);
+	char buf[65536];
+	long long t0;
+
+	if (fd < 0) {
+		h->err = fd;
+		return 1;
+	}
+	if (send_all(fd, h->req, strlen(h->req))) {
+		h->err = -EIO;
+		return 1;
+	}
+	__atomic_store_n(&h->sent, 1, __ATOMIC_RELEASE);
+	if (!h->read_all) {
+		pause();
+		return 0;
+	}
+	t0 = ms_now();
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+		if (n > 0) {
+			h->bytes += n;
+			continue;
+		}
+		h->end = n ? -errno : 0;
+		break;
+	}
+	h->ms = ms_now() - t0;
+	close(fd);
+	return 0;
+}
+
+static bool wait_flag(volatile int *flag, int timeout_ms)
+{
+	for (long long t0 = ms_now(); ms_now() - t0 < timeout_ms; usleep(10000))
+		if (__atomic_load_n(flag, __ATOMIC_ACQUIRE))
+			return true;
+	return false;
+}
+
+static long long stream_bytes(struct http_env *e)
+{
+	return __atomic_load_n(&e->ts.stream_bytes, __ATOMIC_RELAXED);
+}
+
+/*
+ * 5. A client that never reads an endless download: backpressure stops the
+ * server (its bytes stop growing), the agent's memory stays where it was
+ * and the engine's buffers grow by at most one connection's (4 x 64 KiB).
+ */
+static void subtest_slow_reader(struct http_env *e)
+{
+	struct hold *h = shared_alloc(sizeof(*h));
+	double buf0, buf1;
+	long rss0, rss1;
+	long long s0, s1 = 0;
+	bool plateau = false;
+	pid_t pid;
+
+	if (!ASSERT_OK_PTR(h, "shared memory"))
+		return;
+	snprintf(h->ip, sizeof(h->ip), "%s", e->bulk);
+	h->port = BULK_PORT;
+	snprintf(h->req, sizeof(h->req), "GET /ts/stream HTTP/1.1\r\nHost: bulk\r\n\r\n");
+	buf0 = scrape(e, "gammad_http_engine_buffer_bytes");
+	rss0 = agent_rss_kb(e);
+	s0 = stream_bytes(e);
+	pid = child_start(e->v2->container_cgroup, e->v2->netns, hold_run, h);
+	if (!ASSERT_GT(pid, 0, "client process") || !ASSERT_TRUE(wait_flag(&h->sent, 5000), "sent"))
+		goto out;
+	/* the stream runs until every buffer on the way is full, then stops */
+	for (int i = 0; i < 20 && !plateau; i++) {
+		long long a = stream_bytes(e);
+
+		usleep(300 * 1000);
+		s1 = stream_bytes(e);
+		plateau = s1 > s0 && s1 - a < 16384;
+	}
+	buf1 = scrape(e, "gammad_http_engine_buffer_bytes");
+	rss1 = agent_rss_kb(e);
+	test__printf("slow reader: server sent %lld bytes then stopped: %d; engine buffers %.0f -> "
+		     "%.0f bytes; agent RSS %ld -> %ld KiB\n", s1 - s0, plateau, buf0, buf1, rss0,
+		     rss1);
+	ASSERT_TRUE(plateau, "backpressure stopped the server");
+	ASSERT_LE(buf1 - buf0, 4 * 65536, "engine buffers: at most one connection's more");
+	ASSERT_LT(rss1 - rss0, 8 * 1024, "agent memory bounded (< 8 MiB more)");
+	ASSERT_LT(s1 - s0, 64LL << 20, "the server did not send an unbounded amount");
+out:
+	if (pid > 0)
+		child_kill(pid);
+	shared_free(h, sizeof(*h));
+}
+
+/* ---- upstream killed, client killed -------------------------------------- */
+
+struct killsrv {
+	volatile int ready, sent;
+	int err;
+};
+
+/* In echo-v1's netns: one connection, a 10 MB promise, 200 KB, then wait to be killed. */
+static int killsrv_run(void *arg)
+{
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons(KILL_PORT) };
+	struct killsrv *k = arg;
+	static char body[200000];
+	char head[4096];
+	int lfd, fd, zero = 0, one = 1;
+	size_t n = 0;
+
+	lfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || setsockopt(lfd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) ||
+	    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(lfd, (struct sockaddr *)&sin6, sizeof(sin6)) || listen(lfd, 8)) {
+		k->err = -errno;
+		return 1;
+	}
+	__atomic_store_n(&k->ready, 1, __ATOMIC_RELEASE);
+	fd = accept(lfd, NULL, NULL);
+	if (fd < 0)
+		return 1;
+	while (n < sizeof(head) - 1) {
+		ssize_t r = recv(fd, head + n, sizeof(head) - 1 - n, 0);
+
+		if (r <= 0)
+			return 1;
+		n += r;
+		head[n] = 0;
+		if (strstr(head, "\r\n\r\n"))
+			break;
+	}
+	ts_fill(body, sizeof(body), 0);
+	dprintf(fd, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", BIG);
+	send_all(fd, body, sizeof(body));
+	__atomic_store_n(&k->sent, 1, __ATOMIC_RELEASE);
+	pause();
+	return 0;
+}
+
+/*
+ * 6. The upstream process is killed in the middle of a response: the
+ * client sees the connection reset (not a clean end that would make a cut
+ * body look whole) and does not hang.
+ */
+static void subtest_upstream_killed(struct http_env *e)
+{
+	struct killsrv *k = shared_alloc(sizeof(*k));
+	struct hold *h = shared_alloc(sizeof(*h));
+	pid_t srv = 0, cli = 0;
+
+	if (!ASSERT_OK_PTR(k, "shared memory") || !ASSERT_OK_PTR(h, "shared memory"))
+		goto out;
+	srv = child_start(NULL, e->v1->netns, killsrv_run, k);
+	if (!ASSERT_GT(srv, 0, "server process") || !ASSERT_TRUE(wait_flag(&k->ready, 5000), "listening"))
+		goto out;
+	snprintf(h->ip, sizeof(h->ip), "%s", e->bulk);
+	h->port = KILL_PORT;
+	h->read_all = true;
+	snprintf(h->req, sizeof(h->req), "GET /kill/me HTTP/1.1\r\nHost: bulk\r\n\r\n");
+	cli = child_start(e->v2->container_cgroup, e->v2->netns, hold_run, h);
+	if (!ASSERT_GT(cli, 0, "client process") ||
+	    !ASSERT_TRUE(wait_flag(&k->sent, 5000), "response under way"))
+		goto out;
+	usleep(200 * 1000);
+	child_kill(srv);
+	srv = 0;
+	ASSERT_EQ(child_wait(cli, 8000), 0, "the client did not hang");
+	cli = 0;
+	test__printf("upstream killed: client read %lld bytes, then %d after %lld ms\n", h->bytes,
+		     h->end, h->ms);
+	ASSERT_EQ(h->end, -ECONNRESET, "the client sees a reset");
+	ASSERT_LT(h->bytes, (long long)BIG, "not the whole body");
+	ASSERT_GT(h->bytes, 100000, "what came before went through");
+out:
+	if (cli > 0)
+		child_kill(cli);
+	if (srv > 0)
+		child_kill(srv);
+	shared_free(k, sizeof(*k));
+	shared_free(h, sizeof(*h));
+}
+
+/*
+ * 7. A client killed while its request waits for the upstream: the engine
+ * closes the upstream connection (the server sees its peer close) and its
+ * connection counts go back.
+ */
+static void subtest_client_killed(struct http_env *e)
+{
+	struct hold *h = shared_alloc(sizeof(*h));
+	int hang0 = __atomic_load_n(&e->ts.hang_requests, __ATOMIC_RELAXED);
+	int closed0 = __atomic_load_n(&e->ts.closed_after_hang, __ATOMIC_RELAXED);
+	double clients0 = scrape(e, "gammad_http_engine_clients"), clients = -1, held;
+	long long t0;
+	pid_t pid;
+
+	if (!ASSERT_OK_PTR(h, "shared memory"))
+		return;
+	snprintf(h->ip, sizeof(h->ip), "%s", e->bulk);
+	h->port = BULK_PORT;
+	snprintf(h->req, sizeof(h->req), "GET /ts/hang HTTP/1.1\r\nHost: bulk\r\n\r\n");
+	pid = child_start(e->v2->container_cgroup, e->v2->netns, hold_run, h);
+	if (!ASSERT_GT(pid, 0, "client process"))
+		goto out;
+	for (t0 = ms_now(); __atomic_load_n(&e->ts.hang_requests, __ATOMIC_RELAXED) == hang0 &&
+			    ms_now() - t0 < 5000;)
+		usleep(10000);
+	held = scrape(e, "gammad_http_engine_clients");
+	ASSERT_EQ(held, clients0 + 1, "the engine holds the client");
+	child_kill(pid);
+	for (t0 = ms_now(); ms_now() - t0 < 5000; usleep(20000)) {
+		clients = scrape(e, "gammad_http_engine_clients");
+		if (__atomic_load_n(&e->ts.closed_after_hang, __ATOMIC_RELAXED) > closed0 &&
+		    clients == clients0)
+			break;
+	}
+	test__printf("client killed: released after %lld ms\n", ms_now() - t0);
+	ASSERT_GT(__atomic_load_n(&e->ts.closed_after_hang, __ATOMIC_RELAXED), closed0,
+		  "its upstream connection released");
+	ASSERT_EQ(clients, clients0, "the engine's client count back");
+out:
+	shared_free(h, sizeof(*h));
+}
+
+static bool service_ip(struct http_env *e, const char *name, char *ip)
+{
+	char ips[2][INET6_ADDRSTRLEN];
+	int n = lab_env_cluster_ips(&e->lab, MESH_NS, name, ips, 2);
+
+	ip[0] = 0;
+	for (int i = 0; i < n; i++)
+		if (!strchr(ips[i], ':'))
+			strcpy(ip, ips[i]);
+	return ASSERT_NEQ(ip[0], 0, name);
+}
+
+void test_agent_http(void)
+{
+	const char *manifests = test_shared_path("gateway-api/conformance/mesh/manifests.yaml");
+	char extra[PATH_MAX], up[2 * PATH_MAX + 64], maddr[64];
+	const char *args[] = { "--http-engine", "--metrics-addr", maddr, NULL };
+	struct http_env e = { .ts.lfd = -1 };
+
+	if (!manifests) {
+		test__skip("no shared gateway-api/conformance/mesh/manifests.yaml");
+		return;
+	}
+	if (lab_env_start(&e.lab, NULL))
+		goto cleanup;
+	if (lab_env_write(&e.lab, "bulk.yaml", bulk_service, extra))
+		goto cleanup;
+	snprintf(up, sizeof(up), "%s %s", manifests, extra);
+	if (lab_env_up_checked(&e.lab, up))
+		goto cleanup;
+	e.v1 = lab_env_find(&e.lab, MESH_NS, "echo-v1");
+	e.v2 = lab_env_find(&e.lab, MESH_NS, "echo-v2");
+	if (!ASSERT_OK_PTR(e.v1, "echo-v1") || !ASSERT_OK_PTR(e.v2, "echo-v2") ||
+	    !service_ip(&e, "echo", e.echo) || !service_ip(&e, "bulk", e.bulk))
+		goto cleanup;
+	if (!ASSERT_OK(ts_start_at(&e.ts, e.v1->netns, BULK_PORT), "test server in echo-v1"))
+		goto cleanup;
+	e.metrics_port = echo_free_port(SOCK_STREAM);
+	snprintf(maddr, sizeof(maddr), "127.0.0.1:%u", e.metrics_port);
+	if (!ASSERT_OK(agent_env_init(&e.ag, &e.lab), "agent dir"))
+		goto cleanup;
+	e.ag.args = args;
+	if (!ASSERT_OK(agent_env_write(&e.ag, "routes.yaml", routes), "routes") ||
+	    !ASSERT_OK(agent_env_start(&e.ag), "gammad run --http-engine"))
+		goto cleanup;
+	usleep(300 * 1000);	/* the pods' listeners (steer.c) follow the first apply */
+	if (test__start_subtest("keepalive_10k"))
+		subtest_keepalive(&e);
+	if (test__start_subtest("concurrent_100x200"))
+		subtest_concurrent(&e);
+	if (test__start_subtest("bodies_10mb"))
+		subtest_bodies(&e);
+	if (test__start_subtest("pipelined"))
+		subtest_pipelined(&e);
+	if (test__start_subtest("slow_reader"))
+		subtest_slow_reader(&e);
+	if (test__start_subtest("upstream_killed"))
+		subtest_upstream_killed(&e);
+	if (test__start_subtest("client_killed"))
+		subtest_client_killed(&e);
+cleanup:
+	agent_env_fini(&e.ag);
+	ts_stop(&e.ts);
+	lab_env_fini(&e.lab);
+}
