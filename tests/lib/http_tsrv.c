@@ -169,6 +169,11 @@ static void *ts_conn(void *arg)
 				len += n;
 			}
 		}
+		if (hp->body != H1_BODY_NONE) {
+			__atomic_store_n(&s->last_len, (long long)sum.n, __ATOMIC_RELAXED);
+			__atomic_store_n(&s->last_sum, sum.h, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&s->bodies, 1, __ATOMIC_RELEASE);
+		}
 		bool head = h1_str_eq(&hp->method, "HEAD");
 		unsigned long arg = 0;
 		const char *num = strrchr(path, '/');
@@ -220,7 +225,8 @@ static void *ts_conn(void *arg)
 			int n = __atomic_fetch_add(&s->flaky[k], 1, __ATOMIC_RELAXED);
 
 			if (n % 3 == 2) {
-				ts_reply(s, fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+				ts_reply(s, fd, "HTTP/1.1 200 OK\r\nContent-Length: 41\r\n\r\n"
+					 "len=%016zx sum=%016llx", sum.n, (unsigned long long)sum.h);
 			} else if (k == 1) {
 				struct linger l = { 1, 0 };
 

@@ -10,7 +10,8 @@
  *   /ts/chunked/N       N bytes chunked, trailer X-Sum: their FNV-1a
  *   /ts/close/N         N bytes, the end told by the close
  *   /ts/lie             keep-alive promised, the next request dropped
- *   /ts/flaky/503, /ts/flaky/reset, /ts/once/503: two failures, an answer
+ *   /ts/flaky/503, /ts/flaky/reset, /ts/once/503: two failures, then the
+ *                       answer of /ts/sum
  *   /ts/204, /ts/304    bodiless answers
  *   /ts/die             1 MB promised, 1000 bytes sent, then a reset
  *   /ts/hang            never answered (counted; and whether the peer closed)
@@ -39,6 +40,10 @@ struct tsrv {
 	int hang_requests, closed_after_hang;	/* atomic */
 	long long stream_bytes;			/* atomic */
 	int flaky[3];				/* atomic: /ts/flaky/503, /ts/flaky/reset, /ts/once/503 */
+	/* atomic: requests with a body, and the last one's length and checksum */
+	int bodies;
+	long long last_len;
+	uint64_t last_sum;
 };
 
 #define TS_FNV_INIT 0xcbf29ce484222325ULL

@@ -164,6 +164,9 @@ static const char routes_yaml[] =
 	     "{name: ts, port: 80}")
 	RULE(PREFIX("/ts/once"), "    retry: {codes: [503], attempts: 1}\n", "{name: ts, port: 80}")
 	"  - name: named\n    matches: [" PREFIX("/named") "]\n    backendRefs: [{name: b2, port: 80}]\n"
+	RULE(PREFIX("/mbody"),
+	     "    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: ts, port: 80}}}]\n",
+	     "{name: b1, port: 80}")
 	/* tcpf: a route whose backend speaks the echo's TCP line protocol (b1's --tcp port) */
 	SVC("tcpf", "10.96.0.18") SVC("lineb", "10.96.0.19") SLICE("lineb", "%u")
 	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
@@ -367,6 +370,35 @@ static int client(struct fix *f)
 /* ---- the subtests ----------------------------------------------------------- */
 
 #define GET(path, extra) "GET " path " HTTP/1.1\r\nHost: a.app\r\n" extra "\r\n"
+
+/* A request with n body bytes (ts_fill from off), Content-Length or chunked; its checksum. */
+static char *body_req(const char *path, size_t n, size_t off, bool chunked, size_t *len,
+		      uint64_t *sum)
+{
+	char *body = malloc(n + 1), *out = NULL;
+	FILE *f = open_memstream(&out, len);
+
+	ts_fill(body, n, off);
+	*sum = ts_fnv1a(TS_FNV_INIT, body, n);
+	fprintf(f, "POST %s HTTP/1.1\r\nHost: a.app\r\n", path);
+	if (!chunked) {
+		fprintf(f, "Content-Length: %zu\r\n\r\n", n);
+		fwrite(body, 1, n, f);
+	} else {
+		fprintf(f, "Transfer-Encoding: chunked\r\n\r\n");
+		for (size_t o = 0; o < n; o += 7000) {
+			size_t k = n - o < 7000 ? n - o : 7000;
+
+			fprintf(f, "%zx\r\n", k);
+			fwrite(body + o, 1, k, f);
+			fprintf(f, "\r\n");
+		}
+		fprintf(f, "0\r\n\r\n");
+	}
+	fclose(f);
+	free(body);
+	return out;
+}
 
 static void t_routing(struct fix *f)
 {
@@ -921,6 +953,30 @@ static void t_stale_pool(struct fix *f)
 	resp_free(&p);
 	engine_get_stats(f->e, &st1);
 	ASSERT_EQ(st1.upstream_reused, st0.upstream_reused + 1, "the pooled one was tried");
+	/* with a body (larger than the engine's buffers): the kept body goes again */
+	for (int put = 1; put >= 0; put--) {
+		uint64_t sum;
+		size_t len;
+		char *req = body_req("/ts/sum", 30000, 7, false, &len, &sum), want[64];
+
+		if (put)
+			memcpy(req, "PUT ", 4), memmove(req + 3, req + 4, len - 4), len--;
+		if (ASSERT_OK(exchange(&r, GET("/ts/lie", ""), "GET", &p), "lie"))
+			ASSERT_EQ(p.status, 200, "lie");
+		resp_free(&p);
+		usleep(50 * 1000);
+		if (ASSERT_OK(echo_send_all(r.fd, req, len), "send") &&
+		    ASSERT_OK(read_resp(&r, put ? "PUT" : "POST", &p, NULL), "after")) {
+			snprintf(want, sizeof(want), "len=%016x sum=%016llx", 30000,
+				 (unsigned long long)sum);
+			/* PUT is idempotent: sent again; POST is not: the client learns */
+			ASSERT_EQ(p.status, put ? 200 : 502, put ? "PUT sent again" : "POST not");
+			if (put)
+				ASSERT_STREQ(p.body, want, "with its whole body");
+		}
+		resp_free(&p);
+		free(req);
+	}
 	close(r.fd);
 	free(r.buf);
 }
@@ -1220,6 +1276,110 @@ static void t_retry(struct fix *f)
 	free(r.buf);
 }
 
+/*
+ * Retry with a request body (up to ENGINE_REPLAY_MAX): sent again whole,
+ * Content-Length and chunked, larger than the engine's own buffers; a body
+ * over the limit is not retried and the upstream's answer goes through.
+ */
+static void t_retry_body(struct fix *f)
+{
+	static const struct { const char *path; size_t n; bool chunked; int k, status, tries; }
+	cases[] = {
+		{ "/ts/flaky/503", 40000, false, 0, 200, 3 },
+		{ "/ts/flaky/503", 50000, true, 0, 200, 3 },
+		{ "/ts/flaky/reset", 40000, false, 1, 200, 3 },
+		{ "/ts/flaky/503", ENGINE_REPLAY_MAX, false, 0, 200, 3 },	/* the limit: kept */
+		{ "/ts/flaky/503", ENGINE_REPLAY_MAX + 1, false, 0, 503, 1 },	/* over: not retried */
+		{ "/ts/flaky/503", 200000, true, 0, 503, 1 },
+	};
+	struct reader r = { .fd = client(f) };
+	struct resp p = { 0 };
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int k = cases[i].k, before;
+		char want[64], name[96];
+		uint64_t sum;
+		size_t len;
+		char *req;
+
+		/* each case starts on a fresh cycle of two failures */
+		while (__atomic_load_n(&f->ts.flaky[k], __ATOMIC_RELAXED) % 3)
+			__atomic_add_fetch(&f->ts.flaky[k], 1, __ATOMIC_RELAXED);
+		before = __atomic_load_n(&f->ts.flaky[k], __ATOMIC_RELAXED);
+		req = body_req(cases[i].path, cases[i].n, i, cases[i].chunked, &len, &sum);
+		snprintf(name, sizeof(name), "%s %zu bytes%s", cases[i].path, cases[i].n,
+			 cases[i].chunked ? " chunked" : "");
+		if (ASSERT_OK(echo_send_all(r.fd, req, len), "send") &&
+		    ASSERT_OK(read_resp(&r, "POST", &p, NULL), name)) {
+			ASSERT_EQ(p.status, cases[i].status, name);
+			ASSERT_EQ(__atomic_load_n(&f->ts.flaky[k], __ATOMIC_RELAXED) - before,
+				  cases[i].tries, "attempts");
+			snprintf(want, sizeof(want), "len=%016zx sum=%016llx", cases[i].n,
+				 (unsigned long long)sum);
+			if (cases[i].status == 200)
+				ASSERT_STREQ(p.body, want, "the last attempt got the whole body");
+		}
+		resp_free(&p);
+		free(req);
+	}
+	close(r.fd);
+	free(r.buf);
+}
+
+/*
+ * RequestMirror with a body: the mirror (the test server) gets the whole
+ * request, Content-Length or chunked; over ENGINE_REPLAY_MAX not at all.
+ */
+static void t_mirror_body(struct fix *f)
+{
+	static const struct { size_t n; bool chunked, mirrored; } cases[] = {
+		{ 30000, false, true }, { 45000, true, true }, { 3, false, true },
+		{ ENGINE_REPLAY_MAX + 1000, false, false }, { 100000, true, false },
+	};
+	struct reader r = { .fd = client(f) };
+	struct resp p = { 0 };
+	char pod[32];
+
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int before = __atomic_load_n(&f->ts.bodies, __ATOMIC_ACQUIRE);
+		struct timespec t0;
+		uint64_t sum;
+		size_t len;
+		char *req = body_req("/mbody/x", cases[i].n, i, cases[i].chunked, &len, &sum);
+		char name[64];
+
+		snprintf(name, sizeof(name), "%zu bytes%s", cases[i].n,
+			 cases[i].chunked ? " chunked" : "");
+		if (ASSERT_OK(echo_send_all(r.fd, req, len), "send") &&
+		    ASSERT_OK(read_resp(&r, "POST", &p, NULL), name)) {
+			ASSERT_EQ(p.status, 200, name);
+			ASSERT_STREQ(echo_pod(&p, pod, sizeof(pod)), "b1", "answered by the backend");
+		}
+		resp_free(&p);
+		free(req);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		while (__atomic_load_n(&f->ts.bodies, __ATOMIC_ACQUIRE) == before &&
+		       ms_since(&t0) < (cases[i].mirrored ? 3000 : 300))
+			usleep(10 * 1000);
+		if (cases[i].mirrored) {
+			ASSERT_EQ(__atomic_load_n(&f->ts.bodies, __ATOMIC_ACQUIRE), before + 1, name);
+			ASSERT_EQ(__atomic_load_n(&f->ts.last_len, __ATOMIC_RELAXED),
+				  (long long)cases[i].n, "the mirror got the whole body");
+			ASSERT_EQ(__atomic_load_n(&f->ts.last_sum, __ATOMIC_RELAXED), sum,
+				  "intact");
+		} else {
+			ASSERT_EQ(__atomic_load_n(&f->ts.bodies, __ATOMIC_ACQUIRE), before,
+				  "over the limit: not mirrored");
+		}
+	}
+	close(r.fd);
+	free(r.buf);
+}
+
 /* Last: it changes where /b1 goes. */
 static void t_new_tables(struct fix *f)
 {
@@ -1465,6 +1625,8 @@ void test_engine_http(void)
 		{ "passthrough_server_first", t_passthrough_server_first },
 		{ "passthrough_http", t_passthrough_http },
 		{ "metrics", t_metrics },
+		{ "retry_body", t_retry_body },
+		{ "mirror_body", t_mirror_body },
 	};
 	struct fix f;
 

@@ -17,17 +17,25 @@
  * request with 504 before its response starts, with a reset after; without
  * retries both are one window, from the request head on, the shorter wins.
  *
+ * A request's body up to ENGINE_REPLAY_MAX bytes (as framed: chunked
+ * sizes included) is kept while the request is in flight, so that it can
+ * be sent again (retry, a pooled connection found closed) and copied to
+ * mirrors. A larger body is streamed only: such a request is not retried
+ * (its failure is answered 502/503 at once) and not mirrored at all (a
+ * mirror gets whole requests or none, never a cut body).
+ *
  * RequestMirror (rule and backendRef filters, percent and fraction) sends a
- * copy of each request without a body to an endpoint of the mirror Service
- * and drops its response; requests with a body are not mirrored.
+ * copy of each request, once its body is whole, to an endpoint of the
+ * mirror Service and drops its response.
  *
  * Every request ends in opts->on_request (rule entry, backend, status,
  * request and upstream latency), and in the engine's own per-request
  * metrics (engine_metrics_render), counted without a lock on slots resolved
  * when the tables are published.
  *
- * A rule's retry (experimental) sends a request without a body again, after
- * the backoff and to an endpoint of the same backend, when the response has
+ * A rule's retry (experimental) sends a request (with a body up to
+ * ENGINE_REPLAY_MAX) again, after the backoff and to an endpoint of the
+ * same backend, when the response has
  * one of its codes or the connection failed before an answer (refused,
  * reset, closed); attempts omitted means 1, codes omitted means connection
  * failures only. timeouts.request covers all attempts.
@@ -39,8 +47,7 @@
  * for a request, the bytes read so far, then a tunnel both ways. Only the
  * first bytes of a connection are looked at: once HTTP, always HTTP.
  *
- * Not done yet (issue 12): retrying or mirroring requests with a body,
- * backendRequest per attempt.
+ * Not done yet (issue 12): backendRequest per attempt.
  * Trailers are forwarded as they come.
  */
 #ifndef GAMMAD_ENGINE_H
@@ -67,6 +74,7 @@
 #define ENGINE_SNIFF_MAX	32		/* longest method token; no SP by then: not HTTP */
 #define ENGINE_MAX_CONNS	4096		/* client connections; more are refused */
 #define ENGINE_POOL_MAX		1024		/* idle upstream connections in all */
+#define ENGINE_REPLAY_MAX	(64 * 1024)	/* request body kept for retries and mirrors */
 
 struct engine_origin {
 	struct ip_addr vip;		/* the ClusterIP the client dialed */

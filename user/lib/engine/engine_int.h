@@ -11,6 +11,8 @@
 #include "http/http1.h"
 #include "translate/translate_eval.h"
 
+#define ENGINE_MIRROR_REFS	4		/* RequestMirror filters of one request */
+
 /* Bytes at p[off .. off+len) of a fixed buffer of cap bytes. */
 struct ebuf {
 	char *p;
@@ -85,10 +87,18 @@ struct cconn {
 	uint64_t req_deadline;		/* ms: the rule's timeouts.request/backendRequest, 0 none */
 	bool dechunk;			/* an HTTP/1.0 client: chunked response decoded,
 					   its end told by the close */
-	char *retry_head;		/* the head sent, to send again: on a new connection
-					   when a pooled one turns out closed, or for the
-					   rule's retry */
-	size_t retry_len;
+	/*
+	 * The replay: every byte sent upstream for this request (head and body
+	 * as framed, the body up to ENGINE_REPLAY_MAX), to send again on a new
+	 * connection when a pooled one turns out closed, for the rule's retry,
+	 * and for RequestMirror copies of a request with a body. NULL: not kept.
+	 */
+	char *retry_head;
+	size_t retry_len, retry_cap;
+	size_t retry_head_len;		/* of which the head */
+	size_t retry_sent;		/* in the current upstream's buffer already */
+	const struct gapi_backend_ref *mirror_refs[ENGINE_MIRROR_REFS];
+	size_t nr_mirror_refs;		/* copies to start once the body is whole */
 	const struct gapi_rule *retry;	/* the rule's retry, NULL: none */
 	int retries_left;
 	uint64_t retry_at;		/* ms: the backoff ends, 0: no retry waiting */
@@ -192,9 +202,9 @@ void eng_affinity_forget(struct engine *e, void *netns_ctx);
 /* engine_mirror.c: RequestMirror, fire and forget. */
 #define ENGINE_MIRRORS_MAX	256		/* copies in flight; more are dropped */
 #define ENGINE_MIRROR_TIMEOUT_MS 10000		/* a copy's whole exchange */
-/* Send head (a whole bodyless request) to an endpoint of ns/name:port. */
+/* Send req (a whole request, head and body; copied) to an endpoint of ns/name:port. */
 void eng_mirror_start(struct engine *e, struct eng_tables *t, const struct gapi_backend_ref *ref,
-		      const char *method, const struct ebuf *head, void *netns_ctx);
+		      const char *method, const char *req, size_t len, void *netns_ctx);
 void eng_mirror_run(struct engine *e, struct uconn *u);
 void eng_mirror_timers(struct engine *e);
 void eng_mirror_close_all(struct engine *e);

@@ -4,9 +4,10 @@
  * Service, from the client's netns like the request itself; its response is
  * read and dropped, and nobody waits for it. A copy lives at most
  * ENGINE_MIRROR_TIMEOUT_MS and at most ENGINE_MIRRORS_MAX are in flight (more
- * are dropped, as a fire-and-forget copy may be). Only requests without a
- * body are copied: copying a body would tie the client's upload to the
- * slowest of two upstreams.
+ * are dropped, as a fire-and-forget copy may be). A copy is made once the
+ * request's body is whole (engine_req.c keeps up to ENGINE_REPLAY_MAX of
+ * it), from its own copy of the bytes: the client's upload never waits for
+ * a mirror.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -28,6 +29,8 @@ struct mirror {
 	struct h1_chunked ch;
 	bool keep_alive;
 	uint64_t started;
+	char *req;		/* the request to send, and how much of it went */
+	size_t req_len, req_off;
 };
 
 static void mirror_unlink(struct engine *e, struct uconn *u)
@@ -45,13 +48,14 @@ static void mirror_unlink(struct engine *e, struct uconn *u)
 static void mirror_end(struct engine *e, struct uconn *u, bool reuse)
 {
 	mirror_unlink(e, u);
+	free(u->mirror->req);
 	free(u->mirror);
 	u->mirror = NULL;
 	eng_upstream_release(e, u, reuse);
 }
 
 void eng_mirror_start(struct engine *e, struct eng_tables *t, const struct gapi_backend_ref *ref,
-		      const char *method, const struct ebuf *head, void *netns_ctx)
+		      const char *method, const char *req, size_t len, void *netns_ctx)
 {
 	const struct tr_port *port;
 	const struct tr_endpoint_set *eps;
@@ -69,17 +73,19 @@ void eng_mirror_start(struct engine *e, struct eng_tables *t, const struct gapi_
 	ep = &eps->items[eng_random(e) % eps->nr];
 	k = (struct ukey){ .addr = ep->addr, .port = ep->port, .netns_ctx = netns_ctx };
 	m = calloc(1, sizeof(*m));
-	if (!m)
-		return;
-	u = eng_upstream_get(e, &k, NULL, false);
-	if (!u) {
-		pr_debug("engine: mirror to %s/%s: %s", ref->namespace, ref->name, strerror(errno));
+	if (m)
+		m->req = malloc(len);
+	if (!m || !m->req) {
 		free(m);
 		return;
 	}
-	if (ebuf_append(&u->out, head->p + head->off, head->len)) {
+	memcpy(m->req, req, len);
+	m->req_len = len;
+	u = eng_upstream_get(e, &k, NULL, false);
+	if (!u) {
+		pr_debug("engine: mirror to %s/%s: %s", ref->namespace, ref->name, strerror(errno));
+		free(m->req);
 		free(m);
-		eng_upstream_release(e, u, false);
 		return;
 	}
 	snprintf(m->method, sizeof(m->method), "%s", method);
@@ -166,6 +172,15 @@ void eng_mirror_run(struct engine *e, struct uconn *u)
 				return;
 			u->connected = true;
 		}
+		if (m->req_off < m->req_len) {
+			/* the copy goes out through the connection's buffer, as it has room */
+			size_t n = m->req_len - m->req_off, room = ebuf_room(&u->out);
+
+			if (n > room)
+				n = room;
+			ebuf_append(&u->out, m->req + m->req_off, n);
+			m->req_off += n;
+		}
 		if (u->out.len && u->wr_ready) {
 			ssize_t n = send(u->fd, u->out.p + u->out.off, u->out.len, MSG_NOSIGNAL);
 
@@ -195,7 +210,7 @@ void eng_mirror_run(struct engine *e, struct uconn *u)
 		}
 		if (mirror_read(e, u, m)) {
 			mirror_end(e, u, m->done && m->keep_alive && m->body != H1_BODY_CLOSE &&
-					 !u->out.len);
+					 !u->out.len && m->req_off == m->req_len);
 			return;
 		}
 		if (!moved)

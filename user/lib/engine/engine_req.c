@@ -169,6 +169,65 @@ static const char *reason_phrase(int status)
 	}
 }
 
+/* ---- the replay: what went upstream, to send again or to mirror ---------- */
+
+static void replay_drop(struct cconn *c)
+{
+	free(c->retry_head);
+	c->retry_head = NULL;
+	c->retry_len = c->retry_cap = c->retry_sent = 0;
+	if (c->nr_mirror_refs)
+		pr_debug("engine: %s: request not mirrored (body over %d bytes, or cut short)",
+			 c->origin.client_pod, ENGINE_REPLAY_MAX);
+	c->nr_mirror_refs = 0;
+}
+
+/* Bytes that just went into the upstream's buffer: keep them, within the limit. */
+static void replay_add(struct cconn *c, const char *p, size_t n)
+{
+	if (!c->retry_head || !n)
+		return;
+	if (c->retry_len - c->retry_head_len + n > ENGINE_REPLAY_MAX) {
+		/* Streamed only from here on: no retry, no mirror (engine.h). */
+		replay_drop(c);
+		return;
+	}
+	if (c->retry_len + n > c->retry_cap) {
+		size_t cap = c->retry_cap * 2 > c->retry_len + n ? c->retry_cap * 2 : c->retry_len + n;
+		char *np = realloc(c->retry_head, cap);
+
+		if (!np) {
+			replay_drop(c);
+			return;
+		}
+		c->retry_head = np;
+		c->retry_cap = cap;
+	}
+	memcpy(c->retry_head + c->retry_len, p, n);
+	c->retry_len += n;
+	c->retry_sent += n;	/* they are in the buffer already */
+}
+
+/* Move what is left of the replay into u's buffer; whether anything moved. */
+static bool replay_push(struct cconn *c, struct uconn *u)
+{
+	size_t n = c->retry_len - c->retry_sent, room = ebuf_room(&u->out);
+
+	if (n > room)
+		n = room;
+	if (!n)
+		return false;
+	ebuf_append(&u->out, c->retry_head + c->retry_sent, n);
+	c->retry_sent += n;
+	return true;
+}
+
+/* Still resending the replay on a new connection: the body waits behind it. */
+static bool replay_pending(const struct cconn *c)
+{
+	return c->retry_head && c->retry_sent < c->retry_len;
+}
+
 /* ---- the request's end --------------------------------------------------- */
 
 /*
@@ -188,8 +247,7 @@ static void local_reply(struct engine *e, struct cconn *c, int status, const cha
 		eng_upstream_release(e, c->up, false);
 		c->up = NULL;
 	}
-	free(c->retry_head);
-	c->retry_head = NULL;
+	replay_drop(c);
 	c->log_status = status;
 	c->log_backend = NULL;
 	if (!c->req_done && c->expect_continue) {
@@ -442,23 +500,27 @@ static const char *host_only(struct arena *a, const struct h1_str *host)
 	return arena_dup(a, p, colon ? (size_t)(colon - p) : (size_t)(end - p));
 }
 
-/* RequestMirror filters: a copy of the head just written, by percent. */
-static void start_mirrors(struct engine *e, struct cconn *c, const struct gapi_filter *f,
-			  size_t nr, const struct ebuf *head)
+/* RequestMirror filters: which mirrors get a copy of this request, by percent. */
+static void pick_mirrors(struct engine *e, struct cconn *c, const struct gapi_filter *f,
+			 size_t nr)
 {
 	for (size_t i = 0; i < nr; i++) {
 		if (f[i].type != FILTER_REQUEST_MIRROR || !f[i].mirror.backend)
 			continue;
-		if (!c->req_done) {
-			pr_debug("engine: %s: a request with a body is not mirrored",
-				 c->origin.client_pod);
-			continue;
-		}
 		if (eng_random(e) % 100 >= f[i].mirror.percent)
 			continue;
-		eng_mirror_start(e, c->tab, f[i].mirror.backend, c->method, head,
-				 c->origin.netns_ctx);
+		if (c->nr_mirror_refs < ENGINE_MIRROR_REFS)
+			c->mirror_refs[c->nr_mirror_refs++] = f[i].mirror.backend;
 	}
+}
+
+/* The request is whole (its body too): the copies go, from the replay. */
+static void start_mirrors(struct engine *e, struct cconn *c)
+{
+	for (size_t i = 0; c->retry_head && i < c->nr_mirror_refs; i++)
+		eng_mirror_start(e, c->tab, c->mirror_refs[i], c->method, c->retry_head,
+				 c->retry_len, c->origin.netns_ctx);
+	c->nr_mirror_refs = 0;
 }
 
 /* RFC 9110 9.2.2: what may be sent twice. */
@@ -591,31 +653,40 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	}
 	/*
 	 * A pooled connection may have been closed by the upstream just now
-	 * (its idle timeout): an idempotent request without a body is then
-	 * sent again on a new connection, as every proxy does. The rule's
-	 * retry sends a request without a body again too (a body is not kept).
+	 * (its idle timeout): an idempotent request is then sent again on a
+	 * new connection, as every proxy does. The rule's retry sends a request
+	 * again, and mirrors get copies of it: for all three the bytes sent are
+	 * kept, the body up to ENGINE_REPLAY_MAX (engine.h).
 	 */
 	c->retry = r.entry && r.entry->rule->rule && r.entry->rule->rule->has_retry ?
 		   r.entry->rule->rule : NULL;
 	c->retries_left = !c->retry ? 0 : c->retry->retry_attempts < 0 ? 1 :
 			  c->retry->retry_attempts;
 	c->retry_at = 0;
-	if ((c->up->reused && c->req_done && idempotent(&h->method)) ||
-	    (c->retries_left && c->req_done)) {
-		c->retry_head = malloc(c->up->out.len);
+	c->nr_mirror_refs = 0;
+	if (r.entry)
+		pick_mirrors(e, c, r.entry->rule->rule->filters, r.entry->rule->rule->nr_filters);
+	if (r.backend->ref)
+		pick_mirrors(e, c, r.backend->ref->filters, r.backend->ref->nr_filters);
+	if ((c->up->reused && idempotent(&h->method)) || c->retries_left || c->nr_mirror_refs) {
+		size_t hl = c->up->out.len;
+		bool fits = h->body != H1_BODY_LENGTH || h->content_length <= ENGINE_REPLAY_MAX;
+		size_t cap = hl + (h->body == H1_BODY_LENGTH ? h->content_length : 1024);
+
+		c->retry_head = fits ? malloc(cap) : NULL;
 		if (c->retry_head) {
-			memcpy(c->retry_head, c->up->out.p + c->up->out.off, c->up->out.len);
-			c->retry_len = c->up->out.len;
+			memcpy(c->retry_head, c->up->out.p + c->up->out.off, hl);
+			c->retry_len = c->retry_head_len = c->retry_sent = hl;
+			c->retry_cap = cap;
 		}
 	}
 	c->req_deadline = rule_deadline(e, r.entry);
 	c->log_backend = r.backend;
 	c->t_up_sent = eng_now_us();
-	if (r.entry)
-		start_mirrors(e, c, r.entry->rule->rule->filters, r.entry->rule->rule->nr_filters,
-			      &c->up->out);
-	if (r.backend->ref)
-		start_mirrors(e, c, r.backend->ref->filters, r.backend->ref->nr_filters, &c->up->out);
+	if (!c->retry_head)
+		replay_drop(c);		/* too large a body for mirrors */
+	else if (c->req_done)
+		start_mirrors(e, c);
 	/* ResponseHeaderModifier: the rule's, then the backendRef's. */
 	if (r.entry) {
 		c->resp_filters[0] = r.entry->rule->rule->filters;
@@ -809,11 +880,8 @@ static bool retry_send(struct engine *e, struct cconn *c)
 	c->up = eng_upstream_get(e, &k, c, false);
 	if (!c->up)
 		return false;
-	if (ebuf_append(&c->up->out, c->retry_head, c->retry_len)) {
-		eng_upstream_release(e, c->up, false);
-		c->up = NULL;
-		return false;
-	}
+	c->retry_sent = 0;
+	replay_push(c, c->up);
 	memset(&c->rscan, 0, sizeof(c->rscan));
 	c->t_up_sent = eng_now_us();
 	return true;
@@ -858,12 +926,17 @@ static bool upstream_failed(struct engine *e, struct cconn *c, int status)
 		eng_client_close(e, c, true);
 		return true;
 	}
-	if (c->retry_head && c->up && c->up->reused && !c->up->in.len && (c->up->eof || c->up->err)) {
+	/* A pooled connection the upstream closed before answering: sent again, if
+	 * the method allows (or the rule retries); kept for a mirror is not enough. */
+	if (c->retry_head && c->up && c->up->reused && !c->up->in.len && (c->up->eof || c->up->err) &&
+	    (c->retry || idempotent(&c->method_str))) {
 		struct ukey k = c->up->key;
 
 		eng_upstream_release(e, c->up, false);
 		c->up = eng_upstream_get(e, &k, c, true);
-		if (c->up && !ebuf_append(&c->up->out, c->retry_head, c->retry_len)) {
+		if (c->up) {
+			c->retry_sent = 0;
+			replay_push(c, c->up);
 			memset(&c->rscan, 0, sizeof(c->rscan));
 			return true;	/* not one of the rule's retries */
 		}
@@ -899,10 +972,8 @@ static bool step_response_head(struct engine *e, struct cconn *c, struct uconn *
 	h = malloc(sizeof(*h));
 	if (!h)
 		return upstream_failed(e, c, 502);
-	if (!c->retry) {
-		free(c->retry_head);	/* the upstream answers: no sending again */
-		c->retry_head = NULL;
-	}
+	if (!c->retry && !c->nr_mirror_refs)
+		replay_drop(c);	/* the upstream answers: no sending again */
 	ret = h1_parse_response(u->in.p + u->in.off, n, &c->method_str, h);
 	if (ret || (h->status == 101 && !c->upgrade)) {
 		pr_debug("engine: %s: upstream response refused: %s", c->origin.client_pod,
@@ -919,7 +990,8 @@ static bool step_response_head(struct engine *e, struct cconn *c, struct uconn *
 		memset(&c->rscan, 0, sizeof(c->rscan));
 		return ret ? upstream_failed(e, c, 502) : true;
 	}
-	if (h->status != 101 && retry_code(c, h->status) && c->retries_left > 0) {
+	/* Without the request kept (a body over ENGINE_REPLAY_MAX) the answer goes through. */
+	if (h->status != 101 && retry_code(c, h->status) && c->retries_left > 0 && c->retry_head) {
 		free(h);
 		if (retry_later(e, c))
 			return true;
@@ -987,7 +1059,11 @@ static bool step_req(struct engine *e, struct cconn *c)
 	struct uconn *u = c->up;
 	bool moved = false, done;
 
-	if (!c->req_done) {
+	if (u && replay_pending(c))
+		moved |= replay_push(c, u);	/* sending again: the kept bytes first */
+	/* The body waits while a retry's backoff runs or the replay is going out. */
+	if (!c->req_done && !c->retry_at && !(u && replay_pending(c))) {
+		size_t before = u ? u->out.len : 0;
 		int r = fwd_body(&c->in, u ? &u->out : NULL, c->req_body, &c->req_left,
 				 &c->req_ch, false, &done);
 
@@ -997,9 +1073,14 @@ static bool step_req(struct engine *e, struct cconn *c)
 			ebuf_consume(&c->in, c->in.len);
 			return upstream_failed(e, c, 400);
 		}
+		if (u)
+			replay_add(c, u->out.p + u->out.off + before, u->out.len - before);
 		moved |= r > 0;
-		if (done)
+		if (done) {
 			c->req_done = moved = true;
+			if (u && c->nr_mirror_refs)
+				start_mirrors(e, c);
+		}
 	}
 	if (u && !u->connected) {
 		if (u->err)
@@ -1026,6 +1107,7 @@ static bool step_req(struct engine *e, struct cconn *c)
 		/* Answered before the body ended: drop the rest, not the upstream's turn. */
 		eng_upstream_release(e, c->up, false);
 		c->up = NULL;
+		replay_drop(c);		/* and no mirror of a body not read */
 		moved = true;
 	}
 	return moved;
