@@ -328,7 +328,13 @@ int engine_metrics_render(struct engine *e, FILE *f)
 
 	if (!m)
 		return -EINVAL;
-	engine_get_stats(e, &st);
+	/* Read here, not through engine_get_stats(): the loop's file uses this one. */
+	st.clients = load(&e->st.clients);
+	st.upstreams = load(&e->st.upstreams);
+	st.upstreams_idle = load(&e->st.upstreams_idle);
+	st.buffer_bytes = load(&e->st.buffer_bytes);
+	st.upstream_reused = load(&e->st.upstream_reused);
+	st.passthroughs = load(&e->st.passthroughs);
 	fprintf(f, "# HELP gammad_http_engine_clients Client connections the HTTP engine holds.\n"
 		   "# TYPE gammad_http_engine_clients gauge\n"
 		   "gammad_http_engine_clients %llu\n"
