@@ -85,7 +85,7 @@ static void client_new(struct engine *e, struct pending *p)
 {
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
 	struct cconn *c;
-	int one = 1, fl;
+	int fl;
 
 	if (e->nr_clients >= e->o.max_conns) {
 		pr_warn("engine: %u client connections, refusing one from %s", e->o.max_conns,
@@ -107,7 +107,7 @@ static void client_new(struct engine *e, struct pending *p)
 	fl = fcntl(c->fd, F_GETFL);
 	if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK))
 		goto fail;
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	eng_sock_setup(e, c->fd);
 	ev.data.ptr = c;
 	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, c->fd, &ev))
 		goto fail;
@@ -438,6 +438,8 @@ struct engine *engine_new(const struct engine_opts *opts)
 		e->o.max_conns = ENGINE_MAX_CONNS;
 	if (!e->o.sniff_timeout_ms)
 		e->o.sniff_timeout_ms = ENGINE_SNIFF_TIMEOUT_MS;
+	if (!e->o.sock_buf)
+		e->o.sock_buf = ENGINE_SOCK_BUF;
 	/* A head must fit in a buffer with room to spare for what filters add. */
 	e->lim.head_max = e->o.buf_size / 2 < ENGINE_HEAD_MAX ? e->o.buf_size / 2 : ENGINE_HEAD_MAX;
 	e->lim.target_max = H1_TARGET_MAX_DEFAULT < e->lim.head_max ? H1_TARGET_MAX_DEFAULT :

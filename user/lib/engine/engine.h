@@ -10,8 +10,11 @@
  * the client sent, what goes back to it) and its upstream connection two
  * more, allocated once. Reading stops when the buffer it fills is full, so a
  * peer that stops reading stops the other one through TCP's window: a
- * client that never reads costs at most 4 * buf_size of engine memory (plus
- * what the kernel's socket buffers hold), and max_conns bounds the whole.
+ * client that never reads costs at most 4 * buf_size of engine memory, and
+ * the kernel at most what the two sockets' fixed buffers hold (SO_RCVBUF
+ * and SO_SNDBUF of sock_buf each, which the kernel doubles: about
+ * 8 * sock_buf; no autotuning up to tcp_rmem's maximum); max_conns bounds
+ * the whole.
  *
  * A rule's timeouts.request and backendRequest (GEP-2257 durations) end a
  * request with 504 before its response starts, with a reset after; without
@@ -73,6 +76,7 @@
 #define ENGINE_SNIFF_TIMEOUT_MS	300		/* a client silent this long is server-first: L4 */
 #define ENGINE_SNIFF_MAX	32		/* longest method token; no SP by then: not HTTP */
 #define ENGINE_MAX_CONNS	4096		/* client connections; more are refused */
+#define ENGINE_SOCK_BUF		(256 * 1024)	/* SO_RCVBUF and SO_SNDBUF of every socket */
 #define ENGINE_POOL_MAX		1024		/* idle upstream connections in all */
 #define ENGINE_REPLAY_MAX	(64 * 1024)	/* request body kept for retries and mirrors */
 
@@ -125,6 +129,7 @@ struct engine_opts {
 	unsigned int pool_idle_ms;
 	unsigned int max_conns;
 	unsigned int sniff_timeout_ms;
+	size_t sock_buf;
 };
 
 /* What the engine holds now (for tests and /metrics); read from any thread. */

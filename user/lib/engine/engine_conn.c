@@ -53,6 +53,23 @@ void eng_stat_add(struct engine *e, uint64_t *field, int64_t d)
 	__atomic_add_fetch(field, (uint64_t)d, __ATOMIC_RELAXED);
 }
 
+/*
+ * Every socket of the engine: no Nagle (heads and bodies go as they come),
+ * and kernel buffers of a fixed size. Autotuning would let the socket of a
+ * fast upstream grow to tcp_rmem's maximum (32 MiB here) and hold that much
+ * for a client that stopped reading; fixed, a stalled connection costs the
+ * kernel at most about 2 x 2 x sock_buf (the kernel doubles what it is
+ * given), and within a node the round trip is short enough for that window.
+ */
+void eng_sock_setup(struct engine *e, int fd)
+{
+	int one = 1, sz = (int)e->o.sock_buf;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+}
+
 /* ---- buffers ------------------------------------------------------------- */
 
 int ebuf_alloc(struct engine *e, struct ebuf *b)
@@ -205,7 +222,7 @@ static struct uconn *upstream_new(struct engine *e, const struct ukey *k)
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
 	struct uconn *u;
 	socklen_t sl;
-	int fd, one = 1, ret;
+	int fd, ret;
 
 	fd = e->o.upstream_socket(e->o.ctx, k->addr.family, k->netns_ctx);
 	if (fd < 0) {
@@ -220,7 +237,7 @@ static struct uconn *upstream_new(struct engine *e, const struct ukey *k)
 		errno = ret;
 		return NULL;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	eng_sock_setup(e, fd);
 	if (k->addr.family == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
 

@@ -186,6 +186,8 @@ void eng_upstream_release(struct engine *e, struct uconn *u, bool reuse);
 void eng_pool_unlink(struct engine *e, struct uconn *u);
 void eng_upstream_close(struct engine *e, struct uconn *u);
 int eng_default_socket(void *ctx, int family, void *netns_ctx);
+/* TCP_NODELAY and the fixed kernel buffers (sock_buf) of a client or upstream socket. */
+void eng_sock_setup(struct engine *e, int fd);
 void eng_client_close(struct engine *e, struct cconn *c, bool reset);
 void eng_stat_add(struct engine *e, uint64_t *field, int64_t d);
 /* The request in flight is over: release its upstream and tables. */
