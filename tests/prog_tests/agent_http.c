@@ -773,6 +773,7 @@ static void subtest_client_killed(struct http_env *e)
 	int hang0 = __atomic_load_n(&e->ts.hang_requests, __ATOMIC_RELAXED);
 	int closed0 = __atomic_load_n(&e->ts.closed_after_hang, __ATOMIC_RELAXED);
 	double clients0 = scrape(e, "gammad_http_engine_clients"), clients = -1, held;
+	double ups0 = scrape(e, "gammad_http_engine_upstreams");
 	long long t0;
 	pid_t pid;
 
@@ -800,6 +801,8 @@ static void subtest_client_killed(struct http_env *e)
 	ASSERT_GT(__atomic_load_n(&e->ts.closed_after_hang, __ATOMIC_RELAXED), closed0,
 		  "its upstream connection released");
 	ASSERT_EQ(clients, clients0, "the engine's client count back");
+	ASSERT_LE(scrape(e, "gammad_http_engine_upstreams"), ups0,
+		  "no upstream connection left open for it");
 out:
 	shared_free(h, sizeof(*h));
 }

@@ -30,6 +30,7 @@
 #include "engine/engine.h"
 #include "http/http1.h"
 #include "input/manifest.h"
+#include "translate/translate_eval.h"
 
 #define VIP "10.96.0.10"
 #define VIP6 "fd00::10"
@@ -1594,6 +1595,61 @@ out:
 	free(r.buf);
 }
 
+/* engine_explain() as JSON text for a request from namespace ns to vip:80. */
+static char *explain_json(struct fix *f, const char *vip, const char *ns, const char *method,
+			  const char *target, const struct ev_header *h, size_t nr)
+{
+	struct engine_origin o = { .vport = 80 };
+	struct ev_request req = { .method = method, .target = target, .headers = h,
+				  .nr_headers = nr, .host = "a.app", .port = 80 };
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	ip_addr_parse(vip, &o.vip);
+	snprintf(o.client_ns, sizeof(o.client_ns), "%s", ns);
+	ASSERT_OK(engine_explain(f->e, &o, &req, out), "engine_explain");
+	fclose(out);
+	return text;
+}
+
+/* What a request would get on the live tables, as the agent's /explain shows it. */
+static void t_explain(struct fix *f)
+{
+	static const struct ev_header v2[] = { { "x-version", "v2" } };
+	char *j;
+
+	j = explain_json(f, VIP, "app", "GET", "/old?q=1", NULL, 0);
+	ASSERT_HAS_SUBSTR(j, "\"status\": 301", "redirect");
+	ASSERT_HAS_SUBSTR(j, "\"location\": \"http://new.example.com/new/place?q=1\"", "Location");
+	ASSERT_HAS_SUBSTR(j, "\"route\": \"r\"", "its route");
+	ASSERT_HAS_SUBSTR(j, "\"index\": 9", "its rule");
+	ASSERT_HAS_SUBSTR(j, "\"RequestRedirect\"", "its filter");
+	free(j);
+	j = explain_json(f, VIP, "app", "GET", "/v/x", v2, 1);
+	ASSERT_HAS_SUBSTR(j, "\"index\": 0", "header match");
+	ASSERT_HAS_SUBSTR(j, "\"backend\": \"app/b2:80\"", "its backend");
+	ASSERT_HAS_SUBSTR(j, "\"status\": 200", "proxied");
+	free(j);
+	j = explain_json(f, VIP, "app", "GET", "/split", NULL, 0);
+	ASSERT_HAS_SUBSTR(j, "\"weight\": 80", "weights");
+	ASSERT_HAS_SUBSTR(j, "\"weight\": 20", "weights");
+	free(j);
+	j = explain_json(f, VIP, "app", "GET", "/empty", NULL, 0);
+	ASSERT_HAS_SUBSTR(j, "\"status\": 503", "no endpoint: 503, as a request gets");
+	free(j);
+	j = explain_json(f, VIP, "other", "GET", "/old", NULL, 0);
+	ASSERT_HAS_SUBSTR(j, "\"route\": \"consumer\"", "the consumer class");
+	free(j);
+	j = explain_json(f, VIP, "app", "GET", "/nomatch", NULL, 0);
+	ASSERT_HAS_SUBSTR(j, "\"status\": 404", "no rule");
+	ASSERT_NULL(strstr(j, "\"rule\""), "none named");
+	free(j);
+	j = explain_json(f, "10.96.9.9", "app", "GET", "/", NULL, 0);
+	ASSERT_HAS_SUBSTR(j, "\"service_port\": false", "no such Service");
+	free(j);
+}
+
 void test_engine_http(void)
 {
 	static const struct { const char *name; void (*fn)(struct fix *); } subs[] = {
@@ -1627,6 +1683,7 @@ void test_engine_http(void)
 		{ "metrics", t_metrics },
 		{ "retry_body", t_retry_body },
 		{ "mirror_body", t_mirror_body },
+		{ "explain", t_explain },
 	};
 	struct fix f;
 
