@@ -514,6 +514,13 @@ int cmd_run(int argc, char **argv)
 	if (!once && !ret)
 		ret = watch_loop(&a, &w, fp, resync_s);
 	if (a.handed_over) {
+		/*
+		 * The successor serves /metrics and /explain on the same address
+		 * (SO_REUSEPORT): scrapes landing here would show this agent's
+		 * counters and tables, which stopped being the node's.
+		 */
+		metrics_server_stop(a.metrics);
+		a.metrics = NULL;
 		handover_drain(a.ho_next, a.steer, a.engine);
 		/*
 		 * A supervisor that restarts what exits (a DaemonSet's container)
