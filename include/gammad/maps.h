@@ -484,6 +484,295 @@ _Static_assert(_Alignof(struct gammad_lep_key) == 4, "gammad_lep_key align");
 _Static_assert(_Alignof(struct gammad_sock_key) == 4, "gammad_sock_key align");
 _Static_assert(_Alignof(struct gammad_sock_orig) == 4, "gammad_sock_orig align");
 
+/* ==== HTTP/1.1 in the kernel: rule tables (bpf/lib/khttp.h) ============ */
+/*
+ * The HTTP rules of one Service port and client class, encoded by the agent
+ * (user/lib/khttp/) when the kernel can evaluate them exactly as the
+ * engine's evaluator (user/lib/translate/translate_eval.h) does; a table it
+ * cannot encode exactly is written with engine_reason set, and every
+ * request of that class goes to the engine. A table is keyed by a fresh
+ * id (the class's selector id) and everything below it by (table, index):
+ * a new version is written aside and published by the one frontend update
+ * that publishes the selector, as for L4.
+ *
+ * Strings are stored with their length and, for names, a hash of their
+ * lowercased bytes (gammad_kh_hash_byte), so the kernel compares bytes
+ * only where length and hash agree.
+ */
+#define GAMMAD_MAP_KH_TABLE	"gammad_khtab_v1"
+#define GAMMAD_MAP_KH_ENTRY	"gammad_khent_v1"
+#define GAMMAD_MAP_KH_RULE	"gammad_khrul_v1"
+#define GAMMAD_MAP_KH_RB	"gammad_khrb_v1"
+#define GAMMAD_MAP_KH_ALIAS	"gammad_khal_v1"
+#define GAMMAD_MAP_KH_STATS	"gammad_khst_v1"
+
+/*
+ * What the kernel parser and matcher can hold; the encoder sends a table
+ * that needs more to the engine, the parser a request that needs more.
+ */
+#define GAMMAD_KH_HEAD_MAX	1024	/* request line + headers, bytes (power of 2) */
+#define GAMMAD_KH_FIELDS_MAX	32	/* header fields per request */
+#define GAMMAD_KH_QUERY_MAX	16	/* query parameters a request may have */
+#define GAMMAD_KH_STR_MAX	128	/* a path, header/query name or value */
+#define GAMMAD_KH_METHOD_MAX	32	/* the engine answers 501 from 32 bytes on */
+#define GAMMAD_KH_CONDS_MAX	8	/* header + query conditions per match */
+#define GAMMAD_KH_ENTRIES_MAX	64	/* matches (table entries) per table */
+#define GAMMAD_KH_REMOVE_MAX	8	/* header names a rule/backend pair removes */
+#define GAMMAD_KH_APPEND_MAX	256	/* header lines it appends, serialized */
+
+/* FNV-1a over ASCII-lowercased bytes: the name hash of both sides. */
+#define GAMMAD_KH_HASH_INIT	2166136261U
+static inline __u32 gammad_kh_hash_byte(__u32 h, __u8 c)
+{
+	if (c >= 'A' && c <= 'Z')
+		c |= 0x20;
+	return (h ^ c) * 16777619U;
+}
+
+struct gammad_kh_str {
+	__u16 len;
+	__u16 pad;
+	__u32 hash;		/* names: gammad_kh_hash_byte over s[0..len) */
+	char s[GAMMAD_KH_STR_MAX];
+};
+
+/* Why a table goes to the engine (gammad_kh_table.engine_reason). */
+enum gammad_kh_tab_reason {
+	GAMMAD_KH_TAB_OK = 0,		/* the kernel serves it */
+	GAMMAD_KH_TAB_NOT_HTTP,		/* gRPC, TLS, TCP, or no route */
+	GAMMAD_KH_TAB_REGEX,		/* a RegularExpression match */
+	GAMMAD_KH_TAB_TOO_MANY_ENTRIES,
+	GAMMAD_KH_TAB_TOO_MANY_CONDS,
+	GAMMAD_KH_TAB_STRING,		/* a string longer than GAMMAD_KH_STR_MAX */
+	GAMMAD_KH_TAB_RESPONSE_FILTER,	/* ResponseHeaderModifier */
+	GAMMAD_KH_TAB_MIRROR,		/* RequestMirror */
+	GAMMAD_KH_TAB_OTHER_FILTER,	/* ExtensionRef, CORS, ExternalAuth, unknown */
+	GAMMAD_KH_TAB_RETRY,		/* retry: the kernel cannot send twice */
+	GAMMAD_KH_TAB_TIMEOUT,		/* request/backend timeouts */
+	GAMMAD_KH_TAB_REWRITES,		/* more than one path rewrite on a request */
+	GAMMAD_KH_TAB_HEADER_EDITS,	/* more edits than the kernel holds */
+	GAMMAD_KH_TAB_FIELD_VALUE,	/* a filter value that is no field value */
+	GAMMAD_KH_TAB_MAX,
+};
+
+struct gammad_kh_table {
+	__u32 nr_entries;	/* entries 0..nr_entries-1, in precedence order */
+	__u32 engine_reason;	/* enum gammad_kh_tab_reason; != 0: all to the engine */
+	__u16 port;		/* the Service port (host order): redirects keep it */
+	__u16 pad;
+	__u32 flags;		/* reserved, 0 */
+};
+
+struct gammad_kh_key {
+	__u32 tab;
+	__u32 idx;
+};
+
+enum gammad_kh_path {
+	GAMMAD_KH_PATH_ANY = 0,		/* PathPrefix "/" or no match at all */
+	GAMMAD_KH_PATH_EXACT,
+	GAMMAD_KH_PATH_PREFIX,		/* segment-aware, trailing '/' already dropped */
+};
+
+enum gammad_kh_cond_kind {
+	GAMMAD_KH_COND_HEADER = 1,	/* first field of the name (any case), value exact */
+	GAMMAD_KH_COND_QUERY,		/* first parameter of the name, value exact */
+};
+
+struct gammad_kh_cond {
+	__u32 kind;		/* enum gammad_kh_cond_kind */
+	struct gammad_kh_str name;
+	struct gammad_kh_str value;
+};
+
+/* One match of a rule: a row of the table. */
+struct gammad_kh_entry {
+	__u32 rule;		/* index of its rule in gammad_khrul_v1 */
+	__u8 path_type;		/* enum gammad_kh_path */
+	__u8 nr_conds;
+	__u8 method_len;	/* 0: any method */
+	__u8 pad;
+	__u32 rewrite_plen;	/* ReplacePrefixMatch: path bytes the match replaces */
+	char method[GAMMAD_KH_METHOD_MAX];
+	struct gammad_kh_str path;
+	struct gammad_kh_cond conds[GAMMAD_KH_CONDS_MAX];
+};
+
+enum gammad_kh_rewrite_type {
+	GAMMAD_KH_RW_NONE = 0,
+	GAMMAD_KH_RW_FULL,		/* ReplaceFullPath: the query is kept */
+	GAMMAD_KH_RW_PREFIX,		/* ReplacePrefixMatch */
+};
+
+struct gammad_kh_rewrite {
+	__u32 type;		/* enum gammad_kh_rewrite_type */
+	struct gammad_kh_str value;
+};
+
+enum gammad_kh_rule_kind {
+	GAMMAD_KH_RULE_BACKENDS = 1,	/* weighted pick of a rule backend (alias) */
+	GAMMAD_KH_RULE_REDIRECT,	/* RequestRedirect: status + Location */
+	GAMMAD_KH_RULE_FAIL,		/* no backend of weight > 0: 500 */
+};
+
+enum gammad_kh_rule_flags {
+	GAMMAD_KH_RULE_REQ_HOST = 1 << 0,	/* Location host: the request's Host */
+};
+
+/*
+ * A redirect's Location is loc_prefix ("scheme://" and the filter's
+ * hostname), the request's host when GAMMAD_KH_RULE_REQ_HOST, loc_port
+ * (":port" or ""), then the path as `path` rewrites it.
+ */
+struct gammad_kh_rule {
+	__u32 kind;		/* enum gammad_kh_rule_kind */
+	__u32 status;		/* REDIRECT: 301..308; FAIL: 500 */
+	__u32 nr_slots;		/* BACKENDS: alias slots (gammad_khal_v1) */
+	__u32 total_weight;
+	__u32 flags;		/* enum gammad_kh_rule_flags */
+	__u32 pad;
+	struct gammad_kh_rewrite path;
+	struct gammad_kh_str loc_prefix;
+	struct gammad_kh_str loc_port;
+};
+
+struct gammad_kh_alias_key {
+	__u32 tab;
+	__u32 rule;
+	__u32 slot;
+};
+/* Value: struct gammad_alias_val; primary/alias are rule-backend indices. */
+
+/*
+ * A backendRef of a rule with what the request becomes on its way there:
+ * the request fields named in remove[] are dropped, the lines of append[]
+ * added after the rest ("Name: value\r\n" each: the rule's and the
+ * backend's RequestHeaderModifier and a URLRewrite hostname, folded into
+ * one remove-then-append step), and the target rewritten by `path`.
+ */
+struct gammad_kh_rb {
+	__u32 be_id;		/* backend (gammad_be_v2) */
+	__u32 status;		/* 200; 500 unresolved; 503 no endpoints */
+	__u32 nr_remove;
+	__u32 append_len;
+	struct gammad_kh_rewrite path;
+	struct gammad_kh_str remove[GAMMAD_KH_REMOVE_MAX];
+	char append[GAMMAD_KH_APPEND_MAX];
+};
+
+/* What the kernel does with one request (gammad_kh_verdict.action). */
+enum gammad_kh_action {
+	GAMMAD_KH_MORE = 0,		/* head incomplete: wait for more bytes */
+	GAMMAD_KH_FORWARD,		/* to rule backend rb, edited */
+	GAMMAD_KH_LOCAL,		/* answered here: status (404, 500, 503, 3xx) */
+	GAMMAD_KH_ENGINE,		/* to the engine, for reason */
+};
+
+/* Per-request reasons: index of gammad_khst_v1 (per-CPU __u64). */
+enum gammad_kh_reason {
+	GAMMAD_KH_R_SERVED = 0,		/* forwarded or answered by the kernel */
+	GAMMAD_KH_R_MORE,		/* waited for the rest of a head */
+	GAMMAD_KH_R_NO_TABLE,		/* no kernel table for the class */
+	GAMMAD_KH_R_TABLE,		/* the table is the engine's (tab_reason) */
+	GAMMAD_KH_R_MALFORMED,		/* the engine's parser refuses it too */
+	GAMMAD_KH_R_HEAD_TOO_LARGE,	/* over GAMMAD_KH_HEAD_MAX */
+	GAMMAD_KH_R_FIELDS,		/* over GAMMAD_KH_FIELDS_MAX */
+	GAMMAD_KH_R_QUERY,		/* over GAMMAD_KH_QUERY_MAX parameters */
+	GAMMAD_KH_R_TARGET_FORM,	/* not origin form ("*", absolute) */
+	GAMMAD_KH_R_LEADING_CRLF,	/* empty lines before the request line */
+	GAMMAD_KH_R_METHOD,		/* CONNECT, or a method of 32 bytes or more */
+	GAMMAD_KH_R_CHUNKED,		/* Transfer-Encoding */
+	GAMMAD_KH_R_EXPECT,		/* Expect */
+	GAMMAD_KH_R_UPGRADE,		/* Upgrade */
+	GAMMAD_KH_R_LENGTH,		/* Content-Length of more than 18 digits */
+	GAMMAD_KH_R_MAP,		/* an entry the table names is missing */
+	GAMMAD_KH_R_MAX,
+};
+
+#define GAMMAD_KH_R_SLOTS	32
+_Static_assert(GAMMAD_KH_R_MAX <= GAMMAD_KH_R_SLOTS, "gammad_kh_reason");
+
+struct gammad_kh_field {
+	__u16 name_off, name_len;
+	__u16 value_off, value_len;	/* without leading and trailing SP/HTAB */
+	__u32 name_hash;
+};
+
+struct gammad_kh_span {
+	__u16 off, len;
+};
+
+enum gammad_kh_req_flags {
+	GAMMAD_KH_REQ_QUERY_FULL = 1 << 0,	/* more than GAMMAD_KH_QUERY_MAX parameters */
+};
+
+/* A parsed request head (offsets into the head's bytes). */
+struct gammad_kh_req {
+	__u16 head_len;		/* through the empty line */
+	__u16 method_len;	/* the method starts at 0 */
+	__u16 target_off, target_len;
+	__u16 path_len;		/* target bytes before the first '?' */
+	__u8 minor;		/* HTTP/1.<minor> */
+	__u8 nr_fields;
+	__u8 nr_query;		/* parameters in query[] */
+	__u8 host;		/* index of the Host field + 1; 0: none */
+	__u16 flags;		/* enum gammad_kh_req_flags */
+	__u64 content_length;
+	struct gammad_kh_field fields[GAMMAD_KH_FIELDS_MAX];
+	struct gammad_kh_span query[GAMMAD_KH_QUERY_MAX];	/* name=value items */
+};
+
+/*
+ * The answer. FORWARD: rule backend rb (backend be_id); fields whose bit is
+ * set in remove_mask are dropped, rb's append lines added; the target
+ * becomes rewrite_str + target[rw_cut..] when rw_kind is set (1: the
+ * rewrite's value, 2: "/"). LOCAL: status; a 3xx has its Location built
+ * from the rule (host_len bytes of the request's Host at host_off when the
+ * rule says so) and the rewrite as for FORWARD.
+ */
+struct gammad_kh_verdict {
+	__u32 action;		/* enum gammad_kh_action */
+	__u32 reason;		/* enum gammad_kh_reason */
+	__u32 tab_reason;	/* GAMMAD_KH_R_TABLE: enum gammad_kh_tab_reason */
+	__u32 status;
+	__u32 entry, rule, rb;
+	__u32 be_id;
+	__u32 remove_mask;
+	__u16 rw_cut;
+	__u8 rw_kind;
+	__u8 pad;
+	__u16 host_off, host_len;
+};
+
+/*
+ * Per-CPU work area of the parser and matcher (and the test program's
+ * input and output): the head's bytes, the parse, the verdict.
+ */
+struct gammad_kh_scratch {
+	__u32 len;		/* bytes in buf */
+	__u32 tab;		/* table to match against */
+	__u32 draw[2];		/* random numbers for the weighted pick */
+	__u32 st[8];		/* parser state (bpf/lib/khttp.h) */
+	struct gammad_kh_req req;
+	struct gammad_kh_verdict v;
+	__u8 buf[GAMMAD_KH_HEAD_MAX];
+};
+
+_Static_assert(sizeof(struct gammad_kh_str) == 136, "gammad_kh_str");
+_Static_assert(sizeof(struct gammad_kh_table) == 16, "gammad_kh_table");
+_Static_assert(sizeof(struct gammad_kh_key) == 8, "gammad_kh_key");
+_Static_assert(sizeof(struct gammad_kh_cond) == 276, "gammad_kh_cond");
+_Static_assert(sizeof(struct gammad_kh_entry) == 2388, "gammad_kh_entry");
+_Static_assert(sizeof(struct gammad_kh_rewrite) == 140, "gammad_kh_rewrite");
+_Static_assert(sizeof(struct gammad_kh_rule) == 436, "gammad_kh_rule");
+_Static_assert(sizeof(struct gammad_kh_alias_key) == 12, "gammad_kh_alias_key");
+_Static_assert(sizeof(struct gammad_kh_rb) == 1500, "gammad_kh_rb");
+_Static_assert(sizeof(struct gammad_kh_req) == 472, "gammad_kh_req");
+_Static_assert(sizeof(struct gammad_kh_verdict) == 44, "gammad_kh_verdict");
+
+
+
+
 /* ==== TC data path: per-packet translation (bpf/tc.bpf.c) ============== */
 /*
  * What connect() never sees (other nodes, unmanaged cgroups, connections

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The kernel's HTTP rule table of one Service port and client class, as
+ * plain arrays indexed like the maps (gammad_khent_v1 etc. in
+ * include/gammad/maps.h), with what each index stands for.
+ *
+ * What the kernel does exactly (else the table is the engine's):
+ *  - HTTP tables only; matches: path Exact / PathPrefix, method, header and
+ *    query Exact, at most GAMMAD_KH_CONDS_MAX per match and
+ *    GAMMAD_KH_ENTRIES_MAX matches, strings up to GAMMAD_KH_STR_MAX;
+ *  - filters: RequestHeaderModifier and URLRewrite (rule and backendRef,
+ *    at most one path rewrite per request), RequestRedirect;
+ *  - no ResponseHeaderModifier, mirror, retry, timeout or other filters;
+ *  - header edits fold into one remove-then-append step that fits the
+ *    kernel (GAMMAD_KH_REMOVE_MAX names, GAMMAD_KH_APPEND_MAX bytes), never
+ *    touching framing or hop-by-hop fields or removing Host.
+ */
+#ifndef GAMMAD_KHTTP_H
+#define GAMMAD_KHTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gammad/maps.h"
+#include "translate/translate.h"
+
+struct kh_image {
+	struct gammad_kh_table tab;
+	char why[160];				/* engine_reason in words, with the object */
+	struct gammad_kh_entry *entries;	/* key (tab, i) */
+	size_t nr_entries;
+	struct gammad_kh_rule *rules;		/* key (tab, i) */
+	size_t nr_rules;
+	struct gammad_kh_rb *rbs;		/* key (tab, i) */
+	size_t nr_rbs;
+	struct gammad_alias_val *slots;		/* rule r's slot s: slots[slot_base[r] + s] */
+	size_t *slot_base;
+	size_t nr_slots;
+	/* what the indices stand for */
+	const struct tr_rule **rule_src;	/* per rule */
+	const struct tr_backend **rb_src;	/* per rule backend */
+	size_t *rb_rule;			/* per rule backend: its rule */
+};
+
+/*
+ * Encode cls (a class of Service port `port`): 0 with out->tab.engine_reason
+ * saying whether the kernel serves it, or -ENOMEM. Free with kh_image_free().
+ */
+int kh_encode(const struct tr_class *cls, uint16_t port, struct kh_image *out);
+void kh_image_free(struct kh_image *img);
+
+/* The kernel maps of the HTTP path (GAMMAD_MAP_KH_*), by fd. */
+struct kh_map_fds {
+	int table, entry, rule, rb, alias;
+};
+
+/*
+ * Write img as table tab: everything below the table first, the table
+ * entry last (it publishes the rest). 0 or -errno.
+ */
+int kh_image_write(const struct kh_image *img, uint32_t tab, const struct kh_map_fds *fds);
+
+const char *kh_tab_reason_str(unsigned int reason);
+const char *kh_reason_str(unsigned int reason);
+
+#endif
