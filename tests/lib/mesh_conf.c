@@ -4,6 +4,7 @@
 
 #include "test_progs.h"
 #include "lib/mesh_conf.h"
+#include "lib/translate_fixture.h"
 
 size_t mesh_conf_load(struct ydoc_set *set, const struct ydoc **d, yaml_node_t **tests)
 {
@@ -102,4 +103,73 @@ bool mesh_conf_has_feature(const struct ydoc *d, const yaml_node_t *test, const 
 		if (!strcmp(ynode_str(yseq_at(d, f, i)) ?: "", feature))
 			return true;
 	return false;
+}
+
+/*
+ * One ready endpoint per Deployment, for every Service selecting it, named
+ * like a ReplicaSet pod ("echo-v1-5d8f7c9b6-abcde") with a fake pod IP.
+ */
+static int synthesize_endpoints(struct tfx *f)
+{
+	char *yaml = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&yaml, &len);
+	int ret;
+
+	if (!out)
+		return -ENOMEM;
+	for (size_t d = 0; d < f->m.deployments.nr; d++) {
+		const struct k8s_deployment *dep = f->m.deployments.items[d];
+
+		for (size_t s = 0; s < f->m.services.nr; s++) {
+			const struct k8s_service *svc = f->m.services.items[s];
+
+			if (strcmp(svc->meta.namespace, dep->meta.namespace) ||
+			    !svc->selector.nr ||
+			    !k8s_labels_match(&svc->selector, &dep->template.labels))
+				continue;
+			fprintf(out, "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+				"metadata:\n  name: %s-%s\n  namespace: %s\n  labels:\n"
+				"    kubernetes.io/service-name: %s\naddressType: IPv4\n"
+				"endpoints:\n- addresses: [\"10.244.%zu.%zu\"]\n"
+				"  conditions: {ready: true}\n"
+				"  targetRef: {kind: Pod, namespace: %s, name: %s-5d8f7c9b6-abcde}\n"
+				"ports:\n", svc->meta.name, dep->meta.name, svc->meta.namespace,
+				svc->meta.name, d / 200, d % 200 + 10, dep->meta.namespace,
+				dep->meta.name);
+			for (size_t p = 0; p < svc->nr_ports; p++) {
+				const struct k8s_service_port *sp = &svc->ports[p];
+
+				fprintf(out, "- {name: %s, port: %u, protocol: TCP}\n",
+					sp->name ? sp->name : "\"\"",
+					sp->target_port ? sp->target_port : sp->port);
+			}
+		}
+	}
+	fclose(out);
+	ret = tfx_load(f, "synthesized-endpoints.yaml", yaml);
+	free(yaml);
+	return ret;
+}
+
+int mesh_conf_load_test(struct tfx *f, const struct ydoc *d, const yaml_node_t *test)
+{
+	const char *base = test_shared_path(MESH_CONF_DIR "/mesh/manifests.yaml");
+	yaml_node_t *manifests = ymap_get(d, test, "manifests");
+	char path[512];
+	int ret;
+
+	if (!base)
+		return -ENOENT;
+	ret = manifest_load_path(&f->m, base, &f->dg);
+	if (!ret)
+		ret = synthesize_endpoints(f);
+	for (size_t i = 0; !ret && i < yseq_len(manifests); i++) {
+		snprintf(path, sizeof(path), "%s/%s/tests/mesh/%s", env.shared_dir, MESH_CONF_DIR,
+			 ynode_str(yseq_at(d, manifests, i)));
+		ret = manifest_load_path(&f->m, path, &f->dg);
+	}
+	if (!ret)
+		ret = tfx_translate(f);
+	return ret;
 }

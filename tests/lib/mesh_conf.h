@@ -60,4 +60,12 @@ bool mesh_conf_status_expected(const struct ydoc *d, const yaml_node_t *expect, 
 /* Does the test's features list hold feature? */
 bool mesh_conf_has_feature(const struct ydoc *d, const yaml_node_t *test, const char *feature);
 
+struct tfx;
+/*
+ * Load a test of the suite into f (initialized): the base manifests, one
+ * synthesized ready endpoint per Deployment (the suite's pods), the test's
+ * manifests; then translate. 0 or negative errno.
+ */
+int mesh_conf_load_test(struct tfx *f, const struct ydoc *d, const yaml_node_t *test);
+
 #endif

@@ -256,8 +256,7 @@ static int add_hop(struct enc *e, struct hops *h, bool remove, const char *name,
 {
 	if (h->nr == sizeof(h->items) / sizeof(h->items[0]))
 		return refuse(e, GAMMAD_KH_TAB_HEADER_EDITS, "%zu edits", h->nr);
-	if (!tchars(name) || reserved_field(name) || (value && !field_value(value)) ||
-	    (remove && !strcasecmp(name, "Host")))
+	if (!tchars(name) || reserved_field(name) || (value && !field_value(value)))
 		return refuse(e, GAMMAD_KH_TAB_FIELD_VALUE, "%.64s", name);
 	h->items[h->nr++] = (struct hop){ remove, name, value };
 	return 0;

@@ -1,0 +1,655 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The kernel's HTTP parser and matcher (bpf/lib/khttp.h) against the
+ * engine's parser and evaluator. Tables: every class of every Service port
+ * of the Gateway API mesh conformance tests, and generated HTTPRoutes (all
+ * encodable features: Exact/PathPrefix, methods, header and query matches,
+ * header modifiers, rewrites, redirects, weights, missing and empty
+ * backends). Requests: generated from each table's own strings and from a
+ * fixed vocabulary, malformed ones and cut ones included.
+ *
+ * Each request runs through the verified BPF program (BPF_PROG_TEST_RUN of
+ * tests/progs/khttp.bpf.c, the table written into its maps by
+ * kh_image_write()) and through the userspace build of the same source:
+ * both must produce the same parse and verdict, and that verdict must be
+ * what h1_parse_request() and ev_evaluate() say (tests/lib/khttp_user.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "test_progs.h"
+#include "lib/khttp_user.h"
+#include "lib/mesh_conf.h"
+#include "lib/translate_fixture.h"
+#include "datapath/alias.h"
+#include "skel/test_khttp.skel.h"
+
+#define REQS_PER_TABLE 400
+
+struct run {
+	struct test_khttp_bpf *skel;
+	struct kh_map_fds fds;
+	int scratch_fd;
+	struct khu_stats st;
+	unsigned long tables, tables_kernel, cases, failures;
+	unsigned long total_kernel, total_served;
+	unsigned long tab_reasons[GAMMAD_KH_TAB_MAX];
+	uint64_t rng;
+};
+
+static uint32_t rnd(struct run *r)
+{
+	/* xorshift64*: reproducible from the seed */
+	r->rng ^= r->rng >> 12;
+	r->rng ^= r->rng << 25;
+	r->rng ^= r->rng >> 27;
+	return (uint32_t)((r->rng * 2685821657736338717ULL) >> 32);
+}
+
+static uint32_t pick(struct run *r, uint32_t n)
+{
+	return n ? rnd(r) % n : 0;
+}
+
+/* ---- running one head through both builds -------------------------------- */
+
+static int bpf_run(struct run *r, struct gammad_kh_scratch *s)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o);
+	uint32_t zero = 0;
+	int err;
+
+	err = bpf_map_update_elem(r->scratch_fd, &zero, s, BPF_ANY);
+	if (err)
+		return err;
+	err = bpf_prog_test_run_opts(bpf_program__fd(r->skel->progs.kh_run), &o);
+	if (err)
+		return err;
+	return bpf_map_lookup_elem(r->scratch_fd, &zero, s);
+}
+
+static void show_head(const char *head, size_t len)
+{
+	char out[512];
+	size_t n = 0;
+
+	for (size_t i = 0; i < len && n + 5 < sizeof(out); i++) {
+		unsigned char c = head[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			out[n++] = c;
+		else
+			n += snprintf(out + n, sizeof(out) - n, "\\x%02x", c);
+	}
+	out[n] = 0;
+	test__printf("  head: \"%s\"\n", out);
+}
+
+/* One head: the BPF verdict equals the userspace one and agrees with the engine. */
+static bool run_head(struct run *r, const struct tr_class *cls, const struct kh_image *img,
+		     const char *head, size_t len, struct gammad_kh_scratch *out)
+{
+	struct gammad_kh_scratch *k = malloc(sizeof(*k)), *u = malloc(sizeof(*u));
+	uint32_t d0 = rnd(r), d1 = rnd(r);
+	char why[256];
+	bool ok = false;
+
+	if (!k || !u)
+		goto out;
+	khu_scratch(k, head, len, d0, d1);
+	khu_scratch(u, head, len, d0, d1);
+	r->cases++;
+	if (!ASSERT_OK(bpf_run(r, k), "test run"))
+		goto out;
+	khu_request(u);
+	if (memcmp(&k->req, &u->req, sizeof(k->req)) || memcmp(&k->v, &u->v, sizeof(k->v))) {
+		test__fail();
+		test__printf("BPF and userspace builds differ: action %u/%u reason %u/%u\n",
+			     k->v.action, u->v.action, k->v.reason, u->v.reason);
+		show_head(head, len);
+		goto out;
+	}
+	if (khu_check(cls, img, k, &r->st, why, sizeof(why))) {
+		test__fail();
+		test__printf("kernel and engine disagree: %s (action %u reason %s status %u)\n",
+			     why, k->v.action, kh_reason_str(k->v.reason), k->v.status);
+		show_head(head, len);
+		goto out;
+	}
+	if (out)
+		*out = *k;
+	ok = true;
+out:
+	if (!ok)
+		r->failures++;
+	free(k);
+	free(u);
+	return ok;
+}
+
+/* ---- generated requests ---------------------------------------------------- */
+
+struct gen {
+	char buf[2048];
+	size_t len;
+};
+
+static void put(struct gen *g, const char *s, size_t n)
+{
+	if (g->len + n < sizeof(g->buf)) {
+		memcpy(g->buf + g->len, s, n);
+		g->len += n;
+	}
+}
+
+static void puts_(struct gen *g, const char *s)
+{
+	put(g, s, strlen(s));
+}
+
+/* s with each letter's case flipped at random (header names match in any case). */
+static void put_case(struct run *r, struct gen *g, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) && !pick(r, 3))
+			c ^= 0x20;
+		put(g, &c, 1);
+	}
+}
+
+static const char *const methods[] = {
+	"GET", "GET", "GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "get",
+};
+static const char *const paths[] = {
+	"/", "/a", "/a/", "/ab", "/a/b", "/a/b/c", "/v2", "/v2/", "/v2x", "/v2/x", "/foo",
+	"/foo/bar", "/bar", "//", "/%2F", "/prefix/one", "/prefix/one/two", "/exact",
+	"/exact/", "/one", "/two", "/redirect", "/rewrite/x", "/a|b{c}",
+};
+static const char *const queries[] = {
+	"", "", "", "?", "?q=1", "?q=1&r", "?r=&q=2", "?q", "?q=2&q=1", "?x=1&q=1&y",
+	"?&q=1", "?q=1&", "?a=b=c", "?animal=whale", "?animal=dolphin&color=blue",
+};
+static const char *const fields[] = {
+	"X-A: 1", "x-a: 2", "X-B: two", "x-b:  two  ", "X-C:\tv\t", "Accept: */*",
+	"User-Agent: t/1", "X-Empty:", "X-Obs: \x80\xff", "version: one", "version: two",
+	"X-Remove: r", "x-header-remove: gone", "Content-Length: 5", "Content-Length: 0",
+	"Cookie: a=b", "X-Forwarded-For: 10.0.0.1",
+};
+/* Rarely: what the kernel leaves to the engine or refuses. */
+static const char *const rare_fields[] = {
+	"content-length:\t3", "Content-Length: 12x", "Content-Length:", "Transfer-Encoding: chunked",
+	"Expect: 100-continue", "Upgrade: websocket", "Content-Length: 1234567890123456789012",
+	"Host: dup", "Bad Name: x", " folded", "X-Ctl: a\x01", "X-Del: \x7f", ": novalue",
+};
+static const char *const hosts[] = {
+	"Host: a", "Host: a.app:80", "host: echo", "Host: [::1]:8080", "Host: [::1",
+	"HOST: a:", "Host:", "Host: x:y:z",
+};
+
+/* A string of the table (a path, a header or query condition) to aim at. */
+struct aim {
+	const struct kh_image *img;
+};
+
+static void put_table_path(struct run *r, struct gen *g, const struct kh_image *img)
+{
+	const struct gammad_kh_entry *e = &img->entries[pick(r, img->nr_entries)];
+	static const char *const tails[] = { "", "", "/", "/x", "x", "/x/y" };
+
+	if (e->path.len)
+		put(g, e->path.s, e->path.len);
+	else
+		puts_(g, "/");
+	puts_(g, tails[pick(r, 6)]);
+}
+
+static void put_table_query(struct run *r, struct gen *g, const struct kh_image *img)
+{
+	const struct gammad_kh_entry *e = &img->entries[pick(r, img->nr_entries)];
+	bool first = true;
+
+	for (unsigned i = 0; i < e->nr_conds; i++) {
+		const struct gammad_kh_cond *c = &e->conds[i];
+
+		if (c->kind != GAMMAD_KH_COND_QUERY || !pick(r, 4))
+			continue;
+		puts_(g, first ? "?" : "&");
+		first = false;
+		put(g, c->name.s, c->name.len);
+		if (pick(r, 5)) {
+			puts_(g, "=");
+			put(g, c->value.s, c->value.len);
+			if (!pick(r, 6))
+				puts_(g, "x");
+		}
+	}
+}
+
+static void put_table_fields(struct run *r, struct gen *g, const struct kh_image *img)
+{
+	const struct gammad_kh_entry *e = &img->entries[pick(r, img->nr_entries)];
+
+	for (unsigned i = 0; i < e->nr_conds; i++) {
+		const struct gammad_kh_cond *c = &e->conds[i];
+
+		if (c->kind != GAMMAD_KH_COND_HEADER || !pick(r, 5))
+			continue;
+		put_case(r, g, c->name.s, c->name.len);
+		puts_(g, pick(r, 4) ? ": " : ":\t ");
+		put(g, c->value.s, c->value.len);
+		if (!pick(r, 6))
+			puts_(g, "y");
+		puts_(g, pick(r, 5) ? "\r\n" : " \r\n");
+	}
+}
+
+static void gen_request(struct run *r, const struct kh_image *img, struct gen *g)
+{
+	bool aim = img && img->nr_entries && pick(r, 4);
+	bool v10 = !pick(r, 10);
+	unsigned nf = pick(r, 5);
+
+	g->len = 0;
+	if (aim && img->entries[0].method_len && pick(r, 2)) {
+		const struct gammad_kh_entry *e = &img->entries[pick(r, img->nr_entries)];
+
+		if (e->method_len)
+			put(g, e->method, e->method_len);
+		else
+			puts_(g, "GET");
+	} else if (!pick(r, 200)) {
+		puts_(g, pick(r, 2) ? "CONNECT" : "AVERYLONGMETHODNAMEOFMORETHANTHIRTYTWOBYTES");
+	} else {
+		puts_(g, methods[pick(r, sizeof(methods) / sizeof(methods[0]))]);
+	}
+	puts_(g, " ");
+	if (!pick(r, 100))
+		puts_(g, pick(r, 2) ? "*" : "http://a.app/x");
+	else if (aim)
+		put_table_path(r, g, img);
+	else
+		puts_(g, paths[pick(r, sizeof(paths) / sizeof(paths[0]))]);
+	if (aim && pick(r, 2))
+		put_table_query(r, g, img);
+	else
+		puts_(g, queries[pick(r, sizeof(queries) / sizeof(queries[0]))]);
+	if (!pick(r, 100)) {
+		/* many parameters: beyond what the kernel keeps */
+		for (int i = 0; i < 20; i++)
+			puts_(g, i ? "&p=1" : "?p=1");
+		puts_(g, "&q=1");
+	}
+	puts_(g, v10 ? " HTTP/1.0\r\n" : !pick(r, 100) ? " HTTP/2.0\r\n" : " HTTP/1.1\r\n");
+	if (!v10 || pick(r, 2)) {
+		puts_(g, hosts[pick(r, 10) < 6 ? 0 : pick(r, sizeof(hosts) / sizeof(hosts[0]))]);
+		puts_(g, "\r\n");
+	}
+	if (aim)
+		put_table_fields(r, g, img);
+	for (unsigned i = 0; i < nf; i++) {
+		puts_(g, fields[pick(r, sizeof(fields) / sizeof(fields[0]))]);
+		puts_(g, "\r\n");
+	}
+	if (!pick(r, 15)) {
+		puts_(g, rare_fields[pick(r, sizeof(rare_fields) / sizeof(rare_fields[0]))]);
+		puts_(g, "\r\n");
+	}
+	if (!pick(r, 100))
+		for (int i = 0; i < 40; i++)
+			puts_(g, "X-Many: 1\r\n");
+	puts_(g, "\r\n");
+	if (!pick(r, 5))
+		puts_(g, "hello");
+	if (!pick(r, 8) && g->len) {
+		/* one byte broken */
+		static const char bad[] = { '\n', '\r', ' ', '\t', 0, ':', 0x7f, 'a', '?', '/' };
+
+		g->buf[pick(r, (uint32_t)g->len)] = bad[pick(r, sizeof(bad))];
+	}
+}
+
+/* Every proper prefix of a head the kernel serves makes it wait. */
+static void check_prefixes(struct run *r, const struct tr_class *cls, const struct kh_image *img,
+			   const struct gen *g, const struct gammad_kh_scratch *full)
+{
+	struct gammad_kh_scratch *s = malloc(sizeof(*s));
+	size_t cut = pick(r, full->req.head_len);
+
+	if (!s)
+		return;
+	if (run_head(r, cls, img, g->buf, cut, s) && full->v.action != GAMMAD_KH_ENGINE &&
+	    !ASSERT_EQ(s->v.action, GAMMAD_KH_MORE, "a cut head waits"))
+		show_head(g->buf, cut);
+	free(s);
+}
+
+/* ---- tables ------------------------------------------------------------------ */
+
+/* The alias slots give every rule backend exactly its weight's share. */
+static void check_shares(const struct kh_image *img)
+{
+	for (size_t ri = 0; ri < img->nr_rules; ri++) {
+		const struct gammad_kh_rule *rule = &img->rules[ri];
+
+		if (rule->kind != GAMMAD_KH_RULE_BACKENDS)
+			continue;
+		for (size_t b = 0; b < img->nr_rbs; b++) {
+			if (img->rb_rule[b] != ri)
+				continue;
+			ASSERT_EQ(alias_table_share(img->slots + img->slot_base[ri], rule->nr_slots,
+						    rule->total_weight, (uint32_t)b),
+				  (uint64_t)img->rb_src[b]->weight * rule->nr_slots, "share");
+		}
+	}
+}
+
+static void run_table(struct run *r, const struct tr_class *cls, uint16_t port, const char *what)
+{
+	struct gammad_kh_scratch *s = malloc(sizeof(*s));
+	struct kh_image img;
+	struct gen *g = malloc(sizeof(*g));
+	unsigned long failures = r->failures;
+
+	if (!s || !g || !ASSERT_OK(kh_encode(cls, port, &img), "encode"))
+		goto out;
+	r->tables++;
+	r->tab_reasons[img.tab.engine_reason]++;
+	if (!img.tab.engine_reason)
+		r->tables_kernel++;
+	check_shares(&img);
+	khu_use(&img);
+	if (!ASSERT_OK(kh_image_write(&img, KHU_TAB, &r->fds), "write table"))
+		goto free_img;
+	for (int i = 0; i < REQS_PER_TABLE && r->failures - failures < 5; i++) {
+		gen_request(r, &img, g);
+		if (run_head(r, cls, &img, g->buf, g->len, s) && s->v.action != GAMMAD_KH_MORE &&
+		    s->req.head_len && !pick(r, 4))
+			check_prefixes(r, cls, &img, g, s);
+	}
+	if (r->failures != failures)
+		test__printf("  table: %s (%s)\n", what, img.tab.engine_reason ? img.why : "kernel");
+free_img:
+	khu_use(NULL);
+	kh_image_free(&img);
+out:
+	free(g);
+	free(s);
+}
+
+static void run_translation(struct run *r, const struct tr_result *res, const char *what)
+{
+	for (size_t p = 0; p < res->nr_ports; p++) {
+		const struct tr_port *tp = &res->ports[p];
+		char name[256];
+
+		for (size_t c = 0; c < tp->nr_classes; c++) {
+			snprintf(name, sizeof(name), "%s: %s/%s:%u class %s", what,
+				 tp->svc->meta.namespace, tp->svc->meta.name, tp->port->port,
+				 tp->classes[c].client_namespace ?: "default");
+			run_table(r, &tp->classes[c], tp->port->port, name);
+		}
+	}
+}
+
+static void conformance_tables(struct run *r)
+{
+	struct ydoc_set set;
+	const struct ydoc *d;
+	yaml_node_t *tests;
+	size_t n = mesh_conf_load(&set, &d, &tests);
+
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *test = yseq_at(d, tests, i);
+		struct tfx f;
+
+		tfx_init(&f);
+		if (ASSERT_OK(mesh_conf_load_test(&f, d, test), "load conformance test"))
+			run_translation(r, &f.res, mesh_conf_str(d, test, "shortName"));
+		tfx_free(&f);
+	}
+	if (n)
+		ydoc_set_free(&set);
+}
+
+/* ---- generated routes -------------------------------------------------------- */
+
+static void gen_match(struct run *r, FILE *y)
+{
+	static const char *const pv[] = {
+		"/", "/a", "/a/", "/ab", "/a/b", "/v2", "/v2/", "/foo", "/exact", "/", "",
+	};
+	static const char *const hv[][2] = {
+		{ "X-A", "1" }, { "x-a", "2" }, { "X-B", "two" }, { "version", "one" },
+		{ "Host", "a" }, { "X-Empty", "" },
+	};
+	static const char *const qv[][2] = { { "q", "1" }, { "r", "" }, { "q", "2" }, { "animal", "whale" } };
+	unsigned nh = pick(r, 3), nq = pick(r, 3) ? 0 : 1 + pick(r, 2);
+
+	fprintf(y, "    - path: {type: %s, value: \"%s\"}\n", pick(r, 2) ? "PathPrefix" : "Exact",
+		pv[pick(r, sizeof(pv) / sizeof(pv[0]) - 1)]);
+	if (!pick(r, 3))
+		fprintf(y, "      method: %s\n", pick(r, 2) ? "GET" : "POST");
+	if (nh) {
+		fprintf(y, "      headers:\n");
+		for (unsigned i = 0; i < nh; i++) {
+			unsigned k = pick(r, sizeof(hv) / sizeof(hv[0]));
+
+			fprintf(y, "      - {name: \"%s\", value: \"%s\"}\n", hv[k][0], hv[k][1]);
+		}
+	}
+	if (nq) {
+		fprintf(y, "      queryParams:\n");
+		for (unsigned i = 0; i < nq; i++) {
+			unsigned k = pick(r, sizeof(qv) / sizeof(qv[0]));
+
+			fprintf(y, "      - {name: \"%s\", value: \"%s\"}\n", qv[k][0], qv[k][1]);
+		}
+	}
+}
+
+static void gen_header_mod(struct run *r, FILE *y, const char *indent)
+{
+	static const char *const names[] = { "X-A", "x-b", "X-New", "Host", "X-Remove", "version" };
+
+	fprintf(y, "%s- type: RequestHeaderModifier\n%s  requestHeaderModifier:\n", indent, indent);
+	if (pick(r, 2))
+		fprintf(y, "%s    set: [{name: \"%s\", value: \"s%u\"}]\n", indent,
+			names[pick(r, 6)], pick(r, 3));
+	if (pick(r, 2))
+		fprintf(y, "%s    add: [{name: \"%s\", value: \"a%u\"}, {name: X-Add, value: b}]\n",
+			indent, names[pick(r, 6)], pick(r, 3));
+	if (pick(r, 2))
+		fprintf(y, "%s    remove: [\"%s\"]\n", indent, names[pick(r, 6) == 3 ? 4 : pick(r, 6)]);
+}
+
+static void gen_path_mod(struct run *r, FILE *y, const char *value)
+{
+	if (pick(r, 2))
+		fprintf(y, "          path: {type: ReplaceFullPath, replaceFullPath: \"%s\"}\n", value);
+	else
+		fprintf(y, "          path: {type: ReplacePrefixMatch, replacePrefixMatch: \"%s\"}\n",
+			value);
+}
+
+static void gen_filters(struct run *r, FILE *y, bool *redirect)
+{
+	static const char *const pvals[] = { "/", "/new", "/new/", "/x/y" };
+	unsigned k = pick(r, 6);
+
+	*redirect = false;
+	if (k >= 3)
+		return;
+	fprintf(y, "      filters:\n");
+	if (k == 0 || pick(r, 2))
+		gen_header_mod(r, y, "      ");
+	if (k == 1) {
+		fprintf(y, "      - type: URLRewrite\n        urlRewrite:\n");
+		if (pick(r, 2))
+			fprintf(y, "          hostname: rewritten.example\n");
+		if (pick(r, 3))
+			gen_path_mod(r, y, pvals[pick(r, 4)]);
+	} else if (k == 2) {
+		*redirect = true;
+		fprintf(y, "      - type: RequestRedirect\n        requestRedirect:\n");
+		fprintf(y, "          statusCode: %u\n", pick(r, 2) ? 301 : 302);
+		if (pick(r, 2))
+			fprintf(y, "          scheme: %s\n", pick(r, 2) ? "https" : "http");
+		if (pick(r, 2))
+			fprintf(y, "          hostname: moved.example\n");
+		if (pick(r, 3) == 0)
+			fprintf(y, "          port: %u\n", pick(r, 2) ? 8443 : 80);
+		if (pick(r, 2))
+			gen_path_mod(r, y, pvals[pick(r, 4)]);
+	}
+}
+
+static char *gen_routes(struct run *r)
+{
+	static const char *const backends[] = { "b1", "b2", "b3", "bempty", "missing" };
+	char *yaml = NULL;
+	size_t len = 0;
+	FILE *y = open_memstream(&yaml, &len);
+	unsigned nroutes = 1 + pick(r, 2);
+
+	if (!y)
+		return NULL;
+	for (unsigned ro = 0; ro < nroutes; ro++) {
+		unsigned nrules = 1 + pick(r, 3);
+
+		fprintf(y, "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+			"metadata: {name: r%u, namespace: app}\nspec:\n"
+			"  parentRefs: [{group: \"\", kind: Service, name: a, port: 80}]\n  rules:\n",
+			ro);
+		for (unsigned ru = 0; ru < nrules; ru++) {
+			unsigned nm = pick(r, 3), nb = pick(r, 4);
+			bool redirect;
+
+			fprintf(y, "  - matches:\n");
+			if (!nm)
+				fprintf(y, "    - {}\n");
+			for (unsigned m = 0; m < nm; m++)
+				gen_match(r, y);
+			gen_filters(r, y, &redirect);
+			if (redirect)
+				continue;
+			if (nb)
+				fprintf(y, "    backendRefs:\n");
+			for (unsigned b = 0; b < nb; b++) {
+				fprintf(y, "    - name: %s\n      port: 80\n      weight: %u\n",
+					backends[pick(r, 5)], pick(r, 4) ? 1 + pick(r, 5) : 0);
+				if (!pick(r, 4)) {
+					fprintf(y, "      filters:\n");
+					gen_header_mod(r, y, "      ");
+				}
+			}
+		}
+	}
+	fclose(y);
+	return yaml;
+}
+
+static void generated_tables(struct run *r, int nr)
+{
+	for (int i = 0; i < nr && r->failures < 20; i++) {
+		char *yaml = gen_routes(r);
+		struct tfx f;
+		char what[32];
+
+		if (!ASSERT_OK_PTR(yaml, "generate"))
+			return;
+		snprintf(what, sizeof(what), "generated #%d", i);
+		if (!tfx_setup(&f, yaml)) {
+			const struct tr_class *cls = tfx_class(&f, "app", "a", 80, NULL);
+
+			if (cls)
+				run_table(r, cls, 80, what);
+		} else {
+			/* an invalid combination: the translator said why */
+			test__printf("%s did not translate\n", what);
+		}
+		if (r->failures)
+			test__printf("%s", yaml);
+		tfx_free(&f);
+		free(yaml);
+	}
+}
+
+/* ---- the test ----------------------------------------------------------------- */
+
+static void report_prog(struct run *r)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info);
+
+	if (!bpf_obj_get_info_by_fd(bpf_program__fd(r->skel->progs.kh_run), &info, &len))
+		test__printf("kh_run: %u BPF insns (xlated), %u verified insns, head %u B, "
+			     "%u fields, %u matches/table\n", info.xlated_prog_len / 8,
+			     info.verified_insns, GAMMAD_KH_HEAD_MAX, GAMMAD_KH_FIELDS_MAX,
+			     GAMMAD_KH_ENTRIES_MAX);
+}
+
+/* What the kernel did with the heads of the subtest; the counts restart. */
+static void report(struct run *r)
+{
+	test__printf("%lu tables (%lu served by the kernel), %lu heads: %lu forwarded, "
+		     "%lu answered in the kernel, %lu to the engine (%lu malformed), %lu waiting\n",
+		     r->tables, r->tables_kernel, r->cases, r->st.served, r->st.local, r->st.engine,
+		     r->st.malformed, r->st.more);
+	for (unsigned i = 1; i < GAMMAD_KH_TAB_MAX; i++)
+		if (r->tab_reasons[i])
+			test__printf("  tables to the engine: %lu %s\n", r->tab_reasons[i],
+				     kh_tab_reason_str(i));
+	ASSERT_EQ(r->failures, 0, "disagreements");
+	r->total_kernel += r->tables_kernel;
+	r->total_served += r->st.served;
+	r->tables = r->tables_kernel = r->cases = r->failures = 0;
+	memset(&r->st, 0, sizeof(r->st));
+	memset(r->tab_reasons, 0, sizeof(r->tab_reasons));
+}
+
+void test_khttp_diff(void)
+{
+	struct run r = { .rng = 0x9e3779b97f4a7c15ULL };
+	const char *seed = getenv("GAMMAD_KHTTP_SEED");
+
+	if (seed)
+		r.rng = strtoull(seed, NULL, 0) | 1;
+	r.skel = test_khttp_bpf__open_and_load();
+	if (!ASSERT_OK_PTR(r.skel, "load khttp program"))
+		return;
+	r.fds = (struct kh_map_fds){
+		.table = bpf_map__fd(r.skel->maps.gammad_khtab_v1),
+		.entry = bpf_map__fd(r.skel->maps.gammad_khent_v1),
+		.rule = bpf_map__fd(r.skel->maps.gammad_khrul_v1),
+		.rb = bpf_map__fd(r.skel->maps.gammad_khrb_v1),
+		.alias = bpf_map__fd(r.skel->maps.gammad_khal_v1),
+	};
+	r.scratch_fd = bpf_map__fd(r.skel->maps.kh_scratch);
+	report_prog(&r);
+
+	if (test__start_subtest("no_table")) {
+		/* a class without a kernel table: every head still parses the same */
+		struct tfx f;
+
+		if (ASSERT_OK(tfx_setup(&f, NULL), "setup"))
+			run_table(&r, tfx_class(&f, "app", "a", 80, NULL), 80, "no route");
+		tfx_free(&f);
+		report(&r);
+	}
+	if (test__start_subtest("conformance")) {
+		conformance_tables(&r);
+		report(&r);
+	}
+	if (test__start_subtest("generated")) {
+		generated_tables(&r, 300);
+		report(&r);
+	}
+	ASSERT_GT(r.total_kernel, 0, "tables the kernel serves");
+	ASSERT_GT(r.total_served, 0, "requests the kernel forwards");
+	test_khttp_bpf__destroy(r.skel);
+}
