@@ -585,12 +585,28 @@ KH_GLOBAL int kh_rewrite(struct gammad_kh_scratch *s, const struct gammad_kh_rew
 	return 0;
 }
 
+struct kh_host_scan {
+	struct gammad_kh_scratch *s;
+	__u32 off, len;		/* the Host value */
+	__u8 end;		/* ']' or ':' */
+};
+
+/* One byte of the Host value (bpf_loop callback): stop at the end of the host. */
+static long kh_host_byte(__u64 i, void *ctx)
+{
+	struct kh_host_scan *h = ctx;
+
+	if (h->s->buf[(h->off + (__u32)i) & KH_BUF_MASK] != h->end)
+		return 0;
+	h->len = h->end == ']' ? (__u32)i + 1 : (__u32)i;
+	return 1;
+}
+
 /* The host part of the Host field (host_only() of the engine) for a Location. */
 KH_GLOBAL int kh_host(struct gammad_kh_scratch *s)
 {
 	const struct gammad_kh_field *f;
-	__u32 n;
-	__u8 end;
+	struct kh_host_scan h;
 
 	if (!s)
 		return 0;
@@ -598,19 +614,14 @@ KH_GLOBAL int kh_host(struct gammad_kh_scratch *s)
 	if (!s->req.host)
 		return 0;
 	f = &s->req.fields[(s->req.host - 1) & KH_FIELD_MASK];
-	s->v.host_off = f->value_off;
-	n = f->value_len;
+	h.s = s;
+	h.off = f->value_off;
+	h.len = f->value_len;
 	/* "[v6]:port" ends after the bracket, "name:port" before the colon */
-	end = n && s->buf[f->value_off & KH_BUF_MASK] == '[' ? ']' : ':';
-	for (__u32 i = 0; i < GAMMAD_KH_HEAD_MAX; i++) {
-		if (i >= n)
-			break;
-		if (s->buf[(f->value_off + i) & KH_BUF_MASK] == end) {
-			n = end == ']' ? i + 1 : i;
-			break;
-		}
-	}
-	s->v.host_len = n;
+	h.end = h.len && s->buf[h.off & KH_BUF_MASK] == '[' ? ']' : ':';
+	bpf_loop(f->value_len, kh_host_byte, &h, 0);
+	s->v.host_off = h.off;
+	s->v.host_len = h.len;
 	return 0;
 }
 

@@ -510,10 +510,10 @@ _Static_assert(_Alignof(struct gammad_sock_orig) == 4, "gammad_sock_orig align")
  * What the kernel parser and matcher can hold; the encoder sends a table
  * that needs more to the engine, the parser a request that needs more.
  */
-#define GAMMAD_KH_HEAD_MAX	1024	/* request line + headers, bytes (power of 2) */
+#define GAMMAD_KH_HEAD_MAX	4096	/* request line + headers, bytes (power of 2) */
 #define GAMMAD_KH_FIELDS_MAX	32	/* header fields per request */
 #define GAMMAD_KH_QUERY_MAX	16	/* query parameters a request may have */
-#define GAMMAD_KH_STR_MAX	128	/* a path, header/query name or value */
+#define GAMMAD_KH_STR_MAX	256	/* a path, header/query name or value */
 #define GAMMAD_KH_METHOD_MAX	32	/* the engine answers 501 from 32 bytes on */
 #define GAMMAD_KH_CONDS_MAX	8	/* header + query conditions per match */
 #define GAMMAD_KH_ENTRIES_MAX	64	/* matches (table entries) per table */
@@ -758,20 +758,17 @@ struct gammad_kh_scratch {
 	__u8 buf[GAMMAD_KH_HEAD_MAX];
 };
 
-_Static_assert(sizeof(struct gammad_kh_str) == 136, "gammad_kh_str");
+_Static_assert(sizeof(struct gammad_kh_str) == 264, "gammad_kh_str");
+_Static_assert(sizeof(struct gammad_kh_cond) == 532, "gammad_kh_cond");
+_Static_assert(sizeof(struct gammad_kh_entry) == 4564, "gammad_kh_entry");
+_Static_assert(sizeof(struct gammad_kh_rewrite) == 268, "gammad_kh_rewrite");
+_Static_assert(sizeof(struct gammad_kh_rule) == 820, "gammad_kh_rule");
+_Static_assert(sizeof(struct gammad_kh_rb) == 2652, "gammad_kh_rb");
 _Static_assert(sizeof(struct gammad_kh_table) == 16, "gammad_kh_table");
 _Static_assert(sizeof(struct gammad_kh_key) == 8, "gammad_kh_key");
-_Static_assert(sizeof(struct gammad_kh_cond) == 276, "gammad_kh_cond");
-_Static_assert(sizeof(struct gammad_kh_entry) == 2388, "gammad_kh_entry");
-_Static_assert(sizeof(struct gammad_kh_rewrite) == 140, "gammad_kh_rewrite");
-_Static_assert(sizeof(struct gammad_kh_rule) == 436, "gammad_kh_rule");
 _Static_assert(sizeof(struct gammad_kh_alias_key) == 12, "gammad_kh_alias_key");
-_Static_assert(sizeof(struct gammad_kh_rb) == 1500, "gammad_kh_rb");
 _Static_assert(sizeof(struct gammad_kh_req) == 472, "gammad_kh_req");
 _Static_assert(sizeof(struct gammad_kh_verdict) == 44, "gammad_kh_verdict");
-
-
-
 
 /* ==== TC data path: per-packet translation (bpf/tc.bpf.c) ============== */
 /*

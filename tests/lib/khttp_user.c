@@ -358,6 +358,7 @@ int khu_check(const struct tr_class *cls, const struct kh_image *img,
 		break;
 	case GAMMAD_KH_ENGINE:
 		st->engine++;
+		st->reasons[s->v.reason % GAMMAD_KH_R_SLOTS]++;
 		if (s->v.reason == GAMMAD_KH_R_MALFORMED) {
 			st->malformed++;
 			if (n > 0 && !perr)

@@ -29,6 +29,7 @@ void khu_scratch(struct gammad_kh_scratch *s, const char *head, size_t len, uint
 
 struct khu_stats {
 	unsigned long served, local, engine, more, malformed;
+	unsigned long reasons[GAMMAD_KH_R_SLOTS];	/* engine verdicts by reason */
 };
 
 /*

@@ -133,7 +133,7 @@ out:
 /* ---- generated requests ---------------------------------------------------- */
 
 struct gen {
-	char buf[2048];
+	char buf[8192];
 	size_t len;
 };
 
@@ -302,6 +302,13 @@ static void gen_request(struct run *r, const struct kh_image *img, struct gen *g
 	if (!pick(r, 100))
 		for (int i = 0; i < 40; i++)
 			puts_(g, "X-Many: 1\r\n");
+	if (!pick(r, 200)) {
+		/* a head beyond GAMMAD_KH_HEAD_MAX */
+		puts_(g, "X-Long: ");
+		for (int i = 0; i < 300; i++)
+			puts_(g, "0123456789abcdef");
+		puts_(g, "\r\n");
+	}
 	puts_(g, "\r\n");
 	if (!pick(r, 5))
 		puts_(g, "hello");
@@ -604,6 +611,10 @@ static void report(struct run *r)
 		if (r->tab_reasons[i])
 			test__printf("  tables to the engine: %lu %s\n", r->tab_reasons[i],
 				     kh_tab_reason_str(i));
+	for (unsigned i = 0; i < GAMMAD_KH_R_SLOTS; i++)
+		if (r->st.reasons[i])
+			test__printf("  heads to the engine: %lu %s\n", r->st.reasons[i],
+				     kh_reason_str(i));
 	ASSERT_EQ(r->failures, 0, "disagreements");
 	r->total_kernel += r->tables_kernel;
 	r->total_served += r->st.served;
