@@ -134,13 +134,11 @@ static __always_inline void kh_field_end(struct gammad_kh_scratch *s, struct kh_
 	s->req.nr_fields = n + 1;
 }
 
-/* One byte of the head (bpf_loop callback). */
-static long kh_parse_byte(__u64 i, void *ctx)
+/* One byte of the head: 0 to go on, 1 when the head ended or the scan stopped. */
+static __always_inline long kh_parse_byte(struct gammad_kh_scratch *s, struct kh_pstate *p,
+					  __u32 pos)
 {
-	struct gammad_kh_scratch *s = *(struct gammad_kh_scratch **)ctx;
-	struct kh_pstate *p = (struct kh_pstate *)s->st;
-	__u32 pos = (__u32)i & KH_BUF_MASK;
-	__u8 c = s->buf[pos];
+	__u8 c = s->buf[pos & KH_BUF_MASK];
 	__u32 k;
 
 	switch (p->state) {
@@ -264,6 +262,28 @@ static long kh_parse_byte(__u64 i, void *ctx)
 		return 1;
 	}
 	return 1;
+}
+
+/*
+ * KH_CHUNK bytes of the head per bpf_loop callback: the call is paid once
+ * per chunk, and the state stays in the scratch (the verifier sees one
+ * unknown state per byte, not every sequence of states).
+ */
+#define KH_CHUNK	32
+
+static long kh_parse_chunk(__u64 i, void *ctx)
+{
+	struct gammad_kh_scratch *s = *(struct gammad_kh_scratch **)ctx;
+	struct kh_pstate *p = (struct kh_pstate *)s->st;
+	__u32 base = (__u32)i * KH_CHUNK, len = s->len;
+
+	for (__u32 j = 0; j < KH_CHUNK; j++) {
+		if (base + j >= len)
+			return 1;
+		if (kh_parse_byte(s, p, base + j))
+			return 1;
+	}
+	return 0;
 }
 
 /* Is field f named lit (lowercase, n bytes)? */
@@ -405,8 +425,8 @@ KH_GLOBAL int kh_parse(struct gammad_kh_scratch *s)
 	__builtin_memset(&s->v, 0, sizeof(s->v));
 	len = s->len;
 	if (len > GAMMAD_KH_HEAD_MAX)
-		len = GAMMAD_KH_HEAD_MAX;
-	bpf_loop(len, kh_parse_byte, &s, 0);
+		s->len = len = GAMMAD_KH_HEAD_MAX;
+	bpf_loop((len + KH_CHUNK - 1) / KH_CHUNK, kh_parse_chunk, &s, 0);
 	if (p->stop) {
 		kh_verdict(s, GAMMAD_KH_ENGINE, p->stop - 1);
 		return -1;

@@ -588,16 +588,80 @@ static void generated_tables(struct run *r, int nr)
 
 /* ---- the test ----------------------------------------------------------------- */
 
-static void report_prog(struct run *r)
+static void report_prog(struct bpf_program *prog)
 {
 	struct bpf_prog_info info = { 0 };
 	__u32 len = sizeof(info);
 
-	if (!bpf_obj_get_info_by_fd(bpf_program__fd(r->skel->progs.kh_run), &info, &len))
-		test__printf("kh_run: %u BPF insns (xlated), %u verified insns, head %u B, "
-			     "%u fields, %u matches/table\n", info.xlated_prog_len / 8,
-			     info.verified_insns, GAMMAD_KH_HEAD_MAX, GAMMAD_KH_FIELDS_MAX,
-			     GAMMAD_KH_ENTRIES_MAX);
+	if (ASSERT_OK(bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len), "prog info"))
+		test__printf("%s: %u BPF insns (xlated), %u verified insns; head %u B, %u fields, "
+			     "%u matches per table\n", bpf_program__name(prog),
+			     info.xlated_prog_len / 8, info.verified_insns, GAMMAD_KH_HEAD_MAX,
+			     GAMMAD_KH_FIELDS_MAX, GAMMAD_KH_ENTRIES_MAX);
+}
+
+/*
+ * What one decision costs in the kernel, for the record (not a check:
+ * timing belongs to benchmarks): a browser-sized head against a table of
+ * 8 rules whose last one matches.
+ */
+static void cost(struct run *r)
+{
+	static const char head[] =
+		"GET /api/v2/items?page=2&sort=asc HTTP/1.1\r\nHost: a.app.svc:80\r\n"
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/120.0\r\n"
+		"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n"
+		"Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate\r\n"
+		"Connection: keep-alive\r\nX-Request-Id: 1b4e28ba-2fa1-11d2-883f-0016d3cca427\r\n"
+		"Cookie: session=0123456789abcdef0123456789abcdef\r\nversion: two\r\n\r\n";
+	char yaml[4096];
+	size_t n = 0;
+	struct gammad_kh_scratch *s = malloc(sizeof(*s));
+	struct kh_image img;
+	struct tfx f;
+
+	n += snprintf(yaml + n, sizeof(yaml) - n,
+		      "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+		      "metadata: {name: cost, namespace: app}\nspec:\n"
+		      "  parentRefs: [{group: \"\", kind: Service, name: a, port: 80}]\n  rules:\n");
+	for (int i = 0; i < 7; i++)
+		n += snprintf(yaml + n, sizeof(yaml) - n,
+			      "  - matches: [{path: {type: PathPrefix, value: /api/v%d}, "
+			      "headers: [{name: version, value: one}]}]\n"
+			      "    backendRefs: [{name: b1, port: 80}]\n", i);
+	snprintf(yaml + n, sizeof(yaml) - n,
+		 "  - matches: [{path: {type: PathPrefix, value: /api/v2}, headers: [{name: version, value: two}],"
+		 " queryParams: [{name: sort, value: asc}]}]\n"
+		 "    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: X-Canary, value: \"1\"}]}}]\n"
+		 "    backendRefs: [{name: b2, port: 80, weight: 9}, {name: b3, port: 80, weight: 1}]\n");
+	if (!s || !ASSERT_OK(tfx_setup(&f, yaml), "setup"))
+		goto out;
+	if (ASSERT_OK(kh_encode(tfx_class(&f, "app", "a", 80, NULL), 80, &img), "encode")) {
+		char pkt[64] = { 0 };
+		LIBBPF_OPTS(bpf_test_run_opts, o, .repeat = 20000, .data_in = pkt,
+			    .data_size_in = sizeof(pkt));
+		uint32_t zero = 0;
+
+		ASSERT_EQ(img.tab.engine_reason, 0, "kernel table");
+		ASSERT_OK(kh_image_write(&img, KHU_TAB, &r->fds), "write table");
+		khu_scratch(s, head, sizeof(head) - 1, 1, 2);
+		if (ASSERT_OK(bpf_map_update_elem(r->scratch_fd, &zero, s, BPF_ANY), "scratch") &&
+		    ASSERT_OK(bpf_prog_test_run_opts(bpf_program__fd(r->skel->progs.kh_time), &o),
+			      "test run") &&
+		    ASSERT_EQ(o.retval, GAMMAD_KH_FORWARD, "forwarded"))
+			test__printf("parse + match of a %zu-byte head, 8 rules: %u ns per request\n",
+				     sizeof(head) - 1, o.duration);
+		/* the parse alone: a table id nothing is written under */
+		s->tab = KHU_TAB + 1;
+		if (ASSERT_OK(bpf_map_update_elem(r->scratch_fd, &zero, s, BPF_ANY), "scratch") &&
+		    ASSERT_OK(bpf_prog_test_run_opts(bpf_program__fd(r->skel->progs.kh_time), &o),
+			      "test run"))
+			test__printf("parse alone: %u ns per request\n", o.duration);
+		kh_image_free(&img);
+	}
+	tfx_free(&f);
+out:
+	free(s);
 }
 
 /* What the kernel did with the heads of the subtest; the counts restart. */
@@ -641,7 +705,8 @@ void test_khttp_diff(void)
 		.alias = bpf_map__fd(r.skel->maps.gammad_khal_v1),
 	};
 	r.scratch_fd = bpf_map__fd(r.skel->maps.kh_scratch);
-	report_prog(&r);
+	report_prog(r.skel->progs.kh_run);
+	report_prog(r.skel->progs.kh_msg);
 
 	if (test__start_subtest("no_table")) {
 		/* a class without a kernel table: every head still parses the same */
@@ -660,6 +725,8 @@ void test_khttp_diff(void)
 		generated_tables(&r, 300);
 		report(&r);
 	}
+	if (test__start_subtest("cost"))
+		cost(&r);
 	ASSERT_GT(r.total_kernel, 0, "tables the kernel serves");
 	ASSERT_GT(r.total_served, 0, "requests the kernel forwards");
 	test_khttp_bpf__destroy(r.skel);
