@@ -437,6 +437,20 @@ static void gen_match(struct run *r, FILE *y)
 	static const char *const qv[][2] = { { "q", "1" }, { "r", "" }, { "q", "2" }, { "animal", "whale" } };
 	unsigned nh = pick(r, 3), nq = pick(r, 3) ? 0 : 1 + pick(r, 2);
 
+	if (!pick(r, 60)) {
+		/* beyond the kernel's limits: the table is the engine's */
+		fprintf(y, "    - path: {type: PathPrefix, value: \"/");
+		for (int i = 0; i < 30; i++)
+			fprintf(y, "long/path/");
+		fprintf(y, "\"}\n");
+		return;
+	}
+	if (!pick(r, 60)) {
+		fprintf(y, "    - headers:\n");
+		for (int i = 0; i < 9; i++)
+			fprintf(y, "      - {name: X-H%d, value: \"%d\"}\n", i, i);
+		return;
+	}
 	fprintf(y, "    - path: {type: %s, value: \"%s\"}\n", pick(r, 2) ? "PathPrefix" : "Exact",
 		pv[pick(r, sizeof(pv) / sizeof(pv[0]) - 1)]);
 	if (!pick(r, 3))
@@ -472,6 +486,8 @@ static void gen_header_mod(struct run *r, FILE *y, const char *indent)
 			indent, names[pick(r, 6)], pick(r, 3));
 	if (pick(r, 2))
 		fprintf(y, "%s    remove: [\"%s\"]\n", indent, names[pick(r, 6) == 3 ? 4 : pick(r, 6)]);
+	else if (!pick(r, 40))
+		fprintf(y, "%s    remove: [R0, R1, R2, R3, R4, R5, R6, R7, R8]\n", indent);
 }
 
 static void gen_path_mod(struct run *r, FILE *y, const char *value)
@@ -528,10 +544,11 @@ static char *gen_routes(struct run *r)
 	for (unsigned ro = 0; ro < nroutes; ro++) {
 		unsigned nrules = 1 + pick(r, 3);
 
+		/* now and then a consumer route: a class of its own for namespace client */
 		fprintf(y, "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
-			"metadata: {name: r%u, namespace: app}\nspec:\n"
-			"  parentRefs: [{group: \"\", kind: Service, name: a, port: 80}]\n  rules:\n",
-			ro);
+			"metadata: {name: r%u, namespace: %s}\nspec:\n"
+			"  parentRefs: [{group: \"\", kind: Service, name: a, namespace: app, port: 80}]\n"
+			"  rules:\n", ro, pick(r, 4) ? "app" : "client");
 		for (unsigned ru = 0; ru < nrules; ru++) {
 			unsigned nm = pick(r, 3), nb = pick(r, 4);
 			bool redirect;
@@ -547,7 +564,8 @@ static char *gen_routes(struct run *r)
 			if (nb)
 				fprintf(y, "    backendRefs:\n");
 			for (unsigned b = 0; b < nb; b++) {
-				fprintf(y, "    - name: %s\n      port: 80\n      weight: %u\n",
+				fprintf(y, "    - name: %s\n      namespace: app\n      port: 80\n"
+					"      weight: %u\n",
 					backends[pick(r, 5)], pick(r, 4) ? 1 + pick(r, 5) : 0);
 				if (!pick(r, 4)) {
 					fprintf(y, "      filters:\n");
@@ -571,10 +589,10 @@ static void generated_tables(struct run *r, int nr)
 			return;
 		snprintf(what, sizeof(what), "generated #%d", i);
 		if (!tfx_setup(&f, yaml)) {
-			const struct tr_class *cls = tfx_class(&f, "app", "a", 80, NULL);
+			const struct tr_port *p = tr_find_port(&f.res, "app", "a", 80);
 
-			if (cls)
-				run_table(r, cls, 80, what);
+			for (size_t c = 0; p && c < p->nr_classes; c++)
+				run_table(r, &p->classes[c], 80, what);
 		} else {
 			/* an invalid combination: the translator said why */
 			test__printf("%s did not translate\n", what);
