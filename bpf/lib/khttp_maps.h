@@ -19,6 +19,7 @@
 		__type(value, _val);				\
 	} _name SEC(".maps")
 
+GAMMAD_KH_HASH(gammad_khcls_v1, struct gammad_cons_key, struct gammad_kh_class_val, 16384);
 GAMMAD_KH_HASH(gammad_khtab_v1, __u32, struct gammad_kh_table, 16384);
 GAMMAD_KH_HASH(gammad_khent_v1, struct gammad_kh_key, struct gammad_kh_entry, 65536);
 GAMMAD_KH_HASH(gammad_khrul_v1, struct gammad_kh_key, struct gammad_kh_rule, 65536);

@@ -491,14 +491,17 @@ _Static_assert(_Alignof(struct gammad_sock_orig) == 4, "gammad_sock_orig align")
  * engine's evaluator (user/lib/translate/translate_eval.h) does; a table it
  * cannot encode exactly is written with engine_reason set, and every
  * request of that class goes to the engine. A table is keyed by a fresh
- * id (the class's selector id) and everything below it by (table, index):
- * a new version is written aside and published by the one frontend update
- * that publishes the selector, as for L4.
+ * id, found through gammad_khcls_v1 from the frontend's table_gen and the
+ * client class, and everything below it by (table, index): a new version
+ * is written aside under a new id and published by the one frontend update
+ * that flips the generation, as for L4. (No agent writes them yet, and no
+ * program on the data path reads them: the foundation of issue 13.)
  *
  * Strings are stored with their length and, for names, a hash of their
  * lowercased bytes (gammad_kh_hash_byte), so the kernel compares bytes
  * only where length and hash agree.
  */
+#define GAMMAD_MAP_KH_CLASS	"gammad_khcls_v1"
 #define GAMMAD_MAP_KH_TABLE	"gammad_khtab_v1"
 #define GAMMAD_MAP_KH_ENTRY	"gammad_khent_v1"
 #define GAMMAD_MAP_KH_RULE	"gammad_khrul_v1"
@@ -553,6 +556,17 @@ enum gammad_kh_tab_reason {
 	GAMMAD_KH_TAB_HEADER_EDITS,	/* more edits than the kernel holds */
 	GAMMAD_KH_TAB_FIELD_VALUE,	/* a filter value that is no field value */
 	GAMMAD_KH_TAB_MAX,
+};
+
+/*
+ * Which table a connection's requests are matched against: key (the
+ * frontend's table_gen, the client's ns_id; GAMMAD_NS_ALL for the default
+ * class), written with the consumer entries of that generation, so the
+ * frontend update that flips the L4 classes flips these too. A client
+ * whose namespace has no entry uses the default class's, as for L4.
+ */
+struct gammad_kh_class_val {
+	__u32 tab;		/* key of gammad_khtab_v1 */
 };
 
 struct gammad_kh_table {
@@ -764,6 +778,7 @@ _Static_assert(sizeof(struct gammad_kh_entry) == 4564, "gammad_kh_entry");
 _Static_assert(sizeof(struct gammad_kh_rewrite) == 268, "gammad_kh_rewrite");
 _Static_assert(sizeof(struct gammad_kh_rule) == 820, "gammad_kh_rule");
 _Static_assert(sizeof(struct gammad_kh_rb) == 2652, "gammad_kh_rb");
+_Static_assert(sizeof(struct gammad_kh_class_val) == 4, "gammad_kh_class_val");
 _Static_assert(sizeof(struct gammad_kh_table) == 16, "gammad_kh_table");
 _Static_assert(sizeof(struct gammad_kh_key) == 8, "gammad_kh_key");
 _Static_assert(sizeof(struct gammad_kh_alias_key) == 12, "gammad_kh_alias_key");
