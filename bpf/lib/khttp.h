@@ -708,7 +708,12 @@ KH_GLOBAL int kh_decide(struct gammad_kh_scratch *s, const struct gammad_kh_entr
 			kh_host(s);
 		return kh_local(s, r->status);
 	}
-	if (r->kind != GAMMAD_KH_RULE_BACKENDS || !r->nr_slots || !r->total_weight)
+	if (r->kind == GAMMAD_KH_RULE_FAIL)
+		return kh_local(s, r->status);
+	if (r->kind != GAMMAD_KH_RULE_BACKENDS)
+		return kh_engine(s, GAMMAD_KH_R_MAP);
+	/* no backend of weight > 0: the evaluator's 500 */
+	if (!r->nr_slots || !r->total_weight)
 		return kh_local(s, 500);
 	ak.tab = s->tab;
 	ak.rule = e->rule;
@@ -754,6 +759,9 @@ KH_GLOBAL int kh_match(struct gammad_kh_scratch *s)
 		return kh_engine(s, GAMMAD_KH_R_TABLE);
 	}
 	nr = t->nr_entries;
+	/* the loop below could not reach the rest: never a wrong 404 */
+	if (nr > GAMMAD_KH_ENTRIES_MAX)
+		return kh_engine(s, GAMMAD_KH_R_MAP);
 	key.tab = tab;
 	for (__u32 i = 0; i < GAMMAD_KH_ENTRIES_MAX; i++) {
 		if (i >= nr)
