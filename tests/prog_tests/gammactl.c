@@ -92,6 +92,9 @@ static void run_case(struct ops_env *e, const struct xcase *c, struct tally *t)
 			 ops_jstr(&set.docs[0], NULL, "request.rule.rule") ?: "-");
 		ASSERT_STREQ(rule, c->want_rule, "rule of the request");
 		ASSERT_STREQ(ops_jstr(&set.docs[0], NULL, "request.status"), "200", "status");
+		/* these routes are all the kernel's HTTP matcher can serve exactly */
+		ASSERT_STREQ(ops_jstr(&set.docs[0], NULL, "class.kernelHTTP.exact"), "true",
+			     "kernel HTTP table");
 	}
 	/* What the kernel will do, per outcome. */
 	kb = ymap_path(&set.docs[0], set.docs[0].root, "l4.backends");

@@ -29,6 +29,7 @@
 #include "image/image.h"
 #include "input/manifest.h"
 #include "input/yaml_doc.h"
+#include "khttp/khttp.h"
 #include "translate/translate.h"
 #include "translate/translate_eval.h"
 #include "translate/translate_output.h"
@@ -205,7 +206,23 @@ struct explain {
 	bool steered;			/* the selector sends this class to the HTTP engine */
 	struct ctl_live live;
 	struct tr_opts tr;		/* the node (and zone) whose agent decides */
+	/* HTTP in the kernel (issue 13): could its matcher serve the class exactly? */
+	bool kh_http, kh_kernel;
+	char kh_why[160];
 };
+
+/* The kernel HTTP encoder's decision for the class (not yet on the data path). */
+static void khttp_decide(struct explain *x)
+{
+	struct kh_image img;
+
+	x->kh_http = x->cls->kind == ROUTE_HTTP || x->cls->kind == ROUTE_GRPC;
+	if (!x->kh_http || kh_encode(x->cls, x->tp->port->port, &img))
+		return;
+	x->kh_kernel = !img.tab.engine_reason;
+	snprintf(x->kh_why, sizeof(x->kh_why), "%s", x->kh_kernel ? "" : img.why);
+	kh_image_free(&img);
+}
 
 /* Backends of the L4 selector whose endpoints a policy narrowed, one per call. */
 static const struct tr_backend *next_policy(const struct explain *x, size_t *i)
@@ -515,6 +532,13 @@ static void print_json(struct explain *x, const char *reason)
 	jw_kstr(&w, "kind", x->cls->kind == ROUTE_KIND_COUNT ? NULL : gapi_kind_name(x->cls->kind));
 	jw_kbool(&w, "needsL7", x->cls->needs_l7);
 	jw_kstr(&w, "reason", reason);
+	if (x->kh_http) {
+		jw_key(&w, "kernelHTTP");
+		jw_obj_begin(&w);
+		jw_kbool(&w, "exact", x->kh_kernel);
+		jw_kstr(&w, "engineReason", x->kh_kernel ? NULL : x->kh_why);
+		jw_obj_end(&w);
+	}
 	jw_obj_end(&w);
 	jw_kstr(&w, "node", x->tr.node_name);
 	jw_kstr(&w, "zone", x->tr.zone);
@@ -769,6 +793,9 @@ static void print_text(struct explain *x, const char *reason)
 			fprintf(out, "note         this class has L7 rules; the kernel enforces only "
 				"their L4 union below\n");
 	}
+	if (x->kh_http)
+		fprintf(out, "kernel HTTP  %s%s\n", x->kh_kernel ? "the kernel's HTTP matcher can "
+			"serve this class exactly" : "the engine's: ", x->kh_why);
 	print_live_text(x);
 	print_dist(out, "translation (L4: what a connection gets)", &x->want);
 	if (!x->kernel) {
@@ -890,6 +917,7 @@ int ctl_explain(struct ctl *c, int argc, char **argv)
 	}
 	x->cls = tr_port_class(x->tp, x->pod->meta.namespace);
 	class_reason(x, reason, sizeof(reason));
+	khttp_decide(x);
 	if (x->has_request) {
 		x->req.port = x->port;
 		if (!x->req.host)
