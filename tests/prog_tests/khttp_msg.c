@@ -209,6 +209,30 @@ out:
 	free(u);
 }
 
+/*
+ * Two requests in one send: apply_bytes ends the first verdict after the
+ * first request (its edited head and body), the second gets its own.
+ * Their rewrites differ in length, so a wrong count shows.
+ */
+static void run_pipelined(const struct sockets *sk)
+{
+	static const char two[] =
+		"POST /old/x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+		"GET /full/y?z HTTP/1.1\r\nHost: a\r\nX-Remove: 1\r\n\r\n";
+	static const char want[] =
+		"POST /new/v2/x HTTP/1.1\r\nContent-Length: 3\r\nHost: new.example\r\n\r\nabc"
+		"GET /?z HTTP/1.1\r\nHost: a\r\nX-Remove: 1\r\n\r\n";
+	char got[512] = { 0 };
+	ssize_t n;
+
+	if (!ASSERT_EQ(send(sk->cli, two, sizeof(two) - 1, 0), (ssize_t)sizeof(two) - 1, "send"))
+		return;
+	n = read_exact(sk->be, got, sizeof(want) - 1, sizeof(got) - 1);
+	if (!ASSERT_EQ(n, (ssize_t)sizeof(want) - 1, "bytes at the backend") ||
+	    !ASSERT_OK(memcmp(got, want, sizeof(want) - 1), "both requests, each edited"))
+		test__printf("  got:      %.*s\n  expected: %s\n", (int)(n > 0 ? n : 0), got, want);
+}
+
 void test_khttp_msg(void)
 {
 	struct sockets sk = { -1, -1, -1, -1, -1, -1 };
@@ -272,6 +296,8 @@ void test_khttp_msg(void)
 	for (int round = 0; round < 4; round++)
 		for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++)
 			run_request(skel, &sk, cls, &img, requests[i], &st);
+	if (test__start_subtest("pipelined"))
+		run_pipelined(&sk);
 	test__printf("%lu forwarded and edited in the kernel, %lu answered, %lu to the engine\n",
 		     st.served, st.local, st.engine);
 	ASSERT_GT(st.served, 0, "forwarded");
