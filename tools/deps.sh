@@ -8,7 +8,7 @@ set -euo pipefail
 PACKAGES=(
 	clang-19 llvm-19 libclang-rt-19-dev libfuzzer-19-dev
 	libbpf-dev bpftool libelf-dev zlib1g-dev libyaml-dev libpcre2-dev libmicrohttpd-dev pkg-config
-	libhttp-parser-dev
+	libhttp-parser-dev libnghttp2-dev nghttp2-client
 	make gcc libc6-dev iproute2 procps
 	wrk iperf3 haproxy ipvsadm gnuplot-nox iptables
 )

@@ -241,6 +241,7 @@ static void forget_netns(struct engine *e, void *netns_ctx)
 
 	eng_affinity_forget(e, netns_ctx);
 	eng_mirror_forget(e, netns_ctx);
+	eng_h2_forget(e, netns_ctx);
 	for (c = e->clients; c; c = cnext) {
 		cnext = c->next;
 		if (c->origin.netns_ctx == netns_ctx)
@@ -297,6 +298,7 @@ static void check_timers(struct engine *e)
 			client_run(e, c);
 	}
 	eng_mirror_timers(e);
+	eng_h2_timers(e);
 	if (e->now - e->aff_tick >= 1000) {
 		e->aff_tick = e->now;
 		eng_affinity_expire(e, false);
@@ -312,6 +314,7 @@ static void check_timers(struct engine *e)
 
 static void eng_reap(struct engine *e)
 {
+	eng_h2_reap(e);
 	while (e->dead_c) {
 		struct cconn *c = e->dead_c;
 
@@ -334,6 +337,10 @@ static void handle_event(struct engine *e, struct epoll_event *ev)
 
 	if (*kind == EOBJ_WAKE) {
 		take_pending(e);
+		return;
+	}
+	if (*kind == EOBJ_H2) {
+		eng_h2_event(e, ev->data.ptr, rd, wr);
 		return;
 	}
 	if (*kind == EOBJ_CLIENT) {
@@ -578,6 +585,7 @@ void engine_stop(struct engine *e)
 	while (e->clients)
 		eng_client_close(e, e->clients, false);
 	eng_mirror_close_all(e);
+	eng_h2_close_all(e);
 	while (e->pool) {
 		struct uconn *u = e->pool;
 

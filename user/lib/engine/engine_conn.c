@@ -216,26 +216,21 @@ int eng_default_socket(void *ctx, int family, void *netns_ctx)
 	return fd < 0 ? -errno : fd;
 }
 
-static struct uconn *upstream_new(struct engine *e, const struct ukey *k)
+int eng_connect(struct engine *e, const struct ukey *k, bool *connected)
 {
 	struct sockaddr_storage ss = { 0 };
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
-	struct uconn *u;
 	socklen_t sl;
 	int fd, ret;
 
 	fd = e->o.upstream_socket(e->o.ctx, k->addr.family, k->netns_ctx);
-	if (fd < 0) {
-		errno = -fd;
-		return NULL;
-	}
+	if (fd < 0)
+		return fd;
 	/* The callback is asked for a non-blocking socket; a blocking one would stall the loop. */
 	ret = fcntl(fd, F_GETFL);
 	if (ret < 0 || (!(ret & O_NONBLOCK) && fcntl(fd, F_SETFL, ret | O_NONBLOCK))) {
-		ret = errno;
+		ret = -errno;
 		close(fd);
-		errno = ret;
-		return NULL;
+		return ret;
 	}
 	eng_sock_setup(e, fd);
 	if (k->addr.family == AF_INET) {
@@ -255,9 +250,24 @@ static struct uconn *upstream_new(struct engine *e, const struct ukey *k)
 	}
 	ret = connect(fd, (struct sockaddr *)&ss, sl);
 	if (ret && errno != EINPROGRESS) {
-		ret = errno;
+		ret = -errno;
 		close(fd);
-		errno = ret;
+		return ret;
+	}
+	*connected = !ret;
+	return fd;
+}
+
+static struct uconn *upstream_new(struct engine *e, const struct ukey *k)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
+	struct uconn *u;
+	bool connected;
+	int fd, ret;
+
+	fd = eng_connect(e, k, &connected);
+	if (fd < 0) {
+		errno = -fd;
 		return NULL;
 	}
 	u = calloc(1, sizeof(*u));
@@ -269,7 +279,7 @@ static struct uconn *upstream_new(struct engine *e, const struct ukey *k)
 	u->kind = EOBJ_UPSTREAM;
 	u->fd = fd;
 	u->key = *k;
-	u->connected = !ret;
+	u->connected = connected;
 	u->since = e->now;
 	ev.data.ptr = u;
 	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev)) {

@@ -29,7 +29,7 @@ struct eng_tables {
 	uint64_t generation;		/* engine_set_tables() calls, this one's */
 };
 
-enum eobj_kind { EOBJ_WAKE, EOBJ_CLIENT, EOBJ_UPSTREAM };
+enum eobj_kind { EOBJ_WAKE, EOBJ_CLIENT, EOBJ_UPSTREAM, EOBJ_H2 };
 
 struct uconn;
 
@@ -163,6 +163,7 @@ struct engine {
 	void *give_ctx;
 	struct eng_metrics *metrics;	/* per-request series (engine_metrics.c) */
 	uint64_t generation;		/* tables published (under lock) */
+	struct eng_h2 *h2;		/* HTTP/2 connections (engine_h2.c), NULL: none yet */
 };
 
 /* engine_conn.c */
@@ -188,6 +189,8 @@ void eng_upstream_close(struct engine *e, struct uconn *u);
 int eng_default_socket(void *ctx, int family, void *netns_ctx);
 /* TCP_NODELAY and the fixed kernel buffers (sock_buf) of a client or upstream socket. */
 void eng_sock_setup(struct engine *e, int fd);
+/* A non-blocking socket from opts->upstream_socket, connecting to k; fd or -errno. */
+int eng_connect(struct engine *e, const struct ukey *k, bool *connected);
 void eng_client_close(struct engine *e, struct cconn *c, bool reset);
 void eng_stat_add(struct engine *e, uint64_t *field, int64_t d);
 /* The request in flight is over: release its upstream and tables. */
@@ -239,5 +242,24 @@ bool eng_client_step(struct engine *e, struct cconn *c);
 /* A timer of this client passed (at e->now). */
 void eng_client_timeout(struct engine *e, struct cconn *c);
 uint64_t eng_client_deadline(struct engine *e, struct cconn *c);
+/* When the rule's timeouts end a request started now, 0 for never. */
+uint64_t eng_rule_deadline(struct engine *e, const struct tr_entry *ent);
+
+/* engine_h2.c: HTTP/2 cleartext (prior knowledge, Upgrade: h2c), every stream routed alone. */
+enum eng_h2_sniff { H2_NOT, H2_MAYBE, H2_PREFACE };
+enum eng_h2_sniff eng_h2_sniff(const struct ebuf *in);
+/* An HTTP/1.1 request asking for Upgrade: h2c that the engine takes (no body). */
+bool eng_h2_upgrade_wanted(const struct h1_head *h);
+/*
+ * c becomes an HTTP/2 connection: its fd, origin and the bytes after
+ * head_len move to it and c is closed (its fd kept). h: the Upgrade: h2c
+ * request (stream 1), NULL for prior knowledge.
+ */
+void eng_h2_take(struct engine *e, struct cconn *c, const struct h1_head *h, size_t head_len);
+void eng_h2_event(struct engine *e, void *obj, bool rd, bool wr);
+void eng_h2_timers(struct engine *e);
+void eng_h2_forget(struct engine *e, void *netns_ctx);
+void eng_h2_reap(struct engine *e);
+void eng_h2_close_all(struct engine *e);
 
 #endif

@@ -483,6 +483,11 @@ static uint64_t rule_deadline(struct engine *e, const struct tr_entry *ent)
 	return best ? e->now + best : 0;
 }
 
+uint64_t eng_rule_deadline(struct engine *e, const struct tr_entry *ent)
+{
+	return rule_deadline(e, ent);
+}
+
 /* The host of the Host field, without its port, for redirects. */
 static const char *host_only(struct arena *a, const struct h1_str *host)
 {
@@ -747,6 +752,11 @@ static bool step_head(struct engine *e, struct cconn *c)
 	if (ret) {
 		free(h);
 		reply_error(e, c, h1_error_status(ret));
+		return true;
+	}
+	if (eng_h2_upgrade_wanted(h)) {
+		eng_h2_take(e, c, h, n);
+		free(h);
 		return true;
 	}
 	start_request(e, c, h);
@@ -1167,6 +1177,17 @@ static bool step_sniff(struct engine *e, struct cconn *c)
 			return true;
 		}
 		return false;
+	}
+	switch (eng_h2_sniff(&c->in)) {
+	case H2_PREFACE:
+		eng_h2_take(e, c, NULL, 0);
+		return true;
+	case H2_MAYBE:
+		if (!c->rd_eof)
+			return false;
+		break;
+	case H2_NOT:
+		break;
 	}
 	if (!eng_sniff_http(&c->in, &undecided)) {
 		eng_passthrough(e, c);
