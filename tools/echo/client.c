@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -139,7 +140,9 @@ int client_main(int argc, char **argv)
 
 	if (client_opts_parse(argc, argv, &o))
 		return 2;
-	if (o.mode == CLIENT_HTTP)
+	if (o.mode == CLIENT_HTTP && (o.http2 || !strncasecmp(o.target, "grpc://", 7)))
+		ret = client_h2_run(&o);
+	else if (o.mode == CLIENT_HTTP)
 		ret = client_http_run(&o);
 	else
 		ret = client_stream_run(&o);

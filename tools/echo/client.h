@@ -30,7 +30,14 @@ struct client_opts {
 	const char *send;	/* --send for --tcp/--udp */
 	bool new_conn;
 	bool json;
+	int http2;		/* HTTP/2: 0 no (HTTP/1.1), CLIENT_H2_PRIOR, CLIENT_H2C_UPGRADE */
+	long concurrency;	/* HTTP/2 and gRPC --count: calls in flight at once */
+	const char *stream;	/* gRPC: "server", "client", "bidi" (gammad.echo.Stream) */
+	long messages;		/* messages of a streaming call */
 };
+
+#define CLIENT_H2_PRIOR 1
+#define CLIENT_H2C_UPGRADE 2
 
 /* Exit status: 0 success, 1 request failed, 2 bad usage. */
 int client_main(int argc, char **argv);
@@ -41,5 +48,7 @@ void client_usage(FILE *out);
 
 int client_http_run(const struct client_opts *o);
 int client_stream_run(const struct client_opts *o);
+/* HTTP/2 (--h2, --h2c) and gRPC (grpc:// URLs), client_h2.c. */
+int client_h2_run(const struct client_opts *o);
 
 #endif

@@ -12,7 +12,8 @@
 
 enum {
 	OPT_METHOD = 256, OPT_COUNT, OPT_BODY, OPT_TIMEOUT, OPT_CONNECT_TO,
-	OPT_NEW_CONN, OPT_JSON, OPT_TCP, OPT_UDP, OPT_SEND,
+	OPT_NEW_CONN, OPT_JSON, OPT_TCP, OPT_UDP, OPT_SEND, OPT_H2, OPT_H2C, OPT_CONCURRENCY,
+	OPT_STREAM, OPT_MESSAGES,
 };
 
 static const struct option client_long_opts[] = {
@@ -27,6 +28,11 @@ static const struct option client_long_opts[] = {
 	{ "tcp", required_argument, NULL, OPT_TCP },
 	{ "udp", required_argument, NULL, OPT_UDP },
 	{ "send", required_argument, NULL, OPT_SEND },
+	{ "h2", no_argument, NULL, OPT_H2 },
+	{ "h2c", no_argument, NULL, OPT_H2C },
+	{ "concurrency", required_argument, NULL, OPT_CONCURRENCY },
+	{ "stream", required_argument, NULL, OPT_STREAM },
+	{ "messages", required_argument, NULL, OPT_MESSAGES },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -37,6 +43,10 @@ void client_usage(FILE *out)
 		"usage: echo client http://HOST[:PORT][/PATH][?QUERY] [--method=M] [-H Name:Value]...\n"
 		"                   [--body=STR] [--count=N [--new-conn] [--json]]\n"
 		"                   [--timeout=SECONDS] [--connect-to=IP[:PORT]]\n"
+		"       echo client http://... --h2|--h2c [--count=N [--concurrency=C]] ...\n"
+		"       echo client grpc://HOST[:PORT][/pkg.Service/Method] [-H Name:Value]...\n"
+		"                   [--count=N [--concurrency=C] [--json]]\n"
+		"                   [--stream=server|client|bidi [--messages=N]]\n"
 		"       echo client --tcp HOST:PORT [--send LINE] [--timeout=SECONDS]\n"
 		"       echo client --udp HOST:PORT [--send TEXT] [--timeout=SECONDS]\n"
 		"One request prints StatusCode=, ResponseHeader=Name:Value lines, and for an\n"
@@ -46,6 +56,11 @@ void client_usage(FILE *out)
 		"status=<code> count=<n> and errors=<n> lines, or JSON with --json.\n"
 		"-H Host:NAME sets the Host header; --connect-to connects elsewhere but keeps it.\n"
 		"--tcp and --udp print Peer=IP:PORT (getpeername) and the reply line.\n"
+		"--h2: HTTP/2 with prior knowledge, --h2c: HTTP/1.1 Upgrade to h2c; --count\n"
+		"calls are streams of one connection, --concurrency at once. grpc:// calls\n"
+		"GrpcEcho/Echo (or the path given) and prints StatusCode= (200, or the HTTP\n"
+		"status of a gRPC error), GrpcStatus=, Hostname=, RequestHeader=key:value;\n"
+		"--stream calls gammad.echo.Stream/<Server|Client|Bidi> and prints Messages=.\n"
 		"Exit status: 0 when every request got a response, 1 otherwise, 2 bad usage.\n");
 }
 
@@ -216,6 +231,27 @@ int client_opts_parse(int argc, char **argv, struct client_opts *o)
 			break;
 		case OPT_SEND:
 			o->send = optarg;
+			break;
+		case OPT_H2:
+			o->http2 = CLIENT_H2_PRIOR;
+			break;
+		case OPT_H2C:
+			o->http2 = CLIENT_H2C_UPGRADE;
+			break;
+		case OPT_CONCURRENCY:
+			err = parse_count(optarg, &o->concurrency);
+			break;
+		case OPT_STREAM:
+			o->stream = optarg;
+			if (strcmp(optarg, "server") && strcmp(optarg, "client") &&
+			    strcmp(optarg, "bidi")) {
+				fprintf(stderr, "echo client: --stream=%s: server, client or bidi\n",
+					optarg);
+				err = -EINVAL;
+			}
+			break;
+		case OPT_MESSAGES:
+			err = parse_count(optarg, &o->messages);
 			break;
 		case 'h':
 			client_usage(stdout);

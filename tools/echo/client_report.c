@@ -93,6 +93,29 @@ void report_response(FILE *out, const struct client_response *resp)
 		fputc('\n', out);
 }
 
+int tally_pod(struct tally *t, const char *pod)
+{
+	size_t i;
+
+	for (i = 0; i < t->nr_pods; i++)
+		if (!strcmp(t->pods[i].pod, pod))
+			break;
+	if (i == t->nr_pods) {
+		struct pod_count *pods = realloc(t->pods, (i + 1) * sizeof(*pods));
+
+		if (pods) {
+			t->pods = pods;
+			pods[i].pod = strdup(pod);
+			pods[i].count = 0;
+		}
+		if (!pods || !pods[i].pod)
+			return -ENOMEM;
+		t->nr_pods++;
+	}
+	t->pods[i].count++;
+	return 0;
+}
+
 int tally_add(struct tally *t, const struct client_response *resp)
 {
 	struct json_value v;
@@ -104,29 +127,8 @@ int tally_add(struct tally *t, const struct client_response *resp)
 	if (!parse_echo_body(resp, &v))
 		return 0;
 	pod = json_get_string(&v, "pod");
-	if (pod) {
-		size_t i;
-
-		for (i = 0; i < t->nr_pods; i++)
-			if (!strcmp(t->pods[i].pod, pod))
-				break;
-		if (i == t->nr_pods) {
-			struct pod_count *pods = realloc(t->pods, (i + 1) * sizeof(*pods));
-
-			if (pods) {
-				t->pods = pods;
-				pods[i].pod = strdup(pod);
-				pods[i].count = 0;
-			}
-			if (!pods || !pods[i].pod) {
-				err = -ENOMEM;
-				goto out;
-			}
-			t->nr_pods++;
-		}
-		t->pods[i].count++;
-	}
-out:
+	if (pod)
+		err = tally_pod(t, pod);
 	json_free(&v);
 	return err;
 }

@@ -30,6 +30,8 @@ struct tally {
 
 /* Count one response: its status and, if the body is an echo body, its pod. */
 int tally_add(struct tally *t, const struct client_response *resp);
+/* Count one answer of pod. */
+int tally_pod(struct tally *t, const char *pod);
 void tally_print(FILE *out, struct tally *t, bool json);
 void tally_free(struct tally *t);
 

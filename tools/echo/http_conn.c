@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "chunked.h"
 #include "conn.h"
+#include "h2_echo.h"
 #include "http_reply.h"
 
 enum http_conn_state {
@@ -30,6 +31,8 @@ struct http_conn {
 	struct strbuf pending;	/* the response, until the request is done */
 	int64_t delay_ms;
 	bool close_after;	/* the pending response ends the connection */
+	bool sniffed;		/* the first bytes were looked at: HTTP/2 or not */
+	struct h2_echo *h2;	/* HTTP/2 (prior knowledge) on this connection */
 };
 
 static void reject(struct http_conn *hc, int status, const char *reason)
@@ -176,6 +179,17 @@ static int http_process(struct conn *c)
 	struct http_conn *hc = container_of(c, struct http_conn, c);
 	int ret = 1;
 
+	if (!hc->sniffed) {
+		ret = h2_echo_sniff(strbuf_peek(&c->in), strbuf_avail(&c->in));
+		if (!ret && !c->peer_eof)
+			return 0;
+		hc->sniffed = true;
+		if (ret > 0 && !(hc->h2 = h2_echo_new(c)))
+			return -ENOMEM;
+		ret = 1;
+	}
+	if (hc->h2)
+		return h2_echo_process(hc->h2, c);
 	while (ret > 0 && !c->close_after_flush && !c->paused &&
 	       strbuf_avail(&c->out) < CONN_OUT_HIGH_WATER) {
 		switch (hc->state) {
@@ -211,6 +225,7 @@ static void http_destroy(struct conn *c)
 	struct http_conn *hc = container_of(c, struct http_conn, c);
 
 	strbuf_free(&hc->pending);
+	h2_echo_free(hc->h2);
 	free(hc);
 }
 

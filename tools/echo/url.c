@@ -88,9 +88,11 @@ int url_parse(const char *s, struct url *u)
 	size_t auth_len;
 
 	memset(u, 0, sizeof(*u));
-	if (strncasecmp(s, "http://", 7)) {
-		fprintf(stderr, "echo client: URL '%s': only http:// URLs are supported "
-				"(this client speaks neither TLS nor gRPC)\n", s);
+	if (!strncasecmp(s, "grpc://", 7)) {
+		u->grpc = true;
+	} else if (strncasecmp(s, "http://", 7)) {
+		fprintf(stderr, "echo client: URL '%s': only http:// and grpc:// URLs are "
+				"supported (this client speaks no TLS)\n", s);
 		return -EINVAL;
 	}
 	auth = s + 7;

@@ -15,6 +15,7 @@ struct url {
 	const char *target;
 	size_t target_len;
 	bool target_needs_slash;	/* the URL had only "?query": send "/?query" */
+	bool grpc;			/* grpc:// (cleartext HTTP/2) */
 };
 
 /*
