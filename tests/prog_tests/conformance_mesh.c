@@ -46,7 +46,7 @@
 
 /* The features gammad claims (a test needing another one is skipped). */
 static const char *const supported_features[] = {
-	"Mesh", "HTTPRoute",
+	"Mesh", "HTTPRoute", "GRPCRoute",
 	"MeshClusterIPMatching", "MeshConsumerRoute", "MeshHTTPRouteRewritePath",
 	"MeshHTTPRouteSchemeRedirect", "MeshHTTPRouteRedirectPort", "MeshHTTPRouteRedirectPath",
 	"MeshHTTPRouteBackendRequestHeaderModification", "MeshHTTPRouteQueryParamMatching",

@@ -342,8 +342,9 @@ static int fill_class(struct img_builder *b, const struct tr_class *cls, uint8_t
 		flags |= IMG_SELECTOR_L7_UNENFORCED;
 	if (cls->l4.flags & TR_L4_NO_ROUTE)
 		flags |= IMG_SELECTOR_NO_ROUTE;
-	/* Any HTTPRoute rule: requests need the engine (GRPCRoute: not yet). */
-	if (b->opts.http_engine && cls->kind == ROUTE_HTTP && cls->nr_entries)
+	/* Any HTTPRoute or GRPCRoute rule: requests (calls) need the engine. */
+	if (b->opts.http_engine && (cls->kind == ROUTE_HTTP || cls->kind == ROUTE_GRPC) &&
+	    cls->nr_entries)
 		flags |= IMG_SELECTOR_HTTP_ENGINE;
 	out->ns_id = img_ns_id(b->img, cls->client_namespace);
 	out->flags = cls->needs_l7 ? IMG_CLASS_NEEDS_L7 : 0;
