@@ -286,6 +286,224 @@ static long json_count(const char *out, const char *pod)
 	return p ? strtol(p + strlen(key), NULL, 10) : 0;
 }
 
+
+/* ---- a raw HTTP/2 client, for what echo client does not do ------------------ */
+
+struct rcall {
+	int32_t id;
+	bool closed, consume;	/* consume: give the window back (a reading client) */
+	uint32_t err;
+	int status;
+	long bytes;
+};
+
+struct rcl {
+	nghttp2_session *s;
+	int fd;
+	bool eof;
+};
+
+static int r_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *n, size_t nl,
+		    const uint8_t *v, size_t vl, uint8_t flags, void *ud)
+{
+	struct rcall *c = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+
+	if (c && nl == 7 && !memcmp(n, ":status", 7))
+		c->status = atoi((const char *)v);
+	return 0;
+}
+
+static int r_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *d, size_t len,
+		  void *ud)
+{
+	struct rcall *c = nghttp2_session_get_stream_user_data(s, id);
+
+	if (c) {
+		c->bytes += len;
+		if (c->consume)
+			nghttp2_session_consume(s, id, len);
+		else
+			nghttp2_session_consume_connection(s, len);
+	}
+	return 0;
+}
+
+static int r_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud)
+{
+	struct rcall *c = nghttp2_session_get_stream_user_data(s, id);
+
+	if (c) {
+		c->closed = true;
+		c->err = err;
+	}
+	return 0;
+}
+
+static int rcl_open(struct rcl *r, uint16_t port)
+{
+	nghttp2_session_callbacks *cb;
+	nghttp2_option *opt;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = echo_connect(AF_INET, port);
+	if (r->fd < 0)
+		return r->fd;
+	nghttp2_session_callbacks_new(&cb);
+	nghttp2_session_callbacks_set_on_header_callback(cb, r_header);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, r_data);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, r_close);
+	nghttp2_option_new(&opt);
+	/* The test decides which stream reads: a stalled one never gives its window back. */
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	ret = nghttp2_session_client_new2(&r->s, cb, r, opt);
+	nghttp2_option_del(opt);
+	nghttp2_session_callbacks_del(cb);
+	if (ret)
+		return -ENOMEM;
+	return nghttp2_submit_settings(r->s, NGHTTP2_FLAG_NONE, NULL, 0) ? -EIO : 0;
+}
+
+static void rcl_close(struct rcl *r)
+{
+	if (r->s)
+		nghttp2_session_del(r->s);
+	if (r->fd >= 0)
+		close(r->fd);
+	r->s = NULL;
+	r->fd = -1;
+}
+
+/* Exchange frames for up to ms, or until done(arg) (NULL: for ms). */
+static void rcl_run(struct rcl *r, int ms, bool (*done)(void *), void *arg)
+{
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!r->eof) {
+		struct timespec t;
+		struct pollfd p = { .fd = r->fd, .events = POLLIN };
+		const uint8_t *d;
+		uint8_t buf[16384];
+		ssize_t n;
+
+		while ((n = nghttp2_session_mem_send(r->s, &d)) > 0)
+			if (echo_send_all(r->fd, d, n))
+				return;
+		if (done && done(arg))
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= ms)
+			return;
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		n = recv(r->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && errno == EAGAIN)
+			continue;
+		if (n <= 0) {
+			r->eof = true;
+			return;
+		}
+		if (nghttp2_session_mem_recv(r->s, buf, n) < 0)
+			return;
+	}
+}
+
+#define RNV(a, b) { (uint8_t *)(a), (uint8_t *)(b), strlen(a), strlen(b), 0 }
+
+/* A gRPC call without a request message (END_STREAM on its HEADERS): the echo
+ * answers Echo and Stream/Server (x-messages replies of x-message-size) all the same. */
+static int32_t rcl_call(struct rcl *r, struct rcall *c, const char *path, const char *msgs,
+			const char *size)
+{
+	nghttp2_nv nv[] = { RNV(":method", "POST"), RNV(":scheme", "http"),
+			    RNV(":authority", "g:7070"), RNV(":path", path),
+			    RNV("content-type", "application/grpc"), RNV("te", "trailers"),
+			    RNV("x-messages", msgs), RNV("x-message-size", size) };
+
+	c->id = nghttp2_submit_request(r->s, NULL, nv, 8, NULL, c);
+	return c->id;
+}
+
+struct calls {
+	struct rcall *c;
+	int n;
+};
+
+static bool calls_closed(void *arg)
+{
+	struct calls *cs = arg;
+
+	for (int i = 0; i < cs->n; i++)
+		if (!cs->c[i].closed)
+			return false;
+	return true;
+}
+
+static bool one_closed(void *arg)
+{
+	return ((struct rcall *)arg)->closed;
+}
+
+/*
+ * A client that stops reading one stream (a large server-streaming call)
+ * while it goes on with others: the others finish, the engine holds a
+ * bounded number of bytes for the stalled one, and a RST_STREAM from the
+ * client ends it (the engine resets the upstream's half and frees both).
+ * Then a GOAWAY from the client: the engine ends the connection.
+ */
+static void sub_flow_control(struct fix *f)
+{
+	struct rcall big = { .consume = false }, small[50];
+	struct calls cs = { small, 50 };
+	struct engine_stats st;
+	struct rcl r;
+
+	dial(f, VIP_G, 7070);
+	if (!ASSERT_OK(rcl_open(&r, f->lport), "connect"))
+		goto out;
+	/* 2000 x 16 KiB = 32 MiB the client never reads */
+	ASSERT_GT(rcl_call(&r, &big, "/gammad.echo.Stream/Server", "2000", "16384"), 0, "big call");
+	rcl_run(&r, 1000, NULL, NULL);
+	ASSERT_FALSE(big.closed, "the stalled call is still open");
+	ASSERT_LE(big.bytes, 65535, "no more than its window reached the client");
+	memset(small, 0, sizeof(small));
+	for (int i = 0; i < 50; i++) {
+		small[i].consume = true;
+		rcl_call(&r, &small[i], "/" ECHO_SVC "/EchoTwo", "0", "0");
+	}
+	rcl_run(&r, 10000, calls_closed, &cs);
+	for (int i = 0; i < 50; i++)
+		if (!ASSERT_TRUE(small[i].closed && !small[i].err && small[i].status == 200,
+				 "a call beside the stalled one completes"))
+			break;
+	engine_get_stats(f->e, &st);
+	test__printf("engine buffers with one stalled 32 MiB stream: %llu bytes\n",
+		     (unsigned long long)st.buffer_bytes);
+	/* its two stream buffers, the connections' own: not the 32 MiB */
+	ASSERT_LE(st.buffer_bytes, 512 * 1024, "bounded engine memory");
+	ASSERT_FALSE(big.closed, "still stalled, not failed");
+
+	/* RST_STREAM from the client */
+	nghttp2_submit_rst_stream(r.s, NGHTTP2_FLAG_NONE, big.id, NGHTTP2_CANCEL);
+	rcl_run(&r, 2000, one_closed, &big);
+	ASSERT_TRUE(big.closed, "reset");
+	for (int i = 0; i < 100; i++) {
+		engine_get_stats(f->e, &st);
+		if (st.buffer_bytes <= 4 * 16384)	/* what HTTP/1.1 clients may hold */
+			break;
+		usleep(20000);
+	}
+	ASSERT_LE(st.buffer_bytes, 4 * 16384, "the reset stream's buffers are freed");
+
+	/* GOAWAY from the client: the engine closes the connection */
+	nghttp2_submit_goaway(r.s, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
+	rcl_run(&r, 3000, NULL, NULL);
+	ASSERT_TRUE(r.eof, "the engine closed the connection after GOAWAY");
+out:
+	rcl_close(&r);
+}
+
 static void sub_weights(struct fix *f)
 {
 	static const char *const args[] = { "--count=1000", "--concurrency=8", "--json", NULL };
@@ -445,6 +663,7 @@ void test_engine_h2(void)
 		{ "streaming", sub_streaming },
 		{ "concurrent_streams", sub_concurrent },
 		{ "httproute_h2_and_upgrade", sub_http },
+		{ "flow_control_rst_goaway", sub_flow_control },
 	};
 	struct fix f;
 
