@@ -125,6 +125,7 @@ conformance: deps
 .PHONY: bench
 bench: deps all
 	$(Q)tools/bench/run.sh $(BENCH_ARGS)
+	$(Q)tools/bench/grpc.sh $(BENCH_ARGS)
 
 # The test suite runs the same check (tests/prog_tests/layers.c).
 .PHONY: layers

@@ -11,5 +11,6 @@ int cmd_change(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_runstat(int argc, char **argv);
 int cmd_tc(int argc, char **argv);
+int cmd_h2engine(int argc, char **argv);
 
 #endif
