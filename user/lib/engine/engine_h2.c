@@ -59,17 +59,29 @@ enum {
 	GRPC_UNAVAILABLE_ = 14,
 };
 
-/* Header fields of one block; name and value of an item share one allocation. */
+/*
+ * Header fields of one block. Names and values live in blocks of an arena
+ * (one allocation for most blocks, not two per field), NUL-terminated.
+ */
+struct hblk {
+	struct hblk *next;
+	size_t used, cap;
+	char data[];
+};
+
 struct hlist {
 	nghttp2_nv *nv;
 	size_t nr, cap;
+	struct hblk *blk;
 };
 
-/* Body bytes of one stream and direction, at most H2_STREAM_WINDOW. */
+/* Body bytes of one stream and direction, at most H2_STREAM_WINDOW; grows as needed. */
 struct sbuf {
 	uint8_t *p;
-	size_t off, len;
+	size_t off, len, cap;
 };
+
+#define SBUF_MIN 512
 
 struct h2conn {
 	enum eobj_kind kind;		/* EOBJ_H2; first, for epoll data */
@@ -80,6 +92,8 @@ struct h2conn {
 	int err;
 	nghttp2_session *s;
 	struct engine_origin origin;	/* a client connection's */
+	struct eng_tables *ctab;	/* the tables its last stream used (a reference) */
+	const struct tr_port *cport;	/* and its Service port there */
 	struct ukey key;		/* an upstream's */
 	size_t nr_streams;		/* open streams of ours on it */
 	uint8_t *pend;			/* what mem_send gave and send() did not take */
@@ -123,6 +137,28 @@ struct eng_h2 {
 
 /* ---- small pieces -------------------------------------------------------- */
 
+/* Under glibc's large-request size: those consolidate the fast bins. */
+#define HBLK_SIZE (480 - sizeof(struct hblk))
+
+static char *hlist_mem(struct hlist *h, size_t n)
+{
+	struct hblk *b = h->blk;
+
+	if (!b || b->cap - b->used < n) {
+		size_t cap = n > HBLK_SIZE ? n : HBLK_SIZE;
+
+		b = malloc(sizeof(*b) + cap);
+		if (!b)
+			return NULL;
+		b->used = 0;
+		b->cap = cap;
+		b->next = h->blk;
+		h->blk = b;
+	}
+	b->used += n;
+	return b->data + b->used - n;
+}
+
 static int hlist_add(struct hlist *h, const char *n, size_t nl, const char *v, size_t vl)
 {
 	char *p;
@@ -139,7 +175,7 @@ static int hlist_add(struct hlist *h, const char *n, size_t nl, const char *v, s
 		h->nv = nv;
 		h->cap = cap;
 	}
-	p = malloc(nl + vl + 2);
+	p = hlist_mem(h, nl + vl + 2);
 	if (!p)
 		return -ENOMEM;
 	/* HTTP/2 field names are lowercase; filters may name them otherwise. */
@@ -160,16 +196,21 @@ static int hlist_adds(struct hlist *h, const char *n, const char *v)
 
 static void hlist_free(struct hlist *h)
 {
-	for (size_t i = 0; i < h->nr; i++)
-		free(h->nv[i].name);
+	while (h->blk) {
+		struct hblk *b = h->blk;
+
+		h->blk = b->next;
+		free(b);
+	}
 	free(h->nv);
 	memset(h, 0, sizeof(*h));
 }
 
+/* name: lowercase, as every name in a list is. */
 static const char *hlist_get(const struct hlist *h, const char *name)
 {
 	for (size_t i = 0; i < h->nr; i++)
-		if (!strcasecmp((const char *)h->nv[i].name, name))
+		if (!strcmp((const char *)h->nv[i].name, name))
 			return (const char *)h->nv[i].value;
 	return NULL;
 }
@@ -178,24 +219,33 @@ static void hlist_remove(struct hlist *h, const char *name)
 {
 	size_t j = 0;
 
-	for (size_t i = 0; i < h->nr; i++) {
+	for (size_t i = 0; i < h->nr; i++)
 		if (strcasecmp((const char *)h->nv[i].name, name))
 			h->nv[j++] = h->nv[i];
-		else
-			free(h->nv[i].name);
-	}
 	h->nr = j;
 }
 
 /* Fields HTTP/2 forbids (RFC 9113 8.2.2) or that are this hop's. */
 static bool conn_specific(const char *n, const char *v)
 {
-	if (!strcasecmp(n, "te"))
-		return strcasecmp(v, "trailers");
-	return !strcasecmp(n, "connection") || !strcasecmp(n, "keep-alive") ||
-	       !strcasecmp(n, "proxy-connection") || !strcasecmp(n, "transfer-encoding") ||
-	       !strcasecmp(n, "upgrade") || !strcasecmp(n, "http2-settings") ||
-	       !strcasecmp(n, "host");
+	switch (n[0] | 0x20) {
+	case 'c':
+		return !strcasecmp(n, "connection");
+	case 'h':
+		return !strcasecmp(n, "host") || !strcasecmp(n, "http2-settings");
+	case 'k':
+		return !strcasecmp(n, "keep-alive");
+	case 'p':
+		return !strcasecmp(n, "proxy-connection");
+	case 't':
+		if (!strcasecmp(n, "te"))
+			return strcasecmp(v, "trailers");
+		return !strcasecmp(n, "transfer-encoding");
+	case 'u':
+		return !strcasecmp(n, "upgrade");
+	default:
+		return false;
+	}
 }
 
 static bool field_clean(const char *s)
@@ -208,17 +258,26 @@ static bool field_clean(const char *s)
 
 static int sbuf_put(struct engine *e, struct sbuf *b, const uint8_t *d, size_t n)
 {
-	if (!b->p) {
-		b->p = malloc(H2_STREAM_WINDOW);
-		if (!b->p)
-			return -ENOMEM;
-		eng_stat_add(e, &e->st.buffer_bytes, H2_STREAM_WINDOW);
-	}
 	if (b->len + n > H2_STREAM_WINDOW)
 		return -ENOSPC;
-	if (b->off + b->len + n > H2_STREAM_WINDOW) {
+	if (b->off + b->len + n > b->cap && b->off) {
 		memmove(b->p, b->p + b->off, b->len);
 		b->off = 0;
+	}
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : SBUF_MIN;
+		uint8_t *p;
+
+		while (cap < b->len + n)
+			cap *= 2;
+		if (cap > H2_STREAM_WINDOW)
+			cap = H2_STREAM_WINDOW;
+		p = realloc(b->p, cap);
+		if (!p)
+			return -ENOMEM;
+		eng_stat_add(e, &e->st.buffer_bytes, cap - b->cap);
+		b->p = p;
+		b->cap = cap;
 	}
 	memcpy(b->p + b->off + b->len, d, n);
 	b->len += n;
@@ -237,7 +296,7 @@ static void sbuf_take(struct sbuf *b, uint8_t *out, size_t n)
 static void sbuf_free(struct engine *e, struct sbuf *b)
 {
 	if (b->p)
-		eng_stat_add(e, &e->st.buffer_bytes, -(int64_t)H2_STREAM_WINDOW);
+		eng_stat_add(e, &e->st.buffer_bytes, -(int64_t)b->cap);
 	free(b->p);
 	memset(b, 0, sizeof(*b));
 }
@@ -587,6 +646,8 @@ static void conn_close(struct engine *e, struct h2conn *h)
 	h->dead = true;
 	close(h->fd);
 	h->fd = -1;
+	eng_tables_put(h->ctab);
+	h->ctab = NULL;
 	nghttp2_session_del(h->s);
 	h->s = NULL;
 	free(h->pend);
@@ -756,7 +817,15 @@ static void route(struct engine *e, struct h2stream *st)
 		return;
 	}
 	st->tab = eng_tables_get(e);
-	port = eng_tables_port(st->tab, &st->cc->origin);
+	/* The port of a connection's ClusterIP changes only with the tables. */
+	if (st->tab != st->cc->ctab) {
+		eng_tables_put(st->cc->ctab);
+		st->cc->ctab = st->tab;
+		if (st->tab)
+			__atomic_add_fetch(&st->tab->refs, 1, __ATOMIC_RELAXED);
+		st->cc->cport = eng_tables_port(st->tab, &st->cc->origin);
+	}
+	port = st->cc->cport;
 	if (!port) {
 		st_local(e, st, 503, NULL, NULL);
 		return;
@@ -1141,6 +1210,10 @@ static void conn_read(struct engine *e, struct h2conn *h)
 		if (n > 0) {
 			ssize_t rv = nghttp2_session_mem_recv(h->s, buf, n);
 
+			/* A short read emptied the socket; more data is a new edge. */
+			if ((size_t)n < sizeof(buf))
+				h->rd_ready = false;
+
 			if (rv < 0) {
 				pr_debug("engine: http/2 %s: %s", h->upstream ? "upstream" : "client",
 					 nghttp2_strerror(rv));
@@ -1188,7 +1261,8 @@ void eng_h2_event(struct engine *e, void *obj, bool rd, bool wr)
 		conn_close(e, h);
 	else
 		mark_dirty(e, h);
-	flush_dirty(e);
+	/* What it made to send goes at the end of the loop's turn (eng_h2_reap),
+	 * so the frames of every event of the batch share the send() calls. */
 }
 
 /* ---- taking a client connection ------------------------------------------ */
@@ -1461,6 +1535,7 @@ void eng_h2_reap(struct engine *e)
 {
 	if (!e->h2)
 		return;
+	flush_dirty(e);
 	while (e->h2->dead) {
 		struct h2conn *h = e->h2->dead;
 
