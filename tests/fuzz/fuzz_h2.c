@@ -3,8 +3,9 @@
  * libFuzzer target over the engine's HTTP/2 side (user/lib/engine/
  * engine_h2.c): the input is what a client sends after the connection
  * preface, frames or not. One engine runs for the whole process with a
- * GRPCRoute and an HTTPRoute whose backends refuse connections (so routed
- * streams meet the upstream failure path) and one without endpoints; every
+ * GRPCRoute whose backends refuse connections (so routed streams meet the
+ * upstream failure path, over HTTP/2 and, appProtocol http, HTTP/1.1) and
+ * one without endpoints; every
  * input is a new client connection (a socketpair) that is written, half
  * closed and read until the engine closes it. A connection the engine does
  * not close within HANG_MS is a finding (abort), as is anything the
@@ -34,6 +35,12 @@ static const char manifests[] =
 	"spec: {clusterIP: 10.96.0.20, ports: [{name: p, port: 7070, appProtocol: grpc}]}\n"
 	"---\napiVersion: v1\nkind: Service\nmetadata: {name: b, namespace: app}\n"
 	"spec: {clusterIP: 10.96.0.21, ports: [{name: p, port: 7070, appProtocol: grpc}]}\n"
+	"---\napiVersion: v1\nkind: Service\nmetadata: {name: hb, namespace: app}\n"
+	"spec: {clusterIP: 10.96.0.23, ports: [{name: p, port: 7070, appProtocol: http}]}\n"
+	"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+	"metadata: {name: hb-1, namespace: app, labels: {kubernetes.io/service-name: hb}}\n"
+	"addressType: IPv4\nendpoints:\n- addresses: [127.0.0.1]\n  conditions: {ready: true}\n"
+	"ports:\n- {name: p, port: 1}\n"
 	"---\napiVersion: v1\nkind: Service\nmetadata: {name: none, namespace: app}\n"
 	"spec: {clusterIP: 10.96.0.22, ports: [{name: p, port: 7070}]}\n"
 	"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
@@ -47,7 +54,9 @@ static const char manifests[] =
 	"    backendRefs: [{name: b, port: 7070}]\n"
 	"  - matches: [{method: {type: RegularExpression, service: \"x.*\"}, "
 	"headers: [{name: k, value: v}]}]\n"
-	"    backendRefs: [{name: none, port: 7070}]\n";
+	"    backendRefs: [{name: none, port: 7070}]\n"
+	"  - matches: [{method: {service: h.H}}]\n"
+	"    backendRefs: [{name: hb, port: 7070}]\n";
 
 static struct engine *eng;
 static struct model model;

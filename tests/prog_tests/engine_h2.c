@@ -547,8 +547,6 @@ static void sub_match(struct fix *f)
 		  "", NULL },
 		{ "timeouts.request passes: DEADLINE_EXCEEDED", "grpc://h:80/gammad.echo.Hang/Call",
 		  { NULL }, "4", "", NULL },
-		{ "an HTTP/1.1-only backend (appProtocol http): UNAVAILABLE",
-		  "grpc://h:80/h1only/Call", { NULL }, "14", "", NULL },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -628,6 +626,7 @@ static void sub_http(struct fix *f)
 			continue;
 		ASSERT_STREQ(line_val(out, "StatusCode"), "200", modes[i]);
 		ASSERT_STREQ(line_val(out, "Hostname"), "g2", modes[i]);
+		ASSERT_STREQ(line_val(out, "Proto"), "HTTP/2.0", "HTTP/2 upstream (no appProtocol)");
 		ASSERT_OK_PTR(strstr(out, "RequestHeader=X-Set:s1"), "RequestHeaderModifier");
 		ASSERT_OK_PTR(strstr(out, "ResponseHeader=x-resp:r1"), "ResponseHeaderModifier");
 		free(out);
@@ -637,6 +636,29 @@ static void sub_http(struct fix *f)
 		char *out = run_client(f, "http://h/nothing", args);
 
 		ASSERT_STREQ(line_val(out ? out : "", "StatusCode"), "404", "no rule: 404 over HTTP/2");
+		free(out);
+	}
+	{
+		/* appProtocol http: HTTP/2 streams become HTTP/1.1 requests (pooled) */
+		const char *args[] = { "--h2", "-H", "X-Trace:t1", NULL };
+		const char *post[] = { "--h2", "--body=0123456789", "--method=POST", NULL };
+		const char *many[] = { "--h2", "--count=50", "--concurrency=5", "--json", NULL };
+		char *out = run_client(f, "http://h/h1only/x?q=1", args);
+
+		ASSERT_STREQ(line_val(out ? out : "", "StatusCode"), "200", "h2 -> HTTP/1.1 backend");
+		ASSERT_STREQ(line_val(out ? out : "", "Hostname"), "g1", "the HTTP/1.1 backend");
+		ASSERT_STREQ(line_val(out ? out : "", "URL"), "/h1only/x?q=1", "the path it saw");
+		ASSERT_STREQ(line_val(out ? out : "", "Host"), "h", "Host from :authority");
+		ASSERT_STREQ(line_val(out ? out : "", "Proto"), "HTTP/1.1", "HTTP/1.1 upstream");
+		ASSERT_OK_PTR(strstr(out ? out : "", "RequestHeader=X-Trace:t1"), "fields passed on");
+		free(out);
+		out = run_client(f, "http://h/h1only/post", post);
+		ASSERT_STREQ(line_val(out ? out : "", "Method"), "POST", "a body, chunked upstream");
+		ASSERT_STREQ(line_val(out ? out : "", "StatusCode"), "200", "POST answered");
+		free(out);
+		out = run_client(f, "http://h/h1only/many", many);
+		ASSERT_OK_PTR(strstr(out ? out : "", "{\"total\":50,\"errors\":0,\"pods\":{\"g1\":50}"),
+			      "50 streams over pooled HTTP/1.1 connections");
 		free(out);
 	}
 	{

@@ -255,6 +255,8 @@ static int http_answer(struct h2_echo *h, struct h2e_stream *st)
 		err = -EINVAL;
 		goto out;
 	}
+	/* Go's r.Proto for an HTTP/2 request, as echo-basic reports it */
+	req->proto = (struct http_span){ "HTTP/2.0", 8 };
 	srv->handler.local_port = h->c->local_port;
 	err = http_handle(req, &srv->handler, &resp, &res);
 	if (err)

@@ -359,6 +359,10 @@ static void handle_event(struct engine *e, struct epoll_event *ev)
 		return;
 	u->rd_ready |= rd;
 	u->wr_ready |= wr;
+	if (u->h2) {
+		eng_h2_h1_event(e, u);
+		return;
+	}
 	if (u->owner) {
 		client_run(e, u->owner);
 	} else if (u->mirror) {

@@ -25,11 +25,13 @@
  * GOAWAY takes its connection out of the pool and its refused streams are
  * answered UNAVAILABLE (503) when no response had started.
  *
- * Upstream protocol: HTTP/2 with prior knowledge. A backend port whose
- * appProtocol says HTTP/1.1 ("http", "kubernetes.io/http") is not spoken to
- * from HTTP/2 yet: such streams get 502 (UNAVAILABLE).
+ * Upstream protocol: the backend port's appProtocol decides. "http" and
+ * "kubernetes.io/http" get HTTP/1.1 (one request per pooled connection of
+ * the HTTP/1.1 side, see the end of this file); anything else, "grpc",
+ * "kubernetes.io/h2c" or none, HTTP/2 with prior knowledge.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +126,14 @@ struct h2stream {
 	int status;
 	uint64_t t_start, t_up_sent, t_up_head;
 	struct h2stream *next, *prev;
+	/* an HTTP/1.1 upstream (the backend's appProtocol says so) instead of uc */
+	struct uconn *h1;
+	struct h1_scan h1scan;
+	struct h1_chunked h1ch;
+	enum h1_body h1body;
+	uint64_t h1left;
+	bool h1_chunked_req, h1_req_done, h1_close, h1_kicked;
+	struct h2stream *knext;		/* the kick list: an exchange to move on */
 };
 
 struct eng_h2 {
@@ -131,9 +141,15 @@ struct eng_h2 {
 	struct h2conn *dirty;
 	struct h2conn *dead;
 	struct h2stream *streams;
+	struct h2stream *kick;
 	nghttp2_session_callbacks *cb_server, *cb_client;
 	nghttp2_option *opt;
 };
+
+static void h1_detach(struct engine *e, struct h2stream *st, bool reuse);
+static void h1_kick(struct engine *e, struct h2stream *st);
+static int h1_start(struct engine *e, struct h2stream *st, const struct ukey *k,
+		    const struct ev_result *r, const char *method, const char *auth);
 
 /* ---- small pieces -------------------------------------------------------- */
 
@@ -365,8 +381,16 @@ static void st_log(struct engine *e, struct h2stream *st, bool complete)
 
 static void st_maybe_free(struct engine *e, struct h2stream *st)
 {
-	if (st->cc || st->uc)
+	if (st->cc || st->uc || st->h1)
 		return;
+	if (st->h1_kicked) {
+		struct h2stream **pp = &e->h2->kick;
+
+		while (*pp && *pp != st)
+			pp = &(*pp)->knext;
+		if (*pp)
+			*pp = st->knext;
+	}
 	st_unlink(e, st);
 	hlist_free(&st->req);
 	hlist_free(&st->resp);
@@ -388,6 +412,8 @@ static void down_resume(struct engine *e, struct h2stream *st)
 
 static void up_resume(struct engine *e, struct h2stream *st)
 {
+	if (st->h1)
+		h1_kick(e, st);
 	if (st->uc && st->uid && st->up_deferred) {
 		st->up_deferred = false;
 		nghttp2_session_resume_data(st->uc->s, st->uid);
@@ -410,6 +436,8 @@ static ssize_t down_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 			nghttp2_session_consume(st->uc->s, st->uid, n);
 			mark_dirty(h->e, st->uc);
 		}
+		if (st->h1)
+			h1_kick(h->e, st);	/* room for more of its body */
 	}
 	if (!st->down.len && st->resp_eos) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -481,6 +509,7 @@ static void st_local(struct engine *e, struct h2stream *st, int status, const ch
 		nghttp2_submit_rst_stream(st->uc->s, NGHTTP2_FLAG_NONE, st->uid, NGHTTP2_CANCEL);
 		mark_dirty(e, st->uc);
 	}
+	h1_detach(e, st, false);
 	drop_up(e, st);
 	if (st->resp_sent) {
 		/* Too late for an answer: the client learns from a reset. */
@@ -638,6 +667,7 @@ static void conn_close(struct engine *e, struct h2conn *h)
 							  NGHTTP2_CANCEL);
 				mark_dirty(e, st->uc);
 			}
+			h1_detach(e, st, false);
 			st_log(e, st, false);
 			st->cc = NULL;
 			st_maybe_free(e, st);
@@ -708,6 +738,7 @@ static void client_closed(struct engine *e, struct h2stream *st, uint32_t err)
 					  st->resp_eos ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
 		mark_dirty(e, st->uc);
 	}
+	h1_detach(e, st, false);	/* still attached: its exchange is not over */
 	drop_up(e, st);
 	st_log(e, st, !err && st->resp_eos);
 	if (!--c->nr_streams)
@@ -794,7 +825,7 @@ static void route(struct engine *e, struct h2stream *st)
 {
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = up_read };
 	const char *method = hlist_get(&st->req, ":method"), *path = hlist_get(&st->req, ":path");
-	const char *auth = hlist_get(&st->req, ":authority"), *ct;
+	const char *auth = hlist_get(&st->req, ":authority"), *ct, *authority;
 	const struct tr_endpoint *ep;
 	const struct tr_port *port;
 	const struct tr_class *cls;
@@ -880,15 +911,18 @@ static void route(struct engine *e, struct h2stream *st)
 		st_local(e, st, 503, NULL, &r.response_headers);
 		goto out;
 	}
-	if (app_protocol_http1(r.backend)) {
-		pr_debug("engine: %s: %s/%s speaks HTTP/1.1 (appProtocol): not from HTTP/2 yet",
-			 st->cc->origin.client_pod, r.backend->namespace, r.backend->name);
-		st_local(e, st, 502, NULL, &r.response_headers);
-		goto out;
-	}
 	ep = eng_affinity_pick(e, st->cc->origin.netns_ctx, r.backend);
 	k = (struct ukey){ .addr = ep->addr, .port = ep->port,
 			   .netns_ctx = st->cc->origin.netns_ctx };
+	if (app_protocol_http1(r.backend)) {
+		int status = h1_start(e, st, &k, &r, method, auth);
+
+		if (status) {
+			st_local(e, st, status, NULL, &r.response_headers);
+			goto out;
+		}
+		goto sent;
+	}
 	u = upstream_get(e, &k);
 	if (!u) {
 		pr_debug("engine: %s: upstream %s/%s: %s", st->cc->origin.client_pod,
@@ -896,8 +930,7 @@ static void route(struct engine *e, struct h2stream *st)
 		st_local(e, st, 503, NULL, &r.response_headers);
 		goto out;
 	}
-	const char *authority = ev_header_get(&r.request_headers, "host");
-
+	authority = ev_header_get(&r.request_headers, "host");
 	ret |= hlist_adds(&out, ":method", method);
 	ret |= hlist_adds(&out, ":scheme", "http");
 	if (authority || auth)
@@ -922,6 +955,7 @@ static void route(struct engine *e, struct h2stream *st)
 	st->uid = id;
 	u->nr_streams++;
 	mark_dirty(e, u);
+sent:
 	st->backend = r.backend;
 	st->deadline = eng_rule_deadline(e, r.entry);
 	st->t_up_sent = eng_now_us();
@@ -1003,7 +1037,7 @@ static int c_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *
 	struct h2conn *h = ud;
 	struct h2stream *st = nghttp2_session_get_stream_user_data(s, id);
 
-	if (!st || !st->uc || !st->uid || st->local) {
+	if (!st || ((!st->uc || !st->uid) && !st->h1) || st->local) {
 		/* Nobody reads it: its window goes back at once. */
 		nghttp2_session_consume(s, id, len);
 		mark_dirty(h->e, h);
@@ -1189,8 +1223,17 @@ static void conn_flush(struct engine *e, struct h2conn *h)
 		conn_close(e, h);
 }
 
+static void h1_pump(struct engine *e, struct h2stream *st);
+
 static void flush_dirty(struct engine *e)
 {
+	while (e->h2->kick) {
+		struct h2stream *st = e->h2->kick;
+
+		e->h2->kick = st->knext;
+		st->h1_kicked = false;
+		h1_pump(e, st);
+	}
 	while (e->h2->dirty) {
 		struct h2conn *h = e->h2->dirty;
 
@@ -1210,9 +1253,6 @@ static void conn_read(struct engine *e, struct h2conn *h)
 		if (n > 0) {
 			ssize_t rv = nghttp2_session_mem_recv(h->s, buf, n);
 
-			/* A short read emptied the socket; more data is a new edge. */
-			if ((size_t)n < sizeof(buf))
-				h->rd_ready = false;
 
 			if (rv < 0) {
 				pr_debug("engine: http/2 %s: %s", h->upstream ? "upstream" : "client",
@@ -1491,6 +1531,11 @@ void eng_h2_timers(struct engine *e)
 	if (!e->h2)
 		return;
 	for (st = e->h2->streams; st; st = st->next) {
+		if (st->h1 && !st->h1->connected &&
+		    e->now - st->h1->since >= e->o.connect_timeout_ms) {
+			st_local(e, st, 503, NULL, NULL);
+			continue;
+		}
 		if (!st->deadline || e->now < st->deadline || !st->cc || st->resp_eos)
 			continue;
 		st->deadline = 0;
@@ -1567,4 +1612,306 @@ void eng_h2_close_all(struct engine *e)
 	nghttp2_option_del(s->opt);
 	free(s);
 	e->h2 = NULL;
+}
+
+/* ---- HTTP/2 streams to HTTP/1.1 upstreams (appProtocol http) ------------- */
+
+/*
+ * A stream whose backend port says HTTP/1.1 ("http", "kubernetes.io/http")
+ * is one request on a pooled HTTP/1.1 connection of the HTTP/1.1 side
+ * (eng_upstream_get, uconn.h2 pointing back here): the head re-serialized
+ * from the fields (:authority as Host), the body as it comes (chunked unless
+ * the client gave a content-length); the response head parsed by http1.h
+ * into HTTP/2 fields without the hop-by-hop ones, its body decoded from its
+ * framing into DATA. Windows: the client's bytes are acknowledged as they
+ * go into the upstream's buffer, the upstream is read only while the
+ * stream's buffer has room. Chunked trailers are not passed on; a pooled
+ * connection found closed is not retried (the call gets 502).
+ */
+
+static void h1_kick(struct engine *e, struct h2stream *st)
+{
+	if (!st->h1 || st->h1_kicked)
+		return;
+	st->h1_kicked = true;
+	st->knext = e->h2->kick;
+	e->h2->kick = st;
+}
+
+static void h1_detach(struct engine *e, struct h2stream *st, bool reuse)
+{
+	struct uconn *u = st->h1;
+
+	if (!u)
+		return;
+	st->h1 = NULL;
+	u->h2 = NULL;
+	eng_upstream_release(e, u, reuse);
+}
+
+static int h1_line(struct ebuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int h1_line(struct ebuf *b, const char *fmt, ...)
+{
+	char line[4096];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || n >= (int)sizeof(line))
+		return -E2BIG;
+	return ebuf_append(b, line, n);
+}
+
+static int h1_start(struct engine *e, struct h2stream *st, const struct ukey *k,
+		    const struct ev_result *r, const char *method, const char *auth)
+{
+	const char *host = ev_header_get(&r->request_headers, "host");
+	bool has_len = hlist_get(&st->req, "content-length");
+	struct uconn *u = eng_upstream_get(e, k, NULL, false);
+	int ret;
+
+	if (!u)
+		return 503;
+	u->h2 = st;
+	st->h1 = u;
+	ret = h1_line(&u->out, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, r->target,
+		      host ? host : auth ? auth : "");
+	for (size_t i = 0; i < r->request_headers.nr && !ret; i++) {
+		const struct ev_kv *kv = &r->request_headers.items[i];
+
+		if (kv->name[0] == ':' || conn_specific(kv->name, kv->value) ||
+		    !field_clean(kv->value))
+			continue;
+		ret = h1_line(&u->out, "%s: %s\r\n", kv->name, kv->value);
+	}
+	st->h1_chunked_req = !st->req_eos && !has_len;
+	if (!ret && st->h1_chunked_req)
+		ret = h1_line(&u->out, "Transfer-Encoding: chunked\r\n");
+	if (!ret)
+		ret = ebuf_append(&u->out, "\r\n", 2);
+	if (ret) {
+		h1_detach(e, st, false);
+		return 502;
+	}
+	st->h1_req_done = st->req_eos && !st->up.len;
+	h1_kick(e, st);
+	return 0;
+}
+
+static void h1_fail(struct engine *e, struct h2stream *st)
+{
+	h1_detach(e, st, false);
+	if (!st->resp_sent) {
+		st_local(e, st, 502, NULL, NULL);
+	} else if (!st->resp_eos && st->cc) {
+		nghttp2_submit_rst_stream(st->cc->s, NGHTTP2_FLAG_NONE, st->cid,
+					  NGHTTP2_INTERNAL_ERROR);
+		mark_dirty(e, st->cc);
+	}
+}
+
+struct h1_chunk_ctx {
+	struct engine *e;
+	struct h2stream *st;
+};
+
+static void h1_on_chunk(void *ctx, const char *p, size_t n)
+{
+	struct h1_chunk_ctx *c = ctx;
+
+	/* fits: decoded data is shorter than its coding, which fit the room */
+	sbuf_put(c->e, &c->st->down, (const uint8_t *)p, n);
+}
+
+/* The response head: HTTP/2 fields, then respond(). false: not a response. */
+static bool h1_response_head(struct engine *e, struct h2stream *st, struct uconn *u, long n)
+{
+	const char *m = hlist_get(&st->req, ":method");
+	struct h1_str method = { m ? m : "GET", m ? strlen(m) : 3 };
+	struct h1_head *hd = malloc(sizeof(*hd));
+	char num[8];
+	int ret;
+
+	if (!hd || h1_parse_response(u->in.p + u->in.off, n, &method, hd) || hd->status == 101) {
+		free(hd);
+		return false;
+	}
+	ebuf_consume(&u->in, n);
+	memset(&st->h1scan, 0, sizeof(st->h1scan));
+	if (hd->status < 200) {
+		free(hd);
+		return true;	/* interim: not passed on */
+	}
+	hlist_free(&st->resp);
+	snprintf(num, sizeof(num), "%u", hd->status);
+	ret = hlist_adds(&st->resp, ":status", num);
+	for (size_t i = 0; i < hd->nr_headers && !ret; i++) {
+		const struct h1_header *x = &hd->headers[i];
+		char name[64];
+
+		if (x->name.len >= sizeof(name))
+			continue;
+		memcpy(name, x->name.p, x->name.len);
+		name[x->name.len] = 0;
+		/* hop-by-hop (and what Connection names, as far as it matters here) */
+		if (conn_specific(name, "") || !strcasecmp(name, "te") ||
+		    (hd->body != H1_BODY_LENGTH && !strcasecmp(name, "content-length")))
+			continue;
+		ret = hlist_add(&st->resp, name, x->name.len, x->value.p, x->value.len);
+	}
+	st->h1body = hd->body;
+	st->h1left = hd->content_length;
+	st->h1_close = !hd->keep_alive || hd->body == H1_BODY_CLOSE;
+	free(hd);
+	if (ret)
+		return false;
+	st->resp_got = true;
+	st->t_up_head = eng_now_us();
+	if (st->h1body == H1_BODY_NONE || (st->h1body == H1_BODY_LENGTH && !st->h1left))
+		st->resp_eos = true;
+	respond(e, st);
+	return true;
+}
+
+/* Move what can move between the stream's buffers and its HTTP/1.1 upstream. */
+static void h1_pump(struct engine *e, struct h2stream *st)
+{
+	struct uconn *u = st->h1;
+	bool moved = true;
+	ssize_t n;
+
+	if (!u)
+		return;
+	if (!u->connected) {
+		int err = 0;
+		socklen_t l = sizeof(err);
+
+		if (!u->wr_ready && !u->rd_ready)
+			return;
+		if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &l))
+			err = errno;
+		if (err) {
+			h1_fail(e, st);
+			return;
+		}
+		if (!u->wr_ready)
+			return;
+		u->connected = true;
+	}
+	while (moved && st->h1 == u) {
+		moved = false;
+		/* the client's body into the upstream's buffer */
+		while (st->up.len && !st->h1_req_done) {
+			size_t room = ebuf_room(&u->out), over = st->h1_chunked_req ? 32 : 0, k;
+			char hx[24];
+
+			if (room <= over)
+				break;
+			k = st->up.len < room - over ? st->up.len : room - over;
+			if (st->h1_chunked_req) {
+				int hl = snprintf(hx, sizeof(hx), "%zx\r\n", k);
+
+				ebuf_append(&u->out, hx, hl);
+			}
+			sbuf_take(&st->up, (uint8_t *)u->out.p + u->out.off + u->out.len, k);
+			u->out.len += k;
+			if (st->h1_chunked_req)
+				ebuf_append(&u->out, "\r\n", 2);
+			if (st->cc) {
+				nghttp2_session_consume(st->cc->s, st->cid, k);
+				mark_dirty(e, st->cc);
+			}
+			moved = true;
+		}
+		if (!st->h1_req_done && st->req_eos && !st->up.len &&
+		    (!st->h1_chunked_req || !ebuf_append(&u->out, "0\r\n\r\n", 5))) {
+			st->h1_req_done = true;
+			moved = true;
+		}
+		while (u->out.len && u->wr_ready && !u->err) {
+			n = send(u->fd, u->out.p + u->out.off, u->out.len, MSG_NOSIGNAL);
+			if (n > 0) {
+				ebuf_consume(&u->out, n);
+				moved = true;
+			} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				u->wr_ready = false;
+			} else if (!(n < 0 && errno == EINTR)) {
+				u->err = n < 0 ? errno : EIO;
+			}
+		}
+		if (u->rd_ready && !u->eof && !u->err && ebuf_room(&u->in)) {
+			n = recv(u->fd, u->in.p + u->in.off + u->in.len, ebuf_room(&u->in), 0);
+			if (n > 0) {
+				u->in.len += n;
+				moved = true;
+			} else if (!n) {
+				u->eof = true;
+				moved = true;
+			} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				u->rd_ready = false;
+			} else if (errno != EINTR) {
+				u->err = errno;
+			}
+		}
+		if (!st->resp_got && u->in.len) {
+			long hl = h1_head_end(u->in.p + u->in.off, u->in.len, &e->lim, &st->h1scan);
+
+			if (hl < 0 || (hl > 0 && !h1_response_head(e, st, u, hl))) {
+				h1_fail(e, st);
+				return;
+			}
+			moved |= hl > 0;
+			if (st->h1 != u)
+				return;
+		}
+		if (st->resp_got && !st->resp_eos && u->in.len) {
+			size_t room = H2_STREAM_WINDOW - st->down.len, k = u->in.len;
+			long used;
+
+			if (k > room)
+				k = room;
+			if (st->h1body == H1_BODY_LENGTH && k > st->h1left)
+				k = st->h1left;
+			if (st->h1body == H1_BODY_CHUNKED) {
+				struct h1_chunk_ctx cc = { e, st };
+
+				used = h1_chunked_scan(&st->h1ch, u->in.p + u->in.off, k, h1_on_chunk, &cc);
+				if (used < 0) {
+					h1_fail(e, st);
+					return;
+				}
+				k = used;
+				st->resp_eos = st->h1ch.done;
+			} else if (k) {
+				sbuf_put(e, &st->down, (const uint8_t *)u->in.p + u->in.off, k);
+				if (st->h1body == H1_BODY_LENGTH && !(st->h1left -= k))
+					st->resp_eos = true;
+			}
+			ebuf_consume(&u->in, k);
+			if (k || st->resp_eos) {
+				down_resume(e, st);
+				moved = true;
+			}
+		}
+		if (st->resp_got && !st->resp_eos && st->h1body == H1_BODY_CLOSE && u->eof &&
+		    !u->in.len) {
+			st->resp_eos = true;
+			down_resume(e, st);
+		}
+	}
+	if (st->h1 != u)
+		return;
+	if (st->resp_eos && st->h1_req_done && !u->out.len) {
+		h1_detach(e, st, !st->h1_close && !u->in.len && !u->eof);
+		return;
+	}
+	if (u->err || (u->eof && !st->resp_eos))
+		h1_fail(e, st);
+}
+
+void eng_h2_h1_event(struct engine *e, struct uconn *u)
+{
+	h1_pump(e, u->h2);
 }

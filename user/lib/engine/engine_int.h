@@ -121,6 +121,7 @@ struct uconn {
 	struct ebuf in, out;
 	struct cconn *owner;		/* NULL: idle in the pool, or a mirror */
 	struct mirror *mirror;		/* a RequestMirror copy in flight */
+	void *h2;			/* an HTTP/2 stream's HTTP/1.1 exchange (engine_h2.c) */
 	struct uconn *next, *prev;	/* the pool (idle only) */
 	uint64_t since;			/* ms: connect started, or idle since */
 };
@@ -261,5 +262,7 @@ void eng_h2_timers(struct engine *e);
 void eng_h2_forget(struct engine *e, void *netns_ctx);
 void eng_h2_reap(struct engine *e);
 void eng_h2_close_all(struct engine *e);
+/* An event of an upstream whose h2 is set. */
+void eng_h2_h1_event(struct engine *e, struct uconn *u);
 
 #endif
