@@ -674,6 +674,38 @@ static void sub_http(struct fix *f)
 	}
 }
 
+static int give_later(void *ctx, int fd, const struct engine_origin *o, bool http)
+{
+	return -EAGAIN;	/* a successor that never takes one: only GOAWAY matters here */
+}
+
+/*
+ * A restart (engine_handoff): an HTTP/2 connection is never at a request
+ * boundary, so it gets a GOAWAY; the call in flight finishes on it, then
+ * the engine closes it (the client reconnects, to the successor). Last:
+ * the engine hands over from here on.
+ */
+static void sub_handoff(struct fix *f)
+{
+	struct rcall c = { .consume = true };
+	struct rcl r;
+
+	dial(f, VIP_G, 7070);
+	if (!ASSERT_OK(rcl_open(&r, f->lport), "connect"))
+		goto out;
+	rcl_call(&r, &c, "/gammad.echo.Stream/Server", "5000", "1000");
+	rcl_run(&r, 30, NULL, NULL);
+	ASSERT_FALSE(c.closed, "a call in flight");
+	ASSERT_OK(engine_handoff(f->e, give_later, NULL), "engine_handoff");
+	rcl_run(&r, 10000, one_closed, &c);
+	ASSERT_TRUE(c.closed && !c.err && c.status == 200, "the call in flight completes");
+	ASSERT_GE(c.bytes, 5000 * (1000 + 5), "all its messages");
+	rcl_run(&r, 3000, NULL, NULL);
+	ASSERT_TRUE(r.eof, "then the engine closes the connection");
+out:
+	rcl_close(&r);
+}
+
 void test_engine_h2(void)
 {
 	static const struct {
@@ -686,6 +718,7 @@ void test_engine_h2(void)
 		{ "concurrent_streams", sub_concurrent },
 		{ "httproute_h2_and_upgrade", sub_http },
 		{ "flow_control_rst_goaway", sub_flow_control },
+		{ "handoff_goaway", sub_handoff },	/* last: hands over from then on */
 	};
 	struct fix f;
 

@@ -1915,3 +1915,20 @@ void eng_h2_h1_event(struct engine *e, struct uconn *u)
 {
 	h1_pump(e, u->h2);
 }
+
+void eng_h2_handoff(struct engine *e)
+{
+	struct h2conn *h;
+
+	if (!e->h2)
+		return;
+	for (h = e->h2->conns; h; h = h->next) {
+		if (h->upstream || h->goaway || h->dead)
+			continue;
+		h->goaway = true;
+		nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE,
+				      nghttp2_session_get_last_proc_stream_id(h->s),
+				      NGHTTP2_NO_ERROR, NULL, 0);
+		mark_dirty(e, h);
+	}
+}

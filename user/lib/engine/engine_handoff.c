@@ -53,6 +53,9 @@ void eng_handoff_run(struct engine *e)
 	engine_give_fn give = __atomic_load_n(&e->give, __ATOMIC_ACQUIRE);
 	struct cconn *c, *next;
 
+	if (give)
+		eng_h2_handoff(e);	/* HTTP/2 is never at a boundary: GOAWAY instead */
+
 	for (c = e->clients; c && give; c = next) {
 		int err;
 

@@ -262,6 +262,11 @@ void eng_h2_timers(struct engine *e);
 void eng_h2_forget(struct engine *e, void *netns_ctx);
 void eng_h2_reap(struct engine *e);
 void eng_h2_close_all(struct engine *e);
+/*
+ * A restart: every HTTP/2 client connection gets a GOAWAY (its streams finish
+ * here, new ones go to a new connection, the successor's) and closes when done.
+ */
+void eng_h2_handoff(struct engine *e);
 /* An event of an upstream whose h2 is set. */
 void eng_h2_h1_event(struct engine *e, struct uconn *u);
 
