@@ -662,6 +662,31 @@ static void sub_http(struct fix *f)
 		free(out);
 	}
 	{
+		/* an HTTP/1.1 client, the backend port appProtocol grpc: HTTP/2 upstream */
+		const char *none[] = { "-H", "X-Trace:t2", NULL };
+		const char *post[] = { "--body=0123456789", "--method=POST", NULL };
+		const char *many[] = { "--count=50", "--json", NULL };
+		char *out = run_client(f, "http://h/h2/one?q=2", none);
+
+		ASSERT_STREQ(line_val(out ? out : "", "StatusCode"), "200", "HTTP/1.1 -> h2 backend");
+		ASSERT_STREQ(line_val(out ? out : "", "Hostname"), "g2", "the h2 backend");
+		ASSERT_STREQ(line_val(out ? out : "", "Proto"), "HTTP/2.0", "it got HTTP/2");
+		ASSERT_STREQ(line_val(out ? out : "", "URL"), "/h2/one?q=2", "the path it saw");
+		ASSERT_OK_PTR(strstr(out ? out : "", "RequestHeader=X-Trace:t2"), "fields passed on");
+		ASSERT_OK_PTR(strstr(out ? out : "", "RequestHeader=X-Set:s1"), "RequestHeaderModifier");
+		ASSERT_OK_PTR(strstr(out ? out : "", "ResponseHeader=x-resp:r1"),
+			      "ResponseHeaderModifier");
+		free(out);
+		out = run_client(f, "http://h/h2/post", post);
+		ASSERT_STREQ(line_val(out ? out : "", "Method"), "POST", "a body to the h2 backend");
+		ASSERT_STREQ(line_val(out ? out : "", "StatusCode"), "200", "POST answered");
+		free(out);
+		out = run_client(f, "http://h/h2/many", many);
+		ASSERT_OK_PTR(strstr(out ? out : "", "{\"total\":50,\"errors\":0,\"pods\":{\"g2\":50}"),
+			      "50 keep-alive requests as streams");
+		free(out);
+	}
+	{
 		const char *args[] = { "--h2", "--count=200", "--concurrency=10", "--json", NULL };
 		char *out = run_client(f, "http://h/split", args);
 		long g1 = json_count(out, "g1"), g2 = json_count(out, "g2");

@@ -134,6 +134,9 @@ struct h2stream {
 	uint64_t h1left;
 	bool h1_chunked_req, h1_req_done, h1_close, h1_kicked;
 	struct h2stream *knext;		/* the kick list: an exchange to move on */
+	/* an HTTP/1.1 client's request (instead of cc) to an HTTP/2 upstream */
+	struct cconn *hc;
+	bool hc_head_out, hc_chunked, hc_done, hc_cut;
 };
 
 struct eng_h2 {
@@ -148,6 +151,7 @@ struct eng_h2 {
 
 static void h1_detach(struct engine *e, struct h2stream *st, bool reuse);
 static void h1_kick(struct engine *e, struct h2stream *st);
+static void hc_kick(struct engine *e, struct h2stream *st);
 static int h1_start(struct engine *e, struct h2stream *st, const struct ukey *k,
 		    const struct ev_result *r, const char *method, const char *auth);
 
@@ -381,7 +385,7 @@ static void st_log(struct engine *e, struct h2stream *st, bool complete)
 
 static void st_maybe_free(struct engine *e, struct h2stream *st)
 {
-	if (st->cc || st->uc || st->h1)
+	if (st->cc || st->uc || st->h1 || st->hc)
 		return;
 	if (st->h1_kicked) {
 		struct h2stream **pp = &e->h2->kick;
@@ -403,6 +407,7 @@ static void st_maybe_free(struct engine *e, struct h2stream *st)
 
 static void down_resume(struct engine *e, struct h2stream *st)
 {
+	hc_kick(e, st);
 	if (st->cc && st->down_deferred) {
 		st->down_deferred = false;
 		nghttp2_session_resume_data(st->cc->s, st->cid);
@@ -469,6 +474,7 @@ static ssize_t up_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
 			nghttp2_session_consume(st->cc->s, st->cid, n);
 			mark_dirty(h->e, st->cc);
 		}
+		hc_kick(h->e, st);	/* room for more of an HTTP/1.1 client's body */
 	}
 	if (!st->up.len && st->req_eos) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -503,7 +509,7 @@ static void st_local(struct engine *e, struct h2stream *st, int status, const ch
 	char num[16], body[64];
 	int blen, ret = 0;
 
-	if (!st->cc)
+	if (!st->cc && !st->hc)
 		return;
 	if (st->uc && st->uid) {
 		nghttp2_submit_rst_stream(st->uc->s, NGHTTP2_FLAG_NONE, st->uid, NGHTTP2_CANCEL);
@@ -511,6 +517,15 @@ static void st_local(struct engine *e, struct h2stream *st, int status, const ch
 	}
 	h1_detach(e, st, false);
 	drop_up(e, st);
+	if (st->hc) {
+		/* written by hc_step(), or a reset when the head is out already */
+		if (!st->resp_sent)
+			st->status = status;
+		st->hc_cut = st->resp_sent;
+		st->local = st->resp_sent = st->resp_eos = true;
+		hc_kick(e, st);
+		return;
+	}
 	if (st->resp_sent) {
 		/* Too late for an answer: the client learns from a reset. */
 		nghttp2_submit_rst_stream(st->cc->s, NGHTTP2_FLAG_NONE, st->cid,
@@ -708,8 +723,13 @@ static void upstream_closed(struct engine *e, struct h2stream *st, uint32_t err)
 	st->uid = 0;
 	if (!--u->nr_streams)
 		u->since = e->now;
-	if (!st->cc) {
+	if (!st->cc && !st->hc) {
 		st_maybe_free(e, st);
+		return;
+	}
+	if (st->hc && st->resp_sent && !st->resp_eos) {
+		st->hc_cut = true;	/* cut short after its head: the client's connection */
+		hc_kick(e, st);
 		return;
 	}
 	if (st->resp_eos) {
@@ -756,7 +776,7 @@ static void respond(struct engine *e, struct h2stream *st)
 	struct hlist *h = &st->resp;
 	int ret = 0;
 
-	if (!st->cc)
+	if (!st->cc && !st->hc)
 		return;
 	st->status = status ? atoi(status) : 502;
 	for (int k = 0; k < 2 && !ret; k++) {
@@ -783,6 +803,13 @@ static void respond(struct engine *e, struct h2stream *st)
 				if (m->remove[j][0] != ':')
 					hlist_remove(h, m->remove[j]);
 		}
+	}
+	if (!ret && st->hc) {
+		/* hc_step() writes the HTTP/1.1 head when the client's buffer has room */
+		st->resp_sent = true;
+		hc_kick(e, st);
+		eng_stat_add(e, &e->st.requests, 1);
+		return;
 	}
 	if (!ret)
 		ret = nghttp2_submit_response(st->cc->s, st->cid, h->nv, h->nr,
@@ -1117,7 +1144,7 @@ static int u_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *
 	struct h2conn *h = ud;
 	struct h2stream *st = nghttp2_session_get_stream_user_data(s, id);
 
-	if (!st || !st->cc || st->local) {
+	if (!st || (!st->cc && !st->hc) || st->local) {
 		nghttp2_session_consume(s, id, len);
 		mark_dirty(h->e, h);
 		return 0;
@@ -1536,7 +1563,7 @@ void eng_h2_timers(struct engine *e)
 			st_local(e, st, 503, NULL, NULL);
 			continue;
 		}
-		if (!st->deadline || e->now < st->deadline || !st->cc || st->resp_eos)
+		if (!st->deadline || e->now < st->deadline || (!st->cc && !st->hc) || st->resp_eos)
 			continue;
 		st->deadline = 0;
 		st_local(e, st, 504, NULL, NULL);
@@ -1931,4 +1958,304 @@ void eng_h2_handoff(struct engine *e)
 				      NGHTTP2_NO_ERROR, NULL, 0);
 		mark_dirty(e, h);
 	}
+}
+
+/* ---- HTTP/1.1 clients to HTTP/2 upstreams (appProtocol h2c, grpc) -------- */
+
+/*
+ * The HTTP/1.1 side decided the request (start_request) and found the
+ * backend port speaks HTTP/2 only: the request becomes a stream of a pooled
+ * upstream HTTP/2 connection, the client connection waits in CS_H2 and
+ * hc_step() (its state machine step) moves the body in (decoded from its
+ * framing) and the response out (chunked unless it has a length; trailers
+ * in the last chunk). A stream's events wake the client through the loop's
+ * `again` list.
+ */
+
+bool eng_h2_h1_wanted(const struct tr_backend *b)
+{
+	const char *ap = b->endpoints && b->endpoints->port ? b->endpoints->port->app_protocol : NULL;
+
+	return ap && (!strcasecmp(ap, "kubernetes.io/h2c") || !strcasecmp(ap, "grpc"));
+}
+
+static void hc_kick(struct engine *e, struct h2stream *st)
+{
+	struct cconn *c = st->hc;
+
+	if (c && !c->dead && !c->again) {
+		c->again = true;
+		e->nr_again++;
+	}
+}
+
+int eng_h2_from_h1(struct engine *e, struct cconn *c, const struct h1_head *h,
+		   const struct ev_result *r, const struct ukey *k)
+{
+	nghttp2_data_provider prd;
+	const char *host = ev_header_get(&r->request_headers, "host");
+	struct hlist out = { 0 };
+	struct h2stream *st;
+	struct h2conn *u;
+	char auth[256];
+	int ret = 0;
+
+	if (h2_state(e))
+		return 500;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return 500;
+	prd = (nghttp2_data_provider){ .source.ptr = st, .read_callback = up_read };
+	st->t_start = eng_now_us();
+	st->next = e->h2->streams;
+	if (st->next)
+		st->next->prev = st;
+	e->h2->streams = st;
+	snprintf(auth, sizeof(auth), "%.*s", (int)h->host.len, h->host.p);
+	ret |= hlist_adds(&out, ":method", c->method);
+	ret |= hlist_adds(&out, ":scheme", "http");
+	ret |= hlist_adds(&out, ":authority", host ? host : auth);
+	ret |= hlist_adds(&out, ":path", r->target);
+	for (size_t i = 0; i < r->request_headers.nr && !ret; i++) {
+		const struct ev_kv *kv = &r->request_headers.items[i];
+
+		if (kv->name[0] == ':' || conn_specific(kv->name, kv->value) ||
+		    !strcasecmp(kv->name, "expect") || !field_clean(kv->value))
+			continue;
+		ret = hlist_adds(&out, kv->name, kv->value);
+	}
+	st->req_eos = c->req_done;
+	u = ret ? NULL : upstream_get(e, k);
+	st->uid = u ? nghttp2_submit_request(u->s, NULL, out.nv, out.nr,
+					     st->req_eos ? NULL : &prd, st) : -1;
+	hlist_free(&out);
+	if (st->uid < 0) {
+		st->uid = 0;
+		st_maybe_free(e, st);
+		return 503;
+	}
+	st->uc = u;
+	u->nr_streams++;
+	mark_dirty(e, u);
+	st->hc = c;
+	c->h2 = st;
+	c->state = CS_H2;
+	/* The HTTP/2 side has no 100 Continue to pass on: the client gets it now. */
+	if (c->expect_continue && !c->req_done)
+		ebuf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	st->backend = r->backend;
+	st->entry = r->entry;
+	st->deadline = eng_rule_deadline(e, r->entry);
+	st->t_up_sent = eng_now_us();
+	if (r->entry) {
+		st->rf[0] = r->entry->rule->rule->filters;
+		st->nr_rf[0] = r->entry->rule->rule->nr_filters;
+	}
+	if (r->backend->ref) {
+		st->rf[1] = r->backend->ref->filters;
+		st->nr_rf[1] = r->backend->ref->nr_filters;
+	}
+	return 0;
+}
+
+/* The client's request is over for the HTTP/2 side: detach, reset what is open. */
+static void hc_detach(struct engine *e, struct h2stream *st)
+{
+	struct cconn *c = st->hc;
+
+	if (!c)
+		return;
+	c->h2 = NULL;
+	st->hc = NULL;
+	if (st->uc && st->uid) {
+		nghttp2_submit_rst_stream(st->uc->s, NGHTTP2_FLAG_NONE, st->uid,
+					  st->resp_eos ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
+		mark_dirty(e, st->uc);
+	}
+	st_maybe_free(e, st);
+}
+
+void eng_h2_h1_end(struct engine *e, struct cconn *c)
+{
+	if (c->h2)
+		hc_detach(e, c->h2);
+}
+
+static const char *hc_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Status";
+	}
+}
+
+/* The response head, whole or not at all. */
+static bool hc_write_head(struct engine *e, struct h2stream *st, struct cconn *c)
+{
+	size_t mark = c->out.len;
+	bool head = !strcmp(c->method, "HEAD"), has_len = hlist_get(&st->resp, "content-length");
+	bool no_body = head || st->status == 204 || st->status == 304;
+	int ret = h1_line(&c->out, "HTTP/1.1 %d %s\r\n", st->status, hc_reason(st->status));
+
+	for (size_t i = 0; i < st->resp.nr && !ret; i++) {
+		const char *n = (const char *)st->resp.nv[i].name;
+
+		if (n[0] == ':' || (!no_body && !has_len && !strcmp(n, "content-length")))
+			continue;
+		ret = h1_line(&c->out, "%s: %s\r\n", n, (const char *)st->resp.nv[i].value);
+	}
+	if (!ret && !no_body && !has_len) {
+		if (c->minor >= 1) {
+			st->hc_chunked = true;
+			ret = h1_line(&c->out, "Transfer-Encoding: chunked\r\n");
+		} else {
+			c->close_after = true;	/* HTTP/1.0: the close ends the body */
+		}
+	}
+	if (!ret)
+		ret = h1_line(&c->out, "%s\r\n", c->close_after ? "Connection: close\r\n" :
+				       !c->minor ? "Connection: keep-alive\r\n" : "");
+	if (ret) {
+		c->out.len = mark;
+		return false;
+	}
+	if (no_body)
+		sbuf_free(e, &st->down);	/* nothing of it goes out */
+	return true;
+}
+
+struct hc_body_ctx {
+	struct engine *e;
+	struct sbuf *b;
+};
+
+static void hc_on_body(void *ctx, const char *p, size_t n)
+{
+	struct hc_body_ctx *c = ctx;
+
+	sbuf_put(c->e, c->b, (const uint8_t *)p, n);	/* fits: limited to the room */
+}
+
+bool eng_h2_h1_step(struct engine *e, struct cconn *c)
+{
+	struct h2stream *st = c->h2;
+	bool moved = false;
+
+	if (!st) {
+		eng_client_close(e, c, true);
+		return true;
+	}
+	/* the request body, decoded from its framing, into the stream's buffer */
+	if (!c->req_done && c->in.len && !st->local) {
+		size_t room = H2_STREAM_WINDOW - st->up.len, k = c->in.len < room ? c->in.len : room;
+
+		if (c->req_body == H1_BODY_CHUNKED) {
+			struct hc_body_ctx bc = { e, &st->up };
+			long used = h1_chunked_scan(&c->req_ch, c->in.p + c->in.off, k, hc_on_body, &bc);
+
+			if (used < 0) {
+				eng_client_close(e, c, true);
+				return true;
+			}
+			k = used;
+			c->req_done = c->req_ch.done;
+		} else {
+			if (k > c->req_left)
+				k = c->req_left;
+			sbuf_put(e, &st->up, (const uint8_t *)c->in.p + c->in.off, k);
+			c->req_left -= k;
+			c->req_done = !c->req_left;
+		}
+		ebuf_consume(&c->in, k);
+		st->req_eos = c->req_done;
+		if (k || c->req_done) {
+			up_resume(e, st);
+			moved = true;
+		}
+	}
+	if (st->hc_cut) {
+		eng_client_close(e, c, true);
+		return true;
+	}
+	if (st->local && !st->hc_head_out) {
+		char body[16];
+		int bl = snprintf(body, sizeof(body), "%d\n", st->status);
+
+		/* what is left of the body is not read: the connection ends after this */
+		if (!c->req_done)
+			c->close_after = c->req_done = true;
+		if (h1_line(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+			    "Content-Length: %d\r\n%s\r\n%s", st->status, hc_reason(st->status), bl,
+			    c->close_after ? "Connection: close\r\n" : "", body))
+			return moved;
+		st->hc_head_out = st->hc_done = true;
+		moved = true;
+	} else if (st->resp_sent && !st->hc_head_out) {
+		if (!hc_write_head(e, st, c))
+			return moved;
+		st->hc_head_out = moved = true;
+	}
+	while (st->hc_head_out && !st->hc_done && st->down.len) {
+		size_t room = ebuf_room(&c->out), over = st->hc_chunked ? 32 : 0, k;
+
+		if (room <= over)
+			break;
+		k = st->down.len < room - over ? st->down.len : room - over;
+		if (st->hc_chunked)
+			h1_line(&c->out, "%zx\r\n", k);
+		sbuf_take(&st->down, (uint8_t *)c->out.p + c->out.off + c->out.len, k);
+		c->out.len += k;
+		if (st->hc_chunked)
+			ebuf_append(&c->out, "\r\n", 2);
+		if (st->uc && st->uid) {
+			nghttp2_session_consume(st->uc->s, st->uid, k);
+			mark_dirty(e, st->uc);
+		}
+		moved = true;
+	}
+	if (st->hc_head_out && !st->hc_done && !st->down.len && st->resp_eos) {
+		size_t mark = c->out.len;
+		int ret = 0;
+
+		if (st->hc_chunked) {
+			ret = ebuf_append(&c->out, "0\r\n", 3);
+			for (size_t i = 0; i < st->trail.nr && !ret; i++)
+				ret = h1_line(&c->out, "%s: %s\r\n", (const char *)st->trail.nv[i].name,
+					      (const char *)st->trail.nv[i].value);
+			ret = ret ?: ebuf_append(&c->out, "\r\n", 2);
+		}
+		if (ret) {
+			c->out.len = mark;
+			return moved;
+		}
+		st->hc_done = moved = true;
+	}
+	if (st->hc_done && c->req_done) {
+		c->resp_done = true;
+		c->log_status = st->status;
+		c->log_backend = st->local ? NULL : st->backend;
+		c->t_up_sent = st->t_up_sent;
+		c->t_up_head = st->t_up_head;
+		hc_detach(e, st);
+		eng_request_end(e, c, false);
+		c->state = c->close_after ? CS_CLOSING : CS_HEAD;
+		return true;
+	}
+	if (c->rd_eof && !c->in.len && !c->req_done) {
+		eng_client_close(e, c, false);
+		return true;
+	}
+	return moved;
 }

@@ -41,6 +41,7 @@ enum cstate {
 	CS_TUNNEL,	/* after 101: bytes both ways */
 	CS_CLOSING,	/* flush what is left, then shut down writing */
 	CS_LINGER,	/* read and drop until EOF or ENGINE_LINGER_MS */
+	CS_H2,		/* a request on an HTTP/2 upstream (engine_h2.c) */
 };
 
 struct cconn {
@@ -102,6 +103,7 @@ struct cconn {
 	const struct gapi_rule *retry;	/* the rule's retry, NULL: none */
 	int retries_left;
 	uint64_t retry_at;		/* ms: the backoff ends, 0: no retry waiting */
+	void *h2;			/* CS_H2: its stream (engine_h2.c) */
 };
 
 struct ukey {
@@ -269,5 +271,12 @@ void eng_h2_close_all(struct engine *e);
 void eng_h2_handoff(struct engine *e);
 /* An event of an upstream whose h2 is set. */
 void eng_h2_h1_event(struct engine *e, struct uconn *u);
+/* The backend port speaks HTTP/2 only (appProtocol kubernetes.io/h2c, grpc). */
+bool eng_h2_h1_wanted(const struct tr_backend *b);
+/* c's request (decided: r, endpoint k) as an HTTP/2 stream; c goes to CS_H2. 0 or a status to answer. */
+int eng_h2_from_h1(struct engine *e, struct cconn *c, const struct h1_head *h,
+		   const struct ev_result *r, const struct ukey *k);
+bool eng_h2_h1_step(struct engine *e, struct cconn *c);
+void eng_h2_h1_end(struct engine *e, struct cconn *c);
 
 #endif

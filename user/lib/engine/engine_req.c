@@ -645,6 +645,16 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	const struct tr_endpoint *ep = eng_affinity_pick(e, c->origin.netns_ctx, r.backend);
 
 	k = (struct ukey){ .addr = ep->addr, .port = ep->port, .netns_ctx = c->origin.netns_ctx };
+	if (eng_h2_h1_wanted(r.backend)) {
+		/* appProtocol h2c or grpc: the backend speaks HTTP/2 only */
+		int status = eng_h2_from_h1(e, c, h, &r, &k);
+
+		if (status)
+			local_reply(e, c, status, NULL, &r.response_headers);
+		else
+			c->log_backend = r.backend;
+		goto out;
+	}
 	c->up = eng_upstream_get(e, &k, c, false);
 	if (!c->up) {
 		pr_debug("engine: %s: upstream %s/%s: %s", c->origin.client_pod, r.backend->namespace,
@@ -1214,6 +1224,8 @@ bool eng_client_step(struct engine *e, struct cconn *c)
 		return step_head(e, c);
 	case CS_REQ:
 		return step_req(e, c);
+	case CS_H2:
+		return eng_h2_h1_step(e, c);
 	case CS_TUNNEL:
 		return step_tunnel(e, c);
 	case CS_CLOSING:
@@ -1266,6 +1278,8 @@ uint64_t eng_client_deadline(struct engine *e, struct cconn *c)
 		return c->last_io + e->o.idle_timeout_ms;
 	case CS_LINGER:
 		return c->linger_until;
+	case CS_H2:
+		return c->last_io + e->o.idle_timeout_ms;	/* its deadline: engine_h2.c */
 	}
 	return 0;
 }
