@@ -50,6 +50,15 @@
  * for a request, the bytes read so far, then a tunnel both ways. Only the
  * first bytes of a connection are looked at: once HTTP, always HTTP.
  *
+ * HTTP/2 cleartext (prior knowledge, Upgrade: h2c) goes to engine_h2.c:
+ * every stream decided alone (GRPCRoute, HTTPRoute, weights per call),
+ * gRPC local answers as grpc-status (UNIMPLEMENTED, UNAVAILABLE,
+ * DEADLINE_EXCEEDED), flow control end to end per stream (64 KiB windows,
+ * 128 streams per connection), upstream HTTP/2 pooled and multiplexed, the
+ * backend port's appProtocol choosing HTTP/1.1 or HTTP/2 upstream for both
+ * client protocols. engine_stats counts an HTTP/2 connection as one client
+ * and one upstream, its streams as requests.
+ *
  * Not done yet (issue 12): backendRequest per attempt.
  * Trailers are forwarded as they come.
  */
