@@ -376,8 +376,8 @@ void test_translate_image_http_engine(void)
 		    "HTTPRoute port: to the engine");
 	ASSERT_FALSE(class_selector_flags(&with, "a", 81, 0) & IMG_SELECTOR_HTTP_ENGINE,
 		     "TCPRoute port: L4");
-	ASSERT_FALSE(class_selector_flags(&with, "a", 9000, 0) & IMG_SELECTOR_HTTP_ENGINE,
-		     "GRPCRoute port: L4 for now");
+	ASSERT_TRUE(class_selector_flags(&with, "a", 9000, 0) & IMG_SELECTOR_HTTP_ENGINE,
+		    "GRPCRoute port: to the engine (calls are balanced one by one)");
 	ASSERT_FALSE(class_selector_flags(&with, "b1", 80, 0) & IMG_SELECTOR_HTTP_ENGINE,
 		     "no route: L4");
 	ASSERT_FALSE(class_selector_flags(&plain, "a", 80, 0) & IMG_SELECTOR_HTTP_ENGINE,

@@ -382,8 +382,8 @@ void eng_client_close(struct engine *e, struct cconn *c, bool reset)
 /* The request in flight is over: its upstream and tables go. */
 void eng_request_end(struct engine *e, struct cconn *c, bool reuse_upstream)
 {
-	if (c->h2)
-		eng_h2_h1_end(e, c);	/* a request on an HTTP/2 upstream */
+	if (c->h2_end)
+		c->h2_end(e, c);	/* a request on an HTTP/2 upstream (engine_h2.c) */
 	if (c->log_pending) {
 		struct engine_request_log l = {
 			.origin = &c->origin,

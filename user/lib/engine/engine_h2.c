@@ -1972,6 +1972,8 @@ void eng_h2_handoff(struct engine *e)
  * `again` list.
  */
 
+static void hc_end(struct engine *e, struct cconn *c);
+
 bool eng_h2_h1_wanted(const struct tr_backend *b)
 {
 	const char *ap = b->endpoints && b->endpoints->port ? b->endpoints->port->app_protocol : NULL;
@@ -2039,6 +2041,7 @@ int eng_h2_from_h1(struct engine *e, struct cconn *c, const struct h1_head *h,
 	mark_dirty(e, u);
 	st->hc = c;
 	c->h2 = st;
+	c->h2_end = hc_end;	/* a callback: engine_conn.c does not call into this file */
 	c->state = CS_H2;
 	/* The HTTP/2 side has no 100 Continue to pass on: the client gets it now. */
 	if (c->expect_continue && !c->req_done)
@@ -2066,6 +2069,7 @@ static void hc_detach(struct engine *e, struct h2stream *st)
 	if (!c)
 		return;
 	c->h2 = NULL;
+	c->h2_end = NULL;
 	st->hc = NULL;
 	if (st->uc && st->uid) {
 		nghttp2_submit_rst_stream(st->uc->s, NGHTTP2_FLAG_NONE, st->uid,
@@ -2075,7 +2079,7 @@ static void hc_detach(struct engine *e, struct h2stream *st)
 	st_maybe_free(e, st);
 }
 
-void eng_h2_h1_end(struct engine *e, struct cconn *c)
+static void hc_end(struct engine *e, struct cconn *c)
 {
 	if (c->h2)
 		hc_detach(e, c->h2);

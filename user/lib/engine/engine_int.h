@@ -104,6 +104,7 @@ struct cconn {
 	int retries_left;
 	uint64_t retry_at;		/* ms: the backoff ends, 0: no retry waiting */
 	void *h2;			/* CS_H2: its stream (engine_h2.c) */
+	void (*h2_end)(struct engine *e, struct cconn *c);	/* detaches it */
 };
 
 struct ukey {
@@ -199,6 +200,12 @@ void eng_stat_add(struct engine *e, uint64_t *field, int64_t d);
 /* The request in flight is over: release its upstream and tables. */
 void eng_request_end(struct engine *e, struct cconn *c, bool reuse_upstream);
 
+/* engine_timeouts.c */
+/* A GEP-2257 duration in ms; 0 for "0s", -1 when it is none. */
+long long eng_duration_ms(const char *s);
+/* When the rule's timeouts end a request started now, 0 for never. */
+uint64_t eng_rule_deadline(struct engine *e, const struct tr_entry *ent);
+
 /* engine_affinity.c: sessionAffinity ClientIP, per client pod (netns_ctx). */
 #define ENGINE_AFFINITY_MAX	65536		/* remembered (pod, Service) pairs */
 /* The endpoint this pod used last on backend b, if still fresh and ready; else one now. */
@@ -245,8 +252,6 @@ bool eng_client_step(struct engine *e, struct cconn *c);
 /* A timer of this client passed (at e->now). */
 void eng_client_timeout(struct engine *e, struct cconn *c);
 uint64_t eng_client_deadline(struct engine *e, struct cconn *c);
-/* When the rule's timeouts end a request started now, 0 for never. */
-uint64_t eng_rule_deadline(struct engine *e, const struct tr_entry *ent);
 
 /* engine_h2.c: HTTP/2 cleartext (prior knowledge, Upgrade: h2c), every stream routed alone. */
 enum eng_h2_sniff { H2_NOT, H2_MAYBE, H2_PREFACE };
@@ -277,6 +282,5 @@ bool eng_h2_h1_wanted(const struct tr_backend *b);
 int eng_h2_from_h1(struct engine *e, struct cconn *c, const struct h1_head *h,
 		   const struct ev_result *r, const struct ukey *k);
 bool eng_h2_h1_step(struct engine *e, struct cconn *c);
-void eng_h2_h1_end(struct engine *e, struct cconn *c);
 
 #endif

@@ -432,62 +432,6 @@ static int write_request_head(struct cconn *c, const struct h1_head *h, const st
 	return w.fail ? -ENOSPC : 0;
 }
 
-/*
- * A GEP-2257 duration ("1h", "1m30s", "500ms": 1 to 4 number-unit pairs of
- * up to 5 digits) in ms; 0 for "0s" (no timeout) and -1 when it is none.
- */
-static long long duration_ms(const char *s)
-{
-	long long total = 0;
-	int pairs = 0;
-
-	if (!s || !*s)
-		return -1;
-	while (*s) {
-		long long v = 0;
-		int digits = 0;
-
-		while (*s >= '0' && *s <= '9' && digits < 6) {
-			v = v * 10 + (*s++ - '0');
-			digits++;
-		}
-		if (!digits || digits > 5 || ++pairs > 4)
-			return -1;
-		if (s[0] == 'm' && s[1] == 's') {
-			s += 2;
-		} else if (*s == 'h' || *s == 'm' || *s == 's') {
-			v *= *s == 'h' ? 3600000 : *s == 'm' ? 60000 : 1000;
-			s++;
-		} else {
-			return -1;
-		}
-		total += v;
-	}
-	return total;
-}
-
-/* When the rule's timeouts end this request (no retries: backendRequest is
- * the same window as request), 0 for never. */
-static uint64_t rule_deadline(struct engine *e, const struct tr_entry *ent)
-{
-	long long t, best = 0;
-
-	if (!ent || !ent->rule->rule)
-		return 0;
-	t = duration_ms(ent->rule->rule->timeout_request);
-	if (t > 0)
-		best = t;
-	t = duration_ms(ent->rule->rule->timeout_backend);
-	if (t > 0 && (!best || t < best))
-		best = t;
-	return best ? e->now + best : 0;
-}
-
-uint64_t eng_rule_deadline(struct engine *e, const struct tr_entry *ent)
-{
-	return rule_deadline(e, ent);
-}
-
 /* The host of the Host field, without its port, for redirects. */
 static const char *host_only(struct arena *a, const struct h1_str *host)
 {
@@ -695,7 +639,7 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 			c->retry_cap = cap;
 		}
 	}
-	c->req_deadline = rule_deadline(e, r.entry);
+	c->req_deadline = eng_rule_deadline(e, r.entry);
 	c->log_backend = r.backend;
 	c->t_up_sent = eng_now_us();
 	if (!c->retry_head)
@@ -910,7 +854,7 @@ static bool retry_send(struct engine *e, struct cconn *c)
 /* The rule's retry: drop this attempt, send again after the backoff. */
 static bool retry_later(struct engine *e, struct cconn *c)
 {
-	long long backoff = c->retry->retry_backoff ? duration_ms(c->retry->retry_backoff) : 0;
+	long long backoff = c->retry->retry_backoff ? eng_duration_ms(c->retry->retry_backoff) : 0;
 
 	if (!c->retry_head || c->retries_left <= 0)
 		return false;
