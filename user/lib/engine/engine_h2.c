@@ -374,13 +374,16 @@ static void st_log(struct engine *e, struct h2stream *st, bool complete)
 		.complete = complete,
 	};
 
-	if (!e->o.on_request || !st->cc)
+	if (!st->cc)
 		return;
 	l.origin = &st->cc->origin;
 	l.request_us = eng_now_us() - st->t_start;
 	if (st->t_up_sent && st->t_up_head)
 		l.upstream_us = st->t_up_head - st->t_up_sent;
-	e->o.on_request(e->o.ctx, &l);
+	/* every call is a request in the per-request metrics too */
+	eng_metrics_count(e->metrics, st->tab, &l);
+	if (e->o.on_request)
+		e->o.on_request(e->o.ctx, &l);
 }
 
 static void st_maybe_free(struct engine *e, struct h2stream *st)
