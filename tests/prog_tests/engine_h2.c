@@ -32,7 +32,7 @@
 #define CLIENT_TIMEOUT_MS 20000
 
 struct fix {
-	struct echo_proc echo[2];	/* pods g1, g2 */
+	struct echo_proc echo[3];	/* pods g1, g2, gk (killed by a test) */
 	int hang_fd;			/* listens, never accepts: a backend that never answers */
 	uint16_t hang_port;
 	struct model m;
@@ -63,7 +63,8 @@ static const char routes_yaml[] =
 	SVC("g2", "10.96.0.22", "7070", GRPC_AP) SVC("hang", "10.96.0.23", "7070", GRPC_AP)
 	SVC("gempty", "10.96.0.24", "7070", GRPC_AP) SVC("h", VIP_H, "80", "")
 	SVC("h1only", "10.96.0.26", "80", ", appProtocol: http")
-	SLICE("g1", "%u") SLICE("g2", "%u") SLICE("hang", "%u") SLICE("h1only", "%u")
+	SVC("gk", "10.96.0.27", "7070", GRPC_AP)
+	SLICE("g1", "%u") SLICE("g2", "%u") SLICE("hang", "%u") SLICE("h1only", "%u") SLICE("gk", "%u")
 	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\n"
 	"metadata: {name: gr, namespace: app}\nspec:\n"
 	"  parentRefs: [{group: \"\", kind: Service, name: g, port: 7070}]\n  rules:\n"
@@ -95,7 +96,9 @@ static const char routes_yaml[] =
 	"    timeouts: {request: 300ms}\n"
 	"    backendRefs: [{name: hang, port: 7070}]\n"
 	"  - matches: [{path: {type: PathPrefix, value: /h1only}}]\n"
-	"    backendRefs: [{name: h1only, port: 80}]\n";
+	"    backendRefs: [{name: h1only, port: 80}]\n"
+	"  - matches: [{path: {type: PathPrefix, value: /gammad.echo.Stream}}]\n"
+	"    backendRefs: [{name: gk, port: 7070}]\n";
 
 static void *acceptor(void *arg)
 {
@@ -149,7 +152,7 @@ static void dial(struct fix *f, const char *vip, uint16_t vport)
 
 static int fix_start(struct fix *f)
 {
-	static const char *const pods[] = { "g1", "g2" };
+	static const char *const pods[] = { "g1", "g2", "gk" };
 	struct engine_opts o = { .buf_size = 16384 };
 	struct tr_result *res;
 	char *yaml = NULL;
@@ -161,7 +164,7 @@ static int fix_start(struct fix *f)
 	model_init(&f->m);
 	snprintf(f->origin.client_ns, sizeof(f->origin.client_ns), "app");
 	snprintf(f->origin.client_pod, sizeof(f->origin.client_pod), "app/client");
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		const char *args[] = { "--port=0", "--pod", pods[i], "--namespace", "app", NULL };
 
 		ret = echo_proc_start(&f->echo[i], args, NULL);
@@ -173,7 +176,7 @@ static int fix_start(struct fix *f)
 		return -EIO;
 	if (asprintf(&yaml, routes_yaml, echo_proc_port(&f->echo[0], "http", 0),
 		     echo_proc_port(&f->echo[1], "http", 0), f->hang_port,
-		     echo_proc_port(&f->echo[0], "http", 0)) < 0)
+		     echo_proc_port(&f->echo[0], "http", 0), echo_proc_port(&f->echo[2], "http", 0)) < 0)
 		return -ENOMEM;
 	ret = manifest_load_buf(&f->m, "h2.yaml", yaml, strlen(yaml), &f->dg);
 	free(yaml);
@@ -218,7 +221,7 @@ static void fix_stop(struct fix *f)
 		engine_stop(f->e);
 		engine_free(f->e);
 	}
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		if (f->echo[i].pid)
 			echo_proc_stop(&f->echo[i]);
 	if (f->hang_fd >= 0)
@@ -699,6 +702,43 @@ static void sub_http(struct fix *f)
 	}
 }
 
+/*
+ * The backend of a long server-streaming call dies: the client's stream is
+ * reset (not REFUSED_STREAM: it was processed), other streams of the same
+ * connection go on, and a new call to the dead backend is UNAVAILABLE.
+ */
+static void sub_upstream_lost(struct fix *f)
+{
+	struct rcall big = { .consume = true }, after = { .consume = true };
+	struct rcl r;
+	char *out;
+
+	dial(f, VIP_H, 80);
+	if (!ASSERT_OK(rcl_open(&r, f->lport), "connect"))
+		goto out;
+	rcl_call(&r, &big, "/gammad.echo.Stream/Server", "1000000", "1000");
+	rcl_run(&r, 300, NULL, NULL);
+	if (!ASSERT_FALSE(big.closed, "streaming from gk"))
+		goto out;
+	ASSERT_GT(big.bytes, 0, "data came");
+	echo_proc_stop(&f->echo[2]);
+	rcl_run(&r, 5000, one_closed, &big);
+	ASSERT_TRUE(big.closed, "the cut stream ends");
+	ASSERT_EQ(big.err, NGHTTP2_INTERNAL_ERROR, "as a reset (INTERNAL_ERROR)");
+	ASSERT_FALSE(r.eof, "the client connection stays");
+	rcl_call(&r, &after, "/h2/after", "0", "0");
+	rcl_run(&r, 5000, one_closed, &after);
+	ASSERT_TRUE(after.closed && !after.err && after.status == 200,
+		    "another stream on the same connection");
+	rcl_close(&r);
+	out = run_client(f, "grpc://h:80/gammad.echo.Stream/Server", NULL);
+	ASSERT_STREQ(line_val(out ? out : "", "GrpcStatus"), "14", "the dead backend: UNAVAILABLE");
+	free(out);
+	return;
+out:
+	rcl_close(&r);
+}
+
 static int give_later(void *ctx, int fd, const struct engine_origin *o, bool http)
 {
 	return -EAGAIN;	/* a successor that never takes one: only GOAWAY matters here */
@@ -747,6 +787,7 @@ void test_engine_h2(void)
 		{ "concurrent_streams", sub_concurrent },
 		{ "httproute_h2_and_upgrade", sub_http },
 		{ "flow_control_rst_goaway", sub_flow_control },
+		{ "upstream_lost", sub_upstream_lost },	/* stops gk */
 		{ "handoff_goaway", sub_handoff },	/* last: hands over from then on */
 	};
 	struct fix f;

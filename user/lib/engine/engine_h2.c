@@ -678,7 +678,9 @@ static void conn_close(struct engine *e, struct h2conn *h)
 	for (st = e->h2->streams; st; st = next) {
 		next = st->next;
 		if (h->upstream && st->uc == h) {
-			upstream_closed(e, st, NGHTTP2_REFUSED_STREAM);
+			/* never connected: refused (503); lost under it: an error (502, or a reset) */
+			upstream_closed(e, st, h->connected ? NGHTTP2_INTERNAL_ERROR :
+					       NGHTTP2_REFUSED_STREAM);
 		} else if (!h->upstream && st->cc == h) {
 			if (st->uc && st->uid) {
 				nghttp2_submit_rst_stream(st->uc->s, NGHTTP2_FLAG_NONE, st->uid,
