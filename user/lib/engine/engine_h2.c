@@ -91,6 +91,7 @@ struct h2conn {
 	int fd;
 	bool upstream;			/* we are its client; else a client's server */
 	bool dead, connected, rd_ready, wr_ready, eof, goaway;
+	bool lingering;			/* a client's: written out, shut down, drained to EOF */
 	int err;
 	nghttp2_session *s;
 	struct engine_origin origin;	/* a client connection's */
@@ -1202,7 +1203,7 @@ static int pend_put(struct h2conn *h, const uint8_t *d, size_t n)
 
 static void conn_flush(struct engine *e, struct h2conn *h)
 {
-	if (h->dead || (h->upstream && !h->connected))
+	if (h->dead || h->lingering || (h->upstream && !h->connected))
 		return;
 	for (;;) {
 		bool more = true;
@@ -1251,8 +1252,20 @@ static void conn_flush(struct engine *e, struct h2conn *h)
 			break;
 	}
 	/* GOAWAY both ways and every stream done: nothing left to say. */
-	if (!nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s))
+	if (nghttp2_session_want_read(h->s) || nghttp2_session_want_write(h->s))
+		return;
+	if (h->upstream) {
 		conn_close(e, h);
+		return;
+	}
+	/*
+	 * A close with the client's bytes unread (its last WINDOW_UPDATEs)
+	 * would send an RST, and an RST can destroy the end of our answer in
+	 * the client's receive queue: shut down writing, drain to EOF first.
+	 */
+	shutdown(h->fd, SHUT_WR);
+	h->lingering = true;
+	h->since = e->now;
 }
 
 static void h1_pump(struct engine *e, struct h2stream *st);
@@ -1282,6 +1295,8 @@ static void conn_read(struct engine *e, struct h2conn *h)
 	while (h->rd_ready && !h->dead && !h->eof && !h->err) {
 		ssize_t n = recv(h->fd, buf, sizeof(buf), 0);
 
+		if (n > 0 && h->lingering)
+			continue;	/* drained, not read */
 		if (n > 0) {
 			ssize_t rv = nghttp2_session_mem_recv(h->s, buf, n);
 
@@ -1575,6 +1590,11 @@ void eng_h2_timers(struct engine *e)
 	}
 	for (h = e->h2->conns; h; h = next) {
 		next = h->next;
+		if (h->lingering) {
+			if (e->now - h->since >= ENGINE_LINGER_MS)
+				conn_close(e, h);
+			continue;
+		}
 		if (h->upstream && !h->connected) {
 			/* A connect that never finishes fails its streams (503). */
 			if (e->now - h->since >= e->o.connect_timeout_ms)
