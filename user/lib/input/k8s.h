@@ -226,6 +226,12 @@ bool k8s_is_dns1123_subdomain(const char *s);	/* labels joined by '.', <= 253 */
 bool k8s_is_port_name(const char *s);		/* IANA_SVC_NAME: <= 15, a letter, no "--" */
 bool k8s_is_label_key(const char *s);		/* [prefix/]name */
 bool k8s_is_label_value(const char *s);		/* "" or <= 63 of [-_.A-Za-z0-9], alnum ends */
+/*
+ * An API group naming the core group: "" as the API writes it, or "core",
+ * which Gateway API references also use for it (a parentRef or backendRef
+ * group "core" means the same as "").
+ */
+bool k8s_group_is_core(const char *group);
 /* "TCP", "UDP", "SCTP" to enum l4_proto; -EINVAL otherwise. */
 int k8s_parse_protocol(const char *s, uint8_t *out);
 /* enum l4_proto to "TCP", "UDP", "SCTP" ("?" for anything else). */

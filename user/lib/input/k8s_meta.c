@@ -421,3 +421,8 @@ int k8s_parse_time(const char *s, int64_t *out)
 	*out = (int64_t)timegm(&tm) - offset;
 	return 0;
 }
+
+bool k8s_group_is_core(const char *group)
+{
+	return !group || !*group || !strcmp(group, "core");
+}

@@ -188,6 +188,11 @@ static int load_doc(struct model *m, const struct ydoc *d, struct diag *dg, int 
 	return dispatch(m, d, dg, api, kind);
 }
 
+int manifest_load_doc(struct model *m, const struct ydoc *d, struct diag *dg)
+{
+	return load_doc(m, d, dg, 0);
+}
+
 /*
  * What one load may take, whatever its files hold: bytes from any source
  * (pipes included), nodes repeated by aliases, files and directories. Each

@@ -40,5 +40,11 @@ int manifest_load_path(struct model *m, const char *path, struct diag *dg);
 /* Load one buffer; name is used as the file name in diagnostics. */
 int manifest_load_buf(struct model *m, const char *name, const void *buf, size_t len,
 		      struct diag *dg);
+/*
+ * Load one composed document (an API object another stage built, e.g. from
+ * the API server's JSON), dispatched like a file's documents; d->file names
+ * it in diagnostics.
+ */
+int manifest_load_doc(struct model *m, const struct ydoc *d, struct diag *dg);
 
 #endif

@@ -347,7 +347,7 @@ int tr_resolve_backend(struct tr_ctx *c, const struct gapi_backend_ref *ref,
 	out->name = ref->name;
 	out->port = ref->port;
 	out->weight = ref->weight;
-	if (*ref->group || strcmp(ref->kind, "Service"))
+	if (!k8s_group_is_core(ref->group) || strcmp(ref->kind, "Service"))
 		return unresolved(out, reason, message, "InvalidKind",
 				  tr_strdupf("backendRef %s/%s: kind %s%s%s is not supported, only Service",
 					     ref->namespace, ref->name, ref->group,

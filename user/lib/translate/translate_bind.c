@@ -110,7 +110,7 @@ static int bind_parent(struct tr_ctx *c, struct tr_route_info *info, size_t pare
 		st->not_ours = true;
 		return 0;
 	}
-	if (*p->group || strcmp(p->kind, "Service"))
+	if (!k8s_group_is_core(p->group) || strcmp(p->kind, "Service"))
 		return reject(st, "UnsupportedValue",
 			      tr_strdupf("parentRef kind %s%s%s is not supported; mesh routes attach to a Service (group \"\")",
 					 p->group, *p->group ? "/" : "", p->kind));
