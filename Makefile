@@ -27,8 +27,8 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
 CFLAGS_COMMON := -std=gnu11 -g -O2 -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Iinclude -Iuser/lib -I$(BUILD) -D_GNU_SOURCE -MMD -MP
-USER_CFLAGS := $(CFLAGS_COMMON) $(shell pkg-config --cflags libbpf yaml-0.1 libpcre2-8 libnghttp2 2>/dev/null) $(EXTRA_CFLAGS)
-USER_LDLIBS := $(shell pkg-config --libs libbpf yaml-0.1 libpcre2-8 libnghttp2 2>/dev/null || echo -lbpf -lyaml -lpcre2-8 -lnghttp2) -lelf -lz -lm -lpthread
+USER_CFLAGS := $(CFLAGS_COMMON) $(shell pkg-config --cflags libbpf yaml-0.1 libpcre2-8 libnghttp2 libcurl jansson 2>/dev/null) $(EXTRA_CFLAGS)
+USER_LDLIBS := $(shell pkg-config --libs libbpf yaml-0.1 libpcre2-8 libnghttp2 libcurl jansson 2>/dev/null || echo -lbpf -lyaml -lpcre2-8 -lnghttp2 -lcurl -ljansson) -lelf -lz -lm -lpthread
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Wno-unused-function -Iinclude -Ibpf -I$(BUILD) -MMD -MP

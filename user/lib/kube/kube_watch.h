@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The objects gammad reads from the API server, kept current the way
+ * client-go's reflector keeps an informer's store, one thread per resource:
+ *
+ *   LIST     paginated (limit/continue); an expired continue token (410)
+ *            starts the list over. The list replaces the store: what is
+ *            gone was deleted while we were away and becomes a delete event.
+ *   WATCH    from the list's resourceVersion, allowWatchBookmarks, a
+ *            server timeoutSeconds (random in [5, 10) min unless set) and
+ *            a client timeout 30 s later; events are back-to-back JSON
+ *            values framed whatever the chunk boundaries. A watch the
+ *            server ends is started again from the last resourceVersion
+ *            seen (bookmarks move it); an ERROR event or HTTP 410 (too old)
+ *            lists again.
+ *   STREAM   with watch_list, the list itself is a watch with
+ *            sendInitialEvents=true, complete at the BOOKMARK annotated
+ *            k8s.io/initial-events-end; a server that refuses it (4xx) or
+ *            ends it early gets paginated lists from then on.
+ *   BACKOFF  429 and 5xx wait Retry-After when given; otherwise, and on
+ *            transport errors, capped exponential backoff with jitter
+ *            (800 ms doubling to 30 s, +-50%), reset by a success.
+ *
+ * A Gateway API resource whose CRD is not installed (404 on every served
+ * version) is logged once and looked for again every absent_retry_s: routes
+ * are then simply absent (L4 only), without a retry storm.
+ *
+ * Nothing is ever dropped because the API server is unreachable: the store
+ * keeps the last state until a list says otherwise.
+ *
+ * Pods are only this node's (fieldSelector spec.nodeName) unless
+ * node_name is NULL.
+ */
+#ifndef GAMMAD_KUBE_WATCH_H
+#define GAMMAD_KUBE_WATCH_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "input/model.h"
+#include "kube_client.h"
+
+enum kube_res {
+	KUBE_NAMESPACES,
+	KUBE_SERVICES,
+	KUBE_SLICES,
+	KUBE_PODS,
+	KUBE_HTTPROUTES,
+	KUBE_GRPCROUTES,
+	KUBE_TCPROUTES,
+	KUBE_GRANTS,
+	KUBE_RES_COUNT,
+};
+
+struct kube_watch;
+
+/* "services", "httproutes", ... */
+const char *kube_res_name(enum kube_res r);
+/* The Gateway API kind of a route resource, -1 for others. */
+int kube_res_route_kind(enum kube_res r);
+/* The resource of a route kind. */
+enum kube_res kube_route_res(enum gapi_route_kind kind);
+/* "/apis/gateway.networking.k8s.io/v1/namespaces/NS/httproutes/NAME" for the version in use. */
+int kube_res_object_path(const struct kube_watch *w, enum kube_res r, const char *ns,
+			 const char *name, char *buf, size_t len);
+
+enum kube_watch_list_mode {
+	KUBE_WATCH_LIST_AUTO,	/* try it, fall back to LIST when refused */
+	KUBE_WATCH_LIST_OFF,
+};
+
+struct kube_watch_opts {
+	const char *node_name;	/* Pods of this node only; NULL: every Pod */
+	int page_limit;		/* LIST page size; 0: 500 */
+	int watch_timeout_s;	/* timeoutSeconds of a watch; 0: random 300..599 */
+	int backoff_initial_ms;	/* 0: 800 */
+	int backoff_max_ms;	/* 0: 30000 */
+	int absent_retry_s;	/* 0: 60 */
+	enum kube_watch_list_mode watch_list;
+};
+
+enum kube_event_type {
+	KUBE_EV_PUT,		/* added or changed: obj is the new object */
+	KUBE_EV_DELETE,		/* obj is the last state known */
+};
+
+struct kube_event {
+	enum kube_res res;
+	enum kube_event_type type;
+	const char *key;	/* "ns/name", or "name" for Namespaces */
+	const json_t *obj;
+};
+
+struct kube_watch_stats {
+	uint64_t lists, pages, relists, expired_continues, watches, events, bookmarks,
+		 watch_errors, backoffs, retry_afters, stream_lists;
+};
+
+/* Start one reflector thread per resource. k must outlive w. */
+int kube_watch_start(struct kube_client *k, const struct kube_watch_opts *o,
+		     struct kube_watch **out);
+/* Stop the threads (within a second) and free everything. */
+void kube_watch_stop(struct kube_watch *w);
+
+/* Readable (an eventfd) while events wait for kube_watch_drain(). */
+int kube_watch_fd(const struct kube_watch *w);
+/* Every resource was listed once (or found absent): the model is whole. */
+bool kube_watch_synced(const struct kube_watch *w);
+/* Hand the waiting events to fn in their order; returns how many. */
+size_t kube_watch_drain(struct kube_watch *w, void (*fn)(void *ctx, const struct kube_event *ev),
+			void *ctx);
+/*
+ * Every object of the store into m (input's parsers; what they reject is
+ * in dg). Returns 0 or -ENOMEM.
+ */
+int kube_watch_fill_model(struct kube_watch *w, struct model *m, struct diag *dg);
+/* A reference to the stored object (json_decref it), or NULL. */
+json_t *kube_watch_get(struct kube_watch *w, enum kube_res r, const char *ns, const char *name);
+/* Objects stored now, per resource and in all. */
+size_t kube_watch_count(struct kube_watch *w, enum kube_res r);
+void kube_watch_get_stats(struct kube_watch *w, struct kube_watch_stats *out);
+
+#endif
