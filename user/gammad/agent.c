@@ -14,6 +14,7 @@
 #include "translate/translate_eval.h"
 #include "view/status_file.h"
 #include "agent.h"
+#include "agent_kube.h"
 #include "engine/engine.h"
 #include "handover.h"
 #include "metrics_http.h"
@@ -64,8 +65,9 @@ static void release_tables(void *ctx, struct tr_result *res)
  * Manifests -> image; diagnostics at debug level (`gammad translate` shows
  * them). With an engine, it gets the translation too.
  */
-static int load_image(const char *dir, const struct tr_opts *tr, const struct img_opts *io,
-		      struct engine *engine, struct img *img, size_t *input_errors)
+static int load_image(const char *dir, struct agent_kube *kube, const struct tr_opts *tr,
+		      const struct img_opts *io, struct engine *engine, struct img *img,
+		      size_t *input_errors)
 {
 	struct agent_tables *t = calloc(1, sizeof(*t));
 	struct diag dg = { 0 };
@@ -74,7 +76,7 @@ static int load_image(const char *dir, const struct tr_opts *tr, const struct im
 	if (!t)
 		return -ENOMEM;
 	model_init(&t->m);
-	ret = manifest_load_path(&t->m, dir, &dg);
+	ret = kube ? agent_kube_fill(kube, &t->m, &dg) : manifest_load_path(&t->m, dir, &dg);
 	if (ret) {
 		pr_err("manifests %s: %s", dir, strerror(-ret));
 		goto out_model;
@@ -87,7 +89,10 @@ static int load_image(const char *dir, const struct tr_opts *tr, const struct im
 		pr_err("translate %s: %s", dir, strerror(-ret));
 		goto out_model;
 	}
-	status_file_write(dir, &t->res, &dg);	/* route conditions beside the manifests */
+	if (kube)
+		agent_kube_statuses(kube, &t->res);	/* to the routes, by the elected writer */
+	else
+		status_file_write(dir, &t->res, &dg);	/* route conditions beside the manifests */
 	ret = img_build_opts(&t->m, &t->res, io, img);
 	if (ret)
 		pr_err("image of %s: %s", dir, strerror(-ret));
@@ -212,7 +217,10 @@ int agent_apply_dir(struct agent *a)
 	struct img img;
 	int ret;
 
-	ret = load_image(a->dir, &a->tr, &io, a->engine, &img, &input_errors);
+	/* Never from a partial store: what an earlier agent pinned serves meanwhile. */
+	if (a->kube && !agent_kube_ready(a->kube))
+		return -EAGAIN;
+	ret = load_image(a->dir, a->kube, &a->tr, &io, a->engine, &img, &input_errors);
 	a->dir_failed = ret != 0;
 	if (ret) {
 		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);

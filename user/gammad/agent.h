@@ -25,6 +25,7 @@
 struct metrics_server;
 struct steer;
 struct engine;
+struct agent_kube;
 
 struct agent {
 	struct dp *dp;
@@ -50,9 +51,14 @@ struct agent {
 	/* restarts (handover.h): from the agent we replaced, to our successor */
 	struct handover *ho_prev, *ho_next;
 	bool handed_over;		/* a successor took over: stop applying */
+	/* Kubernetes mode (agent_kube.h): the model from the API server; NULL: DIR */
+	struct agent_kube *kube;
 };
 
-/* Translate DIR and reconcile; errors are logged, the data path stays whole. */
+/*
+ * Translate DIR (or, in Kubernetes mode, the API server's objects) and
+ * reconcile; errors are logged, the data path stays whole.
+ */
 int agent_apply_dir(struct agent *a);
 /*
  * The last image again (DIR when there is none yet or DIR last failed): new pods, gone

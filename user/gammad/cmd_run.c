@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * gammad run --manifests DIR [--cgroup PATH] [--pin-dir PATH] [--node-name NAME] [--zone ZONE]
+ * gammad run --manifests DIR | --kubeconfig PATH | --in-cluster [--cgroup PATH] [--pin-dir PATH] [--node-name NAME] [--zone ZONE]
  *            [--resync SECONDS] [--map-size NAME=ENTRIES]... [--no-sockmap]
  *            [--once] [-v] [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]
  *            [--hairpin-addr IP]... [--http-engine [--engine-port PORT]
@@ -12,6 +12,8 @@
  * pod IPs as local endpoints. With --once, exit leaving everything pinned.
  * Otherwise watch DIR with inotify and reconcile on every change, and every
  * --resync seconds with the last image (pods started since get their class).
+ * With --kubeconfig or --in-cluster the objects come from the API server
+ * instead (agent_kube.h) and route statuses are written to the routes.
  * The TC path (tc_attach.h) is attached to the host side of every local
  * pod's veth, found from the host routes and followed through rtnetlink,
  * and to every --uplink. Every translation writes the route conditions to
@@ -44,6 +46,7 @@
 #include "image/image_apply.h"
 #include "input/dirwatch.h"
 #include "agent.h"
+#include "agent_kube.h"
 #include "cmd.h"
 #include "handover.h"
 #include "metrics_http.h"
@@ -67,6 +70,10 @@ static void usage(FILE *out)
 		"                  [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]\n"
 		"                  [--hairpin-addr IP]... [--http-engine [--engine-port PORT]\n"
 		"                  [--handover-wait]] [--reset-removed-tcp]\n"
+		"       gammad run --kubeconfig PATH | --in-cluster [--kube-context NAME]\n"
+		"                  [--lease-namespace NS] [--lease-duration SECONDS]\n"
+		"                  [--watch-timeout SECONDS] [--all-pods] [--no-status]\n"
+		"                  [--no-watch-list] [the options above but --manifests]\n"
 		"\n"
 		"Translate the manifests in DIR and reconcile the data-path maps pinned\n"
 		"under --pin-dir (default " DP_PIN_DIR_DEFAULT ") with the result, with the\n"
@@ -110,7 +117,16 @@ static void usage(FILE *out)
 		"start the new agent (same --pin-dir, --engine-port) while the old one runs:\n"
 		"it takes over the listeners and, at their request boundaries, the\n"
 		"connections; the old one exits (--handover-wait: it waits for SIGTERM\n"
-		"instead, for supervisors that restart what exits).\n",
+		"instead, for supervisors that restart what exits).\n"
+		"Kubernetes mode: --kubeconfig PATH (its current-context, or --kube-context)\n"
+		"or --in-cluster (the pod's service account) instead of --manifests: list and\n"
+		"watch Namespaces, Services, EndpointSlices, Pods (with --node-name only this\n"
+		"node's, unless --all-pods), HTTPRoutes, GRPCRoutes, TCPRoutes and\n"
+		"ReferenceGrants, apply every change, and write route statuses from the one\n"
+		"agent holding the Lease gammad-status-writer in --lease-namespace (default:\n"
+		"the config's namespace; --lease-duration default 15 s; --no-status: never).\n"
+		"--watch-timeout: a watch's timeoutSeconds (default: 300..599 at random).\n"
+		"--no-watch-list: paginated lists only (no streaming list).\n",
 		RESYNC_DEFAULT_S, TR_MAX_ENDPOINTS, METRICS_ADDR_DEFAULT,
 		GAMMAD_ENGINE_PORT_DEFAULT);
 }
@@ -291,6 +307,15 @@ int cmd_run(int argc, char **argv)
 		{ "http-engine", no_argument, NULL, 'E' },
 		{ "handover-wait", no_argument, NULL, 'W' },
 		{ "engine-port", required_argument, NULL, 'P' },
+		{ "kubeconfig", required_argument, NULL, 256 },
+		{ "in-cluster", no_argument, NULL, 257 },
+		{ "kube-context", required_argument, NULL, 258 },
+		{ "lease-namespace", required_argument, NULL, 259 },
+		{ "lease-duration", required_argument, NULL, 260 },
+		{ "watch-timeout", required_argument, NULL, 261 },
+		{ "all-pods", no_argument, NULL, 262 },
+		{ "no-status", no_argument, NULL, 263 },
+		{ "no-watch-list", no_argument, NULL, 264 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -306,6 +331,9 @@ int cmd_run(int argc, char **argv)
 	struct tc_dp_opts to = { .pin_dir = pin_dir, .redirect = true };
 	struct in_addr hp4;
 	struct in6_addr hp6;
+	struct agent_kube_opts ko = { 0 };
+	struct agent_kube ak;
+	bool kube = false, all_pods = false;
 	uint64_t fp = 0;
 	char cg2[4096], msg[512];
 	int opt, ret;
@@ -384,6 +412,39 @@ int cmd_run(int argc, char **argv)
 			engine_port_set = true;
 			break;
 		}
+		case 256:
+			ko.kubeconfig = optarg;
+			kube = true;
+			break;
+		case 257:
+			kube = true;
+			break;
+		case 258:
+			ko.context = optarg;
+			break;
+		case 259:
+			ko.lease_namespace = optarg;
+			break;
+		case 260:
+		case 261:
+			if (parse_seconds(optarg, opt == 260 ? &ko.lease_duration_s :
+						   &ko.watch_timeout_s) ||
+			    (opt == 260 && ko.lease_duration_s < 3)) {
+				fprintf(stderr, "gammad run: --%s %s: expected whole seconds "
+					"from %d to 86400\n", opt == 260 ? "lease-duration" :
+					"watch-timeout", optarg, opt == 260 ? 3 : 1);
+				return EXIT_USAGE;
+			}
+			break;
+		case 262:
+			all_pods = true;
+			break;
+		case 263:
+			ko.no_status = true;
+			break;
+		case 264:
+			ko.no_watch_list = true;
+			break;
 		case 'v':
 			log_threshold = LOG_DEBUG;
 			break;
@@ -395,9 +456,17 @@ int cmd_run(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (!a.dir || optind != argc) {
+	if (!a.dir == !kube || optind != argc) {
+		if (a.dir && kube)
+			fprintf(stderr, "gammad run: --manifests or the API server "
+				"(--kubeconfig, --in-cluster), not both\n");
 		usage(stderr);
 		return EXIT_USAGE;
+	}
+	if (kube) {
+		/* Pods are a node's own unless asked for all (what that costs: agent_kube.h). */
+		ko.node_name = all_pods ? NULL : a.opts.node_name;
+		a.dir = ko.kubeconfig ? ko.kubeconfig : "in-cluster";
 	}
 	/* Before anything is loaded or attached: a typo must not leave hooks behind. */
 	if (no_tc && a.nr_uplinks) {
@@ -423,7 +492,7 @@ int cmd_run(int argc, char **argv)
 			"its listeners live in the agent\n");
 		return EXIT_USAGE;
 	}
-	if (access(a.dir, R_OK)) {
+	if (!kube && access(a.dir, R_OK)) {
 		fprintf(stderr, "gammad run: --manifests %s: %s\n", a.dir, strerror(errno));
 		return EXIT_USAGE;
 	}
@@ -493,6 +562,19 @@ int cmd_run(int argc, char **argv)
 		agent_free(&a);
 		dp_close(a.dp);
 		return EXIT_FATAL;
+	}
+	if (kube) {
+		ret = agent_kube_open(&ak, &ko);
+		if (!ret) {
+			a.kube = &ak;
+			ret = agent_kube_loop(&a, resync_s, once);
+			agent_kube_close(&ak);	/* the Lease first: another writer takes over */
+			a.kube = NULL;
+		}
+		metrics_server_stop(a.metrics);
+		agent_free(&a);
+		dp_close(a.dp);
+		return ret ? EXIT_FATAL : 0;
 	}
 	/* Watch before the first apply: what changes during it is seen. */
 	if (!once) {

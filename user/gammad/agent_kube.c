@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Kubernetes mode of the agent: see agent_kube.h. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "datapath/netmon.h"
+#include "agent.h"
+#include "agent_kube.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	stop = 1;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+int agent_kube_open(struct agent_kube *ak, const struct agent_kube_opts *o)
+{
+	struct kube_watch_opts wo = {
+		.node_name = o->node_name,
+		.watch_timeout_s = o->watch_timeout_s,
+		.watch_list = o->no_watch_list ? KUBE_WATCH_LIST_OFF : KUBE_WATCH_LIST_AUTO,
+	};
+	char msg[512], identity[256];
+	int ret;
+
+	*ak = (struct agent_kube){ .start_ms = now_ms() };
+	ret = o->kubeconfig ? kube_config_load(&ak->cfg, o->kubeconfig, o->context, msg, sizeof(msg))
+			    : kube_config_in_cluster(&ak->cfg, o->sa_dir, msg, sizeof(msg));
+	if (ret) {
+		pr_err("kube: %s", ret == -ENOMEM ? strerror(ENOMEM) : msg);
+		return ret;
+	}
+	ret = kube_client_new(&ak->cfg, &ak->k);
+	if (!ret)
+		ret = kube_watch_start(ak->k, &wo, &ak->w);
+	if (ret) {
+		pr_err("kube: %s", strerror(-ret));
+		agent_kube_close(ak);
+		return ret;
+	}
+	pr_info("kube: watching %s (%s)%s%s", ak->cfg.server, ak->cfg.source,
+		o->node_name ? ", pods of node " : ", every pod",
+		o->node_name ? o->node_name : "");
+	if (o->no_status)
+		return 0;
+	/* Unique per process, as client-go's hostname_uuid: a restarted agent is new. */
+	srand((unsigned int)(time(NULL) ^ getpid()));
+	snprintf(identity, sizeof(identity), "%s_%08x%08x", o->node_name ? o->node_name : "gammad",
+		 (unsigned int)rand(), (unsigned int)getpid());
+	ret = kube_status_start(ak->k, ak->w, &(struct kube_status_opts){
+			.identity = identity,
+			.lease_namespace = o->lease_namespace ? o->lease_namespace :
+							       ak->cfg.namespace,
+			.lease_duration_s = o->lease_duration_s,
+			.renew_deadline_s = o->lease_duration_s ? o->lease_duration_s * 2 / 3 : 0,
+		}, &ak->st);
+	if (ret) {
+		pr_err("kube: status writer: %s", strerror(-ret));
+		agent_kube_close(ak);
+	}
+	return ret;
+}
+
+void agent_kube_close(struct agent_kube *ak)
+{
+	kube_status_stop(ak->st);	/* releases the Lease while the client works */
+	ak->st = NULL;
+	kube_watch_stop(ak->w);
+	ak->w = NULL;
+	kube_client_free(ak->k);
+	ak->k = NULL;
+	kube_config_free(&ak->cfg);
+}
+
+bool agent_kube_ready(struct agent_kube *ak)
+{
+	return ak->w && kube_watch_synced(ak->w);
+}
+
+int agent_kube_fill(struct agent_kube *ak, struct model *m, struct diag *dg)
+{
+	return kube_watch_fill_model(ak->w, m, dg);
+}
+
+void agent_kube_statuses(struct agent_kube *ak, const struct tr_result *r)
+{
+	int err;
+
+	if (!ak->st)
+		return;
+	err = kube_status_publish(ak->st, r);
+	if (err)
+		pr_err("kube: route statuses: %s", strerror(-err));
+}
+
+/*
+ * THE SEAM: one object change from the API server. An incremental pipeline
+ * takes ev here (add, change or delete of one object); until then the change
+ * marks the model dirty and the debounced pass rebuilds it whole.
+ */
+static void agent_kube_event(void *ctx, const struct kube_event *ev)
+{
+	struct agent_kube *ak = ctx;
+	double t = now_ms();
+
+	if (!ak->dirty)
+		ak->first_dirty_ms = t;
+	ak->dirty = true;
+	ak->last_event_ms = t;
+	ak->events++;
+	pr_debug("kube: %s %s %s", ev->type == KUBE_EV_PUT ? "put" : "delete",
+		 kube_res_name(ev->res), ev->key);
+}
+
+/* A pass is due: the first once synced, then when changes settled. */
+static bool pass_due(struct agent_kube *ak, double t)
+{
+	if (!agent_kube_ready(ak))
+		return false;
+	if (!ak->first_done)
+		return true;
+	return ak->dirty && (t - ak->last_event_ms >= AGENT_KUBE_QUIET_MS ||
+			     t - ak->first_dirty_ms >= AGENT_KUBE_MAX_DELAY_MS);
+}
+
+static int run_pass(struct agent *a, struct agent_kube *ak)
+{
+	size_t events = ak->events;
+	int ret;
+
+	ak->dirty = false;
+	ak->events = 0;
+	a->opts.full = !ak->first_done;	/* the first cleans what an earlier agent left */
+	ret = agent_apply_dir(a);
+	a->opts.full = false;
+	if (!ak->first_done) {
+		struct kube_watch_stats st;
+
+		kube_watch_get_stats(ak->w, &st);
+		pr_info("kube: first apply %.0f ms after start (%zu services, %zu endpoint "
+			"slices, %zu pods, %zu httproutes; %llu lists in %llu pages, %llu "
+			"streamed)%s", now_ms() - ak->start_ms,
+			kube_watch_count(ak->w, KUBE_SERVICES), kube_watch_count(ak->w, KUBE_SLICES),
+			kube_watch_count(ak->w, KUBE_PODS), kube_watch_count(ak->w, KUBE_HTTPROUTES),
+			(unsigned long long)st.lists, (unsigned long long)st.pages,
+			(unsigned long long)st.stream_lists, ret ? " failed" : "");
+		ak->first_done = true;
+	} else {
+		pr_debug("kube: pass for %zu events", events);
+	}
+	return ret;
+}
+
+int agent_kube_loop(struct agent *a, int resync_s, bool once)
+{
+	struct agent_kube *ak = a->kube;
+	double next_resync = now_ms() + resync_s * 1e3;
+	struct pollfd fds[2];
+	int nl = -1, ret = 0;
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	if (!once) {
+		nl = netmon_open();
+		if (nl < 0)
+			pr_warn("link and route events: %s (pods are followed every --resync only)",
+				strerror(-nl));
+	}
+	fds[0] = (struct pollfd){ .fd = kube_watch_fd(ak->w), .events = POLLIN };
+	fds[1] = (struct pollfd){ .fd = nl, .events = POLLIN };
+	while (!stop) {
+		double t = now_ms(), left = next_resync - t;
+		int n, timeout;
+
+		if (ak->dirty && ak->first_done) {
+			double q = AGENT_KUBE_QUIET_MS - (t - ak->last_event_ms);
+			double m = AGENT_KUBE_MAX_DELAY_MS - (t - ak->first_dirty_ms);
+
+			left = q < m ? q : m;
+		} else if (!ak->first_done) {
+			left = 100;	/* look for the end of the first lists */
+		}
+		timeout = left > 0 ? (int)left + 1 : 0;
+		n = poll(fds, nl < 0 ? 1 : 2, timeout);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			pr_err("kube: poll: %s", strerror(-ret));
+			break;
+		}
+		if (fds[0].revents)
+			kube_watch_drain(ak->w, agent_kube_event, ak);
+		t = now_ms();
+		if (pass_due(ak, t)) {
+			ret = run_pass(a, ak);
+			if (once)
+				break;
+			next_resync = now_ms() + resync_s * 1e3;
+		}
+		if (nl >= 0 && fds[1].revents && netmon_settle(nl) > 0 && ak->first_done)
+			agent_resync(a, false);	/* a pod came or went */
+		if (ak->first_done && now_ms() >= next_resync) {
+			agent_resync(a, true);
+			next_resync = now_ms() + resync_s * 1e3;
+		}
+	}
+	if (nl >= 0)
+		close(nl);
+	return stop ? 0 : ret;
+}
