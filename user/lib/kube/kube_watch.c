@@ -83,10 +83,9 @@ struct reflector {
 	uint64_t rng;
 	/* a list in progress (paginated, or the initial events of a stream) */
 	json_t *fresh;
-	/* the stream being framed */
-	char *buf;
-	size_t len, cap, want;		/* want: bytes needed before parsing again */
+	struct kube_framer fr;		/* the stream being framed */
 	bool initial_done;		/* the stream's initial events ended */
+	unsigned int quick_relists;	/* relists without a watch event between */
 	int stream_result;		/* what the last event asked for */
 };
 
@@ -538,6 +537,7 @@ static int on_event(struct reflector *r, json_t *ev)
 					 INITIAL_EVENTS_END);
 
 		set_rv(r, obj);
+		r->quick_relists = 0;
 		pthread_mutex_lock(&w->lock);
 		w->st.bookmarks++;
 		pthread_mutex_unlock(&w->lock);
@@ -551,6 +551,7 @@ static int on_event(struct reflector *r, json_t *ev)
 			json_decref(r->fresh);
 			r->fresh = NULL;
 			r->initial_done = true;
+			r->need_list = false;	/* from here on a plain watch, resumable */
 			r->absent_logged = false;
 		}
 		return 0;
@@ -566,6 +567,7 @@ static int on_event(struct reflector *r, json_t *ev)
 			return 1 + STEP_RETRY;
 		return 0;
 	}
+	r->quick_relists = 0;
 	pthread_mutex_lock(&w->lock);
 	w->st.events++;
 	if (!strcmp(type, "ADDED") || !strcmp(type, "MODIFIED"))
@@ -584,7 +586,7 @@ static bool is_space(char c)
 /*
  * A value that failed to decode only because the bytes ran out: jansson says
  * "premature end" for an open object, but reports a literal ("tr"), an
- * escape ("\u00") or a UTF-8 sequence cut at the end as invalid there.
+ * escape ("\\u00") or a UTF-8 sequence cut at the end as invalid there.
  */
 static bool cut_short(const json_error_t *err, size_t avail)
 {
@@ -595,64 +597,86 @@ static bool cut_short(const json_error_t *err, size_t avail)
 }
 
 /*
- * Frame back-to-back JSON values in whatever pieces they arrive: decode one
- * value from the front (jansson stops after it with JSON_DISABLE_EOF_CHECK);
- * a value cut short waits for more bytes, at least twice as many or a
- * newline (the API server ends each event with one), so a huge event that
- * trickles in is not decoded again for every piece.
+ * Decode one value from the front (jansson stops after it with
+ * JSON_DISABLE_EOF_CHECK); a value cut short waits for more bytes, at least
+ * twice as many or a newline (the API server ends each event with one), so
+ * a huge event that trickles in is not decoded again for every piece.
  */
+int kube_framer_feed(struct kube_framer *f, const char *data, size_t n,
+		     int (*fn)(void *ctx, json_t *v), void *ctx)
+{
+	size_t off = 0;
+	int ret = 0;
+
+	if (f->len + n > f->cap) {
+		size_t cap = f->cap ? f->cap : 65536;
+		char *b;
+
+		while (cap < f->len + n)
+			cap *= 2;
+		b = realloc(f->buf, cap);
+		if (!b)
+			return -ENOMEM;
+		f->buf = b;
+		f->cap = cap;
+	}
+	memcpy(f->buf + f->len, data, n);
+	f->len += n;
+	if (f->len < f->want && !memchr(data, '\n', n))
+		return 0;
+	f->want = 0;
+	while (off < f->len && !ret) {
+		json_error_t err;
+		json_t *v;
+
+		while (off < f->len && is_space(f->buf[off]))
+			off++;
+		if (off == f->len)
+			break;
+		v = json_loadb(f->buf + off, f->len - off, JSON_DISABLE_EOF_CHECK, &err);
+		if (!v) {
+			if (!cut_short(&err, f->len - off)) {
+				snprintf(f->err, sizeof(f->err), "%s", err.text);
+				return -EINVAL;
+			}
+			f->want = 2 * (f->len - off);
+			break;
+		}
+		off += (size_t)err.position;
+		ret = fn(ctx, v);
+		json_decref(v);
+	}
+	memmove(f->buf, f->buf + off, f->len - off);
+	f->len -= off;
+	return ret;
+}
+
+void kube_framer_reset(struct kube_framer *f)
+{
+	f->len = 0;
+	f->want = 0;
+}
+
+void kube_framer_free(struct kube_framer *f)
+{
+	free(f->buf);
+	*f = (struct kube_framer){ 0 };
+}
+
+static int on_framed(void *ctx, json_t *ev)
+{
+	return on_event(ctx, ev);
+}
+
 static int on_stream_data(void *ctx, const char *data, size_t n)
 {
 	struct reflector *r = ctx;
-	size_t off = 0;
+	int ret = kube_framer_feed(&r->fr, data, n, on_framed, r);
 
-	if (r->len + n > r->cap) {
-		size_t cap = r->cap ? r->cap : 65536;
-		char *b;
-
-		while (cap < r->len + n)
-			cap *= 2;
-		b = realloc(r->buf, cap);
-		if (!b)
-			return 1 + STEP_RETRY;
-		r->buf = b;
-		r->cap = cap;
-	}
-	memcpy(r->buf + r->len, data, n);
-	r->len += n;
-	if (r->len < r->want && !memchr(data, '\n', n))
-		return 0;
-	while (off < r->len) {
-		json_error_t err;
-		json_t *ev;
-		int ret;
-
-		while (off < r->len && is_space(r->buf[off]))
-			off++;
-		if (off == r->len)
-			break;
-		ev = json_loadb(r->buf + off, r->len - off, JSON_DISABLE_EOF_CHECK, &err);
-		if (!ev) {
-			if (cut_short(&err, r->len - off)) {
-				r->want = 2 * (r->len - off);
-				break;
-			}
-			pr_warn("kube: %s watch: bad JSON in the stream (%s): watching again",
-				r->d->name, err.text);
-			return 1 + STEP_RETRY;
-		}
-		off += (size_t)err.position;
-		r->want = 0;
-		ret = on_event(r, ev);
-		json_decref(ev);
-		if (ret)
-			return ret;
-	}
-	memmove(r->buf, r->buf + off, r->len - off);
-	r->len -= off;
-	if (r->want)
-		r->want = r->len * 2;
-	return 0;
+	if (ret == -EINVAL)
+		pr_warn("kube: %s watch: bad JSON in the stream (%s): watching again",
+			r->d->name, r->fr.err);
+	return ret < 0 ? 1 + STEP_RETRY : ret;
 }
 
 static int watch_timeout(struct reflector *r)
@@ -673,8 +697,7 @@ static enum step watch(struct reflector *r, bool stream, int *retry_after)
 
 	if (base_path(r, base, sizeof(base)))
 		return STEP_RETRY;
-	r->len = 0;
-	r->want = 0;
+	kube_framer_reset(&r->fr);
 	r->initial_done = false;
 	/* Events go to r->fresh only while a streamed list is incomplete. */
 	json_decref(r->fresh);
@@ -719,6 +742,11 @@ static enum step watch(struct reflector *r, bool stream, int *retry_after)
 		return st;
 	}
 	kube_resp_free(&resp);
+	if (ret == -EIO) {
+		pr_info("kube: %s %s: %s: trying again", r->d->name,
+			stream && !r->initial_done ? "streaming list" : "watch", resp.err);
+		return STEP_RETRY;
+	}
 	if (stream && !r->initial_done) {
 		/* Ended before its initial events did: do not trust this server's. */
 		pr_info("kube: %s: streaming list ended before %s: paginated lists from now on",
@@ -727,10 +755,6 @@ static enum step watch(struct reflector *r, bool stream, int *retry_after)
 		json_decref(r->fresh);
 		r->fresh = NULL;
 		return STEP_RELIST;
-	}
-	if (ret == -EIO) {
-		pr_info("kube: %s watch: %s: watching again", r->d->name, resp.err);
-		return STEP_RETRY;
 	}
 	/* Closed by the server or by our clock: watch on from where we are. */
 	pr_debug("kube: %s watch ended (%s): watching again from rv %s", r->d->name,
@@ -779,12 +803,22 @@ static void *reflector_main(void *arg)
 			r->fails = 0;
 			break;
 		case STEP_RELIST:
-			if (!r->need_list) {
+			/* A watch (or the watch part of a streamed list) said 410. */
+			if (!r->need_list || r->initial_done) {
 				pthread_mutex_lock(&w->lock);
 				w->st.relists++;
 				pthread_mutex_unlock(&w->lock);
 			}
 			r->need_list = true;
+			r->initial_done = false;
+			/*
+			 * A list whose watch is too old at once, again and again, is
+			 * a server in trouble: back off as client-go's BackoffUntil.
+			 */
+			if (r->quick_relists++) {
+				r->fails++;
+				nap(w, backoff_ms(r));
+			}
 			break;
 		case STEP_ABSENT:
 			mark_absent(r);
@@ -886,7 +920,7 @@ void kube_watch_stop(struct kube_watch *w)
 			pthread_join(r->thread, NULL);
 		kube_conn_fini(&r->conn);
 		json_decref(r->fresh);
-		free(r->buf);
+		kube_framer_free(&r->fr);
 		json_decref(w->objs[i]);
 	}
 	for (size_t i = 0; i < w->nr_queue; i++) {

@@ -121,4 +121,22 @@ json_t *kube_watch_get(struct kube_watch *w, enum kube_res r, const char *ns, co
 size_t kube_watch_count(struct kube_watch *w, enum kube_res r);
 void kube_watch_get_stats(struct kube_watch *w, struct kube_watch_stats *out);
 
+/*
+ * Back-to-back JSON values (a watch's events) from bytes cut anywhere: feed
+ * the pieces as they come, fn gets each whole value (borrowed). Returns 0,
+ * fn's non-zero return, -EINVAL on bytes that are no JSON (err says why),
+ * -ENOMEM.
+ */
+struct kube_framer {
+	char *buf;
+	size_t len, cap;
+	size_t want;		/* bytes needed before decoding again */
+	char err[160];
+};
+
+int kube_framer_feed(struct kube_framer *f, const char *data, size_t n,
+		     int (*fn)(void *ctx, json_t *v), void *ctx);
+void kube_framer_reset(struct kube_framer *f);
+void kube_framer_free(struct kube_framer *f);
+
 #endif
