@@ -50,12 +50,23 @@ RESOURCES = {
     "endpointslices": ("discovery.k8s.io", ["v1"], "EndpointSlice", True),
     "httproutes": (GAPI, ["v1", "v1beta1"], "HTTPRoute", True),
     "grpcroutes": (GAPI, ["v1"], "GRPCRoute", True),
-    "tcproutes": (GAPI, ["v1alpha2"], "TCPRoute", True),
+    "tcproutes": (GAPI, ["v1", "v1alpha2"], "TCPRoute", True),
     "tlsroutes": (GAPI, ["v1alpha2"], "TLSRoute", True),
-    "referencegrants": (GAPI, ["v1beta1", "v1"], "ReferenceGrant", True),
+    "referencegrants": (GAPI, ["v1", "v1beta1"], "ReferenceGrant", True),
     "leases": ("coordination.k8s.io", ["v1"], "Lease", True),
     "deployments": ("apps", ["v1"], "Deployment", True),
+    # what deploy/ holds, for kubectl apply --dry-run=client against this server
+    "serviceaccounts": ("", ["v1"], "ServiceAccount", True),
+    "daemonsets": ("apps", ["v1"], "DaemonSet", True),
+    "clusterroles": ("rbac.authorization.k8s.io", ["v1"], "ClusterRole", False),
+    "clusterrolebindings": ("rbac.authorization.k8s.io", ["v1"], "ClusterRoleBinding", False),
+    "roles": ("rbac.authorization.k8s.io", ["v1"], "Role", True),
+    "rolebindings": ("rbac.authorization.k8s.io", ["v1"], "RoleBinding", True),
+    "customresourcedefinitions": ("apiextensions.k8s.io", ["v1"], "CustomResourceDefinition",
+                                  False),
 }
+SUBRESOURCES = {"httproutes", "grpcroutes", "tcproutes", "tlsroutes", "services", "pods",
+                "daemonsets", "deployments", "customresourcedefinitions"}
 KIND_TO_PLURAL = {v[2]: k for k, v in RESOURCES.items()}
 
 
@@ -291,6 +302,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_raw(canned["body"].encode())
             self.end_chunked()
             return
+        if self.command == "GET" and self.discovery():
+            return
         r = self.parse()
         if r is None:
             self.read_body()
@@ -315,6 +328,58 @@ class Handler(BaseHTTPRequestHandler):
         return self.fail(405, "MethodNotAllowed", "method not allowed")
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+
+    # ---- discovery (legacy, unaggregated: what kubectl falls back to) ---------
+    def served(self):
+        for plural, (g, versions, kind, namespaced) in RESOURCES.items():
+            if plural in self.store.absent:
+                continue
+            for v in versions:
+                yield plural, g, v, kind, namespaced
+
+    def discovery(self):
+        path = urllib.parse.urlsplit(self.path).path.rstrip("/")
+        if path == "/version":
+            self.reply(200, {"major": "1", "minor": "33", "gitVersion": "v1.33.0-test"})
+            return True
+        if path == "/api":
+            self.reply(200, {"kind": "APIVersions", "versions": ["v1"],
+                             "serverAddressByClientCIDRs": [
+                                 {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})
+            return True
+        if path == "/apis":
+            groups = {}
+            for _, g, v, _, _ in self.served():
+                if g and v not in groups.setdefault(g, []):
+                    groups[g].append(v)
+            self.reply(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                {"name": g, "versions": [{"groupVersion": g + "/" + v, "version": v}
+                                         for v in vs],
+                 "preferredVersion": {"groupVersion": g + "/" + vs[0], "version": vs[0]}}
+                for g, vs in groups.items()]})
+            return True
+        parts = path.split("/")[1:]
+        if parts[:1] == ["api"] and len(parts) == 2:
+            gv, group, version = parts[1], "", parts[1]
+        elif parts[:1] == ["apis"] and len(parts) == 3:
+            gv, group, version = parts[1] + "/" + parts[2], parts[1], parts[2]
+        else:
+            return False
+        res = []
+        for plural, g, v, kind, namespaced in self.served():
+            if g == group and v == version:
+                verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+                res.append({"name": plural, "singularName": kind.lower(),
+                            "namespaced": namespaced, "kind": kind, "verbs": verbs})
+                if plural in SUBRESOURCES:
+                    res.append({"name": plural + "/status", "singularName": "",
+                                "namespaced": namespaced, "kind": kind,
+                                "verbs": ["get", "patch", "update"]})
+        if not res:
+            return False
+        self.reply(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
+                         "resources": res})
+        return True
 
     # ---- verbs ---------------------------------------------------------------
     def select(self, plural, ns, q, objs):

@@ -13,11 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "input/model.h"
 #include "kube/kube_doc.h"
 #include "kube/kube_watch.h"
 #include "lib/kube_env.h"
+#include "lib/lab_env.h"
 #include "test_progs.h"
 
 struct env {
@@ -507,6 +509,40 @@ out:
 	env_stop(&e);
 }
 
+/*
+ * deploy/ applies cleanly: kubectl's client-side dry run against the test
+ * API server (discovery and GETs; it has no OpenAPI schema, so without
+ * --validate, which a real API server gives).
+ */
+static void test_deploy_dry_run(void)
+{
+	struct env e = { 0 };
+	char *out = NULL, deploy[4096], crds[4096];
+	int ret, n = 0;
+
+	/* test_bin() returns one buffer: copy each path */
+	snprintf(deploy, sizeof(deploy), "%s", test_bin("../deploy"));
+	snprintf(crds, sizeof(crds), "%s", test_bin("../deploy/gateway-api"));
+	if (access("/usr/bin/kubectl", X_OK)) {
+		test__skip("no kubectl");
+		return;
+	}
+	if (env_start(&e, NULL))
+		goto out;
+	ret = lab_run_capture(&out, "KUBECONFIG=%s kubectl apply --dry-run=client "
+			      "--validate=false -f %s -f %s 2>&1", e.ks.kubeconfig, deploy, crds);
+	test__printf("%s\n", out ? out : "");
+	ASSERT_EQ(ret, 0, "kubectl apply --dry-run=client exit status");
+	for (char *p = out; p && (p = strstr(p, "created (dry run)")); p++)
+		n++;
+	ASSERT_EQ(n, 11, "namespace, daemonset, serviceaccount, 4 RBAC objects, 4 CRDs");
+	ASSERT_OK_PTR(strstr(out ? out : "", "httproutes.gateway.networking.k8s.io created"),
+		      "the HTTPRoute CRD");
+out:
+	free(out);
+	env_stop(&e);
+}
+
 void test_kube_watch(void)
 {
 	test_replays();
@@ -526,4 +562,6 @@ void test_kube_watch(void)
 		test_deleted_while_away();
 	if (test__start_subtest("missing_crds"))
 		test_missing_crds();
+	if (test__start_subtest("deploy_dry_run"))
+		test_deploy_dry_run();
 }

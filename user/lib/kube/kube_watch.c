@@ -36,9 +36,9 @@ static const struct res_desc descs[KUBE_RES_COUNT] = {
 			      true, true, ROUTE_HTTP },
 	[KUBE_GRPCROUTES] = { "grpcroutes", GAPI_GROUP, { "v1" }, "GRPCRoute", true, true,
 			      ROUTE_GRPC },
-	[KUBE_TCPROUTES] = { "tcproutes", GAPI_GROUP, { "v1alpha2", "v1" }, "TCPRoute", true,
+	[KUBE_TCPROUTES] = { "tcproutes", GAPI_GROUP, { "v1", "v1alpha2" }, "TCPRoute", true,
 			     true, ROUTE_TCP },
-	[KUBE_GRANTS] = { "referencegrants", GAPI_GROUP, { "v1beta1", "v1" }, "ReferenceGrant",
+	[KUBE_GRANTS] = { "referencegrants", GAPI_GROUP, { "v1", "v1beta1" }, "ReferenceGrant",
 			  true, true, -1 },
 };
 
