@@ -27,7 +27,10 @@ Two ports: --port is the API the agents talk to, which faults can take down;
 
 Options: --no-watch-list (a streaming list gets 400 Bad Request, as from a
 server without the WatchList feature), --absent PLURAL,... (CRDs not
-installed: 404), --bookmark-s N (BOOKMARK interval in watches).
+installed: 404), --bookmark-s N (BOOKMARK interval in watches), --host
+(the API port's address, IPv6 too; control is on 127.0.0.1), --tls-cert/
+--tls-key (HTTPS), --client-ca (client certificates required),
+--token-file (the bearer token required, read per request: 401 otherwise).
 """
 import argparse
 import base64
@@ -287,6 +290,14 @@ class Handler(BaseHTTPRequestHandler):
     def handle_any(self):
         if not self.server.api and self.path.startswith("/_test/"):
             return self.control()
+        if self.server.api and self.server.owner.args.token_file:
+            with open(self.server.owner.args.token_file) as tf:
+                want = "Bearer " + tf.read().strip()
+            if self.headers.get("Authorization") != want:
+                self.read_body()
+                with self.store.lock:
+                    self.store.stats["unauthorized"] = self.store.stats.get("unauthorized", 0) + 1
+                return self.fail(401, "Unauthorized", "Unauthorized")
         f = self.check_fault() if self.server.api else None
         if f:
             extra = {"Retry-After": str(f["retry_after"])} if f.get("retry_after") else None
@@ -741,6 +752,14 @@ class Owner:
         Server.address_family = fam
         self.api = Server((self.args.host, self.args.port), self.store, True, self,
                           self.args.bookmark_s, self.args.seed)
+        if self.args.tls_cert:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.args.tls_cert, self.args.tls_key)
+            if self.args.client_ca:
+                ctx.load_verify_locations(self.args.client_ca)
+                ctx.verify_mode = ssl.CERT_REQUIRED
+            self.api.socket = ctx.wrap_socket(self.api.socket, server_side=True)
         threading.Thread(target=self.api.serve_forever, daemon=True).start()
 
     def down(self, seconds):
@@ -772,11 +791,15 @@ def main():
     ap.add_argument("--absent", default="")
     ap.add_argument("--bookmark-s", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--tls-cert", help="serve the API port over TLS with this cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--client-ca", help="require client certificates signed by this CA")
+    ap.add_argument("--token-file", help="require this bearer token (read per request)")
     args = ap.parse_args()
     store = Store(args)
     owner = Owner(args, store)
-    Server.address_family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    ctl = Server((args.host, args.control_port), store, False, owner, args.bookmark_s,
+    Server.address_family = socket.AF_INET
+    ctl = Server(("127.0.0.1", args.control_port), store, False, owner, args.bookmark_s,
                  args.seed + 1)
     print("kube_apiserver: ready on %s:%d (control %d)" % (args.host, args.port,
                                                          args.control_port), flush=True)

@@ -543,6 +543,143 @@ out:
 	env_stop(&e);
 }
 
+/* ---- TLS, in-cluster config, tokens, client certificates ---------------------- */
+
+static int sh(const char *fmt, const char *a, const char *b, const char *c, const char *d)
+{
+	char *out = NULL;
+	int ret = lab_run_capture(&out, fmt, a, b, c, d);
+
+	if (ret)
+		test__printf("%s\n", out ? out : "");
+	free(out);
+	return ret;
+}
+
+static int make_certs(const char *dir)
+{
+	char *out = NULL;
+	int ret;
+
+	ret = lab_run_capture(&out,
+		"cd %s && "
+		"openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca "
+		"-keyout ca.key -out ca.crt && "
+		"openssl req -newkey rsa:2048 -nodes -subj /CN=kube-apiserver "
+		"-keyout server.key -out server.csr && "
+		"printf 'subjectAltName=IP:127.0.0.1,IP:::1\\n' > san.ext && "
+		"openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+		"-days 2 -extfile san.ext -out server.crt && "
+		"openssl req -newkey rsa:2048 -nodes -subj /CN=system:node:a "
+		"-keyout client.key -out client.csr && "
+		"openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+		"-days 2 -out client.crt && mkdir sa && cp ca.crt sa/ca.crt && "
+		"echo gammad-system > sa/namespace && echo token-one > sa/token && "
+		"echo token-one > server-token 2>&1", dir);
+	if (ret)
+		test__printf("openssl: %s\n", out ? out : "");
+	free(out);
+	return ret;
+}
+
+/*
+ * In a pod: KUBERNETES_SERVICE_HOST ::1 (a bracketed IPv6 URL), HTTPS with the
+ * service account's CA and token. The token rotates under a running client:
+ * the next request gets 401, re-reads the token, goes on.
+ */
+static void test_in_cluster_tls(void)
+{
+	char dir[64] = "/tmp/gammad-kube-tls-XXXXXX", args[1024], path[256], msg[256];
+	struct kube_watch_opts o = { .watch_timeout_s = 30, .backoff_initial_ms = 100 };
+	struct env e = { 0 };
+	char port[16];
+
+	if (!mkdtemp(dir) || !ASSERT_OK(make_certs(dir), "certificates"))
+		goto out;
+	snprintf(args, sizeof(args), "--host ::1 --tls-cert %s/server.crt --tls-key %s/server.key "
+		 "--token-file %s/server-token", dir, dir, dir);
+	kube_server_init(&e.ks);
+	if (!ASSERT_OK(kube_server_start(&e.ks, args), "HTTPS API server on ::1"))
+		goto out;
+	snprintf(port, sizeof(port), "%u", e.ks.port);
+	setenv("KUBERNETES_SERVICE_HOST", "::1", 1);
+	setenv("KUBERNETES_SERVICE_PORT", port, 1);
+	snprintf(path, sizeof(path), "%s/sa", dir);
+	if (!ASSERT_OK(kube_config_in_cluster(&e.cfg, path, msg, sizeof(msg)), msg))
+		goto out;
+	snprintf(path, sizeof(path), "https://[::1]:%u", e.ks.port);
+	ASSERT_STREQ(e.cfg.server, path, "bracketed IPv6 server");
+	ASSERT_STREQ(e.cfg.namespace, "gammad-system", "the pod's namespace");
+	if (!ASSERT_OK(kube_client_new(&e.cfg, &e.k), "client") ||
+	    !ASSERT_OK(synth(&e, 7, 7, 2), "synth") || watch_start(&e, &o))
+		goto out;
+	ASSERT_TRUE(wait_count(&e, KUBE_SERVICES, 7, 10000), "listed over HTTPS");
+	ASSERT_TRUE(wait_count(&e, KUBE_HTTPROUTES, 2, 10000), "routes too");
+	/* The kubelet rotates the token; the server wants the new one now. */
+	ASSERT_OK(sh("echo token-two > %s/sa/token.new && mv %s/sa/token.new %s/sa/token && "
+		     "echo token-two > %s/server-token", dir, dir, dir, dir), "rotate");
+	ASSERT_OK(ctl(&e, "/_test/watch", "{\"resource\": \"services\", \"action\": \"close\"}"),
+		  "close the watch");
+	ASSERT_OK(ctl(&e, "/api/v1/namespaces/bench/services", SVC_JSON("after-rotation")), "add");
+	ASSERT_TRUE(wait_count(&e, KUBE_SERVICES, 8, 10000), "watching with the new token");
+out:
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	unsetenv("KUBERNETES_SERVICE_PORT");
+	kube_watch_stop(e.w);
+	e.w = NULL;
+	kube_client_free(e.k);
+	e.k = NULL;
+	kube_config_free(&e.cfg);
+	kube_server_stop(&e.ks);
+	if (strchr(dir, 'X') == NULL)
+		sh("rm -rf %s%s%s%s", dir, "", "", "");
+}
+
+/* A kubeconfig with https, certificate-authority-data and a client certificate (data). */
+static void test_kubeconfig_client_cert(void)
+{
+	char dir[64] = "/tmp/gammad-kube-tls-XXXXXX", args[1024], path[256], msg[256];
+	struct env e = { 0 };
+	char *out = NULL;
+
+	if (!mkdtemp(dir) || !ASSERT_OK(make_certs(dir), "certificates"))
+		goto out;
+	snprintf(args, sizeof(args), "--tls-cert %s/server.crt --tls-key %s/server.key "
+		 "--client-ca %s/ca.crt", dir, dir, dir);
+	kube_server_init(&e.ks);
+	if (!ASSERT_OK(kube_server_start(&e.ks, args), "HTTPS API server wanting client certs"))
+		goto out;
+	ASSERT_OK(lab_run_capture(&out, "cd %s && { echo 'apiVersion: v1'; echo 'kind: Config'; "
+		"echo 'current-context: c'; echo 'clusters:'; echo '- name: k'; echo '  cluster:'; "
+		"echo '    server: https://127.0.0.1:%u/'; "
+		"echo \"    certificate-authority-data: $(base64 -w0 ca.crt)\"; "
+		"echo 'users:'; echo '- name: u'; echo '  user:'; "
+		"echo \"    client-certificate-data: $(base64 -w0 client.crt)\"; "
+		"echo \"    client-key-data: $(base64 -w0 client.key)\"; "
+		"echo 'contexts:'; echo '- name: c'; echo '  context: {cluster: k, user: u}'; "
+		"} > kubeconfig", dir, e.ks.port), "kubeconfig");
+	snprintf(path, sizeof(path), "%s/kubeconfig", dir);
+	if (!ASSERT_OK(kube_config_load(&e.cfg, path, NULL, msg, sizeof(msg)), msg))
+		goto out;
+	snprintf(path, sizeof(path), "https://127.0.0.1:%u", e.ks.port);
+	ASSERT_STREQ(e.cfg.server, path, "server without the trailing slash");
+	ASSERT_OK_PTR(e.cfg.cert.data, "client certificate decoded");
+	if (!ASSERT_OK(kube_client_new(&e.cfg, &e.k), "client") ||
+	    !ASSERT_OK(synth(&e, 4, 4, 0), "synth") || watch_start(&e, NULL))
+		goto out;
+	ASSERT_TRUE(wait_count(&e, KUBE_SERVICES, 4, 10000), "listed with a client certificate");
+out:
+	free(out);
+	kube_watch_stop(e.w);
+	e.w = NULL;
+	kube_client_free(e.k);
+	e.k = NULL;
+	kube_config_free(&e.cfg);
+	kube_server_stop(&e.ks);
+	if (strchr(dir, 'X') == NULL)
+		sh("rm -rf %s%s%s%s", dir, "", "", "");
+}
+
 void test_kube_watch(void)
 {
 	test_replays();
@@ -564,4 +701,8 @@ void test_kube_watch(void)
 		test_missing_crds();
 	if (test__start_subtest("deploy_dry_run"))
 		test_deploy_dry_run();
+	if (test__start_subtest("in_cluster_tls"))
+		test_in_cluster_tls();
+	if (test__start_subtest("kubeconfig_client_cert"))
+		test_kubeconfig_client_cert();
 }
