@@ -164,6 +164,14 @@ static int run_pass(struct agent *a, struct agent_kube *ak)
 	} else {
 		pr_debug("kube: pass for %zu events", events);
 	}
+	/*
+	 * The engine has its tables: accept. (Handing connections over to a
+	 * successor agent, handover.h, is file mode's only so far.)
+	 */
+	if (!ret && a->engine && !ak->engine_ready) {
+		ret = agent_engine_ready(a);
+		ak->engine_ready = !ret;
+	}
 	return ret;
 }
 

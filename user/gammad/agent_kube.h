@@ -53,6 +53,7 @@ struct agent_kube {
 	size_t events;
 	double start_ms;
 	bool first_done;
+	bool engine_ready;		/* --http-engine accepts (after a pass) */
 };
 
 int agent_kube_open(struct agent_kube *ak, const struct agent_kube_opts *o);
