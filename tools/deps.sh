@@ -9,7 +9,7 @@ PACKAGES=(
 	clang-19 llvm-19 libclang-rt-19-dev libfuzzer-19-dev
 	libbpf-dev bpftool libelf-dev zlib1g-dev libyaml-dev libpcre2-dev libmicrohttpd-dev pkg-config
 	libhttp-parser-dev libnghttp2-dev nghttp2-client
-	libcurl4-openssl-dev libjansson-dev python3 python3-yaml
+	libcurl4-openssl-dev libjansson-dev python3 python3-yaml openssl
 	make gcc libc6-dev iproute2 procps
 	wrk iperf3 haproxy ipvsadm gnuplot-nox iptables
 )
