@@ -172,6 +172,52 @@ static int frame_all(const char *body, size_t max, struct counter *c)
 	return ret;
 }
 
+/*
+ * Values cut inside a literal (tr|ue), an escape (\\u00|e9), a UTF-8
+ * sequence, a number and a string, at every position: each cut in two, and
+ * the whole fed a byte at a time.
+ */
+static void test_framer_cuts(void)
+{
+	static const char stream[] =
+		"{\"type\":\"ADDED\",\"object\":{\"a\":true,\"b\":false,\"c\":null,"
+		"\"d\":\"caf\\u00e9\",\"e\":\"caf\xc3\xa9 \xf0\x9f\x9a\x80\",\"f\":-12.5e3}}"
+		"{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":\"7\","
+		"\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}}}}\n"
+		"  {\"type\":\"DELETED\",\"object\":{\"x\":[1,[2,[3]],{\"y\":\"}\"}]}}";
+	size_t len = strlen(stream);
+	struct counter c;
+
+	for (size_t cut = 0; cut <= len; cut++) {
+		struct kube_framer f = { 0 };
+		int ret;
+
+		c = (struct counter){ 0 };
+		ret = kube_framer_feed(&f, stream, cut, count_event, &c);
+		if (!ret)
+			ret = kube_framer_feed(&f, stream + cut, len - cut, count_event, &c);
+		kube_framer_free(&f);
+		if (!ASSERT_OK(ret, "framed") || !ASSERT_EQ(c.events, 3, "three values") ||
+		    !ASSERT_EQ(c.bookmarks_end, 1, "the bookmark")) {
+			test__printf("cut at %zu\n", cut);
+			return;
+		}
+	}
+	c = (struct counter){ 0 };
+	ASSERT_OK(frame_all(stream, 1, &c), "a byte at a time");
+	ASSERT_EQ(c.events, 3, "three values, byte by byte");
+	/* Bytes that are no JSON end the stream with -EINVAL. */
+	{
+		struct kube_framer f = { 0 };
+
+		c = (struct counter){ 0 };
+		ASSERT_EQ(kube_framer_feed(&f, "{\"a\":1}{\"b\":fx}\n", 16, count_event, &c),
+			  -EINVAL, "bad JSON");
+		ASSERT_EQ(c.events, 1, "the value before it");
+		kube_framer_free(&f);
+	}
+}
+
 static void replay_version(const char *ver)
 {
 	char path[512], *lit = NULL, *body = NULL;
@@ -682,6 +728,8 @@ out:
 
 void test_kube_watch(void)
 {
+	if (test__start_subtest("framer_cuts"))
+		test_framer_cuts();
 	test_replays();
 	if (test__start_subtest("pagination"))
 		test_pagination();

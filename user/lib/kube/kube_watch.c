@@ -598,9 +598,10 @@ static bool cut_short(const json_error_t *err, size_t avail)
 
 /*
  * Decode one value from the front (jansson stops after it with
- * JSON_DISABLE_EOF_CHECK); a value cut short waits for more bytes, at least
- * twice as many or a newline (the API server ends each event with one), so
- * a huge event that trickles in is not decoded again for every piece.
+ * JSON_DISABLE_EOF_CHECK). A value cut short waits for more bytes; only a
+ * piece holding a '}' can complete it (an event is an object), so pieces
+ * without one are only appended: a huge event that trickles in is not
+ * decoded again for every piece.
  */
 int kube_framer_feed(struct kube_framer *f, const char *data, size_t n,
 		     int (*fn)(void *ctx, json_t *v), void *ctx)
@@ -622,9 +623,9 @@ int kube_framer_feed(struct kube_framer *f, const char *data, size_t n,
 	}
 	memcpy(f->buf + f->len, data, n);
 	f->len += n;
-	if (f->len < f->want && !memchr(data, '\n', n))
+	if (f->pending && !memchr(data, '}', n))
 		return 0;
-	f->want = 0;
+	f->pending = false;
 	while (off < f->len && !ret) {
 		json_error_t err;
 		json_t *v;
@@ -639,7 +640,7 @@ int kube_framer_feed(struct kube_framer *f, const char *data, size_t n,
 				snprintf(f->err, sizeof(f->err), "%s", err.text);
 				return -EINVAL;
 			}
-			f->want = 2 * (f->len - off);
+			f->pending = true;
 			break;
 		}
 		off += (size_t)err.position;
@@ -654,7 +655,7 @@ int kube_framer_feed(struct kube_framer *f, const char *data, size_t n,
 void kube_framer_reset(struct kube_framer *f)
 {
 	f->len = 0;
-	f->want = 0;
+	f->pending = false;
 }
 
 void kube_framer_free(struct kube_framer *f)

@@ -130,7 +130,7 @@ void kube_watch_get_stats(struct kube_watch *w, struct kube_watch_stats *out);
 struct kube_framer {
 	char *buf;
 	size_t len, cap;
-	size_t want;		/* bytes needed before decoding again */
+	bool pending;		/* the front value is cut short */
 	char err[160];
 };
 
