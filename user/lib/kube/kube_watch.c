@@ -724,7 +724,13 @@ static enum step watch(struct reflector *r, bool stream, int *retry_after)
 		kube_resp_free(&resp);
 		return (enum step)(ret - 1);
 	}
-	if (!ret && resp.status != 200) {
+	if (!resp.status) {		/* no answer: refused, unreachable, timed out */
+		pr_info("kube: %s %s: %s: trying again", r->d->name,
+			stream ? "streaming list" : "watch", resp.err);
+		kube_resp_free(&resp);
+		return STEP_RETRY;
+	}
+	if (resp.status != 200) {
 		if (resp.status == 404 && r->d->crd) {
 			kube_resp_free(&resp);
 			return not_found(r);
@@ -743,13 +749,13 @@ static enum step watch(struct reflector *r, bool stream, int *retry_after)
 		return st;
 	}
 	kube_resp_free(&resp);
-	if (ret == -EIO) {
+	if (ret == -EIO) {		/* broken in the middle */
 		pr_info("kube: %s %s: %s: trying again", r->d->name,
 			stream && !r->initial_done ? "streaming list" : "watch", resp.err);
 		return STEP_RETRY;
 	}
-	if (stream && !r->initial_done) {
-		/* Ended before its initial events did: do not trust this server's. */
+	if (stream && !r->initial_done && ret == 0) {
+		/* Ended cleanly before its initial events did: not this server's feature. */
 		pr_info("kube: %s: streaming list ended before %s: paginated lists from now on",
 			r->d->name, INITIAL_EVENTS_END);
 		r->watch_list_refused = true;
@@ -757,6 +763,8 @@ static enum step watch(struct reflector *r, bool stream, int *retry_after)
 		r->fresh = NULL;
 		return STEP_RELIST;
 	}
+	if (stream && !r->initial_done)
+		return STEP_RETRY;	/* our clock ran out first: a new try, still streamed */
 	/* Closed by the server or by our clock: watch on from where we are. */
 	pr_debug("kube: %s watch ended (%s): watching again from rv %s", r->d->name,
 		 ret == -ETIMEDOUT ? "client timeout" : "closed", r->rv);
