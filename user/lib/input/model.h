@@ -65,6 +65,44 @@ const struct gapi_route *model_route(const struct model *m, enum gapi_route_kind
 const struct model_slices *model_service_slices(const struct model *m, const char *ns,
 						const char *name);
 
+/*
+ * One object change, as a Kubernetes watch delivers it (ADDED and MODIFIED
+ * are both MODEL_PUT) or as a changed manifest file gives it.
+ */
+enum model_kind {
+	MODEL_NAMESPACE, MODEL_SERVICE, MODEL_POD, MODEL_DEPLOYMENT, MODEL_ENDPOINT_SLICE,
+	MODEL_ROUTE, MODEL_GRANT, MODEL_KIND_COUNT,
+};
+
+enum model_op { MODEL_PUT, MODEL_DELETE };
+
+struct model_event {
+	enum model_op op;
+	enum model_kind kind;
+	enum gapi_route_kind route_kind;	/* MODEL_ROUTE (PUT: taken from obj) */
+	/* MODEL_DELETE: which object (namespace NULL for a Namespace); PUT: from obj */
+	const char *namespace, *name;
+	/*
+	 * MODEL_PUT: a heap object as its parser fills it (struct k8s_service
+	 * for MODEL_SERVICE, struct gapi_route for MODEL_ROUTE, ...). The model
+	 * owns it from the call on, also when the call fails.
+	 */
+	void *obj;
+};
+
+/*
+ * Apply one event: PUT adds the object or replaces the one of the same kind
+ * and namespace/name (freed; unlike loading, the newer one wins), DELETE
+ * removes and frees it. Pointers into a replaced or deleted object are
+ * invalid afterwards (a translation of the model included). Returns 0,
+ * -ENOENT (DELETE of an object the model does not have), -EINVAL or
+ * -ENOMEM (the model is unchanged then).
+ */
+int model_apply_event(struct model *m, const struct model_event *ev, struct diag *dg);
+/* The object of kind at namespace/name (route_kind for MODEL_ROUTE), or NULL. */
+const void *model_find(const struct model *m, enum model_kind kind,
+		       enum gapi_route_kind route_kind, const char *ns, const char *name);
+
 /* "ns/name" into buf (MODEL_KEY_MAX bytes). */
 const char *model_key(char *buf, const char *ns, const char *name);
 

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The incremental control plane: a model kept current by object events (a
+ * Kubernetes watch, or the files of a manifests directory that changed),
+ * the image of its translation, and the kernel reconciled with it.
+ *
+ *   pl_new()                  once, on an open data path
+ *   pl_replace(pl, &model)    a whole model: cold start, a resync of the
+ *                             manifests (the next commit translates all)
+ *   pl_event(pl, &ev) ...     object changes, as they arrive (cheap: only
+ *                             the model and a set of touched Services)
+ *   pl_commit(pl, &stats)     re-translates only the Service ports the
+ *                             events since the last commit can affect,
+ *                             splices their entries into the image, and
+ *                             writes the difference to the kernel
+ *
+ * What an event touches: a Service or its EndpointSlices: that Service and
+ * every Service port with a route to it; a route (old and new version):
+ * the Services of its parentRefs; a Namespace, Pod, Deployment or
+ * ReferenceGrant: everything (they are rare, or only change pod tables).
+ *
+ * A commit whose apply fails leaves the kernel consistent (image_apply.h)
+ * and keeps the events: the next commit retries them. pl_resync() compares
+ * the kernel with the last image applied and repairs drift.
+ *
+ * Not thread-safe: one thread calls all of these.
+ */
+#ifndef GAMMAD_PIPELINE_H
+#define GAMMAD_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "datapath/datapath.h"
+#include "input/model.h"
+#include "translate/translate.h"
+#include "image.h"
+#include "image_apply.h"
+
+struct pl;
+
+struct pl_opts {
+	struct tr_opts tr;	/* this node and zone */
+	struct img_opts img;
+	struct ia_opts ia;	/* cgroup root, node name, host routes */
+};
+
+struct pl_stats {
+	bool full;		/* translated everything (first commit, pl_replace, a rare kind) */
+	size_t services;	/* Services re-translated */
+	size_t frontends_changed;	/* frontends whose image entry changed */
+	double translate_ms, apply_ms;
+	struct ia_stats apply;
+};
+
+/* dp stays the caller's; opts is copied (the pointers in it must outlive pl). */
+int pl_new(struct dp *dp, const struct pl_opts *opts, struct pl **out);
+void pl_free(struct pl *pl);
+
+/* Take over a whole model (*m is left empty): the next commit translates everything. */
+void pl_replace(struct pl *pl, struct model *m);
+/* One object change (model_apply_event()), remembered for the next commit. */
+int pl_event(struct pl *pl, const struct model_event *ev, struct diag *dg);
+/* Nonzero when events wait for a commit. */
+bool pl_pending(const struct pl *pl);
+/* Translate what the events touched and reconcile the kernel with it. */
+int pl_commit(struct pl *pl, struct pl_stats *stats);
+/* The full reconcile of the last image (restart, drift): stats as ia_apply. */
+int pl_resync(struct pl *pl, bool full, struct ia_stats *stats);
+
+/* Read-only views, valid until the next pl_event/pl_replace/pl_commit. */
+const struct model *pl_model(const struct pl *pl);
+const struct img *pl_image(const struct pl *pl);	/* NULL before the first commit */
+
+#endif
