@@ -97,6 +97,52 @@ int strmap_put(struct strmap *m, const char *key, void *value, void **old)
 	return 0;
 }
 
+void *strmap_set(struct strmap *m, const char *key, void *value)
+{
+	struct strmap_slot *s;
+	void *old;
+
+	if (!m->cap)
+		return NULL;
+	s = find_slot(m, key, hash_str(key));
+	if (!s->key)
+		return NULL;
+	old = s->value;
+	s->value = value;
+	return old;
+}
+
+void *strmap_del(struct strmap *m, const char *key)
+{
+	size_t mask = m->cap - 1, i, j;
+	struct strmap_slot *s;
+	void *value;
+
+	if (!m->cap)
+		return NULL;
+	s = find_slot(m, key, hash_str(key));
+	if (!s->key)
+		return NULL;
+	value = s->value;
+	free(s->key);
+	i = (size_t)(s - m->slots);
+	/*
+	 * Backward shift: move every later slot of the run whose home is not
+	 * between the hole and it into the hole, so no lookup stops early.
+	 */
+	for (j = (i + 1) & mask; m->slots[j].key; j = (j + 1) & mask) {
+		size_t home = m->slots[j].hash & mask;
+
+		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+			m->slots[i] = m->slots[j];
+			i = j;
+		}
+	}
+	m->slots[i] = (struct strmap_slot){ 0 };
+	m->nr--;
+	return value;
+}
+
 const char *strmap_intern(struct strmap *m, const char *s)
 {
 	struct strmap_slot *slot;

@@ -5,8 +5,8 @@
  * caller's string may go away) and never owns the values.
  *
  * Linear probing on a power-of-two table kept at most 70% full; keys are
- * hashed with 64-bit FNV-1a. Removal is not supported: the model is built,
- * used and freed as a whole.
+ * hashed with 64-bit FNV-1a. Removal shifts the probe run back (no
+ * tombstones), so a table that lives through many changes stays as fast.
  */
 #ifndef GAMMAD_HASHMAP_H
 #define GAMMAD_HASHMAP_H
@@ -36,6 +36,13 @@ void *strmap_get(const struct strmap *m, const char *key);
  * -EEXIST is returned with *old (if old is not NULL) set to the stored value.
  */
 int strmap_put(struct strmap *m, const char *key, void *value, void **old);
+/* Replace the value of a present key; returns the old one (NULL when absent: nothing done). */
+void *strmap_set(struct strmap *m, const char *key, void *value);
+/*
+ * Remove key; returns its value (NULL when absent). Slots move: iterators
+ * and pointers to slots are invalid afterwards.
+ */
+void *strmap_del(struct strmap *m, const char *key);
 /* The table's own copy of s, inserted (with a NULL value) if absent; NULL on ENOMEM. */
 const char *strmap_intern(struct strmap *m, const char *s);
 void strmap_free(struct strmap *m);

@@ -212,3 +212,150 @@ const struct model_slices *model_service_slices(const struct model *m, const cha
 
 	return strmap_get(&m->slices_by_service, model_key(key, ns, name));
 }
+
+/* ---- object events -------------------------------------------------------- */
+
+static struct model_set *event_set(struct model *m, enum model_kind kind,
+				   enum gapi_route_kind route_kind)
+{
+	switch (kind) {
+	case MODEL_NAMESPACE: return &m->namespaces;
+	case MODEL_SERVICE: return &m->services;
+	case MODEL_POD: return &m->pods;
+	case MODEL_DEPLOYMENT: return &m->deployments;
+	case MODEL_ENDPOINT_SLICE: return &m->slices;
+	case MODEL_ROUTE:
+		return (unsigned int)route_kind < ROUTE_KIND_COUNT ? &m->routes[route_kind] : NULL;
+	case MODEL_GRANT: return &m->grants;
+	default: return NULL;
+	}
+}
+
+static void free_object(enum model_kind kind, void *o)
+{
+	switch (kind) {
+	case MODEL_NAMESPACE: k8s_namespace_free(o); break;
+	case MODEL_SERVICE: k8s_service_free(o); break;
+	case MODEL_POD: k8s_pod_free(o); break;
+	case MODEL_DEPLOYMENT: k8s_deployment_free(o); break;
+	case MODEL_ENDPOINT_SLICE: k8s_endpoint_slice_free(o); break;
+	case MODEL_ROUTE: gapi_route_free(o); break;
+	case MODEL_GRANT: gapi_reference_grant_free(o); break;
+	default: return;
+	}
+	free(o);
+}
+
+const void *model_find(const struct model *m, enum model_kind kind,
+		       enum gapi_route_kind route_kind, const char *ns, const char *name)
+{
+	struct model_set *s = event_set((struct model *)m, kind, route_kind);
+
+	return s ? set_get(s, kind == MODEL_NAMESPACE ? NULL : ns, name) : NULL;
+}
+
+/* Take a slice out of its Service's list (the list stays, maybe empty). */
+static void unindex_slice(struct model *m, const struct k8s_endpoint_slice *o)
+{
+	char key[MODEL_KEY_MAX];
+	struct model_slices *list;
+
+	if (!o->service_name)
+		return;
+	list = strmap_get(&m->slices_by_service, model_key(key, o->meta.namespace,
+							       o->service_name));
+	for (size_t i = 0; list && i < list->nr; i++)
+		if (list->items[i] == o) {
+			memmove(&list->items[i], &list->items[i + 1],
+				(list->nr - i - 1) * sizeof(list->items[0]));
+			list->nr--;
+			return;
+		}
+}
+
+static long set_index(const struct model_set *s, const void *item)
+{
+	for (size_t i = 0; i < s->nr; i++)
+		if (s->items[i] == item)
+			return (long)i;
+	return -1;
+}
+
+static int event_put(struct model *m, struct model_set *s, enum model_kind kind, void *obj,
+		     struct diag *dg)
+{
+	const struct k8s_meta *meta = obj;	/* meta is every object's first member */
+	char key[MODEL_KEY_MAX];
+	void *old;
+	long at;
+	int ret;
+
+	model_key(key, meta->namespace, meta->name);
+	old = strmap_get(&s->by_name, key);
+	if (!old) {
+		ret = set_add(s, "object", meta, obj, dg);
+		if (!ret && kind == MODEL_ENDPOINT_SLICE && ((struct k8s_endpoint_slice *)obj)->service_name) {
+			ret = index_slice(m, obj);
+			if (ret) {	/* undo: the model stays as it was */
+				strmap_del(&s->by_name, key);
+				s->nr--;
+			}
+		}
+		if (ret)
+			free_object(kind, obj);
+		return ret;
+	}
+	/* In place: the newer object takes the older one's load position. */
+	at = set_index(s, old);
+	if (kind == MODEL_ENDPOINT_SLICE && ((struct k8s_endpoint_slice *)obj)->service_name) {
+		/* Grow the new Service's list before anything changes. */
+		ret = index_slice(m, obj);
+		if (ret) {
+			free_object(kind, obj);
+			return ret;
+		}
+	}
+	if (kind == MODEL_ENDPOINT_SLICE)
+		unindex_slice(m, old);
+	strmap_set(&s->by_name, key, obj);
+	s->items[at] = obj;
+	free_object(kind, old);
+	return 0;
+}
+
+int model_apply_event(struct model *m, const struct model_event *ev, struct diag *dg)
+{
+	enum gapi_route_kind rk = ev->route_kind;
+	char key[MODEL_KEY_MAX];
+	struct model_set *s;
+	void *old;
+	long at;
+
+	if (ev->op == MODEL_PUT) {
+		if (!ev->obj)
+			return -EINVAL;
+		if (ev->kind == MODEL_ROUTE)
+			rk = ((const struct gapi_route *)ev->obj)->kind;
+		s = event_set(m, ev->kind, rk);
+		if (!s || !((const struct k8s_meta *)ev->obj)->name) {
+			if (s || (ev->kind >= 0 && ev->kind < MODEL_KIND_COUNT))
+				free_object(ev->kind, ev->obj);
+			return -EINVAL;
+		}
+		return event_put(m, s, ev->kind, ev->obj, dg);
+	}
+	s = event_set(m, ev->kind, rk);
+	if (!s || !ev->name)
+		return -EINVAL;
+	model_key(key, ev->kind == MODEL_NAMESPACE ? NULL : ev->namespace, ev->name);
+	old = strmap_del(&s->by_name, key);
+	if (!old)
+		return -ENOENT;
+	at = set_index(s, old);
+	memmove(&s->items[at], &s->items[at + 1], (s->nr - (size_t)at - 1) * sizeof(s->items[0]));
+	s->nr--;
+	if (ev->kind == MODEL_ENDPOINT_SLICE)
+		unindex_slice(m, old);
+	free_object(ev->kind, old);
+	return 0;
+}
