@@ -55,17 +55,40 @@ const char *kf_describe(const yaml_node_t *n, char *buf, size_t len)
 	}
 }
 
+/* Append src to buf (n bytes used of len), cut to fit; returns the new n. */
+static size_t append(char *buf, size_t len, size_t n, const char *src)
+{
+	size_t l = strlen(src);
+
+	if (n + l >= len)
+		l = len - n - 1;
+	memcpy(buf + n, src, l);
+	buf[n + l] = 0;
+	return n + l;
+}
+
+/*
+ * Every field getter joins its path up front, for the message it may need:
+ * millions of times in a large load, so the common shapes ("name", "%s")
+ * are copied, not formatted.
+ */
 const char *kf_join(char *buf, size_t len, const char *parent, const char *fmt, ...)
 {
 	va_list ap;
-	int n = 0;
+	size_t n = 0;
 
-	if (parent && *parent)
-		n = snprintf(buf, len, "%s.", parent);
-	if (n < 0 || (size_t)n >= len)
-		n = 0;
+	buf[0] = 0;
+	if (parent && *parent) {
+		n = append(buf, len, 0, parent);
+		n = append(buf, len, n, ".");
+	}
 	va_start(ap, fmt);
-	vsnprintf(buf + n, len - n, fmt, ap);
+	if (!strchr(fmt, '%'))
+		append(buf, len, n, fmt);
+	else if (!strcmp(fmt, "%s"))
+		append(buf, len, n, va_arg(ap, const char *));
+	else
+		vsnprintf(buf + n, len - n, fmt, ap);
 	va_end(ap);
 	return buf;
 }

@@ -13,7 +13,17 @@ void model_init(struct model *m)
 
 const char *model_key(char *buf, const char *ns, const char *name)
 {
-	snprintf(buf, MODEL_KEY_MAX, "%s/%s", ns ? ns : "", name ? name : "");
+	size_t a = ns ? strlen(ns) : 0, b = name ? strlen(name) : 0;
+
+	/* Hot in every load and lookup: copied, not formatted; cut like snprintf. */
+	if (a > MODEL_KEY_MAX - 2)
+		a = MODEL_KEY_MAX - 2;
+	if (a + 1 + b > MODEL_KEY_MAX - 1)
+		b = MODEL_KEY_MAX - 2 - a;
+	memcpy(buf, ns ? ns : "", a);
+	buf[a] = '/';
+	memcpy(buf + a + 1, name ? name : "", b);
+	buf[a + 1 + b] = 0;
 	return buf;
 }
 
