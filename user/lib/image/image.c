@@ -613,6 +613,24 @@ int img_build_opts(const struct model *m, const struct tr_result *r,
 	return 0;
 }
 
+int img_rebuild_pods(struct img *img, const struct model *m)
+{
+	struct img_builder b = { .m = m, .img = img };
+	int ret;
+
+	free(img->pods);
+	free(img->pod_ips);
+	img->pods = NULL;
+	img->pod_ips = NULL;
+	img->nr_pods = img->nr_pod_ips = 0;
+	ret = build_pods(&b);
+	if (!ret && img->nr_pods)
+		qsort(img->pods, img->nr_pods, sizeof(*img->pods), pod_cmp);
+	if (!ret && img->nr_pod_ips)
+		qsort(img->pod_ips, img->nr_pod_ips, sizeof(*img->pod_ips), pod_ip_cmp);
+	return ret;
+}
+
 void img_free(struct img *img)
 {
 	for (size_t i = 0; i < img->nr_frontends; i++)

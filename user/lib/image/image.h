@@ -194,6 +194,11 @@ int img_build(const struct model *m, const struct tr_result *r, struct img *out)
 int img_build_opts(const struct model *m, const struct tr_result *r,
 		   const struct img_opts *opts, struct img *out);
 void img_free(struct img *img);
+/*
+ * The pods and pod IPs tables of img again from m's pods, with img's
+ * namespace ids (the namespaces the pods name must be in img already).
+ */
+int img_rebuild_pods(struct img *img, const struct model *m);
 /* ns_id of a namespace name, 0 when the image does not know it. */
 uint32_t img_ns_id(const struct img *img, const char *name);
 

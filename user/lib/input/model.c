@@ -369,3 +369,103 @@ int model_apply_event(struct model *m, const struct model_event *ev, struct diag
 	free_object(ev->kind, old);
 	return 0;
 }
+
+/* ---- views ----------------------------------------------------------------- */
+
+int model_view_add(struct model *view, enum model_kind kind, void *obj)
+{
+	const struct k8s_meta *meta = obj;
+	enum gapi_route_kind rk = kind == MODEL_ROUTE ? ((struct gapi_route *)obj)->kind : 0;
+	struct model_set *s = event_set(view, kind, rk);
+	char key[MODEL_KEY_MAX];
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	ret = strmap_put(&s->by_name, model_key(key, meta->namespace, meta->name), obj, NULL);
+	if (ret)
+		return ret == -EEXIST ? 0 : ret;
+	ret = set_append(s, obj);
+	if (!ret && kind == MODEL_ENDPOINT_SLICE && ((struct k8s_endpoint_slice *)obj)->service_name)
+		ret = index_slice(view, obj);
+	return ret;
+}
+
+void model_view_free(struct model *view)
+{
+	struct strmap_slot *slot;
+	struct model_set *sets[] = { &view->namespaces, &view->services, &view->pods,
+				     &view->deployments, &view->slices, &view->grants };
+
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+		free(sets[i]->items);
+		strmap_free(&sets[i]->by_name);
+	}
+	for (int k = 0; k < ROUTE_KIND_COUNT; k++) {
+		free(view->routes[k].items);
+		strmap_free(&view->routes[k].by_name);
+	}
+	strmap_for_each(&view->slices_by_service, slot) {
+		struct model_slices *list = slot->value;
+
+		free(list->items);
+		free(list);
+	}
+	strmap_free(&view->slices_by_service);
+	memset(view, 0, sizeof(*view));
+}
+
+/* ---- a model as events ------------------------------------------------------ */
+
+int model_take_events(struct model *m, struct model_event **evs, size_t *nr)
+{
+	struct model_set *sets[MODEL_KIND_COUNT + ROUTE_KIND_COUNT];
+	enum model_kind kinds[MODEL_KIND_COUNT + ROUTE_KIND_COUNT];
+	struct model_event *out;
+	size_t n = 0, total = 0, k = 0;
+
+	for (int kind = 0; kind < MODEL_KIND_COUNT; kind++) {
+		if (kind == MODEL_ROUTE) {
+			for (int r = 0; r < ROUTE_KIND_COUNT; r++) {
+				sets[n] = &m->routes[r];
+				kinds[n++] = MODEL_ROUTE;
+			}
+			continue;
+		}
+		sets[n] = event_set(m, kind, 0);
+		kinds[n++] = kind;
+	}
+	for (size_t i = 0; i < n; i++)
+		total += sets[i]->nr;
+	out = total ? calloc(total, sizeof(*out)) : NULL;
+	if (total && !out)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < sets[i]->nr; j++) {
+			out[k] = (struct model_event){ .op = MODEL_PUT, .kind = kinds[i],
+						       .obj = sets[i]->items[j] };
+			if (kinds[i] == MODEL_ROUTE)
+				out[k].route_kind = ((struct gapi_route *)out[k].obj)->kind;
+			k++;
+		}
+		sets[i]->nr = 0;	/* the events own them now */
+	}
+	model_free(m);
+	*evs = out;
+	*nr = total;
+	return 0;
+}
+
+void model_object_free(enum model_kind kind, void *obj)
+{
+	if (obj)
+		free_object(kind, obj);
+}
+
+void model_events_free(struct model_event *evs, size_t nr)
+{
+	for (size_t i = 0; i < nr; i++)
+		if (evs[i].op == MODEL_PUT && evs[i].obj)
+			free_object(evs[i].kind, evs[i].obj);
+	free(evs);
+}

@@ -103,6 +103,26 @@ int model_apply_event(struct model *m, const struct model_event *ev, struct diag
 const void *model_find(const struct model *m, enum model_kind kind,
 		       enum gapi_route_kind route_kind, const char *ns, const char *name);
 
+/*
+ * Move every object of m out as MODEL_PUT events, kind by kind (the order
+ * of enum model_kind) and in load order within a kind; m is left empty.
+ * *evs is malloc'd (NULL when none); each event owns its object.
+ */
+int model_take_events(struct model *m, struct model_event **evs, size_t *nr);
+/* Free an object of kind as its parser made it (the struct too). */
+void model_object_free(enum model_kind kind, void *obj);
+/* Free events that were not applied (their objects). */
+void model_events_free(struct model_event *evs, size_t nr);
+
+/*
+ * A view: a model that holds objects another model owns (a part of it, to
+ * translate only that part). model_view_add() adds one (an object already
+ * there is skipped: 0); model_view_free() frees the indexes, not the
+ * objects. Never model_free() a view.
+ */
+int model_view_add(struct model *view, enum model_kind kind, void *obj);
+void model_view_free(struct model *view);
+
 /* "ns/name" into buf (MODEL_KEY_MAX bytes). */
 const char *model_key(char *buf, const char *ns, const char *name);
 
