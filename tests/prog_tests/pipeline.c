@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "image/image.h"
 #include "image/pipeline.h"
@@ -335,4 +337,136 @@ void test_pipeline_incremental_equals_full(void)
 			continue;
 		run_seed(seed * 0x9e3779b97f4a7c15ull, 600);
 	}
+}
+
+/* ---- the per-file manifest cache ------------------------------------------ */
+
+#define SVC(n, ip) "apiVersion: v1\nkind: Service\nmetadata: {name: " n ", namespace: a}\n" \
+	"spec:\n  clusterIP: " ip "\n  ports: [{port: 80}]\n---\n"
+#define SLICE(n, addr) "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n" \
+	"metadata: {name: " n "-x, namespace: a, labels: {kubernetes.io/service-name: " n "}}\n" \
+	"addressType: IPv4\nports: [{port: 80}]\nendpoints: [{addresses: [" addr "]}]\n---\n"
+#define ROUTE(w) "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n" \
+	"metadata: {name: r, namespace: a}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: s1}]\n" \
+	"  rules: [{backendRefs: [{name: s0, port: 80, weight: " w "}, {name: s1, port: 80}]}]\n"
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	fputs(text, f);
+	return fclose(f) ? -errno : 0;
+}
+
+/* Scan dir into pl; the image must be a full load's of dir. */
+static int scan_step(struct manifest_cache *mc, struct pl *pl, const char *dir,
+		     size_t *nr_events, size_t *parsed)
+{
+	struct model_event *evs = NULL;
+	struct diag dg = { 0 };
+	struct tr_result res;
+	struct img want;
+	struct img_diff d;
+	struct model m;
+	size_t nr = 0;
+	int ret;
+
+	ret = manifest_cache_scan(mc, dir, &evs, &nr, &dg);
+	*nr_events = nr;
+	*parsed = manifest_cache_parsed(mc);
+	for (size_t i = 0; i < nr && !ret; i++) {
+		ret = pl_event(pl, &evs[i], &dg);
+		evs[i].obj = NULL;
+	}
+	model_events_free(evs, nr);
+	if (!ret)
+		ret = pl_commit(pl, NULL);
+	model_init(&m);
+	if (!ret)
+		ret = manifest_load_path(&m, dir, &dg);
+	if (!ret)
+		ret = translate(&m, &dg, &res);
+	if (!ret) {
+		ret = img_build(&m, &res, &want);
+		tr_result_free(&res);
+	}
+	model_free(&m);
+	diag_free(&dg);
+	if (ret)
+		return ret;
+	ret = img_diff(&want, pl_image(pl), &d);
+	if (!ret && d.nr)
+		ret = -EBADMSG;
+	img_diff_free(&d);
+	img_free(&want);
+	return ret;
+}
+
+void test_pipeline_manifest_cache(void)
+{
+	char dir[] = "/tmp/gammad-mcache-XXXXXX", path[512];
+	struct manifest_cache *mc = NULL;
+	struct pl *pl = NULL;
+	size_t n, parsed;
+
+	if (!ASSERT_OK_PTR(mkdtemp(dir), "mkdtemp"))
+		return;
+	if (!ASSERT_OK(manifest_cache_new(&mc), "cache") || !ASSERT_OK(pl_new(NULL, NULL, &pl), "pl"))
+		goto out;
+	ASSERT_OK(write_file(dir, "a.yaml", SVC("s0", "10.96.0.1") SLICE("s0", "10.1.0.1")), "a");
+	ASSERT_OK(write_file(dir, "b.yaml", SVC("s1", "10.96.0.2") SLICE("s1", "10.1.0.2") ROUTE("3")),
+		  "b");
+	if (!ASSERT_OK(scan_step(mc, pl, dir, &n, &parsed), "first scan"))
+		goto out;
+	ASSERT_EQ(n, 5, "first scan: every object");
+	ASSERT_EQ(parsed, 2, "first scan: both files parsed");
+	ASSERT_OK(scan_step(mc, pl, dir, &n, &parsed), "unchanged scan");
+	ASSERT_EQ(n, 0, "unchanged: no events");
+	ASSERT_EQ(parsed, 0, "unchanged: nothing read");
+	/* A new inode, as editors and kubectl-style tools rename one into place. */
+	ASSERT_OK(write_file(dir, ".b.new", SVC("s1", "10.96.0.2") ROUTE("7")), "b new");
+	snprintf(path, sizeof(path), "%s/.b.new", dir);
+	{
+		char to[512];
+
+		snprintf(to, sizeof(to), "%s/b.yaml", dir);
+		ASSERT_OK(rename(path, to), "rename");
+	}
+	ASSERT_OK(scan_step(mc, pl, dir, &n, &parsed), "changed scan");
+	ASSERT_EQ(parsed, 1, "changed: one file parsed");
+	ASSERT_EQ(n, 3, "changed: slice deleted, Service and route put");
+	snprintf(path, sizeof(path), "%s/a.yaml", dir);
+	ASSERT_OK(unlink(path), "unlink a");
+	ASSERT_OK(scan_step(mc, pl, dir, &n, &parsed), "removed scan");
+	ASSERT_EQ(n, 2, "removed: its two objects deleted");
+	/* Same bytes again (mtime moves): read, not parsed. */
+	ASSERT_OK(write_file(dir, "b.yaml", SVC("s1", "10.96.0.2") ROUTE("7")), "b same");
+	ASSERT_OK(scan_step(mc, pl, dir, &n, &parsed), "same content");
+	ASSERT_EQ(n, 0, "same content: no events");
+	ASSERT_EQ(parsed, 0, "same content: not parsed");
+	/* One object in two files: only a whole load decides. */
+	ASSERT_OK(write_file(dir, "c.yaml", SVC("s1", "10.96.0.9")), "c");
+	{
+		struct model_event *evs = NULL;
+		struct diag dg = { 0 };
+		size_t nr = 0;
+
+		ASSERT_EQ(manifest_cache_scan(mc, dir, &evs, &nr, &dg), -EAGAIN, "duplicate");
+		ASSERT_EQ(nr, 0, "duplicate: no events");
+		diag_free(&dg);
+	}
+out:
+	pl_free(pl);
+	manifest_cache_free(mc);
+	for (const char *const *f = (const char *const[]){ "a.yaml", "b.yaml", "c.yaml", ".b.new", NULL };
+	     *f; f++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, *f);
+		unlink(path);
+	}
+	rmdir(dir);
 }

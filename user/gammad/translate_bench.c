@@ -9,6 +9,12 @@
  * --apply it also loads the data path (its own pin dir and cgroup, removed
  * afterwards) and times the first apply into empty maps, an apply with
  * nothing changed, and an apply after one route changed.
+ *
+ * Then the incremental pipeline (image/pipeline.h) takes the model: one
+ * commit of it all, then 21 times each one route, one EndpointSlice, one
+ * Service and 1,000 EndpointSlices changed (parsed from YAML, handed over as
+ * events, committed): median and max, translation only, or with --apply
+ * through to the kernel.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +30,7 @@
 #include "datapath/cgroup.h"
 #include "image/image.h"
 #include "image/image_apply.h"
+#include "image/pipeline.h"
 #include "input/manifest.h"
 #include "input/synth_cluster.h"
 #include "translate/translate.h"
@@ -139,7 +146,9 @@ static int timed_apply(struct dp *dp, const struct img *img, const char *what)
 }
 
 /* First apply, no-op apply, one-route apply, in a data path of our own. */
-static int bench_apply(const struct bench_opts *o, const struct img *img)
+static int bench_incremental(const struct bench_opts *o, struct model *m, struct dp *dp);
+
+static int bench_apply(const struct bench_opts *o, const struct img *img, struct model *m)
 {
 	char cg[4200], root[4096], pin[64], *yaml;
 	struct dp_opts dopts = { 0 };
@@ -186,9 +195,130 @@ static int bench_apply(const struct bench_opts *o, const struct img *img)
 			img_free(&changed);
 		}
 	}
+	if (!ret)
+		ret = bench_incremental(o, m, dp);
 	dp_close(dp);
 	dp_uninstall(pin);
 	rmdir(cg);
+	return ret;
+}
+
+/* ---- incremental: one object changed, through image/pipeline.h ---------------- */
+
+#define INC_REPS 21
+
+static int dbl_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Parse one object's YAML into events (what a watch hands over, decoded). */
+static int object_events(const struct bench_opts *o, enum synth_object kind, long i,
+			 unsigned int variant, struct pl *pl)
+{
+	struct synth_cluster sc = { .services = o->services, .routes = o->routes,
+				    .endpoints = o->endpoints };
+	struct model_event *evs = NULL;
+	struct diag dg = { 0 };
+	char *buf = NULL;
+	size_t len = 0, nr = 0;
+	FILE *f = open_memstream(&buf, &len);
+	struct model m;
+	int ret;
+
+	if (!f)
+		return -ENOMEM;
+	synth_object_write(f, &sc, kind, i, variant);
+	if (fclose(f)) {
+		free(buf);
+		return -ENOMEM;
+	}
+	model_init(&m);
+	ret = manifest_load_buf(&m, "event.yaml", buf, len, &dg);
+	free(buf);
+	if (!ret)
+		ret = model_take_events(&m, &evs, &nr);
+	model_free(&m);
+	diag_free(&dg);
+	for (size_t k = 0; k < nr && !ret; k++) {
+		ret = pl_event(pl, &evs[k], NULL);
+		evs[k].obj = NULL;	/* the pipeline owns it, also on error */
+	}
+	model_events_free(evs, nr);
+	return ret;
+}
+
+/* count objects of kind changed (spread over the cluster), then one commit; ms. */
+static int timed_change(const struct bench_opts *o, struct pl *pl, enum synth_object kind,
+			long count, unsigned int variant, double *ms, struct pl_stats *st)
+{
+	long n = kind == SYNTH_ROUTE ? o->routes : o->services;
+	double t0 = now();
+	int ret = 0;
+
+	for (long k = 0; k < count && !ret; k++)
+		ret = object_events(o, kind, (k * 7919 + variant * 104729) % n, variant, pl);
+	if (!ret)
+		ret = pl_commit(pl, st);
+	*ms = (now() - t0) * 1e3;
+	return ret;
+}
+
+static int bench_changes(const struct bench_opts *o, struct pl *pl, const char *what,
+			 enum synth_object kind, long count, unsigned int *variant)
+{
+	double ms[INC_REPS], tr = 0, ap = 0;
+	struct pl_stats st;
+	size_t full = 0, svcs = 0;
+	int ret = 0;
+
+	for (int r = 0; r < INC_REPS && !ret; r++) {
+		ret = timed_change(o, pl, kind, count, ++*variant, &ms[r], &st);
+		full += st.full;
+		svcs += st.services;
+		tr += st.translate_ms;
+		ap += st.apply_ms;
+	}
+	if (ret)
+		return ret;
+	qsort(ms, INC_REPS, sizeof(ms[0]), dbl_cmp);
+	printf("change %-20s median %7.2f ms, max %7.2f ms of %d (translate %.2f ms, apply %.2f ms "
+	       "on average; %.0f Services re-translated, %zu full)\n", what, ms[INC_REPS / 2],
+	       ms[INC_REPS - 1], INC_REPS, tr / INC_REPS, ap / INC_REPS,
+	       (double)svcs / INC_REPS, full);
+	return 0;
+}
+
+/* Cold commit of the whole model, then changes of one route, slice, Service, 1,000 slices. */
+static int bench_incremental(const struct bench_opts *o, struct model *m, struct dp *dp)
+{
+	struct pl_opts po = { 0 };
+	unsigned int variant = 0;
+	struct pl_stats st;
+	struct pl *pl;
+	double t0;
+	int ret;
+
+	ret = pl_new(dp, &po, &pl);
+	if (ret)
+		return ret;
+	pl_replace(pl, m);
+	t0 = now();
+	ret = pl_commit(pl, &st);
+	if (!ret)
+		printf("pipeline first commit %.3f s (translate+image %.3f s, apply %.3f s)\n",
+		       now() - t0, st.translate_ms / 1e3, st.apply_ms / 1e3);
+	if (!ret && o->routes)
+		ret = bench_changes(o, pl, "one route", SYNTH_ROUTE, 1, &variant);
+	if (!ret)
+		ret = bench_changes(o, pl, "one EndpointSlice", SYNTH_SLICE, 1, &variant);
+	if (!ret)
+		ret = bench_changes(o, pl, "one Service", SYNTH_SERVICE, 1, &variant);
+	if (!ret && o->services >= 1000)
+		ret = bench_changes(o, pl, "1000 EndpointSlices", SYNTH_SLICE, 1000, &variant);
+	pl_free(pl);
 	return ret;
 }
 
@@ -228,11 +358,16 @@ static int run(const struct bench_opts *o)
 			printf("image: %zu frontends, %zu selectors, %zu rule tables, %zu backends, %zu endpoint sets\n",
 			       img.nr_frontends, img.nr_selectors, img.nr_rule_tables, img.nr_backends,
 			       img.nr_endpoint_sets);
+			/* The translation points into m, which the pipeline takes over. */
+			tr_result_free(&res);
 			if (o->apply)
-				ret = bench_apply(o, &img);
+				ret = bench_apply(o, &img, &m);
+			else
+				ret = bench_incremental(o, &m, NULL);
 			img_free(&img);
+		} else {
+			tr_result_free(&res);
 		}
-		tr_result_free(&res);
 	}
 	getrusage(RUSAGE_SELF, &ru);
 	printf("peak RSS  %.1f MiB\ndiagnostics %zu\n", ru.ru_maxrss / 1024.0, dg.nr);

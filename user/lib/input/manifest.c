@@ -199,9 +199,12 @@ int manifest_load_doc(struct model *m, const struct ydoc *d, struct diag *dg)
  * real directory and file is visited once (device and inode), so symlinks
  * can neither loop nor multiply the walk.
  */
+struct manifest_cache;
+
 struct load {
 	struct model *m;
 	struct diag *dg;
+	struct manifest_cache *cache;	/* scanning: files go to cache_file() */
 	uint64_t bytes_left;
 	uint64_t alias_budget;
 	size_t entries_left;
@@ -310,6 +313,8 @@ static bool first_visit(struct load *l, const struct stat *st, int *err)
 	return !ret;
 }
 
+static int cache_file(struct load *l, const char *path, int fd, const struct stat *st);
+
 /*
  * Read one file. Opened with O_NONBLOCK so that a FIFO swapped in after the
  * caller's stat() cannot block open(); what was opened is checked again.
@@ -338,6 +343,10 @@ static int load_file(struct load *l, const char *path, bool top)
 		goto out;
 	if (!first_visit(l, &st, &ret))
 		goto out;
+	if (l->cache && S_ISREG(st.st_mode)) {
+		ret = cache_file(l, path, fd, &st);
+		goto out;
+	}
 	/* A pipe's writer may be slow: wait for it like any reader of a pipe. */
 	if (S_ISFIFO(st.st_mode))
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
@@ -432,5 +441,399 @@ int manifest_load_path(struct model *m, const char *path, struct diag *dg)
 	load_init(&l, m, dg);
 	ret = load_any(&l, path, 0);
 	strmap_free(&l.seen);
+	return ret;
+}
+
+/* ---- the per-file cache ---------------------------------------------------- */
+
+struct mc_key {
+	enum model_kind kind;
+	enum gapi_route_kind route_kind;
+	char *namespace, *name;
+};
+
+struct mc_file {
+	dev_t dev;
+	ino_t ino;
+	struct timespec mtime;
+	off_t size;
+	uint64_t hash;		/* of the content */
+	struct mc_key *keys;	/* the objects it defines */
+	size_t nr_keys;
+	bool seen;		/* by this scan */
+};
+
+struct ev_list {
+	struct model_event *items;
+	size_t nr, cap;
+};
+
+struct manifest_cache {
+	struct strmap files;	/* path -> struct mc_file */
+	struct strmap owners;	/* object key -> files defining it (uintptr_t) */
+	struct ev_list dels, puts;	/* this scan's */
+	char **names;		/* strings the last scan's DELETE events point to */
+	size_t nr_names, cap_names;
+	size_t parsed;
+};
+
+static void names_free(struct manifest_cache *c)
+{
+	for (size_t i = 0; i < c->nr_names; i++)
+		free(c->names[i]);
+	c->nr_names = 0;
+}
+
+/* A copy of s the cache keeps until the next scan; NULL stays NULL. */
+static int keep_name(struct manifest_cache *c, const char *s, const char **out)
+{
+	*out = NULL;
+	if (!s)
+		return 0;
+	if (c->nr_names == c->cap_names) {
+		size_t cap = c->cap_names ? c->cap_names * 2 : 64;
+		char **n = realloc(c->names, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		c->names = n;
+		c->cap_names = cap;
+	}
+	c->names[c->nr_names] = strdup(s);
+	if (!c->names[c->nr_names])
+		return -ENOMEM;
+	*out = c->names[c->nr_names++];
+	return 0;
+}
+
+int manifest_cache_new(struct manifest_cache **out)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : -ENOMEM;
+}
+
+static void keys_free(struct mc_key *keys, size_t nr)
+{
+	for (size_t i = 0; i < nr; i++) {
+		free(keys[i].namespace);
+		free(keys[i].name);
+	}
+	free(keys);
+}
+
+void manifest_cache_free(struct manifest_cache *c)
+{
+	struct strmap_slot *slot;
+
+	if (!c)
+		return;
+	strmap_for_each(&c->files, slot) {
+		struct mc_file *f = slot->value;
+
+		keys_free(f->keys, f->nr_keys);
+		free(f);
+	}
+	strmap_free(&c->files);
+	strmap_free(&c->owners);
+	model_events_free(c->dels.items, c->dels.nr);
+	model_events_free(c->puts.items, c->puts.nr);
+	names_free(c);
+	free(c->names);
+	free(c);
+}
+
+size_t manifest_cache_parsed(const struct manifest_cache *c)
+{
+	return c->parsed;
+}
+
+static void owner_key(char *buf, size_t len, const struct mc_key *k)
+{
+	snprintf(buf, len, "%d/%d/%s/%s", (int)k->kind,
+		 k->kind == MODEL_ROUTE ? (int)k->route_kind : 0,
+		 k->namespace ? k->namespace : "", k->name ? k->name : "");
+}
+
+static int owners_add(struct manifest_cache *c, const struct mc_key *k, int delta)
+{
+	char key[MODEL_KEY_MAX + 32];
+	uintptr_t n;
+
+	owner_key(key, sizeof(key), k);
+	n = (uintptr_t)strmap_get(&c->owners, key);
+	if (delta < 0) {
+		if (n <= 1)
+			strmap_del(&c->owners, key);
+		else
+			strmap_set(&c->owners, key, (void *)(n - 1));
+		return 0;
+	}
+	if (n)
+		return strmap_set(&c->owners, key, (void *)(n + 1)), 0;
+	return strmap_put(&c->owners, key, (void *)(uintptr_t)1, NULL);
+}
+
+static bool conflicted(const struct manifest_cache *c)
+{
+	struct strmap_slot *slot;
+
+	strmap_for_each(&c->owners, slot)
+		if ((uintptr_t)slot->value > 1)
+			return true;
+	return false;
+}
+
+static int ev_push(struct ev_list *l, const struct model_event *ev)
+{
+	if (l->nr == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct model_event *n = realloc(l->items, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		l->items = n;
+		l->cap = cap;
+	}
+	l->items[l->nr++] = *ev;
+	return 0;
+}
+
+static int key_of(const struct model_event *ev, struct mc_key *k)
+{
+	const struct k8s_meta *meta = ev->obj;
+
+	k->kind = ev->kind;
+	k->route_kind = ev->route_kind;
+	k->namespace = ev->kind != MODEL_NAMESPACE && meta->namespace ? strdup(meta->namespace) : NULL;
+	k->name = strdup(meta->name);
+	return k->name && (k->namespace || ev->kind == MODEL_NAMESPACE || !meta->namespace) ?
+	       0 : -ENOMEM;
+}
+
+static bool same_key(const struct mc_key *a, const struct mc_key *b)
+{
+	return a->kind == b->kind && (a->kind != MODEL_ROUTE || a->route_kind == b->route_kind) &&
+	       !strcmp(a->name, b->name) &&
+	       !strcmp(a->namespace ? a->namespace : "", b->namespace ? b->namespace : "");
+}
+
+/* DELETE events for old keys that keys does not have; owner counts of old dropped. */
+static int drop_keys(struct manifest_cache *c, const struct mc_key *old, size_t nr_old,
+		     const struct mc_key *keys, size_t nr)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < nr_old && !ret; i++) {
+		bool kept = false;
+
+		for (size_t j = 0; j < nr && !kept; j++)
+			kept = same_key(&old[i], &keys[j]);
+		ret = owners_add(c, &old[i], -1);
+		if (kept || ret)
+			continue;
+		struct model_event ev = { .op = MODEL_DELETE, .kind = old[i].kind,
+					  .route_kind = old[i].route_kind };
+
+		ret = keep_name(c, old[i].namespace, &ev.namespace) ?:
+		      keep_name(c, old[i].name, &ev.name) ?: ev_push(&c->dels, &ev);
+	}
+	return ret;
+}
+
+/* Read fd whole (st_size bytes at most, as the loader's limit allows). */
+static int read_all(int fd, size_t size, char **out, size_t *len)
+{
+	char *buf = malloc(size + 1);
+	size_t n = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (n < size) {
+		ssize_t r = read(fd, buf + n, size - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			free(buf);
+			return -errno;
+		}
+		if (!r)
+			break;
+		n += (size_t)r;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static int cache_file(struct load *l, const char *path, int fd, const struct stat *st)
+{
+	struct manifest_cache *c = l->cache;
+	struct mc_file *f = strmap_get(&c->files, path);
+	struct model_event *evs = NULL;
+	struct mc_key *keys = NULL;
+	size_t len = 0, nr = 0;
+	struct ydoc_src src;
+	struct load sub;
+	struct model m;
+	uint64_t hash;
+	char *buf = NULL;
+	int ret;
+
+	if (f && f->dev == st->st_dev && f->ino == st->st_ino && f->size == st->st_size &&
+	    f->mtime.tv_sec == st->st_mtim.tv_sec && f->mtime.tv_nsec == st->st_mtim.tv_nsec) {
+		f->seen = true;
+		return 0;	/* not even read */
+	}
+	ret = read_all(fd, (size_t)st->st_size, &buf, &len);
+	if (ret) {
+		diag_report(l->dg, LOG_ERROR, path, 0, NULL, "%s", strerror(-ret));
+		if (f)
+			f->seen = true;	/* keep its objects: a failed read is no deletion */
+		return ret == -ENOMEM ? ret : 0;
+	}
+	hash = hash_bytes(buf, len, 0);
+	if (!f) {
+		f = calloc(1, sizeof(*f));
+		if (!f || strmap_put(&c->files, path, f, NULL)) {
+			free(f);
+			free(buf);
+			return -ENOMEM;
+		}
+	} else if (f->hash == hash) {
+		f->dev = st->st_dev;
+		f->ino = st->st_ino;
+		f->size = st->st_size;
+		f->mtime = st->st_mtim;
+		f->seen = true;
+		free(buf);
+		return 0;
+	}
+	/* Parse alone, with the walk's budgets. */
+	model_init(&m);
+	sub = *l;
+	sub.m = &m;
+	sub.cache = NULL;
+	ydoc_src_buf(&src, buf, len, file_limit(l));
+	ret = load_stream(&sub, path, &src);
+	l->bytes_left = sub.bytes_left;
+	l->alias_budget = sub.alias_budget;
+	free(buf);
+	c->parsed++;
+	if (!ret)
+		ret = model_take_events(&m, &evs, &nr);
+	model_free(&m);
+	keys = nr ? calloc(nr, sizeof(*keys)) : NULL;
+	if (!ret && nr && !keys)
+		ret = -ENOMEM;
+	for (size_t i = 0; i < nr && !ret; i++)
+		ret = key_of(&evs[i], &keys[i]) ?: owners_add(c, &keys[i], 1);
+	if (!ret)
+		ret = drop_keys(c, f->keys, f->nr_keys, keys, nr);
+	for (size_t i = 0; i < nr && !ret; i++) {
+		ret = ev_push(&c->puts, &evs[i]);
+		if (!ret)
+			evs[i].obj = NULL;
+	}
+	if (ret) {
+		model_events_free(evs, nr);
+		keys_free(keys, nr);
+		return ret;
+	}
+	free(evs);
+	keys_free(f->keys, f->nr_keys);
+	f->keys = keys;
+	f->nr_keys = nr;
+	f->hash = hash;
+	f->dev = st->st_dev;
+	f->ino = st->st_ino;
+	f->size = st->st_size;
+	f->mtime = st->st_mtim;
+	f->seen = true;
+	return 0;
+}
+
+/* Files the walk did not see are gone: their objects with them. */
+static int drop_unseen(struct manifest_cache *c)
+{
+	struct strmap_slot *slot;
+	char **gone = calloc(c->files.nr + 1, sizeof(*gone));
+	size_t n = 0;
+	int ret = gone ? 0 : -ENOMEM;
+
+	strmap_for_each(&c->files, slot) {
+		struct mc_file *f = slot->value;
+
+		if (ret)
+			break;
+		if (f->seen) {
+			f->seen = false;
+			continue;
+		}
+		ret = drop_keys(c, f->keys, f->nr_keys, NULL, 0);
+		gone[n++] = slot->key;
+	}
+	for (size_t i = 0; i < n && !ret; i++) {
+		struct mc_file *f = strmap_del(&c->files, gone[i]);
+
+		keys_free(f->keys, f->nr_keys);
+		free(f);
+	}
+	free(gone);
+	return ret;
+}
+
+int manifest_cache_scan(struct manifest_cache *c, const char *path, struct model_event **evs,
+			size_t *nr, struct diag *dg)
+{
+	struct load l;
+	int ret;
+
+	*evs = NULL;
+	*nr = 0;
+	c->parsed = 0;
+	names_free(c);
+	load_init(&l, NULL, dg);
+	l.cache = c;
+	ret = load_any(&l, path, 0);
+	strmap_free(&l.seen);
+	if (!ret || ret == -E2BIG)
+		ret = drop_unseen(c);
+	if (!ret && c->dels.nr + c->puts.nr) {
+		struct model_event *all = realloc(c->dels.items, (c->dels.nr + c->puts.nr) *
+						  sizeof(*all));
+
+		if (!all) {
+			ret = -ENOMEM;
+		} else {
+			memcpy(all + c->dels.nr, c->puts.items, c->puts.nr * sizeof(*all));
+			*evs = all;
+			*nr = c->dels.nr + c->puts.nr;
+			free(c->puts.items);
+			c->dels = c->puts = (struct ev_list){ 0 };
+		}
+	}
+	if (!ret && conflicted(c)) {
+		model_events_free(*evs, *nr);
+		*evs = NULL;
+		*nr = 0;
+		ret = -EAGAIN;
+	}
+	if (ret && ret != -EAGAIN) {
+		/* State and events disagree now: start over at the next scan. */
+		model_events_free(c->dels.items, c->dels.nr);
+		model_events_free(c->puts.items, c->puts.nr);
+		c->dels = c->puts = (struct ev_list){ 0 };
+		struct strmap_slot *slot;
+
+		strmap_for_each(&c->files, slot) {
+			struct mc_file *f = slot->value;
+
+			keys_free(f->keys, f->nr_keys);
+			free(f);
+		}
+		strmap_free(&c->files);
+		strmap_free(&c->owners);
+	}
 	return ret;
 }

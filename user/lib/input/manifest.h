@@ -47,4 +47,33 @@ int manifest_load_buf(struct model *m, const char *name, const void *buf, size_t
  */
 int manifest_load_doc(struct model *m, const struct ydoc *d, struct diag *dg);
 
+/*
+ * A manifests tree kept as per-file state, so that a change reads only the
+ * files that changed. A file is unchanged while its (device, inode, mtime,
+ * size) is; a changed one is read, and only when its content hash differs
+ * too are its objects parsed. What changed comes out as object events
+ * (model.h): DELETE for every object a changed or vanished file no longer
+ * has, then PUT for every object of each changed file. The first scan gives
+ * PUT for everything.
+ *
+ * The loader's rule for an object defined twice (the first file in walk
+ * order wins) needs the whole tree: while any object is defined in two
+ * files, manifest_cache_scan() returns -EAGAIN (after updating its state)
+ * and the caller loads the tree whole instead.
+ */
+struct manifest_cache;
+
+int manifest_cache_new(struct manifest_cache **out);
+void manifest_cache_free(struct manifest_cache *c);
+/*
+ * Walk path as manifest_load_path() does. *evs is malloc'd (NULL when
+ * nothing changed); free what is not applied with model_events_free().
+ * Returns 0, -EAGAIN (see above; no events), or what manifest_load_path()
+ * returns for path itself.
+ */
+int manifest_cache_scan(struct manifest_cache *c, const char *path, struct model_event **evs,
+			size_t *nr, struct diag *dg);
+/* Files the last scan read and parsed (changed content). */
+size_t manifest_cache_parsed(const struct manifest_cache *c);
+
 #endif

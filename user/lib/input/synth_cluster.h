@@ -20,4 +20,15 @@ struct synth_cluster {
 
 void synth_cluster_write(FILE *out, const struct synth_cluster *c);
 
+enum synth_object { SYNTH_SERVICE, SYNTH_SLICE, SYNTH_ROUTE };
+
+/*
+ * One object of that cluster: Service i, its EndpointSlice, or route i;
+ * variant 0 as synth_cluster_write() writes it, any other a changed version
+ * (Service: a targetPort; slice: its first endpoint's address; route: the
+ * split's weights), different for different variants.
+ */
+void synth_object_write(FILE *out, const struct synth_cluster *c, enum synth_object kind,
+			long i, unsigned int variant);
+
 #endif
