@@ -226,7 +226,35 @@ static int full_image(struct prop *p, struct img *out)
 	return ret;
 }
 
-static bool same_image(struct prop *p, const struct img *got, int step)
+/* The pipeline's removed pairs against the full images' before and after. */
+static bool same_removed(const struct img *prev, const struct img *want, const struct pl *pl)
+{
+	const struct img_reach *got;
+	struct img_reach *rm = NULL;
+	size_t n = 0, nr_got;
+	bool same;
+
+	pl_removed_endpoints(pl, &got, &nr_got);
+	if (!prev)
+		return true;
+	if (img_removed_endpoints(prev, want, &rm, &n))
+		return false;
+	same = n == nr_got;
+	/* Field by field: the structs have padding. */
+	for (size_t i = 0; same && i < n; i++)
+		same = rm[i].addr.family == got[i].addr.family &&
+		       !memcmp(rm[i].addr.addr, got[i].addr.addr, 16) && rm[i].port == got[i].port &&
+		       rm[i].protocol == got[i].protocol &&
+		       rm[i].ep.addr.family == got[i].ep.addr.family &&
+		       !memcmp(rm[i].ep.addr.addr, got[i].ep.addr.addr, 16) &&
+		       rm[i].ep.port == got[i].ep.port;
+	if (!same)
+		test__printf("removed pairs: %zu from full images, %zu from the pipeline\n", n, nr_got);
+	free(rm);
+	return same;
+}
+
+static bool same_image(struct prop *p, const struct img *got, int step, struct img *keep)
 {
 	struct img want;
 	struct img_diff d;
@@ -265,7 +293,7 @@ static bool same_image(struct prop *p, const struct img *got, int step)
 					test__printf("---\n%s", p->text[s]);
 	}
 	img_diff_free(&d);
-	img_free(&want);
+	*keep = want;
 	return same;
 }
 
@@ -274,6 +302,8 @@ static void run_seed(uint64_t seed, int steps)
 	struct prop p = { .rng = seed };
 	struct pl *pl = NULL;
 	struct pl_stats st;
+	struct img prev, cur;
+	bool have_prev = false;
 	int incremental = 0, commits = 0;
 
 	if (!ASSERT_OK(pl_new(NULL, NULL, &pl), "pl_new"))
@@ -316,9 +346,21 @@ static void run_seed(uint64_t seed, int steps)
 			break;
 		commits++;
 		incremental += !st.full;
-		if (!ASSERT_TRUE(same_image(&p, pl_image(pl), step), "incremental == full"))
+		if (!ASSERT_TRUE(same_image(&p, pl_image(pl), step, &cur), "incremental == full")) {
+			img_free(&cur);
 			break;
+		}
+		if (!ASSERT_TRUE(same_removed(have_prev ? &prev : NULL, &cur, pl), "removed pairs")) {
+			img_free(&cur);
+			break;
+		}
+		if (have_prev)
+			img_free(&prev);
+		prev = cur;
+		have_prev = true;
 	}
+	if (have_prev)
+		img_free(&prev);
 	test__printf("%d commits, %d incremental\n", commits, incremental);
 	/* Most commits must be incremental, or this tests the full path only. */
 	ASSERT_GT(incremental, commits / 3, "incremental commits");

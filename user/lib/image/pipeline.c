@@ -38,6 +38,8 @@ struct pl {
 	bool apply_failed;	/* the kernel may lag img: apply again */
 	struct strmap dirty;	/* "ns/name" of Services the events touched */
 	struct strmap ns_refs;	/* namespace -> objects naming it (uintptr_t) */
+	struct img_reach *removed;	/* by the last commit's image */
+	size_t nr_removed;
 };
 
 static double now_ms(void)
@@ -569,7 +571,29 @@ static void free_ep(struct img_endpoint_set *s) { free(s->items); }
  * -EAGAIN: the view cannot decide (a namespace id or a ClusterIP:port it
  * would assign differently): translate everything instead.
  */
-static int merge(struct img *img, struct img *part, const struct strmap *d)
+/* (frontend, endpoint) pairs of D's frontends that the view's image no longer has. */
+static int removed_pairs(const struct img *img, const bool *fe_keep, const struct img *part,
+			 struct img_reach **rm, size_t *nr)
+{
+	struct img old = *img;
+	size_t n = 0;
+	int ret;
+
+	old.frontends = calloc(img->nr_frontends + 1, sizeof(*old.frontends));
+	if (!old.frontends)
+		return -ENOMEM;
+	for (size_t i = 0; i < img->nr_frontends; i++)
+		if (!fe_keep[i])
+			old.frontends[n++] = img->frontends[i];
+	old.nr_frontends = n;
+	/* The view's extra frontends (backend-only Services) only add pairs. */
+	ret = img_removed_endpoints(&old, part, rm, nr);
+	free(old.frontends);
+	return ret;
+}
+
+static int merge(struct img *img, struct img *part, const struct strmap *d,
+		 struct img_reach **rm, size_t *nr_rm)
 {
 	struct merge mg = { .img = img, .part = part, .d = d };
 	bool *fe_old = bools(img->nr_frontends), *fe_new = bools(part->nr_frontends);
@@ -612,7 +636,9 @@ static int merge(struct img *img, struct img *part, const struct strmap *d)
 		if (fe_new[i])
 			mark_frontend(&mg, &part->frontends[i]);
 	/* Equal ids in both tables: the view's entry is taken (merge_sorted). */
-	err = reintern(&mg, fe_new);
+	err = removed_pairs(img, fe_old, part, rm, nr_rm);
+	if (!err)
+		err = reintern(&mg, fe_new);
 	if (!err)
 		err = MERGE_TABLE(&mg, frontends, fe_old, fe_new, free_fe);
 	if (!err)
@@ -671,7 +697,7 @@ static int build_part(struct pl *pl, size_t *services)
 		ret = img_build_opts(&view, &res, &pl->o.img, &part);
 		tr_result_free(&res);
 		if (!ret) {
-			ret = merge(&pl->img, &part, &pl->dirty);
+			ret = merge(&pl->img, &part, &pl->dirty, &pl->removed, &pl->nr_removed);
 			img_free(&part);
 		}
 	}
@@ -704,8 +730,16 @@ static int build(struct pl *pl, struct pl_stats *st)
 	ret = build_full(pl, &img);
 	if (ret)
 		return ret;
-	if (pl->have_img)
+	if (pl->have_img) {
+		free(pl->removed);
+		pl->removed = NULL;
+		pl->nr_removed = 0;
+		ret = img_removed_endpoints(&pl->img, &img, &pl->removed, &pl->nr_removed);
 		img_free(&pl->img);
+		if (ret)
+			pl->removed = NULL, pl->nr_removed = 0;	/* not fatal: nothing released */
+		ret = 0;
+	}
 	pl->img = img;
 	pl->have_img = true;
 	return 0;
@@ -719,6 +753,9 @@ int pl_commit(struct pl *pl, struct pl_stats *stats)
 	int ret;
 
 	memset(st, 0, sizeof(*st));
+	free(pl->removed);
+	pl->removed = NULL;
+	pl->nr_removed = 0;
 	if (!pl_pending(pl))
 		return 0;
 	ret = build(pl, st);
@@ -783,6 +820,17 @@ void pl_replace(struct pl *pl, struct model *m)
 		strmap_free(&pl->ns_refs);	/* recounted at the next replace; full anyway */
 }
 
+void pl_set_ia_opts(struct pl *pl, const struct ia_opts *o)
+{
+	pl->o.ia = *o;
+}
+
+void pl_removed_endpoints(const struct pl *pl, const struct img_reach **out, size_t *nr)
+{
+	*out = pl->removed;
+	*nr = pl->nr_removed;
+}
+
 const struct model *pl_model(const struct pl *pl)
 {
 	return &pl->m;
@@ -802,5 +850,6 @@ void pl_free(struct pl *pl)
 		img_free(&pl->img);
 	strmap_free(&pl->dirty);
 	strmap_free(&pl->ns_refs);
+	free(pl->removed);
 	free(pl);
 }

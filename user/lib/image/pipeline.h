@@ -68,6 +68,15 @@ int pl_commit(struct pl *pl, struct pl_stats *stats);
 /* The full reconcile of the last image (restart, drift): stats as ia_apply. */
 int pl_resync(struct pl *pl, bool full, struct ia_stats *stats);
 
+/* The apply options from the next commit on (host routes move, say). */
+void pl_set_ia_opts(struct pl *pl, const struct ia_opts *o);
+/*
+ * (Service port, endpoint) pairs the last commit's image no longer has
+ * (img_removed_endpoints()): what connections may still point at. Valid
+ * until the next commit.
+ */
+void pl_removed_endpoints(const struct pl *pl, const struct img_reach **out, size_t *nr);
+
 /* Read-only views, valid until the next pl_event/pl_replace/pl_commit. */
 const struct model *pl_model(const struct pl *pl);
 const struct img *pl_image(const struct pl *pl);	/* NULL before the first commit */
