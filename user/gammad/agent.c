@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "datapath/tc_sync.h"
+#include "image/pipeline.h"
 #include "input/manifest.h"
 #include "translate/translate.h"
 #include "translate/translate_eval.h"
@@ -158,26 +159,16 @@ static void sync_tc(struct agent *a)
  * (sock_release.h). Right after the apply, so the next connect already
  * picks from the new endpoints.
  */
-static void release_removed(struct agent *a, const struct img *old, const struct img *new)
+static void release_pairs(struct agent *a, const struct img_reach *rm, size_t n)
 {
 	struct dp_release_stats st;
-	struct img_reach *rm = NULL;
 	struct gammad_rel_key *rel;
 	double t0 = now_ms();
-	size_t n = 0;
 	int ret;
 
-	ret = img_removed_endpoints(old, new, &rm, &n);
-	if (ret || !n) {
-		if (ret)
-			pr_err("removed endpoints: %s", strerror(-ret));
-		return;
-	}
 	rel = calloc(n, sizeof(*rel));
-	if (!rel) {
-		free(rm);
+	if (!rel)
 		return;
-	}
 	for (size_t i = 0; i < n; i++)
 		dp_rel_key(&rel[i], rm[i].addr.family, rm[i].addr.addr, rm[i].port,
 			   rm[i].protocol, rm[i].ep.addr.addr, rm[i].ep.port);
@@ -189,6 +180,19 @@ static void release_removed(struct agent *a, const struct img *old, const struct
 		n, now_ms() - t0, st.udp, st.tcp, st.netns, st.ct_flows,
 		a->release ? "" : " (no socket iterators on this kernel)");
 	free(rel);
+}
+
+static void release_removed(struct agent *a, const struct img *old, const struct img *new)
+{
+	struct img_reach *rm = NULL;
+	size_t n = 0;
+	int ret;
+
+	ret = img_removed_endpoints(old, new, &rm, &n);
+	if (ret)
+		pr_err("removed endpoints: %s", strerror(-ret));
+	if (!ret && n)
+		release_pairs(a, rm, n);
 	free(rm);
 }
 
@@ -208,9 +212,130 @@ static int apply(struct agent *a, const struct img *img, struct ia_stats *s)
 	return ret;
 }
 
+/* Route statuses beside the manifests, from a full translation of the pipeline's model. */
+static void write_statuses(struct agent *a)
+{
+	struct diag dg = { 0 };
+	struct tr_result res;
+
+	if (!translate_opts(pl_model(a->pl), &a->tr, &dg, &res)) {
+		status_file_write(a->dir, &res, &dg);
+		tr_result_free(&res);
+		a->status_stale = false;
+	}
+	diag_free(&dg);
+}
+
+static int pipeline_start(struct agent *a)
+{
+	struct pl_opts po = { .tr = a->tr, .ia = a->opts };
+	int ret;
+
+	ret = pl_new(a->dp, &po, &a->pl);
+	if (!ret)
+		ret = manifest_cache_new(&a->mc);
+	if (ret)
+		pr_err("control plane: %s", strerror(-ret));
+	return ret;
+}
+
+/* What changed in DIR, as events into the pipeline (the whole tree when it must be). */
+static int feed_changes(struct agent *a, struct diag *dg, bool *full)
+{
+	struct model_event *evs = NULL;
+	size_t nr = 0;
+	int ret;
+
+	*full = false;
+	ret = manifest_cache_scan(a->mc, a->dir, &evs, &nr, dg);
+	if (ret == -EAGAIN) {
+		struct model m;
+
+		/* An object in two files: the loader's first-wins order decides. */
+		*full = true;
+		model_init(&m);
+		ret = manifest_load_path(&m, a->dir, dg);
+		if (!ret)
+			pl_replace(a->pl, &m);
+		model_free(&m);
+		return ret;
+	}
+	for (size_t i = 0; i < nr && !ret; i++) {
+		int err = pl_event(a->pl, &evs[i], dg);
+
+		evs[i].obj = NULL;	/* the pipeline's now, also on error */
+		if (err && err != -ENOENT)
+			ret = err;
+	}
+	for (size_t i = 0; i < nr; i++)
+		evs[i].obj = NULL;
+	model_events_free(evs, nr);
+	return ret;
+}
+
+static void release_pairs(struct agent *a, const struct img_reach *rm, size_t n);
+
+/*
+ * Without the engine: the per-file cache gives what changed, the pipeline
+ * translates only what that touches and writes only what differs.
+ */
+static int apply_dir_incremental(struct agent *a)
+{
+	const struct img_reach *rm;
+	double t0 = now_ms();
+	struct diag dg = { 0 };
+	struct pl_stats st;
+	size_t n;
+	bool full;
+	int ret;
+
+	if (!a->pl && (ret = pipeline_start(a)))
+		return ret;
+	ret = feed_changes(a, &dg, &full);
+	for (size_t i = 0; i < dg.nr; i++)
+		pr_debug("%s", dg.entries[i].msg);
+	if (ret) {
+		pr_err("manifests %s: %s", a->dir, strerror(-ret));
+		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, dg.nr_errors);
+		diag_free(&dg);
+		a->dir_failed = true;
+		return ret;
+	}
+	read_routes(a);
+	pl_set_ia_opts(a->pl, &a->opts);
+	ret = pl_commit(a->pl, &st);
+	a->dir_failed = ret != 0;
+	metrics_server_note_apply(a->metrics, ret, now_ms() - t0, dg.nr_errors);
+	if (ret) {
+		pr_err("apply %s failed after %.1f ms: %s (the data path keeps a complete "
+		       "table per Service port; retrying at the next change or resync)",
+		       a->dir, now_ms() - t0, strerror(-ret));
+		diag_free(&dg);
+		return ret;
+	}
+	a->generation++;
+	pr_info("control plane: %zu files parsed, %s translation of %zu Services in %.1f ms, "
+		"apply %.1f ms", manifest_cache_parsed(a->mc), st.full ? "full" : "incremental",
+		st.services, st.translate_ms, st.apply_ms);
+	log_apply("applied", a->dir, now_ms() - t0, &st.apply, dg.nr_errors);
+	diag_free(&dg);
+	pl_removed_endpoints(a->pl, &rm, &n);
+	if (n && a->release)
+		release_pairs(a, rm, n);
+	/* Statuses need the whole translation: at once when it was whole anyway. */
+	a->status_stale = true;
+	if (st.full || full)
+		write_statuses(a);
+	sync_tc(a);
+	return 0;
+}
+
 int agent_apply_dir(struct agent *a)
 {
 	struct img_opts io = { .http_engine = a->steer != NULL };
+
+	if (!a->engine)
+		return apply_dir_incremental(a);
 	double t0 = now_ms();
 	size_t input_errors = 0;
 	struct ia_stats s;
@@ -256,6 +381,23 @@ void agent_resync(struct agent *a, bool full)
 	struct ia_stats s;
 	int ret;
 
+	if (a->pl) {
+		if (a->dir_failed) {
+			agent_apply_dir(a);
+			return;
+		}
+		read_routes(a);
+		pl_set_ia_opts(a->pl, &a->opts);
+		ret = pl_resync(a->pl, full, &s);
+		if (ret)
+			pr_err("resync %s: %s", a->dir, strerror(-ret));
+		else if (ia_stats_changes(&s))
+			log_apply("resynced", a->dir, now_ms() - t0, &s, 0);
+		if (full && a->status_stale)
+			write_statuses(a);
+		sync_tc(a);
+		return;
+	}
 	if (!a->have_img || a->dir_failed) {
 		agent_apply_dir(a);	/* the manifests, not an image older than them */
 		return;
@@ -370,6 +512,10 @@ void agent_free(struct agent *a)
 	if (a->have_img)
 		img_free(&a->img);
 	a->have_img = false;
+	pl_free(a->pl);
+	a->pl = NULL;
+	manifest_cache_free(a->mc);
+	a->mc = NULL;
 	host_routes_free(&a->routes);
 	tc_dp_close(a->tc);
 	a->tc = NULL;

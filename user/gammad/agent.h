@@ -44,6 +44,14 @@ struct agent {
 	struct metrics_server *metrics;	/* NULL: not served */
 	struct dp_release *release;	/* socket iterators; NULL: kernel < 6.5 */
 	bool reset_removed_tcp;		/* also abort TCP sockets of removed endpoints */
+	/*
+	 * Without the HTTP engine: the incremental pipeline (image/pipeline.h)
+	 * fed by the manifests' per-file cache; a change reads, parses and
+	 * translates only what it touches. NULL until the first apply.
+	 */
+	struct pl *pl;
+	struct manifest_cache *mc;
+	bool status_stale;		/* route statuses wait for a full translation */
 	/* --http-engine: per-pod listeners and the engine (NULL: off) */
 	struct steer *steer;
 	struct engine *engine;

@@ -779,10 +779,17 @@ int pl_commit(struct pl *pl, struct pl_stats *stats)
 int pl_resync(struct pl *pl, bool full, struct ia_stats *stats)
 {
 	struct ia_opts o = pl->o.ia;
+	struct pl_stats st;
 	int ret;
 
-	if (!pl->have_img || pl_pending(pl))
-		return pl_commit(pl, NULL);
+	if (stats)
+		memset(stats, 0, sizeof(*stats));
+	if (!pl->have_img || pl_pending(pl)) {
+		ret = pl_commit(pl, &st);
+		if (stats)
+			*stats = st.apply;
+		return ret;
+	}
 	if (!pl->dp)
 		return 0;
 	o.full = full;
