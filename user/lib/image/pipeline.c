@@ -200,6 +200,8 @@ int pl_event(struct pl *pl, const struct model_event *ev, struct diag *dg)
 {
 	enum gapi_route_kind rk = ev->route_kind;
 	const struct k8s_meta *meta = ev->obj;
+	const char *old_ns, *new_ns;
+	char *old_copy = NULL;
 	const void *old;
 	int ret;
 
@@ -210,29 +212,34 @@ int pl_event(struct pl *pl, const struct model_event *ev, struct diag *dg)
 	old = ev->op == MODEL_PUT ?
 	      model_find(&pl->m, ev->kind, rk, meta->namespace, meta->name) :
 	      model_find(&pl->m, ev->kind, rk, ev->namespace, ev->name);
-	/* Before the model changes: old is freed by it. */
+	/* Before the model changes: it frees old. */
 	ret = touch(pl, ev->kind, old);
-	if (!ret && old)
-		ret = ns_ref(pl, ns_of(ev->kind, old), -1);
 	if (!ret && ev->op == MODEL_PUT)
 		ret = touch(pl, ev->kind, ev->obj);
+	old_ns = old ? ns_of(ev->kind, old) : NULL;
+	new_ns = ev->op == MODEL_PUT ? ns_of(ev->kind, ev->obj) : NULL;
+	if (!ret && old_ns && !(old_copy = strdup(old_ns)))
+		ret = -ENOMEM;
 	if (ret) {
 		if (ev->op == MODEL_PUT)
 			model_object_free(ev->kind, ev->obj);	/* ours from the call on */
 		pl->full = true;	/* what was touched is unknown now */
 		return ret;
 	}
-	if (ev->op == MODEL_PUT) {
-		const char *ns = ns_of(ev->kind, ev->obj);
-		char *copy = ns ? strdup(ns) : NULL;	/* obj may be freed by the model */
-
-		ret = model_apply_event(&pl->m, ev, dg);
-		if (!ret)
-			ret = ns_ref(pl, copy, 1);
-		free(copy);
-	} else {
-		ret = model_apply_event(&pl->m, ev, dg);
+	/* The new one counted first: a replace never passes through zero. */
+	ret = ns_ref(pl, new_ns, 1);
+	if (ret) {
+		model_object_free(ev->kind, ev->obj);
+		free(old_copy);
+		pl->full = true;
+		return ret;
 	}
+	ret = model_apply_event(&pl->m, ev, dg);
+	if (!ret)
+		ret = ns_ref(pl, old_copy, -1);
+	else if (ev->op == MODEL_PUT)
+		pl->full = true;	/* counted, not in the model: recount at the full build */
+	free(old_copy);
 	if (ret && ret != -ENOENT)
 		pl->full = true;
 	return ret;
@@ -727,7 +734,9 @@ static int build(struct pl *pl, struct pl_stats *st)
 	}
 	st->full = true;
 	st->services = pl->m.services.nr;
-	ret = build_full(pl, &img);
+	ret = count_namespaces(pl);
+	if (!ret)
+		ret = build_full(pl, &img);
 	if (ret)
 		return ret;
 	if (pl->have_img) {
