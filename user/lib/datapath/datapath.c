@@ -418,6 +418,7 @@ void dp_close(struct dp *dp)
 {
 	if (!dp)
 		return;
+	dp_mirror_drop(dp);
 	dp_resize_release(dp);
 	sockops_bpf__destroy(dp->so);
 	sock_addr_bpf__destroy(dp->sa);
@@ -545,10 +546,12 @@ static void report_full(int fd)
 	       opt ? "; raise it with --map-size " : "", opt ? opt : "");
 }
 
-static int map_update(int fd, const void *k, const void *v)
+static int map_update(struct dp *dp, int fd, const void *k, const void *v)
 {
-	if (!bpf_map_update_elem(fd, k, v, BPF_ANY))
+	if (!bpf_map_update_elem(fd, k, v, BPF_ANY)) {
+		dp_mirror_note_put(dp, fd, k, v);
 		return 0;
+	}
 	if (errno == E2BIG || errno == ENOSPC)
 		report_full(fd);
 	return -errno;
@@ -584,7 +587,7 @@ static int migrate_be_v1(struct dp *dp)
 		v.ep_set = old.ep_set;
 		v.nr_endpoints = old.nr_endpoints;
 		v.flags = old.flags;
-		err = map_update(MAP_FD(dp, gammad_be_v2), &key, &v);
+		err = map_update(dp, MAP_FD(dp, gammad_be_v2), &key, &v);
 		n += !err;
 	}
 	close(fd);
@@ -597,9 +600,12 @@ static int migrate_be_v1(struct dp *dp)
 }
 
 /* Deleting what is already gone is fine: retiring is idempotent. */
-static int map_delete(int fd, const void *k)
+static int map_delete(struct dp *dp, int fd, const void *k)
 {
-	return bpf_map_delete_elem(fd, k) && errno != ENOENT ? -errno : 0;
+	if (bpf_map_delete_elem(fd, k) && errno != ENOENT)
+		return -errno;
+	dp_mirror_note_delete(dp, fd, k);
+	return 0;
 }
 
 void dp_fe_key(struct gammad_fe_key *key, int family, const void *addr,
@@ -642,6 +648,9 @@ int dp_endpoints_write(struct dp *dp, uint32_t ep_set,
 		if (err == -E2BIG || err == -ENOSPC)
 			report_full(fd);
 	}
+	/* What the kernel took, also of a batch cut short. */
+	for (uint32_t i = 0; i < count && i < nr; i++)
+		dp_mirror_note_put(dp, fd, &keys[i], &eps[i]);
 	free(keys);
 	return err;
 }
@@ -652,7 +661,7 @@ int dp_endpoints_delete(struct dp *dp, uint32_t ep_set, uint32_t nr)
 
 	for (uint32_t i = 0; i < nr; i++) {
 		struct gammad_ep_key k = { .ep_set = ep_set, .idx = i };
-		int e = map_delete(MAP_FD(dp, gammad_ep_v1), &k);
+		int e = map_delete(dp, MAP_FD(dp, gammad_ep_v1), &k);
 
 		err = err ?: e;
 	}
@@ -661,12 +670,12 @@ int dp_endpoints_delete(struct dp *dp, uint32_t ep_set, uint32_t nr)
 
 int dp_backend_write(struct dp *dp, uint32_t be_id, const struct gammad_be_val *be)
 {
-	return map_update(MAP_FD(dp, gammad_be_v2), &be_id, be);
+	return map_update(dp, MAP_FD(dp, gammad_be_v2), &be_id, be);
 }
 
 int dp_backend_delete(struct dp *dp, uint32_t be_id)
 {
-	return map_delete(MAP_FD(dp, gammad_be_v2), &be_id);
+	return map_delete(dp, MAP_FD(dp, gammad_be_v2), &be_id);
 }
 
 int dp_selector_write(struct dp *dp, uint32_t sel_id, uint32_t route_id,
@@ -701,11 +710,11 @@ int dp_selector_write_flags(struct dp *dp, uint32_t sel_id, uint32_t route_id,
 	for (uint32_t s = 0; s < sv.nr_slots; s++) {
 		struct gammad_alias_key k = { .sel_id = sel_id, .slot = s };
 
-		err = map_update(MAP_FD(dp, gammad_alias_v1), &k, &slots[s]);
+		err = map_update(dp, MAP_FD(dp, gammad_alias_v1), &k, &slots[s]);
 		if (err)
 			goto out;
 	}
-	err = map_update(MAP_FD(dp, gammad_sel_v1), &sel_id, &sv);
+	err = map_update(dp, MAP_FD(dp, gammad_sel_v1), &sel_id, &sv);
 out:
 	free(ids);
 	free(weights);
@@ -720,10 +729,10 @@ int dp_selector_delete(struct dp *dp, uint32_t sel_id)
 
 	if (bpf_map_lookup_elem(MAP_FD(dp, gammad_sel_v1), &sel_id, &sv))
 		return errno == ENOENT ? 0 : -errno;
-	err = map_delete(MAP_FD(dp, gammad_sel_v1), &sel_id);
+	err = map_delete(dp, MAP_FD(dp, gammad_sel_v1), &sel_id);
 	for (uint32_t s = 0; s < sv.nr_slots; s++) {
 		struct gammad_alias_key k = { .sel_id = sel_id, .slot = s };
-		int e = map_delete(MAP_FD(dp, gammad_alias_v1), &k);
+		int e = map_delete(dp, MAP_FD(dp, gammad_alias_v1), &k);
 
 		err = err ?: e;
 	}
@@ -737,37 +746,37 @@ int dp_consumer_write(struct dp *dp, uint32_t table_gen, uint32_t ns_id, uint32_
 
 	if (ns_id == GAMMAD_NS_ALL)
 		return -EINVAL;	/* unknown clients always get default_sel */
-	return map_update(MAP_FD(dp, gammad_cons_v1), &k, &v);
+	return map_update(dp, MAP_FD(dp, gammad_cons_v1), &k, &v);
 }
 
 int dp_consumer_delete(struct dp *dp, uint32_t table_gen, uint32_t ns_id)
 {
 	struct gammad_cons_key k = { .table_gen = table_gen, .ns_id = ns_id };
 
-	return map_delete(MAP_FD(dp, gammad_cons_v1), &k);
+	return map_delete(dp, MAP_FD(dp, gammad_cons_v1), &k);
 }
 
 int dp_frontend_publish(struct dp *dp, const struct gammad_fe_key *key,
 			const struct gammad_fe_val *val)
 {
-	return map_update(MAP_FD(dp, gammad_fe_v1), key, val);
+	return map_update(dp, MAP_FD(dp, gammad_fe_v1), key, val);
 }
 
 int dp_frontend_delete(struct dp *dp, const struct gammad_fe_key *key)
 {
-	return map_delete(MAP_FD(dp, gammad_fe_v1), key);
+	return map_delete(dp, MAP_FD(dp, gammad_fe_v1), key);
 }
 
 int dp_cgroup_ns_set(struct dp *dp, uint64_t cgroup_id, uint32_t ns_id)
 {
 	struct gammad_cgns_val v = { .ns_id = ns_id };
 
-	return map_update(MAP_FD(dp, gammad_cgns_v1), &cgroup_id, &v);
+	return map_update(dp, MAP_FD(dp, gammad_cgns_v1), &cgroup_id, &v);
 }
 
 int dp_cgroup_ns_delete(struct dp *dp, uint64_t cgroup_id)
 {
-	return map_delete(MAP_FD(dp, gammad_cgns_v1), &cgroup_id);
+	return map_delete(dp, MAP_FD(dp, gammad_cgns_v1), &cgroup_id);
 }
 
 static void lep_key(struct gammad_lep_key *k, int family, const void *addr)
@@ -783,7 +792,7 @@ int dp_local_endpoint_add(struct dp *dp, int family, const void *addr)
 	struct gammad_lep_val v = {};
 
 	lep_key(&k, family, addr);
-	return map_update(MAP_FD(dp, gammad_lep_v1), &k, &v);
+	return map_update(dp, MAP_FD(dp, gammad_lep_v1), &k, &v);
 }
 
 int dp_local_endpoint_delete(struct dp *dp, int family, const void *addr)
@@ -791,21 +800,21 @@ int dp_local_endpoint_delete(struct dp *dp, int family, const void *addr)
 	struct gammad_lep_key k;
 
 	lep_key(&k, family, addr);
-	return map_delete(MAP_FD(dp, gammad_lep_v1), &k);
+	return map_delete(dp, MAP_FD(dp, gammad_lep_v1), &k);
 }
 
 int dp_obj_put(struct dp *dp, uint32_t kind, uint32_t id, const struct gammad_obj_val *val)
 {
 	struct gammad_obj_key k = { .kind = kind, .id = id };
 
-	return map_update(MAP_FD(dp, gammad_obj_v1), &k, val);
+	return map_update(dp, MAP_FD(dp, gammad_obj_v1), &k, val);
 }
 
 int dp_obj_delete(struct dp *dp, uint32_t kind, uint32_t id)
 {
 	struct gammad_obj_key k = { .kind = kind, .id = id };
 
-	return map_delete(MAP_FD(dp, gammad_obj_v1), &k);
+	return map_delete(dp, MAP_FD(dp, gammad_obj_v1), &k);
 }
 
 int dp_counters_reset(struct dp *dp, uint32_t kind, uint32_t id)
@@ -834,7 +843,7 @@ int dp_counters_reset(struct dp *dp, uint32_t kind, uint32_t id)
 	zero = calloc((size_t)dp->nr_cpus, (size + 7) & ~(size_t)7);
 	if (!zero)
 		return -ENOMEM;
-	err = map_update(fd, &id, zero);
+	err = map_update(dp, fd, &id, zero);
 	free(zero);
 	return err;
 }
@@ -849,7 +858,7 @@ int dp_sync(struct dp *dp)
 {
 	uint32_t k = 0;
 
-	return map_update(dp->sync_outer_fd, &k, &dp->sync_inner_fd);
+	return map_update(dp, dp->sync_outer_fd, &k, &dp->sync_inner_fd);
 }
 
 /* ---- counters ------------------------------------------------------------- */

@@ -198,4 +198,24 @@ int dp_route_stats(struct dp *dp, uint32_t route_id, struct gammad_route_stats *
 int dp_reasons(struct dp *dp, __u64 *out);
 const char *dp_reason_name(unsigned int reason);
 
+/*
+ * The in-memory mirror of the route maps an apply reads whole (objects,
+ * frontends, consumers, selectors, alias slots, backends, endpoints):
+ * dp_mirror_load() reads them from the kernel once; from then on every
+ * write and delete of this library is kept in it, and dp_map_dump() and
+ * dp_map_lookup() answer from memory. The programs never write these maps;
+ * dp_mirror_audit() compares the mirror with the kernel, sets *drift to the
+ * entries that differ (someone else wrote the maps) and reloads it. Without
+ * a mirror (or for other maps) both read the kernel.
+ */
+struct map_dump;
+int dp_mirror_load(struct dp *dp);
+void dp_mirror_drop(struct dp *dp);
+bool dp_mirror_on(const struct dp *dp);
+int dp_mirror_audit(struct dp *dp, size_t *drift);
+int dp_map_dump(struct dp *dp, const char *name, struct map_dump *d);
+int dp_map_lookup(struct dp *dp, const char *name, const void *key, void *val);
+/* Delete one entry of the map `name` (kept in the mirror); -ENOENT when absent. */
+int dp_map_delete(struct dp *dp, const char *name, const void *key);
+
 #endif

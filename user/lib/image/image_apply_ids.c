@@ -26,11 +26,7 @@ static const char *const kind_names[GAMMAD_OBJ_KIND_MAX] = {
 
 int ia_dump(const struct ia_ctx *c, const char *name, struct map_dump *d)
 {
-	int fd = dp_map_fd(c->dp, name);
-	int err;
-
-	memset(d, 0, sizeof(*d));
-	err = fd < 0 ? fd : map_dump_read(fd, d);
+	int err = dp_map_dump(c->dp, name, d);
 
 	if (err)
 		pr_err("read map %s: %s", name, strerror(-err));

@@ -123,7 +123,7 @@ static bool frontend_current(const struct ia_ctx *c, const struct gammad_fe_key 
 
 	if (!k || k->hash != hash)
 		return false;
-	if (bpf_map_lookup_elem(dp_map_fd(c->dp, GAMMAD_MAP_FRONTEND), key, &cur))
+	if (dp_map_lookup(c->dp, GAMMAD_MAP_FRONTEND, key, &cur))
 		return false;
 	return cur.table_gen == k->ref && cur.svc_port_id == k->id;
 }

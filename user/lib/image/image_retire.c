@@ -91,10 +91,12 @@ static void live_free(struct live *l)
 /* Delete key from the map `name`, counting it; a vanished key is fine. */
 static void retire_key(struct ia_ctx *c, const char *name, const void *key)
 {
-	if (!bpf_map_delete_elem(dp_map_fd(c->dp, name), key))
+	int err = dp_map_delete(c->dp, name, key);
+
+	if (!err)
 		c->stats->retired++;
-	else if (errno != ENOENT)
-		pr_warn("retire an entry of %s: %s", name, strerror(errno));
+	else if (err != -ENOENT)
+		pr_warn("retire an entry of %s: %s", name, strerror(-err));
 }
 
 static int walk_frontends(struct ia_ctx *c, struct live *l)

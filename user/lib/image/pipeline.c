@@ -40,6 +40,7 @@ struct pl {
 	struct strmap ns_refs;	/* namespace -> objects naming it (uintptr_t) */
 	struct img_reach *removed;	/* by the last commit's image */
 	size_t nr_removed;
+	uint64_t drift;		/* kernel entries the audits found changed by others */
 };
 
 static double now_ms(void)
@@ -778,6 +779,9 @@ int pl_commit(struct pl *pl, struct pl_stats *stats)
 		return 0;
 	}
 	t0 = now_ms();
+	/* Read the kernel once; from then on applies read the mirror. */
+	if (!dp_mirror_on(pl->dp) && dp_mirror_load(pl->dp))
+		pr_warn("control plane: no map mirror, every apply reads the kernel");
 	ret = ia_apply(pl->dp, &pl->img, &pl->o.ia, &st->apply);
 	st->apply_ms = now_ms() - t0;
 	st->frontends_changed = st->apply.frontends_flipped + st->apply.frontends_removed;
@@ -801,6 +805,15 @@ int pl_resync(struct pl *pl, bool full, struct ia_stats *stats)
 	}
 	if (!pl->dp)
 		return 0;
+	/* The audit: what the kernel holds against what we wrote; drift is repaired below. */
+	if (full) {
+		size_t drift = 0;
+
+		ret = dp_mirror_audit(pl->dp, &drift);
+		if (ret)
+			pr_warn("control plane: map mirror audit: %s", strerror(-ret));
+		pl->drift += drift;
+	}
 	o.full = full;
 	ret = ia_apply(pl->dp, &pl->img, &o, stats);
 	pl->apply_failed = ret != 0;
@@ -834,6 +847,11 @@ void pl_replace(struct pl *pl, struct model *m)
 	pl->pods_dirty = false;
 	if (count_namespaces(pl))
 		strmap_free(&pl->ns_refs);	/* recounted at the next replace; full anyway */
+}
+
+uint64_t pl_drift(const struct pl *pl)
+{
+	return pl->drift;
 }
 
 void pl_set_ia_opts(struct pl *pl, const struct ia_opts *o)

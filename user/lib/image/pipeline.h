@@ -19,9 +19,11 @@
  * the Services of its parentRefs; a Namespace, Pod, Deployment or
  * ReferenceGrant: everything (they are rare, or only change pod tables).
  *
- * A commit whose apply fails leaves the kernel consistent (image_apply.h)
- * and keeps the events: the next commit retries them. pl_resync() compares
- * the kernel with the last image applied and repairs drift.
+ * Applies read the route maps from an in-memory mirror (datapath.h) that
+ * the first commit reads from the kernel; reconcile-from-kernel stays the
+ * restart path. A commit whose apply fails leaves the kernel consistent
+ * (image_apply.h) and is retried by the next one. pl_resync(full) audits
+ * the mirror against the kernel and repairs drift.
  *
  * Not thread-safe: one thread calls all of these.
  */
@@ -65,8 +67,15 @@ int pl_event(struct pl *pl, const struct model_event *ev, struct diag *dg);
 bool pl_pending(const struct pl *pl);
 /* Translate what the events touched and reconcile the kernel with it. */
 int pl_commit(struct pl *pl, struct pl_stats *stats);
-/* The full reconcile of the last image (restart, drift): stats as ia_apply. */
+/*
+ * The reconcile of the last image again (pods came or went). full: first
+ * the audit, the kernel's route maps against the mirror the applies read
+ * (datapath.h), counted in pl_drift() and reloaded, then a reconcile that
+ * also retires leftovers: drift is repaired.
+ */
 int pl_resync(struct pl *pl, bool full, struct ia_stats *stats);
+/* Kernel entries all audits so far found changed behind the mirror's back. */
+uint64_t pl_drift(const struct pl *pl);
 
 /* The apply options from the next commit on (host routes move, say). */
 void pl_set_ia_opts(struct pl *pl, const struct ia_opts *o);
