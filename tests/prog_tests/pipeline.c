@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <stddef.h>
 #include <unistd.h>
 
 #include "image/image.h"
@@ -511,4 +512,61 @@ out:
 		unlink(path);
 	}
 	rmdir(dir);
+}
+
+/* ---- base/sort.h against qsort ----------------------------------------------- */
+
+#include "base/sort.h"
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct rec3 {
+	uint64_t a, b;
+	uint32_t i;
+};
+
+static int cmp_rec(const void *pa, const void *pb)
+{
+	const struct rec3 *x = pa, *y = pb;
+
+	if (x->a != y->a)
+		return x->a < y->a ? -1 : 1;
+	if (x->b != y->b)
+		return x->b < y->b ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;	/* stability: input order */
+}
+
+void test_pipeline_sort(void)
+{
+	struct prop p = { .rng = 0x1234567 };
+
+	for (size_t n = 0; n < 5000; n = n * 3 + 1) {
+		uint64_t *a = calloc(n + 1, sizeof(*a)), *b = calloc(n + 1, sizeof(*b));
+		struct rec3 *r = calloc(n + 1, sizeof(*r)), *q = calloc(n + 1, sizeof(*q));
+
+		for (size_t i = 0; i < n; i++) {
+			/* Few distinct high bits, as ids packed with counts have. */
+			a[i] = b[i] = (uint64_t)rnd(&p, 50) << 32 | rnd(&p, 1000) | (n % 2 ? 1ull << 60 : 0);
+			r[i] = (struct rec3){ .a = rnd(&p, 7) * 0x100000001ull, .b = rnd(&p, 5), .i = (uint32_t)i };
+		}
+		memcpy(q, r, n * sizeof(*r));
+		qsort(b, n, sizeof(*b), cmp_u64);
+		ASSERT_OK(sort_u64(a, n), "sort_u64");
+		ASSERT_OK(memcmp(a, b, n * sizeof(*a)), "same as qsort");
+		qsort(q, n, sizeof(*q), cmp_rec);
+		ASSERT_OK(sort_records_u64(r, n, sizeof(*r), offsetof(struct rec3, b)), "by b");
+		ASSERT_OK(sort_records_u64(r, n, sizeof(*r), offsetof(struct rec3, a)), "then a");
+		for (size_t i = 0; i < n; i++)
+			if (!ASSERT_EQ(r[i].i, q[i].i, "stable (a, b) order"))
+				break;
+		free(a);
+		free(b);
+		free(r);
+		free(q);
+	}
 }

@@ -6,10 +6,12 @@
  * never handed out twice either.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
+#include "base/sort.h"
 #include "image_apply_int.h"
 
 /* Ids that are only keys (no counter array behind them). */
@@ -105,9 +107,15 @@ static int load_objects(struct ia_ctx *c)
 			.ident = val->ident, .hash = val->hash, .id = key->id, .ref = val->ref,
 		};
 	}
-	for (uint32_t kind = 1; kind < GAMMAD_OBJ_KIND_MAX && !err; kind++)
-		qsort(c->kinds[kind].known, c->kinds[kind].nr_known, sizeof(struct ia_known),
-		      known_cmp);
+	for (uint32_t kind = 1; kind < GAMMAD_OBJ_KIND_MAX && !err; kind++) {
+		struct ia_known *k = c->kinds[kind].known;
+		size_t n = c->kinds[kind].nr_known, sz = sizeof(*k);
+
+		/* By hash, then (stable) by ident: ordered by (ident, hash). */
+		if (sort_records_u64(k, n, sz, offsetof(struct ia_known, hash)) ||
+		    sort_records_u64(k, n, sz, offsetof(struct ia_known, ident)))
+			qsort(k, n, sz, known_cmp);
+	}
 	map_dump_free(&d);
 	return err;
 }
@@ -163,7 +171,8 @@ static int count_endpoints(struct ia_ctx *c, const struct map_dump *d)
 	}
 	if (err)
 		return err;
-	qsort(p->ids, p->nr, sizeof(*p->ids), u64_cmp);
+	if (sort_u64(p->ids, p->nr))
+		qsort(p->ids, p->nr, sizeof(*p->ids), u64_cmp);
 	/* Collapse runs of one ep_set into one (ep_set, count) item. */
 	size_t out = 0;
 
@@ -262,7 +271,8 @@ static int mark_kernel_ids(struct ia_ctx *c)
 	}
 	map_dump_free(&d);
 	if (!err) {
-		qsort(c->sel_present.ids, c->sel_present.nr, sizeof(uint64_t), u64_cmp);
+		if (sort_u64(c->sel_present.ids, c->sel_present.nr))
+			qsort(c->sel_present.ids, c->sel_present.nr, sizeof(uint64_t), u64_cmp);
 		err = ia_dump(c, GAMMAD_MAP_BACKEND, &c->be_dump);
 	}
 	for (size_t i = 0; !err && i < c->be_dump.nr; i++) {

@@ -14,6 +14,7 @@
 #include <bpf/bpf.h>
 
 #include "base/log.h"
+#include "base/sort.h"
 #include "image_apply_int.h"
 
 /* A set of u32 ids (with a count per id for endpoint sets). */
@@ -46,7 +47,8 @@ static int u64_cmp(const void *a, const void *b)
 
 static void idset_seal(struct idset *s)
 {
-	qsort(s->items, s->nr, sizeof(*s->items), u64_cmp);
+	if (sort_u64(s->items, s->nr))
+		qsort(s->items, s->nr, sizeof(*s->items), u64_cmp);
 }
 
 /* Present: the largest count recorded for id; absent: -1. */
