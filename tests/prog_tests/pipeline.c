@@ -372,13 +372,13 @@ static void run_seed(uint64_t seed, int steps)
 
 void test_pipeline_incremental_equals_full(void)
 {
-	for (uint64_t seed = 1; seed <= 8; seed++) {
+	for (uint64_t seed = 1; seed <= 12; seed++) {
 		char name[32];
 
 		snprintf(name, sizeof(name), "seed_%llu", (unsigned long long)seed);
 		if (!test__start_subtest(name))
 			continue;
-		run_seed(seed * 0x9e3779b97f4a7c15ull, 600);
+		run_seed(seed * 0x9e3779b97f4a7c15ull, 1000);
 	}
 }
 

@@ -27,6 +27,23 @@
 #include "base/log.h"
 #include "pipeline.h"
 
+/* id -> count, open addressing with backward-shift deletion. */
+struct u64map {
+	uint64_t *keys;		/* 0: empty (no image id is 0) */
+	uint32_t *vals;
+	size_t cap, nr;
+};
+
+/*
+ * How many image entries name each selector, rule table, backend and
+ * endpoint set (frontend classes, rule table rules, selector items,
+ * backends): an entry is in the image exactly while it is named, as in a
+ * full build, so a commit drops what its count says nothing names.
+ */
+struct refs {
+	struct u64map sel, rt, be, ep;
+};
+
 struct pl {
 	struct dp *dp;
 	struct pl_opts o;
@@ -41,6 +58,8 @@ struct pl {
 	struct img_reach *removed;	/* by the last commit's image */
 	size_t nr_removed;
 	uint64_t drift;		/* kernel entries the audits found changed by others */
+	struct refs refs;	/* of img */
+	bool refs_ok;		/* refs counts img (else: the next commit is full) */
 };
 
 static double now_ms(void)
@@ -337,6 +356,113 @@ static int build_view(struct pl *pl, struct model *view)
 	return ret;
 }
 
+
+/* ---- reference counts of the image's entries ------------------------------- */
+
+static size_t u64_home(const struct u64map *m, uint64_t k)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdull;
+	k ^= k >> 33;
+	return (size_t)k & (m->cap - 1);
+}
+
+static size_t u64_find(const struct u64map *m, uint64_t k)
+{
+	size_t i = u64_home(m, k);
+
+	while (m->keys[i] && m->keys[i] != k)
+		i = (i + 1) & (m->cap - 1);
+	return i;
+}
+
+static int u64_grow(struct u64map *m)
+{
+	struct u64map n = { .cap = m->cap ? m->cap * 2 : 1024 };
+
+	n.keys = calloc(n.cap, sizeof(*n.keys));
+	n.vals = calloc(n.cap, sizeof(*n.vals));
+	if (!n.keys || !n.vals) {
+		free(n.keys);
+		free(n.vals);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->keys[i]) {
+			size_t j = u64_find(&n, m->keys[i]);
+
+			n.keys[j] = m->keys[i];
+			n.vals[j] = m->vals[i];
+		}
+	n.nr = m->nr;
+	free(m->keys);
+	free(m->vals);
+	*m = n;
+	return 0;
+}
+
+static uint32_t u64_get(const struct u64map *m, uint64_t k)
+{
+	size_t i;
+
+	if (!m->cap || !k)
+		return 0;
+	i = u64_find(m, k);
+	return m->keys[i] ? m->vals[i] : 0;
+}
+
+/* Count k up (delta 1) or down (-1); *now is the new count. */
+static int u64_add(struct u64map *m, uint64_t k, int delta, uint32_t *now)
+{
+	size_t i, j, mask;
+
+	if ((m->nr + 1) * 10 > m->cap * 7 && u64_grow(m))
+		return -ENOMEM;
+	i = u64_find(m, k);
+	if (!m->keys[i]) {
+		if (delta < 0) {
+			*now = 0;
+			return 0;
+		}
+		m->keys[i] = k;
+		m->vals[i] = 0;
+		m->nr++;
+	}
+	m->vals[i] = (uint32_t)((int64_t)m->vals[i] + delta);
+	*now = m->vals[i];
+	if (*now)
+		return 0;
+	/* Zero: the slot goes (backward shift). */
+	mask = m->cap - 1;
+	for (j = (i + 1) & mask; m->keys[j]; j = (j + 1) & mask) {
+		size_t h = u64_home(m, m->keys[j]);
+
+		if ((j > i && (h <= i || h > j)) || (j < i && h <= i && h > j)) {
+			m->keys[i] = m->keys[j];
+			m->vals[i] = m->vals[j];
+			i = j;
+		}
+	}
+	m->keys[i] = 0;
+	m->nr--;
+	return 0;
+}
+
+static void u64_free(struct u64map *m)
+{
+	free(m->keys);
+	free(m->vals);
+	memset(m, 0, sizeof(*m));
+}
+
+static void refs_free(struct refs *r)
+{
+	u64_free(&r->sel);
+	u64_free(&r->rt);
+	u64_free(&r->be);
+	u64_free(&r->ep);
+}
+
 /* ---- merging the view's entries into the image ----------------------------- */
 
 /* Index of id in a table sorted by id (entries of size bytes, id first), or -1. */
@@ -411,11 +537,32 @@ static int merge_sorted(void **out, size_t *nr_out, const void *a, size_t nr_a,
 	return 0;
 }
 
+struct idlist {
+	uint64_t *ids;
+	size_t nr, cap;
+};
+
+static int idlist_add(struct idlist *l, uint64_t id)
+{
+	if (l->nr == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		uint64_t *n = realloc(l->ids, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		l->ids = n;
+		l->cap = cap;
+	}
+	l->ids[l->nr++] = id;
+	return 0;
+}
+
 struct merge {
-	struct img *img, *part;
+	struct img *img, *part;		/* part NULL: counting a whole image */
 	const struct strmap *d;
-	/* reachable from the merged frontends, per table of img (old) and part (new) */
-	bool *sel_old, *sel_new, *rt_old, *rt_new, *be_old, *be_new, *ep_old, *ep_new;
+	struct refs *refs;
+	struct idlist gone_sel, gone_rt, gone_be, gone_ep;	/* counts fell to 0 */
+	int err;
 };
 
 static bool fe_in_d(const struct strmap *d, const struct img_frontend *f)
@@ -423,85 +570,104 @@ static bool fe_in_d(const struct strmap *d, const struct img_frontend *f)
 	return in_set(d, f->svc_namespace, f->svc_name);
 }
 
-/* Mark a backend and its endpoint set; the view's version wins. */
-static void mark_backend(struct merge *mg, uint64_t id)
+/* The entry as the merged image will have it: the view's when it has one. */
+#define CURRENT(mg, table, id)								\
+({											\
+	long _i = (mg)->part ? FIND((mg)->part, table, id) : -1;				\
+	_i >= 0 ? &(mg)->part->table[_i] :							\
+		  ((_i = FIND((mg)->img, table, id)) >= 0 ? &(mg)->img->table[_i] : NULL);	\
+})
+
+/*
+ * Count one more (+1) or one fewer (-1) name of an entry; the first name
+ * counts the entry's own names, the last one uncounts them and drops it.
+ */
+static bool ref(struct merge *mg, struct u64map *m, struct idlist *gone, uint64_t id,
+		int delta)
 {
-	long i = FIND(mg->part, backends, id);
+	uint32_t now;
+
+	if (!id || mg->err)
+		return false;
+	mg->err = u64_add(m, id, delta, &now);
+	if (mg->err)
+		return false;
+	if (delta < 0 && !now)
+		mg->err = idlist_add(gone, id);
+	return !mg->err && now == (delta > 0 ? 1u : 0u);
+}
+
+static void ref_ep(struct merge *mg, uint64_t id, int delta)
+{
+	ref(mg, &mg->refs->ep, &mg->gone_ep, id, delta);
+}
+
+static void ref_be(struct merge *mg, uint64_t id, int delta)
+{
 	const struct img_backend *b;
-	long e;
 
-	if (i >= 0) {
-		mg->be_new[i] = true;
-		b = &mg->part->backends[i];
-		e = b->endpoint_set ? FIND(mg->part, endpoint_sets, b->endpoint_set) : -1;
-		if (e >= 0) {
-			mg->ep_new[e] = true;
-			return;
-		}
-		/* An unchanged set the view shares with the old image. */
-		e = b->endpoint_set ? FIND(mg->img, endpoint_sets, b->endpoint_set) : -1;
-		if (e >= 0)
-			mg->ep_old[e] = true;
+	if (!ref(mg, &mg->refs->be, &mg->gone_be, id, delta))
 		return;
-	}
-	i = FIND(mg->img, backends, id);
-	if (i < 0)
-		return;
-	mg->be_old[i] = true;
-	b = &mg->img->backends[i];
-	e = b->endpoint_set ? FIND(mg->img, endpoint_sets, b->endpoint_set) : -1;
-	if (e >= 0)
-		mg->ep_old[e] = true;
+	b = CURRENT(mg, backends, id);
+	if (b)
+		ref_ep(mg, b->endpoint_set, delta);
 }
 
-static void mark_selector(struct merge *mg, uint64_t id)
+static void ref_sel(struct merge *mg, uint64_t id, int delta)
 {
-	const struct img_selector *s = NULL;
-	long i;
+	const struct img_selector *s;
 
-	if (!id)
+	if (!ref(mg, &mg->refs->sel, &mg->gone_sel, id, delta))
 		return;
-	i = FIND(mg->part, selectors, id);
-	if (i >= 0) {
-		mg->sel_new[i] = true;
-		s = &mg->part->selectors[i];
-	} else if ((i = FIND(mg->img, selectors, id)) >= 0) {
-		mg->sel_old[i] = true;
-		s = &mg->img->selectors[i];
-	}
+	s = CURRENT(mg, selectors, id);
 	for (size_t j = 0; s && j < s->nr; j++)
-		mark_backend(mg, s->items[j].backend);
+		ref_be(mg, s->items[j].backend, delta);
 }
 
-static void mark_rule_table(struct merge *mg, uint64_t id)
+static void ref_rt(struct merge *mg, uint64_t id, int delta)
 {
-	const struct img_rule_table *t = NULL;
-	long i;
+	const struct img_rule_table *t;
 
-	if (!id)
+	if (!ref(mg, &mg->refs->rt, &mg->gone_rt, id, delta))
 		return;
-	i = FIND(mg->part, rule_tables, id);
-	if (i >= 0) {
-		mg->rt_new[i] = true;
-		t = &mg->part->rule_tables[i];
-	} else if ((i = FIND(mg->img, rule_tables, id)) >= 0) {
-		mg->rt_old[i] = true;
-		t = &mg->img->rule_tables[i];
-	}
+	t = CURRENT(mg, rule_tables, id);
 	for (size_t j = 0; t && j < t->nr; j++)
-		mark_selector(mg, t->items[j].selector);
+		ref_sel(mg, t->items[j].selector, delta);
 }
 
-static void mark_frontend(struct merge *mg, const struct img_frontend *f)
+static void ref_frontend(struct merge *mg, const struct img_frontend *f, int delta)
 {
 	for (size_t c = 0; c < f->nr_classes; c++) {
-		mark_selector(mg, f->classes[c].l4_selector);
-		mark_rule_table(mg, f->classes[c].rule_table);
+		ref_sel(mg, f->classes[c].l4_selector, delta);
+		ref_rt(mg, f->classes[c].rule_table, delta);
 	}
+}
+
+static void merge_free(struct merge *mg)
+{
+	free(mg->gone_sel.ids);
+	free(mg->gone_rt.ids);
+	free(mg->gone_be.ids);
+	free(mg->gone_ep.ids);
+}
+
+/* The counts of a whole image (after a full build). */
+static int refs_build(struct refs *r, struct img *img)
+{
+	struct merge mg = { .img = img, .refs = r };
+
+	refs_free(r);
+	for (size_t i = 0; i < img->nr_frontends && !mg.err; i++)
+		ref_frontend(&mg, &img->frontends[i], 1);
+	merge_free(&mg);
+	if (mg.err)
+		refs_free(r);
+	return mg.err;
 }
 
 /* Strings of the view's entries move into img's pool (part is freed after). */
-static int reintern(struct merge *mg, bool *fe_new)
+static int reintern(struct merge *mg, const bool *fe_new, const bool *rt_new,
+		    const bool *be_new)
 {
 	struct img *img = mg->img, *p = mg->part;
 	int err = 0;
@@ -520,7 +686,7 @@ static int reintern(struct merge *mg, bool *fe_new)
 		}
 	}
 	for (size_t i = 0; i < p->nr_rule_tables; i++)
-		for (size_t j = 0; mg->rt_new[i] && j < p->rule_tables[i].nr; j++) {
+		for (size_t j = 0; rt_new[i] && j < p->rule_tables[i].nr; j++) {
 			struct img_rule *r = &p->rule_tables[i].items[j];
 
 			r->route_namespace = intern(img, r->route_namespace, &err);
@@ -528,7 +694,7 @@ static int reintern(struct merge *mg, bool *fe_new)
 			r->match = intern(img, r->match, &err);
 		}
 	for (size_t i = 0; i < p->nr_backends; i++)
-		if (mg->be_new[i]) {
+		if (be_new[i]) {
 			p->backends[i].namespace = intern(img, p->backends[i].namespace, &err);
 			p->backends[i].name = intern(img, p->backends[i].name, &err);
 		}
@@ -600,23 +766,43 @@ static int removed_pairs(const struct img *img, const bool *fe_keep, const struc
 	return ret;
 }
 
-static int merge(struct img *img, struct img *part, const struct strmap *d,
+/* Old entries stay unless their count fell to zero. */
+#define KEEP_OLD(img, table, gone, keep)						\
+({											\
+	for (size_t _k = 0; _k < (img)->nr_##table; _k++)				\
+		(keep)[_k] = true;							\
+	for (size_t _k = 0; _k < (gone)->nr; _k++) {					\
+		long _i = FIND(img, table, (gone)->ids[_k]);				\
+		if (_i >= 0)								\
+			(keep)[_i] = false;						\
+	}										\
+})
+
+/* View entries come in when counted and new (content ids: equal id, equal content). */
+#define KEEP_NEW(img, part, table, map, keep)						\
+({											\
+	for (size_t _k = 0; _k < (part)->nr_##table; _k++)				\
+		(keep)[_k] = u64_get(map, (part)->table[_k].id) &&			\
+			     FIND(img, table, (part)->table[_k].id) < 0;		\
+})
+
+/*
+ * -EAGAIN: the view cannot decide (a namespace id or a ClusterIP:port it
+ * would assign differently): translate everything instead.
+ */
+static int merge(struct img *img, struct img *part, const struct strmap *d, struct refs *refs,
 		 struct img_reach **rm, size_t *nr_rm)
 {
-	struct merge mg = { .img = img, .part = part, .d = d };
+	struct merge mg = { .img = img, .part = part, .d = d, .refs = refs };
 	bool *fe_old = bools(img->nr_frontends), *fe_new = bools(part->nr_frontends);
+	bool *sel_old = bools(img->nr_selectors), *sel_new = bools(part->nr_selectors);
+	bool *rt_old = bools(img->nr_rule_tables), *rt_new = bools(part->nr_rule_tables);
+	bool *be_old = bools(img->nr_backends), *be_new = bools(part->nr_backends);
+	bool *ep_old = bools(img->nr_endpoint_sets), *ep_new = bools(part->nr_endpoint_sets);
 	int err = 0;
 
-	mg.sel_old = bools(img->nr_selectors);
-	mg.sel_new = bools(part->nr_selectors);
-	mg.rt_old = bools(img->nr_rule_tables);
-	mg.rt_new = bools(part->nr_rule_tables);
-	mg.be_old = bools(img->nr_backends);
-	mg.be_new = bools(part->nr_backends);
-	mg.ep_old = bools(img->nr_endpoint_sets);
-	mg.ep_new = bools(part->nr_endpoint_sets);
-	if (!fe_old || !fe_new || !mg.sel_old || !mg.sel_new || !mg.rt_old || !mg.rt_new ||
-	    !mg.be_old || !mg.be_new || !mg.ep_old || !mg.ep_new) {
+	if (!fe_old || !fe_new || !sel_old || !sel_new || !rt_old || !rt_new || !be_old ||
+	    !be_new || !ep_old || !ep_new) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -637,37 +823,72 @@ static int merge(struct img *img, struct img *part, const struct strmap *d,
 	}
 	if (err)
 		goto out;
-	for (size_t i = 0; i < img->nr_frontends; i++)
-		if (fe_old[i])
-			mark_frontend(&mg, &img->frontends[i]);
+	err = removed_pairs(img, fe_old, part, rm, nr_rm);
+	if (err)
+		goto out;
+	/* New names first: what both versions name never drops to zero. */
 	for (size_t i = 0; i < part->nr_frontends; i++)
 		if (fe_new[i])
-			mark_frontend(&mg, &part->frontends[i]);
-	/* Equal ids in both tables: the view's entry is taken (merge_sorted). */
-	err = removed_pairs(img, fe_old, part, rm, nr_rm);
-	if (!err)
-		err = reintern(&mg, fe_new);
+			ref_frontend(&mg, &part->frontends[i], 1);
+	/* A backend both have, with a new endpoint set: the name moves. */
+	for (size_t i = 0; i < part->nr_backends && !mg.err; i++) {
+		const struct img_backend *nb = &part->backends[i];
+		long o = FIND(img, backends, nb->id);
+
+		if (o < 0 || !u64_get(&refs->be, nb->id) ||
+		    img->backends[o].endpoint_set == nb->endpoint_set)
+			continue;
+		ref_ep(&mg, nb->endpoint_set, 1);
+		ref_ep(&mg, img->backends[o].endpoint_set, -1);
+	}
+	for (size_t i = 0; i < img->nr_frontends; i++)
+		if (!fe_old[i])
+			ref_frontend(&mg, &img->frontends[i], -1);
+	err = mg.err;
+	if (err) {
+		/* The counts are half updated: the caller builds everything again. */
+		refs_free(refs);
+		goto out;
+	}
+	KEEP_OLD(img, selectors, &mg.gone_sel, sel_old);
+	KEEP_OLD(img, rule_tables, &mg.gone_rt, rt_old);
+	KEEP_OLD(img, backends, &mg.gone_be, be_old);
+	KEEP_OLD(img, endpoint_sets, &mg.gone_ep, ep_old);
+	KEEP_NEW(img, part, selectors, &refs->sel, sel_new);
+	KEEP_NEW(img, part, rule_tables, &refs->rt, rt_new);
+	KEEP_NEW(img, part, endpoint_sets, &refs->ep, ep_new);
+	/* Backends are named by identity: a counted one with new content replaces the old. */
+	for (size_t i = 0; i < part->nr_backends; i++) {
+		long o = FIND(img, backends, part->backends[i].id);
+
+		be_new[i] = u64_get(&refs->be, part->backends[i].id) &&
+			    (o < 0 || img->backends[o].hash != part->backends[i].hash);
+	}
+	err = reintern(&mg, fe_new, rt_new, be_new);
 	if (!err)
 		err = MERGE_TABLE(&mg, frontends, fe_old, fe_new, free_fe);
 	if (!err)
-		err = MERGE_TABLE(&mg, selectors, mg.sel_old, mg.sel_new, free_sel);
+		err = MERGE_TABLE(&mg, selectors, sel_old, sel_new, free_sel);
 	if (!err)
-		err = MERGE_TABLE(&mg, rule_tables, mg.rt_old, mg.rt_new, free_rt);
+		err = MERGE_TABLE(&mg, rule_tables, rt_old, rt_new, free_rt);
 	if (!err)
-		err = MERGE_TABLE(&mg, backends, mg.be_old, mg.be_new, free_be);
+		err = MERGE_TABLE(&mg, backends, be_old, be_new, free_be);
 	if (!err)
-		err = MERGE_TABLE(&mg, endpoint_sets, mg.ep_old, mg.ep_new, free_ep);
+		err = MERGE_TABLE(&mg, endpoint_sets, ep_old, ep_new, free_ep);
+	if (err)
+		refs_free(refs);
 out:
+	merge_free(&mg);
 	free(fe_old);
 	free(fe_new);
-	free(mg.sel_old);
-	free(mg.sel_new);
-	free(mg.rt_old);
-	free(mg.rt_new);
-	free(mg.be_old);
-	free(mg.be_new);
-	free(mg.ep_old);
-	free(mg.ep_new);
+	free(sel_old);
+	free(sel_new);
+	free(rt_old);
+	free(rt_new);
+	free(be_old);
+	free(be_new);
+	free(ep_old);
+	free(ep_new);
 	return err;
 }
 
@@ -705,7 +926,10 @@ static int build_part(struct pl *pl, size_t *services)
 		ret = img_build_opts(&view, &res, &pl->o.img, &part);
 		tr_result_free(&res);
 		if (!ret) {
-			ret = merge(&pl->img, &part, &pl->dirty, &pl->removed, &pl->nr_removed);
+			ret = merge(&pl->img, &part, &pl->dirty, &pl->refs, &pl->removed,
+				    &pl->nr_removed);
+			if (ret && ret != -EAGAIN)
+				pl->refs_ok = false;
 			img_free(&part);
 		}
 	}
@@ -720,7 +944,7 @@ static int build(struct pl *pl, struct pl_stats *st)
 	struct img img;
 	int ret;
 
-	if (pl->have_img && !pl->full && pl->m.services.nr <= TR_MAX_SERVICES) {
+	if (pl->have_img && pl->refs_ok && !pl->full && pl->m.services.nr <= TR_MAX_SERVICES) {
 		ret = pl->dirty.nr ? build_part(pl, &st->services) : 0;
 		if (!ret && pl->pods_dirty)
 			ret = img_rebuild_pods(&pl->img, &pl->m);
@@ -749,6 +973,13 @@ static int build(struct pl *pl, struct pl_stats *st)
 		if (ret)
 			pl->removed = NULL, pl->nr_removed = 0;	/* not fatal: nothing released */
 		ret = 0;
+	}
+	ret = refs_build(&pl->refs, &img);
+	pl->refs_ok = !ret;
+	if (ret) {
+		img_free(&img);
+		pl->have_img = false;
+		return ret;
 	}
 	pl->img = img;
 	pl->have_img = true;
@@ -885,5 +1116,6 @@ void pl_free(struct pl *pl)
 	strmap_free(&pl->dirty);
 	strmap_free(&pl->ns_refs);
 	free(pl->removed);
+	refs_free(&pl->refs);
 	free(pl);
 }
