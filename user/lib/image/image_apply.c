@@ -396,6 +396,10 @@ int ia_apply(struct dp *dp, const struct img *img, const struct ia_opts *opts,
 		ctx_free(&c);
 		return 0;
 	}
+	if (!err && opts && opts->defer_retire && !opts->full) {
+		ctx_free(&c);
+		return 0;
+	}
 	err2 = dp_sync(dp);
 	if (err2)
 		pr_err("data path sync: %s", strerror(-err2));

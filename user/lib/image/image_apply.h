@@ -45,6 +45,15 @@ struct ia_opts {
 	 */
 	bool full;
 	/*
+	 * Leave what this apply made unreachable (old table generations,
+	 * selectors, backends, endpoint sets no frontend reaches) for a later
+	 * apply's retire walk, unless full. Nothing reads it, its ids stay
+	 * taken, and an identical object is still reused: only map room waits.
+	 * For a stream of small changes (image/pipeline.h), where that walk
+	 * over every map is most of the cost.
+	 */
+	bool defer_retire;
+	/*
 	 * Called for every pod cgroup found in this apply (the pods whose
 	 * connect()s the data path classifies), with the cgroup's path;
 	 * NULL: not called. The agent follows pods with it (HTTP engine).

@@ -60,7 +60,14 @@ struct pl {
 	uint64_t drift;		/* kernel entries the audits found changed by others */
 	struct refs refs;	/* of img */
 	bool refs_ok;		/* refs counts img (else: the next commit is full) */
+	size_t unretired;	/* entries written by commits that deferred their retire */
 };
+
+/*
+ * Commits leave what they made unreachable to the next retire walk (a full
+ * resync) until this many entries were written: the garbage stays bounded.
+ */
+#define PL_RETIRE_AFTER 4096
 
 static double now_ms(void)
 {
@@ -1013,7 +1020,17 @@ int pl_commit(struct pl *pl, struct pl_stats *stats)
 	/* Read the kernel once; from then on applies read the mirror. */
 	if (!dp_mirror_on(pl->dp) && dp_mirror_load(pl->dp))
 		pr_warn("control plane: no map mirror, every apply reads the kernel");
-	ret = ia_apply(pl->dp, &pl->img, &pl->o.ia, &st->apply);
+	{
+		struct ia_opts o = pl->o.ia;
+
+		/* Event commits: the retire walk over every map waits (bounded). */
+		o.defer_retire = !st->full && pl->unretired < PL_RETIRE_AFTER;
+		ret = ia_apply(pl->dp, &pl->img, &o, &st->apply);
+		if (o.defer_retire && !o.full)
+			pl->unretired += ia_stats_changes(&st->apply);
+		else if (!ret)
+			pl->unretired = 0;
+	}
 	st->apply_ms = now_ms() - t0;
 	st->frontends_changed = st->apply.frontends_flipped + st->apply.frontends_removed;
 	pl->apply_failed = ret != 0;
@@ -1048,6 +1065,8 @@ int pl_resync(struct pl *pl, bool full, struct ia_stats *stats)
 	o.full = full;
 	ret = ia_apply(pl->dp, &pl->img, &o, stats);
 	pl->apply_failed = ret != 0;
+	if (!ret && full)
+		pl->unretired = 0;
 	return ret;
 }
 
