@@ -32,6 +32,8 @@
 #include "alias.h"
 #include "datapath.h"
 #include "datapath_int.h"
+#include "map_dump.h"
+#include "mirror_int.h"
 #include "skel/sock_addr.skel.h"
 #include "skel/sockops.skel.h"
 
@@ -544,6 +546,102 @@ static void report_full(int fd)
 	opt = size_option(info.name);
 	pr_err("datapath: map %s is full (%u entries)%s%s", info.name, info.max_entries,
 	       opt ? "; raise it with --map-size " : "", opt ? opt : "");
+}
+
+/* ---- the route maps' mirror (mirror_int.h, datapath.h) ---- */
+
+void dp_mirror_drop(struct dp *dp)
+{
+	mirror_free(dp->mirror);
+	dp->mirror = NULL;
+}
+
+/*
+ * A write the kernel took. Should the mirror run out of memory, it is
+ * dropped: the next reader goes to the kernel, which is always right.
+ */
+static void dp_mirror_note_put(struct dp *dp, int fd, const void *key, const void *val)
+{
+	if (dp->mirror && mirror_put(dp->mirror, fd, key, val)) {
+		pr_warn("datapath: map mirror out of memory; reading the kernel again");
+		dp_mirror_drop(dp);
+	}
+}
+
+static void dp_mirror_note_delete(struct dp *dp, int fd, const void *key)
+{
+	if (dp->mirror)
+		mirror_delete(dp->mirror, fd, key);
+}
+
+int dp_mirror_load(struct dp *dp)
+{
+	int fds[16];
+	struct dp_mirror *m;
+	int err;
+
+	for (size_t i = 0; i < mirror_nr_maps() && i < 16; i++)
+		fds[i] = dp_map_fd(dp, mirror_map_name(i));
+	err = mirror_load(fds, &m);
+	if (err) {
+		pr_err("datapath: map mirror: %s", strerror(-err));
+		return err;
+	}
+	dp_mirror_drop(dp);
+	dp->mirror = m;
+	return 0;
+}
+
+bool dp_mirror_on(const struct dp *dp)
+{
+	return dp->mirror != NULL;
+}
+
+int dp_map_dump(struct dp *dp, const char *name, struct map_dump *d)
+{
+	int fd;
+
+	if (dp->mirror && mirror_has(dp->mirror, name))
+		return mirror_dump(dp->mirror, name, d);
+	memset(d, 0, sizeof(*d));
+	fd = dp_map_fd(dp, name);
+	return fd < 0 ? fd : map_dump_read(fd, d);
+}
+
+int dp_map_lookup(struct dp *dp, const char *name, const void *key, void *val)
+{
+	int fd;
+
+	if (dp->mirror && mirror_has(dp->mirror, name))
+		return mirror_lookup(dp->mirror, name, key, val);
+	fd = dp_map_fd(dp, name);
+	if (fd < 0)
+		return fd;
+	return bpf_map_lookup_elem(fd, key, val) ? -errno : 0;
+}
+
+int dp_map_delete(struct dp *dp, const char *name, const void *key)
+{
+	int fd = dp_map_fd(dp, name);
+
+	if (fd < 0)
+		return fd;
+	if (bpf_map_delete_elem(fd, key))
+		return -errno;
+	dp_mirror_note_delete(dp, fd, key);
+	return 0;
+}
+
+int dp_mirror_audit(struct dp *dp, size_t *drift)
+{
+	int err;
+
+	*drift = 0;
+	if (!dp->mirror)
+		return dp_mirror_load(dp);
+	err = mirror_drift(dp->mirror, drift);
+	/* Reloaded either way: the next apply reconciles against the kernel as it is. */
+	return err ?: dp_mirror_load(dp);
 }
 
 static int map_update(struct dp *dp, int fd, const void *k, const void *v)

@@ -37,9 +37,6 @@ struct dp {
 	struct dp_mirror *mirror;	/* NULL: every read goes to the kernel */
 };
 
-/* mirror.c: a write or delete the kernel took, kept in the mirror (if on). */
-void dp_mirror_note_put(struct dp *dp, int fd, const void *key, const void *val);
-void dp_mirror_note_delete(struct dp *dp, int fd, const void *key);
 
 /*
  * Before load: the pinned map at path has old_size entries, the

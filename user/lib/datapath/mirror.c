@@ -12,12 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <bpf/bpf.h>
-
 #include "base/hashmap.h"
 #include "base/log.h"
-#include "datapath_int.h"
+#include "gammad/maps.h"
 #include "map_dump.h"
+#include "mirror_int.h"
 
 /* The maps an apply reads whole. */
 static const char *const mirrored[] = {
@@ -122,39 +121,37 @@ static void del(struct mtab *t, const void *key)
 	t->nr--;
 }
 
-static struct mtab *by_fd(struct dp *dp, int fd)
+static struct mtab *by_fd(struct dp_mirror *m, int fd)
 {
-	for (size_t i = 0; dp->mirror && i < NR_MIRRORED; i++)
-		if (dp->mirror->t[i].fd == fd)
-			return &dp->mirror->t[i];
+	for (size_t i = 0; m && i < NR_MIRRORED; i++)
+		if (m->t[i].fd == fd)
+			return &m->t[i];
 	return NULL;
 }
 
-static struct mtab *by_name(struct dp *dp, const char *name)
+static struct mtab *by_name(struct dp_mirror *m, const char *name)
 {
-	for (size_t i = 0; dp->mirror && i < NR_MIRRORED; i++)
-		if (!strcmp(dp->mirror->t[i].name, name))
-			return &dp->mirror->t[i];
+	for (size_t i = 0; m && i < NR_MIRRORED; i++)
+		if (!strcmp(m->t[i].name, name))
+			return &m->t[i];
 	return NULL;
 }
 
-/*
- * A write the kernel took. Should the mirror run out of memory, it is
- * dropped: the next reader goes to the kernel, which is always right.
- */
-void dp_mirror_note_put(struct dp *dp, int fd, const void *key, const void *val)
+bool mirror_has(struct dp_mirror *m, const char *name)
 {
-	struct mtab *t = by_fd(dp, fd);
-
-	if (t && put(t, key, val)) {
-		pr_warn("datapath: map mirror out of memory; reading the kernel again");
-		dp_mirror_drop(dp);
-	}
+	return by_name(m, name) != NULL;
 }
 
-void dp_mirror_note_delete(struct dp *dp, int fd, const void *key)
+int mirror_put(struct dp_mirror *m, int fd, const void *key, const void *val)
 {
-	struct mtab *t = by_fd(dp, fd);
+	struct mtab *t = by_fd(m, fd);
+
+	return t ? put(t, key, val) : 0;
+}
+
+void mirror_delete(struct dp_mirror *m, int fd, const void *key)
+{
+	struct mtab *t = by_fd(m, fd);
 
 	if (t)
 		del(t, key);
@@ -187,54 +184,51 @@ static int tab_load(struct mtab *t, int fd)
 	return err;
 }
 
-int dp_mirror_load(struct dp *dp)
+size_t mirror_nr_maps(void)
+{
+	return NR_MIRRORED;
+}
+
+const char *mirror_map_name(size_t i)
+{
+	return mirrored[i];
+}
+
+int mirror_load(const int *fds, struct dp_mirror **out)
 {
 	struct dp_mirror *m = calloc(1, sizeof(*m));
 	int err = m ? 0 : -ENOMEM;
 
 	for (size_t i = 0; !err && i < NR_MIRRORED; i++) {
 		m->t[i].name = mirrored[i];
-		m->t[i].fd = dp_map_fd(dp, mirrored[i]);
-		err = m->t[i].fd < 0 ? m->t[i].fd : tab_load(&m->t[i], m->t[i].fd);
+		m->t[i].fd = fds[i];
+		err = fds[i] < 0 ? fds[i] : tab_load(&m->t[i], fds[i]);
 	}
 	if (err) {
-		for (size_t i = 0; m && i < NR_MIRRORED; i++)
-			tab_free(&m->t[i]);
-		free(m);
-		pr_err("datapath: map mirror: %s", strerror(-err));
+		mirror_free(m);
 		return err;
 	}
-	dp_mirror_drop(dp);
-	dp->mirror = m;
+	*out = m;
 	return 0;
 }
 
-void dp_mirror_drop(struct dp *dp)
+void mirror_free(struct dp_mirror *m)
 {
-	if (!dp->mirror)
+	if (!m)
 		return;
 	for (size_t i = 0; i < NR_MIRRORED; i++)
-		tab_free(&dp->mirror->t[i]);
-	free(dp->mirror);
-	dp->mirror = NULL;
+		tab_free(&m->t[i]);
+	free(m);
 }
 
-bool dp_mirror_on(const struct dp *dp)
+int mirror_dump(struct dp_mirror *m, const char *name, struct map_dump *d)
 {
-	return dp->mirror != NULL;
-}
-
-int dp_map_dump(struct dp *dp, const char *name, struct map_dump *d)
-{
-	struct mtab *t = by_name(dp, name);
+	struct mtab *t = by_name(m, name);
 	size_t n = 0;
-	int fd;
 
 	memset(d, 0, sizeof(*d));
-	if (!t) {
-		fd = dp_map_fd(dp, name);
-		return fd < 0 ? fd : map_dump_read(fd, d);
-	}
+	if (!t)
+		return -ENOENT;
 	d->key_size = t->key_size;
 	d->val_size = t->val_size;
 	d->keys = malloc(t->nr * t->key_size + 1);
@@ -256,36 +250,17 @@ int dp_map_dump(struct dp *dp, const char *name, struct map_dump *d)
 	return 0;
 }
 
-int dp_map_lookup(struct dp *dp, const char *name, const void *key, void *val)
+int mirror_lookup(struct dp_mirror *m, const char *name, const void *key, void *val)
 {
-	struct mtab *t = by_name(dp, name);
+	struct mtab *t = by_name(m, name);
 	const uint8_t *s;
-	int fd;
 
-	if (!t) {
-		fd = dp_map_fd(dp, name);
-		if (fd < 0)
-			return fd;
-		return bpf_map_lookup_elem(fd, key, val) ? -errno : 0;
-	}
-	if (!t->cap)
+	if (!t || !t->cap)
 		return -ENOENT;
 	s = slot_at(t, find(t, key));
 	if (!s[0])
 		return -ENOENT;
 	memcpy(val, s + 1 + t->key_size, t->val_size);
-	return 0;
-}
-
-int dp_map_delete(struct dp *dp, const char *name, const void *key)
-{
-	int fd = dp_map_fd(dp, name);
-
-	if (fd < 0)
-		return fd;
-	if (bpf_map_delete_elem(fd, key))
-		return -errno;
-	dp_mirror_note_delete(dp, fd, key);
 	return 0;
 }
 
@@ -308,15 +283,13 @@ static size_t tab_drift(const struct mtab *t, const struct map_dump *d)
 	return drift + (t->nr - both);
 }
 
-int dp_mirror_audit(struct dp *dp, size_t *drift)
+int mirror_drift(struct dp_mirror *m, size_t *drift)
 {
 	int err = 0;
 
 	*drift = 0;
-	if (!dp->mirror)
-		return dp_mirror_load(dp);
 	for (size_t i = 0; !err && i < NR_MIRRORED; i++) {
-		struct mtab *t = &dp->mirror->t[i];
+		struct mtab *t = &m->t[i];
 		struct map_dump d;
 		size_t n;
 
@@ -331,6 +304,5 @@ int dp_mirror_audit(struct dp *dp, size_t *drift)
 		}
 		map_dump_free(&d);
 	}
-	/* Reloaded either way: the next apply then reconciles against the kernel as it is. */
-	return err ?: dp_mirror_load(dp);
+	return err;
 }
