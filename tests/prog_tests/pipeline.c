@@ -17,215 +17,8 @@
 #include "image/image.h"
 #include "image/pipeline.h"
 #include "input/manifest.h"
+#include "lib/cluster_gen.h"
 #include "test_progs.h"
-
-#define NR_NS 4
-#define NR_SVC 12
-#define NR_ROUTES 10
-#define NR_PODS 6
-/* Object slots: namespaces, Services, one slice per Service, routes, pods. */
-#define NR_SLOTS (NR_NS + 2 * NR_SVC + NR_ROUTES + NR_PODS)
-
-struct prop {
-	uint64_t rng;
-	char *text[NR_SLOTS];	/* the object's YAML, NULL: absent */
-};
-
-static uint32_t rnd(struct prop *p, uint32_t n)
-{
-	p->rng ^= p->rng << 13;
-	p->rng ^= p->rng >> 7;
-	p->rng ^= p->rng << 17;
-	return (uint32_t)(p->rng % n);
-}
-
-/* Service i always lives in namespace i % NR_NS (a name is one object). */
-static const char *svc_ns(int i)
-{
-	static char buf[NR_SVC][8];
-
-	snprintf(buf[i], sizeof(buf[i]), "ns-%d", i % NR_NS);
-	return buf[i];
-}
-
-static char *gen(struct prop *p, int slot)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-
-	if (!f)
-		return NULL;
-	if (slot < NR_NS) {
-		fprintf(f, "apiVersion: v1\nkind: Namespace\nmetadata: {name: ns-%d}\n", slot);
-	} else if (slot < NR_NS + NR_SVC) {
-		int i = slot - NR_NS;
-		/* Now and then two Services on one ClusterIP. */
-		int ip = rnd(p, 6) ? i : (int)rnd(p, NR_SVC);
-
-		fprintf(f, "apiVersion: v1\nkind: Service\nmetadata: {name: s%d, namespace: %s}\n"
-			"spec:\n  clusterIP: 10.96.0.%d\n  ports:\n  - {name: http, port: 80, targetPort: 8080}\n",
-			i, svc_ns(i), ip + 1);
-		if (rnd(p, 2))
-			fprintf(f, "  - {name: alt, port: %d, targetPort: 9090}\n", 8080 + (int)rnd(p, 2));
-		if (!rnd(p, 5))
-			fprintf(f, "  sessionAffinity: ClientIP\n");
-	} else if (slot < NR_NS + 2 * NR_SVC) {
-		int i = slot - NR_NS - NR_SVC, n = (int)rnd(p, 4);
-
-		fprintf(f, "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
-			"metadata: {name: s%d-a, namespace: %s, labels: {kubernetes.io/service-name: s%d}}\n"
-			"addressType: IPv4\nports: [{name: http, port: 8080}, {name: alt, port: 9090}]\n"
-			"endpoints:%s\n", i, svc_ns(i), i, n ? "" : " []");
-		for (int e = 0; e < n; e++)
-			fprintf(f, "- {addresses: [10.1.%d.%d], conditions: {ready: %s}, nodeName: node-%d}\n",
-				i, 1 + (int)rnd(p, 5), rnd(p, 4) ? "true" : "false", (int)rnd(p, 2));
-	} else if (slot < NR_NS + 2 * NR_SVC + NR_ROUTES) {
-		static const char *const kinds[] = { "HTTPRoute", "GRPCRoute", "TCPRoute" };
-		int j = slot - NR_NS - 2 * NR_SVC, kind = (int)rnd(p, 3), parent = (int)rnd(p, NR_SVC);
-		/*
-		 * A slot's route stays in one namespace (a name is one object);
-		 * a parent in that namespace makes it a producer route, else a
-		 * consumer's.
-		 */
-		int ns = j % NR_NS;
-
-		if (rnd(p, 3))
-			parent = (int)(rnd(p, NR_SVC / NR_NS) * NR_NS + (uint32_t)ns);
-
-		/* One name per slot and kind: a slot changing kind is a delete plus an add. */
-		kind = j % 3;
-		fprintf(f, "apiVersion: gateway.networking.k8s.io/%s\nkind: %s\n"
-			"metadata: {name: r%d, namespace: ns-%d}\nspec:\n"
-			"  parentRefs: [{group: \"\", kind: Service, name: s%d, namespace: %s%s}",
-			kind == 2 ? "v1alpha2" : "v1", kinds[kind], j, ns, parent, svc_ns(parent),
-			rnd(p, 2) ? ", port: 80" : "");
-		if (!rnd(p, 4)) {
-			int other = (int)rnd(p, NR_SVC);
-
-			fprintf(f, ", {group: \"\", kind: Service, name: s%d, namespace: %s}", other,
-				svc_ns(other));
-		}
-		fprintf(f, "]\n  rules:\n");
-		for (int r = 0, nr = 1 + (int)rnd(p, 2); r < nr; r++) {
-			int b1 = (int)rnd(p, NR_SVC), b2 = (int)rnd(p, NR_SVC);
-
-			if (kind == 0)
-				fprintf(f, "  - matches: [{path: {type: PathPrefix, value: /p%d}}]\n", r);
-			else if (kind == 1)
-				fprintf(f, "  - matches: [{method: {service: svc.S%d, method: M}}]\n", r);
-			else
-				fprintf(f, "  -\n");
-			fprintf(f, "    backendRefs: [{name: s%d, namespace: %s, port: 80, weight: %d}, "
-				"{name: s%d, namespace: %s, port: %d, weight: %d}]\n",
-				b1, svc_ns(b1), 1 + (int)rnd(p, 9), b2, svc_ns(b2),
-				rnd(p, 3) ? 80 : 8080, (int)rnd(p, 5));
-		}
-	} else {
-		int k = slot - NR_NS - 2 * NR_SVC - NR_ROUTES;
-
-		fprintf(f, "apiVersion: v1\nkind: Pod\nmetadata: {name: pod%d, namespace: ns-%d, "
-			"uid: 00000000-0000-0000-0000-0000000000%02d}\n"
-			"spec: {nodeName: node-%d, containers: [{name: c, image: i}]}\n"
-			"status: {podIP: 10.1.%d.%d, podIPs: [{ip: 10.1.%d.%d}]}\n",
-			k, k % NR_NS, k, (int)rnd(p, 2), 50 + k, k, 50 + k, k);
-	}
-	fclose(f);
-	return buf;
-}
-
-/* The object of one YAML text as a PUT event. */
-static int one_event(const char *yaml, struct model_event *ev)
-{
-	struct diag dg = { 0 };
-	struct model_event *evs = NULL;
-	struct model m;
-	size_t nr = 0;
-	int ret;
-
-	model_init(&m);
-	ret = manifest_load_buf(&m, "event.yaml", yaml, strlen(yaml), &dg);
-	if (!ret)
-		ret = model_take_events(&m, &evs, &nr);
-	model_free(&m);
-	if (!ret && nr != 1) {
-		for (size_t i = 0; i < dg.nr; i++)
-			test__printf("%s\n", dg.entries[i].msg);
-		ret = -EINVAL;
-	}
-	diag_free(&dg);
-	if (ret) {
-		model_events_free(evs, nr);
-		return ret;
-	}
-	*ev = evs[0];
-	free(evs);
-	return 0;
-}
-
-/* Key of a slot's object for a DELETE. */
-static void slot_delete(int slot, struct model_event *ev, char *name, size_t len)
-{
-	memset(ev, 0, sizeof(*ev));
-	ev->op = MODEL_DELETE;
-	if (slot < NR_NS) {
-		ev->kind = MODEL_NAMESPACE;
-		snprintf(name, len, "ns-%d", slot);
-	} else if (slot < NR_NS + NR_SVC) {
-		ev->kind = MODEL_SERVICE;
-		ev->namespace = svc_ns(slot - NR_NS);
-		snprintf(name, len, "s%d", slot - NR_NS);
-	} else if (slot < NR_NS + 2 * NR_SVC) {
-		ev->kind = MODEL_ENDPOINT_SLICE;
-		ev->namespace = svc_ns(slot - NR_NS - NR_SVC);
-		snprintf(name, len, "s%d-a", slot - NR_NS - NR_SVC);
-	} else if (slot < NR_NS + 2 * NR_SVC + NR_ROUTES) {
-		int j = slot - NR_NS - 2 * NR_SVC;
-
-		ev->kind = MODEL_ROUTE;
-		ev->namespace = svc_ns(j % NR_NS);
-		ev->route_kind = j % 3 == 0 ? ROUTE_HTTP : j % 3 == 1 ? ROUTE_GRPC : ROUTE_TCP;
-		snprintf(name, len, "r%d", j);
-	} else {
-		int k = slot - NR_NS - 2 * NR_SVC - NR_ROUTES;
-
-		ev->kind = MODEL_POD;
-		ev->namespace = svc_ns(k % NR_NS);
-		snprintf(name, len, "pod%d", k);
-	}
-	ev->name = name;
-}
-
-/* The image of every present object loaded from scratch. */
-static int full_image(struct prop *p, struct img *out)
-{
-	struct diag dg = { 0 };
-	struct tr_result res;
-	struct model m;
-	char *all = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&all, &len);
-	int ret;
-
-	if (!f)
-		return -ENOMEM;
-	for (int s = 0; s < NR_SLOTS; s++)
-		if (p->text[s])
-			fprintf(f, "---\n%s", p->text[s]);
-	fclose(f);
-	model_init(&m);
-	ret = manifest_load_buf(&m, "all.yaml", all, len, &dg);
-	if (!ret)
-		ret = translate(&m, &dg, &res);
-	if (!ret) {
-		ret = img_build(&m, &res, out);
-		tr_result_free(&res);
-	}
-	model_free(&m);
-	diag_free(&dg);
-	free(all);
-	return ret;
-}
 
 /* The pipeline's removed pairs against the full images' before and after. */
 static bool same_removed(const struct img *prev, const struct img *want, const struct pl *pl)
@@ -255,13 +48,13 @@ static bool same_removed(const struct img *prev, const struct img *want, const s
 	return same;
 }
 
-static bool same_image(struct prop *p, const struct img *got, int step, struct img *keep)
+static bool same_image(struct cgen *p, const struct img *got, int step, struct img *keep)
 {
 	struct img want;
 	struct img_diff d;
 	bool same;
 
-	if (!ASSERT_OK(full_image(p, &want), "full image"))
+	if (!ASSERT_OK(cgen_full_image(p, &want), "full image"))
 		return false;
 	if (!ASSERT_OK(img_diff(&want, got, &d), "img_diff")) {
 		img_free(&want);
@@ -289,7 +82,7 @@ static bool same_image(struct prop *p, const struct img *got, int step, struct i
 				     b ? b->nr_classes : 0);
 		}
 		if (getenv("PIPELINE_DUMP"))
-			for (int s = 0; s < NR_SLOTS; s++)
+			for (int s = 0; s < CGEN_SLOTS; s++)
 				if (p->text[s])
 					test__printf("---\n%s", p->text[s]);
 	}
@@ -300,7 +93,7 @@ static bool same_image(struct prop *p, const struct img *got, int step, struct i
 
 static void run_seed(uint64_t seed, int steps)
 {
-	struct prop p = { .rng = seed };
+	struct cgen p = { .rng = seed };
 	struct pl *pl = NULL;
 	struct pl_stats st;
 	struct img prev, cur;
@@ -310,13 +103,13 @@ static void run_seed(uint64_t seed, int steps)
 	if (!ASSERT_OK(pl_new(NULL, NULL, &pl), "pl_new"))
 		return;
 	for (int step = 0; step < steps; step++) {
-		int slot = (int)rnd(&p, NR_SLOTS);
+		int slot = (int)cgen_rnd(&p, CGEN_SLOTS);
 		struct model_event ev;
 		char name[32];
 		int ret;
 
-		if (p.text[slot] && !rnd(&p, 4)) {
-			slot_delete(slot, &ev, name, sizeof(name));
+		if (p.text[slot] && !cgen_rnd(&p, 4)) {
+			cgen_delete(slot, &ev, name, sizeof(name));
 			ret = pl_event(pl, &ev, NULL);
 			if (!ASSERT_OK(ret, "delete event")) {
 				test__printf("delete kind %d %s/%s\n", ev.kind,
@@ -326,9 +119,9 @@ static void run_seed(uint64_t seed, int steps)
 			free(p.text[slot]);
 			p.text[slot] = NULL;
 		} else {
-			char *text = gen(&p, slot);
+			char *text = cgen_object(&p, slot);
 
-			if (!ASSERT_OK_PTR(text, "gen") || !ASSERT_OK(one_event(text, &ev), "parse")) {
+			if (!ASSERT_OK_PTR(text, "gen") || !ASSERT_OK(cgen_event(text, &ev), "parse")) {
 				test__printf("%s", text ? text : "");
 				free(text);
 				break;
@@ -341,7 +134,7 @@ static void run_seed(uint64_t seed, int steps)
 			free(p.text[slot]);
 			p.text[slot] = text;
 		}
-		if (rnd(&p, 3))
+		if (cgen_rnd(&p, 3))
 			continue;
 		if (!ASSERT_OK(pl_commit(pl, &st), "commit"))
 			break;
@@ -366,7 +159,7 @@ static void run_seed(uint64_t seed, int steps)
 	/* Most commits must be incremental, or this tests the full path only. */
 	ASSERT_GT(incremental, commits / 3, "incremental commits");
 	pl_free(pl);
-	for (int s = 0; s < NR_SLOTS; s++)
+	for (int s = 0; s < CGEN_SLOTS; s++)
 		free(p.text[s]);
 }
 
@@ -543,7 +336,7 @@ static int cmp_rec(const void *pa, const void *pb)
 
 void test_pipeline_sort(void)
 {
-	struct prop p = { .rng = 0x1234567 };
+	struct cgen p = { .rng = 0x1234567 };
 
 	for (size_t n = 0; n < 5000; n = n * 3 + 1) {
 		uint64_t *a = calloc(n + 1, sizeof(*a)), *b = calloc(n + 1, sizeof(*b));
@@ -551,8 +344,8 @@ void test_pipeline_sort(void)
 
 		for (size_t i = 0; i < n; i++) {
 			/* Few distinct high bits, as ids packed with counts have. */
-			a[i] = b[i] = (uint64_t)rnd(&p, 50) << 32 | rnd(&p, 1000) | (n % 2 ? 1ull << 60 : 0);
-			r[i] = (struct rec3){ .a = rnd(&p, 7) * 0x100000001ull, .b = rnd(&p, 5), .i = (uint32_t)i };
+			a[i] = b[i] = (uint64_t)cgen_rnd(&p, 50) << 32 | cgen_rnd(&p, 1000) | (n % 2 ? 1ull << 60 : 0);
+			r[i] = (struct rec3){ .a = cgen_rnd(&p, 7) * 0x100000001ull, .b = cgen_rnd(&p, 5), .i = (uint32_t)i };
 		}
 		memcpy(q, r, n * sizeof(*r));
 		qsort(b, n, sizeof(*b), cmp_u64);

@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The incremental control plane against the kernel: random object changes
+ * go through the pipeline (image/pipeline.h: per-Service translation, the
+ * map mirror, deferred retire) into one pinned data path; after every
+ * commit a second data path gets a full apply of the same objects loaded
+ * from scratch, and the two must serve the same: every frontend, client
+ * class, selector (route names, shares of every backend) and endpoint,
+ * read back from the pinned maps (view/dpview.h). Now and then the agent
+ * "restarts" (a new pipeline over the pinned maps, its mirror read from the
+ * kernel) or someone deletes a frontend behind its back (the audit of the
+ * next full resync counts and repairs it).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <bpf/bpf.h>
+
+#include "datapath/cgroup.h"
+#include "image/image_apply.h"
+#include "image/pipeline.h"
+#include "lib/cluster_gen.h"
+#include "test_progs.h"
+#include "view/dpview.h"
+
+struct side {
+	char cg[4200], pin[128];
+	struct dp *dp;
+};
+
+static int side_open(struct side *s, char which)
+{
+	char root[4096];
+	struct dp_opts o = { 0 };
+	int err = cgroup2_mount_path(root, sizeof(root));
+
+	if (err)
+		return err;
+	snprintf(s->cg, sizeof(s->cg), "%s/gammad-plk-%d%c", root, (int)getpid(), which);
+	snprintf(s->pin, sizeof(s->pin), "/sys/fs/bpf/gammad-plk-%d%c", (int)getpid(), which);
+	if (mkdir(s->cg, 0755) && errno != EEXIST)
+		return -errno;
+	o.pin_dir = s->pin;
+	o.cgroup = s->cg;
+	return dp_open(&o, &s->dp);
+}
+
+static void side_close(struct side *s)
+{
+	dp_close(s->dp);
+	s->dp = NULL;
+	if (s->pin[0])
+		dp_uninstall(s->pin);
+	if (s->cg[0])
+		rmdir(s->cg);
+}
+
+static void put(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void put(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(*buf + *len, *cap - *len, fmt, ap);
+		va_end(ap);
+		if (n >= 0 && (size_t)n < *cap - *len)
+			break;
+		*cap = *cap * 2 + (size_t)(n > 0 ? n : 0) + 256;
+		*buf = realloc(*buf, *cap);
+		if (!*buf)
+			return;
+	}
+	*len += (size_t)n;
+}
+
+/* What the pinned maps serve, without the kernel's ids. */
+static char *served(const char *pin)
+{
+	struct dpv_maps m;
+	struct dpv v;
+	char *buf = malloc(4096);
+	size_t len = 0, cap = 4096;
+
+	if (!buf || dpv_maps_open(&m, pin)) {
+		free(buf);
+		return NULL;
+	}
+	buf[0] = 0;
+	if (dpv_build(&m, &v)) {
+		dpv_maps_close(&m);
+		free(buf);
+		return NULL;
+	}
+	for (size_t i = 0; i < v.nr_fes && buf; i++) {
+		const struct dpv_frontend *fe = &v.fes[i];
+
+		put(&buf, &len, &cap, "%s/%s %s %s:%u flags %x\n", fe->svc_ns, fe->svc_name,
+		    fe->proto, fe->addr, fe->port, fe->val.flags);
+		for (size_t c = 0; c < fe->nr_classes && buf; c++) {
+			const struct dpv_selector *sel = dpv_selector(&v, fe->classes[c].sel);
+
+			put(&buf, &len, &cap, "  class %s:", fe->classes[c].ns_name);
+			if (!sel || !sel->present) {
+				put(&buf, &len, &cap, " none\n");
+				continue;
+			}
+			put(&buf, &len, &cap, " route %s/%s %s flags %x\n", sel->route_ns,
+			    sel->route_name, sel->section, sel->val.flags);
+			for (size_t k = 0; k < sel->nr_shares && buf; k++) {
+				const struct dpv_backend *be = dpv_backend(&v, sel->shares[k].be_id);
+
+				put(&buf, &len, &cap, "    %s/%s:%u %llu/%llu flags %x eps",
+				    be ? be->namespace : "?", be ? be->name : "?", be ? be->port : 0,
+				    (unsigned long long)sel->shares[k].num,
+				    (unsigned long long)sel->shares[k].den, be ? be->val.flags : 0);
+				for (size_t e = 0; be && e < be->nr_eps && buf; e++)
+					put(&buf, &len, &cap, " %u.%u.%u.%u:%u", be->eps[e].addr[0],
+					    be->eps[e].addr[1], be->eps[e].addr[2], be->eps[e].addr[3],
+					    be->eps[e].port);
+				put(&buf, &len, &cap, "\n");
+			}
+		}
+	}
+	dpv_free(&v);
+	dpv_maps_close(&m);
+	return buf;
+}
+
+/* B gets a full apply of the objects from scratch; A and B must serve the same. */
+static bool same_served(struct cgen *p, struct side *a, struct side *b, int step)
+{
+	struct ia_opts o = { .full = true };
+	char *sa, *sb;
+	struct img img;
+	bool same;
+
+	if (!ASSERT_OK(cgen_full_image(p, &img), "full image"))
+		return false;
+	ASSERT_OK(ia_apply(b->dp, &img, &o, NULL), "full apply");
+	img_free(&img);
+	sa = served(a->pin);
+	sb = served(b->pin);
+	same = sa && sb && !strcmp(sa, sb);
+	if (!same)
+		test__printf("step %d: incremental serves\n%s\nfull apply serves\n%s\n", step,
+			     sa ? sa : "?", sb ? sb : "?");
+	free(sa);
+	free(sb);
+	return same;
+}
+
+/* The pipeline anew over the pinned maps, fed the objects as a whole model. */
+static int restart(struct cgen *p, struct side *a, struct pl **pl)
+{
+	struct model_event ev;
+	struct pl_stats st;
+	int ret;
+
+	pl_free(*pl);
+	*pl = NULL;
+	ret = pl_new(a->dp, NULL, pl);
+	for (int s = 0; s < CGEN_SLOTS && !ret; s++)
+		if (p->text[s] && !(ret = cgen_event(p->text[s], &ev)))
+			ret = pl_event(*pl, &ev, NULL);
+	dp_mirror_drop(a->dp);	/* as a new process: the mirror is read from the kernel */
+	return ret ?: pl_commit(*pl, &st);
+}
+
+/* Someone deletes a frontend entry: the next full resync counts and repairs it. */
+static void tamper(struct side *a, struct pl *pl)
+{
+	int fd = dp_map_fd(a->dp, GAMMAD_MAP_FRONTEND);
+	struct gammad_fe_key key;
+	uint64_t before = pl_drift(pl);
+	struct ia_stats st;
+
+	if (bpf_map_get_next_key(fd, NULL, &key))
+		return;		/* no frontend now */
+	ASSERT_OK(bpf_map_delete_elem(fd, &key), "delete behind its back");
+	ASSERT_OK(pl_resync(pl, true, &st), "full resync");
+	ASSERT_GE(pl_drift(pl), before + 1, "drift counted");
+	ASSERT_GE(st.frontends_flipped, 1, "frontend written again");
+}
+
+static void run(uint64_t seed, int steps)
+{
+	struct cgen p = { .rng = seed };
+	struct side a = { 0 }, b = { 0 };
+	struct pl *pl = NULL;
+	int commits = 0;
+
+	if (!ASSERT_OK(side_open(&a, 'a'), "data path a") ||
+	    !ASSERT_OK(side_open(&b, 'b'), "data path b") ||
+	    !ASSERT_OK(pl_new(a.dp, NULL, &pl), "pl_new"))
+		goto out;
+	for (int step = 0; step < steps; step++) {
+		int slot = (int)cgen_rnd(&p, CGEN_SLOTS);
+		struct model_event ev;
+		char name[32];
+
+		if (p.text[slot] && !cgen_rnd(&p, 4)) {
+			cgen_delete(slot, &ev, name, sizeof(name));
+			if (!ASSERT_OK(pl_event(pl, &ev, NULL), "delete"))
+				break;
+			free(p.text[slot]);
+			p.text[slot] = NULL;
+		} else {
+			char *text = cgen_object(&p, slot);
+
+			if (!ASSERT_OK_PTR(text, "object") || !ASSERT_OK(cgen_event(text, &ev), "parse") ||
+			    !ASSERT_OK(pl_event(pl, &ev, NULL), "put")) {
+				free(text);
+				break;
+			}
+			free(p.text[slot]);
+			p.text[slot] = text;
+		}
+		if (cgen_rnd(&p, 4))
+			continue;
+		if (!ASSERT_OK(pl_commit(pl, NULL), "commit"))
+			break;
+		commits++;
+		if (!cgen_rnd(&p, 8) && !ASSERT_OK(restart(&p, &a, &pl), "restart"))
+			break;
+		if (!cgen_rnd(&p, 8))
+			tamper(&a, pl);
+		if (!ASSERT_TRUE(same_served(&p, &a, &b, step), "incremental serves as full"))
+			break;
+	}
+	test__printf("%d commits\n", commits);
+out:
+	pl_free(pl);
+	for (int s = 0; s < CGEN_SLOTS; s++)
+		free(p.text[s]);
+	side_close(&a);
+	side_close(&b);
+}
+
+void test_pipeline_kernel(void)
+{
+	for (uint64_t seed = 1; seed <= 3; seed++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "seed_%llu", (unsigned long long)seed);
+		if (!test__start_subtest(name))
+			continue;
+		run(seed * 0x2545f4914f6cdd1dull, 400);
+	}
+}
