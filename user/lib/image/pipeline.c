@@ -236,6 +236,11 @@ int pl_event(struct pl *pl, const struct model_event *ev, struct diag *dg)
 		return -EINVAL;
 	if (ev->op == MODEL_PUT && ev->kind == MODEL_ROUTE)
 		rk = ((const struct gapi_route *)ev->obj)->kind;
+	/* A full translation is due anyway (the first load): only the model changes. */
+	if (pl->full) {
+		ret = model_apply_event(&pl->m, ev, dg);
+		return ret;
+	}
 	old = ev->op == MODEL_PUT ?
 	      model_find(&pl->m, ev->kind, rk, meta->namespace, meta->name) :
 	      model_find(&pl->m, ev->kind, rk, ev->namespace, ev->name);
