@@ -267,9 +267,7 @@ static int feed_changes(struct agent *a, struct diag *dg, bool *full)
 		if (err && err != -ENOENT)
 			ret = err;
 	}
-	for (size_t i = 0; i < nr; i++)
-		evs[i].obj = NULL;
-	model_events_free(evs, nr);
+	model_events_free(evs, nr);	/* the objects of events not applied */
 	return ret;
 }
 
