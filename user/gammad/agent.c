@@ -297,6 +297,11 @@ static int apply_dir_incremental(struct agent *a)
 		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, dg.nr_errors);
 		diag_free(&dg);
 		a->dir_failed = true;
+		/* Cache and model may disagree now: the next pass loads everything anew. */
+		pl_free(a->pl);
+		a->pl = NULL;
+		manifest_cache_free(a->mc);
+		a->mc = NULL;
 		return ret;
 	}
 	read_routes(a);
