@@ -363,3 +363,40 @@ void test_pipeline_sort(void)
 		free(q);
 	}
 }
+
+/* ---- strmap_del / strmap_set against a plain array ------------------------------ */
+
+void test_pipeline_strmap_del(void)
+{
+	struct cgen p = { .rng = 0xfeed };
+	struct strmap m = { 0 };
+	bool in[512] = { 0 };
+	char key[16];
+
+	for (int step = 0; step < 20000; step++) {
+		int k = (int)cgen_rnd(&p, 512);
+
+		snprintf(key, sizeof(key), "k%d", k);
+		if (in[k] && cgen_rnd(&p, 2)) {
+			if (!ASSERT_EQ((uintptr_t)strmap_del(&m, key), (uintptr_t)k + 1, "del"))
+				break;
+			in[k] = false;
+		} else if (in[k]) {
+			strmap_set(&m, key, (void *)(uintptr_t)(k + 1));
+		} else {
+			if (!ASSERT_OK(strmap_put(&m, key, (void *)(uintptr_t)(k + 1), NULL), "put"))
+				break;
+			in[k] = true;
+		}
+		if (step % 997)
+			continue;
+		/* Every key findable exactly when present. */
+		for (int j = 0; j < 512; j++) {
+			snprintf(key, sizeof(key), "k%d", j);
+			if (!ASSERT_EQ((uintptr_t)strmap_get(&m, key), in[j] ? (uintptr_t)j + 1 : 0,
+				       "get after deletes"))
+				break;
+		}
+	}
+	strmap_free(&m);
+}
