@@ -337,7 +337,7 @@ int agent_apply_dir(struct agent *a)
 {
 	struct img_opts io = { .http_engine = a->steer != NULL };
 
-	if (!a->engine)
+	if (a->incremental && !a->engine)
 		return apply_dir_incremental(a);
 	double t0 = now_ms();
 	size_t input_errors = 0;

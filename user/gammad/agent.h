@@ -47,8 +47,11 @@ struct agent {
 	/*
 	 * Without the HTTP engine: the incremental pipeline (image/pipeline.h)
 	 * fed by the manifests' per-file cache; a change reads, parses and
-	 * translates only what it touches. NULL until the first apply.
+	 * translates only what it touches. NULL until the first apply. Only
+	 * when incremental is set (cmd_run: a manifests directory, no engine);
+	 * other sources of the model take the whole-pass path.
 	 */
+	bool incremental;
 	struct pl *pl;
 	struct manifest_cache *mc;
 	bool status_stale;		/* route statuses wait for a full translation */
