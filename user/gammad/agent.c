@@ -212,18 +212,40 @@ static int apply(struct agent *a, const struct img *img, struct ia_stats *s)
 	return ret;
 }
 
-/* Route statuses beside the manifests, from a full translation of the pipeline's model. */
-static void write_statuses(struct agent *a)
+/*
+ * Route statuses beside the manifests, from a full translation of the
+ * pipeline's model, with every file's diagnostics (the cache keeps them)
+ * and the walk's (walk, may be NULL).
+ */
+static void write_statuses(struct agent *a, const struct diag *walk)
 {
 	struct diag dg = { 0 };
 	struct tr_result res;
 
+	manifest_cache_diag(a->mc, &dg);
+	if (walk)
+		diag_append(&dg, walk);
 	if (!translate_opts(pl_model(a->pl), &a->tr, &dg, &res)) {
 		status_file_write(a->dir, &res, &dg);
 		tr_result_free(&res);
 		a->status_stale = false;
+		a->status_ms = now_ms();
 	}
 	diag_free(&dg);
+}
+
+/* Errors in the manifests as a whole load would count them. */
+static size_t input_errors(struct agent *a, const struct diag *walk)
+{
+	struct diag dg = { 0 };
+	size_t n;
+
+	manifest_cache_diag(a->mc, &dg);
+	n = dg.nr_errors + walk->nr_errors;
+	for (size_t i = 0; i < dg.nr; i++)
+		pr_debug("%s", dg.entries[i].msg);
+	diag_free(&dg);
+	return n;
 }
 
 static int pipeline_start(struct agent *a)
@@ -283,7 +305,7 @@ static int apply_dir_incremental(struct agent *a)
 	double t0 = now_ms();
 	struct diag dg = { 0 };
 	struct pl_stats st;
-	size_t n;
+	size_t n, errors;
 	bool full;
 	int ret;
 
@@ -292,9 +314,10 @@ static int apply_dir_incremental(struct agent *a)
 	ret = feed_changes(a, &dg, &full);
 	for (size_t i = 0; i < dg.nr; i++)
 		pr_debug("%s", dg.entries[i].msg);
+	errors = ret ? dg.nr_errors : input_errors(a, &dg);
 	if (ret) {
 		pr_err("manifests %s: %s", a->dir, strerror(-ret));
-		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, dg.nr_errors);
+		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, errors);
 		diag_free(&dg);
 		a->dir_failed = true;
 		/* Cache and model may disagree now: the next pass loads everything anew. */
@@ -308,7 +331,7 @@ static int apply_dir_incremental(struct agent *a)
 	pl_set_ia_opts(a->pl, &a->opts);
 	ret = pl_commit(a->pl, &st);
 	a->dir_failed = ret != 0;
-	metrics_server_note_apply(a->metrics, ret, now_ms() - t0, dg.nr_errors);
+	metrics_server_note_apply(a->metrics, ret, now_ms() - t0, errors);
 	if (ret) {
 		pr_err("apply %s failed after %.1f ms: %s (the data path keeps a complete "
 		       "table per Service port; retrying at the next change or resync)",
@@ -320,15 +343,18 @@ static int apply_dir_incremental(struct agent *a)
 	pr_info("control plane: %zu files parsed, %s translation of %zu Services in %.1f ms, "
 		"apply %.1f ms", manifest_cache_parsed(a->mc), st.full ? "full" : "incremental",
 		st.services, st.translate_ms, st.apply_ms);
-	log_apply("applied", a->dir, now_ms() - t0, &st.apply, dg.nr_errors);
-	diag_free(&dg);
+	log_apply("applied", a->dir, now_ms() - t0, &st.apply, errors);
 	pl_removed_endpoints(a->pl, &rm, &n);
 	if (n && a->release)
 		release_pairs(a, rm, n);
-	/* Statuses need the whole translation: at once when it was whole anyway. */
+	/*
+	 * Statuses need the whole translation: after the kernel serves the
+	 * change, at most once a second (a burst leaves them to the resync).
+	 */
 	a->status_stale = true;
-	if (st.full || full)
-		write_statuses(a);
+	if (st.full || full || now_ms() - a->status_ms >= 1000)
+		write_statuses(a, &dg);
+	diag_free(&dg);
 	sync_tc(a);
 	return 0;
 }
@@ -397,7 +423,7 @@ void agent_resync(struct agent *a, bool full)
 		else if (ia_stats_changes(&s))
 			log_apply("resynced", a->dir, now_ms() - t0, &s, 0);
 		if (full && a->status_stale)
-			write_statuses(a);
+			write_statuses(a, NULL);
 		sync_tc(a);
 		return;
 	}

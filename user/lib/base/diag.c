@@ -95,6 +95,20 @@ void diag_report(struct diag *d, enum log_level level, const char *file, int lin
 	add_entry(d, level, file, line, field, safe);
 }
 
+void diag_append(struct diag *dst, const struct diag *src)
+{
+	/* src's count: repeats and entries past its limit were errors too. */
+	dst->nr_errors += src->nr_errors;
+	for (size_t i = 0; i < src->nr; i++) {
+		const struct diag_entry *e = &src->entries[i];
+
+		if (strmap_get(&dst->seen, e->msg) || dst->nr >= DIAG_MAX_ENTRIES ||
+		    strmap_put(&dst->seen, e->msg, (void *)1, NULL))
+			continue;
+		add_entry(dst, e->level, e->file, e->line, e->field, e->msg);
+	}
+}
+
 void diag_free(struct diag *d)
 {
 	for (size_t i = 0; i < d->nr; i++) {

@@ -43,6 +43,8 @@ void diag_report(struct diag *d, enum log_level level, const char *file, int lin
 		 const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
 void diag_free(struct diag *d);
+/* Every entry of src into dst as it is (once each, at most DIAG_MAX_ENTRIES), errors counted. */
+void diag_append(struct diag *dst, const struct diag *src);
 /* First entry whose message contains needle, or NULL (used by tests). */
 const struct diag_entry *diag_find(const struct diag *d, const char *needle);
 

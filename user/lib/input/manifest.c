@@ -460,6 +460,7 @@ struct mc_file {
 	uint64_t hash;		/* of the content */
 	struct mc_key *keys;	/* the objects it defines */
 	size_t nr_keys;
+	struct diag dg;		/* of its last parse */
 	bool seen;		/* by this scan */
 };
 
@@ -531,6 +532,7 @@ void manifest_cache_free(struct manifest_cache *c)
 		struct mc_file *f = slot->value;
 
 		keys_free(f->keys, f->nr_keys);
+		diag_free(&f->dg);
 		free(f);
 	}
 	strmap_free(&c->files);
@@ -540,6 +542,14 @@ void manifest_cache_free(struct manifest_cache *c)
 	names_free(c);
 	free(c->names);
 	free(c);
+}
+
+void manifest_cache_diag(const struct manifest_cache *c, struct diag *out)
+{
+	const struct strmap_slot *slot;
+
+	strmap_for_each(&c->files, slot)
+		diag_append(out, &((const struct mc_file *)slot->value)->dg);
 }
 
 size_t manifest_cache_parsed(const struct manifest_cache *c)
@@ -709,11 +719,13 @@ static int cache_file(struct load *l, const char *path, int fd, const struct sta
 		free(buf);
 		return 0;
 	}
-	/* Parse alone, with the walk's budgets. */
+	/* Parse alone, with the walk's budgets; the file keeps its diagnostics. */
 	model_init(&m);
 	sub = *l;
 	sub.m = &m;
 	sub.cache = NULL;
+	diag_free(&f->dg);
+	sub.dg = &f->dg;
 	ydoc_src_buf(&src, buf, len, file_limit(l));
 	ret = load_stream(&sub, path, &src);
 	l->bytes_left = sub.bytes_left;
@@ -777,6 +789,7 @@ static int drop_unseen(struct manifest_cache *c)
 		struct mc_file *f = strmap_del(&c->files, gone[i]);
 
 		keys_free(f->keys, f->nr_keys);
+		diag_free(&f->dg);
 		free(f);
 	}
 	free(gone);
@@ -830,6 +843,7 @@ int manifest_cache_scan(struct manifest_cache *c, const char *path, struct model
 			struct mc_file *f = slot->value;
 
 			keys_free(f->keys, f->nr_keys);
+			diag_free(&f->dg);
 			free(f);
 		}
 		strmap_free(&c->files);

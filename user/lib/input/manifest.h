@@ -68,11 +68,18 @@ void manifest_cache_free(struct manifest_cache *c);
 /*
  * Walk path as manifest_load_path() does. *evs is malloc'd (NULL when
  * nothing changed); free what is not applied with model_events_free().
+ * dg gets what the walk itself found (unreadable files, limits); what a
+ * file's content says stays with the file: manifest_cache_diag().
  * Returns 0, -EAGAIN (see above; no events), or what manifest_load_path()
  * returns for path itself.
  */
 int manifest_cache_scan(struct manifest_cache *c, const char *path, struct model_event **evs,
 			size_t *nr, struct diag *dg);
+/*
+ * The diagnostics of every file as of its last parse (unchanged files
+ * keep theirs), appended to out: what a whole load would report.
+ */
+void manifest_cache_diag(const struct manifest_cache *c, struct diag *out);
 /* Files the last scan read and parsed (changed content). */
 size_t manifest_cache_parsed(const struct manifest_cache *c);
 
