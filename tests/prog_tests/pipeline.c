@@ -285,6 +285,21 @@ void test_pipeline_manifest_cache(void)
 	ASSERT_OK(scan_step(mc, pl, dir, &n, &parsed), "same content");
 	ASSERT_EQ(n, 0, "same content: no events");
 	ASSERT_EQ(parsed, 0, "same content: not parsed");
+	/* A file's diagnostics stay with it while it is unchanged. */
+	ASSERT_OK(write_file(dir, "bad.yaml", "apiVersion: v1\nkind: Service\n"
+			     "metadata: {name: bad, namespace: a}\nspec: {ports: [{port: 99999}]}\n"),
+		  "bad");
+	ASSERT_OK(scan_step(mc, pl, dir, &n, &parsed), "bad scan");
+	{
+		struct diag dg = { 0 };
+
+		manifest_cache_diag(mc, &dg);
+		ASSERT_EQ(dg.nr_errors, 1, "the bad file's error");
+		ASSERT_OK_PTR(diag_find(&dg, "bad.yaml:4"), "with its line");
+		diag_free(&dg);
+	}
+	snprintf(path, sizeof(path), "%s/bad.yaml", dir);
+	unlink(path);
 	/* One object in two files: only a whole load decides. */
 	ASSERT_OK(write_file(dir, "c.yaml", SVC("s1", "10.96.0.9")), "c");
 	{

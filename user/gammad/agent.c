@@ -222,6 +222,7 @@ static void write_statuses(struct agent *a, const struct diag *walk)
 	struct diag dg = { 0 };
 	struct tr_result res;
 
+	a->status_stale = true;	/* until written */
 	manifest_cache_diag(a->mc, &dg);
 	if (walk)
 		diag_append(&dg, walk);
@@ -229,7 +230,6 @@ static void write_statuses(struct agent *a, const struct diag *walk)
 		status_file_write(a->dir, &res, &dg);
 		tr_result_free(&res);
 		a->status_stale = false;
-		a->status_ms = now_ms();
 	}
 	diag_free(&dg);
 }
@@ -262,13 +262,14 @@ static int pipeline_start(struct agent *a)
 }
 
 /* What changed in DIR, as events into the pipeline (the whole tree when it must be). */
-static int feed_changes(struct agent *a, struct diag *dg, bool *full)
+static int feed_changes(struct agent *a, struct diag *dg, bool *full, size_t *changes)
 {
 	struct model_event *evs = NULL;
 	size_t nr = 0;
 	int ret;
 
 	*full = false;
+	*changes = 0;
 	ret = manifest_cache_scan(a->mc, a->dir, &evs, &nr, dg);
 	if (ret == -EAGAIN) {
 		struct model m;
@@ -282,6 +283,7 @@ static int feed_changes(struct agent *a, struct diag *dg, bool *full)
 		model_free(&m);
 		return ret;
 	}
+	*changes = nr + manifest_cache_parsed(a->mc);	/* a parsed file may bring diagnostics only */
 	for (size_t i = 0; i < nr && !ret; i++) {
 		int err = pl_event(a->pl, &evs[i], dg);
 
@@ -305,14 +307,14 @@ static int apply_dir_incremental(struct agent *a)
 	double t0 = now_ms();
 	struct diag dg = { 0 };
 	struct pl_stats st;
-	size_t n, errors;
+	size_t n, errors, changes;
 	double applied_ms;
 	bool full;
 	int ret;
 
 	if (!a->pl && (ret = pipeline_start(a)))
 		return ret;
-	ret = feed_changes(a, &dg, &full);
+	ret = feed_changes(a, &dg, &full, &changes);
 	for (size_t i = 0; i < dg.nr; i++)
 		pr_debug("%s", dg.entries[i].msg);
 	errors = ret ? dg.nr_errors : input_errors(a, &dg);
@@ -349,12 +351,8 @@ static int apply_dir_incremental(struct agent *a)
 	pl_removed_endpoints(a->pl, &rm, &n);
 	if (n && a->release)
 		release_pairs(a, rm, n);
-	/*
-	 * Statuses need the whole translation: after the kernel serves the
-	 * change, at most once a second (a burst leaves them to the resync).
-	 */
-	a->status_stale = true;
-	if (st.full || full || now_ms() - a->status_ms >= 1000)
+	/* Statuses need the whole translation: written once the kernel serves the change. */
+	if (st.full || full || changes || a->status_stale)
 		write_statuses(a, &dg);
 	diag_free(&dg);
 	/* Counted once the statuses are out too: a reader of the generation sees both. */

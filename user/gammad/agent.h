@@ -55,7 +55,6 @@ struct agent {
 	struct pl *pl;
 	struct manifest_cache *mc;
 	bool status_stale;		/* route statuses wait for a full translation */
-	double status_ms;		/* when they were last written (CLOCK_MONOTONIC ms) */
 	/* --http-engine: per-pod listeners and the engine (NULL: off) */
 	struct steer *steer;
 	struct engine *engine;
