@@ -586,7 +586,8 @@ int cmd_run(int argc, char **argv)
 		}
 		fp = dir_fingerprint(a.dir, 0);
 	}
-	a.incremental = !http_engine;	/* the manifests through image/pipeline.h */
+	/* The manifests through image/pipeline.h; a one-shot gains nothing from its caches. */
+	a.incremental = !http_engine && !once;
 	a.opts.full = true;	/* clean what an earlier agent left */
 	ret = agent_apply_dir(&a);
 	a.opts.full = false;
