@@ -59,6 +59,7 @@ function name(m, s) {
 	if (m ~ /^ipvs-/) { sub(/^ipvs-/, "", s); return "IPVS (ipvsadm, NAT)" svcs(s) }
 	if (m == "haproxy-tcp") return "haproxy per node, L4 (mode tcp) | -"
 	if (m == "haproxy-http") return "haproxy per node, L7 (mode http) | -"
+	if (m == "gammad-http") return "gammad HTTP engine (HTTPRoute, per request) | 10"
 	return m " | -"
 }
 function svcs(s, be) {
@@ -71,21 +72,22 @@ function verdict(ok) { return ok ? "met" : "**missed**" }
 END {
 	printf "# gammad benchmark\n\n"
 	printf "Machine: %s. %s run, %d interleaved repetitions per mode; every cell is the median (min-max) of the repetitions, ratios are of medians to `direct` in the same run.\n\n", machine, quick ? "Quick (`--quick`)" : "Full", reps
-	printf "Workload: HTTP/1.1 with 64-byte requests and 64-byte responses (`build/bench serve`): ping-pong latency over one keep-alive connection (20,000 round trips; 10,000 with `--quick`), new connections/s (connect, 1 request, close, one at a time), wrk -t1 -c16 keep-alive req/s, iperf3 single stream (not in `--quick`). Every Service row reaches one backend, b0, the same server `direct` talks to, unless it says 2 or 10 backends (then spread over that many pods on the same node; iperf3 always uses the 1-backend Service). CPU/request: user+sys of client, servers and proxy (getrusage, /proc/PID/stat); softirq time outside those processes is not counted.\n\n"
-	print "| mode | Services | p50 us | p99 us | p50 x direct | new conn/s | x direct | wrk req/s | x direct | iperf3 Gbit/s | x direct | CPU us/req | CPU us/conn |"
-	print "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	printf "Workload: HTTP/1.1 with 64-byte requests and 64-byte responses (`build/bench serve`): ping-pong latency over one keep-alive connection (20,000 round trips; 10,000 with `--quick`), new connections/s (connect, 1 request, close, one at a time), wrk -t1 -c16 keep-alive req/s, iperf3 single stream (not in `--quick`). Every Service row reaches one backend, b0, the same server `direct` talks to, unless it says 2 or 10 backends (then spread over that many pods on the same node; iperf3 always uses the 1-backend Service). CPU/request: user+sys of client, servers and proxy (getrusage, /proc/PID/stat); softirq time outside those processes is not counted. Proxy CPU/request: utime+stime of the proxy process alone (haproxy, or the gammad agent holding the HTTP engine) over the wrk run, per request wrk counted. The HTTP engine row: `gammad run --http-engine` with an HTTPRoute on its Service, pinned to the same CPUs as the pods and haproxy; haproxy runs `nbthread 1` like the one event-loop thread of the engine.\n\n"
+	print "| mode | Services | p50 us | p99 us | p50 x direct | new conn/s | x direct | wrk req/s | x direct | iperf3 Gbit/s | x direct | CPU us/req | CPU us/conn | proxy CPU us/req |"
+	print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for (i = 1; i <= nm; i++) {
 		m = modes[i]
 		if (m ~ /^(control|cp)-/) continue
-		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name(m),
+		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name(m),
 			cell(m, "p50_us", "%.1f"), cell(m, "p99_us", "%.1f"), ratio(m, "p50_us"),
 			cell(m, "cps", "%.0f"), ratio(m, "cps"), cell(m, "wrk_rps", "%.0f"), ratio(m, "wrk_rps"),
-			cell(m, "gbps", "%.2f"), ratio(m, "gbps"), cell(m, "cpu_us", "%.1f"), cell(m, "cpu_conn_us", "%.1f")
+			cell(m, "gbps", "%.2f"), ratio(m, "gbps"), cell(m, "cpu_us", "%.1f"), cell(m, "cpu_conn_us", "%.1f"),
+			cell(m, "proxy_cpu_us", "%.1f")
 		if (m == "gammad-sk-10" && !has["gammad-tc-10", "p50_us"])
-			print "| gammad TC path (per-packet DNAT) | - | " (tc ? "not in this run" : "not built yet") " | | | | | | | | | | |"
+			print "| gammad TC path (per-packet DNAT) | - | " (tc ? "not in this run" : "not built yet") " | | | | | | | | | | | |"
 	}
 	if (!ipvs)
-		print "| IPVS (ipvsadm, NAT) | 10 / 1,000 / 10,000 | n/a: this kernel is built without CONFIG_IP_VS | | | | | | | | | | |"
+		print "| IPVS (ipvsadm, NAT) | 10 / 1,000 / 10,000 | n/a: this kernel is built without CONFIG_IP_VS | | | | | | | | | | | |"
 	print ""
 	print "## Control plane"
 	print ""
@@ -138,6 +140,11 @@ END {
 		if (a > 0 && b > 0)
 			printf "| session affinity on >= 0.9x off (new conn/s, %s Services%s) | %.2fx (%.0f vs %.0f /s) | %s |\n", sc, k ? ", 10 backends" : "", a / b, a, b, verdict(a / b >= 0.9)
 	}
+	# issue 12: the engine against haproxy mode http, same CPUs, same thread count
+	e50 = pick("gammad-http", "p50_us"); h50 = pick("haproxy-http", "p50_us")
+	ew = pick("gammad-http", "wrk_rps"); hw = pick("haproxy-http", "wrk_rps")
+	if (e50 > 0 && h50 > 0 && ew > 0 && hw > 0)
+		printf "| HTTP engine p50 and wrk req/s at least haproxy mode http | p50 %.2fx (%.1f vs %.1f us; haproxy / engine), req/s %.2fx (%.0f vs %.0f) | %s |\n", h50 / e50, e50, h50, ew / hw, ew, hw, verdict(e50 <= h50 && ew >= hw)
 	c = pick("control-10", "change_ms")
 	if (c > 0)
 		printf "| change-to-served < 50 ms | %.1f ms (10 Services) | %s |\n", c, verdict(c < 50)

@@ -161,15 +161,25 @@ podrun() {
 		"$CG/kubepods/besteffort/pod${POD_UID[$pod]}/c" "${PIN_CPUS[@]}" \
 		ip netns exec "gbench-$pod" "$@"
 }
+# bg CMD...: CMD in the background with $! its own pid (a function run with
+# & would leave $! the forked shell's: /proc/PID/stat then counts nothing).
+bg() { ( if declare -F "$1" >/dev/null; then "$@"; else exec "$@"; fi ) & }
+podrun_exec() { local pod=$1; shift; exec sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh \
+	"$CG/kubepods/besteffort/pod${POD_UID[$pod]}/c" "${PIN_CPUS[@]}" ip netns exec "gbench-$pod" "$@"; }
 
 SERVER_PIDS=
 start_servers() {
 	local pids=()
 	for i in $(seq 0 $((NBE - 1))); do
-		podrun "b$i" "$BENCH" serve --http 8080 --id 9000 --name "b$i" &
+		bg podrun_exec "b$i" "$BENCH" serve --http 8080 --id 9000 --name "b$i"
 		PIDS+=($!); pids+=($!)
 	done
 	podrun b0 iperf3 -s -p 5201 >/dev/null 2>&1 &
+	PIDS+=($!)
+	# The client pod's "pause container": the HTTP engine finds a pod's
+	# netns through a process in its cgroup, and the measuring clients come
+	# and go.
+	podrun client sleep infinity &
 	PIDS+=($!)
 	nsx gbench-remote "$BENCH" serve --http 8080 --id 9000 --name remote &
 	PIDS+=($!)
@@ -196,7 +206,7 @@ start_servers() {
 	    http-reuse always
 	    server b0 $(pod_ip b0):8080
 	EOF
-	nsx $NODE "${PIN_CPUS[@]}" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+	bg ip netns exec $NODE "${PIN_CPUS[@]}" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1
 	PIDS+=($!)
 	HAPROXY_PID=$!
 	sleep 0.5
@@ -275,8 +285,16 @@ write_manifests() { # FILL_SERVICES
 
 # ---- data path modes -----------------------------------------------------------
 DP_STATE=
+AGENT_PID=
 dp_off() {
 	[ "$DP_STATE" = off ] && return 0
+	if [ -n "$AGENT_PID" ]; then
+		kill "$AGENT_PID" 2>/dev/null || true
+		wait "$AGENT_PID" 2>/dev/null || true
+		AGENT_PID=
+		cat "$WORK/agent.log" >>"$WORK/gammad.log"
+	fi
+	rm -f "$MAN/http.yaml"
 	"$GAMMAD" uninstall --pin-dir "$PIN" >/dev/null 2>&1 || true
 	DP_STATE=off
 }
@@ -291,6 +309,48 @@ dp_gammad() { # sk|nosk|aff SERVICES (aff: nosk, the real Services with sessionA
 		--node-name node-a --no-tc "${extra[@]}" >>"$WORK/gammad.log" 2>&1 ||
 		{ tail -5 "$WORK/gammad.log" >&2; exit 1; }
 	DP_STATE=$want
+}
+
+# The HTTP engine: a running `gammad run --http-engine` (it needs the agent,
+# not --once) in the node's netns (its /metrics stays there; nsenter, not
+# `ip netns exec`, which would remount /sys without bpffs and cgroup2),
+# pinned to the CPUs of the pods and haproxy. svch (10.251.0.40 -> b0) has
+# an HTTPRoute, so every request is decided by the engine and proxied over
+# its pooled upstream connections from the client pod's netns.
+dp_http() {
+	[ "$DP_STATE" = http ] && return 0
+	dp_off
+	write_manifests $((10 - SVC_REAL))
+	{
+		svc_yaml svch 10.251.0.40 "$(pod_ip b0)"
+		cat <<-EOF
+		---
+		apiVersion: gateway.networking.k8s.io/v1
+		kind: HTTPRoute
+		metadata: {name: svch, namespace: bench}
+		spec:
+		  parentRefs: [{group: "", kind: Service, name: svch, port: 8080}]
+		  rules:
+		  - matches: [{path: {type: PathPrefix, value: /}}]
+		    backendRefs: [{name: svch, port: 8080}]
+		EOF
+	} > "$MAN/http.yaml"
+	nsenter --net=/run/netns/$NODE "${PIN_CPUS[@]}" "$GAMMAD" run --manifests "$MAN" \
+		--cgroup "$CG" --pin-dir "$PIN" --node-name node-a --no-tc --http-engine \
+		>"$WORK/agent.log" 2>&1 &
+	AGENT_PID=$!
+	PIDS+=($AGENT_PID)
+	DP_STATE=http
+	# Served once the client pod's listener is up and a request goes through.
+	for _ in $(seq 100); do
+		grep -q 'pod bench/client: listening' "$WORK/agent.log" &&
+			podrun client "$BENCH" rr --addr 10.251.0.40:8080 --count 10 --warmup 0 \
+				>/dev/null 2>&1 && return 0
+		kill -0 "$AGENT_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	tail -5 "$WORK/agent.log" >&2
+	exit 1
 }
 
 # TC path only: the agent's tables with its cgroup hooks on an empty cgroup
@@ -372,9 +432,9 @@ ipvs_clear() {
 # (iperf3, - for none) and CPIDS (whose CPU time counts, - for none).
 mode_setup() {
 	local m=$1 n
-	read -r ADDR BULK CPIDS <<<"$(mode_addrs "$m")"
 	case $m in
 	direct|direct-remote|haproxy-*) ipt_clear; ipvs_clear; dp_off ;;
+	gammad-http)	ipt_clear; ipvs_clear; dp_http ;;
 	gammad-ct-remote) ipt_clear; ipvs_clear; dp_gammad nosk 10 ;;
 	gammad-ct-*)	n=${m#gammad-ct-}; ipt_clear; ipvs_clear; dp_gammad nosk "${n%%-*}" ;;
 	gammad-sk-*)	n=${m#gammad-sk-}; ipt_clear; ipvs_clear; dp_gammad sk "${n%%-*}" ;;
@@ -384,18 +444,21 @@ mode_setup() {
 	ipvs-*)		n=${m#ipvs-}; ipt_clear; dp_off; ipvs_load "${n%%-*}" ;;
 	*) echo "bench: unknown mode $m" >&2; exit 1 ;;
 	esac
+	read -r ADDR BULK CPIDS PROXY <<<"$(mode_addrs "$m")"
 }
+# mode_addrs MODE: ADDR BULK CPIDS PROXY (the proxy's pid, - for none).
 mode_addrs() {
 	local m=$1
 	case $m in
-	direct)		echo "$(pod_ip b0):8080 $(pod_ip b0):5201 $SERVER_PIDS" ;;
-	direct-remote)	echo "10.250.1.10:8080 - -" ;;
-	gammad-ct-remote) echo "10.251.0.20:8080 - -" ;;
-	haproxy-tcp)	echo "$NODE_IP:8080 $NODE_IP:5201 $SERVER_PIDS,$HAPROXY_PID" ;;
-	haproxy-http)	echo "$NODE_IP:8081 - $SERVER_PIDS,$HAPROXY_PID" ;;
-	*-2be)		echo "10.251.0.2:8080 10.251.0.1:5201 $SERVER_PIDS" ;;
-	*-10be)		echo "10.251.0.10:8080 10.251.0.1:5201 $SERVER_PIDS" ;;
-	*)		echo "10.251.0.1:8080 10.251.0.1:5201 $SERVER_PIDS" ;;
+	direct)		echo "$(pod_ip b0):8080 $(pod_ip b0):5201 $SERVER_PIDS -" ;;
+	direct-remote)	echo "10.250.1.10:8080 - - -" ;;
+	gammad-ct-remote) echo "10.251.0.20:8080 - - -" ;;
+	gammad-http)	echo "10.251.0.40:8080 - $SERVER_PIDS,$AGENT_PID $AGENT_PID" ;;
+	haproxy-tcp)	echo "$NODE_IP:8080 $NODE_IP:5201 $SERVER_PIDS,$HAPROXY_PID $HAPROXY_PID" ;;
+	haproxy-http)	echo "$NODE_IP:8081 - $SERVER_PIDS,$HAPROXY_PID $HAPROXY_PID" ;;
+	*-2be)		echo "10.251.0.2:8080 10.251.0.1:5201 $SERVER_PIDS -" ;;
+	*-10be)		echo "10.251.0.10:8080 10.251.0.1:5201 $SERVER_PIDS -" ;;
+	*)		echo "10.251.0.1:8080 10.251.0.1:5201 $SERVER_PIDS -" ;;
 	esac
 }
 
@@ -404,11 +467,15 @@ RAW=$WORK/raw.csv
 echo "rep,mode,metric,value" > "$RAW"
 rec() { echo "$1,$2,$3,$4" >> "$RAW"; }
 kv() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
+# utime+stime of PID (all its threads) in clock ticks; the command name may
+# hold spaces, so fields are counted after its closing parenthesis.
+proc_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+CLK_TCK=$(getconf CLK_TCK)
 
 measure() { # REP MODE
-	local rep=$1 m=$2 addr bulk pids out
+	local rep=$1 m=$2 addr bulk pids out proxy t0=
 	mode_setup "$m"
-	addr=$ADDR bulk=$BULK pids=$CPIDS
+	addr=$ADDR bulk=$BULK pids=$CPIDS proxy=$PROXY
 	[ "$pids" = - ] && pids=
 	if out=$(podrun client "$BENCH" rr --addr "$addr" --count "$RR_COUNT" --cpu-pids "$pids"); then
 		rec "$rep" "$m" p50_us "$(kv "$out" p50_us)"
@@ -419,8 +486,13 @@ measure() { # REP MODE
 		rec "$rep" "$m" cps "$(kv "$out" cps)"
 		rec "$rep" "$m" cpu_conn_us "$(kv "$out" cpu_us)"
 	else log "$m: crr failed"; fi
+	[ "$proxy" != - ] && t0=$(proc_ticks "$proxy")
 	if out=$(podrun client wrk -t1 -c16 -d"${WRK_SECS}s" "http://$addr/" 2>&1); then
 		rec "$rep" "$m" wrk_rps "$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")"
+		# The proxy process alone (haproxy, gammad's engine): utime+stime
+		# over the wrk run per request wrk counted.
+		[ -n "$t0" ] && rec "$rep" "$m" proxy_cpu_us "$(awk -v t0="$t0" -v t1="$(proc_ticks "$proxy")" \
+			-v hz="$CLK_TCK" '/ requests in / { printf "%.2f", (t1 - t0) * 1e6 / hz / $1 }' <<<"$out")"
 	else log "$m: wrk failed: $out"; fi
 	if [ "$bulk" != - ] && [ "$QUICK" = 0 ]; then	# --quick: no iperf3, for time
 		if out=$(podrun client iperf3 -c "${bulk%:*}" -p "${bulk#*:}" -t "$IPERF_SECS" -J 2>&1); then
@@ -503,7 +575,7 @@ HAVE_TC=0
 for s in $SCALES; do MODES+=("iptables-$s"); done
 [ "$QUICK" = 1 ] || MODES+=(iptables-10000-2be iptables-10000-10be)
 if [ "$HAVE_IPVS" = 1 ]; then for s in $SCALES; do MODES+=("ipvs-$s"); done; fi
-MODES+=(haproxy-tcp haproxy-http)
+MODES+=(haproxy-tcp gammad-http haproxy-http)
 # BENCH_MODES="direct gammad-sk-10 ...": only these (while developing).
 [ -n "${BENCH_MODES:-}" ] && read -r -a MODES <<<"$BENCH_MODES"
 
