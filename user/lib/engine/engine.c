@@ -6,7 +6,8 @@
  * engine_conn.c.
  *
  * epoll is edge triggered: each side remembers whether it may read or write
- * (rd_ready, wr_ready) until a call says EAGAIN, and a side whose buffer is
+ * (rd_ready, wr_ready) until a call says EAGAIN (or a read comes back short,
+ * see io_read), and a side whose buffer is
  * full is simply not read. That is the backpressure: the kernel's receive
  * buffer fills and TCP closes the window.
  */
@@ -130,7 +131,14 @@ fail:
 	free(c);
 }
 
-static bool io_read(int fd, struct ebuf *b, bool *ready, bool *eof, int *err)
+/*
+ * A read that fills less than the room drained the socket: edge-triggered
+ * epoll reports the next byte with a new event, so not reading again until
+ * then saves a recv() that would say EAGAIN (one per request). Not when
+ * epoll already reported a hang-up: the FIN behind the data would not make
+ * another event.
+ */
+static bool io_read(int fd, struct ebuf *b, bool *ready, bool hup, bool *eof, int *err)
 {
 	size_t room;
 	ssize_t n;
@@ -143,6 +151,8 @@ static bool io_read(int fd, struct ebuf *b, bool *ready, bool *eof, int *err)
 	n = recv(fd, b->p + b->off + b->len, room, 0);
 	if (n > 0) {
 		b->len += n;
+		if ((size_t)n < room && !hup)
+			*ready = false;
 		return true;
 	}
 	if (!n) {
@@ -196,7 +206,7 @@ static void client_run(struct engine *e, struct cconn *c)
 			}
 			return;
 		}
-		moved |= io_read(c->fd, &c->in, &c->rd_ready, &c->rd_eof, &cerr);
+		moved |= io_read(c->fd, &c->in, &c->rd_ready, c->rd_hup, &c->rd_eof, &cerr);
 		if (u && !u->connected && (u->wr_ready || u->rd_ready)) {
 			int err = 0;
 			socklen_t l = sizeof(err);
@@ -210,7 +220,7 @@ static void client_run(struct engine *e, struct cconn *c)
 			moved |= err || u->connected;
 		}
 		if (u && u->connected)
-			moved |= io_read(u->fd, &u->in, &u->rd_ready, &u->eof, &u->err);
+			moved |= io_read(u->fd, &u->in, &u->rd_ready, u->rd_hup, &u->eof, &u->err);
 		if (cerr) {
 			eng_client_close(e, c, true);
 			return;
@@ -334,6 +344,7 @@ static void handle_event(struct engine *e, struct epoll_event *ev)
 	enum eobj_kind *kind = ev->data.ptr;
 	bool rd = ev->events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
 	bool wr = ev->events & (EPOLLOUT | EPOLLHUP | EPOLLERR);
+	bool hup = ev->events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
 
 	if (*kind == EOBJ_WAKE) {
 		take_pending(e);
@@ -350,6 +361,7 @@ static void handle_event(struct engine *e, struct epoll_event *ev)
 			return;
 		c->rd_ready |= rd;
 		c->wr_ready |= wr;
+		c->rd_hup |= hup;
 		client_run(e, c);
 		return;
 	}
@@ -359,6 +371,7 @@ static void handle_event(struct engine *e, struct epoll_event *ev)
 		return;
 	u->rd_ready |= rd;
 	u->wr_ready |= wr;
+	u->rd_hup |= hup;
 	if (u->h2) {
 		eng_h2_h1_event(e, u);
 		return;

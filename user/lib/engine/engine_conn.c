@@ -304,7 +304,9 @@ struct uconn *eng_upstream_get(struct engine *e, const struct ukey *k, struct cc
 	if (u) {
 		eng_pool_unlink(e, u);
 		eng_stat_add(e, &e->st.upstream_reused, 1);
-		u->rd_ready = u->wr_ready = true;
+		/* rd_ready and wr_ready stay as the loop left them: its events
+		 * keep them while the connection is idle, and forcing a read
+		 * would cost a recv() saying EAGAIN per request. */
 		u->reused = true;
 	} else {
 		u = upstream_new(e, k);

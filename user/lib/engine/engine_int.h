@@ -49,6 +49,7 @@ struct cconn {
 	int fd;
 	bool dead;
 	bool rd_ready, wr_ready, rd_eof, wr_shut;
+	bool rd_hup;			/* epoll said RDHUP/HUP/ERR: read to EOF */
 	bool again;			/* more to do next loop turn (fairness) */
 	enum cstate state;
 	struct engine_origin origin;
@@ -118,6 +119,7 @@ struct uconn {
 	int fd;
 	bool dead;
 	bool connected, rd_ready, wr_ready, eof, wr_shut;
+	bool rd_hup;			/* epoll said RDHUP/HUP/ERR: read to EOF */
 	bool reused;			/* taken from the pool for this request */
 	int err;			/* errno of a failed connect, read or write */
 	struct ukey key;

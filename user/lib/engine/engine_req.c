@@ -1051,6 +1051,10 @@ static bool step_req(struct engine *e, struct cconn *c)
 			return upstream_failed(e, c, 503);
 	} else if (u && !c->resp_head_done) {
 		moved |= step_response_head(e, c, u);
+		/* The body that came with the head goes out with it: one send. */
+		if (!c->dead && c->state == CS_REQ && c->up == u && c->resp_head_done &&
+		    !c->resp_done)
+			moved |= step_response_body(e, c, u);
 	} else if (u && !c->resp_done) {
 		moved |= step_response_body(e, c, u);
 	}
