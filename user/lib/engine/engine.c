@@ -474,6 +474,16 @@ struct engine *engine_new(const struct engine_opts *opts)
 	e->wake_kind = EOBJ_WAKE;
 	e->epfd = epoll_create1(EPOLL_CLOEXEC);
 	e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	/* A head's copies for ev_evaluate(): its bytes, a NUL per name and value, a target. */
+	e->arena_cap = e->lim.head_max + 2 * H1_HEADERS_MAX + 64;
+	e->arena = malloc(e->arena_cap);
+	e->hdrs = calloc(H1_HEADERS_MAX + 1, sizeof(*e->hdrs));
+	e->head = malloc(sizeof(*e->head));
+	if (!e->arena || !e->hdrs || !e->head) {
+		pr_err("engine: %s", strerror(ENOMEM));
+		engine_free(e);
+		return NULL;
+	}
 	if (getrandom(&e->rng, sizeof(e->rng), 0) != sizeof(e->rng))
 		e->rng = (uint64_t)time(NULL) * 2654435761u;
 	e->rng |= 1;
@@ -642,6 +652,11 @@ void engine_free(struct engine *e)
 		close(e->epfd);
 	if (e->wakefd >= 0)
 		close(e->wakefd);
+	while (e->nr_buf_cache)
+		free(e->buf_cache[--e->nr_buf_cache]);
+	free(e->arena);
+	free(e->hdrs);
+	free(e->head);
 	pthread_mutex_destroy(&e->lock);
 	pthread_cond_destroy(&e->forgotten);
 	eng_metrics_free(e->metrics);

@@ -14,7 +14,9 @@
  * the kernel at most what the two sockets' fixed buffers hold (SO_RCVBUF
  * and SO_SNDBUF of sock_buf each, which the kernel doubles: about
  * 8 * sock_buf; no autotuning up to tcp_rmem's maximum); max_conns bounds
- * the whole.
+ * the whole. Buffers given back are kept for reuse, at most
+ * ENGINE_BUF_CACHE (16) of them, so a keep-alive request allocates nothing
+ * of that size.
  *
  * A rule's timeouts.request and backendRequest (GEP-2257 durations) end a
  * request with 504 before its response starts, with a reset after; without

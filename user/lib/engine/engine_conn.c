@@ -74,7 +74,7 @@ void eng_sock_setup(struct engine *e, int fd)
 
 int ebuf_alloc(struct engine *e, struct ebuf *b)
 {
-	b->p = malloc(e->o.buf_size);
+	b->p = e->nr_buf_cache ? e->buf_cache[--e->nr_buf_cache] : malloc(e->o.buf_size);
 	if (!b->p)
 		return -ENOMEM;
 	b->cap = e->o.buf_size;
@@ -87,7 +87,11 @@ void ebuf_release(struct engine *e, struct ebuf *b)
 {
 	if (b->p)
 		eng_stat_add(e, &e->st.buffer_bytes, -(int64_t)b->cap);
-	free(b->p);
+	/* Kept for the next ebuf_alloc(): no malloc/free of buf_size per request. */
+	if (b->p && e->nr_buf_cache < ENGINE_BUF_CACHE)
+		e->buf_cache[e->nr_buf_cache++] = b->p;
+	else
+		free(b->p);
 	memset(b, 0, sizeof(*b));
 }
 

@@ -59,6 +59,12 @@ struct cconn {
 	uint64_t head_start;		/* ms: first byte of the head waited for, 0 none */
 	uint64_t linger_until;
 	struct h1_scan scan;
+	/* the Service port and class of the last request, valid while the
+	 * tables of that generation are the request's (no reference: only
+	 * compared, and used under the request's own reference) */
+	uint64_t port_gen;
+	const struct tr_port *port;
+	const struct tr_class *cls;
 	/* the request in flight */
 	struct eng_tables *tab;
 	char method[32];
@@ -170,6 +176,19 @@ struct engine {
 	struct eng_metrics *metrics;	/* per-request series (engine_metrics.c) */
 	uint64_t generation;		/* tables published (under lock) */
 	struct eng_h2 *h2;		/* HTTP/2 connections (engine_h2.c), NULL: none yet */
+	/*
+	 * Per-request scratch, allocated once (the loop is one thread): the
+	 * parsed head, the header copies ev_evaluate() reads, and connection
+	 * buffers given back, up to ENGINE_BUF_CACHE (a keep-alive request
+	 * takes and returns its upstream's two).
+	 */
+	struct h1_head *head;
+	char *arena;
+	size_t arena_cap;
+	struct ev_header *hdrs;		/* H1_HEADERS_MAX + 1 */
+#define ENGINE_BUF_CACHE 16
+	char *buf_cache[ENGINE_BUF_CACHE];
+	size_t nr_buf_cache;
 };
 
 /* engine_conn.c */

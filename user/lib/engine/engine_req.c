@@ -481,8 +481,8 @@ static bool idempotent(const struct h1_str *m)
 
 static void start_request(struct engine *e, struct cconn *c, const struct h1_head *h)
 {
-	struct ev_header *hdrs = NULL;
-	struct arena a = { 0 };
+	struct ev_header *hdrs = e->hdrs;
+	struct arena a = { .p = e->arena, .cap = e->arena_cap };
 	struct ev_request req = { 0 };
 	struct ev_result r = { 0 };
 	const struct tr_port *port;
@@ -531,7 +531,17 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	}
 
 	c->tab = eng_tables_get(e);
-	port = eng_tables_port(c->tab, &c->origin);
+	/* The port and class of the connection's last request, unless new tables came. */
+	if (c->tab && c->port && c->port_gen == c->tab->generation) {
+		port = c->port;
+		cls = c->cls;
+	} else {
+		port = eng_tables_port(c->tab, &c->origin);
+		cls = port ? tr_port_class(port, c->origin.client_ns) : NULL;
+		c->port = port;
+		c->cls = cls;
+		c->port_gen = c->tab ? c->tab->generation : 0;
+	}
 	if (!port) {
 		char ip[64];
 
@@ -540,18 +550,14 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 		local_reply(e, c, 503, NULL, NULL);
 		return;
 	}
-	cls = tr_port_class(port, c->origin.client_ns);
 
-	/* ev_evaluate() wants NUL-terminated strings: copy the head's pieces. */
-	a.cap = h->head_len + 2 * h->nr_headers + 64;
-	a.p = malloc(a.cap);
-	hdrs = calloc(h->nr_headers + 1, sizeof(*hdrs));
-	if (!a.p || !hdrs)
-		goto fail;
+	/* ev_evaluate() wants NUL-terminated strings: copy the head's pieces
+	 * (into the engine's scratch, sized for the largest head). */
 	for (size_t i = 0; i < h->nr_headers; i++) {
 		hdrs[i].name = arena_dup(&a, h->headers[i].name.p, h->headers[i].name.len);
 		hdrs[i].value = arena_dup(&a, h->headers[i].value.p, h->headers[i].value.len);
 	}
+	hdrs[h->nr_headers] = (struct ev_header){ 0 };
 	req.method = c->method;
 	req.target = arena_dup(&a, h->path.p, h->path.len);
 	req.headers = hdrs;
@@ -662,8 +668,6 @@ fail:
 out:
 	if (evaluated)
 		ev_result_free(&r);
-	free(hdrs);
-	free(a.p);
 }
 
 static bool step_head(struct engine *e, struct cconn *c)
@@ -697,24 +701,17 @@ static bool step_head(struct engine *e, struct cconn *c)
 		}
 		return false;
 	}
-	h = malloc(sizeof(*h));
-	if (!h) {
-		reply_error(e, c, 500);
-		return true;
-	}
+	h = e->head;
 	ret = h1_parse_request(c->in.p + c->in.off, n, &e->lim, h);
 	if (ret) {
-		free(h);
 		reply_error(e, c, h1_error_status(ret));
 		return true;
 	}
 	if (eng_h2_upgrade_wanted(h)) {
 		eng_h2_take(e, c, h, n);
-		free(h);
 		return true;
 	}
 	start_request(e, c, h);
-	free(h);
 	/* The head was used in place; now it goes. */
 	ebuf_consume(&c->in, n);
 	memset(&c->scan, 0, sizeof(c->scan));
@@ -793,12 +790,14 @@ static int write_response_head(struct cconn *c, const struct h1_head *h, struct 
 {
 	struct wr w = { .b = out };
 	bool upgrade = h->status == 101;
-	struct field *f;
-	size_t nr = 0;
+	struct field stack_f[H1_HEADERS_MAX + 16], *f = stack_f;
+	size_t nr = 0, need = h->nr_headers + response_filter_fields(c) + 1;
 
-	f = calloc(h->nr_headers + response_filter_fields(c) + 1, sizeof(*f));
-	if (!f)
-		return -ENOMEM;
+	if (need > sizeof(stack_f) / sizeof(stack_f[0])) {
+		f = calloc(need, sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+	}
 	for (size_t i = 0; i < h->nr_headers; i++) {
 		const struct h1_header *x = &h->headers[i];
 
@@ -825,7 +824,8 @@ static int write_response_head(struct cconn *c, const struct h1_head *h, struct 
 	else if (h->status >= 200 && !c->minor)
 		puts_(&w, "Connection: keep-alive\r\n");
 	puts_(&w, "\r\n");
-	free(f);
+	if (f != stack_f)
+		free(f);
 	return w.fail ? -ENOSPC : 0;
 }
 
@@ -933,30 +933,25 @@ static bool step_response_head(struct engine *e, struct cconn *c, struct uconn *
 			return upstream_failed(e, c, 502);
 		return false;
 	}
-	h = malloc(sizeof(*h));
-	if (!h)
-		return upstream_failed(e, c, 502);
+	h = e->head;
 	if (!c->retry && !c->nr_mirror_refs)
 		replay_drop(c);	/* the upstream answers: no sending again */
 	ret = h1_parse_response(u->in.p + u->in.off, n, &c->method_str, h);
 	if (ret || (h->status == 101 && !c->upgrade)) {
 		pr_debug("engine: %s: upstream response refused: %s", c->origin.client_pod,
 			 ret ? h1_error_str(ret) : "101 without Upgrade");
-		free(h);
 		return upstream_failed(e, c, 502);
 	}
 	if (h->status < 200 && h->status != 101) {
 		/* 100 Continue and other interim responses go through as they are,
 		 * except to HTTP/1.0 clients, which know none. */
 		ret = c->minor ? write_response_head(c, h, &c->out) : 0;
-		free(h);
 		ebuf_consume(&u->in, n);
 		memset(&c->rscan, 0, sizeof(c->rscan));
 		return ret ? upstream_failed(e, c, 502) : true;
 	}
 	/* Without the request kept (a body over ENGINE_REPLAY_MAX) the answer goes through. */
 	if (h->status != 101 && retry_code(c, h->status) && c->retries_left > 0 && c->retry_head) {
-		free(h);
 		if (retry_later(e, c))
 			return true;
 		return upstream_failed(e, c, 502);
@@ -970,7 +965,6 @@ static bool step_response_head(struct engine *e, struct cconn *c, struct uconn *
 		c->close_after = true;	/* the client learns the end by the close */
 	ret = write_response_head(c, h, &c->out);
 	if (ret) {
-		free(h);
 		c->out.len = 0;
 		return upstream_failed(e, c, 502);
 	}
@@ -986,7 +980,6 @@ static bool step_response_head(struct engine *e, struct cconn *c, struct uconn *
 		c->resp_done = h->body == H1_BODY_NONE ||
 			       (h->body == H1_BODY_LENGTH && !h->content_length);
 	}
-	free(h);
 	return true;
 }
 
