@@ -195,14 +195,29 @@ void eng_pool_unlink(struct engine *e, struct uconn *u)
 	if (u->next)
 		u->next->prev = u->prev;
 	u->next = u->prev = NULL;
+	u->pooled = false;
 	e->nr_pool--;
 	eng_stat_add(e, &e->st.upstreams_idle, -1);
+}
+
+/* c's last upstream is u (either NULL: unlink); each side points at the other or at nothing. */
+static void link_last(struct cconn *c, struct uconn *u)
+{
+	if (c && c->last_up && c->last_up != u)
+		c->last_up->last_owner = NULL;
+	if (u && u->last_owner && u->last_owner != c)
+		u->last_owner->last_up = NULL;
+	if (c)
+		c->last_up = u;
+	if (u)
+		u->last_owner = c;
 }
 
 void eng_upstream_close(struct engine *e, struct uconn *u)
 {
 	if (u->dead)
 		return;
+	link_last(NULL, u);
 	u->dead = true;
 	close(u->fd);
 	u->fd = -1;
@@ -300,11 +315,21 @@ static struct uconn *upstream_new(struct engine *e, const struct ukey *k)
 struct uconn *eng_upstream_get(struct engine *e, const struct ukey *k, struct cconn *owner,
 			       bool fresh)
 {
-	struct uconn *u;
+	struct uconn *u = NULL, *last = owner ? owner->last_up : NULL;
 
-	for (u = fresh ? NULL : e->pool; u; u = u->next)
-		if (ukey_eq(&u->key, k))
-			break;
+	/*
+	 * The connection this client used last, when it is pooled and goes
+	 * where this request goes: each client's requests then stay on one
+	 * upstream connection, as through a TCP proxy, instead of the most
+	 * recently pooled connection taking everyone's (its congestion
+	 * control and pacing then carry all of them).
+	 */
+	if (!fresh && last && last->pooled && ukey_eq(&last->key, k))
+		u = last;
+	else if (!fresh)
+		for (u = e->pool; u; u = u->next)
+			if (ukey_eq(&u->key, k))
+				break;
 	if (u) {
 		eng_pool_unlink(e, u);
 		eng_stat_add(e, &e->st.upstream_reused, 1);
@@ -324,6 +349,8 @@ struct uconn *eng_upstream_get(struct engine *e, const struct ukey *k, struct cc
 		return NULL;
 	}
 	u->owner = owner;
+	if (owner)
+		link_last(owner, u);
 	return u;
 }
 
@@ -346,6 +373,7 @@ void eng_upstream_release(struct engine *e, struct uconn *u, bool reuse)
 	if (e->pool)
 		e->pool->prev = u;
 	e->pool = u;
+	u->pooled = true;
 	e->nr_pool++;
 	eng_stat_add(e, &e->st.upstreams_idle, 1);
 }
@@ -380,6 +408,7 @@ void eng_client_close(struct engine *e, struct cconn *c, bool reset)
 	c->prev = NULL;
 	e->dead_c = c;
 	e->nr_clients--;
+	link_last(c, NULL);
 	ebuf_release(e, &c->in);
 	ebuf_release(e, &c->out);
 	eng_stat_add(e, &e->st.clients, -1);

@@ -78,6 +78,7 @@ struct cconn {
 	struct h1_chunked req_ch;
 	bool req_done;
 	struct uconn *up;		/* NULL: answered here (body dropped) */
+	struct uconn *last_up;		/* the upstream of the last request, maybe pooled */
 	const struct gapi_filter *resp_filters[2];	/* rule's, backendRef's */
 	size_t nr_resp_filters[2];
 	struct h1_scan rscan;
@@ -131,6 +132,8 @@ struct uconn {
 	struct ukey key;
 	struct ebuf in, out;
 	struct cconn *owner;		/* NULL: idle in the pool, or a mirror */
+	struct cconn *last_owner;	/* c->last_up == u exactly when u->last_owner == c */
+	bool pooled;			/* in e->pool */
 	struct mirror *mirror;		/* a RequestMirror copy in flight */
 	void *h2;			/* an HTTP/2 stream's HTTP/1.1 exchange (engine_h2.c) */
 	struct uconn *next, *prev;	/* the pool (idle only) */
