@@ -229,7 +229,13 @@ static void client_run(struct engine *e, struct cconn *c)
 		if (c->dead)
 			return;
 		u = c->up;
-		moved |= io_write(c->fd, &c->out, &c->wr_ready, &cerr);
+		if (!e->defer) {
+			moved |= io_write(c->fd, &c->out, &c->wr_ready, &cerr);
+		} else if (c->out.len && !c->flush) {
+			c->flush = true;
+			c->flush_next = e->flush;
+			e->flush = c;
+		}
 		if (u && u->connected)
 			moved |= io_write(u->fd, &u->out, &u->wr_ready, &u->err);
 		if (cerr) {
@@ -407,6 +413,13 @@ static void *engine_loop(void *arg)
 			break;
 		}
 		e->now = eng_now_ms();
+		/*
+		 * What goes back to clients leaves once the whole batch is read
+		 * and forwarded: each send wakes a client, and a client woken in
+		 * the middle of the batch preempts the loop (one CPU) to take one
+		 * response and sleep again; at the end it finds them all.
+		 */
+		e->defer = true;
 		for (int i = 0; i < n; i++)
 			handle_event(e, &evs[i]);
 		if (e->nr_again) {
@@ -420,6 +433,15 @@ static void *engine_loop(void *arg)
 				e->nr_again--;
 				client_run(e, c);	/* closes at most c */
 			}
+		}
+		e->defer = false;
+		while (e->flush) {
+			struct cconn *c = e->flush;
+
+			e->flush = c->flush_next;
+			c->flush = false;
+			if (!c->dead)
+				client_run(e, c);	/* freed only by eng_reap() */
 		}
 		if (e->now - last_tick >= TICK_MS) {
 			last_tick = e->now;

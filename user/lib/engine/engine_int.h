@@ -51,6 +51,8 @@ struct cconn {
 	bool rd_ready, wr_ready, rd_eof, wr_shut;
 	bool rd_hup;			/* epoll said RDHUP/HUP/ERR: read to EOF */
 	bool again;			/* more to do next loop turn (fairness) */
+	bool flush;			/* on e->flush: its output leaves after the batch */
+	struct cconn *flush_next;
 	enum cstate state;
 	struct engine_origin origin;
 	struct ebuf in, out;
@@ -168,6 +170,8 @@ struct engine {
 	uint64_t rng;
 	uint64_t now;			/* ms, CLOCK_MONOTONIC, per loop turn */
 	size_t nr_clients, nr_pool, nr_again;
+	bool defer;			/* in an epoll batch: client writes wait for its end */
+	struct cconn *flush;		/* clients with output waiting for the batch's end */
 	struct affinity **aff;		/* sessionAffinity ClientIP: AFF_BUCKETS chains */
 	size_t nr_aff;
 	uint64_t aff_tick;		/* ms: last expiry walk */
