@@ -63,13 +63,53 @@ static void release_tables(void *ctx, struct tr_result *res)
 }
 
 /*
+ * Without the engine (--no-http-engine, --once, --no-sockmap: a->l4_http_why),
+ * HTTPRoute rules are not applied per request: say so once, naming the
+ * Service ports whose TCP connections get the L4 union of their backends.
+ */
+static void note_l4_http(struct agent *a, const struct tr_result *r)
+{
+	char list[1024];
+	size_t n = 0, len = 0;
+
+	if (!a->l4_http_why || a->l4_http_noted)
+		return;
+	list[0] = '\0';
+	for (size_t i = 0; i < r->nr_ports; i++) {
+		const struct tr_port *p = &r->ports[i];
+		bool http = false;
+
+		for (size_t k = 0; k < p->nr_classes && !http; k++)
+			http = p->classes[k].kind == ROUTE_HTTP && p->classes[k].nr_entries;
+		if (!http)
+			continue;
+		if (len < sizeof(list) - 1) {
+			int w = snprintf(list + len, sizeof(list) - len, "%s%s/%s:%u", n ? ", " : "",
+					 p->svc->meta.namespace, p->svc->meta.name, p->port->port);
+
+			len = w < 0 ? sizeof(list) - 1 : len + (size_t)w;
+		}
+		n++;
+	}
+	if (!n)
+		return;	/* nothing to say yet: the next apply may have HTTP rules */
+	a->l4_http_noted = true;
+	pr_info("HTTP engine off (%s): per-request HTTPRoute rules need a running agent with "
+		"the engine; %zu Service ports take the L4 union of their routes' backends: %s%s",
+		a->l4_http_why, n, list, len >= sizeof(list) - 1 ? "..." : "");
+}
+
+/*
  * Manifests -> image; diagnostics at debug level (`gammad translate` shows
  * them). With an engine, it gets the translation too.
  */
-static int load_image(const char *dir, struct agent_kube *kube, const struct tr_opts *tr,
-		      const struct img_opts *io, struct engine *engine, struct img *img,
+static int load_image(struct agent *a, const struct img_opts *io, struct img *img,
 		      size_t *input_errors)
 {
+	const char *dir = a->dir;
+	struct agent_kube *kube = a->kube;
+	const struct tr_opts *tr = &a->tr;
+	struct engine *engine = a->engine;
 	struct agent_tables *t = calloc(1, sizeof(*t));
 	struct diag dg = { 0 };
 	int ret, err;
@@ -94,6 +134,7 @@ static int load_image(const char *dir, struct agent_kube *kube, const struct tr_
 		agent_kube_statuses(kube, &t->res);	/* to the routes, by the elected writer */
 	else
 		status_file_write(dir, &t->res, &dg);	/* route conditions beside the manifests */
+	note_l4_http(a, &t->res);
 	ret = img_build_opts(&t->m, &t->res, io, img);
 	if (ret)
 		pr_err("image of %s: %s", dir, strerror(-ret));
@@ -376,7 +417,7 @@ int agent_apply_dir(struct agent *a)
 	/* Never from a partial store: what an earlier agent pinned serves meanwhile. */
 	if (a->kube && !agent_kube_ready(a->kube))
 		return -EAGAIN;
-	ret = load_image(a->dir, a->kube, &a->tr, &io, a->engine, &img, &input_errors);
+	ret = load_image(a, &io, &img, &input_errors);
 	a->dir_failed = ret != 0;
 	if (ret) {
 		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);

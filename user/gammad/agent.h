@@ -64,6 +64,9 @@ struct agent {
 	bool handed_over;		/* a successor took over: stop applying */
 	/* Kubernetes mode (agent_kube.h): the model from the API server; NULL: DIR */
 	struct agent_kube *kube;
+	/* engine off: why (logged once with the HTTP ports left at L4), NULL: on */
+	const char *l4_http_why;
+	bool l4_http_noted;
 };
 
 /*

@@ -3,8 +3,8 @@
  * gammad run --manifests DIR | --kubeconfig PATH | --in-cluster [--cgroup PATH] [--pin-dir PATH] [--node-name NAME] [--zone ZONE]
  *            [--resync SECONDS] [--map-size NAME=ENTRIES]... [--no-sockmap]
  *            [--once] [-v] [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]
- *            [--hairpin-addr IP]... [--http-engine [--engine-port PORT]
- *            [--handover-wait]] [--reset-removed-tcp]
+ *            [--hairpin-addr IP]... [--engine-port PORT] [--handover-wait]
+ *            [--no-http-engine] [--reset-removed-tcp]
  *
  * The agent: load the manifests in DIR, translate, build the map image and
  * reconcile the (pinned) data-path maps with it (image_apply.h); map pod
@@ -19,7 +19,8 @@
  * and to every --uplink. Every translation writes the route conditions to
  * DIR/.gammad-status.json
  * (status_file.h); while running, /metrics, /healthz and /readyz are served
- * on --metrics-addr (metrics_http.h).
+ * on --metrics-addr (metrics_http.h). The HTTP engine (agent_engine_start)
+ * runs unless --no-http-engine, --once or --no-sockmap keep every port at L4.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -68,8 +69,8 @@ static void usage(FILE *out)
 		"                  [--node-name NAME] [--zone ZONE] [--resync SECONDS]\n"
 		"                  [--map-size NAME=ENTRIES]... [--no-sockmap] [--once] [-v]\n"
 		"                  [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]\n"
-		"                  [--hairpin-addr IP]... [--http-engine [--engine-port PORT]\n"
-		"                  [--handover-wait]] [--reset-removed-tcp]\n"
+		"                  [--hairpin-addr IP]... [--engine-port PORT] [--handover-wait]\n"
+		"                  [--no-http-engine] [--reset-removed-tcp]\n"
 		"       gammad run --kubeconfig PATH | --in-cluster [--kube-context NAME]\n"
 		"                  [--lease-namespace NS] [--lease-duration SECONDS]\n"
 		"                  [--watch-timeout SECONDS] [--all-pods] [--no-status]\n"
@@ -109,15 +110,20 @@ static void usage(FILE *out)
 		"connection to a ClusterIP back to itself (one per family; default\n"
 		"169.254.7.1 and 100::7:1). Pods must route it to their interface (a\n"
 		"default route does); it should lead nowhere else.\n"
-		"--http-engine (experimental, off by default): TCP connections to a Service\n"
-		"port whose routes for the client's namespace have HTTP rules go to the\n"
-		"agent's HTTP engine, through a listener the agent holds in every managed\n"
-		"pod's netns on loopback --engine-port (default %d); getpeername() still\n"
-		"shows the ClusterIP. Not with --once or --no-sockmap. To restart or upgrade,\n"
-		"start the new agent (same --pin-dir, --engine-port) while the old one runs:\n"
-		"it takes over the listeners and, at their request boundaries, the\n"
-		"connections; the old one exits (--handover-wait: it waits for SIGTERM\n"
-		"instead, for supervisors that restart what exits).\n"
+		"The HTTP engine (on by default): TCP connections to a Service port whose\n"
+		"routes for the client's namespace have HTTP rules go to the agent's HTTP\n"
+		"engine, which applies every rule per request, through a listener the agent\n"
+		"holds in every managed pod's netns on loopback --engine-port (default %d);\n"
+		"getpeername() still shows the ClusterIP. To restart or upgrade, start the\n"
+		"new agent (same --pin-dir, --engine-port) while the old one runs: it takes\n"
+		"over the listeners and, at their request boundaries, the connections; the\n"
+		"old one exits (--handover-wait: it waits for SIGTERM instead, for\n"
+		"supervisors that restart what exits).\n"
+		"--no-http-engine: no engine; those ports get the L4 union of their\n"
+		"routes' backends (logged once, with the ports). --once and --no-sockmap\n"
+		"run no engine either (it lives in the running agent, and its steering\n"
+		"needs the sockops program) and do the same. --http-engine: the default,\n"
+		"accepted for older command lines.\n"
 		"Kubernetes mode: --kubeconfig PATH (its current-context, or --kube-context)\n"
 		"or --in-cluster (the pod's service account) instead of --manifests: list and\n"
 		"watch Namespaces, Services, EndpointSlices, Pods (with --node-name only this\n"
@@ -305,6 +311,7 @@ int cmd_run(int argc, char **argv)
 		{ "hairpin-addr", required_argument, NULL, 'H' },
 		{ "reset-removed-tcp", no_argument, NULL, 'R' },
 		{ "http-engine", no_argument, NULL, 'E' },
+		{ "no-http-engine", no_argument, NULL, 'N' },
 		{ "handover-wait", no_argument, NULL, 'W' },
 		{ "engine-port", required_argument, NULL, 'P' },
 		{ "kubeconfig", required_argument, NULL, 256 },
@@ -325,7 +332,7 @@ int cmd_run(int argc, char **argv)
 	int resync_s = RESYNC_DEFAULT_S;
 	struct dp_opts o = { 0 };
 	bool once = false, no_tc = false, http_engine = false, engine_port_set = false;
-	bool handover_wait = false;
+	bool handover_wait = false, no_http_engine = false;
 	int engine_port = GAMMAD_ENGINE_PORT_DEFAULT;
 	struct dirwatch w = { .fd = -1 };
 	struct tc_dp_opts to = { .pin_dir = pin_dir, .redirect = true };
@@ -339,7 +346,7 @@ int cmd_run(int argc, char **argv)
 	int opt, ret;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+m:c:p:n:z:r:s:oM:u:TH:REP:Wvh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+m:c:p:n:z:r:s:oM:u:TH:RENP:Wvh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
 			a.dir = optarg;
@@ -394,7 +401,10 @@ int cmd_run(int argc, char **argv)
 			a.reset_removed_tcp = true;
 			break;
 		case 'E':
-			http_engine = true;
+			http_engine = true;	/* asked for explicitly: no quiet L4 */
+			break;
+		case 'N':
+			no_http_engine = true;
 			break;
 		case 'W':
 			handover_wait = true;
@@ -477,9 +487,14 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "gammad run: --hairpin-addr needs the TC path (drop --no-tc)\n");
 		return EXIT_USAGE;
 	}
-	if ((engine_port_set || handover_wait) && !http_engine) {
-		fprintf(stderr, "gammad run: --%s needs --http-engine\n",
-			engine_port_set ? "engine-port" : "handover-wait");
+	if (http_engine && no_http_engine) {
+		fprintf(stderr, "gammad run: --http-engine and --no-http-engine: pick one\n");
+		return EXIT_USAGE;
+	}
+	if ((engine_port_set || handover_wait) && (no_http_engine || once || o.no_sockmap)) {
+		fprintf(stderr, "gammad run: --%s needs the HTTP engine (drop --%s)\n",
+			engine_port_set ? "engine-port" : "handover-wait",
+			no_http_engine ? "no-http-engine" : once ? "once" : "no-sockmap");
 		return EXIT_USAGE;
 	}
 	if (http_engine && o.no_sockmap) {
@@ -492,6 +507,14 @@ int cmd_run(int argc, char **argv)
 			"its listeners live in the agent\n");
 		return EXIT_USAGE;
 	}
+	/*
+	 * The default. --once cannot hold listeners and --no-sockmap loses the
+	 * origin records: both apply HTTP ports at L4 and say so (agent.c).
+	 */
+	http_engine = !no_http_engine && !once && !o.no_sockmap;
+	if (!http_engine)
+		a.l4_http_why = no_http_engine ? "--no-http-engine" : once ? "--once" :
+				"--no-sockmap";
 	if (!kube && access(a.dir, R_OK)) {
 		fprintf(stderr, "gammad run: --manifests %s: %s\n", a.dir, strerror(errno));
 		return EXIT_USAGE;
@@ -519,7 +542,7 @@ int cmd_run(int argc, char **argv)
 		ret = handover_take(pin_dir, http_engine ? (uint16_t)engine_port : 0, &a.ho_prev);
 		if (ret == -EBUSY)
 			pr_err("an agent runs on pin dir %s: stop it first (a restart beside the "
-			       "running agent hands over only with --http-engine on both)", pin_dir);
+			       "running agent hands over only with the HTTP engine on both)", pin_dir);
 		if (ret && ret != -ENOENT)
 			return EXIT_FATAL;
 	}

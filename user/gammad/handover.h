@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Restarts of `gammad run --http-engine` without a refused connect or a
+ * Restarts of `gammad run` (its HTTP engine) without a refused connect or a
  * lost request: the running agent hands its per-pod engine listeners and
  * its client connections to a successor, over a unix socket with
  * SCM_RIGHTS, as HAProxy's seamless reload and Envoy's hot restart do.
@@ -36,7 +36,7 @@
  * A predecessor that refuses (another engine port, another protocol
  * version, no engine) or fails midway keeps running and the new agent
  * exits: two agents must not both write the maps. So does a new agent
- * without --http-engine that finds one running (nothing to take over).
+ * without the engine (--no-http-engine) that finds one running (nothing to take over).
  */
 #ifndef GAMMAD_HANDOVER_H
 #define GAMMAD_HANDOVER_H
