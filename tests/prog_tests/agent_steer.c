@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Steering to the HTTP engine (issue 12), through the real lab and
- * `gammad run --http-engine`: a pod's connect() to a Service port whose
+ * `gammad run` (the engine is on by default, no flag): a pod's connect()
+ * to a Service port whose
  * routes for the pod's namespace have HTTP rules lands on the agent's
  * listener on loopback in the pod's own netns; the agent finds the origin
  * (ClusterIP:port) in gammad_origdst_v1 and hands the connection to the
@@ -682,18 +683,20 @@ static void subtest_explain_live(struct steer_env *e)
 }
 
 /*
- * 10. The flag off: a new agent on the same pins without --http-engine. The
- * selectors lose the engine bit: the HTTPRoute port is plain L4 again.
+ * 10. The engine off: a new agent on the same pins with --no-http-engine.
+ * The selectors lose the engine bit: the HTTPRoute port is plain L4 again.
  */
 static void subtest_flag_off(struct steer_env *e)
 {
-	e->ag.args = NULL;
+	static const char *const off[] = { "--no-http-engine", NULL };
+
+	e->ag.args = off;
 	agent_env_kill(&e->ag, SIGKILL);
-	if (!ASSERT_OK(agent_env_start(&e->ag), "agent without --http-engine"))
+	if (!ASSERT_OK(agent_env_start(&e->ag), "agent with --no-http-engine"))
 		return;
 	expect_l4_http(&e->at_v1, e->echo4, 8080);
 	expect_l4_http(&e->at_consumer, e->echo4, 80);
-	ASSERT_EQ(engine_listeners(e->v1->netns), 0, "no listener without the flag");
+	ASSERT_EQ(engine_listeners(e->v1->netns), 0, "no listener with the engine off");
 	{
 		char pod[340], *out;
 
@@ -719,7 +722,8 @@ static bool service_ip(struct steer_env *e, const char *name, bool v6, char *ip)
 
 void test_agent_steer(void)
 {
-	static const char *const args[] = { "--http-engine", "--resync", "1", NULL };
+	/* no flag: the engine is on by default */
+	static const char *const args[] = { "--resync", "1", NULL };
 	const char *manifests = test_shared_path("gateway-api/conformance/mesh/manifests.yaml");
 	char extra[PATH_MAX], up[2 * PATH_MAX + 64];
 	struct steer_env e = { 0 };
@@ -749,7 +753,7 @@ void test_agent_steer(void)
 		goto cleanup;
 	e.ag.args = args;
 	if (!ASSERT_OK(agent_env_write(&e.ag, "routes.yaml", routes), "routes") ||
-	    !ASSERT_OK(agent_env_start(&e.ag), "gammad run --http-engine"))
+	    !ASSERT_OK(agent_env_start(&e.ag), "gammad run (engine on by default)"))
 		goto cleanup;
 	if (!ASSERT_TRUE(wait_listeners(e.v1->netns, 2, 10000), "echo-v1's listeners"))
 		goto cleanup;

@@ -15,7 +15,7 @@
  * keep-alive connections go on in the new agent after the old one exited,
  * and every answer is the engine's.
  *
- * no_engine_refused: a new agent without --http-engine beside the running
+ * no_engine_refused: a new agent with --no-http-engine beside the running
  * one exits, the running one carries on.
  *
  * handover_wait: with --handover-wait the old agent stays after handing
@@ -225,13 +225,13 @@ out:
 }
 
 /*
- * A new agent without --http-engine beside the running one has nothing to
+ * A new agent with --no-http-engine beside the running one has nothing to
  * take over and must not write the maps beside it: it exits at once, the
  * running one carries on.
  */
 static void subtest_no_engine_refused(struct restart_env *e)
 {
-	static const char *const l4_args[] = { "--resync", "1", NULL };
+	static const char *const l4_args[] = { "--no-http-engine", "--resync", "1", NULL };
 	const char *const *args = e->ag.args;
 	struct mc_loop l = { 0 };
 	pid_t old = e->ag.pid;
