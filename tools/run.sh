@@ -45,8 +45,8 @@ echo "run: what gammad makes of the routes (gammad translate):"
 echo
 
 echo "run: starting gammad on $lab_cgroup (maps pinned under $PIN_DIR)"
-"$BUILD/gammad" run --manifests "$work/manifests" --cgroup "$lab_cgroup" --pin-dir "$PIN_DIR" \
-	--http-engine &
+# The HTTP engine is on by default: shop/reviews' HTTPRoute applies per request.
+"$BUILD/gammad" run --manifests "$work/manifests" --cgroup "$lab_cgroup" --pin-dir "$PIN_DIR" &
 agent=$!
 for _ in $(seq 50); do
 	[ -e "$PIN_DIR/gammad_fe_v1" ] && break

@@ -658,6 +658,7 @@ static void subtest_explain_live(struct steer_env *e)
 	snprintf(pod, sizeof(pod), "%s/%s", e->v1->ns, e->v1->name);
 	out = explain(e, pod, e->echo4, 8080, "GET /old/x?q=1");
 	ASSERT_HAS_SUBSTR(out, "engine       on: the kernel steers", "steered");
+	ASSERT_HAS_SUBSTR(out, "the HTTP engine applies them per request", "the note: per request");
 	ASSERT_HAS_SUBSTR(out, "live rule    HTTPRoute " MESH_NS "/echo-8080-http rule 0,",
 			  "the live rule");
 	ASSERT_HAS_SUBSTR(out, "live filters RequestRedirect", "its filter");
@@ -704,6 +705,8 @@ static void subtest_flag_off(struct steer_env *e)
 		out = explain(e, pod, e->echo4, 8080, "GET /old/x");
 		ASSERT_HAS_SUBSTR(out, "engine       off for this port and class: the kernel's "
 				  "selector does not steer", "explain: the engine is off");
+		ASSERT_HAS_SUBSTR(out, "the kernel enforces only their L4 union below",
+				  "explain: L7 rules at L4");
 		free(out);
 	}
 }

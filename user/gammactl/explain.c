@@ -657,8 +657,8 @@ static void print_live_text(struct explain *x)
 	if (x->kernel && x->fe && !x->steered) {
 		fprintf(out, "engine       off for this port and class: the kernel's selector does "
 			"not steer to the HTTP engine, connections take the L4 path%s\n",
-			x->cls->needs_l7 ? " (the agent runs without --http-engine, or has not "
-			"applied these routes)" : "");
+			x->cls->needs_l7 ? " (the agent runs with --no-http-engine, --once or "
+			"--no-sockmap, or has not applied these routes)" : "");
 		return;
 	} else if (x->kernel && x->fe)
 		fprintf(out, "engine       on: the kernel steers this class's connections to the "
@@ -789,7 +789,11 @@ static void print_text(struct explain *x, const char *reason)
 						    sizeof(pct)), buf, tr_backend_state_name(b->state));
 			}
 		}
-		if (x->cls->needs_l7)
+		if (x->cls->needs_l7 && x->kernel && x->fe && x->steered)
+			fprintf(out, "note         this class has L7 rules: the HTTP engine applies them "
+				"per request; the L4 union below is what a connection gets where no "
+				"engine listens\n");
+		else if (x->cls->needs_l7)
 			fprintf(out, "note         this class has L7 rules; the kernel enforces only "
 				"their L4 union below\n");
 	}
