@@ -103,7 +103,7 @@ run: deps
 	$(Q)tools/run.sh
 
 # make conformance: the Gateway API mesh conformance suite end to end in the
-# lab through gammad run --http-engine (tests/prog_tests/conformance_mesh.c);
+# lab through gammad run and its HTTP engine (tests/prog_tests/conformance_mesh.c);
 # build/conformance/report.yaml is a ConformanceReport, summary.txt per test.
 # The report's implementation.url and .contact: CONFORMANCE_URL, CONFORMANCE_CONTACT.
 CONFORMANCE_URL     ?= $(shell git remote get-url origin 2>/dev/null)
