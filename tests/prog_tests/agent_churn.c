@@ -511,6 +511,7 @@ void test_agent_churn(void)
 {
 	const char *manifests = test_shared_path("gateway-api/conformance/mesh/manifests.yaml");
 	char extra[PATH_MAX + 32], args[2 * PATH_MAX + 64], ips[2][INET6_ADDRSTRLEN];
+	static const char *const l4_args[] = { "--no-http-engine", NULL };
 	struct churn c = { 0 };
 	char *out = NULL;
 	FILE *f;
@@ -549,8 +550,16 @@ void test_agent_churn(void)
 	strcpy(c.ip, ips[0]);
 	c.route = route_a;
 	c.at = (struct mc_place){ .cgroup = c.v1->container_cgroup, .netns = c.v1->netns };
-	if (!ASSERT_OK(agent_env_init(&c.ag, &c.lab), "agent manifests dir") ||
-	    !ASSERT_OK(agent_env_write(&c.ag, "routes.yaml", route_a), "routes.yaml") ||
+	/*
+	 * The L4 path on purpose: a connection's backend is decided at
+	 * connect(), which the timeline checks, and survives kill -9. With the
+	 * HTTP engine each request is decided in the agent and a kill -9 cuts
+	 * the requests in flight (engine_restart covers that path).
+	 */
+	if (!ASSERT_OK(agent_env_init(&c.ag, &c.lab), "agent manifests dir"))
+		goto cleanup;
+	c.ag.args = l4_args;
+	if (!ASSERT_OK(agent_env_write(&c.ag, "routes.yaml", route_a), "routes.yaml") ||
 	    !ASSERT_OK(agent_env_start(&c.ag), "gammad run: first apply"))
 		goto cleanup;
 

@@ -8,6 +8,7 @@
  * it. Every connection is checked: no failure, the answering pod, and
  * getpeername() == the ClusterIP:port the client asked for.
  */
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -308,23 +309,53 @@ static void expect_refused(const struct mc_place *at, const char *ip, int port, 
 	mc_loop_free(&l);
 }
 
+/* n HTTP requests from echo-v1, one connection each, all answered with `status`. */
+static void expect_status(struct mesh *m, const char *ip, int port, int n, int status)
+{
+	char want[64], *out = NULL;
+	int ret;
+
+	ret = lab_env_exec(&m->lab, m->v1, &out, "%s client http://%s:%d/ --count=%d --new-conn "
+			   "--timeout=5", test_bin("echo"), ip, port, n);
+	test__printf("echo client http://%s:%d/ --count=%d -> %d\n%s", ip, port, n, ret,
+		     out ? out : "");
+	ASSERT_EQ(ret, 0, "every request answered");
+	snprintf(want, sizeof(want), "status=%d count=%d\n", status, n);
+	ASSERT_HAS_SUBSTR(out, want, "the status the spec requires");
+	free(out);
+}
+
 /*
  * Issue 4: a route to a backendRef that does not resolve, or a Service with
  * no ready endpoint, fails connect() with ECONNREFUSED; the other ports of
- * the Service are not affected.
+ * the Service are not affected. That is the L4 path (--no-http-engine);
+ * with the HTTP engine (the default) the routes' requests are answered as
+ * Gateway API requires instead: 500 for a backendRef that does not resolve,
+ * 503 for a backend without a ready endpoint. A Service without routes
+ * and without endpoints is refused on both.
  */
 static void subtest_refused(struct mesh *m)
 {
+	static const char *const l4_args[] = { "--no-http-engine", NULL };
 	const char *both[] = { m->v1->name, m->v2->name };
-	char ip[INET6_ADDRSTRLEN];
+	char ip[INET6_ADDRSTRLEN], empty[INET6_ADDRSTRLEN];
 
-	if (!set_routes(m, dead_routes) || !service_ip(m, "echo", false, ip))
+	if (!set_routes(m, dead_routes) || !service_ip(m, "echo", false, ip) ||
+	    !service_ip(m, "echo-empty", false, empty))
+		return;
+	expect_status(m, ip, 7070, 3, 500);
+	expect_status(m, ip, 443, 3, 503);
+	expect_served(&m->at_v1, ip, 80, MC_HTTP, 10, both, 2, NULL);
+	expect_refused(&m->at_v1, empty, 80, 3);
+
+	agent_env_kill(&m->ag, SIGTERM);
+	m->ag.args = l4_args;
+	if (!ASSERT_OK(agent_env_start(&m->ag), "gammad run --no-http-engine"))
 		return;
 	expect_refused(&m->at_v1, ip, 7070, 3);
 	expect_refused(&m->at_v1, ip, 443, 3);
 	expect_served(&m->at_v1, ip, 80, MC_HTTP, 10, both, 2, NULL);
-	if (service_ip(m, "echo-empty", false, ip))
-		expect_refused(&m->at_v1, ip, 80, 3);
+	expect_refused(&m->at_v1, empty, 80, 3);
 }
 
 /* The echo client's own view: exit 0 and a Peer= line with the ClusterIP:port. */

@@ -247,6 +247,13 @@ static int agent_start_tc(struct tce_env *e)
 	e->args[i++] = e->uplink;
 	e->args[i++] = "--metrics-addr";
 	e->args[i++] = "off";
+	/*
+	 * The TC path and the connect-time path it must leave alone, with the
+	 * HTTP ports at L4: connect_time_not_translated counts one connection
+	 * per request through the pod veths, which the engine's pooled upstream
+	 * connections are not (agent_steer covers the engine with TC attached).
+	 */
+	e->args[i++] = "--no-http-engine";
 	e->args[i++] = "-v";
 	e->args[i] = NULL;
 	e->ag.args = e->args;
