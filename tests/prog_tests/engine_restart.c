@@ -304,6 +304,9 @@ static void subtest_kill9(struct restart_env *e)
 	mc_loop_free(&l);
 }
 
+/* The old agent's metrics port in handover_wait (the others use the default). */
+#define READYZ_PORT "19464"
+
 /* Poll up to timeout_ms for a log line containing s. */
 static bool wait_log(const struct agent_env *ag, const char *s, int timeout_ms)
 {
@@ -315,15 +318,36 @@ static bool wait_log(const struct agent_env *ag, const char *s, int timeout_ms)
 	return false;
 }
 
+/* GET /readyz on 127.0.0.1:port from the host: 200, or (ready false) nobody answers. */
+static void expect_readyz(int port, bool ready)
+{
+	char *out = NULL;
+	int ret;
+
+	ret = lab_run_capture(&out, "%s client http://127.0.0.1:%d/readyz --timeout=5",
+			      test_bin("echo"), port);
+	if (ready) {
+		ASSERT_EQ(ret, 0, "/readyz answered");
+		ASSERT_HAS_SUBSTR(out, "StatusCode=200", "/readyz: ready");
+	} else {
+		ASSERT_NEQ(ret, 0, "/readyz not answered");
+	}
+	free(out);
+}
+
 /*
  * --handover-wait: the old agent stays after handing over (a DaemonSet's
  * container must not exit, or it is restarted and takes everything back)
- * and exits at SIGTERM, holding nothing the new one needs.
+ * and exits at SIGTERM, holding nothing the new one needs, not even its
+ * metrics server: in a DaemonSet surge both agents bind the metrics address
+ * (SO_REUSEPORT), and the old one must not answer the new pod's readiness
+ * probe (here the old one has a port of its own, to see that it is gone).
  */
 static void subtest_handover_wait(struct restart_env *e)
 {
 	static const char *const wait_args[] = { "--http-engine", "--resync", "1",
-						 "--handover-wait", NULL };
+						 "--handover-wait", "--metrics-addr",
+						 "127.0.0.1:" READYZ_PORT, NULL };
 	const char *const *args = e->ag.args;
 	struct mc_loop ka = { 0 }, l = { 0 };
 	size_t n;
@@ -335,6 +359,7 @@ static void subtest_handover_wait(struct restart_env *e)
 	if (!ASSERT_OK(agent_env_start(&e->ag), "agent with --handover-wait"))
 		goto out;
 	e->ag.args = args;
+	expect_readyz(atoi(READYZ_PORT), true);
 	if (!ASSERT_OK(mc_loop_start(&ka, &e->at_v1, e->echo4, 8080, MC_HTTP_KEEPALIVE,
 				     LOOP_MAX), "keep-alive loop"))
 		goto out;
@@ -348,6 +373,7 @@ static void subtest_handover_wait(struct restart_env *e)
 	}
 	ASSERT_TRUE(wait_log(&e->ag, "waiting for SIGTERM", 10000), "handed over, waiting");
 	ASSERT_EQ(wait_exit(old, 500), -1, "the old agent stays");
+	expect_readyz(atoi(READYZ_PORT), false);
 	wait_results(&ka, 50);
 	kill(old, SIGTERM);
 	status = wait_exit(old, 5000);
