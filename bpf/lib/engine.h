@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Steering to the HTTP engine (gammad run --http-engine). A TCP connect()
+ * Steering to the HTTP engine (gammad run; off with --no-http-engine). A TCP connect()
  * whose selector is marked GAMMAD_SEL_HTTP_ENGINE goes to the agent's
  * listener on loopback in the client's own netns, port engine_port; the
  * socket remembers the ClusterIP:port (gammad_sko_v1, flagged

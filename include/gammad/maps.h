@@ -120,7 +120,7 @@ enum gammad_sel_flags {
 	 * The class has HTTP rules: a TCP connect() goes to the agent's HTTP
 	 * engine listener on loopback in the client's own netns (engine port,
 	 * a load-time constant of bpf/sock_addr.bpf.c), which decides per
-	 * request. Written only by an agent run with --http-engine.
+	 * request. Written only by an agent running its HTTP engine.
 	 */
 	GAMMAD_SEL_HTTP_ENGINE = 1 << 1,
 };

@@ -254,8 +254,8 @@ void ctl_live_explain(const char *agent, const char *ns, const char *vip, uint16
 	if (err) {
 		snprintf(l->note, sizeof(l->note), "agent at %s: %s", agent, strerror(-err));
 	} else if (status == 404) {
-		snprintf(l->note, sizeof(l->note), "the agent at %s runs without --http-engine",
-			 agent);
+		snprintf(l->note, sizeof(l->note), "the agent at %s runs without its HTTP engine "
+			 "(--no-http-engine)", agent);
 	} else if (status != 200) {
 		snprintf(l->note, sizeof(l->note), "agent at %s: HTTP %d: %.100s", agent, status,
 			 body ? body : "");

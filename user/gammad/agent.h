@@ -55,7 +55,7 @@ struct agent {
 	struct pl *pl;
 	struct manifest_cache *mc;
 	bool status_stale;		/* route statuses wait for a full translation */
-	/* --http-engine: per-pod listeners and the engine (NULL: off) */
+	/* the HTTP engine: per-pod listeners and the engine (NULL: off) */
 	struct steer *steer;
 	struct engine *engine;
 	uint16_t engine_port;
@@ -80,7 +80,7 @@ int agent_apply_dir(struct agent *a);
  */
 void agent_resync(struct agent *a, bool full);
 /*
- * --http-engine: the engine and the per-pod listeners on loopback `port`
+ * The HTTP engine: the engine and the per-pod listeners on loopback `port`
  * (steer.h), with those taken from the agent we replace (a->ho_prev,
  * handover.h); call before the first apply, which marks the selectors.
  */

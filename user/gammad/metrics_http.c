@@ -62,7 +62,7 @@ static enum MHD_Result handle_explain(struct metrics_server *s, struct MHD_Conne
 	pthread_mutex_unlock(&s->lock);
 	if (!fn)
 		return reply(conn, MHD_HTTP_NOT_FOUND, "text/plain",
-			     "no HTTP engine: gammad run without --http-engine\n", 49);
+			     "no HTTP engine: gammad run with --no-http-engine\n", 49);
 	q.ns = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "ns");
 	q.vip = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "vip");
 	port = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "port");

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The agent's side of steering to the HTTP engine (gammad run --http-engine).
+ * The agent's side of steering to the HTTP engine (gammad run, unless
+ * --no-http-engine).
  *
  * In the netns of every managed pod (a pod whose cgroup the apply mapped to
  * its namespace), and in its own (clients in the attach cgroup without a pod),
