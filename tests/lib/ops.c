@@ -131,8 +131,13 @@ int ops_agent_start(struct ops_agent *a, const char *dir, const char *cg, const 
 			_exit(127);
 		dup2(fd, 1);
 		dup2(fd, 2);
+		/*
+		 * The kernel's own counters on purpose (connections per backend
+		 * of the L4 union, refusals): no HTTP engine, which would take
+		 * the HTTPRoute ports' connections (agent_steer, agent_http).
+		 */
 		execl(gammad, gammad, "run", "--manifests", dir, "--cgroup", cg, "--pin-dir", pin,
-		      "--metrics-addr", "127.0.0.1:0", (char *)NULL);
+		      "--metrics-addr", "127.0.0.1:0", "--no-http-engine", (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 200; i++) {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Helpers of the operator-view tests (gammactl, metrics, status file): a
- * small mesh on the data path fixture driven by the real agent, reading
+ * small mesh on the data path fixture driven by the real agent (with
+ * --no-http-engine: the kernel's L4 view is what these tests read), reading
  * JSON back, and a plain HTTP/1.0 GET over a socket.
  *
  * The scenario (ops_scenario_yaml), on dp_fixture pods A (198.18.1.2) and
