@@ -64,8 +64,9 @@ static void release_tables(void *ctx, struct tr_result *res)
 
 /*
  * Without the engine (--no-http-engine, --once, --no-sockmap: a->l4_http_why),
- * HTTPRoute rules are not applied per request: say so once, naming the
- * Service ports whose TCP connections get the L4 union of their backends.
+ * HTTPRoute and GRPCRoute rules are not applied per request: say so once,
+ * naming the Service ports whose TCP connections get the L4 union of their
+ * backends.
  */
 static void note_l4_http(struct agent *a, const struct tr_result *r)
 {
@@ -79,8 +80,10 @@ static void note_l4_http(struct agent *a, const struct tr_result *r)
 		const struct tr_port *p = &r->ports[i];
 		bool http = false;
 
+		/* the classes img_build_opts() would mark for the engine */
 		for (size_t k = 0; k < p->nr_classes && !http; k++)
-			http = p->classes[k].kind == ROUTE_HTTP && p->classes[k].nr_entries;
+			http = (p->classes[k].kind == ROUTE_HTTP ||
+				p->classes[k].kind == ROUTE_GRPC) && p->classes[k].nr_entries;
 		if (!http)
 			continue;
 		if (len < sizeof(list) - 1) {
@@ -94,8 +97,9 @@ static void note_l4_http(struct agent *a, const struct tr_result *r)
 	if (!n)
 		return;	/* nothing to say yet: the next apply may have HTTP rules */
 	a->l4_http_noted = true;
-	pr_info("HTTP engine off (%s): per-request HTTPRoute rules need a running agent with "
-		"the engine; %zu Service ports take the L4 union of their routes' backends: %s%s",
+	pr_info("HTTP engine off (%s): per-request HTTPRoute and GRPCRoute rules need a running "
+		"agent with the engine; %zu Service ports take the L4 union of their routes' "
+		"backends: %s%s",
 		a->l4_http_why, n, list, len >= sizeof(list) - 1 ? "..." : "");
 }
 
