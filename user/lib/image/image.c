@@ -654,3 +654,21 @@ void img_free(struct img *img)
 	strmap_free(&img->index);
 	memset(img, 0, sizeof(*img));
 }
+
+long img_find_id(const void *base, size_t nr, size_t size, uint64_t id)
+{
+	size_t lo = 0, hi = nr;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		uint64_t v = *(const uint64_t *)((const char *)base + mid * size);
+
+		if (v == id)
+			return (long)mid;
+		if (v < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}

@@ -243,4 +243,12 @@ struct img_reach {
 int img_removed_endpoints(const struct img *old, const struct img *new,
 			  struct img_reach **out, size_t *nr);
 
+/*
+ * Index of id in one of an image's tables (each sorted by its first field,
+ * the 64-bit id), or -1.
+ */
+long img_find_id(const void *base, size_t nr, size_t size, uint64_t id);
+#define IMG_INDEX(img, table, id) \
+	img_find_id((img)->table, (img)->nr_##table, sizeof((img)->table[0]), (id))
+
 #endif

@@ -19,28 +19,6 @@ size_t ia_stats_changes(const struct ia_stats *s)
 	       s->local_eps_written + s->pods_written + s->retired;
 }
 
-/* Index of id in an image table sorted by id (entries of `size` bytes, id first). */
-static long find_idx(const void *base, size_t nr, size_t size, uint64_t id)
-{
-	size_t lo = 0, hi = nr;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		uint64_t v = *(const uint64_t *)((const char *)base + mid * size);
-
-		if (v == id)
-			return (long)mid;
-		if (v < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
-}
-
-#define IMG_IDX(img, table, id) \
-	find_idx((img)->table, (img)->nr_##table, sizeof((img)->table[0]), (id))
-
 /* Content hashes are never 0: 0 marks an object being written. */
 static uint64_t nonzero(uint64_t h)
 {
@@ -139,7 +117,7 @@ static uint32_t policy_flags(uint32_t policy)
 static void backend_val(const struct ia_ctx *c, const struct img_backend *b,
 			struct gammad_be_val *be)
 {
-	long e = b->endpoint_set ? IMG_IDX(c->img, endpoint_sets, b->endpoint_set) : -1;
+	long e = b->endpoint_set ? IMG_INDEX(c->img, endpoint_sets, b->endpoint_set) : -1;
 
 	memset(be, 0, sizeof(*be));
 	if (e >= 0) {
@@ -208,7 +186,7 @@ static int find_needed(struct ia_ctx *c)
 		if (!c->sel_users[i])
 			continue;
 		for (size_t j = 0; j < img->selectors[i].nr; j++) {
-			long b = IMG_IDX(img, backends, img->selectors[i].items[j].backend);
+			long b = IMG_INDEX(img, backends, img->selectors[i].items[j].backend);
 
 			if (b >= 0 && img->selectors[i].items[j].weight)
 				(*needed)[b] = true;
@@ -216,7 +194,7 @@ static int find_needed(struct ia_ctx *c)
 	}
 	for (size_t b = 0; b < img->nr_backends; b++) {
 		long e = img->backends[b].endpoint_set ?
-			 IMG_IDX(img, endpoint_sets, img->backends[b].endpoint_set) : -1;
+			 IMG_INDEX(img, endpoint_sets, img->backends[b].endpoint_set) : -1;
 
 		if ((*needed)[b] && e >= 0)
 			c->ep_needed[e] = true;
@@ -256,7 +234,7 @@ static int find_selector_users(struct ia_ctx *c)
 	for (size_t i = 0; i < img->nr_frontends; i++)
 		for (size_t j = 0; j < img->frontends[i].nr_classes; j++) {
 			const struct img_class *cl = &img->frontends[i].classes[j];
-			long s = IMG_IDX(img, selectors, cl->l4_selector);
+			long s = IMG_INDEX(img, selectors, cl->l4_selector);
 
 			if (s < 0)
 				continue;
@@ -295,7 +273,7 @@ static int write_selector(struct ia_ctx *c, const struct img_selector *s, uint32
 	if (!w)
 		return -ENOMEM;
 	for (size_t j = 0; j < s->nr; j++) {
-		long b = IMG_IDX(c->img, backends, s->items[j].backend);
+		long b = IMG_INDEX(c->img, backends, s->items[j].backend);
 
 		if (b < 0)
 			continue;

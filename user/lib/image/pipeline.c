@@ -477,28 +477,6 @@ static void refs_free(struct refs *r)
 
 /* ---- merging the view's entries into the image ----------------------------- */
 
-/* Index of id in a table sorted by id (entries of size bytes, id first), or -1. */
-static long find_id(const void *base, size_t nr, size_t size, uint64_t id)
-{
-	size_t lo = 0, hi = nr;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		uint64_t v = *(const uint64_t *)((const char *)base + mid * size);
-
-		if (v == id)
-			return (long)mid;
-		if (v < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
-}
-
-#define FIND(img, table, id) \
-	find_id((img)->table, (img)->nr_##table, sizeof((img)->table[0]), (id))
-
 static const char *intern(struct img *img, const char *s, int *err)
 {
 	const char *r;
@@ -585,9 +563,9 @@ static bool fe_in_d(const struct strmap *d, const struct img_frontend *f)
 /* The entry as the merged image will have it: the view's when it has one. */
 #define CURRENT(mg, table, id)								\
 ({											\
-	long _i = (mg)->part ? FIND((mg)->part, table, id) : -1;				\
+	long _i = (mg)->part ? IMG_INDEX((mg)->part, table, id) : -1;				\
 	_i >= 0 ? &(mg)->part->table[_i] :							\
-		  ((_i = FIND((mg)->img, table, id)) >= 0 ? &(mg)->img->table[_i] : NULL);	\
+		  ((_i = IMG_INDEX((mg)->img, table, id)) >= 0 ? &(mg)->img->table[_i] : NULL);	\
 })
 
 /*
@@ -784,7 +762,7 @@ static int removed_pairs(const struct img *img, const bool *fe_keep, const struc
 	for (size_t _k = 0; _k < (img)->nr_##table; _k++)				\
 		(keep)[_k] = true;							\
 	for (size_t _k = 0; _k < (gone)->nr; _k++) {					\
-		long _i = FIND(img, table, (gone)->ids[_k]);				\
+		long _i = IMG_INDEX(img, table, (gone)->ids[_k]);				\
 		if (_i >= 0)								\
 			(keep)[_i] = false;						\
 	}										\
@@ -795,7 +773,7 @@ static int removed_pairs(const struct img *img, const bool *fe_keep, const struc
 ({											\
 	for (size_t _k = 0; _k < (part)->nr_##table; _k++)				\
 		(keep)[_k] = u64_get(map, (part)->table[_k].id) &&			\
-			     FIND(img, table, (part)->table[_k].id) < 0;		\
+			     IMG_INDEX(img, table, (part)->table[_k].id) < 0;		\
 })
 
 /*
@@ -828,7 +806,7 @@ static int merge(struct img *img, struct img *part, const struct strmap *d, stru
 
 		if (!fe_in_d(d, &part->frontends[i]))
 			continue;
-		o = FIND(img, frontends, part->frontends[i].id);
+		o = IMG_INDEX(img, frontends, part->frontends[i].id);
 		if (o >= 0 && fe_old[o])
 			err = -EAGAIN;	/* a Service outside D has this ClusterIP:port */
 		fe_new[i] = true;
@@ -845,7 +823,7 @@ static int merge(struct img *img, struct img *part, const struct strmap *d, stru
 	/* A backend both have, with a new endpoint set: the name moves. */
 	for (size_t i = 0; i < part->nr_backends && !mg.err; i++) {
 		const struct img_backend *nb = &part->backends[i];
-		long o = FIND(img, backends, nb->id);
+		long o = IMG_INDEX(img, backends, nb->id);
 
 		if (o < 0 || !u64_get(&refs->be, nb->id) ||
 		    img->backends[o].endpoint_set == nb->endpoint_set)
@@ -871,7 +849,7 @@ static int merge(struct img *img, struct img *part, const struct strmap *d, stru
 	KEEP_NEW(img, part, endpoint_sets, &refs->ep, ep_new);
 	/* Backends are named by identity: a counted one with new content replaces the old. */
 	for (size_t i = 0; i < part->nr_backends; i++) {
-		long o = FIND(img, backends, part->backends[i].id);
+		long o = IMG_INDEX(img, backends, part->backends[i].id);
 
 		be_new[i] = u64_get(&refs->be, part->backends[i].id) &&
 			    (o < 0 || img->backends[o].hash != part->backends[i].hash);
