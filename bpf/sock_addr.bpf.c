@@ -15,6 +15,8 @@
 #include "lib/addr.h"
 #include "lib/maps.h"
 #include "lib/stats.h"
+/* Declared (created and pinned) here, first object loaded: --kernel-http writes them. */
+#include "lib/khttp_maps.h"
 #include "lib/class.h"
 #include "lib/lb.h"
 #include "lib/engine.h"

@@ -419,6 +419,7 @@ enum gammad_obj_kind {
 	GAMMAD_OBJ_BACKEND,		/* id: be_id (a Service port routes point to) */
 	GAMMAD_OBJ_ENDPOINT_SET,	/* id: ep_set */
 	GAMMAD_OBJ_NAMESPACE,		/* id: ns_id */
+	GAMMAD_OBJ_KH_TABLE,		/* id: tab of gammad_khtab_v1 (kernel HTTP) */
 	GAMMAD_OBJ_KIND_MAX,
 };
 
@@ -494,8 +495,9 @@ _Static_assert(_Alignof(struct gammad_sock_orig) == 4, "gammad_sock_orig align")
  * id, found through gammad_khcls_v1 from the frontend's table_gen and the
  * client class, and everything below it by (table, index): a new version
  * is written aside under a new id and published by the one frontend update
- * that flips the generation, as for L4. (No agent writes them yet, and no
- * program on the data path reads them: the foundation of issue 13.)
+ * that flips the generation, as for L4. `gammad run --kernel-http` writes
+ * them (user/lib/image/image_khttp.c); no program on the data path reads
+ * them yet.
  *
  * Strings are stored with their length and, for names, a hash of their
  * lowercased bytes (gammad_kh_hash_byte), so the kernel compares bytes

@@ -29,17 +29,29 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* ", N kernel HTTP class tables (M written)" when --kernel-http wrote any. */
+static const char *kh_note(const struct ia_stats *s)
+{
+	static char buf[96];
+
+	if (!s->kh_tables)
+		return "";
+	snprintf(buf, sizeof(buf), "; %zu kernel HTTP class tables (%zu written)", s->kh_tables,
+		 s->kh_tables_written);
+	return buf;
+}
+
 static void log_apply(const char *what, const char *dir, double ms, const struct ia_stats *s,
 		      size_t input_errors)
 {
 	pr_info("%s %s in %.1f ms: %zu frontends (%zu flipped, %zu removed), written %zu "
 		"selectors, %zu backends, %zu endpoint sets; %zu pod cgroups (%zu changed), "
 		"%zu local endpoints (%zu new), %zu pod IPs (%zu written); %zu stale entries "
-		"retired (%zu input errors)",
+		"retired (%zu input errors)%s",
 		what, dir, ms, s->frontends, s->frontends_flipped, s->frontends_removed,
 		s->selectors_written, s->backends_written, s->endpoint_sets_written, s->cgroups,
 		s->cgroups_written, s->local_eps, s->local_eps_written, s->pods, s->pods_written,
-		s->retired, input_errors);
+		s->retired, input_errors, kh_note(s));
 }
 
 /*
@@ -108,7 +120,7 @@ static void note_l4_http(struct agent *a, const struct tr_result *r)
  * them). With an engine, it gets the translation too.
  */
 static int load_image(struct agent *a, const struct img_opts *io, struct img *img,
-		      size_t *input_errors)
+		      size_t *input_errors, struct ia_kh_set *kh)
 {
 	const char *dir = a->dir;
 	struct agent_kube *kube = a->kube;
@@ -142,6 +154,10 @@ static int load_image(struct agent *a, const struct img_opts *io, struct img *im
 	ret = img_build_opts(&t->m, &t->res, io, img);
 	if (ret)
 		pr_err("image of %s: %s", dir, strerror(-ret));
+	/* Before the engine owns the translation; without tables the engine has it all. */
+	if (!ret && kh && (err = ia_kh_build(img, &t->res, kh)))
+		pr_err("kernel HTTP tables of %s: %s (the engine serves every class)", dir,
+		       strerror(-err));
 	if (!ret && engine) {
 		/* The engine owns t from here on, also when this fails. */
 		err = engine_set_tables(engine, &t->res);
@@ -412,8 +428,10 @@ int agent_apply_dir(struct agent *a)
 
 	if (a->incremental && !a->engine)
 		return apply_dir_incremental(a);
+	bool kh = a->kernel_http && a->engine;
 	double t0 = now_ms();
 	size_t input_errors = 0;
+	struct ia_kh_set khs = { 0 };
 	struct ia_stats s;
 	struct img img;
 	int ret;
@@ -421,15 +439,22 @@ int agent_apply_dir(struct agent *a)
 	/* Never from a partial store: what an earlier agent pinned serves meanwhile. */
 	if (a->kube && !agent_kube_ready(a->kube))
 		return -EAGAIN;
-	ret = load_image(a, &io, &img, &input_errors);
+	if (a->kernel_http && !a->engine && !a->kh_warned) {
+		pr_warn("--kernel-http needs the HTTP engine: no kernel HTTP tables are written");
+		a->kh_warned = true;
+	}
+	ret = load_image(a, &io, &img, &input_errors, kh ? &khs : NULL);
 	a->dir_failed = ret != 0;
 	if (ret) {
 		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);
 		return ret;
 	}
 	read_routes(a);
+	a->opts.khttp = kh ? &khs : NULL;
 	ret = apply(a, &img, &s);
+	a->opts.khttp = kh ? &a->kh : NULL;
 	if (ret) {
+		ia_kh_set_free(&khs);
 		pr_err("apply %s failed after %.1f ms: %s (the data path keeps a complete "
 		       "table per Service port; retrying at the next change or resync)",
 		       a->dir, now_ms() - t0, strerror(-ret));
@@ -447,6 +472,8 @@ int agent_apply_dir(struct agent *a)
 	}
 	a->img = img;
 	a->have_img = true;
+	ia_kh_set_free(&a->kh);
+	a->kh = khs;
 	sync_tc(a);
 	return 0;
 }
@@ -592,6 +619,7 @@ void agent_free(struct agent *a)
 	a->pl = NULL;
 	manifest_cache_free(a->mc);
 	a->mc = NULL;
+	ia_kh_set_free(&a->kh);
 	host_routes_free(&a->routes);
 	tc_dp_close(a->tc);
 	a->tc = NULL;

@@ -19,6 +19,7 @@
 #include "datapath/tc_attach.h"
 #include "image/image.h"
 #include "image/image_apply.h"
+#include "image/image_khttp.h"
 
 #define AGENT_MAX_UPLINKS 8
 
@@ -67,6 +68,9 @@ struct agent {
 	/* engine off: why (logged once with the HTTP ports left at L4), NULL: on */
 	const char *l4_http_why;
 	bool l4_http_noted;
+	/* --kernel-http: the kernel HTTP tables of img (with the engine only) */
+	bool kernel_http, kh_warned;
+	struct ia_kh_set kh;
 };
 
 /*

@@ -70,7 +70,7 @@ static void usage(FILE *out)
 		"                  [--map-size NAME=ENTRIES]... [--no-sockmap] [--once] [-v]\n"
 		"                  [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]\n"
 		"                  [--hairpin-addr IP]... [--engine-port PORT] [--handover-wait]\n"
-		"                  [--no-http-engine] [--reset-removed-tcp]\n"
+		"                  [--no-http-engine] [--reset-removed-tcp] [--kernel-http]\n"
 		"       gammad run --kubeconfig PATH | --in-cluster [--kube-context NAME]\n"
 		"                  [--lease-namespace NS] [--lease-duration SECONDS]\n"
 		"                  [--watch-timeout SECONDS] [--all-pods] [--no-status]\n"
@@ -132,7 +132,10 @@ static void usage(FILE *out)
 		"agent holding the Lease gammad-status-writer in --lease-namespace (default:\n"
 		"the config's namespace; --lease-duration default 15 s; --no-status: never).\n"
 		"--watch-timeout: a watch's timeoutSeconds (default: 300..599 at random).\n"
-		"--no-watch-list: paginated lists only (no streaming list).\n",
+		"--no-watch-list: paginated lists only (no streaming list).\n"
+		"--kernel-http (experimental, off by default; needs the HTTP engine): also\n"
+		"write each class's HTTP rules into the kernel HTTP tables (gammad_kh*,\n"
+		"issue 13) with every apply; no program on the data path serves them yet.\n",
 		RESYNC_DEFAULT_S, TR_MAX_ENDPOINTS, METRICS_ADDR_DEFAULT,
 		GAMMAD_ENGINE_PORT_DEFAULT);
 }
@@ -312,6 +315,7 @@ int cmd_run(int argc, char **argv)
 		{ "reset-removed-tcp", no_argument, NULL, 'R' },
 		{ "http-engine", no_argument, NULL, 'E' },
 		{ "no-http-engine", no_argument, NULL, 'N' },
+		{ "kernel-http", no_argument, NULL, 'K' },
 		{ "handover-wait", no_argument, NULL, 'W' },
 		{ "engine-port", required_argument, NULL, 'P' },
 		{ "kubeconfig", required_argument, NULL, 256 },
@@ -346,7 +350,7 @@ int cmd_run(int argc, char **argv)
 	int opt, ret;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+m:c:p:n:z:r:s:oM:u:TH:RENP:Wvh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+m:c:p:n:z:r:s:oM:u:TH:RENKP:Wvh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
 			a.dir = optarg;
@@ -405,6 +409,9 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'N':
 			no_http_engine = true;
+			break;
+		case 'K':
+			a.kernel_http = true;
 			break;
 		case 'W':
 			handover_wait = true;

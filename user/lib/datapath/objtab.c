@@ -73,6 +73,7 @@ const char *objtab_kind_name(uint32_t kind)
 		[GAMMAD_OBJ_BACKEND] = "backend",
 		[GAMMAD_OBJ_ENDPOINT_SET] = "endpoint_set",
 		[GAMMAD_OBJ_NAMESPACE] = "namespace",
+		[GAMMAD_OBJ_KH_TABLE] = "kh_table",
 	};
 
 	return kind < GAMMAD_OBJ_KIND_MAX && names[kind] ? names[kind] : "unknown";

@@ -16,7 +16,7 @@ size_t ia_stats_changes(const struct ia_stats *s)
 {
 	return s->frontends_flipped + s->frontends_removed + s->selectors_written +
 	       s->backends_written + s->endpoint_sets_written + s->cgroups_written +
-	       s->local_eps_written + s->pods_written + s->retired;
+	       s->local_eps_written + s->pods_written + s->retired + s->kh_tables_written;
 }
 
 /* Content hashes are never 0: 0 marks an object being written. */
@@ -337,6 +337,7 @@ static int ctx_init(struct ia_ctx *c, struct dp *dp, const struct img *img,
 static void ctx_free(struct ia_ctx *c)
 {
 	ia_ids_free(c);
+	ia_kh_free(c);
 	free(c->ep_ids);
 	free(c->be_ids);
 	free(c->sel_ids);
@@ -355,14 +356,14 @@ int ia_apply(struct dp *dp, const struct img *img, const struct ia_opts *opts,
 	if (!stats)
 		stats = &dummy;
 	memset(stats, 0, sizeof(*stats));
-	err = ctx_init(&c, dp, img, stats);
+	err = ctx_init(&c, dp, img, stats) ?: ia_kh_prepare(&c, opts ? opts->khttp : NULL);
 	if (err) {
 		ctx_free(&c);
 		return err;
 	}
 	/* Innermost first: nothing is referenced before it is complete. */
 	err = write_namespaces(&c) ?: write_endpoint_sets(&c) ?: write_backends(&c) ?:
-	      write_selectors(&c) ?: ia_frontends_apply(&c);
+	      write_selectors(&c) ?: ia_kh_write(&c) ?: ia_frontends_apply(&c);
 	err2 = ia_clients_apply(&c, opts ? opts : &(struct ia_opts){ 0 });
 	err = err ?: err2;
 	/*

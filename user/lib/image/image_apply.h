@@ -60,9 +60,16 @@ struct ia_opts {
 	 */
 	void (*pod_cgroup)(void *ctx, const struct img_pod *pod, const char *path);
 	void *pod_cgroup_ctx;
+	/*
+	 * The kernel HTTP tables of img (image_khttp.h), written and published
+	 * with it; NULL: every kernel HTTP entry is retired.
+	 */
+	const struct ia_kh_set *khttp;
 };
 
 /* What an apply did: "written" counts entries changed in the kernel. */
+struct ia_kh_set;
+
 struct ia_stats {
 	size_t frontends;		/* in the image */
 	size_t frontends_flipped;	/* new or changed route table */
@@ -72,6 +79,7 @@ struct ia_stats {
 	size_t local_eps, local_eps_written;
 	size_t pods, pods_written;	/* pod IPs for the TC path's client class */
 	size_t retired;			/* stale kernel entries deleted */
+	size_t kh_tables, kh_tables_written;	/* kernel HTTP class tables */
 };
 
 /* Nonzero when the apply changed anything the data path reads. */

@@ -24,6 +24,7 @@ static const char *const kind_names[GAMMAD_OBJ_KIND_MAX] = {
 	[GAMMAD_OBJ_BACKEND] = "backend id (--map-size backends)",
 	[GAMMAD_OBJ_ENDPOINT_SET] = "endpoint set id",
 	[GAMMAD_OBJ_NAMESPACE] = "namespace id",
+	[GAMMAD_OBJ_KH_TABLE] = "kernel HTTP table id",
 };
 
 int ia_dump(const struct ia_ctx *c, const char *name, struct map_dump *d)
@@ -56,6 +57,8 @@ static uint32_t kind_limit(const struct ia_ctx *c, uint32_t kind)
 	case GAMMAD_OBJ_TABLE:
 	case GAMMAD_OBJ_ENDPOINT_SET:
 		return IA_KEY_ID_LIMIT;
+	case GAMMAD_OBJ_KH_TABLE:
+		return min_u32(dp_map_capacity(c->dp, GAMMAD_MAP_KH_TABLE), IA_KEY_ID_LIMIT);
 	default:
 		return 0;	/* namespace ids come from the image */
 	}

@@ -43,6 +43,7 @@ struct ia_ctx {
 	struct ia_present sel_present;		/* selector id -> nr_slots */
 	struct ia_present ep_present;		/* ep_set -> entries in the map */
 	struct map_dump be_dump;		/* backend entries */
+	struct ia_kh *kh;			/* kernel HTTP tables (image_khttp.c) */
 };
 
 /* Read the object table and mark every id the kernel maps use. */
@@ -76,6 +77,23 @@ int ia_clients_apply(struct ia_ctx *c, const struct ia_opts *opts);
 
 /* After dp_sync(): delete every entry no frontend reaches any more. */
 int ia_retire(struct ia_ctx *c);
+
+/*
+ * Kernel HTTP tables (image_khttp.c), each step beside its L4 one:
+ * prepare after ia_ids_load (their backends get ids too), write after the
+ * selectors, classes under the new generation in publish, then the retire
+ * walk after the consumers' (gen_live: is a table_gen live; be_add: a
+ * backend a live table names).
+ */
+struct ia_kh_set;
+int ia_kh_prepare(struct ia_ctx *c, const struct ia_kh_set *set);
+int ia_kh_write(struct ia_ctx *c);
+uint64_t ia_kh_frontend_hash(const struct ia_ctx *c, const struct img_frontend *f, uint64_t h);
+int ia_kh_classes_write(struct ia_ctx *c, const struct img_frontend *f, uint32_t gen);
+int ia_kh_retire(struct ia_ctx *c, bool (*gen_live)(void *, uint32_t),
+		 int (*be_add)(void *, uint32_t), void *arg);
+bool ia_kh_table_live(const struct ia_ctx *c, uint32_t tab);
+void ia_kh_free(struct ia_ctx *c);
 
 /* Dump the map `name` of the data path. */
 int ia_dump(const struct ia_ctx *c, const char *name, struct map_dump *d);

@@ -152,7 +152,7 @@ static int publish(struct ia_ctx *c, const struct img_frontend *f, struct fe_tab
 			 .ident = f->id, .ref = to.ref });
 	for (size_t i = 0; i < t->nr_cons && !err; i++)
 		err = dp_consumer_write(c->dp, gen, t->cons[i].ns_id, t->cons_sel[i].sel);
-	err = err ?: dp_obj_put(c->dp, GAMMAD_OBJ_TABLE, gen, &to);
+	err = err ?: ia_kh_classes_write(c, f, gen) ?: dp_obj_put(c->dp, GAMMAD_OBJ_TABLE, gen, &to);
 	if (err)
 		return err;
 	t->val.table_gen = gen;
@@ -175,7 +175,7 @@ static int frontend_apply(struct ia_ctx *c, const struct img_frontend *f)
 	err = table_build(c, f, &t);
 	if (!err) {
 		/* Hashed without ids: they are the kernel's, not content. */
-		hash = table_hash(f, &t);
+		hash = ia_kh_frontend_hash(c, f, table_hash(f, &t));
 		if (!frontend_current(c, &key, k, hash))
 			err = publish(c, f, &t, &key, k, hash);
 	}

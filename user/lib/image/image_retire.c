@@ -223,6 +223,8 @@ static bool object_live(const struct ia_ctx *c, const struct live *l,
 		return idset_has(&l->ep_sets, k->id);
 	case GAMMAD_OBJ_NAMESPACE:
 		return namespace_in_image(c->img, k->id);
+	case GAMMAD_OBJ_KH_TABLE:
+		return ia_kh_table_live(c, k->id);
 	default:
 		return false;
 	}
@@ -243,12 +245,24 @@ static int retire_objects(struct ia_ctx *c, const struct live *l)
 	return err;
 }
 
+/* ia_kh_retire's view of the walk: live generations, and backends it reaches. */
+static bool kh_gen_live(void *l, uint32_t gen)
+{
+	return idset_has(&((struct live *)l)->tables, gen);
+}
+
+static int kh_be_add(void *l, uint32_t be)
+{
+	return idset_add(&((struct live *)l)->backends, be, 0);
+}
+
 int ia_retire(struct ia_ctx *c)
 {
 	struct live l = { 0 };
 	int err;
 
-	err = walk_frontends(c, &l) ?: walk_consumers(c, &l) ?: walk_selectors(c, &l) ?:
+	err = walk_frontends(c, &l) ?: walk_consumers(c, &l) ?:
+	      ia_kh_retire(c, kh_gen_live, kh_be_add, &l) ?: walk_selectors(c, &l) ?:
 	      walk_backends(c, &l) ?: retire_objects(c, &l);
 	live_free(&l);
 	return err;

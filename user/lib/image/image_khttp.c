@@ -1,0 +1,475 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Kernel HTTP tables in the apply (image_khttp.h): built from the
+ * translation, written innermost first like the L4 image, published with
+ * the frontend's generation flip, retired by the kernel walk.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <bpf/bpf.h>
+
+#include "base/hashmap.h"
+#include "base/log.h"
+#include "image_apply_int.h"
+#include "image_khttp.h"
+
+/* ---- the set --------------------------------------------------------------- */
+
+static void port_key(char *buf, size_t len, const char *ns, const char *name, unsigned port,
+		     unsigned proto)
+{
+	snprintf(buf, len, "%s/%s/%u/%u", ns, name, port, proto);
+}
+
+static int item_cmp(const void *a, const void *b)
+{
+	const struct ia_kh_class *x = a, *y = b;
+
+	if (x->frontend != y->frontend)
+		return x->frontend < y->frontend ? -1 : 1;
+	return x->ns_id < y->ns_id ? -1 : x->ns_id > y->ns_id;
+}
+
+static int add_class(struct ia_kh_set *s, const struct img_frontend *f, uint32_t ns_id,
+		     const struct tr_class *cls, const struct strmap *backends)
+{
+	struct ia_kh_class *it;
+	char key[512];
+	int ret;
+
+	it = realloc(s->items, (s->nr + 1) * sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	s->items = it;
+	it = &s->items[s->nr];
+	memset(it, 0, sizeof(*it));
+	ret = kh_encode(cls, f->port, &it->img);
+	if (ret)
+		return ret;
+	s->nr++;
+	it->frontend = f->id;
+	it->ns_id = ns_id;
+	it->rb_backend = calloc(it->img.nr_rbs + 1, sizeof(*it->rb_backend));
+	if (!it->rb_backend)
+		return -ENOMEM;
+	for (size_t i = 0; i < it->img.nr_rbs; i++) {
+		const struct tr_backend *b = it->img.rb_src[i];
+		const uint64_t *id;
+
+		port_key(key, sizeof(key), b->namespace, b->name, b->port, f->addr.family);
+		id = strmap_get(backends, key);
+		it->rb_backend[i] = id ? *id : 0;
+	}
+	/* What points into the translation goes: the set outlives it. */
+	free(it->img.rule_src);
+	free(it->img.rb_src);
+	it->img.rule_src = NULL;
+	it->img.rb_src = NULL;
+	if (!it->img.tab.engine_reason)
+		s->kernel++;
+	return 0;
+}
+
+int ia_kh_build(const struct img *img, const struct tr_result *r, struct ia_kh_set *out)
+{
+	struct strmap ports = { 0 }, backends = { 0 };
+	char key[512];
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < r->nr_ports && !ret; i++) {
+		const struct tr_port *p = &r->ports[i];
+
+		port_key(key, sizeof(key), p->svc->meta.namespace, p->svc->meta.name,
+			 p->port->port, p->port->protocol);
+		ret = strmap_put(&ports, key, (void *)p, NULL);
+	}
+	for (size_t i = 0; i < img->nr_backends && !ret; i++) {
+		const struct img_backend *b = &img->backends[i];
+
+		port_key(key, sizeof(key), b->namespace, b->name, b->port, b->family);
+		ret = strmap_put(&backends, key, (void *)&b->id, NULL);
+	}
+	for (size_t i = 0; i < img->nr_frontends && !ret; i++) {
+		const struct img_frontend *f = &img->frontends[i];
+		const struct tr_port *p;
+
+		if (f->protocol != L4_TCP)
+			continue;
+		port_key(key, sizeof(key), f->svc_namespace, f->svc_name, f->port, f->protocol);
+		p = strmap_get(&ports, key);
+		for (size_t c = 0; p && c < p->nr_classes && !ret; c++) {
+			const struct tr_class *cls = &p->classes[c];
+			uint32_t ns_id = cls->client_namespace ?
+					 img_ns_id(img, cls->client_namespace) : GAMMAD_NS_ALL;
+
+			/* Classes without routes stay L4: no table to match. */
+			if (!cls->nr_entries || (cls->client_namespace && !ns_id))
+				continue;
+			ret = add_class(out, f, ns_id, cls, &backends);
+		}
+	}
+	strmap_free(&ports);
+	strmap_free(&backends);
+	if (ret) {
+		ia_kh_set_free(out);
+		return ret;
+	}
+	if (out->nr)
+		qsort(out->items, out->nr, sizeof(*out->items), item_cmp);
+	return 0;
+}
+
+void ia_kh_set_free(struct ia_kh_set *s)
+{
+	for (size_t i = 0; i < s->nr; i++) {
+		kh_image_free(&s->items[i].img);
+		free(s->items[i].rb_backend);
+	}
+	free(s->items);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- the apply ----------------------------------------------------------------- */
+
+struct ia_kh {
+	const struct ia_kh_set *set;	/* NULL: retire everything */
+	struct kh_map_fds fds;
+	int cls_fd;
+	uint32_t *tab;			/* kernel table id per set item */
+	uint64_t *hash;			/* content (with kernel backend ids) per item */
+	uint64_t *live;			/* bitmap of tables a live generation names */
+	uint32_t limit;
+};
+
+static int kh_fds(struct ia_ctx *c, struct ia_kh *k)
+{
+	k->cls_fd = dp_map_fd(c->dp, GAMMAD_MAP_KH_CLASS);
+	k->fds = (struct kh_map_fds){
+		.table = dp_map_fd(c->dp, GAMMAD_MAP_KH_TABLE),
+		.entry = dp_map_fd(c->dp, GAMMAD_MAP_KH_ENTRY),
+		.rule = dp_map_fd(c->dp, GAMMAD_MAP_KH_RULE),
+		.rb = dp_map_fd(c->dp, GAMMAD_MAP_KH_RB),
+		.alias = dp_map_fd(c->dp, GAMMAD_MAP_KH_ALIAS),
+	};
+	if (k->cls_fd < 0 || k->fds.table < 0 || k->fds.entry < 0 || k->fds.rule < 0 ||
+	    k->fds.rb < 0 || k->fds.alias < 0)
+		return -ENOENT;
+	return 0;
+}
+
+static long img_backend_idx(const struct img *img, uint64_t id)
+{
+	size_t lo = 0, hi = img->nr_backends;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (img->backends[mid].id == id)
+			return (long)mid;
+		if (img->backends[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+static long img_epset_idx(const struct img *img, uint64_t id)
+{
+	size_t lo = 0, hi = img->nr_endpoint_sets;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (img->endpoint_sets[mid].id == id)
+			return (long)mid;
+		if (img->endpoint_sets[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+int ia_kh_prepare(struct ia_ctx *c, const struct ia_kh_set *set)
+{
+	struct ia_kh *k = calloc(1, sizeof(*k));
+	struct map_dump d;
+	int err;
+
+	if (!k)
+		return -ENOMEM;
+	c->kh = k;
+	k->set = set;
+	err = kh_fds(c, k);
+	if (err && !set) {
+		ia_kh_free(c);	/* nothing to write, nothing of ours to retire */
+		return 0;
+	}
+	if (err) {
+		pr_err("kernel HTTP maps are not loaded: %s", strerror(-err));
+		return err;
+	}
+	k->limit = dp_map_capacity(c->dp, GAMMAD_MAP_KH_TABLE) + 1;
+	k->live = calloc(k->limit / 64 + 1, sizeof(*k->live));
+	k->tab = calloc((set ? set->nr : 0) + 1, sizeof(*k->tab));
+	k->hash = calloc((set ? set->nr : 0) + 1, sizeof(*k->hash));
+	if (!k->live || !k->tab || !k->hash)
+		return -ENOMEM;
+	/* Table ids in the map that no object describes are in use too. */
+	err = ia_dump(c, GAMMAD_MAP_KH_TABLE, &d);
+	for (size_t i = 0; !err && i < d.nr; i++) {
+		uint32_t id = *(const uint32_t *)map_dump_key(&d, i);
+		struct ia_kind *kind = &c->kinds[GAMMAD_OBJ_KH_TABLE];
+
+		if (id < kind->limit)
+			kind->used[id / 64] |= 1ull << (id % 64);
+	}
+	map_dump_free(&d);
+	/* The backends rule backends name get kernel ids, as the L4 ones do. */
+	for (size_t i = 0; !err && set && i < set->nr; i++) {
+		const struct ia_kh_class *it = &set->items[i];
+
+		for (size_t r = 0; r < it->img.nr_rbs; r++) {
+			long b = it->rb_backend[r] ? img_backend_idx(c->img, it->rb_backend[r]) : -1;
+			long e;
+
+			if (b < 0)
+				continue;
+			c->be_needed[b] = true;
+			e = c->img->backends[b].endpoint_set ?
+			    img_epset_idx(c->img, c->img->backends[b].endpoint_set) : -1;
+			if (e >= 0)
+				c->ep_needed[e] = true;
+		}
+	}
+	return err;
+}
+
+void ia_kh_free(struct ia_ctx *c)
+{
+	if (!c->kh)
+		return;
+	free(c->kh->tab);
+	free(c->kh->hash);
+	free(c->kh->live);
+	free(c->kh);
+	c->kh = NULL;
+}
+
+/* The item's rule backends with their kernel backend ids. */
+static struct gammad_kh_rb *item_rbs(const struct ia_ctx *c, const struct ia_kh_class *it)
+{
+	struct gammad_kh_rb *rbs = calloc(it->img.nr_rbs + 1, sizeof(*rbs));
+
+	for (size_t r = 0; rbs && r < it->img.nr_rbs; r++) {
+		long b = it->rb_backend[r] ? img_backend_idx(c->img, it->rb_backend[r]) : -1;
+
+		rbs[r] = it->img.rbs[r];
+		rbs[r].be_id = b >= 0 ? c->be_ids[b] : 0;
+	}
+	return rbs;
+}
+
+static uint64_t item_hash(const struct kh_image *img, const struct gammad_kh_rb *rbs)
+{
+	uint64_t h = hash_bytes(&img->tab, sizeof(img->tab), 0x6b68);
+
+	h = hash_bytes(img->entries, img->nr_entries * sizeof(*img->entries), h);
+	h = hash_bytes(img->rules, img->nr_rules * sizeof(*img->rules), h);
+	h = hash_bytes(rbs, img->nr_rbs * sizeof(*rbs), h);
+	h = hash_bytes(img->slots, img->nr_slots * sizeof(*img->slots), h);
+	return h ? h : 1;
+}
+
+/* One table: reuse the complete one of the same content, else write it aside. */
+static int write_table(struct ia_ctx *c, const struct ia_kh_class *it,
+		       struct gammad_kh_rb *rbs, uint64_t hash, uint32_t *tab)
+{
+	struct ia_kh *k = c->kh;
+	const struct ia_known *kn = ia_known_exact(c, GAMMAD_OBJ_KH_TABLE, hash, hash);
+	struct gammad_obj_val v = { .ident = hash, .hash = hash, .ref = it->img.tab.nr_entries };
+	struct gammad_kh_table cur;
+	struct kh_image w = it->img;
+	int err;
+
+	if (kn && !bpf_map_lookup_elem(k->fds.table, &kn->id, &cur) &&
+	    !memcmp(&cur, &it->img.tab, sizeof(cur))) {
+		*tab = kn->id;
+		return 0;
+	}
+	snprintf(v.section, sizeof(v.section), "%s",
+		 it->img.tab.engine_reason ? kh_tab_reason_str(it->img.tab.engine_reason) : "kernel");
+	w.rbs = rbs;
+	err = ia_id_alloc(c, GAMMAD_OBJ_KH_TABLE, tab) ?:
+	      ia_obj_begin(c, GAMMAD_OBJ_KH_TABLE, *tab, &v) ?:
+	      kh_image_write(&w, *tab, &k->fds) ?:
+	      dp_obj_put(c->dp, GAMMAD_OBJ_KH_TABLE, *tab, &v);
+	if (!err)
+		c->stats->kh_tables_written++;
+	return err;
+}
+
+static const struct img_frontend *item_frontend(const struct ia_ctx *c,
+						 const struct ia_kh_class *it)
+{
+	for (size_t i = 0; i < c->img->nr_frontends; i++)
+		if (c->img->frontends[i].id == it->frontend)
+			return &c->img->frontends[i];
+	return NULL;
+}
+
+int ia_kh_write(struct ia_ctx *c)
+{
+	struct ia_kh *k = c->kh;
+	const struct ia_kh_set *set = k->set;
+	int err = 0;
+
+	for (size_t i = 0; set && i < set->nr && !err; i++) {
+		const struct ia_kh_class *it = &set->items[i];
+		struct gammad_kh_rb *rbs = item_rbs(c, it);
+		size_t j;
+
+		if (!rbs)
+			return -ENOMEM;
+		k->hash[i] = item_hash(&it->img, rbs);
+		/* The same content earlier in this apply: one table. */
+		for (j = 0; j < i && k->hash[j] != k->hash[i]; j++)
+			;
+		if (j < i)
+			k->tab[i] = k->tab[j];
+		else
+			err = write_table(c, it, rbs, k->hash[i], &k->tab[i]);
+		free(rbs);
+		if (err) {
+			const struct img_frontend *f = item_frontend(c, it);
+
+			pr_err("kernel HTTP table of %s/%s:%u class %u: %s",
+			       f ? f->svc_namespace : "?", f ? f->svc_name : "?",
+			       f ? f->port : 0, it->ns_id, strerror(-err));
+		}
+	}
+	if (set)
+		c->stats->kh_tables = set->nr;
+	return err;
+}
+
+/* Items of frontend f: [*lo, *hi). */
+static void frontend_items(const struct ia_ctx *c, const struct img_frontend *f,
+			   size_t *lo, size_t *hi)
+{
+	const struct ia_kh_set *set = c->kh ? c->kh->set : NULL;
+	size_t l = 0, h = set ? set->nr : 0;
+
+	while (l < h) {
+		size_t mid = (l + h) / 2;
+
+		if (set->items[mid].frontend < f->id)
+			l = mid + 1;
+		else
+			h = mid;
+	}
+	*lo = l;
+	for (h = l; set && h < set->nr && set->items[h].frontend == f->id; h++)
+		;
+	*hi = h;
+}
+
+uint64_t ia_kh_frontend_hash(const struct ia_ctx *c, const struct img_frontend *f, uint64_t h)
+{
+	size_t lo, hi;
+
+	frontend_items(c, f, &lo, &hi);
+	for (size_t i = lo; i < hi; i++) {
+		uint64_t v = (uint64_t)c->kh->set->items[i].ns_id << 32 | c->kh->tab[i];
+
+		h = hash_bytes(&v, sizeof(v), h);
+	}
+	return h ? h : 1;
+}
+
+int ia_kh_classes_write(struct ia_ctx *c, const struct img_frontend *f, uint32_t gen)
+{
+	size_t lo, hi;
+
+	frontend_items(c, f, &lo, &hi);
+	for (size_t i = lo; i < hi; i++) {
+		struct gammad_cons_key key = { .table_gen = gen, .ns_id = c->kh->set->items[i].ns_id };
+		struct gammad_kh_class_val val = { .tab = c->kh->tab[i] };
+
+		if (bpf_map_update_elem(c->kh->cls_fd, &key, &val, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
+/* ---- the retire ------------------------------------------------------------------ */
+
+static bool tab_live(const struct ia_kh *k, uint32_t tab)
+{
+	return tab < k->limit && (k->live[tab / 64] & (1ull << (tab % 64)));
+}
+
+bool ia_kh_table_live(const struct ia_ctx *c, uint32_t tab)
+{
+	return c->kh && tab_live(c->kh, tab);
+}
+
+static void retire_key(struct ia_ctx *c, const char *name, int fd, const void *key)
+{
+	if (!bpf_map_delete_elem(fd, key))
+		c->stats->retired++;
+	else if (errno != ENOENT)
+		pr_warn("retire an entry of %s: %s", name, strerror(errno));
+}
+
+/* Entries keyed by (tab, ...) of tables no live generation names. */
+static int retire_by_tab(struct ia_ctx *c, const char *name, int fd,
+			 int (*be_add)(void *, uint32_t), void *arg)
+{
+	struct map_dump d;
+	int err = ia_dump(c, name, &d);
+
+	for (size_t i = 0; !err && i < d.nr; i++) {
+		const void *key = map_dump_key(&d, i);
+
+		if (!tab_live(c->kh, *(const uint32_t *)key))
+			retire_key(c, name, fd, key);
+		else if (be_add && ((const struct gammad_kh_rb *)map_dump_val(&d, i))->be_id)
+			err = be_add(arg, ((const struct gammad_kh_rb *)map_dump_val(&d, i))->be_id);
+	}
+	map_dump_free(&d);
+	return err;
+}
+
+int ia_kh_retire(struct ia_ctx *c, bool (*gen_live)(void *, uint32_t),
+		 int (*be_add)(void *, uint32_t), void *arg)
+{
+	struct ia_kh *k = c->kh;
+	struct map_dump d;
+	int err;
+
+	if (!k || kh_fds(c, k))
+		return 0;	/* prepared nothing: nothing to walk */
+	err = ia_dump(c, GAMMAD_MAP_KH_CLASS, &d);
+	for (size_t i = 0; !err && i < d.nr; i++) {
+		const struct gammad_cons_key *key = map_dump_key(&d, i);
+		const struct gammad_kh_class_val *v = map_dump_val(&d, i);
+
+		if (k->set && gen_live(arg, key->table_gen) && v->tab < k->limit)
+			k->live[v->tab / 64] |= 1ull << (v->tab % 64);
+		else
+			retire_key(c, GAMMAD_MAP_KH_CLASS, k->cls_fd, key);
+	}
+	map_dump_free(&d);
+	return err ?: retire_by_tab(c, GAMMAD_MAP_KH_TABLE, k->fds.table, NULL, NULL) ?:
+	       retire_by_tab(c, GAMMAD_MAP_KH_ENTRY, k->fds.entry, NULL, NULL) ?:
+	       retire_by_tab(c, GAMMAD_MAP_KH_RULE, k->fds.rule, NULL, NULL) ?:
+	       retire_by_tab(c, GAMMAD_MAP_KH_ALIAS, k->fds.alias, NULL, NULL) ?:
+	       retire_by_tab(c, GAMMAD_MAP_KH_RB, k->fds.rb, be_add, arg);
+}
