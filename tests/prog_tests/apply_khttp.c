@@ -33,9 +33,12 @@
 #include "image/image_khttp.h"
 #include "lib/dp_fixture.h"
 #include "lib/khttp_user.h"
+#include "lib/lab_env.h"
 #include "lib/mesh_conf.h"
 #include "lib/translate_fixture.h"
 #include "test_progs.h"
+#include "view/khview.h"
+#include "view/metrics.h"
 #include "skel/test_khttp.skel.h"
 
 enum { K_CLS, K_TAB, K_ENT, K_RUL, K_RB, K_AL, K_FE, K_OBJ, NR_K };
@@ -51,7 +54,9 @@ struct world {
 	struct dp_fixture fx;
 	int fd[NR_K];
 	struct test_khttp_bpf *skel;
+	int st_fd;
 	unsigned long classes, kernel, requests, applies;
+	unsigned long reasons[GAMMAD_KH_R_MAX];	/* verdicts of our kh_run runs */
 };
 
 /* What the expected tables say, per kernel table id. */
@@ -79,6 +84,7 @@ static int world_open(struct world *w)
 	char path[PATH_MAX + 64];
 
 	memset(w, 0, sizeof(*w));
+	w->st_fd = -1;
 	for (int i = 0; i < NR_K; i++)
 		w->fd[i] = -1;
 	if (fx_setup(&w->fx, 0, false))
@@ -99,12 +105,19 @@ static int world_open(struct world *w)
 	    bpf_map__reuse_fd(w->skel->maps.gammad_khrb_v1, w->fd[K_RB]) ||
 	    bpf_map__reuse_fd(w->skel->maps.gammad_khal_v1, w->fd[K_AL]))
 		return -1;
+	/* Its counters are the pinned ones: what gammactl stats and /metrics show. */
+	snprintf(path, sizeof(path), "%s/%s", w->fx.pin_dir, GAMMAD_MAP_KH_STATS);
+	w->st_fd = bpf_obj_get(path);
+	if (w->st_fd < 0 || bpf_map__reuse_fd(w->skel->maps.gammad_khst_v1, w->st_fd))
+		return -1;
 	return test_khttp_bpf__load(w->skel);
 }
 
 static void world_close(struct world *w)
 {
 	test_khttp_bpf__destroy(w->skel);
+	if (w->st_fd >= 0)
+		close(w->st_fd);
 	for (int i = 0; i < NR_K; i++)
 		if (w->fd[i] >= 0)
 			close(w->fd[i]);
@@ -162,6 +175,8 @@ static void run_request(struct world *w, const struct tr_class *cls, const struc
 	    ASSERT_OK(bpf_prog_test_run_opts(bpf_program__fd(w->skel->progs.kh_run), &o), "run") &&
 	    ASSERT_OK(bpf_map_lookup_elem(fd, &zero, s), "scratch out")) {
 		w->requests++;
+		if (s->v.reason < GAMMAD_KH_R_MAX)
+			w->reasons[s->v.reason]++;
 		if (khu_check(cls, img, s, &st, why, sizeof(why))) {
 			test__fail();
 			test__printf("%s: pinned table %u: %s (action %u reason %s)\n  %.*s\n", what,
@@ -490,7 +505,7 @@ static const char *const variants[] = {
 	      "metadata: {name: c, namespace: client}\nspec:\n"
 	      "  parentRefs: [{group: \"\", kind: Service, name: a, namespace: app, port: 80}]\n"
 	      "  rules:\n"
-	      "  - matches: [{path: {type: Exact, value: /c}}]\n"
+	      "  - matches: [{path: {type: PathPrefix, value: /c}}]\n"
 	      "    filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch,"
 	      " replacePrefixMatch: /d}}}]\n"
 	      "    backendRefs: [{name: b3, port: 80}]\n"),
@@ -761,8 +776,91 @@ out:
 	world_close(&w);
 }
 
+/* Does text hold line (a whole line)? */
+static bool has_line(const char *text, const char *line)
+{
+	size_t n = strlen(line);
+
+	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (!strncmp(p, line, n) && (p[n] == '\n' || !p[n]))
+			return true;
+	return false;
+}
+
+/*
+ * /metrics and gammactl stats: the counters of our kh_run runs over the
+ * pinned maps, and each class served by the kernel or the engine with why.
+ */
+static void subtest_view(void)
+{
+	static const char *const cls_fmt =
+		"gammad_khttp_class_info{namespace=\"app\",service=\"a\",port=\"80\","
+		"address=\"10.96.0.10\",class=\"%s\",served_by=\"%s\",reason=\"%s\"} 1";
+	char line[512], *buf = NULL, *out = NULL;
+	struct ia_stats st;
+	struct built b;
+	struct world w;
+	size_t len;
+
+	if (!ASSERT_OK(world_open(&w), "world"))
+		goto out;
+	if (!ASSERT_OK(build(&b, variants[3]), "build"))
+		goto out;
+	if (ASSERT_OK(apply(&w, &b, &st), "apply"))
+		check_world(&w, &b.img, &b.f.res, "view");
+	ASSERT_EQ(w.classes, 2, "classes of variant 3");
+	built_free(&b);
+	ASSERT_GT(w.reasons[GAMMAD_KH_R_SERVED], 0, "served by our runs");
+	if (ASSERT_OK(metrics_render_buf(w.fx.pin_dir, NULL, &buf, &len), "metrics")) {
+		for (unsigned int r = 0; r < GAMMAD_KH_R_MAX; r++) {
+			snprintf(line, sizeof(line), "gammad_khttp_requests_total{reason=\"%s\"} %lu",
+				 khv_reason_name(r), w.reasons[r]);
+			ASSERT_TRUE(has_line(buf, line), line);
+		}
+		snprintf(line, sizeof(line), cls_fmt, "default", "kernel", "");
+		ASSERT_TRUE(has_line(buf, line), line);
+		snprintf(line, sizeof(line), cls_fmt, "client", "kernel", "");
+		ASSERT_TRUE(has_line(buf, line), line);
+		if (!ASSERT_TRUE(has_line(buf, "gammad_khttp_classes{served_by=\"kernel\",reason=\"\"} 2"),
+				 "two kernel classes"))
+			test__printf("%s", strstr(buf, "# HELP gammad_khttp_class_info") ?: buf);
+	}
+	free(buf);
+	buf = NULL;
+	/* A regex: the class is the engine's, and says why. */
+	if (ASSERT_OK(build(&b, variants[4]), "build regex")) {
+		ASSERT_OK(apply(&w, &b, &st), "apply regex");
+		built_free(&b);
+	}
+	if (ASSERT_OK(metrics_render_buf(w.fx.pin_dir, NULL, &buf, &len), "metrics")) {
+		snprintf(line, sizeof(line), cls_fmt, "default", "engine", "regex");
+		ASSERT_TRUE(has_line(buf, line), line);
+		ASSERT_TRUE(has_line(buf, "gammad_khttp_classes{served_by=\"engine\",reason=\"regex\"} 1"),
+			    "one engine class");
+	}
+	if (access(test_bin("gammactl"), X_OK)) {
+		test__printf("view: build/gammactl not built, its stats not checked\n");
+	} else if (ASSERT_OK(lab_run_capture(&out, "%s --pin-dir %s stats", test_bin("gammactl"),
+					     w.fx.pin_dir), "gammactl stats")) {
+		bool ok;
+
+		snprintf(line, sizeof(line), "%-44s %10lu", "served", w.reasons[GAMMAD_KH_R_SERVED]);
+		ok = ASSERT_TRUE(has_line(out, line), line);
+		ok &= ASSERT_OK_PTR(strstr(out, "app/a:80 (10.96.0.10)"), "the class in gammactl stats");
+		ok &= ASSERT_OK_PTR(strstr(out, "engine: regex"), "why in gammactl stats");
+		if (!ok)
+			test__printf("%s", out);
+	}
+	free(out);
+	free(buf);
+out:
+	world_close(&w);
+}
+
 void test_apply_khttp(void)
 {
+	if (test__start_subtest("view"))
+		subtest_view();
 	if (test__start_subtest("changes"))
 		subtest_changes();
 	if (test__start_subtest("conformance"))

@@ -13,6 +13,7 @@
 #include "datapath/datapath.h"
 #include "datapath/tc_maps.h"
 #include "gammactl.h"
+#include "view/khview.h"
 
 int ctl_view(struct ctl *c, struct dpv_maps *m, struct dpv *v)
 {
@@ -719,6 +720,16 @@ static void stats_text(struct ctl *c, const struct dpv *v, const struct dpv *pre
 				v->fill[i].max_entries);
 }
 
+/* The kernel HTTP path's counters and classes, when its maps are pinned. */
+static void stats_khttp(struct ctl *c, const struct dpv_maps *m, const struct dpv *v)
+{
+	struct khv k;
+
+	if (!khv_read(m, v, &k))
+		khv_text(c->out, &k);
+	khv_free(&k);
+}
+
 int ctl_stats(struct ctl *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -783,6 +794,7 @@ int ctl_stats(struct ctl *c, int argc, char **argv)
 			if (watch)
 				fprintf(c->out, "--- %lld\n", (long long)time(NULL));
 			stats_text(c, &v, have_prev ? &prev : NULL);
+			stats_khttp(c, &m, &v);
 		}
 		fflush(c->out);
 		dpv_maps_close(&m);

@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "datapath/datapath.h"
 #include "datapath/tc_maps.h"
+#include "khview.h"
 #include "metrics.h"
 
 /* A label value with \, " and newline escaped, in buf. */
@@ -255,6 +256,14 @@ int metrics_render_buf(const char *pin_dir, const struct metrics_agent *a,
 		goto out;
 	}
 	err = metrics_render(out, have ? &v : NULL, a);
+	if (!err && have) {
+		struct khv k;
+
+		err = khv_read(&m, &v, &k);
+		if (!err)
+			khv_prom(out, &k);
+		khv_free(&k);
+	}
 	if (fclose(out) && !err)
 		err = -EIO;
 out:

@@ -17,6 +17,7 @@
  *   gammad_apply_generation, gammad_apply_errors_total, gammad_input_errors,
  *   gammad_last_apply_duration_seconds, gammad_last_apply_timestamp_seconds
  *
+ *   gammad_khttp_*: the kernel HTTP path (khview.h), from metrics_render_buf
  * Ids the object table does not name are shown as "id:<n>".
  */
 #ifndef GAMMAD_METRICS_H
