@@ -32,6 +32,7 @@
 #include "image/image_apply.h"
 #include "image/image_khttp.h"
 #include "lib/dp_fixture.h"
+#include "lib/khttp_gen.h"
 #include "lib/khttp_user.h"
 #include "lib/lab_env.h"
 #include "lib/mesh_conf.h"
@@ -620,6 +621,49 @@ out:
 	world_close(&w);
 }
 
+/* Generated routes (lib/khttp_gen.h), each apply replacing the last. */
+static void subtest_generated(void)
+{
+	unsigned long classes = 0, kernel = 0, skipped = 0, failed = 0;
+	uint64_t rng = 0x9e3779b97f4a7c15ULL;
+	struct ia_stats st;
+	struct world w;
+	char what[64];
+	int i;
+
+	if (!ASSERT_OK(world_open(&w), "world"))
+		goto out;
+	for (i = 0; i < 80 && failed < 3; i++) {
+		char *yaml = khg_routes(&rng);
+		struct built b;
+
+		if (!ASSERT_OK_PTR(yaml, "generate"))
+			break;
+		snprintf(what, sizeof(what), "generated #%d", i);
+		if (build(&b, yaml)) {
+			skipped++;	/* an invalid combination: the translator said why */
+			free(yaml);
+			continue;
+		}
+		w.kernel = 0;
+		if (ASSERT_OK(apply(&w, &b, &st), what) &&
+		    check_world(&w, &b.img, &b.f.res, what)) {
+			test__printf("%s", yaml);
+			failed++;
+		}
+		classes += w.classes;
+		kernel += w.kernel;
+		built_free(&b);
+		free(yaml);
+	}
+	test__printf("generated: %d route sets (%lu did not translate), %lu class tables checked "
+		     "(%lu the kernel's), %lu requests through the pinned tables\n", i, skipped,
+		     classes, kernel, w.requests);
+	ASSERT_GT(kernel, 0, "kernel tables");
+out:
+	world_close(&w);
+}
+
 /* A restarted agent adopts the tables; --kernel-http off retires them. */
 static void subtest_restart(void)
 {
@@ -865,6 +909,8 @@ void test_apply_khttp(void)
 		subtest_changes();
 	if (test__start_subtest("conformance"))
 		subtest_conformance();
+	if (test__start_subtest("generated"))
+		subtest_generated();
 	if (test__start_subtest("restart"))
 		subtest_restart();
 	if (test__start_subtest("killed"))

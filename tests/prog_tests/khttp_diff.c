@@ -21,6 +21,7 @@
 #include <bpf/libbpf.h>
 
 #include "test_progs.h"
+#include "lib/khttp_gen.h"
 #include "lib/khttp_user.h"
 #include "lib/mesh_conf.h"
 #include "lib/translate_fixture.h"
@@ -42,11 +43,7 @@ struct run {
 
 static uint32_t rnd(struct run *r)
 {
-	/* xorshift64*: reproducible from the seed */
-	r->rng ^= r->rng >> 12;
-	r->rng ^= r->rng << 25;
-	r->rng ^= r->rng >> 27;
-	return (uint32_t)((r->rng * 2685821657736338717ULL) >> 32);
+	return khg_rnd(&r->rng);
 }
 
 static uint32_t pick(struct run *r, uint32_t n)
@@ -491,165 +488,10 @@ static void conformance_tables(struct run *r)
 	test__printf("conformance requests: %lu of %lu served by the kernel\n", served, all);
 }
 
-/* ---- generated routes -------------------------------------------------------- */
-
-static void gen_match(struct run *r, FILE *y)
-{
-	static const char *const pv[] = {
-		"/", "/a", "/a/", "/ab", "/a/b", "/v2", "/v2/", "/foo", "/exact", "/", "",
-	};
-	static const char *const hv[][2] = {
-		{ "X-A", "1" }, { "x-a", "2" }, { "X-B", "two" }, { "version", "one" },
-		{ "Host", "a" }, { "X-Empty", "" },
-	};
-	static const char *const qv[][2] = { { "q", "1" }, { "r", "" }, { "q", "2" }, { "animal", "whale" } };
-	unsigned nh = pick(r, 3), nq = pick(r, 3) ? 0 : 1 + pick(r, 2);
-
-	if (!pick(r, 60)) {
-		/* beyond the kernel's limits: the table is the engine's */
-		fprintf(y, "    - path: {type: PathPrefix, value: \"/");
-		for (int i = 0; i < 30; i++)
-			fprintf(y, "long/path/");
-		fprintf(y, "\"}\n");
-		return;
-	}
-	if (!pick(r, 60)) {
-		fprintf(y, "    - headers:\n");
-		for (int i = 0; i < 9; i++)
-			fprintf(y, "      - {name: X-H%d, value: \"%d\"}\n", i, i);
-		return;
-	}
-	fprintf(y, "    - path: {type: %s, value: \"%s\"}\n", pick(r, 2) ? "PathPrefix" : "Exact",
-		pv[pick(r, sizeof(pv) / sizeof(pv[0]) - 1)]);
-	if (!pick(r, 3))
-		fprintf(y, "      method: %s\n", pick(r, 2) ? "GET" : "POST");
-	if (nh) {
-		fprintf(y, "      headers:\n");
-		for (unsigned i = 0; i < nh; i++) {
-			unsigned k = pick(r, sizeof(hv) / sizeof(hv[0]));
-
-			fprintf(y, "      - {name: \"%s\", value: \"%s\"}\n", hv[k][0], hv[k][1]);
-		}
-	}
-	if (nq) {
-		fprintf(y, "      queryParams:\n");
-		for (unsigned i = 0; i < nq; i++) {
-			unsigned k = pick(r, sizeof(qv) / sizeof(qv[0]));
-
-			fprintf(y, "      - {name: \"%s\", value: \"%s\"}\n", qv[k][0], qv[k][1]);
-		}
-	}
-}
-
-static void gen_header_mod(struct run *r, FILE *y, const char *indent)
-{
-	static const char *const names[] = { "X-A", "x-b", "X-New", "Host", "X-Remove", "version" };
-
-	fprintf(y, "%s- type: RequestHeaderModifier\n%s  requestHeaderModifier:\n", indent, indent);
-	if (pick(r, 2))
-		fprintf(y, "%s    set: [{name: \"%s\", value: \"s%u\"}]\n", indent,
-			names[pick(r, 6)], pick(r, 3));
-	if (pick(r, 2))
-		fprintf(y, "%s    add: [{name: \"%s\", value: \"a%u\"}, {name: X-Add, value: b}]\n",
-			indent, names[pick(r, 6)], pick(r, 3));
-	if (pick(r, 2))
-		fprintf(y, "%s    remove: [\"%s\"]\n", indent, names[pick(r, 6) == 3 ? 4 : pick(r, 6)]);
-	else if (!pick(r, 40))
-		fprintf(y, "%s    remove: [R0, R1, R2, R3, R4, R5, R6, R7, R8]\n", indent);
-}
-
-static void gen_path_mod(struct run *r, FILE *y, const char *value)
-{
-	if (pick(r, 2))
-		fprintf(y, "          path: {type: ReplaceFullPath, replaceFullPath: \"%s\"}\n", value);
-	else
-		fprintf(y, "          path: {type: ReplacePrefixMatch, replacePrefixMatch: \"%s\"}\n",
-			value);
-}
-
-static void gen_filters(struct run *r, FILE *y, bool *redirect)
-{
-	static const char *const pvals[] = { "/", "/new", "/new/", "/x/y" };
-	unsigned k = pick(r, 6);
-
-	*redirect = false;
-	if (k >= 3)
-		return;
-	fprintf(y, "      filters:\n");
-	if (k == 0 || pick(r, 2))
-		gen_header_mod(r, y, "      ");
-	if (k == 1) {
-		fprintf(y, "      - type: URLRewrite\n        urlRewrite:\n");
-		if (pick(r, 2))
-			fprintf(y, "          hostname: rewritten.example\n");
-		if (pick(r, 3))
-			gen_path_mod(r, y, pvals[pick(r, 4)]);
-	} else if (k == 2) {
-		*redirect = true;
-		fprintf(y, "      - type: RequestRedirect\n        requestRedirect:\n");
-		fprintf(y, "          statusCode: %u\n", pick(r, 2) ? 301 : 302);
-		if (pick(r, 2))
-			fprintf(y, "          scheme: %s\n", pick(r, 2) ? "https" : "http");
-		if (pick(r, 2))
-			fprintf(y, "          hostname: moved.example\n");
-		if (pick(r, 3) == 0)
-			fprintf(y, "          port: %u\n", pick(r, 2) ? 8443 : 80);
-		if (pick(r, 2))
-			gen_path_mod(r, y, pvals[pick(r, 4)]);
-	}
-}
-
-static char *gen_routes(struct run *r)
-{
-	static const char *const backends[] = { "b1", "b2", "b3", "bempty", "missing" };
-	char *yaml = NULL;
-	size_t len = 0;
-	FILE *y = open_memstream(&yaml, &len);
-	unsigned nroutes = 1 + pick(r, 2);
-
-	if (!y)
-		return NULL;
-	for (unsigned ro = 0; ro < nroutes; ro++) {
-		unsigned nrules = 1 + pick(r, 3);
-
-		/* now and then a consumer route: a class of its own for namespace client */
-		fprintf(y, "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
-			"metadata: {name: r%u, namespace: %s}\nspec:\n"
-			"  parentRefs: [{group: \"\", kind: Service, name: a, namespace: app, port: 80}]\n"
-			"  rules:\n", ro, pick(r, 4) ? "app" : "client");
-		for (unsigned ru = 0; ru < nrules; ru++) {
-			unsigned nm = pick(r, 3), nb = pick(r, 4);
-			bool redirect;
-
-			fprintf(y, "  - matches:\n");
-			if (!nm)
-				fprintf(y, "    - {}\n");
-			for (unsigned m = 0; m < nm; m++)
-				gen_match(r, y);
-			gen_filters(r, y, &redirect);
-			if (redirect)
-				continue;
-			if (nb)
-				fprintf(y, "    backendRefs:\n");
-			for (unsigned b = 0; b < nb; b++) {
-				fprintf(y, "    - name: %s\n      namespace: app\n      port: 80\n"
-					"      weight: %u\n",
-					backends[pick(r, 5)], pick(r, 4) ? 1 + pick(r, 5) : 0);
-				if (!pick(r, 4)) {
-					fprintf(y, "      filters:\n");
-					gen_header_mod(r, y, "      ");
-				}
-			}
-		}
-	}
-	fclose(y);
-	return yaml;
-}
-
 static void generated_tables(struct run *r, int nr)
 {
 	for (int i = 0; i < nr && r->failures < 20; i++) {
-		char *yaml = gen_routes(r);
+		char *yaml = khg_routes(&r->rng);
 		struct tfx f;
 		char what[32];
 
