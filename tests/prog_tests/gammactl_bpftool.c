@@ -63,6 +63,17 @@ static const struct map_expect maps[] = {
 	{ GAMMAD_MAP_TC_STATS, { "'__u32'", "'__u64'" }, "\"cpu\"" },
 	{ GAMMAD_MAP_AFFINITY, { "'gammad_aff_key'", "'be_id'", "'kind'", "'client'",
 	  "'gammad_aff_val'", "'idx'", "'last_used'" }, NULL },
+	/* Kernel HTTP tables (--kernel-http; empty here) */
+	{ GAMMAD_MAP_KH_CLASS, { "'gammad_cons_key'", "'table_gen'", "'gammad_kh_class_val'",
+	  "'tab'" }, NULL },
+	{ GAMMAD_MAP_KH_TABLE, { "'gammad_kh_table'", "'nr_entries'", "'engine_reason'" }, NULL },
+	{ GAMMAD_MAP_KH_ENTRY, { "'gammad_kh_key'", "'gammad_kh_entry'", "'path_type'", "'method'",
+	  "'conds'" }, NULL },
+	{ GAMMAD_MAP_KH_RULE, { "'gammad_kh_rule'", "'kind'", "'nr_slots'", "'loc_prefix'" }, NULL },
+	{ GAMMAD_MAP_KH_RB, { "'gammad_kh_rb'", "'be_id'", "'remove'", "'append'" }, NULL },
+	{ GAMMAD_MAP_KH_ALIAS, { "'gammad_kh_alias_key'", "'rule'", "'slot'", "'gammad_alias_val'" },
+	  NULL },
+	{ GAMMAD_MAP_KH_STATS, { "'__u32'", "'__u64'" }, "\"cpu\"" },
 };
 
 static int populate(struct dp_fixture *fx)
