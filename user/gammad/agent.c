@@ -425,10 +425,14 @@ static int apply_dir_incremental(struct agent *a)
 int agent_apply_dir(struct agent *a)
 {
 	struct img_opts io = { .http_engine = a->steer != NULL };
+	bool kh = a->kernel_http && a->engine;
 
+	if (a->kernel_http && !a->engine && !a->kh_warned) {
+		pr_warn("--kernel-http needs the HTTP engine: no kernel HTTP tables are written");
+		a->kh_warned = true;
+	}
 	if (a->incremental && !a->engine)
 		return apply_dir_incremental(a);
-	bool kh = a->kernel_http && a->engine;
 	double t0 = now_ms();
 	size_t input_errors = 0;
 	struct ia_kh_set khs = { 0 };
@@ -439,10 +443,6 @@ int agent_apply_dir(struct agent *a)
 	/* Never from a partial store: what an earlier agent pinned serves meanwhile. */
 	if (a->kube && !agent_kube_ready(a->kube))
 		return -EAGAIN;
-	if (a->kernel_http && !a->engine && !a->kh_warned) {
-		pr_warn("--kernel-http needs the HTTP engine: no kernel HTTP tables are written");
-		a->kh_warned = true;
-	}
 	ret = load_image(a, &io, &img, &input_errors, kh ? &khs : NULL);
 	a->dir_failed = ret != 0;
 	if (ret) {
