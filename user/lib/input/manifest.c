@@ -522,12 +522,11 @@ static void keys_free(struct mc_key *keys, size_t nr)
 	free(keys);
 }
 
-void manifest_cache_free(struct manifest_cache *c)
+/* Forget every file and who owns which object. */
+static void files_free(struct manifest_cache *c)
 {
 	struct strmap_slot *slot;
 
-	if (!c)
-		return;
 	strmap_for_each(&c->files, slot) {
 		struct mc_file *f = slot->value;
 
@@ -537,6 +536,13 @@ void manifest_cache_free(struct manifest_cache *c)
 	}
 	strmap_free(&c->files);
 	strmap_free(&c->owners);
+}
+
+void manifest_cache_free(struct manifest_cache *c)
+{
+	if (!c)
+		return;
+	files_free(c);
 	model_events_free(c->dels.items, c->dels.nr);
 	model_events_free(c->puts.items, c->puts.nr);
 	names_free(c);
@@ -837,17 +843,7 @@ int manifest_cache_scan(struct manifest_cache *c, const char *path, struct model
 		model_events_free(c->dels.items, c->dels.nr);
 		model_events_free(c->puts.items, c->puts.nr);
 		c->dels = c->puts = (struct ev_list){ 0 };
-		struct strmap_slot *slot;
-
-		strmap_for_each(&c->files, slot) {
-			struct mc_file *f = slot->value;
-
-			keys_free(f->keys, f->nr_keys);
-			diag_free(&f->dg);
-			free(f);
-		}
-		strmap_free(&c->files);
-		strmap_free(&c->owners);
+		files_free(c);
 	}
 	return ret;
 }
