@@ -7,7 +7,7 @@
  *
  * epoll is edge triggered: each side remembers whether it may read or write
  * (rd_ready, wr_ready) until a call says EAGAIN (or a read comes back short,
- * see io_read), and a side whose buffer is
+ * see ebuf_recv), and a side whose buffer is
  * full is simply not read. That is the backpressure: the kernel's receive
  * buffer fills and TCP closes the window.
  */
@@ -131,65 +131,6 @@ fail:
 	free(c);
 }
 
-/*
- * A read that fills less than the room drained the socket: edge-triggered
- * epoll reports the next byte with a new event, so not reading again until
- * then saves a recv() that would say EAGAIN (one per request). Not when
- * epoll already reported a hang-up: the FIN behind the data would not make
- * another event.
- */
-static bool io_read(int fd, struct ebuf *b, bool *ready, bool hup, bool *eof, int *err)
-{
-	size_t room;
-	ssize_t n;
-
-	if (!*ready || *eof || *err || !b->p)
-		return false;
-	room = ebuf_room(b);
-	if (!room)
-		return false;
-	n = recv(fd, b->p + b->off + b->len, room, 0);
-	if (n > 0) {
-		b->len += n;
-		if ((size_t)n < room && !hup)
-			*ready = false;
-		return true;
-	}
-	if (!n) {
-		*eof = true;
-		return true;
-	}
-	if (errno == EAGAIN || errno == EWOULDBLOCK) {
-		*ready = false;
-		return false;
-	}
-	if (errno == EINTR)
-		return true;
-	*err = errno;
-	return true;
-}
-
-static bool io_write(int fd, struct ebuf *b, bool *ready, int *err)
-{
-	ssize_t n;
-
-	if (!*ready || *err || !b->len)
-		return false;
-	n = send(fd, b->p + b->off, b->len, MSG_NOSIGNAL);
-	if (n > 0) {
-		ebuf_consume(b, n);
-		return true;
-	}
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		*ready = false;
-		return false;
-	}
-	if (n < 0 && errno == EINTR)
-		return true;
-	*err = n < 0 ? errno : EIO;
-	return true;
-}
-
 /* Move everything that can move for a client and its upstream. */
 static void client_run(struct engine *e, struct cconn *c)
 {
@@ -206,7 +147,7 @@ static void client_run(struct engine *e, struct cconn *c)
 			}
 			return;
 		}
-		moved |= io_read(c->fd, &c->in, &c->rd_ready, c->rd_hup, &c->rd_eof, &cerr);
+		moved |= ebuf_recv(c->fd, &c->in, &c->rd_ready, c->rd_hup, &c->rd_eof, &cerr);
 		if (u && !u->connected && (u->wr_ready || u->rd_ready)) {
 			int err = 0;
 			socklen_t l = sizeof(err);
@@ -220,7 +161,7 @@ static void client_run(struct engine *e, struct cconn *c)
 			moved |= err || u->connected;
 		}
 		if (u && u->connected)
-			moved |= io_read(u->fd, &u->in, &u->rd_ready, u->rd_hup, &u->eof, &u->err);
+			moved |= ebuf_recv(u->fd, &u->in, &u->rd_ready, u->rd_hup, &u->eof, &u->err);
 		if (cerr) {
 			eng_client_close(e, c, true);
 			return;
@@ -230,14 +171,14 @@ static void client_run(struct engine *e, struct cconn *c)
 			return;
 		u = c->up;
 		if (!e->defer) {
-			moved |= io_write(c->fd, &c->out, &c->wr_ready, &cerr);
+			moved |= ebuf_send(c->fd, &c->out, &c->wr_ready, &cerr);
 		} else if (c->out.len && !c->flush) {
 			c->flush = true;
 			c->flush_next = e->flush;
 			e->flush = c;
 		}
 		if (u && u->connected)
-			moved |= io_write(u->fd, &u->out, &u->wr_ready, &u->err);
+			moved |= ebuf_send(u->fd, &u->out, &u->wr_ready, &u->err);
 		if (cerr) {
 			eng_client_close(e, c, true);
 			return;

@@ -124,6 +124,65 @@ int ebuf_append(struct ebuf *b, const void *p, size_t n)
 	return 0;
 }
 
+/*
+ * A read that fills less than the room drained the socket: edge-triggered
+ * epoll reports the next byte with a new event, so not reading again until
+ * then saves a recv() that would say EAGAIN (one per request). Not when
+ * epoll already reported a hang-up: the FIN behind the data would not make
+ * another event.
+ */
+bool ebuf_recv(int fd, struct ebuf *b, bool *ready, bool hup, bool *eof, int *err)
+{
+	size_t room;
+	ssize_t n;
+
+	if (!*ready || *eof || *err || !b->p)
+		return false;
+	room = ebuf_room(b);
+	if (!room)
+		return false;
+	n = recv(fd, b->p + b->off + b->len, room, 0);
+	if (n > 0) {
+		b->len += n;
+		if ((size_t)n < room && !hup)
+			*ready = false;
+		return true;
+	}
+	if (!n) {
+		*eof = true;
+		return true;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		*ready = false;
+		return false;
+	}
+	if (errno == EINTR)
+		return true;
+	*err = errno;
+	return true;
+}
+
+bool ebuf_send(int fd, struct ebuf *b, bool *ready, int *err)
+{
+	ssize_t n;
+
+	if (!*ready || *err || !b->len)
+		return false;
+	n = send(fd, b->p + b->off, b->len, MSG_NOSIGNAL);
+	if (n > 0) {
+		ebuf_consume(b, n);
+		return true;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		*ready = false;
+		return false;
+	}
+	if (n < 0 && errno == EINTR)
+		return true;
+	*err = n < 0 ? errno : EIO;
+	return true;
+}
+
 /* ---- tables -------------------------------------------------------------- */
 
 void eng_tables_key(const struct ip_addr *a, uint16_t port, char *buf, size_t len)

@@ -1832,7 +1832,6 @@ static void h1_pump(struct engine *e, struct h2stream *st)
 {
 	struct uconn *u = st->h1;
 	bool moved = true;
-	ssize_t n;
 
 	if (!u)
 		return;
@@ -1882,31 +1881,10 @@ static void h1_pump(struct engine *e, struct h2stream *st)
 			st->h1_req_done = true;
 			moved = true;
 		}
-		while (u->out.len && u->wr_ready && !u->err) {
-			n = send(u->fd, u->out.p + u->out.off, u->out.len, MSG_NOSIGNAL);
-			if (n > 0) {
-				ebuf_consume(&u->out, n);
-				moved = true;
-			} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-				u->wr_ready = false;
-			} else if (!(n < 0 && errno == EINTR)) {
-				u->err = n < 0 ? errno : EIO;
-			}
-		}
-		if (u->rd_ready && !u->eof && !u->err && ebuf_room(&u->in)) {
-			n = recv(u->fd, u->in.p + u->in.off + u->in.len, ebuf_room(&u->in), 0);
-			if (n > 0) {
-				u->in.len += n;
-				moved = true;
-			} else if (!n) {
-				u->eof = true;
-				moved = true;
-			} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				u->rd_ready = false;
-			} else if (errno != EINTR) {
-				u->err = errno;
-			}
-		}
+		while (ebuf_send(u->fd, &u->out, &u->wr_ready, &u->err))
+			moved = true;
+		/* hup: no short-read shortcut here, read until EAGAIN */
+		moved |= ebuf_recv(u->fd, &u->in, &u->rd_ready, true, &u->eof, &u->err);
 		if (!st->resp_got && u->in.len) {
 			long hl = h1_head_end(u->in.p + u->in.off, u->in.len, &e->lim, &st->h1scan);
 

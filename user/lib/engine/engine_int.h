@@ -212,6 +212,13 @@ void ebuf_release(struct engine *e, struct ebuf *b);
 size_t ebuf_room(struct ebuf *b);	/* compacts when it helps */
 void ebuf_consume(struct ebuf *b, size_t n);
 int ebuf_append(struct ebuf *b, const void *p, size_t n);	/* -ENOSPC */
+/*
+ * One recv() into / send() from b on a non-blocking socket, keeping the
+ * socket's readiness, EOF and error; true when something changed. hup:
+ * epoll reported a hang-up (a short read then does not mean drained).
+ */
+bool ebuf_recv(int fd, struct ebuf *b, bool *ready, bool hup, bool *eof, int *err);
+bool ebuf_send(int fd, struct ebuf *b, bool *ready, int *err);
 /* A pooled connection to k, or a new one (always new when fresh); NULL and errno. */
 struct uconn *eng_upstream_get(struct engine *e, const struct ukey *k, struct cconn *owner,
 			       bool fresh);
