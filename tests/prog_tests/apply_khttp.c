@@ -616,7 +616,8 @@ static void subtest_conformance(void)
 		ydoc_set_free(&set);
 	test__printf("conformance: %zu tests applied, %lu class tables checked (%lu the kernel's), "
 		     "%lu requests through the pinned tables\n", n, classes, kernel, w.requests);
-	ASSERT_GT(classes, 0, "class tables");
+	if (n)	/* 0: no shared dir (skipped), or a load failure already asserted */
+		ASSERT_GT(classes, 0, "class tables");
 out:
 	world_close(&w);
 }
