@@ -257,6 +257,16 @@ static void release_removed(struct agent *a, const struct img *old, const struct
 	free(rm);
 }
 
+/* With the engine, an apply's pod walk follows the pods' listeners (steer.h). */
+static void steer_begin(struct agent *a)
+{
+	if (!a->steer)
+		return;
+	a->opts.pod_cgroup = steer_pod_cgroup;
+	a->opts.pod_cgroup_ctx = a->steer;
+	steer_pass_begin(a->steer);
+}
+
 /* ia_apply, following the pods' engine listeners when the HTTP engine is on. */
 static int apply(struct agent *a, const struct img *img, struct ia_stats *s)
 {
@@ -264,10 +274,8 @@ static int apply(struct agent *a, const struct img *img, struct ia_stats *s)
 
 	if (!a->steer)
 		return ia_apply(a->dp, img, &a->opts, s);
-	a->opts.pod_cgroup = steer_pod_cgroup;
-	a->opts.pod_cgroup_ctx = a->steer;
 	steer_set_namespaces(a->steer, img);
-	steer_pass_begin(a->steer);
+	steer_begin(a);
 	ret = ia_apply(a->dp, img, &a->opts, s);
 	steer_pass_end(a->steer, ret == 0);
 	return ret;
@@ -309,9 +317,54 @@ static size_t input_errors(struct agent *a, const struct diag *walk)
 	return n;
 }
 
+/* pl_opts.before_apply: the class names of the image about to be applied, for the engine's origins. */
+static int pl_before_apply(void *ctx, const struct img *img, struct ia_opts *o)
+{
+	struct agent *a = ctx;
+
+	(void)o;
+	if (a->steer)
+		steer_set_namespaces(a->steer, img);
+	return 0;
+}
+
+int agent_pl_commit(struct agent *a, size_t input_errors, struct pl_stats *st)
+{
+	const struct img_reach *rm;
+	double t0 = now_ms();
+	size_t n;
+	int ret;
+
+	read_routes(a);
+	steer_begin(a);
+	pl_set_ia_opts(a->pl, &a->opts);
+	ret = pl_commit(a->pl, st);
+	/* Listeners of pods the walk did not see close only after a whole walk. */
+	if (a->steer)
+		steer_pass_end(a->steer, ret == 0 && st->applied);
+	a->dir_failed = ret != 0;
+	if (ret) {
+		pr_err("apply %s failed after %.1f ms: %s (the data path keeps a complete "
+		       "table per Service port; retrying at the next change or resync)",
+		       a->dir, now_ms() - t0, strerror(-ret));
+		return ret;
+	}
+	a->generation++;
+	pr_info("control plane: %zu files parsed, %s translation of %zu Services in %.1f ms, "
+		"apply %.1f ms", a->mc ? manifest_cache_parsed(a->mc) : 0,
+		st->full ? "full" : "incremental", st->services, st->translate_ms, st->apply_ms);
+	log_apply("applied", a->dir, now_ms() - t0, &st->apply, input_errors);
+	pl_removed_endpoints(a->pl, &rm, &n);
+	if (n && a->release)
+		release_pairs(a, rm, n);
+	sync_tc(a);
+	return 0;
+}
+
 static int pipeline_start(struct agent *a)
 {
-	struct pl_opts po = { .tr = a->tr, .ia = a->opts };
+	struct pl_opts po = { .tr = a->tr, .ia = a->opts, .before_apply = pl_before_apply,
+			      .ctx = a };
 	int ret;
 
 	ret = pl_new(a->dp, &po, &a->pl);
@@ -356,19 +409,16 @@ static int feed_changes(struct agent *a, struct diag *dg, bool *full, size_t *ch
 	return ret;
 }
 
-static void release_pairs(struct agent *a, const struct img_reach *rm, size_t n);
-
 /*
  * Without the engine: the per-file cache gives what changed, the pipeline
  * translates only what that touches and writes only what differs.
  */
 static int apply_dir_incremental(struct agent *a)
 {
-	const struct img_reach *rm;
 	double t0 = now_ms();
 	struct diag dg = { 0 };
 	struct pl_stats st;
-	size_t n, errors, changes;
+	size_t errors, changes;
 	double applied_ms;
 	bool full;
 	int ret;
@@ -391,34 +441,19 @@ static int apply_dir_incremental(struct agent *a)
 		a->mc = NULL;
 		return ret;
 	}
-	read_routes(a);
-	pl_set_ia_opts(a->pl, &a->opts);
-	ret = pl_commit(a->pl, &st);
-	a->dir_failed = ret != 0;
+	ret = agent_pl_commit(a, errors, &st);
 	if (ret) {
 		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, errors);
-		pr_err("apply %s failed after %.1f ms: %s (the data path keeps a complete "
-		       "table per Service port; retrying at the next change or resync)",
-		       a->dir, now_ms() - t0, strerror(-ret));
 		diag_free(&dg);
 		return ret;
 	}
 	applied_ms = now_ms() - t0;
-	a->generation++;
-	pr_info("control plane: %zu files parsed, %s translation of %zu Services in %.1f ms, "
-		"apply %.1f ms", manifest_cache_parsed(a->mc), st.full ? "full" : "incremental",
-		st.services, st.translate_ms, st.apply_ms);
-	log_apply("applied", a->dir, now_ms() - t0, &st.apply, errors);
-	pl_removed_endpoints(a->pl, &rm, &n);
-	if (n && a->release)
-		release_pairs(a, rm, n);
 	/* Statuses need the whole translation: written once the kernel serves the change. */
 	if (st.full || full || changes || a->status_stale)
 		write_statuses(a, &dg);
 	diag_free(&dg);
 	/* Counted once the statuses are out too: a reader of the generation sees both. */
 	metrics_server_note_apply(a->metrics, 0, applied_ms, errors);
-	sync_tc(a);
 	return 0;
 }
 
@@ -490,8 +525,11 @@ void agent_resync(struct agent *a, bool full)
 			return;
 		}
 		read_routes(a);
+		steer_begin(a);
 		pl_set_ia_opts(a->pl, &a->opts);
 		ret = pl_resync(a->pl, full, &s);
+		if (a->steer)
+			steer_pass_end(a->steer, ret == 0);
 		if (ret)
 			pr_err("resync %s: %s", a->dir, strerror(-ret));
 		else if (ia_stats_changes(&s))

@@ -79,6 +79,17 @@ struct agent {
  */
 int agent_apply_dir(struct agent *a);
 /*
+ * The work of one commit of the incremental pipeline (a->pl, fed with
+ * pl_event() by the caller: the manifests' file cache, or the Kubernetes
+ * watch): host routes read, pl_commit() with the pods' engine listeners
+ * following the apply's pod walk, the result logged, the (Service port,
+ * endpoint) pairs it removed released, the TC programs synced. Route
+ * statuses and the metrics' apply count stay the caller's (they differ by
+ * source). 0 or -errno (logged; a->dir_failed set).
+ */
+struct pl_stats;
+int agent_pl_commit(struct agent *a, size_t input_errors, struct pl_stats *st);
+/*
  * The last image again (DIR when there is none yet or DIR last failed): new pods, gone
  * veths, drift. full: also retire leftovers when nothing changed.
  */

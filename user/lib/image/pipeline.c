@@ -1008,7 +1008,10 @@ int pl_commit(struct pl *pl, struct pl_stats *stats)
 
 		/* Event commits: the retire walk over every map waits (bounded). */
 		o.defer_retire = !st->full && pl->unretired < PL_RETIRE_AFTER;
-		ret = ia_apply(pl->dp, &pl->img, &o, &st->apply);
+		ret = pl->o.before_apply ? pl->o.before_apply(pl->o.ctx, &pl->img, &o) : 0;
+		if (!ret)
+			ret = ia_apply(pl->dp, &pl->img, &o, &st->apply);
+		st->applied = ret == 0;
 		if (o.defer_retire && !o.full)
 			pl->unretired += ia_stats_changes(&st->apply);
 		else if (!ret)
@@ -1046,7 +1049,9 @@ int pl_resync(struct pl *pl, bool full, struct ia_stats *stats)
 		pl->drift += drift;
 	}
 	o.full = full;
-	ret = ia_apply(pl->dp, &pl->img, &o, stats);
+	ret = pl->o.before_apply ? pl->o.before_apply(pl->o.ctx, &pl->img, &o) : 0;
+	if (!ret)
+		ret = ia_apply(pl->dp, &pl->img, &o, stats);
 	pl->apply_failed = ret != 0;
 	if (!ret && full)
 		pl->unretired = 0;

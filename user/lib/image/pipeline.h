@@ -45,6 +45,14 @@ struct pl_opts {
 	struct tr_opts tr;	/* this node and zone */
 	struct img_opts img;
 	struct ia_opts ia;	/* cgroup root, node name, host routes */
+	/*
+	 * Called by every commit and resync right before its ia_apply(), with
+	 * the image it applies and a copy of the apply options to adjust for
+	 * that apply (the pod walk's callback, kernel HTTP tables). -errno
+	 * fails the commit before the kernel is touched. NULL: none.
+	 */
+	int (*before_apply)(void *ctx, const struct img *img, struct ia_opts *o);
+	void *ctx;
 };
 
 struct pl_stats {
@@ -52,6 +60,7 @@ struct pl_stats {
 	size_t services;	/* Services re-translated */
 	size_t frontends_changed;	/* frontends whose image entry changed */
 	double translate_ms, apply_ms;
+	bool applied;		/* ia_apply() ran to its end: every pod cgroup was walked */
 	struct ia_stats apply;
 };
 
