@@ -21,11 +21,6 @@
 #define AFF_NSEC_PER_SEC	1000000000ULL
 /* Binary search steps: enough for any __u32 number of endpoints. */
 #define AFF_SEARCH_STEPS	32
-/*
- * The timer restarts at most this often (kube-proxy's timeouts are whole
- * seconds): a write per connection would bounce the entry between CPUs.
- */
-#define AFF_REFRESH_NS		(AFF_NSEC_PER_SEC / 10)
 
 static __always_inline bool aff_ep_eq(const struct gammad_ep_val *a, const struct gammad_ep_val *b)
 {
@@ -151,7 +146,7 @@ static __always_inline bool aff_recall(struct lb_aff *a, __u32 ep_set, __u32 nr,
 	if ((__u32)idx != hint) {
 		av->idx = (__u32)idx;
 		av->last_used = now;
-	} else if (now - last > AFF_REFRESH_NS) {
+	} else if (now - last > GAMMAD_AFF_REFRESH_NS) {
 		av->last_used = now;
 	}
 	return true;

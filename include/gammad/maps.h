@@ -225,6 +225,13 @@ struct gammad_aff_val {
 };
 
 /*
+ * last_used restarts at most this often (kube-proxy's timeouts are whole
+ * seconds): a write per connection would bounce the entry between CPUs.
+ * The HTTP engine keeps the same entries by the same rules.
+ */
+#define GAMMAD_AFF_REFRESH_NS	100000000ULL
+
+/*
  * Key of gammad_rel_v1 (bpf/sock_iter.bpf.c): a Service port and an
  * endpoint it no longer reaches. Sockets that connect() sent from that
  * ClusterIP:port to that endpoint are destroyed, and the TC path's flows

@@ -219,6 +219,8 @@ parse:
 	if (!err) {
 		find_pod(buf, r->pod, sizeof(r->pod));
 		find_str(buf, proto == MC_LINE ? "tcpport" : "httpPort", r->port, sizeof(r->port));
+		if (proto == MC_HTTP)
+			find_str(buf, "path", r->path, sizeof(r->path));
 		if (!r->pod[0])
 			err = -EBADMSG;
 	}

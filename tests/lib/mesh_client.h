@@ -61,6 +61,7 @@ struct mc_result {
 	char peer[64];		/* getpeername() (MC_UDP_SENDTO: recvfrom() source), "ip:port" or "[ip]:port" */
 	char pod[128];		/* the pod that answered */
 	char port[8];		/* the port it answered on ("httpPort"/"tcpport"), "" for UDP */
+	char path[64];		/* MC_HTTP: the path it was asked for (a route may rewrite it) */
 };
 
 struct mc_loop {

@@ -16,6 +16,12 @@
  *   aff    10.96.78.10 / fd00:10:96::780a  ClientIP (10800 s): http 80, dns 53/UDP
  *   front  10.96.78.11                      no affinity; HTTPRoute -> aff:80
  *   plain  10.96.78.12 / fd00:10:96::780c  no affinity: dns 53/UDP, line 9000
+ *
+ * The HTTP engine is on (the default): a client pod's connections to front
+ * are steered to it (its HTTPRoute rewrites the path to /routed, which the
+ * echo server reports, so a request that went through the engine shows), and
+ * it keeps aff's affinity in the kernel's own entries (engine_affinity.c):
+ * through the route or not, a pod has one endpoint.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -72,7 +78,9 @@ static const char route_yaml[] =
 	"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
 	"metadata: {name: to-aff, namespace: " NS "}\n"
 	"spec:\n  parentRefs:\n    - {group: \"\", kind: Service, name: front, port: 80}\n"
-	"  rules:\n    - backendRefs:\n        - {name: aff, port: 80}\n";
+	"  rules:\n    - filters:\n        - type: URLRewrite\n"
+	"          urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /routed}}\n"
+	"      backendRefs:\n        - {name: aff, port: 80}\n";
 
 struct aff_env {
 	struct lab_env lab;
@@ -183,15 +191,20 @@ static int backend_of(struct aff_env *e, const char *pod)
 	return -1;
 }
 
-/* n requests; the one backend that answered them all, or -1 (-2: broken). */
-static int sticky(struct aff_env *e, const struct mc_place *at, const char *vip, int port,
-		  enum mc_proto proto, size_t n, unsigned int *seen)
+/*
+ * n requests; the one backend that answered them all, or -1 (-2: broken).
+ * routed (may be NULL): how many went through the engine (front's route).
+ */
+static int sticky_via(struct aff_env *e, const struct mc_place *at, const char *vip, int port,
+		      enum mc_proto proto, size_t n, unsigned int *seen, size_t *routed)
 {
 	struct mc_loop l;
 	size_t got = mc_run(&l, at, vip, port, proto, n), errors = mc_count_errors(l.res, got);
 	int first = -2;
 
 	*seen = 0;
+	if (routed)
+		*routed = 0;
 	for (size_t i = 0; i < got; i++) {
 		int b = backend_of(e, l.res[i].pod);
 
@@ -199,6 +212,8 @@ static int sticky(struct aff_env *e, const struct mc_place *at, const char *vip,
 			*seen |= 1u << b;
 		if (i == 0)
 			first = b;
+		if (routed)
+			*routed += !strncmp(l.res[i].path, "/routed", 7);
 	}
 	mc_loop_free(&l);
 	if (!ASSERT_EQ(got, n, "requests made") || !ASSERT_EQ(errors, 0, "all answered"))
@@ -206,14 +221,25 @@ static int sticky(struct aff_env *e, const struct mc_place *at, const char *vip,
 	return *seen == (first >= 0 ? 1u << first : 0) ? first : -1;
 }
 
+static int sticky(struct aff_env *e, const struct mc_place *at, const char *vip, int port,
+		  enum mc_proto proto, size_t n, unsigned int *seen)
+{
+	return sticky_via(e, at, vip, port, proto, n, seen, NULL);
+}
+
 /* ---- the affinity table ----------------------------------------------------- */
 
-/* Entries of gammad_aff_v1 of a kind; with client non-NULL, only that client's. */
-static int aff_entries(struct aff_env *e, uint8_t kind, const void *client, size_t clen,
-		       uint64_t *clients, int max)
+/*
+ * Entries of gammad_aff_v1 of a kind (with client non-NULL, only that
+ * client's); with age_s, each is made that much older (before boot wraps
+ * around: past any timeout all the same). How many, or -errno.
+ */
+static int aff_walk(struct aff_env *e, uint8_t kind, const void *client, size_t clen,
+		    uint64_t *clients, int max, uint64_t age_s)
 {
 	char path[PATH_MAX];
 	struct gammad_aff_key cur, next;
+	struct gammad_aff_val v;
 	void *prev = NULL;
 	int fd, n = 0;
 
@@ -226,12 +252,32 @@ static int aff_entries(struct aff_env *e, uint8_t kind, const void *client, size
 		prev = &cur;
 		if (cur.kind != kind || (client && memcmp(cur.client, client, clen)))
 			continue;
+		if (age_s && !bpf_map_lookup_elem(fd, &cur, &v)) {
+			v.last_used -= age_s * 1000000000ULL;
+			if (bpf_map_update_elem(fd, &cur, &v, BPF_EXIST))
+				continue;
+		}
 		if (clients && n < max)
 			memcpy(&clients[n], cur.client, sizeof(clients[n]));
 		n++;
 	}
 	close(fd);
 	return n;
+}
+
+static int aff_entries(struct aff_env *e, uint8_t kind, const void *client, size_t clen,
+		       uint64_t *clients, int max)
+{
+	return aff_walk(e, kind, client, clen, clients, max, 0);
+}
+
+/*
+ * Make every connect-time entry older than the timeout (10800 s), as if
+ * its pod had been quiet that long: each pod's next connection draws.
+ */
+static int aff_age_all(struct aff_env *e)
+{
+	return aff_walk(e, GAMMAD_AFF_NETNS, NULL, 0, NULL, 0, 10801);
 }
 
 /* ---- subtests ----------------------------------------------------------------- */
@@ -292,13 +338,78 @@ static void subtest_route_backend(struct aff_env *e, bool tc)
 {
 	struct mc_place at = tc ? at_tc(e->cl[0]) : at_connect(e->cl[0]);
 	unsigned int seen;
+	size_t via_engine;
 	int direct = sticky(e, &at, AFF4, 80, MC_HTTP, 20, &seen);
-	int routed = sticky(e, &at, FRONT4, 80, MC_HTTP, 100, &seen);
+	int routed = sticky_via(e, &at, FRONT4, 80, MC_HTTP, 100, &seen, &via_engine);
 
+	test__printf("%s: aff directly -> aff-%c, through front -> aff-%c (%zu of 100 through "
+		     "the engine)\n", tc ? "tc" : "connect", 'a' + direct, 'a' + routed, via_engine);
 	ASSERT_GE(direct, 0, "aff: one endpoint");
 	ASSERT_GE(routed, 0, "front -> aff: one endpoint");
 	ASSERT_EQ(routed, direct, "the route's backend keeps the client's affinity");
+	/* connect time: front's HTTPRoute is the engine's (TC never steers) */
+	if (!tc)
+		ASSERT_EQ(via_engine, 100, "through the HTTP engine");
 }
+
+/*
+ * The engine and connect() share each pod's entry both ways: after the
+ * timeout (entries aged past it) a pod draws again, through the route or
+ * directly, whichever comes first, and the other path follows that draw.
+ * Eight draws that all land on one of three endpoints would mean the
+ * timeout was ignored (1 in 2187 by chance).
+ */
+static void subtest_engine_shares(struct aff_env *e)
+{
+	struct mc_place at = at_connect(e->cl[2]);
+	unsigned int seen, drawn = 0;
+	size_t via_engine;
+
+	for (int i = 0; i < 8; i++) {
+		int first, second;
+
+		if (!ASSERT_GT(aff_age_all(e), 0, "entries aged past the timeout"))
+			return;
+		if (i % 2) {
+			first = sticky(e, &at, AFF4, 80, MC_HTTP, 1, &seen);
+			second = sticky_via(e, &at, FRONT4, 80, MC_HTTP, 5, &seen, &via_engine);
+		} else {
+			first = sticky_via(e, &at, FRONT4, 80, MC_HTTP, 1, &seen, &via_engine);
+			second = sticky(e, &at, AFF4, 80, MC_HTTP, 5, &seen);
+		}
+		test__printf("draw %d: %s aff-%c, then %s aff-%c\n", i,
+			     i % 2 ? "direct" : "routed", 'a' + first,
+			     i % 2 ? "routed" : "direct", 'a' + second);
+		ASSERT_GE(first, 0, "answered");
+		ASSERT_EQ(second, first, "the other path keeps the endpoint");
+		ASSERT_GT(via_engine, 0, "through the HTTP engine");
+		if (first >= 0)
+			drawn |= 1u << first;
+	}
+	ASSERT_NEQ(drawn & (drawn - 1), 0, "after the timeout a pod draws again");
+}
+
+/* The endpoint a pod sticks to leaves aff: the engine never chooses it, and agrees with connect(). */
+static void subtest_engine_removed(struct aff_env *e)
+{
+	struct mc_place at = at_connect(e->cl[1]);
+	unsigned int seen, all = (1u << NB) - 1;
+	size_t via_engine;
+	int before, routed, direct;
+
+	before = sticky_via(e, &at, FRONT4, 80, MC_HTTP, 10, &seen, &via_engine);
+	if (!ASSERT_GE(before, 0, "sticks") || !ASSERT_EQ(via_engine, 10, "through the engine") ||
+	    !ASSERT_OK(update_services(e, all & ~(1u << before), all), "remove its endpoint"))
+		return;
+	routed = sticky_via(e, &at, FRONT4, 80, MC_HTTP, 50, &seen, &via_engine);
+	test__printf("engine: aff-%c removed, then 50 requests: seen mask %x\n", 'a' + before, seen);
+	ASSERT_FALSE(seen & (1u << before), "the removed endpoint is never chosen");
+	ASSERT_GE(routed, 0, "sticks to one live endpoint");
+	direct = sticky(e, &at, AFF4, 80, MC_HTTP, 10, &seen);
+	ASSERT_EQ(direct, routed, "connect() follows the engine's new pick");
+	ASSERT_OK(update_services(e, all, all), "all endpoints back");
+}
+
 
 /* The endpoint a client sticks to leaves the Service: never chosen again; the client moves. */
 static void subtest_removed(struct aff_env *e, bool tc)
@@ -396,9 +507,8 @@ static void subtest_tcp(struct aff_env *e, bool reset)
 	if (reset) {
 		agent_env_kill(&e->ag, SIGTERM);
 		e->args[0] = "--reset-removed-tcp";
-		e->args[1] = "--no-http-engine";	/* as in aff_up() */
-		e->args[2] = "-v";
-		e->args[3] = NULL;
+		e->args[1] = "-v";
+		e->args[2] = NULL;
 		e->ag.args = e->args;
 		if (!ASSERT_OK(agent_env_start(&e->ag), "agent with --reset-removed-tcp"))
 			return;
@@ -494,16 +604,9 @@ static int env_setup(struct aff_env *e)
 	    !ASSERT_OK(write_services(e, 7, 7), "aff.yaml") ||
 	    !ASSERT_OK(agent_env_write(&e->ag, "route.yaml", route_yaml), "route.yaml"))
 		return -1;
-	/*
-	 * The kernel's affinity (issue 19) on purpose: front's HTTPRoute stays
-	 * at L4, so a client reaching aff through it shares its gammad_aff_v1
-	 * entry with its direct connections. The HTTP engine keeps affinity
-	 * per client pod of its own (engine_affinity.c), not shared with the
-	 * kernel's entries.
-	 */
-	e->args[0] = "--no-http-engine";
-	e->args[1] = "-v";
-	e->args[2] = NULL;
+	/* the HTTP engine on (the default): front's HTTPRoute is served there */
+	e->args[0] = "-v";
+	e->args[1] = NULL;
 	e->ag.args = e->args;
 	if (!ASSERT_OK(agent_env_start(&e->ag), "gammad run"))
 		return -1;
@@ -534,6 +637,10 @@ void test_agent_affinity(void)
 		subtest_route_backend(&e, false);
 	if (test__start_subtest("tc_route_backend_keeps_affinity"))
 		subtest_route_backend(&e, true);
+	if (test__start_subtest("engine_shares_kernel_entries"))
+		subtest_engine_shares(&e);
+	if (test__start_subtest("engine_removed_endpoint_never_chosen"))
+		subtest_engine_removed(&e);
 	if (test__start_subtest("connect_removed_endpoint_never_chosen"))
 		subtest_removed(&e, false);
 	if (test__start_subtest("tc_removed_endpoint_never_chosen"))

@@ -21,8 +21,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <bpf/bpf.h>
 
 #include "test_progs.h"
+#include "gammad/maps.h"
 #include "lib/echo_harness.h"
 #include "lib/http_reader.h"
 #include "lib/http_tsrv.h"
@@ -67,7 +69,10 @@ struct fix {
 	} logs[64];			/* the last ones, a ring */
 	int sockets;			/* upstream_socket() calls */
 	void *last_netns;		/* and the netns_ctx of the last */
+	int aff_fd;			/* a gammad_aff_v1 of the test's own */
 };
+
+#define STICKY_BE_ID	17		/* the kernel id the test gives sticky:80 */
 
 #define SVC(name, ip) \
 	"---\napiVersion: v1\nkind: Service\nmetadata: {name: " name ", namespace: app}\n" \
@@ -228,6 +233,16 @@ static int test_socket(void *ctx, int family, void *netns_ctx)
 	return fd < 0 ? -errno : fd;
 }
 
+/* The agent reads be_ids from the object table; here only sticky:80 has one. */
+static int test_backend_id(void *ctx, const char *ns, const char *name, uint16_t port,
+			   uint8_t family, uint32_t *be_id)
+{
+	if (strcmp(ns, "app") || strcmp(name, "sticky") || port != 80 || family != AF_INET)
+		return -ENOENT;
+	*be_id = STICKY_BE_ID;
+	return 0;
+}
+
 static void log_request(void *ctx, const struct engine_request_log *l)
 {
 	struct fix *f = ctx;
@@ -254,6 +269,7 @@ static int fix_start(struct fix *f)
 		.buf_size = BUF_SIZE,
 		.header_timeout_ms = HEADER_TIMEOUT_MS,
 		.sniff_timeout_ms = SNIFF_TIMEOUT_MS,
+		.backend_id = test_backend_id,
 	};
 	struct tr_result *res;
 	int ret;
@@ -261,6 +277,12 @@ static int fix_start(struct fix *f)
 	memset(f, 0, sizeof(*f));
 	pthread_mutex_init(&f->log_lock, NULL);
 	f->lfd = f->ts.lfd = -1;
+	/* sessionAffinity lives in the kernel's table: a real one, as the agent's */
+	f->aff_fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "test_aff", sizeof(struct gammad_aff_key),
+				   sizeof(struct gammad_aff_val), 1024, NULL);
+	if (!ASSERT_GE(f->aff_fd, 0, "affinity map"))
+		return -errno;
+	o.affinity_fd = f->aff_fd;
 	model_init(&f->m[0]);
 	model_init(&f->m[1]);
 	for (int i = 0; i < 3; i++) {
@@ -311,6 +333,8 @@ static void fix_stop(struct fix *f)
 	model_free(&f->m[1]);
 	diag_free(&f->dg);
 	pthread_mutex_destroy(&f->log_lock);
+	if (f->aff_fd >= 0)
+		close(f->aff_fd);
 }
 
 /* "status:backend:entry" of the log k requests back (0: the last), waiting for it a little. */
@@ -340,7 +364,9 @@ static const char *log_back(struct fix *f, int since, int k, char *buf, size_t l
 /* A client connection through the engine, as if a pod in ns had dialed vip:80. */
 static int client_netns(struct fix *f, const char *vip, const char *ns, void *netns_ctx)
 {
-	struct engine_origin o = { .vport = 80, .client_pod = "test/client", .netns_ctx = netns_ctx };
+	/* each fake pod its own netns cookie, as the agent's listeners give */
+	struct engine_origin o = { .vport = 80, .client_pod = "test/client", .netns_ctx = netns_ctx,
+				   .netns_cookie = (uintptr_t)netns_ctx };
 	struct timeval tv = { IO_TIMEOUT_MS / 1000, 0 };
 	int cfd, afd;
 
@@ -1214,31 +1240,70 @@ static void t_mirror(struct fix *f)
 	free(r.buf);
 }
 
-/* sessionAffinity ClientIP: each client pod (netns_ctx) stays on one endpoint. */
+/* One GET to sticky from fake pod `pod`; the echo pod that answered into buf ("" none). */
+static void ask_sticky(struct fix *f, void *pod, char *buf, size_t len)
+{
+	struct reader r = { .fd = client_netns(f, "10.96.0.17", "app", pod) };
+	struct resp p;
+
+	buf[0] = 0;
+	if (!ASSERT_GE(r.fd, 0, "client"))
+		return;
+	if (ASSERT_OK(exchange(&r, GET("/", ""), "GET", &p), "sticky"))
+		echo_pod(&p, buf, len);
+	resp_free(&p);
+	close(r.fd);
+	free(r.buf);
+}
+
+static struct gammad_aff_key aff_key(void *pod)
+{
+	struct gammad_aff_key k = { .be_id = STICKY_BE_ID, .kind = GAMMAD_AFF_NETNS };
+	uint64_t cookie = (uintptr_t)pod;
+
+	memcpy(k.client, &cookie, sizeof(cookie));
+	return k;
+}
+
+/* What the kernel would have written for pod: 127.0.0.1:port, last used age_s ago. */
+static void aff_put(struct fix *f, void *pod, uint16_t port, uint32_t age_s)
+{
+	struct gammad_aff_key k = aff_key(pod);
+	struct gammad_aff_val v = { .ep = { .addr = { 127, 0, 0, 1 }, .port = htons(port),
+					    .family = AF_INET } };
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	v.last_used = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec -
+		      (uint64_t)age_s * 1000000000ULL;
+	ASSERT_OK(bpf_map_update_elem(f->aff_fd, &k, &v, BPF_ANY), "affinity entry");
+}
+
+/*
+ * sessionAffinity ClientIP: each client pod stays on one endpoint, in the
+ * kernel's table (gammad_aff_v1 here the test's own), keyed as connect()
+ * keys it (be_id, netns cookie), so either path keeps what the other chose.
+ * Its rules hold: an entry past the timeout (60 s) is drawn afresh, an
+ * endpoint not in the set is never chosen.
+ */
 static void t_affinity(struct fix *f)
 {
-	static int pods[8];
-	int b1_pods = 0, b3_pods = 0;
+	static int pods[8], gone[8], fresh[8], old[8];
+	uint16_t b1 = echo_proc_port(&f->echo[0], "http", 0);
+	int b1_pods = 0, b3_pods = 0, entries = 0, on_b1 = 0, moved = 0, bad = 0;
+	struct gammad_aff_key k, next;
+	struct gammad_aff_val v;
+	char pod[32];
 
 	for (int i = 0; i < 8; i++) {
-		char first[32] = "", pod[32];
+		char first[32] = "";
 		int same = 0;
 
 		for (int j = 0; j < 10; j++) {
-			struct reader r = { .fd = client_netns(f, "10.96.0.17", "app", &pods[i]) };
-			struct resp p;
-
-			if (!ASSERT_GE(r.fd, 0, "client"))
-				return;
-			if (ASSERT_OK(exchange(&r, GET("/", ""), "GET", &p), "sticky")) {
-				echo_pod(&p, pod, sizeof(pod));
-				if (!j)
-					snprintf(first, sizeof(first), "%s", pod);
-				same += !strcmp(pod, first);
-			}
-			resp_free(&p);
-			close(r.fd);
-			free(r.buf);
+			ask_sticky(f, &pods[i], pod, sizeof(pod));
+			if (!j)
+				snprintf(first, sizeof(first), "%s", pod);
+			same += !strcmp(pod, first);
 		}
 		ASSERT_EQ(same, 10, "one endpoint per client pod");
 		b1_pods += !strcmp(first, "b1");
@@ -1246,8 +1311,40 @@ static void t_affinity(struct fix *f)
 	}
 	test__printf("affinity: %d pods on b1, %d on b3\n", b1_pods, b3_pods);
 	ASSERT_EQ(b1_pods + b3_pods, 8, "every pod answered");
-	for (int i = 0; i < 8; i++)
+	for (void *prev = NULL; !bpf_map_get_next_key(f->aff_fd, prev, &next); prev = &k) {
+		k = next;
+		entries += k.kind == GAMMAD_AFF_NETNS && k.be_id == STICKY_BE_ID;
+	}
+	ASSERT_EQ(entries, 8, "one kernel entry per pod (be_id, netns cookie)");
+
+	for (int i = 0; i < 8; i++) {
+		/* fresh entries another path wrote are kept */
+		aff_put(f, &fresh[i], b1, 0);
+		ask_sticky(f, &fresh[i], pod, sizeof(pod));
+		on_b1 += !strcmp(pod, "b1");
+		/* older than the timeout: a new draw (all eight on b1 by chance: 1 in 256) */
+		aff_put(f, &old[i], b1, 61);
+		ask_sticky(f, &old[i], pod, sizeof(pod));
+		moved += !strcmp(pod, "b3");
+		/* an endpoint that is not in the set (any more) is never chosen */
+		aff_put(f, &gone[i], f->dead_port, 0);
+		ask_sticky(f, &gone[i], pod, sizeof(pod));
+		bad += strcmp(pod, "b1") && strcmp(pod, "b3");
+		k = aff_key(&gone[i]);
+		if (ASSERT_OK(bpf_map_lookup_elem(f->aff_fd, &k, &v), "entry"))
+			bad += ntohs(v.ep.port) == f->dead_port;
+	}
+	test__printf("affinity: kept %d of 8 fresh entries, %d of 8 expired ones moved\n", on_b1,
+		     moved);
+	ASSERT_EQ(on_b1, 8, "a fresh entry is kept");
+	ASSERT_GT(moved, 0, "an expired entry is drawn afresh");
+	ASSERT_EQ(bad, 0, "a gone endpoint is never chosen, its entry replaced");
+	for (int i = 0; i < 8; i++) {
 		engine_forget_netns(f->e, &pods[i]);
+		engine_forget_netns(f->e, &fresh[i]);
+		engine_forget_netns(f->e, &old[i]);
+		engine_forget_netns(f->e, &gone[i]);
+	}
 }
 
 /* The rule's retry: on its codes and on connections that fail before an answer. */

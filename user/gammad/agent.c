@@ -591,8 +591,14 @@ static int explain_engine(void *ctx, const struct explain_query *q, FILE *out)
 int agent_engine_start(struct agent *a, uint16_t port)
 {
 	struct engine_opts eo = { .upstream_socket = steer_upstream_socket,
-				  .release_tables = release_tables };
+				  .release_tables = release_tables,
+				  .backend_id = steer_backend_id };
 	int err;
+
+	/* sessionAffinity in the kernel's table, shared with connect() */
+	eo.affinity_fd = dp_map_fd(a->dp, GAMMAD_MAP_AFFINITY);
+	if (eo.affinity_fd < 0)
+		return eo.affinity_fd;
 
 	err = steer_new(a->dp, port, &a->steer);
 	if (err)

@@ -373,7 +373,7 @@ static void *take_conns(void *arg)
 		memcpy(o.client_ns, m.conn.client_ns, sizeof(o.client_ns));
 		memcpy(o.client_pod, m.conn.client_pod, sizeof(o.client_pod));
 		o.client_ns[sizeof(o.client_ns) - 1] = o.client_pod[sizeof(o.client_pod) - 1] = 0;
-		o.netns_ctx = steer_ns_ctx_of_prev(h->steer, m.conn.ns_id);
+		o.netns_ctx = steer_ns_ctx_of_prev(h->steer, m.conn.ns_id, &o.netns_cookie);
 		if (!o.netns_ctx) {
 			close(fds[0]);	/* its pod is gone here */
 			h->dropped++;

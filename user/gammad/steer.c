@@ -17,6 +17,7 @@
 
 #include <bpf/bpf.h>
 
+#include "backend_ids.h"
 #include "base/log.h"
 #include "datapath/netns_sock.h"
 #include "engine/engine.h"
@@ -54,6 +55,7 @@ struct steer {
 	uint16_t port;
 	struct engine *engine;
 	int epfd, wake_fd, origdst_fd, engns_fd;
+	struct backend_ids *be_ids;	/* steer_backend_id() */
 	pthread_t thread;
 	bool running;
 	pthread_mutex_t lock;		/* everything below */
@@ -114,10 +116,12 @@ int steer_new(struct dp *dp, uint16_t port, struct steer **out)
 	pthread_mutex_init(&s->lock, NULL);
 	s->origdst_fd = dp_map_fd(dp, GAMMAD_MAP_ORIGDST);
 	s->engns_fd = dp_map_fd(dp, GAMMAD_MAP_ENGINE_NS);
+	err = dp_map_fd(dp, GAMMAD_MAP_OBJECTS);
+	s->be_ids = err >= 0 ? backend_ids_new(err) : NULL;
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	err = s->origdst_fd < 0 ? s->origdst_fd : s->engns_fd < 0 ? s->engns_fd :
-	      s->epfd < 0 || s->wake_fd < 0 ? -errno : 0;
+	      s->epfd < 0 || s->wake_fd < 0 ? -errno : !s->be_ids ? -ENOMEM : 0;
 	if (!err && epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &ev))
 		err = -errno;
 	if (err) {
@@ -176,6 +180,7 @@ static int origin_take(struct steer *s, const struct steer_ns *p, int family,
 	snprintf(o->client_ns, sizeof(o->client_ns), "%s", cls ? cls : p->pod[0] ? p->pod_ns : "");
 	snprintf(o->client_pod, sizeof(o->client_pod), "%s", p->pod);
 	o->netns_ctx = (void *)(uintptr_t)p->id;
+	o->netns_cookie = p->cookie;
 	return 0;
 }
 
@@ -510,6 +515,14 @@ int steer_upstream_socket(void *ctx, int family, void *netns_ctx)
 	return fd;
 }
 
+int steer_backend_id(void *ctx, const char *ns, const char *name, uint16_t port,
+		     uint8_t family, uint32_t *be_id)
+{
+	struct steer *s = ctx;
+
+	return backend_ids_find(s->be_ids, ns, name, port, family, be_id);
+}
+
 /* ---- restarts (handover.c) ---------------------------------------------- */
 
 int steer_export(struct steer *s, int (*fn)(void *ctx, const struct steer_ns_export *x),
@@ -587,14 +600,16 @@ int steer_adopt_ns(struct steer *s, const struct steer_ns_export *x)
 	return err;
 }
 
-void *steer_ns_ctx_of_prev(struct steer *s, uint64_t prev_id)
+void *steer_ns_ctx_of_prev(struct steer *s, uint64_t prev_id, uint64_t *cookie)
 {
 	void *ctx = NULL;
 
 	pthread_mutex_lock(&s->lock);
 	for (size_t i = 0; i < s->nr_nss && !ctx && prev_id; i++)
-		if (s->nss[i]->prev_id == prev_id && s->nss[i]->lfd[0] >= 0)
+		if (s->nss[i]->prev_id == prev_id && s->nss[i]->lfd[0] >= 0) {
 			ctx = (void *)(uintptr_t)s->nss[i]->id;
+			*cookie = s->nss[i]->cookie;
+		}
 	pthread_mutex_unlock(&s->lock);
 	return ctx;
 }
@@ -645,6 +660,7 @@ void steer_free(struct steer *s)
 		close(s->epfd);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
+	backend_ids_free(s->be_ids);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

@@ -25,6 +25,9 @@
  *
  * steer_upstream_socket() is the engine's upstream_socket callback: a socket
  * made in the client pod's netns, so the backend sees the pod's own IP.
+ * steer_backend_id() is its backend_id callback (backend_ids.h): the origin
+ * carries the listener's netns cookie, so the engine keeps sessionAffinity
+ * in the kernel's entries of the pod.
  */
 #ifndef GAMMAD_STEER_H
 #define GAMMAD_STEER_H
@@ -64,6 +67,8 @@ void steer_pod_cgroup(void *ctx, const struct img_pod *pod, const char *path);
 void steer_pass_end(struct steer *s, bool ok);
 /* engine_opts.upstream_socket: ctx is the steer, netns_ctx from the origin. */
 int steer_upstream_socket(void *ctx, int family, void *netns_ctx);
+int steer_backend_id(void *ctx, const char *ns, const char *name, uint16_t port,
+		     uint8_t family, uint32_t *be_id);
 void steer_get_stats(struct steer *s, struct steer_stats *out);
 
 /*
@@ -90,7 +95,7 @@ int steer_export(struct steer *s, int (*fn)(void *ctx, const struct steer_ns_exp
  */
 int steer_adopt_ns(struct steer *s, const struct steer_ns_export *x);
 /* The netns_ctx this steer gave the predecessor's netns `prev_id`; NULL: not adopted or gone. */
-void *steer_ns_ctx_of_prev(struct steer *s, uint64_t prev_id);
+void *steer_ns_ctx_of_prev(struct steer *s, uint64_t prev_id, uint64_t *cookie);
 /*
  * gammad_engns_v1 holds only the netns this steer listens in: what an
  * earlier agent left (killed: its listeners died with it) goes.

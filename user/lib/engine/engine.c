@@ -196,7 +196,6 @@ static void forget_netns(struct engine *e, void *netns_ctx)
 	struct cconn *c, *cnext;
 	struct uconn *u, *unext;
 
-	eng_affinity_forget(e, netns_ctx);
 	eng_mirror_forget(e, netns_ctx);
 	eng_h2_forget(e, netns_ctx);
 	for (c = e->clients; c; c = cnext) {
@@ -256,10 +255,6 @@ static void check_timers(struct engine *e)
 	}
 	eng_mirror_timers(e);
 	eng_h2_timers(e);
-	if (e->now - e->aff_tick >= 1000) {
-		e->aff_tick = e->now;
-		eng_affinity_expire(e, false);
-	}
 	for (u = e->pool; u; u = unext) {
 		unext = u->next;
 		if (e->now - u->since >= e->o.pool_idle_ms) {
@@ -610,7 +605,6 @@ void engine_free(struct engine *e)
 		p = next;
 	}
 	eng_tables_put(e->tables);
-	eng_affinity_expire(e, true);
 	if (e->epfd >= 0)
 		close(e->epfd);
 	if (e->wakefd >= 0)

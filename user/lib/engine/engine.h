@@ -97,8 +97,10 @@ struct engine_origin {
 	char client_ns[64];		/* the client pod's namespace (its class) */
 	char client_pod[254];		/* "ns/name", for logs */
 	void *netns_ctx;		/* passed to upstream_socket(): which pod's netns;
-					   also what pools upstreams and keeps
-					   sessionAffinity ClientIP per pod */
+					   also what pools upstreams */
+	uint64_t netns_cookie;		/* of that netns (SO_NETNS_COOKIE of the listener):
+					   the pod's sessionAffinity key, as at connect
+					   time; 0: none (no affinity) */
 };
 
 /* One request, as it ended (for metrics and access logs). */
@@ -132,6 +134,17 @@ struct engine_opts {
 	 * to is valid during the call only. NULL: nothing.
 	 */
 	void (*on_request)(void *ctx, const struct engine_request_log *l);
+	/*
+	 * sessionAffinity ClientIP is the kernel's (engine_affinity.c): the
+	 * entries of gammad_aff_v1 (affinity_fd) keyed by the backend's kernel
+	 * id and the client's netns cookie, shared with the connect-time
+	 * programs. backend_id: the be_id of Service port ns/name:port of one
+	 * address family, 0 or -ENOENT (not in the kernel); called from the
+	 * engine's thread. NULL: endpoints are drawn uniformly, no affinity.
+	 */
+	int (*backend_id)(void *ctx, const char *ns, const char *name, uint16_t port,
+			  uint8_t family, uint32_t *be_id);
+	int affinity_fd;
 	/* Limits; 0 takes the ENGINE_* default. */
 	size_t buf_size;
 	unsigned int header_timeout_ms;

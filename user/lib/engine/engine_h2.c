@@ -944,7 +944,7 @@ static void route(struct engine *e, struct h2stream *st)
 		st_local(e, st, 503, NULL, &r.response_headers);
 		goto out;
 	}
-	ep = eng_affinity_pick(e, st->cc->origin.netns_ctx, r.backend);
+	ep = eng_affinity_pick(e, &st->cc->origin, r.backend);
 	k = (struct ukey){ .addr = ep->addr, .port = ep->port,
 			   .netns_ctx = st->cc->origin.netns_ctx };
 	if (app_protocol_http1(r.backend)) {

@@ -172,9 +172,6 @@ struct engine {
 	size_t nr_clients, nr_pool, nr_again;
 	bool defer;			/* in an epoll batch: client writes wait for its end */
 	struct cconn *flush;		/* clients with output waiting for the batch's end */
-	struct affinity **aff;		/* sessionAffinity ClientIP: AFF_BUCKETS chains */
-	size_t nr_aff;
-	uint64_t aff_tick;		/* ms: last expiry walk */
 	struct uconn *mirrors;		/* RequestMirror copies in flight */
 	size_t nr_mirrors;
 	struct engine_stats st;		/* atomics */
@@ -241,13 +238,13 @@ long long eng_duration_ms(const char *s);
 /* When the rule's timeouts end a request started now, 0 for never. */
 uint64_t eng_rule_deadline(struct engine *e, const struct tr_entry *ent);
 
-/* engine_affinity.c: sessionAffinity ClientIP, per client pod (netns_ctx). */
-#define ENGINE_AFFINITY_MAX	65536		/* remembered (pod, Service) pairs */
-/* The endpoint this pod used last on backend b, if still fresh and ready; else one now. */
-const struct tr_endpoint *eng_affinity_pick(struct engine *e, void *netns_ctx,
+/*
+ * engine_affinity.c: an endpoint of b (which has some) for client o: with
+ * sessionAffinity ClientIP, the one its pod used last (the kernel's entry),
+ * if still fresh and in the set; else a uniform draw.
+ */
+const struct tr_endpoint *eng_affinity_pick(struct engine *e, const struct engine_origin *o,
 					    const struct tr_backend *b);
-void eng_affinity_expire(struct engine *e, bool all);
-void eng_affinity_forget(struct engine *e, void *netns_ctx);
 
 /* engine_mirror.c: RequestMirror, fire and forget. */
 #define ENGINE_MIRRORS_MAX	256		/* copies in flight; more are dropped */

@@ -73,7 +73,7 @@ bool eng_passthrough(struct engine *e, struct cconn *c)
 		eng_client_close(e, c, true);
 		return false;
 	}
-	ep = eng_affinity_pick(e, c->origin.netns_ctx, b);
+	ep = eng_affinity_pick(e, &c->origin, b);
 	k = (struct ukey){ .addr = ep->addr, .port = ep->port, .netns_ctx = c->origin.netns_ctx };
 	/* The tunnel keeps the endpoint's address, not the tables. */
 	eng_tables_put(t);

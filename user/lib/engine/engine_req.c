@@ -592,7 +592,7 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	}
 	/* Uniform over the ready endpoints, as the kernel's L4 pick, unless the
 	 * Service keeps a client on one (sessionAffinity ClientIP). */
-	const struct tr_endpoint *ep = eng_affinity_pick(e, c->origin.netns_ctx, r.backend);
+	const struct tr_endpoint *ep = eng_affinity_pick(e, &c->origin, r.backend);
 
 	k = (struct ukey){ .addr = ep->addr, .port = ep->port, .netns_ctx = c->origin.netns_ctx };
 	if (eng_h2_h1_wanted(r.backend)) {
@@ -839,7 +839,7 @@ static bool retry_send(struct engine *e, struct cconn *c)
 	c->retry_at = 0;
 	if (!b || !b->endpoints || !b->endpoints->nr || !c->retry_head)
 		return false;
-	ep = eng_affinity_pick(e, c->origin.netns_ctx, b);
+	ep = eng_affinity_pick(e, &c->origin, b);
 	k = (struct ukey){ .addr = ep->addr, .port = ep->port, .netns_ctx = c->origin.netns_ctx };
 	c->up = eng_upstream_get(e, &k, c, false);
 	if (!c->up)
