@@ -108,8 +108,10 @@ class Store:
         self.watch_actions = {}     # plural -> list of (seq, action)
         self.action_seq = 0
         self.log = []
+        # watches_of: watches accepted per resource; from that count on a
+        # watch sees every later /_test/watch action
         self.stats = {"lists": 0, "pages": 0, "watches": 0, "stream_lists": 0,
-                      "status_puts": 0, "conflicts": 0, "bookmarks": 0}
+                      "status_puts": 0, "conflicts": 0, "bookmarks": 0, "watches_of": {}}
         self.uid = 0
 
     def next_rv(self):
@@ -557,6 +559,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.fail(410, "Expired", "too old resource version")
             rv = q.get("resourceVersion", "")
             s.stats["watches"] += 1
+            s.stats["watches_of"][plural] = s.stats["watches_of"].get(plural, 0) + 1
             if stream:
                 s.stats["stream_lists"] += 1
             initial = []
