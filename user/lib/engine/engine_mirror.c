@@ -181,32 +181,16 @@ void eng_mirror_run(struct engine *e, struct uconn *u)
 			ebuf_append(&u->out, m->req + m->req_off, n);
 			m->req_off += n;
 		}
-		if (u->out.len && u->wr_ready) {
-			ssize_t n = send(u->fd, u->out.p + u->out.off, u->out.len, MSG_NOSIGNAL);
-
-			if (n > 0) {
-				ebuf_consume(&u->out, n);
-				moved = true;
-			} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-				u->wr_ready = false;
-			} else if (!(n < 0 && errno == EINTR)) {
-				mirror_end(e, u, false);
-				return;
-			}
-		}
-		if (u->rd_ready && ebuf_room(&u->in)) {
-			ssize_t n = recv(u->fd, u->in.p + u->in.off + u->in.len, ebuf_room(&u->in), 0);
-
-			if (n > 0) {
-				u->in.len += n;
-				moved = true;
-			} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-				u->rd_ready = false;
-			} else if (!(n < 0 && errno == EINTR)) {
-				u->eof = true;
-				mirror_end(e, u, false);
-				return;
-			}
+		moved |= ebuf_send(u->fd, &u->out, &u->wr_ready, &u->err);
+		moved |= ebuf_recv(u->fd, &u->in, &u->rd_ready, u->rd_hup, &u->eof, &u->err);
+		/*
+		 * The mirror's own policy: a failed write or read, or a close
+		 * before the response was whole, ends the copy (nothing retries
+		 * it); a response that ended with its bytes is read below.
+		 */
+		if (u->err || u->eof) {
+			mirror_end(e, u, false);
+			return;
 		}
 		if (mirror_read(e, u, m)) {
 			mirror_end(e, u, m->done && m->keep_alive && m->body != H1_BODY_CLOSE &&
