@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 #include "echo_harness.h"
@@ -56,6 +57,14 @@ void resp_free(struct resp *p)
 	free(p->head);
 	free(p->body);
 	memset(p, 0, sizeof(*p));
+}
+
+void rd_close(struct reader *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r->buf);
+	*r = (struct reader){ .fd = -1 };
 }
 
 /*

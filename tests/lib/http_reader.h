@@ -32,6 +32,8 @@ struct resp {
 ssize_t rd_more(struct reader *r);
 void rd_drop(struct reader *r, size_t n);
 void resp_free(struct resp *p);
+/* Close its socket (fd < 0: none) and free its buffer. */
+void rd_close(struct reader *r);
 /*
  * One final response (interim ones are skipped, counted in *interim) to a
  * request of method. 0, or -errno: -ECONNRESET for a reset, -EPIPE for an

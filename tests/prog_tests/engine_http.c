@@ -427,39 +427,31 @@ static char *body_req(const char *path, size_t n, size_t off, bool chunked, size
 	return out;
 }
 
-static void t_routing(struct fix *f)
+static void t_routing(struct fix *f, struct reader *r)
 {
-	struct reader r = { .fd = client(f) };
 	struct resp p;
 	char pod[32];
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
-	if (ASSERT_OK(exchange(&r, GET("/v", "x-version: v2\r\n"), "GET", &p), "v2")) {
+	if (ASSERT_OK(exchange(r, GET("/v", "x-version: v2\r\n"), "GET", &p), "v2")) {
 		ASSERT_EQ(p.status, 200, "v2 status");
 		ASSERT_STREQ(echo_pod(&p, pod, sizeof(pod)), "b2", "header match to b2");
 	}
 	resp_free(&p);
-	if (ASSERT_OK(exchange(&r, GET("/v", "x-version: v3\r\n"), "GET", &p), "v3")) {
+	if (ASSERT_OK(exchange(r, GET("/v", "x-version: v3\r\n"), "GET", &p), "v3")) {
 		ASSERT_STREQ(echo_pod(&p, pod, sizeof(pod)), "b1", "no header match to b1");
 	}
 	resp_free(&p);
-	close(r.fd);
-	free(r.buf);
 }
 
-static void t_split(struct fix *f)
+static void t_split(struct fix *f, struct reader *r)
 {
-	struct reader r = { .fd = client(f) };
 	int b1 = 0, b3 = 0, other = 0;
 	struct engine_stats st;
 	struct resp p;
 	char pod[32];
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
 	for (int i = 0; i < 1000; i++) {
-		if (!ASSERT_OK(exchange(&r, GET("/split", ""), "GET", &p), "request"))
+		if (!ASSERT_OK(exchange(r, GET("/split", ""), "GET", &p), "request"))
 			break;
 		echo_pod(&p, pod, sizeof(pod));
 		b1 += !strcmp(pod, "b1");
@@ -475,25 +467,20 @@ static void t_split(struct fix *f)
 	ASSERT_EQ(b1 + b3, 1000, "all answered by b1 or b3");
 	engine_get_stats(f->e, &st);
 	ASSERT_GE(st.upstream_reused, 990, "upstream connections reused");
-	close(r.fd);
-	free(r.buf);
 }
 
-static void t_alternate(struct fix *f)
+static void t_alternate(struct fix *f, struct reader *r)
 {
-	struct reader r = { .fd = client(f) };
 	int wrong = 0, done = 0;
 	struct resp p;
 	char pod[32];
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
 	for (int i = 0; i < 1000; i++) {
 		static const char *const reqs[] = { GET("/b1/x", ""), GET("/b2/y", ""),
 						    GET("/v", "x-version: v2\r\n"), GET("/v", "") };
 		static const char *const want[] = { "b1", "b2", "b2", "b1" };
 
-		if (!ASSERT_OK(exchange(&r, reqs[i % 4], "GET", &p), "request"))
+		if (!ASSERT_OK(exchange(r, reqs[i % 4], "GET", &p), "request"))
 			break;
 		wrong += strcmp(echo_pod(&p, pod, sizeof(pod)), want[i % 4]) != 0;
 		done++;
@@ -502,40 +489,35 @@ static void t_alternate(struct fix *f)
 	resp_free(&p);
 	ASSERT_EQ(done, 1000, "answered");
 	ASSERT_EQ(wrong, 0, "misrouted");
-	close(r.fd);
-	free(r.buf);
 }
 
-static void t_filters(struct fix *f)
+static void t_filters(struct fix *f, struct reader *r)
 {
-	struct reader r = { .fd = client(f) };
 	struct resp p;
 	char v[256];
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
 	/* redirect: the exact Location, answered by the engine */
-	if (ASSERT_OK(exchange(&r, GET("/old?q=1", ""), "GET", &p), "redirect")) {
+	if (ASSERT_OK(exchange(r, GET("/old?q=1", ""), "GET", &p), "redirect")) {
 		ASSERT_EQ(p.status, 301, "redirect status");
 		ASSERT_STREQ(resp_header(&p, "Location", v, sizeof(v)),
 			     "http://new.example.com/new/place?q=1", "Location");
 	}
 	resp_free(&p);
 	/* URLRewrite: path prefix and hostname */
-	if (ASSERT_OK(exchange(&r, GET("/rewrite/x?y=2", ""), "GET", &p), "rewrite")) {
+	if (ASSERT_OK(exchange(r, GET("/rewrite/x?y=2", ""), "GET", &p), "rewrite")) {
 		ASSERT_EQ(p.status, 200, "rewrite status");
 		ASSERT_HAS_SUBSTR(p.body, "\"path\": \"/prefix/x?y=2\"", "rewritten path");
 		ASSERT_HAS_SUBSTR(p.body, "\"host\": \"rewritten.example\"", "rewritten host");
 	}
 	resp_free(&p);
 	/* Host kept without a rewrite */
-	if (ASSERT_OK(exchange(&r, GET("/b1", ""), "GET", &p), "host")) {
+	if (ASSERT_OK(exchange(r, GET("/b1", ""), "GET", &p), "host")) {
 		ASSERT_HAS_SUBSTR(p.body, "\"host\": \"a.app\"", "host kept");
 		ASSERT_HAS_SUBSTR(p.body, "\"path\": \"/b1\"", "path kept");
 	}
 	resp_free(&p);
 	/* header modifiers both ways; hop-by-hop fields do not reach the backend */
-	if (ASSERT_OK(exchange(&r, GET("/hdr", "X-Set: old\r\nX-Drop: d\r\nX-Keep: k\r\n"
+	if (ASSERT_OK(exchange(r, GET("/hdr", "X-Set: old\r\nX-Drop: d\r\nX-Keep: k\r\n"
 				       "Connection: keep-alive, X-Hop\r\nX-Hop: h\r\n"
 				       "X-Echo-Set-Header: X-Gone:g,X-Stay:s\r\n"),
 			  "GET", &p), "modifiers")) {
@@ -555,11 +537,9 @@ static void t_filters(struct fix *f)
 		test__printf("%s\n%s\n", p.head, p.body);
 	}
 	resp_free(&p);
-	close(r.fd);
-	free(r.buf);
 }
 
-static void t_local(struct fix *f)
+static void t_local(struct fix *f, struct reader *r)
 {
 	static const struct { const char *req, *method; int status; } cases[] = {
 		{ GET("/nomatch", ""), "GET", 404 },
@@ -572,15 +552,12 @@ static void t_local(struct fix *f)
 	static const char *const logged[] = {
 		"404:-:-", "500:-:rule", "503:-:rule", "404:-:-", "404:-:-", "200:b1:rule",
 	};
-	struct reader r = { .fd = client(f) };
 	int since = f->nr_logs;
 	struct resp p;
 	char lb[96];
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (!ASSERT_OK(exchange(&r, cases[i].req, cases[i].method, &p), cases[i].req))
+		if (!ASSERT_OK(exchange(r, cases[i].req, cases[i].method, &p), cases[i].req))
 			break;
 		/* each request ends in on_request with its rule, backend and status */
 		ASSERT_STREQ(log_back(f, since + i, 0, lb, sizeof(lb)), logged[i], cases[i].req);
@@ -591,14 +568,12 @@ static void t_local(struct fix *f)
 	}
 	resp_free(&p);
 	/* a malformed request: 400, then the connection closes */
-	if (ASSERT_OK(exchange(&r, "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", "GET", &p), "bad")) {
+	if (ASSERT_OK(exchange(r, "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", "GET", &p), "bad")) {
 		ASSERT_EQ(p.status, 400, "bad request");
-		ASSERT_OK(echo_wait_closed(r.fd), "closed after 400");
+		ASSERT_OK(echo_wait_closed(r->fd), "closed after 400");
 		ASSERT_STREQ(log_back(f, since + 6, 0, lb, sizeof(lb)), "400:-:-", "400 logged");
 	}
 	resp_free(&p);
-	close(r.fd);
-	free(r.buf);
 }
 
 static void send_chunked(int fd, size_t total, uint64_t *sum)
@@ -701,12 +676,10 @@ static void t_bodies(struct fix *f)
 	resp_free(&p);
 out:
 	free(body);
-	if (r.fd >= 0)
-		close(r.fd);
-	free(r.buf);
+	rd_close(&r);
 }
 
-static void t_pipelined(struct fix *f)
+static void t_pipelined(struct fix *f, struct reader *r)
 {
 	static const char reqs[] = GET("/b2/1", "") GET("/nomatch", "") GET("/b1/2", "")
 		"HEAD /ts/len/777 HTTP/1.1\r\nHost: a\r\n\r\n" GET("/v", "x-version: v2\r\n")
@@ -716,15 +689,12 @@ static void t_pipelined(struct fix *f)
 		{ "HEAD", 200, NULL, 0 }, { "GET", 200, "b2", 0 }, { "GET", 200, NULL, 10000 },
 		{ "GET", 200, "b1", 0 },
 	};
-	struct reader r = { .fd = client(f) };
 	struct resp p;
 	char pod[32];
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
-	ASSERT_OK(echo_send_str(r.fd, reqs), "send all at once");
+	ASSERT_OK(echo_send_str(r->fd, reqs), "send all at once");
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-		if (!ASSERT_OK(read_resp(&r, want[i].method, &p, NULL), "response"))
+		if (!ASSERT_OK(read_resp(r, want[i].method, &p, NULL), "response"))
 			break;
 		ASSERT_EQ(p.status, want[i].status, "status in order");
 		if (want[i].pod)
@@ -734,88 +704,73 @@ static void t_pipelined(struct fix *f)
 		resp_free(&p);
 	}
 	resp_free(&p);
-	close(r.fd);
-	free(r.buf);
 }
 
-static void t_framing(struct fix *f)
+static void t_framing(struct fix *f, struct reader *r)
 {
-	struct reader r = { .fd = client(f) };
 	struct resp p;
 	char v[32];
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
 	/* HEAD: the length of the GET, no body; then the connection still works */
-	if (ASSERT_OK(exchange(&r, "HEAD /ts/len/5000 HTTP/1.1\r\nHost: a\r\n\r\n", "HEAD", &p), "HEAD")) {
+	if (ASSERT_OK(exchange(r, "HEAD /ts/len/5000 HTTP/1.1\r\nHost: a\r\n\r\n", "HEAD", &p), "HEAD")) {
 		ASSERT_STREQ(resp_header(&p, "Content-Length", v, sizeof(v)), "5000", "HEAD length");
 		ASSERT_EQ(p.body_len, 0, "HEAD body");
 	}
 	resp_free(&p);
-	if (ASSERT_OK(exchange(&r, GET("/ts/204", ""), "GET", &p), "204")) {
+	if (ASSERT_OK(exchange(r, GET("/ts/204", ""), "GET", &p), "204")) {
 		ASSERT_EQ(p.status, 204, "204");
 		ASSERT_STREQ(resp_header(&p, "X-Kind", v, sizeof(v)), "204", "204 head");
 	}
 	resp_free(&p);
-	if (ASSERT_OK(exchange(&r, GET("/ts/304", ""), "GET", &p), "304")) {
+	if (ASSERT_OK(exchange(r, GET("/ts/304", ""), "GET", &p), "304")) {
 		ASSERT_EQ(p.status, 304, "304");
 		ASSERT_EQ(p.body_len, 0, "304 body");
 	}
 	resp_free(&p);
-	if (ASSERT_OK(exchange(&r, GET("/ts/len/10", ""), "GET", &p), "after")) {
+	if (ASSERT_OK(exchange(r, GET("/ts/len/10", ""), "GET", &p), "after")) {
 		ASSERT_EQ(p.status, 200, "after no-body responses");
 		ASSERT_EQ(p.body_len, 10, "after no-body responses");
-		ASSERT_EQ(r.len, 0, "no stray bytes");
+		ASSERT_EQ(r->len, 0, "no stray bytes");
 	}
 	resp_free(&p);
 	/* Connection: close is honoured */
-	if (ASSERT_OK(exchange(&r, GET("/b1", "Connection: close\r\n"), "GET", &p), "close")) {
+	if (ASSERT_OK(exchange(r, GET("/b1", "Connection: close\r\n"), "GET", &p), "close")) {
 		ASSERT_STREQ(resp_header(&p, "Connection", v, sizeof(v)), "close", "close answered");
-		ASSERT_OK(echo_wait_closed(r.fd), "closed");
+		ASSERT_OK(echo_wait_closed(r->fd), "closed");
 	}
 	resp_free(&p);
-	close(r.fd);
-	free(r.buf);
 }
 
-static void t_upgrade(struct fix *f)
+static void t_upgrade(struct fix *f, struct reader *r)
 {
-	struct reader r = { .fd = client(f) };
 	struct resp p;
 	char v[32];
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
-	if (!ASSERT_OK(exchange(&r, GET("/ts/upgrade", "Connection: Upgrade\r\nUpgrade: test\r\n"),
+	if (!ASSERT_OK(exchange(r, GET("/ts/upgrade", "Connection: Upgrade\r\nUpgrade: test\r\n"),
 				"GET", &p), "upgrade"))
 		goto out;
 	ASSERT_EQ(p.status, 101, "101");
 	ASSERT_STREQ(resp_header(&p, "Upgrade", v, sizeof(v)), "test", "Upgrade");
-	echo_send_str(r.fd, "hello tunnel");
-	while (r.len < 12 && rd_more(&r) > 0)
+	echo_send_str(r->fd, "hello tunnel");
+	while (r->len < 12 && rd_more(r) > 0)
 		;
-	ASSERT_EQ(r.len, 12, "tunnel bytes");
-	ASSERT_EQ(memcmp(r.buf, "HELLO TUNNEL", 12), 0, "tunnel both ways");
-	shutdown(r.fd, SHUT_WR);
-	ASSERT_OK(echo_wait_closed(r.fd), "half close goes through");
+	ASSERT_EQ(r->len, 12, "tunnel bytes");
+	ASSERT_EQ(memcmp(r->buf, "HELLO TUNNEL", 12), 0, "tunnel both ways");
+	shutdown(r->fd, SHUT_WR);
+	ASSERT_OK(echo_wait_closed(r->fd), "half close goes through");
 out:
 	resp_free(&p);
-	close(r.fd);
-	free(r.buf);
 }
 
-static void t_slow_reader(struct fix *f)
+static void t_slow_reader(struct fix *f, struct reader *r)
 {
-	struct reader r = { .fd = client(f) };
 	struct engine_stats st;
 	long long a, b;
 	int small = 4096;
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
-	setsockopt(r.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
 	__atomic_store_n(&f->ts.stream_bytes, 0, __ATOMIC_RELAXED);
-	echo_send_str(r.fd, GET("/ts/stream", ""));
+	echo_send_str(r->fd, GET("/ts/stream", ""));
 	/* the client reads nothing: the upstream must be held back, soon */
 	a = -1;
 	b = 0;
@@ -832,21 +787,16 @@ static void t_slow_reader(struct fix *f)
 	/* kernel buffers (autotuned, a few MB at most on loopback) plus 4 of ours */
 	ASSERT_LT(b, 32LL << 20, "bounded");
 	ASSERT_LE(st.buffer_bytes, (uint64_t)4 * BUF_SIZE * st.clients, "engine memory per client");
-	close(r.fd);
-	free(r.buf);
 }
 
-static void t_upstream_dies(struct fix *f)
+static void t_upstream_dies(struct fix *f, struct reader *r)
 {
-	struct reader r = { .fd = client(f) };
 	struct timespec t0;
 	struct resp p;
 	int ret;
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	ret = exchange(&r, GET("/ts/die", ""), "GET", &p);
+	ret = exchange(r, GET("/ts/die", ""), "GET", &p);
 	ASSERT_EQ(ret, -ECONNRESET, "client sees a reset");
 	{
 		char lb[96];
@@ -856,8 +806,6 @@ static void t_upstream_dies(struct fix *f)
 	}
 	ASSERT_LT(ms_since(&t0), IO_TIMEOUT_MS - 500, "no hang");
 	resp_free(&p);
-	close(r.fd);
-	free(r.buf);
 }
 
 static void t_client_dies(struct fix *f)
@@ -874,8 +822,7 @@ static void t_client_dies(struct fix *f)
 	while (__atomic_load_n(&f->ts.hang_requests, __ATOMIC_RELAXED) < 1 && ms_since(&t0) < 3000)
 		usleep(10 * 1000);
 	ASSERT_EQ(__atomic_load_n(&f->ts.hang_requests, __ATOMIC_RELAXED), 1, "request arrived");
-	close(r.fd);
-	free(r.buf);
+	rd_close(&r);
 	while (__atomic_load_n(&f->ts.closed_after_hang, __ATOMIC_RELAXED) == before &&
 	       ms_since(&t0) < 3000)
 		usleep(10 * 1000);
@@ -885,23 +832,18 @@ static void t_client_dies(struct fix *f)
 	ASSERT_EQ(st.upstreams, st.upstreams_idle, "no upstream left in use");
 }
 
-static void t_header_timeout(struct fix *f)
+static void t_header_timeout(struct fix *f, struct reader *r)
 {
-	struct reader r = { .fd = client(f) };
 	struct timespec t0;
 	struct resp p;
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (ASSERT_OK(exchange(&r, "GET /b1 HTTP/1.1\r\nHost: a\r\nX-Slow:", "GET", &p), "408")) {
+	if (ASSERT_OK(exchange(r, "GET /b1 HTTP/1.1\r\nHost: a\r\nX-Slow:", "GET", &p), "408")) {
 		ASSERT_EQ(p.status, 408, "header timeout");
 		ASSERT_GE(ms_since(&t0), HEADER_TIMEOUT_MS - 50, "not before the timeout");
-		ASSERT_OK(echo_wait_closed(r.fd), "closed");
+		ASSERT_OK(echo_wait_closed(r->fd), "closed");
 	}
 	resp_free(&p);
-	close(r.fd);
-	free(r.buf);
 }
 
 static void t_origins(struct fix *f)
@@ -928,20 +870,16 @@ static void t_origins(struct fix *f)
 				ASSERT_STREQ(echo_pod(&p, pod, sizeof(pod)), cases[i].pod, cases[i].vip);
 		}
 		resp_free(&p);
-		close(r.fd);
-		free(r.buf);
+		rd_close(&r);
 	}
 }
 
-static void t_http10(struct fix *f)
+static void t_http10(struct fix *f, struct reader *r)
 {
-	struct reader r = { .fd = client(f) };
 	struct resp p;
 	char v[32];
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
-	if (ASSERT_OK(exchange(&r, "GET /b2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "GET", &p),
+	if (ASSERT_OK(exchange(r, "GET /b2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "GET", &p),
 		      "1.0 keep-alive")) {
 		ASSERT_EQ(p.status, 200, "1.0 status");
 		ASSERT_STREQ(resp_header(&p, "Connection", v, sizeof(v)), "keep-alive", "1.0 keep-alive");
@@ -949,31 +887,26 @@ static void t_http10(struct fix *f)
 	}
 	resp_free(&p);
 	/* a chunked response to an HTTP/1.0 client: decoded, ended by the close */
-	if (ASSERT_OK(exchange(&r, "GET /ts/chunked/50000 HTTP/1.0\r\n\r\n", "GET", &p), "1.0 chunked")) {
+	if (ASSERT_OK(exchange(r, "GET /ts/chunked/50000 HTTP/1.0\r\n\r\n", "GET", &p), "1.0 chunked")) {
 		ASSERT_NULL(resp_header(&p, "Transfer-Encoding", v, sizeof(v)), "no chunked to 1.0");
 		ASSERT_EQ(p.h.body, H1_BODY_CLOSE, "close-delimited");
 		ASSERT_EQ(p.body_len, 50000, "decoded length");
 	}
 	resp_free(&p);
-	close(r.fd);
-	free(r.buf);
 }
 
-static void t_stale_pool(struct fix *f)
+static void t_stale_pool(struct fix *f, struct reader *r)
 {
-	struct reader r = { .fd = client(f) };
 	struct engine_stats st0, st1;
 	struct resp p;
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
-	if (ASSERT_OK(exchange(&r, GET("/ts/lie", ""), "GET", &p), "lie"))
+	if (ASSERT_OK(exchange(r, GET("/ts/lie", ""), "GET", &p), "lie"))
 		ASSERT_EQ(p.status, 200, "lie");
 	resp_free(&p);
 	usleep(50 * 1000);
 	engine_get_stats(f->e, &st0);
 	/* the pooled connection is closed by the server when this arrives: sent again */
-	if (ASSERT_OK(exchange(&r, GET("/ts/len/10", ""), "GET", &p), "after")) {
+	if (ASSERT_OK(exchange(r, GET("/ts/len/10", ""), "GET", &p), "after")) {
 		ASSERT_EQ(p.status, 200, "answered on a new connection");
 		ASSERT_EQ(p.body_len, 10, "body");
 	}
@@ -988,12 +921,12 @@ static void t_stale_pool(struct fix *f)
 
 		if (put)
 			memcpy(req, "PUT ", 4), memmove(req + 3, req + 4, len - 4), len--;
-		if (ASSERT_OK(exchange(&r, GET("/ts/lie", ""), "GET", &p), "lie"))
+		if (ASSERT_OK(exchange(r, GET("/ts/lie", ""), "GET", &p), "lie"))
 			ASSERT_EQ(p.status, 200, "lie");
 		resp_free(&p);
 		usleep(50 * 1000);
-		if (ASSERT_OK(echo_send_all(r.fd, req, len), "send") &&
-		    ASSERT_OK(read_resp(&r, put ? "PUT" : "POST", &p, NULL), "after")) {
+		if (ASSERT_OK(echo_send_all(r->fd, req, len), "send") &&
+		    ASSERT_OK(read_resp(r, put ? "PUT" : "POST", &p, NULL), "after")) {
 			snprintf(want, sizeof(want), "len=%016x sum=%016llx", 30000,
 				 (unsigned long long)sum);
 			/* PUT is idempotent: sent again; POST is not: the client learns */
@@ -1004,30 +937,23 @@ static void t_stale_pool(struct fix *f)
 		resp_free(&p);
 		free(req);
 	}
-	close(r.fd);
-	free(r.buf);
 }
 
-static void t_request_timeout(struct fix *f)
+static void t_request_timeout(struct fix *f, struct reader *r)
 {
-	struct reader r = { .fd = client(f) };
 	struct timespec t0;
 	struct resp p;
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (ASSERT_OK(exchange(&r, GET("/slow?delay=3s", ""), "GET", &p), "slow")) {
+	if (ASSERT_OK(exchange(r, GET("/slow?delay=3s", ""), "GET", &p), "slow")) {
 		ASSERT_EQ(p.status, 504, "timeouts.request");
 		ASSERT_GE(ms_since(&t0), 300, "not before");
 		ASSERT_LT(ms_since(&t0), 2000, "not after the backend");
 	}
 	resp_free(&p);
-	if (ASSERT_OK(exchange(&r, GET("/slow", ""), "GET", &p), "fast"))
+	if (ASSERT_OK(exchange(r, GET("/slow", ""), "GET", &p), "fast"))
 		ASSERT_EQ(p.status, 200, "in time, same connection");
 	resp_free(&p);
-	close(r.fd);
-	free(r.buf);
 }
 
 #define CONC_CLIENTS 50
@@ -1202,23 +1128,19 @@ static void t_chaos(struct fix *f)
 		if (ASSERT_OK(exchange(&r, GET("/b2", ""), "GET", &p), "still serving"))
 			ASSERT_EQ(p.status, 200, "still serving");
 		resp_free(&p);
-		close(r.fd);
-		free(r.buf);
+		rd_close(&r);
 	}
 }
 
-static void t_mirror(struct fix *f)
+static void t_mirror(struct fix *f, struct reader *r)
 {
-	struct reader r = { .fd = client(f) };
 	struct timespec t0;
 	int full = 0, half = 0, ok = 0;
 	struct resp p;
 	char pod[32];
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
 	for (int i = 0; i < 200; i++) {
-		if (!ASSERT_OK(exchange(&r, i < 20 ? GET("/mirror/full", "") : GET("/mirror/half", ""),
+		if (!ASSERT_OK(exchange(r, i < 20 ? GET("/mirror/full", "") : GET("/mirror/half", ""),
 					"GET", &p), "request"))
 			break;
 		ok += p.status == 200 && !strcmp(echo_pod(&p, pod, sizeof(pod)), "b1");
@@ -1236,8 +1158,6 @@ static void t_mirror(struct fix *f)
 	ASSERT_EQ(full, 20, "every request mirrored");
 	ASSERT_GE(half, 60, "about half mirrored");
 	ASSERT_LE(half, 120, "about half mirrored");
-	close(r.fd);
-	free(r.buf);
 }
 
 /* One GET to sticky from fake pod `pod`; the echo pod that answered into buf ("" none). */
@@ -1252,8 +1172,7 @@ static void ask_sticky(struct fix *f, void *pod, char *buf, size_t len)
 	if (ASSERT_OK(exchange(&r, GET("/", ""), "GET", &p), "sticky"))
 		echo_pod(&p, buf, len);
 	resp_free(&p);
-	close(r.fd);
-	free(r.buf);
+	rd_close(&r);
 }
 
 static struct gammad_aff_key aff_key(void *pod)
@@ -1348,30 +1267,25 @@ static void t_affinity(struct fix *f)
 }
 
 /* The rule's retry: on its codes and on connections that fail before an answer. */
-static void t_retry(struct fix *f)
+static void t_retry(struct fix *f, struct reader *r)
 {
 	static const struct { const char *req; int status, tries; } cases[] = {
 		{ GET("/ts/flaky/503", ""), 200, 3 },	/* 503, 503, then 200 */
 		{ GET("/ts/flaky/reset", ""), 200, 3 },	/* reset, reset, then 200 */
 		{ GET("/ts/once/503", ""), 503, 2 },	/* one retry is not enough */
 	};
-	struct reader r = { .fd = client(f) };
 	struct resp p;
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int before = __atomic_load_n(&f->ts.flaky[i], __ATOMIC_RELAXED);
 
-		if (ASSERT_OK(exchange(&r, cases[i].req, "GET", &p), cases[i].req)) {
+		if (ASSERT_OK(exchange(r, cases[i].req, "GET", &p), cases[i].req)) {
 			ASSERT_EQ(p.status, cases[i].status, cases[i].req);
 			ASSERT_EQ(__atomic_load_n(&f->ts.flaky[i], __ATOMIC_RELAXED) - before,
 				  cases[i].tries, "attempts");
 		}
 		resp_free(&p);
 	}
-	close(r.fd);
-	free(r.buf);
 }
 
 /*
@@ -1379,7 +1293,7 @@ static void t_retry(struct fix *f)
  * Content-Length and chunked, larger than the engine's own buffers; a body
  * over the limit is not retried and the upstream's answer goes through.
  */
-static void t_retry_body(struct fix *f)
+static void t_retry_body(struct fix *f, struct reader *r)
 {
 	static const struct { const char *path; size_t n; bool chunked; int k, status, tries; }
 	cases[] = {
@@ -1390,11 +1304,8 @@ static void t_retry_body(struct fix *f)
 		{ "/ts/flaky/503", ENGINE_REPLAY_MAX + 1, false, 0, 503, 1 },	/* over: not retried */
 		{ "/ts/flaky/503", 200000, true, 0, 503, 1 },
 	};
-	struct reader r = { .fd = client(f) };
 	struct resp p = { 0 };
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int k = cases[i].k, before;
 		char want[64], name[96];
@@ -1409,8 +1320,8 @@ static void t_retry_body(struct fix *f)
 		req = body_req(cases[i].path, cases[i].n, i, cases[i].chunked, &len, &sum);
 		snprintf(name, sizeof(name), "%s %zu bytes%s", cases[i].path, cases[i].n,
 			 cases[i].chunked ? " chunked" : "");
-		if (ASSERT_OK(echo_send_all(r.fd, req, len), "send") &&
-		    ASSERT_OK(read_resp(&r, "POST", &p, NULL), name)) {
+		if (ASSERT_OK(echo_send_all(r->fd, req, len), "send") &&
+		    ASSERT_OK(read_resp(r, "POST", &p, NULL), name)) {
 			ASSERT_EQ(p.status, cases[i].status, name);
 			ASSERT_EQ(__atomic_load_n(&f->ts.flaky[k], __ATOMIC_RELAXED) - before,
 				  cases[i].tries, "attempts");
@@ -1422,26 +1333,21 @@ static void t_retry_body(struct fix *f)
 		resp_free(&p);
 		free(req);
 	}
-	close(r.fd);
-	free(r.buf);
 }
 
 /*
  * RequestMirror with a body: the mirror (the test server) gets the whole
  * request, Content-Length or chunked; over ENGINE_REPLAY_MAX not at all.
  */
-static void t_mirror_body(struct fix *f)
+static void t_mirror_body(struct fix *f, struct reader *r)
 {
 	static const struct { size_t n; bool chunked, mirrored; } cases[] = {
 		{ 30000, false, true }, { 45000, true, true }, { 3, false, true },
 		{ ENGINE_REPLAY_MAX + 1000, false, false }, { 100000, true, false },
 	};
-	struct reader r = { .fd = client(f) };
 	struct resp p = { 0 };
 	char pod[32];
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int before = __atomic_load_n(&f->ts.bodies, __ATOMIC_ACQUIRE);
 		struct timespec t0;
@@ -1452,8 +1358,8 @@ static void t_mirror_body(struct fix *f)
 
 		snprintf(name, sizeof(name), "%zu bytes%s", cases[i].n,
 			 cases[i].chunked ? " chunked" : "");
-		if (ASSERT_OK(echo_send_all(r.fd, req, len), "send") &&
-		    ASSERT_OK(read_resp(&r, "POST", &p, NULL), name)) {
+		if (ASSERT_OK(echo_send_all(r->fd, req, len), "send") &&
+		    ASSERT_OK(read_resp(r, "POST", &p, NULL), name)) {
 			ASSERT_EQ(p.status, 200, name);
 			ASSERT_STREQ(echo_pod(&p, pod, sizeof(pod)), "b1", "answered by the backend");
 		}
@@ -1474,22 +1380,17 @@ static void t_mirror_body(struct fix *f)
 				  "over the limit: not mirrored");
 		}
 	}
-	close(r.fd);
-	free(r.buf);
 }
 
 /* Last: it changes where /b1 goes. */
-static void t_new_tables(struct fix *f)
+static void t_new_tables(struct fix *f, struct reader *r)
 {
-	struct reader r = { .fd = client(f) };
 	struct tr_result *res;
 	struct resp p;
 	char pod[32];
 	int before;
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
-	if (ASSERT_OK(exchange(&r, GET("/b1", ""), "GET", &p), "before"))
+	if (ASSERT_OK(exchange(r, GET("/b1", ""), "GET", &p), "before"))
 		ASSERT_STREQ(echo_pod(&p, pod, sizeof(pod)), "b1", "old tables");
 	resp_free(&p);
 	res = load(f, &f->m[1], "b3");
@@ -1499,12 +1400,10 @@ static void t_new_tables(struct fix *f)
 	ASSERT_OK(engine_set_tables(f->e, res), "engine_set_tables");
 	/* no request holds the old tables: they go at once */
 	ASSERT_EQ(__atomic_load_n(&released, __ATOMIC_RELAXED), before + 1, "old tables released");
-	if (ASSERT_OK(exchange(&r, GET("/b1", ""), "GET", &p), "after"))
+	if (ASSERT_OK(exchange(r, GET("/b1", ""), "GET", &p), "after"))
 		ASSERT_STREQ(echo_pod(&p, pod, sizeof(pod)), "b3", "new tables, same connection");
 	resp_free(&p);
 out:
-	close(r.fd);
-	free(r.buf);
 }
 
 /* Read from fd until buf holds want (or the peer closes, or IO_TIMEOUT_MS); bytes read. */
@@ -1606,8 +1505,7 @@ static void t_passthrough_http(struct fix *f)
 	resp_free(&p);
 	engine_get_stats(f->e, &st);
 	ASSERT_EQ(st.passthroughs, st0.passthroughs, "not passed through");
-	close(r.fd);
-	free(r.buf);
+	rd_close(&r);
 }
 
 /* The value of one series of the engine's /metrics text, 0 when absent. */
@@ -1649,26 +1547,23 @@ static const char *const m_series[] = {
  * Per-request metrics: the series of each rule and backend count exactly
  * the requests sent to them (as a delta: earlier subtests count too).
  */
-static void t_metrics(struct fix *f)
+static void t_metrics(struct fix *f, struct reader *r)
 {
 	static const struct { const char *req; int n; } sent[] = {
 		{ GET("/split", ""), 40 }, { GET("/old", ""), 5 }, { GET("/nomatch", ""), 3 },
 		{ GET("/empty", ""), 4 }, { GET("/named/x", ""), 7 },
 	};
 	const size_t nr = sizeof(m_series) / sizeof(m_series[0]);
-	struct reader r = { .fd = client(f) };
 	double before[16], after[16];
 	int since = f->nr_logs, total = 0;
 	struct resp p;
 	char lb[96];
 
-	if (!ASSERT_GE(r.fd, 0, "client"))
-		return;
 	for (size_t i = 0; i < nr; i++)
 		before[i] = metric(f, m_series[i]);
 	for (size_t i = 0; i < sizeof(sent) / sizeof(sent[0]); i++)
 		for (int k = 0; k < sent[i].n; k++, total++) {
-			if (!ASSERT_OK(exchange(&r, sent[i].req, "GET", &p), sent[i].req))
+			if (!ASSERT_OK(exchange(r, sent[i].req, "GET", &p), sent[i].req))
 				goto out;
 			resp_free(&p);
 		}
@@ -1688,8 +1583,6 @@ static void t_metrics(struct fix *f)
 	ASSERT_EQ((long)(after[9] - before[9]), 0, "nothing cut short");
 out:
 	resp_free(&p);
-	close(r.fd);
-	free(r.buf);
 }
 
 /* engine_explain() as JSON text for a request from namespace ns to vip:80. */
@@ -1749,46 +1642,59 @@ static void t_explain(struct fix *f)
 
 void test_engine_http(void)
 {
-	static const struct { const char *name; void (*fn)(struct fix *); } subs[] = {
-		{ "routing", t_routing },
-		{ "weighted_split", t_split },
-		{ "keepalive_alternating", t_alternate },
-		{ "filters", t_filters },
-		{ "local_answers", t_local },
-		{ "bodies", t_bodies },
-		{ "pipelined", t_pipelined },
-		{ "framing", t_framing },
-		{ "upgrade", t_upgrade },
-		{ "slow_reader", t_slow_reader },
-		{ "upstream_dies", t_upstream_dies },
-		{ "client_dies", t_client_dies },
-		{ "header_timeout", t_header_timeout },
-		{ "origins", t_origins },
-		{ "http10", t_http10 },
-		{ "stale_pool", t_stale_pool },
-		{ "request_timeout", t_request_timeout },
-		{ "concurrent", t_concurrent },
-		{ "netns", t_netns },
-		{ "chaos", t_chaos },
-		{ "mirror", t_mirror },
-		{ "affinity", t_affinity },
-		{ "retry", t_retry },
-		{ "new_tables", t_new_tables },
-		{ "passthrough_binary", t_passthrough_binary },
-		{ "passthrough_server_first", t_passthrough_server_first },
-		{ "passthrough_http", t_passthrough_http },
-		{ "metrics", t_metrics },
-		{ "retry_body", t_retry_body },
-		{ "mirror_body", t_mirror_body },
-		{ "explain", t_explain },
+	/* rd: the subtest gets a client of VIP in namespace app, closed after it */
+	static const struct {
+		const char *name;
+		void (*fn)(struct fix *);
+		void (*rd)(struct fix *, struct reader *);
+	} subs[] = {
+		{ "routing", .rd = t_routing },
+		{ "weighted_split", .rd = t_split },
+		{ "keepalive_alternating", .rd = t_alternate },
+		{ "filters", .rd = t_filters },
+		{ "local_answers", .rd = t_local },
+		{ "bodies", .fn = t_bodies },
+		{ "pipelined", .rd = t_pipelined },
+		{ "framing", .rd = t_framing },
+		{ "upgrade", .rd = t_upgrade },
+		{ "slow_reader", .rd = t_slow_reader },
+		{ "upstream_dies", .rd = t_upstream_dies },
+		{ "client_dies", .fn = t_client_dies },
+		{ "header_timeout", .rd = t_header_timeout },
+		{ "origins", .fn = t_origins },
+		{ "http10", .rd = t_http10 },
+		{ "stale_pool", .rd = t_stale_pool },
+		{ "request_timeout", .rd = t_request_timeout },
+		{ "concurrent", .fn = t_concurrent },
+		{ "netns", .fn = t_netns },
+		{ "chaos", .fn = t_chaos },
+		{ "mirror", .rd = t_mirror },
+		{ "affinity", .fn = t_affinity },
+		{ "retry", .rd = t_retry },
+		{ "new_tables", .rd = t_new_tables },
+		{ "passthrough_binary", .fn = t_passthrough_binary },
+		{ "passthrough_server_first", .fn = t_passthrough_server_first },
+		{ "passthrough_http", .fn = t_passthrough_http },
+		{ "metrics", .rd = t_metrics },
+		{ "retry_body", .rd = t_retry_body },
+		{ "mirror_body", .rd = t_mirror_body },
+		{ "explain", .fn = t_explain },
 	};
 	struct fix f;
 
 	if (fix_start(&f))
 		goto out;
-	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-		if (test__start_subtest(subs[i].name))
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		struct reader r = { .fd = -1 };
+
+		if (!test__start_subtest(subs[i].name))
+			continue;
+		if (!subs[i].rd)
 			subs[i].fn(&f);
+		else if (ASSERT_GE(r.fd = client(&f), 0, "client"))
+			subs[i].rd(&f, &r);
+		rd_close(&r);
+	}
 out:
 	fix_stop(&f);
 }
