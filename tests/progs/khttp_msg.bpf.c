@@ -8,17 +8,10 @@
  * upstream's peer receives the request as the rule backend gets it. Anything
  * else passes unchanged (the test checks the verdict it recorded).
  */
-#include "lib/khttp_maps.h"
+#include "khttp_test.h"
 #include "lib/khttp_msg.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct gammad_kh_scratch);
-} kh_pcpu SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
@@ -41,26 +34,13 @@ SEC("sk_msg")
 int kh_client(struct sk_msg_md *msg)
 {
 	struct gammad_kh_key key = { .tab = kh_tab };
-	struct gammad_kh_scratch *s;
+	struct gammad_kh_scratch *s = kh_msg_decide(msg, kh_tab);
 	struct gammad_kh_rb *rb;
-	__u32 zero = 0, up = 1, len = msg->size;
+	__u32 zero = 0, up = 1;
 	int head;
 
-	s = bpf_map_lookup_elem(&kh_pcpu, &zero);
 	if (!s)
 		return SK_PASS;
-	if (len > GAMMAD_KH_HEAD_MAX)
-		len = GAMMAD_KH_HEAD_MAX;
-	if (bpf_msg_pull_data(msg, 0, len, 0))
-		return SK_PASS;
-	if (bpf_probe_read_kernel(s->buf, len, (void *)(long)msg->data))
-		return SK_PASS;
-	s->len = len;
-	s->tab = kh_tab;
-	s->draw[0] = bpf_get_prandom_u32();
-	s->draw[1] = bpf_get_prandom_u32();
-	kh_request(s);
-	kh_count(s->v.reason);
 	bpf_map_update_elem(&kh_last, &zero, &s->v, BPF_ANY);
 	if (s->v.action != GAMMAD_KH_FORWARD)
 		return SK_PASS;
