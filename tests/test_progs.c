@@ -210,6 +210,23 @@ const char *test_bin(const char *name)
 	return path;
 }
 
+char *test_read_file(const char *path)
+{
+	FILE *f = fopen(path, "re"), *m;
+	char *buf = NULL, tmp[4096];
+	size_t len = 0, n;
+
+	if (!f)
+		return NULL;
+	m = open_memstream(&buf, &len);
+	while (m && (n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+		fwrite(tmp, 1, n, m);
+	if (m)
+		fclose(m);
+	fclose(f);
+	return buf;
+}
+
 const char *test_shared_path(const char *rel)
 {
 	static char path[PATH_MAX];

@@ -38,6 +38,8 @@ void test__printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *test_bin(const char *name);
 /* Path of a file under the shared dir, or NULL when it is not there. */
 const char *test_shared_path(const char *rel);
+/* A file's whole text (malloc'ed, NUL-terminated), or NULL when it cannot be read. */
+char *test_read_file(const char *path);
 
 #define _CHECK(cond, tag, fmt, ...) ({					\
 	bool ___ok = !(cond);						\

@@ -38,31 +38,11 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *mem;
-	int c;
-
-	mem = open_memstream(&buf, &len);
-	if (!mem) {
-		if (f)
-			fclose(f);
-		return strdup("");
-	}
-	while (f && (c = fgetc(f)) != EOF)
-		fputc(c, mem);
-	if (f)
-		fclose(f);
-	fclose(mem);
-	return buf;
-}
-
 char *echo_proc_read_log(const struct echo_proc *p)
 {
-	return read_file(p->log);
+	char *log = test_read_file(p->log);
+
+	return log ? log : strdup("");
 }
 
 int echo_proc_log_count(const struct echo_proc *p, const char *needle)

@@ -26,26 +26,6 @@ static void nap_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	size_t len = 0;
-	char tmp[4096];
-	size_t n;
-	FILE *m;
-
-	if (!f)
-		return NULL;
-	m = open_memstream(&buf, &len);
-	while (m && (n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-		fwrite(tmp, 1, n, m);
-	if (m)
-		fclose(m);
-	fclose(f);
-	return buf;
-}
-
 /* A port nobody listens on now (the kernel's pick; a race we accept in tests). */
 static uint16_t free_port(void)
 {
@@ -113,7 +93,7 @@ int kube_server_start(struct kube_server *ks, const char *args)
 		_exit(127);
 	}
 	for (int i = 0; i < 100; i++) {
-		char *text = slurp(ks->log);
+		char *text = test_read_file(ks->log);
 		bool ready = text && strstr(text, "ready on");
 
 		free(text);
@@ -126,7 +106,7 @@ int kube_server_start(struct kube_server *ks, const char *args)
 		nap_ms(50);
 	}
 	{
-		char *text = slurp(ks->log);
+		char *text = test_read_file(ks->log);
 
 		test__printf("kube_apiserver did not start:\n%s\n", text ? text : "");
 		free(text);
@@ -282,7 +262,7 @@ int kube_agent_start(struct kube_agent *a, const struct kube_server *ks, const c
 
 int kube_agent_count(const struct kube_agent *a, const char *s)
 {
-	char *text = slurp(a->log), *p;
+	char *text = test_read_file(a->log), *p;
 	int n = 0;
 
 	for (p = text; p && (p = strstr(p, s)); p += strlen(s))
@@ -321,7 +301,7 @@ void kube_agent_fini(struct kube_agent *a)
 	kube_agent_kill(a, SIGKILL);
 	if (a->pin_dir[0])
 		dp_uninstall(a->pin_dir);
-	text = a->log[0] ? slurp(a->log) : NULL;
+	text = a->log[0] ? test_read_file(a->log) : NULL;
 	if (text)
 		test__printf("--- agent log %s\n%s", a->log, text);
 	free(text);

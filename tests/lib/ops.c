@@ -80,29 +80,9 @@ int ops_write_file(const char *dir, const char *name, const char *text)
 	return err;
 }
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m;
-	char tmp[4096];
-	size_t n;
-
-	if (!f)
-		return NULL;
-	m = open_memstream(&buf, &len);
-	while (m && (n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-		fwrite(tmp, 1, n, m);
-	if (m)
-		fclose(m);
-	fclose(f);
-	return buf;
-}
-
 int ops_agent_log_count(const struct ops_agent *a, const char *s)
 {
-	char *text = slurp(a->log), *p;
+	char *text = test_read_file(a->log), *p;
 	int n = 0;
 
 	for (p = text; p && (p = strstr(p, s)); p += strlen(s))
@@ -146,12 +126,12 @@ int ops_agent_start(struct ops_agent *a, const char *dir, const char *cg, const 
 
 		if (waitpid(a->pid, &status, WNOHANG) == a->pid) {
 			a->pid = 0;
-			text = slurp(a->log);
+			text = test_read_file(a->log);
 			test__printf("gammad run exited early:\n%s\n", text ? text : "");
 			free(text);
 			return -ECHILD;
 		}
-		text = slurp(a->log);
+		text = test_read_file(a->log);
 		if (text && strstr(text, " applied ")) {
 			char *p = strstr(text, "(port ");
 
