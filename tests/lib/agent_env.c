@@ -75,7 +75,7 @@ int agent_env_write(struct agent_env *ag, const char *name, const char *text)
 	return rename(tmp, path) ? -errno : 0;
 }
 
-int agent_env_applied(const struct agent_env *ag)
+int agent_env_log_count(const struct agent_env *ag, const char *s)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -84,12 +84,17 @@ int agent_env_applied(const struct agent_env *ag)
 
 	if (!f)
 		return 0;
-	/* "<time> info  applied DIR in X ms: ..." (user/gammad/cmd_run.c) */
 	while (getline(&line, &cap, f) > 0)
-		n += strstr(line, " applied ") != NULL;
+		n += strstr(line, s) != NULL;
 	free(line);
 	fclose(f);
 	return n;
+}
+
+int agent_env_applied(const struct agent_env *ag)
+{
+	/* "<time> info  applied DIR in X ms: ..." (user/gammad/cmd_run.c) */
+	return agent_env_log_count(ag, " applied ");
 }
 
 static bool agent_alive(struct agent_env *ag)

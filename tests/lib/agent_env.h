@@ -44,6 +44,8 @@ int agent_env_write(struct agent_env *ag, const char *name, const char *text);
 int agent_env_start(struct agent_env *ag);
 /* "applied" lines in the log so far (every agent started counts). */
 int agent_env_applied(const struct agent_env *ag);
+/* Lines of the agent's log (all its runs) containing s. */
+int agent_env_log_count(const struct agent_env *ag, const char *s);
 /* Wait until the log holds at least n "applied" lines; -ETIMEDOUT, or -ESRCH if the agent died. */
 int agent_env_wait_applied(struct agent_env *ag, int n, int timeout_ms);
 /* agent_env_write, then wait for the next "applied" line. */

@@ -175,6 +175,48 @@ int lab_env_start(struct lab_env *lab, const char *args)
 	return args ? lab_env_up_checked(lab, args) : 0;
 }
 
+int lab_env_start_mesh(struct lab_env *lab, const char *extra_yaml)
+{
+	const char *manifests = test_shared_path("gateway-api/conformance/mesh/manifests.yaml");
+	char extra[PATH_MAX], up[2 * PATH_MAX + 8];
+	int ret;
+
+	memset(lab, 0, sizeof(*lab));
+	lab->lock_fd = -1;
+	if (!manifests) {
+		test__skip("no shared gateway-api/conformance/mesh/manifests.yaml");
+		return 1;
+	}
+	if (access(test_bin("gammad"), X_OK)) {
+		test__skip("build/gammad not built");
+		return 1;
+	}
+	ret = lab_env_start(lab, NULL);
+	if (ret)
+		return ret;
+	if (!extra_yaml)
+		return lab_env_up_checked(lab, manifests);
+	if (lab_env_write(lab, "extra.yaml", extra_yaml, extra))
+		return -1;
+	snprintf(up, sizeof(up), "%s %s", manifests, extra);
+	return lab_env_up_checked(lab, up);
+}
+
+bool lab_env_cluster_ip(const struct lab_env *lab, const char *ns, const char *name, bool v6,
+			char ip[INET6_ADDRSTRLEN])
+{
+	char ips[2][INET6_ADDRSTRLEN];
+	int n = lab_env_cluster_ips(lab, ns, name, ips, 2);
+
+	ip[0] = 0;
+	for (int i = 0; i < n; i++)
+		if (!!strchr(ips[i], ':') == v6)
+			memcpy(ip, ips[i], INET6_ADDRSTRLEN);
+	if (!ip[0])
+		test__printf("no %s ClusterIP for Service %s/%s\n", v6 ? "IPv6" : "IPv4", ns, name);
+	return ASSERT_NEQ(ip[0], 0, name);
+}
+
 int lab_env_up_checked(struct lab_env *lab, const char *args)
 {
 	char *out = NULL;

@@ -58,6 +58,17 @@ int lab_env_init(struct lab_env *lab);
  * 0: the lab is ready. Whatever it returns, lab_env_fini() is safe to call.
  */
 int lab_env_start(struct lab_env *lab, const char *args);
+/*
+ * The lab most agent tests share: lab_env_start(), then lab up with the
+ * mesh conformance manifests (shared/gateway-api/conformance/mesh) and
+ * extra_yaml (NULL: none; written as extra.yaml). The test is skipped
+ * (returns 1) when the shared manifests or build/gammad are missing; 0: up.
+ * Whatever it returns, lab_env_fini() is safe to call.
+ */
+int lab_env_start_mesh(struct lab_env *lab, const char *extra_yaml);
+/* Service ns/name's IPv4 (v6: IPv6) ClusterIP into ip; false (asserted) when it has none. */
+bool lab_env_cluster_ip(const struct lab_env *lab, const char *ns, const char *name, bool v6,
+			char ip[INET6_ADDRSTRLEN]);
 /* ClusterIPs of Service ns/name from cluster.yaml, in order; how many (0: none). */
 int lab_env_cluster_ips(const struct lab_env *lab, const char *ns, const char *name,
 			char ips[][INET6_ADDRSTRLEN], int max);

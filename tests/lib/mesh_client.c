@@ -472,7 +472,7 @@ done:
 	close(fd);
 }
 
-static int place_self(const struct mc_place *at)
+int mc_place_self(const struct mc_place *at)
 {
 	char path[4096];
 	int fd, ret = 0;
@@ -520,7 +520,7 @@ int mc_loop_start(struct mc_loop *l, const struct mc_place *at, const char *ip, 
 		int ret;
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		ret = place_self(at);
+		ret = mc_place_self(at);
 		if (ret)
 			_exit(100 + (-ret & 0x7f) % 100);
 		if (proto == MC_PINGPONG) {

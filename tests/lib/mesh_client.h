@@ -71,6 +71,11 @@ struct mc_loop {
 	const struct mc_result *res;	/* valid after mc_loop_stop() */
 };
 
+/*
+ * Move the calling process (a forked child) to `at`: its cgroup (NULL: the
+ * test's own), then its netns (NULL: the host's). 0 or -errno.
+ */
+int mc_place_self(const struct mc_place *at);
 /* Fork a client placed at `at` making up to max requests, one after the other. */
 int mc_loop_start(struct mc_loop *l, const struct mc_place *at, const char *ip, int port,
 		  enum mc_proto proto, size_t max);

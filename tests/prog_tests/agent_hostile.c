@@ -146,21 +146,10 @@ static void run(struct lab_env *lab, struct agent_env *ag)
 
 void test_agent_hostile(void)
 {
-	const char *manifests = test_shared_path("gateway-api/conformance/mesh/manifests.yaml");
 	struct agent_env ag = { 0 };
 	struct lab_env lab = { 0 };
 
-	if (!manifests) {
-		test__skip("no shared gateway-api/conformance/mesh/manifests.yaml");
-		return;
-	}
-	if (access(test_bin("gammad"), X_OK)) {
-		test__skip("build/gammad not built");
-		return;
-	}
-	if (lab_env_start(&lab, NULL))
-		goto cleanup;
-	if (lab_env_up_checked(&lab, manifests))
+	if (lab_env_start_mesh(&lab, NULL))
 		goto cleanup;
 	if (!ASSERT_OK(agent_env_init(&ag, &lab), "agent manifests dir") ||
 	    !ASSERT_OK(agent_env_write(&ag, "routes.yaml", ECHO_ROUTE("echo-v1")), "routes.yaml") ||

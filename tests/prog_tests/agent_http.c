@@ -807,40 +807,19 @@ out:
 	shared_free(h, sizeof(*h));
 }
 
-static bool service_ip(struct http_env *e, const char *name, char *ip)
-{
-	char ips[2][INET6_ADDRSTRLEN];
-	int n = lab_env_cluster_ips(&e->lab, MESH_NS, name, ips, 2);
-
-	ip[0] = 0;
-	for (int i = 0; i < n; i++)
-		if (!strchr(ips[i], ':'))
-			strcpy(ip, ips[i]);
-	return ASSERT_NEQ(ip[0], 0, name);
-}
-
 void test_agent_http(void)
 {
-	const char *manifests = test_shared_path("gateway-api/conformance/mesh/manifests.yaml");
-	char extra[PATH_MAX], up[2 * PATH_MAX + 64], maddr[64];
+	char maddr[64];
 	const char *args[] = { "--http-engine", "--metrics-addr", maddr, NULL };
 	struct http_env e = { .ts.lfd = -1 };
 
-	if (!manifests) {
-		test__skip("no shared gateway-api/conformance/mesh/manifests.yaml");
-		return;
-	}
-	if (lab_env_start(&e.lab, NULL))
-		goto cleanup;
-	if (lab_env_write(&e.lab, "bulk.yaml", bulk_service, extra))
-		goto cleanup;
-	snprintf(up, sizeof(up), "%s %s", manifests, extra);
-	if (lab_env_up_checked(&e.lab, up))
+	if (lab_env_start_mesh(&e.lab, bulk_service))
 		goto cleanup;
 	e.v1 = lab_env_find(&e.lab, MESH_NS, "echo-v1");
 	e.v2 = lab_env_find(&e.lab, MESH_NS, "echo-v2");
 	if (!ASSERT_OK_PTR(e.v1, "echo-v1") || !ASSERT_OK_PTR(e.v2, "echo-v2") ||
-	    !service_ip(&e, "echo", e.echo) || !service_ip(&e, "bulk", e.bulk))
+	    !lab_env_cluster_ip(&e.lab, MESH_NS, "echo", false, e.echo) ||
+	    !lab_env_cluster_ip(&e.lab, MESH_NS, "bulk", false, e.bulk))
 		goto cleanup;
 	if (!ASSERT_OK(ts_start_at(&e.ts, e.v1->netns, BULK_PORT), "test server in echo-v1"))
 		goto cleanup;

@@ -178,22 +178,6 @@ static bool set_routes(struct mesh *m, const char *routes)
 	return true;
 }
 
-static bool service_ip(struct mesh *m, const char *name, bool v6, char *ip)
-{
-	char ips[2][INET6_ADDRSTRLEN];
-	int n = lab_env_cluster_ips(&m->lab, MESH_NS, name, ips, 2);
-
-	ip[0] = 0;
-	for (int i = 0; i < n; i++)
-		if (!!strchr(ips[i], ':') == v6)
-			strcpy(ip, ips[i]);
-	if (!ip[0]) {
-		test__fail();
-		test__printf("no %s ClusterIP for Service %s\n", v6 ? "IPv6" : "IPv4", name);
-	}
-	return ip[0] != 0;
-}
-
 /*
  * n connections from `at` to ip:port: every one answered, by one of pods[],
  * with getpeername() == ip:port. counts[i]: how many pods[i] answered.
@@ -246,7 +230,7 @@ static void subtest_every_port(struct mesh *m)
 	for (int s = 0; s < 3; s++) {
 		size_t counts[2] = { 0 };
 
-		if (!service_ip(m, names[s], false, ip))
+		if (!lab_env_cluster_ip(&m->lab, MESH_NS, names[s], false, ip))
 			continue;
 		for (size_t p = 0; p < sizeof(mesh_ports) / sizeof(mesh_ports[0]); p++) {
 			/* echo: either pod; echo-v1 / echo-v2: their own only. */
@@ -262,7 +246,7 @@ static void subtest_every_port(struct mesh *m)
 		}
 	}
 	/* A port whose target nobody listens on: the pod refuses, nothing hangs. */
-	if (service_ip(m, "udp-echo", false, ip)) {
+	if (lab_env_cluster_ip(&m->lab, MESH_NS, "udp-echo", false, ip)) {
 		mc_addr_port(peer, sizeof(peer), ip, 8080);
 		got = mc_run(&l, &m->at_v1, ip, 8080, MC_HTTP, 3);
 		ASSERT_EQ(got, 3, "connections tried");
@@ -279,7 +263,7 @@ static void subtest_port_scoped(struct mesh *m)
 	char ip[INET6_ADDRSTRLEN];
 	size_t counts[2] = { 0 };
 
-	if (!set_routes(m, port_route) || !service_ip(m, "echo", false, ip))
+	if (!set_routes(m, port_route) || !lab_env_cluster_ip(&m->lab, MESH_NS, "echo", false, ip))
 		return;
 	expect_served(&m->at_v1, ip, 8080, MC_HTTP, 30, &both[1], 1, NULL);
 	/* The other ports of echo keep plain Kubernetes: both pods. */
@@ -340,8 +324,8 @@ static void subtest_refused(struct mesh *m)
 	const char *both[] = { m->v1->name, m->v2->name };
 	char ip[INET6_ADDRSTRLEN], empty[INET6_ADDRSTRLEN];
 
-	if (!set_routes(m, dead_routes) || !service_ip(m, "echo", false, ip) ||
-	    !service_ip(m, "echo-empty", false, empty))
+	if (!set_routes(m, dead_routes) || !lab_env_cluster_ip(&m->lab, MESH_NS, "echo", false, ip) ||
+	    !lab_env_cluster_ip(&m->lab, MESH_NS, "echo-empty", false, empty))
 		return;
 	expect_status(m, ip, 7070, 3, 500);
 	expect_status(m, ip, 443, 3, 503);
@@ -385,15 +369,15 @@ static void subtest_ipv6(struct mesh *m)
 
 	if (!set_routes(m, NULL))
 		return;
-	if (service_ip(m, "echo-v6", true, ip)) {
+	if (lab_env_cluster_ip(&m->lab, MESH_NS, "echo-v6", true, ip)) {
 		expect_served(&m->at_v1, ip, 80, MC_HTTP, 10, v2, 1, NULL);
 		expect_served(&m->at_v1, ip, 9090, MC_LINE, 10, v2, 1, NULL);
 		echo_client_peer(m, "tcp", ip, 9090, m->v2->name);
 	}
-	if (service_ip(m, "udp-echo", true, ip))
+	if (lab_env_cluster_ip(&m->lab, MESH_NS, "udp-echo", true, ip))
 		expect_served(&m->at_v1, ip, 9090, MC_LINE, 10, udp, 1, NULL);
 	/* An IPv6 socket to a v4-mapped IPv4 ClusterIP (what Java clients do). */
-	if (service_ip(m, "echo-v2", false, ip)) {
+	if (lab_env_cluster_ip(&m->lab, MESH_NS, "echo-v2", false, ip)) {
 		char mapped[INET6_ADDRSTRLEN + 8];
 
 		snprintf(mapped, sizeof(mapped), "::ffff:%s", ip);
@@ -401,7 +385,7 @@ static void subtest_ipv6(struct mesh *m)
 		expect_served(&m->at_v1, mapped, 9090, MC_LINE, 10, v2, 1, NULL);
 	}
 	/* Dual stack: no route, both pods by the IPv6 ClusterIP... */
-	if (service_ip(m, "echo-dual", true, ip)) {
+	if (lab_env_cluster_ip(&m->lab, MESH_NS, "echo-dual", true, ip)) {
 		size_t counts[2] = { 0 };
 
 		expect_served(&m->at_v1, ip, 80, MC_HTTP, 30, both, 2, counts);
@@ -412,7 +396,7 @@ static void subtest_ipv6(struct mesh *m)
 	if (!set_routes(m, dual_route))
 		return;
 	for (int v6 = 0; v6 < 2; v6++)
-		if (service_ip(m, "echo-dual", v6, ip))
+		if (lab_env_cluster_ip(&m->lab, MESH_NS, "echo-dual", v6, ip))
 			expect_served(&m->at_v1, ip, 80, MC_HTTP, 20, v2, 1, NULL);
 }
 
@@ -425,7 +409,7 @@ static void subtest_udp(struct mesh *m)
 	if (!set_routes(m, NULL))
 		return;
 	for (int v6 = 0; v6 < 2; v6++) {
-		if (!service_ip(m, "udp-echo", v6, ip))
+		if (!lab_env_cluster_ip(&m->lab, MESH_NS, "udp-echo", v6, ip))
 			continue;
 		expect_served(&m->at_v1, ip, 53, MC_UDP, 10, udp, 1, NULL);
 		/* DNS style: sendto() the ClusterIP, the reply's source is the ClusterIP. */
@@ -433,7 +417,7 @@ static void subtest_udp(struct mesh *m)
 		echo_client_peer(m, "udp", ip, 53, m->udp->name);
 	}
 	/* An IPv6 socket to the v4-mapped IPv4 ClusterIP. */
-	if (service_ip(m, "udp-echo", false, ip)) {
+	if (lab_env_cluster_ip(&m->lab, MESH_NS, "udp-echo", false, ip)) {
 		char mapped[INET6_ADDRSTRLEN + 8];
 
 		snprintf(mapped, sizeof(mapped), "::ffff:%s", ip);
@@ -521,7 +505,7 @@ static void subtest_host_processes(struct mesh *m)
 	struct mc_loop l;
 	size_t got;
 
-	if (!set_routes(m, class_routes) || !service_ip(m, "echo", false, ip))
+	if (!set_routes(m, class_routes) || !lab_env_cluster_ip(&m->lab, MESH_NS, "echo", false, ip))
 		return;
 	/* The routes are live: each namespace gets its own. */
 	expect_served(&m->at_v1, ip, 80, MC_HTTP, 20, v1, 1, NULL);

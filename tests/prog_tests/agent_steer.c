@@ -177,30 +177,6 @@ static int read_line(int fd, char *buf, size_t cap)
 	return 0;
 }
 
-static int place(const struct mc_place *at)
-{
-	char path[4096];
-	int fd, ret = 0;
-
-	snprintf(path, sizeof(path), "%s/cgroup.procs", at->cgroup);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, "0\n", 2) != 2)
-		ret = -errno;
-	if (fd >= 0)
-		close(fd);
-	if (ret)
-		return ret;
-	if (!at->netns)
-		return 0;	/* the test's own (the host's) */
-	snprintf(path, sizeof(path), "/run/netns/%s", at->netns);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || setns(fd, CLONE_NEWNET))
-		ret = -errno;
-	if (fd >= 0)
-		close(fd);
-	return ret;
-}
-
 /* The request target of `http` probes without one of their own. */
 static const char *probe_target = "/";
 
@@ -223,7 +199,7 @@ static void probe_child(const struct mc_place *at, const char *ip, int port, boo
 	int fd = -1, r;
 	char c;
 
-	if (place(at))
+	if (mc_place_self(at))
 		FAIL("place");
 	if (strchr(ip, ':')) {
 		struct sockaddr_in6 *a = (void *)&ss;
@@ -573,7 +549,7 @@ static pid_t churn_process(const char *cg, const char *ns)
 	pid_t pid = fork();
 
 	if (!pid) {
-		if (place(&at))
+		if (mc_place_self(&at))
 			_exit(1);
 		sys_run("ip link set lo up");
 		pause();
@@ -711,43 +687,21 @@ static void subtest_flag_off(struct steer_env *e)
 	}
 }
 
-static bool service_ip(struct steer_env *e, const char *name, bool v6, char *ip)
-{
-	char ips[2][INET6_ADDRSTRLEN];
-	int n = lab_env_cluster_ips(&e->lab, MESH_NS, name, ips, 2);
-
-	ip[0] = 0;
-	for (int i = 0; i < n; i++)
-		if (!!strchr(ips[i], ':') == v6)
-			strcpy(ip, ips[i]);
-	return ASSERT_NEQ(ip[0], 0, name);
-}
-
 void test_agent_steer(void)
 {
 	/* no flag: the engine is on by default */
 	static const char *const args[] = { "--resync", "1", NULL };
-	const char *manifests = test_shared_path("gateway-api/conformance/mesh/manifests.yaml");
-	char extra[PATH_MAX], up[2 * PATH_MAX + 64];
 	struct steer_env e = { 0 };
 
-	if (!manifests) {
-		test__skip("no shared gateway-api/conformance/mesh/manifests.yaml");
-		return;
-	}
-	if (lab_env_start(&e.lab, NULL))
-		goto cleanup;
-	if (lab_env_write(&e.lab, "extra.yaml", extra_manifest, extra))
-		goto cleanup;
-	snprintf(up, sizeof(up), "%s %s", manifests, extra);
-	if (lab_env_up_checked(&e.lab, up))
+	if (lab_env_start_mesh(&e.lab, extra_manifest))
 		goto cleanup;
 	e.v1 = lab_env_find(&e.lab, MESH_NS, "echo-v1");
 	e.v2 = lab_env_find(&e.lab, MESH_NS, "echo-v2");
 	e.consumer = lab_env_find(&e.lab, CONSUMER_NS, "echo-v1");
 	if (!ASSERT_OK_PTR(e.v1, "echo-v1") || !ASSERT_OK_PTR(e.v2, "echo-v2") ||
 	    !ASSERT_OK_PTR(e.consumer, "consumer pod") ||
-	    !service_ip(&e, "echo", false, e.echo4) || !service_ip(&e, "echo-v6", true, e.echo6))
+	    !lab_env_cluster_ip(&e.lab, MESH_NS, "echo", false, e.echo4) ||
+	    !lab_env_cluster_ip(&e.lab, MESH_NS, "echo-v6", true, e.echo6))
 		goto cleanup;
 	e.at_v1 = (struct mc_place){ .cgroup = e.v1->container_cgroup, .netns = e.v1->netns };
 	e.at_consumer = (struct mc_place){ .cgroup = e.consumer->container_cgroup,

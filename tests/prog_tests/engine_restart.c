@@ -105,23 +105,6 @@ static void print_errors(const char *what, const struct mc_result *res, size_t n
 	}
 }
 
-/* Lines of the agents' log containing s. */
-static int log_count(const struct agent_env *ag, const char *s)
-{
-	char *line = NULL;
-	size_t cap = 0;
-	int n = 0;
-	FILE *f = fopen(ag->log, "re");
-
-	if (!f)
-		return 0;
-	while (getline(&line, &cap, f) > 0)
-		n += strstr(line, s) != NULL;
-	free(line);
-	fclose(f);
-	return n;
-}
-
 /* Wait up to timeout_ms for pid to exit; its wait status, or -1. */
 static int wait_exit(pid_t pid, int timeout_ms)
 {
@@ -212,9 +195,12 @@ static void subtest_graceful(struct restart_env *e)
 	ASSERT_EQ(count_from(ka.res, nka, "echo-v1"), nka, "keep-alive: the engine's rule, every time");
 	ASSERT_EQ(count_from(slow.res, nslow, "echo-v1"), nslow, "slow: the engine's rule, every time");
 	ASSERT_EQ(count_from(nc.res, nnc, "echo-v1"), nnc, "new connections: the engine's rule, every time");
-	ASSERT_EQ(log_count(&e->ag, "took the listeners of"), RESTARTS, "listeners handed over");
-	ASSERT_EQ(log_count(&e->ag, "handover done: "), RESTARTS, "connections handed over");
-	ASSERT_EQ(log_count(&e->ag, "handover done: 0 "), 0, "the keep-alive ones among them");
+	ASSERT_EQ(agent_env_log_count(&e->ag, "took the listeners of"), RESTARTS,
+		  "listeners handed over");
+	ASSERT_EQ(agent_env_log_count(&e->ag, "handover done: "), RESTARTS,
+		  "connections handed over");
+	ASSERT_EQ(agent_env_log_count(&e->ag, "handover done: 0 "), 0,
+		  "the keep-alive ones among them");
 	lab_run_capture(&out, "grep -h 'handed over in\\|handover done' %s", e->ag.log);
 	test__printf("%s", out ? out : "");
 	free(out);
@@ -241,7 +227,7 @@ static void subtest_no_engine_refused(struct restart_env *e)
 	ASSERT_EQ(agent_env_start(&e->ag), -ESRCH, "the new agent exits without applying");
 	e->ag.pid = old;
 	e->ag.args = args;
-	ASSERT_EQ(log_count(&e->ag, "stop it first"), 1, "and says why");
+	ASSERT_EQ(agent_env_log_count(&e->ag, "stop it first"), 1, "and says why");
 	ASSERT_EQ(wait_exit(old, 200), -1, "the running agent carries on");
 	mc_run(&l, &e->at_v2, e->echo4, 8080, MC_HTTP, 20);
 	ASSERT_EQ(count_from(l.res, 20, "echo-v1"), 20, "its engine decides every request");
@@ -311,7 +297,7 @@ static void subtest_kill9(struct restart_env *e)
 static bool wait_log(const struct agent_env *ag, const char *s, int timeout_ms)
 {
 	for (int t = 0; t < timeout_ms; t += 10) {
-		if (log_count(ag, s))
+		if (agent_env_log_count(ag, s))
 			return true;
 		usleep(10000);
 	}
@@ -396,26 +382,15 @@ out:
 void test_engine_restart(void)
 {
 	static const char *const args[] = { "--http-engine", "--resync", "1", NULL };
-	const char *manifests = test_shared_path("gateway-api/conformance/mesh/manifests.yaml");
 	struct restart_env e = { 0 };
-	char ips[2][INET6_ADDRSTRLEN];
-	int n;
 
-	if (!manifests) {
-		test__skip("no shared gateway-api/conformance/mesh/manifests.yaml");
-		return;
-	}
-	if (lab_env_start(&e.lab, NULL) || lab_env_up_checked(&e.lab, manifests))
+	if (lab_env_start_mesh(&e.lab, NULL))
 		goto cleanup;
 	e.v1 = lab_env_find(&e.lab, MESH_NS, "echo-v1");
 	e.v2 = lab_env_find(&e.lab, MESH_NS, "echo-v2");
 	if (!ASSERT_OK_PTR(e.v1, "echo-v1") || !ASSERT_OK_PTR(e.v2, "echo-v2"))
 		goto cleanup;
-	n = lab_env_cluster_ips(&e.lab, MESH_NS, "echo", ips, 2);
-	for (int i = 0; i < n; i++)
-		if (!strchr(ips[i], ':'))
-			memcpy(e.echo4, ips[i], sizeof(e.echo4));
-	if (!ASSERT_NEQ(e.echo4[0], 0, "echo's IPv4 ClusterIP"))
+	if (!lab_env_cluster_ip(&e.lab, MESH_NS, "echo", false, e.echo4))
 		goto cleanup;
 	e.at_v1 = (struct mc_place){ .cgroup = e.v1->container_cgroup, .netns = e.v1->netns };
 	e.at_v2 = (struct mc_place){ .cgroup = e.v2->container_cgroup, .netns = e.v2->netns };
