@@ -227,6 +227,17 @@ char *test_read_file(const char *path)
 	return buf;
 }
 
+int test_file_count(const char *path, const char *s)
+{
+	char *text = test_read_file(path), *p;
+	int n = 0;
+
+	for (p = text; p && (p = strstr(p, s)); p += strlen(s))
+		n++;
+	free(text);
+	return n;
+}
+
 const char *test_shared_path(const char *rel)
 {
 	static char path[PATH_MAX];

@@ -40,6 +40,8 @@ const char *test_bin(const char *name);
 const char *test_shared_path(const char *rel);
 /* A file's whole text (malloc'ed, NUL-terminated), or NULL when it cannot be read. */
 char *test_read_file(const char *path);
+/* How often s occurs in the file (0 when it cannot be read). */
+int test_file_count(const char *path, const char *s);
 
 #define _CHECK(cond, tag, fmt, ...) ({					\
 	bool ___ok = !(cond);						\

@@ -262,13 +262,7 @@ int kube_agent_start(struct kube_agent *a, const struct kube_server *ks, const c
 
 int kube_agent_count(const struct kube_agent *a, const char *s)
 {
-	char *text = test_read_file(a->log), *p;
-	int n = 0;
-
-	for (p = text; p && (p = strstr(p, s)); p += strlen(s))
-		n++;
-	free(text);
-	return n;
+	return test_file_count(a->log, s);
 }
 
 int kube_agent_wait(struct kube_agent *a, const char *s, int n, int timeout_ms)

@@ -82,13 +82,7 @@ int ops_write_file(const char *dir, const char *name, const char *text)
 
 int ops_agent_log_count(const struct ops_agent *a, const char *s)
 {
-	char *text = test_read_file(a->log), *p;
-	int n = 0;
-
-	for (p = text; p && (p = strstr(p, s)); p += strlen(s))
-		n++;
-	free(text);
-	return n;
+	return test_file_count(a->log, s);
 }
 
 int ops_agent_start(struct ops_agent *a, const char *dir, const char *cg, const char *pin,
