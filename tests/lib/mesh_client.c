@@ -54,6 +54,29 @@ static int fill_addr(struct sockaddr_storage *ss, socklen_t *len, const char *ip
 	return -EINVAL;
 }
 
+/* A TCP connection to ip:port, sends and receives timing out after timeout_ms; fd or -errno. */
+static int connect_timed(const char *ip, int port, int timeout_ms)
+{
+	struct timeval tv = { timeout_ms / 1000, timeout_ms % 1000 * 1000 };
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, err = fill_addr(&ss, &sl, ip, port);
+
+	if (err)
+		return err;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ||
+	    connect(fd, (struct sockaddr *)&ss, sl)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
 static void addr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
@@ -245,11 +268,8 @@ out:
 static void pingpong_loop(struct mc_shared *sh, const char *ip, int port, int timeout_ms,
 			  size_t max)
 {
-	struct timeval tv = { timeout_ms / 1000, timeout_ms % 1000 * 1000 };
-	struct sockaddr_storage ss;
 	struct mc_result *r;
 	char buf[256], pod[128] = "", peer[64] = "";
-	socklen_t sl;
 	int fd = -1;
 
 	for (size_t i = 0; i < max && !__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE); i++) {
@@ -264,12 +284,10 @@ static void pingpong_loop(struct mc_shared *sh, const char *ip, int port, int ti
 			err = -ENOTCONN;
 		} else if (fd < 0) {
 			step = "connect";
-			if (fill_addr(&ss, &sl, ip, port) ||
-			    (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-			    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
-			    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ||
-			    connect(fd, (struct sockaddr *)&ss, sl)) {
-				err = -errno;
+			fd = connect_timed(ip, port, timeout_ms);
+			if (fd < 0) {
+				err = fd;
+				fd = -1;
 				goto done;
 			}
 			peer_str(fd, peer, sizeof(peer));
@@ -347,10 +365,7 @@ static int recv_http_response(int fd, char *buf, size_t cap)
 static void keepalive_loop(struct mc_shared *sh, const char *ip, int port, int timeout_ms,
 			   const char *path, size_t max)
 {
-	struct timeval tv = { timeout_ms / 1000, timeout_ms % 1000 * 1000 };
-	struct sockaddr_storage ss;
 	char buf[8192], peer[64] = "", req[512];
-	socklen_t sl;
 	int fd = -1, rl;
 
 	rl = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: mesh\r\n\r\n",
@@ -372,12 +387,10 @@ static void keepalive_loop(struct mc_shared *sh, const char *ip, int port, int t
 		}
 		if (fd < 0) {
 			step = "connect";
-			if (fill_addr(&ss, &sl, ip, port) ||
-			    (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-			    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
-			    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ||
-			    connect(fd, (struct sockaddr *)&ss, sl)) {
-				err = -errno;
+			fd = connect_timed(ip, port, timeout_ms);
+			if (fd < 0) {
+				err = fd;
+				fd = -1;
 				goto done;
 			}
 			peer_str(fd, peer, sizeof(peer));
