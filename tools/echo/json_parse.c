@@ -111,6 +111,15 @@ static int parse_string(struct parser *ps, char **out, size_t *out_len)
 	return *out ? 0 : -ENOMEM;
 }
 
+/* After an array element or object member: 1 for ',' (another comes), 0 for close, -EINVAL. */
+static int next_or_end(struct parser *ps, char close)
+{
+	skip_ws(ps);
+	if (ps->p < ps->end && (*ps->p == ',' || *ps->p == close))
+		return *ps->p++ == ',';
+	return -EINVAL;
+}
+
 static int parse_array(struct parser *ps, struct json_value *v)
 {
 	size_t cap = 0;
@@ -138,16 +147,9 @@ static int parse_array(struct parser *ps, struct json_value *v)
 		v->count++;
 		if (err)
 			return err;
-		skip_ws(ps);
-		if (ps->p < ps->end && *ps->p == ',') {
-			ps->p++;
-			continue;
-		}
-		if (ps->p < ps->end && *ps->p == ']') {
-			ps->p++;
-			return 0;
-		}
-		return -EINVAL;
+		err = next_or_end(ps, ']');
+		if (err <= 0)
+			return err;
 	}
 }
 
@@ -188,16 +190,9 @@ static int parse_object(struct parser *ps, struct json_value *v)
 		err = parse_value(ps, &m->value);
 		if (err)
 			return err;
-		skip_ws(ps);
-		if (ps->p < ps->end && *ps->p == ',') {
-			ps->p++;
-			continue;
-		}
-		if (ps->p < ps->end && *ps->p == '}') {
-			ps->p++;
-			return 0;
-		}
-		return -EINVAL;
+		err = next_or_end(ps, '}');
+		if (err <= 0)
+			return err;
 	}
 }
 
