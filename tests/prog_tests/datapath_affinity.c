@@ -390,13 +390,15 @@ static void test_removed(struct aff_env *e, const struct path *p, uint32_t id, c
 /*
  * An agent of the gammad_be_v1 layout (no affinity_timeout) left its
  * backends pinned: a new data path moves them into gammad_be_v2 before it
- * attaches anything, and removes the old pin.
+ * attaches anything, and removes the old pin (the layout registry,
+ * user/lib/datapath/layout.c). The pin dir is made to look like that
+ * agent's: gammad_be_v1 and no gammad_be_v2.
  */
 static void test_upgrade_be_v1(struct aff_env *e)
 {
 	struct { uint32_t ep_set, nr_endpoints, flags; } old = { 4242, 3, GAMMAD_BE_NO_ENDPOINTS };
 	struct gammad_be_val v = {};
-	char path[PATH_MAX + 32];
+	char path[PATH_MAX + 32], path2[PATH_MAX + 32];
 	struct dp *dp2 = NULL;
 	uint32_t key = 777;
 	int fd;
@@ -406,6 +408,9 @@ static void test_upgrade_be_v1(struct aff_env *e)
 	if (!ASSERT_GE(fd, 0, "old map") ||
 	    !ASSERT_OK(bpf_map_update_elem(fd, &key, &old, BPF_ANY), "old entry") ||
 	    !ASSERT_OK(bpf_obj_pin(fd, path), "pin old map"))
+		goto out;
+	snprintf(path2, sizeof(path2), "%s/" GAMMAD_MAP_BACKEND, e->fx.pin_dir);
+	if (!ASSERT_OK(unlink(path2), "no gammad_be_v2 pinned yet"))
 		goto out;
 	if (!ASSERT_OK(fx_dp_open(&e->fx, &dp2), "a new data path on the pin dir"))
 		goto out;
@@ -417,6 +422,7 @@ static void test_upgrade_be_v1(struct aff_env *e)
 		ASSERT_EQ(v.affinity_timeout, 0, "no affinity until the first apply");
 	}
 	ASSERT_NEQ(access(path, F_OK), 0, "old pin removed");
+	ASSERT_OK(access(path2, F_OK), "new map pinned");
 out:
 	dp_close(dp2);
 	if (fd >= 0)

@@ -557,6 +557,7 @@ int cmd_run(int argc, char **argv)
 	o.pin_dir = pin_dir;
 	o.cgroup = a.opts.cgroup_root;
 	o.engine_port = (uint16_t)engine_port;
+	o.tc_follows = !no_tc;	/* a layout upgrade switches the TC links too */
 	ret = dp_open(&o, &a.dp);
 	if (ret) {
 		pr_err("data path (pin dir %s, cgroup %s): %s", pin_dir, a.opts.cgroup_root,

@@ -129,6 +129,14 @@ static int map_prepare(struct dp *dp, struct bpf_map *m, const struct dp_sizes *
 	err = bpf_map__set_pin_path(m, path);
 	if (err)
 		return err;
+	/* The previous layout of this map is pinned: a new map, filled after load (layout.c). */
+	if (!dp->sa_loaded) {
+		err = dp_layout_plan(dp, m, path, want);
+		if (err > 0 && !strcmp(name, GAMMAD_MAP_FRONTEND))
+			dp->adopted = true;
+		if (err)
+			return err < 0 ? err : 0;
+	}
 	fd = bpf_obj_get(path);
 	if (fd < 0) {
 		if (errno != ENOENT)
@@ -329,21 +337,6 @@ int dp_cgroup_id(const char *path, uint64_t *id)
 	return 0;
 }
 
-/* The map-in-map whose updates make the kernel wait for running programs. */
-static int sync_init(struct dp *dp)
-{
-	LIBBPF_OPTS(bpf_map_create_opts, o);
-
-	dp->sync_inner_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "gammad_sync_in", 4, 4, 1, NULL);
-	if (dp->sync_inner_fd < 0)
-		return -errno;
-	o.inner_map_fd = dp->sync_inner_fd;
-	dp->sync_outer_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "gammad_sync", 4, 4, 1, &o);
-	return dp->sync_outer_fd < 0 ? -errno : 0;
-}
-
-static int migrate_be_v1(struct dp *dp);
-
 static int load_objects(struct dp *dp, const struct dp_opts *opts)
 {
 	int err;
@@ -352,7 +345,9 @@ static int load_objects(struct dp *dp, const struct dp_opts *opts)
 	if (!dp->sa)
 		return -errno;
 	dp->sa->rodata->engine_port = htons(opts->engine_port ?: GAMMAD_ENGINE_PORT_DEFAULT);
-	err = obj_prepare_maps(dp, dp->sa->obj, &opts->sizes);
+	err = dp_layout_refuse_newer(dp, dp->sa->obj);
+	if (!err)
+		err = obj_prepare_maps(dp, dp->sa->obj, &opts->sizes);
 	if (!err)
 		err = sock_addr_bpf__load(dp->sa);
 	dp->sa_loaded = !err;
@@ -360,7 +355,7 @@ static int load_objects(struct dp *dp, const struct dp_opts *opts)
 	if (!err)
 		err = dp_resize_finish(dp);
 	if (!err)
-		err = migrate_be_v1(dp);
+		err = dp_layout_fill(dp);
 	if (err || opts->no_sockmap)
 		return err;
 	dp->so = sockops_bpf__open();
@@ -405,7 +400,10 @@ int dp_open(const struct dp_opts *opts, struct dp **out)
 	if (!err)
 		err = attach_all(dp);
 	if (!err)
-		err = sync_init(dp);
+		err = dp_sync_init(dp);
+	/* Every program is switched by now, unless TC links are still to follow. */
+	if (!err && !opts->tc_follows)
+		err = dp_layout_commit(dp);
 	if (err) {
 		pr_err("datapath: open (pin dir %s, cgroup %s): %s", dp->pin_dir,
 		       opts->cgroup, strerror(-err));
@@ -422,6 +420,7 @@ void dp_close(struct dp *dp)
 		return;
 	dp_mirror_drop(dp);
 	dp_resize_release(dp);
+	dp_layout_release(dp);
 	sockops_bpf__destroy(dp->so);
 	sock_addr_bpf__destroy(dp->sa);
 	if (dp->cg_fd >= 0)
@@ -653,48 +652,6 @@ static int map_update(struct dp *dp, int fd, const void *k, const void *v)
 	if (errno == E2BIG || errno == ENOSPC)
 		report_full(fd);
 	return -errno;
-}
-
-/*
- * gammad_be_v1 (12 bytes: no affinity_timeout) pinned by an older agent:
- * its entries go into gammad_be_v2, before any program of ours is
- * attached, so connections keep their backends across the upgrade; the
- * first apply then rewrites them with their affinity. The old pin goes.
- */
-#define BE_V1_NAME "gammad_be_v1"
-
-static int migrate_be_v1(struct dp *dp)
-{
-	struct { uint32_t ep_set, nr_endpoints, flags; } old;
-	uint32_t key, next, *prev = NULL;
-	char path[PATH_MAX];
-	size_t n = 0;
-	int fd, err = 0;
-
-	snprintf(path, sizeof(path), "%s/" BE_V1_NAME, dp->pin_dir);
-	fd = bpf_obj_get(path);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	while (!err && !bpf_map_get_next_key(fd, prev, &next)) {
-		struct gammad_be_val v = {};
-
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &old))
-			continue;
-		v.ep_set = old.ep_set;
-		v.nr_endpoints = old.nr_endpoints;
-		v.flags = old.flags;
-		err = map_update(dp, MAP_FD(dp, gammad_be_v2), &key, &v);
-		n += !err;
-	}
-	close(fd);
-	if (err)
-		return err;
-	if (unlink(path))
-		return -errno;
-	pr_info("datapath: %zu backends of %s moved to " GAMMAD_MAP_BACKEND, n, path);
-	return 0;
 }
 
 /* Deleting what is already gone is fine: retiring is idempotent. */
@@ -944,19 +901,6 @@ int dp_counters_reset(struct dp *dp, uint32_t kind, uint32_t id)
 	err = map_update(dp, fd, &id, zero);
 	free(zero);
 	return err;
-}
-
-/*
- * The kernel waits for an RCU grace period after every successful update
- * of a map-in-map (maybe_wait_bpf_programs(), "so that userspace knows all
- * non-sleepable programs that could be running use the new map value").
- * cgroup sock_addr, sockops and sk_msg programs are all non-sleepable.
- */
-int dp_sync(struct dp *dp)
-{
-	uint32_t k = 0;
-
-	return map_update(dp, dp->sync_outer_fd, &k, &dp->sync_inner_fd);
 }
 
 /* ---- counters ------------------------------------------------------------- */

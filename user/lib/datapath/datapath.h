@@ -90,6 +90,11 @@ struct dp_opts {
 	 * GAMMAD_SEL_HTTP_ENGINE use it.
 	 */
 	uint16_t engine_port;
+	/*
+	 * The caller opens the TC programs next (tc_dp_open): a layout
+	 * upgrade switches their links too before the old maps go.
+	 */
+	bool tc_follows;
 };
 
 struct dp;

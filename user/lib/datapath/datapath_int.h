@@ -10,6 +10,7 @@
 #include "datapath.h"
 
 struct bpf_map;
+struct bpf_object;
 
 /* A pinned map being replaced by a bigger or smaller one. */
 struct dp_resize {
@@ -20,6 +21,35 @@ struct dp_resize {
 };
 
 #define DP_MAX_RESIZES 32
+
+/*
+ * What the programs write into a map while an upgrade runs, which decides
+ * what is carried over after the switch (layout.c).
+ */
+enum dp_layout_live {
+	DP_LIVE_AGENT,		/* route tables: only the agent writes, and it waits */
+	DP_LIVE_DATAPATH,	/* conntrack, affinity: entries missing are copied again */
+	DP_LIVE_COUNTERS,	/* per-CPU counters: what was counted since is added */
+};
+
+struct dp_layout;
+
+/* A pinned map of the previous layout being moved into this build's map. */
+struct dp_migration {
+	const struct dp_layout *layout;	/* registry entry (layout.c) */
+	struct bpf_map *map;		/* the new map, of the first object */
+	int old_fd;
+	int type;			/* enum bpf_map_type */
+	uint32_t key_size, val_size;	/* of the new map */
+	uint32_t old_entries;		/* max_entries of the old map */
+	bool adopted;			/* switched before a restart: only the commit is left */
+	size_t filled;
+	void *snap;			/* DP_LIVE_COUNTERS: old values as copied */
+	uint32_t snap_nr;
+	char old_path[PATH_MAX], path[PATH_MAX];
+};
+
+#define DP_MAX_MIGRATIONS 16
 
 struct dp {
 	char pin_dir[PATH_MAX / 2];	/* room for "/<name>" in a PATH_MAX path */
@@ -35,6 +65,8 @@ struct dp {
 	struct dp_resize resizes[DP_MAX_RESIZES];
 	int nr_resizes;
 	struct dp_mirror *mirror;	/* NULL: every read goes to the kernel */
+	struct dp_migration migrations[DP_MAX_MIGRATIONS];
+	int nr_migrations;		/* layout upgrades not yet committed */
 };
 
 
@@ -49,5 +81,26 @@ int dp_resize_plan(struct dp *dp, struct bpf_map *m, const char *path, uint32_t 
 int dp_resize_finish(struct dp *dp);
 /* Close what a failed open left. */
 void dp_resize_release(struct dp *dp);
+
+/* The map-in-map dp_sync() updates (sync.c). */
+int dp_sync_init(struct dp *dp);
+
+/*
+ * Layout upgrades (layout.c). Before load: a map of the registry whose
+ * previous layout is pinned is planned (1; the new map gets its pin path
+ * and size), 0 when there is nothing to do (also when an interrupted
+ * upgrade is only left to commit). Before load, too: a pinned map of a
+ * newer layout than obj's is refused (-EPROTO). After the first object's
+ * load: fill the new maps (on failure their pins go, nothing switched).
+ * After every program is switched: commit (old pins go, what the old
+ * programs wrote meanwhile is carried over).
+ */
+int dp_layout_refuse_newer(const struct dp *dp, struct bpf_object *obj);
+int dp_layout_plan(struct dp *dp, struct bpf_map *m, const char *path, uint32_t want);
+int dp_layout_fill(struct dp *dp);
+/* An upgrade was planned in dp_open (its TC links must switch too). */
+bool dp_layout_pending(const struct dp *dp);
+int dp_layout_commit(struct dp *dp);
+void dp_layout_release(struct dp *dp);
 
 #endif

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <bpf/libbpf.h>
 
 #include "base/log.h"
+#include "datapath_int.h"
 #include "tc_attach.h"
 #include "skel/tc.skel.h"
 
@@ -33,6 +35,8 @@ struct tc_dp {
 	struct tc_bpf *skel;
 	bool clsact;
 };
+
+static int tc_relink_all(struct tc_dp *t);
 
 int tc_dp_open(struct dp *dp, const struct tc_dp_opts *opts, struct tc_dp **out)
 {
@@ -58,6 +62,15 @@ int tc_dp_open(struct dp *dp, const struct tc_dp_opts *opts, struct tc_dp **out)
 	err = dp_adopt_maps(dp, t->skel->obj);
 	if (!err)
 		err = tc_bpf__load(t->skel);
+	/*
+	 * A layout upgrade: the old TC programs read the old maps, which stop
+	 * getting route changes; every pinned attachment switches now, then
+	 * the old maps go (layout.c).
+	 */
+	if (!err && dp_layout_pending(dp))
+		err = tc_relink_all(t);
+	if (!err && dp_layout_pending(dp))
+		err = dp_layout_commit(dp);
 	if (!err) {
 		*out = t;
 		return 0;
@@ -160,6 +173,92 @@ static int clsact_detach(int ifindex)
 	err = bpf_tc_detach(&hook, &o);
 	/* no qdisc, no filter, or no interface any more: nothing attached */
 	return err == -ENOENT || err == -EINVAL || err == -ENODEV ? 0 : err;
+}
+
+/*
+ * The role a pinned attachment has now, from its program's name (the kernel
+ * keeps 15 characters): the uplink program or the pod one.
+ */
+static int pinned_role(const struct tc_dp *t, const char *path, enum tc_role *role)
+{
+	union {
+		struct bpf_link_info link;
+		struct bpf_prog_info prog;
+	} info;
+	struct bpf_prog_info pi = {};
+	__u32 len, id;
+	int fd = bpf_obj_get(path), pfd;
+
+	if (fd < 0)
+		return -errno;
+	memset(&info, 0, sizeof(info));
+	len = sizeof(info.link);
+	if (!bpf_obj_get_info_by_fd(fd, &info.link, &len) && info.link.prog_id) {
+		id = info.link.prog_id;
+	} else {
+		memset(&info, 0, sizeof(info));
+		len = sizeof(info.prog);
+		id = bpf_obj_get_info_by_fd(fd, &info.prog, &len) ? 0 : info.prog.id;
+	}
+	close(fd);
+	pfd = id ? bpf_prog_get_fd_by_id(id) : -1;
+	if (pfd < 0)
+		return -ENOENT;
+	len = sizeof(pi);
+	fd = bpf_obj_get_info_by_fd(pfd, &pi, &len);
+	close(pfd);
+	if (fd)
+		return -errno;
+	*role = !strncmp(pi.name, bpf_program__name(t->skel->progs.gammad_tc_uplink),
+			 sizeof(pi.name) - 1) ? TC_ROLE_UPLINK : TC_ROLE_POD;
+	return 0;
+}
+
+static int tc_relink_all(struct tc_dp *t)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	size_t n = 0;
+	int err = 0;
+	DIR *d = opendir(t->pin_dir);
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while (!err && (e = readdir(d))) {
+		bool clsact = !strncmp(e->d_name, "clsact_tc_", 10);
+		const char *num = clsact ? e->d_name + 10 :
+				  !strncmp(e->d_name, "link_tc_", 8) ? e->d_name + 8 : NULL;
+		enum tc_role role = TC_ROLE_POD;
+		int ifindex, e2;
+
+		if (!num || (ifindex = atoi(num)) <= 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", t->pin_dir, e->d_name);
+		if (pinned_role(t, path, &role))
+			continue;	/* a stale pin: tc_sync cleans it up */
+		if (clsact) {
+			struct bpf_program *p = role == TC_ROLE_UPLINK ?
+				t->skel->progs.gammad_tc_uplink : t->skel->progs.gammad_tc_pod;
+
+			/* BPF_TC_F_REPLACE: the filter changes its program in one step */
+			e2 = clsact_attach(ifindex, bpf_program__fd(p));
+			if (!e2 && !unlink(path))
+				e2 = bpf_obj_pin(bpf_program__fd(p), path) ? -errno : 0;
+		} else {
+			e2 = tc_attach(t, ifindex, role);
+		}
+		if (e2 == -ENODEV || e2 == -ENOENT)
+			continue;	/* its interface went meanwhile */
+		err = e2;
+		n++;
+	}
+	closedir(d);
+	if (err)
+		pr_err("tc: switching the pinned attachments to the new programs: %s",
+		       strerror(-err));
+	else
+		pr_info("tc: %zu attachments switched to the new programs", n);
+	return err;
 }
 
 int tc_attach(struct tc_dp *t, int ifindex, enum tc_role role)

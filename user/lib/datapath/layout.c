@@ -1,0 +1,612 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Upgrades across map layouts (datapath_int.h, docs/ARCHITECTURE.md
+ * "Upgrades across map layouts").
+ *
+ * A map's layout is in its name (gammad_be_v2). A gammad whose layout of a
+ * map differs from the pinned one finds, in the registry below, the name of
+ * the layout before its own and how an entry of it becomes one of its own.
+ * Maps not in the registry, or whose current name is pinned, are adopted
+ * as they are (datapath.c). The upgrade, while the old programs keep
+ * serving from the old maps:
+ *
+ *  1. before load: the new map gets its pin path and the old one's size
+ *     (libbpf creates and pins it at load) - dp_layout_plan();
+ *  2. after the first object's load, every entry of the old map is
+ *     converted into the new one - dp_layout_fill(); nothing is attached
+ *     yet, so a failure removes the new pins and the old layout serves on;
+ *  3. the programs are switched (datapath.c: bpf_link_update on the pinned
+ *     cgroup links, sk_msg replaced on the sockhash; tc_attach.c: every
+ *     pinned TC link or clsact filter);
+ *  4. dp_layout_commit(): after an RCU grace period (no old program runs),
+ *     the old pin is removed, then what the old programs wrote between 2
+ *     and 3 is carried over by the map's kind (enum dp_layout_live).
+ *
+ * A restart after an interrupted upgrade finds both names pinned. If an
+ * attached program still uses the old map, the switch did not happen: the
+ * new pin is dropped and the upgrade starts over (rolled back). If none
+ * does, the switch happened: the new map is adopted and only step 4 runs
+ * (rolled forward). An older gammad finding a newer layout pinned refuses
+ * to start (dp_layout_refuse_newer) rather than serve from stale maps.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "base/log.h"
+#include "datapath_int.h"
+
+/* ---- the registry -------------------------------------------------------- */
+
+/*
+ * Convert one entry (one CPU's value of a per-CPU map) of the previous
+ * layout; key and val are zeroed before. NULL: both are copied byte for
+ * byte up to the shorter size (a layout that only grew at its end).
+ */
+typedef void (*dp_layout_conv)(const void *old_key, const void *old_val, void *key, void *val);
+
+struct dp_layout {
+	const char *name;		/* this build's map */
+	const char *prev;		/* the layout before it */
+	uint32_t prev_key_size, prev_val_size;
+	dp_layout_conv conv;
+	enum dp_layout_live live;
+};
+
+#ifndef GAMMAD_LAYOUT_NEXT
+
+static const struct dp_layout registry[] = {
+	/* issue 19: affinity_timeout appended */
+	{ GAMMAD_MAP_BACKEND, "gammad_be_v1", 4, 12, NULL, DP_LIVE_AGENT },
+};
+
+#else	/* TEST ONLY: include/gammad/layout_next.h */
+
+/* The layouts of build/gammad, frozen here as every previous layout must be. */
+struct be_v2 { __u32 ep_set, nr_endpoints, flags, affinity_timeout; };
+struct ct_v1 {
+	__u8 nat_addr[16];
+	__be16 nat_port;
+	__u8 flags, pad;
+	__u32 svc_port_id;
+	__u64 last_seen;
+};
+struct svcst_v1 { __u64 connects, no_backend, no_endpoint, refused, l7_unenforced; };
+
+static void be_v2_to_v3(const void *ok, const void *ov, void *k, void *v)
+{
+	const struct be_v2 *o = ov;
+	struct gammad_be_val *n = v;
+
+	memcpy(k, ok, sizeof(__u32));
+	n->ep_set = o->ep_set;
+	n->nr_endpoints = o->nr_endpoints;
+	n->flags = o->flags;
+	n->affinity_timeout = o->affinity_timeout;
+}
+
+static void ct_v1_to_v2(const void *ok, const void *ov, void *k, void *v)
+{
+	const struct ct_v1 *o = ov;
+	struct gammad_ct_val *n = v;
+
+	memcpy(k, ok, sizeof(struct gammad_ct_key));
+	memcpy(n->nat_addr, o->nat_addr, sizeof(n->nat_addr));
+	n->nat_port = o->nat_port;
+	n->flags = o->flags;
+	n->svc_port_id = o->svc_port_id;
+	n->last_seen = o->last_seen;
+	n->first_seen = o->last_seen;
+}
+
+static void svcst_v1_to_v2(const void *ok, const void *ov, void *k, void *v)
+{
+	const struct svcst_v1 *o = ov;
+	struct gammad_svc_stats *n = v;
+
+	memcpy(k, ok, sizeof(__u32));
+	n->connects = o->connects;
+	n->no_backend = o->no_backend;
+	n->no_endpoint = o->no_endpoint;
+	n->refused = o->refused;
+	n->l7_unenforced = o->l7_unenforced;
+}
+
+static const struct dp_layout registry[] = {
+	{ GAMMAD_MAP_BACKEND, "gammad_be_v2", 4, sizeof(struct be_v2), be_v2_to_v3,
+	  DP_LIVE_AGENT },
+	{ GAMMAD_MAP_CT, "gammad_ct_v1", sizeof(struct gammad_ct_key), sizeof(struct ct_v1),
+	  ct_v1_to_v2, DP_LIVE_DATAPATH },
+	{ GAMMAD_MAP_SVC_STATS, "gammad_svcst_v1", 4, sizeof(struct svcst_v1), svcst_v1_to_v2,
+	  DP_LIVE_COUNTERS },
+};
+
+#endif
+
+#define NR_LAYOUTS (sizeof(registry) / sizeof(registry[0]))
+
+static const struct dp_layout *layout_find(const char *name)
+{
+	for (size_t i = 0; i < NR_LAYOUTS; i++)
+		if (!strcmp(registry[i].name, name))
+			return &registry[i];
+	return NULL;
+}
+
+/*
+ * TEST ONLY (the next-layout build): GAMMAD_TEST_LAYOUT_FAIL=<map> fails
+ * that map's fill halfway; GAMMAD_TEST_LAYOUT_EXIT=filled|switched exits
+ * there, as a crash would. A release build has neither.
+ */
+#ifdef GAMMAD_LAYOUT_NEXT
+static bool test_env(const char *var, const char *val)
+{
+	const char *v = getenv(var);
+
+	return v && !strcmp(v, val);
+}
+#define TEST_FAIL(name)	test_env("GAMMAD_TEST_LAYOUT_FAIL", name)
+#define TEST_EXIT(at)	do { if (test_env("GAMMAD_TEST_LAYOUT_EXIT", at)) _exit(3); } while (0)
+#else
+#define TEST_FAIL(name)	false
+#define TEST_EXIT(at)	do { } while (0)
+#endif
+
+/* ---- maps as entries ------------------------------------------------------- */
+
+static bool percpu(enum bpf_map_type t)
+{
+	return t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_PERCPU_HASH ||
+	       t == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+}
+
+/* Bytes of one value as the syscalls move it: per-CPU values one per possible CPU, 8-aligned. */
+static size_t val_bytes(const struct dp *dp, enum bpf_map_type t, uint32_t val_size)
+{
+	return percpu(t) ? (size_t)dp->nr_cpus * ((val_size + 7) & ~7u) : val_size;
+}
+
+/* Convert one old entry (every CPU's value) into key/val of the new layout. */
+static void convert(const struct dp *dp, const struct dp_migration *g, const void *ok,
+		    const void *ov, void *k, void *v)
+{
+	const struct dp_layout *l = g->layout;
+	size_t ostride = (l->prev_val_size + 7) & ~7u, nstride = (g->val_size + 7) & ~7u;
+	int n = percpu(g->type) ? dp->nr_cpus : 1;
+
+	memset(k, 0, g->key_size);
+	memset(v, 0, val_bytes(dp, g->type, g->val_size));
+	for (int c = 0; c < n; c++) {
+		const char *o = (const char *)ov + (size_t)c * ostride;
+		char *nv = (char *)v + (size_t)c * nstride;
+
+		if (l->conv) {
+			l->conv(ok, o, k, nv);
+			continue;
+		}
+		memcpy(k, ok, l->prev_key_size < g->key_size ? l->prev_key_size : g->key_size);
+		memcpy(nv, o, l->prev_val_size < g->val_size ? l->prev_val_size : g->val_size);
+	}
+}
+
+/*
+ * Every entry of the old map into the new one. flags: BPF_ANY to fill,
+ * BPF_NOEXIST to carry over only what the new programs have not made
+ * themselves. *n: entries written.
+ */
+static int copy_entries(const struct dp *dp, struct dp_migration *g, __u64 flags, size_t *n)
+{
+	const struct dp_layout *l = g->layout;
+	size_t ob = val_bytes(dp, g->type, l->prev_val_size);
+	size_t nb = val_bytes(dp, g->type, g->val_size);
+	char *ok = calloc(2, l->prev_key_size), *ov = malloc(ob);
+	char *k = malloc(g->key_size), *v = malloc(nb), *prev = NULL;
+	int new_fd = bpf_map__fd(g->map), err = 0;
+	size_t half = g->old_entries / 2;
+	bool array = g->type == BPF_MAP_TYPE_ARRAY || g->type == BPF_MAP_TYPE_PERCPU_ARRAY;
+
+	*n = 0;
+	if (!ok || !ov || !k || !v) {
+		err = -ENOMEM;
+		goto out;
+	}
+	while (!bpf_map_get_next_key(g->old_fd, prev, ok + l->prev_key_size)) {
+		memcpy(ok, ok + l->prev_key_size, l->prev_key_size);
+		prev = ok;
+		if (bpf_map_lookup_elem(g->old_fd, ok, ov))
+			continue;	/* deleted (or evicted) meanwhile */
+		if (flags == BPF_ANY && *n >= half && TEST_FAIL(l->prev)) {
+			err = -EIO;
+			pr_err("datapath: test: the fill of %s fails here", l->prev);
+			break;
+		}
+		convert(dp, g, ok, ov, k, v);
+		if (array && *(__u32 *)k >= bpf_map__max_entries(g->map))
+			continue;	/* configured smaller: the slots beyond go */
+		/* counters: the snapshot is exactly what was copied */
+		if (g->snap && *(__u32 *)ok < g->snap_nr)
+			memcpy((char *)g->snap + (size_t)*(__u32 *)ok * ob, ov, ob);
+		if (!bpf_map_update_elem(new_fd, k, v, flags))
+			(*n)++;
+		else if (errno != EEXIST) {
+			err = -errno;
+			break;
+		}
+	}
+out:
+	free(ok);
+	free(ov);
+	free(k);
+	free(v);
+	return err;
+}
+
+/* ---- is an old map still in use? ----------------------------------------- */
+
+static int prog_uses_map(__u32 prog_id, __u32 map_id)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info), ids[64];
+	int fd = bpf_prog_get_fd_by_id(prog_id), ret = 0;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	info.nr_map_ids = 64;
+	info.map_ids = (__u64)(unsigned long)ids;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		ret = -errno;
+	for (__u32 i = 0; !ret && i < info.nr_map_ids && i < 64; i++)
+		ret = ids[i] == map_id;
+	close(fd);
+	return ret;
+}
+
+/* The program behind a pin of ours: a link (link_*) or a program (clsact_tc_*). */
+static __u32 pinned_prog_id(const char *path)
+{
+	union {
+		struct bpf_link_info link;
+		struct bpf_prog_info prog;
+	} info;
+	__u32 len = sizeof(info), id = 0;
+	int fd = bpf_obj_get(path);
+
+	if (fd < 0)
+		return 0;
+	memset(&info, 0, sizeof(info));
+	len = sizeof(info.link);
+	if (!bpf_obj_get_info_by_fd(fd, &info.link, &len) && info.link.prog_id) {
+		id = info.link.prog_id;
+	} else {
+		memset(&info, 0, sizeof(info));
+		len = sizeof(info.prog);
+		if (!bpf_obj_get_info_by_fd(fd, &info.prog, &len))
+			id = info.prog.id;
+	}
+	close(fd);
+	return id;
+}
+
+/* 1: a program attached through one of our pins reads the map; 0: none; <0: error. */
+static int map_in_use(const struct dp *dp, int map_fd)
+{
+	struct bpf_map_info mi = {};
+	__u32 len = sizeof(mi);
+	char path[PATH_MAX];
+	struct dirent *e;
+	int ret = 0;
+	DIR *d;
+
+	if (bpf_obj_get_info_by_fd(map_fd, &mi, &len))
+		return -errno;
+	d = opendir(dp->pin_dir);
+	if (!d)
+		return -errno;
+	while (!ret && (e = readdir(d))) {
+		__u32 prog;
+
+		if (strncmp(e->d_name, "link_", 5) && strncmp(e->d_name, "clsact_", 7))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, e->d_name);
+		prog = pinned_prog_id(path);
+		if (prog)
+			ret = prog_uses_map(prog, mi.id);
+	}
+	closedir(d);
+	return ret;
+}
+
+/* ---- plan, fill, commit ------------------------------------------------------ */
+
+/* "gammad_be_v3" -> base length ("gammad_be"), version 3; false if not so named. */
+static bool versioned(const char *name, size_t *base, unsigned long *ver)
+{
+	const char *v = strrchr(name, '_');
+	char *end;
+
+	if (!v || v[1] != 'v' || v[2] < '0' || v[2] > '9')
+		return false;
+	*ver = strtoul(v + 2, &end, 10);
+	*base = (size_t)(v - name);
+	return !*end;
+}
+
+int dp_layout_refuse_newer(const struct dp *dp, struct bpf_object *obj)
+{
+	struct dirent *e;
+	int err = 0;
+	DIR *d = opendir(dp->pin_dir);
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while (!err && (e = readdir(d))) {
+		unsigned long pv, mv;
+		size_t pb, mb;
+		struct bpf_map *m;
+
+		if (!versioned(e->d_name, &pb, &pv))
+			continue;
+		bpf_object__for_each_map(m, obj) {
+			const char *name = bpf_map__name(m);
+
+			if (bpf_map__is_internal(m) || !versioned(name, &mb, &mv) || mb != pb ||
+			    strncmp(name, e->d_name, pb) || pv <= mv)
+				continue;
+			pr_err("datapath: %s/%s is a newer map layout than this gammad's %s: "
+			       "refusing to start, the newer programs keep serving; run a gammad "
+			       "of that layout, or `gammad uninstall --pin-dir %s` first (a "
+			       "downgrade starts from empty maps)", dp->pin_dir, e->d_name, name,
+			       dp->pin_dir);
+			err = -EPROTO;
+			break;
+		}
+	}
+	closedir(d);
+	return err;
+}
+
+int dp_layout_plan(struct dp *dp, struct bpf_map *m, const char *path, uint32_t want)
+{
+	const struct dp_layout *l = layout_find(bpf_map__name(m));
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	struct dp_migration *g;
+	char old_path[PATH_MAX];
+	int old_fd, fd, err;
+
+	if (!l)
+		return 0;
+	snprintf(old_path, sizeof(old_path), "%s/%s", dp->pin_dir, l->prev);
+	old_fd = bpf_obj_get(old_path);
+	if (old_fd < 0)
+		return errno == ENOENT ? 0 : -errno;	/* nothing to migrate */
+	if (dp->nr_migrations == DP_MAX_MIGRATIONS) {
+		close(old_fd);
+		return -E2BIG;
+	}
+	g = &dp->migrations[dp->nr_migrations];
+	memset(g, 0, sizeof(*g));
+	g->layout = l;
+	g->map = m;
+	g->old_fd = old_fd;
+	g->type = bpf_map__type(m);
+	g->key_size = bpf_map__key_size(m);
+	g->val_size = bpf_map__value_size(m);
+	snprintf(g->old_path, sizeof(g->old_path), "%s", old_path);
+	snprintf(g->path, sizeof(g->path), "%s", path);
+	if (bpf_obj_get_info_by_fd(old_fd, &info, &len)) {
+		err = -errno;
+		goto fail;
+	}
+	if (info.key_size != l->prev_key_size || info.value_size != l->prev_val_size ||
+	    info.type != (__u32)g->type) {
+		pr_err("datapath: pinned %s is not the layout this gammad upgrades from "
+		       "(key %u, value %u bytes; expected %u, %u): refusing to touch it",
+		       old_path, info.key_size, info.value_size, l->prev_key_size,
+		       l->prev_val_size);
+		err = -EEXIST;
+		goto fail;
+	}
+	g->old_entries = info.max_entries;
+	fd = bpf_obj_get(path);
+	if (fd >= 0) {
+		/* An upgrade was interrupted: which side of the switch? */
+		err = map_in_use(dp, old_fd);
+		if (err < 0) {
+			close(fd);
+			goto fail;
+		}
+		if (!err) {
+			pr_info("datapath: an interrupted layout upgrade switched the programs "
+				"to %s already: finishing it (%s goes)", path, old_path);
+			g->adopted = true;
+			dp->nr_migrations++;
+			close(fd);
+			return 0;	/* the new map is adopted as it is */
+		}
+		pr_info("datapath: an interrupted layout upgrade left %s unused: building it "
+			"again from %s", path, old_path);
+		close(fd);
+		if (unlink(path)) {
+			err = -errno;
+			goto fail;
+		}
+	}
+	dp->nr_migrations++;
+	/* Pinned at load; nothing uses it before the switch. */
+	err = bpf_map__set_pin_path(m, path);
+	if (!err)
+		err = bpf_map__set_max_entries(m, want ?: info.max_entries);
+	return err ?: 1;
+fail:
+	close(old_fd);
+	g->old_fd = -1;
+	return err;
+}
+
+/* The new pins of migrations not yet switched: nobody uses them. */
+static void drop_new_pins(struct dp *dp)
+{
+	for (int i = 0; i < dp->nr_migrations; i++)
+		if (!dp->migrations[i].adopted)
+			unlink(dp->migrations[i].path);
+}
+
+/* ADD: room for the old counters as the fill copies them (copy_entries). */
+static int snapshot(struct dp *dp, struct dp_migration *g)
+{
+	size_t ob = val_bytes(dp, g->type, g->layout->prev_val_size);
+
+	if (g->type != BPF_MAP_TYPE_PERCPU_ARRAY && g->type != BPF_MAP_TYPE_ARRAY)
+		return -EINVAL;	/* counters are arrays indexed by id */
+	g->snap_nr = g->old_entries;
+	g->snap = calloc(g->snap_nr ? g->snap_nr : 1, ob);
+	return g->snap ? 0 : -ENOMEM;
+}
+
+int dp_layout_fill(struct dp *dp)
+{
+	int err = 0;
+
+	for (int i = 0; i < dp->nr_migrations && !err; i++) {
+		struct dp_migration *g = &dp->migrations[i];
+
+		if (g->adopted)
+			continue;
+		if (g->layout->live == DP_LIVE_COUNTERS)
+			err = snapshot(dp, g);
+		if (!err)
+			err = copy_entries(dp, g, BPF_ANY, &g->filled);
+		if (err)
+			pr_err("datapath: layout upgrade %s -> %s failed after %zu entries: %s; "
+			       "nothing was switched, the old layout keeps serving",
+			       g->old_path, g->path, g->filled, strerror(-err));
+	}
+	if (err) {
+		drop_new_pins(dp);
+		dp_layout_release(dp);
+		return err;
+	}
+	TEST_EXIT("filled");
+	return 0;
+}
+
+bool dp_layout_pending(const struct dp *dp)
+{
+	return dp->nr_migrations > 0;
+}
+
+/* new += old now - old as copied, counter by counter, for every CPU. */
+static int add_counted(struct dp *dp, struct dp_migration *g, size_t *n)
+{
+	size_t ob = val_bytes(dp, g->type, g->layout->prev_val_size);
+	size_t nb = val_bytes(dp, g->type, g->val_size);
+	char *now = malloc(ob), *cn = malloc(nb), *cs = malloc(nb), *cur = malloc(nb);
+	char k[8];
+	int err = 0, fd = bpf_map__fd(g->map);
+
+	*n = 0;
+	if (!now || !cn || !cs || !cur || g->key_size > sizeof(k) || g->val_size % 8) {
+		err = now && cn && cs && cur ? -EINVAL : -ENOMEM;
+		goto out;
+	}
+	for (__u32 key = 0; key < g->snap_nr && !err; key++) {
+		const char *snap = (const char *)g->snap + key * ob;
+		bool any = false;
+
+		if (bpf_map_lookup_elem(g->old_fd, &key, now)) {
+			err = -errno;
+			break;
+		}
+		if (!memcmp(now, snap, ob))
+			continue;	/* nothing counted in between: the common case */
+		convert(dp, g, &key, now, k, cn);
+		convert(dp, g, &key, snap, k, cs);
+		if (bpf_map_lookup_elem(fd, k, cur)) {
+			err = -errno;
+			break;
+		}
+		for (size_t i = 0; i < nb / 8; i++) {
+			__u64 d = ((__u64 *)cn)[i] - ((__u64 *)cs)[i];
+
+			((__u64 *)cur)[i] += d;
+			any |= d != 0;
+		}
+		if (any && bpf_map_update_elem(fd, k, cur, BPF_EXIST))
+			err = -errno;
+		*n += any;
+	}
+out:
+	free(now);
+	free(cn);
+	free(cs);
+	free(cur);
+	return err;
+}
+
+int dp_layout_commit(struct dp *dp)
+{
+	int err = 0;
+
+	if (!dp->nr_migrations)
+		return 0;
+	TEST_EXIT("switched");
+	/* No old program runs after this: what they wrote is all there. */
+	err = dp_sync(dp);
+	if (err)
+		pr_warn("datapath: layout upgrade: grace period: %s", strerror(-err));
+	for (int i = 0; i < dp->nr_migrations; i++) {
+		struct dp_migration *g = &dp->migrations[i];
+		const char *kind = "";
+		size_t n = 0;
+		int e = 0;
+
+		/*
+		 * The pin first: a crash after it loses what the old programs
+		 * wrote since the fill, never counts anything twice.
+		 */
+		if (unlink(g->old_path) && errno != ENOENT)
+			e = -errno;
+		if (!e && g->layout->live == DP_LIVE_DATAPATH) {
+			kind = "entries the old programs made since, carried over";
+			e = copy_entries(dp, g, BPF_NOEXIST, &n);
+		} else if (!e && g->layout->live == DP_LIVE_COUNTERS && !g->adopted) {
+			kind = "counters the old programs added since, carried over";
+			e = add_counted(dp, g, &n);
+		}
+		if (e) {
+			pr_warn("datapath: layout upgrade %s -> %s: switched, but %s: %s",
+				g->old_path, g->path, kind, strerror(-e));
+			err = err ?: e;
+			continue;
+		}
+		if (g->layout->live == DP_LIVE_AGENT)
+			pr_info("datapath: map layout upgraded: %s -> %s (%zu entries converted)",
+				g->old_path, g->path, g->filled);
+		else
+			pr_info("datapath: map layout upgraded: %s -> %s (%zu entries converted; "
+				"%s: %zu)", g->old_path, g->path, g->filled, kind, n);
+	}
+	dp_layout_release(dp);
+	return err;
+}
+
+void dp_layout_release(struct dp *dp)
+{
+	for (int i = 0; i < dp->nr_migrations; i++) {
+		struct dp_migration *g = &dp->migrations[i];
+
+		if (g->old_fd >= 0)
+			close(g->old_fd);
+		free(g->snap);
+		g->snap = NULL;
+		g->old_fd = -1;
+	}
+	dp->nr_migrations = 0;
+}
