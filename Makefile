@@ -33,6 +33,14 @@ USER_LDLIBS := $(shell pkg-config --libs libbpf yaml-0.1 libpcre2-8 libnghttp2 l
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Wno-unused-function -Iinclude -Ibpf -I$(BUILD) -MMD -MP
 
+# TEST ONLY: `make layout-next` builds gammad and gammactl once more in
+# $(BUILD)/next with the next map layout (include/gammad/layout_next.h), the
+# upgrade that tests/prog_tests/agent_upgrade.c runs; `make test` builds it.
+ifeq ($(LAYOUT_NEXT),1)
+USER_CFLAGS += -DGAMMAD_LAYOUT_NEXT
+BPF_CFLAGS  += -DGAMMAD_LAYOUT_NEXT
+endif
+
 # ---- sources, found by convention (add a file, it is built) ----------------
 LIB_SRCS   := $(wildcard user/lib/*/*.c)
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -76,7 +84,7 @@ deps:
 	$(Q)tools/deps.sh
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all layout-next
 	$(Q)$(TEST_BIN) $(TESTFLAGS)
 
 # make fuzz [FUZZ_TIME=seconds] [FUZZ_TARGETS="fuzz_manifest ..."] [FUZZ_ARGS=...]:
@@ -127,6 +135,11 @@ bench: deps all
 	$(Q)tools/bench/run.sh $(BENCH_ARGS)
 	$(Q)tools/bench/grpc.sh $(BENCH_ARGS)
 
+.PHONY: layout-next
+layout-next:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/next LAYOUT_NEXT=1 \
+		$(BUILD)/next/gammad $(BUILD)/next/gammactl
+
 # The test suite runs the same check (tests/prog_tests/layers.c).
 .PHONY: layers
 layers: $(LIB)
@@ -164,7 +177,7 @@ $(BUILD)/skel/test_%.skel.h: $(BUILD)/tests/progs/%.bpf.o
 
 # ---- userspace ---------------------------------------------------------------
 # Every user object may include a skeleton; they are generated first.
-$(BUILD)/%.o: %.c | $(BPF_SKELS) $(TEST_BPF_SKELS)
+$(BUILD)/%.o: %.c | $(BPF_SKELS) $(if $(LAYOUT_NEXT),,$(TEST_BPF_SKELS))
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(USER_CFLAGS) -Itests -c $< -o $@

@@ -39,6 +39,11 @@
  */
 #define GAMMAD_ALIGN4 __attribute__((aligned(4)))
 
+/* TEST ONLY: the next layout's maps replace three of these (layout_next.h). */
+#ifdef GAMMAD_LAYOUT_NEXT
+#include "gammad/layout_next.h"
+#endif
+
 /*
  * Map names, pinned as <pin_dir>/<name>; at most 15 characters. The BPF
  * side defines them under the same identifiers (bpf/lib/maps.h).
@@ -48,9 +53,11 @@
 #define GAMMAD_MAP_CGROUP_NS	"gammad_cgns_v1"
 #define GAMMAD_MAP_SELECTOR	"gammad_sel_v1"
 #define GAMMAD_MAP_ALIAS	"gammad_alias_v1"
+#ifndef GAMMAD_LAYOUT_NEXT
 #define GAMMAD_MAP_BACKEND	"gammad_be_v2"
-#define GAMMAD_MAP_ENDPOINT	"gammad_ep_v1"
 #define GAMMAD_MAP_SVC_STATS	"gammad_svcst_v1"
+#endif
+#define GAMMAD_MAP_ENDPOINT	"gammad_ep_v1"
 #define GAMMAD_MAP_BE_STATS	"gammad_best_v1"
 #define GAMMAD_MAP_ROUTE_STATS	"gammad_rtst_v1"
 #define GAMMAD_MAP_DROPS	"gammad_drop_v1"
@@ -171,12 +178,14 @@ enum gammad_be_flags {
  * whether a connection reaches it as a Service without routes or as a
  * route's backendRef: its Service's sessionAffinity travels with it.
  */
+#ifndef GAMMAD_LAYOUT_NEXT
 struct gammad_be_val {
 	__u32 ep_set;		/* key prefix of the endpoint entries */
 	__u32 nr_endpoints;	/* endpoints 0..nr_endpoints-1 */
 	__u32 flags;		/* enum gammad_be_flags */
 	__u32 affinity_timeout;	/* sessionAffinity ClientIP: seconds; 0: none */
 };
+#endif
 
 struct gammad_ep_key {
 	__u32 ep_set;
@@ -250,6 +259,7 @@ struct gammad_rel_key {
 
 /* ---- counters (per-CPU arrays; userspace sums the CPUs) -------------- */
 
+#ifndef GAMMAD_LAYOUT_NEXT
 struct gammad_svc_stats {
 	__u64 connects;		/* connect/sendmsg translated to an endpoint */
 	__u64 no_backend;	/* no route backend: selector/alias/backend missing or empty */
@@ -257,6 +267,7 @@ struct gammad_svc_stats {
 	__u64 refused;		/* connections refused (ECONNREFUSED / dropped datagram) */
 	__u64 l7_unenforced;	/* translated, but the route's L7 rules were ignored */
 };
+#endif
 
 struct gammad_be_stats {
 	__u64 connects;
@@ -464,13 +475,15 @@ _Static_assert(sizeof(struct gammad_cgns_val) == 4, "gammad_cgns_val");
 _Static_assert(sizeof(struct gammad_sel_val) == 16, "gammad_sel_val");
 _Static_assert(sizeof(struct gammad_alias_key) == 8, "gammad_alias_key");
 _Static_assert(sizeof(struct gammad_alias_val) == 12, "gammad_alias_val");
+#ifndef GAMMAD_LAYOUT_NEXT
 _Static_assert(sizeof(struct gammad_be_val) == 16, "gammad_be_val");
+_Static_assert(sizeof(struct gammad_svc_stats) == 40, "gammad_svc_stats");
+#endif
 _Static_assert(sizeof(struct gammad_ep_key) == 8, "gammad_ep_key");
 _Static_assert(sizeof(struct gammad_ep_val) == 20, "gammad_ep_val");
 _Static_assert(sizeof(struct gammad_aff_key) == 24, "gammad_aff_key");
 _Static_assert(sizeof(struct gammad_aff_val) == 32, "gammad_aff_val");
 _Static_assert(sizeof(struct gammad_rel_key) == 40, "gammad_rel_key");
-_Static_assert(sizeof(struct gammad_svc_stats) == 40, "gammad_svc_stats");
 _Static_assert(sizeof(struct gammad_be_stats) == 8, "gammad_be_stats");
 _Static_assert(sizeof(struct gammad_route_stats) == 8, "gammad_route_stats");
 _Static_assert(sizeof(struct gammad_sock_orig) == 40, "gammad_sock_orig");
@@ -806,7 +819,9 @@ _Static_assert(sizeof(struct gammad_kh_verdict) == 44, "gammad_kh_verdict");
  * address as well; its REV key is (endpoint, hairpin address) and both
  * entries carry GAMMAD_CT_F_HAIRPIN (bpf/lib/hairpin.h).
  */
+#ifndef GAMMAD_LAYOUT_NEXT
 #define GAMMAD_MAP_CT		"gammad_ct_v1"
+#endif
 #define GAMMAD_MAP_POD		"gammad_pod_v1"
 #define GAMMAD_MAP_TC_STATS	"gammad_tcst_v1"
 
@@ -834,6 +849,7 @@ enum gammad_ct_flags {
 						 * key's daddr is that address */
 };
 
+#ifndef GAMMAD_LAYOUT_NEXT
 struct gammad_ct_val {
 	__u8 nat_addr[16] GAMMAD_ALIGN4;	/* FWD: endpoint, REV: ClusterIP */
 	__be16 nat_port;
@@ -842,6 +858,7 @@ struct gammad_ct_val {
 	__u32 svc_port_id;	/* Service port of the flow, for accounting */
 	__u64 last_seen;	/* bpf_ktime_get_ns() of the last packet */
 };
+#endif
 
 /*
  * Pod IPs the agent knows (this node's and, for uplink traffic, other
@@ -894,7 +911,9 @@ enum gammad_tc_cfg {
 };
 
 _Static_assert(sizeof(struct gammad_ct_key) == 40, "gammad_ct_key");
+#ifndef GAMMAD_LAYOUT_NEXT
 _Static_assert(sizeof(struct gammad_ct_val) == 32, "gammad_ct_val");
+#endif
 _Static_assert(sizeof(struct gammad_pod_key) == 20, "gammad_pod_key");
 _Static_assert(sizeof(struct gammad_pod_val) == 8, "gammad_pod_val");
 _Static_assert(_Alignof(struct gammad_ct_key) == 4, "gammad_ct_key align");
