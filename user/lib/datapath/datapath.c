@@ -397,6 +397,8 @@ int dp_open(const struct dp_opts *opts, struct dp **out)
 		err = dp_cgroup_id(opts->cgroup, &dp->cg_id);
 	if (!err)
 		err = load_objects(dp, opts);
+	if (!err && dp_layout_pending(dp))
+		dp_layout_catch_up(dp);
 	if (!err)
 		err = attach_all(dp);
 	if (!err)

@@ -100,6 +100,8 @@ int dp_layout_plan(struct dp *dp, struct bpf_map *m, const char *path, uint32_t 
 int dp_layout_fill(struct dp *dp);
 /* An upgrade was planned in dp_open (its TC links must switch too). */
 bool dp_layout_pending(const struct dp *dp);
+/* Right before programs switch: what the old ones wrote since the fill. */
+void dp_layout_catch_up(struct dp *dp);
 int dp_layout_commit(struct dp *dp);
 void dp_layout_release(struct dp *dp);
 

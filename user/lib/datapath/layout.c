@@ -18,6 +18,10 @@
  *  3. the programs are switched (datapath.c: bpf_link_update on the pinned
  *     cgroup links, sk_msg replaced on the sockhash; tc_attach.c: every
  *     pinned TC link or clsact filter);
+ *     Right before each group switches, and right after, entries the old
+ *     programs made since the fill are copied into the new maps
+ *     (dp_layout_catch_up), so the new programs find the flows started
+ *     meanwhile;
  *  4. dp_layout_commit(): after an RCU grace period (no old program runs),
  *     the old pin is removed, then what the old programs wrote between 2
  *     and 3 is carried over by the map's kind (enum dp_layout_live).
@@ -41,6 +45,7 @@
 
 #include "base/log.h"
 #include "datapath_int.h"
+#include "map_dump.h"
 
 /* ---- the registry -------------------------------------------------------- */
 
@@ -140,8 +145,8 @@ static const struct dp_layout *layout_find(const char *name)
 }
 
 /*
- * TEST ONLY (the next-layout build): GAMMAD_TEST_LAYOUT_FAIL=<map> fails
- * that map's fill halfway; GAMMAD_TEST_LAYOUT_EXIT=filled|switched exits
+ * TEST ONLY (the next-layout build): GAMMAD_TEST_LAYOUT_FAIL=<old map>
+ * fails that map's fill after its first entry; GAMMAD_TEST_LAYOUT_EXIT=filled|switched exits
  * there, as a crash would. A release build has neither.
  */
 #ifdef GAMMAD_LAYOUT_NEXT
@@ -195,52 +200,76 @@ static void convert(const struct dp *dp, const struct dp_migration *g, const voi
 	}
 }
 
+/* One old entry into the new map; 1 written, 0 skipped, <0 error. */
+static int copy_one(const struct dp *dp, struct dp_migration *g, const void *ok, const void *ov,
+		    void *k, void *v, __u64 flags)
+{
+	size_t ob = val_bytes(dp, g->type, g->layout->prev_val_size);
+	bool array = g->type == BPF_MAP_TYPE_ARRAY || g->type == BPF_MAP_TYPE_PERCPU_ARRAY;
+
+	convert(dp, g, ok, ov, k, v);
+	if (array && *(__u32 *)k >= bpf_map__max_entries(g->map))
+		return 0;	/* configured smaller: the slots beyond go */
+	/* counters: the snapshot is exactly what was copied */
+	if (g->snap && *(const __u32 *)ok < g->snap_nr)
+		memcpy((char *)g->snap + (size_t)*(const __u32 *)ok * ob, ov, ob);
+	if (!bpf_map_update_elem(bpf_map__fd(g->map), k, v, flags))
+		return 1;
+	return errno == EEXIST ? 0 : -errno;
+}
+
 /*
  * Every entry of the old map into the new one. flags: BPF_ANY to fill,
  * BPF_NOEXIST to carry over only what the new programs have not made
- * themselves. *n: entries written.
+ * themselves. *n: entries written. Hash maps are read in batches (a walk
+ * by next key starts over whenever the programs delete the key it stands
+ * on, as conntrack does all the time); arrays slot by slot.
  */
 static int copy_entries(const struct dp *dp, struct dp_migration *g, __u64 flags, size_t *n)
 {
 	const struct dp_layout *l = g->layout;
-	size_t ob = val_bytes(dp, g->type, l->prev_val_size);
-	size_t nb = val_bytes(dp, g->type, g->val_size);
-	char *ok = calloc(2, l->prev_key_size), *ov = malloc(ob);
-	char *k = malloc(g->key_size), *v = malloc(nb), *prev = NULL;
-	int new_fd = bpf_map__fd(g->map), err = 0;
-	size_t half = g->old_entries / 2;
 	bool array = g->type == BPF_MAP_TYPE_ARRAY || g->type == BPF_MAP_TYPE_PERCPU_ARRAY;
+	size_t ob = val_bytes(dp, g->type, l->prev_val_size);
+	char *ov = malloc(ob), *k = malloc(g->key_size);
+	char *v = malloc(val_bytes(dp, g->type, g->val_size));
+	struct map_dump d = { 0 };
+	size_t nr = 0;
+	int err = ov && k && v ? 0 : -ENOMEM;
 
 	*n = 0;
-	if (!ok || !ov || !k || !v) {
-		err = -ENOMEM;
-		goto out;
+	if (!err && !array) {
+		if (percpu(g->type))
+			err = -EOPNOTSUPP;	/* no per-CPU hash map is migrated yet */
+		else
+			err = map_dump_read(g->old_fd, &d);
+		nr = d.nr;
+	} else if (!err) {
+		nr = g->old_entries;
 	}
-	while (!bpf_map_get_next_key(g->old_fd, prev, ok + l->prev_key_size)) {
-		memcpy(ok, ok + l->prev_key_size, l->prev_key_size);
-		prev = ok;
-		if (bpf_map_lookup_elem(g->old_fd, ok, ov))
-			continue;	/* deleted (or evicted) meanwhile */
-		if (flags == BPF_ANY && *n >= half && TEST_FAIL(l->prev)) {
+	for (size_t i = 0; i < nr && !err; i++) {
+		__u32 slot = (__u32)i;
+		const void *ok = array ? (const void *)&slot : map_dump_key(&d, i);
+		const void *val = ov;
+		int w;
+
+		if (array && bpf_map_lookup_elem(g->old_fd, &slot, ov)) {
+			err = -errno;
+			break;
+		}
+		if (!array)
+			val = map_dump_val(&d, i);
+		if (flags == BPF_ANY && *n && TEST_FAIL(l->prev)) {
 			err = -EIO;
 			pr_err("datapath: test: the fill of %s fails here", l->prev);
 			break;
 		}
-		convert(dp, g, ok, ov, k, v);
-		if (array && *(__u32 *)k >= bpf_map__max_entries(g->map))
-			continue;	/* configured smaller: the slots beyond go */
-		/* counters: the snapshot is exactly what was copied */
-		if (g->snap && *(__u32 *)ok < g->snap_nr)
-			memcpy((char *)g->snap + (size_t)*(__u32 *)ok * ob, ov, ob);
-		if (!bpf_map_update_elem(new_fd, k, v, flags))
-			(*n)++;
-		else if (errno != EEXIST) {
-			err = -errno;
-			break;
-		}
+		w = copy_one(dp, g, ok, val, k, v, flags);
+		if (w < 0)
+			err = w;
+		else
+			*n += (size_t)w;
 	}
-out:
-	free(ok);
+	map_dump_free(&d);
 	free(ov);
 	free(k);
 	free(v);
@@ -371,6 +400,28 @@ int dp_layout_refuse_newer(const struct dp *dp, struct bpf_object *obj)
 	return err;
 }
 
+/*
+ * A map whose layout changed without a registry entry starts empty beside
+ * its old pin: say so (a review should have added the entry).
+ */
+static void warn_unregistered(const struct dp *dp, const char *name)
+{
+	unsigned long mv, pv;
+	size_t mb, pb;
+	struct dirent *e;
+	DIR *d;
+
+	if (!versioned(name, &mb, &mv) || !(d = opendir(dp->pin_dir)))
+		return;
+	while ((e = readdir(d)))
+		if (versioned(e->d_name, &pb, &pv) && pb == mb && pv < mv &&
+		    !strncmp(e->d_name, name, mb))
+			pr_warn("datapath: %s/%s is an older layout of %s, and this gammad has no "
+				"migration for it: %s starts empty, the old pin stays", dp->pin_dir,
+				e->d_name, name, name);
+	closedir(d);
+}
+
 int dp_layout_plan(struct dp *dp, struct bpf_map *m, const char *path, uint32_t want)
 {
 	const struct dp_layout *l = layout_find(bpf_map__name(m));
@@ -380,8 +431,11 @@ int dp_layout_plan(struct dp *dp, struct bpf_map *m, const char *path, uint32_t 
 	char old_path[PATH_MAX];
 	int old_fd, fd, err;
 
-	if (!l)
+	if (!l) {
+		if (access(path, F_OK))
+			warn_unregistered(dp, bpf_map__name(m));
 		return 0;
+	}
 	snprintf(old_path, sizeof(old_path), "%s/%s", dp->pin_dir, l->prev);
 	old_fd = bpf_obj_get(old_path);
 	if (old_fd < 0)
@@ -550,6 +604,28 @@ out:
 	return err;
 }
 
+/* Entries the old programs made since the fill, into the new maps they lack. */
+static void catch_up(struct dp *dp)
+{
+	for (int i = 0; i < dp->nr_migrations; i++) {
+		struct dp_migration *g = &dp->migrations[i];
+		size_t n;
+		int err;
+
+		if (g->layout->live != DP_LIVE_DATAPATH)
+			continue;
+		err = copy_entries(dp, g, BPF_NOEXIST, &n);
+		if (err)
+			pr_warn("datapath: layout upgrade %s -> %s: catching up: %s", g->old_path,
+				g->path, strerror(-err));
+	}
+}
+
+void dp_layout_catch_up(struct dp *dp)
+{
+	catch_up(dp);
+}
+
 int dp_layout_commit(struct dp *dp)
 {
 	int err = 0;
@@ -557,7 +633,12 @@ int dp_layout_commit(struct dp *dp)
 	if (!dp->nr_migrations)
 		return 0;
 	TEST_EXIT("switched");
-	/* No old program runs after this: what they wrote is all there. */
+	/*
+	 * At once: a flow the old programs started since the last catch-up
+	 * has its reply handled by the new ones from now on, which must find
+	 * its entry. Then again when no old program runs any more.
+	 */
+	catch_up(dp);
 	err = dp_sync(dp);
 	if (err)
 		pr_warn("datapath: layout upgrade: grace period: %s", strerror(-err));

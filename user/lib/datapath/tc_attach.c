@@ -67,8 +67,10 @@ int tc_dp_open(struct dp *dp, const struct tc_dp_opts *opts, struct tc_dp **out)
 	 * getting route changes; every pinned attachment switches now, then
 	 * the old maps go (layout.c).
 	 */
-	if (!err && dp_layout_pending(dp))
+	if (!err && dp_layout_pending(dp)) {
+		dp_layout_catch_up(dp);
 		err = tc_relink_all(t);
+	}
 	if (!err && dp_layout_pending(dp))
 		err = dp_layout_commit(dp);
 	if (!err) {
