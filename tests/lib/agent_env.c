@@ -131,10 +131,11 @@ int agent_env_wait_applied(struct agent_env *ag, int n, int timeout_ms)
 
 int agent_env_start(struct agent_env *ag)
 {
+	const char *bin = test_bin(ag->bin ? ag->bin : "gammad");
 	int before = agent_env_applied(ag), fd;
 	pid_t pid;
 
-	if (access(test_bin("gammad"), X_OK))
+	if (access(bin, X_OK))
 		return -ENOENT;
 	fd = open(ag->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -156,7 +157,7 @@ int agent_env_start(struct agent_env *ag)
 		for (const char *const *a = ag->args; a && *a && argc < 63; a++)
 			argv[argc++] = (char *)*a;
 		argv[argc] = NULL;
-		execv(test_bin("gammad"), argv);
+		execv(bin, argv);
 		_exit(127);
 	}
 	close(fd);

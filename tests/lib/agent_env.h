@@ -34,6 +34,7 @@ struct agent_env {
 	char log[PATH_MAX];		/* stdout and stderr of every agent started */
 	int64_t last_applied_us;	/* when the last awaited "applied" line was seen */
 	const char *const *args;	/* more gammad run arguments, NULL-terminated (or NULL) */
+	const char *bin;		/* the gammad to run, under the build dir; NULL: "gammad" */
 };
 
 /* Paths, pin dir and manifests dir with the lab's cluster.yaml; never fails a test. */

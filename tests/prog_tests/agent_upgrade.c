@@ -1,0 +1,470 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * An upgrade across map layouts under a connection loop (issue 16): two
+ * real builds, build/gammad and build/next/gammad, the same code with the
+ * test-only next layout (include/gammad/layout_next.h: gammad_be_v2 ->
+ * _v3, gammad_ct_v1 -> _v2, gammad_svcst_v1 -> _v2, fields reordered).
+ *
+ * The lab runs Service upg/svc (80: HTTPRoute 70/30 to svc-a/svc-b; 9000:
+ * a line protocol), a client pod, and a consumer namespace whose route
+ * sends its clients to svc-b. build/gammad runs (L4, TC on the pod veths),
+ * then while these run without a pause:
+ *
+ *   connect-time: new HTTP connections from the client pod, from the
+ *                 consumer pod, and one long-lived connection (sockmap);
+ *   TC path:      new HTTP connections and one long-lived connection from
+ *                 the client pod's netns outside --cgroup (conntrack)
+ *
+ * the subtests, in order, stop the old agent and:
+ *   failed_midway_keeps_old_layout  next build, its conntrack fill made to
+ *                                   fail: it exits, says why once, old pins
+ *                                   serve, no new pin is left
+ *   interrupted_after_fill          next build exits after filling (a crash):
+ *                                   both layouts pinned, the old one serving
+ *   upgrade_under_load              next build: rolls the leftover back,
+ *                                   upgrades; old pins gone, routes as
+ *                                   before, counters continued
+ *   downgrade_refused               build/gammad again: refuses the newer
+ *                                   layout, touches nothing
+ * and at the end every connection of every loop succeeded.
+ */
+#include <errno.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "datapath/datapath.h"
+#include "lib/agent_env.h"
+#include "lib/lab_env.h"
+#include "lib/mesh_client.h"
+#include "test_progs.h"
+
+#define NS	"upg"
+#define FE_NS	"upg-fe"
+#define VIP	"10.96.78.10"
+#define NEXT	"next/gammad"
+
+static const char manifests_yaml[] =
+	"apiVersion: v1\nkind: Namespace\nmetadata: {name: " NS "}\n"
+	"---\napiVersion: v1\nkind: Namespace\nmetadata: {name: " FE_NS "}\n"
+#define BACKEND(v)							\
+	"---\napiVersion: apps/v1\nkind: Deployment\n"			\
+	"metadata: {name: upg-" v ", namespace: " NS "}\n"		\
+	"spec:\n  replicas: 1\n"					\
+	"  selector:\n    matchLabels: {app: upg, version: " v "}\n"	\
+	"  template:\n    metadata:\n      labels: {app: upg, version: " v "}\n" \
+	"    spec:\n      containers:\n        - name: echo\n"		\
+	"          image: example/echo\n"				\
+	"          args: [\"--tcp=9090\"]\n"				\
+	"          ports:\n"						\
+	"            - {name: http, containerPort: 8080}\n"		\
+	"            - {name: line, containerPort: 9090}\n"
+	BACKEND("a")
+	BACKEND("b")
+#define CLIENT(name, ns)						\
+	"---\napiVersion: apps/v1\nkind: Deployment\n"			\
+	"metadata: {name: " name ", namespace: " ns "}\n"		\
+	"spec:\n  selector:\n    matchLabels: {app: " name "}\n"	\
+	"  template:\n    metadata:\n      labels: {app: " name "}\n"	\
+	"    spec:\n      containers:\n        - name: c\n"		\
+	"          image: example/client\n"				\
+	"          ports:\n            - {containerPort: 8080}\n"
+	CLIENT("client", NS)
+	CLIENT("fe-client", FE_NS)
+#define SERVICE(name, sel, ip)						\
+	"---\napiVersion: v1\nkind: Service\n"				\
+	"metadata: {name: " name ", namespace: " NS "}\n"		\
+	"spec:\n  selector: " sel "\n  clusterIP: " ip "\n"		\
+	"  ports:\n    - {name: http, port: 80, targetPort: http}\n"	\
+	"    - {name: line, port: 9000, targetPort: line}\n"
+	SERVICE("svc", "{app: upg}", VIP)
+	SERVICE("svc-a", "{app: upg, version: a}", "10.96.78.11")
+	SERVICE("svc-b", "{app: upg, version: b}", "10.96.78.12")
+	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+	"metadata: {name: split, namespace: " NS "}\n"
+	"spec:\n  parentRefs:\n    - {group: \"\", kind: Service, name: svc, port: 80}\n"
+	"  rules:\n    - backendRefs:\n"
+	"        - {name: svc-a, port: 80, weight: 70}\n"
+	"        - {name: svc-b, port: 80, weight: 30}\n"
+	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+	"metadata: {name: canary, namespace: " FE_NS "}\n"
+	"spec:\n  parentRefs:\n"
+	"    - {group: \"\", kind: Service, name: svc, namespace: " NS ", port: 80}\n"
+	"  rules:\n    - backendRefs:\n"
+	"        - {name: svc-b, namespace: " NS ", port: 80}\n";
+
+/* The maps the next layout changes, old and new names. */
+static const char *const old_maps[] = { "gammad_be_v2", "gammad_ct_v1", "gammad_svcst_v1" };
+static const char *const new_maps[] = { "gammad_be_v3", "gammad_ct_v2", "gammad_svcst_v2" };
+#define NR_CHANGED 3
+
+enum { L_CT_HTTP, L_CT_CONSUMER, L_CT_LONG, L_TC_HTTP, L_TC_LONG, NR_LOOPS };
+static const char *const loop_name[NR_LOOPS] = {
+	"connect-time HTTP", "connect-time consumer route", "connect-time long-lived",
+	"TC path HTTP", "TC path long-lived",
+};
+
+struct upg_env {
+	struct lab_env lab;
+	struct agent_env ag;
+	const struct lab_pod_info *a, *b, *client, *fe;
+	struct mc_loop loops[NR_LOOPS];
+	bool running[NR_LOOPS];
+	const char *args[8];
+	char routes_before[65536];
+	unsigned long long svc_connects_before, tc_before;
+	size_t ct_before;	/* connect-time HTTP results when the counters were read */
+	int64_t t_loops;	/* when the loops started */
+};
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static bool pinned(const struct upg_env *e, const char *name)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", e->ag.pin_dir, name);
+	return !access(path, F_OK);
+}
+
+/* How many lines of the agent log hold s. */
+static int log_count(const struct upg_env *e, const char *s)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	int n = 0;
+	FILE *f = fopen(e->ag.log, "re");
+
+	if (!f)
+		return 0;
+	while (getline(&line, &cap, f) > 0)
+		n += strstr(line, s) != NULL;
+	free(line);
+	fclose(f);
+	return n;
+}
+
+/* Every pod veth carries a TC link. */
+static bool tc_ready(const struct upg_env *e)
+{
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < e->lab.nr_pods; i++) {
+		snprintf(path, sizeof(path), "%s/link_tc_%u", e->ag.pin_dir,
+			 if_nametoindex(e->lab.pods[i].veth));
+		if (access(path, F_OK))
+			return false;
+	}
+	return true;
+}
+
+/* gammactl of a build ("gammactl" or "next/gammactl") on the agent's pins; its output. */
+static int gammactl(const struct upg_env *e, const char *bin, const char *args, char **out)
+{
+	return lab_run_capture(out, "%s --pin-dir %s %s", test_bin(bin), e->ag.pin_dir, args);
+}
+
+/*
+ * What the kernel routes by, as gammactl reads it: frontends, classes,
+ * backends with their shares and endpoints, without the counters.
+ */
+static int routes(const struct upg_env *e, const char *bin, char *buf, size_t len)
+{
+	char *out = NULL, cmd[128];
+	int ret;
+
+	snprintf(cmd, sizeof(cmd), "routes --json | sed -E 's/\"connects\": ?[0-9]+/\"connects\":_/g'");
+	ret = gammactl(e, bin, cmd, &out);
+	snprintf(buf, len, "%s", out ? out : "");
+	free(out);
+	return ret;
+}
+
+/* Connections counted for Service port upg/svc:80 (gammad_svcst_*), and TC translations. */
+static int counters(const struct upg_env *e, const char *bin, unsigned long long *svc,
+		    unsigned long long *tc)
+{
+	char *out = NULL;
+	int ret;
+
+	*svc = *tc = 0;
+	ret = gammactl(e, bin, "stats --json | python3 -c 'import json, sys; d = json.load(sys.stdin); "
+		       "print(sum(s[\"counters\"][\"connects\"] for s in d[\"services\"] "
+		       "if s[\"name\"] == \"svc\" and s[\"port\"] == 80), "
+		       "sum(d.get(\"tc\", {}).values()))'", &out);
+	if (!ret && out)
+		sscanf(out, "%llu %llu", svc, tc);
+	test__printf("%s stats: %s", bin, out ? out : "");
+	free(out);
+	return ret;
+}
+
+static int loops_start(struct upg_env *e)
+{
+	struct mc_place in_client = { .cgroup = e->client->container_cgroup,
+				      .netns = e->client->netns, .timeout_ms = 3000 };
+	struct mc_place in_fe = { .cgroup = e->fe->container_cgroup, .netns = e->fe->netns,
+				  .timeout_ms = 3000 };
+	/* in the client's netns, in the test's own cgroup: only the TC path sees it */
+	struct mc_place outside = { .netns = e->client->netns, .timeout_ms = 3000 };
+	const struct { const struct mc_place *at; int port; enum mc_proto proto; } l[NR_LOOPS] = {
+		[L_CT_HTTP] = { &in_client, 80, MC_HTTP },
+		[L_CT_CONSUMER] = { &in_fe, 80, MC_HTTP },
+		[L_CT_LONG] = { &in_client, 9000, MC_PINGPONG },
+		[L_TC_HTTP] = { &outside, 80, MC_HTTP },
+		[L_TC_LONG] = { &outside, 9000, MC_PINGPONG },
+	};
+
+	e->t_loops = mono_us();
+	for (int i = 0; i < NR_LOOPS; i++) {
+		if (!ASSERT_OK(mc_loop_start(&e->loops[i], l[i].at, VIP, l[i].port, l[i].proto,
+					     200000), loop_name[i]))
+			return -1;
+		e->running[i] = true;
+	}
+	/* every loop has got answers before anything changes */
+	for (int t = 0; t < 500; t++) {
+		bool all = true;
+
+		for (int i = 0; i < NR_LOOPS; i++)
+			all &= mc_loop_count(&e->loops[i]) >= 20;
+		if (all)
+			return 0;
+		sleep_ms(10);
+	}
+	for (int i = 0; i < NR_LOOPS; i++)
+		test__printf("%s: %zu results\n", loop_name[i], mc_loop_count(&e->loops[i]));
+	return -ETIMEDOUT;
+}
+
+/* Every loop makes progress now (n more results each within a few seconds). */
+static void loops_progress(struct upg_env *e, const char *when)
+{
+	size_t start[NR_LOOPS];
+
+	for (int i = 0; i < NR_LOOPS; i++)
+		start[i] = mc_loop_count(&e->loops[i]);
+	for (int t = 0; t < 500; t++) {
+		bool all = true;
+
+		for (int i = 0; i < NR_LOOPS; i++)
+			all &= mc_loop_count(&e->loops[i]) >= start[i] + 20;
+		if (all)
+			return;
+		sleep_ms(10);
+	}
+	for (int i = 0; i < NR_LOOPS; i++)
+		ASSERT_GE(mc_loop_count(&e->loops[i]), start[i] + 20, when);
+}
+
+/* Start an agent of bin, which must exit before applying; its log must say why. */
+static void start_expect_exit(struct upg_env *e, const char *bin, const char *why)
+{
+	int before = log_count(e, why);
+
+	e->ag.bin = bin;
+	ASSERT_EQ(agent_env_start(&e->ag), -ESRCH, "the agent exits without applying");
+	ASSERT_EQ(log_count(e, why), before + 1, why);
+}
+
+static void subtest_failed_midway(struct upg_env *e)
+{
+	setenv("GAMMAD_TEST_LAYOUT_FAIL", "gammad_ct_v1", 1);
+	start_expect_exit(e, NEXT, "the old layout keeps serving");
+	unsetenv("GAMMAD_TEST_LAYOUT_FAIL");
+	for (int i = 0; i < NR_CHANGED; i++) {
+		ASSERT_TRUE(pinned(e, old_maps[i]), old_maps[i]);
+		ASSERT_FALSE(pinned(e, new_maps[i]), new_maps[i]);
+	}
+	loops_progress(e, "the old layout serves after a failed upgrade");
+}
+
+static void subtest_interrupted(struct upg_env *e)
+{
+	setenv("GAMMAD_TEST_LAYOUT_EXIT", "filled", 1);
+	e->ag.bin = NEXT;
+	ASSERT_EQ(agent_env_start(&e->ag), -ESRCH, "exits after the fill");
+	unsetenv("GAMMAD_TEST_LAYOUT_EXIT");
+	for (int i = 0; i < NR_CHANGED; i++) {
+		ASSERT_TRUE(pinned(e, old_maps[i]), old_maps[i]);
+		ASSERT_TRUE(pinned(e, new_maps[i]), new_maps[i]);
+	}
+	loops_progress(e, "the old layout serves after an interrupted upgrade");
+}
+
+static void subtest_upgrade(struct upg_env *e)
+{
+	static char after[65536];
+	unsigned long long svc = 0, tc = 0;
+	size_t ct_now;
+
+	e->ag.bin = NEXT;
+	test__printf("upgrade starts %.3f s after the loops\n",
+		     (mono_us() - e->t_loops) / 1e6);
+	if (!ASSERT_OK(agent_env_start(&e->ag), "build/next/gammad applied"))
+		return;
+	test__printf("upgrade applied %.3f s after the loops\n",
+		     (mono_us() - e->t_loops) / 1e6);
+	ASSERT_EQ(log_count(e, "building it again from"), NR_CHANGED,
+		  "the interrupted upgrade's leftovers rebuilt");
+	ASSERT_EQ(log_count(e, "map layout upgraded"), NR_CHANGED, "three maps upgraded");
+	ASSERT_GE(log_count(e, "attachments switched to the new programs"), 1,
+		  "TC attachments switched");
+	for (int i = 0; i < NR_CHANGED; i++) {
+		ASSERT_FALSE(pinned(e, old_maps[i]), old_maps[i]);
+		ASSERT_TRUE(pinned(e, new_maps[i]), new_maps[i]);
+	}
+	loops_progress(e, "every loop goes on after the upgrade");
+	if (ASSERT_OK(routes(e, "next/gammactl", after, sizeof(after)), "routes after"))
+		ASSERT_STREQ(after, e->routes_before, "the kernel routes as before");
+	ct_now = mc_loop_count(&e->loops[L_CT_HTTP]);
+	if (ASSERT_OK(counters(e, "next/gammactl", &svc, &tc), "counters after")) {
+		/* every connect() since the first reading counted once at least */
+		ASSERT_GE(svc, e->svc_connects_before + (ct_now - e->ct_before) / 2,
+			  "Service port counters continued");
+		ASSERT_GT(tc, e->tc_before, "TC counters continued");
+	}
+}
+
+static void subtest_downgrade(struct upg_env *e)
+{
+	agent_env_kill(&e->ag, SIGTERM);
+	start_expect_exit(e, NULL, "is a newer map layout than this gammad");
+	for (int i = 0; i < NR_CHANGED; i++) {
+		ASSERT_FALSE(pinned(e, old_maps[i]), old_maps[i]);
+		ASSERT_TRUE(pinned(e, new_maps[i]), new_maps[i]);
+	}
+	loops_progress(e, "the newer layout serves after a refused downgrade");
+}
+
+static int env_setup(struct upg_env *e)
+{
+	char path[PATH_MAX], *out = NULL;
+	int ret, i = 0;
+
+	if (lab_env_write(&e->lab, "upg.yaml", manifests_yaml, path) ||
+	    lab_env_up_checked(&e->lab, path))
+		return -1;
+	e->a = lab_env_find(&e->lab, NS, "upg-a");
+	e->b = lab_env_find(&e->lab, NS, "upg-b");
+	e->client = lab_env_find(&e->lab, NS, "client");
+	e->fe = lab_env_find(&e->lab, FE_NS, "fe-client");
+	if (!ASSERT_OK_PTR(e->a, "upg-a pod") || !ASSERT_OK_PTR(e->b, "upg-b pod") ||
+	    !ASSERT_OK_PTR(e->client, "client pod") || !ASSERT_OK_PTR(e->fe, "fe-client pod"))
+		return -1;
+	if (!ASSERT_OK(agent_env_init(&e->ag, &e->lab), "agent_env_init"))
+		return -1;
+	ret = lab_run_capture(&out, "cat %s/routes.yaml", e->lab.out);
+	ret = ret ?: agent_env_write(&e->ag, "routes.yaml", out);
+	free(out);
+	if (!ASSERT_OK(ret, "routes.yaml for the agent"))
+		return -1;
+	e->args[i++] = "--metrics-addr";
+	e->args[i++] = "off";
+	e->args[i++] = "--no-http-engine";	/* L4: a restart is stop, start */
+	e->args[i] = NULL;
+	e->ag.args = e->args;
+	if (!ASSERT_OK(agent_env_start(&e->ag), "build/gammad applied"))
+		return -1;
+	for (i = 0; i < 100 && !tc_ready(e); i++)
+		sleep_ms(100);
+	if (!ASSERT_TRUE(tc_ready(e), "TC links on every pod veth"))
+		return -1;
+	for (i = 0; i < NR_CHANGED; i++)
+		if (!ASSERT_TRUE(pinned(e, old_maps[i]), old_maps[i]))
+			return -1;
+	if (!ASSERT_OK(loops_start(e), "every loop answered"))
+		return -1;
+	if (!ASSERT_OK(routes(e, "gammactl", e->routes_before, sizeof(e->routes_before)),
+		       "routes before") ||
+	    !ASSERT_HAS_SUBSTR(e->routes_before, "svc-b", "routes read"))
+		return -1;
+	e->ct_before = mc_loop_count(&e->loops[L_CT_HTTP]);
+	if (!ASSERT_OK(counters(e, "gammactl", &e->svc_connects_before, &e->tc_before),
+		       "counters before") ||
+	    !ASSERT_GT(e->svc_connects_before, 0, "connects counted"))
+		return -1;
+	/* L4 agents hand nothing over: the old one stops, the kernel routes on */
+	agent_env_kill(&e->ag, SIGTERM);
+	return 0;
+}
+
+/* Every connection of every loop succeeded; the routes held throughout. */
+static void loops_check(struct upg_env *e)
+{
+	for (int i = 0; i < NR_LOOPS; i++) {
+		const struct mc_result *r;
+		size_t n;
+
+		if (!e->running[i])
+			continue;
+		n = mc_loop_stop(&e->loops[i]);
+		e->running[i] = false;
+		r = e->loops[i].res;
+		test__printf("%s: %zu results, %zu failed\n", loop_name[i], n,
+			     mc_count_errors(r, n));
+		for (size_t j = 0; j < n; j++)
+			if (r[j].err)
+				test__printf("  failed: started %.3f s after the loop, %s: %s\n",
+					     (r[j].t_start_us - e->t_loops) / 1e6, r[j].step,
+					     strerror(-r[j].err));
+		ASSERT_GT(n, 100, loop_name[i]);
+		ASSERT_EQ(mc_count_errors(r, n), 0, loop_name[i]);
+		if (i == L_CT_CONSUMER)
+			ASSERT_EQ(mc_count_pod(r, n, e->b->name), n,
+				  "consumer route: every connection to svc-b");
+		if (i == L_CT_HTTP || i == L_TC_HTTP) {
+			size_t a = mc_count_pod(r, n, e->a->name);
+
+			ASSERT_EQ(a + mc_count_pod(r, n, e->b->name), n, "answered by a or b");
+			/* 70/30: far from both 0 and 100 % */
+			ASSERT_GT(a * 100, n * 55, "svc-a's share");
+			ASSERT_LT(a * 100, n * 85, "svc-a's share");
+		}
+	}
+}
+
+void test_agent_upgrade(void)
+{
+	struct upg_env e = {};
+
+	if (lab_env_start(&e.lab, NULL))
+		goto cleanup;
+	if (access(test_bin("gammad"), X_OK) || access(test_bin(NEXT), X_OK) ||
+	    access(test_bin("next/gammactl"), X_OK)) {
+		test__skip("build/next not built (make layout-next; make test builds it)");
+		goto cleanup;
+	}
+	if (env_setup(&e))
+		goto cleanup;
+	if (test__start_subtest("failed_midway_keeps_old_layout"))
+		subtest_failed_midway(&e);
+	if (test__start_subtest("interrupted_after_fill"))
+		subtest_interrupted(&e);
+	if (test__start_subtest("upgrade_under_load"))
+		subtest_upgrade(&e);
+	if (test__start_subtest("downgrade_refused"))
+		subtest_downgrade(&e);
+	if (test__start_subtest("no_connection_failed"))
+		loops_check(&e);
+cleanup:
+	for (int i = 0; i < NR_LOOPS; i++) {
+		if (e.running[i])
+			mc_loop_stop(&e.loops[i]);
+		mc_loop_free(&e.loops[i]);
+	}
+	unsetenv("GAMMAD_TEST_LAYOUT_FAIL");
+	unsetenv("GAMMAD_TEST_LAYOUT_EXIT");
+	agent_env_fini(&e.ag);
+	lab_env_fini(&e.lab);
+}
