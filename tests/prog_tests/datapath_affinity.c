@@ -430,6 +430,40 @@ out:
 	unlink(path);
 }
 
+/*
+ * A restart after an upgrade that switched the programs but was killed
+ * before removing the old pin: both layouts are pinned and no attached
+ * program reads gammad_be_v1, so gammad_be_v2 is the truth. The new data
+ * path adopts it as it is (nothing of the old map copied over it) and
+ * only removes the old pin (rolled forward).
+ */
+static void test_upgrade_rolled_forward(struct aff_env *e)
+{
+	struct { uint32_t ep_set, nr_endpoints, flags; } old = { 4243, 1, 0 };
+	char path[PATH_MAX + 32];
+	struct gammad_be_val v;
+	struct dp *dp2 = NULL;
+	uint32_t key = 778;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/gammad_be_v1", e->fx.pin_dir);
+	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "gammad_be_v1", 4, sizeof(old), 16, NULL);
+	if (!ASSERT_GE(fd, 0, "old map") ||
+	    !ASSERT_OK(bpf_map_update_elem(fd, &key, &old, BPF_ANY), "old entry") ||
+	    !ASSERT_OK(bpf_obj_pin(fd, path), "pin old map"))
+		goto out;
+	if (!ASSERT_OK(fx_dp_open(&e->fx, &dp2), "a new data path on the pin dir"))
+		goto out;
+	ASSERT_ERR(bpf_map_lookup_elem(dp_map_fd(dp2, GAMMAD_MAP_BACKEND), &key, &v),
+		   "the switched map is the truth: nothing copied over it");
+	ASSERT_NEQ(access(path, F_OK), 0, "old pin removed");
+out:
+	dp_close(dp2);
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+}
+
 static int env_setup(struct aff_env *e)
 {
 	int err = fx_setup(&e->fx, NPODS, false);
@@ -481,6 +515,8 @@ void test_datapath_affinity(void)
 	/* last: it opens the data path a second time on the same pins */
 	if (test__start_subtest("upgrade_from_be_v1"))
 		test_upgrade_be_v1(&e);
+	if (test__start_subtest("upgrade_interrupted_after_switch"))
+		test_upgrade_rolled_forward(&e);
 out:
 	tc_bpf__destroy(e.tc);
 	fx_teardown(&e.fx);
