@@ -98,6 +98,48 @@ static __always_inline void engine_remember_class(struct bpf_sock_addr *ctx, __u
 }
 
 /*
+ * The origin of a steered socket as the agent's accept sees it (key: the
+ * listener's netns and the client port; value: the ClusterIP:port dialed
+ * and the class): false when the socket was not steered. sockops only.
+ */
+static __always_inline bool engine_origin(struct bpf_sock_ops *skops,
+					  struct gammad_origdst_key *k,
+					  struct gammad_origdst_val *v)
+{
+	struct gammad_sock_engine *e;
+	struct gammad_sock_orig *o;
+	struct bpf_sock *sk = skops->sk;
+	__u32 *be, *vip;
+
+	if (!sk)
+		return false;
+	o = bpf_sk_storage_get(&gammad_sko_v1, sk, 0, 0);
+	if (!o || !(o->flags & GAMMAD_SKO_ENGINE))
+		return false;
+	e = bpf_sk_storage_get(&gammad_ske_v1, sk, 0, 0);
+	v->ns_id = e ? e->ns_id : GAMMAD_NS_ALL;
+	be = (__u32 *)o->be_addr;
+	vip = (__u32 *)o->vip;
+	k->netns_cookie = bpf_get_netns_cookie(skops);
+	k->port = bpf_htons((__u16)skops->local_port);
+	v->vip_port = o->vip_port;
+	if (o->family == AF_INET) {
+		k->family = AF_INET;
+		v->family = AF_INET;
+		addr_from_ip4(v->vip, vip[0]);
+	} else if (ip6_is_v4mapped(be[0], be[1], be[2])) {
+		k->family = AF_INET;
+		v->family = AF_INET;
+		addr_from_ip4(v->vip, vip[3]);
+	} else {
+		k->family = AF_INET6;
+		v->family = AF_INET6;
+		addr_copy(v->vip, o->vip);
+	}
+	return true;
+}
+
+/*
  * sockops, ACTIVE_ESTABLISHED: when this socket was steered, record its
  * origin for the agent's accept. The client port is known only now (the
  * kernel binds it after the connect hook). On loopback this callback runs
@@ -108,36 +150,9 @@ static __always_inline void engine_record_origdst(struct bpf_sock_ops *skops)
 {
 	struct gammad_origdst_key k = {};
 	struct gammad_origdst_val v = {};
-	struct gammad_sock_engine *e;
-	struct gammad_sock_orig *o;
-	struct bpf_sock *sk = skops->sk;
-	__u32 *be, *vip;
 
-	if (!sk)
+	if (!engine_origin(skops, &k, &v))
 		return;
-	o = bpf_sk_storage_get(&gammad_sko_v1, sk, 0, 0);
-	if (!o || !(o->flags & GAMMAD_SKO_ENGINE))
-		return;
-	e = bpf_sk_storage_get(&gammad_ske_v1, sk, 0, 0);
-	v.ns_id = e ? e->ns_id : GAMMAD_NS_ALL;
-	be = (__u32 *)o->be_addr;
-	vip = (__u32 *)o->vip;
-	k.netns_cookie = bpf_get_netns_cookie(skops);
-	k.port = bpf_htons((__u16)skops->local_port);
-	v.vip_port = o->vip_port;
-	if (o->family == AF_INET) {
-		k.family = AF_INET;
-		v.family = AF_INET;
-		addr_from_ip4(v.vip, vip[0]);
-	} else if (ip6_is_v4mapped(be[0], be[1], be[2])) {
-		k.family = AF_INET;
-		v.family = AF_INET;
-		addr_from_ip4(v.vip, vip[3]);
-	} else {
-		k.family = AF_INET6;
-		v.family = AF_INET6;
-		addr_copy(v.vip, o->vip);
-	}
 	if (bpf_map_update_elem(&gammad_origdst_v1, &k, &v, BPF_ANY))
 		reason_inc(GAMMAD_R_ORIGDST_UPDATE);
 }
