@@ -160,6 +160,9 @@ $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c | $(VMLINUX)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+# The kernel HTTP data path binds upstream slots with compare-and-swap: BPF atomics (v3).
+$(BUILD)/bpf/khttp.bpf.o: BPF_CFLAGS += -mcpu=v3
+
 $(BUILD)/tests/progs/%.bpf.o: tests/progs/%.bpf.c | $(VMLINUX)
 	$(call msg,BPF,$@)
 	$(Q)mkdir -p $(@D)

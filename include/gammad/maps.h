@@ -516,8 +516,7 @@ _Static_assert(_Alignof(struct gammad_sock_orig) == 4, "gammad_sock_orig align")
  * client class, and everything below it by (table, index): a new version
  * is written aside under a new id and published by the one frontend update
  * that flips the generation, as for L4. `gammad run --kernel-http` writes
- * them (user/lib/image/image_khttp.c); no program on the data path reads
- * them yet.
+ * them (user/lib/image/image_khttp.c); bpf/khttp.bpf.c reads them.
  *
  * Strings are stored with their length and, for names, a hash of their
  * lowercased bytes (gammad_kh_hash_byte), so the kernel compares bytes
@@ -722,6 +721,18 @@ enum gammad_kh_reason {
 	GAMMAD_KH_R_UPGRADE,		/* Upgrade */
 	GAMMAD_KH_R_LENGTH,		/* Content-Length of more than 18 digits */
 	GAMMAD_KH_R_MAP,		/* an entry the table names is missing */
+	/* the data path's own (bpf/lib/khttp_path.h) */
+	GAMMAD_KH_R_PIPELINE,		/* would overtake a response still outstanding */
+	GAMMAD_KH_R_NO_UPSTREAM,	/* no free pre-connected upstream for the endpoint */
+	GAMMAD_KH_R_NO_ENDPOINT,	/* the rule backend has no endpoint to pick */
+	GAMMAD_KH_R_AFFINITY,		/* the backend has session affinity (the engine's) */
+	GAMMAD_KH_R_REDIRECT,		/* a redirect answer (Location is the engine's) */
+	GAMMAD_KH_R_LOCAL_BODY,		/* a local answer to a body not all in the message */
+	GAMMAD_KH_R_UNFRAMED,		/* the bound upstream's response framing is unknown */
+	GAMMAD_KH_R_EDIT,		/* a message edit failed: dropped */
+	GAMMAD_KH_R_ENGINE_LOST,	/* the engine's socket is gone: dropped */
+	GAMMAD_KH_R_HOP_BY_HOP,		/* Connection, Keep-Alive, TE: the engine's */
+	GAMMAD_KH_R_HTTP10,		/* HTTP/1.0: the engine adds Host, keeps alive */
 	GAMMAD_KH_R_MAX,
 };
 
@@ -806,6 +817,137 @@ _Static_assert(sizeof(struct gammad_kh_key) == 8, "gammad_kh_key");
 _Static_assert(sizeof(struct gammad_kh_alias_key) == 12, "gammad_kh_alias_key");
 _Static_assert(sizeof(struct gammad_kh_req) == 472, "gammad_kh_req");
 _Static_assert(sizeof(struct gammad_kh_verdict) == 44, "gammad_kh_verdict");
+
+/* ==== HTTP/1.1 in the kernel: the data path (bpf/lib/khttp_path.h) ===== */
+/*
+ * A client connection the kernel serves (gammad run --kernel-http) is the
+ * application's socket steered to the engine's listener: it sits in
+ * gammad_khcli_v1 (sockhash keyed by its socket cookie) with the sk_msg
+ * program, its state in the socket storage gammad_khc_v1; the agent's
+ * accepted end of it in gammad_khag_v1 (keyed by the client's cookie), the
+ * engine's way in. Upstream sockets, pre-connected by the agent in the
+ * client pod's netns, are slots: gammad_khup_v1[slot] (sockhash, with the
+ * sk_skb verdict), gammad_khslot_v1[slot] their state, gammad_khupc_v1 the
+ * slot of an upstream socket cookie, gammad_khpool_v1 the slots of each
+ * (client netns, endpoint). A slot is bound to one client connection at a
+ * time (owner, compare-and-swap), so responses can never be misdelivered.
+ * The kernel HTTP sockops program registers a steered client socket at
+ * ACTIVE_ESTABLISHED (its state, gammad_khcli_v1, and gammad_khck_v1 under
+ * the origdst key, where the agent's accept finds the client's cookie) and
+ * releases its upstream when it reaches TCP_CLOSE.
+ */
+#define GAMMAD_MAP_KH_CLI	"gammad_khcli_v1"
+#define GAMMAD_MAP_KH_AGENT	"gammad_khag_v1"
+#define GAMMAD_MAP_KH_CONN	"gammad_khc_v1"
+#define GAMMAD_MAP_KH_UP	"gammad_khup_v1"
+#define GAMMAD_MAP_KH_UPC	"gammad_khupc_v1"
+#define GAMMAD_MAP_KH_SLOT	"gammad_khslot_v1"
+#define GAMMAD_MAP_KH_POOL	"gammad_khpool_v1"
+#define GAMMAD_MAP_KH_EVENTS	"gammad_khev_v1"
+#define GAMMAD_MAP_KH_CK	"gammad_khck_v1"	/* origdst key -> client cookie, for accept */
+
+#define GAMMAD_KH_SLOTS_MAX	16384	/* upstream slots (array) */
+#define GAMMAD_KH_POOL_MAX	16	/* slots per (client netns, endpoint) */
+#define GAMMAD_KH_PIPELINE_MAX	31	/* requests outstanding on one upstream */
+
+enum gammad_kh_conn_state {
+	GAMMAD_KHC_KERNEL = 1,		/* requests decided here */
+	GAMMAD_KHC_ENGINE,		/* the engine's, for good */
+};
+
+enum gammad_kh_conn_flags {
+	GAMMAD_KHC_F_REDIRECTED = 1 << 0,	/* a message was redirected: never SK_PASS again */
+};
+
+/* Per client socket (socket storage gammad_khc_v1). */
+struct gammad_kh_conn {
+	__u64 cookie;		/* the client socket's cookie: its key in gammad_khcli_v1 */
+	__u64 netns_cookie;	/* the client pod's netns: the pools it draws from */
+	struct gammad_fe_key fe;	/* the Service port it dialed */
+	__u32 ns_id;		/* its client class */
+	__u32 state;		/* enum gammad_kh_conn_state */
+	__u32 flags;		/* enum gammad_kh_conn_flags */
+	__u32 slot;		/* bound upstream slot + 1; 0: none */
+};
+
+/* A pool: (client netns, endpoint). */
+struct gammad_kh_pool_key {
+	__u64 netns_cookie;
+	__u8 addr[16] GAMMAD_ALIGN4;
+	__be16 port;
+	__u8 family;
+	__u8 pad;
+};
+
+struct gammad_kh_pool {
+	__u32 nr;		/* slots[0..nr) */
+	__u32 slots[GAMMAD_KH_POOL_MAX];
+};
+
+/* gammad_kh_slot.owner besides a client's cookie */
+#define GAMMAD_KH_OWNER_FREE	0ULL		/* armed, claimable */
+#define GAMMAD_KH_OWNER_DEAD	(~0ULL)		/* for the agent: close, re-arm */
+
+enum gammad_kh_slot_flags {
+	GAMMAD_KH_SLOT_UNFRAMED = 1 << 0,	/* response framing unknown: never reused */
+};
+
+/* Response framing states (bpf/lib/khttp_path.h). */
+enum gammad_kh_rstate {
+	GAMMAD_KH_RS_STATUS = 0,	/* status line (or waiting for it) */
+	GAMMAD_KH_RS_LINE,		/* start of a field line or the empty line */
+	GAMMAD_KH_RS_NAME,
+	GAMMAD_KH_RS_VALUE,
+	GAMMAD_KH_RS_END_LF,		/* LF of the empty line */
+	GAMMAD_KH_RS_BODY,		/* Content-Length body: rleft bytes */
+	GAMMAD_KH_RS_CHUNK_SIZE,
+	GAMMAD_KH_RS_CHUNK_EXT,
+	GAMMAD_KH_RS_CHUNK_SIZE_LF,
+	GAMMAD_KH_RS_CHUNK_DATA,	/* rleft bytes of chunk data */
+	GAMMAD_KH_RS_CHUNK_DATA_CR,
+	GAMMAD_KH_RS_CHUNK_DATA_LF,
+	GAMMAD_KH_RS_TRAILER_LINE,
+	GAMMAD_KH_RS_TRAILER,
+	GAMMAD_KH_RS_TRAILER_LF,
+};
+
+/* The response parser's state, kept between skbs. */
+struct gammad_kh_resp {
+	__u64 rleft;		/* body or chunk bytes left */
+	__u64 cl;		/* Content-Length of the head */
+	__u32 state;		/* enum gammad_kh_rstate */
+	__u32 k;		/* position in the status line; digits of a number */
+	__u32 status;
+	__u32 hash;		/* field name / value hash so far */
+	__u32 nlen;		/* field name / value length so far */
+	__u32 field;		/* the field being read: 0, 1 Content-Length, 2 Transfer-Encoding */
+	__u32 hflags;		/* KH_RH_*: what the head said */
+	__u32 resp_seq;		/* responses completed */
+};
+
+/* An upstream slot (gammad_khslot_v1[slot]). */
+struct gammad_kh_slot {
+	__u64 owner;		/* client cookie; GAMMAD_KH_OWNER_FREE / _DEAD */
+	struct gammad_kh_pool_key pool;	/* its endpoint */
+	__u32 req_seq;		/* requests sent (written by the client side only) */
+	__u32 head_bits;	/* bit (seq % 32): request seq was HEAD */
+	__u32 flags;		/* enum gammad_kh_slot_flags */
+	__u32 pad;
+	__u64 bytes_up;		/* request bytes forwarded */
+	__u64 bytes_down;	/* response bytes redirected to the client */
+	struct gammad_kh_resp r;	/* written by the upstream side only */
+};
+
+enum gammad_kh_event_kind {
+	GAMMAD_KH_EV_CLAIMED = 1,	/* a slot of the pool was bound: refill */
+	GAMMAD_KH_EV_DEAD,		/* a slot was given up: close and re-arm it */
+};
+
+struct gammad_kh_event {
+	__u32 kind;		/* enum gammad_kh_event_kind */
+	__u32 slot;
+	struct gammad_kh_pool_key pool;
+};
 
 /* ==== TC data path: per-packet translation (bpf/tc.bpf.c) ============== */
 /*

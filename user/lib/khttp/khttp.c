@@ -54,6 +54,17 @@ static const char *const reasons[GAMMAD_KH_R_MAX] = {
 	[GAMMAD_KH_R_UPGRADE] = "Upgrade",
 	[GAMMAD_KH_R_LENGTH] = "Content-Length too long",
 	[GAMMAD_KH_R_MAP] = "table entry missing",
+	[GAMMAD_KH_R_PIPELINE] = "would overtake an outstanding response",
+	[GAMMAD_KH_R_NO_UPSTREAM] = "no free upstream",
+	[GAMMAD_KH_R_NO_ENDPOINT] = "no endpoint",
+	[GAMMAD_KH_R_AFFINITY] = "session affinity",
+	[GAMMAD_KH_R_REDIRECT] = "redirect",
+	[GAMMAD_KH_R_LOCAL_BODY] = "local answer to a split body",
+	[GAMMAD_KH_R_UNFRAMED] = "upstream framing unknown",
+	[GAMMAD_KH_R_EDIT] = "message edit failed",
+	[GAMMAD_KH_R_ENGINE_LOST] = "engine socket gone",
+	[GAMMAD_KH_R_HOP_BY_HOP] = "hop-by-hop field",
+	[GAMMAD_KH_R_HTTP10] = "HTTP/1.0",
 };
 
 const char *kh_tab_reason_str(unsigned int reason)

@@ -27,6 +27,17 @@ static const char *const reason_names[GAMMAD_KH_R_MAX] = {
 	[GAMMAD_KH_R_UPGRADE] = "upgrade",
 	[GAMMAD_KH_R_LENGTH] = "content_length",
 	[GAMMAD_KH_R_MAP] = "entry_missing",
+	[GAMMAD_KH_R_PIPELINE] = "pipeline",
+	[GAMMAD_KH_R_NO_UPSTREAM] = "no_upstream",
+	[GAMMAD_KH_R_NO_ENDPOINT] = "no_endpoint",
+	[GAMMAD_KH_R_AFFINITY] = "affinity",
+	[GAMMAD_KH_R_REDIRECT] = "redirect",
+	[GAMMAD_KH_R_LOCAL_BODY] = "local_body",
+	[GAMMAD_KH_R_UNFRAMED] = "unframed",
+	[GAMMAD_KH_R_EDIT] = "edit_failed",
+	[GAMMAD_KH_R_ENGINE_LOST] = "engine_lost",
+	[GAMMAD_KH_R_HOP_BY_HOP] = "hop_by_hop",
+	[GAMMAD_KH_R_HTTP10] = "http10",
 };
 
 static const char *const tab_reason_names[GAMMAD_KH_TAB_MAX] = {

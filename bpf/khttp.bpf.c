@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * HTTP/1.1 in the kernel, the data path (issue 13): gammad_kh_sockops
+ * (beside the main sockops program) registers steered client sockets,
+ * gammad_kh_client on the client sockhash (sk_msg), gammad_kh_upstream on
+ * the upstream sockhash (sk_skb, attached as BPF_SK_SKB_VERDICT: no stream
+ * parser). What they do and why: bpf/lib/khttp_path.h.
+ */
+#include "lib/khttp_path.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/*
+ * To the engine, for good. A socket that never redirected still talks TCP
+ * to the agent's accepted socket: SK_PASS is that path. After a redirect
+ * SK_PASS would reuse the stale target (brief: traps), so the engine's
+ * socket is reached by its ingress.
+ */
+static __always_inline int kh_to_engine(struct sk_msg_md *msg, struct gammad_kh_conn *c,
+					__u32 reason)
+{
+	__u64 cookie = c->cookie;
+
+	if (reason)
+		kh_count(reason);
+	c->state = GAMMAD_KHC_ENGINE;
+	if (!(c->flags & GAMMAD_KHC_F_REDIRECTED))
+		return SK_PASS;
+	if (bpf_msg_redirect_hash(msg, &gammad_khag_v1, &cookie, BPF_F_INGRESS) == SK_PASS)
+		return SK_PASS;
+	kh_count(GAMMAD_KH_R_ENGINE_LOST);
+	return SK_DROP;
+}
+
+/* A FORWARD verdict in s carried out: edit, account, redirect. */
+static __always_inline int kh_forward(struct sk_msg_md *msg, struct gammad_kh_conn *c,
+				      struct gammad_kh_scratch *s)
+{
+	struct gammad_kh_key key = { .tab = s->tab, .idx = s->v.rb };
+	struct gammad_kh_pool_key pk = {};
+	struct gammad_kh_slot *sl;
+	struct gammad_kh_rb *rb;
+	__u32 reason, id, bit, seq, is_head;
+	__u64 total;
+	int got, head;
+
+	rb = bpf_map_lookup_elem(&gammad_khrb_v1, &key);
+	if (!rb)
+		return kh_to_engine(msg, c, GAMMAD_KH_R_MAP);
+	reason = kh_endpoint(c, s->v.be_id, &pk);
+	if (reason)
+		return kh_to_engine(msg, c, reason);
+	got = kh_upstream(c, &pk);
+	if (got < 0)
+		return kh_to_engine(msg, c, -got);
+	id = got;
+	sl = bpf_map_lookup_elem(&gammad_khslot_v1, &id);
+	if (!sl)
+		return kh_to_engine(msg, c, GAMMAD_KH_R_NO_UPSTREAM);
+	/* the target first: a missing upstream leaves the message untouched */
+	if (bpf_msg_redirect_hash(msg, &gammad_khup_v1, &id, 0) != SK_PASS) {
+		kh_slot_release(c);
+		return kh_to_engine(msg, c, GAMMAD_KH_R_NO_UPSTREAM);
+	}
+	/* what the response parser needs to know of this request: HEAD or not */
+	is_head = s->req.method_len == 4 && s->buf[0] == 'H' && s->buf[1] == 'E' &&
+		  s->buf[2] == 'A' && s->buf[3] == 'D';
+	seq = sl->req_seq;
+	bit = 1u << (seq & 31);
+	if (is_head)
+		__sync_fetch_and_or(&sl->head_bits, bit);
+	else
+		__sync_fetch_and_and(&sl->head_bits, ~bit);
+	head = kh_msg_edit(msg, s, rb);
+	if (head < 0) {
+		/* half edited: nobody may get it; the client sees EACCES */
+		kh_slot_release(c);
+		kh_count(GAMMAD_KH_R_EDIT);
+		return SK_DROP;
+	}
+	sl->req_seq = seq + 1;
+	total = (__u64)head + s->req.content_length;
+	__sync_fetch_and_add(&sl->bytes_up, total);
+	bpf_msg_apply_bytes(msg, total);
+	c->flags |= GAMMAD_KHC_F_REDIRECTED;
+	kh_count(GAMMAD_KH_R_SERVED);
+	return SK_PASS;
+}
+
+/*
+ * A local answer (404, 500, 503) in place of the request: pushed in front
+ * of it, the request (head and body) popped, the answer redirected to the
+ * client's own ingress.
+ */
+static __always_inline int kh_local_answer(struct sk_msg_md *msg, struct gammad_kh_conn *c,
+					   struct gammad_kh_scratch *s)
+{
+	struct gammad_kh_slot *sl;
+	struct kh_bytes *out;
+	__u64 cookie = c->cookie, req;
+	__u32 id = 0, is_head;
+	int n;
+
+	if (s->v.status >= 300 && s->v.status < 400)
+		return kh_to_engine(msg, c, GAMMAD_KH_R_REDIRECT);
+	/* it would overtake the responses still coming from the upstream */
+	sl = kh_bound(c, &id);
+	if (sl && sl->owner == c->cookie && kh_slot_pending(sl))
+		return kh_to_engine(msg, c, GAMMAD_KH_R_PIPELINE);
+	req = (__u64)s->req.head_len + s->req.content_length;
+	if (req > msg->size)
+		return kh_to_engine(msg, c, GAMMAD_KH_R_LOCAL_BODY);
+	/* the answer is built in the scratch's head buffer: the head is parsed */
+	out = (struct kh_bytes *)s->buf;
+	is_head = s->req.method_len == 4 && s->buf[0] == 'H' && s->buf[1] == 'E' &&
+		  s->buf[2] == 'A' && s->buf[3] == 'D';
+	n = kh_answer(out, s->v.status, is_head, s->req.minor);
+	if (n <= 0 || n > KH_ANSWER_MAX)
+		return kh_to_engine(msg, c, GAMMAD_KH_R_MAP);
+	if (bpf_msg_redirect_hash(msg, &gammad_khcli_v1, &cookie, BPF_F_INGRESS) != SK_PASS)
+		return kh_to_engine(msg, c, GAMMAD_KH_R_ENGINE_LOST);
+	if (bpf_msg_push_data(msg, 0, n, 0) || kh_msg_write(msg, 0, out, n) ||
+	    bpf_msg_pop_data(msg, n, req, 0)) {
+		kh_count(GAMMAD_KH_R_EDIT);
+		return SK_DROP;
+	}
+	bpf_msg_apply_bytes(msg, n);
+	c->flags |= GAMMAD_KHC_F_REDIRECTED;
+	kh_count(GAMMAD_KH_R_SERVED);
+	return SK_PASS;
+}
+
+SEC("sk_msg")
+int gammad_kh_client(struct sk_msg_md *msg)
+{
+	struct gammad_kh_scratch *s;
+	struct gammad_kh_conn *c;
+	struct bpf_sock *sk = msg->sk;
+	__u32 zero = 0, len, tab;
+	void *data;
+
+	if (!sk)
+		return SK_PASS;
+	c = bpf_sk_storage_get(&gammad_khc_v1, sk, 0, 0);
+	if (!c || !c->state)
+		return SK_PASS;
+	if (c->state != GAMMAD_KHC_KERNEL)
+		return kh_to_engine(msg, c, 0);
+	s = bpf_map_lookup_elem(&gammad_khscr_v1, &zero);
+	if (!s)
+		return kh_to_engine(msg, c, GAMMAD_KH_R_MAP);
+	if (kh_conn_table(c, &tab))
+		return kh_to_engine(msg, c, GAMMAD_KH_R_NO_TABLE);
+	len = msg->size;
+	if (len > GAMMAD_KH_HEAD_MAX)
+		len = GAMMAD_KH_HEAD_MAX;
+	if (!len || bpf_msg_pull_data(msg, 0, len, 0))
+		return kh_to_engine(msg, c, GAMMAD_KH_R_EDIT);
+	data = (void *)(long)msg->data;
+	if (bpf_probe_read_kernel(s->buf, len, data))
+		return kh_to_engine(msg, c, GAMMAD_KH_R_EDIT);
+	s->len = len;
+	s->tab = tab;
+	s->draw[0] = bpf_get_prandom_u32();
+	s->draw[1] = bpf_get_prandom_u32();
+	kh_request(s);
+	switch (s->v.action) {
+	case GAMMAD_KH_MORE:
+		if (msg->size >= GAMMAD_KH_HEAD_MAX)
+			return kh_to_engine(msg, c, GAMMAD_KH_R_HEAD_TOO_LARGE);
+		kh_count(GAMMAD_KH_R_MORE);
+		bpf_msg_cork_bytes(msg, msg->size + 1);
+		return SK_PASS;
+	case GAMMAD_KH_FORWARD:
+	case GAMMAD_KH_LOCAL:
+		if (!s->req.minor)
+			return kh_to_engine(msg, c, GAMMAD_KH_R_HTTP10);
+		if (kh_hop_by_hop(s))
+			return kh_to_engine(msg, c, GAMMAD_KH_R_HOP_BY_HOP);
+		if (s->v.action == GAMMAD_KH_LOCAL)
+			return kh_local_answer(msg, c, s);
+		return kh_forward(msg, c, s);
+	}
+	return kh_to_engine(msg, c, s->v.reason);
+}
+
+SEC("sk_skb")
+int gammad_kh_upstream(struct __sk_buff *skb)
+{
+	struct kh_rscratch *p;
+	struct gammad_kh_slot *sl;
+	struct gammad_kh_pool_key pk;
+	__u64 ck, owner;
+	__u32 zero = 0, id, *idp;
+
+	/* a FIN in verdict-only mode: redirected, the client's recv() fails */
+	if (!skb->len)
+		return SK_DROP;
+	ck = bpf_get_socket_cookie(skb);
+	idp = bpf_map_lookup_elem(&gammad_khupc_v1, &ck);
+	if (!idp)
+		return SK_DROP;
+	id = *idp;
+	sl = bpf_map_lookup_elem(&gammad_khslot_v1, &id);
+	p = bpf_map_lookup_elem(&gammad_khrscr_v1, &zero);
+	if (!sl || !p)
+		return SK_DROP;
+	owner = sl->owner;
+	if (owner == GAMMAD_KH_OWNER_FREE || owner == GAMMAD_KH_OWNER_DEAD)
+		return SK_DROP;
+	if (!(sl->flags & GAMMAD_KH_SLOT_UNFRAMED)) {
+		__builtin_memcpy(&p->r, &sl->r, sizeof(p->r));
+		p->req_seq = sl->req_seq;
+		p->head_bits = sl->head_bits;
+		p->unframed = 0;
+		if (kh_resp_parse(skb, p))
+			p->unframed = 1;
+		if (p->unframed)
+			sl->flags |= GAMMAD_KH_SLOT_UNFRAMED;
+		else
+			__builtin_memcpy(&sl->r, &p->r, sizeof(p->r));
+	}
+	__sync_fetch_and_add(&sl->bytes_down, skb->len);
+	if (bpf_sk_redirect_hash(skb, &gammad_khcli_v1, &owner, BPF_F_INGRESS) == SK_PASS)
+		return SK_PASS;
+	/* the client is gone: the agent closes this upstream and re-arms the slot */
+	if (__sync_val_compare_and_swap(&sl->owner, owner, GAMMAD_KH_OWNER_DEAD) == owner) {
+		__builtin_memcpy(&pk, &sl->pool, sizeof(pk));
+		kh_event(GAMMAD_KH_EV_DEAD, id, &pk);
+	}
+	return SK_DROP;
+}
+
+/*
+ * A socket steered to the engine becomes a client the kernel serves: its
+ * state (the Service port it dialed, its class, its netns for the pools),
+ * the client sockhash, and its cookie under the origdst key for the agent's
+ * accept. Its TCP_CLOSE is watched: the upstream it holds goes back.
+ */
+static __always_inline void kh_client_register(struct bpf_sock_ops *skops)
+{
+	struct gammad_origdst_key k = {};
+	struct gammad_origdst_val v = {};
+	struct bpf_sock *sk = skops->sk;
+	struct gammad_kh_conn *c;
+	__u64 cookie;
+
+	if (!sk || !engine_origin(skops, &k, &v))
+		return;
+	c = bpf_sk_storage_get(&gammad_khc_v1, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!c) {
+		reason_inc(GAMMAD_R_SOCK_STORAGE);
+		return;
+	}
+	cookie = bpf_get_socket_cookie(skops);
+	c->cookie = cookie;
+	c->netns_cookie = k.netns_cookie;
+	__builtin_memcpy(c->fe.addr, v.vip, sizeof(c->fe.addr));
+	c->fe.port = v.vip_port;
+	c->fe.proto = IPPROTO_TCP;
+	c->fe.family = v.family;
+	c->ns_id = v.ns_id;
+	c->flags = 0;
+	c->slot = 0;
+	if (bpf_sock_hash_update(skops, &gammad_khcli_v1, &cookie, BPF_ANY)) {
+		/* not in the sockhash: the program never runs, TCP to the engine */
+		reason_inc(GAMMAD_R_SOCKHASH_UPDATE);
+		return;
+	}
+	c->state = GAMMAD_KHC_KERNEL;
+	bpf_map_update_elem(&gammad_khck_v1, &k, &cookie, BPF_ANY);
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+SEC("sockops")
+int gammad_kh_sockops(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct gammad_kh_conn *c;
+
+	if (skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
+		kh_client_register(skops);
+	} else if (skops->op == BPF_SOCK_OPS_STATE_CB && skops->args[1] == BPF_TCP_CLOSE && sk) {
+		c = bpf_sk_storage_get(&gammad_khc_v1, sk, 0, 0);
+		if (c && c->slot)
+			kh_slot_release(c);
+	}
+	return 1;
+}

@@ -1,0 +1,814 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The kernel HTTP data path (bpf/khttp.bpf.c) at socket level, on
+ * loopback, with the test in the agent's place: it puts the client socket
+ * into gammad_khcli_v1 (its state in gammad_khc_v1), the agent's accepted
+ * end of it into gammad_khag_v1, and pre-connected upstreams into pools of
+ * slots, one pool per backend endpoint (a loopback listener each); the
+ * rule tables come from kh_encode() of real routes and the frontend,
+ * backend and endpoint entries name those listeners. The test then plays
+ * client and backends on the same thread: every byte between them crosses
+ * the BPF programs only.
+ *
+ * Checked: forwards reach the right backend with the head edited as the
+ * rule says; responses reach the client whole and in order (Content-Length,
+ * chunked across writes, HEAD, 204, 1xx); 404/503 are answered with the
+ * engine's bytes; 1,000 requests alternating between two routes on one
+ * keep-alive connection are never misrouted; a 64 KiB POST body arrives
+ * intact; what the kernel does not serve (non-HTTP bytes, a pipelined
+ * request that would switch upstream, an unframed upstream) reaches the
+ * engine's socket unchanged and the connection stays the engine's; the
+ * upstream's FIN is not passed on; the counters say who served what.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "test_progs.h"
+#include "khttp/khttp.h"
+#include "datapath/cgroup.h"
+#include "lib/netns.h"
+#include "lib/translate_fixture.h"
+#include "skel/khttp.skel.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+#define TAB	9
+#define GEN	5
+#define NR_BE	2
+#define PER_POOL 2
+
+static const char routes[] =
+	"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+	"metadata: {name: path, namespace: app}\nspec:\n"
+	"  parentRefs: [{group: \"\", kind: Service, name: a, port: 80}]\n  rules:\n"
+	"  - matches: [{path: {type: PathPrefix, value: /one}}]\n"
+	"    backendRefs: [{name: b1, port: 80}]\n"
+	"  - matches: [{path: {type: PathPrefix, value: /two}}]\n"
+	"    backendRefs: [{name: b2, port: 80}]\n"
+	"  - matches: [{path: {type: PathPrefix, value: /edit}}]\n"
+	"    filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier:\n"
+	"        add: [{name: X-Add, value: a}]\n        remove: [X-Remove]\n"
+	"    backendRefs: [{name: b1, port: 80}]\n"
+	"  - matches: [{path: {type: PathPrefix, value: /empty}}]\n"
+	"    backendRefs: [{name: bempty, port: 80}]\n";
+
+static const char not_found[] =
+	"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n\r\n"
+	"404 Not Found\n";
+static const char unavailable[] =
+	"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n"
+	"\r\n503 Service Unavailable\n";
+
+struct upstream {
+	int up, be;		/* the agent's upstream socket, the backend's end */
+	uint32_t slot;
+};
+
+struct env {
+	struct khttp_bpf *skel;
+	int lc;				/* the engine's listener */
+	int lb[NR_BE];			/* backend listeners */
+	uint16_t port[NR_BE];
+	struct upstream ups[NR_BE][PER_POOL];
+	uint64_t netns;
+	char cg[PATH_MAX], cg_orig[PATH_MAX];	/* the clients' cgroup, ours */
+	int cg_fd;
+	bool msg_attached, skb_attached, ops_attached;
+};
+
+struct client {
+	int cli, peer;			/* the application's socket, the agent's end */
+	uint64_t cookie;
+};
+
+static int listener(uint16_t *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 16) ||
+	    getsockname(fd, (struct sockaddr *)&a, &len)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (port)
+		*port = ntohs(a.sin_port);
+	return fd;
+}
+
+/* A connected pair through listener l: *c the connecting end, returns the accepted one. */
+static int pair(int l, int *c)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+
+	*c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*c < 0 || getsockname(l, (struct sockaddr *)&a, &len) ||
+	    connect(*c, (struct sockaddr *)&a, sizeof(a)))
+		return -1;
+	return accept4(l, NULL, NULL, SOCK_CLOEXEC);
+}
+
+static uint64_t sock_u64(int fd, int opt)
+{
+	uint64_t v = 0;
+	socklen_t len = sizeof(v);
+
+	if (getsockopt(fd, SOL_SOCKET, opt, &v, &len))
+		return 0;
+	return v;
+}
+
+/* Read exactly want bytes within 2 s; what came. */
+static ssize_t read_exact(int fd, char *buf, size_t want)
+{
+	size_t n = 0;
+
+	while (n < want) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, 2000) != 1)
+			break;
+		r = recv(fd, buf + n, want - n, 0);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	return (ssize_t)n;
+}
+
+/* Nothing (more) to read on fd within ms. */
+static bool quiet(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, ms) == 0;
+}
+
+static bool send_all(int fd, const void *buf, size_t len)
+{
+	return send(fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len;
+}
+
+/* The bytes fd must receive, exactly, and nothing after them. */
+static bool expect_bytes(int fd, const char *want, size_t len, const char *what)
+{
+	char *got = calloc(1, len + 1);
+	ssize_t n;
+	bool ok;
+
+	if (!got)
+		return false;
+	n = read_exact(fd, got, len);
+	ok = ASSERT_EQ(n, (ssize_t)len, what) && ASSERT_OK(memcmp(got, want, len), what);
+	if (!ok)
+		test__printf("  %s: got %zd bytes: %.*s\n  expected: %.*s\n", what, n,
+			     (int)(n > 0 ? n : 0), got, (int)len, want);
+	free(got);
+	return ok && ASSERT_TRUE(quiet(fd, 20), "nothing more");
+}
+
+static bool expect_str(int fd, const char *want, const char *what)
+{
+	return expect_bytes(fd, want, strlen(want), what);
+}
+
+static uint64_t khst(const struct env *e, uint32_t reason)
+{
+	int nr = libbpf_num_possible_cpus();
+	uint64_t v[nr > 0 ? nr : 1], sum = 0;
+
+	if (nr <= 0 || bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.gammad_khst_v1), &reason, v))
+		return 0;
+	for (int i = 0; i < nr; i++)
+		sum += v[i];
+	return sum;
+}
+
+static bool slot_owner(const struct env *e, uint32_t slot, uint64_t *owner)
+{
+	struct gammad_kh_slot s;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.gammad_khslot_v1), &slot, &s))
+		return false;
+	*owner = s.owner;
+	return true;
+}
+
+/*
+ * A new client connection the kernel serves. As connect() steering leaves
+ * it: the socket's origin (the ClusterIP dialed, steered to the engine) in
+ * its storage, created in the cgroup where gammad_kh_sockops is attached,
+ * which registers it at ACTIVE_ESTABLISHED. Then what the agent does on
+ * accept: the client's cookie from gammad_khck_v1, its accepted socket
+ * into gammad_khag_v1 under it.
+ */
+static int client_open(struct env *e, struct client *c)
+{
+	struct gammad_sock_orig o = { .vip = { 10, 96, 0, 10 }, .be_addr = { 127, 0, 0, 1 },
+				      .vip_port = htons(80), .family = AF_INET,
+				      .flags = GAMMAD_SKO_ENGINE };
+	struct gammad_origdst_key k = { .netns_cookie = e->netns, .family = AF_INET };
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	uint64_t v;
+	int fd;
+
+	c->cli = c->peer = -1;
+	if (cgroup_join(e->cg))
+		return -1;
+	c->cli = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (cgroup_join(e->cg_orig) || c->cli < 0)
+		return -1;
+	fd = c->cli;
+	if (bpf_map_update_elem(bpf_map__fd(e->skel->maps.gammad_sko_v1), &fd, &o, BPF_ANY) ||
+	    getsockname(e->lc, (struct sockaddr *)&a, &len) ||
+	    connect(c->cli, (struct sockaddr *)&a, sizeof(a)))
+		return -1;
+	c->peer = accept4(e->lc, NULL, NULL, SOCK_CLOEXEC);
+	len = sizeof(a);
+	if (c->peer < 0 || getsockname(c->cli, (struct sockaddr *)&a, &len))
+		return -1;
+	c->cookie = sock_u64(c->cli, SO_COOKIE);
+	k.port = a.sin_port;
+	if (!ASSERT_OK(bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.gammad_khck_v1), &k, &v),
+		       "sockops registered the client") ||
+	    !ASSERT_EQ(v, c->cookie, "its cookie"))
+		return -1;
+	v = (uint64_t)c->peer;
+	return bpf_map_update_elem(bpf_map__fd(e->skel->maps.gammad_khag_v1), &c->cookie, &v,
+				   BPF_ANY);
+}
+
+static void client_close(struct client *c)
+{
+	if (c->cli >= 0)
+		close(c->cli);
+	if (c->peer >= 0)
+		close(c->peer);
+	c->cli = c->peer = -1;
+}
+
+/* The backend end of the upstream of pool b the client is bound to now. */
+static int bound_be(const struct env *e, const struct client *c, int b)
+{
+	uint64_t owner;
+
+	for (int i = 0; i < PER_POOL; i++)
+		if (slot_owner(e, e->ups[b][i].slot, &owner) && owner == c->cookie)
+			return e->ups[b][i].be;
+	return -1;
+}
+
+/* One request to backend b and its response back: the round trip, checked. */
+static bool round_trip(struct env *e, struct client *c, int b, const char *req,
+		       const char *want_req, const char *resp)
+{
+	int be;
+
+	if (!ASSERT_TRUE(send_all(c->cli, req, strlen(req)), "client send"))
+		return false;
+	be = bound_be(e, c, b);
+	if (!ASSERT_GE(be, 0, "an upstream of the right endpoint bound"))
+		return false;
+	if (!expect_str(be, want_req ? want_req : req, "request at the backend"))
+		return false;
+	if (!ASSERT_TRUE(send_all(be, resp, strlen(resp)), "backend send"))
+		return false;
+	return expect_str(c->cli, resp, "response at the client");
+}
+
+static int env_tables(struct env *e, struct tfx *f, struct kh_image *img)
+{
+	struct khttp_bpf *s = e->skel;
+	struct gammad_fe_key fk = { .port = htons(80), .proto = IPPROTO_TCP, .family = AF_INET };
+	struct gammad_fe_val fv = { .table_gen = GEN };
+	struct gammad_cons_key ck = { .table_gen = GEN, .ns_id = GAMMAD_NS_ALL };
+	struct gammad_kh_class_val cv = { .tab = TAB };
+	const struct tr_class *cls;
+	struct kh_map_fds fds;
+
+	if (!ASSERT_OK(tfx_setup(f, routes), "routes"))
+		return -1;
+	cls = tfx_class(f, "app", "a", 80, NULL);
+	if (!ASSERT_OK_PTR(cls, "class") || !ASSERT_OK(kh_encode(cls, 80, img), "encode") ||
+	    !ASSERT_EQ(img->tab.engine_reason, 0, "the kernel's table"))
+		return -1;
+	/* rule backends name kernel backends 1 (b1) and 2 (b2), as image_khttp does */
+	for (size_t r = 0; r < img->nr_rbs; r++) {
+		const char *n = img->rb_src[r] ? img->rb_src[r]->name : "";
+
+		img->rbs[r].be_id = !strcmp(n, "b1") ? 1 : !strcmp(n, "b2") ? 2 : 0;
+	}
+	fds = (struct kh_map_fds){
+		.table = bpf_map__fd(s->maps.gammad_khtab_v1),
+		.entry = bpf_map__fd(s->maps.gammad_khent_v1),
+		.rule = bpf_map__fd(s->maps.gammad_khrul_v1),
+		.rb = bpf_map__fd(s->maps.gammad_khrb_v1),
+		.alias = bpf_map__fd(s->maps.gammad_khal_v1),
+	};
+	if (!ASSERT_OK(kh_image_write(img, TAB, &fds), "write table"))
+		return -1;
+	fk.addr[0] = 10, fk.addr[1] = 96, fk.addr[3] = 10;
+	if (!ASSERT_OK(bpf_map_update_elem(bpf_map__fd(s->maps.gammad_fe_v1), &fk, &fv, 0), "fe") ||
+	    !ASSERT_OK(bpf_map_update_elem(bpf_map__fd(s->maps.gammad_khcls_v1), &ck, &cv, 0),
+		       "class"))
+		return -1;
+	for (int b = 0; b < NR_BE; b++) {
+		uint32_t be_id = b + 1;
+		struct gammad_be_val bv = { .ep_set = 100 + b, .nr_endpoints = 1 };
+		struct gammad_ep_key ek = { .ep_set = 100 + b, .idx = 0 };
+		struct gammad_ep_val ev = { .port = htons(e->port[b]), .family = AF_INET };
+
+		ev.addr[0] = 127, ev.addr[3] = 1;
+		if (!ASSERT_OK(bpf_map_update_elem(bpf_map__fd(s->maps.gammad_be_v2), &be_id, &bv, 0),
+			       "backend") ||
+		    !ASSERT_OK(bpf_map_update_elem(bpf_map__fd(s->maps.gammad_ep_v1), &ek, &ev, 0),
+			       "endpoint"))
+			return -1;
+	}
+	return 0;
+}
+
+/* Pre-connected upstreams, PER_POOL per endpoint: what the agent will do. */
+static int env_pools(struct env *e)
+{
+	struct khttp_bpf *s = e->skel;
+	uint32_t slot = 0;
+
+	for (int b = 0; b < NR_BE; b++) {
+		struct gammad_kh_pool_key pk = { .netns_cookie = e->netns, .family = AF_INET,
+						 .port = htons(e->port[b]) };
+		struct gammad_kh_pool pool = { .nr = PER_POOL };
+
+		pk.addr[0] = 127, pk.addr[3] = 1;
+		for (int i = 0; i < PER_POOL; i++, slot++) {
+			struct upstream *u = &e->ups[b][i];
+			struct gammad_kh_slot sv = { .owner = GAMMAD_KH_OWNER_FREE, .pool = pk };
+			uint64_t ck;
+
+			u->slot = slot;
+			u->be = pair(e->lb[b], &u->up);
+			if (!ASSERT_GE(u->be, 0, "upstream"))
+				return -1;
+			ck = sock_u64(u->up, SO_COOKIE);
+			if (!ASSERT_OK(bpf_map_update_elem(bpf_map__fd(s->maps.gammad_khup_v1), &slot,
+							   &(uint64_t){ (uint64_t)u->up }, 0),
+				       "upstream in sockhash") ||
+			    !ASSERT_OK(bpf_map_update_elem(bpf_map__fd(s->maps.gammad_khupc_v1), &ck,
+							   &slot, 0), "upstream cookie") ||
+			    !ASSERT_OK(bpf_map_update_elem(bpf_map__fd(s->maps.gammad_khslot_v1), &slot,
+							   &sv, 0), "slot"))
+				return -1;
+			pool.slots[i] = slot;
+		}
+		if (!ASSERT_OK(bpf_map_update_elem(bpf_map__fd(s->maps.gammad_khpool_v1), &pk, &pool,
+						   0), "pool"))
+			return -1;
+	}
+	return 0;
+}
+
+static void test_forward(struct env *e)
+{
+	struct client c;
+	uint64_t served = khst(e, GAMMAD_KH_R_SERVED);
+
+	if (!ASSERT_OK(client_open(e, &c), "client"))
+		goto out;
+	if (!round_trip(e, &c, 0, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
+			"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"))
+		goto out;
+	/* edited as the rule says, on the same upstream (same endpoint) */
+	if (!round_trip(e, &c, 0, "GET /edit/x HTTP/1.1\r\nX-Remove: 1\r\nHost: a\r\n\r\n",
+			"GET /edit/x HTTP/1.1\r\nHost: a\r\nX-Add: a\r\n\r\n",
+			"HTTP/1.1 204 No Content\r\n\r\n"))
+		goto out;
+	/* 404 and 503: the engine's bytes, from the kernel */
+	if (!ASSERT_TRUE(send_all(c.cli, "GET /none HTTP/1.1\r\nHost: a\r\n\r\n", 31), "send") ||
+	    !expect_str(c.cli, not_found, "404"))
+		goto out;
+	if (!ASSERT_TRUE(send_all(c.cli, "GET /empty HTTP/1.1\r\nHost: a\r\n\r\n", 32), "send") ||
+	    !expect_str(c.cli, unavailable, "503"))
+		goto out;
+	/* a 1xx before the final answer, then a switch of endpoint */
+	if (!round_trip(e, &c, 0, "GET /one/early HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
+			"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
+			"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok") ||
+	    !round_trip(e, &c, 1, "GET /two HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
+			"HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n") ||
+	    !round_trip(e, &c, 0, "HEAD /one HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
+			"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n") ||
+	    !round_trip(e, &c, 1, "GET /two HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
+			"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2"))
+		goto out;
+	ASSERT_EQ(khst(e, GAMMAD_KH_R_SERVED) - served, 8, "served in the kernel");
+	ASSERT_TRUE(quiet(c.peer, 20), "the engine saw nothing");
+out:
+	client_close(&c);
+}
+
+/* 1,000 requests alternating between two routes on one connection: 0 misrouted. */
+static void test_alternate(struct env *e)
+{
+	struct client c;
+	char req[96], resp[96];
+	int misrouted = 0, i;
+
+	if (!ASSERT_OK(client_open(e, &c), "client"))
+		goto out;
+	for (i = 0; i < 1000; i++) {
+		int b = i & 1;
+
+		snprintf(req, sizeof(req), "GET /%s/%d HTTP/1.1\r\nHost: a\r\n\r\n",
+			 b ? "two" : "one", i);
+		snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%d",
+			 (int)snprintf(NULL, 0, "%d", i), i);
+		if (!round_trip(e, &c, b, req, NULL, resp)) {
+			misrouted++;
+			break;
+		}
+	}
+	ASSERT_EQ(misrouted, 0, "misrouted");
+	ASSERT_EQ(i, 1000, "requests");
+	ASSERT_TRUE(quiet(c.peer, 20), "the engine saw nothing");
+out:
+	client_close(&c);
+}
+
+/* A 64 KiB POST body in pieces, a chunked response across writes, then a switch. */
+static void test_bodies(struct env *e)
+{
+	static const char chunked[][64] = {
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+		"lo\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r",
+		"\n0\r\nX-Trailer: t\r\n",
+		"\r\n",
+	};
+	size_t blen = 64 * 1024, sent = 0;
+	char *body = malloc(blen), *got = malloc(blen + 256), head[128], all[512] = "";
+	struct client c = { -1, -1, 0 };
+	int be, n;
+
+	if (!ASSERT_OK_PTR(body, "malloc") || !ASSERT_OK_PTR(got, "malloc") ||
+	    !ASSERT_OK(client_open(e, &c), "client"))
+		goto out;
+	for (size_t i = 0; i < blen; i++)
+		body[i] = 'a' + (i * 7 + i / 251) % 26;
+	n = snprintf(head, sizeof(head), "POST /one/up HTTP/1.1\r\nHost: a\r\n"
+		     "Content-Length: %zu\r\n\r\n", blen);
+	if (!ASSERT_TRUE(send_all(c.cli, head, n), "head"))
+		goto out;
+	be = bound_be(e, &c, 0);
+	if (!ASSERT_GE(be, 0, "bound"))
+		goto out;
+	/* the body in pieces the program never sees (apply_bytes covers them) */
+	while (sent < blen) {
+		size_t k = blen - sent < 10000 ? blen - sent : 10000;
+
+		if (!ASSERT_TRUE(send_all(c.cli, body + sent, k), "body"))
+			goto out;
+		sent += k;
+	}
+	if (!ASSERT_EQ(read_exact(be, got, n + blen), (ssize_t)(n + blen), "bytes at the backend") ||
+	    !ASSERT_OK(memcmp(got, head, n), "head") ||
+	    !ASSERT_OK(memcmp(got + n, body, blen), "body intact"))
+		goto out;
+	for (size_t i = 0; i < sizeof(chunked) / sizeof(chunked[0]); i++) {
+		strcat(all, chunked[i]);
+		if (!ASSERT_TRUE(send_all(be, chunked[i], strlen(chunked[i])), "chunk"))
+			goto out;
+		usleep(2000);	/* separate skbs */
+	}
+	if (!expect_str(c.cli, all, "chunked response"))
+		goto out;
+	/* the chunked response is complete: the switch is the kernel's */
+	if (!round_trip(e, &c, 1, "GET /two HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
+			"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo"))
+		goto out;
+	ASSERT_TRUE(quiet(c.peer, 20), "the engine saw nothing");
+out:
+	client_close(&c);
+	free(body);
+	free(got);
+}
+
+/*
+ * Pipelined requests to one upstream stay in the kernel and their responses
+ * come in order; one that would switch upstream while a response is
+ * outstanding goes to the engine, and so does everything after it.
+ */
+static void test_pipeline(struct env *e)
+{
+	static const char three[] = "GET /one/1 HTTP/1.1\r\nHost: a\r\n\r\n"
+				    "GET /one/2 HTTP/1.1\r\nHost: a\r\n\r\n"
+				    "GET /one/3 HTTP/1.1\r\nHost: a\r\n\r\n";
+	static const char resp3[] = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1"
+				    "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2"
+				    "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n3";
+	static const char two[] = "GET /one/4 HTTP/1.1\r\nHost: a\r\n\r\n"
+				  "GET /two/5 HTTP/1.1\r\nHost: a\r\n\r\n";
+	static const char later[] = "GET /two/6 HTTP/1.1\r\nHost: a\r\n\r\n";
+	uint64_t pipe = khst(e, GAMMAD_KH_R_PIPELINE);
+	struct client c;
+	int be;
+
+	if (!ASSERT_OK(client_open(e, &c), "client") ||
+	    !ASSERT_TRUE(send_all(c.cli, three, sizeof(three) - 1), "send"))
+		goto out;
+	be = bound_be(e, &c, 0);
+	if (!ASSERT_GE(be, 0, "bound") || !expect_str(be, three, "three requests") ||
+	    !ASSERT_TRUE(send_all(be, resp3, sizeof(resp3) - 1), "responses") ||
+	    !expect_str(c.cli, resp3, "three responses in order"))
+		goto out;
+	if (!ASSERT_TRUE(send_all(c.cli, two, sizeof(two) - 1), "send"))
+		goto out;
+	if (!expect_bytes(be, two, 32, "the first at the backend") ||
+	    !expect_bytes(c.peer, two + 32, sizeof(two) - 1 - 32, "the second at the engine"))
+		goto out;
+	ASSERT_EQ(khst(e, GAMMAD_KH_R_PIPELINE) - pipe, 1, "counted: pipeline");
+	/* the kernel's response still comes; the engine has the connection now */
+	if (!ASSERT_TRUE(send_all(be, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n4", 39), "resp") ||
+	    !expect_bytes(c.cli, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n4", 39, "response 4") ||
+	    !ASSERT_TRUE(send_all(c.cli, later, sizeof(later) - 1), "send") ||
+	    !expect_str(c.peer, later, "later requests at the engine"))
+		goto out;
+	/* the engine answers over TCP */
+	if (ASSERT_TRUE(send_all(c.peer, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 38), "eng"))
+		expect_bytes(c.cli, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 38, "engine's");
+out:
+	client_close(&c);
+}
+
+/* Not HTTP (a TLS ClientHello): the engine's, over TCP, unchanged. */
+static void test_not_http(struct env *e)
+{
+	static const char hello[] = "\x16\x03\x01\x00\x2f\x01\x00\x00\x2b\x03\x03"
+				    "0123456789abcdef0123456789abcdef\x00\x00\x02\x13\x01\x01\x00";
+	struct client c;
+
+	if (!ASSERT_OK(client_open(e, &c), "client") ||
+	    !ASSERT_TRUE(send_all(c.cli, hello, sizeof(hello) - 1), "send") ||
+	    !expect_bytes(c.peer, hello, sizeof(hello) - 1, "at the engine"))
+		goto out;
+	if (ASSERT_TRUE(send_all(c.peer, "\x16\x03\x03", 3), "reply"))
+		expect_bytes(c.cli, "\x16\x03\x03", 3, "the engine's reply");
+out:
+	client_close(&c);
+}
+
+/*
+ * An upstream whose response has no framing (read to its close) stays
+ * bound: the next request for another endpoint is the engine's. And the
+ * upstream's FIN (a zero-length skb) never reaches the client.
+ */
+static void test_unframed(struct env *e)
+{
+	static const char resp[] = "HTTP/1.1 200 OK\r\n\r\nuntil the end";
+	static const char next[] = "GET /two HTTP/1.1\r\nHost: a\r\n\r\n";
+	uint64_t unf = khst(e, GAMMAD_KH_R_UNFRAMED);
+	struct client c;
+	int be;
+
+	if (!ASSERT_OK(client_open(e, &c), "client") ||
+	    !ASSERT_TRUE(send_all(c.cli, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", 30), "send"))
+		goto out;
+	be = bound_be(e, &c, 0);
+	if (!ASSERT_GE(be, 0, "bound") ||
+	    !expect_bytes(be, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", 30, "request") ||
+	    !ASSERT_TRUE(send_all(be, resp, sizeof(resp) - 1), "response") ||
+	    !expect_str(c.cli, resp, "response") ||
+	    !ASSERT_TRUE(send_all(c.cli, next, sizeof(next) - 1), "send") ||
+	    !expect_str(c.peer, next, "at the engine"))
+		goto out;
+	ASSERT_EQ(khst(e, GAMMAD_KH_R_UNFRAMED) - unf, 1, "counted: unframed");
+	/* the backend closes: nothing (no error, no EOF) reaches the client */
+	shutdown(be, SHUT_WR);
+	ASSERT_TRUE(quiet(c.cli, 50), "the FIN is not passed on");
+out:
+	client_close(&c);
+}
+
+/* The slot of pool b whose backend end is be. */
+static struct upstream *slot_of(struct env *e, int b, int be)
+{
+	for (int i = 0; i < PER_POOL; i++)
+		if (e->ups[b][i].be == be)
+			return &e->ups[b][i];
+	return NULL;
+}
+
+static bool wait_owner(const struct env *e, uint32_t slot, uint64_t want)
+{
+	uint64_t owner = 1;
+
+	for (int i = 0; i < 100; i++) {
+		if (slot_owner(e, slot, &owner) && owner == want)
+			return true;
+		usleep(10000);
+	}
+	test__printf("  slot %u owner %#llx, want %#llx\n", slot, (unsigned long long)owner,
+		     (unsigned long long)want);
+	return false;
+}
+
+/* What the agent does with a dead slot: a new upstream in its place, free. */
+static int rearm(struct env *e, int b, struct upstream *u)
+{
+	struct khttp_bpf *s = e->skel;
+	struct gammad_kh_slot sv = { .owner = GAMMAD_KH_OWNER_FREE };
+	uint64_t ck;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(s->maps.gammad_khslot_v1), &u->slot, &sv))
+		return -1;
+	close(u->up);
+	close(u->be);
+	u->be = pair(e->lb[b], &u->up);
+	if (u->be < 0)
+		return -1;
+	ck = sock_u64(u->up, SO_COOKIE);
+	memset(&sv.r, 0, sizeof(sv.r));
+	sv.req_seq = sv.head_bits = sv.flags = 0;
+	sv.owner = GAMMAD_KH_OWNER_FREE;
+	if (bpf_map_update_elem(bpf_map__fd(s->maps.gammad_khup_v1), &u->slot,
+				&(uint64_t){ (uint64_t)u->up }, 0) ||
+	    bpf_map_update_elem(bpf_map__fd(s->maps.gammad_khupc_v1), &ck, &u->slot, 0))
+		return -1;
+	return bpf_map_update_elem(bpf_map__fd(s->maps.gammad_khslot_v1), &u->slot, &sv, 0);
+}
+
+/*
+ * A client that closes gives its upstream back at TCP_CLOSE (sockops): free
+ * when it was between responses, dead (for the agent) when it left in the
+ * middle of one.
+ */
+static void test_release(struct env *e)
+{
+	struct client c;
+	struct upstream *u;
+	int be;
+
+	if (!ASSERT_OK(client_open(e, &c), "client") ||
+	    !round_trip(e, &c, 0, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
+			"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+		goto out;
+	u = slot_of(e, 0, bound_be(e, &c, 0));
+	if (!ASSERT_OK_PTR(u, "slot"))
+		goto out;
+	client_close(&c);
+	ASSERT_TRUE(wait_owner(e, u->slot, GAMMAD_KH_OWNER_FREE), "released clean");
+
+	if (!ASSERT_OK(client_open(e, &c), "client") ||
+	    !ASSERT_TRUE(send_all(c.cli, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", 30), "send"))
+		goto out;
+	be = bound_be(e, &c, 0);
+	u = slot_of(e, 0, be);
+	if (!ASSERT_OK_PTR(u, "slot") ||
+	    !expect_bytes(be, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", 30, "request") ||
+	    !ASSERT_TRUE(send_all(be, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 44),
+			 "half a response") ||
+	    !expect_bytes(c.cli, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 44, "half"))
+		goto out;
+	client_close(&c);
+	if (ASSERT_TRUE(wait_owner(e, u->slot, GAMMAD_KH_OWNER_DEAD), "dead mid-response"))
+		ASSERT_OK(rearm(e, 0, u), "re-armed");
+out:
+	client_close(&c);
+}
+
+static int env_cgroup(struct env *e, int ops_prog)
+{
+	char cg2[PATH_MAX], line[PATH_MAX] = "";
+	FILE *f;
+
+	if (!ASSERT_OK(cgroup2_mount_path(cg2, sizeof(cg2)), "cgroup2"))
+		return -1;
+	f = fopen("/proc/self/cgroup", "r");
+	if (!ASSERT_OK_PTR(f, "own cgroup"))
+		return -1;
+	while (fgets(line, sizeof(line), f) && strncmp(line, "0::", 3))
+		;
+	fclose(f);
+	line[strcspn(line, "\n")] = 0;
+	if (!ASSERT_OK(strncmp(line, "0::", 3), "cgroup v2 path"))
+		return -1;
+	if (snprintf(e->cg_orig, sizeof(e->cg_orig), "%s%s", cg2, line + 3) >=
+		    (int)sizeof(e->cg_orig) ||
+	    snprintf(e->cg, sizeof(e->cg), "%s/gammad-khpath-%d", cg2, (int)getpid()) >=
+		    (int)sizeof(e->cg))
+		return -1;
+	if (mkdir(e->cg, 0755) && errno != EEXIST)
+		return -1;
+	e->cg_fd = open(e->cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!ASSERT_GE(e->cg_fd, 0, "open cgroup"))
+		return -1;
+	if (!ASSERT_OK(bpf_prog_attach(ops_prog, e->cg_fd, BPF_CGROUP_SOCK_OPS, BPF_F_ALLOW_MULTI),
+		       "attach sockops"))
+		return -1;
+	e->ops_attached = true;
+	return 0;
+}
+
+void test_khttp_path(void)
+{
+	struct env e = { .lc = -1, .lb = { -1, -1 }, .cg_fd = -1 };
+	struct kh_image img = { 0 };
+	bool have_img = false;
+	int msg_prog = -1, skb_prog = -1, cli_map = -1, up_map = -1;
+	struct tfx f;
+
+	memset(e.ups, 0xff, sizeof(e.ups));
+	e.skel = khttp_bpf__open_and_load();
+	if (!ASSERT_OK_PTR(e.skel, "load the data path"))
+		return;
+	e.lc = listener(NULL);
+	for (int b = 0; b < NR_BE; b++)
+		e.lb[b] = listener(&e.port[b]);
+	if (!ASSERT_GE(e.lc, 0, "listener") || !ASSERT_GE(e.lb[0], 0, "listener") ||
+	    !ASSERT_GE(e.lb[1], 0, "listener"))
+		goto out;
+	e.netns = sock_u64(e.lc, SO_NETNS_COOKIE);
+	if (!ASSERT_NEQ(e.netns, 0, "netns cookie"))
+		goto out;
+	have_img = true;
+	if (env_tables(&e, &f, &img))
+		goto out_tfx;
+	msg_prog = bpf_program__fd(e.skel->progs.gammad_kh_client);
+	skb_prog = bpf_program__fd(e.skel->progs.gammad_kh_upstream);
+	cli_map = bpf_map__fd(e.skel->maps.gammad_khcli_v1);
+	up_map = bpf_map__fd(e.skel->maps.gammad_khup_v1);
+	/* attached first: a socket takes the map's programs when it enters */
+	if (!ASSERT_OK(bpf_prog_attach(msg_prog, cli_map, BPF_SK_MSG_VERDICT, 0), "attach sk_msg"))
+		goto out_tfx;
+	e.msg_attached = true;
+	if (!ASSERT_OK(bpf_prog_attach(skb_prog, up_map, BPF_SK_SKB_VERDICT, 0), "attach sk_skb"))
+		goto out_tfx;
+	e.skb_attached = true;
+	if (env_pools(&e) || env_cgroup(&e, bpf_program__fd(e.skel->progs.gammad_kh_sockops)))
+		goto out_tfx;
+	if (test__start_subtest("forward"))
+		test_forward(&e);
+	if (test__start_subtest("alternate"))
+		test_alternate(&e);
+	if (test__start_subtest("bodies"))
+		test_bodies(&e);
+	if (test__start_subtest("pipeline"))
+		test_pipeline(&e);
+	if (test__start_subtest("not_http"))
+		test_not_http(&e);
+	if (test__start_subtest("unframed"))
+		test_unframed(&e);
+	if (test__start_subtest("release"))
+		test_release(&e);
+	test__printf("served in the kernel: %llu, to the engine: pipeline %llu, unframed %llu\n",
+		     (unsigned long long)khst(&e, GAMMAD_KH_R_SERVED),
+		     (unsigned long long)khst(&e, GAMMAD_KH_R_PIPELINE),
+		     (unsigned long long)khst(&e, GAMMAD_KH_R_UNFRAMED));
+out_tfx:
+	if (have_img) {
+		kh_image_free(&img);
+		tfx_free(&f);
+	}
+out:
+	for (int b = 0; b < NR_BE; b++)
+		for (int i = 0; i < PER_POOL; i++) {
+			if (e.ups[b][i].up >= 0)
+				close(e.ups[b][i].up);
+			if (e.ups[b][i].be >= 0)
+				close(e.ups[b][i].be);
+		}
+	if (e.msg_attached)
+		bpf_prog_detach2(msg_prog, cli_map, BPF_SK_MSG_VERDICT);
+	if (e.skb_attached)
+		bpf_prog_detach2(skb_prog, up_map, BPF_SK_SKB_VERDICT);
+	if (e.ops_attached)
+		bpf_prog_detach2(bpf_program__fd(e.skel->progs.gammad_kh_sockops), e.cg_fd,
+				 BPF_CGROUP_SOCK_OPS);
+	if (e.cg_fd >= 0) {
+		close(e.cg_fd);
+		rmdir(e.cg);
+	}
+	for (int b = 0; b < NR_BE; b++)
+		if (e.lb[b] >= 0)
+			close(e.lb[b]);
+	if (e.lc >= 0)
+		close(e.lc);
+	khttp_bpf__destroy(e.skel);
+}
