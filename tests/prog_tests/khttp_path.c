@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -453,6 +454,66 @@ out:
 	client_close(&c);
 }
 
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/* n keep-alive round trips from cli through to be: microseconds each, or -1. */
+static double ping_pong(int cli, int be, int n)
+{
+	static const char req[] = "GET /one/t HTTP/1.1\r\nHost: a\r\n\r\n";
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	char buf[128];
+	double t0 = now_us();
+
+	for (int i = 0; i < n; i++) {
+		if (!send_all(cli, req, sizeof(req) - 1) ||
+		    read_exact(be, buf, sizeof(req) - 1) != sizeof(req) - 1 ||
+		    !send_all(be, resp, sizeof(resp) - 1) ||
+		    read_exact(cli, buf, sizeof(resp) - 1) != sizeof(resp) - 1)
+			return -1;
+	}
+	return (now_us() - t0) / n;
+}
+
+/*
+ * Not a timing target (those are benchmarks): the cost of a kernel-served
+ * round trip printed beside plain loopback TCP between the same two ends,
+ * so a run shows what the path costs on this machine.
+ */
+static void test_cost(struct env *e)
+{
+	struct client c;
+	int be, d_be = -1, d_cli = -1;
+	double k, d;
+
+	if (!ASSERT_OK(client_open(e, &c), "client") ||
+	    !round_trip(e, &c, 0, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
+			"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+		goto out;
+	be = bound_be(e, &c, 0);
+	d_be = pair(e->lb[0], &d_cli);
+	if (!ASSERT_GE(be, 0, "bound") || !ASSERT_GE(d_be, 0, "direct pair"))
+		goto out;
+	ping_pong(d_cli, d_be, 200);	/* warm up */
+	ping_pong(c.cli, be, 200);
+	d = ping_pong(d_cli, d_be, 2000);
+	k = ping_pong(c.cli, be, 2000);
+	if (ASSERT_GT(k, 0, "kernel path") && ASSERT_GT(d, 0, "direct"))
+		test__printf("round trip: kernel path %.1f us, direct loopback TCP %.1f us "
+			     "(%.2fx)\n", k, d, k / d);
+out:
+	if (d_cli >= 0)
+		close(d_cli);
+	if (d_be >= 0)
+		close(d_be);
+	client_close(&c);
+}
+
 /* A 64 KiB POST body in pieces, a chunked response across writes, then a switch. */
 static void test_bodies(struct env *e)
 {
@@ -693,6 +754,25 @@ out:
 	client_close(&c);
 }
 
+/* The start-up probe: this kernel can run the path; releases are read right. */
+static void test_probe(void)
+{
+	static const struct {
+		const char *release;
+		bool ok;
+	} cases[] = {
+		{ "6.18.0-1-amd64", true }, { "6.19.2", true }, { "7.0.0", true },
+		{ "6.17.9", false }, { "6.1.0-18-amd64", false }, { "5.10.0", false },
+		{ "", false }, { "six", false },
+	};
+	char why[256] = "";
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ASSERT_EQ(kh_kernel_release_ok(cases[i].release), cases[i].ok, cases[i].release);
+	if (!ASSERT_OK(kh_path_probe(why, sizeof(why)), "probe"))
+		test__printf("  %s\n", why);
+}
+
 static int env_cgroup(struct env *e, int ops_prog)
 {
 	char cg2[PATH_MAX], line[PATH_MAX] = "";
@@ -777,6 +857,10 @@ void test_khttp_path(void)
 		test_unframed(&e);
 	if (test__start_subtest("release"))
 		test_release(&e);
+	if (test__start_subtest("probe"))
+		test_probe();
+	if (test__start_subtest("cost"))
+		test_cost(&e);
 	test__printf("served in the kernel: %llu, to the engine: pipeline %llu, unframed %llu\n",
 		     (unsigned long long)khst(&e, GAMMAD_KH_R_SERVED),
 		     (unsigned long long)khst(&e, GAMMAD_KH_R_PIPELINE),

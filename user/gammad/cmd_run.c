@@ -46,6 +46,7 @@
 #include "image/image.h"
 #include "image/image_apply.h"
 #include "input/dirwatch.h"
+#include "khttp/khttp.h"
 #include "agent.h"
 #include "agent_kube.h"
 #include "cmd.h"
@@ -61,6 +62,22 @@ static void on_signal(int sig)
 
 #define RESYNC_DEFAULT_S 10
 #define METRICS_ADDR_DEFAULT "127.0.0.1:9464"
+
+/*
+ * --kernel-http: can this kernel run the kernel HTTP data path? Said once
+ * at start; the engine serves every request either way for now.
+ */
+static void kernel_http_probe(void)
+{
+	char why[256];
+
+	if (kh_path_probe(why, sizeof(why)))
+		pr_warn("kernel HTTP data path: not on this kernel (%s): the HTTP engine serves "
+			"every request", why);
+	else
+		pr_info("kernel HTTP data path: %s; the agent does not run it yet: the HTTP "
+			"engine serves every request", why);
+}
 
 static void usage(FILE *out)
 {
@@ -135,7 +152,8 @@ static void usage(FILE *out)
 		"--no-watch-list: paginated lists only (no streaming list).\n"
 		"--kernel-http (experimental, off by default; needs the HTTP engine): also\n"
 		"write each class's HTTP rules into the kernel HTTP tables (gammad_kh*,\n"
-		"issue 13) with every apply; no program on the data path serves them yet.\n",
+		"issue 13) with every apply, and log whether this kernel can run the kernel\n"
+		"HTTP data path (bpf/khttp.bpf.c); the agent does not run it yet.\n",
 		RESYNC_DEFAULT_S, TR_MAX_ENDPOINTS, METRICS_ADDR_DEFAULT,
 		GAMMAD_ENGINE_PORT_DEFAULT);
 }
@@ -594,6 +612,8 @@ int cmd_run(int argc, char **argv)
 		dp_close(a.dp);
 		return EXIT_FATAL;
 	}
+	if (http_engine && a.kernel_http)
+		kernel_http_probe();
 	if (kube) {
 		ret = agent_kube_open(&ak, &ko);
 		if (!ret) {

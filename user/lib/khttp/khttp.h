@@ -18,6 +18,7 @@
 #ifndef GAMMAD_KHTTP_H
 #define GAMMAD_KHTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,14 @@ struct kh_map_fds {
  * entry last (it publishes the rest). 0 or -errno.
  */
 int kh_image_write(const struct kh_image *img, uint32_t tab, const struct kh_map_fds *fds);
+
+/*
+ * Can this kernel run the kernel HTTP data path (khttp_probe.c)? 0, or
+ * -EOPNOTSUPP/-errno; why says what was found, in words, either way.
+ */
+int kh_path_probe(char *why, size_t len);
+/* Is a kernel of this release (uname -r) new enough for the path? */
+bool kh_kernel_release_ok(const char *release);
 
 const char *kh_tab_reason_str(unsigned int reason);
 const char *kh_reason_str(unsigned int reason);
