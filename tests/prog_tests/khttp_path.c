@@ -38,6 +38,7 @@
 
 #include "test_progs.h"
 #include "khttp/khttp.h"
+#include "khttp/khttp_pool.h"
 #include "datapath/cgroup.h"
 #include "lib/netns.h"
 #include "lib/translate_fixture.h"
@@ -74,9 +75,12 @@ static const char unavailable[] =
 	"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n"
 	"\r\n503 Service Unavailable\n";
 
-struct upstream {
-	int up, be;		/* the agent's upstream socket, the backend's end */
-	uint32_t slot;
+#define MAX_BENDS 64
+
+/* A backend's end of an upstream connection: its peer is the upstream's port. */
+struct bend {
+	int fd;
+	uint16_t peer_port;
 };
 
 struct env {
@@ -84,7 +88,10 @@ struct env {
 	int lc;				/* the engine's listener */
 	int lb[NR_BE];			/* backend listeners */
 	uint16_t port[NR_BE];
-	struct upstream ups[NR_BE][PER_POOL];
+	struct kh_pools *pools;		/* the agent's upstream pools (khttp_pool.h) */
+	struct bend bends[MAX_BENDS];
+	int nr_bends;
+	uint64_t cut;			/* the last client the pools said was cut */
 	uint64_t netns;
 	char cg[PATH_MAX], cg_orig[PATH_MAX];	/* the clients' cgroup, ours */
 	int cg_fd;
@@ -267,15 +274,68 @@ static void client_close(struct client *c)
 	c->cli = c->peer = -1;
 }
 
-/* The backend end of the upstream of pool b the client is bound to now. */
-static int bound_be(const struct env *e, const struct client *c, int b)
+static uint16_t local_port(int fd)
 {
-	uint64_t owner;
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
 
-	for (int i = 0; i < PER_POOL; i++)
-		if (slot_owner(e, e->ups[b][i].slot, &owner) && owner == c->cookie)
-			return e->ups[b][i].be;
+	return getsockname(fd, (struct sockaddr *)&a, &len) ? 0 : ntohs(a.sin_port);
+}
+
+/* Accept what the pools connected to the backends since the last call. */
+static void accept_backends(struct env *e)
+{
+	for (int b = 0; b < NR_BE; b++) {
+		struct sockaddr_in a;
+		socklen_t len = sizeof(a);
+		int fd;
+
+		struct pollfd pf = { .fd = e->lb[b], .events = POLLIN };
+
+		/* the listener blocks: accept only what is queued */
+		while (e->nr_bends < MAX_BENDS && poll(&pf, 1, 0) == 1 &&
+		       (fd = accept4(e->lb[b], (struct sockaddr *)&a, &len, SOCK_CLOEXEC)) >= 0) {
+			e->bends[e->nr_bends++] = (struct bend){ fd, ntohs(a.sin_port) };
+			len = sizeof(a);
+		}
+	}
+}
+
+/* The backend's end of upstream slot s now. */
+static int slot_be(struct env *e, uint32_t s)
+{
+	int up = kh_pools_slot_fd(e->pools, s);
+	uint16_t port = up >= 0 ? local_port(up) : 0;
+
+	if (!port)
+		return -1;
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < e->nr_bends; i++)
+			if (e->bends[i].peer_port == port)
+				return e->bends[i].fd;
+		accept_backends(e);
+	}
 	return -1;
+}
+
+/* The slot of pool b the client is bound to now, or -1. */
+static int bound_slot(const struct env *e, const struct client *c, int b)
+{
+	struct gammad_kh_slot sv;
+
+	for (uint32_t s = 0; s < MAX_BENDS; s++)
+		if (!bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.gammad_khslot_v1), &s, &sv) &&
+		    sv.owner == c->cookie && sv.pool.port == htons(e->port[b]))
+			return (int)s;
+	return -1;
+}
+
+/* The backend end of the upstream of pool b the client is bound to now. */
+static int bound_be(struct env *e, const struct client *c, int b)
+{
+	int s = bound_slot(e, c, b);
+
+	return s < 0 ? -1 : slot_be(e, (uint32_t)s);
 }
 
 /* One request to backend b and its response back: the round trip, checked. */
@@ -348,43 +408,37 @@ static int env_tables(struct env *e, struct tfx *f, struct kh_image *img)
 	return 0;
 }
 
-/* Pre-connected upstreams, PER_POOL per endpoint: what the agent will do. */
+static void on_cut(void *ctx, uint64_t cookie)
+{
+	((struct env *)ctx)->cut = cookie;
+}
+
+/* Pre-connected upstreams, PER_POOL per endpoint, kept by the agent's pools. */
 static int env_pools(struct env *e)
 {
 	struct khttp_bpf *s = e->skel;
-	uint32_t slot = 0;
+	struct kh_pool_opts o = {
+		.map_up = bpf_map__fd(s->maps.gammad_khup_v1),
+		.map_upc = bpf_map__fd(s->maps.gammad_khupc_v1),
+		.map_slot = bpf_map__fd(s->maps.gammad_khslot_v1),
+		.map_pool = bpf_map__fd(s->maps.gammad_khpool_v1),
+		.map_events = bpf_map__fd(s->maps.gammad_khev_v1),
+		.per_pool = PER_POOL, .cut = on_cut, .ctx = e,
+	};
 
+	e->pools = kh_pools_new(&o);
+	if (!ASSERT_OK_PTR(e->pools, "pools"))
+		return -1;
 	for (int b = 0; b < NR_BE; b++) {
-		struct gammad_kh_pool_key pk = { .netns_cookie = e->netns, .family = AF_INET,
-						 .port = htons(e->port[b]) };
-		struct gammad_kh_pool pool = { .nr = PER_POOL };
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(e->port[b]),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 
-		pk.addr[0] = 127, pk.addr[3] = 1;
-		for (int i = 0; i < PER_POOL; i++, slot++) {
-			struct upstream *u = &e->ups[b][i];
-			struct gammad_kh_slot sv = { .owner = GAMMAD_KH_OWNER_FREE, .pool = pk };
-			uint64_t ck;
-
-			u->slot = slot;
-			u->be = pair(e->lb[b], &u->up);
-			if (!ASSERT_GE(u->be, 0, "upstream"))
-				return -1;
-			ck = sock_u64(u->up, SO_COOKIE);
-			if (!ASSERT_OK(bpf_map_update_elem(bpf_map__fd(s->maps.gammad_khup_v1), &slot,
-							   &(uint64_t){ (uint64_t)u->up }, 0),
-				       "upstream in sockhash") ||
-			    !ASSERT_OK(bpf_map_update_elem(bpf_map__fd(s->maps.gammad_khupc_v1), &ck,
-							   &slot, 0), "upstream cookie") ||
-			    !ASSERT_OK(bpf_map_update_elem(bpf_map__fd(s->maps.gammad_khslot_v1), &slot,
-							   &sv, 0), "slot"))
-				return -1;
-			pool.slots[i] = slot;
-		}
-		if (!ASSERT_OK(bpf_map_update_elem(bpf_map__fd(s->maps.gammad_khpool_v1), &pk, &pool,
-						   0), "pool"))
+		if (!ASSERT_OK(kh_pools_add(e->pools, -1, (struct sockaddr *)&a, sizeof(a)),
+			       "pool"))
 			return -1;
 	}
-	return 0;
+	accept_backends(e);
+	return ASSERT_EQ(e->nr_bends, NR_BE * PER_POOL, "upstreams connected") ? 0 : -1;
 }
 
 static void test_forward(struct env *e)
@@ -496,6 +550,7 @@ static void test_cost(struct env *e)
 			"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
 		goto out;
 	be = bound_be(e, &c, 0);
+	accept_backends(e);	/* the pools' connections first: pair() accepts the next */
 	d_be = pair(e->lb[0], &d_cli);
 	if (!ASSERT_GE(be, 0, "bound") || !ASSERT_GE(d_be, 0, "direct pair"))
 		goto out;
@@ -667,16 +722,32 @@ out:
 	client_close(&c);
 }
 
-/* The slot of pool b whose backend end is be. */
-static struct upstream *slot_of(struct env *e, int b, int be)
+/* The cookie of slot s's upstream socket now (0: none). */
+static uint64_t slot_cookie(const struct env *e, uint32_t s)
 {
-	for (int i = 0; i < PER_POOL; i++)
-		if (e->ups[b][i].be == be)
-			return &e->ups[b][i];
-	return NULL;
+	int fd = kh_pools_slot_fd(e->pools, s);
+
+	return fd < 0 ? 0 : sock_u64(fd, SO_COOKIE);
 }
 
-static bool wait_owner(const struct env *e, uint32_t slot, uint64_t want)
+/* Run the pools until slot s is free with another upstream than the one of old_cookie. */
+static bool wait_rearmed(struct env *e, uint32_t s, uint64_t old_cookie)
+{
+	uint64_t owner = 1, ck;
+
+	for (int i = 0; i < 100; i++) {
+		kh_pools_run(e->pools);
+		ck = slot_cookie(e, s);
+		if (slot_owner(e, s, &owner) && owner == GAMMAD_KH_OWNER_FREE && ck &&
+		    ck != old_cookie)
+			return true;
+		usleep(10000);
+	}
+	test__printf("  slot %u owner %#llx\n", s, (unsigned long long)owner);
+	return false;
+}
+
+static bool wait_owner(struct env *e, uint32_t slot, uint64_t want)
 {
 	uint64_t owner = 1;
 
@@ -690,31 +761,6 @@ static bool wait_owner(const struct env *e, uint32_t slot, uint64_t want)
 	return false;
 }
 
-/* What the agent does with a dead slot: a new upstream in its place, free. */
-static int rearm(struct env *e, int b, struct upstream *u)
-{
-	struct khttp_bpf *s = e->skel;
-	struct gammad_kh_slot sv = { .owner = GAMMAD_KH_OWNER_FREE };
-	uint64_t ck;
-
-	if (bpf_map_lookup_elem(bpf_map__fd(s->maps.gammad_khslot_v1), &u->slot, &sv))
-		return -1;
-	close(u->up);
-	close(u->be);
-	u->be = pair(e->lb[b], &u->up);
-	if (u->be < 0)
-		return -1;
-	ck = sock_u64(u->up, SO_COOKIE);
-	memset(&sv.r, 0, sizeof(sv.r));
-	sv.req_seq = sv.head_bits = sv.flags = 0;
-	sv.owner = GAMMAD_KH_OWNER_FREE;
-	if (bpf_map_update_elem(bpf_map__fd(s->maps.gammad_khup_v1), &u->slot,
-				&(uint64_t){ (uint64_t)u->up }, 0) ||
-	    bpf_map_update_elem(bpf_map__fd(s->maps.gammad_khupc_v1), &ck, &u->slot, 0))
-		return -1;
-	return bpf_map_update_elem(bpf_map__fd(s->maps.gammad_khslot_v1), &u->slot, &sv, 0);
-}
-
 /*
  * A client that closes gives its upstream back at TCP_CLOSE (sockops): free
  * when it was between responses, dead (for the agent) when it left in the
@@ -723,33 +769,78 @@ static int rearm(struct env *e, int b, struct upstream *u)
 static void test_release(struct env *e)
 {
 	struct client c;
-	struct upstream *u;
-	int be;
+	int s, be;
+	uint64_t up;
 
 	if (!ASSERT_OK(client_open(e, &c), "client") ||
 	    !round_trip(e, &c, 0, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
 			"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
 		goto out;
-	u = slot_of(e, 0, bound_be(e, &c, 0));
-	if (!ASSERT_OK_PTR(u, "slot"))
+	s = bound_slot(e, &c, 0);
+	if (!ASSERT_GE(s, 0, "slot"))
 		goto out;
 	client_close(&c);
-	ASSERT_TRUE(wait_owner(e, u->slot, GAMMAD_KH_OWNER_FREE), "released clean");
+	ASSERT_TRUE(wait_owner(e, s, GAMMAD_KH_OWNER_FREE), "released clean");
 
 	if (!ASSERT_OK(client_open(e, &c), "client") ||
 	    !ASSERT_TRUE(send_all(c.cli, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", 30), "send"))
 		goto out;
+	s = bound_slot(e, &c, 0);
 	be = bound_be(e, &c, 0);
-	u = slot_of(e, 0, be);
-	if (!ASSERT_OK_PTR(u, "slot") ||
+	if (!ASSERT_GE(s, 0, "slot") || !ASSERT_GE(be, 0, "backend") ||
 	    !expect_bytes(be, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", 30, "request") ||
 	    !ASSERT_TRUE(send_all(be, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 44),
 			 "half a response") ||
 	    !expect_bytes(c.cli, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 44, "half"))
 		goto out;
+	up = slot_cookie(e, s);
 	client_close(&c);
-	if (ASSERT_TRUE(wait_owner(e, u->slot, GAMMAD_KH_OWNER_DEAD), "dead mid-response"))
-		ASSERT_OK(rearm(e, 0, u), "re-armed");
+	/* dead for the pools (ring buffer), which close it and arm a new upstream */
+	ASSERT_TRUE(wait_rearmed(e, s, up), "dead mid-response, re-armed");
+out:
+	client_close(&c);
+}
+
+/*
+ * The backend closes an upstream: between responses its client detaches
+ * quietly (the next request claims another upstream), in the middle of a
+ * response the pools name the client as cut; both slots are re-armed.
+ */
+static void test_upstream_fin(struct env *e)
+{
+	struct client c;
+	int s, be;
+	uint64_t up;
+
+	if (!ASSERT_OK(client_open(e, &c), "client") ||
+	    !round_trip(e, &c, 0, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
+			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+		goto out;
+	s = bound_slot(e, &c, 0);
+	be = bound_be(e, &c, 0);
+	up = slot_cookie(e, s);
+	e->cut = 0;
+	shutdown(be, SHUT_RDWR);
+	if (!ASSERT_TRUE(wait_rearmed(e, s, up), "re-armed after the backend's FIN") ||
+	    !ASSERT_EQ(e->cut, 0, "a quiet detach"))
+		goto out;
+	ASSERT_TRUE(quiet(c.cli, 20), "nothing reached the client");
+	if (!round_trip(e, &c, 0, "GET /one/again HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
+			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+		goto out;
+	/* now mid-response */
+	if (!ASSERT_TRUE(send_all(c.cli, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", 30), "send"))
+		goto out;
+	s = bound_slot(e, &c, 0);
+	be = bound_be(e, &c, 0);
+	up = slot_cookie(e, s);
+	if (!ASSERT_GE(be, 0, "backend") ||
+	    !expect_bytes(be, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", 30, "request") ||
+	    !ASSERT_TRUE(send_all(be, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab", 40), "half"))
+		goto out;
+	shutdown(be, SHUT_RDWR);
+	if (ASSERT_TRUE(wait_rearmed(e, s, up), "re-armed after dying mid-response"))
+		ASSERT_EQ(e->cut, c.cookie, "its client is named cut");
 out:
 	client_close(&c);
 }
@@ -814,7 +905,6 @@ void test_khttp_path(void)
 	int msg_prog = -1, skb_prog = -1, cli_map = -1, up_map = -1;
 	struct tfx f;
 
-	memset(e.ups, 0xff, sizeof(e.ups));
 	e.skel = khttp_bpf__open_and_load();
 	if (!ASSERT_OK_PTR(e.skel, "load the data path"))
 		return;
@@ -857,6 +947,8 @@ void test_khttp_path(void)
 		test_unframed(&e);
 	if (test__start_subtest("release"))
 		test_release(&e);
+	if (test__start_subtest("upstream_fin"))
+		test_upstream_fin(&e);
 	if (test__start_subtest("probe"))
 		test_probe();
 	if (test__start_subtest("cost"))
@@ -871,13 +963,9 @@ out_tfx:
 		tfx_free(&f);
 	}
 out:
-	for (int b = 0; b < NR_BE; b++)
-		for (int i = 0; i < PER_POOL; i++) {
-			if (e.ups[b][i].up >= 0)
-				close(e.ups[b][i].up);
-			if (e.ups[b][i].be >= 0)
-				close(e.ups[b][i].be);
-		}
+	kh_pools_free(e.pools);
+	for (int i = 0; i < e.nr_bends; i++)
+		close(e.bends[i].fd);
 	if (e.msg_attached)
 		bpf_prog_detach2(msg_prog, cli_map, BPF_SK_MSG_VERDICT);
 	if (e.skb_attached)

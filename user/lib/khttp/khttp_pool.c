@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The kernel HTTP path's upstream pools: see khttp_pool.h. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <netinet/in.h>
+
+#include "base/log.h"
+#include "datapath/netns_sock.h"
+#include "gammad/maps.h"
+#include "khttp_pool.h"
+
+#define RB_TAG	(~0ULL)
+
+struct kh_slot_u {
+	int fd;			/* -1: not armed */
+	int pool;
+	uint64_t cookie;
+};
+
+struct kh_pool_u {
+	struct gammad_kh_pool_key key;
+	struct gammad_kh_pool val;
+	int netns_fd;		/* ours (dup), -1: the caller's netns */
+	struct sockaddr_storage ep;
+	socklen_t len;
+};
+
+struct kh_pools {
+	struct kh_pool_opts o;
+	int ep;
+	struct ring_buffer *rb;
+	struct kh_slot_u *slots;
+	uint32_t next_slot;
+	struct kh_pool_u *pools;
+	size_t nr_pools, cap;
+	int actions;
+};
+
+static int pool_socket(const struct kh_pool_u *pl, int type)
+{
+	int fd;
+
+	if (pl->netns_fd >= 0)
+		return netns_socket(pl->netns_fd, pl->ep.ss_family, type | SOCK_CLOEXEC, 0);
+	fd = socket(pl->ep.ss_family, type | SOCK_CLOEXEC, 0);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Connect a new upstream into slot s of pool pi and publish it free. */
+static int slot_arm(struct kh_pools *p, uint32_t s, int pi)
+{
+	struct kh_pool_u *pl = &p->pools[pi];
+	struct gammad_kh_slot sv = { .owner = GAMMAD_KH_OWNER_FREE, .pool = pl->key };
+	struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLHUP, .data.u64 = s };
+	socklen_t clen = sizeof(uint64_t);
+	uint64_t cookie = 0, v;
+	int fd, err;
+
+	fd = pool_socket(pl, SOCK_STREAM);
+	if (fd < 0)
+		return fd;
+	if (connect(fd, (const struct sockaddr *)&pl->ep, pl->len) ||
+	    getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &clen)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	v = (uint64_t)fd;
+	/* socket and cookie first, the free owner last: it publishes the slot */
+	if (bpf_map_update_elem(p->o.map_up, &s, &v, BPF_ANY) ||
+	    bpf_map_update_elem(p->o.map_upc, &cookie, &s, BPF_ANY) ||
+	    epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &ev) ||
+	    bpf_map_update_elem(p->o.map_slot, &s, &sv, BPF_ANY)) {
+		err = -errno;
+		bpf_map_delete_elem(p->o.map_upc, &cookie);
+		close(fd);
+		return err;
+	}
+	p->slots[s] = (struct kh_slot_u){ .fd = fd, .pool = pi, .cookie = cookie };
+	return 0;
+}
+
+/* Out of the sockhash first (a claim then fails over to the engine), then closed. */
+static void slot_disarm(struct kh_pools *p, uint32_t s)
+{
+	struct kh_slot_u *u = &p->slots[s];
+
+	if (u->fd < 0)
+		return;
+	bpf_map_delete_elem(p->o.map_up, &s);
+	bpf_map_delete_elem(p->o.map_upc, &u->cookie);
+	epoll_ctl(p->ep, EPOLL_CTL_DEL, u->fd, NULL);
+	close(u->fd);
+	u->fd = -1;
+}
+
+static void slot_rearm(struct kh_pools *p, uint32_t s)
+{
+	int pi = p->slots[s].pool, err;
+
+	slot_disarm(p, s);
+	err = slot_arm(p, s, pi);
+	if (err)
+		pr_warn("kernel HTTP: upstream slot %u not re-armed: %s (the engine serves its "
+			"share until the next event)", s, strerror(-err));
+	p->actions++;
+}
+
+static int pool_write(struct kh_pools *p, int pi)
+{
+	struct kh_pool_u *pl = &p->pools[pi];
+
+	return bpf_map_update_elem(p->o.map_pool, &pl->key, &pl->val, BPF_ANY) ? -errno : 0;
+}
+
+/* One more slot for pool pi. */
+static int pool_grow(struct kh_pools *p, int pi)
+{
+	struct kh_pool_u *pl = &p->pools[pi];
+	uint32_t s;
+	int err;
+
+	if (pl->val.nr >= GAMMAD_KH_POOL_MAX)
+		return -ENOSPC;
+	if (p->next_slot >= GAMMAD_KH_SLOTS_MAX)
+		return -ENOSPC;
+	s = p->next_slot++;
+	err = slot_arm(p, s, pi);
+	if (err)
+		return err;
+	pl->val.slots[pl->val.nr++] = s;
+	p->actions++;
+	return pool_write(p, pi);
+}
+
+static unsigned int pool_free(struct kh_pools *p, int pi)
+{
+	const struct kh_pool_u *pl = &p->pools[pi];
+	struct gammad_kh_slot sv;
+	unsigned int n = 0;
+
+	for (uint32_t i = 0; i < pl->val.nr; i++)
+		if (!bpf_map_lookup_elem(p->o.map_slot, &pl->val.slots[i], &sv) &&
+		    sv.owner == GAMMAD_KH_OWNER_FREE)
+			n++;
+	return n;
+}
+
+static int on_event(void *ctx, void *data, size_t len)
+{
+	struct kh_pools *p = ctx;
+	const struct gammad_kh_event *ev = data;
+
+	if (len < sizeof(*ev) || ev->slot >= GAMMAD_KH_SLOTS_MAX || p->slots[ev->slot].fd < 0)
+		return 0;
+	if (ev->kind == GAMMAD_KH_EV_DEAD) {
+		struct gammad_kh_slot sv;
+
+		/* still dead: a hang-up may have re-armed it since, and it may be claimed */
+		if (!bpf_map_lookup_elem(p->o.map_slot, &ev->slot, &sv) &&
+		    sv.owner == GAMMAD_KH_OWNER_DEAD)
+			slot_rearm(p, ev->slot);
+	} else if (ev->kind == GAMMAD_KH_EV_CLAIMED) {
+		int pi = p->slots[ev->slot].pool;
+
+		if (pool_free(p, pi) < 1)
+			pool_grow(p, pi);
+	}
+	return 0;
+}
+
+/* The backend closed upstream s: its client may be waiting for the rest. */
+static void on_hangup(struct kh_pools *p, uint32_t s)
+{
+	struct gammad_kh_slot sv;
+
+	bpf_map_delete_elem(p->o.map_up, &s);
+	if (!bpf_map_lookup_elem(p->o.map_slot, &s, &sv) && sv.owner != GAMMAD_KH_OWNER_FREE &&
+	    sv.owner != GAMMAD_KH_OWNER_DEAD) {
+		bool between = sv.req_seq == sv.r.resp_seq && sv.r.state == GAMMAD_KH_RS_STATUS &&
+			       !sv.r.k && !(sv.flags & GAMMAD_KH_SLOT_UNFRAMED);
+
+		/* between responses: a quiet detach, the next request claims anew */
+		if (!between && p->o.cut)
+			p->o.cut(p->o.ctx, sv.owner);
+	}
+	slot_rearm(p, s);
+}
+
+struct kh_pools *kh_pools_new(const struct kh_pool_opts *o)
+{
+	struct kh_pools *p = calloc(1, sizeof(*p));
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = RB_TAG };
+
+	if (!p)
+		return NULL;
+	p->o = *o;
+	if (!p->o.per_pool || p->o.per_pool > GAMMAD_KH_POOL_MAX)
+		p->o.per_pool = 2;
+	p->slots = calloc(GAMMAD_KH_SLOTS_MAX, sizeof(*p->slots));
+	p->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (!p->slots || p->ep < 0)
+		goto fail;
+	for (uint32_t s = 0; s < GAMMAD_KH_SLOTS_MAX; s++)
+		p->slots[s].fd = -1;
+	p->rb = ring_buffer__new(o->map_events, on_event, p, NULL);
+	if (!p->rb || epoll_ctl(p->ep, EPOLL_CTL_ADD, ring_buffer__epoll_fd(p->rb), &ev))
+		goto fail;
+	return p;
+fail:
+	kh_pools_free(p);
+	return NULL;
+}
+
+void kh_pools_free(struct kh_pools *p)
+{
+	if (!p)
+		return;
+	for (uint32_t s = 0; p->slots && s < p->next_slot; s++)
+		slot_disarm(p, s);
+	for (size_t i = 0; i < p->nr_pools; i++) {
+		bpf_map_delete_elem(p->o.map_pool, &p->pools[i].key);
+		if (p->pools[i].netns_fd >= 0)
+			close(p->pools[i].netns_fd);
+	}
+	ring_buffer__free(p->rb);
+	if (p->ep >= 0)
+		close(p->ep);
+	free(p->pools);
+	free(p->slots);
+	free(p);
+}
+
+int kh_pools_add(struct kh_pools *p, int netns_fd, const struct sockaddr *ep, socklen_t len)
+{
+	struct kh_pool_u *pl;
+	uint64_t cookie = 0;
+	int fd, err, pi;
+
+	if (len > sizeof(pl->ep) || (ep->sa_family != AF_INET && ep->sa_family != AF_INET6))
+		return -EINVAL;
+	if (p->nr_pools == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 8;
+		struct kh_pool_u *np = realloc(p->pools, cap * sizeof(*np));
+
+		if (!np)
+			return -ENOMEM;
+		p->pools = np;
+		p->cap = cap;
+	}
+	pi = (int)p->nr_pools;
+	pl = &p->pools[pi];
+	memset(pl, 0, sizeof(*pl));
+	memcpy(&pl->ep, ep, len);
+	pl->len = len;
+	pl->netns_fd = netns_fd >= 0 ? dup(netns_fd) : -1;
+	if (netns_fd >= 0 && pl->netns_fd < 0)
+		return -errno;
+	/* the pool's key: the netns cookie BPF sees for the client's sockets */
+	fd = pool_socket(pl, SOCK_DGRAM);
+	err = fd < 0 ? fd : sock_netns_cookie(fd, &cookie);
+	if (fd >= 0)
+		close(fd);
+	if (err)
+		goto fail;
+	pl->key.netns_cookie = cookie;
+	pl->key.family = ep->sa_family;
+	if (ep->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ep;
+
+		memcpy(pl->key.addr, &a->sin_addr, 4);
+		pl->key.port = a->sin_port;
+	} else {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ep;
+
+		memcpy(pl->key.addr, &a->sin6_addr, 16);
+		pl->key.port = a->sin6_port;
+	}
+	for (size_t i = 0; i < p->nr_pools; i++)
+		if (!memcmp(&p->pools[i].key, &pl->key, sizeof(pl->key))) {
+			err = 0;	/* kept already */
+			goto fail;
+		}
+	p->nr_pools++;
+	for (unsigned int i = 0; i < p->o.per_pool; i++) {
+		err = pool_grow(p, pi);
+		if (err)
+			return err;
+	}
+	return 0;
+fail:
+	if (pl->netns_fd >= 0)
+		close(pl->netns_fd);
+	return err;
+}
+
+int kh_pools_fd(const struct kh_pools *p)
+{
+	return p->ep;
+}
+
+int kh_pools_run(struct kh_pools *p)
+{
+	struct epoll_event evs[64];
+	int n;
+
+	p->actions = 0;
+	n = epoll_wait(p->ep, evs, 64, 0);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	for (int i = 0; i < n; i++) {
+		if (evs[i].data.u64 == RB_TAG)
+			ring_buffer__consume(p->rb);
+		else if (evs[i].data.u64 < GAMMAD_KH_SLOTS_MAX &&
+			 p->slots[evs[i].data.u64].fd >= 0)
+			on_hangup(p, (uint32_t)evs[i].data.u64);
+	}
+	return p->actions;
+}
+
+int kh_pools_slot_fd(const struct kh_pools *p, uint32_t slot)
+{
+	return slot < GAMMAD_KH_SLOTS_MAX ? p->slots[slot].fd : -1;
+}

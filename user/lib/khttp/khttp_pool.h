@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The upstream pools of the kernel HTTP data path, the agent's side
+ * (bpf/lib/khttp_path.h does the BPF side): per (client netns, endpoint)
+ * upstream sockets connected ahead of time from inside the client pod's
+ * netns (the backend sees the pod's address), each one a slot of
+ * gammad_khslot_v1 with its socket in gammad_khup_v1, so the client's
+ * sk_msg program can claim one per request. Kept whole from the ring
+ * buffer gammad_khev_v1 and the sockets' own hang-ups:
+ *  - a slot given up dead (its client left mid-response) is closed and
+ *    armed again in place, never left for BPF to skip over;
+ *  - a claim that leaves the pool without a free slot adds one (up to
+ *    GAMMAD_KH_POOL_MAX);
+ *  - an upstream the backend closed is taken out of the sockhash first (a
+ *    claim then fails over to the engine instead of writing into a closed
+ *    connection) and armed again; if its client was waiting for a response
+ *    the cut callback names that client, whose connection the caller resets.
+ * Connects are blocking (loopback and pod networks answer at once); one
+ * thread owns a kh_pools.
+ */
+#ifndef GAMMAD_KHTTP_POOL_H
+#define GAMMAD_KHTTP_POOL_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct kh_pools;
+
+struct kh_pool_opts {
+	int map_up, map_upc, map_slot, map_pool, map_events;	/* fds of the maps */
+	unsigned int per_pool;		/* free upstreams to keep per pool (<= 16) */
+	/* A client whose upstream died in the middle of a response (its cookie). */
+	void (*cut)(void *ctx, uint64_t client_cookie);
+	void *ctx;
+};
+
+struct kh_pools *kh_pools_new(const struct kh_pool_opts *o);
+void kh_pools_free(struct kh_pools *p);
+/*
+ * Keep per_pool upstreams to ep (an IPv4 or IPv6 address and port),
+ * created inside netns_fd (-1: the caller's netns). 0 or -errno.
+ */
+int kh_pools_add(struct kh_pools *p, int netns_fd, const struct sockaddr *ep, socklen_t len);
+/* An fd that polls readable when kh_pools_run has work. */
+int kh_pools_fd(const struct kh_pools *p);
+/* Do that work, without blocking: actions taken, or -errno. */
+int kh_pools_run(struct kh_pools *p);
+/* The upstream socket of a slot (-1: none), for tests and the view. */
+int kh_pools_slot_fd(const struct kh_pools *p, uint32_t slot);
+
+#endif
