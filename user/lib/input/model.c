@@ -291,6 +291,15 @@ static long set_index(const struct model_set *s, const void *item)
 	return -1;
 }
 
+/* What an event replaced or deleted: freed, or to the model's retire hook. */
+static void retire_object(struct model *m, enum model_kind kind, void *o)
+{
+	if (m->retire)
+		m->retire(m->retire_ctx, (int)kind, o);
+	else
+		free_object(kind, o);
+}
+
 static int event_put(struct model *m, struct model_set *s, enum model_kind kind, void *obj,
 		     struct diag *dg)
 {
@@ -329,7 +338,7 @@ static int event_put(struct model *m, struct model_set *s, enum model_kind kind,
 		unindex_slice(m, old);
 	strmap_set(&s->by_name, key, obj);
 	s->items[at] = obj;
-	free_object(kind, old);
+	retire_object(m, kind, old);
 	return 0;
 }
 
@@ -366,7 +375,7 @@ int model_apply_event(struct model *m, const struct model_event *ev, struct diag
 	s->nr--;
 	if (ev->kind == MODEL_ENDPOINT_SLICE)
 		unindex_slice(m, old);
-	free_object(ev->kind, old);
+	retire_object(m, ev->kind, old);
 	return 0;
 }
 

@@ -36,6 +36,14 @@ struct model {
 	struct model_set routes[ROUTE_KIND_COUNT];	/* struct gapi_route */
 	struct model_set grants;	/* struct gapi_reference_grant */
 	struct strmap slices_by_service;	/* "ns/svc" -> struct model_slices */
+	/*
+	 * NULL: model_apply_event() frees what it replaces or deletes. Set:
+	 * it hands the object (its enum model_kind, the object) to retire,
+	 * which frees it later with model_object_free(): translations made
+	 * before may still point into it (image/pipeline.h).
+	 */
+	void (*retire)(void *ctx, int kind, void *obj);
+	void *retire_ctx;
 };
 
 /* Longest "namespace/name" key plus its terminator. */

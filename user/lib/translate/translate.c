@@ -28,15 +28,22 @@ static int service_ptr_cmp(const void *pa, const void *pb)
 	return meta_cmp(&a->meta, &b->meta);
 }
 
-static int port_cmp(const void *pa, const void *pb)
+int tr_port_cmp(const struct tr_port *a, const struct tr_port *b)
 {
-	const struct tr_port *a = pa, *b = pb;
+	if (a->svc != b->svc) {
+		int d = meta_cmp(&a->svc->meta, &b->svc->meta);
 
-	if (a->svc != b->svc)
-		return meta_cmp(&a->svc->meta, &b->svc->meta);
+		if (d)
+			return d;
+	}
 	if (a->port->port != b->port->port)
 		return (int)a->port->port - (int)b->port->port;
 	return (int)a->port->protocol - (int)b->port->protocol;
+}
+
+static int port_cmp(const void *pa, const void *pb)
+{
+	return tr_port_cmp(pa, pb);
 }
 
 /* Headless and ExternalName Services have no virtual IP to route. */
@@ -211,7 +218,8 @@ static int collect_routes(struct tr_ctx *c)
 	c->infos = calloc(n + 1, sizeof(*c->infos));
 	c->res->routes = calloc(n + 1, sizeof(*c->res->routes));
 	c->res->rules = calloc(n + 1, sizeof(*c->res->rules));
-	if (!routes || !c->infos || !c->res->routes || !c->res->rules) {
+	c->res->nr_rules = calloc(n + 1, sizeof(*c->res->nr_rules));
+	if (!routes || !c->infos || !c->res->routes || !c->res->rules || !c->res->nr_rules) {
 		free(routes);
 		return -ENOMEM;
 	}
@@ -234,6 +242,7 @@ static int process_routes(struct tr_ctx *c)
 	for (size_t i = 0; i < c->nr_infos; i++) {
 		ret = tr_build_rules(c, &c->infos[i]);
 		c->res->rules[i] = c->infos[i].rules;	/* the result owns them */
+		c->res->nr_rules[i] = c->infos[i].rules ? c->infos[i].route->nr_rules : 0;
 		if (!ret)
 			ret = tr_bind_parents(c, &c->infos[i]);
 		if (ret)
@@ -305,12 +314,12 @@ void tr_result_free(struct tr_result *r)
 	free(r->ports);
 	for (size_t i = 0; r->routes && i < r->nr_routes; i++) {
 		tr_route_status_free(&r->routes[i]);
-		if (r->rules)
-			tr_rules_free(r->rules[i], r->routes[i].route ?
-				      r->routes[i].route->nr_rules : 0);
+		if (r->rules && r->nr_rules)
+			tr_rules_free(r->rules[i], r->nr_rules[i]);
 	}
 	free(r->routes);
 	free(r->rules);
+	free(r->nr_rules);
 	strmap_for_each(&r->endpoint_sets, slot) {
 		struct tr_endpoint_set *set = slot->value;
 
@@ -326,9 +335,27 @@ const struct tr_port *tr_find_port(const struct tr_result *r, const char *ns,
 				   const char *name, uint16_t port)
 {
 	char key[MODEL_KEY_MAX + 16];
+	size_t lo = 0, hi = r->nr_ports;
 
-	snprintf(key, sizeof(key), "%s/%s/%u/%u", ns, name, port, L4_TCP);
-	return strmap_get(&r->port_index, key);
+	if (r->port_index.nr || !r->nr_ports) {
+		snprintf(key, sizeof(key), "%s/%s/%u/%u", ns, name, port, L4_TCP);
+		return strmap_get(&r->port_index, key);
+	}
+	while (lo < hi) {
+		const struct tr_port *p = &r->ports[lo + (hi - lo) / 2];
+		int d = strcmp(ns ? ns : "", p->svc->meta.namespace ? p->svc->meta.namespace : "");
+
+		d = d ? d : strcmp(name, p->svc->meta.name);
+		d = d ? d : (int)port - (int)p->port->port;
+		d = d ? d : (int)L4_TCP - (int)p->port->protocol;
+		if (!d)
+			return p;
+		if (d < 0)
+			hi = lo + (hi - lo) / 2;
+		else
+			lo = lo + (hi - lo) / 2 + 1;
+	}
+	return NULL;
 }
 
 const struct tr_class *tr_port_class(const struct tr_port *p, const char *client_ns)

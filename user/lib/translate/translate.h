@@ -183,6 +183,7 @@ struct tr_result {
 	size_t nr_routes;
 	/* internals */
 	struct tr_rule **rules;		/* per route, in the order of routes[] */
+	size_t *nr_rules;		/* of rules[i]: freeing reads no model object */
 	struct strmap endpoint_sets;	/* "ns/name/port/proto" -> tr_endpoint_set */
 	struct strmap port_index;	/* same key -> tr_port */
 };
@@ -195,8 +196,14 @@ int translate_opts(const struct model *m, const struct tr_opts *opts, struct dia
 const char *tr_ep_policy_str(unsigned int policy, char *buf, size_t len);
 void tr_result_free(struct tr_result *r);
 
+/*
+ * The TCP Service port ns/name:port; by index, or by a binary search of
+ * ports when the result has no index (a result assembled from parts).
+ */
 const struct tr_port *tr_find_port(const struct tr_result *r, const char *ns,
 				   const char *name, uint16_t port);
+/* The order of tr_result.ports: namespace, name, port, protocol. */
+int tr_port_cmp(const struct tr_port *a, const struct tr_port *b);
 /* The class a client in client_ns gets on this port (the default when none). */
 const struct tr_class *tr_port_class(const struct tr_port *p, const char *client_ns);
 const struct tr_route_status *tr_find_route(const struct tr_result *r,
