@@ -7,6 +7,8 @@
 
 #include "input/manifest.h"
 #include "translate/translate.h"
+#include "translate/translate_eval.h"
+#include "translate/translate_output.h"
 #include "cluster_gen.h"
 
 uint32_t cgen_rnd(struct cgen *p, uint32_t n)
@@ -205,3 +207,74 @@ int cgen_full_image(struct cgen *p, struct img *out)
 	return ret;
 }
 
+
+char *cgen_tables_dump(const struct tr_result *r)
+{
+	static const char *const targets[] = { "/", "/p0", "/p1/x", "/p2", "/q" };
+	static const uint64_t draws[] = { 0, 1, 5, 12, 99 };
+	struct tr_result ports = { .ports = r->ports, .nr_ports = r->nr_ports };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	tr_write_json(f, &ports, NULL, false);
+	fputc('\n', f);
+	for (size_t i = 0; i < r->nr_ports; i++) {
+		const struct tr_port *p = &r->ports[i];
+
+		for (size_t c = 0; c < p->nr_classes; c++)
+			for (size_t t = 0; t < sizeof(targets) / sizeof(targets[0]); t++)
+				for (size_t d = 0; d < sizeof(draws) / sizeof(draws[0]); d++) {
+					struct ev_request req = { .target = targets[t],
+								  .grpc_service = "svc.S1",
+								  .grpc_method = "M",
+								  .port = p->port->port };
+					struct ev_result res = { 0 };
+					int err = ev_evaluate(&p->classes[c], &req, draws[d], &res);
+
+					fprintf(f, "%s/%s:%u %s %s %llu: %d %d %s/%s:%u %s\n",
+						p->svc->meta.namespace, p->svc->meta.name,
+						p->port->port, p->classes[c].client_namespace ?
+						p->classes[c].client_namespace : "*", targets[t],
+						(unsigned long long)draws[d], err, res.status,
+						res.backend ? res.backend->namespace : "-",
+						res.backend ? res.backend->name : "-",
+						res.backend ? res.backend->port : 0,
+						res.target ? res.target : "-");
+					ev_result_free(&res);
+				}
+	}
+	if (fclose(f)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+char *cgen_full_tables_dump(struct cgen *p)
+{
+	struct diag dg = { 0 };
+	struct tr_result res;
+	struct model m;
+	char *all = NULL, *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&all, &len);
+
+	if (!f)
+		return NULL;
+	for (int s = 0; s < CGEN_SLOTS; s++)
+		if (p->text[s])
+			fprintf(f, "---\n%s", p->text[s]);
+	fclose(f);
+	model_init(&m);
+	if (!manifest_load_buf(&m, "all.yaml", all, len, &dg) && !translate(&m, &dg, &res)) {
+		out = cgen_tables_dump(&res);
+		tr_result_free(&res);
+	}
+	model_free(&m);
+	diag_free(&dg);
+	free(all);
+	return out;
+}

@@ -37,5 +37,14 @@ int cgen_event(const char *yaml, struct model_event *ev);
 void cgen_delete(int slot, struct model_event *ev, char *name, size_t len);
 /* The image of every present object loaded from scratch. */
 int cgen_full_image(struct cgen *p, struct img *out);
+/*
+ * What the HTTP engine serves from a translation's ports: their JSON
+ * (tr_write_json, statuses left out) and the ev_evaluate() answer of every
+ * class to a set of requests and weight draws, as one malloc'd text.
+ */
+struct tr_result;
+char *cgen_tables_dump(const struct tr_result *r);
+/* cgen_tables_dump() of a full translation of every present object, or NULL. */
+char *cgen_full_tables_dump(struct cgen *p);
 
 #endif

@@ -5,7 +5,8 @@
  * Namespaces, Pods; added, changed, deleted; ClusterIPs shared now and
  * then) applied one event at a time, committed at random points; after
  * every commit the pipeline's image must equal the image of a full load of
- * the same objects from scratch, entry by entry (img_diff).
+ * the same objects from scratch, entry by entry (img_diff), and the HTTP
+ * engine's tables (pl_tables_get) must serve as a full translation does.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,8 +92,52 @@ static bool same_image(struct cgen *p, const struct img *got, int step, struct i
 	return same;
 }
 
+/*
+ * The engine's tables (pl_tables_get) serve as a full translation's; tables
+ * taken some commits ago still read as they did (nothing they point into
+ * was freed or changed).
+ */
+struct held {
+	struct pl_tables *t;
+	char *dump;
+};
+
+static bool same_tables(struct cgen *p, struct pl *pl, int step, struct held *h)
+{
+	struct pl_tables *t = pl_tables_get(pl);
+	char *want = cgen_full_tables_dump(p), *got = t ? cgen_tables_dump(pl_tables_result(t)) : NULL;
+	bool ok = want && got && !strcmp(want, got);
+
+	if (!ok)
+		test__printf("step %d: engine tables differ from a full translation:\n"
+			     "want:\n%.3000s\ngot:\n%.3000s\n", step, want ? want : "-",
+			     got ? got : "-");
+	if (ok && h->t) {
+		char *again = cgen_tables_dump(pl_tables_result(h->t));
+
+		ok = again && !strcmp(again, h->dump);
+		if (!ok)
+			test__printf("step %d: tables %llu changed while held\n", step,
+				     (unsigned long long)pl_tables_gen(h->t));
+		free(again);
+	}
+	free(want);
+	/* Hold these for a while (every few commits the held ones are let go). */
+	if (ok && (!h->t || !(step % 5))) {
+		pl_tables_put(h->t);
+		free(h->dump);
+		h->t = t;
+		h->dump = got;
+		return ok;
+	}
+	pl_tables_put(t);
+	free(got);
+	return ok;
+}
+
 static void run_seed(uint64_t seed, int steps)
 {
+	struct held held = { 0 };
 	struct cgen p = { .rng = seed };
 	struct pl *pl = NULL;
 	struct pl_stats st;
@@ -148,6 +193,10 @@ static void run_seed(uint64_t seed, int steps)
 			img_free(&cur);
 			break;
 		}
+		if (!ASSERT_TRUE(same_tables(&p, pl, step, &held), "engine tables == full")) {
+			img_free(&cur);
+			break;
+		}
 		if (have_prev)
 			img_free(&prev);
 		prev = cur;
@@ -158,6 +207,8 @@ static void run_seed(uint64_t seed, int steps)
 	test__printf("%d commits, %d incremental\n", commits, incremental);
 	/* Most commits must be incremental, or this tests the full path only. */
 	ASSERT_GT(incremental, commits / 3, "incremental commits");
+	pl_tables_put(held.t);
+	free(held.dump);
 	pl_free(pl);
 	for (int s = 0; s < CGEN_SLOTS; s++)
 		free(p.text[s]);

@@ -61,6 +61,57 @@ struct pl {
 	struct refs refs;	/* of img */
 	bool refs_ok;		/* refs counts img (else: the next commit is full) */
 	size_t unretired;	/* entries written by commits that deferred their retire */
+	/* the engine's tables (pl_tables_get) */
+	struct pl_chunk *chunk;		/* the translation the build just made, for the next tables */
+	struct pl_tables *tables;	/* of img; NULL before the first commit */
+	struct pl_tables *all_tables;	/* every one not freed yet, tables included */
+	uint64_t gen;			/* tables made so far */
+	struct pl_retired *retired;	/* objects the model let go, kept for older tables */
+	size_t nr_retired, cap_retired;
+};
+
+/* One build's translation (of a view, or of everything): what tables' ports point into. */
+struct pl_chunk {
+	size_t refs;			/* tables naming it (the pipeline's thread only) */
+	uint64_t mark;
+	size_t live;			/* ports of it the newest tables have */
+	struct tr_result res;
+};
+
+/*
+ * A chunk stays while one of its ports is live: after many commits most of
+ * a chunk may be ports translated again since (or ports of backend-only
+ * Services a view needed). A chunk whose dead ports outnumber its live ones
+ * (and are at least PL_COMPACT_MIN) has its live Services translated again
+ * by the next commits, at most PL_COMPACT_MAX Services each, so the memory
+ * held stays near twice the tables' own.
+ */
+#define PL_COMPACT_MIN 256
+#define PL_COMPACT_MAX 64
+
+/*
+ * The translation of every Service port of an image: each port's tr_port
+ * copied from the chunk of the build that last translated its Service,
+ * everything below it (classes, rules, endpoints) shared with that chunk.
+ */
+struct pl_tables {
+	int refs;			/* atomic: the pipeline's while current, holders' */
+	uint64_t gen;
+	struct tr_result res;		/* ports only */
+	struct pl_chunk **port_chunk;	/* per port of res */
+	struct pl_chunk **chunks;	/* the distinct ones */
+	size_t nr_chunks;
+	struct pl_tables *next;		/* pl->all_tables */
+};
+
+/*
+ * An object the model replaced or deleted: tables up to gen may point into
+ * it, so it is freed once they are all released.
+ */
+struct pl_retired {
+	int kind;
+	void *obj;
+	uint64_t gen;
 };
 
 /*
@@ -882,6 +933,226 @@ out:
 	return err;
 }
 
+/* ---- the engine's tables ------------------------------------------------------ */
+
+static void chunk_free(struct pl_chunk *c)
+{
+	if (!c)
+		return;
+	tr_result_free(&c->res);
+	free(c);
+}
+
+static void chunk_drop(struct pl *pl)
+{
+	if (pl->chunk && !pl->chunk->refs)
+		chunk_free(pl->chunk);
+	pl->chunk = NULL;
+}
+
+/* The build's translation, for tables_make(); res is the chunk's from here on. */
+static int chunk_keep(struct pl *pl, struct tr_result *res)
+{
+	struct pl_chunk *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		tr_result_free(res);
+		return -ENOMEM;
+	}
+	c->res = *res;
+	memset(res, 0, sizeof(*res));
+	chunk_drop(pl);
+	pl->chunk = c;
+	return 0;
+}
+
+static bool port_in_d(const struct strmap *d, const struct tr_port *p)
+{
+	return in_set(d, p->svc->meta.namespace, p->svc->meta.name);
+}
+
+/*
+ * New tables after a build that made pl->chunk: its ports, all of them
+ * (full) or D's, merged with the current tables' other ports. The old
+ * tables lose the pipeline's reference.
+ */
+static int tables_make(struct pl *pl, bool full)
+{
+	struct pl_tables *old = pl->tables, *t;
+	struct pl_chunk *c = pl->chunk;
+	const struct tr_result *a = old && !full ? &old->res : NULL, *b = &c->res;
+	size_t i = 0, j = 0, n = 0, nr_a = a ? a->nr_ports : 0;
+
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->res.ports = malloc((nr_a + b->nr_ports + 1) * sizeof(*t->res.ports));
+	t->port_chunk = malloc((nr_a + b->nr_ports + 1) * sizeof(*t->port_chunk));
+	t->chunks = malloc((old && !full ? old->nr_chunks + 1 : 1) * sizeof(*t->chunks));
+	if (!t->res.ports || !t->port_chunk || !t->chunks) {
+		free(t->res.ports);
+		free(t->port_chunk);
+		free(t->chunks);
+		free(t);
+		return -ENOMEM;
+	}
+	t->refs = 1;
+	t->gen = ++pl->gen;
+	/* Both sorted: the old ports outside D, and the chunk's in D (or all of them). */
+	for (;;) {
+		while (i < nr_a && port_in_d(&pl->dirty, &a->ports[i]))
+			i++;
+		while (!full && j < b->nr_ports && !port_in_d(&pl->dirty, &b->ports[j]))
+			j++;
+		if (i >= nr_a && j >= b->nr_ports)
+			break;
+		if (j >= b->nr_ports || (i < nr_a && tr_port_cmp(&a->ports[i], &b->ports[j]) < 0)) {
+			t->port_chunk[n] = old->port_chunk[i];
+			t->res.ports[n++] = a->ports[i++];
+		} else {
+			t->port_chunk[n] = c;
+			t->res.ports[n++] = b->ports[j++];
+		}
+	}
+	t->res.nr_ports = n;
+	/* The chunks the ports name, each counted once. */
+	for (size_t k = 0; k < n; k++) {
+		struct pl_chunk *pc = t->port_chunk[k];
+
+		if (pc->mark == t->gen) {
+			pc->live++;
+			continue;
+		}
+		pc->mark = t->gen;
+		pc->live = 1;
+		pc->refs++;
+		t->chunks[t->nr_chunks++] = pc;
+	}
+	if (c->mark != t->gen)
+		chunk_free(c);	/* none of its ports: D had no port left */
+	pl->chunk = NULL;
+	t->next = pl->all_tables;
+	pl->all_tables = t;
+	pl->tables = t;
+	if (old)
+		pl_tables_put(old);
+	return 0;
+}
+
+/* model.retire: older tables may point into obj. */
+static void retire(void *ctx, int kind, void *obj)
+{
+	struct pl *pl = ctx;
+
+	/* Translations point into these kinds only; none before the first tables. */
+	if (!pl->gen || (kind != MODEL_SERVICE && kind != MODEL_ENDPOINT_SLICE &&
+			 kind != MODEL_ROUTE)) {
+		model_object_free(kind, obj);
+		return;
+	}
+	if (pl->nr_retired == pl->cap_retired) {
+		size_t cap = pl->cap_retired ? pl->cap_retired * 2 : 64;
+		struct pl_retired *n = realloc(pl->retired, cap * sizeof(*n));
+
+		if (!n) {
+			/* Never freed rather than freed under a reader. */
+			pr_warn("control plane: no memory to keep a replaced object: leaked");
+			return;
+		}
+		pl->retired = n;
+		pl->cap_retired = cap;
+	}
+	pl->retired[pl->nr_retired++] = (struct pl_retired){ kind, obj, pl->gen };
+}
+
+/*
+ * Free the tables nobody holds, their chunks no tables name, and the
+ * objects no live tables can point into. The pipeline's thread only.
+ */
+static void sweep(struct pl *pl)
+{
+	struct pl_tables **pp = &pl->all_tables;
+	uint64_t min = UINT64_MAX;
+	size_t k = 0;
+
+	while (*pp) {
+		struct pl_tables *t = *pp;
+
+		if (__atomic_load_n(&t->refs, __ATOMIC_ACQUIRE)) {
+			min = t->gen < min ? t->gen : min;
+			pp = &t->next;
+			continue;
+		}
+		*pp = t->next;
+		for (size_t i = 0; i < t->nr_chunks; i++)
+			if (!--t->chunks[i]->refs)
+				chunk_free(t->chunks[i]);
+		free(t->chunks);
+		free(t->port_chunk);
+		free(t->res.ports);
+		free(t);
+	}
+	for (size_t i = 0; i < pl->nr_retired; i++) {
+		if (pl->retired[i].gen >= min)
+			pl->retired[k++] = pl->retired[i];
+		else
+			model_object_free(pl->retired[i].kind, pl->retired[i].obj);
+	}
+	pl->nr_retired = k;
+}
+
+static bool chunk_wasteful(const struct pl_chunk *c)
+{
+	size_t dead = c->res.nr_ports - c->live;
+
+	return dead > c->live && dead >= PL_COMPACT_MIN;
+}
+
+/* After a commit: some live Services of wasteful chunks for the next one (see PL_COMPACT_MIN). */
+static void compact(struct pl *pl)
+{
+	const struct pl_tables *t = pl->tables;
+	size_t marked = 0;
+	bool any = false;
+
+	for (size_t i = 0; t && i < t->nr_chunks && !any; i++)
+		any = chunk_wasteful(t->chunks[i]);
+	for (size_t i = 0; any && i < t->res.nr_ports && marked < PL_COMPACT_MAX; i++) {
+		const struct tr_port *p = &t->res.ports[i];
+
+		if (!chunk_wasteful(t->port_chunk[i]) ||
+		    in_set(&pl->dirty, p->svc->meta.namespace, p->svc->meta.name))
+			continue;
+		if (mark(pl, p->svc->meta.namespace, p->svc->meta.name))
+			return;	/* no memory: the chunk waits */
+		marked++;
+	}
+}
+
+struct pl_tables *pl_tables_get(struct pl *pl)
+{
+	if (!pl->tables)
+		return NULL;
+	__atomic_add_fetch(&pl->tables->refs, 1, __ATOMIC_RELAXED);
+	return pl->tables;
+}
+
+const struct tr_result *pl_tables_result(const struct pl_tables *t)
+{
+	return &t->res;
+}
+
+uint64_t pl_tables_gen(const struct pl_tables *t)
+{
+	return t->gen;
+}
+
+void pl_tables_put(struct pl_tables *t)
+{
+	if (t)
+		__atomic_sub_fetch(&t->refs, 1, __ATOMIC_RELEASE);
+}
+
 /* ---- commits ---------------------------------------------------------------- */
 
 static int build_full(struct pl *pl, struct img *out)
@@ -893,7 +1164,10 @@ static int build_full(struct pl *pl, struct img *out)
 	ret = translate_opts(&pl->m, &pl->o.tr, &dg, &res);
 	if (!ret) {
 		ret = img_build_opts(&pl->m, &res, &pl->o.img, out);
-		tr_result_free(&res);
+		if (!ret)
+			ret = chunk_keep(pl, &res);
+		else
+			tr_result_free(&res);
 	}
 	diag_free(&dg);
 	return ret;
@@ -914,7 +1188,6 @@ static int build_part(struct pl *pl, size_t *services)
 		ret = translate_opts(&view, &pl->o.tr, &dg, &res);
 	if (!ret) {
 		ret = img_build_opts(&view, &res, &pl->o.img, &part);
-		tr_result_free(&res);
 		if (!ret) {
 			ret = merge(&pl->img, &part, &pl->dirty, &pl->refs, &pl->removed,
 				    &pl->nr_removed);
@@ -922,6 +1195,11 @@ static int build_part(struct pl *pl, size_t *services)
 				pl->refs_ok = false;
 			img_free(&part);
 		}
+		/* D's ports of it become the engine's, once merged (a fallback translates all). */
+		if (!ret)
+			ret = chunk_keep(pl, &res);
+		else
+			tr_result_free(&res);
 	}
 	diag_free(&dg);
 	model_view_free(&view);
@@ -987,14 +1265,28 @@ int pl_commit(struct pl *pl, struct pl_stats *stats)
 	free(pl->removed);
 	pl->removed = NULL;
 	pl->nr_removed = 0;
+	sweep(pl);
 	if (!pl_pending(pl))
 		return 0;
 	ret = build(pl, st);
+	if (!ret && pl->chunk && (ret = tables_make(pl, st->full))) {
+		/* The image is right, the engine's tables are not: all of them next time. */
+		pr_warn("control plane: engine tables: %s (the next commit translates all)",
+			strerror(-ret));
+		chunk_drop(pl);
+		ret = 0;
+		strmap_free(&pl->dirty);
+		pl->pods_dirty = false;
+		pl->full = true;
+		goto apply;
+	}
 	st->translate_ms = now_ms() - t0;
 	if (ret)
 		return ret;	/* events kept: the next commit tries again */
 	strmap_free(&pl->dirty);
 	pl->full = pl->pods_dirty = false;
+	compact(pl);
+apply:
 	if (!pl->dp) {
 		pl->apply_failed = false;
 		return 0;
@@ -1031,6 +1323,7 @@ int pl_resync(struct pl *pl, bool full, struct ia_stats *stats)
 
 	if (stats)
 		memset(stats, 0, sizeof(*stats));
+	sweep(pl);
 	if (!pl->have_img || pl_pending(pl)) {
 		ret = pl_commit(pl, &st);
 		if (stats)
@@ -1070,6 +1363,8 @@ int pl_new(struct dp *dp, const struct pl_opts *opts, struct pl **out)
 	if (opts)
 		pl->o = *opts;
 	model_init(&pl->m);
+	pl->m.retire = retire;
+	pl->m.retire_ctx = pl;
 	pl->full = true;
 	*out = pl;
 	return 0;
@@ -1077,8 +1372,22 @@ int pl_new(struct dp *dp, const struct pl_opts *opts, struct pl **out)
 
 void pl_replace(struct pl *pl, struct model *m)
 {
-	model_free(&pl->m);
+	struct model_event *evs;
+	size_t nr;
+
+	/* Older tables may point into the objects: they retire one by one. */
+	if (!model_take_events(&pl->m, &evs, &nr)) {
+		for (size_t i = 0; i < nr; i++)
+			retire(pl, evs[i].kind, evs[i].obj);
+		free(evs);
+	} else if (pl->gen) {
+		pr_warn("control plane: no memory to keep the replaced model: leaked");
+	} else {
+		model_free(&pl->m);
+	}
 	pl->m = *m;
+	pl->m.retire = retire;
+	pl->m.retire_ctx = pl;
 	model_init(m);
 	strmap_free(&pl->dirty);
 	pl->full = true;
@@ -1124,5 +1433,14 @@ void pl_free(struct pl *pl)
 	strmap_free(&pl->ns_refs);
 	free(pl->removed);
 	refs_free(&pl->refs);
+	/* Every holder put its tables (pl_tables_get): all of them go. */
+	pl->tables = NULL;
+	for (struct pl_tables *t = pl->all_tables; t; t = t->next)
+		t->refs = 0;
+	sweep(pl);
+	chunk_drop(pl);
+	for (size_t i = 0; i < pl->nr_retired; i++)
+		model_object_free(pl->retired[i].kind, pl->retired[i].obj);
+	free(pl->retired);
 	free(pl);
 }

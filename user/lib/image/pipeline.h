@@ -95,6 +95,24 @@ void pl_set_ia_opts(struct pl *pl, const struct ia_opts *o);
  */
 void pl_removed_endpoints(const struct pl *pl, const struct img_reach **out, size_t *nr);
 
+/*
+ * The HTTP engine's tables: the translation of every Service port of the
+ * last commit's image, as a tr_result with ports only (no route statuses;
+ * tr_find_port() searches). A commit re-translates only D's Services: the
+ * ports of the others are the same tr_port (classes, rules, endpoints
+ * shared, not copied) as in the tables before. pl_tables_get() takes a
+ * reference (NULL before the first commit that translated); what it points
+ * into, model objects included, stays valid until pl_tables_put(), which
+ * any thread may call; the pipeline frees at its next commit or resync what
+ * nobody holds. Every reference is put before pl_free().
+ */
+struct pl_tables;
+struct pl_tables *pl_tables_get(struct pl *pl);
+const struct tr_result *pl_tables_result(const struct pl_tables *t);
+/* Tables made by this pipeline so far when t was made (1 for the first). */
+uint64_t pl_tables_gen(const struct pl_tables *t);
+void pl_tables_put(struct pl_tables *t);
+
 /* Read-only views, valid until the next pl_event/pl_replace/pl_commit. */
 const struct model *pl_model(const struct pl *pl);
 const struct img *pl_image(const struct pl *pl);	/* NULL before the first commit */
