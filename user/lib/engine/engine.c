@@ -70,7 +70,9 @@ int engine_set_tables(struct engine *e, struct tr_result *res)
 		return ret;
 	}
 	/* Counter slots resolved now, not per request; without, requests count as none. */
-	t->mix = eng_metrics_index_new(e->metrics, res);
+	old = eng_tables_get(e);
+	t->mix = eng_metrics_index_new(e->metrics, res, old ? old->mix : NULL);
+	eng_tables_put(old);
 	if (!t->mix)
 		pr_warn("engine: no memory for the metrics index: requests count without route");
 	pthread_mutex_lock(&e->lock);

@@ -264,7 +264,9 @@ struct eng_metrics_index;
 struct eng_metrics *eng_metrics_new(void);
 void eng_metrics_free(struct eng_metrics *m);
 /* The series of every rule and backend of res; NULL on ENOMEM (then all count as none). */
-struct eng_metrics_index *eng_metrics_index_new(struct eng_metrics *m, const struct tr_result *res);
+/* prev: the index of the tables published before (NULL: none), whose series are reused. */
+struct eng_metrics_index *eng_metrics_index_new(struct eng_metrics *m, const struct tr_result *res,
+						const struct eng_metrics_index *prev);
 void eng_metrics_index_free(struct eng_metrics_index *ix);
 /* A request ended on tables t (NULL: none). Engine thread only. */
 void eng_metrics_count(struct eng_metrics *m, const struct eng_tables *t,

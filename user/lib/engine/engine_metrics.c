@@ -193,21 +193,51 @@ void eng_metrics_index_free(struct eng_metrics_index *ix)
 }
 
 /*
- * Keys: every rule (its requests answered here: redirects, 500, 503), every
- * backend of a rule, and every port's own endpoints (a class without
- * routes). A backend belongs to one rule, so its pointer names both.
+ * Keys: every rule a class's table has (its requests answered here:
+ * redirects, 500, 503), every backend of such a rule, and the own endpoints
+ * of every port with HTTP rules (a class without routes). A backend belongs
+ * to one rule, so its pointer names both. Found from the ports, not the
+ * route list: a result assembled from parts (image/pipeline.h) has ports
+ * only. A key prev has too is the same live object (prev's tables are held
+ * while this is built): its series is taken from there, which makes tables
+ * that share most of their ports with the last ones cheap to index.
  */
-struct eng_metrics_index *eng_metrics_index_new(struct eng_metrics *m, const struct tr_result *res)
+static int index_key(struct eng_metrics *m, struct eng_metrics_index *ix,
+		     const struct eng_metrics_index *prev, const void *key,
+		     const struct tr_rule *r, const struct tr_backend *b)
+{
+	struct em_series *s;
+
+	if (index_get(ix, key))
+		return 0;
+	s = index_get(prev, key);
+	if (!s)
+		s = series_get(m, r, b);
+	if (!s)
+		return -ENOMEM;
+	index_put(ix, key, s);
+	return 0;
+}
+
+static bool http_class(const struct tr_class *c)
+{
+	return c->kind == ROUTE_HTTP || c->kind == ROUTE_GRPC;
+}
+
+struct eng_metrics_index *eng_metrics_index_new(struct eng_metrics *m, const struct tr_result *res,
+						const struct eng_metrics_index *prev)
 {
 	struct eng_metrics_index *ix;
-	size_t n = res->nr_ports;
+	size_t n = 0;
 	int err = 0;
 
-	for (size_t i = 0; res->rules && i < res->nr_routes; i++) {
-		const struct gapi_route *rt = res->routes[i].route;
+	for (size_t i = 0; i < res->nr_ports; i++) {
+		const struct tr_port *p = &res->ports[i];
 
-		for (size_t j = 0; rt && res->rules[i] && j < rt->nr_rules; j++)
-			n += 1 + res->rules[i][j].nr_backends;
+		n++;
+		for (size_t c = 0; c < p->nr_classes; c++)
+			for (size_t k = 0; http_class(&p->classes[c]) && k < p->classes[c].nr_entries; k++)
+				n += 1 + p->classes[c].entries[k].rule->nr_backends;
 	}
 	ix = calloc(1, sizeof(*ix));
 	if (!ix)
@@ -221,45 +251,29 @@ struct eng_metrics_index *eng_metrics_index_new(struct eng_metrics *m, const str
 		return NULL;
 	}
 	pthread_mutex_lock(&m->lock);
-	for (size_t i = 0; res->rules && i < res->nr_routes && !err; i++) {
-		const struct gapi_route *rt = res->routes[i].route;
-
-		/* Only HTTP and gRPC routes decide requests; TCP ones never reach here. */
-		if (!rt || !res->rules[i] || (rt->kind != ROUTE_HTTP && rt->kind != ROUTE_GRPC))
-			continue;
-		for (size_t j = 0; j < rt->nr_rules && !err; j++) {
-			const struct tr_rule *r = &res->rules[i][j];
-			struct em_series *s = series_get(m, r, NULL);
-
-			if (!s) {
-				err = -ENOMEM;
-				break;
-			}
-			index_put(ix, r, s);
-			for (size_t k = 0; k < r->nr_backends && !err; k++) {
-				s = series_get(m, r, &r->backends[k]);
-				if (!s)
-					err = -ENOMEM;
-				else
-					index_put(ix, &r->backends[k], s);
-			}
-		}
-	}
 	for (size_t i = 0; i < res->nr_ports && !err; i++) {
 		const struct tr_port *p = &res->ports[i];
-		struct em_series *s;
 		bool http = false;
 
 		/* Only a port with HTTP rules for some class reaches the engine. */
-		for (size_t j = 0; j < p->nr_classes; j++)
-			http |= p->classes[j].kind == ROUTE_HTTP || p->classes[j].kind == ROUTE_GRPC;
-		if (!http)
-			continue;
-		s = series_get(m, NULL, &p->self);
-		if (!s)
-			err = -ENOMEM;
-		else
-			index_put(ix, &p->self, s);
+		for (size_t c = 0; c < p->nr_classes && !err; c++) {
+			const struct tr_class *cls = &p->classes[c];
+
+			if (!http_class(cls))
+				continue;
+			http = true;
+			for (size_t k = 0; k < cls->nr_entries && !err; k++) {
+				const struct tr_rule *r = cls->entries[k].rule;
+
+				if (index_get(ix, r))
+					continue;	/* another match of the rule, or a class before */
+				err = index_key(m, ix, prev, r, r, NULL);
+				for (size_t b = 0; b < r->nr_backends && !err; b++)
+					err = index_key(m, ix, prev, &r->backends[b], r, &r->backends[b]);
+			}
+		}
+		if (http && !err)
+			err = index_key(m, ix, prev, &p->self, NULL, &p->self);
 	}
 	pthread_mutex_unlock(&m->lock);
 	if (err) {
