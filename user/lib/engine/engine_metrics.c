@@ -195,8 +195,9 @@ void eng_metrics_index_free(struct eng_metrics_index *ix)
 /*
  * Keys: every rule a class's table has (its requests answered here:
  * redirects, 500, 503), every backend of such a rule, and the own endpoints
- * of every port with HTTP rules (a class without routes). A backend belongs
- * to one rule, so its pointer names both. Found from the ports, not the
+ * of every port with HTTP rules (a class without routes; also under the
+ * port's class array, see below). A backend belongs to one rule, so its
+ * pointer names both. Found from the ports, not the
  * route list: a result assembled from parts (image/pipeline.h) has ports
  * only. A key prev has too is the same live object (prev's tables are held
  * while this is built): its series is taken from there, which makes tables
@@ -234,7 +235,7 @@ struct eng_metrics_index *eng_metrics_index_new(struct eng_metrics *m, const str
 	for (size_t i = 0; i < res->nr_ports; i++) {
 		const struct tr_port *p = &res->ports[i];
 
-		n++;
+		n += 2;
 		for (size_t c = 0; c < p->nr_classes; c++)
 			for (size_t k = 0; http_class(&p->classes[c]) && k < p->classes[c].nr_entries; k++)
 				n += 1 + p->classes[c].entries[k].rule->nr_backends;
@@ -272,8 +273,23 @@ struct eng_metrics_index *eng_metrics_index_new(struct eng_metrics *m, const str
 					err = index_key(m, ix, prev, &r->backends[b], r, &r->backends[b]);
 			}
 		}
-		if (http && !err)
-			err = index_key(m, ix, prev, &p->self, NULL, &p->self);
+		/*
+		 * &p->self is in this result's port array, which tables assembled
+		 * from parts copy anew: the next index finds the series by the
+		 * port's class array, which stays with the port.
+		 */
+		if (http && !err) {
+			struct em_series *s = index_get(prev, p->classes);
+
+			if (!s)
+				s = series_get(m, NULL, &p->self);
+			if (!s) {
+				err = -ENOMEM;
+			} else {
+				index_put(ix, &p->self, s);
+				index_put(ix, p->classes, s);
+			}
+		}
 	}
 	pthread_mutex_unlock(&m->lock);
 	if (err) {
