@@ -971,6 +971,56 @@ static bool port_in_d(const struct strmap *d, const struct tr_port *p)
 	return in_set(d, p->svc->meta.namespace, p->svc->meta.name);
 }
 
+static int svc_cmp(const char *ns, const char *name, const struct tr_port *p)
+{
+	int d = strcmp(ns, p->svc->meta.namespace ? p->svc->meta.namespace : "");
+
+	return d ? d : strcmp(name, p->svc->meta.name);
+}
+
+/* First port of a at or after Service ns/name (ports are sorted by Service first). */
+static size_t svc_lower(const struct tr_result *a, const char *ns, const char *name)
+{
+	size_t lo = 0, hi = a->nr_ports;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (svc_cmp(ns, name, &a->ports[mid]) > 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Which old ports are D's: a flag per port, found by a binary search per
+ * Service of D (D is small next to the tables), not a lookup per port.
+ */
+static bool *old_in_d(const struct pl *pl, const struct tr_result *a)
+{
+	bool *in = calloc(a->nr_ports + 1, sizeof(*in));
+	struct strmap_slot *slot;
+
+	if (!in)
+		return NULL;
+	strmap_for_each(&pl->dirty, slot) {
+		const char *sep = strchr(slot->key, '/');
+		char ns[MODEL_KEY_MAX];
+		size_t i;
+
+		if (!sep)
+			continue;
+		memcpy(ns, slot->key, (size_t)(sep - slot->key));
+		ns[sep - slot->key] = 0;
+		for (i = svc_lower(a, ns, sep + 1);
+		     i < a->nr_ports && !svc_cmp(ns, sep + 1, &a->ports[i]); i++)
+			in[i] = true;
+	}
+	return in;
+}
+
 /*
  * New tables after a build that made pl->chunk: its ports, all of them
  * (full) or D's, merged with the current tables' other ports. The old
@@ -982,14 +1032,20 @@ static int tables_make(struct pl *pl, bool full)
 	struct pl_chunk *c = pl->chunk;
 	const struct tr_result *a = old && !full ? &old->res : NULL, *b = &c->res;
 	size_t i = 0, j = 0, n = 0, nr_a = a ? a->nr_ports : 0;
+	bool *a_in_d = NULL;
 
-	t = calloc(1, sizeof(*t));
-	if (!t)
+	if (a && !(a_in_d = old_in_d(pl, a)))
 		return -ENOMEM;
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		free(a_in_d);
+		return -ENOMEM;
+	}
 	t->res.ports = malloc((nr_a + b->nr_ports + 1) * sizeof(*t->res.ports));
 	t->port_chunk = malloc((nr_a + b->nr_ports + 1) * sizeof(*t->port_chunk));
 	t->chunks = malloc((old && !full ? old->nr_chunks + 1 : 1) * sizeof(*t->chunks));
 	if (!t->res.ports || !t->port_chunk || !t->chunks) {
+		free(a_in_d);
 		free(t->res.ports);
 		free(t->port_chunk);
 		free(t->chunks);
@@ -1000,7 +1056,7 @@ static int tables_make(struct pl *pl, bool full)
 	t->gen = ++pl->gen;
 	/* Both sorted: the old ports outside D, and the chunk's in D (or all of them). */
 	for (;;) {
-		while (i < nr_a && port_in_d(&pl->dirty, &a->ports[i]))
+		while (i < nr_a && a_in_d[i])
 			i++;
 		while (!full && j < b->nr_ports && !port_in_d(&pl->dirty, &b->ports[j]))
 			j++;
@@ -1015,6 +1071,7 @@ static int tables_make(struct pl *pl, bool full)
 		}
 	}
 	t->res.nr_ports = n;
+	free(a_in_d);
 	/* The chunks the ports name, each counted once. */
 	for (size_t k = 0; k < n; k++) {
 		struct pl_chunk *pc = t->port_chunk[k];
