@@ -61,17 +61,58 @@ static void log_apply(const char *what, const char *dir, double ms, const struct
 struct agent_tables {
 	struct tr_result res;	/* first: the engine gets &res */
 	struct model m;
+	/*
+	 * Not NULL: res is a copy of the pipeline's tables (pipeline.h), which
+	 * own what it points to and hold the model objects; m is empty.
+	 */
+	struct pl_tables *pt;
 };
 
-/* engine_opts.release_tables, and ours when no engine took the tables. */
+/* engine_opts.release_tables (any thread), and ours when no engine took the tables. */
 static void release_tables(void *ctx, struct tr_result *res)
 {
 	struct agent_tables *t = (struct agent_tables *)res;
 
 	(void)ctx;
+	if (t->pt) {
+		pl_tables_put(t->pt);
+		free(t);
+		return;
+	}
 	tr_result_free(&t->res);
 	model_free(&t->m);
 	free(t);
+}
+
+/*
+ * The engine serves the pipeline's tables of its last commit: the Service
+ * ports the commit re-translated are new, the others the same objects as
+ * before. Old connections finish their request on the tables they started
+ * with (engine_set_tables), which keep what they point into.
+ */
+static void engine_tables_from_pl(struct agent *a)
+{
+	struct pl_tables *pt = a->engine ? pl_tables_get(a->pl) : NULL;
+	struct agent_tables *t;
+	int err;
+
+	if (!pt || pl_tables_gen(pt) == a->engine_tables_gen) {
+		pl_tables_put(pt);
+		return;		/* the engine has these already */
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		pl_tables_put(pt);
+		pr_err("http engine: new tables of %s: %s", a->dir, strerror(ENOMEM));
+		return;
+	}
+	t->res = *pl_tables_result(pt);
+	t->pt = pt;
+	a->engine_tables_gen = pl_tables_gen(pt);
+	/* The engine owns t from here on, also when this fails. */
+	err = engine_set_tables(a->engine, &t->res);
+	if (err)
+		pr_err("http engine: new tables of %s: %s", a->dir, strerror(-err));
 }
 
 /*
@@ -317,14 +358,35 @@ static size_t input_errors(struct agent *a, const struct diag *walk)
 	return n;
 }
 
-/* pl_opts.before_apply: the class names of the image about to be applied, for the engine's origins. */
+/*
+ * pl_opts.before_apply: the class names of the image about to be applied,
+ * for the engine's origins; with --kernel-http its tables, encoded from the
+ * pipeline's translation of every port (pl_tables), once per new tables.
+ */
 static int pl_before_apply(void *ctx, const struct img *img, struct ia_opts *o)
 {
 	struct agent *a = ctx;
+	struct pl_tables *pt;
+	int err;
 
-	(void)o;
 	if (a->steer)
 		steer_set_namespaces(a->steer, img);
+	o->khttp = NULL;
+	if (!a->kernel_http || !a->engine)
+		return 0;
+	pt = pl_tables_get(a->pl);
+	if (pt && pl_tables_gen(pt) != a->kh_gen) {
+		ia_kh_set_free(&a->kh);
+		a->kh_gen = 0;
+		err = ia_kh_build(img, pl_tables_result(pt), &a->kh);
+		if (err)
+			pr_err("kernel HTTP tables of %s: %s (the engine serves every class)", a->dir,
+			       strerror(-err));
+		else
+			a->kh_gen = pl_tables_gen(pt);
+	}
+	pl_tables_put(pt);
+	o->khttp = a->kh_gen ? &a->kh : NULL;
 	return 0;
 }
 
@@ -349,6 +411,7 @@ int agent_pl_commit(struct agent *a, size_t input_errors, struct pl_stats *st)
 		       a->dir, now_ms() - t0, strerror(-ret));
 		return ret;
 	}
+	engine_tables_from_pl(a);
 	a->generation++;
 	pr_info("control plane: %zu files parsed, %s translation of %zu Services in %.1f ms, "
 		"apply %.1f ms", a->mc ? manifest_cache_parsed(a->mc) : 0,
@@ -368,8 +431,6 @@ static int pipeline_start(struct agent *a)
 	int ret;
 
 	ret = pl_new(a->dp, &po, &a->pl);
-	if (!ret)
-		ret = manifest_cache_new(&a->mc);
 	if (ret)
 		pr_err("control plane: %s", strerror(-ret));
 	return ret;
@@ -425,6 +486,10 @@ static int apply_dir_incremental(struct agent *a)
 
 	if (!a->pl && (ret = pipeline_start(a)))
 		return ret;
+	if (!a->mc && (ret = manifest_cache_new(&a->mc))) {
+		pr_err("control plane: %s", strerror(-ret));
+		return ret;
+	}
 	ret = feed_changes(a, &dg, &full, &changes);
 	for (size_t i = 0; i < dg.nr; i++)
 		pr_debug("%s", dg.entries[i].msg);
@@ -434,9 +499,16 @@ static int apply_dir_incremental(struct agent *a)
 		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, errors);
 		diag_free(&dg);
 		a->dir_failed = true;
-		/* Cache and model may disagree now: the next pass loads everything anew. */
-		pl_free(a->pl);
-		a->pl = NULL;
+		/*
+		 * Cache and model may disagree now: the next pass loads everything
+		 * anew, into an emptied model (the engine may hold the pipeline's tables).
+		 */
+		{
+			struct model empty;
+
+			model_init(&empty);
+			pl_replace(a->pl, &empty);
+		}
 		manifest_cache_free(a->mc);
 		a->mc = NULL;
 		return ret;
@@ -466,7 +538,7 @@ int agent_apply_dir(struct agent *a)
 		pr_warn("--kernel-http needs the HTTP engine: no kernel HTTP tables are written");
 		a->kh_warned = true;
 	}
-	if (a->incremental && !a->engine)
+	if (a->incremental)
 		return apply_dir_incremental(a);
 	double t0 = now_ms();
 	size_t input_errors = 0;
@@ -530,6 +602,8 @@ void agent_resync(struct agent *a, bool full)
 		ret = pl_resync(a->pl, full, &s);
 		if (a->steer)
 			steer_pass_end(a->steer, ret == 0);
+		if (!ret)
+			engine_tables_from_pl(a);	/* the resync may have committed */
 		if (ret)
 			pr_err("resync %s: %s", a->dir, strerror(-ret));
 		else if (ia_stats_changes(&s))

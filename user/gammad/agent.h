@@ -46,11 +46,12 @@ struct agent {
 	struct dp_release *release;	/* socket iterators; NULL: kernel < 6.5 */
 	bool reset_removed_tcp;		/* also abort TCP sockets of removed endpoints */
 	/*
-	 * Without the HTTP engine: the incremental pipeline (image/pipeline.h)
-	 * fed by the manifests' per-file cache; a change reads, parses and
-	 * translates only what it touches. NULL until the first apply. Only
-	 * when incremental is set (cmd_run: a manifests directory, no engine);
-	 * other sources of the model take the whole-pass path.
+	 * The incremental pipeline (image/pipeline.h) fed by the manifests'
+	 * per-file cache; a change reads, parses and translates only what it
+	 * touches, and the HTTP engine gets the pipeline's tables. NULL until
+	 * the first apply. Only when incremental is set (cmd_run: a manifests
+	 * directory, not --once); other sources of the model take the
+	 * whole-pass path.
 	 */
 	bool incremental;
 	struct pl *pl;
@@ -71,6 +72,8 @@ struct agent {
 	/* --kernel-http: the kernel HTTP tables of img (with the engine only) */
 	bool kernel_http, kh_warned;
 	struct ia_kh_set kh;
+	uint64_t kh_gen;		/* the pipeline's tables kh was built from, 0: none */
+	uint64_t engine_tables_gen;	/* the pipeline's tables the engine has, 0: none */
 };
 
 /*

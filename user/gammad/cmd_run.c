@@ -638,7 +638,7 @@ int cmd_run(int argc, char **argv)
 		fp = dir_fingerprint(a.dir, 0);
 	}
 	/* The manifests through image/pipeline.h; a one-shot gains nothing from its caches. */
-	a.incremental = !http_engine && !once;
+	a.incremental = !once;
 	a.opts.full = true;	/* clean what an earlier agent left */
 	ret = agent_apply_dir(&a);
 	a.opts.full = false;
