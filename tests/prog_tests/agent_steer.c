@@ -608,6 +608,71 @@ out:
 	agent_env_write(&e->ag, "churn.yaml", NULL);
 }
 
+/* Lines of the agent's log holding `what` (every agent started counts). */
+static int log_count(struct steer_env *e, const char *what)
+{
+	char line[4096];
+	int n = 0;
+	FILE *f = fopen(e->ag.log, "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		n += strstr(line, what) != NULL;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/*
+ * 9. A route change goes through the incremental pipeline (the engine is on:
+ * the default agent), and the engine decides the next request by the new
+ * rule: echo:8080's catch-all names another class header and backend, then
+ * the old route comes back. Only the changed Service is translated again.
+ */
+static void subtest_route_change(struct steer_env *e)
+{
+	char *changed = strdup(routes), *at;
+	int incr = log_count(e, "incremental translation");
+	struct probe p;
+	bool seen = false;
+
+	if (!ASSERT_OK_PTR(changed, "copy"))
+		return;
+	/* "X-Class, value: producer}" -> "...: changed}", echo-v1 -> echo-v2 in that rule */
+	at = strstr(changed, "value: producer}");
+	if (!ASSERT_OK_PTR(at, "the catch-all's header"))
+		goto out;
+	memcpy(at, "value: changed} ", 16);
+	at = strstr(at, "echo-v1, port: 8080");
+	if (!ASSERT_OK_PTR(at, "the catch-all's backend"))
+		goto out;
+	at[6] = '2';
+	if (!ASSERT_OK(agent_env_update(&e->ag, "routes.yaml", changed), "route changed"))
+		goto out;
+	for (int i = 0; i < 50 && !seen; i++) {
+		p = probe_q(&e->at_v1, e->echo4, 8080, true, true);
+		seen = !p.err && strstr(p.up, "|X-Class: changed|");
+		if (!seen)
+			usleep(100 * 1000);
+	}
+	ASSERT_TRUE(seen, "the engine decides by the changed route");
+	/* and on the next connection too */
+	p = probe(&e->at_v1, e->echo4, 8080, true);
+	ASSERT_HAS_SUBSTR(p.up, "X-Class: changed|", "still the changed route");
+	ASSERT_GT(log_count(e, "incremental translation"), incr, "through the incremental path");
+	ASSERT_OK(agent_env_update(&e->ag, "routes.yaml", routes), "route back");
+	seen = false;
+	for (int i = 0; i < 50 && !seen; i++) {
+		p = probe_q(&e->at_v1, e->echo4, 8080, true, true);
+		seen = !p.err && strstr(p.up, "|X-Class: producer|");
+		if (!seen)
+			usleep(100 * 1000);
+	}
+	ASSERT_TRUE(seen, "the engine decides by the route as it was");
+	expect_steered(&e->at_consumer, e->echo4, 80, "consumer");
+out:
+	free(changed);
+}
+
 /* `gammactl explain` of a request from pod at (ns/name) to ip:port, its text output. */
 static char *explain(struct steer_env *e, const char *pod, const char *ip, int port,
 		     const char *request)
@@ -623,7 +688,7 @@ static char *explain(struct steer_env *e, const char *pod, const char *ip, int p
 }
 
 /*
- * 9. gammactl explain asks the running agent: the rule the engine's live
+ * 10. gammactl explain asks the running agent: the rule the engine's live
  * tables give a request, the redirect it answers, the backends and their
  * weights; a class the kernel keeps on L4 is said to be off the engine.
  */
@@ -660,7 +725,7 @@ static void subtest_explain_live(struct steer_env *e)
 }
 
 /*
- * 10. The engine off: a new agent on the same pins with --no-http-engine.
+ * 11. The engine off: a new agent on the same pins with --no-http-engine.
  * The selectors lose the engine bit: the HTTPRoute port is plain L4 again.
  */
 static void subtest_flag_off(struct steer_env *e)
@@ -730,6 +795,8 @@ void test_agent_steer(void)
 		subtest_host_process(&e);
 	if (test__start_subtest("pod_churn"))
 		subtest_pod_churn(&e);
+	if (test__start_subtest("route_change_incremental"))
+		subtest_route_change(&e);
 	if (test__start_subtest("explain_live"))
 		subtest_explain_live(&e);
 	if (test__start_subtest("flag_off"))

@@ -9,7 +9,10 @@
  * read back from the pinned maps (view/dpview.h). Now and then the agent
  * "restarts" (a new pipeline over the pinned maps, its mirror read from the
  * kernel) or someone deletes a frontend behind its back (the audit of the
- * next full resync counts and repairs it).
+ * next full resync counts and repairs it), or an apply fails (the next
+ * commit applies what it left). After every commit, restart and failed
+ * apply the HTTP engine's tables (pl_tables_get) serve as a full
+ * translation of the same objects.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -158,6 +161,36 @@ static bool same_served(struct cgen *p, struct side *a, struct side *b, int step
 	return same;
 }
 
+/* pl_opts.before_apply: a failed apply when the test says so (the kernel is not touched). */
+static bool fail_apply;
+
+static int before_apply(void *ctx, const struct img *img, struct ia_opts *o)
+{
+	(void)ctx;
+	(void)img;
+	(void)o;
+	return fail_apply ? -EIO : 0;
+}
+
+static const struct pl_opts plk_opts = { .before_apply = before_apply };
+
+/* The HTTP engine's tables of the pipeline serve as a full translation's. */
+static bool same_tables(struct cgen *p, struct pl *pl, int step)
+{
+	struct pl_tables *t = pl_tables_get(pl);
+	char *want = cgen_full_tables_dump(p), *got = t ? cgen_tables_dump(pl_tables_result(t)) : NULL;
+	bool ok = want && got && !strcmp(want, got);
+
+	if (!ok)
+		test__printf("step %d: engine tables differ from a full translation:\n"
+			     "want:\n%.2000s\ngot:\n%.2000s\n", step, want ? want : "-",
+			     got ? got : "-");
+	pl_tables_put(t);
+	free(want);
+	free(got);
+	return ok;
+}
+
 /* The pipeline anew over the pinned maps, fed the objects as a whole model. */
 static int restart(struct cgen *p, struct side *a, struct pl **pl)
 {
@@ -167,7 +200,7 @@ static int restart(struct cgen *p, struct side *a, struct pl **pl)
 
 	pl_free(*pl);
 	*pl = NULL;
-	ret = pl_new(a->dp, NULL, pl);
+	ret = pl_new(a->dp, &plk_opts, pl);
 	for (int s = 0; s < CGEN_SLOTS && !ret; s++)
 		if (p->text[s] && !(ret = cgen_event(p->text[s], &ev)))
 			ret = pl_event(*pl, &ev, NULL);
@@ -196,11 +229,11 @@ static void run(uint64_t seed, int steps)
 	struct cgen p = { .rng = seed };
 	struct side a = { 0 }, b = { 0 };
 	struct pl *pl = NULL;
-	int commits = 0;
+	int commits = 0, failed = 0;
 
 	if (!ASSERT_OK(side_open(&a, 'a'), "data path a") ||
 	    !ASSERT_OK(side_open(&b, 'b'), "data path b") ||
-	    !ASSERT_OK(pl_new(a.dp, NULL, &pl), "pl_new"))
+	    !ASSERT_OK(pl_new(a.dp, &plk_opts, &pl), "pl_new"))
 		goto out;
 	for (int step = 0; step < steps; step++) {
 		int slot = (int)cgen_rnd(&p, CGEN_SLOTS);
@@ -226,17 +259,29 @@ static void run(uint64_t seed, int steps)
 		}
 		if (cgen_rnd(&p, 4))
 			continue;
+		/* Now and then the apply fails: the next commit applies what it left. */
+		if (!cgen_rnd(&p, 8)) {
+			fail_apply = true;
+			ASSERT_EQ(pl_commit(pl, NULL), -EIO, "failed apply");
+			fail_apply = false;
+			failed++;
+			if (!ASSERT_TRUE(same_tables(&p, pl, step), "tables after a failed apply"))
+				break;
+		}
 		if (!ASSERT_OK(pl_commit(pl, NULL), "commit"))
 			break;
 		commits++;
-		if (!cgen_rnd(&p, 8) && !ASSERT_OK(restart(&p, &a, &pl), "restart"))
+		if (!ASSERT_TRUE(same_tables(&p, pl, step), "engine tables == full"))
+			break;
+		if (!cgen_rnd(&p, 8) && (!ASSERT_OK(restart(&p, &a, &pl), "restart") ||
+					 !ASSERT_TRUE(same_tables(&p, pl, step), "tables after a restart")))
 			break;
 		if (!cgen_rnd(&p, 8))
 			tamper(&a, pl);
 		if (!ASSERT_TRUE(same_served(&p, &a, &b, step), "incremental serves as full"))
 			break;
 	}
-	test__printf("%d commits\n", commits);
+	test__printf("%d commits, %d failed applies\n", commits, failed);
 out:
 	pl_free(pl);
 	for (int s = 0; s < CGEN_SLOTS; s++)
