@@ -38,7 +38,7 @@ static void eng_reap(struct engine *e);
 int engine_set_tables(struct engine *e, struct tr_result *res)
 {
 	struct eng_tables *t, *old;
-	int ret = 0;
+	size_t n = 0;
 
 	if (!e || !res)
 		return -EINVAL;
@@ -51,23 +51,33 @@ int engine_set_tables(struct engine *e, struct tr_result *res)
 	t->res = res;
 	t->e = e;
 	/* Every (ClusterIP, TCP port) of every Service port the translation has. */
-	for (size_t i = 0; i < res->nr_ports && !ret; i++) {
+	for (size_t i = 0; i < res->nr_ports; i++)
+		if (res->ports[i].svc)
+			n += res->ports[i].svc->nr_cluster_ips;
+	for (t->vips_cap = 16; t->vips_cap < 2 * n; t->vips_cap *= 2)
+		;
+	t->vips = calloc(t->vips_cap, sizeof(*t->vips));
+	if (!t->vips) {
+		eng_tables_put(t);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < res->nr_ports; i++) {
 		const struct tr_port *p = &res->ports[i];
 
 		if (!p->svc || !p->port || p->port->protocol != L4_TCP)
 			continue;
-		for (size_t j = 0; j < p->svc->nr_cluster_ips && !ret; j++) {
-			char key[96];
+		for (size_t j = 0; j < p->svc->nr_cluster_ips; j++) {
+			const struct ip_addr *a = &p->svc->cluster_ips[j];
+			struct eng_vip *v = eng_tables_slot(t, a, p->port->port);
 
-			eng_tables_key(&p->svc->cluster_ips[j], p->port->port, key, sizeof(key));
-			ret = strmap_put(&t->vips, key, (void *)p, NULL);
-			if (ret == -EEXIST)
-				ret = 0;
+			if (v->p)
+				continue;	/* the first port in sort order has a shared ClusterIP */
+			memset(v, 0, sizeof(*v));
+			v->family = a->family;
+			v->port = p->port->port;
+			memcpy(v->addr, a->addr, a->family == AF_INET ? 4 : sizeof(v->addr));
+			v->p = p;
 		}
-	}
-	if (ret) {
-		eng_tables_put(t);
-		return ret;
 	}
 	/* Counter slots resolved now, not per request; without, requests count as none. */
 	old = eng_tables_get(e);

@@ -185,11 +185,24 @@ bool ebuf_send(int fd, struct ebuf *b, bool *ready, int *err)
 
 /* ---- tables -------------------------------------------------------------- */
 
-void eng_tables_key(const struct ip_addr *a, uint16_t port, char *buf, size_t len)
+struct eng_vip *eng_tables_slot(const struct eng_tables *t, const struct ip_addr *a,
+				uint16_t port)
 {
-	char ip[64];
+	struct eng_vip k;
+	size_t i;
 
-	snprintf(buf, len, "%s %u", ip_addr_str(a, ip, sizeof(ip)), port);
+	memset(&k, 0, sizeof(k));	/* the hash reads the padding too */
+	k.family = a->family;
+	k.port = port;
+	memcpy(k.addr, a->addr, a->family == AF_INET ? 4 : sizeof(k.addr));
+	i = (size_t)hash_bytes(&k, offsetof(struct eng_vip, p), 0) & (t->vips_cap - 1);
+	for (;; i = (i + 1) & (t->vips_cap - 1)) {
+		struct eng_vip *v = &t->vips[i];
+
+		if (!v->p || (v->family == k.family && v->port == port &&
+			      !memcmp(v->addr, k.addr, sizeof(k.addr))))
+			return v;
+	}
 }
 
 struct eng_tables *eng_tables_get(struct engine *e)
@@ -221,19 +234,16 @@ void eng_tables_put(struct eng_tables *t)
 	if (!t || __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL))
 		return;
 	eng_release_res(t->e, t->res);
-	strmap_free(&t->vips);
+	free(t->vips);
 	eng_metrics_index_free(t->mix);
 	free(t);
 }
 
 const struct tr_port *eng_tables_port(struct eng_tables *t, const struct engine_origin *o)
 {
-	char key[96];
-
-	if (!t)
+	if (!t || !t->vips_cap)
 		return NULL;
-	eng_tables_key(&o->vip, o->vport, key, sizeof(key));
-	return strmap_get(&t->vips, key);
+	return eng_tables_slot(t, &o->vip, o->vport)->p;
 }
 
 /* ---- upstream connections ------------------------------------------------ */

@@ -19,11 +19,20 @@ struct ebuf {
 	size_t cap, off, len;
 };
 
+/* (ClusterIP, port) -> tr_port: fixed-size keys, open addressing, built once per tables. */
+struct eng_vip {
+	uint8_t family;
+	uint8_t addr[16];		/* IPv4 in the first 4, the rest zero */
+	uint16_t port;
+	const struct tr_port *p;	/* NULL: empty slot */
+};
+
 /* A published translation with its (ClusterIP, port) -> tr_port index. */
 struct eng_tables {
 	int refs;			/* atomic */
 	struct tr_result *res;
-	struct strmap vips;		/* "ip port" -> const struct tr_port */
+	struct eng_vip *vips;
+	size_t vips_cap;		/* a power of two, at least twice the keys */
 	struct engine *e;
 	struct eng_metrics_index *mix;	/* rule/backend -> metrics series */
 	uint64_t generation;		/* engine_set_tables() calls, this one's */
@@ -199,7 +208,9 @@ struct engine {
 uint64_t eng_now_ms(void);
 uint64_t eng_now_us(void);
 uint64_t eng_random(struct engine *e);
-void eng_tables_key(const struct ip_addr *a, uint16_t port, char *buf, size_t len);
+/* The slot of (a, port) in t->vips: its entry, or the empty slot it would take. */
+struct eng_vip *eng_tables_slot(const struct eng_tables *t, const struct ip_addr *a,
+				uint16_t port);
 void eng_release_res(struct engine *e, struct tr_result *res);
 struct eng_tables *eng_tables_get(struct engine *e);
 void eng_tables_put(struct eng_tables *t);
