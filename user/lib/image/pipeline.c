@@ -83,8 +83,9 @@ struct pl_chunk {
  * a chunk may be ports translated again since (or ports of backend-only
  * Services a view needed). A chunk whose dead ports outnumber its live ones
  * (and are at least PL_COMPACT_MIN) has its live Services translated again
- * by the next commits, at most PL_COMPACT_MAX Services each, so the memory
- * held stays near twice the tables' own.
+ * by the next commits, at most PL_COMPACT_MAX Services each, and all of
+ * them by a full resync, so the memory held stays near twice the tables'
+ * own (a burst of large commits may hold more until the resync).
  */
 #define PL_COMPACT_MIN 256
 #define PL_COMPACT_MAX 64
@@ -1165,8 +1166,11 @@ static bool chunk_wasteful(const struct pl_chunk *c)
 	return dead > c->live && dead >= PL_COMPACT_MIN;
 }
 
-/* After a commit: some live Services of wasteful chunks for the next one (see PL_COMPACT_MIN). */
-static void compact(struct pl *pl)
+/*
+ * After a commit: up to max live Services of wasteful chunks for the next
+ * one (see PL_COMPACT_MIN); a full resync takes them all.
+ */
+static void compact(struct pl *pl, size_t max)
 {
 	const struct pl_tables *t = pl->tables;
 	size_t marked = 0;
@@ -1174,7 +1178,7 @@ static void compact(struct pl *pl)
 
 	for (size_t i = 0; t && i < t->nr_chunks && !any; i++)
 		any = chunk_wasteful(t->chunks[i]);
-	for (size_t i = 0; any && i < t->res.nr_ports && marked < PL_COMPACT_MAX; i++) {
+	for (size_t i = 0; any && i < t->res.nr_ports && marked < max; i++) {
 		const struct tr_port *p = &t->res.ports[i];
 
 		if (!chunk_wasteful(t->port_chunk[i]) ||
@@ -1342,7 +1346,7 @@ int pl_commit(struct pl *pl, struct pl_stats *stats)
 		return ret;	/* events kept: the next commit tries again */
 	strmap_free(&pl->dirty);
 	pl->full = pl->pods_dirty = false;
-	compact(pl);
+	compact(pl, PL_COMPACT_MAX);
 apply:
 	if (!pl->dp) {
 		pl->apply_failed = false;
@@ -1385,7 +1389,9 @@ int pl_resync(struct pl *pl, bool full, struct ia_stats *stats)
 		ret = pl_commit(pl, &st);
 		if (stats)
 			*stats = st.apply;
-		return ret;
+		/* A full resync audits also after a commit (compact() leaves them pending). */
+		if (ret || !full)
+			return ret;
 	}
 	if (!pl->dp)
 		return 0;
@@ -1403,8 +1409,13 @@ int pl_resync(struct pl *pl, bool full, struct ia_stats *stats)
 	if (!ret)
 		ret = ia_apply(pl->dp, &pl->img, &o, stats);
 	pl->apply_failed = ret != 0;
-	if (!ret && full)
+	if (!ret && full) {
 		pl->unretired = 0;
+		/* What bursts of large commits left behind, while nothing waits. */
+		compact(pl, SIZE_MAX);
+		if (pl->dirty.nr)
+			ret = pl_commit(pl, &st);
+	}
 	return ret;
 }
 
