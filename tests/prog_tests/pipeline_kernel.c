@@ -261,8 +261,11 @@ static void run(uint64_t seed, int steps)
 			continue;
 		/* Now and then the apply fails: the next commit applies what it left. */
 		if (!cgen_rnd(&p, 8)) {
+			/* (the events may have changed nothing that is applied: then nothing fails) */
+			int want = pl_pending(pl) ? -EIO : 0;
+
 			fail_apply = true;
-			ASSERT_EQ(pl_commit(pl, NULL), -EIO, "failed apply");
+			ASSERT_EQ(pl_commit(pl, NULL), want, "failed apply");
 			fail_apply = false;
 			failed++;
 			if (!ASSERT_TRUE(same_tables(&p, pl, step), "tables after a failed apply"))

@@ -426,8 +426,9 @@ int agent_pl_commit(struct agent *a, size_t input_errors, struct pl_stats *st)
 
 static int pipeline_start(struct agent *a)
 {
-	struct pl_opts po = { .tr = a->tr, .ia = a->opts, .before_apply = pl_before_apply,
-			      .ctx = a };
+	/* With the engine, selectors of HTTP classes steer to it (as load_image's img_opts). */
+	struct pl_opts po = { .tr = a->tr, .img = { .http_engine = a->steer != NULL },
+			      .ia = a->opts, .before_apply = pl_before_apply, .ctx = a };
 	int ret;
 
 	ret = pl_new(a->dp, &po, &a->pl);
