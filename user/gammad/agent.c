@@ -424,7 +424,7 @@ int agent_pl_commit(struct agent *a, size_t input_errors, struct pl_stats *st)
 	return 0;
 }
 
-static int pipeline_start(struct agent *a)
+int agent_pl_start(struct agent *a)
 {
 	/* With the engine, selectors of HTTP classes steer to it (as load_image's img_opts). */
 	struct pl_opts po = { .tr = a->tr, .img = { .http_engine = a->steer != NULL },
@@ -485,7 +485,7 @@ static int apply_dir_incremental(struct agent *a)
 	bool full;
 	int ret;
 
-	if (!a->pl && (ret = pipeline_start(a)))
+	if (!a->pl && (ret = agent_pl_start(a)))
 		return ret;
 	if (!a->mc && (ret = manifest_cache_new(&a->mc))) {
 		pr_err("control plane: %s", strerror(-ret));

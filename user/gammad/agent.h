@@ -93,6 +93,12 @@ int agent_apply_dir(struct agent *a);
 struct pl_stats;
 int agent_pl_commit(struct agent *a, size_t input_errors, struct pl_stats *st);
 /*
+ * a->pl made for agent_pl_commit(): this node's translation options, the
+ * engine's selector marks and the apply hook (class names for the steer,
+ * --kernel-http tables). 0 or -errno (logged).
+ */
+int agent_pl_start(struct agent *a);
+/*
  * The last image again (DIR when there is none yet or DIR last failed): new pods, gone
  * veths, drift. full: also retire leftovers when nothing changed.
  */
