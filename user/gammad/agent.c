@@ -416,6 +416,9 @@ int agent_pl_commit(struct agent *a, size_t input_errors, struct pl_stats *st)
 	pr_info("control plane: %zu files parsed, %s translation of %zu Services in %.1f ms, "
 		"apply %.1f ms", a->mc ? manifest_cache_parsed(a->mc) : 0,
 		st->full ? "full" : "incremental", st->services, st->translate_ms, st->apply_ms);
+	/* The caller's statuses and metrics first: who waits for "applied" finds them. */
+	if (a->pl_committed)
+		a->pl_committed(a, a->pl_committed_ctx, st);
 	log_apply("applied", a->dir, now_ms() - t0, &st->apply, input_errors);
 	pl_removed_endpoints(a->pl, &rm, &n);
 	if (n && a->release)
@@ -475,13 +478,33 @@ static int feed_changes(struct agent *a, struct diag *dg, bool *full, size_t *ch
  * Without the engine: the per-file cache gives what changed, the pipeline
  * translates only what that touches and writes only what differs.
  */
+/* What the manifests' commit needs for its statuses and metrics count (pl_committed). */
+struct dir_commit {
+	double t0;
+	struct diag *dg;
+	size_t errors, changes;
+	bool full;
+};
+
+static void dir_committed(struct agent *a, void *ctx, const struct pl_stats *st)
+{
+	struct dir_commit *dc = ctx;
+	double applied_ms = now_ms() - dc->t0;
+
+	/* Statuses need the whole translation: written once the kernel serves the change. */
+	if (st->full || dc->full || dc->changes || a->status_stale)
+		write_statuses(a, dc->dg);
+	/* Counted once the statuses are out too: a reader of the generation sees both. */
+	metrics_server_note_apply(a->metrics, 0, applied_ms, dc->errors);
+}
+
 static int apply_dir_incremental(struct agent *a)
 {
 	double t0 = now_ms();
 	struct diag dg = { 0 };
+	struct dir_commit dc = { .t0 = t0, .dg = &dg };
 	struct pl_stats st;
 	size_t errors, changes;
-	double applied_ms;
 	bool full;
 	int ret;
 
@@ -514,20 +537,18 @@ static int apply_dir_incremental(struct agent *a)
 		a->mc = NULL;
 		return ret;
 	}
+	dc.errors = errors;
+	dc.changes = changes;
+	dc.full = full;
+	a->pl_committed = dir_committed;
+	a->pl_committed_ctx = &dc;
 	ret = agent_pl_commit(a, errors, &st);
-	if (ret) {
+	a->pl_committed = NULL;
+	a->pl_committed_ctx = NULL;
+	if (ret)
 		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, errors);
-		diag_free(&dg);
-		return ret;
-	}
-	applied_ms = now_ms() - t0;
-	/* Statuses need the whole translation: written once the kernel serves the change. */
-	if (st.full || full || changes || a->status_stale)
-		write_statuses(a, &dg);
 	diag_free(&dg);
-	/* Counted once the statuses are out too: a reader of the generation sees both. */
-	metrics_server_note_apply(a->metrics, 0, applied_ms, errors);
-	return 0;
+	return ret;
 }
 
 int agent_apply_dir(struct agent *a)

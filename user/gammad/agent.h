@@ -27,6 +27,7 @@ struct metrics_server;
 struct steer;
 struct engine;
 struct agent_kube;
+struct pl_stats;
 
 struct agent {
 	struct dp *dp;
@@ -57,6 +58,9 @@ struct agent {
 	struct pl *pl;
 	struct manifest_cache *mc;
 	bool status_stale;		/* route statuses wait for a full translation */
+	/* agent_pl_commit(): after a successful commit, before its "applied" line */
+	void (*pl_committed)(struct agent *a, void *ctx, const struct pl_stats *st);
+	void *pl_committed_ctx;
 	/* the HTTP engine: per-pod listeners and the engine (NULL: off) */
 	struct steer *steer;
 	struct engine *engine;
@@ -85,12 +89,13 @@ int agent_apply_dir(struct agent *a);
  * The work of one commit of the incremental pipeline (a->pl, fed with
  * pl_event() by the caller: the manifests' file cache, or the Kubernetes
  * watch): host routes read, pl_commit() with the pods' engine listeners
- * following the apply's pod walk, the result logged, the (Service port,
- * endpoint) pairs it removed released, the TC programs synced. Route
+ * following the apply's pod walk, the HTTP engine given the pipeline's
+ * tables, a->pl_committed (when set), the "applied" line, the (Service
+ * port, endpoint) pairs it removed released, the TC programs synced. Route
  * statuses and the metrics' apply count stay the caller's (they differ by
- * source). 0 or -errno (logged; a->dir_failed set).
+ * source): in a->pl_committed, they are done before the "applied" line
+ * that tests wait for. 0 or -errno (logged; a->dir_failed set).
  */
-struct pl_stats;
 int agent_pl_commit(struct agent *a, size_t input_errors, struct pl_stats *st);
 /*
  * a->pl made for agent_pl_commit(): this node's translation options, the
