@@ -808,14 +808,18 @@ static int removed_pairs(const struct img *img, const bool *fe_keep, const struc
 	return ret;
 }
 
-/* Old entries stay unless their count fell to zero. */
-#define KEEP_OLD(img, table, gone, keep)						\
+/*
+ * Old entries stay unless their count fell to zero and stayed there: an
+ * endpoint set one backend leaves and another takes (the empty set, say)
+ * passes through zero while the names move.
+ */
+#define KEEP_OLD(img, table, gone, map, keep)						\
 ({											\
 	for (size_t _k = 0; _k < (img)->nr_##table; _k++)				\
 		(keep)[_k] = true;							\
 	for (size_t _k = 0; _k < (gone)->nr; _k++) {					\
 		long _i = IMG_INDEX(img, table, (gone)->ids[_k]);				\
-		if (_i >= 0)								\
+		if (_i >= 0 && !u64_get(map, (gone)->ids[_k]))				\
 			(keep)[_i] = false;						\
 	}										\
 })
@@ -892,10 +896,10 @@ static int merge(struct img *img, struct img *part, const struct strmap *d, stru
 		refs_free(refs);
 		goto out;
 	}
-	KEEP_OLD(img, selectors, &mg.gone_sel, sel_old);
-	KEEP_OLD(img, rule_tables, &mg.gone_rt, rt_old);
-	KEEP_OLD(img, backends, &mg.gone_be, be_old);
-	KEEP_OLD(img, endpoint_sets, &mg.gone_ep, ep_old);
+	KEEP_OLD(img, selectors, &mg.gone_sel, &refs->sel, sel_old);
+	KEEP_OLD(img, rule_tables, &mg.gone_rt, &refs->rt, rt_old);
+	KEEP_OLD(img, backends, &mg.gone_be, &refs->be, be_old);
+	KEEP_OLD(img, endpoint_sets, &mg.gone_ep, &refs->ep, ep_old);
 	KEEP_NEW(img, part, selectors, &refs->sel, sel_new);
 	KEEP_NEW(img, part, rule_tables, &refs->rt, rt_new);
 	KEEP_NEW(img, part, endpoint_sets, &refs->ep, ep_new);
