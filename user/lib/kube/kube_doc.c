@@ -101,5 +101,6 @@ int kube_doc_load(struct model *m, const json_t *obj, const char *name, struct d
 	d.root = yaml_document_get_root_node(&d.doc);
 	ret = manifest_load_doc(m, &d, dg);
 	yaml_document_delete(&d.doc);
-	return ret;
+	/* A parser's -EINVAL dropped the object (in dg): not the caller's failure. */
+	return ret == -ENOMEM ? ret : 0;
 }
