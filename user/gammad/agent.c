@@ -560,6 +560,8 @@ int agent_apply_dir(struct agent *a)
 		pr_warn("--kernel-http needs the HTTP engine: no kernel HTTP tables are written");
 		a->kh_warned = true;
 	}
+	if (a->kube && a->pl)
+		return agent_kube_commit(a);	/* the watch's events are in a->pl already */
 	if (a->incremental)
 		return apply_dir_incremental(a);
 	double t0 = now_ms();
@@ -630,7 +632,7 @@ void agent_resync(struct agent *a, bool full)
 			pr_err("resync %s: %s", a->dir, strerror(-ret));
 		else if (ia_stats_changes(&s))
 			log_apply("resynced", a->dir, now_ms() - t0, &s, 0);
-		if (full && a->status_stale)
+		if (full && a->status_stale && !a->kube)
 			write_statuses(a, NULL);
 		sync_tc(a);
 		return;

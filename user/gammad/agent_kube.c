@@ -11,8 +11,10 @@
 
 #include "base/log.h"
 #include "datapath/netmon.h"
+#include "image/pipeline.h"
 #include "agent.h"
 #include "agent_kube.h"
+#include "metrics_http.h"
 
 static volatile sig_atomic_t stop;
 
@@ -79,6 +81,8 @@ int agent_kube_open(struct agent_kube *ak, const struct agent_kube_opts *o)
 
 void agent_kube_close(struct agent_kube *ak)
 {
+	strmap_free(&ak->errors);
+	ak->nr_errors = 0;
 	kube_status_stop(ak->st);	/* releases the Lease while the client works */
 	ak->st = NULL;
 	kube_watch_stop(ak->w);
@@ -109,15 +113,95 @@ void agent_kube_statuses(struct agent_kube *ak, const struct tr_result *r)
 		pr_err("kube: route statuses: %s", strerror(-err));
 }
 
+/* The pipeline's model changed: statuses are due (the writer translates them later). */
+static void statuses_due(struct agent_kube *ak)
+{
+	if (!ak->st || ak->status_pending)
+		return;		/* --no-status, or due already (at most one per delay) */
+	ak->status_pending = true;
+	/* The first right away; then changes gather for a while. */
+	ak->status_at_ms = now_ms() + (ak->first_done ? AGENT_KUBE_STATUS_DELAY_MS : 0);
+}
+
+int agent_kube_commit(struct agent *a)
+{
+	struct agent_kube *ak = a->kube;
+	double t0 = now_ms();
+	struct pl_stats st;
+	int ret;
+
+	/* Never from a partial store: what an earlier agent pinned serves meanwhile. */
+	if (!agent_kube_ready(ak))
+		return -EAGAIN;
+	pr_debug("kube: a commit of %zu events", ak->events_fed);
+	ak->events_fed = 0;
+	ret = agent_pl_commit(a, ak->nr_errors, &st);
+	metrics_server_note_apply(a->metrics, ret, now_ms() - t0, ak->nr_errors);
+	if (!ret)
+		statuses_due(ak);
+	return ret;
+}
+
+/* The input errors of one object as of its last version (none once deleted). */
+static void note_errors(struct agent_kube *ak, const struct kube_event *kev, size_t n)
+{
+	char key[KUBE_EVENT_BUF + 32];
+	uintptr_t old;
+
+	snprintf(key, sizeof(key), "%s:%s", kube_res_name(kev->res), kev->key);
+	old = (uintptr_t)strmap_get(&ak->errors, key);
+	if (old == n)
+		return;
+	if (!n)
+		strmap_del(&ak->errors, key);
+	else if (old)
+		strmap_set(&ak->errors, key, (void *)(uintptr_t)n);
+	else if (strmap_put(&ak->errors, key, (void *)(uintptr_t)n, NULL))
+		return;		/* ENOMEM: only the count is off */
+	ak->nr_errors = ak->nr_errors - old + n;
+}
+
 /*
- * THE SEAM: one object change from the API server. An incremental pipeline
- * takes ev here (add, change or delete of one object); until then the change
- * marks the model dirty and the debounced pass rebuilds it whole.
+ * One object change into the pipeline: only the model and the set of
+ * touched Services change here; the commit translates and writes.
+ */
+static void feed_event(struct agent *a, struct agent_kube *ak, const struct kube_event *kev)
+{
+	char buf[KUBE_EVENT_BUF];
+	struct model_event ev;
+	struct diag dg = { 0 };
+	int ret;
+
+	ret = kube_event_model(kev, &ev, buf, &dg);
+	if (!ret) {
+		ret = pl_event(a->pl, &ev, &dg);	/* owns ev.obj from here on */
+		if (ret == -ENOENT)
+			ret = 0;	/* a delete of what the parsers dropped */
+	}
+	for (size_t i = 0; i < dg.nr; i++)
+		pr_debug("%s", dg.entries[i].msg);
+	note_errors(ak, kev, kev->type == KUBE_EV_PUT ? dg.nr_errors : 0);
+	if (ret)
+		pr_err("kube: %s %s: %s (the next commit translates everything)",
+		       kube_res_name(kev->res), kev->key, strerror(-ret));
+	diag_free(&dg);
+	ak->events_fed++;
+}
+
+/*
+ * THE SEAM: one object change from the API server (add, change or delete
+ * of one object). Without the engine it goes into the incremental pipeline
+ * now; with it, the change marks the model dirty and the debounced pass
+ * rebuilds it whole.
  */
 static void agent_kube_event(void *ctx, const struct kube_event *ev)
 {
-	struct agent_kube *ak = ctx;
+	struct agent *a = ctx;
+	struct agent_kube *ak = a->kube;
 	double t = now_ms();
+
+	if (a->pl)
+		feed_event(a, ak, ev);
 
 	if (!ak->dirty)
 		ak->first_dirty_ms = t;
@@ -128,15 +212,52 @@ static void agent_kube_event(void *ctx, const struct kube_event *ev)
 		 kube_res_name(ev->res), ev->key);
 }
 
+static double quiet_ms(const struct agent *a)
+{
+	return a->pl ? AGENT_KUBE_INCR_QUIET_MS : AGENT_KUBE_QUIET_MS;
+}
+
+static double max_delay_ms(const struct agent *a)
+{
+	return a->pl ? AGENT_KUBE_INCR_MAX_DELAY_MS : AGENT_KUBE_MAX_DELAY_MS;
+}
+
 /* A pass is due: the first once synced, then when changes settled. */
-static bool pass_due(struct agent_kube *ak, double t)
+static bool pass_due(struct agent *a, struct agent_kube *ak, double t)
 {
 	if (!agent_kube_ready(ak))
 		return false;
 	if (!ak->first_done)
 		return true;
-	return ak->dirty && (t - ak->last_event_ms >= AGENT_KUBE_QUIET_MS ||
-			     t - ak->first_dirty_ms >= AGENT_KUBE_MAX_DELAY_MS);
+	return ak->dirty && (t - ak->last_event_ms >= quiet_ms(a) ||
+			     t - ak->first_dirty_ms >= max_delay_ms(a));
+}
+
+/*
+ * The statuses of the pipeline's model, by the elected writer only (a whole
+ * translation; the others skip it and translate once they lead).
+ */
+static void publish_statuses(struct agent *a, struct agent_kube *ak)
+{
+	struct diag dg = { 0 };
+	struct tr_result res;
+	double t0 = now_ms();
+	int ret;
+
+	if (!ak->status_pending || !a->pl || now_ms() < ak->status_at_ms ||
+	    !kube_status_leading(ak->st))
+		return;
+	ret = translate_opts(pl_model(a->pl), &a->tr, &dg, &res);
+	diag_free(&dg);
+	if (ret) {
+		pr_err("kube: route statuses: translate: %s", strerror(-ret));
+		ak->status_at_ms = now_ms() + AGENT_KUBE_STATUS_DELAY_MS;
+		return;
+	}
+	agent_kube_statuses(ak, &res);
+	tr_result_free(&res);
+	ak->status_pending = false;
+	pr_debug("kube: route statuses translated in %.1f ms", now_ms() - t0);
 }
 
 static int run_pass(struct agent *a, struct agent_kube *ak)
@@ -149,6 +270,8 @@ static int run_pass(struct agent *a, struct agent_kube *ak)
 	a->opts.full = !ak->first_done;	/* the first cleans what an earlier agent left */
 	ret = agent_apply_dir(a);
 	a->opts.full = false;
+	if (a->pl)
+		pl_set_ia_opts(a->pl, &a->opts);	/* later commits: no full clean */
 	if (!ak->first_done) {
 		struct kube_watch_stats st;
 
@@ -190,6 +313,9 @@ int agent_kube_loop(struct agent *a, int resync_s, bool once)
 			pr_warn("link and route events: %s (pods are followed every --resync only)",
 				strerror(-nl));
 	}
+	/* Without the engine, events go into the pipeline from the first one on. */
+	if (a->incremental && !a->pl && (ret = agent_pl_start(a)))
+		return ret;
 	fds[0] = (struct pollfd){ .fd = kube_watch_fd(ak->w), .events = POLLIN };
 	fds[1] = (struct pollfd){ .fd = nl, .events = POLLIN };
 	while (!stop) {
@@ -197,12 +323,25 @@ int agent_kube_loop(struct agent *a, int resync_s, bool once)
 		int n, timeout;
 
 		if (ak->dirty && ak->first_done) {
-			double q = AGENT_KUBE_QUIET_MS - (t - ak->last_event_ms);
-			double m = AGENT_KUBE_MAX_DELAY_MS - (t - ak->first_dirty_ms);
+			double q = quiet_ms(a) - (t - ak->last_event_ms);
+			double m = max_delay_ms(a) - (t - ak->first_dirty_ms);
 
 			left = q < m ? q : m;
 		} else if (!ak->first_done) {
 			left = 100;	/* look for the end of the first lists */
+		}
+		if (ak->status_pending) {
+			/*
+			 * Due at status_at_ms; past it we are not leading (or
+			 * a commit comes first): look again in a second, as
+			 * leadership may come.
+			 */
+			double s = ak->status_at_ms - t;
+
+			if (s <= 0)
+				s = 1000;
+			if (s < left)
+				left = s;
 		}
 		timeout = left > 0 ? (int)left + 1 : 0;
 		n = poll(fds, nl < 0 ? 1 : 2, timeout);
@@ -214,14 +353,16 @@ int agent_kube_loop(struct agent *a, int resync_s, bool once)
 			break;
 		}
 		if (fds[0].revents)
-			kube_watch_drain(ak->w, agent_kube_event, ak);
+			kube_watch_drain(ak->w, agent_kube_event, a);
 		t = now_ms();
-		if (pass_due(ak, t)) {
+		if (pass_due(a, ak, t)) {
 			ret = run_pass(a, ak);
 			if (once)
 				break;
 			next_resync = now_ms() + resync_s * 1e3;
 		}
+		if (ak->status_pending && !ak->dirty)
+			publish_statuses(a, ak);
 		if (nl >= 0 && fds[1].revents && netmon_settle(nl) > 0 && ak->first_done)
 			agent_resync(a, false);	/* a pod came or went */
 		if (ak->first_done && now_ms() >= next_resync) {

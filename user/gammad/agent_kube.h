@@ -5,14 +5,21 @@
  * instead of --manifests, and the route statuses go back to it
  * (kube/kube_status.h) instead of the status file.
  *
- * Events reach the agent through one function, agent_kube_event(), the seam
- * where an incremental pipeline will take single object changes. Today it
- * marks the model dirty, and a debounced pass (quiet for
- * AGENT_KUBE_QUIET_MS, or AGENT_KUBE_MAX_DELAY_MS after the first change)
- * rebuilds the model from the store and applies it whole, as a file change
- * does. No pass runs before every resource was listed once: the pinned
- * maps of an earlier agent keep serving until the model is complete, and
- * an API server that goes away changes nothing until it is back.
+ * Events reach the agent through one function, agent_kube_event(). Without
+ * the HTTP engine (a->incremental) each one goes into the incremental
+ * pipeline (image/pipeline.h) as it is drained: parsed into its model
+ * object (kube_event_model()) and pl_event()'d; a commit follows when the
+ * events pause for AGENT_KUBE_INCR_QUIET_MS (AGENT_KUBE_INCR_MAX_DELAY_MS
+ * at most), translating only the Service ports they touch. Route statuses
+ * need a whole translation: only the elected writer makes one, at most
+ * every AGENT_KUBE_STATUS_DELAY_MS, after the kernel serves the change.
+ * With the engine (which takes a whole translation) an event marks the
+ * model dirty, and a debounced pass (quiet for AGENT_KUBE_QUIET_MS, or
+ * AGENT_KUBE_MAX_DELAY_MS after the first change) rebuilds the model from
+ * the store and applies it whole. No pass runs before every resource was
+ * listed once: the pinned maps of an earlier agent keep serving until the
+ * model is complete, and an API server that goes away changes nothing
+ * until it is back.
  */
 #ifndef GAMMAD_AGENT_KUBE_H
 #define GAMMAD_AGENT_KUBE_H
@@ -28,6 +35,9 @@
 
 #define AGENT_KUBE_QUIET_MS 50
 #define AGENT_KUBE_MAX_DELAY_MS 500
+#define AGENT_KUBE_INCR_QUIET_MS 3
+#define AGENT_KUBE_INCR_MAX_DELAY_MS 30
+#define AGENT_KUBE_STATUS_DELAY_MS 1000
 
 struct agent;
 
@@ -54,6 +64,12 @@ struct agent_kube {
 	double start_ms;
 	bool first_done;
 	bool engine_ready;		/* --http-engine accepts (after a pass) */
+	/* the incremental pipeline's side (a->pl) */
+	size_t events_fed;		/* since the last commit's log line */
+	struct strmap errors;		/* "res:ns/name" of objects with input errors -> count */
+	size_t nr_errors;		/* their sum: what a whole load would count */
+	bool status_pending;		/* statuses wait for the writer's translation */
+	double status_at_ms;
 };
 
 int agent_kube_open(struct agent_kube *ak, const struct agent_kube_opts *o);
@@ -64,6 +80,11 @@ bool agent_kube_ready(struct agent_kube *ak);
 int agent_kube_fill(struct agent_kube *ak, struct model *m, struct diag *dg);
 /* A translation's statuses, for the elected writer. */
 void agent_kube_statuses(struct agent_kube *ak, const struct tr_result *r);
+/*
+ * A commit of the events fed to a->pl (agent_pl_commit(), as file mode's);
+ * statuses are then due. -EAGAIN before every resource was listed once.
+ */
+int agent_kube_commit(struct agent *a);
 /* Until SIGINT/SIGTERM: events, link changes, resync every resync_s. */
 int agent_kube_loop(struct agent *a, int resync_s, bool once);
 

@@ -615,6 +615,8 @@ int cmd_run(int argc, char **argv)
 	if (http_engine && a.kernel_http)
 		kernel_http_probe();
 	if (kube) {
+		/* Events into image/pipeline.h, as the manifests' changes below. */
+		a.incremental = !http_engine && !once;
 		ret = agent_kube_open(&ak, &ko);
 		if (!ret) {
 			a.kube = &ak;

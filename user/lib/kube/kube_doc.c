@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* API objects into the model through input's parsers: see kube_doc.h. */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -103,4 +104,35 @@ int kube_doc_load(struct model *m, const json_t *obj, const char *name, struct d
 	yaml_document_delete(&d.doc);
 	/* A parser's -EINVAL dropped the object (in dg): not the caller's failure. */
 	return ret == -ENOMEM ? ret : 0;
+}
+
+int kube_doc_event(enum model_kind kind, enum gapi_route_kind route_kind, bool put,
+		   const json_t *obj, const char *ns, const char *name, const char *diag_name,
+		   struct model_event *ev, struct diag *dg)
+{
+	struct model_event *evs = NULL;
+	struct model m;
+	size_t nr = 0;
+	int ret;
+
+	*ev = (struct model_event){ .op = MODEL_DELETE, .kind = kind, .route_kind = route_kind,
+				    .namespace = ns, .name = name };
+	if (!put)
+		return 0;
+	model_init(&m);
+	ret = kube_doc_load(&m, obj, diag_name, dg);
+	if (!ret)
+		ret = model_take_events(&m, &evs, &nr);	/* frees m */
+	else
+		model_free(&m);
+	if (ret)
+		return ret;
+	/* One object of the resource's kind, or none (dropped: a delete). */
+	if (nr == 1 && evs[0].kind == kind) {
+		*ev = evs[0];
+		free(evs);
+		return 0;
+	}
+	model_events_free(evs, nr);
+	return 0;
 }

@@ -60,6 +60,39 @@ enum kube_res kube_route_res(enum gapi_route_kind kind)
 	return KUBE_RES_COUNT;
 }
 
+static const enum model_kind model_kinds[KUBE_RES_COUNT] = {
+	[KUBE_NAMESPACES] = MODEL_NAMESPACE,
+	[KUBE_SERVICES] = MODEL_SERVICE,
+	[KUBE_SLICES] = MODEL_ENDPOINT_SLICE,
+	[KUBE_PODS] = MODEL_POD,
+	[KUBE_HTTPROUTES] = MODEL_ROUTE,
+	[KUBE_GRPCROUTES] = MODEL_ROUTE,
+	[KUBE_TCPROUTES] = MODEL_ROUTE,
+	[KUBE_GRANTS] = MODEL_GRANT,
+};
+
+int kube_event_model(const struct kube_event *kev, struct model_event *ev, char *buf,
+		     struct diag *dg)
+{
+	const struct res_desc *d = &descs[kev->res];
+	char *name = buf, *ns = NULL, *slash, diag_name[KUBE_EVENT_BUF];
+	size_t len = strlen(kev->key);
+
+	if (len >= MODEL_KEY_MAX)
+		len = MODEL_KEY_MAX - 1;	/* longer than any valid name: dropped anyway */
+	memcpy(buf, kev->key, len);
+	buf[len] = 0;
+	if (d->namespaced && (slash = strchr(buf, '/'))) {
+		*slash = 0;
+		ns = buf;
+		name = slash + 1;
+	}
+	snprintf(diag_name, sizeof(diag_name), "api:%s/%s", d->kind, kev->key);
+	return kube_doc_event(model_kinds[kev->res],
+			      d->route_kind < 0 ? 0 : (enum gapi_route_kind)d->route_kind,
+			      kev->type == KUBE_EV_PUT, kev->obj, ns, name, diag_name, ev, dg);
+}
+
 struct queued {
 	enum kube_res res;
 	enum kube_event_type type;

@@ -92,6 +92,14 @@ struct kube_event {
 	const json_t *obj;
 };
 
+/*
+ * kev as a model event for the incremental pipeline (kube_doc_event()):
+ * the names ev points to live in buf (KUBE_EVENT_BUF bytes). 0 or -ENOMEM.
+ */
+#define KUBE_EVENT_BUF (MODEL_KEY_MAX + 80)
+int kube_event_model(const struct kube_event *kev, struct model_event *ev, char *buf,
+		     struct diag *dg);
+
 struct kube_watch_stats {
 	uint64_t lists, pages, relists, expired_continues, watches, events, bookmarks,
 		 watch_errors, backoffs, retry_afters, stream_lists;
