@@ -8,7 +8,8 @@
 # done, the kernel written), REPS times.
 #
 # usage: sudo flock /tmp/gammad-lab.lock tools/bench/kube_scale.sh
-#        [SERVICES=10000 ENDPOINTS=100000 ROUTES=10000 REPS=5 WATCH_LIST=1]
+#        [SERVICES=10000 ENDPOINTS=100000 ROUTES=10000 REPS=5 WATCH_LIST=1
+#         AGENT_ARGS="--no-http-engine" LOG_OUT=FILE (keeps the agent's log)]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -17,6 +18,7 @@ ENDPOINTS=${ENDPOINTS:-100000}
 ROUTES=${ROUTES:-10000}
 REPS=${REPS:-5}
 WATCH_LIST=${WATCH_LIST:-1}
+AGENT_ARGS=${AGENT_ARGS:-}
 PORT=${PORT:-18543}
 CPORT=${CPORT:-18544}
 
@@ -27,6 +29,7 @@ cg=$cg2/gammad-kube-scale
 pin=/sys/fs/bpf/gammad-kube-scale
 srv= agent=
 cleanup() {
+	[ -n "${LOG_OUT:-}" ] && cp "$tmp/agent.log" "$LOG_OUT" 2>/dev/null
 	[ -n "$agent" ] && kill "$agent" 2>/dev/null && wait "$agent" 2>/dev/null || true
 	[ -n "$srv" ] && kill "$srv" 2>/dev/null || true
 	build/gammad uninstall --pin-dir "$pin" >/dev/null 2>&1 || true
@@ -47,7 +50,7 @@ EOC
 python3 tests/lib/kube_apiserver.py --port "$PORT" --control-port "$CPORT" \
 	$([ "$WATCH_LIST" = 1 ] || echo --no-watch-list) --bookmark-s 60 > "$tmp/server.log" 2>&1 &
 srv=$!
-for _ in $(seq 100); do grep -q 'ready on' "$tmp/server.log" && break; sleep 0.1; done
+for _ in $(seq 100); do grep -qs "ready on" "$tmp/server.log" && break; sleep 0.1; done
 t=$(date +%s.%N)
 curl -sf -X POST "http://127.0.0.1:$CPORT/_test/synth" \
 	-d "{\"services\": $SERVICES, \"endpoints\": $ENDPOINTS, \"routes\": $ROUTES}" >/dev/null
@@ -57,7 +60,7 @@ build/gammad run --kubeconfig "$tmp/kubeconfig" --cgroup "$cg" --pin-dir "$pin" 
 	--no-tc --metrics-addr off --node-name node-a --resync 3600 \
 	--map-size endpoints=262144 --map-size backends=65536 --map-size frontends=65536 \
 	--map-size selectors=65536 --map-size svc-ports=65536 \
-	$([ "$WATCH_LIST" = 1 ] || echo --no-watch-list) > "$tmp/agent.log" 2>&1 &
+	$([ "$WATCH_LIST" = 1 ] || echo --no-watch-list) $AGENT_ARGS > "$tmp/agent.log" 2>&1 &
 agent=$!
 for _ in $(seq 1200); do grep -q 'kube: first apply' "$tmp/agent.log" && break; sleep 0.1; done
 grep -E 'kube: first apply| applied ' "$tmp/agent.log" | head -2
