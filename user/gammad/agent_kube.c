@@ -14,6 +14,7 @@
 #include "image/pipeline.h"
 #include "agent.h"
 #include "agent_kube.h"
+#include "handover.h"
 #include "metrics_http.h"
 
 static volatile sig_atomic_t stop;
@@ -260,7 +261,7 @@ static void publish_statuses(struct agent *a, struct agent_kube *ak)
 	pr_debug("kube: route statuses translated in %.1f ms", now_ms() - t0);
 }
 
-static int run_pass(struct agent *a, struct agent_kube *ak)
+static int run_pass(struct agent *a, struct agent_kube *ak, bool once)
 {
 	size_t events = ak->events;
 	int ret;
@@ -270,8 +271,6 @@ static int run_pass(struct agent *a, struct agent_kube *ak)
 	a->opts.full = !ak->first_done;	/* the first cleans what an earlier agent left */
 	ret = agent_apply_dir(a);
 	a->opts.full = false;
-	if (a->pl)
-		pl_set_ia_opts(a->pl, &a->opts);	/* later commits: no full clean */
 	if (!ak->first_done) {
 		struct kube_watch_stats st;
 
@@ -287,14 +286,14 @@ static int run_pass(struct agent *a, struct agent_kube *ak)
 	} else {
 		pr_debug("kube: pass for %zu events", events);
 	}
-	/*
-	 * The engine has its tables: accept. (Handing connections over to a
-	 * successor agent, handover.h, is file mode's only so far.)
-	 */
+	/* The engine has its tables: accept (and the agent we replaced stops). */
 	if (!ret && a->engine && !ak->engine_ready) {
 		ret = agent_engine_ready(a);
 		ak->engine_ready = !ret;
 	}
+	/* Serving: a successor may take over from here on (handover.h). */
+	if (!ret && !a->ho_next && !once)
+		handover_listen(a->pin_dir, &a->ho_next);	/* failure logged: no handover */
 	return ret;
 }
 
@@ -302,7 +301,7 @@ int agent_kube_loop(struct agent *a, int resync_s, bool once)
 {
 	struct agent_kube *ak = a->kube;
 	double next_resync = now_ms() + resync_s * 1e3;
-	struct pollfd fds[2];
+	struct pollfd fds[3];
 	int nl = -1, ret = 0;
 
 	signal(SIGINT, on_signal);
@@ -344,7 +343,9 @@ int agent_kube_loop(struct agent *a, int resync_s, bool once)
 				left = s;
 		}
 		timeout = left > 0 ? (int)left + 1 : 0;
-		n = poll(fds, nl < 0 ? 1 : 2, timeout);
+		/* a successor agent (handover.h); poll skips -1 */
+		fds[2] = (struct pollfd){ .fd = handover_poll_fd(a->ho_next), .events = POLLIN };
+		n = poll(fds, 3, timeout);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -352,11 +353,16 @@ int agent_kube_loop(struct agent *a, int resync_s, bool once)
 			pr_err("kube: poll: %s", strerror(-ret));
 			break;
 		}
+		if (fds[2].revents &&
+		    handover_serve(a->ho_next, a->steer, a->engine_port) == 1) {
+			a->handed_over = true;	/* the successor applies from now on */
+			break;
+		}
 		if (fds[0].revents)
 			kube_watch_drain(ak->w, agent_kube_event, a);
 		t = now_ms();
 		if (pass_due(a, ak, t)) {
-			ret = run_pass(a, ak);
+			ret = run_pass(a, ak, once);
 			if (once)
 				break;
 			next_resync = now_ms() + resync_s * 1e3;
@@ -372,5 +378,5 @@ int agent_kube_loop(struct agent *a, int resync_s, bool once)
 	}
 	if (nl >= 0)
 		close(nl);
-	return stop ? 0 : ret;
+	return stop || a->handed_over ? 0 : ret;
 }

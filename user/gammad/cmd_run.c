@@ -262,6 +262,27 @@ static int watch_loop(struct agent *a, struct dirwatch *w, uint64_t fp, int resy
 	return stop || a->handed_over ? 0 : ret;
 }
 
+/* A successor took over (either mode): its connections drain from here, then exit or wait. */
+static void handed_over(struct agent *a, bool handover_wait)
+{
+	/*
+	 * The successor serves /metrics and /explain on the same address
+	 * (SO_REUSEPORT): scrapes landing here would show this agent's
+	 * counters and tables, which stopped being the node's.
+	 */
+	metrics_server_stop(a->metrics);
+	a->metrics = NULL;
+	handover_drain(a->ho_next, a->steer, a->engine);
+	/*
+	 * A supervisor that restarts what exits (a DaemonSet's container)
+	 * would start this agent again, which would take everything back.
+	 */
+	if (handover_wait)
+		pr_info("handed over: waiting for SIGTERM (--handover-wait)");
+	while (handover_wait && !stop)
+		poll(NULL, 0, 1000);
+}
+
 /* --uplink NAME: the interface must exist at start; it is found by name every pass. */
 static int add_uplink(struct agent *a, const char *name)
 {
@@ -624,6 +645,11 @@ int cmd_run(int argc, char **argv)
 			agent_kube_close(&ak);	/* the Lease first: another writer takes over */
 			a.kube = NULL;
 		}
+		if (a.handed_over) {
+			signal(SIGINT, on_signal);	/* ours again, for --handover-wait */
+			signal(SIGTERM, on_signal);
+			handed_over(&a, handover_wait);
+		}
 		metrics_server_stop(a.metrics);
 		agent_free(&a);
 		dp_close(a.dp);
@@ -650,24 +676,8 @@ int cmd_run(int argc, char **argv)
 		handover_listen(pin_dir, &a.ho_next);	/* failure logged: no handover */
 	if (!once && !ret)
 		ret = watch_loop(&a, &w, fp, resync_s);
-	if (a.handed_over) {
-		/*
-		 * The successor serves /metrics and /explain on the same address
-		 * (SO_REUSEPORT): scrapes landing here would show this agent's
-		 * counters and tables, which stopped being the node's.
-		 */
-		metrics_server_stop(a.metrics);
-		a.metrics = NULL;
-		handover_drain(a.ho_next, a.steer, a.engine);
-		/*
-		 * A supervisor that restarts what exits (a DaemonSet's container)
-		 * would start this agent again, which would take everything back.
-		 */
-		if (handover_wait)
-			pr_info("handed over: waiting for SIGTERM (--handover-wait)");
-		while (handover_wait && !stop)
-			poll(NULL, 0, 1000);
-	}
+	if (a.handed_over)
+		handed_over(&a, handover_wait);
 	if (!once)
 		dirwatch_close(&w);
 	metrics_server_stop(a.metrics);
