@@ -38,6 +38,7 @@ int agent_kube_open(struct agent_kube *ak, const struct agent_kube_opts *o)
 		.node_name = o->node_name,
 		.watch_timeout_s = o->watch_timeout_s,
 		.watch_list = o->no_watch_list ? KUBE_WATCH_LIST_OFF : KUBE_WATCH_LIST_AUTO,
+		.slim = o->slim_store,
 	};
 	char msg[512], identity[256];
 	int ret;

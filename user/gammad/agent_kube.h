@@ -51,6 +51,7 @@ struct agent_kube_opts {
 	int watch_timeout_s;		/* 0: client-go's random 5..10 min */
 	bool no_watch_list;		/* paginated lists only */
 	bool no_status;			/* never write route statuses */
+	bool slim_store;		/* the pipeline keeps the objects (kube_watch_opts.slim) */
 };
 
 struct agent_kube {

@@ -323,13 +323,25 @@ static bool status_only(const struct reflector *r, const json_t *old, const json
 	return true;
 }
 
+static const char *rv_of(const json_t *obj);
+
 static void store_put(struct reflector *r, const char *key, json_t *obj)
 {
 	struct kube_watch *w = r->w;
 	json_t *old = json_object_get(w->objs[r->res], key);
 	bool quiet = old && status_only(r, old, obj);
 
-	json_object_set(w->objs[r->res], key, obj);
+	/*
+	 * Slim: what the object itself says reaches the caller in the event;
+	 * the store keeps what a relist compares (at 10k Services the kept
+	 * EndpointSlices alone were a hundred MB).
+	 */
+	if (w->o.slim && r->d->route_kind < 0)
+		json_object_set_new(w->objs[r->res], key,
+				    json_pack("{s:{s:s}}", "metadata", "resourceVersion",
+					      rv_of(obj) ? rv_of(obj) : ""));
+	else
+		json_object_set(w->objs[r->res], key, obj);
 	if (!quiet)
 		enqueue(w, r->res, KUBE_EV_PUT, key, obj);
 }
@@ -1024,6 +1036,9 @@ int kube_watch_fill_model(struct kube_watch *w, struct model *m, struct diag *dg
 {
 	json_t *snap[KUBE_RES_COUNT] = { 0 };
 	int ret = 0;
+
+	if (w->o.slim)
+		return -EINVAL;	/* the objects are not kept */
 
 	/* A shallow copy under the lock; the objects themselves never change. */
 	pthread_mutex_lock(&w->lock);

@@ -78,6 +78,14 @@ struct kube_watch_opts {
 	int backoff_max_ms;	/* 0: 30000 */
 	int absent_retry_s;	/* 0: 60 */
 	enum kube_watch_list_mode watch_list;
+	/*
+	 * The store keeps whole objects of routes only (what the status writer
+	 * reads back); of the others only their resourceVersion, which is all
+	 * a relist compares. For a caller that keeps what it needs from the
+	 * events' objects (the incremental pipeline): kube_watch_fill_model()
+	 * is refused then, and a delete event's object holds only that.
+	 */
+	bool slim;
 };
 
 enum kube_event_type {
@@ -120,7 +128,7 @@ size_t kube_watch_drain(struct kube_watch *w, void (*fn)(void *ctx, const struct
 			void *ctx);
 /*
  * Every object of the store into m (input's parsers; what they reject is
- * in dg). Returns 0 or -ENOMEM.
+ * in dg). Returns 0, -ENOMEM, or -EINVAL for a slim store.
  */
 int kube_watch_fill_model(struct kube_watch *w, struct model *m, struct diag *dg);
 /* A reference to the stored object (json_decref it), or NULL. */
