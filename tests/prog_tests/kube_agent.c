@@ -10,6 +10,12 @@
  *                  GAMMAD_TEST_KUBE_DOWN_S seconds (default 10; the issue's
  *                  30 s with =30): the data path keeps serving, no pass runs;
  *                  a Service deleted meanwhile is gone from the maps after.
+ *  incremental     --no-http-engine: route and EndpointSlice changes go
+ *                  through the incremental pipeline (the log's commits) and
+ *                  traffic follows them.
+ *  handover        a new agent beside the running one takes the engine's
+ *                  listeners (handover.h), the Lease and the applies; the
+ *                  old one (--handover-wait) waits for SIGTERM, exits 0.
  *  election        two agents as two nodes (own cgroup, pin dir,
  *                  --node-name): one holds the Lease and writes statuses;
  *                  the holder killed -9, the other takes over within the
@@ -21,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -140,45 +147,69 @@ static const char other_route_yaml[] =
 	"    conditions: [{type: Accepted, status: 'True', reason: Accepted, message: theirs,"
 	" observedGeneration: 1, lastTransitionTime: '2026-01-01T00:00:00Z'}]\n";
 
+/* The data path fixture with the client and server pod cgroups, the API server with the scenario. */
+struct kube_env {
+	struct dp_fixture fx;
+	struct kube_server ks;
+	char cg_cli[4200], cg_srv[4200], dir[64];
+};
+
+static int kenv_setup(struct kube_env *e)
+{
+	memset(e, 0, sizeof(*e));
+	kube_server_init(&e->ks);
+	if (!ASSERT_OK(fx_setup(&e->fx, 2, false), "fixture"))
+		return -1;
+	snprintf(e->dir, sizeof(e->dir), "/tmp/gammad-kube-agent-XXXXXX");
+	if (!ASSERT_OK_PTR(mkdtemp(e->dir), "temp dir")) {
+		e->dir[0] = 0;
+		return -1;
+	}
+	snprintf(e->cg_cli, sizeof(e->cg_cli), "%s/pod%s", e->fx.cg, OPS_CLI_UID);
+	snprintf(e->cg_srv, sizeof(e->cg_srv), "%s/pod%s", e->fx.cg, OPS_SRV_UID);
+	if (!ASSERT_OK(mkdir(e->cg_cli, 0755), "client pod cgroup") ||
+	    !ASSERT_OK(mkdir(e->cg_srv, 0755), "server pod cgroup"))
+		return -1;
+	if (!ASSERT_OK(kube_server_start(&e->ks, NULL), "API server") ||
+	    !ASSERT_OK(kube_server_load_yaml(&e->ks, ops_scenario_yaml), "scenario"))
+		return -1;
+	return 0;
+}
+
+static void kenv_teardown(struct kube_env *e)
+{
+	kube_server_stop(&e->ks);
+	if (e->dir[0])
+		sys_run("rm -rf '%s'", e->dir);
+	fx_teardown(&e->fx);	/* also the pod cgroups below its cgroup */
+}
+
 static void test_serve_and_down(void)
 {
 	const char *down_env = getenv("GAMMAD_TEST_KUBE_DOWN_S");
 	int down_s = down_env ? atoi(down_env) : 10;
 	const char *args[] = { "--resync", "2", NULL };
-	struct dp_fixture fx = { 0 };
-	struct kube_server ks;
+	struct kube_env e;
+	struct dp_fixture *fx = &e.fx;
+	struct kube_server *ks = &e.ks;
 	struct kube_agent ag = { 0 };
-	char cg_cli[4200], cg_srv[4200], log[4096], dir[64] = "", body[128];
+	char log[4096], body[128], *cg_cli = e.cg_cli;
 	long fe_before;
 	int applied, others = 0;
 	double t0;
 
-	kube_server_init(&ks);
 	if (down_s < 1)
 		down_s = 10;
-	if (!ASSERT_OK(fx_setup(&fx, 2, false), "fixture"))
+	if (kenv_setup(&e) ||
+	    !ASSERT_OK(kube_server_load_yaml(ks, other_route_yaml), "shared route"))
 		goto out;
-	snprintf(dir, sizeof(dir), "/tmp/gammad-kube-agent-XXXXXX");
-	if (!ASSERT_OK_PTR(mkdtemp(dir), "temp dir")) {
-		dir[0] = 0;
-		goto out;
-	}
-	snprintf(cg_cli, sizeof(cg_cli), "%s/pod%s", fx.cg, OPS_CLI_UID);
-	snprintf(cg_srv, sizeof(cg_srv), "%s/pod%s", fx.cg, OPS_SRV_UID);
-	snprintf(log, sizeof(log), "%s/agent.log", dir);
-	if (!ASSERT_OK(mkdir(cg_cli, 0755), "client pod cgroup") ||
-	    !ASSERT_OK(mkdir(cg_srv, 0755), "server pod cgroup"))
-		goto out;
-	if (!ASSERT_OK(kube_server_start(&ks, NULL), "API server") ||
-	    !ASSERT_OK(kube_server_load_yaml(&ks, ops_scenario_yaml), "scenario") ||
-	    !ASSERT_OK(kube_server_load_yaml(&ks, other_route_yaml), "shared route"))
-		goto out;
+	snprintf(log, sizeof(log), "%s/agent.log", e.dir);
 	/* The first status write of web-split meets a 409: read again, retry. */
-	ASSERT_EQ(kube_server_post(&ks, "/_test/fault", "{\"match\": \"/httproutes/web-split/"
+	ASSERT_EQ(kube_server_post(ks, "/_test/fault", "{\"match\": \"/httproutes/web-split/"
 				   "status\", \"method\": \"PUT\", \"status\": 409, \"count\": 1}",
 				   NULL), 200, "409 fault");
 	t0 = mono_s();
-	if (!ASSERT_OK(kube_agent_start(&ag, &ks, fx.cg, fx.pin_dir, log, args, true),
+	if (!ASSERT_OK(kube_agent_start(&ag, ks, fx->cg, fx->pin_dir, log, args, true),
 		       "agent applied"))
 		goto out;
 	test__printf("first apply %.2f s after start\n", mono_s() - t0);
@@ -188,38 +219,38 @@ static void test_serve_and_down(void)
 	ASSERT_EQ(hellos_ok(cg_cli, "198.19.7.3", 10), 10, "web-v2 answers");
 
 	/* Statuses, by the one (elected) writer. */
-	ASSERT_TRUE(wait_condition(&ks, WEB_SPLIT, "Accepted", "True", "Accepted", 1, 10000),
+	ASSERT_TRUE(wait_condition(ks, WEB_SPLIT, "Accepted", "True", "Accepted", 1, 10000),
 		    "web-split Accepted (after a 409)");
-	ASSERT_TRUE(wait_condition(&ks, "/apis/gateway.networking.k8s.io/v1/namespaces/app/"
+	ASSERT_TRUE(wait_condition(ks, "/apis/gateway.networking.k8s.io/v1/namespaces/app/"
 				   "httproutes/orphan-broken", "ResolvedRefs", "False",
 				   "BackendNotFound", 1, 10000), "orphan-broken unresolved");
-	ASSERT_TRUE(wait_condition(&ks, "/apis/gateway.networking.k8s.io/v1/namespaces/app/"
+	ASSERT_TRUE(wait_condition(ks, "/apis/gateway.networking.k8s.io/v1/namespaces/app/"
 				   "httproutes/shared", "Accepted", "True", "Accepted", 1, 10000),
 		    "shared Accepted on its group core parentRef");
 	{
 		char st[16], rs[64];
 		long long g;
 
-		our_condition(&ks, "/apis/gateway.networking.k8s.io/v1/namespaces/app/httproutes/"
+		our_condition(ks, "/apis/gateway.networking.k8s.io/v1/namespaces/app/httproutes/"
 			      "shared", "Accepted", st, rs, &g, &others);
 		ASSERT_EQ(others, 1, "the gateway controller's entry kept");
 	}
 
 	/* The API server goes away; a Service is deleted meanwhile. */
-	fe_before = pinned_entries(fx.pin_dir, GAMMAD_MAP_FRONTEND);
+	fe_before = pinned_entries(fx->pin_dir, GAMMAD_MAP_FRONTEND);
 	applied = kube_agent_count(&ag, " applied ");
 	snprintf(body, sizeof(body), "{\"seconds\": %d}", down_s);
 	t0 = mono_s();
-	ASSERT_EQ(kube_server_post(&ks, "/_test/down", body, NULL), 200, "down");
+	ASSERT_EQ(kube_server_post(ks, "/_test/down", body, NULL), 200, "down");
 	nap_ms(500);
-	ASSERT_EQ(kube_server_req(&ks, "DELETE", "/api/v1/namespaces/app/services/web-v2", NULL,
+	ASSERT_EQ(kube_server_req(ks, "DELETE", "/api/v1/namespaces/app/services/web-v2", NULL,
 				  NULL), 200, "delete web-v2 while away");
-	ASSERT_EQ(kube_server_post(&ks, "/_test/compact", "{}", NULL), 200, "compact");
+	ASSERT_EQ(kube_server_post(ks, "/_test/compact", "{}", NULL), 200, "compact");
 	while (mono_s() - t0 < down_s - 1.5) {
 		ASSERT_EQ(hellos_ok(cg_cli, "198.19.7.3", 3), 3, "web-v2 still served while away");
 		nap_ms(1000);
 	}
-	ASSERT_EQ(pinned_entries(fx.pin_dir, GAMMAD_MAP_FRONTEND), fe_before,
+	ASSERT_EQ(pinned_entries(fx->pin_dir, GAMMAD_MAP_FRONTEND), fe_before,
 		  "frontends kept while away");
 	ASSERT_EQ(kube_agent_count(&ag, " applied "), applied, "no pass while away");
 	/* Back: relisted, the deleted Service is gone. */
@@ -227,16 +258,144 @@ static void test_serve_and_down(void)
 		  "applied after the API server is back");
 	test__printf("applied %.2f s after the API port went down for %d s\n", mono_s() - t0,
 		     down_s);
-	ASSERT_LT(pinned_entries(fx.pin_dir, GAMMAD_MAP_FRONTEND), fe_before,
+	ASSERT_LT(pinned_entries(fx->pin_dir, GAMMAD_MAP_FRONTEND), fe_before,
 		  "web-v2's frontend removed");
 	ASSERT_EQ(hellos_ok(cg_cli, "198.19.7.2", 5), 5, "web-v1 still answers");
 	ASSERT_GE(kube_agent_count(&ag, "deleted while not watched"), 1, "logged as such");
 out:
 	kube_agent_fini(&ag);
-	kube_server_stop(&ks);
-	if (dir[0])
-		sys_run("rm -rf '%s'", dir);
-	fx_teardown(&fx);
+	kenv_teardown(&e);
+}
+
+/* hellos from cg to vip:80: how many pod A and pod B answered. */
+static void hellos_by_pod(const char *cg, const char *vip, int n, int *a, int *b)
+{
+	struct hello_job *j = ops_hellos(cg, vip, n);
+
+	*a = j ? j->ids['A'] : -1;
+	*b = j ? j->ids['B'] : -1;
+	hello_job_free(j);
+}
+
+#define WEB_CLIENT "/apis/gateway.networking.k8s.io/v1/namespaces/client/httproutes/web-client"
+#define WEB_V1_SLICE "/apis/discovery.k8s.io/v1/namespaces/app/endpointslices/web-v1-1"
+
+/*
+ * Without the engine each change goes through the incremental pipeline:
+ * the log says "incremental translation" of one Service per change (never
+ * "full" after the first), and traffic follows a consumer route's new
+ * backend and an EndpointSlice's new endpoint.
+ */
+static void test_incremental(void)
+{
+	const char *args[] = { "--no-http-engine", "--resync", "3600", NULL };
+	struct kube_env e;
+	struct kube_agent ag = { 0 };
+	char log[4096];
+	int a, b, incr;
+
+	if (kenv_setup(&e))
+		goto out;
+	snprintf(log, sizeof(log), "%s/agent.log", e.dir);
+	if (!ASSERT_OK(kube_agent_start(&ag, &e.ks, e.fx.cg, e.fx.pin_dir, log, args, true),
+		       "agent applied"))
+		goto out;
+	ASSERT_EQ(kube_agent_count(&ag, "full translation"), 1, "the first commit is full");
+	/* The client namespace's consumer route: web -> web-v2 (pod B). */
+	hellos_by_pod(e.cg_cli, "198.19.7.1", 10, &a, &b);
+	ASSERT_EQ(b, 10, "web: pod B for the client namespace");
+
+	incr = kube_agent_count(&ag, "incremental translation");
+	ASSERT_EQ(kube_server_req(&e.ks, "PATCH", WEB_CLIENT, "{\"spec\": {\"rules\": [{"
+				  "\"backendRefs\": [{\"name\": \"web-v1\", \"namespace\": "
+				  "\"app\", \"port\": 80}]}]}}", NULL), 200, "route to web-v1");
+	ASSERT_OK(kube_agent_wait(&ag, "incremental translation", incr + 1, 10000),
+		  "an incremental commit");
+	hellos_by_pod(e.cg_cli, "198.19.7.1", 10, &a, &b);
+	ASSERT_EQ(a, 10, "web: pod A after the route change");
+
+	incr = kube_agent_count(&ag, "incremental translation");
+	ASSERT_EQ(kube_server_req(&e.ks, "PATCH", WEB_V1_SLICE, "{\"endpoints\": [{"
+				  "\"addresses\": [\"198.18.2.2\"], \"conditions\": "
+				  "{\"ready\": true}}]}", NULL), 200, "web-v1's endpoint to pod B");
+	ASSERT_OK(kube_agent_wait(&ag, "incremental translation", incr + 1, 10000),
+		  "an incremental commit");
+	hellos_by_pod(e.cg_cli, "198.19.7.2", 10, &a, &b);
+	ASSERT_EQ(b, 10, "web-v1: pod B after the slice change");
+	hellos_by_pod(e.cg_cli, "198.19.7.1", 10, &a, &b);
+	ASSERT_EQ(b, 10, "web (to web-v1): pod B too");
+	ASSERT_EQ(kube_agent_count(&ag, "full translation"), 1, "no whole pass after the first");
+out:
+	kube_agent_fini(&ag);
+	kenv_teardown(&e);
+}
+
+/* Wait up to ms for pid to exit; its wait status, or -1. */
+static int wait_exit(pid_t pid, int ms)
+{
+	int status;
+
+	for (int t = 0; t < ms; t += 20) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return status;
+		nap_ms(20);
+	}
+	return -1;
+}
+
+/*
+ * A new agent beside a running one (the restart of a DaemonSet pod, which
+ * surges): the old one hands its engine listeners over, stops applying and
+ * (--handover-wait) waits for SIGTERM, releasing the Lease; the new one
+ * serves, writes statuses and follows changes.
+ */
+static void test_handover(void)
+{
+	const char *args[] = { "--resync", "3600", "--handover-wait", NULL };
+	struct kube_env e;
+	struct kube_agent old = { 0 }, new = { 0 };
+	char log_old[4096], log_new[4096];
+	int a, b, old_applied, status;
+
+	if (kenv_setup(&e))
+		goto out;
+	snprintf(log_old, sizeof(log_old), "%s/old.log", e.dir);
+	snprintf(log_new, sizeof(log_new), "%s/new.log", e.dir);
+	if (!ASSERT_OK(kube_agent_start(&old, &e.ks, e.fx.cg, e.fx.pin_dir, log_old, args, true),
+		       "old agent applied") ||
+	    !ASSERT_OK(kube_agent_wait(&old, "status writer: holding lease", 1, 10000),
+		       "old agent writes statuses"))
+		goto out;
+	ASSERT_EQ(hellos_ok(e.cg_cli, "198.19.7.2", 10), 10, "web-v1 answers");
+	if (!ASSERT_OK(kube_agent_start(&new, &e.ks, e.fx.cg, e.fx.pin_dir, log_new, args, true),
+		       "new agent applied"))
+		goto out;
+	ASSERT_OK(kube_agent_wait(&new, "took the listeners of", 1, 10000), "listeners taken");
+	ASSERT_OK(kube_agent_wait(&old, "waiting for SIGTERM", 1, 10000), "old: handed over");
+	ASSERT_OK(kube_agent_wait(&new, "status writer: holding lease", 1, 20000),
+		  "the new agent writes statuses (the old one released the Lease)");
+	old_applied = kube_agent_count(&old, " applied ");
+	ASSERT_EQ(hellos_ok(e.cg_cli, "198.19.7.2", 10), 10, "web-v1 answers after the handover");
+	/* A change after the handover: only the new agent applies it. */
+	ASSERT_EQ(kube_server_req(&e.ks, "PATCH", WEB_V1_SLICE, "{\"endpoints\": [{"
+				  "\"addresses\": [\"198.18.2.2\"], \"conditions\": "
+				  "{\"ready\": true}}]}", NULL), 200, "web-v1's endpoint to pod B");
+	ASSERT_OK(kube_agent_wait(&new, " applied ", 2, 10000), "the new agent applies it");
+	hellos_by_pod(e.cg_cli, "198.19.7.2", 10, &a, &b);
+	ASSERT_EQ(b, 10, "web-v1: pod B after the change");
+	ASSERT_EQ(kube_agent_count(&old, " applied "), old_applied, "the old agent applies nothing");
+	ASSERT_EQ(wait_exit(old.pid, 200), -1, "the old agent waits");
+	kill(old.pid, SIGTERM);
+	status = wait_exit(old.pid, 10000);
+	if (status)
+		kill(old.pid, SIGKILL), waitpid(old.pid, NULL, 0);
+	old.pid = 0;
+	ASSERT_EQ(status, 0, "SIGTERM: the old agent exits 0");
+	ASSERT_EQ(hellos_ok(e.cg_cli, "198.19.7.2", 10), 10, "web-v1 answers after it exited");
+out:
+	kube_agent_fini(&new);
+	kube_agent_fini(&old);
+	kenv_teardown(&e);
 }
 
 /* ---- two nodes, one writer ----------------------------------------------------- */
@@ -358,4 +517,8 @@ void test_kube_agent(void)
 		test_serve_and_down();
 	if (test__start_subtest("election"))
 		test_election();
+	if (test__start_subtest("incremental"))
+		test_incremental();
+	if (test__start_subtest("handover"))
+		test_handover();
 }
