@@ -53,7 +53,14 @@ static int watch_start(struct env *e, const struct kube_watch_opts *o)
 	struct kube_watch_opts def = { .watch_timeout_s = 30, .backoff_initial_ms = 100,
 				       .backoff_max_ms = 1000 };
 
-	return ASSERT_OK(kube_watch_start(e->k, o ? o : &def, &e->w), "watch start") ? 0 : -1;
+	def = o ? *o : def;
+	/*
+	 * GAMMAD_TEST_KUBE_SLIM=1: the reflectors as the agent runs them with the
+	 * incremental pipeline (kube_watch_opts.slim); the replays then fail at
+	 * kube_watch_fill_model(), which a slim store refuses.
+	 */
+	def.slim = getenv("GAMMAD_TEST_KUBE_SLIM") != NULL;
+	return ASSERT_OK(kube_watch_start(e->k, &def, &e->w), "watch start") ? 0 : -1;
 }
 
 static void env_stop(struct env *e)

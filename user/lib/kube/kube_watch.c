@@ -386,6 +386,8 @@ static void store_replace(struct reflector *r, json_t *fresh)
 	json_object_foreach(fresh, key, obj) {
 		const char *a, *b;
 
+		if (json_is_null(obj))
+			continue;	/* slim: stored as it came (take_now) */
 		old = json_object_get(cur, key);
 		a = old ? rv_of(old) : NULL;
 		b = rv_of(obj);
@@ -437,6 +439,30 @@ static enum step not_found(struct reflector *r)
 	return STEP_ABSENT;
 }
 
+/*
+ * Slim: a listed object goes to the store and the caller now, not when the
+ * list is complete (the caller parses it while the list goes on, and no
+ * whole list of objects is held); the list keeps only its key, for the
+ * deletes at its end (store_replace).
+ */
+static int take_now(struct reflector *r, const char *key, json_t *obj)
+{
+	struct kube_watch *w = r->w;
+	const char *a, *b;
+	json_t *old;
+
+	if (json_object_set_new(r->fresh, key, json_null()))
+		return -ENOMEM;
+	pthread_mutex_lock(&w->lock);
+	old = json_object_get(w->objs[r->res], key);
+	a = old ? rv_of(old) : NULL;
+	b = rv_of(obj);
+	if (!old || !a || !b || strcmp(a, b))
+		store_put(r, key, obj);
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
 static int take_items(struct reflector *r, json_t *list)
 {
 	json_t *items = json_object_get(list, "items"), *it;
@@ -447,7 +473,7 @@ static int take_items(struct reflector *r, json_t *list)
 		if (!json_is_object(it) || !obj_key(r, it, key, sizeof(key)))
 			continue;
 		normalize(r, it);
-		if (json_object_set(r->fresh, key, it))
+		if (r->w->o.slim ? take_now(r, key, it) : json_object_set(r->fresh, key, it))
 			return -ENOMEM;
 	}
 	return 0;
@@ -606,10 +632,16 @@ static int on_event(struct reflector *r, json_t *ev)
 	normalize(r, obj);
 	set_rv(r, obj);
 	if (r->fresh) {		/* still the initial events of a streamed list */
-		if (!strcmp(type, "DELETED"))
+		if (!strcmp(type, "DELETED")) {
 			json_object_del(r->fresh, key);
-		else if (json_object_set(r->fresh, key, obj))
+			if (w->o.slim) {	/* taken already: gone again */
+				pthread_mutex_lock(&w->lock);
+				store_delete(r, key);
+				pthread_mutex_unlock(&w->lock);
+			}
+		} else if (w->o.slim ? take_now(r, key, obj) : json_object_set(r->fresh, key, obj)) {
 			return 1 + STEP_RETRY;
+		}
 		return 0;
 	}
 	r->quick_relists = 0;

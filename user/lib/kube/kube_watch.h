@@ -83,7 +83,10 @@ struct kube_watch_opts {
 	 * reads back); of the others only their resourceVersion, which is all
 	 * a relist compares. For a caller that keeps what it needs from the
 	 * events' objects (the incremental pipeline): kube_watch_fill_model()
-	 * is refused then, and a delete event's object holds only that.
+	 * is refused then, and a delete event's object holds only that. A
+	 * list's objects are then stored (and their events queued) page by
+	 * page as they arrive, not when the list is complete: the caller
+	 * parses them while the list goes on; the deletes come at its end.
 	 */
 	bool slim;
 };
