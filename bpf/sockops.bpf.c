@@ -11,7 +11,10 @@
  * A socket decides once, at its first message: if the peer is in the
  * sockhash, every message is redirected; if not (it raced the peer's
  * PASSIVE_ESTABLISHED), TCP for good. Mixing would let redirected bytes
- * overtake bytes still in flight over TCP.
+ * overtake bytes still in flight over TCP. The one move allowed is from
+ * the redirect to TCP, for good, when the peer lags by more than
+ * sockmap_cap bytes: the kernel does not bound the peer's ingress queue,
+ * TCP's flow control does.
  */
 #include "lib/common.h"
 #include "lib/addr.h"
@@ -47,26 +50,57 @@ int gammad_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
+/* Load-time constant (bytes); see GAMMAD_SOCKMAP_CAP_DEFAULT. */
+const volatile __u32 sockmap_cap = GAMMAD_SOCKMAP_CAP_DEFAULT;
+
 SEC("sk_msg")
-int gammad_sk_msg(struct sk_msg_md *msg)
+int gammad_sk_msg(struct sk_msg_md *md)
 {
 	struct gammad_sock_key self = {}, peer = {};
+	struct sk_msg *msg = msg_kern(md);
 	struct gammad_sock_redir *st;
-	struct bpf_sock *sk = msg->sk;
+	struct bpf_sock *sk = md->sk;
+	bool pending;
 
 	if (!sk)
 		return SK_PASS;
+	/*
+	 * The kernel runs the program again on the rest of a message the
+	 * peer's ingress took only in part, with the target of the first run
+	 * still in msg->sk_redir: SK_PASS would redirect there, whatever the
+	 * state says. Such a rest follows its first part to the peer.
+	 */
+	pending = msg->sk_redir != NULL;
 	st = bpf_sk_storage_get(&gammad_skr_v1, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (st && st->state == GAMMAD_REDIR_TCP)
+	if (st && (st->state == GAMMAD_REDIR_TCP || st->state == GAMMAD_REDIR_SLOW_READER) &&
+	    !pending)
 		return SK_PASS;
-	if (!SOCK_KEY_FROM_CTX(&self, msg))
-		return SK_PASS;
+	if (!SOCK_KEY_FROM_CTX(&self, md))
+		return pending ? SK_DROP : SK_PASS;
 	sock_key_peer(&peer, &self);
-	if (bpf_msg_redirect_hash(msg, &gammad_sockh_v1, &peer, BPF_F_INGRESS) == SK_PASS) {
-		if (st)
+	if (bpf_msg_redirect_hash(md, &gammad_sockh_v1, &peer, BPF_F_INGRESS) == SK_PASS) {
+		if (!st)
+			return SK_PASS;
+		if (st->state == GAMMAD_REDIR_UNDECIDED)
 			st->state = GAMMAD_REDIR_PEER;
+		/*
+		 * A reader that lags by more than the cap: this message still
+		 * goes to the peer (the helper has set the target, so SK_PASS
+		 * can no longer mean TCP), every later one over TCP, where flow
+		 * control holds the sender. The reader takes its ingress queue
+		 * before its TCP receive queue (tcp_bpf_recvmsg), so no byte
+		 * is overtaken.
+		 */
+		if (st->state == GAMMAD_REDIR_PEER &&
+		    (__u64)msg_redir_queued(msg) + md->size > sockmap_cap) {
+			st->state = GAMMAD_REDIR_SLOW_READER;
+			reason_inc(GAMMAD_R_REDIR_SLOW_READER);
+		}
 		return SK_PASS;
 	}
+	/* The rest of a message whose target has closed: nobody can read it. */
+	if (pending)
+		return SK_DROP;
 	/*
 	 * No peer. Before any redirect: TCP from now on. After redirects the
 	 * peer has closed; TCP then delivers the reset the application expects.

@@ -9,8 +9,13 @@
 #ifndef GAMMAD_BPF_SOCKMAP_H
 #define GAMMAD_BPF_SOCKMAP_H
 
+#include <bpf/bpf_core_read.h>
+
 #include "lib/addr.h"
 #include "lib/maps.h"
+
+/* Inlined by the verifier: a read-only view of any kernel object. */
+extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id) __ksym;
 
 static __always_inline __be16 ctx_local_port(__u32 local_port)
 {
@@ -89,6 +94,34 @@ static __always_inline void sock_key_peer(struct gammad_sock_key *peer,
 	peer->local_port = self->remote_port;
 	peer->remote_port = self->local_port;
 	peer->family = self->family;
+}
+
+/*
+ * The kernel's struct sk_msg behind an sk_msg program's context (the
+ * context fields are rewritten to its offsets; this reads the rest).
+ */
+static __always_inline struct sk_msg *msg_kern(struct sk_msg_md *md)
+{
+	return bpf_rdonly_cast(md, bpf_core_type_id_kernel(struct sk_msg));
+}
+
+/*
+ * Bytes queued at the socket a redirect helper just picked (msg->sk_redir,
+ * set by bpf_msg_redirect_hash; the sockhash holds it, and the program runs
+ * under RCU). bpf_tcp_ingress charges what it queues on the peer's
+ * ingress_msg to the peer's sk_rmem_alloc (as TCP charges its receive
+ * queue) and sk_msg_recvmsg uncharges what the reader takes, so this is
+ * exactly what the reader has not read yet: what `ss -tm` shows as skmem r.
+ */
+static __always_inline __u32 msg_redir_queued(const struct sk_msg *msg)
+{
+	struct sock *peer = msg->sk_redir;
+	int queued;
+
+	if (!peer)
+		return 0;
+	queued = peer->sk_backlog.rmem_alloc.counter;
+	return queued > 0 ? queued : 0;
 }
 
 #endif

@@ -295,6 +295,7 @@ enum gammad_reason {
 	GAMMAD_R_REDIR_NO_PEER,		/* sk_msg: peer socket not in the sockhash */
 	GAMMAD_R_ORIGDST_UPDATE,	/* engine connection's original destination not stored */
 	GAMMAD_R_ENGINE_GONE,		/* steered netns without a live engine listener: L4 */
+	GAMMAD_R_REDIR_SLOW_READER,	/* sk_msg: peer lagged beyond the cap, TCP for good */
 	GAMMAD_R_MAX,
 };
 
@@ -409,12 +410,28 @@ struct gammad_sock_key {
 	__u8 pad[3];
 };
 
-/* Socket storage: the redirect decision of a socket, taken once. */
+/*
+ * Socket storage: the redirect decision of a socket, taken at its first
+ * message; the one later move is from PEER to SLOW_READER.
+ */
 enum gammad_redir_state {
 	GAMMAD_REDIR_UNDECIDED = 0,
 	GAMMAD_REDIR_PEER,		/* every message goes to the peer's ingress */
 	GAMMAD_REDIR_TCP,		/* peer missing at first send: TCP for good */
+	GAMMAD_REDIR_SLOW_READER,	/* peer lagged beyond the cap: TCP for good */
 };
+
+/*
+ * Bytes a redirected socket may find queued at its peer before it leaves
+ * the redirect for TCP (sk_msg, a load-time constant). The kernel does not
+ * bound the peer's ingress queue. Over TCP, a reader that stops holds one
+ * receive buffer and its sender up to tcp_wmem[2] (4 MiB by default) in
+ * its send buffer; a redirected sender keeps nothing (bytes move at once),
+ * so the peer may hold that much instead. The peer's own receive buffer is
+ * no measure: it never autotunes on the redirect and stays at tcp_rmem[1]
+ * (128 KiB), less than one large write() to a reader not scheduled yet.
+ */
+#define GAMMAD_SOCKMAP_CAP_DEFAULT	(4u << 20)
 
 struct gammad_sock_redir {
 	__u32 state;		/* enum gammad_redir_state */

@@ -362,6 +362,7 @@ static int load_objects(struct dp *dp, const struct dp_opts *opts)
 	if (!dp->so)
 		return -errno;
 	dp->so->rodata->engine_port = dp->sa->rodata->engine_port;
+	dp->so->rodata->sockmap_cap = opts->sockmap_cap ?: GAMMAD_SOCKMAP_CAP_DEFAULT;
 	err = obj_prepare_maps(dp, dp->so->obj, &opts->sizes);
 	if (!err)
 		err = sockops_bpf__load(dp->so);
@@ -975,6 +976,7 @@ const char *dp_reason_name(unsigned int reason)
 		[GAMMAD_R_REDIR_NO_PEER] = "redirect_no_peer",
 		[GAMMAD_R_ORIGDST_UPDATE] = "origdst_update",
 		[GAMMAD_R_ENGINE_GONE] = "engine_gone",
+		[GAMMAD_R_REDIR_SLOW_READER] = "redirect_slow_reader",
 	};
 
 	return reason < GAMMAD_R_MAX && names[reason] ? names[reason] : "unknown";

@@ -95,6 +95,12 @@ struct dp_opts {
 	 * upgrade switches their links too before the old maps go.
 	 */
 	bool tc_follows;
+	/*
+	 * Bytes a redirected socket may find unread at its peer before it
+	 * moves to TCP for good (0: GAMMAD_SOCKMAP_CAP_DEFAULT), a load-time
+	 * constant of the sk_msg program.
+	 */
+	uint32_t sockmap_cap;
 };
 
 struct dp;
