@@ -111,6 +111,7 @@ int fx_dp_open(struct dp_fixture *fx, struct dp **dp)
 		.cgroup = fx->cg,
 		.sizes = { .frontends = 256, .selectors = 1024, .backends = 1024,
 			   .svc_ports = 64, .routes = 1024 },
+		.sockmap_cap = fx->sockmap_cap,
 	};
 
 	return dp_open(&o, dp);

@@ -44,6 +44,7 @@ struct dp_fixture {
 	uint64_t cg_nsx_id;
 	char pin_dir[PATH_MAX];
 	struct dp *dp;
+	uint32_t sockmap_cap;		/* dp_opts.sockmap_cap of fx_dp_open() */
 	int nr_pods;
 	struct fx_pod pods[FX_MAX_PODS];
 	bool blackholes;

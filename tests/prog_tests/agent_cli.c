@@ -60,6 +60,10 @@ static const struct {
 	  "--http-engine needs a running agent" },
 	{ "http_engine_no_sockmap", "run --manifests /tmp --http-engine --no-sockmap",
 	  "drop --no-sockmap" },
+	{ "bad_sockmap_cap", "run --manifests /tmp --sockmap-cap 4G", "--sockmap-cap 4G" },
+	{ "small_sockmap_cap", "run --manifests /tmp --sockmap-cap 1000", "--sockmap-cap 1000" },
+	{ "sockmap_cap_no_sockmap", "run --manifests /tmp --sockmap-cap 8M --no-sockmap",
+	  "--sockmap-cap needs the socket redirect (drop --no-sockmap)" },
 };
 
 /* Service cli/web:80 with an HTTPRoute rule, cli/db:5432 without a route. */

@@ -406,7 +406,7 @@ static void run_slow_reader(struct dp_fixture *fx, struct redir_topo *t, const c
 			    bool client_sends)
 {
 	struct slow_pair *p = shared_alloc(sizeof(*p));
-	const uint64_t cap = GAMMAD_SOCKMAP_CAP_DEFAULT;
+	const uint64_t cap = fx->sockmap_cap ?: GAMMAD_SOCKMAP_CAP_DEFAULT;
 	uint64_t rx0, tx0, rx1, tx1;
 	__u64 r0[GAMMAD_R_MAX], r1[GAMMAD_R_MAX];
 	pid_t srv = -1, cli = -1;
@@ -510,6 +510,15 @@ void test_datapath_sockmap(void)
 		run_slow_reader(&fx, &t, "fd00:18:100::2", false);
 	if (test__start_subtest("slow_reader_v6_server_stops"))
 		run_slow_reader(&fx, &t, "fd00:18:100::2", true);
+	if (test__start_subtest("slow_reader_cap_option")) {
+		/* dp_opts.sockmap_cap (gammad run --sockmap-cap) sets the cap. */
+		dp_close(fx.dp);
+		fx.sockmap_cap = 1u << 20;
+		if (ASSERT_OK(fx_dp_open(&fx, &fx.dp), "reopen with a 1 MiB cap"))
+			run_slow_reader(&fx, &t, "198.18.100.2", true);
+	}
+	if (!fx.dp)
+		goto out;
 	if (test__start_subtest("control_not_local")) {
 		struct in6_addr ip;
 

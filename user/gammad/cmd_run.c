@@ -4,7 +4,7 @@
  *            [--resync SECONDS] [--map-size NAME=ENTRIES]... [--no-sockmap]
  *            [--once] [-v] [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]
  *            [--hairpin-addr IP]... [--engine-port PORT] [--handover-wait]
- *            [--no-http-engine] [--reset-removed-tcp]
+ *            [--no-http-engine] [--reset-removed-tcp] [--sockmap-cap BYTES]
  *
  * The agent: load the manifests in DIR, translate, build the map image and
  * reconcile the (pinned) data-path maps with it (image_apply.h); map pod
@@ -61,6 +61,26 @@ static void on_signal(int sig)
 }
 
 #define RESYNC_DEFAULT_S 10
+
+/* --sockmap-cap: bytes, with an optional K or M (binary) suffix. */
+static int parse_cap(const char *arg, uint32_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (end == arg || errno || arg[0] == '-')
+		return -EINVAL;
+	if (*end == 'K' || *end == 'k')
+		v <<= 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		v <<= 20, end++;
+	if (*end || v < (64u << 10) || v > (1024u << 20))
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
 #define METRICS_ADDR_DEFAULT "127.0.0.1:9464"
 
 /*
@@ -88,6 +108,7 @@ static void usage(FILE *out)
 		"                  [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]\n"
 		"                  [--hairpin-addr IP]... [--engine-port PORT] [--handover-wait]\n"
 		"                  [--no-http-engine] [--reset-removed-tcp] [--kernel-http]\n"
+		"                  [--sockmap-cap BYTES]\n"
 		"       gammad run --kubeconfig PATH | --in-cluster [--kube-context NAME]\n"
 		"                  [--lease-namespace NS] [--lease-duration SECONDS]\n"
 		"                  [--watch-timeout SECONDS] [--all-pods] [--no-status]\n"
@@ -105,6 +126,9 @@ static void usage(FILE *out)
 		"change of DIR (inotify) and resync every --resync seconds (default %d).\n"
 		"--no-sockmap: connect-time routing only, no same-node socket redirect\n"
 		"(sockops + sk_msg detached).\n"
+		"--sockmap-cap: bytes a redirected socket may find unread at its peer\n"
+		"before it moves to TCP for good (default 4M; K and M suffixes, 64K to\n"
+		"1024M): the kernel does not bound the peer's queue, TCP's flow control does.\n"
 		"--map-size: entries of a map (frontends, consumers, cgroups, selectors,\n"
 		"alias-slots, backends, endpoints, local-endpoints, svc-ports, routes,\n"
 		"revnat, sockets, objects, conntrack, pods, affinity,\n"
@@ -366,6 +390,7 @@ int cmd_run(int argc, char **argv)
 		{ "all-pods", no_argument, NULL, 262 },
 		{ "no-status", no_argument, NULL, 263 },
 		{ "no-watch-list", no_argument, NULL, 264 },
+		{ "sockmap-cap", required_argument, NULL, 265 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -501,6 +526,13 @@ int cmd_run(int argc, char **argv)
 		case 264:
 			ko.no_watch_list = true;
 			break;
+		case 265:
+			if (parse_cap(optarg, &o.sockmap_cap)) {
+				fprintf(stderr, "gammad run: --sockmap-cap %s: expected bytes from "
+					"64K to 1024M (K and M suffixes)\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'v':
 			log_threshold = LOG_DEBUG;
 			break;
@@ -541,6 +573,11 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "gammad run: --%s needs the HTTP engine (drop --%s)\n",
 			engine_port_set ? "engine-port" : "handover-wait",
 			no_http_engine ? "no-http-engine" : once ? "once" : "no-sockmap");
+		return EXIT_USAGE;
+	}
+	if (o.sockmap_cap && o.no_sockmap) {
+		fprintf(stderr, "gammad run: --sockmap-cap needs the socket redirect "
+			"(drop --no-sockmap)\n");
 		return EXIT_USAGE;
 	}
 	if (http_engine && o.no_sockmap) {
