@@ -52,6 +52,21 @@ static void add_entry(struct diag *d, enum log_level level, const char *file, in
 	e->msg = strdup(msg);
 }
 
+#define DROPPED_NOTE "more diagnostics not shown"
+
+/* n entries past DIAG_MAX_ENTRIES: said once, by one entry past the limit. */
+static void dropped(struct diag *d, size_t n)
+{
+	char text[128];
+
+	if (!d->nr_dropped) {
+		snprintf(text, sizeof(text), DROPPED_NOTE " (at most %d are kept)",
+			 DIAG_MAX_ENTRIES);
+		add_entry(d, LOG_ERROR, NULL, 0, NULL, text);
+	}
+	d->nr_dropped += n;
+}
+
 void diag_report(struct diag *d, enum log_level level, const char *file, int line,
 		 const char *field, const char *fmt, ...)
 {
@@ -82,12 +97,7 @@ void diag_report(struct diag *d, enum log_level level, const char *file, int lin
 	if (strmap_get(&d->seen, safe))
 		return;
 	if (d->nr >= DIAG_MAX_ENTRIES) {
-		if (!d->nr_dropped++) {
-			snprintf(text, sizeof(text),
-				 "more diagnostics not shown (at most %d are kept)",
-				 DIAG_MAX_ENTRIES);
-			add_entry(d, LOG_ERROR, NULL, 0, NULL, text);
-		}
+		dropped(d, 1);
 		return;
 	}
 	if (strmap_put(&d->seen, safe, (void *)1, NULL))
@@ -102,11 +112,20 @@ void diag_append(struct diag *dst, const struct diag *src)
 	for (size_t i = 0; i < src->nr; i++) {
 		const struct diag_entry *e = &src->entries[i];
 
-		if (strmap_get(&dst->seen, e->msg) || dst->nr >= DIAG_MAX_ENTRIES ||
-		    strmap_put(&dst->seen, e->msg, (void *)1, NULL))
+		if (src->nr_dropped && !e->file && !strncmp(e->msg, DROPPED_NOTE, strlen(DROPPED_NOTE)))
+			continue;	/* src's note: counted below */
+		if (strmap_get(&dst->seen, e->msg))
+			continue;
+		if (dst->nr >= DIAG_MAX_ENTRIES) {
+			dropped(dst, 1);
+			continue;
+		}
+		if (strmap_put(&dst->seen, e->msg, (void *)1, NULL))
 			continue;
 		add_entry(dst, e->level, e->file, e->line, e->field, e->msg);
 	}
+	if (src->nr_dropped)
+		dropped(dst, src->nr_dropped);
 }
 
 void diag_free(struct diag *d)

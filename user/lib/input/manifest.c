@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,9 @@ struct load {
 	uint64_t alias_budget;
 	size_t entries_left;
 	struct strmap seen;	/* "dev:ino" of every directory and file read */
+	/* what load_split() checks of a first half */
+	size_t refused;		/* documents whose composition failed */
+	bool tail_block_map;	/* the last document's root is a block mapping */
 };
 
 static void load_init(struct load *l, struct model *m, struct diag *dg)
@@ -238,6 +242,7 @@ static int load_stream(struct load *l, const char *name, struct ydoc_src *src)
 
 		ret = ydoc_compose(&parser, src, &d.doc, &l->alias_budget, &err);
 		if (ret == -EINVAL) {
+			l->refused++;
 			/* The stream's end names its column; a dropped document its field. */
 			if (err.fatal || !err.field[0])
 				diag_report(l->dg, LOG_ERROR, name, err.line, NULL,
@@ -253,6 +258,8 @@ static int load_stream(struct load *l, const char *name, struct ydoc_src *src)
 		if (ret <= 0)
 			break;
 		d.root = yaml_document_get_root_node(&d.doc);
+		l->tail_block_map = d.root && d.root->type == YAML_MAPPING_NODE &&
+				    d.root->data.mapping.style == YAML_BLOCK_MAPPING_STYLE;
 		ydoc_detect_json(&d);
 		if (d.root)
 			ret = load_doc(l->m, &d, l->dg, 0);
@@ -284,17 +291,198 @@ static uint64_t file_limit(const struct load *l)
 	return l->bytes_left < YDOC_MAX_FILE_BYTES ? l->bytes_left : YDOC_MAX_FILE_BYTES;
 }
 
+/* ---- large files: two halves on two threads ------------------------------ */
+
+/*
+ * Where a large file's second half starts: at a line "---" (a document
+ * start) past the middle, or 0 to read it whole. YAML forbids "---" at the
+ * start of a line inside any scalar or collection, so it ends whatever came
+ * before; what load_split() cannot be sure of from the first half alone, it
+ * checks after. Never with directives (%YAML, %TAG): they belong to the
+ * document after them.
+ */
+static size_t split_at(const char *buf, size_t len)
+{
+	if (len < MANIFEST_SPLIT_BYTES || buf[0] == '%' || memmem(buf, len, "\n%", 2))
+		return 0;
+	for (const char *p = buf + len / 2; (p = memmem(p, len - (size_t)(p - buf), "\n---", 4));
+	     p += 4) {
+		size_t at = (size_t)(p + 1 - buf), next = at + 3;
+
+		if (next == len || buf[next] == ' ' || buf[next] == '\t' || buf[next] == '\r' ||
+		    buf[next] == '\n')
+			return at;
+	}
+	return 0;
+}
+
+struct half {
+	struct load l;		/* a copy of the caller's, into m and dg */
+	struct model m;
+	struct diag dg;
+	const char *name, *buf;
+	size_t len;
+	int line_base;
+	int ret;
+};
+
+static void *half_load(void *arg)
+{
+	struct half *h = arg;
+	struct ydoc_src src;
+
+	ydoc_src_buf(&src, h->buf, h->len, h->len);
+	ydoc_src_set_line_base(&src, h->line_base);
+	h->ret = load_stream(&h->l, h->name, &src);
+	return NULL;
+}
+
+/* An object a parse made, added as the loader adds it (the first one wins). */
+static int model_apply_loaded(struct model *m, const struct model_event *ev, struct diag *dg)
+{
+	switch (ev->kind) {
+	case MODEL_NAMESPACE:
+		return model_add_namespace(m, ev->obj, dg);
+	case MODEL_SERVICE:
+		return model_add_service(m, ev->obj, dg);
+	case MODEL_POD:
+		return model_add_pod(m, ev->obj, dg);
+	case MODEL_DEPLOYMENT:
+		return model_add_deployment(m, ev->obj, dg);
+	case MODEL_ENDPOINT_SLICE:
+		return model_add_endpoint_slice(m, ev->obj, dg);
+	case MODEL_ROUTE:
+		return model_add_route(m, ev->obj, dg);
+	case MODEL_GRANT:
+		return model_add_grant(m, ev->obj, dg);
+	default:
+		model_object_free(ev->kind, ev->obj);
+		return -EINVAL;
+	}
+}
+
+/* Move src's objects behind dst's, in src's load order; dst reports duplicates. */
+static int model_merge(struct model *dst, struct model *src, struct diag *dg)
+{
+	struct model_event *evs;
+	size_t nr;
+	int ret = 0;
+
+	if (!dst->namespaces.nr && !dst->services.nr && !dst->pods.nr && !dst->deployments.nr &&
+	    !dst->slices.nr && !dst->grants.nr) {
+		bool empty = true;
+
+		for (int k = 0; k < ROUTE_KIND_COUNT; k++)
+			empty = empty && !dst->routes[k].nr;
+		if (empty) {
+			model_free(dst);
+			*dst = *src;
+			model_init(src);
+			return 0;
+		}
+	}
+	ret = model_take_events(src, &evs, &nr);
+	for (size_t i = 0; i < nr; i++) {
+		int err = ret ? 0 : model_apply_loaded(dst, &evs[i], dg);
+
+		evs[i].obj = NULL;	/* dst's now, or freed by it */
+		if (err == -ENOMEM)
+			ret = err;
+	}
+	model_events_free(evs, nr);
+	return ret;
+}
+
+/*
+ * A file of MANIFEST_SPLIT_BYTES or more (15 MB of YAML is 0.6 s of one
+ * core): both halves are parsed at once into models of their own, then
+ * moved into l's model in file order, so the objects, their order and the
+ * first-wins rule are a whole parse's (a duplicate across the halves is
+ * reported after the second half's other diagnostics). Used only when the
+ * whole parse would have been the same: the first half ends cleanly (no
+ * refused document, its last root a block mapping, which a "---" line
+ * cannot have continued) and the aliases of both fit the load's budget
+ * together; otherwise the file is parsed again, whole.
+ */
+static int load_split(struct load *l, const char *name, const char *buf, size_t len)
+{
+	size_t at = split_at(buf, len);
+	struct ydoc_src src;
+	struct half h[2];
+	pthread_t t;
+	bool ok;
+	int ret;
+
+	if (at) {
+		int lines = 0;
+
+		for (const char *p = buf; (p = memchr(p, '\n', at - (size_t)(p - buf))); p++)
+			lines++;
+		for (int i = 0; i < 2; i++) {
+			h[i] = (struct half){ .l = *l, .name = name };
+			h[i].l.m = &h[i].m;
+			h[i].l.dg = &h[i].dg;
+			h[i].l.cache = NULL;
+			h[i].l.refused = 0;
+			h[i].l.tail_block_map = false;
+			h[i].dg.print = l->dg->print;
+			model_init(&h[i].m);
+		}
+		h[0].buf = buf;
+		h[0].len = at;
+		h[1].buf = buf + at;
+		h[1].len = len - at;
+		h[1].line_base = lines;
+		if (pthread_create(&t, NULL, half_load, &h[1])) {
+			model_free(&h[0].m);
+			model_free(&h[1].m);
+			at = 0;
+		}
+	}
+	if (!at) {
+		ydoc_src_buf(&src, buf, len, file_limit(l));
+		return load_stream(l, name, &src);
+	}
+	half_load(&h[0]);
+	pthread_join(t, NULL);
+	{
+		uint64_t b = l->alias_budget, u0 = b - h[0].l.alias_budget,
+			 u1 = b - h[1].l.alias_budget;
+
+		ok = !h[0].ret && !h[1].ret && !h[0].l.refused && h[0].l.tail_block_map &&
+		     h[0].l.alias_budget && h[1].l.alias_budget && u0 + u1 < b;
+		if (ok)
+			l->alias_budget = b - u0 - u1;
+	}
+	ret = 0;
+	if (ok) {
+		diag_append(l->dg, &h[0].dg);
+		ret = model_merge(l->m, &h[0].m, l->dg);
+		diag_append(l->dg, &h[1].dg);
+		ret = ret ?: model_merge(l->m, &h[1].m, l->dg);
+		l->refused += h[1].l.refused;
+		l->tail_block_map = h[1].l.tail_block_map;
+		l->bytes_left -= len < l->bytes_left ? len : l->bytes_left;
+	}
+	for (int i = 0; i < 2; i++) {
+		model_free(&h[i].m);
+		diag_free(&h[i].dg);
+	}
+	if (ok || ret == -ENOMEM)
+		return ret;
+	ydoc_src_buf(&src, buf, len, file_limit(l));
+	return load_stream(l, name, &src);
+}
+
 int manifest_load_buf(struct model *m, const char *name, const void *buf, size_t len,
 		      struct diag *dg)
 {
-	struct ydoc_src src;
 	struct load l;
 
 	load_init(&l, m, dg);
 	if (too_large(name, len, file_limit(&l), dg))
 		return 0;
-	ydoc_src_buf(&src, buf, len, file_limit(&l));
-	return load_stream(&l, name, &src);
+	return load_split(&l, name, buf, len);
 }
 
 /* Mark a file or directory as read; false when it was already. */
@@ -314,6 +502,7 @@ static bool first_visit(struct load *l, const struct stat *st, int *err)
 }
 
 static int cache_file(struct load *l, const char *path, int fd, const struct stat *st);
+static int read_all(int fd, size_t size, char **out, size_t *len);
 
 /*
  * Read one file. Opened with O_NONBLOCK so that a FIFO swapped in after the
@@ -345,6 +534,21 @@ static int load_file(struct load *l, const char *path, bool top)
 		goto out;
 	if (l->cache && S_ISREG(st.st_mode)) {
 		ret = cache_file(l, path, fd, &st);
+		goto out;
+	}
+	if (S_ISREG(st.st_mode) && st.st_size >= MANIFEST_SPLIT_BYTES) {
+		char *buf;
+		size_t len;
+
+		/* Whole, for load_split(); st_size is within the limit (above). */
+		ret = read_all(fd, (size_t)st.st_size, &buf, &len);
+		if (ret) {
+			diag_report(l->dg, LOG_ERROR, path, 0, NULL, "%s", strerror(-ret));
+			ret = ret == -ENOMEM ? ret : 0;
+			goto out;
+		}
+		ret = load_split(l, path, buf, len);
+		free(buf);
 		goto out;
 	}
 	/* A pipe's writer may be slow: wait for it like any reader of a pipe. */
@@ -689,7 +893,6 @@ static int cache_file(struct load *l, const char *path, int fd, const struct sta
 	struct model_event *evs = NULL;
 	struct mc_key *keys = NULL;
 	size_t len = 0, nr = 0;
-	struct ydoc_src src;
 	struct load sub;
 	struct model m;
 	uint64_t hash;
@@ -732,8 +935,7 @@ static int cache_file(struct load *l, const char *path, int fd, const struct sta
 	sub.cache = NULL;
 	diag_free(&f->dg);
 	sub.dg = &f->dg;
-	ydoc_src_buf(&src, buf, len, file_limit(l));
-	ret = load_stream(&sub, path, &src);
+	ret = load_split(&sub, path, buf, len);
 	l->bytes_left = sub.bytes_left;
 	l->alias_budget = sub.alias_budget;
 	free(buf);

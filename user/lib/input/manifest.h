@@ -30,6 +30,11 @@
 #define MANIFEST_MAX_LOAD_BYTES (256ull << 20)
 #define MANIFEST_MAX_ALIAS_NODES (8ull << 20)
 #define MANIFEST_MAX_ENTRIES 100000
+/*
+ * Files of this size or more are parsed in two halves on two threads (cut
+ * at a "---" line), with the same result as one parse: see load_split().
+ */
+#define MANIFEST_SPLIT_BYTES (1u << 20)
 
 /*
  * Load a file or a directory. Returns 0 when everything was read (even if

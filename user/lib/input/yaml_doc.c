@@ -25,6 +25,12 @@ void ydoc_src_fd(struct ydoc_src *s, int fd, uint64_t limit)
 	*s = (struct ydoc_src){ .fd = fd, .limit = limit, .line = 1, .col = 1 };
 }
 
+void ydoc_src_set_line_base(struct ydoc_src *s, int line_base)
+{
+	s->line_base = line_base;
+	s->line = line_base + 1;
+}
+
 /* Length of the valid character at p (n bytes available), 0 if invalid, -1 if cut. */
 static int char_len(const unsigned char *p, size_t n)
 {
@@ -260,7 +266,10 @@ static int parser_fail(struct composer *c)
 				    (unsigned long long)c->src->limit);
 		return fail(c, &m, true, "%s; rest of the file ignored", c->src->bad);
 	}
-	return fail(c, &p->problem_mark, true, "%s%s%s; rest of the file ignored",
+	yaml_mark_t m = p->problem_mark;
+
+	m.line += c->src ? (size_t)c->src->line_base : 0;
+	return fail(c, &m, true, "%s%s%s; rest of the file ignored",
 		    p->problem ? p->problem : "malformed YAML", p->context ? " " : "",
 		    p->context ? p->context : "");
 }
@@ -591,6 +600,11 @@ int ydoc_compose(yaml_parser_t *parser, struct ydoc_src *src, yaml_document_t *d
 		if (!yaml_parser_parse(parser, &e)) {
 			ret = parser_fail(&c);
 			break;
+		}
+		if (src && src->line_base) {
+			/* Every mark below (nodes, errors) comes from an event's. */
+			e.start_mark.line += (size_t)src->line_base;
+			e.end_mark.line += (size_t)src->line_base;
 		}
 		switch (e.type) {
 		case YAML_DOCUMENT_START_EVENT:

@@ -71,6 +71,7 @@ struct ydoc_src {
 	unsigned char pend[4];	/* start of a character cut by a read */
 	size_t nr_pend;
 	int line, col;		/* position of the next byte, 1-based */
+	int line_base;		/* lines before the stream (a part of a file): added to every mark */
 	const char *bad;	/* why the stream stopped early, or NULL */
 	int bad_line, bad_col;
 	int read_errno;
@@ -78,6 +79,8 @@ struct ydoc_src {
 
 void ydoc_src_buf(struct ydoc_src *s, const void *buf, size_t len, uint64_t limit);
 void ydoc_src_fd(struct ydoc_src *s, int fd, uint64_t limit);
+/* The stream is a part of a file that starts after line_base lines: marks name the file's lines. */
+void ydoc_src_set_line_base(struct ydoc_src *s, int line_base);
 void ydoc_src_attach(yaml_parser_t *parser, struct ydoc_src *s);
 
 /*
