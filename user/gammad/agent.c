@@ -16,6 +16,7 @@
 #include "view/status_file.h"
 #include "agent.h"
 #include "agent_kube.h"
+#include "agent_snap.h"
 #include "engine/engine.h"
 #include "handover.h"
 #include "metrics_http.h"
@@ -567,6 +568,8 @@ int agent_apply_dir(struct agent *a)
 	double t0 = now_ms();
 	size_t input_errors = 0;
 	struct ia_kh_set khs = { 0 };
+	uint64_t snap_key = 0;
+	bool from_snap = false;
 	struct ia_stats s;
 	struct img img;
 	int ret;
@@ -574,13 +577,22 @@ int agent_apply_dir(struct agent *a)
 	/* Never from a partial store: what an earlier agent pinned serves meanwhile. */
 	if (a->kube && !agent_kube_ready(a->kube))
 		return -EAGAIN;
-	ret = load_image(a, &io, &img, &input_errors, kh ? &khs : NULL);
+	/* --once without the engine: a snapshot of the same input stands for the translation. */
+	if (a->snapshot && !a->engine && !a->kube && !kh)
+		from_snap = agent_snap_load(a, &snap_key, &img, &input_errors);
+	ret = from_snap ? 0 : load_image(a, &io, &img, &input_errors, kh ? &khs : NULL);
 	a->dir_failed = ret != 0;
 	if (ret) {
 		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);
 		return ret;
 	}
 	read_routes(a);
+	/*
+	 * A one-shot reads the route maps from the kernel once (the mirror):
+	 * the apply's id load and its retire walk both read them whole.
+	 */
+	if (a->snapshot && !dp_mirror_on(a->dp) && (ret = dp_mirror_load(a->dp)))
+		pr_warn("map mirror: %s (the apply reads the kernel)", strerror(-ret));
 	a->opts.khttp = kh ? &khs : NULL;
 	ret = apply(a, &img, &s);
 	a->opts.khttp = kh ? &a->kh : NULL;
@@ -597,6 +609,8 @@ int agent_apply_dir(struct agent *a)
 	a->generation++;
 	metrics_server_note_apply(a->metrics, 0, now_ms() - t0, input_errors);
 	log_apply("applied", a->dir, now_ms() - t0, &s, input_errors);
+	if (snap_key && !from_snap)
+		agent_snap_save(a, snap_key, &img, input_errors);
 	if (a->have_img) {
 		release_removed(a, &a->img, &img);
 		img_free(&a->img);

@@ -73,6 +73,8 @@ struct agent {
 	/* engine off: why (logged once with the HTTP ports left at L4), NULL: on */
 	const char *l4_http_why;
 	bool l4_http_noted;
+	/* --once: the image snapshot file (agent_snap.h), NULL: none */
+	const char *snapshot;
 	/* --kernel-http: the kernel HTTP tables of img (with the engine only) */
 	bool kernel_http, kh_warned;
 	struct ia_kh_set kh;

@@ -48,6 +48,7 @@
 #include "input/dirwatch.h"
 #include "khttp/khttp.h"
 #include "agent.h"
+#include "agent_snap.h"
 #include "agent_kube.h"
 #include "cmd.h"
 #include "handover.h"
@@ -109,6 +110,7 @@ static void usage(FILE *out)
 		"                  [--hairpin-addr IP]... [--engine-port PORT] [--handover-wait]\n"
 		"                  [--no-http-engine] [--reset-removed-tcp] [--kernel-http]\n"
 		"                  [--sockmap-cap BYTES]\n"
+		"                  [--state-dir DIR]\n"
 		"       gammad run --kubeconfig PATH | --in-cluster [--kube-context NAME]\n"
 		"                  [--lease-namespace NS] [--lease-duration SECONDS]\n"
 		"                  [--watch-timeout SECONDS] [--all-pods] [--no-status]\n"
@@ -124,6 +126,10 @@ static void usage(FILE *out)
 		"PreferSameZone); default: none.\n"
 		"--once: apply, exit 0, keep everything pinned. Otherwise apply every\n"
 		"change of DIR (inotify) and resync every --resync seconds (default %d).\n"
+		"--once keeps the image it applied in --state-dir (default " AGENT_STATE_DIR ",\n"
+		"one file per pin dir): the next --once with the same manifests (path, inode,\n"
+		"mtime, size, content), options and gammad skips parsing and translating;\n"
+		"the apply still compares every entry with the kernel.\n"
 		"--no-sockmap: connect-time routing only, no same-node socket redirect\n"
 		"(sockops + sk_msg detached).\n"
 		"--sockmap-cap: bytes a redirected socket may find unread at its peer\n"
@@ -391,11 +397,14 @@ int cmd_run(int argc, char **argv)
 		{ "no-status", no_argument, NULL, 263 },
 		{ "no-watch-list", no_argument, NULL, 264 },
 		{ "sockmap-cap", required_argument, NULL, 265 },
+		{ "state-dir", required_argument, NULL, 266 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *pin_dir = DP_PIN_DIR_DEFAULT, *metrics_addr = METRICS_ADDR_DEFAULT;
+	const char *state_dir = AGENT_STATE_DIR;
+	char snap_path[4200];
 	struct agent a = { 0 };
 	int resync_s = RESYNC_DEFAULT_S;
 	struct dp_opts o = { 0 };
@@ -532,6 +541,9 @@ int cmd_run(int argc, char **argv)
 					"64K to 1024M (K and M suffixes)\n", optarg);
 				return EXIT_USAGE;
 			}
+			break;
+		case 266:
+			state_dir = optarg;
 			break;
 		case 'v':
 			log_threshold = LOG_DEBUG;
@@ -703,6 +715,8 @@ int cmd_run(int argc, char **argv)
 		}
 		fp = dir_fingerprint(a.dir, 0);
 	}
+	if (once && !agent_snap_path(state_dir, pin_dir, snap_path, sizeof(snap_path)))
+		a.snapshot = snap_path;
 	/* The manifests through image/pipeline.h; a one-shot gains nothing from its caches. */
 	a.incremental = !once;
 	a.opts.full = true;	/* clean what an earlier agent left */

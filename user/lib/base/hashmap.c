@@ -26,6 +26,34 @@ uint64_t hash_bytes(const void *data, size_t len, uint64_t seed)
 	return h;
 }
 
+static uint64_t mix64(uint64_t h)
+{
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	return h;
+}
+
+uint64_t hash_large(const void *data, size_t len, uint64_t seed)
+{
+	const unsigned char *p = data;
+	uint64_t lane[4] = { FNV_OFFSET ^ seed, FNV_PRIME ^ seed, ~seed, seed + len };
+	size_t i = 0;
+
+	for (; i + 32 <= len; i += 32)
+		for (int k = 0; k < 4; k++) {
+			uint64_t w;
+
+			memcpy(&w, p + i + 8 * k, 8);
+			lane[k] = (lane[k] ^ w) * 0x9e3779b97f4a7c15ULL;
+			lane[k] ^= lane[k] >> 29;
+		}
+	lane[0] = hash_bytes(p + i, len - i, lane[0]);
+	return mix64(lane[0] ^ mix64(lane[1]) ^ mix64(lane[2] + 1) ^ mix64(lane[3] + 2));
+}
+
 uint64_t hash_str(const char *s)
 {
 	return hash_bytes(s, strlen(s), 0);

@@ -248,6 +248,23 @@ int img_removed_endpoints(const struct img *old, const struct img *new,
  * the 64-bit id), or -1.
  */
 long img_find_id(const void *base, size_t nr, size_t size, uint64_t id);
+
+/*
+ * An image saved to a file and read back (image_snap.c), so that a restart
+ * with unchanged input skips parsing and translating. key says what the
+ * image was made from (the caller's digest of its input and options);
+ * note is the caller's too, kept as is. The file is checked whole (magic,
+ * length, hash, every count against what is left, tables in id order)
+ * before anything is used: img_snap_load() returns -ENOENT (no file),
+ * -ESTALE (made from something else), -EBADMSG (corrupt, truncated, not
+ * ours) or -ENOMEM. A snapshot only replaces the translation: the apply
+ * still compares every entry with the kernel.
+ */
+#define IMG_SNAP_NOTE 64
+int img_snap_save(const struct img *img, const char *path, uint64_t key,
+		  const uint8_t note[IMG_SNAP_NOTE]);
+int img_snap_load(const char *path, uint64_t key, struct img *out,
+		  uint8_t note[IMG_SNAP_NOTE]);
 #define IMG_INDEX(img, table, id) \
 	img_find_id((img)->table, (img)->nr_##table, sizeof((img)->table[0]), (id))
 

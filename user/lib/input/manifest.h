@@ -42,6 +42,13 @@
  * cannot be read, -ENOMEM on allocation failure.
  */
 int manifest_load_path(struct model *m, const char *path, struct diag *dg);
+/*
+ * A digest of what manifest_load_path(path) reads: every file it would
+ * read, in walk order, by path, device, inode, size, mtime and content
+ * hash; nothing is parsed. Anything the walk reports (an unreadable file,
+ * a FIFO, a limit) goes to dg: a digest is only worth trusting without.
+ */
+int manifest_digest(const char *path, uint64_t *out, struct diag *dg);
 /* Load one buffer; name is used as the file name in diagnostics. */
 int manifest_load_buf(struct model *m, const char *name, const void *buf, size_t len,
 		      struct diag *dg);
