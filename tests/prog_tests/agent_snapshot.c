@@ -1,0 +1,350 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The image snapshot of `gammad run --once` (user/gammad/agent_snap.h):
+ *
+ * unchanged: a second --once with nothing changed skips parsing and
+ *   translating and writes nothing: every route map holds the same entries
+ *   and is the same map (ids) before and after.
+ * changed_while_down: a manifest rewritten in place with the same size and
+ *   its old mtime (only the content differs) is translated again and the
+ *   kernel gets the new endpoint.
+ * corrupt / foreign: a damaged snapshot, or one that is not gammad's, is
+ *   logged and ignored; the apply translates and the maps are right.
+ * uninstall: gammad uninstall removes the snapshot of its pin dir.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "base/hashmap.h"
+#include "gammad/maps.h"
+#include "datapath/cgroup.h"
+
+#include "test_progs.h"
+#include "lib/lab_env.h"
+
+static const char manifests[] =
+	"apiVersion: v1\n"
+	"kind: Namespace\n"
+	"metadata: {name: snap}\n"
+	"---\n"
+	"apiVersion: v1\n"
+	"kind: Service\n"
+	"metadata: {name: web, namespace: snap}\n"
+	"spec:\n"
+	"  clusterIP: 10.96.252.10\n"
+	"  ports: [{name: http, port: 80, targetPort: 8080}]\n"
+	"---\n"
+	"apiVersion: discovery.k8s.io/v1\n"
+	"kind: EndpointSlice\n"
+	"metadata: {name: web-1, namespace: snap, labels: {kubernetes.io/service-name: web}}\n"
+	"addressType: IPv4\n"
+	"endpoints: [{addresses: [10.0.252.1], conditions: {ready: true}}]\n"
+	"ports: [{name: http, port: 8080, protocol: TCP}]\n"
+	"---\n"
+	"apiVersion: gateway.networking.k8s.io/v1\n"
+	"kind: HTTPRoute\n"
+	"metadata: {name: web-split, namespace: snap}\n"
+	"spec:\n"
+	"  parentRefs: [{group: \"\", kind: Service, name: web, port: 80}]\n"
+	"  rules:\n"
+	"  - backendRefs: [{name: web, port: 80}]\n";
+
+static const char *const route_maps[] = {
+	GAMMAD_MAP_OBJECTS, GAMMAD_MAP_FRONTEND, GAMMAD_MAP_CONSUMER, GAMMAD_MAP_SELECTOR,
+	GAMMAD_MAP_ALIAS, GAMMAD_MAP_BACKEND, GAMMAD_MAP_ENDPOINT,
+};
+#define NR_MAPS (sizeof(route_maps) / sizeof(route_maps[0]))
+
+struct maps_state {
+	__u32 ids[NR_MAPS];
+	uint64_t digest[NR_MAPS];	/* of every key and value, in any order */
+	size_t entries[NR_MAPS];
+	bool has_addr;			/* an endpoint value holds want_addr */
+};
+
+/* Every entry of the route maps, order-free, and the maps' ids. */
+static int read_maps(const char *pin, const unsigned char want_addr[4], struct maps_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (size_t i = 0; i < NR_MAPS; i++) {
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+		unsigned char key[512], next[512], val[4096];
+		char path[256];
+		bool first = true;
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s", pin, route_maps[i]);
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			return -1;
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.key_size > sizeof(key) ||
+		    info.value_size > sizeof(val)) {
+			close(fd);
+			return -1;
+		}
+		s->ids[i] = info.id;
+		while (!bpf_map_get_next_key(fd, first ? NULL : key, next)) {
+			first = false;
+			memcpy(key, next, info.key_size);
+			if (bpf_map_lookup_elem(fd, key, val))
+				continue;
+			s->digest[i] += hash_bytes(val, info.value_size,
+						   hash_bytes(key, info.key_size, 0));
+			s->entries[i]++;
+			if (!strcmp(route_maps[i], GAMMAD_MAP_ENDPOINT) && want_addr &&
+			    memmem(val, info.value_size, want_addr, 4))
+				s->has_addr = true;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+struct env {
+	char dir[32], state[32], file[64], cg[PATH_MAX + 32], pin[64];
+};
+
+static int write_manifest(const char *file, const char *text)
+{
+	FILE *f = fopen(file, "w");
+
+	if (!f)
+		return -1;
+	fputs(text, f);
+	return fclose(f);
+}
+
+static int env_setup(struct env *e)
+{
+	char cg2[PATH_MAX];
+
+	memset(e, 0, sizeof(*e));
+	snprintf(e->dir, sizeof(e->dir), "/tmp/gammad-snap-XXXXXX");
+	snprintf(e->state, sizeof(e->state), "/tmp/gammad-snst-XXXXXX");
+	snprintf(e->pin, sizeof(e->pin), "/sys/fs/bpf/gammad-snap-%d", (int)getpid());
+	if (!mkdtemp(e->dir) || !mkdtemp(e->state))
+		return -1;
+	snprintf(e->file, sizeof(e->file), "%s/snap.yaml", e->dir);
+	if (write_manifest(e->file, manifests) || cgroup2_mount_path(cg2, sizeof(cg2)))
+		return -1;
+	snprintf(e->cg, sizeof(e->cg), "%s/gammad-snap-%d", cg2, (int)getpid());
+	return mkdir(e->cg, 0755);
+}
+
+static void env_cleanup(struct env *e)
+{
+	char *out = NULL, cmd[256];
+
+	lab_run_capture(&out, "%s uninstall --pin-dir %s --state-dir %s", test_bin("gammad"),
+			e->pin, e->state);
+	free(out);
+	rmdir(e->cg);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", e->dir, e->state);
+	if (e->dir[0] && system(cmd))
+		test__printf("cleanup of %s failed\n", e->dir);
+}
+
+static int run_once(const struct env *e, char **out)
+{
+	free(*out);
+	*out = NULL;
+	return lab_run_capture(out, "%s run --once --no-tc --manifests %s --cgroup %s --pin-dir %s "
+			       "--state-dir %s", test_bin("gammad"), e->dir, e->cg, e->pin, e->state);
+}
+
+/* The one snapshot file in the state dir, or "" */
+static void snap_file(const struct env *e, char *buf, size_t len)
+{
+	DIR *d = opendir(e->state);
+	struct dirent *de;
+
+	buf[0] = '\0';
+	while (d && (de = readdir(d)))
+		if (!strncmp(de->d_name, "image-", 6) && strstr(de->d_name, ".snap") &&
+		    !strstr(de->d_name, ".tmp"))
+			snprintf(buf, len, "%s/%s", e->state, de->d_name);
+	if (d)
+		closedir(d);
+}
+
+static const unsigned char addr1[4] = { 10, 0, 252, 1 }, addr2[4] = { 10, 0, 252, 2 };
+
+static void case_unchanged(struct env *e)
+{
+	struct maps_state before, after;
+	char *out = NULL, snap[320];
+
+	if (!ASSERT_EQ(run_once(e, &out), 0, "first --once"))
+		goto out;
+	snap_file(e, snap, sizeof(snap));
+	ASSERT_NEQ(snap[0], '\0', "snapshot written");
+	if (!ASSERT_OK(read_maps(e->pin, addr1, &before), "maps before"))
+		goto out;
+	ASSERT_TRUE(before.has_addr, "endpoint written");
+	if (!ASSERT_EQ(run_once(e, &out), 0, "second --once"))
+		goto out;
+	ASSERT_HAS_SUBSTR(out, "parse and translation skipped", "snapshot used");
+	ASSERT_HAS_SUBSTR(out, "(0 flipped, 0 removed), written 0 selectors, 0 backends, "
+			  "0 endpoint sets", "nothing written");
+	ASSERT_HAS_SUBSTR(out, "0 stale entries retired", "nothing retired");
+	if (!ASSERT_OK(read_maps(e->pin, addr1, &after), "maps after"))
+		goto out;
+	for (size_t i = 0; i < NR_MAPS; i++) {
+		ASSERT_EQ(after.ids[i], before.ids[i], route_maps[i]);
+		ASSERT_EQ(after.entries[i], before.entries[i], route_maps[i]);
+		ASSERT_EQ(after.digest[i], before.digest[i], route_maps[i]);
+	}
+out:
+	free(out);
+}
+
+static void case_changed_while_down(struct env *e)
+{
+	struct maps_state s;
+	char *out = NULL, *text = strdup(manifests), *at;
+	struct stat st;
+
+	if (!ASSERT_OK_PTR(text, "strdup") || !ASSERT_EQ(run_once(e, &out), 0, "first --once"))
+		goto out;
+	if (!ASSERT_OK(stat(e->file, &st), "stat"))
+		goto out;
+	/* Same inode, size and mtime: only the content says it changed. */
+	at = strstr(text, "10.0.252.1]");
+	at[8] = '2';
+	{
+		int fd = open(e->file, O_WRONLY);
+		struct timespec ts[2] = { st.st_atim, st.st_mtim };
+
+		if (!ASSERT_GE(fd, 0, "open") ||
+		    !ASSERT_EQ(write(fd, text, strlen(text)), (ssize_t)strlen(text), "rewrite")) {
+			if (fd >= 0)
+				close(fd);
+			goto out;
+		}
+		ASSERT_OK(futimens(fd, ts), "old mtime");
+		close(fd);
+	}
+	if (!ASSERT_EQ(run_once(e, &out), 0, "--once after the change"))
+		goto out;
+	ASSERT_HAS_SUBSTR(out, "changed since: translating", "snapshot not used");
+	if (!ASSERT_OK(read_maps(e->pin, addr2, &s), "maps"))
+		goto out;
+	ASSERT_TRUE(s.has_addr, "the new endpoint is in the kernel");
+	if (!ASSERT_OK(read_maps(e->pin, addr1, &s), "maps"))
+		goto out;
+	ASSERT_FALSE(s.has_addr, "the old one is gone");
+	/* And the snapshot follows: the next start skips the translation again. */
+	if (ASSERT_EQ(run_once(e, &out), 0, "third --once"))
+		ASSERT_HAS_SUBSTR(out, "parse and translation skipped", "new snapshot used");
+out:
+	free(text);
+	free(out);
+}
+
+/* how: 0 flips a byte in the middle, 1 cuts the file, 2 replaces it with another file. */
+static void case_damaged(struct env *e, int how)
+{
+	struct maps_state s;
+	char *out = NULL, snap[320];
+
+	if (!ASSERT_EQ(run_once(e, &out), 0, "first --once"))
+		goto out;
+	snap_file(e, snap, sizeof(snap));
+	if (!ASSERT_NEQ(snap[0], '\0', "snapshot written"))
+		goto out;
+	/* A fresh pin dir: the damaged snapshot is all that would say what to write. */
+	free(out);
+	out = NULL;
+	lab_run_capture(&out, "%s uninstall --pin-dir %s --state-dir /nonexistent",
+			test_bin("gammad"), e->pin);
+	if (how == 0) {
+		int fd = open(snap, O_RDWR);
+		struct stat st;
+		unsigned char b;
+
+		if (!ASSERT_GE(fd, 0, "open snapshot") || !ASSERT_OK(fstat(fd, &st), "fstat")) {
+			if (fd >= 0)
+				close(fd);
+			goto out;
+		}
+		ASSERT_EQ(pread(fd, &b, 1, st.st_size / 2), 1, "read");
+		b ^= 0x40;
+		ASSERT_EQ(pwrite(fd, &b, 1, st.st_size / 2), 1, "write");
+		close(fd);
+	} else if (how == 1) {
+		ASSERT_OK(truncate(snap, 100), "truncate");
+	} else {
+		ASSERT_OK(write_manifest(snap, manifests), "foreign file");
+	}
+	if (!ASSERT_EQ(run_once(e, &out), 0, "--once over the damaged snapshot"))
+		goto out;
+	ASSERT_HAS_SUBSTR(out, "corrupt, truncated or not gammad's: ignored", "logged");
+	ASSERT_NULL(strstr(out, "parse and translation skipped"), "not used");
+	if (ASSERT_OK(read_maps(e->pin, addr1, &s), "maps"))
+		ASSERT_TRUE(s.has_addr, "the endpoint is in the kernel");
+	if (ASSERT_EQ(run_once(e, &out), 0, "--once again"))
+		ASSERT_HAS_SUBSTR(out, "parse and translation skipped", "a good one replaced it");
+out:
+	free(out);
+}
+
+static void case_uninstall(struct env *e)
+{
+	char *out = NULL, snap[320];
+
+	if (!ASSERT_EQ(run_once(e, &out), 0, "--once"))
+		goto out;
+	snap_file(e, snap, sizeof(snap));
+	ASSERT_NEQ(snap[0], '\0', "snapshot written");
+	free(out);
+	out = NULL;
+	ASSERT_EQ(lab_run_capture(&out, "%s uninstall --pin-dir %s --state-dir %s",
+				  test_bin("gammad"), e->pin, e->state), 0, "uninstall");
+	snap_file(e, snap, sizeof(snap));
+	ASSERT_EQ(snap[0], '\0', "snapshot removed");
+out:
+	free(out);
+}
+
+void test_agent_snapshot(void)
+{
+	static const struct {
+		const char *name;
+		void (*fn)(struct env *e, int how);
+		int how;
+	} cases[] = {
+		{ "unchanged", NULL, 0 },
+		{ "changed_while_down", NULL, 1 },
+		{ "corrupt", case_damaged, 0 },
+		{ "truncated", case_damaged, 1 },
+		{ "foreign", case_damaged, 2 },
+		{ "uninstall", NULL, 3 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct env e;
+
+		if (!test__start_subtest(cases[i].name))
+			continue;
+		if (!ASSERT_OK(env_setup(&e), "setup")) {
+			env_cleanup(&e);
+			continue;
+		}
+		if (cases[i].fn)
+			cases[i].fn(&e, cases[i].how);
+		else if (cases[i].how == 0)
+			case_unchanged(&e);
+		else if (cases[i].how == 1)
+			case_changed_while_down(&e);
+		else
+			case_uninstall(&e);
+		env_cleanup(&e);
+	}
+}
