@@ -542,16 +542,21 @@ cp_apply() { # services routes endpoints: translate+apply wall time and peak RSS
 	       --map-size frontends=65536 --map-size selectors=65536 --map-size consumers=65536
 	       --map-size svc-ports=65536 --map-size routes=65536 --map-size objects=524288)
 	dp_off
-	for what in cold warm; do
-		out=$("$BENCH" runstat -- "$GAMMAD" run --once --manifests "$dir" --cgroup "$CG" \
-			--pin-dir "$PIN" --no-tc "${sizes[@]}" 2>&1 >/dev/null) ||
-			{ log "cp apply ($what) failed: $(tail -3 <<<"$out")"; continue; }
-		out=$(grep wall_ms= <<<"$out")
-		rec 1 "cp-$s-$r-$e" "${what}_ms" "$(kv "$out" wall_ms)"
-		rec 1 "cp-$s-$r-$e" "${what}_rss_mb" "$(awk -v k="$(kv "$out" maxrss_kb)" 'BEGIN { printf "%.1f", k / 1024 }')"
-		grep -o 'applied [^ ]* in [0-9.]* ms' "$WORK/gammad.log" >/dev/null 2>&1 || true
+	# CP_REPS times, interleaved: cold (empty pin dir, no image snapshot:
+	# uninstall removes both), then the restart with nothing to change (the
+	# snapshot --once kept, the pinned maps adopted). Medians of CP_REPS.
+	for rep in $(seq "${CP_REPS:-5}"); do
+		"$GAMMAD" uninstall --pin-dir "$PIN" --state-dir "$WORK/state" >/dev/null 2>&1 || true
+		for what in cold warm; do
+			out=$("$BENCH" runstat -- "$GAMMAD" run --once --manifests "$dir" --cgroup "$CG" \
+				--pin-dir "$PIN" --state-dir "$WORK/state" --no-tc "${sizes[@]}" 2>&1 >/dev/null) ||
+				{ log "cp apply ($what) failed: $(tail -3 <<<"$out")"; continue; }
+			out=$(grep wall_ms= <<<"$out")
+			rec "$rep" "cp-$s-$r-$e" "${what}_ms" "$(kv "$out" wall_ms)"
+			rec "$rep" "cp-$s-$r-$e" "${what}_rss_mb" "$(awk -v k="$(kv "$out" maxrss_kb)" 'BEGIN { printf "%.1f", k / 1024 }')"
+		done
 	done
-	"$GAMMAD" uninstall --pin-dir "$PIN" >/dev/null 2>&1 || true
+	"$GAMMAD" uninstall --pin-dir "$PIN" --state-dir "$WORK/state" >/dev/null 2>&1 || true
 	DP_STATE=off
 	out=$("$GAMMAD" translate --bench --services "$s" --routes "$r" --endpoints "$e" 2>&1) || true
 	rec 1 "cp-$s-$r-$e" translate_only_ms \
