@@ -588,10 +588,13 @@ int agent_apply_dir(struct agent *a)
 	}
 	read_routes(a);
 	/*
-	 * A one-shot reads the route maps from the kernel once (the mirror):
-	 * the apply's id load and its retire walk both read them whole.
+	 * A one-shot over an adopted data path reads the route maps from the
+	 * kernel once (the mirror): the apply's id load and its retire walk
+	 * both read them whole. Into fresh maps, keeping a copy of every write
+	 * would cost more than the two reads of what this apply wrote.
 	 */
-	if (a->snapshot && !dp_mirror_on(a->dp) && (ret = dp_mirror_load(a->dp)))
+	if (a->snapshot && dp_adopted(a->dp) && !dp_mirror_on(a->dp) &&
+	    (ret = dp_mirror_load(a->dp)))
 		pr_warn("map mirror: %s (the apply reads the kernel)", strerror(-ret));
 	a->opts.khttp = kh ? &khs : NULL;
 	ret = apply(a, &img, &s);
