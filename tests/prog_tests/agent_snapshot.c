@@ -217,7 +217,7 @@ static void case_changed_while_down(struct env *e)
 		goto out;
 	/* Same inode, size and mtime: only the content says it changed. */
 	at = strstr(text, "10.0.252.1]");
-	at[8] = '2';
+	at[9] = '2';	/* 10.0.252.1 -> 10.0.252.2 */
 	{
 		int fd = open(e->file, O_WRONLY);
 		struct timespec ts[2] = { st.st_atim, st.st_mtim };
