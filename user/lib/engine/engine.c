@@ -459,8 +459,9 @@ struct engine *engine_new(const struct engine_opts *opts)
 	e->rng |= 1;
 	e->now = eng_now_ms();
 	e->metrics = eng_metrics_new();
+	e->mem = eng_mem_new();
 	ev.data.ptr = &e->wake_kind;
-	if (!e->metrics || e->epfd < 0 || e->wakefd < 0 || epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev)) {
+	if (!e->metrics || !e->mem || e->epfd < 0 || e->wakefd < 0 || epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev)) {
 		pr_err("engine: epoll/eventfd: %s", strerror(errno));
 		engine_free(e);
 		return NULL;
@@ -629,6 +630,7 @@ void engine_free(struct engine *e)
 	pthread_mutex_destroy(&e->lock);
 	pthread_cond_destroy(&e->forgotten);
 	eng_metrics_free(e->metrics);
+	eng_mem_free(e->mem);
 	free(e);
 }
 

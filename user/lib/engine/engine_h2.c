@@ -75,6 +75,7 @@ struct hlist {
 	nghttp2_nv *nv;
 	size_t nr, cap;
 	struct hblk *blk;
+	struct eng_mem *m;		/* the loop's blocks hold nv and blk */
 };
 
 /* Body bytes of one stream and direction, at most H2_STREAM_WINDOW; grows as needed. */
@@ -148,6 +149,7 @@ struct eng_h2 {
 	struct h2stream *kick;
 	nghttp2_session_callbacks *cb_server, *cb_client;
 	nghttp2_option *opt;
+	nghttp2_mem mem;		/* the loop's small blocks (engine_mem.c) */
 };
 
 static void h1_detach(struct engine *e, struct h2stream *st, bool reuse);
@@ -168,7 +170,7 @@ static char *hlist_mem(struct hlist *h, size_t n)
 	if (!b || b->cap - b->used < n) {
 		size_t cap = n > HBLK_SIZE ? n : HBLK_SIZE;
 
-		b = malloc(sizeof(*b) + cap);
+		b = eng_mem_alloc(h->m, sizeof(*b) + cap);
 		if (!b)
 			return NULL;
 		b->used = 0;
@@ -190,7 +192,7 @@ static int hlist_add(struct hlist *h, const char *n, size_t nl, const char *v, s
 
 		if (h->nr >= H2_HEADERS_MAX)
 			return -E2BIG;
-		nv = realloc(h->nv, cap * sizeof(*nv));
+		nv = eng_mem_realloc(h->m, h->nv, cap * sizeof(*nv));
 		if (!nv)
 			return -ENOMEM;
 		h->nv = nv;
@@ -217,14 +219,17 @@ static int hlist_adds(struct hlist *h, const char *n, const char *v)
 
 static void hlist_free(struct hlist *h)
 {
+	struct eng_mem *m = h->m;
+
 	while (h->blk) {
 		struct hblk *b = h->blk;
 
 		h->blk = b->next;
-		free(b);
+		eng_mem_release(m, b);
 	}
-	free(h->nv);
+	eng_mem_release(m, h->nv);
 	memset(h, 0, sizeof(*h));
+	h->m = m;
 }
 
 /* name: lowercase, as every name in a list is. */
@@ -293,7 +298,7 @@ static int sbuf_put(struct engine *e, struct sbuf *b, const uint8_t *d, size_t n
 			cap *= 2;
 		if (cap > H2_STREAM_WINDOW)
 			cap = H2_STREAM_WINDOW;
-		p = realloc(b->p, cap);
+		p = eng_mem_realloc(e->mem, b->p, cap);
 		if (!p)
 			return -ENOMEM;
 		eng_stat_add(e, &e->st.buffer_bytes, cap - b->cap);
@@ -318,7 +323,7 @@ static void sbuf_free(struct engine *e, struct sbuf *b)
 {
 	if (b->p)
 		eng_stat_add(e, &e->st.buffer_bytes, -(int64_t)b->cap);
-	free(b->p);
+	eng_mem_release(e->mem, b->p);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -406,7 +411,7 @@ static void st_maybe_free(struct engine *e, struct h2stream *st)
 	sbuf_free(e, &st->up);
 	sbuf_free(e, &st->down);
 	eng_tables_put(st->tab);
-	free(st);
+	eng_mem_release(e->mem, st);
 }
 
 static void down_resume(struct engine *e, struct h2stream *st)
@@ -509,7 +514,7 @@ static void st_local(struct engine *e, struct h2stream *st, int status, const ch
 		     const struct ev_headers *extra)
 {
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = down_read };
-	struct hlist h = { 0 };
+	struct hlist h = { .m = e->mem };
 	char num[16], body[64];
 	int blen, ret = 0;
 
@@ -643,7 +648,7 @@ static struct h2conn *upstream_get(struct engine *e, const struct ukey *k)
 		return NULL;
 	}
 	h->fd = fd;
-	if (nghttp2_session_client_new2(&h->s, e->h2->cb_client, h, e->h2->opt) ||
+	if (nghttp2_session_client_new3(&h->s, e->h2->cb_client, h, e->h2->opt, &e->h2->mem) ||
 	    settings_submit(h->s, false)) {
 		if (h->s)
 			nghttp2_session_del(h->s);
@@ -865,7 +870,7 @@ static void route(struct engine *e, struct h2stream *st)
 	struct ev_header *hdrs = NULL;
 	struct ev_request req = { 0 };
 	struct ev_result r = { 0 };
-	struct hlist out = { 0 };
+	struct hlist out = { .m = e->mem };
 	char svc[256], meth[256], host[256];
 	struct h2conn *u;
 	struct ukey k;
@@ -895,7 +900,7 @@ static void route(struct engine *e, struct h2stream *st)
 		return;
 	}
 	cls = tr_port_class(port, st->cc->origin.client_ns);
-	hdrs = calloc(st->req.nr + 1, sizeof(*hdrs));
+	hdrs = eng_mem_alloc(e->mem, (st->req.nr + 1) * sizeof(*hdrs));
 	if (!hdrs) {
 		st_local(e, st, 500, NULL, NULL);
 		return;
@@ -925,11 +930,11 @@ static void route(struct engine *e, struct h2stream *st)
 		req.grpc_method = meth;
 	}
 	if (ev_evaluate(cls, &req, eng_random(e), &r)) {
-		free(hdrs);
+		eng_mem_release(e->mem, hdrs);
 		st_local(e, st, 500, NULL, NULL);
 		return;
 	}
-	free(hdrs);
+	eng_mem_release(e->mem, hdrs);
 	st->entry = r.entry;
 	if (r.status >= 300 && r.status < 400) {
 		st_local(e, st, r.redirect.location && field_clean(r.redirect.location) ?
@@ -1008,10 +1013,11 @@ out:
 
 static struct h2stream *st_new(struct engine *e, struct h2conn *c, int32_t id)
 {
-	struct h2stream *st = calloc(1, sizeof(*st));
+	struct h2stream *st = eng_mem_zalloc(e->mem, sizeof(*st));
 
 	if (!st)
 		return NULL;
+	st->req.m = st->resp.m = st->trail.m = e->mem;
 	st->cc = c;
 	st->cid = id;
 	st->t_start = eng_now_us();
@@ -1433,6 +1439,17 @@ static ssize_t b64url_decode(const char *s, size_t n, uint8_t *out, size_t cap)
 	return o;
 }
 
+static void *h2_malloc(size_t n, void *m) { return eng_mem_alloc(m, n); }
+static void h2_free(void *p, void *m) { eng_mem_release(m, p); }
+static void *h2_realloc(void *p, size_t n, void *m) { return eng_mem_realloc(m, p, n); }
+
+static void *h2_calloc(size_t nmemb, size_t n, void *m)
+{
+	if (n && nmemb > SIZE_MAX / n)
+		return NULL;
+	return eng_mem_zalloc(m, nmemb * n);
+}
+
 static int h2_state(struct engine *e)
 {
 	struct eng_h2 *s;
@@ -1443,6 +1460,7 @@ static int h2_state(struct engine *e)
 	s = calloc(1, sizeof(*s));
 	if (!s || nghttp2_option_new(&s->opt))
 		goto fail;
+	s->mem = (nghttp2_mem){ e->mem, h2_malloc, h2_free, h2_calloc, h2_realloc };
 	/* Windows move only when the other side took the bytes: see the top. */
 	nghttp2_option_set_no_auto_window_update(s->opt, 1);
 	nghttp2_option_set_peer_max_concurrent_streams(s->opt, H2_MAX_STREAMS);
@@ -1531,7 +1549,7 @@ void eng_h2_take(struct engine *e, struct cconn *c, const struct h1_head *hd, si
 	h->wr_ready = c->wr_ready;
 	h->since = e->now;
 	ev.data.ptr = h;
-	if (nghttp2_session_server_new2(&h->s, e->h2->cb_server, h, e->h2->opt) ||
+	if (nghttp2_session_server_new3(&h->s, e->h2->cb_server, h, e->h2->opt, &e->h2->mem) ||
 	    settings_submit(h->s, true) ||
 	    (hd && (pend_put(h, (const uint8_t *)sw, sizeof(sw) - 1) ||
 		    upgrade_stream(e, h, hd, &st))) ||
@@ -1999,7 +2017,7 @@ int eng_h2_from_h1(struct engine *e, struct cconn *c, const struct h1_head *h,
 {
 	nghttp2_data_provider prd;
 	const char *host = ev_header_get(&r->request_headers, "host");
-	struct hlist out = { 0 };
+	struct hlist out = { .m = e->mem };
 	struct h2stream *st;
 	struct h2conn *u;
 	char auth[256];
@@ -2007,9 +2025,10 @@ int eng_h2_from_h1(struct engine *e, struct cconn *c, const struct h1_head *h,
 
 	if (h2_state(e))
 		return 500;
-	st = calloc(1, sizeof(*st));
+	st = eng_mem_zalloc(e->mem, sizeof(*st));
 	if (!st)
 		return 500;
+	st->req.m = st->resp.m = st->trail.m = e->mem;
 	prd = (nghttp2_data_provider){ .source.ptr = st, .read_callback = up_read };
 	st->t_start = eng_now_us();
 	st->next = e->h2->streams;

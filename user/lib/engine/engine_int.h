@@ -189,6 +189,7 @@ struct engine {
 	struct eng_metrics *metrics;	/* per-request series (engine_metrics.c) */
 	uint64_t generation;		/* tables published (under lock) */
 	struct eng_h2 *h2;		/* HTTP/2 connections (engine_h2.c), NULL: none yet */
+	struct eng_mem *mem;		/* small blocks of this loop (engine_mem.c) */
 	/*
 	 * Per-request scratch, allocated once (the loop is one thread): the
 	 * parsed head, the header copies ev_evaluate() reads, and connection
@@ -242,6 +243,15 @@ void eng_client_close(struct engine *e, struct cconn *c, bool reset);
 void eng_stat_add(struct engine *e, uint64_t *field, int64_t d);
 /* The request in flight is over: release its upstream and tables. */
 void eng_request_end(struct engine *e, struct cconn *c, bool reuse_upstream);
+
+/* engine_mem.c: the loop's cache of small blocks (32 B .. 4 KiB), no lock: one loop's only. */
+struct eng_mem;
+struct eng_mem *eng_mem_new(void);
+void eng_mem_free(struct eng_mem *m);
+void *eng_mem_alloc(struct eng_mem *m, size_t n);
+void *eng_mem_zalloc(struct eng_mem *m, size_t n);
+void *eng_mem_realloc(struct eng_mem *m, void *p, size_t n);
+void eng_mem_release(struct eng_mem *m, void *p);
 
 /* engine_timeouts.c */
 /* A GEP-2257 duration in ms; 0 for "0s", -1 when it is none. */
