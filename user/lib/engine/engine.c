@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -35,6 +36,9 @@
 static void client_run(struct engine *e, struct cconn *c);
 static void eng_reap(struct engine *e);
 
+/* The loop running in this thread, NULL in any other thread. */
+static __thread struct engine *tl_loop;
+
 int engine_set_tables(struct engine *e, struct tr_result *res)
 {
 	struct eng_tables *t, *old;
@@ -42,6 +46,7 @@ int engine_set_tables(struct engine *e, struct tr_result *res)
 
 	if (!e || !res)
 		return -EINVAL;
+	e = e->group;
 	t = calloc(1, sizeof(*t));
 	if (!t) {
 		eng_release_res(e, res);
@@ -85,12 +90,21 @@ int engine_set_tables(struct engine *e, struct tr_result *res)
 	eng_tables_put(old);
 	if (!t->mix)
 		pr_warn("engine: no memory for the metrics index: requests count without route");
+	/* One reference per loop: each serves the same tables, read-only. */
+	t->refs = (int)e->nr_loops;
 	pthread_mutex_lock(&e->lock);
 	t->generation = ++e->generation;
-	old = e->tables;
-	e->tables = t;
 	pthread_mutex_unlock(&e->lock);
-	eng_tables_put(old);
+	for (unsigned int i = 0; i < e->nr_loops; i++) {
+		struct engine *l = e->loops[i];
+		struct eng_tables *prev;
+
+		pthread_mutex_lock(&l->lock);
+		prev = l->tables;
+		l->tables = t;
+		pthread_mutex_unlock(&l->lock);
+		eng_tables_put(prev);
+	}
 	return 0;
 }
 
@@ -100,7 +114,7 @@ static void client_new(struct engine *e, struct pending *p)
 	struct cconn *c;
 	int fl;
 
-	if (e->nr_clients >= e->o.max_conns) {
+	if (__atomic_load_n(&e->group->conns, __ATOMIC_RELAXED) >= e->o.max_conns) {
 		pr_warn("engine: %u client connections, refusing one from %s", e->o.max_conns,
 			p->origin.client_pod);
 		close(p->fd);
@@ -129,6 +143,7 @@ static void client_new(struct engine *e, struct pending *p)
 		e->clients->prev = c;
 	e->clients = c;
 	e->nr_clients++;
+	__atomic_add_fetch(&e->group->conns, 1, __ATOMIC_RELAXED);
 	eng_stat_add(e, &e->st.clients, 1);
 	client_run(e, c);	/* a request may be waiting already */
 	return;
@@ -251,6 +266,34 @@ static void take_pending(struct engine *e)
 	}
 }
 
+/* Connections the acceptor adopted in this thread (engine_adopt). */
+static void take_local(struct engine *e)
+{
+	while (e->local) {
+		struct pending *p = e->local;
+
+		e->local = p->next;
+		if (!e->local)
+			e->local_tail = &e->local;
+		client_new(e, p);
+		free(p);
+	}
+}
+
+/* The acceptor's fd is readable: it accepts here, the connections stay here. */
+static void accept_run(struct engine *e)
+{
+	struct engine *g = e->group;
+
+	pthread_rwlock_rdlock(&g->acc_lock);
+	if (g->acc_fn)
+		g->acc_fn(g->acc_ctx);
+	pthread_rwlock_unlock(&g->acc_lock);
+	/* after the callback: it may hold its own locks, which a client's first
+	 * request (opts->upstream_socket) could want */
+	take_local(e);
+}
+
 static void check_timers(struct engine *e)
 {
 	struct cconn *c, *next;
@@ -304,6 +347,10 @@ static void handle_event(struct engine *e, struct epoll_event *ev)
 		take_pending(e);
 		return;
 	}
+	if (*kind == EOBJ_ACCEPT) {
+		accept_run(e);
+		return;
+	}
 	if (*kind == EOBJ_H2) {
 		eng_h2_event(e, ev->data.ptr, rd, wr);
 		return;
@@ -353,6 +400,7 @@ static void *engine_loop(void *arg)
 	struct epoll_event evs[EVENTS_MAX];
 	uint64_t last_tick = eng_now_ms();
 
+	tl_loop = e;
 	while (!__atomic_load_n(&e->stop, __ATOMIC_ACQUIRE)) {
 		int n = epoll_wait(e->epfd, evs, EVENTS_MAX, e->nr_again ? 0 : TICK_MS);
 
@@ -398,20 +446,25 @@ static void *engine_loop(void *arg)
 		if (__atomic_load_n(&e->give, __ATOMIC_ACQUIRE))
 			eng_handoff_run(e);
 		eng_reap(e);
+		take_local(e);
 	}
 	return NULL;
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
-struct engine *engine_new(const struct engine_opts *opts)
+static void loop_free(struct engine *e);
+
+/* One loop; group NULL: the first, which is the group. */
+static struct engine *loop_new(const struct engine_opts *opts, struct engine *group)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct engine *e = calloc(1, sizeof(*e));
 
 	if (!e)
 		return NULL;
-	e->epfd = e->wakefd = -1;
+	e->epfd = e->wakefd = e->acc_fd = -1;
+	e->group = group ? group : e;
 	if (opts)
 		e->o = *opts;
 	if (!e->o.upstream_socket)
@@ -440,8 +493,12 @@ struct engine *engine_new(const struct engine_opts *opts)
 				e->lim.head_max;
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->forgotten, NULL);
+	pthread_mutex_init(&e->give_lock, NULL);
+	pthread_rwlock_init(&e->acc_lock, NULL);
 	e->pending_tail = &e->pending;
+	e->local_tail = &e->local;
 	e->wake_kind = EOBJ_WAKE;
+	e->acc_kind = EOBJ_ACCEPT;
 	e->epfd = epoll_create1(EPOLL_CLOEXEC);
 	e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	/* A head's copies for ev_evaluate(): its bytes, a NUL per name and value, a target. */
@@ -451,28 +508,82 @@ struct engine *engine_new(const struct engine_opts *opts)
 	e->head = malloc(sizeof(*e->head));
 	if (!e->arena || !e->hdrs || !e->head) {
 		pr_err("engine: %s", strerror(ENOMEM));
-		engine_free(e);
+		loop_free(e);
 		return NULL;
 	}
 	if (getrandom(&e->rng, sizeof(e->rng), 0) != sizeof(e->rng))
-		e->rng = (uint64_t)time(NULL) * 2654435761u;
+		e->rng = ((uint64_t)time(NULL) + (uintptr_t)e) * 2654435761u;
 	e->rng |= 1;
 	e->now = eng_now_ms();
-	e->metrics = eng_metrics_new();
+	/* Series are shared: every loop counts into the group's (relaxed atomics). */
+	e->metrics = group ? group->metrics : eng_metrics_new();
 	e->mem = eng_mem_new();
 	ev.data.ptr = &e->wake_kind;
-	if (!e->metrics || !e->mem || e->epfd < 0 || e->wakefd < 0 || epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev)) {
+	if (!e->metrics || !e->mem || e->epfd < 0 || e->wakefd < 0 ||
+	    epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev)) {
 		pr_err("engine: epoll/eventfd: %s", strerror(errno));
-		engine_free(e);
+		loop_free(e);
 		return NULL;
 	}
 	return e;
 }
 
-/* Queue a client for the loop; http: from a previous engine, not sniffed again. */
+/* Loops by default: one per CPU this process may run on (online CPUs unless restricted). */
+static unsigned int default_threads(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (!sched_getaffinity(0, sizeof(set), &set) && CPU_COUNT(&set) > 0)
+		return (unsigned int)CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned int)n : 1;
+}
+
+struct engine *engine_new(const struct engine_opts *opts)
+{
+	unsigned int n = opts && opts->threads ? opts->threads : default_threads();
+	struct engine *g;
+
+	if (n > ENGINE_THREADS_MAX)
+		n = ENGINE_THREADS_MAX;
+	g = loop_new(opts, NULL);
+	if (!g)
+		return NULL;
+	g->loops = calloc(n, sizeof(*g->loops));
+	if (!g->loops) {
+		loop_free(g);
+		return NULL;
+	}
+	g->loops[g->nr_loops++] = g;
+	while (g->nr_loops < n) {
+		struct engine *l = loop_new(opts, g);
+
+		if (!l) {
+			engine_free(g);
+			return NULL;
+		}
+		l->loop_index = g->nr_loops;
+		g->loops[g->nr_loops++] = l;
+	}
+	/* Pool and mirror limits are the engine's: each loop has its share. */
+	for (unsigned int i = 0; i < n; i++) {
+		g->loops[i]->pool_max = ENGINE_POOL_MAX / n > 16 ? ENGINE_POOL_MAX / n : 16;
+		g->loops[i]->mirrors_max = ENGINE_MIRRORS_MAX / n > 16 ? ENGINE_MIRRORS_MAX / n : 16;
+	}
+	return g;
+}
+
+unsigned int engine_threads(const struct engine *e)
+{
+	return e ? e->group->nr_loops : 0;
+}
+
+/* Queue a client for a loop; http: from a previous engine, not sniffed again. */
 static int eng_adopt(struct engine *e, int fd, const struct engine_origin *o, bool http)
 {
 	struct pending *p;
+	struct engine *l;
 	uint64_t one = 1;
 
 	if (fd < 0)
@@ -491,11 +602,19 @@ static int eng_adopt(struct engine *e, int fd, const struct engine_origin *o, bo
 	p->origin = *o;
 	p->origin.client_ns[sizeof(p->origin.client_ns) - 1] = 0;
 	p->origin.client_pod[sizeof(p->origin.client_pod) - 1] = 0;
-	pthread_mutex_lock(&e->lock);
-	*e->pending_tail = p;
-	e->pending_tail = &p->next;
-	pthread_mutex_unlock(&e->lock);
-	if (write(e->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	e = e->group;
+	if (tl_loop && tl_loop->group == e) {
+		/* The acceptor, in a loop's thread: the connection stays in this loop. */
+		*tl_loop->local_tail = p;
+		tl_loop->local_tail = &p->next;
+		return 0;
+	}
+	l = e->loops[__atomic_fetch_add(&e->next_loop, 1, __ATOMIC_RELAXED) % e->nr_loops];
+	pthread_mutex_lock(&l->lock);
+	*l->pending_tail = p;
+	l->pending_tail = &p->next;
+	pthread_mutex_unlock(&l->lock);
+	if (write(l->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		return -errno;
 	return 0;
 }
@@ -510,13 +629,53 @@ int engine_adopt_http(struct engine *e, int fd, const struct engine_origin *o)
 	return eng_adopt(e, fd, o, true);
 }
 
-void engine_forget_netns(struct engine *e, void *netns_ctx)
+int engine_set_acceptor(struct engine *e, int fd, void (*fn)(void *ctx), void *ctx)
+{
+	struct engine *g;
+	int err = 0;
+
+	if (!e || (fn && fd < 0))
+		return -EINVAL;
+	g = e->group;
+	if (!fn) {
+		/* Out of every epoll first, then wait for a call in progress. */
+		for (unsigned int i = 0; g->acc_fd >= 0 && i < g->nr_loops; i++)
+			epoll_ctl(g->loops[i]->epfd, EPOLL_CTL_DEL, g->acc_fd, NULL);
+		pthread_rwlock_wrlock(&g->acc_lock);
+		g->acc_fn = NULL;
+		g->acc_ctx = NULL;
+		g->acc_fd = -1;
+		pthread_rwlock_unlock(&g->acc_lock);
+		return 0;
+	}
+	pthread_rwlock_wrlock(&g->acc_lock);
+	if (g->acc_fn) {
+		pthread_rwlock_unlock(&g->acc_lock);
+		return -EBUSY;
+	}
+	g->acc_fn = fn;
+	g->acc_ctx = ctx;
+	g->acc_fd = fd;
+	pthread_rwlock_unlock(&g->acc_lock);
+	for (unsigned int i = 0; i < g->nr_loops && !err; i++) {
+		/* level triggered: a loop that did not take everything leaves it to the next */
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE,
+					  .data.ptr = &g->loops[i]->acc_kind };
+
+		if (epoll_ctl(g->loops[i]->epfd, EPOLL_CTL_ADD, fd, &ev))
+			err = -errno;
+	}
+	if (err)
+		engine_set_acceptor(g, -1, NULL, NULL);
+	return err;
+}
+
+/* A pod went away: this loop forgets it (returns when done). */
+static void loop_forget_netns(struct engine *e, void *netns_ctx)
 {
 	struct pending *p;
 	uint64_t one = 1, seq;
 
-	if (!e)
-		return;
 	pthread_mutex_lock(&e->lock);
 	if (!e->running) {
 		/* No loop: nothing runs but this thread (as in engine_stop). */
@@ -545,12 +704,19 @@ void engine_forget_netns(struct engine *e, void *netns_ctx)
 	pthread_mutex_unlock(&e->lock);
 }
 
-int engine_start(struct engine *e)
+void engine_forget_netns(struct engine *e, void *netns_ctx)
+{
+	if (!e)
+		return;
+	e = e->group;
+	for (unsigned int i = 0; i < e->nr_loops; i++)
+		loop_forget_netns(e->loops[i], netns_ctx);
+}
+
+static int loop_start(struct engine *e)
 {
 	int ret;
 
-	if (!e)
-		return -EINVAL;
 	if (e->running)
 		return -EALREADY;
 	__atomic_store_n(&e->stop, 0, __ATOMIC_RELEASE);
@@ -561,17 +727,39 @@ int engine_start(struct engine *e)
 	return -ret;
 }
 
-void engine_stop(struct engine *e)
+int engine_start(struct engine *e)
+{
+	int ret = 0;
+
+	if (!e)
+		return -EINVAL;
+	e = e->group;
+	if (e->running)
+		return -EALREADY;
+	for (unsigned int i = 0; i < e->nr_loops && !ret; i++)
+		ret = loop_start(e->loops[i]);
+	if (ret)
+		engine_stop(e);
+	return ret;
+}
+
+/* Join a loop's thread; its connections stay until loop_close(). */
+static void loop_join(struct engine *e)
 {
 	uint64_t one = 1;
-	struct pending *p;
 
-	if (!e || !e->running)
+	if (!e->running)
 		return;
 	__atomic_store_n(&e->stop, 1, __ATOMIC_RELEASE);
 	if (write(e->wakefd, &one, sizeof(one)) < 0)
 		pr_warn("engine: eventfd write: %s", strerror(errno));
 	pthread_join(e->thread, NULL);
+}
+
+static void loop_close(struct engine *e)
+{
+	struct pending *p;
+
 	pthread_mutex_lock(&e->lock);
 	e->running = false;
 	p = e->pending;
@@ -599,15 +787,38 @@ void engine_stop(struct engine *e)
 		free(p);
 		p = next;
 	}
+	while (e->local) {
+		p = e->local;
+		e->local = p->next;
+		close(p->fd);
+		free(p);
+	}
+	e->local_tail = &e->local;
 }
 
-void engine_free(struct engine *e)
+void engine_stop(struct engine *e)
 {
-	struct pending *p;
+	bool any = false;
 
 	if (!e)
 		return;
-	engine_stop(e);
+	e = e->group;
+	/* Every thread first: a loop's connections may be another's business no more. */
+	for (unsigned int i = 0; i < e->nr_loops; i++) {
+		any |= e->loops[i]->running;
+		loop_join(e->loops[i]);
+	}
+	if (!any)
+		return;
+	for (unsigned int i = 0; i < e->nr_loops; i++)
+		loop_close(e->loops[i]);
+}
+
+/* A loop's own resources (stopped already); the group's shared ones in engine_free. */
+static void loop_free(struct engine *e)
+{
+	struct pending *p;
+
 	/* Connections adopted to an engine never started. */
 	for (p = e->pending; p;) {
 		struct pending *next = p->next;
@@ -629,18 +840,27 @@ void engine_free(struct engine *e)
 	free(e->head);
 	pthread_mutex_destroy(&e->lock);
 	pthread_cond_destroy(&e->forgotten);
-	eng_metrics_free(e->metrics);
+	pthread_mutex_destroy(&e->give_lock);
+	pthread_rwlock_destroy(&e->acc_lock);
+	if (e->group == e)
+		eng_metrics_free(e->metrics);
 	eng_mem_free(e->mem);
 	free(e);
 }
 
+void engine_free(struct engine *e)
+{
+	if (!e)
+		return;
+	e = e->group;
+	engine_stop(e);
+	for (unsigned int i = 1; i < e->nr_loops; i++)
+		loop_free(e->loops[i]);
+	free(e->loops);
+	loop_free(e);
+}
+
 void engine_get_stats(struct engine *e, struct engine_stats *st)
 {
-	st->clients = __atomic_load_n(&e->st.clients, __ATOMIC_RELAXED);
-	st->upstreams = __atomic_load_n(&e->st.upstreams, __ATOMIC_RELAXED);
-	st->upstreams_idle = __atomic_load_n(&e->st.upstreams_idle, __ATOMIC_RELAXED);
-	st->buffer_bytes = __atomic_load_n(&e->st.buffer_bytes, __ATOMIC_RELAXED);
-	st->requests = __atomic_load_n(&e->st.requests, __ATOMIC_RELAXED);
-	st->upstream_reused = __atomic_load_n(&e->st.upstream_reused, __ATOMIC_RELAXED);
-	st->passthroughs = __atomic_load_n(&e->st.passthroughs, __ATOMIC_RELAXED);
+	eng_stats_sum(e, st);
 }

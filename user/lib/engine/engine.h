@@ -90,6 +90,7 @@
 #define ENGINE_SOCK_BUF		(256 * 1024)	/* SO_RCVBUF and SO_SNDBUF of every socket */
 #define ENGINE_POOL_MAX		1024		/* idle upstream connections in all */
 #define ENGINE_REPLAY_MAX	(64 * 1024)	/* request body kept for retries and mirrors */
+#define ENGINE_THREADS_MAX	64		/* event loops */
 
 struct engine_origin {
 	struct ip_addr vip;		/* the ClusterIP the client dialed */
@@ -119,7 +120,7 @@ struct engine_opts {
 	/*
 	 * socket(family, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC, 0) in the
 	 * client's netns; -errno on failure. NULL: plain socket() here.
-	 * Called from the engine's thread.
+	 * Called from the loops' threads, several at once.
 	 */
 	int (*upstream_socket)(void *ctx, int family, void *netns_ctx);
 	void *ctx;
@@ -130,7 +131,7 @@ struct engine_opts {
 	 */
 	void (*release_tables)(void *ctx, struct tr_result *res);
 	/*
-	 * Called in the engine's thread as each request ends; what l points
+	 * Called in a loop's thread as each request ends (several at once); what l points
 	 * to is valid during the call only. NULL: nothing.
 	 */
 	void (*on_request)(void *ctx, const struct engine_request_log *l);
@@ -140,7 +141,7 @@ struct engine_opts {
 	 * id and the client's netns cookie, shared with the connect-time
 	 * programs. backend_id: the be_id of Service port ns/name:port of one
 	 * address family, 0 or -ENOENT (not in the kernel); called from the
-	 * engine's thread. NULL: endpoints are drawn uniformly, no affinity.
+	 * loops' threads, several at once. NULL: endpoints are drawn uniformly, no affinity.
 	 */
 	int (*backend_id)(void *ctx, const char *ns, const char *name, uint16_t port,
 			  uint8_t family, uint32_t *be_id);
@@ -151,7 +152,12 @@ struct engine_opts {
 	unsigned int idle_timeout_ms;
 	unsigned int connect_timeout_ms;
 	unsigned int pool_idle_ms;
-	unsigned int max_conns;
+	unsigned int max_conns;		/* of all loops together */
+	/*
+	 * Event loops, each a thread with its own epoll, connections and
+	 * upstream pools; 0: one per online CPU. ENGINE_THREADS_MAX at most.
+	 */
+	unsigned int threads;
 	unsigned int sniff_timeout_ms;
 	size_t sock_buf;
 };
@@ -180,6 +186,8 @@ int engine_set_tables(struct engine *e, struct tr_result *res);
 /*
  * Hand an accepted client connection to the engine; the engine owns fd from
  * this call on (also on failure, when it is closed). Any thread. 0 or -errno.
+ * From an acceptor's callback (engine_set_acceptor) the connection stays in
+ * the loop that runs it; from any other thread the loops take turns.
  */
 int engine_adopt(struct engine *e, int fd, const struct engine_origin *o);
 /*
@@ -212,9 +220,20 @@ typedef int (*engine_give_fn)(void *ctx, int fd, const struct engine_origin *o, 
  * many are left. Any thread; give() runs in the engine's.
  */
 int engine_handoff(struct engine *e, engine_give_fn give, void *ctx);
-/* Start the event loop in its own thread. 0 or -errno. */
+/*
+ * Accept in the loops: every loop watches fd (pollable, e.g. an epoll set
+ * of listening sockets; level triggered, EPOLLEXCLUSIVE: one idle loop is
+ * woken) and, when it is readable, calls fn(ctx) in its own thread, where
+ * fn accepts and calls engine_adopt(): no hand-off to another thread per
+ * connection. fn NULL: stop watching; returns once no call of the old fn
+ * runs any more. Any thread but a loop's. 0 or -errno.
+ */
+int engine_set_acceptor(struct engine *e, int fd, void (*fn)(void *ctx), void *ctx);
+/* Event loops running (opts.threads, resolved). */
+unsigned int engine_threads(const struct engine *e);
+/* Start the event loops, each in its own thread. 0 or -errno. */
 int engine_start(struct engine *e);
-/* Stop the loop and close every connection it holds. */
+/* Stop the loops and close every connection they hold. */
 void engine_stop(struct engine *e);
 void engine_free(struct engine *e);
 void engine_get_stats(struct engine *e, struct engine_stats *st);

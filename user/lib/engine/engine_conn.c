@@ -430,7 +430,7 @@ void eng_upstream_release(struct engine *e, struct uconn *u, bool reuse)
 		return;
 	u->owner = NULL;
 	if (!reuse || !u->connected || u->eof || u->err || u->in.len || u->out.len ||
-	    e->nr_pool >= ENGINE_POOL_MAX) {
+	    e->nr_pool >= e->pool_max) {
 		eng_upstream_close(e, u);
 		return;
 	}
@@ -477,6 +477,7 @@ void eng_client_close(struct engine *e, struct cconn *c, bool reset)
 	c->prev = NULL;
 	e->dead_c = c;
 	e->nr_clients--;
+	__atomic_sub_fetch(&e->group->conns, 1, __ATOMIC_RELAXED);
 	link_last(c, NULL);
 	ebuf_release(e, &c->in);
 	ebuf_release(e, &c->out);

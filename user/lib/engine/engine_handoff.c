@@ -25,13 +25,18 @@ int engine_handoff(struct engine *e, engine_give_fn give, void *ctx)
 
 	if (!e || !give)
 		return -EINVAL;
-	pthread_mutex_lock(&e->lock);
-	e->give_ctx = ctx;
-	__atomic_store_n(&e->give, give, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&e->lock);
-	/* Idle connections have no event coming: a turn of the loop now. */
-	if (write(e->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		return -errno;
+	e = e->group;
+	for (unsigned int i = 0; i < e->nr_loops; i++) {
+		struct engine *l = e->loops[i];
+
+		pthread_mutex_lock(&l->lock);
+		l->give_ctx = ctx;
+		__atomic_store_n(&l->give, give, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&l->lock);
+		/* Idle connections have no event coming: a turn of every loop now. */
+		if (write(l->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			return -errno;
+	}
 	return 0;
 }
 
@@ -56,6 +61,9 @@ void eng_handoff_run(struct engine *e)
 	if (give)
 		eng_h2_handoff(e);	/* HTTP/2 is never at a boundary: GOAWAY instead */
 
+	/* give() is called by one loop at a time: its socket is one stream */
+	pthread_mutex_lock(&e->group->give_lock);
+	give = __atomic_load_n(&e->give, __ATOMIC_ACQUIRE);	/* another loop may have stopped it */
 	for (c = e->clients; c && give; c = next) {
 		int err;
 
@@ -64,12 +72,13 @@ void eng_handoff_run(struct engine *e)
 			continue;
 		err = give(e->give_ctx, c->fd, &c->origin, c->state == CS_HEAD);
 		if (err == -EAGAIN)
-			return;		/* the successor is behind: next turn */
+			break;		/* the successor is behind: next turn */
 		if (err) {
 			pr_warn("engine: handing connections over: %s; the rest are served "
 				"here", strerror(-err));
-			__atomic_store_n(&e->give, NULL, __ATOMIC_RELEASE);
-			return;
+			for (unsigned int i = 0; i < e->group->nr_loops; i++)
+				__atomic_store_n(&e->group->loops[i]->give, NULL, __ATOMIC_RELEASE);
+			break;
 		}
 		/*
 		 * Out of our epoll before the close: the file lives on in the
@@ -80,4 +89,5 @@ void eng_handoff_run(struct engine *e)
 			pr_warn("engine: %s: epoll del: %s", c->origin.client_pod, strerror(errno));
 		eng_client_close(e, c, false);
 	}
+	pthread_mutex_unlock(&e->group->give_lock);
 }

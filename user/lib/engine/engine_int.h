@@ -38,7 +38,7 @@ struct eng_tables {
 	uint64_t generation;		/* engine_set_tables() calls, this one's */
 };
 
-enum eobj_kind { EOBJ_WAKE, EOBJ_CLIENT, EOBJ_UPSTREAM, EOBJ_H2 };
+enum eobj_kind { EOBJ_WAKE, EOBJ_CLIENT, EOBJ_UPSTREAM, EOBJ_H2, EOBJ_ACCEPT };
 
 struct uconn;
 
@@ -159,8 +159,32 @@ struct pending {
 	struct pending *next;
 };
 
+/*
+ * One event loop. engine_new() makes opts.threads of them; the first is
+ * the handle the API takes (the group): it owns the others, the metrics
+ * and the acceptor. Each loop has its own epoll,
+ * clients, upstream pools (HTTP/1.1 and HTTP/2), buffers and timers; a
+ * connection stays in the loop that took it. The tables are shared
+ * read-only: every loop holds a reference to the same eng_tables.
+ */
 struct engine {
 	struct engine_opts o;
+	struct engine *group;		/* the handle (loop 0); itself for loop 0 */
+	unsigned int loop_index;
+	/* group only */
+	struct engine **loops;		/* nr_loops, loops[0] is the group */
+	unsigned int nr_loops;
+	unsigned int next_loop;		/* engine_adopt from other threads: round robin (atomic) */
+	uint64_t conns;			/* HTTP/1.x client connections of all loops (atomic), max_conns */
+	pthread_mutex_t give_lock;	/* give() is called by one loop at a time */
+	pthread_rwlock_t acc_lock;	/* acc_fn/acc_ctx/acc_fd against a callback running */
+	int acc_fd;			/* engine_set_acceptor: watched by every loop, -1 none */
+	void (*acc_fn)(void *ctx);
+	void *acc_ctx;
+	/* every loop */
+	enum eobj_kind acc_kind;	/* epoll data of acc_fd */
+	struct pending *local, **local_tail;	/* adopted by the acceptor in this loop's thread */
+	size_t pool_max, mirrors_max;	/* this loop's share of ENGINE_POOL_MAX, _MIRRORS_MAX */
 	struct h1_limits lim;
 	int epfd, wakefd;
 	enum eobj_kind wake_kind;	/* epoll data of wakefd */
@@ -279,6 +303,8 @@ void eng_mirror_close_all(struct engine *e);
 void eng_mirror_forget(struct engine *e, void *netns_ctx);
 
 /* engine_metrics.c: per-request series, counted without a lock. */
+/* Every loop's engine_stats, summed. */
+void eng_stats_sum(struct engine *e, struct engine_stats *st);
 #define EM_BUCKETS 14			/* latency buckets, 0.5 ms .. 10 s, then +Inf */
 struct eng_metrics;
 struct eng_metrics_index;

@@ -9,7 +9,7 @@
  * the metrics lock. The request path takes no lock: every translation gets,
  * when it is published, an index from the pointers a request ends with
  * (its tr_rule, its tr_backend) to their series, read-only afterwards, and
- * the counters are relaxed atomics written by the engine's thread only.
+ * the counters are relaxed atomics, written by every loop's thread.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -349,6 +349,24 @@ static void render_hist(FILE *f, const char *name, const struct em_series *s,
 	fprintf(f, "%s_count{%s} %llu\n", name, s->labels, (unsigned long long)load(&h->count));
 }
 
+/* The stats of every loop, summed (here: engine.c uses the metrics, not the reverse). */
+void eng_stats_sum(struct engine *e, struct engine_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	e = e->group;
+	for (unsigned int i = 0; i < e->nr_loops; i++) {
+		const struct engine_stats *l = &e->loops[i]->st;
+
+		st->clients += load(&l->clients);
+		st->upstreams += load(&l->upstreams);
+		st->upstreams_idle += load(&l->upstreams_idle);
+		st->buffer_bytes += load(&l->buffer_bytes);
+		st->requests += load(&l->requests);
+		st->upstream_reused += load(&l->upstream_reused);
+		st->passthroughs += load(&l->passthroughs);
+	}
+}
+
 int engine_metrics_render(struct engine *e, FILE *f)
 {
 	static const char *const cls[6] = { "none", "1xx", "2xx", "3xx", "4xx", "5xx" };
@@ -358,13 +376,7 @@ int engine_metrics_render(struct engine *e, FILE *f)
 
 	if (!m)
 		return -EINVAL;
-	/* Read here, not through engine_get_stats(): the loop's file uses this one. */
-	st.clients = load(&e->st.clients);
-	st.upstreams = load(&e->st.upstreams);
-	st.upstreams_idle = load(&e->st.upstreams_idle);
-	st.buffer_bytes = load(&e->st.buffer_bytes);
-	st.upstream_reused = load(&e->st.upstream_reused);
-	st.passthroughs = load(&e->st.passthroughs);
+	eng_stats_sum(e, &st);	/* every loop's */
 	fprintf(f, "# HELP gammad_http_engine_clients Client connections the HTTP engine holds.\n"
 		   "# TYPE gammad_http_engine_clients gauge\n"
 		   "gammad_http_engine_clients %llu\n"

@@ -64,7 +64,7 @@ void eng_mirror_start(struct engine *e, struct eng_tables *t, const struct gapi_
 	struct uconn *u;
 	struct mirror *m;
 
-	if (!t || !ref->name || !ref->port || e->nr_mirrors >= ENGINE_MIRRORS_MAX)
+	if (!t || !ref->name || !ref->port || e->nr_mirrors >= e->mirrors_max)
 		return;
 	port = tr_find_port(t->res, ref->namespace, ref->name, ref->port);
 	eps = port ? port->self.endpoints : NULL;
