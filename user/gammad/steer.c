@@ -57,7 +57,8 @@ struct steer {
 	int epfd, wake_fd, origdst_fd, engns_fd;
 	struct backend_ids *be_ids;	/* steer_backend_id() */
 	pthread_t thread;
-	bool running;
+	bool running;			/* the accept thread (an engine without acceptor) */
+	bool in_engine;			/* the engine's loops accept (engine_set_acceptor) */
 	pthread_mutex_t lock;		/* everything below */
 	struct steer_ns **nss;
 	size_t nr_nss;
@@ -256,6 +257,22 @@ static void *accept_thread(void *arg)
 	}
 }
 
+/*
+ * engine_set_acceptor's callback, in an engine loop's thread: the loop that
+ * woke accepts what is waiting, and the engine keeps each connection in
+ * that loop (no hand-off to another thread per connection).
+ */
+static void accept_in_loop(void *ctx)
+{
+	struct steer *s = ctx;
+	struct epoll_event ev[STEER_EVENTS];
+	int n = epoll_wait(s->epfd, ev, STEER_EVENTS, 0);
+
+	for (int i = 0; i < n; i++)
+		if (ev[i].data.u64)	/* 0: the wake fd, only the accept thread's */
+			accept_all(s, ev[i].data.u64 >> 1, (int)(ev[i].data.u64 & 1));
+}
+
 static int own_netns_open(struct steer *s);
 
 int steer_start(struct steer *s)
@@ -265,6 +282,15 @@ int steer_start(struct steer *s)
 	if (err)
 		pr_warn("http engine: the agent's netns: %s (its clients keep the L4 path)",
 			strerror(-err));
+	if (s->engine) {
+		err = engine_set_acceptor(s->engine, s->epfd, accept_in_loop, s);
+		if (!err) {
+			s->in_engine = true;
+			return 0;
+		}
+		pr_warn("http engine: accepting in the engine's loops: %s (an accept thread "
+			"instead)", strerror(-err));
+	}
 	err = pthread_create(&s->thread, NULL, accept_thread, s);
 
 	if (err) {
@@ -644,6 +670,8 @@ void steer_free(struct steer *s)
 {
 	if (!s)
 		return;
+	if (s->in_engine)
+		engine_set_acceptor(s->engine, -1, NULL, NULL);	/* waits for a call in progress */
 	if (s->running) {
 		uint64_t one = 1;
 

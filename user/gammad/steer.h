@@ -15,8 +15,10 @@
  * exit the netns entries go, so clients fall back to L4. On a restart the
  * listeners go to the successor (handover.h) and the entries stay.
  *
- * An accept thread (epoll) takes each connection, looks up and deletes its
- * origin in gammad_origdst_v1 by (the listener's netns cookie, family, the
+ * The engine's loops accept (engine_set_acceptor: every loop watches the
+ * epoll set of all listeners; the one woken accepts and keeps the
+ * connection), or an accept thread where that cannot be set up. Each
+ * connection's origin is looked up and deleted in gammad_origdst_v1 by (the listener's netns cookie, family, the
  * client's port), and hands the socket to the engine with the origin: the
  * ClusterIP:port, the client's namespace (the class connect() used, recorded
  * by the kernel) and its pod (when the netns has one pod). A connection
@@ -53,7 +55,7 @@ struct steer_stats {
 int steer_new(struct dp *dp, uint16_t port, struct steer **out);
 /* The engine that gets accepted connections; set before steer_start(). */
 void steer_set_engine(struct steer *s, struct engine *e);
-/* Start the accept thread. */
+/* Start accepting: in the engine's loops, or an accept thread. */
 int steer_start(struct steer *s);
 /* The namespace names of the image's ns_ids (the class the kernel recorded). */
 void steer_set_namespaces(struct steer *s, const struct img *img);
