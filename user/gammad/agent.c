@@ -707,7 +707,7 @@ int agent_engine_start(struct agent *a, uint16_t port)
 {
 	struct engine_opts eo = { .upstream_socket = steer_upstream_socket,
 				  .release_tables = release_tables,
-				  .backend_id = steer_backend_id };
+				  .backend_id = steer_backend_id, .threads = a->engine_threads };
 	int err;
 
 	/* sessionAffinity in the kernel's table, shared with connect() */
@@ -745,8 +745,8 @@ int agent_engine_ready(struct agent *a)
 
 	if (err)
 		return err;
-	pr_info("http engine: on, listeners on loopback port %u in every managed pod",
-		a->engine_port);
+	pr_info("http engine: on, %u event loops, listeners on loopback port %u in every "
+		"managed pod", engine_threads(a->engine), a->engine_port);
 	/* We accept too now: the old agent may stop. */
 	if (a->ho_prev)
 		handover_go(a->ho_prev, a->engine);

@@ -65,6 +65,7 @@ struct agent {
 	struct steer *steer;
 	struct engine *engine;
 	uint16_t engine_port;
+	unsigned int engine_threads;	/* --engine-threads, 0: one per CPU */
 	/* restarts (handover.h): from the agent we replaced, to our successor */
 	struct handover *ho_prev, *ho_next;
 	bool handed_over;		/* a successor took over: stop applying */

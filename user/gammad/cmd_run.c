@@ -4,7 +4,8 @@
  *            [--resync SECONDS] [--map-size NAME=ENTRIES]... [--no-sockmap]
  *            [--once] [-v] [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]
  *            [--hairpin-addr IP]... [--engine-port PORT] [--handover-wait]
- *            [--no-http-engine] [--reset-removed-tcp] [--sockmap-cap BYTES]
+ *            [--engine-threads N] [--no-http-engine] [--reset-removed-tcp]
+ *            [--sockmap-cap BYTES]
  *
  * The agent: load the manifests in DIR, translate, build the map image and
  * reconcile the (pinned) data-path maps with it (image_apply.h); map pod
@@ -43,6 +44,7 @@
 #include "datapath/cgroup.h"
 #include "datapath/datapath.h"
 #include "datapath/netmon.h"
+#include "engine/engine.h"
 #include "image/image.h"
 #include "image/image_apply.h"
 #include "input/dirwatch.h"
@@ -108,9 +110,8 @@ static void usage(FILE *out)
 		"                  [--map-size NAME=ENTRIES]... [--no-sockmap] [--once] [-v]\n"
 		"                  [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]\n"
 		"                  [--hairpin-addr IP]... [--engine-port PORT] [--handover-wait]\n"
-		"                  [--no-http-engine] [--reset-removed-tcp] [--kernel-http]\n"
-		"                  [--sockmap-cap BYTES]\n"
-		"                  [--state-dir DIR]\n"
+		"                  [--engine-threads N] [--no-http-engine] [--reset-removed-tcp]\n"
+		"                  [--kernel-http] [--sockmap-cap BYTES] [--state-dir DIR]\n"
 		"       gammad run --kubeconfig PATH | --in-cluster [--kube-context NAME]\n"
 		"                  [--lease-namespace NS] [--lease-duration SECONDS]\n"
 		"                  [--watch-timeout SECONDS] [--all-pods] [--no-status]\n"
@@ -166,6 +167,8 @@ static void usage(FILE *out)
 		"over the listeners and, at their request boundaries, the connections; the\n"
 		"old one exits (--handover-wait: it waits for SIGTERM instead, for\n"
 		"supervisors that restart what exits).\n"
+		"--engine-threads N: the engine's event loops (default: one per CPU the\n"
+		"agent may run on); each accepts, proxies and pools upstreams on its own.\n"
 		"--no-http-engine: no engine; those ports get the L4 union of their\n"
 		"routes' backends (logged once, with the ports). --once and --no-sockmap\n"
 		"run no engine either (it lives in the running agent, and its steering\n"
@@ -387,6 +390,7 @@ int cmd_run(int argc, char **argv)
 		{ "kernel-http", no_argument, NULL, 'K' },
 		{ "handover-wait", no_argument, NULL, 'W' },
 		{ "engine-port", required_argument, NULL, 'P' },
+		{ "engine-threads", required_argument, NULL, 267 },
 		{ "kubeconfig", required_argument, NULL, 256 },
 		{ "in-cluster", no_argument, NULL, 257 },
 		{ "kube-context", required_argument, NULL, 258 },
@@ -502,6 +506,18 @@ int cmd_run(int argc, char **argv)
 			engine_port_set = true;
 			break;
 		}
+		case 267: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (end == optarg || *end || v < 1 || v > ENGINE_THREADS_MAX) {
+				fprintf(stderr, "gammad run: --engine-threads %s: expected 1 to %d\n",
+					optarg, ENGINE_THREADS_MAX);
+				return EXIT_USAGE;
+			}
+			a.engine_threads = (unsigned int)v;
+			break;
+		}
 		case 256:
 			ko.kubeconfig = optarg;
 			kube = true;
@@ -581,9 +597,11 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "gammad run: --http-engine and --no-http-engine: pick one\n");
 		return EXIT_USAGE;
 	}
-	if ((engine_port_set || handover_wait) && (no_http_engine || once || o.no_sockmap)) {
+	if ((engine_port_set || handover_wait || a.engine_threads) &&
+	    (no_http_engine || once || o.no_sockmap)) {
 		fprintf(stderr, "gammad run: --%s needs the HTTP engine (drop --%s)\n",
-			engine_port_set ? "engine-port" : "handover-wait",
+			engine_port_set ? "engine-port" : handover_wait ? "handover-wait" :
+			"engine-threads",
 			no_http_engine ? "no-http-engine" : once ? "once" : "no-sockmap");
 		return EXIT_USAGE;
 	}
