@@ -3,8 +3,11 @@
 # echo pod against through the HTTP engine (bench h2engine: a GRPCRoute that
 # splits every call 50/50 over 2 echo backends), interleaved repetitions on
 # loopback. Rows: calls/s and p50 per mode (medians), the ratio to direct,
-# and the per-call split the engine made. Writes bench/results/grpc-<UTC
+# the per-call split the engine made, and the CPU each side spent per call
+# (h2load, the echo pods, the engine: a 2-CPU machine cannot hide a proxy's
+# cost, see tools/bench/README.md). Writes bench/results/grpc-<UTC
 # timestamp>.md and grpc-latest.md. Args: --quick (fewer calls and reps).
+# GRPC_THREADS=N: the engine's event loops (default one per CPU).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
@@ -34,27 +37,36 @@ wait_port() { # PORT
 	log "grpc bench: nothing listens on $1"; exit 1
 }
 
-"$BUILD/echo" serve --port=$PORT_B0 --pod b0 --namespace bench >/dev/null 2>&1 & PIDS+=($!)
-"$BUILD/echo" serve --port=$PORT_B1 --pod b1 --namespace bench >/dev/null 2>&1 & PIDS+=($!)
+command -v /usr/bin/time >/dev/null || { log "grpc bench: no /usr/bin/time (time): skipped"; exit 0; }
+"$BUILD/echo" serve --port=$PORT_B0 --pod b0 --namespace bench >/dev/null 2>&1 & E0=$!; PIDS+=($E0)
+"$BUILD/echo" serve --port=$PORT_B1 --pod b1 --namespace bench >/dev/null 2>&1 & E1=$!; PIDS+=($E1)
 wait_port $PORT_B0; wait_port $PORT_B1
 "$BUILD/bench" h2engine --listen $PORT_ENGINE --backend 127.0.0.1:$PORT_B0 \
-	--backend 127.0.0.1:$PORT_B1 >"$W/engine.out" 2>&1 & ENGINE=$!; PIDS+=($ENGINE)
+	--backend 127.0.0.1:$PORT_B1 ${GRPC_THREADS:+--threads $GRPC_THREADS} >"$W/engine.out" 2>&1 &
+ENGINE=$!; PIDS+=($ENGINE)
+THREADS="${GRPC_THREADS:-$(nproc)} event loops"
 wait_port $PORT_ENGINE
 printf '\0\0\0\0\0' > "$W/empty"	# EchoRequest {} in gRPC framing
 
 RAW=$W/raw.csv
 : > "$RAW"
+HZ=$(getconf CLK_TCK)
+ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' /proc/"$p"/stat))); done; echo $t; }
 run() { # REP MODE PORT
-	local out calls_s p50 ok
-	out=$(h2load -n "$CALLS" -c $CONNS -m $STREAMS -t 1 --log-file="$W/req.log" \
-		-H 'content-type: application/grpc' -H 'te: trailers' -d "$W/empty" \
-		"http://127.0.0.1:$3$METHOD" 2>&1) || { log "h2load failed: $out"; return; }
+	local out calls_s p50 ok e0 g0 cpu
+	e0=$(ticks $E0 $E1) g0=$(ticks $ENGINE)
+	out=$(/usr/bin/time -f '%U %S' -o "$W/time" h2load -n "$CALLS" -c $CONNS -m $STREAMS -t 1 \
+		--log-file="$W/req.log" -H 'content-type: application/grpc' -H 'te: trailers' \
+		-d "$W/empty" "http://127.0.0.1:$3$METHOD" 2>&1) || { log "h2load failed: $out"; return; }
+	# CPU us per call: h2load, the echo pods, the engine
+	cpu=$(awk -v c="$CALLS" -v hz="$HZ" -v e=$(($(ticks $E0 $E1) - e0)) -v g=$(($(ticks $ENGINE) - g0)) \
+		'{ printf "%.2f,%.2f,%.2f", ($1 + $2) * 1e6 / c, e * 1e6 / hz / c, g * 1e6 / hz / c }' "$W/time")
 	ok=$(awk '/^requests:/ { print $8 }' <<<"$out")
 	[ "$ok" = "$CALLS" ] || log "$2: only $ok of $CALLS calls succeeded"
 	calls_s=$(awk '/^finished in/ { print $4 }' <<<"$out")
 	p50=$(awk -F'\t' '{ print $3 }' "$W/req.log" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-	echo "$1,$2,$calls_s,$p50" >> "$RAW"
-	log "rep $1 $2: $calls_s calls/s, p50 $p50 us"
+	echo "$1,$2,$calls_s,$p50,$cpu" >> "$RAW"
+	log "rep $1 $2: $calls_s calls/s, p50 $p50 us, CPU us/call h2load,echo,engine $cpu"
 }
 for rep in $(seq $REPS); do
 	if [ $((rep % 2)) = 1 ]; then run "$rep" direct $PORT_B0; run "$rep" gammad-2be $PORT_ENGINE
@@ -65,7 +77,12 @@ SPLIT=$(grep '^calls' "$W/engine.out" || echo "calls ?")
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 col() { awk -F, -v m="$1" -v c="$2" '$2 == m { print $c }' "$RAW" | median; }
+median_f() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+colf() { awk -F, -v m="$1" -v c="$2" '$2 == m { print $c }' "$RAW" | median_f; }
 D_CPS=$(col direct 3) D_P50=$(col direct 4) G_CPS=$(col gammad-2be 3) G_P50=$(col gammad-2be 4)
+D_CL=$(colf direct 5) D_BE=$(colf direct 6) G_CL=$(colf gammad-2be 5) G_BE=$(colf gammad-2be 6) G_PX=$(colf gammad-2be 7)
+# What the CPUs allow: direct spends D_CL + D_BE per call, a proxy adds its own.
+CAP=$(awk -v d="$D_CL" -v b="$D_BE" -v p="$G_PX" 'BEGIN { if (d + b + p > 0) printf "%.2f", (d + b) / (d + b + p); else print "-" }')
 RATIO=$(awk -v g="$G_CPS" -v d="$D_CPS" 'BEGIN { if (d > 0) printf "%.2f", g / d; else print "-" }')
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUTDIR"
@@ -75,12 +92,18 @@ mkdir -p "$OUTDIR"
 	echo "$REPS interleaved repetitions of $CALLS calls, h2load -c $CONNS -m $STREAMS, loopback,"
 	echo "$(nproc) CPUs shared with other jobs. direct: h2load to one echo pod. gammad-2be: h2load"
 	echo "to the HTTP engine in-process (bench h2engine, no kernel steering), a GRPCRoute"
-	echo "balancing every call over 2 echo pods ($SPLIT). Medians."
+	echo "balancing every call over 2 echo pods ($SPLIT), $THREADS. Medians; CPU in us per"
+	echo "call (user + system, from /proc and time(1))."
 	echo
-	echo "| mode | calls/s | p50 (us) | calls/s vs direct |"
-	echo "|---|---|---|---|"
-	echo "| direct | $D_CPS | $D_P50 | 1.00 |"
-	echo "| gammad-2be | $G_CPS | $G_P50 | $RATIO |"
+	echo "| mode | calls/s | p50 (us) | calls/s vs direct | CPU h2load | CPU echo pods | CPU proxy |"
+	echo "|---|---|---|---|---|---|---|"
+	echo "| direct | $D_CPS | $D_P50 | 1.00 | $D_CL | $D_BE | - |"
+	echo "| gammad-2be | $G_CPS | $G_P50 | $RATIO | $G_CL | $G_BE | $G_PX |"
+	echo
+	echo "With every CPU busy, calls/s through a proxy can reach at most (client + echo) /"
+	echo "(client + echo + proxy) of direct's, with direct's CPU per call: $CAP here. direct"
+	echo "runs one h2load and one single-threaded echo pod, about one CPU each; the proxy's"
+	echo "CPU per call comes on top."
 } > "$OUTDIR/grpc-$STAMP.md"
 cp "$OUTDIR/grpc-$STAMP.md" "$OUTDIR/grpc-latest.md"
 cat "$OUTDIR/grpc-$STAMP.md"

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * bench h2engine --listen PORT --backend IP:PORT --backend IP:PORT
+ * bench h2engine --listen PORT --backend IP:PORT --backend IP:PORT [--threads N]
  *
  * The HTTP engine (user/lib/engine) in this process, as the agent runs it
  * for a pod, without the kernel steering: it listens on 127.0.0.1:PORT and
  * hands every connection to the engine as a client of namespace bench that
  * dialed the Service g (10.96.0.20:7070). A GRPCRoute on g splits every call
  * 50/50 over two Services with one endpoint each (the --backend addresses,
- * appProtocol grpc). On SIGTERM or SIGINT it prints `calls b0=N b1=M` (the
+ * appProtocol grpc); --threads: the engine's event loops (default one per
+ * CPU, as gammad run; connections are handed to them in turn). On SIGTERM or SIGINT it prints `calls b0=N b1=M` (the
  * per-call split it made) and exits. tools/bench/grpc.sh drives it.
  */
 #include <errno.h>
@@ -73,6 +74,8 @@ int cmd_h2engine(int argc, char **argv)
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--listen")) {
 			sin.sin_port = htons(atoi(argv[i + 1]));
+		} else if (!strcmp(argv[i], "--threads")) {
+			o.threads = (unsigned int)atoi(argv[i + 1]);
 		} else if (!strcmp(argv[i], "--backend") && nb < 2) {
 			const char *colon = strrchr(argv[i + 1], ':');
 
