@@ -21,6 +21,19 @@
 #define EM_HDR		16		/* before every block: its class; keeps 16 B alignment */
 #define EM_LARGE	0xff
 
+/* Under AddressSanitizer (make fuzz) nothing is kept: a use after free must show. */
+#if defined(__SANITIZE_ADDRESS__)
+#define EM_NO_CACHE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EM_NO_CACHE 1
+#endif
+#endif
+#ifdef EM_NO_CACHE
+#undef EM_CLASS_BYTES
+#define EM_CLASS_BYTES 0
+#endif
+
 struct em_free {
 	struct em_free *next;
 };
