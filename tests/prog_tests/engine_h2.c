@@ -153,7 +153,8 @@ static void dial(struct fix *f, const char *vip, uint16_t vport)
 static int fix_start(struct fix *f)
 {
 	static const char *const pods[] = { "g1", "g2", "gk" };
-	struct engine_opts o = { .buf_size = 16384 };
+	/* 3 loops: more than this machine's CPUs; connections spread over them */
+	struct engine_opts o = { .buf_size = 16384, .threads = 3 };
 	struct tr_result *res;
 	char *yaml = NULL;
 	int ret;

@@ -10,6 +10,7 @@
  * Responses are read with the library's own parser (http/http1.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -40,6 +41,7 @@
 #define HEADER_TIMEOUT_MS 400
 #define IO_TIMEOUT_MS 5000
 #define SNIFF_TIMEOUT_MS 200	/* a silent client is server-first after this */
+#define LOOPS 3			/* the engine's event loops here: more than CPUs, connections spread */
 
 static long long ms_since(const struct timespec *t0)
 {
@@ -270,6 +272,7 @@ static int fix_start(struct fix *f)
 		.header_timeout_ms = HEADER_TIMEOUT_MS,
 		.sniff_timeout_ms = SNIFF_TIMEOUT_MS,
 		.backend_id = test_backend_id,
+		.threads = LOOPS,
 	};
 	struct tr_result *res;
 	int ret;
@@ -1406,7 +1409,217 @@ static void t_new_tables(struct fix *f, struct reader *r)
 out:
 }
 
-/* Read from fd until buf holds want (or the peer closes, or IO_TIMEOUT_MS); bytes read. */
+#define LOOP_CLIENTS 24		/* 8 per loop: engine_adopt from this thread takes turns */
+#define LOOP_REQUESTS 150
+#define LOOP_SWAPS 40
+
+struct loopc {
+	int fd, id;
+	int ok, wrong, failed;
+};
+
+/* Requests naming their client and number; the echo must say that path back. */
+static void *loop_client(void *arg)
+{
+	struct loopc *c = arg;
+	struct reader r = { .fd = c->fd };
+
+	for (int i = 0; i < LOOP_REQUESTS; i++) {
+		char req[128], want[64], pod[32];
+		struct resp p;
+
+		snprintf(req, sizeof(req), "GET /b1/c%d-%d HTTP/1.1\r\nHost: a.app\r\n\r\n", c->id, i);
+		snprintf(want, sizeof(want), "\"path\": \"/b1/c%d-%d\"", c->id, i);
+		if (exchange(&r, req, "GET", &p)) {
+			c->failed++;
+			resp_free(&p);
+			break;
+		}
+		echo_pod(&p, pod, sizeof(pod));
+		/* /b1 is b1 in one translation, b3 in the other: either, never another's answer */
+		if (p.status == 200 && p.body && strstr(p.body, want) &&
+		    (!strcmp(pod, "b1") || !strcmp(pod, "b3")))
+			c->ok++;
+		else
+			c->wrong++;
+		resp_free(&p);
+	}
+	free(r.buf);
+	return NULL;
+}
+
+/*
+ * Connections spread over the loops while the tables are swapped under them
+ * LOOP_SWAPS times: every answer is its own client's request, every loop
+ * moves to the last tables, and every replaced translation is released
+ * exactly once (each loop's reference and each request's dropped).
+ */
+static void t_loops_swap(struct fix *f)
+{
+	struct loopc cs[LOOP_CLIENTS] = { 0 };
+	pthread_t th[LOOP_CLIENTS];
+	int started = 0, ok = 0, wrong = 0, failed = 0, swaps = 0, before = 0, last = 0;
+	struct timespec t0;
+
+	ASSERT_EQ(engine_threads(f->e), LOOPS, "loops");
+	for (int i = 0; i < LOOP_CLIENTS; i++) {
+		cs[i].fd = client(f);
+		cs[i].id = i;
+		if (!ASSERT_GE(cs[i].fd, 0, "client"))
+			goto out;
+	}
+	before = __atomic_load_n(&released, __ATOMIC_RELAXED);
+	for (; started < LOOP_CLIENTS; started++)
+		if (pthread_create(&th[started], NULL, loop_client, &cs[started]))
+			break;
+	for (swaps = 0; swaps < LOOP_SWAPS; swaps++) {
+		struct tr_result *res = calloc(1, sizeof(*res));
+
+		/* even: m[0] (/b1 to b1), odd: m[1] (/b1 to b3); the last is odd, as new_tables left it */
+		if (!ASSERT_OK_PTR(res, "calloc") ||
+		    !ASSERT_OK(translate(&f->m[swaps % 2], &f->dg, res), "translate")) {
+			free(res);
+			break;
+		}
+		if (!ASSERT_OK(engine_set_tables(f->e, res), "engine_set_tables"))
+			break;
+		usleep(3000);
+	}
+out:
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < LOOP_CLIENTS; i++) {
+		struct reader r = { .fd = cs[i].fd };
+		struct resp p = { 0 };
+		char pod[32];
+
+		ok += cs[i].ok;
+		wrong += cs[i].wrong;
+		failed += cs[i].failed;
+		if (cs[i].fd <= 0)
+			continue;
+		/* whichever loop holds it, it serves the last tables now */
+		if (started == LOOP_CLIENTS && !exchange(&r, GET("/b1/last", ""), "GET", &p))
+			last += !strcmp(echo_pod(&p, pod, sizeof(pod)), "b3");
+		resp_free(&p);
+		free(r.buf);
+		close(cs[i].fd);
+	}
+	ASSERT_EQ(started, LOOP_CLIENTS, "threads");
+	ASSERT_EQ(ok, LOOP_CLIENTS * LOOP_REQUESTS, "each answer its own client's request");
+	ASSERT_EQ(wrong, 0, "misrouted or another's answer");
+	ASSERT_EQ(failed, 0, "failed");
+	ASSERT_EQ(last, LOOP_CLIENTS, "every connection on the last tables");
+	ASSERT_EQ(swaps, LOOP_SWAPS, "swaps");
+	/* the last translation stays published; the ones before it all went, once */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (__atomic_load_n(&released, __ATOMIC_RELAXED) - before < swaps && ms_since(&t0) < 2000)
+		usleep(5000);
+	ASSERT_EQ(__atomic_load_n(&released, __ATOMIC_RELAXED) - before, swaps,
+		  "replaced translations released once each");
+}
+
+struct acc {
+	struct engine *e;
+	int lfd;
+	int calls;			/* callbacks run */
+	pthread_t threads[LOOPS + 1];
+	int nr_threads;			/* distinct loop threads that accepted */
+};
+
+/* engine_set_acceptor's callback, in a loop's thread: accept all, keep them in this loop. */
+static void acc_cb(void *ctx)
+{
+	struct acc *a = ctx;
+	struct engine_origin o = { .vport = 80, .client_ns = "app", .client_pod = "test/acc" };
+	pthread_t self = pthread_self();
+	bool seen = false;
+	int fd;
+
+	ip_addr_parse(VIP, &o.vip);
+	__atomic_add_fetch(&a->calls, 1, __ATOMIC_RELAXED);
+	/* callbacks never run at once with a detach; two loops may run it together */
+	for (int i = 0; i < __atomic_load_n(&a->nr_threads, __ATOMIC_ACQUIRE); i++)
+		seen |= pthread_equal(a->threads[i], self);
+	if (!seen) {
+		int i = __atomic_fetch_add(&a->nr_threads, 1, __ATOMIC_ACQ_REL);
+
+		if (i < LOOPS + 1)
+			a->threads[i] = self;
+	}
+	while ((fd = accept4(a->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+		engine_adopt(a->e, fd, &o);
+}
+
+#define ACC_CLIENTS 60
+
+/*
+ * The loops accept themselves (engine_set_acceptor, as the agent's steering
+ * does with its listeners): connections in bursts all answered to their own
+ * client; after the acceptor is taken away no loop accepts any more.
+ */
+static void t_acceptor(struct fix *f)
+{
+	struct acc a = { .e = f->e };
+	int fds[ACC_CLIENTS], ok = 0, calls;
+	uint16_t port;
+	struct reader r;
+	struct resp p = { 0 };
+
+	a.lfd = ts_listen_loopback(&port);
+	if (!ASSERT_GE(a.lfd, 0, "listen"))
+		return;
+	/* a loop must never block in the callback: accept until EAGAIN */
+	fcntl(a.lfd, F_SETFL, fcntl(a.lfd, F_GETFL) | O_NONBLOCK);
+	if (!ASSERT_OK(engine_set_acceptor(f->e, a.lfd, acc_cb, &a), "engine_set_acceptor"))
+		goto out;
+	ASSERT_EQ(engine_set_acceptor(f->e, a.lfd, acc_cb, &a), -EBUSY, "one acceptor");
+	for (int burst = 0; burst < ACC_CLIENTS; burst += 20) {
+		for (int i = burst; i < burst + 20; i++) {
+			struct timeval tv = { IO_TIMEOUT_MS / 1000, 0 };
+
+			fds[i] = echo_connect(AF_INET, port);
+			if (fds[i] >= 0)
+				setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		}
+		for (int i = burst; i < burst + 20; i++) {
+			char req[96], want[48];
+
+			r = (struct reader){ .fd = fds[i] };
+			snprintf(req, sizeof(req), "GET /b2/a%d HTTP/1.1\r\nHost: a.app\r\n\r\n", i);
+			snprintf(want, sizeof(want), "\"path\": \"/b2/a%d\"", i);
+			if (fds[i] >= 0 && !exchange(&r, req, "GET", &p))
+				ok += p.status == 200 && p.body && strstr(p.body, want) != NULL;
+			resp_free(&p);
+			free(r.buf);
+		}
+	}
+	test__printf("acceptor: %d callbacks in %d loop threads\n", a.calls, a.nr_threads);
+	ASSERT_EQ(ok, ACC_CLIENTS, "answered, each its own request");
+	ASSERT_GT(a.nr_threads, 0, "accepted in the loops");
+	ASSERT_LE(a.nr_threads, LOOPS, "only loop threads");
+	for (int i = 0; i < ACC_CLIENTS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	ASSERT_OK(engine_set_acceptor(f->e, -1, NULL, NULL), "detach");
+	calls = __atomic_load_n(&a.calls, __ATOMIC_RELAXED);
+	/* queued in the backlog now, never accepted, never answered */
+	r = (struct reader){ .fd = echo_connect(AF_INET, port) };
+	if (ASSERT_GE(r.fd, 0, "connect")) {
+		struct timeval tv = { 0, 300000 };
+
+		setsockopt(r.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		ASSERT_EQ(exchange(&r, GET("/b2/late", ""), "GET", &p), -EAGAIN, "no answer");
+		resp_free(&p);
+		free(r.buf);
+		close(r.fd);
+	}
+	ASSERT_EQ(__atomic_load_n(&a.calls, __ATOMIC_RELAXED), calls, "no callback after detach");
+out:
+	engine_set_acceptor(f->e, -1, NULL, NULL);
+	close(a.lfd);
+}
+
 static size_t read_until(int fd, char *buf, size_t cap, const void *want, size_t wl)
 {
 	size_t len = 0;
@@ -1672,6 +1885,8 @@ void test_engine_http(void)
 		{ "affinity", .fn = t_affinity },
 		{ "retry", .rd = t_retry },
 		{ "new_tables", .rd = t_new_tables },
+		{ "loops_swap", .fn = t_loops_swap },
+		{ "acceptor", .fn = t_acceptor },
 		{ "passthrough_binary", .fn = t_passthrough_binary },
 		{ "passthrough_server_first", .fn = t_passthrough_server_first },
 		{ "passthrough_http", .fn = t_passthrough_http },
