@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The HTTP/1.1 engine: a reverse proxy that decides every request with the
- * translation (translate/translate_eval.h). One event loop (epoll, edge
- * triggered) in its own thread holds the client connections handed to it
- * (engine_adopt) and the upstream connections it opens, pooled per endpoint
- * and network namespace.
+ * translation (translate/translate_eval.h). opts.threads event loops
+ * (epoll, edge triggered; one per CPU by default), each in its own thread,
+ * hold the client connections handed to them (engine_adopt: the loop whose
+ * acceptor took it, else in turn) and the upstream connections they open,
+ * pooled per loop, endpoint and network namespace. A connection never
+ * changes loops; the tables and the metrics are shared between them, and
+ * sessionAffinity is the kernel's table (engine_affinity.c).
  *
  * Memory: every client connection has two buffers of buf_size bytes (what
  * the client sent, what goes back to it) and its upstream connection two
