@@ -10,7 +10,8 @@
  *                  GAMMAD_TEST_KUBE_DOWN_S seconds (default 10; the issue's
  *                  30 s with =30): the data path keeps serving, no pass runs;
  *                  a Service deleted meanwhile is gone from the maps after.
- *  incremental     --no-http-engine: route and EndpointSlice changes go
+ *  incremental     --no-http-engine (and incremental_engine: with the
+ *                  engine): route and EndpointSlice changes go
  *                  through the incremental pipeline (the log's commits) and
  *                  traffic follows them.
  *  handover        a new agent beside the running one takes the engine's
@@ -281,14 +282,18 @@ static void hellos_by_pod(const char *cg, const char *vip, int n, int *a, int *b
 #define WEB_V1_SLICE "/apis/discovery.k8s.io/v1/namespaces/app/endpointslices/web-v1-1"
 
 /*
- * Without the engine each change goes through the incremental pipeline:
- * the log says "incremental translation" of one Service per change (never
- * "full" after the first), and traffic follows a consumer route's new
- * backend and an EndpointSlice's new endpoint.
+ * With the HTTP engine (the default) and without it, each change goes
+ * through the incremental pipeline: the log says "incremental translation"
+ * of one Service per change (never "full" after the first), and traffic
+ * follows a consumer route's new backend and an EndpointSlice's new
+ * endpoint (with the engine, the route's connections reach the engine's
+ * listener, which passes the non-HTTP hellos to the route's backends).
  */
-static void test_incremental(void)
+static void test_incremental(bool engine)
 {
-	const char *args[] = { "--no-http-engine", "--resync", "3600", NULL };
+	const char *l4_args[] = { "--no-http-engine", "--resync", "3600", NULL };
+	const char *engine_args[] = { "--resync", "3600", NULL };
+	const char **args = engine ? engine_args : l4_args;
 	struct kube_env e;
 	struct kube_agent ag = { 0 };
 	char log[4096];
@@ -518,7 +523,9 @@ void test_kube_agent(void)
 	if (test__start_subtest("election"))
 		test_election();
 	if (test__start_subtest("incremental"))
-		test_incremental();
+		test_incremental(false);
+	if (test__start_subtest("incremental_engine"))
+		test_incremental(true);
 	if (test__start_subtest("handover"))
 		test_handover();
 }

@@ -192,9 +192,9 @@ static void feed_event(struct agent *a, struct agent_kube *ak, const struct kube
 
 /*
  * THE SEAM: one object change from the API server (add, change or delete
- * of one object). Without the engine it goes into the incremental pipeline
- * now; with it, the change marks the model dirty and the debounced pass
- * rebuilds it whole.
+ * of one object). It goes into the incremental pipeline now (the engine's
+ * tables follow its commits too); with --once there is no pipeline and the
+ * pass rebuilds the model whole.
  */
 static void agent_kube_event(void *ctx, const struct kube_event *ev)
 {
@@ -313,7 +313,7 @@ int agent_kube_loop(struct agent *a, int resync_s, bool once)
 			pr_warn("link and route events: %s (pods are followed every --resync only)",
 				strerror(-nl));
 	}
-	/* Without the engine, events go into the pipeline from the first one on. */
+	/* Events go into the pipeline from the first one on (not with --once). */
 	if (a->incremental && !a->pl && (ret = agent_pl_start(a)))
 		return ret;
 	fds[0] = (struct pollfd){ .fd = kube_watch_fd(ak->w), .events = POLLIN };

@@ -704,7 +704,7 @@ int cmd_run(int argc, char **argv)
 		kernel_http_probe();
 	if (kube) {
 		/* Events into image/pipeline.h, as the manifests' changes below. */
-		a.incremental = !http_engine && !once;
+		a.incremental = !once;
 		ko.slim_store = a.incremental;	/* the pipeline's model holds the objects */
 		ret = agent_kube_open(&ak, &ko);
 		if (!ret) {
