@@ -8,6 +8,17 @@
 #define FNV_OFFSET 0xcbf29ce484222325ULL
 #define FNV_PRIME 0x100000001b3ULL
 
+/* splitmix64's finalizer */
+static uint64_t mix64(uint64_t h)
+{
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	return h;
+}
+
 uint64_t hash_bytes(const void *data, size_t len, uint64_t seed)
 {
 	const unsigned char *p = data;
@@ -17,23 +28,8 @@ uint64_t hash_bytes(const void *data, size_t len, uint64_t seed)
 		h ^= p[i];
 		h *= FNV_PRIME;
 	}
-	/* Final avalanche (splitmix64) so low bits are usable as an index. */
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebULL;
-	h ^= h >> 31;
-	return h;
-}
-
-static uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebULL;
-	h ^= h >> 31;
-	return h;
+	/* Final avalanche so low bits are usable as an index. */
+	return mix64(h);
 }
 
 uint64_t hash_large(const void *data, size_t len, uint64_t seed)

@@ -105,4 +105,7 @@ void dp_layout_catch_up(struct dp *dp);
 int dp_layout_commit(struct dp *dp);
 void dp_layout_release(struct dp *dp);
 
+/* pin_info.c: the program a pinned link or program of ours runs; 0 if none. */
+uint32_t dp_pinned_prog_id(const char *path);
+
 #endif

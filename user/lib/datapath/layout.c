@@ -296,32 +296,6 @@ static int prog_uses_map(__u32 prog_id, __u32 map_id)
 	return ret;
 }
 
-/* The program behind a pin of ours: a link (link_*) or a program (clsact_tc_*). */
-static __u32 pinned_prog_id(const char *path)
-{
-	union {
-		struct bpf_link_info link;
-		struct bpf_prog_info prog;
-	} info;
-	__u32 len = sizeof(info), id = 0;
-	int fd = bpf_obj_get(path);
-
-	if (fd < 0)
-		return 0;
-	memset(&info, 0, sizeof(info));
-	len = sizeof(info.link);
-	if (!bpf_obj_get_info_by_fd(fd, &info.link, &len) && info.link.prog_id) {
-		id = info.link.prog_id;
-	} else {
-		memset(&info, 0, sizeof(info));
-		len = sizeof(info.prog);
-		if (!bpf_obj_get_info_by_fd(fd, &info.prog, &len))
-			id = info.prog.id;
-	}
-	close(fd);
-	return id;
-}
-
 /* 1: a program attached through one of our pins reads the map; 0: none; <0: error. */
 static int map_in_use(const struct dp *dp, int map_fd)
 {
@@ -343,7 +317,7 @@ static int map_in_use(const struct dp *dp, int map_fd)
 		if (strncmp(e->d_name, "link_", 5) && strncmp(e->d_name, "clsact_", 7))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, e->d_name);
-		prog = pinned_prog_id(path);
+		prog = dp_pinned_prog_id(path);
 		if (prog)
 			ret = prog_uses_map(prog, mi.id);
 	}

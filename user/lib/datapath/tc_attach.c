@@ -183,26 +183,10 @@ static int clsact_detach(int ifindex)
  */
 static int pinned_role(const struct tc_dp *t, const char *path, enum tc_role *role)
 {
-	union {
-		struct bpf_link_info link;
-		struct bpf_prog_info prog;
-	} info;
 	struct bpf_prog_info pi = {};
-	__u32 len, id;
-	int fd = bpf_obj_get(path), pfd;
+	__u32 len, id = dp_pinned_prog_id(path);
+	int fd, pfd;
 
-	if (fd < 0)
-		return -errno;
-	memset(&info, 0, sizeof(info));
-	len = sizeof(info.link);
-	if (!bpf_obj_get_info_by_fd(fd, &info.link, &len) && info.link.prog_id) {
-		id = info.link.prog_id;
-	} else {
-		memset(&info, 0, sizeof(info));
-		len = sizeof(info.prog);
-		id = bpf_obj_get_info_by_fd(fd, &info.prog, &len) ? 0 : info.prog.id;
-	}
-	close(fd);
 	pfd = id ? bpf_prog_get_fd_by_id(id) : -1;
 	if (pfd < 0)
 		return -ENOENT;
