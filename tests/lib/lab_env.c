@@ -416,3 +416,12 @@ int lab_env_exec(struct lab_env *lab, const struct lab_pod_info *pod, char **out
 	free(cmd);
 	return ret;
 }
+
+void lab_agent_uninstall(const char *pin_dir)
+{
+	char *out = NULL;
+
+	if (lab_run_capture(&out, "%s uninstall --pin-dir %s", test_bin("gammad"), pin_dir))
+		fprintf(stderr, "gammad uninstall --pin-dir %s: %s\n", pin_dir, out ? out : "");
+	free(out);
+}

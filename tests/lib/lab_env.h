@@ -95,4 +95,11 @@ int lab_env_exec(struct lab_env *lab, const struct lab_pod_info *pod, char **out
 /* sh -c CMD with stdout and stderr captured in *out (malloc'd); exit status or -errno. */
 int lab_run_capture(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * Remove what `gammad run` pinned under pin_dir and the image snapshot a
+ * `--once` keeps for it in the default --state-dir (gammad uninstall does
+ * both; dp_uninstall() alone leaves the snapshot behind).
+ */
+void lab_agent_uninstall(const char *pin_dir);
+
 #endif

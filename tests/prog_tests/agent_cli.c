@@ -162,9 +162,7 @@ static void once_http_l4(const char *pin)
 	ASSERT_EQ(engine, 0, "no selector steers to the engine");
 out:
 	free(out);
-	out = NULL;
-	lab_run_capture(&out, "%s uninstall --pin-dir %s", test_bin("gammad"), pin);
-	free(out);
+	lab_agent_uninstall(pin);
 	if (cg[0])
 		rmdir(cg);
 	unlink(file);

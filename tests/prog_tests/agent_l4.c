@@ -261,7 +261,7 @@ void test_agent_l4(void)
 		subtest_restart(&lab, v1, v2, pin_dir);
 cleanup:
 	free(out);
-	dp_uninstall(pin_dir);
+	lab_agent_uninstall(pin_dir);
 	lab_env_fini(&lab);
 }
 
@@ -338,6 +338,6 @@ void test_agent_l4_routes(void)
 	}
 cleanup:
 	free(out);
-	dp_uninstall(pin_dir);
+	lab_agent_uninstall(pin_dir);
 	lab_env_fini(&lab);
 }

@@ -219,6 +219,6 @@ void test_gammactl_lab(void)
 cleanup:
 	ydoc_set_free(&set);
 	free(out);
-	dp_uninstall(pin_dir);
+	lab_agent_uninstall(pin_dir);
 	lab_env_fini(&lab);
 }
