@@ -709,12 +709,8 @@ static void test_in_cluster_tls(void)
 out:
 	unsetenv("KUBERNETES_SERVICE_HOST");
 	unsetenv("KUBERNETES_SERVICE_PORT");
-	kube_watch_stop(e.w);
-	e.w = NULL;
-	kube_client_free(e.k);
-	e.k = NULL;
+	env_stop(&e);
 	kube_config_free(&e.cfg);
-	kube_server_stop(&e.ks);
 	if (strchr(dir, 'X') == NULL)
 		sh("rm -rf %s%s%s%s", dir, "", "", "");
 }
@@ -754,12 +750,8 @@ static void test_kubeconfig_client_cert(void)
 	ASSERT_TRUE(wait_count(&e, KUBE_SERVICES, 4, 10000), "listed with a client certificate");
 out:
 	free(out);
-	kube_watch_stop(e.w);
-	e.w = NULL;
-	kube_client_free(e.k);
-	e.k = NULL;
+	env_stop(&e);
 	kube_config_free(&e.cfg);
-	kube_server_stop(&e.ks);
 	if (strchr(dir, 'X') == NULL)
 		sh("rm -rf %s%s%s%s", dir, "", "", "");
 }
