@@ -8,6 +8,7 @@
  * "N passed, M failed[, K skipped]". Output of a test is buffered and shown
  * only on failure (or always with -v).
  */
+#include <errno.h>
 #include <fnmatch.h>
 #include <libgen.h>
 #include <limits.h>
@@ -278,6 +279,19 @@ static void usage(void)
 	exit(2);
 }
 
+/*
+ * `flock /tmp/gammad-lab.lock make test` hands the lock's fd to everything
+ * below it. A server a killed test left behind (echo serve, an agent) would
+ * then hold the lab lock for every later run on this machine: nothing the
+ * tests start may inherit it, so the runner drops every fd past stdio first.
+ */
+static void close_inherited_fds(void)
+{
+	if (close_range(3, ~0U, 0))
+		fprintf(stderr, "close_range: %s (fds inherited by test_progs stay open)\n",
+			strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	bool list = false;
@@ -301,6 +315,7 @@ int main(int argc, char **argv)
 		}
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	close_inherited_fds();
 	find_dirs();
 
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
