@@ -352,7 +352,7 @@ static void handle_event(struct engine *e, struct epoll_event *ev)
 		return;
 	}
 	if (*kind == EOBJ_H2) {
-		eng_h2_event(e, ev->data.ptr, rd, wr);
+		eng_h2_event(e, ev->data.ptr, rd, wr, hup);
 		return;
 	}
 	if (*kind == EOBJ_CLIENT) {

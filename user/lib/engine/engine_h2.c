@@ -92,6 +92,7 @@ struct h2conn {
 	int fd;
 	bool upstream;			/* we are its client; else a client's server */
 	bool dead, connected, rd_ready, wr_ready, eof, goaway;
+	bool rd_hup;			/* epoll said RDHUP/HUP/ERR: read to EOF */
 	bool lingering;			/* a client's: written out, shut down, drained to EOF */
 	int err;
 	nghttp2_session *s;
@@ -100,6 +101,13 @@ struct h2conn {
 	const struct tr_port *cport;	/* and its Service port there */
 	struct ukey key;		/* an upstream's */
 	size_t nr_streams;		/* open streams of ours on it */
+	/*
+	 * The stream of the last frame: a header block calls back once per
+	 * field, and a stream lookup is a hash probe in nghttp2. Cleared when
+	 * that stream leaves this connection (client_closed, upstream_closed).
+	 */
+	struct h2stream *hst;
+	int32_t hst_id;			/* 0: none */
 	uint8_t *pend;			/* what mem_send gave and send() did not take */
 	size_t pend_off, pend_len, pend_cap;
 	bool dirty;
@@ -182,7 +190,9 @@ static char *hlist_mem(struct hlist *h, size_t n)
 	return b->data + b->used - n;
 }
 
-static int hlist_add(struct hlist *h, const char *n, size_t nl, const char *v, size_t vl)
+/* lower: n may have uppercase letters (not a field nghttp2 received, which has none). */
+static int hlist_addl(struct hlist *h, const char *n, size_t nl, const char *v, size_t vl,
+		      bool lower)
 {
 	char *p;
 
@@ -202,14 +212,23 @@ static int hlist_add(struct hlist *h, const char *n, size_t nl, const char *v, s
 	if (!p)
 		return -ENOMEM;
 	/* HTTP/2 field names are lowercase; filters may name them otherwise. */
-	for (size_t i = 0; i < nl; i++)
-		p[i] = (n[i] >= 'A' && n[i] <= 'Z') ? n[i] + 32 : n[i];
+	if (lower) {
+		for (size_t i = 0; i < nl; i++)
+			p[i] = (n[i] >= 'A' && n[i] <= 'Z') ? n[i] + 32 : n[i];
+	} else {
+		memcpy(p, n, nl);
+	}
 	p[nl] = 0;
 	memcpy(p + nl + 1, v, vl);
 	p[nl + 1 + vl] = 0;
 	h->nv[h->nr++] = (nghttp2_nv){ (uint8_t *)p, (uint8_t *)p + nl + 1, nl, vl,
 				       NGHTTP2_NV_FLAG_NONE };
 	return 0;
+}
+
+static int hlist_add(struct hlist *h, const char *n, size_t nl, const char *v, size_t vl)
+{
+	return hlist_addl(h, n, nl, v, vl, true);
 }
 
 static int hlist_adds(struct hlist *h, const char *n, const char *v)
@@ -334,6 +353,27 @@ static void mark_dirty(struct engine *e, struct h2conn *h)
 	h->dirty = true;
 	h->dnext = e->h2->dirty;
 	e->h2->dirty = h;
+}
+
+/* The stream of frame id on h's session (see hst). */
+static struct h2stream *st_of(struct h2conn *h, int32_t id)
+{
+	struct h2stream *st;
+
+	if (id && id == h->hst_id)
+		return h->hst;
+	st = nghttp2_session_get_stream_user_data(h->s, id);
+	if (st) {
+		h->hst = st;
+		h->hst_id = id;
+	}
+	return st;
+}
+
+static void st_forget(struct h2conn *h, const struct h2stream *st)
+{
+	if (h && h->hst == st)
+		h->hst_id = 0;
 }
 
 static int grpc_code(int status)
@@ -726,6 +766,7 @@ static void upstream_closed(struct engine *e, struct h2stream *st, uint32_t err)
 
 	if (!u)
 		return;
+	st_forget(u, st);
 	/* What still waits for the client no longer holds the upstream's window. */
 	if (st->down.len && u->s)
 		nghttp2_session_consume_connection(u->s, st->down.len);
@@ -764,6 +805,7 @@ static void client_closed(struct engine *e, struct h2stream *st, uint32_t err)
 {
 	struct h2conn *c = st->cc;
 
+	st_forget(c, st);
 	if (st->uc && st->uid) {
 		nghttp2_submit_rst_stream(st->uc->s, NGHTTP2_FLAG_NONE, st->uid,
 					  st->resp_eos ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
@@ -921,7 +963,10 @@ static void route(struct engine *e, struct h2stream *st)
 		const char *colon = strrchr(auth, ':');
 		size_t hl = colon && !strchr(colon, ']') ? (size_t)(colon - auth) : strlen(auth);
 
-		snprintf(host, sizeof(host), "%.*s", (int)hl, auth);
+		if (hl >= sizeof(host))
+			hl = sizeof(host) - 1;
+		memcpy(host, auth, hl);
+		host[hl] = 0;
 		req.host = host;
 	}
 	req.port = st->cc->origin.vport;
@@ -1036,18 +1081,21 @@ static int c_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
-	return st_new(h->e, h, f->hd.stream_id) ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	h->hst = st_new(h->e, h, f->hd.stream_id);
+	h->hst_id = h->hst ? f->hd.stream_id : 0;
+	return h->hst ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
 
 static int c_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *n, size_t nl,
 		    const uint8_t *v, size_t vl, uint8_t flags, void *ud)
 {
-	struct h2stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+	struct h2stream *st;
 
 	/* A request's trailers are dropped: nothing on the way needs them. */
-	if (!st || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST ||
+	    !(st = st_of(ud, f->hd.stream_id)))
 		return 0;
-	return hlist_add(&st->req, (const char *)n, nl, (const char *)v, vl) ?
+	return hlist_addl(&st->req, (const char *)n, nl, (const char *)v, vl, false) ?
 	       NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
 }
 
@@ -1058,7 +1106,7 @@ static int c_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 
 	if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
 		return 0;
-	st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+	st = st_of(h, f->hd.stream_id);
 	if (!st)
 		return 0;
 	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
@@ -1074,7 +1122,7 @@ static int c_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *
 		  void *ud)
 {
 	struct h2conn *h = ud;
-	struct h2stream *st = nghttp2_session_get_stream_user_data(s, id);
+	struct h2stream *st = st_of(h, id);
 
 	if (!st || ((!st->uc || !st->uid) && !st->h1) || st->local) {
 		/* Nobody reads it: its window goes back at once. */
@@ -1095,7 +1143,7 @@ static int c_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *
 static int c_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud)
 {
 	struct h2conn *h = ud;
-	struct h2stream *st = nghttp2_session_get_stream_user_data(s, id);
+	struct h2stream *st = st_of(h, id);
 
 	if (st)
 		client_closed(h->e, st, err);
@@ -1107,12 +1155,12 @@ static int c_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud
 static int u_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *n, size_t nl,
 		    const uint8_t *v, size_t vl, uint8_t flags, void *ud)
 {
-	struct h2stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+	struct h2stream *st;
 
-	if (!st || f->hd.type != NGHTTP2_HEADERS)
+	if (f->hd.type != NGHTTP2_HEADERS || !(st = st_of(ud, f->hd.stream_id)))
 		return 0;
-	return hlist_add(st->resp_got ? &st->trail : &st->resp, (const char *)n, nl,
-			 (const char *)v, vl) ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
+	return hlist_addl(st->resp_got ? &st->trail : &st->resp, (const char *)n, nl,
+			  (const char *)v, vl, false) ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
 }
 
 static int u_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
@@ -1127,7 +1175,7 @@ static int u_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	}
 	if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
 		return 0;
-	st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+	st = st_of(h, f->hd.stream_id);
 	if (!st)
 		return 0;
 	if (f->hd.type == NGHTTP2_HEADERS && !st->resp_got) {
@@ -1154,7 +1202,7 @@ static int u_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *
 		  void *ud)
 {
 	struct h2conn *h = ud;
-	struct h2stream *st = nghttp2_session_get_stream_user_data(s, id);
+	struct h2stream *st = st_of(h, id);
 
 	if (!st || (!st->cc && !st->hc) || st->local) {
 		nghttp2_session_consume(s, id, len);
@@ -1174,7 +1222,7 @@ static int u_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *
 static int u_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud)
 {
 	struct h2conn *h = ud;
-	struct h2stream *st = nghttp2_session_get_stream_user_data(s, id);
+	struct h2stream *st = st_of(h, id);
 
 	if (st && st->uc == h)
 		upstream_closed(h->e, st, err);
@@ -1301,11 +1349,18 @@ static void conn_read(struct engine *e, struct h2conn *h)
 	while (h->rd_ready && !h->dead && !h->eof && !h->err) {
 		ssize_t n = recv(h->fd, buf, sizeof(buf), 0);
 
+		/*
+		 * A short read emptied the socket (edge-triggered: new bytes
+		 * bring a new event), unless a hang-up was seen, whose EOF a
+		 * further read must find. Saves a recv() that says EAGAIN per
+		 * event.
+		 */
+		if (n > 0 && (size_t)n < sizeof(buf) && !h->rd_hup)
+			h->rd_ready = false;
 		if (n > 0 && h->lingering)
 			continue;	/* drained, not read */
 		if (n > 0) {
 			ssize_t rv = nghttp2_session_mem_recv(h->s, buf, n);
-
 
 			if (rv < 0) {
 				pr_debug("engine: http/2 %s: %s", h->upstream ? "upstream" : "client",
@@ -1324,12 +1379,13 @@ static void conn_read(struct engine *e, struct h2conn *h)
 	}
 }
 
-void eng_h2_event(struct engine *e, void *obj, bool rd, bool wr)
+void eng_h2_event(struct engine *e, void *obj, bool rd, bool wr, bool hup)
 {
 	struct h2conn *h = obj;
 
 	if (h->dead)
 		return;
+	h->rd_hup |= hup;
 	h->rd_ready |= rd;
 	h->wr_ready |= wr;
 	if (h->upstream && !h->connected) {
@@ -1464,6 +1520,12 @@ static int h2_state(struct engine *e)
 	/* Windows move only when the other side took the bytes: see the top. */
 	nghttp2_option_set_no_auto_window_update(s->opt, 1);
 	nghttp2_option_set_peer_max_concurrent_streams(s->opt, H2_MAX_STREAMS);
+	/*
+	 * A server session keeps closed streams for RFC 7540's priority tree
+	 * (deprecated by RFC 9113, and the engine schedules nothing by it):
+	 * bookkeeping on every call for nothing.
+	 */
+	nghttp2_option_set_no_closed_streams(s->opt, 1);
 	if (nghttp2_session_callbacks_new(&s->cb_server))
 		goto fail;
 	cb = s->cb_server;
@@ -1546,6 +1608,7 @@ void eng_h2_take(struct engine *e, struct cconn *c, const struct h1_head *hd, si
 	h->origin = c->origin;
 	h->connected = true;
 	h->rd_ready = c->rd_ready;
+	h->rd_hup = c->rd_hup;
 	h->wr_ready = c->wr_ready;
 	h->since = e->now;
 	ev.data.ptr = h;

@@ -345,7 +345,7 @@ bool eng_h2_upgrade_wanted(const struct h1_head *h);
  * request (stream 1), NULL for prior knowledge.
  */
 void eng_h2_take(struct engine *e, struct cconn *c, const struct h1_head *h, size_t head_len);
-void eng_h2_event(struct engine *e, void *obj, bool rd, bool wr);
+void eng_h2_event(struct engine *e, void *obj, bool rd, bool wr, bool hup);
 void eng_h2_timers(struct engine *e);
 void eng_h2_forget(struct engine *e, void *netns_ctx);
 void eng_h2_reap(struct engine *e);
