@@ -408,7 +408,8 @@ static void *engine_loop(void *arg)
 			pr_err("engine: epoll_wait: %s", strerror(errno));
 			break;
 		}
-		e->now = eng_now_ms();
+		e->now_us = eng_now_us();
+		e->now = e->now_us / 1000;
 		/*
 		 * What goes back to clients leaves once the whole batch is read
 		 * and forwarded: each send wakes a client, and a client woken in
@@ -514,7 +515,8 @@ static struct engine *loop_new(const struct engine_opts *opts, struct engine *gr
 	if (getrandom(&e->rng, sizeof(e->rng), 0) != sizeof(e->rng))
 		e->rng = ((uint64_t)time(NULL) + (uintptr_t)e) * 2654435761u;
 	e->rng |= 1;
-	e->now = eng_now_ms();
+	e->now_us = eng_now_us();
+	e->now = e->now_us / 1000;
 	/* Series are shared: every loop counts into the group's (relaxed atomics). */
 	e->metrics = group ? group->metrics : eng_metrics_new();
 	e->mem = eng_mem_new();

@@ -497,12 +497,11 @@ void eng_request_end(struct engine *e, struct cconn *c, bool reuse_upstream)
 			.status = c->log_status,
 			.complete = c->req_done && c->resp_done,
 		};
-		uint64_t now = eng_now_us();
-
 		c->log_pending = false;
-		l.request_us = now - c->t_start;
+		l.request_us = e->now_us - c->t_start;
+		/* at least 1: it had an upstream (one turn may send and see the answer) */
 		if (c->t_up_sent && c->t_up_head)
-			l.upstream_us = c->t_up_head - c->t_up_sent;
+			l.upstream_us = c->t_up_head > c->t_up_sent ? c->t_up_head - c->t_up_sent : 1;
 		eng_metrics_count(e->metrics, c->tab, &l);
 		if (e->o.on_request)
 			e->o.on_request(e->o.ctx, &l);

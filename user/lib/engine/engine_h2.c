@@ -423,9 +423,10 @@ static void st_log(struct engine *e, struct h2stream *st, bool complete)
 	if (!st->cc)
 		return;
 	l.origin = &st->cc->origin;
-	l.request_us = eng_now_us() - st->t_start;
+	l.request_us = e->now_us - st->t_start;
+	/* at least 1: it had an upstream (one turn may send and see the answer) */
 	if (st->t_up_sent && st->t_up_head)
-		l.upstream_us = st->t_up_head - st->t_up_sent;
+		l.upstream_us = st->t_up_head > st->t_up_sent ? st->t_up_head - st->t_up_sent : 1;
 	/* every call is a request in the per-request metrics too */
 	eng_metrics_count(e->metrics, st->tab, &l);
 	if (e->o.on_request)
@@ -1041,7 +1042,7 @@ static void route(struct engine *e, struct h2stream *st)
 sent:
 	st->backend = r.backend;
 	st->deadline = eng_rule_deadline(e, r.entry);
-	st->t_up_sent = eng_now_us();
+	st->t_up_sent = e->now_us;
 	if (r.entry) {
 		st->rf[0] = r.entry->rule->rule->filters;
 		st->nr_rf[0] = r.entry->rule->rule->nr_filters;
@@ -1065,7 +1066,7 @@ static struct h2stream *st_new(struct engine *e, struct h2conn *c, int32_t id)
 	st->req.m = st->resp.m = st->trail.m = e->mem;
 	st->cc = c;
 	st->cid = id;
-	st->t_start = eng_now_us();
+	st->t_start = e->now_us;
 	c->nr_streams++;
 	st->next = e->h2->streams;
 	if (st->next)
@@ -1186,7 +1187,7 @@ static int u_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 			return 0;
 		}
 		st->resp_got = true;
-		st->t_up_head = eng_now_us();
+		st->t_up_head = h->e->now_us;
 		if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
 			st->resp_eos = true;
 		respond(h->e, st);
@@ -1901,7 +1902,7 @@ static bool h1_response_head(struct engine *e, struct h2stream *st, struct uconn
 	if (ret)
 		return false;
 	st->resp_got = true;
-	st->t_up_head = eng_now_us();
+	st->t_up_head = e->now_us;
 	if (st->h1body == H1_BODY_NONE || (st->h1body == H1_BODY_LENGTH && !st->h1left))
 		st->resp_eos = true;
 	respond(e, st);
@@ -2093,7 +2094,7 @@ int eng_h2_from_h1(struct engine *e, struct cconn *c, const struct h1_head *h,
 		return 500;
 	st->req.m = st->resp.m = st->trail.m = e->mem;
 	prd = (nghttp2_data_provider){ .source.ptr = st, .read_callback = up_read };
-	st->t_start = eng_now_us();
+	st->t_start = e->now_us;
 	st->next = e->h2->streams;
 	if (st->next)
 		st->next->prev = st;
@@ -2134,7 +2135,7 @@ int eng_h2_from_h1(struct engine *e, struct cconn *c, const struct h1_head *h,
 	st->backend = r->backend;
 	st->entry = r->entry;
 	st->deadline = eng_rule_deadline(e, r->entry);
-	st->t_up_sent = eng_now_us();
+	st->t_up_sent = e->now_us;
 	if (r->entry) {
 		st->rf[0] = r->entry->rule->rule->filters;
 		st->nr_rf[0] = r->entry->rule->rule->nr_filters;

@@ -202,6 +202,12 @@ struct engine {
 	struct uconn *dead_u;
 	uint64_t rng;
 	uint64_t now;			/* ms, CLOCK_MONOTONIC, per loop turn */
+	/*
+	 * The same instant in us: what requests are timed with (start, upstream
+	 * sent, response head, end), to the loop turn that saw each event, not
+	 * a clock_gettime() of its own for each (four per gRPC call).
+	 */
+	uint64_t now_us;
 	size_t nr_clients, nr_pool, nr_again;
 	bool defer;			/* in an epoll batch: client writes wait for its end */
 	struct cconn *flush;		/* clients with output waiting for the batch's end */

@@ -294,7 +294,7 @@ static void reply_error(struct engine *e, struct cconn *c, int status)
 	if (!c->log_pending) {
 		c->log_pending = true;
 		c->log_entry = NULL;
-		c->t_start = eng_now_us();
+		c->t_start = e->now_us;
 		c->t_up_sent = c->t_up_head = 0;
 	}
 	local_reply(e, c, status, NULL, NULL);
@@ -510,7 +510,7 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	c->log_status = 0;
 	c->log_entry = NULL;
 	c->log_backend = NULL;
-	c->t_start = eng_now_us();
+	c->t_start = e->now_us;
 	c->t_up_sent = c->t_up_head = 0;
 	memset(&c->rscan, 0, sizeof(c->rscan));
 	c->nr_resp_filters[0] = c->nr_resp_filters[1] = 0;
@@ -647,7 +647,7 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	}
 	c->req_deadline = eng_rule_deadline(e, r.entry);
 	c->log_backend = r.backend;
-	c->t_up_sent = eng_now_us();
+	c->t_up_sent = e->now_us;
 	if (!c->retry_head)
 		replay_drop(c);		/* too large a body for mirrors */
 	else if (c->req_done)
@@ -847,7 +847,7 @@ static bool retry_send(struct engine *e, struct cconn *c)
 	c->retry_sent = 0;
 	replay_push(c, c->up);
 	memset(&c->rscan, 0, sizeof(c->rscan));
-	c->t_up_sent = eng_now_us();
+	c->t_up_sent = e->now_us;
 	return true;
 }
 
@@ -971,7 +971,7 @@ static bool step_response_head(struct engine *e, struct cconn *c, struct uconn *
 	ebuf_consume(&u->in, n);
 	c->resp_head_done = c->resp_started = true;
 	c->log_status = h->status;
-	c->t_up_head = eng_now_us();
+	c->t_up_head = e->now_us;
 	eng_stat_add(e, &e->st.requests, 1);
 	if (h->status == 101) {
 		c->state = CS_TUNNEL;
