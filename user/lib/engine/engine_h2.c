@@ -905,8 +905,8 @@ static bool grpc_path(const char *path, char *svc, size_t sl, char *meth, size_t
 static void route(struct engine *e, struct h2stream *st)
 {
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = up_read };
-	const char *method = hlist_get(&st->req, ":method"), *path = hlist_get(&st->req, ":path");
-	const char *auth = hlist_get(&st->req, ":authority"), *ct, *authority;
+	const char *method = NULL, *path = NULL, *auth = NULL, *ct = NULL, *authority;
+	bool has_host = false;
 	const struct tr_endpoint *ep;
 	const struct tr_port *port;
 	const struct tr_class *cls;
@@ -921,7 +921,23 @@ static void route(struct engine *e, struct h2stream *st)
 	size_t nr = 0;
 	int ret = 0;
 
-	ct = hlist_get(&st->req, "content-type");
+	/* The fields route() reads, the first of each name, in one pass (as hlist_get finds). */
+	for (size_t i = 0; i < st->req.nr; i++) {
+		const char *n = (const char *)st->req.nv[i].name, *v = (const char *)st->req.nv[i].value;
+
+		if (n[0] == ':') {
+			if (!method && !strcmp(n, ":method"))
+				method = v;
+			else if (!path && !strcmp(n, ":path"))
+				path = v;
+			else if (!auth && !strcmp(n, ":authority"))
+				auth = v;
+		} else if (!ct && !strcmp(n, "content-type")) {
+			ct = v;
+		} else if (!has_host && !strcmp(n, "host")) {
+			has_host = true;
+		}
+	}
 	st->grpc = ct && !strncasecmp(ct, "application/grpc", 16);
 	st->head = method && !strcmp(method, "HEAD");
 	if (!method || !path || !strcmp(method, "CONNECT")) {
@@ -953,7 +969,7 @@ static void route(struct engine *e, struct h2stream *st)
 			hdrs[nr++] = (struct ev_header){ (const char *)st->req.nv[i].name,
 							 (const char *)st->req.nv[i].value };
 	/* :authority is HTTP/1.1's Host: what Host matches and hostname rewrites see. */
-	if (auth && !hlist_get(&st->req, "host"))
+	if (auth && !has_host)
 		hdrs[nr++] = (struct ev_header){ "host", auth };
 	req.method = method;
 	req.target = path;

@@ -62,12 +62,14 @@ void eng_mem_free(struct eng_mem *m)
 	free(m);
 }
 
+/* The smallest class that holds n bytes, -1: none (large). */
 static int em_class(size_t n)
 {
-	int c = 0;
+	int c;
 
-	while (c < EM_CLASSES && ((size_t)1 << (c + EM_MIN_SHIFT)) < n)
-		c++;
+	if (n <= (size_t)1 << EM_MIN_SHIFT)
+		return 0;
+	c = (int)(sizeof(unsigned long long) * 8) - __builtin_clzll(n - 1) - EM_MIN_SHIFT;
 	return c < EM_CLASSES ? c : -1;
 }
 
