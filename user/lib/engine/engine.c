@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/eventfd.h>
 #include <stdio.h>
 #include <sys/random.h>
@@ -112,7 +113,7 @@ static void client_new(struct engine *e, struct pending *p)
 {
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
 	struct cconn *c;
-	int fl;
+	int one = 1;
 
 	if (__atomic_load_n(&e->group->conns, __ATOMIC_RELAXED) >= e->o.max_conns) {
 		pr_warn("engine: %u client connections, refusing one from %s", e->o.max_conns,
@@ -131,8 +132,8 @@ static void client_new(struct engine *e, struct pending *p)
 	c->state = p->http ? CS_HEAD : CS_SNIFF;
 	c->head_start = p->http ? 0 : e->now;
 	c->rd_ready = c->wr_ready = true;
-	fl = fcntl(c->fd, F_GETFL);
-	if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK))
+	/* non-blocking whoever made it: one ioctl, not F_GETFL + F_SETFL per connection */
+	if (ioctl(c->fd, FIONBIO, &one))
 		goto fail;
 	eng_sock_setup(e, c->fd);
 	ev.data.ptr = c;
@@ -280,14 +281,36 @@ static void take_local(struct engine *e)
 	}
 }
 
-/* The acceptor's fd is readable: it accepts here, the connections stay here. */
+/*
+ * The acceptor's fd is readable: it accepts here, the connections stay here.
+ * Then the next loop watches it: connections go round the loops, and only
+ * one loop wakes per arrival. (EPOLLEXCLUSIVE would wake one of all the
+ * watchers, but the kernel refuses it for an epoll fd, which the agent's
+ * set of listeners is.) Called under acc_lock (read).
+ */
+static void acceptor_pass(struct engine *g, struct engine *e)
+{
+	struct engine *next = g->loops[(e->loop_index + 1) % g->nr_loops];
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &next->acc_kind };
+
+	if (g->nr_loops < 2 || __atomic_load_n(&g->acc_loop, __ATOMIC_ACQUIRE) != e->loop_index)
+		return;
+	/* watched by the next one before this one stops: never by none */
+	if (epoll_ctl(next->epfd, EPOLL_CTL_ADD, g->acc_fd, &ev))
+		return;		/* stays here */
+	epoll_ctl(e->epfd, EPOLL_CTL_DEL, g->acc_fd, NULL);
+	__atomic_store_n(&g->acc_loop, next->loop_index, __ATOMIC_RELEASE);
+}
+
 static void accept_run(struct engine *e)
 {
 	struct engine *g = e->group;
 
 	pthread_rwlock_rdlock(&g->acc_lock);
-	if (g->acc_fn)
+	if (g->acc_fn) {
 		g->acc_fn(g->acc_ctx);
+		acceptor_pass(g, e);
+	}
 	pthread_rwlock_unlock(&g->acc_lock);
 	/* after the callback: it may hold its own locks, which a client's first
 	 * request (opts->upstream_socket) could want */
@@ -640,10 +663,10 @@ int engine_set_acceptor(struct engine *e, int fd, void (*fn)(void *ctx), void *c
 		return -EINVAL;
 	g = e->group;
 	if (!fn) {
-		/* Out of every epoll first, then wait for a call in progress. */
+		/* No call in progress (nor a pass to the next loop), then out of every epoll. */
+		pthread_rwlock_wrlock(&g->acc_lock);
 		for (unsigned int i = 0; g->acc_fd >= 0 && i < g->nr_loops; i++)
 			epoll_ctl(g->loops[i]->epfd, EPOLL_CTL_DEL, g->acc_fd, NULL);
-		pthread_rwlock_wrlock(&g->acc_lock);
 		g->acc_fn = NULL;
 		g->acc_ctx = NULL;
 		g->acc_fd = -1;
@@ -655,20 +678,20 @@ int engine_set_acceptor(struct engine *e, int fd, void (*fn)(void *ctx), void *c
 		pthread_rwlock_unlock(&g->acc_lock);
 		return -EBUSY;
 	}
-	g->acc_fn = fn;
-	g->acc_ctx = ctx;
-	g->acc_fd = fd;
-	pthread_rwlock_unlock(&g->acc_lock);
-	for (unsigned int i = 0; i < g->nr_loops && !err; i++) {
-		/* level triggered: a loop that did not take everything leaves it to the next */
-		struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE,
-					  .data.ptr = &g->loops[i]->acc_kind };
+	/* Loop 0 watches it first (level triggered), then each in turn (accept_run). */
+	{
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &g->loops[0]->acc_kind };
 
-		if (epoll_ctl(g->loops[i]->epfd, EPOLL_CTL_ADD, fd, &ev))
+		if (epoll_ctl(g->loops[0]->epfd, EPOLL_CTL_ADD, fd, &ev)) {
 			err = -errno;
+		} else {
+			g->acc_fn = fn;
+			g->acc_ctx = ctx;
+			g->acc_fd = fd;
+			__atomic_store_n(&g->acc_loop, 0, __ATOMIC_RELEASE);
+		}
 	}
-	if (err)
-		engine_set_acceptor(g, -1, NULL, NULL);
+	pthread_rwlock_unlock(&g->acc_lock);
 	return err;
 }
 

@@ -224,12 +224,13 @@ typedef int (*engine_give_fn)(void *ctx, int fd, const struct engine_origin *o, 
  */
 int engine_handoff(struct engine *e, engine_give_fn give, void *ctx);
 /*
- * Accept in the loops: every loop watches fd (pollable, e.g. an epoll set
- * of listening sockets; level triggered, EPOLLEXCLUSIVE: one idle loop is
- * woken) and, when it is readable, calls fn(ctx) in its own thread, where
- * fn accepts (non-blocking: a loop must never wait) and calls
- * engine_adopt(): no hand-off to another thread per connection. fn NULL: stop watching; returns once no call of the old fn
- * runs any more. Any thread but a loop's. 0 or -errno.
+ * Accept in the loops: one loop at a time watches fd (pollable, e.g. an epoll
+ * set of listening sockets; level triggered) and, when it is readable, calls
+ * fn(ctx) in its own thread, where fn accepts (non-blocking: a loop must
+ * never wait) and calls engine_adopt(): no hand-off to another thread per
+ * connection. Then the next loop watches fd. fn NULL: stop watching; returns
+ * once no call of the old fn runs any more. Any thread but a loop's. 0 or
+ * -errno.
  */
 int engine_set_acceptor(struct engine *e, int fd, void (*fn)(void *ctx), void *ctx);
 /* Event loops running (opts.threads, resolved). */

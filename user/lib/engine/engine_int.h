@@ -178,7 +178,8 @@ struct engine {
 	uint64_t conns;			/* HTTP/1.x client connections of all loops (atomic), max_conns */
 	pthread_mutex_t give_lock;	/* give() is called by one loop at a time */
 	pthread_rwlock_t acc_lock;	/* acc_fn/acc_ctx/acc_fd against a callback running */
-	int acc_fd;			/* engine_set_acceptor: watched by every loop, -1 none */
+	int acc_fd;			/* engine_set_acceptor: watched by one loop, -1 none */
+	unsigned int acc_loop;		/* the loop watching acc_fd (atomic) */
 	void (*acc_fn)(void *ctx);
 	void *acc_ctx;
 	/* every loop */
