@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1561,7 +1562,8 @@ static void acc_cb(void *ctx)
 static void t_acceptor(struct fix *f)
 {
 	struct acc a = { .e = f->e };
-	int fds[ACC_CLIENTS], ok = 0, calls;
+	struct epoll_event lev = { .events = EPOLLIN };
+	int fds[ACC_CLIENTS], ok = 0, calls, epfd = -1;
 	uint16_t port;
 	struct reader r;
 	struct resp p = { 0 };
@@ -1571,9 +1573,14 @@ static void t_acceptor(struct fix *f)
 		return;
 	/* a loop must never block in the callback: accept until EAGAIN */
 	fcntl(a.lfd, F_SETFL, fcntl(a.lfd, F_GETFL) | O_NONBLOCK);
-	if (!ASSERT_OK(engine_set_acceptor(f->e, a.lfd, acc_cb, &a), "engine_set_acceptor"))
+	/* watched through an epoll set of listeners, as the agent's steering does */
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (!ASSERT_GE(epfd, 0, "epoll_create1") ||
+	    !ASSERT_OK(epoll_ctl(epfd, EPOLL_CTL_ADD, a.lfd, &lev), "epoll_ctl"))
 		goto out;
-	ASSERT_EQ(engine_set_acceptor(f->e, a.lfd, acc_cb, &a), -EBUSY, "one acceptor");
+	if (!ASSERT_OK(engine_set_acceptor(f->e, epfd, acc_cb, &a), "engine_set_acceptor"))
+		goto out;
+	ASSERT_EQ(engine_set_acceptor(f->e, epfd, acc_cb, &a), -EBUSY, "one acceptor");
 	for (int burst = 0; burst < ACC_CLIENTS; burst += 20) {
 		for (int i = burst; i < burst + 20; i++) {
 			struct timeval tv = { IO_TIMEOUT_MS / 1000, 0 };
@@ -1617,6 +1624,8 @@ static void t_acceptor(struct fix *f)
 	ASSERT_EQ(__atomic_load_n(&a.calls, __ATOMIC_RELAXED), calls, "no callback after detach");
 out:
 	engine_set_acceptor(f->e, -1, NULL, NULL);
+	if (epfd >= 0)
+		close(epfd);
 	close(a.lfd);
 }
 
