@@ -251,6 +251,12 @@ static void hlist_free(struct hlist *h)
 	h->m = m;
 }
 
+static void nv_put(nghttp2_nv *nv, size_t *nr, const char *n, const char *v)
+{
+	nv[(*nr)++] = (nghttp2_nv){ (uint8_t *)n, (uint8_t *)v, strlen(n), strlen(v),
+				    NGHTTP2_NV_FLAG_NONE };
+}
+
 /* name: lowercase, as every name in a list is. */
 static const char *hlist_get(const struct hlist *h, const char *name)
 {
@@ -913,13 +919,13 @@ static void route(struct engine *e, struct h2stream *st)
 	struct ev_header *hdrs = NULL;
 	struct ev_request req = { 0 };
 	struct ev_result r = { 0 };
-	struct hlist out = { .m = e->mem };
+	nghttp2_nv *nv;
+	size_t nnv = 0;
 	char svc[256], meth[256], host[256];
 	struct h2conn *u;
 	struct ukey k;
 	int32_t id;
 	size_t nr = 0;
-	int ret = 0;
 
 	/* The fields route() reads, the first of each name, in one pass (as hlist_get finds). */
 	for (size_t i = 0; i < st->req.nr; i++) {
@@ -1031,22 +1037,32 @@ static void route(struct engine *e, struct h2stream *st)
 		goto out;
 	}
 	authority = ev_header_get(&r.request_headers, "host");
-	ret |= hlist_adds(&out, ":method", method);
-	ret |= hlist_adds(&out, ":scheme", "http");
+	/*
+	 * The fields point into r and st->req: nghttp2_submit_request copies
+	 * them (and lowercases the names, which filters may spell otherwise),
+	 * so no copy of our own first.
+	 */
+	nv = eng_mem_alloc(e->mem, (4 + r.request_headers.nr) * sizeof(*nv));
+	if (!nv) {
+		st_local(e, st, 503, NULL, &r.response_headers);
+		goto out;
+	}
+	nv_put(nv, &nnv, ":method", method);
+	nv_put(nv, &nnv, ":scheme", "http");
 	if (authority || auth)
-		ret |= hlist_adds(&out, ":authority", authority ? authority : auth);
-	ret |= hlist_adds(&out, ":path", r.target);
-	for (size_t i = 0; i < r.request_headers.nr && !ret; i++) {
+		nv_put(nv, &nnv, ":authority", authority ? authority : auth);
+	nv_put(nv, &nnv, ":path", r.target);
+	for (size_t i = 0; i < r.request_headers.nr; i++) {
 		const struct ev_kv *kv = &r.request_headers.items[i];
 
 		if (kv->name[0] == ':' || conn_specific(kv->name, kv->value) ||
 		    !field_clean(kv->value))
 			continue;
-		ret = hlist_adds(&out, kv->name, kv->value);
+		nv_put(nv, &nnv, kv->name, kv->value);
 	}
-	id = ret ? -1 : nghttp2_submit_request(u->s, NULL, out.nv, out.nr,
-					       st->req_eos ? NULL : &prd, st);
-	hlist_free(&out);
+	id = nnv > H2_HEADERS_MAX ? -1 : nghttp2_submit_request(u->s, NULL, nv, nnv,
+							      st->req_eos ? NULL : &prd, st);
+	eng_mem_release(e->mem, nv);
 	if (id < 0) {
 		st_local(e, st, 503, NULL, &r.response_headers);
 		goto out;
