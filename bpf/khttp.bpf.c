@@ -87,22 +87,37 @@ static __always_inline int kh_forward(struct sk_msg_md *msg, struct gammad_kh_co
 	return SK_PASS;
 }
 
+/* Write the answer in a to the start of msg, GAMMAD_KH_APPEND_MAX bytes at a time. */
+static __always_inline int kh_msg_write_answer(struct sk_msg_md *msg, struct kh_abuf *a, __u32 n)
+{
+	for (__u32 k = 0; k < KH_ABUF_MAX / GAMMAD_KH_APPEND_MAX; k++) {
+		__u32 off = k * GAMMAD_KH_APPEND_MAX, w;
+
+		if (off >= n)
+			break;
+		w = n - off;
+		if (w > GAMMAD_KH_APPEND_MAX)
+			w = GAMMAD_KH_APPEND_MAX;
+		if (kh_msg_write(msg, off, (const struct kh_bytes *)&a->b[off], w))
+			return -1;
+	}
+	return 0;
+}
+
 /*
- * A local answer (404, 500, 503) in place of the request: pushed in front
- * of it, the request (head and body) popped, the answer redirected to the
- * client's own ingress.
+ * A local answer (404, 500, 503, a redirect with its Location) in place of
+ * the request: pushed in front of it, the request (head and body) popped,
+ * the answer redirected to the client's own ingress.
  */
 static __always_inline int kh_local_answer(struct sk_msg_md *msg, struct gammad_kh_conn *c,
 					   struct gammad_kh_scratch *s)
 {
 	struct gammad_kh_slot *sl;
-	struct kh_bytes *out;
+	struct kh_abuf *a;
 	__u64 cookie = c->cookie, req;
-	__u32 id = 0, is_head;
+	__u32 id = 0, zero = 0;
 	int n;
 
-	if (s->v.status >= 300 && s->v.status < 400)
-		return kh_to_engine(msg, c, GAMMAD_KH_R_REDIRECT);
 	/* it would overtake the responses still coming from the upstream */
 	sl = kh_bound(c, &id);
 	if (sl && sl->owner == c->cookie && kh_slot_pending(sl))
@@ -110,16 +125,16 @@ static __always_inline int kh_local_answer(struct sk_msg_md *msg, struct gammad_
 	req = (__u64)s->req.head_len + s->req.content_length;
 	if (req > msg->size)
 		return kh_to_engine(msg, c, GAMMAD_KH_R_LOCAL_BODY);
-	/* the answer is built in the scratch's head buffer: the head is parsed */
-	out = (struct kh_bytes *)s->buf;
-	is_head = s->req.method_len == 4 && s->buf[0] == 'H' && s->buf[1] == 'E' &&
-		  s->buf[2] == 'A' && s->buf[3] == 'D';
-	n = kh_answer(out, s->v.status, is_head, s->req.minor);
-	if (n <= 0 || n > KH_ANSWER_MAX)
+	a = bpf_map_lookup_elem(&gammad_khans_v1, &zero);
+	if (!a)
 		return kh_to_engine(msg, c, GAMMAD_KH_R_MAP);
+	n = kh_answer(a, s);
+	if (n <= 0 || n > KH_ABUF_MAX)
+		return kh_to_engine(msg, c, s->v.status < 400 ? GAMMAD_KH_R_REDIRECT :
+								 GAMMAD_KH_R_MAP);
 	if (bpf_msg_redirect_hash(msg, &gammad_khcli_v1, &cookie, BPF_F_INGRESS) != SK_PASS)
 		return kh_to_engine(msg, c, GAMMAD_KH_R_ENGINE_LOST);
-	if (bpf_msg_push_data(msg, 0, n, 0) || kh_msg_write(msg, 0, out, n) ||
+	if (bpf_msg_push_data(msg, 0, n, 0) || kh_msg_write_answer(msg, a, n) ||
 	    bpf_msg_pop_data(msg, n, req, 0)) {
 		kh_count(GAMMAD_KH_R_EDIT);
 		return SK_DROP;
@@ -151,6 +166,7 @@ int gammad_kh_client(struct sk_msg_md *msg)
 		return kh_to_engine(msg, c, GAMMAD_KH_R_MAP);
 	if (kh_conn_table(c, &tab))
 		return kh_to_engine(msg, c, GAMMAD_KH_R_NO_TABLE);
+
 	len = msg->size;
 	if (len > GAMMAD_KH_HEAD_MAX)
 		len = GAMMAD_KH_HEAD_MAX;

@@ -39,6 +39,7 @@
 #include "lib/engine.h"
 #include "lib/khttp_maps.h"
 #include "lib/khttp_msg.h"
+#include "lib/khttp_answer.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
@@ -86,6 +87,8 @@ struct {
 
 /* Work areas: one per side, the upstream's runs in softirq over the client's. */
 GAMMAD_PERCPU_ARRAY(gammad_khscr_v1, struct gammad_kh_scratch, 1);
+/* The client side's answers (khttp_answer.h), built beside the head they answer. */
+GAMMAD_PERCPU_ARRAY(gammad_khans_v1, struct kh_abuf, 1);
 
 #define KH_RBUF		256	/* response bytes looked at per step */
 #define KH_RSTEPS	32	/* steps per skb; more: unframed (exact, never wrong) */
@@ -637,77 +640,6 @@ KH_GLOBAL int kh_hop_by_hop(const struct gammad_kh_scratch *s)
 			return 1;
 	}
 	return 0;
-}
-
-/* The status lines and bodies of the kernel's own answers, as the engine writes them. */
-#define KH_ANSWER_MAX	160
-
-/*
- * The engine's local_reply() for 404, 500 and 503 (engine_req.c): the same
- * bytes. Length written to out, or -1 for another status.
- */
-KH_GLOBAL int kh_answer(struct kh_bytes *out, __u32 status, __u32 head, __u32 minor)
-{
-	static const char ctype[] = "Content-Type: text/plain\r\nContent-Length: ";
-	static const char ka[] = "Connection: keep-alive\r\n";
-	const char *line, *body;
-	__u32 n = 0, llen, blen;
-
-	if (!out)
-		return -1;
-	switch (status) {
-	case 404:
-		line = "HTTP/1.1 404 Not Found\r\n";
-		body = "404 Not Found\n";
-		llen = 24;
-		blen = 14;
-		break;
-	case 500:
-		line = "HTTP/1.1 500 Internal Server Error\r\n";
-		body = "500 Internal Server Error\n";
-		llen = 36;
-		blen = 26;
-		break;
-	case 503:
-		line = "HTTP/1.1 503 Service Unavailable\r\n";
-		body = "503 Service Unavailable\n";
-		llen = 34;
-		blen = 24;
-		break;
-	default:
-		return -1;
-	}
-	for (__u32 i = 0; i < 40; i++) {
-		if (i >= llen)
-			break;
-		out->b[i] = line[i];
-	}
-	n = llen;
-	for (__u32 i = 0; i < sizeof(ctype) - 1; i++)
-		out->b[(n + i) & 0xff] = ctype[i];
-	n += sizeof(ctype) - 1;
-	out->b[n & 0xff] = '0' + blen / 10;
-	out->b[(n + 1) & 0xff] = '0' + blen % 10;
-	out->b[(n + 2) & 0xff] = '\r';
-	out->b[(n + 3) & 0xff] = '\n';
-	n += 4;
-	if (!minor) {
-		for (__u32 i = 0; i < sizeof(ka) - 1; i++)
-			out->b[(n + i) & 0xff] = ka[i];
-		n += sizeof(ka) - 1;
-	}
-	out->b[n & 0xff] = '\r';
-	out->b[(n + 1) & 0xff] = '\n';
-	n += 2;
-	if (!head) {
-		for (__u32 i = 0; i < 32; i++) {
-			if (i >= blen)
-				break;
-			out->b[(n + i) & 0xff] = body[i];
-		}
-		n += blen;
-	}
-	return n;
 }
 
 #endif

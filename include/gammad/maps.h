@@ -743,7 +743,7 @@ enum gammad_kh_reason {
 	GAMMAD_KH_R_NO_UPSTREAM,	/* no free pre-connected upstream for the endpoint */
 	GAMMAD_KH_R_NO_ENDPOINT,	/* the rule backend has no endpoint to pick */
 	GAMMAD_KH_R_AFFINITY,		/* the backend has session affinity (the engine's) */
-	GAMMAD_KH_R_REDIRECT,		/* a redirect answer (Location is the engine's) */
+	GAMMAD_KH_R_REDIRECT,		/* a redirect the kernel cannot write (too long) */
 	GAMMAD_KH_R_LOCAL_BODY,		/* a local answer to a body not all in the message */
 	GAMMAD_KH_R_UNFRAMED,		/* the bound upstream's response framing is unknown */
 	GAMMAD_KH_R_EDIT,		/* a message edit failed: dropped */
@@ -792,7 +792,8 @@ struct gammad_kh_req {
  * becomes rewrite_str + target[rw_cut..] when rw_kind is set (1: the
  * rewrite's value, 2: "/"). LOCAL: status; a 3xx has its Location built
  * from the rule (host_len bytes of the request's Host at host_off when the
- * rule says so) and the rewrite as for FORWARD.
+ * rule says so) and the rewrite as for FORWARD; bpf/lib/khttp_answer.h
+ * writes the answer.
  */
 struct gammad_kh_verdict {
 	__u32 action;		/* enum gammad_kh_action */

@@ -64,6 +64,7 @@ static long khu_loop(uint32_t n, long (*cb)(__u64, void *), void *ctx, uint64_t 
 #define bpf_loop(n, cb, ctx, flags) khu_loop(n, cb, ctx, flags)
 
 #include "../../bpf/lib/khttp.h"
+#include "../../bpf/lib/khttp_answer.h"
 
 void khu_use(const struct kh_image *img)
 {
@@ -73,6 +74,20 @@ void khu_use(const struct kh_image *img)
 int khu_request(struct gammad_kh_scratch *s)
 {
 	return kh_request(s);
+}
+
+_Static_assert(KHU_ANSWER_MAX == KH_ABUF_MAX && sizeof(struct khu_abuf) == sizeof(struct kh_abuf),
+	       "struct khu_abuf is struct kh_abuf");
+
+int khu_answer(const struct gammad_kh_scratch *s, char *out, size_t cap)
+{
+	static struct kh_abuf a;
+	int n = kh_answer(&a, s);
+
+	if (n < 0 || (size_t)n > cap)
+		return -1;
+	memcpy(out, a.b, (size_t)n);
+	return n;
 }
 
 void khu_scratch(struct gammad_kh_scratch *s, const char *head, size_t len, uint32_t d0,
@@ -242,6 +257,70 @@ static uint64_t draw_for(const struct kh_image *img, const struct gammad_kh_scra
 	return d;
 }
 
+/*
+ * The engine's answer of its own (local_reply() of engine_req.c, with no
+ * extra fields: a table with response filters is the engine's), for the
+ * evaluator's status and Location: what the kernel's must equal.
+ */
+static char *engine_answer(int status, const char *location, bool head, unsigned minor,
+			   size_t *len)
+{
+	const char *phrase;
+	char body[64], *out = NULL;
+	FILE *f;
+	int blen;
+
+	switch (status) {
+	case 301: phrase = "Moved Permanently"; break;
+	case 302: phrase = "Found"; break;
+	case 303: phrase = "See Other"; break;
+	case 307: phrase = "Temporary Redirect"; break;
+	case 308: phrase = "Permanent Redirect"; break;
+	case 404: phrase = "Not Found"; break;
+	case 500: phrase = "Internal Server Error"; break;
+	case 503: phrase = "Service Unavailable"; break;
+	default: phrase = "Unknown"; break;
+	}
+	f = open_memstream(&out, len);
+	if (!f)
+		return NULL;
+	blen = snprintf(body, sizeof(body), "%d %s\n", status, phrase);
+	fprintf(f, "HTTP/1.1 %d %s\r\n", status, phrase);
+	if (location)
+		fprintf(f, "Location: %s\r\n", location);
+	fprintf(f, "Content-Type: text/plain\r\nContent-Length: %d\r\n", blen);
+	if (!minor)
+		fputs("Connection: keep-alive\r\n", f);
+	fputs("\r\n", f);
+	if (!head)
+		fputs(body, f);
+	fclose(f);
+	return out;
+}
+
+/* The kernel's answer bytes (khttp_answer.h) are the engine's. */
+static int check_answer(const struct gammad_kh_scratch *s, const struct h1_head *h,
+			const struct ev_result *r, char *why, size_t len)
+{
+	bool head = h->method.len == 4 && !memcmp(h->method.p, "HEAD", 4);
+	size_t wlen = 0;
+	char got[KH_ABUF_MAX], *want;
+	int n = khu_answer(s, got, sizeof(got));
+	int ret = 0;
+
+	want = engine_answer(r->status, r->status >= 300 && r->status < 400 ?
+			     r->redirect.location : NULL, head, h->minor, &wlen);
+	if (!want)
+		return fail(why, len, "out of memory");
+	/* only one too long for the kernel goes to the engine (counted: redirect) */
+	if (n < 0 && wlen <= KH_ABUF_MAX)
+		ret = fail(why, len, "no kernel answer for status %d", r->status);
+	else if (n >= 0 && ((size_t)n != wlen || memcmp(got, want, wlen)))
+		ret = fail(why, len, "answer \"%.*s\", engine \"%s\"", n, got, want);
+	free(want);
+	return ret;
+}
+
 static int check_verdict(const struct tr_class *cls, const struct kh_image *img,
 			 const struct gammad_kh_scratch *s, const struct h1_head *h,
 			 char *why, size_t len)
@@ -319,6 +398,8 @@ static int check_verdict(const struct tr_class *cls, const struct kh_image *img,
 			goto out_r;
 		}
 	}
+	if (s->v.action == GAMMAD_KH_LOCAL && check_answer(s, h, &r, why, len))
+		goto out_r;
 	ret = 0;
 out_r:
 	ev_result_free(&r);

@@ -23,6 +23,18 @@
 void khu_use(const struct kh_image *img);
 /* kh_request() of bpf/lib/khttp.h, built for userspace. */
 int khu_request(struct gammad_kh_scratch *s);
+/*
+ * The kernel's answer (bpf/lib/khttp_answer.h) to the LOCAL verdict in s,
+ * built for userspace, into out: its length, or -1 (the engine's).
+ */
+int khu_answer(const struct gammad_kh_scratch *s, char *out, size_t cap);
+
+/* struct kh_abuf of bpf/lib/khttp_answer.h (the test program's answer map). */
+#define KHU_ANSWER_MAX 1024
+struct khu_abuf {
+	uint32_t n, fail;
+	char b[KHU_ANSWER_MAX];
+};
 /* Fill s with a head (cut at GAMMAD_KH_HEAD_MAX), table KHU_TAB and the draws. */
 void khu_scratch(struct gammad_kh_scratch *s, const char *head, size_t len, uint32_t d0,
 		 uint32_t d1);

@@ -37,6 +37,7 @@ struct run {
 	struct khu_stats st;
 	unsigned long tables, tables_kernel, cases, failures;
 	unsigned long total_kernel, total_served;
+	unsigned long answers;		/* local answers compared byte for byte */
 	unsigned long tab_reasons[GAMMAD_KH_TAB_MAX];
 	uint64_t rng;
 };
@@ -66,6 +67,20 @@ static int bpf_run(struct run *r, struct gammad_kh_scratch *s)
 	if (err)
 		return err;
 	return bpf_map_lookup_elem(r->scratch_fd, &zero, s);
+}
+
+/* The answer the BPF build wrote (kh_run) is the userspace build's. */
+static bool answer_same(struct run *r, const struct gammad_kh_scratch *u)
+{
+	static struct khu_abuf a;
+	char want[KHU_ANSWER_MAX];
+	uint32_t zero = 0;
+	int n = khu_answer(u, want, sizeof(want));
+
+	if (bpf_map_lookup_elem(bpf_map__fd(r->skel->maps.kh_answer_out), &zero, &a))
+		return false;
+	r->answers += n > 0;
+	return n > 0 ? a.n == (uint32_t)n && !memcmp(a.b, want, (size_t)n) : a.n == 0;
 }
 
 static void show_head(const char *head, size_t len)
@@ -106,6 +121,12 @@ static bool run_head(struct run *r, const struct tr_class *cls, const struct kh_
 		test__fail();
 		test__printf("BPF and userspace builds differ: action %u/%u reason %u/%u\n",
 			     k->v.action, u->v.action, k->v.reason, u->v.reason);
+		show_head(head, len);
+		goto out;
+	}
+	if (k->v.action == GAMMAD_KH_LOCAL && !answer_same(r, u)) {
+		test__fail();
+		test__printf("BPF and userspace answers differ (status %u)\n", k->v.status);
 		show_head(head, len);
 		goto out;
 	}
@@ -599,6 +620,8 @@ static void report(struct run *r)
 		     "%lu answered in the kernel, %lu to the engine (%lu malformed), %lu waiting\n",
 		     r->tables, r->tables_kernel, r->cases, r->st.served, r->st.local, r->st.engine,
 		     r->st.malformed, r->st.more);
+	test__printf("  answers compared byte for byte (BPF, userspace, engine format): %lu\n",
+		     r->answers);
 	for (unsigned i = 1; i < GAMMAD_KH_TAB_MAX; i++)
 		if (r->tab_reasons[i])
 			test__printf("  tables to the engine: %lu %s\n", r->tab_reasons[i],
@@ -610,7 +633,7 @@ static void report(struct run *r)
 	ASSERT_EQ(r->failures, 0, "disagreements");
 	r->total_kernel += r->tables_kernel;
 	r->total_served += r->st.served;
-	r->tables = r->tables_kernel = r->cases = r->failures = 0;
+	r->tables = r->tables_kernel = r->cases = r->failures = r->answers = 0;
 	memset(&r->st, 0, sizeof(r->st));
 	memset(r->tab_reasons, 0, sizeof(r->tab_reasons));
 }
