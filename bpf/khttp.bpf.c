@@ -142,6 +142,16 @@ static __always_inline int kh_local_answer(struct sk_msg_md *msg, struct gammad_
 	bpf_msg_apply_bytes(msg, n);
 	c->flags |= GAMMAD_KHC_F_REDIRECTED;
 	kh_count(GAMMAD_KH_R_SERVED);
+	/*
+	 * A client that sends without reading its answers would queue them
+	 * without bound: this one goes (the target is set), the engine has the
+	 * rest, over TCP. bpf_tcp_ingress queues synchronously and the reader
+	 * takes its ingress queue first, so nothing is overtaken.
+	 */
+	if ((__u64)msg_redir_queued(msg_kern(msg)) + n > kh_cap) {
+		c->state = GAMMAD_KHC_ENGINE;
+		kh_count(GAMMAD_KH_R_SLOW_READER);
+	}
 	return SK_PASS;
 }
 
@@ -149,9 +159,10 @@ SEC("sk_msg")
 int gammad_kh_client(struct sk_msg_md *msg)
 {
 	struct gammad_kh_scratch *s;
+	struct gammad_kh_slot *sl;
 	struct gammad_kh_conn *c;
 	struct bpf_sock *sk = msg->sk;
-	__u32 zero = 0, len, tab;
+	__u32 zero = 0, len, tab, id = 0;
 	void *data;
 
 	if (!sk)
@@ -166,7 +177,10 @@ int gammad_kh_client(struct sk_msg_md *msg)
 		return kh_to_engine(msg, c, GAMMAD_KH_R_MAP);
 	if (kh_conn_table(c, &tab))
 		return kh_to_engine(msg, c, GAMMAD_KH_R_NO_TABLE);
-
+	/* the upstream side found this client slow (counted there): the engine's now */
+	sl = kh_bound(c, &id);
+	if (sl && sl->owner == c->cookie && (sl->flags & GAMMAD_KH_SLOT_SLOW))
+		return kh_to_engine(msg, c, 0);
 	len = msg->size;
 	if (len > GAMMAD_KH_HEAD_MAX)
 		len = GAMMAD_KH_HEAD_MAX;
@@ -224,17 +238,40 @@ int gammad_kh_upstream(struct __sk_buff *skb)
 	owner = sl->owner;
 	if (owner == GAMMAD_KH_OWNER_FREE || owner == GAMMAD_KH_OWNER_DEAD)
 		return SK_DROP;
+	/*
+	 * The agent's: kept on the upstream socket (charged to its receive
+	 * memory, so its window closes on the backend) for the agent to read.
+	 */
+	if (sl->flags & GAMMAD_KH_SLOT_SLOW)
+		return SK_PASS;
 	if (!(sl->flags & GAMMAD_KH_SLOT_UNFRAMED)) {
 		__builtin_memcpy(&p->r, &sl->r, sizeof(p->r));
 		p->req_seq = sl->req_seq;
 		p->head_bits = sl->head_bits;
 		p->unframed = 0;
+		p->close = 0;
 		if (kh_resp_parse(skb, p))
 			p->unframed = 1;
-		if (p->unframed)
+		if (p->unframed) {
 			sl->flags |= GAMMAD_KH_SLOT_UNFRAMED;
-		else
+			if (p->close)
+				sl->flags |= GAMMAD_KH_SLOT_CLOSE;
+		} else {
 			__builtin_memcpy(&sl->r, &p->r, sizeof(p->r));
+		}
+	}
+	/*
+	 * A client that does not read: nothing more goes to it (brief: the
+	 * ingress queues are unbounded). This skb and the rest stay on the
+	 * upstream, where TCP holds the backend; the agent relays them and
+	 * the connection is the engine's.
+	 */
+	if (kh_client_lags(owner, skb->len)) {
+		__sync_fetch_and_or(&sl->flags, GAMMAD_KH_SLOT_SLOW);
+		kh_count(GAMMAD_KH_R_SLOW_READER);
+		__builtin_memcpy(&pk, &sl->pool, sizeof(pk));
+		kh_event(GAMMAD_KH_EV_SLOW, id, &pk);
+		return SK_PASS;
 	}
 	__sync_fetch_and_add(&sl->bytes_down, skb->len);
 	if (bpf_sk_redirect_hash(skb, &gammad_khcli_v1, &owner, BPF_F_INGRESS) == SK_PASS)

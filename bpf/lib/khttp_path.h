@@ -37,6 +37,7 @@
 
 #include "lib/maps.h"
 #include "lib/engine.h"
+#include "lib/sockmap.h"
 #include "lib/khttp_maps.h"
 #include "lib/khttp_msg.h"
 #include "lib/khttp_answer.h"
@@ -98,6 +99,7 @@ struct kh_rscratch {
 	__u32 req_seq, head_bits;
 	__u32 pos, n;		/* bytes of buf consumed, in buf */
 	__u32 unframed;
+	__u32 close;		/* unframed: the body runs to the upstream's close */
 	__u8 buf[KH_RBUF];
 };
 
@@ -120,6 +122,64 @@ static __always_inline void kh_event(__u32 kind, __u32 slot, const struct gammad
 
 	__builtin_memcpy(&ev.pool, pk, sizeof(ev.pool));
 	bpf_ringbuf_output(&gammad_khev_v1, &ev, sizeof(ev), 0);
+}
+
+/* Load-time constant (bytes): see GAMMAD_KH_CAP_DEFAULT. */
+const volatile __u32 kh_cap = GAMMAD_KH_CAP_DEFAULT;
+
+/* ingress_skb entries looked at; a longer queue counts as over any cap */
+#define KH_QWALK	16
+
+/*
+ * Bytes queued at a client socket and not read yet: its receive memory
+ * (the sockmap ingress_msg queue is charged to it, as TCP's receive queue
+ * is) plus the skbs redirected to it that wait in its psock's ingress_skb,
+ * uncharged: the kernel moves them to ingress_msg only while the receive
+ * memory is under sk_rcvbuf, so a reader that stops lets that queue grow
+ * without bound. Read-only views of kernel objects (bpf_rdonly_cast): a
+ * concurrent change reads as a stale value, never as a fault.
+ */
+static __always_inline __u64 kh_sock_queued(struct bpf_sock *bsk)
+{
+	struct sock *sk = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct sock));
+	struct sk_psock *ps;
+	struct sk_buff *skb;
+	__u64 q = 0, ud;
+	__u32 nr;
+	int rmem;
+
+	rmem = sk->sk_backlog.rmem_alloc.counter;
+	if (rmem > 0)
+		q = rmem;
+	/* sk_user_data carries flag bits below the psock pointer (SK_USER_DATA_*) */
+	ud = (__u64)sk->sk_user_data & ~7ULL;
+	if (!ud)
+		return q;
+	ps = bpf_rdonly_cast((void *)ud, bpf_core_type_id_kernel(struct sk_psock));
+	nr = ps->ingress_skb.qlen;
+	if (nr > KH_QWALK)
+		return ~0ULL;
+	skb = ps->ingress_skb.next;
+	for (__u32 i = 0; i < KH_QWALK; i++) {
+		if (i >= nr || !skb)
+			break;
+		q += skb->len;
+		skb = skb->next;
+	}
+	return q;
+}
+
+/* Would len more bytes put the client of cookie over the cap? */
+static __always_inline bool kh_client_lags(__u64 cookie, __u32 len)
+{
+	struct bpf_sock *bsk = bpf_map_lookup_elem(&gammad_khcli_v1, &cookie);
+	__u64 q;
+
+	if (!bsk)
+		return false;	/* gone: the redirect fails and says so */
+	q = kh_sock_queued(bsk);
+	bpf_sk_release(bsk);
+	return q + len > kh_cap;
 }
 
 /* ---- the upstream side: response framing --------------------------------- */
@@ -170,8 +230,11 @@ static __always_inline long kh_resp_head_end(struct kh_rscratch *p)
 		r->rleft = 0;
 		return 0;
 	}
-	if (!(r->hflags & KH_RH_CL))
-		return kh_unframed(p);	/* close-delimited */
+	if (!(r->hflags & KH_RH_CL)) {
+		/* close-delimited: delivered as it comes, ended by the agent at the close */
+		p->close = 1;
+		return kh_unframed(p);
+	}
 	if (!r->cl) {
 		kh_resp_done(r);
 		return 0;
@@ -478,7 +541,8 @@ static __always_inline struct gammad_kh_slot *kh_bound(const struct gammad_kh_co
 /* Between responses, framed: the next client may have it as it is. */
 static __always_inline bool kh_slot_clean(const struct gammad_kh_slot *sl)
 {
-	return !kh_slot_pending(sl) && !(sl->flags & GAMMAD_KH_SLOT_UNFRAMED) &&
+	return !kh_slot_pending(sl) &&
+	       !(sl->flags & (GAMMAD_KH_SLOT_UNFRAMED | GAMMAD_KH_SLOT_SLOW | GAMMAD_KH_SLOT_CLOSE)) &&
 	       sl->r.state == GAMMAD_KH_RS_STATUS && !sl->r.k;
 }
 
@@ -602,6 +666,9 @@ static __always_inline int kh_upstream(struct gammad_kh_conn *c,
 
 	sl = kh_bound(c, &id);
 	if (sl) {
+		/* its response ends with the upstream's close: so does the connection (engine) */
+		if (sl->owner == c->cookie && (sl->flags & GAMMAD_KH_SLOT_CLOSE))
+			return -GAMMAD_KH_R_CLOSE_DELIMITED;
 		if (sl->owner == c->cookie && kh_pool_eq(&sl->pool, pk)) {
 			if (kh_slot_pending(sl) >= GAMMAD_KH_PIPELINE_MAX)
 				return -GAMMAD_KH_R_PIPELINE;

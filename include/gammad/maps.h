@@ -750,6 +750,8 @@ enum gammad_kh_reason {
 	GAMMAD_KH_R_ENGINE_LOST,	/* the engine's socket is gone: dropped */
 	GAMMAD_KH_R_HOP_BY_HOP,		/* Connection, Keep-Alive, TE: the engine's */
 	GAMMAD_KH_R_HTTP10,		/* HTTP/1.0: the engine adds Host, keeps alive */
+	GAMMAD_KH_R_SLOW_READER,	/* the client lagged beyond the in-flight cap */
+	GAMMAD_KH_R_CLOSE_DELIMITED,	/* a response read to the upstream's close */
 	GAMMAD_KH_R_MAX,
 };
 
@@ -868,6 +870,17 @@ _Static_assert(sizeof(struct gammad_kh_verdict) == 44, "gammad_kh_verdict");
 #define GAMMAD_KH_POOL_MAX	16	/* slots per (client netns, endpoint) */
 #define GAMMAD_KH_PIPELINE_MAX	31	/* requests outstanding on one upstream */
 
+/*
+ * Bytes a client socket may have queued and unread (its receive memory
+ * plus what waits in its sockmap ingress queue) before the kernel path
+ * stops feeding it: kh_cap of bpf/lib/khttp_path.h, a load-time constant.
+ * The kernel does not bound those queues (design brief); TCP's flow control
+ * does, so the bytes of a slow reader are left on the upstream socket
+ * (GAMMAD_KH_SLOT_SLOW) and its connection becomes the engine's. The same
+ * 4 MiB as the L4 redirect (GAMMAD_SOCKMAP_CAP_DEFAULT, which says why).
+ */
+#define GAMMAD_KH_CAP_DEFAULT	(4u << 20)
+
 enum gammad_kh_conn_state {
 	GAMMAD_KHC_KERNEL = 1,		/* requests decided here */
 	GAMMAD_KHC_ENGINE,		/* the engine's, for good */
@@ -908,6 +921,14 @@ struct gammad_kh_pool {
 
 enum gammad_kh_slot_flags {
 	GAMMAD_KH_SLOT_UNFRAMED = 1 << 0,	/* response framing unknown: never reused */
+	/*
+	 * The client lagged beyond the cap: the upstream's bytes stay in its
+	 * own receive queue (its window holds the backend) for the agent to
+	 * relay; the slot is the agent's until the client leaves.
+	 */
+	GAMMAD_KH_SLOT_SLOW = 1 << 1,
+	/* The response runs to the upstream's close: the agent ends the client's side then. */
+	GAMMAD_KH_SLOT_CLOSE = 1 << 2,
 };
 
 /* Response framing states (bpf/lib/khttp_path.h). */
@@ -959,6 +980,7 @@ struct gammad_kh_slot {
 enum gammad_kh_event_kind {
 	GAMMAD_KH_EV_CLAIMED = 1,	/* a slot of the pool was bound: refill */
 	GAMMAD_KH_EV_DEAD,		/* a slot was given up: close and re-arm it */
+	GAMMAD_KH_EV_SLOW,		/* its client lags: relay the upstream's bytes */
 };
 
 struct gammad_kh_event {

@@ -99,6 +99,9 @@ struct env {
 	struct bend bends[MAX_BENDS];
 	int nr_bends;
 	uint64_t cut;			/* the last client the pools said was cut */
+	uint64_t eof;			/* ... whose close-delimited response ended */
+	uint64_t slow;			/* ... that lags, and its upstream to relay */
+	int slow_fd;
 	uint64_t netns;
 	char cg[PATH_MAX], cg_orig[PATH_MAX];	/* the clients' cgroup, ours */
 	int cg_fd;
@@ -425,6 +428,19 @@ static void on_cut(void *ctx, uint64_t cookie)
 	((struct env *)ctx)->cut = cookie;
 }
 
+static void on_eof(void *ctx, uint64_t cookie)
+{
+	((struct env *)ctx)->eof = cookie;
+}
+
+static void on_slow(void *ctx, uint64_t cookie, uint32_t slot, int fd)
+{
+	struct env *e = ctx;
+
+	e->slow = cookie;
+	e->slow_fd = fd;
+}
+
 /* Pre-connected upstreams, PER_POOL per endpoint, kept by the agent's pools. */
 static int env_pools(struct env *e)
 {
@@ -435,7 +451,7 @@ static int env_pools(struct env *e)
 		.map_slot = bpf_map__fd(s->maps.gammad_khslot_v1),
 		.map_pool = bpf_map__fd(s->maps.gammad_khpool_v1),
 		.map_events = bpf_map__fd(s->maps.gammad_khev_v1),
-		.per_pool = PER_POOL, .cut = on_cut, .ctx = e,
+		.per_pool = PER_POOL, .cut = on_cut, .eof = on_eof, .slow = on_slow, .ctx = e,
 	};
 
 	e->pools = kh_pools_new(&o);
@@ -750,13 +766,13 @@ out:
 }
 
 /*
- * An upstream whose response has no framing (read to its close) stays
+ * An upstream whose response has no framing (a coding other than chunked) stays
  * bound: the next request for another endpoint is the engine's. And the
  * upstream's FIN (a zero-length skb) never reaches the client.
  */
 static void test_unframed(struct env *e)
 {
-	static const char resp[] = "HTTP/1.1 200 OK\r\n\r\nuntil the end";
+	static const char resp[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nuntil the end";
 	static const char next[] = "GET /two HTTP/1.1\r\nHost: a\r\n\r\n";
 	uint64_t unf = khst(e, GAMMAD_KH_R_UNFRAMED);
 	struct client c;
@@ -904,6 +920,260 @@ out:
 	client_close(&c);
 }
 
+/* The in-flight cap of this test (kh_cap): small, so a reader that stops crosses it fast. */
+#define CAP (256 * 1024)
+
+static bool set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl >= 0 && !fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static uint64_t slot_bytes_down(const struct env *e, uint32_t slot)
+{
+	struct gammad_kh_slot s;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.gammad_khslot_v1), &slot, &s))
+		return 0;
+	return s.bytes_down;
+}
+
+static char pattern(size_t i)
+{
+	return 'a' + (i * 7 + i / 251) % 26;
+}
+
+/*
+ * A client that stops reading a large response: the kernel stops feeding
+ * it at the cap (the bytes redirected to it stay under cap + one skb),
+ * the rest stays on the upstream where TCP's window holds the backend (it
+ * cannot write the whole response), the pools hand the upstream over
+ * (slow callback) and the connection is the engine's. When the client
+ * reads again it gets every byte, in order: the kernel's part from its
+ * ingress queue, then the rest the test relays as the agent would (from
+ * the upstream socket to the client over TCP, once the client's ingress
+ * queue is empty: it has read every byte the kernel redirected).
+ */
+static void test_slow_reader(struct env *e)
+{
+	static const char req[] = "GET /one/big HTTP/1.1\r\nHost: a\r\n\r\n";
+	size_t blen = 32u << 20, total, sent = 0, got = 0, relayed = 0, rlen = 0, roff = 0;
+	uint64_t slow = khst(e, GAMMAD_KH_R_SLOW_READER), down;
+	char head[96], *resp = NULL, *in = NULL, rbuf[65536];
+	struct client c = { -1, -1, 0 };
+	int be, s, idle, hn, bad = -1;
+
+	e->slow = 0;
+	e->slow_fd = -1;
+	hn = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", blen);
+	total = hn + blen;
+	resp = malloc(total);
+	in = malloc(total);
+	if (!ASSERT_OK_PTR(resp, "malloc") || !ASSERT_OK_PTR(in, "malloc") ||
+	    !ASSERT_OK(client_open(e, &c), "client") ||
+	    !ASSERT_TRUE(send_str(c.cli, req), "send"))
+		goto out;
+	memcpy(resp, head, hn);
+	for (size_t i = 0; i < blen; i++)
+		resp[hn + i] = pattern(i);
+	s = bound_slot(e, &c, 0);
+	be = bound_be(e, &c, 0);
+	if (!ASSERT_GE(s, 0, "slot") || !ASSERT_GE(be, 0, "backend") ||
+	    !expect_str(be, req, "request") || !ASSERT_TRUE(set_nonblock(be), "nonblock") ||
+	    !ASSERT_TRUE(set_nonblock(c.cli), "nonblock") ||
+	    !ASSERT_TRUE(set_nonblock(c.peer), "nonblock"))
+		goto out;
+	/* the backend writes until TCP stops it, the client reads nothing */
+	for (idle = 0; idle < 5 && sent < total;) {
+		ssize_t n = send(be, resp + sent, total - sent, MSG_NOSIGNAL);
+		struct pollfd p = { .fd = be, .events = POLLOUT };
+
+		if (n > 0) {
+			sent += (size_t)n;
+			idle = 0;
+			continue;
+		}
+		if (!ASSERT_TRUE(n < 0 && errno == EAGAIN, "backend send"))
+			goto out;
+		if (poll(&p, 1, 100) == 0)
+			idle++;
+	}
+	down = slot_bytes_down(e, (uint32_t)s);
+	test__printf("  the backend wrote %zu of %zu bytes; the kernel redirected %llu to the "
+		     "client (cap %u)\n", sent, total, (unsigned long long)down, CAP);
+	if (!ASSERT_LT(sent, total, "TCP held the backend") ||
+	    !ASSERT_EQ(khst(e, GAMMAD_KH_R_SLOW_READER) - slow, 1, "counted: slow reader") ||
+	    !ASSERT_LE(down, CAP + 65536, "queued at the client: the cap and one skb"))
+		goto out;
+	for (int i = 0; i < 100 && e->slow_fd < 0; i++) {
+		kh_pools_run(e->pools);
+		if (e->slow_fd < 0)
+			usleep(10000);
+	}
+	if (!ASSERT_EQ(e->slow, c.cookie, "the pools hand its upstream over") ||
+	    !ASSERT_GE(e->slow_fd, 0, "upstream fd") ||
+	    !ASSERT_TRUE(set_nonblock(e->slow_fd), "nonblock"))
+		goto out;
+	/* the reader resumes; the test relays as the agent, the backend writes the rest */
+	for (idle = 0; got < total && idle < 200;) {
+		bool moved = false;
+		ssize_t n;
+
+		n = recv(c.cli, in + got, total - got, 0);
+		if (n > 0) {
+			got += (size_t)n;
+			moved = true;
+		}
+		if (sent < total) {
+			n = send(be, resp + sent, total - sent, MSG_NOSIGNAL);
+			if (n > 0) {
+				sent += (size_t)n;
+				moved = true;
+			}
+		}
+		/* the client's ingress queue is empty once it read all the kernel redirected */
+		if (got >= down) {
+			if (roff == rlen) {
+				n = recv(e->slow_fd, rbuf, sizeof(rbuf), 0);
+				if (n > 0) {
+					rlen = (size_t)n;
+					roff = 0;
+				}
+			}
+			if (roff < rlen) {
+				n = send(c.peer, rbuf + roff, rlen - roff, MSG_NOSIGNAL);
+				if (n > 0) {
+					roff += (size_t)n;
+					relayed += (size_t)n;
+					moved = true;
+				}
+			}
+		}
+		if (moved) {
+			idle = 0;
+		} else {
+			struct pollfd p[3] = { { .fd = c.cli, .events = POLLIN },
+					       { .fd = e->slow_fd, .events = POLLIN },
+					       { .fd = be, .events = POLLOUT } };
+
+			if (poll(p, sent < total ? 3 : 2, 10) == 0)
+				idle++;
+		}
+	}
+	for (size_t i = 0; i < got && i < total; i++)
+		if (in[i] != resp[i]) {
+			bad = (int)(i < INT32_MAX ? i : INT32_MAX);
+			break;
+		}
+	test__printf("  then %zu bytes at the client, %zu of them relayed\n", got, relayed);
+	if (!ASSERT_EQ(got, total, "every byte at the client") ||
+	    !ASSERT_EQ(bad, -1, "in order, none lost") ||
+	    !ASSERT_EQ(got - relayed, (size_t)down, "the kernel's part, then the relayed rest"))
+		goto out;
+	/* the connection is the engine's now */
+	if (ASSERT_TRUE(send_str(c.cli, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n"), "send"))
+		expect_str(c.peer, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", "next request at the engine");
+out:
+	client_close(&c);
+	free(resp);
+	free(in);
+}
+
+/*
+ * A client that sends requests and never reads the kernel's answers: they
+ * queue at its own ingress up to the cap, then the engine has the
+ * connection. Every answer the kernel wrote is read afterwards, whole,
+ * and every later request reached the engine, in order.
+ */
+static void test_slow_reader_local(struct env *e)
+{
+	static const char req[] = "GET /none HTTP/1.1\r\nHost: a\r\n\r\n";
+	const size_t rl = sizeof(req) - 1, al = sizeof(not_found) - 1, nr = 6000;
+	uint64_t slow = khst(e, GAMMAD_KH_R_SLOW_READER);
+	char *all = malloc(nr * rl), *ans = malloc(nr * al), *eng = malloc(nr * rl);
+	struct client c = { -1, -1, 0 };
+	size_t got = 0, k, bad = 0;
+	ssize_t n;
+
+	if (!ASSERT_OK_PTR(all, "malloc") || !ASSERT_OK_PTR(ans, "malloc") ||
+	    !ASSERT_OK_PTR(eng, "malloc") || !ASSERT_OK(client_open(e, &c), "client"))
+		goto out;
+	for (size_t i = 0; i < nr; i++)
+		memcpy(all + i * rl, req, rl);
+	/* in pieces of 100 requests: each message is decided request by request */
+	for (size_t i = 0; i < nr; i += 100)
+		if (!ASSERT_TRUE(send_all(c.cli, all + i * rl, 100 * rl), "send"))
+			goto out;
+	if (!ASSERT_EQ(khst(e, GAMMAD_KH_R_SLOW_READER) - slow, 1, "counted: slow reader") ||
+	    !ASSERT_TRUE(set_nonblock(c.cli), "nonblock"))
+		goto out;
+	while ((n = recv(c.cli, ans + got, nr * al - got, 0)) > 0)
+		got += (size_t)n;
+	k = got / al;
+	for (size_t i = 0; i < k; i++)
+		bad += memcmp(ans + i * al, not_found, al) != 0;
+	test__printf("  %zu answers queued at the client (cap %u), %zu requests to the engine\n",
+		     k, CAP, nr - k);
+	if (!ASSERT_EQ(got % al, 0, "whole answers") || !ASSERT_EQ(bad, 0, "each the 404") ||
+	    !ASSERT_LE(got, (size_t)CAP + al, "queued: the cap and one answer") ||
+	    !ASSERT_GT(k, 0, "answered in the kernel first"))
+		goto out;
+	if (ASSERT_EQ(read_exact(c.peer, eng, (nr - k) * rl), (ssize_t)((nr - k) * rl),
+		      "the rest at the engine") &&
+	    ASSERT_OK(memcmp(eng, all, (nr - k) * rl), "unchanged, in order"))
+		ASSERT_TRUE(quiet(c.peer, 20), "nothing more");
+out:
+	client_close(&c);
+	free(all);
+	free(ans);
+	free(eng);
+}
+
+/*
+ * A response without framing that ends with the upstream's close
+ * (close-delimited): delivered whole, then the pools name the client
+ * (eof) and the agent's side of it shuts down: the client reads the body
+ * and then EOF, as from the engine. A request sent behind it is the
+ * engine's (counted: close-delimited).
+ */
+static void test_close_delimited(struct env *e)
+{
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nup to the close";
+	uint64_t cd = khst(e, GAMMAD_KH_R_CLOSE_DELIMITED);
+	struct client c = { -1, -1, 0 };
+	char buf[8];
+	int be;
+
+	e->eof = 0;
+	if (!ASSERT_OK(client_open(e, &c), "client") ||
+	    !ASSERT_TRUE(send_str(c.cli, "GET /one/cd HTTP/1.1\r\nHost: a\r\n\r\n"), "send"))
+		goto out;
+	be = bound_be(e, &c, 0);
+	if (!ASSERT_GE(be, 0, "backend") ||
+	    !expect_str(be, "GET /one/cd HTTP/1.1\r\nHost: a\r\n\r\n", "request") ||
+	    !ASSERT_TRUE(send_str(be, resp), "response") ||
+	    !expect_str(c.cli, resp, "the body as it comes"))
+		goto out;
+	if (!ASSERT_TRUE(send_str(c.cli, "GET /one/2 HTTP/1.1\r\nHost: a\r\n\r\n"), "send") ||
+	    !expect_str(c.peer, "GET /one/2 HTTP/1.1\r\nHost: a\r\n\r\n", "behind it: the engine"))
+		goto out;
+	ASSERT_EQ(khst(e, GAMMAD_KH_R_CLOSE_DELIMITED) - cd, 1, "counted: close-delimited");
+	shutdown(be, SHUT_RDWR);
+	for (int i = 0; i < 100 && !e->eof; i++) {
+		kh_pools_run(e->pools);
+		if (!e->eof)
+			usleep(10000);
+	}
+	if (!ASSERT_EQ(e->eof, c.cookie, "the pools name the client"))
+		goto out;
+	/* the agent ends the client's side, as the engine closes after such a response */
+	shutdown(c.peer, SHUT_WR);
+	ASSERT_EQ(read_exact(c.cli, buf, sizeof(buf)), 0, "then EOF");
+out:
+	client_close(&c);
+}
+
 /* The start-up probe: this kernel can run the path; releases are read right. */
 static void test_probe(void)
 {
@@ -958,15 +1228,20 @@ static int env_cgroup(struct env *e, int ops_prog)
 
 void test_khttp_path(void)
 {
-	struct env e = { .lc = -1, .lb = { -1, -1 }, .cg_fd = -1 };
+	struct env e = { .lc = -1, .lb = { -1, -1 }, .cg_fd = -1, .slow_fd = -1 };
 	struct kh_image img = { 0 };
 	bool have_img = false;
 	int msg_prog = -1, skb_prog = -1, cli_map = -1, up_map = -1;
 	struct tfx f;
 
-	e.skel = khttp_bpf__open_and_load();
-	if (!ASSERT_OK_PTR(e.skel, "load the data path"))
+	e.skel = khttp_bpf__open();
+	if (!ASSERT_OK_PTR(e.skel, "open the data path"))
 		return;
+	e.skel->rodata->kh_cap = CAP;
+	if (!ASSERT_OK(khttp_bpf__load(e.skel), "load the data path")) {
+		khttp_bpf__destroy(e.skel);
+		return;
+	}
 	e.lc = listener(NULL);
 	for (int b = 0; b < NR_BE; b++)
 		e.lb[b] = listener(&e.port[b]);
@@ -1010,6 +1285,12 @@ void test_khttp_path(void)
 		test_release(&e);
 	if (test__start_subtest("upstream_fin"))
 		test_upstream_fin(&e);
+	if (test__start_subtest("slow_reader"))
+		test_slow_reader(&e);
+	if (test__start_subtest("slow_reader_local"))
+		test_slow_reader_local(&e);
+	if (test__start_subtest("close_delimited"))
+		test_close_delimited(&e);
 	if (test__start_subtest("probe"))
 		test_probe();
 	if (test__start_subtest("cost"))

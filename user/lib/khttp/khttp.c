@@ -65,6 +65,8 @@ static const char *const reasons[GAMMAD_KH_R_MAX] = {
 	[GAMMAD_KH_R_ENGINE_LOST] = "engine socket gone",
 	[GAMMAD_KH_R_HOP_BY_HOP] = "hop-by-hop field",
 	[GAMMAD_KH_R_HTTP10] = "HTTP/1.0",
+	[GAMMAD_KH_R_SLOW_READER] = "slow reader",
+	[GAMMAD_KH_R_CLOSE_DELIMITED] = "close-delimited response",
 };
 
 const char *kh_tab_reason_str(unsigned int reason)

@@ -22,6 +22,7 @@ struct kh_slot_u {
 	int fd;			/* -1: not armed */
 	int pool;
 	uint64_t cookie;
+	bool relayed;		/* slow client: the caller reads it (no hang-up handling) */
 };
 
 struct kh_pool_u {
@@ -83,7 +84,7 @@ static int slot_arm(struct kh_pools *p, uint32_t s, int pi)
 		close(fd);
 		return err;
 	}
-	p->slots[s] = (struct kh_slot_u){ .fd = fd, .pool = pi, .cookie = cookie };
+	p->slots[s] = (struct kh_slot_u){ .fd = fd, .pool = pi, .cookie = cookie, .relayed = false };
 	return 0;
 }
 
@@ -167,6 +168,24 @@ static int on_event(void *ctx, void *data, size_t len)
 		if (!bpf_map_lookup_elem(p->o.map_slot, &ev->slot, &sv) &&
 		    sv.owner == GAMMAD_KH_OWNER_DEAD)
 			slot_rearm(p, ev->slot);
+	} else if (ev->kind == GAMMAD_KH_EV_SLOW) {
+		struct gammad_kh_slot sv;
+		struct kh_slot_u *u = &p->slots[ev->slot];
+
+		/*
+		 * Its bytes stay on the upstream for the caller to relay. It stays
+		 * in the sockhash (leaving it would drop what its psock holds) and
+		 * bound until its client leaves (dead: re-armed as any other); a
+		 * hang-up is the caller's to read as EOF.
+		 */
+		if (bpf_map_lookup_elem(p->o.map_slot, &ev->slot, &sv) || u->relayed ||
+		    sv.owner == GAMMAD_KH_OWNER_FREE || sv.owner == GAMMAD_KH_OWNER_DEAD)
+			return 0;
+		u->relayed = true;
+		epoll_ctl(p->ep, EPOLL_CTL_DEL, u->fd, NULL);
+		p->actions++;
+		if (p->o.slow)
+			p->o.slow(p->o.ctx, sv.owner, ev->slot, u->fd);
 	} else if (ev->kind == GAMMAD_KH_EV_CLAIMED) {
 		int pi = p->slots[ev->slot].pool;
 
@@ -181,9 +200,16 @@ static void on_hangup(struct kh_pools *p, uint32_t s)
 {
 	struct gammad_kh_slot sv;
 
+	if (p->slots[s].relayed)
+		return;	/* the caller reads its EOF */
 	bpf_map_delete_elem(p->o.map_up, &s);
 	if (!bpf_map_lookup_elem(p->o.map_slot, &s, &sv) && sv.owner != GAMMAD_KH_OWNER_FREE &&
-	    sv.owner != GAMMAD_KH_OWNER_DEAD) {
+	    sv.owner != GAMMAD_KH_OWNER_DEAD && (sv.flags & GAMMAD_KH_SLOT_CLOSE)) {
+		/* its response ran to this close: it is whole, the client's side ends too */
+		if (p->o.eof)
+			p->o.eof(p->o.ctx, sv.owner);
+	} else if (!bpf_map_lookup_elem(p->o.map_slot, &s, &sv) && sv.owner != GAMMAD_KH_OWNER_FREE &&
+		   sv.owner != GAMMAD_KH_OWNER_DEAD) {
 		bool between = sv.req_seq == sv.r.resp_seq && sv.r.state == GAMMAD_KH_RS_STATUS &&
 			       !sv.r.k && !(sv.flags & GAMMAD_KH_SLOT_UNFRAMED);
 

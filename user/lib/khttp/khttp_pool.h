@@ -14,7 +14,17 @@
  *  - an upstream the backend closed is taken out of the sockhash first (a
  *    claim then fails over to the engine instead of writing into a closed
  *    connection) and armed again; if its client was waiting for a response
- *    the cut callback names that client, whose connection the caller resets.
+ *    the cut callback names that client, whose connection the caller resets;
+ *    if that response was close-delimited (GAMMAD_KH_SLOT_CLOSE) it is whole:
+ *    the eof callback names the client, whose side the caller shuts down
+ *    for writing (a FIN, as the engine closes after such a response) once
+ *    what the kernel redirected to it has left its sockmap ingress queue;
+ *  - a slot whose client lags beyond the in-flight cap (GAMMAD_KH_EV_SLOW)
+ *    is the caller's to relay: the slow callback gives its socket (still
+ *    in the sockhash, its bytes kept there by the sk_skb program, where
+ *    TCP's window holds the backend); the caller reads it and writes to
+ *    the client over TCP once the client's ingress queue is empty. It is
+ *    re-armed when its client leaves.
  * Connects are blocking (loopback and pod networks answer at once); one
  * thread owns a kh_pools.
  */
@@ -31,6 +41,10 @@ struct kh_pool_opts {
 	unsigned int per_pool;		/* free upstreams to keep per pool (<= 16) */
 	/* A client whose upstream died in the middle of a response (its cookie). */
 	void (*cut)(void *ctx, uint64_t client_cookie);
+	/* A client whose close-delimited response just ended with its upstream's close. */
+	void (*eof)(void *ctx, uint64_t client_cookie);
+	/* A client that lags: upstream_fd (the pools' own, open until re-armed) is to relay. */
+	void (*slow)(void *ctx, uint64_t client_cookie, uint32_t slot, int upstream_fd);
 	void *ctx;
 };
 

@@ -38,6 +38,8 @@ static const char *const reason_names[GAMMAD_KH_R_MAX] = {
 	[GAMMAD_KH_R_ENGINE_LOST] = "engine_lost",
 	[GAMMAD_KH_R_HOP_BY_HOP] = "hop_by_hop",
 	[GAMMAD_KH_R_HTTP10] = "http10",
+	[GAMMAD_KH_R_SLOW_READER] = "slow_reader",
+	[GAMMAD_KH_R_CLOSE_DELIMITED] = "close_delimited",
 };
 
 static const char *const tab_reason_names[GAMMAD_KH_TAB_MAX] = {
