@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -29,7 +30,10 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <linux/sockios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1081,6 +1085,76 @@ out:
 }
 
 /*
+ * The other direction: a backend that stops reading a large request body.
+ * The body goes to the upstream socket's egress, so TCP bounds it: the
+ * client's blocking send waits (a child sends, the test watches) with no
+ * more queued than the upstream's send queue and the backend's receive
+ * queue hold; when the backend reads again every byte arrives, in order.
+ */
+static void test_slow_backend(struct env *e)
+{
+	size_t blen = 32u << 20, got = 0;
+	char head[128], *body = malloc(blen), *in = malloc(blen);
+	struct client c = { -1, -1, 0 };
+	int be, up, s, hn, outq = 0, inq = 0, st = -1;
+	pid_t pid = -1;
+
+	if (!ASSERT_OK_PTR(body, "malloc") || !ASSERT_OK_PTR(in, "malloc") ||
+	    !ASSERT_OK(client_open(e, &c), "client"))
+		goto out;
+	for (size_t i = 0; i < blen; i++)
+		body[i] = pattern(i);
+	hn = snprintf(head, sizeof(head), "POST /one/up HTTP/1.1\r\nHost: a\r\n"
+		      "Content-Length: %zu\r\n\r\n", blen);
+	if (!ASSERT_TRUE(send_all(c.cli, head, hn), "head"))
+		goto out;
+	s = bound_slot(e, &c, 0);
+	be = bound_be(e, &c, 0);
+	up = s >= 0 ? kh_pools_slot_fd(e->pools, (uint32_t)s) : -1;
+	if (!ASSERT_GE(be, 0, "backend") || !ASSERT_GE(up, 0, "upstream") ||
+	    !ASSERT_EQ(read_exact(be, in, hn), hn, "head at the backend"))
+		goto out;
+	pid = fork();
+	if (!ASSERT_GE(pid, 0, "fork"))
+		goto out;
+	if (!pid) {
+		/* the client's sender: nothing of the test's but its socket */
+		int fd = dup2(c.cli, 3);
+
+		close_range(4, ~0U, 0);
+		_exit(fd == 3 && send_all(3, body, blen) ? 0 : 1);
+	}
+	usleep(300000);
+	ioctl(up, SIOCOUTQ, &outq);
+	ioctl(be, SIOCINQ, &inq);
+	test__printf("  the backend stopped: %d bytes in the upstream's send queue, %d in the "
+		     "backend's receive queue, of %zu\n", outq, inq, blen);
+	if (!ASSERT_EQ(waitpid(pid, &st, WNOHANG), 0, "the client's send waits") ||
+	    !ASSERT_LT((size_t)outq + inq, blen / 2, "queued: what TCP's buffers hold"))
+		goto out;
+	while (got < blen) {
+		ssize_t n = read_exact(be, in + got, blen - got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (ASSERT_EQ(got, blen, "every byte at the backend"))
+		ASSERT_OK(memcmp(in, body, blen), "in order");
+	ASSERT_EQ(waitpid(pid, &st, 0), pid, "sender");
+	ASSERT_TRUE(WIFEXITED(st) && !WEXITSTATUS(st), "the send completed");
+	pid = -1;
+out:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	client_close(&c);
+	free(body);
+	free(in);
+}
+
+/*
  * A client that sends requests and never reads the kernel's answers: they
  * queue at its own ingress up to the cap, then the engine has the
  * connection. Every answer the kernel wrote is read afterwards, whole,
@@ -1287,6 +1361,8 @@ void test_khttp_path(void)
 		test_upstream_fin(&e);
 	if (test__start_subtest("slow_reader"))
 		test_slow_reader(&e);
+	if (test__start_subtest("slow_backend"))
+		test_slow_backend(&e);
 	if (test__start_subtest("slow_reader_local"))
 		test_slow_reader_local(&e);
 	if (test__start_subtest("close_delimited"))
