@@ -139,23 +139,32 @@ const volatile __u32 kh_cap = GAMMAD_KH_CAP_DEFAULT;
  * without bound. Read-only views of kernel objects (bpf_rdonly_cast): a
  * concurrent change reads as a stale value, never as a fault.
  */
+/* The psock of a socket in a sockmap (read-only), or NULL. */
+static __always_inline struct sk_psock *kh_psock(const struct sock *sk)
+{
+	/* sk_user_data carries flag bits below the psock pointer (SK_USER_DATA_*) */
+	__u64 ud = (__u64)sk->sk_user_data & ~7ULL;
+
+	if (!ud)
+		return NULL;
+	return bpf_rdonly_cast((void *)ud, bpf_core_type_id_kernel(struct sk_psock));
+}
+
 static __always_inline __u64 kh_sock_queued(struct bpf_sock *bsk)
 {
 	struct sock *sk = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct sock));
 	struct sk_psock *ps;
 	struct sk_buff *skb;
-	__u64 q = 0, ud;
+	__u64 q = 0;
 	__u32 nr;
 	int rmem;
 
 	rmem = sk->sk_backlog.rmem_alloc.counter;
 	if (rmem > 0)
 		q = rmem;
-	/* sk_user_data carries flag bits below the psock pointer (SK_USER_DATA_*) */
-	ud = (__u64)sk->sk_user_data & ~7ULL;
-	if (!ud)
+	ps = kh_psock(sk);
+	if (!ps)
 		return q;
-	ps = bpf_rdonly_cast((void *)ud, bpf_core_type_id_kernel(struct sk_psock));
 	nr = ps->ingress_skb.qlen;
 	if (nr > KH_QWALK)
 		return ~0ULL;
