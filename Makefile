@@ -162,6 +162,8 @@ $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c | $(VMLINUX)
 
 # The kernel HTTP data path binds upstream slots with compare-and-swap: BPF atomics (v3).
 $(BUILD)/bpf/khttp.bpf.o: BPF_CFLAGS += -mcpu=v3
+# ... and its response framing is tested as the data path compiles it.
+$(BUILD)/tests/progs/khttp_resp.bpf.o: BPF_CFLAGS += -mcpu=v3
 
 $(BUILD)/tests/progs/%.bpf.o: tests/progs/%.bpf.c | $(VMLINUX)
 	$(call msg,BPF,$@)

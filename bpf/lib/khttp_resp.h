@@ -1,0 +1,361 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * HTTP/1.1 in the kernel: the framing of responses on an upstream socket
+ * (the sk_skb side of bpf/lib/khttp_path.h). It follows each response
+ * across skbs, state kept per upstream (struct gammad_kh_resp), so the
+ * kernel knows where every response ends: Content-Length, chunked (a real
+ * incremental parser: sizes, extensions, the CRLF after chunk data,
+ * trailers), HEAD (a bit per request sequence number), 204, 304, 1xx. A
+ * response it cannot frame sets unframed (and close when it runs to the
+ * upstream's close). tests/progs/khttp_resp.bpf.c runs it under
+ * BPF_PROG_TEST_RUN for the differential test against the engine's
+ * response parser (tests/prog_tests/khttp_resp.c).
+ */
+#ifndef GAMMAD_BPF_KHTTP_RESP_H
+#define GAMMAD_BPF_KHTTP_RESP_H
+
+#include "lib/common.h"
+
+#ifndef KH_GLOBAL
+#define KH_GLOBAL __attribute__((noinline))	/* as bpf/lib/khttp.h: verified once */
+#endif
+
+#define KH_RBUF		256	/* response bytes looked at per step */
+#define KH_RSTEPS	32	/* steps per skb; more: unframed (exact, never wrong) */
+
+struct kh_rscratch {
+	struct gammad_kh_resp r;
+	__u32 req_seq, head_bits;
+	__u32 pos, n;		/* bytes of buf consumed, in buf */
+	__u32 unframed;
+	__u32 close;		/* unframed: the body runs to the upstream's close */
+	__u8 buf[KH_RBUF];
+};
+
+/* What the response head said (gammad_kh_resp.hflags). */
+#define KH_RH_CL	(1u << 0)	/* a Content-Length */
+#define KH_RH_TE	(1u << 1)	/* a Transfer-Encoding */
+#define KH_RH_CHUNKED	(1u << 2)	/* ... that is exactly "chunked" */
+#define KH_RH_SPACE	(1u << 3)	/* white space after the number's digits */
+
+/* gammad_kh_hash_byte over "content-length", "transfer-encoding", "chunked" */
+#define KH_H_CONTENT_LENGTH	0x4df9451dU
+#define KH_H_TRANSFER_ENCODING	0xddb4744cU
+#define KH_H_CHUNKED		0xd31f4213U
+
+/* ---- the upstream side: response framing --------------------------------- */
+
+static __always_inline long kh_unframed(struct kh_rscratch *p)
+{
+	p->unframed = 1;
+	return 1;
+}
+
+/* A whole response ended: the next byte starts the next one. */
+static __always_inline void kh_resp_done(struct gammad_kh_resp *r)
+{
+	r->resp_seq++;
+	r->state = GAMMAD_KH_RS_STATUS;
+	r->k = 0;
+	r->hflags = 0;
+	r->cl = 0;
+	r->rleft = 0;
+	r->status = 0;
+}
+
+/* The empty line after a response head: 0 to go on byte by byte, 1 to stop. */
+static __always_inline long kh_resp_head_end(struct kh_rscratch *p)
+{
+	struct gammad_kh_resp *r = &p->r;
+	__u32 st = r->status;
+
+	if (st >= 100 && st < 200) {
+		/* 101: the bytes after it are no HTTP; other 1xx: the final one follows */
+		if (st == 101)
+			return kh_unframed(p);
+		r->state = GAMMAD_KH_RS_STATUS;
+		r->k = 0;
+		r->hflags = 0;
+		r->cl = 0;
+		r->status = 0;	/* the final status is read afresh */
+		return 0;
+	}
+	if ((p->head_bits & (1u << (r->resp_seq & 31))) || st == 204 || st == 304) {
+		kh_resp_done(r);
+		return 0;
+	}
+	if (r->hflags & KH_RH_TE) {
+		if (!(r->hflags & KH_RH_CHUNKED))
+			return kh_unframed(p);
+		r->state = GAMMAD_KH_RS_CHUNK_SIZE;
+		r->k = 0;
+		r->rleft = 0;
+		return 0;
+	}
+	if (!(r->hflags & KH_RH_CL)) {
+		/* close-delimited: delivered as it comes, ended by the agent at the close */
+		p->close = 1;
+		return kh_unframed(p);
+	}
+	if (!r->cl) {
+		kh_resp_done(r);
+		return 0;
+	}
+	r->state = GAMMAD_KH_RS_BODY;
+	r->rleft = r->cl;
+	return 1;
+}
+
+static __always_inline int kh_hex(__u8 c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* One response byte outside a body: 0 to go on, 1 to stop. */
+static __always_inline long kh_resp_byte(struct kh_rscratch *p, __u8 c)
+{
+	struct gammad_kh_resp *r = &p->r;
+	int x;
+
+	switch (r->state) {
+	case GAMMAD_KH_RS_STATUS:
+		/* "HTTP/1.x NNN ..." up to its LF */
+		if (!r->k && r->resp_seq == p->req_seq)
+			return kh_unframed(p);	/* bytes nobody asked for */
+		if (r->k < 5) {
+			if (c != "HTTP/"[r->k & 7])
+				return kh_unframed(p);
+		} else if (r->k == 5 || r->k == 7) {
+			if (c < '0' || c > '9')
+				return kh_unframed(p);
+		} else if (r->k == 6) {
+			if (c != '.')
+				return kh_unframed(p);
+		} else if (r->k == 8) {
+			if (c != ' ')
+				return kh_unframed(p);
+		} else if (r->k <= 11) {
+			if (c < '0' || c > '9')
+				return kh_unframed(p);
+			r->status = r->status * 10 + (c - '0');
+		} else if (c == '\n') {
+			r->state = GAMMAD_KH_RS_LINE;
+			return 0;
+		}
+		if (r->k < 12)
+			r->k++;
+		else if (r->k == 12 && c != ' ' && c != '\r')
+			return kh_unframed(p);	/* "HTTP/1.1 2000" */
+		else
+			r->k = 13;
+		return 0;
+	case GAMMAD_KH_RS_LINE:
+		if (c == '\r') {
+			r->state = GAMMAD_KH_RS_END_LF;
+			return 0;
+		}
+		if (c == '\n')
+			return kh_resp_head_end(p);
+		if (c == ':' || c == ' ' || c == '\t')
+			return kh_unframed(p);
+		r->hash = gammad_kh_hash_byte(GAMMAD_KH_HASH_INIT, c);
+		r->nlen = 1;
+		r->state = GAMMAD_KH_RS_NAME;
+		return 0;
+	case GAMMAD_KH_RS_NAME:
+		if (c == ':') {
+			r->field = 0;
+			if (r->nlen == 14 && r->hash == KH_H_CONTENT_LENGTH)
+				r->field = 1;
+			else if (r->nlen == 17 && r->hash == KH_H_TRANSFER_ENCODING)
+				r->field = 2;
+			r->state = GAMMAD_KH_RS_VALUE;
+			r->hash = GAMMAD_KH_HASH_INIT;
+			r->nlen = 0;
+			r->k = 0;
+			r->rleft = 0;
+			r->hflags &= ~KH_RH_SPACE;
+			return 0;
+		}
+		if (c == '\r' || c == '\n')
+			return kh_unframed(p);
+		r->hash = gammad_kh_hash_byte(r->hash, c);
+		r->nlen++;
+		return 0;
+	case GAMMAD_KH_RS_VALUE:
+		if (c == '\r')
+			return 0;
+		if (c == '\n') {
+			if (r->field == 1) {
+				if (!r->k || ((r->hflags & KH_RH_CL) && r->cl != r->rleft))
+					return kh_unframed(p);
+				r->cl = r->rleft;
+				r->hflags |= KH_RH_CL;
+			} else if (r->field == 2) {
+				/* only exactly "chunked" is framed; several lines: each must be */
+				if (r->nlen != 7 || r->hash != KH_H_CHUNKED ||
+				    (r->hflags & KH_RH_TE))
+					return kh_unframed(p);
+				r->hflags |= KH_RH_TE | KH_RH_CHUNKED;
+			}
+			r->rleft = 0;
+			r->state = GAMMAD_KH_RS_LINE;
+			return 0;
+		}
+		if (c == ' ' || c == '\t') {
+			if (r->k)
+				r->hflags |= KH_RH_SPACE;
+			if (r->nlen && r->field == 2)
+				r->hflags |= KH_RH_SPACE;
+			return 0;
+		}
+		if (r->field == 1) {
+			if (c < '0' || c > '9' || r->k >= 18 || (r->hflags & KH_RH_SPACE))
+				return kh_unframed(p);
+			r->rleft = r->rleft * 10 + (c - '0');
+			r->k++;
+		} else if (r->field == 2) {
+			if (r->hflags & KH_RH_SPACE)
+				return kh_unframed(p);
+			r->hash = gammad_kh_hash_byte(r->hash, c);
+			r->nlen++;
+		}
+		return 0;
+	case GAMMAD_KH_RS_END_LF:
+		if (c != '\n')
+			return kh_unframed(p);
+		return kh_resp_head_end(p);
+	case GAMMAD_KH_RS_CHUNK_SIZE:
+		x = kh_hex(c);
+		if (x >= 0) {
+			if (r->k >= 15)
+				return kh_unframed(p);
+			r->rleft = r->rleft * 16 + x;
+			r->k++;
+			return 0;
+		}
+		if (!r->k)
+			return kh_unframed(p);
+		if (c == ';' || c == ' ' || c == '\t') {
+			r->state = GAMMAD_KH_RS_CHUNK_EXT;
+			return 0;
+		}
+		if (c == '\r') {
+			r->state = GAMMAD_KH_RS_CHUNK_SIZE_LF;
+			return 0;
+		}
+		return kh_unframed(p);
+	case GAMMAD_KH_RS_CHUNK_EXT:
+		if (c == '\r')
+			r->state = GAMMAD_KH_RS_CHUNK_SIZE_LF;
+		else if (c == '\n')
+			return kh_unframed(p);
+		return 0;
+	case GAMMAD_KH_RS_CHUNK_SIZE_LF:
+		if (c != '\n')
+			return kh_unframed(p);
+		if (!r->rleft) {
+			r->state = GAMMAD_KH_RS_TRAILER_LINE;
+			return 0;
+		}
+		r->state = GAMMAD_KH_RS_CHUNK_DATA;
+		return 1;
+	case GAMMAD_KH_RS_CHUNK_DATA_CR:
+		if (c != '\r')
+			return kh_unframed(p);
+		r->state = GAMMAD_KH_RS_CHUNK_DATA_LF;
+		return 0;
+	case GAMMAD_KH_RS_CHUNK_DATA_LF:
+		if (c != '\n')
+			return kh_unframed(p);
+		r->state = GAMMAD_KH_RS_CHUNK_SIZE;
+		r->k = 0;
+		r->rleft = 0;
+		return 0;
+	case GAMMAD_KH_RS_TRAILER_LINE:
+		if (c == '\r')
+			r->state = GAMMAD_KH_RS_TRAILER_LF;
+		else if (c == '\n')
+			return kh_unframed(p);
+		else
+			r->state = GAMMAD_KH_RS_TRAILER;
+		return 0;
+	case GAMMAD_KH_RS_TRAILER:
+		if (c == '\n')
+			r->state = GAMMAD_KH_RS_TRAILER_LINE;
+		return 0;
+	case GAMMAD_KH_RS_TRAILER_LF:
+		if (c != '\n')
+			return kh_unframed(p);
+		kh_resp_done(r);
+		return 0;
+	}
+	return kh_unframed(p);
+}
+
+static long kh_resp_cb(__u64 i, void *ctx)
+{
+	struct kh_rscratch *p = *(struct kh_rscratch **)ctx;
+
+	if (kh_resp_byte(p, p->buf[i & (KH_RBUF - 1)])) {
+		p->pos = i + 1;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Follow the framing over the skb's bytes, state in p (the slot's copy).
+ * Bodies and chunk data are skipped by count; heads and chunk lines go
+ * byte by byte, KH_RBUF bytes per step.
+ */
+KH_GLOBAL int kh_resp_parse(struct __sk_buff *skb, struct kh_rscratch *p)
+{
+	__u32 len, off = 0, n;
+	__u64 skip;
+
+	if (!skb || !p)
+		return -1;
+	len = skb->len;
+	for (int step = 0; step < KH_RSTEPS; step++) {
+		if (off >= len || p->unframed)
+			return 0;
+		if (p->r.state == GAMMAD_KH_RS_BODY || p->r.state == GAMMAD_KH_RS_CHUNK_DATA) {
+			skip = len - off;
+			if (skip > p->r.rleft)
+				skip = p->r.rleft;
+			off += skip;
+			p->r.rleft -= skip;
+			if (p->r.rleft)
+				continue;
+			if (p->r.state == GAMMAD_KH_RS_BODY)
+				kh_resp_done(&p->r);
+			else
+				p->r.state = GAMMAD_KH_RS_CHUNK_DATA_CR;
+			continue;
+		}
+		n = len - off;
+		if (n > KH_RBUF)
+			n = KH_RBUF;
+		/* the bound through clang's 32 -> 64 bit extension (brief: traps) */
+		asm volatile("" : "+r"(n));
+		if (n < 1 || n > KH_RBUF)
+			return -1;
+		if (bpf_skb_load_bytes(skb, off, p->buf, n))
+			return -1;
+		p->pos = n;
+		p->n = n;
+		bpf_loop(n, kh_resp_cb, &p, 0);
+		off += p->pos;
+	}
+	if (off < len)
+		p->unframed = 1;	/* more steps than we take: never guess */
+	return 0;
+}
+
+#endif
