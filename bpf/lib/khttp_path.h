@@ -105,18 +105,9 @@ static __always_inline void kh_event(__u32 kind, __u32 slot, const struct gammad
 /* Load-time constant (bytes): see GAMMAD_KH_CAP_DEFAULT. */
 const volatile __u32 kh_cap = GAMMAD_KH_CAP_DEFAULT;
 
-/* ingress_skb entries looked at; a longer queue counts as over any cap */
+/* ingress_skb entries added up; the rest of a longer queue is estimated from them */
 #define KH_QWALK	16
 
-/*
- * Bytes queued at a client socket and not read yet: its receive memory
- * (the sockmap ingress_msg queue is charged to it, as TCP's receive queue
- * is) plus the skbs redirected to it that wait in its psock's ingress_skb,
- * uncharged: the kernel moves them to ingress_msg only while the receive
- * memory is under sk_rcvbuf, so a reader that stops lets that queue grow
- * without bound. Read-only views of kernel objects (bpf_rdonly_cast): a
- * concurrent change reads as a stale value, never as a fault.
- */
 /* The psock of a socket in a sockmap (read-only), or NULL. */
 static __always_inline struct sk_psock *kh_psock(const struct sock *sk)
 {
@@ -128,12 +119,21 @@ static __always_inline struct sk_psock *kh_psock(const struct sock *sk)
 	return bpf_rdonly_cast((void *)ud, bpf_core_type_id_kernel(struct sk_psock));
 }
 
+/*
+ * Bytes queued at a client socket and not read yet: its receive memory
+ * (the sockmap ingress_msg queue is charged to it, as TCP's receive queue
+ * is) plus the skbs redirected to it that wait in its psock's ingress_skb,
+ * uncharged: the kernel moves them to ingress_msg only while the receive
+ * memory is under sk_rcvbuf, so a reader that stops lets that queue grow
+ * without bound. Read-only views of kernel objects (bpf_rdonly_cast): a
+ * concurrent change reads as a stale value, never as a fault.
+ */
 static __always_inline __u64 kh_sock_queued(struct bpf_sock *bsk)
 {
 	struct sock *sk = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct sock));
 	struct sk_psock *ps;
 	struct sk_buff *skb;
-	__u64 q = 0;
+	__u64 q = 0, sum = 0;
 	__u32 nr;
 	int rmem;
 
@@ -144,16 +144,17 @@ static __always_inline __u64 kh_sock_queued(struct bpf_sock *bsk)
 	if (!ps)
 		return q;
 	nr = ps->ingress_skb.qlen;
-	if (nr > KH_QWALK)
-		return ~0ULL;
 	skb = ps->ingress_skb.next;
 	for (__u32 i = 0; i < KH_QWALK; i++) {
 		if (i >= nr || !skb)
 			break;
-		q += skb->len;
+		sum += skb->len;
 		skb = skb->next;
 	}
-	return q;
+	/* a longer queue (a reader far behind, or a burst the kernel has not moved yet) */
+	if (nr > KH_QWALK)
+		sum += (__u64)(nr - KH_QWALK) * (sum / KH_QWALK);
+	return q + sum;
 }
 
 /* Would len more bytes put the client of cookie over the cap? */
