@@ -8,6 +8,15 @@
  * straight to the receive queue of the peer socket (BPF_F_INGRESS): no
  * TCP segments, no veth crossing, no netfilter.
  *
+ * Off unless the agent runs with --sockmap (sock_redirect): a socket in a
+ * sockhash reads through tcp_bpf_recvmsg, which is not TCP's recvmsg to
+ * the application (a blocking read returns EAGAIN after a wake-up that
+ * finds no data: a signal, the ACK of its own FIN; MSG_WAITALL and
+ * SO_RCVLOWAT return short; splice() misses the redirected bytes; a close
+ * with unread bytes sends FIN, not RST). See "Same-node socket redirect"
+ * in docs/ARCHITECTURE.md. Sockets put in by an earlier agent stay (taking
+ * one out drops what its ingress queue holds) and keep being served here.
+ *
  * A socket decides once, at its first message: if the peer is in the
  * sockhash, every message is redirected; if not (it raced the peer's
  * PASSIVE_ESTABLISHED), TCP for good. Mixing would let redirected bytes
@@ -25,6 +34,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Load-time constant: gammad run --sockmap (dp_opts.sock_redirect). */
+const volatile bool sock_redirect = false;
+
 SEC("sockops")
 int gammad_sockops(struct bpf_sock_ops *skops)
 {
@@ -39,7 +51,7 @@ int gammad_sockops(struct bpf_sock_ops *skops)
 	 */
 	if (skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
 		engine_record_origdst(skops);
-	if (!SOCK_KEY_FROM_CTX(&key, skops))
+	if (!sock_redirect || !SOCK_KEY_FROM_CTX(&key, skops))
 		return 1;
 	if (!is_local_endpoint(key.local, key.family) ||
 	    !is_local_endpoint(key.remote, key.family))

@@ -112,9 +112,17 @@ int fx_dp_open(struct dp_fixture *fx, struct dp **dp)
 		.sizes = { .frontends = 256, .selectors = 1024, .backends = 1024,
 			   .svc_ports = 64, .routes = 1024 },
 		.sockmap_cap = fx->sockmap_cap,
+		.sock_redirect = fx->sock_redirect,
 	};
 
 	return dp_open(&o, dp);
+}
+
+int fx_dp_reopen(struct dp_fixture *fx)
+{
+	dp_close(fx->dp);
+	fx->dp = NULL;
+	return fx_dp_open(fx, &fx->dp);
 }
 
 int fx_setup(struct dp_fixture *fx, int nr_pods, bool servers_in_cgroup)

@@ -45,6 +45,7 @@ struct dp_fixture {
 	char pin_dir[PATH_MAX];
 	struct dp *dp;
 	uint32_t sockmap_cap;		/* dp_opts.sockmap_cap of fx_dp_open() */
+	bool sock_redirect;		/* dp_opts.sock_redirect of fx_dp_open() */
 	int nr_pods;
 	struct fx_pod pods[FX_MAX_PODS];
 	bool blackholes;
@@ -56,6 +57,8 @@ void fx_teardown(struct dp_fixture *fx);
 
 /* Load/adopt the data path of the fixture's pin dir and cgroup. */
 int fx_dp_open(struct dp_fixture *fx, struct dp **dp);
+/* Close fx->dp and open it again: new fx->sockmap_cap, fx->sock_redirect. */
+int fx_dp_reopen(struct dp_fixture *fx);
 
 /*
  * Publish a Service port whose one rule splits over the fixture's pods

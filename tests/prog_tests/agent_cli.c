@@ -63,7 +63,12 @@ static const struct {
 	{ "bad_sockmap_cap", "run --manifests /tmp --sockmap-cap 4G", "--sockmap-cap 4G" },
 	{ "small_sockmap_cap", "run --manifests /tmp --sockmap-cap 1000", "--sockmap-cap 1000" },
 	{ "sockmap_cap_no_sockmap", "run --manifests /tmp --sockmap-cap 8M --no-sockmap",
-	  "--sockmap-cap needs the socket redirect (drop --no-sockmap)" },
+	  "--sockmap-cap needs the socket redirect (--sockmap)" },
+	/* The redirect is opt-in: its cap means nothing without it. */
+	{ "sockmap_cap_without_sockmap", "run --manifests /tmp --sockmap-cap 8M",
+	  "--sockmap-cap needs the socket redirect (--sockmap)" },
+	{ "sockmap_and_no_sockmap", "run --manifests /tmp --sockmap --no-sockmap",
+	  "--sockmap and --no-sockmap: pick one" },
 };
 
 /* Service cli/web:80 with an HTTPRoute rule, cli/db:5432 without a route. */

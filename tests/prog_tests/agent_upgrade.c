@@ -11,7 +11,8 @@
  * then while these run without a pause:
  *
  *   connect-time: new HTTP connections from the client pod, from the
- *                 consumer pod, and one long-lived connection (sockmap);
+ *                 consumer pod, and one long-lived connection (sockmap:
+ *                 the agents run with --sockmap);
  *   TC path:      new HTTP connections and one long-lived connection from
  *                 the client pod's netns outside --cgroup (conntrack)
  *
@@ -372,6 +373,7 @@ static int env_setup(struct upg_env *e)
 	e->args[i++] = "--metrics-addr";
 	e->args[i++] = "off";
 	e->args[i++] = "--no-http-engine";	/* L4: a restart is stop, start */
+	e->args[i++] = "--sockmap";		/* the long-lived connection through the sockhash */
 	e->args[i] = NULL;
 	e->ag.args = e->args;
 	if (!ASSERT_OK(agent_env_start(&e->ag), "build/gammad applied"))

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Same-node socket redirect: two "pods" (netns A and B joined by a veth
- * pair, both IPs registered as local endpoints), a client in A dialing a
+ * Same-node socket redirect (dp_opts.sock_redirect, gammad run --sockmap;
+ * off by default, see sockmap_blocking): two "pods" (netns A and B joined
+ * by a veth pair, both IPs registered as local endpoints), a client in A dialing a
  * ClusterIP that resolves to the server in B, both in the attach cgroup.
  * After the handshake, sockops has put both sockets into the sockhash and
  * sk_msg hands every message to the peer's receive queue: a 10,000-message
@@ -237,8 +238,9 @@ static void set_flag(int *flag)
 
 /*
  * A blocking read of a socket in a sockhash (tcp_bpf_recvmsg) returns
- * EAGAIN when any wake-up of the socket, such as the ACK of its own send,
- * finds nothing to read yet: wait for data and read again.
+ * EAGAIN when a wake-up of the socket finds nothing to read yet, such as
+ * the ACK of its own FIN (slow_send's wait for EOF): wait for data and
+ * read again (the reason the redirect is opt-in: sockmap_blocking).
  */
 static ssize_t read_more(int fd, void *buf, size_t len)
 {
@@ -479,7 +481,16 @@ void test_datapath_sockmap(void)
 
 	if (!ASSERT_OK(fx_setup(&fx, 0, false), "fixture") ||
 	    !ASSERT_OK(topo_setup(&fx, &t), "topology") ||
-	    !ASSERT_OK(publish_to_b(&fx, "198.19.1.1", "198.18.100.2", 200), "publish v4") ||
+	    !ASSERT_OK(publish_to_b(&fx, "198.19.1.1", "198.18.100.2", 200), "publish v4"))
+		goto out;
+	if (test__start_subtest("off_by_default")) {
+		/* Without --sockmap both ends stay TCP: every message is a packet. */
+		moved = run_pingpong(&fx, &t, "198.19.1.1", 1000);
+		ASSERT_GE(moved, 2000, "TCP carries the messages");
+	}
+	fx.sock_redirect = true;
+	/* The pinned maps stay: the reopened data path adopts them. */
+	if (!ASSERT_OK(fx_dp_reopen(&fx), "reopen with the redirect") ||
 	    !ASSERT_OK(publish_to_b(&fx, "fd00:19::101", "fd00:18:100::2", 201), "publish v6"))
 		goto out;
 
@@ -512,9 +523,8 @@ void test_datapath_sockmap(void)
 		run_slow_reader(&fx, &t, "fd00:18:100::2", true);
 	if (test__start_subtest("slow_reader_cap_option")) {
 		/* dp_opts.sockmap_cap (gammad run --sockmap-cap) sets the cap. */
-		dp_close(fx.dp);
 		fx.sockmap_cap = 1u << 20;
-		if (ASSERT_OK(fx_dp_open(&fx, &fx.dp), "reopen with a 1 MiB cap"))
+		if (ASSERT_OK(fx_dp_reopen(&fx), "reopen with a 1 MiB cap"))
 			run_slow_reader(&fx, &t, "198.18.100.2", true);
 	}
 	if (!fx.dp)

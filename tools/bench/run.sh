@@ -304,7 +304,8 @@ dp_gammad() { # sk|nosk|aff SERVICES (aff: nosk, the real Services with sessionA
 	dp_off
 	AFFINITY=$([ "$1" = aff ] && echo 1) write_manifests $(($2 - SVC_REAL))
 	local extra=()
-	[ "$1" = sk ] || extra=(--no-sockmap)
+	# The socket redirect is opt-in (--sockmap); the other rows load no sockops at all.
+	if [ "$1" = sk ]; then extra=(--sockmap); else extra=(--no-sockmap); fi
 	"$GAMMAD" run --once --manifests "$MAN" --cgroup "$CG" --pin-dir "$PIN" \
 		--node-name node-a --no-tc "${extra[@]}" >>"$WORK/gammad.log" 2>&1 ||
 		{ tail -5 "$WORK/gammad.log" >&2; exit 1; }

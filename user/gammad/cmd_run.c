@@ -5,7 +5,7 @@
  *            [--once] [-v] [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]
  *            [--hairpin-addr IP]... [--engine-port PORT] [--handover-wait]
  *            [--engine-threads N] [--no-http-engine] [--reset-removed-tcp]
- *            [--sockmap-cap BYTES]
+ *            [--sockmap [--sockmap-cap BYTES]]
  *
  * The agent: load the manifests in DIR, translate, build the map image and
  * reconcile the (pinned) data-path maps with it (image_apply.h); map pod
@@ -111,7 +111,8 @@ static void usage(FILE *out)
 		"                  [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]\n"
 		"                  [--hairpin-addr IP]... [--engine-port PORT] [--handover-wait]\n"
 		"                  [--engine-threads N] [--no-http-engine] [--reset-removed-tcp]\n"
-		"                  [--kernel-http] [--sockmap-cap BYTES] [--state-dir DIR]\n"
+		"                  [--kernel-http] [--sockmap [--sockmap-cap BYTES]]\n"
+		"                  [--state-dir DIR]\n"
 		"       gammad run --kubeconfig PATH | --in-cluster [--kube-context NAME]\n"
 		"                  [--lease-namespace NS] [--lease-duration SECONDS]\n"
 		"                  [--watch-timeout SECONDS] [--all-pods] [--no-status]\n"
@@ -131,11 +132,18 @@ static void usage(FILE *out)
 		"one file per pin dir): the next --once with the same manifests (path, inode,\n"
 		"mtime, size, content), options and gammad skips parsing and translating;\n"
 		"the apply still compares every entry with the kernel.\n"
-		"--no-sockmap: connect-time routing only, no same-node socket redirect\n"
-		"(sockops + sk_msg detached).\n"
+		"--sockmap: the same-node socket redirect (off by default): connections\n"
+		"between two pods of this node go socket to socket (sockhash, sk_msg)\n"
+		"instead of TCP over the veths. WARNING: such a socket does not behave as\n"
+		"TCP to its application (kernel tcp_bpf): a blocking read() can fail with\n"
+		"EAGAIN (after a signal, after its own shutdown(SHUT_WR)), MSG_WAITALL and\n"
+		"SO_RCVLOWAT return short reads, splice() from it misses data, and close()\n"
+		"with unread data sends FIN, not RST. Only for applications known to cope\n"
+		"(non-blocking I/O with EAGAIN retries, no splice, no MSG_WAITALL).\n"
 		"--sockmap-cap: bytes a redirected socket may find unread at its peer\n"
 		"before it moves to TCP for good (default 4M; K and M suffixes, 64K to\n"
 		"1024M): the kernel does not bound the peer's queue, TCP's flow control does.\n"
+		"--no-sockmap: no sockops and sk_msg programs at all (hence no HTTP engine).\n"
 		"--map-size: entries of a map (frontends, consumers, cgroups, selectors,\n"
 		"alias-slots, backends, endpoints, local-endpoints, svc-ports, routes,\n"
 		"revnat, sockets, objects, conntrack, pods, affinity,\n"
@@ -402,6 +410,7 @@ int cmd_run(int argc, char **argv)
 		{ "no-watch-list", no_argument, NULL, 264 },
 		{ "sockmap-cap", required_argument, NULL, 265 },
 		{ "state-dir", required_argument, NULL, 266 },
+		{ "sockmap", no_argument, NULL, 268 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -561,6 +570,9 @@ int cmd_run(int argc, char **argv)
 		case 266:
 			state_dir = optarg;
 			break;
+		case 268:
+			o.sock_redirect = true;
+			break;
 		case 'v':
 			log_threshold = LOG_DEBUG;
 			break;
@@ -605,9 +617,13 @@ int cmd_run(int argc, char **argv)
 			no_http_engine ? "no-http-engine" : once ? "once" : "no-sockmap");
 		return EXIT_USAGE;
 	}
-	if (o.sockmap_cap && o.no_sockmap) {
+	if (o.sock_redirect && o.no_sockmap) {
+		fprintf(stderr, "gammad run: --sockmap and --no-sockmap: pick one\n");
+		return EXIT_USAGE;
+	}
+	if (o.sockmap_cap && !o.sock_redirect) {
 		fprintf(stderr, "gammad run: --sockmap-cap needs the socket redirect "
-			"(drop --no-sockmap)\n");
+			"(--sockmap)\n");
 		return EXIT_USAGE;
 	}
 	if (http_engine && o.no_sockmap) {
@@ -672,6 +688,10 @@ int cmd_run(int argc, char **argv)
 	}
 	if (dp_adopted(a.dp))
 		pr_info("adopted the data path pinned in %s: reconciling without a flush", pin_dir);
+	if (o.sock_redirect)
+		pr_warn("same-node socket redirect on (--sockmap): sockets between local pods "
+			"read through the kernel's tcp_bpf, not TCP (spurious EAGAIN on blocking "
+			"reads, short MSG_WAITALL reads, no splice; see --help)");
 	a.pin_dir = pin_dir;
 	if (!no_tc) {
 		to.pin_dir = pin_dir;

@@ -363,6 +363,7 @@ static int load_objects(struct dp *dp, const struct dp_opts *opts)
 		return -errno;
 	dp->so->rodata->engine_port = dp->sa->rodata->engine_port;
 	dp->so->rodata->sockmap_cap = opts->sockmap_cap ?: GAMMAD_SOCKMAP_CAP_DEFAULT;
+	dp->so->rodata->sock_redirect = opts->sock_redirect;
 	err = obj_prepare_maps(dp, dp->so->obj, &opts->sizes);
 	if (!err)
 		err = sockops_bpf__load(dp->so);

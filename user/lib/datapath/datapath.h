@@ -83,7 +83,7 @@ struct dp_opts {
 	const char *pin_dir;	/* NULL: DP_PIN_DIR_DEFAULT */
 	const char *cgroup;	/* cgroup v2 directory the hooks attach to */
 	struct dp_sizes sizes;
-	bool no_sockmap;	/* skip sockops + sk_msg (same-node redirect) */
+	bool no_sockmap;	/* skip sockops + sk_msg (redirect, engine origins) */
 	/*
 	 * Port of the HTTP engine listeners (host order; 0: the default), a
 	 * load-time constant of the programs. Only selectors flagged
@@ -101,6 +101,13 @@ struct dp_opts {
 	 * constant of the sk_msg program.
 	 */
 	uint32_t sockmap_cap;
+	/*
+	 * Put sockets whose two ends are local pods into the sockhash (the
+	 * same-node socket redirect, gammad run --sockmap). Off by default: a
+	 * socket in a sockhash does not behave as TCP to its application
+	 * (bpf/sockops.bpf.c). A load-time constant of the sockops program.
+	 */
+	bool sock_redirect;
 };
 
 struct dp;
