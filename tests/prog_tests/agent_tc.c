@@ -36,6 +36,7 @@
  * uplink_recreated_reattached (--uplink is found by name every pass).
  */
 #include <arpa/inet.h>
+#include <math.h>
 #include <net/if.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -369,11 +370,22 @@ static void expect_share(struct tce_env *e, const struct mc_place *at, const cha
 			 int port, enum mc_proto proto, size_t n, int pct, int tol)
 {
 	size_t a = 0, b = 0;
+	/*
+	 * Each flow picks its endpoint at random: the count is binomial. A
+	 * bound under 4.5 standard deviations fails a correct data path once in
+	 * a few hundred runs (554 of 1,000 at 50 +- 5 was seen), so the bound is
+	 * never tighter than that; a wrong weight is still far outside it.
+	 */
+	double sd = sqrt((double)n * pct / 100.0 * (100 - pct) / 100.0);
+	size_t slack = (size_t)((double)n * tol / 100.0);
 
+	if (slack < (size_t)(4.5 * sd + 0.5))
+		slack = (size_t)(4.5 * sd + 0.5);
 	if (!run_clients(e, at, vip, port, proto, n, &a, &b))
 		return;
-	ASSERT_GE(a, n * (pct - tol) / 100, "tce-a share >= pct - tol");
-	ASSERT_LE(a, n * (pct + tol) / 100, "tce-a share <= pct + tol");
+	test__printf("%s:%d: tce-a %zu of %zu (expected %d%% +- %zu)\n", vip, port, a, n, pct, slack);
+	ASSERT_GE(a + slack, n * pct / 100, "tce-a share >= expected - slack");
+	ASSERT_LE(a, n * pct / 100 + slack, "tce-a share <= expected + slack");
 }
 
 /* n new HTTP connections: 70/30 between tce-a and tce-b within +-tol percent. */
