@@ -31,17 +31,22 @@ struct em_hist {
 	uint64_t sum_us, count;
 };
 
-struct em_series {
-	struct em_series *next;
-	char *labels;			/* namespace=..,route=..,rule=..,backend=.. */
+/* A series' counters, allocated by its first request: most series never see one. */
+struct em_counts {
 	uint64_t codes[6];		/* none (no response), 1xx .. 5xx */
 	struct em_hist req, up;
+};
+
+struct em_series {
+	struct em_series *next;
+	const char *labels;		/* namespace=..,route=..,rule=..,backend=.. (byname's key) */
+	struct em_counts *counts;	/* NULL until the first request; then never changes */
 };
 
 struct eng_metrics {
 	pthread_mutex_t lock;		/* series and byname: adding, rendering */
 	struct em_series *series, **tail;
-	struct strmap byname;		/* labels -> em_series */
+	struct strmap byname;		/* labels -> em_series; owns the labels */
 	struct em_series *none;		/* no rule: no route matched, or none reached */
 };
 
@@ -111,12 +116,14 @@ static struct em_series *series_get(struct eng_metrics *m, const struct tr_rule 
 		return s;
 	}
 	s = calloc(1, sizeof(*s));
-	if (!s || strmap_put(&m->byname, labels, s, NULL)) {
+	if (s)
+		s->labels = strmap_intern(&m->byname, labels);
+	free(labels);
+	if (!s || !s->labels) {
 		free(s);
-		free(labels);
 		return NULL;
 	}
-	s->labels = labels;
+	strmap_set(&m->byname, s->labels, s);
 	*m->tail = s;
 	m->tail = &s->next;
 	return s;
@@ -131,7 +138,9 @@ struct eng_metrics *eng_metrics_new(void)
 	pthread_mutex_init(&m->lock, NULL);
 	m->tail = &m->series;
 	m->none = series_get(m, NULL, NULL);
-	if (!m->none) {
+	if (m->none)
+		m->none->counts = calloc(1, sizeof(*m->none->counts));
+	if (!m->none || !m->none->counts) {
 		eng_metrics_free(m);
 		return NULL;
 	}
@@ -146,7 +155,7 @@ void eng_metrics_free(struct eng_metrics *m)
 		struct em_series *s = m->series;
 
 		m->series = s->next;
-		free(s->labels);
+		free(s->counts);
 		free(s);
 	}
 	strmap_free(&m->byname);
@@ -310,11 +319,34 @@ static void hist_add(struct em_hist *h, uint64_t us)
 	add(&h->count, 1);
 }
 
+static struct em_counts *counts_of(const struct em_series *s)
+{
+	return __atomic_load_n(&s->counts, __ATOMIC_ACQUIRE);
+}
+
+/* s's counters, made by the first request of any loop (the others' are freed). */
+static struct em_counts *counts_get(struct em_series *s)
+{
+	struct em_counts *c = counts_of(s), *mine;
+
+	if (c)
+		return c;
+	mine = calloc(1, sizeof(*mine));
+	if (!mine)
+		return NULL;
+	if (__atomic_compare_exchange_n(&s->counts, &c, mine, false, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE))
+		return mine;
+	free(mine);
+	return c;
+}
+
 void eng_metrics_count(struct eng_metrics *m, const struct eng_tables *t,
 		       const struct engine_request_log *l)
 {
 	const struct eng_metrics_index *ix = t ? t->mix : NULL;
 	struct em_series *s = NULL;
+	struct em_counts *c;
 	int cls = l->status >= 100 && l->status < 600 ? l->status / 100 : 0;
 
 	if (!m)
@@ -325,10 +357,13 @@ void eng_metrics_count(struct eng_metrics *m, const struct eng_tables *t,
 		s = index_get(ix, l->entry->rule);
 	if (!s)
 		s = m->none;
-	add(&s->codes[cls], 1);
-	hist_add(&s->req, l->request_us);
+	c = counts_get(s);
+	if (!c)
+		c = counts_of(m->none);	/* no memory: counted without its labels */
+	add(&c->codes[cls], 1);
+	hist_add(&c->req, l->request_us);
 	if (l->upstream_us)
-		hist_add(&s->up, l->upstream_us);
+		hist_add(&c->up, l->upstream_us);
 }
 
 static void render_hist(FILE *f, const char *name, const struct em_series *s,
@@ -373,6 +408,7 @@ int engine_metrics_render(struct engine *e, FILE *f)
 	struct eng_metrics *m = e ? e->metrics : NULL;
 	struct engine_stats st;
 	const struct em_series *s;
+	const struct em_counts *n;
 
 	if (!m)
 		return -EINVAL;
@@ -403,20 +439,20 @@ int engine_metrics_render(struct engine *e, FILE *f)
 	      "backend and response code class.\n# TYPE gammad_http_requests_total counter\n", f);
 	/* A series shows from its first request on: the tables may name many. */
 	for (s = m->series; s; s = s->next)
-		for (int c = 0; c < 6; c++)
-			if (load(&s->req.count) && (c == 2 || load(&s->codes[c])))
+		for (int c = 0; (n = counts_of(s)) && c < 6; c++)
+			if (load(&n->req.count) && (c == 2 || load(&n->codes[c])))
 				fprintf(f, "gammad_http_requests_total{%s,code_class=\"%s\"} %llu\n",
-					s->labels, cls[c], (unsigned long long)load(&s->codes[c]));
+					s->labels, cls[c], (unsigned long long)load(&n->codes[c]));
 	fputs("# HELP gammad_http_request_duration_seconds Request head read to response end.\n"
 	      "# TYPE gammad_http_request_duration_seconds histogram\n", f);
 	for (s = m->series; s; s = s->next)
-		if (load(&s->req.count))
-			render_hist(f, "gammad_http_request_duration_seconds", s, &s->req);
+		if ((n = counts_of(s)) && load(&n->req.count))
+			render_hist(f, "gammad_http_request_duration_seconds", s, &n->req);
 	fputs("# HELP gammad_http_upstream_duration_seconds Request sent upstream to its "
 	      "response head.\n# TYPE gammad_http_upstream_duration_seconds histogram\n", f);
 	for (s = m->series; s; s = s->next)
-		if (load(&s->req.count))
-			render_hist(f, "gammad_http_upstream_duration_seconds", s, &s->up);
+		if ((n = counts_of(s)) && load(&n->req.count))
+			render_hist(f, "gammad_http_upstream_duration_seconds", s, &n->up);
 	pthread_mutex_unlock(&m->lock);
 	return ferror(f) ? -EIO : 0;
 }
