@@ -334,12 +334,11 @@ static void store_put(struct reflector *r, const char *key, json_t *obj)
 	/*
 	 * Slim: what the object itself says reaches the caller in the event;
 	 * the store keeps what a relist compares (at 10k Services the kept
-	 * EndpointSlices alone were a hundred MB).
+	 * EndpointSlices alone were a hundred MB): the resourceVersion as a
+	 * string, not an object around it (a third of the size).
 	 */
 	if (w->o.slim && r->d->route_kind < 0)
-		json_object_set_new(w->objs[r->res], key,
-				    json_pack("{s:{s:s}}", "metadata", "resourceVersion",
-					      rv_of(obj) ? rv_of(obj) : ""));
+		json_object_set_new(w->objs[r->res], key, json_string(rv_of(obj) ? rv_of(obj) : ""));
 	else
 		json_object_set(w->objs[r->res], key, obj);
 	if (!quiet)
@@ -359,9 +358,11 @@ static void store_delete(struct reflector *r, const char *key)
 	json_decref(old);
 }
 
+/* A slim store's entry is the resourceVersion itself. */
 static const char *rv_of(const json_t *obj)
 {
-	return str_at(obj, "metadata", "resourceVersion");
+	return json_is_string(obj) ? json_string_value(obj) :
+				     str_at(obj, "metadata", "resourceVersion");
 }
 
 /*

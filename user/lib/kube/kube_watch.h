@@ -83,7 +83,8 @@ struct kube_watch_opts {
 	 * reads back); of the others only their resourceVersion, which is all
 	 * a relist compares. For a caller that keeps what it needs from the
 	 * events' objects (the incremental pipeline): kube_watch_fill_model()
-	 * is refused then, and a delete event's object holds only that. A
+	 * is refused then, and a delete event's object is only that (the
+	 * resourceVersion, a JSON string; routes are kept whole). A
 	 * list's objects are then stored (and their events queued) page by
 	 * page as they arrive, not when the list is complete: the caller
 	 * parses them while the list goes on; the deletes come at its end.
