@@ -331,6 +331,16 @@ void tr_result_free(struct tr_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
+void tr_result_drop_statuses(struct tr_result *r)
+{
+	for (size_t i = 0; r->routes && i < r->nr_routes; i++) {
+		tr_route_status_free(&r->routes[i]);
+		r->routes[i].parents = NULL;
+		r->routes[i].nr_parents = 0;
+	}
+	strmap_free(&r->port_index);
+}
+
 const struct tr_port *tr_find_port(const struct tr_result *r, const char *ns,
 				   const char *name, uint16_t port)
 {

@@ -195,6 +195,13 @@ int translate_opts(const struct model *m, const struct tr_opts *opts, struct dia
 /* "local,zone,terminating" words of TR_EP_* bits, "" for none, in buf. */
 const char *tr_ep_policy_str(unsigned int policy, char *buf, size_t len);
 void tr_result_free(struct tr_result *r);
+/*
+ * Free r's route statuses (routes[] keeps its entries, without parents)
+ * and its port index: for a result only its ports are read from later
+ * (the incremental pipeline's kept translations). tr_find_port() then
+ * searches; tr_result_free() frees the rest.
+ */
+void tr_result_drop_statuses(struct tr_result *r);
 
 /*
  * The TCP Service port ns/name:port; by index, or by a binary search of
