@@ -249,7 +249,7 @@ static int bench_cold(const struct bench_opts *o, struct dp_opts dopts, const st
 	return 0;
 }
 
-static int bench_apply(const struct bench_opts *o, const struct img *img, struct model *m)
+static int bench_apply(const struct bench_opts *o, struct img *img, struct model *m)
 {
 	char cg[4200], root[4096], pin[64], *yaml;
 	struct dp_opts dopts = { 0 };
@@ -317,6 +317,8 @@ static int bench_apply(const struct bench_opts *o, const struct img *img, struct
 			img_free(&changed);
 		}
 	}
+	/* gammad run holds one image, the pipeline's: this one goes before the pipeline's is made. */
+	img_free(img);
 	if (!ret)
 		ret = bench_incremental(o, m, dp);
 	dp_close(dp);
@@ -617,10 +619,12 @@ static int run(const struct bench_opts *o)
 			       img.nr_endpoint_sets);
 			/* The translation points into m, which the pipeline takes over. */
 			tr_result_free(&res);
-			if (o->apply)
+			if (o->apply) {
 				ret = bench_apply(o, &img, &m);
-			else
+			} else {
+				img_free(&img);	/* as bench_apply() does */
 				ret = bench_incremental(o, &m, NULL);
+			}
 			img_free(&img);
 		} else {
 			tr_result_free(&res);
