@@ -352,9 +352,10 @@ static void store_delete(struct reflector *r, const char *key)
 
 	if (!old)
 		return;
+	/* Queued first: key may be the store's own, which the delete frees (store_replace). */
 	json_incref(old);
-	json_object_del(w->objs[r->res], key);
 	enqueue(w, r->res, KUBE_EV_DELETE, key, old);
+	json_object_del(w->objs[r->res], key);
 	json_decref(old);
 }
 
