@@ -28,6 +28,7 @@ struct env {
 	struct kube_client *k;
 	struct kube_watch *w;
 	char server[64];
+	size_t deleted[KUBE_RES_COUNT];	/* delete events wait_count() drained (slim) */
 };
 
 static void nap_ms(int ms)
@@ -82,9 +83,20 @@ static void env_stop(struct env *e)
 }
 
 /* Wait (up to ms) until resource r holds n objects and everything is synced. */
+static void note_delete(void *ctx, const struct kube_event *ev)
+{
+	struct env *e = ctx;
+
+	if (ev->type == KUBE_EV_DELETE)
+		e->deleted[ev->res]++;
+}
+
 static bool wait_count(struct env *e, enum kube_res r, size_t n, int ms)
 {
 	for (int t = 0; t < ms; t += 20) {
+		/* A slim store's lists wait for drains once 1,024 events ahead. */
+		if (getenv("GAMMAD_TEST_KUBE_SLIM"))
+			kube_watch_drain(e->w, note_delete, e);
 		if (kube_watch_synced(e->w) && kube_watch_count(e->w, r) == n)
 			return true;
 		nap_ms(20);
@@ -563,6 +575,8 @@ static void test_deleted_while_away(void)
 	ASSERT_TRUE(wait_count(&e, KUBE_SERVICES, 9, 15000), "service gone after");
 	ASSERT_TRUE(wait_count(&e, KUBE_HTTPROUTES, 3, 5000), "route gone after");
 	kube_watch_drain(e.w, count_deletes, &d);
+	d.services += e.deleted[KUBE_SERVICES];
+	d.routes += e.deleted[KUBE_HTTPROUTES];
 	ASSERT_EQ(d.services, 1, "one service delete event");
 	ASSERT_EQ(d.routes, 1, "one route delete event");
 	ASSERT_GE(stats(&e).relists, 2, "relisted (services, routes)");

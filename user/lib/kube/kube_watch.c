@@ -15,6 +15,14 @@
 #include "kube_watch.h"
 
 #define KUBE_MAX_VERSIONS 3
+/*
+ * Slim: a listed object waits in the queue until the caller drains it; a
+ * reflector this many objects ahead of the caller waits (take_now). At 10k
+ * EndpointSlices a streamed list ran ahead by nearly all of them: about
+ * 90 MB of parsed JSON at once, resident in the reflector's malloc arena
+ * after it was freed.
+ */
+#define KUBE_QUEUE_AHEAD 1024
 #define INITIAL_EVENTS_END "k8s.io/initial-events-end"
 
 struct res_desc {
@@ -128,11 +136,12 @@ struct kube_watch {
 	char field_selector[512];	/* escaped, for Pods; "" none */
 	volatile int stop;
 	pthread_mutex_t lock;		/* everything below, and the stats */
-	pthread_cond_t cond;		/* stop, for the threads' sleeps */
+	pthread_cond_t cond;		/* stop, for the threads' sleeps; a drain done */
 	json_t *objs[KUBE_RES_COUNT];	/* key -> object */
 	bool synced[KUBE_RES_COUNT];
 	struct queued *queue;
 	size_t nr_queue, cap_queue;
+	size_t draining;		/* events the caller's drain holds */
 	int efd;
 	struct kube_watch_stats st;
 	struct reflector refl[KUBE_RES_COUNT];
@@ -456,6 +465,8 @@ static int take_now(struct reflector *r, const char *key, json_t *obj)
 	if (json_object_set_new(r->fresh, key, json_null()))
 		return -ENOMEM;
 	pthread_mutex_lock(&w->lock);
+	while (w->nr_queue + w->draining >= KUBE_QUEUE_AHEAD && !w->stop)
+		pthread_cond_wait(&w->cond, &w->lock);
 	old = json_object_get(w->objs[r->res], key);
 	a = old ? rv_of(old) : NULL;
 	b = rv_of(obj);
@@ -1053,6 +1064,7 @@ size_t kube_watch_drain(struct kube_watch *w, void (*fn)(void *ctx, const struct
 	n = w->nr_queue;
 	w->queue = NULL;
 	w->nr_queue = w->cap_queue = 0;
+	w->draining = n;
 	pthread_mutex_unlock(&w->lock);
 	for (size_t i = 0; i < n; i++) {
 		struct kube_event ev = { q[i].res, q[i].type, q[i].key, q[i].obj };
@@ -1063,6 +1075,11 @@ size_t kube_watch_drain(struct kube_watch *w, void (*fn)(void *ctx, const struct
 		json_decref(q[i].obj);
 	}
 	free(q);
+	/* A reflector ahead of us (take_now) goes on. */
+	pthread_mutex_lock(&w->lock);
+	w->draining = 0;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
 	return n;
 }
 

@@ -87,7 +87,9 @@ struct kube_watch_opts {
 	 * resourceVersion, a JSON string; routes are kept whole). A
 	 * list's objects are then stored (and their events queued) page by
 	 * page as they arrive, not when the list is complete: the caller
-	 * parses them while the list goes on; the deletes come at its end.
+	 * parses them while the list goes on (and must drain meanwhile: a
+	 * reflector 1,024 events ahead of the drains waits for one); the
+	 * deletes come at its end.
 	 */
 	bool slim;
 };
