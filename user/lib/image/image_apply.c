@@ -45,7 +45,7 @@ static int write_namespaces(struct ia_ctx *c)
 			continue;
 		copy_name(v.name, sizeof(v.name), ns->name, "namespace");
 		copy_name(v.namespace, sizeof(v.namespace), ns->name, "namespace");
-		err = dp_obj_put(c->dp, GAMMAD_OBJ_NAMESPACE, ns->id, &v);
+		err = ia_obj_put(c, GAMMAD_OBJ_NAMESPACE, ns->id, &v);
 		if (err) {
 			pr_err("namespace %s: %s", ns->name, strerror(-err));
 			return err;
@@ -61,10 +61,8 @@ static int write_endpoint_set(struct ia_ctx *c, const struct img_endpoint_set *s
 	struct gammad_ep_val *eps;
 	int err;
 
-	long have = k ? ia_present_get(&c->ep_present, k->id) : -1;
-
 	/* An empty set has no entries to find: its object is all there is. */
-	if (k && (have < 0 ? 0 : have) == (long)s->nr) {
+	if (k && ia_endpoints_present(c, k->id, (uint32_t)s->nr)) {
 		*id = k->id;
 		return 0;
 	}
@@ -76,7 +74,7 @@ static int write_endpoint_set(struct ia_ctx *c, const struct img_endpoint_set *s
 	err = ia_id_alloc(c, GAMMAD_OBJ_ENDPOINT_SET, id) ?:
 	      ia_obj_begin(c, GAMMAD_OBJ_ENDPOINT_SET, *id, &v) ?:
 	      dp_endpoints_write(c->dp, *id, eps, (uint32_t)s->nr) ?:
-	      dp_obj_put(c->dp, GAMMAD_OBJ_ENDPOINT_SET, *id, &v);
+	      ia_obj_put(c, GAMMAD_OBJ_ENDPOINT_SET, *id, &v);
 	free(eps);
 	if (!err)
 		c->stats->endpoint_sets_written++;
@@ -162,7 +160,7 @@ static int write_backend(struct ia_ctx *c, const struct img_backend *b, uint32_t
 		      dp_counters_reset(c->dp, GAMMAD_OBJ_BACKEND, *id);
 	}
 	err = err ?: dp_backend_write(c->dp, *id, &be) ?:
-	      dp_obj_put(c->dp, GAMMAD_OBJ_BACKEND, *id, &v);
+	      ia_obj_put(c, GAMMAD_OBJ_BACKEND, *id, &v);
 	if (!err)
 		c->stats->backends_written++;
 	return err;
@@ -256,6 +254,21 @@ static void selector_section(const struct img_class *cl, char *buf, size_t len)
 		snprintf(buf, len, "rules %u-%u", cl->first_rule, cl->last_rule);
 }
 
+/* The names of a selector's object: its class's route and rules. */
+static void selector_names(const struct img_class *user, struct gammad_obj_val *v)
+{
+	copy_name(v->namespace, sizeof(v->namespace), user->route_namespace, "route");
+	copy_name(v->name, sizeof(v->name), user->route_name, "route");
+	selector_section(user, v->section, sizeof(v->section));
+}
+
+/* What a kernel selector is named (its class's route), hashed. */
+static uint64_t sel_names_hash(const struct gammad_obj_val *v)
+{
+	return hash_bytes(v->namespace, sizeof(v->namespace) + sizeof(v->name) +
+			  sizeof(v->section), v->ident);
+}
+
 /* Content-addressed: a changed selector is a new one, never an edit. */
 static int write_selector(struct ia_ctx *c, const struct img_selector *s, uint32_t *id,
 			  const struct img_class *user)
@@ -280,9 +293,7 @@ static int write_selector(struct ia_ctx *c, const struct img_selector *s, uint32
 		w[n].be_id = c->be_ids[b];
 		w[n++].weight = s->items[j].weight;
 	}
-	copy_name(v.namespace, sizeof(v.namespace), user->route_namespace, "route");
-	copy_name(v.name, sizeof(v.name), user->route_name, "route");
-	selector_section(user, v.section, sizeof(v.section));
+	selector_names(user, &v);
 	/* Names are part of the object: a renamed route gets its own selector. */
 	v.hash = hash_bytes(w, n * sizeof(*w), s->id);
 	if (sel_flags)
@@ -290,7 +301,12 @@ static int write_selector(struct ia_ctx *c, const struct img_selector *s, uint32
 	v.hash = nonzero(hash_bytes(v.namespace, sizeof(v.namespace) + sizeof(v.name) +
 				    sizeof(v.section), v.hash));
 	k = ia_known_exact(c, GAMMAD_OBJ_SELECTOR, v.ident, v.hash);
-	if (k && ia_present_get(&c->sel_present, k->id) >= 0) {
+	if (c->state && (err = ia_u64map_put(&c->state->sel_names, s->id,
+					     nonzero(sel_names_hash(&v))))) {
+		free(w);
+		return err;
+	}
+	if (k && ia_selector_present(c, k->id) >= 0) {
 		*id = k->id;
 		free(w);
 		return 0;
@@ -299,7 +315,7 @@ static int write_selector(struct ia_ctx *c, const struct img_selector *s, uint32
 	      ia_obj_begin(c, GAMMAD_OBJ_SELECTOR, *id, &v) ?:
 	      dp_counters_reset(c->dp, GAMMAD_OBJ_SELECTOR, *id) ?:
 	      dp_selector_write_flags(c->dp, *id, *id, w, n, sel_flags) ?:
-	      dp_obj_put(c->dp, GAMMAD_OBJ_SELECTOR, *id, &v);
+	      ia_obj_put(c, GAMMAD_OBJ_SELECTOR, *id, &v);
 	free(w);
 	if (!err)
 		c->stats->selectors_written++;
@@ -311,6 +327,8 @@ static int write_selectors(struct ia_ctx *c)
 	int err = 0;
 
 	for (size_t i = 0; i < c->img->nr_selectors && !err; i++) {
+		if (c->sel_touched && !c->sel_touched[i])
+			continue;	/* a delta: the kernel has it as the last apply left it */
 		err = write_selector(c, &c->img->selectors[i], &c->sel_ids[i], c->sel_users[i]);
 		if (err)
 			pr_err("selector %016llx: %s",
@@ -319,23 +337,119 @@ static int write_selectors(struct ia_ctx *c)
 	return err;
 }
 
+static bool *bools(size_t n)
+{
+	return calloc(n + 1, sizeof(bool));
+}
+
+/*
+ * Selector s's kernel object is named after another route than the last
+ * apply wrote it with (its class moved): every frontend using it switches.
+ */
+static void touch_renamed(struct ia_ctx *c, uint64_t sel)
+{
+	const struct img *img = c->img;
+	struct gammad_obj_val v = { .ident = sel };
+	long s = IMG_INDEX(img, selectors, sel);
+	uint64_t was;
+
+	if (s < 0 || !c->sel_users[s] ||
+	    !ia_u64map_get(c->state->sel_names, sel, &was))
+		return;		/* unused, or nobody used it: only touched frontends do now */
+	selector_names(c->sel_users[s], &v);
+	if (nonzero(sel_names_hash(&v)) == was)
+		return;
+	for (size_t i = 0; i < img->nr_frontends; i++)
+		for (size_t j = 0; j < img->frontends[i].nr_classes; j++)
+			if (img->frontends[i].classes[j].l4_selector == sel)
+				c->fe_touched[i] = true;
+}
+
+/*
+ * A delta: the frontends it names, and what they reach (their selectors,
+ * the backends those weigh and their endpoint sets), as find_needed() for
+ * the whole image.
+ */
+static int find_touched(struct ia_ctx *c)
+{
+	const struct img *img = c->img;
+	const struct ia_delta *d = c->delta;
+
+	c->fe_touched = bools(img->nr_frontends);
+	c->sel_touched = bools(img->nr_selectors);
+	c->be_needed = bools(img->nr_backends);
+	c->ep_needed = bools(img->nr_endpoint_sets);
+	if (!c->fe_touched || !c->sel_touched || !c->be_needed || !c->ep_needed)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->nr_frontends; i++) {
+		long f = IMG_INDEX(img, frontends, d->frontends[i]);
+
+		if (f >= 0)
+			c->fe_touched[f] = true;
+	}
+	for (size_t i = 0; i < d->nr_old_selectors; i++)
+		touch_renamed(c, d->old_selectors[i]);
+	for (size_t i = 0; i < d->nr_frontends; i++) {
+		long f = IMG_INDEX(img, frontends, d->frontends[i]);
+
+		for (size_t j = 0; f >= 0 && j < img->frontends[f].nr_classes; j++)
+			touch_renamed(c, img->frontends[f].classes[j].l4_selector);
+	}
+	for (size_t f = 0; f < img->nr_frontends; f++) {
+		for (size_t j = 0; c->fe_touched[f] && j < img->frontends[f].nr_classes; j++) {
+			long s = IMG_INDEX(img, selectors, img->frontends[f].classes[j].l4_selector);
+
+			if (s < 0)
+				continue;
+			c->sel_touched[s] = true;
+			for (size_t k = 0; k < img->selectors[s].nr; k++) {
+				long b = IMG_INDEX(img, backends, img->selectors[s].items[k].backend);
+				long e;
+
+				if (b < 0 || !img->selectors[s].items[k].weight)
+					continue;
+				c->be_needed[b] = true;
+				e = img->backends[b].endpoint_set ?
+				    IMG_INDEX(img, endpoint_sets, img->backends[b].endpoint_set) : -1;
+				if (e >= 0)
+					c->ep_needed[e] = true;
+			}
+		}
+	}
+	return 0;
+}
+
 static int ctx_init(struct ia_ctx *c, struct dp *dp, const struct img *img,
-		    struct ia_stats *stats)
+		    struct ia_stats *stats, const struct ia_opts *o)
 {
 	memset(c, 0, sizeof(*c));
 	c->dp = dp;
 	c->img = img;
 	c->stats = stats;
+	c->state = o ? o->state : NULL;
+	/* A delta needs what a whole apply read (the state), and is never full. */
+	if (c->state && c->state->valid && o->delta && !o->full)
+		c->delta = o->delta;
 	c->ep_ids = calloc(img->nr_endpoint_sets + 1, sizeof(uint32_t));
 	c->be_ids = calloc(img->nr_backends + 1, sizeof(uint32_t));
 	c->sel_ids = calloc(img->nr_selectors + 1, sizeof(uint32_t));
 	if (!c->ep_ids || !c->be_ids || !c->sel_ids)
 		return -ENOMEM;
+	if (c->delta) {
+		ia_state_take(c);
+		stats->delta = true;
+		return find_selector_users(c) ?: find_touched(c);
+	}
+	if (c->state) {
+		/* Read whole again: what the state says goes. */
+		ia_state_reset(c->state);
+	}
 	return find_selector_users(c) ?: find_needed(c) ?: ia_ids_load(c);
 }
 
-static void ctx_free(struct ia_ctx *c)
+static void ctx_free(struct ia_ctx *c, int err)
 {
+	ia_state_keep(c, !err && !c->unsure);
 	ia_ids_free(c);
 	ia_kh_free(c);
 	free(c->ep_ids);
@@ -344,39 +458,48 @@ static void ctx_free(struct ia_ctx *c)
 	free(c->sel_users);
 	free(c->be_needed);
 	free(c->ep_needed);
+	free(c->fe_touched);
+	free(c->sel_touched);
 }
 
 int ia_apply(struct dp *dp, const struct img *img, const struct ia_opts *opts,
 	     struct ia_stats *stats)
 {
+	const struct ia_opts none = { 0 };
 	struct ia_stats dummy;
 	struct ia_ctx c;
 	int err, err2;
 
 	if (!stats)
 		stats = &dummy;
+	if (!opts)
+		opts = &none;
 	memset(stats, 0, sizeof(*stats));
-	err = ctx_init(&c, dp, img, stats) ?: ia_kh_prepare(&c, opts ? opts->khttp : NULL);
+	err = ctx_init(&c, dp, img, stats, opts) ?: ia_kh_prepare(&c, opts->khttp);
 	if (err) {
-		ctx_free(&c);
+		ctx_free(&c, err);
 		return err;
 	}
 	/* Innermost first: nothing is referenced before it is complete. */
 	err = write_namespaces(&c) ?: write_endpoint_sets(&c) ?: write_backends(&c) ?:
 	      write_selectors(&c) ?: ia_kh_write(&c) ?: ia_frontends_apply(&c);
-	err2 = ia_clients_apply(&c, opts ? opts : &(struct ia_opts){ 0 });
-	err = err ?: err2;
+	/* A delta without pod changes leaves the client side (and the pod walk) as it is. */
+	if (!c.delta || c.delta->clients) {
+		err2 = ia_clients_apply(&c, opts);
+		err = err ?: err2;
+		stats->clients = !err2;
+	}
 	/*
 	 * Retire even after an error: every frontend points at a complete
 	 * table, and what none reaches may go. Nothing changed: nothing
 	 * became unreachable.
 	 */
-	if (!err && !ia_stats_changes(stats) && opts && !opts->full) {
-		ctx_free(&c);
+	if (!err && !ia_stats_changes(stats) && opts != &none && !opts->full) {
+		ctx_free(&c, err);
 		return 0;
 	}
-	if (!err && opts && opts->defer_retire && !opts->full) {
-		ctx_free(&c);
+	if (!err && opts->defer_retire && !opts->full) {
+		ctx_free(&c, err);
 		return 0;
 	}
 	err2 = dp_sync(dp);
@@ -384,6 +507,7 @@ int ia_apply(struct dp *dp, const struct img *img, const struct ia_opts *opts,
 		pr_err("data path sync: %s", strerror(-err2));
 	else
 		err2 = ia_retire(&c);
-	ctx_free(&c);
-	return err ?: err2;
+	err = err ?: err2;
+	ctx_free(&c, err);
+	return err;
 }

@@ -65,10 +65,57 @@ struct ia_opts {
 	 * with it; NULL: every kernel HTTP entry is retired.
 	 */
 	const struct ia_kh_set *khttp;
+	/*
+	 * What the last apply left (ia_state_new()), kept by the caller from
+	 * one apply to the next: with it and a delta an apply touches only
+	 * what the delta names. NULL: every apply reads the kernel whole.
+	 */
+	struct ia_state *state;
+	/*
+	 * What changed in img since the last apply with the same state (NULL:
+	 * unknown, compare everything). Taken only when state holds a
+	 * complete apply, and not with full: otherwise the apply compares the
+	 * whole image and the state starts over from what it read.
+	 */
+	const struct ia_delta *delta;
 };
+
+/*
+ * A change set from one image to the next, as image/pipeline.h knows it:
+ * the frontends whose tables or anything they reach (selectors, backends,
+ * endpoint sets, kernel HTTP tables) may differ, by img_frontend.id; those
+ * of them gone from the image, by their kernel key; the selectors the
+ * touched frontends named before (a shared selector's name may move to
+ * another frontend's route); whether the pod tables changed (then the pod
+ * cgroup walk and the pod IP maps are reconciled too). Entries the delta
+ * does not reach are taken to be what the last apply left: one missed
+ * here is missed in the kernel until a full apply.
+ */
+struct ia_delta {
+	const uint64_t *frontends;
+	size_t nr_frontends;
+	const struct gammad_fe_key *gone;
+	size_t nr_gone;
+	const uint64_t *old_selectors;
+	size_t nr_old_selectors;
+	bool clients;
+};
+
+/*
+ * The state an apply leaves for the next (ia_opts.state): the object table
+ * indexed and the ids in use, read once by a whole apply and kept by every
+ * write since. Invalid until a whole apply succeeds; any failed apply or
+ * ia_state_reset() makes the next one whole again.
+ */
+int ia_state_new(struct ia_state **out);
+void ia_state_free(struct ia_state *s);
+void ia_state_reset(struct ia_state *s);
+bool ia_state_valid(const struct ia_state *s);
 
 /* What an apply did: "written" counts entries changed in the kernel. */
 struct ia_kh_set;
+struct ia_state;
+struct ia_delta;
 
 struct ia_stats {
 	size_t frontends;		/* in the image */
@@ -80,6 +127,8 @@ struct ia_stats {
 	size_t pods, pods_written;	/* pod IPs for the TC path's client class */
 	size_t retired;			/* stale kernel entries deleted */
 	size_t kh_tables, kh_tables_written;	/* kernel HTTP class tables */
+	bool delta;			/* applied a delta, not the whole image */
+	bool clients;			/* the pod cgroups were walked, pod maps reconciled */
 };
 
 /* Nonzero when the apply changed anything the data path reads. */

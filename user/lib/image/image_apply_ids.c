@@ -72,52 +72,126 @@ static void mark_used(struct ia_ctx *c, uint32_t kind, uint32_t id)
 		k->used[id / 64] |= 1ull << (id % 64);
 }
 
-static int known_cmp(const void *a, const void *b)
-{
-	const struct ia_known *x = a, *y = b;
+/* ---- the index of complete objects, by ident ------------------------------- */
 
-	if (x->ident != y->ident)
-		return x->ident < y->ident ? -1 : 1;
-	if (x->hash != y->hash)
-		return x->hash < y->hash ? -1 : 1;
+static size_t known_home(const struct ia_kind *k, uint64_t ident)
+{
+	return (size_t)hash_bytes(&ident, sizeof(ident), 0) & (k->cap_known - 1);
+}
+
+static int known_grow(struct ia_kind *k, size_t want);
+
+/* Add (or, for the same id, replace) a complete object. */
+static int known_put(struct ia_kind *k, const struct ia_known *o)
+{
+	size_t i;
+
+	if (!o->id)
+		return 0;	/* id 0 names nothing */
+	if ((k->nr_known + 1) * 2 > k->cap_known && known_grow(k, (k->nr_known + 1) * 2))
+		return -ENOMEM;
+	for (i = known_home(k, o->ident); k->known[i].id; i = (i + 1) & (k->cap_known - 1))
+		if (k->known[i].id == o->id && k->known[i].ident == o->ident) {
+			k->known[i] = *o;
+			return 0;
+		}
+	k->known[i] = *o;
+	k->nr_known++;
 	return 0;
+}
+
+static int known_grow(struct ia_kind *k, size_t want)
+{
+	struct ia_kind n = { .cap_known = 64 };
+
+	while (n.cap_known < want)
+		n.cap_known *= 2;
+	n.known = calloc(n.cap_known, sizeof(*n.known));
+	if (!n.known)
+		return -ENOMEM;
+	for (size_t i = 0; i < k->cap_known; i++)
+		if (k->known[i].id)
+			known_put(&n, &k->known[i]);	/* room for all: cannot fail */
+	free(k->known);
+	k->known = n.known;
+	k->cap_known = n.cap_known;
+	return 0;
+}
+
+/* Backward-shift deletion of (ident, id): no tombstones. */
+static void known_del(struct ia_kind *k, uint64_t ident, uint32_t id)
+{
+	size_t mask = k->cap_known - 1, i, j;
+
+	if (!k->cap_known)
+		return;
+	for (i = known_home(k, ident); k->known[i].id; i = (i + 1) & mask)
+		if (k->known[i].id == id && k->known[i].ident == ident)
+			break;
+	if (!k->known[i].id)
+		return;
+	for (j = (i + 1) & mask; k->known[j].id; j = (j + 1) & mask) {
+		size_t h = known_home(k, k->known[j].ident);
+
+		if ((j > i && (h <= i || h > j)) || (j < i && h <= i && h > j)) {
+			k->known[i] = k->known[j];
+			i = j;
+		}
+	}
+	memset(&k->known[i], 0, sizeof(k->known[i]));
+	k->nr_known--;
+}
+
+/*
+ * The object of ident with hash (any hash: hash 0), the smallest (hash,
+ * id) of those matching: the same answer whatever order they came in.
+ */
+static const struct ia_known *known_find(const struct ia_kind *k, uint64_t ident,
+					 uint64_t hash)
+{
+	const struct ia_known *best = NULL;
+
+	if (!k->cap_known)
+		return NULL;
+	for (size_t i = known_home(k, ident); k->known[i].id; i = (i + 1) & (k->cap_known - 1)) {
+		const struct ia_known *o = &k->known[i];
+
+		if (o->ident != ident || (hash && o->hash != hash))
+			continue;
+		if (!best || o->hash < best->hash || (o->hash == best->hash && o->id < best->id))
+			best = o;
+	}
+	return best;
 }
 
 static int load_objects(struct ia_ctx *c)
 {
 	struct map_dump d;
+	size_t count[GAMMAD_OBJ_KIND_MAX] = { 0 };
 	int err = ia_dump(c, GAMMAD_MAP_OBJECTS, &d);
 
 	if (err)
 		return err;
-	for (uint32_t kind = 1; kind < GAMMAD_OBJ_KIND_MAX && !err; kind++) {
-		c->kinds[kind].known = calloc(d.nr + 1, sizeof(struct ia_known));
-		if (!c->kinds[kind].known)
-			err = -ENOMEM;
+	for (size_t i = 0; i < d.nr; i++) {
+		const struct gammad_obj_key *key = map_dump_key(&d, i);
+
+		if (key->kind && key->kind < GAMMAD_OBJ_KIND_MAX)
+			count[key->kind]++;
 	}
+	for (uint32_t kind = 1; kind < GAMMAD_OBJ_KIND_MAX && !err; kind++)
+		err = known_grow(&c->kinds[kind], count[kind] * 2 + 2);
 	for (size_t i = 0; i < d.nr && !err; i++) {
 		const struct gammad_obj_key *key = map_dump_key(&d, i);
 		const struct gammad_obj_val *val = map_dump_val(&d, i);
-		struct ia_kind *k;
 
 		if (!key->kind || key->kind >= GAMMAD_OBJ_KIND_MAX)
 			continue;
 		mark_used(c, key->kind, key->id);
 		if (!val->hash)
 			continue;	/* being written when its agent stopped */
-		k = &c->kinds[key->kind];
-		k->known[k->nr_known++] = (struct ia_known){
+		err = known_put(&c->kinds[key->kind], &(struct ia_known){
 			.ident = val->ident, .hash = val->hash, .id = key->id, .ref = val->ref,
-		};
-	}
-	for (uint32_t kind = 1; kind < GAMMAD_OBJ_KIND_MAX && !err; kind++) {
-		struct ia_known *k = c->kinds[kind].known;
-		size_t n = c->kinds[kind].nr_known, sz = sizeof(*k);
-
-		/* By hash, then (stable) by ident: ordered by (ident, hash). */
-		if (sort_records_u64(k, n, sz, offsetof(struct ia_known, hash)) ||
-		    sort_records_u64(k, n, sz, offsetof(struct ia_known, ident)))
-			qsort(k, n, sz, known_cmp);
+		});
 	}
 	map_dump_free(&d);
 	return err;
@@ -198,10 +272,46 @@ static int be_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+long ia_selector_present(struct ia_ctx *c, uint32_t id)
+{
+	struct gammad_sel_val v;
+
+	if (!c->delta)
+		return ia_present_get(&c->sel_present, id);
+	return dp_map_lookup(c->dp, GAMMAD_MAP_SELECTOR, &id, &v) ? -1 : (long)v.nr_slots;
+}
+
+bool ia_endpoints_present(struct ia_ctx *c, uint32_t id, uint32_t nr)
+{
+	struct gammad_ep_key k = { .ep_set = id };
+	struct gammad_ep_val v;
+	long have;
+
+	if (!c->delta) {
+		have = ia_present_get(&c->ep_present, id);
+		return (have < 0 ? 0 : have) == (long)nr;
+	}
+	/* A delta reads the entries of the few sets it reuses one by one (the mirror). */
+	for (k.idx = 0; k.idx <= nr; k.idx++) {
+		bool present = !dp_map_lookup(c->dp, GAMMAD_MAP_ENDPOINT, &k, &v);
+
+		if (present != (k.idx < nr))
+			return false;
+	}
+	return true;
+}
+
 const struct gammad_be_val *ia_backend_entry(const struct ia_ctx *c, uint32_t id)
 {
 	const struct map_dump *d = &c->be_dump;
 	size_t lo = 0, hi = d->nr;
+
+	if (c->delta) {
+		struct ia_ctx *w = (struct ia_ctx *)c;	/* the scratch entry only */
+
+		return dp_map_lookup(c->dp, GAMMAD_MAP_BACKEND, &id, &w->be_scratch) ?
+		       NULL : &w->be_scratch;
+	}
 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
@@ -331,35 +441,15 @@ void ia_ids_free(struct ia_ctx *c)
 	memset(c->kinds, 0, sizeof(c->kinds));
 }
 
-static const struct ia_known *lower_bound(const struct ia_kind *k, uint64_t ident, uint64_t hash)
-{
-	size_t lo = 0, hi = k->nr_known;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		const struct ia_known *m = &k->known[mid];
-
-		if (m->ident < ident || (m->ident == ident && m->hash < hash))
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < k->nr_known ? &k->known[lo] : NULL;
-}
-
 const struct ia_known *ia_known_exact(const struct ia_ctx *c, uint32_t kind,
 				      uint64_t ident, uint64_t hash)
 {
-	const struct ia_known *k = lower_bound(&c->kinds[kind], ident, hash);
-
-	return k && k->ident == ident && k->hash == hash ? k : NULL;
+	return hash ? known_find(&c->kinds[kind], ident, hash) : NULL;
 }
 
 const struct ia_known *ia_known_ident(const struct ia_ctx *c, uint32_t kind, uint64_t ident)
 {
-	const struct ia_known *k = lower_bound(&c->kinds[kind], ident, 0);
-
-	return k && k->ident == ident ? k : NULL;
+	return known_find(&c->kinds[kind], ident, 0);
 }
 
 int ia_id_alloc(struct ia_ctx *c, uint32_t kind, uint32_t *id)
@@ -394,4 +484,162 @@ int ia_obj_begin(struct ia_ctx *c, uint32_t kind, uint32_t id, struct gammad_obj
 	err = dp_obj_put(c->dp, kind, id, v);
 	v->hash = hash;
 	return err;
+}
+
+int ia_obj_put(struct ia_ctx *c, uint32_t kind, uint32_t id, const struct gammad_obj_val *v)
+{
+	int err = dp_obj_put(c->dp, kind, id, v);
+
+	/* Later lookups of this apply (and with a state, of later ones) find it. */
+	if (!err && v->hash && kind < GAMMAD_OBJ_KIND_MAX)
+		err = known_put(&c->kinds[kind], &(struct ia_known){
+			.ident = v->ident, .hash = v->hash, .id = id, .ref = v->ref,
+		});
+	return err;
+}
+
+void ia_obj_forget(struct ia_ctx *c, uint32_t kind, uint32_t id, uint64_t ident)
+{
+	struct ia_kind *k;
+
+	if (!kind || kind >= GAMMAD_OBJ_KIND_MAX)
+		return;
+	k = &c->kinds[kind];
+	known_del(k, ident, id);
+	/* Its entries went before it (the retire walks down first): the id is free. */
+	if (kind != GAMMAD_OBJ_NAMESPACE && id && id < k->limit)
+		k->used[id / 64] &= ~(1ull << (id % 64));
+}
+
+/* ---- the state kept between applies ------------------------------------------- */
+
+struct ia_u64map {
+	size_t cap, nr;		/* cap a power of two */
+	uint64_t *keys, *vals;	/* key 0: empty */
+};
+
+static size_t u64map_home(const struct ia_u64map *m, uint64_t key)
+{
+	return (size_t)hash_bytes(&key, sizeof(key), 0) & (m->cap - 1);
+}
+
+int ia_u64map_put(struct ia_u64map **mp, uint64_t key, uint64_t val)
+{
+	struct ia_u64map *m = *mp;
+	size_t i;
+
+	if (!key)
+		return 0;
+	if (!m || (m->nr + 1) * 2 > m->cap) {
+		struct ia_u64map *n = calloc(1, sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		n->cap = m ? m->cap * 2 : 1024;
+		n->keys = calloc(n->cap, sizeof(*n->keys));
+		n->vals = calloc(n->cap, sizeof(*n->vals));
+		if (!n->keys || !n->vals) {
+			ia_u64map_free(n);
+			return -ENOMEM;
+		}
+		for (size_t j = 0; m && j < m->cap; j++)
+			if (m->keys[j]) {
+				for (i = u64map_home(n, m->keys[j]); n->keys[i]; i = (i + 1) & (n->cap - 1))
+					;
+				n->keys[i] = m->keys[j];
+				n->vals[i] = m->vals[j];
+				n->nr++;
+			}
+		ia_u64map_free(m);
+		*mp = m = n;
+	}
+	for (i = u64map_home(m, key); m->keys[i] && m->keys[i] != key; i = (i + 1) & (m->cap - 1))
+		;
+	if (!m->keys[i]) {
+		m->keys[i] = key;
+		m->nr++;
+	}
+	m->vals[i] = val;
+	return 0;
+}
+
+bool ia_u64map_get(const struct ia_u64map *m, uint64_t key, uint64_t *val)
+{
+	if (!m || !key)
+		return false;
+	for (size_t i = u64map_home(m, key); m->keys[i]; i = (i + 1) & (m->cap - 1))
+		if (m->keys[i] == key) {
+			*val = m->vals[i];
+			return true;
+		}
+	return false;
+}
+
+void ia_u64map_free(struct ia_u64map *m)
+{
+	if (!m)
+		return;
+	free(m->keys);
+	free(m->vals);
+	free(m);
+}
+
+int ia_state_new(struct ia_state **out)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : -ENOMEM;
+}
+
+void ia_state_reset(struct ia_state *s)
+{
+	if (!s)
+		return;
+	for (uint32_t kind = 0; kind < GAMMAD_OBJ_KIND_MAX; kind++) {
+		free(s->kinds[kind].known);
+		free(s->kinds[kind].used);
+	}
+	memset(s->kinds, 0, sizeof(s->kinds));
+	ia_u64map_free(s->sel_names);
+	s->sel_names = NULL;
+	s->valid = false;
+}
+
+void ia_state_free(struct ia_state *s)
+{
+	ia_state_reset(s);
+	free(s);
+}
+
+bool ia_state_valid(const struct ia_state *s)
+{
+	return s && s->valid;
+}
+
+void ia_state_take(struct ia_ctx *c)
+{
+	struct ia_state *s = c->state;
+
+	memcpy(c->kinds, s->kinds, sizeof(c->kinds));
+	memset(s->kinds, 0, sizeof(s->kinds));
+	/* In use: an apply that stops half way leaves it invalid. */
+	s->valid = false;
+}
+
+void ia_state_keep(struct ia_ctx *c, bool ok)
+{
+	struct ia_state *s = c->state;
+
+	if (!s)
+		return;
+	if (!ok) {
+		ia_state_reset(s);
+		return;
+	}
+	for (uint32_t kind = 0; kind < GAMMAD_OBJ_KIND_MAX; kind++) {
+		free(s->kinds[kind].known);
+		free(s->kinds[kind].used);
+	}
+	memcpy(s->kinds, c->kinds, sizeof(s->kinds));
+	memset(c->kinds, 0, sizeof(c->kinds));
+	s->valid = true;
 }

@@ -14,9 +14,14 @@ struct ia_known {
 	uint32_t id, ref;
 };
 
+/*
+ * Per kind: the complete objects, open addressing by ident (an ident may
+ * have several: contents of one object over time, until retired; id 0:
+ * empty), and the ids in use.
+ */
 struct ia_kind {
-	struct ia_known *known;		/* sorted by (ident, hash) */
-	size_t nr_known;
+	struct ia_known *known;
+	size_t nr_known, cap_known;	/* cap_known: 0 or a power of two */
 	uint64_t *used;			/* bitmap of ids 0..limit-1 in use */
 	uint32_t limit;
 	uint32_t cursor;		/* next-fit allocation */
@@ -32,11 +37,28 @@ struct ia_present {
 	size_t nr;
 };
 
+/* What ia_apply() keeps from one apply to the next (image_apply.h). */
+struct ia_state {
+	bool valid;
+	struct ia_kind kinds[GAMMAD_OBJ_KIND_MAX];
+	/*
+	 * Selector (img_selector.id) -> hash of the names its kernel selector
+	 * was written with (the route of the class it is named after): a
+	 * delta finds the frontends to switch when that class changes.
+	 */
+	struct ia_u64map *sel_names;
+};
+
 struct ia_ctx {
 	struct dp *dp;
 	const struct img *img;
 	struct ia_stats *stats;
 	struct ia_kind kinds[GAMMAD_OBJ_KIND_MAX];
+	struct ia_state *state;			/* NULL: none kept */
+	const struct ia_delta *delta;		/* NULL: the whole image */
+	bool *fe_touched, *sel_touched;		/* with a delta: per image index */
+	struct gammad_be_val be_scratch;	/* ia_backend_entry() with a delta */
+	bool unsure;				/* a retire left an entry it meant to delete */
 	uint32_t *ep_ids, *be_ids, *sel_ids;	/* kernel id per image index */
 	const struct img_class **sel_users;	/* per selector: the class naming it */
 	bool *be_needed, *ep_needed;		/* per image index: an alias slot reaches it */
@@ -56,6 +78,10 @@ const struct ia_known *ia_known_exact(const struct ia_ctx *c, uint32_t kind,
 const struct ia_known *ia_known_ident(const struct ia_ctx *c, uint32_t kind, uint64_t ident);
 /* Value recorded for id (nr_slots, endpoint count), or -1 when absent. */
 long ia_present_get(const struct ia_present *p, uint32_t id);
+/* nr_slots of selector id in the kernel, -1 when absent. */
+long ia_selector_present(struct ia_ctx *c, uint32_t id);
+/* Does endpoint set id have exactly its nr entries in the kernel? */
+bool ia_endpoints_present(struct ia_ctx *c, uint32_t id, uint32_t nr);
 /* The kernel's backend entry of id, or NULL. */
 const struct gammad_be_val *ia_backend_entry(const struct ia_ctx *c, uint32_t id);
 
@@ -64,6 +90,20 @@ int ia_id_alloc(struct ia_ctx *c, uint32_t kind, uint32_t *id);
 
 /* Record (kind, id) as being written (hash 0); v's hash is kept for later. */
 int ia_obj_begin(struct ia_ctx *c, uint32_t kind, uint32_t id, struct gammad_obj_val *v);
+/* Record (kind, id) complete (dp_obj_put), and in the index of known objects. */
+int ia_obj_put(struct ia_ctx *c, uint32_t kind, uint32_t id, const struct gammad_obj_val *v);
+/* The retire deleted object (kind, id) of ident: no longer known, its id free. */
+void ia_obj_forget(struct ia_ctx *c, uint32_t kind, uint32_t id, uint64_t ident);
+
+/* The state's index and ids for this apply (a delta), and back after it. */
+void ia_state_take(struct ia_ctx *c);
+void ia_state_keep(struct ia_ctx *c, bool ok);
+
+/* u64 -> u64, for the state (open addressing, key 0 unused). */
+struct ia_u64map;
+int ia_u64map_put(struct ia_u64map **m, uint64_t key, uint64_t val);
+bool ia_u64map_get(const struct ia_u64map *m, uint64_t key, uint64_t *val);
+void ia_u64map_free(struct ia_u64map *m);
 
 /*
  * Publish every frontend whose table changed (consumer entries under a new

@@ -148,17 +148,17 @@ static int publish(struct ia_ctx *c, const struct img_frontend *f, struct fe_tab
 	}
 	to.ref = t->val.svc_port_id;
 	err = ia_id_alloc(c, GAMMAD_OBJ_TABLE, &gen) ?:
-	      dp_obj_put(c->dp, GAMMAD_OBJ_TABLE, gen, &(struct gammad_obj_val){
+	      ia_obj_put(c, GAMMAD_OBJ_TABLE, gen, &(struct gammad_obj_val){
 			 .ident = f->id, .ref = to.ref });
 	for (size_t i = 0; i < t->nr_cons && !err; i++)
 		err = dp_consumer_write(c->dp, gen, t->cons[i].ns_id, t->cons_sel[i].sel);
-	err = err ?: ia_kh_classes_write(c, f, gen) ?: dp_obj_put(c->dp, GAMMAD_OBJ_TABLE, gen, &to);
+	err = err ?: ia_kh_classes_write(c, f, gen) ?: ia_obj_put(c, GAMMAD_OBJ_TABLE, gen, &to);
 	if (err)
 		return err;
 	t->val.table_gen = gen;
 	fo.ref = gen;
 	err = dp_frontend_publish(c->dp, key, &t->val) ?:
-	      dp_obj_put(c->dp, GAMMAD_OBJ_FRONTEND, t->val.svc_port_id, &fo);
+	      ia_obj_put(c, GAMMAD_OBJ_FRONTEND, t->val.svc_port_id, &fo);
 	c->stats->frontends_flipped++;
 	return err;
 }
@@ -189,6 +189,37 @@ static int frontend_apply(struct ia_ctx *c, const struct img_frontend *f)
 static int key_cmp(const void *a, const void *b)
 {
 	return memcmp(a, b, sizeof(struct gammad_fe_key));
+}
+
+/* A delta's frontends gone from the image (those it still has are not gone). */
+static int remove_gone(struct ia_ctx *c)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < c->delta->nr_gone; i++) {
+		const struct gammad_fe_key *k = &c->delta->gone[i];
+		struct gammad_fe_val cur;
+		bool kept = false;
+
+		for (size_t j = 0; j < c->img->nr_frontends && !kept; j++) {
+			const struct img_frontend *f = &c->img->frontends[j];
+			struct gammad_fe_key key;
+
+			if (!c->fe_touched[j])
+				continue;	/* a key the image has again is a touched frontend's */
+			dp_fe_key(&key, f->addr.family, f->addr.addr, f->port, f->protocol);
+			kept = !memcmp(&key, k, sizeof(key));
+		}
+		if (kept || dp_map_lookup(c->dp, GAMMAD_MAP_FRONTEND, k, &cur))
+			continue;
+		err = dp_frontend_delete(c->dp, k);
+		if (err) {
+			pr_err("remove a stale frontend: %s", strerror(-err));
+			break;
+		}
+		c->stats->frontends_removed++;
+	}
+	return err;
 }
 
 /* Frontend entries whose Service port is gone from the image. */
@@ -228,7 +259,8 @@ int ia_frontends_apply(struct ia_ctx *c)
 
 	c->stats->frontends = c->img->nr_frontends;
 	for (size_t i = 0; i < c->img->nr_frontends && !err; i++)
-		err = frontend_apply(c, &c->img->frontends[i]);
+		if (!c->fe_touched || c->fe_touched[i])
+			err = frontend_apply(c, &c->img->frontends[i]);
 	/* Removing is independent of a failed publish: do it anyway. */
-	return remove_stale(c) ?: err;
+	return (c->delta ? remove_gone(c) : remove_stale(c)) ?: err;
 }

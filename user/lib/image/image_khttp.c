@@ -196,10 +196,21 @@ static long img_epset_idx(const struct img *img, uint64_t id)
 	return -1;
 }
 
+/* With a delta, only the items of its frontends are written (the rest are as they were). */
+static bool item_touched(const struct ia_ctx *c, const struct ia_kh_class *it)
+{
+	long f;
+
+	if (!c->fe_touched)
+		return true;
+	f = IMG_INDEX(c->img, frontends, it->frontend);
+	return f >= 0 && c->fe_touched[f];
+}
+
 int ia_kh_prepare(struct ia_ctx *c, const struct ia_kh_set *set)
 {
 	struct ia_kh *k = calloc(1, sizeof(*k));
-	struct map_dump d;
+	struct map_dump d = { 0 };
 	int err;
 
 	if (!k)
@@ -221,9 +232,9 @@ int ia_kh_prepare(struct ia_ctx *c, const struct ia_kh_set *set)
 	k->hash = calloc((set ? set->nr : 0) + 1, sizeof(*k->hash));
 	if (!k->live || !k->tab || !k->hash)
 		return -ENOMEM;
-	/* Table ids in the map that no object describes are in use too. */
-	err = ia_dump(c, GAMMAD_MAP_KH_TABLE, &d);
-	for (size_t i = 0; !err && i < d.nr; i++) {
+	/* Table ids in the map that no object describes are in use too (a delta: noted already). */
+	err = c->delta ? 0 : ia_dump(c, GAMMAD_MAP_KH_TABLE, &d);
+	for (size_t i = 0; !err && !c->delta && i < d.nr; i++) {
 		uint32_t id = *(const uint32_t *)map_dump_key(&d, i);
 		struct ia_kind *kind = &c->kinds[GAMMAD_OBJ_KH_TABLE];
 
@@ -235,6 +246,8 @@ int ia_kh_prepare(struct ia_ctx *c, const struct ia_kh_set *set)
 	for (size_t i = 0; !err && set && i < set->nr; i++) {
 		const struct ia_kh_class *it = &set->items[i];
 
+		if (!item_touched(c, it))
+			continue;
 		for (size_t r = 0; r < it->img.nr_rbs; r++) {
 			long b = it->rb_backend[r] ? img_backend_idx(c->img, it->rb_backend[r]) : -1;
 			long e;
@@ -309,7 +322,7 @@ static int write_table(struct ia_ctx *c, const struct ia_kh_class *it,
 	err = ia_id_alloc(c, GAMMAD_OBJ_KH_TABLE, tab) ?:
 	      ia_obj_begin(c, GAMMAD_OBJ_KH_TABLE, *tab, &v) ?:
 	      kh_image_write(&w, *tab, &k->fds) ?:
-	      dp_obj_put(c->dp, GAMMAD_OBJ_KH_TABLE, *tab, &v);
+	      ia_obj_put(c, GAMMAD_OBJ_KH_TABLE, *tab, &v);
 	if (!err)
 		c->stats->kh_tables_written++;
 	return err;
@@ -332,9 +345,12 @@ int ia_kh_write(struct ia_ctx *c)
 
 	for (size_t i = 0; set && i < set->nr && !err; i++) {
 		const struct ia_kh_class *it = &set->items[i];
-		struct gammad_kh_rb *rbs = item_rbs(c, it);
+		struct gammad_kh_rb *rbs;
 		size_t j;
 
+		if (!item_touched(c, it))
+			continue;
+		rbs = item_rbs(c, it);
 		if (!rbs)
 			return -ENOMEM;
 		k->hash[i] = item_hash(&it->img, rbs);
@@ -422,10 +438,12 @@ bool ia_kh_table_live(const struct ia_ctx *c, uint32_t tab)
 
 static void retire_key(struct ia_ctx *c, const char *name, int fd, const void *key)
 {
-	if (!bpf_map_delete_elem(fd, key))
+	if (!bpf_map_delete_elem(fd, key)) {
 		c->stats->retired++;
-	else if (errno != ENOENT)
+	} else if (errno != ENOENT) {
 		pr_warn("retire an entry of %s: %s", name, strerror(errno));
+		c->unsure = true;	/* its table id must not be handed out again */
+	}
 }
 
 /* Entries keyed by (tab, ...) of tables no live generation names. */

@@ -99,6 +99,9 @@ static void retire_key(struct ia_ctx *c, const char *name, const void *key)
 		c->stats->retired++;
 	else if (err != -ENOENT)
 		pr_warn("retire an entry of %s: %s", name, strerror(-err));
+	/* An entry left behind may name an id the state would hand out again. */
+	if (err && err != -ENOENT)
+		c->unsure = true;
 }
 
 static int walk_frontends(struct ia_ctx *c, struct live *l)
@@ -238,8 +241,10 @@ static int retire_objects(struct ia_ctx *c, const struct live *l)
 	for (size_t i = 0; !err && i < d.nr; i++) {
 		const struct gammad_obj_key *k = map_dump_key(&d, i);
 
-		if (!object_live(c, l, k))
-			retire_key(c, GAMMAD_MAP_OBJECTS, k);
+		if (object_live(c, l, k))
+			continue;
+		retire_key(c, GAMMAD_MAP_OBJECTS, k);
+		ia_obj_forget(c, k->kind, k->id, ((const struct gammad_obj_val *)map_dump_val(&d, i))->ident);
 	}
 	map_dump_free(&d);
 	return err;

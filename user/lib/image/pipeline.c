@@ -61,6 +61,15 @@ struct pl {
 	struct refs refs;	/* of img */
 	bool refs_ok;		/* refs counts img (else: the next commit is full) */
 	size_t unretired;	/* entries written by commits that deferred their retire */
+	struct ia_state *ia_state;	/* what the last apply left (image_apply.h) */
+	/* This commit's change set for the apply (pl_delta_*): valid after a merge */
+	struct pl_delta {
+		bool valid;
+		uint64_t *fes, *old_sels;
+		size_t nr_fes, nr_old_sels, cap_fes, cap_old_sels;
+		struct gammad_fe_key *gone;
+		size_t nr_gone, cap_gone;
+	} delta;
 	/* the engine's tables (pl_tables_get) */
 	struct pl_chunk *chunk;		/* the translation the build just made, for the next tables */
 	struct pl_tables *tables;	/* of img; NULL before the first commit */
@@ -599,6 +608,71 @@ static int idlist_add(struct idlist *l, uint64_t id)
 	return 0;
 }
 
+/* Append one item of size to a growing array. */
+static int grow_add(void **arr, size_t *nr, size_t *cap, size_t size, const void *item)
+{
+	if (*nr == *cap) {
+		size_t n = *cap ? *cap * 2 : 64;
+		void *a = realloc(*arr, n * size);
+
+		if (!a)
+			return -ENOMEM;
+		*arr = a;
+		*cap = n;
+	}
+	memcpy((char *)*arr + *nr * size, item, size);
+	(*nr)++;
+	return 0;
+}
+
+static void delta_clear(struct pl_delta *d)
+{
+	d->valid = false;
+	d->nr_fes = d->nr_old_sels = d->nr_gone = 0;
+}
+
+static void delta_free(struct pl_delta *d)
+{
+	free(d->fes);
+	free(d->old_sels);
+	free(d->gone);
+	memset(d, 0, sizeof(*d));
+}
+
+/*
+ * The apply's change set of a merge (image_apply.h ia_delta): D's frontends
+ * old and new, the selectors the old ones named, and the keys of those gone.
+ */
+static int delta_note(struct pl_delta *d, const struct img *img, const bool *fe_old,
+		      const struct img *part, const bool *fe_new)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < img->nr_frontends && !err; i++) {
+		const struct img_frontend *f = &img->frontends[i];
+		long n;
+
+		if (fe_old[i])
+			continue;
+		err = grow_add((void **)&d->fes, &d->nr_fes, &d->cap_fes, sizeof(f->id), &f->id);
+		for (size_t c = 0; c < f->nr_classes && !err; c++)
+			err = grow_add((void **)&d->old_sels, &d->nr_old_sels, &d->cap_old_sels,
+				       sizeof(uint64_t), &f->classes[c].l4_selector);
+		n = IMG_INDEX(part, frontends, f->id);
+		if (!err && (n < 0 || !fe_new[n])) {
+			struct gammad_fe_key key;
+
+			dp_fe_key(&key, f->addr.family, f->addr.addr, f->port, f->protocol);
+			err = grow_add((void **)&d->gone, &d->nr_gone, &d->cap_gone, sizeof(key), &key);
+		}
+	}
+	for (size_t i = 0; i < part->nr_frontends && !err; i++)
+		if (fe_new[i])
+			err = grow_add((void **)&d->fes, &d->nr_fes, &d->cap_fes, sizeof(uint64_t),
+				       &part->frontends[i].id);
+	return err;
+}
+
 struct merge {
 	struct img *img, *part;		/* part NULL: counting a whole image */
 	const struct strmap *d;
@@ -837,7 +911,7 @@ static int removed_pairs(const struct img *img, const bool *fe_keep, const struc
  * would assign differently): translate everything instead.
  */
 static int merge(struct img *img, struct img *part, const struct strmap *d, struct refs *refs,
-		 struct img_reach **rm, size_t *nr_rm)
+		 struct img_reach **rm, size_t *nr_rm, struct pl_delta *delta)
 {
 	struct merge mg = { .img = img, .part = part, .d = d, .refs = refs };
 	bool *fe_old = bools(img->nr_frontends), *fe_new = bools(part->nr_frontends);
@@ -869,7 +943,8 @@ static int merge(struct img *img, struct img *part, const struct strmap *d, stru
 	}
 	if (err)
 		goto out;
-	err = removed_pairs(img, fe_old, part, rm, nr_rm);
+	err = removed_pairs(img, fe_old, part, rm, nr_rm) ?:
+	      delta_note(delta, img, fe_old, part, fe_new);
 	if (err)
 		goto out;
 	/* New names first: what both versions name never drops to zero. */
@@ -1261,7 +1336,7 @@ static int build_part(struct pl *pl, size_t *services)
 		ret = img_build_opts(&view, &res, &pl->o.img, &part);
 		if (!ret) {
 			ret = merge(&pl->img, &part, &pl->dirty, &pl->refs, &pl->removed,
-				    &pl->nr_removed);
+				    &pl->nr_removed, &pl->delta);
 			if (ret && ret != -EAGAIN)
 				pl->refs_ok = false;
 			img_free(&part);
@@ -1287,6 +1362,8 @@ static int build(struct pl *pl, struct pl_stats *st)
 		ret = pl->dirty.nr ? build_part(pl, &st->services) : 0;
 		if (!ret && pl->pods_dirty)
 			ret = img_rebuild_pods(&pl->img, &pl->m);
+		/* The merge noted what changed: the apply may write just that. */
+		pl->delta.valid = !ret;
 		if (ret != -EAGAIN) {
 			if (ret) {
 				/* The image is half merged: rebuild it whole. */
@@ -1330,6 +1407,7 @@ int pl_commit(struct pl *pl, struct pl_stats *stats)
 	struct pl_stats dummy;
 	struct pl_stats *st = stats ? stats : &dummy;
 	double t0 = now_ms();
+	bool clients;
 	int ret;
 
 	memset(st, 0, sizeof(*st));
@@ -1339,6 +1417,8 @@ int pl_commit(struct pl *pl, struct pl_stats *stats)
 	sweep(pl);
 	if (!pl_pending(pl))
 		return 0;
+	delta_clear(&pl->delta);
+	clients = pl->pods_dirty;
 	ret = build(pl, st);
 	if (!ret && pl->chunk && (ret = tables_make(pl, st->full))) {
 		/* The image is right, the engine's tables are not: all of them next time. */
@@ -1368,13 +1448,28 @@ apply:
 		pr_warn("control plane: no map mirror, every apply reads the kernel");
 	{
 		struct ia_opts o = pl->o.ia;
+		/*
+		 * Only what the merge changed, unless the image was built whole or
+		 * the last apply failed (then what it left undone is unknown).
+		 */
+		struct ia_delta d = {
+			.frontends = pl->delta.fes, .nr_frontends = pl->delta.nr_fes,
+			.gone = pl->delta.gone, .nr_gone = pl->delta.nr_gone,
+			.old_selectors = pl->delta.old_sels, .nr_old_selectors = pl->delta.nr_old_sels,
+			.clients = clients,
+		};
 
 		/* Event commits: the retire walk over every map waits (bounded). */
 		o.defer_retire = !st->full && pl->unretired < PL_RETIRE_AFTER;
+		o.state = pl->ia_state;
+		o.delta = !st->full && pl->delta.valid && !pl->apply_failed ? &d : NULL;
 		ret = pl->o.before_apply ? pl->o.before_apply(pl->o.ctx, &pl->img, &o) : 0;
 		if (!ret)
 			ret = ia_apply(pl->dp, &pl->img, &o, &st->apply);
-		st->applied = ret == 0;
+		else
+			ia_state_reset(pl->ia_state);	/* not applied: the next apply compares all */
+		/* Every pod cgroup walked (a delta without pod changes walks none). */
+		st->applied = ret == 0 && st->apply.clients;
 		if (o.defer_retire && !o.full)
 			pl->unretired += ia_stats_changes(&st->apply);
 		else if (!ret)
@@ -1415,9 +1510,12 @@ int pl_resync(struct pl *pl, bool full, struct ia_stats *stats)
 		pl->drift += drift;
 	}
 	o.full = full;
+	o.state = pl->ia_state;		/* no delta: read whole, the state anew */
 	ret = pl->o.before_apply ? pl->o.before_apply(pl->o.ctx, &pl->img, &o) : 0;
 	if (!ret)
 		ret = ia_apply(pl->dp, &pl->img, &o, stats);
+	else
+		ia_state_reset(pl->ia_state);
 	pl->apply_failed = ret != 0;
 	if (!ret && full) {
 		pl->unretired = 0;
@@ -1440,6 +1538,10 @@ int pl_new(struct dp *dp, const struct pl_opts *opts, struct pl **out)
 	pl->dp = dp;
 	if (opts)
 		pl->o = *opts;
+	if (ia_state_new(&pl->ia_state)) {
+		free(pl);
+		return -ENOMEM;
+	}
 	model_init(&pl->m);
 	pl->m.retire = retire;
 	pl->m.retire_ctx = pl;
@@ -1511,6 +1613,8 @@ void pl_free(struct pl *pl)
 	strmap_free(&pl->ns_refs);
 	free(pl->removed);
 	refs_free(&pl->refs);
+	ia_state_free(pl->ia_state);
+	delta_free(&pl->delta);
 	/* Every holder put its tables (pl_tables_get): all of them go. */
 	pl->tables = NULL;
 	for (struct pl_tables *t = pl->all_tables; t; t = t->next)
