@@ -25,6 +25,7 @@
 #include <bpf/bpf.h>
 
 #include "datapath/cgroup.h"
+#include "datapath/map_dump.h"
 #include "image/image_apply.h"
 #include "image/pipeline.h"
 #include "lib/cluster_gen.h"
@@ -85,6 +86,53 @@ static void put(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 	*len += (size_t)n;
 }
 
+static int line_cmp(const void *a, const void *b)
+{
+	const char *x = *(char *const *)a, *y = *(char *const *)b;
+
+	return strcmp(x ? x : "", y ? y : "");
+}
+
+/* Every entry of a pinned map of the client side, as hex lines in key order. */
+static void client_map(char **buf, size_t *len, size_t *cap, const char *pin, const char *name)
+{
+	char path[256], **lines;
+	struct map_dump d;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", pin, name);
+	fd = bpf_obj_get(path);
+	if (fd < 0 || map_dump_read(fd, &d)) {
+		put(buf, len, cap, "%s: unreadable\n", name);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	close(fd);
+	lines = calloc(d.nr + 1, sizeof(*lines));
+	for (size_t i = 0; lines && i < d.nr; i++) {
+		const uint8_t *k = map_dump_key(&d, i), *v = map_dump_val(&d, i);
+		char *l = calloc(2 * (d.key_size + d.val_size) + 2, 1);
+		size_t n = 0;
+
+		for (size_t j = 0; l && j < d.key_size; j++)
+			n += (size_t)sprintf(l + n, "%02x", k[j]);
+		if (l)
+			l[n++] = ' ';
+		for (size_t j = 0; l && j < d.val_size; j++)
+			n += (size_t)sprintf(l + n, "%02x", v[j]);
+		lines[i] = l;
+	}
+	if (lines)
+		qsort(lines, d.nr, sizeof(*lines), line_cmp);
+	for (size_t i = 0; lines && i < d.nr && *buf; i++)
+		put(buf, len, cap, "%s %s\n", name, lines[i] ? lines[i] : "?");
+	for (size_t i = 0; lines && i < d.nr; i++)
+		free(lines[i]);
+	free(lines);
+	map_dump_free(&d);
+}
+
 /* What the pinned maps serve, without the kernel's ids. */
 static char *served(const char *pin)
 {
@@ -135,6 +183,11 @@ static char *served(const char *pin)
 	}
 	dpv_free(&v);
 	dpv_maps_close(&m);
+	/* The client side: pod IPs (namespace ids are names' hashes, not the kernel's) and local endpoints. */
+	if (buf)
+		client_map(&buf, &len, &cap, pin, GAMMAD_MAP_POD);
+	if (buf)
+		client_map(&buf, &len, &cap, pin, GAMMAD_MAP_LOCAL_EP);
 	return buf;
 }
 
