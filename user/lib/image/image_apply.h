@@ -20,6 +20,11 @@
  * Every id is recorded in the object table before it is written (content
  * hash 0 until complete), so an agent killed at any point leaves no id that
  * the next one could hand out twice.
+ *
+ * A caller that keeps an ia_state and knows what changed (ia_delta) gets an
+ * apply proportional to the change: what the last whole apply read is kept
+ * up to date by every write and retire, and only the delta's frontends and
+ * what they reach are compared and written.
  */
 #ifndef GAMMAD_IMAGE_APPLY_H
 #define GAMMAD_IMAGE_APPLY_H

@@ -21,8 +21,10 @@
  *
  * Applies read the route maps from an in-memory mirror (datapath.h) that
  * the first commit reads from the kernel; reconcile-from-kernel stays the
- * restart path. A commit whose apply fails leaves the kernel consistent
- * (image_apply.h) and is retried by the next one. pl_resync(full) audits
+ * restart path. An event commit's apply writes only what its merge
+ * changed (ia_delta); the first commit, pl_replace, resyncs and the commit
+ * after a failed apply compare the whole image. A commit whose apply fails
+ * leaves the kernel consistent (image_apply.h) and is retried by the next one. pl_resync(full) audits
  * the mirror against the kernel and repairs drift.
  *
  * Not thread-safe: one thread calls all of these.
