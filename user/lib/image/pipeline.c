@@ -44,6 +44,21 @@ struct refs {
 	struct u64map sel, rt, be, ep;
 };
 
+/*
+ * D while it is small: most commits touch a few Services, and asking "is
+ * this object's Service in D?" of every route and frontend of the cluster
+ * then compares a few names instead of building and hashing a key each.
+ */
+#define D_SMALL 16
+struct dsmall {
+	size_t nr;		/* > D_SMALL: too many, ask the map */
+	struct {
+		char *key;	/* "ns/name" */
+		const char *name;	/* in key */
+		size_t ns_len;
+	} it[D_SMALL];
+};
+
 struct pl {
 	struct dp *dp;
 	struct pl_opts o;
@@ -54,6 +69,7 @@ struct pl {
 	bool pods_dirty;
 	bool apply_failed;	/* the kernel may lag img: apply again */
 	struct strmap dirty;	/* "ns/name" of Services the events touched */
+	struct dsmall dsmall;	/* the same while it is small */
 	struct strmap ns_refs;	/* namespace -> objects naming it (uintptr_t) */
 	struct img_reach *removed;	/* by the last commit's image */
 	size_t nr_removed;
@@ -140,15 +156,45 @@ static double now_ms(void)
 
 /* ---- which Services an event touches -------------------------------------- */
 
+static void dirty_free(struct pl *pl)
+{
+	strmap_free(&pl->dirty);
+	for (size_t i = 0; pl->dsmall.nr <= D_SMALL && i < pl->dsmall.nr; i++)
+		free(pl->dsmall.it[i].key);
+	pl->dsmall.nr = 0;
+}
+
 static int mark(struct pl *pl, const char *ns, const char *name)
 {
+	struct dsmall *d = &pl->dsmall;
 	char key[MODEL_KEY_MAX];
 	int ret;
 
 	if (!name)
 		return 0;
 	ret = strmap_put(&pl->dirty, model_key(key, ns, name), pl, NULL);
-	return ret == -EEXIST ? 0 : ret;
+	if (ret)
+		return ret == -EEXIST ? 0 : ret;
+	if (d->nr < D_SMALL) {
+		char *k = strdup(key);
+		char *sep = k ? strchr(k, '/') : NULL;
+
+		if (!sep) {
+			free(k);
+			for (size_t i = 0; i < d->nr; i++)
+				free(d->it[i].key);
+			d->nr = D_SMALL + 1;	/* the map answers */
+			return 0;
+		}
+		d->it[d->nr].key = k;
+		d->it[d->nr].name = sep + 1;
+		d->it[d->nr++].ns_len = (size_t)(sep - k);
+	} else if (d->nr == D_SMALL) {
+		for (size_t i = 0; i < D_SMALL; i++)
+			free(d->it[i].key);
+		d->nr = D_SMALL + 1;	/* the map answers from here on */
+	}
+	return 0;
 }
 
 /* The namespace an object names, for the image's namespace table. */
@@ -345,26 +391,36 @@ bool pl_pending(const struct pl *pl)
 
 /* ---- the view of what D's ports depend on --------------------------------- */
 
-static bool in_set(const struct strmap *set, const char *ns, const char *name)
+/* Is Service ns/name in D? */
+static bool in_d(const struct pl *pl, const char *ns, const char *name)
 {
+	const struct dsmall *d = &pl->dsmall;
 	char key[MODEL_KEY_MAX];
 
-	return name && strmap_get(set, model_key(key, ns, name));
-}
-
-static bool route_parent_in(const struct gapi_route *r, const struct strmap *set)
-{
-	for (size_t i = 0; i < r->nr_parents; i++)
-		if (in_set(set, r->parents[i].namespace, r->parents[i].name))
+	if (!name)
+		return false;
+	if (d->nr > D_SMALL || d->nr != pl->dirty.nr)
+		return strmap_get(&pl->dirty, model_key(key, ns, name));
+	for (size_t i = 0; i < d->nr; i++)
+		if (!strcmp(d->it[i].name, name) && !strncmp(d->it[i].key, ns ? ns : "", d->it[i].ns_len) &&
+		    (ns ? ns : "")[d->it[i].ns_len] == 0)
 			return true;
 	return false;
 }
 
-static bool route_backend_in(const struct gapi_route *r, const struct strmap *set)
+static bool route_parent_in(const struct gapi_route *r, const struct pl *pl)
+{
+	for (size_t i = 0; i < r->nr_parents; i++)
+		if (in_d(pl, r->parents[i].namespace, r->parents[i].name))
+			return true;
+	return false;
+}
+
+static bool route_backend_in(const struct gapi_route *r, const struct pl *pl)
 {
 	for (size_t i = 0; i < r->nr_rules; i++)
 		for (size_t j = 0; j < r->rules[i].nr_backends; j++)
-			if (in_set(set, r->rules[i].backends[j].namespace,
+			if (in_d(pl, r->rules[i].backends[j].namespace,
 				   r->rules[i].backends[j].name))
 				return true;
 	return false;
@@ -397,7 +453,7 @@ static int build_view(struct pl *pl, struct model *view)
 		for (size_t i = 0; i < m->routes[k].nr && !ret; i++) {
 			const struct gapi_route *r = m->routes[k].items[i];
 
-			if (!route_backend_in(r, &pl->dirty))
+			if (!route_backend_in(r, pl))
 				continue;
 			for (size_t p = 0; p < r->nr_parents && !ret; p++)
 				ret = mark(pl, r->parents[p].namespace, r->parents[p].name);
@@ -418,7 +474,7 @@ static int build_view(struct pl *pl, struct model *view)
 		for (size_t i = 0; i < m->routes[k].nr && !ret; i++) {
 			struct gapi_route *r = m->routes[k].items[i];
 
-			if (!route_parent_in(r, &pl->dirty))
+			if (!route_parent_in(r, pl))
 				continue;
 			ret = model_view_add(view, MODEL_ROUTE, r);
 			for (size_t a = 0; a < r->nr_rules && !ret; a++)
@@ -675,15 +731,15 @@ static int delta_note(struct pl_delta *d, const struct img *img, const bool *fe_
 
 struct merge {
 	struct img *img, *part;		/* part NULL: counting a whole image */
-	const struct strmap *d;
+	const struct pl *d;
 	struct refs *refs;
 	struct idlist gone_sel, gone_rt, gone_be, gone_ep;	/* counts fell to 0 */
 	int err;
 };
 
-static bool fe_in_d(const struct strmap *d, const struct img_frontend *f)
+static bool fe_in_d(const struct pl *d, const struct img_frontend *f)
 {
-	return in_set(d, f->svc_namespace, f->svc_name);
+	return in_d(d, f->svc_namespace, f->svc_name);
 }
 
 /* The entry as the merged image will have it: the view's when it has one. */
@@ -910,7 +966,7 @@ static int removed_pairs(const struct img *img, const bool *fe_keep, const struc
  * -EAGAIN: the view cannot decide (a namespace id or a ClusterIP:port it
  * would assign differently): translate everything instead.
  */
-static int merge(struct img *img, struct img *part, const struct strmap *d, struct refs *refs,
+static int merge(struct img *img, struct img *part, const struct pl *d, struct refs *refs,
 		 struct img_reach **rm, size_t *nr_rm, struct pl_delta *delta)
 {
 	struct merge mg = { .img = img, .part = part, .d = d, .refs = refs };
@@ -1052,9 +1108,9 @@ static int chunk_keep(struct pl *pl, struct tr_result *res)
 	return 0;
 }
 
-static bool port_in_d(const struct strmap *d, const struct tr_port *p)
+static bool port_in_d(const struct pl *d, const struct tr_port *p)
 {
-	return in_set(d, p->svc->meta.namespace, p->svc->meta.name);
+	return in_d(d, p->svc->meta.namespace, p->svc->meta.name);
 }
 
 static int svc_cmp(const char *ns, const char *name, const struct tr_port *p)
@@ -1140,20 +1196,33 @@ static int tables_make(struct pl *pl, bool full)
 	}
 	t->refs = 1;
 	t->gen = ++pl->gen;
-	/* Both sorted: the old ports outside D, and the chunk's in D (or all of them). */
-	for (;;) {
-		while (i < nr_a && a_in_d[i])
-			i++;
-		while (!full && j < b->nr_ports && !port_in_d(&pl->dirty, &b->ports[j]))
-			j++;
-		if (i >= nr_a && j >= b->nr_ports)
-			break;
-		if (j >= b->nr_ports || (i < nr_a && tr_port_cmp(&a->ports[i], &b->ports[j]) < 0)) {
+	/*
+	 * Both sorted: the old ports outside D, and the chunk's in D (or all
+	 * of them). Each of the chunk's finds its place by a binary search;
+	 * the old ports between are copied without comparing (D is small).
+	 */
+	for (; j <= b->nr_ports; j++) {
+		size_t lo = i, hi = nr_a;
+
+		if (j < b->nr_ports && !full && !port_in_d(pl, &b->ports[j]))
+			continue;
+		while (j < b->nr_ports && lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (tr_port_cmp(&a->ports[mid], &b->ports[j]) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; i < (j < b->nr_ports ? lo : nr_a); i++) {
+			if (a_in_d[i])
+				continue;
 			t->port_chunk[n] = old->port_chunk[i];
-			t->res.ports[n++] = a->ports[i++];
-		} else {
+			t->res.ports[n++] = a->ports[i];
+		}
+		if (j < b->nr_ports) {
 			t->port_chunk[n] = c;
-			t->res.ports[n++] = b->ports[j++];
+			t->res.ports[n++] = b->ports[j];
 		}
 	}
 	t->res.nr_ports = n;
@@ -1267,7 +1336,7 @@ static void compact(struct pl *pl, size_t max)
 		const struct tr_port *p = &t->res.ports[i];
 
 		if (!chunk_wasteful(t->port_chunk[i]) ||
-		    in_set(&pl->dirty, p->svc->meta.namespace, p->svc->meta.name))
+		    in_d(pl, p->svc->meta.namespace, p->svc->meta.name))
 			continue;
 		if (mark(pl, p->svc->meta.namespace, p->svc->meta.name))
 			return;	/* no memory: the chunk waits */
@@ -1335,7 +1404,7 @@ static int build_part(struct pl *pl, size_t *services)
 	if (!ret) {
 		ret = img_build_opts(&view, &res, &pl->o.img, &part);
 		if (!ret) {
-			ret = merge(&pl->img, &part, &pl->dirty, &pl->refs, &pl->removed,
+			ret = merge(&pl->img, &part, pl, &pl->refs, &pl->removed,
 				    &pl->nr_removed, &pl->delta);
 			if (ret && ret != -EAGAIN)
 				pl->refs_ok = false;
@@ -1426,7 +1495,7 @@ int pl_commit(struct pl *pl, struct pl_stats *stats)
 			strerror(-ret));
 		chunk_drop(pl);
 		ret = 0;
-		strmap_free(&pl->dirty);
+		dirty_free(pl);
 		pl->pods_dirty = false;
 		pl->full = true;
 		goto apply;
@@ -1434,7 +1503,7 @@ int pl_commit(struct pl *pl, struct pl_stats *stats)
 	st->translate_ms = now_ms() - t0;
 	if (ret)
 		return ret;	/* events kept: the next commit tries again */
-	strmap_free(&pl->dirty);
+	dirty_free(pl);
 	pl->full = pl->pods_dirty = false;
 	compact(pl, PL_COMPACT_MAX);
 apply:
@@ -1569,7 +1638,7 @@ void pl_replace(struct pl *pl, struct model *m)
 	pl->m.retire = retire;
 	pl->m.retire_ctx = pl;
 	model_init(m);
-	strmap_free(&pl->dirty);
+	dirty_free(pl);
 	pl->full = true;
 	pl->pods_dirty = false;
 	if (count_namespaces(pl))
@@ -1609,7 +1678,7 @@ void pl_free(struct pl *pl)
 	model_free(&pl->m);
 	if (pl->have_img)
 		img_free(&pl->img);
-	strmap_free(&pl->dirty);
+	dirty_free(pl);
 	strmap_free(&pl->ns_refs);
 	free(pl->removed);
 	refs_free(&pl->refs);
