@@ -428,8 +428,11 @@ static int ctx_init(struct ia_ctx *c, struct dp *dp, const struct img *img,
 	c->stats = stats;
 	c->state = o ? o->state : NULL;
 	/* A delta needs what a whole apply read (the state), and is never full. */
-	if (c->state && c->state->valid && o->delta && !o->full)
-		c->delta = o->delta;
+	if (c->state && c->state->valid && o->delta && !o->full &&
+	    c->state->khttp == (o->khttp != NULL))
+		c->delta = o->delta;	/* (kernel HTTP tables coming or going change every frontend) */
+	if (c->state)
+		c->state->khttp = o->khttp != NULL;
 	c->ep_ids = calloc(img->nr_endpoint_sets + 1, sizeof(uint32_t));
 	c->be_ids = calloc(img->nr_backends + 1, sizeof(uint32_t));
 	c->sel_ids = calloc(img->nr_selectors + 1, sizeof(uint32_t));

@@ -40,6 +40,7 @@ struct ia_present {
 /* What ia_apply() keeps from one apply to the next (image_apply.h). */
 struct ia_state {
 	bool valid;
+	bool khttp;		/* the last apply had kernel HTTP tables */
 	struct ia_kind kinds[GAMMAD_OBJ_KIND_MAX];
 	/*
 	 * Selector (img_selector.id) -> hash of the names its kernel selector

@@ -68,6 +68,7 @@ struct pl {
 	bool full;		/* the next commit translates everything */
 	bool pods_dirty;
 	bool apply_failed;	/* the kernel may lag img: apply again */
+	bool walk_next;		/* the next commit walks the pod cgroups (a resync asked) */
 	struct strmap dirty;	/* "ns/name" of Services the events touched */
 	struct dsmall dsmall;	/* the same while it is small */
 	struct strmap ns_refs;	/* namespace -> objects naming it (uintptr_t) */
@@ -1487,7 +1488,7 @@ int pl_commit(struct pl *pl, struct pl_stats *stats)
 	if (!pl_pending(pl))
 		return 0;
 	delta_clear(&pl->delta);
-	clients = pl->pods_dirty;
+	clients = pl->pods_dirty || pl->walk_next;
 	ret = build(pl, st);
 	if (!ret && pl->chunk && (ret = tables_make(pl, st->full))) {
 		/* The image is right, the engine's tables are not: all of them next time. */
@@ -1539,6 +1540,8 @@ apply:
 			ia_state_reset(pl->ia_state);	/* not applied: the next apply compares all */
 		/* Every pod cgroup walked (a delta without pod changes walks none). */
 		st->applied = ret == 0 && st->apply.clients;
+		if (st->applied)
+			pl->walk_next = false;
 		if (o.defer_retire && !o.full)
 			pl->unretired += ia_stats_changes(&st->apply);
 		else if (!ret)
@@ -1560,6 +1563,8 @@ int pl_resync(struct pl *pl, bool full, struct ia_stats *stats)
 		memset(stats, 0, sizeof(*stats));
 	sweep(pl);
 	if (!pl->have_img || pl_pending(pl)) {
+		/* A resync walks the pod cgroups (a pod came or went): the commit does. */
+		pl->walk_next = true;
 		ret = pl_commit(pl, &st);
 		if (stats)
 			*stats = st.apply;
