@@ -1165,6 +1165,42 @@ static bool *old_in_d(const struct pl *pl, const struct tr_result *a)
 }
 
 /*
+ * tables_make()'s merge for a chunk much smaller than the old tables: each
+ * port of the chunk in D finds its place among a's by binary search, a's
+ * ports up to it are copied as they are (those in D skipped). Leaves *i,
+ * *j past everything it took.
+ */
+static void tables_merge_sparse(const struct pl *pl, const struct tr_result *a,
+				const bool *a_in_d, const struct tr_result *b, bool full,
+				struct pl_tables *t, size_t *i, size_t *j, size_t *n)
+{
+	const struct pl_tables *old = pl->tables;
+
+	for (; *j < b->nr_ports; (*j)++) {
+		size_t lo = *i, hi = a->nr_ports;
+
+		if (!full && !port_in_d(pl, &b->ports[*j]))
+			continue;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (tr_port_cmp(&a->ports[mid], &b->ports[*j]) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; *i < lo; (*i)++) {
+			if (a_in_d[*i])
+				continue;
+			t->port_chunk[*n] = old->port_chunk[*i];
+			t->res.ports[(*n)++] = a->ports[*i];
+		}
+		t->port_chunk[*n] = pl->chunk;
+		t->res.ports[(*n)++] = b->ports[*j];
+	}
+}
+
+/*
  * New tables after a build that made pl->chunk: its ports, all of them
  * (full) or D's, merged with the current tables' other ports. The old
  * tables lose the pipeline's reference.
@@ -1199,31 +1235,25 @@ static int tables_make(struct pl *pl, bool full)
 	t->gen = ++pl->gen;
 	/*
 	 * Both sorted: the old ports outside D, and the chunk's in D (or all
-	 * of them). Each of the chunk's finds its place by a binary search;
-	 * the old ports between are copied without comparing (D is small).
+	 * of them). A small chunk's ports find their places by binary search
+	 * and the old ports between are copied without comparing; a large one
+	 * (a burst, a full build) is merged port by port.
 	 */
-	for (; j <= b->nr_ports; j++) {
-		size_t lo = i, hi = nr_a;
-
-		if (j < b->nr_ports && !full && !port_in_d(pl, &b->ports[j]))
-			continue;
-		while (j < b->nr_ports && lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-
-			if (tr_port_cmp(&a->ports[mid], &b->ports[j]) < 0)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		for (; i < (j < b->nr_ports ? lo : nr_a); i++) {
-			if (a_in_d[i])
-				continue;
+	if (b->nr_ports * 16 < nr_a)
+		tables_merge_sparse(pl, a, a_in_d, b, full, t, &i, &j, &n);
+	for (;;) {
+		while (i < nr_a && a_in_d[i])
+			i++;
+		while (!full && j < b->nr_ports && !port_in_d(pl, &b->ports[j]))
+			j++;
+		if (i >= nr_a && j >= b->nr_ports)
+			break;
+		if (j >= b->nr_ports || (i < nr_a && tr_port_cmp(&a->ports[i], &b->ports[j]) < 0)) {
 			t->port_chunk[n] = old->port_chunk[i];
-			t->res.ports[n++] = a->ports[i];
-		}
-		if (j < b->nr_ports) {
+			t->res.ports[n++] = a->ports[i++];
+		} else {
 			t->port_chunk[n] = c;
-			t->res.ports[n++] = b->ports[j];
+			t->res.ports[n++] = b->ports[j++];
 		}
 	}
 	t->res.nr_ports = n;
