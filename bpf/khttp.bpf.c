@@ -7,14 +7,20 @@
  * parser). What they do and why: bpf/lib/khttp_path.h.
  */
 #include "lib/khttp_path.h"
+#include "lib/sockmap.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 /*
- * To the engine, for good. A socket that never redirected still talks TCP
- * to the agent's accepted socket: SK_PASS is that path. After a redirect
- * SK_PASS would reuse the stale target (brief: traps), so the engine's
- * socket is reached by its ingress.
+ * To the engine, for good. A fresh message goes over plain TCP to the
+ * engine's accepted socket (SK_PASS), also before the agent accepted it,
+ * and an earlier redirect of this socket does not matter: the kernel keeps
+ * a redirect target only within one message (brief: traps). The rest of a
+ * message whose first part was redirected still carries that target
+ * (msg->sk_redir): SK_PASS would send it there, so it goes to the ingress
+ * of the engine's socket (gammad_khag_v1), and every later message too:
+ * the engine reads its ingress queue before its TCP receive queue, so the
+ * bytes stay in order.
  */
 static __always_inline int kh_to_engine(struct sk_msg_md *msg, struct gammad_kh_conn *c,
 					__u32 reason)
@@ -23,13 +29,29 @@ static __always_inline int kh_to_engine(struct sk_msg_md *msg, struct gammad_kh_
 
 	if (reason)
 		kh_count(reason);
+	/* the engine's answers wait for what this upstream still owes the client */
+	if (c->slot && c->state == GAMMAD_KHC_KERNEL) {
+		__u32 slot = c->slot - 1;
+
+		bpf_map_update_elem(&gammad_khho_v1, &cookie, &slot, BPF_ANY);
+	}
 	c->state = GAMMAD_KHC_ENGINE;
-	if (!(c->flags & GAMMAD_KHC_F_REDIRECTED))
+	if (!msg_kern(msg)->sk_redir && !(c->flags & GAMMAD_KHC_F_INGRESS))
 		return SK_PASS;
+	c->flags |= GAMMAD_KHC_F_INGRESS;
 	if (bpf_msg_redirect_hash(msg, &gammad_khag_v1, &cookie, BPF_F_INGRESS) == SK_PASS)
 		return SK_PASS;
 	kh_count(GAMMAD_KH_R_ENGINE_LOST);
 	return SK_DROP;
+}
+
+/* The agent accepted the engine's end (its accept takes the khck entry). */
+static __always_inline bool kh_accepted(const struct gammad_kh_conn *c)
+{
+	struct gammad_origdst_key k = { .netns_cookie = c->netns_cookie, .port = c->ck_port,
+					.family = c->ck_family };
+
+	return !bpf_map_lookup_elem(&gammad_khck_v1, &k);
 }
 
 /* A FORWARD verdict in s carried out: edit, account, redirect. */
@@ -172,6 +194,16 @@ int gammad_kh_client(struct sk_msg_md *msg)
 		return SK_PASS;
 	if (c->state != GAMMAD_KHC_KERNEL)
 		return kh_to_engine(msg, c, 0);
+	/*
+	 * The first message takes the connection from the engine's sniff
+	 * timer; the engine took it first (a silent, server-first client):
+	 * it stays the engine's.
+	 */
+	if (!(c->flags & GAMMAD_KHC_F_STARTED)) {
+		if (bpf_map_delete_elem(&gammad_khfm_v1, &c->cookie))
+			return kh_to_engine(msg, c, GAMMAD_KH_R_ENGINE_FIRST);
+		c->flags |= GAMMAD_KHC_F_STARTED;
+	}
 	s = bpf_map_lookup_elem(&gammad_khscr_v1, &zero);
 	if (!s)
 		return kh_to_engine(msg, c, GAMMAD_KH_R_MAP);
@@ -207,6 +239,17 @@ int gammad_kh_client(struct sk_msg_md *msg)
 			return kh_to_engine(msg, c, GAMMAD_KH_R_HTTP10);
 		if (kh_hop_by_hop(s))
 			return kh_to_engine(msg, c, GAMMAD_KH_R_HOP_BY_HOP);
+		/*
+		 * More requests in this message than the one decided, and the
+		 * agent has not accepted the engine's end yet: the next one
+		 * could need the engine (a pipelined switch) and find no way
+		 * there. Before the first redirect, the engine can still have
+		 * it all over plain TCP.
+		 */
+		if (!(c->flags & GAMMAD_KHC_F_REDIRECTED) &&
+		    msg->size > (__u64)s->req.head_len + s->req.content_length &&
+		    !kh_accepted(c))
+			return kh_to_engine(msg, c, GAMMAD_KH_R_PIPELINE);
 		if (s->v.action == GAMMAD_KH_LOCAL)
 			return kh_local_answer(msg, c, s);
 		return kh_forward(msg, c, s);
@@ -297,6 +340,7 @@ static __always_inline void kh_client_register(struct bpf_sock_ops *skops)
 	struct bpf_sock *sk = skops->sk;
 	struct gammad_kh_conn *c;
 	__u64 cookie;
+	__u8 one = 1;
 
 	if (!sk || !engine_origin(skops, &k, &v))
 		return;
@@ -315,12 +359,15 @@ static __always_inline void kh_client_register(struct bpf_sock_ops *skops)
 	c->ns_id = v.ns_id;
 	c->flags = 0;
 	c->slot = 0;
+	c->ck_port = k.port;
+	c->ck_family = k.family;
 	if (bpf_sock_hash_update(skops, &gammad_khcli_v1, &cookie, BPF_ANY)) {
 		/* not in the sockhash: the program never runs, TCP to the engine */
 		reason_inc(GAMMAD_R_SOCKHASH_UPDATE);
 		return;
 	}
 	c->state = GAMMAD_KHC_KERNEL;
+	bpf_map_update_elem(&gammad_khfm_v1, &cookie, &one, BPF_ANY);
 	bpf_map_update_elem(&gammad_khck_v1, &k, &cookie, BPF_ANY);
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }

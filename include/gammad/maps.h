@@ -752,6 +752,7 @@ enum gammad_kh_reason {
 	GAMMAD_KH_R_HTTP10,		/* HTTP/1.0: the engine adds Host, keeps alive */
 	GAMMAD_KH_R_SLOW_READER,	/* the client lagged beyond the in-flight cap */
 	GAMMAD_KH_R_CLOSE_DELIMITED,	/* a response read to the upstream's close */
+	GAMMAD_KH_R_ENGINE_FIRST,	/* silent too long: the engine took it (server-first) */
 	GAMMAD_KH_R_MAX,
 };
 
@@ -865,6 +866,19 @@ _Static_assert(sizeof(struct gammad_kh_verdict) == 44, "gammad_kh_verdict");
 #define GAMMAD_MAP_KH_POOL	"gammad_khpool_v1"
 #define GAMMAD_MAP_KH_EVENTS	"gammad_khev_v1"
 #define GAMMAD_MAP_KH_CK	"gammad_khck_v1"	/* origdst key -> client cookie, for accept */
+/*
+ * Client cookie -> 1 while nobody decided the connection yet: the client's
+ * first message deletes it (the kernel serves), and so does the engine when
+ * the client stayed silent for its sniff time (a server-first protocol: the
+ * engine passes it through). Whoever deletes it first has the connection.
+ */
+#define GAMMAD_MAP_KH_FIRST	"gammad_khfm_v1"
+/*
+ * Client cookie -> its upstream slot, written when the kernel hands a
+ * connection with a bound upstream to the engine: the engine holds its own
+ * responses until that slot's are all delivered (they would overtake them).
+ */
+#define GAMMAD_MAP_KH_HANDOVER	"gammad_khho_v1"
 
 #define GAMMAD_KH_SLOTS_MAX	16384	/* upstream slots (array) */
 #define GAMMAD_KH_POOL_MAX	16	/* slots per (client netns, endpoint) */
@@ -888,6 +902,8 @@ enum gammad_kh_conn_state {
 
 enum gammad_kh_conn_flags {
 	GAMMAD_KHC_F_REDIRECTED = 1 << 0,	/* a message was redirected: never SK_PASS again */
+	GAMMAD_KHC_F_STARTED = 1 << 1,		/* its first message came (gammad_khfm_v1) */
+	GAMMAD_KHC_F_INGRESS = 1 << 2,		/* to the engine by its socket's ingress */
 };
 
 /* Per client socket (socket storage gammad_khc_v1). */
@@ -899,6 +915,9 @@ struct gammad_kh_conn {
 	__u32 state;		/* enum gammad_kh_conn_state */
 	__u32 flags;		/* enum gammad_kh_conn_flags */
 	__u32 slot;		/* bound upstream slot + 1; 0: none */
+	__be16 ck_port;		/* its gammad_khck_v1 key: port and family (netns above) */
+	__u8 ck_family;
+	__u8 pad;
 };
 
 /* A pool: (client netns, endpoint). */

@@ -244,8 +244,8 @@ static bool slot_owner(const struct env *e, uint32_t slot, uint64_t *owner)
  * it: the socket's origin (the ClusterIP dialed, steered to the engine) in
  * its storage, created in the cgroup where gammad_kh_sockops is attached,
  * which registers it at ACTIVE_ESTABLISHED. Then what the agent does on
- * accept: the client's cookie from gammad_khck_v1, its accepted socket
- * into gammad_khag_v1 under it.
+ * accept: the client's cookie taken from gammad_khck_v1, its accepted
+ * socket into gammad_khag_v1 under it.
  */
 static int client_open(struct env *e, struct client *c)
 {
@@ -275,7 +275,9 @@ static int client_open(struct env *e, struct client *c)
 		return -1;
 	c->cookie = sock_u64(c->cli, SO_COOKIE);
 	k.port = a.sin_port;
-	if (!ASSERT_OK(bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.gammad_khck_v1), &k, &v),
+	/* taken, as the agent's accept does (the kernel then knows it accepted) */
+	if (!ASSERT_OK(bpf_map_lookup_and_delete_elem(bpf_map__fd(e->skel->maps.gammad_khck_v1),
+						      &k, &v),
 		       "sockops registered the client") ||
 	    !ASSERT_EQ(v, c->cookie, "its cookie"))
 		return -1;

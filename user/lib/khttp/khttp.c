@@ -67,6 +67,7 @@ static const char *const reasons[GAMMAD_KH_R_MAX] = {
 	[GAMMAD_KH_R_HTTP10] = "HTTP/1.0",
 	[GAMMAD_KH_R_SLOW_READER] = "slow reader",
 	[GAMMAD_KH_R_CLOSE_DELIMITED] = "close-delimited response",
+	[GAMMAD_KH_R_ENGINE_FIRST] = "silent client taken by the engine",
 };
 
 const char *kh_tab_reason_str(unsigned int reason)

@@ -40,6 +40,7 @@ static const char *const reason_names[GAMMAD_KH_R_MAX] = {
 	[GAMMAD_KH_R_HTTP10] = "http10",
 	[GAMMAD_KH_R_SLOW_READER] = "slow_reader",
 	[GAMMAD_KH_R_CLOSE_DELIMITED] = "close_delimited",
+	[GAMMAD_KH_R_ENGINE_FIRST] = "engine_first",
 };
 
 static const char *const tab_reason_names[GAMMAD_KH_TAB_MAX] = {
