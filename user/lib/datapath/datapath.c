@@ -221,7 +221,7 @@ static int link_adopt(const struct dp *dp, const struct bpf_program *p, const ch
 	return 0;
 }
 
-static int attach_cgroup_prog(struct dp *dp, struct bpf_program *p)
+int dp_attach_cgroup_prog(struct dp *dp, struct bpf_program *p)
 {
 	char path[PATH_MAX];
 	struct bpf_link *link;
@@ -242,7 +242,7 @@ static int attach_cgroup_prog(struct dp *dp, struct bpf_program *p)
 }
 
 /* A hook this configuration no longer wants (no_sockmap after a full install). */
-static int detach_pinned_link(const struct dp *dp, const char *hook)
+int dp_detach_pinned_link(const struct dp *dp, const char *hook)
 {
 	char path[PATH_MAX];
 	int fd;
@@ -262,14 +262,14 @@ static int attach_all(struct dp *dp)
 	int err;
 
 	bpf_object__for_each_program(p, dp->sa->obj) {
-		err = attach_cgroup_prog(dp, p);
+		err = dp_attach_cgroup_prog(dp, p);
 		if (err)
 			goto fail;
 	}
 	if (!dp->so)
-		return detach_pinned_link(dp, "sockops");
+		return dp_detach_pinned_link(dp, "sockops");
 	p = dp->so->progs.gammad_sockops;
-	err = attach_cgroup_prog(dp, p);
+	err = dp_attach_cgroup_prog(dp, p);
 	if (err)
 		goto fail;
 	p = dp->so->progs.gammad_sk_msg;
@@ -505,6 +505,18 @@ int dp_adopt_maps(struct dp *dp, struct bpf_object *obj)
 			break;
 		}
 	}
+	dp->adopted = adopted;
+	return err;
+}
+
+int dp_pin_all_maps(struct dp *dp, struct bpf_object *obj)
+{
+	bool adopted = dp->adopted;
+	int err;
+
+	err = dp_layout_refuse_newer(dp, obj);
+	if (!err)
+		err = obj_prepare_maps(dp, obj, &dp->sizes);
 	dp->adopted = adopted;
 	return err;
 }

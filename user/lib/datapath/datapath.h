@@ -127,6 +127,21 @@ bool dp_adopted(const struct dp *dp);
  */
 struct bpf_object;
 int dp_adopt_maps(struct dp *dp, struct bpf_object *obj);
+/*
+ * HTTP/1.1 in the kernel (datapath_khttp.c): load bpf/khttp.bpf.c beside
+ * an open data path, its maps pinned with the others, gammad_kh_sockops
+ * on the cgroup (pinned link link_kh_sockops), the sk_msg and sk_skb
+ * verdicts on their sockhashes. dp_kh_close() releases this process's
+ * handles (everything pinned stays); dp_kh_detach() unpins the sockops
+ * link of an earlier run (the kernel path off: no client is registered).
+ */
+struct dp_kh;
+int dp_kh_open(struct dp *dp, struct dp_kh **out);
+void dp_kh_close(struct dp_kh *k);
+int dp_kh_detach(struct dp *dp);
+/* fd of one of its maps by name (GAMMAD_MAP_KH_*), -ENOENT if unknown. */
+int dp_kh_map_fd(const struct dp_kh *k, const char *name);
+
 /* fd of a map by name (GAMMAD_MAP_*), for inspection; -ENOENT if unknown. */
 int dp_map_fd(const struct dp *dp, const char *name);
 

@@ -105,6 +105,18 @@ void dp_layout_catch_up(struct dp *dp);
 int dp_layout_commit(struct dp *dp);
 void dp_layout_release(struct dp *dp);
 
+/*
+ * datapath.c, for the other objects of the data path (datapath_khttp.c):
+ * attach a cgroup program through the pinned link <pin_dir>/link_<name
+ * without "gammad_"> (adopting it), detach and unpin such a link, and give
+ * every map of obj its pin path under the pin dir (shared maps adopted,
+ * the object's own pinned at load).
+ */
+struct bpf_program;
+int dp_attach_cgroup_prog(struct dp *dp, struct bpf_program *p);
+int dp_detach_pinned_link(const struct dp *dp, const char *hook);
+int dp_pin_all_maps(struct dp *dp, struct bpf_object *obj);
+
 /* pin_info.c: the program a pinned link or program of ours runs; 0 if none. */
 uint32_t dp_pinned_prog_id(const char *path);
 
