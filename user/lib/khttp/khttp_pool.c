@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -39,6 +40,8 @@ struct kh_pools {
 	struct ring_buffer *rb;
 	struct kh_slot_u *slots;
 	uint32_t next_slot;
+	uint32_t *free_ids;		/* slot ids of deleted pools, for reuse */
+	uint32_t nr_free;
 	struct kh_pool_u *pools;
 	size_t nr_pools, cap;
 	int actions;
@@ -54,6 +57,35 @@ static int pool_socket(const struct kh_pool_u *pl, int type)
 	return fd < 0 ? -errno : fd;
 }
 
+/* Out of the same-node sockhash (khttp_pool.h, map_sockh). */
+static void sockh_leave(const struct kh_pools *p, int fd)
+{
+	struct gammad_sock_key k = { 0 };
+	struct sockaddr_storage l, r;
+	socklen_t ll = sizeof(l), rl = sizeof(r);
+
+	if (p->o.map_sockh <= 0 || getsockname(fd, (struct sockaddr *)&l, &ll) ||
+	    getpeername(fd, (struct sockaddr *)&r, &rl))
+		return;
+	k.family = l.ss_family;
+	if (l.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)&l, *b = (const void *)&r;
+
+		memcpy(k.local, &a->sin_addr, 4);
+		memcpy(k.remote, &b->sin_addr, 4);
+		k.local_port = a->sin_port;
+		k.remote_port = b->sin_port;
+	} else {
+		const struct sockaddr_in6 *a = (const void *)&l, *b = (const void *)&r;
+
+		memcpy(k.local, &a->sin6_addr, 16);
+		memcpy(k.remote, &b->sin6_addr, 16);
+		k.local_port = a->sin6_port;
+		k.remote_port = b->sin6_port;
+	}
+	bpf_map_delete_elem(p->o.map_sockh, &k);	/* ENOENT: not between local pods */
+}
+
 /* Connect a new upstream into slot s of pool pi and publish it free. */
 static int slot_arm(struct kh_pools *p, uint32_t s, int pi)
 {
@@ -61,18 +93,23 @@ static int slot_arm(struct kh_pools *p, uint32_t s, int pi)
 	struct gammad_kh_slot sv = { .owner = GAMMAD_KH_OWNER_FREE, .pool = pl->key };
 	struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLHUP, .data.u64 = s };
 	socklen_t clen = sizeof(uint64_t);
+	struct timeval tmo = { 1, 0 }, none = { 0, 0 };
 	uint64_t cookie = 0, v;
 	int fd, err;
 
 	fd = pool_socket(pl, SOCK_STREAM);
 	if (fd < 0)
 		return fd;
+	/* a blocking connect in the agent's loop: bounded (a pod that does not answer) */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof(tmo));
 	if (connect(fd, (const struct sockaddr *)&pl->ep, pl->len) ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none)) ||
 	    getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &clen)) {
 		err = -errno;
 		close(fd);
 		return err;
 	}
+	sockh_leave(p, fd);
 	v = (uint64_t)fd;
 	/* socket and cookie first, the free owner last: it publishes the slot */
 	if (bpf_map_update_elem(p->o.map_up, &s, &v, BPF_ANY) ||
@@ -130,12 +167,17 @@ static int pool_grow(struct kh_pools *p, int pi)
 
 	if (pl->val.nr >= GAMMAD_KH_POOL_MAX)
 		return -ENOSPC;
-	if (p->next_slot >= GAMMAD_KH_SLOTS_MAX)
+	if (p->nr_free)
+		s = p->free_ids[--p->nr_free];
+	else if (p->next_slot < GAMMAD_KH_SLOTS_MAX)
+		s = p->next_slot++;
+	else
 		return -ENOSPC;
-	s = p->next_slot++;
 	err = slot_arm(p, s, pi);
-	if (err)
+	if (err) {
+		p->free_ids[p->nr_free++] = s;
 		return err;
+	}
 	pl->val.slots[pl->val.nr++] = s;
 	p->actions++;
 	return pool_write(p, pi);
@@ -189,8 +231,10 @@ static int on_event(void *ctx, void *data, size_t len)
 	} else if (ev->kind == GAMMAD_KH_EV_CLAIMED) {
 		int pi = p->slots[ev->slot].pool;
 
-		if (pool_free(p, pi) < 1)
-			pool_grow(p, pi);
+		/* per_pool free again: a burst of new clients finds upstreams waiting */
+		for (unsigned int n = pool_free(p, pi); n < p->o.per_pool; n++)
+			if (pool_grow(p, pi))
+				break;
 	}
 	return 0;
 }
@@ -231,8 +275,9 @@ struct kh_pools *kh_pools_new(const struct kh_pool_opts *o)
 	if (!p->o.per_pool || p->o.per_pool > GAMMAD_KH_POOL_MAX)
 		p->o.per_pool = 2;
 	p->slots = calloc(GAMMAD_KH_SLOTS_MAX, sizeof(*p->slots));
+	p->free_ids = calloc(GAMMAD_KH_SLOTS_MAX, sizeof(*p->free_ids));
 	p->ep = epoll_create1(EPOLL_CLOEXEC);
-	if (!p->slots || p->ep < 0)
+	if (!p->slots || !p->free_ids || p->ep < 0)
 		goto fail;
 	for (uint32_t s = 0; s < GAMMAD_KH_SLOTS_MAX; s++)
 		p->slots[s].fd = -1;
@@ -261,6 +306,7 @@ void kh_pools_free(struct kh_pools *p)
 		close(p->ep);
 	free(p->pools);
 	free(p->slots);
+	free(p->free_ids);
 	free(p);
 }
 
@@ -325,6 +371,78 @@ fail:
 	if (pl->netns_fd >= 0)
 		close(pl->netns_fd);
 	return err;
+}
+
+/* The pool key of ep from the netns with cookie netns_cookie. */
+static int pool_key(struct gammad_kh_pool_key *k, uint64_t netns_cookie, const struct sockaddr *ep)
+{
+	memset(k, 0, sizeof(*k));
+	k->netns_cookie = netns_cookie;
+	k->family = ep->sa_family;
+	if (ep->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ep;
+
+		memcpy(k->addr, &a->sin_addr, 4);
+		k->port = a->sin_port;
+	} else if (ep->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ep;
+
+		memcpy(k->addr, &a->sin6_addr, 16);
+		k->port = a->sin6_port;
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int kh_pools_del(struct kh_pools *p, uint64_t netns_cookie, const struct sockaddr *ep,
+		 socklen_t len)
+{
+	struct gammad_kh_pool_key k;
+	struct kh_pool_u *pl;
+	size_t pi, last;
+
+	if (len < sizeof(struct sockaddr_in) || pool_key(&k, netns_cookie, ep))
+		return -EINVAL;
+	for (pi = 0; pi < p->nr_pools; pi++)
+		if (!memcmp(&p->pools[pi].key, &k, sizeof(k)))
+			break;
+	if (pi == p->nr_pools)
+		return -ENOENT;
+	pl = &p->pools[pi];
+	/* no claim from here on; then every upstream goes */
+	bpf_map_delete_elem(p->o.map_pool, &pl->key);
+	for (uint32_t i = 0; i < pl->val.nr; i++) {
+		uint32_t s = pl->val.slots[i];
+		struct gammad_kh_slot sv;
+
+		if (p->slots[s].fd < 0)
+			continue;
+		if (!bpf_map_lookup_elem(p->o.map_slot, &s, &sv) && sv.owner != GAMMAD_KH_OWNER_FREE &&
+		    sv.owner != GAMMAD_KH_OWNER_DEAD && sv.req_seq != sv.r.resp_seq && p->o.cut)
+			p->o.cut(p->o.ctx, sv.owner);
+		/* dead to a client still bound to it: its next request claims anew */
+		sv = (struct gammad_kh_slot){ .owner = GAMMAD_KH_OWNER_DEAD };
+		bpf_map_update_elem(p->o.map_slot, &s, &sv, BPF_ANY);
+		slot_disarm(p, s);
+		p->free_ids[p->nr_free++] = s;
+	}
+	if (pl->netns_fd >= 0)
+		close(pl->netns_fd);
+	last = p->nr_pools - 1;
+	if (pi != last) {
+		p->pools[pi] = p->pools[last];
+		for (uint32_t i = 0; i < p->pools[pi].val.nr; i++)
+			p->slots[p->pools[pi].val.slots[i]].pool = (int)pi;
+	}
+	p->nr_pools--;
+	p->actions++;
+	return 0;
+}
+
+size_t kh_pools_count(const struct kh_pools *p)
+{
+	return p->nr_pools;
 }
 
 int kh_pools_fd(const struct kh_pools *p)

@@ -9,8 +9,8 @@
  * buffer gammad_khev_v1 and the sockets' own hang-ups:
  *  - a slot given up dead (its client left mid-response) is closed and
  *    armed again in place, never left for BPF to skip over;
- *  - a claim that leaves the pool without a free slot adds one (up to
- *    GAMMAD_KH_POOL_MAX);
+ *  - a claim that leaves the pool with fewer than per_pool free slots adds
+ *    them (up to GAMMAD_KH_POOL_MAX);
  *  - an upstream the backend closed is taken out of the sockhash first (a
  *    claim then fails over to the engine instead of writing into a closed
  *    connection) and armed again; if its client was waiting for a response
@@ -38,6 +38,13 @@ struct kh_pools;
 
 struct kh_pool_opts {
 	int map_up, map_upc, map_slot, map_pool, map_events;	/* fds of the maps */
+	/*
+	 * > 0: the same-node sockhash (gammad_sockh_v1). An upstream between
+	 * two local pods lands there at connect (sockops); it is taken out
+	 * again, or the backend's sk_msg would put its responses straight
+	 * into the upstream's ingress, past the sk_skb verdict.
+	 */
+	int map_sockh;
 	unsigned int per_pool;		/* free upstreams to keep per pool (<= 16) */
 	/* A client whose upstream died in the middle of a response (its cookie). */
 	void (*cut)(void *ctx, uint64_t client_cookie);
@@ -55,6 +62,16 @@ void kh_pools_free(struct kh_pools *p);
  * created inside netns_fd (-1: the caller's netns). 0 or -errno.
  */
 int kh_pools_add(struct kh_pools *p, int netns_fd, const struct sockaddr *ep, socklen_t len);
+/*
+ * Stop keeping upstreams to ep from the netns with cookie netns_cookie:
+ * the pool goes from the map first (no new claim), then its upstreams
+ * are closed (a client in the middle of a response on one is named to
+ * the cut callback). 0, or -ENOENT when no such pool.
+ */
+int kh_pools_del(struct kh_pools *p, uint64_t netns_cookie, const struct sockaddr *ep,
+		 socklen_t len);
+/* Pools kept now. */
+size_t kh_pools_count(const struct kh_pools *p);
 /* An fd that polls readable when kh_pools_run has work. */
 int kh_pools_fd(const struct kh_pools *p);
 /* Do that work, without blocking: actions taken, or -errno. */
