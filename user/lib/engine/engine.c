@@ -198,7 +198,9 @@ static void client_run(struct engine *e, struct cconn *c)
 		if (c->dead)
 			return;
 		u = c->up;
-		if (!e->defer) {
+		if (c->kh_hold) {
+			/* the kernel's responses first (check_timers lets ours go) */
+		} else if (!e->defer) {
 			moved |= ebuf_send(c->fd, &c->out, &c->wr_ready, &cerr);
 		} else if (c->out.len && !c->flush) {
 			c->flush = true;
@@ -240,6 +242,15 @@ static void forget_netns(struct engine *e, void *netns_ctx)
 	}
 }
 
+static void kernel_reset(struct engine *e, uint64_t cookie)
+{
+	for (struct cconn *c = e->clients; c; c = c->next)
+		if (c->origin.kernel_cookie == cookie) {
+			eng_client_close(e, c, true);
+			return;
+		}
+}
+
 static void take_pending(struct engine *e)
 {
 	struct pending *p, *next;
@@ -256,6 +267,8 @@ static void take_pending(struct engine *e)
 		next = p->next;
 		if (p->fd >= 0) {
 			client_new(e, p);
+		} else if (p->fd == PENDING_KH_RESET) {
+			kernel_reset(e, p->origin.kernel_cookie);
 		} else {
 			forget_netns(e, p->origin.netns_ctx);
 			pthread_mutex_lock(&e->lock);
@@ -325,6 +338,16 @@ static void check_timers(struct engine *e)
 	/* Handling one client closes at most that client: next stays valid. */
 	for (c = e->clients; c; c = next) {
 		next = c->next;
+		if (c->kh_hold && !e->o.kernel_pending(e->o.ctx, c->origin.kernel_cookie)) {
+			/* quiet at two ticks in a row: what the kernel queued is delivered */
+			if (c->kh_quiet) {
+				c->kh_hold = false;
+				client_run(e, c);
+				if (c->dead)
+					continue;
+			}
+			c->kh_quiet = true;
+		}
 		if (e->now < eng_client_deadline(e, c))
 			continue;
 		eng_client_timeout(e, c);
@@ -727,6 +750,36 @@ static void loop_forget_netns(struct engine *e, void *netns_ctx)
 	while (e->forget_done < seq && e->running)
 		pthread_cond_wait(&e->forgotten, &e->lock);
 	pthread_mutex_unlock(&e->lock);
+}
+
+void engine_kernel_reset(struct engine *e, uint64_t cookie)
+{
+	uint64_t one = 1;
+
+	if (!e || !cookie)
+		return;
+	e = e->group;
+	/* every loop looks: the one holding it resets it */
+	for (unsigned int i = 0; i < e->nr_loops; i++) {
+		struct engine *l = e->loops[i];
+		struct pending *p = calloc(1, sizeof(*p));
+
+		if (!p)
+			return;
+		p->fd = PENDING_KH_RESET;
+		p->origin.kernel_cookie = cookie;
+		pthread_mutex_lock(&l->lock);
+		if (!l->running) {
+			pthread_mutex_unlock(&l->lock);
+			free(p);
+			continue;
+		}
+		*l->pending_tail = p;
+		l->pending_tail = &p->next;
+		pthread_mutex_unlock(&l->lock);
+		if (write(l->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			pr_warn("engine: eventfd write: %s", strerror(errno));
+	}
 }
 
 void engine_forget_netns(struct engine *e, void *netns_ctx)

@@ -105,6 +105,15 @@ struct engine_origin {
 	uint64_t netns_cookie;		/* of that netns (SO_NETNS_COOKIE of the listener):
 					   the pod's sessionAffinity key, as at connect
 					   time; 0: none (no affinity) */
+	/*
+	 * The kernel HTTP path (gammad run --kernel-http) may serve this
+	 * connection: the client socket's cookie, 0: the engine's alone. Such
+	 * a connection brings the engine bytes only when the kernel hands it
+	 * over (for good, at a request boundary); while it is silent the
+	 * engine asks opts.kernel_claim at its sniff time, and a connection
+	 * the kernel serves has no timeouts here (the client's close ends it).
+	 */
+	uint64_t kernel_cookie;
 };
 
 /* One request, as it ended (for metrics and access logs). */
@@ -163,6 +172,21 @@ struct engine_opts {
 	unsigned int threads;
 	unsigned int sniff_timeout_ms;
 	size_t sock_buf;
+	/*
+	 * A connection with origin.kernel_cookie said nothing for
+	 * sniff_timeout_ms: true when the engine has it now (the kernel never
+	 * saw a byte and never will: a server-first protocol, passed through),
+	 * false when the kernel serves it. Called from the loops' threads.
+	 * NULL: always true.
+	 */
+	bool (*kernel_claim)(void *ctx, uint64_t cookie);
+	/*
+	 * The kernel handed a connection over while responses of its own may
+	 * still be on their way to the client: true while they are. The
+	 * engine's responses wait until one tick after it said false (the
+	 * kernel delivers through a work queue). NULL: never waits.
+	 */
+	bool (*kernel_pending)(void *ctx, uint64_t cookie);
 };
 
 /* What the engine holds now (for tests and /metrics); read from any thread. */
@@ -200,6 +224,12 @@ int engine_adopt(struct engine *e, int fd, const struct engine_origin *o);
  * are keyed by it). Any thread but the engine's.
  */
 void engine_forget_netns(struct engine *e, void *netns_ctx);
+/*
+ * The kernel HTTP path lost the upstream of the client connection with
+ * origin.kernel_cookie `cookie` in the middle of a response: reset it (the
+ * client sees a reset, not a clean end). Any thread; does not wait.
+ */
+void engine_kernel_reset(struct engine *e, uint64_t cookie);
 /*
  * Restarts (engine_handoff.c). A client connection taken from a previous
  * engine at a request boundary: it spoke HTTP already, so it is not sniffed

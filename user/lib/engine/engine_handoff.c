@@ -50,6 +50,12 @@ static bool at_boundary(const struct cconn *c)
 	if (c->dead || c->in.len || c->out.len || c->up || c->tab || c->rd_eof || c->wr_shut ||
 	    c->log_pending || c->retry_at)
 		return false;
+	/*
+	 * One the kernel HTTP path may serve: its upstreams are this agent's
+	 * (kh_pools) and go with it, so it stays here and closes at the end.
+	 */
+	if (c->origin.kernel_cookie)
+		return false;
 	return (c->state == CS_HEAD && !c->head_start) || c->state == CS_SNIFF;
 }
 

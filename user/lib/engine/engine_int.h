@@ -63,6 +63,8 @@ struct cconn {
 	bool flush;			/* on e->flush: its output leaves after the batch */
 	struct cconn *flush_next;
 	enum cstate state;
+	bool kernel;			/* silent, the kernel serves it: no timers */
+	bool kh_hold, kh_quiet;		/* our responses wait for the kernel's (kernel_pending) */
 	struct engine_origin origin;
 	struct ebuf in, out;
 	struct cconn *next, *prev;	/* engine's list of clients */
@@ -152,8 +154,10 @@ struct uconn {
 };
 
 /* What other threads hand the loop, in order: a client, or a netns to forget (fd -1). */
+#define PENDING_KH_RESET (-2)	/* reset the client of origin.kernel_cookie */
+
 struct pending {
-	int fd;
+	int fd;				/* -1: forget origin.netns_ctx; PENDING_KH_RESET */
 	bool http;			/* from a previous engine: HTTP already (engine_adopt_http) */
 	struct engine_origin origin;
 	struct pending *next;

@@ -1129,6 +1129,14 @@ static bool step_sniff(struct engine *e, struct cconn *c)
 		}
 		return false;
 	}
+	if (c->origin.kernel_cookie && !c->kh_quiet && !c->kh_hold) {
+		/* the kernel handed it over (for good): sniffed from here, with timers */
+		c->kernel = false;
+		c->head_start = e->now;
+		c->kh_hold = e->o.kernel_pending && e->o.kernel_pending(e->o.ctx,
+									 c->origin.kernel_cookie);
+		c->kh_quiet = !c->kh_hold;	/* asked once */
+	}
 	switch (eng_h2_sniff(&c->in)) {
 	case H2_PREFACE:
 		eng_h2_take(e, c, NULL, 0);
@@ -1197,6 +1205,8 @@ uint64_t eng_client_deadline(struct engine *e, struct cconn *c)
 {
 	switch (c->state) {
 	case CS_SNIFF:
+		if (c->kernel)
+			return UINT64_MAX;	/* the kernel serves it; its close ends it */
 		return c->head_start + e->o.sniff_timeout_ms;
 	case CS_HEAD:
 		if (c->head_start)
@@ -1229,6 +1239,11 @@ void eng_client_timeout(struct engine *e, struct cconn *c)
 {
 	switch (c->state) {
 	case CS_SNIFF:
+		if (!c->in.len && c->origin.kernel_cookie && e->o.kernel_claim &&
+		    !e->o.kernel_claim(e->o.ctx, c->origin.kernel_cookie)) {
+			c->kernel = true;	/* the kernel took it at its first message */
+			return;
+		}
 		if (!c->in.len) {
 			/* Silent: a server-first protocol (its server speaks first). */
 			eng_passthrough(e, c);
