@@ -15,6 +15,7 @@
 #include "translate/translate_eval.h"
 #include "view/status_file.h"
 #include "agent.h"
+#include "agent_khttp.h"
 #include "agent_kube.h"
 #include "agent_snap.h"
 #include "engine/engine.h"
@@ -231,12 +232,14 @@ static void read_routes(struct agent *a)
 	a->opts.routes = &a->routes;
 }
 
+/* After every pass: the TC attachments, and the kernel HTTP path's pools (agent_khttp.h). */
 static void sync_tc(struct agent *a)
 {
 	int uplinks[AGENT_MAX_UPLINKS];
 	struct tc_sync_stats st;
 	size_t n = 0;
 
+	agent_kh_sync(a);
 	if (!a->tc)
 		return;
 	/* Resolved every pass: a recreated uplink has a new ifindex. */
@@ -413,6 +416,7 @@ int agent_pl_commit(struct agent *a, size_t input_errors, struct pl_stats *st)
 		return ret;
 	}
 	engine_tables_from_pl(a);
+	agent_kh_sync(a);	/* before "applied": its first requests find upstreams */
 	a->generation++;
 	pr_info("control plane: %zu files parsed, %s translation of %zu Services in %.1f ms, "
 		"apply %.1f ms", a->mc ? manifest_cache_parsed(a->mc) : 0,
@@ -719,6 +723,10 @@ int agent_engine_start(struct agent *a, uint16_t port)
 	if (err)
 		return err;
 	eo.ctx = a->steer;
+	if (a->kh_dp) {
+		eo.kernel_claim = steer_kernel_claim;
+		eo.kernel_pending = steer_kernel_pending;
+	}
 	a->engine = engine_new(&eo);
 	if (!a->engine) {
 		pr_err("http engine: %s", strerror(ENOMEM));
@@ -736,7 +744,7 @@ int agent_engine_start(struct agent *a, uint16_t port)
 	err = steer_prune_engns(a->steer);
 	if (err)
 		pr_warn("http engine: stale netns entries: %s", strerror(-err));
-	return 0;
+	return agent_kh_start(a);
 }
 
 int agent_engine_ready(struct agent *a)
@@ -768,6 +776,8 @@ void agent_free(struct agent *a)
 		engine_free(a->engine);
 		a->engine = NULL;
 	}
+	/* After the engine: kernel-served clients are reset through it. */
+	agent_kh_free(a);
 	/* After the engine: it may be giving connections to our successor. */
 	handover_free(a->ho_next);
 	a->ho_next = NULL;

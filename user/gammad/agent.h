@@ -28,6 +28,7 @@ struct steer;
 struct engine;
 struct agent_kube;
 struct pl_stats;
+struct agent_kh;
 
 struct agent {
 	struct dp *dp;
@@ -80,6 +81,9 @@ struct agent {
 	bool kernel_http, kh_warned;
 	struct ia_kh_set kh;
 	uint64_t kh_gen;		/* the pipeline's tables kh was built from, 0: none */
+	/* the kernel HTTP data path running (agent_khttp.h); NULL: the engine serves all */
+	struct dp_kh *kh_dp;
+	struct agent_kh *khp;		/* its upstream pools */
 	uint64_t engine_tables_gen;	/* the pipeline's tables the engine has, 0: none */
 };
 

@@ -14,6 +14,7 @@
 #include "image/pipeline.h"
 #include "agent.h"
 #include "agent_kube.h"
+#include "agent_khttp.h"
 #include "handover.h"
 #include "metrics_http.h"
 
@@ -302,7 +303,7 @@ int agent_kube_loop(struct agent *a, int resync_s, bool once)
 {
 	struct agent_kube *ak = a->kube;
 	double next_resync = now_ms() + resync_s * 1e3;
-	struct pollfd fds[3];
+	struct pollfd fds[4];
 	int nl = -1, ret = 0;
 
 	signal(SIGINT, on_signal);
@@ -346,7 +347,9 @@ int agent_kube_loop(struct agent *a, int resync_s, bool once)
 		timeout = left > 0 ? (int)left + 1 : 0;
 		/* a successor agent (handover.h); poll skips -1 */
 		fds[2] = (struct pollfd){ .fd = handover_poll_fd(a->ho_next), .events = POLLIN };
-		n = poll(fds, 3, timeout);
+		/* the kernel HTTP path's upstream pools (agent_khttp.h) */
+		fds[3] = (struct pollfd){ .fd = agent_kh_fd(a), .events = POLLIN };
+		n = poll(fds, 4, timeout);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -354,6 +357,8 @@ int agent_kube_loop(struct agent *a, int resync_s, bool once)
 			pr_err("kube: poll: %s", strerror(-ret));
 			break;
 		}
+		if (fds[3].revents)
+			agent_kh_run(a);
 		if (fds[2].revents &&
 		    handover_serve(a->ho_next, a->steer, a->engine_port) == 1) {
 			a->handed_over = true;	/* the successor applies from now on */

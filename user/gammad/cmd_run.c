@@ -48,8 +48,8 @@
 #include "image/image.h"
 #include "image/image_apply.h"
 #include "input/dirwatch.h"
-#include "khttp/khttp.h"
 #include "agent.h"
+#include "agent_khttp.h"
 #include "agent_snap.h"
 #include "agent_kube.h"
 #include "cmd.h"
@@ -85,22 +85,6 @@ static int parse_cap(const char *arg, uint32_t *out)
 	return 0;
 }
 #define METRICS_ADDR_DEFAULT "127.0.0.1:9464"
-
-/*
- * --kernel-http: can this kernel run the kernel HTTP data path? Said once
- * at start; the engine serves every request either way for now.
- */
-static void kernel_http_probe(void)
-{
-	char why[256];
-
-	if (kh_path_probe(why, sizeof(why)))
-		pr_warn("kernel HTTP data path: not on this kernel (%s): the HTTP engine serves "
-			"every request", why);
-	else
-		pr_info("kernel HTTP data path: %s; the agent does not run it yet: the HTTP "
-			"engine serves every request", why);
-}
 
 static void usage(FILE *out)
 {
@@ -191,10 +175,14 @@ static void usage(FILE *out)
 		"the config's namespace; --lease-duration default 15 s; --no-status: never).\n"
 		"--watch-timeout: a watch's timeoutSeconds (default: 300..599 at random).\n"
 		"--no-watch-list: paginated lists only (no streaming list).\n"
-		"--kernel-http (experimental, off by default; needs the HTTP engine): also\n"
-		"write each class's HTTP rules into the kernel HTTP tables (gammad_kh*,\n"
-		"issue 13) with every apply, and log whether this kernel can run the kernel\n"
-		"HTTP data path (bpf/khttp.bpf.c); the agent does not run it yet.\n",
+		"--kernel-http (experimental, off by default; needs the HTTP engine): serve\n"
+		"HTTP/1.1 requests in the kernel (issue 13): each class's HTTP rules go into\n"
+		"the kernel HTTP tables (gammad_kh*) with every apply, and the data path's\n"
+		"programs (bpf/khttp.bpf.c, pinned beside the others) parse, match, edit and\n"
+		"forward requests over upstreams the agent keeps connected from each pod's\n"
+		"netns; what the kernel cannot do exactly goes to the engine (gammactl stats:\n"
+		"kernel HTTP). A kernel without what the path needs (6.18+) is logged once\n"
+		"and the engine serves every request.\n",
 		RESYNC_DEFAULT_S, TR_MAX_ENDPOINTS, METRICS_ADDR_DEFAULT,
 		GAMMAD_ENGINE_PORT_DEFAULT);
 }
@@ -251,7 +239,7 @@ static uint64_t dir_fingerprint(const char *path, int depth)
 static int watch_loop(struct agent *a, struct dirwatch *w, uint64_t fp, int resync_s)
 {
 	double next_resync = now_ms() + resync_s * 1e3;
-	struct pollfd fds[3];
+	struct pollfd fds[4];
 	int ret = 0, nl;
 
 	nl = netmon_open();
@@ -268,7 +256,9 @@ static int watch_loop(struct agent *a, struct dirwatch *w, uint64_t fp, int resy
 
 		/* a successor agent (handover.h); poll skips -1 */
 		fds[2] = (struct pollfd){ .fd = handover_poll_fd(a->ho_next), .events = POLLIN };
-		n = poll(fds, 3, left > 0 ? (int)left + 1 : 0);
+		/* the kernel HTTP path's upstream pools (agent_khttp.h) */
+		fds[3] = (struct pollfd){ .fd = agent_kh_fd(a), .events = POLLIN };
+		n = poll(fds, 4, left > 0 ? (int)left + 1 : 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -277,6 +267,8 @@ static int watch_loop(struct agent *a, struct dirwatch *w, uint64_t fp, int resy
 			pr_err("watch %s: %s", a->dir, strerror(-ret));
 			break;
 		}
+		if (fds[3].revents)
+			agent_kh_run(a);
 		if (fds[2].revents &&
 		    handover_serve(a->ho_next, a->steer, a->engine_port) == 1) {
 			a->handed_over = true;	/* the successor applies from now on */
@@ -714,14 +706,13 @@ int cmd_run(int argc, char **argv)
 		dp_close(a.dp);
 		return EXIT_FATAL;
 	}
+	agent_kh_open(&a, http_engine);	/* before the engine: it learns what the kernel serves */
 	if (http_engine && agent_engine_start(&a, (uint16_t)engine_port)) {
 		metrics_server_stop(a.metrics);
 		agent_free(&a);
 		dp_close(a.dp);
 		return EXIT_FATAL;
 	}
-	if (http_engine && a.kernel_http)
-		kernel_http_probe();
 	if (kube) {
 		/* Events into image/pipeline.h, as the manifests' changes below. */
 		a.incremental = !once;

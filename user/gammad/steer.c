@@ -55,6 +55,8 @@ struct steer {
 	uint16_t port;
 	struct engine *engine;
 	int epfd, wake_fd, origdst_fd, engns_fd;
+	int kh_ck_fd, kh_ag_fd, kh_fm_fd;	/* the kernel HTTP path; -1: off */
+	int kh_ho_fd, kh_slot_fd;
 	struct backend_ids *be_ids;	/* steer_backend_id() */
 	pthread_t thread;
 	bool running;			/* the accept thread (an engine without acceptor) */
@@ -111,6 +113,7 @@ int steer_new(struct dp *dp, uint16_t port, struct steer **out)
 	if (!s)
 		return -ENOMEM;
 	s->epfd = s->wake_fd = -1;
+	s->kh_ck_fd = s->kh_ag_fd = s->kh_fm_fd = s->kh_ho_fd = s->kh_slot_fd = -1;
 	s->dp = dp;
 	s->port = port;
 	s->next_id = 1;
@@ -185,6 +188,79 @@ static int origin_take(struct steer *s, const struct steer_ns *p, int family,
 	return 0;
 }
 
+void steer_set_khttp(struct steer *s, const struct steer_kh_fds *fds)
+{
+	s->kh_ck_fd = fds->ck;
+	s->kh_ag_fd = fds->ag;
+	s->kh_fm_fd = fds->fm;
+	s->kh_ho_fd = fds->ho;
+	s->kh_slot_fd = fds->slot;
+}
+
+bool steer_kernel_pending(void *ctx, uint64_t cookie)
+{
+	struct steer *s = ctx;
+	struct gammad_kh_slot sv;
+	uint32_t slot;
+
+	if (bpf_map_lookup_elem(s->kh_ho_fd, &cookie, &slot))
+		return false;	/* handed over with no upstream bound */
+	/* still its client's, and a response not whole yet (or not the next one) */
+	if (!bpf_map_lookup_elem(s->kh_slot_fd, &slot, &sv) && sv.owner == cookie &&
+	    (sv.req_seq != sv.r.resp_seq || sv.r.state != GAMMAD_KH_RS_STATUS || sv.r.k))
+		return true;
+	bpf_map_delete_elem(s->kh_ho_fd, &cookie);
+	return false;
+}
+
+bool steer_kernel_claim(void *ctx, uint64_t cookie)
+{
+	struct steer *s = ctx;
+	uint8_t v;
+
+	/* the client's first message deletes it too: whoever is first has it */
+	return !bpf_map_lookup_and_delete_elem(s->kh_fm_fd, &cookie, &v);
+}
+
+/*
+ * The kernel HTTP path registered this connection: its accepted socket
+ * into gammad_khag_v1 under the client's cookie (the kernel hands requests
+ * it does not serve to this socket's ingress); the client's cookie, or 0.
+ */
+static uint64_t kh_accepted(struct steer *s, const struct steer_ns *p, int family,
+			    const struct sockaddr_storage *peer, int fd)
+{
+	struct gammad_origdst_key k = { .netns_cookie = p->cookie, .family = (uint8_t)family };
+	uint64_t cookie, v = (uint64_t)fd;
+
+	if (s->kh_ck_fd < 0)
+		return 0;
+	k.port = family == AF_INET ? ((const struct sockaddr_in *)peer)->sin_port :
+				     ((const struct sockaddr_in6 *)peer)->sin6_port;
+	if (bpf_map_lookup_and_delete_elem(s->kh_ck_fd, &k, &cookie))
+		return 0;	/* not registered: the engine's alone */
+	if (bpf_map_update_elem(s->kh_ag_fd, &cookie, &v, BPF_ANY)) {
+		/* the kernel can still pass it over TCP before its first redirect */
+		s->st.kernel_lost++;
+		if (!(s->st.kernel_lost & (s->st.kernel_lost - 1)))
+			pr_warn("http engine: netns %s: accepted socket not into %s: %s (%llu so "
+				"far)", p->pod[0] ? p->pod : "(shared)", GAMMAD_MAP_KH_AGENT,
+				strerror(errno), (unsigned long long)s->st.kernel_lost);
+	}
+	s->st.kernel++;
+	return cookie;
+}
+
+void steer_each_netns(struct steer *s, void (*fn)(void *ctx, int netns_fd, uint64_t cookie),
+		      void *ctx)
+{
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->nr_nss; i++)
+		if (s->nss[i]->lfd[0] >= 0 && s->nss[i]->netns_fd >= 0)
+			fn(ctx, s->nss[i]->netns_fd, s->nss[i]->cookie);
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* For logs: its pod, or what it is. */
 static const char *ns_label(const struct steer_ns *p)
 {
@@ -224,6 +300,7 @@ static void accept_all(struct steer *s, uint64_t id, int fi)
 			close(fd);
 			continue;
 		}
+		o.kernel_cookie = kh_accepted(s, p, families[fi], &peer, fd);
 		/* The engine owns fd from here on, also when it refuses it. */
 		err = s->engine ? engine_adopt(s->engine, fd, &o) : (close(fd), -ENOTCONN);
 		if (err) {

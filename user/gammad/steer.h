@@ -48,6 +48,8 @@ struct steer;
 struct steer_stats {
 	uint64_t pods;			/* pod netns with listeners now */
 	uint64_t accepted;		/* connections handed to the engine */
+	uint64_t kernel;		/* of them registered by the kernel HTTP path */
+	uint64_t kernel_lost;		/* registered, but not into gammad_khag_v1 */
 	uint64_t no_origin;		/* accepted without an origdst entry: closed */
 	uint64_t adopt_failed;		/* the engine refused: closed */
 };
@@ -55,6 +57,26 @@ struct steer_stats {
 int steer_new(struct dp *dp, uint16_t port, struct steer **out);
 /* The engine that gets accepted connections; set before steer_start(). */
 void steer_set_engine(struct steer *s, struct engine *e);
+/*
+ * The kernel HTTP path runs (gammad run --kernel-http): fds of its maps
+ * (GAMMAD_MAP_KH_*: ck, ag, fm, ho, slot). An accepted connection
+ * the kernel registered (its cookie under the origdst key in khck) puts its
+ * socket into khag, the kernel's way to the engine, and goes to the engine
+ * with origin.kernel_cookie. Before steer_start().
+ */
+struct steer_kh_fds {
+	int ck, ag, fm, ho, slot;
+};
+void steer_set_khttp(struct steer *s, const struct steer_kh_fds *fds);
+/* engine_opts.kernel_claim and kernel_pending: ctx is the steer. */
+bool steer_kernel_claim(void *ctx, uint64_t cookie);
+bool steer_kernel_pending(void *ctx, uint64_t cookie);
+/*
+ * Every netns with listeners (clients the kernel HTTP path may serve):
+ * fn(ctx, netns fd (borrowed), its cookie), under the steer's lock.
+ */
+void steer_each_netns(struct steer *s, void (*fn)(void *ctx, int netns_fd, uint64_t cookie),
+		      void *ctx);
 /* Start accepting: in the engine's loops, or an accept thread. */
 int steer_start(struct steer *s);
 /* The namespace names of the image's ns_ids (the class the kernel recorded). */

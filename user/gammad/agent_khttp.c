@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: Apache-2.0
+/* HTTP/1.1 in the kernel, run by the agent: see agent_khttp.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <bpf/bpf.h>
+
+#include "base/log.h"
+#include "datapath/datapath.h"
+#include "engine/engine.h"
+#include "khttp/khttp.h"
+#include "khttp/khttp_pool.h"
+#include "agent.h"
+#include "agent_khttp.h"
+#include "steer.h"
+
+/* Free upstreams kept per pool ahead of the first request (a claim adds one). */
+#define KH_PER_POOL 8
+
+/* A pool the agent keeps: (netns, endpoint). */
+struct kh_want {
+	uint64_t netns_cookie;
+	struct sockaddr_storage ep;
+	socklen_t len;
+	bool seen;
+};
+
+struct agent_kh {
+	struct kh_pools *pools;
+	struct kh_want *kept;
+	size_t nr_kept, cap;
+	bool warned;
+};
+
+void agent_kh_open(struct agent *a, bool engine)
+{
+	char why[256];
+	int err;
+
+	if (!a->kernel_http || !engine) {
+		/* an earlier run's registrations would only cost a program run per message */
+		err = dp_kh_detach(a->dp);
+		if (err)
+			pr_warn("kernel HTTP data path: unpin the sockops link of an earlier run: %s",
+				strerror(-err));
+		return;
+	}
+	if (kh_path_probe(why, sizeof(why))) {
+		pr_warn("kernel HTTP data path: off: %s: the HTTP engine serves every request",
+			why);
+		dp_kh_detach(a->dp);
+		return;
+	}
+	err = dp_kh_open(a->dp, &a->kh_dp);
+	if (err) {
+		pr_warn("kernel HTTP data path: off: the programs do not attach here (%s): the "
+			"HTTP engine serves every request", strerror(-err));
+		a->kh_dp = NULL;
+		dp_kh_detach(a->dp);
+		return;
+	}
+	pr_info("kernel HTTP data path: on (%s); requests whose rules the kernel can encode are "
+		"served there, the rest by the HTTP engine", why);
+}
+
+/* The kernel lost a client's upstream mid-response: the engine resets the client. */
+static void kh_cut(void *ctx, uint64_t client_cookie)
+{
+	struct agent *a = ctx;
+
+	engine_kernel_reset(a->engine, client_cookie);
+}
+
+int agent_kh_start(struct agent *a)
+{
+	struct kh_pool_opts po = { .per_pool = KH_PER_POOL, .cut = kh_cut, .ctx = a };
+	struct agent_kh *k;
+
+	if (!a->kh_dp || !a->steer)
+		return 0;
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	po.map_up = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_UP);
+	po.map_upc = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_UPC);
+	po.map_slot = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_SLOT);
+	po.map_pool = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_POOL);
+	po.map_events = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_EVENTS);
+	po.map_sockh = dp_map_fd(a->dp, GAMMAD_MAP_SOCKHASH);
+	k->pools = kh_pools_new(&po);
+	if (!k->pools) {
+		free(k);
+		pr_err("kernel HTTP data path: upstream pools: %s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	steer_set_khttp(a->steer, &(struct steer_kh_fds){
+		.ck = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_CK),
+		.ag = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_AGENT),
+		.fm = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_FIRST),
+		.ho = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_HANDOVER),
+		.slot = po.map_slot,
+	});
+	a->khp = k;
+	return 0;
+}
+
+/* ---- which pools: the endpoints of the kernel tables' backends x the pods' netns ---- */
+
+struct kh_ep {
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+struct kh_eps {
+	struct kh_ep *v;
+	size_t nr, cap;
+	uint32_t *be;		/* backends seen */
+	size_t nr_be, cap_be;
+};
+
+static bool grow(void **p, size_t *cap, size_t nr, size_t size)
+{
+	size_t c = *cap ? *cap * 2 : 16;
+	void *n;
+
+	if (nr < *cap)
+		return true;
+	n = realloc(*p, c * size);
+	if (!n)
+		return false;
+	*p = n;
+	*cap = c;
+	return true;
+}
+
+static int eps_add_backend(struct agent *a, struct kh_eps *e, uint32_t be_id)
+{
+	struct gammad_be_val bv;
+
+	for (size_t i = 0; i < e->nr_be; i++)
+		if (e->be[i] == be_id)
+			return 0;
+	if (!grow((void **)&e->be, &e->cap_be, e->nr_be, sizeof(*e->be)))
+		return -ENOMEM;
+	e->be[e->nr_be++] = be_id;
+	if (dp_map_lookup(a->dp, GAMMAD_MAP_BACKEND, &be_id, &bv))
+		return 0;	/* retired meanwhile */
+	for (uint32_t i = 0; i < bv.nr_endpoints; i++) {
+		struct gammad_ep_key ek = { .ep_set = bv.ep_set, .idx = i };
+		struct gammad_ep_val ev;
+		struct sockaddr_storage ss = { 0 };
+		socklen_t len;
+		bool dup = false;
+
+		if (dp_map_lookup(a->dp, GAMMAD_MAP_ENDPOINT, &ek, &ev))
+			continue;
+		if (ev.family == AF_INET) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+			s4->sin_family = AF_INET;
+			s4->sin_port = ev.port;
+			memcpy(&s4->sin_addr, ev.addr, 4);
+			len = sizeof(*s4);
+		} else if (ev.family == AF_INET6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+			s6->sin6_family = AF_INET6;
+			s6->sin6_port = ev.port;
+			memcpy(&s6->sin6_addr, ev.addr, 16);
+			len = sizeof(*s6);
+		} else {
+			continue;
+		}
+		for (size_t j = 0; j < e->nr && !dup; j++)
+			dup = e->v[j].len == len && !memcmp(&e->v[j].ss, &ss, len);
+		if (dup)
+			continue;
+		if (!grow((void **)&e->v, &e->cap, e->nr, sizeof(*e->v)))
+			return -ENOMEM;
+		e->v[e->nr++] = (struct kh_ep){ ss, len };
+	}
+	return 0;
+}
+
+/* Every endpoint a rule backend of a kernel table can draw. */
+static int eps_collect(struct agent *a, struct kh_eps *e)
+{
+	int fd = dp_map_fd(a->dp, GAMMAD_MAP_KH_RB);
+	struct gammad_kh_key key, next;
+	struct gammad_kh_rb *rb = malloc(sizeof(*rb));
+	void *k = NULL;
+	int err = 0;
+
+	if (fd < 0 || !rb) {
+		free(rb);
+		return fd < 0 ? fd : -ENOMEM;
+	}
+	while (!err && !bpf_map_get_next_key(fd, k, &next)) {
+		key = next;
+		k = &key;
+		if (bpf_map_lookup_elem(fd, &key, rb))
+			continue;	/* retired between the two calls */
+		if (rb->status == 200 && rb->be_id)
+			err = eps_add_backend(a, e, rb->be_id);
+	}
+	free(rb);
+	return err;
+}
+
+struct kh_ns {
+	int fd;
+	uint64_t cookie;
+};
+
+struct kh_nss {
+	struct kh_ns *v;
+	size_t nr, cap;
+};
+
+static void nss_add(void *ctx, int netns_fd, uint64_t cookie)
+{
+	struct kh_nss *n = ctx;
+	int fd;
+
+	if (!grow((void **)&n->v, &n->cap, n->nr, sizeof(*n->v)))
+		return;
+	fd = dup(netns_fd);	/* the steer's may close once its lock is released */
+	if (fd >= 0)
+		n->v[n->nr++] = (struct kh_ns){ fd, cookie };
+}
+
+static struct kh_want *kept_find(struct agent_kh *k, uint64_t cookie,
+				 const struct sockaddr_storage *ep, socklen_t len)
+{
+	for (size_t i = 0; i < k->nr_kept; i++)
+		if (k->kept[i].netns_cookie == cookie && k->kept[i].len == len &&
+		    !memcmp(&k->kept[i].ep, ep, len))
+			return &k->kept[i];
+	return NULL;
+}
+
+void agent_kh_sync(struct agent *a)
+{
+	struct agent_kh *k = a->khp;
+	struct kh_eps e = { 0 };
+	struct kh_nss n = { 0 };
+	size_t added = 0, gone = 0, j = 0;
+	int err;
+
+	if (!k)
+		return;
+	err = eps_collect(a, &e);
+	if (err) {
+		pr_warn("kernel HTTP data path: endpoints of the kernel tables: %s (pools kept "
+			"as they are)", strerror(-err));
+		goto out;
+	}
+	steer_each_netns(a->steer, nss_add, &n);
+	for (size_t i = 0; i < k->nr_kept; i++)
+		k->kept[i].seen = false;
+	for (size_t ni = 0; ni < n.nr; ni++) {
+		for (size_t ei = 0; ei < e.nr; ei++) {
+			const struct kh_ep *ep = &e.v[ei];
+			struct kh_want *w = kept_find(k, n.v[ni].cookie, &ep->ss, ep->len);
+
+			if (w) {
+				w->seen = true;
+				continue;
+			}
+			if (!grow((void **)&k->kept, &k->cap, k->nr_kept, sizeof(*k->kept)))
+				break;
+			err = kh_pools_add(k->pools, n.v[ni].fd, (const struct sockaddr *)&ep->ss,
+					   ep->len);
+			if (err) {
+				/* that pool's share goes to the engine (no_upstream); tried next pass */
+				if (!k->warned)
+					pr_warn("kernel HTTP data path: an upstream pool: %s (the engine "
+						"serves its requests; retried every pass)", strerror(-err));
+				k->warned = true;
+				continue;
+			}
+			k->kept[k->nr_kept++] = (struct kh_want){ .netns_cookie = n.v[ni].cookie,
+								  .ep = ep->ss, .len = ep->len,
+								  .seen = true };
+			added++;
+		}
+	}
+	for (size_t i = 0; i < k->nr_kept; i++) {
+		if (!k->kept[i].seen) {
+			kh_pools_del(k->pools, k->kept[i].netns_cookie,
+				     (struct sockaddr *)&k->kept[i].ep, k->kept[i].len);
+			gone++;
+			continue;
+		}
+		k->kept[j++] = k->kept[i];
+	}
+	k->nr_kept = j;
+	if (added || gone)
+		pr_info("kernel HTTP data path: %zu upstream pools (%zu new, %zu closed)",
+			k->nr_kept, added, gone);
+out:
+	for (size_t i = 0; i < n.nr; i++)
+		close(n.v[i].fd);
+	free(n.v);
+	free(e.v);
+	free(e.be);
+}
+
+int agent_kh_fd(const struct agent *a)
+{
+	return a->khp ? kh_pools_fd(a->khp->pools) : -1;
+}
+
+void agent_kh_run(struct agent *a)
+{
+	int n;
+
+	if (!a->khp)
+		return;
+	n = kh_pools_run(a->khp->pools);
+	if (n < 0)
+		pr_warn("kernel HTTP data path: upstream pools: %s", strerror(-n));
+}
+
+void agent_kh_free(struct agent *a)
+{
+	if (a->khp) {
+		kh_pools_free(a->khp->pools);
+		free(a->khp->kept);
+		free(a->khp);
+		a->khp = NULL;
+	}
+	dp_kh_close(a->kh_dp);
+	a->kh_dp = NULL;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * HTTP/1.1 in the kernel, run by the agent (`gammad run --kernel-http`,
+ * issue 13): the data path's programs (datapath.h, dp_kh_open), the
+ * steering's part (steer.h: accepted sockets into gammad_khag_v1, the
+ * engine told which connections the kernel may serve), and the upstream
+ * pools (khttp/khttp_pool.h) in the agent's event loop.
+ *
+ * Pools: after every pass, one pool per (netns with engine listeners,
+ * endpoint of a backend that a kernel rule table names), so the first
+ * request of a client already finds a pre-connected upstream in its own
+ * pod's netns; pools of an endpoint or netns that went are closed
+ * (kh_pools_del). A client whose upstream died in the middle of a
+ * response is reset through the engine, which holds its accepted socket.
+ */
+#ifndef GAMMAD_AGENT_KHTTP_H
+#define GAMMAD_AGENT_KHTTP_H
+
+#include <stdbool.h>
+
+struct agent;
+
+/*
+ * At start, before agent_engine_start(): with --kernel-http and the
+ * engine on, probe the kernel and load the programs. Off (probe refused, load failed): one log line, a->kh_dp NULL,
+ * the engine serves every request. Also unpins the sockops link of an
+ * earlier run when the flag is off. 0, never fatal.
+ */
+void agent_kh_open(struct agent *a, bool engine);
+/* After agent_engine_start(): the steering's part and the pools. 0 or -errno. */
+int agent_kh_start(struct agent *a);
+/* After a pass: pools for what the kernel tables and the pods need now. */
+void agent_kh_sync(struct agent *a);
+/* The pools' pollable fd (-1: none) and their work, in the agent's loop. */
+int agent_kh_fd(const struct agent *a);
+void agent_kh_run(struct agent *a);
+void agent_kh_free(struct agent *a);
+
+#endif
