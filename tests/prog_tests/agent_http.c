@@ -84,6 +84,7 @@ static const char routes[] =
 	"    backendRefs: [{name: echo-v2, port: 8080}]\n";
 
 struct http_env {
+	bool kernel;			/* gammad run --kernel-http */
 	struct lab_env lab;
 	struct agent_env ag;
 	const struct lab_pod_info *v1, *v2;
@@ -150,6 +151,52 @@ static double scrape(struct http_env *e, const char *series)
 	v = ops_prom_value(body, series);
 	free(body);
 	return v < 0 ? 0 : v;
+}
+
+/* ---- the kernel HTTP path's counters (--kernel-http) ---------------------- */
+
+#define KH_SERIES(r) "gammad_khttp_requests_total{reason=\"" r "\"}"
+
+/* Requests the kernel served, and those it handed to the engine (any reason), from /metrics. */
+static void kh_scrape(struct http_env *e, double *served, double *engine)
+{
+	char *body = NULL;
+	int status = 0;
+
+	*served = *engine = 0;
+	if (ops_http_get(e->metrics_port, "/metrics", &status, &body) || status != 200) {
+		free(body);
+		return;
+	}
+	for (const char *p = body; (p = strstr(p, "\ngammad_khttp_requests_total{reason=\""));) {
+		char reason[64];
+		double v;
+
+		p += strlen("\ngammad_khttp_requests_total{reason=\"");
+		if (sscanf(p, "%63[^\"]\"} %lf", reason, &v) != 2)
+			continue;
+		if (v && e->kernel)
+			test__printf("  kernel HTTP %s: %.0f\n", reason, v);
+		if (!strcmp(reason, "served"))
+			*served = v;
+		else if (strcmp(reason, "head_incomplete"))	/* a wait, not a hand-over */
+			*engine += v;
+	}
+	free(body);
+}
+
+/* The "served" row of `gammactl stats` (KERNEL HTTP REQUESTS), -1 when absent. */
+static long gammactl_served(struct http_env *e)
+{
+	char *out = NULL, *p;
+	long v = -1;
+
+	if (lab_run_capture(&out, "%s --pin-dir %s stats 2>/dev/null", test_bin("gammactl"),
+			    e->ag.pin_dir) == 0 && out && (p = strstr(out, "KERNEL HTTP REQUESTS")) &&
+	    (p = strstr(p, "\nserved ")))
+		sscanf(p + 7, "%ld", &v);
+	free(out);
+	return v;
 }
 
 /* The agent's resident memory in KiB. */
@@ -265,7 +312,7 @@ static int load_run(void *arg)
 static void run_load(struct http_env *e, int conns, int reqs, bool check_metrics)
 {
 	struct load *l = shared_alloc(sizeof(*l));
-	double m0[2] = { 0 }, m1[2];
+	double m0[2] = { 0 }, m1[2], ks0, ke0, ks1, ke1;
 	long long t0 = ms_now();
 	int total = conns * reqs;
 	pid_t pid;
@@ -279,9 +326,18 @@ static void run_load(struct http_env *e, int conns, int reqs, bool check_metrics
 		m0[0] = scrape(e, SERIES("0", "echo-v1"));
 		m0[1] = scrape(e, SERIES("1", "echo-v2"));
 	}
+	kh_scrape(e, &ks0, &ke0);
 	pid = child_start(e->v2->container_cgroup, e->v2->netns, load_run, l);
 	if (ASSERT_GT(pid, 0, "client process"))
 		ASSERT_EQ(child_wait(pid, 120000), 0, "clients done");
+	kh_scrape(e, &ks1, &ke1);
+	if (e->kernel) {
+		test__printf("kernel HTTP: %.0f of %d requests served in the kernel, %.0f handed "
+			     "to the engine\n", ks1 - ks0, total, ke1 - ke0);
+		/* one hand-over per connection at most: it is the engine's for good then */
+		ASSERT_GE(ks1 - ks0 + (ke1 - ke0) * reqs, total, "every request counted");
+		ASSERT_GT(ks1 - ks0, 0, "served in the kernel");
+	}
 	test__printf("%d x %d requests in %lld ms: ok %d misrouted %d foreign %d errors %d (%s); "
 		     "v1 %d v2 %d\n", conns, reqs, ms_now() - t0, l->ok, l->misrouted, l->foreign,
 		     l->errors, l->first_error, l->sent[0], l->sent[1]);
@@ -304,7 +360,7 @@ static void run_load(struct http_env *e, int conns, int reqs, bool check_metrics
 /* 1. Keep-alive connections switching backends per request: 0 misrouted of 10,000. */
 static void subtest_keepalive(struct http_env *e)
 {
-	run_load(e, 10, 1000, true);
+	run_load(e, 10, 1000, !e->kernel);
 }
 
 /* 2. 100 concurrent clients x 200 random requests, every answer to the client that asked. */
@@ -455,6 +511,7 @@ static void subtest_bodies(struct http_env *e)
 struct pipe_res {
 	char ip[INET6_ADDRSTRLEN], bulk[INET6_ADDRSTRLEN];
 	int answered, in_order, sums_ok, err;
+	char first_wrong[512];		/* the first answer out of order, for the log */
 };
 
 static int pipe_run(void *arg)
@@ -488,9 +545,12 @@ static int pipe_run(void *arg)
 		}
 		pr->answered++;
 		snprintf(want, sizeof(want), "\"path\": \"/v%d/pipe/%d\"", i % 2 + 1, i);
-		pr->in_order += strstr(p.body, want) &&
-				!strncmp(echo_pod(&p, pod, sizeof(pod)), i % 2 ? "echo-v2-" : "echo-v1-",
-					 8);
+		if (strstr(p.body, want) &&
+		    !strncmp(echo_pod(&p, pod, sizeof(pod)), i % 2 ? "echo-v2-" : "echo-v1-", 8))
+			pr->in_order++;
+		else if (!pr->first_wrong[0])
+			snprintf(pr->first_wrong, sizeof(pr->first_wrong), "#%d (%s): %d %.400s", i,
+				 want, p.status, p.body ? p.body : "");
 		resp_free(&p);
 	}
 	close(r.fd);
@@ -549,6 +609,8 @@ static void subtest_pipelined(struct http_env *e)
 	if (ASSERT_GT(pid, 0, "client process"))
 		child_wait(pid, 30000);
 	ASSERT_EQ(pr->err, 0, "client");
+	if (pr->first_wrong[0])
+		test__printf("first answer out of order: %s\n", pr->first_wrong);
 	ASSERT_EQ(pr->answered, PIPELINED, "every pipelined request answered");
 	ASSERT_EQ(pr->in_order, PIPELINED, "in order, each from its rule's backend");
 	ASSERT_EQ(pr->sums_ok, 10, "pipelined uploads, each body intact");
@@ -567,6 +629,7 @@ struct hold {
 	bool read_all;
 	long long bytes, ms;
 	int end;			/* 0 EOF, -errno */
+	int spurious_eagain;		/* EAGAIN before the receive timeout */
 };
 
 /* Send the request, then either never read (until killed) or read until the end. */
@@ -596,6 +659,15 @@ static int hold_run(void *arg)
 
 		if (n > 0) {
 			h->bytes += n;
+			continue;
+		}
+		/*
+		 * A blocking recv() saying EAGAIN before SO_RCVTIMEO: a socket
+		 * in a sockhash (tcp_bpf) woken by an error before its
+		 * shutdown is set. Counted; the next recv() tells the end.
+		 */
+		if (n < 0 && errno == EAGAIN && ms_now() - t0 < IO_TIMEOUT_S * 1000 - 500) {
+			h->spurious_eagain++;
 			continue;
 		}
 		h->end = n ? -errno : 0;
@@ -636,6 +708,12 @@ static void subtest_slow_reader(struct http_env *e)
 
 	if (!ASSERT_OK_PTR(h, "shared memory"))
 		return;
+	if (e->kernel) {
+		/* issue 13: bytes in flight per connection capped (branch khttp-features) */
+		test__skip("the kernel path does not cap bytes in flight yet (issue 13)");
+		shared_free(h, sizeof(*h));
+		return;
+	}
 	snprintf(h->ip, sizeof(h->ip), "%s", e->bulk);
 	h->port = BULK_PORT;
 	snprintf(h->req, sizeof(h->req), "GET /ts/stream HTTP/1.1\r\nHost: bulk\r\n\r\n");
@@ -748,8 +826,8 @@ static void subtest_upstream_killed(struct http_env *e)
 	srv = 0;
 	ASSERT_EQ(child_wait(cli, 8000), 0, "the client did not hang");
 	cli = 0;
-	test__printf("upstream killed: client read %lld bytes, then %d after %lld ms\n", h->bytes,
-		     h->end, h->ms);
+	test__printf("upstream killed: client read %lld bytes, then %d after %lld ms (%d early "
+		     "EAGAIN)\n", h->bytes, h->end, h->ms, h->spurious_eagain);
 	ASSERT_EQ(h->end, -ECONNRESET, "the client sees a reset");
 	ASSERT_LT(h->bytes, (long long)BIG, "not the whole body");
 	ASSERT_GT(h->bytes, 100000, "what came before went through");
@@ -807,11 +885,14 @@ out:
 	shared_free(h, sizeof(*h));
 }
 
-void test_agent_http(void)
+static void run_http(bool kernel)
 {
 	char maddr[64];
-	const char *args[] = { "--http-engine", "--metrics-addr", maddr, NULL };
-	struct http_env e = { .ts.lfd = -1 };
+	const char *args[] = { "--http-engine", "--metrics-addr", maddr,
+			       kernel ? "--kernel-http" : NULL, NULL };
+	struct http_env e = { .ts.lfd = -1, .kernel = kernel };
+	double served = 0, engine = 0;
+	long ctl;
 
 	if (lab_env_start_mesh(&e.lab, bulk_service))
 		goto cleanup;
@@ -846,8 +927,31 @@ void test_agent_http(void)
 		subtest_upstream_killed(&e);
 	if (test__start_subtest("client_killed"))
 		subtest_client_killed(&e);
+	if (kernel && test__start_subtest("served_in_kernel")) {
+		kh_scrape(&e, &served, &engine);
+		ctl = gammactl_served(&e);
+		test__printf("kernel HTTP over all subtests: %.0f served in the kernel, %.0f handed "
+			     "to the engine (%.1f%%); gammactl stats: served %ld\n", served, engine,
+			     served + engine > 0 ? 100 * served / (served + engine) : 0, ctl);
+		ASSERT_EQ(agent_env_log_count(&e.ag, "kernel HTTP data path: on"), 1,
+			  "the agent runs the kernel path");
+		/* more than half of what the subtests sent (the 10,000 of keepalive_10k alone) */
+		ASSERT_GT(served, 5000, "/metrics: served in the kernel");
+		ASSERT_GE(ctl, (long)served, "gammactl stats: served in the kernel");
+	}
 cleanup:
 	agent_env_fini(&e.ag);
 	ts_stop(&e.ts);
 	lab_env_fini(&e.lab);
+}
+
+void test_agent_http(void)
+{
+	run_http(false);
+}
+
+/* The same scenarios with the kernel HTTP path on (issue 13): served in the kernel. */
+void test_agent_http_kernel(void)
+{
+	run_http(true);
 }
