@@ -114,6 +114,7 @@ run: deps
 # lab through gammad run and its HTTP engine (tests/prog_tests/conformance_mesh.c);
 # build/conformance/report.yaml is a ConformanceReport, summary.txt per test.
 # The report's implementation.url and .contact: CONFORMANCE_URL, CONFORMANCE_CONTACT.
+# KERNEL_HTTP=1: the agent with --kernel-http; the summary says what the kernel served.
 CONFORMANCE_URL     ?= $(shell git remote get-url origin 2>/dev/null)
 CONFORMANCE_CONTACT ?=
 .PHONY: conformance
@@ -123,6 +124,7 @@ conformance: deps
 	$(Q)GAMMAD_CONFORMANCE_OUT=$(abspath $(BUILD)/conformance) \
 	GAMMAD_CONFORMANCE_VERSION="$$(git describe --always --dirty 2>/dev/null)" \
 	GAMMAD_CONFORMANCE_URL="$(CONFORMANCE_URL)" GAMMAD_CONFORMANCE_CONTACT="$(CONFORMANCE_CONTACT)" \
+	GAMMAD_CONFORMANCE_KERNEL_HTTP="$(KERNEL_HTTP)" \
 		$(TEST_BIN) -t conformance_mesh; st=$$?; \
 	cat $(BUILD)/conformance/summary.txt 2>/dev/null || \
 		{ echo "conformance: no report (skipped? GAMMAD_SHARED, root, build/lab)"; st=1; }; \

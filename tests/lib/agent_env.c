@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include "datapath/datapath.h"
 #include "agent_env.h"
@@ -200,6 +201,34 @@ void agent_env_fini(struct agent_env *ag)
 	}
 	ag->pin_dir[0] = 0;
 	ag->log[0] = 0;
+}
+
+int pinned_kh_counts(const char *pin_dir, uint64_t *served, uint64_t *engine, uint64_t *by)
+{
+	int nr = libbpf_num_possible_cpus(), fd;
+	char path[128];
+
+	*served = *engine = 0;
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, GAMMAD_MAP_KH_STATS);
+	fd = nr > 0 ? bpf_obj_get(path) : -1;
+	if (fd < 0)
+		return -ENOENT;
+	for (uint32_t r = 0; r < GAMMAD_KH_R_MAX; r++) {
+		uint64_t v[nr], sum = 0;
+
+		if (bpf_map_lookup_elem(fd, &r, v))
+			continue;
+		for (int c = 0; c < nr; c++)
+			sum += v[c];
+		if (by)
+			by[r] = sum;
+		if (r == GAMMAD_KH_R_SERVED)
+			*served = sum;
+		else if (r != GAMMAD_KH_R_MORE)
+			*engine += sum;
+	}
+	close(fd);
+	return 0;
 }
 
 long pinned_entries(const char *pin_dir, const char *name)

@@ -59,6 +59,14 @@ void agent_env_fini(struct agent_env *ag);
 /* Entries of the map pinned as pin_dir/name (keys up to 64 bytes), or -1. */
 long pinned_entries(const char *pin_dir, const char *name);
 
+/*
+ * The kernel HTTP path's decisions so far (gammad_khst_v1 pinned in
+ * pin_dir): requests served in the kernel, and handed to the engine for
+ * any reason (a head waited for is no decision); by (NULL or
+ * GAMMAD_KH_R_MAX of them): each reason's count. -ENOENT when not pinned.
+ */
+int pinned_kh_counts(const char *pin_dir, uint64_t *served, uint64_t *engine, uint64_t *by);
+
 /* CLOCK_MONOTONIC in microseconds. */
 int64_t mono_us(void);
 

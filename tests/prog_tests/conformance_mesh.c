@@ -21,6 +21,9 @@
  * DIR/report.yaml, a Gateway API ConformanceReport for the MESH-HTTP and
  * MESH-GRPC profiles, and DIR/summary.txt, and every failure fails the test.
  * Without it (`make test`) the tests in known_failures[] only print theirs.
+ * GAMMAD_CONFORMANCE_KERNEL_HTTP=1 (`make conformance KERNEL_HTTP=1`) runs
+ * the agent with --kernel-http and reports how many requests the kernel
+ * served (gammad_khst_v1) in the summary.
  */
 #include <stdarg.h>
 #include <math.h>
@@ -35,6 +38,7 @@
 #include "lib/agent_env.h"
 #include "lib/lab_env.h"
 #include "lib/mesh_conf.h"
+#include "khttp/khttp.h"
 
 #define ROUTES_FILE "conformance-routes.yaml"
 #define CONSECUTIVE_OK 3		/* harness RequiredConsecutiveSuccesses */
@@ -96,6 +100,9 @@ struct conf {
 	const struct lab_pod_info *v1, *v2, *consumer;
 	int converge_ms;
 	const char *out_dir;		/* GAMMAD_CONFORMANCE_OUT, NULL: make test */
+	bool kernel_http;		/* GAMMAD_CONFORMANCE_KERNEL_HTTP=1: gammad run --kernel-http */
+	uint64_t kh_served, kh_engine;	/* its decisions over the run */
+	uint64_t kh_by[GAMMAD_KH_R_MAX];
 	struct test_result res[MESH_CONF_TESTS];
 	size_t nr_res;
 };
@@ -608,6 +615,7 @@ static void run_test(struct conf *cf, const yaml_node_t *test, struct test_resul
 static bool conf_up(struct conf *cf)
 {
 	static const char *const args[] = { "--http-engine", NULL };
+	static const char *const kargs[] = { "--http-engine", "--kernel-http", NULL };
 	const char *base = test_shared_path(MESH_CONF_DIR "/mesh/manifests.yaml");
 
 	if (!base) {
@@ -628,7 +636,7 @@ static bool conf_up(struct conf *cf)
 		return false;
 	if (!ASSERT_OK(agent_env_init(&cf->ag, &cf->lab), "agent manifests dir"))
 		return false;
-	cf->ag.args = args;
+	cf->ag.args = cf->kernel_http ? kargs : args;
 	return ASSERT_OK(agent_env_start(&cf->ag), "gammad run --http-engine");
 }
 
@@ -792,7 +800,8 @@ static int write_summary(const struct conf *cf)
 	f = fopen(path, "we");
 	if (!f)
 		return -errno;
-	fprintf(f, "Gateway API v1.6.1 mesh conformance, end to end (gammad run --http-engine)\n");
+	fprintf(f, "Gateway API v1.6.1 mesh conformance, end to end (gammad run --http-engine%s)\n",
+		cf->kernel_http ? " --kernel-http" : "");
 	for (size_t i = 0; i < cf->nr_res; i++) {
 		const struct test_result *r = &cf->res[i];
 
@@ -802,6 +811,15 @@ static int write_summary(const struct conf *cf)
 		fprintf(f, "%s %s%s%s\n", outcome_name(r->out), r->name, r->why[0] ? ": " : "",
 			r->why);
 	}
+	if (cf->kernel_http)
+		fprintf(f, "kernel HTTP: %llu requests served in the kernel, %llu handed to the "
+			"engine (%.1f%% in the kernel)\n", (unsigned long long)cf->kh_served,
+			(unsigned long long)cf->kh_engine, cf->kh_served + cf->kh_engine ?
+			100.0 * cf->kh_served / (cf->kh_served + cf->kh_engine) : 0.0);
+	for (unsigned int r = 1; cf->kernel_http && r < GAMMAD_KH_R_MAX; r++)
+		if (cf->kh_by[r] && r != GAMMAD_KH_R_MORE)
+			fprintf(f, "  to the engine: %s: %llu\n", kh_reason_str(r),
+				(unsigned long long)cf->kh_by[r]);
 	fprintf(f, "report: %s/report.yaml\n%d passed, %d failed, %d skipped\n", cf->out_dir,
 		passed, failed, skipped);
 	return fclose(f) ? -errno : 0;
@@ -818,6 +836,8 @@ void test_conformance_mesh(void)
 	cf.out_dir = getenv("GAMMAD_CONFORMANCE_OUT");
 	if (cf.out_dir && !*cf.out_dir)
 		cf.out_dir = NULL;
+	cf.kernel_http = getenv("GAMMAD_CONFORMANCE_KERNEL_HTTP") &&
+			 !strcmp(getenv("GAMMAD_CONFORMANCE_KERNEL_HTTP"), "1");
 	nr_tests = mesh_conf_load(&set, &cf.d, &tests);
 	if (!nr_tests)
 		return;
@@ -835,6 +855,13 @@ void test_conformance_mesh(void)
 			continue;
 		}
 		run_test(&cf, test, tr);
+	}
+	if (cf.kernel_http) {
+		ASSERT_OK(pinned_kh_counts(cf.ag.pin_dir, &cf.kh_served, &cf.kh_engine, cf.kh_by),
+			  "kernel HTTP counters");
+		test__printf("kernel HTTP: %llu served in the kernel, %llu handed to the engine\n",
+			     (unsigned long long)cf.kh_served, (unsigned long long)cf.kh_engine);
+		ASSERT_GT(cf.kh_served, 0, "requests served in the kernel");
 	}
 	if (cf.out_dir) {
 		ASSERT_OK(write_report(&cf), "write report.yaml");
