@@ -1,15 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The HTTP engine at issue 12's sizes, through the real lab and `gammad run
- * --http-engine`: clients are processes in a pod's cgroup and netns whose
- * connect() the kernel steers to the agent, backends are the lab's echo
+ * --http-engine` (agent_http), and the same with the kernel HTTP path on
+ * (agent_http_kernel, `--kernel-http`: /metrics and gammactl stats must
+ * count the requests served in the kernel; slow_reader waits for the
+ * kernel's bytes-in-flight cap): clients are processes in a pod's cgroup
+ * and netns whose connect() the kernel steers to the agent, backends are the lab's echo
  * pods and, for what echo cannot do, the test server of tests/lib/http_tsrv
  * listening inside echo-v1's netns (Service bulk). Checked: keep-alive
  * connections switching backends per request (0 misrouted of 10,000), 100
  * concurrent clients x 200 requests each answered to the client that asked,
  * 10 MB bodies both ways in both framings by checksum, pipelining, a slow
  * reader's cost to the agent, an upstream killed mid-response, a client
- * killed mid-request; and the /metrics series count exactly what was sent.
+ * killed mid-request; what is not HTTP (a server-first protocol, a TLS
+ * ClientHello) passed through; and the /metrics series count exactly what
+ * was sent.
  */
 #include <errno.h>
 #include <poll.h>
@@ -36,6 +41,7 @@
 
 #define BULK_PORT 7777		/* the test server in echo-v1's netns */
 #define KILL_PORT 7778		/* a server the test kills mid-response */
+#define FIRST_PORT 7779		/* a server-first echo server (not HTTP) */
 #define BIG (10 * 1024 * 1024)	/* the issue's 10 MB */
 #define IO_TIMEOUT_S 10
 
@@ -48,7 +54,8 @@ static const char bulk_service[] =
 	"  selector: {app: echo, version: v1}\n"
 	"  ports:\n"
 	"  - {name: http, port: 7777, targetPort: 7777}\n"
-	"  - {name: kill, port: 7778, targetPort: 7778}\n";
+	"  - {name: kill, port: 7778, targetPort: 7778}\n"
+	"  - {name: first, port: 7779, targetPort: 7779}\n";
 
 static const char routes[] =
 	"apiVersion: gateway.networking.k8s.io/v1\n"
@@ -70,6 +77,15 @@ static const char routes[] =
 	"  rules:\n"
 	"  - matches: [{path: {type: PathPrefix, value: /kill}}]\n"
 	"    backendRefs: [{name: bulk, port: 7778}]\n"
+	"---\n"
+	"apiVersion: gateway.networking.k8s.io/v1\n"
+	"kind: HTTPRoute\n"
+	"metadata: {name: bulk-first, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  parentRefs:\n"
+	"  - {group: \"\", kind: Service, name: bulk, port: 7779}\n"
+	"  rules:\n"
+	"  - backendRefs: [{name: bulk, port: 7779}]\n"
 	"---\n"
 	"apiVersion: gateway.networking.k8s.io/v1\n"
 	"kind: HTTPRoute\n"
@@ -885,6 +901,137 @@ out:
 	shared_free(h, sizeof(*h));
 }
 
+/* ---- what is not HTTP: server-first, TLS ------------------------------------ */
+
+#define GREETING "220 hello\n"
+
+struct firstsrv {
+	volatile int ready;
+	int err;
+};
+
+/* In echo-v1's netns: per connection a greeting first, then every byte back. */
+static int firstsrv_run(void *arg)
+{
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons(FIRST_PORT) };
+	struct firstsrv *f = arg;
+	int lfd, zero = 0, one = 1;
+
+	lfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || setsockopt(lfd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) ||
+	    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(lfd, (struct sockaddr *)&sin6, sizeof(sin6)) || listen(lfd, 8)) {
+		f->err = -errno;
+		return 1;
+	}
+	__atomic_store_n(&f->ready, 1, __ATOMIC_RELEASE);
+	for (;;) {
+		char buf[4096];
+		ssize_t n;
+		int fd = accept(lfd, NULL, NULL);
+
+		if (fd < 0)
+			return 1;
+		send_all(fd, GREETING, strlen(GREETING));
+		while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+			send_all(fd, buf, (size_t)n);
+		close(fd);
+	}
+}
+
+struct firstcli {
+	char ip[INET6_ADDRSTRLEN];
+	int step, err;
+	char got[256];
+};
+
+/* Read exactly n bytes (IO_TIMEOUT_S); 0 or -errno / -EIO. */
+static int read_n(int fd, char *buf, size_t n)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t r = recv(fd, buf + got, n - got, 0);
+
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+static int firstcli_run(void *arg)
+{
+	static const char tls[] = "\x16\x03\x01\x00\x0c\x01\x00\x00\x08\x03\x03hello!";
+	struct firstcli *c = arg;
+	char buf[256];
+	int fd;
+
+	/* 1. server-first: say nothing, the greeting comes (the engine's sniff time) */
+	c->step = 1;
+	fd = dial(c->ip, FIRST_PORT);
+	if (fd < 0 || read_n(fd, buf, strlen(GREETING)) || memcmp(buf, GREETING, strlen(GREETING)))
+		goto fail;
+	/* then the client's bytes both ways, through the engine's tunnel */
+	c->step = 2;
+	if (send_all(fd, "ping\n", 5) || read_n(fd, buf, 5) || memcmp(buf, "ping\n", 5))
+		goto fail;
+	close(fd);
+	/* 3. a TLS ClientHello at once: not HTTP, passed through whole */
+	c->step = 3;
+	fd = dial(c->ip, FIRST_PORT);
+	if (fd < 0 || send_all(fd, tls, sizeof(tls) - 1) ||
+	    read_n(fd, buf, strlen(GREETING) + sizeof(tls) - 1) ||
+	    memcmp(buf, GREETING, strlen(GREETING)) ||
+	    memcmp(buf + strlen(GREETING), tls, sizeof(tls) - 1))
+		goto fail;
+	close(fd);
+	c->step = 0;
+	return 0;
+fail:
+	c->err = fd < 0 ? fd : -errno;
+	if (fd >= 0)
+		close(fd);
+	return 1;
+}
+
+/*
+ * 8. What is not HTTP on a Service port with HTTP rules: a server-first
+ * protocol (the client waits for the greeting) and a TLS ClientHello get
+ * the backend through the engine's tunnel, with the kernel path on too
+ * (the first: the engine took the silent connection before the client's
+ * first message; the second: the kernel's parser handed it over).
+ */
+static void subtest_not_http(struct http_env *e)
+{
+	struct firstsrv *f = shared_alloc(sizeof(*f));
+	struct firstcli *c = shared_alloc(sizeof(*c));
+	double first0 = scrape(e, KH_SERIES("engine_first"));
+	double bad0 = scrape(e, KH_SERIES("malformed"));
+	pid_t srv = 0, cli;
+
+	if (!ASSERT_OK_PTR(f, "shared memory") || !ASSERT_OK_PTR(c, "shared memory"))
+		goto out;
+	srv = child_start(NULL, e->v1->netns, firstsrv_run, f);
+	if (!ASSERT_GT(srv, 0, "server process") || !ASSERT_TRUE(wait_flag(&f->ready, 5000), "listening"))
+		goto out;
+	snprintf(c->ip, sizeof(c->ip), "%s", e->bulk);
+	cli = child_start(e->v2->container_cgroup, e->v2->netns, firstcli_run, c);
+	if (ASSERT_GT(cli, 0, "client process"))
+		child_wait(cli, 20000);
+	ASSERT_EQ(c->step, 0, "server-first greeting, bytes both ways, a ClientHello passed through");
+	ASSERT_EQ(c->err, 0, "client");
+	if (e->kernel) {
+		ASSERT_EQ(scrape(e, KH_SERIES("engine_first")) - first0, 1,
+			  "the engine took the silent one first");
+		ASSERT_EQ(scrape(e, KH_SERIES("malformed")) - bad0, 1,
+			  "the kernel handed the ClientHello over");
+	}
+out:
+	if (srv > 0)
+		child_kill(srv);
+	shared_free(f, sizeof(*f));
+	shared_free(c, sizeof(*c));
+}
+
 static void run_http(bool kernel)
 {
 	char maddr[64];
@@ -892,6 +1039,7 @@ static void run_http(bool kernel)
 			       kernel ? "--kernel-http" : NULL, NULL };
 	struct http_env e = { .ts.lfd = -1, .kernel = kernel };
 	double served = 0, engine = 0;
+	char pin[128];
 	long ctl;
 
 	if (lab_env_start_mesh(&e.lab, bulk_service))
@@ -927,6 +1075,8 @@ static void run_http(bool kernel)
 		subtest_upstream_killed(&e);
 	if (test__start_subtest("client_killed"))
 		subtest_client_killed(&e);
+	if (test__start_subtest("not_http"))
+		subtest_not_http(&e);
 	if (kernel && test__start_subtest("served_in_kernel")) {
 		kh_scrape(&e, &served, &engine);
 		ctl = gammactl_served(&e);
@@ -935,6 +1085,11 @@ static void run_http(bool kernel)
 			     served + engine > 0 ? 100 * served / (served + engine) : 0, ctl);
 		ASSERT_EQ(agent_env_log_count(&e.ag, "kernel HTTP data path: on"), 1,
 			  "the agent runs the kernel path");
+		/* part of the pinned data path (gammad uninstall removes the pin dir) */
+		snprintf(pin, sizeof(pin), "%s/link_kh_sockops", e.ag.pin_dir);
+		ASSERT_OK(access(pin, F_OK), "link_kh_sockops pinned");
+		ASSERT_GT(pinned_entries(e.ag.pin_dir, GAMMAD_MAP_KH_SLOT), 0, "upstream slots pinned");
+		ASSERT_GE(pinned_entries(e.ag.pin_dir, GAMMAD_MAP_KH_CLI), 0, "client sockhash pinned");
 		/* more than half of what the subtests sent (the 10,000 of keepalive_10k alone) */
 		ASSERT_GT(served, 5000, "/metrics: served in the kernel");
 		ASSERT_GE(ctl, (long)served, "gammactl stats: served in the kernel");
