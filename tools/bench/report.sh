@@ -60,6 +60,7 @@ function name(m, s) {
 	if (m == "haproxy-tcp") return "haproxy per node, L4 (mode tcp) | -"
 	if (m == "haproxy-http") return "haproxy per node, L7 (mode http) | -"
 	if (m == "gammad-http") return "gammad HTTP engine (HTTPRoute, per request) | 10"
+	if (m == "gammad-khttp") return "gammad kernel HTTP path (--kernel-http, per request) | 10"
 	return m " | -"
 }
 function svcs(s, be) {
@@ -145,6 +146,16 @@ END {
 	ew = pick("gammad-http", "wrk_rps"); hw = pick("haproxy-http", "wrk_rps")
 	if (e50 > 0 && h50 > 0 && ew > 0 && hw > 0)
 		printf "| HTTP engine p50 and wrk req/s at least haproxy mode http | p50 %.2fx (%.1f vs %.1f us; haproxy / engine), req/s %.2fx (%.0f vs %.0f) | %s |\n", h50 / e50, e50, h50, ew / hw, ew, hw, verdict(e50 <= h50 && ew >= hw)
+	# issue 13: the kernel HTTP path against direct TCP to the pod and haproxy mode http
+	k50 = pick("gammad-khttp", "p50_us"); d50 = pick("direct", "p50_us")
+	kw = pick("gammad-khttp", "wrk_rps"); dw = pick("direct", "wrk_rps")
+	kc = pick("gammad-khttp", "cps"); dc = pick("direct", "cps")
+	if (k50 > 0 && d50 > 0)
+		printf "| kernel HTTP same-node keep-alive p50 <= 0.8x direct | %.2fx (%.1f vs %.1f us) | %s |\n", k50 / d50, k50, d50, verdict(k50 <= 0.8 * d50)
+	if (kw > 0 && dw > 0 && hw > 0)
+		printf "| kernel HTTP wrk req/s >= 1.2x direct and >= 2.5x haproxy http | %.2fx direct, %.2fx haproxy (%.0f vs %.0f, %.0f) | %s |\n", kw / dw, kw / hw, kw, dw, hw, verdict(kw >= 1.2 * dw && kw >= 2.5 * hw)
+	if (kc > 0 && dc > 0)
+		printf "| kernel HTTP new conn/s >= 0.8x direct | %.2fx (%.0f vs %.0f /s) | %s |\n", kc / dc, kc, dc, verdict(kc >= 0.8 * dc)
 	c = pick("control-10", "change_ms")
 	if (c > 0)
 		printf "| change-to-served < 50 ms | %.1f ms (10 Services) | %s |\n", c, verdict(c < 50)
