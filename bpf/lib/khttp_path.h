@@ -259,6 +259,16 @@ static __always_inline void kh_slot_release(struct gammad_kh_conn *c)
 	}
 }
 
+static __always_inline bool kh_pool_eq(const struct gammad_kh_pool_key *a,
+				       const struct gammad_kh_pool_key *b)
+{
+	const __u32 *x = (const __u32 *)a->addr, *y = (const __u32 *)b->addr;
+
+	return a->netns_cookie == b->netns_cookie && a->port == b->port &&
+	       a->family == b->family && x[0] == y[0] && x[1] == y[1] && x[2] == y[2] &&
+	       x[3] == y[3];
+}
+
 /*
  * Bind a free upstream of the pool: its slot, or -1. (A client gives its
  * upstream back when it switches endpoint or closes: gammad_kh_sockops.)
@@ -286,7 +296,8 @@ static __always_inline int kh_slot_claim(struct gammad_kh_conn *c,
 		if (!sl)
 			continue;
 		owner = sl->owner;
-		if (owner != GAMMAD_KH_OWNER_FREE)
+		/* a slot the agent armed for another pool since (a restart): never */
+		if (owner != GAMMAD_KH_OWNER_FREE || !kh_pool_eq(&sl->pool, pk))
 			continue;
 		if (__sync_val_compare_and_swap(&sl->owner, owner, c->cookie) != owner)
 			continue;
@@ -328,16 +339,6 @@ static __always_inline __u32 kh_endpoint(const struct gammad_kh_conn *c, __u32 b
 	pk->family = ev->family;
 	pk->pad = 0;
 	return 0;
-}
-
-static __always_inline bool kh_pool_eq(const struct gammad_kh_pool_key *a,
-				       const struct gammad_kh_pool_key *b)
-{
-	const __u32 *x = (const __u32 *)a->addr, *y = (const __u32 *)b->addr;
-
-	return a->netns_cookie == b->netns_cookie && a->port == b->port &&
-	       a->family == b->family && x[0] == y[0] && x[1] == y[1] && x[2] == y[2] &&
-	       x[3] == y[3];
 }
 
 /*

@@ -264,6 +264,20 @@ static void on_hangup(struct kh_pools *p, uint32_t s)
 	slot_rearm(p, s);
 }
 
+/*
+ * Pools an earlier agent left in the pinned map name slots whose sockets
+ * went with it and whose ids this one arms for other pools: gone before
+ * the first pool is written.
+ */
+static void pools_flush(struct kh_pools *p)
+{
+	struct gammad_kh_pool_key k;
+
+	while (!bpf_map_get_next_key(p->o.map_pool, NULL, &k))
+		if (bpf_map_delete_elem(p->o.map_pool, &k))
+			break;
+}
+
 struct kh_pools *kh_pools_new(const struct kh_pool_opts *o)
 {
 	struct kh_pools *p = calloc(1, sizeof(*p));
@@ -281,6 +295,7 @@ struct kh_pools *kh_pools_new(const struct kh_pool_opts *o)
 		goto fail;
 	for (uint32_t s = 0; s < GAMMAD_KH_SLOTS_MAX; s++)
 		p->slots[s].fd = -1;
+	pools_flush(p);
 	p->rb = ring_buffer__new(o->map_events, on_event, p, NULL);
 	if (!p->rb || epoll_ctl(p->ep, EPOLL_CTL_ADD, ring_buffer__epoll_fd(p->rb), &ev))
 		goto fail;
