@@ -726,7 +726,7 @@ static void subtest_slow_reader(struct http_env *e)
 		return;
 	if (e->kernel) {
 		/* issue 13: bytes in flight per connection capped (branch khttp-features) */
-		test__skip("the kernel path does not cap bytes in flight yet (issue 13)");
+		test__skip("a slow reader past the kernel's cap is reset, not relayed yet (issue 13)");
 		shared_free(h, sizeof(*h));
 		return;
 	}

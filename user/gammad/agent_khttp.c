@@ -34,7 +34,7 @@ struct agent_kh {
 	struct kh_pools *pools;
 	struct kh_want *kept;
 	size_t nr_kept, cap;
-	bool warned;
+	bool warned, slow_noted;
 };
 
 void agent_kh_open(struct agent *a, bool engine)
@@ -76,9 +76,37 @@ static void kh_cut(void *ctx, uint64_t client_cookie)
 	engine_kernel_reset(a->engine, client_cookie);
 }
 
+/* A close-delimited response ended: the engine ends the client's side after it. */
+static void kh_eof(void *ctx, uint64_t client_cookie)
+{
+	struct agent *a = ctx;
+
+	engine_kernel_eof(a->engine, client_cookie);
+}
+
+/*
+ * A client lags beyond the kernel's in-flight cap: the rest of its
+ * response waits on the upstream under TCP's flow control. Relaying it
+ * through the engine is not done yet: the client is reset (bounded memory
+ * kept; it sees a reset, never a cut response that looks whole).
+ */
+static void kh_slow(void *ctx, uint64_t client_cookie, uint32_t slot, int upstream_fd)
+{
+	struct agent *a = ctx;
+
+	(void)slot;
+	(void)upstream_fd;
+	if (!a->khp->slow_noted)
+		pr_warn("kernel HTTP data path: a client lags beyond the in-flight cap: reset (its "
+			"upstream is not relayed yet; logged once)");
+	a->khp->slow_noted = true;
+	engine_kernel_reset(a->engine, client_cookie);
+}
+
 int agent_kh_start(struct agent *a)
 {
-	struct kh_pool_opts po = { .per_pool = KH_PER_POOL, .cut = kh_cut, .ctx = a };
+	struct kh_pool_opts po = { .per_pool = KH_PER_POOL, .cut = kh_cut, .eof = kh_eof,
+				   .slow = kh_slow, .ctx = a };
 	struct agent_kh *k;
 
 	if (!a->kh_dp || !a->steer)

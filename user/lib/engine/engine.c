@@ -242,13 +242,17 @@ static void forget_netns(struct engine *e, void *netns_ctx)
 	}
 }
 
-static void kernel_reset(struct engine *e, uint64_t cookie)
+static void kernel_op(struct engine *e, int op, uint64_t cookie)
 {
-	for (struct cconn *c = e->clients; c; c = c->next)
-		if (c->origin.kernel_cookie == cookie) {
+	for (struct cconn *c = e->clients; c; c = c->next) {
+		if (c->origin.kernel_cookie != cookie)
+			continue;
+		if (op == PENDING_KH_RESET)
 			eng_client_close(e, c, true);
-			return;
-		}
+		else if (c->state == CS_SNIFF && !c->in.len)
+			c->kh_eof = 2;	/* only while the kernel has it: nothing came here */
+		return;
+	}
 }
 
 static void take_pending(struct engine *e)
@@ -267,8 +271,8 @@ static void take_pending(struct engine *e)
 		next = p->next;
 		if (p->fd >= 0) {
 			client_new(e, p);
-		} else if (p->fd == PENDING_KH_RESET) {
-			kernel_reset(e, p->origin.kernel_cookie);
+		} else if (p->fd == PENDING_KH_RESET || p->fd == PENDING_KH_EOF) {
+			kernel_op(e, p->fd, p->origin.kernel_cookie);
 		} else {
 			forget_netns(e, p->origin.netns_ctx);
 			pthread_mutex_lock(&e->lock);
@@ -338,6 +342,15 @@ static void check_timers(struct engine *e)
 	/* Handling one client closes at most that client: next stays valid. */
 	for (c = e->clients; c; c = next) {
 		next = c->next;
+		if (c->kh_eof && !--c->kh_eof && c->state == CS_SNIFF && !c->in.len) {
+			/* the kernel's close-delimited response is in: end it (a FIN, then drain) */
+			shutdown(c->fd, SHUT_WR);
+			c->wr_shut = true;
+			c->kernel = false;
+			c->state = CS_LINGER;
+			c->linger_until = e->now + ENGINE_LINGER_MS;
+			continue;
+		}
 		if (c->kh_hold && !e->o.kernel_pending(e->o.ctx, c->origin.kernel_cookie)) {
 			/* quiet at two ticks in a row: what the kernel queued is delivered */
 			if (c->kh_quiet) {
@@ -752,7 +765,7 @@ static void loop_forget_netns(struct engine *e, void *netns_ctx)
 	pthread_mutex_unlock(&e->lock);
 }
 
-void engine_kernel_reset(struct engine *e, uint64_t cookie)
+static void kernel_post(struct engine *e, int op, uint64_t cookie)
 {
 	uint64_t one = 1;
 
@@ -766,7 +779,7 @@ void engine_kernel_reset(struct engine *e, uint64_t cookie)
 
 		if (!p)
 			return;
-		p->fd = PENDING_KH_RESET;
+		p->fd = op;
 		p->origin.kernel_cookie = cookie;
 		pthread_mutex_lock(&l->lock);
 		if (!l->running) {
@@ -780,6 +793,16 @@ void engine_kernel_reset(struct engine *e, uint64_t cookie)
 		if (write(l->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 			pr_warn("engine: eventfd write: %s", strerror(errno));
 	}
+}
+
+void engine_kernel_reset(struct engine *e, uint64_t cookie)
+{
+	kernel_post(e, PENDING_KH_RESET, cookie);
+}
+
+void engine_kernel_eof(struct engine *e, uint64_t cookie)
+{
+	kernel_post(e, PENDING_KH_EOF, cookie);
 }
 
 void engine_forget_netns(struct engine *e, void *netns_ctx)

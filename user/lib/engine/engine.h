@@ -231,6 +231,13 @@ void engine_forget_netns(struct engine *e, void *netns_ctx);
  */
 void engine_kernel_reset(struct engine *e, uint64_t cookie);
 /*
+ * Its close-delimited response ended (the upstream closed): the client's
+ * side is shut down for writing two timer ticks from now (what the kernel
+ * redirected reaches the client first), as the engine ends such a
+ * response. Any thread; does not wait.
+ */
+void engine_kernel_eof(struct engine *e, uint64_t cookie);
+/*
  * Restarts (engine_handoff.c). A client connection taken from a previous
  * engine at a request boundary: it spoke HTTP already, so it is not sniffed
  * again (an idle keep-alive connection would look server-first). Same

@@ -65,6 +65,7 @@ struct cconn {
 	enum cstate state;
 	bool kernel;			/* silent, the kernel serves it: no timers */
 	bool kh_hold, kh_quiet;		/* our responses wait for the kernel's (kernel_pending) */
+	uint8_t kh_eof;			/* ticks left before its FIN (engine_kernel_eof), 0: none */
 	struct engine_origin origin;
 	struct ebuf in, out;
 	struct cconn *next, *prev;	/* engine's list of clients */
@@ -155,6 +156,7 @@ struct uconn {
 
 /* What other threads hand the loop, in order: a client, or a netns to forget (fd -1). */
 #define PENDING_KH_RESET (-2)	/* reset the client of origin.kernel_cookie */
+#define PENDING_KH_EOF	(-3)	/* end it after the kernel's response */
 
 struct pending {
 	int fd;				/* -1: forget origin.netns_ctx; PENDING_KH_RESET */
