@@ -107,7 +107,7 @@ static __always_inline bool tcp_is_syn(const struct pkt *p)
 static __always_inline struct gammad_ct_val *tc_fwd_entry(const struct gammad_ct_key *k,
 							  const struct pkt *p)
 {
-	struct gammad_ct_val *v = bpf_map_lookup_elem(&gammad_ct_v1, k);
+	struct gammad_ct_val *v = ct_lookup(k);
 
 	if (!v)
 		return NULL;
@@ -134,6 +134,10 @@ static __always_inline int tc_forward(struct __sk_buff *skb, struct pkt *p,
 		__builtin_memcpy(&ct, v, sizeof(ct));
 	} else {
 		if (k.proto == IPPROTO_TCP && !tcp_is_syn(p)) {
+			if (ct_old_has(&k)) {
+				tc_count(GAMMAD_TC_UPGRADE_WAIT);
+				return TC_ACT_SHOT;
+			}
 			tc_count(GAMMAD_TC_CT_MISS);
 			return TC_ACT_OK;
 		}
@@ -177,7 +181,7 @@ static __always_inline void tc_reuse_check(const struct pkt *p)
 	if (!udp && !tcp_is_syn(p))
 		return;
 	ct_reversed_key(&k, &p->o.t, GAMMAD_CT_REV);
-	v = bpf_map_lookup_elem(&gammad_ct_v1, &k);
+	v = ct_lookup(&k);
 	if (v && (udp || (v->flags & GAMMAD_CT_F_CLOSING))) {
 		ct_delete(&k, v);
 		tc_count(GAMMAD_TC_CLOSED);
@@ -200,7 +204,11 @@ static __always_inline int tc_reply(struct __sk_buff *skb, struct pkt *p)
 	tc_reuse_check(p);
 	k.dir = GAMMAD_CT_REV;
 	k.pad = 0;
-	v = bpf_map_lookup_elem(&gammad_ct_v1, &k);
+	v = ct_lookup(&k);
+	if (!v && ct_old_has(&k)) {
+		tc_count(GAMMAD_TC_UPGRADE_WAIT);
+		return TC_ACT_SHOT;
+	}
 	if (!v) {
 		tc_count(GAMMAD_TC_PASS);
 		return TC_ACT_OK;
@@ -277,6 +285,7 @@ static __always_inline int tc_icmp(struct __sk_buff *skb, struct pkt *p)
 	}
 	ct_reversed_key(&k, &in.t, GAMMAD_CT_REV);
 	side = NAT_DST;
+	/* no stale-copy check here (bpf/lib/ct.h): this path is near the stack limit */
 	v = bpf_map_lookup_elem(&gammad_ct_v1, &k);
 	if (!v) {
 		k.dir = GAMMAD_CT_FWD;

@@ -76,14 +76,81 @@ static __always_inline __u64 ct_timeout(const struct gammad_ct_val *v, __u8 prot
 	return proto == IPPROTO_TCP ? tc_ct_tcp_timeout : tc_ct_udp_timeout;
 }
 
-/* Remove both entries of the flow of (k, v). */
+/*
+ * An upgrade of the conntrack layout (user/lib/datapath/layout.c) switches
+ * the veths one after the other, while the old programs on the others go
+ * on writing the old map, which the agent copies into ours before and
+ * after the switch. Between two copies our map can lack a flow the old
+ * programs made, or hold one they have ended since. Slot 0 holds the old
+ * map from before the switch until the agent's last copy (empty outside an
+ * upgrade); we never read its values (another layout), only whether a
+ * tuple is there:
+ *  - a flow missing here that it has was made since the agent's last copy:
+ *    its packet is dropped and resent (the copy right after the switch
+ *    brings the entry); passed untranslated, an endpoint's reply would make
+ *    the client's stack answer with a RST that kills the connection;
+ *  - an entry the agent copied (GAMMAD_CT_F_MIGRATED) that it no longer has
+ *    was ended by an old program since: stale, removed (a direct
+ *    connection reusing the tuple would get its replies translated);
+ *  - what we end we end there too, so the last copy does not bring it back.
+ * The template is this layout's; the agent sets the old map's as it loads.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_LRU_HASH);
+		__uint(max_entries, 1);
+		__type(key, struct gammad_ct_key);
+		__type(value, struct gammad_ct_val);
+	});
+} gammad_ctold_v1 SEC(".maps");
+
+static __always_inline void *ct_old_map(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&gammad_ctold_v1, &zero);
+}
+
+/* During an upgrade: the old programs made this flow, the agent has not copied it yet. */
+static __always_inline bool ct_old_has(const struct gammad_ct_key *k)
+{
+	void *old = ct_old_map();
+
+	return old && bpf_map_lookup_elem(old, k);
+}
+
+/* The entry of k, or NULL; a copy whose flow the old programs ended since goes. */
+static __always_inline struct gammad_ct_val *ct_lookup(const struct gammad_ct_key *k)
+{
+	struct gammad_ct_val *v = bpf_map_lookup_elem(&gammad_ct_v1, k);
+	void *old;
+
+	if (!v || !(v->flags & GAMMAD_CT_F_MIGRATED))
+		return v;
+	old = ct_old_map();
+	if (!old || bpf_map_lookup_elem(old, k))
+		return v;
+	bpf_map_delete_elem(&gammad_ct_v1, k);
+	return NULL;
+}
+
+/* Remove both entries of the flow of (k, v) (from the old map too during an upgrade). */
 static __always_inline void ct_delete(const struct gammad_ct_key *k, const struct gammad_ct_val *v)
 {
 	struct gammad_ct_key peer;
+	void *old;
 
 	ct_peer_key(&peer, k, v);
 	bpf_map_delete_elem(&gammad_ct_v1, &peer);
 	bpf_map_delete_elem(&gammad_ct_v1, k);
+	old = ct_old_map();
+	if (old) {
+		bpf_map_delete_elem(old, &peer);
+		bpf_map_delete_elem(old, k);
+	}
 }
 
 /* Mark both entries closing: the flow then ends after the short timeout. */

@@ -1048,6 +1048,8 @@ enum gammad_ct_flags {
 	GAMMAD_CT_F_HAIRPIN	= 1 << 2,	/* endpoint == client: the client side is
 						 * SNATed to the hairpin address, the REV
 						 * key's daddr is that address */
+	GAMMAD_CT_F_MIGRATED	= 1 << 3,	/* copied by the agent in a layout upgrade
+						 * (bpf/lib/ct.h gammad_ctold_v1) */
 };
 
 #ifndef GAMMAD_LAYOUT_NEXT
@@ -1100,6 +1102,8 @@ enum gammad_tc_reason {
 	GAMMAD_TC_FAMILY,		/* endpoint of another family: dropped */
 	GAMMAD_TC_HAIRPIN,		/* a packet of a hairpin flow translated (either
 					 * way, ICMP errors too): the pod reached itself */
+	GAMMAD_TC_UPGRADE_WAIT,		/* layout upgrade: a flow the old programs made,
+					 * not copied yet: dropped, resent */
 	GAMMAD_TC_MAX,
 };
 

@@ -640,6 +640,106 @@ static void test_hairpin_addr(struct tc_env *e)
 	tc_bpf__destroy(skel);
 }
 
+/* An IPv4 TCP conntrack key as the programs store it. */
+static struct gammad_ct_key ct_key4(const char *src, int sport, const char *dst, int dport,
+				    __u8 dir)
+{
+	struct gammad_ct_key k = { .sport = htons(sport), .dport = htons(dport),
+				   .proto = IPPROTO_TCP, .family = AF_INET, .dir = dir };
+
+	inet_pton(AF_INET, src, k.saddr);
+	inet_pton(AF_INET, dst, k.daddr);
+	return k;
+}
+
+/*
+ * A conntrack layout upgrade's switch (bpf/lib/ct.h gammad_ctold_v1): while
+ * the slot holds the old map, a flow only the old map has is dropped (not
+ * passed untranslated, which makes the client reset the connection), a copy
+ * whose flow the old programs ended is dropped as stale, and what the new
+ * programs end goes from the old map too. The agent_upgrade test runs the
+ * two layouts; this one fixes the packets.
+ */
+static void test_upgrade_old_ct(struct tc_env *e)
+{
+	const struct tc_case rows[] = {
+		{ "reply of a flow only the old map has: dropped", HOOK_POD,
+		  TCP(AF_INET, EP4, C4, EPORT, 43000, ACK, .payload = 100), true, {}, TC_ACT_SHOT,
+		  D([GAMMAD_TC_UPGRADE_WAIT] = 1) },
+		{ "mid-flow packet of a flow only the old map has: dropped", HOOK_POD,
+		  TCP(AF_INET, C4, VIP4, 43000, VPORT, ACK, .payload = 100), true, {}, TC_ACT_SHOT,
+		  D([GAMMAD_TC_UPGRADE_WAIT] = 1) },
+		{ "reply on a stale copy: untouched", HOOK_POD,
+		  TCP(AF_INET, EP4, C4, EPORT, 43001, ACK), true, {}, 0, D([GAMMAD_TC_PASS] = 1) },
+		{ "reply on a copy the old map still has: translated", HOOK_POD,
+		  TCP(AF_INET, EP4, C4, EPORT, 43002, ACK), false,
+		  TCP(AF_INET, VIP4, C4, VPORT, 43002, ACK), 0, D(RX) },
+		{ "syn of a new flow", HOOK_POD, TCP(AF_INET, C4, VIP4, 43003, VPORT, SYN), false,
+		  TCP(AF_INET, C4, EP4, 43003, EPORT, SYN), 0, D(NF, XL) },
+		{ "its rst", HOOK_POD, TCP(AF_INET, C4, VIP4, 43003, VPORT, RST | ACK), false,
+		  TCP(AF_INET, C4, EP4, 43003, EPORT, RST | ACK), 0,
+		  D(XL, [GAMMAD_TC_CLOSED] = 1) },
+	};
+	const struct tc_case after[] = {
+		{ "slot emptied: an old-only flow is a miss again", HOOK_POD,
+		  TCP(AF_INET, EP4, C4, EPORT, 43000, ACK, .payload = 100), true, {}, 0,
+		  D([GAMMAD_TC_PASS] = 1) },
+		{ "slot emptied: copies serve as they are", HOOK_POD,
+		  TCP(AF_INET, EP4, C4, EPORT, 43004, ACK), false,
+		  TCP(AF_INET, VIP4, C4, VPORT, 43004, ACK), 0, D(RX) },
+	};
+	int ct = dp_map_fd(e->fx.dp, GAMMAD_MAP_CT);
+	int slot = bpf_map__fd(e->skel->maps.gammad_ctold_v1);
+	struct gammad_ct_key k, old_keys[] = {
+		ct_key4(EP4, EPORT, C4, 43000, GAMMAD_CT_REV),
+		ct_key4(C4, 43000, VIP4, VPORT, GAMMAD_CT_FWD),
+		ct_key4(EP4, EPORT, C4, 43002, GAMMAD_CT_REV),
+		ct_key4(C4, 43003, VIP4, VPORT, GAMMAD_CT_FWD),
+		ct_key4(EP4, EPORT, C4, 43003, GAMMAD_CT_REV),
+	};
+	struct gammad_ct_val v = { .nat_port = htons(VPORT), .flags = GAMMAD_CT_F_MIGRATED };
+	__u32 zero = 0;
+	int old;
+
+	inet_pton(AF_INET, VIP4, v.nat_addr);
+	old = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "ctold_test", sizeof(struct gammad_ct_key),
+			     sizeof(struct gammad_ct_val), 64, NULL);
+	if (!ASSERT_GE(ct, 0, "ct map") || !ASSERT_GE(old, 0, "old map"))
+		goto out;
+	for (size_t i = 0; i < sizeof(old_keys) / sizeof(old_keys[0]); i++)
+		if (!ASSERT_OK(bpf_map_update_elem(old, &old_keys[i], &v, BPF_ANY), "old entry"))
+			goto out;
+	/* the agent's copies: 43001's flow ended in the old map since, 43002's lives */
+	k = ct_key4(EP4, EPORT, C4, 43001, GAMMAD_CT_REV);
+	if (!ASSERT_OK(bpf_map_update_elem(ct, &k, &v, BPF_ANY), "stale copy") ||
+	    !ASSERT_OK(bpf_map_update_elem(ct, &old_keys[2], &v, BPF_ANY), "live copy") ||
+	    !ASSERT_OK(bpf_map_update_elem(slot, &zero, &old, BPF_ANY), "slot"))
+		goto out;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		test__printf("  %s\n", rows[i].name);
+		run_case(e, &rows[i]);
+	}
+	ASSERT_ERR(bpf_map_lookup_elem(ct, &k, &v), "the stale copy is gone");
+	ASSERT_ERR(bpf_map_lookup_elem(old, &old_keys[3], &v), "rst: old fwd entry gone");
+	ASSERT_ERR(bpf_map_lookup_elem(old, &old_keys[4], &v), "rst: old rev entry gone");
+	ASSERT_OK(bpf_map_lookup_elem(old, &old_keys[0], &v), "untouched old entry");
+	if (!ASSERT_OK(bpf_map_delete_elem(slot, &zero), "empty the slot"))
+		goto out;
+	/* a copy the old map never had: outside an upgrade the flag means nothing */
+	k = ct_key4(EP4, EPORT, C4, 43004, GAMMAD_CT_REV);
+	v.flags = GAMMAD_CT_F_MIGRATED;
+	if (!ASSERT_OK(bpf_map_update_elem(ct, &k, &v, BPF_ANY), "copy"))
+		goto out;
+	for (size_t i = 0; i < sizeof(after) / sizeof(after[0]); i++) {
+		test__printf("  %s\n", after[i].name);
+		run_case(e, &after[i]);
+	}
+out:
+	bpf_map_delete_elem(slot, &zero);
+	if (old >= 0)
+		close(old);
+}
+
 static int env_setup(struct tc_env *e)
 {
 	int err = fx_setup(&e->fx, 0, false);
@@ -680,6 +780,8 @@ void test_tc_nat(void)
 		test_idle(&e);
 	if (test__start_subtest("hairpin_address_set_at_load"))
 		test_hairpin_addr(&e);
+	if (test__start_subtest("upgrade_old_conntrack"))
+		test_upgrade_old_ct(&e);
 cleanup:
 	tc_bpf__destroy(e.skel);
 	fx_teardown(&e.fx);

@@ -380,7 +380,7 @@ int dp_open(const struct dp_opts *opts, struct dp **out)
 	dp = calloc(1, sizeof(*dp));
 	if (!dp)
 		return -ENOMEM;
-	dp->cg_fd = dp->sync_outer_fd = dp->sync_inner_fd = -1;
+	dp->cg_fd = dp->sync_outer_fd = dp->sync_inner_fd = dp->ct_old_slot_fd = -1;
 	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s",
 		 opts->pin_dir ? opts->pin_dir : DP_PIN_DIR_DEFAULT);
 	dp->sizes = opts->sizes;

@@ -67,6 +67,7 @@ struct dp {
 	struct dp_mirror *mirror;	/* NULL: every read goes to the kernel */
 	struct dp_migration migrations[DP_MAX_MIGRATIONS];
 	int nr_migrations;		/* layout upgrades not yet committed */
+	int ct_old_slot_fd;		/* the TC programs' gammad_ctold_v1 while it holds the old conntrack map */
 };
 
 
@@ -104,6 +105,14 @@ bool dp_layout_pending(const struct dp *dp);
 void dp_layout_catch_up(struct dp *dp);
 int dp_layout_commit(struct dp *dp);
 void dp_layout_release(struct dp *dp);
+/*
+ * The conntrack map's upgrade under way (not rolled forward): the old map's
+ * fd, else -1. The TC programs load with it as their gammad_ctold_v1
+ * template and hold it in slot_fd from before the switch (bpf/lib/ct.h);
+ * the commit empties the slot after its last copy.
+ */
+int dp_layout_ct_old(const struct dp *dp);
+void dp_layout_ct_slot(struct dp *dp, int slot_fd);
 
 /*
  * datapath.c, for the other objects of the data path (datapath_khttp.c):

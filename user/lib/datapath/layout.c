@@ -50,6 +50,12 @@
 /* ---- the registry -------------------------------------------------------- */
 
 /*
+ * A conntrack (GAMMAD_MAP_CT) converter sets GAMMAD_CT_F_MIGRATED on every
+ * entry: during the switch the new TC programs drop a copy whose flow the
+ * old programs have ended since (bpf/lib/ct.h).
+ */
+
+/*
  * Convert one entry (one CPU's value of a per-CPU map) of the previous
  * layout; key and val are zeroed before. NULL: both are copied byte for
  * byte up to the shorter size (a layout that only grew at its end).
@@ -104,7 +110,8 @@ static void ct_v1_to_v2(const void *ok, const void *ov, void *k, void *v)
 	memcpy(k, ok, sizeof(struct gammad_ct_key));
 	memcpy(n->nat_addr, o->nat_addr, sizeof(n->nat_addr));
 	n->nat_port = o->nat_port;
-	n->flags = o->flags;
+	/* every conntrack converter marks its copies (bpf/lib/ct.h gammad_ctold_v1) */
+	n->flags = o->flags | GAMMAD_CT_F_MIGRATED;
 	n->svc_port_id = o->svc_port_id;
 	n->last_seen = o->last_seen;
 	n->first_seen = o->last_seen;
@@ -648,8 +655,32 @@ int dp_layout_commit(struct dp *dp)
 			pr_info("datapath: map layout upgraded: %s -> %s (%zu entries converted; "
 				"%s: %zu)", g->old_path, g->path, g->filled, kind, n);
 	}
+	/* the last copy is done: the new programs stop looking at the old conntrack */
+	dp_layout_ct_slot(dp, -1);
 	dp_layout_release(dp);
 	return err;
+}
+
+int dp_layout_ct_old(const struct dp *dp)
+{
+	for (int i = 0; i < dp->nr_migrations; i++) {
+		const struct dp_migration *g = &dp->migrations[i];
+
+		if (!g->adopted && g->old_fd >= 0 && !strcmp(g->layout->name, GAMMAD_MAP_CT))
+			return g->old_fd;
+	}
+	return -1;
+}
+
+void dp_layout_ct_slot(struct dp *dp, int slot_fd)
+{
+	__u32 zero = 0;
+
+	if (dp->ct_old_slot_fd >= 0 && bpf_map_delete_elem(dp->ct_old_slot_fd, &zero) &&
+	    errno != ENOENT)
+		pr_warn("datapath: layout upgrade: emptying the TC programs' old conntrack slot: %s",
+			strerror(errno));
+	dp->ct_old_slot_fd = slot_fd;
 }
 
 void dp_layout_release(struct dp *dp)

@@ -41,7 +41,8 @@ static int tc_relink_all(struct tc_dp *t);
 int tc_dp_open(struct dp *dp, const struct tc_dp_opts *opts, struct tc_dp **out)
 {
 	struct tc_dp *t = calloc(1, sizeof(*t));
-	int err;
+	int err, old_ct;
+	__u32 zero = 0;
 
 	if (!t)
 		return -ENOMEM;
@@ -60,8 +61,18 @@ int tc_dp_open(struct dp *dp, const struct tc_dp_opts *opts, struct tc_dp **out)
 		memcpy((void *)t->skel->rodata->tc_hairpin6, opts->hairpin6, 16);
 	t->clsact = opts && opts->clsact;
 	err = dp_adopt_maps(dp, t->skel->obj);
+	/* the old conntrack's layout is the slot's (bpf/lib/ct.h gammad_ctold_v1) */
+	old_ct = dp_layout_ct_old(dp);
+	if (!err && old_ct >= 0)
+		err = bpf_map__set_inner_map_fd(t->skel->maps.gammad_ctold_v1, old_ct);
 	if (!err)
 		err = tc_bpf__load(t->skel);
+	if (!err && old_ct >= 0) {
+		err = bpf_map_update_elem(bpf_map__fd(t->skel->maps.gammad_ctold_v1), &zero,
+					  &old_ct, BPF_ANY) ? -errno : 0;
+		if (!err)
+			dp_layout_ct_slot(dp, bpf_map__fd(t->skel->maps.gammad_ctold_v1));
+	}
 	/*
 	 * A layout upgrade: the old TC programs read the old maps, which stop
 	 * getting route changes; every pinned attachment switches now, then
@@ -79,6 +90,7 @@ int tc_dp_open(struct dp *dp, const struct tc_dp_opts *opts, struct tc_dp **out)
 	}
 fail:
 	pr_err("tc: load: %s", strerror(-err));
+	dp_layout_ct_slot(dp, -1);
 	tc_dp_close(t);
 	return err;
 }
