@@ -121,6 +121,7 @@ struct upg_env {
 	unsigned long long svc_connects_before, tc_before;
 	size_t ct_before;	/* connect-time HTTP results when the counters were read */
 	int64_t t_loops;	/* when the loops started */
+	int64_t t_upg[2];	/* the upgrade started, applied */
 };
 
 static void sleep_ms(int ms)
@@ -310,12 +311,12 @@ static void subtest_upgrade(struct upg_env *e)
 	size_t ct_now;
 
 	e->ag.bin = NEXT;
-	test__printf("upgrade starts %.3f s after the loops\n",
-		     (mono_us() - e->t_loops) / 1e6);
+	e->t_upg[0] = mono_us();
+	test__printf("upgrade starts %.3f s after the loops\n", (e->t_upg[0] - e->t_loops) / 1e6);
 	if (!ASSERT_OK(agent_env_start(&e->ag), "build/next/gammad applied"))
 		return;
-	test__printf("upgrade applied %.3f s after the loops\n",
-		     (mono_us() - e->t_loops) / 1e6);
+	e->t_upg[1] = mono_us();
+	test__printf("upgrade applied %.3f s after the loops\n", (e->t_upg[1] - e->t_loops) / 1e6);
 	ASSERT_EQ(log_count(e, "building it again from"), NR_CHANGED,
 		  "the interrupted upgrade's leftovers rebuilt");
 	ASSERT_EQ(log_count(e, "map layout upgraded"), NR_CHANGED, "three maps upgraded");
@@ -415,6 +416,10 @@ static void loops_check(struct upg_env *e)
 		r = e->loops[i].res;
 		test__printf("%s: %zu results, %zu failed\n", loop_name[i], n,
 			     mc_count_errors(r, n));
+		if (e->t_upg[1])
+			test__printf("  (the upgrade ran %.3f to %.3f s after the loop)\n",
+				     (e->t_upg[0] - e->t_loops) / 1e6,
+				     (e->t_upg[1] - e->t_loops) / 1e6);
 		for (size_t j = 0; j < n; j++)
 			if (r[j].err)
 				test__printf("  failed: started %.3f s after the loop, %s: %s\n",
