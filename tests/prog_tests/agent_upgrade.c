@@ -309,11 +309,20 @@ static void subtest_upgrade(struct upg_env *e)
 	static char after[65536];
 	unsigned long long svc = 0, tc = 0;
 	size_t ct_now;
+	int ret;
 
 	e->ag.bin = NEXT;
+	/*
+	 * 300 ms between the last copy and each switch, as a loaded machine
+	 * may take: the flows the old programs make meanwhile meet the new
+	 * ones in the middle (bpf/lib/ct.h gammad_ctold_v1 carries them).
+	 */
+	setenv("GAMMAD_TEST_LAYOUT_PAUSE_MS", "300", 1);
 	e->t_upg[0] = mono_us();
 	test__printf("upgrade starts %.3f s after the loops\n", (e->t_upg[0] - e->t_loops) / 1e6);
-	if (!ASSERT_OK(agent_env_start(&e->ag), "build/next/gammad applied"))
+	ret = agent_env_start(&e->ag);
+	unsetenv("GAMMAD_TEST_LAYOUT_PAUSE_MS");
+	if (!ASSERT_OK(ret, "build/next/gammad applied"))
 		return;
 	e->t_upg[1] = mono_us();
 	test__printf("upgrade applied %.3f s after the loops\n", (e->t_upg[1] - e->t_loops) / 1e6);
@@ -472,6 +481,7 @@ cleanup:
 	}
 	unsetenv("GAMMAD_TEST_LAYOUT_FAIL");
 	unsetenv("GAMMAD_TEST_LAYOUT_EXIT");
+	unsetenv("GAMMAD_TEST_LAYOUT_PAUSE_MS");
 	agent_env_fini(&e.ag);
 	lab_env_fini(&e.lab);
 }

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -154,7 +155,8 @@ static const struct dp_layout *layout_find(const char *name)
 /*
  * TEST ONLY (the next-layout build): GAMMAD_TEST_LAYOUT_FAIL=<old map>
  * fails that map's fill after its first entry; GAMMAD_TEST_LAYOUT_EXIT=filled|switched exits
- * there, as a crash would. A release build has neither.
+ * there, as a crash would; GAMMAD_TEST_LAYOUT_PAUSE_MS=N waits after each
+ * catch-up, before its switch. A release build has none.
  */
 #ifdef GAMMAD_LAYOUT_NEXT
 static bool test_env(const char *var, const char *val)
@@ -165,9 +167,21 @@ static bool test_env(const char *var, const char *val)
 }
 #define TEST_FAIL(name)	test_env("GAMMAD_TEST_LAYOUT_FAIL", name)
 #define TEST_EXIT(at)	do { if (test_env("GAMMAD_TEST_LAYOUT_EXIT", at)) _exit(3); } while (0)
+/* GAMMAD_TEST_LAYOUT_PAUSE_MS: a catch-up waits that long before its switch, as a loaded machine may */
+static void test_pause(void)
+{
+	const char *v = getenv("GAMMAD_TEST_LAYOUT_PAUSE_MS");
+	long ms = v ? strtol(v, NULL, 10) : 0;
+	struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
+
+	if (ms > 0)
+		nanosleep(&ts, NULL);
+}
+#define TEST_PAUSE()	test_pause()
 #else
 #define TEST_FAIL(name)	false
 #define TEST_EXIT(at)	do { } while (0)
+#define TEST_PAUSE()	do { } while (0)
 #endif
 
 /* ---- maps as entries ------------------------------------------------------- */
@@ -605,6 +619,7 @@ static void catch_up(struct dp *dp)
 void dp_layout_catch_up(struct dp *dp)
 {
 	catch_up(dp);
+	TEST_PAUSE();
 }
 
 int dp_layout_commit(struct dp *dp)
