@@ -156,7 +156,7 @@ static const struct dp_layout *layout_find(const char *name)
  * TEST ONLY (the next-layout build): GAMMAD_TEST_LAYOUT_FAIL=<old map>
  * fails that map's fill after its first entry; GAMMAD_TEST_LAYOUT_EXIT=filled|switched exits
  * there, as a crash would; GAMMAD_TEST_LAYOUT_PAUSE_MS=N waits after each
- * catch-up, before its switch. A release build has none.
+ * catch-up, before its switch, and after the switch, before the commit's copy. A release build has none.
  */
 #ifdef GAMMAD_LAYOUT_NEXT
 static bool test_env(const char *var, const char *val)
@@ -629,6 +629,7 @@ int dp_layout_commit(struct dp *dp)
 	if (!dp->nr_migrations)
 		return 0;
 	TEST_EXIT("switched");
+	TEST_PAUSE();	/* the old programs' last flows meet the new programs before the copy */
 	/*
 	 * At once: a flow the old programs started since the last catch-up
 	 * has its reply handled by the new ones from now on, which must find
