@@ -203,7 +203,8 @@ static int counters(const struct upg_env *e, const char *bin, unsigned long long
 	ret = gammactl(e, bin, "stats --json | python3 -c 'import json, sys; d = json.load(sys.stdin); "
 		       "print(sum(s[\"counters\"][\"connects\"] for s in d[\"services\"] "
 		       "if s[\"name\"] == \"svc\" and s[\"port\"] == 80), "
-		       "sum(d.get(\"tc\", {}).values()))'", &out);
+		       "sum(d.get(\"tc\", {}).values()), "
+		       "\"upgrade_wait\", d.get(\"tc\", {}).get(\"upgrade_wait\", 0))'", &out);
 	if (!ret && out)
 		sscanf(out, "%llu %llu", svc, tc);
 	test__printf("%s stats: %s", bin, out ? out : "");
