@@ -422,6 +422,7 @@ void dp_close(struct dp *dp)
 {
 	if (!dp)
 		return;
+	wq_free(dp->wq);	/* what a failed apply left queued stays unwritten */
 	dp_mirror_drop(dp);
 	dp_resize_release(dp);
 	dp_layout_release(dp);
@@ -550,7 +551,7 @@ static const char *size_option(const char *map)
 }
 
 /* The kernel refused an entry for lack of room: say which map and how to grow it. */
-static void report_full(int fd)
+static void dp_report_full(int fd)
 {
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
@@ -593,8 +594,10 @@ int dp_mirror_load(struct dp *dp)
 {
 	int fds[16];
 	struct dp_mirror *m;
-	int err;
+	int err = dp_batch_flush(dp);
 
+	if (err)
+		return err;
 	for (size_t i = 0; i < mirror_nr_maps() && i < 16; i++)
 		fds[i] = dp_map_fd(dp, mirror_map_name(i));
 	err = mirror_load(fds, &m);
@@ -614,8 +617,10 @@ bool dp_mirror_on(const struct dp *dp)
 
 int dp_map_dump(struct dp *dp, const char *name, struct map_dump *d)
 {
-	int fd;
+	int fd, err = dp_batch_flush(dp);
 
+	if (err)
+		return err;
 	if (dp->mirror && mirror_has(dp->mirror, name))
 		return mirror_dump(dp->mirror, name, d);
 	memset(d, 0, sizeof(*d));
@@ -625,8 +630,10 @@ int dp_map_dump(struct dp *dp, const char *name, struct map_dump *d)
 
 int dp_map_lookup(struct dp *dp, const char *name, const void *key, void *val)
 {
-	int fd;
+	int fd, err = dp_batch_flush(dp);
 
+	if (err)
+		return err;
 	if (dp->mirror && mirror_has(dp->mirror, name))
 		return mirror_lookup(dp->mirror, name, key, val);
 	fd = dp_map_fd(dp, name);
@@ -637,8 +644,10 @@ int dp_map_lookup(struct dp *dp, const char *name, const void *key, void *val)
 
 int dp_map_delete(struct dp *dp, const char *name, const void *key)
 {
-	int fd = dp_map_fd(dp, name);
+	int fd = dp_map_fd(dp, name), err = dp_batch_flush(dp);
 
+	if (err)
+		return err;
 	if (fd < 0)
 		return fd;
 	if (bpf_map_delete_elem(fd, key))
@@ -659,20 +668,62 @@ int dp_mirror_audit(struct dp *dp, size_t *drift)
 	return err ?: dp_mirror_load(dp);
 }
 
-static int map_update(struct dp *dp, int fd, const void *k, const void *v)
+/* Into the write queue's stage st while a batch is open (wq.c), else now. */
+static int map_put(struct dp *dp, enum dp_wq_stage st, int fd, const void *k, const void *v)
 {
+	if (dp->wq)
+		return wq_put(dp->wq, st, fd, k, v);
 	if (!bpf_map_update_elem(fd, k, v, BPF_ANY)) {
 		dp_mirror_note_put(dp, fd, k, v);
 		return 0;
 	}
 	if (errno == E2BIG || errno == ENOSPC)
-		report_full(fd);
+		dp_report_full(fd);
 	return -errno;
+}
+
+/* ---- batched writes (datapath.h, wq.c) ---- */
+
+static void wq_taken(void *ctx, int fd, const void *key, const void *val)
+{
+	dp_mirror_note_put(ctx, fd, key, val);
+}
+
+static const struct wq_hooks dp_wq_hooks = { .taken = wq_taken, .full = dp_report_full };
+
+void dp_batch_begin(struct dp *dp)
+{
+	/* Without memory for the queue, writes stay single: slower, as correct. */
+	if (!dp->wq)
+		dp->wq = wq_new(dp->nr_cpus, &dp_wq_hooks, dp);
+}
+
+int dp_batch_flush(struct dp *dp)
+{
+	return wq_flush(dp->wq);
+}
+
+int dp_batch_end(struct dp *dp)
+{
+	int err = wq_flush(dp->wq);
+
+	wq_free(dp->wq);
+	dp->wq = NULL;
+	return err;
+}
+
+static int map_update(struct dp *dp, int fd, const void *k, const void *v)
+{
+	return map_put(dp, DP_WQ_DATA, fd, k, v);
 }
 
 /* Deleting what is already gone is fine: retiring is idempotent. */
 static int map_delete(struct dp *dp, int fd, const void *k)
 {
+	int err = dp_batch_flush(dp);	/* never before a queued write of the key */
+
+	if (err)
+		return err;
 	if (bpf_map_delete_elem(fd, k) && errno != ENOENT)
 		return -errno;
 	dp_mirror_note_delete(dp, fd, k);
@@ -709,6 +760,15 @@ int dp_endpoints_write(struct dp *dp, uint32_t ep_set,
 
 	if (!nr)
 		return 0;
+	if (dp->wq) {
+		/* Batching: into the queue, one batch with every other set's. */
+		for (uint32_t i = 0; i < nr && !err; i++) {
+			struct gammad_ep_key k = { .ep_set = ep_set, .idx = i };
+
+			err = map_put(dp, DP_WQ_EP, fd, &k, &eps[i]);
+		}
+		return err;
+	}
 	keys = calloc(nr, sizeof(*keys));
 	if (!keys)
 		return -ENOMEM;
@@ -717,7 +777,7 @@ int dp_endpoints_write(struct dp *dp, uint32_t ep_set,
 	if (bpf_map_update_batch(fd, keys, eps, &count, &opts)) {
 		err = -errno;
 		if (err == -E2BIG || err == -ENOSPC)
-			report_full(fd);
+			dp_report_full(fd);
 	}
 	/* What the kernel took, also of a batch cut short. */
 	for (uint32_t i = 0; i < count && i < nr; i++)
@@ -741,7 +801,7 @@ int dp_endpoints_delete(struct dp *dp, uint32_t ep_set, uint32_t nr)
 
 int dp_backend_write(struct dp *dp, uint32_t be_id, const struct gammad_be_val *be)
 {
-	return map_update(dp, MAP_FD(dp, gammad_be_v2), &be_id, be);
+	return map_put(dp, DP_WQ_BE, MAP_FD(dp, gammad_be_v2), &be_id, be);
 }
 
 int dp_backend_delete(struct dp *dp, uint32_t be_id)
@@ -781,11 +841,11 @@ int dp_selector_write_flags(struct dp *dp, uint32_t sel_id, uint32_t route_id,
 	for (uint32_t s = 0; s < sv.nr_slots; s++) {
 		struct gammad_alias_key k = { .sel_id = sel_id, .slot = s };
 
-		err = map_update(dp, MAP_FD(dp, gammad_alias_v1), &k, &slots[s]);
+		err = map_put(dp, DP_WQ_ALIAS, MAP_FD(dp, gammad_alias_v1), &k, &slots[s]);
 		if (err)
 			goto out;
 	}
-	err = map_update(dp, MAP_FD(dp, gammad_sel_v1), &sel_id, &sv);
+	err = map_put(dp, DP_WQ_SEL, MAP_FD(dp, gammad_sel_v1), &sel_id, &sv);
 out:
 	free(ids);
 	free(weights);
@@ -796,8 +856,10 @@ out:
 int dp_selector_delete(struct dp *dp, uint32_t sel_id)
 {
 	struct gammad_sel_val sv;
-	int err;
+	int err = dp_batch_flush(dp);
 
+	if (err)
+		return err;
 	if (bpf_map_lookup_elem(MAP_FD(dp, gammad_sel_v1), &sel_id, &sv))
 		return errno == ENOENT ? 0 : -errno;
 	err = map_delete(dp, MAP_FD(dp, gammad_sel_v1), &sel_id);
@@ -830,7 +892,7 @@ int dp_consumer_delete(struct dp *dp, uint32_t table_gen, uint32_t ns_id)
 int dp_frontend_publish(struct dp *dp, const struct gammad_fe_key *key,
 			const struct gammad_fe_val *val)
 {
-	return map_update(dp, MAP_FD(dp, gammad_fe_v1), key, val);
+	return map_put(dp, DP_WQ_FE, MAP_FD(dp, gammad_fe_v1), key, val);
 }
 
 int dp_frontend_delete(struct dp *dp, const struct gammad_fe_key *key)
@@ -877,8 +939,15 @@ int dp_local_endpoint_delete(struct dp *dp, int family, const void *addr)
 int dp_obj_put(struct dp *dp, uint32_t kind, uint32_t id, const struct gammad_obj_val *val)
 {
 	struct gammad_obj_key k = { .kind = kind, .id = id };
+	/*
+	 * Queued: a begin marker (hash 0) before what it announces, the final
+	 * entry after it; a frontend's names the table it points at, so after
+	 * the flip.
+	 */
+	enum dp_wq_stage st = !val->hash ? DP_WQ_OBJ_BEGIN :
+			      kind == GAMMAD_OBJ_FRONTEND ? DP_WQ_OBJ_FE : DP_WQ_OBJ;
 
-	return map_update(dp, MAP_FD(dp, gammad_obj_v1), &k, val);
+	return map_put(dp, st, MAP_FD(dp, gammad_obj_v1), &k, val);
 }
 
 int dp_obj_delete(struct dp *dp, uint32_t kind, uint32_t id)
@@ -914,7 +983,7 @@ int dp_counters_reset(struct dp *dp, uint32_t kind, uint32_t id)
 	zero = calloc((size_t)dp->nr_cpus, (size + 7) & ~(size_t)7);
 	if (!zero)
 		return -ENOMEM;
-	err = map_update(dp, fd, &id, zero);
+	err = map_put(dp, DP_WQ_COUNTERS, fd, &id, zero);
 	free(zero);
 	return err;
 }

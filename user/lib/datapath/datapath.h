@@ -222,6 +222,22 @@ int dp_counters_reset(struct dp *dp, uint32_t kind, uint32_t id);
  */
 int dp_sync(struct dp *dp);
 
+/*
+ * Batched writes. After dp_batch_begin(), the writers above queue instead
+ * of writing; dp_batch_flush() writes the queue with one
+ * BPF_MAP_UPDATE_BATCH per map and stage, in the publication order above:
+ * the object table's begin markers, counters, endpoints, backends, alias
+ * slots, selectors, consumer tables, the objects' final entries,
+ * frontends, the frontend objects. Flush where the next writes point at
+ * what is queued (between the layers of an apply). Every read, dump or
+ * delete through dp flushes first; callers reading the maps' fds directly
+ * flush (or end) before, and so before dp_sync(). dp_batch_end() flushes and writes directly
+ * again. A failed flush leaves the rest of the queue unwritten (-errno).
+ */
+void dp_batch_begin(struct dp *dp);
+int dp_batch_flush(struct dp *dp);
+int dp_batch_end(struct dp *dp);
+
 /* ---- counters (summed over CPUs) --------------------------------------- */
 
 int dp_svc_stats(struct dp *dp, uint32_t svc_port_id, struct gammad_svc_stats *out);

@@ -68,7 +68,41 @@ struct dp {
 	struct dp_migration migrations[DP_MAX_MIGRATIONS];
 	int nr_migrations;		/* layout upgrades not yet committed */
 	int ct_old_slot_fd;		/* the TC programs' gammad_ctold_v1 while it holds the old conntrack map */
+	struct dp_wq *wq;		/* dp_batch_begin(): writes queued (wq.c); NULL: written now */
 };
+
+/*
+ * Stages of the write queue (wq.c), written in this order: the publication
+ * order of datapath.h, with the object table's begin markers (hash 0)
+ * before what they announce and its final entries after it, and a
+ * frontend's object (which names the table it points at) after the flip.
+ */
+enum dp_wq_stage {
+	DP_WQ_OBJ_BEGIN,
+	DP_WQ_COUNTERS,
+	DP_WQ_EP,
+	DP_WQ_BE,
+	DP_WQ_ALIAS,
+	DP_WQ_SEL,
+	DP_WQ_DATA,		/* consumer tables and the rest */
+	DP_WQ_OBJ,
+	DP_WQ_FE,
+	DP_WQ_OBJ_FE,
+	DP_WQ_NR
+};
+
+/* What a flush reports (wq.c knows nothing of struct dp). */
+struct wq_hooks {
+	void (*taken)(void *ctx, int fd, const void *key, const void *val);	/* the mirror */
+	void (*full)(int fd);	/* -E2BIG/-ENOSPC: "map X is full ... --map-size" */
+};
+
+struct dp_wq *wq_new(int nr_cpus, const struct wq_hooks *hooks, void *ctx);
+void wq_free(struct dp_wq *q);
+/* Queue a write (key and value copied); 0 or -errno. */
+int wq_put(struct dp_wq *q, enum dp_wq_stage st, int fd, const void *k, const void *v);
+/* Write the queue, stage by stage; 0 or the first -errno (the rest dropped). */
+int wq_flush(struct dp_wq *q);
 
 
 /*

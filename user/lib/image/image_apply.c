@@ -483,9 +483,18 @@ int ia_apply(struct dp *dp, const struct img *img, const struct ia_opts *opts,
 		ctx_free(&c, err);
 		return err;
 	}
-	/* Innermost first: nothing is referenced before it is complete. */
-	err = write_namespaces(&c) ?: write_endpoint_sets(&c) ?: write_backends(&c) ?:
-	      write_selectors(&c) ?: ia_kh_write(&c) ?: ia_frontends_apply(&c);
+	/*
+	 * Innermost first: nothing is referenced before it is complete. Each
+	 * layer's writes are batched (datapath.h) and flushed before the next
+	 * layer points at them; the kernel HTTP tables and the clients are
+	 * written directly (their code reads the maps' fds).
+	 */
+	dp_batch_begin(dp);
+	err = write_namespaces(&c) ?: write_endpoint_sets(&c) ?: dp_batch_flush(dp) ?:
+	      write_backends(&c) ?: dp_batch_flush(dp) ?: write_selectors(&c) ?:
+	      dp_batch_flush(dp) ?: ia_kh_write(&c) ?: ia_frontends_apply(&c);
+	err2 = dp_batch_end(dp);
+	err = err ?: err2;
 	/* A delta without pod changes leaves the client side (and the pod walk) as it is. */
 	if (!c.delta || c.delta->clients) {
 		err2 = ia_clients_apply(&c, opts);

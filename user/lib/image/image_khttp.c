@@ -399,8 +399,12 @@ static void frontend_items(const struct ia_ctx *c, const struct img_frontend *f,
 uint64_t ia_kh_frontend_hash(const struct ia_ctx *c, const struct img_frontend *f, uint64_t h)
 {
 	size_t lo, hi;
+	int err;
 
 	frontend_items(c, f, &lo, &hi);
+	/* Written directly: the table's begin marker (maybe queued) goes first. */
+	if (lo < hi && (err = dp_batch_flush(c->dp)))
+		return err;
 	for (size_t i = lo; i < hi; i++) {
 		uint64_t v = (uint64_t)c->kh->set->items[i].ns_id << 32 | c->kh->tab[i];
 
@@ -412,8 +416,12 @@ uint64_t ia_kh_frontend_hash(const struct ia_ctx *c, const struct img_frontend *
 int ia_kh_classes_write(struct ia_ctx *c, const struct img_frontend *f, uint32_t gen)
 {
 	size_t lo, hi;
+	int err;
 
 	frontend_items(c, f, &lo, &hi);
+	/* Written directly: the table's begin marker (maybe queued) goes first. */
+	if (lo < hi && (err = dp_batch_flush(c->dp)))
+		return err;
 	for (size_t i = lo; i < hi; i++) {
 		struct gammad_cons_key key = { .table_gen = gen, .ns_id = c->kh->set->items[i].ns_id };
 		struct gammad_kh_class_val val = { .tab = c->kh->tab[i] };
