@@ -489,7 +489,8 @@ int ia_apply(struct dp *dp, const struct img *img, const struct ia_opts *opts,
 	 * layer points at them; the kernel HTTP tables and the clients are
 	 * written directly (their code reads the maps' fds).
 	 */
-	dp_batch_begin(dp);
+	if (!opts || !opts->single_writes)
+		dp_batch_begin(dp);
 	err = write_namespaces(&c) ?: write_endpoint_sets(&c) ?: dp_batch_flush(dp) ?:
 	      write_backends(&c) ?: dp_batch_flush(dp) ?: write_selectors(&c) ?:
 	      dp_batch_flush(dp) ?: ia_kh_write(&c) ?: ia_frontends_apply(&c);

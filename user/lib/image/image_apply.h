@@ -83,6 +83,11 @@ struct ia_opts {
 	 * whole image and the state starts over from what it read.
 	 */
 	const struct ia_delta *delta;
+	/*
+	 * One update per entry, as before batching (datapath.h); for tests
+	 * that compare the two.
+	 */
+	bool single_writes;
 };
 
 /*
