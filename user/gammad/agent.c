@@ -2,6 +2,7 @@
 /* One pass of the node agent: see agent.h. */
 #include <errno.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,40 +160,101 @@ static void note_l4_http(struct agent *a, const struct tr_result *r)
 }
 
 /*
+ * The route status file (9 MB of JSON at 10k routes) is written on a
+ * thread beside the rest of the pass (the image, the apply): same content,
+ * same temp file + rename (status_file.h), joined before the pass's
+ * "applied" line, so whoever waits for that line finds the file.
+ */
+struct status_job {
+	pthread_t th;
+	bool running;
+	const char *dir;
+	const struct tr_result *res;
+	const struct diag *dg;
+};
+
+static void *status_main(void *arg)
+{
+	struct status_job *j = arg;
+
+	status_file_write(j->dir, j->res, j->dg);
+	return NULL;
+}
+
+static void status_start(struct status_job *j, const char *dir, const struct tr_result *res,
+			 const struct diag *dg)
+{
+	*j = (struct status_job){ .dir = dir, .res = res, .dg = dg };
+	j->running = !pthread_create(&j->th, NULL, status_main, j);
+	if (!j->running)
+		status_file_write(dir, res, dg);	/* no thread: now */
+}
+
+static void status_join(struct status_job *j)
+{
+	if (j->running)
+		pthread_join(j->th, NULL);
+	j->running = false;
+}
+
+/*
+ * What load_image() made that outlives it: the translation and its
+ * diagnostics, which the status file being written reads (no engine took
+ * them). loaded_release() after the apply.
+ */
+struct loaded {
+	struct agent_tables *t;	/* NULL: nothing held */
+	struct diag dg;
+	struct status_job status;
+};
+
+static void loaded_release(struct loaded *l)
+{
+	status_join(&l->status);
+	if (l->t)
+		release_tables(NULL, &l->t->res);
+	l->t = NULL;
+	diag_free(&l->dg);
+}
+
+/*
  * Manifests -> image; diagnostics at debug level (`gammad translate` shows
- * them). With an engine, it gets the translation too.
+ * them). With an engine, it gets the translation too; without, l keeps it
+ * (the status file may still be being written).
  */
 static int load_image(struct agent *a, const struct img_opts *io, struct img *img,
-		      size_t *input_errors, struct ia_kh_set *kh)
+		      size_t *input_errors, struct ia_kh_set *kh, struct loaded *l)
 {
 	const char *dir = a->dir;
 	struct agent_kube *kube = a->kube;
 	const struct tr_opts *tr = &a->tr;
 	struct engine *engine = a->engine;
 	struct agent_tables *t = calloc(1, sizeof(*t));
-	struct diag dg = { 0 };
+	struct diag *dg = &l->dg;
 	int ret, err;
 
+	memset(l, 0, sizeof(*l));
 	if (!t)
 		return -ENOMEM;
 	model_init(&t->m);
-	ret = kube ? agent_kube_fill(kube, &t->m, &dg) : manifest_load_path(&t->m, dir, &dg);
+	ret = kube ? agent_kube_fill(kube, &t->m, dg) : manifest_load_path(&t->m, dir, dg);
 	if (ret) {
 		pr_err("manifests %s: %s", dir, strerror(-ret));
 		goto out_model;
 	}
-	for (size_t i = 0; i < dg.nr; i++)
-		pr_debug("%s", dg.entries[i].msg);
-	*input_errors = dg.nr_errors;
-	ret = translate_opts(&t->m, tr, &dg, &t->res);
+	for (size_t i = 0; i < dg->nr; i++)
+		pr_debug("%s", dg->entries[i].msg);
+	*input_errors = dg->nr_errors;
+	ret = translate_opts(&t->m, tr, dg, &t->res);
 	if (ret) {
 		pr_err("translate %s: %s", dir, strerror(-ret));
 		goto out_model;
 	}
+	l->t = t;
 	if (kube)
 		agent_kube_statuses(kube, &t->res);	/* to the routes, by the elected writer */
 	else
-		status_file_write(dir, &t->res, &dg);	/* route conditions beside the manifests */
+		status_start(&l->status, dir, &t->res, dg);	/* route conditions beside the manifests */
 	note_l4_http(a, &t->res);
 	ret = img_build_opts(&t->m, &t->res, io, img);
 	if (ret)
@@ -203,19 +265,19 @@ static int load_image(struct agent *a, const struct img_opts *io, struct img *im
 		       strerror(-err));
 	if (!ret && engine) {
 		/* The engine owns t from here on, also when this fails. */
+		status_join(&l->status);
+		l->t = NULL;
 		err = engine_set_tables(engine, &t->res);
 		if (err)
 			pr_err("http engine: new tables of %s: %s", dir, strerror(-err));
-		diag_free(&dg);
-		return ret;
 	}
-	release_tables(NULL, &t->res);
-	diag_free(&dg);
+	if (ret)
+		loaded_release(l);
 	return ret;
 out_model:
 	model_free(&t->m);
 	free(t);
-	diag_free(&dg);
+	diag_free(dg);
 	return ret;
 }
 
@@ -556,6 +618,80 @@ static int apply_dir_incremental(struct agent *a)
 	return ret;
 }
 
+/* The input of a whole pass: the snapshot's image, or the manifests translated. */
+struct pass_input {
+	int ret;
+	bool from_snap;
+	uint64_t snap_key;
+	size_t input_errors;
+	struct img img;
+	struct loaded l;
+};
+
+static void pass_load(struct agent *a, const struct img_opts *io, struct ia_kh_set *khs,
+		      struct pass_input *in)
+{
+	/* --once without the engine: a snapshot of the same input stands for the translation. */
+	if (a->snapshot && !a->engine && !a->kube && !khs)
+		in->from_snap = agent_snap_load(a, &in->snap_key, &in->img, &in->input_errors);
+	in->ret = in->from_snap ? 0 : load_image(a, io, &in->img, &in->input_errors, khs, &in->l);
+}
+
+/*
+ * agent_prefetch_start(): the first pass's input, loaded on a thread while
+ * the caller loads the BPF objects (dp_open, mostly the kernel's work on
+ * one CPU); agent_apply_dir() takes it.
+ */
+struct agent_prefetch {
+	pthread_t th;
+	struct agent *a;
+	struct pass_input in;
+};
+
+static void *prefetch_main(void *arg)
+{
+	struct agent_prefetch *p = arg;
+	struct img_opts io = { 0 };
+
+	pass_load(p->a, &io, NULL, &p->in);
+	return NULL;
+}
+
+int agent_prefetch_start(struct agent *a)
+{
+	struct agent_prefetch *p;
+	int err;
+
+	/* What the thread reads of a must be final: no engine, no API server, no pipeline. */
+	if (a->prefetch || a->engine || a->steer || a->kube || a->incremental || a->kernel_http)
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->a = a;
+	err = pthread_create(&p->th, NULL, prefetch_main, p);
+	if (err) {
+		free(p);
+		return -err;	/* the first pass loads it itself */
+	}
+	a->prefetch = p;
+	return 0;
+}
+
+/* The prefetched input (joined), or false when there is none. */
+static bool prefetch_take(struct agent *a, struct pass_input *in)
+{
+	struct agent_prefetch *p = a->prefetch;
+
+	if (!p)
+		return false;
+	pthread_join(p->th, NULL);
+	*in = p->in;
+	free(p);
+	a->prefetch = NULL;
+	return true;
+}
+
 int agent_apply_dir(struct agent *a)
 {
 	struct img_opts io = { .http_engine = a->steer != NULL };
@@ -570,21 +706,24 @@ int agent_apply_dir(struct agent *a)
 	if (a->incremental)
 		return apply_dir_incremental(a);
 	double t0 = now_ms();
-	size_t input_errors = 0;
 	struct ia_kh_set khs = { 0 };
-	uint64_t snap_key = 0;
-	bool from_snap = false;
+	struct pass_input in = { 0 };
 	struct ia_stats s;
-	struct img img;
 	int ret;
 
 	/* Never from a partial store: what an earlier agent pinned serves meanwhile. */
 	if (a->kube && !agent_kube_ready(a->kube))
 		return -EAGAIN;
-	/* --once without the engine: a snapshot of the same input stands for the translation. */
-	if (a->snapshot && !a->engine && !a->kube && !kh)
-		from_snap = agent_snap_load(a, &snap_key, &img, &input_errors);
-	ret = from_snap ? 0 : load_image(a, &io, &img, &input_errors, kh ? &khs : NULL);
+	if (!prefetch_take(a, &in))
+		pass_load(a, &io, kh ? &khs : NULL, &in);
+	/* Names as before the prefetch: what follows is one pass. */
+	size_t input_errors = in.input_errors;
+	uint64_t snap_key = in.snap_key;
+	bool from_snap = in.from_snap;
+	struct loaded l = in.l;
+	struct img img = in.img;
+
+	ret = in.ret;
 	a->dir_failed = ret != 0;
 	if (ret) {
 		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);
@@ -609,11 +748,14 @@ int agent_apply_dir(struct agent *a)
 		       "table per Service port; retrying at the next change or resync)",
 		       a->dir, now_ms() - t0, strerror(-ret));
 		img_free(&img);
+		loaded_release(&l);
 		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, input_errors);
 		a->dir_failed = true;
 		return ret;
 	}
 	a->generation++;
+	/* The status file is out before "applied", and before the snapshot notes it. */
+	loaded_release(&l);
 	metrics_server_note_apply(a->metrics, 0, now_ms() - t0, input_errors);
 	log_apply("applied", a->dir, now_ms() - t0, &s, input_errors);
 	if (snap_key && !from_snap)
@@ -781,6 +923,15 @@ void agent_free(struct agent *a)
 	/* After the engine: it may be giving connections to our successor. */
 	handover_free(a->ho_next);
 	a->ho_next = NULL;
+	/* A prefetch nobody took (the data path failed to open): joined, dropped. */
+	{
+		struct pass_input in;
+
+		if (prefetch_take(a, &in) && !in.ret) {
+			loaded_release(&in.l);
+			img_free(&in.img);
+		}
+	}
 	if (a->have_img)
 		img_free(&a->img);
 	a->have_img = false;

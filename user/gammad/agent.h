@@ -27,6 +27,7 @@ struct metrics_server;
 struct steer;
 struct engine;
 struct agent_kube;
+struct agent_prefetch;
 struct pl_stats;
 struct agent_kh;
 
@@ -85,6 +86,7 @@ struct agent {
 	struct dp_kh *kh_dp;
 	struct agent_kh *khp;		/* its upstream pools */
 	uint64_t engine_tables_gen;	/* the pipeline's tables the engine has, 0: none */
+	struct agent_prefetch *prefetch;	/* agent_prefetch_start(), NULL: none */
 };
 
 /*
@@ -92,6 +94,15 @@ struct agent {
  * reconcile; errors are logged, the data path stays whole.
  */
 int agent_apply_dir(struct agent *a);
+/*
+ * A whole pass without engine or API server (--once): its input (the
+ * snapshot, or manifests parsed and translated, the status file written
+ * beside) loaded on a thread from now on, while the caller opens the data
+ * path; the next agent_apply_dir() takes it. a->dir, tr, snapshot and the
+ * fields load_image reads must not change until then. 0 or -errno (then
+ * agent_apply_dir() loads it itself).
+ */
+int agent_prefetch_start(struct agent *a);
 /*
  * The work of one commit of the incremental pipeline (a->pl, fed with
  * pl_event() by the caller: the manifests' file cache, or the Kubernetes

@@ -668,6 +668,11 @@ int cmd_run(int argc, char **argv)
 			return EXIT_FATAL;
 	}
 	a.tr.max_endpoints = o.sizes.endpoints_per_service;
+	if (once && !kube && !agent_snap_path(state_dir, pin_dir, snap_path, sizeof(snap_path)))
+		a.snapshot = snap_path;
+	/* A one-shot parses and translates while the BPF objects load (agent.h). */
+	if (once && !kube)
+		agent_prefetch_start(&a);
 	o.pin_dir = pin_dir;
 	o.cgroup = a.opts.cgroup_root;
 	o.engine_port = (uint16_t)engine_port;
@@ -676,6 +681,7 @@ int cmd_run(int argc, char **argv)
 	if (ret) {
 		pr_err("data path (pin dir %s, cgroup %s): %s", pin_dir, a.opts.cgroup_root,
 		       strerror(-ret));
+		agent_free(&a);	/* joins the prefetch */
 		return EXIT_FATAL;
 	}
 	if (dp_adopted(a.dp))
@@ -690,6 +696,7 @@ int cmd_run(int argc, char **argv)
 		ret = tc_dp_open(a.dp, &to, &a.tc);
 		if (ret) {
 			pr_err("TC data path (pin dir %s): %s", pin_dir, strerror(-ret));
+			agent_free(&a);	/* joins the prefetch */
 			dp_close(a.dp);
 			return EXIT_FATAL;
 		}
@@ -744,8 +751,6 @@ int cmd_run(int argc, char **argv)
 		}
 		fp = dir_fingerprint(a.dir, 0);
 	}
-	if (once && !agent_snap_path(state_dir, pin_dir, snap_path, sizeof(snap_path)))
-		a.snapshot = snap_path;
 	/* The manifests through image/pipeline.h; a one-shot gains nothing from its caches. */
 	a.incremental = !once;
 	a.opts.full = true;	/* clean what an earlier agent left */
