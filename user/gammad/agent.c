@@ -507,16 +507,102 @@ int agent_pl_start(struct agent *a)
 	return ret;
 }
 
+/*
+ * agent_scan_start(): the first scan of the manifests (reading and parsing
+ * every file) on a thread while the caller opens the data path and starts
+ * the engine; the first apply_dir_incremental() takes its cache and events.
+ */
+struct agent_scan {
+	pthread_t th;
+	const char *dir;
+	struct manifest_cache *mc;
+	struct model_event *evs;
+	size_t nr;
+	struct diag dg;
+	int ret;
+};
+
+static void *scan_main(void *arg)
+{
+	struct agent_scan *sc = arg;
+
+	sc->ret = manifest_cache_new(&sc->mc);
+	if (!sc->ret)
+		sc->ret = manifest_cache_scan(sc->mc, sc->dir, &sc->evs, &sc->nr, &sc->dg);
+	return NULL;
+}
+
+int agent_scan_start(struct agent *a)
+{
+	struct agent_scan *sc;
+	int err;
+
+	if (a->scan || a->mc || !a->incremental || a->kube)
+		return -EINVAL;
+	sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return -ENOMEM;
+	sc->dir = a->dir;
+	err = pthread_create(&sc->th, NULL, scan_main, sc);
+	if (err) {
+		free(sc);
+		return -err;	/* the first pass scans itself */
+	}
+	a->scan = sc;
+	return 0;
+}
+
+/* The scan's result (joined, a->mc set), or NULL when none is running. */
+static struct agent_scan *scan_take(struct agent *a)
+{
+	struct agent_scan *sc = a->scan;
+
+	if (!sc)
+		return NULL;
+	pthread_join(sc->th, NULL);
+	a->scan = NULL;
+	if (sc->mc && !a->mc)
+		a->mc = sc->mc;
+	else
+		manifest_cache_free(sc->mc);
+	sc->mc = NULL;
+	return sc;
+}
+
+static void scan_free(struct agent_scan *sc)
+{
+	if (!sc)
+		return;
+	model_events_free(sc->evs, sc->nr);
+	manifest_cache_free(sc->mc);
+	diag_free(&sc->dg);
+	free(sc);
+}
+
 /* What changed in DIR, as events into the pipeline (the whole tree when it must be). */
 static int feed_changes(struct agent *a, struct diag *dg, bool *full, size_t *changes)
 {
+	struct agent_scan *sc = scan_take(a);
 	struct model_event *evs = NULL;
 	size_t nr = 0;
 	int ret;
 
 	*full = false;
 	*changes = 0;
-	ret = manifest_cache_scan(a->mc, a->dir, &evs, &nr, dg);
+	if (sc) {
+		/* Scanned already, into the cache that is a->mc now. */
+		ret = sc->ret;
+		evs = sc->evs;
+		nr = sc->nr;
+		sc->evs = NULL;
+		sc->nr = 0;
+		diag_append(dg, &sc->dg);
+		scan_free(sc);
+		if (!a->mc && !ret)
+			ret = -ENOMEM;
+	} else {
+		ret = manifest_cache_scan(a->mc, a->dir, &evs, &nr, dg);
+	}
 	if (ret == -EAGAIN) {
 		struct model m;
 
@@ -577,7 +663,7 @@ static int apply_dir_incremental(struct agent *a)
 
 	if (!a->pl && (ret = agent_pl_start(a)))
 		return ret;
-	if (!a->mc && (ret = manifest_cache_new(&a->mc))) {
+	if (!a->mc && !a->scan && (ret = manifest_cache_new(&a->mc))) {
 		pr_err("control plane: %s", strerror(-ret));
 		return ret;
 	}
@@ -923,6 +1009,7 @@ void agent_free(struct agent *a)
 	/* After the engine: it may be giving connections to our successor. */
 	handover_free(a->ho_next);
 	a->ho_next = NULL;
+	scan_free(scan_take(a));	/* a scan nobody took: joined, dropped */
 	/* A prefetch nobody took (the data path failed to open): joined, dropped. */
 	{
 		struct pass_input in;

@@ -28,6 +28,7 @@ struct steer;
 struct engine;
 struct agent_kube;
 struct agent_prefetch;
+struct agent_scan;
 struct pl_stats;
 struct agent_kh;
 
@@ -87,6 +88,7 @@ struct agent {
 	struct agent_kh *khp;		/* its upstream pools */
 	uint64_t engine_tables_gen;	/* the pipeline's tables the engine has, 0: none */
 	struct agent_prefetch *prefetch;	/* agent_prefetch_start(), NULL: none */
+	struct agent_scan *scan;	/* agent_scan_start(), NULL: none */
 };
 
 /*
@@ -103,6 +105,15 @@ int agent_apply_dir(struct agent *a);
  * agent_apply_dir() loads it itself).
  */
 int agent_prefetch_start(struct agent *a);
+/*
+ * The incremental agent on a manifests directory: the first scan (every
+ * file read and parsed) on a thread from now on, while the caller opens
+ * the data path and starts the engine; the first agent_apply_dir() takes
+ * it. Start it after the directory watch, so a change during the scan is
+ * seen. a->dir must not change until then. 0 or -errno (then the first
+ * apply scans itself).
+ */
+int agent_scan_start(struct agent *a);
 /*
  * The work of one commit of the incremental pipeline (a->pl, fed with
  * pl_event() by the caller: the manifests' file cache, or the Kubernetes

@@ -673,6 +673,18 @@ int cmd_run(int argc, char **argv)
 	/* A one-shot parses and translates while the BPF objects load (agent.h). */
 	if (once && !kube)
 		agent_prefetch_start(&a);
+	/*
+	 * The agent watches first (what changes during the first apply is
+	 * seen), then scans the manifests while the BPF objects load (agent.h).
+	 */
+	if (!once && !kube) {
+		ret = dirwatch_open(&w, a.dir);
+		if (ret)
+			return EXIT_FATAL;
+		fp = dir_fingerprint(a.dir, 0);
+		a.incremental = true;
+		agent_scan_start(&a);
+	}
 	o.pin_dir = pin_dir;
 	o.cgroup = a.opts.cgroup_root;
 	o.engine_port = (uint16_t)engine_port;
@@ -682,6 +694,7 @@ int cmd_run(int argc, char **argv)
 		pr_err("data path (pin dir %s, cgroup %s): %s", pin_dir, a.opts.cgroup_root,
 		       strerror(-ret));
 		agent_free(&a);	/* joins the prefetch */
+		dirwatch_close(&w);
 		return EXIT_FATAL;
 	}
 	if (dp_adopted(a.dp))
@@ -698,6 +711,7 @@ int cmd_run(int argc, char **argv)
 			pr_err("TC data path (pin dir %s): %s", pin_dir, strerror(-ret));
 			agent_free(&a);	/* joins the prefetch */
 			dp_close(a.dp);
+			dirwatch_close(&w);
 			return EXIT_FATAL;
 		}
 	}
@@ -711,6 +725,7 @@ int cmd_run(int argc, char **argv)
 	    metrics_server_start(metrics_addr, pin_dir, &a.metrics)) {
 		agent_free(&a);
 		dp_close(a.dp);
+		dirwatch_close(&w);
 		return EXIT_FATAL;
 	}
 	agent_kh_open(&a, http_engine);	/* before the engine: it learns what the kernel serves */
@@ -718,6 +733,7 @@ int cmd_run(int argc, char **argv)
 		metrics_server_stop(a.metrics);
 		agent_free(&a);
 		dp_close(a.dp);
+		dirwatch_close(&w);
 		return EXIT_FATAL;
 	}
 	if (kube) {
@@ -740,16 +756,6 @@ int cmd_run(int argc, char **argv)
 		agent_free(&a);
 		dp_close(a.dp);
 		return ret ? EXIT_FATAL : 0;
-	}
-	/* Watch before the first apply: what changes during it is seen. */
-	if (!once) {
-		ret = dirwatch_open(&w, a.dir);
-		if (ret) {
-			agent_free(&a);
-			dp_close(a.dp);
-			return EXIT_FATAL;
-		}
-		fp = dir_fingerprint(a.dir, 0);
 	}
 	/* The manifests through image/pipeline.h; a one-shot gains nothing from its caches. */
 	a.incremental = !once;
