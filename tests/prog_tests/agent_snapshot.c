@@ -11,9 +11,17 @@
  * corrupt / foreign: a damaged snapshot, or one that is not gammad's, is
  *   logged and ignored; the apply translates and the maps are right.
  * uninstall: gammad uninstall removes the snapshot of its pin dir.
+ * agent_changed_while_down: the running agent (`gammad run`, which scans
+ *   the manifests on a thread while its data path loads) restarted over
+ *   its pinned maps after the same in-place edit applies the new endpoint,
+ *   and the route status file is there, whole, when "applied" is logged.
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <time.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -248,6 +256,137 @@ out:
 	free(out);
 }
 
+/* Lines of the file containing s. */
+static int log_count(const char *path, const char *s)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096];
+	int n = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		n += strstr(line, s) != NULL;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* The running agent in the background, its output appended to log; 0 on failure. */
+static pid_t agent_start(const struct env *e, const char *log)
+{
+	pid_t pid = fork();
+
+	if (pid)
+		return pid < 0 ? 0 : pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+	if (fd < 0)
+		_exit(126);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	/* Not the lab lock's fd (flock(1) passes it as 3), nor anything else of ours. */
+	for (int i = 3; i < 1024; i++)
+		close(i);
+	execl(test_bin("gammad"), "gammad", "run", "--no-tc", "--metrics-addr", "off",
+	      "--manifests", e->dir, "--cgroup", e->cg, "--pin-dir", e->pin, (char *)NULL);
+	_exit(127);
+}
+
+/* Until log holds n "applied" lines: 0, or -1 (the agent died, or 20 s). */
+static int agent_wait_applied(const char *log, int n, pid_t pid)
+{
+	for (int i = 0; i < 2000; i++) {
+		if (log_count(log, "info  applied") >= n)
+			return 0;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return -1;
+		usleep(10000);
+	}
+	return -1;
+}
+
+static void agent_stop(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
+/* The manifest rewritten in place: same size, same mtime, 10.0.252.1 -> 10.0.252.2. */
+static int rewrite_endpoint(const struct env *e)
+{
+	char *text = strdup(manifests), *at;
+	struct stat st;
+	int fd, ret = -1;
+
+	if (!text || stat(e->file, &st))
+		goto out;
+	at = strstr(text, "10.0.252.1]");
+	at[9] = '2';
+	fd = open(e->file, O_WRONLY);
+	if (fd < 0)
+		goto out;
+	if (write(fd, text, strlen(text)) == (ssize_t)strlen(text) &&
+	    !futimens(fd, (struct timespec[2]){ st.st_atim, st.st_mtim }))
+		ret = 0;
+	close(fd);
+out:
+	free(text);
+	return ret;
+}
+
+static void case_agent_changed_while_down(struct env *e)
+{
+	char log[96], status[96];
+	struct maps_state s;
+	pid_t pid;
+
+	snprintf(log, sizeof(log), "%s/agent.log", e->state);
+	snprintf(status, sizeof(status), "%s/.gammad-status.json", e->dir);
+	pid = agent_start(e, log);
+	if (!ASSERT_GT(pid, 0, "start") || !ASSERT_OK(agent_wait_applied(log, 1, pid), "applied"))
+		goto out;
+	agent_stop(pid);
+	pid = 0;
+	if (!ASSERT_OK(read_maps(e->pin, addr1, &s), "maps") ||
+	    !ASSERT_TRUE(s.has_addr, "first endpoint") ||
+	    !ASSERT_OK(rewrite_endpoint(e), "rewrite while down"))
+		goto out;
+	unlink(status);
+	pid = agent_start(e, log);
+	if (!ASSERT_GT(pid, 0, "restart") ||
+	    !ASSERT_OK(agent_wait_applied(log, 2, pid), "restarted agent applied"))
+		goto out;
+	ASSERT_EQ(log_count(log, "adopted the data path"), 1, "restart adopted the pinned maps");
+	if (ASSERT_OK(read_maps(e->pin, addr2, &s), "maps"))
+		ASSERT_TRUE(s.has_addr, "the new endpoint is in the kernel");
+	if (ASSERT_OK(read_maps(e->pin, addr1, &s), "maps"))
+		ASSERT_FALSE(s.has_addr, "the old one is gone");
+	/* Written before "applied", by rename: whole JSON. */
+	{
+		FILE *f = fopen(status, "r");
+		char buf[8192] = "";
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+		if (f)
+			fclose(f);
+		ASSERT_GT(n, 0, "status file written");
+		while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+			n--;
+		ASSERT_TRUE(n && buf[0] == '{' && buf[n - 1] == '}', "status file whole");
+	}
+out:
+	agent_stop(pid);
+	{
+		char *text = NULL;
+
+		lab_run_capture(&text, "cat %s", log);	/* printed on failure */
+		test__printf("agent log:\n%s\n", text ? text : "");
+		free(text);
+	}
+}
+
 /* how: 0 flips a byte in the middle, 1 cuts the file, 2 replaces it with another file. */
 static void case_damaged(struct env *e, int how)
 {
@@ -326,6 +465,7 @@ void test_agent_snapshot(void)
 		{ "truncated", case_damaged, 1 },
 		{ "foreign", case_damaged, 2 },
 		{ "uninstall", NULL, 3 },
+		{ "agent_changed_while_down", NULL, 4 },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -343,6 +483,8 @@ void test_agent_snapshot(void)
 			case_unchanged(&e);
 		else if (cases[i].how == 1)
 			case_changed_while_down(&e);
+		else if (cases[i].how == 4)
+			case_agent_changed_while_down(&e);
 		else
 			case_uninstall(&e);
 		env_cleanup(&e);
