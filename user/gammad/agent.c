@@ -393,21 +393,40 @@ static int apply(struct agent *a, const struct img *img, struct ia_stats *s)
  * pipeline's model, with every file's diagnostics (the cache keeps them)
  * and the walk's (walk, may be NULL).
  */
-static void write_statuses(struct agent *a, const struct diag *walk)
-{
-	struct diag dg = { 0 };
+/* The translation the statuses are written from, with its diagnostics; 0 or -errno. */
+struct status_tr {
+	struct diag dg;
 	struct tr_result res;
+	int ret;
+};
 
-	a->status_stale = true;	/* until written */
-	manifest_cache_diag(a->mc, &dg);
+static void status_translate(struct agent *a, const struct diag *walk, struct status_tr *t)
+{
+	memset(&t->dg, 0, sizeof(t->dg));
+	manifest_cache_diag(a->mc, &t->dg);
 	if (walk)
-		diag_append(&dg, walk);
-	if (!translate_opts(pl_model(a->pl), &a->tr, &dg, &res)) {
-		status_file_write(a->dir, &res, &dg);
-		tr_result_free(&res);
+		diag_append(&t->dg, walk);
+	t->ret = translate_opts(pl_model(a->pl), &a->tr, &t->dg, &t->res);
+}
+
+/* The file from t (then freed); status_stale follows. */
+static void status_commit(struct agent *a, struct status_tr *t)
+{
+	a->status_stale = true;	/* until written */
+	if (!t->ret) {
+		status_file_write(a->dir, &t->res, &t->dg);
+		tr_result_free(&t->res);
 		a->status_stale = false;
 	}
-	diag_free(&dg);
+	diag_free(&t->dg);
+}
+
+static void write_statuses(struct agent *a, const struct diag *walk)
+{
+	struct status_tr t;
+
+	status_translate(a, walk, &t);
+	status_commit(a, &t);
 }
 
 /* Errors in the manifests as a whole load would count them. */
@@ -429,11 +448,18 @@ static size_t input_errors(struct agent *a, const struct diag *walk)
  * for the engine's origins; with --kernel-http its tables, encoded from the
  * pipeline's translation of every port (pl_tables), once per new tables.
  */
+static void dir_committed(struct agent *a, void *ctx, const struct pl_stats *st);
+static void dir_status_start(struct agent *a);
+
 static int pl_before_apply(void *ctx, const struct img *img, struct ia_opts *o)
 {
 	struct agent *a = ctx;
 	struct pl_tables *pt;
 	int err;
+
+	/* The model is final for this commit: the statuses' translation runs beside the apply. */
+	if (a->pl_committed == dir_committed)
+		dir_status_start(a);
 
 	if (a->steer)
 		steer_set_namespaces(a->steer, img);
@@ -637,7 +663,47 @@ struct dir_commit {
 	struct diag *dg;
 	size_t errors, changes;
 	bool full;
+	/* the statuses' translation on a thread beside the apply (dir_status_start) */
+	struct agent *a;
+	pthread_t th;
+	bool status_started;
+	struct status_tr status;
 };
+
+static void *dir_status_main(void *arg)
+{
+	struct dir_commit *dc = arg;
+
+	status_translate(dc->a, dc->dg, &dc->status);
+	return NULL;
+}
+
+/*
+ * From pl_before_apply: the model (and the cache's and the walk's
+ * diagnostics) no longer change in this commit, and the apply reads only
+ * the image, so the translation the route statuses need runs on a thread
+ * while the apply writes the kernel. The file is written from it only
+ * once the commit succeeded (dir_committed), as before.
+ */
+static void dir_status_start(struct agent *a)
+{
+	struct dir_commit *dc = a->pl_committed_ctx;
+
+	dc->a = a;
+	if (dc->status_started || !(dc->full || dc->changes || a->status_stale))
+		return;
+	dc->status_started = !pthread_create(&dc->th, NULL, dir_status_main, dc);
+}
+
+/* The statuses' translation joined: true when there was one (in dc->status). */
+static bool dir_status_join(struct dir_commit *dc)
+{
+	if (!dc->status_started)
+		return false;
+	pthread_join(dc->th, NULL);
+	dc->status_started = false;
+	return true;
+}
 
 static void dir_committed(struct agent *a, void *ctx, const struct pl_stats *st)
 {
@@ -645,7 +711,9 @@ static void dir_committed(struct agent *a, void *ctx, const struct pl_stats *st)
 	double applied_ms = now_ms() - dc->t0;
 
 	/* Statuses need the whole translation: written once the kernel serves the change. */
-	if (st->full || dc->full || dc->changes || a->status_stale)
+	if (dir_status_join(dc))
+		status_commit(a, &dc->status);
+	else if (st->full || dc->full || dc->changes || a->status_stale)
 		write_statuses(a, dc->dg);
 	/* Counted once the statuses are out too: a reader of the generation sees both. */
 	metrics_server_note_apply(a->metrics, 0, applied_ms, dc->errors);
@@ -698,6 +766,12 @@ static int apply_dir_incremental(struct agent *a)
 	ret = agent_pl_commit(a, errors, &st);
 	a->pl_committed = NULL;
 	a->pl_committed_ctx = NULL;
+	/* A failed commit: the statuses' translation is dropped, not written. */
+	if (dir_status_join(&dc)) {
+		if (!dc.status.ret)
+			tr_result_free(&dc.status.res);
+		diag_free(&dc.status.dg);
+	}
 	if (ret)
 		metrics_server_note_apply(a->metrics, ret, now_ms() - t0, errors);
 	diag_free(&dg);
