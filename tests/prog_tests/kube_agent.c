@@ -7,8 +7,8 @@
  *                  hellos reach pods through ClusterIPs; route statuses are
  *                  written (another controller's entry kept, a 409 retried,
  *                  parentRef group "core"); the API server goes away for
- *                  GAMMAD_TEST_KUBE_DOWN_S seconds (default 10; the issue's
- *                  30 s with =30): the data path keeps serving, no pass runs;
+ *                  GAMMAD_TEST_KUBE_DOWN_S seconds (default 30, the issue's
+ *                  outage): the data path keeps serving, no pass runs;
  *                  a Service deleted meanwhile is gone from the maps after.
  *  incremental     --no-http-engine (and incremental_engine: with the
  *                  engine): route and EndpointSlice changes go
@@ -188,7 +188,7 @@ static void kenv_teardown(struct kube_env *e)
 static void test_serve_and_down(void)
 {
 	const char *down_env = getenv("GAMMAD_TEST_KUBE_DOWN_S");
-	int down_s = down_env ? atoi(down_env) : 10;
+	int down_s = down_env ? atoi(down_env) : 30;
 	const char *args[] = { "--resync", "2", NULL };
 	struct kube_env e;
 	struct dp_fixture *fx = &e.fx;
