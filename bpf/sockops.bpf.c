@@ -24,6 +24,14 @@
  * the redirect to TCP, for good, when the peer lags by more than
  * sockmap_cap bytes: the kernel does not bound the peer's ingress queue,
  * TCP's flow control does.
+ *
+ * Connections steered to the HTTP engine (loopback in the client pod's
+ * netns, lib/engine.h) go into their own sockhash, gammad_esockh_v1, keyed
+ * with the netns cookie: the client's end from this cgroup, the agent's
+ * accepted end when the agent itself runs under it (a DaemonSet pod under
+ * the cgroup2 root, the default --cgroup). Only in a netns where the agent
+ * listens; not with the kernel HTTP path, whose programs own those sockets
+ * (engine_redirect off). The same sk_msg program serves both sockhashes.
  */
 #include "lib/common.h"
 #include "lib/addr.h"
@@ -36,6 +44,23 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Load-time constant: gammad run --sockmap (dp_opts.sock_redirect). */
 const volatile bool sock_redirect = false;
+/* Load-time constant: with sock_redirect, the engine's connections too. */
+const volatile bool engine_redirect = false;
+
+/* A steered connection's end into gammad_esockh_v1; false: not one. */
+static __always_inline bool engine_sock_add(struct bpf_sock_ops *skops,
+					    const struct gammad_sock_key *key)
+{
+	struct gammad_esock_key ek = {};
+	__u64 cookie = bpf_get_netns_cookie(skops);
+
+	if (!engine_redirect || !engine_sock_key(&ek, key, cookie))
+		return false;
+	if (bpf_map_lookup_elem(&gammad_engns_v1, &cookie) &&
+	    bpf_sock_hash_update(skops, &gammad_esockh_v1, &ek, BPF_ANY))
+		reason_inc(GAMMAD_R_SOCKHASH_UPDATE);
+	return true;
+}
 
 SEC("sockops")
 int gammad_sockops(struct bpf_sock_ops *skops)
@@ -53,6 +78,8 @@ int gammad_sockops(struct bpf_sock_ops *skops)
 		engine_record_origdst(skops);
 	if (!sock_redirect || !SOCK_KEY_FROM_CTX(&key, skops))
 		return 1;
+	if (engine_sock_add(skops, &key))
+		return 1;
 	if (!is_local_endpoint(key.local, key.family) ||
 	    !is_local_endpoint(key.remote, key.family))
 		return 1;
@@ -69,10 +96,12 @@ SEC("sk_msg")
 int gammad_sk_msg(struct sk_msg_md *md)
 {
 	struct gammad_sock_key self = {}, peer = {};
+	struct gammad_esock_key eself = {}, epeer = {};
 	struct sk_msg *msg = msg_kern(md);
 	struct gammad_sock_redir *st;
 	struct bpf_sock *sk = md->sk;
 	bool pending;
+	long ret;
 
 	if (!sk)
 		return SK_PASS;
@@ -89,8 +118,14 @@ int gammad_sk_msg(struct sk_msg_md *md)
 		return SK_PASS;
 	if (!SOCK_KEY_FROM_CTX(&self, md))
 		return pending ? SK_DROP : SK_PASS;
-	sock_key_peer(&peer, &self);
-	if (bpf_msg_redirect_hash(md, &gammad_sockh_v1, &peer, BPF_F_INGRESS) == SK_PASS) {
+	if (engine_redirect && engine_sock_key(&eself, &self, bpf_get_netns_cookie(md))) {
+		engine_sock_key_peer(&epeer, &eself);
+		ret = bpf_msg_redirect_hash(md, &gammad_esockh_v1, &epeer, BPF_F_INGRESS);
+	} else {
+		sock_key_peer(&peer, &self);
+		ret = bpf_msg_redirect_hash(md, &gammad_sockh_v1, &peer, BPF_F_INGRESS);
+	}
+	if (ret == SK_PASS) {
 		if (!st)
 			return SK_PASS;
 		if (st->state == GAMMAD_REDIR_UNDECIDED)

@@ -146,6 +146,46 @@ static __always_inline bool engine_origin(struct bpf_sock_ops *skops,
  * before the final ACK is sent, so the entry exists before accept() can
  * return the connection.
  */
+/* 127.0.0.0/8 or ::1: a key's address (IPv4 already unmapped). */
+static __always_inline bool addr_is_loopback(const __u8 a[16], __u8 family)
+{
+	const __u32 *w = (const __u32 *)a;
+
+	if (family == AF_INET)
+		return (bpf_ntohl(w[0]) >> 24) == 127;
+	return family == AF_INET6 && !w[0] && !w[1] && !w[2] && w[3] == bpf_htonl(1);
+}
+
+/*
+ * A connection steered to the engine, seen from either end: both on
+ * loopback, one of them the listener's port. Its tuple repeats from pod to
+ * pod (every pod has its loopback and its listener), so its key in the
+ * engine's sockhash (gammad_esockh_v1) is the netns cookie and the ports.
+ */
+static __always_inline bool engine_sock_key(struct gammad_esock_key *ek,
+					    const struct gammad_sock_key *k, __u64 netns_cookie)
+{
+	if (k->local_port != engine_port && k->remote_port != engine_port)
+		return false;
+	if (!addr_is_loopback(k->local, k->family) || !addr_is_loopback(k->remote, k->family))
+		return false;
+	ek->netns_cookie = netns_cookie;
+	ek->local_port = k->local_port;
+	ek->remote_port = k->remote_port;
+	ek->family = k->family;
+	return true;
+}
+
+/* The key under which the other end of a steered connection is stored. */
+static __always_inline void engine_sock_key_peer(struct gammad_esock_key *peer,
+						 const struct gammad_esock_key *self)
+{
+	peer->netns_cookie = self->netns_cookie;
+	peer->local_port = self->remote_port;
+	peer->remote_port = self->local_port;
+	peer->family = self->family;
+}
+
 static __always_inline void engine_record_origdst(struct bpf_sock_ops *skops)
 {
 	struct gammad_origdst_key k = {};

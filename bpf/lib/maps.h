@@ -113,6 +113,14 @@ struct {
 	__type(value, __u64);
 } gammad_sockh_v1 SEC(".maps");
 
+/* Connections steered to the HTTP engine, keyed with their netns. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 65536);
+	__type(key, struct gammad_esock_key);
+	__type(value, __u64);
+} gammad_esockh_v1 SEC(".maps");
+
 /* ---- TC data path (bpf/tc.bpf.c) ---------------------------------------- */
 
 /* Conntrack: LRU, so a full table evicts the oldest flow instead of failing. */

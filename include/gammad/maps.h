@@ -65,6 +65,7 @@
 #define GAMMAD_MAP_REVNAT	"gammad_rnat_v1"
 #define GAMMAD_MAP_LOCAL_EP	"gammad_lep_v1"
 #define GAMMAD_MAP_SOCKHASH	"gammad_sockh_v1"
+#define GAMMAD_MAP_ENGINE_SOCKHASH "gammad_esockh_v1"
 #define GAMMAD_MAP_SOCK_REDIR	"gammad_skr_v1"
 #define GAMMAD_MAP_OBJECTS	"gammad_obj_v1"
 #define GAMMAD_MAP_AFFINITY	"gammad_aff_v1"
@@ -411,6 +412,20 @@ struct gammad_sock_key {
 };
 
 /*
+ * SOCKHASH key of a connection steered to the HTTP engine (both ends on
+ * loopback in the client pod's netns, one of them the engine's port), as
+ * the socket sees itself. Loopback tuples repeat from pod to pod, so the
+ * netns cookie is part of the key.
+ */
+struct gammad_esock_key {
+	__u64 netns_cookie;
+	__be16 local_port;
+	__be16 remote_port;
+	__u8 family;
+	__u8 pad[3];
+};
+
+/*
  * Socket storage: the redirect decision of a socket, taken at its first
  * message; the one later move is from PEER to SLOW_READER.
  */
@@ -513,6 +528,7 @@ _Static_assert(sizeof(struct gammad_revnat_val) == 20, "gammad_revnat_val");
 _Static_assert(sizeof(struct gammad_lep_key) == 20, "gammad_lep_key");
 _Static_assert(sizeof(struct gammad_lep_val) == 4, "gammad_lep_val");
 _Static_assert(sizeof(struct gammad_sock_key) == 40, "gammad_sock_key");
+_Static_assert(sizeof(struct gammad_esock_key) == 16, "gammad_esock_key");
 _Static_assert(sizeof(struct gammad_sock_redir) == 4, "gammad_sock_redir");
 _Static_assert(sizeof(struct gammad_obj_key) == 8, "gammad_obj_key");
 _Static_assert(sizeof(struct gammad_obj_val) == 296, "gammad_obj_val");

@@ -151,6 +151,16 @@ int agent_env_start(struct agent_env *ag)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(fd, 1);
 		dup2(fd, 2);
+		if (ag->join_cgroup) {
+			char procs[PATH_MAX + 16];
+			int cg;
+
+			snprintf(procs, sizeof(procs), "%s/cgroup.procs", ag->join_cgroup);
+			cg = open(procs, O_WRONLY | O_CLOEXEC);
+			if (cg < 0 || write(cg, "0\n", 2) != 2)
+				_exit(126);
+			close(cg);
+		}
 		char *argv[64] = { "gammad", "run", "--manifests", ag->dir, "--cgroup",
 				   ag->cgroup, "--pin-dir", ag->pin_dir };
 		int argc = 8;

@@ -35,6 +35,7 @@ struct agent_env {
 	int64_t last_applied_us;	/* when the last awaited "applied" line was seen */
 	const char *const *args;	/* more gammad run arguments, NULL-terminated (or NULL) */
 	const char *bin;		/* the gammad to run, under the build dir; NULL: "gammad" */
+	const char *join_cgroup;	/* cgroup directory the agent runs in; NULL: the test's own */
 };
 
 /* Paths, pin dir and manifests dir with the lab's cluster.yaml; never fails a test. */

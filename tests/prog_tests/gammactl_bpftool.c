@@ -133,7 +133,9 @@ void test_gammactl_bpftool(void)
 		/* A new map must join the table above. */
 		ret = lab_run_capture(&out, "ls %s | grep -v '^link_'", fx.pin_dir);
 		for (char *l = out, *nl; ret == 0 && l && *l; l = nl ? nl + 1 : NULL) {
-			bool known = !strncmp(l, GAMMAD_MAP_SOCKHASH, strlen(GAMMAD_MAP_SOCKHASH));
+			bool known = !strncmp(l, GAMMAD_MAP_SOCKHASH, strlen(GAMMAD_MAP_SOCKHASH)) ||
+				     !strncmp(l, GAMMAD_MAP_ENGINE_SOCKHASH,
+					      strlen(GAMMAD_MAP_ENGINE_SOCKHASH));
 
 			nl = strchr(l, '\n');
 			if (nl)

@@ -118,11 +118,14 @@ static void usage(FILE *out)
 		"the apply still compares every entry with the kernel.\n"
 		"--sockmap: the same-node socket redirect (off by default): connections\n"
 		"between two pods of this node go socket to socket (sockhash, sk_msg)\n"
-		"instead of TCP over the veths. WARNING: such a socket does not behave as\n"
-		"TCP to its application (kernel tcp_bpf): a blocking read() can fail with\n"
-		"EAGAIN (after a signal, after its own shutdown(SHUT_WR)), MSG_WAITALL and\n"
-		"SO_RCVLOWAT return short reads, splice() from it misses data, and close()\n"
-		"with unread data sends FIN, not RST. Only for applications known to cope\n"
+		"instead of TCP over the veths, and so do the HTTP engine's connections\n"
+		"(a pod's to the agent's loopback listener, the agent's to the backend pod)\n"
+		"when the agent runs under --cgroup (not with --kernel-http). WARNING: such\n"
+		"a socket does not behave as TCP to its application (kernel tcp_bpf): a\n"
+		"blocking read() can fail with EAGAIN (after a signal, after its own\n"
+		"shutdown(SHUT_WR)), MSG_WAITALL and SO_RCVLOWAT return short reads,\n"
+		"splice() from it misses data, and close() with unread data sends FIN,\n"
+		"not RST. Only for applications known to cope\n"
 		"(non-blocking I/O with EAGAIN retries, no splice, no MSG_WAITALL).\n"
 		"--sockmap-cap: bytes a redirected socket may find unread at its peer\n"
 		"before it moves to TCP for good (default 4M; K and M suffixes, 64K to\n"
@@ -689,6 +692,7 @@ int cmd_run(int argc, char **argv)
 	o.cgroup = a.opts.cgroup_root;
 	o.engine_port = (uint16_t)engine_port;
 	o.tc_follows = !no_tc;	/* a layout upgrade switches the TC links too */
+	o.no_engine_redirect = a.kernel_http;	/* its programs own the steered sockets */
 	ret = dp_open(&o, &a.dp);
 	if (ret) {
 		pr_err("data path (pin dir %s, cgroup %s): %s", pin_dir, a.opts.cgroup_root,

@@ -60,7 +60,8 @@ static const struct {
 	{ "svc-ports", offsetof(struct dp_sizes, svc_ports), { GAMMAD_MAP_SVC_STATS } },
 	{ "routes", offsetof(struct dp_sizes, routes), { GAMMAD_MAP_ROUTE_STATS } },
 	{ "revnat", offsetof(struct dp_sizes, revnat), { GAMMAD_MAP_REVNAT } },
-	{ "sockets", offsetof(struct dp_sizes, sockets), { GAMMAD_MAP_SOCKHASH } },
+	{ "sockets", offsetof(struct dp_sizes, sockets),
+	  { GAMMAD_MAP_SOCKHASH, GAMMAD_MAP_ENGINE_SOCKHASH } },
 	{ "objects", offsetof(struct dp_sizes, objects), { GAMMAD_MAP_OBJECTS } },
 	{ "conntrack", offsetof(struct dp_sizes, conntrack), { GAMMAD_MAP_CT } },
 	{ "pods", offsetof(struct dp_sizes, pods), { GAMMAD_MAP_POD } },
@@ -276,6 +277,11 @@ static int attach_all(struct dp *dp)
 	/* Replaces the program of an adopted sockhash. */
 	err = bpf_prog_attach(bpf_program__fd(p), bpf_map__fd(dp->so->maps.gammad_sockh_v1),
 			      BPF_SK_MSG_VERDICT, 0);
+	/* the same program on the engine's sockhash (bpf/sockops.bpf.c) */
+	if (!err)
+		err = bpf_prog_attach(bpf_program__fd(p),
+				      bpf_map__fd(dp->so->maps.gammad_esockh_v1),
+				      BPF_SK_MSG_VERDICT, 0);
 	if (err)
 		err = -errno;
 	if (!err)
@@ -364,6 +370,7 @@ static int load_objects(struct dp *dp, const struct dp_opts *opts)
 	dp->so->rodata->engine_port = dp->sa->rodata->engine_port;
 	dp->so->rodata->sockmap_cap = opts->sockmap_cap ?: GAMMAD_SOCKMAP_CAP_DEFAULT;
 	dp->so->rodata->sock_redirect = opts->sock_redirect;
+	dp->so->rodata->engine_redirect = opts->sock_redirect && !opts->no_engine_redirect;
 	err = obj_prepare_maps(dp, dp->so->obj, &opts->sizes);
 	if (!err)
 		err = sockops_bpf__load(dp->so);

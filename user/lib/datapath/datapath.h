@@ -108,6 +108,11 @@ struct dp_opts {
 	 * (bpf/sockops.bpf.c). A load-time constant of the sockops program.
 	 */
 	bool sock_redirect;
+	/*
+	 * With sock_redirect, leave the connections steered to the HTTP
+	 * engine on TCP (the kernel HTTP path's programs own those sockets).
+	 */
+	bool no_engine_redirect;
 };
 
 struct dp;
