@@ -12,8 +12,9 @@
 # cgroup <cgroup2>/gpgrpc, pins /sys/fs/bpf/gammad-grpcbench, all removed on
 # exit): pods-direct (h2load in a client pod to one echo pod), agent and
 # agent-sockmap (the ClusterIP of a GRPCRoute 50/50 over two echo pods,
-# through the agent's HTTP engine, without and with --sockmap). GRPC_AGENT=0
-# skips them.
+# through the agent's HTTP engine, without and with --sockmap), and
+# pods-direct-sockmap (pods-direct with the --sockmap agent running: the
+# direct calls redirected too). GRPC_AGENT=0 skips them.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
@@ -201,7 +202,7 @@ if [ "$GRPC_AGENT" = 1 ]; then
 	INPOD_EXEC=1 inpod 2 b1 "$BUILD/echo" serve --port=7070 --pod b1 --namespace bench >/dev/null 2>&1 3>&- &
 	P1=$!; PIDS+=($P1)
 	sleep 0.3
-	MODES+=(pods-direct agent agent-sockmap)
+	MODES+=(pods-direct agent pods-direct-sockmap agent-sockmap)
 fi
 
 RAW=$W/raw.csv
@@ -219,6 +220,8 @@ run() { # REP MODE
 	agent)		agent_start; url=http://$VIP:7070 pre=(inpod 0 client) echos=($P0 $P1) proxy=$AGENT ;;
 	agent-sockmap)	agent_start --sockmap; url=http://$VIP:7070 pre=(inpod 0 client) echos=($P0 $P1)
 			proxy=$AGENT ;;
+	pods-direct-sockmap) agent_start --sockmap; url=http://$(pod_ip b0):7070 pre=(inpod 0 client)
+			echos=($P0 $P1) proxy= ;;
 	esac
 	[ "${pre[*]}" ] && s0=$(segs)
 	e0=$(ticks "${echos[@]}") g0=$([ -n "$proxy" ] && ticks $proxy || echo 0)
@@ -278,6 +281,7 @@ mkdir -p "$OUTDIR"
 		echo "agent, agent-sockmap: h2load in the client pod to the ClusterIP of a GRPCRoute 50/50"
 		echo "over 2 echo pods, through the real agent (gammad run, its HTTP engine, ${GRPC_THREADS:-$(nproc)} event loops),"
 		echo "without and with --sockmap, the agent in a cgroup under the one its hooks attach to."
+		echo "pods-direct-sockmap: pods-direct with the --sockmap agent running (redirected too)."
 	fi
 	echo "Medians; CPU in us per call (user + system, from /proc and time(1)); segments:"
 	echo "TCP segments per call sent in the client pod's netns (its Tcp OutSegs; loopback included)."
@@ -289,7 +293,8 @@ mkdir -p "$OUTDIR"
 	if [ "$GRPC_AGENT" = 1 ]; then
 		row pods-direct pods-direct
 		row agent pods-direct
-		row agent-sockmap pods-direct
+		row pods-direct-sockmap pods-direct-sockmap
+		row agent-sockmap pods-direct-sockmap
 	fi
 	echo
 	echo "bound: with every CPU busy, calls/s through a proxy can reach at most (client + echo) /"
