@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * HTTP/1.1 in the kernel, the data path (issue 13): gammad_kh_sockops
- * (beside the main sockops program) registers steered client sockets,
- * gammad_kh_client on the client sockhash (sk_msg), gammad_kh_upstream on
- * the upstream sockhash (sk_skb, attached as BPF_SK_SKB_VERDICT: no stream
- * parser). What they do and why: bpf/lib/khttp_path.h.
+ * (beside the main sockops program) registers steered client sockets and
+ * same-node server sockets, gammad_kh_client on the client sockhash
+ * (sk_msg), gammad_kh_upstream on the upstream sockhash (sk_skb, attached
+ * as BPF_SK_SKB_VERDICT: no stream parser), gammad_kh_server on the server
+ * sockhash (sk_msg). What they do and why: bpf/lib/khttp_path.h.
  */
 #include "lib/khttp_path.h"
 #include "lib/sockmap.h"
@@ -63,7 +64,8 @@ static __always_inline int kh_forward(struct sk_msg_md *msg, struct gammad_kh_co
 	struct gammad_kh_slot *sl;
 	struct gammad_kh_rb *rb;
 	__u32 reason, id, bit, seq, is_head;
-	__u64 total;
+	__u64 total, *srv;
+	bool to_srv = false;
 	int got, head;
 
 	rb = bpf_map_lookup_elem(&gammad_khrb_v1, &key);
@@ -79,8 +81,19 @@ static __always_inline int kh_forward(struct sk_msg_md *msg, struct gammad_kh_co
 	sl = bpf_map_lookup_elem(&gammad_khslot_v1, &id);
 	if (!sl)
 		return kh_to_engine(msg, c, GAMMAD_KH_R_NO_UPSTREAM);
-	/* the target first: a missing upstream leaves the message untouched */
-	if (bpf_msg_redirect_hash(msg, &gammad_khup_v1, &id, 0) != SK_PASS) {
+	/*
+	 * The target first: a missing upstream leaves the message untouched.
+	 * A same-node server socket paired with the slot takes the request
+	 * into its ingress (no TCP at all), unless its requests go over the
+	 * upstream's TCP for good (REQ_TCP, below).
+	 */
+	srv = bpf_map_lookup_elem(&gammad_khsvs_v1, &id);
+	if (srv && *srv && !(sl->flags & GAMMAD_KH_SLOT_REQ_TCP)) {
+		__u64 sc = *srv;
+
+		to_srv = bpf_msg_redirect_hash(msg, &gammad_khsv_v1, &sc, BPF_F_INGRESS) == SK_PASS;
+	}
+	if (!to_srv && bpf_msg_redirect_hash(msg, &gammad_khup_v1, &id, 0) != SK_PASS) {
 		kh_slot_release(c);
 		return kh_to_engine(msg, c, GAMMAD_KH_R_NO_UPSTREAM);
 	}
@@ -100,8 +113,24 @@ static __always_inline int kh_forward(struct sk_msg_md *msg, struct gammad_kh_co
 		kh_count(GAMMAD_KH_R_EDIT);
 		return SK_DROP;
 	}
-	sl->req_seq = seq + 1;
 	total = (__u64)head + s->req.content_length;
+	/*
+	 * Nothing bounds a server's ingress queue but us (a backend that stops
+	 * reading, a body over the cap): past kh_cap this request and every
+	 * later one of the slot go to the upstream's egress, where TCP's
+	 * window holds the client. The server reads its ingress queue before
+	 * its TCP receive queue (tcp_bpf_recvmsg), so the order holds. The
+	 * helper overrides the target set above.
+	 */
+	if (to_srv && (__u64)msg_redir_queued(msg_kern(msg)) + total > kh_cap) {
+		__sync_fetch_and_or(&sl->flags, GAMMAD_KH_SLOT_REQ_TCP);
+		if (bpf_msg_redirect_hash(msg, &gammad_khup_v1, &id, 0) != SK_PASS) {
+			kh_slot_release(c);
+			kh_count(GAMMAD_KH_R_NO_UPSTREAM);
+			return SK_DROP;
+		}
+	}
+	sl->req_seq = seq + 1;
 	__sync_fetch_and_add(&sl->bytes_up, total);
 	bpf_msg_apply_bytes(msg, total);
 	c->flags |= GAMMAD_KHC_F_REDIRECTED;
@@ -262,7 +291,6 @@ int gammad_kh_upstream(struct __sk_buff *skb)
 {
 	struct kh_rscratch *p;
 	struct gammad_kh_slot *sl;
-	struct gammad_kh_pool_key pk;
 	__u64 ck, owner;
 	__u32 zero = 0, id, *idp;
 
@@ -288,20 +316,8 @@ int gammad_kh_upstream(struct __sk_buff *skb)
 	if (sl->flags & GAMMAD_KH_SLOT_SLOW)
 		return SK_PASS;
 	if (!(sl->flags & GAMMAD_KH_SLOT_UNFRAMED)) {
-		__builtin_memcpy(&p->r, &sl->r, sizeof(p->r));
-		p->req_seq = sl->req_seq;
-		p->head_bits = sl->head_bits;
-		p->unframed = 0;
-		p->close = 0;
-		if (kh_resp_parse(skb, p))
-			p->unframed = 1;
-		if (p->unframed) {
-			sl->flags |= GAMMAD_KH_SLOT_UNFRAMED;
-			if (p->close)
-				sl->flags |= GAMMAD_KH_SLOT_CLOSE;
-		} else {
-			__builtin_memcpy(&sl->r, &p->r, sizeof(p->r));
-		}
+		kh_frame_begin(sl, p);
+		kh_frame_end(sl, p, kh_resp_parse(skb, p));
 	}
 	/*
 	 * A client that does not read: nothing more goes to it (brief: the
@@ -310,21 +326,86 @@ int gammad_kh_upstream(struct __sk_buff *skb)
 	 * the connection is the engine's.
 	 */
 	if (kh_client_lags(owner, skb->len)) {
-		__sync_fetch_and_or(&sl->flags, GAMMAD_KH_SLOT_SLOW);
-		kh_count(GAMMAD_KH_R_SLOW_READER);
-		__builtin_memcpy(&pk, &sl->pool, sizeof(pk));
-		kh_event(GAMMAD_KH_EV_SLOW, id, &pk);
+		kh_slot_slow(sl, id);
 		return SK_PASS;
 	}
 	__sync_fetch_and_add(&sl->bytes_down, skb->len);
 	if (bpf_sk_redirect_hash(skb, &gammad_khcli_v1, &owner, BPF_F_INGRESS) == SK_PASS)
 		return SK_PASS;
 	/* the client is gone: the agent closes this upstream and re-arms the slot */
-	if (__sync_val_compare_and_swap(&sl->owner, owner, GAMMAD_KH_OWNER_DEAD) == owner) {
-		__builtin_memcpy(&pk, &sl->pool, sizeof(pk));
-		kh_event(GAMMAD_KH_EV_DEAD, id, &pk);
-	}
+	kh_slot_orphan(sl, id, owner);
 	return SK_DROP;
+}
+
+/*
+ * A same-node server socket (gammad_khsv_v1): what the backend sends is
+ * the response stream of its slot, framed here as the upstream's verdict
+ * frames skbs (khttp_resp.h, the same parser) and put straight into the
+ * owner's ingress. bpf_tcp_ingress queues synchronously, before the
+ * backend's send() returns: a FIN the backend sends after it reaches the
+ * upstream (and the agent's hang-up handling) only after every byte sent
+ * before it is queued at the client. Whatever this program does not
+ * redirect (no owner, a socket of an earlier arming, a slow client) goes
+ * over the connection's TCP to the upstream, whose verdict decides as
+ * before; once that happened for an owned slot (SLOW), never back.
+ */
+SEC("sk_msg")
+int gammad_kh_server(struct sk_msg_md *msg)
+{
+	struct sk_msg *m = msg_kern(msg);
+	bool pending = m->sk_redir != NULL;
+	struct gammad_kh_srv *sv;
+	struct gammad_kh_slot *sl;
+	struct kh_rscratch *p;
+	__u32 zero = 0, id, size;
+	__u64 owner, *cur;
+
+	if (!msg->sk)
+		return pending ? SK_DROP : SK_PASS;
+	sv = bpf_sk_storage_get(&gammad_khsvst_v1, msg->sk, 0, 0);
+	if (!sv)
+		return pending ? SK_DROP : SK_PASS;
+	id = sv->slot;
+	cur = bpf_map_lookup_elem(&gammad_khsvs_v1, &id);
+	sl = bpf_map_lookup_elem(&gammad_khslot_v1, &id);
+	if (!cur || !sl || *cur != sv->cookie)
+		return pending ? SK_DROP : SK_PASS;
+	owner = sl->owner;
+	/*
+	 * The rest of a message the client's ingress took only in part: the
+	 * kernel runs us again with the first run's target set (SK_PASS would
+	 * go there anyway; sockops.bpf.c, the stale-target trap). It was
+	 * framed with its first part.
+	 */
+	if (pending)
+		return bpf_msg_redirect_hash(msg, &gammad_khcli_v1, &owner, BPF_F_INGRESS) ==
+		       SK_PASS ? SK_PASS : SK_DROP;
+	if (owner == GAMMAD_KH_OWNER_FREE || owner == GAMMAD_KH_OWNER_DEAD ||
+	    (sl->flags & GAMMAD_KH_SLOT_SLOW))
+		return SK_PASS;
+	p = bpf_map_lookup_elem(&gammad_khrscr_v1, &zero);
+	if (!p)
+		return SK_DROP;
+	size = msg->size;
+	if (!(sl->flags & GAMMAD_KH_SLOT_UNFRAMED)) {
+		kh_frame_begin(sl, p);
+		kh_frame_end(sl, p, kh_resp_parse_msg(msg, p));
+	}
+	if (bpf_msg_redirect_hash(msg, &gammad_khcli_v1, &owner, BPF_F_INGRESS) != SK_PASS) {
+		/* the client is gone; this message over TCP, where the verdict drops it */
+		kh_slot_orphan(sl, id, owner);
+		return SK_PASS;
+	}
+	__sync_fetch_and_add(&sl->bytes_down, size);
+	/*
+	 * The L4 redirect's cap (sockops.bpf.c): this message still goes (the
+	 * target is set), every later one over TCP to the upstream, whose
+	 * verdict keeps it in the upstream's receive queue (SLOW), so TCP's
+	 * window holds the backend; the agent is told as from the verdict.
+	 */
+	if ((__u64)msg_redir_queued(m) + size > kh_cap)
+		kh_slot_slow(sl, id);
+	return SK_PASS;
 }
 
 /*
@@ -372,6 +453,42 @@ static __always_inline void kh_client_register(struct bpf_sock_ops *skops)
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
+/*
+ * A backend's accepted socket whose tuple the agent recorded for a pool
+ * upstream (gammad_khsvk_v1; only with --sockmap): the same-node server
+ * socket of that slot. Out of the L4 sockhash first (the main sockops
+ * program, which runs before this one, put it there under --sockmap; a
+ * socket takes one sk_msg program), into gammad_khsv_v1, tagged with its
+ * slot; its cookie in the record tells the agent.
+ */
+static __always_inline void kh_server_register(struct bpf_sock_ops *skops)
+{
+	struct gammad_sock_key key = {};
+	struct gammad_kh_srv *rec, *st;
+	struct bpf_sock *sk = skops->sk;
+	__u64 cookie;
+
+	if (!sk || !SOCK_KEY_FROM_CTX(&key, skops))
+		return;
+	rec = bpf_map_lookup_elem(&gammad_khsvk_v1, &key);
+	if (!rec || rec->cookie)
+		return;
+	st = bpf_sk_storage_get(&gammad_khsvst_v1, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st) {
+		reason_inc(GAMMAD_R_SOCK_STORAGE);
+		return;
+	}
+	cookie = bpf_get_socket_cookie(skops);
+	st->cookie = cookie;
+	st->slot = rec->slot;
+	bpf_map_delete_elem(&gammad_sockh_v1, &key);	/* -ENOENT without --sockmap */
+	if (bpf_sock_hash_update(skops, &gammad_khsv_v1, &cookie, BPF_ANY)) {
+		reason_inc(GAMMAD_R_SOCKHASH_UPDATE);
+		return;
+	}
+	rec->cookie = cookie;
+}
+
 SEC("sockops")
 int gammad_kh_sockops(struct bpf_sock_ops *skops)
 {
@@ -380,6 +497,8 @@ int gammad_kh_sockops(struct bpf_sock_ops *skops)
 
 	if (skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
 		kh_client_register(skops);
+	} else if (skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) {
+		kh_server_register(skops);
 	} else if (skops->op == BPF_SOCK_OPS_STATE_CB && skops->args[1] == BPF_TCP_CLOSE && sk) {
 		c = bpf_sk_storage_get(&gammad_khc_v1, sk, 0, 0);
 		if (c && c->slot)

@@ -66,6 +66,30 @@ struct {
 
 GAMMAD_SK_STORAGE(gammad_khc_v1, struct gammad_kh_conn);
 
+/* Same-node server sockets (include/gammad/maps.h): the sk_msg program is gammad_kh_server. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, GAMMAD_KH_SLOTS_MAX);
+	__type(key, __u64);
+	__type(value, __u64);
+} gammad_khsv_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GAMMAD_KH_SLOTS_MAX);
+	__type(key, struct gammad_sock_key);
+	__type(value, struct gammad_kh_srv);
+} gammad_khsvk_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GAMMAD_KH_SLOTS_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} gammad_khsvs_v1 SEC(".maps");
+
+GAMMAD_SK_STORAGE(gammad_khsvst_v1, struct gammad_kh_srv);
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -181,6 +205,59 @@ static __always_inline bool kh_client_lags(__u64 cookie, __u32 len)
 	q = kh_sock_queued(bsk);
 	bpf_sk_release(bsk);
 	return q + len > kh_cap;
+}
+
+/* ---- the response side: an upstream's skbs or a same-node server's messages ---- */
+
+/*
+ * Follow the framing of what the slot's connection just delivered (parse
+ * is 0, or -1 when the parser gave up): the slot's state copied into the
+ * scratch p before, written back after, or the slot marked unframed (and
+ * close-delimited). The client side writes req_seq and head_bits, this
+ * side only the parser's state.
+ */
+static __always_inline void kh_frame_begin(const struct gammad_kh_slot *sl, struct kh_rscratch *p)
+{
+	__builtin_memcpy(&p->r, &sl->r, sizeof(p->r));
+	p->req_seq = sl->req_seq;
+	p->head_bits = sl->head_bits;
+	p->unframed = 0;
+	p->close = 0;
+}
+
+static __always_inline void kh_frame_end(struct gammad_kh_slot *sl, struct kh_rscratch *p, int parse)
+{
+	if (parse)
+		p->unframed = 1;
+	if (p->unframed) {
+		sl->flags |= GAMMAD_KH_SLOT_UNFRAMED;
+		if (p->close)
+			sl->flags |= GAMMAD_KH_SLOT_CLOSE;
+	} else {
+		__builtin_memcpy(&sl->r, &p->r, sizeof(p->r));
+	}
+}
+
+/* The client lags beyond the cap: the rest waits under TCP's flow control, the agent is told. */
+static __always_inline void kh_slot_slow(struct gammad_kh_slot *sl, __u32 id)
+{
+	struct gammad_kh_pool_key pk;
+
+	__sync_fetch_and_or(&sl->flags, GAMMAD_KH_SLOT_SLOW);
+	kh_count(GAMMAD_KH_R_SLOW_READER);
+	__builtin_memcpy(&pk, &sl->pool, sizeof(pk));
+	kh_event(GAMMAD_KH_EV_SLOW, id, &pk);
+}
+
+/* The owner has gone: the agent closes this upstream and re-arms the slot. */
+static __always_inline void kh_slot_orphan(struct gammad_kh_slot *sl, __u32 id, __u64 owner)
+{
+	struct gammad_kh_pool_key pk;
+
+	if (__sync_val_compare_and_swap(&sl->owner, owner, GAMMAD_KH_OWNER_DEAD) == owner) {
+		__builtin_memcpy(&pk, &sl->pool, sizeof(pk));
+		kh_event(GAMMAD_KH_EV_DEAD, id, &pk);
+	}
 }
 
 /* ---- the client side ----------------------------------------------------- */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * HTTP/1.1 in the kernel: the framing of responses on an upstream socket
- * (the sk_skb side of bpf/lib/khttp_path.h). It follows each response
+ * (the sk_skb side of bpf/lib/khttp_path.h) or a same-node server socket
+ * (its sk_msg side): one parser, two ways to read the bytes (kh_resp_load). It follows each response
  * across skbs, state kept per upstream (struct gammad_kh_resp), so the
  * kernel knows where every response ends: Content-Length, chunked (a real
  * incremental parser: sizes, extensions, the CRLF after chunk data,
@@ -310,18 +311,39 @@ static long kh_resp_cb(__u64 i, void *ctx)
 }
 
 /*
- * Follow the framing over the skb's bytes, state in p (the slot's copy).
- * Bodies and chunk data are skipped by count; heads and chunk lines go
- * byte by byte, KH_RBUF bytes per step.
+ * The response bytes [off, off + n) into buf (n <= KH_RBUF): from an skb
+ * (the upstream's sk_skb verdict; cgroup_skb in the test) or from a message
+ * (a same-node server socket's sk_msg program, bpf/khttp.bpf.c). A message
+ * is a scatterlist: bpf_msg_pull_data makes the window linear (no copy when
+ * it lies in one element, as a head in the first page does) and leaves the
+ * message's bytes as they were. 0 or -1.
  */
-KH_GLOBAL int kh_resp_parse(struct __sk_buff *skb, struct kh_rscratch *p)
+static __always_inline int kh_resp_load(void *ctx, bool msg, __u32 off, __u8 *buf, __u32 n)
 {
-	__u32 len, off = 0, n;
+	void *data, *end;
+
+	if (!msg)
+		return bpf_skb_load_bytes(ctx, off, buf, n) ? -1 : 0;
+	if (bpf_msg_pull_data(ctx, off, off + n, 0))
+		return -1;
+	data = (void *)(long)((struct sk_msg_md *)ctx)->data;
+	end = (void *)(long)((struct sk_msg_md *)ctx)->data_end;
+	if (data + n > end)
+		return -1;
+	return bpf_probe_read_kernel(buf, n, data) ? -1 : 0;
+}
+
+/*
+ * Follow the framing over len bytes of ctx, state in p (the slot's copy).
+ * Bodies and chunk data are skipped by count; heads and chunk lines go
+ * byte by byte, KH_RBUF bytes per step. One body for both contexts (msg
+ * is a constant in each caller below).
+ */
+static __always_inline int kh_resp_walk(void *ctx, bool msg, __u32 len, struct kh_rscratch *p)
+{
+	__u32 off = 0, n;
 	__u64 skip;
 
-	if (!skb || !p)
-		return -1;
-	len = skb->len;
 	for (int step = 0; step < KH_RSTEPS; step++) {
 		if (off >= len || p->unframed)
 			return 0;
@@ -346,7 +368,7 @@ KH_GLOBAL int kh_resp_parse(struct __sk_buff *skb, struct kh_rscratch *p)
 		asm volatile("" : "+r"(n));
 		if (n < 1 || n > KH_RBUF)
 			return -1;
-		if (bpf_skb_load_bytes(skb, off, p->buf, n))
+		if (kh_resp_load(ctx, msg, off, p->buf, n))
 			return -1;
 		p->pos = n;
 		p->n = n;
@@ -356,6 +378,22 @@ KH_GLOBAL int kh_resp_parse(struct __sk_buff *skb, struct kh_rscratch *p)
 	if (off < len)
 		p->unframed = 1;	/* more steps than we take: never guess */
 	return 0;
+}
+
+/* The upstream's sk_skb verdict: an skb of the response stream. */
+KH_GLOBAL int kh_resp_parse(struct __sk_buff *skb, struct kh_rscratch *p)
+{
+	if (!skb || !p)
+		return -1;
+	return kh_resp_walk(skb, false, skb->len, p);
+}
+
+/* A same-node server socket's sk_msg program: a message the backend sends. */
+KH_GLOBAL int kh_resp_parse_msg(struct sk_msg_md *msg, struct kh_rscratch *p)
+{
+	if (!msg || !p)
+		return -1;
+	return kh_resp_walk(msg, true, msg->size, p);
 }
 
 #endif

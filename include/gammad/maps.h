@@ -896,6 +896,34 @@ _Static_assert(sizeof(struct gammad_kh_verdict) == 44, "gammad_kh_verdict");
  */
 #define GAMMAD_MAP_KH_HANDOVER	"gammad_khho_v1"
 
+/*
+ * Same-node server sockets (gammad run --kernel-http --sockmap): when a
+ * pool upstream's backend is a pod of this node, the backend's accepted
+ * socket of that connection (the "server socket") takes the bytes
+ * directly: requests into its ingress, its responses through the sk_msg
+ * program of gammad_khsv_v1 into the client's ingress. The agent binds
+ * the upstream before connect() and records the tuple the server socket
+ * will see (gammad_khsvk_v1: key as that socket sees it, value the slot);
+ * the kernel HTTP sockops program finds it at PASSIVE_ESTABLISHED, moves
+ * the socket into gammad_khsv_v1 (keyed by its cookie; out of the L4
+ * sockhash first, a socket has one sk_msg program), tags it with its slot
+ * (socket storage gammad_khsvst_v1) and writes its cookie into the
+ * record. The agent then publishes the pairing in gammad_khsvs_v1[slot]
+ * (the server socket's cookie, 0: none) before the slot's free owner;
+ * the pool's own upstream stays the connection's anchor (its TCP carries
+ * no data on this path, its FIN is the backend's hang-up).
+ */
+#define GAMMAD_MAP_KH_SRV	"gammad_khsv_v1"	/* sockhash: server cookie -> socket */
+#define GAMMAD_MAP_KH_SRV_KEY	"gammad_khsvk_v1"	/* sock key -> struct gammad_kh_srv */
+#define GAMMAD_MAP_KH_SRV_SLOT	"gammad_khsvs_v1"	/* slot -> server cookie */
+
+struct gammad_kh_srv {
+	__u64 cookie;		/* the server socket's cookie (0: not established yet) */
+	__u32 slot;		/* the upstream slot whose connection it is */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct gammad_kh_srv) == 16, "gammad_kh_srv");
+
 #define GAMMAD_KH_SLOTS_MAX	16384	/* upstream slots (array) */
 #define GAMMAD_KH_POOL_MAX	16	/* slots per (client netns, endpoint) */
 #define GAMMAD_KH_PIPELINE_MAX	31	/* requests outstanding on one upstream */
@@ -964,6 +992,13 @@ enum gammad_kh_slot_flags {
 	GAMMAD_KH_SLOT_SLOW = 1 << 1,
 	/* The response runs to the upstream's close: the agent ends the client's side then. */
 	GAMMAD_KH_SLOT_CLOSE = 1 << 2,
+	/*
+	 * Same-node server: its ingress holds more unread request bytes than
+	 * the cap allows (a backend that does not read, a body over the cap):
+	 * this slot's requests go over the upstream's TCP from now on (the
+	 * server reads its ingress queue first: order kept).
+	 */
+	GAMMAD_KH_SLOT_REQ_TCP = 1 << 3,
 };
 
 /* Response framing states (bpf/lib/khttp_path.h). */

@@ -120,6 +120,16 @@ int agent_kh_start(struct agent *a)
 	po.map_pool = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_POOL);
 	po.map_events = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_EVENTS);
 	po.map_sockh = dp_map_fd(a->dp, GAMMAD_MAP_SOCKHASH);
+	/*
+	 * Same-node server sockets: only under --sockmap (their tcp_bpf reads,
+	 * README "Why opt-in"). Every slot's pairing is written either way (0:
+	 * none), so an earlier run's pinned pairings never outlive it.
+	 */
+	po.map_svs = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_SRV_SLOT);
+	if (dp_kh_samenode(a->dp)) {
+		po.map_svk = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_SRV_KEY);
+		po.map_lep = dp_map_fd(a->dp, GAMMAD_MAP_LOCAL_EP);
+	}
 	k->pools = kh_pools_new(&po);
 	if (!k->pools) {
 		free(k);

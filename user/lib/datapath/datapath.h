@@ -146,6 +146,12 @@ void dp_kh_close(struct dp_kh *k);
 int dp_kh_detach(struct dp *dp);
 /* fd of one of its maps by name (GAMMAD_MAP_KH_*), -ENOENT if unknown. */
 int dp_kh_map_fd(const struct dp_kh *k, const char *name);
+/*
+ * The same-node socket redirect is on (dp_opts.sock_redirect, --sockmap):
+ * the kernel HTTP path may then pair pool upstreams with their local
+ * backends' server sockets (include/gammad/maps.h, gammad_khsv_v1).
+ */
+bool dp_kh_samenode(const struct dp *dp);
 
 /* fd of a map by name (GAMMAD_MAP_*), for inspection; -ENOENT if unknown. */
 int dp_map_fd(const struct dp *dp, const char *name);

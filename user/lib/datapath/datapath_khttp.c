@@ -6,8 +6,9 @@
  * other objects, its own sockhashes, slots and ring buffer beside them),
  * gammad_kh_sockops attached to the cgroup through the pinned link
  * link_kh_sockops (beside link_sockops), gammad_kh_client on the client
- * sockhash (BPF_SK_MSG_VERDICT) and gammad_kh_upstream on the upstream
- * sockhash (BPF_SK_SKB_VERDICT), kept alive by the pinned sockhashes as
+ * sockhash (BPF_SK_MSG_VERDICT), gammad_kh_upstream on the upstream
+ * sockhash (BPF_SK_SKB_VERDICT) and gammad_kh_server on the same-node server
+ * sockhash (BPF_SK_MSG_VERDICT), kept alive by the pinned sockhashes as
  * the main sk_msg program is. A restarted agent adopts the maps and swaps
  * the programs in; `gammad uninstall` removes it all with the rest.
  */
@@ -22,6 +23,7 @@
 #include "datapath.h"
 #include "datapath_int.h"
 #include "skel/khttp.skel.h"
+#include "skel/sockops.skel.h"
 
 struct dp_kh {
 	struct khttp_bpf *skel;
@@ -49,6 +51,9 @@ int dp_kh_open(struct dp *dp, struct dp_kh **out)
 		return -ENOMEM;
 	k->skel = khttp_bpf__open();
 	err = k->skel ? 0 : -errno;
+	/* the in-flight cap is the L4 redirect's (--sockmap-cap; the same default) */
+	if (!err && dp->so)
+		k->skel->rodata->kh_cap = dp->so->rodata->sockmap_cap;
 	if (!err)
 		err = dp_pin_all_maps(dp, k->skel->obj);
 	if (!err)
@@ -57,6 +62,9 @@ int dp_kh_open(struct dp *dp, struct dp_kh **out)
 	if (!err)
 		err = sockhash_attach(k->skel->progs.gammad_kh_upstream, k->skel->maps.gammad_khup_v1,
 				      BPF_SK_SKB_VERDICT);
+	if (!err)
+		err = sockhash_attach(k->skel->progs.gammad_kh_server, k->skel->maps.gammad_khsv_v1,
+				      BPF_SK_MSG_VERDICT);
 	if (!err)
 		err = sockhash_attach(k->skel->progs.gammad_kh_client, k->skel->maps.gammad_khcli_v1,
 				      BPF_SK_MSG_VERDICT);
@@ -89,4 +97,9 @@ int dp_kh_map_fd(const struct dp_kh *k, const char *name)
 	struct bpf_map *m = k ? bpf_object__find_map_by_name(k->skel->obj, name) : NULL;
 
 	return m ? bpf_map__fd(m) : -ENOENT;
+}
+
+bool dp_kh_samenode(const struct dp *dp)
+{
+	return dp->so && dp->so->rodata->sock_redirect;
 }

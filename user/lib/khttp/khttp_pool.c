@@ -23,6 +23,7 @@ struct kh_slot_u {
 	int fd;			/* -1: not armed */
 	int pool;
 	uint64_t cookie;
+	uint64_t srv;		/* the same-node server socket's cookie, 0: none (TCP) */
 	bool relayed;		/* slow client: the caller reads it (no hang-up handling) */
 };
 
@@ -57,33 +58,114 @@ static int pool_socket(const struct kh_pool_u *pl, int type)
 	return fd < 0 ? -errno : fd;
 }
 
+/* The sockhash key (bpf/lib/sockmap.h) of the socket with addresses l and r. */
+static void sock_key(struct gammad_sock_key *k, const struct sockaddr_storage *l,
+		     const struct sockaddr_storage *r)
+{
+	memset(k, 0, sizeof(*k));
+	k->family = l->ss_family;
+	if (l->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)l, *b = (const void *)r;
+
+		memcpy(k->local, &a->sin_addr, 4);
+		memcpy(k->remote, &b->sin_addr, 4);
+		k->local_port = a->sin_port;
+		k->remote_port = b->sin_port;
+	} else {
+		const struct sockaddr_in6 *a = (const void *)l, *b = (const void *)r;
+
+		memcpy(k->local, &a->sin6_addr, 16);
+		memcpy(k->remote, &b->sin6_addr, 16);
+		k->local_port = a->sin6_port;
+		k->remote_port = b->sin6_port;
+	}
+}
+
 /* Out of the same-node sockhash (khttp_pool.h, map_sockh). */
 static void sockh_leave(const struct kh_pools *p, int fd)
 {
-	struct gammad_sock_key k = { 0 };
+	struct gammad_sock_key k;
 	struct sockaddr_storage l, r;
 	socklen_t ll = sizeof(l), rl = sizeof(r);
 
 	if (p->o.map_sockh <= 0 || getsockname(fd, (struct sockaddr *)&l, &ll) ||
 	    getpeername(fd, (struct sockaddr *)&r, &rl))
 		return;
-	k.family = l.ss_family;
-	if (l.ss_family == AF_INET) {
-		const struct sockaddr_in *a = (const void *)&l, *b = (const void *)&r;
-
-		memcpy(k.local, &a->sin_addr, 4);
-		memcpy(k.remote, &b->sin_addr, 4);
-		k.local_port = a->sin_port;
-		k.remote_port = b->sin_port;
-	} else {
-		const struct sockaddr_in6 *a = (const void *)&l, *b = (const void *)&r;
-
-		memcpy(k.local, &a->sin6_addr, 16);
-		memcpy(k.remote, &b->sin6_addr, 16);
-		k.local_port = a->sin6_port;
-		k.remote_port = b->sin6_port;
-	}
+	sock_key(&k, &l, &r);
 	bpf_map_delete_elem(p->o.map_sockh, &k);	/* ENOENT: not between local pods */
+}
+
+/* Is the pool's endpoint a pod of this node (khttp_pool.h, map_lep)? */
+static bool pool_local(const struct kh_pools *p, const struct kh_pool_u *pl)
+{
+	struct gammad_lep_key k = { .family = pl->key.family };
+	struct gammad_lep_val v;
+
+	if (p->o.map_lep <= 0)
+		return true;
+	memcpy(k.addr, pl->key.addr, sizeof(k.addr));
+	return !bpf_map_lookup_elem(p->o.map_lep, &k, &v);
+}
+
+/*
+ * Before connect(): bind fd to the address the netns routes to the
+ * endpoint from (a UDP socket's connect() tells it) and record the tuple
+ * the backend's accepted socket will see, for slot s (khttp_pool.h,
+ * map_svk). 0, or -errno: then the slot is not paired.
+ */
+static int srv_expect(const struct kh_pools *p, const struct kh_pool_u *pl, int fd, uint32_t s,
+		      struct gammad_sock_key *key)
+{
+	struct gammad_kh_srv rec = { .slot = s };
+	struct sockaddr_storage src;
+	socklen_t len = sizeof(src);
+	int u, err = 0;
+
+	u = pool_socket(pl, SOCK_DGRAM);
+	if (u < 0)
+		return u;
+	if (connect(u, (const struct sockaddr *)&pl->ep, pl->len) ||
+	    getsockname(u, (struct sockaddr *)&src, &len))
+		err = -errno;
+	close(u);
+	if (err)
+		return err;
+	if (src.ss_family == AF_INET)
+		((struct sockaddr_in *)&src)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&src)->sin6_port = 0;
+	len = src.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	if (bind(fd, (struct sockaddr *)&src, len) ||
+	    getsockname(fd, (struct sockaddr *)&src, &len))
+		return -errno;
+	sock_key(key, &pl->ep, &src);	/* as the server socket sees it: the endpoint is local */
+	return bpf_map_update_elem(p->o.map_svk, key, &rec, BPF_ANY) ? -errno : 0;
+}
+
+/*
+ * After connect(): the server socket's cookie once the kernel paired it
+ * (its PASSIVE_ESTABLISHED normally ran before connect() returned; a few
+ * ms at most), else 0. The record goes either way.
+ */
+static uint64_t srv_paired(const struct kh_pools *p, const struct gammad_sock_key *key)
+{
+	struct gammad_kh_srv rec = { 0 };
+
+	for (int i = 0; i < 50; i++) {
+		if (bpf_map_lookup_elem(p->o.map_svk, key, &rec) || rec.cookie)
+			break;
+		usleep(100);
+	}
+	bpf_map_delete_elem(p->o.map_svk, key);
+	return rec.cookie;
+}
+
+static void srv_unpair(const struct kh_pools *p, uint32_t s)
+{
+	uint64_t none = 0;
+
+	if (p->o.map_svs > 0)
+		bpf_map_update_elem(p->o.map_svs, &s, &none, BPF_ANY);
 }
 
 /* Connect a new upstream into slot s of pool pi and publish it free. */
@@ -94,25 +176,34 @@ static int slot_arm(struct kh_pools *p, uint32_t s, int pi)
 	struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLHUP, .data.u64 = s };
 	socklen_t clen = sizeof(uint64_t);
 	struct timeval tmo = { 1, 0 }, none = { 0, 0 };
-	uint64_t cookie = 0, v;
+	struct gammad_sock_key key;
+	uint64_t cookie = 0, srv = 0, v;
+	bool pair;
 	int fd, err;
 
 	fd = pool_socket(pl, SOCK_STREAM);
 	if (fd < 0)
 		return fd;
+	pair = p->o.map_svk > 0 && p->o.map_svs > 0 && pool_local(p, pl) &&
+	       !srv_expect(p, pl, fd, s, &key);
 	/* a blocking connect in the agent's loop: bounded (a pod that does not answer) */
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof(tmo));
 	if (connect(fd, (const struct sockaddr *)&pl->ep, pl->len) ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none)) ||
 	    getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &clen)) {
 		err = -errno;
+		if (pair)
+			bpf_map_delete_elem(p->o.map_svk, &key);
 		close(fd);
 		return err;
 	}
+	if (pair)
+		srv = srv_paired(p, &key);
 	sockh_leave(p, fd);
 	v = (uint64_t)fd;
-	/* socket and cookie first, the free owner last: it publishes the slot */
+	/* socket, cookie and server first, the free owner last: it publishes the slot */
 	if (bpf_map_update_elem(p->o.map_up, &s, &v, BPF_ANY) ||
+	    (p->o.map_svs > 0 && bpf_map_update_elem(p->o.map_svs, &s, &srv, BPF_ANY)) ||
 	    bpf_map_update_elem(p->o.map_upc, &cookie, &s, BPF_ANY) ||
 	    epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &ev) ||
 	    bpf_map_update_elem(p->o.map_slot, &s, &sv, BPF_ANY)) {
@@ -121,7 +212,8 @@ static int slot_arm(struct kh_pools *p, uint32_t s, int pi)
 		close(fd);
 		return err;
 	}
-	p->slots[s] = (struct kh_slot_u){ .fd = fd, .pool = pi, .cookie = cookie, .relayed = false };
+	p->slots[s] = (struct kh_slot_u){ .fd = fd, .pool = pi, .cookie = cookie, .srv = srv,
+					  .relayed = false };
 	return 0;
 }
 
@@ -132,6 +224,7 @@ static void slot_disarm(struct kh_pools *p, uint32_t s)
 
 	if (u->fd < 0)
 		return;
+	srv_unpair(p, s);
 	bpf_map_delete_elem(p->o.map_up, &s);
 	bpf_map_delete_elem(p->o.map_upc, &u->cookie);
 	epoll_ctl(p->ep, EPOLL_CTL_DEL, u->fd, NULL);
@@ -246,6 +339,7 @@ static void on_hangup(struct kh_pools *p, uint32_t s)
 
 	if (p->slots[s].relayed)
 		return;	/* the caller reads its EOF */
+	srv_unpair(p, s);	/* a half-closed server socket takes no more requests */
 	bpf_map_delete_elem(p->o.map_up, &s);
 	if (!bpf_map_lookup_elem(p->o.map_slot, &s, &sv) && sv.owner != GAMMAD_KH_OWNER_FREE &&
 	    sv.owner != GAMMAD_KH_OWNER_DEAD && (sv.flags & GAMMAD_KH_SLOT_CLOSE)) {
@@ -487,4 +581,9 @@ int kh_pools_run(struct kh_pools *p)
 int kh_pools_slot_fd(const struct kh_pools *p, uint32_t slot)
 {
 	return slot < GAMMAD_KH_SLOTS_MAX ? p->slots[slot].fd : -1;
+}
+
+uint64_t kh_pools_slot_srv(const struct kh_pools *p, uint32_t slot)
+{
+	return slot < GAMMAD_KH_SLOTS_MAX && p->slots[slot].fd >= 0 ? p->slots[slot].srv : 0;
 }

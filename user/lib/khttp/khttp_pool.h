@@ -45,6 +45,20 @@ struct kh_pool_opts {
 	 * into the upstream's ingress, past the sk_skb verdict.
 	 */
 	int map_sockh;
+	/*
+	 * Same-node server sockets (gammad run --kernel-http --sockmap): > 0,
+	 * the maps gammad_khsvk_v1 and gammad_khsvs_v1 (map_svs alone: every
+	 * slot is written unpaired, so no pairing of an earlier run stays).
+	 * An upstream to an
+	 * endpoint of this node (map_lep > 0: in gammad_lep_v1; <= 0: any) is
+	 * bound before connect() and its tuple recorded, so the kernel finds
+	 * the backend's accepted socket (PASSIVE_ESTABLISHED); once it has,
+	 * the slot is published with that pairing (requests into the server
+	 * socket's ingress, responses from its sk_msg program). Not paired
+	 * (not local, or not seen within a few ms): the slot uses TCP as
+	 * without these maps.
+	 */
+	int map_svk, map_svs, map_lep;
 	unsigned int per_pool;		/* free upstreams to keep per pool (<= 16) */
 	/* A client whose upstream died in the middle of a response (its cookie). */
 	void (*cut)(void *ctx, uint64_t client_cookie);
@@ -78,5 +92,7 @@ int kh_pools_fd(const struct kh_pools *p);
 int kh_pools_run(struct kh_pools *p);
 /* The upstream socket of a slot (-1: none), for tests and the view. */
 int kh_pools_slot_fd(const struct kh_pools *p, uint32_t slot);
+/* The cookie of a slot's same-node server socket (0: not paired), for tests and the view. */
+uint64_t kh_pools_slot_srv(const struct kh_pools *p, uint32_t slot);
 
 #endif
