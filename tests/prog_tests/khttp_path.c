@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <netinet/in.h>
+#include <linux/tcp.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,7 +110,14 @@ struct env {
 	uint64_t netns;
 	char cg[PATH_MAX], cg_orig[PATH_MAX];	/* the clients' cgroup, ours */
 	int cg_fd;
-	bool msg_attached, skb_attached, ops_attached;
+	bool msg_attached, skb_attached, ops_attached, srv_attached;
+	/*
+	 * Same-node server sockets (gammad run --kernel-http --sockmap): the
+	 * backends listen in the clients' cgroup (their accepted sockets meet
+	 * gammad_kh_sockops at PASSIVE_ESTABLISHED) and the pools pair each
+	 * upstream with its backend's socket: the bytes skip TCP.
+	 */
+	bool samenode;
 };
 
 struct client {
@@ -457,6 +465,8 @@ static int env_pools(struct env *e)
 		.map_slot = bpf_map__fd(s->maps.gammad_khslot_v1),
 		.map_pool = bpf_map__fd(s->maps.gammad_khpool_v1),
 		.map_events = bpf_map__fd(s->maps.gammad_khev_v1),
+		.map_svs = bpf_map__fd(s->maps.gammad_khsvs_v1),
+		.map_svk = e->samenode ? bpf_map__fd(s->maps.gammad_khsvk_v1) : 0,
 		.per_pool = PER_POOL, .cut = on_cut, .eof = on_eof, .slow = on_slow, .ctx = e,
 	};
 
@@ -472,7 +482,13 @@ static int env_pools(struct env *e)
 			return -1;
 	}
 	accept_backends(e);
-	return ASSERT_EQ(e->nr_bends, NR_BE * PER_POOL, "upstreams connected") ? 0 : -1;
+	if (!ASSERT_EQ(e->nr_bends, NR_BE * PER_POOL, "upstreams connected"))
+		return -1;
+	/* paired with their backends' sockets exactly when same-node */
+	for (uint32_t sl = 0; sl < NR_BE * PER_POOL; sl++)
+		if (!ASSERT_EQ(kh_pools_slot_srv(e->pools, sl) != 0, e->samenode, "paired"))
+			return -1;
+	return 0;
 }
 
 static void test_forward(struct env *e)
@@ -928,6 +944,8 @@ out:
 
 /* The in-flight cap of this test (kh_cap): small, so a reader that stops crosses it fast. */
 #define CAP (256 * 1024)
+/* An sk_msg's most: MAX_SKB_FRAGS page fragments of up to 32 KiB (sockops.bpf.c's bound). */
+#define KH_MSG_MAX (17 * 32768)
 
 static bool set_nonblock(int fd)
 {
@@ -1010,7 +1028,8 @@ static void test_slow_reader(struct env *e)
 		     "client (cap %u)\n", sent, total, (unsigned long long)down, CAP);
 	if (!ASSERT_LT(sent, total, "TCP held the backend") ||
 	    !ASSERT_EQ(khst(e, GAMMAD_KH_R_SLOW_READER) - slow, 1, "counted: slow reader") ||
-	    !ASSERT_LE(down, CAP + 65536, "queued at the client: the cap and one skb"))
+	    !ASSERT_LE(down, CAP + (e->samenode ? KH_MSG_MAX : 65536),
+		       "queued at the client: the cap and one skb or message"))
 		goto out;
 	for (int i = 0; i < 100 && e->slow_fd < 0; i++) {
 		kh_pools_run(e->pools);
@@ -1302,14 +1321,128 @@ static int env_cgroup(struct env *e, int ops_prog)
 	return 0;
 }
 
-void test_khttp_path(void)
+/* Bytes the socket sent and received over TCP (TCP_INFO), -1 on error. */
+static long long tcp_bytes(int fd)
 {
-	struct env e = { .lc = -1, .lb = { -1, -1 }, .cg_fd = -1, .slow_fd = -1 };
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		return -1;
+	return (long long)(ti.tcpi_bytes_sent + ti.tcpi_bytes_received);
+}
+
+/*
+ * Same-node server sockets only: a request and its response cross no TCP
+ * (the pool's upstream, the connection's anchor, carries not one byte); a
+ * 1 MiB response read as it comes and a 200 KiB POST body arrive intact;
+ * a body over the cap goes over the upstream's TCP (the server's ingress
+ * is bounded) and so does every later request of that upstream, in order.
+ */
+static void test_samenode(struct env *e)
+{
+	size_t rlen = 1u << 20, blen = 200 * 1024, big = 2 * CAP, got = 0, sent = 0;
+	char *resp = malloc(rlen), *in = malloc(rlen + big), *body = malloc(big), head[160];
+	struct client c = { -1, -1, 0 };
+	int s, be, up, hn, rn;
+
+	if (!ASSERT_OK_PTR(resp, "malloc") || !ASSERT_OK_PTR(in, "malloc") ||
+	    !ASSERT_OK_PTR(body, "malloc") || !ASSERT_OK(client_open(e, &c), "client") ||
+	    !round_trip(e, &c, 0, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
+			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+		goto out;
+	s = bound_slot(e, &c, 0);
+	be = bound_be(e, &c, 0);
+	up = s >= 0 ? kh_pools_slot_fd(e->pools, (uint32_t)s) : -1;
+	if (!ASSERT_GE(up, 0, "upstream") || !ASSERT_GE(be, 0, "backend") ||
+	    !ASSERT_NEQ(kh_pools_slot_srv(e->pools, (uint32_t)s), 0, "paired") ||
+	    !ASSERT_EQ(tcp_bytes(up), 0, "no byte over the upstream's TCP"))
+		goto out;
+	/* a large response, read as it comes */
+	rn = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n",
+		      rlen - 64);
+	memcpy(resp, head, rn);
+	for (size_t i = rn; i < rlen; i++)
+		resp[i] = pattern(i);
+	rlen = rn + (rlen - 64);
+	if (!ASSERT_TRUE(send_str(c.cli, "GET /one/big HTTP/1.1\r\nHost: a\r\n\r\n"), "send") ||
+	    !expect_str(be, "GET /one/big HTTP/1.1\r\nHost: a\r\n\r\n", "request"))
+		goto out;
+	while (sent < rlen) {
+		size_t k = rlen - sent < 32768 ? rlen - sent : 32768;
+		ssize_t n;
+
+		if (!ASSERT_TRUE(send_all(be, resp + sent, k), "response piece"))
+			goto out;
+		sent += k;
+		n = read_exact(c.cli, in + got, sent - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (!ASSERT_EQ(got, rlen, "the whole response") ||
+	    !ASSERT_OK(memcmp(in, resp, rlen), "intact") ||
+	    !ASSERT_TRUE(quiet(c.cli, 20), "nothing more"))
+		goto out;
+	/* a POST body under the cap: into the server's ingress */
+	for (size_t i = 0; i < big; i++)
+		body[i] = pattern(i * 3);
+	hn = snprintf(head, sizeof(head), "POST /one/up HTTP/1.1\r\nHost: a\r\n"
+		      "Content-Length: %zu\r\n\r\n", blen);
+	if (!ASSERT_TRUE(send_all(c.cli, head, hn), "head") ||
+	    !ASSERT_TRUE(send_all(c.cli, body, blen), "body") ||
+	    !ASSERT_EQ(read_exact(be, in, hn + blen), (ssize_t)(hn + blen), "at the backend") ||
+	    !ASSERT_OK(memcmp(in, head, hn), "head") || !ASSERT_OK(memcmp(in + hn, body, blen), "body") ||
+	    !ASSERT_TRUE(send_str(be, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"), "resp") ||
+	    !expect_str(c.cli, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", "201") ||
+	    !ASSERT_EQ(tcp_bytes(up), 0, "still no byte over TCP"))
+		goto out;
+	/* a body over the cap: TCP from here on, for this upstream */
+	hn = snprintf(head, sizeof(head), "POST /one/up HTTP/1.1\r\nHost: a\r\n"
+		      "Content-Length: %zu\r\n\r\n", big);
+	if (!ASSERT_TRUE(send_all(c.cli, head, hn), "head") ||
+	    !ASSERT_TRUE(send_all(c.cli, body, big), "body") ||
+	    !ASSERT_EQ(read_exact(be, in, hn + big), (ssize_t)(hn + big), "at the backend") ||
+	    !ASSERT_OK(memcmp(in, head, hn), "head") || !ASSERT_OK(memcmp(in + hn, body, big), "body") ||
+	    !ASSERT_GT(tcp_bytes(up), (long long)big, "over the upstream's TCP"))
+		goto out;
+	if (!ASSERT_TRUE(send_str(be, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"), "resp") ||
+	    !expect_str(c.cli, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", "201"))
+		goto out;
+	round_trip(e, &c, 0, "GET /one/after HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
+		   "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	ASSERT_TRUE(quiet(c.peer, 20), "the engine saw nothing");
+out:
+	client_close(&c);
+	free(resp);
+	free(in);
+	free(body);
+}
+
+/* Listeners for the backends: in the clients' cgroup when same-node (see struct env). */
+static int env_backends(struct env *e)
+{
+	if (e->samenode && cgroup_join(e->cg))
+		return -1;
+	for (int b = 0; b < NR_BE; b++)
+		e->lb[b] = listener(&e->port[b]);
+	if (e->samenode && cgroup_join(e->cg_orig))
+		return -1;
+	return ASSERT_GE(e->lb[0], 0, "listener") && ASSERT_GE(e->lb[1], 0, "listener") ? 0 : -1;
+}
+
+static void run(bool samenode)
+{
+	struct env e = { .lc = -1, .lb = { -1, -1 }, .cg_fd = -1, .slow_fd = -1,
+			 .samenode = samenode };
 	struct kh_image img = { 0 };
 	bool have_img = false;
-	int msg_prog = -1, skb_prog = -1, cli_map = -1, up_map = -1;
+	int msg_prog = -1, skb_prog = -1, srv_prog = -1, cli_map = -1, up_map = -1, srv_map = -1;
+	const char *pfx = samenode ? "samenode_" : "";
+	char name[64];
 	struct tfx f;
 
+#define SUBTEST(n) (snprintf(name, sizeof(name), "%s%s", pfx, n), test__start_subtest(name))
 	e.skel = khttp_bpf__open();
 	if (!ASSERT_OK_PTR(e.skel, "open the data path"))
 		return;
@@ -1319,10 +1452,8 @@ void test_khttp_path(void)
 		return;
 	}
 	e.lc = listener(NULL);
-	for (int b = 0; b < NR_BE; b++)
-		e.lb[b] = listener(&e.port[b]);
-	if (!ASSERT_GE(e.lc, 0, "listener") || !ASSERT_GE(e.lb[0], 0, "listener") ||
-	    !ASSERT_GE(e.lb[1], 0, "listener"))
+	if (!ASSERT_GE(e.lc, 0, "listener") ||
+	    env_cgroup(&e, bpf_program__fd(e.skel->progs.gammad_kh_sockops)) || env_backends(&e))
 		goto out;
 	e.netns = sock_u64(e.lc, SO_NETNS_COOKIE);
 	if (!ASSERT_NEQ(e.netns, 0, "netns cookie"))
@@ -1332,8 +1463,10 @@ void test_khttp_path(void)
 		goto out_tfx;
 	msg_prog = bpf_program__fd(e.skel->progs.gammad_kh_client);
 	skb_prog = bpf_program__fd(e.skel->progs.gammad_kh_upstream);
+	srv_prog = bpf_program__fd(e.skel->progs.gammad_kh_server);
 	cli_map = bpf_map__fd(e.skel->maps.gammad_khcli_v1);
 	up_map = bpf_map__fd(e.skel->maps.gammad_khup_v1);
+	srv_map = bpf_map__fd(e.skel->maps.gammad_khsv_v1);
 	/* attached first: a socket takes the map's programs when it enters */
 	if (!ASSERT_OK(bpf_prog_attach(msg_prog, cli_map, BPF_SK_MSG_VERDICT, 0), "attach sk_msg"))
 		goto out_tfx;
@@ -1341,40 +1474,46 @@ void test_khttp_path(void)
 	if (!ASSERT_OK(bpf_prog_attach(skb_prog, up_map, BPF_SK_SKB_VERDICT, 0), "attach sk_skb"))
 		goto out_tfx;
 	e.skb_attached = true;
-	if (env_pools(&e) || env_cgroup(&e, bpf_program__fd(e.skel->progs.gammad_kh_sockops)))
+	if (!ASSERT_OK(bpf_prog_attach(srv_prog, srv_map, BPF_SK_MSG_VERDICT, 0), "attach server"))
 		goto out_tfx;
-	if (test__start_subtest("forward"))
+	e.srv_attached = true;
+	if (env_pools(&e))
+		goto out_tfx;
+	if (SUBTEST("forward"))
 		test_forward(&e);
-	if (test__start_subtest("redirect"))
+	if (SUBTEST("redirect"))
 		test_redirect(&e);
-	if (test__start_subtest("alternate"))
+	if (SUBTEST("alternate"))
 		test_alternate(&e);
-	if (test__start_subtest("bodies"))
+	if (SUBTEST("bodies"))
 		test_bodies(&e);
-	if (test__start_subtest("pipeline"))
+	if (samenode && SUBTEST("no_tcp"))
+		test_samenode(&e);
+	if (SUBTEST("pipeline"))
 		test_pipeline(&e);
-	if (test__start_subtest("not_http"))
+	if (SUBTEST("not_http"))
 		test_not_http(&e);
-	if (test__start_subtest("unframed"))
+	if (SUBTEST("unframed"))
 		test_unframed(&e);
-	if (test__start_subtest("release"))
+	if (SUBTEST("release"))
 		test_release(&e);
-	if (test__start_subtest("upstream_fin"))
+	if (SUBTEST("upstream_fin"))
 		test_upstream_fin(&e);
-	if (test__start_subtest("slow_reader"))
+	if (SUBTEST("slow_reader"))
 		test_slow_reader(&e);
-	if (test__start_subtest("slow_backend"))
+	if (SUBTEST("slow_backend"))
 		test_slow_backend(&e);
-	if (test__start_subtest("slow_reader_local"))
+	if (SUBTEST("slow_reader_local"))
 		test_slow_reader_local(&e);
-	if (test__start_subtest("close_delimited"))
+	if (SUBTEST("close_delimited"))
 		test_close_delimited(&e);
-	if (test__start_subtest("probe"))
+	if (!samenode && SUBTEST("probe"))
 		test_probe();
-	if (test__start_subtest("cost"))
+	if (SUBTEST("cost"))
 		test_cost(&e);
-	test__printf("served in the kernel: %llu, to the engine: pipeline %llu, unframed %llu\n",
-		     (unsigned long long)khst(&e, GAMMAD_KH_R_SERVED),
+#undef SUBTEST
+	test__printf("%sserved in the kernel: %llu, to the engine: pipeline %llu, unframed %llu\n",
+		     pfx, (unsigned long long)khst(&e, GAMMAD_KH_R_SERVED),
 		     (unsigned long long)khst(&e, GAMMAD_KH_R_PIPELINE),
 		     (unsigned long long)khst(&e, GAMMAD_KH_R_UNFRAMED));
 out_tfx:
@@ -1390,6 +1529,8 @@ out:
 		bpf_prog_detach2(msg_prog, cli_map, BPF_SK_MSG_VERDICT);
 	if (e.skb_attached)
 		bpf_prog_detach2(skb_prog, up_map, BPF_SK_SKB_VERDICT);
+	if (e.srv_attached)
+		bpf_prog_detach2(srv_prog, srv_map, BPF_SK_MSG_VERDICT);
 	if (e.ops_attached)
 		bpf_prog_detach2(bpf_program__fd(e.skel->progs.gammad_kh_sockops), e.cg_fd,
 				 BPF_CGROUP_SOCK_OPS);
@@ -1403,4 +1544,10 @@ out:
 	if (e.lc >= 0)
 		close(e.lc);
 	khttp_bpf__destroy(e.skel);
+}
+
+void test_khttp_path(void)
+{
+	run(false);
+	run(true);
 }
