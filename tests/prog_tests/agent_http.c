@@ -30,6 +30,8 @@
 
 #include <arpa/inet.h>
 
+#include <bpf/bpf.h>
+
 #include "test_progs.h"
 #include "lib/agent_env.h"
 #include "lib/echo_harness.h"
@@ -101,6 +103,7 @@ static const char routes[] =
 
 struct http_env {
 	bool kernel;			/* gammad run --kernel-http */
+	bool sockmap;			/* ... --sockmap: same-node server sockets */
 	struct lab_env lab;
 	struct agent_env ag;
 	const struct lab_pod_info *v1, *v2;
@@ -1032,12 +1035,33 @@ out:
 	shared_free(c, sizeof(*c));
 }
 
-static void run_http(bool kernel)
+/* Upstream slots paired with a same-node server socket now (gammad_khsvs_v1 != 0). */
+static long paired_slots(const char *pin_dir)
+{
+	char path[128];
+	long n = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, GAMMAD_MAP_KH_SRV_SLOT);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -1;
+	for (uint32_t s = 0; s < GAMMAD_KH_SLOTS_MAX; s++) {
+		uint64_t v = 0;
+
+		if (!bpf_map_lookup_elem(fd, &s, &v) && v)
+			n++;
+	}
+	close(fd);
+	return n;
+}
+
+static void run_http(bool kernel, bool sockmap)
 {
 	char maddr[64];
 	const char *args[] = { "--http-engine", "--metrics-addr", maddr,
-			       kernel ? "--kernel-http" : NULL, NULL };
-	struct http_env e = { .ts.lfd = -1, .kernel = kernel };
+			       kernel ? "--kernel-http" : NULL, sockmap ? "--sockmap" : NULL, NULL };
+	struct http_env e = { .ts.lfd = -1, .kernel = kernel, .sockmap = sockmap };
 	double served = 0, engine = 0;
 	char pin[128];
 	long ctl;
@@ -1093,6 +1117,11 @@ static void run_http(bool kernel)
 		/* more than half of what the subtests sent (the 10,000 of keepalive_10k alone) */
 		ASSERT_GT(served, 5000, "/metrics: served in the kernel");
 		ASSERT_GE(ctl, (long)served, "gammactl stats: served in the kernel");
+		/* same-node server sockets: with --sockmap, the echo pods' upstreams are paired */
+		if (sockmap)
+			ASSERT_GT(paired_slots(e.ag.pin_dir), 0, "same-node server sockets paired");
+		else
+			ASSERT_EQ(paired_slots(e.ag.pin_dir), 0, "no pairing without --sockmap");
 	}
 cleanup:
 	agent_env_fini(&e.ag);
@@ -1102,11 +1131,21 @@ cleanup:
 
 void test_agent_http(void)
 {
-	run_http(false);
+	run_http(false, false);
 }
 
 /* The same scenarios with the kernel HTTP path on (issue 13): served in the kernel. */
 void test_agent_http_kernel(void)
 {
-	run_http(true);
+	run_http(true, false);
+}
+
+/*
+ * And with --sockmap too: upstreams to the echo pods (this node's) are
+ * paired with the pods' accepted sockets, so requests and responses cross
+ * no TCP (bpf/khttp.bpf.c, gammad_kh_server).
+ */
+void test_agent_http_kernel_sk(void)
+{
+	run_http(true, true);
 }
