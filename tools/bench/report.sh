@@ -61,6 +61,7 @@ function name(m, s) {
 	if (m == "haproxy-http") return "haproxy per node, L7 (mode http) | -"
 	if (m == "gammad-http") return "gammad HTTP engine (HTTPRoute, per request) | 10"
 	if (m == "gammad-khttp") return "gammad kernel HTTP path (--kernel-http, per request) | 10"
+	if (m == "gammad-khttp-sk") return "gammad kernel HTTP path, same-node server sockets (--kernel-http --sockmap) | 10"
 	return m " | -"
 }
 function svcs(s, be) {
@@ -147,15 +148,19 @@ END {
 	if (e50 > 0 && h50 > 0 && ew > 0 && hw > 0)
 		printf "| HTTP engine p50 and wrk req/s at least haproxy mode http | p50 %.2fx (%.1f vs %.1f us; haproxy / engine), req/s %.2fx (%.0f vs %.0f) | %s |\n", h50 / e50, e50, h50, ew / hw, ew, hw, verdict(e50 <= h50 && ew >= hw)
 	# issue 13: the kernel HTTP path against direct TCP to the pod and haproxy mode http
-	k50 = pick("gammad-khttp", "p50_us"); d50 = pick("direct", "p50_us")
-	kw = pick("gammad-khttp", "wrk_rps"); dw = pick("direct", "wrk_rps")
-	kc = pick("gammad-khttp", "cps"); dc = pick("direct", "cps")
-	if (k50 > 0 && d50 > 0)
-		printf "| kernel HTTP same-node keep-alive p50 <= 0.8x direct | %.2fx (%.1f vs %.1f us) | %s |\n", k50 / d50, k50, d50, verdict(k50 <= 0.8 * d50)
-	if (kw > 0 && dw > 0 && hw > 0)
-		printf "| kernel HTTP wrk req/s >= 1.2x direct and >= 2.5x haproxy http | %.2fx direct, %.2fx haproxy (%.0f vs %.0f, %.0f) | %s |\n", kw / dw, kw / hw, kw, dw, hw, verdict(kw >= 1.2 * dw && kw >= 2.5 * hw)
-	if (kc > 0 && dc > 0)
-		printf "| kernel HTTP new conn/s >= 0.8x direct | %.2fx (%.0f vs %.0f /s) | %s |\n", kc / dc, kc, dc, verdict(kc >= 0.8 * dc)
+	# (and with --sockmap: same-node server sockets, gammad-khttp-sk)
+	d50 = pick("direct", "p50_us"); dw = pick("direct", "wrk_rps"); dc = pick("direct", "cps")
+	split("gammad-khttp gammad-khttp-sk", km, " ")
+	for (i = 1; i <= 2; i++) {
+		kt = km[i] == "gammad-khttp" ? "kernel HTTP" : "kernel HTTP --sockmap"
+		k50 = pick(km[i], "p50_us"); kw = pick(km[i], "wrk_rps"); kc = pick(km[i], "cps")
+		if (k50 > 0 && d50 > 0)
+			printf "| %s same-node keep-alive p50 <= 0.8x direct | %.2fx (%.1f vs %.1f us) | %s |\n", kt, k50 / d50, k50, d50, verdict(k50 <= 0.8 * d50)
+		if (kw > 0 && dw > 0 && hw > 0)
+			printf "| %s wrk req/s >= 1.2x direct and >= 2.5x haproxy http | %.2fx direct, %.2fx haproxy (%.0f vs %.0f, %.0f) | %s |\n", kt, kw / dw, kw / hw, kw, dw, hw, verdict(kw >= 1.2 * dw && kw >= 2.5 * hw)
+		if (kc > 0 && dc > 0)
+			printf "| %s new conn/s >= 0.8x direct | %.2fx (%.0f vs %.0f /s) | %s |\n", kt, kc / dc, kc, dc, verdict(kc >= 0.8 * dc)
+	}
 	c = pick("control-10", "change_ms")
 	if (c > 0)
 		printf "| change-to-served < 50 ms | %.1f ms (10 Services) | %s |\n", c, verdict(c < 50)

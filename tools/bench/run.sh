@@ -318,8 +318,8 @@ dp_gammad() { # sk|nosk|aff SERVICES (aff: nosk, the real Services with sessionA
 # pinned to the CPUs of the pods and haproxy. svch (10.251.0.40 -> b0) has
 # an HTTPRoute, so every request is decided by the engine and proxied over
 # its pooled upstream connections from the client pod's netns.
-dp_http() { # [--kernel-http]: issue 13, requests served by the kernel HTTP path
-	local want=http${1:+-kernel}
+dp_http() { # [--kernel-http [--sockmap]]: issue 13, requests served by the kernel HTTP path
+	local want="http $*"
 	[ "$DP_STATE" = "$want" ] && return 0
 	dp_off
 	write_manifests $((10 - SVC_REAL))
@@ -438,6 +438,7 @@ mode_setup() {
 	direct|direct-remote|haproxy-*) ipt_clear; ipvs_clear; dp_off ;;
 	gammad-http)	ipt_clear; ipvs_clear; dp_http ;;
 	gammad-khttp)	ipt_clear; ipvs_clear; dp_http --kernel-http ;;
+	gammad-khttp-sk) ipt_clear; ipvs_clear; dp_http --kernel-http --sockmap ;;
 	gammad-ct-remote) ipt_clear; ipvs_clear; dp_gammad nosk 10 ;;
 	gammad-ct-*)	n=${m#gammad-ct-}; ipt_clear; ipvs_clear; dp_gammad nosk "${n%%-*}" ;;
 	gammad-sk-*)	n=${m#gammad-sk-}; ipt_clear; ipvs_clear; dp_gammad sk "${n%%-*}" ;;
@@ -456,7 +457,7 @@ mode_addrs() {
 	direct)		echo "$(pod_ip b0):8080 $(pod_ip b0):5201 $SERVER_PIDS -" ;;
 	direct-remote)	echo "10.250.1.10:8080 - - -" ;;
 	gammad-ct-remote) echo "10.251.0.20:8080 - - -" ;;
-	gammad-http|gammad-khttp) echo "10.251.0.40:8080 - $SERVER_PIDS,$AGENT_PID $AGENT_PID" ;;
+	gammad-http|gammad-khttp*) echo "10.251.0.40:8080 - $SERVER_PIDS,$AGENT_PID $AGENT_PID" ;;
 	haproxy-tcp)	echo "$NODE_IP:8080 $NODE_IP:5201 $SERVER_PIDS,$HAPROXY_PID $HAPROXY_PID" ;;
 	haproxy-http)	echo "$NODE_IP:8081 - $SERVER_PIDS,$HAPROXY_PID $HAPROXY_PID" ;;
 	*-2be)		echo "10.251.0.2:8080 10.251.0.1:5201 $SERVER_PIDS -" ;;
@@ -583,7 +584,7 @@ HAVE_TC=0
 for s in $SCALES; do MODES+=("iptables-$s"); done
 [ "$QUICK" = 1 ] || MODES+=(iptables-10000-2be iptables-10000-10be)
 if [ "$HAVE_IPVS" = 1 ]; then for s in $SCALES; do MODES+=("ipvs-$s"); done; fi
-MODES+=(haproxy-tcp gammad-http gammad-khttp haproxy-http)
+MODES+=(haproxy-tcp gammad-http gammad-khttp gammad-khttp-sk haproxy-http)
 # BENCH_MODES="direct gammad-sk-10 ...": only these (while developing).
 [ -n "${BENCH_MODES:-}" ] && read -r -a MODES <<<"$BENCH_MODES"
 

@@ -185,7 +185,11 @@ static void usage(FILE *out)
 		"forward requests over upstreams the agent keeps connected from each pod's\n"
 		"netns; what the kernel cannot do exactly goes to the engine (gammactl stats:\n"
 		"kernel HTTP). A kernel without what the path needs (6.18+) is logged once\n"
-		"and the engine serves every request.\n",
+		"and the engine serves every request. With --sockmap too, an upstream to a\n"
+		"pod of this node is paired with that pod's accepted socket: requests go\n"
+		"into it and its responses to the client socket to socket, no TCP (the\n"
+		"backend's socket then reads as --sockmap's WARNING says); without\n"
+		"--sockmap the upstreams carry the bytes over TCP.\n",
 		RESYNC_DEFAULT_S, TR_MAX_ENDPOINTS, METRICS_ADDR_DEFAULT,
 		GAMMAD_ENGINE_PORT_DEFAULT);
 }
