@@ -115,6 +115,7 @@ run: deps
 # build/conformance/report.yaml is a ConformanceReport, summary.txt per test.
 # The report's implementation.url and .contact: CONFORMANCE_URL, CONFORMANCE_CONTACT.
 # KERNEL_HTTP=1: the agent with --kernel-http; the summary says what the kernel served.
+# KERNEL_HTTP=sk: with --sockmap too (same-node server sockets).
 CONFORMANCE_URL     ?= $(shell git remote get-url origin 2>/dev/null)
 CONFORMANCE_CONTACT ?=
 .PHONY: conformance

@@ -23,7 +23,8 @@
  * Without it (`make test`) the tests in known_failures[] only print theirs.
  * GAMMAD_CONFORMANCE_KERNEL_HTTP=1 (`make conformance KERNEL_HTTP=1`) runs
  * the agent with --kernel-http and reports how many requests the kernel
- * served (gammad_khst_v1) in the summary.
+ * served (gammad_khst_v1) in the summary; KERNEL_HTTP=sk adds --sockmap
+ * (same-node server sockets).
  */
 #include <stdarg.h>
 #include <math.h>
@@ -101,6 +102,7 @@ struct conf {
 	int converge_ms;
 	const char *out_dir;		/* GAMMAD_CONFORMANCE_OUT, NULL: make test */
 	bool kernel_http;		/* GAMMAD_CONFORMANCE_KERNEL_HTTP=1: gammad run --kernel-http */
+	bool sockmap;			/* ...=sk: and --sockmap (same-node server sockets) */
 	uint64_t kh_served, kh_engine;	/* its decisions over the run */
 	uint64_t kh_by[GAMMAD_KH_R_MAX];
 	struct test_result res[MESH_CONF_TESTS];
@@ -616,6 +618,7 @@ static bool conf_up(struct conf *cf)
 {
 	static const char *const args[] = { "--http-engine", NULL };
 	static const char *const kargs[] = { "--http-engine", "--kernel-http", NULL };
+	static const char *const skargs[] = { "--http-engine", "--kernel-http", "--sockmap", NULL };
 	const char *base = test_shared_path(MESH_CONF_DIR "/mesh/manifests.yaml");
 
 	if (!base) {
@@ -636,7 +639,7 @@ static bool conf_up(struct conf *cf)
 		return false;
 	if (!ASSERT_OK(agent_env_init(&cf->ag, &cf->lab), "agent manifests dir"))
 		return false;
-	cf->ag.args = cf->kernel_http ? kargs : args;
+	cf->ag.args = cf->sockmap ? skargs : cf->kernel_http ? kargs : args;
 	return ASSERT_OK(agent_env_start(&cf->ag), "gammad run --http-engine");
 }
 
@@ -801,7 +804,7 @@ static int write_summary(const struct conf *cf)
 	if (!f)
 		return -errno;
 	fprintf(f, "Gateway API v1.6.1 mesh conformance, end to end (gammad run --http-engine%s)\n",
-		cf->kernel_http ? " --kernel-http" : "");
+		cf->sockmap ? " --kernel-http --sockmap" : cf->kernel_http ? " --kernel-http" : "");
 	for (size_t i = 0; i < cf->nr_res; i++) {
 		const struct test_result *r = &cf->res[i];
 
@@ -836,8 +839,10 @@ void test_conformance_mesh(void)
 	cf.out_dir = getenv("GAMMAD_CONFORMANCE_OUT");
 	if (cf.out_dir && !*cf.out_dir)
 		cf.out_dir = NULL;
-	cf.kernel_http = getenv("GAMMAD_CONFORMANCE_KERNEL_HTTP") &&
-			 !strcmp(getenv("GAMMAD_CONFORMANCE_KERNEL_HTTP"), "1");
+	cf.sockmap = getenv("GAMMAD_CONFORMANCE_KERNEL_HTTP") &&
+		     !strcmp(getenv("GAMMAD_CONFORMANCE_KERNEL_HTTP"), "sk");
+	cf.kernel_http = cf.sockmap || (getenv("GAMMAD_CONFORMANCE_KERNEL_HTTP") &&
+					!strcmp(getenv("GAMMAD_CONFORMANCE_KERNEL_HTTP"), "1"));
 	nr_tests = mesh_conf_load(&set, &cf.d, &tests);
 	if (!nr_tests)
 		return;
