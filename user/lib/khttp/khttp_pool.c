@@ -145,19 +145,25 @@ static int srv_expect(const struct kh_pools *p, const struct kh_pool_u *pl, int 
 /*
  * After connect(): the server socket's cookie once the kernel paired it
  * (its PASSIVE_ESTABLISHED normally ran before connect() returned; a few
- * ms at most), else 0. The record goes either way.
+ * ms at most), else 0. A record the kernel completed goes (the cookie is
+ * the kernel's last write to it); one it did not stays for the LRU to
+ * age out, so a late kernel write can never land in a reused element (a
+ * socket paired that late is never published: its slot says 0).
  */
 static uint64_t srv_paired(const struct kh_pools *p, const struct gammad_sock_key *key)
 {
 	struct gammad_kh_srv rec = { 0 };
 
 	for (int i = 0; i < 50; i++) {
-		if (bpf_map_lookup_elem(p->o.map_svk, key, &rec) || rec.cookie)
-			break;
+		if (bpf_map_lookup_elem(p->o.map_svk, key, &rec))
+			return 0;
+		if (rec.cookie) {
+			bpf_map_delete_elem(p->o.map_svk, key);
+			return rec.cookie;
+		}
 		usleep(100);
 	}
-	bpf_map_delete_elem(p->o.map_svk, key);
-	return rec.cookie;
+	return 0;
 }
 
 static void srv_unpair(const struct kh_pools *p, uint32_t s)
@@ -192,8 +198,6 @@ static int slot_arm(struct kh_pools *p, uint32_t s, int pi)
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none)) ||
 	    getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &clen)) {
 		err = -errno;
-		if (pair)
-			bpf_map_delete_elem(p->o.map_svk, &key);
 		close(fd);
 		return err;
 	}
