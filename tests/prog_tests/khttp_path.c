@@ -938,6 +938,9 @@ static void test_upstream_fin(struct env *e)
 	shutdown(be, SHUT_RDWR);
 	if (ASSERT_TRUE(wait_rearmed(e, s, up), "re-armed after dying mid-response"))
 		ASSERT_EQ(e->cut, c.cookie, "its client is named cut");
+	/* the FIN overtook nothing: what the backend sent before it is at the client */
+	expect_bytes(c.cli, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab", 40,
+		     "what came before the FIN");
 out:
 	client_close(&c);
 }
