@@ -169,6 +169,22 @@ static int bench_incremental(const struct bench_opts *o, struct model *m, struct
 
 static int dbl_cmp(const void *a, const void *b);
 
+/* "VmRSS now, VmHWM so far" in MiB, for the rows that say where the peak is. */
+static void print_rss(const char *where)
+{
+	char line[256];
+	long rss = -1, hwm = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		sscanf(line, "VmRSS: %ld kB", &rss);
+		sscanf(line, "VmHWM: %ld kB", &hwm);
+	}
+	if (f)
+		fclose(f);
+	printf("rss %-28s %.1f MiB (peak so far %.1f MiB)\n", where, rss / 1024.0, hwm / 1024.0);
+}
+
 /* One cold start: YAML to the kernel, into an empty pin dir; seconds, or < 0. */
 static double cold_start(const char *yaml, size_t len, struct dp_opts *dopts)
 {
@@ -319,6 +335,7 @@ static int bench_apply(const struct bench_opts *o, struct img *img, struct model
 	}
 	/* gammad run holds one image, the pipeline's: this one goes before the pipeline's is made. */
 	img_free(img);
+	print_rss("after the one-shot applies");
 	if (!ret)
 		ret = bench_incremental(o, m, dp);
 	dp_close(dp);
@@ -565,16 +582,20 @@ static int bench_incremental(const struct bench_opts *o, struct model *m, struct
 		printf("pipeline first commit %.3f s (translate+image %.3f s, apply %.3f s), "
 		       "engine tables %.1f ms\n", t1 - t0, st.translate_ms / 1e3, st.apply_ms / 1e3,
 		       (now() - t1) * 1e3);
+	print_rss("after the first commit");
 	if (!ret && o->routes)
 		ret = bench_changes(o, pl, e, "one route", SYNTH_ROUTE, 1, &variant);
 	if (!ret)
 		ret = bench_changes(o, pl, e, "one EndpointSlice", SYNTH_SLICE, 1, &variant);
 	if (!ret)
 		ret = bench_changes(o, pl, e, "one Service", SYNTH_SERVICE, 1, &variant);
+	print_rss("after single changes");
 	if (!ret && o->services >= 1000)
 		ret = bench_changes(o, pl, e, "1000 EndpointSlices", SYNTH_SLICE, 1000, &variant);
+	print_rss("after the bursts");
 	if (!ret)
 		ret = alternative_full(pl, e);
+	print_rss("after the alternative");
 	/* The engine's tables go back to the pipeline before it goes. */
 	engine_free(e);
 	pl_free(pl);
