@@ -302,6 +302,178 @@ static void class_free(struct tr_class *cls)
 	free(cls->l4.items);
 }
 
+/*
+ * What the ports of a tracked result reach, counted: an endpoint set by the
+ * ports whose own endpoints it is and by the rules (of live routes) whose
+ * backends name it; a route's rules by the class entries of live ports.
+ * Both sorted by address for a binary search from a pointer.
+ */
+struct tr_track {
+	struct tr_track_set {
+		struct tr_endpoint_set *set;
+		uint32_t refs;
+		bool freed;
+	} *sets;
+	size_t nr_sets;
+	struct tr_track_route {
+		const struct tr_rule *base;	/* r->rules[idx] */
+		size_t idx;
+	} *routes;
+	size_t nr_routes;
+	uint32_t *rule_refs;		/* per route of r */
+};
+
+static int addr_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static struct tr_track_set *track_set(struct tr_track *t, const struct tr_endpoint_set *set)
+{
+	return set ? bsearch(&set, t->sets, t->nr_sets, sizeof(*t->sets), addr_cmp) : NULL;
+}
+
+static void set_unref(struct tr_track *t, const struct tr_endpoint_set *set)
+{
+	struct tr_track_set *ts = track_set(t, set);
+
+	if (!ts || ts->freed || --ts->refs)
+		return;
+	ts->freed = true;
+	free(ts->set->items);
+	free(ts->set);
+}
+
+/* The route whose rules rule is one of (rules of a route are one array). */
+static struct tr_track_route *track_route(struct tr_track *t, const struct tr_rule *rule)
+{
+	const struct tr_rule *base = rule - rule->index;
+
+	return bsearch(&base, t->routes, t->nr_routes, sizeof(*t->routes), addr_cmp);
+}
+
+static void rules_unref(struct tr_result *r, struct tr_track_route *tr)
+{
+	size_t i = tr->idx;
+
+	if (!r->track->rule_refs[i] || --r->track->rule_refs[i])
+		return;
+	for (size_t k = 0; k < r->nr_rules[i]; k++)
+		for (size_t b = 0; b < r->rules[i][k].nr_backends; b++)
+			set_unref(r->track, r->rules[i][k].backends[b].endpoints);
+	tr_rules_free(r->rules[i], r->nr_rules[i]);
+	r->rules[i] = NULL;
+	r->nr_rules[i] = 0;
+}
+
+int tr_result_track(struct tr_result *r)
+{
+	struct tr_track *t = calloc(1, sizeof(*t));
+	struct strmap_slot *slot;
+	size_t n = 0;
+
+	if (!t)
+		return -ENOMEM;
+	t->sets = calloc(r->endpoint_sets.nr + 1, sizeof(*t->sets));
+	t->routes = calloc(r->nr_routes + 1, sizeof(*t->routes));
+	t->rule_refs = calloc(r->nr_routes + 1, sizeof(*t->rule_refs));
+	if (!t->sets || !t->routes || !t->rule_refs) {
+		free(t->sets);
+		free(t->routes);
+		free(t->rule_refs);
+		free(t);
+		return -ENOMEM;
+	}
+	strmap_for_each(&r->endpoint_sets, slot)
+		t->sets[t->nr_sets++].set = slot->value;
+	qsort(t->sets, t->nr_sets, sizeof(*t->sets), addr_cmp);
+	for (size_t i = 0; i < r->nr_routes; i++)
+		if (r->rules && r->rules[i])
+			t->routes[n++] = (struct tr_track_route){ r->rules[i], i };
+	t->nr_routes = n;
+	qsort(t->routes, t->nr_routes, sizeof(*t->routes), addr_cmp);
+	/* The sets are the track's from here on: nothing looks them up by key. */
+	strmap_free(&r->endpoint_sets);
+	r->track = t;
+	for (size_t i = 0; i < r->nr_ports; i++) {
+		const struct tr_port *p = &r->ports[i];
+		struct tr_track_set *ts = track_set(t, p->self.endpoints);
+
+		if (ts)
+			ts->refs++;
+		for (size_t c = 0; c < p->nr_classes; c++)
+			for (size_t e = 0; e < p->classes[c].nr_entries; e++) {
+				struct tr_track_route *tr = track_route(t, p->classes[c].entries[e].rule);
+
+				if (tr)
+					t->rule_refs[tr->idx]++;
+			}
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t ri = t->routes[i].idx;
+
+		for (size_t k = 0; k < r->nr_rules[ri]; k++)
+			for (size_t b = 0; b < r->rules[ri][k].nr_backends; b++) {
+				struct tr_track_set *ts = track_set(t, r->rules[ri][k].backends[b].endpoints);
+
+				if (ts)
+					ts->refs++;
+			}
+	}
+	/* Rules no port reaches (a route bound to none), then sets nothing reaches. */
+	for (size_t i = 0; i < n; i++)
+		if (!t->rule_refs[t->routes[i].idx]) {
+			t->rule_refs[t->routes[i].idx] = 1;
+			rules_unref(r, &t->routes[i]);
+		}
+	for (size_t i = 0; i < t->nr_sets; i++)
+		if (!t->sets[i].refs && !t->sets[i].freed) {
+			t->sets[i].freed = true;
+			free(t->sets[i].set->items);
+			free(t->sets[i].set);
+		}
+	return 0;
+}
+
+void tr_result_port_done(struct tr_result *r, size_t i)
+{
+	struct tr_port *p = &r->ports[i];
+
+	if (!r->track || i >= r->nr_ports)
+		return;
+	for (size_t c = 0; c < p->nr_classes; c++) {
+		for (size_t e = 0; e < p->classes[c].nr_entries; e++) {
+			struct tr_track_route *tr = track_route(r->track, p->classes[c].entries[e].rule);
+
+			if (tr)
+				rules_unref(r, tr);
+		}
+		class_free(&p->classes[c]);
+	}
+	free(p->classes);
+	p->classes = NULL;
+	p->nr_classes = 0;
+	set_unref(r->track, p->self.endpoints);
+	p->self.endpoints = NULL;
+}
+
+static void track_free(struct tr_track *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->nr_sets; i++)
+		if (!t->sets[i].freed) {
+			free(t->sets[i].set->items);
+			free(t->sets[i].set);
+		}
+	free(t->sets);
+	free(t->routes);
+	free(t->rule_refs);
+	free(t);
+}
+
 void tr_result_free(struct tr_result *r)
 {
 	struct strmap_slot *slot;
@@ -328,6 +500,7 @@ void tr_result_free(struct tr_result *r)
 	}
 	strmap_free(&r->endpoint_sets);
 	strmap_free(&r->port_index);
+	track_free(r->track);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -186,6 +186,7 @@ struct tr_result {
 	size_t *nr_rules;		/* of rules[i]: freeing reads no model object */
 	struct strmap endpoint_sets;	/* "ns/name/port/proto" -> tr_endpoint_set */
 	struct strmap port_index;	/* same key -> tr_port */
+	struct tr_track *track;		/* per-port lifetimes (tr_result_track) */
 };
 
 int translate(const struct model *m, struct diag *dg, struct tr_result *out);
@@ -202,6 +203,18 @@ void tr_result_free(struct tr_result *r);
  * searches; tr_result_free() frees the rest.
  */
 void tr_result_drop_statuses(struct tr_result *r);
+/*
+ * Per-port lifetimes, for a result whose ports stop being read one by one
+ * (the incremental pipeline keeps a commit's translation while some of its
+ * ports are still the engine's): tr_result_track() counts what each port
+ * reaches (endpoint sets, the rules of routes) and frees what none reaches
+ * (the endpoint sets' index goes too: lookups by key end with the
+ * translation); tr_result_port_done() frees port i's classes and whatever
+ * no other port still reached now reaches. Port i's svc, port and self stay
+ * (self.endpoints dangles). tr_result_free() frees the rest.
+ */
+int tr_result_track(struct tr_result *r);
+void tr_result_port_done(struct tr_result *r, size_t i);
 
 /*
  * The TCP Service port ns/name:port; by index, or by a binary search of
