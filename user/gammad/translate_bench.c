@@ -31,6 +31,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,20 +170,27 @@ static int bench_incremental(const struct bench_opts *o, struct model *m, struct
 
 static int dbl_cmp(const void *a, const void *b);
 
-/* "VmRSS now, VmHWM so far" in MiB, for the rows that say where the peak is. */
+/*
+ * "VmRSS now, VmHWM so far" in MiB, for the rows that say where the peak is;
+ * with the file-backed part and what malloc has in use and holds free.
+ */
 static void print_rss(const char *where)
 {
+	struct mallinfo2 mi = mallinfo2();
+	long rss = -1, hwm = -1, file = -1;
 	char line[256];
-	long rss = -1, hwm = -1;
 	FILE *f = fopen("/proc/self/status", "r");
 
 	while (f && fgets(line, sizeof(line), f)) {
 		sscanf(line, "VmRSS: %ld kB", &rss);
 		sscanf(line, "VmHWM: %ld kB", &hwm);
+		sscanf(line, "RssFile: %ld kB", &file);
 	}
 	if (f)
 		fclose(f);
-	printf("rss %-28s %.1f MiB (peak so far %.1f MiB)\n", where, rss / 1024.0, hwm / 1024.0);
+	printf("rss %-28s %.1f MiB (peak so far %.1f MiB; files %.1f, malloc in use %.1f, "
+	       "free %.1f)\n", where, rss / 1024.0, hwm / 1024.0, file / 1024.0,
+	       (mi.uordblks + mi.hblkhd) / 1048576.0, mi.fordblks / 1048576.0);
 }
 
 /* One cold start: YAML to the kernel, into an empty pin dir; seconds, or < 0. */
