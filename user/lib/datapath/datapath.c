@@ -635,6 +635,17 @@ int dp_map_dump(struct dp *dp, const char *name, struct map_dump *d)
 	return fd < 0 ? fd : map_dump_read(fd, d);
 }
 
+int dp_map_view(struct dp *dp, const char *name, struct map_dump *d)
+{
+	int err = dp_batch_flush(dp);
+
+	if (err)
+		return err;
+	if (dp->mirror && mirror_has(dp->mirror, name))
+		return mirror_view(dp->mirror, name, d);
+	return dp_map_dump(dp, name, d);
+}
+
 int dp_map_lookup(struct dp *dp, const char *name, const void *key, void *val)
 {
 	int fd, err = dp_batch_flush(dp);

@@ -274,6 +274,12 @@ void dp_mirror_drop(struct dp *dp);
 bool dp_mirror_on(const struct dp *dp);
 int dp_mirror_audit(struct dp *dp, size_t *drift);
 int dp_map_dump(struct dp *dp, const char *name, struct map_dump *d);
+/*
+ * dp_map_dump() for a reader only: with a mirror, d points into it (no copy
+ * of the map: 100k endpoints, the objects), valid until the next write or
+ * delete through dp; map_dump_free() as always.
+ */
+int dp_map_view(struct dp *dp, const char *name, struct map_dump *d);
 int dp_map_lookup(struct dp *dp, const char *name, const void *key, void *val);
 /* Delete one entry of the map `name` (kept in the mirror); -ENOENT when absent. */
 int dp_map_delete(struct dp *dp, const char *name, const void *key);

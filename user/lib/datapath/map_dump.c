@@ -124,7 +124,9 @@ int map_dump_read(int fd, struct map_dump *out)
 
 void map_dump_free(struct map_dump *d)
 {
-	free(d->keys);
-	free(d->vals);
+	if (!d->borrowed) {
+		free(d->keys);
+		free(d->vals);
+	}
 	memset(d, 0, sizeof(*d));
 }

@@ -7,6 +7,7 @@
 #ifndef GAMMAD_MAP_DUMP_H
 #define GAMMAD_MAP_DUMP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct map_dump {
@@ -14,6 +15,7 @@ struct map_dump {
 	void *vals;		/* nr values of val_size bytes */
 	size_t nr;
 	size_t key_size, val_size;
+	bool borrowed;		/* keys and vals are someone else's (dp_map_view) */
 };
 
 #define map_dump_key(d, i) ((void *)((char *)(d)->keys + (i) * (d)->key_size))

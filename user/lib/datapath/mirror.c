@@ -332,6 +332,19 @@ int mirror_dump(struct dp_mirror *m, const char *name, struct map_dump *d)
 	return 0;
 }
 
+int mirror_view(struct dp_mirror *m, const char *name, struct map_dump *d)
+{
+	struct mtab *t = by_name(m, name);
+
+	memset(d, 0, sizeof(*d));
+	if (!t)
+		return -ENOENT;
+	*d = (struct map_dump){ .keys = t->keys, .vals = t->vals, .nr = t->nr,
+				.key_size = t->key_size, .val_size = t->val_size,
+				.borrowed = true };
+	return 0;
+}
+
 int mirror_lookup(struct dp_mirror *m, const char *name, const void *key, void *val)
 {
 	struct mtab *t = by_name(m, name);

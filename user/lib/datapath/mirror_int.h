@@ -25,6 +25,8 @@ int mirror_put(struct dp_mirror *m, int fd, const void *key, const void *val);
 void mirror_delete(struct dp_mirror *m, int fd, const void *key);
 /* -ENOENT: not a mirrored map. */
 int mirror_dump(struct dp_mirror *m, const char *name, struct map_dump *d);
+/* mirror_dump() without the copy: d points into m until its next change. */
+int mirror_view(struct dp_mirror *m, const char *name, struct map_dump *d);
 int mirror_lookup(struct dp_mirror *m, const char *name, const void *key, void *val);
 /* Entries the kernel holds differently from the mirror (both sides' extra keys too). */
 int mirror_drift(struct dp_mirror *m, size_t *drift);

@@ -36,6 +36,20 @@ int ia_dump(const struct ia_ctx *c, const char *name, struct map_dump *d)
 	return err;
 }
 
+/*
+ * ia_dump() for a dump only read before the next write (the id load): the
+ * mirror's own arrays, not a copy of them (a first apply at 10k Services
+ * copied the endpoints and objects whole).
+ */
+static int ia_view(const struct ia_ctx *c, const char *name, struct map_dump *d)
+{
+	int err = dp_map_view(c->dp, name, d);
+
+	if (err)
+		pr_err("read map %s: %s", name, strerror(-err));
+	return err;
+}
+
 static uint32_t min_u32(uint32_t a, uint32_t b)
 {
 	return a < b ? a : b;
@@ -168,7 +182,7 @@ static int load_objects(struct ia_ctx *c)
 {
 	struct map_dump d;
 	size_t count[GAMMAD_OBJ_KIND_MAX] = { 0 };
-	int err = ia_dump(c, GAMMAD_MAP_OBJECTS, &d);
+	int err = ia_view(c, GAMMAD_MAP_OBJECTS, &d);
 
 	if (err)
 		return err;
@@ -354,7 +368,7 @@ static int mark_kernel_ids(struct ia_ctx *c)
 	struct map_dump d;
 	int err;
 
-	err = ia_dump(c, GAMMAD_MAP_FRONTEND, &d);
+	err = ia_view(c, GAMMAD_MAP_FRONTEND, &d);
 	for (size_t i = 0; !err && i < d.nr; i++) {
 		const struct gammad_fe_val *v = map_dump_val(&d, i);
 
@@ -364,7 +378,7 @@ static int mark_kernel_ids(struct ia_ctx *c)
 	}
 	map_dump_free(&d);
 	if (!err)
-		err = ia_dump(c, GAMMAD_MAP_CONSUMER, &d);
+		err = ia_view(c, GAMMAD_MAP_CONSUMER, &d);
 	for (size_t i = 0; !err && i < d.nr; i++) {
 		const struct gammad_cons_key *k = map_dump_key(&d, i);
 		const struct gammad_cons_val *v = map_dump_val(&d, i);
@@ -374,7 +388,7 @@ static int mark_kernel_ids(struct ia_ctx *c)
 	}
 	map_dump_free(&d);
 	if (!err)
-		err = ia_dump(c, GAMMAD_MAP_SELECTOR, &d);
+		err = ia_view(c, GAMMAD_MAP_SELECTOR, &d);
 	for (size_t i = 0, cap = 0; !err && i < d.nr; i++) {
 		__u32 id = *(const __u32 *)map_dump_key(&d, i);
 		const struct gammad_sel_val *v = map_dump_val(&d, i);
@@ -397,7 +411,7 @@ static int mark_kernel_ids(struct ia_ctx *c)
 	if (!err)
 		err = sort_backends(&c->be_dump);
 	if (!err)
-		err = ia_dump(c, GAMMAD_MAP_ENDPOINT, &d);
+		err = ia_view(c, GAMMAD_MAP_ENDPOINT, &d);
 	for (size_t i = 0; !err && i < d.nr; i++) {
 		const struct gammad_ep_key *k = map_dump_key(&d, i);
 
