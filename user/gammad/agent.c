@@ -1,16 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
 /* One pass of the node agent: see agent.h. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <net/if.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 
 #include "base/log.h"
 #include "datapath/tc_sync.h"
 #include "image/pipeline.h"
+#include "input/dirwatch.h"
 #include "input/manifest.h"
 #include "translate/translate.h"
 #include "translate/translate_eval.h"
@@ -546,11 +552,33 @@ struct agent_scan {
 	size_t nr;
 	struct diag dg;
 	int ret;
+	/*
+	 * Started beside agent_adopt(): the scan runs at a low priority until
+	 * the adopt is done (scan_renice), so that on a busy machine it takes
+	 * what the adopt leaves, not its CPU.
+	 */
+	_Atomic bool low;
+	_Atomic pid_t tid;	/* set (after nice0) once the thread lowered itself */
+	int nice0;
 };
+
+#define SCAN_LOW_NICE 10
 
 static void *scan_main(void *arg)
 {
 	struct agent_scan *sc = arg;
+
+	if (atomic_load(&sc->low)) {
+		pid_t tid = (pid_t)syscall(SYS_gettid);
+
+		/* The thread starts with the process's nice value: back to that later. */
+		sc->nice0 = getpriority(PRIO_PROCESS, (id_t)tid);
+		atomic_store(&sc->tid, tid);
+		setpriority(PRIO_PROCESS, (id_t)tid, sc->nice0 + SCAN_LOW_NICE);
+		/* scan_renice() came before the tid was there: back now */
+		if (!atomic_load(&sc->low))
+			setpriority(PRIO_PROCESS, (id_t)tid, sc->nice0);
+	}
 
 	sc->ret = manifest_cache_new(&sc->mc);
 	if (!sc->ret)
@@ -558,7 +586,7 @@ static void *scan_main(void *arg)
 	return NULL;
 }
 
-int agent_scan_start(struct agent *a)
+static int scan_start(struct agent *a, bool low)
 {
 	struct agent_scan *sc;
 	int err;
@@ -569,6 +597,7 @@ int agent_scan_start(struct agent *a)
 	if (!sc)
 		return -ENOMEM;
 	sc->dir = a->dir;
+	atomic_store(&sc->low, low);
 	err = pthread_create(&sc->th, NULL, scan_main, sc);
 	if (err) {
 		free(sc);
@@ -576,6 +605,25 @@ int agent_scan_start(struct agent *a)
 	}
 	a->scan = sc;
 	return 0;
+}
+
+int agent_scan_start(struct agent *a)
+{
+	return scan_start(a, false);
+}
+
+/* The adopt is done: the scan (if any) at the normal priority again. */
+static void scan_renice(struct agent *a)
+{
+	struct agent_scan *sc = a->scan;
+	pid_t tid;
+
+	if (!sc || !atomic_exchange(&sc->low, false))
+		return;
+	tid = atomic_load(&sc->tid);
+	/* Lowering a nice value needs CAP_SYS_NICE: the agent is root (BPF). */
+	if (tid && setpriority(PRIO_PROCESS, (id_t)tid, sc->nice0))
+		pr_debug("scan priority: %s", strerror(errno));
 }
 
 /* The scan's result (joined, a->mc set), or NULL when none is running. */
@@ -668,6 +716,7 @@ struct dir_commit {
 	pthread_t th;
 	bool status_started;
 	struct status_tr status;
+	bool statuses_kept;	/* the adopted status file stays (apply_dir_incremental) */
 };
 
 static void *dir_status_main(void *arg)
@@ -690,7 +739,8 @@ static void dir_status_start(struct agent *a)
 	struct dir_commit *dc = a->pl_committed_ctx;
 
 	dc->a = a;
-	if (dc->status_started || !(dc->full || dc->changes || a->status_stale))
+	if (dc->status_started || dc->statuses_kept ||
+	    !(dc->full || dc->changes || a->status_stale))
 		return;
 	dc->status_started = !pthread_create(&dc->th, NULL, dir_status_main, dc);
 }
@@ -713,7 +763,7 @@ static void dir_committed(struct agent *a, void *ctx, const struct pl_stats *st)
 	/* Statuses need the whole translation: written once the kernel serves the change. */
 	if (dir_status_join(dc))
 		status_commit(a, &dc->status);
-	else if (st->full || dc->full || dc->changes || a->status_stale)
+	else if (!dc->statuses_kept && (st->full || dc->full || dc->changes || a->status_stale))
 		write_statuses(a, dc->dg);
 	/* Counted once the statuses are out too: a reader of the generation sees both. */
 	metrics_server_note_apply(a->metrics, 0, applied_ms, dc->errors);
@@ -761,11 +811,29 @@ static int apply_dir_incremental(struct agent *a)
 	dc.errors = errors;
 	dc.changes = changes;
 	dc.full = full;
+	/*
+	 * The first commit after agent_adopt(): when nothing below DIR changed
+	 * since the watch opened (before the snapshot's digest), the scan read
+	 * what the snapshot was made of, and the status file the snapshot
+	 * noted holds what a translation would write again.
+	 */
+	if (a->statuses_adopted && !a->status_stale && a->watch &&
+	    poll(&(struct pollfd){ .fd = dirwatch_fd(a->watch), .events = POLLIN }, 1, 0) == 0)
+		dc.statuses_kept = true;
+	a->statuses_adopted = false;
 	a->pl_committed = dir_committed;
 	a->pl_committed_ctx = &dc;
 	ret = agent_pl_commit(a, errors, &st);
 	a->pl_committed = NULL;
 	a->pl_committed_ctx = NULL;
+	if (!ret) {
+		/*
+		 * The snapshot follows once the manifests are quiet
+		 * (agent_snap_keep); the adopted one is still right.
+		 */
+		a->snap_dirty = !dc.statuses_kept;
+		a->last_input_errors = errors;
+	}
 	/* A failed commit: the statuses' translation is dropped, not written. */
 	if (dir_status_join(&dc)) {
 		if (!dc.status.ret)
@@ -932,6 +1000,120 @@ int agent_apply_dir(struct agent *a)
 	return 0;
 }
 
+/* agent_adopt_start(): the snapshot, loaded on a thread while the data path opens. */
+struct agent_adopt {
+	pthread_t th;
+	struct agent *a;
+	bool ok;
+	uint64_t key;
+	size_t input_errors;
+	struct img img;
+};
+
+static void *adopt_main(void *arg)
+{
+	struct agent_adopt *p = arg;
+
+	p->ok = agent_snap_load(p->a, &p->key, &p->img, &p->input_errors);
+	return NULL;
+}
+
+static bool adopt_usable(const struct agent *a)
+{
+	/* The API server and --kernel-http have no snapshot. */
+	return a->snapshot && a->incremental && !a->kube && !a->kernel_http;
+}
+
+int agent_adopt_start(struct agent *a)
+{
+	struct agent_adopt *p;
+	int err;
+
+	if (a->adopt || !adopt_usable(a))
+		return -EINVAL;
+	if (access(a->snapshot, R_OK))
+		return -errno;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->a = a;
+	err = pthread_create(&p->th, NULL, adopt_main, p);
+	if (err) {
+		free(p);
+		return -err;
+	}
+	a->adopt = p;
+	return 0;
+}
+
+/* The loaded snapshot (joined): true with *img set, to free. */
+static bool adopt_take(struct agent *a, struct img *img, size_t *input_errors)
+{
+	struct agent_adopt *p = a->adopt;
+	bool ok;
+
+	if (!p)
+		return false;
+	pthread_join(p->th, NULL);
+	a->adopt = NULL;
+	ok = p->ok;
+	*img = p->img;
+	*input_errors = p->input_errors;
+	free(p);
+	return ok;
+}
+
+int agent_adopt(struct agent *a)
+{
+	double t0 = now_ms();
+	size_t input_errors = 0;
+	struct ia_stats s;
+	struct img img;
+	uint64_t key;
+	bool ok;
+	int ret;
+
+	if (a->adopt)
+		ok = adopt_take(a, &img, &input_errors);
+	else
+		ok = adopt_usable(a) && !access(a->snapshot, R_OK) &&
+		     agent_snap_load(a, &key, &img, &input_errors);
+	/* Fresh maps are a cold start: the first apply writes them. */
+	if (ok && !dp_adopted(a->dp)) {
+		img_free(&img);
+		ok = false;
+	}
+	/*
+	 * The first scan waited for the snapshot (agent_adopt_start): it runs
+	 * beside the apply, below it while it lasts.
+	 */
+	if (a->incremental && !a->kube && !a->scan && !a->mc)
+		scan_start(a, ok);
+	if (!ok)
+		return -ENOENT;	/* logged when it was there but not usable */
+	read_routes(a);
+	if (!dp_mirror_on(a->dp) && (ret = dp_mirror_load(a->dp)))
+		pr_warn("map mirror: %s (the apply reads the kernel)", strerror(-ret));
+	/*
+	 * No engine listeners yet (a->opts.pod_cgroup is unset until the
+	 * first commit): connections take the L4 path, or the agent we
+	 * replace keeps accepting, until the engine has tables.
+	 */
+	a->opts.full = true;	/* clean what an earlier agent left, as --once */
+	ret = ia_apply(a->dp, &img, &a->opts, &s);
+	a->opts.full = false;
+	img_free(&img);
+	scan_renice(a);
+	if (ret) {
+		pr_err("adopt %s failed after %.1f ms: %s (the first apply reconciles the "
+		       "manifests)", a->dir, now_ms() - t0, strerror(-ret));
+		return ret;
+	}
+	log_apply("adopted and serving", a->dir, now_ms() - t0, &s, input_errors);
+	a->statuses_adopted = true;
+	return 0;
+}
+
 void agent_resync(struct agent *a, bool full)
 {
 	double t0 = now_ms();
@@ -1084,6 +1266,13 @@ void agent_free(struct agent *a)
 	handover_free(a->ho_next);
 	a->ho_next = NULL;
 	scan_free(scan_take(a));	/* a scan nobody took: joined, dropped */
+	{
+		struct img img;
+		size_t n;
+
+		if (adopt_take(a, &img, &n))	/* a snapshot nobody adopted */
+			img_free(&img);
+	}
 	/* A prefetch nobody took (the data path failed to open): joined, dropped. */
 	{
 		struct pass_input in;

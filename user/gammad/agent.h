@@ -29,6 +29,8 @@ struct engine;
 struct agent_kube;
 struct agent_prefetch;
 struct agent_scan;
+struct agent_adopt;
+struct dirwatch;
 struct pl_stats;
 struct agent_kh;
 
@@ -77,8 +79,20 @@ struct agent {
 	/* engine off: why (logged once with the HTTP ports left at L4), NULL: on */
 	const char *l4_http_why;
 	bool l4_http_noted;
-	/* --once: the image snapshot file (agent_snap.h), NULL: none */
+	/*
+	 * The image snapshot file (agent_snap.h), NULL: none. --once keeps
+	 * it after every pass; the running agent adopts from it at start
+	 * (agent_adopt) and keeps it once the manifests are quiet.
+	 */
 	const char *snapshot;
+	bool snap_dirty;		/* committed since the running agent's last save */
+	/*
+	 * Adopted: the route status file is the snapshot's, as written; the
+	 * first commit rewrites it only if DIR changed since the watch opened.
+	 */
+	bool statuses_adopted;
+	struct dirwatch *watch;		/* cmd_run's watch of DIR, NULL: none */
+	size_t last_input_errors;	/* of the last commit, for its snapshot */
 	/* --kernel-http: the kernel HTTP tables of img (with the engine only) */
 	bool kernel_http, kh_warned;
 	struct ia_kh_set kh;
@@ -89,6 +103,7 @@ struct agent {
 	uint64_t engine_tables_gen;	/* the pipeline's tables the engine has, 0: none */
 	struct agent_prefetch *prefetch;	/* agent_prefetch_start(), NULL: none */
 	struct agent_scan *scan;	/* agent_scan_start(), NULL: none */
+	struct agent_adopt *adopt;	/* agent_adopt_start(), NULL: none */
 };
 
 /*
@@ -132,6 +147,29 @@ int agent_pl_commit(struct agent *a, size_t input_errors, struct pl_stats *st);
  * --kernel-http tables). 0 or -errno (logged).
  */
 int agent_pl_start(struct agent *a);
+/*
+ * A restart of the running agent (manifests, not --kernel-http) over its
+ * pinned maps: when the snapshot's key matches (agent_snap.h: the
+ * manifests, the options, gammad), its image is applied as --once does
+ * (every entry compared with the kernel, nothing written when they agree;
+ * the pod walk without the engine's listeners) and "adopted and serving"
+ * is logged. The kernel serves the adopted state from then on, while the
+ * first agent_apply_dir() builds the model, the translation, the engine's
+ * tables and the pipeline (which then finds nothing to write when nothing
+ * changed). Call after agent_engine_start(), before the first
+ * agent_apply_dir(). 0 when adopted, -ENOENT when there was nothing to
+ * adopt (no snapshot, another key, fresh maps), another -errno on error
+ * (logged; the first apply reconciles everything as without).
+ */
+int agent_adopt(struct agent *a);
+/*
+ * agent_adopt()'s snapshot (the manifests' digest, the file read and
+ * checked) on a thread from now on, while the caller opens the data path;
+ * the first scan of the manifests (agent_scan_start) waits for agent_adopt(),
+ * so that it does not take the CPU the adopt needs. 0 or -errno (no
+ * snapshot file: then start the scan now).
+ */
+int agent_adopt_start(struct agent *a);
 /*
  * The last image again (DIR when there is none yet or DIR last failed): new pods, gone
  * veths, drift. full: also retire leftovers when nothing changed.

@@ -8,6 +8,7 @@
 
 #include "base/hashmap.h"
 #include "base/log.h"
+#include "image/pipeline.h"
 #include "input/manifest.h"
 #include "view/status_file.h"
 #include "agent.h"
@@ -57,7 +58,7 @@ static uint64_t options_key(const struct agent *a)
 
 	k = hash_bytes(tr->zone ? tr->zone : "\001", tr->zone ? strlen(tr->zone) : 1, k);
 	k = hash_bytes(&tr->max_endpoints, sizeof(tr->max_endpoints), k);
-	k ^= a->steer ? 0x5a5a : 0;
+	k ^= a->l4_http_why ? 0 : 0x5a5a;	/* the engine's marks (set before the engine starts) */
 	if (!stat("/proc/self/exe", &st)) {
 		uint64_t id[4] = { (uint64_t)st.st_dev, (uint64_t)st.st_ino,
 				   (uint64_t)st.st_size, (uint64_t)st.st_mtim.tv_nsec ^
@@ -137,4 +138,35 @@ void agent_snap_save(struct agent *a, uint64_t key, const struct img *img, size_
 	if (ret)
 		pr_warn("snapshot %s: %s (the next start translates again)", a->snapshot,
 			strerror(-ret));
+}
+
+void agent_snap_keep(struct agent *a, bool (*quiet)(void *ctx), void *ctx)
+{
+	const struct img *img = a->pl ? pl_image(a->pl) : NULL;
+	struct diag dg = { 0 };
+	uint64_t digest;
+	int ret;
+
+	if (!a->snap_dirty)
+		return;
+	/*
+	 * What a failed commit or status write left is not what the manifests
+	 * say: the next commit tries again.
+	 */
+	if (!a->snapshot || !img || a->dir_failed || a->status_stale || a->kube ||
+	    a->kernel_http) {
+		a->snap_dirty = false;
+		return;
+	}
+	ret = manifest_digest(a->dir, &digest, &dg);
+	if (ret || dg.nr) {
+		diag_free(&dg);
+		a->snap_dirty = false;	/* a walk with problems is never adopted from */
+		return;
+	}
+	diag_free(&dg);
+	if (!quiet(ctx))
+		return;		/* a change came: after its commit */
+	agent_snap_save(a, (digest ^ options_key(a)) | 1, img, a->last_input_errors);
+	a->snap_dirty = false;
 }

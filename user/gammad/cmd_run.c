@@ -238,6 +238,17 @@ static uint64_t dir_fingerprint(const char *path, int depth)
 	return h;
 }
 
+/* agent_snap_keep's quiet(): no event of the manifests waits. */
+static bool dir_quiet(void *ctx)
+{
+	struct pollfd p = { .fd = dirwatch_fd(ctx), .events = POLLIN };
+
+	return poll(&p, 1, 0) == 0;
+}
+
+/* The snapshot is kept once the manifests were quiet this long after a commit. */
+#define SNAP_QUIET_MS 200
+
 /*
  * Poll the manifests (inotify), links and routes (rtnetlink) and the resync
  * timer. w and fp were taken before the first apply, so a change made
@@ -265,7 +276,8 @@ static int watch_loop(struct agent *a, struct dirwatch *w, uint64_t fp, int resy
 		fds[2] = (struct pollfd){ .fd = handover_poll_fd(a->ho_next), .events = POLLIN };
 		/* the kernel HTTP path's upstream pools (agent_khttp.h) */
 		fds[3] = (struct pollfd){ .fd = agent_kh_fd(a), .events = POLLIN };
-		n = poll(fds, 4, left > 0 ? (int)left + 1 : 0);
+		n = poll(fds, 4, left <= 0 ? 0 : a->snap_dirty && left > SNAP_QUIET_MS ?
+			 SNAP_QUIET_MS : (int)left + 1);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -274,6 +286,8 @@ static int watch_loop(struct agent *a, struct dirwatch *w, uint64_t fp, int resy
 			pr_err("watch %s: %s", a->dir, strerror(-ret));
 			break;
 		}
+		if (!n && a->snap_dirty)	/* quiet since the last commit */
+			agent_snap_keep(a, dir_quiet, w);
 		if (fds[3].revents)
 			agent_kh_run(a);
 		if (fds[2].revents &&
@@ -299,6 +313,13 @@ static int watch_loop(struct agent *a, struct dirwatch *w, uint64_t fp, int resy
 	}
 	if (nl >= 0)
 		close(nl);
+	/* Leaving (SIGTERM): the snapshot, unless a change is still waiting (its events read here). */
+	if (stop && !a->handed_over && a->snap_dirty) {
+		while (dirwatch_wait(w, 0) > 0)
+			;
+		if (dir_fingerprint(a->dir, 0) == fp)
+			agent_snap_keep(a, dir_quiet, w);
+	}
 	return stop || a->handed_over ? 0 : ret;
 }
 
@@ -675,7 +696,7 @@ int cmd_run(int argc, char **argv)
 			return EXIT_FATAL;
 	}
 	a.tr.max_endpoints = o.sizes.endpoints_per_service;
-	if (once && !kube && !agent_snap_path(state_dir, pin_dir, snap_path, sizeof(snap_path)))
+	if (!kube && !agent_snap_path(state_dir, pin_dir, snap_path, sizeof(snap_path)))
 		a.snapshot = snap_path;
 	/* A one-shot parses and translates while the BPF objects load (agent.h). */
 	if (once && !kube)
@@ -689,8 +710,10 @@ int cmd_run(int argc, char **argv)
 		if (ret)
 			return EXIT_FATAL;
 		fp = dir_fingerprint(a.dir, 0);
+		a.watch = &w;
 		a.incremental = true;
-		agent_scan_start(&a);
+		if (agent_adopt_start(&a))	/* else the scan starts once the snapshot is in */
+			agent_scan_start(&a);
 	}
 	o.pin_dir = pin_dir;
 	o.cgroup = a.opts.cgroup_root;
@@ -767,6 +790,16 @@ int cmd_run(int argc, char **argv)
 	}
 	/* The manifests through image/pipeline.h; a one-shot gains nothing from its caches. */
 	a.incremental = !once;
+	/*
+	 * A restart serves the snapshot's image, verified, before it builds the
+	 * rest (agent.h). A SIGTERM from here on stops the agent after the
+	 * first apply, which keeps the snapshot on the way out.
+	 */
+	if (!once) {
+		signal(SIGINT, on_signal);
+		signal(SIGTERM, on_signal);
+		agent_adopt(&a);
+	}
 	a.opts.full = true;	/* clean what an earlier agent left */
 	ret = agent_apply_dir(&a);
 	a.opts.full = false;
