@@ -15,6 +15,16 @@
  *   the manifests on a thread while its data path loads) restarted over
  *   its pinned maps after the same in-place edit applies the new endpoint,
  *   and the route status file is there, whole, when "applied" is logged.
+ * agent_adopts: the running agent keeps its snapshot too (on SIGTERM); its
+ *   restart adopts it ("adopted and serving", nothing written), and the
+ *   first full pass after (model, translation, engine tables, pipeline)
+ *   finds nothing to write either: same entries, same maps, the status
+ *   file left as it was.
+ * agent_change_during_build: a manifest changed after the restart adopted,
+ *   while it builds the rest (the agent stopped with SIGSTOP meanwhile,
+ *   so the change lands before its first full pass is done), is applied.
+ * agent_corrupt: a damaged snapshot is logged and ignored by the running
+ *   agent too; it translates and the maps are right.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -288,7 +298,8 @@ static pid_t agent_start(const struct env *e, const char *log)
 	for (int i = 3; i < 1024; i++)
 		close(i);
 	execl(test_bin("gammad"), "gammad", "run", "--no-tc", "--metrics-addr", "off",
-	      "--manifests", e->dir, "--cgroup", e->cg, "--pin-dir", e->pin, (char *)NULL);
+	      "--manifests", e->dir, "--cgroup", e->cg, "--pin-dir", e->pin, "--state-dir",
+	      e->state, (char *)NULL);
 	_exit(127);
 }
 
@@ -387,6 +398,225 @@ out:
 	}
 }
 
+/* The last line of the file containing s, into buf ("" when none). */
+static void log_last(const char *path, const char *s, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096];
+
+	buf[0] = '\0';
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, s))
+			snprintf(buf, len, "%s", line);
+	if (f)
+		fclose(f);
+}
+
+static void print_log(const char *log)
+{
+	char *text = NULL;
+
+	lab_run_capture(&text, "cat %s", log);	/* printed on failure */
+	test__printf("agent log:\n%s\n", text ? text : "");
+	free(text);
+}
+
+#define NOTHING_WRITTEN "(0 flipped, 0 removed), written 0 selectors, 0 backends, 0 endpoint sets"
+
+/* Started, applied once, stopped with SIGTERM (which keeps the snapshot): 0 or -1. */
+static int agent_run_once(const struct env *e, const char *log)
+{
+	pid_t pid = agent_start(e, log);
+	int ret = pid > 0 ? agent_wait_applied(log, log_count(log, "info  applied") + 1, pid) : -1;
+
+	agent_stop(pid);
+	return ret;
+}
+
+static void case_agent_adopts(struct env *e)
+{
+	char log[96], status[96], line[4096], snap[320];
+	struct maps_state before, after;
+	struct stat st0, st1;
+	pid_t pid = 0;
+
+	snprintf(log, sizeof(log), "%s/agent.log", e->state);
+	snprintf(status, sizeof(status), "%s/.gammad-status.json", e->dir);
+	if (!ASSERT_OK(agent_run_once(e, log), "first agent"))
+		goto out;
+	snap_file(e, snap, sizeof(snap));
+	if (!ASSERT_NEQ(snap[0], '\0', "the running agent kept a snapshot") ||
+	    !ASSERT_OK(read_maps(e->pin, addr1, &before), "maps before") ||
+	    !ASSERT_OK(stat(status, &st0), "status file"))
+		goto out;
+	pid = agent_start(e, log);
+	if (!ASSERT_GT(pid, 0, "restart") ||
+	    !ASSERT_OK(agent_wait_applied(log, 2, pid), "restarted agent applied"))
+		goto out;
+	log_last(log, "adopted and serving", line, sizeof(line));
+	ASSERT_HAS_SUBSTR(line, NOTHING_WRITTEN, "adopted: nothing written");
+	ASSERT_HAS_SUBSTR(line, "0 stale entries retired", "adopted: nothing retired");
+	log_last(log, "info  applied", line, sizeof(line));
+	ASSERT_HAS_SUBSTR(line, NOTHING_WRITTEN, "first full pass: nothing written");
+	ASSERT_HAS_SUBSTR(line, "0 stale entries retired", "first full pass: nothing retired");
+	if (!ASSERT_OK(read_maps(e->pin, addr1, &after), "maps after"))
+		goto out;
+	for (size_t i = 0; i < NR_MAPS; i++) {
+		ASSERT_EQ(after.ids[i], before.ids[i], route_maps[i]);
+		ASSERT_EQ(after.entries[i], before.entries[i], route_maps[i]);
+		ASSERT_EQ(after.digest[i], before.digest[i], route_maps[i]);
+	}
+	if (ASSERT_OK(stat(status, &st1), "status file after")) {
+		ASSERT_EQ(st1.st_ino, st0.st_ino, "status file not rewritten");
+		ASSERT_EQ(st1.st_mtim.tv_nsec, st0.st_mtim.tv_nsec, "status file not rewritten");
+	}
+	/* And once more: the snapshot still stands for the manifests. */
+	agent_stop(pid);
+	pid = agent_start(e, log);
+	if (ASSERT_GT(pid, 0, "second restart") &&
+	    ASSERT_OK(agent_wait_applied(log, 3, pid), "second restart applied"))
+		ASSERT_EQ(log_count(log, "adopted and serving"), 2, "adopted again");
+out:
+	agent_stop(pid);
+	print_log(log);
+}
+
+/* Bulk for the first full pass to chew on: n Services with an endpoint and a route each. */
+static int write_bulk(const struct env *e, int n)
+{
+	char path[96];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/bulk.yaml", e->dir);
+	f = fopen(path, "w");
+	if (!f)
+		return -1;
+	for (int i = 0; i < n; i++)
+		fprintf(f, "---\napiVersion: v1\nkind: Service\n"
+			"metadata: {name: bulk-%d, namespace: snap}\n"
+			"spec: {clusterIP: 10.97.%d.%d, ports: [{name: http, port: 80, "
+			"targetPort: 8080}]}\n"
+			"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+			"metadata: {name: bulk-%d-1, namespace: snap, labels: "
+			"{kubernetes.io/service-name: bulk-%d}}\n"
+			"addressType: IPv4\n"
+			"endpoints: [{addresses: [10.1.%d.%d], conditions: {ready: true}}]\n"
+			"ports: [{name: http, port: 8080, protocol: TCP}]\n"
+			"---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+			"metadata: {name: bulk-%d, namespace: snap}\n"
+			"spec:\n  parentRefs: [{group: \"\", kind: Service, name: bulk-%d, port: 80}]\n"
+			"  rules:\n  - backendRefs: [{name: bulk-%d, port: 80}]\n",
+			i, i / 250, i % 250 + 1, i, i, i / 250, i % 250 + 1, i, i, i);
+	return fclose(f);
+}
+
+/* The manifest with 10.0.252.2, renamed into place (a new inode: an editor's save). */
+static int replace_endpoint(const struct env *e)
+{
+	char *text = strdup(manifests), tmp[96];
+	int ret;
+
+	if (!text)
+		return -1;
+	strstr(text, "10.0.252.1]")[9] = '2';
+	snprintf(tmp, sizeof(tmp), "%s/snap.yaml.tmp", e->state);	/* same filesystem */
+	ret = write_manifest(tmp, text) || rename(tmp, e->file) ? -1 : 0;
+	free(text);
+	return ret;
+}
+
+static void case_agent_change_during_build(struct env *e)
+{
+	char log[96];
+	struct maps_state s;
+	bool stopped = false;
+	pid_t pid = 0;
+	int applied;
+
+	snprintf(log, sizeof(log), "%s/agent.log", e->state);
+	if (!ASSERT_OK(write_bulk(e, 2000), "bulk manifests") ||
+	    !ASSERT_OK(agent_run_once(e, log), "first agent"))
+		goto out;
+	applied = log_count(log, "info  applied");
+	pid = agent_start(e, log);
+	if (!ASSERT_GT(pid, 0, "restart"))
+		goto out;
+	/* Stopped as soon as it says it serves the adopted state: the rest is being built. */
+	for (int i = 0; i < 20000 && !stopped; i++) {
+		if (log_count(log, "adopted and serving")) {
+			stopped = !kill(pid, SIGSTOP);
+			break;
+		}
+		if (waitpid(pid, NULL, WNOHANG) == pid) {
+			pid = 0;
+			break;
+		}
+		usleep(1000);
+	}
+	if (!ASSERT_TRUE(stopped, "adopted"))
+		goto out;
+	/* Whether the first full pass was still under way when the change came. */
+	test__printf("change during the build: %s\n", log_count(log, "info  applied") == applied ?
+		     "yes (no applied line yet)" : "no (the build was done already)");
+	if (!ASSERT_OK(replace_endpoint(e), "change"))
+		goto out;
+	kill(pid, SIGCONT);
+	/* Applied by the first full pass, or by the commit after it. */
+	for (int i = 0; i < 2000; i++) {
+		if (!read_maps(e->pin, addr2, &s) && s.has_addr)
+			break;
+		usleep(10000);
+	}
+	ASSERT_TRUE(s.has_addr, "the new endpoint is in the kernel");
+	if (ASSERT_OK(read_maps(e->pin, addr1, &s), "maps"))
+		ASSERT_FALSE(s.has_addr, "the old one is gone");
+	/* Written once: a new endpoint set, the backend publishing it. */
+	ASSERT_EQ(log_count(log, "written 0 selectors, 1 backends, 1 endpoint sets"), 1,
+		  "an apply after the restart wrote the change");
+out:
+	if (pid > 0)
+		kill(pid, SIGCONT);
+	agent_stop(pid);
+	print_log(log);
+}
+
+static void case_agent_corrupt(struct env *e)
+{
+	char log[96], snap[320];
+	struct maps_state s;
+	pid_t pid = 0;
+	int fd;
+
+	snprintf(log, sizeof(log), "%s/agent.log", e->state);
+	if (!ASSERT_OK(agent_run_once(e, log), "first agent"))
+		goto out;
+	snap_file(e, snap, sizeof(snap));
+	fd = open(snap, O_RDWR);
+	if (!ASSERT_GE(fd, 0, "open snapshot"))
+		goto out;
+	{
+		struct stat st;
+		unsigned char b = 0;
+
+		if (!fstat(fd, &st) && pread(fd, &b, 1, st.st_size / 2) == 1) {
+			b ^= 0x40;
+			ASSERT_EQ(pwrite(fd, &b, 1, st.st_size / 2), 1, "damaged");
+		}
+		close(fd);
+	}
+	pid = agent_start(e, log);
+	if (!ASSERT_GT(pid, 0, "restart") ||
+	    !ASSERT_OK(agent_wait_applied(log, 2, pid), "restarted agent applied"))
+		goto out;
+	ASSERT_EQ(log_count(log, "corrupt, truncated or not gammad's: ignored"), 1, "logged");
+	ASSERT_EQ(log_count(log, "adopted and serving"), 0, "not adopted");
+	if (ASSERT_OK(read_maps(e->pin, addr1, &s), "maps"))
+		ASSERT_TRUE(s.has_addr, "the endpoint is in the kernel");
+out:
+	agent_stop(pid);
+	print_log(log);
+}
+
 /* how: 0 flips a byte in the middle, 1 cuts the file, 2 replaces it with another file. */
 static void case_damaged(struct env *e, int how)
 {
@@ -466,6 +696,9 @@ void test_agent_snapshot(void)
 		{ "foreign", case_damaged, 2 },
 		{ "uninstall", NULL, 3 },
 		{ "agent_changed_while_down", NULL, 4 },
+		{ "agent_adopts", NULL, 5 },
+		{ "agent_change_during_build", NULL, 6 },
+		{ "agent_corrupt", NULL, 7 },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -485,6 +718,12 @@ void test_agent_snapshot(void)
 			case_changed_while_down(&e);
 		else if (cases[i].how == 4)
 			case_agent_changed_while_down(&e);
+		else if (cases[i].how == 5)
+			case_agent_adopts(&e);
+		else if (cases[i].how == 6)
+			case_agent_change_during_build(&e);
+		else if (cases[i].how == 7)
+			case_agent_corrupt(&e);
 		else
 			case_uninstall(&e);
 		env_cleanup(&e);
