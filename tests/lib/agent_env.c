@@ -14,6 +14,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "base/hashmap.h"
 #include "datapath/datapath.h"
 #include "agent_env.h"
 #include "test_progs.h"
@@ -202,8 +203,15 @@ void agent_env_fini(struct agent_env *ag)
 	char *out = NULL;
 
 	agent_env_kill(ag, SIGKILL);
-	if (ag->pin_dir[0])
+	if (ag->pin_dir[0]) {
+		char snap[128];
+
 		dp_uninstall(ag->pin_dir);
+		/* The agent's image snapshot in the default --state-dir (user/gammad/agent_snap.h). */
+		snprintf(snap, sizeof(snap), "/run/gammad/image-%016llx.snap",
+			 (unsigned long long)hash_str(ag->pin_dir));
+		unlink(snap);
+	}
 	if (ag->log[0] && !access(ag->log, F_OK)) {
 		lab_run_capture(&out, "cat %s", ag->log);
 		test__printf("--- agent log\n%s", out ? out : "");

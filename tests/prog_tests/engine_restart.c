@@ -13,7 +13,8 @@
  * whose slow requests (150 ms) are in flight most of the time, and a loop
  * of new connections see no failed request and no refused connect; the
  * keep-alive connections go on in the new agent after the old one exited,
- * and every answer is the engine's.
+ * and every answer is the engine's. Each new agent adopts the old one's
+ * image snapshot first (nothing to change) and takes the listeners after.
  *
  * no_engine_refused: a new agent with --no-http-engine beside the running
  * one exits, the running one carries on.
@@ -195,6 +196,9 @@ static void subtest_graceful(struct restart_env *e)
 	ASSERT_EQ(count_from(ka.res, nka, "echo-v1"), nka, "keep-alive: the engine's rule, every time");
 	ASSERT_EQ(count_from(slow.res, nslow, "echo-v1"), nslow, "slow: the engine's rule, every time");
 	ASSERT_EQ(count_from(nc.res, nnc, "echo-v1"), nnc, "new connections: the engine's rule, every time");
+	/* Each new agent served the old one's snapshot first, then took over (agent.h). */
+	ASSERT_EQ(agent_env_log_count(&e->ag, "adopted and serving"), RESTARTS,
+		  "each new agent adopted the pinned state first");
 	ASSERT_EQ(agent_env_log_count(&e->ag, "took the listeners of"), RESTARTS,
 		  "listeners handed over");
 	ASSERT_EQ(agent_env_log_count(&e->ag, "handover done: "), RESTARTS,
