@@ -1099,9 +1099,12 @@ int agent_adopt(struct agent *a)
 	 * first commit): connections take the L4 path, or the agent we
 	 * replace keeps accepting, until the engine has tables.
 	 */
-	a->opts.full = true;	/* clean what an earlier agent left, as --once */
+	/*
+	 * Not full: what an earlier agent left beside the image (a half-done
+	 * apply) is retired by the first full pass; the adopt only makes sure
+	 * the kernel serves the image, and writes nothing when it does.
+	 */
 	ret = ia_apply(a->dp, &img, &a->opts, &s);
-	a->opts.full = false;
 	img_free(&img);
 	scan_renice(a);
 	if (ret) {
