@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/hashmap.h"
@@ -140,9 +141,18 @@ void agent_snap_save(struct agent *a, uint64_t key, const struct img *img, size_
 			strerror(-ret));
 }
 
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
 void agent_snap_keep(struct agent *a, bool (*quiet)(void *ctx), void *ctx)
 {
 	const struct img *img = a->pl ? pl_image(a->pl) : NULL;
+	double t0 = now_ms();
 	struct diag dg = { 0 };
 	uint64_t digest;
 	int ret;
@@ -169,4 +179,5 @@ void agent_snap_keep(struct agent *a, bool (*quiet)(void *ctx), void *ctx)
 		return;		/* a change came: after its commit */
 	agent_snap_save(a, (digest ^ options_key(a)) | 1, img, a->last_input_errors);
 	a->snap_dirty = false;
+	pr_debug("snapshot %s kept in %.1f ms", a->snapshot, now_ms() - t0);
 }
