@@ -1065,7 +1065,7 @@ static bool adopt_take(struct agent *a, struct img *img, size_t *input_errors)
 
 int agent_adopt(struct agent *a)
 {
-	double t0 = now_ms();
+	double t0 = now_ms(), t_snap, t_mirror;
 	size_t input_errors = 0;
 	struct ia_stats s;
 	struct img img;
@@ -1091,18 +1091,18 @@ int agent_adopt(struct agent *a)
 		scan_start(a, ok);
 	if (!ok)
 		return -ENOENT;	/* logged when it was there but not usable */
+	t_snap = now_ms();
 	read_routes(a);
 	if (!dp_mirror_on(a->dp) && (ret = dp_mirror_load(a->dp)))
 		pr_warn("map mirror: %s (the apply reads the kernel)", strerror(-ret));
+	t_mirror = now_ms();
 	/*
 	 * No engine listeners yet (a->opts.pod_cgroup is unset until the
 	 * first commit): connections take the L4 path, or the agent we
-	 * replace keeps accepting, until the engine has tables.
-	 */
-	/*
-	 * Not full: what an earlier agent left beside the image (a half-done
-	 * apply) is retired by the first full pass; the adopt only makes sure
-	 * the kernel serves the image, and writes nothing when it does.
+	 * replace keeps accepting, until the engine has tables. Not full:
+	 * what an earlier agent left beside the image (a half-done apply) is
+	 * retired by the first full pass; the adopt only makes sure the
+	 * kernel serves the image, and writes nothing when it does.
 	 */
 	ret = ia_apply(a->dp, &img, &a->opts, &s);
 	img_free(&img);
@@ -1112,6 +1112,8 @@ int agent_adopt(struct agent *a)
 		       "manifests)", a->dir, now_ms() - t0, strerror(-ret));
 		return ret;
 	}
+	pr_debug("adopt: %.1f ms waiting for the snapshot, %.1f ms reading the maps, %.1f ms "
+		 "comparing", t_snap - t0, t_mirror - t_snap, now_ms() - t_mirror);
 	log_apply("adopted and serving", a->dir, now_ms() - t0, &s, input_errors);
 	a->statuses_adopted = true;
 	return 0;
