@@ -547,17 +547,19 @@ cp_apply() { # services routes endpoints: translate+apply wall time and peak RSS
 	       --map-size svc-ports=65536 --map-size routes=65536 --map-size objects=524288)
 	dp_off
 	# The running agent (`gammad run`, HTTP engine on: the DaemonSet's mode)
-	# on a pin dir and state dir of its own: a first start leaves the pinned
-	# maps and, on SIGTERM, its image snapshot; every "run" below is its
-	# restart with nothing to change.
-	local rpin=$PIN-run rstate=$WORK/state-run
-	run_agent() {
-		"$BENCH" runstat --until adopted="adopted and serving" --until ready="http engine: on" \
-			--timeout-ms 120000 -- "$GAMMAD" run --manifests "$dir" --cgroup "$CG" \
-			--pin-dir "$rpin" --state-dir "$rstate" --no-tc --metrics-addr off "${sizes[@]}"
+	# on a pin dir, state dir and manifests copy of its own (--once's
+	# status file beside the manifests would not be the one its snapshot
+	# noted): a first start leaves the pinned maps and, on SIGTERM, its
+	# image snapshot; every "run" below is its restart with nothing to change.
+	local rpin=$PIN-run rstate=$WORK/state-run rdir=$WORK/cp-run
+	mkdir -p "$rdir" && cp "$dir/cluster.yaml" "$rdir/"
+	run_agent() { # [--until NAME=TEXT]...
+		"$BENCH" runstat "$@" --until ready="http engine: on" --timeout-ms 120000 -- \
+			"$GAMMAD" run --manifests "$rdir" --cgroup "$CG" --pin-dir "$rpin" \
+			--state-dir "$rstate" --no-tc --metrics-addr off "${sizes[@]}"
 	}
 	"$GAMMAD" uninstall --pin-dir "$rpin" --state-dir "$rstate" >/dev/null 2>&1 || true
-	run_agent >/dev/null 2>&1 || true
+	run_agent >/dev/null 2>&1 || log "cp running agent: first start failed"
 	# CP_REPS times, interleaved: cold (empty pin dir, no image snapshot:
 	# uninstall removes both), then the restart with nothing to change (the
 	# snapshot --once kept, the pinned maps adopted), then the running
@@ -575,13 +577,15 @@ cp_apply() { # services routes endpoints: translate+apply wall time and peak RSS
 			rec "$rep" "cp-$s-$r-$e" "${what}_ms" "$(kv "$out" wall_ms)"
 			rec "$rep" "cp-$s-$r-$e" "${what}_rss_mb" "$(awk -v k="$(kv "$out" maxrss_kb)" 'BEGIN { printf "%.1f", k / 1024 }')"
 		done
-		out=$(run_agent 2>&1 >/dev/null) || { log "cp running agent restart failed: $(tail -3 <<<"$out")"; continue; }
+		out=$(run_agent --until adopted="adopted and serving" 2>&1 >/dev/null) ||
+			{ log "cp running agent restart failed: $(grep -E 'snapshot|error' <<<"$out" | tail -3)"; continue; }
 		out=$(grep wall_ms= <<<"$out")
 		rec "$rep" "cp-$s-$r-$e" run_adopt_ms "$(kv "$out" adopted_ms)"
 		rec "$rep" "cp-$s-$r-$e" run_ready_ms "$(kv "$out" ready_ms)"
 	done
 	"$GAMMAD" uninstall --pin-dir "$PIN" --state-dir "$WORK/state" >/dev/null 2>&1 || true
 	"$GAMMAD" uninstall --pin-dir "$rpin" --state-dir "$rstate" >/dev/null 2>&1 || true
+	rm -rf "$rdir"
 	DP_STATE=off
 	out=$("$GAMMAD" translate --bench --services "$s" --routes "$r" --endpoints "$e" 2>&1) || true
 	rec 1 "cp-$s-$r-$e" translate_only_ms \
