@@ -776,9 +776,12 @@ static int apply_dir_incremental(struct agent *a)
 	struct dir_commit dc = { .t0 = t0, .dg = &dg };
 	struct pl_stats st;
 	size_t errors, changes;
+	/* Only the pass right after the adopt: later ones follow events the loop read. */
+	bool adopted = a->statuses_adopted;
 	bool full;
 	int ret;
 
+	a->statuses_adopted = false;
 	if (!a->pl && (ret = agent_pl_start(a)))
 		return ret;
 	if (!a->mc && !a->scan && (ret = manifest_cache_new(&a->mc))) {
@@ -817,10 +820,9 @@ static int apply_dir_incremental(struct agent *a)
 	 * what the snapshot was made of, and the status file the snapshot
 	 * noted holds what a translation would write again.
 	 */
-	if (a->statuses_adopted && !a->status_stale && a->watch &&
+	if (adopted && !a->status_stale && a->watch &&
 	    poll(&(struct pollfd){ .fd = dirwatch_fd(a->watch), .events = POLLIN }, 1, 0) == 0)
 		dc.statuses_kept = true;
-	a->statuses_adopted = false;
 	a->pl_committed = dir_committed;
 	a->pl_committed_ctx = &dc;
 	ret = agent_pl_commit(a, errors, &st);
