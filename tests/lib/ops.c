@@ -110,8 +110,10 @@ int ops_agent_start(struct ops_agent *a, const char *dir, const char *cg, const 
 		 * of the L4 union, refusals): no HTTP engine, which would take
 		 * the HTTPRoute ports' connections (agent_steer, agent_http).
 		 */
+		/* Its image snapshot beside the log, removed with the test's directory. */
 		execl(gammad, gammad, "run", "--manifests", dir, "--cgroup", cg, "--pin-dir", pin,
-		      "--metrics-addr", "127.0.0.1:0", "--no-http-engine", (char *)NULL);
+		      "--metrics-addr", "127.0.0.1:0", "--no-http-engine", "--state-dir", log_dir,
+		      (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 200; i++) {
