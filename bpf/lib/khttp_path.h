@@ -346,6 +346,26 @@ static __always_inline bool kh_pool_eq(const struct gammad_kh_pool_key *a,
 	       x[3] == y[3];
 }
 
+/* Free slots of the pool after position claimed (of nr, scanned from start). */
+static __always_inline __u32 kh_pool_free_after(const struct gammad_kh_pool *pool, __u32 nr,
+						__u32 start, __u32 claimed)
+{
+	struct gammad_kh_slot *sl;
+	__u32 n = 0, id;
+
+	for (__u32 i = 0; i < GAMMAD_KH_POOL_MAX; i++) {
+		if (i <= claimed)
+			continue;
+		if (i >= nr || n >= GAMMAD_KH_POOL_LOW)
+			break;
+		id = pool->slots[((start + i) % nr) & (GAMMAD_KH_POOL_MAX - 1)];
+		sl = bpf_map_lookup_elem(&gammad_khslot_v1, &id);
+		if (sl && sl->owner == GAMMAD_KH_OWNER_FREE)
+			n++;
+	}
+	return n;
+}
+
 /*
  * Bind a free upstream of the pool: its slot, or -1. (A client gives its
  * upstream back when it switches endpoint or closes: gammad_kh_sockops.)
@@ -379,7 +399,15 @@ static __always_inline int kh_slot_claim(struct gammad_kh_conn *c,
 		if (__sync_val_compare_and_swap(&sl->owner, owner, c->cookie) != owner)
 			continue;
 		c->slot = id + 1;
-		kh_event(GAMMAD_KH_EV_CLAIMED, id, pk);
+		/*
+		 * The agent refills only when few free ones are left: an
+		 * event per claim woke it for every new connection (a
+		 * wake-up and its scan of the pool cost about a third of a
+		 * connection's CPU). The slots before i were taken when
+		 * looked at, so the ones after it are what is left.
+		 */
+		if (kh_pool_free_after(pool, nr, start, i) < GAMMAD_KH_POOL_LOW)
+			kh_event(GAMMAD_KH_EV_CLAIMED, id, pk);
 		return id;
 	}
 	return -1;

@@ -926,6 +926,8 @@ _Static_assert(sizeof(struct gammad_kh_srv) == 16, "gammad_kh_srv");
 
 #define GAMMAD_KH_SLOTS_MAX	16384	/* upstream slots (array) */
 #define GAMMAD_KH_POOL_MAX	16	/* slots per (client netns, endpoint) */
+/* a claim that leaves fewer free slots in its pool tells the agent (EV_CLAIMED) */
+#define GAMMAD_KH_POOL_LOW	4
 #define GAMMAD_KH_PIPELINE_MAX	31	/* requests outstanding on one upstream */
 
 /*
@@ -1048,7 +1050,7 @@ struct gammad_kh_slot {
 };
 
 enum gammad_kh_event_kind {
-	GAMMAD_KH_EV_CLAIMED = 1,	/* a slot of the pool was bound: refill */
+	GAMMAD_KH_EV_CLAIMED = 1,	/* a claim left < GAMMAD_KH_POOL_LOW free: refill */
 	GAMMAD_KH_EV_DEAD,		/* a slot was given up: close and re-arm it */
 	GAMMAD_KH_EV_SLOW,		/* its client lags: relay the upstream's bytes */
 };

@@ -9,8 +9,9 @@
  * buffer gammad_khev_v1 and the sockets' own hang-ups:
  *  - a slot given up dead (its client left mid-response) is closed and
  *    armed again in place, never left for BPF to skip over;
- *  - a claim that leaves the pool with fewer than per_pool free slots adds
- *    them (up to GAMMAD_KH_POOL_MAX);
+ *  - a claim that leaves the pool with fewer than GAMMAD_KH_POOL_LOW free
+ *    slots (the BPF side tells only then, not on every claim) refills it
+ *    to per_pool free (up to GAMMAD_KH_POOL_MAX slots);
  *  - an upstream the backend closed is taken out of the sockhash first (a
  *    claim then fails over to the engine instead of writing into a closed
  *    connection) and armed again; if its client was waiting for a response
