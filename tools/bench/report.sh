@@ -62,6 +62,7 @@ function name(m, s) {
 	if (m == "gammad-http") return "gammad HTTP engine (HTTPRoute, per request) | 10"
 	if (m == "gammad-khttp") return "gammad kernel HTTP path (--kernel-http, per request) | 10"
 	if (m == "gammad-khttp-sk") return "gammad kernel HTTP path, same-node server sockets (--kernel-http --sockmap) | 10"
+	if (m == "gammad-khttp-remote") return "gammad kernel HTTP path -> remote node pod | 10"
 	return m " | -"
 }
 function svcs(s, be) {
@@ -165,6 +166,9 @@ END {
 		if (kc > 0 && dc > 0)
 			printf "| %s new conn/s >= 0.8x direct | %.2fx (%.0f vs %.0f /s) | %s |\n", kt, kc / dc, kc, dc, verdict(kc >= 0.8 * dc)
 	}
+	kr = pick("gammad-khttp-remote", "p50_us"); dr = pick("direct-remote", "p50_us")
+	if (kr > 0 && dr > 0)
+		printf "| kernel HTTP remote-node p50 <= 1.15x direct (to the remote pod) | %.2fx (%.1f vs %.1f us) | %s |\n", kr / dr, kr, dr, verdict(kr <= 1.15 * dr)
 	c = pick("control-10", "change_ms")
 	if (c > 0)
 		printf "| change-to-served < 50 ms | %.1f ms (10 Services) | %s |\n", c, verdict(c < 50)

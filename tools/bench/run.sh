@@ -323,19 +323,23 @@ dp_http() { # [--kernel-http [--sockmap]]: issue 13, requests served by the kern
 	[ "$DP_STATE" = "$want" ] && return 0
 	dp_off
 	write_manifests $((10 - SVC_REAL))
+	# svchr (10.251.0.41): the same route to the remote node's pod (the -remote row).
 	{
 		svc_yaml svch 10.251.0.40 "$(pod_ip b0)"
-		cat <<-EOF
-		---
-		apiVersion: gateway.networking.k8s.io/v1
-		kind: HTTPRoute
-		metadata: {name: svch, namespace: bench}
-		spec:
-		  parentRefs: [{group: "", kind: Service, name: svch, port: 8080}]
-		  rules:
-		  - matches: [{path: {type: PathPrefix, value: /}}]
-		    backendRefs: [{name: svch, port: 8080}]
-		EOF
+		sed 's/nodeName: node-a/nodeName: node-r/' <(svc_yaml svchr 10.251.0.41 10.250.1.10)
+		for r in svch svchr; do
+			cat <<-EOF
+			---
+			apiVersion: gateway.networking.k8s.io/v1
+			kind: HTTPRoute
+			metadata: {name: $r, namespace: bench}
+			spec:
+			  parentRefs: [{group: "", kind: Service, name: $r, port: 8080}]
+			  rules:
+			  - matches: [{path: {type: PathPrefix, value: /}}]
+			    backendRefs: [{name: $r, port: 8080}]
+			EOF
+		done
 	} > "$MAN/http.yaml"
 	nsenter --net=/run/netns/$NODE "${PIN_CPUS[@]}" "$GAMMAD" run --manifests "$MAN" \
 		--cgroup "$CG" --pin-dir "$PIN" --node-name node-a --no-tc --http-engine "$@" \
@@ -437,7 +441,7 @@ mode_setup() {
 	case $m in
 	direct|direct-remote|haproxy-*) ipt_clear; ipvs_clear; dp_off ;;
 	gammad-http)	ipt_clear; ipvs_clear; dp_http ;;
-	gammad-khttp)	ipt_clear; ipvs_clear; dp_http --kernel-http ;;
+	gammad-khttp|gammad-khttp-remote) ipt_clear; ipvs_clear; dp_http --kernel-http ;;
 	gammad-khttp-sk) ipt_clear; ipvs_clear; dp_http --kernel-http --sockmap ;;
 	gammad-ct-remote) ipt_clear; ipvs_clear; dp_gammad nosk 10 ;;
 	gammad-ct-*)	n=${m#gammad-ct-}; ipt_clear; ipvs_clear; dp_gammad nosk "${n%%-*}" ;;
@@ -457,6 +461,7 @@ mode_addrs() {
 	direct)		echo "$(pod_ip b0):8080 $(pod_ip b0):5201 $SERVER_PIDS -" ;;
 	direct-remote)	echo "10.250.1.10:8080 - - -" ;;
 	gammad-ct-remote) echo "10.251.0.20:8080 - - -" ;;
+	gammad-khttp-remote) echo "10.251.0.41:8080 - $AGENT_PID $AGENT_PID" ;;
 	gammad-http|gammad-khttp*) echo "10.251.0.40:8080 - $SERVER_PIDS,$AGENT_PID $AGENT_PID" ;;
 	haproxy-tcp)	echo "$NODE_IP:8080 $NODE_IP:5201 $SERVER_PIDS,$HAPROXY_PID $HAPROXY_PID" ;;
 	haproxy-http)	echo "$NODE_IP:8081 - $SERVER_PIDS,$HAPROXY_PID $HAPROXY_PID" ;;
@@ -605,7 +610,7 @@ HAVE_TC=0
 [ -f bpf/tc.bpf.c ] && HAVE_TC=1 && MODES+=(gammad-tc-10)
 [ "$HAVE_TC" = 1 ] && [ "$QUICK" = 0 ] && MODES+=(gammad-tc-10000)
 [ "$QUICK" = 1 ] || MODES+=(gammad-sk-10000 gammad-ct-10000-2be gammad-ct-10000-10be
-	gammad-sk-10000-10be direct-remote gammad-ct-remote)
+	gammad-sk-10000-10be direct-remote gammad-ct-remote gammad-khttp-remote)
 for s in $SCALES; do MODES+=("iptables-$s"); done
 [ "$QUICK" = 1 ] || MODES+=(iptables-10000-2be iptables-10000-10be)
 if [ "$HAVE_IPVS" = 1 ]; then for s in $SCALES; do MODES+=("ipvs-$s"); done; fi
