@@ -70,6 +70,14 @@ void eng_sock_setup(struct engine *e, int fd)
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 }
 
+void eng_client_sock_setup(struct engine *e, struct cconn *c)
+{
+	if (!c->sock_later)
+		return;
+	c->sock_later = false;
+	eng_sock_setup(e, c->fd);
+}
+
 /* ---- buffers ------------------------------------------------------------- */
 
 int ebuf_alloc(struct engine *e, struct ebuf *b)

@@ -65,6 +65,7 @@ struct cconn {
 	enum cstate state;
 	bool kernel;			/* silent, the kernel serves it: no timers */
 	bool kh_hold, kh_quiet;		/* our responses wait for the kernel's (kernel_pending) */
+	bool sock_later;		/* eng_sock_setup when the engine first serves it (kernel) */
 	uint8_t kh_eof;			/* ticks left before its FIN (engine_kernel_eof), 0: none */
 	struct engine_origin origin;
 	struct ebuf in, out;
@@ -274,6 +275,8 @@ void eng_upstream_close(struct engine *e, struct uconn *u);
 int eng_default_socket(void *ctx, int family, void *netns_ctx);
 /* TCP_NODELAY and the fixed kernel buffers (sock_buf) of a client or upstream socket. */
 void eng_sock_setup(struct engine *e, int fd);
+/* A client the kernel registered gets eng_sock_setup here, when the engine takes it. */
+void eng_client_sock_setup(struct engine *e, struct cconn *c);
 /* A non-blocking socket from opts->upstream_socket, connecting to k; fd or -errno. */
 int eng_connect(struct engine *e, const struct ukey *k, bool *connected);
 void eng_client_close(struct engine *e, struct cconn *c, bool reset);

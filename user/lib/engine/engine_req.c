@@ -1132,6 +1132,7 @@ static bool step_sniff(struct engine *e, struct cconn *c)
 	if (c->origin.kernel_cookie && !c->kh_quiet && !c->kh_hold) {
 		/* the kernel handed it over (for good): sniffed from here, with timers */
 		c->kernel = false;
+		eng_client_sock_setup(e, c);
 		c->head_start = e->now;
 		c->kh_hold = e->o.kernel_pending && e->o.kernel_pending(e->o.ctx,
 									 c->origin.kernel_cookie);
@@ -1246,6 +1247,7 @@ void eng_client_timeout(struct engine *e, struct cconn *c)
 		}
 		if (!c->in.len) {
 			/* Silent: a server-first protocol (its server speaks first). */
+			eng_client_sock_setup(e, c);
 			eng_passthrough(e, c);
 			return;
 		}
