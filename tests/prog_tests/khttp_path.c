@@ -1273,6 +1273,118 @@ out:
 }
 
 /* The start-up probe: this kernel can run the path; releases are read right. */
+struct claims {
+	uint16_t port;			/* the pool's, network order */
+	int n;				/* GAMMAD_KH_EV_CLAIMED events of it */
+};
+
+static int on_claim_event(void *ctx, void *data, size_t len)
+{
+	struct claims *cl = ctx;
+	const struct gammad_kh_event *ev = data;
+
+	if (len >= sizeof(*ev) && ev->kind == GAMMAD_KH_EV_CLAIMED && ev->pool.port == cl->port)
+		cl->n++;
+	return 0;
+}
+
+/* Pool b's slots now (nr) and how many of them are free, or -1. */
+static int pool_now(const struct env *e, int b, uint32_t *nr)
+{
+	struct gammad_kh_pool_key k;
+	struct gammad_kh_pool pv;
+	struct gammad_kh_slot sv;
+	uint32_t lo = htonl(INADDR_LOOPBACK);
+	int n = 0;
+
+	memset(&k, 0, sizeof(k));
+	k.netns_cookie = e->netns;
+	k.family = AF_INET;
+	k.port = htons(e->port[b]);
+	memcpy(k.addr, &lo, 4);
+	if (bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.gammad_khpool_v1), &k, &pv))
+		return -1;
+	*nr = pv.nr;
+	for (uint32_t i = 0; i < pv.nr && i < GAMMAD_KH_POOL_MAX; i++)
+		if (!bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.gammad_khslot_v1), &pv.slots[i],
+					 &sv) && sv.owner == GAMMAD_KH_OWNER_FREE)
+			n++;
+	return n;
+}
+
+/*
+ * A claim tells the agent (ring buffer) only when it leaves fewer than
+ * GAMMAD_KH_POOL_LOW free upstreams in its pool, not on every new
+ * connection. The pool grows past the mark first (the pools refill to
+ * PER_POOL free on each event while clients hold upstreams); then, with
+ * the ring buffer read here instead of by the pools, each claim must send
+ * an event exactly when the free count it leaves is under the mark.
+ */
+#define CLAIM_CLIENTS (GAMMAD_KH_POOL_LOW + 3)
+static void test_claim_events(struct env *e)
+{
+	struct client c[CLAIM_CLIENTS];
+	struct claims cl = { .port = htons(e->port[0]) };
+	struct ring_buffer *rb;
+	int held = 0, quiet_claims = 0, told = 0, nfree;
+	uint32_t nr = 0;
+
+	for (int i = 0; i < CLAIM_CLIENTS; i++)
+		c[i].cli = c[i].peer = -1;
+	rb = ring_buffer__new(bpf_map__fd(e->skel->maps.gammad_khev_v1), on_claim_event, &cl,
+			      NULL);
+	if (!ASSERT_OK_PTR(rb, "a second reader of the ring buffer"))
+		return;
+	/* grow: hold upstreams, the pools refilling after each claim */
+	while (held < CLAIM_CLIENTS && pool_now(e, 0, &nr) >= 0 && nr < GAMMAD_KH_POOL_LOW + 2) {
+		if (!ASSERT_OK(client_open(e, &c[held]), "client") ||
+		    !round_trip(e, &c[held], 0, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
+				"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+			goto out;
+		held++;
+		kh_pools_run(e->pools);
+		accept_backends(e);
+	}
+	for (int i = 0; i < held; i++)
+		client_close(&c[i]);
+	/* given back at their TCP_CLOSE (sockops), after the FIN exchange */
+	for (int i = 0; i < 100 && pool_now(e, 0, &nr) < GAMMAD_KH_POOL_LOW + 1; i++)
+		usleep(10000);
+	kh_pools_run(e->pools);
+	accept_backends(e);
+	nfree = pool_now(e, 0, &nr);
+	if (!ASSERT_GE(nfree, GAMMAD_KH_POOL_LOW + 1, "free upstreams above the mark"))
+		goto out;
+	/* claim one at a time down to one free; the pools do not run meanwhile */
+	for (held = 0; held < CLAIM_CLIENTS && (nfree = pool_now(e, 0, &nr)) > 1; held++) {
+		ring_buffer__consume(rb);
+		cl.n = 0;
+		if (!ASSERT_OK(client_open(e, &c[held]), "client") ||
+		    !round_trip(e, &c[held], 0, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
+				"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+			goto out;
+		ring_buffer__consume(rb);
+		if (nfree - 1 < GAMMAD_KH_POOL_LOW) {
+			if (!ASSERT_EQ(cl.n, 1, "a claim under the mark tells the agent"))
+				goto out;
+			told++;
+		} else {
+			if (!ASSERT_EQ(cl.n, 0, "a claim above the mark is quiet"))
+				goto out;
+			quiet_claims++;
+		}
+	}
+	ASSERT_GE(quiet_claims, 1, "quiet claims seen");
+	ASSERT_GE(told, 1, "claims under the mark seen");
+out:
+	for (int i = 0; i < CLAIM_CLIENTS; i++)
+		client_close(&c[i]);
+	ring_buffer__free(rb);
+	/* what the pools missed: refilled as the agent would on the next event */
+	kh_pools_run(e->pools);
+	accept_backends(e);
+}
+
 static void test_probe(void)
 {
 	static const struct {
@@ -1510,6 +1622,8 @@ static void run(bool samenode)
 		test_slow_reader_local(&e);
 	if (SUBTEST("close_delimited"))
 		test_close_delimited(&e);
+	if (SUBTEST("claim_events"))
+		test_claim_events(&e);
 	if (!samenode && SUBTEST("probe"))
 		test_probe();
 	if (SUBTEST("cost"))
