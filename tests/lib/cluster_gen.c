@@ -10,6 +10,7 @@
 #include "translate/translate_eval.h"
 #include "translate/translate_output.h"
 #include "cluster_gen.h"
+#include "test_progs.h"
 
 uint32_t cgen_rnd(struct cgen *p, uint32_t n)
 {
@@ -277,4 +278,52 @@ char *cgen_full_tables_dump(struct cgen *p)
 	diag_free(&dg);
 	free(all);
 	return out;
+}
+
+bool cgen_same_image(struct cgen *p, const struct img *got, int step, struct img *keep)
+{
+	struct img want;
+	struct img_diff d;
+	bool same;
+
+	if (keep)	/* the caller frees it on every path */
+		memset(keep, 0, sizeof(*keep));
+	if (!ASSERT_OK(cgen_full_image(p, &want), "full image"))
+		return false;
+	if (!ASSERT_OK(img_diff(&want, got, &d), "img_diff")) {
+		img_free(&want);
+		return false;
+	}
+	same = d.nr == 0;
+	if (!same) {
+		test__printf("step %d: %zu differences, first: table %s op %d id %016llx\n", step,
+			     d.nr, img_table_name(d.items[0].table), d.items[0].op,
+			     (unsigned long long)d.items[0].id);
+		for (size_t i = 0; i < d.nr && i < 12; i++) {
+			const struct img_frontend *a = NULL, *b = NULL;
+
+			for (size_t k = 0; k < want.nr_frontends; k++)
+				if (want.frontends[k].id == d.items[i].id)
+					a = &want.frontends[k];
+			for (size_t k = 0; k < got->nr_frontends; k++)
+				if (got->frontends[k].id == d.items[i].id)
+					b = &got->frontends[k];
+			test__printf("  %s op %d: want %s/%s:%u (%zu classes) got %s/%s:%u (%zu classes)\n",
+				     img_table_name(d.items[i].table), d.items[i].op,
+				     a ? a->svc_namespace : "-", a ? a->svc_name : "-", a ? a->port : 0,
+				     a ? a->nr_classes : 0,
+				     b ? b->svc_namespace : "-", b ? b->svc_name : "-", b ? b->port : 0,
+				     b ? b->nr_classes : 0);
+		}
+		if (getenv("PIPELINE_DUMP"))
+			for (int s = 0; s < CGEN_SLOTS; s++)
+				if (p->text[s])
+					test__printf("---\n%s", p->text[s]);
+	}
+	img_diff_free(&d);
+	if (keep)
+		*keep = want;
+	else
+		img_free(&want);
+	return same;
 }

@@ -9,6 +9,7 @@
 #ifndef GAMMAD_TEST_CLUSTER_GEN_H
 #define GAMMAD_TEST_CLUSTER_GEN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "image/image.h"
@@ -46,5 +47,11 @@ struct tr_result;
 char *cgen_tables_dump(const struct tr_result *r);
 /* cgen_tables_dump() of a full translation of every present object, or NULL. */
 char *cgen_full_tables_dump(struct cgen *p);
+/*
+ * Whether got equals cgen_full_image() entry by entry (img_diff), the
+ * differences printed when not (PIPELINE_DUMP=1: the objects too). keep:
+ * receives the full image (the caller frees it), or NULL.
+ */
+bool cgen_same_image(struct cgen *p, const struct img *got, int step, struct img *keep);
 
 #endif

@@ -136,28 +136,6 @@ static void spoil(struct cgen *p, json_t *obj)
 			api && strchr(api, '/') ? "gateway.networking.k8s.io/v0" : "v0"));
 }
 
-static bool same_image(struct cgen *p, const struct img *got, int step)
-{
-	struct img want;
-	struct img_diff d;
-	bool same;
-
-	if (!ASSERT_OK(cgen_full_image(p, &want), "full image"))
-		return false;
-	if (!ASSERT_OK(img_diff(&want, got, &d), "img_diff")) {
-		img_free(&want);
-		return false;
-	}
-	same = d.nr == 0;
-	if (!same)
-		test__printf("step %d: %zu differences, first: table %s op %d id %016llx\n", step,
-			     d.nr, img_table_name(d.items[0].table), d.items[0].op,
-			     (unsigned long long)d.items[0].id);
-	img_diff_free(&d);
-	img_free(&want);
-	return same;
-}
-
 /* The event through the agent's conversion into the pipeline, as agent_kube.c feeds it. */
 static int feed(struct pl *pl, const struct kube_event *kev)
 {
@@ -243,7 +221,7 @@ static void run_seed(uint64_t seed, int steps)
 			break;
 		commits++;
 		incremental += !st.full;
-		if (!ASSERT_TRUE(same_image(&p, pl_image(pl), step), "incremental == full"))
+		if (!ASSERT_TRUE(cgen_same_image(&p, pl_image(pl), step, NULL), "incremental == full"))
 			break;
 	}
 	test__printf("%d commits, %d incremental; %d deletes, %d spoiled versions\n", commits,

@@ -49,49 +49,6 @@ static bool same_removed(const struct img *prev, const struct img *want, const s
 	return same;
 }
 
-static bool same_image(struct cgen *p, const struct img *got, int step, struct img *keep)
-{
-	struct img want;
-	struct img_diff d;
-	bool same;
-
-	if (!ASSERT_OK(cgen_full_image(p, &want), "full image"))
-		return false;
-	if (!ASSERT_OK(img_diff(&want, got, &d), "img_diff")) {
-		img_free(&want);
-		return false;
-	}
-	same = d.nr == 0;
-	if (!same) {
-		test__printf("step %d: %zu differences, first: table %s op %d id %016llx\n", step,
-			     d.nr, img_table_name(d.items[0].table), d.items[0].op,
-			     (unsigned long long)d.items[0].id);
-		for (size_t i = 0; i < d.nr && i < 12; i++) {
-			const struct img_frontend *a = NULL, *b = NULL;
-
-			for (size_t k = 0; k < want.nr_frontends; k++)
-				if (want.frontends[k].id == d.items[i].id)
-					a = &want.frontends[k];
-			for (size_t k = 0; k < got->nr_frontends; k++)
-				if (got->frontends[k].id == d.items[i].id)
-					b = &got->frontends[k];
-			test__printf("  %s op %d: want %s/%s:%u (%zu classes) got %s/%s:%u (%zu classes)\n",
-				     img_table_name(d.items[i].table), d.items[i].op,
-				     a ? a->svc_namespace : "-", a ? a->svc_name : "-", a ? a->port : 0,
-				     a ? a->nr_classes : 0,
-				     b ? b->svc_namespace : "-", b ? b->svc_name : "-", b ? b->port : 0,
-				     b ? b->nr_classes : 0);
-		}
-		if (getenv("PIPELINE_DUMP"))
-			for (int s = 0; s < CGEN_SLOTS; s++)
-				if (p->text[s])
-					test__printf("---\n%s", p->text[s]);
-	}
-	img_diff_free(&d);
-	*keep = want;
-	return same;
-}
-
 /*
  * The engine's tables (pl_tables_get) serve as a full translation's; tables
  * taken some commits ago still read as they did (nothing they point into
@@ -185,7 +142,7 @@ static void run_seed(uint64_t seed, int steps)
 			break;
 		commits++;
 		incremental += !st.full;
-		if (!ASSERT_TRUE(same_image(&p, pl_image(pl), step, &cur), "incremental == full")) {
+		if (!ASSERT_TRUE(cgen_same_image(&p, pl_image(pl), step, &cur), "incremental == full")) {
 			img_free(&cur);
 			break;
 		}
