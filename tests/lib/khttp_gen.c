@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "khttp_gen.h"
 
@@ -173,3 +174,15 @@ char *khg_routes(uint64_t *r)
 	return yaml;
 }
 
+void khg_put(struct khg_text *t, const char *s, size_t n)
+{
+	if (t->len + n < sizeof(t->buf)) {
+		memcpy(t->buf + t->len, s, n);
+		t->len += n;
+	}
+}
+
+void khg_puts(struct khg_text *t, const char *s)
+{
+	khg_put(t, s, strlen(s));
+}

@@ -150,33 +150,15 @@ out:
 
 /* ---- generated requests ---------------------------------------------------- */
 
-struct gen {
-	char buf[8192];
-	size_t len;
-};
-
-static void put(struct gen *g, const char *s, size_t n)
-{
-	if (g->len + n < sizeof(g->buf)) {
-		memcpy(g->buf + g->len, s, n);
-		g->len += n;
-	}
-}
-
-static void puts_(struct gen *g, const char *s)
-{
-	put(g, s, strlen(s));
-}
-
 /* s with each letter's case flipped at random (header names match in any case). */
-static void put_case(struct run *r, struct gen *g, const char *s, size_t n)
+static void put_case(struct run *r, struct khg_text *g, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
 
 		if (((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) && !pick(r, 3))
 			c ^= 0x20;
-		put(g, &c, 1);
+		khg_put(g, &c, 1);
 	}
 }
 
@@ -214,19 +196,19 @@ struct aim {
 	const struct kh_image *img;
 };
 
-static void put_table_path(struct run *r, struct gen *g, const struct kh_image *img)
+static void put_table_path(struct run *r, struct khg_text *g, const struct kh_image *img)
 {
 	const struct gammad_kh_entry *e = &img->entries[pick(r, img->nr_entries)];
 	static const char *const tails[] = { "", "", "/", "/x", "x", "/x/y" };
 
 	if (e->path.len)
-		put(g, e->path.s, e->path.len);
+		khg_put(g, e->path.s, e->path.len);
 	else
-		puts_(g, "/");
-	puts_(g, tails[pick(r, 6)]);
+		khg_puts(g, "/");
+	khg_puts(g, tails[pick(r, 6)]);
 }
 
-static void put_table_query(struct run *r, struct gen *g, const struct kh_image *img)
+static void put_table_query(struct run *r, struct khg_text *g, const struct kh_image *img)
 {
 	const struct gammad_kh_entry *e = &img->entries[pick(r, img->nr_entries)];
 	bool first = true;
@@ -236,19 +218,19 @@ static void put_table_query(struct run *r, struct gen *g, const struct kh_image 
 
 		if (c->kind != GAMMAD_KH_COND_QUERY || !pick(r, 4))
 			continue;
-		puts_(g, first ? "?" : "&");
+		khg_puts(g, first ? "?" : "&");
 		first = false;
-		put(g, c->name.s, c->name.len);
+		khg_put(g, c->name.s, c->name.len);
 		if (pick(r, 5)) {
-			puts_(g, "=");
-			put(g, c->value.s, c->value.len);
+			khg_puts(g, "=");
+			khg_put(g, c->value.s, c->value.len);
 			if (!pick(r, 6))
-				puts_(g, "x");
+				khg_puts(g, "x");
 		}
 	}
 }
 
-static void put_table_fields(struct run *r, struct gen *g, const struct kh_image *img)
+static void put_table_fields(struct run *r, struct khg_text *g, const struct kh_image *img)
 {
 	const struct gammad_kh_entry *e = &img->entries[pick(r, img->nr_entries)];
 
@@ -258,15 +240,15 @@ static void put_table_fields(struct run *r, struct gen *g, const struct kh_image
 		if (c->kind != GAMMAD_KH_COND_HEADER || !pick(r, 5))
 			continue;
 		put_case(r, g, c->name.s, c->name.len);
-		puts_(g, pick(r, 4) ? ": " : ":\t ");
-		put(g, c->value.s, c->value.len);
+		khg_puts(g, pick(r, 4) ? ": " : ":\t ");
+		khg_put(g, c->value.s, c->value.len);
 		if (!pick(r, 6))
-			puts_(g, "y");
-		puts_(g, pick(r, 5) ? "\r\n" : " \r\n");
+			khg_puts(g, "y");
+		khg_puts(g, pick(r, 5) ? "\r\n" : " \r\n");
 	}
 }
 
-static void gen_request(struct run *r, const struct kh_image *img, struct gen *g)
+static void gen_request(struct run *r, const struct kh_image *img, struct khg_text *g)
 {
 	bool aim = img && img->nr_entries && pick(r, 4);
 	bool v10 = !pick(r, 10);
@@ -277,59 +259,59 @@ static void gen_request(struct run *r, const struct kh_image *img, struct gen *g
 		const struct gammad_kh_entry *e = &img->entries[pick(r, img->nr_entries)];
 
 		if (e->method_len)
-			put(g, e->method, e->method_len);
+			khg_put(g, e->method, e->method_len);
 		else
-			puts_(g, "GET");
+			khg_puts(g, "GET");
 	} else if (!pick(r, 200)) {
-		puts_(g, pick(r, 2) ? "CONNECT" : "AVERYLONGMETHODNAMEOFMORETHANTHIRTYTWOBYTES");
+		khg_puts(g, pick(r, 2) ? "CONNECT" : "AVERYLONGMETHODNAMEOFMORETHANTHIRTYTWOBYTES");
 	} else {
-		puts_(g, methods[pick(r, sizeof(methods) / sizeof(methods[0]))]);
+		khg_puts(g, methods[pick(r, sizeof(methods) / sizeof(methods[0]))]);
 	}
-	puts_(g, " ");
+	khg_puts(g, " ");
 	if (!pick(r, 100))
-		puts_(g, pick(r, 2) ? "*" : "http://a.app/x");
+		khg_puts(g, pick(r, 2) ? "*" : "http://a.app/x");
 	else if (aim)
 		put_table_path(r, g, img);
 	else
-		puts_(g, paths[pick(r, sizeof(paths) / sizeof(paths[0]))]);
+		khg_puts(g, paths[pick(r, sizeof(paths) / sizeof(paths[0]))]);
 	if (aim && pick(r, 2))
 		put_table_query(r, g, img);
 	else
-		puts_(g, queries[pick(r, sizeof(queries) / sizeof(queries[0]))]);
+		khg_puts(g, queries[pick(r, sizeof(queries) / sizeof(queries[0]))]);
 	if (!pick(r, 100)) {
 		/* many parameters: beyond what the kernel keeps */
 		for (int i = 0; i < 20; i++)
-			puts_(g, i ? "&p=1" : "?p=1");
-		puts_(g, "&q=1");
+			khg_puts(g, i ? "&p=1" : "?p=1");
+		khg_puts(g, "&q=1");
 	}
-	puts_(g, v10 ? " HTTP/1.0\r\n" : !pick(r, 100) ? " HTTP/2.0\r\n" : " HTTP/1.1\r\n");
+	khg_puts(g, v10 ? " HTTP/1.0\r\n" : !pick(r, 100) ? " HTTP/2.0\r\n" : " HTTP/1.1\r\n");
 	if (!v10 || pick(r, 2)) {
-		puts_(g, hosts[pick(r, 10) < 6 ? 0 : pick(r, sizeof(hosts) / sizeof(hosts[0]))]);
-		puts_(g, "\r\n");
+		khg_puts(g, hosts[pick(r, 10) < 6 ? 0 : pick(r, sizeof(hosts) / sizeof(hosts[0]))]);
+		khg_puts(g, "\r\n");
 	}
 	if (aim)
 		put_table_fields(r, g, img);
 	for (unsigned i = 0; i < nf; i++) {
-		puts_(g, fields[pick(r, sizeof(fields) / sizeof(fields[0]))]);
-		puts_(g, "\r\n");
+		khg_puts(g, fields[pick(r, sizeof(fields) / sizeof(fields[0]))]);
+		khg_puts(g, "\r\n");
 	}
 	if (!pick(r, 15)) {
-		puts_(g, rare_fields[pick(r, sizeof(rare_fields) / sizeof(rare_fields[0]))]);
-		puts_(g, "\r\n");
+		khg_puts(g, rare_fields[pick(r, sizeof(rare_fields) / sizeof(rare_fields[0]))]);
+		khg_puts(g, "\r\n");
 	}
 	if (!pick(r, 100))
 		for (int i = 0; i < 40; i++)
-			puts_(g, "X-Many: 1\r\n");
+			khg_puts(g, "X-Many: 1\r\n");
 	if (!pick(r, 200)) {
 		/* a head beyond GAMMAD_KH_HEAD_MAX */
-		puts_(g, "X-Long: ");
+		khg_puts(g, "X-Long: ");
 		for (int i = 0; i < 300; i++)
-			puts_(g, "0123456789abcdef");
-		puts_(g, "\r\n");
+			khg_puts(g, "0123456789abcdef");
+		khg_puts(g, "\r\n");
 	}
-	puts_(g, "\r\n");
+	khg_puts(g, "\r\n");
 	if (!pick(r, 5))
-		puts_(g, "hello");
+		khg_puts(g, "hello");
 	if (!pick(r, 8) && g->len) {
 		/* one byte broken */
 		static const char bad[] = { '\n', '\r', ' ', '\t', 0, ':', 0x7f, 'a', '?', '/' };
@@ -340,7 +322,7 @@ static void gen_request(struct run *r, const struct kh_image *img, struct gen *g
 
 /* Every proper prefix of a head the kernel serves makes it wait. */
 static void check_prefixes(struct run *r, const struct tr_class *cls, const struct kh_image *img,
-			   const struct gen *g, const struct gammad_kh_scratch *full)
+			   const struct khg_text *g, const struct gammad_kh_scratch *full)
 {
 	struct gammad_kh_scratch *s = malloc(sizeof(*s));
 	size_t cut = pick(r, full->req.head_len);
@@ -377,7 +359,7 @@ static void run_table(struct run *r, const struct tr_class *cls, uint16_t port, 
 {
 	struct gammad_kh_scratch *s = malloc(sizeof(*s));
 	struct kh_image img;
-	struct gen *g = malloc(sizeof(*g));
+	struct khg_text *g = malloc(sizeof(*g));
 	unsigned long failures = r->failures;
 
 	if (!s || !g || !ASSERT_OK(kh_encode(cls, port, &img), "encode"))
@@ -440,7 +422,7 @@ static void conformance_cases(struct run *r, struct tfx *f, const struct ydoc *d
 		const struct tr_class *cls;
 		struct mesh_conf_target t;
 		struct kh_image img;
-		struct gen g = { .len = 0 };
+		struct khg_text g = { .len = 0 };
 
 		mesh_conf_case_target(d, req, ns, &t);
 		cls = t.pod ? NULL : tfx_class(f, t.ns, t.svc, t.port, ns);
@@ -448,23 +430,23 @@ static void conformance_cases(struct run *r, struct tfx *f, const struct ydoc *d
 			free(s);
 			continue;
 		}
-		puts_(&g, method);
-		puts_(&g, " ");
-		puts_(&g, path && *path ? path : "/");
-		puts_(&g, " HTTP/1.1\r\n");
+		khg_puts(&g, method);
+		khg_puts(&g, " ");
+		khg_puts(&g, path && *path ? path : "/");
+		khg_puts(&g, " HTTP/1.1\r\n");
 		/* a Host among the case's headers replaces the URL's, as with curl -H */
 		if (!ymap_get(d, ymap_get(d, req, "headers"), "Host")) {
-			puts_(&g, "Host: ");
-			puts_(&g, host);
-			puts_(&g, "\r\n");
+			khg_puts(&g, "Host: ");
+			khg_puts(&g, host);
+			khg_puts(&g, "\r\n");
 		}
 		ymap_for_each(d, ymap_get(d, req, "headers"), k, v) {
-			puts_(&g, ynode_str(k));
-			puts_(&g, ": ");
-			puts_(&g, ynode_str(v));
-			puts_(&g, "\r\n");
+			khg_puts(&g, ynode_str(k));
+			khg_puts(&g, ": ");
+			khg_puts(&g, ynode_str(v));
+			khg_puts(&g, "\r\n");
 		}
-		puts_(&g, "\r\n");
+		khg_puts(&g, "\r\n");
 		khu_use(&img);
 		if (ASSERT_OK(kh_image_write(&img, KHU_TAB, &r->fds), "write table") &&
 		    run_head(r, cls, &img, g.buf, g.len, s)) {

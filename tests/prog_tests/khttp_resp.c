@@ -44,28 +44,15 @@ struct rscratch {
 #define STREAMS		20000
 #define MAX_RESP	6
 
+/* The stream (one to MAX_RESP responses) and the draws it is made from. */
 struct gen {
-	char buf[16384];
-	size_t len;
+	struct khg_text t;
 	uint64_t rng;
 };
 
 static uint32_t rnd(struct gen *g, uint32_t n)
 {
 	return n ? khg_rnd(&g->rng) % n : 0;
-}
-
-static void put(struct gen *g, const char *s, size_t n)
-{
-	if (g->len + n < sizeof(g->buf)) {
-		memcpy(g->buf + g->len, s, n);
-		g->len += n;
-	}
-}
-
-static void puts_(struct gen *g, const char *s)
-{
-	put(g, s, strlen(s));
 }
 
 /* A field name in random case. */
@@ -76,20 +63,20 @@ static void put_name(struct gen *g, const char *s)
 
 		if (c >= 'a' && c <= 'z' && !rnd(g, 3))
 			c ^= 0x20;
-		put(g, &c, 1);
+		khg_put(&g->t, &c, 1);
 	}
 }
 
 static void put_field(struct gen *g, const char *name, const char *value)
 {
 	put_name(g, name);
-	puts_(g, ":");
+	khg_puts(&g->t, ":");
 	if (rnd(g, 4))
-		puts_(g, " ");
-	puts_(g, value);
+		khg_puts(&g->t, " ");
+	khg_puts(&g->t, value);
 	if (!rnd(g, 8))
-		puts_(g, " ");
-	puts_(g, "\r\n");
+		khg_puts(&g->t, " ");
+	khg_puts(&g->t, "\r\n");
 }
 
 static void put_body(struct gen *g, size_t n)
@@ -97,7 +84,7 @@ static void put_body(struct gen *g, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		char c = 'a' + rnd(g, 26);
 
-		put(g, &c, 1);
+		khg_put(&g->t, &c, 1);
 	}
 }
 
@@ -110,15 +97,15 @@ static void gen_response(struct gen *g, bool head, bool last)
 	uint32_t framing = rnd(g, last ? 12 : 9), n;
 
 	while (!rnd(g, 6)) {
-		puts_(g, rnd(g, 2) ? "HTTP/1.1 100 Continue\r\n" : "HTTP/1.1 103 Early Hints\r\n");
+		khg_puts(&g->t, rnd(g, 2) ? "HTTP/1.1 100 Continue\r\n" : "HTTP/1.1 103 Early Hints\r\n");
 		if (rnd(g, 2))
 			put_field(g, "link", "</a.css>");
-		puts_(g, "\r\n");
+		khg_puts(&g->t, "\r\n");
 	}
 	snprintf(line, sizeof(line), "HTTP/1.%d %d X\r\n", rnd(g, 10) ? 1 : 0, st);
 	if (!rnd(g, 40))
 		snprintf(line, sizeof(line), "HTTP/1.1 %d0 X\r\n", st);	/* 4 digits */
-	puts_(g, line);
+	khg_puts(&g->t, line);
 	if (rnd(g, 2))
 		put_field(g, "server", "gen");
 	n = rnd(g, 4) ? rnd(g, 300) : rnd(g, 5000);
@@ -126,7 +113,7 @@ static void gen_response(struct gen *g, bool head, bool last)
 	case 0: case 1: case 2: case 3:
 		snprintf(v, sizeof(v), "%u", n);
 		put_field(g, "content-length", v);
-		puts_(g, "\r\n");
+		khg_puts(&g->t, "\r\n");
 		if (!head && st != 204 && st != 304)
 			put_body(g, n);
 		return;
@@ -144,9 +131,9 @@ static void gen_response(struct gen *g, bool head, bool last)
 			break;
 		case 2:
 			put_name(g, "content-length");
-			puts_(g, ":\t");
-			puts_(g, v);
-			puts_(g, "\r\n");
+			khg_puts(&g->t, ":\t");
+			khg_puts(&g->t, v);
+			khg_puts(&g->t, "\r\n");
 			break;
 		case 3:
 			put_field(g, "content-length", "1x");
@@ -155,7 +142,7 @@ static void gen_response(struct gen *g, bool head, bool last)
 			put_field(g, "content-length", "");
 			break;
 		}
-		puts_(g, "\r\n");
+		khg_puts(&g->t, "\r\n");
 		if (!head && st != 204 && st != 304)
 			put_body(g, n);
 		return;
@@ -163,34 +150,34 @@ static void gen_response(struct gen *g, bool head, bool last)
 		put_field(g, "transfer-encoding", rnd(g, 8) ? "chunked" : "gzip, chunked");
 		if (rnd(g, 3))
 			put_field(g, "x-after", "1");
-		puts_(g, "\r\n");
+		khg_puts(&g->t, "\r\n");
 		if (head || st == 204 || st == 304)
 			return;
 		for (int c = rnd(g, 5); c > 0; c--) {
 			uint32_t cn = 1 + (rnd(g, 3) ? rnd(g, 40) : rnd(g, 3000));
 
 			snprintf(v, sizeof(v), rnd(g, 2) ? "%x" : "%X", cn);
-			puts_(g, v);
+			khg_puts(&g->t, v);
 			if (!rnd(g, 5))
-				puts_(g, ";ext=1");
-			puts_(g, "\r\n");
+				khg_puts(&g->t, ";ext=1");
+			khg_puts(&g->t, "\r\n");
 			put_body(g, cn);
-			puts_(g, "\r\n");
+			khg_puts(&g->t, "\r\n");
 		}
-		puts_(g, "0\r\n");
+		khg_puts(&g->t, "0\r\n");
 		if (!rnd(g, 3))
 			put_field(g, "x-trailer", "t");
-		puts_(g, "\r\n");
+		khg_puts(&g->t, "\r\n");
 		return;
 	case 9: case 10:
 		/* read to the close (last only) */
-		puts_(g, "\r\n");
+		khg_puts(&g->t, "\r\n");
 		if (!head)
 			put_body(g, n);
 		return;
 	default:
 		put_field(g, "transfer-encoding", "gzip");
-		puts_(g, "\r\n");
+		khg_puts(&g->t, "\r\n");
 		if (!head)
 			put_body(g, n);
 		return;
@@ -290,7 +277,7 @@ static void show(const char *buf, size_t len)
 
 static void one_stream(struct run *r, uint64_t seed)
 {
-	struct gen g = { .len = 0, .rng = seed };
+	struct gen g = { .t.len = 0, .rng = seed };
 	struct rscratch st;
 	struct ref ref;
 	bool head[MAX_RESP];
@@ -301,19 +288,19 @@ static void one_stream(struct run *r, uint64_t seed)
 		head[i] = !rnd(&g, 8);
 		gen_response(&g, head[i], i == nr_req - 1);
 	}
-	engine_frames(g.buf, g.len, head, nr_req, &ref);
+	engine_frames(g.t.buf, g.t.len, head, nr_req, &ref);
 	memset(&st, 0, sizeof(st));
 	st.req_seq = (uint32_t)nr_req;
 	for (size_t i = 0; i < nr_req; i++)
 		if (head[i])
 			st.head_bits |= 1u << i;
 	r->streams++;
-	while (off < g.len && ok) {
+	while (off < g.t.len && ok) {
 		size_t n = 1 + rnd(&g, rnd(&g, 4) ? 1400 : 40), done = 0;
 
-		if (n > g.len - off)
-			n = g.len - off;
-		if (!ASSERT_TRUE(kernel_piece(r, g.buf + off, n, &st), "test run")) {
+		if (n > g.t.len - off)
+			n = g.t.len - off;
+		if (!ASSERT_TRUE(kernel_piece(r, g.t.buf + off, n, &st), "test run")) {
 			ok = false;
 			break;
 		}
@@ -368,7 +355,7 @@ static void one_stream(struct run *r, uint64_t seed)
 	if (!ok) {
 		r->failures++;
 		test__fail();
-		show(g.buf, g.len);
+		show(g.t.buf, g.t.len);
 	}
 }
 
