@@ -159,6 +159,38 @@ static void fill(uint8_t *buf, size_t len, uint32_t seed)
 
 static uint8_t big_a[1 << 16], big_b[1 << 16];
 
+/*
+ * One round's answer, the scenario's size, read into big_b and compared
+ * with big_a (fill()ed by the caller): AN_LOST on a mismatch. A read that
+ * returns less than it asked for, short of the end, counts short_an. With
+ * retry_an, a read failing with EAGAIN or EINTR counts it and is retried;
+ * without (AN_MAX for either), the reads are rd()'s.
+ */
+static int read_round(struct skb_run *r, int fd, int flags, enum anomaly short_an,
+		      enum anomaly retry_an)
+{
+	size_t sz = r->sc->size, got = 0;
+
+	while (got < sz) {
+		ssize_t n = retry_an == AN_MAX ? rd(r, fd, big_b + got, sz - got, flags) :
+						 recv(fd, big_b + got, sz - got, flags);
+
+		if (n < 0 && retry_an != AN_MAX && (errno == EAGAIN || errno == EINTR)) {
+			an_inc(r, retry_an);
+			continue;
+		}
+		if (n <= 0)
+			return n ? errno : EPIPE;
+		if (short_an != AN_MAX && (size_t)n < sz - got)
+			an_inc(r, short_an);
+		got += n;
+	}
+	if (memcmp(big_a, big_b, sz))
+		an_inc(r, AN_LOST);
+	r->rounds++;
+	return 0;
+}
+
 /* ---- scenarios ----------------------------------------------------------- */
 
 /* Request/response of sc->size bytes, iters rounds, then half-close. */
@@ -171,12 +203,9 @@ static int pingpong_client(struct skb_run *r, int fd, int i)
 	(void)i;
 	for (int k = 0; k < r->iters; k++) {
 		fill(big_a, sz, k);
-		err = wr_full(fd, big_a, sz) ?: rd_full(r, fd, big_b, sz);
+		err = wr_full(fd, big_a, sz) ?: read_round(r, fd, 0, AN_MAX, AN_MAX);
 		if (err)
 			return err;
-		if (memcmp(big_a, big_b, sz))
-			an_inc(r, AN_LOST);
-		r->rounds++;
 	}
 	if (shutdown(fd, SHUT_WR))
 		return errno;
@@ -236,18 +265,14 @@ static int bulk_send(struct skb_run *r, int fd)
 
 static int bulk_recv(struct skb_run *r, int fd)
 {
-	size_t sz = r->sc->size;
-
 	usleep(r->sc->pause_ms * 1000);
 	for (int k = 0; k < r->iters; k++) {
-		int err = rd_full(r, fd, big_b, sz);
+		int err;
 
+		fill(big_a, r->sc->size, k);
+		err = read_round(r, fd, 0, AN_MAX, AN_MAX);
 		if (err)
 			return err;
-		fill(big_a, sz, k);
-		if (memcmp(big_a, big_b, sz))
-			an_inc(r, AN_LOST);
-		r->rounds++;
 	}
 	return rd_eof(r, fd) == 0 ? 0 : EBADMSG;
 }
@@ -313,45 +338,19 @@ static int halves_server(struct skb_run *r, int fd, int i)
 
 static int waitall_client(struct skb_run *r, int fd, int i)
 {
-	size_t sz = r->sc->size, got = 0;
-
-	fill(big_a, sz, i);
-	while (got < sz) {
-		ssize_t n = rd(r, fd, big_b + got, sz - got, MSG_WAITALL);
-
-		if (n <= 0)
-			return n ? errno : EPIPE;
-		if ((size_t)n < sz - got)
-			an_inc(r, AN_SHORT_WAITALL);
-		got += n;
-	}
-	if (memcmp(big_a, big_b, sz))
-		an_inc(r, AN_LOST);
-	r->rounds++;
-	return 0;
+	fill(big_a, r->sc->size, i);
+	return read_round(r, fd, MSG_WAITALL, AN_SHORT_WAITALL, AN_MAX);
 }
 
+/* SO_RCVLOWAT of the whole answer: a read waits for min(lowat, asked), never less. */
 static int lowat_client(struct skb_run *r, int fd, int i)
 {
 	int lowat = r->sc->size;
-	size_t sz = r->sc->size, got = 0;
 
-	fill(big_a, sz, i);
+	fill(big_a, r->sc->size, i);
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)))
 		return errno;
-	while (got < sz) {
-		ssize_t n = rd(r, fd, big_b + got, sizeof(big_b) - got, 0);
-
-		if (n <= 0)
-			return n ? errno : EPIPE;
-		if (!got && (size_t)n < sz)
-			an_inc(r, AN_SHORT_LOWAT);
-		got += n;
-	}
-	if (memcmp(big_a, big_b, sz))
-		an_inc(r, AN_LOST);
-	r->rounds++;
-	return 0;
+	return read_round(r, fd, 0, AN_SHORT_LOWAT, AN_MAX);
 }
 
 /* A signal (SA_RESTART) while blocked in read(): TCP restarts the read. */
@@ -364,64 +363,40 @@ static int signal_client(struct skb_run *r, int fd, int i)
 {
 	struct sigaction sa = { .sa_handler = on_alarm, .sa_flags = SA_RESTART };
 	struct itimerval it = { .it_value = { 0, SKB_DELAY_US / 4 } };
-	size_t sz = r->sc->size, got = 0;
 
-	fill(big_a, sz, i);
+	fill(big_a, r->sc->size, i);
 	if (sigaction(SIGALRM, &sa, NULL) || setitimer(ITIMER_REAL, &it, NULL))
 		return errno;
-	while (got < sz) {
-		ssize_t n = recv(fd, big_b + got, sz - got, 0);
-
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			an_inc(r, AN_SIGNAL);
-			continue;
-		}
-		if (n <= 0)
-			return n ? errno : EPIPE;
-		got += n;
-	}
-	if (memcmp(big_a, big_b, sz))
-		an_inc(r, AN_LOST);
-	r->rounds++;
-	return 0;
+	return read_round(r, fd, 0, AN_MAX, AN_SIGNAL);
 }
 
-/* The answer after a pause, then wait for the client's close. */
-static int late_server(struct skb_run *r, int fd, int i)
+/* The answer after a pause (0: at once), then wait for the client's close. */
+static int answer_server(struct skb_run *r, int fd, int i, useconds_t pause_us)
 {
 	uint8_t c;
 
 	fill(big_a, r->sc->size, i);
-	usleep(SKB_DELAY_US);
+	if (pause_us)
+		usleep(pause_us);
 	if (wr_full(fd, big_a, r->sc->size))
 		return errno;
 	return rd(r, fd, &c, 1, 0) == 0 ? 0 : EBADMSG;
+}
+
+static int late_server(struct skb_run *r, int fd, int i)
+{
+	return answer_server(r, fd, i, SKB_DELAY_US);
 }
 
 /* SO_RCVTIMEO of 4 pauses, the answer after 1: the read waits for it, no early expiry. */
 static int rcvtimeo_client(struct skb_run *r, int fd, int i)
 {
 	struct timeval tv = { 0, 4 * SKB_DELAY_US };
-	size_t sz = r->sc->size, got = 0;
 
-	fill(big_a, sz, i);
+	fill(big_a, r->sc->size, i);
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
 		return errno;
-	while (got < sz) {
-		ssize_t n = recv(fd, big_b + got, sz - got, 0);
-
-		if (n < 0 && errno == EAGAIN) {
-			an_inc(r, AN_EARLY_TIMEOUT);
-			continue;
-		}
-		if (n <= 0)
-			return n ? errno : EPIPE;
-		got += n;
-	}
-	if (memcmp(big_a, big_b, sz))
-		an_inc(r, AN_LOST);
-	r->rounds++;
-	return 0;
+	return read_round(r, fd, 0, AN_MAX, AN_EARLY_TIMEOUT);
 }
 
 /* What poll() says is readable, FIONREAD must count too. */
@@ -446,12 +421,7 @@ static int fionread_client(struct skb_run *r, int fd, int i)
 
 static int now_server(struct skb_run *r, int fd, int i)
 {
-	uint8_t c;
-
-	fill(big_a, r->sc->size, i);
-	if (wr_full(fd, big_a, r->sc->size))
-		return errno;
-	return rd(r, fd, &c, 1, 0) == 0 ? 0 : EBADMSG;
+	return answer_server(r, fd, i, 0);
 }
 
 /* splice() from the socket into a pipe, as proxies do, until EOF. */
