@@ -268,18 +268,45 @@ out:
 	kenv_teardown(&e);
 }
 
-/* hellos from cg to vip:80: how many pod A and pod B answered. */
-static void hellos_by_pod(const char *cg, const char *vip, int n, int *a, int *b)
+/* hellos from cg to vip:80: how many pod ('A' or 'B') answered, -1: none ran. */
+static int hellos_from(const char *cg, const char *vip, int n, char pod)
 {
 	struct hello_job *j = ops_hellos(cg, vip, n);
+	int got = j ? j->ids[(unsigned char)pod] : -1;
 
-	*a = j ? j->ids['A'] : -1;
-	*b = j ? j->ids['B'] : -1;
 	hello_job_free(j);
+	return got;
+}
+
+/*
+ * PATCH path with body, wait for the agent's next log line what (counted
+ * before the PATCH), then for the traffic: 10 hellos from the client to
+ * vip until pod answers them all, up to 5 s, since the route statuses the
+ * agents write come back as watch events and commit too, so the line
+ * counted may be such a commit's, before the change's. How many of the
+ * last 10 pod answered.
+ */
+static int patch_then_hellos(struct kube_env *e, struct kube_agent *ag, const char *what,
+			     const char *path, const char *body, const char *vip, char pod)
+{
+	int seen = kube_agent_count(ag, what), got = -1;
+
+	if (!ASSERT_EQ(kube_server_req(&e->ks, "PATCH", path, body, NULL), 200, path) ||
+	    !ASSERT_OK(kube_agent_wait(ag, what, seen + 1, 10000), what))
+		return -1;
+	for (int i = 0; i < 50; i++) {
+		got = hellos_from(e->cg_cli, vip, 10, pod);
+		if (got == 10)
+			break;
+		nap_ms(100);
+	}
+	return got;
 }
 
 #define WEB_CLIENT "/apis/gateway.networking.k8s.io/v1/namespaces/client/httproutes/web-client"
 #define WEB_V1_SLICE "/apis/discovery.k8s.io/v1/namespaces/app/endpointslices/web-v1-1"
+#define WEB_V1_TO_B "{\"endpoints\": [{\"addresses\": [\"198.18.2.2\"], " \
+		    "\"conditions\": {\"ready\": true}}]}"
 
 /*
  * With the HTTP engine (the default) and without it, each change goes
@@ -297,7 +324,6 @@ static void test_incremental(bool engine)
 	struct kube_env e;
 	struct kube_agent ag = { 0 };
 	char log[4096];
-	int a, b, incr;
 
 	if (kenv_setup(&e))
 		goto out;
@@ -307,28 +333,15 @@ static void test_incremental(bool engine)
 		goto out;
 	ASSERT_EQ(kube_agent_count(&ag, "full translation"), 1, "the first commit is full");
 	/* The client namespace's consumer route: web -> web-v2 (pod B). */
-	hellos_by_pod(e.cg_cli, "198.19.7.1", 10, &a, &b);
-	ASSERT_EQ(b, 10, "web: pod B for the client namespace");
-
-	incr = kube_agent_count(&ag, "incremental translation");
-	ASSERT_EQ(kube_server_req(&e.ks, "PATCH", WEB_CLIENT, "{\"spec\": {\"rules\": [{"
-				  "\"backendRefs\": [{\"name\": \"web-v1\", \"namespace\": "
-				  "\"app\", \"port\": 80}]}]}}", NULL), 200, "route to web-v1");
-	ASSERT_OK(kube_agent_wait(&ag, "incremental translation", incr + 1, 10000),
-		  "an incremental commit");
-	hellos_by_pod(e.cg_cli, "198.19.7.1", 10, &a, &b);
-	ASSERT_EQ(a, 10, "web: pod A after the route change");
-
-	incr = kube_agent_count(&ag, "incremental translation");
-	ASSERT_EQ(kube_server_req(&e.ks, "PATCH", WEB_V1_SLICE, "{\"endpoints\": [{"
-				  "\"addresses\": [\"198.18.2.2\"], \"conditions\": "
-				  "{\"ready\": true}}]}", NULL), 200, "web-v1's endpoint to pod B");
-	ASSERT_OK(kube_agent_wait(&ag, "incremental translation", incr + 1, 10000),
-		  "an incremental commit");
-	hellos_by_pod(e.cg_cli, "198.19.7.2", 10, &a, &b);
-	ASSERT_EQ(b, 10, "web-v1: pod B after the slice change");
-	hellos_by_pod(e.cg_cli, "198.19.7.1", 10, &a, &b);
-	ASSERT_EQ(b, 10, "web (to web-v1): pod B too");
+	ASSERT_EQ(hellos_from(e.cg_cli, "198.19.7.1", 10, 'B'), 10,
+		  "web: pod B for the client namespace");
+	ASSERT_EQ(patch_then_hellos(&e, &ag, "incremental translation", WEB_CLIENT,
+				    "{\"spec\": {\"rules\": [{\"backendRefs\": [{\"name\": "
+				    "\"web-v1\", \"namespace\": \"app\", \"port\": 80}]}]}}",
+				    "198.19.7.1", 'A'), 10, "web: pod A after the route change");
+	ASSERT_EQ(patch_then_hellos(&e, &ag, "incremental translation", WEB_V1_SLICE, WEB_V1_TO_B,
+				    "198.19.7.2", 'B'), 10, "web-v1: pod B after the slice change");
+	ASSERT_EQ(hellos_from(e.cg_cli, "198.19.7.1", 10, 'B'), 10, "web (to web-v1): pod B too");
 	ASSERT_EQ(kube_agent_count(&ag, "full translation"), 1, "no whole pass after the first");
 out:
 	kube_agent_fini(&ag);
@@ -360,7 +373,7 @@ static void test_handover(void)
 	struct kube_env e;
 	struct kube_agent old = { 0 }, new = { 0 };
 	char log_old[4096], log_new[4096];
-	int a, b, old_applied, new_applied, status;
+	int old_applied, status;
 
 	if (kenv_setup(&e))
 		goto out;
@@ -381,26 +394,9 @@ static void test_handover(void)
 		  "the new agent writes statuses (the old one released the Lease)");
 	old_applied = kube_agent_count(&old, " applied ");
 	ASSERT_EQ(hellos_ok(e.cg_cli, "198.19.7.2", 10), 10, "web-v1 answers after the handover");
-	/*
-	 * A change after the handover: only the new agent applies it. Its
-	 * applies so far are counted first: the route statuses the old agent
-	 * wrote come back as watch events and commit too, so a fixed count
-	 * could be reached before the change.
-	 */
-	new_applied = kube_agent_count(&new, " applied ");
-	ASSERT_EQ(kube_server_req(&e.ks, "PATCH", WEB_V1_SLICE, "{\"endpoints\": [{"
-				  "\"addresses\": [\"198.18.2.2\"], \"conditions\": "
-				  "{\"ready\": true}}]}", NULL), 200, "web-v1's endpoint to pod B");
-	ASSERT_OK(kube_agent_wait(&new, " applied ", new_applied + 1, 10000),
-		  "the new agent applies it");
-	/* A status event's commit may still be the one that count saw: wait for the traffic. */
-	for (int i = 0; i < 50; i++) {
-		hellos_by_pod(e.cg_cli, "198.19.7.2", 10, &a, &b);
-		if (b == 10)
-			break;
-		nap_ms(100);
-	}
-	ASSERT_EQ(b, 10, "web-v1: pod B after the change");
+	/* A change after the handover: only the new agent applies it. */
+	ASSERT_EQ(patch_then_hellos(&e, &new, " applied ", WEB_V1_SLICE, WEB_V1_TO_B, "198.19.7.2",
+				    'B'), 10, "web-v1: pod B after the change");
 	ASSERT_EQ(kube_agent_count(&old, " applied "), old_applied, "the old agent applies nothing");
 	ASSERT_EQ(wait_exit(old.pid, 200), -1, "the old agent waits");
 	kill(old.pid, SIGTERM);
