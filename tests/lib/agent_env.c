@@ -77,6 +77,19 @@ int agent_env_write(struct agent_env *ag, const char *name, const char *text)
 	return rename(tmp, path) ? -errno : 0;
 }
 
+int agent_env_lab_routes(struct agent_env *ag, const struct lab_env *lab, char **text)
+{
+	char *out = NULL;
+	int ret = lab_run_capture(&out, "cat %s/routes.yaml", lab->out) ? -EIO : 0;
+
+	ret = ret ?: agent_env_write(ag, "routes.yaml", out);
+	if (!ret && text)
+		*text = out;
+	else
+		free(out);
+	return ret;
+}
+
 int agent_env_log_count(const struct agent_env *ag, const char *s)
 {
 	char *line = NULL;

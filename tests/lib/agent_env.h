@@ -42,6 +42,11 @@ struct agent_env {
 int agent_env_init(struct agent_env *ag, const struct lab_env *lab);
 /* Write (or, text NULL, remove) a file of the manifests dir, atomically (rename). */
 int agent_env_write(struct agent_env *ag, const char *name, const char *text);
+/*
+ * The lab's routes.yaml (the HTTPRoutes it wrote beside cluster.yaml) into
+ * the manifests dir; text (or NULL): its content, malloc'd.
+ */
+int agent_env_lab_routes(struct agent_env *ag, const struct lab_env *lab, char **text);
 /* Start gammad run and wait for its first "applied" line. */
 int agent_env_start(struct agent_env *ag);
 /* "applied" lines in the log so far (every agent started counts). */

@@ -1288,12 +1288,12 @@ static int env_setup(struct tce_env *e)
 	if (!ASSERT_OK(agent_env_init(&e->ag, &e->lab), "agent_env_init"))
 		return -1;
 	/* agent_env gives the agent cluster.yaml; the lab wrote the HTTPRoutes beside it */
-	ret = lab_run_capture(&out, "cat %s/routes.yaml", e->lab.out);
-	ASSERT_EQ(ret, 0, "routes.yaml of the lab");
+	ret = agent_env_lab_routes(&e->ag, &e->lab, &out);
+	if (!ASSERT_OK(ret, "routes.yaml for the agent"))
+		return -1;
 	ASSERT_HAS_SUBSTR(out, "name: canary", "the HTTPRoutes in routes.yaml");
-	ret = ret ?: agent_env_write(&e->ag, "routes.yaml", out);
 	free(out);
-	if (!ASSERT_OK(ret, "routes.yaml for the agent") || !ASSERT_OK(remote_up(e), "remote node"))
+	if (!ASSERT_OK(remote_up(e), "remote node"))
 		return -1;
 	check_topology(e);
 	if (!ASSERT_OK(agent_start_tc(e), "gammad run --uplink: applied, TC links, pod map"))

@@ -139,23 +139,6 @@ static bool pinned(const struct upg_env *e, const char *name)
 	return !access(path, F_OK);
 }
 
-/* How many lines of the agent log hold s. */
-static int log_count(const struct upg_env *e, const char *s)
-{
-	char *line = NULL;
-	size_t cap = 0;
-	int n = 0;
-	FILE *f = fopen(e->ag.log, "re");
-
-	if (!f)
-		return 0;
-	while (getline(&line, &cap, f) > 0)
-		n += strstr(line, s) != NULL;
-	free(line);
-	fclose(f);
-	return n;
-}
-
 /* Every pod veth carries a TC link. */
 static bool tc_ready(const struct upg_env *e)
 {
@@ -273,11 +256,11 @@ static void loops_progress(struct upg_env *e, const char *when)
 /* Start an agent of bin, which must exit before applying; its log must say why. */
 static void start_expect_exit(struct upg_env *e, const char *bin, const char *why)
 {
-	int before = log_count(e, why);
+	int before = agent_env_log_count(&e->ag, why);
 
 	e->ag.bin = bin;
 	ASSERT_EQ(agent_env_start(&e->ag), -ESRCH, "the agent exits without applying");
-	ASSERT_EQ(log_count(e, why), before + 1, why);
+	ASSERT_EQ(agent_env_log_count(&e->ag, why), before + 1, why);
 }
 
 static void subtest_failed_midway(struct upg_env *e)
@@ -330,10 +313,11 @@ static void subtest_upgrade(struct upg_env *e)
 		return;
 	e->t_upg[1] = mono_us();
 	test__printf("upgrade applied %.3f s after the loops\n", (e->t_upg[1] - e->t_loops) / 1e6);
-	ASSERT_EQ(log_count(e, "building it again from"), NR_CHANGED,
+	ASSERT_EQ(agent_env_log_count(&e->ag, "building it again from"), NR_CHANGED,
 		  "the interrupted upgrade's leftovers rebuilt");
-	ASSERT_EQ(log_count(e, "map layout upgraded"), NR_CHANGED, "three maps upgraded");
-	ASSERT_GE(log_count(e, "attachments switched to the new programs"), 1,
+	ASSERT_EQ(agent_env_log_count(&e->ag, "map layout upgraded"), NR_CHANGED,
+		  "three maps upgraded");
+	ASSERT_GE(agent_env_log_count(&e->ag, "attachments switched to the new programs"), 1,
 		  "TC attachments switched");
 	for (int i = 0; i < NR_CHANGED; i++) {
 		ASSERT_FALSE(pinned(e, old_maps[i]), old_maps[i]);
@@ -364,8 +348,8 @@ static void subtest_downgrade(struct upg_env *e)
 
 static int env_setup(struct upg_env *e)
 {
-	char path[PATH_MAX], *out = NULL;
-	int ret, i = 0;
+	char path[PATH_MAX];
+	int i = 0;
 
 	if (lab_env_write(&e->lab, "upg.yaml", manifests_yaml, path) ||
 	    lab_env_up_checked(&e->lab, path))
@@ -379,10 +363,7 @@ static int env_setup(struct upg_env *e)
 		return -1;
 	if (!ASSERT_OK(agent_env_init(&e->ag, &e->lab), "agent_env_init"))
 		return -1;
-	ret = lab_run_capture(&out, "cat %s/routes.yaml", e->lab.out);
-	ret = ret ?: agent_env_write(&e->ag, "routes.yaml", out);
-	free(out);
-	if (!ASSERT_OK(ret, "routes.yaml for the agent"))
+	if (!ASSERT_OK(agent_env_lab_routes(&e->ag, &e->lab, NULL), "routes.yaml for the agent"))
 		return -1;
 	e->args[i++] = "--metrics-addr";
 	e->args[i++] = "off";
