@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "datapath/cgroup.h"
 #include "test_progs.h"
@@ -241,4 +242,35 @@ int fx_publish(struct dp_fixture *fx, const struct gammad_fe_key *key, uint32_t 
 	}
 	err = dp_selector_write(fx->dp, ids_base, ids_base, w, fx->nr_pods);
 	return err ?: dp_frontend_publish(fx->dp, key, &fe);
+}
+
+int fx_kill_applies(double dur_us, int nr, int tries, int want, void (*run)(void *arg, int i),
+		    void (*check)(void *arg, int n, int i, const char *when), void *arg)
+{
+	double dur = dur_us * 1.2;
+	int killed = 0;
+	char when[96];
+
+	for (int n = 0; n < tries && killed < want; n++) {
+		int i = n % nr, status;
+		useconds_t delay = (useconds_t)(dur * ((n * 7) % 48) / 48);
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			run(arg, i);
+			_exit(0);
+		}
+		if (!ASSERT_GT(pid, 0, "fork"))
+			break;
+		usleep(delay);
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		killed += WIFSIGNALED(status);
+		if (!WIFSIGNALED(status))
+			dur *= 0.9;
+		snprintf(when, sizeof(when), "kill %d (image %d, after %u us, %s)", n, i,
+			 (unsigned)delay, WIFSIGNALED(status) ? "killed" : "finished");
+		check(arg, n, i, when);
+	}
+	return killed;
 }

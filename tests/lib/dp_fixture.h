@@ -71,4 +71,15 @@ int fx_publish(struct dp_fixture *fx, const struct gammad_fe_key *key, uint32_t 
 /* Frontend key of ClusterIP string vip, FX_PORT, TCP or UDP. */
 void fx_key(struct gammad_fe_key *key, const char *vip, uint8_t proto);
 
+/*
+ * Applies killed anywhere: per try n a child runs run(arg, i), an apply of
+ * image i = n % nr, and is SIGKILLed after a delay spread over 1.2 x dur_us
+ * (the longest clean apply; shortened each time a child finished first),
+ * until want children died mid-apply or tries ran out. After each,
+ * check(arg, n, i, when) looks at what the child left (when: which try,
+ * killed or not) and applies image i again. How many were killed.
+ */
+int fx_kill_applies(double dur_us, int nr, int tries, int want, void (*run)(void *arg, int i),
+		    void (*check)(void *arg, int n, int i, const char *when), void *arg);
+
 #endif

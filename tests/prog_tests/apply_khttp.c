@@ -764,15 +764,39 @@ static int check_complete(struct world *w, const char *what)
 #define KILLS_WANTED 20
 #define KILL_TRIES 300
 
+struct killed_ctx {
+	struct world *w;
+	struct built *b;
+};
+
+static void killed_run(void *arg, int i)
+{
+	struct killed_ctx *k = arg;
+
+	apply(k->w, &k->b[i], NULL);
+}
+
+static void killed_check(void *arg, int n, int i, const char *when)
+{
+	struct killed_ctx *k = arg;
+	struct ia_stats st;
+	char next[96];
+
+	ASSERT_OK(check_complete(k->w, when), when);
+	snprintf(next, sizeof(next), "kill %d: the next apply", n);
+	if (ASSERT_OK(apply(k->w, &k->b[i], &st), next))
+		check_world(k->w, &k->b[i].img, &k->b[i].f.res, next);
+}
+
 static void subtest_killed(void)
 {
 	static const int vs[] = { 0, 3, 2, 1 };
 	struct built b[4];
 	struct ia_stats st;
 	struct world w;
+	struct killed_ctx k = { .w = &w, .b = b };
 	double dur = 0;
-	char when[96];
-	int nb = 0, killed = 0;
+	int nb = 0, killed;
 
 	if (!ASSERT_OK(world_open(&w), "world"))
 		goto out;
@@ -787,31 +811,7 @@ static void subtest_killed(void)
 				goto out;
 			dur = dur > now_us() - t0 ? dur : now_us() - t0;
 		}
-	dur *= 1.2;
-	for (int n = 0; n < KILL_TRIES && killed < KILLS_WANTED; n++) {
-		int i = n % 4, status;
-		useconds_t delay = (useconds_t)(dur * ((n * 7) % 48) / 48);
-		pid_t pid = fork();
-
-		if (pid == 0) {
-			apply(&w, &b[i], NULL);
-			_exit(0);
-		}
-		if (!ASSERT_GT(pid, 0, "fork"))
-			break;
-		usleep(delay);
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-		killed += WIFSIGNALED(status);
-		if (!WIFSIGNALED(status))
-			dur *= 0.9;
-		snprintf(when, sizeof(when), "kill %d (image %d, after %u us, %s)", n, i,
-			 (unsigned)delay, WIFSIGNALED(status) ? "killed" : "finished");
-		ASSERT_OK(check_complete(&w, when), when);
-		snprintf(when, sizeof(when), "kill %d: the next apply", n);
-		if (ASSERT_OK(apply(&w, &b[i], &st), when))
-			check_world(&w, &b[i].img, &b[i].f.res, when);
-	}
+	killed = fx_kill_applies(dur, 4, KILL_TRIES, KILLS_WANTED, killed_run, killed_check, &k);
 	test__printf("killed: %d children killed mid-apply, %lu requests checked\n", killed,
 		     w.requests);
 	ASSERT_EQ(killed, KILLS_WANTED, "children killed mid-apply");

@@ -1581,16 +1581,44 @@ static double now_us(void)
 #define KILLS_WANTED 25
 #define KILL_TRIES 400
 
+struct anywhere_ctx {
+	struct dp_fixture *fx;
+	struct built *b;
+	long (*clean)[NR_M];	/* per image: the counts of a clean apply */
+};
+
+static void anywhere_run(void *arg, int i)
+{
+	struct anywhere_ctx *k = arg;
+
+	ia_apply(k->fx->dp, &k->b[i].img, NULL, NULL);
+}
+
+static void anywhere_check(void *arg, int n, int i, const char *when)
+{
+	struct anywhere_ctx *k = arg;
+	struct ia_stats st;
+	long c[NR_M];
+	char next[96];
+
+	ASSERT_EQ(check_world_mode(k->fx->pin_dir, when, true), 0, when);
+	snprintf(next, sizeof(next), "kill %d: the next apply", n);
+	ASSERT_OK(ia_apply(k->fx->dp, &k->b[i].img, NULL, &st), next);
+	ASSERT_WORLD(k->fx, next);
+	counts_read(k->fx->pin_dir, c);
+	counts_equal(k->clean[i], c, next);
+}
+
 static void subtest_killed_anywhere(void)
 {
 	static const size_t vs[] = { 1, 4, 5, 3 };
 	struct built b[4];
-	long clean[4][NR_M], c[NR_M];
+	long clean[4][NR_M];
 	struct dp_fixture fx;
+	struct anywhere_ctx k = { .fx = &fx, .b = b, .clean = clean };
 	struct ia_stats st;
 	double dur = 0;
-	char when[96];
-	int nb = 0, killed = 0;
+	int nb = 0, killed;
 
 	if (!ASSERT_OK(fx_setup(&fx, 0, false), "fx_setup"))
 		goto out;
@@ -1608,33 +1636,7 @@ static void subtest_killed_anywhere(void)
 			counts_read(fx.pin_dir, clean[i]);
 		}
 	test__printf("killed_anywhere: an apply takes up to %.0f us\n", dur);
-	dur *= 1.2;
-	for (int n = 0; n < KILL_TRIES && killed < KILLS_WANTED; n++) {
-		int i = n % 4, status;
-		useconds_t delay = (useconds_t)(dur * ((n * 7) % 48) / 48);
-		pid_t pid = fork();
-
-		if (pid == 0) {
-			ia_apply(fx.dp, &b[i].img, NULL, NULL);
-			_exit(0);
-		}
-		if (!ASSERT_GT(pid, 0, "fork"))
-			break;
-		usleep(delay);
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-		killed += WIFSIGNALED(status);
-		if (!WIFSIGNALED(status))
-			dur *= 0.9;
-		snprintf(when, sizeof(when), "kill %d (image %d, after %u us, %s)", n, i,
-			 (unsigned)delay, WIFSIGNALED(status) ? "killed" : "finished");
-		ASSERT_EQ(check_world_mode(fx.pin_dir, when, true), 0, when);
-		snprintf(when, sizeof(when), "kill %d: the next apply", n);
-		ASSERT_OK(ia_apply(fx.dp, &b[i].img, NULL, &st), when);
-		ASSERT_WORLD(&fx, when);
-		counts_read(fx.pin_dir, c);
-		counts_equal(clean[i], c, when);
-	}
+	killed = fx_kill_applies(dur, 4, KILL_TRIES, KILLS_WANTED, anywhere_run, anywhere_check, &k);
 	test__printf("killed_anywhere: %d children killed mid-apply\n", killed);
 	ASSERT_EQ(killed, KILLS_WANTED, "children killed mid-apply");
 out:
