@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -641,29 +642,27 @@ size_t mc_count_errors(const struct mc_result *res, size_t n)
 	return c;
 }
 
-size_t mc_count_pod(const struct mc_result *res, size_t n, const char *pod)
+/* Answered results whose string field at offset off is s. */
+static size_t count_field(const struct mc_result *res, size_t n, size_t off, const char *s)
 {
 	size_t c = 0;
 
 	for (size_t i = 0; i < n; i++)
-		c += !res[i].err && !strcmp(res[i].pod, pod);
+		c += !res[i].err && !strcmp((const char *)&res[i] + off, s);
 	return c;
+}
+
+size_t mc_count_pod(const struct mc_result *res, size_t n, const char *pod)
+{
+	return count_field(res, n, offsetof(struct mc_result, pod), pod);
 }
 
 size_t mc_count_port(const struct mc_result *res, size_t n, const char *port)
 {
-	size_t c = 0;
-
-	for (size_t i = 0; i < n; i++)
-		c += !res[i].err && !strcmp(res[i].port, port);
-	return c;
+	return count_field(res, n, offsetof(struct mc_result, port), port);
 }
 
 size_t mc_count_peer(const struct mc_result *res, size_t n, const char *peer)
 {
-	size_t c = 0;
-
-	for (size_t i = 0; i < n; i++)
-		c += !res[i].err && !strcmp(res[i].peer, peer);
-	return c;
+	return count_field(res, n, offsetof(struct mc_result, peer), peer);
 }
