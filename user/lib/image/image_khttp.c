@@ -162,40 +162,6 @@ static int kh_fds(struct ia_ctx *c, struct ia_kh *k)
 	return 0;
 }
 
-static long img_backend_idx(const struct img *img, uint64_t id)
-{
-	size_t lo = 0, hi = img->nr_backends;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (img->backends[mid].id == id)
-			return (long)mid;
-		if (img->backends[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
-}
-
-static long img_epset_idx(const struct img *img, uint64_t id)
-{
-	size_t lo = 0, hi = img->nr_endpoint_sets;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (img->endpoint_sets[mid].id == id)
-			return (long)mid;
-		if (img->endpoint_sets[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
-}
-
 /* With a delta, only the items of its frontends are written (the rest are as they were). */
 static bool item_touched(const struct ia_ctx *c, const struct ia_kh_class *it)
 {
@@ -249,14 +215,14 @@ int ia_kh_prepare(struct ia_ctx *c, const struct ia_kh_set *set)
 		if (!item_touched(c, it))
 			continue;
 		for (size_t r = 0; r < it->img.nr_rbs; r++) {
-			long b = it->rb_backend[r] ? img_backend_idx(c->img, it->rb_backend[r]) : -1;
+			long b = it->rb_backend[r] ? IMG_INDEX(c->img, backends, it->rb_backend[r]) : -1;
 			long e;
 
 			if (b < 0)
 				continue;
 			c->be_needed[b] = true;
 			e = c->img->backends[b].endpoint_set ?
-			    img_epset_idx(c->img, c->img->backends[b].endpoint_set) : -1;
+			    IMG_INDEX(c->img, endpoint_sets, c->img->backends[b].endpoint_set) : -1;
 			if (e >= 0)
 				c->ep_needed[e] = true;
 		}
@@ -281,7 +247,7 @@ static struct gammad_kh_rb *item_rbs(const struct ia_ctx *c, const struct ia_kh_
 	struct gammad_kh_rb *rbs = calloc(it->img.nr_rbs + 1, sizeof(*rbs));
 
 	for (size_t r = 0; rbs && r < it->img.nr_rbs; r++) {
-		long b = it->rb_backend[r] ? img_backend_idx(c->img, it->rb_backend[r]) : -1;
+		long b = it->rb_backend[r] ? IMG_INDEX(c->img, backends, it->rb_backend[r]) : -1;
 
 		rbs[r] = it->img.rbs[r];
 		rbs[r].be_id = b >= 0 ? c->be_ids[b] : 0;
@@ -331,10 +297,9 @@ static int write_table(struct ia_ctx *c, const struct ia_kh_class *it,
 static const struct img_frontend *item_frontend(const struct ia_ctx *c,
 						 const struct ia_kh_class *it)
 {
-	for (size_t i = 0; i < c->img->nr_frontends; i++)
-		if (c->img->frontends[i].id == it->frontend)
-			return &c->img->frontends[i];
-	return NULL;
+	long f = IMG_INDEX(c->img, frontends, it->frontend);
+
+	return f >= 0 ? &c->img->frontends[f] : NULL;
 }
 
 int ia_kh_write(struct ia_ctx *c)
