@@ -902,6 +902,56 @@ out:
 	world_close(&w);
 }
 
+#define SAME_ROUTE(name, parent)                                                          \
+	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"                \
+	"metadata: {name: " name ", namespace: app}\nspec:\n"                           \
+	"  parentRefs: [{group: \"\", kind: Service, name: " parent ", port: 80}]\n"     \
+	"  rules:\n  - matches: [{path: {type: PathPrefix, value: /s}}]\n"               \
+	"    backendRefs: [{name: b3, port: 80}]\n"
+
+/*
+ * Two classes of one content (routes of b1:80 and b2:80 alike) share one
+ * table. When the table the object table names for that content is found
+ * changed (its header rewritten behind the agent's back), the next apply
+ * writes one new table for both classes, not one each.
+ */
+static void subtest_shared(void)
+{
+	struct world w;
+	struct built b;
+	struct ia_stats st = { 0 };
+	struct gammad_kh_table t;
+	char *keys = NULL;
+	uint32_t tab = 0;
+	bool built = false;
+
+	if (!ASSERT_OK(world_open(&w), "world") ||
+	    !ASSERT_OK(build(&b, SAME_ROUTE("s1", "b1") SAME_ROUTE("s2", "b2")), "build"))
+		goto out;
+	built = true;
+	if (!ASSERT_OK(apply(&w, &b, &st), "apply") ||
+	    check_world(&w, &b.img, &b.f.res, "first apply"))
+		goto out;
+	ASSERT_EQ(st.kh_tables, 2, "two classes");
+	ASSERT_EQ(st.kh_tables_written, 1, "one table written");
+	if (!ASSERT_EQ(keys_of(w.fd[K_TAB], sizeof(tab), &keys), 1, "one pinned table"))
+		goto out;
+	memcpy(&tab, keys, sizeof(tab));
+	if (!ASSERT_OK(bpf_map_lookup_elem(w.fd[K_TAB], &tab, &t), "the table"))
+		goto out;
+	t.flags ^= 1;
+	if (!ASSERT_OK(bpf_map_update_elem(w.fd[K_TAB], &tab, &t, BPF_EXIST), "change its header"))
+		goto out;
+	if (ASSERT_OK(apply(&w, &b, &st), "apply again"))
+		check_world(&w, &b.img, &b.f.res, "after the change");
+	ASSERT_EQ(st.kh_tables_written, 1, "one table written for both classes");
+out:
+	free(keys);
+	if (built)
+		built_free(&b);
+	world_close(&w);
+}
+
 void test_apply_khttp(void)
 {
 	if (test__start_subtest("view"))
@@ -916,4 +966,6 @@ void test_apply_khttp(void)
 		subtest_restart();
 	if (test__start_subtest("killed"))
 		subtest_killed();
+	if (test__start_subtest("shared"))
+		subtest_shared();
 }

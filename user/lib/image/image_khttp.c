@@ -141,7 +141,6 @@ struct ia_kh {
 	struct kh_map_fds fds;
 	int cls_fd;
 	uint32_t *tab;			/* kernel table id per set item */
-	uint64_t *hash;			/* content (with kernel backend ids) per item */
 	uint64_t *live;			/* bitmap of tables a live generation names */
 	uint32_t limit;
 };
@@ -195,8 +194,7 @@ int ia_kh_prepare(struct ia_ctx *c, const struct ia_kh_set *set)
 	k->limit = dp_map_capacity(c->dp, GAMMAD_MAP_KH_TABLE) + 1;
 	k->live = calloc(k->limit / 64 + 1, sizeof(*k->live));
 	k->tab = calloc((set ? set->nr : 0) + 1, sizeof(*k->tab));
-	k->hash = calloc((set ? set->nr : 0) + 1, sizeof(*k->hash));
-	if (!k->live || !k->tab || !k->hash)
+	if (!k->live || !k->tab)
 		return -ENOMEM;
 	/* Table ids in the map that no object describes are in use too (a delta: noted already). */
 	err = c->delta ? 0 : ia_dump(c, GAMMAD_MAP_KH_TABLE, &d);
@@ -235,7 +233,6 @@ void ia_kh_free(struct ia_ctx *c)
 	if (!c->kh)
 		return;
 	free(c->kh->tab);
-	free(c->kh->hash);
 	free(c->kh->live);
 	free(c->kh);
 	c->kh = NULL;
@@ -306,26 +303,33 @@ int ia_kh_write(struct ia_ctx *c)
 {
 	struct ia_kh *k = c->kh;
 	const struct ia_kh_set *set = k->set;
+	/*
+	 * Content hash -> table of this apply: items of the same content share
+	 * one table. write_table() alone would not do: its lookup takes the
+	 * smallest id of that content, which may be an older table found
+	 * changed; each such item would write another (apply_khttp/shared).
+	 */
+	struct ia_u64map *done = NULL;
 	int err = 0;
 
 	for (size_t i = 0; set && i < set->nr && !err; i++) {
 		const struct ia_kh_class *it = &set->items[i];
 		struct gammad_kh_rb *rbs;
-		size_t j;
+		uint64_t hash, tab;
 
 		if (!item_touched(c, it))
 			continue;
 		rbs = item_rbs(c, it);
-		if (!rbs)
-			return -ENOMEM;
-		k->hash[i] = item_hash(&it->img, rbs);
-		/* The same content earlier in this apply: one table. */
-		for (j = 0; j < i && k->hash[j] != k->hash[i]; j++)
-			;
-		if (j < i)
-			k->tab[i] = k->tab[j];
+		if (!rbs) {
+			err = -ENOMEM;
+			break;
+		}
+		hash = item_hash(&it->img, rbs);
+		if (ia_u64map_get(done, hash, &tab))
+			k->tab[i] = (uint32_t)tab;
 		else
-			err = write_table(c, it, rbs, k->hash[i], &k->tab[i]);
+			err = write_table(c, it, rbs, hash, &k->tab[i]) ?:
+			      ia_u64map_put(&done, hash, k->tab[i]);
 		free(rbs);
 		if (err) {
 			const struct img_frontend *f = item_frontend(c, it);
@@ -335,6 +339,7 @@ int ia_kh_write(struct ia_ctx *c)
 			       f ? f->port : 0, it->ns_id, strerror(-err));
 		}
 	}
+	ia_u64map_free(done);
 	if (set)
 		c->stats->kh_tables = set->nr;
 	return err;
