@@ -11,6 +11,7 @@
 
 #include "base/hashmap.h"
 #include "manifest.h"
+#include "yaml_fast.h"
 
 typedef int (*load_fn)(struct model *m, const struct ydoc *d, struct diag *dg);
 
@@ -229,12 +230,61 @@ static void load_init(struct load *l, struct model *m, struct diag *dg)
  * with its line; a syntax error, invalid UTF-8 or too many bytes end the
  * file there, and the documents before it stay loaded.
  */
+static void loaded_doc(struct load *l, struct ydoc *d)
+{
+	d->root = yaml_document_get_root_node(&d->doc);
+	l->tail_block_map = d->root && d->root->type == YAML_MAPPING_NODE &&
+			    d->root->data.mapping.style == YAML_BLOCK_MAPPING_STYLE;
+	ydoc_detect_json(d);
+}
+
+/*
+ * A buffer's documents through the fast reader (yaml_fast.h) while they are
+ * in its subset. Returns 0 when it read them all, -EAGAIN with *off and
+ * *line where libyaml must go on, -ENOMEM.
+ */
+static int load_fast(struct load *l, struct ydoc *d, const struct ydoc_src *src, size_t *off,
+		     int *line)
+{
+	struct yfast f;
+	int ret;
+
+	yfast_init(&f, (const char *)src->buf, src->len, src->line_base);
+	while ((ret = yfast_next(&f, &d->doc)) == 1) {
+		loaded_doc(l, d);
+		ret = d->root ? load_doc(l->m, d, l->dg, 0) : 0;
+		memset(&d->doc, 0, sizeof(d->doc));	/* f's, not libyaml's */
+		d->index++;
+		if (ret == -ENOMEM)
+			break;
+	}
+	*off = f.doc_off;
+	*line = (int)f.doc_line;
+	yfast_free(&f);
+	return ret;
+}
+
 static int load_stream(struct load *l, const char *name, struct ydoc_src *src)
 {
 	struct ydoc d = { .file = name };
+	struct ydoc_src rest, *whole = src;
 	yaml_parser_t parser;
-	int ret = 0;
+	size_t off = 0;
+	int ret = 0, line;
 
+	/* A buffer within its limit: the fast reader first, libyaml from where it stops. */
+	if (yfast_enabled && src->fd < 0 && !src->off && src->len <= src->limit) {
+		ret = load_fast(l, &d, src, &off, &line);
+		if (ret != -EAGAIN) {
+			src->off = src->total = src->len;
+			l->bytes_left -= src->total < l->bytes_left ? src->total : l->bytes_left;
+			return ret;
+		}
+		ydoc_src_buf(&rest, src->buf + off, src->len - off, src->limit - off);
+		ydoc_src_set_line_base(&rest, src->line_base + line);
+		src = &rest;
+		ret = 0;
+	}
 	if (!yaml_parser_initialize(&parser))
 		return -ENOMEM;
 	ydoc_src_attach(&parser, src);
@@ -258,17 +308,16 @@ static int load_stream(struct load *l, const char *name, struct ydoc_src *src)
 		}
 		if (ret <= 0)
 			break;
-		d.root = yaml_document_get_root_node(&d.doc);
-		l->tail_block_map = d.root && d.root->type == YAML_MAPPING_NODE &&
-				    d.root->data.mapping.style == YAML_BLOCK_MAPPING_STYLE;
-		ydoc_detect_json(&d);
+		loaded_doc(l, &d);
 		if (d.root)
 			ret = load_doc(l->m, &d, l->dg, 0);
 		yaml_document_delete(&d.doc);
 		d.index++;
 	}
 	yaml_parser_delete(&parser);
-	l->bytes_left -= src->total < l->bytes_left ? src->total : l->bytes_left;
+	if (src != whole)
+		whole->total = off + src->total;
+	l->bytes_left -= whole->total < l->bytes_left ? whole->total : l->bytes_left;
 	return ret == -ENOMEM ? ret : 0;
 }
 
