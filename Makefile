@@ -220,6 +220,7 @@ $(TEST_BIN): $(TEST_OBJS) $(LIB)
 
 # A target may take helpers from tests/lib: FUZZ_EXTRA_<name> lists them.
 FUZZ_EXTRA_fuzz_http1 := tests/lib/http1_ref.c
+FUZZ_EXTRA_fuzz_yaml_fast := tests/lib/yaml_fast_diff.c
 FUZZ_EXTRA_fuzz_khttp := tests/lib/khttp_user.c tests/lib/translate_fixture.c
 # Fuzz builds keep no .d files: the headers the kernel matcher is built from.
 $(BUILD)/fuzz/fuzz_khttp: bpf/lib/khttp.h include/gammad/maps.h tests/lib/khttp_user.h
