@@ -618,11 +618,14 @@ static int load_file(struct load *l, const char *path, bool top)
 		ret = digest_file(l, path, fd, &st);
 		goto out;
 	}
-	if (S_ISREG(st.st_mode) && st.st_size >= MANIFEST_SPLIT_BYTES) {
+	if (S_ISREG(st.st_mode)) {
 		char *buf;
 		size_t len;
 
-		/* Whole, for load_split(); st_size is within the limit (above). */
+		/*
+		 * Whole, for load_split() and the fast reader, which read buffers;
+		 * st_size is within the limit (above).
+		 */
 		ret = read_all(fd, (size_t)st.st_size, &buf, &len);
 		if (ret) {
 			diag_report(l->dg, LOG_ERROR, path, 0, NULL, "%s", strerror(-ret));
