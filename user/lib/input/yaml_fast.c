@@ -376,7 +376,7 @@ static int scan_plain(struct yfast *f, bool flow, size_t *end, size_t *stop)
 		if (c == ':' && blank_at(f, p + 1))
 			break;
 		if (flow) {
-			if (strchr(",[]{}", c))
+			if (c == ',' || c == '[' || c == ']' || c == '{' || c == '}')
 				break;
 			/* ':' inside a plain scalar in a flow collection: libyaml versions differ. */
 			if (c == ':')
