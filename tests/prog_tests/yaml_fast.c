@@ -266,6 +266,56 @@ static void subtest_generated(void)
 	}
 }
 
+/*
+ * A generated cluster with one document libyaml must read in its middle:
+ * the fast reader hands over there, libyaml reads the rest (lines, errors
+ * and all), and the load is a libyaml-only load's.
+ */
+static void subtest_handover(void)
+{
+	static const char *const middles[] = {
+		"---\napiVersion: v1\nkind: Namespace\nmetadata: {name: &a anchored}\n",
+		"---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: folded\n  labels: {x: >-\n    y}\n",
+		"---\napiVersion: v1\nkind: Namespace\nmetadata: {name: dup, name: dup}\n",
+		"---\napiVersion: v1\nkind: Namespace\nmetadata: {name: [unclosed\n",
+		"---\napiVersion: v1\nkind: Namespace\nmetadata: {name: bad-\xff}\n",
+	};
+
+	for (size_t i = 0; i < sizeof(middles) / sizeof(middles[0]); i++) {
+		char *buf = NULL, *text;
+		size_t len = 0, half;
+		FILE *f = open_memstream(&buf, &len);
+		const char *at;
+
+		if (!ASSERT_OK_PTR(f, "memstream"))
+			return;
+		synth_cluster_write(f, &(struct synth_cluster){ .services = 50, .routes = 50,
+				    .endpoints = 100, .namespaces = true });
+		fclose(f);
+		at = strstr(buf + len / 2, "\n---\n");
+		if (!ASSERT_OK_PTR(at, "a document start past the middle")) {
+			free(buf);
+			return;
+		}
+		half = (size_t)(at + 1 - buf);
+		text = malloc(len + strlen(middles[i]) + 1);
+		if (ASSERT_OK_PTR(text, "malloc")) {
+			struct yfast_diff d;
+
+			memcpy(text, buf, half);
+			strcpy(text + half, middles[i]);
+			memcpy(text + half + strlen(middles[i]), buf + half, len - half + 1);
+			if (ASSERT_OK(yfast_diff_buf(text, strlen(text), &d), "documents"))
+				ASSERT_GT(d.refused_at, 0, "handed over in the middle");
+			else
+				test__printf("handover %zu: %s\n", i, d.why);
+			check_model("handover", text, strlen(text));
+		}
+		free(text);
+		free(buf);
+	}
+}
+
 void test_yaml_fast(void)
 {
 	if (test__start_subtest("cases"))
@@ -274,4 +324,6 @@ void test_yaml_fast(void)
 		subtest_corpus();
 	if (test__start_subtest("generated"))
 		subtest_generated();
+	if (test__start_subtest("handover"))
+		subtest_handover();
 }
