@@ -275,15 +275,18 @@ static int run_pass(struct agent *a, struct agent_kube *ak, bool once)
 	a->opts.full = false;
 	if (!ak->first_done) {
 		struct kube_watch_stats st;
+		const struct model *m = a->pl ? pl_model(a->pl) : NULL;
 
 		kube_watch_get_stats(ak->w, &st);
 		pr_info("kube: first apply %.0f ms after start (%zu services, %zu endpoint "
 			"slices, %zu pods, %zu httproutes; %llu lists in %llu pages, %llu "
-			"streamed)%s", now_ms() - ak->start_ms,
+			"streamed; applied %zu services, %zu endpoint slices)%s",
+			now_ms() - ak->start_ms,
 			kube_watch_count(ak->w, KUBE_SERVICES), kube_watch_count(ak->w, KUBE_SLICES),
 			kube_watch_count(ak->w, KUBE_PODS), kube_watch_count(ak->w, KUBE_HTTPROUTES),
 			(unsigned long long)st.lists, (unsigned long long)st.pages,
-			(unsigned long long)st.stream_lists, ret ? " failed" : "");
+			(unsigned long long)st.stream_lists, m ? m->services.nr : 0,
+			m ? m->slices.nr : 0, ret ? " failed" : "");
 		ak->first_done = true;
 	} else {
 		pr_debug("kube: pass for %zu events", events);
@@ -368,6 +371,14 @@ int agent_kube_loop(struct agent *a, int resync_s, bool once)
 			kube_watch_drain(ak->w, agent_kube_event, a);
 		t = now_ms();
 		if (pass_due(a, ak, t)) {
+			/*
+			 * A list queues its objects and then marks itself synced (one
+			 * lock): drained before we saw it synced, they may not all be in
+			 * the pipeline yet. The first pass must not write a partial store
+			 * (Services without their EndpointSlices: no endpoints).
+			 */
+			if (!ak->first_done)
+				kube_watch_drain(ak->w, agent_kube_event, a);
 			ret = run_pass(a, ak, once);
 			if (once)
 				break;
