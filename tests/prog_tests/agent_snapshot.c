@@ -125,6 +125,16 @@ static int read_maps(const char *pin, const unsigned char want_addr[4], struct m
 	return 0;
 }
 
+/* Nothing was written: the same maps (ids), entries and contents. */
+static void assert_maps_same(const struct maps_state *before, const struct maps_state *after)
+{
+	for (size_t i = 0; i < NR_MAPS; i++) {
+		ASSERT_EQ(after->ids[i], before->ids[i], route_maps[i]);
+		ASSERT_EQ(after->entries[i], before->entries[i], route_maps[i]);
+		ASSERT_EQ(after->digest[i], before->digest[i], route_maps[i]);
+	}
+}
+
 struct env {
 	char dir[32], state[32], file[64], cg[PATH_MAX + 32], pin[64];
 };
@@ -214,11 +224,7 @@ static void case_unchanged(struct env *e)
 	ASSERT_HAS_SUBSTR(out, "0 stale entries retired", "nothing retired");
 	if (!ASSERT_OK(read_maps(e->pin, addr1, &after), "maps after"))
 		goto out;
-	for (size_t i = 0; i < NR_MAPS; i++) {
-		ASSERT_EQ(after.ids[i], before.ids[i], route_maps[i]);
-		ASSERT_EQ(after.entries[i], before.entries[i], route_maps[i]);
-		ASSERT_EQ(after.digest[i], before.digest[i], route_maps[i]);
-	}
+	assert_maps_same(&before, &after);
 out:
 	free(out);
 }
@@ -461,11 +467,7 @@ static void case_agent_adopts(struct env *e)
 	ASSERT_HAS_SUBSTR(line, "0 stale entries retired", "first full pass: nothing retired");
 	if (!ASSERT_OK(read_maps(e->pin, addr1, &after), "maps after"))
 		goto out;
-	for (size_t i = 0; i < NR_MAPS; i++) {
-		ASSERT_EQ(after.ids[i], before.ids[i], route_maps[i]);
-		ASSERT_EQ(after.entries[i], before.entries[i], route_maps[i]);
-		ASSERT_EQ(after.digest[i], before.digest[i], route_maps[i]);
-	}
+	assert_maps_same(&before, &after);
 	if (ASSERT_OK(stat(status, &st1), "status file after")) {
 		ASSERT_EQ(st1.st_ino, st0.st_ino, "status file not rewritten");
 		ASSERT_EQ(st1.st_mtim.tv_nsec, st0.st_mtim.tv_nsec, "status file not rewritten");
