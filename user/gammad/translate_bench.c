@@ -15,7 +15,11 @@
  * and the first apply; a restart with nothing to change is what `gammad run
  * --once` does with its image snapshot (agent_snap.h): hash the input, read
  * the snapshot, load the data path adopting the pinned maps, read them once
- * (the mirror) and apply, writing nothing.
+ * (the mirror) and apply, writing nothing. These and the one-shot applies
+ * run in a forked child, as gammad run --once is its own process: the holes
+ * their whole images and models leave stay out of the heap of the
+ * incremental part below (gammad run), whose peak RSS is the last row; the
+ * child's is printed beside it.
  *
  * Then the incremental pipeline (image/pipeline.h) takes the model: one
  * commit of it all, then 101 times each one route, one EndpointSlice and one
@@ -273,47 +277,23 @@ static int bench_cold(const struct bench_opts *o, struct dp_opts dopts, const st
 	return 0;
 }
 
-static int bench_apply(const struct bench_opts *o, struct img *img, struct model *m)
+/*
+ * The one-shot rows, in the forked child: cold starts and restarts, then in
+ * a data path of its own the first apply, one with nothing changed and one
+ * after a route changed (each a whole image, as gammad run --once builds),
+ * and the child's peak RSS.
+ */
+static int one_shots(const struct bench_opts *o, struct dp_opts dopts, struct img *img)
 {
-	char cg[4200], root[4096], pin[64], *yaml;
-	struct dp_opts dopts = { 0 };
 	struct img changed;
 	struct dp *dp = NULL;
 	size_t len;
-	int ret;
+	char *yaml;
+	int ret = bench_cold(o, dopts, img);
 
-	ret = cgroup2_mount_path(root, sizeof(root));
 	if (ret)
-		return ret;
-	snprintf(cg, sizeof(cg), "%s/gammad-bench-%d", root, (int)getpid());
-	snprintf(pin, sizeof(pin), "/sys/fs/bpf/gammad-bench-%d", (int)getpid());
-	if (mkdir(cg, 0755))
-		return -errno;
-	dopts.pin_dir = pin;
-	dopts.cgroup = cg;
-	dopts.sizes.endpoints = (uint32_t)(o->endpoints * 2 + 1024);
-	dopts.sizes.alias_slots = (uint32_t)(o->services * 4 + 1024);
-	dopts.sizes.objects = (uint32_t)(o->services * 8 + 4096);
-	/*
-	 * In a child, as gammad run --once is its own process: its images and
-	 * models do not count in this process's peak RSS.
-	 */
-	fflush(stdout);
-	{
-		pid_t pid = fork();
-		int st = 0;
-
-		if (pid == 0) {
-			ret = bench_cold(o, dopts, img);
-			if (ret)
-				fprintf(stderr, "cold start bench: %s\n", strerror(-ret));
-			fflush(stdout);
-			_exit(ret ? 1 : 0);
-		}
-		ret = pid < 0 ? -errno : waitpid(pid, &st, 0) < 0 ? -errno :
-		      WIFEXITED(st) && !WEXITSTATUS(st) ? 0 : -EIO;
-	}
-	dp_uninstall(pin);
+		fprintf(stderr, "cold start bench: %s\n", strerror(-ret));
+	dp_uninstall(dopts.pin_dir);
 	if (!ret)
 		ret = dp_open(&dopts, &dp);
 	if (!ret)
@@ -322,9 +302,7 @@ static int bench_apply(const struct bench_opts *o, struct img *img, struct model
 		ret = timed_apply(dp, img, "unchanged");
 	/* Route 0 sends 90/10; the change makes it 50/50. */
 	if (!ret && o->routes) {
-		struct bench_opts one = *o;
-
-		yaml = generate(&one, &len);
+		yaml = generate(o, &len);
 		ret = yaml ? 0 : -ENOMEM;
 		if (!ret) {
 			char *w = strstr(yaml, "weight: 90}, {name: svc-");
@@ -341,9 +319,56 @@ static int bench_apply(const struct bench_opts *o, struct img *img, struct model
 			img_free(&changed);
 		}
 	}
+	dp_close(dp);
+	if (ret)
+		fprintf(stderr, "one-shot applies: %s\n", strerror(-ret));
+	print_rss("one-shot child (own process)");
+	fflush(stdout);
+	return ret;
+}
+
+static int bench_apply(const struct bench_opts *o, struct img *img, struct model *m)
+{
+	char cg[4200], root[4096], pin[64];
+	struct dp_opts dopts = { 0 };
+	struct dp *dp = NULL;
+	int ret;
+
+	ret = cgroup2_mount_path(root, sizeof(root));
+	if (ret)
+		return ret;
+	snprintf(cg, sizeof(cg), "%s/gammad-bench-%d", root, (int)getpid());
+	snprintf(pin, sizeof(pin), "/sys/fs/bpf/gammad-bench-%d", (int)getpid());
+	if (mkdir(cg, 0755))
+		return -errno;
+	dopts.pin_dir = pin;
+	dopts.cgroup = cg;
+	dopts.sizes.endpoints = (uint32_t)(o->endpoints * 2 + 1024);
+	dopts.sizes.alias_slots = (uint32_t)(o->services * 4 + 1024);
+	dopts.sizes.objects = (uint32_t)(o->services * 8 + 4096);
+	/*
+	 * In a child, as gammad run --once is its own process: the cold starts,
+	 * restarts and one-shot applies (each builds whole images and models)
+	 * leave their freed memory in the child's heap, not in the incremental
+	 * agent's, which gammad run is. The child starts with this process's
+	 * model and image, so its peak counts them as well.
+	 */
+	fflush(stdout);
+	{
+		pid_t pid = fork();
+		int st = 0;
+
+		if (pid == 0)
+			_exit(one_shots(o, dopts, img) ? 1 : 0);
+		ret = pid < 0 ? -errno : waitpid(pid, &st, 0) < 0 ? -errno :
+		      WIFEXITED(st) && !WEXITSTATUS(st) ? 0 : -EIO;
+	}
 	/* gammad run holds one image, the pipeline's: this one goes before the pipeline's is made. */
 	img_free(img);
-	print_rss("after the one-shot applies");
+	/* The incremental agent adopts what the one-shot applies pinned, as gammad run would. */
+	if (!ret)
+		ret = dp_open(&dopts, &dp);
+	print_rss("before the pipeline");
 	if (!ret)
 		ret = bench_incremental(o, m, dp);
 	dp_close(dp);
@@ -660,7 +685,11 @@ static int run(const struct bench_opts *o)
 		}
 	}
 	getrusage(RUSAGE_SELF, &ru);
-	printf("peak RSS  %.1f MiB\ndiagnostics %zu\n", ru.ru_maxrss / 1024.0, dg.nr);
+	printf("peak RSS  %.1f MiB", ru.ru_maxrss / 1024.0);
+	if (o->apply && !getrusage(RUSAGE_CHILDREN, &ru))
+		printf(" (the incremental agent's; the one-shot child's %.1f MiB, with this "
+		       "process's model and image it started with)", ru.ru_maxrss / 1024.0);
+	printf("\ndiagnostics %zu\n", dg.nr);
 	model_free(&m);
 	diag_free(&dg);
 	return ret;
