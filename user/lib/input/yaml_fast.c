@@ -453,6 +453,25 @@ static int scalar(struct yfast *f, bool flow, bool *key)
 	return ret;
 }
 
+/*
+ * The key of a mapping entry, pushed: a plain or quoted scalar that a ':'
+ * ends (a collection as key, or a scalar without ':', is libyaml's).
+ */
+static int mapping_key(struct yfast *f, bool flow)
+{
+	bool key;
+	int k;
+
+	if (f->pos >= f->len || f->buf[f->pos] == '[' || f->buf[f->pos] == '{')
+		return refuse(f);
+	k = scalar(f, flow, &key);
+	if (k < 0)
+		return k;
+	if (!key)
+		return refuse(f);
+	return push_tmp(f, k);
+}
+
 /* ---- flow collections, on one line ---------------------------------------- */
 
 static void skip_spaces(struct yfast *f)
@@ -490,14 +509,7 @@ static int flow_node(struct yfast *f)
 		int child;
 
 		if (map) {
-			if (f->pos >= f->len || f->buf[f->pos] == '[' || f->buf[f->pos] == '{')
-				return refuse(f);
-			child = scalar(f, true, &key);
-			if (child < 0)
-				return child;
-			if (!key)
-				return refuse(f);
-			if ((ret = push_tmp(f, child)))
+			if ((ret = mapping_key(f, true)))
 				return ret;
 			skip_spaces(f);
 			if (f->pos >= f->len || f->buf[f->pos] == ',' || f->buf[f->pos] == close)
@@ -623,17 +635,9 @@ static int block_mapping(struct yfast *f)
 	if (id < 0)
 		return id;
 	for (;;) {
-		int k, v;
-		bool key;
+		int v;
 
-		if (f->buf[f->pos] == '[' || f->buf[f->pos] == '{')
-			return refuse(f);
-		k = scalar(f, false, &key);
-		if (k < 0)
-			return k;
-		if (!key)
-			return refuse(f);
-		if ((ret = push_tmp(f, k)))
+		if ((ret = mapping_key(f, false)))
 			return ret;
 		v = block_value(f, m);
 		if (v < 0)
