@@ -572,7 +572,10 @@ static void case_agent_change_during_build(struct env *e)
 	ASSERT_TRUE(s.has_addr, "the new endpoint is in the kernel");
 	if (ASSERT_OK(read_maps(e->pin, addr1, &s), "maps"))
 		ASSERT_FALSE(s.has_addr, "the old one is gone");
-	/* Written once: a new endpoint set, the backend publishing it. */
+	/* Written once: a new endpoint set, the backend publishing it (logged after the maps). */
+	for (int i = 0; i < 500 && !log_count(log, "written 0 selectors, 1 backends, 1 endpoint sets");
+	     i++)
+		usleep(10000);
 	ASSERT_EQ(log_count(log, "written 0 selectors, 1 backends, 1 endpoint sets"), 1,
 		  "an apply after the restart wrote the change");
 out:
