@@ -9,7 +9,8 @@
 #
 # usage: sudo flock /tmp/gammad-lab.lock tools/bench/kube_scale.sh
 #        [SERVICES=10000 ENDPOINTS=100000 ROUTES=10000 REPS=5 WATCH_LIST=1
-#         AGENT_ARGS="--no-http-engine" LOG_OUT=FILE (keeps the agent's log)]
+#         AGENT_ARGS="--no-http-engine" LOG_OUT=FILE (keeps the agent's log)
+#         GAMMAD=PATH (another build of the agent, for before/after runs)]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -21,6 +22,7 @@ WATCH_LIST=${WATCH_LIST:-1}
 AGENT_ARGS=${AGENT_ARGS:-}
 PORT=${PORT:-18543}
 CPORT=${CPORT:-18544}
+GAMMAD=${GAMMAD:-build/gammad}
 
 tmp=$(mktemp -d /tmp/gammad-kube-scale-XXXXXX)
 cg2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") break;
@@ -56,7 +58,7 @@ curl -sf -X POST "http://127.0.0.1:$CPORT/_test/synth" \
 	-d "{\"services\": $SERVICES, \"endpoints\": $ENDPOINTS, \"routes\": $ROUTES}" >/dev/null
 echo "objects made in the test API server in $(echo "$(date +%s.%N) - $t" | bc) s"
 
-build/gammad run --kubeconfig "$tmp/kubeconfig" --cgroup "$cg" --pin-dir "$pin" \
+"$GAMMAD" run --kubeconfig "$tmp/kubeconfig" --cgroup "$cg" --pin-dir "$pin" \
 	--no-tc --metrics-addr off --node-name node-a --resync 3600 \
 	--map-size endpoints=262144 --map-size backends=65536 --map-size frontends=65536 \
 	--map-size selectors=65536 --map-size svc-ports=65536 \
