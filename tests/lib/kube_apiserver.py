@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 """A Kubernetes API server for gammad's tests: the documented shapes of LIST,
-WATCH, GET, POST, PUT (also /status), PATCH (merge patch) and DELETE over
+WATCH, GET, POST, PUT (also /status: the status only, as a real server; a body
+whose apiVersion, kind, name or namespace is not the URL's: 400), PATCH (merge
+patch) and DELETE over
 HTTP/1.1, every response chunked, watch events cut into chunks at random
 places (several events per chunk, one event over several), so the client's
 framing is tested on every run.
@@ -302,6 +304,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.fail(401, "Unauthorized", "Unauthorized")
         f = self.check_fault() if self.server.api else None
         if f:
+            # The request's body is read first: left unread, it would be taken
+            # for the next request on this connection.
+            self.read_body()
             extra = {"Retry-After": str(f["retry_after"])} if f.get("retry_after") else None
             return self.fail(f["status"], f.get("reason", "TooManyRequests"),
                              "injected fault", extra)
@@ -332,7 +337,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.command == "POST" and name is None:
             return self.create(plural, ns, self.read_body())
         if self.command == "PUT" and name:
-            return self.update(plural, ns, name, sub, self.read_body())
+            return self.update(plural, version, ns, name, sub, self.read_body())
         if self.command == "PATCH" and name:
             return self.patch(plural, ns, name, sub, self.read_body())
         if self.command == "DELETE" and name:
@@ -477,8 +482,34 @@ class Handler(BaseHTTPRequestHandler):
             o = copy.deepcopy(s.put(plural, obj))
         self.reply(201, o)
 
-    def update(self, plural, ns, name, sub, obj):
+    def bad_body(self, plural, version, ns, name, obj):
+        """What a real API server refuses in a PUT's body (400): an apiVersion
+        or kind not the URL's (absent is refused too for custom resources:
+        "Object 'Kind' is missing"), another name or namespace."""
+        group, versions, kind, namespaced = RESOURCES[plural]
+        if not isinstance(obj, dict):
+            return "the body is not an object"
+        api = (group + "/" if group else "") + version
+        crd = group == GAPI
+        if obj.get("apiVersion", None if crd else api) != api:
+            return f"the API version in the data ({obj.get('apiVersion')}) does not match " \
+                   f"the expected API version ({api})"
+        if obj.get("kind", None if crd else kind) != kind:
+            return f"Object 'Kind' is missing or not {kind}"
+        md = obj.get("metadata") or {}
+        if md.get("name") != name:
+            return f"the name of the object ({md.get('name')}) does not match the name on " \
+                   f"the URL ({name})"
+        if ns and md.get("namespace", ns) != ns:
+            return "the namespace of the provided object does not match the namespace " \
+                   "sent on the request"
+        return None
+
+    def update(self, plural, version, ns, name, sub, obj):
         s = self.store
+        bad = self.bad_body(plural, version, ns, name, obj)
+        if bad:
+            return self.fail(400, "BadRequest", bad)
         with s.lock:
             k = s.key(plural, ns, name)
             cur = s.objs[plural].get(k)
