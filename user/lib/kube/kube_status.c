@@ -420,6 +420,47 @@ static bool needs_write(const json_t *obj, const json_t *wanted)
 	return !json_equal(old, wanted);
 }
 
+/*
+ * The body of a PUT of the status subresource, as text: what the API server
+ * reads of it (apiVersion and kind, which must be the URL's; name and
+ * namespace; uid and resourceVersion, the preconditions) and the status
+ * with parents in place of the old (wanted is taken). Nothing else: a
+ * status update keeps the stored object and takes only its status (for a
+ * custom resource the server copies the stored object and sets the
+ * status), so the store need not hold the rest of the route (kube_watch's
+ * slim routes). NULL without memory.
+ */
+static char *status_body(const json_t *obj, json_t *wanted)
+{
+	static const char *const meta[] = { "name", "namespace", "uid", "resourceVersion" };
+	const json_t *om = json_object_get(obj, "metadata");
+	json_t *body = json_object(), *md = json_object();
+	json_t *status = json_copy(json_object_get(obj, "status"));
+	bool ok = body && md;
+	char *txt = NULL;
+
+	if (!json_is_object(status)) {
+		json_decref(status);
+		status = json_object();
+	}
+	for (size_t i = 0; ok && i < sizeof(meta) / sizeof(meta[0]); i++) {
+		json_t *v = json_object_get(om, meta[i]);
+
+		ok = !v || !json_object_set(md, meta[i], v);
+	}
+	ok = ok && status && !json_object_set_new(status, "parents", json_incref(wanted)) &&
+	     !json_object_set(body, "apiVersion", json_object_get(obj, "apiVersion")) &&
+	     !json_object_set(body, "kind", json_object_get(obj, "kind")) &&
+	     !json_object_set(body, "metadata", md) && !json_object_set(body, "status", status);
+	if (ok)
+		txt = json_dumps(body, JSON_COMPACT);
+	json_decref(wanted);
+	json_decref(status);
+	json_decref(md);
+	json_decref(body);
+	return txt;
+}
+
 /* One route: 1 written, 0 nothing to do, negative errno. */
 static int write_route(struct kube_status *s, const json_t *want)
 {
@@ -438,7 +479,7 @@ static int write_route(struct kube_status *s, const json_t *want)
 	}
 	strcat(path, "/status");
 	for (int tries = 0; tries < STATUS_MAX_TRIES && !s->stop; tries++) {
-		json_t *wanted = wanted_parents(obj, want), *copy, *status;
+		json_t *wanted = wanted_parents(obj, want);
 		struct kube_resp resp;
 		char *body;
 
@@ -451,18 +492,7 @@ static int write_route(struct kube_status *s, const json_t *want)
 			ret = 0;
 			break;
 		}
-		copy = json_copy(obj);	/* shallow: only status is replaced */
-		status = copy ? json_copy(json_object_get(copy, "status")) : NULL;
-		if (!status)
-			status = json_object();
-		if (!copy || !status || json_object_set_new(status, "parents", wanted) ||
-		    json_object_set_new(copy, "status", status)) {
-			json_decref(copy);
-			ret = -ENOMEM;
-			break;
-		}
-		body = json_dumps(copy, JSON_COMPACT);
-		json_decref(copy);
+		body = status_body(obj, wanted);
 		if (!body) {
 			ret = -ENOMEM;
 			break;

@@ -21,8 +21,10 @@
  * every entry of another controller as it is. The parentRef is written as
  * the route spells it (group "" or "core"). A route whose status already
  * says so is not written. Writes are read-modify-write of the status
- * subresource with the object's resourceVersion; a 409 reads the route
- * again and retries.
+ * subresource with the object's resourceVersion (the body: apiVersion,
+ * kind, name, namespace, uid, resourceVersion and the status; the server
+ * keeps the rest of the route as it is); a 409 reads the route again and
+ * retries.
  */
 #ifndef GAMMAD_KUBE_STATUS_H
 #define GAMMAD_KUBE_STATUS_H

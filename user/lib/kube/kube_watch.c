@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/hashmap.h"
 #include "base/log.h"
 #include "kube_doc.h"
 #include "kube_watch.h"
@@ -308,20 +309,49 @@ static void enqueue(struct kube_watch *w, enum kube_res res, enum kube_event_typ
 	}
 }
 
+/* An entry slim_route() made (a whole object always has an apiVersion: normalize()). */
+static bool is_slim_route(const json_t *e)
+{
+	return json_is_string(json_object_get(e, "route")) && !json_object_get(e, "apiVersion");
+}
+
+/* Slim: a hash of a route's spec as canonical text; false without memory. */
+static bool spec_hash(const json_t *obj, uint64_t *out)
+{
+	const json_t *spec = json_object_get(obj, "spec");
+	char *txt;
+
+	if (!spec) {
+		*out = hash_large("", 0, 0);
+		return true;
+	}
+	txt = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	if (!txt)
+		return false;
+	*out = hash_large(txt, strlen(txt), 0);
+	free(txt);
+	return true;
+}
+
 /*
  * A route whose spec, labels, annotations and generation are unchanged
  * changed only its status (most likely our own write): stored, but no event,
- * so a status write does not cause a translation.
+ * so a status write does not cause a translation. old may be a slim entry
+ * (slim_route()): its spec is a hash then.
  */
 static bool status_only(const struct reflector *r, const json_t *old, const json_t *obj)
 {
 	static const char *const meta[] = { "generation", "labels", "annotations",
 					    "deletionTimestamp" };
 	const json_t *om = json_object_get(old, "metadata"), *nm = json_object_get(obj, "metadata");
+	uint64_t h;
 
 	if (r->d->route_kind < 0)
 		return false;
-	if (!json_equal(json_object_get(old, "spec"), json_object_get(obj, "spec")))
+	if (is_slim_route(old) ?
+	    !spec_hash(obj, &h) ||
+	    (uint64_t)json_integer_value(json_object_get(old, "specHash")) != h :
+		       !json_equal(json_object_get(old, "spec"), json_object_get(obj, "spec")))
 		return false;
 	for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++) {
 		const json_t *a = json_object_get(om, meta[i]), *b = json_object_get(nm, meta[i]);
@@ -332,22 +362,85 @@ static bool status_only(const struct reflector *r, const json_t *old, const json
 	return true;
 }
 
+/* Set key of to to from's key, if from has it; false without memory. */
+static bool copy_key(json_t *to, const json_t *from, const char *key)
+{
+	json_t *v = json_object_get(from, key);
+
+	return !v || !json_object_set(to, key, v);
+}
+
+/*
+ * Slim: a route as the store keeps it, only what is read back from it:
+ *   metadata   resourceVersion (a relist compares it), and what
+ *              status_only() compares as it is: generation, labels,
+ *              annotations, deletionTimestamp
+ *   specHash   the spec, for status_only(): a hash of its canonical text
+ *              (the API server bumps generation on every spec change of a
+ *              custom resource; the hash is for one that would not)
+ *   route      the status writer's part as one compact JSON text, parsed
+ *              when it writes (kube_watch_get()): apiVersion, kind, name,
+ *              namespace, uid, resourceVersion, spec.parentRefs and the
+ *              status, whole
+ * At 10k routes the whole objects were 34 MB of jansson nodes. NULL without
+ * memory (the caller keeps the whole object then).
+ */
+static json_t *slim_route(const json_t *obj)
+{
+	static const char *const meta[] = { "resourceVersion", "generation", "labels",
+					    "annotations", "deletionTimestamp" };
+	static const char *const route_meta[] = { "name", "namespace", "uid", "resourceVersion" };
+	const json_t *om = json_object_get(obj, "metadata");
+	json_t *e = json_object(), *md = json_object(), *route = json_object();
+	json_t *rmd = json_object(), *spec = json_object();
+	uint64_t h;
+	char *txt = NULL;
+	bool ok = e && md && route && rmd && spec && spec_hash(obj, &h);
+
+	for (size_t i = 0; ok && i < sizeof(meta) / sizeof(meta[0]); i++)
+		ok = copy_key(md, om, meta[i]);
+	for (size_t i = 0; ok && i < sizeof(route_meta) / sizeof(route_meta[0]); i++)
+		ok = copy_key(rmd, om, route_meta[i]);
+	ok = ok && copy_key(route, obj, "apiVersion") && copy_key(route, obj, "kind") &&
+	     !json_object_set(route, "metadata", rmd) &&
+	     copy_key(spec, json_object_get(obj, "spec"), "parentRefs") &&
+	     !json_object_set(route, "spec", spec) && copy_key(route, obj, "status");
+	if (ok)
+		txt = json_dumps(route, JSON_COMPACT);
+	ok = txt && !json_object_set(e, "metadata", md) &&
+	     !json_object_set_new(e, "specHash", json_integer((json_int_t)h)) &&
+	     !json_object_set_new(e, "route", json_string_nocheck(txt));
+	free(txt);
+	json_decref(md);
+	json_decref(route);
+	json_decref(rmd);
+	json_decref(spec);
+	if (!ok) {
+		json_decref(e);
+		return NULL;
+	}
+	return e;
+}
+
 static const char *rv_of(const json_t *obj);
 
 static void store_put(struct reflector *r, const char *key, json_t *obj)
 {
 	struct kube_watch *w = r->w;
-	json_t *old = json_object_get(w->objs[r->res], key);
+	json_t *old = json_object_get(w->objs[r->res], key), *slim;
 	bool quiet = old && status_only(r, old, obj);
 
 	/*
 	 * Slim: what the object itself says reaches the caller in the event;
 	 * the store keeps what a relist compares (at 10k Services the kept
 	 * EndpointSlices alone were a hundred MB): the resourceVersion as a
-	 * string, not an object around it (a third of the size).
+	 * string, not an object around it (a third of the size); of a route
+	 * what the status writer and status_only() read back.
 	 */
 	if (w->o.slim && r->d->route_kind < 0)
 		json_object_set_new(w->objs[r->res], key, json_string(rv_of(obj) ? rv_of(obj) : ""));
+	else if (w->o.slim && (slim = slim_route(obj)))
+		json_object_set_new(w->objs[r->res], key, slim);
 	else
 		json_object_set(w->objs[r->res], key, obj);
 	if (!quiet)
@@ -1130,6 +1223,13 @@ json_t *kube_watch_get(struct kube_watch *w, enum kube_res r, const char *ns, co
 	pthread_mutex_lock(&w->lock);
 	obj = json_incref(json_object_get(w->objs[r], key));
 	pthread_mutex_unlock(&w->lock);
+	if (is_slim_route(obj)) {
+		json_t *route = json_loads(json_string_value(json_object_get(obj, "route")), 0,
+					   NULL);
+
+		json_decref(obj);
+		return route;
+	}
 	return obj;
 }
 

@@ -79,12 +79,15 @@ struct kube_watch_opts {
 	int absent_retry_s;	/* 0: 60 */
 	enum kube_watch_list_mode watch_list;
 	/*
-	 * The store keeps whole objects of routes only (what the status writer
-	 * reads back); of the others only their resourceVersion, which is all
-	 * a relist compares. For a caller that keeps what it needs from the
+	 * The store keeps of routes what the status writer reads back
+	 * (kube_watch_get(): apiVersion, kind, name, namespace, uid,
+	 * resourceVersion, spec.parentRefs, status) and what tells a status
+	 * write from a change (generation, labels, annotations, a hash of the
+	 * spec); of the others only their resourceVersion, which is all a
+	 * relist compares. For a caller that keeps what it needs from the
 	 * events' objects (the incremental pipeline): kube_watch_fill_model()
-	 * is refused then, and a delete event's object is only that (the
-	 * resourceVersion, a JSON string; routes are kept whole). A
+	 * is refused then, and a delete event's object is only what the store
+	 * kept (not the object). A
 	 * list's objects are then stored (and their events queued) page by
 	 * page as they arrive, not when the list is complete: the caller
 	 * parses them while the list goes on (and must drain meanwhile: a
@@ -137,7 +140,10 @@ size_t kube_watch_drain(struct kube_watch *w, void (*fn)(void *ctx, const struct
  * in dg). Returns 0, -ENOMEM, or -EINVAL for a slim store.
  */
 int kube_watch_fill_model(struct kube_watch *w, struct model *m, struct diag *dg);
-/* A reference to the stored object (json_decref it), or NULL. */
+/*
+ * A reference to the stored object (json_decref it), or NULL. Of a slim
+ * store's route only what the status writer reads (see slim above).
+ */
 json_t *kube_watch_get(struct kube_watch *w, enum kube_res r, const char *ns, const char *name);
 /* Objects stored now, per resource and in all. */
 size_t kube_watch_count(struct kube_watch *w, enum kube_res r);
