@@ -13,6 +13,7 @@
 #include <string.h>
 #include <errno.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "image/image.h"
@@ -223,6 +224,19 @@ static int scan_step(struct manifest_cache *mc, struct pl *pl, const char *dir,
 	ret = manifest_cache_scan(mc, dir, &evs, &nr, &dg);
 	*nr_events = nr;
 	*parsed = manifest_cache_parsed(mc);
+	/* The scan's digest is manifest_digest()'s of the same files (the snapshot's key). */
+	if (!ret) {
+		struct diag ddg = { 0 };
+		uint64_t got = 0, want = 0;
+
+		if (manifest_cache_digest(mc, &got) || manifest_digest(dir, &want, &ddg) ||
+		    ddg.nr || got != want) {
+			test__printf("digest of the scan %016llx, manifest_digest %016llx\n",
+				     (unsigned long long)got, (unsigned long long)want);
+			ret = -EBADMSG;
+		}
+		diag_free(&ddg);
+	}
 	for (size_t i = 0; i < nr && !ret; i++) {
 		ret = pl_event(pl, &evs[i], &dg);
 		evs[i].obj = NULL;
@@ -308,6 +322,21 @@ void test_pipeline_manifest_cache(void)
 	}
 	snprintf(path, sizeof(path), "%s/bad.yaml", dir);
 	unlink(path);
+	/* A walk that reports something (a FIFO named .yaml) has no digest, as manifest_digest(). */
+	snprintf(path, sizeof(path), "%s/p.yaml", dir);
+	if (ASSERT_OK(mkfifo(path, 0600), "fifo")) {
+		struct model_event *evs = NULL;
+		struct diag dg = { 0 };
+		uint64_t d;
+		size_t nr = 0;
+
+		ASSERT_OK(manifest_cache_scan(mc, dir, &evs, &nr, &dg), "scan with a fifo");
+		ASSERT_GT(dg.nr, 0, "the fifo reported");
+		ASSERT_EQ(manifest_cache_digest(mc, &d), -ENODATA, "no digest");
+		model_events_free(evs, nr);
+		diag_free(&dg);
+		unlink(path);
+	}
 	/* One object in two files: only a whole load decides. */
 	ASSERT_OK(write_file(dir, "c.yaml", SVC("s1", "10.96.0.9")), "c");
 	{
@@ -322,7 +351,8 @@ void test_pipeline_manifest_cache(void)
 out:
 	pl_free(pl);
 	manifest_cache_free(mc);
-	for (const char *const *f = (const char *const[]){ "a.yaml", "b.yaml", "c.yaml", ".b.new", NULL };
+	for (const char *const *f = (const char *const[]){ "a.yaml", "b.yaml", "c.yaml", ".b.new",
+							    "p.yaml", NULL };
 	     *f; f++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, *f);
 		unlink(path);

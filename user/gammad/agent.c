@@ -677,6 +677,8 @@ static int feed_changes(struct agent *a, struct diag *dg, bool *full, size_t *ch
 	} else {
 		ret = manifest_cache_scan(a->mc, a->dir, &evs, &nr, dg);
 	}
+	/* The snapshot's key is then the scan's digest (agent_snap_keep). */
+	a->snap_scanned = !ret;
 	if (ret == -EAGAIN) {
 		struct model m;
 

@@ -86,6 +86,7 @@ struct agent {
 	 */
 	const char *snapshot;
 	bool snap_dirty;		/* committed since the running agent's last save */
+	bool snap_scanned;		/* the last commit's input: a->mc's scan (its digest) */
 	/*
 	 * Adopted: the route status file is the snapshot's, as written; the
 	 * first commit rewrites it only if DIR changed since the watch opened.

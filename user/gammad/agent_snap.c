@@ -168,13 +168,25 @@ void agent_snap_keep(struct agent *a, bool (*quiet)(void *ctx), void *ctx)
 		a->snap_dirty = false;
 		return;
 	}
-	ret = manifest_digest(a->dir, &digest, &dg);
-	if (ret || dg.nr) {
+	/*
+	 * The key of what the last commit read: its scan of the manifests
+	 * hashed every file as it read it (not read again here: 17 MiB more
+	 * peak RSS at 10k Services). A commit that loaded the tree whole (an
+	 * object in two files) walks it again, between two looks for an event.
+	 */
+	if (a->snap_scanned && a->mc && !manifest_cache_digest(a->mc, &digest)) {
+		pr_debug("snapshot key: the last scan's digest");
+	} else {
+		if (!quiet(ctx))
+			return;
+		ret = manifest_digest(a->dir, &digest, &dg);
+		if (ret || dg.nr) {
+			diag_free(&dg);
+			a->snap_dirty = false;	/* a walk with problems is never adopted from */
+			return;
+		}
 		diag_free(&dg);
-		a->snap_dirty = false;	/* a walk with problems is never adopted from */
-		return;
 	}
-	diag_free(&dg);
 	if (!quiet(ctx))
 		return;		/* a change came: after its commit */
 	agent_snap_save(a, (digest ^ options_key(a)) | 1, img, a->last_input_errors);

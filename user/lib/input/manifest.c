@@ -552,12 +552,29 @@ static bool first_visit(struct load *l, const struct stat *st, int *err)
 }
 
 static int cache_file(struct load *l, const char *path, int fd, const struct stat *st);
+static void cache_no_digest(struct manifest_cache *c);
 static int read_all(int fd, size_t size, char **out, size_t *len);
+
+/*
+ * One file's record in a digest: its name, identity, length read, times and
+ * content hash (hash_large()). manifest_digest() and the cache's scan add
+ * the same records in the same walk order, so they give the same digest
+ * for the same files.
+ */
+static uint64_t digest_add(uint64_t d, const char *path, dev_t dev, ino_t ino, size_t len,
+			   const struct timespec *mtime, uint64_t content)
+{
+	uint64_t rec[6] = { (uint64_t)dev, (uint64_t)ino, (uint64_t)len,
+			    (uint64_t)mtime->tv_sec, (uint64_t)mtime->tv_nsec, content };
+
+	return hash_bytes(rec, sizeof(rec), hash_bytes(path, strlen(path), d));
+}
+
+#define DIGEST_SEED 0x67616d6d6164ull
 
 /* manifest_digest(): the file's name, identity, times and content into the digest. */
 static int digest_file(struct load *l, const char *path, int fd, const struct stat *st)
 {
-	uint64_t rec[6];
 	size_t len;
 	char *buf;
 	int ret;
@@ -571,14 +588,9 @@ static int digest_file(struct load *l, const char *path, int fd, const struct st
 		diag_report(l->dg, LOG_ERROR, path, 0, NULL, "%s", strerror(-ret));
 		return ret == -ENOMEM ? ret : 0;
 	}
-	rec[0] = (uint64_t)st->st_dev;
-	rec[1] = (uint64_t)st->st_ino;
-	rec[2] = (uint64_t)len;
-	rec[3] = (uint64_t)st->st_mtim.tv_sec;
-	rec[4] = (uint64_t)st->st_mtim.tv_nsec;
-	rec[5] = hash_large(buf, len, 0);
+	*l->digest = digest_add(*l->digest, path, st->st_dev, st->st_ino, len, &st->st_mtim,
+				hash_large(buf, len, 0));
 	free(buf);
-	*l->digest = hash_bytes(rec, sizeof(rec), hash_bytes(path, strlen(path), *l->digest));
 	return 0;
 }
 
@@ -614,6 +626,8 @@ static int load_file(struct load *l, const char *path, bool top)
 		ret = cache_file(l, path, fd, &st);
 		goto out;
 	}
+	if (l->cache)
+		cache_no_digest(l->cache);	/* a pipe: manifest_digest() has none either */
 	if (l->digest) {
 		ret = digest_file(l, path, fd, &st);
 		goto out;
@@ -735,7 +749,7 @@ int manifest_load_path(struct model *m, const char *path, struct diag *dg)
 
 int manifest_digest(const char *path, uint64_t *out, struct diag *dg)
 {
-	uint64_t h = 0x67616d6d6164ull;
+	uint64_t h = DIGEST_SEED;
 	struct load l;
 	int ret;
 
@@ -760,7 +774,8 @@ struct mc_file {
 	ino_t ino;
 	struct timespec mtime;
 	off_t size;
-	uint64_t hash;		/* of the content */
+	size_t len;		/* bytes read (the digest's length) */
+	uint64_t hash;		/* of the content (hash_large(), as the digest's) */
 	struct mc_key *keys;	/* the objects it defines */
 	size_t nr_keys;
 	struct diag dg;		/* of its last parse */
@@ -779,7 +794,23 @@ struct manifest_cache {
 	char **names;		/* strings the last scan's DELETE events point to */
 	size_t nr_names, cap_names;
 	size_t parsed;
+	/* manifest_digest() of the files as the last scan read them */
+	uint64_t digest;
+	bool digest_ok;		/* the walk reported nothing, read regular files only */
 };
+
+static void cache_no_digest(struct manifest_cache *c)
+{
+	c->digest_ok = false;
+}
+
+int manifest_cache_digest(const struct manifest_cache *c, uint64_t *out)
+{
+	if (!c->digest_ok)
+		return -ENODATA;
+	*out = c->digest;
+	return 0;
+}
 
 static void names_free(struct manifest_cache *c)
 {
@@ -1001,6 +1032,7 @@ static int cache_file(struct load *l, const char *path, int fd, const struct sta
 	if (f && f->dev == st->st_dev && f->ino == st->st_ino && f->size == st->st_size &&
 	    f->mtime.tv_sec == st->st_mtim.tv_sec && f->mtime.tv_nsec == st->st_mtim.tv_nsec) {
 		f->seen = true;
+		c->digest = digest_add(c->digest, path, f->dev, f->ino, f->len, &f->mtime, f->hash);
 		return 0;	/* not even read */
 	}
 	ret = read_all(fd, (size_t)st->st_size, &buf, &len);
@@ -1010,7 +1042,9 @@ static int cache_file(struct load *l, const char *path, int fd, const struct sta
 			f->seen = true;	/* keep its objects: a failed read is no deletion */
 		return ret == -ENOMEM ? ret : 0;
 	}
-	hash = hash_bytes(buf, len, 0);
+	hash = hash_large(buf, len, 0);
+	/* What this scan read, parsed or not (a read that fails has none: reported). */
+	c->digest = digest_add(c->digest, path, st->st_dev, st->st_ino, len, &st->st_mtim, hash);
 	if (!f) {
 		f = calloc(1, sizeof(*f));
 		if (!f || strmap_put(&c->files, path, f, NULL)) {
@@ -1022,6 +1056,7 @@ static int cache_file(struct load *l, const char *path, int fd, const struct sta
 		f->dev = st->st_dev;
 		f->ino = st->st_ino;
 		f->size = st->st_size;
+		f->len = len;
 		f->mtime = st->st_mtim;
 		f->seen = true;
 		free(buf);
@@ -1067,6 +1102,7 @@ static int cache_file(struct load *l, const char *path, int fd, const struct sta
 	f->dev = st->st_dev;
 	f->ino = st->st_ino;
 	f->size = st->st_size;
+	f->len = len;
 	f->mtime = st->st_mtim;
 	f->seen = true;
 	return 0;
@@ -1106,6 +1142,7 @@ static int drop_unseen(struct manifest_cache *c)
 int manifest_cache_scan(struct manifest_cache *c, const char *path, struct model_event **evs,
 			size_t *nr, struct diag *dg)
 {
+	size_t reported = dg ? dg->nr : 0;
 	struct load l;
 	int ret;
 
@@ -1115,8 +1152,12 @@ int manifest_cache_scan(struct manifest_cache *c, const char *path, struct model
 	names_free(c);
 	load_init(&l, NULL, dg);
 	l.cache = c;
+	c->digest = DIGEST_SEED;
+	c->digest_ok = dg != NULL;	/* a walk that reports problems has no digest */
 	ret = load_any(&l, path, 0);
 	strmap_free(&l.seen);
+	if (ret || !dg || dg->nr != reported)
+		c->digest_ok = false;
 	if (!ret || ret == -E2BIG)
 		ret = drop_unseen(c);
 	if (!ret && c->dels.nr + c->puts.nr) {

@@ -94,5 +94,12 @@ int manifest_cache_scan(struct manifest_cache *c, const char *path, struct model
 void manifest_cache_diag(const struct manifest_cache *c, struct diag *out);
 /* Files the last scan read and parsed (changed content). */
 size_t manifest_cache_parsed(const struct manifest_cache *c);
+/*
+ * manifest_digest() of the files as the last scan read them (unchanged
+ * files as they were read last), without reading them again: 0, or
+ * -ENODATA when that scan failed or its walk reported anything (as
+ * manifest_digest()'s caller refuses a walk with problems) or read a pipe.
+ */
+int manifest_cache_digest(const struct manifest_cache *c, uint64_t *out);
 
 #endif
