@@ -124,6 +124,24 @@ static json_t *our_entry(json_t *route)
 	return NULL;
 }
 
+/* The store holds route name at the server's resourceVersion. */
+static bool stored_current(struct kube_server *ks, struct kube_watch *w, const char *name)
+{
+	char path[256];
+	json_t *srv, *got;
+	bool same;
+
+	snprintf(path, sizeof(path), ROUTES "%s", name);
+	srv = req_json(ks, "GET", path);
+	got = kube_watch_get(w, KUBE_HTTPROUTES, "app", name);
+	same = srv && got &&
+	       json_equal(json_object_get(json_object_get(srv, "metadata"), "resourceVersion"),
+			  json_object_get(json_object_get(got, "metadata"), "resourceVersion"));
+	json_decref(srv);
+	json_decref(got);
+	return same;
+}
+
 /* Wait for our entry in every route; the routes as they are then. */
 static bool wait_written(struct kube_server *ks, json_t **shared, json_t **broken)
 {
@@ -269,10 +287,13 @@ static void test_write_back(bool slim)
 
 	/* The same translation again: what the store holds says it is done. */
 	puts = stat_of(&ks, "status_puts");
-	for (int t = 0; t < 3000; t += 20) {
+	for (int t = 0; t < 10000 && !(stored_current(&ks, w, "shared") &&
+				       stored_current(&ks, w, "broken")); t += 20) {
 		kube_watch_drain(w, NULL, NULL);
 		nap_ms(20);
 	}
+	ASSERT_TRUE(stored_current(&ks, w, "shared") && stored_current(&ks, w, "broken"),
+		    "the store has the routes as written");
 	ASSERT_OK(kube_status_publish(st, &res), "publish again");
 	for (int t = 0; t < 2000; t += 20) {
 		kube_watch_drain(w, NULL, NULL);
