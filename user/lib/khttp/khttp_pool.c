@@ -393,7 +393,8 @@ struct kh_pools *kh_pools_new(const struct kh_pool_opts *o)
 		goto fail;
 	for (uint32_t s = 0; s < GAMMAD_KH_SLOTS_MAX; s++)
 		p->slots[s].fd = -1;
-	pools_flush(p);
+	if (!p->o.adopt)
+		pools_flush(p);
 	p->rb = ring_buffer__new(o->map_events, on_event, p, NULL);
 	if (!p->rb || epoll_ctl(p->ep, EPOLL_CTL_ADD, ring_buffer__epoll_fd(p->rb), &ev))
 		goto fail;
@@ -423,11 +424,16 @@ void kh_pools_free(struct kh_pools *p)
 	free(p);
 }
 
-int kh_pools_add(struct kh_pools *p, int netns_fd, const struct sockaddr *ep, socklen_t len)
+/*
+ * A pool of ep from netns_fd, without slots yet, as the last of p->pools
+ * (*pi); -EEXIST: kept already.
+ */
+static int kh_pools_add_empty(struct kh_pools *p, int netns_fd, const struct sockaddr *ep,
+			      socklen_t len, int *pi)
 {
 	struct kh_pool_u *pl;
 	uint64_t cookie = 0;
-	int fd, err, pi;
+	int fd, err;
 
 	if (len > sizeof(pl->ep) || (ep->sa_family != AF_INET && ep->sa_family != AF_INET6))
 		return -EINVAL;
@@ -440,8 +446,8 @@ int kh_pools_add(struct kh_pools *p, int netns_fd, const struct sockaddr *ep, so
 		p->pools = np;
 		p->cap = cap;
 	}
-	pi = (int)p->nr_pools;
-	pl = &p->pools[pi];
+	*pi = (int)p->nr_pools;
+	pl = &p->pools[*pi];
 	memset(pl, 0, sizeof(*pl));
 	memcpy(&pl->ep, ep, len);
 	pl->len = len;
@@ -470,20 +476,39 @@ int kh_pools_add(struct kh_pools *p, int netns_fd, const struct sockaddr *ep, so
 	}
 	for (size_t i = 0; i < p->nr_pools; i++)
 		if (!memcmp(&p->pools[i].key, &pl->key, sizeof(pl->key))) {
-			err = 0;	/* kept already */
+			err = -EEXIST;
 			goto fail;
 		}
 	p->nr_pools++;
+	return 0;
+fail:
+	if (pl->netns_fd >= 0)
+		close(pl->netns_fd);
+	return err;
+}
+
+/* Undo kh_pools_add_empty (no slot armed yet). */
+static void pool_drop_last(struct kh_pools *p)
+{
+	struct kh_pool_u *pl = &p->pools[--p->nr_pools];
+
+	if (pl->netns_fd >= 0)
+		close(pl->netns_fd);
+}
+
+int kh_pools_add(struct kh_pools *p, int netns_fd, const struct sockaddr *ep, socklen_t len)
+{
+	int err, pi;
+
+	err = kh_pools_add_empty(p, netns_fd, ep, len, &pi);
+	if (err)
+		return err == -EEXIST ? 0 : err;	/* kept already */
 	for (unsigned int i = 0; i < p->o.per_pool; i++) {
 		err = pool_grow(p, pi);
 		if (err)
 			return err;
 	}
 	return 0;
-fail:
-	if (pl->netns_fd >= 0)
-		close(pl->netns_fd);
-	return err;
 }
 
 /* The pool key of ep from the netns with cookie netns_cookie. */
@@ -590,4 +615,168 @@ int kh_pools_slot_fd(const struct kh_pools *p, uint32_t slot)
 uint64_t kh_pools_slot_srv(const struct kh_pools *p, uint32_t slot)
 {
 	return slot < GAMMAD_KH_SLOTS_MAX && p->slots[slot].fd >= 0 ? p->slots[slot].srv : 0;
+}
+
+/* ---- restarts: the pools go to a successor agent (khttp_pool.h) ---------- */
+
+int kh_pools_each_slot(const struct kh_pools *p, int (*fn)(void *ctx, uint32_t slot, int fd),
+		       void *ctx)
+{
+	for (uint32_t s = 0; s < p->next_slot; s++) {
+		int err;
+
+		/* a relayed one is the caller's (its client lags): not handed over */
+		if (p->slots[s].fd < 0 || p->slots[s].relayed)
+			continue;
+		err = fn(ctx, s, p->slots[s].fd);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+void kh_pools_release(struct kh_pools *p)
+{
+	if (!p)
+		return;
+	/* our copies only: the successor holds the same sockets, the maps are its */
+	for (uint32_t s = 0; s < p->next_slot; s++)
+		if (p->slots[s].fd >= 0)
+			close(p->slots[s].fd);
+	for (size_t i = 0; i < p->nr_pools; i++)
+		if (p->pools[i].netns_fd >= 0)
+			close(p->pools[i].netns_fd);
+	p->next_slot = 0;
+	p->nr_pools = 0;
+	kh_pools_free(p);
+}
+
+/* Slot s of pool pi with the predecessor's socket fd (ours now): as it was. */
+static int slot_take(struct kh_pools *p, uint32_t s, int pi, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLHUP, .data.u64 = s };
+	socklen_t clen = sizeof(uint64_t);
+	uint64_t cookie = 0, srv = 0;
+	uint32_t at;
+
+	/* the socket the kernel has for this slot, no other */
+	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &clen))
+		return -errno;
+	if (bpf_map_lookup_elem(p->o.map_upc, &cookie, &at) || at != s)
+		return -ESTALE;
+	if (p->o.map_svs > 0 && bpf_map_lookup_elem(p->o.map_svs, &s, &srv))
+		srv = 0;
+	/* a hang-up while nobody watched is reported at once */
+	if (epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &ev))
+		return -errno;
+	p->slots[s] = (struct kh_slot_u){ .fd = fd, .pool = pi, .cookie = cookie, .srv = srv };
+	return 0;
+}
+
+/*
+ * Slot s of pool pi came without its socket: as after the backend's
+ * hang-up, a client between responses claims anew, one in the middle of a
+ * response is cut; armed again.
+ */
+static void slot_lost(struct kh_pools *p, uint32_t s, int pi)
+{
+	struct gammad_kh_slot sv;
+
+	if (!bpf_map_lookup_elem(p->o.map_slot, &s, &sv) && sv.owner != GAMMAD_KH_OWNER_FREE &&
+	    sv.owner != GAMMAD_KH_OWNER_DEAD && sv.req_seq != sv.r.resp_seq && p->o.cut)
+		p->o.cut(p->o.ctx, sv.owner);
+	sv = (struct gammad_kh_slot){ .owner = GAMMAD_KH_OWNER_DEAD };
+	bpf_map_update_elem(p->o.map_slot, &s, &sv, BPF_ANY);
+	p->slots[s] = (struct kh_slot_u){ .fd = -1, .pool = pi };
+	slot_rearm(p, s);
+}
+
+int kh_pools_adopt(struct kh_pools *p, int netns_fd, const struct sockaddr *ep, socklen_t len,
+		   int *fds)
+{
+	struct kh_pool_u *pl;
+	uint32_t j = 0;
+	int err, pi;
+
+	err = kh_pools_add_empty(p, netns_fd, ep, len, &pi);
+	if (err)
+		return err;
+	pl = &p->pools[pi];
+	if (bpf_map_lookup_elem(p->o.map_pool, &pl->key, &pl->val)) {
+		err = -errno;
+		pool_drop_last(p);
+		return err;
+	}
+	for (uint32_t i = 0; i < pl->val.nr && i < GAMMAD_KH_POOL_MAX; i++) {
+		uint32_t s = pl->val.slots[i];
+		int fd;
+
+		if (s >= GAMMAD_KH_SLOTS_MAX || p->slots[s].fd >= 0)
+			continue;	/* not a slot of ours to take */
+		pl->val.slots[j++] = s;
+		if (s >= p->next_slot)
+			p->next_slot = s + 1;
+		fd = fds[s];
+		fds[s] = -1;
+		err = fd >= 0 ? slot_take(p, s, pi, fd) : -ENOENT;
+		if (!err)
+			continue;
+		if (fd >= 0)
+			close(fd);
+		slot_lost(p, s, pi);
+	}
+	pl->val.nr = j;
+	return pool_write(p, pi);
+}
+
+void kh_pools_adopt_done(struct kh_pools *p, int *fds)
+{
+	struct gammad_kh_pool_key k, next;
+	bool *used = calloc(GAMMAD_KH_SLOTS_MAX, sizeof(*used));
+	struct gammad_kh_pool v;
+	void *kp = NULL;
+
+	if (!used)
+		return;
+	for (size_t i = 0; i < p->nr_pools; i++)
+		for (uint32_t j = 0; j < p->pools[i].val.nr; j++)
+			used[p->pools[i].val.slots[j]] = true;
+	/* pinned pools nobody adopted (their netns went): gone, their slots dead */
+	while (!bpf_map_get_next_key(p->o.map_pool, kp, &next)) {
+		bool ours = false;
+
+		k = next;
+		kp = &k;
+		for (size_t i = 0; i < p->nr_pools && !ours; i++)
+			ours = !memcmp(&p->pools[i].key, &k, sizeof(k));
+		if (ours || bpf_map_lookup_elem(p->o.map_pool, &k, &v))
+			continue;
+		for (uint32_t j = 0; j < v.nr && j < GAMMAD_KH_POOL_MAX; j++) {
+			struct gammad_kh_slot dead = { .owner = GAMMAD_KH_OWNER_DEAD };
+			uint32_t s = v.slots[j];
+
+			if (s >= GAMMAD_KH_SLOTS_MAX || used[s])
+				continue;
+			bpf_map_update_elem(p->o.map_slot, &s, &dead, BPF_ANY);
+			bpf_map_delete_elem(p->o.map_up, &s);
+		}
+		if (!bpf_map_delete_elem(p->o.map_pool, &k))
+			kp = NULL;	/* deleted: from the start again */
+	}
+	/* sockets of no adopted pool: their cookies leave the map, they close */
+	for (uint32_t s = 0; s < GAMMAD_KH_SLOTS_MAX; s++) {
+		socklen_t clen = sizeof(uint64_t);
+		uint64_t cookie;
+
+		if (fds[s] < 0)
+			continue;
+		if (!getsockopt(fds[s], SOL_SOCKET, SO_COOKIE, &cookie, &clen))
+			bpf_map_delete_elem(p->o.map_upc, &cookie);
+		close(fds[s]);
+		fds[s] = -1;
+	}
+	for (uint32_t s = p->next_slot; s-- > 0;)
+		if (!used[s])
+			p->free_ids[p->nr_free++] = s;
+	free(used);
 }

@@ -32,6 +32,7 @@
 #ifndef GAMMAD_KHTTP_POOL_H
 #define GAMMAD_KHTTP_POOL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -61,6 +62,12 @@ struct kh_pool_opts {
 	 */
 	int map_svk, map_svs, map_lep;
 	unsigned int per_pool;		/* free upstreams to keep per pool (<= 16) */
+	/*
+	 * A successor agent's start (user/gammad/handover.c): the pools an
+	 * earlier agent left in gammad_khpool_v1 stay for kh_pools_adopt()
+	 * instead of being flushed.
+	 */
+	bool adopt;
 	/* A client whose upstream died in the middle of a response (its cookie). */
 	void (*cut)(void *ctx, uint64_t client_cookie);
 	/* A client whose close-delimited response just ended with its upstream's close. */
@@ -95,5 +102,31 @@ int kh_pools_run(struct kh_pools *p);
 int kh_pools_slot_fd(const struct kh_pools *p, uint32_t slot);
 /* The cookie of a slot's same-node server socket (0: not paired), for tests and the view. */
 uint64_t kh_pools_slot_srv(const struct kh_pools *p, uint32_t slot);
+
+/*
+ * Restarts (user/gammad/handover.c). The running agent: fn(ctx, slot, fd)
+ * for every armed slot but a relayed one (stops at fn's first error), then,
+ * once the successor took over, kh_pools_release(): its copies of the
+ * sockets closed, every map left as it is (they are the successor's).
+ */
+int kh_pools_each_slot(const struct kh_pools *p, int (*fn)(void *ctx, uint32_t slot, int fd),
+		       void *ctx);
+void kh_pools_release(struct kh_pools *p);
+/*
+ * The successor (kh_pool_opts.adopt): the pool of ep from netns_fd as the
+ * pinned maps have it, its slots with the predecessor's sockets fds[slot]
+ * (GAMMAD_KH_SLOTS_MAX of them, -1: none; taken ones set to -1). A slot
+ * keeps its id, owner and response state, so a client in the middle of a
+ * response keeps getting it; one whose socket did not come (or is not the
+ * one the kernel has for it) is armed anew, its client in the middle of a
+ * response cut. 0, or -errno (-ENOENT: no such pinned pool).
+ */
+int kh_pools_adopt(struct kh_pools *p, int netns_fd, const struct sockaddr *ep, socklen_t len,
+		   int *fds);
+/*
+ * After the last kh_pools_adopt(): pinned pools not adopted go (their
+ * slots dead), the sockets left in fds are closed, free slot ids reused.
+ */
+void kh_pools_adopt_done(struct kh_pools *p, int *fds);
 
 #endif
