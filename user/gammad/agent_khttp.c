@@ -17,6 +17,7 @@
 #include "khttp/khttp_pool.h"
 #include "agent.h"
 #include "agent_khttp.h"
+#include "handover.h"
 #include "steer.h"
 
 /* Free upstreams kept per pool ahead of the first request (a claim adds one). */
@@ -103,14 +104,20 @@ static void kh_slow(void *ctx, uint64_t client_cookie, uint32_t slot, int upstre
 	engine_kernel_reset(a->engine, client_cookie);
 }
 
+static bool grow(void **p, size_t *cap, size_t nr, size_t size);
+static void kh_adopt(struct agent *a, int *fds);
+
 int agent_kh_start(struct agent *a)
 {
 	struct kh_pool_opts po = { .per_pool = KH_PER_POOL, .cut = kh_cut, .eof = kh_eof,
 				   .slow = kh_slow, .ctx = a };
+	/* a predecessor's pools (handover.h): adopted, not flushed */
+	int *fds = handover_kh_fds(a->ho_prev);
 	struct agent_kh *k;
 
 	if (!a->kh_dp || !a->steer)
 		return 0;
+	po.adopt = fds != NULL;
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return -ENOMEM;
@@ -144,7 +151,105 @@ int agent_kh_start(struct agent *a)
 		.slot = po.map_slot,
 	});
 	a->khp = k;
+	if (fds)
+		kh_adopt(a, fds);
 	return 0;
+}
+
+/* ---- restarts (handover.h) ------------------------------------------------ */
+
+/* The netns the steering took over, to find a pinned pool's by its cookie. */
+struct kh_adopt_ns {
+	uint64_t cookie;
+	int fd;
+};
+
+static void adopt_ns_find(void *ctx, int netns_fd, uint64_t cookie)
+{
+	struct kh_adopt_ns *f = ctx;
+
+	if (f->fd < 0 && cookie == f->cookie)
+		f->fd = dup(netns_fd);	/* the steer's may close once its lock is released */
+}
+
+/*
+ * The pools the agent we replace left pinned, with its upstream sockets
+ * (fds by slot): every pool of a netns the steering took over is ours as
+ * it was, slots, owners, responses in flight and all; agent_kh_sync keeps
+ * or closes them as any other.
+ */
+static void kh_adopt(struct agent *a, int *fds)
+{
+	struct agent_kh *k = a->khp;
+	int fd = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_POOL);
+	struct gammad_kh_pool_key key, next;
+	size_t nr = 0, lost = 0;
+	void *kp = NULL;
+
+	while (fd >= 0 && !bpf_map_get_next_key(fd, kp, &next)) {
+		struct kh_adopt_ns f = { .cookie = next.netns_cookie, .fd = -1 };
+		struct sockaddr_storage ss = { 0 };
+		socklen_t len;
+		int err;
+
+		key = next;
+		kp = &key;
+		if (key.family == AF_INET) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+			s4->sin_family = AF_INET;
+			s4->sin_port = key.port;
+			memcpy(&s4->sin_addr, key.addr, 4);
+			len = sizeof(*s4);
+		} else if (key.family == AF_INET6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+			s6->sin6_family = AF_INET6;
+			s6->sin6_port = key.port;
+			memcpy(&s6->sin6_addr, key.addr, 16);
+			len = sizeof(*s6);
+		} else {
+			continue;
+		}
+		steer_each_netns(a->steer, adopt_ns_find, &f);
+		if (f.fd < 0)
+			continue;	/* its pod went: kh_pools_adopt_done drops it */
+		if (!grow((void **)&k->kept, &k->cap, k->nr_kept, sizeof(*k->kept))) {
+			close(f.fd);
+			break;
+		}
+		err = kh_pools_adopt(k->pools, f.fd, (struct sockaddr *)&ss, len, fds);
+		close(f.fd);
+		if (err) {
+			lost++;
+			continue;
+		}
+		k->kept[k->nr_kept++] = (struct kh_want){ .netns_cookie = key.netns_cookie,
+							  .ep = ss, .len = len, .seen = true };
+		nr++;
+	}
+	kh_pools_adopt_done(k->pools, fds);
+	pr_info("kernel HTTP data path: adopted %zu upstream pools of the agent we replace%s", nr,
+		lost ? " (some not: their clients' next requests go to the engine)" : "");
+}
+
+/* handover_kh_each_fn: our upstream sockets to the successor. */
+static int kh_send_slot(void *ctx, uint32_t slot, int fd)
+{
+	return handover_kh_send(ctx, slot, fd);
+}
+
+static int kh_export(void *ctx, struct handover *h)
+{
+	struct agent *a = ctx;
+
+	return a->khp ? kh_pools_each_slot(a->khp->pools, kh_send_slot, h) : 0;
+}
+
+void agent_kh_handover(struct agent *a)
+{
+	if (a->khp)
+		handover_set_kh(a->ho_next, kh_export, a);
 }
 
 /* ---- which pools: the endpoints of the kernel tables' backends x the pods' netns ---- */
@@ -368,7 +473,11 @@ void agent_kh_run(struct agent *a)
 void agent_kh_free(struct agent *a)
 {
 	if (a->khp) {
-		kh_pools_free(a->khp->pools);
+		/* handed over: the sockets and the maps are the successor's now */
+		if (a->handed_over && handover_kh_given(a->ho_next))
+			kh_pools_release(a->khp->pools);
+		else
+			kh_pools_free(a->khp->pools);
 		free(a->khp->kept);
 		free(a->khp);
 		a->khp = NULL;

@@ -34,6 +34,12 @@ void agent_kh_sync(struct agent *a);
 /* The pools' pollable fd (-1: none) and their work, in the agent's loop. */
 int agent_kh_fd(const struct agent *a);
 void agent_kh_run(struct agent *a);
+/*
+ * Once a->ho_next listens: a successor that runs the path too takes the
+ * pools' upstream sockets and the connections the kernel may serve
+ * (handover.h); agent_kh_start adopts them on its side.
+ */
+void agent_kh_handover(struct agent *a);
 void agent_kh_free(struct agent *a);
 
 #endif

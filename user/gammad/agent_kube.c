@@ -298,7 +298,8 @@ static int run_pass(struct agent *a, struct agent_kube *ak, bool once)
 	}
 	/* Serving: a successor may take over from here on (handover.h). */
 	if (!ret && !a->ho_next && !once)
-		handover_listen(a->pin_dir, &a->ho_next);	/* failure logged: no handover */
+		if (!handover_listen(a->pin_dir, &a->ho_next))	/* failure logged: no handover */
+			agent_kh_handover(a);
 	return ret;
 }
 

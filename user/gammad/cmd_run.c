@@ -690,7 +690,8 @@ int cmd_run(int argc, char **argv)
 	if (!once && strcmp(metrics_addr, "off") && metrics_addr_check(metrics_addr))
 		return EXIT_FATAL;	/* before a running agent is asked */
 	if (!once) {
-		ret = handover_take(pin_dir, http_engine ? (uint16_t)engine_port : 0, &a.ho_prev);
+		ret = handover_take(pin_dir, http_engine ? (uint16_t)engine_port : 0,
+				    http_engine && a.kernel_http, &a.ho_prev);
 		if (ret == -EBUSY)
 			pr_err("an agent runs on pin dir %s: stop it first (a restart beside the "
 			       "running agent hands over only with the HTTP engine on both)", pin_dir);
@@ -808,7 +809,8 @@ int cmd_run(int argc, char **argv)
 	if (!ret && http_engine)
 		ret = agent_engine_ready(&a);
 	if (!ret && !once)
-		handover_listen(pin_dir, &a.ho_next);	/* failure logged: no handover */
+		if (!handover_listen(pin_dir, &a.ho_next))	/* failure logged: no handover */
+			agent_kh_handover(&a);
 	if (!once && !ret)
 		ret = watch_loop(&a, &w, fp, resync_s);
 	if (a.handed_over)

@@ -16,6 +16,7 @@
 #include "base/hashmap.h"
 #include "base/log.h"
 #include "engine/engine.h"
+#include "gammad/maps.h"
 #include "handover.h"
 #include "steer.h"
 
@@ -31,6 +32,15 @@ enum ho_type {
 	HO_NS_END,	/* old -> new: that was all */
 	HO_GO,		/* new -> old: stop accepting, send the connections */
 	HO_CONN,	/* old -> new: a client connection at a request boundary, fd */
+	/*
+	 * The kernel HTTP path (both agents run it, HELLO's kh): between the NS
+	 * records an upstream socket per slot (fd), NS_END's kh then says the
+	 * pinned pools are the successor's to adopt; a connection the kernel
+	 * may serve is HO_KCONN, HO_CONN with its client's cookie after it.
+	 * An agent that predates these never sends them, nor gets them.
+	 */
+	HO_KH_UP,	/* old -> new: the upstream socket of a slot, fd */
+	HO_KCONN,	/* old -> new: HO_CONN + uint64_t kernel cookie */
 };
 
 /* Its layout is the protocol between two builds: change it, bump HO_VERSION. */
@@ -41,7 +51,14 @@ struct ho_msg {
 	union {
 		struct {
 			uint16_t engine_port;
+			uint8_t kh;		/* the successor takes the kernel path's sockets */
 		} hello;
+		struct {
+			uint8_t kh;		/* the pools were handed over (HO_KH_UP) */
+		} ns_end;
+		struct {
+			uint32_t slot;
+		} kh_up;
 		struct {
 			uint64_t id, ino, cookie;
 			uint32_t nr_pods;
@@ -73,7 +90,15 @@ struct handover {
 	bool thread_on;
 	struct steer *steer;
 	struct engine *engine;
-	uint64_t adopted, dropped;
+	uint64_t adopted, dropped, kernel;
+	/* new agent: the predecessor's upstream sockets by slot, NULL: none handed over */
+	int *kh_fds;
+	size_t nr_kh;
+	/* running agent: the kernel path's part (handover_set_kh) */
+	handover_kh_each_fn kh_each;
+	void *kh_ctx;
+	bool succ_kh;		/* the successor takes them */
+	bool kh_given;		/* and it took them: the kernel path's connections go too */
 };
 
 static uint64_t now_ms(void)
@@ -113,11 +138,14 @@ static int peer_ok(int fd)
 	return cr.uid == geteuid() || cr.uid == 0 ? 0 : -EPERM;
 }
 
-static int ho_send(int fd, struct ho_msg *m, const int *fds, int nr_fds, int flags)
+/* extra: HO_KCONN's cookie after the message (NULL: none). */
+static int ho_send_x(int fd, struct ho_msg *m, const uint64_t *extra, const int *fds, int nr_fds,
+		     int flags)
 {
 	char cbuf[CMSG_SPACE(sizeof(int) * HO_MAX_FDS)] = { 0 };
-	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct iovec iov[2] = { { .iov_base = m, .iov_len = sizeof(*m) },
+				{ .iov_base = (void *)extra, .iov_len = sizeof(*extra) } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = extra ? 2 : 1 };
 	ssize_t n;
 
 	m->magic = HO_MAGIC;
@@ -138,18 +166,26 @@ static int ho_send(int fd, struct ho_msg *m, const int *fds, int nr_fds, int fla
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
-	return n == (ssize_t)sizeof(*m) ? 0 : -EPROTO;
+	return n == (ssize_t)(sizeof(*m) + (extra ? sizeof(*extra) : 0)) ? 0 : -EPROTO;
+}
+
+static int ho_send(int fd, struct ho_msg *m, const int *fds, int nr_fds, int flags)
+{
+	return ho_send_x(fd, m, NULL, fds, nr_fds, flags);
 }
 
 /*
  * One message with up to HO_MAX_FDS fds (-1 where none came), waiting up to
  * timeout_ms (-1: for ever). 0, -ECONNRESET at the peer's end, -errno.
  */
-static int ho_recv(int fd, struct ho_msg *m, int *fds, int *nr_fds, int timeout_ms)
+static int ho_recv_x(int fd, struct ho_msg *m, uint64_t *extra, int *fds, int *nr_fds,
+		     int timeout_ms)
 {
 	char cbuf[CMSG_SPACE(sizeof(int) * HO_MAX_FDS)];
-	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+	uint64_t x = 0;
+	struct iovec iov[2] = { { .iov_base = m, .iov_len = sizeof(*m) },
+				{ .iov_base = &x, .iov_len = sizeof(x) } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = cbuf,
 			     .msg_controllen = sizeof(cbuf) };
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	struct cmsghdr *c;
@@ -189,7 +225,11 @@ static int ho_recv(int fd, struct ho_msg *m, int *fds, int *nr_fds, int timeout_
 	}
 	if (!n)
 		return -ECONNRESET;
-	if (n != (ssize_t)sizeof(*m) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+	if (n == (ssize_t)(sizeof(*m) + sizeof(x)) && m->type == HO_KCONN && extra)
+		*extra = x;	/* the one message that carries more */
+	else if (n != (ssize_t)sizeof(*m) || m->type == HO_KCONN)
+		n = -1;
+	if (n < 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 	    m->magic != HO_MAGIC || m->version != HO_VERSION) {
 		for (int i = 0; i < *nr_fds; i++)
 			close(fds[i]);
@@ -197,6 +237,11 @@ static int ho_recv(int fd, struct ho_msg *m, int *fds, int *nr_fds, int timeout_
 		return -EPROTO;
 	}
 	return 0;
+}
+
+static int ho_recv(int fd, struct ho_msg *m, int *fds, int *nr_fds, int timeout_ms)
+{
+	return ho_recv_x(fd, m, NULL, fds, nr_fds, timeout_ms);
 }
 
 static void close_fds(int *fds, int n)
@@ -219,6 +264,11 @@ static void exports_close(struct handover *h)
 	free(h->nss);
 	h->nss = NULL;
 	h->nr_nss = 0;
+	for (size_t i = 0; h->kh_fds && i < GAMMAD_KH_SLOTS_MAX; i++)
+		if (h->kh_fds[i] >= 0)
+			close(h->kh_fds[i]);	/* not adopted */
+	free(h->kh_fds);
+	h->kh_fds = NULL;
 }
 
 void handover_free(struct handover *h)
@@ -250,7 +300,38 @@ static struct handover *ho_new(void)
 
 /* ---- the new agent -------------------------------------------------------- */
 
-int handover_take(const char *pin_dir, uint16_t port, struct handover **out)
+/* The predecessor's upstream sockets by slot, none yet. */
+static int kh_fds_alloc(struct handover *h)
+{
+	if (h->kh_fds)
+		return 0;
+	h->kh_fds = malloc(GAMMAD_KH_SLOTS_MAX * sizeof(*h->kh_fds));
+	if (!h->kh_fds)
+		return -ENOMEM;
+	for (size_t i = 0; i < GAMMAD_KH_SLOTS_MAX; i++)
+		h->kh_fds[i] = -1;
+	return 0;
+}
+
+/* An upstream socket of the predecessor's kernel HTTP pools (HO_KH_UP). */
+static int take_kh_up(struct handover *h, const struct ho_msg *m, int fd)
+{
+	uint32_t s = m->kh_up.slot;
+	int err = kh_fds_alloc(h);
+
+	if (err)
+		return err;
+	if (s >= GAMMAD_KH_SLOTS_MAX)
+		return -EPROTO;
+	if (h->kh_fds[s] >= 0)
+		close(h->kh_fds[s]);
+	else
+		h->nr_kh++;
+	h->kh_fds[s] = fd;
+	return 0;
+}
+
+int handover_take(const char *pin_dir, uint16_t port, bool kh, struct handover **out)
 {
 	struct handover *h = ho_new();
 	struct sockaddr_un a;
@@ -281,6 +362,7 @@ int handover_take(const char *pin_dir, uint16_t port, struct handover **out)
 		goto fail;
 	}
 	m.hello.engine_port = port;
+	m.hello.kh = kh;
 	err = ho_send(h->cfd, &m, NULL, 0, 0);
 	for (;;) {
 		struct steer_ns_export *v;
@@ -291,7 +373,17 @@ int handover_take(const char *pin_dir, uint16_t port, struct handover **out)
 			break;
 		if (m.type == HO_NS_END) {
 			close_fds(fds, nr);
+			if (!m.ns_end.kh && h->kh_fds)
+				err = -EPROTO;	/* sockets, but not told to adopt them */
+			if (m.ns_end.kh && !err)
+				err = kh_fds_alloc(h);	/* no upstream yet: the pools are ours */
 			break;
+		}
+		if (m.type == HO_KH_UP && kh && nr == 1) {
+			err = take_kh_up(h, &m, fds[0]);
+			if (err)
+				close(fds[0]);
+			continue;
 		}
 		if (m.type != HO_NS || nr != 2 + !!m.ns.v6) {
 			close_fds(fds, nr);
@@ -328,6 +420,9 @@ int handover_take(const char *pin_dir, uint16_t port, struct handover **out)
 	}
 	pr_info("http engine: took the listeners of %zu netns from the running agent",
 		h->nr_nss);
+	if (h->kh_fds)
+		pr_info("kernel HTTP data path: took %zu upstream sockets from the running agent",
+			h->nr_kh);
 	*out = h;
 	return 0;
 fail:
@@ -359,11 +454,13 @@ static void *take_conns(void *arg)
 
 	for (;;) {
 		struct engine_origin o = { 0 };
+		uint64_t cookie = 0;
 
-		err = ho_recv(h->cfd, &m, fds, &nr, -1);
+		err = ho_recv_x(h->cfd, &m, &cookie, fds, &nr, -1);
 		if (err)
 			break;
-		if (m.type != HO_CONN || nr != 1) {
+		if ((m.type != HO_CONN && m.type != HO_KCONN) || nr != 1 ||
+		    (m.type == HO_KCONN && !cookie)) {
 			close_fds(fds, nr);
 			err = -EPROTO;
 			break;
@@ -373,6 +470,9 @@ static void *take_conns(void *arg)
 		memcpy(o.client_ns, m.conn.client_ns, sizeof(o.client_ns));
 		memcpy(o.client_pod, m.conn.client_pod, sizeof(o.client_pod));
 		o.client_ns[sizeof(o.client_ns) - 1] = o.client_pod[sizeof(o.client_pod) - 1] = 0;
+		/* one the kernel may serve: it carries on there, its upstreams are ours now */
+		o.kernel_cookie = cookie;
+		h->kernel += !!cookie;
 		o.netns_ctx = steer_ns_ctx_of_prev(h->steer, m.conn.ns_id, &o.netns_cookie);
 		if (!o.netns_ctx) {
 			close(fds[0]);	/* its pod is gone here */
@@ -388,9 +488,9 @@ static void *take_conns(void *arg)
 	}
 	if (err != -ECONNRESET)
 		pr_warn("http engine: handover: receiving connections: %s", strerror(-err));
-	pr_info("http engine: handover done: %llu connections taken over, %llu dropped "
-		"(their pod gone)", (unsigned long long)h->adopted,
-		(unsigned long long)h->dropped);
+	pr_info("http engine: handover done: %llu connections taken over (%llu of the kernel "
+		"HTTP path), %llu dropped (their pod gone)", (unsigned long long)h->adopted,
+		(unsigned long long)h->kernel, (unsigned long long)h->dropped);
 	return NULL;
 }
 
@@ -502,10 +602,15 @@ int handover_serve(struct handover *h, struct steer *s, uint16_t port)
 	/* One successor: the address is its to listen on once it took over. */
 	close(h->lfd);
 	h->lfd = -1;
-	pr_info("http engine: a successor: handing over the listeners (no more applies here)");
+	h->succ_kh = m.hello.kh && h->kh_each;
+	pr_info("http engine: a successor: handing over the listeners%s (no more applies here)",
+		h->succ_kh ? " and the kernel HTTP path's upstreams" : "");
 	err = steer_export(s, send_ns, h);
+	/* our pools stay as they are until GO: this thread serves nothing else meanwhile */
+	if (!err && h->succ_kh)
+		err = h->kh_each(h->kh_ctx, h);
 	if (!err) {
-		m = (struct ho_msg){ .type = HO_NS_END };
+		m = (struct ho_msg){ .type = HO_NS_END, .ns_end.kh = h->succ_kh };
 		err = ho_send(h->cfd, &m, NULL, 0, 0);
 	}
 	/* Its first apply runs now; we keep accepting until its GO. */
@@ -516,8 +621,10 @@ int handover_serve(struct handover *h, struct steer *s, uint16_t port)
 		if (m.type != HO_GO)
 			err = -EPROTO;
 	}
-	if (!err)
+	if (!err) {
+		h->kh_given = h->succ_kh;
 		return 1;
+	}
 	pr_warn("http engine: the successor went away before taking over (%s): carrying on",
 		strerror(-err));
 abort:
@@ -532,8 +639,11 @@ abort:
 static int give_conn(void *ctx, int fd, const struct engine_origin *o, bool http)
 {
 	struct handover *h = ctx;
-	struct ho_msg m = { .type = HO_CONN };
+	struct ho_msg m = { .type = o->kernel_cookie ? HO_KCONN : HO_CONN };
 
+	/* one the kernel may serve, to a successor without our upstreams: it stays */
+	if (o->kernel_cookie && !h->kh_given)
+		return -EXDEV;
 	m.conn.ns_id = (uint64_t)(uintptr_t)o->netns_ctx;
 	m.conn.http = http;
 	m.conn.vip = o->vip;
@@ -541,7 +651,33 @@ static int give_conn(void *ctx, int fd, const struct engine_origin *o, bool http
 	memcpy(m.conn.client_ns, o->client_ns, sizeof(m.conn.client_ns));
 	memcpy(m.conn.client_pod, o->client_pod, sizeof(m.conn.client_pod));
 	/* never block the engine: a full socket is tried again next turn */
-	return ho_send(h->cfd, &m, &fd, 1, MSG_DONTWAIT);
+	return ho_send_x(h->cfd, &m, o->kernel_cookie ? &o->kernel_cookie : NULL, &fd, 1,
+			 MSG_DONTWAIT);
+}
+
+void handover_set_kh(struct handover *h, handover_kh_each_fn each, void *ctx)
+{
+	if (!h)
+		return;
+	h->kh_each = each;
+	h->kh_ctx = ctx;
+}
+
+int handover_kh_send(struct handover *h, uint32_t slot, int fd)
+{
+	struct ho_msg m = { .type = HO_KH_UP, .kh_up.slot = slot };
+
+	return ho_send(h->cfd, &m, &fd, 1, 0);
+}
+
+bool handover_kh_given(const struct handover *h)
+{
+	return h && h->kh_given;
+}
+
+int *handover_kh_fds(struct handover *h)
+{
+	return h ? h->kh_fds : NULL;
 }
 
 void handover_drain(struct handover *h, struct steer *s, struct engine *e)

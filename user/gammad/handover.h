@@ -41,6 +41,7 @@
 #ifndef GAMMAD_HANDOVER_H
 #define GAMMAD_HANDOVER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define HANDOVER_DRAIN_MS	30000	/* the old agent's last connections are closed then */
@@ -55,10 +56,11 @@ struct handover;
  * running on pin_dir (port: our --engine-port, 0 without the engine).
  * 0 and *out: taken (then handover_adopt, handover_go); -ENOENT: no agent
  * runs (start fresh); -EBUSY: one runs and port is 0; other -errno: one
- * runs but the handover failed (logged). Unless 0 or -ENOENT the running
+ * runs but the handover failed (logged). kh: we run the kernel HTTP path
+ * and take its upstream sockets and connections (handover_kh_fds). Unless 0 or -ENOENT the running
  * agent carries on and this one must not run beside it (exit).
  */
-int handover_take(const char *pin_dir, uint16_t port, struct handover **out);
+int handover_take(const char *pin_dir, uint16_t port, bool kh, struct handover **out);
 /* Before steer_start(): the taken netns and listeners go to s. */
 void handover_adopt(struct handover *h, struct steer *s);
 /*
@@ -82,6 +84,23 @@ int handover_poll_fd(const struct handover *h);
 int handover_serve(struct handover *h, struct steer *s, uint16_t port);
 /* After handover_serve() == 1: stop accepting, give every connection away, wait for the last. */
 void handover_drain(struct handover *h, struct steer *s, struct engine *e);
+
+/*
+ * The kernel HTTP path (agent_khttp.c). Running agent: each(ctx, h) calls
+ * handover_kh_send() for every upstream socket of its pools when a
+ * successor that runs the path too takes over; after handover_serve() == 1
+ * handover_kh_given() tells whether it took them (then the pools are its:
+ * kh_pools_release, and the connections the kernel may serve go to it with
+ * the others; otherwise they stay here and close at the end, as before).
+ * New agent: handover_kh_fds() is the predecessor's sockets by slot
+ * (GAMMAD_KH_SLOTS_MAX entries, -1: none; adopt them and set -1), NULL when
+ * it handed no pools over (then the pinned pools are stale: flush them).
+ */
+typedef int (*handover_kh_each_fn)(void *ctx, struct handover *h);
+void handover_set_kh(struct handover *h, handover_kh_each_fn each, void *ctx);
+int handover_kh_send(struct handover *h, uint32_t slot, int fd);
+bool handover_kh_given(const struct handover *h);
+int *handover_kh_fds(struct handover *h);
 
 /* Waits for a receiving thread to see its predecessor's end. */
 void handover_free(struct handover *h);

@@ -247,8 +247,10 @@ int engine_adopt_http(struct engine *e, int fd, const struct engine_origin *o);
 /*
  * give(ctx, fd, origin, http): pass fd (and what the successor needs) on;
  * 0: passed (the engine then closes its own fd, without shutdown: the socket
- * lives on in the successor), -EAGAIN: try again later, other -errno: the
- * successor is gone, stop handing over.
+ * lives on in the successor), -EAGAIN: try again later, -EXDEV: this one
+ * stays here (asked again next turn), other -errno: the successor is gone,
+ * stop handing over. origin.kernel_cookie goes too: the successor adopts
+ * it as one the kernel HTTP path may serve.
  */
 typedef int (*engine_give_fn)(void *ctx, int fd, const struct engine_origin *o, bool http);
 /*

@@ -51,10 +51,11 @@ static bool at_boundary(const struct cconn *c)
 	    c->log_pending || c->retry_at)
 		return false;
 	/*
-	 * One the kernel HTTP path may serve: its upstreams are this agent's
-	 * (kh_pools) and go with it, so it stays here and closes at the end.
+	 * One the kernel HTTP path may serve: as any other, once our answers no
+	 * longer wait for the kernel's and no FIN is due (give() keeps it here
+	 * when the successor does not take the kernel's upstreams).
 	 */
-	if (c->origin.kernel_cookie)
+	if (c->origin.kernel_cookie && (c->kh_hold || c->kh_eof))
 		return false;
 	return (c->state == CS_HEAD && !c->head_start) || c->state == CS_SNIFF;
 }
@@ -79,6 +80,8 @@ void eng_handoff_run(struct engine *e)
 		err = give(e->give_ctx, c->fd, &c->origin, c->state == CS_HEAD);
 		if (err == -EAGAIN)
 			break;		/* the successor is behind: next turn */
+		if (err == -EXDEV)
+			continue;	/* stays here */
 		if (err) {
 			pr_warn("engine: handing connections over: %s; the rest are served "
 				"here", strerror(-err));
