@@ -28,6 +28,7 @@
  * engine's again.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -383,6 +384,104 @@ out:
 	mc_loop_free(&l);
 }
 
+/*
+ * The kernel HTTP path (--kernel-http) across a restart, then an upgrade
+ * (another gammad binary file, the same map layout): the old agent hands
+ * over its pools' upstream sockets and the connections the kernel may
+ * serve (handover.h), the new one adopts the pinned slots and pools. The
+ * keep-alive connections (one fast, one whose 150 ms responses are in
+ * flight most of the time) and new connections see no failed request and
+ * no closed connection, every answer is the rule's, and after each old
+ * agent exited the kernel still serves: its counter grows by at least the
+ * fast loop's requests while nothing goes to the engine for want of an
+ * upstream.
+ */
+static void subtest_kernel(struct restart_env *e, const char *upgrade_bin)
+{
+	struct mc_place at_slow = e->at_v2;
+	struct mc_loop ka = { 0 }, slow = { 0 }, nc = { 0 };
+	size_t nka, nslow, nnc, at_exit[RESTARTS] = { 0 }, slow_exit = 0;
+	uint64_t served[RESTARTS][2] = { 0 }, engine[RESTARTS][2] = { 0 };
+	uint64_t by0[GAMMAD_KH_R_MAX], by1[GAMMAD_KH_R_MAX], s_, e_;
+	char *out = NULL;
+
+	at_slow.path = "/?delay=150ms";
+	if (!ASSERT_OK(mc_loop_start(&ka, &e->at_v1, e->echo4, 8080, MC_HTTP_KEEPALIVE,
+				     LOOP_MAX), "keep-alive loop") ||
+	    !ASSERT_OK(mc_loop_start(&slow, &at_slow, e->echo4, 8080, MC_HTTP_KEEPALIVE,
+				     LOOP_MAX), "slow keep-alive loop") ||
+	    !ASSERT_OK(mc_loop_start(&nc, &e->at_v2, e->echo4, 8080, MC_HTTP, LOOP_MAX),
+		       "new-connection loop"))
+		goto out;
+	wait_results(&ka, 50);
+	wait_results(&slow, 2);
+	wait_results(&nc, 20);
+	if (!ASSERT_OK(pinned_kh_counts(e->ag.pin_dir, &s_, &e_, by0), "kernel counters"))
+		goto out;
+	for (int i = 0; i < RESTARTS; i++) {
+		/* the second time another binary: an upgrade */
+		e->ag.bin = i ? upgrade_bin : NULL;
+		if (!restart_graceful(e))
+			goto out;
+		at_exit[i] = mc_loop_count(&ka);
+		slow_exit = mc_loop_count(&slow);
+		pinned_kh_counts(e->ag.pin_dir, &served[i][0], &engine[i][0], NULL);
+		/* the same connections, served by the new agent's pools alone */
+		wait_results(&ka, 100);
+		wait_results(&slow, 3);
+		wait_results(&nc, 30);
+		pinned_kh_counts(e->ag.pin_dir, &served[i][1], &engine[i][1], NULL);
+		test__printf("after %s %d: %llu served in the kernel, %llu handed to the engine\n",
+			     i ? "upgrade" : "restart", i + 1,
+			     (unsigned long long)(served[i][1] - served[i][0]),
+			     (unsigned long long)(engine[i][1] - engine[i][0]));
+		ASSERT_GE(served[i][1] - served[i][0], 100, "served in the kernel after the old "
+			  "agent exited");
+	}
+	e->ag.bin = NULL;
+	nka = mc_loop_stop(&ka);
+	nslow = mc_loop_stop(&slow);
+	nnc = mc_loop_stop(&nc);
+	pinned_kh_counts(e->ag.pin_dir, &s_, &e_, by1);
+	for (int r = 0; r < GAMMAD_KH_R_MAX; r++)
+		if (by1[r] != by0[r])
+			test__printf("  kernel HTTP reason %d: +%llu\n", r,
+				     (unsigned long long)(by1[r] - by0[r]));
+	test__printf("restart + upgrade: keep-alive %zu requests (old agents gone at %zu, %zu), "
+		     "slow keep-alive %zu, new connections %zu\n", nka, at_exit[0], at_exit[1],
+		     nslow, nnc);
+	test__printf("slowest keep-alive request %.1f ms, slowest connect() %.1f ms\n",
+		     max_us(ka.res, nka) / 1e3, max_us(nc.res, nnc) / 1e3);
+	print_errors("keep-alive", ka.res, nka);
+	print_errors("slow keep-alive", slow.res, nslow);
+	print_errors("new connections", nc.res, nnc);
+	ASSERT_GE(nka, at_exit[RESTARTS - 1] + 100, "keep-alive requests after the upgrade");
+	ASSERT_GE(nslow, slow_exit + 3, "slow keep-alive requests after the upgrade");
+	ASSERT_EQ(mc_count_errors(ka.res, nka), 0, "no failed request, the keep-alive connection kept");
+	ASSERT_EQ(mc_count_errors(slow.res, nslow), 0, "none on the slow one");
+	ASSERT_EQ(mc_count_errors(nc.res, nnc), 0, "no failed request, no refused connect");
+	ASSERT_EQ(count_from(ka.res, nka, "echo-v1"), nka, "keep-alive: the rule, every time");
+	ASSERT_EQ(count_from(slow.res, nslow, "echo-v1"), nslow, "slow: the rule, every time");
+	ASSERT_EQ(count_from(nc.res, nnc, "echo-v1"), nnc, "new connections: the rule, every time");
+	ASSERT_EQ(by1[GAMMAD_KH_R_NO_UPSTREAM] - by0[GAMMAD_KH_R_NO_UPSTREAM], 0,
+		  "no request went to the engine for want of an upstream");
+	ASSERT_EQ(agent_env_log_count(&e->ag, "upstream sockets from the running agent"), RESTARTS,
+		  "the pools' sockets handed over");
+	ASSERT_EQ(agent_env_log_count(&e->ag, "handover done: "), RESTARTS,
+		  "connections handed over");
+	ASSERT_EQ(agent_env_log_count(&e->ag, "(0 of the kernel HTTP path)"), 0,
+		  "the kernel-served ones among them");
+	lab_run_capture(&out, "grep -h 'handed over in\\|handover done\\|upstream sockets\\|"
+			"upstream pools of' %s", e->ag.log);
+	test__printf("%s", out ? out : "");
+	free(out);
+out:
+	e->ag.bin = NULL;
+	mc_loop_free(&ka);
+	mc_loop_free(&slow);
+	mc_loop_free(&nc);
+}
+
 void test_engine_restart(void)
 {
 	static const char *const args[] = { "--http-engine", "--resync", "1", NULL };
@@ -414,5 +513,48 @@ void test_engine_restart(void)
 		subtest_handover_wait(&e);
 cleanup:
 	agent_env_fini(&e.ag);
+	lab_env_fini(&e.lab);
+}
+
+/* The same graceful restart with the kernel HTTP path on, then an upgrade (subtest_kernel). */
+void test_engine_restart_kernel(void)
+{
+	static const char *const args[] = { "--http-engine", "--kernel-http", "--resync", "1",
+					    NULL };
+	struct restart_env e = { 0 };
+	char bin[64], src[PATH_MAX], dst[PATH_MAX] = "", *out = NULL;
+
+	/* the upgrade's binary: a copy of this build's, under the build dir */
+	snprintf(bin, sizeof(bin), "gammad-upgrade-%d", (int)getpid());
+	if (lab_env_start_mesh(&e.lab, NULL))
+		goto cleanup;
+	e.v1 = lab_env_find(&e.lab, MESH_NS, "echo-v1");
+	e.v2 = lab_env_find(&e.lab, MESH_NS, "echo-v2");
+	if (!ASSERT_OK_PTR(e.v1, "echo-v1") || !ASSERT_OK_PTR(e.v2, "echo-v2"))
+		goto cleanup;
+	if (!lab_env_cluster_ip(&e.lab, MESH_NS, "echo", false, e.echo4))
+		goto cleanup;
+	e.at_v1 = (struct mc_place){ .cgroup = e.v1->container_cgroup, .netns = e.v1->netns };
+	e.at_v2 = (struct mc_place){ .cgroup = e.v2->container_cgroup, .netns = e.v2->netns };
+	if (!ASSERT_OK(agent_env_init(&e.ag, &e.lab), "agent dir"))
+		goto cleanup;
+	e.ag.args = args;
+	snprintf(src, sizeof(src), "%s", test_bin("gammad"));
+	snprintf(dst, sizeof(dst), "%s", test_bin(bin));
+	if (!ASSERT_OK(lab_run_capture(&out, "cp %s %s", src, dst), "the upgrade's binary"))
+		goto cleanup;
+	if (!ASSERT_OK(agent_env_write(&e.ag, "routes.yaml", routes), "routes") ||
+	    !ASSERT_OK(agent_env_start(&e.ag), "gammad run --kernel-http"))
+		goto cleanup;
+	if (!ASSERT_EQ(agent_env_log_count(&e.ag, "kernel HTTP data path: on"), 1,
+		       "the kernel path runs"))
+		goto cleanup;
+	if (test__start_subtest("graceful_kernel"))
+		subtest_kernel(&e, bin);
+cleanup:
+	free(out);
+	agent_env_fini(&e.ag);
+	if (dst[0])
+		unlink(dst);
 	lab_env_fini(&e.lab);
 }
