@@ -262,6 +262,26 @@ int pinned_kh_counts(const char *pin_dir, uint64_t *served, uint64_t *engine, ui
 	return 0;
 }
 
+long pinned_kh_paired(const char *pin_dir)
+{
+	char path[128];
+	long n = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, GAMMAD_MAP_KH_SRV_SLOT);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -1;
+	for (uint32_t s = 0; s < GAMMAD_KH_SLOTS_MAX; s++) {
+		uint64_t v = 0;
+
+		if (!bpf_map_lookup_elem(fd, &s, &v) && v)
+			n++;
+	}
+	close(fd);
+	return n;
+}
+
 long pinned_entries(const char *pin_dir, const char *name)
 {
 	__u8 key[64], next[64];

@@ -62,6 +62,8 @@ void agent_env_kill(struct agent_env *ag, int sig);
 /* Kill the agent, uninstall the pin dir, print the log (shown when the test failed). */
 void agent_env_fini(struct agent_env *ag);
 
+/* Slots of the kernel HTTP pools paired with a same-node server socket (gammad_khsvs_v1), or -1. */
+long pinned_kh_paired(const char *pin_dir);
 /* Entries of the map pinned as pin_dir/name (keys up to 64 bytes), or -1. */
 long pinned_entries(const char *pin_dir, const char *name);
 

@@ -1036,26 +1036,6 @@ out:
 }
 
 /* Upstream slots paired with a same-node server socket now (gammad_khsvs_v1 != 0). */
-static long paired_slots(const char *pin_dir)
-{
-	char path[128];
-	long n = 0;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", pin_dir, GAMMAD_MAP_KH_SRV_SLOT);
-	fd = bpf_obj_get(path);
-	if (fd < 0)
-		return -1;
-	for (uint32_t s = 0; s < GAMMAD_KH_SLOTS_MAX; s++) {
-		uint64_t v = 0;
-
-		if (!bpf_map_lookup_elem(fd, &s, &v) && v)
-			n++;
-	}
-	close(fd);
-	return n;
-}
-
 static void run_http(bool kernel, bool sockmap)
 {
 	char maddr[64];
@@ -1119,9 +1099,9 @@ static void run_http(bool kernel, bool sockmap)
 		ASSERT_GE(ctl, (long)served, "gammactl stats: served in the kernel");
 		/* same-node server sockets: with --sockmap, the echo pods' upstreams are paired */
 		if (sockmap)
-			ASSERT_GT(paired_slots(e.ag.pin_dir), 0, "same-node server sockets paired");
+			ASSERT_GT(pinned_kh_paired(e.ag.pin_dir), 0, "same-node server sockets paired");
 		else
-			ASSERT_EQ(paired_slots(e.ag.pin_dir), 0, "no pairing without --sockmap");
+			ASSERT_EQ(pinned_kh_paired(e.ag.pin_dir), 0, "no pairing without --sockmap");
 	}
 cleanup:
 	agent_env_fini(&e.ag);

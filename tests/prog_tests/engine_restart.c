@@ -396,7 +396,7 @@ out:
  * fast loop's requests while nothing goes to the engine for want of an
  * upstream.
  */
-static void subtest_kernel(struct restart_env *e, const char *upgrade_bin)
+static void subtest_kernel(struct restart_env *e, const char *upgrade_bin, bool sockmap)
 {
 	struct mc_place at_slow = e->at_v2;
 	struct mc_loop ka = { 0 }, slow = { 0 }, nc = { 0 };
@@ -463,6 +463,8 @@ static void subtest_kernel(struct restart_env *e, const char *upgrade_bin)
 	ASSERT_EQ(count_from(ka.res, nka, "echo-v1"), nka, "keep-alive: the rule, every time");
 	ASSERT_EQ(count_from(slow.res, nslow, "echo-v1"), nslow, "slow: the rule, every time");
 	ASSERT_EQ(count_from(nc.res, nnc, "echo-v1"), nnc, "new connections: the rule, every time");
+	if (sockmap)
+		ASSERT_GT(pinned_kh_paired(e->ag.pin_dir), 0, "same-node server sockets still paired");
 	ASSERT_EQ(by1[GAMMAD_KH_R_NO_UPSTREAM] - by0[GAMMAD_KH_R_NO_UPSTREAM], 0,
 		  "no request went to the engine for want of an upstream");
 	ASSERT_EQ(agent_env_log_count(&e->ag, "upstream sockets from the running agent"), RESTARTS,
@@ -517,10 +519,12 @@ cleanup:
 }
 
 /* The same graceful restart with the kernel HTTP path on, then an upgrade (subtest_kernel). */
-void test_engine_restart_kernel(void)
+static void run_kernel(bool sockmap)
 {
 	static const char *const args[] = { "--http-engine", "--kernel-http", "--resync", "1",
 					    NULL };
+	static const char *const args_sk[] = { "--http-engine", "--kernel-http", "--sockmap",
+					       "--resync", "1", NULL };
 	struct restart_env e = { 0 };
 	char bin[64], src[PATH_MAX], dst[PATH_MAX] = "", *out = NULL;
 
@@ -538,7 +542,7 @@ void test_engine_restart_kernel(void)
 	e.at_v2 = (struct mc_place){ .cgroup = e.v2->container_cgroup, .netns = e.v2->netns };
 	if (!ASSERT_OK(agent_env_init(&e.ag, &e.lab), "agent dir"))
 		goto cleanup;
-	e.ag.args = args;
+	e.ag.args = sockmap ? args_sk : args;
 	snprintf(src, sizeof(src), "%s", test_bin("gammad"));
 	snprintf(dst, sizeof(dst), "%s", test_bin(bin));
 	if (!ASSERT_OK(lab_run_capture(&out, "cp %s %s", src, dst), "the upgrade's binary"))
@@ -550,11 +554,26 @@ void test_engine_restart_kernel(void)
 		       "the kernel path runs"))
 		goto cleanup;
 	if (test__start_subtest("graceful_kernel"))
-		subtest_kernel(&e, bin);
+		subtest_kernel(&e, bin, sockmap);
 cleanup:
 	free(out);
 	agent_env_fini(&e.ag);
 	if (dst[0])
 		unlink(dst);
 	lab_env_fini(&e.lab);
+}
+
+void test_engine_restart_kernel(void)
+{
+	run_kernel(false);
+}
+
+/*
+ * With --sockmap too: the echo pods are on this node, so the pools' slots
+ * are paired with their server sockets (gammad_khsvs_v1), which the
+ * successor adopts with the slots.
+ */
+void test_engine_restart_kernel_sk(void)
+{
+	run_kernel(true);
 }
