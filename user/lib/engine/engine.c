@@ -109,6 +109,8 @@ int engine_set_tables(struct engine *e, struct tr_result *res)
 	return 0;
 }
 
+static void kernel_stashed(struct engine *e, struct cconn *c);
+
 static void client_new(struct engine *e, struct pending *p)
 {
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
@@ -161,6 +163,8 @@ static void client_new(struct engine *e, struct pending *p)
 	 */
 	if (!c->origin.kernel_cookie)
 		client_run(e, c);
+	else
+		kernel_stashed(e, c);
 	return;
 fail:
 	pr_warn("engine: cannot take a connection from %s: %s", p->origin.client_pod,
@@ -256,15 +260,42 @@ static void forget_netns(struct engine *e, void *netns_ctx)
 	}
 }
 
+static void kernel_apply(struct engine *e, struct cconn *c, int op)
+{
+	if (op == PENDING_KH_RESET)
+		eng_client_close(e, c, true);
+	else if (c->state == CS_SNIFF && !c->in.len)
+		c->kh_eof = 2;	/* only while the kernel has it: nothing came here */
+}
+
 static void kernel_op(struct engine *e, int op, uint64_t cookie)
 {
+	unsigned int old = 0;
+
 	for (struct cconn *c = e->clients; c; c = c->next) {
-		if (c->origin.kernel_cookie != cookie)
+		if (c->origin.kernel_cookie == cookie) {
+			kernel_apply(e, c, op);
+			return;
+		}
+	}
+	/* not here: maybe not handed over yet (ENGINE_KH_STASH); every loop keeps it */
+	for (unsigned int i = 1; i < ENGINE_KH_STASH; i++)
+		if (e->kh_stash[i].until < e->kh_stash[old].until)
+			old = i;
+	e->kh_stash[old].cookie = cookie;
+	e->kh_stash[old].until = e->now + ENGINE_KH_STASH_MS;
+	e->kh_stash[old].op = op;
+}
+
+/* A kernel-registered client came: what the kernel asked for it before. */
+static void kernel_stashed(struct engine *e, struct cconn *c)
+{
+	for (unsigned int i = 0; i < ENGINE_KH_STASH; i++) {
+		if (e->kh_stash[i].cookie != c->origin.kernel_cookie ||
+		    e->kh_stash[i].until < e->now)
 			continue;
-		if (op == PENDING_KH_RESET)
-			eng_client_close(e, c, true);
-		else if (c->state == CS_SNIFF && !c->in.len)
-			c->kh_eof = 2;	/* only while the kernel has it: nothing came here */
+		e->kh_stash[i].until = 0;
+		kernel_apply(e, c, e->kh_stash[i].op);
 		return;
 	}
 }

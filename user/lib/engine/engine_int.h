@@ -222,6 +222,17 @@ struct engine {
 	struct uconn *mirrors;		/* RequestMirror copies in flight */
 	size_t nr_mirrors;
 	struct engine_stats st;		/* atomics */
+	/*
+	 * engine_kernel_reset/_eof for a connection not here (yet): after a
+	 * restart the kernel's pools run before the predecessor handed that
+	 * client over. Kept ENGINE_KH_STASH_MS for client_new to apply.
+	 */
+#define ENGINE_KH_STASH		16
+#define ENGINE_KH_STASH_MS	10000
+	struct {
+		uint64_t cookie, until;
+		int op;
+	} kh_stash[ENGINE_KH_STASH];
 	engine_give_fn give;		/* engine_handoff(): hand clients over; NULL: no */
 	void *give_ctx;
 	struct eng_metrics *metrics;	/* per-request series (engine_metrics.c) */
