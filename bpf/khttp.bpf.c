@@ -60,9 +60,12 @@ static __always_inline int kh_forward(struct sk_msg_md *msg, struct gammad_kh_co
 				      struct gammad_kh_scratch *s)
 {
 	struct gammad_kh_key key = { .tab = s->tab, .idx = s->v.rb };
+	struct gammad_kh_key rkey = { .tab = s->tab, .idx = s->v.rb | GAMMAD_KH_RB_RESP };
+	struct gammad_kh_slot_edits *se;
 	struct gammad_kh_pool_key pk = {};
 	struct gammad_kh_slot *sl;
 	struct gammad_kh_rb *rb;
+	bool redit;
 	__u32 reason, id, bit, seq, is_head;
 	__u64 total, *srv;
 	bool to_srv = false;
@@ -88,6 +91,20 @@ static __always_inline int kh_forward(struct sk_msg_md *msg, struct gammad_kh_co
 	 * upstream's TCP for good (REQ_TCP, below).
 	 */
 	srv = bpf_map_lookup_elem(&gammad_khsvs_v1, &id);
+	/*
+	 * A response to edit (ResponseHeaderModifier): only a same-node
+	 * server's messages can be (gammad_kh_server, a head whole in one
+	 * message by corking); the sk_skb verdict of a TCP upstream cannot
+	 * hold a head split over skbs. The engine's then, before anything is
+	 * redirected; the slot goes back if nothing is outstanding on it.
+	 */
+	redit = bpf_map_lookup_elem(&gammad_khrb_v1, &rkey) != NULL;
+	se = bpf_map_lookup_elem(&gammad_khsre_v1, &id);
+	if (redit && (!srv || !*srv || !se)) {
+		if (!kh_slot_pending(sl))
+			kh_slot_release(c);
+		return kh_to_engine(msg, c, GAMMAD_KH_R_RESP_TCP);
+	}
 	if (srv && *srv && !(sl->flags & GAMMAD_KH_SLOT_REQ_TCP)) {
 		__u64 sc = *srv;
 
@@ -106,6 +123,13 @@ static __always_inline int kh_forward(struct sk_msg_md *msg, struct gammad_kh_co
 		__sync_fetch_and_or(&sl->head_bits, bit);
 	else
 		__sync_fetch_and_and(&sl->head_bits, ~bit);
+	/* and which edits its response needs (read at the start of its head) */
+	if (se && redit) {
+		se->key[seq & 31] = rkey;
+		__sync_fetch_and_or(&se->bits, bit);
+	} else if (se) {
+		__sync_fetch_and_and(&se->bits, ~bit);
+	}
 	head = kh_msg_edit(msg, s, rb);
 	if (head < 0) {
 		/* half edited: nobody may get it; the client sees EACCES */
@@ -307,7 +331,8 @@ int gammad_kh_upstream(struct __sk_buff *skb)
 	if (!sl || !p)
 		return SK_DROP;
 	owner = sl->owner;
-	if (owner == GAMMAD_KH_OWNER_FREE || owner == GAMMAD_KH_OWNER_DEAD)
+	if (owner == GAMMAD_KH_OWNER_FREE || owner == GAMMAD_KH_OWNER_DEAD ||
+	    (sl->flags & GAMMAD_KH_SLOT_CUT))
 		return SK_DROP;
 	/*
 	 * The agent's: kept on the upstream socket (charged to its receive
@@ -349,16 +374,21 @@ int gammad_kh_upstream(struct __sk_buff *skb)
  * over the connection's TCP to the upstream, whose verdict decides as
  * before; once that happened for an owned slot (SLOW), never back.
  */
+/* gammad_kh_srv.pad of a server socket: a rest corked whole, not a rest framed */
+#define KH_SV_CORKED	0x80000000U
+
 SEC("sk_msg")
 int gammad_kh_server(struct sk_msg_md *msg)
 {
 	struct sk_msg *m = msg_kern(msg);
 	bool pending = m->sk_redir != NULL;
+	struct gammad_kh_slot_edits *se;
 	struct gammad_kh_srv *sv;
 	struct gammad_kh_slot *sl;
 	struct kh_rscratch *p;
-	__u32 zero = 0, id, size;
+	__u32 zero = 0, id, size, bits = 0, seq;
 	__u64 owner, *cur;
+	int ed;
 
 	if (!msg->sk)
 		return pending ? SK_DROP : SK_PASS;
@@ -371,26 +401,73 @@ int gammad_kh_server(struct sk_msg_md *msg)
 	if (!cur || !sl || *cur != sv->cookie)
 		return pending ? SK_DROP : SK_PASS;
 	owner = sl->owner;
+	/* a head that needed edits did not get them: nothing more of it goes */
+	if (sl->flags & GAMMAD_KH_SLOT_CUT)
+		return SK_DROP;
 	/*
 	 * The rest of a message the client's ingress took only in part: the
 	 * kernel runs us again with the first run's target set (SK_PASS would
 	 * go there anyway; sockops.bpf.c, the stale-target trap). It was
-	 * framed with its first part.
+	 * framed with its first part. Except the rest after a head to edit
+	 * (the walk stopped there, apply_bytes): its last sv->pad bytes were
+	 * not framed (what comes before them is a rest as above), or it was
+	 * corked whole (KH_SV_CORKED) and comes again with more.
 	 */
-	if (pending)
+	if (pending && !(sv->pad & KH_SV_CORKED) && msg->size != sv->pad) {
+		bpf_msg_apply_bytes(msg, sv->pad && msg->size > sv->pad ? msg->size - sv->pad :
+							       msg->size);
 		return bpf_msg_redirect_hash(msg, &gammad_khcli_v1, &owner, BPF_F_INGRESS) ==
 		       SK_PASS ? SK_PASS : SK_DROP;
+	}
+	sv->pad = 0;
 	if (owner == GAMMAD_KH_OWNER_FREE || owner == GAMMAD_KH_OWNER_DEAD ||
 	    (sl->flags & GAMMAD_KH_SLOT_SLOW))
 		return SK_PASS;
 	p = bpf_map_lookup_elem(&gammad_khrscr_v1, &zero);
 	if (!p)
 		return SK_DROP;
+	se = bpf_map_lookup_elem(&gammad_khsre_v1, &id);
+	if (se)
+		bits = se->bits;
+	/*
+	 * ResponseHeaderModifier: a head whose request asked for edits (the
+	 * client side's bits) is edited here when it starts the message (the
+	 * walk below stops before one that starts later: that rest comes
+	 * again as a message of its own), corked until it is whole.
+	 */
+	seq = sl->r.resp_seq;
+	if (se && (bits & (1u << (seq & 31))) && !(sl->flags & GAMMAD_KH_SLOT_UNFRAMED) &&
+	    sl->r.state == GAMMAD_KH_RS_STATUS && !sl->r.k && seq != sl->req_seq) {
+		struct gammad_kh_key key = se->key[seq & 31];
+
+		ed = kh_resp_edit(msg, &key);
+		if (!ed) {
+			/* corked: with a stale target (a rest), it comes again as one */
+			if (pending)
+				sv->pad = KH_SV_CORKED;
+			return SK_PASS;
+		}
+		if (ed < 0) {
+			kh_slot_cut(sl, id);
+			return SK_DROP;
+		}
+	}
 	size = msg->size;
 	if (!(sl->flags & GAMMAD_KH_SLOT_UNFRAMED)) {
 		kh_frame_begin(sl, p);
+		p->edit_bits = bits;
 		kh_frame_end(sl, p, kh_resp_parse_msg(msg, p));
+		/* the rest from the next head to edit on is a message of its own */
+		if (p->stop && p->stop < size) {
+			sv->pad = size - p->stop;
+			size = p->stop;
+		}
 	}
+	/*
+	 * Always set: a message's apply_bytes outlives the run that set it,
+	 * and the rest after a stop would be cut at the earlier length.
+	 */
+	bpf_msg_apply_bytes(msg, size);
 	if (bpf_msg_redirect_hash(msg, &gammad_khcli_v1, &owner, BPF_F_INGRESS) != SK_PASS) {
 		/* the client is gone; this message over TCP, where the verdict drops it */
 		kh_slot_orphan(sl, id, owner);
@@ -403,8 +480,16 @@ int gammad_kh_server(struct sk_msg_md *msg)
 	 * verdict keeps it in the upstream's receive queue (SLOW), so TCP's
 	 * window holds the backend; the agent is told as from the verdict.
 	 */
-	if ((__u64)msg_redir_queued(m) + size > kh_cap)
-		kh_slot_slow(sl, id);
+	if ((__u64)msg_redir_queued(m) + size > kh_cap) {
+		/*
+		 * The agent relays a slow client's bytes as they are: a head
+		 * still to edit must not go that way, the client is reset.
+		 */
+		if (kh_edits_ahead(sl, bits))
+			kh_slot_cut(sl, id);
+		else
+			kh_slot_slow(sl, id);
+	}
 	return SK_PASS;
 }
 

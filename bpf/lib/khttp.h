@@ -59,6 +59,7 @@ enum {
 	KH_P_LF,		/* LF after a field line's CR */
 	KH_P_END_LF,		/* LF of the empty line */
 	KH_P_DONE,
+	KH_P_STATUS,		/* a response's status line (kh_parse_fields): to its CR */
 };
 
 /* Parser state, kept in scratch->st (the callback has no registers to keep). */
@@ -199,6 +200,13 @@ static __always_inline long kh_parse_byte(struct gammad_kh_scratch *s, struct kh
 			return 0;
 		}
 		return kh_stop(p, GAMMAD_KH_R_MALFORMED);
+	case KH_P_STATUS:
+		/* the framing parser reads it (khttp_resp.h); here only where it ends */
+		if (c == '\r')
+			p->state = KH_P_RL_LF;
+		else if (c == '\n')
+			return kh_stop(p, GAMMAD_KH_R_MALFORMED);
+		return 0;
 	case KH_P_RL_LF:
 	case KH_P_LF:
 		if (c != '\n')
@@ -408,6 +416,47 @@ static __always_inline void kh_verdict(struct gammad_kh_scratch *s, __u32 action
 	s->v.reason = reason;
 }
 
+/* The head in s->buf[0..s->len) scanned from state: the parser's state after it. */
+static __always_inline struct kh_pstate *kh_scan(struct gammad_kh_scratch *s, __u32 state)
+{
+	struct kh_pstate *p = (struct kh_pstate *)s->st;
+	__u32 len;
+
+	__builtin_memset(p, 0, sizeof(*p));
+	__builtin_memset(&s->req, 0, sizeof(s->req));
+	__builtin_memset(&s->v, 0, sizeof(s->v));
+	p->state = state;
+	len = s->len;
+	if (len > GAMMAD_KH_HEAD_MAX)
+		s->len = len = GAMMAD_KH_HEAD_MAX;
+	bpf_loop((len + KH_CHUNK - 1) / KH_CHUNK, kh_parse_chunk, &s, 0);
+	return p;
+}
+
+/*
+ * The field lines of a response head in s->buf[0..s->len) (its status
+ * line skipped), with the request's rules for them (tchar names, CRLF,
+ * no CTL in values): 0 when the head is complete (s->req.fields,
+ * nr_fields, head_len), 1 when more bytes may complete it, -1 when the
+ * kernel cannot tell its fields (malformed, more than
+ * GAMMAD_KH_FIELDS_MAX, longer than GAMMAD_KH_HEAD_MAX). For the
+ * response edits (GAMMAD_KH_RB_RESP): the same fields, masks and edits
+ * as a request's.
+ */
+KH_GLOBAL int kh_parse_fields(struct gammad_kh_scratch *s)
+{
+	struct kh_pstate *p;
+
+	if (!s)
+		return -1;
+	p = kh_scan(s, KH_P_STATUS);
+	if (p->stop)
+		return -1;
+	if (p->state != KH_P_DONE)
+		return s->len >= GAMMAD_KH_HEAD_MAX ? -1 : 1;
+	return 0;
+}
+
 /*
  * Parse the head in s->buf[0..s->len): 0 when complete and understood
  * (s->req filled), else s->v says what to do (MORE or ENGINE).
@@ -415,18 +464,11 @@ static __always_inline void kh_verdict(struct gammad_kh_scratch *s, __u32 action
 KH_GLOBAL int kh_parse(struct gammad_kh_scratch *s)
 {
 	struct kh_pstate *p;
-	__u32 len, reason;
+	__u32 reason;
 
 	if (!s)
 		return -1;
-	p = (struct kh_pstate *)s->st;
-	__builtin_memset(p, 0, sizeof(*p));
-	__builtin_memset(&s->req, 0, sizeof(s->req));
-	__builtin_memset(&s->v, 0, sizeof(s->v));
-	len = s->len;
-	if (len > GAMMAD_KH_HEAD_MAX)
-		s->len = len = GAMMAD_KH_HEAD_MAX;
-	bpf_loop((len + KH_CHUNK - 1) / KH_CHUNK, kh_parse_chunk, &s, 0);
+	p = kh_scan(s, KH_P_METHOD);
 	if (p->stop) {
 		kh_verdict(s, GAMMAD_KH_ENGINE, p->stop - 1);
 		return -1;

@@ -89,35 +89,57 @@ KH_GLOBAL int kh_msg_pop_fields(struct sk_msg_md *msg, const struct gammad_kh_sc
 }
 
 /*
- * Edit the head at the start of msg per s->v (a FORWARD to rb): the new
- * head length, or -1 (the message is then not to be sent anywhere).
+ * The field edits of rb on the head at the start of msg (parsed into s,
+ * s->v.remove_mask its fields rb removes): rb's lines appended before the
+ * empty line, the removed lines popped. A request's head (kh_msg_edit) and
+ * a response's (GAMMAD_KH_RB_RESP records, khttp_path.h) alike. The new
+ * head length, or -1.
  */
-KH_GLOBAL int kh_msg_edit(struct sk_msg_md *msg, const struct gammad_kh_scratch *s,
-			  const struct gammad_kh_rb *rb)
+KH_GLOBAL int kh_msg_edit_fields(struct sk_msg_md *msg, const struct gammad_kh_scratch *s,
+				 const struct gammad_kh_rb *rb)
 {
-	__u32 len, alen, plen = 0, cut = 0, off;
+	__u32 len, alen;
 	int removed;
 
 	if (!msg || !s || !rb)
 		return -1;
 	len = s->req.head_len;
 	alen = rb->append_len;
-	off = s->req.target_off;
 	if (alen > GAMMAD_KH_APPEND_MAX || len < 4 || len > GAMMAD_KH_HEAD_MAX)
 		return -1;
+	/* 1. the appended lines, before the empty line */
+	if (alen && (bpf_msg_push_data(msg, len - 2, alen, 0) ||
+		     kh_msg_write(msg, len - 2, (const struct kh_bytes *)rb->append, alen)))
+		return -1;
+	/* 2. the removed fields (their offsets lie before the pushed lines) */
+	removed = kh_msg_pop_fields(msg, s);
+	if (removed < 0)
+		return -1;
+	return len + alen - removed;
+}
+
+/*
+ * Edit the head at the start of msg per s->v (a FORWARD to rb): the new
+ * head length, or -1 (the message is then not to be sent anywhere).
+ */
+KH_GLOBAL int kh_msg_edit(struct sk_msg_md *msg, const struct gammad_kh_scratch *s,
+			  const struct gammad_kh_rb *rb)
+{
+	__u32 plen = 0, cut = 0, off;
+	int len;
+
+	if (!msg || !s || !rb)
+		return -1;
+	off = s->req.target_off;
 	if (s->v.rw_kind) {
 		cut = s->v.rw_cut;
 		plen = s->v.rw_kind == 1 ? rb->path.value.len : 1;
 		if (plen > GAMMAD_KH_STR_MAX || cut > s->req.target_len)
 			return -1;
 	}
-	/* 1. the appended lines, before the empty line */
-	if (alen && (bpf_msg_push_data(msg, len - 2, alen, 0) ||
-		     kh_msg_write(msg, len - 2, (const struct kh_bytes *)rb->append, alen)))
-		return -1;
-	/* 2. the removed fields */
-	removed = kh_msg_pop_fields(msg, s);
-	if (removed < 0)
+	/* 1, 2. the appended lines and the removed fields */
+	len = kh_msg_edit_fields(msg, s, rb);
+	if (len < 0)
 		return -1;
 	/* 3. the target: its first cut bytes become the prefix ("/" for kind 2) */
 	if (cut && bpf_msg_pop_data(msg, off, cut, 0))
@@ -137,7 +159,7 @@ KH_GLOBAL int kh_msg_edit(struct sk_msg_md *msg, const struct gammad_kh_scratch 
 			return -1;
 		*p = '/';
 	}
-	return len + alen - removed - cut + plen;
+	return len - cut + plen;
 }
 
 #endif

@@ -130,6 +130,16 @@ GAMMAD_PERCPU_ARRAY(gammad_khscr_v1, struct gammad_kh_scratch, 1);
 GAMMAD_PERCPU_ARRAY(gammad_khans_v1, struct kh_abuf, 1);
 
 GAMMAD_PERCPU_ARRAY(gammad_khrscr_v1, struct kh_rscratch, 1);
+/* A response head to edit (same-node servers), parsed as a request head is. */
+GAMMAD_PERCPU_ARRAY(gammad_khrsc_v1, struct gammad_kh_scratch, 1);
+
+/* include/gammad/maps.h: which response of a slot needs which edits */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GAMMAD_KH_SLOTS_MAX);
+	__type(key, __u32);
+	__type(value, struct gammad_kh_slot_edits);
+} gammad_khsre_v1 SEC(".maps");
 
 static __always_inline void kh_event(__u32 kind, __u32 slot, const struct gammad_kh_pool_key *pk)
 {
@@ -223,6 +233,8 @@ static __always_inline void kh_frame_begin(const struct gammad_kh_slot *sl, stru
 	p->head_bits = sl->head_bits;
 	p->unframed = 0;
 	p->close = 0;
+	p->edit_bits = 0;
+	p->stop = 0;
 }
 
 static __always_inline void kh_frame_end(struct gammad_kh_slot *sl, struct kh_rscratch *p, int parse)
@@ -247,6 +259,93 @@ static __always_inline void kh_slot_slow(struct gammad_kh_slot *sl, __u32 id)
 	kh_count(GAMMAD_KH_R_SLOW_READER);
 	__builtin_memcpy(&pk, &sl->pool, sizeof(pk));
 	kh_event(GAMMAD_KH_EV_SLOW, id, &pk);
+}
+
+/*
+ * A response head that needed edits could not have them: nothing more of
+ * this slot reaches the client (both sides drop), the agent resets the
+ * client and re-arms the slot.
+ */
+static __always_inline void kh_slot_cut(struct gammad_kh_slot *sl, __u32 id)
+{
+	struct gammad_kh_pool_key pk;
+
+	if (__sync_fetch_and_or(&sl->flags, GAMMAD_KH_SLOT_CUT) & GAMMAD_KH_SLOT_CUT)
+		return;
+	kh_count(GAMMAD_KH_R_RESP_CUT);
+	__builtin_memcpy(&pk, &sl->pool, sizeof(pk));
+	kh_event(GAMMAD_KH_EV_CUT, id, &pk);
+}
+
+/*
+ * Edit bits of the responses of slot sl whose heads have not started yet
+ * (the parser state in sl: the current response counts when its head has
+ * not begun). The client side keeps at most GAMMAD_KH_PIPELINE_MAX (< 32)
+ * outstanding, so the sequence numbers' bits do not wrap onto each other.
+ */
+static __always_inline __u32 kh_edits_ahead(const struct gammad_kh_slot *sl, __u32 bits)
+{
+	__u32 from = sl->r.resp_seq, mask = 0;
+
+	if (!bits)
+		return 0;
+	if (sl->r.state != GAMMAD_KH_RS_STATUS || sl->r.k)
+		from++;
+	for (__u32 i = 0; i < GAMMAD_KH_PIPELINE_MAX; i++) {
+		if (from + i - sl->req_seq < 0x80000000U)	/* from + i >= req_seq */
+			break;
+		mask |= 1u << ((from + i) & 31);
+	}
+	return bits & mask;
+}
+
+/*
+ * The head at the start of msg is the next response of slot sl and needs
+ * the edits of record key (gammad_khrb_v1, GAMMAD_KH_RB_RESP): edited in
+ * the message as a request head is (kh_msg_edit_fields), when it is whole
+ * in it. 1 edited (or a 1xx, which the engine forwards as it is: its final
+ * head follows), 0 not whole yet (corked: the kernel runs us again with
+ * more), -1 it cannot be (the slot is cut).
+ */
+static __always_inline int kh_resp_edit(struct sk_msg_md *msg, const struct gammad_kh_key *key)
+{
+	struct gammad_kh_scratch *s;
+	struct gammad_kh_rb *rb;
+	__u32 zero = 0, len, size = msg->size;
+	int ret;
+
+	/* one read of the context field: clang would keep ctx + off (brief: traps) */
+	asm volatile("" : "+r"(size));
+	s = bpf_map_lookup_elem(&gammad_khrsc_v1, &zero);
+	if (!s)
+		return -1;
+	len = size;
+	if (len > GAMMAD_KH_HEAD_MAX)
+		len = GAMMAD_KH_HEAD_MAX;
+	if (len < 12) {
+		/* not even the status line */
+		bpf_msg_cork_bytes(msg, size + 1);
+		return 0;
+	}
+	if (bpf_msg_pull_data(msg, 0, len, 0) ||
+	    bpf_probe_read_kernel(s->buf, len, (void *)(long)msg->data))
+		return -1;
+	s->len = len;
+	ret = kh_parse_fields(s);
+	if (ret > 0 && size < GAMMAD_KH_HEAD_MAX) {
+		bpf_msg_cork_bytes(msg, size + 1);
+		return 0;
+	}
+	if (ret)
+		return -1;
+	/* "HTTP/1.x 1xx": interim, written by the engine without the edits */
+	if (s->buf[9] == '1')
+		return 1;
+	rb = bpf_map_lookup_elem(&gammad_khrb_v1, key);
+	if (!rb)
+		return -1;	/* its table went while the request was out */
+	s->v.remove_mask = kh_remove_mask(s, rb);
+	return kh_msg_edit_fields(msg, s, rb) < 0 ? -1 : 1;
 }
 
 /* The owner has gone: the agent closes this upstream and re-arms the slot. */

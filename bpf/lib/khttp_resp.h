@@ -30,6 +30,15 @@ struct kh_rscratch {
 	__u32 pos, n;		/* bytes of buf consumed, in buf */
 	__u32 unframed;
 	__u32 close;		/* unframed: the body runs to the upstream's close */
+	/*
+	 * Response edits (same-node servers): bit (seq % 32) when the head of
+	 * response seq needs them. The walk stops at such a head when it does
+	 * not start the message (stop: its offset), so that it starts the
+	 * next run, where it is edited (khttp_path.h). 0 on the sk_skb side.
+	 */
+	__u32 edit_bits;
+	__u32 base;		/* offset of buf in the message */
+	__u32 stop;
 	__u8 buf[KH_RBUF];
 };
 
@@ -302,7 +311,15 @@ static __always_inline long kh_resp_byte(struct kh_rscratch *p, __u8 c)
 static long kh_resp_cb(__u64 i, void *ctx)
 {
 	struct kh_rscratch *p = *(struct kh_rscratch **)ctx;
+	__u32 seq = p->r.resp_seq;
 
+	/* a head to edit, not at the message's start: the next run's */
+	if ((p->edit_bits & (1u << (seq & 31))) && p->r.state == GAMMAD_KH_RS_STATUS &&
+	    !p->r.k && seq != p->req_seq && p->base + i) {
+		p->stop = p->base + i;
+		p->pos = i;
+		return 1;
+	}
 	if (kh_resp_byte(p, p->buf[i & (KH_RBUF - 1)])) {
 		p->pos = i + 1;
 		return 1;
@@ -344,8 +361,9 @@ static __always_inline int kh_resp_walk(void *ctx, bool msg, __u32 len, struct k
 	__u32 off = 0, n;
 	__u64 skip;
 
+	p->stop = 0;
 	for (int step = 0; step < KH_RSTEPS; step++) {
-		if (off >= len || p->unframed)
+		if (off >= len || p->unframed || p->stop)
 			return 0;
 		if (p->r.state == GAMMAD_KH_RS_BODY || p->r.state == GAMMAD_KH_RS_CHUNK_DATA) {
 			skip = len - off;
@@ -372,10 +390,11 @@ static __always_inline int kh_resp_walk(void *ctx, bool msg, __u32 len, struct k
 			return -1;
 		p->pos = n;
 		p->n = n;
+		p->base = off;
 		bpf_loop(n, kh_resp_cb, &p, 0);
 		off += p->pos;
 	}
-	if (off < len)
+	if (off < len && !p->stop)
 		p->unframed = 1;	/* more steps than we take: never guess */
 	return 0;
 }

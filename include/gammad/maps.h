@@ -728,6 +728,16 @@ struct gammad_kh_rb {
 	char append[GAMMAD_KH_APPEND_MAX];
 };
 
+/*
+ * The response edits of rule backend i (its rule's and its backendRef's
+ * ResponseHeaderModifier, folded as the request edits are: the response
+ * fields named in remove[] dropped, append[] added before the empty line)
+ * are a second record of the same map, at idx i | GAMMAD_KH_RB_RESP (only
+ * be_id 0, status 0, nr_remove, remove[], append_len, append[] used). No
+ * record: the response goes as the upstream sent it.
+ */
+#define GAMMAD_KH_RB_RESP	0x80000000U
+
 /* What the kernel does with one request (gammad_kh_verdict.action). */
 enum gammad_kh_action {
 	GAMMAD_KH_MORE = 0,		/* head incomplete: wait for more bytes */
@@ -769,6 +779,8 @@ enum gammad_kh_reason {
 	GAMMAD_KH_R_SLOW_READER,	/* the client lagged beyond the in-flight cap */
 	GAMMAD_KH_R_CLOSE_DELIMITED,	/* a response read to the upstream's close */
 	GAMMAD_KH_R_ENGINE_FIRST,	/* silent too long: the engine took it (server-first) */
+	GAMMAD_KH_R_RESP_TCP,		/* its response needs edits, its upstream is TCP (sk_skb) */
+	GAMMAD_KH_R_RESP_CUT,		/* a response head the kernel could not edit: client reset */
 	GAMMAD_KH_R_MAX,
 };
 
@@ -920,7 +932,7 @@ _Static_assert(sizeof(struct gammad_kh_verdict) == 44, "gammad_kh_verdict");
 struct gammad_kh_srv {
 	__u64 cookie;		/* the server socket's cookie (0: not established yet) */
 	__u32 slot;		/* the upstream slot whose connection it is */
-	__u32 pad;
+	__u32 pad;		/* socket storage: bytes of the message not framed yet (khttp.bpf.c) */
 };
 _Static_assert(sizeof(struct gammad_kh_srv) == 16, "gammad_kh_srv");
 
@@ -1001,6 +1013,27 @@ enum gammad_kh_slot_flags {
 	 * server reads its ingress queue first: order kept).
 	 */
 	GAMMAD_KH_SLOT_REQ_TCP = 1 << 3,
+	/*
+	 * A response head that needed edits could not be edited (over
+	 * GAMMAD_KH_HEAD_MAX, more than GAMMAD_KH_FIELDS_MAX fields, not the
+	 * engine's syntax): nothing more of this slot reaches the client, the
+	 * agent resets it (GAMMAD_KH_EV_CUT). Never an unedited head.
+	 */
+	GAMMAD_KH_SLOT_CUT = 1 << 4,
+};
+
+/*
+ * Per slot (gammad_khsre_v1[slot], same-node servers only): bit (seq %
+ * 32) of bits set when the response to request seq needs the edits of
+ * rule-backend record key[seq % 32] (gammad_khrb_v1, GAMMAD_KH_RB_RESP).
+ * Written by the client side before the request leaves, read by the
+ * server side at the start of that response's head.
+ */
+#define GAMMAD_MAP_KH_SLOT_EDITS	"gammad_khsre_v1"
+struct gammad_kh_slot_edits {
+	__u32 bits;
+	__u32 pad;
+	struct gammad_kh_key key[32];
 };
 
 /* Response framing states (bpf/lib/khttp_path.h). */
@@ -1053,6 +1086,7 @@ enum gammad_kh_event_kind {
 	GAMMAD_KH_EV_CLAIMED = 1,	/* a claim left < GAMMAD_KH_POOL_LOW free: refill */
 	GAMMAD_KH_EV_DEAD,		/* a slot was given up: close and re-arm it */
 	GAMMAD_KH_EV_SLOW,		/* its client lags: relay the upstream's bytes */
+	GAMMAD_KH_EV_CUT,		/* GAMMAD_KH_SLOT_CUT: reset its client, close, re-arm */
 };
 
 struct gammad_kh_event {

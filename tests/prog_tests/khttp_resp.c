@@ -38,6 +38,7 @@ struct rscratch {
 	uint32_t pos, n;
 	uint32_t unframed;
 	uint32_t close;
+	uint32_t edit_bits, base, stop;
 	uint8_t buf[256];
 };
 

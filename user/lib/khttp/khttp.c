@@ -68,6 +68,8 @@ static const char *const reasons[GAMMAD_KH_R_MAX] = {
 	[GAMMAD_KH_R_SLOW_READER] = "slow reader",
 	[GAMMAD_KH_R_CLOSE_DELIMITED] = "close-delimited response",
 	[GAMMAD_KH_R_ENGINE_FIRST] = "silent client taken by the engine",
+	[GAMMAD_KH_R_RESP_TCP] = "response edits on a TCP upstream",
+	[GAMMAD_KH_R_RESP_CUT] = "response head not editable: client reset",
 };
 
 const char *kh_tab_reason_str(unsigned int reason)

@@ -325,6 +325,20 @@ static int on_event(void *ctx, void *data, size_t len)
 		p->actions++;
 		if (p->o.slow)
 			p->o.slow(p->o.ctx, sv.owner, ev->slot, u->fd);
+	} else if (ev->kind == GAMMAD_KH_EV_CUT) {
+		struct gammad_kh_slot sv;
+
+		/*
+		 * A response head that needed edits could not have them and
+		 * nothing more of it reaches the client: reset it (never an
+		 * unedited head, never a cut response that looks whole).
+		 */
+		if (p->slots[ev->slot].relayed || bpf_map_lookup_elem(p->o.map_slot, &ev->slot, &sv) ||
+		    !(sv.flags & GAMMAD_KH_SLOT_CUT))
+			return 0;
+		if (sv.owner != GAMMAD_KH_OWNER_FREE && sv.owner != GAMMAD_KH_OWNER_DEAD && p->o.cut)
+			p->o.cut(p->o.ctx, sv.owner);
+		slot_rearm(p, ev->slot);
 	} else if (ev->kind == GAMMAD_KH_EV_CLAIMED) {
 		int pi = p->slots[ev->slot].pool;
 

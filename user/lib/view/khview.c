@@ -41,6 +41,8 @@ static const char *const reason_names[GAMMAD_KH_R_MAX] = {
 	[GAMMAD_KH_R_SLOW_READER] = "slow_reader",
 	[GAMMAD_KH_R_CLOSE_DELIMITED] = "close_delimited",
 	[GAMMAD_KH_R_ENGINE_FIRST] = "engine_first",
+	[GAMMAD_KH_R_RESP_TCP] = "resp_edit_tcp",
+	[GAMMAD_KH_R_RESP_CUT] = "resp_edit_cut",
 };
 
 static const char *const tab_reason_names[GAMMAD_KH_TAB_MAX] = {
