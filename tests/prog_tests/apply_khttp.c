@@ -304,6 +304,13 @@ static int check_class(struct world *w, const struct img *img, const struct img_
 		rb.be_id = 0;
 		bad |= memcmp(&rb, &want.rbs[i], sizeof(rb)) ||
 		       !backend_is(w, be, want.rb_src[i]);
+		/* its response edits: the record exactly when there are some */
+		k.idx = i | GAMMAD_KH_RB_RESP;
+		if (kh_rb_edits_response(&want, i))
+			bad |= bpf_map_lookup_elem(w->fd[K_RB], &k, &rb) ||
+			       memcmp(&rb, &want.resp[i], sizeof(rb));
+		else
+			bad |= !bpf_map_lookup_elem(w->fd[K_RB], &k, &rb);
 	}
 	if (bad) {
 		test__printf("%s: %s/%s:%u class %s: pinned table %u is not the encoding\n", what,
@@ -349,7 +356,8 @@ static int check_leftovers(struct world *w, struct wants *wants, const char *wha
 			uint32_t lim = !wt ? 0 : m == K_ENT ? wt->nr_entries :
 				       m == K_RUL ? wt->nr_rules : wt->nr_rbs;
 
-			if (k->idx >= lim) {
+			/* a rule backend's response edits (GAMMAD_KH_RB_RESP) count as it */
+			if ((m == K_RB ? k->idx & ~GAMMAD_KH_RB_RESP : k->idx) >= lim) {
 				test__printf("%s: %s (%u, %u) left behind\n", what, kmap_names[m],
 					     k->tab, k->idx);
 				bad = 1;

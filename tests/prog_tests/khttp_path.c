@@ -78,7 +78,14 @@ static const char routes[] =
 	"        statusCode: 301\n"
 	"  - matches: [{path: {type: Exact, value: /moved}}]\n"
 	"    filters:\n    - type: RequestRedirect\n      requestRedirect:\n"
-	"        scheme: https\n        hostname: example.com\n        port: 8443\n";
+	"        scheme: https\n        hostname: example.com\n        port: 8443\n"
+	"  - matches: [{path: {type: PathPrefix, value: /resp}}]\n"
+	"    filters:\n    - type: ResponseHeaderModifier\n      responseHeaderModifier:\n"
+	"        set: [{name: X-Set, value: s}]\n        add: [{name: X-Add, value: a}]\n"
+	"        remove: [X-Remove]\n"
+	"    backendRefs:\n    - name: b1\n      port: 80\n      filters:\n"
+	"      - type: ResponseHeaderModifier\n        responseHeaderModifier:\n"
+	"          add: [{name: X-Be, value: b}]\n";
 
 static const char not_found[] =
 	"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n\r\n"
@@ -453,6 +460,129 @@ static void on_slow(void *ctx, uint64_t cookie, uint32_t slot, int fd)
 
 	e->slow = cookie;
 	e->slow_fd = fd;
+}
+
+/*
+ * ResponseHeaderModifier (rule: set X-Set, add X-Add, remove X-Remove;
+ * backendRef: add X-Be) on responses of a same-node server, edited in its
+ * message. Each expected head is what the engine's write_response_head()
+ * writes for these heads (none has a hop-by-hop field, each is HTTP/1.1:
+ * the engine's status line and no Connection line of its own), field by
+ * field: the upstream's fields the edits keep, in order, then X-Set,
+ * X-Add, X-Be. Over TCP (sk_skb cannot edit a head exactly) such a
+ * request is the engine's, before anything was sent.
+ */
+struct resp_case {
+	const char *req, *resp, *want;
+	int split;	/* the backend sends resp in two writes, the first split bytes long */
+};
+
+static const struct resp_case resp_cases[] = {
+	{ "GET /resp/1 HTTP/1.1\r\nHost: a\r\n\r\n",
+	  "HTTP/1.1 200 OK\r\nX-Remove: 1\r\nx-set: old\r\nContent-Length: 2\r\nx-remove: 2\r\n"
+	  "Server: t\r\n\r\nok",
+	  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: t\r\n"
+	  "X-Set: s\r\nX-Add: a\r\nX-Be: b\r\n\r\nok", 0 },
+	/* the head split over two writes: corked until whole */
+	{ "GET /resp/2 HTTP/1.1\r\nHost: a\r\n\r\n",
+	  "HTTP/1.1 201 Created\r\nX-Rem" "ove: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	  "2\r\nok\r\n0\r\n\r\n",
+	  "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n"
+	  "X-Set: s\r\nX-Add: a\r\nX-Be: b\r\n\r\n2\r\nok\r\n0\r\n\r\n", 26 },
+	/* a 1xx goes as it is (the engine writes interim heads without the edits) */
+	{ "GET /resp/3 HTTP/1.1\r\nHost: a\r\n\r\n",
+	  "HTTP/1.1 103 Early Hints\r\nX-Remove: 1\r\n\r\n"
+	  "HTTP/1.1 200 OK\r\nX-Add: up\r\nContent-Length: 0\r\n\r\n",
+	  "HTTP/1.1 103 Early Hints\r\nX-Remove: 1\r\n\r\n"
+	  "HTTP/1.1 200 OK\r\nX-Add: up\r\nContent-Length: 0\r\n"
+	  "X-Set: s\r\nX-Add: a\r\nX-Be: b\r\n\r\n", 0 },
+	/* HEAD: no body after the edited head */
+	{ "HEAD /resp/4 HTTP/1.1\r\nHost: a\r\n\r\n",
+	  "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
+	  "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
+	  "X-Set: s\r\nX-Add: a\r\nX-Be: b\r\n\r\n", 0 },
+};
+
+static uint64_t slot_cookie(const struct env *e, uint32_t s);
+static bool wait_rearmed(struct env *e, uint32_t s, uint64_t old_cookie);
+
+static void test_resp_edits(struct env *e)
+{
+	/* pipelined: edited, as it is, edited; all three responses in one write */
+	static const char three[] = "GET /resp/a HTTP/1.1\r\nHost: a\r\n\r\n"
+				    "GET /one/b HTTP/1.1\r\nHost: a\r\n\r\n"
+				    "GET /resp/c HTTP/1.1\r\nHost: a\r\n\r\n";
+	static const char resp3[] = "HTTP/1.1 200 OK\r\nX-Remove: a\r\nContent-Length: 1\r\n\r\na"
+				    "HTTP/1.1 200 OK\r\nX-Remove: b\r\nContent-Length: 1\r\n\r\nb"
+				    "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nX-Remove: c\r\n\r\nc";
+	static const char want3[] = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+				    "X-Set: s\r\nX-Add: a\r\nX-Be: b\r\n\r\na"
+				    "HTTP/1.1 200 OK\r\nX-Remove: b\r\nContent-Length: 1\r\n\r\nb"
+				    "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+				    "X-Set: s\r\nX-Add: a\r\nX-Be: b\r\n\r\nc";
+	uint64_t served = khst(e, GAMMAD_KH_R_SERVED), tcp = khst(e, GAMMAD_KH_R_RESP_TCP);
+	uint64_t cutn = khst(e, GAMMAD_KH_R_RESP_CUT);
+	struct client c;
+	char big[8192];
+	int be, n, s;
+	uint64_t up;
+
+	if (!ASSERT_OK(client_open(e, &c), "client"))
+		goto out;
+	if (!e->samenode) {
+		/* the engine's, unchanged, and the connection with it */
+		if (ASSERT_TRUE(send_str(c.cli, resp_cases[0].req), "send") &&
+		    expect_str(c.peer, resp_cases[0].req, "at the engine"))
+			ASSERT_EQ(khst(e, GAMMAD_KH_R_RESP_TCP) - tcp, 1, "counted: resp_edit_tcp");
+		ASSERT_EQ(bound_slot(e, &c, 0), -1, "no upstream kept");
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(resp_cases) / sizeof(resp_cases[0]); i++) {
+		const struct resp_case *rc = &resp_cases[i];
+		size_t len = strlen(rc->resp), first = rc->split ? (size_t)rc->split : len;
+
+		if (!ASSERT_TRUE(send_str(c.cli, rc->req), "send"))
+			goto out;
+		be = bound_be(e, &c, 0);
+		if (!ASSERT_GE(be, 0, "bound") || !expect_str(be, rc->req, "request at the backend") ||
+		    !ASSERT_TRUE(send_all(be, rc->resp, first), "backend send"))
+			goto out;
+		if (first < len) {
+			if (!ASSERT_TRUE(quiet(c.cli, 20), "nothing of a split head yet") ||
+			    !ASSERT_TRUE(send_all(be, rc->resp + first, len - first), "the rest"))
+				goto out;
+		}
+		if (!expect_str(c.cli, rc->want, "the edited response"))
+			goto out;
+	}
+	if (!ASSERT_TRUE(send_all(c.cli, three, sizeof(three) - 1), "send") ||
+	    !expect_str(be, three, "three requests") ||
+	    !ASSERT_TRUE(send_all(be, resp3, sizeof(resp3) - 1), "responses") ||
+	    !expect_str(c.cli, want3, "three responses, two edited, in order"))
+		goto out;
+	ASSERT_EQ(khst(e, GAMMAD_KH_R_SERVED) - served, 7, "served in the kernel");
+	ASSERT_TRUE(quiet(c.peer, 20), "the engine saw nothing");
+	/*
+	 * A head the kernel cannot edit (33 fields, over GAMMAD_KH_FIELDS_MAX):
+	 * never delivered unedited; the client is reset by the agent.
+	 */
+	s = bound_slot(e, &c, 0);
+	up = slot_cookie(e, s);
+	e->cut = 0;
+	n = snprintf(big, sizeof(big), "HTTP/1.1 200 OK\r\n");
+	for (int i = 0; i < 33; i++)
+		n += snprintf(big + n, sizeof(big) - n, "X-F%d: %d\r\n", i, i);
+	n += snprintf(big + n, sizeof(big) - n, "Content-Length: 0\r\n\r\n");
+	if (!ASSERT_TRUE(send_str(c.cli, resp_cases[0].req), "send") ||
+	    !expect_str(be, resp_cases[0].req, "request at the backend"))
+		goto out;
+	send_all(be, big, n);	/* the backend's send fails: dropped */
+	if (ASSERT_TRUE(wait_rearmed(e, s, up), "re-armed after the cut"))
+		ASSERT_EQ(e->cut, c.cookie, "its client is named cut");
+	ASSERT_EQ(khst(e, GAMMAD_KH_R_RESP_CUT) - cutn, 1, "counted: resp_edit_cut");
+	ASSERT_TRUE(quiet(c.cli, 20), "nothing of it reached the client");
+out:
+	client_close(&c);
 }
 
 /* Pre-connected upstreams, PER_POOL per endpoint, kept by the agent's pools. */
@@ -1606,6 +1736,8 @@ static void run(bool samenode)
 		test_samenode(&e);
 	if (SUBTEST("pipeline"))
 		test_pipeline(&e);
+	if (SUBTEST("resp_edits"))
+		test_resp_edits(&e);
 	if (SUBTEST("not_http"))
 		test_not_http(&e);
 	if (SUBTEST("unframed"))

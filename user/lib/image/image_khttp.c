@@ -260,6 +260,12 @@ static uint64_t item_hash(const struct kh_image *img, const struct gammad_kh_rb 
 	h = hash_bytes(img->rules, img->nr_rules * sizeof(*img->rules), h);
 	h = hash_bytes(rbs, img->nr_rbs * sizeof(*rbs), h);
 	h = hash_bytes(img->slots, img->nr_slots * sizeof(*img->slots), h);
+	/* the response edits: only where there are some (tables without keep their hash) */
+	for (size_t i = 0; i < img->nr_rbs; i++)
+		if (kh_rb_edits_response(img, i)) {
+			h = hash_bytes(&i, sizeof(i), h);
+			h = hash_bytes(&img->resp[i], sizeof(img->resp[i]), h);
+		}
 	return h ? h : 1;
 }
 

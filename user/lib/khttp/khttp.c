@@ -278,25 +278,37 @@ static int add_hop(struct enc *e, struct hops *h, bool remove, const char *name,
 	return 0;
 }
 
-/* The filters of a rule or a backendRef, as the evaluator applies them. */
+/* A ResponseHeaderModifier as the engine applies it: set, then add, then remove. */
+static int collect_mod(struct enc *e, const struct gapi_header_mod *hm, struct hops *h)
+{
+	for (size_t j = 0; j < hm->nr_set; j++)
+		if (add_hop(e, h, true, hm->set[j].name, NULL) ||
+		    add_hop(e, h, false, hm->set[j].name, hm->set[j].value))
+			return 1;
+	for (size_t j = 0; j < hm->nr_add; j++)
+		if (add_hop(e, h, false, hm->add[j].name, hm->add[j].value))
+			return 1;
+	for (size_t j = 0; j < hm->nr_remove; j++)
+		if (add_hop(e, h, true, hm->remove[j], NULL))
+			return 1;
+	return 0;
+}
+
+/*
+ * The filters of a rule or a backendRef, as the evaluator applies them;
+ * ResponseHeaderModifier edits into rh (NULL: the table is the engine's,
+ * as for a redirect, whose answer the engine writes with them).
+ */
 static int collect(struct enc *e, const struct gapi_filter *f, size_t nr, struct hops *h,
-		   bool redirect_rule)
+		   struct hops *rh, bool redirect_rule)
 {
 	for (size_t i = 0; i < nr; i++) {
 		const struct gapi_header_mod *hm = &f[i].header_mod;
 
 		switch (f[i].type) {
 		case FILTER_REQUEST_HEADER:
-			for (size_t j = 0; j < hm->nr_set; j++)
-				if (add_hop(e, h, true, hm->set[j].name, NULL) ||
-				    add_hop(e, h, false, hm->set[j].name, hm->set[j].value))
-					return 1;
-			for (size_t j = 0; j < hm->nr_add; j++)
-				if (add_hop(e, h, false, hm->add[j].name, hm->add[j].value))
-					return 1;
-			for (size_t j = 0; j < hm->nr_remove; j++)
-				if (add_hop(e, h, true, hm->remove[j], NULL))
-					return 1;
+			if (collect_mod(e, hm, h))
+				return 1;
 			break;
 		case FILTER_URL_REWRITE:
 			if (redirect_rule)
@@ -314,7 +326,11 @@ static int collect(struct enc *e, const struct gapi_filter *f, size_t nr, struct
 		case FILTER_REQUEST_REDIRECT:
 			break;	/* the rule's own is its outcome; a backendRef's is ignored */
 		case FILTER_RESPONSE_HEADER:
-			return refuse(e, GAMMAD_KH_TAB_RESPONSE_FILTER, NULL);
+			if (!rh)
+				return refuse(e, GAMMAD_KH_TAB_RESPONSE_FILTER, NULL);
+			if (collect_mod(e, hm, rh))
+				return 1;
+			break;
 		case FILTER_REQUEST_MIRROR:
 			return refuse(e, GAMMAD_KH_TAB_MIRROR, NULL);
 		default:
@@ -351,7 +367,7 @@ static int put_rewrite(struct enc *e, struct gammad_kh_rewrite *rw, const struct
  * evaluator's list is then the request's remaining fields in order, then
  * the remaining appended ones in order.
  */
-static int put_edits(struct enc *e, const struct hops *h, struct gammad_kh_rb *rb)
+static int put_edits(struct enc *e, const struct hops *h, struct gammad_kh_rb *rb, bool request)
 {
 	size_t n = 0;
 
@@ -361,7 +377,7 @@ static int put_edits(struct enc *e, const struct hops *h, struct gammad_kh_rb *r
 
 		if (!o->remove)
 			continue;
-		if (!strcasecmp(o->name, "Host") && !host_set(h, i))
+		if (request && !strcasecmp(o->name, "Host") && !host_set(h, i))
 			return refuse(e, GAMMAD_KH_TAB_FIELD_VALUE, "removes Host");
 		for (size_t j = 0; j < rb->nr_remove; j++)
 			dup |= rb->remove[j].len == strlen(o->name) &&
@@ -444,6 +460,14 @@ static int grow(void **p, size_t nr, size_t size)
 	return 0;
 }
 
+static bool rule_edits_response(const struct gapi_rule *gr)
+{
+	for (size_t i = 0; i < gr->nr_filters; i++)
+		if (gr->filters[i].type == FILTER_RESPONSE_HEADER)
+			return true;
+	return false;
+}
+
 static int put_rule(struct enc *e, const struct tr_rule *tr, size_t ri)
 {
 	struct kh_image *img = e->img;
@@ -464,21 +488,23 @@ static int put_rule(struct enc *e, const struct tr_rule *tr, size_t ri)
 		struct hops h = { .nr = 0 };
 
 		/* The rule's other filters still count (a response filter would) */
-		if (collect(e, gr->filters, gr->nr_filters, &h, true))
+		if (collect(e, gr->filters, gr->nr_filters, &h, NULL, true))
 			return 1;
 		return put_redirect(e, &tr->redirect->redirect, r);
 	}
 	for (size_t b = 0; b < tr->nr_backends; b++) {
 		const struct tr_backend *be = &tr->backends[b];
 		struct gammad_kh_rb *rb;
-		struct hops h = { .nr = 0 };
+		struct hops h = { .nr = 0 }, rh = { .nr = 0 };
 
 		if (!be->weight)
 			continue;	/* never picked; its filters never run */
-		if (collect(e, gr->filters, gr->nr_filters, &h, false) ||
-		    (be->ref && collect(e, be->ref->filters, be->ref->nr_filters, &h, false)))
+		if (collect(e, gr->filters, gr->nr_filters, &h, &rh, false) ||
+		    (be->ref && collect(e, be->ref->filters, be->ref->nr_filters, &h, &rh, false)))
 			return 1;
 		ret = grow((void **)&img->rbs, img->nr_rbs, sizeof(*img->rbs));
+		if (!ret)
+			ret = grow((void **)&img->resp, img->nr_rbs, sizeof(*img->resp));
 		if (!ret)
 			ret = grow((void **)&img->rb_src, img->nr_rbs, sizeof(*img->rb_src));
 		if (!ret)
@@ -489,12 +515,21 @@ static int put_rule(struct enc *e, const struct tr_rule *tr, size_t ri)
 		img->rb_src[img->nr_rbs] = be;
 		img->rb_rule[img->nr_rbs] = ri;
 		rb->status = backend_status(be);
-		if (put_rewrite(e, &rb->path, h.path) || put_edits(e, &h, rb))
+		if (put_rewrite(e, &rb->path, h.path) || put_edits(e, &h, rb, true) ||
+		    put_edits(e, &rh, &img->resp[img->nr_rbs], false))
 			return 1;
+		/* the engine's local 500/503 carry the response edits: its answer */
+		if (rh.nr && rb->status != 200)
+			return refuse(e, GAMMAD_KH_TAB_RESPONSE_FILTER, "rule %zu: backend %s",
+				      tr->index, rb->status == 500 ? "unresolved" : "without endpoints");
 		ids[n] = (uint32_t)img->nr_rbs++;
 		w[n++] = be->weight;
 	}
 	r->kind = GAMMAD_KH_RULE_BACKENDS;
+	if (!n && rule_edits_response(gr)) {
+		/* the engine's 500 carries the rule's response edits */
+		return refuse(e, GAMMAD_KH_TAB_RESPONSE_FILTER, "rule %zu without backends", tr->index);
+	}
 	if (!n) {
 		r->kind = GAMMAD_KH_RULE_FAIL;
 		r->status = 500;
@@ -576,6 +611,7 @@ void kh_image_free(struct kh_image *img)
 	free(img->entries);
 	free(img->rules);
 	free(img->rbs);
+	free(img->resp);
 	free(img->slots);
 	free(img->slot_base);
 	free(img->rule_src);
@@ -613,6 +649,10 @@ int kh_image_write(const struct kh_image *img, uint32_t tab, const struct kh_map
 	for (size_t i = 0; !ret && i < img->nr_rbs; i++) {
 		k.idx = (uint32_t)i;
 		ret = update(fds->rb, &k, &img->rbs[i]);
+		if (!ret && kh_rb_edits_response(img, i)) {
+			k.idx = (uint32_t)i | GAMMAD_KH_RB_RESP;
+			ret = update(fds->rb, &k, &img->resp[i]);
+		}
 	}
 	/* Last: the table entry publishes what is below it. */
 	return ret ? ret : update(fds->table, &tab, &img->tab);

@@ -10,7 +10,11 @@
  *    GAMMAD_KH_ENTRIES_MAX matches, strings up to GAMMAD_KH_STR_MAX;
  *  - filters: RequestHeaderModifier and URLRewrite (rule and backendRef,
  *    at most one path rewrite per request), RequestRedirect;
- *  - no ResponseHeaderModifier, mirror, retry, timeout or other filters;
+ *  - ResponseHeaderModifier (rule and backendRef) folded the same way into
+ *    a second record per rule backend (resp[], GAMMAD_KH_RB_RESP), except
+ *    on redirects and on rules the engine answers itself (500, 503), whose
+ *    answers carry the edits;
+ *  - no mirror, retry, timeout or other filters;
  *  - header edits fold into one remove-then-append step that fits the
  *    kernel (GAMMAD_KH_REMOVE_MAX names, GAMMAD_KH_APPEND_MAX bytes), never
  *    touching framing or hop-by-hop fields or removing Host.
@@ -33,6 +37,7 @@ struct kh_image {
 	struct gammad_kh_rule *rules;		/* key (tab, i) */
 	size_t nr_rules;
 	struct gammad_kh_rb *rbs;		/* key (tab, i) */
+	struct gammad_kh_rb *resp;		/* per rbs[i]: response edits, key (tab, i | RESP) */
 	size_t nr_rbs;
 	struct gammad_alias_val *slots;		/* rule r's slot s: slots[slot_base[r] + s] */
 	size_t *slot_base;
@@ -49,6 +54,12 @@ struct kh_image {
  */
 int kh_encode(const struct tr_class *cls, uint16_t port, struct kh_image *out);
 void kh_image_free(struct kh_image *img);
+
+/* Does rule backend i edit the response (a GAMMAD_KH_RB_RESP record)? */
+static inline bool kh_rb_edits_response(const struct kh_image *img, size_t i)
+{
+	return img->resp && (img->resp[i].nr_remove || img->resp[i].append_len);
+}
 
 /* The kernel maps of the HTTP path (GAMMAD_MAP_KH_*), by fd. */
 struct kh_map_fds {
