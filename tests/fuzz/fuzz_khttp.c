@@ -24,6 +24,8 @@ static const char routes[] =
 	"  - matches: [{path: {type: PathPrefix, value: /h}, headers: [{name: X-A, value: \"1\"}, {name: version, value: two}]}]\n"
 	"    filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier:\n"
 	"        set: [{name: X-Set, value: s}]\n        add: [{name: X-Add, value: a}]\n        remove: [X-Remove]\n"
+	"    - type: ResponseHeaderModifier\n      responseHeaderModifier:\n"
+	"        set: [{name: X-A, value: r}]\n        remove: [version, X-Remove]\n"
 	"    backendRefs:\n    - name: b3\n      port: 80\n      filters:\n"
 	"      - type: RequestHeaderModifier\n        requestHeaderModifier: {add: [{name: X-Backend, value: b3}]}\n"
 	"  - matches: [{path: {type: PathPrefix, value: /q}, queryParams: [{name: q, value: \"1\"}]}]\n"
@@ -47,8 +49,8 @@ static const char routes[] =
 	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
 	"metadata: {name: resp, namespace: app}\nspec:\n"
 	"  parentRefs: [{group: \"\", kind: Service, name: a, port: 81}]\n  rules:\n"
-	"  - filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: X-R, value: r}]}}]\n"
-	"    backendRefs: [{name: b1, port: 80}]\n";
+	"  - filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: X-R, value: r}]}},\n"
+	"              {type: RequestRedirect, requestRedirect: {statusCode: 302}}]\n";
 
 struct table {
 	const struct tr_class *cls;
