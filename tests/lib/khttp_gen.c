@@ -69,11 +69,13 @@ static void gen_match(uint64_t *r, FILE *y)
 	}
 }
 
-static void gen_header_mod(uint64_t *r, FILE *y, const char *indent)
+/* A RequestHeaderModifier, or a ResponseHeaderModifier (resp) of the same shape. */
+static void gen_header_mod(uint64_t *r, FILE *y, const char *indent, bool resp)
 {
 	static const char *const names[] = { "X-A", "x-b", "X-New", "Host", "X-Remove", "version" };
 
-	fprintf(y, "%s- type: RequestHeaderModifier\n%s  requestHeaderModifier:\n", indent, indent);
+	fprintf(y, "%s- type: %sHeaderModifier\n%s  %sHeaderModifier:\n", indent,
+		resp ? "Response" : "Request", indent, resp ? "response" : "request");
 	if (khg_pick(r, 2))
 		fprintf(y, "%s    set: [{name: \"%s\", value: \"s%u\"}]\n", indent,
 			names[khg_pick(r, 6)], khg_pick(r, 3));
@@ -105,7 +107,9 @@ static void gen_filters(uint64_t *r, FILE *y, bool *redirect)
 		return;
 	fprintf(y, "      filters:\n");
 	if (k == 0 || khg_pick(r, 2))
-		gen_header_mod(r, y, "      ");
+		gen_header_mod(r, y, "      ", false);
+	if (!khg_pick(r, 3))
+		gen_header_mod(r, y, "      ", true);
 	if (k == 1) {
 		fprintf(y, "      - type: URLRewrite\n        urlRewrite:\n");
 		if (khg_pick(r, 2))
@@ -165,7 +169,7 @@ char *khg_routes(uint64_t *r)
 					backends[khg_pick(r, 5)], khg_pick(r, 4) ? 1 + khg_pick(r, 5) : 0);
 				if (!khg_pick(r, 4)) {
 					fprintf(y, "      filters:\n");
-					gen_header_mod(r, y, "      ");
+					gen_header_mod(r, y, "      ", !khg_pick(r, 3));
 				}
 			}
 		}

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "khttp_user.h"
 #include "http/http1.h"
@@ -241,6 +242,170 @@ static int check_fields(const struct gammad_kh_scratch *s, const struct gammad_k
 	return 0;
 }
 
+/* ---- response edits (GAMMAD_KH_RB_RESP) ---------------------------------- */
+
+struct rfield {
+	char *n, *v;
+};
+
+static void rf_remove(struct rfield *f, size_t *nr, const char *name)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < *nr; i++) {
+		if (strcasecmp(f[i].n, name))
+			f[j++] = f[i];
+		else {
+			free(f[i].n);
+			free(f[i].v);
+		}
+	}
+	*nr = j;
+}
+
+static void rf_add(struct rfield *f, size_t *nr, const char *n, size_t nl, const char *v,
+		   size_t vl)
+{
+	f[*nr].n = dupn(n, nl);
+	f[*nr].v = dupn(v, vl);
+	(*nr)++;
+}
+
+/* The engine's apply_response_filters() (engine_req.c): set, add, remove per filter. */
+static void engine_resp_filters(const struct gapi_filter *flt, size_t nr, struct rfield *f,
+				size_t *n)
+{
+	for (size_t i = 0; i < nr; i++) {
+		const struct gapi_header_mod *m = &flt[i].header_mod;
+
+		if (flt[i].type != FILTER_RESPONSE_HEADER)
+			continue;
+		for (size_t j = 0; j < m->nr_set; j++) {
+			rf_remove(f, n, m->set[j].name);
+			rf_add(f, n, m->set[j].name, strlen(m->set[j].name), m->set[j].value,
+			       strlen(m->set[j].value));
+		}
+		for (size_t j = 0; j < m->nr_add; j++)
+			rf_add(f, n, m->add[j].name, strlen(m->add[j].name), m->add[j].value,
+			       strlen(m->add[j].value));
+		for (size_t j = 0; j < m->nr_remove; j++)
+			rf_remove(f, n, m->remove[j]);
+	}
+}
+
+/*
+ * A response to this request, its head made of the request's fields and
+ * of every name the kernel's record removes (in another case, before and
+ * after them), edited by the kernel's code (kh_parse_fields,
+ * kh_remove_mask, the append blob) and by the engine's filters over
+ * h1_parse_response(): the same fields, values and order.
+ */
+static int check_resp_edits(const struct h1_head *h, const struct gammad_kh_rb *rec,
+			    const struct ev_result *r, char *why, size_t len)
+{
+	struct gammad_kh_scratch *rs = calloc(1, sizeof(*rs));
+	struct h1_head *rh = calloc(1, sizeof(*rh));
+	struct rfield want[H1_HEADERS_MAX + 64], got[H1_HEADERS_MAX + 64];
+	size_t nw = 0, ng = 0, n = 0;
+	char *head = NULL;
+	size_t hlen = 0;
+	FILE *f = open_memstream(&head, &hlen);
+	struct h1_str get = { "GET", 3 };
+	int ret = -1;
+
+	if (!rs || !rh || !f) {
+		if (f)
+			fclose(f);
+		fail(why, len, "out of memory");
+		goto out;
+	}
+	fprintf(f, "HTTP/1.1 200 OK\r\n");
+	for (unsigned i = 0; i < rec->nr_remove; i++)
+		fprintf(f, "%.*s: r%u\r\n", rec->remove[i].len, rec->remove[i].s, i);
+	for (size_t i = 0; i < h->nr_headers && i < 16; i++)
+		if (!h1_str_ieq(&h->headers[i].name, "Content-Length"))
+			fprintf(f, "%.*s: %.*s\r\n", (int)h->headers[i].name.len,
+				h->headers[i].name.p, (int)h->headers[i].value.len,
+				h->headers[i].value.p);
+	for (unsigned i = 0; i < rec->nr_remove; i++) {
+		for (unsigned k = 0; k < rec->remove[i].len; k++)
+			fputc(rec->remove[i].s[k] ^ (((rec->remove[i].s[k] | 0x20) >= 'a' &&
+						      (rec->remove[i].s[k] | 0x20) <= 'z') ? 0x20 : 0), f);
+		fprintf(f, ": late\r\n");
+	}
+	fprintf(f, "Content-Length: 0\r\n\r\n");
+	fclose(f);
+	/* the kernel */
+	if (hlen > GAMMAD_KH_HEAD_MAX) {
+		ret = 0;	/* the kernel would cut it; not this check's case */
+		goto out;
+	}
+	memcpy(rs->buf, head, hlen);
+	rs->len = (uint32_t)hlen;
+	if (kh_parse_fields(rs)) {
+		if (rs->req.nr_fields >= GAMMAD_KH_FIELDS_MAX || hlen >= GAMMAD_KH_HEAD_MAX)
+			ret = 0;	/* over the kernel's limits: it cuts, never edits wrong */
+		else
+			fail(why, len, "kernel: response head not parsed");
+		goto out;
+	}
+	rs->v.remove_mask = kh_remove_mask(rs, rec);
+	for (unsigned i = 0; i < rs->req.nr_fields; i++) {
+		const struct gammad_kh_field *x = &rs->req.fields[i];
+
+		if (!(rs->v.remove_mask & (1u << i)))
+			rf_add(got, &ng, (char *)rs->buf + x->name_off, x->name_len,
+			       (char *)rs->buf + x->value_off, x->value_len);
+	}
+	for (const char *p = rec->append, *end = rec->append + rec->append_len; p < end;) {
+		const char *colon = memchr(p, ':', (size_t)(end - p));
+		const char *crlf = memmem(p, (size_t)(end - p), "\r\n", 2);
+
+		if (!colon || !crlf || colon > crlf || colon + 2 > crlf) {
+			fail(why, len, "response append blob out of shape");
+			goto out;
+		}
+		rf_add(got, &ng, p, (size_t)(colon - p), colon + 2, (size_t)(crlf - colon - 2));
+		p = crlf + 2;
+	}
+	/* the engine */
+	if (h1_parse_response(head, hlen, &get, rh)) {
+		fail(why, len, "engine: response head not parsed");
+		goto out;
+	}
+	for (size_t i = 0; i < rh->nr_headers; i++)
+		rf_add(want, &nw, rh->headers[i].name.p, rh->headers[i].name.len,
+		       rh->headers[i].value.p, rh->headers[i].value.len);
+	if (r->entry)
+		engine_resp_filters(r->entry->rule->rule->filters, r->entry->rule->rule->nr_filters,
+				    want, &nw);
+	if (r->backend && r->backend->ref)
+		engine_resp_filters(r->backend->ref->filters, r->backend->ref->nr_filters, want, &nw);
+	for (n = 0; n < nw && n < ng; n++)
+		if (strcmp(want[n].n, got[n].n) || strcmp(want[n].v, got[n].v))
+			break;
+	if (n != nw || n != ng) {
+		fail(why, len, "response field %zu: kernel %s: %s, engine %s: %s (%zu/%zu fields)", n,
+		     n < ng ? got[n].n : "-", n < ng ? got[n].v : "-", n < nw ? want[n].n : "-",
+		     n < nw ? want[n].v : "-", ng, nw);
+		goto out;
+	}
+	ret = 0;
+out:
+	for (size_t i = 0; i < nw; i++) {
+		free(want[i].n);
+		free(want[i].v);
+	}
+	for (size_t i = 0; i < ng; i++) {
+		free(got[i].n);
+		free(got[i].v);
+	}
+	free(head);
+	free(rs);
+	free(rh);
+	return ret;
+}
+
 /* The evaluator's draw that picks the backend the kernel picked. */
 static uint64_t draw_for(const struct kh_image *img, const struct gammad_kh_scratch *s)
 {
@@ -374,6 +539,10 @@ static int check_verdict(const struct tr_class *cls, const struct kh_image *img,
 		}
 		if (check_fields(s, rb, &r.request_headers, why, len))
 			goto out_r;
+		/* the response edits of that rule backend: the engine's, or none */
+		if (kh_rb_edits_response(img, s->v.rb) &&
+		    check_resp_edits(h, &img->resp[s->v.rb], &r, why, len))
+			goto out_r;
 	} else if (r.status >= 300 && r.status < 400) {
 		char *path = kernel_target(s, &rule->path);
 		size_t n;
@@ -460,6 +629,8 @@ int khu_check(const struct tr_class *cls, const struct kh_image *img,
 		ret = check_parse(s, h, n, why, len);
 		if (!ret)
 			ret = check_verdict(cls, img, s, h, why, len);
+		if (!ret && s->v.action == GAMMAD_KH_FORWARD && kh_rb_edits_response(img, s->v.rb))
+			st->resp_edits++;
 		break;
 	default:
 		ret = fail(why, len, "action %u", s->v.action);

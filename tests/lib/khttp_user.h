@@ -41,6 +41,7 @@ void khu_scratch(struct gammad_kh_scratch *s, const char *head, size_t len, uint
 
 struct khu_stats {
 	unsigned long served, local, engine, more, malformed;
+	unsigned long resp_edits;	/* forwards whose response edits were compared */
 	unsigned long reasons[GAMMAD_KH_R_SLOTS];	/* engine verdicts by reason */
 };
 

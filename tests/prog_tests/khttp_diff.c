@@ -604,6 +604,8 @@ static void report(struct run *r)
 		     r->st.malformed, r->st.more);
 	test__printf("  answers compared byte for byte (BPF, userspace, engine format): %lu\n",
 		     r->answers);
+	test__printf("  forwards whose response edits matched the engine's filters: %lu\n",
+		     r->st.resp_edits);
 	for (unsigned i = 1; i < GAMMAD_KH_TAB_MAX; i++)
 		if (r->tab_reasons[i])
 			test__printf("  tables to the engine: %lu %s\n", r->tab_reasons[i],
