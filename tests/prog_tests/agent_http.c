@@ -99,7 +99,15 @@ static const char routes[] =
 	"  - matches: [{path: {type: PathPrefix, value: /v1}}]\n"
 	"    backendRefs: [{name: echo-v1, port: 8080}]\n"
 	"  - matches: [{path: {type: PathPrefix, value: /v2}}]\n"
-	"    backendRefs: [{name: echo-v2, port: 8080}]\n";
+	"    backendRefs: [{name: echo-v2, port: 8080}]\n"
+	"  - matches: [{path: {type: PathPrefix, value: /hdr}}]\n"
+	"    filters:\n"
+	"    - type: ResponseHeaderModifier\n"
+	"      responseHeaderModifier:\n"
+	"        set: [{name: X-Resp, value: k}]\n"
+	"        add: [{name: X-Resp-Add, value: a}]\n"
+	"        remove: [X-Gone]\n"
+	"    backendRefs: [{name: echo-v1, port: 8080}]\n";
 
 struct http_env {
 	bool kernel;			/* gammad run --kernel-http */
@@ -204,18 +212,24 @@ static void kh_scrape(struct http_env *e, double *served, double *engine)
 	free(body);
 }
 
-/* The "served" row of `gammactl stats` (KERNEL HTTP REQUESTS), -1 when absent. */
-static long gammactl_served(struct http_env *e)
+/* A row of `gammactl stats`' KERNEL HTTP REQUESTS ("served", a reason), -1 when absent. */
+static long gammactl_kh_row(struct http_env *e, const char *row)
 {
-	char *out = NULL, *p;
+	char *out = NULL, *p, key[64];
 	long v = -1;
 
+	snprintf(key, sizeof(key), "\n%s ", row);
 	if (lab_run_capture(&out, "%s --pin-dir %s stats 2>/dev/null", test_bin("gammactl"),
 			    e->ag.pin_dir) == 0 && out && (p = strstr(out, "KERNEL HTTP REQUESTS")) &&
-	    (p = strstr(p, "\nserved ")))
-		sscanf(p + 7, "%ld", &v);
+	    (p = strstr(p, key)))
+		sscanf(p + strlen(key), "%ld", &v);
 	free(out);
 	return v;
+}
+
+static long gammactl_served(struct http_env *e)
+{
+	return gammactl_kh_row(e, "served");
 }
 
 /* The agent's resident memory in KiB. */
@@ -1035,6 +1049,90 @@ out:
 	shared_free(c, sizeof(*c));
 }
 
+/* ---- ResponseHeaderModifier ----------------------------------------------------- */
+
+#define HDR_REQS 200
+
+struct hdr_res {
+	char ip[INET6_ADDRSTRLEN];
+	int ok, err;
+	char first_wrong[512];
+};
+
+/* HDR_REQS keep-alive requests on one connection, each response's edits checked. */
+static int hdr_run(void *arg)
+{
+	struct hdr_res *h = arg;
+	struct reader r = { .fd = dial(h->ip, 80) };
+	char req[256], v1[64], v2[64], v3[64], v4[64];
+
+	if (r.fd < 0) {
+		h->err = r.fd;
+		return 1;
+	}
+	for (int i = 0; i < HDR_REQS; i++) {
+		struct resp p = { 0 };
+		int n = snprintf(req, sizeof(req), "GET /hdr/%d HTTP/1.1\r\nHost: echo\r\n"
+				 "X-Echo-Set-Header: X-Gone:g,X-Stay:s,X-Resp:old\r\n\r\n", i);
+
+		if (send_all(r.fd, req, n) || read_resp(&r, "GET", &p, NULL)) {
+			h->err = -EIO;
+			resp_free(&p);
+			break;
+		}
+		/* set replaced the echo's X-Resp, add added, remove removed, the rest kept */
+		if (p.status == 200 && !strcmp(resp_header(&p, "X-Resp", v1, sizeof(v1)) ?: "", "k") &&
+		    !strcmp(resp_header(&p, "X-Resp-Add", v2, sizeof(v2)) ?: "", "a") &&
+		    !strcmp(resp_header(&p, "X-Stay", v3, sizeof(v3)) ?: "", "s") &&
+		    !resp_header(&p, "X-Gone", v4, sizeof(v4)) && p.body &&
+		    strstr(p.body, "\"path\": \"/hdr/"))
+			h->ok++;
+		else if (!h->first_wrong[0])
+			snprintf(h->first_wrong, sizeof(h->first_wrong), "#%d: %.480s", i,
+				 p.head ? p.head : "");
+		resp_free(&p);
+	}
+	close(r.fd);
+	free(r.buf);
+	return 0;
+}
+
+/*
+ * 9. ResponseHeaderModifier (echo's /hdr): every response edited exactly
+ * as the engine edits it. With --sockmap the echo pod's responses are
+ * edited in the kernel (served); over TCP the connection's first such
+ * request hands it to the engine (resp_edit_tcp), which edits them.
+ */
+static void subtest_resp_edits(struct http_env *e)
+{
+	struct hdr_res *h = shared_alloc(sizeof(*h));
+	double served0 = scrape(e, KH_SERIES("served")), tcp0 = scrape(e, KH_SERIES("resp_edit_tcp"));
+	double cut0 = scrape(e, KH_SERIES("resp_edit_cut"));
+	pid_t cli;
+
+	if (!ASSERT_OK_PTR(h, "shared memory"))
+		return;
+	snprintf(h->ip, sizeof(h->ip), "%s", e->echo);
+	cli = child_start(e->v2->container_cgroup, e->v2->netns, hdr_run, h);
+	if (ASSERT_GT(cli, 0, "client process"))
+		child_wait(cli, 30000);
+	ASSERT_EQ(h->err, 0, "client");
+	if (!ASSERT_EQ(h->ok, HDR_REQS, "responses edited as the rule says"))
+		test__printf("first wrong: %s\n", h->first_wrong);
+	if (e->kernel && e->sockmap) {
+		ASSERT_GE(scrape(e, KH_SERIES("served")) - served0, HDR_REQS, "served in the kernel");
+		ASSERT_GE(gammactl_served(e), HDR_REQS, "gammactl stats: served");
+		ASSERT_EQ(scrape(e, KH_SERIES("resp_edit_tcp")) - tcp0, 0, "none to the engine");
+	} else if (e->kernel) {
+		ASSERT_EQ(scrape(e, KH_SERIES("resp_edit_tcp")) - tcp0, 1,
+			  "the connection to the engine at its first request");
+		ASSERT_GE(gammactl_kh_row(e, "resp_edit_tcp"), 1, "gammactl stats: resp_edit_tcp");
+	}
+	if (e->kernel)
+		ASSERT_EQ(scrape(e, KH_SERIES("resp_edit_cut")) - cut0, 0, "no client cut");
+	shared_free(h, sizeof(*h));
+}
+
 /* Upstream slots paired with a same-node server socket now (gammad_khsvs_v1 != 0). */
 static void run_http(bool kernel, bool sockmap)
 {
@@ -1081,6 +1179,8 @@ static void run_http(bool kernel, bool sockmap)
 		subtest_client_killed(&e);
 	if (test__start_subtest("not_http"))
 		subtest_not_http(&e);
+	if (test__start_subtest("resp_edits"))
+		subtest_resp_edits(&e);
 	if (kernel && test__start_subtest("served_in_kernel")) {
 		kh_scrape(&e, &served, &engine);
 		ctl = gammactl_served(&e);
