@@ -105,6 +105,9 @@ static __always_inline int kh_forward(struct sk_msg_md *msg, struct gammad_kh_co
 			kh_slot_release(c);
 		return kh_to_engine(msg, c, GAMMAD_KH_R_RESP_TCP);
 	}
+	/* an unframed upstream: nobody could tell where that response's head starts */
+	if (redit && (sl->flags & GAMMAD_KH_SLOT_UNFRAMED))
+		return kh_to_engine(msg, c, GAMMAD_KH_R_UNFRAMED);
 	if (srv && *srv && !(sl->flags & GAMMAD_KH_SLOT_REQ_TCP)) {
 		__u64 sc = *srv;
 
@@ -386,7 +389,7 @@ int gammad_kh_server(struct sk_msg_md *msg)
 	struct gammad_kh_srv *sv;
 	struct gammad_kh_slot *sl;
 	struct kh_rscratch *p;
-	__u32 zero = 0, id, size, bits = 0, seq;
+	__u32 zero = 0, id, size, bits = 0, seq, head_done = 0;
 	__u64 owner, *cur;
 	int ed;
 
@@ -451,12 +454,37 @@ int gammad_kh_server(struct sk_msg_md *msg)
 			kh_slot_cut(sl, id);
 			return SK_DROP;
 		}
+		/* edited: its bit is spent (a 1xx keeps it for the final head) */
+		if (ed == 1) {
+			head_done = 1u << (seq & 31);
+			__sync_fetch_and_and(&se->bits, ~head_done);
+		}
 	}
 	size = msg->size;
+	/*
+	 * An unframed slot's parser state stopped where it lost the framing:
+	 * a head to edit among the responses since then cannot be found (the
+	 * client side sends no more such requests there; this catches one it
+	 * sent as the slot turned).
+	 */
+	if ((sl->flags & GAMMAD_KH_SLOT_UNFRAMED) && se && kh_edits_ahead(sl, se->bits)) {
+		kh_slot_cut(sl, id);
+		return SK_DROP;
+	}
 	if (!(sl->flags & GAMMAD_KH_SLOT_UNFRAMED)) {
 		kh_frame_begin(sl, p);
 		p->edit_bits = bits;
 		kh_frame_end(sl, p, kh_resp_parse_msg(msg, p));
+		/*
+		 * Unframed now (a coding we do not follow, more windows than we
+		 * walk): where a later head starts is unknown, so one still to
+		 * edit cannot be found. The client is cut, nothing of this goes.
+		 */
+		if ((sl->flags & GAMMAD_KH_SLOT_UNFRAMED) &&
+		    (kh_edits_ahead(sl, bits) & ~head_done)) {
+			kh_slot_cut(sl, id);
+			return SK_DROP;
+		}
 		/* the rest from the next head to edit on is a message of its own */
 		if (p->stop && p->stop < size) {
 			sv->pad = size - p->stop;
@@ -485,7 +513,7 @@ int gammad_kh_server(struct sk_msg_md *msg)
 		 * The agent relays a slow client's bytes as they are: a head
 		 * still to edit must not go that way, the client is reset.
 		 */
-		if (kh_edits_ahead(sl, bits))
+		if (kh_edits_ahead(sl, bits & ~head_done))
 			kh_slot_cut(sl, id);
 		else
 			kh_slot_slow(sl, id);

@@ -303,9 +303,9 @@ static __always_inline __u32 kh_edits_ahead(const struct gammad_kh_slot *sl, __u
  * The head at the start of msg is the next response of slot sl and needs
  * the edits of record key (gammad_khrb_v1, GAMMAD_KH_RB_RESP): edited in
  * the message as a request head is (kh_msg_edit_fields), when it is whole
- * in it. 1 edited (or a 1xx, which the engine forwards as it is: its final
- * head follows), 0 not whole yet (corked: the kernel runs us again with
- * more), -1 it cannot be (the slot is cut).
+ * in it. 1 edited, 2 a 1xx (the engine forwards it as it is: the final
+ * head follows, to edit), 0 not whole yet (corked: the kernel runs us
+ * again with more), -1 it cannot be (the slot is cut).
  */
 static __always_inline int kh_resp_edit(struct sk_msg_md *msg, const struct gammad_kh_key *key)
 {
@@ -340,7 +340,7 @@ static __always_inline int kh_resp_edit(struct sk_msg_md *msg, const struct gamm
 		return -1;
 	/* "HTTP/1.x 1xx": interim, written by the engine without the edits */
 	if (s->buf[9] == '1')
-		return 1;
+		return 2;
 	rb = bpf_map_lookup_elem(&gammad_khrb_v1, key);
 	if (!rb)
 		return -1;	/* its table went while the request was out */

@@ -581,6 +581,30 @@ static void test_resp_edits(struct env *e)
 		ASSERT_EQ(e->cut, c.cookie, "its client is named cut");
 	ASSERT_EQ(khst(e, GAMMAD_KH_R_RESP_CUT) - cutn, 1, "counted: resp_edit_cut");
 	ASSERT_TRUE(quiet(c.cli, 20), "nothing of it reached the client");
+	/*
+	 * A response the kernel cannot frame (a coding other than chunked)
+	 * ahead of a head to edit: where that head starts is unknown, so the
+	 * client is cut, and nothing of the message goes.
+	 */
+	client_close(&c);
+	if (!ASSERT_OK(client_open(e, &c), "client") ||
+	    !ASSERT_TRUE(send_str(c.cli, "GET /one/u HTTP/1.1\r\nHost: a\r\n\r\n"
+				  "GET /resp/u HTTP/1.1\r\nHost: a\r\n\r\n"), "send"))
+		goto out;
+	be = bound_be(e, &c, 0);
+	s = bound_slot(e, &c, 0);
+	up = slot_cookie(e, s);
+	e->cut = 0;
+	if (!ASSERT_GE(be, 0, "bound") ||
+	    !expect_str(be, "GET /one/u HTTP/1.1\r\nHost: a\r\n\r\n"
+			"GET /resp/u HTTP/1.1\r\nHost: a\r\n\r\n", "both at the backend"))
+		goto out;
+	send_str(be, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzzz"
+		 "HTTP/1.1 200 OK\r\nX-Remove: 1\r\nContent-Length: 0\r\n\r\n");
+	if (ASSERT_TRUE(wait_rearmed(e, s, up), "re-armed after the cut"))
+		ASSERT_EQ(e->cut, c.cookie, "its client is named cut");
+	ASSERT_EQ(khst(e, GAMMAD_KH_R_RESP_CUT) - cutn, 2, "counted: resp_edit_cut");
+	ASSERT_TRUE(quiet(c.cli, 20), "nothing of it reached the client");
 out:
 	client_close(&c);
 }
