@@ -16,7 +16,9 @@
  * such response it reaches (a coding other than chunked excepted: unframed,
  * never framed); it never frames past a response the engine cannot frame.
  * Unframed where the engine frames is allowed (the slot is then never
- * reused) and counted.
+ * reused) and counted. In half the streams some responses need edits
+ * (same-node servers): the walk must stop exactly at each of their heads
+ * that does not start an skb, and nowhere else; the rest is the next skb.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -186,8 +188,13 @@ static void gen_response(struct gen *g, bool head, bool last)
 }
 
 /* What the engine makes of the stream. */
+#define MAX_HEADS 64
+
 struct ref {
 	size_t ends[MAX_RESP];	/* offset after each final response */
+	size_t hstart[MAX_HEADS];	/* where each head starts (1xx ones too) */
+	size_t hresp[MAX_HEADS];	/* ... the response it belongs to */
+	size_t nr_heads;
 	size_t nr;		/* final responses it framed */
 	int stop;		/* 0: all framed; 1: close-delimited; 2: refused; 3: other
 				   coding; 4: the stream ends inside a response */
@@ -205,6 +212,10 @@ static void engine_frames(const char *buf, size_t len, const bool *head, size_t 
 		struct h1_str m = { head[out->nr] ? "HEAD" : "GET", head[out->nr] ? 4 : 3 };
 		long n = h1_head_end(buf + off, len - off, NULL, &scan);
 
+		if (out->nr_heads < MAX_HEADS) {
+			out->hstart[out->nr_heads] = off;
+			out->hresp[out->nr_heads++] = out->nr;
+		}
 		if (!n) {
 			out->stop = 4;
 			return;
@@ -249,6 +260,7 @@ struct run {
 	struct test_khttp_resp_bpf *skel;
 	int state_fd, prog_fd;
 	unsigned long streams, pieces, responses, conservative, refused_framed, closes, failures;
+	unsigned long stops;
 };
 
 static bool kernel_piece(struct run *r, const char *p, size_t n, struct rscratch *st)
@@ -295,9 +307,16 @@ static void one_stream(struct run *r, uint64_t seed)
 	for (size_t i = 0; i < nr_req; i++)
 		if (head[i])
 			st.head_bits |= 1u << i;
+	/*
+	 * Half the streams with response edits (same-node servers): the walk
+	 * must stop exactly at every head of an edited response that does not
+	 * start the piece, the rest then comes as a piece of its own.
+	 */
+	if (rnd(&g, 2))
+		st.edit_bits = (uint32_t)rnd(&g, 1u << nr_req);
 	r->streams++;
 	while (off < g.t.len && ok) {
-		size_t n = 1 + rnd(&g, rnd(&g, 4) ? 1400 : 40), done = 0;
+		size_t n = 1 + rnd(&g, rnd(&g, 4) ? 1400 : 40), done = 0, start = off;
 
 		if (n > g.t.len - off)
 			n = g.t.len - off;
@@ -306,7 +325,52 @@ static void one_stream(struct run *r, uint64_t seed)
 			break;
 		}
 		r->pieces++;
-		off += n;
+		if (st.stop) {
+			r->stops++;
+			if (st.stop >= n) {
+				test__printf("kernel: stop at %u of a %zu-byte piece\n", st.stop, n);
+				ok = false;
+			}
+			n = st.stop;
+		}
+		/* a stop is at a head of an edited response (where the engine frames too) */
+		if (st.stop && !(ref.stop == 2 && st.r.resp_seq >= ref.nr)) {
+			bool at_head = false;
+
+			for (size_t i = 0; i < ref.nr_heads; i++)
+				at_head |= ref.hstart[i] == start + n &&
+					   (st.edit_bits & (1u << ref.hresp[i]));
+			if (!at_head) {
+				test__printf("kernel: stop at %zu (seq %u of %u, bits %x), no head to edit there; "
+					     "engine stop %d nr %zu heads %zu:", start + n, st.r.resp_seq,
+					     st.req_seq, st.edit_bits, ref.stop, ref.nr, ref.nr_heads);
+				for (size_t i = 0; i < ref.nr_heads; i++)
+					test__printf(" %zu@%zu", ref.hresp[i], ref.hstart[i]);
+				test__printf("\n");
+				ok = false;
+			}
+		}
+		/* every head of an edited response inside the piece, not at its start: the stop */
+		for (size_t i = 0; ok && i < ref.nr_heads; i++) {
+			size_t hs = ref.hstart[i];
+
+			if (hs <= start || hs > start + n || !(st.edit_bits & (1u << ref.hresp[i])) ||
+			    st.unframed || (ref.stop == 2 && ref.hresp[i] >= ref.nr))
+				continue;
+			if (hs < start + n || !st.stop) {
+				if (hs == start + n && !st.stop)
+					continue;	/* the piece ends where the head starts */
+				test__printf("kernel: head of response %zu at %zu not stopped at "
+					     "(piece %zu+%zu, stop %u)\n", ref.hresp[i], hs, start,
+					     n, st.stop);
+				ok = false;
+			} else if (st.r.resp_seq != ref.hresp[i]) {
+				test__printf("kernel: stopped at response %u's head, engine %zu\n",
+					     st.r.resp_seq, ref.hresp[i]);
+				ok = false;
+			}
+		}
+		off = start + n;
 		/* past a head the engine refuses (a 502 there): counted, not compared */
 		if (ref.stop == 2 && st.r.resp_seq > ref.nr) {
 			beyond = true;
@@ -376,8 +440,9 @@ void test_khttp_resp(void)
 		one_stream(&r, s * 0x9e3779b97f4a7c15ULL);
 	test__printf("%lu streams in %lu skbs: %lu responses framed as the engine frames them, "
 		     "%lu close-delimited as the engine's, %lu left unframed (never reused), "
-		     "%lu framed past a head the engine refuses\n",
-		     r.streams, r.pieces, r.responses, r.closes, r.conservative, r.refused_framed);
+		     "%lu framed past a head the engine refuses; %lu stops before a head to edit\n",
+		     r.streams, r.pieces, r.responses, r.closes, r.conservative, r.refused_framed,
+		     r.stops);
 	ASSERT_EQ(r.failures, 0, "disagreements");
 out:
 	test_khttp_resp_bpf__destroy(r.skel);
