@@ -405,7 +405,8 @@ static __always_inline struct gammad_kh_slot *kh_bound(const struct gammad_kh_co
 static __always_inline bool kh_slot_clean(const struct gammad_kh_slot *sl)
 {
 	return !kh_slot_pending(sl) &&
-	       !(sl->flags & (GAMMAD_KH_SLOT_UNFRAMED | GAMMAD_KH_SLOT_SLOW | GAMMAD_KH_SLOT_CLOSE)) &&
+	       !(sl->flags & (GAMMAD_KH_SLOT_UNFRAMED | GAMMAD_KH_SLOT_SLOW | GAMMAD_KH_SLOT_CLOSE |
+			      GAMMAD_KH_SLOT_CUT)) &&
 	       sl->r.state == GAMMAD_KH_RS_STATUS && !sl->r.k;
 }
 
