@@ -6,7 +6,7 @@
  * _v3, gammad_ct_v1 -> _v2, gammad_svcst_v1 -> _v2, fields reordered).
  *
  * The lab runs Service upg/svc (80: HTTPRoute 70/30 to svc-a/svc-b; 9000:
- * a line protocol), a client pod, and a consumer namespace whose route
+ * a line protocol), two client pods, and a consumer namespace whose route
  * sends its clients to svc-b. build/gammad runs (L4, TC on the pod veths),
  * then while these run without a pause:
  *
@@ -14,7 +14,15 @@
  *                 consumer pod, and one long-lived connection (sockmap:
  *                 the agents run with --sockmap);
  *   TC path:      new HTTP connections and one long-lived connection from
- *                 the client pod's netns outside --cgroup (conntrack)
+ *                 the tc-client pod's netns outside --cgroup (conntrack)
+ *
+ * The TC path's loops have a pod address of their own: from one address,
+ * a flow to the ClusterIP and a connect-time one to the endpoint get their
+ * ports picked apart (per destination) yet can share a tuple once the TC
+ * path DNATs, which it does not resolve (no source-port rewrite:
+ * docs/ARCHITECTURE.md, "Tuple clashes on the TC path"). Sharing the
+ * client pod, about 1 run in 10 lost a connection of either kind to such a
+ * clash.
  *
  * the subtests, in order, stop the old agent and:
  *   failed_midway_keeps_old_layout  next build, its conntrack fill made to
@@ -76,6 +84,7 @@ static const char manifests_yaml[] =
 	"          image: example/client\n"				\
 	"          ports:\n            - {containerPort: 8080}\n"
 	CLIENT("client", NS)
+	CLIENT("tc-client", NS)
 	CLIENT("fe-client", FE_NS)
 #define SERVICE(name, sel, ip)						\
 	"---\napiVersion: v1\nkind: Service\n"				\
@@ -113,7 +122,7 @@ static const char *const loop_name[NR_LOOPS] = {
 struct upg_env {
 	struct lab_env lab;
 	struct agent_env ag;
-	const struct lab_pod_info *a, *b, *client, *fe;
+	const struct lab_pod_info *a, *b, *client, *tc, *fe;
 	struct mc_loop loops[NR_LOOPS];
 	bool running[NR_LOOPS];
 	const char *args[8];
@@ -201,8 +210,11 @@ static int loops_start(struct upg_env *e)
 				      .netns = e->client->netns, .timeout_ms = 3000 };
 	struct mc_place in_fe = { .cgroup = e->fe->container_cgroup, .netns = e->fe->netns,
 				  .timeout_ms = 3000 };
-	/* in the client's netns, in the test's own cgroup: only the TC path sees it */
-	struct mc_place outside = { .netns = e->client->netns, .timeout_ms = 3000 };
+	/*
+	 * in the tc-client's netns, in the test's own cgroup: only the TC path
+	 * sees it, and no connect-time flow from that address shares its tuples
+	 */
+	struct mc_place outside = { .netns = e->tc->netns, .timeout_ms = 3000 };
 	const struct { const struct mc_place *at; int port; enum mc_proto proto; } l[NR_LOOPS] = {
 		[L_CT_HTTP] = { &in_client, 80, MC_HTTP },
 		[L_CT_CONSUMER] = { &in_fe, 80, MC_HTTP },
@@ -357,9 +369,11 @@ static int env_setup(struct upg_env *e)
 	e->a = lab_env_find(&e->lab, NS, "upg-a");
 	e->b = lab_env_find(&e->lab, NS, "upg-b");
 	e->client = lab_env_find(&e->lab, NS, "client");
+	e->tc = lab_env_find(&e->lab, NS, "tc-client");
 	e->fe = lab_env_find(&e->lab, FE_NS, "fe-client");
 	if (!ASSERT_OK_PTR(e->a, "upg-a pod") || !ASSERT_OK_PTR(e->b, "upg-b pod") ||
-	    !ASSERT_OK_PTR(e->client, "client pod") || !ASSERT_OK_PTR(e->fe, "fe-client pod"))
+	    !ASSERT_OK_PTR(e->client, "client pod") || !ASSERT_OK_PTR(e->tc, "tc-client pod") ||
+	    !ASSERT_OK_PTR(e->fe, "fe-client pod"))
 		return -1;
 	if (!ASSERT_OK(agent_env_init(&e->ag, &e->lab), "agent_env_init"))
 		return -1;
