@@ -35,11 +35,15 @@
  *                                   before, counters continued
  *   downgrade_refused               build/gammad again: refuses the newer
  *                                   layout, touches nothing
- * and at the end every connection of every loop succeeded.
+ * and at the end every connection of every loop succeeded. Each agent that
+ * exits (failed, interrupted, refused) changes no pin (but the interrupted
+ * one's next-layout maps), link program, sk_msg attachment or route.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <net/if.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -48,6 +52,7 @@
 #include <bpf/libbpf.h>
 
 #include "datapath/datapath.h"
+#include "gammad/maps.h"
 #include "lib/agent_env.h"
 #include "lib/lab_env.h"
 #include "lib/mesh_client.h"
@@ -265,20 +270,107 @@ static void loops_progress(struct upg_env *e, const char *when)
 		ASSERT_GE(mc_loop_count(&e->loops[i]), start[i] + 20, when);
 }
 
-/* Start an agent of bin, which must exit before applying; its log must say why. */
-static void start_expect_exit(struct upg_env *e, const char *bin, const char *why)
+/* printf at buf + *off, never past len (*off counts on: the caller sees the overflow) */
+static void put(char *buf, size_t len, size_t *off, const char *fmt, ...)
 {
-	int before = agent_env_log_count(&e->ag, why);
+	va_list ap;
+	int n;
 
+	va_start(ap, fmt);
+	n = vsnprintf(*off < len ? buf + *off : NULL, *off < len ? len - *off : 0, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*off += (size_t)n;
+}
+
+static bool new_layout_pin(const char *name)
+{
+	for (int i = 0; i < NR_CHANGED; i++)
+		if (!strcmp(name, new_maps[i]))
+			return true;
+	return false;
+}
+
+/*
+ * What serves, as the kernel holds it: every pin (but the next layout's
+ * maps when skip_new), the program of every pinned link, the sk_msg
+ * programs of both sockhashes, and the routes gammactl of bin reads.
+ */
+static int served_state(const struct upg_env *e, const char *bin, bool skip_new, char *buf,
+			size_t len)
+{
+	static const char *const sockhashes[] = { GAMMAD_MAP_SOCKHASH, GAMMAD_MAP_ENGINE_SOCKHASH };
+	struct dirent **names;
+	char path[PATH_MAX];
+	size_t off = 0;
+	int n, err = 0;
+
+	n = scandir(e->ag.pin_dir, &names, NULL, alphasort);
+	if (n < 0)
+		return -errno;
+	for (int i = 0; i < n; i++) {
+		const char *name = names[i]->d_name;
+		struct bpf_link_info info = {};
+		__u32 il = sizeof(info);
+		int fd;
+
+		if (name[0] == '.' || (skip_new && new_layout_pin(name)))
+			continue;
+		put(buf, len, &off, "%s", name);
+		snprintf(path, sizeof(path), "%s/%s", e->ag.pin_dir, name);
+		if (!strncmp(name, "link_", 5) && (fd = bpf_obj_get(path)) >= 0) {
+			if (!bpf_obj_get_info_by_fd(fd, &info, &il))
+				put(buf, len, &off, " prog %u", info.prog_id);
+			close(fd);
+		}
+		put(buf, len, &off, "\n");
+	}
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	for (size_t i = 0; i < sizeof(sockhashes) / sizeof(sockhashes[0]); i++) {
+		__u32 ids[4] = {}, cnt = 4;
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s", e->ag.pin_dir, sockhashes[i]);
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			return -errno;
+		if (bpf_prog_query(fd, BPF_SK_MSG_VERDICT, 0, NULL, ids, &cnt))
+			err = -errno;
+		close(fd);
+		put(buf, len, &off, "%s sk_msg %u progs %u\n", sockhashes[i], cnt, ids[0]);
+	}
+	if (!err && off < len)
+		err = routes(e, bin, buf + off, len - off);
+	return err ?: off < len ? 0 : -ENOSPC;
+}
+
+/*
+ * Start an agent of bin (ctl: the gammactl of the layout pinned), which
+ * must exit before applying, having changed nothing that serves (skip_new:
+ * but its own pins of the next layout); its log must say why (if given).
+ */
+static void start_expect_exit(struct upg_env *e, const char *bin, const char *ctl, bool skip_new,
+			      const char *why)
+{
+	static char before[65536 + 8192], after[65536 + 8192];
+	int logged = why ? agent_env_log_count(&e->ag, why) : 0;
+
+	if (!ASSERT_OK(served_state(e, ctl, skip_new, before, sizeof(before)), "state before"))
+		return;
 	e->ag.bin = bin;
 	ASSERT_EQ(agent_env_start(&e->ag), -ESRCH, "the agent exits without applying");
-	ASSERT_EQ(agent_env_log_count(&e->ag, why), before + 1, why);
+	if (why)
+		ASSERT_EQ(agent_env_log_count(&e->ag, why), logged + 1, why);
+	if (ASSERT_OK(served_state(e, ctl, skip_new, after, sizeof(after)), "state after"))
+		ASSERT_STREQ(after, before, "pins, links, sk_msg and routes untouched");
 }
 
 static void subtest_failed_midway(struct upg_env *e)
 {
 	setenv("GAMMAD_TEST_LAYOUT_FAIL", "gammad_ct_v1", 1);
-	start_expect_exit(e, NEXT, "the old layout keeps serving");
+	start_expect_exit(e, NEXT, "gammactl", false, "the old layout keeps serving");
 	unsetenv("GAMMAD_TEST_LAYOUT_FAIL");
 	for (int i = 0; i < NR_CHANGED; i++) {
 		ASSERT_TRUE(pinned(e, old_maps[i]), old_maps[i]);
@@ -290,8 +382,7 @@ static void subtest_failed_midway(struct upg_env *e)
 static void subtest_interrupted(struct upg_env *e)
 {
 	setenv("GAMMAD_TEST_LAYOUT_EXIT", "filled", 1);
-	e->ag.bin = NEXT;
-	ASSERT_EQ(agent_env_start(&e->ag), -ESRCH, "exits after the fill");
+	start_expect_exit(e, NEXT, "gammactl", true, NULL);	/* a crash says nothing */
 	unsetenv("GAMMAD_TEST_LAYOUT_EXIT");
 	for (int i = 0; i < NR_CHANGED; i++) {
 		ASSERT_TRUE(pinned(e, old_maps[i]), old_maps[i]);
@@ -350,7 +441,7 @@ static void subtest_upgrade(struct upg_env *e)
 static void subtest_downgrade(struct upg_env *e)
 {
 	agent_env_kill(&e->ag, SIGTERM);
-	start_expect_exit(e, NULL, "is a newer map layout than this gammad");
+	start_expect_exit(e, NULL, "next/gammactl", false, "is a newer map layout than this gammad");
 	for (int i = 0; i < NR_CHANGED; i++) {
 		ASSERT_FALSE(pinned(e, old_maps[i]), old_maps[i]);
 		ASSERT_TRUE(pinned(e, new_maps[i]), new_maps[i]);
