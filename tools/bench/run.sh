@@ -181,7 +181,10 @@ start_servers() {
 	# and go.
 	podrun client sleep infinity &
 	PIDS+=($!)
-	nsx gbench-remote "$BENCH" serve --http 8080 --id 9000 --name remote &
+	# Pinned as the pods are: unpinned, it ran on either CPU and the remote
+	# rows' p50 jumped between ~16 us (same CPU) and ~55 us (a cross-CPU
+	# wake-up per round trip) from one repetition to the next.
+	bg "${PIN_CPUS[@]}" ip netns exec gbench-remote "$BENCH" serve --http 8080 --id 9000 --name remote
 	PIDS+=($!)
 	SERVER_PIDS=$(IFS=,; echo "${pids[*]}")
 	cat > "$WORK/haproxy.cfg" <<-EOF
