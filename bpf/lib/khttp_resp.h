@@ -308,21 +308,37 @@ static __always_inline long kh_resp_byte(struct kh_rscratch *p, __u8 c)
 	return kh_unframed(p);
 }
 
+/*
+ * KH_RCHUNK bytes per bpf_loop callback (as the request parser's
+ * kh_parse_chunk): a callback costs about as much as the work on one
+ * byte, so it is paid once per chunk; the state stays in the scratch, so
+ * the verifier sees one unknown state per byte.
+ */
+#ifndef KH_RCHUNK
+#define KH_RCHUNK	8
+#endif
+
 static long kh_resp_cb(__u64 i, void *ctx)
 {
 	struct kh_rscratch *p = *(struct kh_rscratch **)ctx;
-	__u32 seq = p->r.resp_seq;
+	__u32 base = (__u32)i * KH_RCHUNK, n = p->n, k, seq;
 
-	/* a head to edit, not at the message's start: the next run's */
-	if ((p->edit_bits & (1u << (seq & 31))) && p->r.state == GAMMAD_KH_RS_STATUS &&
-	    !p->r.k && seq != p->req_seq && p->base + i) {
-		p->stop = p->base + i;
-		p->pos = i;
-		return 1;
-	}
-	if (kh_resp_byte(p, p->buf[i & (KH_RBUF - 1)])) {
-		p->pos = i + 1;
-		return 1;
+	for (__u32 j = 0; j < KH_RCHUNK; j++) {
+		k = base + j;
+		if (k >= n)
+			return 1;
+		seq = p->r.resp_seq;
+		/* a head to edit, not at the message's start: the next run's */
+		if ((p->edit_bits & (1u << (seq & 31))) && p->r.state == GAMMAD_KH_RS_STATUS &&
+		    !p->r.k && seq != p->req_seq && p->base + k) {
+			p->stop = p->base + k;
+			p->pos = k;
+			return 1;
+		}
+		if (kh_resp_byte(p, p->buf[k & (KH_RBUF - 1)])) {
+			p->pos = k + 1;
+			return 1;
+		}
 	}
 	return 0;
 }
@@ -350,51 +366,82 @@ static __always_inline int kh_resp_load(void *ctx, bool msg, __u32 off, __u8 *bu
 	return bpf_probe_read_kernel(buf, n, data) ? -1 : 0;
 }
 
+/* What one step of the walk needs (kh_resp_walk): on the caller's stack. */
+struct kh_rwalk {
+	void *ctx;			/* the skb or the message */
+	struct kh_rscratch *p;
+	__u32 len, off;			/* bytes of ctx; taken so far */
+	int err;
+};
+
 /*
- * Follow the framing over len bytes of ctx, state in p (the slot's copy).
- * Bodies and chunk data are skipped by count; heads and chunk lines go
- * byte by byte, KH_RBUF bytes per step. One body for both contexts (msg
- * is a constant in each caller below).
+ * One step of the walk: a body or chunk data skipped by count, or up to
+ * KH_RBUF bytes of a head or chunk line byte by byte. 1 ends the walk.
+ */
+static __always_inline long kh_resp_step(struct kh_rwalk *w, bool msg)
+{
+	struct kh_rscratch *p = w->p;
+	__u32 off = w->off, len = w->len, n;
+	__u64 skip;
+
+	if (off >= len || p->unframed || p->stop)
+		return 1;
+	if (p->r.state == GAMMAD_KH_RS_BODY || p->r.state == GAMMAD_KH_RS_CHUNK_DATA) {
+		skip = len - off;
+		if (skip > p->r.rleft)
+			skip = p->r.rleft;
+		w->off = off + skip;
+		p->r.rleft -= skip;
+		if (p->r.rleft)
+			return 0;
+		if (p->r.state == GAMMAD_KH_RS_BODY)
+			kh_resp_done(&p->r);
+		else
+			p->r.state = GAMMAD_KH_RS_CHUNK_DATA_CR;
+		return 0;
+	}
+	n = len - off;
+	if (n > KH_RBUF)
+		n = KH_RBUF;
+	/* the bound through clang's 32 -> 64 bit extension (brief: traps) */
+	asm volatile("" : "+r"(n));
+	if (n < 1 || n > KH_RBUF || kh_resp_load(w->ctx, msg, off, p->buf, n)) {
+		w->err = 1;
+		return 1;
+	}
+	p->pos = n;
+	p->n = n;
+	p->base = off;
+	bpf_loop((n + KH_RCHUNK - 1) / KH_RCHUNK, kh_resp_cb, &p, 0);
+	w->off = off + p->pos;
+	return 0;
+}
+
+static long kh_resp_step_skb(__u64 i, void *w)
+{
+	return kh_resp_step(w, false);
+}
+
+static long kh_resp_step_msg(__u64 i, void *w)
+{
+	return kh_resp_step(w, true);
+}
+
+/*
+ * Follow the framing over len bytes of ctx, state in p (the slot's copy):
+ * at most KH_RSTEPS steps (kh_resp_step). The steps are a bpf_loop too:
+ * as a plain loop the verifier went through the byte callback once per
+ * step (32 times), which made every byte of work per callback cost 32.
  */
 static __always_inline int kh_resp_walk(void *ctx, bool msg, __u32 len, struct kh_rscratch *p)
 {
-	__u32 off = 0, n;
-	__u64 skip;
+	struct kh_rwalk w = { .ctx = ctx, .p = p, .len = len };
 
 	p->stop = 0;
-	for (int step = 0; step < KH_RSTEPS; step++) {
-		if (off >= len || p->unframed || p->stop)
-			return 0;
-		if (p->r.state == GAMMAD_KH_RS_BODY || p->r.state == GAMMAD_KH_RS_CHUNK_DATA) {
-			skip = len - off;
-			if (skip > p->r.rleft)
-				skip = p->r.rleft;
-			off += skip;
-			p->r.rleft -= skip;
-			if (p->r.rleft)
-				continue;
-			if (p->r.state == GAMMAD_KH_RS_BODY)
-				kh_resp_done(&p->r);
-			else
-				p->r.state = GAMMAD_KH_RS_CHUNK_DATA_CR;
-			continue;
-		}
-		n = len - off;
-		if (n > KH_RBUF)
-			n = KH_RBUF;
-		/* the bound through clang's 32 -> 64 bit extension (brief: traps) */
-		asm volatile("" : "+r"(n));
-		if (n < 1 || n > KH_RBUF)
-			return -1;
-		if (kh_resp_load(ctx, msg, off, p->buf, n))
-			return -1;
-		p->pos = n;
-		p->n = n;
-		p->base = off;
-		bpf_loop(n, kh_resp_cb, &p, 0);
-		off += p->pos;
-	}
-	if (off < len && !p->stop)
+	bpf_loop(KH_RSTEPS, msg ? kh_resp_step_msg : kh_resp_step_skb, &w, 0);
+	if (w.err)
+		return -1;
+	if (w.off < len && !p->stop)
 		p->unframed = 1;	/* more steps than we take: never guess */
 	return 0;
 }
