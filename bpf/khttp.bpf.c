@@ -337,16 +337,18 @@ int gammad_kh_upstream(struct __sk_buff *skb)
 	if (owner == GAMMAD_KH_OWNER_FREE || owner == GAMMAD_KH_OWNER_DEAD ||
 	    (sl->flags & GAMMAD_KH_SLOT_CUT))
 		return SK_DROP;
-	/*
-	 * The agent's: kept on the upstream socket (charged to its receive
-	 * memory, so its window closes on the backend) for the agent to read.
-	 */
-	if (sl->flags & GAMMAD_KH_SLOT_SLOW)
-		return SK_PASS;
 	if (!(sl->flags & GAMMAD_KH_SLOT_UNFRAMED)) {
 		kh_frame_begin(sl, p);
 		kh_frame_end(sl, p, kh_resp_parse(skb, p));
 	}
+	/*
+	 * The agent's: kept on the upstream socket (charged to its receive
+	 * memory, so its window closes on the backend) for the agent to relay;
+	 * framed all the same, so the slot says when the last response it owes
+	 * has arrived (the relay ends there, the engine serves what follows).
+	 */
+	if (sl->flags & GAMMAD_KH_SLOT_SLOW)
+		return SK_PASS;
 	/*
 	 * A client that does not read: nothing more goes to it (brief: the
 	 * ingress queues are unbounded). This skb and the rest stay on the

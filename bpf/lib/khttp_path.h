@@ -38,6 +38,7 @@
 #include "lib/maps.h"
 #include "lib/engine.h"
 #include "lib/sockmap.h"
+#include "lib/psock.h"
 #include "lib/khttp_maps.h"
 #include "lib/khttp_msg.h"
 #include "lib/khttp_answer.h"
@@ -154,17 +155,6 @@ const volatile __u32 kh_cap = GAMMAD_KH_CAP_DEFAULT;
 
 /* ingress_skb entries added up; the rest of a longer queue is estimated from them */
 #define KH_QWALK	16
-
-/* The psock of a socket in a sockmap (read-only), or NULL. */
-static __always_inline struct sk_psock *kh_psock(const struct sock *sk)
-{
-	/* sk_user_data carries flag bits below the psock pointer (SK_USER_DATA_*) */
-	__u64 ud = (__u64)sk->sk_user_data & ~7ULL;
-
-	if (!ud)
-		return NULL;
-	return bpf_rdonly_cast((void *)ud, bpf_core_type_id_kernel(struct sk_psock));
-}
 
 /*
  * Bytes queued at a client socket and not read yet: its receive memory

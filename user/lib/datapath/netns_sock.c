@@ -15,6 +15,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <bpf/bpf.h>
+
 #include "netns_sock.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -125,6 +127,20 @@ int netns_socket(int netns_fd, int family, int type, int proto)
 {
 	struct ns_job j = { .netns_fd = netns_fd, .fn = do_socket, .family = family,
 			    .type = type, .proto = proto };
+
+	return ns_run(&j);
+}
+
+static int do_iter(struct ns_job *j)
+{
+	int fd = bpf_iter_create(j->family);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int netns_iter_create(int netns_fd, int link_fd)
+{
+	struct ns_job j = { .netns_fd = netns_fd, .fn = do_iter, .family = link_fd };
 
 	return ns_run(&j);
 }

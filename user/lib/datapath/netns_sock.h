@@ -27,6 +27,11 @@ int netns_socket(int netns_fd, int family, int type, int proto);
  * port `port` (host order) inside netns_fd, non-blocking; fd or -errno.
  */
 int netns_listen_loopback(int netns_fd, int family, uint16_t port, int backlog);
+/*
+ * bpf_iter_create(link_fd) inside netns_fd: an iterator over that netns's
+ * sockets (iter/tcp binds the netns of whoever creates it); fd or -errno.
+ */
+int netns_iter_create(int netns_fd, int link_fd);
 /* The netns cookie of a socket's namespace (SO_NETNS_COOKIE), what BPF sees. */
 int sock_netns_cookie(int fd, uint64_t *cookie);
 
