@@ -258,25 +258,31 @@ static void *ts_conn(void *arg)
 			if (n == 0 || (n < 0 && !ts_stopping(s)))
 				__atomic_add_fetch(&s->closed_after_hang, 1, __ATOMIC_RELAXED);
 			goto out;
-		} else if (!strcmp(path, "/ts/stream")) {
-			/* an endless download: what it manages to send is counted */
+		} else if (!strncmp(path, "/ts/stream", 10)) {
+			/* a download, endless or /ts/stream/N (ts_fill): what it sends is counted */
+			unsigned long long total = arg ? arg : 100000000000ULL, off = 0;
 			char chunk[16384];
 			int small = 16384;
 
 			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-			ts_fill(chunk, sizeof(chunk), 0);
-			ts_reply(s, fd, "HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n");
-			while (!ts_stopping(s)) {
-				ssize_t w = send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL | MSG_DONTWAIT);
+			ts_reply(s, fd, "HTTP/1.1 200 OK\r\nContent-Length: %llu\r\n\r\n", total);
+			while (off < total && !ts_stopping(s)) {
+				size_t k = total - off < sizeof(chunk) ? total - off : sizeof(chunk);
+				ssize_t w;
 
-				if (w > 0)
+				ts_fill(chunk, k, off);
+				w = send(fd, chunk, k, MSG_NOSIGNAL | MSG_DONTWAIT);
+				if (w > 0) {
+					off += w;
 					__atomic_add_fetch(&s->stream_bytes, w, __ATOMIC_RELAXED);
-				else if (w < 0 && errno == EAGAIN)
+				} else if (w < 0 && errno == EAGAIN) {
 					usleep(5000);
-				else
+				} else {
 					break;
+				}
 			}
-			goto out;
+			if (off < total)
+				goto out;
 		} else if (!strcmp(path, "/ts/upgrade")) {
 			ts_reply(s, fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\n"
 				 "Connection: Upgrade\r\n\r\n");

@@ -16,6 +16,7 @@
  *   /ts/die             1 MB promised, 1000 bytes sent, then a reset
  *   /ts/hang            never answered (counted; and whether the peer closed)
  *   /ts/stream          an endless download (bytes sent counted)
+ *   /ts/stream/N        N bytes (ts_fill) the same way, then keep-alive
  *   /ts/upgrade         101, then what comes back upper-cased
  *   anything else       418
  */

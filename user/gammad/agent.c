@@ -1219,6 +1219,7 @@ int agent_engine_start(struct agent *a, uint16_t port)
 	if (a->kh_dp) {
 		eo.kernel_claim = steer_kernel_claim;
 		eo.kernel_pending = steer_kernel_pending;
+		eo.kernel_state = steer_kernel_state;
 	}
 	a->engine = engine_new(&eo);
 	if (!a->engine) {

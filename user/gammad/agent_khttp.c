@@ -14,6 +14,7 @@
 #include "datapath/datapath.h"
 #include "engine/engine.h"
 #include "khttp/khttp.h"
+#include "khttp/khttp_backlog.h"
 #include "khttp/khttp_pool.h"
 #include "agent.h"
 #include "agent_khttp.h"
@@ -33,6 +34,7 @@ struct kh_want {
 
 struct agent_kh {
 	struct kh_pools *pools;
+	struct kh_backlog *backlog;	/* NULL: slow readers reset, not relayed */
 	struct kh_want *kept;
 	size_t nr_kept, cap;
 	bool warned, slow_noted;
@@ -87,19 +89,24 @@ static void kh_eof(void *ctx, uint64_t client_cookie)
 
 /*
  * A client lags beyond the kernel's in-flight cap: the rest of its
- * response waits on the upstream under TCP's flow control. Relaying it
- * through the engine is not done yet: the client is reset (bounded memory
- * kept; it sees a reset, never a cut response that looks whole).
+ * response waits on the upstream under TCP's flow control, and the engine
+ * relays it (engine_kernel_relay: once the kernel's bytes are all queued
+ * at the client, which the backlog iterator tells). Without that iterator
+ * the client is reset (bounded memory kept; it sees a reset, never a cut
+ * response that looks whole).
  */
 static void kh_slow(void *ctx, uint64_t client_cookie, uint32_t slot, int upstream_fd)
 {
 	struct agent *a = ctx;
+	int err = -EOPNOTSUPP;
 
-	(void)slot;
-	(void)upstream_fd;
+	if (a->khp->backlog)
+		err = engine_kernel_relay(a->engine, client_cookie, slot, upstream_fd);
+	if (!err)
+		return;
 	if (!a->khp->slow_noted)
-		pr_warn("kernel HTTP data path: a client lags beyond the in-flight cap: reset (its "
-			"upstream is not relayed yet; logged once)");
+		pr_warn("kernel HTTP data path: a client lags beyond the in-flight cap and its "
+			"upstream cannot be relayed (%s): reset (logged once)", strerror(-err));
 	a->khp->slow_noted = true;
 	engine_kernel_reset(a->engine, client_cookie);
 }
@@ -114,6 +121,7 @@ int agent_kh_start(struct agent *a)
 	/* a predecessor's pools (handover.h): adopted, not flushed */
 	int *fds = handover_kh_fds(a->ho_prev);
 	struct agent_kh *k;
+	int err;
 
 	if (!a->kh_dp || !a->steer)
 		return 0;
@@ -137,8 +145,13 @@ int agent_kh_start(struct agent *a)
 		po.map_svk = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_SRV_KEY);
 		po.map_lep = dp_map_fd(a->dp, GAMMAD_MAP_LOCAL_EP);
 	}
+	err = kh_backlog_open(&k->backlog);
+	if (err)
+		pr_warn("kernel HTTP data path: the sockmap backlog iterator does not load (%s): "
+			"slow readers are reset, not relayed", strerror(-err));
 	k->pools = kh_pools_new(&po);
 	if (!k->pools) {
+		kh_backlog_free(k->backlog);
 		free(k);
 		pr_err("kernel HTTP data path: upstream pools: %s", strerror(ENOMEM));
 		return -ENOMEM;
@@ -149,6 +162,7 @@ int agent_kh_start(struct agent *a)
 		.fm = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_FIRST),
 		.ho = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_HANDOVER),
 		.slot = po.map_slot,
+		.backlog = k->backlog,
 	});
 	a->khp = k;
 	if (fds)
@@ -478,6 +492,7 @@ void agent_kh_free(struct agent *a)
 			kh_pools_release(a->khp->pools);
 		else
 			kh_pools_free(a->khp->pools);
+		kh_backlog_free(a->khp->backlog);
 		free(a->khp->kept);
 		free(a->khp);
 		a->khp = NULL;

@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "datapath/netns_sock.h"
 #include "engine/engine.h"
+#include "khttp/khttp_backlog.h"
 #include "steer.h"
 
 #define STEER_EVENTS 64
@@ -57,6 +58,7 @@ struct steer {
 	int epfd, wake_fd, origdst_fd, engns_fd;
 	int kh_ck_fd, kh_ag_fd, kh_fm_fd;	/* the kernel HTTP path; -1: off */
 	int kh_ho_fd, kh_slot_fd;
+	struct kh_backlog *kh_backlog;
 	struct backend_ids *be_ids;	/* steer_backend_id() */
 	pthread_t thread;
 	bool running;			/* the accept thread (an engine without acceptor) */
@@ -195,6 +197,7 @@ void steer_set_khttp(struct steer *s, const struct steer_kh_fds *fds)
 	s->kh_fm_fd = fds->fm;
 	s->kh_ho_fd = fds->ho;
 	s->kh_slot_fd = fds->slot;
+	s->kh_backlog = fds->backlog;
 }
 
 bool steer_kernel_pending(void *ctx, uint64_t cookie)
@@ -211,6 +214,52 @@ bool steer_kernel_pending(void *ctx, uint64_t cookie)
 		return true;
 	bpf_map_delete_elem(s->kh_ho_fd, &cookie);
 	return false;
+}
+
+/* A dup of the netns fd of the engine's netns_ctx, or -errno (-ESRCH: the pod is gone). */
+static int ns_dup(struct steer *s, void *netns_ctx)
+{
+	struct steer_ns *p;
+	int nsfd = -ESRCH;
+
+	pthread_mutex_lock(&s->lock);
+	p = ns_by_id(s, (uint64_t)(uintptr_t)netns_ctx);
+	if (p && p->netns_fd >= 0) {
+		nsfd = fcntl(p->netns_fd, F_DUPFD_CLOEXEC, 0);
+		if (nsfd < 0)
+			nsfd = -errno;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return nsfd;
+}
+
+unsigned int steer_kernel_state(void *ctx, uint64_t cookie, void *netns_ctx, uint32_t slot,
+				unsigned int want)
+{
+	struct steer *s = ctx;
+	struct gammad_kh_slot sv;
+	unsigned int st = 0;
+
+	if (slot != UINT32_MAX && !bpf_map_lookup_elem(s->kh_slot_fd, &slot, &sv) &&
+	    sv.owner == cookie) {
+		if (sv.req_seq == sv.r.resp_seq && sv.r.state == GAMMAD_KH_RS_STATUS && !sv.r.k &&
+		    !(sv.flags & GAMMAD_KH_SLOT_UNFRAMED))
+			st |= ENGINE_KH_WHOLE;
+		if (sv.flags & GAMMAD_KH_SLOT_CLOSE)
+			st |= ENGINE_KH_CLOSE;
+	}
+	if (want & ENGINE_KH_DRAINED) {
+		int nsfd = ns_dup(s, netns_ctx), r = 0;
+
+		if (s->kh_backlog && nsfd >= 0)
+			r = kh_backlog_pending(s->kh_backlog, nsfd, cookie);
+		if (nsfd >= 0)
+			close(nsfd);
+		/* gone (pod or client): nothing waits; an error: ask again next tick */
+		if (!r)
+			st |= ENGINE_KH_DRAINED;
+	}
+	return st;
 }
 
 bool steer_kernel_claim(void *ctx, uint64_t cookie)

@@ -64,13 +64,23 @@ void steer_set_engine(struct steer *s, struct engine *e);
  * socket into khag, the kernel's way to the engine, and goes to the engine
  * with origin.kernel_cookie. Before steer_start().
  */
+struct kh_backlog;
+
 struct steer_kh_fds {
 	int ck, ag, fm, ho, slot;
+	struct kh_backlog *backlog;	/* khttp/khttp_backlog.h, borrowed; NULL: none */
 };
 void steer_set_khttp(struct steer *s, const struct steer_kh_fds *fds);
 /* engine_opts.kernel_claim and kernel_pending: ctx is the steer. */
 bool steer_kernel_claim(void *ctx, uint64_t cookie);
 bool steer_kernel_pending(void *ctx, uint64_t cookie);
+/*
+ * engine_opts.kernel_state: the slot's state from gammad_khslot_v1, the
+ * client's sockmap backlog from the iterator (read in its netns; without
+ * one, drained is assumed: the engine's tick is the only wait then).
+ */
+unsigned int steer_kernel_state(void *ctx, uint64_t cookie, void *netns_ctx, uint32_t slot,
+				unsigned int want);
 /*
  * Every netns with listeners (clients the kernel HTTP path may serve):
  * fn(ctx, netns fd (borrowed), its cookie), under the steer's lock.

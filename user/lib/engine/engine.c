@@ -128,6 +128,8 @@ static void client_new(struct engine *e, struct pending *p)
 		goto fail;
 	c->kind = EOBJ_CLIENT;
 	c->fd = p->fd;
+	c->rl.kind = EOBJ_RELAY;
+	c->rl.fd = -1;
 	c->origin = p->origin;
 	c->last_io = e->now;
 	/* CS_SNIFF: since when the client said nothing; a handed-over one is HTTP */
@@ -215,8 +217,13 @@ static void client_run(struct engine *e, struct cconn *c)
 		moved |= eng_client_step(e, c);
 		if (c->dead)
 			return;
+		if (c->rl.fd >= 0) {
+			moved |= eng_relay_run(e, c, &cerr);
+			if (c->dead)
+				return;
+		}
 		u = c->up;
-		if (c->kh_hold) {
+		if (c->kh_hold || c->rl.fd >= 0) {
 			/* the kernel's responses first (check_timers lets ours go) */
 		} else if (!e->defer) {
 			moved |= ebuf_send(c->fd, &c->out, &c->wr_ready, &cerr);
@@ -265,18 +272,30 @@ static void kernel_apply(struct engine *e, struct cconn *c, int op)
 	if (op == PENDING_KH_RESET)
 		eng_client_close(e, c, true);
 	else if (c->state == CS_SNIFF && !c->in.len)
-		c->kh_eof = 2;	/* only while the kernel has it: nothing came here */
+		/* only while the kernel has it: nothing came here */
+		c->kh_eof = e->o.kernel_state ? 1 : 2;
 }
 
-static void kernel_op(struct engine *e, int op, uint64_t cookie)
+static void kernel_op(struct engine *e, int op, uint64_t cookie, int fd, uint32_t slot)
 {
 	unsigned int old = 0;
 
 	for (struct cconn *c = e->clients; c; c = c->next) {
-		if (c->origin.kernel_cookie == cookie) {
+		if (c->origin.kernel_cookie != cookie)
+			continue;
+		if (op == PENDING_KH_RELAY) {
+			eng_relay_attach(e, c, fd, slot);
+			if (!c->dead)
+				client_run(e, c);
+		} else {
 			kernel_apply(e, c, op);
-			return;
 		}
+		return;
+	}
+	/* every loop got its own dup of a relay's upstream: the one holding the client keeps it */
+	if (op == PENDING_KH_RELAY) {
+		close(fd);
+		return;
 	}
 	/* not here: maybe not handed over yet (ENGINE_KH_STASH); every loop keeps it */
 	for (unsigned int i = 1; i < ENGINE_KH_STASH; i++)
@@ -316,8 +335,9 @@ static void take_pending(struct engine *e)
 		next = p->next;
 		if (p->fd >= 0) {
 			client_new(e, p);
-		} else if (p->fd == PENDING_KH_RESET || p->fd == PENDING_KH_EOF) {
-			kernel_op(e, p->fd, p->origin.kernel_cookie);
+		} else if (p->fd == PENDING_KH_RESET || p->fd == PENDING_KH_EOF ||
+			   p->fd == PENDING_KH_RELAY) {
+			kernel_op(e, p->fd, p->origin.kernel_cookie, p->kh_fd, p->kh_slot);
 		} else {
 			forget_netns(e, p->origin.netns_ctx);
 			pthread_mutex_lock(&e->lock);
@@ -388,13 +408,25 @@ static void check_timers(struct engine *e)
 	for (c = e->clients; c; c = next) {
 		next = c->next;
 		if (c->kh_eof && !--c->kh_eof && c->state == CS_SNIFF && !c->in.len) {
-			/* the kernel's close-delimited response is in: end it (a FIN, then drain) */
-			shutdown(c->fd, SHUT_WR);
-			c->wr_shut = true;
-			c->kernel = false;
-			c->state = CS_LINGER;
-			c->linger_until = e->now + ENGINE_LINGER_MS;
+			/* the kernel's close-delimited response is in, and queued at the
+			 * client (a FIN sooner would overtake what waits in its sockmap
+			 * queue): end it (a FIN, then drain) */
+			if (e->o.kernel_state &&
+			    !(e->o.kernel_state(e->o.ctx, c->origin.kernel_cookie, c->origin.netns_ctx,
+						UINT32_MAX, ENGINE_KH_DRAINED) & ENGINE_KH_DRAINED)) {
+				c->kh_eof = 1;	/* the next tick asks again */
+				continue;
+			}
+			eng_kernel_fin(e, c);
 			continue;
+		}
+		if (c->rl.fd >= 0 && !c->rl.drained) {
+			eng_relay_tick(e, c);
+			if (c->rl.drained) {
+				client_run(e, c);
+				if (c->dead)
+					continue;
+			}
 		}
 		if (c->kh_hold && !e->o.kernel_pending(e->o.ctx, c->origin.kernel_cookie)) {
 			/* quiet at two ticks in a row: what the kernel queued is delivered */
@@ -457,6 +489,16 @@ static void handle_event(struct engine *e, struct epoll_event *ev)
 	}
 	if (*kind == EOBJ_H2) {
 		eng_h2_event(e, ev->data.ptr, rd, wr, hup);
+		return;
+	}
+	if (*kind == EOBJ_RELAY) {
+		struct cconn *c = (struct cconn *)((char *)ev->data.ptr - offsetof(struct cconn, rl));
+
+		if (c->dead)
+			return;
+		c->rl.rd_ready |= rd;
+		c->rl.rd_hup |= hup;
+		client_run(e, c);
 		return;
 	}
 	if (*kind == EOBJ_CLIENT) {
@@ -810,25 +852,33 @@ static void loop_forget_netns(struct engine *e, void *netns_ctx)
 	pthread_mutex_unlock(&e->lock);
 }
 
-static void kernel_post(struct engine *e, int op, uint64_t cookie)
+static int kernel_post(struct engine *e, int op, uint64_t cookie, int fd, uint32_t slot)
 {
 	uint64_t one = 1;
 
 	if (!e || !cookie)
-		return;
+		return -EINVAL;
 	e = e->group;
-	/* every loop looks: the one holding it resets it */
+	/* every loop looks: the one holding it resets it (each its own dup of fd) */
 	for (unsigned int i = 0; i < e->nr_loops; i++) {
 		struct engine *l = e->loops[i];
 		struct pending *p = calloc(1, sizeof(*p));
 
 		if (!p)
-			return;
+			return -ENOMEM;
 		p->fd = op;
 		p->origin.kernel_cookie = cookie;
+		p->kh_fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+		p->kh_slot = slot;
+		if (fd >= 0 && p->kh_fd < 0) {
+			free(p);
+			return -errno;
+		}
 		pthread_mutex_lock(&l->lock);
 		if (!l->running) {
 			pthread_mutex_unlock(&l->lock);
+			if (p->kh_fd >= 0)
+				close(p->kh_fd);
 			free(p);
 			continue;
 		}
@@ -838,16 +888,24 @@ static void kernel_post(struct engine *e, int op, uint64_t cookie)
 		if (write(l->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 			pr_warn("engine: eventfd write: %s", strerror(errno));
 	}
+	return 0;
 }
 
 void engine_kernel_reset(struct engine *e, uint64_t cookie)
 {
-	kernel_post(e, PENDING_KH_RESET, cookie);
+	kernel_post(e, PENDING_KH_RESET, cookie, -1, 0);
 }
 
 void engine_kernel_eof(struct engine *e, uint64_t cookie)
 {
-	kernel_post(e, PENDING_KH_EOF, cookie);
+	kernel_post(e, PENDING_KH_EOF, cookie, -1, 0);
+}
+
+int engine_kernel_relay(struct engine *e, uint64_t cookie, uint32_t slot, int upstream_fd)
+{
+	if (!e || !e->group->o.kernel_state)
+		return -EOPNOTSUPP;
+	return kernel_post(e, PENDING_KH_RELAY, cookie, upstream_fd, slot);
 }
 
 void engine_forget_netns(struct engine *e, void *netns_ctx)

@@ -187,7 +187,23 @@ struct engine_opts {
 	 * kernel delivers through a work queue). NULL: never waits.
 	 */
 	bool (*kernel_pending)(void *ctx, uint64_t cookie);
+	/*
+	 * What the kernel knows of a client it served (cookie, the netns of
+	 * its origin): ENGINE_KH_DRAINED when want has it and nothing the
+	 * kernel redirected to the client waits in its sockmap queue any more
+	 * (what the engine writes may go now without overtaking); for slot
+	 * (UINT32_MAX: none) ENGINE_KH_WHOLE when no response owed on it is
+	 * incomplete and ENGINE_KH_CLOSE when its last one is close-delimited.
+	 * NULL: slow readers are reset, not relayed, and a FIN after the
+	 * kernel's response waits two ticks instead.
+	 */
+	unsigned int (*kernel_state)(void *ctx, uint64_t cookie, void *netns_ctx, uint32_t slot,
+				     unsigned int want);
 };
+
+#define ENGINE_KH_DRAINED	1u
+#define ENGINE_KH_WHOLE		2u
+#define ENGINE_KH_CLOSE		4u
 
 /* What the engine holds now (for tests and /metrics); read from any thread. */
 struct engine_stats {
@@ -232,11 +248,23 @@ void engine_forget_netns(struct engine *e, void *netns_ctx);
 void engine_kernel_reset(struct engine *e, uint64_t cookie);
 /*
  * Its close-delimited response ended (the upstream closed): the client's
- * side is shut down for writing two timer ticks from now (what the kernel
- * redirected reaches the client first), as the engine ends such a
- * response. Any thread; does not wait.
+ * side is shut down for writing once what the kernel redirected to it is
+ * all queued there (opts.kernel_state, asked from the next timer tick on;
+ * without it two ticks from now), as the engine ends such a response. Any thread; does not wait.
  */
 void engine_kernel_eof(struct engine *e, uint64_t cookie);
+/*
+ * Its client read too slowly: the rest of what its upstream (upstream_fd,
+ * the kernel's slot `slot`; the engine takes a dup of it) sends is the
+ * engine's to relay, and the connection is the engine's from then on.
+ * The relay writes only once the kernel's bytes are all queued at the
+ * client (opts.kernel_state), ends with the last response owed (the
+ * engine answers the client's later requests after it), or with the
+ * upstream's close (a FIN after a close-delimited response, a reset after
+ * a cut one). Any thread; does not wait. -errno when no relay can be made
+ * (opts.kernel_state NULL, no memory): then the caller resets the client.
+ */
+int engine_kernel_relay(struct engine *e, uint64_t cookie, uint32_t slot, int upstream_fd);
 /*
  * Restarts (engine_handoff.c). A client connection taken from a previous
  * engine at a request boundary: it spoke HTTP already, so it is not sniffed

@@ -462,6 +462,7 @@ void eng_client_close(struct engine *e, struct cconn *c, bool reset)
 	if (c->dead)
 		return;
 	eng_request_end(e, c, false);
+	eng_relay_free(e, c);
 	if (reset) {
 		/* An RST, so the client knows the response is cut short. */
 		struct linger l = { .l_onoff = 1, .l_linger = 0 };

@@ -38,7 +38,7 @@ struct eng_tables {
 	uint64_t generation;		/* engine_set_tables() calls, this one's */
 };
 
-enum eobj_kind { EOBJ_WAKE, EOBJ_CLIENT, EOBJ_UPSTREAM, EOBJ_H2, EOBJ_ACCEPT };
+enum eobj_kind { EOBJ_WAKE, EOBJ_CLIENT, EOBJ_UPSTREAM, EOBJ_H2, EOBJ_ACCEPT, EOBJ_RELAY };
 
 struct uconn;
 
@@ -51,6 +51,21 @@ enum cstate {
 	CS_CLOSING,	/* flush what is left, then shut down writing */
 	CS_LINGER,	/* read and drop until EOF or ENGINE_LINGER_MS */
 	CS_H2,		/* a request on an HTTP/2 upstream (engine_h2.c) */
+};
+
+/*
+ * The kernel HTTP path's upstream of a client that read too slowly
+ * (engine_kernel_relay, engine_relay.c): what the kernel left on it is
+ * copied to the client over TCP once the client's sockmap queue is drained.
+ */
+struct krelay {
+	enum eobj_kind kind;		/* EOBJ_RELAY; first, for epoll data */
+	int fd;				/* -1: none */
+	uint32_t slot;			/* the kernel's slot of that upstream */
+	bool rd_ready, rd_hup, eof;
+	bool drained;			/* the kernel's bytes are all queued at the client */
+	int err;
+	struct ebuf buf;
 };
 
 struct cconn {
@@ -67,6 +82,7 @@ struct cconn {
 	bool kh_hold, kh_quiet;		/* our responses wait for the kernel's (kernel_pending) */
 	bool sock_later;		/* eng_sock_setup when the engine first serves it (kernel) */
 	uint8_t kh_eof;			/* ticks left before its FIN (engine_kernel_eof), 0: none */
+	struct krelay rl;		/* a slow reader's upstream, relayed (engine_relay.c) */
 	struct engine_origin origin;
 	struct ebuf in, out;
 	struct cconn *next, *prev;	/* engine's list of clients */
@@ -158,11 +174,14 @@ struct uconn {
 /* What other threads hand the loop, in order: a client, or a netns to forget (fd -1). */
 #define PENDING_KH_RESET (-2)	/* reset the client of origin.kernel_cookie */
 #define PENDING_KH_EOF	(-3)	/* end it after the kernel's response */
+#define PENDING_KH_RELAY (-4)	/* relay kh_fd to the client (engine_kernel_relay) */
 
 struct pending {
 	int fd;				/* -1: forget origin.netns_ctx; PENDING_KH_RESET */
 	bool http;			/* from a previous engine: HTTP already (engine_adopt_http) */
 	struct engine_origin origin;
+	int kh_fd;			/* PENDING_KH_RELAY: the upstream (owned), its slot */
+	uint32_t kh_slot;
 	struct pending *next;
 };
 
@@ -286,6 +305,13 @@ void eng_upstream_close(struct engine *e, struct uconn *u);
 int eng_default_socket(void *ctx, int family, void *netns_ctx);
 /* TCP_NODELAY and the fixed kernel buffers (sock_buf) of a client or upstream socket. */
 void eng_sock_setup(struct engine *e, int fd);
+/* The relay of a slow kernel-served reader (engine_relay.c). */
+void eng_relay_attach(struct engine *e, struct cconn *c, int fd, uint32_t slot);
+bool eng_relay_run(struct engine *e, struct cconn *c, int *cerr);
+void eng_relay_tick(struct engine *e, struct cconn *c);
+void eng_relay_free(struct engine *e, struct cconn *c);
+/* The kernel's response is whole at the client: a FIN, then drain what it sends. */
+void eng_kernel_fin(struct engine *e, struct cconn *c);
 /* A client the kernel registered gets eng_sock_setup here, when the engine takes it. */
 void eng_client_sock_setup(struct engine *e, struct cconn *c);
 /* A non-blocking socket from opts->upstream_socket, connecting to k; fd or -errno. */
