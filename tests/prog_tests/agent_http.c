@@ -724,6 +724,159 @@ static long long stream_bytes(struct http_env *e)
 	return __atomic_load_n(&e->ts.stream_bytes, __ATOMIC_RELAXED);
 }
 
+/* ---- a slow reader of the kernel HTTP path, relayed ------------------------ */
+
+#define SLOW_BODY (16 << 20)	/* past the kernel's 4 MiB cap and every buffer after it */
+
+struct slow {
+	char ip[INET6_ADDRSTRLEN];
+	volatile int sent, go;
+	int err;			/* where it failed: -errno, or a line of slow_run */
+	long long body;			/* body bytes read */
+	long long bad;			/* of them not ts_fill's */
+	int next_ok;			/* the next request on the connection answered whole */
+};
+
+/* Read one response head (to the empty line) from fd: its Content-Length, or -1. */
+static long long slow_head(int fd)
+{
+	char head[4096];
+	size_t len = 0;
+
+	while (len < sizeof(head) - 1) {
+		ssize_t n = recv(fd, head + len, 1, 0);	/* bytewise: no body byte taken */
+		char *cl;
+
+		if (n <= 0)
+			return -1;
+		len += n;
+		head[len] = 0;
+		if (len >= 4 && !memcmp(head + len - 4, "\r\n\r\n", 4)) {
+			cl = strcasestr(head, "\r\ncontent-length:");
+			return strncmp(head, "HTTP/1.1 200", 12) || !cl ? -1 : atoll(cl + 17);
+		}
+	}
+	return -1;
+}
+
+/*
+ * Ask for SLOW_BODY bytes, read nothing until told, then read them all and
+ * check each one, then ask again on the same connection.
+ */
+static int slow_run(void *arg)
+{
+	static const char next[] = "GET /ts/len/1000 HTTP/1.1\r\nHost: bulk\r\n\r\n";
+	struct slow *h = arg;
+	char req[128], buf[65536];
+	int fd = dial(h->ip, BULK_PORT);
+	long long cl;
+
+	if (fd < 0) {
+		h->err = fd;
+		return 1;
+	}
+	snprintf(req, sizeof(req), "GET /ts/stream/%d HTTP/1.1\r\nHost: bulk\r\n\r\n", SLOW_BODY);
+	if (send_all(fd, req, strlen(req))) {
+		h->err = -EIO;
+		return 1;
+	}
+	__atomic_store_n(&h->sent, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&h->go, __ATOMIC_ACQUIRE))
+		usleep(10000);
+	cl = slow_head(fd);
+	if (cl != SLOW_BODY) {
+		h->err = __LINE__;
+		return 1;
+	}
+	while (h->body < cl) {
+		size_t want = cl - h->body < (long long)sizeof(buf) ? (size_t)(cl - h->body) : sizeof(buf);
+		ssize_t n = recv(fd, buf, want, 0);
+
+		if (n <= 0) {
+			h->err = n ? -errno : __LINE__;
+			return 1;
+		}
+		for (ssize_t i = 0; i < n; i++)
+			h->bad += buf[i] != 'a' + (h->body + i) % 23;
+		h->body += n;
+	}
+	/* the connection goes on: the engine's now */
+	if (send_all(fd, next, strlen(next)) || slow_head(fd) != 1000) {
+		h->err = __LINE__;
+		return 1;
+	}
+	for (long long got = 0; got < 1000;) {
+		ssize_t n = recv(fd, buf, 1000 - got, 0);
+
+		if (n <= 0) {
+			h->err = n ? -errno : __LINE__;
+			return 1;
+		}
+		for (ssize_t i = 0; i < n; i++)
+			h->bad += buf[i] != 'a' + (got + i) % 23;
+		got += n;
+	}
+	h->next_ok = 1;
+	close(fd);
+	return 0;
+}
+
+/*
+ * 5 (--kernel-http). A client that stops reading a 16 MiB response the
+ * kernel serves: past the kernel's cap its upstream is the engine's to
+ * relay, and nothing moves while the client does not read (the server
+ * stops, the agent's memory stays where it was, what is in flight stays
+ * near the cap). Then it reads: every byte, in order, no reset, and the
+ * connection serves its next request.
+ */
+static void subtest_slow_reader_kernel(struct http_env *e)
+{
+	struct slow *h = shared_alloc(sizeof(*h));
+	double slow0, slow1;
+	long long s0, s1 = 0;
+	long rss0, rss1;
+	bool plateau = false;
+	pid_t pid;
+
+	if (!ASSERT_OK_PTR(h, "shared memory"))
+		return;
+	snprintf(h->ip, sizeof(h->ip), "%s", e->bulk);
+	slow0 = scrape(e, KH_SERIES("slow_reader"));
+	rss0 = agent_rss_kb(e);
+	s0 = stream_bytes(e);
+	pid = child_start(e->v2->container_cgroup, e->v2->netns, slow_run, h);
+	if (!ASSERT_GT(pid, 0, "client process") || !ASSERT_TRUE(wait_flag(&h->sent, 5000), "sent"))
+		goto out;
+	for (int i = 0; i < 20 && !plateau; i++) {
+		long long a = stream_bytes(e);
+
+		usleep(300 * 1000);
+		s1 = stream_bytes(e);
+		plateau = s1 > s0 && s1 - a < 16384;
+	}
+	slow1 = scrape(e, KH_SERIES("slow_reader"));
+	rss1 = agent_rss_kb(e);
+	test__printf("slow reader (kernel): server sent %lld of %d bytes then stopped: %d; slow "
+		     "readers %.0f -> %.0f; agent RSS %ld -> %ld KiB\n", s1 - s0, SLOW_BODY,
+		     plateau, slow0, slow1, rss0, rss1);
+	ASSERT_TRUE(plateau, "backpressure stopped the server");
+	ASSERT_GT(slow1, slow0, "the kernel found the client slow");
+	ASSERT_LT(rss1 - rss0, 8 * 1024, "agent memory bounded (< 8 MiB more)");
+	/* the kernel's 4 MiB cap at the client, plus the fixed socket buffers after it */
+	ASSERT_LT(s1 - s0, 6LL << 20, "in flight bounded (< 6 MiB)");
+	__atomic_store_n(&h->go, 1, __ATOMIC_RELEASE);
+	ASSERT_EQ(child_wait(pid, 30000), 0, "the client read it all");
+	pid = 0;
+	ASSERT_EQ(h->err, 0, "no reset, no early end (a line of slow_run, or -errno)");
+	ASSERT_EQ(h->body, SLOW_BODY, "body bytes");
+	ASSERT_EQ(h->bad, 0, "bytes out of place");
+	ASSERT_EQ(h->next_ok, 1, "the next request on the connection");
+out:
+	if (pid > 0)
+		child_kill(pid);
+	shared_free(h, sizeof(*h));
+}
+
 /*
  * 5. A client that never reads an endless download: backpressure stops the
  * server (its bytes stop growing, at under 4 MiB), the agent's memory stays
@@ -742,9 +895,8 @@ static void subtest_slow_reader(struct http_env *e)
 	if (!ASSERT_OK_PTR(h, "shared memory"))
 		return;
 	if (e->kernel) {
-		/* issue 13: bytes in flight per connection capped (branch khttp-features) */
-		test__skip("a slow reader past the kernel's cap is reset, not relayed yet (issue 13)");
 		shared_free(h, sizeof(*h));
+		subtest_slow_reader_kernel(e);
 		return;
 	}
 	snprintf(h->ip, sizeof(h->ip), "%s", e->bulk);
