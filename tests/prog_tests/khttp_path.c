@@ -44,6 +44,7 @@
 #include "test_progs.h"
 #include "khttp/khttp.h"
 #include "khttp/khttp_pool.h"
+#include "khttp/khttp_backlog.h"
 #include "datapath/cgroup.h"
 #include "lib/netns.h"
 #include "lib/translate_fixture.h"
@@ -1132,9 +1133,10 @@ static char pattern(size_t i)
  * cannot write the whole response), the pools hand the upstream over
  * (slow callback) and the connection is the engine's. When the client
  * reads again it gets every byte, in order: the kernel's part from its
- * ingress queue, then the rest the test relays as the agent would (from
- * the upstream socket to the client over TCP, once the client's ingress
- * queue is empty: it has read every byte the kernel redirected).
+ * ingress queue, then the rest the test relays as the engine does (from
+ * the upstream socket to the client over TCP, once the backlog iterator,
+ * khttp_backlog.h, says the client's ingress_skb is empty; it says not
+ * empty while the client has not read).
  */
 static void test_slow_reader(struct env *e)
 {
@@ -1143,10 +1145,16 @@ static void test_slow_reader(struct env *e)
 	uint64_t slow = khst(e, GAMMAD_KH_R_SLOW_READER), down;
 	char head[96], *resp = NULL, *in = NULL, rbuf[65536];
 	struct client c = { -1, -1, 0 };
-	int be, s, idle, hn, bad = -1;
+	int be, s, idle, hn, bad = -1, nsfd = -1;
+	struct kh_backlog *bl = NULL;
+	size_t got_at_drain = 0;
+	bool drained = false;
 
 	e->slow = 0;
 	e->slow_fd = -1;
+	nsfd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (!ASSERT_GE(nsfd, 0, "netns") || !ASSERT_OK(kh_backlog_open(&bl), "backlog iterator"))
+		goto out;
 	hn = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", blen);
 	total = hn + blen;
 	resp = malloc(total);
@@ -1197,7 +1205,15 @@ static void test_slow_reader(struct env *e)
 	    !ASSERT_GE(e->slow_fd, 0, "upstream fd") ||
 	    !ASSERT_TRUE(set_nonblock(e->slow_fd), "nonblock"))
 		goto out;
-	/* the reader resumes; the test relays as the agent, the backend writes the rest */
+	/*
+	 * Over TCP the upstream's verdict queued them on the client's
+	 * ingress_skb; a same-node server's sk_msg redirect puts them straight
+	 * into its ingress_msg (bpf_tcp_ingress), which the client reads first.
+	 */
+	if (!ASSERT_EQ(kh_backlog_pending(bl, nsfd, c.cookie), e->samenode ? 0 : 1,
+		       "the kernel's bytes wait in the client's ingress_skb (TCP only)"))
+		goto out;
+	/* the reader resumes; the test relays as the engine, the backend writes the rest */
 	for (idle = 0; got < total && idle < 200;) {
 		bool moved = false;
 		ssize_t n;
@@ -1214,8 +1230,12 @@ static void test_slow_reader(struct env *e)
 				moved = true;
 			}
 		}
-		/* the client's ingress queue is empty once it read all the kernel redirected */
-		if (got >= down) {
+		/* after SLOW nothing is added to the client's ingress_skb: empty is final */
+		if (!drained && kh_backlog_pending(bl, nsfd, c.cookie) == 0) {
+			drained = true;
+			got_at_drain = got;
+		}
+		if (drained) {
 			if (roff == rlen) {
 				n = recv(e->slow_fd, rbuf, sizeof(rbuf), 0);
 				if (n > 0) {
@@ -1248,7 +1268,8 @@ static void test_slow_reader(struct env *e)
 			bad = (int)(i < INT32_MAX ? i : INT32_MAX);
 			break;
 		}
-	test__printf("  then %zu bytes at the client, %zu of them relayed\n", got, relayed);
+	test__printf("  then %zu bytes at the client, %zu of them relayed (the backlog drained "
+		     "after the client read %zu)\n", got, relayed, got_at_drain);
 	if (!ASSERT_EQ(got, total, "every byte at the client") ||
 	    !ASSERT_EQ(bad, -1, "in order, none lost") ||
 	    !ASSERT_EQ(got - relayed, (size_t)down, "the kernel's part, then the relayed rest"))
@@ -1258,6 +1279,9 @@ static void test_slow_reader(struct env *e)
 		expect_str(c.peer, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", "next request at the engine");
 out:
 	client_close(&c);
+	kh_backlog_free(bl);
+	if (nsfd >= 0)
+		close(nsfd);
 	free(resp);
 	free(in);
 }
