@@ -832,7 +832,7 @@ static int slow_run(void *arg)
 static void subtest_slow_reader_kernel(struct http_env *e)
 {
 	struct slow *h = shared_alloc(sizeof(*h));
-	double slow0, slow1;
+	double slow0, slow1, relays0, relays1;
 	long long s0, s1 = 0;
 	long rss0, rss1;
 	bool plateau = false;
@@ -842,6 +842,7 @@ static void subtest_slow_reader_kernel(struct http_env *e)
 		return;
 	snprintf(h->ip, sizeof(h->ip), "%s", e->bulk);
 	slow0 = scrape(e, KH_SERIES("slow_reader"));
+	relays0 = scrape(e, "gammad_http_engine_kernel_relays_total");
 	rss0 = agent_rss_kb(e);
 	s0 = stream_bytes(e);
 	pid = child_start(e->v2->container_cgroup, e->v2->netns, slow_run, h);
@@ -855,12 +856,14 @@ static void subtest_slow_reader_kernel(struct http_env *e)
 		plateau = s1 > s0 && s1 - a < 16384;
 	}
 	slow1 = scrape(e, KH_SERIES("slow_reader"));
+	relays1 = scrape(e, "gammad_http_engine_kernel_relays_total");
 	rss1 = agent_rss_kb(e);
 	test__printf("slow reader (kernel): server sent %lld of %d bytes then stopped: %d; slow "
 		     "readers %.0f -> %.0f; agent RSS %ld -> %ld KiB\n", s1 - s0, SLOW_BODY,
 		     plateau, slow0, slow1, rss0, rss1);
 	ASSERT_TRUE(plateau, "backpressure stopped the server");
 	ASSERT_GT(slow1, slow0, "the kernel found the client slow");
+	ASSERT_EQ(relays1 - relays0, 1, "the engine relays its upstream");
 	ASSERT_LT(rss1 - rss0, 8 * 1024, "agent memory bounded (< 8 MiB more)");
 	/* the kernel's 4 MiB cap at the client, plus the fixed socket buffers after it */
 	ASSERT_LT(s1 - s0, 6LL << 20, "in flight bounded (< 6 MiB)");

@@ -214,6 +214,7 @@ struct engine_stats {
 	uint64_t requests;		/* requests answered (proxied or local) */
 	uint64_t upstream_reused;	/* requests sent on a pooled connection */
 	uint64_t passthroughs;		/* connections passed through at L4 (not HTTP) */
+	uint64_t kernel_relays;		/* slow kernel-served readers relayed (engine_kernel_relay) */
 };
 
 struct engine;
@@ -250,7 +251,8 @@ void engine_kernel_reset(struct engine *e, uint64_t cookie);
  * Its close-delimited response ended (the upstream closed): the client's
  * side is shut down for writing once what the kernel redirected to it is
  * all queued there (opts.kernel_state, asked from the next timer tick on;
- * without it two ticks from now), as the engine ends such a response. Any thread; does not wait.
+ * without it two ticks from now), as the engine ends such a response.
+ * Any thread; does not wait.
  */
 void engine_kernel_eof(struct engine *e, uint64_t cookie);
 /*
@@ -321,7 +323,7 @@ void engine_get_stats(struct engine *e, struct engine_stats *st);
  *   gammad_http_upstream_duration_seconds{...}: histogram, request head
  *     queued upstream to the response head (requests that reached one).
  *   gammad_http_engine_clients, _upstreams, _upstreams_idle, _buffer_bytes
- *     (gauges), _upstream_reused_total, _passthroughs_total.
+ *     (gauges), _upstream_reused_total, _passthroughs_total, _kernel_relays_total.
  * A series shows from its first request on and is kept for the engine's
  * life (a route removed and added again continues its counters).
  */

@@ -399,6 +399,7 @@ void eng_stats_sum(struct engine *e, struct engine_stats *st)
 		st->requests += load(&l->requests);
 		st->upstream_reused += load(&l->upstream_reused);
 		st->passthroughs += load(&l->passthroughs);
+		st->kernel_relays += load(&l->kernel_relays);
 	}
 }
 
@@ -430,10 +431,15 @@ int engine_metrics_render(struct engine *e, FILE *f)
 		   "gammad_http_engine_upstream_reused_total %llu\n"
 		   "# HELP gammad_http_engine_passthroughs_total Connections passed through at L4.\n"
 		   "# TYPE gammad_http_engine_passthroughs_total counter\n"
-		   "gammad_http_engine_passthroughs_total %llu\n",
+		   "gammad_http_engine_passthroughs_total %llu\n"
+		   "# HELP gammad_http_engine_kernel_relays_total Slow readers of the kernel HTTP "
+		   "path whose upstream the engine relayed.\n"
+		   "# TYPE gammad_http_engine_kernel_relays_total counter\n"
+		   "gammad_http_engine_kernel_relays_total %llu\n",
 		(unsigned long long)st.clients, (unsigned long long)st.upstreams,
 		(unsigned long long)st.upstreams_idle, (unsigned long long)st.buffer_bytes,
-		(unsigned long long)st.upstream_reused, (unsigned long long)st.passthroughs);
+		(unsigned long long)st.upstream_reused, (unsigned long long)st.passthroughs,
+		(unsigned long long)st.kernel_relays);
 	pthread_mutex_lock(&m->lock);
 	fputs("# HELP gammad_http_requests_total HTTP requests the engine ended, by route, rule, "
 	      "backend and response code class.\n# TYPE gammad_http_requests_total counter\n", f);

@@ -73,6 +73,7 @@ void eng_relay_attach(struct engine *e, struct cconn *c, int fd, uint32_t slot)
 		eng_client_close(e, c, true);
 		return;
 	}
+	eng_stat_add(e, &e->st.kernel_relays, 1);
 	eng_relay_tick(e, c);	/* drained already (the usual case for a reader that reads) */
 }
 
