@@ -53,9 +53,11 @@ static bool at_boundary(const struct cconn *c)
 	/*
 	 * One the kernel HTTP path may serve: as any other, once our answers no
 	 * longer wait for the kernel's and no FIN is due (give() keeps it here
-	 * when the successor does not take the kernel's upstreams).
+	 * when the successor does not take the kernel's upstreams), and not
+	 * while the engine relays its upstream (engine_relay.c: that socket is
+	 * this engine's).
 	 */
-	if (c->origin.kernel_cookie && (c->kh_hold || c->kh_eof))
+	if (c->origin.kernel_cookie && (c->kh_hold || c->kh_eof || c->rl.fd >= 0))
 		return false;
 	return (c->state == CS_HEAD && !c->head_start) || c->state == CS_SNIFF;
 }
