@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <bpf/bpf.h>
 
@@ -271,6 +272,15 @@ bool steer_kernel_claim(void *ctx, uint64_t cookie)
 	return !bpf_map_lookup_and_delete_elem(s->kh_fm_fd, &cookie, &v);
 }
 
+/* Is fd an established TCP socket (not closed by its peer yet)? */
+static bool sock_established(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) || ti.tcpi_state == TCP_ESTABLISHED;
+}
+
 /*
  * The kernel HTTP path registered this connection: its accepted socket
  * into gammad_khag_v1 under the client's cookie (the kernel hands requests
@@ -289,6 +299,18 @@ static uint64_t kh_accepted(struct steer *s, const struct steer_ns *p, int famil
 	if (bpf_map_lookup_and_delete_elem(s->kh_ck_fd, &k, &cookie))
 		return 0;	/* not registered: the engine's alone */
 	if (bpf_map_update_elem(s->kh_ag_fd, &cookie, &v, BPF_ANY)) {
+		/*
+		 * A sockhash takes only established sockets: one whose client
+		 * closed before this accept (CLOSE_WAIT) fails with EOPNOTSUPP.
+		 * Nothing is lost there (the engine reads its EOF over TCP):
+		 * counted, not logged, or a load of short connections floods
+		 * the log with a warning that means nothing.
+		 */
+		if (errno == EOPNOTSUPP && !sock_established(fd)) {
+			s->st.kernel_closed++;
+			s->st.kernel++;
+			return cookie;
+		}
 		/* the kernel can still pass it over TCP before its first redirect */
 		s->st.kernel_lost++;
 		if (!(s->st.kernel_lost & (s->st.kernel_lost - 1)))

@@ -50,6 +50,7 @@ struct steer_stats {
 	uint64_t accepted;		/* connections handed to the engine */
 	uint64_t kernel;		/* of them registered by the kernel HTTP path */
 	uint64_t kernel_lost;		/* registered, but not into gammad_khag_v1 */
+	uint64_t kernel_closed;		/* registered, closed by the client before the accept */
 	uint64_t no_origin;		/* accepted without an origdst entry: closed */
 	uint64_t adopt_failed;		/* the engine refused: closed */
 };
