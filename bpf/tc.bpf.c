@@ -57,6 +57,19 @@ struct {
 	__type(value, struct lb_aff);
 } gammad_tcscr_v1 SEC(".maps");
 
+/*
+ * Set by the agent while a layout upgrade switches the TC links, one after
+ * the other, to programs on new maps (user/lib/datapath/tc_attach.c). Every
+ * link carries both directions (a pod's veth: its requests and, as an
+ * endpoint, its replies), so no order of the switch keeps a flow off a
+ * pair of links of which one runs the new programs and one the old: a flow
+ * we made would have its entries in the new map only, and an old program
+ * passes its replies untranslated (the client resets them, which kills the
+ * endpoint's half-open socket). So we make no flow until every link is
+ * switched: its first packet is dropped (counted) and the client resends it.
+ */
+volatile __u32 tc_switching;
+
 /* Choose an endpoint for a new flow and store it; false: drop (counted). */
 static __always_inline bool tc_new_flow(const struct gammad_ct_key *fwd,
 					const struct gammad_fe_val *fe,
@@ -140,6 +153,10 @@ static __always_inline int tc_forward(struct __sk_buff *skb, struct pkt *p,
 			}
 			tc_count(GAMMAD_TC_CT_MISS);
 			return TC_ACT_OK;
+		}
+		if (tc_switching) {
+			tc_count(GAMMAD_TC_SWITCH_HOLD);
+			return TC_ACT_SHOT;
 		}
 		if (!tc_new_flow(&k, fe, &ct))
 			return TC_ACT_SHOT;

@@ -1191,6 +1191,8 @@ enum gammad_tc_reason {
 					 * way, ICMP errors too): the pod reached itself */
 	GAMMAD_TC_UPGRADE_WAIT,		/* layout upgrade: a flow the old programs made,
 					 * not copied yet: dropped, resent */
+	GAMMAD_TC_SWITCH_HOLD,		/* layout upgrade: a new flow while the TC links
+					 * switch: dropped, the client resends */
 	GAMMAD_TC_MAX,
 };
 

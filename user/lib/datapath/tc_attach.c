@@ -76,11 +76,14 @@ int tc_dp_open(struct dp *dp, const struct tc_dp_opts *opts, struct tc_dp **out)
 	/*
 	 * A layout upgrade: the old TC programs read the old maps, which stop
 	 * getting route changes; every pinned attachment switches now, then
-	 * the old maps go (layout.c).
+	 * the old maps go (layout.c). The new programs make no flow until the
+	 * last link is switched (bpf/tc.bpf.c tc_switching).
 	 */
 	if (!err && dp_layout_pending(dp)) {
 		dp_layout_catch_up(dp);
+		__atomic_store_n(&t->skel->bss->tc_switching, 1, __ATOMIC_SEQ_CST);
 		err = tc_relink_all(t);
+		__atomic_store_n(&t->skel->bss->tc_switching, 0, __ATOMIC_SEQ_CST);
 	}
 	if (!err && dp_layout_pending(dp))
 		err = dp_layout_commit(dp);

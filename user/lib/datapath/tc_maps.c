@@ -86,6 +86,7 @@ const char *dp_tc_reason_name(unsigned int reason)
 		[GAMMAD_TC_FAMILY] = "endpoint_family",
 		[GAMMAD_TC_HAIRPIN] = "hairpin",
 		[GAMMAD_TC_UPGRADE_WAIT] = "upgrade_wait",
+		[GAMMAD_TC_SWITCH_HOLD] = "switch_hold",
 	};
 
 	return reason < GAMMAD_TC_MAX && names[reason] ? names[reason] : "unknown";
