@@ -137,6 +137,10 @@ int dp_layout_fill(struct dp *dp);
 bool dp_layout_pending(const struct dp *dp);
 /* Right before programs switch: what the old ones wrote since the fill. */
 void dp_layout_catch_up(struct dp *dp);
+/* TEST ONLY (next-layout build): GAMMAD_TEST_LAYOUT_LINK_PAUSE_MS between two TC links' switches */
+void dp_layout_test_link_pause(void);
+/* TEST ONLY: GAMMAD_TEST_LAYOUT_LINK_ORDER=down, the TC links switch by descending ifindex */
+bool dp_layout_test_links_down(void);
 int dp_layout_commit(struct dp *dp);
 void dp_layout_release(struct dp *dp);
 /*

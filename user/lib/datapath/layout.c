@@ -156,7 +156,9 @@ static const struct dp_layout *layout_find(const char *name)
  * TEST ONLY (the next-layout build): GAMMAD_TEST_LAYOUT_FAIL=<old map>
  * fails that map's fill after its first entry; GAMMAD_TEST_LAYOUT_EXIT=filled|switched exits
  * there, as a crash would; GAMMAD_TEST_LAYOUT_PAUSE_MS=N waits after each
- * catch-up, before its switch, and after the switch, before the commit's copy. A release build has none.
+ * catch-up, before its switch, and after the switch, before the commit's copy;
+ * GAMMAD_TEST_LAYOUT_LINK_PAUSE_MS=N between two TC links' switches, and
+ * GAMMAD_TEST_LAYOUT_LINK_ORDER=down switches them by descending ifindex. A release build has none.
  */
 #ifdef GAMMAD_LAYOUT_NEXT
 static bool test_env(const char *var, const char *val)
@@ -167,22 +169,38 @@ static bool test_env(const char *var, const char *val)
 }
 #define TEST_FAIL(name)	test_env("GAMMAD_TEST_LAYOUT_FAIL", name)
 #define TEST_EXIT(at)	do { if (test_env("GAMMAD_TEST_LAYOUT_EXIT", at)) _exit(3); } while (0)
-/* GAMMAD_TEST_LAYOUT_PAUSE_MS: a catch-up waits that long before its switch, as a loaded machine may */
-static void test_pause(void)
+/* the pauses: as long as a loaded machine may take there */
+static void test_pause(const char *var)
 {
-	const char *v = getenv("GAMMAD_TEST_LAYOUT_PAUSE_MS");
+	const char *v = getenv(var);
 	long ms = v ? strtol(v, NULL, 10) : 0;
 	struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
 
 	if (ms > 0)
 		nanosleep(&ts, NULL);
 }
-#define TEST_PAUSE()	test_pause()
+#define TEST_PAUSE()	test_pause("GAMMAD_TEST_LAYOUT_PAUSE_MS")
 #else
 #define TEST_FAIL(name)	false
 #define TEST_EXIT(at)	do { } while (0)
 #define TEST_PAUSE()	do { } while (0)
 #endif
+
+void dp_layout_test_link_pause(void)
+{
+#ifdef GAMMAD_LAYOUT_NEXT
+	test_pause("GAMMAD_TEST_LAYOUT_LINK_PAUSE_MS");
+#endif
+}
+
+bool dp_layout_test_links_down(void)
+{
+#ifdef GAMMAD_LAYOUT_NEXT
+	return test_env("GAMMAD_TEST_LAYOUT_LINK_ORDER", "down");
+#else
+	return false;
+#endif
+}
 
 /* ---- maps as entries ------------------------------------------------------- */
 

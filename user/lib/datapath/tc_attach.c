@@ -215,28 +215,55 @@ static int pinned_role(const struct tc_dp *t, const char *path, enum tc_role *ro
 	return 0;
 }
 
+/* A pinned TC attachment: link_tc_<ifindex> (TCX) or clsact_tc_<ifindex>. */
+static int tc_pin_ifindex(const char *name)
+{
+	const char *num = !strncmp(name, "clsact_tc_", 10) ? name + 10 :
+			  !strncmp(name, "link_tc_", 8) ? name + 8 : NULL;
+
+	return num ? atoi(num) : 0;
+}
+
+static int tc_pin_filter(const struct dirent *e)
+{
+	return tc_pin_ifindex(e->d_name) > 0;
+}
+
+/* By ifindex, so the switch order is known (the next-layout build's test may reverse it). */
+static int tc_pin_cmp(const struct dirent **a, const struct dirent **b)
+{
+	int x = tc_pin_ifindex((*a)->d_name), y = tc_pin_ifindex((*b)->d_name);
+
+	return (x > y) - (x < y);
+}
+
+static int tc_pin_cmp_down(const struct dirent **a, const struct dirent **b)
+{
+	return tc_pin_cmp(b, a);
+}
+
 static int tc_relink_all(struct tc_dp *t)
 {
 	char path[PATH_MAX];
-	struct dirent *e;
+	struct dirent **list;
 	size_t n = 0;
-	int err = 0;
-	DIR *d = opendir(t->pin_dir);
+	int err = 0, nr;
 
-	if (!d)
+	nr = scandir(t->pin_dir, &list, tc_pin_filter,
+		     dp_layout_test_links_down() ? tc_pin_cmp_down : tc_pin_cmp);
+	if (nr < 0)
 		return errno == ENOENT ? 0 : -errno;
-	while (!err && (e = readdir(d))) {
-		bool clsact = !strncmp(e->d_name, "clsact_tc_", 10);
-		const char *num = clsact ? e->d_name + 10 :
-				  !strncmp(e->d_name, "link_tc_", 8) ? e->d_name + 8 : NULL;
+	for (int i = 0; i < nr && !err; i++) {
+		const char *name = list[i]->d_name;
+		bool clsact = !strncmp(name, "clsact_tc_", 10);
+		int ifindex = tc_pin_ifindex(name), e2;
 		enum tc_role role = TC_ROLE_POD;
-		int ifindex, e2;
 
-		if (!num || (ifindex = atoi(num)) <= 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", t->pin_dir, e->d_name);
+		snprintf(path, sizeof(path), "%s/%s", t->pin_dir, name);
 		if (pinned_role(t, path, &role))
 			continue;	/* a stale pin: tc_sync cleans it up */
+		if (n)
+			dp_layout_test_link_pause();
 		if (clsact) {
 			struct bpf_program *p = role == TC_ROLE_UPLINK ?
 				t->skel->progs.gammad_tc_uplink : t->skel->progs.gammad_tc_pod;
@@ -253,7 +280,9 @@ static int tc_relink_all(struct tc_dp *t)
 		err = e2;
 		n++;
 	}
-	closedir(d);
+	for (int i = 0; i < nr; i++)
+		free(list[i]);
+	free(list);
 	if (err)
 		pr_err("tc: switching the pinned attachments to the new programs: %s",
 		       strerror(-err));
