@@ -457,6 +457,23 @@ void eng_upstream_release(struct engine *e, struct uconn *u, bool reuse)
 
 /* ---- client connections -------------------------------------------------- */
 
+/*
+ * The slow reader's relay (engine_relay.c) ends with its client: freed
+ * here, beside the client's other resources, so that closing a client
+ * needs nothing of the relay's file.
+ */
+void eng_relay_free(struct engine *e, struct cconn *c)
+{
+	struct krelay *r = &c->rl;
+
+	if (r->fd < 0)
+		return;
+	epoll_ctl(e->epfd, EPOLL_CTL_DEL, r->fd, NULL);
+	close(r->fd);
+	r->fd = -1;
+	ebuf_release(e, &r->buf);
+}
+
 void eng_client_close(struct engine *e, struct cconn *c, bool reset)
 {
 	if (c->dead)

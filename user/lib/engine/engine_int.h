@@ -309,6 +309,7 @@ void eng_sock_setup(struct engine *e, int fd);
 void eng_relay_attach(struct engine *e, struct cconn *c, int fd, uint32_t slot);
 bool eng_relay_run(struct engine *e, struct cconn *c, int *cerr);
 void eng_relay_tick(struct engine *e, struct cconn *c);
+/* engine_conn.c: a client's close frees its relay */
 void eng_relay_free(struct engine *e, struct cconn *c);
 /* The kernel's response is whole at the client: a FIN, then drain what it sends. */
 void eng_kernel_fin(struct engine *e, struct cconn *c);

@@ -77,18 +77,6 @@ void eng_relay_attach(struct engine *e, struct cconn *c, int fd, uint32_t slot)
 	eng_relay_tick(e, c);	/* drained already (the usual case for a reader that reads) */
 }
 
-void eng_relay_free(struct engine *e, struct cconn *c)
-{
-	struct krelay *r = &c->rl;
-
-	if (r->fd < 0)
-		return;
-	epoll_ctl(e->epfd, EPOLL_CTL_DEL, r->fd, NULL);
-	close(r->fd);
-	r->fd = -1;
-	ebuf_release(e, &r->buf);
-}
-
 void eng_kernel_fin(struct engine *e, struct cconn *c)
 {
 	shutdown(c->fd, SHUT_WR);
