@@ -148,55 +148,99 @@ static bool restart_graceful(struct restart_env *e)
 
 #define RESTARTS 2
 
-static void subtest_graceful(struct restart_env *e)
+/*
+ * The three client loops the graceful restarts run under: a fast
+ * keep-alive connection, one whose 150 ms responses are in flight most of
+ * the time (they finish in the old agent), and new connections.
+ */
+struct restart_loops {
+	struct mc_loop ka, slow, nc;
+	size_t nka, nslow, nnc;
+};
+
+static bool loops_start(struct restart_env *e, struct restart_loops *l)
 {
 	struct mc_place at_slow = e->at_v2;
-	struct mc_loop ka = { 0 }, slow = { 0 }, nc = { 0 };
-	size_t nka, nslow, nnc, at_exit[RESTARTS] = { 0 }, slow_exit = 0;
+
+	at_slow.path = "/?delay=150ms";
+	if (!ASSERT_OK(mc_loop_start(&l->ka, &e->at_v1, e->echo4, 8080, MC_HTTP_KEEPALIVE,
+				     LOOP_MAX), "keep-alive loop") ||
+	    !ASSERT_OK(mc_loop_start(&l->slow, &at_slow, e->echo4, 8080, MC_HTTP_KEEPALIVE,
+				     LOOP_MAX), "slow keep-alive loop") ||
+	    !ASSERT_OK(mc_loop_start(&l->nc, &e->at_v2, e->echo4, 8080, MC_HTTP, LOOP_MAX),
+		       "new-connection loop"))
+		return false;
+	wait_results(&l->ka, 50);
+	wait_results(&l->slow, 2);
+	wait_results(&l->nc, 20);
+	return true;
+}
+
+/* after a restart: the same connections, served by the new agent alone */
+static void loops_run_on(const struct restart_loops *l)
+{
+	wait_results(&l->ka, 100);
+	wait_results(&l->slow, 3);
+	wait_results(&l->nc, 30);
+}
+
+/*
+ * Stop the loops and check what every restart test asks of them: requests
+ * after the last old agent left (ka_exit, slow_exit: their counts then), no
+ * failed request on any loop, every answer from echo-v1 (the rule's).
+ */
+static void loops_stop_check(struct restart_loops *l, const char *what, size_t ka_exit,
+			     size_t slow_exit)
+{
+	l->nka = mc_loop_stop(&l->ka);
+	l->nslow = mc_loop_stop(&l->slow);
+	l->nnc = mc_loop_stop(&l->nc);
+	test__printf("%s: keep-alive %zu requests (the last old agent gone at %zu), slow "
+		     "keep-alive %zu, new connections %zu\n", what, l->nka, ka_exit, l->nslow,
+		     l->nnc);
+	/* what a restart costs a client: the slowest request, the slowest connect() */
+	test__printf("slowest keep-alive request %.1f ms, slowest connect() %.1f ms\n",
+		     max_us(l->ka.res, l->nka) / 1e3, max_us(l->nc.res, l->nnc) / 1e3);
+	print_errors("keep-alive", l->ka.res, l->nka);
+	print_errors("slow keep-alive", l->slow.res, l->nslow);
+	print_errors("new connections", l->nc.res, l->nnc);
+	ASSERT_GE(l->nka, ka_exit + 100, "keep-alive requests after the last restart");
+	ASSERT_GE(l->nslow, slow_exit + 3, "slow keep-alive requests after the last restart");
+	ASSERT_EQ(mc_count_errors(l->ka.res, l->nka), 0,
+		  "no failed request, the keep-alive connection kept");
+	ASSERT_EQ(mc_count_errors(l->slow.res, l->nslow), 0, "none on the slow one");
+	ASSERT_EQ(mc_count_errors(l->nc.res, l->nnc), 0, "no failed request, no refused connect");
+	ASSERT_EQ(count_from(l->ka.res, l->nka, "echo-v1"), l->nka,
+		  "keep-alive: the rule, every time");
+	ASSERT_EQ(count_from(l->slow.res, l->nslow, "echo-v1"), l->nslow,
+		  "slow: the rule, every time");
+	ASSERT_EQ(count_from(l->nc.res, l->nnc, "echo-v1"), l->nnc,
+		  "new connections: the rule, every time");
+}
+
+static void loops_free(struct restart_loops *l)
+{
+	mc_loop_free(&l->ka);
+	mc_loop_free(&l->slow);
+	mc_loop_free(&l->nc);
+}
+
+static void subtest_graceful(struct restart_env *e)
+{
+	struct restart_loops l = { 0 };
+	size_t at_exit[RESTARTS] = { 0 }, slow_exit = 0;
 	char *out = NULL;
 
-	/* a request in flight most of the time: it finishes in the old agent */
-	at_slow.path = "/?delay=150ms";
-	if (!ASSERT_OK(mc_loop_start(&ka, &e->at_v1, e->echo4, 8080, MC_HTTP_KEEPALIVE,
-				     LOOP_MAX), "keep-alive loop") ||
-	    !ASSERT_OK(mc_loop_start(&slow, &at_slow, e->echo4, 8080, MC_HTTP_KEEPALIVE,
-				     LOOP_MAX), "slow keep-alive loop") ||
-	    !ASSERT_OK(mc_loop_start(&nc, &e->at_v2, e->echo4, 8080, MC_HTTP, LOOP_MAX),
-		       "new-connection loop"))
+	if (!loops_start(e, &l))
 		goto out;
-	wait_results(&ka, 50);
-	wait_results(&slow, 2);
-	wait_results(&nc, 20);
 	for (int i = 0; i < RESTARTS; i++) {
 		if (!restart_graceful(e))
 			goto out;
-		at_exit[i] = mc_loop_count(&ka);
-		slow_exit = mc_loop_count(&slow);
-		/* the same connections, served by the new agent alone */
-		wait_results(&ka, 100);
-		wait_results(&slow, 3);
-		wait_results(&nc, 30);
+		at_exit[i] = mc_loop_count(&l.ka);
+		slow_exit = mc_loop_count(&l.slow);
+		loops_run_on(&l);
 	}
-	nka = mc_loop_stop(&ka);
-	nslow = mc_loop_stop(&slow);
-	nnc = mc_loop_stop(&nc);
-	test__printf("%d restarts: keep-alive %zu requests (old agents gone at %zu, %zu), slow "
-		     "keep-alive %zu, new connections %zu\n", RESTARTS, nka, at_exit[0],
-		     at_exit[1], nslow, nnc);
-	/* what a restart costs a client: the slowest request, the slowest connect() */
-	test__printf("slowest keep-alive request %.1f ms, slowest connect() %.1f ms\n",
-		     max_us(ka.res, nka) / 1e3, max_us(nc.res, nnc) / 1e3);
-	print_errors("keep-alive", ka.res, nka);
-	print_errors("slow keep-alive", slow.res, nslow);
-	print_errors("new connections", nc.res, nnc);
-	ASSERT_GE(nka, at_exit[RESTARTS - 1] + 100, "keep-alive requests after the last restart");
-	ASSERT_GE(nslow, slow_exit + 3, "slow keep-alive requests after the last restart");
-	ASSERT_EQ(mc_count_errors(ka.res, nka), 0, "no failed request on the keep-alive connection");
-	ASSERT_EQ(mc_count_errors(slow.res, nslow), 0, "no failed request on the slow one");
-	ASSERT_EQ(mc_count_errors(nc.res, nnc), 0, "no failed request, no refused connect");
-	ASSERT_EQ(count_from(ka.res, nka, "echo-v1"), nka, "keep-alive: the engine's rule, every time");
-	ASSERT_EQ(count_from(slow.res, nslow, "echo-v1"), nslow, "slow: the engine's rule, every time");
-	ASSERT_EQ(count_from(nc.res, nnc, "echo-v1"), nnc, "new connections: the engine's rule, every time");
+	loops_stop_check(&l, "restarts", at_exit[RESTARTS - 1], slow_exit);
 	/* Each new agent served the old one's snapshot first, then took over (agent.h). */
 	ASSERT_EQ(agent_env_log_count(&e->ag, "adopted and serving"), RESTARTS,
 		  "each new agent adopted the pinned state first");
@@ -210,9 +254,7 @@ static void subtest_graceful(struct restart_env *e)
 	test__printf("%s", out ? out : "");
 	free(out);
 out:
-	mc_loop_free(&ka);
-	mc_loop_free(&slow);
-	mc_loop_free(&nc);
+	loops_free(&l);
 }
 
 /*
@@ -398,24 +440,14 @@ out:
  */
 static void subtest_kernel(struct restart_env *e, const char *upgrade_bin, bool sockmap)
 {
-	struct mc_place at_slow = e->at_v2;
-	struct mc_loop ka = { 0 }, slow = { 0 }, nc = { 0 };
-	size_t nka, nslow, nnc, at_exit[RESTARTS] = { 0 }, slow_exit = 0;
+	struct restart_loops l = { 0 };
+	size_t at_exit[RESTARTS] = { 0 }, slow_exit = 0;
 	uint64_t served[RESTARTS][2] = { 0 }, engine[RESTARTS][2] = { 0 };
 	uint64_t by0[GAMMAD_KH_R_MAX], by1[GAMMAD_KH_R_MAX], s_, e_;
 	char *out = NULL;
 
-	at_slow.path = "/?delay=150ms";
-	if (!ASSERT_OK(mc_loop_start(&ka, &e->at_v1, e->echo4, 8080, MC_HTTP_KEEPALIVE,
-				     LOOP_MAX), "keep-alive loop") ||
-	    !ASSERT_OK(mc_loop_start(&slow, &at_slow, e->echo4, 8080, MC_HTTP_KEEPALIVE,
-				     LOOP_MAX), "slow keep-alive loop") ||
-	    !ASSERT_OK(mc_loop_start(&nc, &e->at_v2, e->echo4, 8080, MC_HTTP, LOOP_MAX),
-		       "new-connection loop"))
+	if (!loops_start(e, &l))
 		goto out;
-	wait_results(&ka, 50);
-	wait_results(&slow, 2);
-	wait_results(&nc, 20);
 	if (!ASSERT_OK(pinned_kh_counts(e->ag.pin_dir, &s_, &e_, by0), "kernel counters"))
 		goto out;
 	for (int i = 0; i < RESTARTS; i++) {
@@ -423,13 +455,10 @@ static void subtest_kernel(struct restart_env *e, const char *upgrade_bin, bool 
 		e->ag.bin = i ? upgrade_bin : NULL;
 		if (!restart_graceful(e))
 			goto out;
-		at_exit[i] = mc_loop_count(&ka);
-		slow_exit = mc_loop_count(&slow);
+		at_exit[i] = mc_loop_count(&l.ka);
+		slow_exit = mc_loop_count(&l.slow);
 		pinned_kh_counts(e->ag.pin_dir, &served[i][0], &engine[i][0], NULL);
-		/* the same connections, served by the new agent's pools alone */
-		wait_results(&ka, 100);
-		wait_results(&slow, 3);
-		wait_results(&nc, 30);
+		loops_run_on(&l);	/* served by the new agent's pools alone */
 		pinned_kh_counts(e->ag.pin_dir, &served[i][1], &engine[i][1], NULL);
 		test__printf("after %s %d: %llu served in the kernel, %llu handed to the engine\n",
 			     i ? "upgrade" : "restart", i + 1,
@@ -439,30 +468,12 @@ static void subtest_kernel(struct restart_env *e, const char *upgrade_bin, bool 
 			  "agent exited");
 	}
 	e->ag.bin = NULL;
-	nka = mc_loop_stop(&ka);
-	nslow = mc_loop_stop(&slow);
-	nnc = mc_loop_stop(&nc);
+	loops_stop_check(&l, "restart + upgrade", at_exit[RESTARTS - 1], slow_exit);
 	pinned_kh_counts(e->ag.pin_dir, &s_, &e_, by1);
 	for (int r = 0; r < GAMMAD_KH_R_MAX; r++)
 		if (by1[r] != by0[r])
 			test__printf("  kernel HTTP reason %d: +%llu\n", r,
 				     (unsigned long long)(by1[r] - by0[r]));
-	test__printf("restart + upgrade: keep-alive %zu requests (old agents gone at %zu, %zu), "
-		     "slow keep-alive %zu, new connections %zu\n", nka, at_exit[0], at_exit[1],
-		     nslow, nnc);
-	test__printf("slowest keep-alive request %.1f ms, slowest connect() %.1f ms\n",
-		     max_us(ka.res, nka) / 1e3, max_us(nc.res, nnc) / 1e3);
-	print_errors("keep-alive", ka.res, nka);
-	print_errors("slow keep-alive", slow.res, nslow);
-	print_errors("new connections", nc.res, nnc);
-	ASSERT_GE(nka, at_exit[RESTARTS - 1] + 100, "keep-alive requests after the upgrade");
-	ASSERT_GE(nslow, slow_exit + 3, "slow keep-alive requests after the upgrade");
-	ASSERT_EQ(mc_count_errors(ka.res, nka), 0, "no failed request, the keep-alive connection kept");
-	ASSERT_EQ(mc_count_errors(slow.res, nslow), 0, "none on the slow one");
-	ASSERT_EQ(mc_count_errors(nc.res, nnc), 0, "no failed request, no refused connect");
-	ASSERT_EQ(count_from(ka.res, nka, "echo-v1"), nka, "keep-alive: the rule, every time");
-	ASSERT_EQ(count_from(slow.res, nslow, "echo-v1"), nslow, "slow: the rule, every time");
-	ASSERT_EQ(count_from(nc.res, nnc, "echo-v1"), nnc, "new connections: the rule, every time");
 	if (sockmap)
 		ASSERT_GT(pinned_kh_paired(e->ag.pin_dir), 0, "same-node server sockets still paired");
 	ASSERT_EQ(by1[GAMMAD_KH_R_NO_UPSTREAM] - by0[GAMMAD_KH_R_NO_UPSTREAM], 0,
@@ -479,9 +490,7 @@ static void subtest_kernel(struct restart_env *e, const char *upgrade_bin, bool 
 	free(out);
 out:
 	e->ag.bin = NULL;
-	mc_loop_free(&ka);
-	mc_loop_free(&slow);
-	mc_loop_free(&nc);
+	loops_free(&l);
 }
 
 void test_engine_restart(void)
