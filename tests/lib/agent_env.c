@@ -234,14 +234,21 @@ void agent_env_fini(struct agent_env *ag)
 	ag->log[0] = 0;
 }
 
+/* a map the agent pinned under pin_dir, or a negative value */
+static int pinned_map(const char *pin_dir, const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
+	return bpf_obj_get(path);
+}
+
 int pinned_kh_counts(const char *pin_dir, uint64_t *served, uint64_t *engine, uint64_t *by)
 {
 	int nr = libbpf_num_possible_cpus(), fd;
-	char path[128];
 
 	*served = *engine = 0;
-	snprintf(path, sizeof(path), "%s/%s", pin_dir, GAMMAD_MAP_KH_STATS);
-	fd = nr > 0 ? bpf_obj_get(path) : -1;
+	fd = nr > 0 ? pinned_map(pin_dir, GAMMAD_MAP_KH_STATS) : -1;
 	if (fd < 0)
 		return -ENOENT;
 	for (uint32_t r = 0; r < GAMMAD_KH_R_MAX; r++) {
@@ -264,12 +271,9 @@ int pinned_kh_counts(const char *pin_dir, uint64_t *served, uint64_t *engine, ui
 
 long pinned_kh_paired(const char *pin_dir)
 {
-	char path[128];
+	int fd = pinned_map(pin_dir, GAMMAD_MAP_KH_SRV_SLOT);
 	long n = 0;
-	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s", pin_dir, GAMMAD_MAP_KH_SRV_SLOT);
-	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return -1;
 	for (uint32_t s = 0; s < GAMMAD_KH_SLOTS_MAX; s++) {
@@ -284,13 +288,10 @@ long pinned_kh_paired(const char *pin_dir)
 
 long pinned_entries(const char *pin_dir, const char *name)
 {
+	int fd = pinned_map(pin_dir, name);
 	__u8 key[64], next[64];
-	char path[128];
 	long n = 0;
-	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
-	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return -1;
 	for (void *k = NULL; !bpf_map_get_next_key(fd, k, next); k = key, n++)
