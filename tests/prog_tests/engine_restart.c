@@ -493,26 +493,35 @@ out:
 	loops_free(&l);
 }
 
+/*
+ * The mesh lab, the echo Service's ClusterIP, a client place in each echo
+ * pod, and an agent started with args over this file's routes.
+ */
+static bool restart_env_start(struct restart_env *e, const char *const *args)
+{
+	if (lab_env_start_mesh(&e->lab, NULL))
+		return false;
+	e->v1 = lab_env_find(&e->lab, MESH_NS, "echo-v1");
+	e->v2 = lab_env_find(&e->lab, MESH_NS, "echo-v2");
+	if (!ASSERT_OK_PTR(e->v1, "echo-v1") || !ASSERT_OK_PTR(e->v2, "echo-v2"))
+		return false;
+	if (!lab_env_cluster_ip(&e->lab, MESH_NS, "echo", false, e->echo4))
+		return false;
+	e->at_v1 = (struct mc_place){ .cgroup = e->v1->container_cgroup, .netns = e->v1->netns };
+	e->at_v2 = (struct mc_place){ .cgroup = e->v2->container_cgroup, .netns = e->v2->netns };
+	if (!ASSERT_OK(agent_env_init(&e->ag, &e->lab), "agent dir"))
+		return false;
+	e->ag.args = args;
+	return ASSERT_OK(agent_env_write(&e->ag, "routes.yaml", routes), "routes") &&
+	       ASSERT_OK(agent_env_start(&e->ag), "gammad run");
+}
+
 void test_engine_restart(void)
 {
 	static const char *const args[] = { "--http-engine", "--resync", "1", NULL };
 	struct restart_env e = { 0 };
 
-	if (lab_env_start_mesh(&e.lab, NULL))
-		goto cleanup;
-	e.v1 = lab_env_find(&e.lab, MESH_NS, "echo-v1");
-	e.v2 = lab_env_find(&e.lab, MESH_NS, "echo-v2");
-	if (!ASSERT_OK_PTR(e.v1, "echo-v1") || !ASSERT_OK_PTR(e.v2, "echo-v2"))
-		goto cleanup;
-	if (!lab_env_cluster_ip(&e.lab, MESH_NS, "echo", false, e.echo4))
-		goto cleanup;
-	e.at_v1 = (struct mc_place){ .cgroup = e.v1->container_cgroup, .netns = e.v1->netns };
-	e.at_v2 = (struct mc_place){ .cgroup = e.v2->container_cgroup, .netns = e.v2->netns };
-	if (!ASSERT_OK(agent_env_init(&e.ag, &e.lab), "agent dir"))
-		goto cleanup;
-	e.ag.args = args;
-	if (!ASSERT_OK(agent_env_write(&e.ag, "routes.yaml", routes), "routes") ||
-	    !ASSERT_OK(agent_env_start(&e.ag), "gammad run --http-engine"))
+	if (!restart_env_start(&e, args))
 		goto cleanup;
 	if (test__start_subtest("graceful"))
 		subtest_graceful(&e);
@@ -539,25 +548,11 @@ static void run_kernel(bool sockmap)
 
 	/* the upgrade's binary: a copy of this build's, under the build dir */
 	snprintf(bin, sizeof(bin), "gammad-upgrade-%d", (int)getpid());
-	if (lab_env_start_mesh(&e.lab, NULL))
-		goto cleanup;
-	e.v1 = lab_env_find(&e.lab, MESH_NS, "echo-v1");
-	e.v2 = lab_env_find(&e.lab, MESH_NS, "echo-v2");
-	if (!ASSERT_OK_PTR(e.v1, "echo-v1") || !ASSERT_OK_PTR(e.v2, "echo-v2"))
-		goto cleanup;
-	if (!lab_env_cluster_ip(&e.lab, MESH_NS, "echo", false, e.echo4))
-		goto cleanup;
-	e.at_v1 = (struct mc_place){ .cgroup = e.v1->container_cgroup, .netns = e.v1->netns };
-	e.at_v2 = (struct mc_place){ .cgroup = e.v2->container_cgroup, .netns = e.v2->netns };
-	if (!ASSERT_OK(agent_env_init(&e.ag, &e.lab), "agent dir"))
-		goto cleanup;
-	e.ag.args = sockmap ? args_sk : args;
 	snprintf(src, sizeof(src), "%s", test_bin("gammad"));
 	snprintf(dst, sizeof(dst), "%s", test_bin(bin));
 	if (!ASSERT_OK(lab_run_capture(&out, "cp %s %s", src, dst), "the upgrade's binary"))
 		goto cleanup;
-	if (!ASSERT_OK(agent_env_write(&e.ag, "routes.yaml", routes), "routes") ||
-	    !ASSERT_OK(agent_env_start(&e.ag), "gammad run --kernel-http"))
+	if (!restart_env_start(&e, sockmap ? args_sk : args))
 		goto cleanup;
 	if (!ASSERT_EQ(agent_env_log_count(&e.ag, "kernel HTTP data path: on"), 1,
 		       "the kernel path runs"))
