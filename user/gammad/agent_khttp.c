@@ -178,6 +178,32 @@ struct kh_adopt_ns {
 	int fd;
 };
 
+/*
+ * The socket address of an endpoint as the maps keep it (family, address
+ * bytes, port in network order); 0 for a family that is neither.
+ */
+static socklen_t endpoint_sockaddr(uint8_t family, const uint8_t *addr, uint16_t port,
+				   struct sockaddr_storage *ss)
+{
+	if (family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = port;
+		memcpy(&s4->sin_addr, addr, 4);
+		return sizeof(*s4);
+	}
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = port;
+		memcpy(&s6->sin6_addr, addr, 16);
+		return sizeof(*s6);
+	}
+	return 0;
+}
+
 static void adopt_ns_find(void *ctx, int netns_fd, uint64_t cookie)
 {
 	struct kh_adopt_ns *f = ctx;
@@ -208,23 +234,9 @@ static void kh_adopt(struct agent *a, int *fds)
 
 		key = next;
 		kp = &key;
-		if (key.family == AF_INET) {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-			s4->sin_family = AF_INET;
-			s4->sin_port = key.port;
-			memcpy(&s4->sin_addr, key.addr, 4);
-			len = sizeof(*s4);
-		} else if (key.family == AF_INET6) {
-			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-			s6->sin6_family = AF_INET6;
-			s6->sin6_port = key.port;
-			memcpy(&s6->sin6_addr, key.addr, 16);
-			len = sizeof(*s6);
-		} else {
+		len = endpoint_sockaddr(key.family, key.addr, key.port, &ss);
+		if (!len)
 			continue;
-		}
 		steer_each_netns(a->steer, adopt_ns_find, &f);
 		if (f.fd < 0)
 			continue;	/* its pod went: kh_pools_adopt_done drops it */
@@ -316,23 +328,9 @@ static int eps_add_backend(struct agent *a, struct kh_eps *e, uint32_t be_id)
 
 		if (dp_map_lookup(a->dp, GAMMAD_MAP_ENDPOINT, &ek, &ev))
 			continue;
-		if (ev.family == AF_INET) {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-			s4->sin_family = AF_INET;
-			s4->sin_port = ev.port;
-			memcpy(&s4->sin_addr, ev.addr, 4);
-			len = sizeof(*s4);
-		} else if (ev.family == AF_INET6) {
-			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-			s6->sin6_family = AF_INET6;
-			s6->sin6_port = ev.port;
-			memcpy(&s6->sin6_addr, ev.addr, 16);
-			len = sizeof(*s6);
-		} else {
+		len = endpoint_sockaddr(ev.family, ev.addr, ev.port, &ss);
+		if (!len)
 			continue;
-		}
 		for (size_t j = 0; j < e->nr && !dup; j++)
 			dup = e->v[j].len == len && !memcmp(&e->v[j].ss, &ss, len);
 		if (dup)
