@@ -6,7 +6,9 @@
  *
  * Prints "#N name:OK|FAIL|SKIP (reason)" per test and subtest and ends with
  * "N passed, M failed[, K skipped]". Output of a test is buffered and shown
- * only on failure (or always with -v).
+ * only on failure (or always with -v). Before the last line, every failed
+ * test or subtest is named again with its first FAIL lines: a CI log is
+ * often read from its tail only.
  */
 #include <errno.h>
 #include <fnmatch.h>
@@ -49,6 +51,7 @@ static struct {
 	size_t log_len;
 	FILE *log_stream;
 	bool failed, skipped;
+	bool own_failed;	/* failed outside any subtest */
 	char skip_reason[256];
 	/* subtest */
 	char *sub_name;
@@ -59,6 +62,38 @@ static struct {
 } cur;
 
 static int passed, failed, skipped;
+
+/* The recap printed before the last line: "name: first FAIL lines". */
+static char *recap;
+static size_t recap_len;
+static FILE *recap_stream;
+
+#define RECAP_LINES_PER_TEST 3
+#define RECAP_LINE_MAX 300
+
+static void recap_add(const char *name, const char *log, size_t len)
+{
+	const char *p = log, *end = log + len;
+	int shown = 0;
+
+	if (!recap_stream)
+		recap_stream = open_memstream(&recap, &recap_len);
+	if (!recap_stream)
+		return;
+	fprintf(recap_stream, "FAILED %s\n", name);
+	while (p < end && shown < RECAP_LINES_PER_TEST) {
+		const char *nl = memchr(p, '\n', end - p);
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+
+		if (memmem(p, n, ": FAIL ", 7)) {
+			fprintf(recap_stream, "  %.*s%s\n",
+				(int)(n > RECAP_LINE_MAX ? RECAP_LINE_MAX : n), p,
+				n > RECAP_LINE_MAX ? " ..." : "");
+			shown++;
+		}
+		p += n + 1;
+	}
+}
 
 /* Filters are "test" or "test/subtest", with shell wildcards. */
 static bool filter_match(const char *test, const char *sub)
@@ -97,7 +132,7 @@ void test__fail(void)
 	if (cur.sub_name)
 		cur.sub_failed = true;
 	else
-		cur.failed = true;
+		cur.failed = cur.own_failed = true;
 }
 
 void test__skip(const char *fmt, ...)
@@ -114,9 +149,11 @@ void test__skip(const char *fmt, ...)
 		cur.skipped = true;
 }
 
-static void flush_log(bool show)
+static void flush_log(bool show, const char *failed_name)
 {
 	fflush(cur.log_stream);
+	if (failed_name)
+		recap_add(failed_name, cur.log, cur.log_len);
 	if (show && cur.log_len)
 		fprintf(stdout, "%.*s", (int)cur.log_len, cur.log);
 	fclose(cur.log_stream);
@@ -141,7 +178,14 @@ static void end_subtest(void)
 		verdict = "OK";
 		cur.any_sub_ok = true;
 	}
-	flush_log(cur.sub_failed || env.verbose);
+	if (cur.sub_failed) {
+		char name[512];
+
+		snprintf(name, sizeof(name), "%s/%s", cur.test->name, cur.sub_name);
+		flush_log(true, name);
+	} else {
+		flush_log(env.verbose, NULL);
+	}
 	if (cur.sub_skipped && !cur.sub_failed)
 		printf("#%d/%d %s/%s:%s (%s)\n", cur.num, cur.sub_num,
 		       cur.test->name, cur.sub_name, verdict, cur.sub_skip_reason);
@@ -177,7 +221,8 @@ static void run_test(const struct test_def *t, int num)
 	t->fn();
 	end_subtest();
 	clock_gettime(CLOCK_MONOTONIC, &b);
-	flush_log(cur.failed || env.verbose);
+	/* A failed subtest was recapped already; this is the test's own. */
+	flush_log(cur.failed || env.verbose, cur.own_failed ? t->name : NULL);
 	fclose(cur.log_stream);
 	free(cur.log);
 
@@ -330,6 +375,11 @@ int main(int argc, char **argv)
 	}
 	if (list)
 		return 0;
+	if (recap_stream) {
+		fclose(recap_stream);
+		fputs(recap, stdout);
+		free(recap);
+	}
 	if (skipped)
 		printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
 	else
