@@ -199,6 +199,18 @@ void test_agent_cli(void)
 		free(out);
 		out = NULL;
 	}
+	if (test__start_subtest("cgroup_not_v2")) {
+		/* /tmp is no cgroup v2 directory (nor is a hybrid host's tmpfs /sys/fs/cgroup). */
+		int ret = lab_run_capture(&out, "%s run --manifests /tmp --cgroup /tmp --pin-dir %s",
+					  test_bin("gammad"), pin);
+
+		ASSERT_EQ(ret, 2, "usage error");
+		ASSERT_HAS_SUBSTR(out, "--cgroup /tmp: not a directory of the cgroup v2 mount",
+				  "names what is wrong");
+		ASSERT_ERR(stat(pin, &sb), "no pin dir left behind");
+		free(out);
+		out = NULL;
+	}
 	if (test__start_subtest("once_http_l4"))
 		once_http_l4(pin);
 }

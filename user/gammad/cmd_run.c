@@ -678,9 +678,15 @@ int cmd_run(int argc, char **argv)
 		}
 		a.opts.cgroup_root = cg2;
 	}
-	if (access(a.opts.cgroup_root, R_OK)) {
+	/*
+	 * The hooks attach to cgroup v2 only; a v1 or tmpfs path would fail
+	 * later with an errno that names nothing (EOVERFLOW from its id).
+	 */
+	ret = cgroup2_dir_check(a.opts.cgroup_root);
+	if (ret) {
 		fprintf(stderr, "gammad run: --cgroup %s: %s\n", a.opts.cgroup_root,
-			strerror(errno));
+			ret == -ENOTDIR ? "not a directory of the cgroup v2 mount "
+					  "(see `mount -t cgroup2`)" : strerror(-ret));
 		return EXIT_USAGE;
 	}
 	/*

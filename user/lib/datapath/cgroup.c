@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 
 #include "cgroup.h"
 
@@ -74,4 +78,20 @@ int cgroup2_mount_path_from(const char *mountinfo, char *buf, size_t len)
 int cgroup2_mount_path(char *buf, size_t len)
 {
 	return cgroup2_mount_path_from("/proc/self/mountinfo", buf, len);
+}
+
+int cgroup2_dir_check(const char *path)
+{
+	struct statfs st;
+	int fd, err = 0;
+
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstatfs(fd, &st))
+		err = -errno;
+	else if (st.f_type != CGROUP2_SUPER_MAGIC)
+		err = -ENOTDIR;
+	close(fd);
+	return err;
 }

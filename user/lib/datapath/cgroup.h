@@ -16,4 +16,11 @@ int cgroup2_mount_path(char *buf, size_t len);
 /* Same, from a mountinfo file given by path (for tests). */
 int cgroup2_mount_path_from(const char *mountinfo, char *buf, size_t len);
 
+/*
+ * 0 when path is a directory of a cgroup v2 mount, -ENOTDIR when it is
+ * anything else (a v1 hierarchy, the tmpfs /sys/fs/cgroup of a hybrid host),
+ * another negative errno when it cannot be opened.
+ */
+int cgroup2_dir_check(const char *path);
+
 #endif
