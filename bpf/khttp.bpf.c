@@ -319,7 +319,7 @@ int gammad_kh_upstream(struct __sk_buff *skb)
 	struct kh_rscratch *p;
 	struct gammad_kh_slot *sl;
 	__u64 ck, owner;
-	__u32 zero = 0, id, *idp;
+	__u32 rscr = KH_RSCR_UPSTREAM, id, *idp;
 
 	/* a FIN in verdict-only mode: redirected, the client's recv() fails */
 	if (!skb->len)
@@ -330,7 +330,7 @@ int gammad_kh_upstream(struct __sk_buff *skb)
 		return SK_DROP;
 	id = *idp;
 	sl = bpf_map_lookup_elem(&gammad_khslot_v1, &id);
-	p = bpf_map_lookup_elem(&gammad_khrscr_v1, &zero);
+	p = bpf_map_lookup_elem(&gammad_khrscr_v1, &rscr);
 	if (!sl || !p)
 		return SK_DROP;
 	owner = sl->owner;
@@ -391,7 +391,7 @@ int gammad_kh_server(struct sk_msg_md *msg)
 	struct gammad_kh_srv *sv;
 	struct gammad_kh_slot *sl;
 	struct kh_rscratch *p;
-	__u32 zero = 0, id, size, bits = 0, seq, head_done = 0;
+	__u32 rscr = KH_RSCR_SERVER, id, size, bits = 0, seq, head_done = 0;
 	__u64 owner, *cur;
 	int ed;
 
@@ -428,7 +428,7 @@ int gammad_kh_server(struct sk_msg_md *msg)
 	if (owner == GAMMAD_KH_OWNER_FREE || owner == GAMMAD_KH_OWNER_DEAD ||
 	    (sl->flags & GAMMAD_KH_SLOT_SLOW))
 		return SK_PASS;
-	p = bpf_map_lookup_elem(&gammad_khrscr_v1, &zero);
+	p = bpf_map_lookup_elem(&gammad_khrscr_v1, &rscr);
 	if (!p)
 		return SK_DROP;
 	se = bpf_map_lookup_elem(&gammad_khsre_v1, &id);

@@ -130,7 +130,14 @@ GAMMAD_PERCPU_ARRAY(gammad_khscr_v1, struct gammad_kh_scratch, 1);
 /* The client side's answers (khttp_answer.h), built beside the head they answer. */
 GAMMAD_PERCPU_ARRAY(gammad_khans_v1, struct kh_abuf, 1);
 
-GAMMAD_PERCPU_ARRAY(gammad_khrscr_v1, struct kh_rscratch, 1);
+/*
+ * The response framing's work areas: the upstream's verdict runs in softirq,
+ * which can interrupt a same-node server's sk_msg (process context) on the
+ * same CPU in the middle of its framing: one area each.
+ */
+#define KH_RSCR_UPSTREAM 0
+#define KH_RSCR_SERVER 1
+GAMMAD_PERCPU_ARRAY(gammad_khrscr_v1, struct kh_rscratch, 2);
 /* A response head to edit (same-node servers), parsed as a request head is. */
 GAMMAD_PERCPU_ARRAY(gammad_khrsc_v1, struct gammad_kh_scratch, 1);
 
