@@ -494,6 +494,141 @@ out:
 }
 
 /*
+ * Start a new agent with args beside the running one; the old one must
+ * hand everything over and exit 0 within timeout_ms (its drain bound,
+ * HANDOVER_DRAIN_MS, is 30 s: a connection it cannot give away keeps it
+ * that long). The time it took is printed.
+ */
+static bool restart_with(struct restart_env *e, const char *const *args, int timeout_ms)
+{
+	pid_t old = e->ag.pid;
+	int64_t t0 = mono_us();
+	int status;
+
+	e->ag.args = args;
+	e->ag.pid = 0;
+	if (!ASSERT_OK(agent_env_start(&e->ag), "new agent started and applied")) {
+		kill(old, SIGKILL);
+		waitpid(old, NULL, 0);
+		return false;
+	}
+	status = wait_exit(old, timeout_ms);
+	test__printf("the old agent exited %.0f ms after the new one started\n",
+		     (mono_us() - t0) / 1e3);
+	if (status)
+		kill(old, SIGKILL), waitpid(old, NULL, 0);
+	return ASSERT_EQ(status, 0, "the old agent handed everything over and exited 0");
+}
+
+/* What the kernel served between two reads of its counters. */
+static uint64_t kh_served_now(const struct restart_env *e)
+{
+	uint64_t s = 0, en = 0;
+
+	pinned_kh_counts(e->ag.pin_dir, &s, &en, NULL);
+	return s;
+}
+
+static const char *const args_kh[] = { "--http-engine", "--kernel-http", "--resync", "1", NULL };
+static const char *const args_nokh[] = { "--http-engine", "--resync", "1", NULL };
+
+/*
+ * The operator turns --kernel-http off: the new agent runs the engine
+ * alone. The old agent's kernel-served connections (a fast keep-alive one,
+ * one whose 150 ms responses are in flight most of the time) must go on in
+ * the new agent's engine, without a reset or a lost request, and the old
+ * agent must not keep them for its 30 s drain: its successor's first apply
+ * retired the kernel tables, so their next request is the engine's, and
+ * they are handed over once no response of the kernel is outstanding.
+ */
+static void subtest_kernel_off(struct restart_env *e)
+{
+	struct restart_loops l = { 0 };
+	uint64_t s0, s1, s2;
+	size_t ka_exit, slow_exit;
+
+	if (!loops_start(e, &l))
+		goto out;
+	s0 = kh_served_now(e);
+	wait_results(&l.ka, 50);
+	s1 = kh_served_now(e);
+	ASSERT_GE(s1 - s0, 50, "before: the kernel serves the keep-alive connection");
+	if (!restart_with(e, args_nokh, 10000)) {
+		loops_stop_check(&l, "kernel HTTP off (the old agent killed)", 0, 0);
+		goto out;
+	}
+	ka_exit = mc_loop_count(&l.ka);
+	slow_exit = mc_loop_count(&l.slow);
+	s1 = kh_served_now(e);
+	loops_run_on(&l);
+	s2 = kh_served_now(e);
+	test__printf("after the old agent exited: %llu served in the kernel\n",
+		     (unsigned long long)(s2 - s1));
+	ASSERT_EQ(s2 - s1, 0, "the kernel serves nothing once its tables are retired");
+	loops_stop_check(&l, "kernel HTTP off", ka_exit, slow_exit);
+	ASSERT_EQ(agent_env_log_count(&e->ag, "to a successor without the kernel HTTP path"), 1,
+		  "the old agent handed its kernel-served connections to the engine");
+out:
+	loops_free(&l);
+}
+
+/*
+ * And on again: the engine's connections (made while the kernel path was
+ * off) stay the engine's, new connections are the kernel's. After the old
+ * agent left, a new keep-alive connection starts: every request the kernel
+ * serves from then on is one of its (one at a time: the counter and its
+ * count differ by the request in flight at most), none of the old
+ * keep-alive connections' (the new-connection loop's requests say
+ * "Connection: close": the kernel registers those connections and hands
+ * each request to the engine, reason hop_by_hop).
+ */
+static void subtest_kernel_on(struct restart_env *e)
+{
+	struct restart_loops l = { 0 };
+	struct mc_loop ka2 = { 0 };
+	uint64_t s1, s2, en, by0[GAMMAD_KH_R_MAX], by1[GAMMAD_KH_R_MAX];
+	size_t ka_exit, slow_exit, nc1, nc2, n2 = 0;
+
+	/* run alone: turned off first, without loops */
+	if (e->ag.args != args_nokh && !restart_with(e, args_nokh, 40000))
+		goto out;
+	if (!loops_start(e, &l))
+		goto out;
+	if (!restart_with(e, args_kh, 10000))
+		goto out;
+	ka_exit = mc_loop_count(&l.ka);
+	slow_exit = mc_loop_count(&l.slow);
+	nc1 = mc_loop_count(&l.nc);
+	pinned_kh_counts(e->ag.pin_dir, &s1, &en, by0);
+	if (!ASSERT_OK(mc_loop_start(&ka2, &e->at_v1, e->echo4, 8080, MC_HTTP_KEEPALIVE,
+				     LOOP_MAX), "a new keep-alive connection"))
+		goto out;
+	loops_run_on(&l);
+	wait_results(&ka2, 100);
+	n2 = mc_loop_stop(&ka2);
+	nc2 = mc_loop_count(&l.nc);
+	pinned_kh_counts(e->ag.pin_dir, &s2, &en, by1);
+	for (int r = 0; r < GAMMAD_KH_R_MAX; r++)
+		if (by1[r] != by0[r])
+			test__printf("  kernel HTTP reason %d: +%llu\n", r,
+				     (unsigned long long)(by1[r] - by0[r]));
+	test__printf("after the old agent exited: %llu served in the kernel; the new keep-alive "
+		     "connection %zu requests, new connections %zu\n",
+		     (unsigned long long)(s2 - s1), n2, nc2 - nc1);
+	print_errors("new keep-alive", ka2.res, n2);
+	ASSERT_GE(n2, 100, "the new keep-alive connection");
+	ASSERT_EQ(mc_count_errors(ka2.res, n2), 0, "no failed request on it");
+	ASSERT_GE(s2 - s1 + 1, n2, "new connections: the kernel's");
+	ASSERT_LE(s2 - s1, n2 + 1, "the engine's connections stay the engine's");
+	ASSERT_GE(by1[GAMMAD_KH_R_HOP_BY_HOP] - by0[GAMMAD_KH_R_HOP_BY_HOP] + 1, nc2 - nc1,
+		  "every new connection registered by the kernel path");
+	loops_stop_check(&l, "kernel HTTP on", ka_exit, slow_exit);
+out:
+	mc_loop_free(&ka2);
+	loops_free(&l);
+}
+
+/*
  * The mesh lab, the echo Service's ClusterIP, a client place in each echo
  * pod, and an agent started with args over this file's routes.
  */
@@ -580,4 +715,26 @@ void test_engine_restart_kernel(void)
 void test_engine_restart_kernel_sk(void)
 {
 	run_kernel(true);
+}
+
+/*
+ * --kernel-http turned off by a restart, then on again (subtest_kernel_off,
+ * subtest_kernel_on).
+ */
+void test_engine_restart_kernel_off(void)
+{
+	struct restart_env e = { 0 };
+
+	if (!restart_env_start(&e, args_kh))
+		goto cleanup;
+	if (!ASSERT_EQ(agent_env_log_count(&e.ag, "kernel HTTP data path: on"), 1,
+		       "the kernel path runs"))
+		goto cleanup;
+	if (test__start_subtest("kernel_off"))
+		subtest_kernel_off(&e);
+	if (test__start_subtest("kernel_on"))
+		subtest_kernel_on(&e);
+cleanup:
+	agent_env_fini(&e.ag);
+	lab_env_fini(&e.lab);
 }

@@ -272,10 +272,39 @@ static int kh_export(void *ctx, struct handover *h)
 	return a->khp ? kh_pools_each_slot(a->khp->pools, kh_send_slot, h) : 0;
 }
 
+/* One slot's response in flight (kh_idle): -EBUSY stops the walk. */
+static int kh_slot_busy(void *ctx, uint32_t slot, int fd)
+{
+	struct agent *a = ctx;
+	struct gammad_kh_slot sv;
+
+	(void)fd;
+	if (bpf_map_lookup_elem(dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_SLOT), &slot, &sv))
+		return 0;
+	if (sv.owner == GAMMAD_KH_OWNER_FREE || sv.owner == GAMMAD_KH_OWNER_DEAD ||
+	    (sv.flags & (GAMMAD_KH_SLOT_CUT | GAMMAD_KH_SLOT_UNFRAMED)))
+		return 0;	/* nothing it owes, or nothing we could wait for */
+	return sv.req_seq != sv.r.resp_seq || sv.r.state != GAMMAD_KH_RS_STATUS || sv.r.k ?
+		       -EBUSY : 0;
+}
+
+/*
+ * handover_kh_idle_fn: does the kernel owe any client of ours the rest of a
+ * response? A successor without the path gets our clients once it does not
+ * (their upstreams close with us). An unframed response (close-delimited)
+ * is not waited for: it ends when its upstream closes, which is with us.
+ */
+static bool kh_idle(void *ctx)
+{
+	struct agent *a = ctx;
+
+	return !a->khp || !kh_pools_each_slot(a->khp->pools, kh_slot_busy, a);
+}
+
 void agent_kh_handover(struct agent *a)
 {
 	if (a->khp)
-		handover_set_kh(a->ho_next, kh_export, a);
+		handover_set_kh(a->ho_next, kh_export, kh_idle, a);
 }
 
 /* ---- which pools: the endpoints of the kernel tables' backends x the pods' netns ---- */

@@ -96,9 +96,13 @@ struct handover {
 	size_t nr_kh;
 	/* running agent: the kernel path's part (handover_set_kh) */
 	handover_kh_each_fn kh_each;
+	handover_kh_idle_fn kh_idle;
 	void *kh_ctx;
 	bool succ_kh;		/* the successor takes them */
 	bool kh_given;		/* and it took them: the kernel path's connections go too */
+	bool succ_nokh;		/* the successor runs no kernel path (HELLO's kh 0) */
+	bool kh_quiet;		/* and the kernel owes none of ours a response: they go as plain */
+	uint64_t kh_plain;	/* kernel-registered connections given as plain ones */
 };
 
 static uint64_t now_ms(void)
@@ -479,6 +483,15 @@ static void *take_conns(void *arg)
 			h->dropped++;
 			continue;
 		}
+		/*
+		 * A predecessor without the kernel path accepted it, but our
+		 * sockops registered it (it came between our start and its last
+		 * accept): ours as the kernel's, as our own accept would have.
+		 */
+		if (!cookie && !h->kh_fds) {
+			o.kernel_cookie = steer_kh_adopt(h->steer, o.netns_ctx, fds[0]);
+			h->kernel += !!o.kernel_cookie;
+		}
 		/* the engine owns the fd from here on, also when it refuses it */
 		if (m.conn.http ? engine_adopt_http(h->engine, fds[0], &o) :
 				  engine_adopt(h->engine, fds[0], &o))
@@ -603,6 +616,7 @@ int handover_serve(struct handover *h, struct steer *s, uint16_t port)
 	close(h->lfd);
 	h->lfd = -1;
 	h->succ_kh = m.hello.kh && h->kh_each;
+	h->succ_nokh = !m.hello.kh;
 	pr_info("http engine: a successor: handing over the listeners%s (no more applies here)",
 		h->succ_kh ? " and the kernel HTTP path's upstreams" : "");
 	err = steer_export(s, send_ns, h);
@@ -639,10 +653,18 @@ abort:
 static int give_conn(void *ctx, int fd, const struct engine_origin *o, bool http)
 {
 	struct handover *h = ctx;
-	struct ho_msg m = { .type = o->kernel_cookie ? HO_KCONN : HO_CONN };
+	bool kconn = o->kernel_cookie && h->kh_given;
+	struct ho_msg m = { .type = kconn ? HO_KCONN : HO_CONN };
+	int err;
 
-	/* one the kernel may serve, to a successor without our upstreams: it stays */
-	if (o->kernel_cookie && !h->kh_given)
+	/*
+	 * One the kernel may serve, to a successor without our upstreams: it
+	 * stays, unless the successor runs no kernel path and the kernel owes
+	 * our clients nothing any more (handover_drain): then it is plain
+	 * HTTP to the successor's engine (the kernel hands it every request).
+	 */
+	if (o->kernel_cookie && !kconn &&
+	    !(h->succ_nokh && __atomic_load_n(&h->kh_quiet, __ATOMIC_ACQUIRE)))
 		return -EXDEV;
 	m.conn.ns_id = (uint64_t)(uintptr_t)o->netns_ctx;
 	m.conn.http = http;
@@ -651,15 +673,19 @@ static int give_conn(void *ctx, int fd, const struct engine_origin *o, bool http
 	memcpy(m.conn.client_ns, o->client_ns, sizeof(m.conn.client_ns));
 	memcpy(m.conn.client_pod, o->client_pod, sizeof(m.conn.client_pod));
 	/* never block the engine: a full socket is tried again next turn */
-	return ho_send_x(h->cfd, &m, o->kernel_cookie ? &o->kernel_cookie : NULL, &fd, 1,
-			 MSG_DONTWAIT);
+	err = ho_send_x(h->cfd, &m, kconn ? &o->kernel_cookie : NULL, &fd, 1, MSG_DONTWAIT);
+	if (!err && o->kernel_cookie && !kconn)
+		__atomic_add_fetch(&h->kh_plain, 1, __ATOMIC_RELAXED);
+	return err;
 }
 
-void handover_set_kh(struct handover *h, handover_kh_each_fn each, void *ctx)
+void handover_set_kh(struct handover *h, handover_kh_each_fn each, handover_kh_idle_fn idle,
+		     void *ctx)
 {
 	if (!h)
 		return;
 	h->kh_each = each;
+	h->kh_idle = idle;
 	h->kh_ctx = ctx;
 }
 
@@ -692,6 +718,16 @@ void handover_drain(struct handover *h, struct steer *s, struct engine *e)
 		return;
 	}
 	for (;;) {
+		/*
+		 * A successor without the kernel path: its first apply retired
+		 * the tables, so the kernel forwards no new request; once the
+		 * responses it still owes are in, the connections it served go
+		 * to the successor's engine (give_conn), a turn of every loop now.
+		 */
+		if (h->succ_nokh && h->kh_idle && !h->kh_quiet && h->kh_idle(h->kh_ctx)) {
+			__atomic_store_n(&h->kh_quiet, true, __ATOMIC_RELEASE);
+			engine_handoff(e, give_conn, h);
+		}
 		engine_get_stats(e, &st);
 		if (!st.clients)
 			break;
@@ -703,5 +739,9 @@ void handover_drain(struct handover *h, struct steer *s, struct engine *e)
 		}
 		nanosleep(&tick, NULL);
 	}
+	if (h->kh_plain)
+		pr_info("http engine: handed %llu connections of the kernel HTTP path to a successor "
+			"without the kernel HTTP path (its engine serves them)",
+			(unsigned long long)h->kh_plain);
 	pr_info("http engine: handed over in %llu ms", (unsigned long long)(now_ms() - t0));
 }

@@ -91,13 +91,22 @@ void handover_drain(struct handover *h, struct steer *s, struct engine *e);
  * successor that runs the path too takes over; after handover_serve() == 1
  * handover_kh_given() tells whether it took them (then the pools are its:
  * kh_pools_release, and the connections the kernel may serve go to it with
- * the others; otherwise they stay here and close at the end, as before).
+ * the others). A successor without the path (its first apply retired the
+ * kernel tables, so the kernel serves no new request): once idle(ctx) says
+ * no response of the kernel is outstanding any more, those connections go
+ * to its engine as plain ones, theirs for good (the kernel's program hands
+ * every request over). Until then, and with a successor that runs the path
+ * but did not take the upstreams, they stay here (closed at the end).
  * New agent: handover_kh_fds() is the predecessor's sockets by slot
  * (GAMMAD_KH_SLOTS_MAX entries, -1: none; adopt them and set -1), NULL when
- * it handed no pools over (then the pinned pools are stale: flush them).
+ * it handed no pools over (then the pinned pools are stale: flush them, and
+ * every plain connection taken over that the kernel registered, under an
+ * agent without the path, is registered here: steer_kh_adopt).
  */
 typedef int (*handover_kh_each_fn)(void *ctx, struct handover *h);
-void handover_set_kh(struct handover *h, handover_kh_each_fn each, void *ctx);
+typedef bool (*handover_kh_idle_fn)(void *ctx);
+void handover_set_kh(struct handover *h, handover_kh_each_fn each, handover_kh_idle_fn idle,
+		     void *ctx);
 int handover_kh_send(struct handover *h, uint32_t slot, int fd);
 bool handover_kh_given(const struct handover *h);
 int *handover_kh_fds(struct handover *h);

@@ -322,6 +322,23 @@ static uint64_t kh_accepted(struct steer *s, const struct steer_ns *p, int famil
 	return cookie;
 }
 
+uint64_t steer_kh_adopt(struct steer *s, void *netns_ctx, int fd)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	struct steer_ns *p;
+	uint64_t cookie = 0;
+
+	if (s->kh_ck_fd < 0 || getpeername(fd, (struct sockaddr *)&peer, &len))
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	p = ns_by_id(s, (uint64_t)(uintptr_t)netns_ctx);
+	if (p && (peer.ss_family == AF_INET || peer.ss_family == AF_INET6))
+		cookie = kh_accepted(s, p, peer.ss_family, &peer, fd);
+	pthread_mutex_unlock(&s->lock);
+	return cookie;
+}
+
 void steer_each_netns(struct steer *s, void (*fn)(void *ctx, int netns_fd, uint64_t cookie),
 		      void *ctx)
 {

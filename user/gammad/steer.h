@@ -72,6 +72,13 @@ struct steer_kh_fds {
 	struct kh_backlog *backlog;	/* khttp/khttp_backlog.h, borrowed; NULL: none */
 };
 void steer_set_khttp(struct steer *s, const struct steer_kh_fds *fds);
+/*
+ * A connection taken over from an agent without the kernel path, in the
+ * netns of netns_ctx: registered by our kernel path (its cookie under the
+ * origdst key in khck, which that agent does not read)? Then as our accept
+ * does (khag), and its client's cookie; else 0.
+ */
+uint64_t steer_kh_adopt(struct steer *s, void *netns_ctx, int fd);
 /* engine_opts.kernel_claim and kernel_pending: ctx is the steer. */
 bool steer_kernel_claim(void *ctx, uint64_t cookie);
 bool steer_kernel_pending(void *ctx, uint64_t cookie);
