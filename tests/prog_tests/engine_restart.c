@@ -544,8 +544,10 @@ static const char *const args_nokh[] = { "--http-engine", "--resync", "1", NULL 
 static void subtest_kernel_off(struct restart_env *e)
 {
 	struct restart_loops l = { 0 };
+	const struct mc_result *slowest = NULL;
 	uint64_t s0, s1, s2;
 	size_t ka_exit, slow_exit;
+	int64_t t0;
 
 	if (!loops_start(e, &l))
 		goto out;
@@ -553,6 +555,7 @@ static void subtest_kernel_off(struct restart_env *e)
 	wait_results(&l.ka, 50);
 	s1 = kh_served_now(e);
 	ASSERT_GE(s1 - s0, 50, "before: the kernel serves the keep-alive connection");
+	t0 = mono_us();
 	if (!restart_with(e, args_nokh, 10000)) {
 		loops_stop_check(&l, "kernel HTTP off (the old agent killed)", 0, 0);
 		goto out;
@@ -566,6 +569,13 @@ static void subtest_kernel_off(struct restart_env *e)
 		     (unsigned long long)(s2 - s1));
 	ASSERT_EQ(s2 - s1, 0, "the kernel serves nothing once its tables are retired");
 	loops_stop_check(&l, "kernel HTTP off", ka_exit, slow_exit);
+	for (size_t i = 0; i < l.nka; i++)
+		if (!slowest || l.ka.res[i].t_conn_us - l.ka.res[i].t_start_us >
+				slowest->t_conn_us - slowest->t_start_us)
+			slowest = &l.ka.res[i];
+	if (slowest)
+		test__printf("the slowest keep-alive request started %.1f ms after the restart\n",
+			     (slowest->t_start_us - t0) / 1e3);
 	ASSERT_EQ(agent_env_log_count(&e->ag, "to a successor without the kernel HTTP path"), 1,
 		  "the old agent handed its kernel-served connections to the engine");
 out:
@@ -594,7 +604,7 @@ static void subtest_kernel_on(struct restart_env *e)
 		goto out;
 	if (!loops_start(e, &l))
 		goto out;
-	if (!restart_with(e, args_kh, 10000))
+	if (!restart_with(e, args_kh, 20000))
 		goto out;
 	ka_exit = mc_loop_count(&l.ka);
 	slow_exit = mc_loop_count(&l.slow);
