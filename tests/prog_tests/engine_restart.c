@@ -748,3 +748,79 @@ cleanup:
 	agent_env_fini(&e.ag);
 	lab_env_fini(&e.lab);
 }
+
+/*
+ * A layout upgrade (build/next/gammad: gammad_be_v2 -> _v3 among others,
+ * datapath/layout.c) beside the running --kernel-http agent, under the
+ * three loops. The connections the kernel served keep the old build's
+ * sk_msg program (a sockhash keeps a socket's programs), which reads the
+ * old backend map: the commit empties it, so each of them hands its next
+ * request to the engine (no_endpoint), for good, with no failed request.
+ * A keep-alive connection made after the upgrade runs the new programs:
+ * every request the kernel serves from then on is one of its.
+ */
+static void subtest_kernel_layout(struct restart_env *e)
+{
+	struct restart_loops l = { 0 };
+	struct mc_loop ka2 = { 0 };
+	uint64_t s1, s2, en, by0[GAMMAD_KH_R_MAX], by1[GAMMAD_KH_R_MAX];
+	size_t ka_exit, slow_exit, n2 = 0;
+
+	if (!loops_start(e, &l))
+		goto out;
+	pinned_kh_counts(e->ag.pin_dir, &s1, &en, by0);
+	e->ag.bin = "next/gammad";
+	if (!restart_with(e, args_kh, 20000)) {
+		loops_stop_check(&l, "layout upgrade (the old agent killed)", 0, 0);
+		goto out;
+	}
+	ka_exit = mc_loop_count(&l.ka);
+	slow_exit = mc_loop_count(&l.slow);
+	pinned_kh_counts(e->ag.pin_dir, &s1, &en, NULL);
+	if (!ASSERT_OK(mc_loop_start(&ka2, &e->at_v1, e->echo4, 8080, MC_HTTP_KEEPALIVE,
+				     LOOP_MAX), "a new keep-alive connection"))
+		goto out;
+	loops_run_on(&l);
+	wait_results(&ka2, 100);
+	n2 = mc_loop_stop(&ka2);
+	pinned_kh_counts(e->ag.pin_dir, &s2, &en, by1);
+	for (int r = 0; r < GAMMAD_KH_R_MAX; r++)
+		if (by1[r] != by0[r])
+			test__printf("  kernel HTTP reason %d: +%llu\n", r,
+				     (unsigned long long)(by1[r] - by0[r]));
+	test__printf("after the upgrade: %llu served in the kernel; the new keep-alive "
+		     "connection %zu requests\n", (unsigned long long)(s2 - s1), n2);
+	print_errors("new keep-alive", ka2.res, n2);
+	loops_stop_check(&l, "layout upgrade", ka_exit, slow_exit);
+	ASSERT_EQ(agent_env_log_count(&e->ag, "gammad_be_v2 emptied"), 1,
+		  "the old backend map emptied at the commit");
+	ASSERT_GE(by1[GAMMAD_KH_R_NO_ENDPOINT] - by0[GAMMAD_KH_R_NO_ENDPOINT], 2,
+		  "both old keep-alive connections went to the engine");
+	ASSERT_GE(n2, 100, "the new keep-alive connection");
+	ASSERT_EQ(mc_count_errors(ka2.res, n2), 0, "no failed request on it");
+	ASSERT_GE(s2 - s1 + 1, n2, "the new connection: the kernel's");
+	ASSERT_LE(s2 - s1, n2 + 1, "the old ones: the engine's");
+	ASSERT_EQ(agent_env_log_count(&e->ag, "(0 of the kernel HTTP path)"), 0,
+		  "the kernel-registered connections handed over as such");
+out:
+	e->ag.bin = NULL;
+	mc_loop_free(&ka2);
+	loops_free(&l);
+}
+
+/* --kernel-http across a layout upgrade (subtest_kernel_layout). */
+void test_engine_restart_kernel_layout(void)
+{
+	struct restart_env e = { 0 };
+
+	if (!restart_env_start(&e, args_kh))
+		goto cleanup;
+	if (!ASSERT_EQ(agent_env_log_count(&e.ag, "kernel HTTP data path: on"), 1,
+		       "the kernel path runs"))
+		goto cleanup;
+	if (test__start_subtest("upgrade"))
+		subtest_kernel_layout(&e);
+cleanup:
+	agent_env_fini(&e.ag);
+	lab_env_fini(&e.lab);
+}

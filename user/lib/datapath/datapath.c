@@ -391,6 +391,7 @@ int dp_open(const struct dp_opts *opts, struct dp **out)
 	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s",
 		 opts->pin_dir ? opts->pin_dir : DP_PIN_DIR_DEFAULT);
 	dp->sizes = opts->sizes;
+	dp->tc_follows = opts->tc_follows;
 	dp->nr_cpus = libbpf_num_possible_cpus();
 	err = dp->nr_cpus < 0 ? dp->nr_cpus : 0;
 	if (!err)

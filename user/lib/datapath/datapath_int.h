@@ -68,6 +68,7 @@ struct dp {
 	struct dp_migration migrations[DP_MAX_MIGRATIONS];
 	int nr_migrations;		/* layout upgrades not yet committed */
 	int ct_old_slot_fd;		/* the TC programs' gammad_ctold_v1 while it holds the old conntrack map */
+	bool tc_follows;		/* dp_opts: the TC links are switched too (layout.c) */
 	struct dp_wq *wq;		/* dp_batch_begin(): writes queued (wq.c); NULL: written now */
 };
 

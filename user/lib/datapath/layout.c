@@ -640,6 +640,44 @@ void dp_layout_catch_up(struct dp *dp)
 	TEST_PAUSE();
 }
 
+/*
+ * The old route maps, unpinned, emptied. A program the switch cannot reach
+ * still reads them: the kernel HTTP path's sk_msg of a client socket
+ * registered before the upgrade (a sockhash keeps each socket's programs
+ * as they were when it went in). Nobody writes them any more, and the ids
+ * they name are recycled, so they would route its requests by a frozen,
+ * soon wrong copy (an endpoint set id reused by another Service). Empty,
+ * its next request finds no backend and goes to the engine, for good, at
+ * a request boundary (an answer waits for what its upstream still owes).
+ * Only when every TC link was switched too: without TC (--no-tc) an
+ * earlier agent's TC links keep their old programs on these maps.
+ */
+static void empty_old_routes(struct dp *dp)
+{
+	for (int i = 0; i < dp->nr_migrations; i++) {
+		struct dp_migration *g = &dp->migrations[i];
+		char key[64], next[64];
+		size_t n = 0;
+		void *k = NULL;
+
+		if (g->layout->live != DP_LIVE_AGENT || g->old_fd < 0 ||
+		    g->layout->prev_key_size > sizeof(key))
+			continue;
+		/* deleting the key just read: the walk starts over from the first */
+		while (!bpf_map_get_next_key(g->old_fd, k, next)) {
+			memcpy(key, next, g->layout->prev_key_size);
+			if (bpf_map_delete_elem(g->old_fd, key) && errno != ENOENT) {
+				k = key;	/* cannot go: step over it */
+				continue;
+			}
+			n++;
+		}
+		if (n)
+			pr_info("datapath: layout upgrade: the old %s emptied (%zu entries): a program "
+				"still on it hands its requests to the engine", g->old_path, n);
+	}
+}
+
 int dp_layout_commit(struct dp *dp)
 {
 	int err = 0;
@@ -691,6 +729,8 @@ int dp_layout_commit(struct dp *dp)
 	}
 	/* the last copy is done: the new programs stop looking at the old conntrack */
 	dp_layout_ct_slot(dp, -1);
+	if (dp->tc_follows)
+		empty_old_routes(dp);
 	dp_layout_release(dp);
 	return err;
 }
