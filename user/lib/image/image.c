@@ -119,6 +119,13 @@ static size_t family_count(const struct tr_endpoint_set *set, uint8_t family)
 	return n;
 }
 
+uint64_t img_backend_id(const struct tr_backend *tb, uint8_t family)
+{
+	uint64_t id = mix_str(mix_str(0x62, tb->namespace), tb->name);
+
+	return mix(mix(id, &tb->port, sizeof(tb->port)), &family, 1);
+}
+
 static int add_backend(struct img_builder *b, const struct tr_backend *tb, uint8_t family,
 		       uint64_t *id)
 {
@@ -127,8 +134,7 @@ static int add_backend(struct img_builder *b, const struct tr_backend *tb, uint8
 	bool was;
 	int ret;
 
-	*id = mix_str(mix_str(0x62, tb->namespace), tb->name);
-	*id = mix(mix(*id, &tb->port, sizeof(tb->port)), &family, 1);
+	*id = img_backend_id(tb, family);
 	ret = seen(b, 'B', *id, &was);
 	if (ret || was)
 		return ret;

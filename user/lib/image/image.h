@@ -199,6 +199,8 @@ void img_free(struct img *img);
  * namespace ids (the namespaces the pods name must be in img already).
  */
 int img_rebuild_pods(struct img *img, const struct model *m);
+/* The id of the image backend of tb for family (whether or not an image has it). */
+uint64_t img_backend_id(const struct tr_backend *tb, uint8_t family);
 /* ns_id of a namespace name, 0 when the image does not know it. */
 uint32_t img_ns_id(const struct img *img, const char *name);
 

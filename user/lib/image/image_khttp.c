@@ -16,14 +16,9 @@
 #include "base/log.h"
 #include "image_apply_int.h"
 #include "image_khttp.h"
+#include "pipeline.h"
 
 /* ---- the set --------------------------------------------------------------- */
-
-static void port_key(char *buf, size_t len, const char *ns, const char *name, unsigned port,
-		     unsigned proto)
-{
-	snprintf(buf, len, "%s/%s/%u/%u", ns, name, port, proto);
-}
 
 static int item_cmp(const void *a, const void *b)
 {
@@ -34,11 +29,10 @@ static int item_cmp(const void *a, const void *b)
 	return x->ns_id < y->ns_id ? -1 : x->ns_id > y->ns_id;
 }
 
-static int add_class(struct ia_kh_set *s, const struct img_frontend *f, uint32_t ns_id,
-		     const struct tr_class *cls, const struct strmap *backends)
+static int add_class(const struct img *img, struct ia_kh_set *s, const struct img_frontend *f,
+		     uint32_t ns_id, const struct tr_class *cls)
 {
 	struct ia_kh_class *it;
-	char key[512];
 	int ret;
 
 	it = realloc(s->items, (s->nr + 1) * sizeof(*it));
@@ -57,12 +51,10 @@ static int add_class(struct ia_kh_set *s, const struct img_frontend *f, uint32_t
 	if (!it->rb_backend)
 		return -ENOMEM;
 	for (size_t i = 0; i < it->img.nr_rbs; i++) {
-		const struct tr_backend *b = it->img.rb_src[i];
-		const uint64_t *id;
+		/* The image backend of that name, if the image has one. */
+		uint64_t id = img_backend_id(it->img.rb_src[i], f->addr.family);
 
-		port_key(key, sizeof(key), b->namespace, b->name, b->port, f->addr.family);
-		id = strmap_get(backends, key);
-		it->rb_backend[i] = id ? *id : 0;
+		it->rb_backend[i] = IMG_INDEX(img, backends, id) >= 0 ? id : 0;
 	}
 	/* What points into the translation goes: the set outlives it. */
 	free(it->img.rule_src);
@@ -74,34 +66,101 @@ static int add_class(struct ia_kh_set *s, const struct img_frontend *f, uint32_t
 	return 0;
 }
 
+/* Items of frontend id in s: [*lo, *hi) (s sorted by item_cmp). */
+static void set_frontend_items(const struct ia_kh_set *s, uint64_t id, size_t *lo, size_t *hi)
+{
+	size_t l = 0, h = s ? s->nr : 0;
+
+	while (l < h) {
+		size_t mid = (l + h) / 2;
+
+		if (s->items[mid].frontend < id)
+			l = mid + 1;
+		else
+			h = mid;
+	}
+	*lo = l;
+	for (h = l; s && h < s->nr && s->items[h].frontend == id; h++)
+		;
+	*hi = h;
+}
+
+/* Move prev's items of frontend f over (encoded from the same translation). */
+static int take_items(struct ia_kh_set *s, struct ia_kh_set *prev, const struct img_frontend *f)
+{
+	struct ia_kh_class *it;
+	size_t lo, hi;
+
+	set_frontend_items(prev, f->id, &lo, &hi);
+	if (lo == hi)
+		return 0;
+	it = realloc(s->items, (s->nr + hi - lo) * sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	s->items = it;
+	for (size_t i = lo; i < hi; i++) {
+		struct ia_kh_class *p = &prev->items[i];
+
+		s->items[s->nr++] = *p;
+		if (!p->img.tab.engine_reason)
+			s->kernel++;
+		/* prev keeps an empty item: its free frees nothing of ours */
+		memset(p, 0, sizeof(*p));
+	}
+	return 0;
+}
+
+/* Items of prev (built from the tables of gen) whose port is the same in t since. */
+struct reuse {
+	struct ia_kh_set *prev;
+	const struct pl_tables *t;
+	uint64_t gen;
+};
+
+static int build(const struct img *img, const struct tr_result *r, struct reuse *reuse,
+		 struct ia_kh_set *out);
+
 int ia_kh_build(const struct img *img, const struct tr_result *r, struct ia_kh_set *out)
 {
-	struct strmap ports = { 0 }, backends = { 0 };
-	char key[512];
+	return build(img, r, NULL, out);
+}
+
+int ia_kh_update(struct ia_kh_set *set, uint64_t *gen, const struct img *img,
+		 const struct pl_tables *t)
+{
+	struct ia_kh_set prev = *set;
+	struct reuse reuse = { &prev, t, *gen };
+	int err;
+
+	if (*gen && *gen == pl_tables_gen(t))
+		return 0;
+	memset(set, 0, sizeof(*set));
+	*gen = 0;
+	err = build(img, pl_tables_result(t), reuse.gen ? &reuse : NULL, set);
+	ia_kh_set_free(&prev);
+	if (!err)
+		*gen = pl_tables_gen(t);
+	return err;
+}
+
+static int build(const struct img *img, const struct tr_result *r, struct reuse *reuse,
+		 struct ia_kh_set *out)
+{
 	int ret = 0;
 
 	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < r->nr_ports && !ret; i++) {
-		const struct tr_port *p = &r->ports[i];
-
-		port_key(key, sizeof(key), p->svc->meta.namespace, p->svc->meta.name,
-			 p->port->port, p->port->protocol);
-		ret = strmap_put(&ports, key, (void *)p, NULL);
-	}
-	for (size_t i = 0; i < img->nr_backends && !ret; i++) {
-		const struct img_backend *b = &img->backends[i];
-
-		port_key(key, sizeof(key), b->namespace, b->name, b->port, b->family);
-		ret = strmap_put(&backends, key, (void *)&b->id, NULL);
-	}
 	for (size_t i = 0; i < img->nr_frontends && !ret; i++) {
 		const struct img_frontend *f = &img->frontends[i];
 		const struct tr_port *p;
 
 		if (f->protocol != L4_TCP)
 			continue;
-		port_key(key, sizeof(key), f->svc_namespace, f->svc_name, f->port, f->protocol);
-		p = strmap_get(&ports, key);
+		/* By binary search: no index of 10,000 names per commit. */
+		p = tr_find_port(r, f->svc_namespace, f->svc_name, f->port);
+		if (p && reuse && pl_tables_port_gen(reuse->t, (size_t)(p - r->ports)) <= reuse->gen) {
+			ret = take_items(out, reuse->prev, f);
+			continue;
+		}
 		for (size_t c = 0; p && c < p->nr_classes && !ret; c++) {
 			const struct tr_class *cls = &p->classes[c];
 			uint32_t ns_id = cls->client_namespace ?
@@ -110,11 +169,9 @@ int ia_kh_build(const struct img *img, const struct tr_result *r, struct ia_kh_s
 			/* Classes without routes stay L4: no table to match. */
 			if (!cls->nr_entries || (cls->client_namespace && !ns_id))
 				continue;
-			ret = add_class(out, f, ns_id, cls, &backends);
+			ret = add_class(img, out, f, ns_id, cls);
 		}
 	}
-	strmap_free(&ports);
-	strmap_free(&backends);
 	if (ret) {
 		ia_kh_set_free(out);
 		return ret;
@@ -355,21 +412,7 @@ int ia_kh_write(struct ia_ctx *c)
 static void frontend_items(const struct ia_ctx *c, const struct img_frontend *f,
 			   size_t *lo, size_t *hi)
 {
-	const struct ia_kh_set *set = c->kh ? c->kh->set : NULL;
-	size_t l = 0, h = set ? set->nr : 0;
-
-	while (l < h) {
-		size_t mid = (l + h) / 2;
-
-		if (set->items[mid].frontend < f->id)
-			l = mid + 1;
-		else
-			h = mid;
-	}
-	*lo = l;
-	for (h = l; set && h < set->nr && set->items[h].frontend == f->id; h++)
-		;
-	*hi = h;
+	set_frontend_items(c->kh ? c->kh->set : NULL, f->id, lo, hi);
 }
 
 uint64_t ia_kh_frontend_hash(const struct ia_ctx *c, const struct img_frontend *f, uint64_t h)

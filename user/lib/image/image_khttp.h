@@ -13,6 +13,7 @@
 #ifndef GAMMAD_IMAGE_KHTTP_H
 #define GAMMAD_IMAGE_KHTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,19 @@ struct ia_kh_set {
 
 /* Encode the classes of img's frontends from r, the translation of img. */
 int ia_kh_build(const struct img *img, const struct tr_result *r, struct ia_kh_set *out);
+
+/*
+ * The set of the incremental pipeline's tables t (pipeline.h) for img, the
+ * image its commit applies, kept across commits in *set, built from the
+ * tables of generation *gen (0: none). Only the ports the commits since
+ * translated again are encoded: the other ports are the same tr_port
+ * (pl_tables_port_gen), with the same frontends and backend names (a
+ * port's tables depend on nothing else), and keep their items, so their
+ * content-addressed kernel tables stay. On an error *set is empty, *gen 0.
+ */
+struct pl_tables;
+int ia_kh_update(struct ia_kh_set *set, uint64_t *gen, const struct img *img,
+		 const struct pl_tables *t);
 void ia_kh_set_free(struct ia_kh_set *s);
 
 #endif

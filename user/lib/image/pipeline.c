@@ -99,6 +99,7 @@ struct pl {
 /* One build's translation (of a view, or of everything): what tables' ports point into. */
 struct pl_chunk {
 	size_t refs;			/* tables naming it (the pipeline's thread only) */
+	uint64_t gen;			/* of the first tables that have its ports */
 	uint64_t mark;
 	size_t live;			/* ports of it the newest tables have */
 	uint32_t *port_refs;		/* per port of res: tables that have it */
@@ -1276,6 +1277,7 @@ static int tables_make(struct pl *pl, bool full)
 		}
 	}
 	t->res.nr_ports = n;
+	c->gen = t->gen;
 	free(a_in_d);
 	/* The chunks the ports name, each counted once. */
 	for (size_t k = 0; k < n; k++) {
@@ -1425,6 +1427,11 @@ const struct tr_result *pl_tables_result(const struct pl_tables *t)
 uint64_t pl_tables_gen(const struct pl_tables *t)
 {
 	return t->gen;
+}
+
+uint64_t pl_tables_port_gen(const struct pl_tables *t, size_t i)
+{
+	return t->port_chunk[i]->gen;
 }
 
 void pl_tables_put(struct pl_tables *t)

@@ -113,6 +113,13 @@ struct pl_tables *pl_tables_get(struct pl *pl);
 const struct tr_result *pl_tables_result(const struct pl_tables *t);
 /* Tables made by this pipeline so far when t was made (1 for the first). */
 uint64_t pl_tables_gen(const struct pl_tables *t);
+/*
+ * The tables generation whose commit translated port i of t: a port of a
+ * generation up to g is the same tr_port in t as in the tables of g (a
+ * commit that re-translates a port makes it new), so what was derived from
+ * it then still holds (the kernel HTTP tables, agent.c).
+ */
+uint64_t pl_tables_port_gen(const struct pl_tables *t, size_t i);
 void pl_tables_put(struct pl_tables *t);
 
 /* Read-only views, valid until the next pl_event/pl_replace/pl_commit. */
