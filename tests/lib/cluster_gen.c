@@ -177,6 +177,24 @@ void cgen_delete(int slot, struct model_event *ev, char *name, size_t len)
 	ev->name = name;
 }
 
+char *cgen_all_yaml(const struct cgen *p)
+{
+	char *all = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&all, &len);
+
+	if (!f)
+		return NULL;
+	for (int s = 0; s < CGEN_SLOTS; s++)
+		if (p->text[s])
+			fprintf(f, "---\n%s", p->text[s]);
+	if (fclose(f)) {
+		free(all);
+		return NULL;
+	}
+	return all;
+}
+
 /* The image of every present object loaded from scratch. */
 int cgen_full_image(struct cgen *p, struct img *out)
 {

@@ -38,6 +38,8 @@ int cgen_event(const char *yaml, struct model_event *ev);
 void cgen_delete(int slot, struct model_event *ev, char *name, size_t len);
 /* The image of every present object loaded from scratch. */
 int cgen_full_image(struct cgen *p, struct img *out);
+/* Every present object's YAML, as one malloc'd manifests text. */
+char *cgen_all_yaml(const struct cgen *p);
 /*
  * What the HTTP engine serves from a translation's ports: their JSON
  * (tr_write_json, statuses left out) and the ev_evaluate() answer of every

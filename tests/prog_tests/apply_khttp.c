@@ -31,6 +31,8 @@
 #include "image/image.h"
 #include "image/image_apply.h"
 #include "image/image_khttp.h"
+#include "image/pipeline.h"
+#include "lib/cluster_gen.h"
 #include "lib/dp_fixture.h"
 #include "lib/khttp_gen.h"
 #include "lib/khttp_user.h"
@@ -960,6 +962,112 @@ out:
 	world_close(&w);
 }
 
+/*
+ * The agent's path: the incremental pipeline's commits of random object
+ * changes (lib/cluster_gen.h), each with the tables ia_kh_update() keeps
+ * (only re-translated ports encoded again), must leave the pinned tables
+ * a full translation of the objects gives.
+ */
+struct pl_kh {
+	struct pl *pl;
+	struct ia_kh_set set;
+	uint64_t gen;
+	int err;
+};
+
+static int pl_kh_before(void *ctx, const struct img *img, struct ia_opts *o)
+{
+	struct pl_kh *k = ctx;
+	struct pl_tables *t = pl_tables_get(k->pl);
+
+	if (t)
+		k->err = ia_kh_update(&k->set, &k->gen, img, t);
+	pl_tables_put(t);
+	o->khttp = k->gen ? &k->set : NULL;
+	/* check_world: nothing of an earlier generation is left */
+	o->defer_retire = false;
+	return k->err;
+}
+
+static void subtest_pipeline(void)
+{
+	struct pl_kh k = { 0 };
+	struct pl_opts po = { .img = { .http_engine = true }, .before_apply = pl_kh_before,
+			      .ctx = &k };
+	unsigned long commits = 0, incremental = 0, classes = 0, kernel = 0;
+	struct cgen p = { .rng = 0x6b68706c };
+	struct pl_stats st;
+	struct world w;
+	char what[64];
+
+	if (!ASSERT_OK(world_open(&w), "world") ||
+	    !ASSERT_OK(pl_new(w.fx.dp, &po, &k.pl), "pl_new"))
+		goto out;
+	for (int step = 0; step < 240; step++) {
+		int slot = (int)cgen_rnd(&p, CGEN_SLOTS);
+		struct model_event ev;
+		char name[32], *yaml;
+		struct tfx f;
+		int bad;
+
+		if (p.text[slot] && !cgen_rnd(&p, 4)) {
+			cgen_delete(slot, &ev, name, sizeof(name));
+			if (!ASSERT_OK(pl_event(k.pl, &ev, NULL), "delete event"))
+				break;
+			free(p.text[slot]);
+			p.text[slot] = NULL;
+		} else {
+			char *text = cgen_object(&p, slot);
+
+			if (!ASSERT_OK_PTR(text, "gen") || !ASSERT_OK(cgen_event(text, &ev), "parse") ||
+			    !ASSERT_OK(pl_event(k.pl, &ev, NULL), "put event")) {
+				free(text);
+				break;
+			}
+			free(p.text[slot]);
+			p.text[slot] = text;
+		}
+		if (cgen_rnd(&p, 3))
+			continue;
+		snprintf(what, sizeof(what), "commit at step %d", step);
+		if (!ASSERT_OK(pl_commit(k.pl, &st), what) || !ASSERT_OK(k.err, what))
+			break;
+		commits++;
+		incremental += !st.full;
+		yaml = cgen_all_yaml(&p);
+		if (!ASSERT_OK_PTR(yaml, "yaml"))
+			break;
+		tfx_init(&f);
+		if (!ASSERT_OK(tfx_load(&f, "all.yaml", yaml), what) ||
+		    !ASSERT_OK(tfx_translate(&f), what)) {
+			tfx_free(&f);
+			free(yaml);
+			break;
+		}
+		w.kernel = 0;
+		bad = check_world(&w, pl_image(k.pl), &f.res, what);
+		classes += w.classes;
+		kernel += w.kernel;
+		tfx_free(&f);
+		if (bad)
+			test__printf("%s", yaml);
+		free(yaml);
+		if (bad)
+			break;
+	}
+	test__printf("pipeline: %lu commits (%lu incremental), %lu class tables checked "
+		     "(%lu the kernel's), %lu requests through the pinned tables\n", commits,
+		     incremental, classes, kernel, w.requests);
+	ASSERT_GT(incremental, 0, "incremental commits");
+	ASSERT_GT(kernel, 0, "kernel tables");
+out:
+	pl_free(k.pl);
+	ia_kh_set_free(&k.set);
+	for (int s = 0; s < CGEN_SLOTS; s++)
+		free(p.text[s]);
+	world_close(&w);
+}
+
 void test_apply_khttp(void)
 {
 	if (test__start_subtest("view"))
@@ -976,4 +1084,6 @@ void test_apply_khttp(void)
 		subtest_killed();
 	if (test__start_subtest("shared"))
 		subtest_shared();
+	if (test__start_subtest("pipeline"))
+		subtest_pipeline();
 }
