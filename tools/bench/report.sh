@@ -102,6 +102,13 @@ END {
 			s = m; sub(/^control-/, "", s)
 			printf "| manifest change -> kernel serving it, %s Services (`gammad run` watching, inotify) | %s ms |\n", s, cell(m, "change_ms", "%.1f")
 		}
+		if (m ~ /^cpk-/) {
+			split(m, p, "-")
+			sz = sprintf("%s Services / %s routes / %s endpoints", p[3], p[4], p[5])
+			k = p[2] == "on" ? "with --kernel-http" : "without --kernel-http"
+			printf "| running agent (`gammad run`) %s, %s: first apply into an empty pin dir (logged apply; to \"applied\") | %s ms; %s ms |\n", k, sz, cell(m, "first_apply_ms", "%.0f"), cell(m, "first_applied_ms", "%.0f")
+			printf "| same, the weight of one route changed (file renamed) -> \"applied\" (logged apply; logged total; wall) | %s ms; %s ms; %s ms |\n", cell(m, "change_apply_ms", "%.1f"), cell(m, "change_applied_ms", "%.0f"), cell(m, "change_wall_ms", "%.0f")
+		}
 		if (m ~ /^cp-/) {
 			split(m, p, "-")
 			sz = sprintf("%s Services / %s routes / %s endpoints", p[2], p[3], p[4])

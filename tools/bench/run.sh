@@ -79,6 +79,7 @@ cleanup() {
 		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
 		ip netns del "$ns" 2>/dev/null || true
 	done
+	cp_blackholes del
 	rm -rf "$WORK"
 	exit $rc
 }
@@ -600,6 +601,80 @@ cp_apply() { # services routes endpoints: translate+apply wall time and peak RSS
 		"$(awk '/^(parse|translate|image) / { t += $2 } END { printf "%.1f", t * 1000 }' <<<"$out")"
 }
 
+# The addresses of `bench gen cp` (user/lib/input/synth_cluster.c: ClusterIPs
+# 10.96.0.0+, endpoints 10.128.0.0+) dropped on the host while an agent with
+# --kernel-http runs in the host netns: its upstream pools connect to
+# endpoint addresses, and no SYN may leave the machine. add | del.
+CP_BLACKHOLES=(10.96.0.0/12 10.128.0.0/9)
+CP_BH_SET=0
+cp_blackholes() {
+	local r
+	if [ "$1" = add ]; then
+		for r in "${CP_BLACKHOLES[@]}"; do ip route add blackhole "$r"; done
+		CP_BH_SET=1
+	elif [ "$CP_BH_SET" = 1 ]; then
+		for r in "${CP_BLACKHOLES[@]}"; do ip route del blackhole "$r" 2>/dev/null || true; done
+		CP_BH_SET=0
+	fi
+}
+
+cp_khttp() { # services routes endpoints: the running agent without and with --kernel-http
+	local s=$1 r=$2 e=$3 dir=$WORK/cpk pin=$PIN-cpk state=$WORK/state-cpk agent log t0 out
+	local sizes=(--map-size endpoints=262144 --map-size alias-slots=262144 --map-size backends=65536
+	       --map-size frontends=65536 --map-size selectors=65536 --map-size consumers=65536
+	       --map-size svc-ports=65536 --map-size routes=65536 --map-size objects=524288)
+	# route-0 in a file of its own: the change rewrites that file alone.
+	mkdir -p "$dir"
+	"$BENCH" gen cp --services "$s" --routes "$r" --endpoints "$e" |
+		awk -v d="$dir" 'BEGIN { RS = "---\n"; ORS = "---\n" }
+			/name: route-0, namespace: ns-0}/ { print > (d "/route0.yaml"); next }
+			{ print > (d "/cluster.yaml") }'
+	applied() { grep -cE '^[^ ]+ info  applied .* in [0-9.]+ ms' "$log"; }
+	# "apply N ms" of the control plane line after the Nth "applied"
+	apply_ms() { grep -oE 'control plane: .* apply [0-9.]+ ms' "$log" | sed -n "$1p" |
+		awk '{ print $(NF - 1) }'; }
+	applied_ms() { grep -oE 'info  applied .* in [0-9.]+ ms' "$log" | sed -n "$1p" |
+		awk '{ print $(NF - 1) }'; }
+	cp_blackholes add
+	# CP_REPS times, interleaved: a first start into an empty pin dir (cold:
+	# the whole image applied, "applied" logged), then route-0's weight
+	# changed (the incremental commit: "applied in" logged, and the wall time
+	# from the file's rename to that line).
+	for rep in $(seq "${CP_REPS:-5}"); do
+		for kh in off on; do
+			local m="cpk-$kh-$s-$r-$e" flag=()
+			[ "$kh" = on ] && flag=(--kernel-http)
+			"$GAMMAD" uninstall --pin-dir "$pin" --state-dir "$state" >/dev/null 2>&1 || true
+			sed -i 's/weight: 80}/weight: 90}/' "$dir/route0.yaml"
+			log=$WORK/cpk-$kh.log
+			"$GAMMAD" run --manifests "$dir" --cgroup "$CG" --pin-dir "$pin" --state-dir "$state" \
+				--no-tc --metrics-addr off "${sizes[@]}" "${flag[@]}" >"$log" 2>&1 &
+			agent=$!; PIDS+=($agent)
+			t0=$(date +%s%N)
+			while [ "$(applied)" -lt 1 ] && kill -0 $agent 2>/dev/null; do sleep 0.05; done
+			rec "$rep" "$m" first_apply_ms "$(apply_ms 1)"
+			rec "$rep" "$m" first_applied_ms "$(applied_ms 1)"
+			sleep 2
+			sed 's/weight: 90}/weight: 80}/' "$dir/route0.yaml" > "$dir/.route0.new"
+			t0=$(date +%s%N)
+			mv "$dir/.route0.new" "$dir/route0.yaml"
+			while [ "$(applied)" -lt 2 ] && kill -0 $agent 2>/dev/null &&
+			      [ $(($(date +%s%N) - t0)) -lt 120000000000 ]; do sleep 0.02; done
+			if [ "$(applied)" -ge 2 ]; then
+				rec "$rep" "$m" change_wall_ms "$((($(date +%s%N) - t0) / 1000000))"
+				rec "$rep" "$m" change_apply_ms "$(apply_ms 2)"
+				rec "$rep" "$m" change_applied_ms "$(applied_ms 2)"
+			else
+				log "cp kernel-http $kh: the change was not applied: $(tail -2 "$log")"
+			fi
+			kill $agent; wait $agent 2>/dev/null || true
+		done
+	done
+	"$GAMMAD" uninstall --pin-dir "$pin" --state-dir "$state" >/dev/null 2>&1 || true
+	cp_blackholes del
+	rm -rf "$dir"
+}
+
 # ---- main ----------------------------------------------------------------------
 MODES=(direct)
 for s in $SCALES; do MODES+=("gammad-ct-$s"); done
@@ -641,6 +716,8 @@ change_test 10
 [ "$QUICK" = 1 ] || change_test 10000
 # shellcheck disable=SC2086
 cp_apply $CP_SCALE
+# shellcheck disable=SC2086
+cp_khttp $CP_SCALE
 }
 log "data path done in $(($(date +%s) - T0)) s; writing results"
 
