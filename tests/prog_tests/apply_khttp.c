@@ -964,7 +964,7 @@ out:
 
 /*
  * The agent's path: the incremental pipeline's commits of random object
- * changes (lib/cluster_gen.h), each with the tables ia_kh_update() keeps
+ * changes (lib/cluster_gen.h), each with the tables pl_kh_update() keeps
  * (only re-translated ports encoded again), must leave the pinned tables
  * a full translation of the objects gives.
  */
@@ -981,7 +981,7 @@ static int pl_kh_before(void *ctx, const struct img *img, struct ia_opts *o)
 	struct pl_tables *t = pl_tables_get(k->pl);
 
 	if (t)
-		k->err = ia_kh_update(&k->set, &k->gen, img, t);
+		k->err = pl_kh_update(&k->set, &k->gen, img, t);
 	pl_tables_put(t);
 	o->khttp = k->gen ? &k->set : NULL;
 	/* check_world: nothing of an earlier generation is left */

@@ -453,7 +453,7 @@ static size_t input_errors(struct agent *a, const struct diag *walk)
  * pl_opts.before_apply: the class names of the image about to be applied,
  * for the engine's origins; with --kernel-http its tables, encoded from the
  * pipeline's translation of every port (pl_tables), once per new tables
- * and only for the ports translated again since (ia_kh_update).
+ * and only for the ports translated again since (pl_kh_update).
  */
 static void dir_committed(struct agent *a, void *ctx, const struct pl_stats *st);
 static void dir_status_start(struct agent *a);
@@ -474,7 +474,7 @@ static int pl_before_apply(void *ctx, const struct img *img, struct ia_opts *o)
 	if (!a->kernel_http || !a->engine)
 		return 0;
 	pt = pl_tables_get(a->pl);
-	if (pt && (err = ia_kh_update(&a->kh, &a->kh_gen, img, pt)))
+	if (pt && (err = pl_kh_update(&a->kh, &a->kh_gen, img, pt)))
 		pr_err("kernel HTTP tables of %s: %s (the engine serves every class)", a->dir,
 		       strerror(-err));
 	pl_tables_put(pt);

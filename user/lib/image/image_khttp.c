@@ -16,7 +16,6 @@
 #include "base/log.h"
 #include "image_apply_int.h"
 #include "image_khttp.h"
-#include "pipeline.h"
 
 /* ---- the set --------------------------------------------------------------- */
 
@@ -110,11 +109,11 @@ static int take_items(struct ia_kh_set *s, struct ia_kh_set *prev, const struct 
 	return 0;
 }
 
-/* Items of prev (built from the tables of gen) whose port is the same in t since. */
+/* Items of prev whose port is the same since prev was built (same(ctx, port index)). */
 struct reuse {
 	struct ia_kh_set *prev;
-	const struct pl_tables *t;
-	uint64_t gen;
+	ia_kh_port_same_fn same;
+	const void *ctx;
 };
 
 static int build(const struct img *img, const struct tr_result *r, struct reuse *reuse,
@@ -125,21 +124,16 @@ int ia_kh_build(const struct img *img, const struct tr_result *r, struct ia_kh_s
 	return build(img, r, NULL, out);
 }
 
-int ia_kh_update(struct ia_kh_set *set, uint64_t *gen, const struct img *img,
-		 const struct pl_tables *t)
+int ia_kh_rebuild(struct ia_kh_set *set, const struct img *img, const struct tr_result *r,
+		  ia_kh_port_same_fn same, const void *ctx)
 {
 	struct ia_kh_set prev = *set;
-	struct reuse reuse = { &prev, t, *gen };
+	struct reuse reuse = { &prev, same, ctx };
 	int err;
 
-	if (*gen && *gen == pl_tables_gen(t))
-		return 0;
 	memset(set, 0, sizeof(*set));
-	*gen = 0;
-	err = build(img, pl_tables_result(t), reuse.gen ? &reuse : NULL, set);
+	err = build(img, r, same ? &reuse : NULL, set);
 	ia_kh_set_free(&prev);
-	if (!err)
-		*gen = pl_tables_gen(t);
 	return err;
 }
 
@@ -157,7 +151,7 @@ static int build(const struct img *img, const struct tr_result *r, struct reuse 
 			continue;
 		/* By binary search: no index of 10,000 names per commit. */
 		p = tr_find_port(r, f->svc_namespace, f->svc_name, f->port);
-		if (p && reuse && pl_tables_port_gen(reuse->t, (size_t)(p - r->ports)) <= reuse->gen) {
+		if (p && reuse && reuse->same(reuse->ctx, (size_t)(p - r->ports))) {
 			ret = take_items(out, reuse->prev, f);
 			continue;
 		}

@@ -37,17 +37,15 @@ struct ia_kh_set {
 int ia_kh_build(const struct img *img, const struct tr_result *r, struct ia_kh_set *out);
 
 /*
- * The set of the incremental pipeline's tables t (pipeline.h) for img, the
- * image its commit applies, kept across commits in *set, built from the
- * tables of generation *gen (0: none). Only the ports the commits since
- * translated again are encoded: the other ports are the same tr_port
- * (pl_tables_port_gen), with the same frontends and backend names (a
- * port's tables depend on nothing else), and keep their items, so their
- * content-addressed kernel tables stay. On an error *set is empty, *gen 0.
+ * *set built again for img from r, reusing the items of the ports that
+ * same(ctx, index of the port in r->ports) says are unchanged since *set
+ * was built (same NULL: none): their content-addressed kernel tables stay.
+ * The caller knows which ports changed: the incremental pipeline does
+ * (pl_kh_update). On an error *set is empty.
  */
-struct pl_tables;
-int ia_kh_update(struct ia_kh_set *set, uint64_t *gen, const struct img *img,
-		 const struct pl_tables *t);
+typedef bool (*ia_kh_port_same_fn)(const void *ctx, size_t port_index);
+int ia_kh_rebuild(struct ia_kh_set *set, const struct img *img, const struct tr_result *r,
+		  ia_kh_port_same_fn same, const void *ctx);
 void ia_kh_set_free(struct ia_kh_set *s);
 
 #endif

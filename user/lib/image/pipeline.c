@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "image_khttp.h"
 #include "pipeline.h"
 
 /* id -> count, open addressing with backward-shift deletion. */
@@ -1432,6 +1433,31 @@ uint64_t pl_tables_gen(const struct pl_tables *t)
 uint64_t pl_tables_port_gen(const struct pl_tables *t, size_t i)
 {
 	return t->port_chunk[i]->gen;
+}
+
+struct kh_since {
+	const struct pl_tables *t;
+	uint64_t gen;
+};
+
+static bool kh_port_same(const void *ctx, size_t i)
+{
+	const struct kh_since *k = ctx;
+
+	return pl_tables_port_gen(k->t, i) <= k->gen;
+}
+
+int pl_kh_update(struct ia_kh_set *set, uint64_t *gen, const struct img *img,
+		 const struct pl_tables *t)
+{
+	struct kh_since since = { t, *gen };
+	int err;
+
+	if (*gen && *gen == t->gen)
+		return 0;
+	err = ia_kh_rebuild(set, img, pl_tables_result(t), *gen ? kh_port_same : NULL, &since);
+	*gen = err ? 0 : t->gen;
+	return err;
 }
 
 void pl_tables_put(struct pl_tables *t)

@@ -122,6 +122,17 @@ uint64_t pl_tables_gen(const struct pl_tables *t);
 uint64_t pl_tables_port_gen(const struct pl_tables *t, size_t i);
 void pl_tables_put(struct pl_tables *t);
 
+/*
+ * The kernel HTTP classes of t for img, the image its commit applies, kept
+ * across commits in *set, built from the tables of generation *gen (0:
+ * none). Only the ports the commits since translated again are encoded
+ * (pl_tables_port_gen, ia_kh_rebuild); the others keep their items. On an
+ * error *set is empty, *gen 0.
+ */
+struct ia_kh_set;
+int pl_kh_update(struct ia_kh_set *set, uint64_t *gen, const struct img *img,
+		 const struct pl_tables *t);
+
 /* Read-only views, valid until the next pl_event/pl_replace/pl_commit. */
 const struct model *pl_model(const struct pl *pl);
 const struct img *pl_image(const struct pl *pl);	/* NULL before the first commit */
