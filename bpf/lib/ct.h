@@ -122,17 +122,30 @@ static __always_inline bool ct_old_has(const struct gammad_ct_key *k)
 	return old && bpf_map_lookup_elem(old, k);
 }
 
-/* The entry of k, or NULL; a copy whose flow the old programs ended since goes. */
+/*
+ * The entry of k, or NULL; a copy whose flow the old programs ended since
+ * goes. Ended and replaced: a client that reuses its port gets a new flow
+ * on the same FWD tuple, to an endpoint chosen again, so the old map has
+ * k still; a copy that sends the flow to the former endpoint is told by
+ * its other entry, which the old map then lacks (that endpoint's reply
+ * tuple, removed with the flow). Both must be there.
+ */
 static __always_inline struct gammad_ct_val *ct_lookup(const struct gammad_ct_key *k)
 {
 	struct gammad_ct_val *v = bpf_map_lookup_elem(&gammad_ct_v1, k);
+	struct gammad_ct_key peer;
 	void *old;
 
 	if (!v || !(v->flags & GAMMAD_CT_F_MIGRATED))
 		return v;
 	old = ct_old_map();
-	if (!old || bpf_map_lookup_elem(old, k))
+	if (!old)
 		return v;
+	if (bpf_map_lookup_elem(old, k)) {
+		ct_peer_key(&peer, k, v);
+		if (bpf_map_lookup_elem(old, &peer))
+			return v;
+	}
 	bpf_map_delete_elem(&gammad_ct_v1, k);
 	return NULL;
 }

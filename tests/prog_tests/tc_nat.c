@@ -656,7 +656,8 @@ static struct gammad_ct_key ct_key4(const char *src, int sport, const char *dst,
  * A conntrack layout upgrade's switch (bpf/lib/ct.h gammad_ctold_v1): while
  * the slot holds the old map, a flow only the old map has is dropped (not
  * passed untranslated, which makes the client reset the connection), a copy
- * whose flow the old programs ended is dropped as stale, and what the new
+ * whose flow the old programs ended (or ended and made again on its tuple,
+ * to another endpoint) is dropped as stale, and what the new
  * programs end goes from the old map too. The agent_upgrade test runs the
  * two layouts; this one fixes the packets.
  */
@@ -674,6 +675,9 @@ static void test_upgrade_old_ct(struct tc_env *e)
 		{ "reply on a copy the old map still has: translated", HOOK_POD,
 		  TCP(AF_INET, EP4, C4, EPORT, 43002, ACK), false,
 		  TCP(AF_INET, VIP4, C4, VPORT, 43002, ACK), 0, D(RX) },
+		{ "mid-flow packet on a copy of a flow the old map replaced: dropped", HOOK_POD,
+		  TCP(AF_INET, C4, VIP4, 43005, VPORT, ACK, .payload = 100), true, {}, TC_ACT_SHOT,
+		  D([GAMMAD_TC_UPGRADE_WAIT] = 1) },
 		{ "syn of a new flow", HOOK_POD, TCP(AF_INET, C4, VIP4, 43003, VPORT, SYN), false,
 		  TCP(AF_INET, C4, EP4, 43003, EPORT, SYN), 0, D(NF, XL) },
 		{ "its rst", HOOK_POD, TCP(AF_INET, C4, VIP4, 43003, VPORT, RST | ACK), false,
@@ -696,12 +700,19 @@ static void test_upgrade_old_ct(struct tc_env *e)
 		ct_key4(EP4, EPORT, C4, 43002, GAMMAD_CT_REV),
 		ct_key4(C4, 43003, VIP4, VPORT, GAMMAD_CT_FWD),
 		ct_key4(EP4, EPORT, C4, 43003, GAMMAD_CT_REV),
+		ct_key4(C4, 43002, VIP4, VPORT, GAMMAD_CT_FWD),
+		/* 43005: the client reused its port, the old programs chose EP4 this time */
+		ct_key4(C4, 43005, VIP4, VPORT, GAMMAD_CT_FWD),
+		ct_key4(EP4, EPORT, C4, 43005, GAMMAD_CT_REV),
 	};
+	struct gammad_ct_key reused = ct_key4(C4, 43005, VIP4, VPORT, GAMMAD_CT_FWD);
+	struct gammad_ct_val former = { .nat_port = htons(EPORT), .flags = GAMMAD_CT_F_MIGRATED };
 	struct gammad_ct_val v = { .nat_port = htons(VPORT), .flags = GAMMAD_CT_F_MIGRATED };
 	__u32 zero = 0;
 	int old;
 
 	inet_pton(AF_INET, VIP4, v.nat_addr);
+	inet_pton(AF_INET, EPW70, former.nat_addr);
 	old = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "ctold_test", sizeof(struct gammad_ct_key),
 			     sizeof(struct gammad_ct_val), 64, NULL);
 	if (!ASSERT_GE(ct, 0, "ct map") || !ASSERT_GE(old, 0, "old map"))
@@ -709,10 +720,14 @@ static void test_upgrade_old_ct(struct tc_env *e)
 	for (size_t i = 0; i < sizeof(old_keys) / sizeof(old_keys[0]); i++)
 		if (!ASSERT_OK(bpf_map_update_elem(old, &old_keys[i], &v, BPF_ANY), "old entry"))
 			goto out;
-	/* the agent's copies: 43001's flow ended in the old map since, 43002's lives */
+	/*
+	 * the agent's copies: 43001's flow ended in the old map since, 43002's
+	 * lives, 43005's (to the endpoint EPW70) was replaced on its tuple
+	 */
 	k = ct_key4(EP4, EPORT, C4, 43001, GAMMAD_CT_REV);
 	if (!ASSERT_OK(bpf_map_update_elem(ct, &k, &v, BPF_ANY), "stale copy") ||
 	    !ASSERT_OK(bpf_map_update_elem(ct, &old_keys[2], &v, BPF_ANY), "live copy") ||
+	    !ASSERT_OK(bpf_map_update_elem(ct, &reused, &former, BPF_ANY), "replaced copy") ||
 	    !ASSERT_OK(bpf_map_update_elem(slot, &zero, &old, BPF_ANY), "slot"))
 		goto out;
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -720,6 +735,7 @@ static void test_upgrade_old_ct(struct tc_env *e)
 		run_case(e, &rows[i]);
 	}
 	ASSERT_ERR(bpf_map_lookup_elem(ct, &k, &v), "the stale copy is gone");
+	ASSERT_ERR(bpf_map_lookup_elem(ct, &reused, &v), "the replaced flow's copy is gone");
 	ASSERT_ERR(bpf_map_lookup_elem(old, &old_keys[3], &v), "rst: old fwd entry gone");
 	ASSERT_ERR(bpf_map_lookup_elem(old, &old_keys[4], &v), "rst: old rev entry gone");
 	ASSERT_OK(bpf_map_lookup_elem(old, &old_keys[0], &v), "untouched old entry");
