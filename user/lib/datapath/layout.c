@@ -239,12 +239,48 @@ static void convert(const struct dp *dp, const struct dp_migration *g, const voi
 	}
 }
 
+/*
+ * Conntrack, when an entry is in both maps: is the new map's a copy of a
+ * flow the old programs have replaced since on the same tuple (a client
+ * reusing its port; the endpoint chosen again)? Then it goes to the former
+ * endpoint, and ours (conv, converted from the old map now) replaces it.
+ * What the new programs made themselves, or changed on a copy of the same
+ * flow (its flags, its last-seen time), stays. The new programs drop such
+ * a copy's packets meanwhile (bpf/lib/ct.h ct_lookup), but only while they
+ * still see the old map: a copy no packet met before the last one would
+ * send the flow to that endpoint for good.
+ */
+static bool ct_copy_replaced(const struct dp_migration *g, const void *k, const void *conv)
+{
+	const struct gammad_ct_val *n = conv;
+	struct gammad_ct_val cur;
+
+	if (strcmp(g->layout->name, GAMMAD_MAP_CT) || g->val_size != sizeof(cur) ||
+	    bpf_map_lookup_elem(bpf_map__fd(g->map), k, &cur))
+		return false;
+	return (cur.flags & GAMMAD_CT_F_MIGRATED) &&
+	       (memcmp(cur.nat_addr, n->nat_addr, sizeof(cur.nat_addr)) ||
+		cur.nat_port != n->nat_port ||
+		((cur.flags ^ n->flags) & GAMMAD_CT_F_HAIRPIN));
+}
+
+/* Does the old map have key ok now (it was read before, as a whole)? */
+static bool old_has(const struct dp_migration *g, const void *ok)
+{
+	char val[256];
+
+	if (g->layout->prev_val_size > sizeof(val))
+		return false;
+	return !bpf_map_lookup_elem(g->old_fd, ok, val);
+}
+
 /* One old entry into the new map; 1 written, 0 skipped, <0 error. */
 static int copy_one(const struct dp *dp, struct dp_migration *g, const void *ok, const void *ov,
 		    void *k, void *v, __u64 flags)
 {
 	size_t ob = val_bytes(dp, g->type, g->layout->prev_val_size);
 	bool array = g->type == BPF_MAP_TYPE_ARRAY || g->type == BPF_MAP_TYPE_PERCPU_ARRAY;
+	int fd = bpf_map__fd(g->map);
 
 	convert(dp, g, ok, ov, k, v);
 	if (array && *(__u32 *)k >= bpf_map__max_entries(g->map))
@@ -252,9 +288,19 @@ static int copy_one(const struct dp *dp, struct dp_migration *g, const void *ok,
 	/* counters: the snapshot is exactly what was copied */
 	if (g->snap && *(const __u32 *)ok < g->snap_nr)
 		memcpy((char *)g->snap + (size_t)*(const __u32 *)ok * ob, ov, ob);
-	if (!bpf_map_update_elem(bpf_map__fd(g->map), k, v, flags))
+	if (!bpf_map_update_elem(fd, k, v, flags))
 		return 1;
-	return errno == EEXIST ? 0 : -errno;
+	if (errno != EEXIST)
+		return -errno;
+	/*
+	 * Only while the old map still has it (old programs, or new ones
+	 * through the slot, may have ended it since it was read). A new
+	 * program making its own flow on the tuple between that look and the
+	 * write would lose it to ours: microseconds, after its SYN.
+	 */
+	if (!ct_copy_replaced(g, k, v) || !old_has(g, ok))
+		return 0;
+	return bpf_map_update_elem(fd, k, v, BPF_EXIST) ? (errno == ENOENT ? 0 : -errno) : 1;
 }
 
 /*
