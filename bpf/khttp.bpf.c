@@ -55,9 +55,68 @@ static __always_inline bool kh_accepted(const struct gammad_kh_conn *c)
 	return !bpf_map_lookup_elem(&gammad_khck_v1, &k);
 }
 
+/*
+ * The message holds all the scatterlist elements it can: a cork would be
+ * ignored (tcp_bpf_send_verdict's enospc) and the verdict carried out at
+ * once.
+ */
+static __always_inline bool kh_msg_full(struct sk_msg_md *msg)
+{
+	struct sk_msg *m = msg_kern(msg);
+	__u32 ids = bpf_core_field_size(m->sg.data) / bpf_core_type_size(struct scatterlist);
+	__u32 start = m->sg.start, end = m->sg.end, used;
+
+	used = end >= start ? end - start : end + ids - start;
+	return used + 1 >= ids;
+}
+
+/*
+ * This run is on the rest of a message an earlier run of ours redirected
+ * with apply_bytes (every redirect of this program sets it): the kernel
+ * zeroes a fresh message (sk_msg_init), and keeps what a run set in
+ * the message it runs us again on. Not msg->sk_redir: 6.18 clears it by
+ * then (msg->flags and apply_bytes stay), so it cannot tell.
+ */
+static __always_inline bool kh_msg_rerun(struct sk_msg_md *msg)
+{
+	return msg_kern(msg)->apply_bytes != 0;
+}
+
+/*
+ * The rest of a request a same-node server's ingress took only in part
+ * (its socket memory refused more: __sk_rmem_schedule in bpf_tcp_ingress).
+ * The kernel runs us again on what is left of the message, the first run's
+ * target still set; these bytes are that request's, never a head. They
+ * follow its first part over the upstream's TCP, and so does every later
+ * request of the slot (REQ_TCP): the server reads its ingress queue before
+ * its TCP receive queue, so the order holds. Not into the ingress again: it
+ * could refuse the same way, and when it takes nothing at all the kernel
+ * drops the rest of the message (-ENOMEM).
+ */
+static __always_inline int kh_rest(struct sk_msg_md *msg, struct gammad_kh_conn *c, __u32 rest)
+{
+	struct gammad_kh_slot *sl;
+	__u32 id = 0;
+
+	sl = kh_bound(c, &id);
+	if (!sl || sl->owner != c->cookie) {
+		/* its upstream went meanwhile: the request cannot end anywhere */
+		kh_count(GAMMAD_KH_R_NO_UPSTREAM);
+		return SK_DROP;
+	}
+	__sync_fetch_and_or(&sl->flags, GAMMAD_KH_SLOT_REQ_TCP);
+	if (bpf_msg_redirect_hash(msg, &gammad_khup_v1, &id, 0) != SK_PASS) {
+		kh_slot_release(c);
+		kh_count(GAMMAD_KH_R_NO_UPSTREAM);
+		return SK_DROP;
+	}
+	bpf_msg_apply_bytes(msg, rest);
+	return SK_PASS;
+}
+
 /* A FORWARD verdict in s carried out: edit, account, redirect. */
 static __always_inline int kh_forward(struct sk_msg_md *msg, struct gammad_kh_conn *c,
-				      struct gammad_kh_scratch *s)
+				      struct gammad_kh_scratch *s, bool corked)
 {
 	struct gammad_kh_key key = { .tab = s->tab, .idx = s->v.rb };
 	struct gammad_kh_key rkey = { .tab = s->tab, .idx = s->v.rb | GAMMAD_KH_RB_RESP };
@@ -109,9 +168,28 @@ static __always_inline int kh_forward(struct sk_msg_md *msg, struct gammad_kh_co
 	if (redit && (sl->flags & GAMMAD_KH_SLOT_UNFRAMED))
 		return kh_to_engine(msg, c, GAMMAD_KH_R_UNFRAMED);
 	if (srv && *srv && !(sl->flags & GAMMAD_KH_SLOT_REQ_TCP)) {
-		__u64 sc = *srv;
+		__u64 sc = *srv, req = (__u64)s->req.head_len + s->req.content_length;
+		__u32 size = msg->size;
 
-		to_srv = bpf_msg_redirect_hash(msg, &gammad_khsv_v1, &sc, BPF_F_INGRESS) == SK_PASS;
+		/*
+		 * Only a request whole in the message goes to the server's
+		 * ingress: a part bpf_tcp_ingress does not take comes back to
+		 * us (kh_rest) only within the message; bytes a later sendmsg
+		 * brings would follow the target without us, unchecked. A body
+		 * still to come is corked for (once: a message that fills up
+		 * first comes back short); past that, or past the cap, TCP.
+		 */
+		asm volatile("" : "+r"(size));
+		if (size >= req) {
+			to_srv = bpf_msg_redirect_hash(msg, &gammad_khsv_v1, &sc, BPF_F_INGRESS) ==
+				 SK_PASS;
+		} else if (!corked && req <= kh_cap && !kh_msg_full(msg)) {
+			c->flags |= GAMMAD_KHC_F_BODY_CORK;
+			bpf_msg_cork_bytes(msg, req);
+			return SK_PASS;
+		} else {
+			__sync_fetch_and_or(&sl->flags, GAMMAD_KH_SLOT_REQ_TCP);
+		}
 	}
 	if (!to_srv && bpf_msg_redirect_hash(msg, &gammad_khup_v1, &id, 0) != SK_PASS) {
 		kh_slot_release(c);
@@ -150,12 +228,28 @@ static __always_inline int kh_forward(struct sk_msg_md *msg, struct gammad_kh_co
 	 * helper overrides the target set above.
 	 */
 	if (to_srv && (__u64)msg_redir_queued(msg_kern(msg)) + total > kh_cap) {
+		to_srv = false;
 		__sync_fetch_and_or(&sl->flags, GAMMAD_KH_SLOT_REQ_TCP);
 		if (bpf_msg_redirect_hash(msg, &gammad_khup_v1, &id, 0) != SK_PASS) {
 			kh_slot_release(c);
 			kh_count(GAMMAD_KH_R_NO_UPSTREAM);
 			return SK_DROP;
 		}
+	}
+	/* where its rest would start if the server's ingress took it only in part */
+	if (to_srv && msg->sk) {
+		struct gammad_kh_fwd *fw;
+		__u32 size = msg->size;
+
+		asm volatile("" : "+r"(size));
+		fw = bpf_sk_storage_get(&gammad_khfw_v1, msg->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!fw || size < total) {
+			kh_slot_release(c);
+			kh_count(GAMMAD_KH_R_MAP);
+			return SK_DROP;
+		}
+		fw->end = size - (__u32)total;
+		fw->armed = 1;
 	}
 	sl->req_seq = seq + 1;
 	__sync_fetch_and_add(&sl->bytes_up, total);
@@ -238,9 +332,11 @@ int gammad_kh_client(struct sk_msg_md *msg)
 {
 	struct gammad_kh_scratch *s;
 	struct gammad_kh_slot *sl;
+	struct gammad_kh_fwd *fw;
 	struct gammad_kh_conn *c;
 	struct bpf_sock *sk = msg->sk;
 	__u32 zero = 0, len, tab, id = 0;
+	bool corked;
 	void *data;
 
 	if (!sk)
@@ -248,6 +344,15 @@ int gammad_kh_client(struct sk_msg_md *msg)
 	c = bpf_sk_storage_get(&gammad_khc_v1, sk, 0, 0);
 	if (!c || !c->state)
 		return SK_PASS;
+	/* the rest of a request a same-node server took only in part (kh_rest) */
+	fw = bpf_sk_storage_get(&gammad_khfw_v1, sk, 0, 0);
+	if (fw && fw->armed) {
+		len = msg->size;
+		asm volatile("" : "+r"(len));
+		if (kh_msg_rerun(msg) && len > fw->end)
+			return kh_rest(msg, c, len - fw->end);
+		fw->armed = 0;
+	}
 	if (c->state != GAMMAD_KHC_KERNEL)
 		return kh_to_engine(msg, c, 0);
 	/*
@@ -308,7 +413,10 @@ int gammad_kh_client(struct sk_msg_md *msg)
 			return kh_to_engine(msg, c, GAMMAD_KH_R_PIPELINE);
 		if (s->v.action == GAMMAD_KH_LOCAL)
 			return kh_local_answer(msg, c, s);
-		return kh_forward(msg, c, s);
+		/* this run is the end of a body cork of ours, or not one at all */
+		corked = c->flags & GAMMAD_KHC_F_BODY_CORK;
+		c->flags &= ~GAMMAD_KHC_F_BODY_CORK;
+		return kh_forward(msg, c, s, corked);
 	}
 	return kh_to_engine(msg, c, s->v.reason);
 }
@@ -386,7 +494,7 @@ SEC("sk_msg")
 int gammad_kh_server(struct sk_msg_md *msg)
 {
 	struct sk_msg *m = msg_kern(msg);
-	bool pending = m->sk_redir != NULL;
+	bool pending = kh_msg_rerun(msg);
 	struct gammad_kh_slot_edits *se;
 	struct gammad_kh_srv *sv;
 	struct gammad_kh_slot *sl;
@@ -411,8 +519,9 @@ int gammad_kh_server(struct sk_msg_md *msg)
 		return SK_DROP;
 	/*
 	 * The rest of a message the client's ingress took only in part: the
-	 * kernel runs us again with the first run's target set (SK_PASS would
-	 * go there anyway; sockops.bpf.c, the stale-target trap). It was
+	 * kernel runs us again (kh_msg_rerun: the apply_bytes we set; SK_PASS
+	 * would go to the first run's target on kernels that keep it in
+	 * msg->sk_redir, sockops.bpf.c's stale-target trap). It was
 	 * framed with its first part. Except the rest after a head to edit
 	 * (the walk stopped there, apply_bytes): its last sv->pad bytes were
 	 * not framed (what comes before them is a rest as above), or it was

@@ -66,6 +66,8 @@ struct {
 } gammad_khup_v1 SEC(".maps");
 
 GAMMAD_SK_STORAGE(gammad_khc_v1, struct gammad_kh_conn);
+/* include/gammad/maps.h: a request a same-node server's ingress may have taken in part */
+GAMMAD_SK_STORAGE(gammad_khfw_v1, struct gammad_kh_fwd);
 
 /* Same-node server sockets (include/gammad/maps.h): the sk_msg program is gammad_kh_server. */
 struct {

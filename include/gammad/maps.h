@@ -962,6 +962,8 @@ enum gammad_kh_conn_flags {
 	GAMMAD_KHC_F_REDIRECTED = 1 << 0,	/* a message was redirected: never SK_PASS again */
 	GAMMAD_KHC_F_STARTED = 1 << 1,		/* its first message came (gammad_khfm_v1) */
 	GAMMAD_KHC_F_INGRESS = 1 << 2,		/* to the engine by its socket's ingress */
+	/* corked for a body to reach a same-node server whole (khttp.bpf.c, kh_forward) */
+	GAMMAD_KHC_F_BODY_CORK = 1 << 3,
 };
 
 /* Per client socket (socket storage gammad_khc_v1). */
@@ -976,6 +978,20 @@ struct gammad_kh_conn {
 	__be16 ck_port;		/* its gammad_khck_v1 key: port and family (netns above) */
 	__u8 ck_family;
 	__u8 pad;
+};
+
+/*
+ * Per client socket (socket storage gammad_khfw_v1): a request that went
+ * to a same-node server's ingress. bpf_tcp_ingress may take only part of
+ * it (the server's socket memory refused: __sk_rmem_schedule) and the
+ * kernel runs the client program again on the rest of the message, with
+ * the first run's target still set: the rest of that request is what lies
+ * before `end` bytes from the message's end.
+ */
+#define GAMMAD_MAP_KH_FWD	"gammad_khfw_v1"
+struct gammad_kh_fwd {
+	__u32 end;		/* the message's size once the request has left it */
+	__u32 armed;		/* 1: end is this message's */
 };
 
 /* A pool: (client netns, endpoint). */

@@ -1712,6 +1712,247 @@ out:
 	free(body);
 }
 
+/* ---- a same-node server's ingress under memory pressure (memory cgroup v1) ---- */
+
+/* The memory cgroup (v1 hierarchy) this process is in: its directory, or -1. */
+static int memcg_self(char *dir, size_t len)
+{
+	char line[PATH_MAX];
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	int ret = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, ":memory:");
+
+		if (!p)
+			continue;
+		p[strcspn(p, "\n")] = 0;
+		if (snprintf(dir, len, "/sys/fs/cgroup/memory%s", p + 8) < (int)len)
+			ret = 0;
+		break;
+	}
+	fclose(f);
+	return ret;
+}
+
+static int cg_write(const char *dir, const char *file, long long v)
+{
+	char path[PATH_MAX];
+	int fd, n;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, file) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = dprintf(fd, "%lld\n", v);
+	close(fd);
+	return n > 0 ? 0 : -EIO;
+}
+
+static long long cg_read(const char *dir, const char *file)
+{
+	char path[PATH_MAX], buf[64] = "";
+	int fd;
+	ssize_t n;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, file) >= (int)sizeof(path))
+		return -1;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? strtoll(buf, NULL, 10) : -1;
+}
+
+/* Read exactly want bytes, waiting up to ms between two reads (TCP retransmits under pressure). */
+static ssize_t read_exact_ms(int fd, char *buf, size_t want, int ms)
+{
+	size_t n = 0;
+
+	while (n < want) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, ms) != 1)
+			break;
+		r = recv(fd, buf + n, want - n, 0);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	return (ssize_t)n;
+}
+
+/*
+ * A server socket whose memory cgroup has no room (memory.kmem.tcp of
+ * cgroup v1; __sk_rmem_schedule fails in bpf_tcp_ingress) takes a
+ * redirected request only in part; the kernel runs the client program
+ * again on the rest, still carrying the first run's target. That rest is
+ * the same request's (not a head): it goes after its first part, over the
+ * upstream's TCP (REQ_TCP, for good), and the backend gets the request
+ * whole and in order, the engine nothing. A third backend's pool is made
+ * with its server sockets accepted inside the cgroup, and backend 1's
+ * endpoint points there meanwhile.
+ */
+static void test_partial(struct env *e)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct gammad_ep_key ek = { .ep_set = 100, .idx = 0 };
+	struct gammad_ep_val ev_orig, ev;
+	size_t blen = 200 * 1024, want;
+	char mc_orig[PATH_MAX - 64], mc[PATH_MAX], head[160], *req = NULL, *in = NULL;
+	uint64_t malformed = khst(e, GAMMAD_KH_R_MALFORMED), served = khst(e, GAMMAD_KH_R_SERVED);
+	uint64_t more = khst(e, GAMMAD_KH_R_MORE), large = khst(e, GAMMAD_KH_R_HEAD_TOO_LARGE);
+	uint16_t port0 = e->port[0], port3 = 0;
+	struct client c = { -1, -1, 0 };
+	struct gammad_kh_slot sv;
+	bool pool = false, ep_set = false, in_mc = false, have_mc = false;
+	long long usage;
+	int lb = -1, s, be, up, hn;
+	ssize_t got;
+
+	if (!ASSERT_OK(memcg_self(mc_orig, sizeof(mc_orig)), "memory cgroup v1") ||
+	    snprintf(mc, sizeof(mc), "%s/gammad-khpart-%d", mc_orig, (int)getpid()) >= (int)sizeof(mc))
+		return;
+	if (!ASSERT_OK(mkdir(mc, 0755), "mkdir memory cgroup"))
+		return;
+	have_mc = true;
+	/* any limit written turns the cgroup's socket accounting on (for sockets accepted after) */
+	if (!ASSERT_OK(cg_write(mc, "memory.kmem.tcp.limit_in_bytes", -1), "tcp accounting on"))
+		goto out;
+	req = malloc(blen + sizeof(head));
+	in = malloc(blen + sizeof(head));
+	if (!ASSERT_OK_PTR(req, "malloc") || !ASSERT_OK_PTR(in, "malloc"))
+		goto out;
+	/* a listener in the clients' cgroup (v2): its accepted sockets meet gammad_kh_sockops */
+	if (!ASSERT_OK(cgroup_join(e->cg), "join"))
+		goto out;
+	lb = listener(&port3);
+	if (!ASSERT_OK(cgroup_join(e->cg_orig), "leave") || !ASSERT_GE(lb, 0, "listener"))
+		goto out;
+	a.sin_port = htons(port3);
+	if (!ASSERT_OK(kh_pools_add(e->pools, -1, (struct sockaddr *)&a, sizeof(a)), "pool"))
+		goto out;
+	pool = true;
+	/* its server sockets accepted by this thread inside the memory cgroup: charged to it */
+	if (!ASSERT_OK(cg_write(mc, "tasks", gettid()), "join memory cgroup"))
+		goto out;
+	in_mc = true;
+	for (int i = 0; i < PER_POOL && e->nr_bends < MAX_BENDS; i++) {
+		struct sockaddr_in pa;
+		socklen_t len = sizeof(pa);
+		struct pollfd pf = { .fd = lb, .events = POLLIN };
+		int fd;
+
+		if (!ASSERT_EQ(poll(&pf, 1, 2000), 1, "upstream connected"))
+			goto out;
+		fd = accept4(lb, (struct sockaddr *)&pa, &len, SOCK_CLOEXEC);
+		if (!ASSERT_GE(fd, 0, "accept"))
+			goto out;
+		e->bends[e->nr_bends++] = (struct bend){ fd, ntohs(pa.sin_port) };
+	}
+	in_mc = false;
+	if (!ASSERT_OK(cg_write(mc_orig, "tasks", gettid()), "leave memory cgroup"))
+		goto out;
+	/* backend 1's endpoint is the new one's for now (bound_be() looks for port[0]) */
+	if (!ASSERT_OK(bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.gammad_ep_v1), &ek, &ev_orig),
+		       "endpoint"))
+		goto out;
+	ev = ev_orig;
+	ev.port = htons(port3);
+	if (!ASSERT_OK(bpf_map_update_elem(bpf_map__fd(e->skel->maps.gammad_ep_v1), &ek, &ev, 0),
+		       "endpoint to the new backend"))
+		goto out;
+	ep_set = true;
+	e->port[0] = port3;
+	if (!ASSERT_OK(client_open(e, &c), "client") ||
+	    !round_trip(e, &c, 0, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
+			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+		goto out;
+	s = bound_slot(e, &c, 0);
+	be = bound_be(e, &c, 0);
+	up = s >= 0 ? kh_pools_slot_fd(e->pools, (uint32_t)s) : -1;
+	if (!ASSERT_GE(up, 0, "upstream") || !ASSERT_GE(be, 0, "backend") ||
+	    !ASSERT_NEQ(kh_pools_slot_srv(e->pools, (uint32_t)s), 0, "paired"))
+		goto out;
+	/* room for a first part of the request, not for all of it */
+	usage = cg_read(mc, "memory.kmem.tcp.usage_in_bytes");
+	if (!ASSERT_GE(usage, 0, "tcp usage") ||
+	    !ASSERT_OK(cg_write(mc, "memory.kmem.tcp.limit_in_bytes", usage + 48 * 1024), "limit"))
+		goto out;
+	hn = snprintf(head, sizeof(head), "POST /one/up HTTP/1.1\r\nHost: a\r\n"
+		      "Content-Length: %zu\r\n\r\n", blen);
+	memcpy(req, head, hn);
+	for (size_t i = 0; i < blen; i++)
+		req[hn + i] = pattern(i * 5);
+	want = hn + blen;
+	/* one write: the request whole in one message, the first part to the server's ingress */
+	if (!ASSERT_TRUE(send_all(c.cli, req, want), "client send"))
+		goto out;
+	got = read_exact_ms(be, in, want, 5000);
+	if (got != (ssize_t)want) {
+		char *eng = malloc(want);
+
+		test__printf("  backend got %zd of %zu; malformed +%llu, more +%llu,"
+			     " head too large +%llu; engine got %zd\n", got, want,
+			     (unsigned long long)(khst(e, GAMMAD_KH_R_MALFORMED) - malformed),
+			     (unsigned long long)(khst(e, GAMMAD_KH_R_MORE) - more),
+			     (unsigned long long)(khst(e, GAMMAD_KH_R_HEAD_TOO_LARGE) - large),
+			     eng ? read_exact_ms(c.peer, eng, want, 200) : -1);
+		free(eng);
+	}
+	if (!ASSERT_EQ(got, (ssize_t)want, "the request at the backend") ||
+	    !ASSERT_OK(memcmp(in, req, want), "whole and in order"))
+		goto out;
+	ASSERT_EQ(khst(e, GAMMAD_KH_R_MALFORMED) - malformed, 0, "no rest read as a head");
+	ASSERT_TRUE(quiet(c.peer, 20), "the engine saw nothing");
+	if (!ASSERT_OK(bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.gammad_khslot_v1), &s, &sv),
+		       "slot"))
+		goto out;
+	ASSERT_TRUE(sv.flags & GAMMAD_KH_SLOT_REQ_TCP, "the rest went over TCP, so does what follows");
+	ASSERT_GT(tcp_bytes(up), 0, "bytes over the upstream's TCP");
+	cg_write(mc, "memory.kmem.tcp.limit_in_bytes", -1);
+	if (!ASSERT_TRUE(send_str(be, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"), "resp") ||
+	    !expect_str(c.cli, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", "201"))
+		goto out;
+	round_trip(e, &c, 0, "GET /one/after HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
+		   "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	ASSERT_EQ(khst(e, GAMMAD_KH_R_SERVED) - served, 3, "served in the kernel");
+	ASSERT_TRUE(quiet(c.peer, 20), "the engine saw nothing");
+out:
+	client_close(&c);
+	if (in_mc)
+		cg_write(mc_orig, "tasks", gettid());
+	if (have_mc)
+		cg_write(mc, "memory.kmem.tcp.limit_in_bytes", -1);
+	if (ep_set)
+		bpf_map_update_elem(bpf_map__fd(e->skel->maps.gammad_ep_v1), &ek, &ev_orig, 0);
+	e->port[0] = port0;
+	if (pool)
+		kh_pools_del(e->pools, e->netns, (struct sockaddr *)&a, sizeof(a));
+	/* its server sockets: closed, out of the list */
+	for (int i = 0; i < e->nr_bends; i++) {
+		struct sockaddr_in pa;
+		socklen_t len = sizeof(pa);
+
+		if (!getsockname(e->bends[i].fd, (struct sockaddr *)&pa, &len) &&
+		    pa.sin_port == htons(port3) && port3) {
+			close(e->bends[i].fd);
+			e->bends[i--] = e->bends[--e->nr_bends];
+		}
+	}
+	if (lb >= 0)
+		close(lb);
+	if (have_mc)
+		rmdir(mc);
+	free(req);
+	free(in);
+}
+
 /* Listeners for the backends: in the clients' cgroup when same-node (see struct env). */
 static int env_backends(struct env *e)
 {
@@ -1782,6 +2023,8 @@ static void run(bool samenode)
 		test_bodies(&e);
 	if (samenode && SUBTEST("no_tcp"))
 		test_samenode(&e);
+	if (samenode && SUBTEST("partial_ingress"))
+		test_partial(&e);
 	if (SUBTEST("pipeline"))
 		test_pipeline(&e);
 	if (SUBTEST("resp_edits"))
