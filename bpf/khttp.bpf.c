@@ -494,7 +494,7 @@ SEC("sk_msg")
 int gammad_kh_server(struct sk_msg_md *msg)
 {
 	struct sk_msg *m = msg_kern(msg);
-	bool pending = kh_msg_rerun(msg);
+	bool pending = m->sk_redir != NULL;
 	struct gammad_kh_slot_edits *se;
 	struct gammad_kh_srv *sv;
 	struct gammad_kh_slot *sl;
@@ -519,9 +519,8 @@ int gammad_kh_server(struct sk_msg_md *msg)
 		return SK_DROP;
 	/*
 	 * The rest of a message the client's ingress took only in part: the
-	 * kernel runs us again (kh_msg_rerun: the apply_bytes we set; SK_PASS
-	 * would go to the first run's target on kernels that keep it in
-	 * msg->sk_redir, sockops.bpf.c's stale-target trap). It was
+	 * kernel runs us again with the first run's target set (SK_PASS would
+	 * go there anyway; sockops.bpf.c, the stale-target trap). It was
 	 * framed with its first part. Except the rest after a head to edit
 	 * (the walk stopped there, apply_bytes): its last sv->pad bytes were
 	 * not framed (what comes before them is a rest as above), or it was
