@@ -445,9 +445,9 @@ static __always_inline bool kh_pool_eq(const struct gammad_kh_pool_key *a,
 	       x[3] == y[3];
 }
 
-/* Free slots of the pool after position claimed (of nr, scanned from start). */
+/* Free slots of the pool after position claimed (of nr). */
 static __always_inline __u32 kh_pool_free_after(const struct gammad_kh_pool *pool, __u32 nr,
-						__u32 start, __u32 claimed)
+						__u32 claimed)
 {
 	struct gammad_kh_slot *sl;
 	__u32 n = 0, id;
@@ -457,7 +457,7 @@ static __always_inline __u32 kh_pool_free_after(const struct gammad_kh_pool *poo
 			continue;
 		if (i >= nr || n >= GAMMAD_KH_POOL_LOW)
 			break;
-		id = pool->slots[((start + i) % nr) & (GAMMAD_KH_POOL_MAX - 1)];
+		id = pool->slots[i & (GAMMAD_KH_POOL_MAX - 1)];
 		sl = bpf_map_lookup_elem(&gammad_khslot_v1, &id);
 		if (sl && sl->owner == GAMMAD_KH_OWNER_FREE)
 			n++;
@@ -468,26 +468,31 @@ static __always_inline __u32 kh_pool_free_after(const struct gammad_kh_pool *poo
 /*
  * Bind a free upstream of the pool: its slot, or -1. (A client gives its
  * upstream back when it switches endpoint or closes: gammad_kh_sockops.)
+ * The lowest free slot first: a pool's tail then stays unused when the
+ * load drops, and the agent closes it after an idle time. Pools are made
+ * on demand: a claim that finds none, or no free slot in one that can
+ * still grow, tells the agent (EV_MISS; this request is the engine's).
  */
 static __always_inline int kh_slot_claim(struct gammad_kh_conn *c,
 					 const struct gammad_kh_pool_key *pk)
 {
 	struct gammad_kh_pool *pool;
 	struct gammad_kh_slot *sl;
-	__u32 nr, start, id;
+	__u32 nr, id;
 	__u64 owner;
 
 	pool = bpf_map_lookup_elem(&gammad_khpool_v1, pk);
-	if (!pool)
+	if (!pool) {
+		kh_event(GAMMAD_KH_EV_MISS, GAMMAD_KH_SLOTS_MAX, pk);
 		return -1;
+	}
 	nr = pool->nr;
-	if (!nr || nr > GAMMAD_KH_POOL_MAX)
+	if (nr > GAMMAD_KH_POOL_MAX)
 		return -1;
-	start = bpf_get_prandom_u32() % nr;
 	for (__u32 i = 0; i < GAMMAD_KH_POOL_MAX; i++) {
 		if (i >= nr)
 			break;
-		id = pool->slots[((start + i) % nr) & (GAMMAD_KH_POOL_MAX - 1)];
+		id = pool->slots[i & (GAMMAD_KH_POOL_MAX - 1)];
 		sl = bpf_map_lookup_elem(&gammad_khslot_v1, &id);
 		if (!sl)
 			continue;
@@ -505,10 +510,12 @@ static __always_inline int kh_slot_claim(struct gammad_kh_conn *c,
 		 * connection's CPU). The slots before i were taken when
 		 * looked at, so the ones after it are what is left.
 		 */
-		if (kh_pool_free_after(pool, nr, start, i) < GAMMAD_KH_POOL_LOW)
+		if (kh_pool_free_after(pool, nr, i) < GAMMAD_KH_POOL_LOW)
 			kh_event(GAMMAD_KH_EV_CLAIMED, id, pk);
 		return id;
 	}
+	if (nr < GAMMAD_KH_POOL_MAX)
+		kh_event(GAMMAD_KH_EV_MISS, GAMMAD_KH_SLOTS_MAX, pk);
 	return -1;
 }
 

@@ -1103,6 +1103,12 @@ enum gammad_kh_event_kind {
 	GAMMAD_KH_EV_DEAD,		/* a slot was given up: close and re-arm it */
 	GAMMAD_KH_EV_SLOW,		/* its client lags: relay the upstream's bytes */
 	GAMMAD_KH_EV_CUT,		/* GAMMAD_KH_SLOT_CUT: reset its client, close, re-arm */
+	/*
+	 * A claim found no pool for its (netns, endpoint), or no free slot in
+	 * one with room to grow: make or grow it (pools on demand). The slot
+	 * is GAMMAD_KH_SLOTS_MAX (none).
+	 */
+	GAMMAD_KH_EV_MISS,
 };
 
 struct gammad_kh_event {

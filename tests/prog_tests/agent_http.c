@@ -342,7 +342,13 @@ static int load_run(void *arg)
 	"gammad_http_requests_total{namespace=\"" MESH_NS "\",route=\"echo-split\",rule=\"" rule \
 	"\",backend=\"" MESH_NS "/" backend ":8080\",code_class=\"2xx\"}"
 
-static void run_load(struct http_env *e, int conns, int reqs, bool check_metrics)
+/*
+ * conns x reqs requests from echo-v2's pod, every answer checked; with the
+ * kernel path on, want_kernel: some served there (pools made: a client's
+ * first request to an endpoint with no pool yet is the engine's).
+ */
+static void run_load_kh(struct http_env *e, int conns, int reqs, bool check_metrics,
+			bool want_kernel)
 {
 	struct load *l = shared_alloc(sizeof(*l));
 	double m0[2] = { 0 }, m1[2], ks0, ke0, ks1, ke1;
@@ -369,7 +375,8 @@ static void run_load(struct http_env *e, int conns, int reqs, bool check_metrics
 			     "to the engine\n", ks1 - ks0, total, ke1 - ke0);
 		/* one hand-over per connection at most: it is the engine's for good then */
 		ASSERT_GE(ks1 - ks0 + (ke1 - ke0) * reqs, total, "every request counted");
-		ASSERT_GT(ks1 - ks0, 0, "served in the kernel");
+		if (want_kernel)
+			ASSERT_GT(ks1 - ks0, 0, "served in the kernel");
 	}
 	test__printf("%d x %d requests in %lld ms: ok %d misrouted %d foreign %d errors %d (%s); "
 		     "v1 %d v2 %d\n", conns, reqs, ms_now() - t0, l->ok, l->misrouted, l->foreign,
@@ -388,6 +395,105 @@ static void run_load(struct http_env *e, int conns, int reqs, bool check_metrics
 				 "/echo-v1:8080\"}"), m1[0], "latency histogram counts them");
 	}
 	shared_free(l, sizeof(*l));
+}
+
+static void run_load(struct http_env *e, int conns, int reqs, bool check_metrics)
+{
+	run_load_kh(e, conns, reqs, check_metrics, true);
+}
+
+static long paired_slots(const char *pin_dir)
+{
+	char path[128];
+	long n = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, GAMMAD_MAP_KH_SRV_SLOT);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -1;
+	for (uint32_t s = 0; s < GAMMAD_KH_SLOTS_MAX; s++) {
+		uint64_t v = 0;
+
+		if (!bpf_map_lookup_elem(fd, &s, &v) && v)
+			n++;
+	}
+	close(fd);
+	return n;
+}
+
+/* ---- kernel HTTP pools on demand (--kernel-http-idle, KH_IDLE) ------------- */
+
+#define KH_IDLE "1"		/* seconds */
+
+/* Wait up to ms for the agent's pinned map's entries to number at least / at most n. */
+static long entries_wait(struct http_env *e, const char *map, long n, bool at_least, int ms)
+{
+	long v = -1;
+
+	for (int i = 0; i <= ms / 20; i++) {
+		v = pinned_entries(e->ag.pin_dir, map);
+		if (v >= 0 && (at_least ? v >= n : v <= n))
+			break;
+		usleep(20 * 1000);
+	}
+	return v;
+}
+
+/* ... its pools (gammad_khpool_v1) */
+static long pools_wait(struct http_env *e, long n, bool at_least, int ms)
+{
+	return entries_wait(e, GAMMAD_MAP_KH_POOL, n, at_least, ms);
+}
+
+/*
+ * 0. Pools on demand: none before a request (the agent used to connect 8
+ * upstreams per pod netns and endpoint ahead); a burst of clients at first
+ * use, some arriving while their pools are being made, all answered
+ * correctly; then pools serve in the kernel; after the idle time every
+ * upstream is closed and every pool gone, and the next burst makes them
+ * again.
+ */
+static void subtest_pools(struct http_env *e)
+{
+	long pools, ups;
+	long long t0;
+
+	pools = pinned_entries(e->ag.pin_dir, GAMMAD_MAP_KH_POOL);
+	ups = pinned_entries(e->ag.pin_dir, GAMMAD_MAP_KH_UP);
+	test__printf("kernel HTTP pools before any request: %ld pools, %ld upstream sockets\n",
+		     pools, ups);
+	ASSERT_EQ(pools, 0, "no pool before the first request");
+	ASSERT_EQ(ups, 0, "no upstream before the first request");
+	for (int round = 0; round < 2; round++) {
+		/* first use: 20 clients at once, answered by the engine or a pool being made */
+		run_load_kh(e, 20, 20, false, false);
+		/* echo-v2's netns x the endpoints of echo-v1 and echo-v2 */
+		pools = pools_wait(e, 2, true, 3000);
+		ups = pinned_entries(e->ag.pin_dir, GAMMAD_MAP_KH_UP);
+		test__printf("kernel HTTP pools after first use (round %d): %ld pools, %ld upstream "
+			     "sockets\n", round, pools, ups);
+		if (!ASSERT_EQ(pools, 2, "pools made by the first requests") ||
+		    !ASSERT_GT(ups, 0, "upstreams connected"))
+			return;
+		/* made: the kernel serves them */
+		run_load_kh(e, 4, 50, false, true);
+		if (e->sockmap)
+			ASSERT_GT(paired_slots(e->ag.pin_dir), 0, "same-node server sockets paired");
+		/* unused: closed after the idle time (want halves, the rest goes) */
+		t0 = ms_now();
+		pools = pools_wait(e, 0, false, 10000);
+		/* out of the pool's list first, closed at the next sweep */
+		ups = entries_wait(e, GAMMAD_MAP_KH_UP, 0, false, 2000);
+		test__printf("kernel HTTP pools %lld ms after the last request: %ld pools, %ld "
+			     "upstream sockets\n", ms_now() - t0, pools, ups);
+		if (!ASSERT_EQ(pools, 0, "pools removed after the idle time") ||
+		    !ASSERT_EQ(ups, 0, "every upstream closed"))
+			return;
+	}
+	/* warm again for the subtests after this one */
+	run_load_kh(e, 2, 10, false, false);
+	pools_wait(e, 2, true, 3000);
 }
 
 /* 1. Keep-alive connections switching backends per request: 0 misrouted of 10,000. */
@@ -1293,7 +1399,8 @@ static void run_http(bool kernel, bool sockmap)
 {
 	char maddr[64];
 	const char *args[] = { "--http-engine", "--metrics-addr", maddr,
-			       kernel ? "--kernel-http" : NULL, sockmap ? "--sockmap" : NULL, NULL };
+			       kernel ? "--kernel-http" : NULL, "--kernel-http-idle=" KH_IDLE,
+			       sockmap ? "--sockmap" : NULL, NULL };
 	struct http_env e = { .ts.lfd = -1, .kernel = kernel, .sockmap = sockmap };
 	double served = 0, engine = 0;
 	char pin[128];
@@ -1318,6 +1425,8 @@ static void run_http(bool kernel, bool sockmap)
 	    !ASSERT_OK(agent_env_start(&e.ag), "gammad run --http-engine"))
 		goto cleanup;
 	usleep(300 * 1000);	/* the pods' listeners (steer.c) follow the first apply */
+	if (kernel && test__start_subtest("pools_on_demand"))
+		subtest_pools(&e);
 	if (test__start_subtest("keepalive_10k"))
 		subtest_keepalive(&e);
 	if (test__start_subtest("concurrent_100x200"))
@@ -1353,6 +1462,8 @@ static void run_http(bool kernel, bool sockmap)
 		ASSERT_GT(served, 5000, "/metrics: served in the kernel");
 		ASSERT_GE(ctl, (long)served, "gammactl stats: served in the kernel");
 		/* same-node server sockets: with --sockmap, the echo pods' upstreams are paired */
+		run_load_kh(&e, 2, 10, false, false);	/* pools made again after the idle time */
+		pools_wait(&e, 2, true, 3000);
 		if (sockmap)
 			ASSERT_GT(pinned_kh_paired(e.ag.pin_dir), 0, "same-node server sockets paired");
 		else

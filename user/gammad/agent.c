@@ -504,7 +504,7 @@ int agent_pl_commit(struct agent *a, size_t input_errors, struct pl_stats *st)
 		return ret;
 	}
 	engine_tables_from_pl(a);
-	agent_kh_sync(a);	/* before "applied": its first requests find upstreams */
+	agent_kh_sync(a);	/* before "applied": misses from then on make pools of its endpoints */
 	a->generation++;
 	pr_info("control plane: %zu files parsed, %s translation of %zu Services in %.1f ms, "
 		"apply %.1f ms", a->mc ? manifest_cache_parsed(a->mc) : 0,

@@ -101,6 +101,7 @@ struct agent {
 	/* the kernel HTTP data path running (agent_khttp.h); NULL: the engine serves all */
 	struct dp_kh *kh_dp;
 	struct agent_kh *khp;		/* its upstream pools */
+	unsigned int kh_idle_ms;	/* --kernel-http-idle: unused upstreams closed after (0: 30 s) */
 	uint64_t engine_tables_gen;	/* the pipeline's tables the engine has, 0: none */
 	struct agent_prefetch *prefetch;	/* agent_prefetch_start(), NULL: none */
 	struct agent_scan *scan;	/* agent_scan_start(), NULL: none */

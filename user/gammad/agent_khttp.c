@@ -21,22 +21,24 @@
 #include "handover.h"
 #include "steer.h"
 
-/* Free upstreams kept per pool ahead of the first request (a claim adds one). */
+/* Free upstreams a busy pool keeps ahead of the next claims. */
 #define KH_PER_POOL 8
+/* Free upstreams of a pool its first miss makes (a claim under the mark doubles it). */
+#define KH_START 2
+/* An upstream unused that long is closed (--kernel-http-idle). */
+#define KH_IDLE_MS_DEFAULT 30000
 
-/* A pool the agent keeps: (netns, endpoint). */
-struct kh_want {
-	uint64_t netns_cookie;
-	struct sockaddr_storage ep;
+struct kh_ep {
+	struct sockaddr_storage ss;
 	socklen_t len;
-	bool seen;
 };
 
 struct agent_kh {
 	struct kh_pools *pools;
 	struct kh_backlog *backlog;	/* NULL: slow readers reset, not relayed */
-	struct kh_want *kept;
-	size_t nr_kept, cap;
+	/* the endpoints kernel rule backends name, at the last pass: a miss makes pools of them */
+	struct kh_ep *eps;
+	size_t nr_eps;
 	bool warned, slow_noted;
 };
 
@@ -111,13 +113,15 @@ static void kh_slow(void *ctx, uint64_t client_cookie, uint32_t slot, int upstre
 	engine_kernel_reset(a->engine, client_cookie);
 }
 
-static bool grow(void **p, size_t *cap, size_t nr, size_t size);
 static void kh_adopt(struct agent *a, int *fds);
+static void kh_miss(void *ctx, const struct gammad_kh_pool_key *key);
 
 int agent_kh_start(struct agent *a)
 {
-	struct kh_pool_opts po = { .per_pool = KH_PER_POOL, .cut = kh_cut, .eof = kh_eof,
-				   .slow = kh_slow, .ctx = a };
+	struct kh_pool_opts po = { .per_pool = KH_PER_POOL, .start = KH_START,
+				   .idle_ms = a->kh_idle_ms ? a->kh_idle_ms : KH_IDLE_MS_DEFAULT,
+				   .miss = kh_miss, .cut = kh_cut,
+				   .eof = kh_eof, .slow = kh_slow, .ctx = a };
 	/* a predecessor's pools (handover.h): adopted, not flushed */
 	int *fds = handover_kh_fds(a->ho_prev);
 	struct agent_kh *k;
@@ -240,18 +244,12 @@ static void kh_adopt(struct agent *a, int *fds)
 		steer_each_netns(a->steer, adopt_ns_find, &f);
 		if (f.fd < 0)
 			continue;	/* its pod went: kh_pools_adopt_done drops it */
-		if (!grow((void **)&k->kept, &k->cap, k->nr_kept, sizeof(*k->kept))) {
-			close(f.fd);
-			break;
-		}
 		err = kh_pools_adopt(k->pools, f.fd, (struct sockaddr *)&ss, len, fds);
 		close(f.fd);
 		if (err) {
 			lost++;
 			continue;
 		}
-		k->kept[k->nr_kept++] = (struct kh_want){ .netns_cookie = key.netns_cookie,
-							  .ep = ss, .len = len, .seen = true };
 		nr++;
 	}
 	kh_pools_adopt_done(k->pools, fds);
@@ -307,12 +305,10 @@ void agent_kh_handover(struct agent *a)
 		handover_set_kh(a->ho_next, kh_export, kh_idle, a);
 }
 
-/* ---- which pools: the endpoints of the kernel tables' backends x the pods' netns ---- */
-
-struct kh_ep {
-	struct sockaddr_storage ss;
-	socklen_t len;
-};
+/*
+ * ---- which pools: on demand, of the endpoints of the kernel tables'
+ * backends and the pods' netns ----
+ */
 
 struct kh_eps {
 	struct kh_ep *v;
@@ -396,44 +392,94 @@ static int eps_collect(struct agent *a, struct kh_eps *e)
 	return err;
 }
 
-struct kh_ns {
-	int fd;
+static bool eps_has(const struct kh_ep *v, size_t nr, const struct sockaddr_storage *ss,
+		    socklen_t len)
+{
+	for (size_t i = 0; i < nr; i++)
+		if (v[i].len == len && !memcmp(&v[i].ss, ss, len))
+			return true;
+	return false;
+}
+
+/* The steering's netns with a cookie: its fd (dup), or -1. */
+struct kh_ns_find {
 	uint64_t cookie;
+	int fd;
 };
 
-struct kh_nss {
-	struct kh_ns *v;
+static void ns_find(void *ctx, int netns_fd, uint64_t cookie)
+{
+	struct kh_ns_find *f = ctx;
+
+	if (f->fd < 0 && cookie == f->cookie)
+		f->fd = dup(netns_fd);	/* the steer's may close once its lock is released */
+}
+
+/*
+ * A client found no pool for (its netns, an endpoint): made here when the
+ * steering listens in that netns and a kernel rule backend names the
+ * endpoint (as of the last pass). That request went to the engine.
+ */
+static void kh_miss(void *ctx, const struct gammad_kh_pool_key *key)
+{
+	struct agent *a = ctx;
+	struct agent_kh *k = a->khp;
+	struct kh_ns_find f = { .cookie = key->netns_cookie, .fd = -1 };
+	struct sockaddr_storage ss;
+	socklen_t len = kh_pool_key_addr(key, &ss);
+	int err;
+
+	if (!k || !len || !eps_has(k->eps, k->nr_eps, &ss, len))
+		return;
+	steer_each_netns(a->steer, ns_find, &f);
+	if (f.fd < 0)
+		return;
+	err = kh_pools_add(k->pools, f.fd, (const struct sockaddr *)&ss, len);
+	close(f.fd);
+	if (err && !k->warned)
+		pr_warn("kernel HTTP data path: an upstream pool: %s (the engine serves its "
+			"requests; tried again at a later miss; logged once)", strerror(-err));
+	k->warned |= err != 0;
+}
+
+struct kh_cookies {
+	uint64_t *v;
 	size_t nr, cap;
 };
 
-static void nss_add(void *ctx, int netns_fd, uint64_t cookie)
+static void cookie_add(void *ctx, int netns_fd, uint64_t cookie)
 {
-	struct kh_nss *n = ctx;
-	int fd;
+	struct kh_cookies *c = ctx;
 
-	if (!grow((void **)&n->v, &n->cap, n->nr, sizeof(*n->v)))
-		return;
-	fd = dup(netns_fd);	/* the steer's may close once its lock is released */
-	if (fd >= 0)
-		n->v[n->nr++] = (struct kh_ns){ fd, cookie };
+	(void)netns_fd;
+	if (grow((void **)&c->v, &c->cap, c->nr, sizeof(*c->v)))
+		c->v[c->nr++] = cookie;
 }
 
-static struct kh_want *kept_find(struct agent_kh *k, uint64_t cookie,
-				 const struct sockaddr_storage *ep, socklen_t len)
+struct kh_keep {
+	const struct agent_kh *k;
+	const struct kh_cookies *ns;
+};
+
+/* A pool stays while its netns is steered and a kernel rule backend names its endpoint. */
+static bool pool_keep(void *ctx, const struct gammad_kh_pool_key *key)
 {
-	for (size_t i = 0; i < k->nr_kept; i++)
-		if (k->kept[i].netns_cookie == cookie && k->kept[i].len == len &&
-		    !memcmp(&k->kept[i].ep, ep, len))
-			return &k->kept[i];
-	return NULL;
+	const struct kh_keep *kp = ctx;
+	struct sockaddr_storage ss;
+	socklen_t len = kh_pool_key_addr(key, &ss);
+	bool ns = false;
+
+	for (size_t i = 0; i < kp->ns->nr && !ns; i++)
+		ns = kp->ns->v[i] == key->netns_cookie;
+	return ns && len && eps_has(kp->k->eps, kp->k->nr_eps, &ss, len);
 }
 
 void agent_kh_sync(struct agent *a)
 {
 	struct agent_kh *k = a->khp;
 	struct kh_eps e = { 0 };
-	struct kh_nss n = { 0 };
-	size_t added = 0, gone = 0, j = 0;
+	struct kh_cookies ns = { 0 };
+	size_t gone;
 	int err;
 
 	if (!k)
@@ -442,57 +488,21 @@ void agent_kh_sync(struct agent *a)
 	if (err) {
 		pr_warn("kernel HTTP data path: endpoints of the kernel tables: %s (pools kept "
 			"as they are)", strerror(-err));
-		goto out;
+		free(e.v);
+		free(e.be);
+		return;
 	}
-	steer_each_netns(a->steer, nss_add, &n);
-	for (size_t i = 0; i < k->nr_kept; i++)
-		k->kept[i].seen = false;
-	for (size_t ni = 0; ni < n.nr; ni++) {
-		for (size_t ei = 0; ei < e.nr; ei++) {
-			const struct kh_ep *ep = &e.v[ei];
-			struct kh_want *w = kept_find(k, n.v[ni].cookie, &ep->ss, ep->len);
-
-			if (w) {
-				w->seen = true;
-				continue;
-			}
-			if (!grow((void **)&k->kept, &k->cap, k->nr_kept, sizeof(*k->kept)))
-				break;
-			err = kh_pools_add(k->pools, n.v[ni].fd, (const struct sockaddr *)&ep->ss,
-					   ep->len);
-			if (err) {
-				/* that pool's share goes to the engine (no_upstream); tried next pass */
-				if (!k->warned)
-					pr_warn("kernel HTTP data path: an upstream pool: %s (the engine "
-						"serves its requests; retried every pass)", strerror(-err));
-				k->warned = true;
-				continue;
-			}
-			k->kept[k->nr_kept++] = (struct kh_want){ .netns_cookie = n.v[ni].cookie,
-								  .ep = ep->ss, .len = ep->len,
-								  .seen = true };
-			added++;
-		}
-	}
-	for (size_t i = 0; i < k->nr_kept; i++) {
-		if (!k->kept[i].seen) {
-			kh_pools_del(k->pools, k->kept[i].netns_cookie,
-				     (struct sockaddr *)&k->kept[i].ep, k->kept[i].len);
-			gone++;
-			continue;
-		}
-		k->kept[j++] = k->kept[i];
-	}
-	k->nr_kept = j;
-	if (added || gone)
-		pr_info("kernel HTTP data path: %zu upstream pools (%zu new, %zu closed)",
-			k->nr_kept, added, gone);
-out:
-	for (size_t i = 0; i < n.nr; i++)
-		close(n.v[i].fd);
-	free(n.v);
-	free(e.v);
+	free(k->eps);
+	k->eps = e.v;
+	k->nr_eps = e.nr;
 	free(e.be);
+	/* pools are made at a client's first miss; those of what went, closed here */
+	steer_each_netns(a->steer, cookie_add, &ns);
+	gone = kh_pools_prune(k->pools, pool_keep, &(struct kh_keep){ k, &ns });
+	if (gone)
+		pr_info("kernel HTTP data path: %zu upstream pools (%zu closed: their endpoint "
+			"or pod went)", kh_pools_count(k->pools), gone);
+	free(ns.v);
 }
 
 int agent_kh_fd(const struct agent *a)
@@ -520,7 +530,7 @@ void agent_kh_free(struct agent *a)
 		else
 			kh_pools_free(a->khp->pools);
 		kh_backlog_free(a->khp->backlog);
-		free(a->khp->kept);
+		free(a->khp->eps);
 		free(a->khp);
 		a->khp = NULL;
 	}

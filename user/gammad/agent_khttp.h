@@ -6,12 +6,14 @@
  * engine told which connections the kernel may serve), and the upstream
  * pools (khttp/khttp_pool.h) in the agent's event loop.
  *
- * Pools: after every pass, one pool per (netns with engine listeners,
- * endpoint of a backend that a kernel rule table names), so the first
- * request of a client already finds a pre-connected upstream in its own
- * pod's netns; pools of an endpoint or netns that went are closed
- * (kh_pools_del). A client whose upstream died in the middle of a
- * response is reset through the engine, which holds its accepted socket.
+ * Pools: on demand, per (netns with engine listeners, endpoint of a
+ * backend that a kernel rule table names): a client's first request to
+ * an endpoint finds no pool (that request is the engine's) and the miss
+ * makes one in that pod's netns; it grows with use and shrinks back after
+ * --kernel-http-idle (khttp_pool.h). After every pass, pools of an
+ * endpoint or netns that went are closed (kh_pools_prune). A client whose
+ * upstream died in the middle of a response is reset through the engine,
+ * which holds its accepted socket.
  */
 #ifndef GAMMAD_AGENT_KHTTP_H
 #define GAMMAD_AGENT_KHTTP_H
@@ -29,7 +31,7 @@ struct agent;
 void agent_kh_open(struct agent *a, bool engine);
 /* After agent_engine_start(): the steering's part and the pools. 0 or -errno. */
 int agent_kh_start(struct agent *a);
-/* After a pass: pools for what the kernel tables and the pods need now. */
+/* After a pass: the endpoints misses may make pools of; pools of what went closed. */
 void agent_kh_sync(struct agent *a);
 /* The pools' pollable fd (-1: none) and their work, in the agent's loop. */
 int agent_kh_fd(const struct agent *a);

@@ -5,7 +5,7 @@
  *            [--once] [-v] [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]
  *            [--hairpin-addr IP]... [--engine-port PORT] [--handover-wait]
  *            [--engine-threads N] [--no-http-engine] [--reset-removed-tcp]
- *            [--sockmap [--sockmap-cap BYTES]]
+ *            [--sockmap [--sockmap-cap BYTES]] [--kernel-http [--kernel-http-idle SECONDS]]
  *
  * The agent: load the manifests in DIR, translate, build the map image and
  * reconcile the (pinned) data-path maps with it (image_apply.h); map pod
@@ -95,7 +95,8 @@ static void usage(FILE *out)
 		"                  [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]\n"
 		"                  [--hairpin-addr IP]... [--engine-port PORT] [--handover-wait]\n"
 		"                  [--engine-threads N] [--no-http-engine] [--reset-removed-tcp]\n"
-		"                  [--kernel-http] [--sockmap [--sockmap-cap BYTES]]\n"
+		"                  [--kernel-http [--kernel-http-idle SECONDS]]\n"
+		"                  [--sockmap [--sockmap-cap BYTES]]\n"
 		"                  [--state-dir DIR]\n"
 		"       gammad run --kubeconfig PATH | --in-cluster [--kube-context NAME]\n"
 		"                  [--lease-namespace NS] [--lease-duration SECONDS]\n"
@@ -191,7 +192,9 @@ static void usage(FILE *out)
 		"pod of this node is paired with that pod's accepted socket: requests go\n"
 		"into it and its responses to the client socket to socket, no TCP (the\n"
 		"backend's socket then reads as --sockmap's WARNING says); without\n"
-		"--sockmap the upstreams carry the bytes over TCP.\n",
+		"--sockmap the upstreams carry the bytes over TCP. Upstreams are made at a\n"
+		"pod's first request to an endpoint (that request is the engine's) and closed\n"
+		"when unused for --kernel-http-idle (default 30 s).\n",
 		RESYNC_DEFAULT_S, TR_MAX_ENDPOINTS, METRICS_ADDR_DEFAULT,
 		GAMMAD_ENGINE_PORT_DEFAULT);
 }
@@ -433,6 +436,7 @@ int cmd_run(int argc, char **argv)
 		{ "sockmap-cap", required_argument, NULL, 265 },
 		{ "state-dir", required_argument, NULL, 266 },
 		{ "sockmap", no_argument, NULL, 268 },
+		{ "kernel-http-idle", required_argument, NULL, 269 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -595,6 +599,18 @@ int cmd_run(int argc, char **argv)
 		case 268:
 			o.sock_redirect = true;
 			break;
+		case 269: {
+			char *end;
+			double v = strtod(optarg, &end);
+
+			if (*end || !(v >= 0.05 && v <= 86400)) {
+				fprintf(stderr, "gammad run: --kernel-http-idle %s: expected seconds "
+					"from 0.05 to 86400\n", optarg);
+				return EXIT_USAGE;
+			}
+			a.kh_idle_ms = (unsigned int)(v * 1000);
+			break;
+		}
 		case 'v':
 			log_threshold = LOG_DEBUG;
 			break;

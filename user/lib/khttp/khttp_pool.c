@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/time.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -17,7 +19,10 @@
 #include "gammad/maps.h"
 #include "khttp_pool.h"
 
-#define RB_TAG	(~0ULL)
+#define RB_TAG		(~0ULL)
+#define TIMER_TAG	(~1ULL)
+/* a pool whose upstream failed to connect is not tried again sooner (connects block) */
+#define RETRY_MS	1000
 
 struct kh_slot_u {
 	int fd;			/* -1: not armed */
@@ -25,6 +30,10 @@ struct kh_slot_u {
 	uint64_t cookie;
 	uint64_t srv;		/* the same-node server socket's cookie, 0: none (TCP) */
 	bool relayed;		/* slow client: the caller reads it (no hang-up handling) */
+	bool retiring;		/* out of its pool's list: closed by a sweep once free */
+	uint64_t seen_owner;	/* owner and req_seq at the last sweep: a change is use */
+	uint32_t seen_seq;
+	uint64_t used_ms;	/* last use seen (or armed) */
 };
 
 struct kh_pool_u {
@@ -33,11 +42,17 @@ struct kh_pool_u {
 	int netns_fd;		/* ours (dup), -1: the caller's netns */
 	struct sockaddr_storage ep;
 	socklen_t len;
+	unsigned int want;	/* free upstreams to keep */
+	unsigned int retiring;	/* its slots out of the list, not closed yet */
+	uint64_t claimed_ms;	/* a new claim seen last (a miss, an event, a sweep) */
+	uint64_t decay_ms;	/* want halved last */
+	uint64_t fail_ms;	/* an upstream failed to connect last, 0: never */
 };
 
 struct kh_pools {
 	struct kh_pool_opts o;
 	int ep;
+	int tfd;		/* the sweep's timer (idle_ms), -1: none */
 	struct ring_buffer *rb;
 	struct kh_slot_u *slots;
 	uint32_t next_slot;
@@ -47,6 +62,14 @@ struct kh_pools {
 	size_t nr_pools, cap;
 	int actions;
 };
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
 
 static int pool_socket(const struct kh_pool_u *pl, int type)
 {
@@ -217,7 +240,7 @@ static int slot_arm(struct kh_pools *p, uint32_t s, int pi)
 		return err;
 	}
 	p->slots[s] = (struct kh_slot_u){ .fd = fd, .pool = pi, .cookie = cookie, .srv = srv,
-					  .relayed = false };
+					  .seen_owner = GAMMAD_KH_OWNER_FREE, .used_ms = now_ms() };
 	return 0;
 }
 
@@ -236,10 +259,31 @@ static void slot_disarm(struct kh_pools *p, uint32_t s)
 	u->fd = -1;
 }
 
+/*
+ * A retiring slot nobody holds: closed, its id free. Written dead first, so
+ * a client that still names it claims anew.
+ */
+static void slot_reap(struct kh_pools *p, uint32_t s)
+{
+	struct kh_slot_u *u = &p->slots[s];
+	struct gammad_kh_slot sv = { .owner = GAMMAD_KH_OWNER_DEAD };
+
+	bpf_map_update_elem(p->o.map_slot, &s, &sv, BPF_ANY);
+	slot_disarm(p, s);
+	u->retiring = false;
+	p->pools[u->pool].retiring--;
+	p->free_ids[p->nr_free++] = s;
+	p->actions++;
+}
+
 static void slot_rearm(struct kh_pools *p, uint32_t s)
 {
 	int pi = p->slots[s].pool, err;
 
+	if (p->slots[s].retiring) {
+		slot_reap(p, s);	/* on its way out anyway */
+		return;
+	}
 	slot_disarm(p, s);
 	err = slot_arm(p, s, pi);
 	if (err)
@@ -273,6 +317,7 @@ static int pool_grow(struct kh_pools *p, int pi)
 	err = slot_arm(p, s, pi);
 	if (err) {
 		p->free_ids[p->nr_free++] = s;
+		pl->fail_ms = now_ms();
 		return err;
 	}
 	pl->val.slots[pl->val.nr++] = s;
@@ -293,11 +338,63 @@ static unsigned int pool_free(struct kh_pools *p, int pi)
 	return n;
 }
 
+/* Grow pool pi to want free upstreams (not while its endpoint refused lately). */
+static void pool_refill(struct kh_pools *p, int pi)
+{
+	struct kh_pool_u *pl = &p->pools[pi];
+
+	if (pl->fail_ms && now_ms() - pl->fail_ms < RETRY_MS)
+		return;
+	for (unsigned int n = pool_free(p, pi); n < pl->want; n++)
+		if (pool_grow(p, pi))
+			break;
+}
+
+/* A claim took the last free upstreams, or found none: more are wanted. */
+static void pool_more(struct kh_pools *p, int pi)
+{
+	struct kh_pool_u *pl = &p->pools[pi];
+
+	pl->claimed_ms = now_ms();
+	if (pl->want < p->o.per_pool)
+		pl->want = pl->want ? pl->want * 2 : 1;
+	if (pl->want > p->o.per_pool)
+		pl->want = p->o.per_pool;
+	pool_refill(p, pi);
+}
+
+static int pool_find(const struct kh_pools *p, const struct gammad_kh_pool_key *k)
+{
+	for (size_t i = 0; i < p->nr_pools; i++)
+		if (!memcmp(&p->pools[i].key, k, sizeof(*k)))
+			return (int)i;
+	return -1;
+}
+
+/* A claim found no pool for k, or no free upstream in it (GAMMAD_KH_EV_MISS). */
+static void on_miss(struct kh_pools *p, const struct gammad_kh_pool_key *k)
+{
+	int pi = pool_find(p, k);
+
+	if (pi < 0) {
+		if (p->o.miss)
+			p->o.miss(p->o.ctx, k);	/* the caller's to make (kh_pools_add) */
+		return;
+	}
+	/* one burst of misses grows it once: the first has free ones made */
+	if (!pool_free(p, pi))
+		pool_more(p, pi);
+}
+
 static int on_event(void *ctx, void *data, size_t len)
 {
 	struct kh_pools *p = ctx;
 	const struct gammad_kh_event *ev = data;
 
+	if (len >= sizeof(*ev) && ev->kind == GAMMAD_KH_EV_MISS) {
+		on_miss(p, &ev->pool);
+		return 0;
+	}
 	if (len < sizeof(*ev) || ev->slot >= GAMMAD_KH_SLOTS_MAX || p->slots[ev->slot].fd < 0)
 		return 0;
 	if (ev->kind == GAMMAD_KH_EV_DEAD) {
@@ -340,12 +437,8 @@ static int on_event(void *ctx, void *data, size_t len)
 			p->o.cut(p->o.ctx, sv.owner);
 		slot_rearm(p, ev->slot);
 	} else if (ev->kind == GAMMAD_KH_EV_CLAIMED) {
-		int pi = p->slots[ev->slot].pool;
-
-		/* per_pool free again: a burst of new clients finds upstreams waiting */
-		for (unsigned int n = pool_free(p, pi); n < p->o.per_pool; n++)
-			if (pool_grow(p, pi))
-				break;
+		/* want free again (doubled): a burst of new clients finds upstreams waiting */
+		pool_more(p, p->slots[ev->slot].pool);
 	}
 	return 0;
 }
@@ -377,6 +470,116 @@ static void on_hangup(struct kh_pools *p, uint32_t s)
 }
 
 /*
+ * Pool pi at a sweep: what its slots did since the last one (a change of
+ * owner or request count is use; a new owner, or a free slot that served
+ * requests, a new claim), want halved after idle_ms without a new claim (0
+ * when nothing is in use either), and free upstreams beyond want that
+ * nobody used for idle_ms out of the list, the last ones first (claims
+ * take the lowest free one). They are closed at the next sweep.
+ */
+static void pool_shrink(struct kh_pools *p, int pi, uint64_t now)
+{
+	struct kh_pool_u *pl = &p->pools[pi];
+	struct gammad_kh_slot sv;
+	bool idle[GAMMAD_KH_POOL_MAX] = { false }, out[GAMMAD_KH_POOL_MAX] = { false };
+	struct gammad_kh_pool nv = { 0 };
+	unsigned int nfree = 0, busy = 0, excess;
+	uint32_t nr = pl->val.nr;
+
+	for (uint32_t i = 0; i < nr; i++) {
+		struct kh_slot_u *u = &p->slots[pl->val.slots[i]];
+
+		if (bpf_map_lookup_elem(p->o.map_slot, &pl->val.slots[i], &sv)) {
+			busy++;
+			continue;
+		}
+		if (sv.owner != u->seen_owner || sv.req_seq != u->seen_seq) {
+			if ((sv.owner != u->seen_owner && sv.owner != GAMMAD_KH_OWNER_FREE &&
+			     sv.owner != GAMMAD_KH_OWNER_DEAD) ||
+			    (sv.owner == GAMMAD_KH_OWNER_FREE && sv.req_seq != u->seen_seq))
+				pl->claimed_ms = now;
+			u->used_ms = now;
+			u->seen_owner = sv.owner;
+			u->seen_seq = sv.req_seq;
+		}
+		if (sv.owner != GAMMAD_KH_OWNER_FREE) {
+			busy++;
+			continue;
+		}
+		nfree++;
+		idle[i] = now - u->used_ms >= p->o.idle_ms;
+	}
+	if (now - pl->claimed_ms >= p->o.idle_ms && now - pl->decay_ms >= p->o.idle_ms) {
+		pl->want = busy ? pl->want / 2 : 0;
+		pl->decay_ms = now;
+	}
+	excess = nfree > pl->want ? nfree - pl->want : 0;
+	for (uint32_t i = nr; i-- > 0 && excess;)
+		if (idle[i]) {
+			out[i] = true;
+			excess--;
+		}
+	for (uint32_t i = 0; i < nr; i++)
+		if (!out[i])
+			nv.slots[nv.nr++] = pl->val.slots[i];
+	if (nv.nr == nr)
+		return;
+	/* no claim finds them from here on */
+	if (nv.nr ? bpf_map_update_elem(p->o.map_pool, &pl->key, &nv, BPF_ANY) :
+		    bpf_map_delete_elem(p->o.map_pool, &pl->key) && errno != ENOENT)
+		return;
+	for (uint32_t i = 0; i < nr; i++)
+		if (out[i]) {
+			p->slots[pl->val.slots[i]].retiring = true;
+			pl->retiring++;
+		}
+	pl->val = nv;
+	p->actions++;
+}
+
+/* Pool pi goes (no slot of it armed any more). */
+static void pool_remove(struct kh_pools *p, size_t pi)
+{
+	size_t last = p->nr_pools - 1;
+
+	bpf_map_delete_elem(p->o.map_pool, &p->pools[pi].key);	/* ENOENT: gone already */
+	if (p->pools[pi].netns_fd >= 0)
+		close(p->pools[pi].netns_fd);
+	if (pi != last) {
+		p->pools[pi] = p->pools[last];
+		for (uint32_t s = 0; s < p->next_slot; s++)
+			if (p->slots[s].fd >= 0 && p->slots[s].pool == (int)last)
+				p->slots[s].pool = (int)pi;
+	}
+	p->nr_pools--;
+	p->actions++;
+}
+
+static void pools_sweep(struct kh_pools *p)
+{
+	uint64_t now = now_ms();
+	struct gammad_kh_slot sv;
+
+	/*
+	 * Taken out of their list at an earlier sweep: a claim that read the
+	 * old list ended long since; one that took the slot holds it until
+	 * its client lets go (free, or dead: its event reaps it at once).
+	 */
+	for (uint32_t s = 0; s < p->next_slot; s++)
+		if (p->slots[s].fd >= 0 && p->slots[s].retiring &&
+		    (bpf_map_lookup_elem(p->o.map_slot, &s, &sv) ||
+		     sv.owner == GAMMAD_KH_OWNER_FREE || sv.owner == GAMMAD_KH_OWNER_DEAD))
+			slot_reap(p, s);
+	for (size_t pi = 0; pi < p->nr_pools; pi++)
+		pool_shrink(p, (int)pi, now);
+	/* no upstream left and no claim for idle_ms: the next miss makes it again */
+	for (size_t pi = p->nr_pools; pi-- > 0;)
+		if (!p->pools[pi].val.nr && !p->pools[pi].retiring &&
+		    now - p->pools[pi].claimed_ms >= p->o.idle_ms)
+			pool_remove(p, pi);
+}
+
+/*
  * Pools an earlier agent left in the pinned map name slots whose sockets
  * went with it and whose ids this one arms for other pools: gone before
  * the first pool is written.
@@ -398,8 +601,11 @@ struct kh_pools *kh_pools_new(const struct kh_pool_opts *o)
 	if (!p)
 		return NULL;
 	p->o = *o;
+	p->tfd = -1;
 	if (!p->o.per_pool || p->o.per_pool > GAMMAD_KH_POOL_MAX)
 		p->o.per_pool = 2;
+	if (!p->o.start || p->o.start > p->o.per_pool)
+		p->o.start = p->o.per_pool;
 	p->slots = calloc(GAMMAD_KH_SLOTS_MAX, sizeof(*p->slots));
 	p->free_ids = calloc(GAMMAD_KH_SLOTS_MAX, sizeof(*p->free_ids));
 	p->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -412,6 +618,19 @@ struct kh_pools *kh_pools_new(const struct kh_pool_opts *o)
 	p->rb = ring_buffer__new(o->map_events, on_event, p, NULL);
 	if (!p->rb || epoll_ctl(p->ep, EPOLL_CTL_ADD, ring_buffer__epoll_fd(p->rb), &ev))
 		goto fail;
+	if (p->o.idle_ms) {
+		/* a sweep every quarter of the idle time (20 ms .. 1 s) */
+		unsigned int ms = p->o.idle_ms / 4 < 20 ? 20 : p->o.idle_ms / 4 > 1000 ? 1000 :
+			p->o.idle_ms / 4;
+		struct itimerspec it = { .it_interval = { ms / 1000, ms % 1000 * 1000000L } };
+		struct epoll_event tev = { .events = EPOLLIN, .data.u64 = TIMER_TAG };
+
+		it.it_value = it.it_interval;
+		p->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (p->tfd < 0 || timerfd_settime(p->tfd, 0, &it, NULL) ||
+		    epoll_ctl(p->ep, EPOLL_CTL_ADD, p->tfd, &tev))
+			goto fail;
+	}
 	return p;
 fail:
 	kh_pools_free(p);
@@ -432,6 +651,8 @@ void kh_pools_free(struct kh_pools *p)
 	ring_buffer__free(p->rb);
 	if (p->ep >= 0)
 		close(p->ep);
+	if (p->tfd >= 0)
+		close(p->tfd);
 	free(p->pools);
 	free(p->slots);
 	free(p->free_ids);
@@ -493,6 +714,8 @@ static int kh_pools_add_empty(struct kh_pools *p, int netns_fd, const struct soc
 			err = -EEXIST;
 			goto fail;
 		}
+	pl->want = p->o.start;
+	pl->claimed_ms = pl->decay_ms = now_ms();
 	p->nr_pools++;
 	return 0;
 fail:
@@ -517,10 +740,10 @@ int kh_pools_add(struct kh_pools *p, int netns_fd, const struct sockaddr *ep, so
 	err = kh_pools_add_empty(p, netns_fd, ep, len, &pi);
 	if (err)
 		return err == -EEXIST ? 0 : err;	/* kept already */
-	for (unsigned int i = 0; i < p->o.per_pool; i++) {
+	for (unsigned int i = 0; i < p->pools[pi].want; i++) {
 		err = pool_grow(p, pi);
 		if (err)
-			return err;
+			return err;	/* kept (no upstream): a miss tries again, or a sweep drops it */
 	}
 	return 0;
 }
@@ -547,28 +770,16 @@ static int pool_key(struct gammad_kh_pool_key *k, uint64_t netns_cookie, const s
 	return 0;
 }
 
-int kh_pools_del(struct kh_pools *p, uint64_t netns_cookie, const struct sockaddr *ep,
-		 socklen_t len)
+/* Pool pi goes now: out of the map first (no new claim), then every upstream of it. */
+static void pool_del_at(struct kh_pools *p, size_t pi)
 {
-	struct gammad_kh_pool_key k;
-	struct kh_pool_u *pl;
-	size_t pi, last;
+	struct kh_pool_u *pl = &p->pools[pi];
 
-	if (len < sizeof(struct sockaddr_in) || pool_key(&k, netns_cookie, ep))
-		return -EINVAL;
-	for (pi = 0; pi < p->nr_pools; pi++)
-		if (!memcmp(&p->pools[pi].key, &k, sizeof(k)))
-			break;
-	if (pi == p->nr_pools)
-		return -ENOENT;
-	pl = &p->pools[pi];
-	/* no claim from here on; then every upstream goes */
 	bpf_map_delete_elem(p->o.map_pool, &pl->key);
-	for (uint32_t i = 0; i < pl->val.nr; i++) {
-		uint32_t s = pl->val.slots[i];
+	for (uint32_t s = 0; s < p->next_slot; s++) {
 		struct gammad_kh_slot sv;
 
-		if (p->slots[s].fd < 0)
+		if (p->slots[s].fd < 0 || p->slots[s].pool != (int)pi)
 			continue;
 		if (!bpf_map_lookup_elem(p->o.map_slot, &s, &sv) && sv.owner != GAMMAD_KH_OWNER_FREE &&
 		    sv.owner != GAMMAD_KH_OWNER_DEAD && sv.req_seq != sv.r.resp_seq && p->o.cut)
@@ -577,19 +788,73 @@ int kh_pools_del(struct kh_pools *p, uint64_t netns_cookie, const struct sockadd
 		sv = (struct gammad_kh_slot){ .owner = GAMMAD_KH_OWNER_DEAD };
 		bpf_map_update_elem(p->o.map_slot, &s, &sv, BPF_ANY);
 		slot_disarm(p, s);
+		p->slots[s].retiring = false;
 		p->free_ids[p->nr_free++] = s;
 	}
-	if (pl->netns_fd >= 0)
-		close(pl->netns_fd);
-	last = p->nr_pools - 1;
-	if (pi != last) {
-		p->pools[pi] = p->pools[last];
-		for (uint32_t i = 0; i < p->pools[pi].val.nr; i++)
-			p->slots[p->pools[pi].val.slots[i]].pool = (int)pi;
-	}
-	p->nr_pools--;
-	p->actions++;
+	pl->val.nr = 0;
+	pl->retiring = 0;
+	pool_remove(p, pi);
+}
+
+int kh_pools_del(struct kh_pools *p, uint64_t netns_cookie, const struct sockaddr *ep,
+		 socklen_t len)
+{
+	struct gammad_kh_pool_key k;
+	size_t pi;
+
+	if (len < sizeof(struct sockaddr_in) || pool_key(&k, netns_cookie, ep))
+		return -EINVAL;
+	for (pi = 0; pi < p->nr_pools; pi++)
+		if (!memcmp(&p->pools[pi].key, &k, sizeof(k)))
+			break;
+	if (pi == p->nr_pools)
+		return -ENOENT;
+	pool_del_at(p, pi);
 	return 0;
+}
+
+size_t kh_pools_prune(struct kh_pools *p, bool (*keep)(void *ctx, const struct gammad_kh_pool_key *k),
+		      void *ctx)
+{
+	size_t n = 0;
+
+	for (size_t pi = p->nr_pools; pi-- > 0;)
+		if (!keep(ctx, &p->pools[pi].key)) {
+			pool_del_at(p, pi);
+			n++;
+		}
+	return n;
+}
+
+socklen_t kh_pool_key_addr(const struct gammad_kh_pool_key *k, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (k->family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = k->port;
+		memcpy(&a->sin_addr, k->addr, 4);
+		return sizeof(*a);
+	}
+	if (k->family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = k->port;
+		memcpy(&a->sin6_addr, k->addr, 16);
+		return sizeof(*a);
+	}
+	return 0;
+}
+
+size_t kh_pools_upstreams(const struct kh_pools *p)
+{
+	size_t n = 0;
+
+	for (uint32_t s = 0; s < p->next_slot; s++)
+		n += p->slots[s].fd >= 0;
+	return n;
 }
 
 size_t kh_pools_count(const struct kh_pools *p)
@@ -612,8 +877,14 @@ int kh_pools_run(struct kh_pools *p)
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	for (int i = 0; i < n; i++) {
-		if (evs[i].data.u64 == RB_TAG)
+		if (evs[i].data.u64 == RB_TAG) {
 			ring_buffer__consume(p->rb);
+		} else if (evs[i].data.u64 == TIMER_TAG) {
+			uint64_t ticks;
+
+			if (read(p->tfd, &ticks, sizeof(ticks)) == sizeof(ticks))
+				pools_sweep(p);
+		}
 		else if (evs[i].data.u64 < GAMMAD_KH_SLOTS_MAX &&
 			 p->slots[evs[i].data.u64].fd >= 0)
 			on_hangup(p, (uint32_t)evs[i].data.u64);
@@ -683,7 +954,8 @@ static int slot_take(struct kh_pools *p, uint32_t s, int pi, int fd)
 	/* a hang-up while nobody watched is reported at once */
 	if (epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &ev))
 		return -errno;
-	p->slots[s] = (struct kh_slot_u){ .fd = fd, .pool = pi, .cookie = cookie, .srv = srv };
+	p->slots[s] = (struct kh_slot_u){ .fd = fd, .pool = pi, .cookie = cookie, .srv = srv,
+					  .seen_owner = GAMMAD_KH_OWNER_FREE, .used_ms = now_ms() };
 	return 0;
 }
 

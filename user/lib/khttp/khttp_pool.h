@@ -5,8 +5,19 @@
  * upstream sockets connected ahead of time from inside the client pod's
  * netns (the backend sees the pod's address), each one a slot of
  * gammad_khslot_v1 with its socket in gammad_khup_v1, so the client's
- * sk_msg program can claim one per request. Kept whole from the ring
- * buffer gammad_khev_v1 and the sockets' own hang-ups:
+ * sk_msg program can claim one per request. On demand (idle_ms > 0):
+ *  - a claim that finds no pool, or no free slot in one that can grow
+ *    (GAMMAD_KH_EV_MISS), makes the pool (the miss callback: the caller
+ *    decides and calls kh_pools_add with start free upstreams) or grows
+ *    it; that request is the engine's;
+ *  - a pool keeps "want" free upstreams: doubled (up to per_pool) by a
+ *    miss or a claim under the mark, halved after idle_ms without a new
+ *    claim, 0 when none of its upstreams is in use either;
+ *  - free upstreams beyond want that nobody used for idle_ms are closed:
+ *    out of the pool's list first, closed at the next sweep (a claim that
+ *    read the old list has ended by then; one that took the slot keeps it
+ *    until its client lets go); a pool left with no upstream is removed.
+ * Kept whole from the ring buffer gammad_khev_v1 and the sockets' own hang-ups:
  *  - a slot given up dead (its client left mid-response) is closed and
  *    armed again in place, never left for BPF to skip over;
  *  - a claim that leaves the pool with fewer than GAMMAD_KH_POOL_LOW free
@@ -35,6 +46,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+
+struct gammad_kh_pool_key;
 
 struct kh_pools;
 
@@ -68,6 +81,17 @@ struct kh_pool_opts {
 	 * instead of being flushed.
 	 */
 	bool adopt;
+	unsigned int start;		/* free upstreams of a new pool (0: per_pool) */
+	/*
+	 * > 0: pools on demand (above): free upstreams unused that long are
+	 * closed, pools with none left removed. 0: pools stay as added.
+	 */
+	unsigned int idle_ms;
+	/*
+	 * A claim found no pool for k: the caller may kh_pools_add it (from
+	 * inside this callback too). NULL: misses are ignored.
+	 */
+	void (*miss)(void *ctx, const struct gammad_kh_pool_key *k);
 	/* A client whose upstream died in the middle of a response (its cookie). */
 	void (*cut)(void *ctx, uint64_t client_cookie);
 	/* A client whose close-delimited response just ended with its upstream's close. */
@@ -92,8 +116,17 @@ int kh_pools_add(struct kh_pools *p, int netns_fd, const struct sockaddr *ep, so
  */
 int kh_pools_del(struct kh_pools *p, uint64_t netns_cookie, const struct sockaddr *ep,
 		 socklen_t len);
+/*
+ * Remove every pool keep() says no to (as kh_pools_del); the number removed.
+ */
+size_t kh_pools_prune(struct kh_pools *p, bool (*keep)(void *ctx, const struct gammad_kh_pool_key *k),
+		      void *ctx);
+/* The endpoint of a pool key as a socket address: its length, or 0. */
+socklen_t kh_pool_key_addr(const struct gammad_kh_pool_key *k, struct sockaddr_storage *ss);
 /* Pools kept now. */
 size_t kh_pools_count(const struct kh_pools *p);
+/* Upstream sockets held now (every armed slot, those being closed too). */
+size_t kh_pools_upstreams(const struct kh_pools *p);
 /* An fd that polls readable when kh_pools_run has work. */
 int kh_pools_fd(const struct kh_pools *p);
 /* Do that work, without blocking: actions taken, or -errno. */
