@@ -1446,6 +1446,9 @@ static void run_http(bool kernel, bool sockmap)
 	if (test__start_subtest("resp_edits"))
 		subtest_resp_edits(&e);
 	if (kernel && test__start_subtest("served_in_kernel")) {
+		test__printf("kernel HTTP pools after the subtests: %ld pools, %ld upstream sockets\n",
+			     pinned_entries(e.ag.pin_dir, GAMMAD_MAP_KH_POOL),
+			     pinned_entries(e.ag.pin_dir, GAMMAD_MAP_KH_UP));
 		kh_scrape(&e, &served, &engine);
 		ctl = gammactl_served(&e);
 		test__printf("kernel HTTP over all subtests: %.0f served in the kernel, %.0f handed "
