@@ -23,8 +23,13 @@
 
 /* Free upstreams a busy pool keeps ahead of the next claims. */
 #define KH_PER_POOL 8
-/* Free upstreams of a pool its first miss makes (a claim under the mark doubles it). */
-#define KH_START 2
+/*
+ * Free upstreams of a pool its first miss makes: as many as a busy pool
+ * keeps. Fewer sent the connections of a burst at a cold pool to the
+ * engine for good (agent_http_kernel/keepalive_10k: 8 of 10 connections
+ * with 2); a pool idles down to none anyway.
+ */
+#define KH_START KH_PER_POOL
 /* An upstream unused that long is closed (--kernel-http-idle). */
 #define KH_IDLE_MS_DEFAULT 30000
 
