@@ -445,6 +445,18 @@ static __always_inline bool kh_pool_eq(const struct gammad_kh_pool_key *a,
 	       x[3] == y[3];
 }
 
+/*
+ * A claim found no pool or no free slot (EV_MISS). Misses repeat with
+ * every request until the agent has made the pool: never into a ring
+ * buffer more than a quarter full, so they cannot crowd out a dead slot's
+ * event, which must arrive.
+ */
+static __always_inline void kh_miss(const struct gammad_kh_pool_key *pk)
+{
+	if (bpf_ringbuf_query(&gammad_khev_v1, BPF_RB_AVAIL_DATA) < 64 * 1024)
+		kh_event(GAMMAD_KH_EV_MISS, GAMMAD_KH_SLOTS_MAX, pk);
+}
+
 /* Free slots of the pool after position claimed (of nr). */
 static __always_inline __u32 kh_pool_free_after(const struct gammad_kh_pool *pool, __u32 nr,
 						__u32 claimed)
@@ -483,7 +495,7 @@ static __always_inline int kh_slot_claim(struct gammad_kh_conn *c,
 
 	pool = bpf_map_lookup_elem(&gammad_khpool_v1, pk);
 	if (!pool) {
-		kh_event(GAMMAD_KH_EV_MISS, GAMMAD_KH_SLOTS_MAX, pk);
+		kh_miss(pk);
 		return -1;
 	}
 	nr = pool->nr;
@@ -515,7 +527,7 @@ static __always_inline int kh_slot_claim(struct gammad_kh_conn *c,
 		return id;
 	}
 	if (nr < GAMMAD_KH_POOL_MAX)
-		kh_event(GAMMAD_KH_EV_MISS, GAMMAD_KH_SLOTS_MAX, pk);
+		kh_miss(pk);
 	return -1;
 }
 

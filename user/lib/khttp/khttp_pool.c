@@ -502,6 +502,11 @@ static void pool_shrink(struct kh_pools *p, int pi, uint64_t now)
 			u->seen_owner = sv.owner;
 			u->seen_seq = sv.req_seq;
 		}
+		if (sv.owner == GAMMAD_KH_OWNER_DEAD) {
+			slot_rearm(p, pl->val.slots[i]);	/* its event was lost (a full ring) */
+			busy++;
+			continue;
+		}
 		if (sv.owner != GAMMAD_KH_OWNER_FREE) {
 			busy++;
 			continue;
