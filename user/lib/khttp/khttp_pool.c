@@ -356,8 +356,9 @@ static void pool_more(struct kh_pools *p, int pi)
 	struct kh_pool_u *pl = &p->pools[pi];
 
 	pl->claimed_ms = now_ms();
+	/* one that idled down to nothing starts again as a new pool */
 	if (pl->want < p->o.per_pool)
-		pl->want = pl->want ? pl->want * 2 : 1;
+		pl->want = pl->want ? pl->want * 2 : p->o.start;
 	if (pl->want > p->o.per_pool)
 		pl->want = p->o.per_pool;
 	pool_refill(p, pi);
