@@ -553,8 +553,9 @@ static void pool_remove(struct kh_pools *p, size_t pi)
 		close(p->pools[pi].netns_fd);
 	if (pi != last) {
 		p->pools[pi] = p->pools[last];
+		/* every slot, armed or not: one whose re-arm failed is still in its list */
 		for (uint32_t s = 0; s < p->next_slot; s++)
-			if (p->slots[s].fd >= 0 && p->slots[s].pool == (int)last)
+			if (p->slots[s].pool == (int)last)
 				p->slots[s].pool = (int)pi;
 	}
 	p->nr_pools--;
