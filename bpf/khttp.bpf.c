@@ -36,14 +36,62 @@ static __always_inline int kh_to_engine(struct sk_msg_md *msg, struct gammad_kh_
 
 		bpf_map_update_elem(&gammad_khho_v1, &cookie, &slot, BPF_ANY);
 	}
-	c->state = GAMMAD_KHC_ENGINE;
-	if (!msg_kern(msg)->sk_redir && !(c->flags & GAMMAD_KHC_F_INGRESS))
+	if (!msg_kern(msg)->sk_redir && !(c->flags & GAMMAD_KHC_F_INGRESS)) {
+		/*
+		 * No upstream yet (the agent makes the pool now): this request
+		 * is the engine's, over TCP; the connection may come back once
+		 * the engine has answered it (kh_returned).
+		 */
+		if (reason == GAMMAD_KH_R_NO_UPSTREAM && c->state == GAMMAD_KHC_KERNEL) {
+			struct gammad_kh_ret r = {};
+
+			if (!bpf_map_update_elem(&gammad_khret_v1, &cookie, &r, BPF_ANY))
+				c->flags |= GAMMAD_KHC_F_RETURN;
+		}
+		c->state = GAMMAD_KHC_ENGINE;
 		return SK_PASS;
+	}
+	c->state = GAMMAD_KHC_ENGINE;
+	c->flags &= ~GAMMAD_KHC_F_RETURN;
 	c->flags |= GAMMAD_KHC_F_INGRESS;
 	if (bpf_msg_redirect_hash(msg, &gammad_khag_v1, &cookie, BPF_F_INGRESS) == SK_PASS)
 		return SK_PASS;
 	kh_count(GAMMAD_KH_R_ENGINE_LOST);
 	return SK_DROP;
+}
+
+/*
+ * A connection the engine took for a miss comes back (F_RETURN) when the
+ * engine said it holds nothing of it (gammad_khret_v1 ready: rx bytes
+ * received and read, tx bytes its answers make, the last one included)
+ * and the client's TCP shows exactly that: everything it sent over TCP
+ * acked and no more than rx (so the engine has read it all and this
+ * message is the first after), and it has received and read tx bytes of
+ * the engine's (so nothing of the engine's can come after the kernel's
+ * answer to this request). Anything else, it stays the engine's: a client
+ * that pipelines, one whose ACK is late, an entry the engine wrote before
+ * its last request (rx counts only what came before). The client's socket
+ * is locked by this send: its fields can only lag (segments in its
+ * backlog), which refuses, never returns too early. Read-only view. The
+ * client's bytes_acked counts its SYN too (the SYN-ACK's ack goes through
+ * tcp_ack); the engine's bytes_received counts data alone.
+ */
+static __always_inline bool kh_returned(struct bpf_sock *sk, struct gammad_kh_conn *c)
+{
+	__u64 cookie = c->cookie;
+	struct gammad_kh_ret *r = bpf_map_lookup_elem(&gammad_khret_v1, &cookie);
+	struct tcp_sock *tp;
+
+	if (!r || !r->ready)
+		return false;
+	tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+	if (tp->write_seq != tp->snd_una || tp->bytes_acked != r->rx + 1 ||
+	    tp->bytes_received != r->tx || tp->rcv_nxt != tp->copied_seq)
+		return false;
+	bpf_map_delete_elem(&gammad_khret_v1, &cookie);
+	c->state = GAMMAD_KHC_KERNEL;
+	c->flags &= ~GAMMAD_KHC_F_RETURN;
+	return true;
 }
 
 /* The agent accepted the engine's end (its accept takes the khck entry). */
@@ -353,7 +401,8 @@ int gammad_kh_client(struct sk_msg_md *msg)
 			return kh_rest(msg, c, len - fw->end);
 		fw->armed = 0;
 	}
-	if (c->state != GAMMAD_KHC_KERNEL)
+	if (c->state != GAMMAD_KHC_KERNEL &&
+	    (!(c->flags & GAMMAD_KHC_F_RETURN) || !kh_returned(sk, c)))
 		return kh_to_engine(msg, c, 0);
 	/*
 	 * The first message takes the connection from the engine's sniff

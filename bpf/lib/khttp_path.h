@@ -112,6 +112,12 @@ struct {
 	__type(key, __u64);
 	__type(value, __u32);
 } gammad_khho_v1 SEC(".maps");
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct gammad_kh_ret);
+} gammad_khret_v1 SEC(".maps");
 GAMMAD_HASH(gammad_khupc_v1, __u64, __u32, GAMMAD_KH_SLOTS_MAX);
 GAMMAD_HASH(gammad_khpool_v1, struct gammad_kh_pool_key, struct gammad_kh_pool, 16384);
 

@@ -907,6 +907,24 @@ _Static_assert(sizeof(struct gammad_kh_verdict) == 44, "gammad_kh_verdict");
  * responses until that slot's are all delivered (they would overtake them).
  */
 #define GAMMAD_MAP_KH_HANDOVER	"gammad_khho_v1"
+/*
+ * Client cookie -> struct gammad_kh_ret: a connection handed to the engine
+ * because its request found no upstream (a pool not made yet, or full) may
+ * come back. The kernel writes the entry (ready 0) at that hand-over; the
+ * engine, once it has answered everything and holds nothing of the client,
+ * writes ready with what its socket has received and will have sent; the
+ * client's next message returns the connection to the kernel only when
+ * the client's own TCP says both are exactly so (bpf/khttp.bpf.c,
+ * kh_returned).
+ */
+#define GAMMAD_MAP_KH_RETURN	"gammad_khret_v1"
+
+struct gammad_kh_ret {
+	__u64 rx;		/* data bytes the engine's socket received, all read */
+	__u64 tx;		/* data bytes the engine's socket carries, its last answer's included */
+	__u32 ready;		/* 0: the engine serves it; 1: rx and tx hold */
+	__u32 pad;
+};
 
 /*
  * Same-node server sockets (gammad run --kernel-http --sockmap): when a
@@ -955,7 +973,7 @@ _Static_assert(sizeof(struct gammad_kh_srv) == 16, "gammad_kh_srv");
 
 enum gammad_kh_conn_state {
 	GAMMAD_KHC_KERNEL = 1,		/* requests decided here */
-	GAMMAD_KHC_ENGINE,		/* the engine's, for good */
+	GAMMAD_KHC_ENGINE,		/* the engine's, for good (but F_RETURN) */
 };
 
 enum gammad_kh_conn_flags {
@@ -964,6 +982,7 @@ enum gammad_kh_conn_flags {
 	GAMMAD_KHC_F_INGRESS = 1 << 2,		/* to the engine by its socket's ingress */
 	/* corked for a body to reach a same-node server whole (khttp.bpf.c, kh_forward) */
 	GAMMAD_KHC_F_BODY_CORK = 1 << 3,
+	GAMMAD_KHC_F_RETURN = 1 << 4,		/* the engine's for a miss: may come back (gammad_khret_v1) */
 };
 
 /* Per client socket (socket storage gammad_khc_v1). */

@@ -1213,6 +1213,8 @@ int agent_engine_start(struct agent *a, uint16_t port)
 	if (a->kh_dp) {
 		eo.kernel_claim = steer_kernel_claim;
 		eo.kernel_pending = steer_kernel_pending;
+		eo.kernel_returnable = steer_kernel_returnable;
+		eo.kernel_return = steer_kernel_return;
 		eo.kernel_state = steer_kernel_state;
 	}
 	a->engine = engine_new(&eo);

@@ -170,6 +170,7 @@ int agent_kh_start(struct agent *a)
 		.ag = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_AGENT),
 		.fm = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_FIRST),
 		.ho = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_HANDOVER),
+		.ret = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_RETURN),
 		.slot = po.map_slot,
 		.backlog = k->backlog,
 	});

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Per-pod engine listeners and the accept loop: see steer.h. */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -14,7 +15,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <sys/ioctl.h>
 
 #include <bpf/bpf.h>
 
@@ -58,7 +61,7 @@ struct steer {
 	struct engine *engine;
 	int epfd, wake_fd, origdst_fd, engns_fd;
 	int kh_ck_fd, kh_ag_fd, kh_fm_fd;	/* the kernel HTTP path; -1: off */
-	int kh_ho_fd, kh_slot_fd;
+	int kh_ho_fd, kh_slot_fd, kh_ret_fd;
 	struct kh_backlog *kh_backlog;
 	struct backend_ids *be_ids;	/* steer_backend_id() */
 	pthread_t thread;
@@ -116,7 +119,7 @@ int steer_new(struct dp *dp, uint16_t port, struct steer **out)
 	if (!s)
 		return -ENOMEM;
 	s->epfd = s->wake_fd = -1;
-	s->kh_ck_fd = s->kh_ag_fd = s->kh_fm_fd = s->kh_ho_fd = s->kh_slot_fd = -1;
+	s->kh_ck_fd = s->kh_ag_fd = s->kh_fm_fd = s->kh_ho_fd = s->kh_slot_fd = s->kh_ret_fd = -1;
 	s->dp = dp;
 	s->port = port;
 	s->next_id = 1;
@@ -197,6 +200,7 @@ void steer_set_khttp(struct steer *s, const struct steer_kh_fds *fds)
 	s->kh_ag_fd = fds->ag;
 	s->kh_fm_fd = fds->fm;
 	s->kh_ho_fd = fds->ho;
+	s->kh_ret_fd = fds->ret;
 	s->kh_slot_fd = fds->slot;
 	s->kh_backlog = fds->backlog;
 }
@@ -215,6 +219,45 @@ bool steer_kernel_pending(void *ctx, uint64_t cookie)
 		return true;
 	bpf_map_delete_elem(s->kh_ho_fd, &cookie);
 	return false;
+}
+
+bool steer_kernel_returnable(void *ctx, uint64_t cookie)
+{
+	struct steer *s = ctx;
+	struct gammad_kh_ret r;
+
+	return s->kh_ret_fd >= 0 && !bpf_map_lookup_elem(s->kh_ret_fd, &cookie, &r);
+}
+
+/*
+ * What the engine's socket fd has received (all read: a peek finds
+ * nothing after the count was taken, so no byte is counted that the
+ * engine has not read) and what it will have sent (acked + not acked
+ * yet, read between two equal SIOCOUTQ: no ACK moved the count, + the
+ * out_len bytes still to send). The client's next message compares
+ * them with its own TCP (kh_returned). SIOCINQ would not do: a socket in
+ * a sockhash answers it with its sockmap queue alone.
+ */
+bool steer_kernel_return(void *ctx, uint64_t cookie, int fd, size_t out_len)
+{
+	struct steer *s = ctx;
+	struct gammad_kh_ret r = { .ready = 1 };
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int outq, outq2;
+	char b;
+
+	if (s->kh_ret_fd < 0 || ioctl(fd, SIOCOUTQ, &outq) ||
+	    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received) ||
+	    ioctl(fd, SIOCOUTQ, &outq2) || outq != outq2 || outq < 0)
+		return false;
+	if (recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 || errno != EAGAIN)
+		return false;
+	r.rx = ti.tcpi_bytes_received;
+	r.tx = ti.tcpi_bytes_acked + (uint64_t)outq + out_len;
+	/* only over the kernel's own entry: an evicted one is not asked for */
+	return !bpf_map_update_elem(s->kh_ret_fd, &cookie, &r, BPF_EXIST);
 }
 
 /* A dup of the netns fd of the engine's netns_ctx, or -errno (-ESRCH: the pod is gone). */
@@ -278,7 +321,7 @@ static bool sock_established(int fd)
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
 
-	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) || ti.tcpi_state == TCP_ESTABLISHED;
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) || ti.tcpi_state == BPF_TCP_ESTABLISHED;
 }
 
 /*

@@ -68,7 +68,7 @@ void steer_set_engine(struct steer *s, struct engine *e);
 struct kh_backlog;
 
 struct steer_kh_fds {
-	int ck, ag, fm, ho, slot;
+	int ck, ag, fm, ho, slot, ret;
 	struct kh_backlog *backlog;	/* khttp/khttp_backlog.h, borrowed; NULL: none */
 };
 void steer_set_khttp(struct steer *s, const struct steer_kh_fds *fds);
@@ -82,6 +82,9 @@ uint64_t steer_kh_adopt(struct steer *s, void *netns_ctx, int fd);
 /* engine_opts.kernel_claim and kernel_pending: ctx is the steer. */
 bool steer_kernel_claim(void *ctx, uint64_t cookie);
 bool steer_kernel_pending(void *ctx, uint64_t cookie);
+/* engine_opts.kernel_returnable and kernel_return (gammad_khret_v1). */
+bool steer_kernel_returnable(void *ctx, uint64_t cookie);
+bool steer_kernel_return(void *ctx, uint64_t cookie, int fd, size_t out_len);
 /*
  * engine_opts.kernel_state: the slot's state from gammad_khslot_v1, the
  * client's sockmap backlog from the iterator (read in its netns; without

@@ -199,6 +199,21 @@ struct engine_opts {
 	 */
 	unsigned int (*kernel_state)(void *ctx, uint64_t cookie, void *netns_ctx, uint32_t slot,
 				     unsigned int want);
+	/*
+	 * The kernel handed this connection over for a miss (no upstream of
+	 * its own yet) and takes it back once the engine is done: asked once
+	 * per hand-over. NULL: never.
+	 */
+	bool (*kernel_returnable)(void *ctx, uint64_t cookie);
+	/*
+	 * The engine has answered every request of the client and holds none
+	 * of its bytes; out_len bytes of its last answer are still to go out
+	 * on fd, and nothing after them. true: the kernel takes the connection
+	 * at the client's next message if the client's TCP shows exactly that
+	 * (else that message comes here as a hand-over), so the engine treats
+	 * it as the kernel's again. false: it stays the engine's.
+	 */
+	bool (*kernel_return)(void *ctx, uint64_t cookie, int fd, size_t out_len);
 };
 
 #define ENGINE_KH_DRAINED	1u
@@ -215,6 +230,7 @@ struct engine_stats {
 	uint64_t upstream_reused;	/* requests sent on a pooled connection */
 	uint64_t passthroughs;		/* connections passed through at L4 (not HTTP) */
 	uint64_t kernel_relays;		/* slow kernel-served readers relayed (engine_kernel_relay) */
+	uint64_t kernel_returns;	/* connections given back to the kernel after a miss */
 };
 
 struct engine;

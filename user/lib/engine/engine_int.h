@@ -80,6 +80,7 @@ struct cconn {
 	enum cstate state;
 	bool kernel;			/* silent, the kernel serves it: no timers */
 	bool kh_hold, kh_quiet;		/* our responses wait for the kernel's (kernel_pending) */
+	bool kh_ret;			/* the kernel takes it back when we are done (kernel_return) */
 	bool sock_later;		/* eng_sock_setup when the engine first serves it (kernel) */
 	uint8_t kh_eof;			/* ticks left before its FIN (engine_kernel_eof), 0: none */
 	struct krelay rl;		/* a slow reader's upstream, relayed (engine_relay.c) */
@@ -311,6 +312,8 @@ bool eng_relay_run(struct engine *e, struct cconn *c, int *cerr);
 void eng_relay_tick(struct engine *e, struct cconn *c);
 /* engine_conn.c: a client's close frees its relay */
 void eng_relay_free(struct engine *e, struct cconn *c);
+/* A request ended: a connection the kernel handed over for a miss goes back to it. */
+void eng_kernel_give_back(struct engine *e, struct cconn *c);
 /* The kernel's response is whole at the client: a FIN, then drain what it sends. */
 void eng_kernel_fin(struct engine *e, struct cconn *c);
 /* A client the kernel registered gets eng_sock_setup here, when the engine takes it. */

@@ -1062,6 +1062,8 @@ static bool step_req(struct engine *e, struct cconn *c)
 		u = c->up;
 		eng_request_end(e, c, u && c->up_reusable && !u->in.len);
 		c->state = c->close_after ? CS_CLOSING : CS_HEAD;
+		if (c->kh_ret && c->state == CS_HEAD)
+			eng_kernel_give_back(e, c);
 		return true;
 	}
 	if (c->resp_done && c->up) {
@@ -1137,6 +1139,8 @@ static bool step_sniff(struct engine *e, struct cconn *c)
 		c->kh_hold = e->o.kernel_pending && e->o.kernel_pending(e->o.ctx,
 									 c->origin.kernel_cookie);
 		c->kh_quiet = !c->kh_hold;	/* asked once */
+		c->kh_ret = e->o.kernel_returnable &&
+			    e->o.kernel_returnable(e->o.ctx, c->origin.kernel_cookie);
 	}
 	switch (eng_h2_sniff(&c->in)) {
 	case H2_PREFACE:
