@@ -47,6 +47,7 @@ struct kh_pool_u {
 	uint64_t claimed_ms;	/* a new claim seen last (a miss, an event, a sweep) */
 	uint64_t decay_ms;	/* want halved last */
 	uint64_t fail_ms;	/* an upstream failed to connect last, 0: never */
+	bool retry;		/* a miss came while refills waited out fail_ms: the sweep refills */
 };
 
 struct kh_pools {
@@ -343,8 +344,11 @@ static void pool_refill(struct kh_pools *p, int pi)
 {
 	struct kh_pool_u *pl = &p->pools[pi];
 
-	if (pl->fail_ms && now_ms() - pl->fail_ms < RETRY_MS)
+	if (pl->fail_ms && now_ms() - pl->fail_ms < RETRY_MS) {
+		pl->retry = true;
 		return;
+	}
+	pl->retry = false;
 	for (unsigned int n = pool_free(p, pi); n < pl->want; n++)
 		if (pool_grow(p, pi))
 			break;
@@ -375,6 +379,7 @@ static int pool_find(const struct kh_pools *p, const struct gammad_kh_pool_key *
 /* A claim found no pool for k, or no free upstream in it (GAMMAD_KH_EV_MISS). */
 static void on_miss(struct kh_pools *p, const struct gammad_kh_pool_key *k)
 {
+	struct gammad_kh_pool cur;
 	int pi = pool_find(p, k);
 
 	if (pi < 0) {
@@ -382,6 +387,13 @@ static void on_miss(struct kh_pools *p, const struct gammad_kh_pool_key *k)
 			p->o.miss(p->o.ctx, k);	/* the caller's to make (kh_pools_add) */
 		return;
 	}
+	/*
+	 * The claim found no pool: the map must name what this one holds (a
+	 * write that failed would leave free upstreams no claim can see, and
+	 * every miss of it ignored).
+	 */
+	if (p->pools[pi].val.nr && bpf_map_lookup_elem(p->o.map_pool, k, &cur) && errno == ENOENT)
+		pool_write(p, pi);
 	/* one burst of misses grows it once: the first has free ones made */
 	if (!pool_free(p, pi))
 		pool_more(p, pi);
@@ -577,8 +589,12 @@ static void pools_sweep(struct kh_pools *p)
 		    (bpf_map_lookup_elem(p->o.map_slot, &s, &sv) ||
 		     sv.owner == GAMMAD_KH_OWNER_FREE || sv.owner == GAMMAD_KH_OWNER_DEAD))
 			slot_reap(p, s);
-	for (size_t pi = 0; pi < p->nr_pools; pi++)
+	for (size_t pi = 0; pi < p->nr_pools; pi++) {
+		/* a miss refused while its endpoint had refused (fail_ms): tried now */
+		if (p->pools[pi].retry)
+			pool_refill(p, (int)pi);
 		pool_shrink(p, (int)pi, now);
+	}
 	/* no upstream left and no claim for idle_ms: the next miss makes it again */
 	for (size_t pi = p->nr_pools; pi-- > 0;)
 		if (!p->pools[pi].val.nr && !p->pools[pi].retiring &&
