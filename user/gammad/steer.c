@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Per-pod engine listeners and the accept loop: see steer.h. */
 #include <errno.h>
-#include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,9 +14,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <linux/sockios.h>
-#include <linux/tcp.h>
-#include <sys/ioctl.h>
+#include <netinet/tcp.h>
 
 #include <bpf/bpf.h>
 
@@ -26,6 +23,7 @@
 #include "datapath/netns_sock.h"
 #include "engine/engine.h"
 #include "khttp/khttp_backlog.h"
+#include "khttp/khttp_return.h"
 #include "steer.h"
 
 #define STEER_EVENTS 64
@@ -229,35 +227,11 @@ bool steer_kernel_returnable(void *ctx, uint64_t cookie)
 	return s->kh_ret_fd >= 0 && !bpf_map_lookup_elem(s->kh_ret_fd, &cookie, &r);
 }
 
-/*
- * What the engine's socket fd has received (all read: a peek finds
- * nothing after the count was taken, so no byte is counted that the
- * engine has not read) and what it will have sent (acked + not acked
- * yet, read between two equal SIOCOUTQ: no ACK moved the count, + the
- * out_len bytes still to send). The client's next message compares
- * them with its own TCP (kh_returned). SIOCINQ would not do: a socket in
- * a sockhash answers it with its sockmap queue alone.
- */
 bool steer_kernel_return(void *ctx, uint64_t cookie, int fd, size_t out_len)
 {
 	struct steer *s = ctx;
-	struct gammad_kh_ret r = { .ready = 1 };
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
-	int outq, outq2;
-	char b;
 
-	if (s->kh_ret_fd < 0 || ioctl(fd, SIOCOUTQ, &outq) ||
-	    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
-	    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received) ||
-	    ioctl(fd, SIOCOUTQ, &outq2) || outq != outq2 || outq < 0)
-		return false;
-	if (recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 || errno != EAGAIN)
-		return false;
-	r.rx = ti.tcpi_bytes_received;
-	r.tx = ti.tcpi_bytes_acked + (uint64_t)outq + out_len;
-	/* only over the kernel's own entry: an evicted one is not asked for */
-	return !bpf_map_update_elem(s->kh_ret_fd, &cookie, &r, BPF_EXIST);
+	return s->kh_ret_fd >= 0 && !kh_return_mark(s->kh_ret_fd, cookie, fd, out_len);
 }
 
 /* A dup of the netns fd of the engine's netns_ctx, or -errno (-ESRCH: the pod is gone). */
@@ -321,7 +295,7 @@ static bool sock_established(int fd)
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
 
-	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) || ti.tcpi_state == BPF_TCP_ESTABLISHED;
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) || ti.tcpi_state == TCP_ESTABLISHED;
 }
 
 /*

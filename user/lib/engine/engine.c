@@ -135,6 +135,9 @@ static void client_new(struct engine *e, struct pending *p)
 	/* CS_SNIFF: since when the client said nothing; a handed-over one is HTTP */
 	c->state = p->http ? CS_HEAD : CS_SNIFF;
 	c->head_start = p->http ? 0 : e->now;
+	/* a predecessor's, handed over for a miss before it could give it back */
+	c->kh_ret = p->http && p->origin.kernel_cookie && e->o.kernel_returnable &&
+		    e->o.kernel_returnable(e->o.ctx, p->origin.kernel_cookie);
 	c->rd_ready = c->wr_ready = true;
 	/* non-blocking whoever made it: one ioctl, not F_GETFL + F_SETFL per connection */
 	if (ioctl(c->fd, FIONBIO, &one))
