@@ -45,6 +45,7 @@
 #include "khttp/khttp.h"
 #include "khttp/khttp_pool.h"
 #include "khttp/khttp_backlog.h"
+#include "khttp/khttp_return.h"
 #include "datapath/cgroup.h"
 #include "lib/netns.h"
 #include "lib/translate_fixture.h"
@@ -644,6 +645,92 @@ static int env_pools(struct env *e)
 		if (!ASSERT_EQ(kh_pools_slot_srv(e->pools, sl) != 0, e->samenode, "paired"))
 			return -1;
 	return 0;
+}
+
+/* The pool of backend b in the map (its key as the kernel builds it). */
+static bool pool_of(const struct env *e, int b, struct gammad_kh_pool_key *k,
+		    struct gammad_kh_pool *v)
+{
+	int fd = bpf_map__fd(e->skel->maps.gammad_khpool_v1);
+	void *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, k)) {
+		if (k->port == htons(e->port[b]) && !bpf_map_lookup_elem(fd, k, v))
+			return true;
+		prev = k;
+	}
+	return false;
+}
+
+/*
+ * A request that finds no pool (made on demand) is the engine's alone:
+ * over TCP, counted no_upstream. The engine marks what its socket holds
+ * (kh_return_mark, as the agent's engine does before the last bytes of
+ * its answer) and the client's next request, sent after it read that
+ * answer, is the kernel's again. A client that sends before it read the
+ * engine's answer stays the engine's (the kernel's answer would be read
+ * first), and so does one whose bytes the engine has not marked.
+ */
+static void test_miss_return(struct env *e)
+{
+	static const char req[] = "GET /one HTTP/1.1\r\nHost: a\r\n\r\n";
+	static const char req2[] = "GET /one/2 HTTP/1.1\r\nHost: a\r\n\r\n";
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	int pool_fd = bpf_map__fd(e->skel->maps.gammad_khpool_v1);
+	int ret_fd = bpf_map__fd(e->skel->maps.gammad_khret_v1);
+	struct client c = { -1, -1, 0 }, d = { -1, -1, 0 };
+	struct gammad_kh_pool_key pk;
+	struct gammad_kh_pool pv;
+	struct pollfd pf;
+	uint64_t served = khst(e, GAMMAD_KH_R_SERVED), miss = khst(e, GAMMAD_KH_R_NO_UPSTREAM);
+
+	if (!ASSERT_TRUE(pool_of(e, 0, &pk, &pv), "the pool of backend 0"))
+		return;
+	/* no pool yet: the request at the engine's socket, over TCP */
+	if (!ASSERT_OK(bpf_map_delete_elem(pool_fd, &pk), "pool gone") ||
+	    !ASSERT_OK(client_open(e, &c), "client") ||
+	    !ASSERT_TRUE(send_all(c.cli, req, strlen(req)), "send") ||
+	    !expect_str(c.peer, req, "the missing request at the engine"))
+		goto out;
+	ASSERT_EQ(khst(e, GAMMAD_KH_R_NO_UPSTREAM) - miss, 1, "counted no_upstream");
+	/* the agent made the pool; the engine marks, then sends its answer */
+	if (!ASSERT_OK(bpf_map_update_elem(pool_fd, &pk, &pv, BPF_ANY), "pool made") ||
+	    !ASSERT_OK(kh_return_mark(ret_fd, c.cookie, c.peer, strlen(resp)), "marked") ||
+	    !ASSERT_TRUE(send_all(c.peer, resp, strlen(resp)), "engine send") ||
+	    !expect_str(c.cli, resp, "the engine's answer"))
+		goto out;
+	/* back in the kernel: at the backend, nothing more at the engine */
+	if (!round_trip(e, &c, 0, req2, NULL, resp))
+		goto out;
+	ASSERT_TRUE(quiet(c.peer, 20), "the engine saw nothing more");
+	ASSERT_EQ(khst(e, GAMMAD_KH_R_SERVED) - served, 1, "served in the kernel");
+	/* a client that sends before reading the engine's answer */
+	if (!ASSERT_OK(bpf_map_delete_elem(pool_fd, &pk), "pool gone") ||
+	    !ASSERT_OK(client_open(e, &d), "client") ||
+	    !ASSERT_TRUE(send_all(d.cli, req, strlen(req)), "send") ||
+	    !expect_str(d.peer, req, "the missing request at the engine") ||
+	    !ASSERT_OK(bpf_map_update_elem(pool_fd, &pk, &pv, BPF_ANY), "pool made") ||
+	    !ASSERT_OK(kh_return_mark(ret_fd, d.cookie, d.peer, strlen(resp)), "marked") ||
+	    !ASSERT_TRUE(send_all(d.peer, resp, strlen(resp)), "engine send"))
+		goto out;
+	pf = (struct pollfd){ .fd = d.cli, .events = POLLIN };
+	if (!ASSERT_EQ(poll(&pf, 1, 2000), 1, "the answer at the client, not read"))
+		goto out;
+	if (!ASSERT_TRUE(send_all(d.cli, req2, strlen(req2)), "send") ||
+	    !expect_str(d.peer, req2, "still the engine's: the next request at the engine") ||
+	    !expect_str(d.cli, resp, "the engine's answer"))
+		goto out;
+	/* the engine has not marked what it read since: still the engine's */
+	if (!ASSERT_TRUE(send_all(d.peer, resp, strlen(resp)), "engine send") ||
+	    !expect_str(d.cli, resp, "the engine's second answer") ||
+	    !ASSERT_TRUE(send_all(d.cli, req, strlen(req)), "send") ||
+	    !expect_str(d.peer, req, "unmarked: at the engine"))
+		goto out;
+	ASSERT_EQ(khst(e, GAMMAD_KH_R_SERVED) - served, 1, "nothing more served in the kernel");
+out:
+	bpf_map_update_elem(pool_fd, &pk, &pv, BPF_ANY);
+	client_close(&c);
+	client_close(&d);
 }
 
 static void test_forward(struct env *e)
@@ -2015,6 +2102,8 @@ static void run(bool samenode)
 		goto out_tfx;
 	if (SUBTEST("forward"))
 		test_forward(&e);
+	if (SUBTEST("miss_return"))
+		test_miss_return(&e);
 	if (SUBTEST("redirect"))
 		test_redirect(&e);
 	if (SUBTEST("alternate"))
