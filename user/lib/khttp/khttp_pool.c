@@ -47,7 +47,7 @@ struct kh_pool_u {
 	uint64_t claimed_ms;	/* a new claim seen last (a miss, an event, a sweep) */
 	uint64_t decay_ms;	/* want halved last */
 	uint64_t fail_ms;	/* an upstream failed to connect last, 0: never */
-	bool retry;		/* a miss came while refills waited out fail_ms: the sweep refills */
+	bool retry;		/* a refill failed or waited out fail_ms: the sweep refills */
 };
 
 struct kh_pools {
@@ -319,6 +319,7 @@ static int pool_grow(struct kh_pools *p, int pi)
 	if (err) {
 		p->free_ids[p->nr_free++] = s;
 		pl->fail_ms = now_ms();
+		pl->retry = true;	/* the sweep tries again after RETRY_MS */
 		return err;
 	}
 	pl->val.slots[pl->val.nr++] = s;
@@ -590,7 +591,7 @@ static void pools_sweep(struct kh_pools *p)
 		     sv.owner == GAMMAD_KH_OWNER_FREE || sv.owner == GAMMAD_KH_OWNER_DEAD))
 			slot_reap(p, s);
 	for (size_t pi = 0; pi < p->nr_pools; pi++) {
-		/* a miss refused while its endpoint had refused (fail_ms): tried now */
+		/* a refill that failed, or a miss refused meanwhile (fail_ms): tried again */
 		if (p->pools[pi].retry)
 			pool_refill(p, (int)pi);
 		pool_shrink(p, (int)pi, now);
