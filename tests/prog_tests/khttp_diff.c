@@ -531,6 +531,58 @@ static void report_prog(struct bpf_program *prog)
 			     GAMMAD_KH_FIELDS_MAX, GAMMAD_KH_ENTRIES_MAX);
 }
 
+/* One decision of head (n bytes) against table tab (none there: the parse alone), timed: ns, or 0. */
+static unsigned cost_one(struct run *r, struct gammad_kh_scratch *s, const char *head, size_t n,
+			 uint32_t tab)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .repeat = 20000);
+	char pkt[64] = { 0 };
+	uint32_t zero = 0;
+
+	o.data_in = pkt;
+	o.data_size_in = sizeof(pkt);
+	khu_scratch(s, head, n, 1, 2);
+	s->tab = tab;
+	if (!ASSERT_OK(bpf_map_update_elem(r->scratch_fd, &zero, s, BPF_ANY), "scratch") ||
+	    !ASSERT_OK(bpf_prog_test_run_opts(bpf_program__fd(r->skel->progs.kh_time), &o),
+		       "test run"))
+		return 0;
+	return o.duration;
+}
+
+/*
+ * The bench's request (tools/bench/client.c, 64 bytes) against the bench's
+ * route (one rule, PathPrefix /, one backend): what the client program's
+ * decision costs on the path bench/results/khttp/remote-breakdown.md splits.
+ */
+static void cost_bench(struct run *r, struct gammad_kh_scratch *s)
+{
+	static const char head[] = "GET / HTTP/1.1\r\nHost: bench\r\nX-Pad: "
+				   "xxxxxxxxxxxxxxxxxxxxxxxx\r\n\r\n";
+	static const char yaml[] =
+		"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+		"metadata: {name: cost, namespace: app}\nspec:\n"
+		"  parentRefs: [{group: \"\", kind: Service, name: a, port: 80}]\n  rules:\n"
+		"  - matches: [{path: {type: PathPrefix, value: /}}]\n"
+		"    backendRefs: [{name: b1, port: 80}]\n";
+	struct kh_image img;
+	struct tfx f;
+	unsigned full, parse;
+
+	if (!ASSERT_OK(tfx_setup(&f, yaml), "setup"))
+		return;
+	if (ASSERT_OK(kh_encode(tfx_class(&f, "app", "a", 80, NULL), 80, &img), "encode")) {
+		if (ASSERT_OK(kh_image_write(&img, KHU_TAB, &r->fds), "write table")) {
+			full = cost_one(r, s, head, sizeof(head) - 1, KHU_TAB);
+			parse = cost_one(r, s, head, sizeof(head) - 1, KHU_TAB + 1);
+			test__printf("the bench's %zu-byte head, one rule: parse + match %u ns, "
+				     "parse alone %u ns\n", sizeof(head) - 1, full, parse);
+		}
+		kh_image_free(&img);
+	}
+	tfx_free(&f);
+}
+
 /*
  * What one decision costs in the kernel, for the record (not a check:
  * timing belongs to benchmarks): a browser-sized head against a table of
@@ -591,6 +643,7 @@ static void cost(struct run *r)
 		kh_image_free(&img);
 	}
 	tfx_free(&f);
+	cost_bench(r, s);
 out:
 	free(s);
 }

@@ -873,6 +873,49 @@ static double ping_pong(int cli, int be, int n)
 	return (now_us() - t0) / n;
 }
 
+/* run_time_ns and run_cnt of prog so far (counted only while stats are on). */
+static void prog_stats(const struct bpf_program *prog, uint64_t *ns, uint64_t *cnt)
+{
+	struct bpf_prog_info info = {};
+	uint32_t len = sizeof(info);
+
+	*ns = *cnt = 0;
+	if (!bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len)) {
+		*ns = info.run_time_ns;
+		*cnt = info.run_cnt;
+	}
+}
+
+/*
+ * What the client and upstream programs cost per run on this path
+ * (BPF_ENABLE_STATS, as `sysctl kernel.bpf_stats_enabled=1` but only while
+ * the fd is held): printed, for bench/results/khttp/remote-breakdown.md.
+ */
+static void prog_cost(struct env *e, struct client *c, int be)
+{
+	const struct bpf_program *progs[] = { e->skel->progs.gammad_kh_client,
+					      e->skel->progs.gammad_kh_upstream };
+	uint64_t ns0[2], cnt0[2], ns1[2], cnt1[2];
+	int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+
+	if (fd < 0) {
+		test__printf("program cost: no BPF_ENABLE_STATS (%d)\n", fd);
+		return;
+	}
+	for (int i = 0; i < 2; i++)
+		prog_stats(progs[i], &ns0[i], &cnt0[i]);
+	ping_pong(c->cli, be, 5000);
+	for (int i = 0; i < 2; i++)
+		prog_stats(progs[i], &ns1[i], &cnt1[i]);
+	close(fd);
+	for (int i = 0; i < 2; i++)
+		if (cnt1[i] > cnt0[i])
+			test__printf("%s: %.0f ns per run, %.2f runs per round trip\n",
+				     bpf_program__name(progs[i]),
+				     (double)(ns1[i] - ns0[i]) / (cnt1[i] - cnt0[i]),
+				     (cnt1[i] - cnt0[i]) / 5000.0);
+}
+
 /*
  * Not a timing target (those are benchmarks): the cost of a kernel-served
  * round trip printed beside plain loopback TCP between the same two ends,
@@ -900,6 +943,7 @@ static void test_cost(struct env *e)
 	if (ASSERT_GT(k, 0, "kernel path") && ASSERT_GT(d, 0, "direct"))
 		test__printf("round trip: kernel path %.1f us, direct loopback TCP %.1f us "
 			     "(%.2fx)\n", k, d, k / d);
+	prog_cost(e, &c, be);
 out:
 	if (d_cli >= 0)
 		close(d_cli);
