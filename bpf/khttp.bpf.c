@@ -205,7 +205,8 @@ static __always_inline int kh_forward(struct sk_msg_md *msg, struct gammad_kh_co
 	 * hold a head split over skbs. The engine's then, before anything is
 	 * redirected; the slot goes back if nothing is outstanding on it.
 	 */
-	redit = bpf_map_lookup_elem(&gammad_khrb_v1, &rkey) != NULL;
+	redit = !(s->v.tab_flags & GAMMAD_KH_TAB_F_NO_RESP) &&
+		bpf_map_lookup_elem(&gammad_khrb_v1, &rkey) != NULL;
 	se = bpf_map_lookup_elem(&gammad_khsre_v1, &id);
 	if (redit && (!srv || !*srv || !se)) {
 		if (!kh_slot_pending(sl))

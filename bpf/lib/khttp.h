@@ -800,6 +800,7 @@ KH_GLOBAL int kh_match(struct gammad_kh_scratch *s)
 		s->v.tab_reason = t->engine_reason;
 		return kh_engine(s, GAMMAD_KH_R_TABLE);
 	}
+	s->v.tab_flags = (__u8)t->flags;
 	nr = t->nr_entries;
 	/* the loop below could not reach the rest: never a wrong 404 */
 	if (nr > GAMMAD_KH_ENTRIES_MAX)

@@ -74,6 +74,8 @@ KH_GLOBAL int kh_msg_pop_fields(struct sk_msg_md *msg, const struct gammad_kh_sc
 
 	if (!msg || !s)
 		return -1;
+	if (!s->v.remove_mask)
+		return 0;
 	/* last first: the lines before keep their offsets */
 	for (__u32 j = 0; j < GAMMAD_KH_FIELDS_MAX; j++) {
 		__u32 i = GAMMAD_KH_FIELDS_MAX - 1 - j;

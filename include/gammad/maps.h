@@ -628,8 +628,15 @@ struct gammad_kh_table {
 	__u32 engine_reason;	/* enum gammad_kh_tab_reason; != 0: all to the engine */
 	__u16 port;		/* the Service port (host order): redirects keep it */
 	__u16 pad;
-	__u32 flags;		/* reserved, 0 */
+	__u32 flags;		/* GAMMAD_KH_TAB_F_* */
 };
+
+/*
+ * No rule backend of the table has response edits (no GAMMAD_KH_RB_RESP
+ * record): the client side need not look for one per request. Tables
+ * written without it (0, an earlier agent's) are looked up as before.
+ */
+#define GAMMAD_KH_TAB_F_NO_RESP	(1u << 0)
 
 struct gammad_kh_key {
 	__u32 tab;
@@ -836,7 +843,7 @@ struct gammad_kh_verdict {
 	__u32 remove_mask;
 	__u16 rw_cut;
 	__u8 rw_kind;
-	__u8 pad;
+	__u8 tab_flags;		/* the table's GAMMAD_KH_TAB_F_* (FORWARD) */
 	__u16 host_off, host_len;
 };
 

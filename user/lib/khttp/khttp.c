@@ -601,8 +601,14 @@ int kh_encode(const struct tr_class *cls, uint16_t port, struct kh_image *out)
 		kh_image_free(out);
 		return ret;
 	}
-	if (out->tab.engine_reason)
+	if (out->tab.engine_reason) {
 		out->tab.nr_entries = 0;
+		return 0;
+	}
+	out->tab.flags |= GAMMAD_KH_TAB_F_NO_RESP;
+	for (size_t i = 0; i < out->nr_rbs; i++)
+		if (kh_rb_edits_response(out, i))
+			out->tab.flags &= ~GAMMAD_KH_TAB_F_NO_RESP;
 	return 0;
 }
 
