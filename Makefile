@@ -167,6 +167,7 @@ $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c | $(VMLINUX)
 $(BUILD)/bpf/khttp.bpf.o: BPF_CFLAGS += -mcpu=v3
 # ... and its response framing is tested as the data path compiles it.
 $(BUILD)/tests/progs/khttp_resp.bpf.o: BPF_CFLAGS += -mcpu=v3
+$(BUILD)/tests/progs/khttp_direct.bpf.o: BPF_CFLAGS += -mcpu=v3
 
 $(BUILD)/tests/progs/%.bpf.o: tests/progs/%.bpf.c | $(VMLINUX)
 	$(call msg,BPF,$@)
