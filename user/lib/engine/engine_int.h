@@ -53,6 +53,12 @@ enum cstate {
 	CS_H2,		/* a request on an HTTP/2 upstream (engine_h2.c) */
 };
 
+/* ResponseHeaderModifier filters of a response: the rule's, the backendRef's. */
+struct resp_filters {
+	const struct gapi_filter *f[2];
+	size_t nr[2];
+};
+
 /*
  * The kernel HTTP path's upstream of a client that read too slowly
  * (engine_kernel_relay, engine_relay.c): what the kernel left on it is
@@ -111,8 +117,7 @@ struct cconn {
 	bool req_done;
 	struct uconn *up;		/* NULL: answered here (body dropped) */
 	struct uconn *last_up;		/* the upstream of the last request, maybe pooled */
-	const struct gapi_filter *resp_filters[2];	/* rule's, backendRef's */
-	size_t nr_resp_filters[2];
+	struct resp_filters rf;		/* of the response in flight */
 	struct h1_scan rscan;
 	bool resp_head_done, resp_started, resp_done;
 	enum h1_body resp_body;
@@ -306,6 +311,17 @@ void eng_upstream_close(struct engine *e, struct uconn *u);
 int eng_default_socket(void *ctx, int family, void *netns_ctx);
 /* TCP_NODELAY and the fixed kernel buffers (sock_buf) of a client or upstream socket. */
 void eng_sock_setup(struct engine *e, int fd);
+/*
+ * engine_req.c, shared with the relay: a response head as the engine
+ * writes it (its fields, rf's ResponseHeaderModifier edits on a final
+ * head), and body bytes moved by their framing (dst NULL: dropped; -1 a
+ * chunked body out of shape, *done at its end).
+ */
+int eng_write_response_head(const struct resp_filters *rf, const struct h1_head *h, bool dechunk,
+			    bool close_after, uint8_t minor, struct ebuf *out);
+int eng_fwd_body(struct ebuf *src, struct ebuf *dst, enum h1_body kind, uint64_t *left,
+		 struct h1_chunked *ch, bool decode, bool *done);
+
 /* The relay of a slow kernel-served reader (engine_relay.c). */
 void eng_relay_attach(struct engine *e, struct cconn *c, int fd, uint32_t slot);
 bool eng_relay_run(struct engine *e, struct cconn *c, int *cerr);

@@ -315,8 +315,8 @@ static void append_data(void *ctx, const char *p, size_t n)
 	ebuf_append(ctx, p, n);	/* fits: decoded data is shorter than its coding */
 }
 
-static int fwd_body(struct ebuf *src, struct ebuf *dst, enum h1_body kind, uint64_t *left,
-		    struct h1_chunked *ch, bool decode, bool *done)
+int eng_fwd_body(struct ebuf *src, struct ebuf *dst, enum h1_body kind, uint64_t *left,
+		 struct h1_chunked *ch, bool decode, bool *done)
 {
 	size_t n = src->len;
 
@@ -513,7 +513,7 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 	c->t_start = e->now_us;
 	c->t_up_sent = c->t_up_head = 0;
 	memset(&c->rscan, 0, sizeof(c->rscan));
-	c->nr_resp_filters[0] = c->nr_resp_filters[1] = 0;
+	c->rf.nr[0] = c->rf.nr[1] = 0;
 	if (h->method.len >= sizeof(c->method)) {
 		c->method_str = (struct h1_str){ "GET", 3 };
 		c->close_after = true;
@@ -654,12 +654,12 @@ static void start_request(struct engine *e, struct cconn *c, const struct h1_hea
 		start_mirrors(e, c);
 	/* ResponseHeaderModifier: the rule's, then the backendRef's. */
 	if (r.entry) {
-		c->resp_filters[0] = r.entry->rule->rule->filters;
-		c->nr_resp_filters[0] = r.entry->rule->rule->nr_filters;
+		c->rf.f[0] = r.entry->rule->rule->filters;
+		c->rf.nr[0] = r.entry->rule->rule->nr_filters;
 	}
 	if (r.backend->ref) {
-		c->resp_filters[1] = r.backend->ref->filters;
-		c->nr_resp_filters[1] = r.backend->ref->nr_filters;
+		c->rf.f[1] = r.backend->ref->filters;
+		c->rf.nr[1] = r.backend->ref->nr_filters;
 	}
 	goto out;
 fail:
@@ -748,11 +748,11 @@ static bool filter_field_ok(const struct gapi_header *x)
 }
 
 /* Apply ResponseHeaderModifier filters: set, then add, then remove, per filter. */
-static size_t apply_response_filters(const struct cconn *c, struct field *f, size_t nr)
+static size_t apply_response_filters(const struct resp_filters *rf, struct field *f, size_t nr)
 {
 	for (int k = 0; k < 2; k++) {
-		for (size_t i = 0; i < c->nr_resp_filters[k]; i++) {
-			const struct gapi_filter *flt = &c->resp_filters[k][i];
+		for (size_t i = 0; i < rf->nr[k]; i++) {
+			const struct gapi_filter *flt = &rf->f[k][i];
 			const struct gapi_header_mod *m = &flt->header_mod;
 
 			if (flt->type != FILTER_RESPONSE_HEADER)
@@ -774,24 +774,24 @@ static size_t apply_response_filters(const struct cconn *c, struct field *f, siz
 	return nr;
 }
 
-static size_t response_filter_fields(const struct cconn *c)
+static size_t response_filter_fields(const struct resp_filters *rf)
 {
 	size_t n = 0;
 
 	for (int k = 0; k < 2; k++)
-		for (size_t i = 0; i < c->nr_resp_filters[k]; i++)
-			if (c->resp_filters[k][i].type == FILTER_RESPONSE_HEADER)
-				n += c->resp_filters[k][i].header_mod.nr_set +
-				     c->resp_filters[k][i].header_mod.nr_add;
+		for (size_t i = 0; i < rf->nr[k]; i++)
+			if (rf->f[k][i].type == FILTER_RESPONSE_HEADER)
+				n += rf->f[k][i].header_mod.nr_set + rf->f[k][i].header_mod.nr_add;
 	return n;
 }
 
-static int write_response_head(struct cconn *c, const struct h1_head *h, struct ebuf *out)
+int eng_write_response_head(const struct resp_filters *rf, const struct h1_head *h, bool dechunk,
+			    bool close_after, uint8_t minor, struct ebuf *out)
 {
 	struct wr w = { .b = out };
 	bool upgrade = h->status == 101;
 	struct field stack_f[H1_HEADERS_MAX + 16], *f = stack_f;
-	size_t nr = 0, need = h->nr_headers + response_filter_fields(c) + 1;
+	size_t nr = 0, need = h->nr_headers + response_filter_fields(rf) + 1;
 
 	if (need > sizeof(stack_f) / sizeof(stack_f[0])) {
 		f = calloc(need, sizeof(*f));
@@ -803,7 +803,7 @@ static int write_response_head(struct cconn *c, const struct h1_head *h, struct 
 
 		if (upgrade && h1_str_ieq(&x->name, "Upgrade"))
 			;
-		else if (c->dechunk && h1_str_ieq(&x->name, "Transfer-Encoding"))
+		else if (dechunk && h1_str_ieq(&x->name, "Transfer-Encoding"))
 			continue;
 		else if (hop_by_hop(x->name.p, x->name.len) ||
 			 connection_names(h, x->name.p, x->name.len))
@@ -811,7 +811,7 @@ static int write_response_head(struct cconn *c, const struct h1_head *h, struct 
 		f[nr++] = (struct field){ x->name.p, x->value.p, x->name.len, x->value.len };
 	}
 	if (h->status >= 200)
-		nr = apply_response_filters(c, f, nr);
+		nr = apply_response_filters(rf, f, nr);
 	putf(&w, "HTTP/1.1 %u ", h->status);
 	put(&w, h->reason.p, h->reason.len);
 	puts_(&w, "\r\n");
@@ -819,14 +819,19 @@ static int write_response_head(struct cconn *c, const struct h1_head *h, struct 
 		put_field(&w, f[i].n, f[i].nl, f[i].v, f[i].vl);
 	if (upgrade)
 		puts_(&w, "Connection: upgrade\r\n");
-	else if (h->status >= 200 && c->close_after)
+	else if (h->status >= 200 && close_after)
 		puts_(&w, "Connection: close\r\n");
-	else if (h->status >= 200 && !c->minor)
+	else if (h->status >= 200 && !minor)
 		puts_(&w, "Connection: keep-alive\r\n");
 	puts_(&w, "\r\n");
 	if (f != stack_f)
 		free(f);
 	return w.fail ? -ENOSPC : 0;
+}
+
+static int write_response_head(struct cconn *c, const struct h1_head *h, struct ebuf *out)
+{
+	return eng_write_response_head(&c->rf, h, c->dechunk, c->close_after, c->minor, out);
 }
 
 /* Send the kept head again, to an endpoint of the same backend. */
@@ -986,7 +991,7 @@ static bool step_response_head(struct engine *e, struct cconn *c, struct uconn *
 static bool step_response_body(struct engine *e, struct cconn *c, struct uconn *u)
 {
 	bool done;
-	int r = fwd_body(&u->in, &c->out, c->resp_body, &c->resp_left, &c->resp_ch, c->dechunk,
+	int r = eng_fwd_body(&u->in, &c->out, c->resp_body, &c->resp_left, &c->resp_ch, c->dechunk,
 			 &done);
 
 	if (r < 0) {
@@ -1021,7 +1026,7 @@ static bool step_req(struct engine *e, struct cconn *c)
 	/* The body waits while a retry's backoff runs or the replay is going out. */
 	if (!c->req_done && !c->retry_at && !(u && replay_pending(c))) {
 		size_t before = u ? u->out.len : 0;
-		int r = fwd_body(&c->in, u ? &u->out : NULL, c->req_body, &c->req_left,
+		int r = eng_fwd_body(&c->in, u ? &u->out : NULL, c->req_body, &c->req_left,
 				 &c->req_ch, false, &done);
 
 		if (r < 0) {
