@@ -1056,12 +1056,21 @@ enum gammad_kh_slot_flags {
 	 */
 	GAMMAD_KH_SLOT_REQ_TCP = 1 << 3,
 	/*
-	 * A response head that needed edits could not be edited (over
-	 * GAMMAD_KH_HEAD_MAX, more than GAMMAD_KH_FIELDS_MAX fields, not the
-	 * engine's syntax): nothing more of this slot reaches the client, the
-	 * agent resets it (GAMMAD_KH_EV_CUT). Never an unedited head.
+	 * A response head that needed edits cannot have them and the engine
+	 * cannot either (its table retired while the request was out; a slot
+	 * that turns SLOW or unframed with a head still to edit): nothing
+	 * more of this slot reaches the client, the agent resets it
+	 * (GAMMAD_KH_EV_CUT). Never an unedited head.
 	 */
 	GAMMAD_KH_SLOT_CUT = 1 << 4,
+	/*
+	 * With SLOW: a response head that needed edits the kernel cannot make
+	 * (over GAMMAD_KH_HEAD_MAX, more than GAMMAD_KH_FIELDS_MAX fields, not
+	 * the request's field syntax) starts the bytes kept on the upstream,
+	 * at response relay_seq: the engine's relay frames them and edits each
+	 * head as it would its own (GAMMAD_KH_EV_SLOW, engine_relay.c).
+	 */
+	GAMMAD_KH_SLOT_EDIT = 1 << 5,
 };
 
 /*
@@ -1118,7 +1127,7 @@ struct gammad_kh_slot {
 	__u32 req_seq;		/* requests sent (written by the client side only) */
 	__u32 head_bits;	/* bit (seq % 32): request seq was HEAD */
 	__u32 flags;		/* enum gammad_kh_slot_flags */
-	__u32 pad;
+	__u32 relay_seq;	/* GAMMAD_KH_SLOT_EDIT: the response the kept bytes start with */
 	__u64 bytes_up;		/* request bytes forwarded */
 	__u64 bytes_down;	/* response bytes redirected to the client */
 	struct gammad_kh_resp r;	/* written by the upstream side only */

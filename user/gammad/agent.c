@@ -1216,6 +1216,7 @@ int agent_engine_start(struct agent *a, uint16_t port)
 		eo.kernel_returnable = steer_kernel_returnable;
 		eo.kernel_return = steer_kernel_return;
 		eo.kernel_state = steer_kernel_state;
+		eo.kernel_resp = steer_kernel_resp;
 	}
 	a->engine = engine_new(&eo);
 	if (!a->engine) {

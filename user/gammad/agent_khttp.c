@@ -172,6 +172,8 @@ int agent_kh_start(struct agent *a)
 		.ho = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_HANDOVER),
 		.ret = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_RETURN),
 		.slot = po.map_slot,
+		.sre = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_SLOT_EDITS),
+		.rb = dp_kh_map_fd(a->kh_dp, GAMMAD_MAP_KH_RB),
 		.backlog = k->backlog,
 	});
 	a->khp = k;

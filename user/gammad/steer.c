@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "datapath/netns_sock.h"
 #include "engine/engine.h"
+#include "khttp/khttp.h"
 #include "khttp/khttp_backlog.h"
 #include "khttp/khttp_return.h"
 #include "steer.h"
@@ -59,7 +60,7 @@ struct steer {
 	struct engine *engine;
 	int epfd, wake_fd, origdst_fd, engns_fd;
 	int kh_ck_fd, kh_ag_fd, kh_fm_fd;	/* the kernel HTTP path; -1: off */
-	int kh_ho_fd, kh_slot_fd, kh_ret_fd;
+	int kh_ho_fd, kh_slot_fd, kh_ret_fd, kh_sre_fd, kh_rb_fd;
 	struct kh_backlog *kh_backlog;
 	struct backend_ids *be_ids;	/* steer_backend_id() */
 	pthread_t thread;
@@ -118,6 +119,7 @@ int steer_new(struct dp *dp, uint16_t port, struct steer **out)
 		return -ENOMEM;
 	s->epfd = s->wake_fd = -1;
 	s->kh_ck_fd = s->kh_ag_fd = s->kh_fm_fd = s->kh_ho_fd = s->kh_slot_fd = s->kh_ret_fd = -1;
+	s->kh_sre_fd = s->kh_rb_fd = -1;
 	s->dp = dp;
 	s->port = port;
 	s->next_id = 1;
@@ -200,7 +202,67 @@ void steer_set_khttp(struct steer *s, const struct steer_kh_fds *fds)
 	s->kh_ho_fd = fds->ho;
 	s->kh_ret_fd = fds->ret;
 	s->kh_slot_fd = fds->slot;
+	s->kh_sre_fd = fds->sre;
+	s->kh_rb_fd = fds->rb;
 	s->kh_backlog = fds->backlog;
+}
+
+/*
+ * The filters behind the kernel's response-edit record (tab, idx): those
+ * of the rule backend idx of cls encoded again, when that encoding still
+ * makes the very record (else -ESTALE: cls is not what the table was made
+ * of any more). Pointers into cls.
+ */
+static int kh_resp_filters(int rb_fd, const struct gammad_kh_key *key, const struct tr_class *cls,
+			   uint16_t port, struct engine_kh_resp *out)
+{
+	struct gammad_kh_rb rec;
+	struct kh_image img;
+	uint32_t idx = key->idx & ~GAMMAD_KH_RB_RESP;
+	int err = -ESTALE;
+
+	if (!cls || bpf_map_lookup_elem(rb_fd, key, &rec))
+		return -ESTALE;	/* its table went while the request was out */
+	if (kh_encode(cls, port, &img))
+		return -ENOMEM;
+	if (!img.tab.engine_reason && idx < img.nr_rbs && img.resp &&
+	    !memcmp(&img.resp[idx], &rec, sizeof(rec))) {
+		const struct tr_rule *tr = img.rule_src[img.rb_rule[idx]];
+		const struct tr_backend *be = img.rb_src[idx];
+
+		out->filters[0] = tr->rule->filters;
+		out->nr_filters[0] = tr->rule->nr_filters;
+		out->filters[1] = be->ref ? be->ref->filters : NULL;
+		out->nr_filters[1] = be->ref ? be->ref->nr_filters : 0;
+		out->edit = true;
+		err = 0;
+	}
+	kh_image_free(&img);
+	return err;
+}
+
+int steer_kernel_resp(void *ctx, uint32_t slot, uint32_t seq, const struct tr_class *cls,
+		      uint16_t port, struct engine_kh_resp *out)
+{
+	struct steer *s = ctx;
+	struct gammad_kh_slot_edits se;
+	struct gammad_kh_slot sv;
+
+	memset(out, 0, sizeof(*out));
+	if (bpf_map_lookup_elem(s->kh_slot_fd, &slot, &sv))
+		return -ENOENT;
+	if (seq == UINT32_MAX) {
+		if (!(sv.flags & GAMMAD_KH_SLOT_EDIT))
+			return -ENOENT;
+		out->seq = sv.relay_seq;
+		return 0;
+	}
+	out->seq = seq;
+	out->head = sv.head_bits & (1u << (seq & 31));
+	if (s->kh_sre_fd < 0 || bpf_map_lookup_elem(s->kh_sre_fd, &slot, &se) ||
+	    !(se.bits & (1u << (seq & 31))))
+		return 0;	/* no edits: as it is */
+	return kh_resp_filters(s->kh_rb_fd, &se.key[seq & 31], cls, port, out);
 }
 
 bool steer_kernel_pending(void *ctx, uint64_t cookie)

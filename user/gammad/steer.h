@@ -69,6 +69,7 @@ struct kh_backlog;
 
 struct steer_kh_fds {
 	int ck, ag, fm, ho, slot, ret;
+	int sre, rb;		/* response edits: gammad_khsre_v1, gammad_khrb_v1 */
 	struct kh_backlog *backlog;	/* khttp/khttp_backlog.h, borrowed; NULL: none */
 };
 void steer_set_khttp(struct steer *s, const struct steer_kh_fds *fds);
@@ -92,6 +93,14 @@ bool steer_kernel_return(void *ctx, uint64_t cookie, int fd, size_t out_len);
  */
 unsigned int steer_kernel_state(void *ctx, uint64_t cookie, void *netns_ctx, uint32_t slot,
 				unsigned int want);
+/*
+ * engine_opts.kernel_resp: the slot's relay start and HEAD bits from
+ * gammad_khslot_v1, its edits from gammad_khsre_v1, and the filters of
+ * the edit record in gammad_khrb_v1 found by encoding cls again
+ * (kh_encode) and comparing the record it makes.
+ */
+int steer_kernel_resp(void *ctx, uint32_t slot, uint32_t seq, const struct tr_class *cls,
+		      uint16_t port, struct engine_kh_resp *out);
 /*
  * Every netns with listeners (clients the kernel HTTP path may serve):
  * fn(ctx, netns fd (borrowed), its cookie), under the steer's lock.

@@ -128,6 +128,8 @@ struct engine_request_log {
 	uint64_t upstream_us;			/* request head queued -> response head, 0: none */
 };
 
+struct engine_kh_resp;
+
 struct engine_opts {
 	/*
 	 * socket(family, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC, 0) in the
@@ -214,6 +216,28 @@ struct engine_opts {
 	 * it as the kernel's again. false: it stays the engine's.
 	 */
 	bool (*kernel_return)(void *ctx, uint64_t cookie, int fd, size_t out_len);
+	/*
+	 * A relay whose bytes start with a response head the kernel could
+	 * not edit (engine_relay.c): for seq UINT32_MAX, where it starts
+	 * (out->seq; -ENOENT: a plain slow reader's relay); for response seq
+	 * of slot, whether its request was HEAD and, when it needs
+	 * ResponseHeaderModifier edits, the filters the kernel's record of
+	 * them stands for, found in cls (the connection's class, Service port
+	 * number port; they stay the engine's). 0, or -ESTALE when that record
+	 * is gone or no longer says what cls says (the client is reset).
+	 * NULL: never asked (the kernel cuts such heads only when it is).
+	 */
+	int (*kernel_resp)(void *ctx, uint32_t slot, uint32_t seq, const struct tr_class *cls,
+			   uint16_t port, struct engine_kh_resp *out);
+};
+
+/* opts.kernel_resp's answer */
+struct engine_kh_resp {
+	uint32_t seq;			/* seq UINT32_MAX: the relay's first response */
+	bool head;			/* its request was HEAD */
+	bool edit;			/* filters[] apply (ResponseHeaderModifier among them) */
+	const struct gapi_filter *filters[2];	/* the rule's, the backendRef's */
+	size_t nr_filters[2];
 };
 
 #define ENGINE_KH_DRAINED	1u
@@ -231,6 +255,7 @@ struct engine_stats {
 	uint64_t passthroughs;		/* connections passed through at L4 (not HTTP) */
 	uint64_t kernel_relays;		/* slow kernel-served readers relayed (engine_kernel_relay) */
 	uint64_t kernel_returns;	/* connections given back to the kernel after a miss */
+	uint64_t kernel_relay_edits;	/* kernel relays starting at a head the kernel could not edit */
 };
 
 struct engine;
@@ -339,7 +364,8 @@ void engine_get_stats(struct engine *e, struct engine_stats *st);
  *   gammad_http_upstream_duration_seconds{...}: histogram, request head
  *     queued upstream to the response head (requests that reached one).
  *   gammad_http_engine_clients, _upstreams, _upstreams_idle, _buffer_bytes
- *     (gauges), _upstream_reused_total, _passthroughs_total, _kernel_relays_total.
+ *     (gauges), _upstream_reused_total, _passthroughs_total, _kernel_relays_total,
+ *     _kernel_relay_edits_total.
  * A series shows from its first request on and is kept for the engine's
  * life (a route removed and added again continues its counters).
  */

@@ -472,6 +472,12 @@ void eng_relay_free(struct engine *e, struct cconn *c)
 	close(r->fd);
 	r->fd = -1;
 	ebuf_release(e, &r->buf);
+	ebuf_release(e, &r->out);
+	if (r->tab)
+		eng_tables_put(r->tab);
+	r->tab = NULL;
+	r->cls = NULL;
+	r->edit = false;
 }
 
 void eng_client_close(struct engine *e, struct cconn *c, bool reset)

@@ -72,6 +72,22 @@ struct krelay {
 	bool drained;			/* the kernel's bytes are all queued at the client */
 	int err;
 	struct ebuf buf;
+	/*
+	 * It starts with a head the kernel could not edit (opts.kernel_resp):
+	 * responses framed here, each head needing edits written as the
+	 * engine writes its own (eng_write_response_head), into out.
+	 */
+	bool edit;
+	bool in_body;			/* of response seq */
+	uint32_t seq;
+	enum h1_body body;
+	uint64_t left;
+	struct h1_chunked ch;
+	struct h1_scan scan;
+	struct ebuf out;
+	struct eng_tables *tab;		/* where the class's filters live */
+	const struct tr_class *cls;
+	uint16_t port;
 };
 
 struct cconn {
