@@ -540,6 +540,36 @@ int gammad_kh_upstream(struct __sk_buff *skb)
 /* gammad_kh_srv.pad of a server socket: a rest corked whole, not a rest framed */
 #define KH_SV_CORKED	0x80000000U
 
+/*
+ * A head to edit that the kernel cannot edit starts msg: nothing of that
+ * response has gone, so it and everything after it stay on the upstream
+ * for the engine (kh_slot_engine). Over the connection's TCP (SK_PASS),
+ * whose verdict frames and keeps it as after SLOW; a message with a stale
+ * target (the rest of one the client's ingress took in part, corked
+ * since) would go to the client on SK_PASS, so it is framed here and
+ * redirected into the upstream's own ingress, where the verdict's SK_PASS
+ * puts what it keeps: the same queue, in order (the redirect queues
+ * synchronously; the later messages cross TCP after it).
+ */
+static __always_inline int kh_server_to_engine(struct sk_msg_md *msg, struct gammad_kh_slot *sl,
+					       __u32 id, __u32 seq, bool pending)
+{
+	struct kh_rscratch *p;
+	__u32 rscr = KH_RSCR_SERVER;
+
+	kh_slot_engine(sl, id, seq);
+	bpf_msg_apply_bytes(msg, msg->size);
+	if (!pending)
+		return SK_PASS;
+	p = bpf_map_lookup_elem(&gammad_khrscr_v1, &rscr);
+	if (!p)
+		return SK_DROP;
+	kh_frame_begin(sl, p);
+	kh_frame_end(sl, p, kh_resp_parse_msg(msg, p));
+	return bpf_msg_redirect_hash(msg, &gammad_khup_v1, &id, BPF_F_INGRESS) == SK_PASS ?
+	       SK_PASS : SK_DROP;
+}
+
 SEC("sk_msg")
 int gammad_kh_server(struct sk_msg_md *msg)
 {
@@ -579,6 +609,10 @@ int gammad_kh_server(struct sk_msg_md *msg)
 	if (pending && !(sv->pad & KH_SV_CORKED) && msg->size != sv->pad) {
 		bpf_msg_apply_bytes(msg, sv->pad && msg->size > sv->pad ? msg->size - sv->pad :
 							       msg->size);
+		/* the rest of one the engine has (kh_server_to_engine): after it */
+		if (sl->flags & GAMMAD_KH_SLOT_EDIT)
+			return bpf_msg_redirect_hash(msg, &gammad_khup_v1, &id, BPF_F_INGRESS) ==
+			       SK_PASS ? SK_PASS : SK_DROP;
 		return bpf_msg_redirect_hash(msg, &gammad_khcli_v1, &owner, BPF_F_INGRESS) ==
 		       SK_PASS ? SK_PASS : SK_DROP;
 	}
@@ -610,6 +644,8 @@ int gammad_kh_server(struct sk_msg_md *msg)
 				sv->pad = KH_SV_CORKED;
 			return SK_PASS;
 		}
+		if (ed == -1)
+			return kh_server_to_engine(msg, sl, id, seq, pending);
 		if (ed < 0) {
 			kh_slot_cut(sl, id);
 			return SK_DROP;

@@ -267,9 +267,9 @@ static __always_inline void kh_slot_slow(struct gammad_kh_slot *sl, __u32 id)
 }
 
 /*
- * A response head that needed edits could not have them: nothing more of
- * this slot reaches the client (both sides drop), the agent resets the
- * client and re-arms the slot.
+ * A response head that needed edits cannot have them, not even from the
+ * engine: nothing more of this slot reaches the client (both sides drop),
+ * the agent resets the client and re-arms the slot.
  */
 static __always_inline void kh_slot_cut(struct gammad_kh_slot *sl, __u32 id)
 {
@@ -280,6 +280,25 @@ static __always_inline void kh_slot_cut(struct gammad_kh_slot *sl, __u32 id)
 	kh_count(GAMMAD_KH_R_RESP_CUT);
 	__builtin_memcpy(&pk, &sl->pool, sizeof(pk));
 	kh_event(GAMMAD_KH_EV_CUT, id, &pk);
+}
+
+/*
+ * The head of response seq needs edits the kernel cannot make: it and
+ * everything after it stay on the upstream (SLOW: the server's messages go
+ * over its TCP, the verdict keeps them) and the engine relays them, each
+ * head edited as the engine edits its own (GAMMAD_KH_SLOT_EDIT). Nothing
+ * of that response has reached the client. relay_seq is written before
+ * the flags: the agent reads the slot after the event.
+ */
+static __always_inline void kh_slot_engine(struct gammad_kh_slot *sl, __u32 id, __u32 seq)
+{
+	struct gammad_kh_pool_key pk;
+
+	sl->relay_seq = seq;
+	__sync_fetch_and_or(&sl->flags, GAMMAD_KH_SLOT_SLOW | GAMMAD_KH_SLOT_EDIT);
+	kh_count(GAMMAD_KH_R_RESP_ENGINE);
+	__builtin_memcpy(&pk, &sl->pool, sizeof(pk));
+	kh_event(GAMMAD_KH_EV_SLOW, id, &pk);
 }
 
 /*
@@ -310,7 +329,9 @@ static __always_inline __u32 kh_edits_ahead(const struct gammad_kh_slot *sl, __u
  * the message as a request head is (kh_msg_edit_fields), when it is whole
  * in it. 1 edited, 2 a 1xx (the engine forwards it as it is: the final
  * head follows, to edit), 0 not whole yet (corked: the kernel runs us
- * again with more), -1 it cannot be (the slot is cut).
+ * again with more), -1 not here (too large, too many fields, a syntax the
+ * request parser refuses: the engine's), -2 not at all (its record went
+ * with its table while the request was out: the slot is cut).
  */
 static __always_inline int kh_resp_edit(struct sk_msg_md *msg, const struct gammad_kh_key *key)
 {
@@ -348,9 +369,9 @@ static __always_inline int kh_resp_edit(struct sk_msg_md *msg, const struct gamm
 		return 2;
 	rb = bpf_map_lookup_elem(&gammad_khrb_v1, key);
 	if (!rb)
-		return -1;	/* its table went while the request was out */
+		return -2;	/* its table went while the request was out */
 	s->v.remove_mask = kh_remove_mask(s, rb);
-	return kh_msg_edit_fields(msg, s, rb) < 0 ? -1 : 1;
+	return kh_msg_edit_fields(msg, s, rb) < 0 ? -2 : 1;
 }
 
 /* The owner has gone: the agent closes this upstream and re-arms the slot. */

@@ -788,10 +788,16 @@ enum gammad_kh_reason {
 	GAMMAD_KH_R_ENGINE_FIRST,	/* silent too long: the engine took it (server-first) */
 	GAMMAD_KH_R_RESP_TCP,		/* its response needs edits, its upstream is TCP (sk_skb) */
 	GAMMAD_KH_R_RESP_CUT,		/* a response head the kernel could not edit: client reset */
+	GAMMAD_KH_R_RESP_ENGINE,	/* a response head the kernel could not edit: the engine's */
 	GAMMAD_KH_R_MAX,
 };
 
-#define GAMMAD_KH_R_SLOTS	32
+/*
+ * Entries of gammad_khst_v1. 64 since resp_edit_engine (the 33rd); a map
+ * pinned by an earlier agent keeps its 32 (datapath.c keeps a pinned
+ * size), so reasons from 32 on are counted only once it is made anew.
+ */
+#define GAMMAD_KH_R_SLOTS	64
 _Static_assert(GAMMAD_KH_R_MAX <= GAMMAD_KH_R_SLOTS, "gammad_kh_reason");
 
 struct gammad_kh_field {

@@ -1478,6 +1478,84 @@ static int hdr_run(void *arg)
 }
 
 /*
+ * Response heads the kernel cannot edit (33 fields; over 4096 bytes, for a
+ * request that fits in 4096), each on a connection of its own and
+ * followed by a second request on it: both answered whole, both edited.
+ */
+static int hdr_big_run(void *arg)
+{
+	struct hdr_res *h = arg;
+	char *req = malloc(8192), *val = malloc(4096), v1[64], v2[64], v3[64], v4[64];
+	int n, vn;
+
+	if (!req || !val) {
+		h->err = -ENOMEM;
+		goto out;
+	}
+	for (int c = 0; c < 2; c++) {
+		struct reader r = { .fd = dial(h->ip, 80) };
+
+		if (r.fd < 0) {
+			h->err = r.fd;
+			break;
+		}
+		if (c == 0) {
+			vn = 0;
+			for (int i = 0; i < 33; i++)
+				vn += snprintf(val + vn, 4096 - vn, "X-F%d:%d,", i, i);
+			vn--;	/* the last comma */
+			val[vn] = 0;
+		} else {
+			/* the request 4048 bytes (the kernel's), its response's head over 4096 */
+			vn = snprintf(val, 4096, "X-Big:");
+			memset(val + vn, 'v', 3960 - vn);
+			vn = 3960;
+			val[vn] = 0;
+		}
+		for (int i = 0; i < 2; i++) {
+			struct resp p = { 0 };
+			bool ok;
+
+			n = snprintf(req, 8192, "GET /hdr/%s%d HTTP/1.1\r\nHost: echo\r\n"
+				     "X-Echo-Set-Header: %s%s\r\n\r\n", c ? "big" : "fields", i,
+				     i ? "X-Gone:g,X-Stay:s,X-Resp:old" : val,
+				     i ? "" : ",X-Gone:g,X-Stay:s,X-Resp:old");
+			if (send_all(r.fd, req, n) || read_resp(&r, "GET", &p, NULL)) {
+				h->err = -EIO;
+				resp_free(&p);
+				break;
+			}
+			ok = p.status == 200 &&
+			     !strcmp(resp_header(&p, "X-Resp", v1, sizeof(v1)) ?: "", "k") &&
+			     !strcmp(resp_header(&p, "X-Resp-Add", v2, sizeof(v2)) ?: "", "a") &&
+			     !strcmp(resp_header(&p, "X-Stay", v3, sizeof(v3)) ?: "", "s") &&
+			     !resp_header(&p, "X-Gone", v4, sizeof(v4)) && p.body &&
+			     strstr(p.body, c ? "\"path\": \"/hdr/big" : "\"path\": \"/hdr/fields");
+			/* and the upstream's own fields of the big heads, all of them */
+			if (ok && !i && !c)
+				ok = p.h.nr_headers >= 36 &&
+				     !strcmp(resp_header(&p, "X-F32", v1, sizeof(v1)) ?: "", "32");
+			if (ok && !i && c)
+				ok = strlen(p.head) > 4096 && strstr(p.head, "\r\nX-Big: vvv");
+			if (ok)
+				h->ok++;
+			else if (!h->first_wrong[0])
+				snprintf(h->first_wrong, sizeof(h->first_wrong), "%d/%d: %.480s", c,
+					 i, p.head ? p.head : "");
+			resp_free(&p);
+		}
+		close(r.fd);
+		free(r.buf);
+		if (h->err)
+			break;
+	}
+out:
+	free(req);
+	free(val);
+	return 0;
+}
+
+/*
  * 9. ResponseHeaderModifier (echo's /hdr): every response edited exactly
  * as the engine edits it. With --sockmap the echo pod's responses are
  * edited in the kernel (served); over TCP the connection's first such
@@ -1491,6 +1569,8 @@ static void subtest_resp_edits(struct http_env *e)
 	double served0 = scrape(e, KH_SERIES("served")), tcp0 = scrape(e, KH_SERIES("resp_edit_tcp"));
 	double cut0 = scrape(e, KH_SERIES("resp_edit_cut"));
 	double miss0 = scrape(e, KH_SERIES("no_upstream")), miss;
+	double eng0 = scrape(e, KH_SERIES("resp_edit_engine"));
+	double redits0 = scrape(e, "gammad_http_engine_kernel_relay_edits_total");
 	pid_t cli;
 
 	if (!ASSERT_OK_PTR(h, "shared memory"))
@@ -1515,6 +1595,26 @@ static void subtest_resp_edits(struct http_env *e)
 		ASSERT_GE(scrape(e, KH_SERIES("resp_edit_tcp")) - tcp0 + miss, 1,
 			  "the connection to the engine at its first request");
 		ASSERT_GE(gammactl_kh_row(e, "resp_edit_tcp"), 1, "gammactl stats: resp_edit_tcp");
+	}
+	/*
+	 * Heads the kernel cannot edit: with --sockmap it stops at the head,
+	 * the engine relays the rest edited (resp_edit_engine, one relay each)
+	 * and serves the connection's next request; else the engine had them.
+	 */
+	memset(h, 0, sizeof(*h));
+	snprintf(h->ip, sizeof(h->ip), "%s", e->echo);
+	cli = child_start(e->v2->container_cgroup, e->v2->netns, hdr_big_run, h);
+	if (ASSERT_GT(cli, 0, "client process"))
+		child_wait(cli, 30000);
+	ASSERT_EQ(h->err, 0, "client (big heads)");
+	if (!ASSERT_EQ(h->ok, 4, "big heads and the requests after them edited"))
+		test__printf("first wrong: %s\n", h->first_wrong);
+	if (e->kernel && e->sockmap) {
+		ASSERT_EQ(scrape(e, KH_SERIES("resp_edit_engine")) - eng0, 2,
+			  "counted: resp_edit_engine");
+		ASSERT_EQ(gammactl_kh_row(e, "resp_edit_engine"), 2, "gammactl stats: resp_edit_engine");
+		ASSERT_EQ(scrape(e, "gammad_http_engine_kernel_relay_edits_total") - redits0, 2,
+			  "the engine relayed and edited both");
 	}
 	if (e->kernel)
 		ASSERT_EQ(scrape(e, KH_SERIES("resp_edit_cut")) - cut0, 0, "no client cut");

@@ -70,6 +70,7 @@ static const char *const reasons[GAMMAD_KH_R_MAX] = {
 	[GAMMAD_KH_R_ENGINE_FIRST] = "silent client taken by the engine",
 	[GAMMAD_KH_R_RESP_TCP] = "response edits on a TCP upstream",
 	[GAMMAD_KH_R_RESP_CUT] = "response head not editable: client reset",
+	[GAMMAD_KH_R_RESP_ENGINE] = "response head not editable here: the engine edits it",
 };
 
 const char *kh_tab_reason_str(unsigned int reason)
