@@ -344,8 +344,6 @@ bool eng_relay_run(struct engine *e, struct cconn *c, int *cerr);
 void eng_relay_tick(struct engine *e, struct cconn *c);
 /* engine_conn.c: a client's close frees its relay */
 void eng_relay_free(struct engine *e, struct cconn *c);
-/* A request ended: a connection the kernel handed over for a miss goes back to it. */
-void eng_kernel_give_back(struct engine *e, struct cconn *c);
 /* The kernel's response is whole at the client: a FIN, then drain what it sends. */
 void eng_kernel_fin(struct engine *e, struct cconn *c);
 /* A client the kernel registered gets eng_sock_setup here, when the engine takes it. */

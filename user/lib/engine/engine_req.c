@@ -1016,6 +1016,29 @@ static bool step_response_body(struct engine *e, struct cconn *c, struct uconn *
 	return r > 0;
 }
 
+/*
+ * Right at the end of the request, before the last bytes of the answer go
+ * out: the client cannot send its next request before it has read them,
+ * so the kernel's entry is there in time for that request (after the
+ * send, a quick client raced it). Nothing of a request may be here, and
+ * no answer may wait for the kernel's (kh_hold) or a relay.
+ */
+static void eng_kernel_give_back(struct engine *e, struct cconn *c)
+{
+	if (c->in.len || c->rd_eof || c->wr_shut || c->up || c->tab || c->retry_at ||
+	    c->log_pending || c->kh_hold || c->kh_eof || c->rl.fd >= 0 || !e->o.kernel_return)
+		return;
+	if (!e->o.kernel_return(e->o.ctx, c->origin.kernel_cookie, c->fd, c->out.len))
+		return;
+	/* as at adoption: the kernel's (no timers) until it hands it over again */
+	c->kh_ret = false;
+	c->kh_quiet = false;
+	c->kernel = true;
+	c->state = CS_SNIFF;
+	c->head_start = 0;
+	eng_stat_add(e, &e->st.kernel_returns, 1);
+}
+
 static bool step_req(struct engine *e, struct cconn *c)
 {
 	struct uconn *u = c->up;
