@@ -682,6 +682,14 @@ cleanup:
 }
 
 /* The same graceful restart with the kernel HTTP path on, then an upgrade (subtest_kernel). */
+/* restart_env_start with --kernel-http, and the kernel path on. */
+static bool kernel_env_start(struct restart_env *e, const char *const *args)
+{
+	return restart_env_start(e, args) &&
+	       ASSERT_EQ(agent_env_log_count(&e->ag, "kernel HTTP data path: on"), 1,
+			 "the kernel path runs");
+}
+
 static void run_kernel(bool sockmap)
 {
 	static const char *const args[] = { "--http-engine", "--kernel-http", "--resync", "1",
@@ -697,10 +705,7 @@ static void run_kernel(bool sockmap)
 	snprintf(dst, sizeof(dst), "%s", test_bin(bin));
 	if (!ASSERT_OK(lab_run_capture(&out, "cp %s %s", src, dst), "the upgrade's binary"))
 		goto cleanup;
-	if (!restart_env_start(&e, sockmap ? args_sk : args))
-		goto cleanup;
-	if (!ASSERT_EQ(agent_env_log_count(&e.ag, "kernel HTTP data path: on"), 1,
-		       "the kernel path runs"))
+	if (!kernel_env_start(&e, sockmap ? args_sk : args))
 		goto cleanup;
 	if (test__start_subtest("graceful_kernel"))
 		subtest_kernel(&e, bin, sockmap);
@@ -735,10 +740,7 @@ void test_engine_restart_kernel_off(void)
 {
 	struct restart_env e = { 0 };
 
-	if (!restart_env_start(&e, args_kh))
-		goto cleanup;
-	if (!ASSERT_EQ(agent_env_log_count(&e.ag, "kernel HTTP data path: on"), 1,
-		       "the kernel path runs"))
+	if (!kernel_env_start(&e, args_kh))
 		goto cleanup;
 	if (test__start_subtest("kernel_off"))
 		subtest_kernel_off(&e);
@@ -813,10 +815,7 @@ void test_engine_restart_kernel_layout(void)
 {
 	struct restart_env e = { 0 };
 
-	if (!restart_env_start(&e, args_kh))
-		goto cleanup;
-	if (!ASSERT_EQ(agent_env_log_count(&e.ag, "kernel HTTP data path: on"), 1,
-		       "the kernel path runs"))
+	if (!kernel_env_start(&e, args_kh))
 		goto cleanup;
 	if (test__start_subtest("upgrade"))
 		subtest_kernel_layout(&e);

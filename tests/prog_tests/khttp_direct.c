@@ -23,6 +23,7 @@
 
 #include "test_progs.h"
 #include "khttp/khttp.h"
+#include "lib/loopback.h"
 #include "lib/translate_fixture.h"
 #include "skel/test_khttp_direct.skel.h"
 
@@ -40,34 +41,6 @@ static const char kd_route[] =
 /* tools/bench/client.c's request and a 64-byte response */
 static const char kd_req[] = "GET / HTTP/1.1\r\nHost: bench\r\nX-Pad: xxxxxxxxxxxxxxxxxxxxxxxx\r\n\r\n";
 static const char kd_resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 26\r\n\r\nabcdefghijklmnopqrstuvwxyz";
-
-static int kd_listener(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 4)) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* A connected pair through listener l: *c the connecting end, returns the accepted one. */
-static int kd_pair(int l, int *c)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int one = 1;
-
-	*c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (*c < 0 || getsockname(l, (struct sockaddr *)&a, &len) ||
-	    setsockopt(*c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
-	    connect(*c, (struct sockaddr *)&a, sizeof(a)))
-		return -1;
-	return accept4(l, NULL, NULL, SOCK_CLOEXEC);
-}
 
 static bool kd_read(int fd, char *buf, size_t want)
 {
@@ -210,7 +183,7 @@ void test_khttp_direct(void)
 	sk->rodata->kd_slot = KD_SLOT;
 	if (!ASSERT_OK(test_khttp_direct_bpf__load(sk), "load"))
 		goto out;
-	l = kd_listener();
+	l = loopback_listener(NULL);
 	if (!ASSERT_GE(l, 0, "listener") ||
 	    !ASSERT_OK(getsockname(l, (struct sockaddr *)&a, &alen), "port"))
 		goto out;
@@ -226,7 +199,7 @@ void test_khttp_direct(void)
 	    !ASSERT_OK(bpf_prog_attach(msg, msg_only, BPF_SK_MSG_VERDICT, 0), "attach sk_msg alone"))
 		goto out;
 	for (int k = 0; k < KD_NR; k++) {
-		be[k] = kd_pair(l, &cli[k]);
+		be[k] = loopback_pair(l, &cli[k], true);
 		if (!ASSERT_GE(be[k], 0, "pair"))
 			goto out;
 	}

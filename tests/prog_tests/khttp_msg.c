@@ -24,6 +24,7 @@
 #include <bpf/libbpf.h>
 
 #include "test_progs.h"
+#include "lib/loopback.h"
 #include "lib/khttp_user.h"
 #include "lib/translate_fixture.h"
 #include "skel/test_khttp_msg.skel.h"
@@ -66,32 +67,6 @@ struct sockets {
 	int up, be;		/* upstream socket and the backend's end of it */
 	int cli, peer;		/* client socket and its peer */
 };
-
-static int listener(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 4)) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* A connected pair through listener l: *c the connecting end, returns the accepted one. */
-static int pair(int l, int *c)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-
-	*c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (*c < 0 || getsockname(l, (struct sockaddr *)&a, &len) ||
-	    connect(*c, (struct sockaddr *)&a, sizeof(a)))
-		return -1;
-	return accept4(l, NULL, NULL, SOCK_CLOEXEC);
-}
 
 static void sockets_close(struct sockets *s)
 {
@@ -277,12 +252,12 @@ void test_khttp_msg(void)
 	if (!ASSERT_OK(bpf_prog_attach(prog_fd, hash_fd, BPF_SK_MSG_VERDICT, 0), "attach"))
 		goto out_tfx;
 	attached = true;
-	sk.lb = listener();
-	sk.lc = listener();
+	sk.lb = loopback_listener(NULL);
+	sk.lc = loopback_listener(NULL);
 	if (!ASSERT_GE(sk.lb, 0, "listener") || !ASSERT_GE(sk.lc, 0, "listener"))
 		goto out;
-	sk.be = pair(sk.lb, &sk.up);
-	sk.peer = pair(sk.lc, &sk.cli);
+	sk.be = loopback_pair(sk.lb, &sk.up, false);
+	sk.peer = loopback_pair(sk.lc, &sk.cli, false);
 	if (!ASSERT_GE(sk.be, 0, "upstream") || !ASSERT_GE(sk.peer, 0, "client"))
 		goto out;
 	key = 0;

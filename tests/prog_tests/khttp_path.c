@@ -47,6 +47,7 @@
 #include "khttp/khttp_backlog.h"
 #include "khttp/khttp_return.h"
 #include "datapath/cgroup.h"
+#include "lib/loopback.h"
 #include "lib/netns.h"
 #include "lib/translate_fixture.h"
 #include "skel/khttp.skel.h"
@@ -133,36 +134,6 @@ struct client {
 	int cli, peer;			/* the application's socket, the agent's end */
 	uint64_t cookie;
 };
-
-static int listener(uint16_t *port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 16) ||
-	    getsockname(fd, (struct sockaddr *)&a, &len)) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	if (port)
-		*port = ntohs(a.sin_port);
-	return fd;
-}
-
-/* A connected pair through listener l: *c the connecting end, returns the accepted one. */
-static int pair(int l, int *c)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-
-	*c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (*c < 0 || getsockname(l, (struct sockaddr *)&a, &len) ||
-	    connect(*c, (struct sockaddr *)&a, sizeof(a)))
-		return -1;
-	return accept4(l, NULL, NULL, SOCK_CLOEXEC);
-}
 
 static uint64_t sock_u64(int fd, int opt)
 {
@@ -983,8 +954,8 @@ static void test_cost(struct env *e)
 			"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
 		goto out;
 	be = bound_be(e, &c, 0);
-	accept_backends(e);	/* the pools' connections first: pair() accepts the next */
-	d_be = pair(e->lb[0], &d_cli);
+	accept_backends(e);	/* the pools' connections first: loopback_pair() accepts the next */
+	d_be = loopback_pair(e->lb[0], &d_cli, false);
 	if (!ASSERT_GE(be, 0, "bound") || !ASSERT_GE(d_be, 0, "direct pair"))
 		goto out;
 	ping_pong(d_cli, d_be, 200);	/* warm up */
@@ -2013,7 +1984,7 @@ static void test_partial(struct env *e)
 	/* a listener in the clients' cgroup (v2): its accepted sockets meet gammad_kh_sockops */
 	if (!ASSERT_OK(cgroup_join(e->cg), "join"))
 		goto out;
-	lb = listener(&port3);
+	lb = loopback_listener(&port3);
 	if (!ASSERT_OK(cgroup_join(e->cg_orig), "leave") || !ASSERT_GE(lb, 0, "listener"))
 		goto out;
 	a.sin_port = htons(port3);
@@ -2141,7 +2112,7 @@ static int env_backends(struct env *e)
 	if (e->samenode && cgroup_join(e->cg))
 		return -1;
 	for (int b = 0; b < NR_BE; b++)
-		e->lb[b] = listener(&e->port[b]);
+		e->lb[b] = loopback_listener(&e->port[b]);
 	if (e->samenode && cgroup_join(e->cg_orig))
 		return -1;
 	return ASSERT_GE(e->lb[0], 0, "listener") && ASSERT_GE(e->lb[1], 0, "listener") ? 0 : -1;
@@ -2167,7 +2138,7 @@ static void run(bool samenode)
 		khttp_bpf__destroy(e.skel);
 		return;
 	}
-	e.lc = listener(NULL);
+	e.lc = loopback_listener(NULL);
 	if (!ASSERT_GE(e.lc, 0, "listener") ||
 	    env_cgroup(&e, bpf_program__fd(e.skel->progs.gammad_kh_sockops)) || env_backends(&e))
 		goto out;
