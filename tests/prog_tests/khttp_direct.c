@@ -125,7 +125,7 @@ static int kd_register(struct test_khttp_direct_bpf *sk, int fd, int map, uint32
 {
 	struct gammad_kh_conn c = { .state = GAMMAD_KHC_KERNEL, .flags = GAMMAD_KHC_F_STARTED,
 				    .ns_id = GAMMAD_NS_ALL, .slot = slot };
-	uint64_t key = 1;
+	uint64_t key = 1, sock = (uint64_t)fd;	/* the sockhash's value is a __u64 fd */
 
 	c.fe.addr[0] = 10, c.fe.addr[1] = 96, c.fe.addr[3] = 10;
 	c.fe.port = htons(80);
@@ -133,7 +133,7 @@ static int kd_register(struct test_khttp_direct_bpf *sk, int fd, int map, uint32
 	c.fe.family = AF_INET;
 	return ASSERT_OK(bpf_map_update_elem(bpf_map__fd(sk->maps.gammad_khc_v1), &fd, &c, 0),
 			 "client state") &&
-	       ASSERT_OK(bpf_map_update_elem(map, &key, &fd, 0), "sockhash") ? 0 : -1;
+	       ASSERT_OK(bpf_map_update_elem(map, &key, &sock, 0), "sockhash") ? 0 : -1;
 }
 
 /* run_time_ns and run_cnt of prog so far (counted only while stats are on). */
