@@ -1016,6 +1016,23 @@ static int slow_run(void *arg)
 }
 
 /*
+ * Whether the stream's bytes (from s0 on) stopped growing within 6 s:
+ * under 16 KiB more in 300 ms. *s1: the bytes at the last look.
+ */
+static bool stream_plateau(struct http_env *e, long long s0, long long *s1)
+{
+	for (int i = 0; i < 20; i++) {
+		long long a = stream_bytes(e);
+
+		usleep(300 * 1000);
+		*s1 = stream_bytes(e);
+		if (*s1 > s0 && *s1 - a < 16384)
+			return true;
+	}
+	return false;
+}
+
+/*
  * 5 (--kernel-http). A client that stops reading a 16 MiB response the
  * kernel serves: past the kernel's cap its upstream is the engine's to
  * relay, and nothing moves while the client does not read (the server
@@ -1042,13 +1059,7 @@ static void subtest_slow_reader_kernel(struct http_env *e)
 	pid = child_start(e->v2->container_cgroup, e->v2->netns, slow_run, h);
 	if (!ASSERT_GT(pid, 0, "client process") || !ASSERT_TRUE(wait_flag(&h->sent, 5000), "sent"))
 		goto out;
-	for (int i = 0; i < 20 && !plateau; i++) {
-		long long a = stream_bytes(e);
-
-		usleep(300 * 1000);
-		s1 = stream_bytes(e);
-		plateau = s1 > s0 && s1 - a < 16384;
-	}
+	plateau = stream_plateau(e, s0, &s1);
 	slow1 = scrape(e, KH_SERIES("slow_reader"));
 	relays1 = scrape(e, "gammad_http_engine_kernel_relays_total");
 	rss1 = agent_rss_kb(e);
@@ -1106,13 +1117,7 @@ static void subtest_slow_reader(struct http_env *e)
 	if (!ASSERT_GT(pid, 0, "client process") || !ASSERT_TRUE(wait_flag(&h->sent, 5000), "sent"))
 		goto out;
 	/* the stream runs until every buffer on the way is full, then stops */
-	for (int i = 0; i < 20 && !plateau; i++) {
-		long long a = stream_bytes(e);
-
-		usleep(300 * 1000);
-		s1 = stream_bytes(e);
-		plateau = s1 > s0 && s1 - a < 16384;
-	}
+	plateau = stream_plateau(e, s0, &s1);
 	buf1 = scrape(e, "gammad_http_engine_buffer_bytes");
 	rss1 = agent_rss_kb(e);
 	test__printf("slow reader: server sent %lld bytes then stopped: %d; engine buffers %.0f -> "

@@ -681,7 +681,6 @@ cleanup:
 	lab_env_fini(&e.lab);
 }
 
-/* The same graceful restart with the kernel HTTP path on, then an upgrade (subtest_kernel). */
 /* restart_env_start with --kernel-http, and the kernel path on. */
 static bool kernel_env_start(struct restart_env *e, const char *const *args)
 {
@@ -690,6 +689,7 @@ static bool kernel_env_start(struct restart_env *e, const char *const *args)
 			 "the kernel path runs");
 }
 
+/* The same graceful restart with the kernel HTTP path on, then an upgrade (subtest_kernel). */
 static void run_kernel(bool sockmap)
 {
 	static const char *const args[] = { "--http-engine", "--kernel-http", "--resync", "1",
