@@ -164,6 +164,10 @@ static __always_inline long kh_parse_byte(struct gammad_kh_scratch *s, struct kh
 		}
 		if (c <= 0x20 || c == 0x7f)
 			return kh_stop(p, GAMMAD_KH_R_MALFORMED);
+		/* HTTP/2 is the engine's either way; the reason says which protocol came */
+		if (c == '*' && s->req.method_len == 3 && s->buf[0] == 'P' && s->buf[1] == 'R' &&
+		    s->buf[2] == 'I')
+			return kh_stop(p, GAMMAD_KH_R_H2_PRIOR);
 		return kh_stop(p, GAMMAD_KH_R_TARGET_FORM);
 	case KH_P_TARGET:
 		if (c == ' ') {

@@ -763,7 +763,7 @@ enum gammad_kh_reason {
 	GAMMAD_KH_R_HEAD_TOO_LARGE,	/* over GAMMAD_KH_HEAD_MAX */
 	GAMMAD_KH_R_FIELDS,		/* over GAMMAD_KH_FIELDS_MAX */
 	GAMMAD_KH_R_QUERY,		/* over GAMMAD_KH_QUERY_MAX parameters */
-	GAMMAD_KH_R_TARGET_FORM,	/* not origin form ("*", absolute) */
+	GAMMAD_KH_R_TARGET_FORM,	/* not origin form ("*", absolute; not "PRI *") */
 	GAMMAD_KH_R_LEADING_CRLF,	/* empty lines before the request line */
 	GAMMAD_KH_R_METHOD,		/* CONNECT, or a method of 32 bytes or more */
 	GAMMAD_KH_R_CHUNKED,		/* Transfer-Encoding */
@@ -789,6 +789,7 @@ enum gammad_kh_reason {
 	GAMMAD_KH_R_RESP_TCP,		/* its response needs edits, its upstream is TCP (sk_skb) */
 	GAMMAD_KH_R_RESP_CUT,		/* a response head the kernel could not edit: client reset */
 	GAMMAD_KH_R_RESP_ENGINE,	/* a response head the kernel could not edit: the engine's */
+	GAMMAD_KH_R_H2_PRIOR,		/* "PRI *": an HTTP/2 prior-knowledge preface (gRPC) */
 	GAMMAD_KH_R_MAX,
 };
 

@@ -648,6 +648,39 @@ out:
 	free(s);
 }
 
+/*
+ * Heads not in origin form go to the engine with the reason that names them:
+ * an HTTP/2 prior-knowledge preface apart from "*" and absolute targets.
+ */
+static void target_forms(struct run *r, const struct tr_class *cls)
+{
+	static const struct {
+		const char *head;
+		unsigned reason;
+	} cases[] = {
+		{ "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", GAMMAD_KH_R_H2_PRIOR },
+		{ "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", GAMMAD_KH_R_TARGET_FORM },
+		{ "PRI http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", GAMMAD_KH_R_TARGET_FORM },
+		{ "GET http://a.app/x HTTP/1.1\r\nHost: a\r\n\r\n", GAMMAD_KH_R_TARGET_FORM },
+	};
+	struct gammad_kh_scratch *s = malloc(sizeof(*s));
+	struct kh_image img;
+
+	if (!ASSERT_OK_PTR(s, "scratch") || !ASSERT_OK(kh_encode(cls, 80, &img), "encode"))
+		goto out;
+	khu_use(&img);
+	if (ASSERT_OK(kh_image_write(&img, KHU_TAB, &r->fds), "write table"))
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+			if (run_head(r, cls, &img, cases[i].head, strlen(cases[i].head), s) &&
+			    (!ASSERT_EQ(s->v.action, GAMMAD_KH_ENGINE, "to the engine") ||
+			     !ASSERT_EQ(s->v.reason, cases[i].reason, kh_reason_str(cases[i].reason))))
+				show_head(cases[i].head, strlen(cases[i].head));
+	khu_use(NULL);
+	kh_image_free(&img);
+out:
+	free(s);
+}
+
 /* What the kernel did with the heads of the subtest; the counts restart. */
 static void report(struct run *r)
 {
@@ -700,8 +733,10 @@ void test_khttp_diff(void)
 		/* a class without a kernel table: every head still parses the same */
 		struct tfx f;
 
-		if (ASSERT_OK(tfx_setup(&f, NULL), "setup"))
+		if (ASSERT_OK(tfx_setup(&f, NULL), "setup")) {
 			run_table(&r, tfx_class(&f, "app", "a", 80, NULL), 80, "no route");
+			target_forms(&r, tfx_class(&f, "app", "a", 80, NULL));
+		}
 		tfx_free(&f);
 		report(&r);
 	}

@@ -71,6 +71,7 @@ static const char *const reasons[GAMMAD_KH_R_MAX] = {
 	[GAMMAD_KH_R_RESP_TCP] = "response edits on a TCP upstream",
 	[GAMMAD_KH_R_RESP_CUT] = "response head not editable: client reset",
 	[GAMMAD_KH_R_RESP_ENGINE] = "response head not editable here: the engine edits it",
+	[GAMMAD_KH_R_H2_PRIOR] = "HTTP/2 prior knowledge",
 };
 
 const char *kh_tab_reason_str(unsigned int reason)

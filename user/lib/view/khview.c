@@ -44,6 +44,7 @@ static const char *const reason_names[GAMMAD_KH_R_MAX] = {
 	[GAMMAD_KH_R_RESP_TCP] = "resp_edit_tcp",
 	[GAMMAD_KH_R_RESP_CUT] = "resp_edit_cut",
 	[GAMMAD_KH_R_RESP_ENGINE] = "resp_edit_engine",
+	[GAMMAD_KH_R_H2_PRIOR] = "h2_prior_knowledge",
 };
 
 static const char *const tab_reason_names[GAMMAD_KH_TAB_MAX] = {
