@@ -256,6 +256,7 @@ struct engine_stats {
 	uint64_t kernel_relays;		/* slow kernel-served readers relayed (engine_kernel_relay) */
 	uint64_t kernel_returns;	/* connections given back to the kernel after a miss */
 	uint64_t kernel_relay_edits;	/* kernel relays starting at a head the kernel could not edit */
+	uint64_t kernel_eofs;		/* kernel-served clients ended after a close-delimited response */
 };
 
 struct engine;
@@ -365,7 +366,7 @@ void engine_get_stats(struct engine *e, struct engine_stats *st);
  *     queued upstream to the response head (requests that reached one).
  *   gammad_http_engine_clients, _upstreams, _upstreams_idle, _buffer_bytes
  *     (gauges), _upstream_reused_total, _passthroughs_total, _kernel_relays_total,
- *     _kernel_relay_edits_total.
+ *     _kernel_relay_edits_total, _kernel_eofs_total.
  * A series shows from its first request on and is kept for the engine's
  * life (a route removed and added again continues its counters).
  */

@@ -402,6 +402,7 @@ void eng_stats_sum(struct engine *e, struct engine_stats *st)
 		st->kernel_relays += load(&l->kernel_relays);
 		st->kernel_returns += load(&l->kernel_returns);
 		st->kernel_relay_edits += load(&l->kernel_relay_edits);
+		st->kernel_eofs += load(&l->kernel_eofs);
 	}
 }
 
@@ -445,12 +446,16 @@ int engine_metrics_render(struct engine *e, FILE *f)
 		   "# HELP gammad_http_engine_kernel_relay_edits_total Kernel relays that start "
 		   "at a response head the kernel could not edit (the engine edits it).\n"
 		   "# TYPE gammad_http_engine_kernel_relay_edits_total counter\n"
-		   "gammad_http_engine_kernel_relay_edits_total %llu\n",
+		   "gammad_http_engine_kernel_relay_edits_total %llu\n"
+		   "# HELP gammad_http_engine_kernel_eofs_total Kernel-served connections the engine "
+		   "ended (a FIN) after a close-delimited response, once all of it was queued.\n"
+		   "# TYPE gammad_http_engine_kernel_eofs_total counter\n"
+		   "gammad_http_engine_kernel_eofs_total %llu\n",
 		(unsigned long long)st.clients, (unsigned long long)st.upstreams,
 		(unsigned long long)st.upstreams_idle, (unsigned long long)st.buffer_bytes,
 		(unsigned long long)st.upstream_reused, (unsigned long long)st.passthroughs,
 		(unsigned long long)st.kernel_relays, (unsigned long long)st.kernel_returns,
-		(unsigned long long)st.kernel_relay_edits);
+		(unsigned long long)st.kernel_relay_edits, (unsigned long long)st.kernel_eofs);
 	pthread_mutex_lock(&m->lock);
 	fputs("# HELP gammad_http_requests_total HTTP requests the engine ended, by route, rule, "
 	      "backend and response code class.\n# TYPE gammad_http_requests_total counter\n", f);

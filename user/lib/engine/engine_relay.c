@@ -192,6 +192,7 @@ void eng_relay_attach(struct engine *e, struct cconn *c, int fd, uint32_t slot)
 void eng_kernel_fin(struct engine *e, struct cconn *c)
 {
 	shutdown(c->fd, SHUT_WR);
+	eng_stat_add(e, &e->st.kernel_eofs, 1);
 	c->wr_shut = true;
 	c->kernel = false;
 	c->state = CS_LINGER;
