@@ -286,6 +286,44 @@ long pinned_kh_paired(const char *pin_dir)
 	return n;
 }
 
+long pinned_kh_upstream(const char *pin_dir, uint64_t up)
+{
+	int fd = pinned_map(pin_dir, GAMMAD_MAP_KH_UPC);
+	__u32 slot;
+	long ret;
+
+	if (fd < 0)
+		return -1;
+	ret = bpf_map_lookup_elem(fd, &up, &slot) ? -1 : (long)slot;
+	close(fd);
+	return ret;
+}
+
+long pinned_kh_bound(const char *pin_dir, uint64_t owner, uint64_t *up)
+{
+	int upc = pinned_map(pin_dir, GAMMAD_MAP_KH_UPC), slots = pinned_map(pin_dir, GAMMAD_MAP_KH_SLOT);
+	uint64_t key, next;
+	long ret = -1;
+
+	for (void *k = NULL; upc >= 0 && slots >= 0 && ret < 0 && !bpf_map_get_next_key(upc, k, &next);
+	     k = &key) {
+		struct gammad_kh_slot sv;
+		__u32 s;
+
+		key = next;
+		if (!bpf_map_lookup_elem(upc, &key, &s) && !bpf_map_lookup_elem(slots, &s, &sv) &&
+		    sv.owner == owner) {
+			*up = key;
+			ret = s;
+		}
+	}
+	if (upc >= 0)
+		close(upc);
+	if (slots >= 0)
+		close(slots);
+	return ret;
+}
+
 long pinned_entries(const char *pin_dir, const char *name)
 {
 	int fd = pinned_map(pin_dir, name);

@@ -64,6 +64,14 @@ void agent_env_fini(struct agent_env *ag);
 
 /* Slots of the kernel HTTP pools paired with a same-node server socket (gammad_khsvs_v1), or -1. */
 long pinned_kh_paired(const char *pin_dir);
+/*
+ * The kernel HTTP upstream slot bound to the client socket with cookie
+ * owner (gammad_khslot_v1), through the upstreams in the sockhash
+ * (gammad_khupc_v1): the slot, its upstream's cookie in *up; -1: none.
+ */
+long pinned_kh_bound(const char *pin_dir, uint64_t owner, uint64_t *up);
+/* The slot of the upstream with cookie up while it is in the sockhash (gammad_khupc_v1), or -1. */
+long pinned_kh_upstream(const char *pin_dir, uint64_t up);
 /* Entries of the map pinned as pin_dir/name (keys up to 64 bytes), or -1. */
 long pinned_entries(const char *pin_dir, const char *name);
 

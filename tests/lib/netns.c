@@ -194,7 +194,8 @@ int cgroup_join(const char *cgroup)
 	return n > 0 ? 0 : -EIO;
 }
 
-pid_t child_start(const char *cgroup, const char *netns, int (*fn)(void *), void *arg)
+static pid_t child_fork(const char *cgroup, const char *netns, int (*fn)(void *), void *arg,
+			bool bare)
 {
 	pid_t parent = getpid(), pid;
 
@@ -211,7 +212,19 @@ pid_t child_start(const char *cgroup, const char *netns, int (*fn)(void *), void
 		_exit(120);
 	if (netns && netns_enter(netns) < 0)
 		_exit(121);
+	if (bare && close_range(3, ~0U, 0))
+		_exit(123);
 	_exit(fn(arg) & 0xff);
+}
+
+pid_t child_start(const char *cgroup, const char *netns, int (*fn)(void *), void *arg)
+{
+	return child_fork(cgroup, netns, fn, arg, false);
+}
+
+pid_t child_start_bare(const char *cgroup, const char *netns, int (*fn)(void *), void *arg)
+{
+	return child_fork(cgroup, netns, fn, arg, true);
 }
 
 int child_wait(pid_t pid, int timeout_ms)

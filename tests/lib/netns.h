@@ -57,6 +57,14 @@ int link_packets(const char *ns, const char *ifname, uint64_t *rx, uint64_t *tx)
  * killing a child that overran timeout_ms.
  */
 pid_t child_start(const char *cgroup, const char *netns, int (*fn)(void *), void *arg);
+/*
+ * The same, the child keeping none of the caller's file descriptors but
+ * 0-2: a process of a pod, not of the test. A fork copies every socket
+ * the caller holds (those a test server of the caller accepted, too), and
+ * a copy keeps the connection open past the owner's close(): no FIN is
+ * sent while the child lives.
+ */
+pid_t child_start_bare(const char *cgroup, const char *netns, int (*fn)(void *), void *arg);
 int child_wait(pid_t pid, int timeout_ms);
 int child_run(const char *cgroup, const char *netns, int (*fn)(void *), void *arg,
 	      int timeout_ms);

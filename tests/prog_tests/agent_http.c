@@ -5,7 +5,9 @@
  * (agent_http_kernel, `--kernel-http`: /metrics and gammactl stats must
  * count the requests served in the kernel; slow_reader waits for the
  * kernel's bytes-in-flight cap): clients are processes in a pod's cgroup
- * and netns whose connect() the kernel steers to the agent, backends are the lab's echo
+ * and netns whose connect() the kernel steers to the agent (forked bare:
+ * a copy of the test server's sockets would hold its connections open
+ * past its close), backends are the lab's echo
  * pods and, for what echo cannot do, the test server of tests/lib/http_tsrv
  * listening inside echo-v1's netns (Service bulk). Checked: keep-alive
  * connections switching backends per request (0 misrouted of 10,000), 100
@@ -21,6 +23,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,7 +381,7 @@ static void run_load_kh(struct http_env *e, int conns, int reqs, bool check_metr
 		m0[1] = scrape(e, SERIES("1", "echo-v2"));
 	}
 	kh_scrape(e, &ks0, &ke0);
-	pid = child_start(e->v2->container_cgroup, e->v2->netns, load_run, l);
+	pid = child_start_bare(e->v2->container_cgroup, e->v2->netns, load_run, l);
 	if (ASSERT_GT(pid, 0, "client process"))
 		ASSERT_EQ(child_wait(pid, 120000), 0, "clients done");
 	kh_scrape(e, &ks1, &ke1);
@@ -491,7 +494,7 @@ static void pool_made_us(struct http_env *e)
 		return;
 	snprintf(l->ip, sizeof(l->ip), "%s", e->echo);
 	l->conns = l->reqs = 1;
-	pid = child_start(e->v2->container_cgroup, e->v2->netns, load_run, l);
+	pid = child_start_bare(e->v2->container_cgroup, e->v2->netns, load_run, l);
 	for (t_end = ms_now() + 3000; !ups_us && ms_now() < t_end; usleep(50)) {
 		if (!pool_us && pinned_entries(e->ag.pin_dir, GAMMAD_MAP_KH_POOL) > 0)
 			pool_us = us_now();
@@ -722,7 +725,7 @@ static void subtest_bodies(struct http_env *e)
 	if (!ASSERT_OK_PTR(b, "shared memory"))
 		return;
 	snprintf(b->ip, sizeof(b->ip), "%s", e->bulk);
-	pid = child_start(e->v2->container_cgroup, e->v2->netns, bulk_run, b);
+	pid = child_start_bare(e->v2->container_cgroup, e->v2->netns, bulk_run, b);
 	if (ASSERT_GT(pid, 0, "client process"))
 		child_wait(pid, 60000);
 	test__printf("4 x 10 MB in %lld ms; step %d err %d got \"%s\" want \"%s\"\n",
@@ -832,7 +835,7 @@ static void subtest_pipelined(struct http_env *e)
 		return;
 	snprintf(pr->ip, sizeof(pr->ip), "%s", e->echo);
 	snprintf(pr->bulk, sizeof(pr->bulk), "%s", e->bulk);
-	pid = child_start(e->v2->container_cgroup, e->v2->netns, pipe_run, pr);
+	pid = child_start_bare(e->v2->container_cgroup, e->v2->netns, pipe_run, pr);
 	if (ASSERT_GT(pid, 0, "client process"))
 		child_wait(pid, 30000);
 	ASSERT_EQ(pr->err, 0, "client");
@@ -1056,7 +1059,7 @@ static void subtest_slow_reader_kernel(struct http_env *e)
 	relays0 = scrape(e, "gammad_http_engine_kernel_relays_total");
 	rss0 = agent_rss_kb(e);
 	s0 = stream_bytes(e);
-	pid = child_start(e->v2->container_cgroup, e->v2->netns, slow_run, h);
+	pid = child_start_bare(e->v2->container_cgroup, e->v2->netns, slow_run, h);
 	if (!ASSERT_GT(pid, 0, "client process") || !ASSERT_TRUE(wait_flag(&h->sent, 5000), "sent"))
 		goto out;
 	plateau = stream_plateau(e, s0, &s1);
@@ -1113,7 +1116,7 @@ static void subtest_slow_reader(struct http_env *e)
 	buf0 = scrape(e, "gammad_http_engine_buffer_bytes");
 	rss0 = agent_rss_kb(e);
 	s0 = stream_bytes(e);
-	pid = child_start(e->v2->container_cgroup, e->v2->netns, hold_run, h);
+	pid = child_start_bare(e->v2->container_cgroup, e->v2->netns, hold_run, h);
 	if (!ASSERT_GT(pid, 0, "client process") || !ASSERT_TRUE(wait_flag(&h->sent, 5000), "sent"))
 		goto out;
 	/* the stream runs until every buffer on the way is full, then stops */
@@ -1228,14 +1231,14 @@ static void subtest_upstream_killed(struct http_env *e)
 
 	if (!ASSERT_OK_PTR(k, "shared memory") || !ASSERT_OK_PTR(h, "shared memory"))
 		goto out;
-	srv = child_start(NULL, e->v1->netns, killsrv_run, k);
+	srv = child_start_bare(NULL, e->v1->netns, killsrv_run, k);
 	if (!ASSERT_GT(srv, 0, "server process") || !ASSERT_TRUE(wait_flag(&k->ready, 5000), "listening"))
 		goto out;
 	snprintf(h->ip, sizeof(h->ip), "%s", e->bulk);
 	h->port = KILL_PORT;
 	h->read_all = true;
 	snprintf(h->req, sizeof(h->req), "GET /kill/me HTTP/1.1\r\nHost: bulk\r\n\r\n");
-	cli = child_start(e->v2->container_cgroup, e->v2->netns, hold_run, h);
+	cli = child_start_bare(e->v2->container_cgroup, e->v2->netns, hold_run, h);
 	if (!ASSERT_GT(cli, 0, "client process") ||
 	    !ASSERT_TRUE(wait_flag(&k->sent, 5000), "response under way"))
 		goto out;
@@ -1258,8 +1261,178 @@ out:
 	shared_free(h, sizeof(*h));
 }
 
+/* ---- a close-delimited response ------------------------------------------- */
+
+#define CD_WARM 40		/* keep-alive requests at most until the kernel serves the connection */
+
+struct cdel {
+	char ip[INET6_ADDRSTRLEN], pin_dir[128];
+	bool kernel;
+	int size;			/* /ts/close/size; 0: the keep-alive requests alone */
+	int delay_ms;			/* before reading it */
+	int err;			/* where it failed: -errno, or a line of cdel_run */
+	int warm;			/* keep-alive requests before the close-delimited one */
+	long slot;			/* the upstream slot bound to the connection (kernel), -1: none */
+	uint64_t cookie, up;		/* the client's socket cookie, its upstream's */
+	int end;			/* read_resp() of the close-delimited response: 0 (EOF), -errno */
+	long long body, bad, ms;	/* its body bytes, those not ts_fill's, ms from the request to the end */
+	bool conn_close;		/* its head says Connection: close */
+};
+
 /*
- * 7. A client killed while its request waits for the upstream: the engine
+ * A keep-alive connection to the test server whose requests the kernel
+ * serves (with --kernel-http: until it is bound to an upstream slot), then
+ * /ts/close/size, an answer without framing that the server ends by
+ * closing: the client waits delay_ms before reading (the kernel's bytes
+ * pile up in its sockmap queue), then reads the head, every body byte and
+ * EOF.
+ */
+static int cdel_run(void *arg)
+{
+	static const char warm[] = "GET /ts/len/100 HTTP/1.1\r\nHost: bulk\r\n\r\n";
+	struct cdel *d = arg;
+	struct reader r = { .fd = dial(d->ip, BULK_PORT) };
+	socklen_t clen = sizeof(d->cookie);
+	char req[128], v[64];
+	struct resp p = { 0 };
+	long long t0;
+
+	d->slot = -1;
+	if (r.fd < 0) {
+		d->err = r.fd;
+		return 1;
+	}
+	if (getsockopt(r.fd, SOL_SOCKET, SO_COOKIE, &d->cookie, &clen)) {
+		d->err = -errno;
+		goto out;
+	}
+	/* the pool is made at the first miss: the connection comes back to the kernel after it */
+	while (d->warm < CD_WARM && (d->slot < 0 || !d->kernel)) {
+		if (exchange(&r, warm, "GET", &p) || p.status != 200 || p.body_len != 100) {
+			d->err = __LINE__;
+			goto out;
+		}
+		resp_free(&p);
+		d->warm++;
+		if (!d->kernel)
+			break;
+		d->slot = pinned_kh_bound(d->pin_dir, d->cookie, &d->up);
+		if (d->slot < 0)
+			usleep(20 * 1000);
+	}
+	if (!d->size)
+		goto out;
+	snprintf(req, sizeof(req), "GET /ts/close/%d HTTP/1.1\r\nHost: bulk\r\n\r\n", d->size);
+	t0 = ms_now();
+	if (send_all(r.fd, req, strlen(req))) {
+		d->err = __LINE__;
+		goto out;
+	}
+	usleep(d->delay_ms * 1000);
+	d->end = read_resp(&r, "GET", &p, NULL);
+	d->ms = ms_now() - t0;
+	if (d->end || p.status != 200) {
+		d->err = __LINE__;
+		goto out;
+	}
+	d->conn_close = !strcasecmp(resp_header(&p, "Connection", v, sizeof(v)) ?: "", "close");
+	d->body = (long long)p.body_len;
+	for (size_t i = 0; i < p.body_len; i++)
+		d->bad += p.body[i] != (char)('a' + i % 23);
+out:
+	resp_free(&p);
+	rd_close(&r);
+	return d->err ? 1 : 0;
+}
+
+/* One connection of cdel_run in echo-v2's pod; false when it did not run. */
+static bool cdel_start(struct http_env *e, struct cdel *d, int size, int delay_ms)
+{
+	pid_t pid;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(d->ip, sizeof(d->ip), "%s", e->bulk);
+	snprintf(d->pin_dir, sizeof(d->pin_dir), "%s", e->ag.pin_dir);
+	d->kernel = e->kernel;
+	d->size = size;
+	d->delay_ms = delay_ms;
+	pid = child_start_bare(e->v2->container_cgroup, e->v2->netns, cdel_run, d);
+	if (!ASSERT_GT(pid, 0, "client process"))
+		return false;
+	child_wait(pid, 30000);
+	return true;
+}
+
+/* The close-delimited response of one connection (above), and what the data path did. */
+static void cdel_case(struct http_env *e, struct cdel *d, int size, int delay_ms)
+{
+	double served0 = scrape(e, KH_SERIES("served")), miss0 = scrape(e, KH_SERIES("no_upstream"));
+	double ks0, ke0, ks1, ke1, eofs0 = scrape(e, "gammad_http_engine_kernel_eofs_total");
+	uint64_t up;
+
+	kh_scrape(e, &ks0, &ke0);
+	if (!cdel_start(e, d, size, delay_ms))
+		return;
+	kh_scrape(e, &ks1, &ke1);
+	test__printf("close-delimited %d B: %d requests before it, slot %ld; read %lld body bytes "
+		     "(%lld wrong), end %d after %lld ms (line %d)\n", size, d->warm, d->slot,
+		     d->body, d->bad, d->end, d->ms, d->err > 0 ? d->err : 0);
+	ASSERT_EQ(d->err, 0, "client (-errno, or a line of cdel_run)");
+	ASSERT_EQ(d->end, 0, "the client reads EOF, not its timeout");
+	ASSERT_EQ(d->body, size, "the whole body");
+	ASSERT_EQ(d->bad, 0, "every byte in place");
+	if (!e->kernel) {
+		ASSERT_TRUE(d->conn_close, "the engine's head says Connection: close");
+		return;
+	}
+	if (!ASSERT_GE(d->slot, 0, "the connection bound to an upstream slot"))
+		return;
+	/* every request the kernel's: served, or a miss the engine answered */
+	ASSERT_EQ(ks1 - ks0 + (ke1 - ke0), d->warm + 1, "every request decided in the kernel");
+	ASSERT_EQ(ke1 - ke0, scrape(e, KH_SERIES("no_upstream")) - miss0, "only misses to the engine");
+	ASSERT_GE(scrape(e, KH_SERIES("served")) - served0, 2,
+		  "the request that bound it and the close-delimited one served in the kernel");
+	ASSERT_EQ(scrape(e, "gammad_http_engine_kernel_eofs_total") - eofs0, 1,
+		  "the engine ended the client after the kernel's response (kernel_eofs)");
+	ASSERT_LT(pinned_kh_upstream(e->ag.pin_dir, d->up), 0,
+		  "the closed upstream out of the sockhash (its slot re-armed, never claimed again)");
+	ASSERT_LT(pinned_kh_bound(e->ag.pin_dir, d->cookie, &up), 0, "the client holds no slot");
+}
+
+/*
+ * 7. A close-delimited response on a connection the kernel serves (its
+ * requests on an upstream slot of the pool): the client gets the whole
+ * body and then EOF (its connection closed, as the engine closes after
+ * such a response), not its receive timeout; the upstream that the server
+ * closed leaves the sockhash and the client's slot (never claimed again),
+ * and a new connection is bound to another upstream of the pool after it.
+ * A megabyte read 300 ms late (the kernel's bytes queued at the client
+ * when the server's FIN comes) and 100 bytes read at once (the FIN on the
+ * last data segment).
+ */
+static void subtest_close_delimited(struct http_env *e)
+{
+	struct cdel *d = shared_alloc(sizeof(*d)), *d2 = shared_alloc(sizeof(*d2));
+
+	if (!ASSERT_OK_PTR(d, "shared memory") || !ASSERT_OK_PTR(d2, "shared memory"))
+		goto out;
+	cdel_case(e, d, 1 << 20, 300);
+	cdel_case(e, d, 100, 0);
+	if (!e->kernel || !cdel_start(e, d2, 0, 0))
+		goto out;
+	/* the pool serves on, on another upstream */
+	ASSERT_EQ(d2->err, 0, "next client");
+	ASSERT_GE(d2->slot, 0, "a new connection bound to an upstream slot");
+	ASSERT_NEQ(d2->up, d->up, "not the closed upstream");
+out:
+	if (d)
+		shared_free(d, sizeof(*d));
+	if (d2)
+		shared_free(d2, sizeof(*d2));
+}
+
+/*
+ * 8. A client killed while its request waits for the upstream: the engine
  * closes the upstream connection (the server sees its peer close) and its
  * connection counts go back.
  */
@@ -1278,7 +1451,7 @@ static void subtest_client_killed(struct http_env *e)
 	snprintf(h->ip, sizeof(h->ip), "%s", e->bulk);
 	h->port = BULK_PORT;
 	snprintf(h->req, sizeof(h->req), "GET /ts/hang HTTP/1.1\r\nHost: bulk\r\n\r\n");
-	pid = child_start(e->v2->container_cgroup, e->v2->netns, hold_run, h);
+	pid = child_start_bare(e->v2->container_cgroup, e->v2->netns, hold_run, h);
 	if (!ASSERT_GT(pid, 0, "client process"))
 		goto out;
 	for (t0 = ms_now(); __atomic_load_n(&e->ts.hang_requests, __ATOMIC_RELAXED) == hang0 &&
@@ -1396,7 +1569,7 @@ fail:
 }
 
 /*
- * 8. What is not HTTP on a Service port with HTTP rules: a server-first
+ * 9. What is not HTTP on a Service port with HTTP rules: a server-first
  * protocol (the client waits for the greeting) and a TLS ClientHello get
  * the backend through the engine's tunnel, with the kernel path on too
  * (the first: the engine took the silent connection before the client's
@@ -1412,11 +1585,11 @@ static void subtest_not_http(struct http_env *e)
 
 	if (!ASSERT_OK_PTR(f, "shared memory") || !ASSERT_OK_PTR(c, "shared memory"))
 		goto out;
-	srv = child_start(NULL, e->v1->netns, firstsrv_run, f);
+	srv = child_start_bare(NULL, e->v1->netns, firstsrv_run, f);
 	if (!ASSERT_GT(srv, 0, "server process") || !ASSERT_TRUE(wait_flag(&f->ready, 5000), "listening"))
 		goto out;
 	snprintf(c->ip, sizeof(c->ip), "%s", e->bulk);
-	cli = child_start(e->v2->container_cgroup, e->v2->netns, firstcli_run, c);
+	cli = child_start_bare(e->v2->container_cgroup, e->v2->netns, firstcli_run, c);
 	if (ASSERT_GT(cli, 0, "client process"))
 		child_wait(cli, 20000);
 	ASSERT_EQ(c->step, 0, "server-first greeting, bytes both ways, a ClientHello passed through");
@@ -1561,7 +1734,7 @@ out:
 }
 
 /*
- * 9. ResponseHeaderModifier (echo's /hdr): every response edited exactly
+ * 10. ResponseHeaderModifier (echo's /hdr): every response edited exactly
  * as the engine edits it. With --sockmap the echo pod's responses are
  * edited in the kernel (served); over TCP the connection's first such
  * request that finds an upstream hands it to the engine (resp_edit_tcp),
@@ -1581,7 +1754,7 @@ static void subtest_resp_edits(struct http_env *e)
 	if (!ASSERT_OK_PTR(h, "shared memory"))
 		return;
 	snprintf(h->ip, sizeof(h->ip), "%s", e->echo);
-	cli = child_start(e->v2->container_cgroup, e->v2->netns, hdr_run, h);
+	cli = child_start_bare(e->v2->container_cgroup, e->v2->netns, hdr_run, h);
 	if (ASSERT_GT(cli, 0, "client process"))
 		child_wait(cli, 30000);
 	ASSERT_EQ(h->err, 0, "client");
@@ -1608,7 +1781,7 @@ static void subtest_resp_edits(struct http_env *e)
 	 */
 	memset(h, 0, sizeof(*h));
 	snprintf(h->ip, sizeof(h->ip), "%s", e->echo);
-	cli = child_start(e->v2->container_cgroup, e->v2->netns, hdr_big_run, h);
+	cli = child_start_bare(e->v2->container_cgroup, e->v2->netns, hdr_big_run, h);
 	if (ASSERT_GT(cli, 0, "client process"))
 		child_wait(cli, 30000);
 	ASSERT_EQ(h->err, 0, "client (big heads)");
@@ -1671,6 +1844,8 @@ static void run_http(bool kernel, bool sockmap)
 		subtest_slow_reader(&e);
 	if (test__start_subtest("upstream_killed"))
 		subtest_upstream_killed(&e);
+	if (test__start_subtest("close_delimited"))
+		subtest_close_delimited(&e);
 	if (test__start_subtest("client_killed"))
 		subtest_client_killed(&e);
 	if (test__start_subtest("not_http"))

@@ -1564,15 +1564,17 @@ out:
  * (close-delimited): delivered whole, then the pools name the client
  * (eof) and the agent's side of it shuts down: the client reads the body
  * and then EOF, as from the engine. A request sent behind it is the
- * engine's (counted: close-delimited).
+ * engine's (counted: close-delimited). fin_in_data: the backend's last
+ * bytes and its FIN in one segment (corked, then shut down), as a server
+ * that writes its answer and closes at once sends them.
  */
-static void test_close_delimited(struct env *e)
+static void close_delimited(struct env *e, bool fin_in_data)
 {
 	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nup to the close";
 	uint64_t cd = khst(e, GAMMAD_KH_R_CLOSE_DELIMITED);
 	struct client c = { -1, -1, 0 };
 	char buf[8];
-	int be;
+	int be, one = 1;
 
 	e->eof = 0;
 	if (!ASSERT_OK(client_open(e, &c), "client") ||
@@ -1580,15 +1582,25 @@ static void test_close_delimited(struct env *e)
 		goto out;
 	be = bound_be(e, &c, 0);
 	if (!ASSERT_GE(be, 0, "backend") ||
-	    !expect_str(be, "GET /one/cd HTTP/1.1\r\nHost: a\r\n\r\n", "request") ||
-	    !ASSERT_TRUE(send_str(be, resp), "response") ||
-	    !expect_str(c.cli, resp, "the body as it comes"))
+	    !expect_str(be, "GET /one/cd HTTP/1.1\r\nHost: a\r\n\r\n", "request"))
 		goto out;
-	if (!ASSERT_TRUE(send_str(c.cli, "GET /one/2 HTTP/1.1\r\nHost: a\r\n\r\n"), "send") ||
-	    !expect_str(c.peer, "GET /one/2 HTTP/1.1\r\nHost: a\r\n\r\n", "behind it: the engine"))
-		goto out;
-	ASSERT_EQ(khst(e, GAMMAD_KH_R_CLOSE_DELIMITED) - cd, 1, "counted: close-delimited");
-	shutdown(be, SHUT_RDWR);
+	if (fin_in_data) {
+		if (!ASSERT_OK(setsockopt(be, IPPROTO_TCP, TCP_CORK, &one, sizeof(one)), "cork") ||
+		    !ASSERT_TRUE(send_str(be, resp), "response") ||
+		    !ASSERT_OK(shutdown(be, SHUT_WR), "its FIN on the last segment") ||
+		    !expect_str(c.cli, resp, "the body as it comes"))
+			goto out;
+	} else {
+		if (!ASSERT_TRUE(send_str(be, resp), "response") ||
+		    !expect_str(c.cli, resp, "the body as it comes"))
+			goto out;
+		if (!ASSERT_TRUE(send_str(c.cli, "GET /one/2 HTTP/1.1\r\nHost: a\r\n\r\n"), "send") ||
+		    !expect_str(c.peer, "GET /one/2 HTTP/1.1\r\nHost: a\r\n\r\n",
+				"behind it: the engine"))
+			goto out;
+		ASSERT_EQ(khst(e, GAMMAD_KH_R_CLOSE_DELIMITED) - cd, 1, "counted: close-delimited");
+		shutdown(be, SHUT_RDWR);
+	}
 	for (int i = 0; i < 100 && !e->eof; i++) {
 		kh_pools_run(e->pools);
 		if (!e->eof)
@@ -1601,6 +1613,12 @@ static void test_close_delimited(struct env *e)
 	ASSERT_EQ(read_exact(c.cli, buf, sizeof(buf)), 0, "then EOF");
 out:
 	client_close(&c);
+}
+
+static void test_close_delimited(struct env *e)
+{
+	close_delimited(e, false);
+	close_delimited(e, true);
 }
 
 /* The start-up probe: this kernel can run the path; releases are read right. */
