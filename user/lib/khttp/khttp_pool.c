@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/time.h>
 #include <sys/timerfd.h>
@@ -457,6 +459,29 @@ static int on_event(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+/*
+ * Wait until the receive path that brought upstream s's FIN is done with
+ * that segment. tcp_data_queue() calls tcp_fin(), whose wake-up is our
+ * hang-up, before tcp_data_ready() runs the sk_skb verdict on the bytes of
+ * the same segment (a server that writes its answer and closes at once
+ * sends them together). Before that verdict the slot's framing is not
+ * final (a small close-delimited response may not even be marked CLOSE:
+ * taken for a cut one, its client reset) and the socket must stay in the
+ * sockhash (leaving it restores sk_data_ready: those bytes would stay on
+ * the upstream, the client's response cut short yet ended with a FIN).
+ * The softirq (or the process whose release_sock() runs the backlog)
+ * holds the socket's lock through the verdict; TCP_INFO takes that lock
+ * (lock_sock_fast), so after it every byte before the FIN is framed and
+ * queued at the client.
+ */
+static void fin_settled(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len);
+}
+
 /* The backend closed upstream s: its client may be waiting for the rest. */
 static void on_hangup(struct kh_pools *p, uint32_t s)
 {
@@ -464,6 +489,7 @@ static void on_hangup(struct kh_pools *p, uint32_t s)
 
 	if (p->slots[s].relayed)
 		return;	/* the caller reads its EOF */
+	fin_settled(p->slots[s].fd);
 	srv_unpair(p, s);	/* a half-closed server socket takes no more requests */
 	bpf_map_delete_elem(p->o.map_up, &s);
 	if (!bpf_map_lookup_elem(p->o.map_slot, &s, &sv) && sv.owner != GAMMAD_KH_OWNER_FREE &&

@@ -25,7 +25,9 @@
  *    to per_pool free (up to GAMMAD_KH_POOL_MAX slots);
  *  - an upstream the backend closed is taken out of the sockhash first (a
  *    claim then fails over to the engine instead of writing into a closed
- *    connection) and armed again; if its client was waiting for a response
+ *    connection; only once the segment that brought the FIN has been
+ *    through the sk_skb verdict, whose run the hang-up's wake-up precedes)
+ *    and armed again; if its client was waiting for a response
  *    the cut callback names that client, whose connection the caller resets;
  *    if that response was close-delimited (GAMMAD_KH_SLOT_CLOSE) it is whole:
  *    the eof callback names the client, whose side the caller shuts down
