@@ -1978,6 +1978,68 @@ out:
 	close(fd);
 }
 
+/* ---- map_write_many: chunks, a refused batch, a full map ------------------------------------------ */
+
+/*
+ * n entries into a fresh map of type (hash: batched; LPM trie: no batch op,
+ * written one by one) holding max: what the kernel took is exactly a
+ * prefix, each entry as written, the chunk boundaries crossed.
+ */
+static void map_write_case(enum bpf_map_type type, __u32 max, __u32 n)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
+	struct { __u32 plen, addr; } *keys = calloc(n + 1, sizeof(*keys));
+	__u32 (*vals)[3] = calloc(n + 1, sizeof(*vals));
+	size_t taken = 0, want = n < max ? n : max;
+	char when[96];
+	int fd, err;
+
+	snprintf(when, sizeof(when), "map_write type %d max %u n %u", type, max, n);
+	fd = bpf_map_create(type, "gammad_t_write", 8, 12, max, &o);
+	if (!ASSERT_GE(fd, 0, "create map") || !ASSERT_OK_PTR(keys, "keys") ||
+	    !ASSERT_OK_PTR(vals, "vals"))
+		goto out;
+	for (__u32 i = 0; i < n; i++) {
+		keys[i].plen = 32;
+		keys[i].addr = i * 2654435761u;
+		vals[i][0] = i;
+		vals[i][1] = ~i;
+		vals[i][2] = i * 3;
+	}
+	err = map_write_many(fd, keys, vals, sizeof(*keys), sizeof(*vals), n, &taken);
+	if (n <= max)
+		ASSERT_OK(err, when);
+	else
+		ASSERT_TRUE(err == -E2BIG || err == -ENOSPC, when);
+	ASSERT_EQ(taken, want, "taken: a prefix, exactly");
+	for (__u32 i = 0; i < n; i++) {
+		__u32 v[3];
+		bool in = !bpf_map_lookup_elem(fd, &keys[i], v);
+
+		if (!ASSERT_EQ(in, i < want, when) ||
+		    (in && !ASSERT_OK(memcmp(v, vals[i], sizeof(v)), "value as written")))
+			break;
+	}
+out:
+	free(keys);
+	free(vals);
+	if (fd >= 0)
+		close(fd);
+}
+
+static void subtest_map_write(void)
+{
+	static const __u32 sizes[] = { 1, MAP_WRITE_CHUNK, MAP_WRITE_CHUNK + 1, 2 * MAP_WRITE_CHUNK + 500 };
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		map_write_case(BPF_MAP_TYPE_HASH, 4 * MAP_WRITE_CHUNK, sizes[i]);
+		map_write_case(BPF_MAP_TYPE_LPM_TRIE, 4 * MAP_WRITE_CHUNK, sizes[i]);
+	}
+	/* full in the second chunk: the first chunk and part of the second stay */
+	map_write_case(BPF_MAP_TYPE_HASH, MAP_WRITE_CHUNK + 100, 2 * MAP_WRITE_CHUNK + 500);
+	map_write_case(BPF_MAP_TYPE_LPM_TRIE, MAP_WRITE_CHUNK + 100, 2 * MAP_WRITE_CHUNK + 500);
+}
+
 static void subtest_map_dump(void)
 {
 	static const __u32 sizes[] = { 1, 2, 3, 7, 64, 1000, 4096 };
@@ -2039,6 +2101,8 @@ void test_apply_reconcile(void)
 		subtest_batched();
 	if (test__start_subtest("map_dump"))
 		subtest_map_dump();
+	if (test__start_subtest("map_write"))
+		subtest_map_write();
 	if (test__start_subtest("legacy_adopt"))
 		subtest_legacy_adopt();
 }

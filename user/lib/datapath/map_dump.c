@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Whole-map reads: see map_dump.h. */
+/* Whole-map reads and many-entry writes: see map_dump.h. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <bpf/bpf.h>
 
+#include "base/log.h"
 #include "map_dump.h"
 
 /* The kernel's "operation not supported" for a missing batch op (not in libc). */
@@ -129,4 +131,64 @@ void map_dump_free(struct map_dump *d)
 		free(d->vals);
 	}
 	memset(d, 0, sizeof(*d));
+}
+
+/* ---- writes ----------------------------------------------------------------- */
+
+static bool batch_refused(int err)
+{
+	return err == -EINVAL || err == -ENOTSUPP || err == -EOPNOTSUPP;
+}
+
+static void write_failed(int fd, size_t n, size_t taken, int err)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	if (err == -E2BIG || err == -ENOSPC)
+		return;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		snprintf(info.name, sizeof(info.name), "fd %d", fd);
+	pr_err("datapath: write %zu entries to map %s: %s (%zu written)", n, info.name,
+	       strerror(-err), taken);
+}
+
+int map_write_many(int fd, const void *keys, const void *vals, size_t ksz, size_t vsz,
+		   size_t n, size_t *taken)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+	const char *k = keys, *v = vals;
+	bool single = false;
+	size_t done = 0;
+	int err = 0;
+
+	while (done < n && !err) {
+		__u32 count = n - done < MAP_WRITE_CHUNK ? (__u32)(n - done) : MAP_WRITE_CHUNK;
+
+		if (single) {
+			count = 1;
+			if (bpf_map_update_elem(fd, k + done * ksz, v + done * vsz, BPF_ANY))
+				err = -errno, count = 0;
+		} else if (bpf_map_update_batch(fd, k + done * ksz, v + done * vsz, &count, &opts)) {
+			err = -errno;
+			if (count > n - done)
+				count = 0;	/* never trust more than was asked */
+			/*
+			 * Refused (a kernel or map type without the batch op), or an
+			 * entry the kernel rejected: one by one from there says which
+			 * and writes exactly what single updates would.
+			 */
+			if (batch_refused(err)) {
+				single = true;
+				err = 0;
+			}
+		} else if (!count) {
+			err = -EIO;	/* no progress: never spin */
+		}
+		done += count;
+	}
+	*taken = done;
+	if (err)
+		write_failed(fd, n, done, err);
+	return err;
 }

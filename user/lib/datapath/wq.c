@@ -19,8 +19,15 @@
 
 #include "base/log.h"
 #include "datapath_int.h"
+#include "map_dump.h"
 
 #define WQ_MAX_MAPS 8	/* per stage; more maps than that flush early */
+/*
+ * Queued bytes that flush early: kernel HTTP records are kilobytes each
+ * (10,000 tables queue ~100 MB otherwise). Any prefix of the queue written
+ * stage by stage is complete: each write was queued after what it names.
+ */
+#define WQ_MAX_BYTES (16u << 20)
 
 struct wq_seg {
 	int fd;
@@ -32,7 +39,7 @@ struct wq_seg {
 struct dp_wq {
 	struct wq_seg segs[DP_WQ_NR][WQ_MAX_MAPS];
 	int nr_segs[DP_WQ_NR];
-	size_t queued;
+	size_t queued, bytes;
 	int nr_cpus;
 	const struct wq_hooks *hooks;
 	void *ctx;
@@ -62,23 +69,11 @@ static int seg_init(const struct dp_wq *q, struct wq_seg *s, int fd)
 /* Write one segment; what the kernel took goes to the mirror, also of a batch cut short. */
 static int seg_flush(struct dp_wq *q, struct wq_seg *s)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
-	size_t done = 0;
-	int err = 0;
+	size_t taken = 0;
+	int err = map_write_many(s->fd, s->keys, s->vals, s->ksz, s->vsz, s->nr, &taken);
 
-	while (done < s->nr && !err) {
-		__u32 count = (__u32)(s->nr - done);
-
-		if (bpf_map_update_batch(s->fd, s->keys + done * s->ksz, s->vals + done * s->vsz,
-					 &count, &opts))
-			err = -errno;
-		for (__u32 i = 0; i < count; i++)
-			q->hooks->taken(q->ctx, s->fd, s->keys + (done + i) * s->ksz,
-					s->vals + (done + i) * s->vsz);
-		if (!err && !count)
-			err = -EIO;	/* no progress: never spin */
-		done += count;
-	}
+	for (size_t i = 0; i < taken; i++)
+		q->hooks->taken(q->ctx, s->fd, s->keys + i * s->ksz, s->vals + i * s->vsz);
 	if (err == -E2BIG || err == -ENOSPC)
 		q->hooks->full(s->fd);
 	s->nr = 0;
@@ -99,6 +94,7 @@ int wq_flush(struct dp_wq *q)
 			else
 				q->segs[st][i].nr = 0;
 	q->queued = 0;
+	q->bytes = 0;
 	return err;
 }
 
@@ -174,5 +170,6 @@ int wq_put(struct dp_wq *q, enum dp_wq_stage st, int fd, const void *k, const vo
 	memcpy(s->vals + s->nr * s->vsz, v, s->vsz);
 	s->nr++;
 	q->queued++;
-	return 0;
+	q->bytes += s->ksz + s->vsz;
+	return q->bytes >= WQ_MAX_BYTES ? wq_flush(q) : 0;
 }
