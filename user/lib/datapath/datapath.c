@@ -891,6 +891,15 @@ int dp_selector_delete(struct dp *dp, uint32_t sel_id)
 	return err;
 }
 
+int dp_kh_put(struct dp *dp, enum dp_kh_part part, int fd, const void *key, const void *val)
+{
+	static const enum dp_wq_stage stage[] = {
+		[DP_KH_RECORD] = DP_WQ_KH, [DP_KH_TABLE] = DP_WQ_KH_TAB, [DP_KH_CLASS] = DP_WQ_DATA,
+	};
+
+	return map_put(dp, stage[part], fd, key, val);
+}
+
 int dp_consumer_write(struct dp *dp, uint32_t table_gen, uint32_t ns_id, uint32_t sel_id)
 {
 	struct gammad_cons_key k = { .table_gen = table_gen, .ns_id = ns_id };

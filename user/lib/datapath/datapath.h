@@ -22,7 +22,9 @@
  *	dp_endpoints_write(ep_set')        endpoints of each new backend
  *	dp_backend_write(be_id')           backends pointing at them
  *	dp_selector_write(sel_id', ...)    alias slots, then the selector
+ *	dp_kh_put(RECORD, ...), (TABLE)   kernel HTTP tables, records first
  *	dp_consumer_write(gen', ns, sel')  consumer tables of the new generation
+ *	dp_kh_put(CLASS, ...)              with them: the class's table
  *	dp_frontend_publish(key, {gen', default_sel', ...})   the one flip
  *	dp_sync()                          running programs have finished
  *	dp_*_delete(old ids)               retire the previous generation
@@ -199,6 +201,16 @@ int dp_selector_delete(struct dp *dp, uint32_t sel_id);
 int dp_consumer_write(struct dp *dp, uint32_t table_gen, uint32_t ns_id, uint32_t sel_id);
 int dp_consumer_delete(struct dp *dp, uint32_t table_gen, uint32_t ns_id);
 
+/*
+ * A write to a kernel HTTP map (GAMMAD_MAP_KH_*, fd from dp_map_fd()), in
+ * the publication order above: a table's records (entries, rules, alias
+ * slots, rule backends), the table entry that publishes them, a class
+ * entry (gammad_khcls_v1: the table a client class of a frontend's
+ * generation uses) with the consumer tables. Queued while a batch is open.
+ */
+enum dp_kh_part { DP_KH_RECORD, DP_KH_TABLE, DP_KH_CLASS };
+int dp_kh_put(struct dp *dp, enum dp_kh_part part, int fd, const void *key, const void *val);
+
 /* The generation flip: one update of the frontend entry. */
 int dp_frontend_publish(struct dp *dp, const struct gammad_fe_key *key,
 			const struct gammad_fe_val *val);
@@ -238,7 +250,8 @@ int dp_sync(struct dp *dp);
  * of writing; dp_batch_flush() writes the queue with one
  * BPF_MAP_UPDATE_BATCH per map and stage, in the publication order above:
  * the object table's begin markers, counters, endpoints, backends, alias
- * slots, selectors, consumer tables, the objects' final entries,
+ * slots, selectors, kernel HTTP records, kernel HTTP tables, consumer and
+ * class tables, the objects' final entries,
  * frontends, the frontend objects. Flush where the next writes point at
  * what is queued (between the layers of an apply). Every read, dump or
  * delete through dp flushes first; callers reading the maps' fds directly

@@ -85,7 +85,9 @@ enum dp_wq_stage {
 	DP_WQ_BE,
 	DP_WQ_ALIAS,
 	DP_WQ_SEL,
-	DP_WQ_DATA,		/* consumer tables and the rest */
+	DP_WQ_KH,		/* kernel HTTP records: entries, rules, alias slots, rule backends */
+	DP_WQ_KH_TAB,		/* kernel HTTP table entries (publish their records) */
+	DP_WQ_DATA,		/* consumer tables, kernel HTTP classes and the rest */
 	DP_WQ_OBJ,
 	DP_WQ_FE,
 	DP_WQ_OBJ_FE,

@@ -486,8 +486,9 @@ int ia_apply(struct dp *dp, const struct img *img, const struct ia_opts *opts,
 	/*
 	 * Innermost first: nothing is referenced before it is complete. Each
 	 * layer's writes are batched (datapath.h) and flushed before the next
-	 * layer points at them; the kernel HTTP tables and the clients are
-	 * written directly (their code reads the maps' fds).
+	 * layer points at them; the kernel HTTP tables go through the same
+	 * queue in stages of their own (records, tables, then the classes with
+	 * the consumer tables); the clients are written directly.
 	 */
 	if (!opts || !opts->single_writes)
 		dp_batch_begin(dp);

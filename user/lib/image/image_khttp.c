@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Kernel HTTP tables in the apply (image_khttp.h): built from the
- * translation, written innermost first like the L4 image, published with
- * the frontend's generation flip, retired by the kernel walk.
+ * translation, written innermost first like the L4 image (through its
+ * write queue: one BPF_MAP_UPDATE_BATCH per map and chunk for every table
+ * of the apply, datapath.h), published with the frontend's generation
+ * flip, retired by the kernel walk.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -307,17 +309,24 @@ static uint64_t item_hash(const struct kh_image *img, const struct gammad_kh_rb 
 {
 	uint64_t h = hash_bytes(&img->tab, sizeof(img->tab), 0x6b68);
 
-	h = hash_bytes(img->entries, img->nr_entries * sizeof(*img->entries), h);
-	h = hash_bytes(img->rules, img->nr_rules * sizeof(*img->rules), h);
-	h = hash_bytes(rbs, img->nr_rbs * sizeof(*rbs), h);
-	h = hash_bytes(img->slots, img->nr_slots * sizeof(*img->slots), h);
+	/* hash_large: entries and rule backends are kilobytes each, mostly zeros */
+	h = hash_large(img->entries, img->nr_entries * sizeof(*img->entries), h);
+	h = hash_large(img->rules, img->nr_rules * sizeof(*img->rules), h);
+	h = hash_large(rbs, img->nr_rbs * sizeof(*rbs), h);
+	h = hash_large(img->slots, img->nr_slots * sizeof(*img->slots), h);
 	/* the response edits: only where there are some (tables without keep their hash) */
 	for (size_t i = 0; i < img->nr_rbs; i++)
 		if (kh_rb_edits_response(img, i)) {
 			h = hash_bytes(&i, sizeof(i), h);
-			h = hash_bytes(&img->resp[i], sizeof(img->resp[i]), h);
+			h = hash_large(&img->resp[i], sizeof(img->resp[i]), h);
 		}
 	return h ? h : 1;
+}
+
+/* Through the apply's write queue: records, then tables, before the classes and flips. */
+static int queue_put(void *ctx, int fd, bool table, const void *key, const void *val)
+{
+	return dp_kh_put(ctx, table ? DP_KH_TABLE : DP_KH_RECORD, fd, key, val);
 }
 
 /* One table: reuse the complete one of the same content, else write it aside. */
@@ -341,7 +350,7 @@ static int write_table(struct ia_ctx *c, const struct ia_kh_class *it,
 	w.rbs = rbs;
 	err = ia_id_alloc(c, GAMMAD_OBJ_KH_TABLE, tab) ?:
 	      ia_obj_begin(c, GAMMAD_OBJ_KH_TABLE, *tab, &v) ?:
-	      kh_image_write(&w, *tab, &k->fds) ?:
+	      kh_image_put(&w, *tab, &k->fds, queue_put, c->dp) ?:
 	      ia_obj_put(c, GAMMAD_OBJ_KH_TABLE, *tab, &v);
 	if (!err)
 		c->stats->kh_tables_written++;
@@ -412,12 +421,8 @@ static void frontend_items(const struct ia_ctx *c, const struct img_frontend *f,
 uint64_t ia_kh_frontend_hash(const struct ia_ctx *c, const struct img_frontend *f, uint64_t h)
 {
 	size_t lo, hi;
-	int err;
 
 	frontend_items(c, f, &lo, &hi);
-	/* Written directly: the table's begin marker (maybe queued) goes first. */
-	if (lo < hi && (err = dp_batch_flush(c->dp)))
-		return err;
 	for (size_t i = lo; i < hi; i++) {
 		uint64_t v = (uint64_t)c->kh->set->items[i].ns_id << 32 | c->kh->tab[i];
 
@@ -429,20 +434,17 @@ uint64_t ia_kh_frontend_hash(const struct ia_ctx *c, const struct img_frontend *
 int ia_kh_classes_write(struct ia_ctx *c, const struct img_frontend *f, uint32_t gen)
 {
 	size_t lo, hi;
-	int err;
+	int err = 0;
 
 	frontend_items(c, f, &lo, &hi);
-	/* Written directly: the table's begin marker (maybe queued) goes first. */
-	if (lo < hi && (err = dp_batch_flush(c->dp)))
-		return err;
-	for (size_t i = lo; i < hi; i++) {
+	for (size_t i = lo; i < hi && !err; i++) {
 		struct gammad_cons_key key = { .table_gen = gen, .ns_id = c->kh->set->items[i].ns_id };
 		struct gammad_kh_class_val val = { .tab = c->kh->tab[i] };
 
-		if (bpf_map_update_elem(c->kh->cls_fd, &key, &val, BPF_ANY))
-			return -errno;
+		/* with the consumer tables: after the tables (queued), before the flip */
+		err = dp_kh_put(c->dp, DP_KH_CLASS, c->kh->cls_fd, &key, &val);
 	}
-	return 0;
+	return err;
 }
 
 /* ---- the retire ------------------------------------------------------------------ */

@@ -630,12 +630,8 @@ void kh_image_free(struct kh_image *img)
 
 /* ---- writing ------------------------------------------------------------- */
 
-static int update(int fd, const void *k, const void *v)
-{
-	return bpf_map_update_elem(fd, k, v, BPF_ANY) ? -errno : 0;
-}
-
-int kh_image_write(const struct kh_image *img, uint32_t tab, const struct kh_map_fds *fds)
+int kh_image_put(const struct kh_image *img, uint32_t tab, const struct kh_map_fds *fds,
+		 kh_put_fn put, void *ctx)
 {
 	struct gammad_kh_key k = { .tab = tab };
 	struct gammad_kh_alias_key ak = { .tab = tab };
@@ -643,25 +639,35 @@ int kh_image_write(const struct kh_image *img, uint32_t tab, const struct kh_map
 
 	for (size_t i = 0; !ret && i < img->nr_entries; i++) {
 		k.idx = (uint32_t)i;
-		ret = update(fds->entry, &k, &img->entries[i]);
+		ret = put(ctx, fds->entry, false, &k, &img->entries[i]);
 	}
 	for (size_t i = 0; !ret && i < img->nr_rules; i++) {
 		k.idx = (uint32_t)i;
-		ret = update(fds->rule, &k, &img->rules[i]);
+		ret = put(ctx, fds->rule, false, &k, &img->rules[i]);
 		ak.rule = (uint32_t)i;
 		for (uint32_t s = 0; !ret && s < img->rules[i].nr_slots; s++) {
 			ak.slot = s;
-			ret = update(fds->alias, &ak, &img->slots[img->slot_base[i] + s]);
+			ret = put(ctx, fds->alias, false, &ak, &img->slots[img->slot_base[i] + s]);
 		}
 	}
 	for (size_t i = 0; !ret && i < img->nr_rbs; i++) {
 		k.idx = (uint32_t)i;
-		ret = update(fds->rb, &k, &img->rbs[i]);
+		ret = put(ctx, fds->rb, false, &k, &img->rbs[i]);
 		if (!ret && kh_rb_edits_response(img, i)) {
 			k.idx = (uint32_t)i | GAMMAD_KH_RB_RESP;
-			ret = update(fds->rb, &k, &img->resp[i]);
+			ret = put(ctx, fds->rb, false, &k, &img->resp[i]);
 		}
 	}
 	/* Last: the table entry publishes what is below it. */
-	return ret ? ret : update(fds->table, &tab, &img->tab);
+	return ret ? ret : put(ctx, fds->table, true, &tab, &img->tab);
+}
+
+static int update(void *ctx, int fd, bool table, const void *k, const void *v)
+{
+	return bpf_map_update_elem(fd, k, v, BPF_ANY) ? -errno : 0;
+}
+
+int kh_image_write(const struct kh_image *img, uint32_t tab, const struct kh_map_fds *fds)
+{
+	return kh_image_put(img, tab, fds, update, NULL);
 }

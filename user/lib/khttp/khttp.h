@@ -67,9 +67,15 @@ struct kh_map_fds {
 };
 
 /*
- * Write img as table tab: everything below the table first, the table
- * entry last (it publishes the rest). 0 or -errno.
+ * Hand img's records as table tab to put(ctx, fd, table, key, value), in
+ * the order they may be written: everything below the table first, the
+ * table entry last (table: true; it publishes the rest). Stops at put's
+ * first error: 0 or -errno.
  */
+typedef int (*kh_put_fn)(void *ctx, int fd, bool table, const void *key, const void *val);
+int kh_image_put(const struct kh_image *img, uint32_t tab, const struct kh_map_fds *fds,
+		 kh_put_fn put, void *ctx);
+/* kh_image_put() with one map update each, written now. */
 int kh_image_write(const struct kh_image *img, uint32_t tab, const struct kh_map_fds *fds);
 
 /*
