@@ -28,6 +28,7 @@
 #include <bpf/libbpf.h>
 
 #include "base/ip_addr.h"
+#include "datapath/map_dump.h"
 #include "image/image.h"
 #include "image/image_apply.h"
 #include "image/image_khttp.h"
@@ -675,6 +676,88 @@ out:
 	world_close(&w);
 }
 
+/*
+ * Many tables in one apply: every kernel HTTP map gets more entries than
+ * one BPF_MAP_UPDATE_BATCH chunk (MAP_WRITE_CHUNK) and the write queue
+ * more bytes than it holds before an early flush (~20 MB of records); read back from the
+ * kernel, every table must be its encoding, after the cold apply, after
+ * every table changed, and after the change back.
+ */
+#define MANY_SVCS 40	/* the fixture's frontends hold 63 */
+#define MANY_ROUTES 2	/* per Service, MANY_RULES rules each (at most 16), 2 matches per rule */
+#define MANY_RULES 16
+
+static char *many_yaml(const char *tag)
+{
+	size_t cap = 4u << 20, n = 0;
+	char *y = malloc(cap);
+
+	for (int i = 0; y && i < MANY_SVCS; i++) {
+		n += snprintf(y + n, cap - n,
+			      "---\napiVersion: v1\nkind: Service\nmetadata: {name: m%d, namespace: app}\n"
+			      "spec:\n  clusterIP: 10.96.3.%d\n  ports: [{name: http, port: 80}]\n",
+			      i, i + 1);
+		for (int rt = 0; rt < MANY_ROUTES; rt++) {
+			n += snprintf(y + n, cap - n,
+				      "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+				      "metadata: {name: m%d-%d, namespace: app}\nspec:\n"
+				      "  parentRefs: [{group: \"\", kind: Service, name: m%d, port: 80}]\n"
+				      "  rules:\n", i, rt, i);
+			for (int r = 0; r < MANY_RULES; r++)
+				n += snprintf(y + n, cap - n,
+					      "  - matches: [{path: {type: PathPrefix, value: /%s/%d/%d/%d}},\n"
+					      "      {path: {type: Exact, value: /x/%s/%d/%d/%d}}]\n"
+					      "%s"
+					      "    backendRefs: [{name: b1, port: 80, weight: %d},"
+					      " {name: b2, port: 80, weight: 1}]\n",
+					      tag, i, rt, r, tag, i, rt, r, r % 3 ? "" :
+					      "    filters: [{type: ResponseHeaderModifier, responseHeaderModifier:\n"
+					      "      {add: [{name: x-many, value: v}]}}]\n", r % 5 + 1);
+		}
+	}
+	return y;
+}
+
+static void subtest_many(void)
+{
+	static const char *const tags[] = { "a", "b", "a" };
+	struct ia_stats st;
+	struct world w;
+
+	if (!ASSERT_OK(world_open(&w), "world"))
+		goto out;
+	for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
+		char *yaml = many_yaml(tags[i]), what[32];
+		struct built b;
+		size_t nr;
+		char *keys;
+
+		snprintf(what, sizeof(what), "many, step %zu", i);
+		if (!ASSERT_OK_PTR(yaml, "yaml") || !ASSERT_OK(build(&b, yaml), what)) {
+			free(yaml);
+			break;
+		}
+		w.kernel = 0;
+		if (ASSERT_OK(apply(&w, &b, &st), what)) {
+			ASSERT_EQ(st.kh_tables_written, MANY_SVCS, "tables written");
+			check_world(&w, &b.img, &b.f.res, what);
+			ASSERT_EQ(w.kernel, MANY_SVCS, "the kernel's tables");
+			/* more than one chunk of each map (else this tests no boundary) */
+			for (int m = K_ENT; m <= K_AL; m++) {
+				nr = keys_of(w.fd[m], m == K_AL ? sizeof(struct gammad_kh_alias_key) :
+					     sizeof(struct gammad_kh_key), &keys);
+				free(keys);
+				if (!ASSERT_GT(nr, MAP_WRITE_CHUNK, kmap_names[m]))
+					break;
+			}
+		}
+		built_free(&b);
+		free(yaml);
+	}
+out:
+	world_close(&w);
+}
+
 /* A restarted agent adopts the tables; --kernel-http off retires them. */
 static void subtest_restart(void)
 {
@@ -1078,6 +1161,8 @@ void test_apply_khttp(void)
 		subtest_conformance();
 	if (test__start_subtest("generated"))
 		subtest_generated();
+	if (test__start_subtest("many"))
+		subtest_many();
 	if (test__start_subtest("restart"))
 		subtest_restart();
 	if (test__start_subtest("killed"))
