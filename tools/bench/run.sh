@@ -696,6 +696,19 @@ MODES+=(haproxy-tcp gammad-http gammad-khttp gammad-khttp-sk haproxy-http)
 # BENCH_MODES="direct gammad-sk-10 ...": only these (while developing).
 [ -n "${BENCH_MODES:-}" ] && read -r -a MODES <<<"$BENCH_MODES"
 
+# BENCH_CP_ONLY="cp_khttp": only these control-plane steps (no topology, no
+# data path), at CP_SCALE; their raw rows go to stdout.
+if [ -n "${BENCH_CP_ONLY:-}" ]; then
+	mkdir -p "$CG"
+	for step in $BENCH_CP_ONLY; do
+		case $step in
+		cp_khttp|cp_apply) log "control plane: $step"; $step $CP_SCALE ;;
+		*) echo "bench: unknown control-plane step $step" >&2; exit 2 ;;
+		esac
+	done
+	cat "$RAW"
+	exit 0
+fi
 log "bench: topology (netns gbench-*, cgroup $CG, pin dir $PIN)"
 mkdir -p "$CG"
 setup_topology
