@@ -427,7 +427,11 @@ static __always_inline struct kh_pstate *kh_scan(struct gammad_kh_scratch *s, __
 	__u32 len;
 
 	__builtin_memset(p, 0, sizeof(*p));
-	__builtin_memset(&s->req, 0, sizeof(s->req));
+	/*
+	 * Not fields[] and query[] (456 of the 472 bytes): they are written
+	 * as the scan finds them and read only below nr_fields and nr_query.
+	 */
+	__builtin_memset(&s->req, 0, offsetof(struct gammad_kh_req, fields));
 	__builtin_memset(&s->v, 0, sizeof(s->v));
 	p->state = state;
 	len = s->len;
