@@ -299,6 +299,7 @@ static __always_inline int kh_forward(struct sk_msg_md *msg, struct gammad_kh_co
 		}
 		fw->end = size - (__u32)total;
 		fw->armed = 1;
+		c->flags |= GAMMAD_KHC_F_FWD;
 	}
 	sl->req_seq = seq + 1;
 	__sync_fetch_and_add(&sl->bytes_up, total);
@@ -393,14 +394,21 @@ int gammad_kh_client(struct sk_msg_md *msg)
 	c = bpf_sk_storage_get(&gammad_khc_v1, sk, 0, 0);
 	if (!c || !c->state)
 		return SK_PASS;
-	/* the rest of a request a same-node server took only in part (kh_rest) */
-	fw = bpf_sk_storage_get(&gammad_khfw_v1, sk, 0, 0);
-	if (fw && fw->armed) {
-		len = msg->size;
-		asm volatile("" : "+r"(len));
-		if (kh_msg_rerun(msg) && len > fw->end)
-			return kh_rest(msg, c, len - fw->end);
-		fw->armed = 0;
+	/*
+	 * The rest of a request a same-node server took only in part
+	 * (kh_rest). F_FWD: armed since the flag was last cleared, so a
+	 * connection that never sent to a server's ingress skips the lookup.
+	 */
+	if (c->flags & GAMMAD_KHC_F_FWD) {
+		fw = bpf_sk_storage_get(&gammad_khfw_v1, sk, 0, 0);
+		if (fw && fw->armed) {
+			len = msg->size;
+			asm volatile("" : "+r"(len));
+			if (kh_msg_rerun(msg) && len > fw->end)
+				return kh_rest(msg, c, len - fw->end);
+			fw->armed = 0;
+		}
+		c->flags &= ~GAMMAD_KHC_F_FWD;
 	}
 	if (c->state != GAMMAD_KHC_KERNEL &&
 	    (!(c->flags & GAMMAD_KHC_F_RETURN) || !kh_returned(sk, c)))

@@ -997,6 +997,8 @@ enum gammad_kh_conn_flags {
 	/* corked for a body to reach a same-node server whole (khttp.bpf.c, kh_forward) */
 	GAMMAD_KHC_F_BODY_CORK = 1 << 3,
 	GAMMAD_KHC_F_RETURN = 1 << 4,		/* the engine's for a miss: may come back (gammad_khret_v1) */
+	/* gammad_khfw_v1 may be armed: only then is it looked up (khttp.bpf.c) */
+	GAMMAD_KHC_F_FWD = 1 << 5,
 };
 
 /* Per client socket (socket storage gammad_khc_v1). */
