@@ -579,7 +579,8 @@ static __always_inline __u32 kh_endpoint(const struct gammad_kh_conn *c, __u32 b
 	if ((bv->flags & (GAMMAD_BE_UNRESOLVED | GAMMAD_BE_NO_ENDPOINTS)) || !nr)
 		return GAMMAD_KH_R_NO_ENDPOINT;
 	ek.ep_set = bv->ep_set;
-	ek.idx = bpf_get_prandom_u32() % nr;
+	/* one endpoint: x % 1 is 0 whatever the draw, the helper call is not paid */
+	ek.idx = nr > 1 ? bpf_get_prandom_u32() % nr : 0;
 	ev = bpf_map_lookup_elem(&gammad_ep_v1, &ek);
 	if (!ev)
 		return GAMMAD_KH_R_NO_ENDPOINT;
