@@ -171,16 +171,22 @@ static __always_inline int kh_forward(struct sk_msg_md *msg, struct gammad_kh_co
 	struct gammad_kh_slot_edits *se;
 	struct gammad_kh_pool_key pk = {};
 	struct gammad_kh_slot *sl;
-	struct gammad_kh_rb *rb;
+	struct gammad_kh_rb *rb = NULL;
 	bool redit;
 	__u32 reason, id, bit, seq, is_head;
 	__u64 total, *srv;
 	bool to_srv = false;
 	int got, head;
 
-	rb = bpf_map_lookup_elem(&gammad_khrb_v1, &key);
-	if (!rb)
-		return kh_to_engine(msg, c, GAMMAD_KH_R_MAP);
+	/*
+	 * The record again for its edits (kh_decide cannot hand its pointer
+	 * out): not when the table has none, the head then goes as it is.
+	 */
+	if (kh_forward_edits(s)) {
+		rb = bpf_map_lookup_elem(&gammad_khrb_v1, &key);
+		if (!rb)
+			return kh_to_engine(msg, c, GAMMAD_KH_R_MAP);
+	}
 	reason = kh_endpoint(c, s->v.be_id, &pk);
 	if (reason)
 		return kh_to_engine(msg, c, reason);

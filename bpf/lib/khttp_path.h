@@ -413,6 +413,16 @@ static __always_inline int kh_conn_table(const struct gammad_kh_conn *c, __u32 *
 	return 0;
 }
 
+/*
+ * Does the FORWARD in s edit the head (kh_msg_edit needs its rule
+ * backend's record)? Not when the table says none of its records edits
+ * (GAMMAD_KH_TAB_F_NO_EDIT) and the verdict rewrites and removes nothing.
+ */
+static __always_inline bool kh_forward_edits(const struct gammad_kh_scratch *s)
+{
+	return !(s->v.tab_flags & GAMMAD_KH_TAB_F_NO_EDIT) || s->v.rw_kind || s->v.remove_mask;
+}
+
 /* Requests sent on the slot whose responses are not complete yet. */
 static __always_inline __u32 kh_slot_pending(const struct gammad_kh_slot *sl)
 {

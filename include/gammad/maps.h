@@ -637,6 +637,13 @@ struct gammad_kh_table {
  * written without it (0, an earlier agent's) are looked up as before.
  */
 #define GAMMAD_KH_TAB_F_NO_RESP	(1u << 0)
+/*
+ * No rule backend of the table edits the request (no field removed or
+ * appended, no path rewrite): a FORWARD goes as it came, and the client
+ * side neither looks its record up again nor edits. 0 in tables written
+ * without it: edited as before.
+ */
+#define GAMMAD_KH_TAB_F_NO_EDIT	(1u << 1)
 
 struct gammad_kh_key {
 	__u32 tab;

@@ -46,7 +46,7 @@ int kd_client(struct sk_msg_md *msg)
 	struct gammad_kh_scratch *s;
 	struct gammad_kh_conn *c;
 	struct gammad_kh_slot *sl;
-	struct gammad_kh_rb *rb;
+	struct gammad_kh_rb *rb = NULL;
 	struct gammad_kh_key key;
 	__u32 zero = 0, len, tab, id, seq, bit;
 	int head;
@@ -79,9 +79,14 @@ int kd_client(struct sk_msg_md *msg)
 		goto other;
 	key.tab = s->tab;
 	key.idx = s->v.rb;
-	rb = bpf_map_lookup_elem(&gammad_khrb_v1, &key);
+	/* as kh_forward: the record again only for the edits it makes */
+	if (kh_forward_edits(s)) {
+		rb = bpf_map_lookup_elem(&gammad_khrb_v1, &key);
+		if (!rb)
+			goto other;
+	}
 	/* the draw: the connected endpoint's (a real mode compares it with the peer) */
-	if (!rb || kh_endpoint(c, s->v.be_id, &pk))
+	if (kh_endpoint(c, s->v.be_id, &pk))
 		goto other;
 	if (!(s->v.tab_flags & GAMMAD_KH_TAB_F_NO_RESP)) {
 		key.idx = s->v.rb | GAMMAD_KH_RB_RESP;
@@ -91,7 +96,7 @@ int kd_client(struct sk_msg_md *msg)
 	seq = sl->req_seq;
 	bit = 1u << (seq & 31);
 	__sync_fetch_and_and(&sl->head_bits, ~bit);
-	head = kh_msg_edit(msg, s, rb);
+	head = rb ? kh_msg_edit(msg, s, rb) : s->req.head_len;
 	if (head < 0)
 		return SK_DROP;
 	sl->req_seq = seq + 1;

@@ -607,10 +607,13 @@ int kh_encode(const struct tr_class *cls, uint16_t port, struct kh_image *out)
 		out->tab.nr_entries = 0;
 		return 0;
 	}
-	out->tab.flags |= GAMMAD_KH_TAB_F_NO_RESP;
-	for (size_t i = 0; i < out->nr_rbs; i++)
+	out->tab.flags |= GAMMAD_KH_TAB_F_NO_RESP | GAMMAD_KH_TAB_F_NO_EDIT;
+	for (size_t i = 0; i < out->nr_rbs; i++) {
 		if (kh_rb_edits_response(out, i))
 			out->tab.flags &= ~GAMMAD_KH_TAB_F_NO_RESP;
+		if (kh_rb_edits_request(&out->rbs[i]))
+			out->tab.flags &= ~GAMMAD_KH_TAB_F_NO_EDIT;
+	}
 	return 0;
 }
 

@@ -61,6 +61,12 @@ static inline bool kh_rb_edits_response(const struct kh_image *img, size_t i)
 	return img->resp && (img->resp[i].nr_remove || img->resp[i].append_len);
 }
 
+/* Does a FORWARD to rule backend rb change the request (fields, path)? */
+static inline bool kh_rb_edits_request(const struct gammad_kh_rb *rb)
+{
+	return rb->nr_remove || rb->append_len || rb->path.type != GAMMAD_KH_RW_NONE;
+}
+
 /* The kernel maps of the HTTP path (GAMMAD_MAP_KH_*), by fd. */
 struct kh_map_fds {
 	int table, entry, rule, rb, alias;
