@@ -765,13 +765,19 @@ KH_GLOBAL int kh_decide(struct gammad_kh_scratch *s, const struct gammad_kh_entr
 	/* no backend of weight > 0: the evaluator's 500 */
 	if (!r->nr_slots || !r->total_weight)
 		return kh_local(s, 500);
-	ak.tab = s->tab;
-	ak.rule = e->rule;
-	ak.slot = s->draw[0] % r->nr_slots;
-	slot = KH_LOOKUP(gammad_khal_v1, &ak);
-	if (!slot)
-		return kh_engine(s, GAMMAD_KH_R_MAP);
-	key.idx = s->draw[1] % r->total_weight < slot->threshold ? slot->primary : slot->alias;
+	if (r->flags & GAMMAD_KH_RULE_ONE_RB) {
+		/* what every draw below would pick (the encoder checked each slot) */
+		key.idx = r->one_rb;
+	} else {
+		ak.tab = s->tab;
+		ak.rule = e->rule;
+		ak.slot = s->draw[0] % r->nr_slots;
+		slot = KH_LOOKUP(gammad_khal_v1, &ak);
+		if (!slot)
+			return kh_engine(s, GAMMAD_KH_R_MAP);
+		key.idx = s->draw[1] % r->total_weight < slot->threshold ? slot->primary :
+									   slot->alias;
+	}
 	s->v.rb = key.idx;
 	rb = KH_LOOKUP(gammad_khrb_v1, &key);
 	if (!rb)

@@ -699,6 +699,12 @@ enum gammad_kh_rule_kind {
 
 enum gammad_kh_rule_flags {
 	GAMMAD_KH_RULE_REQ_HOST = 1 << 0,	/* Location host: the request's Host */
+	/*
+	 * BACKENDS: every draw of the alias table picks rule backend one_rb
+	 * (one backend of weight > 0, say): the kernel takes it without
+	 * looking the alias slot up. 0 in tables written without it.
+	 */
+	GAMMAD_KH_RULE_ONE_RB = 1 << 1,
 };
 
 /*
@@ -712,7 +718,7 @@ struct gammad_kh_rule {
 	__u32 nr_slots;		/* BACKENDS: alias slots (gammad_khal_v1) */
 	__u32 total_weight;
 	__u32 flags;		/* enum gammad_kh_rule_flags */
-	__u32 pad;
+	__u32 one_rb;		/* GAMMAD_KH_RULE_ONE_RB: the rule backend every draw picks */
 	struct gammad_kh_rewrite path;
 	struct gammad_kh_str loc_prefix;
 	struct gammad_kh_str loc_port;

@@ -470,6 +470,35 @@ static bool rule_edits_response(const struct gapi_rule *gr)
 	return false;
 }
 
+/*
+ * Does every draw of rule r's alias table (slots) pick the same rule
+ * backend? The kernel's pick (kh_decide): slot draw0 % nr_slots, its
+ * primary when draw1 % total_weight < threshold, else its alias. Then
+ * GAMMAD_KH_RULE_ONE_RB names it and the kernel skips the slot's lookup.
+ */
+static void rule_one_rb(struct gammad_kh_rule *r, const struct gammad_alias_val *slots)
+{
+	uint32_t one = UINT32_MAX, pick[2];
+
+	for (uint32_t i = 0; i < r->nr_slots; i++) {
+		size_t n = 0;
+
+		if (slots[i].threshold > 0)
+			pick[n++] = slots[i].primary;
+		if (slots[i].threshold < r->total_weight)
+			pick[n++] = slots[i].alias;
+		for (size_t j = 0; j < n; j++) {
+			if (one != UINT32_MAX && one != pick[j])
+				return;
+			one = pick[j];
+		}
+	}
+	if (one == UINT32_MAX)
+		return;
+	r->flags |= GAMMAD_KH_RULE_ONE_RB;
+	r->one_rb = one;
+}
+
 static int put_rule(struct enc *e, const struct tr_rule *tr, size_t ri)
 {
 	struct kh_image *img = e->img;
@@ -547,6 +576,7 @@ static int put_rule(struct enc *e, const struct tr_rule *tr, size_t ri)
 		return refuse(e, GAMMAD_KH_TAB_TOO_MANY_ENTRIES, "weights sum over 2^32");
 	if (ret)
 		return ret;
+	rule_one_rb(r, img->slots + img->nr_slots);
 	img->nr_slots += r->nr_slots;
 	return 0;
 }
