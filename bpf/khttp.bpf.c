@@ -255,18 +255,22 @@ static __always_inline int kh_forward(struct sk_msg_md *msg, struct gammad_kh_co
 		  s->buf[2] == 'A' && s->buf[3] == 'D';
 	seq = sl->req_seq;
 	bit = 1u << (seq & 31);
+	/*
+	 * A clear needs no locked operation when the bit reads clear: only
+	 * this side sets these bits, for the slot's owner, one send at a time.
+	 */
 	if (is_head)
 		__sync_fetch_and_or(&sl->head_bits, bit);
-	else
+	else if (sl->head_bits & bit)
 		__sync_fetch_and_and(&sl->head_bits, ~bit);
 	/* and which edits its response needs (read at the start of its head) */
 	if (se && redit) {
 		se->key[seq & 31] = rkey;
 		__sync_fetch_and_or(&se->bits, bit);
-	} else if (se) {
+	} else if (se && (se->bits & bit)) {
 		__sync_fetch_and_and(&se->bits, ~bit);
 	}
-	head = kh_msg_edit(msg, s, rb);
+	head = rb ? kh_msg_edit(msg, s, rb) : s->req.head_len;
 	if (head < 0) {
 		/* half edited: nobody may get it; the client sees EACCES */
 		kh_slot_release(c);
