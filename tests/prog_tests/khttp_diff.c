@@ -337,11 +337,16 @@ static void check_prefixes(struct run *r, const struct tr_class *cls, const stru
 
 /* ---- tables ------------------------------------------------------------------ */
 
-/* The alias slots give every rule backend exactly its weight's share. */
+/*
+ * The alias slots give every rule backend exactly its weight's share, and
+ * a rule says it always picks one (GAMMAD_KH_RULE_ONE_RB, the kernel then
+ * skips the slot) exactly when one of its backends has a weight.
+ */
 static void check_shares(const struct kh_image *img)
 {
 	for (size_t ri = 0; ri < img->nr_rules; ri++) {
 		const struct gammad_kh_rule *rule = &img->rules[ri];
+		size_t weighted = 0, last = 0;
 
 		if (rule->kind != GAMMAD_KH_RULE_BACKENDS)
 			continue;
@@ -351,7 +356,14 @@ static void check_shares(const struct kh_image *img)
 			ASSERT_EQ(alias_table_share(img->slots + img->slot_base[ri], rule->nr_slots,
 						    rule->total_weight, (uint32_t)b),
 				  (uint64_t)img->rb_src[b]->weight * rule->nr_slots, "share");
+			if (img->rb_src[b]->weight) {
+				weighted++;
+				last = b;
+			}
 		}
+		ASSERT_EQ(!!(rule->flags & GAMMAD_KH_RULE_ONE_RB), weighted == 1, "one rule backend");
+		if (weighted == 1 && (rule->flags & GAMMAD_KH_RULE_ONE_RB))
+			ASSERT_EQ(rule->one_rb, last, "the rule backend it picks");
 	}
 }
 
