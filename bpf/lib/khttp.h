@@ -290,9 +290,22 @@ static long kh_parse_chunk(__u64 i, void *ctx)
 	__u32 base = (__u32)i * KH_CHUNK, len = s->len;
 
 	for (__u32 j = 0; j < KH_CHUNK; j++) {
-		if (base + j >= len)
+		__u32 pos = base + j;
+		__u8 c;
+
+		if (pos >= len)
 			return 1;
-		if (kh_parse_byte(s, p, base + j))
+		/*
+		 * A field value's visible byte, what most of a head is made
+		 * of: what kh_parse_byte does with it (the value's end moves
+		 * on), without its dispatch on the state.
+		 */
+		c = s->buf[pos & KH_BUF_MASK];
+		if (c > 0x20 && c != 0x7f && p->state == KH_P_VALUE) {
+			p->vend = pos + 1;
+			continue;
+		}
+		if (kh_parse_byte(s, p, pos))
 			return 1;
 	}
 	return 0;
