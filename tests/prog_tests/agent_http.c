@@ -60,7 +60,33 @@ static const char bulk_service[] =
 	"  ports:\n"
 	"  - {name: http, port: 7777, targetPort: 7777}\n"
 	"  - {name: kill, port: 7778, targetPort: 7778}\n"
-	"  - {name: first, port: 7779, targetPort: 7779}\n";
+	"  - {name: first, port: 7779, targetPort: 7779}\n"
+	"---\n"
+	"apiVersion: v1\n"
+	"kind: Service\n"
+	"metadata: {name: wide, namespace: " MESH_NS "}\n"
+	"spec:\n"
+	"  selector: {app: echo}\n"
+	"  ports:\n"
+	"  - {name: w0, port: 8100, targetPort: 8100}\n"
+	"  - {name: w1, port: 8101, targetPort: 8101}\n"
+	"  - {name: w2, port: 8102, targetPort: 8102}\n"
+	"  - {name: w3, port: 8103, targetPort: 8103}\n"
+	"  - {name: w4, port: 8104, targetPort: 8104}\n"
+	"  - {name: w5, port: 8105, targetPort: 8105}\n"
+	"  - {name: w6, port: 8106, targetPort: 8106}\n"
+	"  - {name: w7, port: 8107, targetPort: 8107}\n"
+	"  - {name: w8, port: 8108, targetPort: 8108}\n"
+	"  - {name: w9, port: 8109, targetPort: 8109}\n"
+	"  - {name: w10, port: 8110, targetPort: 8110}\n"
+	"  - {name: w11, port: 8111, targetPort: 8111}\n";
+/*
+ * The Service wide's ports, each its own route (routes_wide): 12 ports x
+ * the 2 echo pods are 24 endpoints more, times the lab's 3 pod netns more
+ * pools than --kernel-http-ahead's default (64): pools on demand.
+ */
+#define WIDE_PORT0 8100
+#define WIDE_PORTS 12
 
 static const char routes[] =
 	"apiVersion: gateway.networking.k8s.io/v1\n"
@@ -511,26 +537,107 @@ static void pool_made_us(struct http_env *e)
 	shared_free(l, sizeof(*l));
 }
 
+/* routes and a route per port of the Service wide: more pools than the bound (malloc'd) */
+static char *routes_wide(void)
+{
+	size_t cap = sizeof(routes) + WIDE_PORTS * 320, n;
+	char *t = malloc(cap);
+
+	if (!t)
+		return NULL;
+	n = (size_t)snprintf(t, cap, "%s", routes);
+	for (int i = 0; i < WIDE_PORTS; i++)
+		n += (size_t)snprintf(t + n, cap - n,
+			"---\n"
+			"apiVersion: gateway.networking.k8s.io/v1\n"
+			"kind: HTTPRoute\n"
+			"metadata: {name: wide-%d, namespace: " MESH_NS "}\n"
+			"spec:\n"
+			"  parentRefs:\n"
+			"  - {group: \"\", kind: Service, name: wide, port: %d}\n"
+			"  rules:\n"
+			"  - backendRefs: [{name: wide, port: %d}]\n",
+			i, WIDE_PORT0 + i, WIDE_PORT0 + i);
+	return t;
+}
+
 /*
- * 0. Pools on demand: none before a request (the agent used to connect 8
- * upstreams per pod netns and endpoint ahead). One keep-alive connection
- * at first use: its first request (no pool) is the engine's, which gives
- * the connection back, so every request is decided in the kernel and
- * most served there. A burst of clients, some arriving while their pools
- * are being made, all answered correctly; after the idle time every
- * upstream is closed and every pool gone, and the next requests make them
- * again (twice).
+ * One keep-alive connection's reqs requests: every one served in the
+ * kernel, none missed (its pools were made ahead).
  */
-static void subtest_pools(struct http_env *e)
+static void first_use_served(struct http_env *e, int reqs, const char *what)
+{
+	double ks0, ke0, ks1, ke1, miss0, miss1;
+
+	kh_scrape(e, &ks0, &ke0);
+	miss0 = scrape(e, KH_SERIES("no_upstream"));
+	run_load_kh(e, 1, reqs, false, true);
+	kh_scrape(e, &ks1, &ke1);
+	miss1 = scrape(e, KH_SERIES("no_upstream"));
+	test__printf("kernel HTTP %s: %d requests of one connection, %.0f served in the kernel, "
+		     "%.0f misses\n", what, reqs, ks1 - ks0, miss1 - miss0);
+	ASSERT_EQ(miss1 - miss0, 0, "no request found no pool");
+	ASSERT_EQ(ks1 - ks0, reqs, "every request served in the kernel");
+}
+
+/*
+ * 0a. Pools ahead: the lab's routes need fewer pools than
+ * --kernel-http-ahead's default (64), so the pass made them (3 pod netns x
+ * the echo and bulk endpoints) before any request: a connection's first
+ * request is the kernel's. After the idle time they keep one free
+ * upstream each and stay, and a new connection's first request is still
+ * the kernel's.
+ */
+static void subtest_pools_ahead(struct http_env *e)
+{
+	long pools0, pools, ups0, ups;
+	long long t0;
+
+	pools0 = pools_wait(e, 2, true, 3000);
+	ups0 = entries_wait(e, GAMMAD_MAP_KH_UP, 16, true, 3000);
+	test__printf("kernel HTTP pools ahead, before any request: %ld pools, %ld upstream "
+		     "sockets\n", pools0, ups0);
+	ASSERT_GE(agent_env_log_count(&e->ag, "upstream pools made ahead"), 1, "logged");
+	/* echo-v2's netns to echo-v1 and echo-v2 at least, 8 upstreams each */
+	if (!ASSERT_GE(pools0, 2, "pools made ahead") || !ASSERT_GE(ups0, 16, "upstreams"))
+		return;
+	first_use_served(e, 40, "first use, pools ahead");
+	/* idle: down to one free upstream per pool (8 -> 4 -> 2 -> 1), never out */
+	t0 = ms_now();
+	ups = entries_wait(e, GAMMAD_MAP_KH_UP, pools0, false, 15000);
+	usleep(2500 * 1000);	/* two idle times more: still there */
+	pools = pinned_entries(e->ag.pin_dir, GAMMAD_MAP_KH_POOL);
+	ups = pinned_entries(e->ag.pin_dir, GAMMAD_MAP_KH_UP);
+	test__printf("kernel HTTP pools ahead %lld ms after the last request: %ld pools, %ld "
+		     "upstream sockets\n", ms_now() - t0, pools, ups);
+	ASSERT_EQ(pools, pools0, "pools made ahead stay after the idle time");
+	ASSERT_LE(ups, pools, "idled down to one upstream per pool");
+	ASSERT_GE(ups, 2, "the echo pools keep theirs");
+	first_use_served(e, 10, "first use after the idle time");
+}
+
+/*
+ * 0b. Pools on demand: with the Service wide's routes the lab needs more
+ * pools than the bound, so none is made ahead: those made ahead before
+ * idle out. One keep-alive connection at first use: its
+ * first request (no pool) is the engine's, which gives the connection
+ * back, so every request is decided in the kernel and most served there.
+ * A burst of clients, some arriving while their pools are being made, all
+ * answered correctly; after the idle time every upstream is closed and
+ * every pool gone, and the next requests make them again (twice).
+ */
+static void pools_on_demand(struct http_env *e)
 {
 	double ks0, ke0, ks1, ke1, miss0, miss1, ret0, ret1;
 	long pools, ups;
 	long long t0;
 
-	pools = pinned_entries(e->ag.pin_dir, GAMMAD_MAP_KH_POOL);
-	ups = pinned_entries(e->ag.pin_dir, GAMMAD_MAP_KH_UP);
-	test__printf("kernel HTTP pools before any request: %ld pools, %ld upstream sockets\n",
-		     pools, ups);
+	ASSERT_GE(agent_env_log_count(&e->ag, "pools on demand ("), 1, "logged");
+	/* those made ahead before: idled out as any other (no request since) */
+	pools = pools_wait(e, 0, false, 10000);
+	ups = entries_wait(e, GAMMAD_MAP_KH_UP, 0, false, 2000);
+	test__printf("kernel HTTP pools on demand before any request: %ld pools, %ld upstream "
+		     "sockets\n", pools, ups);
 	ASSERT_EQ(pools, 0, "no pool before the first request");
 	ASSERT_EQ(ups, 0, "no upstream before the first request");
 	for (int round = 0; round < 2; round++) {
@@ -585,6 +692,26 @@ static void subtest_pools(struct http_env *e)
 			return;
 		pool_made_us(e);
 	}
+}
+
+/* 0b with the wide routes, then the lab's routes again (pools ahead for the other subtests) */
+static void subtest_pools(struct http_env *e)
+{
+	char *wide = routes_wide();
+	int err;
+
+	if (!ASSERT_OK_PTR(wide, "routes"))
+		return;
+	err = agent_env_update(&e->ag, "routes.yaml", wide);
+	free(wide);
+	if (ASSERT_OK(err, "the wide routes"))
+		pools_on_demand(e);
+	/*
+	 * the wide tables' endpoints count until they are retired (the next
+	 * resync, 10 s): on demand until then
+	 */
+	if (ASSERT_OK(agent_env_update(&e->ag, "routes.yaml", routes), "the lab's routes"))
+		ASSERT_GE(pools_wait(e, 2, true, 15000), 2, "pools made ahead again");
 }
 
 /* 1. Keep-alive connections switching backends per request: 0 misrouted of 10,000. */
@@ -1830,6 +1957,8 @@ static void run_http(bool kernel, bool sockmap)
 	    !ASSERT_OK(agent_env_start(&e.ag), "gammad run --http-engine"))
 		goto cleanup;
 	usleep(300 * 1000);	/* the pods' listeners (steer.c) follow the first apply */
+	if (kernel && test__start_subtest("pools_ahead"))
+		subtest_pools_ahead(&e);
 	if (kernel && test__start_subtest("pools_on_demand"))
 		subtest_pools(&e);
 	if (test__start_subtest("keepalive_10k"))

@@ -102,6 +102,9 @@ struct agent {
 	struct dp_kh *kh_dp;
 	struct agent_kh *khp;		/* its upstream pools */
 	unsigned int kh_idle_ms;	/* --kernel-http-idle: unused upstreams closed after (0: 30 s) */
+	/* --kernel-http-ahead: pools made ahead while they number at most this (unset: 64) */
+	unsigned int kh_ahead;
+	bool kh_ahead_set;
 	uint64_t engine_tables_gen;	/* the pipeline's tables the engine has, 0: none */
 	struct agent_prefetch *prefetch;	/* agent_prefetch_start(), NULL: none */
 	struct agent_scan *scan;	/* agent_scan_start(), NULL: none */

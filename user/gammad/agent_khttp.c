@@ -32,6 +32,14 @@
 #define KH_START KH_PER_POOL
 /* An upstream unused that long is closed (--kernel-http-idle). */
 #define KH_IDLE_MS_DEFAULT 30000
+/*
+ * Pools made ahead at a pass while the pools a pass could need (pod netns
+ * x endpoints of kernel rule backends) number at most this
+ * (--kernel-http-ahead): 64 pools are 512 upstream connects at the pass
+ * and 64 sockets at rest. 10,000 Services needed about 2,000 pools, which
+ * took minutes of the agent's loop: beyond the bound, on demand.
+ */
+#define KH_AHEAD_DEFAULT 64
 
 struct kh_ep {
 	struct sockaddr_storage ss;
@@ -44,6 +52,8 @@ struct agent_kh {
 	/* the endpoints kernel rule backends name, at the last pass: a miss makes pools of them */
 	struct kh_ep *eps;
 	size_t nr_eps;
+	size_t ahead;		/* pools made ahead at the last pass (logged when it changes) */
+	bool on_demand;		/* the last pass needed more pools than the bound */
 	bool warned, slow_noted;
 };
 
@@ -314,14 +324,14 @@ void agent_kh_handover(struct agent *a)
 }
 
 /*
- * ---- which pools: on demand, of the endpoints of the kernel tables'
- * backends and the pods' netns ----
+ * ---- which pools: of the endpoints of the kernel tables' backends and
+ * the pods' netns; ahead while few, else on demand ----
  */
 
 struct kh_eps {
 	struct kh_ep *v;
 	size_t nr, cap;
-	uint32_t *be;		/* backends seen */
+	uint32_t *be;		/* backends the rule backends name */
 	size_t nr_be, cap_be;
 };
 
@@ -482,6 +492,76 @@ static bool pool_keep(void *ctx, const struct gammad_kh_pool_key *key)
 	return ns && len && eps_has(kp->k->eps, kp->k->nr_eps, &ss, len);
 }
 
+struct kh_ns {
+	uint64_t cookie;
+	int fd;
+};
+
+struct kh_nss {
+	struct kh_ns *v;
+	size_t nr, cap;
+};
+
+static void nss_add(void *ctx, int netns_fd, uint64_t cookie)
+{
+	struct kh_nss *n = ctx;
+	int fd;
+
+	if (!grow((void **)&n->v, &n->cap, n->nr, sizeof(*n->v)))
+		return;
+	fd = dup(netns_fd);	/* the steer's may close once its lock is released */
+	if (fd >= 0)
+		n->v[n->nr++] = (struct kh_ns){ cookie, fd };
+}
+
+/*
+ * Pools ahead (KH_AHEAD_DEFAULT): every (steered netns, endpoint) pool is
+ * made now when they number at most the bound, so a first request is the
+ * kernel's; they idle down to one free upstream and stay (khttp_pool.h).
+ * More than that and every pool is on demand: those made ahead earlier
+ * idle out as the others. nr_ns: the steered netns now.
+ */
+static void pools_ahead(struct agent *a, size_t nr_ns)
+{
+	struct agent_kh *k = a->khp;
+	size_t bound = a->kh_ahead_set ? a->kh_ahead : KH_AHEAD_DEFAULT;
+	size_t need = nr_ns * k->nr_eps, made = 0;
+	struct kh_nss n = { 0 };
+	int err;
+
+	kh_pools_ahead_begin(k->pools);
+	if (need > bound || !need) {
+		if (need > bound && !k->on_demand)
+			pr_info("kernel HTTP data path: pools on demand (%zu pod netns x %zu "
+				"endpoints need %zu pools, more than --kernel-http-ahead %zu)",
+				nr_ns, k->nr_eps, need, bound);
+		k->on_demand = need > bound;
+		k->ahead = 0;
+		return;
+	}
+	steer_each_netns(a->steer, nss_add, &n);
+	for (size_t ni = 0; ni < n.nr; ni++) {
+		for (size_t ei = 0; ei < k->nr_eps; ei++) {
+			err = kh_pools_ahead(k->pools, n.v[ni].fd, n.v[ni].cookie,
+					     (const struct sockaddr *)&k->eps[ei].ss, k->eps[ei].len);
+			made += !err;
+			if (err && !k->warned)
+				pr_warn("kernel HTTP data path: an upstream pool ahead: %s (the "
+					"engine serves its requests; tried again at the next pass; "
+					"logged once)", strerror(-err));
+			k->warned |= err != 0;
+		}
+		close(n.v[ni].fd);
+	}
+	if (made != k->ahead || k->on_demand)
+		pr_info("kernel HTTP data path: %zu upstream pools made ahead (%zu pod netns x "
+			"%zu endpoints, at most --kernel-http-ahead %zu)", made, n.nr, k->nr_eps,
+			bound);
+	k->ahead = made;
+	k->on_demand = false;
+	free(n.v);
+}
+
 void agent_kh_sync(struct agent *a)
 {
 	struct agent_kh *k = a->khp;
@@ -504,12 +584,13 @@ void agent_kh_sync(struct agent *a)
 	k->eps = e.v;
 	k->nr_eps = e.nr;
 	free(e.be);
-	/* pools are made at a client's first miss; those of what went, closed here */
+	/* pools of what went, closed here; made ahead while few, else at a first miss */
 	steer_each_netns(a->steer, cookie_add, &ns);
 	gone = kh_pools_prune(k->pools, pool_keep, &(struct kh_keep){ k, &ns });
 	if (gone)
 		pr_info("kernel HTTP data path: %zu upstream pools (%zu closed: their endpoint "
 			"or pod went)", kh_pools_count(k->pools), gone);
+	pools_ahead(a, ns.nr);
 	free(ns.v);
 }
 

@@ -6,12 +6,15 @@
  * engine told which connections the kernel may serve), and the upstream
  * pools (khttp/khttp_pool.h) in the agent's event loop.
  *
- * Pools: on demand, per (netns with engine listeners, endpoint of a
- * backend that a kernel rule table names): a client's first request to
- * an endpoint finds no pool (that request is the engine's) and the miss
- * makes one in that pod's netns; it grows with use and shrinks back after
- * --kernel-http-idle (khttp_pool.h). After every pass, pools of an
- * endpoint or netns that went are closed (kh_pools_prune). A client whose
+ * Pools: per (netns with engine listeners, endpoint of a backend that a
+ * kernel rule table names). While they number at most --kernel-http-ahead
+ * (default 64), each pass makes them all ahead of the first request
+ * (kh_pools_ahead: they idle down to one free upstream and stay). Beyond
+ * that, on demand: a client's first request to an endpoint finds no pool
+ * (that request is the engine's) and the miss makes one in that pod's
+ * netns; it grows with use and shrinks back after --kernel-http-idle
+ * (khttp_pool.h). After every pass, pools of an endpoint or netns that
+ * went are closed (kh_pools_prune). A client whose
  * upstream died in the middle of a response is reset through the engine,
  * which holds its accepted socket.
  */
@@ -31,7 +34,10 @@ struct agent;
 void agent_kh_open(struct agent *a, bool engine);
 /* After agent_engine_start(): the steering's part and the pools. 0 or -errno. */
 int agent_kh_start(struct agent *a);
-/* After a pass: the endpoints misses may make pools of; pools of what went closed. */
+/*
+ * After a pass: pools made ahead (while few), the endpoints misses may make
+ * pools of; pools of what went closed.
+ */
 void agent_kh_sync(struct agent *a);
 /* The pools' pollable fd (-1: none) and their work, in the agent's loop. */
 int agent_kh_fd(const struct agent *a);

@@ -5,7 +5,8 @@
  *            [--once] [-v] [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]
  *            [--hairpin-addr IP]... [--engine-port PORT] [--handover-wait]
  *            [--engine-threads N] [--no-http-engine] [--reset-removed-tcp]
- *            [--sockmap [--sockmap-cap BYTES]] [--kernel-http [--kernel-http-idle SECONDS]]
+ *            [--sockmap [--sockmap-cap BYTES]] [--kernel-http [--kernel-http-idle SECONDS]
+ *            [--kernel-http-ahead POOLS]]
  *
  * The agent: load the manifests in DIR, translate, build the map image and
  * reconcile the (pinned) data-path maps with it (image_apply.h); map pod
@@ -95,7 +96,8 @@ static void usage(FILE *out)
 		"                  [--metrics-addr IP:PORT|off] [--uplink IFACE]... [--no-tc]\n"
 		"                  [--hairpin-addr IP]... [--engine-port PORT] [--handover-wait]\n"
 		"                  [--engine-threads N] [--no-http-engine] [--reset-removed-tcp]\n"
-		"                  [--kernel-http [--kernel-http-idle SECONDS]]\n"
+		"                  [--kernel-http [--kernel-http-idle SECONDS]\n"
+		"                  [--kernel-http-ahead POOLS]]\n"
 		"                  [--sockmap [--sockmap-cap BYTES]]\n"
 		"                  [--state-dir DIR]\n"
 		"       gammad run --kubeconfig PATH | --in-cluster [--kube-context NAME]\n"
@@ -192,9 +194,12 @@ static void usage(FILE *out)
 		"pod of this node is paired with that pod's accepted socket: requests go\n"
 		"into it and its responses to the client socket to socket, no TCP (the\n"
 		"backend's socket then reads as --sockmap's WARNING says); without\n"
-		"--sockmap the upstreams carry the bytes over TCP. Upstreams are made at a\n"
-		"pod's first request to an endpoint (that request is the engine's) and closed\n"
-		"when unused for --kernel-http-idle (default 30 s).\n",
+		"--sockmap the upstreams carry the bytes over TCP. While the pools a node\n"
+		"could need (pod netns x endpoints of kernel-served routes) number at most\n"
+		"--kernel-http-ahead (default 64; 0: never), each is made at the apply with 8\n"
+		"upstreams, idles down to 1 and stays; beyond that, upstreams are made at a\n"
+		"pod's first request to an endpoint (that request is the engine's) and\n"
+		"closed when unused for --kernel-http-idle (default 30 s).\n",
 		RESYNC_DEFAULT_S, TR_MAX_ENDPOINTS, METRICS_ADDR_DEFAULT,
 		GAMMAD_ENGINE_PORT_DEFAULT);
 }
@@ -437,6 +442,7 @@ int cmd_run(int argc, char **argv)
 		{ "state-dir", required_argument, NULL, 266 },
 		{ "sockmap", no_argument, NULL, 268 },
 		{ "kernel-http-idle", required_argument, NULL, 269 },
+		{ "kernel-http-ahead", required_argument, NULL, 270 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -609,6 +615,20 @@ int cmd_run(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			a.kh_idle_ms = (unsigned int)(v * 1000);
+			break;
+		}
+		case 270: {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			/* each pool starts with 8 of the GAMMAD_KH_SLOTS_MAX upstream slots */
+			if (*end || !*optarg || v > GAMMAD_KH_SLOTS_MAX / 8) {
+				fprintf(stderr, "gammad run: --kernel-http-ahead %s: expected pools "
+					"from 0 to %d\n", optarg, GAMMAD_KH_SLOTS_MAX / 8);
+				return EXIT_USAGE;
+			}
+			a.kh_ahead = (unsigned int)v;
+			a.kh_ahead_set = true;
 			break;
 		}
 		case 'v':

@@ -25,6 +25,19 @@
 #define TIMER_TAG	(~1ULL)
 /* a pool whose upstream failed to connect is not tried again sooner (connects block) */
 #define RETRY_MS	1000
+/*
+ * ... doubled per failure in a row up to 64 s: a pool made ahead to an
+ * endpoint that does not answer would otherwise block the loop for the
+ * connect's 1 s timeout every second, with no request asking for it.
+ */
+#define RETRY_SHIFT_MAX	6
+/*
+ * Free upstreams a pool made ahead keeps when idle: its first request
+ * after an idle time is the kernel's (a pool that idled out would make it
+ * a miss again, which is what pools ahead are for); one socket per pool at
+ * rest, bounded by the caller's bound on pools ahead.
+ */
+#define AHEAD_FLOOR	1
 
 struct kh_slot_u {
 	int fd;			/* -1: not armed */
@@ -49,7 +62,12 @@ struct kh_pool_u {
 	uint64_t claimed_ms;	/* a new claim seen last (a miss, an event, a sweep) */
 	uint64_t decay_ms;	/* want halved last */
 	uint64_t fail_ms;	/* an upstream failed to connect last, 0: never */
+	unsigned int fails;	/* refills that failed in a row (RETRY_SHIFT_MAX) */
 	bool retry;		/* a refill failed or waited out fail_ms: the sweep refills */
+	bool ahead;		/* kh_pools_ahead: idles down to AHEAD_FLOOR free, never out */
+	/* the address the netns routes to ep from (srv_expect), 0: ask again */
+	struct sockaddr_storage src;
+	socklen_t src_len;
 };
 
 struct kh_pools {
@@ -556,6 +574,8 @@ static void pool_shrink(struct kh_pools *p, int pi, uint64_t now)
 	}
 	if (now - pl->claimed_ms >= p->o.idle_ms && now - pl->decay_ms >= p->o.idle_ms) {
 		pl->want = busy ? pl->want / 2 : 0;
+		if (pl->ahead && pl->want < AHEAD_FLOOR)
+			pl->want = AHEAD_FLOOR;
 		pl->decay_ms = now;
 	}
 	excess = nfree > pl->want ? nfree - pl->want : 0;
@@ -624,7 +644,7 @@ static void pools_sweep(struct kh_pools *p)
 	}
 	/* no upstream left and no claim for idle_ms: the next miss makes it again */
 	for (size_t pi = p->nr_pools; pi-- > 0;)
-		if (!p->pools[pi].val.nr && !p->pools[pi].retiring &&
+		if (!p->pools[pi].val.nr && !p->pools[pi].retiring && !p->pools[pi].ahead &&
 		    now - p->pools[pi].claimed_ms >= p->o.idle_ms)
 			pool_remove(p, pi);
 }
@@ -860,6 +880,39 @@ int kh_pools_del(struct kh_pools *p, uint64_t netns_cookie, const struct sockadd
 	if (pi == p->nr_pools)
 		return -ENOENT;
 	pool_del_at(p, pi);
+	return 0;
+}
+
+void kh_pools_ahead_begin(struct kh_pools *p)
+{
+	for (size_t pi = 0; pi < p->nr_pools; pi++)
+		p->pools[pi].ahead = false;
+}
+
+int kh_pools_ahead(struct kh_pools *p, int netns_fd, uint64_t netns_cookie,
+		   const struct sockaddr *ep, socklen_t len)
+{
+	struct gammad_kh_pool_key k;
+	struct kh_pool_u *pl;
+	int err = 0, pi;
+
+	if (len < sizeof(struct sockaddr_in) || pool_key(&k, netns_cookie, ep))
+		return -EINVAL;
+	pi = pool_find(p, &k);
+	if (pi < 0) {
+		/* kept when a connect failed: the sweep tries again (an endpoint not up yet) */
+		err = kh_pools_add(p, netns_fd, ep, len);
+		pi = pool_find(p, &k);
+		if (pi < 0)
+			return err ? err : -ENOENT;
+	}
+	pl = &p->pools[pi];
+	pl->ahead = true;
+	/* one that idled down to nothing (on demand until now): its floor again */
+	if (pl->want < AHEAD_FLOOR) {
+		pl->want = AHEAD_FLOOR;
+		pool_refill(p, pi);
+	}
 	return 0;
 }
 

@@ -5,7 +5,8 @@
  * upstream sockets connected ahead of time from inside the client pod's
  * netns (the backend sees the pod's address), each one a slot of
  * gammad_khslot_v1 with its socket in gammad_khup_v1, so the client's
- * sk_msg program can claim one per request. On demand (idle_ms > 0):
+ * sk_msg program can claim one per request. Made ahead (kh_pools_ahead)
+ * or on demand (idle_ms > 0):
  *  - a claim that finds no pool, or no free slot in one that can grow
  *    (GAMMAD_KH_EV_MISS), makes the pool (the miss callback: the caller
  *    decides and calls kh_pools_add with start free upstreams) or grows
@@ -39,7 +40,10 @@
  *    TCP's window holds the backend); the caller reads it and writes to
  *    the client over TCP once the client's ingress queue is empty. It is
  *    re-armed when its client leaves.
- * Connects are blocking (loopback and pod networks answer at once); one
+ * Connects are blocking (loopback and pod networks answer at once; 1 s at
+ * most, and a pool whose endpoint failed is tried again after 1 s doubled
+ * per failure in a row, up to 64 s); the sockets of a batch of upstreams
+ * are made in the pool's netns with one thread hop (netns_sockets). One
  * thread owns a kh_pools.
  */
 #ifndef GAMMAD_KHTTP_POOL_H
@@ -118,6 +122,19 @@ int kh_pools_add(struct kh_pools *p, int netns_fd, const struct sockaddr *ep, so
  */
 int kh_pools_del(struct kh_pools *p, uint64_t netns_cookie, const struct sockaddr *ep,
 		 socklen_t len);
+/*
+ * Pools made ahead of the first request (the caller decides which, e.g.
+ * while few): kh_pools_ahead_begin() unmarks every pool (from then on it
+ * idles out as one made on demand), kh_pools_ahead() marks the pool of ep
+ * from the netns with cookie netns_cookie (netns_fd), made now with start
+ * free upstreams when there is none. A marked pool idles down to one free
+ * upstream (idle_ms) but is never removed, so a first request after an
+ * idle time finds it. 0 (kept and marked; an upstream that failed to
+ * connect is tried again by the sweep), or -errno: no such pool.
+ */
+void kh_pools_ahead_begin(struct kh_pools *p);
+int kh_pools_ahead(struct kh_pools *p, int netns_fd, uint64_t netns_cookie,
+		   const struct sockaddr *ep, socklen_t len);
 /*
  * Remove every pool keep() says no to (as kh_pools_del); the number removed.
  */
