@@ -47,6 +47,7 @@
 #include "khttp/khttp_backlog.h"
 #include "khttp/khttp_return.h"
 #include "datapath/cgroup.h"
+#include "datapath/netns_sock.h"
 #include "lib/loopback.h"
 #include "lib/netns.h"
 #include "lib/translate_fixture.h"
@@ -1662,6 +1663,43 @@ static int pool_now(const struct env *e, int b, uint32_t *nr)
 }
 
 /*
+ * A pool's upstream sockets are made inside its netns with one thread hop
+ * (netns_sockets), two with same-node pairing (the source address, asked
+ * once per batch): a hop per socket (9 for a pool of 8, 17 paired) made a
+ * pool slow on a busy node, where each new thread waits for a CPU
+ * (agent_http_kernel's first pool after an idle-out, now and then).
+ */
+static void test_one_hop(struct env *e)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), lb;
+	uint16_t port = 0;
+	unsigned long hops;
+	size_t ups0;
+
+	lb = loopback_listener(&port);
+	if (!ASSERT_GE(lb, 0, "listener") || !ASSERT_GE(ns, 0, "our netns"))
+		goto out;
+	a.sin_port = htons(port);
+	ups0 = kh_pools_upstreams(e->pools);
+	hops = netns_hops();
+	if (!ASSERT_OK(kh_pools_add(e->pools, ns, (struct sockaddr *)&a, sizeof(a)), "pool"))
+		goto out;
+	hops = netns_hops() - hops;
+	test__printf("a pool of %d upstreams made with %lu thread hops into its netns\n",
+		     PER_POOL, hops);
+	ASSERT_EQ(kh_pools_upstreams(e->pools) - ups0, PER_POOL, "its upstreams connected");
+	ASSERT_LE(hops, e->samenode ? 2 : 1, "one hop (two when paired)");
+	ASSERT_OK(kh_pools_del(e->pools, e->netns, (struct sockaddr *)&a, sizeof(a)), "pool gone");
+	ASSERT_EQ(kh_pools_upstreams(e->pools), ups0, "its upstreams closed");
+out:
+	if (lb >= 0)
+		close(lb);
+	if (ns >= 0)
+		close(ns);
+}
+
+/*
  * A claim tells the agent (ring buffer) only when it leaves fewer than
  * GAMMAD_KH_POOL_LOW free upstreams in its pool, not on every new
  * connection. The pool grows past the mark first (the pools refill to
@@ -2220,6 +2258,8 @@ static void run(bool samenode)
 		test_close_delimited(&e);
 	if (SUBTEST("claim_events"))
 		test_claim_events(&e);
+	if (SUBTEST("one_hop"))
+		test_one_hop(&e);
 	if (!samenode && SUBTEST("probe"))
 		test_probe();
 	if (SUBTEST("cost"))

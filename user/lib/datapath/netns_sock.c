@@ -89,8 +89,16 @@ struct ns_job {
 	int family, type, proto;
 	uint16_t port;
 	int backlog;
+	int *fds, n;		/* netns_sockets */
 	int ret;
 };
+
+static unsigned long hops;
+
+unsigned long netns_hops(void)
+{
+	return __atomic_load_n(&hops, __ATOMIC_RELAXED);
+}
 
 static void *ns_thread(void *arg)
 {
@@ -109,6 +117,7 @@ static int ns_run(struct ns_job *j)
 	pthread_t t;
 	int err;
 
+	__atomic_fetch_add(&hops, 1, __ATOMIC_RELAXED);
 	err = pthread_create(&t, NULL, ns_thread, j);
 	if (err)
 		return -err;
@@ -129,6 +138,29 @@ int netns_socket(int netns_fd, int family, int type, int proto)
 			    .type = type, .proto = proto };
 
 	return ns_run(&j);
+}
+
+static int do_sockets(struct ns_job *j)
+{
+	for (int i = 0; i < j->n; i++) {
+		j->fds[i] = socket(j->family, j->type, j->proto);
+		if (j->fds[i] < 0) {
+			int err = -errno;
+
+			while (i-- > 0)
+				close(j->fds[i]);
+			return err;
+		}
+	}
+	return j->n;
+}
+
+int netns_sockets(int netns_fd, int family, int type, int proto, int *fds, int n)
+{
+	struct ns_job j = { .netns_fd = netns_fd, .fn = do_sockets, .family = family,
+			    .type = type, .proto = proto, .fds = fds, .n = n };
+
+	return n > 0 ? ns_run(&j) : 0;
 }
 
 static int do_iter(struct ns_job *j)

@@ -23,6 +23,15 @@ int netns_of_cgroup(const char *path, uint64_t *ino);
 /* socket(family, type, proto) created inside netns_fd; fd or -errno. */
 int netns_socket(int netns_fd, int family, int type, int proto);
 /*
+ * n such sockets into fds[] with one helper thread (a thread and its
+ * setns() cost about 70 us on an idle machine and often milliseconds on a
+ * busy one, where the new thread waits for a CPU): n, or -errno (none
+ * left open).
+ */
+int netns_sockets(int netns_fd, int family, int type, int proto, int *fds, int n);
+/* Helper threads run so far (netns_socket and the others), for tests. */
+unsigned long netns_hops(void);
+/*
  * A listening TCP socket on loopback (127.0.0.1 or ::1, IPV6_V6ONLY)
  * port `port` (host order) inside netns_fd, non-blocking; fd or -errno.
  */

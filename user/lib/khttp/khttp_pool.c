@@ -102,6 +102,35 @@ static int pool_socket(const struct kh_pool_u *pl, int type)
 	return fd < 0 ? -errno : fd;
 }
 
+/*
+ * n TCP sockets inside netns_fd (-1: ours) into fds, with one thread hop
+ * there (netns_sockets): a hop per socket made a pool of 8 wait for 9 new
+ * threads, each of which may wait for a CPU on a busy node. n or -errno.
+ */
+static int ns_sockets(int netns_fd, int family, int *fds, int n)
+{
+	if (netns_fd >= 0)
+		return netns_sockets(netns_fd, family, SOCK_STREAM | SOCK_CLOEXEC, 0, fds, n);
+	for (int i = 0; i < n; i++) {
+		fds[i] = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fds[i] < 0) {
+			int err = -errno;
+
+			while (i-- > 0)
+				close(fds[i]);
+			return err;
+		}
+	}
+	return n;
+}
+
+/* ... in the pool's netns, for one batch of upstreams */
+static int pool_sockets(struct kh_pool_u *pl, int *fds, int n)
+{
+	pl->src_len = 0;	/* srv_expect asks once for these */
+	return ns_sockets(pl->netns_fd, pl->ep.ss_family, fds, n);
+}
+
 /* The sockhash key (bpf/lib/sockmap.h) of the socket with addresses l and r. */
 static void sock_key(struct gammad_sock_key *k, const struct sockaddr_storage *l,
 		     const struct sockaddr_storage *r)
@@ -157,7 +186,7 @@ static bool pool_local(const struct kh_pools *p, const struct kh_pool_u *pl)
  * the backend's accepted socket will see, for slot s (khttp_pool.h,
  * map_svk). 0, or -errno: then the slot is not paired.
  */
-static int srv_expect(const struct kh_pools *p, const struct kh_pool_u *pl, int fd, uint32_t s,
+static int srv_expect(const struct kh_pools *p, struct kh_pool_u *pl, int fd, uint32_t s,
 		      struct gammad_sock_key *key)
 {
 	struct gammad_kh_srv rec = { .slot = s };
@@ -165,15 +194,20 @@ static int srv_expect(const struct kh_pools *p, const struct kh_pool_u *pl, int 
 	socklen_t len = sizeof(src);
 	int u, err = 0;
 
-	u = pool_socket(pl, SOCK_DGRAM);
-	if (u < 0)
-		return u;
-	if (connect(u, (const struct sockaddr *)&pl->ep, pl->len) ||
-	    getsockname(u, (struct sockaddr *)&src, &len))
-		err = -errno;
-	close(u);
-	if (err)
-		return err;
+	/* asked once per batch of upstreams (a socket in the netns is a thread hop) */
+	if (!pl->src_len) {
+		u = pool_socket(pl, SOCK_DGRAM);
+		if (u < 0)
+			return u;
+		if (connect(u, (const struct sockaddr *)&pl->ep, pl->len) ||
+		    getsockname(u, (struct sockaddr *)&pl->src, &len))
+			err = -errno;
+		close(u);
+		if (err)
+			return err;
+		pl->src_len = len;
+	}
+	src = pl->src;
 	if (src.ss_family == AF_INET)
 		((struct sockaddr_in *)&src)->sin_port = 0;
 	else
@@ -218,8 +252,11 @@ static void srv_unpair(const struct kh_pools *p, uint32_t s)
 		bpf_map_update_elem(p->o.map_svs, &s, &none, BPF_ANY);
 }
 
-/* Connect a new upstream into slot s of pool pi and publish it free. */
-static int slot_arm(struct kh_pools *p, uint32_t s, int pi)
+/*
+ * Connect a new upstream into slot s of pool pi and publish it free: fd, a
+ * TCP socket made in the pool's netns (pool_sockets; -1: made here).
+ */
+static int slot_arm(struct kh_pools *p, uint32_t s, int pi, int fd)
 {
 	struct kh_pool_u *pl = &p->pools[pi];
 	struct gammad_kh_slot sv = { .owner = GAMMAD_KH_OWNER_FREE, .pool = pl->key };
@@ -229,9 +266,10 @@ static int slot_arm(struct kh_pools *p, uint32_t s, int pi)
 	struct gammad_sock_key key;
 	uint64_t cookie = 0, srv = 0, v;
 	bool pair;
-	int fd, err;
+	int err;
 
-	fd = pool_socket(pl, SOCK_STREAM);
+	if (fd < 0)
+		fd = pool_socket(pl, SOCK_STREAM);
 	if (fd < 0)
 		return fd;
 	pair = p->o.map_svk > 0 && p->o.map_svs > 0 && pool_local(p, pl) &&
@@ -306,7 +344,8 @@ static void slot_rearm(struct kh_pools *p, uint32_t s)
 		return;
 	}
 	slot_disarm(p, s);
-	err = slot_arm(p, s, pi);
+	p->pools[pi].src_len = 0;
+	err = slot_arm(p, s, pi, -1);
 	if (err)
 		pr_warn("kernel HTTP: upstream slot %u not re-armed: %s (the engine serves its "
 			"share until the next event)", s, strerror(-err));
@@ -320,28 +359,27 @@ static int pool_write(struct kh_pools *p, int pi)
 	return bpf_map_update_elem(p->o.map_pool, &pl->key, &pl->val, BPF_ANY) ? -errno : 0;
 }
 
-/* One more slot for pool pi. */
-static int pool_grow(struct kh_pools *p, int pi)
+/* One more slot for pool pi, with fd (pool_sockets; taken: closed on failure). */
+static int pool_grow(struct kh_pools *p, int pi, int fd)
 {
 	struct kh_pool_u *pl = &p->pools[pi];
 	uint32_t s;
 	int err;
 
-	if (pl->val.nr >= GAMMAD_KH_POOL_MAX)
+	if (pl->val.nr >= GAMMAD_KH_POOL_MAX || (!p->nr_free && p->next_slot >= GAMMAD_KH_SLOTS_MAX)) {
+		close(fd);
 		return -ENOSPC;
-	if (p->nr_free)
-		s = p->free_ids[--p->nr_free];
-	else if (p->next_slot < GAMMAD_KH_SLOTS_MAX)
-		s = p->next_slot++;
-	else
-		return -ENOSPC;
-	err = slot_arm(p, s, pi);
+	}
+	s = p->nr_free ? p->free_ids[--p->nr_free] : p->next_slot++;
+	err = slot_arm(p, s, pi, fd);
 	if (err) {
 		p->free_ids[p->nr_free++] = s;
 		pl->fail_ms = now_ms();
-		pl->retry = true;	/* the sweep tries again after RETRY_MS */
+		pl->fails++;
+		pl->retry = true;	/* the sweep tries again after RETRY_MS (doubled) */
 		return err;
 	}
+	pl->fails = 0;
 	pl->val.slots[pl->val.nr++] = s;
 	p->actions++;
 	return pool_write(p, pi);
@@ -360,19 +398,46 @@ static unsigned int pool_free(struct kh_pools *p, int pi)
 	return n;
 }
 
+/* Pool pi grown by n upstreams, their sockets made together. 0 or the first -errno. */
+static int pool_grow_n(struct kh_pools *p, int pi, unsigned int n)
+{
+	int fds[GAMMAD_KH_POOL_MAX], err = 0, got;
+
+	if (n > GAMMAD_KH_POOL_MAX)
+		n = GAMMAD_KH_POOL_MAX;
+	got = n ? pool_sockets(&p->pools[pi], fds, (int)n) : 0;
+	if (got < 0) {
+		/* as a failed connect: the sweep tries again after RETRY_MS */
+		p->pools[pi].fail_ms = now_ms();
+		p->pools[pi].retry = true;
+		return got;
+	}
+	/* the first that fails stops the rest (an endpoint that refuses refuses them all) */
+	for (int j = 0; j < got; j++) {
+		if (err)
+			close(fds[j]);
+		else
+			err = pool_grow(p, pi, fds[j]);
+	}
+	return err;
+}
+
 /* Grow pool pi to want free upstreams (not while its endpoint refused lately). */
 static void pool_refill(struct kh_pools *p, int pi)
 {
 	struct kh_pool_u *pl = &p->pools[pi];
+	unsigned int nfree;
+	unsigned int shift = pl->fails > RETRY_SHIFT_MAX ? RETRY_SHIFT_MAX :
+			     pl->fails ? pl->fails - 1 : 0;
 
-	if (pl->fail_ms && now_ms() - pl->fail_ms < RETRY_MS) {
+	if (pl->fail_ms && now_ms() - pl->fail_ms < (uint64_t)RETRY_MS << shift) {
 		pl->retry = true;
 		return;
 	}
 	pl->retry = false;
-	for (unsigned int n = pool_free(p, pi); n < pl->want; n++)
-		if (pool_grow(p, pi))
-			break;
+	nfree = pool_free(p, pi);
+	if (nfree < pl->want)
+		pool_grow_n(p, pi, pl->want - nfree);
 }
 
 /* A claim took the last free upstreams, or found none: more are wanted. */
@@ -731,10 +796,11 @@ void kh_pools_free(struct kh_pools *p)
 
 /*
  * A pool of ep from netns_fd, without slots yet, as the last of p->pools
- * (*pi); -EEXIST: kept already.
+ * (*pi); -EEXIST: kept already. sock: a socket made in netns_fd, for its
+ * netns cookie (-1: one is made here).
  */
 static int kh_pools_add_empty(struct kh_pools *p, int netns_fd, const struct sockaddr *ep,
-			      socklen_t len, int *pi)
+			      socklen_t len, int sock, int *pi)
 {
 	struct kh_pool_u *pl;
 	uint64_t cookie = 0;
@@ -760,9 +826,9 @@ static int kh_pools_add_empty(struct kh_pools *p, int netns_fd, const struct soc
 	if (netns_fd >= 0 && pl->netns_fd < 0)
 		return -errno;
 	/* the pool's key: the netns cookie BPF sees for the client's sockets */
-	fd = pool_socket(pl, SOCK_DGRAM);
+	fd = sock >= 0 ? sock : pool_socket(pl, SOCK_DGRAM);
 	err = fd < 0 ? fd : sock_netns_cookie(fd, &cookie);
-	if (fd >= 0)
+	if (fd >= 0 && fd != sock)
 		close(fd);
 	if (err)
 		goto fail;
@@ -805,17 +871,23 @@ static void pool_drop_last(struct kh_pools *p)
 
 int kh_pools_add(struct kh_pools *p, int netns_fd, const struct sockaddr *ep, socklen_t len)
 {
-	int err, pi;
+	int fds[GAMMAD_KH_POOL_MAX], n = (int)p->o.start, err, pi;
 
-	err = kh_pools_add_empty(p, netns_fd, ep, len, &pi);
-	if (err)
-		return err == -EEXIST ? 0 : err;	/* kept already */
-	for (unsigned int i = 0; i < p->pools[pi].want; i++) {
-		err = pool_grow(p, pi);
+	if (ep->sa_family != AF_INET && ep->sa_family != AF_INET6)
+		return -EINVAL;
+	/* its start upstreams' sockets, the first one naming the netns cookie too */
+	n = ns_sockets(netns_fd, ep->sa_family, fds, n);
+	if (n < 0)
+		return n;
+	err = kh_pools_add_empty(p, netns_fd, ep, len, fds[0], &pi);
+	/* kept (no upstream) when a connect fails: a miss or the sweep tries again */
+	for (int i = 0; i < n; i++) {
 		if (err)
-			return err;	/* kept (no upstream): a miss tries again, or a sweep drops it */
+			close(fds[i]);
+		else
+			err = pool_grow(p, pi, fds[i]);
 	}
-	return 0;
+	return err == -EEXIST ? 0 : err;	/* -EEXIST: kept already */
 }
 
 /* The pool key of ep from the netns with cookie netns_cookie. */
@@ -1087,7 +1159,7 @@ int kh_pools_adopt(struct kh_pools *p, int netns_fd, const struct sockaddr *ep, 
 	uint32_t j = 0;
 	int err, pi;
 
-	err = kh_pools_add_empty(p, netns_fd, ep, len, &pi);
+	err = kh_pools_add_empty(p, netns_fd, ep, len, -1, &pi);
 	if (err)
 		return err;
 	pl = &p->pools[pi];
