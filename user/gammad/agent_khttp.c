@@ -350,16 +350,41 @@ static bool grow(void **p, size_t *cap, size_t nr, size_t size)
 	return true;
 }
 
+static int be_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int ep_cmp(const void *a, const void *b)
+{
+	const struct kh_ep *x = a, *y = b;
+
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return memcmp(&x->ss, &y->ss, x->len);
+}
+
+/* Sorted v[nr] of size bytes each, duplicates dropped: how many are left. */
+static size_t sort_unique(void *v, size_t nr, size_t size, int (*cmp)(const void *, const void *))
+{
+	char *b = v;
+	size_t n = 0;
+
+	if (!nr)
+		return 0;
+	qsort(v, nr, size, cmp);
+	for (size_t i = 1; i < nr; i++)
+		if (cmp(b + n * size, b + i * size))
+			memcpy(b + ++n * size, b + i * size, size);
+	return n + 1;
+}
+
 static int eps_add_backend(struct agent *a, struct kh_eps *e, uint32_t be_id)
 {
 	struct gammad_be_val bv;
 
-	for (size_t i = 0; i < e->nr_be; i++)
-		if (e->be[i] == be_id)
-			return 0;
-	if (!grow((void **)&e->be, &e->cap_be, e->nr_be, sizeof(*e->be)))
-		return -ENOMEM;
-	e->be[e->nr_be++] = be_id;
 	if (dp_map_lookup(a->dp, GAMMAD_MAP_BACKEND, &be_id, &bv))
 		return 0;	/* retired meanwhile */
 	for (uint32_t i = 0; i < bv.nr_endpoints; i++) {
@@ -367,16 +392,11 @@ static int eps_add_backend(struct agent *a, struct kh_eps *e, uint32_t be_id)
 		struct gammad_ep_val ev;
 		struct sockaddr_storage ss = { 0 };
 		socklen_t len;
-		bool dup = false;
 
 		if (dp_map_lookup(a->dp, GAMMAD_MAP_ENDPOINT, &ek, &ev))
 			continue;
 		len = endpoint_sockaddr(ev.family, ev.addr, ev.port, &ss);
 		if (!len)
-			continue;
-		for (size_t j = 0; j < e->nr && !dup; j++)
-			dup = e->v[j].len == len && !memcmp(&e->v[j].ss, &ss, len);
-		if (dup)
 			continue;
 		if (!grow((void **)&e->v, &e->cap, e->nr, sizeof(*e->v)))
 			return -ENOMEM;
@@ -385,7 +405,12 @@ static int eps_add_backend(struct agent *a, struct kh_eps *e, uint32_t be_id)
 	return 0;
 }
 
-/* Every endpoint a rule backend of a kernel table can draw. */
+/*
+ * Every endpoint a rule backend of a kernel table can draw, sorted, each
+ * once (eps_has). Sorted, not looked up in what was collected so far: at
+ * 10,000 Services (100,000 endpoints) that search took about 20 s per
+ * pass, between the apply and "applied".
+ */
 static int eps_collect(struct agent *a, struct kh_eps *e)
 {
 	int fd = dp_map_fd(a->dp, GAMMAD_MAP_KH_RB);
@@ -403,20 +428,28 @@ static int eps_collect(struct agent *a, struct kh_eps *e)
 		k = &key;
 		if (bpf_map_lookup_elem(fd, &key, rb))
 			continue;	/* retired between the two calls */
-		if (rb->status == 200 && rb->be_id)
-			err = eps_add_backend(a, e, rb->be_id);
+		if (rb->status != 200 || !rb->be_id)
+			continue;
+		if (!grow((void **)&e->be, &e->cap_be, e->nr_be, sizeof(*e->be)))
+			err = -ENOMEM;
+		else
+			e->be[e->nr_be++] = rb->be_id;
 	}
 	free(rb);
+	e->nr_be = sort_unique(e->be, e->nr_be, sizeof(*e->be), be_cmp);
+	for (size_t i = 0; !err && i < e->nr_be; i++)
+		err = eps_add_backend(a, e, e->be[i]);
+	e->nr = sort_unique(e->v, e->nr, sizeof(*e->v), ep_cmp);
 	return err;
 }
 
 static bool eps_has(const struct kh_ep *v, size_t nr, const struct sockaddr_storage *ss,
 		    socklen_t len)
 {
-	for (size_t i = 0; i < nr; i++)
-		if (v[i].len == len && !memcmp(&v[i].ss, ss, len))
-			return true;
-	return false;
+	struct kh_ep want = { .len = len };
+
+	memcpy(&want.ss, ss, len);
+	return nr && bsearch(&want, v, nr, sizeof(*v), ep_cmp);
 }
 
 /* The steering's netns with a cookie: its fd (dup), or -1. */
