@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <netinet/in.h>
 
 #include <bpf/bpf.h>
 
 #include "base/log.h"
 #include "datapath/datapath.h"
+#include "datapath/netns_sock.h"
 #include "engine/engine.h"
 #include "khttp/khttp.h"
 #include "khttp/khttp_backlog.h"
@@ -53,6 +55,7 @@ struct agent_kh {
 	struct kh_ep *eps;
 	size_t nr_eps;
 	size_t ahead;		/* pools made ahead at the last pass (logged when it changes) */
+	uint64_t own_cookie;	/* the agent's own netns: its pools on demand only */
 	bool on_demand;		/* the last pass needed more pools than the bound */
 	bool warned, slow_noted;
 };
@@ -140,7 +143,7 @@ int agent_kh_start(struct agent *a)
 	/* a predecessor's pools (handover.h): adopted, not flushed */
 	int *fds = handover_kh_fds(a->ho_prev);
 	struct agent_kh *k;
-	int err;
+	int err, fd;
 
 	if (!a->kh_dp || !a->steer)
 		return 0;
@@ -168,6 +171,11 @@ int agent_kh_start(struct agent *a)
 	if (err)
 		pr_warn("kernel HTTP data path: the sockmap backlog iterator does not load (%s): "
 			"slow readers are reset, not relayed", strerror(-err));
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || sock_netns_cookie(fd, &k->own_cookie))
+		k->own_cookie = 0;
+	if (fd >= 0)
+		close(fd);
 	k->pools = kh_pools_new(&po);
 	if (!k->pools) {
 		kh_backlog_free(k->backlog);
@@ -533,6 +541,7 @@ struct kh_ns {
 struct kh_nss {
 	struct kh_ns *v;
 	size_t nr, cap;
+	uint64_t skip;		/* the agent's own netns */
 };
 
 static void nss_add(void *ctx, int netns_fd, uint64_t cookie)
@@ -540,7 +549,7 @@ static void nss_add(void *ctx, int netns_fd, uint64_t cookie)
 	struct kh_nss *n = ctx;
 	int fd;
 
-	if (!grow((void **)&n->v, &n->cap, n->nr, sizeof(*n->v)))
+	if (cookie == n->skip || !grow((void **)&n->v, &n->cap, n->nr, sizeof(*n->v)))
 		return;
 	fd = dup(netns_fd);	/* the steer's may close once its lock is released */
 	if (fd >= 0)
@@ -548,19 +557,26 @@ static void nss_add(void *ctx, int netns_fd, uint64_t cookie)
 }
 
 /*
- * Pools ahead (KH_AHEAD_DEFAULT): every (steered netns, endpoint) pool is
+ * Pools ahead (KH_AHEAD_DEFAULT): every (pod netns, endpoint) pool is
  * made now when they number at most the bound, so a first request is the
  * kernel's; they idle down to one free upstream and stay (khttp_pool.h).
  * More than that and every pool is on demand: those made ahead earlier
- * idle out as the others. nr_ns: the steered netns now.
+ * idle out as the others. Not in the agent's own netns (clients without a
+ * pod, on demand): the node's own routes to pods may drop its SYNs (the
+ * lab's do), and each such connect blocked the loop for its 1 s timeout.
+ * ns: the steered netns now.
  */
-static void pools_ahead(struct agent *a, size_t nr_ns)
+static void pools_ahead(struct agent *a, const struct kh_cookies *ns)
 {
 	struct agent_kh *k = a->khp;
 	size_t bound = a->kh_ahead_set ? a->kh_ahead : KH_AHEAD_DEFAULT;
-	size_t need = nr_ns * k->nr_eps, made = 0;
-	struct kh_nss n = { 0 };
+	size_t nr_ns = 0, need, made = 0;
+	struct kh_nss n = { .skip = k->own_cookie };
 	int err;
+
+	for (size_t i = 0; i < ns->nr; i++)
+		nr_ns += ns->v[i] != k->own_cookie;
+	need = nr_ns * k->nr_eps;
 
 	kh_pools_ahead_begin(k->pools);
 	if (need > bound || !need) {
@@ -623,7 +639,7 @@ void agent_kh_sync(struct agent *a)
 	if (gone)
 		pr_info("kernel HTTP data path: %zu upstream pools (%zu closed: their endpoint "
 			"or pod went)", kh_pools_count(k->pools), gone);
-	pools_ahead(a, ns.nr);
+	pools_ahead(a, &ns);
 	free(ns.v);
 }
 
