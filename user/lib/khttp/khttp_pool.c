@@ -26,9 +26,9 @@
 /* a pool whose upstream failed to connect is not tried again sooner (connects block) */
 #define RETRY_MS	1000
 /*
- * ... doubled per failure in a row up to 64 s: a pool made ahead to an
- * endpoint that does not answer would otherwise block the loop for the
- * connect's 1 s timeout every second, with no request asking for it.
+ * ... doubled per failure in a row up to 64 s when no client asks (the
+ * sweep): a pool made ahead to an endpoint that does not answer would
+ * otherwise block the loop for the connect's 1 s timeout every second.
  */
 #define RETRY_SHIFT_MAX	6
 /*
@@ -422,12 +422,17 @@ static int pool_grow_n(struct kh_pools *p, int pi, unsigned int n)
 	return err;
 }
 
-/* Grow pool pi to want free upstreams (not while its endpoint refused lately). */
-static void pool_refill(struct kh_pools *p, int pi)
+/*
+ * Grow pool pi to want free upstreams, not while its endpoint refused
+ * lately: RETRY_MS, doubled per failure in a row unless a client asked
+ * (a miss or a claim: an endpoint that came up late is used again within
+ * a second, as before pools were made ahead).
+ */
+static void pool_refill(struct kh_pools *p, int pi, bool asked)
 {
 	struct kh_pool_u *pl = &p->pools[pi];
 	unsigned int nfree;
-	unsigned int shift = pl->fails > RETRY_SHIFT_MAX ? RETRY_SHIFT_MAX :
+	unsigned int shift = asked ? 0 : pl->fails > RETRY_SHIFT_MAX ? RETRY_SHIFT_MAX :
 			     pl->fails ? pl->fails - 1 : 0;
 
 	if (pl->fail_ms && now_ms() - pl->fail_ms < (uint64_t)RETRY_MS << shift) {
@@ -451,7 +456,7 @@ static void pool_more(struct kh_pools *p, int pi)
 		pl->want = pl->want ? pl->want * 2 : p->o.start;
 	if (pl->want > p->o.per_pool)
 		pl->want = p->o.per_pool;
-	pool_refill(p, pi);
+	pool_refill(p, pi, true);
 }
 
 static int pool_find(const struct kh_pools *p, const struct gammad_kh_pool_key *k)
@@ -704,7 +709,7 @@ static void pools_sweep(struct kh_pools *p)
 	for (size_t pi = 0; pi < p->nr_pools; pi++) {
 		/* a refill that failed, or a miss refused meanwhile (fail_ms): tried again */
 		if (p->pools[pi].retry)
-			pool_refill(p, (int)pi);
+			pool_refill(p, (int)pi, false);
 		pool_shrink(p, (int)pi, now);
 	}
 	/* no upstream left and no claim for idle_ms: the next miss makes it again */
@@ -983,7 +988,7 @@ int kh_pools_ahead(struct kh_pools *p, int netns_fd, uint64_t netns_cookie,
 	/* one that idled down to nothing (on demand until now): its floor again */
 	if (pl->want < AHEAD_FLOOR) {
 		pl->want = AHEAD_FLOOR;
-		pool_refill(p, pi);
+		pool_refill(p, pi, false);
 	}
 	return 0;
 }

@@ -41,8 +41,8 @@
  *    the client over TCP once the client's ingress queue is empty. It is
  *    re-armed when its client leaves.
  * Connects are blocking (loopback and pod networks answer at once; 1 s at
- * most, and a pool whose endpoint failed is tried again after 1 s doubled
- * per failure in a row, up to 64 s); the sockets of a batch of upstreams
+ * most, and a pool whose endpoint failed is tried again after 1 s: by the
+ * sweep doubled per failure in a row, up to 64 s); the sockets of a batch of upstreams
  * are made in the pool's netns with one thread hop (netns_sockets). One
  * thread owns a kh_pools.
  */
