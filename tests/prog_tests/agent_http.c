@@ -463,7 +463,7 @@ static long paired_slots(const char *pin_dir)
 	return n;
 }
 
-/* ---- kernel HTTP pools on demand (--kernel-http-idle, KH_IDLE) ------------- */
+/* ---- kernel HTTP pools ahead and on demand (--kernel-http-idle, KH_IDLE) --- */
 
 #define KH_IDLE "1"		/* seconds */
 
@@ -488,9 +488,9 @@ static long pools_wait(struct http_env *e, long n, bool at_least, int ms)
 }
 
 /*
- * Pools of echo-v2's netns to echo-v1 and echo-v2 made (by a few requests)
- * with their 8 free upstreams each (served_in_kernel: the pairing of
- * same-node server sockets after the idle time).
+ * Pools of echo-v2's netns to echo-v1 and echo-v2 with their 8 free
+ * upstreams each, made or grown again by a few requests (served_in_kernel:
+ * the pairing of same-node server sockets after the idle time).
  */
 static void pools_warm(struct http_env *e)
 {
@@ -1865,8 +1865,9 @@ out:
  * as the engine edits it. With --sockmap the echo pod's responses are
  * edited in the kernel (served); over TCP the connection's first such
  * request that finds an upstream hands it to the engine (resp_edit_tcp),
- * which edits them. A request that finds no pool yet (made on demand) is
- * the engine's alone: the connection comes back.
+ * which edits them. A request that finds no pool yet (on demand: beyond
+ * --kernel-http-ahead, not the lab's routes) is the engine's alone: the
+ * connection comes back.
  */
 static void subtest_resp_edits(struct http_env *e)
 {
@@ -2001,7 +2002,7 @@ static void run_http(bool kernel, bool sockmap)
 		ASSERT_GT(served, 5000, "/metrics: served in the kernel");
 		ASSERT_GE(ctl, (long)served, "gammactl stats: served in the kernel");
 		/* same-node server sockets: with --sockmap, the echo pods' upstreams are paired */
-		pools_warm(&e);	/* made again after the idle time */
+		pools_warm(&e);	/* grown again: one upstream each at rest after the idle time */
 		if (sockmap)
 			ASSERT_GT(pinned_kh_paired(e.ag.pin_dir), 0, "same-node server sockets paired");
 		else
