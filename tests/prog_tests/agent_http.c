@@ -27,7 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1612,7 +1614,11 @@ struct firstsrv {
 	int err;
 };
 
-/* In echo-v1's netns: per connection a greeting first, then every byte back. */
+/*
+ * In echo-v1's netns: per connection a greeting first, then every byte
+ * back, each connection in a child of its own (upstreams of a pool made
+ * ahead sit idle on it; one at a time, the test's waited behind them).
+ */
 static int firstsrv_run(void *arg)
 {
 	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons(FIRST_PORT) };
@@ -1631,13 +1637,23 @@ static int firstsrv_run(void *arg)
 		char buf[4096];
 		ssize_t n;
 		int fd = accept(lfd, NULL, NULL);
+		pid_t pid;
 
 		if (fd < 0)
 			return 1;
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		pid = fork();
+		if (pid) {
+			close(fd);
+			continue;
+		}
+		prctl(PR_SET_PDEATHSIG, SIGKILL);	/* gone with the server (child_kill) */
+		close(lfd);
 		send_all(fd, GREETING, strlen(GREETING));
 		while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
 			send_all(fd, buf, (size_t)n);
-		close(fd);
+		_exit(0);
 	}
 }
 
