@@ -119,18 +119,6 @@ static __always_inline bool kh_msg_full(struct sk_msg_md *msg)
 }
 
 /*
- * This run is on the rest of a message an earlier run of ours redirected
- * with apply_bytes (every redirect of this program sets it): the kernel
- * zeroes a fresh message (sk_msg_init), and keeps what a run set in
- * the message it runs us again on. Not msg->sk_redir: 6.18 clears it by
- * then (msg->flags and apply_bytes stay), so it cannot tell.
- */
-static __always_inline bool kh_msg_rerun(struct sk_msg_md *msg)
-{
-	return msg_kern(msg)->apply_bytes != 0;
-}
-
-/*
  * The rest of a request a same-node server's ingress took only in part
  * (its socket memory refused more: __sk_rmem_schedule in bpf_tcp_ingress).
  * The kernel runs us again on what is left of the message, the first run's
@@ -414,7 +402,7 @@ int gammad_kh_client(struct sk_msg_md *msg)
 		if (fw && fw->armed) {
 			len = msg->size;
 			asm volatile("" : "+r"(len));
-			if (kh_msg_rerun(msg) && len > fw->end)
+			if (msg_rerun(msg) && len > fw->end)
 				return kh_rest(msg, c, len - fw->end);
 			fw->armed = 0;
 		}
@@ -495,7 +483,7 @@ int gammad_kh_upstream(struct __sk_buff *skb)
 	struct kh_rscratch *p;
 	struct gammad_kh_slot *sl;
 	__u64 ck, owner;
-	__u32 rscr = KH_RSCR_UPSTREAM, id, *idp;
+	__u32 rscr = KH_RSCR_UPSTREAM, id, *idp, skip;
 
 	/* a FIN in verdict-only mode: redirected, the client's recv() fails */
 	if (!skb->len)
@@ -513,9 +501,10 @@ int gammad_kh_upstream(struct __sk_buff *skb)
 	if (owner == GAMMAD_KH_OWNER_FREE || owner == GAMMAD_KH_OWNER_DEAD ||
 	    (sl->flags & GAMMAD_KH_SLOT_CUT))
 		return SK_DROP;
-	if (!(sl->flags & GAMMAD_KH_SLOT_UNFRAMED)) {
+	skip = kh_ahead_take(sl, skb->len);
+	if (!(sl->flags & GAMMAD_KH_SLOT_UNFRAMED) && skip < skb->len) {
 		kh_frame_begin(sl, p);
-		kh_frame_end(sl, p, kh_resp_parse(skb, p));
+		kh_frame_end(sl, p, kh_resp_parse(skb, skip, p));
 	}
 	/*
 	 * The agent's: kept on the upstream socket (charged to its receive
@@ -559,40 +548,77 @@ int gammad_kh_upstream(struct __sk_buff *skb)
 #define KH_SV_CORKED	0x80000000U
 
 /*
+ * Over the connection's TCP to the upstream, whose verdict decides (SLOW:
+ * it keeps the bytes for the agent). A fresh message by SK_PASS; the rest
+ * of one (msg_rerun) by a redirect to this socket's own egress, the same
+ * TCP: SK_PASS would mean the first run's target on a kernel that keeps
+ * msg->sk_redir for the rerun (6.18 clears it), and apply_bytes is set
+ * again to what goes.
+ */
+static __always_inline int kh_server_tcp(struct sk_msg_md *msg, const struct gammad_kh_srv *sv,
+					 __u32 len, bool rerun)
+{
+	__u64 self = sv->cookie;
+
+	if (!rerun)
+		return SK_PASS;
+	bpf_msg_apply_bytes(msg, len);
+	return bpf_msg_redirect_hash(msg, &gammad_khsv_v1, &self, 0) == SK_PASS ? SK_PASS : SK_DROP;
+}
+
+/*
  * A head to edit that the kernel cannot edit starts msg: nothing of that
  * response has gone, so it and everything after it stay on the upstream
- * for the engine (kh_slot_engine). Over the connection's TCP (SK_PASS),
- * whose verdict frames and keeps it as after SLOW; a message with a stale
- * target (the rest of one the client's ingress took in part, corked
- * since) would go to the client on SK_PASS, so it is framed here and
- * redirected into the upstream's own ingress, where the verdict's SK_PASS
- * puts what it keeps: the same queue, in order (the redirect queues
- * synchronously; the later messages cross TCP after it).
+ * for the engine (kh_slot_engine): over the connection's TCP, whose
+ * verdict frames and keeps it as after SLOW.
  */
 static __always_inline int kh_server_to_engine(struct sk_msg_md *msg, struct gammad_kh_slot *sl,
-					       __u32 id, __u32 seq, bool pending)
+					       const struct gammad_kh_srv *sv, __u32 id, __u32 seq,
+					       bool rerun)
 {
-	struct kh_rscratch *p;
-	__u32 rscr = KH_RSCR_SERVER;
-
 	kh_slot_engine(sl, id, seq);
 	bpf_msg_apply_bytes(msg, msg->size);
-	if (!pending)
-		return SK_PASS;
-	p = bpf_map_lookup_elem(&gammad_khrscr_v1, &rscr);
-	if (!p)
+	return kh_server_tcp(msg, sv, msg->size, rerun);
+}
+
+/*
+ * The rest of a message the client's ingress took only in part (its
+ * socket memory refused more: __sk_rmem_schedule in bpf_tcp_ingress); the
+ * kernel runs us again on it. It was framed with its first part and
+ * counted in bytes_down, which now loses it: bytes_down is what the
+ * client's ingress took. Not into the ingress again: it could refuse once
+ * more, and when it takes nothing the kernel drops the rest and the
+ * backend's send() returns short, so the backend sends those bytes again
+ * as a new message (framed a second time). Over the connection's TCP
+ * instead, as a slow reader's bytes (SLOW: the agent relays them from the
+ * upstream; the client reads its ingress before its TCP receive queue, so
+ * the order holds), the upstream's verdict told not to frame them again
+ * (framed_ahead). Bytes TCP does not take now (a full send buffer of a
+ * non-blocking backend) come again as the next message: over TCP too, the
+ * bytes the count skips all the same. A head still to edit after it cannot
+ * go that way: the client is cut, as at the cap.
+ */
+static __always_inline int kh_server_rest(struct sk_msg_md *msg, struct gammad_kh_slot *sl,
+					  const struct gammad_kh_srv *sv, __u32 id, __u32 rest)
+{
+	struct gammad_kh_slot_edits *se = bpf_map_lookup_elem(&gammad_khsre_v1, &id);
+
+	__sync_fetch_and_sub(&sl->bytes_down, rest);
+	if (!(sl->flags & GAMMAD_KH_SLOT_SLOW) && se && kh_edits_ahead(sl, se->bits))
+		kh_slot_cut(sl, id);
+	if (sl->flags & GAMMAD_KH_SLOT_CUT)
 		return SK_DROP;
-	kh_frame_begin(sl, p);
-	kh_frame_end(sl, p, kh_resp_parse_msg(msg, p));
-	return bpf_msg_redirect_hash(msg, &gammad_khup_v1, &id, BPF_F_INGRESS) == SK_PASS ?
-	       SK_PASS : SK_DROP;
+	__sync_fetch_and_add(&sl->framed_ahead, rest);
+	if (!(sl->flags & GAMMAD_KH_SLOT_SLOW))
+		kh_slot_slow(sl, id);
+	return kh_server_tcp(msg, sv, rest, true);
 }
 
 SEC("sk_msg")
 int gammad_kh_server(struct sk_msg_md *msg)
 {
 	struct sk_msg *m = msg_kern(msg);
-	bool pending = m->sk_redir != NULL;
+	bool rerun = msg_rerun(msg);
 	struct gammad_kh_slot_edits *se;
 	struct gammad_kh_srv *sv;
 	struct gammad_kh_slot *sl;
@@ -602,42 +628,33 @@ int gammad_kh_server(struct sk_msg_md *msg)
 	int ed;
 
 	if (!msg->sk)
-		return pending ? SK_DROP : SK_PASS;
+		return rerun ? SK_DROP : SK_PASS;
 	sv = bpf_sk_storage_get(&gammad_khsvst_v1, msg->sk, 0, 0);
 	if (!sv)
-		return pending ? SK_DROP : SK_PASS;
+		return rerun ? SK_DROP : SK_PASS;
 	id = sv->slot;
 	cur = bpf_map_lookup_elem(&gammad_khsvs_v1, &id);
 	sl = bpf_map_lookup_elem(&gammad_khslot_v1, &id);
 	if (!cur || !sl || *cur != sv->cookie)
-		return pending ? SK_DROP : SK_PASS;
+		return rerun ? SK_DROP : SK_PASS;
 	owner = sl->owner;
 	/* a head that needed edits did not get them: nothing more of it goes */
 	if (sl->flags & GAMMAD_KH_SLOT_CUT)
 		return SK_DROP;
 	/*
-	 * The rest of a message the client's ingress took only in part: the
-	 * kernel runs us again with the first run's target set (SK_PASS would
-	 * go there anyway; sockops.bpf.c, the stale-target trap). It was
-	 * framed with its first part. Except the rest after a head to edit
-	 * (the walk stopped there, apply_bytes): its last sv->pad bytes were
-	 * not framed (what comes before them is a rest as above), or it was
-	 * corked whole (KH_SV_CORKED) and comes again with more.
+	 * A rerun on the rest of a message whose first part went to the client
+	 * (kh_server_rest). Except the rest after a head to edit (the walk
+	 * stopped there, apply_bytes): its last sv->pad bytes were not framed
+	 * (what comes before them is a rest as above), or it was corked whole
+	 * (KH_SV_CORKED) and comes again with more.
 	 */
-	if (pending && !(sv->pad & KH_SV_CORKED) && msg->size != sv->pad) {
-		bpf_msg_apply_bytes(msg, sv->pad && msg->size > sv->pad ? msg->size - sv->pad :
-							       msg->size);
-		/* the rest of one the engine has (kh_server_to_engine): after it */
-		if (sl->flags & GAMMAD_KH_SLOT_EDIT)
-			return bpf_msg_redirect_hash(msg, &gammad_khup_v1, &id, BPF_F_INGRESS) ==
-			       SK_PASS ? SK_PASS : SK_DROP;
-		return bpf_msg_redirect_hash(msg, &gammad_khcli_v1, &owner, BPF_F_INGRESS) ==
-		       SK_PASS ? SK_PASS : SK_DROP;
-	}
+	if (rerun && !(sv->pad & KH_SV_CORKED) && msg->size != sv->pad)
+		return kh_server_rest(msg, sl, sv, id, sv->pad && msg->size > sv->pad ?
+						       msg->size - sv->pad : msg->size);
 	sv->pad = 0;
 	if (owner == GAMMAD_KH_OWNER_FREE || owner == GAMMAD_KH_OWNER_DEAD ||
 	    (sl->flags & GAMMAD_KH_SLOT_SLOW))
-		return SK_PASS;
+		return kh_server_tcp(msg, sv, msg->size, rerun);
 	p = bpf_map_lookup_elem(&gammad_khrscr_v1, &rscr);
 	if (!p)
 		return SK_DROP;
@@ -658,12 +675,12 @@ int gammad_kh_server(struct sk_msg_md *msg)
 		ed = kh_resp_edit(msg, &key);
 		if (!ed) {
 			/* corked: with a stale target (a rest), it comes again as one */
-			if (pending)
+			if (rerun)
 				sv->pad = KH_SV_CORKED;
 			return SK_PASS;
 		}
 		if (ed == -1)
-			return kh_server_to_engine(msg, sl, id, seq, pending);
+			return kh_server_to_engine(msg, sl, sv, id, seq, rerun);
 		if (ed < 0) {
 			kh_slot_cut(sl, id);
 			return SK_DROP;

@@ -107,11 +107,12 @@ int gammad_sk_msg(struct sk_msg_md *md)
 		return SK_PASS;
 	/*
 	 * The kernel runs the program again on the rest of a message the
-	 * peer's ingress took only in part, with the target of the first run
-	 * still in msg->sk_redir: SK_PASS would redirect there, whatever the
-	 * state says. Such a rest follows its first part to the peer.
+	 * peer's ingress took only in part (msg_rerun: every redirect below
+	 * sets apply_bytes, so a rest can be told). Such a rest follows its
+	 * first part to the peer, whatever the state says; the rest of one
+	 * whose peer has gone is dropped (nobody can read it).
 	 */
-	pending = msg->sk_redir != NULL;
+	pending = msg_rerun(md);
 	st = bpf_sk_storage_get(&gammad_skr_v1, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (st && (st->state == GAMMAD_REDIR_TCP || st->state == GAMMAD_REDIR_SLOW_READER) &&
 	    !pending)
@@ -126,6 +127,7 @@ int gammad_sk_msg(struct sk_msg_md *md)
 		ret = bpf_msg_redirect_hash(md, &gammad_sockh_v1, &peer, BPF_F_INGRESS);
 	}
 	if (ret == SK_PASS) {
+		bpf_msg_apply_bytes(md, md->size);
 		if (!st)
 			return SK_PASS;
 		if (st->state == GAMMAD_REDIR_UNDECIDED)

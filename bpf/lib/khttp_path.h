@@ -255,6 +255,25 @@ static __always_inline void kh_frame_end(struct gammad_kh_slot *sl, struct kh_rs
 	}
 }
 
+/*
+ * Bytes at the start of what the upstream's TCP brings that the server
+ * program framed already (framed_ahead: the rest of a message the client's
+ * ingress took only in part, sent over TCP since): taken off the count,
+ * not framed again. The server program adds before the bytes leave, so
+ * the count is there when they arrive.
+ */
+static __always_inline __u32 kh_ahead_take(struct gammad_kh_slot *sl, __u32 len)
+{
+	__u64 ahead = *(volatile __u64 *)&sl->framed_ahead;
+
+	if (!ahead)
+		return 0;
+	if (ahead > len)
+		ahead = len;
+	__sync_fetch_and_sub(&sl->framed_ahead, ahead);
+	return ahead;
+}
+
 /* The client lags beyond the cap: the rest waits under TCP's flow control, the agent is told. */
 static __always_inline void kh_slot_slow(struct gammad_kh_slot *sl, __u32 id)
 {

@@ -428,14 +428,15 @@ static long kh_resp_step_msg(__u64 i, void *w)
 }
 
 /*
- * Follow the framing over len bytes of ctx, state in p (the slot's copy):
+ * Follow the framing over bytes [from, len) of ctx, state in p (the slot's copy):
  * at most KH_RSTEPS steps (kh_resp_step). The steps are a bpf_loop too:
  * as a plain loop the verifier went through the byte callback once per
  * step (32 times), which made every byte of work per callback cost 32.
  */
-static __always_inline int kh_resp_walk(void *ctx, bool msg, __u32 len, struct kh_rscratch *p)
+static __always_inline int kh_resp_walk(void *ctx, bool msg, __u32 from, __u32 len,
+					struct kh_rscratch *p)
 {
-	struct kh_rwalk w = { .ctx = ctx, .p = p, .len = len };
+	struct kh_rwalk w = { .ctx = ctx, .p = p, .len = len, .off = from };
 
 	p->stop = 0;
 	bpf_loop(KH_RSTEPS, msg ? kh_resp_step_msg : kh_resp_step_skb, &w, 0);
@@ -446,12 +447,16 @@ static __always_inline int kh_resp_walk(void *ctx, bool msg, __u32 len, struct k
 	return 0;
 }
 
-/* The upstream's sk_skb verdict: an skb of the response stream. */
-KH_GLOBAL int kh_resp_parse(struct __sk_buff *skb, struct kh_rscratch *p)
+/*
+ * The upstream's sk_skb verdict: an skb of the response stream, from byte
+ * from on (the bytes before it were framed already: gammad_kh_slot's
+ * framed_ahead).
+ */
+KH_GLOBAL int kh_resp_parse(struct __sk_buff *skb, __u32 from, struct kh_rscratch *p)
 {
 	if (!skb || !p)
 		return -1;
-	return kh_resp_walk(skb, false, skb->len, p);
+	return kh_resp_walk(skb, false, from, skb->len, p);
 }
 
 /* A same-node server socket's sk_msg program: a message the backend sends. */
@@ -459,7 +464,7 @@ KH_GLOBAL int kh_resp_parse_msg(struct sk_msg_md *msg, struct kh_rscratch *p)
 {
 	if (!msg || !p)
 		return -1;
-	return kh_resp_walk(msg, true, msg->size, p);
+	return kh_resp_walk(msg, true, 0, msg->size, p);
 }
 
 #endif

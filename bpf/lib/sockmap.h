@@ -106,6 +106,24 @@ static __always_inline struct sk_msg *msg_kern(struct sk_msg_md *md)
 }
 
 /*
+ * This run is on the rest of a message that an earlier run redirected with
+ * apply_bytes (a program that needs to tell sets it on every redirect):
+ * the peer's ingress took only part of it (its socket memory refused more:
+ * __sk_rmem_schedule in bpf_tcp_ingress), or apply_bytes stopped before
+ * the message's end. The kernel zeroes a fresh message (sk_msg_init) and
+ * runs the program again on the same one, keeping what a run set in it.
+ * Not msg->sk_redir: 6.18 clears it by then (msg->flags and apply_bytes
+ * stay), so it cannot tell. A program that passes or redirects such a rest
+ * sets apply_bytes again: the stale one could be larger than the rest,
+ * and its remainder would carry the verdict over the next message
+ * without a run.
+ */
+static __always_inline bool msg_rerun(struct sk_msg_md *md)
+{
+	return msg_kern(md)->apply_bytes != 0;
+}
+
+/*
  * Bytes queued at the socket a redirect helper just picked (msg->sk_redir,
  * set by bpf_msg_redirect_hash; the sockhash holds it, and the program runs
  * under RCU). bpf_tcp_ingress charges what it queues on the peer's

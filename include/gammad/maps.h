@@ -1151,7 +1151,13 @@ struct gammad_kh_slot {
 	__u32 flags;		/* enum gammad_kh_slot_flags */
 	__u32 relay_seq;	/* GAMMAD_KH_SLOT_EDIT: the response the kept bytes start with */
 	__u64 bytes_up;		/* request bytes forwarded */
-	__u64 bytes_down;	/* response bytes redirected to the client */
+	__u64 bytes_down;	/* response bytes delivered to the client's ingress */
+	/*
+	 * Response bytes the server program framed that cross the upstream's
+	 * TCP after all (the rest of a message the client's ingress took only
+	 * in part): the upstream's verdict does not frame them again.
+	 */
+	__u64 framed_ahead;
 	struct gammad_kh_resp r;	/* written by the upstream side only */
 };
 

@@ -1281,6 +1281,61 @@ static char pattern(size_t i)
 }
 
 /*
+ * A slow client's response as the engine relays it (the tests stand in
+ * for the engine): the client reads, the backend writes what it has left,
+ * and once the upstream is handed over (up >= 0) its bytes are copied to
+ * the client's peer, the engine's end. Non-blocking sockets.
+ */
+struct relay {
+	int cli, be, up, peer;
+	const char *resp;		/* what the backend sends: total bytes */
+	char *in;			/* what the client read: got bytes */
+	size_t total, sent, got, relayed, len, off;
+	char buf[65536];		/* read from up: len bytes, off of them written */
+};
+
+/* One step of each; true when a byte moved, else after waiting up to 10 ms. */
+static bool relay_step(struct relay *r)
+{
+	struct pollfd p[3] = { { .fd = r->cli, .events = POLLIN },
+			       { .fd = r->up, .events = POLLIN },
+			       { .fd = r->be, .events = POLLOUT } };
+	bool moved = false;
+	ssize_t n;
+
+	n = recv(r->cli, r->in + r->got, r->total - r->got, 0);
+	if (n > 0) {
+		r->got += (size_t)n;
+		moved = true;
+	}
+	if (r->sent < r->total) {
+		n = send(r->be, r->resp + r->sent, r->total - r->sent, MSG_NOSIGNAL);
+		if (n > 0) {
+			r->sent += (size_t)n;
+			moved = true;
+		}
+	}
+	if (r->up >= 0 && r->off == r->len) {
+		n = recv(r->up, r->buf, sizeof(r->buf), 0);
+		if (n > 0) {
+			r->len = (size_t)n;
+			r->off = 0;
+		}
+	}
+	if (r->off < r->len) {
+		n = send(r->peer, r->buf + r->off, r->len - r->off, MSG_NOSIGNAL);
+		if (n > 0) {
+			r->off += (size_t)n;
+			r->relayed += (size_t)n;
+			moved = true;
+		}
+	}
+	if (!moved)
+		poll(p, r->sent < r->total ? 3 : 2, 10);
+	return moved;
+}
+
+/*
  * A client that stops reading a large response: the kernel stops feeding
  * it at the cap (the bytes redirected to it stay under cap + one skb),
  * the rest stays on the upstream where TCP's window holds the backend (it
@@ -1295,19 +1350,20 @@ static char pattern(size_t i)
 static void test_slow_reader(struct env *e)
 {
 	static const char req[] = "GET /one/big HTTP/1.1\r\nHost: a\r\n\r\n";
-	size_t blen = 32u << 20, total, sent = 0, got = 0, relayed = 0, rlen = 0, roff = 0;
+	size_t blen = 32u << 20, total, sent = 0, got = 0, relayed = 0;
 	uint64_t slow = khst(e, GAMMAD_KH_R_SLOW_READER), down;
-	char head[96], *resp = NULL, *in = NULL, rbuf[65536];
+	char head[96], *resp = NULL, *in = NULL;
+	struct relay *r = malloc(sizeof(*r));
 	struct client c = { -1, -1, 0 };
 	int be, s, idle, hn, bad = -1, nsfd = -1;
 	struct kh_backlog *bl = NULL;
 	size_t got_at_drain = 0;
-	bool drained = false;
 
 	e->slow = 0;
 	e->slow_fd = -1;
 	nsfd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (!ASSERT_GE(nsfd, 0, "netns") || !ASSERT_OK(kh_backlog_open(&bl), "backlog iterator"))
+	if (!ASSERT_OK_PTR(r, "malloc") || !ASSERT_GE(nsfd, 0, "netns") ||
+	    !ASSERT_OK(kh_backlog_open(&bl), "backlog iterator"))
 		goto out;
 	hn = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", blen);
 	total = hn + blen;
@@ -1368,55 +1424,18 @@ static void test_slow_reader(struct env *e)
 		       "the kernel's bytes wait in the client's ingress_skb (TCP only)"))
 		goto out;
 	/* the reader resumes; the test relays as the engine, the backend writes the rest */
-	for (idle = 0; got < total && idle < 200;) {
-		bool moved = false;
-		ssize_t n;
-
-		n = recv(c.cli, in + got, total - got, 0);
-		if (n > 0) {
-			got += (size_t)n;
-			moved = true;
-		}
-		if (sent < total) {
-			n = send(be, resp + sent, total - sent, MSG_NOSIGNAL);
-			if (n > 0) {
-				sent += (size_t)n;
-				moved = true;
-			}
-		}
+	*r = (struct relay){ .cli = c.cli, .be = be, .up = -1, .peer = c.peer, .resp = resp,
+			     .in = in, .total = total, .sent = sent };
+	for (idle = 0; r->got < total && idle < 200;) {
 		/* after SLOW nothing is added to the client's ingress_skb: empty is final */
-		if (!drained && kh_backlog_pending(bl, nsfd, c.cookie) == 0) {
-			drained = true;
-			got_at_drain = got;
+		if (r->up < 0 && kh_backlog_pending(bl, nsfd, c.cookie) == 0) {
+			r->up = e->slow_fd;
+			got_at_drain = r->got;
 		}
-		if (drained) {
-			if (roff == rlen) {
-				n = recv(e->slow_fd, rbuf, sizeof(rbuf), 0);
-				if (n > 0) {
-					rlen = (size_t)n;
-					roff = 0;
-				}
-			}
-			if (roff < rlen) {
-				n = send(c.peer, rbuf + roff, rlen - roff, MSG_NOSIGNAL);
-				if (n > 0) {
-					roff += (size_t)n;
-					relayed += (size_t)n;
-					moved = true;
-				}
-			}
-		}
-		if (moved) {
-			idle = 0;
-		} else {
-			struct pollfd p[3] = { { .fd = c.cli, .events = POLLIN },
-					       { .fd = e->slow_fd, .events = POLLIN },
-					       { .fd = be, .events = POLLOUT } };
-
-			if (poll(p, sent < total ? 3 : 2, 10) == 0)
-				idle++;
-		}
+		idle = relay_step(r) ? 0 : idle + 1;
 	}
+	got = r->got;
+	relayed = r->relayed;
 	for (size_t i = 0; i < got && i < total; i++)
 		if (in[i] != resp[i]) {
 			bad = (int)(i < INT32_MAX ? i : INT32_MAX);
@@ -1436,6 +1455,7 @@ out:
 	kh_backlog_free(bl);
 	if (nsfd >= 0)
 		close(nsfd);
+	free(r);
 	free(resp);
 	free(in);
 }
@@ -1835,6 +1855,22 @@ static long long tcp_bytes(int fd)
 }
 
 /*
+ * A same-node client's first request, served by backend 1: its slot,
+ * backend and upstream found, the slot paired with the backend's socket.
+ */
+static bool samenode_first(struct env *e, struct client *c, int *s, int *be, int *up)
+{
+	if (!round_trip(e, c, 0, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
+			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+		return false;
+	*s = bound_slot(e, c, 0);
+	*be = bound_be(e, c, 0);
+	*up = *s >= 0 ? kh_pools_slot_fd(e->pools, (uint32_t)*s) : -1;
+	return ASSERT_GE(*up, 0, "upstream") && ASSERT_GE(*be, 0, "backend") &&
+	       ASSERT_NEQ(kh_pools_slot_srv(e->pools, (uint32_t)*s), 0, "paired");
+}
+
+/*
  * Same-node server sockets only: a request and its response cross no TCP
  * (the pool's upstream, the connection's anchor, carries not one byte); a
  * 1 MiB response read as it comes and a 200 KiB POST body arrive intact;
@@ -1850,14 +1886,7 @@ static void test_samenode(struct env *e)
 
 	if (!ASSERT_OK_PTR(resp, "malloc") || !ASSERT_OK_PTR(in, "malloc") ||
 	    !ASSERT_OK_PTR(body, "malloc") || !ASSERT_OK(client_open(e, &c), "client") ||
-	    !round_trip(e, &c, 0, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
-			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-		goto out;
-	s = bound_slot(e, &c, 0);
-	be = bound_be(e, &c, 0);
-	up = s >= 0 ? kh_pools_slot_fd(e->pools, (uint32_t)s) : -1;
-	if (!ASSERT_GE(up, 0, "upstream") || !ASSERT_GE(be, 0, "backend") ||
-	    !ASSERT_NEQ(kh_pools_slot_srv(e->pools, (uint32_t)s), 0, "paired") ||
+	    !samenode_first(e, &c, &s, &be, &up) ||
 	    !ASSERT_EQ(tcp_bytes(up), 0, "no byte over the upstream's TCP"))
 		goto out;
 	/* a large response, read as it comes */
@@ -1997,6 +2026,33 @@ static ssize_t read_exact_ms(int fd, char *buf, size_t want, int ms)
 }
 
 /*
+ * A memory cgroup (v1) under ours whose sockets' TCP memory is accounted
+ * (any limit written turns it on, for sockets made or accepted after):
+ * its directory in mc, ours in orig. 0, or -1 with nothing left behind.
+ */
+static int memcg_make(char *orig, size_t olen, char *mc, size_t len, const char *name)
+{
+	if (!ASSERT_OK(memcg_self(orig, olen), "memory cgroup v1") ||
+	    snprintf(mc, len, "%s/%s-%d", orig, name, (int)getpid()) >= (int)len ||
+	    !ASSERT_OK(mkdir(mc, 0755), "mkdir memory cgroup"))
+		return -1;
+	if (!ASSERT_OK(cg_write(mc, "memory.kmem.tcp.limit_in_bytes", -1), "tcp accounting on")) {
+		rmdir(mc);
+		return -1;
+	}
+	return 0;
+}
+
+/* Room for room more bytes of TCP memory in the memory cgroup mc. */
+static bool memcg_room(const char *mc, long long room)
+{
+	long long usage = cg_read(mc, "memory.kmem.tcp.usage_in_bytes");
+
+	return ASSERT_GE(usage, 0, "tcp usage") &&
+	       ASSERT_OK(cg_write(mc, "memory.kmem.tcp.limit_in_bytes", usage + room), "limit");
+}
+
+/*
  * A server socket whose memory cgroup has no room (memory.kmem.tcp of
  * cgroup v1; __sk_rmem_schedule fails in bpf_tcp_ingress) takes a
  * redirected request only in part; the kernel runs the client program
@@ -2020,19 +2076,12 @@ static void test_partial(struct env *e)
 	struct client c = { -1, -1, 0 };
 	struct gammad_kh_slot sv;
 	bool pool = false, ep_set = false, in_mc = false, have_mc = false;
-	long long usage;
 	int lb = -1, s, be, up, hn;
 	ssize_t got;
 
-	if (!ASSERT_OK(memcg_self(mc_orig, sizeof(mc_orig)), "memory cgroup v1") ||
-	    snprintf(mc, sizeof(mc), "%s/gammad-khpart-%d", mc_orig, (int)getpid()) >= (int)sizeof(mc))
-		return;
-	if (!ASSERT_OK(mkdir(mc, 0755), "mkdir memory cgroup"))
+	if (memcg_make(mc_orig, sizeof(mc_orig), mc, sizeof(mc), "gammad-khpart"))
 		return;
 	have_mc = true;
-	/* any limit written turns the cgroup's socket accounting on (for sockets accepted after) */
-	if (!ASSERT_OK(cg_write(mc, "memory.kmem.tcp.limit_in_bytes", -1), "tcp accounting on"))
-		goto out;
 	req = malloc(blen + sizeof(head));
 	in = malloc(blen + sizeof(head));
 	if (!ASSERT_OK_PTR(req, "malloc") || !ASSERT_OK_PTR(in, "malloc"))
@@ -2078,20 +2127,10 @@ static void test_partial(struct env *e)
 		goto out;
 	ep_set = true;
 	e->port[0] = port3;
-	if (!ASSERT_OK(client_open(e, &c), "client") ||
-	    !round_trip(e, &c, 0, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n", NULL,
-			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-		goto out;
-	s = bound_slot(e, &c, 0);
-	be = bound_be(e, &c, 0);
-	up = s >= 0 ? kh_pools_slot_fd(e->pools, (uint32_t)s) : -1;
-	if (!ASSERT_GE(up, 0, "upstream") || !ASSERT_GE(be, 0, "backend") ||
-	    !ASSERT_NEQ(kh_pools_slot_srv(e->pools, (uint32_t)s), 0, "paired"))
+	if (!ASSERT_OK(client_open(e, &c), "client") || !samenode_first(e, &c, &s, &be, &up))
 		goto out;
 	/* room for a first part of the request, not for all of it */
-	usage = cg_read(mc, "memory.kmem.tcp.usage_in_bytes");
-	if (!ASSERT_GE(usage, 0, "tcp usage") ||
-	    !ASSERT_OK(cg_write(mc, "memory.kmem.tcp.limit_in_bytes", usage + 48 * 1024), "limit"))
+	if (!memcg_room(mc, 48 * 1024))
 		goto out;
 	hn = snprintf(head, sizeof(head), "POST /one/up HTTP/1.1\r\nHost: a\r\n"
 		      "Content-Length: %zu\r\n\r\n", blen);
@@ -2159,6 +2198,123 @@ out:
 	if (have_mc)
 		rmdir(mc);
 	free(req);
+	free(in);
+}
+
+/*
+ * The response direction: a client socket whose memory cgroup has no room
+ * takes a same-node server's response message only in part, and the
+ * kernel runs gammad_kh_server again on the rest (6.18 has cleared the
+ * message's target by then). That rest was framed with its first part:
+ * it goes over the connection's TCP (SLOW: the pools hand the upstream
+ * over, the test relays as the engine does) and the upstream's verdict
+ * does not frame it again (framed_ahead). Exact accounting: the client
+ * gets the response whole and in order, bytes_down is what its ingress
+ * took (the rest the relay carried), and the slot framed one response,
+ * once (before: the rest framed again as a new response, counted down
+ * twice, the slot unframed).
+ */
+static void test_partial_resp(struct env *e)
+{
+	size_t blen = 200 * 1024, total, got, relayed;
+	char mc_orig[PATH_MAX - 64], mc[PATH_MAX], head[96], *resp = NULL, *in = NULL;
+	uint64_t slow = khst(e, GAMMAD_KH_R_SLOW_READER), down0;
+	bool in_mc = false, have_mc = false, limited = false;
+	struct relay *r = malloc(sizeof(*r));
+	struct client c = { -1, -1, 0 };
+	struct gammad_kh_slot sv;
+	int s, be, up, hn, idle;
+	ssize_t n;
+	uint32_t seq0;
+
+	e->slow = 0;
+	e->slow_fd = -1;
+	if (!ASSERT_OK_PTR(r, "malloc") ||
+	    memcg_make(mc_orig, sizeof(mc_orig), mc, sizeof(mc), "gammad-khresp")) {
+		free(r);
+		return;
+	}
+	have_mc = true;
+	/* the client's socket made inside the memory cgroup: charged to it */
+	if (!ASSERT_OK(cg_write(mc, "tasks", gettid()), "join memory cgroup"))
+		goto out;
+	in_mc = true;
+	if (!ASSERT_OK(client_open(e, &c), "client"))
+		goto out;
+	in_mc = false;
+	if (!ASSERT_OK(cg_write(mc_orig, "tasks", gettid()), "leave memory cgroup") ||
+	    !samenode_first(e, &c, &s, &be, &up) ||
+	    !ASSERT_OK(bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.gammad_khslot_v1), &s, &sv),
+		       "slot"))
+		goto out;
+	seq0 = sv.r.resp_seq;
+	down0 = sv.bytes_down;
+	hn = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", blen);
+	total = hn + blen;
+	resp = malloc(total);
+	in = malloc(total);
+	if (!ASSERT_OK_PTR(resp, "malloc") || !ASSERT_OK_PTR(in, "malloc"))
+		goto out;
+	memcpy(resp, head, hn);
+	for (size_t i = 0; i < blen; i++)
+		resp[hn + i] = pattern(i * 3);
+	if (!ASSERT_TRUE(send_str(c.cli, "GET /one/big HTTP/1.1\r\nHost: a\r\n\r\n"), "request") ||
+	    !expect_str(be, "GET /one/big HTTP/1.1\r\nHost: a\r\n\r\n", "request") ||
+	    !ASSERT_TRUE(set_nonblock(be), "nonblock") ||
+	    !ASSERT_TRUE(set_nonblock(c.cli), "nonblock") ||
+	    !ASSERT_TRUE(set_nonblock(c.peer), "nonblock"))
+		goto out;
+	/* room for a first part of the response, not for all of it; one write */
+	if (!memcg_room(mc, 48 * 1024))
+		goto out;
+	limited = true;
+	n = send(be, resp, total, MSG_NOSIGNAL);
+	if (!ASSERT_GT(n, 0, "backend send"))
+		goto out;
+	cg_write(mc, "memory.kmem.tcp.limit_in_bytes", -1);
+	limited = false;
+	/* the client reads (its ingress first), the test relays the rest as the engine */
+	*r = (struct relay){ .cli = c.cli, .be = be, .up = -1, .peer = c.peer, .resp = resp,
+			     .in = in, .total = total, .sent = (size_t)n };
+	for (idle = 0; r->got < total && idle < 300;) {
+		if (r->up < 0) {
+			kh_pools_run(e->pools);
+			if (e->slow_fd >= 0 && set_nonblock(e->slow_fd))
+				r->up = e->slow_fd;
+		}
+		idle = relay_step(r) ? 0 : idle + 1;
+	}
+	got = r->got;
+	relayed = r->relayed;
+	if (!ASSERT_OK(bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.gammad_khslot_v1), &s, &sv),
+		       "slot"))
+		goto out;
+	test__printf("  %zu bytes at the client, %zu of them relayed; bytes_down +%llu, "
+		     "framed ahead %llu, responses framed +%u, flags %#x\n", got, relayed,
+		     (unsigned long long)(sv.bytes_down - down0),
+		     (unsigned long long)sv.framed_ahead, sv.r.resp_seq - seq0, sv.flags);
+	ASSERT_EQ(got, total, "every byte at the client");
+	ASSERT_OK(memcmp(in, resp, got < total ? got : total), "in order, none lost");
+	ASSERT_GT(sv.bytes_down - down0, 0, "a first part through the client's ingress");
+	ASSERT_GT(relayed, 0, "the rest over the upstream's TCP, relayed");
+	ASSERT_EQ(got - relayed, sv.bytes_down - down0, "bytes_down: what the ingress took");
+	ASSERT_EQ(e->slow, c.cookie, "the pools hand its upstream over");
+	ASSERT_EQ(khst(e, GAMMAD_KH_R_SLOW_READER) - slow, 1, "counted: slow reader");
+	ASSERT_FALSE(sv.flags & GAMMAD_KH_SLOT_UNFRAMED, "still framed");
+	ASSERT_EQ(sv.r.resp_seq - seq0, 1, "one response framed");
+	ASSERT_EQ(sv.r.state, GAMMAD_KH_RS_STATUS, "at the next head");
+	ASSERT_EQ(sv.r.k, 0, "nothing of a next head");
+	ASSERT_EQ(sv.framed_ahead, 0, "every byte framed ahead came over TCP");
+out:
+	client_close(&c);
+	if (in_mc)
+		cg_write(mc_orig, "tasks", gettid());
+	if (limited)
+		cg_write(mc, "memory.kmem.tcp.limit_in_bytes", -1);
+	if (have_mc)
+		rmdir(mc);
+	free(r);
+	free(resp);
 	free(in);
 }
 
@@ -2236,6 +2392,8 @@ static void run(bool samenode)
 		test_samenode(&e);
 	if (samenode && SUBTEST("partial_ingress"))
 		test_partial(&e);
+	if (samenode && SUBTEST("partial_response"))
+		test_partial_resp(&e);
 	if (SUBTEST("pipeline"))
 		test_pipeline(&e);
 	if (SUBTEST("resp_edits"))

@@ -124,7 +124,7 @@ int kd_resp(struct __sk_buff *skb)
 		return SK_PASS;
 	if (!(sl->flags & GAMMAD_KH_SLOT_UNFRAMED)) {
 		kh_frame_begin(sl, p);
-		kh_frame_end(sl, p, kh_resp_parse(skb, p));
+		kh_frame_end(sl, p, kh_resp_parse(skb, 0, p));
 	}
 	return SK_PASS;
 }

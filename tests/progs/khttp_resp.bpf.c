@@ -32,7 +32,7 @@ int kh_resp_run(struct __sk_buff *skb)
 	p = bpf_map_lookup_elem(&kh_resp_state, &zero);
 	if (!p)
 		return 1;
-	if (!p->unframed && kh_resp_parse(skb, p))
+	if (!p->unframed && kh_resp_parse(skb, 0, p))
 		p->unframed = 1;
 	return 1;
 }
