@@ -501,7 +501,7 @@ int gammad_kh_upstream(struct __sk_buff *skb)
 	if (owner == GAMMAD_KH_OWNER_FREE || owner == GAMMAD_KH_OWNER_DEAD ||
 	    (sl->flags & GAMMAD_KH_SLOT_CUT))
 		return SK_DROP;
-	skip = kh_ahead_take(sl, skb->len);
+	skip = kh_ahead_take(sl, id, skb->len);
 	if (!(sl->flags & GAMMAD_KH_SLOT_UNFRAMED) && skip < skb->len) {
 		kh_frame_begin(sl, p);
 		kh_frame_end(sl, p, kh_resp_parse(skb, skip, p));
@@ -593,7 +593,7 @@ static __always_inline int kh_server_to_engine(struct sk_msg_md *msg, struct gam
  * instead, as a slow reader's bytes (SLOW: the agent relays them from the
  * upstream; the client reads its ingress before its TCP receive queue, so
  * the order holds), the upstream's verdict told not to frame them again
- * (framed_ahead). Bytes TCP does not take now (a full send buffer of a
+ * (kh_ahead_add). Bytes TCP does not take now (a full send buffer of a
  * non-blocking backend) come again as the next message: over TCP too, the
  * bytes the count skips all the same. A head still to edit after it cannot
  * go that way: the client is cut, as at the cap.
@@ -608,7 +608,11 @@ static __always_inline int kh_server_rest(struct sk_msg_md *msg, struct gammad_k
 		kh_slot_cut(sl, id);
 	if (sl->flags & GAMMAD_KH_SLOT_CUT)
 		return SK_DROP;
-	__sync_fetch_and_add(&sl->framed_ahead, rest);
+	/* not counted, it would be framed twice: nothing more of this slot goes */
+	if (!kh_ahead_add(sl, id, rest)) {
+		kh_slot_cut(sl, id);
+		return SK_DROP;
+	}
 	if (!(sl->flags & GAMMAD_KH_SLOT_SLOW))
 		kh_slot_slow(sl, id);
 	return kh_server_tcp(msg, sv, rest, true);

@@ -128,6 +128,14 @@ struct {
 	__type(value, struct gammad_kh_slot);
 } gammad_khslot_v1 SEC(".maps");
 
+/* include/gammad/maps.h: response bytes framed ahead, per slot (GAMMAD_KH_SLOT_AHEAD) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GAMMAD_KH_SLOTS_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} gammad_khfa_v1 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
@@ -257,21 +265,50 @@ static __always_inline void kh_frame_end(struct gammad_kh_slot *sl, struct kh_rs
 
 /*
  * Bytes at the start of what the upstream's TCP brings that the server
- * program framed already (framed_ahead: the rest of a message the client's
- * ingress took only in part, sent over TCP since): taken off the count,
- * not framed again. The server program adds before the bytes leave, so
+ * program framed already (gammad_khfa_v1: the rest of a message the
+ * client's ingress took only in part, sent over TCP since): taken off the
+ * count, not framed again. Looked at only for a slot the server program
+ * armed (GAMMAD_KH_SLOT_AHEAD), which it does before the bytes leave, so
  * the count is there when they arrive.
  */
-static __always_inline __u32 kh_ahead_take(struct gammad_kh_slot *sl, __u32 len)
+static __always_inline __u32 kh_ahead_take(const struct gammad_kh_slot *sl, __u32 id, __u32 len)
 {
-	__u64 ahead = *(volatile __u64 *)&sl->framed_ahead;
+	__u64 *ahead, n;
 
+	if (!(sl->flags & GAMMAD_KH_SLOT_AHEAD))
+		return 0;
+	ahead = bpf_map_lookup_elem(&gammad_khfa_v1, &id);
 	if (!ahead)
 		return 0;
-	if (ahead > len)
-		ahead = len;
-	__sync_fetch_and_sub(&sl->framed_ahead, ahead);
-	return ahead;
+	n = *(volatile __u64 *)ahead;
+	if (!n)
+		return 0;
+	if (n > len)
+		n = len;
+	__sync_fetch_and_sub(ahead, n);
+	return n;
+}
+
+/*
+ * The server program framed n bytes that go over the upstream's TCP after
+ * all: counted for kh_ahead_take. The first time in this arming of the
+ * slot the count is stored, what an earlier arming left overwritten, and
+ * only then the slot armed (the verdict reads the count after the bit).
+ * Only the server program adds, under its socket's lock: no other writer.
+ */
+static __always_inline bool kh_ahead_add(struct gammad_kh_slot *sl, __u32 id, __u64 n)
+{
+	__u64 *ahead = bpf_map_lookup_elem(&gammad_khfa_v1, &id);
+
+	if (!ahead)
+		return false;
+	if (sl->flags & GAMMAD_KH_SLOT_AHEAD) {
+		__sync_fetch_and_add(ahead, n);
+		return true;
+	}
+	*(volatile __u64 *)ahead = n;
+	__sync_fetch_and_or(&sl->flags, GAMMAD_KH_SLOT_AHEAD);
+	return true;
 }
 
 /* The client lags beyond the cap: the rest waits under TCP's flow control, the agent is told. */

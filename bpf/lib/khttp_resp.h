@@ -449,8 +449,7 @@ static __always_inline int kh_resp_walk(void *ctx, bool msg, __u32 from, __u32 l
 
 /*
  * The upstream's sk_skb verdict: an skb of the response stream, from byte
- * from on (the bytes before it were framed already: gammad_kh_slot's
- * framed_ahead).
+ * from on (the bytes before it were framed already: kh_ahead_take).
  */
 KH_GLOBAL int kh_resp_parse(struct __sk_buff *skb, __u32 from, struct kh_rscratch *p)
 {

@@ -1093,7 +1093,27 @@ enum gammad_kh_slot_flags {
 	 * head as it would its own (GAMMAD_KH_EV_SLOW, engine_relay.c).
 	 */
 	GAMMAD_KH_SLOT_EDIT = 1 << 5,
+	/*
+	 * Same-node server: gammad_khfa_v1[slot] counts response bytes framed
+	 * already that cross the upstream's TCP after all; the upstream's
+	 * verdict reads it only with this bit. Set by the server side, for
+	 * the slot's arming (the agent writes a fresh slot, without it).
+	 */
+	GAMMAD_KH_SLOT_AHEAD = 1 << 6,
 };
+
+/*
+ * Per slot (gammad_khfa_v1[slot], a __u64, same-node servers only): the
+ * response bytes the server side framed and counted with the first part
+ * of a message whose rest the client's ingress did not take: that rest
+ * crosses the upstream's TCP, and its verdict takes them off here instead
+ * of framing them again. Valid while the slot has GAMMAD_KH_SLOT_AHEAD:
+ * the server side stores the count (not adds) when it sets the bit, so
+ * what an earlier arming left is never read. A map of its own, not a
+ * field of gammad_kh_slot: the slot map's layout stays what pinned state
+ * of earlier builds has (an agent adopts a pinned map only as it is).
+ */
+#define GAMMAD_MAP_KH_AHEAD	"gammad_khfa_v1"
 
 /*
  * Per slot (gammad_khsre_v1[slot], same-node servers only): bit (seq %
@@ -1152,12 +1172,6 @@ struct gammad_kh_slot {
 	__u32 relay_seq;	/* GAMMAD_KH_SLOT_EDIT: the response the kept bytes start with */
 	__u64 bytes_up;		/* request bytes forwarded */
 	__u64 bytes_down;	/* response bytes delivered to the client's ingress */
-	/*
-	 * Response bytes the server program framed that cross the upstream's
-	 * TCP after all (the rest of a message the client's ingress took only
-	 * in part): the upstream's verdict does not frame them again.
-	 */
-	__u64 framed_ahead;
 	struct gammad_kh_resp r;	/* written by the upstream side only */
 };
 
