@@ -445,26 +445,6 @@ static void run_load(struct http_env *e, int conns, int reqs, bool check_metrics
 	run_load_kh(e, conns, reqs, check_metrics, true);
 }
 
-static long paired_slots(const char *pin_dir)
-{
-	char path[128];
-	long n = 0;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", pin_dir, GAMMAD_MAP_KH_SRV_SLOT);
-	fd = bpf_obj_get(path);
-	if (fd < 0)
-		return -1;
-	for (uint32_t s = 0; s < GAMMAD_KH_SLOTS_MAX; s++) {
-		uint64_t v = 0;
-
-		if (!bpf_map_lookup_elem(fd, &s, &v) && v)
-			n++;
-	}
-	close(fd);
-	return n;
-}
-
 /* ---- kernel HTTP pools ahead and on demand (--kernel-http-idle, KH_IDLE) --- */
 
 #define KH_IDLE "1"		/* seconds */
@@ -674,7 +654,7 @@ static void pools_on_demand(struct http_env *e)
 		/* made: the kernel serves them */
 		run_load_kh(e, 4, 50, false, true);
 		if (e->sockmap)
-			ASSERT_GT(paired_slots(e->ag.pin_dir), 0, "same-node server sockets paired");
+			ASSERT_GT(pinned_kh_paired(e->ag.pin_dir), 0, "same-node server sockets paired");
 		/* unused: closed after the idle time (want halves, the rest goes) */
 		t0 = ms_now();
 		pools = pools_wait(e, 0, false, 10000);

@@ -146,8 +146,8 @@ static uint64_t sock_u64(int fd, int opt)
 	return v;
 }
 
-/* Read exactly want bytes within 2 s; what came. */
-static ssize_t read_exact(int fd, char *buf, size_t want)
+/* Read exactly want bytes, waiting up to ms between two reads (TCP retransmits under pressure). */
+static ssize_t read_exact_ms(int fd, char *buf, size_t want, int ms)
 {
 	size_t n = 0;
 
@@ -155,7 +155,7 @@ static ssize_t read_exact(int fd, char *buf, size_t want)
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		ssize_t r;
 
-		if (poll(&p, 1, 2000) != 1)
+		if (poll(&p, 1, ms) != 1)
 			break;
 		r = recv(fd, buf + n, want - n, 0);
 		if (r <= 0)
@@ -163,6 +163,12 @@ static ssize_t read_exact(int fd, char *buf, size_t want)
 		n += (size_t)r;
 	}
 	return (ssize_t)n;
+}
+
+/* Read exactly want bytes, waiting up to 2 s between two reads; what came. */
+static ssize_t read_exact(int fd, char *buf, size_t want)
+{
+	return read_exact_ms(fd, buf, want, 2000);
 }
 
 /* Nothing (more) to read on fd within ms. */
@@ -2006,24 +2012,6 @@ static long long cg_read(const char *dir, const char *file)
 	return n > 0 ? strtoll(buf, NULL, 10) : -1;
 }
 
-/* Read exactly want bytes, waiting up to ms between two reads (TCP retransmits under pressure). */
-static ssize_t read_exact_ms(int fd, char *buf, size_t want, int ms)
-{
-	size_t n = 0;
-
-	while (n < want) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t r;
-
-		if (poll(&p, 1, ms) != 1)
-			break;
-		r = recv(fd, buf + n, want - n, 0);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	return (ssize_t)n;
-}
 
 /*
  * A memory cgroup (v1) under ours whose sockets' TCP memory is accounted
